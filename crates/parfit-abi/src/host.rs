@@ -1,0 +1,313 @@
+//! The host side of the ABI: find plugin libraries, load them, check their ABI version, and wrap their models
+//! as ordinary [`Model`]s.
+
+use std::ffi::{CStr, c_char, c_void};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use libloading::Library;
+use parfit_core::model::downcast_workspace;
+use parfit_core::{Model, ModelSpec, SimError, Workspace};
+
+use crate::{ABI_VERSION, ENTRY_SYMBOL, EntryFn, FILE_PREFIX, PluginInfo, PluginTable, status};
+
+/// Why a plugin could not be loaded or used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadError {
+    /// The file is missing or is not a shared library this platform can load.
+    NotLoadable { path: PathBuf, reason: String },
+    /// A loadable library without the entry symbol.
+    NotAPlugin { path: PathBuf },
+    /// A plugin built against another ABI version.
+    AbiMismatch { path: PathBuf, plugin: u32, host: u32 },
+    /// The plugin's self-description is unreadable.
+    BadInfo { path: PathBuf, reason: String },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::NotLoadable { path, reason } => {
+                write!(f, "{}: not a loadable shared library ({reason})", path.display())
+            }
+            LoadError::NotAPlugin { path } => write!(
+                f,
+                "{}: not a parfit plugin (the library does not export the `{ENTRY_SYMBOL}` symbol)",
+                path.display()
+            ),
+            LoadError::AbiMismatch { path, plugin, host } => write!(
+                f,
+                "{}: the plugin speaks plugin ABI version {plugin} but this parfit speaks version {host}; \
+                 rebuild the plugin against a parfit-abi with ABI version {host}",
+                path.display()
+            ),
+            LoadError::BadInfo { path, reason } => {
+                write!(f, "{}: the plugin's description is unreadable ({reason})", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A loaded plugin library.
+pub struct LoadedPlugin {
+    path: PathBuf,
+    info: PluginInfo,
+    table: &'static PluginTable,
+    // Declared last: models and the table point into it, so it must outlive them (they hold clones).
+    library: Arc<Library>,
+}
+
+impl fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedPlugin").field("path", &self.path).field("info", &self.info).finish()
+    }
+}
+
+/// Copy a NUL-terminated string owned by the plugin.
+///
+/// # Safety
+/// `ptr` is null or points to a NUL-terminated string valid for the duration of the call.
+unsafe fn owned_string(ptr: *const c_char) -> Option<String> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: non-null and NUL-terminated per the contract above.
+    Some(unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+}
+
+impl LoadedPlugin {
+    /// Load the plugin at `path`, refusing it unless it speaks this host's ABI version.
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        // SAFETY: loading a library runs its initialisers. We load only files the user named, or files named
+        // like parfit plugins in the plugin directories; that is the trust model of every plugin host.
+        let library = unsafe { Library::new(path) }
+            .map_err(|e| LoadError::NotLoadable { path: path.to_path_buf(), reason: e.to_string() })?;
+        // SAFETY: a parfit plugin exports the entry symbol with the `EntryFn` signature.
+        let entry: EntryFn = unsafe { library.get::<EntryFn>(ENTRY_SYMBOL.as_bytes()) }
+            .map(|symbol| *symbol)
+            .map_err(|_| LoadError::NotAPlugin { path: path.to_path_buf() })?;
+        // SAFETY: calling the entry function is part of the plugin contract; it returns a static table.
+        let table_ptr = unsafe { entry() };
+        if table_ptr.is_null() {
+            return Err(LoadError::NotAPlugin { path: path.to_path_buf() });
+        }
+        // SAFETY: every ABI version starts its table with a `u32` version field; read only that first.
+        let plugin_version = unsafe { table_ptr.cast::<u32>().read() };
+        if plugin_version != ABI_VERSION {
+            return Err(LoadError::AbiMismatch { path: path.to_path_buf(), plugin: plugin_version, host: ABI_VERSION });
+        }
+        // SAFETY: same version, so the table has this layout; it is static in the library, which we keep
+        // alive (in `library`, and in every model) for as long as the reference is used.
+        let table: &'static PluginTable = unsafe { &*table_ptr };
+        // SAFETY: `info` returns a NUL-terminated string valid for the library's lifetime.
+        let info_text = unsafe { owned_string((table.info)()) }.unwrap_or_default();
+        let info: PluginInfo = serde_json::from_str(&info_text)
+            .map_err(|e| LoadError::BadInfo { path: path.to_path_buf(), reason: e.to_string() })?;
+        Ok(LoadedPlugin { path: path.to_path_buf(), info, table, library: Arc::new(library) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// Whether the plugin offers `kind`.
+    pub fn offers(&self, kind: &str) -> bool {
+        self.info.kinds.iter().any(|k| k.kind == kind)
+    }
+
+    /// The plugin's last error on this thread.
+    fn last_error(&self) -> String {
+        // SAFETY: `last_error` returns a NUL-terminated string valid until the next call on this thread.
+        unsafe { owned_string((self.table.last_error)()) }.unwrap_or_else(|| "unknown plugin error".into())
+    }
+
+    /// Create a model of `kind` from its JSON configuration.
+    pub fn create(&self, kind: &str, config_json: &str) -> Result<PluginModel, String> {
+        // SAFETY: the pointers and lengths describe live UTF-8 buffers for the duration of the call.
+        let handle = unsafe { (self.table.create)(kind.as_ptr(), kind.len(), config_json.as_ptr(), config_json.len()) };
+        if handle.is_null() {
+            return Err(self.last_error());
+        }
+        // SAFETY: `describe` returns the model's spec as a NUL-terminated string owned by the live handle.
+        let spec_json = unsafe { owned_string((self.table.describe)(handle)) }.unwrap_or_default();
+        match serde_json::from_str::<ModelSpec>(&spec_json) {
+            Ok(spec) => Ok(PluginModel {
+                handle,
+                table: self.table,
+                spec: spec.normalise(),
+                _library: Arc::clone(&self.library),
+            }),
+            Err(e) => {
+                // SAFETY: the handle came from `create` above and is not used again.
+                unsafe { (self.table.model_free)(handle) };
+                Err(format!("{}: the model's spec is unreadable ({e})", self.path.display()))
+            }
+        }
+    }
+}
+
+/// A model living in a plugin, usable wherever a core [`Model`] is.
+pub struct PluginModel {
+    handle: *mut c_void,
+    table: &'static PluginTable,
+    spec: ModelSpec,
+    _library: Arc<Library>,
+}
+
+// SAFETY: a plugin model wraps a Rust `dyn Model`, which is `Send + Sync` by the `Model` trait's bounds; the
+// handle is only read concurrently (simulate takes a per-thread workspace), and freed once in `Drop`.
+unsafe impl Send for PluginModel {}
+// SAFETY: as above.
+unsafe impl Sync for PluginModel {}
+
+impl Drop for PluginModel {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `create` and is freed exactly once, here.
+        unsafe { (self.table.model_free)(self.handle) };
+    }
+}
+
+/// A workspace living in a plugin.
+struct PluginWorkspace {
+    handle: *mut c_void,
+    table: &'static PluginTable,
+    _library: Arc<Library>,
+}
+
+// SAFETY: the workspace is a plugin-side `Workspace` (`Box<dyn Any + Send>`), used by one thread at a time.
+unsafe impl Send for PluginWorkspace {}
+
+impl Drop for PluginWorkspace {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `workspace_new` and is freed exactly once, here.
+        unsafe { (self.table.workspace_free)(self.handle) };
+    }
+}
+
+impl PluginModel {
+    fn last_error(&self) -> String {
+        // SAFETY: as in `LoadedPlugin::last_error`.
+        unsafe { owned_string((self.table.last_error)()) }.unwrap_or_else(|| "unknown plugin error".into())
+    }
+}
+
+impl Model for PluginModel {
+    fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    fn workspace(&self) -> Workspace {
+        // SAFETY: the model handle is live for `self`'s lifetime.
+        let handle = unsafe { (self.table.workspace_new)(self.handle) };
+        // A null workspace (a panic while making it) is reported by `simulate` as an error, not a panic here.
+        Box::new(PluginWorkspace { handle, table: self.table, _library: Arc::clone(&self._library) })
+    }
+
+    fn simulate(
+        &self,
+        ws: &mut Workspace,
+        params: &[f64],
+        inputs: &[f64],
+        times: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), SimError> {
+        let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
+        if ws.handle.is_null() {
+            return Err(SimError::Other(format!("the plugin could not make a workspace: {}", self.last_error())));
+        }
+        // SAFETY: live handles; every pointer/length pair describes a live buffer, and `out` is exclusive.
+        let code = unsafe {
+            (self.table.simulate)(
+                self.handle,
+                ws.handle,
+                params.as_ptr(),
+                params.len(),
+                inputs.as_ptr(),
+                inputs.len(),
+                times.as_ptr(),
+                times.len(),
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        };
+        match code {
+            status::OK => Ok(()),
+            status::SIM_ERROR => {
+                let text = self.last_error();
+                Err(serde_json::from_str(&text).unwrap_or(SimError::Other(text)))
+            }
+            _ => Err(SimError::Other(self.last_error())),
+        }
+    }
+}
+
+/// Whether a file name looks like a parfit plugin library on this platform.
+pub fn is_plugin_file_name(name: &str) -> bool {
+    let stem = name.strip_prefix(std::env::consts::DLL_PREFIX).unwrap_or(name);
+    stem.starts_with(FILE_PREFIX) && name.ends_with(std::env::consts::DLL_SUFFIX)
+}
+
+/// Where plugins are looked for, in order: explicit paths (files or directories), then each directory in
+/// `PARFIT_PLUGIN_PATH`, then the directory of the running executable.
+pub fn search_path(explicit: &[PathBuf], env_value: Option<&std::ffi::OsStr>, exe: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = explicit.to_vec();
+    if let Some(v) = env_value {
+        dirs.extend(std::env::split_paths(v).filter(|p| !p.as_os_str().is_empty()));
+    }
+    if let Some(dir) = exe.and_then(Path::parent) {
+        dirs.push(dir.to_path_buf());
+    }
+    dirs
+}
+
+/// The result of a plugin scan: plugins in search order (first of a name wins) and what failed to load.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub plugins: Vec<LoadedPlugin>,
+    /// Files that look like plugins but could not be loaded, or shadowed duplicates.
+    pub problems: Vec<String>,
+}
+
+/// Load every plugin on the search path. An explicitly named file that fails is an error; plugin-like files
+/// in directories that fail are reported in `problems` and skipped.
+pub fn discover(explicit: &[PathBuf], search: &[PathBuf]) -> Result<Discovery, LoadError> {
+    let mut found = Discovery::default();
+    let add = |plugin: LoadedPlugin, found: &mut Discovery| {
+        if let Some(first) = found.plugins.iter().find(|p| p.info.name == plugin.info.name) {
+            found.problems.push(format!(
+                "{}: plugin '{}' is shadowed by {}",
+                plugin.path.display(),
+                plugin.info.name,
+                first.path.display()
+            ));
+        } else {
+            found.plugins.push(plugin);
+        }
+    };
+    for path in search {
+        if path.is_file() || (explicit.contains(path) && !path.is_dir()) {
+            add(LoadedPlugin::load(path)?, &mut found);
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(path) else { continue };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(is_plugin_file_name))
+            .collect();
+        files.sort(); // a stable order, whatever the file system returns
+        for file in files {
+            match LoadedPlugin::load(&file) {
+                Ok(plugin) => add(plugin, &mut found),
+                Err(e) => found.problems.push(e.to_string()),
+            }
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,114 @@
+//! `parfit run`: simulate a model once and print (or write) its outputs as CSV, time first.
+
+use std::path::{Path, PathBuf};
+
+use parfit_core::{Model, OutputKind};
+
+use crate::commands::{model_from_config, plugin_options};
+use crate::config::{LoadedConfig, parse_times};
+use crate::data::read_observations;
+use crate::error::{CliResult, failed, input};
+use crate::plugins::{create_model, find_plugins, kind_for_file};
+use crate::{Common, Format, init_threads, parse_sets};
+
+pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: &Common) -> CliResult<()> {
+    init_threads(common.threads)?;
+    let is_config = path.extension().is_some_and(|e| e == "toml");
+    let (model, mut params, config_times) = if is_config {
+        let loaded = LoadedConfig::load(path)?;
+        let model = model_from_config(explicit, &loaded, common)?.model;
+        let mut params = model.spec().defaults();
+        for (name, p) in &loaded.config.parameters {
+            let i = param_index(model.as_ref(), name, &path.display().to_string())?;
+            if let Some(v) = p.fixed.or(p.start) {
+                params[i] = v;
+            }
+        }
+        let times = match (&loaded.config.run.times, &loaded.config.data) {
+            (Some(t), _) => Some(t.values().map_err(|e| input(format!("{}: [run] {e}", path.display())))?),
+            (None, Some(data)) => Some(read_observations(&loaded.resolve(&data.path), &data.time, &[])?.times),
+            (None, None) => None,
+        };
+        (model, params, times)
+    } else {
+        let found = find_plugins(explicit)?;
+        let (plugin, kind) = kind_for_file(&found, path)?;
+        let options = plugin_options(&toml::Table::new(), common, &path.display().to_string())?;
+        let model = create_model(plugin, &kind, Some(path), options)?;
+        let params = model.spec().defaults();
+        (model, params, None)
+    };
+    for (name, value) in parse_sets(&common.set)? {
+        let i = param_index(model.as_ref(), &name, "--set")?;
+        params[i] = value;
+    }
+    let spec = model.spec();
+    let times = match times_flag {
+        Some(t) => parse_times(t).map_err(|e| input(format!("--times: {e}")))?,
+        None => match (config_times, spec.output_kind) {
+            (Some(t), _) => t,
+            (None, OutputKind::Scalar) => vec![],
+            (None, OutputKind::TimeSeries) => {
+                return Err(input("this model's outputs are time series: give --times START:STOP:COUNT".to_string()));
+            }
+        },
+    };
+
+    let mut ws = model.workspace();
+    let mut out = vec![0.0; spec.output_len(times.len())];
+    model.simulate(&mut ws, &params, &[], &times, &mut out).map_err(|e| failed(format!("simulation failed: {e}")))?;
+
+    let n = spec.outputs.len();
+    let rows: Vec<(Option<f64>, &[f64])> = match spec.output_kind {
+        OutputKind::TimeSeries => times.iter().zip(out.chunks_exact(n.max(1))).map(|(t, r)| (Some(*t), r)).collect(),
+        OutputKind::Scalar => vec![(None, &out[..])],
+    };
+    let text = match common.format.unwrap_or(Format::Csv) {
+        Format::Json => {
+            let outputs: serde_json::Map<String, serde_json::Value> = spec
+                .outputs
+                .iter()
+                .enumerate()
+                .map(|(j, name)| (name.clone(), rows.iter().map(|r| r.1[j]).collect::<Vec<f64>>().into()))
+                .collect();
+            let params: serde_json::Map<String, serde_json::Value> =
+                spec.params.iter().zip(&params).map(|(p, v)| (p.name.clone(), (*v).into())).collect();
+            serde_json::json!({ "parameters": params, "times": times, "outputs": outputs }).to_string() + "\n"
+        }
+        Format::Csv | Format::Table => {
+            let sep = if common.format == Some(Format::Table) { "\t" } else { "," };
+            let mut header: Vec<&str> = spec.outputs.iter().map(String::as_str).collect();
+            if spec.output_kind == OutputKind::TimeSeries {
+                header.insert(0, "time");
+            }
+            let mut text = header.join(sep) + "\n";
+            for (t, row) in &rows {
+                let mut cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+                if let Some(t) = t {
+                    cells.insert(0, t.to_string());
+                }
+                text += &(cells.join(sep) + "\n");
+            }
+            text
+        }
+    };
+    match &common.output {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| failed(format!("{}: cannot create ({e})", dir.display())))?;
+            let name = if common.format == Some(Format::Json) { "run.json" } else { "run.csv" };
+            let file = dir.join(name);
+            std::fs::write(&file, text).map_err(|e| failed(format!("{}: cannot write ({e})", file.display())))?;
+            eprintln!("wrote {}", file.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn param_index(model: &dyn Model, name: &str, origin: &str) -> CliResult<usize> {
+    let spec = model.spec();
+    spec.param_index(name).ok_or_else(|| {
+        let names: Vec<&str> = spec.params.iter().map(|p| p.name.as_str()).collect();
+        input(format!("{origin}: the model has no parameter named '{name}' (it has: {})", names.join(", ")))
+    })
+}

@@ -1,0 +1,259 @@
+//! The TOML configuration of `parfit fit` and `parfit run`, and its loading with file-named errors.
+//!
+//! Relative paths in a configuration are relative to the configuration file's directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use parfit_core::optimise::{CmaesOptions, NelderMeadOptions};
+use serde::Deserialize;
+
+use crate::error::{CliResult, input};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub model: ModelSection,
+    pub data: Option<DataSection>,
+    /// Per-parameter settings, by model parameter name.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, ParameterSection>,
+    #[serde(default)]
+    pub fit: FitSection,
+    #[serde(default)]
+    pub run: RunSection,
+    #[serde(default)]
+    pub output: OutputSection,
+    /// Seed of every random choice (optimiser sampling). Default 0.
+    pub seed: Option<u64>,
+    /// Worker threads; default: one per core.
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Plugin name (as `parfit plugins` lists it); default: the first plugin offering `kind`.
+    pub plugin: Option<String>,
+    /// Model kind, e.g. "diffsl".
+    pub kind: String,
+    /// Model source file, given to the plugin as text.
+    pub source: Option<PathBuf>,
+    /// Further plugin options (for the ODE plugin: rtol, atol, max_steps, …).
+    #[serde(default)]
+    pub options: toml::Table,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// CSV file with a header row.
+    pub path: PathBuf,
+    /// Name of the time column. Default "t".
+    #[serde(default = "default_time")]
+    pub time: String,
+    /// Observed model outputs; each is read from the CSV column of the same name unless `columns` maps it.
+    pub outputs: Vec<String>,
+    /// Model output → CSV column, where they differ.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+}
+
+fn default_time() -> String {
+    "t".into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParameterSection {
+    /// Starting value (default: the model's default).
+    pub start: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    /// Hold the parameter at this value instead of fitting it.
+    pub fixed: Option<f64>,
+    /// Search on a log scale.
+    #[serde(default)]
+    pub log_scale: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    #[default]
+    Cmaes,
+    NelderMead,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Cmaes => "cmaes",
+            Algorithm::NelderMead => "nelder_mead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostName {
+    #[default]
+    Sse,
+    Rmse,
+    GaussianNll,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitSection {
+    #[serde(default)]
+    pub cost: CostName,
+    /// Noise standard deviation for `cost = "gaussian_nll"`.
+    pub sigma: Option<f64>,
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    pub max_iterations: Option<usize>,
+    pub max_evaluations: Option<usize>,
+    pub target_value: Option<f64>,
+    pub max_seconds: Option<f64>,
+    pub ftol: Option<f64>,
+    pub xtol: Option<f64>,
+    /// After the main algorithm, refine its best point with Nelder–Mead.
+    #[serde(default)]
+    pub polish: bool,
+    /// Fit in stages over growing time horizons: first to the data with t ≤ horizons[0], then t ≤ horizons[1],
+    /// …, and last to all the data, each stage starting where the previous one ended. Long oscillating
+    /// series have many local optima (a slightly wrong period fits late data badly); early data pin the
+    /// period down first. Default: one stage on all the data.
+    #[serde(default)]
+    pub horizons: Vec<f64>,
+    #[serde(default)]
+    pub cmaes: CmaesOptions,
+    #[serde(default)]
+    pub nelder_mead: NelderMeadOptions,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Output times: a list, or "start:stop:count" (evenly spaced, both ends included).
+    pub times: Option<Times>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Times {
+    List(Vec<f64>),
+    Range(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    /// Directory for result files and plots (relative to the configuration file).
+    pub dir: Option<PathBuf>,
+    /// Record the best value after every iteration in result.json and plot it. Default true.
+    pub history: Option<bool>,
+}
+
+/// A loaded configuration and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub path: PathBuf,
+    pub config: Config,
+}
+
+impl LoadedConfig {
+    pub fn load(path: &Path) -> CliResult<Self> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| input(format!("{}: cannot read ({e})", path.display())))?;
+        let config: Config = toml::from_str(&text).map_err(|e| input(toml_error(path, &text, &e)))?;
+        Ok(LoadedConfig { path: path.to_path_buf(), config })
+    }
+
+    /// Resolve a path written in the configuration.
+    pub fn resolve(&self, relative: &Path) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if relative.is_relative() => dir.join(relative),
+            _ => relative.to_path_buf(),
+        }
+    }
+}
+
+/// A TOML error as `file:line:column: message`.
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+            format!("{}:{line}:{column}: {message}", path.display())
+        }
+        None => format!("{}: {message}", path.display()),
+    }
+}
+
+/// Parse output times: "start:stop:count" or a comma-separated list.
+pub fn parse_times(text: &str) -> Result<Vec<f64>, String> {
+    let bad =
+        |what: &str| format!("times '{text}': {what} (write start:stop:count, e.g. 0:100:501, or a list 0,1,2.5)");
+    if text.contains(':') {
+        let parts: Vec<&str> = text.split(':').collect();
+        let [start, stop, count] = parts[..] else { return Err(bad("expected three fields")) };
+        let start: f64 = start.trim().parse().map_err(|_| bad("the start is not a number"))?;
+        let stop: f64 = stop.trim().parse().map_err(|_| bad("the stop is not a number"))?;
+        let count: usize = count.trim().parse().map_err(|_| bad("the count is not a whole number"))?;
+        if count == 0 || start.is_nan() || stop.is_nan() || stop < start {
+            return Err(bad("need a count of at least 1 and start ≤ stop"));
+        }
+        if count == 1 {
+            return Ok(vec![start]);
+        }
+        // Same spacing rule as numpy.linspace: start + i·step, with the last point exactly `stop`.
+        let step = (stop - start) / (count - 1) as f64;
+        Ok((0..count).map(|i| if i + 1 == count { stop } else { start + i as f64 * step }).collect())
+    } else {
+        let times = text
+            .split(',')
+            .map(|s| s.trim().parse::<f64>().map_err(|_| bad(&format!("'{}' is not a number", s.trim()))))
+            .collect::<Result<Vec<f64>, String>>()?;
+        if times.windows(2).any(|w| w[1] < w[0]) {
+            return Err(bad("times must be non-decreasing"));
+        }
+        Ok(times)
+    }
+}
+
+impl Times {
+    pub fn values(&self) -> Result<Vec<f64>, String> {
+        match self {
+            Times::List(v) => Ok(v.clone()),
+            Times::Range(s) => parse_times(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_like_linspace() {
+        let t = parse_times("0:100:500").unwrap();
+        assert_eq!(t.len(), 500);
+        assert_eq!(t[1], 100.0 / 499.0);
+        assert_eq!(t[499], 100.0);
+        assert_eq!(parse_times("0, 1,2.5").unwrap(), vec![0.0, 1.0, 2.5]);
+        assert!(parse_times("0:1").is_err());
+        assert!(parse_times("1,0").is_err());
+    }
+
+    #[test]
+    fn toml_errors_name_file_line_and_column() {
+        let text = "[model]\nkind = \"diffsl\"\nbogus = 1\n";
+        let e = toml::from_str::<Config>(text).unwrap_err();
+        let m = toml_error(Path::new("fit.toml"), text, &e);
+        assert!(m.starts_with("fit.toml:3:1:") && m.contains("bogus"), "{m}");
+    }
+}

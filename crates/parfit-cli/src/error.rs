@@ -1,0 +1,40 @@
+//! CLI errors and their exit codes: 2 for bad usage or input, 1 for a job that failed.
+
+use std::fmt;
+
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad usage or bad input: a config, data or model file the user must fix. Exit code 2.
+    Input(String),
+    /// The job itself failed (a simulation error, an unwritable output). Exit code 1.
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Input(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Input(m) | CliError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Shorthand for an input error.
+pub fn input(message: impl Into<String>) -> CliError {
+    CliError::Input(message.into())
+}
+
+/// Shorthand for a job failure.
+pub fn failed(message: impl Into<String>) -> CliError {
+    CliError::Failed(message.into())
+}
+
+pub type CliResult<T> = Result<T, CliError>;

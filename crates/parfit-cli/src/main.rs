@@ -1,0 +1,138 @@
+//! `parfit`: fit and run models from loadable plugins, in parallel.
+
+mod commands;
+mod config;
+mod data;
+mod error;
+mod plot;
+mod plugins;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{CliResult, input};
+
+#[derive(Parser)]
+#[command(name = "parfit", version, about = "Fit and run many models in parallel.", propagate_version = true)]
+struct Cli {
+    /// A plugin library or a directory of plugins to load (repeatable). Searched before PARFIT_PLUGIN_PATH and
+    /// the directory of the parfit executable.
+    #[arg(long = "plugin", value_name = "PATH", global = true)]
+    plugins: Vec<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the plugins found, their model kinds and file extensions.
+    Plugins(PluginsArgs),
+    /// Fit a model's parameters to data, as configured in a TOML file.
+    Fit(FitArgs),
+    /// Simulate a model once: from a TOML configuration, or directly from a model file (e.g. model.ds).
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct PluginsArgs {
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// Flags shared by the commands that do work.
+#[derive(Args, Clone, Default)]
+pub struct Common {
+    /// Worker threads (default: the configuration's `threads`, else one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Random seed (overrides the configuration's `seed`).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Directory for result files and plots (overrides the configuration's [output] dir).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// How to print the result on stdout.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// ODE relative tolerance (overrides [model.options] rtol).
+    #[arg(long)]
+    pub rtol: Option<f64>,
+    /// ODE absolute tolerance (overrides [model.options] atol).
+    #[arg(long)]
+    pub atol: Option<f64>,
+    /// Set a parameter: NAME=VALUE (repeatable). In `fit` it sets the start value.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// The fit configuration (TOML).
+    config: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// A TOML configuration, or a model file whose extension selects the plugin (e.g. `.ds` for DiffSL).
+    input: PathBuf,
+    /// Output times: start:stop:count (evenly spaced, ends included) or a comma-separated list.
+    #[arg(long, value_name = "TIMES", allow_hyphen_values = true)]
+    times: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}
+
+fn run(cli: Cli) -> CliResult<()> {
+    match cli.command {
+        Command::Plugins(args) => commands::plugins::list(&cli.plugins, args.format),
+        Command::Fit(args) => commands::fit::fit(&cli.plugins, &args.config, &args.common),
+        Command::Run(args) => commands::run::run(&cli.plugins, &args.input, args.times.as_deref(), &args.common),
+    }
+}
+
+/// Size rayon's global pool once, before any parallel work.
+pub fn init_threads(threads: Option<usize>) -> CliResult<usize> {
+    if let Some(0) = threads {
+        return Err(input("--threads must be at least 1"));
+    }
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        builder = builder.num_threads(n);
+    }
+    // A second call fails harmlessly (tests may run several commands in one process); report the real size.
+    let _ = builder.build_global();
+    Ok(rayon::current_num_threads())
+}
+
+/// Parse `--set NAME=VALUE` flags.
+pub fn parse_sets(sets: &[String]) -> CliResult<Vec<(String, f64)>> {
+    sets.iter()
+        .map(|s| {
+            let (name, value) =
+                s.split_once('=').ok_or_else(|| input(format!("--set '{s}': expected NAME=VALUE, e.g. alpha=1.1")))?;
+            let value: f64 =
+                value.trim().parse().map_err(|_| input(format!("--set '{s}': '{}' is not a number", value.trim())))?;
+            Ok((name.trim().to_string(), value))
+        })
+        .collect()
+}

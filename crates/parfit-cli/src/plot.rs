@@ -1,0 +1,99 @@
+//! SVG plots a person would rather look at than a table: data with fitted curves, and convergence.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::error::{CliResult, failed};
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+];
+
+/// One observed output: its data points and the fitted curve.
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub data: Vec<(f64, f64)>,
+    pub fitted: Vec<(f64, f64)>,
+}
+
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-12);
+    (lo - pad, hi + pad)
+}
+
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> crate::error::CliError {
+    failed(format!("{}: cannot draw the plot ({e})", path.display()))
+}
+
+/// Data as points and fitted model outputs as lines, one colour per output.
+pub fn fit_plot(path: &Path, title: &str, series: &[Series]) -> CliResult<()> {
+    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let xs = range(series.iter().flat_map(|s| s.data.iter().chain(&s.fitted).map(|p| p.0)));
+    let ys = range(series.iter().flat_map(|s| s.data.iter().chain(&s.fitted).map(|p| p.1)));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(xs.0..xs.1, ys.0..ys.1)
+        .map_err(|e| plot_error(path, e))?;
+    chart.configure_mesh().x_desc("t").draw().map_err(|e| plot_error(path, e))?;
+    for (i, s) in series.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(s.data.iter().map(|&(x, y)| Circle::new((x, y), 2, colour.mix(0.5).filled())))
+            .map_err(|e| plot_error(path, e))?
+            .label(format!("{} (data)", s.name))
+            .legend(move |(x, y)| Circle::new((x + 10, y), 3, colour.mix(0.5).filled()));
+        chart
+            .draw_series(LineSeries::new(s.fitted.iter().copied(), colour.stroke_width(2)))
+            .map_err(|e| plot_error(path, e))?
+            .label(format!("{} (fitted)", s.name))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_error(path, e))?;
+    root.present().map_err(|e| plot_error(path, e))
+}
+
+/// Best value against evaluations, on a log scale when every value is positive.
+pub fn convergence_plot(path: &Path, title: &str, points: &[(f64, f64)]) -> CliResult<()> {
+    let finite: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
+    let root = SVGBackend::new(path, (700, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let xs = range(finite.iter().map(|p| p.0));
+    let positive = !finite.is_empty() && finite.iter().all(|p| p.1 > 0.0);
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(title, ("sans-serif", 18)).margin(12).x_label_area_size(40).y_label_area_size(70);
+    if positive {
+        let lo = finite.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let hi = finite.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        let mut chart = builder
+            .build_cartesian_2d(xs.0..xs.1, (lo * 0.9..hi * 1.1).log_scale())
+            .map_err(|e| plot_error(path, e))?;
+        chart.configure_mesh().x_desc("evaluations").y_desc("best value").draw().map_err(|e| plot_error(path, e))?;
+        chart.draw_series(LineSeries::new(finite, PALETTE[0].stroke_width(2))).map_err(|e| plot_error(path, e))?;
+    } else {
+        let ys = range(finite.iter().map(|p| p.1));
+        let mut chart = builder.build_cartesian_2d(xs.0..xs.1, ys.0..ys.1).map_err(|e| plot_error(path, e))?;
+        chart.configure_mesh().x_desc("evaluations").y_desc("best value").draw().map_err(|e| plot_error(path, e))?;
+        chart.draw_series(LineSeries::new(finite, PALETTE[0].stroke_width(2))).map_err(|e| plot_error(path, e))?;
+    }
+    root.present().map_err(|e| plot_error(path, e))
+}

@@ -1,0 +1,80 @@
+//! Finding plugins and making models from them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parfit_abi::host::{Discovery, LoadedPlugin, discover, search_path};
+use parfit_core::Model;
+
+use crate::error::{CliResult, input};
+
+/// The plugins on the search path: `--plugin` paths, then `PARFIT_PLUGIN_PATH`, then the executable's directory.
+pub fn find_plugins(explicit: &[PathBuf]) -> CliResult<Discovery> {
+    let env = std::env::var_os("PARFIT_PLUGIN_PATH");
+    let exe = std::env::current_exe().ok();
+    let search = search_path(explicit, env.as_deref(), exe.as_deref());
+    discover(explicit, &search).map_err(|e| input(e.to_string()))
+}
+
+/// The plugin to use for `kind`, optionally restricted to the plugin named `name`.
+pub fn choose<'a>(found: &'a Discovery, name: Option<&str>, kind: &str) -> CliResult<&'a LoadedPlugin> {
+    let candidates = found.plugins.iter().filter(|p| name.is_none_or(|n| p.info().name == n));
+    if let Some(plugin) = candidates.clone().find(|p| p.offers(kind)) {
+        return Ok(plugin);
+    }
+    let available: Vec<String> = found
+        .plugins
+        .iter()
+        .flat_map(|p| p.info().kinds.iter().map(move |k| format!("{} ({})", k.kind, p.info().name)))
+        .collect();
+    let wanted = match name {
+        Some(n) => format!("plugin '{n}' with model kind '{kind}'"),
+        None => format!("a plugin offering model kind '{kind}'"),
+    };
+    Err(input(format!(
+        "found no {wanted}; available kinds: {}. Pass --plugin PATH or set PARFIT_PLUGIN_PATH{}",
+        if available.is_empty() { "none".to_string() } else { available.join(", ") },
+        problems_suffix(found)
+    )))
+}
+
+/// The kind whose file extension matches `path`.
+pub fn kind_for_file<'a>(found: &'a Discovery, path: &Path) -> CliResult<(&'a LoadedPlugin, String)> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    for plugin in &found.plugins {
+        if let Some(k) = plugin.info().kinds.iter().find(|k| k.extensions.iter().any(|e| e == ext)) {
+            return Ok((plugin, k.kind.clone()));
+        }
+    }
+    let known: Vec<String> =
+        found.plugins.iter().flat_map(|p| p.info().kinds.iter().flat_map(|k| k.extensions.clone())).collect();
+    Err(input(format!(
+        "{}: no plugin reads '.{ext}' files (known extensions: {}); pass a .toml configuration or --plugin PATH{}",
+        path.display(),
+        if known.is_empty() { "none".into() } else { known.join(", ") },
+        problems_suffix(found)
+    )))
+}
+
+fn problems_suffix(found: &Discovery) -> String {
+    if found.problems.is_empty() { String::new() } else { format!(" (skipped: {})", found.problems.join("; ")) }
+}
+
+/// Create a model: `options` plus the source text (if any) as the plugin's JSON configuration.
+pub fn create_model(
+    plugin: &LoadedPlugin,
+    kind: &str,
+    source: Option<&Path>,
+    options: serde_json::Map<String, serde_json::Value>,
+) -> CliResult<Arc<dyn Model>> {
+    let mut config = options;
+    if let Some(path) = source {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| input(format!("{}: cannot read ({e})", path.display())))?;
+        config.insert("source".into(), text.into());
+        config.insert("source_name".into(), path.display().to_string().into());
+    }
+    let json = serde_json::Value::Object(config).to_string();
+    let model = plugin.create(kind, &json).map_err(input)?;
+    Ok(Arc::new(model))
+}

@@ -1,0 +1,18 @@
+//! parfit's engine: models, datasets, costs, objectives, ask–tell optimisers and the parallel runners.
+//!
+//! The crate does no I/O, reads no clock and spawns no threads of its own beyond rayon's pool, so it
+//! builds for `wasm32-unknown-unknown` unchanged. Front ends (the CLI, the wasm façade) own files,
+//! clocks and progress display and reach the engine through [`optimise::Monitor`].
+
+pub mod cost;
+pub mod dataset;
+pub mod model;
+pub mod objective;
+pub mod optimise;
+pub mod parallel;
+
+pub use cost::Cost;
+pub use dataset::{Case, Dataset};
+pub use model::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
+pub use objective::Objective;
+pub use optimise::{OptimResult, Optimiser, Stopping, Termination};

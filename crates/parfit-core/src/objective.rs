@@ -1,0 +1,374 @@
+//! The objective: a model, one case, a cost and which parameters are searched. It maps search-space points
+//! to costs, one at a time or as a batch that runs in parallel.
+
+use std::sync::Arc;
+
+use crate::cost::{Cost, sum_of_squares};
+use crate::dataset::Case;
+use crate::model::{Model, SimError, Workspace};
+use crate::optimise::{BatchEvaluator, Bounds};
+use crate::parallel;
+
+/// A parameter the optimiser searches, with its bounds in model units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreeParameter {
+    /// Index into the model's parameters.
+    pub index: usize,
+    pub lower: f64,
+    pub upper: f64,
+    /// Search `ln(value)` instead of the value.
+    pub log_scale: bool,
+}
+
+/// Why an objective could not be set up.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SetupError {
+    #[error("the model has no parameter named '{name}' (it has: {available})")]
+    UnknownParameter { name: String, available: String },
+    #[error("the model has no output named '{name}' (it has: {available})")]
+    UnknownOutput { name: String, available: String },
+    #[error("parameter '{name}': start {start} lies outside its bounds [{lower}, {upper}]")]
+    StartOutOfBounds { name: String, start: f64, lower: f64, upper: f64 },
+    #[error("parameter '{name}': the lower bound {lower} exceeds the upper bound {upper}")]
+    EmptyBounds { name: String, lower: f64, upper: f64 },
+    #[error("parameter '{name}': a log-scale parameter must be positive (start {start}, lower bound {lower})")]
+    LogScaleNotPositive { name: String, start: f64, lower: f64 },
+    #[error("parameter '{name}': the value {value} is not a finite number")]
+    NotFinite { name: String, value: f64 },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Scratch space for evaluating the objective on one thread; the hot path allocates nothing else.
+pub struct Scratch {
+    model: Workspace,
+    params: Vec<f64>,
+    predicted: Vec<f64>,
+}
+
+/// Model + case + cost + which parameters are free.
+pub struct Objective {
+    model: Arc<dyn Model>,
+    case: Case,
+    /// Observation column k is model output `observed[k]`.
+    observed: Vec<usize>,
+    cost: Cost,
+    /// Full parameter vector: starts of free parameters, values of fixed ones.
+    base: Vec<f64>,
+    free: Vec<FreeParameter>,
+    parallel: bool,
+}
+
+impl Objective {
+    /// Every parameter free at its default within the model's bounds; observation columns named by `observed`.
+    pub fn new(model: Arc<dyn Model>, case: Case, observed: &[String], cost: Cost) -> Result<Self, SetupError> {
+        let spec = model.spec();
+        cost.validate().map_err(SetupError::Invalid)?;
+        let observed = observed
+            .iter()
+            .map(|name| {
+                spec.output_index(name)
+                    .ok_or_else(|| SetupError::UnknownOutput { name: name.clone(), available: spec.outputs.join(", ") })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        case.validate(spec.inputs.len(), observed.len()).map_err(SetupError::Invalid)?;
+        let free = spec
+            .params
+            .iter()
+            .enumerate()
+            .map(|(index, p)| FreeParameter { index, lower: p.lower, upper: p.upper, log_scale: p.log_scale })
+            .collect();
+        Ok(Objective { base: spec.defaults(), model, case, observed, cost, free, parallel: true })
+    }
+
+    fn index_of(&self, name: &str) -> Result<usize, SetupError> {
+        let spec = self.model.spec();
+        spec.param_index(name).ok_or_else(|| SetupError::UnknownParameter {
+            name: name.to_string(),
+            available: spec.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    fn free_mut(&mut self, index: usize) -> Option<&mut FreeParameter> {
+        self.free.iter_mut().find(|f| f.index == index)
+    }
+
+    /// Set a parameter's starting value (free) or value (fixed).
+    pub fn set_start(&mut self, name: &str, value: f64) -> Result<(), SetupError> {
+        if !value.is_finite() {
+            return Err(SetupError::NotFinite { name: name.to_string(), value });
+        }
+        let i = self.index_of(name)?;
+        self.base[i] = value;
+        Ok(())
+    }
+
+    /// Set a free parameter's bounds (in model units).
+    pub fn set_bounds(&mut self, name: &str, lower: f64, upper: f64) -> Result<(), SetupError> {
+        let i = self.index_of(name)?;
+        if lower > upper {
+            return Err(SetupError::EmptyBounds { name: name.to_string(), lower, upper });
+        }
+        if let Some(f) = self.free_mut(i) {
+            f.lower = lower;
+            f.upper = upper;
+        }
+        Ok(())
+    }
+
+    /// Search a free parameter on a log scale.
+    pub fn set_log_scale(&mut self, name: &str, log_scale: bool) -> Result<(), SetupError> {
+        let i = self.index_of(name)?;
+        if let Some(f) = self.free_mut(i) {
+            f.log_scale = log_scale;
+        }
+        Ok(())
+    }
+
+    /// Hold a parameter at `value` during the search.
+    pub fn fix(&mut self, name: &str, value: f64) -> Result<(), SetupError> {
+        self.set_start(name, value)?;
+        let i = self.index_of(name)?;
+        self.free.retain(|f| f.index != i);
+        Ok(())
+    }
+
+    /// Evaluate batches on rayon's pool (the default) or sequentially.
+    pub fn set_parallel(&mut self, parallel: bool) {
+        self.parallel = parallel;
+    }
+
+    pub fn model(&self) -> &Arc<dyn Model> {
+        &self.model
+    }
+
+    pub fn case(&self) -> &Case {
+        &self.case
+    }
+
+    pub fn cost(&self) -> Cost {
+        self.cost
+    }
+
+    pub fn free_parameters(&self) -> &[FreeParameter] {
+        &self.free
+    }
+
+    /// Model outputs of the observation columns, in column order.
+    pub fn observed_names(&self) -> Vec<String> {
+        self.observed.iter().map(|&j| self.model.spec().outputs[j].clone()).collect()
+    }
+
+    /// Names of the free parameters, in search-space order.
+    pub fn free_names(&self) -> Vec<String> {
+        self.free.iter().map(|f| self.model.spec().params[f.index].name.clone()).collect()
+    }
+
+    /// The starting point in search space, after checking every free parameter's start against its bounds.
+    pub fn start(&self) -> Result<Vec<f64>, SetupError> {
+        let spec = self.model.spec();
+        self.free
+            .iter()
+            .map(|f| {
+                let name = &spec.params[f.index].name;
+                let start = self.base[f.index];
+                if f.lower > f.upper {
+                    return Err(SetupError::EmptyBounds { name: name.clone(), lower: f.lower, upper: f.upper });
+                }
+                if !(f.lower <= start && start <= f.upper) {
+                    return Err(SetupError::StartOutOfBounds {
+                        name: name.clone(),
+                        start,
+                        lower: f.lower,
+                        upper: f.upper,
+                    });
+                }
+                if f.log_scale && (start <= 0.0 || f.lower < 0.0) {
+                    return Err(SetupError::LogScaleNotPositive { name: name.clone(), start, lower: f.lower });
+                }
+                Ok(if f.log_scale { start.ln() } else { start })
+            })
+            .collect()
+    }
+
+    /// The search-space box.
+    pub fn bounds(&self) -> Bounds {
+        let to_search = |f: &FreeParameter, v: f64| if f.log_scale { v.ln() } else { v };
+        Bounds {
+            lower: self.free.iter().map(|f| to_search(f, f.lower)).collect(),
+            upper: self.free.iter().map(|f| to_search(f, f.upper)).collect(),
+        }
+    }
+
+    /// Write the full model parameter vector for search point `theta` into `params`.
+    pub fn params_into(&self, theta: &[f64], params: &mut Vec<f64>) {
+        params.clear();
+        params.extend_from_slice(&self.base);
+        for (f, &x) in self.free.iter().zip(theta) {
+            params[f.index] = if f.log_scale { x.exp() } else { x };
+        }
+    }
+
+    /// The full model parameter vector for search point `theta`.
+    pub fn params(&self, theta: &[f64]) -> Vec<f64> {
+        let mut params = Vec::with_capacity(self.base.len());
+        self.params_into(theta, &mut params);
+        params
+    }
+
+    pub fn scratch(&self) -> Scratch {
+        let spec = self.model.spec();
+        Scratch {
+            model: self.model.workspace(),
+            params: Vec::with_capacity(self.base.len()),
+            predicted: vec![0.0; spec.output_len(self.case.times.len())],
+        }
+    }
+
+    /// The cost at search point `theta`, or the simulation's error.
+    pub fn try_value(&self, scratch: &mut Scratch, theta: &[f64]) -> Result<f64, SimError> {
+        self.params_into(theta, &mut scratch.params);
+        let case = &self.case;
+        self.model.simulate(&mut scratch.model, &scratch.params, &case.inputs, &case.times, &mut scratch.predicted)?;
+        let n_outputs = self.model.spec().outputs.len();
+        let (sum_sq, n) = sum_of_squares(&scratch.predicted, n_outputs, &case.observations, &self.observed);
+        let value = self.cost.from_sum_of_squares(sum_sq, n);
+        if value.is_nan() {
+            return Err(SimError::Diverged { t: f64::NAN });
+        }
+        Ok(value)
+    }
+
+    /// The cost at `theta`; a failed simulation costs `+inf`.
+    pub fn value(&self, scratch: &mut Scratch, theta: &[f64]) -> f64 {
+        self.try_value(scratch, theta).unwrap_or(f64::INFINITY)
+    }
+
+    /// The cost of every candidate in `batch`, in parallel when enabled. Results are in batch order and do not
+    /// depend on the number of threads.
+    pub fn values(&self, batch: &[Vec<f64>], out: &mut [f64]) {
+        assert_eq!(batch.len(), out.len(), "one value slot per candidate");
+        parallel::fill_with(self.parallel, out, || self.scratch(), |scratch, i| self.value(scratch, &batch[i]));
+    }
+
+    /// Model outputs for full parameters `params` at `times` (for plots and reports).
+    pub fn predict(&self, params: &[f64], times: &[f64]) -> Result<Vec<f64>, SimError> {
+        let mut ws = self.model.workspace();
+        let mut out = vec![0.0; self.model.spec().output_len(times.len())];
+        self.model.simulate(&mut ws, params, &self.case.inputs, times, &mut out)?;
+        Ok(out)
+    }
+}
+
+impl BatchEvaluator for Objective {
+    fn evaluate(&mut self, batch: &[Vec<f64>], values: &mut [f64]) {
+        self.values(batch, values);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelSpec, OutputKind, ParamSpec, downcast_workspace};
+
+    /// y(t) = a·exp(-k t): a closed form, so the objective can be checked by hand.
+    struct Decay {
+        spec: ModelSpec,
+    }
+
+    impl Decay {
+        fn new() -> Self {
+            Decay {
+                spec: ModelSpec {
+                    name: "decay".into(),
+                    params: vec![ParamSpec::new("a", 1.0), ParamSpec { lower: 0.0, ..ParamSpec::new("k", 0.5) }],
+                    inputs: vec![],
+                    outputs: vec!["y".into()],
+                    output_kind: OutputKind::TimeSeries,
+                },
+            }
+        }
+    }
+
+    impl Model for Decay {
+        fn spec(&self) -> &ModelSpec {
+            &self.spec
+        }
+        fn workspace(&self) -> Workspace {
+            Box::new(0usize)
+        }
+        fn simulate(
+            &self,
+            ws: &mut Workspace,
+            p: &[f64],
+            _: &[f64],
+            times: &[f64],
+            out: &mut [f64],
+        ) -> Result<(), SimError> {
+            *downcast_workspace::<usize>(ws, "decay")? += 1;
+            if p[1] > 100.0 {
+                return Err(SimError::BadParameter { name: "k".into(), reason: "too fast".into() });
+            }
+            for (o, t) in out.iter_mut().zip(times) {
+                *o = p[0] * (-p[1] * t).exp();
+            }
+            Ok(())
+        }
+    }
+
+    fn objective() -> Objective {
+        let times: Vec<f64> = (0..5).map(f64::from).collect();
+        let observations = times.iter().map(|t| 2.0 * (-0.3 * t).exp()).collect();
+        let case = Case { id: "c".into(), inputs: vec![], times, observations };
+        Objective::new(Arc::new(Decay::new()), case, &["y".to_string()], Cost::Sse).unwrap()
+    }
+
+    #[test]
+    fn value_is_zero_at_the_truth_and_failures_cost_infinity() {
+        let mut obj = objective();
+        obj.fix("a", 2.0).unwrap();
+        let mut s = obj.scratch();
+        assert_eq!(obj.free_names(), vec!["k"]);
+        assert!(obj.value(&mut s, &[0.3]).abs() < 1e-24);
+        assert!(obj.value(&mut s, &[0.5]) > 0.0);
+        assert_eq!(obj.value(&mut s, &[1000.0]), f64::INFINITY);
+    }
+
+    #[test]
+    fn batch_values_match_single_values_in_order() {
+        let obj = objective();
+        let batch: Vec<Vec<f64>> = (0..50).map(|i| vec![1.0 + i as f64 * 0.1, 0.01 * i as f64]).collect();
+        let mut out = vec![0.0; batch.len()];
+        obj.values(&batch, &mut out);
+        let mut s = obj.scratch();
+        for (x, v) in batch.iter().zip(&out) {
+            assert_eq!(obj.value(&mut s, x).to_bits(), v.to_bits());
+        }
+    }
+
+    #[test]
+    fn log_scale_and_bounds_transform_the_search_space() {
+        let mut obj = objective();
+        obj.set_log_scale("k", true).unwrap();
+        obj.set_bounds("k", 0.01, 10.0).unwrap();
+        obj.set_start("k", 0.3).unwrap();
+        let x0 = obj.start().unwrap();
+        assert!((x0[1] - 0.3f64.ln()).abs() < 1e-15);
+        assert!((obj.bounds().upper[1] - 10f64.ln()).abs() < 1e-15);
+        assert!((obj.params(&x0)[1] - 0.3).abs() < 1e-15);
+    }
+
+    #[test]
+    fn setup_errors_name_the_parameter() {
+        let mut obj = objective();
+        let err = obj.set_start("z", 1.0).unwrap_err().to_string();
+        assert!(err.contains("'z'") && err.contains("a, k"), "{err}");
+        obj.set_bounds("k", 0.0, 1.0).unwrap();
+        obj.set_start("k", 2.0).unwrap();
+        let err = obj.start().unwrap_err().to_string();
+        assert!(err.contains("'k'") && err.contains("outside its bounds"), "{err}");
+        let case = objective().case().clone();
+        let err = Objective::new(Arc::new(Decay::new()), case, &["w".to_string()], Cost::Sse).err().unwrap();
+        assert!(err.to_string().contains("no output named 'w'"));
+    }
+}

@@ -1,0 +1,792 @@
+//! CMA-ES: the (μ/μ_w, λ) evolution strategy with covariance matrix adaptation, as set out in
+//! N. Hansen, "The CMA Evolution Strategy: A Tutorial" (2016), with optional IPOP restarts
+//! (Auger & Hansen 2005).
+//!
+//! Rank-one and rank-μ covariance updates with positive recombination weights, cumulative
+//! step-size adaptation with the `h_σ` stall of the evolution path, and a lazy eigendecomposition
+//! of `C`. Every generation is one batch of λ candidates.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::fmt;
+
+use nalgebra::{DMatrix, SymmetricEigen};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::{Bounds, Optimiser, Stopping, Termination};
+
+/// Attempts at drawing a feasible candidate before projecting the last one onto the box.
+const MAX_DRAWS: usize = 10;
+/// Largest tolerated condition number of `C` (Hansen's `ConditionCov`).
+const MAX_CONDITION: f64 = 1e14;
+/// Longest history of generation best/median values kept for the stagnation test.
+const MAX_HISTORY: usize = 20_000;
+
+/// What CMA-ES does when a run meets one of its own stopping criteria.
+///
+/// In TOML either a bare name, `restarts = "none"` or `restarts = "ipop"` (IPOP with the defaults
+/// below), or a table:
+///
+/// ```toml
+/// [restarts]
+/// kind = "ipop"
+/// max_restarts = 5   # default 9
+/// factor = 2.0       # default 2.0
+/// ```
+///
+/// It serialises as the table form (`{"kind": "none"}` in JSON).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Restarts {
+    /// Stop at the first run's convergence.
+    None,
+    /// IPOP: restart with a population `factor` times larger, up to `max_restarts` times. Each
+    /// restart starts from a uniformly random point of the box (coordinates without finite
+    /// bounds keep `x0`) with the original `sigma0`.
+    Ipop { max_restarts: usize, factor: f64 },
+}
+
+impl Restarts {
+    /// IPOP with the usual settings (as in Auger & Hansen 2005): up to 9 restarts, doubling the
+    /// population each time.
+    pub const IPOP: Restarts = Restarts::Ipop { max_restarts: 9, factor: 2.0 };
+}
+
+/// The table form of [`Restarts`], with per-field defaults.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum RestartsTable {
+    None,
+    Ipop {
+        #[serde(default = "default_max_restarts")]
+        max_restarts: usize,
+        #[serde(default = "default_factor")]
+        factor: f64,
+    },
+}
+
+fn default_max_restarts() -> usize {
+    9
+}
+
+fn default_factor() -> f64 {
+    2.0
+}
+
+impl<'de> Deserialize<'de> for Restarts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RestartsVisitor;
+        impl<'de> Visitor<'de> for RestartsVisitor {
+            type Value = Restarts;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#""none", "ipop" or a table with kind = "none" | "ipop""#)
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Restarts, E> {
+                match name {
+                    "none" => Ok(Restarts::None),
+                    "ipop" => Ok(Restarts::IPOP),
+                    other => Err(E::unknown_variant(other, &["none", "ipop"])),
+                }
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Restarts, A::Error> {
+                let table = RestartsTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(match table {
+                    RestartsTable::None => Restarts::None,
+                    RestartsTable::Ipop { max_restarts, factor } => Restarts::Ipop { max_restarts, factor },
+                })
+            }
+        }
+        deserializer.deserialize_any(RestartsVisitor)
+    }
+}
+
+/// Options of [`Cmaes`], as read from the user's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CmaesOptions {
+    /// Initial step size σ₀, in parameter units, the same in every coordinate. Roughly a third of
+    /// the distance to the optimum is a good choice. Default `0.3`.
+    pub sigma0: f64,
+    /// Population size λ (candidates per generation, at least 2). Default `4 + floor(3 ln n)`.
+    pub population: Option<usize>,
+    /// Seed of the random number generator; the same seed gives the same run. Default `0`.
+    pub seed: u64,
+    /// Restart strategy. Default `"none"`.
+    pub restarts: Restarts,
+}
+
+impl Default for CmaesOptions {
+    fn default() -> Self {
+        CmaesOptions { sigma0: 0.3, population: None, seed: 0, restarts: Restarts::None }
+    }
+}
+
+/// Strategy parameters of one run, fixed by n and λ (Hansen 2016, Table 1).
+#[derive(Debug, Clone)]
+struct Params {
+    lambda: usize,
+    /// Positive recombination weights of the μ best, summing to one.
+    weights: Vec<f64>,
+    mueff: f64,
+    cs: f64,
+    ds: f64,
+    cc: f64,
+    c1: f64,
+    cmu: f64,
+    /// E‖N(0, I)‖.
+    chi_n: f64,
+    /// Generations between eigendecompositions of `C`.
+    eigen_interval: usize,
+    /// Generations of best values that must agree within `ftol` (TolFun).
+    tolfun_window: usize,
+    /// Shortest history for the stagnation test.
+    stagnation_window: usize,
+}
+
+impl Params {
+    fn new(n: usize, lambda: usize) -> Self {
+        let nf = n.max(1) as f64;
+        let lambda = lambda.max(2);
+        let lf = lambda as f64;
+        let mu = lambda / 2;
+        let mut weights: Vec<f64> = (1..=mu).map(|i| ((lf + 1.0) / 2.0).ln() - (i as f64).ln()).collect();
+        let sum: f64 = weights.iter().sum();
+        weights.iter_mut().for_each(|w| *w /= sum);
+        let mueff = 1.0 / weights.iter().map(|w| w * w).sum::<f64>();
+        let cs = (mueff + 2.0) / (nf + mueff + 5.0);
+        let ds = 1.0 + 2.0 * (((mueff - 1.0) / (nf + 1.0)).sqrt() - 1.0).max(0.0) + cs;
+        let cc = (4.0 + mueff / nf) / (nf + 4.0 + 2.0 * mueff / nf);
+        let c1 = 2.0 / ((nf + 1.3).powi(2) + mueff);
+        let cmu = (1.0 - c1).min(2.0 * (mueff - 2.0 + 1.0 / mueff) / ((nf + 2.0).powi(2) + mueff));
+        let chi_n = nf.sqrt() * (1.0 - 1.0 / (4.0 * nf) + 1.0 / (21.0 * nf * nf));
+        // Decomposing more often than this costs O(n³) without changing the search noticeably.
+        let eigen_interval = ((lf / (c1 + cmu) / nf / 10.0) as usize).max(1);
+        let per_lambda = (30.0 * nf / lf).ceil() as usize;
+        Params {
+            lambda,
+            weights,
+            mueff,
+            cs,
+            ds,
+            cc,
+            c1,
+            cmu,
+            chi_n,
+            eigen_interval,
+            tolfun_window: 10 + per_lambda,
+            stagnation_window: 120 + per_lambda,
+        }
+    }
+}
+
+/// Covariance matrix adaptation evolution strategy.
+///
+/// Candidates are always feasible: one falling outside the bounds is redrawn, up to 10 draws,
+/// and the last draw is projected onto the box. The update uses the steps actually taken (after
+/// projection), and the mean, a convex combination of feasible candidates, stays in the box.
+///
+/// A run ends (see [`Optimiser::converged`]) with
+/// * [`Termination::FunctionTolerance`] when the best values of the last `10 + ⌈30n/λ⌉`
+///   generations, and all values of the latest one, each span at most `ftol` (TolFun);
+/// * [`Termination::ParameterTolerance`] when `σ·√C_ii` and `σ·|p_c,i|` are at most `xtol` in
+///   every coordinate (TolX);
+/// * [`Termination::ConditionNumber`] when the condition number of `C` exceeds 1e14 or `C`
+///   stops being numerically positive definite;
+/// * [`Termination::Stagnation`] when the median of the generation best and median values over
+///   the last 30 % of a window (20 % of the run, at least `120 + ⌈30n/λ⌉` generations) is no
+///   better than over its first 30 %, or when a step of 0.1 standard deviations along a principal
+///   axis, or 0.2 along a coordinate, no longer changes the mean (NoEffectAxis/NoEffectCoord).
+///
+/// With [`Restarts::Ipop`] such an ending starts a new run instead, until the restarts run out;
+/// the restart happens at the next `ask`, so it needs `converged` to be called in between (the
+/// [`minimise`](super::minimise) driver does).
+#[derive(Debug, Clone)]
+pub struct Cmaes {
+    bounds: Bounds,
+    x0: Vec<f64>,
+    sigma0: f64,
+    restarts: Restarts,
+    params: Params,
+    rng: Xoshiro256PlusPlus,
+
+    mean: Vec<f64>,
+    sigma: f64,
+    cov: DMatrix<f64>,
+    /// Eigenvectors of `C` (columns) and square roots of its eigenvalues, as of the last
+    /// decomposition.
+    basis: DMatrix<f64>,
+    scales: Vec<f64>,
+    ps: Vec<f64>,
+    pc: Vec<f64>,
+    /// Generations in the current run.
+    generation: usize,
+    last_decomposition: usize,
+
+    /// The batch; `steps[k] = (candidates[k] − mean) / σ`.
+    candidates: Vec<Vec<f64>>,
+    steps: Vec<Vec<f64>>,
+    /// Whether `candidates` is out for evaluation (so `ask` returns it again).
+    asked: bool,
+    /// Values of the latest generation (failures as `+inf`) and its ranking.
+    fitness: Vec<f64>,
+    order: Vec<usize>,
+    /// Scratch vectors of length n.
+    z: Vec<f64>,
+    tmp: Vec<f64>,
+    step_w: Vec<f64>,
+    /// Generation best and median values of the current run, newest last.
+    best_history: VecDeque<f64>,
+    median_history: VecDeque<f64>,
+    scratch: Vec<f64>,
+
+    /// A stopping criterion that needs no tolerance has fired in this run.
+    run_stop: Option<Termination>,
+    /// Set by `converged` when the run is over and a restart remains; acted on by `ask`.
+    restart_pending: Cell<bool>,
+    restarts_done: usize,
+    iterations: usize,
+    best_x: Vec<f64>,
+    best_value: f64,
+}
+
+impl Cmaes {
+    /// Start a search around `x0` (projected onto `bounds`).
+    ///
+    /// # Panics
+    /// If `x0` and `bounds` differ in dimension, or `sigma0` is not positive and finite.
+    pub fn new(x0: Vec<f64>, bounds: Bounds, options: CmaesOptions) -> Self {
+        let n = x0.len();
+        assert_eq!(n, bounds.dim(), "start point and bounds differ in dimension");
+        assert!(options.sigma0.is_finite() && options.sigma0 > 0.0, "CMA-ES sigma0 must be positive");
+        let lambda = options.population.unwrap_or_else(|| 4 + (3.0 * (n.max(1) as f64).ln()) as usize);
+        let mut x0 = x0;
+        bounds.clamp(&mut x0);
+        let mut cmaes = Cmaes {
+            bounds,
+            best_x: x0.clone(),
+            mean: x0.clone(),
+            x0,
+            sigma0: options.sigma0,
+            restarts: options.restarts,
+            params: Params::new(n, lambda),
+            rng: Xoshiro256PlusPlus::seed_from_u64(options.seed),
+            sigma: options.sigma0,
+            cov: DMatrix::identity(n, n),
+            basis: DMatrix::identity(n, n),
+            scales: vec![1.0; n],
+            ps: vec![0.0; n],
+            pc: vec![0.0; n],
+            generation: 0,
+            last_decomposition: 0,
+            candidates: Vec::new(),
+            steps: Vec::new(),
+            asked: false,
+            fitness: Vec::new(),
+            order: Vec::new(),
+            z: vec![0.0; n],
+            tmp: vec![0.0; n],
+            step_w: vec![0.0; n],
+            best_history: VecDeque::new(),
+            median_history: VecDeque::new(),
+            scratch: Vec::new(),
+            run_stop: None,
+            restart_pending: Cell::new(false),
+            restarts_done: 0,
+            iterations: 0,
+            best_value: f64::INFINITY,
+        };
+        cmaes.resize_population();
+        cmaes
+    }
+
+    fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Size the per-candidate buffers for the current λ.
+    fn resize_population(&mut self) {
+        let (n, lambda) = (self.dim(), self.params.lambda);
+        self.candidates.resize(lambda, vec![0.0; n]);
+        self.steps.resize(lambda, vec![0.0; n]);
+        self.fitness.resize(lambda, f64::INFINITY);
+        self.order.resize(lambda, 0);
+    }
+
+    /// Start the next IPOP run: larger population, fresh distribution around a random point.
+    fn restart(&mut self) {
+        let Restarts::Ipop { factor, .. } = self.restarts else { return };
+        self.restarts_done += 1;
+        let n = self.dim();
+        let lambda = (self.params.lambda as f64 * factor).round() as usize;
+        self.params = Params::new(n, lambda);
+        for i in 0..n {
+            let (lo, hi) = (self.bounds.lower[i], self.bounds.upper[i]);
+            let u: f64 = self.rng.random();
+            let x = lo + u * (hi - lo);
+            self.mean[i] = if x.is_finite() { x.clamp(lo, hi) } else { self.x0[i] };
+        }
+        self.sigma = self.sigma0;
+        self.cov.fill_with_identity();
+        self.basis.fill_with_identity();
+        self.scales.fill(1.0);
+        self.ps.fill(0.0);
+        self.pc.fill(0.0);
+        self.generation = 0;
+        self.last_decomposition = 0;
+        self.best_history.clear();
+        self.median_history.clear();
+        self.run_stop = None;
+        self.asked = false;
+        self.resize_population();
+    }
+
+    /// Draw λ feasible candidates from N(m, σ² C).
+    fn sample(&mut self) {
+        for (x, y) in self.candidates.iter_mut().zip(&mut self.steps) {
+            for _ in 0..MAX_DRAWS {
+                for zi in &mut self.z {
+                    *zi = self.rng.sample(StandardNormal);
+                }
+                // y = B · (D ∘ z), x = m + σ y
+                for (i, (yi, xi)) in y.iter_mut().zip(x.iter_mut()).enumerate() {
+                    let row = self.basis.row(i);
+                    *yi = row.iter().zip(&self.scales).zip(&self.z).map(|((b, d), z)| b * d * z).sum();
+                    *xi = self.mean[i] + self.sigma * *yi;
+                }
+                if self.bounds.contains(x) {
+                    break;
+                }
+            }
+            if !self.bounds.contains(x) {
+                self.bounds.clamp(x);
+                // Learn from the step actually taken.
+                for ((yi, xi), mi) in y.iter_mut().zip(x.iter()).zip(&self.mean) {
+                    *yi = (xi - mi) / self.sigma;
+                }
+            }
+        }
+    }
+
+    /// Eigendecomposition of `C` into `basis` and `scales`; flags a numerically broken `C`.
+    fn decompose(&mut self) {
+        self.last_decomposition = self.generation;
+        let n = self.dim();
+        if n == 0 {
+            return;
+        }
+        for j in 0..n {
+            for i in 0..j {
+                self.cov[(i, j)] = self.cov[(j, i)];
+            }
+        }
+        let Some(eigen) = SymmetricEigen::try_new(self.cov.clone(), f64::EPSILON, 0) else {
+            self.run_stop = Some(Termination::ConditionNumber);
+            return;
+        };
+        let (lo, hi) = eigen.eigenvalues.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), &e| (lo.min(e), hi.max(e)));
+        if !(lo > 0.0 && hi.is_finite()) || hi > MAX_CONDITION * lo {
+            self.run_stop = Some(Termination::ConditionNumber);
+            if !(lo > 0.0 && hi.is_finite()) {
+                // Keep the previous decomposition: sampling must stay well defined.
+                return;
+            }
+        }
+        self.basis = eigen.eigenvectors;
+        for (s, e) in self.scales.iter_mut().zip(eigen.eigenvalues.iter()) {
+            *s = e.sqrt();
+        }
+    }
+
+    /// Tolerance-free stopping tests after a generation (NoEffect*, Stagnation, numerics).
+    fn check_run(&mut self) {
+        if !(self.sigma.is_finite() && self.sigma > 0.0) {
+            self.run_stop = Some(Termination::ConditionNumber);
+            return;
+        }
+        let n = self.dim();
+        if n == 0 {
+            return;
+        }
+        let m = &self.mean;
+        let axis = self.generation % n;
+        let shift = 0.1 * self.sigma * self.scales[axis];
+        let no_effect_axis = (0..n).all(|i| m[i] + shift * self.basis[(i, axis)] == m[i]);
+        let no_effect_coord = (0..n).any(|i| m[i] + 0.2 * self.sigma * self.cov[(i, i)].sqrt() == m[i]);
+        if no_effect_axis || no_effect_coord {
+            self.run_stop = Some(Termination::Stagnation);
+            return;
+        }
+
+        let g = self.generation;
+        let window = (g / 5).max(self.params.stagnation_window).min(MAX_HISTORY);
+        if g >= window && self.best_history.len() >= window {
+            let k = (3 * window).div_ceil(10);
+            let scratch = &mut self.scratch;
+            let stalled = |h: &VecDeque<f64>, scratch: &mut Vec<f64>| {
+                let start = h.len() - window;
+                let first = median(h.range(start..start + k), scratch);
+                let last = median(h.range(h.len() - k..), scratch);
+                last >= first
+            };
+            if stalled(&self.best_history, scratch) && stalled(&self.median_history, scratch) {
+                self.run_stop = Some(Termination::Stagnation);
+            }
+        }
+    }
+
+    /// Whether a restart remains after the current run.
+    fn can_restart(&self) -> bool {
+        matches!(self.restarts, Restarts::Ipop { max_restarts, .. } if self.restarts_done < max_restarts)
+    }
+}
+
+/// Median (upper middle for even counts) of finite-or-infinite values.
+fn median<'a>(values: impl Iterator<Item = &'a f64>, scratch: &mut Vec<f64>) -> f64 {
+    scratch.clear();
+    scratch.extend(values);
+    let mid = scratch.len() / 2;
+    *scratch.select_nth_unstable_by(mid, f64::total_cmp).1
+}
+
+fn push_capped(history: &mut VecDeque<f64>, value: f64) {
+    if history.len() == MAX_HISTORY {
+        history.pop_front();
+    }
+    history.push_back(value);
+}
+
+impl Optimiser for Cmaes {
+    fn name(&self) -> &'static str {
+        "cmaes"
+    }
+
+    fn ask(&mut self) -> &[Vec<f64>] {
+        if self.restart_pending.replace(false) {
+            self.restart();
+        }
+        if !self.asked {
+            self.sample();
+            self.asked = true;
+        }
+        &self.candidates
+    }
+
+    fn tell(&mut self, values: &[f64]) {
+        if !self.asked {
+            return;
+        }
+        self.asked = false;
+        self.iterations += 1;
+        let n = self.dim();
+        let p = &self.params;
+
+        for (k, f) in self.fitness.iter_mut().enumerate() {
+            *f = values.get(k).copied().filter(|v| v.is_finite()).unwrap_or(f64::INFINITY);
+        }
+        for (i, o) in self.order.iter_mut().enumerate() {
+            *o = i;
+        }
+        // Ties (failures included) rank by position: a total order, so the ranking is reproducible,
+        // and the unstable sort needs no buffer.
+        let fitness = &self.fitness;
+        self.order.sort_unstable_by(|&a, &b| fitness[a].total_cmp(&fitness[b]).then(a.cmp(&b)));
+        let best = self.order[0];
+        if self.fitness[best] < self.best_value {
+            self.best_value = self.fitness[best];
+            self.best_x.copy_from_slice(&self.candidates[best]);
+        }
+        push_capped(&mut self.best_history, self.fitness[best]);
+        push_capped(&mut self.median_history, self.fitness[self.order[p.lambda / 2]]);
+
+        // Recombination: y_w = Σ w_i y_{i:λ}, m ← m + σ y_w.
+        self.step_w.fill(0.0);
+        for (w, &k) in p.weights.iter().zip(&self.order) {
+            for (s, y) in self.step_w.iter_mut().zip(&self.steps[k]) {
+                *s += w * y;
+            }
+        }
+        for (m, s) in self.mean.iter_mut().zip(&self.step_w) {
+            *m += self.sigma * s;
+        }
+        // Convex combination of feasible points; clamp only against rounding.
+        self.bounds.clamp(&mut self.mean);
+
+        // Step-size path: p_σ ← (1 − c_σ) p_σ + √(c_σ(2 − c_σ)μ_eff) C^(−1/2) y_w.
+        for (j, t) in self.tmp.iter_mut().enumerate() {
+            let col = self.basis.column(j);
+            *t = col.iter().zip(&self.step_w).map(|(b, s)| b * s).sum::<f64>() / self.scales[j];
+        }
+        let cs_norm = (p.cs * (2.0 - p.cs) * p.mueff).sqrt();
+        for (i, ps) in self.ps.iter_mut().enumerate() {
+            let row = self.basis.row(i);
+            let inv_sqrt: f64 = row.iter().zip(&self.tmp).map(|(b, t)| b * t).sum();
+            *ps = (1.0 - p.cs) * *ps + cs_norm * inv_sqrt;
+        }
+        let ps_norm = self.ps.iter().map(|x| x * x).sum::<f64>().sqrt();
+
+        // Stall the covariance path while σ is growing fast (h_σ = 0), so C does not overshoot.
+        self.generation += 1;
+        let bias = 1.0 - (1.0 - p.cs).powi(2 * self.generation.min(i32::MAX as usize / 2) as i32);
+        let hsig = ps_norm / bias.sqrt() / p.chi_n < 1.4 + 2.0 / (n as f64 + 1.0);
+        let cc_norm = (p.cc * (2.0 - p.cc) * p.mueff).sqrt();
+        for (pc, s) in self.pc.iter_mut().zip(&self.step_w) {
+            *pc = (1.0 - p.cc) * *pc + if hsig { cc_norm * s } else { 0.0 };
+        }
+        let delta_h = if hsig { 0.0 } else { p.cc * (2.0 - p.cc) };
+
+        // C ← (1 − c1 − cμ) C + c1 (p_c p_cᵀ + δ(h_σ) C) + cμ Σ w_i y_i y_iᵀ, lower triangle only.
+        let keep = 1.0 - p.c1 - p.cmu + p.c1 * delta_h;
+        for j in 0..n {
+            for i in j..n {
+                let rank_mu: f64 =
+                    p.weights.iter().zip(&self.order).map(|(w, &k)| w * self.steps[k][i] * self.steps[k][j]).sum();
+                let c = &mut self.cov[(i, j)];
+                *c = keep * *c + p.c1 * self.pc[i] * self.pc[j] + p.cmu * rank_mu;
+            }
+        }
+
+        // σ ← σ exp((c_σ/d_σ)(‖p_σ‖/E‖N(0,I)‖ − 1)), the exponent capped so one bad generation
+        // cannot blow σ up.
+        self.sigma *= ((p.cs / p.ds) * (ps_norm / p.chi_n - 1.0)).min(1.0).exp();
+
+        if self.generation - self.last_decomposition >= p.eigen_interval {
+            self.decompose();
+        }
+        if self.run_stop.is_none() {
+            self.check_run();
+        }
+    }
+
+    fn best(&self) -> (&[f64], f64) {
+        (&self.best_x, self.best_value)
+    }
+
+    fn iterations(&self) -> usize {
+        self.iterations
+    }
+
+    fn converged(&self, stop: &Stopping) -> Option<Termination> {
+        if self.dim() == 0 {
+            return Some(Termination::FunctionTolerance);
+        }
+        if self.generation == 0 {
+            return None;
+        }
+        let reason = self.run_stop.or_else(|| {
+            let window = self.params.tolfun_window;
+            let history = &self.best_history;
+            let range = |values: &mut dyn Iterator<Item = &f64>| {
+                let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                hi - lo
+            };
+            let tolfun = history.len() >= window
+                && range(&mut history.range(history.len() - window..)) <= stop.ftol
+                && range(&mut self.fitness.iter()) <= stop.ftol;
+            if tolfun {
+                return Some(Termination::FunctionTolerance);
+            }
+            let n = self.dim();
+            let tolx = (0..n).all(|i| {
+                self.sigma * self.cov[(i, i)].sqrt() <= stop.xtol && self.sigma * self.pc[i].abs() <= stop.xtol
+            });
+            tolx.then_some(Termination::ParameterTolerance)
+        })?;
+        if self.can_restart() {
+            self.restart_pending.set(true);
+            return None;
+        }
+        Some(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimise::test_functions::{ellipsoid, evaluator, rastrigin, rosenbrock, sphere};
+    use crate::optimise::{OptimResult, Silent, minimise};
+
+    fn run(x0: Vec<f64>, bounds: Bounds, options: CmaesOptions, stop: &Stopping, f: fn(&[f64]) -> f64) -> OptimResult {
+        let mut cmaes = Cmaes::new(x0, bounds, options);
+        minimise(&mut cmaes, &mut evaluator(f), stop, &mut Silent, false)
+    }
+
+    fn unbounded(x0: Vec<f64>, options: CmaesOptions, f: fn(&[f64]) -> f64) -> OptimResult {
+        let stop = Stopping { max_evaluations: Some(100_000), ..Stopping::default() };
+        run(x0.clone(), Bounds::unbounded(x0.len()), options, &stop, f)
+    }
+
+    #[test]
+    fn sphere_10d() {
+        let r = unbounded(vec![1.0; 10], CmaesOptions { sigma0: 0.5, ..CmaesOptions::default() }, sphere);
+        assert!(r.termination.is_convergence(), "{:?}", r.termination);
+        assert!(r.value < 1e-12, "{}", r.value);
+    }
+
+    #[test]
+    fn rosenbrock_2d_and_10d() {
+        for n in [2, 10] {
+            let r = unbounded(vec![0.0; n], CmaesOptions { sigma0: 0.5, ..CmaesOptions::default() }, rosenbrock);
+            assert!(r.value < 1e-8, "n = {n}: {} after {} evaluations ({:?})", r.value, r.evaluations, r.termination);
+            assert!(r.x.iter().all(|x| (x - 1.0).abs() < 1e-4), "{:?}", r.x);
+        }
+    }
+
+    #[test]
+    fn ellipsoid_condition_1e6_10d() {
+        let r = unbounded(vec![1.0; 10], CmaesOptions { sigma0: 0.5, ..CmaesOptions::default() }, ellipsoid);
+        assert!(r.value < 1e-10, "{} after {} evaluations ({:?})", r.value, r.evaluations, r.termination);
+    }
+
+    #[test]
+    fn rastrigin_10d_ipop() {
+        let bounds = Bounds { lower: vec![-5.12; 10], upper: vec![5.12; 10] };
+        let stop = Stopping { target_value: Some(1e-9), max_evaluations: Some(2_000_000), ..Stopping::default() };
+        let solved = (0..10)
+            .filter(|&seed| {
+                let options = CmaesOptions { sigma0: 2.0, seed, restarts: Restarts::IPOP, ..CmaesOptions::default() };
+                let r = run(vec![3.0; 10], bounds.clone(), options, &stop, rastrigin);
+                r.value < 1e-8
+            })
+            .count();
+        assert!(solved >= 9, "solved {solved} of 10");
+    }
+
+    /// Every batch a run asks, in order.
+    fn asked_batches(options: CmaesOptions, max_evaluations: usize) -> Vec<Vec<f64>> {
+        let bounds = Bounds { lower: vec![-5.12; 5], upper: vec![5.12; 5] };
+        let mut cmaes = Cmaes::new(vec![3.0; 5], bounds, options);
+        let mut asked = Vec::new();
+        let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
+            asked.extend_from_slice(batch);
+            evaluator(rastrigin)(batch, out);
+        };
+        let stop = Stopping { max_evaluations: Some(max_evaluations), ..Stopping::default() };
+        minimise(&mut cmaes, &mut eval, &stop, &mut Silent, false);
+        assert!(cmaes.restarts_done > 0);
+        asked
+    }
+
+    #[test]
+    fn same_seed_same_asks() {
+        // The budget covers a few IPOP restarts, so the random restart points are checked too.
+        let options = |seed| CmaesOptions { sigma0: 1.0, seed, restarts: Restarts::IPOP, ..CmaesOptions::default() };
+        let bits = |batches: Vec<Vec<f64>>| -> Vec<u64> { batches.iter().flatten().map(|x| x.to_bits()).collect() };
+        let a = bits(asked_batches(options(42), 20_000));
+        assert_eq!(a, bits(asked_batches(options(42), 20_000)));
+        let b = bits(asked_batches(options(43), 20_000));
+        assert_ne!(a[..b.len().min(a.len())], b[..b.len().min(a.len())]);
+    }
+
+    #[test]
+    fn ipop_restarts_grow_the_population() {
+        let options =
+            CmaesOptions { restarts: Restarts::Ipop { max_restarts: 3, factor: 2.0 }, ..CmaesOptions::default() };
+        let mut cmaes = Cmaes::new(vec![3.0; 5], Bounds { lower: vec![-5.12; 5], upper: vec![5.12; 5] }, options);
+        let mut sizes = Vec::new();
+        let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
+            sizes.push(batch.len());
+            evaluator(rastrigin)(batch, out);
+        };
+        let r = minimise(&mut cmaes, &mut eval, &Stopping::default(), &mut Silent, false);
+        sizes.dedup();
+        assert_eq!(sizes, [8, 16, 32, 64]);
+        assert_eq!(r.iterations, cmaes.iterations());
+        // The best over all runs, not the last run's.
+        let (x, value) = cmaes.best();
+        assert_eq!((x, value), (&r.x[..], r.value));
+        assert_eq!(rastrigin(x), value);
+    }
+
+    #[test]
+    fn candidates_stay_in_bounds() {
+        // The unconstrained minimum lies outside the box, so the search presses on its faces;
+        // IPOP restarts from random points of the box add more draws near the walls.
+        let bounds = Bounds { lower: vec![1.0, -1.0, 0.5, -3.0], upper: vec![2.0, 1.0, 0.6, 3.0] };
+        let options = CmaesOptions {
+            sigma0: 1.0,
+            restarts: Restarts::Ipop { max_restarts: 2, factor: 2.0 },
+            ..CmaesOptions::default()
+        };
+        let mut cmaes = Cmaes::new(vec![1.9, 0.9, 0.55, 2.0], bounds.clone(), options);
+        let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
+            for (x, o) in batch.iter().zip(out.iter_mut()) {
+                assert!(bounds.contains(x), "{x:?} outside the box");
+                *o = sphere(x);
+            }
+        };
+        let r = minimise(&mut cmaes, &mut eval, &Stopping::default(), &mut Silent, false);
+        let expected = [1.0, 0.0, 0.5, 0.0];
+        assert!(r.x.iter().zip(expected).all(|(x, e)| (x - e).abs() < 1e-6), "{:?}", r.x);
+        assert!(bounds.contains(&cmaes.mean));
+    }
+
+    #[test]
+    fn failed_evaluations_rank_worst() {
+        let mut cmaes = Cmaes::new(vec![0.0; 3], Bounds::unbounded(3), CmaesOptions::default());
+        let lambda = cmaes.ask().len();
+        let mut values: Vec<f64> = (0..lambda).map(|k| k as f64).collect();
+        values[0] = f64::NAN;
+        values[1] = f64::INFINITY;
+        values[2] = f64::NEG_INFINITY;
+        cmaes.tell(&values);
+        assert_eq!(cmaes.order[..lambda - 3], (3..lambda).collect::<Vec<_>>()[..]);
+        assert_eq!(cmaes.order[lambda - 3..], [0, 1, 2]);
+        assert_eq!(cmaes.best().1, 3.0);
+
+        // Whole generations of failures, then a sphere whose evaluation fails on half of space:
+        // no panic, and the search still finds the feasible optimum x_0 = 0.5.
+        let mut cmaes = Cmaes::new(vec![2.0; 5], Bounds::unbounded(5), CmaesOptions::default());
+        for _ in 0..20 {
+            let n = cmaes.ask().len();
+            cmaes.tell(&vec![f64::NAN; n]);
+        }
+        assert_eq!(cmaes.best().1, f64::INFINITY);
+        let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
+            for (x, o) in batch.iter().zip(out.iter_mut()) {
+                *o = if x[0] < 0.5 { f64::NAN } else { sphere(x) };
+            }
+        };
+        let r = minimise(&mut cmaes, &mut eval, &Stopping::default(), &mut Silent, false);
+        assert!((r.value - 0.25).abs() < 1e-8, "{} ({:?})", r.value, r.termination);
+    }
+
+    #[test]
+    fn degenerate_problems_stop() {
+        let stop = Stopping { max_evaluations: Some(100_000), ..Stopping::default() };
+        // A constant function and a function of one coordinate out of three.
+        let constant = unbounded(vec![1.0; 3], CmaesOptions::default(), |_| 1.0);
+        assert_eq!(constant.termination, Termination::FunctionTolerance);
+        let flat = unbounded(vec![1.0; 3], CmaesOptions::default(), |x| x[0] * x[0]);
+        assert!(flat.termination != Termination::MaxEvaluations, "{:?}", flat.termination);
+        let one_d = run(vec![1.0], Bounds::unbounded(1), CmaesOptions::default(), &stop, |x| (x[0] - 3.0).powi(2));
+        assert!((one_d.x[0] - 3.0).abs() < 1e-6);
+        let zero_d = run(vec![], Bounds::unbounded(0), CmaesOptions::default(), &stop, |_| 2.0);
+        assert_eq!((zero_d.value, zero_d.termination), (2.0, Termination::FunctionTolerance));
+    }
+
+    #[test]
+    fn options_serde() {
+        let parse = |s: &str| serde_json::from_str::<CmaesOptions>(s);
+        assert_eq!(parse("{}").unwrap(), CmaesOptions::default());
+        assert_eq!(parse(r#"{"restarts": "ipop"}"#).unwrap().restarts, Restarts::IPOP);
+        assert_eq!(parse(r#"{"restarts": "none"}"#).unwrap().restarts, Restarts::None);
+        assert_eq!(parse(r#"{"restarts": {"kind": "none"}}"#).unwrap().restarts, Restarts::None);
+        assert_eq!(
+            parse(r#"{"restarts": {"kind": "ipop", "factor": 3.0}}"#).unwrap().restarts,
+            Restarts::Ipop { max_restarts: 9, factor: 3.0 }
+        );
+        assert!(parse(r#"{"restarts": "bipop"}"#).is_err());
+        assert!(parse(r#"{"restarts": {"kind": "ipop", "restarts": 3}}"#).is_err());
+        assert!(parse(r#"{"sigma": 1.0}"#).is_err());
+        let options =
+            CmaesOptions { population: Some(20), seed: 7, restarts: Restarts::IPOP, ..CmaesOptions::default() };
+        assert_eq!(parse(&serde_json::to_string(&options).unwrap()).unwrap(), options);
+    }
+}

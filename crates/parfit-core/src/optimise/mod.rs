@@ -1,0 +1,270 @@
+//! Ask–tell optimisers and the driver loop that evaluates their batches.
+//!
+//! An [`Optimiser`] never evaluates anything itself: it asks for a batch of candidates, the driver
+//! evaluates the batch through a [`BatchEvaluator`] (rayon threads, MPI ranks or browser workers) and tells
+//! the optimiser the values. Stopping rules shared by every algorithm live in [`Stopping`].
+
+mod cmaes;
+mod nelder_mead;
+#[cfg(test)]
+mod test_functions;
+
+pub use cmaes::{Cmaes, CmaesOptions, Restarts};
+pub use nelder_mead::{NelderMead, NelderMeadOptions};
+
+use serde::{Deserialize, Serialize};
+
+/// Box constraints of the search space. Infinite entries mean unbounded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bounds {
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+}
+
+impl Bounds {
+    pub fn unbounded(dim: usize) -> Self {
+        Bounds { lower: vec![f64::NEG_INFINITY; dim], upper: vec![f64::INFINITY; dim] }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.lower.len()
+    }
+
+    /// Project `x` onto the box.
+    pub fn clamp(&self, x: &mut [f64]) {
+        for ((xi, lo), hi) in x.iter_mut().zip(&self.lower).zip(&self.upper) {
+            *xi = xi.clamp(*lo, *hi);
+        }
+    }
+
+    pub fn contains(&self, x: &[f64]) -> bool {
+        x.iter().zip(&self.lower).zip(&self.upper).all(|((xi, lo), hi)| *lo <= *xi && *xi <= *hi)
+    }
+}
+
+/// Why an optimisation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Termination {
+    MaxIterations,
+    MaxEvaluations,
+    TargetReached,
+    /// Function values of the population / simplex agree within `ftol`.
+    FunctionTolerance,
+    /// The search has contracted below `xtol` in every coordinate.
+    ParameterTolerance,
+    /// No improvement of the best value for many iterations.
+    Stagnation,
+    /// CMA-ES covariance matrix became too ill-conditioned to continue.
+    ConditionNumber,
+    /// Every candidate of a batch failed to evaluate (all values non-finite).
+    AllFailed,
+    TimeLimit,
+    Cancelled,
+}
+
+impl Termination {
+    /// Whether the algorithm stopped by its own convergence criteria (rather than a budget or the user).
+    pub fn is_convergence(self) -> bool {
+        matches!(self, Termination::FunctionTolerance | Termination::ParameterTolerance | Termination::TargetReached)
+    }
+}
+
+impl std::fmt::Display for Termination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            Termination::MaxIterations => "maximum iterations reached",
+            Termination::MaxEvaluations => "maximum evaluations reached",
+            Termination::TargetReached => "target value reached",
+            Termination::FunctionTolerance => "function tolerance reached",
+            Termination::ParameterTolerance => "parameter tolerance reached",
+            Termination::Stagnation => "no progress (stagnation)",
+            Termination::ConditionNumber => "covariance condition number too large",
+            Termination::AllFailed => "every candidate failed to evaluate",
+            Termination::TimeLimit => "time limit reached",
+            Termination::Cancelled => "cancelled",
+        };
+        f.write_str(text)
+    }
+}
+
+/// Stopping rules shared by every optimiser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Stopping {
+    pub max_iterations: Option<usize>,
+    pub max_evaluations: Option<usize>,
+    /// Stop as soon as the best value is at or below this.
+    pub target_value: Option<f64>,
+    /// Wall-clock limit, checked between iterations (needs a [`Monitor`] with a clock).
+    pub max_seconds: Option<f64>,
+    /// Absolute tolerance on function values (spread of the simplex / population).
+    pub ftol: f64,
+    /// Absolute tolerance on parameters (size of the simplex / search distribution).
+    pub xtol: f64,
+}
+
+impl Default for Stopping {
+    fn default() -> Self {
+        Stopping {
+            max_iterations: None,
+            max_evaluations: None,
+            target_value: None,
+            max_seconds: None,
+            ftol: 1e-12,
+            xtol: 1e-12,
+        }
+    }
+}
+
+/// An ask–tell optimiser over a box-bounded search space.
+pub trait Optimiser: Send {
+    fn name(&self) -> &'static str;
+
+    /// The next batch of candidates to evaluate (never empty). Candidates lie within the bounds.
+    fn ask(&mut self) -> &[Vec<f64>];
+
+    /// The values of the batch last returned by `ask`, in the same order. Non-finite values mean the
+    /// evaluation failed; algorithms treat them as worse than any finite value.
+    fn tell(&mut self, values: &[f64]);
+
+    /// Best point seen so far and its value (`+inf` before the first `tell`).
+    fn best(&self) -> (&[f64], f64);
+
+    /// Completed ask–tell rounds.
+    fn iterations(&self) -> usize;
+
+    /// The algorithm's own convergence test against the shared tolerances; `None` while it should go on.
+    fn converged(&self, stop: &Stopping) -> Option<Termination>;
+}
+
+/// Evaluates a batch of candidates. The only place fitting parallelism happens.
+pub trait BatchEvaluator {
+    /// Write the value of `batch[i]` into `values[i]`. Failures are `+inf`, never panics.
+    fn evaluate(&mut self, batch: &[Vec<f64>], values: &mut [f64]);
+}
+
+impl<F: FnMut(&[Vec<f64>], &mut [f64])> BatchEvaluator for F {
+    fn evaluate(&mut self, batch: &[Vec<f64>], values: &mut [f64]) {
+        self(batch, values)
+    }
+}
+
+/// What the driver reports after every iteration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub iteration: usize,
+    pub evaluations: usize,
+    pub best_value: f64,
+}
+
+/// The driver's window on the outside world: a clock, progress reports, cancellation.
+/// The core has no clock of its own (it must build for wasm32, where `std::time::Instant` panics).
+pub trait Monitor {
+    /// Seconds since the run started; `0.0` when there is no clock.
+    fn elapsed_seconds(&self) -> f64 {
+        0.0
+    }
+    fn on_progress(&mut self, _progress: &Progress) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// A monitor that reports nothing and never cancels.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Monitor for Silent {}
+
+/// One row of the optimisation history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    pub iteration: usize,
+    pub evaluations: usize,
+    pub best_value: f64,
+    pub best_x: Vec<f64>,
+}
+
+/// The outcome of an optimisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimResult {
+    pub x: Vec<f64>,
+    pub value: f64,
+    pub evaluations: usize,
+    pub iterations: usize,
+    pub termination: Termination,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryPoint>>,
+}
+
+/// Run `optimiser` until a stopping rule fires.
+///
+/// Every batch goes through `evaluator` whole, so a parallel evaluator sees the full population.
+/// The result depends only on the optimiser's state and the values, never on how the batch was evaluated.
+pub fn minimise(
+    optimiser: &mut dyn Optimiser,
+    evaluator: &mut dyn BatchEvaluator,
+    stop: &Stopping,
+    monitor: &mut dyn Monitor,
+    record_history: bool,
+) -> OptimResult {
+    let mut evaluations = 0usize;
+    let mut values = Vec::new();
+    let mut history = record_history.then(Vec::new);
+    let termination = loop {
+        if monitor.cancelled() {
+            break Termination::Cancelled;
+        }
+        let batch = optimiser.ask();
+        if let Some(max) = stop.max_evaluations
+            && evaluations + batch.len() > max
+            && evaluations > 0
+        {
+            break Termination::MaxEvaluations;
+        }
+        values.clear();
+        values.resize(batch.len(), f64::NAN);
+        evaluator.evaluate(batch, &mut values);
+        evaluations += batch.len();
+        let all_failed = values.iter().all(|v| !v.is_finite());
+        optimiser.tell(&values);
+
+        let (best_x, best_value) = optimiser.best();
+        let progress = Progress { iteration: optimiser.iterations(), evaluations, best_value };
+        if let Some(h) = history.as_mut() {
+            h.push(HistoryPoint { iteration: progress.iteration, evaluations, best_value, best_x: best_x.to_vec() });
+        }
+        monitor.on_progress(&progress);
+
+        if all_failed && !best_value.is_finite() {
+            break Termination::AllFailed;
+        }
+        if stop.target_value.is_some_and(|target| best_value <= target) {
+            break Termination::TargetReached;
+        }
+        if let Some(t) = optimiser.converged(stop) {
+            break t;
+        }
+        if stop.max_iterations.is_some_and(|max| optimiser.iterations() >= max) {
+            break Termination::MaxIterations;
+        }
+        if stop.max_evaluations.is_some_and(|max| evaluations >= max) {
+            break Termination::MaxEvaluations;
+        }
+        if stop.max_seconds.is_some_and(|max| monitor.elapsed_seconds() >= max) {
+            break Termination::TimeLimit;
+        }
+    };
+    let (x, value) = optimiser.best();
+    OptimResult {
+        x: x.to_vec(),
+        value,
+        evaluations,
+        iterations: optimiser.iterations(),
+        termination,
+        seconds: monitor.elapsed_seconds(),
+        history,
+    }
+}

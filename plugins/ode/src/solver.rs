@@ -1,0 +1,387 @@
+//! Adaptive Dormand–Prince 5(4) with FSAL, PI step-size control, Hairer's initial-step heuristic and the
+//! 4th-order continuous extension for output between steps.
+
+use parfit_core::SimError;
+use serde::{Deserialize, Serialize};
+
+/// Integrator settings. Deserialises from JSON with every field optional; unknown fields are an error.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SolverOptions {
+    /// Relative tolerance.
+    pub rtol: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Attempted steps (accepted + rejected) allowed per simulation before `SimError::TooManySteps`.
+    pub max_steps: usize,
+    /// First step size; `None` picks one automatically.
+    pub h0: Option<f64>,
+    /// Largest step size; `None` means unlimited.
+    pub max_step: Option<f64>,
+    /// Time at which the initial state `u_i` is given; `None` means the first requested time.
+    /// Must not be after the first requested time.
+    pub t0: Option<f64>,
+    /// Interpolate outputs between steps (`true`), or shorten steps to land exactly on every requested
+    /// time (`false`: more steps when times are dense, but no interpolation error).
+    pub dense_output: bool,
+}
+
+impl Default for SolverOptions {
+    fn default() -> Self {
+        SolverOptions {
+            rtol: 1e-6,
+            atol: 1e-6,
+            max_steps: 100_000,
+            h0: None,
+            max_step: None,
+            t0: None,
+            dense_output: true,
+        }
+    }
+}
+
+impl SolverOptions {
+    /// Reject settings the integrator cannot work with.
+    pub fn validate(&self) -> Result<(), String> {
+        let nonneg = |v: f64| v.is_finite() && v >= 0.0;
+        if !nonneg(self.rtol) || !nonneg(self.atol) {
+            return Err(format!("rtol ({}) and atol ({}) must be finite and non-negative", self.rtol, self.atol));
+        }
+        if self.rtol == 0.0 && self.atol == 0.0 {
+            return Err("rtol and atol cannot both be zero".into());
+        }
+        if self.max_steps == 0 {
+            return Err("max_steps must be at least 1".into());
+        }
+        for (name, v) in [("h0", self.h0), ("max_step", self.max_step)] {
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0)
+            {
+                return Err(format!("{name} ({v}) must be finite and positive"));
+            }
+        }
+        if let Some(t0) = self.t0
+            && !t0.is_finite()
+        {
+            return Err(format!("t0 ({t0}) must be finite"));
+        }
+        Ok(())
+    }
+}
+
+/// The ODE as the integrator sees it.
+pub(crate) trait System {
+    fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]);
+    /// The solution at the requested time `times[i]`.
+    fn output(&mut self, i: usize, t: f64, y: &[f64]);
+}
+
+// Dormand & Prince (1980) coefficients. Row i of `A` gives stage i+1 from stages 1..=i.
+const C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
+const A2: [f64; 1] = [1.0 / 5.0];
+const A3: [f64; 2] = [3.0 / 40.0, 9.0 / 40.0];
+const A4: [f64; 3] = [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0];
+const A5: [f64; 4] = [19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0];
+const A6: [f64; 5] = [9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0];
+/// 5th-order weights, which are also stage 7's row (the FSAL property): stage 7 is f at the new point.
+const B: [f64; 6] = [35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0];
+/// 5th- minus 4th-order weights over all seven stages: the local error estimate.
+const E: [f64; 7] =
+    [71.0 / 57600.0, 0.0, -71.0 / 16695.0, 71.0 / 1920.0, -17253.0 / 339200.0, 22.0 / 525.0, -1.0 / 40.0];
+/// Weights of the extra term that lifts the cubic Hermite interpolant to 4th order (Hairer, Nørsett &
+/// Wanner, Solving ODEs I, §II.6).
+const D: [f64; 7] = [
+    -12715105075.0 / 11282082432.0,
+    0.0,
+    87487479700.0 / 32700410799.0,
+    -10690763975.0 / 1880347072.0,
+    701980252875.0 / 199316789632.0,
+    -1453857185.0 / 822651844.0,
+    69997945.0 / 29380423.0,
+];
+
+// Step-size control.
+const SAFETY: f64 = 0.9;
+const FAC_MIN: f64 = 0.2;
+const FAC_MAX: f64 = 10.0;
+/// PI controller exponents: `h_new = h · safety · err^-ALPHA · err_prev^BETA`. With BETA = 0 this is the
+/// classic `err^-1/5` controller; a small BETA damps oscillating step sizes.
+const BETA: f64 = 0.04;
+const ALPHA: f64 = 0.2 - 0.75 * BETA;
+
+/// Scratch vectors for one integration; sized once per model.
+#[derive(Debug, Clone)]
+pub(crate) struct Dopri5 {
+    pub y: Vec<f64>,
+    y_new: Vec<f64>,
+    y_stage: Vec<f64>,
+    k: [Vec<f64>; 7],
+    y_dense: Vec<f64>,
+}
+
+impl Dopri5 {
+    pub fn new(n: usize) -> Self {
+        Dopri5 {
+            y: vec![0.0; n],
+            y_new: vec![0.0; n],
+            y_stage: vec![0.0; n],
+            k: std::array::from_fn(|_| vec![0.0; n]),
+            y_dense: vec![0.0; n],
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Integrate from `(t0, self.y)` and report the solution at each of `times` (non-decreasing, none before
+    /// `t0`) through `sys.output`.
+    pub fn solve<S: System>(
+        &mut self,
+        opts: &SolverOptions,
+        sys: &mut S,
+        t0: f64,
+        times: &[f64],
+    ) -> Result<(), SimError> {
+        let mut t = t0;
+        let mut next = 0; // index of the next time to report
+        while next < times.len() && times[next] <= t {
+            sys.output(next, times[next], &self.y);
+            next += 1;
+        }
+        let Some(&t_end) = times.last() else { return Ok(()) };
+        if next == times.len() {
+            return Ok(());
+        }
+        if !all_finite(&self.y) {
+            return Err(SimError::Diverged { t });
+        }
+        sys.rhs(t, &self.y, &mut self.k[0]);
+        if !all_finite(&self.k[0]) {
+            return Err(SimError::Diverged { t });
+        }
+
+        let max_step = opts.max_step.unwrap_or(f64::INFINITY);
+        let mut h = match opts.h0 {
+            Some(h0) => h0,
+            None => self.initial_step(opts, sys, t, t_end - t, max_step),
+        }
+        .min(max_step);
+        let mut steps = 0usize;
+        let mut err_prev: f64 = 1e-4;
+        let mut rejected = false;
+        let mut failed_non_finite = false;
+
+        loop {
+            if steps >= opts.max_steps {
+                return Err(SimError::TooManySteps { t, max_steps: opts.max_steps });
+            }
+            steps += 1;
+            let stop = if opts.dense_output { t_end } else { times[next] };
+            // Stretch a step that would stop just short of `stop` rather than leave a sliver behind.
+            let last = t + 1.01 * h >= stop && stop - t <= max_step;
+            let h_proposed = h;
+            if last {
+                h = stop - t;
+            }
+            let t_new = if last { stop } else { t + h };
+
+            self.stages(sys, t, h, t_new);
+            let err = self.error_norm(opts, h);
+
+            if !err.is_finite() {
+                // Overflow or NaN inside the step: retry shorter; a genuine blow-up ends in `Diverged`.
+                failed_non_finite = true;
+                rejected = true;
+                h *= FAC_MIN;
+            } else if err <= 1.0 {
+                failed_non_finite = false;
+                while next < times.len() && times[next] <= t_new {
+                    let ti = times[next];
+                    if ti == t_new {
+                        sys.output(next, ti, &self.y_new);
+                    } else {
+                        self.dense(h, (ti - t) / h);
+                        sys.output(next, ti, &self.y_dense);
+                    }
+                    next += 1;
+                }
+                std::mem::swap(&mut self.y, &mut self.y_new);
+                self.k.swap(0, 6); // FSAL: the last stage is f at the new point
+                t = t_new;
+                if next == times.len() {
+                    return Ok(());
+                }
+                let mut fac = (SAFETY * err.powf(-ALPHA) * err_prev.powf(BETA)).clamp(FAC_MIN, FAC_MAX);
+                if rejected {
+                    fac = fac.min(1.0); // don't grow straight after a rejection
+                }
+                rejected = false;
+                err_prev = err.max(1e-4);
+                h *= fac;
+                if last {
+                    // The step was cut to hit an output time; its error says little about the next one.
+                    h = h.max(h_proposed);
+                }
+                h = h.min(max_step);
+                continue;
+            } else {
+                rejected = true;
+                h *= (SAFETY * err.powf(-0.2)).max(FAC_MIN);
+            }
+            // After a rejection: give up once the step no longer moves `t` meaningfully.
+            if h <= 16.0 * f64::EPSILON * t.abs().max(stop.abs()) || h <= f64::MIN_POSITIVE {
+                return Err(if failed_non_finite { SimError::Diverged { t } } else { SimError::StepTooSmall { t, h } });
+            }
+        }
+    }
+
+    /// Stages 2..=7 of one step from `(t, y)` with `k[0] = f(t, y)`; leaves the 5th-order solution in
+    /// `y_new` and `k[6] = f(t_new, y_new)`.
+    fn stages<S: System>(&mut self, sys: &mut S, t: f64, h: f64, t_new: f64) {
+        let Dopri5 { y, y_new, y_stage, k, .. } = self;
+        let rows: [&[f64]; 5] = [&A2, &A3, &A4, &A5, &A6];
+        for (s, row) in rows.iter().enumerate() {
+            let stage = s + 1;
+            for i in 0..y.len() {
+                let mut acc = 0.0;
+                for (j, a) in row.iter().enumerate() {
+                    acc += a * k[j][i];
+                }
+                y_stage[i] = y[i] + h * acc;
+            }
+            sys.rhs(t + C[stage] * h, y_stage, &mut k[stage]);
+        }
+        for i in 0..y.len() {
+            let mut acc = 0.0;
+            for (j, b) in B.iter().enumerate() {
+                acc += b * k[j][i];
+            }
+            y_new[i] = y[i] + h * acc;
+        }
+        sys.rhs(t_new, y_new, &mut k[6]);
+    }
+
+    /// RMS over components of the local error scaled by `atol + rtol · max(|y|, |y_new|)`. NaN or infinite
+    /// when the step produced non-finite values.
+    fn error_norm(&self, opts: &SolverOptions, h: f64) -> f64 {
+        let n = self.dim();
+        let mut sum = 0.0;
+        for i in 0..n {
+            let mut e = 0.0;
+            for (j, ej) in E.iter().enumerate() {
+                e += ej * self.k[j][i];
+            }
+            let scale = opts.atol + opts.rtol * self.y[i].abs().max(self.y_new[i].abs());
+            let r = h * e / scale;
+            sum += r * r;
+            if !self.y_new[i].is_finite() {
+                return f64::NAN;
+            }
+        }
+        (sum / n as f64).sqrt()
+    }
+
+    /// The continuous extension at `t + theta · h` of the step just taken, into `y_dense`.
+    ///
+    /// Written as a correction to cubic Hermite interpolation between `(y, k1)` and `(y_new, k7)`:
+    /// `y + θ(Δ + (1-θ)(b + θ(c + (1-θ)d)))` with `Δ = y_new - y`, `b = h k1 - Δ`, `c = Δ - h k7 - b`, and
+    /// `d = h Σ D_j k_j` the 4th-order term; it matches the end values and slopes exactly.
+    fn dense(&mut self, h: f64, theta: f64) {
+        let one_minus = 1.0 - theta;
+        for i in 0..self.dim() {
+            let delta = self.y_new[i] - self.y[i];
+            let b = h * self.k[0][i] - delta;
+            let c = delta - h * self.k[6][i] - b;
+            let mut d = 0.0;
+            for (j, dj) in D.iter().enumerate() {
+                d += dj * self.k[j][i];
+            }
+            d *= h;
+            self.y_dense[i] = self.y[i] + theta * (delta + one_minus * (b + theta * (c + one_minus * d)));
+        }
+    }
+
+    /// Hairer's starting step: make the first Euler step's change and the change of `f` over it both small
+    /// against the tolerances. Costs one extra evaluation of `f`; uses `k[1]` and `y_stage` as scratch.
+    fn initial_step<S: System>(&mut self, opts: &SolverOptions, sys: &mut S, t: f64, span: f64, max_step: f64) -> f64 {
+        let n = self.dim();
+        let (mut d0, mut d1) = (0.0, 0.0);
+        for i in 0..n {
+            let sc = opts.atol + opts.rtol * self.y[i].abs();
+            d0 += (self.y[i] / sc).powi(2);
+            d1 += (self.k[0][i] / sc).powi(2);
+        }
+        let (d0, d1) = ((d0 / n as f64).sqrt(), (d1 / n as f64).sqrt());
+        let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 }.min(max_step).min(span);
+        for i in 0..n {
+            self.y_stage[i] = self.y[i] + h0 * self.k[0][i];
+        }
+        sys.rhs(t + h0, &self.y_stage, &mut self.k[1]);
+        let mut d2 = 0.0;
+        for i in 0..n {
+            let sc = opts.atol + opts.rtol * self.y[i].abs();
+            d2 += ((self.k[1][i] - self.k[0][i]) / sc).powi(2);
+        }
+        let d2 = (d2 / n as f64).sqrt() / h0;
+        let dmax = d1.max(d2);
+        let h1 = if dmax <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / dmax).powf(1.0 / 5.0) };
+        // NaN from a non-finite trial falls through `min` to the other candidates.
+        (100.0 * h0).min(h1).min(max_step).min(span)
+    }
+}
+
+fn all_finite(v: &[f64]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// y' = -y + sin(t): a non-autonomous problem with a known solution.
+    struct Forced;
+    impl System for Forced {
+        fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
+            dy[0] = -y[0] + t.sin();
+        }
+        fn output(&mut self, _: usize, _: f64, _: &[f64]) {}
+    }
+    fn exact(t: f64) -> f64 {
+        // y(0) = 1
+        1.5 * (-t).exp() + 0.5 * (t.sin() - t.cos())
+    }
+
+    /// Local error of one step of size `h` from the exact solution at `t`: (at the end, in the middle).
+    fn one_step(t: f64, h: f64) -> (f64, f64) {
+        let mut s = Dopri5::new(1);
+        s.y[0] = exact(t);
+        Forced.rhs(t, &s.y.clone(), &mut s.k[0]);
+        s.stages(&mut Forced, t, h, t + h);
+        s.dense(h, 0.4);
+        ((s.y_new[0] - exact(t + h)).abs(), (s.y_dense[0] - exact(t + 0.4 * h)).abs())
+    }
+
+    #[test]
+    fn local_errors_have_the_expected_order() {
+        // Step error is O(h^6) and the continuous extension's O(h^5): halving h divides them by ~64 and ~32.
+        let (e1, d1) = one_step(0.3, 0.2);
+        let (e2, d2) = one_step(0.3, 0.1);
+        let (e3, d3) = one_step(0.3, 0.05);
+        for (a, b, lo, hi) in [(e1, e2, 40.0, 90.0), (e2, e3, 40.0, 90.0), (d1, d2, 24.0, 40.0), (d2, d3, 24.0, 40.0)] {
+            assert!(a / b > lo && a / b < hi, "ratio {} ({a:e} / {b:e})", a / b);
+        }
+    }
+
+    #[test]
+    fn dense_output_matches_the_end_points() {
+        let mut s = Dopri5::new(1);
+        s.y[0] = 1.0;
+        Forced.rhs(0.0, &s.y.clone(), &mut s.k[0]);
+        s.stages(&mut Forced, 0.0, 0.3, 0.3);
+        s.dense(0.3, 0.0);
+        assert_eq!(s.y_dense[0], s.y[0]);
+        s.dense(0.3, 1.0);
+        assert!((s.y_dense[0] - s.y_new[0]).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,250 @@
+//! The DiffSL subset: what parses, what is rejected and how, and what expressions evaluate to.
+
+use parfit_core::{Model, OutputKind};
+use parfit_ode::{KINDS, OdeModel, ParseError, SolverOptions, model_from_config};
+
+const LV: &str = "\
+in_i { alpha = 1.1, beta = 0.4, delta = 0.1, gamma = 0.4 }
+x0 { 10.0 }
+y0 { 5.0 }
+u_i {
+  prey = x0,
+  predator = y0,
+}
+F_i {
+  alpha * prey - beta * prey * predator,
+  delta * prey * predator - gamma * predator,
+}
+out_i { prey, predator }
+";
+
+fn compile(src: &str) -> Result<OdeModel, ParseError> {
+    OdeModel::compile(src, "model.ds", SolverOptions::default())
+}
+
+fn compile_err(src: &str) -> ParseError {
+    match compile(src) {
+        Ok(_) => panic!("expected an error for:\n{src}"),
+        Err(e) => e,
+    }
+}
+
+/// Evaluate `out_i` at t = 0 with the given parameters.
+fn outputs(m: &OdeModel, params: &[f64]) -> Vec<f64> {
+    let mut ws = m.workspace();
+    let mut out = vec![0.0; m.spec().outputs.len()];
+    m.simulate(&mut ws, params, &[], &[0.0], &mut out).unwrap();
+    out
+}
+
+#[test]
+fn lotka_volterra_spec() {
+    let m = compile(LV).unwrap();
+    let spec = m.spec();
+    assert_eq!(spec.name, "model");
+    let names: Vec<&str> = spec.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "beta", "delta", "gamma"]);
+    assert_eq!(spec.defaults(), [1.1, 0.4, 0.1, 0.4]);
+    assert!(spec.params.iter().all(|p| p.lower == f64::NEG_INFINITY && p.upper == f64::INFINITY && !p.log_scale));
+    assert!(spec.inputs.is_empty());
+    assert_eq!(spec.outputs, ["prey", "predator"]);
+    assert_eq!(spec.output_kind, OutputKind::TimeSeries);
+    assert_eq!(m.n_states(), 2);
+    assert_eq!(outputs(&m, &spec.defaults()), [10.0, 5.0]);
+}
+
+#[test]
+fn parse_errors_report_line_and_column() {
+    let cases: &[(&str, &str)] = &[
+        ("a { 1 }\nb {\n  2 x }", "model.ds:3:5: expected ',' or '}' after element, found 'x'"),
+        ("u_i { y = 1 }\nF_i { (y + 1 }", "model.ds:2:14: expected ')', found '}'"),
+        ("u_i { y = 1 }\nF_i { y * }", "model.ds:2:11: expected an expression, found '}'"),
+        ("u_i { y = 1 }\nF_i -y }", "model.ds:2:5: expected '{' after tensor name 'F_i', found '-'"),
+        ("u_i { y = 1 }\nF_i { -y", "model.ds:2:9: expected ',' or '}' after element, found end of input"),
+        ("u_i { y = 1 }\nF_i { pow(y 2) }", "model.ds:2:13: expected ',' or ')' in call to pow, found '2'"),
+        ("u_i { y = 1 }\n  F_i { y @ 2 }", "model.ds:2:11: unexpected character '@'"),
+        ("u_i { y = 1e }", "model.ds:1:11: malformed number '1e': no digits in the exponent"),
+        ("/* open\ncomment", "model.ds:1:1: unterminated block comment '/*'"),
+        ("in = [a, 3]", "model.ds:1:10: expected an input name or ']', found '3'"),
+    ];
+    for (src, want) in cases {
+        assert_eq!(compile_err(src).to_string(), *want, "source:\n{src}");
+    }
+    let e = compile_err("u_i { y = 1 }\nF_i { y y }");
+    assert_eq!((e.source_name.as_str(), e.line, e.column), ("model.ds", 2, 9));
+    assert_eq!(e.message, "expected ',' or '}' after element, found 'y'");
+}
+
+#[test]
+fn unsupported_constructs_are_rejected_by_name() {
+    let base = "u_i { y = 1 }\nF_i { -y }\n";
+    let cases: &[(&str, &str)] = &[
+        ("M_i { dydt }", "3:1: mass matrix 'M_i' is not supported"),
+        ("dudt_i { dydt = 0 }", "3:1: 'dudt_i' is not supported"),
+        ("A_ij { 1 }", "3:1: 2-D tensor 'A_ij' is not supported"),
+        ("stop_i { y - 0.5 }", "3:1: stop conditions 'stop_i' are not supported"),
+        ("k_i { 1, 2 }", "3:1: vector tensor 'k_i' is not supported"),
+        ("k { 1, 2 }", "3:1: tensor 'k' has 2 elements"),
+        ("out_i { (0:2): y }", "3:9: element index specifiers"),
+        ("out_i { y[0] }", "3:9: tensor indexing 'y[…]' is not supported"),
+        ("out_i { 2 * u_i }", "3:13: indexed tensor reference 'u_i' is not supported"),
+        ("out_i { pow(y, 2) + y^3 }", "3:22: '^' is not DiffSL"),
+        ("out_i { erf(y) }", "3:9: unknown function 'erf'"),
+        ("out_i { y + z }", "3:13: unknown name 'z'"),
+        ("a { b }\nb { a + 1 }\nout_i { a }", "4:5: circular definition: a -> b -> a"),
+        ("unused { nothing }", "3:10: unknown name 'nothing'"),
+        ("F_i { 1 }", "3:1: 'F_i' is defined twice (first at 2:1)"),
+        ("y { 2 }", "3:1: 'y' is defined twice (first at 1:7)"),
+        ("t { 2 }", "3:1: 't' is reserved for time"),
+        ("x_1 { 2 }", "3:1: invalid tensor name 'x_1'"),
+        ("F { 2 }", "3:1: 'F' is a vector: write it with its index, as 'F_i'"),
+        ("out_i { y, y }", "3:12: duplicate output name 'y'"),
+        ("in = [k]", "3:7: input 'k' has no definition"),
+        ("in_i { k }", "3:8: each element of 'in_i' needs a name"),
+        ("in_i { k = 1, j = k }", "3:15: the default of input 'j' must be a constant expression"),
+    ];
+    for (extra, want) in cases {
+        let src = format!("{base}{extra}");
+        let msg = compile_err(&src).to_string();
+        assert!(msg.starts_with(&format!("model.ds:{want}")), "source:\n{src}\ngot:  {msg}\nwant: model.ds:{want}…");
+    }
+    let more: &[(&str, &str)] = &[
+        ("F_i { 1 }", "model.ds:1:10: the model has no state tensor 'u_i'"),
+        ("u_i { y = 1 }", "model.ds:1:14: the model has no right-hand side 'F_i'"),
+        ("u_i { y = 1, z = 2 }\nF_i { 1 }", "model.ds:2:1: 'F_i' has 1 elements but 'u_i' has 2 states"),
+        ("u_i { 1 }\nF_i { 1 }", "model.ds:1:7: each state in 'u_i' needs a name"),
+        ("u_i { y = t }\nF_i { 1 }", "model.ds:1:11: the initial value of state 'y' depends on t or the state"),
+        ("k { 1 }\nin_i { k = 1 }\nin = [k]\nu_i { y = 1 }\nF_i { 1 }", "model.ds:3:1: inputs are declared both"),
+    ];
+    for (src, want) in more {
+        let msg = compile_err(src).to_string();
+        assert!(msg.starts_with(want), "source:\n{src}\ngot:  {msg}\nwant: {want}…");
+    }
+}
+
+#[test]
+fn every_function_evaluates_correctly() {
+    // Each function once with a parameter argument (run-time code) and once with literals (folded).
+    let x = 0.7_f64;
+    let fns: &[(&str, f64)] = &[
+        ("exp(X)", x.exp()),
+        ("log(X)", x.ln()),
+        ("sqrt(X)", x.sqrt()),
+        ("sin(X)", x.sin()),
+        ("cos(X)", x.cos()),
+        ("tan(X)", x.tan()),
+        ("sinh(X)", x.sinh()),
+        ("cosh(X)", x.cosh()),
+        ("tanh(X)", x.tanh()),
+        ("abs(-X)", x),
+        ("abs(X - 1)", 0.30000000000000004),
+        ("pow(X, 2.5)", x.powf(2.5)),
+        ("pow(X, 2)", x * x),
+        ("pow(2, X)", 2f64.powf(x)),
+        ("min(X, 0.3)", 0.3),
+        ("max(X, 0.3)", x),
+        ("min(0.3, X)", 0.3),
+        ("max(0.3, X)", x),
+    ];
+    let exprs: Vec<String> = fns.iter().map(|(e, _)| e.to_string()).collect();
+    let with_param =
+        format!("in_i {{ p = {x} }}\nu_i {{ y = 0 }}\nF_i {{ 0 }}\nout_i {{ {} }}", exprs.join(", ").replace('X', "p"));
+    let folded = format!("u_i {{ y = 0 }}\nF_i {{ 0 }}\nout_i {{ {} }}", exprs.join(", ").replace('X', &x.to_string()));
+    for (src, params) in [(with_param, vec![x]), (folded, vec![])] {
+        let m = compile(&src).unwrap();
+        let got = outputs(&m, &params);
+        for ((expr, want), got) in fns.iter().zip(&got) {
+            assert_eq!(got.to_bits(), want.to_bits(), "{expr}: got {got}, want {want}");
+        }
+    }
+}
+
+#[test]
+fn precedence_and_unary_minus() {
+    let src = "in_i { a = 2, b = 3, c = 5 }
+u_i { y = 0 }
+F_i { 0 }
+out_i {
+  a + b * c,       // 17
+  (a + b) * c,     // 25
+  a - b - c,       // -6: left-associative
+  a / b / c,       // 2/15
+  -pow(a, 2),      // -4: the sign applies to the call
+  pow(-a, 2),      // 4
+  -a * b,          // -6
+  a * -b,          // -6
+  a - -b,          // 5
+  -(a - c) / b,    // 1
+  +a,              // 2
+  2 * 1e-1 + 3.5E1, /* block
+  comment */
+  pow(a, b) * c - c,  // 35
+}";
+    let m = compile(src).unwrap();
+    let got = outputs(&m, &[2.0, 3.0, 5.0]);
+    let want = [17.0, 25.0, -6.0, 2.0 / 3.0 / 5.0, -4.0, 4.0, -6.0, -6.0, 5.0, 1.0, 2.0, 35.2, 35.0];
+    assert_eq!(got, want);
+    // `+a` is the bare name `a`, so that output is named after it.
+    let names: Vec<String> = (0..13).map(|k| if k == 10 { "a".into() } else { format!("out_{k}") }).collect();
+    assert_eq!(m.spec().outputs, names);
+}
+
+#[test]
+fn bracket_input_list_and_named_outputs() {
+    // Older DiffSL style: `in = [...]` with the defaults as scalar tensors; definitions in any order.
+    let src = "in = [k, y0]
+k { 0.5 }
+half { k / 2 }
+y0 { 4 }
+u_i { y = y0 }
+F_i { -half * y }
+out_i { y, total = y + k, t, half }";
+    let m = compile(src).unwrap();
+    assert_eq!(m.spec().defaults(), [0.5, 4.0]);
+    assert_eq!(m.spec().outputs, ["y", "total", "t", "half"]);
+    assert_eq!(outputs(&m, &[0.5, 4.0]), [4.0, 4.5, 0.0, 0.25]);
+    assert_eq!(outputs(&m, &[1.0, 2.0]), [2.0, 3.0, 0.0, 0.5]);
+}
+
+#[test]
+fn default_outputs_are_the_states() {
+    let m = compile("u_i { a = 1, b = 2 }\nF_i { 0, 0 }").unwrap();
+    assert_eq!(m.spec().outputs, ["a", "b"]);
+    assert!(m.spec().params.is_empty());
+}
+
+#[test]
+fn config_and_kinds() {
+    assert_eq!(KINDS.len(), 1);
+    assert_eq!((KINDS[0].kind, KINDS[0].extension), ("diffsl", "ds"));
+
+    let config = serde_json::json!({ "source": LV, "source_name": "lv.ds", "rtol": 1e-8, "max_step": 0.5 });
+    let m = model_from_config("diffsl", &config.to_string()).unwrap();
+    assert_eq!(m.spec().name, "lv");
+    assert_eq!(m.options().rtol, 1e-8);
+    assert_eq!(m.options().atol, 1e-6);
+    assert_eq!(m.options().max_step, Some(0.5));
+
+    let err = model_from_config("sbml", &config.to_string()).unwrap_err();
+    assert!(err.contains("unknown model kind 'sbml'"), "{err}");
+    let err =
+        model_from_config("diffsl", r#"{"source": "u_i { y = 1 }\nF_i { y y }", "source_name": "m.ds"}"#).unwrap_err();
+    assert_eq!(err, "m.ds:2:9: expected ',' or '}' after element, found 'y'");
+    let err = model_from_config("diffsl", r#"{"source": "", "rtl": 1}"#).unwrap_err();
+    assert!(err.contains("unknown field `rtl`"), "{err}");
+    let err = model_from_config("diffsl", r#"{"rtol": 1}"#).unwrap_err();
+    assert!(err.contains("missing 'source'"), "{err}");
+    let err = model_from_config("diffsl", r#"{"source": "u_i { y = 1 } F_i { 1 }", "rtol": -1}"#).unwrap_err();
+    assert!(err.starts_with("model.ds: invalid solver options: rtol"), "{err}");
+    assert!(model_from_config("diffsl", "[1]").is_err());
+}
+
+#[test]
+fn solver_options_from_json() {
+    let o: SolverOptions = serde_json::from_str("{}").unwrap();
+    assert_eq!(o, SolverOptions::default());
+    assert_eq!((o.rtol, o.atol, o.max_steps, o.dense_output), (1e-6, 1e-6, 100_000, true));
+    let o: SolverOptions = serde_json::from_str(r#"{"t0": 0, "h0": 0.01, "dense_output": false}"#).unwrap();
+    assert_eq!((o.t0, o.h0, o.dense_output), (Some(0.0), Some(0.01), false));
+    assert!(serde_json::from_str::<SolverOptions>(r#"{"tol": 1}"#).is_err());
+}

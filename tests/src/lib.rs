@@ -1,0 +1,117 @@
+//! Helpers for the end-to-end tests: build the workspace binaries and out-of-workspace plugins once, run the
+//! `parfit` binary, and locate bundled data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace root").to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+fn run_cargo(mut cmd: Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run cargo to build {what}: {e}"));
+    assert!(out.status.success(), "building {what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Build `parfit` and the workspace plugins (debug profile) once per test process; the binary's directory
+/// then holds the plugin libraries, where `parfit` looks by default.
+pub fn parfit_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut cmd = cargo();
+        cmd.current_dir(root()).args(["build", "--quiet", "-p", "parfit-cli", "-p", "parfit-ode"]);
+        run_cargo(cmd, "parfit and its plugins");
+        let bin = target_dir().join("debug").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// Build an out-of-workspace plugin crate (relative to the root) and return its library's path.
+pub fn build_external_plugin(crate_dir: &str, lib_name: &str) -> PathBuf {
+    let dir = root().join(crate_dir);
+    let target = target_dir().join("external-plugins");
+    let mut cmd = cargo();
+    cmd.current_dir(&dir).env_remove("CARGO_TARGET_DIR").args(["build", "--quiet", "--target-dir"]).arg(&target);
+    run_cargo(cmd, crate_dir);
+    let file = format!("{}{lib_name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let path = target.join("debug").join(file);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// The result of one `parfit` invocation.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "parfit failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Run `parfit` with `args` from the workspace root, without inheriting a plugin path.
+pub fn parfit(args: &[&str]) -> Run {
+    Command::new(parfit_bin())
+        .current_dir(root())
+        .env_remove("PARFIT_PLUGIN_PATH")
+        .args(args)
+        .output()
+        .expect("parfit runs")
+        .into()
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = target_dir().join("test-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// Read a `t,a,b,…` CSV of numbers into (header, rows).
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
+    parse_csv(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+/// Parse CSV text of numbers with a header row.
+pub fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<f64>>) {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("").split(',').map(str::to_string).collect();
+    let rows = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').map(|c| c.trim().parse::<f64>().expect("numeric cell")).collect())
+        .collect();
+    (header, rows)
+}

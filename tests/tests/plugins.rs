@@ -1,0 +1,90 @@
+//! Plugin loading end to end: discovery, third-party plugins, ABI mismatch, panics, non-plugins.
+
+use parfit_abi::core::Model;
+use parfit_abi::host::{LoadError, LoadedPlugin};
+use parfit_tests::{build_external_plugin, parfit, parse_csv, scratch};
+
+#[test]
+fn the_ode_plugin_is_found_next_to_the_executable() {
+    let run = parfit(&["plugins"]);
+    run.assert_ok();
+    assert!(run.stdout.contains("ode ") && run.stdout.contains("kind diffsl [.ds]"), "{}", run.stdout);
+    let json = parfit(&["plugins", "--format", "json"]).assert_ok().json();
+    assert_eq!(json["plugins"][0]["kinds"][0]["kind"], "diffsl");
+}
+
+#[test]
+fn a_third_party_plugin_builds_against_the_abi_crate_alone_and_runs() {
+    let lib = build_external_plugin("examples/plugin-logistic", "parfit_logistic");
+    let lib = lib.to_str().unwrap();
+    let listed = parfit(&["--plugin", lib, "plugins"]);
+    assert!(listed.assert_ok().stdout.contains("kind logistic"), "{}", listed.stdout);
+
+    let run = parfit(&["--plugin", lib, "run", "examples/plugin-logistic/run.toml", "--set", "K=60"]);
+    let (header, rows) = parse_csv(&run.assert_ok().stdout);
+    assert_eq!(header, vec!["time", "N"]);
+    assert_eq!(rows.len(), 11);
+    for row in rows {
+        let (t, n) = (row[0], row[1]);
+        let exact = 60.0 / (1.0 + (60.0 / 2.0 - 1.0) * (-0.8 * t).exp());
+        assert!((n - exact).abs() <= 1e-12 * exact, "t={t}: {n} vs {exact}");
+    }
+}
+
+#[test]
+fn a_plugin_of_another_abi_version_is_refused_naming_both_versions_and_the_file() {
+    let lib = build_external_plugin("tests/fixtures/plugin-future-abi", "parfit_future_abi");
+    let err = LoadedPlugin::load(&lib).unwrap_err();
+    assert!(matches!(err, LoadError::AbiMismatch { plugin: 999, host: parfit_abi::ABI_VERSION, .. }), "{err}");
+    let run = parfit(&["--plugin", lib.to_str().unwrap(), "plugins"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let message = run.stderr;
+    assert!(message.contains("version 999") && message.contains(&format!("version {}", parfit_abi::ABI_VERSION)));
+    assert!(message.contains(lib.to_str().unwrap()), "{message}");
+}
+
+#[test]
+fn a_panicking_plugin_yields_an_error_and_the_host_carries_on() {
+    let lib = build_external_plugin("tests/fixtures/plugin-misbehaving", "parfit_misbehaving");
+    let plugin = LoadedPlugin::load(&lib).unwrap();
+    let model = plugin.create("panics", "{}").unwrap();
+    let mut ws = model.workspace();
+    let mut out = [0.0];
+    let err = model.simulate(&mut ws, &[0.9], &[], &[], &mut out).unwrap_err();
+    assert!(err.to_string().contains("panicked") && err.to_string().contains("too large"), "{err}");
+    // The same model and workspace keep working after the panic.
+    model.simulate(&mut ws, &[0.25], &[], &[], &mut out).unwrap();
+    assert_eq!(out[0], 0.25);
+    // Typed errors cross the boundary intact.
+    let failing = plugin.create("errors", "{}").unwrap();
+    let mut ws = failing.workspace();
+    let err = failing.simulate(&mut ws, &[0.0], &[], &[], &mut out).unwrap_err();
+    assert_eq!(err, parfit_abi::core::SimError::StepTooSmall { t: 3.0, h: 1e-14 });
+    // Unknown kinds are the plugin's error message, not a crash.
+    assert_eq!(plugin.create("nope", "{}").err().unwrap(), "no kind 'nope'");
+}
+
+#[test]
+fn files_that_are_not_plugins_give_clear_errors() {
+    let dir = scratch("not-a-plugin");
+    let junk = dir.join(format!("{}parfit_junk{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    std::fs::write(&junk, "this is text, not a library").unwrap();
+    let run = parfit(&["--plugin", junk.to_str().unwrap(), "plugins"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("not a loadable shared library") && run.stderr.contains("parfit_junk"), "{run:?}");
+
+    // A real shared library that is not a parfit plugin: the logistic example's build dependency graph gives
+    // us none, so use the C maths library every Linux test machine has.
+    if let Some(libm) = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6"]
+        .iter()
+        .find(|p| std::path::Path::new(p).exists())
+    {
+        let run = parfit(&["--plugin", libm, "plugins"]);
+        assert_eq!(run.code, 2);
+        assert!(run.stderr.contains("not a parfit plugin") && run.stderr.contains("parfit_plugin_entry"), "{run:?}");
+    }
+
+    let run = parfit(&["--plugin", "/no/such/plugin.so", "plugins"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("/no/such/plugin.so"), "{run:?}");
+}

@@ -1,0 +1,105 @@
+//! Project automation. `cargo xtask demo` runs the main job on bundled data, `cargo xtask test` runs every
+//! check CI runs, `cargo xtask bench` measures parfit (and its peers, where installed).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  demo    build parfit in release mode and fit the Lotka–Volterra example (bundled data)
+  test    formatting, clippy (-D warnings), all tests, and the wasm32 build check of the core";
+
+/// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
+const EXTERNAL_CRATES: &[&str] =
+    &["examples/plugin-logistic", "tests/fixtures/plugin-misbehaving", "tests/fixtures/plugin-future-abi"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo(),
+        Some("test") => test(),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command '{other}'\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace root").to_path_buf()
+}
+
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Run a command, echoing it, and fail with its description if it fails.
+pub fn run(cmd: &mut Command) -> Result {
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("\n$ {shown}");
+    let status = cmd.status().map_err(|e| format!("cannot start `{shown}`: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
+}
+
+fn demo() -> Result {
+    run(cargo().args(["build", "--release", "--workspace", "--exclude", "xtask", "--exclude", "parfit-tests"]))?;
+    let parfit = root().join("target/release").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
+    let out = root().join("target/demo/lotka_volterra");
+    run(Command::new(&parfit).current_dir(root()).arg("plugins"))?;
+    run(Command::new(&parfit)
+        .current_dir(root())
+        .args(["fit", "examples/lotka_volterra/fit.toml", "--output"])
+        .arg(&out))?;
+    println!(
+        "\nThe least-squares optimum of the accurate model (scipy least_squares with DOP853 at rtol 1e-12, \
+         tests/data/lotka_volterra/optimum.json) is SSE 328.5186 at alpha 1.11640, beta 0.424215, delta 0.0945095, \
+         gamma 0.389077.\nPlots and result.json: {}",
+        out.display()
+    );
+    Ok(())
+}
+
+fn wasm_target_installed() -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "wasm32-unknown-unknown"))
+}
+
+fn test() -> Result {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    for dir in EXTERNAL_CRATES {
+        run(cargo().args(["fmt", "--manifest-path", &format!("{dir}/Cargo.toml"), "--", "--check"]))?;
+    }
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    for dir in EXTERNAL_CRATES {
+        run(cargo()
+            .args(["clippy", "--quiet", "--manifest-path", &format!("{dir}/Cargo.toml"), "--target-dir"])
+            .arg(root().join("target/external-clippy"))
+            .args(["--", "-D", "warnings"]))?;
+    }
+    run(cargo().args(["test", "--workspace"]))?;
+    if !wasm_target_installed() {
+        run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+            .map_err(|e| format!("{e}\nthe wasm32 check needs the wasm32-unknown-unknown target and rustup"))?;
+    }
+    // The core (with rayon) and the ODE plugin must build for the browser; the ABI crate without its host side.
+    run(cargo().args(["check", "--target", "wasm32-unknown-unknown", "-p", "parfit-core", "-p", "parfit-ode"]))?;
+    run(cargo().args(["check", "--target", "wasm32-unknown-unknown", "-p", "parfit-core", "--features", "parallel"]))?;
+    eprintln!("\nall checks passed");
+    Ok(())
+}
