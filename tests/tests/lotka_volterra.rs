@@ -1,0 +1,157 @@
+//! The Lotka–Volterra example end to end: the fit reaches the accurate least-squares optimum, results do not
+//! depend on the thread count, the ODE solution matches a high-accuracy reference, and bad input is refused
+//! with a clear message and exit code 2.
+
+use parfit_tests::{parfit, parse_csv, read_csv, root, scratch};
+
+/// The least-squares optimum of the accurate model on `examples/lotka_volterra/data.csv`, as stated in the
+/// foundation issue and confirmed independently with scipy `least_squares` on DOP853 solutions at rtol = atol
+/// = 1e-12 (`tests/data/lotka_volterra/make_reference.py`, results in `optimum.json`).
+const OPTIMUM_SSE: f64 = 328.52;
+const OPTIMUM: [(&str, f64); 4] = [("alpha", 1.1164), ("beta", 0.4242), ("delta", 0.09451), ("gamma", 0.3891)];
+
+#[test]
+fn the_reference_optimum_agrees_with_the_issue_figures() {
+    let text = std::fs::read_to_string(root().join("tests/data/lotka_volterra/optimum.json")).unwrap();
+    let optimum: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!((optimum["sse"].as_f64().unwrap() - OPTIMUM_SSE).abs() < 0.005);
+    for (name, value) in OPTIMUM {
+        let found = optimum[name].as_f64().unwrap();
+        assert!((found - value).abs() <= 0.5e-4 * value.abs().max(1.0), "{name}: {found} vs {value}");
+    }
+}
+
+#[test]
+fn the_example_fit_reaches_the_least_squares_optimum() {
+    let out = scratch("lv-fit");
+    let run =
+        parfit(&["fit", "examples/lotka_volterra/fit.toml", "--format", "json", "--output", out.to_str().unwrap()]);
+    let result = run.assert_ok().json();
+    let sse = result["value"].as_f64().unwrap();
+    assert!((sse - OPTIMUM_SSE).abs() <= 1e-3 * OPTIMUM_SSE, "SSE {sse}");
+    for (name, value) in OPTIMUM {
+        let fitted = result["x"][name].as_f64().unwrap();
+        assert!((fitted - value).abs() <= 0.01 * value, "{name}: {fitted} vs {value}");
+    }
+    for file in ["result.json", "fitted.csv", "fit.svg", "convergence.svg"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let svg = std::fs::read_to_string(out.join("fit.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("prey (data)"), "fit.svg lacks its content");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(written["x"], result["x"]);
+    assert!(written["history"].as_array().is_some_and(|h| !h.is_empty()));
+}
+
+#[test]
+fn the_fit_is_identical_for_one_and_two_threads() {
+    let fit = |threads: &str| {
+        parfit(&["fit", "examples/lotka_volterra/fit.toml", "--seed", "7", "--threads", threads, "--format", "json"])
+            .assert_ok()
+            .json()
+    };
+    let (one, two) = (fit("1"), fit("2"));
+    assert_eq!(one["threads"], 1);
+    assert_eq!(two["threads"], 2);
+    for key in ["x", "value", "evaluations", "iterations", "termination"] {
+        assert_eq!(one[key], two[key], "{key} differs between 1 and 2 threads");
+    }
+}
+
+#[test]
+fn the_solution_matches_a_dop853_reference_to_1e_6() {
+    // scipy solve_ivp(method="DOP853", rtol=atol=1e-10) at the generating parameters (make_reference.py).
+    let (header, reference) = read_csv(&root().join("tests/data/lotka_volterra/reference_dop853.csv"));
+    assert_eq!(header, vec!["t", "prey", "predator"]);
+    let times: Vec<String> = reference.iter().map(|r| format!("{:?}", r[0])).collect();
+    let times = times.join(",");
+    let run = parfit(&[
+        "run",
+        "examples/lotka_volterra/lotka_volterra.ds",
+        "--rtol",
+        "1e-9",
+        "--atol",
+        "1e-9",
+        "--set",
+        "alpha=1.1",
+        "--times",
+        &times,
+    ]);
+    let (header, rows) = parse_csv(&run.assert_ok().stdout);
+    assert_eq!(header, vec!["time", "prey", "predator"]);
+    assert_eq!(rows.len(), 500);
+    let mut worst = 0.0f64;
+    for (row, reference) in rows.iter().zip(&reference) {
+        assert_eq!(row[0], reference[0]);
+        for j in 1..3 {
+            worst = worst.max((row[j] - reference[j]).abs() / reference[j].abs());
+        }
+    }
+    assert!(worst <= 1e-6, "max relative error {worst:e}");
+}
+
+/// Write a fit configuration into a scratch directory, pointing at the example's model and data.
+fn config(dir: &std::path::Path, parameters: &str, data_path: &str, columns: &str) -> String {
+    let example = root().join("examples/lotka_volterra");
+    let text = format!(
+        "[model]\nkind = \"diffsl\"\nsource = \"{}\"\n\n[data]\npath = \"{data_path}\"\noutputs = [\"prey\", \
+         \"predator\"]\n{columns}\n\n[parameters]\n{parameters}\n\n[fit]\nmax_iterations = 2\n",
+        example.join("lotka_volterra.ds").display()
+    );
+    let path = dir.join("fit.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[track_caller]
+fn assert_input_error(args: &[&str], expected: &[&str]) {
+    let run = parfit(args);
+    assert_eq!(run.code, 2, "expected exit code 2: {run:?}");
+    for text in expected {
+        assert!(run.stderr.contains(text), "stderr lacks {text:?}:\n{}", run.stderr);
+    }
+}
+
+#[test]
+fn bad_input_is_refused_with_where_and_what() {
+    let dir = scratch("lv-bad-input");
+    let data = root().join("examples/lotka_volterra/data.csv");
+    let data = data.to_str().unwrap();
+
+    // A DiffSL syntax error: file, line and column.
+    let model = dir.join("broken.ds");
+    std::fs::write(&model, "in_i { a = 1 }\nu_i { y = 1 }\nF_i { -a * y + }\n").unwrap();
+    assert_input_error(&["run", model.to_str().unwrap(), "--times", "0:1:3"], &["broken.ds:3:"]);
+
+    // An unknown parameter in the configuration.
+    let cfg = config(&dir, "zeta = { start = 1.0 }", data, "");
+    assert_input_error(&["fit", &cfg], &["zeta", "no parameter named", "alpha, beta, delta, gamma"]);
+
+    // A data column that is not in the file.
+    let cfg = config(&dir, "", data, "columns = { predator = \"wolves\" }");
+    assert_input_error(&["fit", &cfg], &["data.csv", "no column named 'wolves'"]);
+
+    // A non-numeric cell: file and line.
+    let text = std::fs::read_to_string(data).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[4] = "0.8,abc,6.3".into();
+    let bad_data = dir.join("bad.csv");
+    std::fs::write(&bad_data, lines.join("\n")).unwrap();
+    let cfg = config(&dir, "", bad_data.to_str().unwrap(), "");
+    assert_input_error(&["fit", &cfg], &["bad.csv:5:", "'abc' is not a number"]);
+
+    // A start outside its bounds.
+    let cfg = config(&dir, "alpha = { start = 6.0, lower = 0.0, upper = 5.0 }", data, "");
+    assert_input_error(&["fit", &cfg], &["alpha", "outside its bounds"]);
+
+    // A misspelt key: file, line and column.
+    let cfg = config(&dir, "alpha = { strat = 1.0 }", data, "");
+    assert_input_error(&["fit", &cfg], &["fit.toml:11:11:", "unknown field `strat`"]);
+
+    // An unknown parameter on the command line.
+    assert_input_error(
+        &["run", "examples/lotka_volterra/lotka_volterra.ds", "--times", "0:1:2", "--set", "omega=1"],
+        &["omega", "alpha, beta, delta, gamma"],
+    );
+}
