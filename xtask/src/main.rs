@@ -4,13 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench;
+
 type Result<T = ()> = std::result::Result<T, String>;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   demo    build parfit in release mode and fit the Lotka–Volterra example (bundled data)
-  test    formatting, clippy (-D warnings), all tests, and the wasm32 build check of the core";
+  test    formatting, clippy (-D warnings), all tests, and the wasm32 build check of the core
+  bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
+          --peers   also run the peer tools (diffid; built into a venv under target/peers on first use)";
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
 const EXTERNAL_CRATES: &[&str] =
@@ -21,6 +25,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(),
+        Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,198 @@
+//! `cargo xtask bench`: the Lotka–Volterra benchmarks of BENCHMARKS.md, and (with `--peers`) diffid on the same
+//! fit in the same run, so ratios compare like with like on a noisy shared machine.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::{Result, cargo, root, run};
+
+/// Seeds of the repeated tutorial fits; diffid's script uses the same count (its seeds 0..9).
+const SEEDS: u64 = 10;
+const MODEL: &str = "examples/lotka_volterra/lotka_volterra.ds";
+
+fn output_of(cmd: &mut Command) -> Result<String> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    let out = cmd.output().map_err(|e| format!("cannot start `{shown}`: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("`{shown}` failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn parse(text: &str) -> Result<Value> {
+    serde_json::from_str(text.trim()).map_err(|e| format!("not JSON ({e}): {text}"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+/// One LV solve at the true parameters, 500 output times.
+fn solve(rtol: &str) -> Result<Value> {
+    let example = root().join("target/release/examples/solve_timing");
+    parse(&output_of(Command::new(example).current_dir(root()).args([MODEL, rtol, rtol, "0:100:500"]))?)
+}
+
+/// A configuration fitted once per seed; wall seconds are parfit's own (model built, data read, then timed).
+fn fits(config: &str, threads: usize, seeds: u64, extra: &[&str]) -> Result<Value> {
+    let parfit = root().join("target/release/parfit");
+    let mut runs = Vec::new();
+    for seed in 0..seeds {
+        let mut cmd = Command::new(&parfit);
+        cmd.current_dir(root()).args(["fit", config, "--format", "json", "--threads"]).arg(threads.to_string());
+        cmd.args(["--seed", &seed.to_string()]).args(extra);
+        runs.push(parse(&output_of(&mut cmd)?)?);
+    }
+    let walls: Vec<f64> = runs.iter().map(|r| r["seconds"].as_f64().unwrap_or(f64::NAN)).collect();
+    let evals: Vec<f64> = runs.iter().map(|r| r["evaluations"].as_f64().unwrap_or(f64::NAN)).collect();
+    let sse: Vec<f64> = runs.iter().map(|r| r["value"].as_f64().unwrap_or(f64::NAN)).collect();
+    Ok(json!({
+        "config": config, "threads": threads, "seeds": seeds, "extra_flags": extra,
+        "wall_s_median": median(walls.clone()),
+        "wall_s_total": walls.iter().sum::<f64>(),
+        "evaluations_median": median(evals.clone()),
+        "s_per_evaluation_overall": walls.iter().sum::<f64>() / evals.iter().sum::<f64>(),
+        "final_sse_median": median(sse.clone()),
+        "final_sse_best": sse.iter().copied().fold(f64::INFINITY, f64::min),
+        "final_sse_all": sse,
+    }))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores available")
+}
+
+pub fn bench(peers: bool) -> Result {
+    run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "--examples", "--bins"]))?;
+    run(cargo().args(["build", "--release", "-p", "parfit-ode"]))?;
+    eprintln!("\nbenchmarking (this takes a minute or two)…");
+
+    let mut report = json!({
+        "date": output_of(Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC"))?.trim(),
+        "machine": machine(),
+        "command": format!("cargo xtask bench{}", if peers { " --peers" } else { "" }),
+    });
+    report["solve"] = json!({
+        "rtol_1e-6": solve("1e-6")?, "rtol_1e-7": solve("1e-7")?, "rtol_1e-8": solve("1e-8")?,
+    });
+    // The tutorial's fit at the example's tolerance (1e-8), and at 1e-7, where parfit's SSE error at the
+    // generating parameters (0.08) is already below diffid's at its defaults (0.31): matched accuracy.
+    let tutorial = "examples/lotka_volterra/tutorial.toml";
+    let matched = ["--rtol", "1e-7", "--atol", "1e-7"];
+    report["tutorial_fit"] = json!({
+        "threads_1": fits(tutorial, 1, SEEDS, &[])?,
+        "threads_2": fits(tutorial, 2, SEEDS, &[])?,
+        "matched_threads_1": fits(tutorial, 1, SEEDS, &matched)?,
+        "matched_threads_2": fits(tutorial, 2, SEEDS, &matched)?,
+    });
+    report["example_fit"] = json!({
+        "threads_1": fits("examples/lotka_volterra/fit.toml", 1, 3, &[])?,
+        "threads_2": fits("examples/lotka_volterra/fit.toml", 2, 3, &[])?,
+    });
+    if peers {
+        let script = root().join("bench/peers/diffid_lv.sh");
+        let text =
+            output_of(Command::new("bash").arg(script).current_dir(root()).args(["--reps", &SEEDS.to_string()]))?;
+        let diffid = parse(&text)?;
+        let per_eval = |v: &Value| v["s_per_evaluation_overall"].as_f64().unwrap_or(f64::NAN);
+        let ratios = json!({
+            "diffid_over_parfit_per_evaluation_sequential":
+                per_eval(&diffid["sequential"]) / per_eval(&report["tutorial_fit"]["matched_threads_1"]),
+            "diffid_over_parfit_per_evaluation_parallel":
+                per_eval(&diffid["parallel"]) / per_eval(&report["tutorial_fit"]["matched_threads_2"]),
+            "diffid_over_parfit_single_solve":
+                diffid["single_solve"]["median_s"].as_f64().unwrap_or(f64::NAN) * 1e6
+                    / report["solve"]["rtol_1e-7"]["median_us"].as_f64().unwrap_or(f64::NAN),
+        });
+        report["diffid"] = diffid;
+        report["ratios"] = ratios;
+    }
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("results.json"), &text).map_err(|e| format!("results.json: {e}"))?;
+    print_report(&report);
+    println!("\nfull results: {}", dir.join("results.json").display());
+    Ok(())
+}
+
+fn print_report(r: &Value) {
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    println!(
+        "\n{} — {} — `{}`\n",
+        r["date"].as_str().unwrap_or(""),
+        r["machine"].as_str().unwrap_or(""),
+        r["command"].as_str().unwrap_or("")
+    );
+    println!("| one LV solve, 500 outputs, true parameters | best µs | median µs |\n|---|---|---|");
+    for key in ["rtol_1e-6", "rtol_1e-7", "rtol_1e-8"] {
+        let s = &r["solve"][key];
+        println!(
+            "| parfit DOPRI5, rtol = atol = {} | {:.1} | {:.1} |",
+            &key[5..],
+            f(&s["best_us"]),
+            f(&s["median_us"])
+        );
+    }
+    if let Some(d) = r.get("diffid") {
+        println!(
+            "| diffid BDF (rtol 1e-6, atol 1e-8) | {:.1} | {:.1} |",
+            f(&d["single_solve"]["min_s"]) * 1e6,
+            f(&d["single_solve"]["median_s"]) * 1e6
+        );
+    }
+    println!(
+        "\n| LV fit ({} seeds) | threads | median s | median evals | µs per eval (total/total) | median SSE | best SSE |",
+        SEEDS
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let row = |name: &str, v: &Value| {
+        println!(
+            "| {name} | {} | {:.3} | {} | {:.1} | {:.1} | {:.2} |",
+            v["threads"],
+            f(&v["wall_s_median"]),
+            f(&v["evaluations_median"]),
+            f(&v["s_per_evaluation_overall"]) * 1e6,
+            f(&v["final_sse_median"]),
+            f(&v["final_sse_best"])
+        )
+    };
+    for key in ["threads_1", "threads_2", "matched_threads_1", "matched_threads_2"] {
+        let name = if key.starts_with("matched") {
+            "parfit tutorial.toml, rtol 1e-7"
+        } else {
+            "parfit tutorial.toml, rtol 1e-8"
+        };
+        row(name, &r["tutorial_fit"][key]);
+    }
+    for key in ["threads_1", "threads_2"] {
+        row("parfit fit.toml (horizons + polish)", &r["example_fit"][key]);
+    }
+    if let Some(d) = r.get("diffid") {
+        for (mode, threads) in [("sequential", 1), ("parallel", 2)] {
+            let v = &d[mode];
+            println!(
+                "| diffid {} CMA-ES (BDF 1e-6/1e-8) | {threads} | {:.3} | {} | {:.1} | {:.1} | {:.2} |",
+                d["diffid_version"].as_str().unwrap_or(""),
+                f(&v["wall_s_median"]),
+                801,
+                f(&v["s_per_evaluation_overall"]) * 1e6,
+                f(&v["final_sse_median"]),
+                f(&v["best"]["sse"])
+            );
+        }
+        println!("\nratios (diffid ÷ parfit at matched accuracy): {}", r["ratios"]);
+    }
+}
