@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::{Result, cargo, root, run};
+use crate::{Result, cargo, root, run, target_dir};
 
 /// Seeds of the repeated tutorial fits; diffid's script uses the same count (its seeds 0..9).
 const SEEDS: u64 = 10;
@@ -32,13 +32,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// One LV solve at the true parameters, 500 output times.
 fn solve(rtol: &str) -> Result<Value> {
-    let example = root().join("target/release/examples/solve_timing");
+    let example = target_dir().join("release/examples/solve_timing");
     parse(&output_of(Command::new(example).current_dir(root()).args([MODEL, rtol, rtol, "0:100:500"]))?)
 }
 
 /// A configuration fitted once per seed; wall seconds are parfit's own (model built, data read, then timed).
 fn fits(config: &str, threads: usize, seeds: u64, extra: &[&str]) -> Result<Value> {
-    let parfit = root().join("target/release/parfit");
+    let parfit = target_dir().join("release/parfit");
     let mut runs = Vec::new();
     for seed in 0..seeds {
         let mut cmd = Command::new(&parfit);
@@ -119,7 +119,7 @@ pub fn bench(peers: bool) -> Result {
         report["diffid"] = diffid;
         report["ratios"] = ratios;
     }
-    let dir = root().join("target/bench");
+    let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), &text).map_err(|e| format!("results.json: {e}"))?;

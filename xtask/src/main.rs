@@ -46,6 +46,11 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace root").to_path_buf()
 }
 
+/// Cargo's target directory (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
@@ -62,8 +67,8 @@ pub fn run(cmd: &mut Command) -> Result {
 
 fn demo() -> Result {
     run(cargo().args(["build", "--release", "--workspace", "--exclude", "xtask", "--exclude", "parfit-tests"]))?;
-    let parfit = root().join("target/release").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
-    let out = root().join("target/demo/lotka_volterra");
+    let parfit = target_dir().join("release").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
+    let out = target_dir().join("demo/lotka_volterra");
     run(Command::new(&parfit).current_dir(root()).arg("plugins"))?;
     run(Command::new(&parfit)
         .current_dir(root())
@@ -94,7 +99,7 @@ fn test() -> Result {
     for dir in EXTERNAL_CRATES {
         run(cargo()
             .args(["clippy", "--quiet", "--manifest-path", &format!("{dir}/Cargo.toml"), "--target-dir"])
-            .arg(root().join("target/external-clippy"))
+            .arg(target_dir().join("external-clippy"))
             .args(["--", "-D", "warnings"]))?;
     }
     run(cargo().args(["test", "--workspace"]))?;
