@@ -15,6 +15,8 @@ use crate::error::{CliResult, input};
 pub struct Config {
     pub model: ModelSection,
     pub data: Option<DataSection>,
+    /// Many independent cases, one per CSV row (`parfit fit-many`).
+    pub cases: Option<CasesSection>,
     /// Per-parameter settings, by model parameter name.
     #[serde(default)]
     pub parameters: BTreeMap<String, ParameterSection>,
@@ -61,6 +63,39 @@ pub struct DataSection {
 
 fn default_time() -> String {
     "t".into()
+}
+
+/// A table of cases: one per row, with id columns, model inputs and observations at given times.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasesSection {
+    /// CSV file.
+    pub path: PathBuf,
+    /// Header rows (default 1). With several, a column's name is its non-empty header cells joined by one
+    /// space: "2000 dec_1" for a column under "2000" and "dec_1", "state" for a column headed only "state".
+    #[serde(default = "one")]
+    pub header_rows: usize,
+    /// Columns that identify a case, copied to the results.
+    #[serde(default)]
+    pub id: Vec<String>,
+    /// Model input → column. Inputs not listed are NaN, which a model reads as "use the model's own default".
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+    /// Observations: at each time, model output → column.
+    #[serde(default)]
+    pub observe: Vec<ObserveSection>,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveSection {
+    pub time: f64,
+    /// Model output → column.
+    pub columns: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

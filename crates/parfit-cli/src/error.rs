@@ -8,6 +8,8 @@ pub enum CliError {
     Input(String),
     /// The job itself failed (a simulation error, an unwritable output). Exit code 1.
     Failed(String),
+    /// Stopped by SIGINT/SIGTERM; finished work is saved. Exit code 130, as shells report an interrupt.
+    Interrupted(String),
 }
 
 impl CliError {
@@ -15,6 +17,7 @@ impl CliError {
         match self {
             CliError::Input(_) => 2,
             CliError::Failed(_) => 1,
+            CliError::Interrupted(_) => 130,
         }
     }
 }
@@ -22,7 +25,7 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Input(m) | CliError::Failed(m) => f.write_str(m),
+            CliError::Input(m) | CliError::Failed(m) | CliError::Interrupted(m) => f.write_str(m),
         }
     }
 }

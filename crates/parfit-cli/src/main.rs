@@ -1,5 +1,7 @@
 //! `parfit`: fit and run models from loadable plugins, in parallel.
 
+mod cases;
+mod checkpoint;
 mod commands;
 mod config;
 mod data;
@@ -32,6 +34,8 @@ enum Command {
     Plugins(PluginsArgs),
     /// Fit a model's parameters to data, as configured in a TOML file.
     Fit(FitArgs),
+    /// Fit a model to every case (CSV row) of a table independently, cases in parallel; resumable.
+    FitMany(FitManyArgs),
     /// Simulate a model once: from a TOML configuration, or directly from a model file (e.g. model.ds).
     Run(RunArgs),
 }
@@ -77,6 +81,17 @@ struct FitArgs {
 }
 
 #[derive(Args)]
+struct FitManyArgs {
+    /// The configuration (TOML) with a [cases] section.
+    config: PathBuf,
+    /// Skip the cases already saved in the output directory's checkpoint (after an interruption or crash).
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
 struct RunArgs {
     /// A TOML configuration, or a model file whose extension selects the plugin (e.g. `.ds` for DiffSL).
     input: PathBuf,
@@ -106,6 +121,7 @@ fn run(cli: Cli) -> CliResult<()> {
     match cli.command {
         Command::Plugins(args) => commands::plugins::list(&cli.plugins, args.format),
         Command::Fit(args) => commands::fit::fit(&cli.plugins, &args.config, &args.common),
+        Command::FitMany(args) => commands::fit_many::fit_many(&cli.plugins, &args.config, &args.common, args.resume),
         Command::Run(args) => commands::run::run(&cli.plugins, &args.input, args.times.as_deref(), &args.common),
     }
 }

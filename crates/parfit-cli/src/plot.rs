@@ -97,3 +97,39 @@ pub fn convergence_plot(path: &Path, title: &str, points: &[(f64, f64)]) -> CliR
     }
     root.present().map_err(|e| plot_error(path, e))
 }
+
+/// One histogram per named column, in a grid.
+pub fn histograms(path: &Path, title: &str, columns: &[(String, Vec<f64>)]) -> CliResult<()> {
+    let n = columns.len().max(1);
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let rows = n.div_ceil(cols);
+    let root = SVGBackend::new(path, (300 * cols as u32, 240 * rows as u32 + 40)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let root = root.titled(title, ("sans-serif", 20)).map_err(|e| plot_error(path, e))?;
+    for ((name, values), area) in columns.iter().zip(root.split_evenly((rows, cols))) {
+        let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let (lo, hi) = range(finite.iter().copied());
+        const BINS: usize = 30;
+        let width = (hi - lo) / BINS as f64;
+        let mut counts = [0u32; BINS];
+        for v in &finite {
+            counts[(((v - lo) / width) as usize).min(BINS - 1)] += 1;
+        }
+        let top = counts.iter().copied().max().unwrap_or(1).max(1);
+        let mut chart = ChartBuilder::on(&area)
+            .caption(name, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(24)
+            .y_label_area_size(36)
+            .build_cartesian_2d(lo..hi, 0u32..top + top / 10 + 1)
+            .map_err(|e| plot_error(path, e))?;
+        chart.configure_mesh().x_labels(4).y_labels(4).draw().map_err(|e| plot_error(path, e))?;
+        chart
+            .draw_series(counts.iter().enumerate().map(|(i, &c)| {
+                let x0 = lo + i as f64 * width;
+                Rectangle::new([(x0, 0), (x0 + width, c)], PALETTE[0].mix(0.7).filled())
+            }))
+            .map_err(|e| plot_error(path, e))?;
+    }
+    root.present().map_err(|e| plot_error(path, e))
+}

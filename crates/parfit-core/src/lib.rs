@@ -10,6 +10,7 @@ pub mod model;
 pub mod objective;
 pub mod optimise;
 pub mod parallel;
+pub mod runner;
 
 pub use cost::Cost;
 pub use dataset::{Case, Dataset};

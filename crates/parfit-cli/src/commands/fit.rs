@@ -2,17 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
-
-use parfit_core::objective::SetupError;
-use parfit_core::optimise::{
-    Bounds, Cmaes, CmaesOptions, NelderMead, NelderMeadOptions, Optimiser, Stopping, minimise,
-};
-use parfit_core::{Case, Cost, Model, Objective, OptimResult, Termination};
+use parfit_core::optimise::{NelderMead, Stopping, minimise};
+use parfit_core::{Case, Cost, Objective, OptimResult, Termination};
 use serde_json::json;
 
-use crate::commands::{ConfiguredModel, model_from_config, show};
-use crate::config::{Algorithm, CostName, FitSection, LoadedConfig};
+use crate::commands::{
+    ConfiguredModel, cell, configure_objective, cost_from_config, make_optimiser, model_from_config, show,
+    validate_options,
+};
+use crate::config::{Algorithm, LoadedConfig};
 use crate::data::read_observations;
 use crate::error::{CliResult, failed, input};
 use crate::plot::{Series, convergence_plot, fit_plot};
@@ -32,16 +30,7 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
         data.outputs.iter().map(|o| data.columns.get(o).cloned().unwrap_or_else(|| o.clone())).collect();
     let case = read_observations(&loaded.resolve(&data.path), &data.time, &columns)?;
 
-    let cost = match config.fit.cost {
-        CostName::Sse => Cost::Sse,
-        CostName::Rmse => Cost::Rmse,
-        CostName::GaussianNll => Cost::GaussianNll {
-            sigma: config
-                .fit
-                .sigma
-                .ok_or_else(|| input(format!("{origin}: cost \"gaussian_nll\" needs [fit] sigma")))?,
-        },
-    };
+    let cost = cost_from_config(&config.fit, &origin)?;
     let sets = parse_sets(&common.set)?;
     let build = |case: Case| configure_objective(&loaded, &model, case, &data.outputs, cost, &sets);
     let mut objective = build(case.clone())?;
@@ -129,41 +118,6 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
     Ok(())
 }
 
-/// Check optimiser options the constructors would reject, as input errors naming the key.
-fn validate_options(fit: &FitSection, origin: &str) -> CliResult<()> {
-    let sigma0 = fit.cmaes.sigma0;
-    if !(sigma0.is_finite() && sigma0 > 0.0) {
-        return Err(input(format!("{origin}: [fit.cmaes] sigma0 must be a positive number (got {sigma0})")));
-    }
-    if fit.cmaes.population.is_some_and(|p| p < 2) {
-        return Err(input(format!("{origin}: [fit.cmaes] population must be at least 2")));
-    }
-    let nm = &fit.nelder_mead;
-    if !(nm.initial_step.is_finite()
-        && nm.initial_step > 0.0
-        && nm.min_initial_step.is_finite()
-        && nm.min_initial_step > 0.0)
-    {
-        return Err(input(format!("{origin}: [fit.nelder_mead] initial_step and min_initial_step must be positive")));
-    }
-    Ok(())
-}
-
-/// The configured optimiser from `x0`, with its initial step size multiplied by `step_scale`.
-fn make_optimiser(fit: &FitSection, x0: Vec<f64>, bounds: &Bounds, seed: u64, step_scale: f64) -> Box<dyn Optimiser> {
-    match fit.algorithm {
-        Algorithm::Cmaes => {
-            let options = CmaesOptions { seed, sigma0: fit.cmaes.sigma0 * step_scale, ..fit.cmaes.clone() };
-            Box::new(Cmaes::new(x0, bounds.clone(), options))
-        }
-        Algorithm::NelderMead => {
-            let nm = &fit.nelder_mead;
-            let options = NelderMeadOptions { initial_step: nm.initial_step * step_scale, ..nm.clone() };
-            Box::new(NelderMead::new(x0, bounds.clone(), options))
-        }
-    }
-}
-
 /// The observations up to and including time `horizon`.
 fn truncate(case: &Case, horizon: f64) -> Case {
     let rows = case.times.iter().take_while(|t| **t <= horizon).count();
@@ -174,41 +128,6 @@ fn truncate(case: &Case, horizon: f64) -> Case {
         times: case.times[..rows].to_vec(),
         observations: case.observations[..rows * width].to_vec(),
     }
-}
-
-/// Build the objective for `case` with the configuration's parameter settings and `--set` starts.
-fn configure_objective(
-    loaded: &LoadedConfig,
-    model: &Arc<dyn Model>,
-    case: Case,
-    outputs: &[String],
-    cost: Cost,
-    sets: &[(String, f64)],
-) -> CliResult<Objective> {
-    let origin = loaded.path.display().to_string();
-    let mut objective =
-        Objective::new(model.clone(), case, outputs, cost).map_err(|e| input(format!("{origin}: {e}")))?;
-    for (name, p) in &loaded.config.parameters {
-        let at = |e: SetupError| input(format!("{origin}: [parameters] {name}: {e}"));
-        if let Some(value) = p.fixed {
-            objective.fix(name, value).map_err(at)?;
-            continue;
-        }
-        if let Some(start) = p.start {
-            objective.set_start(name, start).map_err(at)?;
-        }
-        if p.lower.is_some() || p.upper.is_some() {
-            let current = model.spec().params.iter().find(|q| &q.name == name);
-            let lower = p.lower.or(current.map(|q| q.lower)).unwrap_or(f64::NEG_INFINITY);
-            let upper = p.upper.or(current.map(|q| q.upper)).unwrap_or(f64::INFINITY);
-            objective.set_bounds(name, lower, upper).map_err(at)?;
-        }
-        objective.set_log_scale(name, p.log_scale).map_err(at)?;
-    }
-    for (name, value) in sets {
-        objective.set_start(name, *value).map_err(|e| input(format!("--set {name}: {e}")))?;
-    }
-    Ok(objective)
 }
 
 /// Account for two consecutive optimisation runs as one. When both minimised the same objective the better
@@ -319,8 +238,8 @@ fn write_outputs(
     let path = dir.join("fitted.csv");
     let mut csv = format!("t,{}\n", spec.outputs.join(","));
     for (i, t) in fine.iter().enumerate() {
-        let row: Vec<String> = predicted[i * n_out..(i + 1) * n_out].iter().map(|v| v.to_string()).collect();
-        csv.push_str(&format!("{t},{}\n", row.join(",")));
+        let row: Vec<String> = predicted[i * n_out..(i + 1) * n_out].iter().map(|v| cell(*v)).collect();
+        csv.push_str(&format!("{},{}\n", cell(*t), row.join(",")));
     }
     std::fs::write(&path, csv).map_err(|e| io(&path, e))?;
 

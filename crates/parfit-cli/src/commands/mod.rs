@@ -1,16 +1,19 @@
 //! One module per subcommand.
 
 pub mod fit;
+pub mod fit_many;
 pub mod plugins;
 pub mod run;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use parfit_core::Model;
+use parfit_core::objective::SetupError;
+use parfit_core::optimise::{Bounds, Cmaes, CmaesOptions, NelderMead, NelderMeadOptions, Optimiser};
+use parfit_core::{Case, Cost, Model, Objective};
 
 use crate::Common;
-use crate::config::LoadedConfig;
+use crate::config::{Algorithm, CostName, FitSection, LoadedConfig};
 use crate::error::{CliResult, input};
 use crate::plugins::{choose, create_model, find_plugins};
 
@@ -52,7 +55,100 @@ pub fn model_from_config(explicit: &[PathBuf], loaded: &LoadedConfig, common: &C
     Ok(ConfiguredModel { model, plugin: plugin.info().name.clone(), kind: section.kind.clone() })
 }
 
+/// Format a float for CSV: the shortest text that reads back as the same number (exponent form for very
+/// large or small magnitudes, so a tiny SSE does not print 25 zeros).
+pub fn cell(v: f64) -> String {
+    format!("{v:?}")
+}
+
 /// Format a float for tables: compact but exact enough to compare by eye.
 pub fn show(v: f64) -> String {
     if v == 0.0 || (1e-4..1e6).contains(&v.abs()) { format!("{v:.6}") } else { format!("{v:.6e}") }
+}
+
+/// Check optimiser options the constructors would reject, as input errors naming the key.
+pub fn validate_options(fit: &FitSection, origin: &str) -> CliResult<()> {
+    let sigma0 = fit.cmaes.sigma0;
+    if !(sigma0.is_finite() && sigma0 > 0.0) {
+        return Err(input(format!("{origin}: [fit.cmaes] sigma0 must be a positive number (got {sigma0})")));
+    }
+    if fit.cmaes.population.is_some_and(|p| p < 2) {
+        return Err(input(format!("{origin}: [fit.cmaes] population must be at least 2")));
+    }
+    let nm = &fit.nelder_mead;
+    if !(nm.initial_step.is_finite()
+        && nm.initial_step > 0.0
+        && nm.min_initial_step.is_finite()
+        && nm.min_initial_step > 0.0)
+    {
+        return Err(input(format!("{origin}: [fit.nelder_mead] initial_step and min_initial_step must be positive")));
+    }
+    Ok(())
+}
+
+/// The configured optimiser from `x0`, with its initial step size multiplied by `step_scale`.
+pub fn make_optimiser(
+    fit: &FitSection,
+    x0: Vec<f64>,
+    bounds: &Bounds,
+    seed: u64,
+    step_scale: f64,
+) -> Box<dyn Optimiser> {
+    match fit.algorithm {
+        Algorithm::Cmaes => {
+            let options = CmaesOptions { seed, sigma0: fit.cmaes.sigma0 * step_scale, ..fit.cmaes.clone() };
+            Box::new(Cmaes::new(x0, bounds.clone(), options))
+        }
+        Algorithm::NelderMead => {
+            let nm = &fit.nelder_mead;
+            let options = NelderMeadOptions { initial_step: nm.initial_step * step_scale, ..nm.clone() };
+            Box::new(NelderMead::new(x0, bounds.clone(), options))
+        }
+    }
+}
+
+/// Build the objective for `case` with the configuration's parameter settings and `--set` starts.
+pub fn configure_objective(
+    loaded: &LoadedConfig,
+    model: &Arc<dyn Model>,
+    case: Case,
+    outputs: &[String],
+    cost: Cost,
+    sets: &[(String, f64)],
+) -> CliResult<Objective> {
+    let origin = loaded.path.display().to_string();
+    let mut objective =
+        Objective::new(model.clone(), case, outputs, cost).map_err(|e| input(format!("{origin}: {e}")))?;
+    for (name, p) in &loaded.config.parameters {
+        let at = |e: SetupError| input(format!("{origin}: [parameters] {name}: {e}"));
+        if let Some(value) = p.fixed {
+            objective.fix(name, value).map_err(at)?;
+            continue;
+        }
+        if let Some(start) = p.start {
+            objective.set_start(name, start).map_err(at)?;
+        }
+        if p.lower.is_some() || p.upper.is_some() {
+            let current = model.spec().params.iter().find(|q| &q.name == name);
+            let lower = p.lower.or(current.map(|q| q.lower)).unwrap_or(f64::NEG_INFINITY);
+            let upper = p.upper.or(current.map(|q| q.upper)).unwrap_or(f64::INFINITY);
+            objective.set_bounds(name, lower, upper).map_err(at)?;
+        }
+        objective.set_log_scale(name, p.log_scale).map_err(at)?;
+    }
+    for (name, value) in sets {
+        objective.set_start(name, *value).map_err(|e| input(format!("--set {name}: {e}")))?;
+    }
+    Ok(objective)
+}
+
+/// The configured cost.
+pub fn cost_from_config(fit: &FitSection, origin: &str) -> CliResult<Cost> {
+    Ok(match fit.cost {
+        CostName::Sse => Cost::Sse,
+        CostName::Rmse => Cost::Rmse,
+        CostName::GaussianNll => Cost::GaussianNll {
+            sigma: fit.sigma.ok_or_else(|| input(format!("{origin}: cost \"gaussian_nll\" needs [fit] sigma")))?,
+        },
+    })
 }

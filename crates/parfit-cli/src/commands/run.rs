@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use parfit_core::{Model, OutputKind};
 
-use crate::commands::{model_from_config, plugin_options};
+use crate::commands::{cell, model_from_config, plugin_options};
 use crate::config::{LoadedConfig, parse_times};
 use crate::data::read_observations;
 use crate::error::{CliResult, failed, input};
@@ -83,9 +83,9 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
             }
             let mut text = header.join(sep) + "\n";
             for (t, row) in &rows {
-                let mut cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+                let mut cells: Vec<String> = row.iter().map(|v| cell(*v)).collect();
                 if let Some(t) = t {
-                    cells.insert(0, t.to_string());
+                    cells.insert(0, cell(*t));
                 }
                 text += &(cells.join(sep) + "\n");
             }

@@ -1,0 +1,319 @@
+//! `parfit fit-many`: one independent fit per case (CSV row), cases spread over threads, results in input
+//! order, checkpointed as they finish so an interrupted run resumes where it stopped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parfit_core::optimise::{NelderMead, Silent, Stopping, minimise};
+use parfit_core::runner::{case_seed, for_each_case};
+use parfit_core::{Case, Model};
+use serde_json::json;
+
+use crate::cases::{CaseTable, read_cases};
+use crate::checkpoint::{CaseRecord, Checkpoint, fingerprint};
+use crate::commands::{
+    ConfiguredModel, cell, configure_objective, cost_from_config, make_optimiser, model_from_config, show,
+    validate_options,
+};
+use crate::config::{FitSection, LoadedConfig};
+use crate::error::{CliError, CliResult, failed, input};
+use crate::plot::histograms;
+use crate::{Common, Format, init_threads, parse_sets};
+
+/// Everything one case's fit needs, shared read-only by the workers.
+struct Job<'a> {
+    loaded: &'a LoadedConfig,
+    model: std::sync::Arc<dyn Model>,
+    table: &'a CaseTable,
+    cost: parfit_core::Cost,
+    sets: Vec<(String, f64)>,
+    stop: Stopping,
+    seed: u64,
+}
+
+impl Job<'_> {
+    fn fit(&self, index: usize) -> CaseRecord {
+        let fit = &self.loaded.config.fit;
+        let case: Case = self.table.cases[index].clone();
+        let failure = |error: String| CaseRecord {
+            index,
+            x: vec![],
+            value: None,
+            evaluations: 0,
+            iterations: 0,
+            termination: None,
+            error: Some(error),
+        };
+        let mut objective =
+            match configure_objective(self.loaded, &self.model, case, &self.table.observed, self.cost, &self.sets) {
+                Ok(o) => o,
+                Err(e) => return failure(e.to_string()),
+            };
+        // Parallelism is across cases: each case's batches run on its own thread.
+        objective.set_parallel(false);
+        let x0 = match objective.start() {
+            Ok(x) => x,
+            Err(e) => return failure(e.to_string()),
+        };
+        let bounds = objective.bounds();
+        let mut optimiser = make_optimiser(fit, x0, &bounds, case_seed(self.seed, index), 1.0);
+        let mut result = minimise(optimiser.as_mut(), &mut objective, &self.stop, &mut Silent, false);
+        if fit.polish {
+            let mut nm = NelderMead::new(result.x.clone(), bounds, fit.nelder_mead.clone());
+            let stop = Stopping { max_iterations: None, max_evaluations: Some(20_000), ..self.stop.clone() };
+            let polished = minimise(&mut nm, &mut objective, &stop, &mut Silent, false);
+            result.evaluations += polished.evaluations;
+            result.iterations += polished.iterations;
+            if polished.value < result.value {
+                result.x = polished.x;
+                result.value = polished.value;
+                result.termination = polished.termination;
+            }
+        }
+        if !result.value.is_finite() {
+            return CaseRecord {
+                error: Some(format!("no finite cost: {}", result.termination)),
+                evaluations: result.evaluations,
+                iterations: result.iterations,
+                ..failure(String::new())
+            };
+        }
+        let params = objective.params(&result.x);
+        let x = objective.free_parameters().iter().map(|f| params[f.index]).collect();
+        CaseRecord {
+            index,
+            x,
+            value: Some(result.value),
+            evaluations: result.evaluations,
+            iterations: result.iterations,
+            termination: Some(result.termination),
+            error: None,
+        }
+    }
+}
+
+pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resume: bool) -> CliResult<()> {
+    let loaded = LoadedConfig::load(config_path)?;
+    let config = &loaded.config;
+    let origin = config_path.display().to_string();
+    let threads = init_threads(common.threads.or(config.threads))?;
+    let seed = common.seed.or(config.seed).unwrap_or(0);
+    let section = config.cases.as_ref().ok_or_else(|| input(format!("{origin}: fit-many needs a [cases] section")))?;
+    if !config.fit.horizons.is_empty() {
+        return Err(input(format!("{origin}: [fit] horizons apply to `parfit fit` only, not to fit-many")));
+    }
+    validate_options(&config.fit, &origin)?;
+    let output_dir = common
+        .output
+        .clone()
+        .or_else(|| config.output.dir.as_ref().map(|d| loaded.resolve(d)))
+        .ok_or_else(|| input(format!("{origin}: fit-many writes files: give --output DIR or [output] dir")))?;
+
+    let ConfiguredModel { model, plugin, kind } = model_from_config(explicit, &loaded, common)?;
+    let cases_path = loaded.resolve(&section.path);
+    let table = read_cases(&cases_path, section, model.spec(), &origin)?;
+    let cost = cost_from_config(&config.fit, &origin)?;
+    let sets = parse_sets(&common.set)?;
+    // Check the parameter settings once, on the first case, so a typo is one clear error, not one per case.
+    let names = {
+        let first = configure_objective(&loaded, &model, table.cases[0].clone(), &table.observed, cost, &sets)?;
+        first.start().map_err(|e| input(format!("{origin}: {e}")))?;
+        first.free_names()
+    };
+
+    let read = |p: &Path| std::fs::read(p).map_err(|e| input(format!("{}: cannot read ({e})", p.display())));
+    let source = config.model.source.as_ref().map(|s| read(&loaded.resolve(s))).transpose()?.unwrap_or_default();
+    let print = fingerprint(&[
+        &read(config_path)?,
+        &read(&cases_path)?,
+        &source,
+        format!("{seed} {:?} {:?} {:?}", common.set, common.rtol, common.atol).as_bytes(),
+    ]);
+    let (checkpoint, done) = Checkpoint::open(&output_dir.join("checkpoint.jsonl"), &print, resume)?;
+
+    let defaults = Stopping::default();
+    let fit: &FitSection = &config.fit;
+    let stop = Stopping {
+        max_iterations: fit.max_iterations,
+        max_evaluations: fit.max_evaluations,
+        target_value: fit.target_value,
+        max_seconds: None,
+        ftol: fit.ftol.unwrap_or(defaults.ftol),
+        xtol: fit.xtol.unwrap_or(defaults.xtol),
+    };
+    let job = Job { loaded: &loaded, model, table: &table, cost, sets, stop, seed };
+    let n = table.cases.len();
+    let resumed = done.len();
+
+    install_signal_handler();
+    let bar = progress_bar(n as u64, resumed as u64);
+    let records: Mutex<Vec<Option<CaseRecord>>> = Mutex::new((0..n).map(|i| done.get(&i).cloned()).collect());
+    let write_error: Mutex<Option<CliError>> = Mutex::new(None);
+    let fitted = AtomicUsize::new(0);
+    let start = Instant::now();
+    for_each_case(n, &|i| done.contains_key(&i), &STOP, &|i| job.fit(i), &|i, record| {
+        if let Err(e) = checkpoint.append(&record) {
+            // Without a checkpoint, finished work could be lost: stop starting cases.
+            write_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+            STOP.store(true, Ordering::Relaxed);
+        }
+        records.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(record);
+        fitted.fetch_add(1, Ordering::Relaxed);
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(e) = write_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let records: Vec<CaseRecord> =
+        records.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().flatten().collect();
+    let fitted = fitted.into_inner();
+    if records.len() < n {
+        return Err(CliError::Interrupted(format!(
+            "interrupted: {} of {n} cases are done and saved in {}; run again with --resume to finish",
+            records.len(),
+            output_dir.join("checkpoint.jsonl").display()
+        )));
+    }
+
+    let results = results_csv(&table, &names, cost.name(), &records);
+    let io = |p: &Path, e: std::io::Error| failed(format!("{}: cannot write ({e})", p.display()));
+    let results_path = output_dir.join("results.csv");
+    std::fs::write(&results_path, results).map_err(|e| io(&results_path, e))?;
+    let summary = summary_json(&names, &records, cost.name());
+    let summary_path = output_dir.join("summary.json");
+    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n")
+        .map_err(|e| io(&summary_path, e))?;
+    let columns: Vec<(String, Vec<f64>)> = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| (name.clone(), records.iter().filter(|r| r.error.is_none()).map(|r| r.x[k]).collect()))
+        .collect();
+    histograms(&output_dir.join("histograms.svg"), &format!("fitted parameters over {n} cases"), &columns)?;
+
+    let run = json!({
+        "cases": n, "fitted": fitted, "resumed": resumed, "failed": summary["failed"], "seconds": seconds,
+        "threads": threads, "seed": seed, "model": { "plugin": plugin, "kind": kind },
+        "parameters": summary["parameters"], "output": output_dir.display().to_string(),
+    });
+    match common.format.unwrap_or(Format::Table) {
+        Format::Json => println!("{run}"),
+        Format::Table | Format::Csv => print_summary(&run, &names, cost.name()),
+    }
+    Ok(())
+}
+
+/// Set by SIGINT/SIGTERM (and by a failed checkpoint write): no new cases start once it is set.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn install_signal_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // If another handler is already installed, keep it: the checkpoint still saves every finished case.
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed));
+    });
+}
+
+fn progress_bar(len: u64, done: u64) -> ProgressBar {
+    use std::io::IsTerminal;
+    let visible = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+    let target = if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let bar = ProgressBar::with_draw_target(Some(len), target);
+    let style = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} cases, ETA {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_position(done);
+    bar
+}
+
+fn results_csv(table: &CaseTable, names: &[String], cost: &str, records: &[CaseRecord]) -> String {
+    let mut header: Vec<String> = table.id_columns.clone();
+    header.extend(names.iter().cloned());
+    header.extend([cost, "evaluations", "iterations", "termination", "error"].map(String::from));
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let _ = out.write_record(&header);
+    for r in records {
+        let mut row: Vec<String> = table.ids[r.index].clone();
+        if r.error.is_none() {
+            row.extend(r.x.iter().map(|v| cell(*v)));
+        } else {
+            row.extend(names.iter().map(|_| String::new()));
+        }
+        row.push(r.value.map_or(String::new(), cell));
+        row.push(r.evaluations.to_string());
+        row.push(r.iterations.to_string());
+        row.push(r.termination.map_or(String::new(), |t| {
+            serde_json::to_value(t).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+        }));
+        row.push(r.error.clone().unwrap_or_default());
+        let _ = out.write_record(&row);
+    }
+    String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Quantile `q` of sorted values, interpolating linearly between order statistics.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn summary_json(names: &[String], records: &[CaseRecord], cost: &str) -> serde_json::Value {
+    let ok: Vec<&CaseRecord> = records.iter().filter(|r| r.error.is_none()).collect();
+    let stats = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        json!({
+            "q05": quantile(&v, 0.05), "q25": quantile(&v, 0.25), "median": quantile(&v, 0.5),
+            "q75": quantile(&v, 0.75), "q95": quantile(&v, 0.95), "min": v.first(), "max": v.last(),
+        })
+    };
+    let parameters: serde_json::Map<String, serde_json::Value> =
+        names.iter().enumerate().map(|(k, name)| (name.clone(), stats(ok.iter().map(|r| r.x[k]).collect()))).collect();
+    let failures: Vec<serde_json::Value> =
+        records.iter().filter_map(|r| r.error.as_ref().map(|e| json!({ "index": r.index, "error": e }))).collect();
+    json!({
+        "cases": records.len(),
+        "failed": failures.len(),
+        "failures": failures,
+        "parameters": parameters,
+        cost: stats(ok.iter().filter_map(|r| r.value).collect()),
+        "evaluations": stats(ok.iter().map(|r| r.evaluations as f64).collect()),
+    })
+}
+
+fn print_summary(run: &serde_json::Value, names: &[String], cost: &str) {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    println!(
+        "fit-many   {} cases ({} fitted now, {} from the checkpoint), {} failed, {:.3} s on {} threads",
+        run["cases"],
+        run["fitted"],
+        run["resumed"],
+        run["failed"],
+        f(&run["seconds"]),
+        run["threads"]
+    );
+    println!(
+        "results    {}/results.csv, summary.json, histograms.svg ({cost} per case)",
+        run["output"].as_str().unwrap_or("")
+    );
+    println!();
+    println!("{:<20} {:>12} {:>12} {:>12} {:>12} {:>12}", "parameter", "q05", "q25", "median", "q75", "q95");
+    for name in names {
+        let p = &run["parameters"][name];
+        println!(
+            "{name:<20} {:>12} {:>12} {:>12} {:>12} {:>12}",
+            show(f(&p["q05"])),
+            show(f(&p["q25"])),
+            show(f(&p["median"])),
+            show(f(&p["q75"])),
+            show(f(&p["q95"]))
+        );
+    }
+}
