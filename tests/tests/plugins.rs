@@ -32,6 +32,35 @@ fn a_third_party_plugin_builds_against_the_abi_crate_alone_and_runs() {
 }
 
 #[test]
+fn sensitivities_cross_the_abi_and_match_finite_differences() {
+    let lib = build_external_plugin("examples/plugin-logistic", "parfit_logistic");
+    let plugin = LoadedPlugin::load(&lib).unwrap();
+    let model = plugin.create("logistic", "{}").unwrap();
+    assert!(model.has_sensitivities());
+    assert_eq!(model.stats(&model.workspace()), None, "the logistic model keeps no counters");
+    let mut ws = model.workspace();
+    let (p, times) = ([0.8, 60.0, 2.0], [0.0, 1.5, 4.0, 9.0]);
+    let (mut out, mut sens) = ([0.0; 4], [0.0; 12]);
+    model.simulate_sensitivities(&mut ws, &p, &[], &times, &mut out, &mut sens).unwrap();
+    for j in 0..3 {
+        let h = 1e-6 * p[j];
+        let (mut up, mut down) = (p, p);
+        up[j] += h;
+        down[j] -= h;
+        let (mut o_up, mut o_down) = ([0.0; 4], [0.0; 4]);
+        model.simulate(&mut ws, &up, &[], &times, &mut o_up).unwrap();
+        model.simulate(&mut ws, &down, &[], &times, &mut o_down).unwrap();
+        for i in 0..4 {
+            let fd = (o_up[i] - o_down[i]) / (2.0 * h);
+            assert!((sens[i * 3 + j] - fd).abs() <= 1e-6 * fd.abs().max(1e-3), "d out[{i}] / d p[{j}]");
+        }
+    }
+    // Wrong buffer sizes are refused by the plugin, not written past.
+    let err = model.simulate_sensitivities(&mut ws, &p, &[], &times, &mut out, &mut [0.0; 5]).unwrap_err();
+    assert!(err.to_string().contains("sensitivity slots"), "{err}");
+}
+
+#[test]
 fn a_plugin_of_another_abi_version_is_refused_naming_both_versions_and_the_file() {
     let lib = build_external_plugin("tests/fixtures/plugin-future-abi", "parfit_future_abi");
     let err = LoadedPlugin::load(&lib).unwrap_err();

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::ffi::{CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use parfit_core::{Model, Workspace};
+use parfit_core::{Model, SimStats, Workspace};
 
 use crate::{ABI_VERSION, Handle, Plugin, PluginTable, slice_from, status};
 
@@ -61,6 +61,9 @@ pub const fn table<P: Plugin>(info: unsafe extern "C" fn() -> *const c_char) -> 
         workspace_new,
         workspace_free,
         simulate,
+        has_sensitivities,
+        simulate_sensitivities,
+        stats,
         last_error,
         model_free,
     }
@@ -143,6 +146,95 @@ unsafe extern "C" fn last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
+/// Treat a `(pointer, length)` output buffer from the host as a mutable slice.
+///
+/// # Safety
+/// `ptr` must be valid for writes of `len` values, exclusively ours, for the returned lifetime.
+unsafe fn slice_from_mut<'a>(ptr: *mut f64, len: usize) -> Option<&'a mut [f64]> {
+    if len == 0 {
+        return Some(&mut []);
+    }
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, and the caller guarantees `len` writable values.
+    Some(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+}
+
+/// The common body of `simulate` and `simulate_sensitivities`: check the handles and buffer lengths against
+/// the spec, then call the model. `sens` is `None` for a plain simulation.
+///
+/// # Safety
+/// Handles are live and made for each other; every pointer/length pair describes a live buffer.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run(
+    model: *const c_void,
+    workspace: *mut c_void,
+    params: (*const f64, usize),
+    inputs: (*const f64, usize),
+    times: (*const f64, usize),
+    out: (*mut f64, usize),
+    sens: Option<(*mut f64, usize)>,
+) -> i32 {
+    guarded(status::PANIC, || {
+        // SAFETY: the host passes a live model handle and a workspace made for it by `workspace_new`.
+        let (h, ws) = unsafe { (handle(model), workspace.cast::<Workspace>().as_mut()) };
+        let (Some(h), Some(ws)) = (h, ws) else {
+            set_last_error("simulate: null model or workspace handle");
+            return status::BAD_CALL;
+        };
+        let spec = h.model.spec();
+        let n_out = spec.output_len(times.1);
+        let n_sens = sens.map_or(0, |_| n_out * spec.params.len());
+        if params.1 != spec.params.len() || inputs.1 != spec.inputs.len() || out.1 != n_out {
+            set_last_error(&format!(
+                "simulate: expected {} parameters, {} inputs and {n_out} output slots, got {}, {} and {}",
+                spec.params.len(),
+                spec.inputs.len(),
+                params.1,
+                inputs.1,
+                out.1
+            ));
+            return status::BAD_CALL;
+        }
+        if let Some((_, len)) = sens
+            && len != n_sens
+        {
+            set_last_error(&format!("simulate: expected {n_sens} sensitivity slots, got {len}"));
+            return status::BAD_CALL;
+        }
+        // SAFETY: the host passes buffers of the stated lengths; `out` and `sens` are exclusively ours.
+        let buffers = unsafe {
+            (
+                slice_from(params.0, params.1),
+                slice_from(inputs.0, inputs.1),
+                slice_from(times.0, times.1),
+                slice_from_mut(out.0, out.1),
+                sens.map(|(p, n)| slice_from_mut(p, n)),
+            )
+        };
+        let (Some(params), Some(inputs), Some(times), Some(out)) = (buffers.0, buffers.1, buffers.2, buffers.3) else {
+            set_last_error("simulate: a null buffer with a non-zero length");
+            return status::BAD_CALL;
+        };
+        let result = match buffers.4 {
+            None => h.model.simulate(ws, params, inputs, times, out),
+            Some(Some(sens)) => h.model.simulate_sensitivities(ws, params, inputs, times, out, sens),
+            Some(None) => {
+                set_last_error("simulate: a null sensitivity buffer with a non-zero length");
+                return status::BAD_CALL;
+            }
+        };
+        match result {
+            Ok(()) => status::OK,
+            Err(e) => {
+                set_last_error(&serde_json::to_string(&e).unwrap_or_else(|_| e.to_string()));
+                status::SIM_ERROR
+            }
+        }
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn simulate(
     model: *const c_void,
@@ -156,44 +248,49 @@ unsafe extern "C" fn simulate(
     out: *mut f64,
     n_out: usize,
 ) -> i32 {
+    // SAFETY: forwarded unchanged from the host, which upholds `run`'s contract.
+    unsafe { run(model, workspace, (params, n_params), (inputs, n_inputs), (times, n_times), (out, n_out), None) }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn simulate_sensitivities(
+    model: *const c_void,
+    workspace: *mut c_void,
+    params: *const f64,
+    n_params: usize,
+    inputs: *const f64,
+    n_inputs: usize,
+    times: *const f64,
+    n_times: usize,
+    out: *mut f64,
+    n_out: usize,
+    sens: *mut f64,
+    n_sens: usize,
+) -> i32 {
+    let sens = Some((sens, n_sens));
+    // SAFETY: forwarded unchanged from the host, which upholds `run`'s contract.
+    unsafe { run(model, workspace, (params, n_params), (inputs, n_inputs), (times, n_times), (out, n_out), sens) }
+}
+
+unsafe extern "C" fn has_sensitivities(model: *const c_void) -> i32 {
+    // SAFETY: the host passes a live handle from `create`.
+    guarded(0, || unsafe { handle(model) }.map_or(0, |h| i32::from(h.model.has_sensitivities())))
+}
+
+unsafe extern "C" fn stats(model: *const c_void, workspace: *const c_void, stats: *mut SimStats) -> i32 {
     guarded(status::PANIC, || {
-        // SAFETY: the host passes a live model handle and a workspace made for it by `workspace_new`.
-        let (h, ws) = unsafe { (handle(model), workspace.cast::<Workspace>().as_mut()) };
-        let (Some(h), Some(ws)) = (h, ws) else {
-            set_last_error("simulate: null model or workspace handle");
+        // SAFETY: live handles from `create` / `workspace_new`; `stats` points to writable memory.
+        let (h, ws, out) = unsafe { (handle(model), workspace.cast::<Workspace>().as_ref(), stats.as_mut()) };
+        let (Some(h), Some(ws), Some(out)) = (h, ws, out) else {
+            set_last_error("stats: null model, workspace or output");
             return status::BAD_CALL;
         };
-        let spec = h.model.spec();
-        if n_params != spec.params.len() || n_inputs != spec.inputs.len() || n_out != spec.output_len(n_times) {
-            set_last_error(&format!(
-                "simulate: expected {} parameters, {} inputs and {} output slots, got {n_params}, {n_inputs}, {n_out}",
-                spec.params.len(),
-                spec.inputs.len(),
-                spec.output_len(n_times)
-            ));
-            return status::BAD_CALL;
-        }
-        // SAFETY: the host passes buffers of the stated lengths; `out` is exclusively ours for this call.
-        let buffers = unsafe {
-            let out = if n_out == 0 {
-                Some(&mut [][..])
-            } else if out.is_null() {
-                None
-            } else {
-                Some(std::slice::from_raw_parts_mut(out, n_out))
-            };
-            (slice_from(params, n_params), slice_from(inputs, n_inputs), slice_from(times, n_times), out)
-        };
-        let (Some(params), Some(inputs), Some(times), Some(out)) = buffers else {
-            set_last_error("simulate: a null buffer with a non-zero length");
-            return status::BAD_CALL;
-        };
-        match h.model.simulate(ws, params, inputs, times, out) {
-            Ok(()) => status::OK,
-            Err(e) => {
-                set_last_error(&serde_json::to_string(&e).unwrap_or_else(|_| e.to_string()));
-                status::SIM_ERROR
+        match h.model.stats(ws) {
+            Some(s) => {
+                *out = s;
+                status::OK
             }
+            None => status::NO_STATS,
         }
     })
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use libloading::Library;
 use parfit_core::model::downcast_workspace;
-use parfit_core::{Model, ModelSpec, SimError, Workspace};
+use parfit_core::{Model, ModelSpec, SimError, SimStats, Workspace};
 
 use crate::{ABI_VERSION, ENTRY_SYMBOL, EntryFn, FILE_PREFIX, PluginInfo, PluginTable, status};
 
@@ -218,15 +218,12 @@ impl Model for PluginModel {
         times: &[f64],
         out: &mut [f64],
     ) -> Result<(), SimError> {
-        let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
-        if ws.handle.is_null() {
-            return Err(SimError::Other(format!("the plugin could not make a workspace: {}", self.last_error())));
-        }
+        let ws = self.plugin_workspace(ws)?;
         // SAFETY: live handles; every pointer/length pair describes a live buffer, and `out` is exclusive.
         let code = unsafe {
             (self.table.simulate)(
                 self.handle,
-                ws.handle,
+                ws,
                 params.as_ptr(),
                 params.len(),
                 inputs.as_ptr(),
@@ -237,6 +234,65 @@ impl Model for PluginModel {
                 out.len(),
             )
         };
+        self.status(code)
+    }
+
+    fn has_sensitivities(&self) -> bool {
+        // SAFETY: the model handle is live for `self`'s lifetime.
+        unsafe { (self.table.has_sensitivities)(self.handle) != 0 }
+    }
+
+    fn simulate_sensitivities(
+        &self,
+        ws: &mut Workspace,
+        params: &[f64],
+        inputs: &[f64],
+        times: &[f64],
+        out: &mut [f64],
+        sens: &mut [f64],
+    ) -> Result<(), SimError> {
+        let ws = self.plugin_workspace(ws)?;
+        // SAFETY: as in `simulate`; `sens` is exclusive too.
+        let code = unsafe {
+            (self.table.simulate_sensitivities)(
+                self.handle,
+                ws,
+                params.as_ptr(),
+                params.len(),
+                inputs.as_ptr(),
+                inputs.len(),
+                times.as_ptr(),
+                times.len(),
+                out.as_mut_ptr(),
+                out.len(),
+                sens.as_mut_ptr(),
+                sens.len(),
+            )
+        };
+        self.status(code)
+    }
+
+    fn stats(&self, ws: &Workspace) -> Option<SimStats> {
+        let ws = ws.downcast_ref::<PluginWorkspace>().filter(|w| !w.handle.is_null())?;
+        let mut stats = SimStats::default();
+        // SAFETY: live handles; `stats` is a valid, writable `#[repr(C)]` value.
+        let code = unsafe { (self.table.stats)(self.handle, ws.handle, &mut stats) };
+        (code == status::OK).then_some(stats)
+    }
+}
+
+impl PluginModel {
+    /// The plugin-side workspace handle inside a host workspace, or why there is none.
+    fn plugin_workspace(&self, ws: &mut Workspace) -> Result<*mut c_void, SimError> {
+        let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
+        if ws.handle.is_null() {
+            return Err(SimError::Other(format!("the plugin could not make a workspace: {}", self.last_error())));
+        }
+        Ok(ws.handle)
+    }
+
+    /// Turn a status code into a result, fetching the plugin's error message on failure.
+    fn status(&self, code: i32) -> Result<(), SimError> {
         match code {
             status::OK => Ok(()),
             status::SIM_ERROR => {

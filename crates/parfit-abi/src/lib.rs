@@ -21,11 +21,12 @@ pub mod host;
 use std::ffi::{c_char, c_void};
 
 pub use parfit_core as core;
+use parfit_core::SimStats;
 use serde::{Deserialize, Serialize};
 
 /// Version of the table layout and calling conventions. Bump on any change to [`PluginTable`] or to the
-/// meaning of its functions.
-pub const ABI_VERSION: u32 = 1;
+/// meaning of its functions. Version 2 added sensitivities and work counters.
+pub const ABI_VERSION: u32 = 2;
 
 /// The symbol every plugin exports: `extern "C" fn() -> *const PluginTable`.
 pub const ENTRY_SYMBOL: &str = "parfit_plugin_entry";
@@ -43,6 +44,8 @@ pub mod status {
     pub const PANIC: i32 = 2;
     /// The arguments were inconsistent (buffer lengths, null handles); `last_error` says which.
     pub const BAD_CALL: i32 = 3;
+    /// The model keeps no work counters.
+    pub const NO_STATS: i32 = 4;
 }
 
 /// Signature of the entry symbol.
@@ -76,6 +79,27 @@ pub struct PluginTable {
         out: *mut f64,
         n_out: usize,
     ) -> i32,
+    /// Non-zero when the model implements `simulate_sensitivities`.
+    pub has_sensitivities: unsafe extern "C" fn(model: *const c_void) -> i32,
+    /// Simulate and write `sens` (`n_out × n_params`, row per output value); returns a [`status`] code.
+    #[allow(clippy::type_complexity)]
+    pub simulate_sensitivities: unsafe extern "C" fn(
+        model: *const c_void,
+        workspace: *mut c_void,
+        params: *const f64,
+        n_params: usize,
+        inputs: *const f64,
+        n_inputs: usize,
+        times: *const f64,
+        n_times: usize,
+        out: *mut f64,
+        n_out: usize,
+        sens: *mut f64,
+        n_sens: usize,
+    ) -> i32,
+    /// Write the work counters of the workspace's last simulation into `stats`; returns [`status::OK`], or
+    /// [`status::NO_STATS`] when the model keeps none.
+    pub stats: unsafe extern "C" fn(model: *const c_void, workspace: *const c_void, stats: *mut SimStats) -> i32,
     /// NUL-terminated message of the last failure on the calling thread; valid until the next call on it.
     pub last_error: unsafe extern "C" fn() -> *const c_char,
     pub model_free: unsafe extern "C" fn(model: *mut c_void),

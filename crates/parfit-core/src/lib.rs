@@ -14,6 +14,6 @@ pub mod runner;
 
 pub use cost::Cost;
 pub use dataset::{Case, Dataset};
-pub use model::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
+pub use model::{Model, ModelSpec, OutputKind, ParamSpec, SimError, SimStats, Workspace};
 pub use objective::Objective;
 pub use optimise::{OptimResult, Optimiser, Stopping, Termination};

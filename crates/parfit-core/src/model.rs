@@ -157,6 +157,46 @@ pub trait Model: Send + Sync {
         times: &[f64],
         out: &mut [f64],
     ) -> Result<(), SimError>;
+
+    /// Whether [`Model::simulate_sensitivities`] is implemented (exact derivatives of the outputs with respect
+    /// to the parameters, e.g. from forward sensitivity equations).
+    fn has_sensitivities(&self) -> bool {
+        false
+    }
+
+    /// Simulate like [`Model::simulate`] and also write `sens[k * n_params + p]` = ∂`out[k]`/∂`params[p]`, so
+    /// `sens` holds one row of parameter derivatives per output value (`out.len() × params.len()`).
+    fn simulate_sensitivities(
+        &self,
+        _ws: &mut Workspace,
+        _params: &[f64],
+        _inputs: &[f64],
+        _times: &[f64],
+        _out: &mut [f64],
+        _sens: &mut [f64],
+    ) -> Result<(), SimError> {
+        Err(SimError::Other(format!("model {} does not provide sensitivities", self.spec().name)))
+    }
+
+    /// Work counters of the last simulation made with `ws`, for models that keep them (solver steps etc.).
+    fn stats(&self, _ws: &Workspace) -> Option<SimStats> {
+        None
+    }
+}
+
+/// What a simulation cost: the counters a solver keeps. Counters that do not apply stay zero.
+/// `#[repr(C)]` because it crosses the plugin ABI as is.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimStats {
+    /// Accepted steps.
+    pub steps: u64,
+    pub rejected_steps: u64,
+    /// Right-hand-side (rate) evaluations.
+    pub rhs_evaluations: u64,
+    pub jacobian_evaluations: u64,
+    /// LU factorisations of the iteration matrix (implicit solvers).
+    pub factorisations: u64,
 }
 
 /// Fetch a model's own workspace type out of the type-erased box, or say the caller mixed workspaces up.

@@ -60,6 +60,32 @@ impl Model for Logistic {
         }
         Ok(())
     }
+
+    fn has_sensitivities(&self) -> bool {
+        true
+    }
+
+    /// Exact derivatives of the closed form: with E = exp(−r t) and D = 1 + (K/N0 − 1) E, N = K / D.
+    fn simulate_sensitivities(
+        &self,
+        ws: &mut Workspace,
+        p: &[f64],
+        inputs: &[f64],
+        times: &[f64],
+        out: &mut [f64],
+        sens: &mut [f64],
+    ) -> Result<(), SimError> {
+        self.simulate(ws, p, inputs, times, out)?;
+        let (r, k, n0) = (p[0], p[1], p[2]);
+        for (row, t) in sens.chunks_exact_mut(3).zip(times) {
+            let e = (-r * t).exp();
+            let d = 1.0 + (k / n0 - 1.0) * e;
+            row[0] = k * (k / n0 - 1.0) * t * e / (d * d);
+            row[1] = 1.0 / d - k * e / (n0 * d * d);
+            row[2] = k * k * e / (n0 * n0 * d * d);
+        }
+        Ok(())
+    }
 }
 
 pub struct LogisticPlugin;
