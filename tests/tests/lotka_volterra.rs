@@ -45,6 +45,17 @@ fn the_example_fit_reaches_the_least_squares_optimum() {
 }
 
 #[test]
+fn every_local_and_gradient_optimiser_reaches_the_optimum_in_horizon_stages() {
+    for algorithm in ["nelder_mead", "lbfgsb", "levenberg_marquardt"] {
+        let run = parfit(&["fit", "examples/lotka_volterra/fit.toml", "--algorithm", algorithm, "--format", "json"]);
+        let result = run.assert_ok().json();
+        assert_eq!(result["algorithm"], algorithm);
+        let sse = result["value"].as_f64().unwrap();
+        assert!((sse - OPTIMUM_SSE).abs() <= 1e-3 * OPTIMUM_SSE, "{algorithm}: SSE {sse}");
+    }
+}
+
+#[test]
 fn the_fit_is_identical_for_one_and_two_threads() {
     let fit = |threads: &str| {
         parfit(&["fit", "examples/lotka_volterra/fit.toml", "--seed", "7", "--threads", threads, "--format", "json"])

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use parfit_core::optimise::{CmaesOptions, NelderMeadOptions};
+use parfit_core::optimise::{
+    CmaesOptions, DifferentialEvolutionOptions, LBfgsBOptions, LevenbergMarquardtOptions, NelderMeadOptions,
+};
 use serde::Deserialize;
 
 use crate::error::{CliResult, input};
@@ -112,12 +114,16 @@ pub struct ParameterSection {
     pub log_scale: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[clap(rename_all = "snake_case")]
 pub enum Algorithm {
     #[default]
     Cmaes,
     NelderMead,
+    DifferentialEvolution,
+    Lbfgsb,
+    LevenbergMarquardt,
 }
 
 impl Algorithm {
@@ -125,6 +131,9 @@ impl Algorithm {
         match self {
             Algorithm::Cmaes => "cmaes",
             Algorithm::NelderMead => "nelder_mead",
+            Algorithm::DifferentialEvolution => "differential_evolution",
+            Algorithm::Lbfgsb => "lbfgsb",
+            Algorithm::LevenbergMarquardt => "levenberg_marquardt",
         }
     }
 }
@@ -166,6 +175,12 @@ pub struct FitSection {
     pub cmaes: CmaesOptions,
     #[serde(default)]
     pub nelder_mead: NelderMeadOptions,
+    #[serde(default)]
+    pub differential_evolution: DifferentialEvolutionOptions,
+    #[serde(default)]
+    pub lbfgsb: LBfgsBOptions,
+    #[serde(default)]
+    pub levenberg_marquardt: LevenbergMarquardtOptions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -67,6 +67,9 @@ pub struct Common {
     /// ODE absolute tolerance (overrides [model.options] atol).
     #[arg(long)]
     pub atol: Option<f64>,
+    /// The optimiser (overrides [fit] algorithm).
+    #[arg(long, value_enum)]
+    pub algorithm: Option<config::Algorithm>,
     /// Set a parameter: NAME=VALUE (repeatable). In `fit` it sets the start value.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,

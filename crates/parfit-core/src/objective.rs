@@ -1,12 +1,12 @@
 //! The objective: a model, one case, a cost and which parameters are searched. It maps search-space points
 //! to costs, one at a time or as a batch that runs in parallel.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::cost::{Cost, sum_of_squares};
 use crate::dataset::Case;
 use crate::model::{Model, SimError, Workspace};
-use crate::optimise::{BatchEvaluator, Bounds};
+use crate::optimise::{BatchEvaluator, Bounds, ResidualEvaluator};
 use crate::parallel;
 
 /// A parameter the optimiser searches, with its bounds in model units.
@@ -251,6 +251,65 @@ impl Objective {
         parallel::fill_with(self.parallel, out, || self.scratch(), |scratch, i| self.value(scratch, &batch[i]));
     }
 
+    /// The number of residuals: the case's observed (non-NaN) points.
+    pub fn residual_count(&self) -> usize {
+        self.case.observations.iter().filter(|v| !v.is_nan()).count()
+    }
+
+    /// The residuals `predicted − observed` at search point `theta` into `out`
+    /// ([`residual_count`](Self::residual_count) long), time-major, then by observation column,
+    /// skipping missing (NaN) observations: the order in which the cost sums their squares.
+    /// On error `out` is unspecified.
+    pub fn try_residuals_into(&self, scratch: &mut Scratch, theta: &[f64], out: &mut [f64]) -> Result<(), SimError> {
+        self.params_into(theta, &mut scratch.params);
+        let case = &self.case;
+        self.model.simulate(&mut scratch.model, &scratch.params, &case.inputs, &case.times, &mut scratch.predicted)?;
+        let n_outputs = self.model.spec().outputs.len();
+        let n_columns = self.observed.len();
+        let observed = case.observations.chunks_exact(n_columns.max(1));
+        let mut slots = out.iter_mut();
+        for (predicted, row) in scratch.predicted.chunks_exact(n_outputs.max(1)).zip(observed) {
+            for (&j, &obs) in self.observed.iter().zip(row) {
+                if !obs.is_nan() {
+                    *slots.next().expect("`out` holds residual_count() residuals") = predicted[j] - obs;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The residuals at `theta` (see [`try_residuals_into`](Self::try_residuals_into)); a failed
+    /// simulation gives NaN residuals.
+    pub fn residuals_into(&self, scratch: &mut Scratch, theta: &[f64], out: &mut [f64]) {
+        if self.try_residuals_into(scratch, theta, out).is_err() {
+            out.fill(f64::NAN);
+        }
+    }
+
+    /// The residuals of every candidate in `batch`, candidate k's at `out[k·m .. (k+1)·m]` with
+    /// `m = residual_count()`, in parallel when enabled. Results do not depend on the number of
+    /// threads.
+    pub fn residuals(&self, batch: &[Vec<f64>], out: &mut [f64]) {
+        let m = self.residual_count();
+        assert_eq!(out.len(), batch.len() * m, "one row of residuals per candidate");
+        if m == 0 {
+            return;
+        }
+        // `fill_with` hands out one value per index; the rows of the flat buffer reach the workers
+        // through per-row locks, each taken by exactly one index and so never contended.
+        let rows: Vec<Mutex<&mut [f64]>> = out.chunks_exact_mut(m).map(Mutex::new).collect();
+        let mut done = vec![(); batch.len()];
+        parallel::fill_with(
+            self.parallel,
+            &mut done,
+            || self.scratch(),
+            |scratch, i| {
+                let mut row = rows[i].lock().unwrap_or_else(PoisonError::into_inner);
+                self.residuals_into(scratch, &batch[i], &mut row);
+            },
+        );
+    }
+
     /// Model outputs for full parameters `params` at `times` (for plots and reports).
     pub fn predict(&self, params: &[f64], times: &[f64]) -> Result<Vec<f64>, SimError> {
         let mut ws = self.model.workspace();
@@ -263,6 +322,19 @@ impl Objective {
 impl BatchEvaluator for Objective {
     fn evaluate(&mut self, batch: &[Vec<f64>], values: &mut [f64]) {
         self.values(batch, values);
+    }
+}
+
+/// Residuals for least-squares optimisers; their sum of squares is the SSE cost whatever the
+/// objective's [`Cost`]. Exact Jacobians will come from model sensitivities; until then
+/// optimisers use finite differences.
+impl ResidualEvaluator for Objective {
+    fn residual_count(&self) -> usize {
+        Objective::residual_count(self)
+    }
+
+    fn residuals(&mut self, batch: &[Vec<f64>], out: &mut [f64]) {
+        Objective::residuals(self, batch, out);
     }
 }
 
@@ -344,6 +416,55 @@ mod tests {
         for (x, v) in batch.iter().zip(&out) {
             assert_eq!(obj.value(&mut s, x).to_bits(), v.to_bits());
         }
+    }
+
+    #[test]
+    fn residuals_follow_the_cost_order_and_match_it() {
+        // Two observed columns of the same output, with missing observations.
+        let times: Vec<f64> = (0..4).map(f64::from).collect();
+        let mut observations: Vec<f64> = times.iter().flat_map(|t| [2.0 * (-0.3 * t).exp(), 0.5 * t]).collect();
+        observations[1] = f64::NAN;
+        observations[4] = f64::NAN;
+        let case = Case { id: "c".into(), inputs: vec![], times: times.clone(), observations: observations.clone() };
+        let observed = ["y".to_string(), "y".to_string()];
+        let obj = Objective::new(Arc::new(Decay::new()), case, &observed, Cost::Sse).unwrap();
+        assert_eq!(obj.residual_count(), 6);
+        let theta = [1.5, 0.2];
+        let mut s = obj.scratch();
+        let mut r = vec![0.0; 6];
+        obj.residuals_into(&mut s, &theta, &mut r);
+        let predicted: Vec<f64> = times.iter().map(|t| 1.5 * (-0.2 * t).exp()).collect();
+        let expected: Vec<f64> =
+            (0..8).filter(|&k| !observations[k].is_nan()).map(|k| predicted[k / 2] - observations[k]).collect();
+        assert_eq!(r, expected);
+        let sse: f64 = r.iter().map(|v| v * v).sum();
+        assert_eq!(sse.to_bits(), obj.value(&mut s, &theta).to_bits());
+
+        // Batches: in order, the same with and without threads, failures as NaN rows.
+        let batch: Vec<Vec<f64>> =
+            (0..20).map(|i| vec![1.0 + 0.1 * i as f64, if i == 7 { 500.0 } else { 0.05 * i as f64 }]).collect();
+        let mut parallel = vec![0.0; 20 * 6];
+        obj.residuals(&batch, &mut parallel);
+        let mut sequential_obj = objective_with(&observed, observations);
+        sequential_obj.set_parallel(false);
+        let mut sequential = vec![0.0; 20 * 6];
+        ResidualEvaluator::residuals(&mut sequential_obj, &batch, &mut sequential);
+        for (k, x) in batch.iter().enumerate() {
+            let row = &parallel[k * 6..(k + 1) * 6];
+            if k == 7 {
+                assert!(row.iter().all(|v| v.is_nan()));
+                continue;
+            }
+            obj.residuals_into(&mut s, x, &mut r);
+            assert_eq!(row, &r[..]);
+            assert_eq!(&sequential[k * 6..(k + 1) * 6], &r[..]);
+        }
+    }
+
+    fn objective_with(observed: &[String], observations: Vec<f64>) -> Objective {
+        let times: Vec<f64> = (0..4).map(f64::from).collect();
+        let case = Case { id: "c".into(), inputs: vec![], times, observations };
+        Objective::new(Arc::new(Decay::new()), case, observed, Cost::Sse).unwrap()
     }
 
     #[test]

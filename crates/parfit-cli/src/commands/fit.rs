@@ -7,7 +7,7 @@ use parfit_core::{Case, Cost, Objective, OptimResult, Termination};
 use serde_json::json;
 
 use crate::commands::{
-    ConfiguredModel, cell, configure_objective, cost_from_config, make_optimiser, model_from_config, show,
+    ConfiguredModel, cell, configure_objective, cost_from_config, model_from_config, run_algorithm, show,
     validate_options,
 };
 use crate::config::{Algorithm, LoadedConfig};
@@ -18,7 +18,10 @@ use crate::progress::CliMonitor;
 use crate::{Common, Format, init_threads, parse_sets};
 
 pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResult<()> {
-    let loaded = LoadedConfig::load(config_path)?;
+    let mut loaded = LoadedConfig::load(config_path)?;
+    if let Some(algorithm) = common.algorithm {
+        loaded.config.fit.algorithm = algorithm;
+    }
     let config = &loaded.config;
     let origin = config_path.display().to_string();
     let threads = init_threads(common.threads.or(config.threads))?;
@@ -71,8 +74,18 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
         let span = |h: Option<&f64>| h.copied().unwrap_or(case.times[case.times.len() - 1]) - case.times[0];
         let scale = if stage == 0 { 1.0 } else { (span(horizons.first()) / span(horizon)).clamp(1e-3, 1.0) };
         // Each stage gets its own seed so stages do not replay the same random draws.
-        let mut optimiser = make_optimiser(&config.fit, start, &bounds, seed.wrapping_add(stage as u64), scale);
-        let r = minimise(optimiser.as_mut(), &mut stage_objective, &stop, &mut monitor, record_history);
+        let stage_seed = seed.wrapping_add(stage as u64);
+        let r = run_algorithm(
+            &config.fit,
+            &mut stage_objective,
+            start,
+            &bounds,
+            stage_seed,
+            scale,
+            &stop,
+            &mut monitor,
+            record_history,
+        );
         let cancelled = r.termination == Termination::Cancelled;
         result = Some(match result {
             Some(previous) => chain(previous, r, false),

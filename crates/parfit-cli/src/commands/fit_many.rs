@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::cases::{CaseTable, read_cases};
 use crate::checkpoint::{CaseRecord, Checkpoint, fingerprint};
 use crate::commands::{
-    ConfiguredModel, cell, configure_objective, cost_from_config, make_optimiser, model_from_config, show,
+    ConfiguredModel, cell, configure_objective, cost_from_config, model_from_config, run_algorithm, show,
     validate_options,
 };
 use crate::config::{FitSection, LoadedConfig};
@@ -59,8 +59,8 @@ impl Job<'_> {
             Err(e) => return failure(e.to_string()),
         };
         let bounds = objective.bounds();
-        let mut optimiser = make_optimiser(fit, x0, &bounds, case_seed(self.seed, index), 1.0);
-        let mut result = minimise(optimiser.as_mut(), &mut objective, &self.stop, &mut Silent, false);
+        let seed = case_seed(self.seed, index);
+        let mut result = run_algorithm(fit, &mut objective, x0, &bounds, seed, 1.0, &self.stop, &mut Silent, false);
         if fit.polish {
             let mut nm = NelderMead::new(result.x.clone(), bounds, fit.nelder_mead.clone());
             let stop = Stopping { max_iterations: None, max_evaluations: Some(20_000), ..self.stop.clone() };
@@ -96,7 +96,10 @@ impl Job<'_> {
 }
 
 pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resume: bool) -> CliResult<()> {
-    let loaded = LoadedConfig::load(config_path)?;
+    let mut loaded = LoadedConfig::load(config_path)?;
+    if let Some(algorithm) = common.algorithm {
+        loaded.config.fit.algorithm = algorithm;
+    }
     let config = &loaded.config;
     let origin = config_path.display().to_string();
     let threads = init_threads(common.threads.or(config.threads))?;

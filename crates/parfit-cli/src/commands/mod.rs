@@ -9,8 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use parfit_core::objective::SetupError;
-use parfit_core::optimise::{Bounds, Cmaes, CmaesOptions, NelderMead, NelderMeadOptions, Optimiser};
-use parfit_core::{Case, Cost, Model, Objective};
+use parfit_core::optimise::{
+    Bounds, Cmaes, CmaesOptions, DifferentialEvolution, DifferentialEvolutionOptions, LBfgsB, LevenbergMarquardt,
+    Monitor, NelderMead, NelderMeadOptions, Optimiser, Stopping, minimise, minimise_least_squares,
+};
+use parfit_core::{Case, Cost, Model, Objective, OptimResult};
 
 use crate::Common;
 use crate::config::{Algorithm, CostName, FitSection, LoadedConfig};
@@ -86,15 +89,21 @@ pub fn validate_options(fit: &FitSection, origin: &str) -> CliResult<()> {
     Ok(())
 }
 
-/// The configured optimiser from `x0`, with its initial step size multiplied by `step_scale`.
-pub fn make_optimiser(
+/// Run the configured algorithm on `objective` from `x0`, its initial step scaled by `step_scale` (the
+/// step-based algorithms; horizon stages narrow it).
+#[allow(clippy::too_many_arguments)]
+pub fn run_algorithm(
     fit: &FitSection,
+    objective: &mut Objective,
     x0: Vec<f64>,
     bounds: &Bounds,
     seed: u64,
     step_scale: f64,
-) -> Box<dyn Optimiser> {
-    match fit.algorithm {
+    stop: &Stopping,
+    monitor: &mut dyn Monitor,
+    record_history: bool,
+) -> OptimResult {
+    let mut optimiser: Box<dyn Optimiser> = match fit.algorithm {
         Algorithm::Cmaes => {
             let options = CmaesOptions { seed, sigma0: fit.cmaes.sigma0 * step_scale, ..fit.cmaes.clone() };
             Box::new(Cmaes::new(x0, bounds.clone(), options))
@@ -104,7 +113,23 @@ pub fn make_optimiser(
             let options = NelderMeadOptions { initial_step: nm.initial_step * step_scale, ..nm.clone() };
             Box::new(NelderMead::new(x0, bounds.clone(), options))
         }
-    }
+        Algorithm::DifferentialEvolution => {
+            let options = DifferentialEvolutionOptions { seed, ..fit.differential_evolution.clone() };
+            Box::new(DifferentialEvolution::new(x0, bounds.clone(), options))
+        }
+        Algorithm::Lbfgsb => Box::new(LBfgsB::new(x0, bounds.clone(), fit.lbfgsb.clone())),
+        Algorithm::LevenbergMarquardt => {
+            let mut lm = LevenbergMarquardt::new(x0, bounds.clone(), fit.levenberg_marquardt.clone());
+            let mut result = minimise_least_squares(&mut lm, objective, stop, monitor, record_history);
+            // Levenberg–Marquardt minimises the sum of squares, which has the same minimiser as every
+            // configured cost; report the configured cost at its answer.
+            if objective.cost() != Cost::Sse && result.value.is_finite() {
+                result.value = objective.value(&mut objective.scratch(), &result.x);
+            }
+            return result;
+        }
+    };
+    minimise(optimiser.as_mut(), objective, stop, monitor, record_history)
 }
 
 /// Build the objective for `case` with the configuration's parameter settings and `--set` starts.

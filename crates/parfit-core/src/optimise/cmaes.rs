@@ -1,6 +1,7 @@
 //! CMA-ES: the (μ/μ_w, λ) evolution strategy with covariance matrix adaptation, as set out in
 //! N. Hansen, "The CMA Evolution Strategy: A Tutorial" (2016), with optional IPOP restarts
-//! (Auger & Hansen 2005).
+//! (Auger & Hansen 2005) or BIPOP restarts (Hansen 2009, "Benchmarking a BI-population CMA-ES on
+//! the BBOB-2009 function testbed").
 //!
 //! Rank-one and rank-μ covariance updates with positive recombination weights, cumulative
 //! step-size adaptation with the `h_σ` stall of the evolution path, and a lazy eigendecomposition
@@ -28,12 +29,12 @@ const MAX_HISTORY: usize = 20_000;
 
 /// What CMA-ES does when a run meets one of its own stopping criteria.
 ///
-/// In TOML either a bare name, `restarts = "none"` or `restarts = "ipop"` (IPOP with the defaults
+/// In TOML either a bare name, `restarts = "none"`, `"ipop"` or `"bipop"` (with the defaults
 /// below), or a table:
 ///
 /// ```toml
 /// [restarts]
-/// kind = "ipop"
+/// kind = "ipop"      # or "bipop"
 /// max_restarts = 5   # default 9
 /// factor = 2.0       # default 2.0
 /// ```
@@ -48,12 +49,29 @@ pub enum Restarts {
     /// restart starts from a uniformly random point of the box (coordinates without finite
     /// bounds keep `x0`) with the original `sigma0`.
     Ipop { max_restarts: usize, factor: f64 },
+    /// BIPOP: two interleaved restart regimes sharing the evaluations evenly. The *large* regime is
+    /// IPOP: its k-th run has population `factor^k · λ₀` (λ₀ the configured or default population)
+    /// and step size `sigma0`. A *small* run draws `u, v` uniform in [0, 1) and uses population
+    /// `⌊λ₀ · (λ_L / (2 λ₀))^(u²)⌋` (λ_L: the latest large population) and step size
+    /// `sigma0 · 10^(−2v)`, and may spend at most half the evaluations of the latest large run.
+    /// After a run ends, the next is small while the small runs have used fewer evaluations than
+    /// the large ones (the first run included), else large; the first restart is always large.
+    /// `max_restarts` counts large restarts: the search ends when the last large run does. Every
+    /// run starts from a uniformly random point of the box, like IPOP.
+    ///
+    /// Small runs with small steps are local searches that find narrow basins a large population
+    /// steps over; large runs find the global structure of multimodal functions like Rastrigin.
+    Bipop { max_restarts: usize, factor: f64 },
 }
 
 impl Restarts {
     /// IPOP with the usual settings (as in Auger & Hansen 2005): up to 9 restarts, doubling the
     /// population each time.
     pub const IPOP: Restarts = Restarts::Ipop { max_restarts: 9, factor: 2.0 };
+
+    /// BIPOP with up to 9 large-population restarts, doubling the population each time (Hansen
+    /// 2009).
+    pub const BIPOP: Restarts = Restarts::Bipop { max_restarts: 9, factor: 2.0 };
 }
 
 /// The table form of [`Restarts`], with per-field defaults.
@@ -62,6 +80,12 @@ impl Restarts {
 enum RestartsTable {
     None,
     Ipop {
+        #[serde(default = "default_max_restarts")]
+        max_restarts: usize,
+        #[serde(default = "default_factor")]
+        factor: f64,
+    },
+    Bipop {
         #[serde(default = "default_max_restarts")]
         max_restarts: usize,
         #[serde(default = "default_factor")]
@@ -84,14 +108,15 @@ impl<'de> Deserialize<'de> for Restarts {
             type Value = Restarts;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(r#""none", "ipop" or a table with kind = "none" | "ipop""#)
+                f.write_str(r#""none", "ipop", "bipop" or a table with kind = "none" | "ipop" | "bipop""#)
             }
 
             fn visit_str<E: de::Error>(self, name: &str) -> Result<Restarts, E> {
                 match name {
                     "none" => Ok(Restarts::None),
                     "ipop" => Ok(Restarts::IPOP),
-                    other => Err(E::unknown_variant(other, &["none", "ipop"])),
+                    "bipop" => Ok(Restarts::BIPOP),
+                    other => Err(E::unknown_variant(other, &["none", "ipop", "bipop"])),
                 }
             }
 
@@ -100,6 +125,7 @@ impl<'de> Deserialize<'de> for Restarts {
                 Ok(match table {
                     RestartsTable::None => Restarts::None,
                     RestartsTable::Ipop { max_restarts, factor } => Restarts::Ipop { max_restarts, factor },
+                    RestartsTable::Bipop { max_restarts, factor } => Restarts::Bipop { max_restarts, factor },
                 })
             }
         }
@@ -204,9 +230,10 @@ impl Params {
 ///   better than over its first 30 %, or when a step of 0.1 standard deviations along a principal
 ///   axis, or 0.2 along a coordinate, no longer changes the mean (NoEffectAxis/NoEffectCoord).
 ///
-/// With [`Restarts::Ipop`] such an ending starts a new run instead, until the restarts run out;
-/// the restart happens at the next `ask`, so it needs `converged` to be called in between (the
-/// [`minimise`](super::minimise) driver does).
+/// With [`Restarts::Ipop`] or [`Restarts::Bipop`] such an ending starts a new run instead, until
+/// the restarts run out; the restart happens at the next `ask`, so it needs `converged` to be
+/// called in between (the [`minimise`](super::minimise) driver does). A BIPOP small run also
+/// ends when it has spent its evaluation budget.
 #[derive(Debug, Clone)]
 pub struct Cmaes {
     bounds: Bounds,
@@ -251,6 +278,8 @@ pub struct Cmaes {
     /// Set by `converged` when the run is over and a restart remains; acted on by `ask`.
     restart_pending: Cell<bool>,
     restarts_done: usize,
+    /// BIPOP's restart bookkeeping.
+    regime: Regime,
     iterations: usize,
     best_x: Vec<f64>,
     best_value: f64,
@@ -268,6 +297,7 @@ impl Cmaes {
         let lambda = options.population.unwrap_or_else(|| 4 + (3.0 * (n.max(1) as f64).ln()) as usize);
         let mut x0 = x0;
         bounds.clamp(&mut x0);
+        let params = Params::new(n, lambda);
         let mut cmaes = Cmaes {
             bounds,
             best_x: x0.clone(),
@@ -275,7 +305,8 @@ impl Cmaes {
             x0,
             sigma0: options.sigma0,
             restarts: options.restarts,
-            params: Params::new(n, lambda),
+            regime: Regime::new(params.lambda),
+            params,
             rng: Xoshiro256PlusPlus::seed_from_u64(options.seed),
             sigma: options.sigma0,
             cov: DMatrix::identity(n, n),
@@ -319,12 +350,30 @@ impl Cmaes {
         self.order.resize(lambda, 0);
     }
 
-    /// Start the next IPOP run: larger population, fresh distribution around a random point.
+    /// Start the next run: fresh distribution around a random point of the box, with the
+    /// population and step size the restart strategy prescribes.
     fn restart(&mut self) {
-        let Restarts::Ipop { factor, .. } = self.restarts else { return };
-        self.restarts_done += 1;
         let n = self.dim();
-        let lambda = (self.params.lambda as f64 * factor).round() as usize;
+        let (lambda, sigma) = match self.restarts {
+            Restarts::None => return,
+            Restarts::Ipop { factor, .. } => ((self.params.lambda as f64 * factor).round() as usize, self.sigma0),
+            Restarts::Bipop { factor, .. } => {
+                let regime = &mut self.regime;
+                regime.close_run();
+                if regime.next_is_small() {
+                    // Two draws per small run, in a fixed order, before the start point's draws.
+                    let (u, v): (f64, f64) = (self.rng.random(), self.rng.random());
+                    let ratio = regime.large_lambda as f64 / (2.0 * regime.default_lambda as f64);
+                    let lambda = (regime.default_lambda as f64 * ratio.powf(u * u)).floor() as usize;
+                    regime.start_small();
+                    (lambda, self.sigma0 * 10f64.powf(-2.0 * v))
+                } else {
+                    regime.start_large(factor);
+                    (regime.large_lambda, self.sigma0)
+                }
+            }
+        };
+        self.restarts_done += 1;
         self.params = Params::new(n, lambda);
         for i in 0..n {
             let (lo, hi) = (self.bounds.lower[i], self.bounds.upper[i]);
@@ -332,7 +381,7 @@ impl Cmaes {
             let x = lo + u * (hi - lo);
             self.mean[i] = if x.is_finite() { x.clamp(lo, hi) } else { self.x0[i] };
         }
-        self.sigma = self.sigma0;
+        self.sigma = sigma;
         self.cov.fill_with_identity();
         self.basis.fill_with_identity();
         self.scales.fill(1.0);
@@ -443,7 +492,79 @@ impl Cmaes {
 
     /// Whether a restart remains after the current run.
     fn can_restart(&self) -> bool {
-        matches!(self.restarts, Restarts::Ipop { max_restarts, .. } if self.restarts_done < max_restarts)
+        match self.restarts {
+            Restarts::None => false,
+            Restarts::Ipop { max_restarts, .. } => self.restarts_done < max_restarts,
+            // Small runs between large ones are free; the search ends with its last large run.
+            Restarts::Bipop { max_restarts, .. } => self.regime.small || self.regime.large_restarts < max_restarts,
+        }
+    }
+}
+
+/// BIPOP's budget accounting: which regime the current run belongs to and how many evaluations
+/// each regime has used.
+#[derive(Debug, Clone)]
+struct Regime {
+    /// λ₀: the first run's population.
+    default_lambda: usize,
+    /// Population of the latest large run (the first run counts as large).
+    large_lambda: usize,
+    large_restarts: usize,
+    /// Whether the current run is a small one.
+    small: bool,
+    /// Evaluations of the current run, of finished large runs and of finished small runs.
+    run_evaluations: usize,
+    large_evaluations: usize,
+    small_evaluations: usize,
+    /// Evaluations of the latest finished large run; a small run may use half of them.
+    last_large_evaluations: usize,
+}
+
+impl Regime {
+    fn new(lambda: usize) -> Self {
+        Regime {
+            default_lambda: lambda,
+            large_lambda: lambda,
+            large_restarts: 0,
+            small: false,
+            run_evaluations: 0,
+            large_evaluations: 0,
+            small_evaluations: 0,
+            last_large_evaluations: 0,
+        }
+    }
+
+    /// Book the finished run's evaluations to its regime.
+    fn close_run(&mut self) {
+        let used = std::mem::take(&mut self.run_evaluations);
+        if self.small {
+            self.small_evaluations += used;
+        } else {
+            self.large_evaluations += used;
+            self.last_large_evaluations = used;
+        }
+    }
+
+    /// The regime that has used fewer evaluations goes next; the first restart is large so that
+    /// small populations range from λ₀ upwards.
+    fn next_is_small(&self) -> bool {
+        self.large_restarts > 0 && self.small_evaluations < self.large_evaluations
+    }
+
+    fn start_small(&mut self) {
+        self.small = true;
+    }
+
+    fn start_large(&mut self, factor: f64) {
+        self.small = false;
+        self.large_restarts += 1;
+        let growth = factor.powi(self.large_restarts.min(i32::MAX as usize) as i32);
+        self.large_lambda = (self.default_lambda as f64 * growth).round() as usize;
+    }
+
+    /// Whether the current small run has spent its budget.
+    fn small_budget_spent(&self) -> bool {
+        self.small && 2 * self.run_evaluations >= self.last_large_evaluations
     }
 }
 
@@ -486,6 +607,7 @@ impl Optimiser for Cmaes {
         self.iterations += 1;
         let n = self.dim();
         let p = &self.params;
+        let p_lambda = p.lambda;
 
         for (k, f) in self.fitness.iter_mut().enumerate() {
             *f = values.get(k).copied().filter(|v| v.is_finite()).unwrap_or(f64::INFINITY);
@@ -561,6 +683,10 @@ impl Optimiser for Cmaes {
         }
         if self.run_stop.is_none() {
             self.check_run();
+        }
+        self.regime.run_evaluations += p_lambda;
+        if self.run_stop.is_none() && self.regime.small_budget_spent() {
+            self.run_stop = Some(Termination::MaxEvaluations);
         }
     }
 
@@ -644,17 +770,27 @@ mod tests {
         assert!(r.value < 1e-10, "{} after {} evaluations ({:?})", r.value, r.evaluations, r.termination);
     }
 
-    #[test]
-    fn rastrigin_10d_ipop() {
+    fn rastrigin_10d_solved(restarts: Restarts) -> usize {
         let bounds = Bounds { lower: vec![-5.12; 10], upper: vec![5.12; 10] };
         let stop = Stopping { target_value: Some(1e-9), max_evaluations: Some(2_000_000), ..Stopping::default() };
-        let solved = (0..10)
+        (0..10)
             .filter(|&seed| {
-                let options = CmaesOptions { sigma0: 2.0, seed, restarts: Restarts::IPOP, ..CmaesOptions::default() };
+                let options = CmaesOptions { sigma0: 2.0, seed, restarts: restarts.clone(), ..CmaesOptions::default() };
                 let r = run(vec![3.0; 10], bounds.clone(), options, &stop, rastrigin);
                 r.value < 1e-8
             })
-            .count();
+            .count()
+    }
+
+    #[test]
+    fn rastrigin_10d_ipop() {
+        let solved = rastrigin_10d_solved(Restarts::IPOP);
+        assert!(solved >= 9, "solved {solved} of 10");
+    }
+
+    #[test]
+    fn rastrigin_10d_bipop() {
+        let solved = rastrigin_10d_solved(Restarts::BIPOP);
         assert!(solved >= 9, "solved {solved} of 10");
     }
 
@@ -675,13 +811,63 @@ mod tests {
 
     #[test]
     fn same_seed_same_asks() {
-        // The budget covers a few IPOP restarts, so the random restart points are checked too.
-        let options = |seed| CmaesOptions { sigma0: 1.0, seed, restarts: Restarts::IPOP, ..CmaesOptions::default() };
-        let bits = |batches: Vec<Vec<f64>>| -> Vec<u64> { batches.iter().flatten().map(|x| x.to_bits()).collect() };
-        let a = bits(asked_batches(options(42), 20_000));
-        assert_eq!(a, bits(asked_batches(options(42), 20_000)));
-        let b = bits(asked_batches(options(43), 20_000));
-        assert_ne!(a[..b.len().min(a.len())], b[..b.len().min(a.len())]);
+        // The budget covers a few restarts, so the random restart points (and BIPOP's random
+        // populations and step sizes) are checked too.
+        for restarts in [Restarts::IPOP, Restarts::BIPOP] {
+            let options =
+                |seed| CmaesOptions { sigma0: 1.0, seed, restarts: restarts.clone(), ..CmaesOptions::default() };
+            let bits = |batches: Vec<Vec<f64>>| -> Vec<u64> { batches.iter().flatten().map(|x| x.to_bits()).collect() };
+            let a = bits(asked_batches(options(42), 20_000));
+            assert_eq!(a, bits(asked_batches(options(42), 20_000)));
+            let b = bits(asked_batches(options(43), 20_000));
+            assert_ne!(a[..b.len().min(a.len())], b[..b.len().min(a.len())]);
+        }
+    }
+
+    #[test]
+    fn bipop_interleaves_regimes_with_balanced_budgets() {
+        let options =
+            CmaesOptions { restarts: Restarts::Bipop { max_restarts: 4, factor: 2.0 }, ..CmaesOptions::default() };
+        let bounds = Bounds { lower: vec![-5.12; 5], upper: vec![5.12; 5] };
+        let mut cmaes = Cmaes::new(vec![3.0; 5], bounds, options);
+        // (small, population, evaluations) of every run, in order.
+        let mut runs: Vec<(bool, usize, usize)> = Vec::new();
+        let mut values = Vec::new();
+        loop {
+            let restarts_before = cmaes.restarts_done;
+            let batch = cmaes.ask();
+            let lambda = batch.len();
+            values.clear();
+            values.extend(batch.iter().map(|x| rastrigin(x)));
+            if runs.is_empty() || cmaes.restarts_done != restarts_before {
+                runs.push((cmaes.regime.small, lambda, 0));
+            }
+            runs.last_mut().unwrap().2 += lambda;
+            cmaes.tell(&values);
+            if cmaes.converged(&Stopping::default()).is_some() {
+                break;
+            }
+        }
+        let large: Vec<usize> = runs.iter().filter(|r| !r.0).map(|r| r.1).collect();
+        assert_eq!(large, [8, 16, 32, 64, 128], "{runs:?}");
+        assert!(!runs[1].0, "the first restart is large: {runs:?}");
+        assert!(!runs.last().unwrap().0, "the search ends with its last large run: {runs:?}");
+        // Small runs take turns while they have used fewer evaluations than the large ones, with
+        // populations from λ₀ to half the latest large one and at most half its evaluations.
+        let (mut large_evals, mut small_evals, mut latest_large) = (0, 0, (0, 0));
+        for (i, &(small, lambda, evals)) in runs.iter().enumerate() {
+            if small {
+                assert!(small_evals < large_evals, "run {i}: {runs:?}");
+                assert!((8..=latest_large.0 / 2).contains(&lambda), "run {i}: {runs:?}");
+                assert!(evals < latest_large.1 / 2 + lambda, "run {i}: {runs:?}");
+                small_evals += evals;
+            } else {
+                assert!(i <= 1 || small_evals >= large_evals, "run {i}: {runs:?}");
+                large_evals += evals;
+                latest_large = (lambda, evals);
+            }
+        }
+        assert!(runs.iter().filter(|r| r.0).count() >= 4, "{runs:?}");
     }
 
     #[test]
@@ -782,11 +968,17 @@ mod tests {
             parse(r#"{"restarts": {"kind": "ipop", "factor": 3.0}}"#).unwrap().restarts,
             Restarts::Ipop { max_restarts: 9, factor: 3.0 }
         );
-        assert!(parse(r#"{"restarts": "bipop"}"#).is_err());
+        assert_eq!(parse(r#"{"restarts": "bipop"}"#).unwrap().restarts, Restarts::BIPOP);
+        assert_eq!(
+            parse(r#"{"restarts": {"kind": "bipop", "max_restarts": 4}}"#).unwrap().restarts,
+            Restarts::Bipop { max_restarts: 4, factor: 2.0 }
+        );
+        assert!(parse(r#"{"restarts": "popi"}"#).is_err());
         assert!(parse(r#"{"restarts": {"kind": "ipop", "restarts": 3}}"#).is_err());
         assert!(parse(r#"{"sigma": 1.0}"#).is_err());
-        let options =
-            CmaesOptions { population: Some(20), seed: 7, restarts: Restarts::IPOP, ..CmaesOptions::default() };
-        assert_eq!(parse(&serde_json::to_string(&options).unwrap()).unwrap(), options);
+        for restarts in [Restarts::None, Restarts::IPOP, Restarts::BIPOP] {
+            let options = CmaesOptions { population: Some(20), seed: 7, restarts, ..CmaesOptions::default() };
+            assert_eq!(parse(&serde_json::to_string(&options).unwrap()).unwrap(), options);
+        }
     }
 }

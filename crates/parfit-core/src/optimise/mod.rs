@@ -3,13 +3,29 @@
 //! An [`Optimiser`] never evaluates anything itself: it asks for a batch of candidates, the driver
 //! evaluates the batch through a [`BatchEvaluator`] (rayon threads, MPI ranks or browser workers) and tells
 //! the optimiser the values. Stopping rules shared by every algorithm live in [`Stopping`].
+//!
+//! Least-squares optimisers ([`LeastSquaresOptimiser`]) work the same way on residual vectors instead
+//! of values, through [`minimise_least_squares`] and a [`ResidualEvaluator`].
 
 mod cmaes;
+mod de;
+mod finite_diff;
+mod lbfgsb;
+mod least_squares;
+mod levenberg_marquardt;
+mod linalg;
 mod nelder_mead;
 #[cfg(test)]
 mod test_functions;
 
 pub use cmaes::{Cmaes, CmaesOptions, Restarts};
+pub use de::{DeStrategy, DifferentialEvolution, DifferentialEvolutionOptions};
+pub use finite_diff::Differences;
+pub use lbfgsb::{LBfgsB, LBfgsBOptions};
+pub use least_squares::{
+    LeastSquaresOptimiser, ResidualBatch, ResidualEvaluator, ResidualFn, ResidualRequest, minimise_least_squares,
+};
+pub use levenberg_marquardt::{LevenbergMarquardt, LevenbergMarquardtOptions};
 pub use nelder_mead::{NelderMead, NelderMeadOptions};
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +69,8 @@ pub enum Termination {
     FunctionTolerance,
     /// The search has contracted below `xtol` in every coordinate.
     ParameterTolerance,
+    /// The projected gradient is below the optimiser's `gtol` in every coordinate.
+    GradientTolerance,
     /// No improvement of the best value for many iterations.
     Stagnation,
     /// CMA-ES covariance matrix became too ill-conditioned to continue.
@@ -66,7 +84,13 @@ pub enum Termination {
 impl Termination {
     /// Whether the algorithm stopped by its own convergence criteria (rather than a budget or the user).
     pub fn is_convergence(self) -> bool {
-        matches!(self, Termination::FunctionTolerance | Termination::ParameterTolerance | Termination::TargetReached)
+        matches!(
+            self,
+            Termination::FunctionTolerance
+                | Termination::ParameterTolerance
+                | Termination::GradientTolerance
+                | Termination::TargetReached
+        )
     }
 }
 
@@ -78,6 +102,7 @@ impl std::fmt::Display for Termination {
             Termination::TargetReached => "target value reached",
             Termination::FunctionTolerance => "function tolerance reached",
             Termination::ParameterTolerance => "parameter tolerance reached",
+            Termination::GradientTolerance => "gradient tolerance reached",
             Termination::Stagnation => "no progress (stagnation)",
             Termination::ConditionNumber => "covariance condition number too large",
             Termination::AllFailed => "every candidate failed to evaluate",
@@ -210,29 +235,72 @@ pub fn minimise(
     monitor: &mut dyn Monitor,
     record_history: bool,
 ) -> OptimResult {
+    let mut stepper = ValueStepper { optimiser, evaluator, values: Vec::new() };
+    drive(&mut stepper, stop, monitor, record_history)
+}
+
+/// One ask–evaluate–tell round of some kind of optimiser, for [`drive`].
+trait Stepper {
+    /// Ask for the next batch and, if `affordable(batch size)`, evaluate it and tell the optimiser.
+    /// Returns the batch size and whether every point of it failed, or `None` when it was not
+    /// affordable.
+    fn step(&mut self, affordable: &dyn Fn(usize) -> bool) -> Option<(usize, bool)>;
+    fn best(&self) -> (&[f64], f64);
+    fn iterations(&self) -> usize;
+    fn converged(&self, stop: &Stopping) -> Option<Termination>;
+}
+
+struct ValueStepper<'a> {
+    optimiser: &'a mut dyn Optimiser,
+    evaluator: &'a mut dyn BatchEvaluator,
+    values: Vec<f64>,
+}
+
+impl Stepper for ValueStepper<'_> {
+    fn step(&mut self, affordable: &dyn Fn(usize) -> bool) -> Option<(usize, bool)> {
+        let batch = self.optimiser.ask();
+        if !affordable(batch.len()) {
+            return None;
+        }
+        self.values.clear();
+        self.values.resize(batch.len(), f64::NAN);
+        self.evaluator.evaluate(batch, &mut self.values);
+        let all_failed = self.values.iter().all(|v| !v.is_finite());
+        self.optimiser.tell(&self.values);
+        Some((self.values.len(), all_failed))
+    }
+
+    fn best(&self) -> (&[f64], f64) {
+        self.optimiser.best()
+    }
+
+    fn iterations(&self) -> usize {
+        self.optimiser.iterations()
+    }
+
+    fn converged(&self, stop: &Stopping) -> Option<Termination> {
+        self.optimiser.converged(stop)
+    }
+}
+
+/// The driver loop shared by [`minimise`] and [`minimise_least_squares`]: the shared stopping rules
+/// in a fixed order, progress reports and history.
+fn drive(stepper: &mut dyn Stepper, stop: &Stopping, monitor: &mut dyn Monitor, record_history: bool) -> OptimResult {
     let mut evaluations = 0usize;
-    let mut values = Vec::new();
     let mut history = record_history.then(Vec::new);
     let termination = loop {
         if monitor.cancelled() {
             break Termination::Cancelled;
         }
-        let batch = optimiser.ask();
-        if let Some(max) = stop.max_evaluations
-            && evaluations + batch.len() > max
-            && evaluations > 0
-        {
+        let affordable =
+            |batch_len| stop.max_evaluations.is_none_or(|max| evaluations + batch_len <= max || evaluations == 0);
+        let Some((batch_len, all_failed)) = stepper.step(&affordable) else {
             break Termination::MaxEvaluations;
-        }
-        values.clear();
-        values.resize(batch.len(), f64::NAN);
-        evaluator.evaluate(batch, &mut values);
-        evaluations += batch.len();
-        let all_failed = values.iter().all(|v| !v.is_finite());
-        optimiser.tell(&values);
+        };
+        evaluations += batch_len;
 
-        let (best_x, best_value) = optimiser.best();
-        let progress = Progress { iteration: optimiser.iterations(), evaluations, best_value };
+        let (best_x, best_value) = stepper.best();
+        let progress = Progress { iteration: stepper.iterations(), evaluations, best_value };
         if let Some(h) = history.as_mut() {
             h.push(HistoryPoint { iteration: progress.iteration, evaluations, best_value, best_x: best_x.to_vec() });
         }
@@ -244,10 +312,10 @@ pub fn minimise(
         if stop.target_value.is_some_and(|target| best_value <= target) {
             break Termination::TargetReached;
         }
-        if let Some(t) = optimiser.converged(stop) {
+        if let Some(t) = stepper.converged(stop) {
             break t;
         }
-        if stop.max_iterations.is_some_and(|max| optimiser.iterations() >= max) {
+        if stop.max_iterations.is_some_and(|max| stepper.iterations() >= max) {
             break Termination::MaxIterations;
         }
         if stop.max_evaluations.is_some_and(|max| evaluations >= max) {
@@ -257,12 +325,12 @@ pub fn minimise(
             break Termination::TimeLimit;
         }
     };
-    let (x, value) = optimiser.best();
+    let (x, value) = stepper.best();
     OptimResult {
         x: x.to_vec(),
         value,
         evaluations,
-        iterations: optimiser.iterations(),
+        iterations: stepper.iterations(),
         termination,
         seconds: monitor.elapsed_seconds(),
         history,
