@@ -166,3 +166,34 @@ fn bad_input_is_refused_with_where_and_what() {
         &["omega", "alpha, beta, delta, gamma"],
     );
 }
+
+#[test]
+fn run_reports_solver_work_and_stiffness() {
+    let run = parfit(&["run", "examples/lotka_volterra/lotka_volterra.ds", "--times", "0:100:500", "--format", "json"]);
+    let json = run.assert_ok().json();
+    assert!(json["stats"]["steps"].as_u64().unwrap() > 100, "{}", json["stats"]);
+    assert!(json["stats"]["rhs_evaluations"].as_u64().unwrap() > json["stats"]["steps"].as_u64().unwrap());
+
+    // Van der Pol with μ = 1000: the explicit solver gives up quickly and says why; the default switches.
+    let vdp = "tests/data/ode_problems/van_der_pol.ds";
+    let dir = scratch("ode-stiff");
+    let config = dir.join("vdp.toml");
+    let text = format!(
+        "[model]\nkind = \"diffsl\"\nsource = \"{}\"\n[model.options]\nsolver = \"dopri5\"\n[run]\ntimes = \"0:3000:31\"\n",
+        root().join(vdp).display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let explicit = parfit(&["run", config.to_str().unwrap()]);
+    assert_eq!(explicit.code, 1, "{explicit:?}");
+    assert!(explicit.stderr.contains("stiff"), "{}", explicit.stderr);
+    let auto = parfit(&["run", vdp, "--times", "0:3000:31", "--format", "json"]).assert_ok().json();
+    assert!(auto["stats"]["factorisations"].as_u64().unwrap() > 0, "the implicit solver took over");
+
+    // A mass matrix is refused by name and line.
+    let model = dir.join("mass.ds");
+    std::fs::write(&model, "in_i { k = 1 }\nu_i { y = 1 }\ndudt_i { dydt = 0 }\nM_i { dydt }\nF_i { -k * y }\n")
+        .unwrap();
+    let refused = parfit(&["run", model.to_str().unwrap(), "--times", "0:1:2"]);
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("not supported: mass matrix (line 3)"), "{}", refused.stderr);
+}

@@ -1,12 +1,17 @@
-//! From syntax tree to [`Program`]: check which tensors exist, resolve names to registers, fold constants,
-//! and split the code by what it depends on (parameters only → run once per simulation; `t` or the state
-//! → run at every right-hand-side evaluation).
+//! From syntax tree to [`Program`]: check which tensors exist, work out every tensor's length, resolve names
+//! to registers element by element, fold constants, and split the code by what it depends on (parameters
+//! only → run once per simulation; `t` or the state → run at every right-hand-side evaluation).
+//!
+//! Vectors are unrolled: element `k` of `v_i { a_i * b }` becomes its own scalar code. Models are small
+//! (tens to hundreds of states), and straight-line code lets constant folding, sharing and the symbolic
+//! Jacobian work on single values.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use crate::eval::{Instr, Op, Program};
 use crate::lexer::{Located, Pos};
-use crate::parser::{Ast, BinOp, Element, Expr, Func, Tensor};
+use crate::parser::{Ast, BinOp, Element, Expr, Func, Slice, Tensor, TensorRef, unsupported};
 
 /// A compiled model with the names the spec needs.
 #[derive(Debug, Clone)]
@@ -16,11 +21,43 @@ pub(crate) struct Compiled {
     pub outputs: Vec<String>,
 }
 
+/// What a tensor is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// `in_i { … }`: its elements are parameters, with their defaults.
+    Input,
+    /// A scalar named in `in = [ … ]`: a parameter whose default is the scalar's value.
+    ListedInput(usize),
+    /// `u_i`: the state, with its initial values.
+    State,
+    /// `F_i`: du/dt.
+    Rhs,
+    /// `out_i`.
+    Out,
+    /// Any other tensor.
+    Plain,
+}
+
+struct TDef<'a> {
+    t: &'a Tensor,
+    base: &'a str,
+    /// The index letter of a vector; `None` for a scalar.
+    index: Option<char>,
+    role: Role,
+}
+
+/// What a name refers to: a whole tensor, or one (possibly ranged) element of one.
 #[derive(Debug, Clone, Copy)]
-enum Def {
-    Param(usize),
-    State(usize),
-    Scalar(usize),
+enum Sym {
+    Tensor(usize),
+    Block(usize, usize),
+}
+
+/// Where each element of a tensor sits: `(start, len)`, and the total length.
+#[derive(Debug)]
+struct Layout {
+    elems: Vec<(usize, usize)>,
+    len: usize,
 }
 
 /// When a value can be known. Ordered: combining values takes the latest.
@@ -45,18 +82,8 @@ impl Val {
     }
 }
 
-/// The tensors of a model, sorted by role.
-#[derive(Default)]
-struct Roles<'a> {
-    in_i: Option<&'a Tensor>,
-    u_i: Option<&'a Tensor>,
-    f_i: Option<&'a Tensor>,
-    out_i: Option<&'a Tensor>,
-    scalars: Vec<(&'a str, &'a Element, Pos)>,
-}
-
-fn classify(ast: &Ast) -> Result<Roles<'_>, Located> {
-    let mut roles = Roles::default();
+fn classify(ast: &Ast) -> Result<Vec<TDef<'_>>, Located> {
+    let mut defs: Vec<TDef<'_>> = Vec::new();
     for t in &ast.tensors {
         let (base, index) = match t.name.split_once('_') {
             Some((b, i)) => (b, Some(i)),
@@ -70,179 +97,227 @@ fn classify(ast: &Ast) -> Result<Roles<'_>, Located> {
                 format!("invalid tensor name '{}': '_' may only introduce index letters, as in 'u_i'", t.name),
             ));
         }
-        let slot = match (base, index) {
-            (_, Some(ix)) if ix.len() > 1 => {
-                return Err(Located::new(
+        let explicit = "parfit-ode solves explicit ODEs du/dt = F(u, p, t)";
+        match base {
+            "M" => {
+                return Err(unsupported(t.pos, "mass matrix", &format!("'{}' defines M·du/dt; {explicit}", t.name)));
+            }
+            "dudt" => {
+                return Err(unsupported(
                     t.pos,
-                    format!(
-                        "{}-D tensor '{}' is not supported (only scalars and the vectors in_i, u_i, F_i, out_i)",
-                        ix.len(),
-                        t.name
-                    ),
+                    "mass matrix",
+                    &format!("'{}' declares du/dt for a mass-matrix equation M_i; {explicit}", t.name),
                 ));
             }
-            ("dudt", Some(_)) => {
-                return Err(Located::new(
+            "stop" => {
+                return Err(unsupported(
                     t.pos,
-                    format!(
-                        "'{}' is not supported: only explicit ODEs du/dt = F(u, t) (no dudt_i, no mass matrix M_i)",
-                        t.name
-                    ),
+                    "stop conditions",
+                    &format!("'{}' ends or switches the solve at events; parfit-ode has no events", t.name),
                 ));
             }
-            ("M", Some(_)) => {
-                return Err(Located::new(
+            "reset" => {
+                return Err(unsupported(
                     t.pos,
-                    format!("mass matrix '{}' is not supported: only explicit ODEs du/dt = F(u, t)", t.name),
+                    "reset",
+                    &format!("'{}' restarts the state at events; parfit-ode has no events", t.name),
                 ));
             }
-            ("stop", Some(_)) => {
-                return Err(Located::new(t.pos, format!("stop conditions '{}' are not supported", t.name)));
-            }
-            ("in", Some(_)) => &mut roles.in_i,
-            ("u", Some(_)) => &mut roles.u_i,
-            ("F", Some(_)) => &mut roles.f_i,
-            ("out", Some(_)) => &mut roles.out_i,
-            (_, Some(_)) => {
-                return Err(Located::new(
+            _ => {}
+        }
+        let index = match index {
+            None => None,
+            Some(ix) if ix.len() == 1 => ix.chars().next(),
+            Some(ix) => {
+                return Err(unsupported(
                     t.pos,
-                    format!(
-                        "vector tensor '{}' is not supported (only in_i, u_i, F_i and out_i may be vectors)",
-                        t.name
-                    ),
+                    &format!("{}-D tensor '{}'", ix.len(), t.name),
+                    "only scalars and vectors (one index, as in 'v_i') are supported",
                 ));
-            }
-            ("in" | "u" | "F" | "out" | "dudt" | "M" | "stop", None) => {
-                return Err(Located::new(
-                    t.pos,
-                    format!("'{0}' is a vector: write it with its index, as '{0}_i'", t.name),
-                ));
-            }
-            (_, None) => {
-                let [el] = t.elements.as_slice() else {
-                    return Err(Located::new(
-                        t.pos,
-                        format!(
-                            "tensor '{}' has {} elements: only scalars (exactly one element) are supported besides in_i, u_i, F_i and out_i",
-                            t.name,
-                            t.elements.len()
-                        ),
-                    ));
-                };
-                if let Some((_, p)) = &el.name {
-                    return Err(Located::new(*p, format!("the element of scalar '{}' cannot be named", t.name)));
-                }
-                roles.scalars.push((t.name.as_str(), el, t.pos));
-                continue;
             }
         };
-        if let Some(first) = slot {
+        let role = match base {
+            "in" => Role::Input,
+            "u" => Role::State,
+            "F" => Role::Rhs,
+            "out" => Role::Out,
+            _ => Role::Plain,
+        };
+        if role != Role::Plain
+            && let Some(first) = defs.iter().find(|d| d.role == role)
+        {
             return Err(Located::new(
                 t.pos,
-                format!("'{}' is defined twice (first at {}:{})", t.name, first.pos.line, first.pos.col),
+                format!("'{}' is defined twice (first at {}:{})", t.name, first.t.pos.line, first.t.pos.col),
             ));
         }
-        *slot = Some(t);
+        if index.is_none() && t.elements.len() != 1 {
+            return Err(Located::new(
+                t.pos,
+                format!(
+                    "tensor '{0}' has {1} elements: a tensor without an index is a scalar (exactly one element); \
+                     write '{0}_i' for a vector",
+                    t.name,
+                    t.elements.len()
+                ),
+            ));
+        }
+        if t.elements.is_empty() {
+            return Err(Located::new(t.pos, format!("'{}' has no elements", t.name)));
+        }
+        for el in &t.elements {
+            if let Some(r) = el.range {
+                if index.is_none() {
+                    return Err(Located::new(r.pos, format!("scalar '{}' cannot have an element range", t.name)));
+                }
+                if r.dims != 1 {
+                    return Err(unsupported(
+                        r.pos,
+                        &format!("{}-D element range", r.dims),
+                        &format!("'{}' is a vector: write one range, as '(0:3): …'", t.name),
+                    ));
+                }
+            }
+        }
+        defs.push(TDef { t, base, index, role });
     }
-    Ok(roles)
+    Ok(defs)
 }
 
 pub(crate) fn compile(ast: &Ast) -> Result<Compiled, Located> {
-    let roles = classify(ast)?;
-    let u_i = roles.u_i.ok_or_else(|| Located::new(ast.end, "the model has no state tensor 'u_i'"))?;
-    let f_i = roles.f_i.ok_or_else(|| Located::new(ast.end, "the model has no right-hand side 'F_i'"))?;
-    if u_i.elements.is_empty() {
-        return Err(Located::new(u_i.pos, "'u_i' has no states"));
-    }
-    if f_i.elements.len() != u_i.elements.len() {
-        return Err(Located::new(
-            f_i.pos,
-            format!("'{}' has {} elements but 'u_i' has {} states", f_i.name, f_i.elements.len(), u_i.elements.len()),
-        ));
+    let mut defs = classify(ast)?;
+    let find = |defs: &[TDef<'_>], role| defs.iter().position(|d| d.role == role);
+    let u = find(&defs, Role::State).ok_or_else(|| Located::new(ast.end, "the model has no state tensor 'u_i'"))?;
+    let f = find(&defs, Role::Rhs).ok_or_else(|| Located::new(ast.end, "the model has no right-hand side 'F_i'"))?;
+
+    // Symbols: tensors by their base name, named elements by their name.
+    let mut syms: HashMap<&str, (Sym, Pos)> = HashMap::new();
+    for (tid, d) in defs.iter().enumerate() {
+        define(&mut syms, d.base, Sym::Tensor(tid), d.t.pos)?;
+        for (e, el) in d.t.elements.iter().enumerate() {
+            if let Some((name, pos)) = &el.name {
+                define(&mut syms, name, Sym::Block(tid, e), *pos)?;
+            }
+        }
     }
 
-    let mut names: HashMap<&str, (Def, Pos)> = HashMap::new();
-    // Parameters with the expressions of their defaults.
-    let mut params: Vec<(&str, &Expr, Pos)> = Vec::new();
-    let mut scalars = roles.scalars;
-    match (roles.in_i, &ast.inputs) {
+    // Parameters: the elements of `in_i`, or the scalars listed in `in = [ … ]`.
+    let input = find(&defs, Role::Input);
+    match (input, &ast.inputs) {
         (Some(_), Some(list)) => {
             return Err(Located::new(list.pos, "inputs are declared both by 'in_i { … }' and 'in = [ … ]'; use one"));
         }
-        (Some(t), None) => {
-            for el in &t.elements {
-                let Some((name, pos)) = &el.name else {
-                    return Err(Located::new(
-                        el.pos,
-                        "each element of 'in_i' needs a name and a default, as 'alpha = 1.1'",
-                    ));
-                };
-                params.push((name.as_str(), &el.expr, *pos));
+        (Some(tid), None) => {
+            if let Some(el) = defs[tid].t.elements.iter().find(|el| el.name.is_none()) {
+                return Err(Located::new(
+                    el.pos,
+                    format!("each element of '{}' needs a name and a default, as 'alpha = 1.1'", defs[tid].t.name),
+                ));
             }
         }
         (None, Some(list)) => {
-            for (name, pos) in &list.names {
-                // The scalar definition gives the default; the parameter replaces it.
-                let Some(k) = scalars.iter().position(|(n, _, _)| n == name) else {
-                    if params.iter().any(|(n, _, _)| n == name) {
+            for (k, (name, pos)) in list.names.iter().enumerate() {
+                match syms.get(name.as_str()) {
+                    Some(&(Sym::Tensor(tid), _)) if defs[tid].role == Role::Plain && defs[tid].index.is_none() => {
+                        defs[tid].role = Role::ListedInput(k);
+                    }
+                    Some(&(Sym::Tensor(tid), _)) if matches!(defs[tid].role, Role::ListedInput(_)) => {
                         return Err(Located::new(*pos, format!("input '{name}' is listed twice in 'in'")));
                     }
-                    return Err(Located::new(
-                        *pos,
-                        format!("input '{name}' has no definition: add '{name} {{ <default> }}'"),
-                    ));
-                };
-                let (_, el, _) = scalars.remove(k);
-                params.push((name.as_str(), &el.expr, *pos));
+                    Some(_) => {
+                        return Err(Located::new(
+                            *pos,
+                            format!("input '{name}' must be a scalar tensor defined as '{name} {{ <default> }}'"),
+                        ));
+                    }
+                    None => {
+                        return Err(Located::new(
+                            *pos,
+                            format!("input '{name}' has no definition: add '{name} {{ <default> }}'"),
+                        ));
+                    }
+                }
             }
         }
         (None, None) => {}
     }
-    for (i, (name, _, pos)) in params.iter().enumerate() {
-        define(&mut names, name, Def::Param(i), *pos)?;
-    }
-    let mut state_names = Vec::new();
-    for (i, el) in u_i.elements.iter().enumerate() {
-        let Some((name, pos)) = &el.name else {
-            return Err(Located::new(el.pos, "each state in 'u_i' needs a name, as 'x = <initial value>'"));
-        };
-        define(&mut names, name, Def::State(i), *pos)?;
-        state_names.push(name.as_str());
-    }
-    for (i, (name, _, pos)) in scalars.iter().enumerate() {
-        define(&mut names, name, Def::Scalar(i), *pos)?;
-    }
 
-    let n_states = u_i.elements.len();
     let mut g = Gen {
-        names,
-        scalars: scalars.iter().map(|(n, el, _)| (*n, &el.expr)).collect(),
-        n_regs: (1 + n_states + params.len()) as u32,
-        n_states,
+        defs,
+        syms,
+        layouts: Vec::new(),
+        visiting: Vec::new(),
+        n_states: 0,
+        param_start: Vec::new(),
+        n_regs: 0,
         const_regs: HashMap::new(),
         consts: Vec::new(),
         setup: Vec::new(),
         setup_cse: HashMap::new(),
         dynamic: Vec::new(),
         dynamic_cse: HashMap::new(),
-        scalar_static: vec![None; scalars.len()],
-        scalar_dynamic: vec![None; scalars.len()],
-        visiting: Vec::new(),
+        static_vals: Vec::new(),
+        dynamic_vals: Vec::new(),
     };
+    let n_tensors = g.defs.len();
+    g.layouts = (0..n_tensors).map(|_| None).collect();
+    g.static_vals = vec![None; n_tensors];
+    g.dynamic_vals = vec![None; n_tensors];
 
+    // Lengths of every tensor, in source order so that the first problem in the text is reported.
+    for tid in 0..n_tensors {
+        g.layout(tid, g.defs[tid].t.pos)?;
+    }
+    g.n_states = g.len(u);
+    let n_f = g.len(f);
+    if n_f != g.n_states {
+        return Err(Located::new(
+            g.defs[f].t.pos,
+            format!("'{}' has {} elements but '{}' has {} states", g.defs[f].t.name, n_f, g.defs[u].t.name, g.n_states),
+        ));
+    }
+
+    // Parameter numbering and names.
+    let mut param_names: Vec<String> = Vec::new();
+    let mut param_defaults: Vec<(usize, usize)> = Vec::new(); // (tensor, element index within it)
+    g.param_start = vec![usize::MAX; n_tensors];
+    if let Some(tid) = input {
+        g.param_start[tid] = 0;
+        param_names = g.elem_names(tid);
+        param_defaults = (0..g.len(tid)).map(|k| (tid, k)).collect();
+    } else if let Some(list) = &ast.inputs {
+        for (k, (name, _)) in list.names.iter().enumerate() {
+            let tid = (0..n_tensors).find(|&tid| g.defs[tid].role == Role::ListedInput(k)).expect("classified above");
+            g.param_start[tid] = k;
+            param_names.push(name.clone());
+            param_defaults.push((tid, 0));
+        }
+    }
+    let n_params = param_names.len();
+    g.n_regs = (1 + g.n_states + n_params) as u32;
+
+    // Defaults: constant expressions.
     let mut defaults = Vec::new();
-    for (name, expr, pos) in &params {
-        match g.expr(expr)? {
-            Val::Const(v) => defaults.push((name.to_string(), v)),
+    for (p, &(tid, k)) in param_defaults.iter().enumerate() {
+        match g.element_value(tid, k)? {
+            Val::Const(v) => defaults.push((param_names[p].clone(), v)),
             Val::Reg(..) => {
-                return Err(Located::new(*pos, format!("the default of input '{name}' must be a constant expression")));
+                let (el, _) = g.element_at(tid, k);
+                return Err(Located::new(
+                    el.expr_pos,
+                    format!("the default of input '{}' must be a constant expression", param_names[p]),
+                ));
             }
         }
     }
+
+    // Initial state: parameter-level code, run once per simulation.
+    let state_names = g.elem_names(u);
     let mut init = Vec::new();
-    for (el, name) in u_i.elements.iter().zip(&state_names) {
-        let v = g.expr(&el.expr)?;
+    for (k, name) in state_names.iter().enumerate() {
+        let v = g.element_value(u, k)?;
         if v.level() == Some(Level::Dynamic) {
+            let (el, _) = g.element_at(u, k);
             return Err(Located::new(
                 el.expr_pos,
                 format!("the initial value of state '{name}' depends on t or the state, which is not supported"),
@@ -252,81 +327,73 @@ pub(crate) fn compile(ast: &Ast) -> Result<Compiled, Located> {
     }
     g.take_dynamic(); // anything dynamic above was rejected; drop it
 
-    let mut f = Vec::new();
-    for el in &f_i.elements {
-        let v = g.expr(&el.expr)?;
-        f.push(g.reg(v));
-    }
+    let fv = g.value(f)?;
+    let f_regs: Vec<u32> = fv.iter().map(|&v| g.reg(v)).collect();
     let rhs = g.take_dynamic();
+    let jac_entries = g.jacobian(&rhs, &f_regs);
+    let jac = g.take_dynamic();
 
-    let mut outputs = Vec::new();
-    let mut out_regs = Vec::new();
-    match roles.out_i {
-        Some(t) => {
-            for (k, el) in t.elements.iter().enumerate() {
-                let name = match (&el.name, &el.expr) {
-                    (Some((n, _)), _) => n.clone(),
-                    (None, Expr::Name(n, _)) => n.clone(),
-                    (None, _) => format!("out_{k}"),
-                };
-                if outputs.contains(&name) {
-                    return Err(Located::new(el.pos, format!("duplicate output name '{name}'")));
-                }
-                outputs.push(name);
-                let v = g.expr(&el.expr)?;
-                out_regs.push(g.reg(v));
-            }
+    let (outputs, out_regs) = match find(&g.defs, Role::Out) {
+        Some(tid) => {
+            let names = g.out_names(tid)?;
+            let vals = g.value(tid)?;
+            (names, vals.iter().map(|&v| g.reg(v)).collect())
         }
-        None => {
-            outputs = state_names.iter().map(|s| s.to_string()).collect();
-            out_regs = (0..n_states).map(|i| Program::state_reg(i) as u32).collect();
-        }
-    }
+        None => (state_names, (0..g.n_states).map(|i| Program::state_reg(i) as u32).collect()),
+    };
     let out = g.take_dynamic();
 
-    // Check the scalars nothing used (unknown names, cycles), then forget the code that produced.
-    let (setup_len, consts_len, n_regs) = (g.setup.len(), g.consts.len(), g.n_regs);
-    for (i, (_, _, pos)) in scalars.iter().enumerate() {
-        if g.scalar_static[i].is_none() {
-            g.scalar(i, *pos)?;
+    // Everything else is checked by generating it; dead-code elimination below drops what nothing uses.
+    for tid in 0..n_tensors {
+        if g.defs[tid].role == Role::Plain {
+            g.value(tid)?;
         }
     }
-    g.setup.truncate(setup_len);
-    g.consts.truncate(consts_len);
+    g.take_dynamic();
 
-    let program = Program {
-        n_states,
-        n_params: params.len(),
-        n_regs: n_regs as usize,
+    let mut program = Program {
+        n_states: g.n_states,
+        n_params,
+        n_regs: g.n_regs as usize,
         consts: g.consts,
         setup: g.setup,
         init,
         rhs,
-        f,
+        f: f_regs,
+        jac,
+        jac_entries,
         out,
         out_regs,
     };
+    program.finish();
     Ok(Compiled { program, params: defaults, outputs })
 }
 
-fn define<'a>(names: &mut HashMap<&'a str, (Def, Pos)>, name: &'a str, def: Def, pos: Pos) -> Result<(), Located> {
-    if name == "t" {
-        return Err(Located::new(pos, "'t' is reserved for time"));
+fn define<'a>(syms: &mut HashMap<&'a str, (Sym, Pos)>, name: &'a str, sym: Sym, pos: Pos) -> Result<(), Located> {
+    match name {
+        "t" => return Err(Located::new(pos, "'t' is reserved for time")),
+        "N" => return Err(Located::new(pos, "'N' is reserved (DiffSL's model index)")),
+        _ => {}
     }
-    if let Some((_, first)) = names.get(name) {
+    if let Some((_, first)) = syms.get(name) {
         return Err(Located::new(pos, format!("'{name}' is defined twice (first at {}:{})", first.line, first.col)));
     }
-    names.insert(name, (def, pos));
+    syms.insert(name, (sym, pos));
     Ok(())
 }
 
-type CseKey = (Op, u32, u32);
+type CseKey = (Op, u32, u32, u32);
 
 struct Gen<'a> {
-    names: HashMap<&'a str, (Def, Pos)>,
-    scalars: Vec<(&'a str, &'a Expr)>,
-    n_regs: u32,
+    defs: Vec<TDef<'a>>,
+    syms: HashMap<&'a str, (Sym, Pos)>,
+    layouts: Vec<Option<Rc<Layout>>>,
+    /// Tensors whose layout is being worked out, for cycle detection.
+    visiting: Vec<usize>,
     n_states: usize,
+    /// Index of the first parameter of each input tensor (`usize::MAX` for the others).
+    param_start: Vec<usize>,
+    n_regs: u32,
     /// Constant registers by the bits of their value.
     const_regs: HashMap<u64, u32>,
     consts: Vec<(u32, f64)>,
@@ -335,14 +402,259 @@ struct Gen<'a> {
     /// The program being built for the current dynamic section (right-hand side or outputs).
     dynamic: Vec<Instr>,
     dynamic_cse: HashMap<CseKey, u32>,
-    /// Scalars already generated: parameter-level ones live for the whole model, dynamic ones for the
-    /// current dynamic section only.
-    scalar_static: Vec<Option<Val>>,
-    scalar_dynamic: Vec<Option<Val>>,
-    visiting: Vec<usize>,
+    /// Tensor values already generated: parameter-level ones live for the whole model, dynamic ones for
+    /// the current dynamic section only.
+    static_vals: Vec<Option<Rc<[Val]>>>,
+    dynamic_vals: Vec<Option<Rc<[Val]>>>,
 }
 
 impl<'a> Gen<'a> {
+    // ---- Lengths ----
+
+    fn len(&self, tid: usize) -> usize {
+        self.layouts[tid].as_ref().map_or(0, |l| l.len)
+    }
+
+    /// The layout of a tensor, worked out on first use. `at` is where it is needed from (for cycles).
+    fn layout(&mut self, tid: usize, at: Pos) -> Result<Rc<Layout>, Located> {
+        if let Some(l) = &self.layouts[tid] {
+            return Ok(l.clone());
+        }
+        if let Some(k) = self.visiting.iter().position(|&j| j == tid) {
+            let d = &self.defs[tid];
+            return Err(match d.role {
+                Role::Input => Located::new(at, "the defaults of inputs must be constant expressions"),
+                Role::State => {
+                    Located::new(at, format!("the initial values in '{}' cannot depend on the state", d.t.name))
+                }
+                _ => {
+                    let mut chain: Vec<&str> =
+                        self.visiting[k..].iter().map(|&j| self.defs[j].t.name.as_str()).collect();
+                    chain.push(&d.t.name);
+                    Located::new(at, format!("circular definition: {}", chain.join(" -> ")))
+                }
+            });
+        }
+        self.visiting.push(tid);
+        let l = self.compute_layout(tid);
+        self.visiting.pop();
+        let l = Rc::new(l?);
+        self.layouts[tid] = Some(l.clone());
+        Ok(l)
+    }
+
+    fn compute_layout(&mut self, tid: usize) -> Result<Layout, Located> {
+        let (t, index) = (self.defs[tid].t, self.defs[tid].index);
+        let mut elems = Vec::with_capacity(t.elements.len());
+        let mut at = 0;
+        for el in &t.elements {
+            let n = self.expr_len(&el.expr, index, el.expr_pos)?;
+            let len = match el.range {
+                Some(r) => {
+                    if r.start > at {
+                        return Err(unsupported(
+                            r.pos,
+                            "sparse vectors",
+                            &format!(
+                                "the range ({}:{}) leaves indices {at}..{} of '{}' undefined; give every element in order",
+                                r.start, r.end, r.start, t.name
+                            ),
+                        ));
+                    }
+                    if r.start < at {
+                        return Err(Located::new(
+                            r.pos,
+                            format!(
+                                "the range ({}:{}) overlaps the elements before it, which end at index {at}",
+                                r.start, r.end
+                            ),
+                        ));
+                    }
+                    let len = r.end - r.start;
+                    if len == 0 {
+                        return Err(Located::new(r.pos, format!("the range ({}:{}) is empty", r.start, r.end)));
+                    }
+                    if n != 1 && n != len {
+                        return Err(Located::new(
+                            el.expr_pos,
+                            format!(
+                                "cannot fit a vector of {n} elements into the range ({}:{}) of {len} elements",
+                                r.start, r.end
+                            ),
+                        ));
+                    }
+                    len
+                }
+                None => n,
+            };
+            if index.is_none() && len != 1 {
+                return Err(Located::new(
+                    el.expr_pos,
+                    format!("scalar '{0}' cannot hold a vector of {len} elements; write '{0}_i'", t.name),
+                ));
+            }
+            elems.push((at, len));
+            at += len;
+        }
+        Ok(Layout { elems, len: at })
+    }
+
+    /// The tensor, offset and length a name refers to.
+    fn resolve(&mut self, name: &str, pos: Pos) -> Result<(usize, usize, usize), Located> {
+        let Some(&(sym, _)) = self.syms.get(name) else {
+            if name == "N" {
+                return Err(unsupported(
+                    pos,
+                    "model index 'N'",
+                    "hybrid models (N, stop, reset) are DiffSL features parfit does not have",
+                ));
+            }
+            return Err(Located::new(pos, format!("unknown name '{name}'")));
+        };
+        Ok(match sym {
+            Sym::Tensor(tid) => (tid, 0, self.layout(tid, pos)?.len),
+            Sym::Block(tid, e) => {
+                let (start, len) = self.layout(tid, pos)?.elems[e];
+                (tid, start, len)
+            }
+        })
+    }
+
+    /// The length of an expression (1 for scalars) in a tensor with index letter `index`.
+    fn expr_len(&mut self, e: &Expr, index: Option<char>, at: Pos) -> Result<usize, Located> {
+        Ok(match e {
+            Expr::Num(_) => 1,
+            Expr::Name(name, pos) => {
+                if name == "t" {
+                    return Ok(1);
+                }
+                let (_, _, len) = self.resolve(name, *pos)?;
+                if len != 1 {
+                    let ix = index.unwrap_or('i');
+                    return Err(Located::new(
+                        *pos,
+                        format!("'{name}' is a vector of {len} elements: refer to it as '{name}_{ix}'"),
+                    ));
+                }
+                1
+            }
+            Expr::Tensor(r) => self.ref_len(r, index)?,
+            Expr::Neg(x) => self.expr_len(x, index, at)?,
+            Expr::Bin(_, a, b) => {
+                let (a, b) = (self.expr_len(a, index, at)?, self.expr_len(b, index, at)?);
+                broadcast(a, b, at)?
+            }
+            Expr::Call(_, args) => {
+                let mut n = 1;
+                for a in args {
+                    let m = self.expr_len(a, index, at)?;
+                    n = broadcast(n, m, at)?;
+                }
+                n
+            }
+        })
+    }
+
+    fn ref_len(&mut self, r: &TensorRef, index: Option<char>) -> Result<usize, Located> {
+        let name = r.full_name();
+        if r.index.len() > 1 {
+            return Err(unsupported(
+                r.pos,
+                &format!("{}-D tensor '{name}'", r.index.len()),
+                "only scalars and vectors (one index, as in 'v_i') are supported",
+            ));
+        }
+        let (_, _, len) = self.resolve(&r.base, r.pos)?;
+        let n = match r.slice {
+            Some(Slice::At(k)) => {
+                if k >= len {
+                    return Err(Located::new(r.pos, format!("index {k} is out of range: '{name}' has {len} elements")));
+                }
+                return Ok(1);
+            }
+            Some(Slice::Range(a, b)) => {
+                if b > len {
+                    return Err(Located::new(
+                        r.pos,
+                        format!("index range {a}:{b} is out of range: '{name}' has {len} elements"),
+                    ));
+                }
+                b - a
+            }
+            None => len,
+        };
+        let letter = r.index.chars().next();
+        match index {
+            None => Err(unsupported(
+                r.pos,
+                "sums over an index (contractions)",
+                &format!("'{name}' is a vector inside a scalar: pick one element, as '{name}[0]'"),
+            )),
+            Some(ix) if letter != Some(ix) => Err(unsupported(
+                r.pos,
+                "sums over an index (contractions)",
+                &format!("'{name}' has index '{}' but the tensor's index is '{ix}'; write '{}_{ix}'", r.index, r.base),
+            )),
+            Some(_) => Ok(n),
+        }
+    }
+
+    // ---- Names ----
+
+    /// Display names of a tensor's elements: `x` for a named scalar element, `x_0`, `x_1`, … for a named
+    /// range, `v_3` (by position in the tensor) for an unnamed element of a vector, `k` for a scalar.
+    fn elem_names(&self, tid: usize) -> Vec<String> {
+        let d = &self.defs[tid];
+        let layout = self.layouts[tid].as_ref().expect("layouts are computed first");
+        let mut names = Vec::with_capacity(layout.len);
+        for (el, &(start, len)) in d.t.elements.iter().zip(&layout.elems) {
+            for k in 0..len {
+                names.push(match (&el.name, d.index) {
+                    (Some((n, _)), _) if len == 1 => n.clone(),
+                    (Some((n, _)), _) => format!("{n}_{k}"),
+                    (None, None) => d.base.to_string(),
+                    (None, Some(_)) => format!("{}_{}", d.base, start + k),
+                });
+            }
+        }
+        names
+    }
+
+    /// Output names: an element's name, or the name(s) of what it refers to, else `out_<position>`.
+    fn out_names(&mut self, tid: usize) -> Result<Vec<String>, Located> {
+        let layout = self.layouts[tid].clone().expect("layouts are computed first");
+        let t = self.defs[tid].t;
+        let mut names: Vec<String> = Vec::with_capacity(layout.len);
+        for (el, &(start, len)) in t.elements.iter().zip(&layout.elems) {
+            let referred: Option<Vec<String>> = match (&el.name, &el.expr) {
+                (Some((n, _)), _) if len == 1 => Some(vec![n.clone()]),
+                (Some((n, _)), _) => Some((0..len).map(|k| format!("{n}_{k}")).collect()),
+                (None, Expr::Name(n, _)) if len == 1 => Some(vec![n.clone()]),
+                (None, Expr::Tensor(r)) => {
+                    let (rt, off, n) = self.resolve(&r.base, r.pos)?;
+                    let all = self.elem_names(rt);
+                    let (a, b) = match r.slice {
+                        Some(Slice::At(k)) => (off + k, off + k + 1),
+                        Some(Slice::Range(a, b)) => (off + a, off + b),
+                        None => (off, off + n),
+                    };
+                    (b - a == len).then(|| all[a..b].to_vec())
+                }
+                _ => None,
+            };
+            let referred = referred.unwrap_or_else(|| (start..start + len).map(|k| format!("out_{k}")).collect());
+            for name in referred {
+                if names.contains(&name) {
+                    return Err(Located::new(el.pos, format!("duplicate output name '{name}'")));
+                }
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    // ---- Code ----
+
     fn fresh(&mut self) -> u32 {
         let r = self.n_regs;
         self.n_regs += 1;
@@ -368,21 +680,22 @@ impl<'a> Gen<'a> {
     /// Finish the current dynamic section and start a new one.
     fn take_dynamic(&mut self) -> Vec<Instr> {
         self.dynamic_cse.clear();
-        self.scalar_dynamic.iter_mut().for_each(|s| *s = None);
+        self.dynamic_vals.iter_mut().for_each(|s| *s = None);
         std::mem::take(&mut self.dynamic)
     }
 
-    /// Emit `op(a, b)` (unary ops pass `b = a`): folded when constant, shared when already computed.
-    fn op(&mut self, op: Op, a: Val, b: Val) -> Val {
-        if let (Val::Const(x), Val::Const(y)) = (a, b) {
-            return Val::Const(op.apply(x, y));
+    /// Emit `op(a, b, c)` (unary ops pass `b = c = a`, binary ones `c = a`): folded when constant, shared
+    /// when already computed.
+    fn op3(&mut self, op: Op, a: Val, b: Val, c: Val) -> Val {
+        if let (Val::Const(x), Val::Const(y), Val::Const(z)) = (a, b, c) {
+            return Val::Const(op.apply(x, y, z));
         }
-        let level = a.level().max(b.level()).unwrap_or(Level::Param);
-        let (mut ra, mut rb) = (self.reg(a), self.reg(b));
+        let level = a.level().max(b.level()).max(c.level()).unwrap_or(Level::Param);
+        let (mut ra, mut rb, rc) = (self.reg(a), self.reg(b), self.reg(c));
         if op.is_commutative() && ra > rb {
             std::mem::swap(&mut ra, &mut rb);
         }
-        let key = (op, ra, rb);
+        let key = (op, ra, rb, rc);
         let cached = match level {
             Level::Param => self.setup_cse.get(&key),
             Level::Dynamic => self.dynamic_cse.get(&key),
@@ -391,7 +704,7 @@ impl<'a> Gen<'a> {
             return Val::Reg(r, level);
         }
         let dst = self.fresh();
-        let instr = Instr { op, dst, a: ra, b: rb };
+        let instr = Instr { op, dst, a: ra, b: rb, c: rc };
         match level {
             Level::Param => {
                 self.setup.push(instr);
@@ -405,16 +718,81 @@ impl<'a> Gen<'a> {
         Val::Reg(dst, level)
     }
 
-    fn expr(&mut self, e: &'a Expr) -> Result<Val, Located> {
+    fn op(&mut self, op: Op, a: Val, b: Val) -> Val {
+        // For a unary op `b == a`, so `c = a` adds no new operand.
+        self.op3(op, a, b, a)
+    }
+
+    /// The values of all elements of a tensor, generated once per section where they are used.
+    fn value(&mut self, tid: usize) -> Result<Rc<[Val]>, Located> {
+        if let Some(v) = self.static_vals[tid].clone().or_else(|| self.dynamic_vals[tid].clone()) {
+            return Ok(v);
+        }
+        let len = self.len(tid);
+        let vals: Rc<[Val]> = match self.defs[tid].role {
+            Role::State => (0..len).map(|k| Val::Reg(Program::state_reg(k) as u32, Level::Dynamic)).collect(),
+            Role::Input | Role::ListedInput(_) => {
+                let p0 = 1 + self.n_states + self.param_start[tid];
+                (0..len).map(|k| Val::Reg((p0 + k) as u32, Level::Param)).collect()
+            }
+            _ => {
+                let mut v = Vec::with_capacity(len);
+                for k in 0..len {
+                    v.push(self.element_value(tid, k)?);
+                }
+                v.into()
+            }
+        };
+        if vals.iter().any(|v| v.level() == Some(Level::Dynamic)) {
+            self.dynamic_vals[tid] = Some(vals.clone());
+        } else {
+            self.static_vals[tid] = Some(vals.clone());
+        }
+        Ok(vals)
+    }
+
+    /// The element holding flat index `k` of a tensor, and `k`'s position inside it.
+    fn element_at(&self, tid: usize, k: usize) -> (&'a Element, usize) {
+        let layout = self.layouts[tid].as_ref().expect("layouts are computed first");
+        let e = layout.elems.iter().position(|&(s, n)| k >= s && k < s + n).expect("k is in range");
+        let t: &'a Tensor = self.defs[tid].t;
+        (&t.elements[e], k - layout.elems[e].0)
+    }
+
+    /// Flat element `k` of a tensor as its expression defines it (for inputs: the default; for the state:
+    /// the initial value).
+    fn element_value(&mut self, tid: usize, k: usize) -> Result<Val, Located> {
+        let (el, local) = self.element_at(tid, k);
+        self.expr(&el.expr, local)
+    }
+
+    /// Element `k` of an expression whose length was checked by `expr_len` (scalars ignore `k`; vectors of
+    /// length 1 broadcast).
+    fn expr(&mut self, e: &Expr, k: usize) -> Result<Val, Located> {
         Ok(match e {
             Expr::Num(v) => Val::Const(*v),
-            Expr::Name(name, pos) => self.name(name, *pos)?,
+            Expr::Name(name, pos) => {
+                if name == "t" {
+                    return Ok(Val::Reg(Program::T as u32, Level::Dynamic));
+                }
+                let (tid, off, _) = self.resolve(name, *pos)?;
+                self.value(tid)?[off]
+            }
+            Expr::Tensor(r) => {
+                let (tid, off, len) = self.resolve(&r.base, r.pos)?;
+                let at = match r.slice {
+                    Some(Slice::At(j)) => off + j,
+                    Some(Slice::Range(a, b)) => off + a + if b - a == 1 { 0 } else { k },
+                    None => off + if len == 1 { 0 } else { k },
+                };
+                self.value(tid)?[at]
+            }
             Expr::Neg(x) => {
-                let x = self.expr(x)?;
+                let x = self.expr(x, k)?;
                 self.op(Op::Neg, x, x)
             }
             Expr::Bin(op, a, b) => {
-                let (a, b) = (self.expr(a)?, self.expr(b)?);
+                let (a, b) = (self.expr(a, k)?, self.expr(b, k)?);
                 let op = match op {
                     BinOp::Add => Op::Add,
                     BinOp::Sub => Op::Sub,
@@ -423,15 +801,25 @@ impl<'a> Gen<'a> {
                 };
                 self.op(op, a, b)
             }
+            Expr::Call(Func::Piecewise, args) => {
+                // piecewise(c0, v0, c1, v1, …, fallback), built from the fallback outwards.
+                let mut acc = self.expr(&args[args.len() - 1], k)?;
+                for pair in args[..args.len() - 1].chunks(2).rev() {
+                    let (c, v) = (self.expr(&pair[0], k)?, self.expr(&pair[1], k)?);
+                    acc = self.op3(Op::Select, c, v, acc);
+                }
+                acc
+            }
             Expr::Call(func, args) => {
-                let a = self.expr(&args[0])?;
+                let a = self.expr(&args[0], k)?;
                 let b = match args.get(1) {
-                    Some(b) => self.expr(b)?,
+                    Some(b) => self.expr(b, k)?,
                     None => a,
                 };
                 let op = match func {
                     Func::Exp => Op::Exp,
                     Func::Log => Op::Log,
+                    Func::Log10 => Op::Log10,
                     Func::Sqrt => Op::Sqrt,
                     Func::Sin => Op::Sin,
                     Func::Cos => Op::Cos,
@@ -439,48 +827,311 @@ impl<'a> Gen<'a> {
                     Func::Sinh => Op::Sinh,
                     Func::Cosh => Op::Cosh,
                     Func::Tanh => Op::Tanh,
+                    Func::Arcsinh => Op::Asinh,
+                    Func::Arccosh => Op::Acosh,
                     Func::Abs => Op::Abs,
+                    Func::Sigmoid => Op::Sigmoid,
+                    Func::Heaviside => Op::Heaviside,
                     Func::Min => Op::Min,
                     Func::Max => Op::Max,
+                    Func::Copysign => Op::Copysign,
                     // A square is common in models and a multiply is much cheaper than `powf`.
                     Func::Pow if matches!(b, Val::Const(e) if e == 2.0) => return Ok(self.op(Op::Mul, a, a)),
                     Func::Pow => Op::Pow,
+                    Func::Piecewise => unreachable!("handled above"),
                 };
                 self.op(op, a, b)
             }
         })
     }
+}
 
-    fn name(&mut self, name: &str, pos: Pos) -> Result<Val, Located> {
-        if name == "t" {
-            return Ok(Val::Reg(Program::T as u32, Level::Dynamic));
+/// A sparse row of derivatives with respect to the states: `(state index, value)`, sorted by state.
+type Grad = Vec<(u32, Val)>;
+
+impl Gen<'_> {
+    // ---- The Jacobian ∂F/∂u, by differentiating the right-hand side's code ----
+
+    /// Generate code for the non-zero entries of `∂F/∂u` as a new dynamic section that runs after `rhs`
+    /// (so it may read every right-hand-side result), and return the entries as `(row, column,
+    /// register)`. Derivatives propagate forward through the straight-line code as sparse rows, so the
+    /// sparsity pattern comes out exact and derivatives that depend only on parameters (all of them, for a
+    /// linear model) are computed once per simulation in the setup code.
+    fn jacobian(&mut self, rhs: &[Instr], f: &[u32]) -> Vec<(u32, u32, u32)> {
+        // Let the derivative code reuse what the right-hand side already computed, e.g. `exp(x)`.
+        for i in rhs {
+            self.dynamic_cse.insert((i.op, i.a, i.b, i.c), i.dst);
         }
-        match self.names.get(name) {
-            None => Err(Located::new(pos, format!("unknown name '{name}'"))),
-            Some(&(Def::Param(i), _)) => Ok(Val::Reg((1 + self.n_states + i) as u32, Level::Param)),
-            Some(&(Def::State(i), _)) => Ok(Val::Reg(Program::state_reg(i) as u32, Level::Dynamic)),
-            Some(&(Def::Scalar(i), _)) => self.scalar(i, pos),
+        let consts: HashMap<u32, f64> = self.consts.iter().copied().collect();
+        let mut dynamic: HashSet<u32> = rhs.iter().map(|i| i.dst).collect();
+        dynamic.insert(Program::T as u32);
+        let mut grads: HashMap<u32, Grad> = HashMap::new();
+        for j in 0..self.n_states {
+            let r = Program::state_reg(j) as u32;
+            dynamic.insert(r);
+            grads.insert(r, vec![(j as u32, Val::Const(1.0))]);
+        }
+        let val = |r: u32| match consts.get(&r) {
+            Some(&c) => Val::Const(c),
+            None if dynamic.contains(&r) => Val::Reg(r, Level::Dynamic),
+            None => Val::Reg(r, Level::Param),
+        };
+        let none = Grad::new();
+        for i in rhs {
+            let (a, b) = (val(i.a), val(i.b));
+            let dst = Val::Reg(i.dst, Level::Dynamic);
+            let da = grads.get(&i.a).unwrap_or(&none).clone();
+            // Unary ops repeat `a` as `b` and `c`; only binary ops and `Select` have a second gradient.
+            let db = match i.op {
+                Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Min | Op::Max | Op::Select => {
+                    grads.get(&i.b).unwrap_or(&none).clone()
+                }
+                _ => Grad::new(),
+            };
+            if da.is_empty() && db.is_empty() && i.op != Op::Select {
+                continue;
+            }
+            let one = Val::Const(1.0);
+            let g = match i.op {
+                Op::Add => self.lin(one, &da, one, &db),
+                Op::Sub => self.lin(one, &da, Val::Const(-1.0), &db),
+                Op::Mul => self.lin(b, &da, a, &db),
+                Op::Div => {
+                    // d(a/b) = (da - (a/b) db) / b
+                    let inv = self.d_div(one, b);
+                    let cb = if db.is_empty() { Val::Const(0.0) } else { self.d_mul(dst, inv) };
+                    let cb = self.d_neg(cb);
+                    self.lin(inv, &da, cb, &db)
+                }
+                Op::Pow => {
+                    // d(a^b) = b a^(b-1) da + a^b ln(a) db
+                    let ca = match b {
+                        Val::Const(2.0) => self.d_mul(Val::Const(2.0), a),
+                        Val::Const(e) => {
+                            let p = if e - 1.0 == 2.0 {
+                                self.op(Op::Mul, a, a)
+                            } else {
+                                self.op(Op::Pow, a, Val::Const(e - 1.0))
+                            };
+                            self.d_mul(b, p)
+                        }
+                        _ => {
+                            let bm1 = self.d_sub(b, one);
+                            let p = self.op(Op::Pow, a, bm1);
+                            self.d_mul(b, p)
+                        }
+                    };
+                    let cb = if db.is_empty() {
+                        Val::Const(0.0)
+                    } else {
+                        let ln = self.op(Op::Log, a, a);
+                        self.d_mul(dst, ln)
+                    };
+                    self.lin(ca, &da, cb, &db)
+                }
+                // The derivative of the branch taken (ties go to `a`).
+                Op::Min => {
+                    let cond = self.op(Op::Sub, b, a);
+                    self.select(cond, &da, &db)
+                }
+                Op::Max => {
+                    let cond = self.op(Op::Sub, a, b);
+                    self.select(cond, &da, &db)
+                }
+                Op::Select => {
+                    let dc = grads.get(&i.c).unwrap_or(&none).clone();
+                    if db.is_empty() && dc.is_empty() {
+                        continue;
+                    }
+                    self.select(a, &db, &dc)
+                }
+                Op::Copysign => {
+                    // |a| sign(b): the sign of a times the sign of b (b's own derivative is zero almost
+                    // everywhere).
+                    let sa = self.op(Op::Copysign, one, a);
+                    let sb = self.op(Op::Copysign, one, b);
+                    let s = self.d_mul(sa, sb);
+                    self.lin(s, &da, Val::Const(0.0), &none)
+                }
+                Op::Heaviside => continue,
+                op => {
+                    let k = self.unary_derivative(op, a, dst);
+                    self.lin(k, &da, Val::Const(0.0), &none)
+                }
+            };
+            if !g.is_empty() {
+                grads.insert(i.dst, g);
+            }
+        }
+        let mut entries = Vec::new();
+        for (row, r) in f.iter().enumerate() {
+            for &(col, v) in grads.get(r).unwrap_or(&none) {
+                if !matches!(v, Val::Const(z) if z == 0.0) {
+                    let reg = self.reg(v);
+                    entries.push((row as u32, col, reg));
+                }
+            }
+        }
+        entries
+    }
+
+    /// `d op(a) / da` for the one-argument functions, given `dst = op(a)`.
+    fn unary_derivative(&mut self, op: Op, a: Val, dst: Val) -> Val {
+        let one = Val::Const(1.0);
+        match op {
+            Op::Neg => Val::Const(-1.0),
+            Op::Exp => dst,
+            Op::Log => self.d_div(one, a),
+            Op::Log10 => {
+                let x = self.d_mul(a, Val::Const(std::f64::consts::LN_10));
+                self.d_div(one, x)
+            }
+            Op::Sqrt => {
+                let x = self.d_mul(Val::Const(2.0), dst);
+                self.d_div(one, x)
+            }
+            Op::Sin => self.op(Op::Cos, a, a),
+            Op::Cos => {
+                let s = self.op(Op::Sin, a, a);
+                self.d_neg(s)
+            }
+            Op::Tan => {
+                let sq = self.op(Op::Mul, dst, dst);
+                self.op(Op::Add, one, sq)
+            }
+            Op::Sinh => self.op(Op::Cosh, a, a),
+            Op::Cosh => self.op(Op::Sinh, a, a),
+            Op::Tanh => {
+                let sq = self.op(Op::Mul, dst, dst);
+                self.op(Op::Sub, one, sq)
+            }
+            Op::Asinh => {
+                let sq = self.op(Op::Mul, a, a);
+                let x = self.op(Op::Add, sq, one);
+                let r = self.op(Op::Sqrt, x, x);
+                self.d_div(one, r)
+            }
+            Op::Acosh => {
+                // 1 / (sqrt(a - 1) sqrt(a + 1)): accurate near a = 1, unlike sqrt(a² - 1).
+                let (m, p) = (self.op(Op::Sub, a, one), self.op(Op::Add, a, one));
+                let (m, p) = (self.op(Op::Sqrt, m, m), self.op(Op::Sqrt, p, p));
+                let x = self.op(Op::Mul, m, p);
+                self.d_div(one, x)
+            }
+            Op::Abs => self.op(Op::Copysign, one, a),
+            Op::Sigmoid => {
+                let x = self.op(Op::Sub, one, dst);
+                self.op(Op::Mul, dst, x)
+            }
+            _ => unreachable!("not a one-argument function: {op:?}"),
         }
     }
 
-    /// A named scalar, generated once per section where it is used (so definition order does not matter).
-    fn scalar(&mut self, i: usize, pos: Pos) -> Result<Val, Located> {
-        if let Some(v) = self.scalar_static[i].or(self.scalar_dynamic[i]) {
-            return Ok(v);
+    /// `ca · da + cb · db` on sparse rows.
+    fn lin(&mut self, ca: Val, da: &[(u32, Val)], cb: Val, db: &[(u32, Val)]) -> Grad {
+        let mut out = Grad::with_capacity(da.len().max(db.len()));
+        let (mut i, mut j) = (0, 0);
+        while i < da.len() || j < db.len() {
+            let ka = da.get(i).map_or(u32::MAX, |e| e.0);
+            let kb = db.get(j).map_or(u32::MAX, |e| e.0);
+            let k = ka.min(kb);
+            let x = if ka == k {
+                i += 1;
+                self.d_mul(ca, da[i - 1].1)
+            } else {
+                Val::Const(0.0)
+            };
+            let v = if kb == k {
+                j += 1;
+                match cb {
+                    // `x - dy` rather than `x + (-dy)`: one instruction fewer.
+                    Val::Const(-1.0) => self.d_sub(x, db[j - 1].1),
+                    _ => {
+                        let y = self.d_mul(cb, db[j - 1].1);
+                        self.d_add(x, y)
+                    }
+                }
+            } else {
+                x
+            };
+            out.push((k, v));
         }
-        if let Some(k) = self.visiting.iter().position(|&j| j == i) {
-            let mut chain: Vec<&str> = self.visiting[k..].iter().map(|&j| self.scalars[j].0).collect();
-            chain.push(self.scalars[i].0);
-            return Err(Located::new(pos, format!("circular definition: {}", chain.join(" -> "))));
+        out
+    }
+
+    /// Element-wise `if cond >= 0 { dx } else { dy }` on sparse rows.
+    fn select(&mut self, cond: Val, dx: &[(u32, Val)], dy: &[(u32, Val)]) -> Grad {
+        let zero = Val::Const(0.0);
+        let (mut i, mut j, mut out) = (0, 0, Grad::new());
+        while i < dx.len() || j < dy.len() {
+            let ka = dx.get(i).map_or(u32::MAX, |e| e.0);
+            let kb = dy.get(j).map_or(u32::MAX, |e| e.0);
+            let k = ka.min(kb);
+            let x = if ka == k {
+                i += 1;
+                dx[i - 1].1
+            } else {
+                zero
+            };
+            let y = if kb == k {
+                j += 1;
+                dy[j - 1].1
+            } else {
+                zero
+            };
+            out.push((k, self.op3(Op::Select, cond, x, y)));
         }
-        self.visiting.push(i);
-        let v = self.expr(self.scalars[i].1);
-        self.visiting.pop();
-        let v = v?;
-        match v.level() {
-            Some(Level::Dynamic) => self.scalar_dynamic[i] = Some(v),
-            _ => self.scalar_static[i] = Some(v),
+        out
+    }
+
+    // Arithmetic for derivative code: like `op`, but also dropping additions of 0 and multiplications by
+    // 0 and ±1, which chain-rule products are full of. (Not used for the model's own code, where `0 · x`
+    // must stay NaN for an infinite `x`.)
+
+    fn d_add(&mut self, a: Val, b: Val) -> Val {
+        match (a, b) {
+            (Val::Const(0.0), x) | (x, Val::Const(0.0)) => x,
+            _ => self.op(Op::Add, a, b),
         }
-        Ok(v)
+    }
+
+    fn d_sub(&mut self, a: Val, b: Val) -> Val {
+        match (a, b) {
+            (x, Val::Const(0.0)) => x,
+            (Val::Const(0.0), x) => self.d_neg(x),
+            _ => self.op(Op::Sub, a, b),
+        }
+    }
+
+    fn d_mul(&mut self, a: Val, b: Val) -> Val {
+        match (a, b) {
+            (Val::Const(0.0), _) | (_, Val::Const(0.0)) => Val::Const(0.0),
+            (Val::Const(1.0), x) | (x, Val::Const(1.0)) => x,
+            (Val::Const(-1.0), x) | (x, Val::Const(-1.0)) => self.d_neg(x),
+            _ => self.op(Op::Mul, a, b),
+        }
+    }
+
+    fn d_div(&mut self, a: Val, b: Val) -> Val {
+        match (a, b) {
+            (Val::Const(0.0), _) => Val::Const(0.0),
+            (x, Val::Const(1.0)) => x,
+            _ => self.op(Op::Div, a, b),
+        }
+    }
+
+    fn d_neg(&mut self, a: Val) -> Val {
+        self.op(Op::Neg, a, a)
+    }
+}
+
+/// The length of an element-wise combination: equal lengths, or one side of length 1 (a scalar).
+fn broadcast(a: usize, b: usize, at: Pos) -> Result<usize, Located> {
+    if a == b || b == 1 {
+        Ok(a)
+    } else if a == 1 {
+        Ok(b)
+    } else {
+        Err(Located::new(at, format!("cannot combine vectors of {a} and {b} elements element-wise")))
     }
 }

@@ -3,7 +3,7 @@
 //! Every instruction writes a fresh register (no register reuse), so programs are plain SSA and each
 //! result stays readable after its program ran.
 
-/// One operation. Binary ops read `a` and `b`; unary ops read `a` only.
+/// One operation. Binary ops read `a` and `b`; unary ops read `a` only; `Select` reads all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Op {
     Add,
@@ -13,9 +13,11 @@ pub(crate) enum Op {
     Pow,
     Min,
     Max,
+    Copysign,
     Neg,
     Exp,
     Log,
+    Log10,
     Sqrt,
     Sin,
     Cos,
@@ -23,7 +25,13 @@ pub(crate) enum Op {
     Sinh,
     Cosh,
     Tanh,
+    Asinh,
+    Acosh,
     Abs,
+    Sigmoid,
+    Heaviside,
+    /// `if a >= 0 { b } else { c }` (DiffSL's `piecewise`).
+    Select,
 }
 
 impl Op {
@@ -33,19 +41,27 @@ impl Op {
 
     /// The one definition of each operation, shared by constant folding and the interpreter so that folded
     /// and run-time results are bit-identical.
+    pub fn apply(self, a: f64, b: f64, c: f64) -> f64 {
+        self.apply_lazy(a, || b, || c)
+    }
+
+    /// [`Op::apply`] reading the second and third operands only when the operation uses them: the
+    /// interpreter passes register loads, so a unary op loads one register and only `Select` loads three.
     #[inline(always)]
-    pub fn apply(self, a: f64, b: f64) -> f64 {
+    fn apply_lazy(self, a: f64, b: impl FnOnce() -> f64, c: impl FnOnce() -> f64) -> f64 {
         match self {
-            Op::Add => a + b,
-            Op::Sub => a - b,
-            Op::Mul => a * b,
-            Op::Div => a / b,
-            Op::Pow => a.powf(b),
-            Op::Min => a.min(b),
-            Op::Max => a.max(b),
+            Op::Add => a + b(),
+            Op::Sub => a - b(),
+            Op::Mul => a * b(),
+            Op::Div => a / b(),
+            Op::Pow => a.powf(b()),
+            Op::Min => a.min(b()),
+            Op::Max => a.max(b()),
+            Op::Copysign => a.copysign(b()),
             Op::Neg => -a,
             Op::Exp => a.exp(),
             Op::Log => a.ln(),
+            Op::Log10 => a.log10(),
             Op::Sqrt => a.sqrt(),
             Op::Sin => a.sin(),
             Op::Cos => a.cos(),
@@ -53,7 +69,25 @@ impl Op {
             Op::Sinh => a.sinh(),
             Op::Cosh => a.cosh(),
             Op::Tanh => a.tanh(),
+            Op::Asinh => a.asinh(),
+            Op::Acosh => a.acosh(),
             Op::Abs => a.abs(),
+            // As DiffSL defines them.
+            Op::Sigmoid => 1.0 / (1.0 + (-a).exp()),
+            Op::Heaviside => {
+                if a >= 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Op::Select => {
+                if a >= 0.0 {
+                    b()
+                } else {
+                    c()
+                }
+            }
         }
     }
 }
@@ -64,6 +98,7 @@ pub(crate) struct Instr {
     pub dst: u32,
     pub a: u32,
     pub b: u32,
+    pub c: u32,
 }
 
 /// Run a program over the register file. Register indices were checked against the file's size when the
@@ -71,9 +106,8 @@ pub(crate) struct Instr {
 #[inline]
 pub(crate) fn run(code: &[Instr], r: &mut [f64]) {
     for i in code {
-        let a = r[i.a as usize];
-        let b = r[i.b as usize];
-        r[i.dst as usize] = i.op.apply(a, b);
+        let v = i.op.apply_lazy(r[i.a as usize], || r[i.b as usize], || r[i.c as usize]);
+        r[i.dst as usize] = v;
     }
 }
 
@@ -96,6 +130,10 @@ pub(crate) struct Program {
     pub rhs: Vec<Instr>,
     /// Registers holding `F` after `rhs`.
     pub f: Vec<u32>,
+    /// Code for the non-zero entries of the Jacobian ∂F/∂u, after `rhs` (it reads its results).
+    pub jac: Vec<Instr>,
+    /// `(row, column, register)` of each entry of ∂F/∂u that is not identically zero, after `jac`.
+    pub jac_entries: Vec<(u32, u32, u32)>,
     /// Code for the outputs, after `t` and the state were written.
     pub out: Vec<Instr>,
     /// Registers holding the outputs after `out`.
@@ -111,6 +149,47 @@ impl Program {
 
     pub fn param_reg(&self, i: usize) -> usize {
         1 + self.n_states + i
+    }
+
+    /// Drop code whose result nothing reads, then renumber the registers densely (after `t`, the state and
+    /// the parameters, which keep their places) so the register file is as small as it can be.
+    pub fn finish(&mut self) {
+        let fixed = 1 + self.n_states + self.n_params;
+        let mut live = vec![false; self.n_regs];
+        live[..fixed].iter_mut().for_each(|l| *l = true);
+        for &r in self.f.iter().chain(&self.out_regs).chain(&self.init) {
+            live[r as usize] = true;
+        }
+        for &(_, _, r) in &self.jac_entries {
+            live[r as usize] = true;
+        }
+        // The Jacobian code reads right-hand-side results and dynamic sections read parameter-level
+        // results, so readers are swept first.
+        sweep(&mut self.jac, &mut live);
+        sweep(&mut self.rhs, &mut live);
+        sweep(&mut self.out, &mut live);
+        sweep(&mut self.setup, &mut live);
+        self.consts.retain(|&(r, _)| live[r as usize]);
+
+        let mut map = vec![u32::MAX; self.n_regs];
+        let mut next = 0u32;
+        let mut assign = |r: u32| {
+            map[r as usize] = next;
+            next += 1;
+        };
+        (0..fixed as u32).for_each(&mut assign);
+        self.consts.iter().for_each(|&(r, _)| assign(r));
+        self.setup.iter().chain(&self.rhs).chain(&self.jac).chain(&self.out).for_each(|i| assign(i.dst));
+        let m = |r: &mut u32| *r = map[*r as usize];
+        for i in self.setup.iter_mut().chain(&mut self.rhs).chain(&mut self.jac).chain(&mut self.out) {
+            for r in [&mut i.dst, &mut i.a, &mut i.b, &mut i.c] {
+                m(r);
+            }
+        }
+        self.consts.iter_mut().for_each(|(r, _)| m(r));
+        self.init.iter_mut().chain(&mut self.f).chain(&mut self.out_regs).for_each(m);
+        self.jac_entries.iter_mut().for_each(|(_, _, r)| m(r));
+        self.n_regs = next as usize;
     }
 
     /// Write constants and parameters, run the parameter-only code and read the initial state.
@@ -136,6 +215,20 @@ impl Program {
         }
     }
 
+    /// ∂F/∂u at `(t, y)` into `jac` (column-major `n × n`, as nalgebra stores it). Runs the right-hand-side
+    /// code too, since the derivative code reads its results.
+    pub fn jacobian(&self, regs: &mut [f64], t: f64, y: &[f64], jac: &mut [f64]) {
+        regs[Self::T] = t;
+        regs[1..1 + self.n_states].copy_from_slice(y);
+        run(&self.rhs, regs);
+        run(&self.jac, regs);
+        jac.fill(0.0);
+        let n = self.n_states;
+        for &(i, j, r) in &self.jac_entries {
+            jac[j as usize * n + i as usize] = regs[r as usize];
+        }
+    }
+
     pub fn outputs(&self, regs: &mut [f64], t: f64, y: &[f64], out: &mut [f64]) {
         regs[Self::T] = t;
         regs[1..1 + self.n_states].copy_from_slice(y);
@@ -144,4 +237,22 @@ impl Program {
             *o = regs[r as usize];
         }
     }
+}
+
+/// Remove the instructions of `code` whose result is not live, marking the operands of the rest live.
+fn sweep(code: &mut Vec<Instr>, live: &mut [bool]) {
+    let mut keep = vec![false; code.len()];
+    for (k, i) in code.iter().enumerate().rev() {
+        if live[i.dst as usize] {
+            keep[k] = true;
+            for r in [i.a, i.b, i.c] {
+                live[r as usize] = true;
+            }
+        }
+    }
+    let mut k = 0;
+    code.retain(|_| {
+        k += 1;
+        keep[k - 1]
+    });
 }

@@ -1,9 +1,12 @@
 //! parfit plugin for ODE models written in a subset of [DiffSL](https://martinjrobins.github.io/diffsl/)
-//! and solved with an adaptive Dormand–Prince 5(4) integrator.
+//! and solved with adaptive Dormand–Prince 5(4) or, for stiff problems, variable-order BDF with the
+//! model's exact Jacobian (by default the solver switches by itself).
 //!
-//! The model text is compiled once into register code ([`OdeModel::compile`]); a simulation then
-//! interprets that code without name lookups or allocation. See the crate's README for the grammar.
+//! The model text is compiled once into register code ([`OdeModel::compile`]), together with code for
+//! the Jacobian ∂F/∂u derived from it symbolically; a simulation then interprets that code without name
+//! lookups or allocation. See the crate's README for the grammar and the solvers.
 
+mod bdf;
 mod compile;
 mod eval;
 mod lexer;
@@ -13,12 +16,13 @@ mod solver;
 use std::fmt;
 
 use parfit_core::model::downcast_workspace;
-use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
+use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, SimStats, Workspace};
 
-pub use solver::SolverOptions;
+pub use solver::{Method, SolverOptions, SolverStats};
 
+use bdf::Bdf;
 use eval::Program;
-use solver::{Dopri5, System};
+use solver::{Dopri5, Dopri5End, System};
 
 /// A model kind this plugin provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +38,7 @@ pub struct KindInfo {
 pub const KINDS: &[KindInfo] = &[KindInfo {
     kind: "diffsl",
     extension: "ds",
-    description: "ODE model in a subset of DiffSL, solved with adaptive Dormand–Prince 5(4)",
+    description: "ODE model in a subset of DiffSL, solved with adaptive Dormand–Prince 5(4) or BDF",
 }];
 
 /// A problem in the model text (or the solver options), with where it is.
@@ -67,11 +71,20 @@ pub struct OdeModel {
     options: SolverOptions,
 }
 
-/// Per-thread scratch: the register file and the integrator's stage vectors.
+/// Per-thread scratch: the register file, the integrators' vectors (BDF's made on first use) and the
+/// statistics of the last simulation.
 #[derive(Debug)]
 struct OdeWorkspace {
     regs: Vec<f64>,
-    solver: Dopri5,
+    dopri5: Dopri5,
+    bdf: Option<Bdf>,
+    stats: SolverStats,
+}
+
+/// The solver statistics of the last [`Model::simulate`] call made with this workspace (whether it
+/// succeeded or not), or `None` when the workspace is not an ODE plugin workspace.
+pub fn solver_stats(ws: &Workspace) -> Option<SolverStats> {
+    ws.downcast_ref::<OdeWorkspace>().map(|w| w.stats)
 }
 
 impl OdeModel {
@@ -111,6 +124,14 @@ impl OdeModel {
     }
 }
 
+/// BDF's scratch, made on first use (most models never need it).
+fn bdf_workspace(bdf: &mut Option<Bdf>, n: usize) -> &mut Bdf {
+    if bdf.as_ref().is_none_or(|b| b.dim() != n) {
+        *bdf = Some(Bdf::new(n));
+    }
+    bdf.as_mut().expect("just made")
+}
+
 /// The file stem of `source_name`, or `"diffsl"` when there is none.
 fn model_name(source_name: &str) -> String {
     let file = source_name.rsplit(['/', '\\']).next().unwrap_or("");
@@ -118,22 +139,34 @@ fn model_name(source_name: &str) -> String {
     if stem.is_empty() { "diffsl".to_string() } else { stem.to_string() }
 }
 
-/// The integrator's view of a compiled model: right-hand side and output code over a register file.
+/// The integrators' view of a compiled model: right-hand side, Jacobian and output code over a register
+/// file, counting evaluations.
 struct Sim<'a> {
     program: &'a Program,
     regs: &'a mut [f64],
     out: &'a mut [f64],
+    stats: &'a mut SolverStats,
 }
 
 impl System for Sim<'_> {
     #[inline]
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
+        self.stats.rhs_evals += 1;
         self.program.rhs(self.regs, t, y, dy);
+    }
+
+    fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) {
+        self.stats.jac_evals += 1;
+        self.program.jacobian(self.regs, t, y, jac);
     }
 
     fn output(&mut self, i: usize, t: f64, y: &[f64]) {
         let n = self.program.out_regs.len();
         self.program.outputs(self.regs, t, y, &mut self.out[i * n..(i + 1) * n]);
+    }
+
+    fn stats(&mut self) -> &mut SolverStats {
+        self.stats
     }
 }
 
@@ -142,8 +175,23 @@ impl Model for OdeModel {
         &self.spec
     }
 
+    fn stats(&self, ws: &Workspace) -> Option<SimStats> {
+        solver_stats(ws).map(|s| SimStats {
+            steps: s.steps as u64,
+            rejected_steps: s.rejected_steps as u64,
+            rhs_evaluations: s.rhs_evals as u64,
+            jacobian_evaluations: s.jac_evals as u64,
+            factorisations: s.lu_factorizations as u64,
+        })
+    }
+
     fn workspace(&self) -> Workspace {
-        Box::new(OdeWorkspace { regs: vec![0.0; self.program.n_regs], solver: Dopri5::new(self.program.n_states) })
+        Box::new(OdeWorkspace {
+            regs: vec![0.0; self.program.n_regs],
+            dopri5: Dopri5::new(self.program.n_states),
+            bdf: None,
+            stats: SolverStats::default(),
+        })
     }
 
     fn simulate(
@@ -155,6 +203,7 @@ impl Model for OdeModel {
         out: &mut [f64],
     ) -> Result<(), SimError> {
         let ws = downcast_workspace::<OdeWorkspace>(ws, &self.spec.name)?;
+        ws.stats = SolverStats::default();
         if params.len() != self.spec.params.len() {
             return Err(SimError::BadInput(format!(
                 "{} expects {} parameters, got {}",
@@ -188,16 +237,32 @@ impl Model for OdeModel {
         }
 
         // A workspace made by another `OdeModel` has the right type but maybe the wrong sizes.
+        let n = self.program.n_states;
         if ws.regs.len() != self.program.n_regs {
             ws.regs.resize(self.program.n_regs, 0.0);
         }
-        if ws.solver.dim() != self.program.n_states {
-            ws.solver = Dopri5::new(self.program.n_states);
+        if ws.dopri5.dim() != n {
+            ws.dopri5 = Dopri5::new(n);
         }
-        let OdeWorkspace { regs, solver } = ws;
-        self.program.start(regs, params, &mut solver.y);
-        let mut sim = Sim { program: &self.program, regs, out };
-        solver.solve(&self.options, &mut sim, t0, times)
+        let OdeWorkspace { regs, dopri5, bdf, stats } = ws;
+        let opts = self.options;
+        let mut sim = Sim { program: &self.program, regs, out, stats };
+        let bdf_opts = opts.local(solver::BDF_LOCAL_TOL);
+        if opts.solver == Method::Bdf {
+            let b = bdf_workspace(bdf, n);
+            self.program.start(sim.regs, params, &mut b.y);
+            return b.solve(&bdf_opts, &mut sim, t0, times, 0, opts.h0);
+        }
+        self.program.start(sim.regs, params, &mut dopri5.y);
+        match dopri5.solve(&opts.local(solver::DOPRI5_LOCAL_TOL), &mut sim, t0, times)? {
+            Dopri5End::Done => Ok(()),
+            Dopri5End::Stiff { t, next } => {
+                sim.stats.switched_to_bdf_at = Some(t);
+                let b = bdf_workspace(bdf, n);
+                b.y.copy_from_slice(&dopri5.y);
+                b.solve(&bdf_opts, &mut sim, t, times, next, None)
+            }
+        }
     }
 }
 
@@ -239,7 +304,9 @@ mod tests {
         let m = OdeModel::compile(LV, "lv.ds", SolverOptions::default()).unwrap();
         // Four products per equation pair plus two subtractions; nothing needs parameter-only code.
         assert_eq!(m.program.rhs.len(), 8);
-        assert!(m.program.setup.is_empty());
+        // Its Jacobian [[a - b y, -b x], [d y, d x - g]] is five more instructions.
+        assert!(m.program.setup.is_empty(), "{:?}", m.program.setup);
+        assert_eq!(m.program.jac.len(), 5, "{:?}", m.program.jac);
         let mut regs = vec![0.0; m.program.n_regs];
         let mut y0 = [0.0; 2];
         m.program.start(&mut regs, &[1.1, 0.4, 0.1, 0.4], &mut y0);
@@ -256,16 +323,74 @@ mod tests {
         assert_eq!(m.program.rhs.len(), 3); // (-kc) * y, c * t, the sum
     }
 
-    /// Counts right-hand-side evaluations.
-    struct Counting<'a>(Sim<'a>, usize);
-    impl System for Counting<'_> {
-        fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
-            self.1 += 1;
-            self.0.rhs(t, y, dy);
+    #[test]
+    fn unused_code_is_dropped_and_registers_renumbered() {
+        let src = "in_i { k = 2 }\nunused { exp(k) * sin(k) }\na_i { exp(k * t), sin(u_i[0]) }
+u_i { y = 1 }\nF_i { -k * y + a_i[0] }";
+        let m = OdeModel::compile(src, "m.ds", SolverOptions::default()).unwrap();
+        assert_eq!(m.program.setup.len(), 1); // -k
+        assert_eq!(m.program.rhs.len(), 4); // (-k) * y, k * t, exp, the sum; not sin(y)
+        // t, y, k, the constant 1 and five results.
+        assert_eq!(m.program.n_regs, 9);
+        let mut regs = vec![0.0; m.program.n_regs];
+        let mut y0 = [0.0];
+        m.program.start(&mut regs, &[2.0], &mut y0);
+        let mut dy = [0.0];
+        m.program.rhs(&mut regs, 0.5, &y0, &mut dy);
+        assert_eq!(dy, [-2.0 + 1f64.exp()]);
+    }
+
+    /// Symbolic ∂F/∂u against central differences, over every function and operator.
+    #[test]
+    fn jacobian_matches_finite_differences() {
+        let src = "in_i { k = 0.7 }
+u_i { (0:3): x = 0.3, y = 1.7, z = 0.4 }
+F_i {
+  (0:3): k * x_i * y - exp(x_i) / (1 + z) + pow(x_i, 3) + pow(y, z) + pow(x_i, 2) - x_i,
+  sin(y) * cos(z) + tan(z) + sinh(x_i[0]) * cosh(x_i[1]) + tanh(y) + log(y) + log10(y + 1) + sqrt(y),
+  arcsinh(z) + arccosh(y) + abs(z - 1) + sigmoid(x_i[2]) + heaviside(z) * y + min(y, z) + max(x_i[0], z)
+    + copysign(z, x_i[1] - 1) + piecewise(z - 1, y, x_i[0] * z) + pow(2, x_i[0]) - x_i[1] / z + t,
+}";
+        let m = OdeModel::compile(src, "j.ds", SolverOptions::default()).unwrap();
+        let p = &m.program;
+        let n = p.n_states;
+        let mut regs = vec![0.0; p.n_regs];
+        let mut y = vec![0.0; n];
+        p.start(&mut regs, &[0.7], &mut y);
+        let y: Vec<f64> = y.iter().enumerate().map(|(i, v)| v + 0.1 * i as f64).collect();
+        let mut jac = vec![f64::NAN; n * n];
+        p.jacobian(&mut regs, 0.3, &y, &mut jac);
+        let (mut fp, mut fm) = (vec![0.0; n], vec![0.0; n]);
+        for j in 0..n {
+            let h = 1e-6 * y[j].abs().max(1.0);
+            let mut yp = y.clone();
+            yp[j] += h;
+            p.rhs(&mut regs, 0.3, &yp, &mut fp);
+            yp[j] -= 2.0 * h;
+            p.rhs(&mut regs, 0.3, &yp, &mut fm);
+            for i in 0..n {
+                let fd = (fp[i] - fm[i]) / (2.0 * h);
+                let got = jac[j * n + i];
+                assert!((got - fd).abs() <= 1e-6 * fd.abs().max(1.0), "J[{i}][{j}] = {got}, differences give {fd}");
+            }
         }
-        fn output(&mut self, i: usize, t: f64, y: &[f64]) {
-            self.0.output(i, t, y);
-        }
+        // The pattern is exact: x_0 does not depend on x_1.
+        assert!(!p.jac_entries.iter().any(|&(i, j, _)| (i, j) == (0, 1)));
+    }
+
+    #[test]
+    fn a_linear_model_has_a_constant_jacobian() {
+        let src = "in_i { a = 2, b = 3 }\nu_i { x = 1, y = 0 }\nF_i { -a * x + b * y, a * b * x - y / b }";
+        let m = OdeModel::compile(src, "lin.ds", SolverOptions::default()).unwrap();
+        // Every entry is a parameter expression: no per-evaluation Jacobian code.
+        assert!(m.program.jac.is_empty(), "{:?}", m.program.jac);
+        assert_eq!(m.program.jac_entries.len(), 4);
+        let mut regs = vec![0.0; m.program.n_regs];
+        let mut y = [0.0; 2];
+        m.program.start(&mut regs, &[2.0, 3.0], &mut y);
+        let mut jac = [0.0; 4];
+        m.program.jacobian(&mut regs, 0.0, &y, &mut jac);
+        assert_eq!(jac, [-2.0, 6.0, 3.0, -1.0 / 3.0]);
     }
 
     /// `cargo test --release -p parfit-ode --lib -- --ignored --nocapture`
@@ -288,13 +413,13 @@ mod tests {
 
         let times: Vec<f64> = (0..500).map(|i| 100.0 * i as f64 / 499.0).collect();
         for tol in [1e-6, 1e-9] {
-            let opts = SolverOptions { rtol: tol, atol: tol, ..Default::default() };
-            let mut solver = Dopri5::new(2);
+            let m =
+                OdeModel::compile(LV, "lv.ds", SolverOptions { rtol: tol, atol: tol, ..Default::default() }).unwrap();
+            let mut ws = m.workspace();
             let mut out = vec![0.0; 1000];
-            m.program.start(&mut regs, &[1.1, 0.4, 0.1, 0.4], &mut solver.y);
-            let mut sys = Counting(Sim { program: &m.program, regs: &mut regs, out: &mut out }, 0);
-            solver.solve(&opts, &mut sys, 0.0, &times).unwrap();
-            println!("tol {tol:e}: {} right-hand-side evaluations (~{} steps)", sys.1, sys.1 / 6);
+            m.simulate(&mut ws, &[1.1, 0.4, 0.1, 0.4], &[], &times, &mut out).unwrap();
+            let stats = solver_stats(&ws).unwrap();
+            println!("tol {tol:e}: {stats:?}");
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::lexer::{Located, Pos, Tok, Token, tokenize};
 pub(crate) enum Func {
     Exp,
     Log,
+    Log10,
     Sqrt,
     Sin,
     Cos,
@@ -15,16 +16,25 @@ pub(crate) enum Func {
     Sinh,
     Cosh,
     Tanh,
+    Arcsinh,
+    Arccosh,
     Abs,
+    Sigmoid,
+    Heaviside,
     Pow,
     Min,
     Max,
+    Copysign,
+    /// `piecewise(c0, v0, c1, v1, …, fallback)`: the first `v_k` whose `c_k >= 0`, else `fallback`.
+    Piecewise,
 }
 
 impl Func {
-    pub const ALL: [(&'static str, Func); 13] = [
+    /// DiffSL's names for its element-wise functions.
+    pub const ALL: [(&'static str, Func); 20] = [
         ("exp", Func::Exp),
         ("log", Func::Log),
+        ("log10", Func::Log10),
         ("sqrt", Func::Sqrt),
         ("sin", Func::Sin),
         ("cos", Func::Cos),
@@ -32,20 +42,28 @@ impl Func {
         ("sinh", Func::Sinh),
         ("cosh", Func::Cosh),
         ("tanh", Func::Tanh),
+        ("arcsinh", Func::Arcsinh),
+        ("arccosh", Func::Arccosh),
         ("abs", Func::Abs),
+        ("sigmoid", Func::Sigmoid),
+        ("heaviside", Func::Heaviside),
         ("pow", Func::Pow),
         ("min", Func::Min),
         ("max", Func::Max),
+        ("copysign", Func::Copysign),
+        ("piecewise", Func::Piecewise),
     ];
 
     fn from_name(name: &str) -> Option<Func> {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|&(_, f)| f)
     }
 
-    pub fn arity(self) -> usize {
+    /// The number of arguments, `None` for `piecewise` (odd, at least 3).
+    pub fn arity(self) -> Option<usize> {
         match self {
-            Func::Pow | Func::Min | Func::Max => 2,
-            _ => 1,
+            Func::Pow | Func::Min | Func::Max | Func::Copysign => Some(2),
+            Func::Piecewise => None,
+            _ => Some(1),
         }
     }
 }
@@ -61,18 +79,55 @@ pub(crate) enum BinOp {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Expr {
     Num(f64),
+    /// A scalar by name: `k`, `x`, `t`.
     Name(String, Pos),
+    /// A vector or part of one: `v_i`, `v_i[2]`, `v_i[1:3]`.
+    Tensor(TensorRef),
     Neg(Box<Expr>),
     Bin(BinOp, Box<Expr>, Box<Expr>),
     Call(Func, Vec<Expr>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TensorRef {
+    /// The name without its index letters: `v` in `v_i`.
+    pub base: String,
+    /// The index letters: `i` in `v_i`.
+    pub index: String,
+    pub slice: Option<Slice>,
+    pub pos: Pos,
+}
+
+impl TensorRef {
+    pub fn full_name(&self) -> String {
+        format!("{}_{}", self.base, self.index)
+    }
+}
+
+/// `[k]` or `[a:b]` after a vector reference (`b` exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slice {
+    At(usize),
+    Range(usize, usize),
+}
+
+/// An element's index range `(a): …` or `(a:b): …` (`b` exclusive; `a..b` means the same in 1-D).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ElemRange {
+    pub start: usize,
+    pub end: usize,
+    /// How many comma-separated ranges were given (more than one only makes sense for 2-D tensors).
+    pub dims: usize,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Element {
+    pub range: Option<ElemRange>,
     /// `name = expr` names the element; a bare expression leaves it unnamed.
     pub name: Option<(String, Pos)>,
     pub expr: Expr,
-    /// Where the element starts (its name, when named).
+    /// Where the element starts (its range or name, when given).
     pub pos: Pos,
     pub expr_pos: Pos,
 }
@@ -229,20 +284,88 @@ impl<'s> Parser<'s> {
     }
 
     fn element(&mut self) -> Result<Element, Located> {
+        let pos = self.peek().pos;
+        let range = if self.at_range_spec() { Some(self.range_spec()?) } else { None };
         let first = self.peek();
         let name = if first.tok == Tok::Ident && self.peek_at(1).tok == Tok::Eq {
             self.bump();
             self.bump();
+            if first.text.contains('_') {
+                return Err(Located::new(
+                    first.pos,
+                    format!("element name '{}' cannot contain '_' (DiffSL names are letters and digits)", first.text),
+                ));
+            }
             Some((first.text.to_string(), first.pos))
         } else {
             None
         };
         let expr_pos = self.peek().pos;
         let expr = self.expr()?;
-        if name.is_none() && self.peek().tok == Tok::Colon {
-            return Err(Located::new(first.pos, "element index specifiers like '(0:2): …' are not supported"));
+        Ok(Element { range, name, expr, pos, expr_pos })
+    }
+
+    /// Whether the next tokens are an element range `(int[:int], …):` rather than a parenthesised expression.
+    fn at_range_spec(&self) -> bool {
+        if self.peek().tok != Tok::LParen {
+            return false;
         }
-        Ok(Element { name, expr, pos: first.pos, expr_pos })
+        let mut k = 1;
+        loop {
+            if !is_integer(&self.peek_at(k)) {
+                return false;
+            }
+            k += 1;
+            if matches!(self.peek_at(k).tok, Tok::Colon | Tok::DotDot) {
+                if !is_integer(&self.peek_at(k + 1)) {
+                    return false;
+                }
+                k += 2;
+            }
+            match self.peek_at(k).tok {
+                // No expression has a comma inside parentheses, so this can only be a range.
+                Tok::Comma => k += 1,
+                Tok::RParen => return self.peek_at(k + 1).tok == Tok::Colon,
+                _ => return false,
+            }
+        }
+    }
+
+    /// `(a): `, `(a:b): ` or `(a..b): `, possibly with more comma-separated ranges (checked by the caller).
+    fn range_spec(&mut self) -> Result<ElemRange, Located> {
+        let pos = self.bump().pos; // '('
+        let mut first: Option<(usize, usize)> = None;
+        let mut dims = 0;
+        loop {
+            let a = self.integer()?;
+            let b = if matches!(self.peek().tok, Tok::Colon | Tok::DotDot) {
+                self.bump();
+                let t = self.peek();
+                let b = self.integer()?;
+                if b < a {
+                    return Err(Located::new(t.pos, format!("range end {b} is before its start {a}")));
+                }
+                b
+            } else {
+                a + 1
+            };
+            first.get_or_insert((a, b));
+            dims += 1;
+            if self.bump().tok == Tok::RParen {
+                break;
+            }
+        }
+        self.bump(); // ':'
+        let (start, end) = first.unwrap_or((0, 0));
+        Ok(ElemRange { start, end, dims, pos })
+    }
+
+    /// A non-negative integer literal (checked by `at_range_spec`).
+    fn integer(&mut self) -> Result<usize, Located> {
+        let t = self.bump();
+        t.text
+            .parse::<usize>()
+            .map_err(|_| Located::new(t.pos, format!("expected an index (a whole number), found {t}")))
     }
 
     fn expr(&mut self) -> Result<Expr, Located> {
@@ -311,39 +434,84 @@ impl<'s> Parser<'s> {
                         self.bump();
                         Ok(e)
                     }
-                    Tok::Colon | Tok::DotDot | Tok::Comma => Err(Located::new(
-                        t.pos,
-                        "element index specifiers like '(0:2): …' are not supported (only scalar elements)",
-                    )),
                     _ => Err(Located::new(close.pos, format!("expected ')', found {close}"))),
                 }
             }
             Tok::Ident => {
                 self.bump();
-                match self.peek().tok {
-                    Tok::LParen => self.call(t),
-                    Tok::LBracket => Err(Located::new(
-                        t.pos,
-                        format!("tensor indexing '{}[…]' is not supported; refer to elements by name", t.text),
-                    )),
-                    _ if t.text.contains('_') => Err(Located::new(
-                        t.pos,
-                        format!("indexed tensor reference '{}' is not supported; refer to elements by name", t.text),
-                    )),
-                    _ => Ok(Expr::Name(t.text.to_string(), t.pos)),
+                let next = self.peek().tok;
+                if next == Tok::LParen {
+                    return self.call(t);
                 }
+                let Some((base, index)) = t.text.split_once('_') else {
+                    if next == Tok::LBracket {
+                        return Err(Located::new(
+                            t.pos,
+                            format!("only vectors can be indexed: write '{0}_i[…]' if '{0}' is a vector", t.text),
+                        ));
+                    }
+                    return Ok(Expr::Name(t.text.to_string(), t.pos));
+                };
+                if index.is_empty() || !index.chars().all(|c| c.is_ascii_alphabetic()) {
+                    return Err(Located::new(
+                        t.pos,
+                        format!("invalid name '{}': '_' may only introduce index letters, as in 'u_i'", t.text),
+                    ));
+                }
+                let slice = if next == Tok::LBracket { Some(self.slice()?) } else { None };
+                Ok(Expr::Tensor(TensorRef { base: base.to_string(), index: index.to_string(), slice, pos: t.pos }))
             }
             _ => Err(Located::new(t.pos, format!("expected an expression, found {t}"))),
         }
     }
 
+    /// `[k]`, `[a:b]` or `[a..b]` after a vector reference; the bounds are constant integer expressions.
+    fn slice(&mut self) -> Result<Slice, Located> {
+        self.bump(); // '['
+        let a = self.index_value()?;
+        let slice = if matches!(self.peek().tok, Tok::Colon | Tok::DotDot) {
+            self.bump();
+            let at = self.peek().pos;
+            let b = self.index_value()?;
+            if b < a {
+                return Err(Located::new(at, format!("index range end {b} is before its start {a}")));
+            }
+            Slice::Range(a, b)
+        } else {
+            Slice::At(a)
+        };
+        self.expect(Tok::RBracket, "']' after the index")?;
+        Ok(slice)
+    }
+
+    fn index_value(&mut self) -> Result<usize, Located> {
+        let pos = self.peek().pos;
+        let e = self.expr()?;
+        match const_value(&e) {
+            Ok(v) if v >= 0.0 && v.fract() == 0.0 && v < u32::MAX as f64 => Ok(v as usize),
+            Ok(v) => Err(Located::new(pos, format!("an index must be a whole number ≥ 0, found {v}"))),
+            Err(Some((name, at))) if name == "N" => Err(unsupported(
+                at,
+                "model index 'N'",
+                "hybrid models (N, stop, reset) are DiffSL features parfit does not have",
+            )),
+            Err(_) => Err(Located::new(pos, "an index must be a constant whole number")),
+        }
+    }
+
     fn call(&mut self, name: Token<'s>) -> Result<Expr, Located> {
         let Some(func) = Func::from_name(name.text) else {
-            let known: Vec<&str> = Func::ALL.iter().map(|(n, _)| *n).collect();
-            return Err(Located::new(
-                name.pos,
-                format!("unknown function '{}' (supported: {})", name.text, known.join(", ")),
-            ));
+            return Err(match name.text {
+                "interp1d" => unsupported(name.pos, "interp1d", "use piecewise(…) or write the interpolation out"),
+                "read" => unsupported(name.pos, "read(…) sparse imports", "write the elements out"),
+                _ => {
+                    let known: Vec<&str> = Func::ALL.iter().map(|(n, _)| *n).collect();
+                    Located::new(
+                        name.pos,
+                        format!("unknown function '{}' (supported: {})", name.text, known.join(", ")),
+                    )
+                }
+            });
         };
         self.bump(); // '('
         let mut args = vec![self.expr()?];
@@ -366,15 +534,52 @@ impl<'s> Parser<'s> {
                 }
             }
         }
-        if args.len() != func.arity() {
-            let s = if func.arity() == 1 { "" } else { "s" };
-            return Err(Located::new(
+        match func.arity() {
+            Some(n) if args.len() != n => {
+                let s = if n == 1 { "" } else { "s" };
+                Err(Located::new(
+                    name.pos,
+                    format!("function '{}' takes {n} argument{s}, found {}", name.text, args.len()),
+                ))
+            }
+            None if args.len() < 3 || args.len() % 2 == 0 => Err(Located::new(
                 name.pos,
-                format!("function '{}' takes {} argument{s}, found {}", name.text, func.arity(), args.len()),
-            ));
+                format!(
+                    "piecewise takes an odd number (at least 3) of arguments, (check, value) pairs and a fallback; found {}",
+                    args.len()
+                ),
+            )),
+            _ => Ok(Expr::Call(func, args)),
         }
-        Ok(Expr::Call(func, args))
     }
+}
+
+fn is_integer(t: &Token<'_>) -> bool {
+    matches!(t.tok, Tok::Num(_)) && t.text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The value of a constant expression; `Err` with the first name it meets, or `None` for a vector.
+fn const_value(e: &Expr) -> Result<f64, Option<(String, Pos)>> {
+    Ok(match e {
+        Expr::Num(v) => *v,
+        Expr::Name(n, p) => return Err(Some((n.clone(), *p))),
+        Expr::Tensor(_) | Expr::Call(..) => return Err(None),
+        Expr::Neg(x) => -const_value(x)?,
+        Expr::Bin(op, a, b) => {
+            let (a, b) = (const_value(a)?, const_value(b)?);
+            match op {
+                BinOp::Add => a + b,
+                BinOp::Sub => a - b,
+                BinOp::Mul => a * b,
+                BinOp::Div => a / b,
+            }
+        }
+    })
+}
+
+/// The error for a DiffSL construct parfit does not support: `not supported: <what> (line N): <detail>`.
+pub(crate) fn unsupported(pos: Pos, what: &str, detail: &str) -> Located {
+    Located::new(pos, format!("not supported: {what} (line {}): {detail}", pos.line))
 }
 
 #[cfg(test)]
@@ -412,14 +617,47 @@ mod tests {
     }
 
     #[test]
+    fn ranges_slices_and_calls() {
+        let ast = parse("v_i { (0:2): x = 1, (2): 2, 3 }").unwrap();
+        let els = &ast.tensors[0].elements;
+        assert_eq!(els[0].range.map(|r| (r.start, r.end, r.dims)), Some((0, 2, 1)));
+        assert_eq!(els[0].name.as_ref().map(|n| n.0.as_str()), Some("x"));
+        assert_eq!(els[1].range.map(|r| (r.start, r.end)), Some((2, 3)));
+        assert_eq!(els[2].range, None);
+        // A parenthesised expression is not a range, with or without a following ':'.
+        let ast = parse("v_i { (1) * 2, (0..3, 0..3): 1 }").unwrap();
+        assert_eq!(ast.tensors[0].elements[0].range, None);
+        assert_eq!(ast.tensors[0].elements[1].range.map(|r| r.dims), Some(2));
+        let ast = parse("a_i { u_i[1], u_i[2 * 2:6], w_j[0..1] }").unwrap();
+        let slices: Vec<Option<Slice>> = ast.tensors[0]
+            .elements
+            .iter()
+            .map(|e| match &e.expr {
+                Expr::Tensor(r) => r.slice,
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(slices, [Some(Slice::At(1)), Some(Slice::Range(4, 6)), Some(Slice::Range(0, 1))]);
+        assert!(
+            matches!(&parse("a { piecewise(t, 1, 2) }").unwrap().tensors[0].elements[0].expr, Expr::Call(Func::Piecewise, a) if a.len() == 3)
+        );
+    }
+
+    #[test]
     fn unsupported_syntax_is_named() {
-        assert!(err("F_i { (0:2): 1 }").2.contains("index specifiers"));
-        assert!(err("F_i { -k * u_i }").2.contains("indexed tensor reference 'u_i'"));
-        assert!(err("F_i { x[0] }").2.contains("tensor indexing 'x[…]'"));
+        assert!(err("F_i { x[0] }").2.contains("only vectors can be indexed: write 'x_i[…]'"));
+        assert!(err("F_i { u_i[N] }").2.starts_with("not supported: model index 'N' (line 1)"));
+        assert!(err("F_i { u_i[0.5] }").2.contains("whole number"));
+        assert!(err("F_i { u_i[k] }").2.contains("constant whole number"));
+        assert!(err("F_i { (3:1): 1 }").2.contains("range end 1 is before its start 3"));
+        assert!(err("F_i { interp1d(x_i, y_i, t) }").2.starts_with("not supported: interp1d (line 1)"));
+        assert!(err("a { x_1 }").2.contains("invalid name 'x_1'"));
+        assert!(err("a { x = 1, y_z = 2 }").2.contains("element name 'y_z' cannot contain '_'"));
         let (l, c, m) = err("a {\n foo(1) }");
         assert_eq!((l, c), (2, 2));
         assert!(m.starts_with("unknown function 'foo'"), "{m}");
         assert_eq!(err("a { pow(1) }").2, "function 'pow' takes 2 arguments, found 1");
         assert_eq!(err("a { exp(1, 2) }").2, "function 'exp' takes 1 argument, found 2");
+        assert!(err("a { piecewise(1, 2) }").2.starts_with("piecewise takes an odd number"));
     }
 }

@@ -79,15 +79,25 @@ fn parse_errors_report_line_and_column() {
 fn unsupported_constructs_are_rejected_by_name() {
     let base = "u_i { y = 1 }\nF_i { -y }\n";
     let cases: &[(&str, &str)] = &[
-        ("M_i { dydt }", "3:1: mass matrix 'M_i' is not supported"),
-        ("dudt_i { dydt = 0 }", "3:1: 'dudt_i' is not supported"),
-        ("A_ij { 1 }", "3:1: 2-D tensor 'A_ij' is not supported"),
-        ("stop_i { y - 0.5 }", "3:1: stop conditions 'stop_i' are not supported"),
-        ("k_i { 1, 2 }", "3:1: vector tensor 'k_i' is not supported"),
-        ("k { 1, 2 }", "3:1: tensor 'k' has 2 elements"),
-        ("out_i { (0:2): y }", "3:9: element index specifiers"),
-        ("out_i { y[0] }", "3:9: tensor indexing 'y[…]' is not supported"),
-        ("out_i { 2 * u_i }", "3:13: indexed tensor reference 'u_i' is not supported"),
+        ("M_i { dydt }", "3:1: not supported: mass matrix (line 3): 'M_i' defines M·du/dt"),
+        ("dudt_i { dydt = 0 }", "3:1: not supported: mass matrix (line 3): 'dudt_i' declares du/dt"),
+        ("A_ij { (0:2, 0:2): 1 }", "3:1: not supported: 2-D tensor 'A_ij' (line 3)"),
+        ("stop { y - 0.5 }", "3:1: not supported: stop conditions (line 3)"),
+        ("reset_i { 1 }", "3:1: not supported: reset (line 3)"),
+        ("k { 1, 2 }", "3:1: tensor 'k' has 2 elements: a tensor without an index is a scalar"),
+        ("v_i { (2:3): y }", "3:7: not supported: sparse vectors (line 3)"),
+        ("v_i { (0:2): 1, (1:3): 2 }", "3:17: the range (1:3) overlaps"),
+        ("v_i { (0:2, 0:2): 1 }", "3:7: not supported: 2-D element range (line 3)"),
+        ("v_i { (0:2): y, (2:5): w_i }\nw_i { 1, 2 }", "3:24: cannot fit a vector of 2 elements into the range (2:5)"),
+        ("k { (0:1): 1 }", "3:5: scalar 'k' cannot have an element range"),
+        ("k { w_i }\nw_i { 1, 2 }", "3:5: not supported: sums over an index (contractions) (line 3)"),
+        ("v_i { w_j }\nw_i { 1, 2 }", "3:7: not supported: sums over an index (contractions) (line 3)"),
+        ("v_i { A_ij }", "3:7: not supported: 2-D tensor 'A_ij' (line 3)"),
+        ("v_i { w_i + z_i }\nw_i { 1, 2 }\nz_i { 1, 2, 3 }", "3:7: cannot combine vectors of 2 and 3 elements"),
+        ("k { w }\nw_i { 1, 2 }", "3:5: 'w' is a vector of 2 elements: refer to it as 'w_i'"),
+        ("k { w_i[2] }\nw_i { 1, 2 }", "3:5: index 2 is out of range: 'w_i' has 2 elements"),
+        ("k { y * N }", "3:9: not supported: model index 'N' (line 3)"),
+        ("out_i { interp1d(x_i, y_i, t) }", "3:9: not supported: interp1d (line 3)"),
         ("out_i { pow(y, 2) + y^3 }", "3:22: '^' is not DiffSL"),
         ("out_i { erf(y) }", "3:9: unknown function 'erf'"),
         ("out_i { y + z }", "3:13: unknown name 'z'"),
@@ -97,11 +107,11 @@ fn unsupported_constructs_are_rejected_by_name() {
         ("y { 2 }", "3:1: 'y' is defined twice (first at 1:7)"),
         ("t { 2 }", "3:1: 't' is reserved for time"),
         ("x_1 { 2 }", "3:1: invalid tensor name 'x_1'"),
-        ("F { 2 }", "3:1: 'F' is a vector: write it with its index, as 'F_i'"),
         ("out_i { y, y }", "3:12: duplicate output name 'y'"),
         ("in = [k]", "3:7: input 'k' has no definition"),
         ("in_i { k }", "3:8: each element of 'in_i' needs a name"),
-        ("in_i { k = 1, j = k }", "3:15: the default of input 'j' must be a constant expression"),
+        ("in_i { k = 1, j = k }", "3:19: the defaults of inputs must be constant expressions"),
+        ("in_i { k = 1, j = 2 * t }", "3:19: the default of input 'j' must be a constant expression"),
     ];
     for (extra, want) in cases {
         let src = format!("{base}{extra}");
@@ -112,14 +122,47 @@ fn unsupported_constructs_are_rejected_by_name() {
         ("F_i { 1 }", "model.ds:1:10: the model has no state tensor 'u_i'"),
         ("u_i { y = 1 }", "model.ds:1:14: the model has no right-hand side 'F_i'"),
         ("u_i { y = 1, z = 2 }\nF_i { 1 }", "model.ds:2:1: 'F_i' has 1 elements but 'u_i' has 2 states"),
-        ("u_i { 1 }\nF_i { 1 }", "model.ds:1:7: each state in 'u_i' needs a name"),
         ("u_i { y = t }\nF_i { 1 }", "model.ds:1:11: the initial value of state 'y' depends on t or the state"),
-        ("k { 1 }\nin_i { k = 1 }\nin = [k]\nu_i { y = 1 }\nF_i { 1 }", "model.ds:3:1: inputs are declared both"),
+        ("u_i { y = 1, z = y }\nF_i { 1, 1 }", "model.ds:1:18: the initial values in 'u_i' cannot depend on the state"),
+        (
+            "k { 1 }\nin_i { k = 1 }\nin = [k]\nu_i { y = 1 }\nF_i { 1 }",
+            "model.ds:2:8: 'k' is defined twice (first at 1:1)",
+        ),
+        ("j { 1 }\nin_i { k = 1 }\nin = [j]\nu_i { y = 1 }\nF_i { 1 }", "model.ds:3:1: inputs are declared both"),
+        ("v_i { 1, 2 }\nin = [v]\nu_i { y = 1 }\nF_i { 1 }", "model.ds:2:7: input 'v' must be a scalar tensor"),
     ];
     for (src, want) in more {
         let msg = compile_err(src).to_string();
         assert!(msg.starts_with(want), "source:\n{src}\ngot:  {msg}\nwant: {want}…");
     }
+}
+
+#[test]
+fn mass_matrix_models_are_refused_with_the_line() {
+    // diffsl's own logistic example: the first unsupported tensor is `dudt_i` on line 6.
+    let src = "in_i { r = 1, k = 1 }
+u_i {
+    y = 1,
+    z = 0,
+}
+dudt_i {
+    dydt = 0,
+    dzdt = 0,
+}
+M_i {
+    dydt,
+    0,
+}
+F_i {
+    (r * y) * (1 - (y / k)),
+    (2 * y) - z,
+}
+out_i { y, z }";
+    let msg = compile_err(src).to_string();
+    assert!(msg.starts_with("model.ds:6:1: not supported: mass matrix (line 6)"), "{msg}");
+    let without_dudt = src.replace("dudt_i {\n    dydt = 0,\n    dzdt = 0,\n}", "\n\n\n");
+    let msg = compile_err(&without_dudt).to_string();
+    assert!(msg.contains("not supported: mass matrix (line 10)"), "{msg}");
 }
 
 #[test]
@@ -145,6 +188,16 @@ fn every_function_evaluates_correctly() {
         ("max(X, 0.3)", x),
         ("min(0.3, X)", 0.3),
         ("max(0.3, X)", x),
+        ("log10(X)", x.log10()),
+        ("sigmoid(X)", 1.0 / (1.0 + (-x).exp())),
+        ("heaviside(X - 0.7)", 1.0),
+        ("heaviside(X - 0.8)", 0.0),
+        ("arcsinh(X)", x.asinh()),
+        ("arccosh(X + 1)", (x + 1.0).acosh()),
+        ("copysign(X, -1)", -x),
+        ("piecewise(X - 1, 1, X - 0.5, 2, 3)", 2.0),
+        ("piecewise(X - 0.5, 1, 3)", 1.0),
+        ("piecewise(X - 0.75, 1, 3)", 3.0),
     ];
     let exprs: Vec<String> = fns.iter().map(|(e, _)| e.to_string()).collect();
     let with_param =
@@ -247,4 +300,100 @@ fn solver_options_from_json() {
     let o: SolverOptions = serde_json::from_str(r#"{"t0": 0, "h0": 0.01, "dense_output": false}"#).unwrap();
     assert_eq!((o.t0, o.h0, o.dense_output), (Some(0.0), Some(0.01), false));
     assert!(serde_json::from_str::<SolverOptions>(r#"{"tol": 1}"#).is_err());
+}
+
+#[test]
+fn vectors_with_ranges_slices_and_broadcasting() {
+    let src = "in_i { (0:3): k = 0.5, D = 2 }
+c_i { 1, 2, 3 }
+u_i {
+  (0:3): x = D * c_i,     // initial values from parameters and another tensor
+  w = k_i[2] + 1,
+}
+rate_i { k_i * x_i }
+F_i {
+  (0:3): -rate_i + D,
+  sigmoid(x_i[1]),
+}
+out_i { x_i, w, total = x_i[0] + x_i[1] + x_i[2], (5:7): 10 * c_i[1:3], rate_i[1], t }";
+    let m = compile(src).unwrap();
+    let names: Vec<&str> = m.spec().params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["k_0", "k_1", "k_2", "D"]);
+    assert_eq!(m.spec().defaults(), [0.5, 0.5, 0.5, 2.0]);
+    assert_eq!(m.n_states(), 4);
+    assert_eq!(m.spec().outputs, ["x_0", "x_1", "x_2", "w", "total", "out_5", "out_6", "rate_1", "t"]);
+    let params = [0.1, 0.2, 0.3, 3.0];
+    let got = outputs(&m, &params);
+    assert_eq!(got, [3.0, 6.0, 9.0, 1.3, 18.0, 20.0, 30.0, 0.2 * 6.0, 0.0]);
+
+    // One step of the right-hand side, checked through a short solve against the exact slopes.
+    let h = 1e-6;
+    let mut ws = m.workspace();
+    let mut out = vec![0.0; 2 * m.spec().outputs.len()];
+    m.simulate(&mut ws, &params, &[], &[0.0, h], &mut out).unwrap();
+    let n = m.spec().outputs.len();
+    let slope = |j: usize| (out[n + j] - out[j]) / h;
+    for (j, want) in [(0, -0.3 + 3.0), (1, -1.2 + 3.0), (2, -2.7 + 3.0), (3, 1.0 / (1.0 + (-6.0f64).exp()))] {
+        assert!((slope(j) - want).abs() < 1e-4, "state {j}: {} vs {want}", slope(j));
+    }
+}
+
+#[test]
+fn scalar_forms_unnamed_states_and_mixed_elements() {
+    // The newer DiffSL style: `in`, `u`, `F`, `out` without an index for one element.
+    let m = compile("in { k = 2 }\nu { x = k }\nF { -k * x }\nout { x }").unwrap();
+    assert_eq!(m.spec().outputs, ["x"]);
+    assert_eq!(outputs(&m, &[3.0]), [3.0]);
+
+    // Unnamed states are called u_<position>; a range and single elements mix.
+    let m = compile("u_i { (0:2): 1, 3 }\nF_i { -u_i }").unwrap();
+    assert_eq!(m.spec().outputs, ["u_0", "u_1", "u_2"]);
+    assert_eq!(outputs(&m, &[]), [1.0, 1.0, 3.0]);
+    let m = compile("u_i { (0:2): 1, (2): 3 }\nF_i { -u_i }\nout_i { u_i[1:3], 2 * u_i }").unwrap();
+    assert_eq!(m.spec().outputs, ["u_1", "u_2", "out_2", "out_3", "out_4"]);
+    assert_eq!(outputs(&m, &[]), [1.0, 3.0, 2.0, 2.0, 6.0]);
+
+    // The bracket list of inputs still works next to vectors; other index letters are fine.
+    let m = compile("in = [a]\na { 2 }\nv_j { a, 2 * a }\nu_k { (0:2): y = v_k }\nF_i { a * y_i }").unwrap();
+    assert_eq!(m.spec().outputs, ["y_0", "y_1"]);
+    assert_eq!(outputs(&m, &[1.5]), [1.5, 3.0]);
+}
+
+#[test]
+fn a_diffusion_chain_written_with_slices() {
+    let n = 6;
+    let src = format!(
+        "in_i {{ D = 0.5 }}
+u_i {{ (0:{n}): c = 0, }}
+F_i {{
+  D * (u_i[1] - 2 * u_i[0] + 1),
+  (1:{m}): D * (u_i[0:{k}] - 2 * u_i[1:{m}] + u_i[2:{n}]),
+  D * (u_i[{k}] - 2 * u_i[{m}]),
+}}",
+        m = n - 1,
+        k = n - 2
+    );
+    let m =
+        OdeModel::compile(&src, "chain.ds", SolverOptions { rtol: 1e-10, atol: 1e-10, ..Default::default() }).unwrap();
+    assert_eq!(m.n_states(), n);
+    // The steady state of the chain fed by 1 at the left end: c_j = 1 - (j + 1) / (n + 1).
+    let mut ws = m.workspace();
+    let mut out = vec![0.0; 2 * n];
+    m.simulate(&mut ws, &[0.5], &[], &[0.0, 400.0], &mut out).unwrap();
+    for j in 0..n {
+        let want = 1.0 - (j + 1) as f64 / (n + 1) as f64;
+        assert!((out[n + j] - want).abs() < 1e-7, "c_{j}: {} vs {want}", out[n + j]);
+    }
+}
+
+#[test]
+fn the_readme_examples_compile() {
+    let readme = include_str!("../README.md");
+    let blocks: Vec<&str> = readme.split("```").skip(1).step_by(2).filter(|b| b.contains("F_i")).collect();
+    assert!(blocks.len() >= 3, "{}", blocks.len());
+    for b in blocks {
+        if let Err(e) = compile(b) {
+            panic!("README example does not compile: {e}\n{b}");
+        }
+    }
 }

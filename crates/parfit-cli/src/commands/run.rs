@@ -73,7 +73,9 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
                 .collect();
             let params: serde_json::Map<String, serde_json::Value> =
                 spec.params.iter().zip(&params).map(|(p, v)| (p.name.clone(), (*v).into())).collect();
-            serde_json::json!({ "parameters": params, "times": times, "outputs": outputs }).to_string() + "\n"
+            let stats = model.stats(&ws);
+            serde_json::json!({ "parameters": params, "times": times, "outputs": outputs, "stats": stats }).to_string()
+                + "\n"
         }
         Format::Csv | Format::Table => {
             let sep = if common.format == Some(Format::Table) { "\t" } else { "," };

@@ -1,0 +1,451 @@
+//! Variable-order (1–5), variable-step BDF for stiff problems, in the quasi-constant step-size form of
+//! Shampine & Reichelt ("The MATLAB ODE Suite", 1997) with their NDF modification at orders 1–4.
+//!
+//! The solution history is kept as backward differences `D_0 = y_n, D_1 = ∇y_n, …` on an equally spaced
+//! grid of the current step `h`; a step-size change rescales them to the new grid, an order change just
+//! uses more or fewer of them. Each step solves the implicit corrector with a simplified Newton iteration
+//! on `I - c·J` (`c = h / α_k`), where `J = ∂F/∂u` comes from the symbolic derivative code of the model.
+//! `J` is only re-evaluated when Newton fails to converge with the current one; the LU factorisation is
+//! redone when `c` changed by more than 30% (order or step-size changes) or `J` is new.
+
+// Index loops read like the formulas here (several arrays indexed together).
+#![allow(clippy::needless_range_loop)]
+
+use nalgebra::{DMatrix, DVectorViewMut, Dyn, LU};
+use parfit_core::SimError;
+
+use crate::solver::{SolverOptions, System, initial_step, rms};
+
+pub(crate) const MAX_ORDER: usize = 5;
+const NEWTON_MAXITER: usize = 4;
+const MIN_FACTOR: f64 = 0.2;
+const MAX_FACTOR: f64 = 10.0;
+/// Refactorise `I - c·J` when `c` changed by more than this fraction.
+const MAX_C_CHANGE: f64 = 0.3;
+
+/// NDF coefficients κ_k (Shampine & Reichelt, Table 1); κ_5 = 0 makes order 5 the plain BDF.
+const KAPPA: [f64; MAX_ORDER + 1] = [0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0];
+
+/// Method constants per order `k`: `γ_k = Σ_{j≤k} 1/j`, `α_k = (1 - κ_k) γ_k` (the corrector's leading
+/// coefficient) and the local error constant `κ_k γ_k + 1/(k+1)`.
+struct Coeffs {
+    gamma: [f64; MAX_ORDER + 1],
+    alpha: [f64; MAX_ORDER + 1],
+    err_const: [f64; MAX_ORDER + 1],
+}
+
+impl Coeffs {
+    fn new() -> Self {
+        let mut c =
+            Coeffs { gamma: [0.0; MAX_ORDER + 1], alpha: [0.0; MAX_ORDER + 1], err_const: [0.0; MAX_ORDER + 1] };
+        for k in 1..=MAX_ORDER {
+            c.gamma[k] = c.gamma[k - 1] + 1.0 / k as f64;
+            c.alpha[k] = (1.0 - KAPPA[k]) * c.gamma[k];
+        }
+        for k in 0..=MAX_ORDER {
+            c.err_const[k] = KAPPA[k] * c.gamma[k] + 1.0 / (k + 1) as f64;
+        }
+        c
+    }
+}
+
+/// Scratch for one BDF integration; sized once per model.
+pub(crate) struct Bdf {
+    pub y: Vec<f64>,
+    /// Backward differences, `MAX_ORDER + 3` rows of `n` (two extra for the order-raising estimate).
+    diff: Vec<f64>,
+    diff_tmp: Vec<f64>,
+    y_pred: Vec<f64>,
+    psi: Vec<f64>,
+    /// The Newton iterate's correction `y_new - y_pred`.
+    corr: Vec<f64>,
+    y_new: Vec<f64>,
+    f: Vec<f64>,
+    scale: Vec<f64>,
+    dy: Vec<f64>,
+    /// `∂F/∂u`, column-major.
+    jac: Vec<f64>,
+    lu: Option<LU<f64, Dyn, Dyn>>,
+    /// The matrix storage between factorisations (nalgebra's LU takes it by value).
+    spare: Option<DMatrix<f64>>,
+    coef: Coeffs,
+}
+
+impl std::fmt::Debug for Bdf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bdf").field("n", &self.y.len()).finish_non_exhaustive()
+    }
+}
+
+/// How one Newton solve ended.
+enum Newton {
+    Converged { iterations: usize },
+    Failed { non_finite: bool },
+}
+
+impl Bdf {
+    pub fn new(n: usize) -> Self {
+        let v = || vec![0.0; n];
+        Bdf {
+            y: v(),
+            diff: vec![0.0; (MAX_ORDER + 3) * n],
+            diff_tmp: vec![0.0; (MAX_ORDER + 1) * n],
+            y_pred: v(),
+            psi: v(),
+            corr: v(),
+            y_new: v(),
+            f: v(),
+            scale: v(),
+            dy: v(),
+            jac: vec![0.0; n * n],
+            lu: None,
+            spare: Some(DMatrix::zeros(n, n)),
+            coef: Coeffs::new(),
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Integrate from `(t0, self.y)` and report the solution at `times[next..]` through `sys.output`.
+    pub fn solve<S: System>(
+        &mut self,
+        opts: &SolverOptions,
+        sys: &mut S,
+        t0: f64,
+        times: &[f64],
+        mut next: usize,
+        h0: Option<f64>,
+    ) -> Result<(), SimError> {
+        let n = self.dim();
+        let mut t = t0;
+        while next < times.len() && times[next] <= t {
+            sys.output(next, times[next], &self.y);
+            next += 1;
+        }
+        let Some(&t_end) = times.last() else { return Ok(()) };
+        if next == times.len() {
+            return Ok(());
+        }
+        if !self.y.iter().all(|v| v.is_finite()) {
+            return Err(SimError::Diverged { t });
+        }
+        sys.rhs(t, &self.y, &mut self.f);
+        if !self.f.iter().all(|v| v.is_finite()) {
+            return Err(SimError::Diverged { t });
+        }
+        let max_step = opts.max_step.unwrap_or(f64::INFINITY);
+        let mut h = match h0 {
+            Some(h) => h,
+            None => initial_step(opts, sys, t, &self.y, &self.f, 1, t_end - t, max_step, &mut self.dy, &mut self.psi),
+        }
+        .min(max_step);
+
+        // History for order 1: D_0 = y, D_1 = h f.
+        self.diff.fill(0.0);
+        self.diff[..n].copy_from_slice(&self.y);
+        for i in 0..n {
+            self.diff[n + i] = h * self.f[i];
+        }
+        let mut order = 1;
+        let mut equal_steps = 0; // steps taken with the current h and order
+        sys.jacobian(t, &self.y, &mut self.jac);
+        let mut jac_current = true;
+        let mut lu_c = f64::NAN; // the c of the current factorisation; NaN: none
+        let newton_tol = (10.0 * f64::EPSILON / opts.rtol).max(opts.rtol.sqrt().min(0.03));
+        // `max_steps` covers the whole solve, including Dormand–Prince's steps before an `auto` switch.
+        let mut attempts = {
+            let s = sys.stats();
+            s.steps + s.rejected_steps
+        };
+        let mut failed_non_finite = false;
+
+        loop {
+            let stop = if opts.dense_output { t_end } else { times[next] };
+            // Keep within max_step and land exactly on `stop` (stretching a step that would fall just short).
+            let mut h_new = h.min(max_step);
+            let last = t + 1.01 * h_new >= stop;
+            if last {
+                h_new = stop - t;
+            }
+            if h_new != h {
+                self.rescale(order, h_new / h);
+                h = h_new;
+            }
+            if h <= 16.0 * f64::EPSILON * t.abs().max(stop.abs()) || h <= f64::MIN_POSITIVE {
+                return Err(if failed_non_finite { SimError::Diverged { t } } else { SimError::StepTooSmall { t, h } });
+            }
+            if attempts >= opts.max_steps {
+                return Err(SimError::TooManySteps { t, max_steps: opts.max_steps });
+            }
+            attempts += 1;
+            let t_new = if last { stop } else { t + h };
+
+            // Predictor and the corrector's constant part.
+            let alpha = self.coef.alpha[order];
+            for i in 0..n {
+                let mut p = 0.0;
+                let mut s = 0.0;
+                for k in 0..=order {
+                    let d = self.diff[k * n + i];
+                    p += d;
+                    s += self.coef.gamma[k] * d;
+                }
+                self.y_pred[i] = p;
+                self.psi[i] = s / alpha;
+                self.scale[i] = opts.atol + opts.rtol * p.abs();
+            }
+            let c = h / alpha;
+
+            let iterations = loop {
+                // A factorisation for a nearby `c` still makes Newton converge (a little slower); redo it
+                // only when `c` moved by more than 30% (CVODE's rule) or `J` is new.
+                if lu_c.is_nan() || (c / lu_c - 1.0).abs() > MAX_C_CHANGE {
+                    if !self.factor(c) {
+                        // Singular iteration matrix: treat like a Newton failure.
+                        lu_c = f64::NAN;
+                        break None;
+                    }
+                    lu_c = c;
+                    sys.stats().lu_factorizations += 1;
+                }
+                match self.newton(sys, t_new, c, newton_tol) {
+                    Newton::Converged { iterations } => break Some(iterations),
+                    Newton::Failed { non_finite } => {
+                        // Retry with what is stale, cheapest first: the factorisation's `c`, then `J`.
+                        failed_non_finite = non_finite;
+                        if lu_c != c {
+                            lu_c = f64::NAN;
+                        } else if !jac_current {
+                            sys.jacobian(t_new, &self.y_pred, &mut self.jac);
+                            jac_current = true;
+                            lu_c = f64::NAN;
+                        } else {
+                            break None;
+                        }
+                    }
+                }
+            };
+            let Some(iterations) = iterations else {
+                // Newton failed even with a fresh Jacobian: halve the step.
+                sys.stats().rejected_steps += 1;
+                self.rescale(order, 0.5);
+                h *= 0.5;
+                equal_steps = 0;
+                continue;
+            };
+
+            // Local error estimate: the error constant times the correction.
+            let err_c = self.coef.err_const[order];
+            for i in 0..n {
+                self.scale[i] = opts.atol + opts.rtol * self.y_new[i].abs();
+                self.dy[i] = err_c * self.corr[i];
+            }
+            let err = rms(&self.dy, &self.scale);
+            let safety = 0.9 * (2 * NEWTON_MAXITER + 1) as f64 / (2 * NEWTON_MAXITER + iterations) as f64;
+            // Also rejects a NaN error.
+            if err.is_nan() || err > 1.0 {
+                sys.stats().rejected_steps += 1;
+                let factor = if err.is_finite() {
+                    (safety * err.powf(-1.0 / (order + 1) as f64)).max(MIN_FACTOR)
+                } else {
+                    MIN_FACTOR
+                };
+                self.rescale(order, factor);
+                h *= factor;
+                equal_steps = 0;
+                continue;
+            }
+
+            // Accept: update the differences with the correction.
+            failed_non_finite = false;
+            sys.stats().steps += 1;
+            jac_current = false;
+            {
+                let (lo, hi) = self.diff.split_at_mut((order + 1) * n);
+                let (d_k1, d_k2) = hi.split_at_mut(n);
+                for i in 0..n {
+                    d_k2[i] = self.corr[i] - d_k1[i];
+                    d_k1[i] = self.corr[i];
+                }
+                for k in (0..=order).rev() {
+                    for i in 0..n {
+                        let above = if k == order { d_k1[i] } else { lo[(k + 1) * n + i] };
+                        lo[k * n + i] += above;
+                    }
+                }
+            }
+            while next < times.len() && times[next] <= t_new {
+                let ti = times[next];
+                if ti == t_new {
+                    sys.output(next, ti, &self.y_new);
+                } else {
+                    self.interpolate(order, t_new, h, ti);
+                    sys.output(next, ti, &self.dy);
+                }
+                next += 1;
+            }
+            std::mem::swap(&mut self.y, &mut self.y_new);
+            t = t_new;
+            if next == times.len() {
+                return Ok(());
+            }
+
+            equal_steps += 1;
+            if equal_steps < order + 1 {
+                continue;
+            }
+            // Choose the order (one down, same, one up) that allows the largest next step.
+            let err_down =
+                if order > 1 { self.scaled_norm(order, self.coef.err_const[order - 1]) } else { f64::INFINITY };
+            let err_up = if order < MAX_ORDER {
+                self.scaled_norm(order + 2, self.coef.err_const[order + 1])
+            } else {
+                f64::INFINITY
+            };
+            let factors = [
+                err_down.powf(-1.0 / order as f64),
+                err.powf(-1.0 / (order + 1) as f64),
+                err_up.powf(-1.0 / (order + 2) as f64),
+            ];
+            let mut best = 0;
+            for k in 1..3 {
+                if factors[k] > factors[best] {
+                    best = k;
+                }
+            }
+            order = order + best - 1;
+            let factor = (safety * factors[best]).min(MAX_FACTOR);
+            self.rescale(order, factor);
+            h *= factor;
+            equal_steps = 0;
+        }
+    }
+
+    /// RMS of `err_const · D_row / scale` (scale as set for the error test).
+    fn scaled_norm(&mut self, row: usize, err_const: f64) -> f64 {
+        let n = self.dim();
+        for i in 0..n {
+            self.f[i] = err_const * self.diff[row * n + i];
+        }
+        rms(&self.f, &self.scale)
+    }
+
+    /// Factorise `I - c·J` into `self.lu`. False when it is singular.
+    fn factor(&mut self, c: f64) -> bool {
+        let n = self.dim();
+        let mut m = match (self.spare.take(), self.lu.take()) {
+            (Some(m), _) => m,
+            // Reuse the storage of the previous factorisation (`l_unpack` keeps it for a square matrix).
+            (None, Some(lu)) => lu.l_unpack(),
+            (None, None) => DMatrix::zeros(n, n),
+        };
+        for (dst, &j) in m.as_mut_slice().iter_mut().zip(&self.jac) {
+            *dst = -c * j;
+        }
+        for i in 0..n {
+            m[(i, i)] += 1.0;
+        }
+        let lu = LU::new(m);
+        let ok = lu.is_invertible();
+        self.lu = Some(lu);
+        ok
+    }
+
+    /// Simplified Newton iteration for the corrector `corr = c·F(t_new, y_pred + corr) - psi`, leaving the
+    /// solution in `y_new` and `corr`. Stops early when the contraction rate says it will not converge
+    /// within `NEWTON_MAXITER` iterations.
+    fn newton<S: System>(&mut self, sys: &mut S, t_new: f64, c: f64, tol: f64) -> Newton {
+        let n = self.dim();
+        let lu = self.lu.as_ref().expect("factorised before Newton");
+        self.corr.fill(0.0);
+        self.y_new.copy_from_slice(&self.y_pred);
+        let mut norm_old: Option<f64> = None;
+        for it in 0..NEWTON_MAXITER {
+            sys.rhs(t_new, &self.y_new, &mut self.f);
+            sys.stats().newton_iterations += 1;
+            if !self.f.iter().all(|v| v.is_finite()) {
+                return Newton::Failed { non_finite: true };
+            }
+            for i in 0..n {
+                self.dy[i] = c * self.f[i] - self.psi[i] - self.corr[i];
+            }
+            if !lu.solve_mut(&mut DVectorViewMut::from_slice(&mut self.dy, n)) {
+                return Newton::Failed { non_finite: false };
+            }
+            let norm = rms(&self.dy, &self.scale);
+            let rate = norm_old.map(|old| norm / old);
+            if let Some(rate) = rate
+                && (rate >= 1.0 || rate.powi((NEWTON_MAXITER - it) as i32) / (1.0 - rate) * norm > tol)
+            {
+                return Newton::Failed { non_finite: !norm.is_finite() };
+            }
+            for i in 0..n {
+                self.y_new[i] += self.dy[i];
+                self.corr[i] += self.dy[i];
+            }
+            if norm == 0.0 || rate.is_some_and(|rate| rate / (1.0 - rate) * norm < tol) {
+                return Newton::Converged { iterations: it + 1 };
+            }
+            if !norm.is_finite() {
+                return Newton::Failed { non_finite: true };
+            }
+            norm_old = Some(norm);
+        }
+        Newton::Failed { non_finite: false }
+    }
+
+    /// Rescale the differences `D_0..=D_order` from step `h` to step `factor · h`: `D ← (R·U)ᵀ D` with
+    /// `R_ij = Π_{m=1..i} (m - 1 - factor·j) / m` and `U` the same at factor 1 (Shampine & Reichelt).
+    fn rescale(&mut self, order: usize, factor: f64) {
+        let n = self.dim();
+        let r = r_matrix(order, factor);
+        let u = r_matrix(order, 1.0);
+        let mut ru = [[0.0; MAX_ORDER + 1]; MAX_ORDER + 1];
+        for i in 0..=order {
+            for j in 0..=order {
+                ru[i][j] = (0..=order).map(|m| r[i][m] * u[m][j]).sum();
+            }
+        }
+        for k in 0..=order {
+            let dst = &mut self.diff_tmp[k * n..(k + 1) * n];
+            dst.fill(0.0);
+            for j in 0..=order {
+                let w = ru[j][k];
+                if w != 0.0 {
+                    for (d, &s) in dst.iter_mut().zip(&self.diff[j * n..(j + 1) * n]) {
+                        *d += w * s;
+                    }
+                }
+            }
+        }
+        self.diff[..(order + 1) * n].copy_from_slice(&self.diff_tmp[..(order + 1) * n]);
+    }
+
+    /// The interpolating polynomial through the last `order + 1` solution points (Newton's backward
+    /// difference form) at `ti`, into `dy`.
+    fn interpolate(&mut self, order: usize, t_new: f64, h: f64, ti: f64) {
+        let n = self.dim();
+        self.dy.copy_from_slice(&self.diff[..n]);
+        let mut p = 1.0;
+        for j in 1..=order {
+            let m = (j - 1) as f64;
+            p *= (ti - (t_new - m * h)) / ((m + 1.0) * h);
+            for i in 0..n {
+                self.dy[i] += p * self.diff[j * n + i];
+            }
+        }
+    }
+}
+
+fn r_matrix(order: usize, factor: f64) -> [[f64; MAX_ORDER + 1]; MAX_ORDER + 1] {
+    let mut r = [[0.0; MAX_ORDER + 1]; MAX_ORDER + 1];
+    r[0][..=order].fill(1.0);
+    for i in 1..=order {
+        for j in 1..=order {
+            r[i][j] = r[i - 1][j] * (i as f64 - 1.0 - factor * j as f64) / i as f64;
+        }
+    }
+    r
+}
