@@ -29,7 +29,16 @@ pub fn parfit_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let mut cmd = cargo();
-        cmd.current_dir(root()).args(["build", "--quiet", "-p", "parfit-cli", "-p", "parfit-ode"]);
+        cmd.current_dir(root()).args([
+            "build",
+            "--quiet",
+            "-p",
+            "parfit-cli",
+            "-p",
+            "parfit-ode",
+            "-p",
+            "parfit-aging-chain",
+        ]);
         run_cargo(cmd, "parfit and its plugins");
         let bin = target_dir().join("debug").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
         assert!(bin.is_file(), "{} was not built", bin.display());
@@ -114,4 +123,14 @@ pub fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<f64>>) {
         .map(|l| l.split(',').map(|c| c.trim().parse::<f64>().expect("numeric cell")).collect())
         .collect();
     (header, rows)
+}
+
+/// Parse CSV text with a header into one map per row (column name → cell text).
+pub fn read_csv_text(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| header.iter().map(|h| h.to_string()).zip(l.split(',').map(str::to_string)).collect())
+        .collect()
 }

@@ -10,7 +10,11 @@ fn the_ode_plugin_is_found_next_to_the_executable() {
     run.assert_ok();
     assert!(run.stdout.contains("ode ") && run.stdout.contains("kind diffsl [.ds]"), "{}", run.stdout);
     let json = parfit(&["plugins", "--format", "json"]).assert_ok().json();
-    assert_eq!(json["plugins"][0]["kinds"][0]["kind"], "diffsl");
+    let plugins = json["plugins"].as_array().unwrap();
+    let ode = plugins.iter().find(|p| p["name"] == "ode").expect("the ode plugin is listed");
+    assert_eq!(ode["kinds"][0]["kind"], "diffsl");
+    let vensim = plugins.iter().find(|p| p["name"] == "aging-chain").expect("the Vensim plugin is listed");
+    assert_eq!(vensim["kinds"][0]["extensions"][0], "mdl");
 }
 
 #[test]

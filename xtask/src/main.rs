@@ -11,7 +11,7 @@ type Result<T = ()> = std::result::Result<T, String>;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  demo    build parfit in release mode and fit the Lotka–Volterra example (bundled data)
+  demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data)
   test    formatting, clippy (-D warnings), all tests, and the wasm32 build check of the core
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
           --peers   also run the peer tools (diffid; built into a venv under target/peers on first use)";
@@ -79,6 +79,16 @@ fn demo() -> Result {
          tests/data/lotka_volterra/optimum.json) is SSE 328.5186 at alpha 1.11640, beta 0.424215, delta 0.0945095, \
          gamma 0.389077.\nPlots and result.json: {}",
         out.display()
+    );
+    let counties = target_dir().join("demo/counties");
+    run(Command::new(&parfit)
+        .current_dir(root())
+        .args(["fit-many", "examples/counties/fit.toml", "--output"])
+        .arg(&counties))?;
+    println!(
+        "\nEvery US county fitted (the PySD cookbook's aging chain; scipy's L-BFGS-B reference is in \
+         tests/data/counties/). Per-county results and histograms: {}",
+        counties.display()
     );
     Ok(())
 }

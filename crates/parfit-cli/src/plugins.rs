@@ -29,7 +29,7 @@ pub fn choose<'a>(found: &'a Discovery, name: Option<&str>, kind: &str) -> CliRe
         .collect();
     let wanted = match name {
         Some(n) => format!("plugin '{n}' with model kind '{kind}'"),
-        None => format!("a plugin offering model kind '{kind}'"),
+        None => format!("plugin offering model kind '{kind}'"),
     };
     Err(input(format!(
         "found no {wanted}; available kinds: {}. Pass --plugin PATH or set PARFIT_PLUGIN_PATH{}",

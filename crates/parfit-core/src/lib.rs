@@ -11,6 +11,7 @@ pub mod objective;
 pub mod optimise;
 pub mod parallel;
 pub mod runner;
+pub mod sample;
 
 pub use cost::Cost;
 pub use dataset::{Case, Dataset};

@@ -56,7 +56,11 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
 
     let mut ws = model.workspace();
     let mut out = vec![0.0; spec.output_len(times.len())];
-    model.simulate(&mut ws, &params, &[], &times, &mut out).map_err(|e| failed(format!("simulation failed: {e}")))?;
+    // Per-case inputs are not given here: NaN asks the model for its own defaults (e.g. a stock's initial value).
+    let inputs = vec![f64::NAN; spec.inputs.len()];
+    model
+        .simulate(&mut ws, &params, &inputs, &times, &mut out)
+        .map_err(|e| failed(format!("simulation failed: {e}")))?;
 
     let n = spec.outputs.len();
     let rows: Vec<(Option<f64>, &[f64])> = match spec.output_kind {
