@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use parfit_core::optimise::{
     CmaesOptions, DifferentialEvolutionOptions, LBfgsBOptions, LevenbergMarquardtOptions, NelderMeadOptions,
 };
+use parfit_core::sample::{EnsembleOptions, NestedOptions, NoiseSigma, ParamPrior};
 use serde::Deserialize;
 
 use crate::error::{CliResult, input};
@@ -26,6 +27,8 @@ pub struct Config {
     pub fit: FitSection,
     #[serde(default)]
     pub run: RunSection,
+    #[serde(default)]
+    pub sample: SampleSection,
     #[serde(default)]
     pub output: OutputSection,
     /// Seed of every random choice (optimiser sampling). Default 0.
@@ -112,6 +115,8 @@ pub struct ParameterSection {
     /// Search on a log scale.
     #[serde(default)]
     pub log_scale: bool,
+    /// Prior of `parfit sample` (default: uniform over lower..upper, which must then be finite).
+    pub prior: Option<ParamPrior>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -181,6 +186,61 @@ pub struct FitSection {
     pub lbfgsb: LBfgsBOptions,
     #[serde(default)]
     pub levenberg_marquardt: LevenbergMarquardtOptions,
+}
+
+/// The posterior sampler of `parfit sample`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleAlgorithm {
+    /// Dynamic nested sampling: evidence and weighted posterior samples.
+    #[default]
+    Nested,
+    /// The affine-invariant ensemble MCMC sampler.
+    Mcmc,
+}
+
+impl SampleAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            SampleAlgorithm::Nested => "nested",
+            SampleAlgorithm::Mcmc => "mcmc",
+        }
+    }
+}
+
+/// Where the MCMC walkers start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McmcStart {
+    /// In a small cloud around the parameters' `start` values (`start_spread` prior sds wide).
+    #[default]
+    Start,
+    /// Independent draws from the prior.
+    Prior,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleSection {
+    #[serde(default)]
+    pub algorithm: SampleAlgorithm,
+    /// Noise standard deviation of the Gaussian likelihood: a number, or "fitted" (sampled with `sigma_prior`).
+    pub sigma: Option<NoiseSigma>,
+    /// Prior of a fitted sigma.
+    pub sigma_prior: Option<ParamPrior>,
+    /// Stop before the likelihood evaluations would pass this.
+    pub max_evaluations: Option<usize>,
+    /// Wall-clock limit in seconds, checked between batches.
+    pub max_seconds: Option<f64>,
+    /// MCMC: where the walkers start. Default "start".
+    #[serde(default)]
+    pub mcmc_start: McmcStart,
+    /// MCMC with `mcmc_start = "start"`: the starting cloud's width in prior standard deviations. Default 0.01.
+    pub start_spread: Option<f64>,
+    #[serde(default)]
+    pub nested: NestedOptions,
+    #[serde(default)]
+    pub mcmc: EnsembleOptions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -297,6 +357,19 @@ mod tests {
         assert_eq!(parse_times("0, 1,2.5").unwrap(), vec![0.0, 1.0, 2.5]);
         assert!(parse_times("0:1").is_err());
         assert!(parse_times("1,0").is_err());
+    }
+
+    #[test]
+    fn sample_section_and_priors_parse() {
+        let text = "[model]\nkind = \"diffsl\"\n[parameters]\nbeta = { prior = { kind = \"normal\", mu = 0.4, sigma =                     0.1 } }\n[sample]\nalgorithm = \"mcmc\"\nsigma = \"fitted\"\nsigma_prior = { kind = \"uniform\",                     lower = 0.0, upper = 1.0 }\n[sample.mcmc]\nsteps = 10\nburn_in = 2\n";
+        let config = toml::from_str::<Config>(text).unwrap();
+        assert_eq!(config.sample.algorithm, SampleAlgorithm::Mcmc);
+        assert!(matches!(config.sample.sigma, Some(NoiseSigma::Fitted(_))));
+        assert_eq!(config.parameters["beta"].prior, Some(ParamPrior::Normal { mu: 0.4, sigma: 0.1 }));
+        assert_eq!(config.sample.mcmc.steps, 10);
+        let known = toml::from_str::<Config>("[model]\nkind = \"x\"\n[sample]\nsigma = 1\n").unwrap();
+        assert_eq!(known.sample.sigma, Some(NoiseSigma::Known(1.0)));
+        assert_eq!(known.sample.algorithm, SampleAlgorithm::Nested);
     }
 
     #[test]

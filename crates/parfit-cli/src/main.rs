@@ -36,6 +36,8 @@ enum Command {
     Fit(FitArgs),
     /// Fit a model to every case (CSV row) of a table independently, cases in parallel; resumable.
     FitMany(FitManyArgs),
+    /// Sample the posterior of a model's parameters given data (nested sampling or MCMC), as configured.
+    Sample(SampleArgs),
     /// Simulate a model once: from a TOML configuration, or directly from a model file (e.g. model.ds).
     Run(RunArgs),
 }
@@ -84,6 +86,14 @@ struct FitArgs {
 }
 
 #[derive(Args)]
+struct SampleArgs {
+    /// The configuration (TOML) with [model], [data], [parameters] and [sample] sections.
+    config: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
 struct FitManyArgs {
     /// The configuration (TOML) with a [cases] section.
     config: PathBuf,
@@ -125,6 +135,7 @@ fn run(cli: Cli) -> CliResult<()> {
         Command::Plugins(args) => commands::plugins::list(&cli.plugins, args.format),
         Command::Fit(args) => commands::fit::fit(&cli.plugins, &args.config, &args.common),
         Command::FitMany(args) => commands::fit_many::fit_many(&cli.plugins, &args.config, &args.common, args.resume),
+        Command::Sample(args) => commands::sample::sample(&cli.plugins, &args.config, &args.common),
         Command::Run(args) => commands::run::run(&cli.plugins, &args.input, args.times.as_deref(), &args.common),
     }
 }

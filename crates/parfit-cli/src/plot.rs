@@ -133,3 +133,86 @@ pub fn histograms(path: &Path, title: &str, columns: &[(String, Vec<f64>)]) -> C
     }
     root.present().map_err(|e| plot_error(path, e))
 }
+
+/// A corner plot of a weighted posterior sample: each parameter's weighted histogram on the diagonal and
+/// each pair's weighted 2-D histogram below it (darker cells hold more posterior weight).
+pub fn corner_plot(path: &Path, title: &str, names: &[String], points: &[Vec<f64>], weights: &[f64]) -> CliResult<()> {
+    const BINS: usize = 30;
+    const CELL: u32 = 220;
+    let d = names.len().max(1);
+    let root = SVGBackend::new(path, (CELL * d as u32, CELL * d as u32 + 40)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let root = root.titled(title, ("sans-serif", 20)).map_err(|e| plot_error(path, e))?;
+    let usable: Vec<usize> = (0..points.len()).filter(|&k| weights[k] > 0.0 && weights[k].is_finite()).collect();
+    let w: Vec<f64> = usable.iter().map(|&k| weights[k]).collect();
+    // Each axis spans the central 99.8 % of the posterior weight, so stray low-weight points do not squash it.
+    let ranges: Vec<(f64, f64)> = (0..names.len())
+        .map(|j| {
+            let values: Vec<f64> = usable.iter().map(|&k| points[k][j]).collect();
+            if values.is_empty() {
+                return (0.0, 1.0);
+            }
+            let q = parfit_core::sample::summary::weighted_quantiles(&values, &w, &[0.001, 0.999]);
+            range(q.into_iter())
+        })
+        .collect();
+    let bin = |j: usize, v: f64| -> Option<usize> {
+        let (lo, hi) = ranges[j];
+        let b = ((v - lo) / (hi - lo) * BINS as f64).floor();
+        (b >= 0.0 && b < BINS as f64).then_some(b as usize)
+    };
+    let areas = root.split_evenly((d, d));
+    for (cell, area) in areas.into_iter().enumerate() {
+        let (row, col) = (cell / d, cell % d);
+        if col > row || row >= names.len() {
+            continue;
+        }
+        let (xlo, xhi) = ranges[col];
+        let width = (xhi - xlo) / BINS as f64;
+        let mut builder = ChartBuilder::on(&area);
+        builder
+            .margin(6)
+            .x_label_area_size(if row + 1 == d { 30 } else { 0 })
+            .y_label_area_size(if col == 0 && row > 0 { 50 } else { 0 });
+        if row == col {
+            let mut mass = [0.0f64; BINS];
+            for (&k, &wk) in usable.iter().zip(&w) {
+                if let Some(b) = bin(col, points[k][col]) {
+                    mass[b] += wk;
+                }
+            }
+            let top = mass.iter().copied().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+            let mut chart = builder
+                .caption(&names[col], ("sans-serif", 14))
+                .build_cartesian_2d(xlo..xhi, 0.0..top * 1.1)
+                .map_err(|e| plot_error(path, e))?;
+            chart.configure_mesh().x_labels(3).y_labels(0).disable_y_mesh().draw().map_err(|e| plot_error(path, e))?;
+            chart
+                .draw_series(mass.iter().enumerate().map(|(i, &m)| {
+                    let x0 = xlo + i as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width, m)], PALETTE[0].mix(0.7).filled())
+                }))
+                .map_err(|e| plot_error(path, e))?;
+        } else {
+            let (ylo, yhi) = ranges[row];
+            let height = (yhi - ylo) / BINS as f64;
+            let mut mass = vec![0.0f64; BINS * BINS];
+            for (&k, &wk) in usable.iter().zip(&w) {
+                if let (Some(bx), Some(by)) = (bin(col, points[k][col]), bin(row, points[k][row])) {
+                    mass[by * BINS + bx] += wk;
+                }
+            }
+            let top = mass.iter().copied().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+            let mut chart = builder.build_cartesian_2d(xlo..xhi, ylo..yhi).map_err(|e| plot_error(path, e))?;
+            chart.configure_mesh().x_labels(3).y_labels(3).disable_mesh().draw().map_err(|e| plot_error(path, e))?;
+            chart
+                .draw_series(mass.iter().enumerate().filter(|(_, m)| **m > 0.0).map(|(i, &m)| {
+                    let (x0, y0) = (xlo + (i % BINS) as f64 * width, ylo + (i / BINS) as f64 * height);
+                    let shade = (0.15 + 0.85 * (m / top).sqrt()).min(1.0);
+                    Rectangle::new([(x0, y0), (x0 + width, y0 + height)], PALETTE[0].mix(shade).filled())
+                }))
+                .map_err(|e| plot_error(path, e))?;
+        }
+    }
+    root.present().map_err(|e| plot_error(path, e))
+}

@@ -4,6 +4,7 @@ pub mod fit;
 pub mod fit_many;
 pub mod plugins;
 pub mod run;
+pub mod sample;
 
 use std::path::PathBuf;
 use std::sync::Arc;
