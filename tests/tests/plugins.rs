@@ -121,3 +121,47 @@ fn files_that_are_not_plugins_give_clear_errors() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("/no/such/plugin.so"), "{run:?}");
 }
+
+/// The Vensim plugin's cdylib, built next to `parfit` by the test helper.
+fn aging_chain_library() -> std::path::PathBuf {
+    let file = format!("{}parfit_aging_chain{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    parfit_tests::parfit_bin().parent().unwrap().join(file)
+}
+
+fn aging_chain_mdl() -> String {
+    std::fs::read_to_string(parfit_tests::root().join("tests/data/aging_chain/Aging_Chain.mdl")).unwrap()
+}
+
+/// The Vensim plugin through the C ABI agrees bit for bit with the same model linked directly.
+#[test]
+fn the_aging_chain_through_the_abi() {
+    let plugin = LoadedPlugin::load(&aging_chain_library()).unwrap();
+    assert_eq!(plugin.info().name, "aging-chain");
+    assert!(plugin.offers("vensim"));
+    let config = serde_json::json!({ "source": aging_chain_mdl(), "source_name": "Aging_Chain.mdl" }).to_string();
+    let remote = plugin.create("vensim", &config).unwrap();
+    let local = parfit_aging_chain::VensimModel::compile(&aging_chain_mdl(), "Aging_Chain.mdl", None).unwrap();
+    assert_eq!(remote.spec(), local.spec());
+
+    let times: Vec<f64> = (0..=10).map(|y| 2000.0 + y as f64).collect();
+    let mut inputs = vec![3375.0, 3630.0, 2461.0, 3407.0, 3283.0, 2319.0, 1637.0, 825.0, 284.0];
+    inputs[8] = f64::NAN; // the file's initial value
+    let params = local.spec().defaults();
+    let run = |m: &dyn parfit_abi::core::Model| {
+        let mut ws = m.workspace();
+        let mut out = vec![0.0; m.spec().output_len(times.len())];
+        m.simulate(&mut ws, &params, &inputs, &times, &mut out).map(|()| out)
+    };
+    let (a, b) = (run(&remote).unwrap(), run(&local).unwrap());
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    assert_eq!(a[8], 10.0);
+
+    // Errors come back as the same values.
+    let mut ws = remote.workspace();
+    let mut out = vec![0.0; remote.spec().output_len(1)];
+    let err = remote.simulate(&mut ws, &params, &inputs, &[2000.3], &mut out).unwrap_err();
+    assert!(matches!(err, parfit_abi::core::SimError::BadInput(m) if m.contains("2000.3")));
+    let bad = serde_json::json!({ "source": "x = SMOOTH(y, 1) ~~|", "source_name": "m.mdl" }).to_string();
+    let Err(err) = plugin.create("vensim", &bad) else { panic!("SMOOTH was accepted") };
+    assert!(err.contains("m.mdl:1:5: the Vensim function SMOOTH is not supported"), "{err}");
+}

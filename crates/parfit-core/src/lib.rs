@@ -12,9 +12,11 @@ pub mod optimise;
 pub mod parallel;
 pub mod runner;
 pub mod sample;
+pub mod source;
 
 pub use cost::Cost;
 pub use dataset::{Case, Dataset};
 pub use model::{Model, ModelSpec, OutputKind, ParamSpec, SimError, SimStats, Workspace};
 pub use objective::Objective;
 pub use optimise::{OptimResult, Optimiser, Stopping, Termination};
+pub use source::SourceError;

@@ -12,8 +12,6 @@ mod lexer;
 mod mdl;
 mod parser;
 
-use std::fmt;
-
 use parfit_core::model::downcast_workspace;
 use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
 use serde::Deserialize;
@@ -39,27 +37,8 @@ pub enum Method {
     Rk4,
 }
 
-/// A problem in the model text or configuration, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ParseError {
-    /// The file name given to [`VensimModel::compile`].
-    pub source_name: String,
-    /// 1-based; 0 when the error is not about a place in the text.
-    pub line: usize,
-    /// 1-based, in characters; 0 when `line` is 0.
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.source_name, self.message)
-        } else {
-            write!(f, "{}:{}:{}: {}", self.source_name, self.line, self.column, self.message)
-        }
-    }
-}
+/// A problem in the model text (or its options), with where it is.
+pub use parfit_core::SourceError as ParseError;
 
 /// 1-based line and character column of byte offset `at` in `src`.
 fn line_col(src: &str, at: usize) -> (usize, usize) {

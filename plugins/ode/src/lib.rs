@@ -13,8 +13,6 @@ mod lexer;
 mod parser;
 mod solver;
 
-use std::fmt;
-
 use parfit_core::model::downcast_workspace;
 use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, SimStats, Workspace};
 
@@ -41,27 +39,8 @@ pub const KINDS: &[KindInfo] = &[KindInfo {
     description: "ODE model in a subset of DiffSL, solved with adaptive Dormand–Prince 5(4) or BDF",
 }];
 
-/// A problem in the model text (or the solver options), with where it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ParseError {
-    /// The file name given to [`OdeModel::compile`].
-    pub source_name: String,
-    /// 1-based; 0 when the error is not about a place in the text (e.g. bad solver options).
-    pub line: usize,
-    /// 1-based, in characters; 0 when `line` is 0.
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.source_name, self.message)
-        } else {
-            write!(f, "{}:{}:{}: {}", self.source_name, self.line, self.column, self.message)
-        }
-    }
-}
+/// A problem in the model text (or its options), with where it is.
+pub use parfit_core::SourceError as ParseError;
 
 /// An ODE model compiled from DiffSL text.
 #[derive(Debug, Clone)]

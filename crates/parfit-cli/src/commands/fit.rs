@@ -7,25 +7,19 @@ use parfit_core::{Case, Cost, Objective, OptimResult, Termination};
 use serde_json::json;
 
 use crate::commands::{
-    ConfiguredModel, cell, configure_objective, cost_from_config, model_from_config, run_algorithm, show,
+    ConfiguredModel, cell, configure_objective, cost_from_config, load_for_run, model_from_config, run_algorithm, show,
     validate_options,
 };
-use crate::config::{Algorithm, LoadedConfig};
+use crate::config::Algorithm;
 use crate::data::read_observations;
 use crate::error::{CliResult, failed, input};
 use crate::plot::{Series, convergence_plot, fit_plot};
 use crate::progress::CliMonitor;
-use crate::{Common, Format, init_threads, parse_sets};
+use crate::{Common, Format, parse_sets};
 
 pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResult<()> {
-    let mut loaded = LoadedConfig::load(config_path)?;
-    if let Some(algorithm) = common.algorithm {
-        loaded.config.fit.algorithm = algorithm;
-    }
+    let (loaded, origin, threads, seed) = load_for_run(config_path, common)?;
     let config = &loaded.config;
-    let origin = config_path.display().to_string();
-    let threads = init_threads(common.threads.or(config.threads))?;
-    let seed = common.seed.or(config.seed).unwrap_or(0);
 
     let ConfiguredModel { model, plugin, kind } = model_from_config(explicit, &loaded, common)?;
     let data = config.data.as_ref().ok_or_else(|| input(format!("{origin}: a fit needs a [data] section")))?;

@@ -15,13 +15,13 @@ use serde_json::json;
 use crate::cases::{CaseTable, read_cases};
 use crate::checkpoint::{CaseRecord, Checkpoint, fingerprint};
 use crate::commands::{
-    ConfiguredModel, cell, configure_objective, cost_from_config, model_from_config, run_algorithm, show,
+    ConfiguredModel, cell, configure_objective, cost_from_config, load_for_run, model_from_config, run_algorithm, show,
     validate_options,
 };
 use crate::config::{FitSection, LoadedConfig};
 use crate::error::{CliError, CliResult, failed, input};
 use crate::plot::histograms;
-use crate::{Common, Format, init_threads, parse_sets};
+use crate::{Common, Format, parse_sets};
 
 /// Everything one case's fit needs, shared read-only by the workers.
 struct Job<'a> {
@@ -96,14 +96,8 @@ impl Job<'_> {
 }
 
 pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resume: bool) -> CliResult<()> {
-    let mut loaded = LoadedConfig::load(config_path)?;
-    if let Some(algorithm) = common.algorithm {
-        loaded.config.fit.algorithm = algorithm;
-    }
+    let (loaded, origin, threads, seed) = load_for_run(config_path, common)?;
     let config = &loaded.config;
-    let origin = config_path.display().to_string();
-    let threads = init_threads(common.threads.or(config.threads))?;
-    let seed = common.seed.or(config.seed).unwrap_or(0);
     let section = config.cases.as_ref().ok_or_else(|| input(format!("{origin}: fit-many needs a [cases] section")))?;
     if !config.fit.horizons.is_empty() {
         return Err(input(format!("{origin}: [fit] horizons apply to `parfit fit` only, not to fit-many")));

@@ -6,7 +6,7 @@ pub mod plugins;
 pub mod run;
 pub mod sample;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parfit_core::objective::SetupError;
@@ -57,6 +57,19 @@ pub fn model_from_config(explicit: &[PathBuf], loaded: &LoadedConfig, common: &C
     let source = section.source.as_ref().map(|s| loaded.resolve(s));
     let model = create_model(plugin, &section.kind, source.as_deref(), options)?;
     Ok(ConfiguredModel { model, plugin: plugin.info().name.clone(), kind: section.kind.clone() })
+}
+
+/// Load a configuration with the command line's overrides applied, size the thread pool, and settle the seed:
+/// the preamble every fitting command shares. Returns the configuration, its name for messages, the thread
+/// count and the seed.
+pub fn load_for_run(config_path: &Path, common: &Common) -> CliResult<(LoadedConfig, String, usize, u64)> {
+    let mut loaded = LoadedConfig::load(config_path)?;
+    if let Some(algorithm) = common.algorithm {
+        loaded.config.fit.algorithm = algorithm;
+    }
+    let threads = crate::init_threads(common.threads.or(loaded.config.threads))?;
+    let seed = common.seed.or(loaded.config.seed).unwrap_or(0);
+    Ok((loaded, config_path.display().to_string(), threads, seed))
 }
 
 /// Format a float for CSV: the shortest text that reads back as the same number (exponent form for very

@@ -11,13 +11,13 @@ use parfit_core::sample::{
 use parfit_core::{Cost, Objective};
 use serde_json::{Map, Value, json};
 
-use crate::commands::{ConfiguredModel, cell, configure_objective, model_from_config, show};
+use crate::commands::{ConfiguredModel, cell, configure_objective, load_for_run, model_from_config, show};
 use crate::config::{LoadedConfig, McmcStart, SampleAlgorithm, SampleSection};
 use crate::data::read_observations;
 use crate::error::{CliResult, failed, input};
 use crate::plot::corner_plot;
 use crate::progress::CliMonitor;
-use crate::{Common, Format, init_threads, parse_sets};
+use crate::{Common, Format, parse_sets};
 
 /// Default width of the MCMC starting cloud, in prior standard deviations.
 const START_SPREAD: f64 = 0.01;
@@ -26,12 +26,9 @@ pub fn sample(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliR
     if common.algorithm.is_some() {
         return Err(input("--algorithm chooses an optimiser of `fit`; choose the sampler with [sample] algorithm"));
     }
-    let loaded = LoadedConfig::load(config_path)?;
+    let (loaded, origin, threads, seed) = load_for_run(config_path, common)?;
     let config = &loaded.config;
-    let origin = config_path.display().to_string();
     let section = &config.sample;
-    let threads = init_threads(common.threads.or(config.threads))?;
-    let seed = common.seed.or(config.seed).unwrap_or(0);
 
     let ConfiguredModel { model, plugin, kind } = model_from_config(explicit, &loaded, common)?;
     let data = config.data.as_ref().ok_or_else(|| input(format!("{origin}: sampling needs a [data] section")))?;
