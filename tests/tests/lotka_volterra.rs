@@ -197,3 +197,17 @@ fn run_reports_solver_work_and_stiffness() {
     assert_eq!(refused.code, 2);
     assert!(refused.stderr.contains("not supported: mass matrix (line 3)"), "{}", refused.stderr);
 }
+
+#[test]
+fn every_optimiser_gives_the_same_answer_on_one_and_two_threads() {
+    for algorithm in ["differential_evolution", "lbfgsb", "levenberg_marquardt", "nelder_mead"] {
+        let fit = |threads: &str| {
+            let args = ["fit", "examples/lotka_volterra/tutorial.toml", "--algorithm", algorithm, "--seed", "3"];
+            parfit(&[&args[..], &["--threads", threads, "--format", "json"]].concat()).assert_ok().json()
+        };
+        let (one, two) = (fit("1"), fit("2"));
+        for key in ["x", "value", "evaluations", "iterations", "termination"] {
+            assert_eq!(one[key], two[key], "{algorithm}: {key} differs between 1 and 2 threads");
+        }
+    }
+}
