@@ -1,7 +1,7 @@
 //! The objective: a model, one case, a cost and which parameters are searched. It maps search-space points
 //! to costs, one at a time or as a batch that runs in parallel.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use crate::cost::{Cost, sum_of_squares};
 use crate::dataset::Case;
@@ -292,21 +292,12 @@ impl Objective {
     pub fn residuals(&self, batch: &[Vec<f64>], out: &mut [f64]) {
         let m = self.residual_count();
         assert_eq!(out.len(), batch.len() * m, "one row of residuals per candidate");
-        if m == 0 {
-            return;
-        }
-        // `fill_with` hands out one value per index; the rows of the flat buffer reach the workers
-        // through per-row locks, each taken by exactly one index and so never contended.
-        let rows: Vec<Mutex<&mut [f64]>> = out.chunks_exact_mut(m).map(Mutex::new).collect();
-        let mut done = vec![(); batch.len()];
-        parallel::fill_with(
+        parallel::fill_rows_with(
             self.parallel,
-            &mut done,
+            out,
+            m,
             || self.scratch(),
-            |scratch, i| {
-                let mut row = rows[i].lock().unwrap_or_else(PoisonError::into_inner);
-                self.residuals_into(scratch, &batch[i], &mut row);
-            },
+            |scratch, i, row| self.residuals_into(scratch, &batch[i], row),
         );
     }
 

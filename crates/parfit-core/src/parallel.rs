@@ -26,6 +26,44 @@ pub fn fill_with<T, S>(_parallel: bool, out: &mut [T], make_scratch: impl Fn() -
     fill_sequential(out, make_scratch, f);
 }
 
+/// Call `f(scratch, i, row)` for every row `i` of `out` split into rows of `width`, in parallel when the
+/// `parallel` feature is on. Each row is written by exactly one call, so no locking is needed.
+#[cfg(feature = "parallel")]
+pub fn fill_rows_with<S>(
+    parallel: bool,
+    out: &mut [f64],
+    width: usize,
+    make_scratch: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [f64]) + Sync + Send,
+) {
+    use rayon::prelude::*;
+    if width == 0 {
+        return;
+    }
+    if parallel && out.len() > width && rayon::current_num_threads() > 1 {
+        out.par_chunks_exact_mut(width).enumerate().for_each_init(make_scratch, |scratch, (i, row)| f(scratch, i, row));
+    } else {
+        let mut scratch = make_scratch();
+        out.chunks_exact_mut(width).enumerate().for_each(|(i, row)| f(&mut scratch, i, row));
+    }
+}
+
+/// Call `f(scratch, i, row)` for every row `i` of `out`, sequentially (the `parallel` feature is off).
+#[cfg(not(feature = "parallel"))]
+pub fn fill_rows_with<S>(
+    _parallel: bool,
+    out: &mut [f64],
+    width: usize,
+    make_scratch: impl Fn() -> S,
+    f: impl Fn(&mut S, usize, &mut [f64]),
+) {
+    if width == 0 {
+        return;
+    }
+    let mut scratch = make_scratch();
+    out.chunks_exact_mut(width).enumerate().for_each(|(i, row)| f(&mut scratch, i, row));
+}
+
 fn fill_sequential<T, S>(out: &mut [T], make_scratch: impl Fn() -> S, f: impl Fn(&mut S, usize) -> T) {
     let mut scratch = make_scratch();
     for (i, slot) in out.iter_mut().enumerate() {
@@ -45,5 +83,23 @@ mod tests {
         fill_with(true, &mut par, || 0u64, |_, i| (i as u64).wrapping_mul(2654435761));
         assert_eq!(seq, par);
         assert_eq!(seq[3], 3 * 2654435761);
+    }
+
+    #[test]
+    fn rows_are_filled_by_index_with_or_without_threads() {
+        let fill = |parallel: bool| {
+            let mut out = vec![0.0; 300];
+            fill_rows_with(
+                parallel,
+                &mut out,
+                3,
+                || (),
+                |_, i, row| row.iter_mut().enumerate().for_each(|(j, v)| *v = (i * 3 + j) as f64),
+            );
+            out
+        };
+        let (seq, par) = (fill(false), fill(true));
+        assert_eq!(seq, par);
+        assert!(seq.iter().enumerate().all(|(k, v)| *v == k as f64));
     }
 }
