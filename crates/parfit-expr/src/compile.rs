@@ -908,9 +908,13 @@ impl<'a> Gen<'a> {
                     Func::Min => Op::Min,
                     Func::Max => Op::Max,
                     Func::Copysign => Op::Copysign,
-                    // A square is common in models and a multiply is much cheaper than `powf`.
-                    Func::Pow if matches!(b, Val::Const(e) if e == 2.0) => return Ok(self.op(Op::Mul, a, a)),
-                    Func::Pow => Op::Pow,
+                    Func::Pow => match b {
+                        Val::Const(e) => match self.small_power(a, e) {
+                            Some(v) => return Ok(v),
+                            None => Op::Pow,
+                        },
+                        _ => Op::Pow,
+                    },
                     Func::Piecewise => unreachable!("handled above"),
                 };
                 self.op(op, a, b)
@@ -968,6 +972,25 @@ impl Gen<'_> {
                 self.op3(Op::Select, d, Val::Const(0.0), Val::Const(1.0))
             }
         })
+    }
+}
+
+impl Gen<'_> {
+    /// `a^e` as multiplications for the small whole exponents models use (`pow(x, 2)` …), which are much
+    /// cheaper than `powf` and agree with it to rounding; `None` for other exponents.
+    fn small_power(&mut self, a: Val, e: f64) -> Option<Val> {
+        match e {
+            2.0 => Some(self.op(Op::Mul, a, a)),
+            3.0 => {
+                let sq = self.op(Op::Mul, a, a);
+                Some(self.op(Op::Mul, sq, a))
+            }
+            4.0 => {
+                let sq = self.op(Op::Mul, a, a);
+                Some(self.op(Op::Mul, sq, sq))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -1042,10 +1065,9 @@ impl Gen<'_> {
                     let ca = match b {
                         Val::Const(2.0) => self.d_mul(Val::Const(2.0), a),
                         Val::Const(e) => {
-                            let p = if e - 1.0 == 2.0 {
-                                self.op(Op::Mul, a, a)
-                            } else {
-                                self.op(Op::Pow, a, Val::Const(e - 1.0))
+                            let p = match self.small_power(a, e - 1.0) {
+                                Some(p) => p,
+                                None => self.op(Op::Pow, a, Val::Const(e - 1.0)),
                             };
                             self.d_mul(b, p)
                         }

@@ -32,6 +32,14 @@ pub enum Op {
     Heaviside,
     /// `if a >= 0 { b } else { c }` (DiffSL's `piecewise`).
     Select,
+    // Fused pairs made by `Program::finish` from a product read only by a sum: one dispatch instead of two,
+    // rounded exactly as the pair (two roundings, not a fused multiply-add).
+    /// `a * b + c`.
+    MulAdd,
+    /// `a * b - c`.
+    MulSub,
+    /// `c - a * b`.
+    NegMulAdd,
 }
 
 impl Op {
@@ -88,6 +96,9 @@ impl Op {
                     c()
                 }
             }
+            Op::MulAdd => a * b() + c(),
+            Op::MulSub => a * b() - c(),
+            Op::NegMulAdd => c() - a * b(),
         }
     }
 }
@@ -213,6 +224,7 @@ impl Program {
         sweep(&mut self.dsetup, &mut live);
         sweep(&mut self.setup, &mut live);
         self.consts.retain(|&(r, _)| live[r as usize]);
+        self.fuse();
         // A draw nothing reads (e.g. in an unused tensor) is no slot: the runner need not draw it.
         let mut k = 0;
         self.draws.retain(|_| {
@@ -267,10 +279,17 @@ impl Program {
         }
     }
 
+    /// Write `t` and the state into their registers.
+    #[inline(always)]
+    fn load(&self, regs: &mut [f64], t: f64, y: &[f64]) {
+        let (rt, rest) = regs.split_first_mut().expect("the register file holds t");
+        *rt = t;
+        copy_small(&mut rest[..self.n_states], &y[..self.n_states]);
+    }
+
     #[inline]
     pub fn rhs(&self, regs: &mut [f64], t: f64, y: &[f64], dy: &mut [f64]) {
-        regs[Self::T] = t;
-        regs[1..1 + self.n_states].copy_from_slice(y);
+        self.load(regs, t, y);
         run(&self.rhs, regs);
         for (d, &r) in dy.iter_mut().zip(&self.f) {
             *d = regs[r as usize];
@@ -287,8 +306,7 @@ impl Program {
     /// ∂F/∂u at `(t, y)` into `jac` (column-major `n × n`, as nalgebra stores it). Runs the right-hand-side
     /// code too, since the derivative code reads its results.
     pub fn jacobian(&self, regs: &mut [f64], t: f64, y: &[f64], jac: &mut [f64]) {
-        regs[Self::T] = t;
-        regs[1..1 + self.n_states].copy_from_slice(y);
+        self.load(regs, t, y);
         run(&self.rhs, regs);
         run(&self.jac, regs);
         jac.fill(0.0);
@@ -352,13 +370,107 @@ impl Program {
     }
 
     pub fn outputs(&self, regs: &mut [f64], t: f64, y: &[f64], out: &mut [f64]) {
-        regs[Self::T] = t;
-        regs[1..1 + self.n_states].copy_from_slice(y);
+        self.load(regs, t, y);
         run(&self.out, regs);
         for (o, &r) in out.iter_mut().zip(&self.out_regs) {
             *o = regs[r as usize];
         }
     }
+}
+
+impl Program {
+    /// Fuse each product whose only reader is an addition or subtraction in the same section into that
+    /// instruction (`MulAdd`, `MulSub`, `NegMulAdd`). The interpreter's cost is mostly one dispatch per
+    /// instruction, and sums of products are what models are made of.
+    fn fuse(&mut self) {
+        let mut readers = vec![0u32; self.n_regs];
+        let sections = [
+            &mut self.setup,
+            &mut self.dsetup,
+            &mut self.rhs,
+            &mut self.jac,
+            &mut self.pjac,
+            &mut self.out,
+            &mut self.dout,
+        ];
+        for i in sections.iter().flat_map(|s| s.iter()) {
+            for r in operands(i) {
+                readers[r as usize] += 1;
+            }
+        }
+        // Results read from outside the code stay.
+        let entries = [&self.jac_entries, &self.init_sens, &self.pjac_entries, &self.dout_dy, &self.dout_dp];
+        for &r in
+            self.f.iter().chain(&self.out_regs).chain(&self.init).chain(entries.into_iter().flatten().map(|e| &e.2))
+        {
+            readers[r as usize] += 2;
+        }
+        for code in sections {
+            let mut product: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+            let mut dead = vec![false; code.len()];
+            for k in 0..code.len() {
+                let i = code[k];
+                let single = |r: u32| readers[r as usize] == 1;
+                let fused = match i.op {
+                    Op::Add | Op::Sub => {
+                        let pa = product.get(&i.a).copied().filter(|_| single(i.a));
+                        let pb = product.get(&i.b).copied().filter(|_| single(i.b));
+                        match (i.op, pb, pa) {
+                            // y ± p·q, preferring the second operand: c - a·b or a·b + c.
+                            (Op::Add, Some(m), _) => Some((m, Op::MulAdd, i.a)),
+                            (Op::Sub, Some(m), _) => Some((m, Op::NegMulAdd, i.a)),
+                            (Op::Add, None, Some(m)) => Some((m, Op::MulAdd, i.b)),
+                            (Op::Sub, None, Some(m)) => Some((m, Op::MulSub, i.b)),
+                            _ => None,
+                        }
+                    }
+                    Op::Mul => {
+                        product.insert(i.dst, k);
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some((m, op, c)) = fused {
+                    let p = code[m];
+                    code[k] = Instr { op, dst: i.dst, a: p.a, b: p.b, c };
+                    dead[m] = true;
+                }
+            }
+            let mut k = 0;
+            code.retain(|_| {
+                k += 1;
+                !dead[k - 1]
+            });
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)`, as fixed-size moves for up to 8 values: models have few states, and the
+/// `memcpy` call a copy of unknown length becomes costs more than the copy itself.
+#[inline(always)]
+fn copy_small(dst: &mut [f64], src: &[f64]) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match src.len() {
+                $($n => {
+                    let d: &mut [f64; $n] = dst.try_into().expect("same length");
+                    *d = *<&[f64; $n]>::try_from(src).expect("same length");
+                })*
+                _ => dst.copy_from_slice(src),
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8)
+}
+
+/// The registers an instruction reads.
+fn operands(i: &Instr) -> impl Iterator<Item = u32> {
+    let n = match i.op {
+        Op::Select | Op::MulAdd | Op::MulSub | Op::NegMulAdd => 3,
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Min | Op::Max | Op::Copysign => 2,
+        _ => 1,
+    };
+    [i.a, i.b, i.c].into_iter().take(n)
 }
 
 /// Remove the instructions of `code` whose result is not live, marking the operands of the rest live.

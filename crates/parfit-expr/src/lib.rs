@@ -171,8 +171,8 @@ next_i { (0:3): x_i + b_i, bernoulli(p), lognormal(m, sd) + a }
         // (1 + r) depends on parameters only: it runs once, not every period.
         let c = mc(WEALTH);
         assert_eq!(c.program.setup.len(), 1, "{:?}", c.program.setup);
-        // v1·z, exp, (1 + r)·…, v2·z, exp, ·s, ·w, + y: eight instructions per path and period.
-        assert_eq!(c.program.rhs.len(), 8, "{:?}", c.program.rhs);
+        // v1·z, exp, (1 + r)·…, ·s, v2·z, exp, and ·w + y fused: seven instructions per path and period.
+        assert_eq!(c.program.rhs.len(), 7, "{:?}", c.program.rhs);
     }
 }
 
@@ -211,7 +211,6 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
         let plain = compile(MODEL, Dialect::Ode).unwrap();
         let p = &c.program;
         assert!(p.sensitivities && !plain.program.sensitivities);
-        assert_eq!(plain.program.rhs, p.rhs, "the plain program's code is the same");
         let (n, np, no) = (p.n_states, p.n_params, p.out_regs.len());
         let params = [0.7, 1.3, 0.4];
         let (t, y, s) = (0.8, [0.5, 1.1, 2.0], (0..n * np).map(|k| 0.1 * k as f64 - 0.3).collect::<Vec<_>>());
@@ -222,6 +221,13 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
         p.start_sensitivities(&mut regs, &mut s0);
         let (mut dy, mut ds) = (vec![0.0; n], vec![0.0; n * np]);
         p.sensitivity_rhs(&mut regs, t, &y, &s, &mut dy, &mut ds);
+        // The plain program computes the same right-hand side, bit for bit (its products may fuse
+        // differently, as the sensitivity code reads some of them).
+        let mut plain_regs = vec![0.0; plain.program.n_regs];
+        plain.program.start(&mut plain_regs, &params, &mut y0.clone());
+        let mut plain_dy = vec![0.0; n];
+        plain.program.rhs(&mut plain_regs, t, &y, &mut plain_dy);
+        assert_eq!(plain_dy, dy);
         let (mut out, mut dout) = (vec![0.0; no], vec![0.0; no * np]);
         p.sensitivity_outputs(&mut regs, t, &y, &s, &mut out, &mut dout);
 
@@ -271,5 +277,55 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
                 close(dout[o * np + k], want, &format!("dout_{o}/dp_{k}"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod speed_tests {
+    use super::*;
+
+    #[test]
+    fn small_whole_powers_are_products_and_agree_with_powf() {
+        let c = compile(
+            "in_i { a = 1.7 }\nu_i { x = 0.3 }\nF_i { pow(x, 2) + pow(x, 3) * a - pow(a, 4) + pow(x, 2.5) }",
+            Dialect::Ode,
+        )
+        .unwrap();
+        let p = &c.program;
+        // Only pow(x, 2.5) (and its derivative's pow(x, 1.5)) call powf.
+        let pows = p.rhs.iter().chain(&p.jac).chain(&p.setup).filter(|i| i.op == Op::Pow).count();
+        assert_eq!(pows, 2, "{:?}", p.rhs);
+        let mut regs = vec![0.0; p.n_regs];
+        let mut y = [0.0];
+        p.start(&mut regs, &[1.7], &mut y);
+        let x = 1.3f64;
+        let mut dy = [0.0];
+        p.rhs(&mut regs, 0.0, &[x], &mut dy);
+        let want = x.powf(2.0) + x.powf(3.0) * 1.7 - 1.7f64.powf(4.0) + x.powf(2.5);
+        assert!((dy[0] - want).abs() <= 4.0 * f64::EPSILON * want.abs(), "{} vs {want}", dy[0]);
+    }
+
+    #[test]
+    fn fused_sums_of_products_round_as_the_separate_operations() {
+        // Every product here has one reader, a sum: all fuse, and the results are bit for bit those of the
+        // same operations written out.
+        let src = "in_i { a = 0.1, b = 0.7, c = 3 }\nu_i { x = 1, y = 2, z = 0 }
+F_i { a * x + b * y, c - a * y * x, x * y - b }
+out_i { p = x * y + a * b * x, q = c - x * x }";
+        let cp = compile(src, Dialect::Ode).unwrap();
+        let p = &cp.program;
+        for code in [&p.rhs, &p.out] {
+            assert!(code.iter().any(|i| matches!(i.op, Op::MulAdd | Op::MulSub | Op::NegMulAdd)), "{code:?}");
+        }
+        let (a, b, c) = (0.1f64, 0.7f64, 3.0f64);
+        let mut regs = vec![0.0; p.n_regs];
+        let mut y0 = [0.0; 3];
+        p.start(&mut regs, &[a, b, c], &mut y0);
+        let (x, y) = (1.0 / 3.0, 2.0f64.sqrt());
+        let (mut dy, mut out) = ([0.0; 3], [0.0; 2]);
+        p.rhs(&mut regs, 0.0, &[x, y, 0.0], &mut dy);
+        p.outputs(&mut regs, 0.0, &[x, y, 0.0], &mut out);
+        assert_eq!(dy, [a * x + b * y, c - (a * y) * x, x * y - b]);
+        assert_eq!(out, [x * y + (a * b) * x, c - x * x]);
     }
 }

@@ -400,11 +400,13 @@ mod tests {
     #[test]
     fn lotka_volterra_compiles_to_few_instructions() {
         let m = OdeModel::compile(LV, "lv.ds", SolverOptions::default()).unwrap();
-        // Four products per equation pair plus two subtractions; nothing needs parameter-only code.
-        assert_eq!(m.program.rhs.len(), 8);
-        // Its Jacobian [[a - b y, -b x], [d y, d x - g]] is five more instructions.
+        // Six products and two subtractions, of which two products fuse into the subtractions reading them
+        // (`alpha·x - (beta·x)·y`, `(delta·x)·y - gamma·y`); `beta·x` and `delta·x` stay, as the Jacobian
+        // reads them. Nothing needs parameter-only code.
+        assert_eq!(m.program.rhs.len(), 6, "{:?}", m.program.rhs);
+        // Its Jacobian [[a - b y, -b x], [d y, d x - g]] is four more instructions (`a - b·y` fused).
         assert!(m.program.setup.is_empty(), "{:?}", m.program.setup);
-        assert_eq!(m.program.jac.len(), 5, "{:?}", m.program.jac);
+        assert_eq!(m.program.jac.len(), 4, "{:?}", m.program.jac);
         let mut regs = vec![0.0; m.program.n_regs];
         let mut y0 = [0.0; 2];
         m.program.start(&mut regs, &[1.1, 0.4, 0.1, 0.4], &mut y0);
@@ -418,7 +420,7 @@ mod tests {
         let src = "in_i { k = 2 }\nc { exp(0) * 3 }\nkc { k * c }\nu_i { y = kc }\nF_i { -kc * y + c * t }";
         let m = OdeModel::compile(src, "m.ds", SolverOptions::default()).unwrap();
         assert_eq!(m.program.setup.len(), 2); // k * c and its negation
-        assert_eq!(m.program.rhs.len(), 3); // (-kc) * y, c * t, the sum
+        assert_eq!(m.program.rhs.len(), 2); // (-kc) * y, then c * t + that (fused)
     }
 
     #[test]
@@ -427,9 +429,9 @@ mod tests {
 u_i { y = 1 }\nF_i { -k * y + a_i[0] }";
         let m = OdeModel::compile(src, "m.ds", SolverOptions::default()).unwrap();
         assert_eq!(m.program.setup.len(), 1); // -k
-        assert_eq!(m.program.rhs.len(), 4); // (-k) * y, k * t, exp, the sum; not sin(y)
-        // t, y, k, the constant 1 and five results.
-        assert_eq!(m.program.n_regs, 9);
+        assert_eq!(m.program.rhs.len(), 3); // k * t, exp, (-k) * y + exp (fused); not sin(y)
+        // t, y, k, the constant 1 and four results.
+        assert_eq!(m.program.n_regs, 8);
         let mut regs = vec![0.0; m.program.n_regs];
         let mut y0 = [0.0];
         m.program.start(&mut regs, &[2.0], &mut y0);

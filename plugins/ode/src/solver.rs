@@ -241,13 +241,43 @@ const BETA: f64 = 0.04;
 const ALPHA: f64 = 0.2 - 0.75 * BETA;
 
 /// Scratch vectors for one integration; sized once per model.
+///
+/// The stage derivatives are stored by component, `k[i][s]` = component `i` of stage `s + 1`: every loop
+/// over the components then zips slices of equal length and reads a component's stages from one
+/// fixed-size array, with constant indices, so the hot loops carry no bounds checks.
 #[derive(Debug, Clone)]
 pub(crate) struct Dopri5 {
     pub y: Vec<f64>,
     y_new: Vec<f64>,
     y_stage: Vec<f64>,
-    k: [Vec<f64>; 7],
+    k: Vec<[f64; 7]>,
+    /// The right-hand side of the stage being evaluated, before it is stored into `k`.
+    f: Vec<f64>,
+    /// The continuous extension's coefficients for the step just taken, per component (see `dense`).
+    dense_coeffs: Vec<[f64; 4]>,
+    /// Whether `dense_coeffs` belong to the step just taken.
+    dense_ready: bool,
     y_dense: Vec<f64>,
+}
+
+/// `out_i = y_i + h · Σ_j a_j k_i[j]` over the first `S` stages.
+#[inline(always)]
+fn combine<const S: usize>(out: &mut [f64], y: &[f64], k: &[[f64; 7]], h: f64, a: &[f64; S]) {
+    for ((o, &y), kr) in out.iter_mut().zip(y).zip(k) {
+        let mut acc = a[0] * kr[0];
+        for j in 1..S {
+            acc += a[j] * kr[j];
+        }
+        *o = y + h * acc;
+    }
+}
+
+/// Store a stage's right-hand side as stage `S + 1`.
+#[inline(always)]
+fn store<const S: usize>(k: &mut [[f64; 7]], f: &[f64]) {
+    for (kr, &v) in k.iter_mut().zip(f) {
+        kr[S] = v;
+    }
 }
 
 impl Dopri5 {
@@ -256,7 +286,10 @@ impl Dopri5 {
             y: vec![0.0; n],
             y_new: vec![0.0; n],
             y_stage: vec![0.0; n],
-            k: std::array::from_fn(|_| vec![0.0; n]),
+            k: vec![[0.0; 7]; n],
+            f: vec![0.0; n],
+            dense_coeffs: vec![[0.0; 4]; n],
+            dense_ready: false,
             y_dense: vec![0.0; n],
         }
     }
@@ -288,24 +321,26 @@ impl Dopri5 {
         if !all_finite(&self.y) {
             return Err(SimError::Diverged { t });
         }
-        sys.rhs(t, &self.y, &mut self.k[0]);
-        if !all_finite(&self.k[0]) {
+        sys.rhs(t, &self.y, &mut self.f);
+        if !all_finite(&self.f) {
             return Err(SimError::Diverged { t });
         }
+        store::<0>(&mut self.k, &self.f);
 
         let max_step = opts.max_step.unwrap_or(f64::INFINITY);
         let mut h = match opts.h0 {
             Some(h0) => h0,
             None => {
-                let Dopri5 { y, y_stage, k, .. } = self;
-                let (k0, rest) = k.split_at_mut(1);
-                initial_step(opts, sys, t, y, &k0[0], 4, t_end - t, max_step, y_stage, &mut rest[0])
+                let Dopri5 { y, y_stage, y_new, f, .. } = self;
+                initial_step(opts, sys, t, y, f, 4, t_end - t, max_step, y_stage, y_new)
             }
         }
         .min(max_step);
         let (mut stiff_steps, mut nonstiff_steps) = (0usize, 0usize);
         let mut steps = 0usize;
-        let mut err_prev: f64 = 1e-4;
+        // ln(err_prev): the controller works with logarithms, one `ln` and one `exp` per step instead of
+        // two `powf`.
+        let mut ln_err_prev: f64 = 1e-4f64.ln();
         let mut rejected = false;
         let mut failed_non_finite = false;
 
@@ -368,17 +403,21 @@ impl Dopri5 {
                 }
                 next = self.report(sys, times, next, t, h, t_new);
                 std::mem::swap(&mut self.y, &mut self.y_new);
-                self.k.swap(0, 6); // FSAL: the last stage is f at the new point
+                // FSAL: the last stage is f at the new point.
+                for kr in &mut self.k {
+                    kr[0] = kr[6];
+                }
                 t = t_new;
                 if next == times.len() {
                     return Ok(Dopri5End::Done);
                 }
-                let mut fac = (SAFETY * err.powf(-ALPHA) * err_prev.powf(BETA)).clamp(FAC_MIN, FAC_MAX);
+                let ln_err = err.ln();
+                let mut fac = (SAFETY * (BETA * ln_err_prev - ALPHA * ln_err).exp()).clamp(FAC_MIN, FAC_MAX);
                 if rejected {
                     fac = fac.min(1.0); // don't grow straight after a rejection
                 }
                 rejected = false;
-                err_prev = err.max(1e-4);
+                ln_err_prev = ln_err.max(1e-4f64.ln());
                 h *= fac;
                 if last {
                     // The step was cut to hit an output time; its error says little about the next one.
@@ -401,66 +440,67 @@ impl Dopri5 {
     /// Stages 2..=7 of one step from `(t, y)` with `k[0] = f(t, y)`; leaves the 5th-order solution in
     /// `y_new` and `k[6] = f(t_new, y_new)`.
     fn stages<S: System>(&mut self, sys: &mut S, t: f64, h: f64, t_new: f64) {
-        let Dopri5 { y, y_new, y_stage, k, .. } = self;
-        let rows: [&[f64]; 5] = [&A2, &A3, &A4, &A5, &A6];
-        for (s, row) in rows.iter().enumerate() {
-            let stage = s + 1;
-            for i in 0..y.len() {
-                let mut acc = 0.0;
-                for (j, a) in row.iter().enumerate() {
-                    acc += a * k[j][i];
-                }
-                y_stage[i] = y[i] + h * acc;
-            }
-            sys.rhs(t + C[stage] * h, y_stage, &mut k[stage]);
+        self.dense_ready = false;
+        let Dopri5 { y, y_new, y_stage, k, f, .. } = self;
+        // Stage s + 1 from the stages before it, with the combination's weights `a`.
+        macro_rules! stage {
+            ($s:literal, $a:expr) => {
+                combine(y_stage, y, k, h, &$a);
+                sys.rhs(t + C[$s] * h, y_stage, f);
+                store::<$s>(k, f);
+            };
         }
-        for i in 0..y.len() {
-            let mut acc = 0.0;
-            for (j, b) in B.iter().enumerate() {
-                acc += b * k[j][i];
-            }
-            y_new[i] = y[i] + h * acc;
+        stage!(1, A2);
+        stage!(2, A3);
+        stage!(3, A4);
+        stage!(4, A5);
+        stage!(5, A6);
+        // B[1] = 0.
+        for ((o, &y), kr) in y_new.iter_mut().zip(y.iter()).zip(k.iter()) {
+            *o = y + h * (B[0] * kr[0] + B[2] * kr[2] + B[3] * kr[3] + B[4] * kr[4] + B[5] * kr[5]);
         }
-        sys.rhs(t_new, y_new, &mut k[6]);
+        sys.rhs(t_new, y_new, f);
+        store::<6>(k, f);
     }
 
     /// RMS over components of the local error scaled by `atol + rtol · max(|y|, |y_new|)`. NaN or infinite
     /// when the step produced non-finite values.
     fn error_norm(&self, opts: &SolverOptions, h: f64) -> f64 {
-        let n = self.dim();
         let mut sum = 0.0;
-        for i in 0..n {
-            let mut e = 0.0;
-            for (j, ej) in E.iter().enumerate() {
-                e += ej * self.k[j][i];
-            }
-            let scale = opts.atol + opts.rtol * self.y[i].abs().max(self.y_new[i].abs());
+        for ((kr, &y), &y_new) in self.k.iter().zip(&self.y).zip(&self.y_new) {
+            // E[1] = 0.
+            let e = E[0] * kr[0] + E[2] * kr[2] + E[3] * kr[3] + E[4] * kr[4] + E[5] * kr[5] + E[6] * kr[6];
+            let scale = opts.atol + opts.rtol * y.abs().max(y_new.abs());
             let r = h * e / scale;
             sum += r * r;
-            if !self.y_new[i].is_finite() {
+            if !y_new.is_finite() {
                 return f64::NAN;
             }
         }
-        (sum / n as f64).sqrt()
+        (sum / self.dim() as f64).sqrt()
     }
 
     /// The continuous extension at `t + theta · h` of the step just taken, into `y_dense`.
     ///
     /// Written as a correction to cubic Hermite interpolation between `(y, k1)` and `(y_new, k7)`:
     /// `y + θ(Δ + (1-θ)(b + θ(c + (1-θ)d)))` with `Δ = y_new - y`, `b = h k1 - Δ`, `c = Δ - h k7 - b`, and
-    /// `d = h Σ D_j k_j` the 4th-order term; it matches the end values and slopes exactly.
+    /// `d = h Σ D_j k_j` the 4th-order term; it matches the end values and slopes exactly. The
+    /// coefficients are worked out once per step, on its first output.
     fn dense(&mut self, h: f64, theta: f64) {
-        let one_minus = 1.0 - theta;
-        for i in 0..self.dim() {
-            let delta = self.y_new[i] - self.y[i];
-            let b = h * self.k[0][i] - delta;
-            let c = delta - h * self.k[6][i] - b;
-            let mut d = 0.0;
-            for (j, dj) in D.iter().enumerate() {
-                d += dj * self.k[j][i];
+        if !self.dense_ready {
+            for (((co, &y), &y_new), kr) in self.dense_coeffs.iter_mut().zip(&self.y).zip(&self.y_new).zip(&self.k) {
+                let delta = y_new - y;
+                let b = h * kr[0] - delta;
+                let c = delta - h * kr[6] - b;
+                // D[1] = 0.
+                let d = D[0] * kr[0] + D[2] * kr[2] + D[3] * kr[3] + D[4] * kr[4] + D[5] * kr[5] + D[6] * kr[6];
+                *co = [delta, b, c, h * d];
             }
-            d *= h;
-            self.y_dense[i] = self.y[i] + theta * (delta + one_minus * (b + theta * (c + one_minus * d)));
+            self.dense_ready = true;
+        }
+        let one_minus = 1.0 - theta;
+        for ((o, &y), &[delta, b, c, d]) in self.y_dense.iter_mut().zip(&self.y).zip(&self.dense_coeffs) {
+            *o = y + theta * (delta + one_minus * (b + theta * (c + one_minus * d)));
         }
     }
 
@@ -485,9 +525,9 @@ impl Dopri5 {
     /// `h·|λ|` is near the method's stability boundary.
     fn stability_limited(&self, h: f64) -> bool {
         let (mut num, mut den) = (0.0, 0.0);
-        for i in 0..self.dim() {
-            num += (self.k[6][i] - self.k[5][i]).powi(2);
-            den += (self.y_new[i] - self.y_stage[i]).powi(2);
+        for ((kr, &y_new), &y_stage) in self.k.iter().zip(&self.y_new).zip(&self.y_stage) {
+            num += (kr[6] - kr[5]).powi(2);
+            den += (y_new - y_stage).powi(2);
         }
         den > 0.0 && h * (num / den).sqrt() > STIFF_HLAMBDA
     }
@@ -525,7 +565,8 @@ mod tests {
     fn one_step(t: f64, h: f64) -> (f64, f64) {
         let mut s = Dopri5::new(1);
         s.y[0] = exact(t);
-        Forced::default().rhs(t, &s.y.clone(), &mut s.k[0]);
+        Forced::default().rhs(t, &s.y.clone(), &mut s.f);
+        store::<0>(&mut s.k, &s.f);
         s.stages(&mut Forced::default(), t, h, t + h);
         s.dense(h, 0.4);
         ((s.y_new[0] - exact(t + h)).abs(), (s.y_dense[0] - exact(t + 0.4 * h)).abs())
@@ -546,7 +587,8 @@ mod tests {
     fn dense_output_matches_the_end_points() {
         let mut s = Dopri5::new(1);
         s.y[0] = 1.0;
-        Forced::default().rhs(0.0, &s.y.clone(), &mut s.k[0]);
+        Forced::default().rhs(0.0, &s.y.clone(), &mut s.f);
+        store::<0>(&mut s.k, &s.f);
         s.stages(&mut Forced::default(), 0.0, 0.3, 0.3);
         s.dense(0.3, 0.0);
         assert_eq!(s.y_dense[0], s.y[0]);
