@@ -10,6 +10,7 @@ pub mod model;
 pub mod objective;
 pub mod optimise;
 pub mod parallel;
+pub mod random;
 pub mod runner;
 pub mod sample;
 pub mod source;
