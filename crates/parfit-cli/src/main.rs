@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod data;
 mod error;
+mod paths;
 mod plot;
 mod plugins;
 mod progress;

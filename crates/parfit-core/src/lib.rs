@@ -14,6 +14,7 @@ pub mod random;
 pub mod runner;
 pub mod sample;
 pub mod source;
+pub mod statistics;
 
 pub use cost::Cost;
 pub use dataset::{Case, Dataset};
