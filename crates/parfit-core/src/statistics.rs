@@ -140,8 +140,8 @@ mod tests {
         let mut sorted = x.clone();
         sorted.sort_by(f64::total_cmp);
         for p in [0.0, 0.013, 0.25, 0.5, 0.77, 1.0] {
-            let h = 1000.0 * p;
-            let k = (h as f64).floor() as usize;
+            let h: f64 = 1000.0 * p;
+            let k = h.floor() as usize;
             let want = if k == 1000 { sorted[k] } else { sorted[k] + (h - k as f64) * (sorted[k + 1] - sorted[k]) };
             assert_eq!(quantile(&mut x.clone(), p), want);
         }

@@ -15,17 +15,12 @@ pub const LANES: usize = 64;
 /// The `purpose` of the path streams in [`Stream::new`].
 pub const PATH_DYNAMICS: u64 = 0;
 
-/// What a draw slot is filled with before each period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DrawKind {
-    /// A standard normal.
-    Normal,
-    /// A uniform on [0, 1).
-    Uniform,
-}
+/// What a draw slot is filled with before each period (the compiler's own type).
+pub use parfit_expr::DrawKind;
 
-/// A model the runner can step: states, draw slots and outputs, evaluated for `lanes` paths at once. Arrays
-/// of per-lane values are slot-major: value `k` of lane `l` is at `k * lanes + l`.
+/// A model the runner can step: states, draw slots and outputs, evaluated for a block of paths at once. Arrays
+/// of per-lane values are slot-major with stride [`LANES`]: value `k` of lane `l` is at `k * LANES + l`; only
+/// the first `lanes` lanes matter (a program may compute all [`LANES`], the rest are ignored).
 pub trait PathProgram {
     /// Per-block scratch (register file), made once per workspace.
     type Scratch;
@@ -85,13 +80,11 @@ pub fn simulate_paths<P: PathProgram>(
         let Buffers { scratch, states, draws, out: block_out, streams } = buffers;
         streams.clear();
         streams.extend(block.iter().map(|&p| Stream::new(seed, p, PATH_DYNAMICS)));
-        let states = &mut states[..program.n_states() * lanes];
-        let draws = &mut draws[..slots.len() * lanes];
         program.init(scratch, params, lanes, states);
         for t in 0..periods {
             for (l, stream) in streams.iter_mut().enumerate() {
                 for (k, kind) in slots.iter().enumerate() {
-                    draws[k * lanes + l] = match kind {
+                    draws[k * LANES + l] = match kind {
                         DrawKind::Normal => stream.normal(),
                         DrawKind::Uniform => stream.uniform(),
                     };
@@ -99,12 +92,11 @@ pub fn simulate_paths<P: PathProgram>(
             }
             program.step(scratch, t as f64, lanes, states, draws);
         }
-        let block_out = &mut block_out[..n_out * lanes];
         program.outputs(scratch, periods as f64, lanes, states, block_out);
         // Slot-major to one row per path.
         for (l, row) in rows.chunks_exact_mut(n_out.max(1)).enumerate().take(lanes) {
             for (j, v) in row.iter_mut().enumerate().take(n_out) {
-                *v = block_out[j * lanes + l];
+                *v = block_out[j * LANES + l];
             }
         }
     }
@@ -142,7 +134,7 @@ pub(crate) mod tests {
             let [r, s, v1, v2] = *p;
             for l in 0..lanes {
                 let big_r = (1.0 + r) * (v1 * z[l]).exp();
-                let y = (v2 * z[lanes + l]).exp();
+                let y = (v2 * z[LANES + l]).exp();
                 w[l] = big_r * s * w[l] + y;
             }
         }
@@ -153,7 +145,7 @@ pub(crate) mod tests {
 
     pub const WEALTH_PARAMS: [f64; 4] = [0.1, 0.3, 0.1, 1.0];
 
-    fn run(paths: &[u64], seed: u64, periods: u64) -> Vec<f64> {
+    pub fn native_wealth(paths: &[u64], seed: u64, periods: u64) -> Vec<f64> {
         let mut out = vec![0.0; paths.len()];
         simulate_paths(&NativeWealth, &mut Buffers::new(&NativeWealth), &WEALTH_PARAMS, seed, periods, paths, &mut out);
         out
@@ -162,21 +154,21 @@ pub(crate) mod tests {
     #[test]
     fn a_path_gives_the_same_result_in_any_block_and_order() {
         let paths: Vec<u64> = (0..300).collect();
-        let all = run(&paths, 3, 50);
+        let all = native_wealth(&paths, 3, 50);
         // Alone, in odd-sized pieces, and in reverse order.
         for i in [0usize, 63, 64, 65, 299] {
-            assert_eq!(run(&[i as u64], 3, 50)[0].to_bits(), all[i].to_bits());
+            assert_eq!(native_wealth(&[i as u64], 3, 50)[0].to_bits(), all[i].to_bits());
         }
-        let pieces: Vec<f64> = paths.chunks(37).flat_map(|c| run(c, 3, 50)).collect();
+        let pieces: Vec<f64> = paths.chunks(37).flat_map(|c| native_wealth(c, 3, 50)).collect();
         assert_eq!(
             pieces.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             all.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
         let reversed: Vec<u64> = paths.iter().rev().copied().collect();
-        let mut back = run(&reversed, 3, 50);
+        let mut back = native_wealth(&reversed, 3, 50);
         back.reverse();
         assert_eq!(back, all);
-        assert_ne!(run(&paths, 4, 50), all, "another seed draws other numbers");
+        assert_ne!(native_wealth(&paths, 4, 50), all, "another seed draws other numbers");
     }
 
     #[test]
@@ -185,29 +177,8 @@ pub(crate) mod tests {
         // 200 periods (the distribution is stationary after a few dozen). The sample median's sd is
         // about 0.0070·sqrt(50,000 / 10,000) ≈ 0.0157; 4 sd = 0.063.
         let paths: Vec<u64> = (0..10_000).collect();
-        let w = run(&paths, 1, 200);
+        let w = native_wealth(&paths, 1, 200);
         let median = summarise(&w, &[Statistic::Median], &mut Vec::new())[0];
         assert!((median - 1.835241).abs() < 0.063, "median {median}");
-    }
-}
-#[cfg(test)]
-mod tmp_timing {
-    use super::tests::*;
-    use super::*;
-    #[test]
-    #[ignore]
-    fn time_native() {
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let paths: Vec<u64> = (0..50_000).collect();
-            let mut out = vec![0.0; paths.len()];
-            simulate_paths(&NativeWealth, &mut Buffers::new(&NativeWealth), &WEALTH_PARAMS, 1, 1000, &paths, &mut out);
-            let m = parfit_core::statistics::summarise(
-                &out,
-                &[parfit_core::statistics::Statistic::Median],
-                &mut Vec::new(),
-            )[0];
-            eprintln!("{:.3}s median {m}", t.elapsed().as_secs_f64());
-        }
     }
 }
