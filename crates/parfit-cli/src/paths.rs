@@ -65,6 +65,8 @@ struct McSection {
     /// Write every path's outputs to paths.csv in the output directory.
     #[serde(default)]
     per_path: bool,
+    /// Several seeds, each a case of its own (a list, or "start:stop:count"); `--seed` overrides them.
+    seeds: Option<Times>,
     /// Paths per task (default: about 16 tasks per thread, at least 64 paths). Never changes the results.
     chunk: Option<u64>,
 }
@@ -86,8 +88,9 @@ pub fn is_monte_carlo(path: &Path) -> CliResult<bool> {
     Ok(table.contains_key("montecarlo"))
 }
 
-/// One sweep point: its parameter vector and the swept values for the report.
+/// One sweep point: its seed, its parameter vector and the swept values for the report.
 struct Point {
+    seed: u64,
     params: Vec<f64>,
     swept: Vec<f64>,
 }
@@ -144,7 +147,38 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         let values = values.values().map_err(|e| input(format!("{origin}: [sweep] {name}: {e}")))?;
         axes.push((param(name, "[sweep]")?, name.clone(), values));
     }
-    let points = grid(&base, &axes);
+    let seeds: Vec<u64> = match (common.seed, &mc.seeds) {
+        (None, Some(list)) => list
+            .values()
+            .map_err(|e| input(format!("{origin}: [montecarlo] seeds: {e}")))?
+            .into_iter()
+            .map(|v| {
+                if v >= 0.0 && v.fract() == 0.0 && v <= MAX_SEED as f64 {
+                    Ok(v as u64)
+                } else {
+                    Err(input(format!("{origin}: [montecarlo] seeds: {v} is not a whole number from 0 to 2^53")))
+                }
+            })
+            .collect::<CliResult<_>>()?,
+        _ => vec![seed],
+    };
+    let mut swept: Vec<&str> = axes.iter().map(|(_, n, _)| n.as_str()).collect();
+    let mut points = grid(seed, &base, &axes);
+    if seeds.len() > 1 {
+        swept.insert(0, "seed");
+        points = seeds
+            .iter()
+            .flat_map(|&sd| {
+                points.iter().map(move |p| Point {
+                    seed: sd,
+                    params: p.params.clone(),
+                    swept: [vec![sd as f64], p.swept.clone()].concat(),
+                })
+            })
+            .collect();
+    } else {
+        points.iter_mut().for_each(|p| p.seed = seeds[0]);
+    }
 
     let outputs: Vec<usize> = match &mc.outputs {
         None => (0..spec.outputs.len()).collect(),
@@ -176,7 +210,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         None => mc.paths.div_ceil(16 * threads as u64).max(64),
     };
     let start = Instant::now();
-    let values = simulate_all(model.as_ref(), &points, seed, mc.periods, mc.paths, chunk)?;
+    let values = simulate_all(model.as_ref(), &points, mc.periods, mc.paths, chunk)?;
     let seconds = start.elapsed().as_secs_f64();
 
     let n_out = spec.outputs.len();
@@ -196,7 +230,6 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         })
         .collect();
 
-    let swept: Vec<&str> = axes.iter().map(|(_, n, _)| n.as_str()).collect();
     let stat_names: Vec<String> = stats.iter().map(Statistic::name).collect();
     let out_names: Vec<&str> = outputs.iter().map(|&j| spec.outputs[j].as_str()).collect();
     let mut table =
@@ -215,9 +248,10 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     }
     let summary_csv = table.join("\n") + "\n";
     let report = json!({
-        "paths": mc.paths, "periods": mc.periods, "seed": seed, "threads": threads, "chunk": chunk,
+        "paths": mc.paths, "periods": mc.periods, "seeds": seeds, "threads": threads, "chunk": chunk,
         "seconds": seconds, "model": spec.name,
         "points": points.iter().zip(&summary).map(|(p, per_output)| json!({
+            "seed": p.seed,
             "parameters": spec.params.iter().zip(&p.params).map(|(s, v)| (s.name.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "statistics": out_names.iter().zip(per_output).map(|(o, row)| (o.to_string(),
                 json!(stat_names.iter().zip(row).map(|(s, v)| (s.clone(), json!(v))).collect::<serde_json::Map<_, _>>()))).collect::<serde_json::Map<_, _>>(),
@@ -240,9 +274,10 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         Format::Csv => print!("{summary_csv}"),
         Format::Table => {
             println!(
-                "monte carlo  {} paths × {} periods, seed {seed}, {} point{}, {seconds:.3} s on {threads} threads",
+                "monte carlo  {} paths × {} periods, seed {}, {} point{}, {seconds:.3} s on {threads} threads",
                 mc.paths,
                 mc.periods,
+                seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(" "),
                 points.len(),
                 if points.len() == 1 { "" } else { "s" }
             );
@@ -275,8 +310,8 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
 }
 
 /// The grid of sweep points (first axis outermost); one point without a sweep.
-fn grid(base: &[f64], axes: &[(usize, String, Vec<f64>)]) -> Vec<Point> {
-    let mut points = vec![Point { params: base.to_vec(), swept: vec![] }];
+fn grid(seed: u64, base: &[f64], axes: &[(usize, String, Vec<f64>)]) -> Vec<Point> {
+    let mut points = vec![Point { seed, params: base.to_vec(), swept: vec![] }];
     for (index, _, values) in axes {
         points = points
             .iter()
@@ -284,7 +319,7 @@ fn grid(base: &[f64], axes: &[(usize, String, Vec<f64>)]) -> Vec<Point> {
                 values.iter().map(move |v| {
                     let mut params = p.params.clone();
                     params[*index] = *v;
-                    Point { params, swept: [p.swept.clone(), vec![*v]].concat() }
+                    Point { seed, params, swept: [p.swept.clone(), vec![*v]].concat() }
                 })
             })
             .collect();
@@ -294,18 +329,10 @@ fn grid(base: &[f64], axes: &[(usize, String, Vec<f64>)]) -> Vec<Point> {
 
 /// Every path's outputs at every point (`paths × n_outputs` per point, by path index), running the tasks
 /// (point, chunk) in parallel. A simulation failure reports the lowest failing path's task.
-fn simulate_all(
-    model: &dyn Model,
-    points: &[Point],
-    seed: u64,
-    periods: u64,
-    paths: u64,
-    chunk: u64,
-) -> CliResult<Vec<Vec<f64>>> {
+fn simulate_all(model: &dyn Model, points: &[Point], periods: u64, paths: u64, chunk: u64) -> CliResult<Vec<Vec<f64>>> {
     let n_out = model.spec().outputs.len();
     let chunks = paths.div_ceil(chunk) as usize;
     let n_tasks = points.len() * chunks;
-    let inputs = [seed as f64, periods as f64];
     let results: Mutex<Vec<Vec<f64>>> = Mutex::new(points.iter().map(|_| vec![0.0; paths as usize * n_out]).collect());
     let errors: Mutex<BTreeMap<usize, SimError>> = Mutex::new(BTreeMap::new());
     let progress = Progress::new(paths * points.len() as u64);
@@ -321,7 +348,9 @@ fn simulate_all(
             let first = c * chunk;
             let ids: Vec<f64> = (first..(first + chunk).min(paths)).map(|p| p as f64).collect();
             let mut rows = vec![0.0; ids.len() * n_out];
-            let outcome = workspaces.with(|ws| model.simulate(ws, &points[point].params, &inputs, &ids, &mut rows));
+            let outcome = workspaces.with(|ws| {
+                model.simulate(ws, &points[point].params, &[points[point].seed as f64, periods as f64], &ids, &mut rows)
+            });
             (outcome.map(|()| rows), ids.len() as u64)
         },
         &|task, (outcome, n): (Result<Vec<f64>, SimError>, u64)| {
@@ -440,11 +469,12 @@ mod tests {
     #[test]
     fn grid_puts_the_first_axis_outermost() {
         let axes = vec![(0, "a".to_string(), vec![1.0, 2.0]), (2, "c".to_string(), vec![5.0, 6.0, 7.0])];
-        let points = grid(&[0.0, 9.0, 0.0], &axes);
+        let points = grid(4, &[0.0, 9.0, 0.0], &axes);
         assert_eq!(points.len(), 6);
         assert_eq!(points[0].params, vec![1.0, 9.0, 5.0]);
         assert_eq!(points[2].swept, vec![1.0, 7.0]);
         assert_eq!(points[3].params, vec![2.0, 9.0, 5.0]);
-        assert_eq!(grid(&[3.0], &[]).len(), 1);
+        assert_eq!(grid(4, &[3.0], &[]).len(), 1);
+        assert!(points.iter().all(|p| p.seed == 4));
     }
 }

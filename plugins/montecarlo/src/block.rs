@@ -18,12 +18,14 @@ pub struct BlockProgram {
 
 type Lanes = [f64; LANES];
 
-/// Per-workspace scratch: the lane-wide register file, and the one-path registers of the parameter code.
+/// Per-workspace scratch: the lane-wide register file (the block's state lives in the state registers), the
+/// one-path registers of the parameter code, and room for the next state when it cannot be copied in place.
 #[derive(Debug)]
 pub struct BlockScratch {
     regs: Vec<f64>,
     scalar: Vec<f64>,
     y0: Vec<f64>,
+    next: Vec<f64>,
 }
 
 impl BlockProgram {
@@ -122,10 +124,6 @@ fn run_block(code: &[Instr], regs: &mut [f64]) {
 impl PathProgram for BlockProgram {
     type Scratch = BlockScratch;
 
-    fn n_states(&self) -> usize {
-        self.program.n_states
-    }
-
     fn n_outputs(&self) -> usize {
         self.program.out_regs.len()
     }
@@ -135,47 +133,60 @@ impl PathProgram for BlockProgram {
     }
 
     fn scratch(&self) -> BlockScratch {
+        let p = &self.program;
         BlockScratch {
-            regs: vec![0.0; self.program.n_regs * LANES],
-            scalar: vec![0.0; self.program.n_regs],
-            y0: vec![0.0; self.program.n_states],
+            regs: vec![0.0; p.n_regs * LANES],
+            scalar: vec![0.0; p.n_regs],
+            y0: vec![0.0; p.n_states],
+            next: vec![0.0; p.n_states * LANES],
         }
     }
 
-    fn init(&self, s: &mut BlockScratch, params: &[f64], _lanes: usize, states: &mut [f64]) {
-        // The parameter code and constants are the same for every path: run them once and broadcast.
+    fn init(&self, s: &mut BlockScratch, params: &[f64]) {
+        // The parameter code and constants are the same for every path: run them once and broadcast, then
+        // put the initial state in every lane.
         self.program.start(&mut s.scalar, params, &mut s.y0);
         for (r, v) in s.scalar.iter().enumerate() {
             s.regs[r * LANES..(r + 1) * LANES].fill(*v);
         }
         for (k, y) in s.y0.iter().enumerate() {
-            states[k * LANES..(k + 1) * LANES].fill(*y);
+            let r = Program::state_reg(k);
+            s.regs[r * LANES..(r + 1) * LANES].fill(*y);
         }
     }
 
-    fn step(&self, s: &mut BlockScratch, t: f64, _lanes: usize, states: &mut [f64], draws: &[f64]) {
+    fn draws<'a>(&self, s: &'a mut BlockScratch) -> &'a mut [f64] {
+        let p = &self.program;
+        if p.draws.is_empty() {
+            return &mut [];
+        }
+        let d0 = p.draw_reg(0) * LANES;
+        &mut s.regs[d0..d0 + p.draws.len() * LANES]
+    }
+
+    fn step(&self, s: &mut BlockScratch, t: f64) {
         let p = &self.program;
         s.regs[Program::T * LANES..(Program::T + 1) * LANES].fill(t);
-        let n = p.n_states;
-        let s0 = Program::state_reg(0) * LANES;
-        s.regs[s0..s0 + n * LANES].copy_from_slice(&states[..n * LANES]);
-        if !p.draws.is_empty() {
-            let d0 = p.draw_reg(0) * LANES;
-            s.regs[d0..d0 + p.draws.len() * LANES].copy_from_slice(&draws[..p.draws.len() * LANES]);
-        }
         run_block(&p.rhs, &mut s.regs);
-        for (k, &r) in p.f.iter().enumerate() {
-            let r = r as usize * LANES;
-            states[k * LANES..(k + 1) * LANES].copy_from_slice(&s.regs[r..r + LANES]);
+        let states = Program::state_reg(0) as u32..Program::state_reg(p.n_states) as u32;
+        if p.f.iter().any(|r| states.contains(r)) {
+            // `next` reads a state register (e.g. `next_i { y, x }`): gather first, then write.
+            for (k, &r) in p.f.iter().enumerate() {
+                let r = r as usize * LANES;
+                s.next[k * LANES..(k + 1) * LANES].copy_from_slice(&s.regs[r..r + LANES]);
+            }
+            let s0 = Program::state_reg(0) * LANES;
+            s.regs[s0..s0 + p.n_states * LANES].copy_from_slice(&s.next);
+        } else {
+            for (k, &r) in p.f.iter().enumerate() {
+                s.regs.copy_within(r as usize * LANES..(r as usize + 1) * LANES, Program::state_reg(k) * LANES);
+            }
         }
     }
 
-    fn outputs(&self, s: &mut BlockScratch, t: f64, _lanes: usize, states: &[f64], out: &mut [f64]) {
+    fn outputs(&self, s: &mut BlockScratch, t: f64, out: &mut [f64]) {
         let p = &self.program;
         s.regs[Program::T * LANES..(Program::T + 1) * LANES].fill(t);
-        let n = p.n_states;
-        let s0 = Program::state_reg(0) * LANES;
-        s.regs[s0..s0 + n * LANES].copy_from_slice(&states[..n * LANES]);
         run_block(&p.out, &mut s.regs);
         for (j, &r) in p.out_regs.iter().enumerate() {
             let r = r as usize * LANES;
@@ -209,8 +220,7 @@ out_i { x, y, x * y }
         let mut s = block.scratch();
         let params = [0.7, -1.3];
         let n_slots = block.slots().len();
-        let mut states = vec![0.0; 2 * LANES];
-        block.init(&mut s, &params, LANES, &mut states);
+        block.init(&mut s, &params);
         // Scalar reference, one path per lane.
         let p = &c.program;
         let mut scalar: Vec<(Vec<f64>, Vec<f64>)> = (0..LANES)
@@ -221,8 +231,8 @@ out_i { x, y, x * y }
                 (regs, y)
             })
             .collect();
-        let mut draws = vec![0.0; n_slots * LANES];
         for t in 0..20 {
+            let mut draws = vec![0.0; n_slots * LANES];
             for l in 0..LANES {
                 for k in 0..n_slots {
                     // Deterministic, varied draws: normals may be negative, uniforms in [0, 1).
@@ -230,7 +240,9 @@ out_i { x, y, x * y }
                     draws[k * LANES + l] = if block.slots()[k] == DrawKind::Normal { 3.0 * v - 1.5 } else { v };
                 }
             }
-            block.step(&mut s, t as f64, LANES, &mut states, &draws);
+            block.draws(&mut s).copy_from_slice(&draws);
+            block.step(&mut s, t as f64);
+            let states = &s.regs[LANES..];
             for (l, (regs, y)) in scalar.iter_mut().enumerate() {
                 let d: Vec<f64> = (0..n_slots).map(|k| draws[k * LANES + l]).collect();
                 let mut next = vec![0.0; p.n_states];
@@ -242,7 +254,7 @@ out_i { x, y, x * y }
             }
         }
         let mut out = vec![0.0; 3 * LANES];
-        block.outputs(&mut s, 20.0, LANES, &states, &mut out);
+        block.outputs(&mut s, 20.0, &mut out);
         for (l, (regs, y)) in scalar.iter_mut().enumerate() {
             let mut o = vec![0.0; 3];
             p.outputs(regs, 20.0, y, &mut o);
@@ -251,5 +263,19 @@ out_i { x, y, x * y }
             }
         }
         assert!(out.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn a_next_state_that_reads_other_states_is_gathered_before_it_is_written() {
+        let c = compile("u_i { x = 1, y = 2 }\nnext_i { y, x }\nout_i { x, y }", Dialect::MonteCarlo).unwrap();
+        let block = BlockProgram::new(c.program);
+        let mut s = block.scratch();
+        block.init(&mut s, &[]);
+        let mut out = vec![0.0; 2 * LANES];
+        for (t, want) in [(0.0, [2.0, 1.0]), (1.0, [1.0, 2.0]), (2.0, [2.0, 1.0])] {
+            block.step(&mut s, t);
+            block.outputs(&mut s, t + 1.0, &mut out);
+            assert_eq!([out[0], out[LANES]], want, "after period {t}");
+        }
     }
 }
