@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod suite;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -14,7 +15,9 @@ commands:
   demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data)
   test    formatting, clippy (-D warnings), all tests, and the wasm32 build check of the core
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
-          --peers   also run the peer tools (diffid; built into a venv under target/peers on first use)";
+          --peers   also run the peer tools (diffid, PySD, pycma, scipy, dynesty, pydiffsol; installed into
+                    venvs under target/peers on first use)
+          --report  print the last run's report again (from target/bench/results.json)";
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
 const EXTERNAL_CRATES: &[&str] =
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(),
+        Some("bench") if args.iter().any(|a| a == "--report") => bench::reprint(),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
