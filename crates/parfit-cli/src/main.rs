@@ -1,11 +1,9 @@
 //! `parfit`: fit and run models from loadable plugins, in parallel.
 
-mod cases;
 mod checkpoint;
 mod commands;
-mod config;
-mod data;
 mod error;
+mod paths;
 mod plot;
 mod plugins;
 mod progress;
@@ -13,6 +11,7 @@ mod progress;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use parfit_config::{config, data};
 
 use crate::error::{CliResult, input};
 

@@ -5,7 +5,7 @@
 
 /// One operation. Binary ops read `a` and `b`; unary ops read `a` only; `Select` reads all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Op {
+pub enum Op {
     Add,
     Sub,
     Mul,
@@ -93,7 +93,7 @@ impl Op {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Instr {
+pub struct Instr {
     pub op: Op,
     pub dst: u32,
     pub a: u32,
@@ -104,31 +104,47 @@ pub(crate) struct Instr {
 /// Run a program over the register file. Register indices were checked against the file's size when the
 /// program was built, so indexing never fails for a register file of the model's size.
 #[inline]
-pub(crate) fn run(code: &[Instr], r: &mut [f64]) {
+pub fn run(code: &[Instr], r: &mut [f64]) {
     for i in code {
         let v = i.op.apply_lazy(r[i.a as usize], || r[i.b as usize], || r[i.c as usize]);
         r[i.dst as usize] = v;
     }
 }
 
-/// Everything `simulate` needs, with all names resolved to register indices.
+/// What a random-draw slot holds: the runner fills it with one draw of this kind before each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DrawKind {
+    /// A standard normal.
+    Normal,
+    /// Uniform on [0, 1).
+    Uniform,
+}
+
+/// Everything a simulation needs, with all names resolved to register indices.
 ///
-/// Register layout: `0` is `t`, `1..=n_states` the state, then the parameters, then constants and
-/// temporaries.
+/// Register layout: `0` is `t`, `1..=n_states` the state, then the parameters, then the draw slots (Monte
+/// Carlo models), then constants and temporaries.
 #[derive(Debug, Clone)]
-pub(crate) struct Program {
+pub struct Program {
     pub n_states: usize,
     pub n_params: usize,
     pub n_regs: usize,
+    /// The draw slots in order (call sites in source order; a call site inside a vector element of n
+    /// entries is n slots). Empty for ODE models.
+    pub draws: Vec<DrawKind>,
+    /// Before [`Program::finish`]: the register of each draw slot; afterwards they are consecutive
+    /// from [`Program::draw_reg`]`(0)` and this is cleared.
+    pub draw_regs: Vec<u32>,
     /// Constant registers and their values, written before each simulation.
     pub consts: Vec<(u32, f64)>,
     /// Code depending on parameters only: run once per simulation.
     pub setup: Vec<Instr>,
     /// Registers holding the initial state after `setup`.
     pub init: Vec<u32>,
-    /// Code for the right-hand side, after `t` and the state were written.
+    /// Code for the right-hand side (Monte Carlo: the next state), after `t`, the state and the draws were
+    /// written.
     pub rhs: Vec<Instr>,
-    /// Registers holding `F` after `rhs`.
+    /// Registers holding `F` (Monte Carlo: `next`) after `rhs`.
     pub f: Vec<u32>,
     /// Code for the non-zero entries of the Jacobian ∂F/∂u, after `rhs` (it reads its results).
     pub jac: Vec<Instr>,
@@ -138,6 +154,24 @@ pub(crate) struct Program {
     pub out: Vec<Instr>,
     /// Registers holding the outputs after `out`.
     pub out_regs: Vec<u32>,
+
+    // The forward sensitivity equations' code (only with [`crate::compile_with_sensitivities`]).
+    /// Whether the sections below were generated.
+    pub sensitivities: bool,
+    /// Parameter derivatives of parameter-level values: after `setup`, once per simulation.
+    pub dsetup: Vec<Instr>,
+    /// `(state, parameter, register)`: the non-zero ∂u0/∂p after `dsetup`.
+    pub init_sens: Vec<(u32, u32, u32)>,
+    /// Code for ∂F/∂p, after `rhs` and `jac`.
+    pub pjac: Vec<Instr>,
+    /// `(row, parameter, register)`: the non-zero entries of ∂F/∂p after `pjac`.
+    pub pjac_entries: Vec<(u32, u32, u32)>,
+    /// Code for the output derivatives, after `out`.
+    pub dout: Vec<Instr>,
+    /// `(output, state, register)`: the non-zero ∂out/∂u after `dout`.
+    pub dout_dy: Vec<(u32, u32, u32)>,
+    /// `(output, parameter, register)`: the non-zero ∂out/∂p after `dout`.
+    pub dout_dp: Vec<(u32, u32, u32)>,
 }
 
 impl Program {
@@ -151,8 +185,13 @@ impl Program {
         1 + self.n_states + i
     }
 
+    pub fn draw_reg(&self, i: usize) -> usize {
+        1 + self.n_states + self.n_params + i
+    }
+
     /// Drop code whose result nothing reads, then renumber the registers densely (after `t`, the state and
-    /// the parameters, which keep their places) so the register file is as small as it can be.
+    /// the parameters, which keep their places, and the draw slots that are still read, which follow them
+    /// in order) so the register file is as small as it can be.
     pub fn finish(&mut self) {
         let fixed = 1 + self.n_states + self.n_params;
         let mut live = vec![false; self.n_regs];
@@ -160,16 +199,27 @@ impl Program {
         for &r in self.f.iter().chain(&self.out_regs).chain(&self.init) {
             live[r as usize] = true;
         }
-        for &(_, _, r) in &self.jac_entries {
+        let entries = [&self.jac_entries, &self.init_sens, &self.pjac_entries, &self.dout_dy, &self.dout_dp];
+        for &(_, _, r) in entries.into_iter().flatten() {
             live[r as usize] = true;
         }
-        // The Jacobian code reads right-hand-side results and dynamic sections read parameter-level
+        // Derivative code reads the code it differentiates, and dynamic sections read parameter-level
         // results, so readers are swept first.
+        sweep(&mut self.pjac, &mut live);
+        sweep(&mut self.dout, &mut live);
         sweep(&mut self.jac, &mut live);
         sweep(&mut self.rhs, &mut live);
         sweep(&mut self.out, &mut live);
+        sweep(&mut self.dsetup, &mut live);
         sweep(&mut self.setup, &mut live);
         self.consts.retain(|&(r, _)| live[r as usize]);
+        // A draw nothing reads (e.g. in an unused tensor) is no slot: the runner need not draw it.
+        let mut k = 0;
+        self.draws.retain(|_| {
+            k += 1;
+            live[self.draw_regs[k - 1] as usize]
+        });
+        self.draw_regs.retain(|&r| live[r as usize]);
 
         let mut map = vec![u32::MAX; self.n_regs];
         let mut next = 0u32;
@@ -178,17 +228,29 @@ impl Program {
             next += 1;
         };
         (0..fixed as u32).for_each(&mut assign);
+        std::mem::take(&mut self.draw_regs).into_iter().for_each(&mut assign);
         self.consts.iter().for_each(|&(r, _)| assign(r));
-        self.setup.iter().chain(&self.rhs).chain(&self.jac).chain(&self.out).for_each(|i| assign(i.dst));
+        let sections = [
+            &mut self.setup,
+            &mut self.rhs,
+            &mut self.jac,
+            &mut self.out,
+            &mut self.dsetup,
+            &mut self.pjac,
+            &mut self.dout,
+        ];
+        sections.iter().flat_map(|s| s.iter()).for_each(|i| assign(i.dst));
         let m = |r: &mut u32| *r = map[*r as usize];
-        for i in self.setup.iter_mut().chain(&mut self.rhs).chain(&mut self.jac).chain(&mut self.out) {
+        for i in sections.into_iter().flatten() {
             for r in [&mut i.dst, &mut i.a, &mut i.b, &mut i.c] {
                 m(r);
             }
         }
         self.consts.iter_mut().for_each(|(r, _)| m(r));
         self.init.iter_mut().chain(&mut self.f).chain(&mut self.out_regs).for_each(m);
-        self.jac_entries.iter_mut().for_each(|(_, _, r)| m(r));
+        let entries =
+            [&mut self.jac_entries, &mut self.init_sens, &mut self.pjac_entries, &mut self.dout_dy, &mut self.dout_dp];
+        entries.into_iter().flatten().for_each(|(_, _, r)| m(r));
         self.n_regs = next as usize;
     }
 
@@ -215,6 +277,13 @@ impl Program {
         }
     }
 
+    /// Monte Carlo: the next state from the state `y` at period `t` and the draw slots' values.
+    pub fn step(&self, regs: &mut [f64], t: f64, y: &[f64], draws: &[f64], next: &mut [f64]) {
+        let d0 = self.draw_reg(0);
+        regs[d0..d0 + self.draws.len()].copy_from_slice(draws);
+        self.rhs(regs, t, y, next);
+    }
+
     /// ∂F/∂u at `(t, y)` into `jac` (column-major `n × n`, as nalgebra stores it). Runs the right-hand-side
     /// code too, since the derivative code reads its results.
     pub fn jacobian(&self, regs: &mut [f64], t: f64, y: &[f64], jac: &mut [f64]) {
@@ -226,6 +295,59 @@ impl Program {
         let n = self.n_states;
         for &(i, j, r) in &self.jac_entries {
             jac[j as usize * n + i as usize] = regs[r as usize];
+        }
+    }
+
+    /// After [`Program::start`]: the initial sensitivities `s0[p·n + k]` = ∂u0_k/∂p_p.
+    pub fn start_sensitivities(&self, regs: &mut [f64], s0: &mut [f64]) {
+        run(&self.dsetup, regs);
+        s0.fill(0.0);
+        for &(k, p, r) in &self.init_sens {
+            s0[p as usize * self.n_states + k as usize] = regs[r as usize];
+        }
+    }
+
+    /// The right-hand side `dy = F(t, y)` and of the sensitivity equations, `ds_p = J s_p + ∂F/∂p_p`
+    /// for every parameter `p` (`s` and `ds` hold one block of `n` per parameter).
+    pub fn sensitivity_rhs(&self, regs: &mut [f64], t: f64, y: &[f64], s: &[f64], dy: &mut [f64], ds: &mut [f64]) {
+        let n = self.n_states;
+        self.rhs(regs, t, y, dy);
+        run(&self.jac, regs);
+        run(&self.pjac, regs);
+        ds.fill(0.0);
+        for &(i, p, r) in &self.pjac_entries {
+            ds[p as usize * n + i as usize] = regs[r as usize];
+        }
+        for (dsp, sp) in ds.chunks_exact_mut(n).zip(s.chunks_exact(n)) {
+            for &(i, j, r) in &self.jac_entries {
+                dsp[i as usize] += regs[r as usize] * sp[j as usize];
+            }
+        }
+    }
+
+    /// The outputs and their parameter derivatives `dout[o·n_params + p]` = ∂out_o/∂u · s_p + ∂out_o/∂p_p
+    /// at `(t, y)` with sensitivities `s`.
+    pub fn sensitivity_outputs(
+        &self,
+        regs: &mut [f64],
+        t: f64,
+        y: &[f64],
+        s: &[f64],
+        out: &mut [f64],
+        dout: &mut [f64],
+    ) {
+        let (n, np) = (self.n_states, self.n_params);
+        self.outputs(regs, t, y, out);
+        run(&self.dout, regs);
+        dout.fill(0.0);
+        for &(o, p, r) in &self.dout_dp {
+            dout[o as usize * np + p as usize] = regs[r as usize];
+        }
+        for &(o, j, r) in &self.dout_dy {
+            let d = regs[r as usize];
+            for (p, sp) in s.chunks_exact(n).enumerate() {
+                dout[o as usize * np + p] += d * sp[j as usize];
+            }
         }
     }
 

@@ -1,0 +1,275 @@
+//! The model-text compiler shared by parfit's ODE and Monte Carlo plugins.
+//!
+//! Models are written in a subset of [DiffSL](https://martinjrobins.github.io/diffsl/): tensors of
+//! expressions over parameters, states and `t`. [`compile`] parses the text and compiles it, for a
+//! [`Dialect`], into straight-line register code ([`Program`]): the initial state, the update rule (ODE
+//! right-hand side `F_i`, or the Monte Carlo `next_i`), the outputs and, for ODEs, the Jacobian ∂F/∂u
+//! derived symbolically. The program is then run by a small interpreter over a flat `f64` register file,
+//! without name lookups or allocation.
+//!
+//! Monte Carlo models may call random draws (`normal()`, `uniform()`, `lognormal(mu, sigma)`,
+//! `bernoulli(p)`); each call site becomes a numbered *draw slot* ([`Program::draws`]), an input register
+//! that the runner fills with a standard normal or a uniform on [0, 1) before each step. The crate does no
+//! I/O and builds for wasm32.
+
+mod compile;
+mod eval;
+mod lexer;
+mod parser;
+
+pub use compile::{Compiled, Dialect};
+pub use eval::{DrawKind, Instr, Op, Program, run};
+pub use lexer::{Located, Pos};
+
+/// Parse and compile model text. Errors carry the line and column of the problem.
+pub fn compile(source: &str, dialect: Dialect) -> Result<Compiled, Located> {
+    let ast = parser::parse(source)?;
+    compile::compile(&ast, dialect, false)
+}
+
+/// [`compile`] an ODE model together with the code of its forward sensitivity equations: ∂u0/∂p,
+/// ∂F/∂p, ∂out/∂u and ∂out/∂p, all derived symbolically ([`Program::sensitivities`] is true). The
+/// plain program is unchanged by it, so models compile twice rather than slow the plain one down.
+pub fn compile_with_sensitivities(source: &str) -> Result<Compiled, Located> {
+    let ast = parser::parse(source)?;
+    compile::compile(&ast, Dialect::Ode, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// QuantEcon's household wealth: w' = R·s·w + y with R = (1 + r)·exp(v1·ξ), y = exp(v2·η).
+    const WEALTH: &str = "in = [r, s, v1, v2]
+r { 0.1 }  s { 0.3 }  v1 { 0.1 }  v2 { 1.0 }
+R { (1 + r) * lognormal(0, v1) }
+y { lognormal(0, v2) }
+u_i { w = 1 }
+next_i { R * s * w + y }
+out_i { w }
+";
+
+    fn mc(src: &str) -> Compiled {
+        compile(src, Dialect::MonteCarlo).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn mc_err(src: &str) -> Located {
+        compile(src, Dialect::MonteCarlo).unwrap_err()
+    }
+
+    /// Start the program with `params` and return the registers and the initial state.
+    fn start(c: &Compiled, params: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let p = &c.program;
+        let mut regs = vec![0.0; p.n_regs];
+        let mut y = vec![0.0; p.n_states];
+        p.start(&mut regs, params, &mut y);
+        (regs, y)
+    }
+
+    #[test]
+    fn the_wealth_model_compiles_and_steps() {
+        let c = mc(WEALTH);
+        let names: Vec<&str> = c.params.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["r", "s", "v1", "v2"]);
+        assert_eq!(c.params.iter().map(|p| p.1).collect::<Vec<_>>(), [0.1, 0.3, 0.1, 1.0]);
+        assert_eq!(c.states, ["w"]);
+        assert_eq!(c.outputs, ["w"]);
+        // One normal slot per lognormal call, in source order.
+        assert_eq!(c.program.draws, [DrawKind::Normal, DrawKind::Normal]);
+        assert!(c.program.jac.is_empty() && c.program.jac_entries.is_empty());
+
+        let params = [0.1, 0.3, 0.1, 1.0];
+        let (mut regs, mut w) = start(&c, &params);
+        assert_eq!(w, [1.0]);
+        let mut next = [0.0];
+        for (t, z) in [[0.3, -1.2], [-0.7, 0.4], [0.0, 0.0]].iter().enumerate() {
+            c.program.step(&mut regs, t as f64, &w, z, &mut next);
+            let want = (1.1 * (0.1 * z[0]).exp()) * 0.3 * w[0] + (1.0 * z[1]).exp();
+            assert!((next[0] - want).abs() <= 1e-15 * want, "{} vs {want}", next[0]);
+            w = next.to_vec();
+        }
+        let mut out = [0.0];
+        c.program.outputs(&mut regs, 3.0, &w, &mut out);
+        assert_eq!(out, [w[0]]);
+    }
+
+    #[test]
+    fn slots_are_listed_in_source_order_and_read_their_own_draw() {
+        // Slots are numbered by call site in the text, not by the order the compiler meets them (`a` is
+        // used last but written first); a call site in a vector element of three entries is three slots.
+        let src = "in_i { p = 0.25, m = 1, sd = 2 }
+a { uniform() }
+b_i { (0:3): normal() }
+u_i { (0:3): x = 0, flag = 0, ln = 0 }
+next_i { (0:3): x_i + b_i, bernoulli(p), lognormal(m, sd) + a }
+";
+        let c = mc(src);
+        use DrawKind::{Normal as N, Uniform as U};
+        assert_eq!(c.program.draws, [U, N, N, N, U, N]);
+        let (mut regs, y) = start(&c, &[0.25, 1.0, 2.0]);
+        let draws = [0.5, -1.0, 0.25, 3.0, 0.1, 0.7];
+        let mut next = [0.0; 5];
+        c.program.step(&mut regs, 0.0, &y, &draws, &mut next);
+        assert_eq!(&next[..3], &[-1.0, 0.25, 3.0]);
+        assert_eq!(next[3], 1.0, "u = 0.1 < p = 0.25 draws 1");
+        assert_eq!(next[4], (1.0 + 2.0 * 0.7f64).exp() + 0.5);
+        let draws = [0.5, -1.0, 0.25, 3.0, 0.25, 0.7];
+        c.program.step(&mut regs, 0.0, &y, &draws, &mut next);
+        assert_eq!(next[3], 0.0, "u = p draws 0 (u < p is false)");
+    }
+
+    #[test]
+    fn draws_nothing_reads_are_no_slots() {
+        let src = "unused { normal() }\nused { uniform() }\nu { x = 0 }\nnext { x + used }";
+        let c = mc(src);
+        assert_eq!(c.program.draws, [DrawKind::Uniform]);
+        let (mut regs, y) = start(&c, &[]);
+        let mut next = [0.0];
+        c.program.step(&mut regs, 0.0, &y, &[0.75], &mut next);
+        assert_eq!(next, [0.75]);
+    }
+
+    #[test]
+    fn the_ode_dialect_refuses_draws_with_the_line() {
+        let e = compile("in_i { k = 1 }\nu_i { x = 1 }\nF_i { -k * x + normal() }", Dialect::Ode).unwrap_err();
+        assert_eq!((e.pos.line, e.pos.col), (3, 16));
+        assert!(e.message.starts_with("random draws are only allowed in Monte Carlo models (line 3)"), "{e}");
+        // Even in a tensor nothing uses.
+        let e = compile("noise { uniform() }\nu { x = 1 }\nF { -x }", Dialect::Ode).unwrap_err();
+        assert!(e.message.starts_with("random draws are only allowed in Monte Carlo models (line 1)"), "{e}");
+        // And the ODE dialect is unchanged: `next_i` is an ordinary tensor there.
+        assert!(compile("next { 2 }\nu { x = 1 }\nF { -next * x }", Dialect::Ode).is_ok());
+    }
+
+    #[test]
+    fn the_monte_carlo_dialect_refuses_odes_and_misplaced_draws() {
+        for (src, line, start) in [
+            ("u { x = 1 }\nF { -x }", 2, "'F' belongs to ODE models (line 2)"),
+            ("u_i { x = 1 }\n\ndudt_i { dx = 0 }\nnext_i { x }", 3, "'dudt_i' belongs to ODE models (line 3)"),
+            ("u_i { x = 1 }\nM_i { x }\nnext_i { x }", 2, "'M_i' belongs to ODE models (line 2)"),
+            ("u { x = normal() }\nnext { x }", 1, "random draws are not allowed in initial values (line 1)"),
+            ("u { x = 1 }\nnext { x }\nout { x * uniform() }", 3, "random draws are not allowed in outputs (line 3)"),
+            (
+                "in_i { k = uniform() }\nu { x = 1 }\nnext { x }",
+                1,
+                "random draws are not allowed in parameter defaults",
+            ),
+            ("u { x = 1 }\nnext { x + normal(1) }", 2, "random draw 'normal' takes 0 arguments, found 1"),
+            ("u { x = 1 }\nnext { x * lognormal(1) }", 2, "random draw 'lognormal' takes 2 arguments, found 1"),
+        ] {
+            let e = mc_err(src);
+            assert_eq!(e.pos.line, line, "{src}: {e}");
+            assert!(e.message.starts_with(start), "{src}: {e}");
+        }
+        let e = mc_err("in_i { k = 1 }\nu_i { x = 1 }");
+        assert!(e.message.contains("no update rule 'next_i'"), "{e}");
+        assert_eq!(e.pos.line, 2);
+    }
+
+    #[test]
+    fn parameter_code_is_hoisted_out_of_the_step() {
+        // (1 + r) depends on parameters only: it runs once, not every period.
+        let c = mc(WEALTH);
+        assert_eq!(c.program.setup.len(), 1, "{:?}", c.program.setup);
+        // v1·z, exp, (1 + r)·…, v2·z, exp, ·s, ·w, + y: eight instructions per path and period.
+        assert_eq!(c.program.rhs.len(), 8, "{:?}", c.program.rhs);
+    }
+}
+
+#[cfg(test)]
+mod sensitivity_tests {
+    use super::*;
+
+    /// Parameters reach the right-hand side directly, through parameter-level tensors (hoisted into the
+    /// setup code), through the initial state and through the outputs.
+    const MODEL: &str = "in_i { a = 0.7, b = 1.3, c = 0.4 }
+ab { a * b }
+w_i { exp(c), pow(b, 2) + a }
+u_i { x = a * c, y = sqrt(b), z = 2 }
+F_i {
+  -ab * x + sin(y) * w_i[0],
+  pow(x, c) - w_i[1] * y / (1 + z),
+  piecewise(x - 0.1, c * z, -z) + max(a, y) * t,
+}
+out_i { x * b, y + z, c * t, total = x + y + z }";
+
+    fn fd(f: impl Fn(&[f64]) -> Vec<f64>, p: &[f64], k: usize) -> Vec<f64> {
+        let h = 1e-6 * p[k].abs().max(1.0);
+        let (mut pp, mut pm) = (p.to_vec(), p.to_vec());
+        pp[k] += h;
+        pm[k] -= h;
+        f(&pp).iter().zip(f(&pm)).map(|(a, b)| (a - b) / (2.0 * h)).collect()
+    }
+
+    fn close(got: f64, want: f64, what: &str) {
+        assert!((got - want).abs() <= 1e-7 * want.abs().max(1.0), "{what}: {got} vs differences {want}");
+    }
+
+    #[test]
+    fn parameter_derivatives_match_finite_differences() {
+        let c = compile_with_sensitivities(MODEL).unwrap();
+        let plain = compile(MODEL, Dialect::Ode).unwrap();
+        let p = &c.program;
+        assert!(p.sensitivities && !plain.program.sensitivities);
+        assert_eq!(plain.program.rhs, p.rhs, "the plain program's code is the same");
+        let (n, np, no) = (p.n_states, p.n_params, p.out_regs.len());
+        let params = [0.7, 1.3, 0.4];
+        let (t, y, s) = (0.8, [0.5, 1.1, 2.0], (0..n * np).map(|k| 0.1 * k as f64 - 0.3).collect::<Vec<_>>());
+        let mut regs = vec![0.0; p.n_regs];
+        let mut y0 = vec![0.0; n];
+        p.start(&mut regs, &params, &mut y0);
+        let mut s0 = vec![f64::NAN; n * np];
+        p.start_sensitivities(&mut regs, &mut s0);
+        let (mut dy, mut ds) = (vec![0.0; n], vec![0.0; n * np]);
+        p.sensitivity_rhs(&mut regs, t, &y, &s, &mut dy, &mut ds);
+        let (mut out, mut dout) = (vec![0.0; no], vec![0.0; no * np]);
+        p.sensitivity_outputs(&mut regs, t, &y, &s, &mut out, &mut dout);
+
+        let mut jac = vec![0.0; n * n];
+        p.jacobian(&mut regs, t, &y, &mut jac);
+        let eval = |params: &[f64], what: u8| {
+            let mut regs = vec![0.0; p.n_regs];
+            let mut y0 = vec![0.0; n];
+            p.start(&mut regs, params, &mut y0);
+            let mut v = vec![0.0; n.max(no)];
+            match what {
+                0 => y0,
+                1 => {
+                    p.rhs(&mut regs, t, &y, &mut v[..n]);
+                    v[..n].to_vec()
+                }
+                _ => {
+                    p.outputs(&mut regs, t, &y, &mut v[..no]);
+                    v[..no].to_vec()
+                }
+            }
+        };
+        for k in 0..np {
+            let du0 = fd(|q| eval(q, 0), &params, k);
+            let df = fd(|q| eval(q, 1), &params, k);
+            let dout_dp = fd(|q| eval(q, 2), &params, k);
+            for i in 0..n {
+                close(s0[k * n + i], du0[i], &format!("du0_{i}/dp_{k}"));
+                // ds_k = J s_k + ∂F/∂p_k
+                let js: f64 = (0..n).map(|j| jac[j * n + i] * s[k * n + j]).sum();
+                close(ds[k * n + i], js + df[i], &format!("ds_{k}[{i}]"));
+            }
+            // dout_k = ∂out/∂u s_k + ∂out/∂p_k, with ∂out/∂u by differences in the state.
+            for o in 0..no {
+                let mut want = dout_dp[o];
+                for j in 0..n {
+                    let h = 1e-6;
+                    let mut v = vec![0.0; no];
+                    let (mut yp, mut ym) = (y.to_vec(), y.to_vec());
+                    yp[j] += h;
+                    ym[j] -= h;
+                    p.outputs(&mut regs, t, &yp, &mut v);
+                    let a = v[o];
+                    p.outputs(&mut regs, t, &ym, &mut v);
+                    want += (a - v[o]) / (2.0 * h) * s[k * n + j];
+                }
+                close(dout[o * np + k], want, &format!("dout_{o}/dp_{k}"));
+            }
+        }
+    }
+}
