@@ -124,7 +124,7 @@ def cmaes(suite):
         for seed in section["seeds"]:
             # pycma's seed 0 means "random": the suite's seeds start at 1.
             opts = {"seed": seed, "ftarget": target, "maxfevals": problem["max_evaluations"], "verbose": -9,
-                    "verb_log": 0, "verb_disp": 0}
+                    "verb_log": 0, "verb_disp": 0, "tolfun": section["ftol"], "tolx": section["xtol"]}
             if bounds:
                 opts["bounds"] = [bounds[0], bounds[1]]
             kwargs = {}

@@ -59,6 +59,8 @@ pub fn cmaes(section: &Value) -> Result<Value> {
         let stop = Stopping {
             target_value: Some(target),
             max_evaluations: Some(usize_of(problem, "max_evaluations")?),
+            ftol: f64_of(section, "ftol")?,
+            xtol: f64_of(section, "xtol")?,
             ..Stopping::default()
         };
         let mut runs = Vec::new();
