@@ -102,6 +102,7 @@ fn machine() -> String {
 pub fn bench(peers: bool) -> Result {
     run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "--examples", "--bins"]))?;
     run(cargo().args(["build", "--release", "-p", "parfit-ode", "-p", "parfit-aging-chain"]))?;
+    crate::bench_mc::build()?;
     eprintln!("\nbenchmarking (this takes a minute or two)…");
 
     let mut report = json!({
@@ -153,11 +154,13 @@ pub fn bench(peers: bool) -> Result {
         report["diffid"] = diffid;
         report["ratios"] = ratios;
     }
+    report["montecarlo"] = crate::bench_mc::bench(peers)?;
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), &text).map_err(|e| format!("results.json: {e}"))?;
     print_report(&report);
+    crate::bench_mc::print(&report["montecarlo"]);
     println!("\nfull results: {}", dir.join("results.json").display());
     Ok(())
 }
