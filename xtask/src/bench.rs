@@ -11,7 +11,7 @@ use crate::{Result, cargo, root, run, target_dir};
 const SEEDS: u64 = 10;
 const MODEL: &str = "examples/lotka_volterra/lotka_volterra.ds";
 
-fn output_of(cmd: &mut Command) -> Result<String> {
+pub(crate) fn output_of(cmd: &mut Command) -> Result<String> {
     let shown = format!("{cmd:?}").replace('"', "");
     let out = cmd.output().map_err(|e| format!("cannot start `{shown}`: {e}"))?;
     if !out.status.success() {
@@ -21,7 +21,7 @@ fn output_of(cmd: &mut Command) -> Result<String> {
 }
 
 /// The JSON object a tool printed last (installers may print before it; it may span several lines).
-fn parse(text: &str) -> Result<Value> {
+pub(crate) fn parse(text: &str) -> Result<Value> {
     let starts = text.match_indices('{').map(|(i, _)| i).filter(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n');
     let starts: Vec<usize> = starts.collect();
     starts
@@ -31,7 +31,7 @@ fn parse(text: &str) -> Result<Value> {
         .ok_or_else(|| format!("no JSON object in the output:\n{text}"))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }

@@ -6,31 +6,10 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::bench::{median, output_of, parse as last_json};
 use crate::{Result, cargo, root, run, target_dir};
 
 const REPS: usize = 3;
-
-fn output_of(cmd: &mut Command) -> Result<String> {
-    let shown = format!("{cmd:?}").replace('"', "");
-    let out = cmd.output().map_err(|e| format!("cannot start `{shown}`: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("`{shown}` failed:\n{}", String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn last_json(text: &str) -> Result<Value> {
-    text.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok().filter(Value::is_object))
-        .ok_or_else(|| format!("no JSON object in the output:\n{text}"))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
-}
 
 /// parfit's own timing of the paths (model compiled and plugin loaded before the clock starts, as numba's
 /// timings exclude its JIT compilation), `REPS` runs.
