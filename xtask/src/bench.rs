@@ -1,11 +1,12 @@
-//! `cargo xtask bench`: the Lotka–Volterra benchmarks of BENCHMARKS.md, and (with `--peers`) diffid on the same
-//! fit in the same run, so ratios compare like with like on a noisy shared machine.
+//! `cargo xtask bench`: the Lotka–Volterra and county benchmarks of BENCHMARKS.md, and (with `--peers`) diffid and
+//! PySD on the same fits in the same run, so ratios compare like with like on a noisy shared machine; then the
+//! algorithm and ODE-solver suite of `bench/suite.json` (see `suite.rs`).
 
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::{Result, cargo, root, run, target_dir};
+use crate::{Result, cargo, root, run, suite, target_dir};
 
 /// Seeds of the repeated tutorial fits; diffid's script uses the same count (its seeds 0..9).
 const SEEDS: u64 = 10;
@@ -101,9 +102,9 @@ fn machine() -> String {
 
 pub fn bench(peers: bool) -> Result {
     run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "--examples", "--bins"]))?;
-    run(cargo().args(["build", "--release", "-p", "parfit-ode", "-p", "parfit-aging-chain"]))?;
+    run(cargo().args(["build", "--release", "-p", "parfit-ode", "-p", "parfit-aging-chain", "-p", "parfit-bench"]))?;
     crate::bench_mc::build()?;
-    eprintln!("\nbenchmarking (this takes a minute or two)…");
+    eprintln!("\nbenchmarking (a few minutes; with --peers about a quarter of an hour)…");
 
     let mut report = json!({
         "date": output_of(Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC"))?.trim(),
@@ -154,6 +155,7 @@ pub fn bench(peers: bool) -> Result {
         report["diffid"] = diffid;
         report["ratios"] = ratios;
     }
+    report["suite"] = suite::run(peers)?;
     report["montecarlo"] = crate::bench_mc::bench(peers)?;
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -161,7 +163,28 @@ pub fn bench(peers: bool) -> Result {
     std::fs::write(dir.join("results.json"), &text).map_err(|e| format!("results.json: {e}"))?;
     print_report(&report);
     crate::bench_mc::print(&report["montecarlo"]);
-    println!("\nfull results: {}", dir.join("results.json").display());
+    let tables = suite::tables(&report["suite"]);
+    std::fs::write(dir.join("suite.md"), &tables).map_err(|e| format!("suite.md: {e}"))?;
+    println!("\n{tables}");
+    println!(
+        "full results: {}; the suite's tables also in {}",
+        dir.join("results.json").display(),
+        dir.join("suite.md").display()
+    );
+    Ok(())
+}
+
+/// Print the report of the last run again, from `target/bench/results.json` (`cargo xtask bench --report`).
+pub fn reprint() -> Result {
+    let path = target_dir().join("bench/results.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e} (run `cargo xtask bench` first)", path.display()))?;
+    let report: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    print_report(&report);
+    if report.get("montecarlo").is_some() {
+        crate::bench_mc::print(&report["montecarlo"]);
+    }
+    println!("\n{}", suite::tables(&report["suite"]));
     Ok(())
 }
 

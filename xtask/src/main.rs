@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod bench_mc;
+mod suite;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -16,8 +17,10 @@ commands:
           and run the Monte Carlo wealth example
   test    formatting, clippy (-D warnings), all tests, and the wasm32 build check of the core
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
-          --peers   also run the peer tools (diffid, PySD, numba; built into venvs under target/peers on first use)
-          montecarlo   only the Monte Carlo benchmarks (wealth, π)";
+          --peers   also run the peer tools (diffid, PySD, pycma, scipy, dynesty, pydiffsol, numba; installed
+                    into venvs under target/peers on first use)
+          --report  print the last run's report again (from target/bench/results.json)
+          montecarlo   only the Monte Carlo benchmarks (wealth, π; with --peers also numba)";
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
 const EXTERNAL_CRATES: &[&str] =
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(),
+        Some("bench") if args.iter().any(|a| a == "--report") => bench::reprint(),
         Some("bench") if args.iter().any(|a| a == "montecarlo") => bench_mc_only(args.iter().any(|a| a == "--peers")),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("-h" | "--help" | "help") | None => {
