@@ -103,6 +103,7 @@ fn machine() -> String {
 pub fn bench(peers: bool) -> Result {
     run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "--examples", "--bins"]))?;
     run(cargo().args(["build", "--release", "-p", "parfit-ode", "-p", "parfit-aging-chain", "-p", "parfit-bench"]))?;
+    crate::bench_mc::build()?;
     eprintln!("\nbenchmarking (a few minutes; with --peers about a quarter of an hour)…");
 
     let mut report = json!({
@@ -155,11 +156,13 @@ pub fn bench(peers: bool) -> Result {
         report["ratios"] = ratios;
     }
     report["suite"] = suite::run(peers)?;
+    report["montecarlo"] = crate::bench_mc::bench(peers)?;
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), &text).map_err(|e| format!("results.json: {e}"))?;
     print_report(&report);
+    crate::bench_mc::print(&report["montecarlo"]);
     let tables = suite::tables(&report["suite"]);
     std::fs::write(dir.join("suite.md"), &tables).map_err(|e| format!("suite.md: {e}"))?;
     println!("\n{tables}");
@@ -178,6 +181,9 @@ pub fn reprint() -> Result {
         .map_err(|e| format!("{}: {e} (run `cargo xtask bench` first)", path.display()))?;
     let report: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     print_report(&report);
+    if report.get("montecarlo").is_some() {
+        crate::bench_mc::print(&report["montecarlo"]);
+    }
     println!("\n{}", suite::tables(&report["suite"]));
     Ok(())
 }

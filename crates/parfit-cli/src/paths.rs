@@ -274,12 +274,13 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         Format::Csv => print!("{summary_csv}"),
         Format::Table => {
             println!(
-                "monte carlo  {} paths × {} periods, seed {}, {} point{}, {seconds:.3} s on {threads} threads",
+                "monte carlo  {} paths × {} periods, seed {}, {} point{}, {seconds:.3} s on {threads} thread{}",
                 mc.paths,
                 mc.periods,
                 seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(" "),
                 points.len(),
-                if points.len() == 1 { "" } else { "s" }
+                if points.len() == 1 { "" } else { "s" },
+                if threads == 1 { "" } else { "s" }
             );
             if let Some(dir) = &out_dir {
                 println!(
