@@ -9,6 +9,7 @@ mod error;
 mod plot;
 mod plugins;
 mod progress;
+mod project;
 
 use std::path::PathBuf;
 
