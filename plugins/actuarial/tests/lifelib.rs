@@ -188,3 +188,12 @@ fn models_of_one_configuration_share_one_read_of_the_tables() {
     assert_eq!(out, [4.0, 1141.0, 10.0, 1.0]);
     let _: &Portfolio = a.portfolio();
 }
+
+#[test]
+fn edge_cases_match_lifelib() {
+    // Future new business (duration_mth < 0), points past maturity, an in-force account value: lifelib's own
+    // result_pv for them (tests/data/lifelib_savings/edge_cases/make.py).
+    let model = savings("../../tests/data/lifelib_savings/edge_cases/model_points.csv", Output::Pv);
+    let worst = check_pv(&model, "tests/data/lifelib_savings/edge_cases/result_pv.csv", 1e-12);
+    eprintln!("worst relative error: {worst:e}");
+}
