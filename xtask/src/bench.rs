@@ -101,7 +101,16 @@ fn machine() -> String {
 
 pub fn bench(peers: bool) -> Result {
     run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "--examples", "--bins"]))?;
-    run(cargo().args(["build", "--release", "-p", "parfit-ode", "-p", "parfit-aging-chain"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "parfit-ode",
+        "-p",
+        "parfit-aging-chain",
+        "-p",
+        "parfit-actuarial",
+    ]))?;
     eprintln!("\nbenchmarking (this takes a minute or two)…");
 
     let mut report = json!({
@@ -130,6 +139,7 @@ pub fn bench(peers: bool) -> Result {
         "threads_1": fit_many(1)?,
         "threads_2": fit_many(2)?,
     });
+    report["savings"] = crate::savings_bench::run(peers)?;
     if peers {
         let script = root().join("bench/peers/pysd_counties.sh");
         let text = output_of(Command::new("bash").arg(script).current_dir(root()).args(["--counties", "10"]))?;
@@ -164,6 +174,7 @@ pub fn bench(peers: bool) -> Result {
 
 fn print_report(r: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    crate::savings_bench::print(&r["savings"]);
     println!(
         "\n{} — {} — `{}`\n",
         r["date"].as_str().unwrap_or(""),

@@ -5,16 +5,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod savings_bench;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data)
+  demo    build parfit in release mode, fit the Lotka–Volterra example and every US county, project lifelib's
+          savings model over 10K and 100K policies (bundled data)
   test    formatting, clippy (-D warnings), all tests, and the wasm32 build check of the core
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
-          --peers   also run the peer tools (diffid; built into a venv under target/peers on first use)";
+          --peers   also run the peer tools (diffid, PySD, lifelib; installed into venvs under target/peers on first use)
+  bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)";
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
 const EXTERNAL_CRATES: &[&str] =
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("test") => test(),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
+        Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -89,6 +93,26 @@ fn demo() -> Result {
         "\nEvery US county fitted (the PySD cookbook's aging chain; scipy's L-BFGS-B reference is in \
          tests/data/counties/). Per-county results and histograms: {}",
         counties.display()
+    );
+    let savings = target_dir().join("demo/savings");
+    run(Command::new(&parfit)
+        .current_dir(root())
+        .args(["run", "examples/savings/run.toml", "--output"])
+        .arg(&savings))?;
+    println!(
+        "\nlifelib's savings model CashValue_ME over its 10,000 model points: present values per point, monthly \
+         cash flows, point 1's audit and projection.svg in {}",
+        savings.display()
+    );
+    let savings_100k = target_dir().join("demo/savings-100k");
+    run(Command::new(&parfit)
+        .current_dir(root())
+        .args(["run", "examples/savings/run_100k.toml", "--output"])
+        .arg(&savings_100k))?;
+    println!(
+        "\nThe 100,000 policies of modelx's ipyparallel demo in one pass (totals above; lifelib's are in \
+         tests/data/lifelib_savings/result_pv_100K_ipp_demo_totals.csv). Per-point present values: {}",
+        savings_100k.display()
     );
     Ok(())
 }

@@ -203,11 +203,11 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         plugin.create(&p.kind, &config.to_string()).map_err(|e| input(format!("{origin}: {e}")))
     };
     let summary_model = make("summary")?;
-    let mut summary = [0.0; 4];
+    let mut summary = [0.0; 5];
     summary_model
         .simulate(&mut summary_model.workspace(), &[], &[0.0, 0.0], &[], &mut summary)
         .map_err(|e| failed(format!("{origin}: {e}")))?;
-    let [n_points, horizon, n_scenarios, first_scenario] = summary.map(|v| v as i64);
+    let [n_points, horizon, n_scenarios, first_scenario, point_months] = summary.map(|v| v as i64);
     if n_points as usize != ids.len() {
         return Err(failed(format!(
             "{points_name}: the plugin read {n_points} points but the table has {} rows",
@@ -356,6 +356,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         "model_points": points_name,
         "points": ids.len(),
         "horizon_months": horizon,
+        "point_months": point_months as usize * n_scen,
         "scenarios": scenarios,
         "threads": threads,
         "seconds": seconds,

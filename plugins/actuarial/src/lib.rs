@@ -12,7 +12,8 @@
 //! - `"monthly"` (time series over months): the point's `result_cf` and `result_pols` quantities, which a runner
 //!   sums over points;
 //! - `"audit"` (time series): every intermediate quantity of the point;
-//! - `"summary"` (scalar): `points`, `horizon_months`, `scenarios`, `first_scenario` of the configured tables.
+//! - `"summary"` (scalar): `points`, `horizon_months`, `scenarios`, `first_scenario` of the configured tables, and
+//!   `point_months`, the months a present-value pass projects over all points (one scenario).
 
 mod data;
 mod engine;
@@ -59,7 +60,7 @@ fn default_output() -> Output {
 }
 
 /// The summary outputs.
-pub const SUMMARY_COLUMNS: [&str; 4] = ["points", "horizon_months", "scenarios", "first_scenario"];
+pub const SUMMARY_COLUMNS: [&str; 5] = ["points", "horizon_months", "scenarios", "first_scenario", "point_months"];
 
 /// A projection model: the portfolio's data and what a simulation returns.
 #[derive(Debug)]
@@ -201,6 +202,7 @@ impl Model for ProjectionModel {
                 pf.horizon as f64,
                 pf.scenarios as f64,
                 pf.first_scenario as f64,
+                pf.points.iter().map(|p| run_length(pf, p) as f64).sum(),
             ]);
             return Ok(());
         }

@@ -183,9 +183,9 @@ fn models_of_one_configuration_share_one_read_of_the_tables() {
     let a = savings("model_point_samples.csv", Output::Pv);
     let b = savings("model_point_samples.csv", Output::Summary);
     assert!(Arc::ptr_eq(a.portfolio(), b.portfolio()));
-    let mut out = [0.0; 4];
+    let mut out = [0.0; 5];
     b.simulate(&mut b.workspace(), &[], &[0.0, 1.0], &[], &mut out).unwrap();
-    assert_eq!(out, [4.0, 1141.0, 10.0, 1.0]);
+    assert_eq!(out, [4.0, 1141.0, 10.0, 1.0, 121.0 + 241.0 + 1141.0 + 781.0]);
     let _: &Portfolio = a.portfolio();
 }
 
