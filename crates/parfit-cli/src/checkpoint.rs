@@ -10,7 +10,6 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use parfit_core::Termination;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CliResult, failed, input};
@@ -23,20 +22,7 @@ struct Header {
     fingerprint: String,
 }
 
-/// The outcome of one case, as checkpointed and as reported.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CaseRecord {
-    pub index: usize,
-    /// Fitted values of the free parameters, in model units.
-    pub x: Vec<f64>,
-    /// The cost at `x`; `None` when the case failed.
-    pub value: Option<f64>,
-    pub evaluations: usize,
-    pub iterations: usize,
-    pub termination: Option<Termination>,
-    /// Why the case failed, if it did.
-    pub error: Option<String>,
-}
+pub use parfit_config::fitting::CaseRecord;
 
 pub struct Checkpoint {
     path: PathBuf,
@@ -131,7 +117,7 @@ mod tests {
             value: Some(2.0f64.sqrt()),
             evaluations: 10,
             iterations: 2,
-            termination: Some(Termination::FunctionTolerance),
+            termination: Some(parfit_core::Termination::FunctionTolerance),
             error: None,
         }
     }

@@ -1,10 +1,7 @@
 //! `parfit`: fit and run models from loadable plugins, in parallel.
 
-mod cases;
 mod checkpoint;
 mod commands;
-mod config;
-mod data;
 mod error;
 mod plot;
 mod plugins;
@@ -14,6 +11,7 @@ mod project;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use parfit_config::{config, data};
 
 use crate::error::{CliResult, input};
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use parfit_abi::host::{Discovery, LoadedPlugin, discover, search_path};
 use parfit_core::Model;
 
-use crate::error::{CliResult, input};
+use parfit_config::Loader;
+
+use crate::error::{CliResult, FsLoader, input};
 
 /// The plugins on the search path: `--plugin` paths, then `PARFIT_PLUGIN_PATH`, then the executable's directory.
 pub fn find_plugins(explicit: &[PathBuf]) -> CliResult<Discovery> {
@@ -67,14 +69,8 @@ pub fn create_model(
     source: Option<&Path>,
     options: serde_json::Map<String, serde_json::Value>,
 ) -> CliResult<Arc<dyn Model>> {
-    let mut config = options;
-    if let Some(path) = source {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| input(format!("{}: cannot read ({e})", path.display())))?;
-        config.insert("source".into(), text.into());
-        config.insert("source_name".into(), path.display().to_string().into());
-    }
-    let json = serde_json::Value::Object(config).to_string();
+    let text = source.map(|path| FsLoader.read(path)).transpose()?;
+    let json = parfit_config::fitting::model_config(options, source.zip(text.as_deref()));
     let model = plugin.create(kind, &json).map_err(input)?;
     Ok(Arc::new(model))
 }

@@ -2,17 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use parfit_core::optimise::{NelderMead, Stopping, minimise};
-use parfit_core::{Case, Cost, Objective, OptimResult, Termination};
+use parfit_config::fitting::{FitOutcome, data_case, fit_staged};
+use parfit_core::{Cost, Objective, OptimResult};
 use serde_json::json;
 
-use crate::commands::{
-    ConfiguredModel, cell, configure_objective, cost_from_config, load_for_run, model_from_config, run_algorithm, show,
-    validate_options,
-};
+use crate::commands::{ConfiguredModel, cell, cost_from_config, load_for_run, model_from_config, show};
 use crate::config::Algorithm;
-use crate::data::read_observations;
-use crate::error::{CliResult, failed, input};
+use crate::error::{CliResult, FsLoader, failed};
 use crate::plot::{Series, convergence_plot, fit_plot};
 use crate::progress::CliMonitor;
 use crate::{Common, Format, parse_sets};
@@ -22,83 +18,14 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
     let config = &loaded.config;
 
     let ConfiguredModel { model, plugin, kind } = model_from_config(explicit, &loaded, common)?;
-    let data = config.data.as_ref().ok_or_else(|| input(format!("{origin}: a fit needs a [data] section")))?;
-    let columns: Vec<String> =
-        data.outputs.iter().map(|o| data.columns.get(o).cloned().unwrap_or_else(|| o.clone())).collect();
-    let case = read_observations(&loaded.resolve(&data.path), &data.time, &columns)?;
-
+    let (data, case) = data_case(&loaded, &FsLoader, "a fit")?;
     let cost = cost_from_config(&config.fit, &origin)?;
     let sets = parse_sets(&common.set)?;
-    let build = |case: Case| configure_objective(&loaded, &model, case, &data.outputs, cost, &sets);
-    let mut objective = build(case.clone())?;
-    let x0 = objective.start().map_err(|e| input(format!("{origin}: {e}")))?;
-    if x0.is_empty() {
-        return Err(input(format!("{origin}: every parameter is fixed; nothing to fit")));
-    }
-    let bounds = objective.bounds();
-    let horizons = &config.fit.horizons;
-    if let Some(h) = horizons.windows(2).find(|w| w[1] <= w[0]) {
-        return Err(input(format!("{origin}: [fit] horizons must increase ({} is followed by {})", h[0], h[1])));
-    }
-    if let Some(h) = horizons.iter().find(|h| case.times.iter().filter(|t| *t <= *h).count() < 2) {
-        return Err(input(format!("{origin}: [fit] horizon {h} leaves fewer than two data rows")));
-    }
-
-    let defaults = Stopping::default();
-    let stop = Stopping {
-        max_iterations: config.fit.max_iterations,
-        max_evaluations: config.fit.max_evaluations,
-        target_value: config.fit.target_value,
-        max_seconds: config.fit.max_seconds,
-        ftol: config.fit.ftol.unwrap_or(defaults.ftol),
-        xtol: config.fit.xtol.unwrap_or(defaults.xtol),
-    };
-    validate_options(&config.fit, &origin)?;
     let record_history = config.output.history.unwrap_or(true);
-    let mut monitor = CliMonitor::new(stop.max_iterations.map(|n| n * (horizons.len() + 1)));
-    let mut result: Option<OptimResult> = None;
-    for (stage, horizon) in horizons.iter().map(Some).chain([None]).enumerate() {
-        let mut stage_objective = match horizon {
-            Some(&h) => build(truncate(&case, h))?,
-            None => build(case.clone())?,
-        };
-        let start = result.as_ref().map_or_else(|| x0.clone(), |r| r.x.clone());
-        // The basin around the optimum narrows as the horizon grows (a phase error grows with time), so later
-        // stages search a proportionally smaller neighbourhood of the previous stage's answer.
-        let span = |h: Option<&f64>| h.copied().unwrap_or(case.times[case.times.len() - 1]) - case.times[0];
-        let scale = if stage == 0 { 1.0 } else { (span(horizons.first()) / span(horizon)).clamp(1e-3, 1.0) };
-        // Each stage gets its own seed so stages do not replay the same random draws.
-        let stage_seed = seed.wrapping_add(stage as u64);
-        let r = run_algorithm(
-            &config.fit,
-            &mut stage_objective,
-            start,
-            &bounds,
-            stage_seed,
-            scale,
-            &stop,
-            &mut monitor,
-            record_history,
-        );
-        let cancelled = r.termination == Termination::Cancelled;
-        result = Some(match result {
-            Some(previous) => chain(previous, r, false),
-            None => r,
-        });
-        if cancelled {
-            break;
-        }
-        if horizon.is_none() {
-            objective = stage_objective;
-        }
-    }
-    let mut result = result.expect("at least one stage runs");
-    if config.fit.polish && result.termination != Termination::Cancelled {
-        let mut nm = NelderMead::new(result.x.clone(), bounds.clone(), config.fit.nelder_mead.clone());
-        let polish_stop = Stopping { max_iterations: None, max_evaluations: Some(20_000), ..stop.clone() };
-        let r = minimise(&mut nm, &mut objective, &polish_stop, &mut monitor, record_history);
-        result = chain(result, r, true);
-    }
+    let budget = config.fit.max_iterations.map(|n| n * (config.fit.horizons.len() + 1));
+    let mut monitor = CliMonitor::new(budget);
+    let FitOutcome { objective, x0, result } =
+        fit_staged(&loaded, &model, case, &data.outputs, cost, &sets, seed, &mut monitor, record_history)?;
     monitor.finish();
 
     let names = objective.free_names();
@@ -123,49 +50,6 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
         return Err(failed(format!("the fit failed: {} (no candidate could be simulated)", result.termination)));
     }
     Ok(())
-}
-
-/// The observations up to and including time `horizon`.
-fn truncate(case: &Case, horizon: f64) -> Case {
-    let rows = case.times.iter().take_while(|t| **t <= horizon).count();
-    let width = case.observations.len() / case.times.len().max(1);
-    Case {
-        id: format!("{} (t ≤ {horizon})", case.id),
-        inputs: case.inputs.clone(),
-        times: case.times[..rows].to_vec(),
-        observations: case.observations[..rows * width].to_vec(),
-    }
-}
-
-/// Account for two consecutive optimisation runs as one. When both minimised the same objective the better
-/// point wins; otherwise (a later horizon stage) the second run's result stands.
-fn chain(first: OptimResult, second: OptimResult, same_objective: bool) -> OptimResult {
-    let keep_first = same_objective && first.value <= second.value;
-    let history = match (first.history.as_ref(), second.history) {
-        (Some(a), Some(b)) => {
-            let (evaluations, iterations) = a.last().map_or((0, 0), |h| (h.evaluations, h.iteration));
-            let floor = if same_objective { a.last().map_or(f64::INFINITY, |h| h.best_value) } else { f64::INFINITY };
-            let mut joined = a.clone();
-            joined.extend(b.into_iter().map(|mut h| {
-                h.evaluations += evaluations;
-                h.iteration += iterations;
-                h.best_value = h.best_value.min(floor);
-                h
-            }));
-            Some(joined)
-        }
-        (a, _) => a.cloned(),
-    };
-    let (x, value) = if keep_first { (first.x, first.value) } else { (second.x, second.value) };
-    OptimResult {
-        x,
-        value,
-        evaluations: first.evaluations + second.evaluations,
-        iterations: first.iterations + second.iterations,
-        termination: second.termination,
-        seconds: second.seconds,
-        history,
-    }
 }
 
 struct Summary<'a> {

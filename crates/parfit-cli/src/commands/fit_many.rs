@@ -7,102 +7,21 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parfit_core::optimise::{NelderMead, Silent, Stopping, minimise};
-use parfit_core::runner::{case_seed, for_each_case};
-use parfit_core::{Case, Model};
+use parfit_config::cases::{CaseTable, read_cases};
+use parfit_config::fitting::CaseFitter;
+use parfit_core::runner::for_each_case;
 use serde_json::json;
 
-use crate::cases::{CaseTable, read_cases};
 use crate::checkpoint::{CaseRecord, Checkpoint, fingerprint};
-use crate::commands::{
-    ConfiguredModel, cell, configure_objective, cost_from_config, load_for_run, model_from_config, run_algorithm, show,
-    validate_options,
-};
-use crate::config::{FitSection, LoadedConfig};
-use crate::error::{CliError, CliResult, failed, input};
+use crate::commands::{ConfiguredModel, cell, load_for_run, model_from_config, show};
+use crate::error::{CliError, CliResult, FsLoader, failed, input};
 use crate::plot::histograms;
 use crate::{Common, Format, parse_sets};
-
-/// Everything one case's fit needs, shared read-only by the workers.
-struct Job<'a> {
-    loaded: &'a LoadedConfig,
-    model: std::sync::Arc<dyn Model>,
-    table: &'a CaseTable,
-    cost: parfit_core::Cost,
-    sets: Vec<(String, f64)>,
-    stop: Stopping,
-    seed: u64,
-}
-
-impl Job<'_> {
-    fn fit(&self, index: usize) -> CaseRecord {
-        let fit = &self.loaded.config.fit;
-        let case: Case = self.table.cases[index].clone();
-        let failure = |error: String| CaseRecord {
-            index,
-            x: vec![],
-            value: None,
-            evaluations: 0,
-            iterations: 0,
-            termination: None,
-            error: Some(error),
-        };
-        let mut objective =
-            match configure_objective(self.loaded, &self.model, case, &self.table.observed, self.cost, &self.sets) {
-                Ok(o) => o,
-                Err(e) => return failure(e.to_string()),
-            };
-        // Parallelism is across cases: each case's batches run on its own thread.
-        objective.set_parallel(false);
-        let x0 = match objective.start() {
-            Ok(x) => x,
-            Err(e) => return failure(e.to_string()),
-        };
-        let bounds = objective.bounds();
-        let seed = case_seed(self.seed, index);
-        let mut result = run_algorithm(fit, &mut objective, x0, &bounds, seed, 1.0, &self.stop, &mut Silent, false);
-        if fit.polish {
-            let mut nm = NelderMead::new(result.x.clone(), bounds, fit.nelder_mead.clone());
-            let stop = Stopping { max_iterations: None, max_evaluations: Some(20_000), ..self.stop.clone() };
-            let polished = minimise(&mut nm, &mut objective, &stop, &mut Silent, false);
-            result.evaluations += polished.evaluations;
-            result.iterations += polished.iterations;
-            if polished.value < result.value {
-                result.x = polished.x;
-                result.value = polished.value;
-                result.termination = polished.termination;
-            }
-        }
-        if !result.value.is_finite() {
-            return CaseRecord {
-                error: Some(format!("no finite cost: {}", result.termination)),
-                evaluations: result.evaluations,
-                iterations: result.iterations,
-                ..failure(String::new())
-            };
-        }
-        let params = objective.params(&result.x);
-        let x = objective.free_parameters().iter().map(|f| params[f.index]).collect();
-        CaseRecord {
-            index,
-            x,
-            value: Some(result.value),
-            evaluations: result.evaluations,
-            iterations: result.iterations,
-            termination: Some(result.termination),
-            error: None,
-        }
-    }
-}
 
 pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resume: bool) -> CliResult<()> {
     let (loaded, origin, threads, seed) = load_for_run(config_path, common)?;
     let config = &loaded.config;
     let section = config.cases.as_ref().ok_or_else(|| input(format!("{origin}: fit-many needs a [cases] section")))?;
-    if !config.fit.horizons.is_empty() {
-        return Err(input(format!("{origin}: [fit] horizons apply to `parfit fit` only, not to fit-many")));
-    }
-    validate_options(&config.fit, &origin)?;
     let output_dir = common
         .output
         .clone()
@@ -111,15 +30,10 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
 
     let ConfiguredModel { model, plugin, kind } = model_from_config(explicit, &loaded, common)?;
     let cases_path = loaded.resolve(&section.path);
-    let table = read_cases(&cases_path, section, model.spec(), &origin)?;
-    let cost = cost_from_config(&config.fit, &origin)?;
+    let table = read_cases(&FsLoader, &cases_path, section, model.spec(), &origin)?;
     let sets = parse_sets(&common.set)?;
-    // Check the parameter settings once, on the first case, so a typo is one clear error, not one per case.
-    let names = {
-        let first = configure_objective(&loaded, &model, table.cases[0].clone(), &table.observed, cost, &sets)?;
-        first.start().map_err(|e| input(format!("{origin}: {e}")))?;
-        first.free_names()
-    };
+    let (job, names) = CaseFitter::new(&loaded, model, &table.cases, &table.observed, sets, seed)?;
+    let cost = job.cost;
 
     let read = |p: &Path| std::fs::read(p).map_err(|e| input(format!("{}: cannot read ({e})", p.display())));
     let source = config.model.source.as_ref().map(|s| read(&loaded.resolve(s))).transpose()?.unwrap_or_default();
@@ -131,17 +45,6 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
     ]);
     let (checkpoint, done) = Checkpoint::open(&output_dir.join("checkpoint.jsonl"), &print, resume)?;
 
-    let defaults = Stopping::default();
-    let fit: &FitSection = &config.fit;
-    let stop = Stopping {
-        max_iterations: fit.max_iterations,
-        max_evaluations: fit.max_evaluations,
-        target_value: fit.target_value,
-        max_seconds: None,
-        ftol: fit.ftol.unwrap_or(defaults.ftol),
-        xtol: fit.xtol.unwrap_or(defaults.xtol),
-    };
-    let job = Job { loaded: &loaded, model, table: &table, cost, sets, stop, seed };
     let n = table.cases.len();
     let resumed = done.len();
 

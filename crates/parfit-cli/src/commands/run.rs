@@ -7,7 +7,7 @@ use parfit_core::{Model, OutputKind};
 use crate::commands::{cell, model_from_config, plugin_options};
 use crate::config::{LoadedConfig, parse_times};
 use crate::data::read_observations;
-use crate::error::{CliResult, failed, input};
+use crate::error::{CliResult, FsLoader, failed, input};
 use crate::plugins::{create_model, find_plugins, kind_for_file};
 use crate::{Common, Format, init_threads, parse_sets};
 
@@ -18,7 +18,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
     init_threads(common.threads)?;
     let is_config = path.extension().is_some_and(|e| e == "toml");
     let (model, mut params, config_times) = if is_config {
-        let loaded = LoadedConfig::load(path)?;
+        let loaded = LoadedConfig::load(path, &FsLoader)?;
         let model = model_from_config(explicit, &loaded, common)?.model;
         let mut params = model.spec().defaults();
         for (name, p) in &loaded.config.parameters {
@@ -29,7 +29,9 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
         }
         let times = match (&loaded.config.run.times, &loaded.config.data) {
             (Some(t), _) => Some(t.values().map_err(|e| input(format!("{}: [run] {e}", path.display())))?),
-            (None, Some(data)) => Some(read_observations(&loaded.resolve(&data.path), &data.time, &[])?.times),
+            (None, Some(data)) => {
+                Some(read_observations(&FsLoader, &loaded.resolve(&data.path), &data.time, &[])?.times)
+            }
             (None, None) => None,
         };
         (model, params, times)

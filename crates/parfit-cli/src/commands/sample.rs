@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::commands::{ConfiguredModel, cell, configure_objective, load_for_run, model_from_config, show};
 use crate::config::{LoadedConfig, McmcStart, SampleAlgorithm, SampleSection};
 use crate::data::read_observations;
-use crate::error::{CliResult, failed, input};
+use crate::error::{CliResult, FsLoader, failed, input};
 use crate::plot::corner_plot;
 use crate::progress::CliMonitor;
 use crate::{Common, Format, parse_sets};
@@ -34,7 +34,7 @@ pub fn sample(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliR
     let data = config.data.as_ref().ok_or_else(|| input(format!("{origin}: sampling needs a [data] section")))?;
     let columns: Vec<String> =
         data.outputs.iter().map(|o| data.columns.get(o).cloned().unwrap_or_else(|| o.clone())).collect();
-    let case = read_observations(&loaded.resolve(&data.path), &data.time, &columns)?;
+    let case = read_observations(&FsLoader, &loaded.resolve(&data.path), &data.time, &columns)?;
     let sets = parse_sets(&common.set)?;
     let mut objective = configure_objective(&loaded, &model, case, &data.outputs, Cost::Sse, &sets)?;
     // Priors are in parameter units: the sampler sees the model's parameters themselves, never ln(value).

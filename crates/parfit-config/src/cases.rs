@@ -6,7 +6,7 @@ use std::path::Path;
 use parfit_core::{Case, ModelSpec};
 
 use crate::config::CasesSection;
-use crate::error::{CliResult, input};
+use crate::{Loader, Result as InputResult, input};
 
 /// The cases of a table, their ids (one string per id column), and the observed outputs in column order.
 pub struct CaseTable {
@@ -17,17 +17,20 @@ pub struct CaseTable {
 }
 
 /// Read `[cases]` from `path` for a model with `spec`.
-pub fn read_cases(path: &Path, section: &CasesSection, spec: &ModelSpec, origin: &str) -> CliResult<CaseTable> {
+pub fn read_cases(
+    loader: &dyn Loader,
+    path: &Path,
+    section: &CasesSection,
+    spec: &ModelSpec,
+    origin: &str,
+) -> InputResult<CaseTable> {
     let shown = path.display();
     if section.header_rows == 0 {
         return Err(input(format!("{origin}: [cases] header_rows must be at least 1")));
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(false)
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| input(format!("{shown}: cannot read ({e})")))?;
+    let text = loader.read(path)?;
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(false).trim(csv::Trim::All).from_reader(text.as_bytes());
     let mut records = reader.records();
     let mut header_rows = Vec::new();
     for _ in 0..section.header_rows {
@@ -50,7 +53,7 @@ pub fn read_cases(path: &Path, section: &CasesSection, spec: &ModelSpec, origin:
             ))
         })
     };
-    let id_cols = section.id.iter().map(|n| find(n, "id")).collect::<CliResult<Vec<_>>>()?;
+    let id_cols = section.id.iter().map(|n| find(n, "id")).collect::<InputResult<Vec<_>>>()?;
 
     let mut input_cols = vec![None; spec.inputs.len()];
     for (name, column) in &section.inputs {
@@ -84,7 +87,7 @@ pub fn read_cases(path: &Path, section: &CasesSection, spec: &ModelSpec, origin:
         let cols = observed
             .iter()
             .map(|name| o.columns.get(name).map(|c| find(c, &format!("observe at {}", o.time))).transpose())
-            .collect::<CliResult<Vec<_>>>()?;
+            .collect::<InputResult<Vec<_>>>()?;
         observe.push((o.time, cols));
     }
     observe.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -97,7 +100,7 @@ pub fn read_cases(path: &Path, section: &CasesSection, spec: &ModelSpec, origin:
     for record in records {
         let record = record.map_err(|e| input(format!("{shown}: {}", csv_reason(&e))))?;
         let line = record.position().map_or(0, |p| p.line());
-        let number = |col: usize| -> CliResult<f64> {
+        let number = |col: usize| -> InputResult<f64> {
             let text = record.get(col).unwrap_or("");
             if text.is_empty() {
                 return Ok(f64::NAN);
@@ -108,7 +111,7 @@ pub fn read_cases(path: &Path, section: &CasesSection, spec: &ModelSpec, origin:
                 .ok_or_else(|| input(format!("{shown}:{line}: column '{}': '{text}' is not a number", names[col])))
         };
         let ids: Vec<String> = id_cols.iter().map(|&c| record.get(c).unwrap_or("").to_string()).collect();
-        let inputs = input_cols.iter().map(|c| c.map_or(Ok(f64::NAN), number)).collect::<CliResult<Vec<f64>>>()?;
+        let inputs = input_cols.iter().map(|c| c.map_or(Ok(f64::NAN), number)).collect::<InputResult<Vec<f64>>>()?;
         let mut observations = Vec::with_capacity(times.len() * table.observed.len());
         for (_, cols) in &observe {
             for c in cols {

@@ -1,4 +1,4 @@
-//! The TOML configuration of `parfit fit` and `parfit run`, and its loading with file-named errors.
+//! The TOML configuration of `parfit fit`, `fit-many`, `sample` and `run`, parsed with file-named errors.
 //!
 //! Relative paths in a configuration are relative to the configuration file's directory.
 
@@ -11,7 +11,7 @@ use parfit_core::optimise::{
 use parfit_core::sample::{EnsembleOptions, NestedOptions, NoiseSigma, ParamPrior};
 use serde::Deserialize;
 
-use crate::error::{CliResult, input};
+use crate::{Loader, Result as InputResult, input};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,9 +119,10 @@ pub struct ParameterSection {
     pub prior: Option<ParamPrior>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
-#[clap(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", clap(rename_all = "snake_case"))]
 pub enum Algorithm {
     #[default]
     Cmaes,
@@ -274,10 +275,13 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
-    pub fn load(path: &Path) -> CliResult<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| input(format!("{}: cannot read ({e})", path.display())))?;
-        let config: Config = toml::from_str(&text).map_err(|e| input(toml_error(path, &text, &e)))?;
+    pub fn load(path: &Path, loader: &dyn Loader) -> InputResult<Self> {
+        Self::parse(path, &loader.read(path)?)
+    }
+
+    /// Parse `text` as the configuration at `path` (which names it in errors and anchors relative paths).
+    pub fn parse(path: &Path, text: &str) -> InputResult<Self> {
+        let config: Config = toml::from_str(text).map_err(|e| input(toml_error(path, text, &e)))?;
         Ok(LoadedConfig { path: path.to_path_buf(), config })
     }
 

@@ -5,15 +5,13 @@ use std::path::Path;
 
 use parfit_core::Case;
 
-use crate::error::{CliResult, input};
+use crate::{Loader, Result as InputResult, input};
 
 /// Read a time column and observed columns into a case with no inputs.
-pub fn read_observations(path: &Path, time_column: &str, columns: &[String]) -> CliResult<Case> {
+pub fn read_observations(loader: &dyn Loader, path: &Path, time_column: &str, columns: &[String]) -> InputResult<Case> {
     let shown = path.display();
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| input(format!("{shown}: cannot read ({})", csv_reason(&e))))?;
+    let text = loader.read(path)?;
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| input(format!("{shown}: {}", csv_reason(&e))))?.clone();
     let find = |name: &str| {
         headers.iter().position(|h| h == name).ok_or_else(|| {
@@ -24,14 +22,14 @@ pub fn read_observations(path: &Path, time_column: &str, columns: &[String]) -> 
         })
     };
     let time_index = find(time_column)?;
-    let indices = columns.iter().map(|c| find(c)).collect::<CliResult<Vec<_>>>()?;
+    let indices = columns.iter().map(|c| find(c)).collect::<InputResult<Vec<_>>>()?;
 
     let mut times = Vec::new();
     let mut observations = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| input(format!("{shown}: {}", csv_reason(&e))))?;
         let line = record.position().map_or(0, |p| p.line());
-        let cell = |index: usize, name: &str, allow_empty: bool| -> CliResult<f64> {
+        let cell = |index: usize, name: &str, allow_empty: bool| -> InputResult<f64> {
             let text = record.get(index).unwrap_or("");
             if text.is_empty() && allow_empty {
                 return Ok(f64::NAN);
@@ -75,19 +73,19 @@ fn csv_reason(e: &csv::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryLoader;
 
-    fn write(name: &str, text: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("parfit-data-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
+    fn files() -> MemoryLoader {
+        let mut files = MemoryLoader::new();
+        files.insert("ok.csv", "t,x,y\n0,1,\n1, 2 ,3\n");
+        files.insert("bad.csv", "t,x\n0,1\n1,abc\n");
+        files.insert("ragged.csv", "t,x\n0,1\n1\n");
+        files
     }
 
     #[test]
     fn reads_columns_and_missing_cells() {
-        let p = write("ok.csv", "t,x,y\n0,1,\n1, 2 ,3\n");
-        let case = read_observations(&p, "t", &["y".into(), "x".into()]).unwrap();
+        let case = read_observations(&files(), Path::new("ok.csv"), "t", &["y".into(), "x".into()]).unwrap();
         assert_eq!(case.times, vec![0.0, 1.0]);
         assert!(case.observations[0].is_nan());
         assert_eq!(&case.observations[1..], &[1.0, 3.0, 2.0]);
@@ -95,13 +93,14 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_column() {
-        let p = write("bad.csv", "t,x\n0,1\n1,abc\n");
-        let e = read_observations(&p, "t", &["x".into()]).unwrap_err().to_string();
+        let (files, bad) = (files(), Path::new("bad.csv"));
+        let e = read_observations(&files, bad, "t", &["x".into()]).unwrap_err().to_string();
         assert!(e.ends_with("bad.csv:3: column 'x': 'abc' is not a number"), "{e}");
-        let e = read_observations(&p, "t", &["z".into()]).unwrap_err().to_string();
+        let e = read_observations(&files, bad, "t", &["z".into()]).unwrap_err().to_string();
         assert!(e.contains("no column named 'z'") && e.contains("t, x"), "{e}");
-        let p = write("ragged.csv", "t,x\n0,1\n1\n");
-        let e = read_observations(&p, "t", &["x".into()]).unwrap_err().to_string();
+        let e = read_observations(&files, Path::new("ragged.csv"), "t", &["x".into()]).unwrap_err().to_string();
         assert!(e.contains("line 3"), "{e}");
+        let e = read_observations(&files, Path::new("missing.csv"), "t", &[]).unwrap_err().to_string();
+        assert!(e.starts_with("missing.csv: no such file"), "{e}");
     }
 }

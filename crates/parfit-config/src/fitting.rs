@@ -1,0 +1,417 @@
+//! What `fit` and `fit-many` build from a configuration: the model's plugin configuration, the objective with
+//! the configured parameter settings, the cost, the stopping rules, and the optimiser runs themselves — one
+//! problem in horizon stages with an optional polish, or one case of a table. Front ends supply the model,
+//! the data (through a [`Loader`]) and a [`Monitor`]; they own files, clocks and display.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parfit_core::objective::SetupError;
+use parfit_core::optimise::{
+    Bounds, Cmaes, CmaesOptions, DifferentialEvolution, DifferentialEvolutionOptions, LBfgsB, LevenbergMarquardt,
+    Monitor, NelderMead, NelderMeadOptions, Optimiser, Silent, Stopping, minimise, minimise_least_squares,
+};
+use parfit_core::runner::case_seed;
+use parfit_core::{Case, Cost, Model, Objective, OptimResult, Termination};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Algorithm, CostName, DataSection, FitSection, LoadedConfig};
+use crate::data::read_observations;
+use crate::{Loader, Result, input};
+
+/// `[model.options]` as the JSON object a plugin receives.
+pub fn model_options(table: &toml::Table, origin: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::to_value(table) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        _ => Err(input(format!("{origin}: [model.options] must be a table of plain values"))),
+    }
+}
+
+/// A plugin's JSON configuration: the options plus, for a model file, its text and name (for error messages).
+pub fn model_config(mut options: serde_json::Map<String, serde_json::Value>, source: Option<(&Path, &str)>) -> String {
+    if let Some((path, text)) = source {
+        options.insert("source".into(), text.into());
+        options.insert("source_name".into(), path.display().to_string().into());
+    }
+    serde_json::Value::Object(options).to_string()
+}
+
+/// The `[data]` section's observations (model outputs read from their CSV columns) as one case; `what` names
+/// the job in the error when the section is missing ("a fit", "sampling").
+pub fn data_case<'a>(loaded: &'a LoadedConfig, loader: &dyn Loader, what: &str) -> Result<(&'a DataSection, Case)> {
+    let origin = loaded.path.display();
+    let data = loaded.config.data.as_ref().ok_or_else(|| input(format!("{origin}: {what} needs a [data] section")))?;
+    let columns: Vec<String> =
+        data.outputs.iter().map(|o| data.columns.get(o).cloned().unwrap_or_else(|| o.clone())).collect();
+    let case = read_observations(loader, &loaded.resolve(&data.path), &data.time, &columns)?;
+    Ok((data, case))
+}
+
+/// Check optimiser options the constructors would reject, as input errors naming the key.
+pub fn validate_options(fit: &FitSection, origin: &str) -> Result<()> {
+    let sigma0 = fit.cmaes.sigma0;
+    if !(sigma0.is_finite() && sigma0 > 0.0) {
+        return Err(input(format!("{origin}: [fit.cmaes] sigma0 must be a positive number (got {sigma0})")));
+    }
+    if fit.cmaes.population.is_some_and(|p| p < 2) {
+        return Err(input(format!("{origin}: [fit.cmaes] population must be at least 2")));
+    }
+    let nm = &fit.nelder_mead;
+    if !(nm.initial_step.is_finite()
+        && nm.initial_step > 0.0
+        && nm.min_initial_step.is_finite()
+        && nm.min_initial_step > 0.0)
+    {
+        return Err(input(format!("{origin}: [fit.nelder_mead] initial_step and min_initial_step must be positive")));
+    }
+    Ok(())
+}
+
+/// The configured stopping rules.
+pub fn stopping(fit: &FitSection) -> Stopping {
+    let defaults = Stopping::default();
+    Stopping {
+        max_iterations: fit.max_iterations,
+        max_evaluations: fit.max_evaluations,
+        target_value: fit.target_value,
+        max_seconds: fit.max_seconds,
+        ftol: fit.ftol.unwrap_or(defaults.ftol),
+        xtol: fit.xtol.unwrap_or(defaults.xtol),
+    }
+}
+
+/// Run the configured algorithm on `objective` from `x0`, its initial step scaled by `step_scale` (the
+/// step-based algorithms; horizon stages narrow it).
+#[allow(clippy::too_many_arguments)]
+pub fn run_algorithm(
+    fit: &FitSection,
+    objective: &mut Objective,
+    x0: Vec<f64>,
+    bounds: &Bounds,
+    seed: u64,
+    step_scale: f64,
+    stop: &Stopping,
+    monitor: &mut dyn Monitor,
+    record_history: bool,
+) -> OptimResult {
+    let mut optimiser: Box<dyn Optimiser> = match fit.algorithm {
+        Algorithm::Cmaes => {
+            let options = CmaesOptions { seed, sigma0: fit.cmaes.sigma0 * step_scale, ..fit.cmaes.clone() };
+            Box::new(Cmaes::new(x0, bounds.clone(), options))
+        }
+        Algorithm::NelderMead => {
+            let nm = &fit.nelder_mead;
+            let options = NelderMeadOptions { initial_step: nm.initial_step * step_scale, ..nm.clone() };
+            Box::new(NelderMead::new(x0, bounds.clone(), options))
+        }
+        Algorithm::DifferentialEvolution => {
+            let options = DifferentialEvolutionOptions { seed, ..fit.differential_evolution.clone() };
+            Box::new(DifferentialEvolution::new(x0, bounds.clone(), options))
+        }
+        Algorithm::Lbfgsb => Box::new(LBfgsB::new(x0, bounds.clone(), fit.lbfgsb.clone())),
+        Algorithm::LevenbergMarquardt => {
+            let mut lm = LevenbergMarquardt::new(x0, bounds.clone(), fit.levenberg_marquardt.clone());
+            let mut result = minimise_least_squares(&mut lm, objective, stop, monitor, record_history);
+            // Levenberg–Marquardt minimises the sum of squares, which has the same minimiser as every
+            // configured cost; report the configured cost at its answer.
+            if objective.cost() != Cost::Sse && result.value.is_finite() {
+                result.value = objective.value(&mut objective.scratch(), &result.x);
+            }
+            return result;
+        }
+    };
+    minimise(optimiser.as_mut(), objective, stop, monitor, record_history)
+}
+
+/// Build the objective for `case` with the configuration's parameter settings and `--set` starts.
+pub fn configure_objective(
+    loaded: &LoadedConfig,
+    model: &Arc<dyn Model>,
+    case: Case,
+    outputs: &[String],
+    cost: Cost,
+    sets: &[(String, f64)],
+) -> Result<Objective> {
+    let origin = loaded.path.display().to_string();
+    let mut objective =
+        Objective::new(model.clone(), case, outputs, cost).map_err(|e| input(format!("{origin}: {e}")))?;
+    for (name, p) in &loaded.config.parameters {
+        let at = |e: SetupError| input(format!("{origin}: [parameters] {name}: {e}"));
+        if let Some(value) = p.fixed {
+            objective.fix(name, value).map_err(at)?;
+            continue;
+        }
+        if let Some(start) = p.start {
+            objective.set_start(name, start).map_err(at)?;
+        }
+        if p.lower.is_some() || p.upper.is_some() {
+            let current = model.spec().params.iter().find(|q| &q.name == name);
+            let lower = p.lower.or(current.map(|q| q.lower)).unwrap_or(f64::NEG_INFINITY);
+            let upper = p.upper.or(current.map(|q| q.upper)).unwrap_or(f64::INFINITY);
+            objective.set_bounds(name, lower, upper).map_err(at)?;
+        }
+        objective.set_log_scale(name, p.log_scale).map_err(at)?;
+    }
+    for (name, value) in sets {
+        objective.set_start(name, *value).map_err(|e| input(format!("--set {name}: {e}")))?;
+    }
+    Ok(objective)
+}
+
+/// The configured cost.
+pub fn cost_from_config(fit: &FitSection, origin: &str) -> Result<Cost> {
+    Ok(match fit.cost {
+        CostName::Sse => Cost::Sse,
+        CostName::Rmse => Cost::Rmse,
+        CostName::GaussianNll => Cost::GaussianNll {
+            sigma: fit.sigma.ok_or_else(|| input(format!("{origin}: cost \"gaussian_nll\" needs [fit] sigma")))?,
+        },
+    })
+}
+
+/// One problem fitted as `parfit fit` does it: the objective on all the data, the start, and the result.
+pub struct FitOutcome {
+    pub objective: Objective,
+    pub x0: Vec<f64>,
+    pub result: OptimResult,
+}
+
+/// Fit `case` as configured: in `[fit] horizons` stages (each from the previous stage's answer, with its own
+/// seed), then the optional Nelder–Mead polish. `monitor` sees every stage; its cancellation stops the fit.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_staged(
+    loaded: &LoadedConfig,
+    model: &Arc<dyn Model>,
+    case: Case,
+    outputs: &[String],
+    cost: Cost,
+    sets: &[(String, f64)],
+    seed: u64,
+    monitor: &mut dyn Monitor,
+    record_history: bool,
+) -> Result<FitOutcome> {
+    let config = &loaded.config;
+    let origin = loaded.path.display().to_string();
+    let build = |case: Case| configure_objective(loaded, model, case, outputs, cost, sets);
+    let mut objective = build(case.clone())?;
+    let x0 = objective.start().map_err(|e| input(format!("{origin}: {e}")))?;
+    if x0.is_empty() {
+        return Err(input(format!("{origin}: every parameter is fixed; nothing to fit")));
+    }
+    let bounds = objective.bounds();
+    let horizons = &config.fit.horizons;
+    if let Some(h) = horizons.windows(2).find(|w| w[1] <= w[0]) {
+        return Err(input(format!("{origin}: [fit] horizons must increase ({} is followed by {})", h[0], h[1])));
+    }
+    if let Some(h) = horizons.iter().find(|h| case.times.iter().filter(|t| *t <= *h).count() < 2) {
+        return Err(input(format!("{origin}: [fit] horizon {h} leaves fewer than two data rows")));
+    }
+    validate_options(&config.fit, &origin)?;
+    let stop = stopping(&config.fit);
+
+    let mut result: Option<OptimResult> = None;
+    for (stage, horizon) in horizons.iter().map(Some).chain([None]).enumerate() {
+        let mut stage_objective = match horizon {
+            Some(&h) => build(truncate(&case, h))?,
+            None => build(case.clone())?,
+        };
+        let start = result.as_ref().map_or_else(|| x0.clone(), |r| r.x.clone());
+        // The basin around the optimum narrows as the horizon grows (a phase error grows with time), so later
+        // stages search a proportionally smaller neighbourhood of the previous stage's answer.
+        let span = |h: Option<&f64>| h.copied().unwrap_or(case.times[case.times.len() - 1]) - case.times[0];
+        let scale = if stage == 0 { 1.0 } else { (span(horizons.first()) / span(horizon)).clamp(1e-3, 1.0) };
+        // Each stage gets its own seed so stages do not replay the same random draws.
+        let stage_seed = seed.wrapping_add(stage as u64);
+        let r = run_algorithm(
+            &config.fit,
+            &mut stage_objective,
+            start,
+            &bounds,
+            stage_seed,
+            scale,
+            &stop,
+            monitor,
+            record_history,
+        );
+        let cancelled = r.termination == Termination::Cancelled;
+        result = Some(match result {
+            Some(previous) => chain(previous, r, false),
+            None => r,
+        });
+        if cancelled {
+            break;
+        }
+        if horizon.is_none() {
+            objective = stage_objective;
+        }
+    }
+    let mut result = result.expect("at least one stage runs");
+    if config.fit.polish && result.termination != Termination::Cancelled {
+        let mut nm = NelderMead::new(result.x.clone(), bounds.clone(), config.fit.nelder_mead.clone());
+        let polish_stop = Stopping { max_iterations: None, max_evaluations: Some(20_000), ..stop.clone() };
+        let r = minimise(&mut nm, &mut objective, &polish_stop, monitor, record_history);
+        result = chain(result, r, true);
+    }
+    Ok(FitOutcome { objective, x0, result })
+}
+
+/// The observations up to and including time `horizon`.
+fn truncate(case: &Case, horizon: f64) -> Case {
+    let rows = case.times.iter().take_while(|t| **t <= horizon).count();
+    let width = case.observations.len() / case.times.len().max(1);
+    Case {
+        id: format!("{} (t ≤ {horizon})", case.id),
+        inputs: case.inputs.clone(),
+        times: case.times[..rows].to_vec(),
+        observations: case.observations[..rows * width].to_vec(),
+    }
+}
+
+/// Account for two consecutive optimisation runs as one. When both minimised the same objective the better
+/// point wins; otherwise (a later horizon stage) the second run's result stands.
+fn chain(first: OptimResult, second: OptimResult, same_objective: bool) -> OptimResult {
+    let keep_first = same_objective && first.value <= second.value;
+    let history = match (first.history.as_ref(), second.history) {
+        (Some(a), Some(b)) => {
+            let (evaluations, iterations) = a.last().map_or((0, 0), |h| (h.evaluations, h.iteration));
+            let floor = if same_objective { a.last().map_or(f64::INFINITY, |h| h.best_value) } else { f64::INFINITY };
+            let mut joined = a.clone();
+            joined.extend(b.into_iter().map(|mut h| {
+                h.evaluations += evaluations;
+                h.iteration += iterations;
+                h.best_value = h.best_value.min(floor);
+                h
+            }));
+            Some(joined)
+        }
+        (a, _) => a.cloned(),
+    };
+    let (x, value) = if keep_first { (first.x, first.value) } else { (second.x, second.value) };
+    OptimResult {
+        x,
+        value,
+        evaluations: first.evaluations + second.evaluations,
+        iterations: first.iterations + second.iterations,
+        termination: second.termination,
+        seconds: second.seconds,
+        history,
+    }
+}
+
+/// The outcome of one case of a many-case fit, as checkpointed and as reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseRecord {
+    pub index: usize,
+    /// Fitted values of the free parameters, in model units.
+    pub x: Vec<f64>,
+    /// The cost at `x`; `None` when the case failed.
+    pub value: Option<f64>,
+    pub evaluations: usize,
+    pub iterations: usize,
+    pub termination: Option<Termination>,
+    /// Why the case failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Everything one case's fit in `fit-many` needs, shared read-only by the workers.
+pub struct CaseFitter<'a> {
+    pub loaded: &'a LoadedConfig,
+    pub model: Arc<dyn Model>,
+    pub cases: &'a [Case],
+    /// The observed outputs, in the cases' observation column order.
+    pub observed: &'a [String],
+    pub cost: Cost,
+    pub sets: Vec<(String, f64)>,
+    pub stop: Stopping,
+    pub seed: u64,
+}
+
+impl<'a> CaseFitter<'a> {
+    /// A fitter for `cases` as configured; checks the options and the parameter settings once, on the first
+    /// case, so a typo is one clear error rather than one per case. Returns it with the free parameters' names.
+    pub fn new(
+        loaded: &'a LoadedConfig,
+        model: Arc<dyn Model>,
+        cases: &'a [Case],
+        observed: &'a [String],
+        sets: Vec<(String, f64)>,
+        seed: u64,
+    ) -> Result<(Self, Vec<String>)> {
+        let origin = loaded.path.display().to_string();
+        let fit = &loaded.config.fit;
+        if !fit.horizons.is_empty() {
+            return Err(input(format!("{origin}: [fit] horizons apply to `parfit fit` only, not to fit-many")));
+        }
+        validate_options(fit, &origin)?;
+        let cost = cost_from_config(fit, &origin)?;
+        let first = cases.first().ok_or_else(|| input(format!("{origin}: no cases to fit")))?;
+        let names = {
+            let objective = configure_objective(loaded, &model, first.clone(), observed, cost, &sets)?;
+            objective.start().map_err(|e| input(format!("{origin}: {e}")))?;
+            objective.free_names()
+        };
+        // Cases are independent: a wall-clock limit per case would make results depend on machine load.
+        let stop = Stopping { max_seconds: None, ..stopping(fit) };
+        Ok((CaseFitter { loaded, model, cases, observed, cost, sets, stop, seed }, names))
+    }
+
+    /// Fit case `index`; failures are recorded, never raised.
+    pub fn fit(&self, index: usize) -> CaseRecord {
+        let fit = &self.loaded.config.fit;
+        let case: Case = self.cases[index].clone();
+        let failure = |error: String| CaseRecord {
+            index,
+            x: vec![],
+            value: None,
+            evaluations: 0,
+            iterations: 0,
+            termination: None,
+            error: Some(error),
+        };
+        let mut objective =
+            match configure_objective(self.loaded, &self.model, case, self.observed, self.cost, &self.sets) {
+                Ok(o) => o,
+                Err(e) => return failure(e.to_string()),
+            };
+        // Parallelism is across cases: each case's batches run on its own thread.
+        objective.set_parallel(false);
+        let x0 = match objective.start() {
+            Ok(x) => x,
+            Err(e) => return failure(e.to_string()),
+        };
+        let bounds = objective.bounds();
+        let seed = case_seed(self.seed, index);
+        let mut result = run_algorithm(fit, &mut objective, x0, &bounds, seed, 1.0, &self.stop, &mut Silent, false);
+        if fit.polish {
+            let mut nm = NelderMead::new(result.x.clone(), bounds, fit.nelder_mead.clone());
+            let stop = Stopping { max_iterations: None, max_evaluations: Some(20_000), ..self.stop.clone() };
+            let polished = minimise(&mut nm, &mut objective, &stop, &mut Silent, false);
+            result.evaluations += polished.evaluations;
+            result.iterations += polished.iterations;
+            if polished.value < result.value {
+                result.x = polished.x;
+                result.value = polished.value;
+                result.termination = polished.termination;
+            }
+        }
+        if !result.value.is_finite() {
+            return CaseRecord {
+                error: Some(format!("no finite cost: {}", result.termination)),
+                evaluations: result.evaluations,
+                iterations: result.iterations,
+                ..failure(String::new())
+            };
+        }
+        let params = objective.params(&result.x);
+        let x = objective.free_parameters().iter().map(|f| params[f.index]).collect();
+        CaseRecord {
+            index,
+            x,
+            value: Some(result.value),
+            evaluations: result.evaluations,
+            iterations: result.iterations,
+            termination: Some(result.termination),
+            error: None,
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The TOML configuration parfit's front ends share, and everything a fit builds from it: observations and
+//! case tables from CSV text, the objective, the optimiser run (with horizon stages and polishing) and the
+//! per-case fit of `fit-many`. The CLI and the browser façade run the same code, so a configuration gives the
+//! same numbers in both.
+//!
+//! No I/O: a configuration names files (model source, CSV data) relative to itself, and the caller supplies a
+//! [`Loader`] that returns their text — the CLI reads the file system, the browser a set of bundled or uploaded
+//! texts.
+
+pub mod cases;
+pub mod config;
+pub mod data;
+pub mod fitting;
+
+use std::fmt;
+use std::path::Path;
+
+/// Bad input: a configuration, data or model file the user must fix. The message names the file (and line,
+/// column or key) and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError(pub String);
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// Shorthand for an input error.
+pub fn input(message: impl Into<String>) -> InputError {
+    InputError(message.into())
+}
+
+pub type Result<T> = std::result::Result<T, InputError>;
+
+/// Where the files a configuration names come from. `path` is already resolved against the configuration's
+/// directory ([`config::LoadedConfig::resolve`]); a failure says which file could not be read and why.
+pub trait Loader {
+    fn read(&self, path: &Path) -> Result<String>;
+}
+
+/// A loader over texts held in memory, keyed by path (the browser's bundled examples and uploads; tests).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLoader {
+    files: std::collections::BTreeMap<std::path::PathBuf, String>,
+}
+
+impl MemoryLoader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add (or replace) the file at `path`.
+    pub fn insert(&mut self, path: impl Into<std::path::PathBuf>, text: impl Into<String>) {
+        self.files.insert(path.into(), text.into());
+    }
+}
+
+impl Loader for MemoryLoader {
+    fn read(&self, path: &Path) -> Result<String> {
+        self.files.get(path).cloned().ok_or_else(|| {
+            let known: Vec<String> = self.files.keys().map(|p| p.display().to_string()).collect();
+            input(format!("{}: no such file (have: {})", path.display(), known.join(", ")))
+        })
+    }
+}
