@@ -31,7 +31,7 @@ fn parse(text: &str) -> Result<Value> {
         .ok_or_else(|| format!("no JSON object in the output:\n{text}"))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }

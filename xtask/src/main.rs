@@ -141,7 +141,7 @@ fn test() -> Result {
         run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
             .map_err(|e| format!("{e}\nthe wasm32 check needs the wasm32-unknown-unknown target and rustup"))?;
     }
-    // The core (with rayon) and the ODE plugin must build for the browser; the ABI crate without its host side.
+    // The core (with rayon) and the ODE and actuarial plugins must build for the browser; the ABI crate without its host side.
     run(cargo().args([
         "check",
         "--target",
@@ -152,6 +152,8 @@ fn test() -> Result {
         "parfit-expr",
         "-p",
         "parfit-ode",
+        "-p",
+        "parfit-actuarial",
     ]))?;
     run(cargo().args(["check", "--target", "wasm32-unknown-unknown", "-p", "parfit-core", "--features", "parallel"]))?;
     eprintln!("\nall checks passed");

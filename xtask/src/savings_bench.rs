@@ -7,21 +7,10 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::bench::median;
 use crate::{Result, root, target_dir};
 
 const REPS: usize = 5;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
 
 /// Run `parfit run CONFIG --threads N --format json` under GNU time: (report, wall s, CPU s, peak RSS MB).
 fn measure(config: &str, threads: usize) -> Result<(Value, f64, f64, f64)> {

@@ -277,6 +277,31 @@ fn decrements(p: &Point, bef_mat: f64, dm: i64, q: f64, w: f64) -> Decrements {
     Decrements { bef_mat, maturity, bef_nb, new_biz, bef_decr, death, lapse, next_bef_mat }
 }
 
+impl Month {
+    /// A month with its time, age and policy counts filled in (the other quantities zero).
+    #[inline(always)]
+    fn decrements(t: usize, dm: i64, p: &Point, (q_ann, q, lapse_ann): (f64, f64, f64), n: &Decrements) -> Month {
+        let year = dm.div_euclid(12);
+        Month {
+            t: t as f64,
+            duration_mth: dm as f64,
+            duration: year as f64,
+            age: (p.age_at_entry + year) as f64,
+            pols_if_bef_mat: n.bef_mat,
+            pols_maturity: n.maturity,
+            pols_if_bef_nb: n.bef_nb,
+            pols_new_biz: n.new_biz,
+            pols_if_bef_decr: n.bef_decr,
+            mort_rate: q_ann,
+            mort_rate_mth: q,
+            pols_death: n.death,
+            lapse_rate: lapse_ann,
+            pols_lapse: n.lapse,
+            ..Month::default()
+        }
+    }
+}
+
 /// Mortality (annual, monthly) and lapse (annual, monthly) rates of policy year `year`.
 #[inline(always)]
 fn rates(pf: &Portfolio, p: &Point, year: i64) -> (f64, f64, f64, f64) {
@@ -286,6 +311,11 @@ fn rates(pf: &Portfolio, p: &Point, year: i64) -> (f64, f64, f64, f64) {
     };
     let l = (year - pf.lapse_first_year) as usize;
     (q_ann, q, pf.lapse_annual[l], pf.lapse_monthly[l])
+}
+
+#[inline(always)]
+fn max(a: f64, b: f64) -> f64 {
+    if a >= b { a } else { b }
 }
 
 #[inline(always)]
@@ -314,7 +344,9 @@ fn cash_value<S: Sink>(pf: &Portfolio, p: &Point, returns: &[f64], months: usize
         let prem_to_av_pp = prem_share * premium_pp;
         let av_bef_fee = av + prem_to_av_pp;
         let maint_fee_pp = fee_rate * av_bef_fee;
-        let net_amt_at_risk = (p.sum_assured - av_bef_fee).max(0.0);
+        // numpy's maximum; written as a comparison because `f64::max`'s NaN handling lengthens the account
+        // value's dependency chain, which bounds the speed of the loop (values are never NaN here).
+        let net_amt_at_risk = max(p.sum_assured - av_bef_fee, 0.0);
         let coi_rate = c.coi_multiplier * q;
         let coi_pp = coi_rate * net_amt_at_risk;
         let av_bef_inv = av_bef_fee - maint_fee_pp - coi_pp;
@@ -328,7 +360,7 @@ fn cash_value<S: Sink>(pf: &Portfolio, p: &Point, returns: &[f64], months: usize
             _ => 0.0,
         };
         let premiums = premium_pp * n.bef_decr;
-        let claim_pp_death = p.sum_assured.max(av_mid);
+        let claim_pp_death = max(p.sum_assured, av_mid);
         let claims_death = claim_pp_death * n.death;
         let claims_from_av_lapse = av_mid * n.lapse;
         let surr_charge = surr_charge_rate * av_mid * n.lapse;
@@ -346,20 +378,6 @@ fn cash_value<S: Sink>(pf: &Portfolio, p: &Point, returns: &[f64], months: usize
         sink.month(
             t,
             &Month {
-                t: t as f64,
-                duration_mth: dm as f64,
-                duration: year as f64,
-                age: (p.age_at_entry + year) as f64,
-                pols_if_bef_mat: n.bef_mat,
-                pols_maturity: n.maturity,
-                pols_if_bef_nb: n.bef_nb,
-                pols_new_biz: n.new_biz,
-                pols_if_bef_decr: n.bef_decr,
-                mort_rate: q_ann,
-                mort_rate_mth: q,
-                pols_death: n.death,
-                lapse_rate: lapse_ann,
-                pols_lapse: n.lapse,
                 premium_pp,
                 prem_to_av_pp,
                 av_pp_bef_prem: av,
@@ -397,6 +415,7 @@ fn cash_value<S: Sink>(pf: &Portfolio, p: &Point, returns: &[f64], months: usize
                     - expenses,
                 margin_mortality: coi - (claims_death - av_mid * n.death),
                 d: disc[t],
+                ..Month::decrements(t, dm, p, (q_ann, q, lapse_ann), &n)
             },
         );
         av = next_av;
@@ -423,20 +442,6 @@ fn basic_term<S: Sink>(pf: &Portfolio, p: &Point, months: usize, sink: &mut S) {
         sink.month(
             t,
             &Month {
-                t: t as f64,
-                duration_mth: dm as f64,
-                duration: year as f64,
-                age: (p.age_at_entry + year) as f64,
-                pols_if_bef_mat: n.bef_mat,
-                pols_maturity: n.maturity,
-                pols_if_bef_nb: n.bef_nb,
-                pols_new_biz: n.new_biz,
-                pols_if_bef_decr: n.bef_decr,
-                mort_rate: q_ann,
-                mort_rate_mth: q,
-                pols_death: n.death,
-                lapse_rate: lapse_ann,
-                pols_lapse: n.lapse,
                 premium_pp: p.premium_pp,
                 premiums,
                 claims_death: claims,
@@ -446,7 +451,7 @@ fn basic_term<S: Sink>(pf: &Portfolio, p: &Point, months: usize, sink: &mut S) {
                 commissions,
                 net_cf,
                 d: disc[t],
-                ..Month::default()
+                ..Month::decrements(t, dm, p, (q_ann, q, lapse_ann), &n)
             },
         );
         bef_mat = n.next_bef_mat;
