@@ -40,6 +40,7 @@ pub fn parfit_bin() -> &'static Path {
             "parfit-aging-chain",
             "-p",
             "parfit-montecarlo",
+            "parfit-actuarial",
         ]);
         run_cargo(cmd, "parfit and its plugins");
         let bin = target_dir().join("debug").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));

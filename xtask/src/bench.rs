@@ -102,7 +102,18 @@ fn machine() -> String {
 
 pub fn bench(peers: bool) -> Result {
     run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "--examples", "--bins"]))?;
-    run(cargo().args(["build", "--release", "-p", "parfit-ode", "-p", "parfit-aging-chain", "-p", "parfit-bench"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "parfit-ode",
+        "-p",
+        "parfit-aging-chain",
+        "-p",
+        "parfit-actuarial",
+        "-p",
+        "parfit-bench",
+    ]))?;
     crate::bench_mc::build()?;
     eprintln!("\nbenchmarking (a few minutes; with --peers about a quarter of an hour)…");
 
@@ -132,6 +143,7 @@ pub fn bench(peers: bool) -> Result {
         "threads_1": fit_many(1)?,
         "threads_2": fit_many(2)?,
     });
+    report["savings"] = crate::savings_bench::run(peers)?;
     if peers {
         let script = root().join("bench/peers/pysd_counties.sh");
         let text = output_of(Command::new("bash").arg(script).current_dir(root()).args(["--counties", "10"]))?;
@@ -190,6 +202,7 @@ pub fn reprint() -> Result {
 
 fn print_report(r: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    crate::savings_bench::print(&r["savings"]);
     println!(
         "\n{} — {} — `{}`\n",
         r["date"].as_str().unwrap_or(""),

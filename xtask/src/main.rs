@@ -7,6 +7,7 @@ use std::process::{Command, ExitCode};
 mod bench;
 mod bench_mc;
 mod suite;
+mod savings_bench;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -14,13 +15,14 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data),
-          and run the Monte Carlo wealth example
+          project lifelib's savings model over 10K and 100K policies, and run the Monte Carlo wealth example
   test    formatting, clippy (-D warnings), all tests, and the wasm32 build check of the core
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
-          --peers   also run the peer tools (diffid, PySD, pycma, scipy, dynesty, pydiffsol, numba; installed
-                    into venvs under target/peers on first use)
+          --peers   also run the peer tools (diffid, PySD, pycma, scipy, dynesty, pydiffsol, numba, lifelib;
+                    installed into venvs under target/peers on first use)
           --report  print the last run's report again (from target/bench/results.json)
-          montecarlo   only the Monte Carlo benchmarks (wealth, π; with --peers also numba)";
+          montecarlo   only the Monte Carlo benchmarks (wealth, π; with --peers also numba)
+  bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)";
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
 const EXTERNAL_CRATES: &[&str] =
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Some("bench") if args.iter().any(|a| a == "--report") => bench::reprint(),
         Some("bench") if args.iter().any(|a| a == "montecarlo") => bench_mc_only(args.iter().any(|a| a == "--peers")),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
+        Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -98,6 +101,26 @@ fn demo() -> Result {
          tests/data/counties/). Per-county results and histograms: {}",
         counties.display()
     );
+    let savings = target_dir().join("demo/savings");
+    run(Command::new(&parfit)
+        .current_dir(root())
+        .args(["run", "examples/savings/run.toml", "--output"])
+        .arg(&savings))?;
+    println!(
+        "\nlifelib's savings model CashValue_ME over its 10,000 model points: present values per point, monthly \
+         cash flows, point 1's audit and projection.svg in {}",
+        savings.display()
+    );
+    let savings_100k = target_dir().join("demo/savings-100k");
+    run(Command::new(&parfit)
+        .current_dir(root())
+        .args(["run", "examples/savings/run_100k.toml", "--output"])
+        .arg(&savings_100k))?;
+    println!(
+        "\nThe 100,000 policies of modelx's ipyparallel demo in one pass (totals above; lifelib's are in \
+         tests/data/lifelib_savings/result_pv_100K_ipp_demo_totals.csv). Per-point present values: {}",
+        savings_100k.display()
+    );
     run(Command::new(&parfit).current_dir(root()).args(["run", "examples/wealth/run.toml"]))?;
     println!(
         "\nThe median wealth of 50,000 households after 1,000 periods (QuantEcon \"Parallelization\"); the stationary \
@@ -144,8 +167,8 @@ fn test() -> Result {
         run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
             .map_err(|e| format!("{e}\nthe wasm32 check needs the wasm32-unknown-unknown target and rustup"))?;
     }
-    // The core (with rayon), the ODE and Monte Carlo plugins must build for the browser; the ABI crate without
-    // its host side.
+    // The core (with rayon) and the ODE, Monte Carlo and actuarial plugins must build for the browser; the ABI
+    // crate without its host side.
     run(cargo().args([
         "check",
         "--target",
@@ -158,6 +181,7 @@ fn test() -> Result {
         "parfit-ode",
         "-p",
         "parfit-montecarlo",
+        "parfit-actuarial",
     ]))?;
     run(cargo().args(["check", "--target", "wasm32-unknown-unknown", "-p", "parfit-core", "--features", "parallel"]))?;
     eprintln!("\nall checks passed");

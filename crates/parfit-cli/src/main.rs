@@ -7,6 +7,7 @@ mod paths;
 mod plot;
 mod plugins;
 mod progress;
+mod project;
 
 use std::path::PathBuf;
 

@@ -12,6 +12,9 @@ use crate::plugins::{create_model, find_plugins, kind_for_file};
 use crate::{Common, Format, init_threads, parse_sets};
 
 pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: &Common) -> CliResult<()> {
+    if crate::project::is_projection(path) {
+        return crate::project::run(explicit, path, common);
+    }
     let is_config = path.extension().is_some_and(|e| e == "toml");
     // A Monte Carlo configuration (with a [montecarlo] section) runs paths: see crate::paths.
     if is_config && crate::paths::is_monte_carlo(path)? {

@@ -1,0 +1,76 @@
+"""lifelib's savings model CashValue_ME: time result_pv() over a model point table, as lifelib users run it.
+
+Run through `bench/peers/lifelib_savings.sh` (it makes the venv). Usage:
+
+    python bench/peers/lifelib_savings.py [--points CSV] [--reps N]
+
+The model is created from the installed lifelib (`lifelib.create("savings", tmp)`, then
+`modelx.read_model(".../CashValue_ME")`), its `model_point_table` is set to the given table (default: the shipped
+10K points, `examples/savings/model_point_10000.csv`, identical to the model's own `model_point_10000`), and
+`Projection.result_pv()` is timed: wall seconds, CPU seconds of the process (user + system) and the peak
+resident memory. Each repetition reads the model afresh (modelx caches every cell). Prints one JSON object with
+the median and every repetition, the column totals (to check against parfit's), and the versions.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import lifelib  # noqa: E402
+import modelx as mx  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--points", default=str(ROOT / "examples" / "savings" / "model_point_10000.csv"))
+    parser.add_argument("--reps", type=int, default=1)
+    args = parser.parse_args()
+    points = pd.read_csv(args.points, index_col=0)
+    runs = []
+    totals = None
+    with tempfile.TemporaryDirectory() as tmp:
+        lifelib.create("savings", os.path.join(tmp, "savings"))
+        for rep in range(args.reps):
+            model = mx.read_model(os.path.join(tmp, "savings", "CashValue_ME"), name=f"CashValue_ME_{rep}")
+            model.Projection.model_point_table = points
+            wall, cpu = time.perf_counter(), cpu_seconds()
+            result = model.Projection.result_pv()
+            runs.append({"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu})
+            totals = {k: float(v) for k, v in result.sum().items()}
+            model.close()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({
+        "points": len(points),
+        "reps": args.reps,
+        "wall_s_median": statistics.median(r["wall_s"] for r in runs),
+        "cpu_s_median": statistics.median(r["cpu_s"] for r in runs),
+        "runs": runs,
+        "peak_rss_mb": peak_kb / 1024,
+        "totals": totals,
+        "versions": {"lifelib": ".".join(map(str, lifelib.VERSION)),
+                     "modelx": mx.__version__, "numpy": np.__version__, "pandas": pd.__version__,
+                     "python": platform.python_version()},
+    }))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+//! The savings projection benchmark of BENCHMARKS.md: parfit's `run` over lifelib's 10K and the 100K model points,
+//! one and two threads (wall, CPU, peak memory of the whole process, median of several runs), and with
+//! `--peers` lifelib's own `result_pv()` on the 10K points in the same run. It also measures a plain memory
+//! bandwidth, to say whether the projection is bound by memory or by arithmetic.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::bench::median;
+use crate::{Result, root, target_dir};
+
+const REPS: usize = 5;
+
+/// Run `parfit run CONFIG --threads N --format json` under GNU time: (report, wall s, CPU s, peak RSS MB).
+fn measure(config: &str, threads: usize) -> Result<(Value, f64, f64, f64)> {
+    let parfit = target_dir().join("release/parfit");
+    let stats = target_dir().join("bench/time.txt");
+    std::fs::create_dir_all(target_dir().join("bench")).map_err(|e| e.to_string())?;
+    let out = Command::new("/usr/bin/time")
+        .current_dir(root())
+        .args(["-f", "%e %U %S %M", "-o"])
+        .arg(&stats)
+        .arg(&parfit)
+        .args(["run", config, "--format", "json", "--threads", &threads.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run /usr/bin/time (install Debian's `time` package): {e}"))?;
+    if !out.status.success() {
+        return Err(format!("parfit run {config} failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("parfit's JSON: {e}"))?;
+    let text = std::fs::read_to_string(&stats).map_err(|e| format!("{}: {e}", stats.display()))?;
+    let f: Vec<f64> = text.lines().last().unwrap_or("").split_whitespace().filter_map(|s| s.parse().ok()).collect();
+    let [wall, user, sys, rss_kb] = f[..] else { return Err(format!("unexpected GNU time output: {text}")) };
+    Ok((report, wall, user + sys, rss_kb / 1024.0))
+}
+
+fn parfit_runs(config: &str, threads: usize) -> Result<Value> {
+    let mut runs = Vec::new();
+    for _ in 0..REPS {
+        runs.push(measure(config, threads)?);
+    }
+    let report = runs[0].0.clone();
+    let point_months = report["point_months"].as_f64().unwrap_or(f64::NAN);
+    let projection_s = median(runs.iter().map(|r| r.0["seconds"].as_f64().unwrap_or(f64::NAN)).collect());
+    let cpu = median(runs.iter().map(|r| r.2).collect());
+    Ok(json!({
+        "config": config, "threads": threads, "reps": REPS, "points": report["points"],
+        "point_months": point_months,
+        "wall_s_median": median(runs.iter().map(|r| r.1).collect()),
+        "wall_s_best": runs.iter().map(|r| r.1).fold(f64::INFINITY, f64::min),
+        "cpu_s_median": cpu,
+        "peak_rss_mb_max": runs.iter().map(|r| r.3).fold(0.0, f64::max),
+        "projection_s_median": projection_s,
+        "point_months_per_cpu_s": point_months / cpu,
+        "totals": report["totals"],
+    }))
+}
+
+/// A plain streaming read of 512 MB (best of 5), in GB/s: what a projection that streamed its quantities
+/// through memory could at most move.
+fn read_bandwidth_gb_s() -> f64 {
+    let data = vec![1.0f64; 64 << 20];
+    let mut best = f64::INFINITY;
+    let mut sink = 0.0;
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        // Four accumulators so the adds are not the bottleneck.
+        let mut acc = [0.0f64; 4];
+        for chunk in data.chunks_exact(4) {
+            for k in 0..4 {
+                acc[k] += chunk[k];
+            }
+        }
+        sink += acc.iter().sum::<f64>();
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(sink);
+    (data.len() * 8) as f64 / best / 1e9
+}
+
+pub fn run(peers: bool) -> Result<Value> {
+    let mut r = json!({
+        "parfit_10k_threads_1": parfit_runs("bench/actuarial/pv_10k.toml", 1)?,
+        "parfit_10k_threads_2": parfit_runs("bench/actuarial/pv_10k.toml", 2)?,
+        "parfit_100k_threads_1": parfit_runs("examples/savings/run_100k.toml", 1)?,
+        "parfit_100k_threads_2": parfit_runs("examples/savings/run_100k.toml", 2)?,
+        "read_bandwidth_gb_s": read_bandwidth_gb_s(),
+    });
+    if peers {
+        let script = root().join("bench/peers/lifelib_savings.sh");
+        let out = Command::new("bash").arg(script).current_dir(root()).output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("lifelib_savings.sh failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+        r["lifelib_10k"] = serde_json::from_str(line).map_err(|e| format!("lifelib's JSON: {e}\n{text}"))?;
+    }
+    Ok(r)
+}
+
+pub fn print(r: &Value) {
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    println!(
+        "\n| savings projection (CashValue_ME result_pv) | threads | wall s (median) | CPU s (median) | peak MB | \
+         point-months per CPU s |\n|---|---|---|---|---|---|"
+    );
+    for key in ["parfit_10k_threads_1", "parfit_10k_threads_2", "parfit_100k_threads_1", "parfit_100k_threads_2"] {
+        let v = &r[key];
+        println!(
+            "| parfit, {} points | {} | {:.3} | {:.3} | {:.0} | {:.3e} |",
+            v["points"],
+            v["threads"],
+            f(&v["wall_s_median"]),
+            f(&v["cpu_s_median"]),
+            f(&v["peak_rss_mb_max"]),
+            f(&v["point_months_per_cpu_s"])
+        );
+    }
+    if let Some(l) = r.get("lifelib_10k") {
+        println!(
+            "| lifelib {} `result_pv()`, {} points | 1 | {:.3} | {:.3} | {:.0} | {:.3e} |",
+            l["versions"]["lifelib"].as_str().unwrap_or(""),
+            l["points"],
+            f(&l["wall_s_median"]),
+            f(&l["cpu_s_median"]),
+            f(&l["peak_rss_mb"]),
+            f(&r["parfit_10k_threads_1"]["point_months"]) / f(&l["cpu_s_median"])
+        );
+        let p1 = f(&r["parfit_10k_threads_1"]["cpu_s_median"]);
+        println!("\nlifelib CPU ÷ parfit CPU on 10K (one thread, whole process): {:.0}×", f(&l["cpu_s_median"]) / p1);
+    }
+    println!("plain memory read bandwidth: {:.1} GB/s", f(&r["read_bandwidth_gb_s"]));
+}
+
+/// `cargo xtask bench-savings`: build, run this section alone, print it and write target/bench/savings.json.
+pub fn standalone(peers: bool) -> Result {
+    crate::run(crate::cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-actuarial"]))?;
+    let r = run(peers)?;
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("savings.json"), text).map_err(|e| format!("savings.json: {e}"))?;
+    print(&r);
+    println!("\nfull results: {}", dir.join("savings.json").display());
+    Ok(())
+}
