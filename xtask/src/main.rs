@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod wasm;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -12,9 +13,14 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data)
-  test    formatting, clippy (-D warnings), all tests, and the wasm32 build check of the core
+  test    formatting, clippy (-D warnings), all tests, the wasm32 build check of the core, and the browser
+          test (threaded wasm build, headless Chromium)
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
-          --peers   also run the peer tools (diffid; built into a venv under target/peers on first use)";
+          --peers   also run the peer tools (diffid; built into a venv under target/peers on first use)
+  wasm    build the threaded WebAssembly module into web/pkg (installs the pinned nightly's pieces and
+          wasm-bindgen-cli when missing)
+  serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
+  test-browser  only the browser test of `test` (builds the module first)";
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
 const EXTERNAL_CRATES: &[&str] =
@@ -26,6 +32,9 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("test") => test(),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
+        Some("wasm") => wasm::build(),
+        Some("serve") => wasm::serve(&args[1..]),
+        Some("test-browser") => wasm::browser_test(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -66,7 +75,17 @@ pub fn run(cmd: &mut Command) -> Result {
 }
 
 fn demo() -> Result {
-    run(cargo().args(["build", "--release", "--workspace", "--exclude", "xtask", "--exclude", "parfit-tests"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "parfit-tests",
+        "--exclude",
+        "parfit-wasm",
+    ]))?;
     let parfit = target_dir().join("release").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
     let out = target_dir().join("demo/lotka_volterra");
     run(Command::new(&parfit).current_dir(root()).arg("plugins"))?;
@@ -120,6 +139,8 @@ fn test() -> Result {
     // The core (with rayon) and the ODE plugin must build for the browser; the ABI crate without its host side.
     run(cargo().args(["check", "--target", "wasm32-unknown-unknown", "-p", "parfit-core", "-p", "parfit-ode"]))?;
     run(cargo().args(["check", "--target", "wasm32-unknown-unknown", "-p", "parfit-core", "--features", "parallel"]))?;
+    // The threaded module in headless Chromium, against the CLI's numbers.
+    wasm::browser_test()?;
     eprintln!("\nall checks passed");
     Ok(())
 }
