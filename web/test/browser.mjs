@@ -78,6 +78,15 @@ try {
   check('counties: every fitted rate and SSE equals the CLI\'s bit for bit', mismatches === 0, `${mismatches} differing rows; columns ${header.slice(0, 3).join(', ')}…`);
   check('counties: more than one worker fitted cases', many.work.slice(0, many.threads).filter((n) => n > 0).length > 1, `cases per worker: ${many.work.join(', ')}`);
   check('no errors in the page', errors.length === 0, errors.join(' | '));
+
+  // Served without COOP/COEP: no shared memory for workers, so the page says so and runs on one thread.
+  const plain = await browser.newPage();
+  await plain.goto(env('PARFIT_URL_PLAIN'));
+  const note = await plain.locator('#isolation').textContent();
+  check('without isolation the page says so', !(await plain.evaluate(() => self.crossOriginIsolated)) && note.includes('Not cross-origin isolated'), note);
+  const single = await plain.evaluate(async () => { await window.parfit.ready; return window.parfit.run('counties', { limit: 5 }); });
+  check('without isolation it runs single-threaded with the same numbers', single.threads === 1 && single.rows.every((r, i) => r.x.every((v, k) => same(v, many.rows[i].x[k]))),
+    `threads ${single.threads}`);
   console.log(`screenshot: ${join(expected, 'screenshots/lv-fit.png')}`);
 } finally {
   await browser.close();

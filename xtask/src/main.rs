@@ -20,7 +20,9 @@ commands:
   wasm    build the threaded WebAssembly module into web/pkg (installs the pinned nightly's pieces and
           wasm-bindgen-cli when missing)
   serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
-  test-browser  only the browser test of `test` (builds the module first)";
+  test-browser  only the browser test of `test` (builds the module first)
+  bench-wasm    the LV fit and the county fits in headless Chromium (1 and 2 workers) and natively (1 and
+                2 threads); see BENCHMARKS.md";
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
 const EXTERNAL_CRATES: &[&str] =
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Some("wasm") => wasm::build(),
         Some("serve") => wasm::serve(&args[1..]),
         Some("test-browser") => wasm::browser_test(),
+        Some("bench-wasm") => wasm::bench(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

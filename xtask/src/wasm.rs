@@ -316,13 +316,92 @@ pub fn browser_test() -> Result {
     cli_reference(&out, counties)?;
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    // And without the isolation headers, where the page must run single-threaded.
+    let plain = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let plain_port = plain.local_addr().map_err(|e| e.to_string())?.port();
     let web = root().join("web");
+    let web_plain = web.clone();
     std::thread::spawn(move || serve_on(listener, web, true));
+    std::thread::spawn(move || serve_on(plain, web_plain, false));
     run(Command::new("node")
         .arg(root().join("web/test/browser.mjs"))
         .env("PARFIT_URL", format!("http://127.0.0.1:{port}/"))
+        .env("PARFIT_URL_PLAIN", format!("http://127.0.0.1:{plain_port}/"))
         .env("PLAYWRIGHT_CORE", &package)
         .env("CHROMIUM", &chromium)
         .env("PARFIT_EXPECTED", &out)
         .env("PARFIT_COUNTIES", counties.to_string()))
+}
+
+/// Median of a few timings.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+/// `cargo xtask bench-wasm`: the LV fit and the county fits in headless Chromium with 1 and 2 workers, and
+/// natively (release `parfit`) with 1 and 2 threads; medians of the seconds each run reports.
+pub fn bench() -> Result {
+    let reps = 5;
+    build()?;
+    let package = playwright_core()?;
+    let chromium = chromium()?;
+    run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "-p", "parfit-aging-chain"]))?;
+    let parfit = target_dir().join("release").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
+    let scratch = target_dir().join("bench/wasm-native");
+    let mut native = serde_json::Map::new();
+    for threads in ["1", "2"] {
+        for (workload, args) in [
+            ("lv", vec!["fit", "examples/lotka_volterra/fit.toml"]),
+            ("counties", vec!["fit-many", "examples/counties/fit.toml", "--output"]),
+        ] {
+            let mut seconds = Vec::new();
+            for _ in 0..reps {
+                let mut cmd = Command::new(&parfit);
+                cmd.current_dir(root()).args(&args);
+                if workload == "counties" {
+                    cmd.arg(&scratch);
+                }
+                let out = cmd.args(["--threads", threads, "--format", "json"]).output().map_err(|e| e.to_string())?;
+                let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+                    .map_err(|e| format!("parfit {workload}: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
+                seconds.push(report["seconds"].as_f64().unwrap_or(f64::NAN));
+            }
+            eprintln!("native {workload} {threads} thread(s): {seconds:?} s");
+            native.insert(format!("{workload}_{threads}"), seconds.into());
+        }
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let web = root().join("web");
+    std::thread::spawn(move || serve_on(listener, web, true));
+    let out = Command::new("node")
+        .arg(root().join("web/test/bench.mjs"))
+        .env("PARFIT_URL", format!("http://127.0.0.1:{port}/"))
+        .env("PLAYWRIGHT_CORE", &package)
+        .env("CHROMIUM", &chromium)
+        .env("PARFIT_REPS", reps.to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let wasm: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("bench.mjs: {e}"))?;
+    let med = |v: &serde_json::Value| median(v.as_array().into_iter().flatten().filter_map(|x| x.as_f64()).collect());
+    println!("\nmedian seconds of {reps} runs (each run's own clock)\n");
+    println!(
+        "{:<10} {:>12} {:>12} {:>12} {:>12} {:>14} {:>14}",
+        "job", "native 1", "native 2", "wasm 1", "wasm 2", "wasm1/native1", "wasm 1/2"
+    );
+    for job in ["lv", "counties"] {
+        let n1 = med(&native[&format!("{job}_1")]);
+        let n2 = med(&native[&format!("{job}_2")]);
+        let w1 = med(&wasm[format!("{job}_1")]);
+        let w2 = med(&wasm[format!("{job}_2")]);
+        println!("{job:<10} {n1:>12.3} {n2:>12.3} {w1:>12.3} {w2:>12.3} {:>14.2} {:>14.2}", w1 / n1, w1 / w2);
+    }
+    let path = target_dir().join("bench/wasm.json");
+    std::fs::create_dir_all(path.parent().expect("has a folder")).map_err(|e| e.to_string())?;
+    let doc = serde_json::json!({ "native": native, "wasm": wasm, "repetitions": reps });
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap_or_default()).map_err(|e| e.to_string())?;
+    println!("\nwrote {}", path.display());
+    Ok(())
 }
