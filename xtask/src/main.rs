@@ -140,7 +140,17 @@ fn test() -> Result {
             .map_err(|e| format!("{e}\nthe wasm32 check needs the wasm32-unknown-unknown target and rustup"))?;
     }
     // The core (with rayon) and the ODE plugin must build for the browser; the ABI crate without its host side.
-    run(cargo().args(["check", "--target", "wasm32-unknown-unknown", "-p", "parfit-core", "-p", "parfit-ode"]))?;
+    run(cargo().args([
+        "check",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "parfit-core",
+        "-p",
+        "parfit-expr",
+        "-p",
+        "parfit-ode",
+    ]))?;
     run(cargo().args(["check", "--target", "wasm32-unknown-unknown", "-p", "parfit-core", "--features", "parallel"]))?;
     // The threaded module in headless Chromium, against the CLI's numbers.
     wasm::browser_test()?;

@@ -2,15 +2,11 @@
 //! and solved with adaptive Dormand–Prince 5(4) or, for stiff problems, variable-order BDF with the
 //! model's exact Jacobian (by default the solver switches by itself).
 //!
-//! The model text is compiled once into register code ([`OdeModel::compile`]), together with code for
+//! The model text is compiled once by the shared `parfit-expr` crate into register code ([`OdeModel::compile`]), together with code for
 //! the Jacobian ∂F/∂u derived from it symbolically; a simulation then interprets that code without name
 //! lookups or allocation. See the crate's README for the grammar and the solvers.
 
 mod bdf;
-mod compile;
-mod eval;
-mod lexer;
-mod parser;
 mod solver;
 
 use parfit_core::model::downcast_workspace;
@@ -19,7 +15,7 @@ use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, SimStats, W
 pub use solver::{Method, SolverOptions, SolverStats};
 
 use bdf::Bdf;
-use eval::Program;
+use parfit_expr::{Dialect, Program};
 use solver::{Dopri5, Dopri5End, System};
 
 /// A model kind this plugin provides.
@@ -69,7 +65,7 @@ pub fn solver_stats(ws: &Workspace) -> Option<SolverStats> {
 impl OdeModel {
     /// Parse and compile model text. `source_name` only labels error messages (and names the model).
     pub fn compile(source: &str, source_name: &str, options: SolverOptions) -> Result<OdeModel, ParseError> {
-        let err = |e: lexer::Located| ParseError {
+        let err = |e: parfit_expr::Located| ParseError {
             source_name: source_name.to_string(),
             line: e.pos.line,
             column: e.pos.col,
@@ -81,8 +77,7 @@ impl OdeModel {
             column: 0,
             message: format!("invalid solver options: {m}"),
         })?;
-        let ast = parser::parse(source).map_err(err)?;
-        let compiled = compile::compile(&ast).map_err(err)?;
+        let compiled = parfit_expr::compile(source, Dialect::Ode).map_err(err)?;
         let spec = ModelSpec {
             name: model_name(source_name),
             params: compiled.params.into_iter().map(|(n, d)| ParamSpec::new(n, d)).collect(),

@@ -9,15 +9,31 @@
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use crate::eval::{Instr, Op, Program};
+use crate::eval::{DrawKind, Instr, Op, Program};
 use crate::lexer::{Located, Pos};
-use crate::parser::{Ast, BinOp, Element, Expr, Func, Slice, Tensor, TensorRef, unsupported};
+use crate::parser::{Ast, BinOp, Draw, Element, Expr, Func, Slice, Tensor, TensorRef, unsupported};
 
-/// A compiled model with the names the spec needs.
+/// Which kind of model the text describes. The language is the same; the dialects differ in the update rule
+/// and in whether random draws are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// An ODE `du/dt = F(u, p, t)`: `F_i` is required, random draws are refused.
+    Ode,
+    /// A Monte Carlo model stepping over periods: `next_i` gives the state at the next period and may use
+    /// random draws (`normal()`, `uniform()`, `lognormal(mu, sigma)`, `bernoulli(p)`); `F_i`, `dudt_i`
+    /// and `M_i` are refused.
+    MonteCarlo,
+}
+
+/// A compiled model with the names its spec needs.
 #[derive(Debug, Clone)]
-pub(crate) struct Compiled {
+pub struct Compiled {
     pub program: Program,
+    /// Parameter names and defaults, in order.
     pub params: Vec<(String, f64)>,
+    /// State names, in order.
+    pub states: Vec<String>,
+    /// Output names, in order.
     pub outputs: Vec<String>,
 }
 
@@ -30,7 +46,7 @@ enum Role {
     ListedInput(usize),
     /// `u_i`: the state, with its initial values.
     State,
-    /// `F_i`: du/dt.
+    /// `F_i`: du/dt (ODE), or `next_i`: the state at the next period (Monte Carlo).
     Rhs,
     /// `out_i`.
     Out,
@@ -82,7 +98,7 @@ impl Val {
     }
 }
 
-fn classify(ast: &Ast) -> Result<Vec<TDef<'_>>, Located> {
+fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
     let mut defs: Vec<TDef<'_>> = Vec::new();
     for t in &ast.tensors {
         let (base, index) = match t.name.split_once('_') {
@@ -98,6 +114,16 @@ fn classify(ast: &Ast) -> Result<Vec<TDef<'_>>, Located> {
             ));
         }
         let explicit = "parfit-ode solves explicit ODEs du/dt = F(u, p, t)";
+        if dialect == Dialect::MonteCarlo && matches!(base, "F" | "dudt" | "M") {
+            return Err(Located::new(
+                t.pos,
+                format!(
+                    "'{}' belongs to ODE models (line {}); a Monte Carlo model gives the state at the next period \
+                     with 'next_i {{ … }}'",
+                    t.name, t.pos.line
+                ),
+            ));
+        }
         match base {
             "M" => {
                 return Err(unsupported(t.pos, "mass matrix", &format!("'{}' defines M·du/dt; {explicit}", t.name)));
@@ -139,7 +165,8 @@ fn classify(ast: &Ast) -> Result<Vec<TDef<'_>>, Located> {
         let role = match base {
             "in" => Role::Input,
             "u" => Role::State,
-            "F" => Role::Rhs,
+            "F" if dialect == Dialect::Ode => Role::Rhs,
+            "next" if dialect == Dialect::MonteCarlo => Role::Rhs,
             "out" => Role::Out,
             _ => Role::Plain,
         };
@@ -184,11 +211,15 @@ fn classify(ast: &Ast) -> Result<Vec<TDef<'_>>, Located> {
     Ok(defs)
 }
 
-pub(crate) fn compile(ast: &Ast) -> Result<Compiled, Located> {
-    let mut defs = classify(ast)?;
+pub fn compile(ast: &Ast, dialect: Dialect) -> Result<Compiled, Located> {
+    let mut defs = classify(ast, dialect)?;
     let find = |defs: &[TDef<'_>], role| defs.iter().position(|d| d.role == role);
     let u = find(&defs, Role::State).ok_or_else(|| Located::new(ast.end, "the model has no state tensor 'u_i'"))?;
-    let f = find(&defs, Role::Rhs).ok_or_else(|| Located::new(ast.end, "the model has no right-hand side 'F_i'"))?;
+    let missing = match dialect {
+        Dialect::Ode => "the model has no right-hand side 'F_i'",
+        Dialect::MonteCarlo => "the model has no update rule 'next_i' (the state at the next period)",
+    };
+    let f = find(&defs, Role::Rhs).ok_or_else(|| Located::new(ast.end, missing))?;
 
     // Symbols: tensors by their base name, named elements by their name.
     let mut syms: HashMap<&str, (Sym, Pos)> = HashMap::new();
@@ -243,6 +274,9 @@ pub(crate) fn compile(ast: &Ast) -> Result<Compiled, Located> {
     }
 
     let mut g = Gen {
+        dialect,
+        draws_refused: None,
+        draw_slots: HashMap::new(),
         defs,
         syms,
         layouts: Vec::new(),
@@ -297,6 +331,7 @@ pub(crate) fn compile(ast: &Ast) -> Result<Compiled, Located> {
     g.n_regs = (1 + g.n_states + n_params) as u32;
 
     // Defaults: constant expressions.
+    g.draws_refused = Some("parameter defaults");
     let mut defaults = Vec::new();
     for (p, &(tid, k)) in param_defaults.iter().enumerate() {
         match g.element_value(tid, k)? {
@@ -312,6 +347,7 @@ pub(crate) fn compile(ast: &Ast) -> Result<Compiled, Located> {
     }
 
     // Initial state: parameter-level code, run once per simulation.
+    g.draws_refused = Some("initial values");
     let state_names = g.elem_names(u);
     let mut init = Vec::new();
     for (k, name) in state_names.iter().enumerate() {
@@ -327,21 +363,29 @@ pub(crate) fn compile(ast: &Ast) -> Result<Compiled, Located> {
     }
     g.take_dynamic(); // anything dynamic above was rejected; drop it
 
+    g.draws_refused = None;
     let fv = g.value(f)?;
     let f_regs: Vec<u32> = fv.iter().map(|&v| g.reg(v)).collect();
     let rhs = g.take_dynamic();
-    let jac_entries = g.jacobian(&rhs, &f_regs);
-    let jac = g.take_dynamic();
+    let (jac, jac_entries) = match dialect {
+        Dialect::Ode => {
+            let entries = g.jacobian(&rhs, &f_regs);
+            (g.take_dynamic(), entries)
+        }
+        Dialect::MonteCarlo => (Vec::new(), Vec::new()),
+    };
 
+    g.draws_refused = Some("outputs");
     let (outputs, out_regs) = match find(&g.defs, Role::Out) {
         Some(tid) => {
             let names = g.out_names(tid)?;
             let vals = g.value(tid)?;
             (names, vals.iter().map(|&v| g.reg(v)).collect())
         }
-        None => (state_names, (0..g.n_states).map(|i| Program::state_reg(i) as u32).collect()),
+        None => (state_names.clone(), (0..g.n_states).map(|i| Program::state_reg(i) as u32).collect()),
     };
     let out = g.take_dynamic();
+    g.draws_refused = None;
 
     // Everything else is checked by generating it; dead-code elimination below drops what nothing uses.
     for tid in 0..n_tensors {
@@ -351,10 +395,15 @@ pub(crate) fn compile(ast: &Ast) -> Result<Compiled, Located> {
     }
     g.take_dynamic();
 
+    // Draw slots in source order: by call site, then element.
+    let mut slots: Vec<((usize, usize), (DrawKind, u32))> = g.draw_slots.into_iter().collect();
+    slots.sort_unstable_by_key(|s| s.0);
     let mut program = Program {
         n_states: g.n_states,
         n_params,
         n_regs: g.n_regs as usize,
+        draws: slots.iter().map(|s| s.1.0).collect(),
+        draw_regs: slots.iter().map(|s| s.1.1).collect(),
         consts: g.consts,
         setup: g.setup,
         init,
@@ -366,7 +415,7 @@ pub(crate) fn compile(ast: &Ast) -> Result<Compiled, Located> {
         out_regs,
     };
     program.finish();
-    Ok(Compiled { program, params: defaults, outputs })
+    Ok(Compiled { program, params: defaults, states: state_names, outputs })
 }
 
 fn define<'a>(syms: &mut HashMap<&'a str, (Sym, Pos)>, name: &'a str, sym: Sym, pos: Pos) -> Result<(), Located> {
@@ -385,6 +434,12 @@ fn define<'a>(syms: &mut HashMap<&'a str, (Sym, Pos)>, name: &'a str, sym: Sym, 
 type CseKey = (Op, u32, u32, u32);
 
 struct Gen<'a> {
+    dialect: Dialect,
+    /// What is being generated when random draws are not allowed there (Monte Carlo draws are per period
+    /// and path, so parameter-level code and the outputs cannot use them).
+    draws_refused: Option<&'static str>,
+    /// The register and kind of each draw slot, by (call site, element).
+    draw_slots: HashMap<(usize, usize), (DrawKind, u32)>,
     defs: Vec<TDef<'a>>,
     syms: HashMap<&'a str, (Sym, Pos)>,
     layouts: Vec<Option<Rc<Layout>>>,
@@ -544,7 +599,7 @@ impl<'a> Gen<'a> {
                 let (a, b) = (self.expr_len(a, index, at)?, self.expr_len(b, index, at)?);
                 broadcast(a, b, at)?
             }
-            Expr::Call(_, args) => {
+            Expr::Call(_, args) | Expr::Draw(_, args, ..) => {
                 let mut n = 1;
                 for a in args {
                     let m = self.expr_len(a, index, at)?;
@@ -801,6 +856,7 @@ impl<'a> Gen<'a> {
                 };
                 self.op(op, a, b)
             }
+            Expr::Draw(draw, args, pos, site) => self.draw(*draw, args, *pos, (*site, k))?,
             Expr::Call(Func::Piecewise, args) => {
                 // piecewise(c0, v0, c1, v1, …, fallback), built from the fallback outwards.
                 let mut acc = self.expr(&args[args.len() - 1], k)?;
@@ -841,6 +897,58 @@ impl<'a> Gen<'a> {
                     Func::Piecewise => unreachable!("handled above"),
                 };
                 self.op(op, a, b)
+            }
+        })
+    }
+}
+
+impl Gen<'_> {
+    /// The value of a random draw: a normal or uniform slot, transformed as the function asks.
+    fn draw(&mut self, draw: Draw, args: &[Expr], pos: Pos, slot: (usize, usize)) -> Result<Val, Located> {
+        let name = draw.name();
+        if self.dialect != Dialect::MonteCarlo {
+            return Err(Located::new(
+                pos,
+                format!("random draws are only allowed in Monte Carlo models (line {}): '{name}(…)'", pos.line),
+            ));
+        }
+        if let Some(what) = self.draws_refused {
+            return Err(Located::new(
+                pos,
+                format!(
+                    "random draws are not allowed in {what} (line {}): '{name}(…)' draws once per path and period",
+                    pos.line
+                ),
+            ));
+        }
+        let kind = match draw {
+            Draw::Normal | Draw::Lognormal => DrawKind::Normal,
+            Draw::Uniform | Draw::Bernoulli => DrawKind::Uniform,
+        };
+        let reg = match self.draw_slots.get(&slot) {
+            Some(&(_, r)) => r,
+            None => {
+                let r = self.fresh();
+                self.draw_slots.insert(slot, (kind, r));
+                r
+            }
+        };
+        let z = Val::Reg(reg, Level::Dynamic);
+        let k = slot.1;
+        Ok(match draw {
+            Draw::Normal | Draw::Uniform => z,
+            Draw::Lognormal => {
+                let (mu, sigma) = (self.expr(&args[0], k)?, self.expr(&args[1], k)?);
+                let sz = self.op(Op::Mul, sigma, z);
+                // exp(0 + x) = exp(x) exactly, so a zero mean costs nothing.
+                let x = if matches!(mu, Val::Const(m) if m == 0.0) { sz } else { self.op(Op::Add, mu, sz) };
+                self.op(Op::Exp, x, x)
+            }
+            Draw::Bernoulli => {
+                // 1 when u < p, i.e. when u - p < 0.
+                let p = self.expr(&args[0], k)?;
+                let d = self.op(Op::Sub, z, p);
+                self.op3(Op::Select, d, Val::Const(0.0), Val::Const(1.0))
             }
         })
     }

@@ -4,14 +4,14 @@ use std::fmt;
 
 /// A 1-based line and column (columns count characters, not bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Pos {
+pub struct Pos {
     pub line: usize,
     pub col: usize,
 }
 
 /// An error before it is given the source name: where, and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Located {
+pub struct Located {
     pub pos: Pos,
     pub message: String,
 }
@@ -22,8 +22,16 @@ impl Located {
     }
 }
 
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.pos.line, self.pos.col, self.message)
+    }
+}
+
+impl std::error::Error for Located {}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Tok {
+pub enum Tok {
     Ident,
     Num(f64),
     LBrace,
@@ -45,7 +53,7 @@ pub(crate) enum Tok {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Token<'s> {
+pub struct Token<'s> {
     pub tok: Tok,
     /// The source text of the token (empty at end of input).
     pub text: &'s str,
@@ -133,7 +141,7 @@ impl<'s> Cursor<'s> {
 }
 
 /// Split the source into tokens; the last one is always `Tok::Eof`.
-pub(crate) fn tokenize(src: &str) -> Result<Vec<Token<'_>>, Located> {
+pub fn tokenize(src: &str) -> Result<Vec<Token<'_>>, Located> {
     let mut cur = Cursor { src, at: 0, pos: Pos { line: 1, col: 1 } };
     let mut out = Vec::new();
     loop {

@@ -5,7 +5,7 @@
 use crate::lexer::{Located, Pos, Tok, Token, tokenize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Func {
+pub enum Func {
     Exp,
     Log,
     Log10,
@@ -69,7 +69,7 @@ impl Func {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BinOp {
+pub enum BinOp {
     Add,
     Sub,
     Mul,
@@ -77,7 +77,7 @@ pub(crate) enum BinOp {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Expr {
+pub enum Expr {
     Num(f64),
     /// A scalar by name: `k`, `x`, `t`.
     Name(String, Pos),
@@ -86,10 +86,51 @@ pub(crate) enum Expr {
     Neg(Box<Expr>),
     Bin(BinOp, Box<Expr>, Box<Expr>),
     Call(Func, Vec<Expr>),
+    /// A random draw (Monte Carlo models only): its kind, arguments, where it is, and its call site's number
+    /// in source order.
+    Draw(Draw, Vec<Expr>, Pos, usize),
+}
+
+/// The random-draw functions of the Monte Carlo dialect. Each call site draws once per path and period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Draw {
+    /// `normal()`: a standard normal.
+    Normal,
+    /// `uniform()`: uniform on [0, 1).
+    Uniform,
+    /// `lognormal(mu, sigma)`: `exp(mu + sigma · z)` for a standard normal `z`.
+    Lognormal,
+    /// `bernoulli(p)`: 1 with probability `p`, else 0.
+    Bernoulli,
+}
+
+impl Draw {
+    pub const ALL: [(&'static str, Draw); 4] = [
+        ("normal", Draw::Normal),
+        ("uniform", Draw::Uniform),
+        ("lognormal", Draw::Lognormal),
+        ("bernoulli", Draw::Bernoulli),
+    ];
+
+    fn from_name(name: &str) -> Option<Draw> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|&(_, d)| d)
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, d)| *d == self).map_or("", |(n, _)| n)
+    }
+
+    pub fn arity(self) -> usize {
+        match self {
+            Draw::Normal | Draw::Uniform => 0,
+            Draw::Lognormal => 2,
+            Draw::Bernoulli => 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct TensorRef {
+pub struct TensorRef {
     /// The name without its index letters: `v` in `v_i`.
     pub base: String,
     /// The index letters: `i` in `v_i`.
@@ -106,14 +147,14 @@ impl TensorRef {
 
 /// `[k]` or `[a:b]` after a vector reference (`b` exclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Slice {
+pub enum Slice {
     At(usize),
     Range(usize, usize),
 }
 
 /// An element's index range `(a): …` or `(a:b): …` (`b` exclusive; `a..b` means the same in 1-D).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ElemRange {
+pub struct ElemRange {
     pub start: usize,
     pub end: usize,
     /// How many comma-separated ranges were given (more than one only makes sense for 2-D tensors).
@@ -122,7 +163,7 @@ pub(crate) struct ElemRange {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Element {
+pub struct Element {
     pub range: Option<ElemRange>,
     /// `name = expr` names the element; a bare expression leaves it unnamed.
     pub name: Option<(String, Pos)>,
@@ -133,7 +174,7 @@ pub(crate) struct Element {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Tensor {
+pub struct Tensor {
     /// The full name as written, e.g. `u_i` or `x0`.
     pub name: String,
     pub pos: Pos,
@@ -141,13 +182,13 @@ pub(crate) struct Tensor {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct InputList {
+pub struct InputList {
     pub names: Vec<(String, Pos)>,
     pub pos: Pos,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Ast {
+pub struct Ast {
     /// The `in = [a, b]` declaration, if any.
     pub inputs: Option<InputList>,
     pub tensors: Vec<Tensor>,
@@ -155,15 +196,17 @@ pub(crate) struct Ast {
     pub end: Pos,
 }
 
-pub(crate) fn parse(src: &str) -> Result<Ast, Located> {
+pub fn parse(src: &str) -> Result<Ast, Located> {
     let toks = tokenize(src)?;
-    let mut p = Parser { toks, at: 0 };
+    let mut p = Parser { toks, at: 0, draw_sites: 0 };
     p.model()
 }
 
 struct Parser<'s> {
     toks: Vec<Token<'s>>,
     at: usize,
+    /// Random-draw call sites seen so far.
+    draw_sites: usize,
 }
 
 impl<'s> Parser<'s> {
@@ -500,6 +543,19 @@ impl<'s> Parser<'s> {
     }
 
     fn call(&mut self, name: Token<'s>) -> Result<Expr, Located> {
+        if let Some(draw) = Draw::from_name(name.text) {
+            let args = self.args(name)?;
+            let n = draw.arity();
+            if args.len() != n {
+                let s = if n == 1 { "" } else { "s" };
+                return Err(Located::new(
+                    name.pos,
+                    format!("random draw '{}' takes {n} argument{s}, found {}", name.text, args.len()),
+                ));
+            }
+            self.draw_sites += 1;
+            return Ok(Expr::Draw(draw, args, name.pos, self.draw_sites - 1));
+        }
         let Some(func) = Func::from_name(name.text) else {
             return Err(match name.text {
                 "interp1d" => unsupported(name.pos, "interp1d", "use piecewise(…) or write the interpolation out"),
@@ -513,7 +569,33 @@ impl<'s> Parser<'s> {
                 }
             });
         };
+        let args = self.args(name)?;
+        match func.arity() {
+            Some(n) if args.len() != n => {
+                let s = if n == 1 { "" } else { "s" };
+                Err(Located::new(
+                    name.pos,
+                    format!("function '{}' takes {n} argument{s}, found {}", name.text, args.len()),
+                ))
+            }
+            None if args.len() < 3 || args.len() % 2 == 0 => Err(Located::new(
+                name.pos,
+                format!(
+                    "piecewise takes an odd number (at least 3) of arguments, (check, value) pairs and a fallback; found {}",
+                    args.len()
+                ),
+            )),
+            _ => Ok(Expr::Call(func, args)),
+        }
+    }
+
+    /// The arguments of a call, from its '(' to its ')'.
+    fn args(&mut self, name: Token<'s>) -> Result<Vec<Expr>, Located> {
         self.bump(); // '('
+        if self.peek().tok == Tok::RParen {
+            self.bump();
+            return Ok(Vec::new());
+        }
         let mut args = vec![self.expr()?];
         loop {
             let t = self.peek();
@@ -534,23 +616,7 @@ impl<'s> Parser<'s> {
                 }
             }
         }
-        match func.arity() {
-            Some(n) if args.len() != n => {
-                let s = if n == 1 { "" } else { "s" };
-                Err(Located::new(
-                    name.pos,
-                    format!("function '{}' takes {n} argument{s}, found {}", name.text, args.len()),
-                ))
-            }
-            None if args.len() < 3 || args.len() % 2 == 0 => Err(Located::new(
-                name.pos,
-                format!(
-                    "piecewise takes an odd number (at least 3) of arguments, (check, value) pairs and a fallback; found {}",
-                    args.len()
-                ),
-            )),
-            _ => Ok(Expr::Call(func, args)),
-        }
+        Ok(args)
     }
 }
 
@@ -563,7 +629,7 @@ fn const_value(e: &Expr) -> Result<f64, Option<(String, Pos)>> {
     Ok(match e {
         Expr::Num(v) => *v,
         Expr::Name(n, p) => return Err(Some((n.clone(), *p))),
-        Expr::Tensor(_) | Expr::Call(..) => return Err(None),
+        Expr::Tensor(_) | Expr::Call(..) | Expr::Draw(..) => return Err(None),
         Expr::Neg(x) => -const_value(x)?,
         Expr::Bin(op, a, b) => {
             let (a, b) = (const_value(a)?, const_value(b)?);
@@ -578,7 +644,7 @@ fn const_value(e: &Expr) -> Result<f64, Option<(String, Pos)>> {
 }
 
 /// The error for a DiffSL construct parfit does not support: `not supported: <what> (line N): <detail>`.
-pub(crate) fn unsupported(pos: Pos, what: &str, detail: &str) -> Located {
+pub fn unsupported(pos: Pos, what: &str, detail: &str) -> Located {
     Located::new(pos, format!("not supported: {what} (line {}): {detail}", pos.line))
 }
 

@@ -5,7 +5,7 @@
 
 /// One operation. Binary ops read `a` and `b`; unary ops read `a` only; `Select` reads all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Op {
+pub enum Op {
     Add,
     Sub,
     Mul,
@@ -93,7 +93,7 @@ impl Op {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Instr {
+pub struct Instr {
     pub op: Op,
     pub dst: u32,
     pub a: u32,
@@ -104,31 +104,47 @@ pub(crate) struct Instr {
 /// Run a program over the register file. Register indices were checked against the file's size when the
 /// program was built, so indexing never fails for a register file of the model's size.
 #[inline]
-pub(crate) fn run(code: &[Instr], r: &mut [f64]) {
+pub fn run(code: &[Instr], r: &mut [f64]) {
     for i in code {
         let v = i.op.apply_lazy(r[i.a as usize], || r[i.b as usize], || r[i.c as usize]);
         r[i.dst as usize] = v;
     }
 }
 
-/// Everything `simulate` needs, with all names resolved to register indices.
+/// What a random-draw slot holds: the runner fills it with one draw of this kind before each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DrawKind {
+    /// A standard normal.
+    Normal,
+    /// Uniform on [0, 1).
+    Uniform,
+}
+
+/// Everything a simulation needs, with all names resolved to register indices.
 ///
-/// Register layout: `0` is `t`, `1..=n_states` the state, then the parameters, then constants and
-/// temporaries.
+/// Register layout: `0` is `t`, `1..=n_states` the state, then the parameters, then the draw slots (Monte
+/// Carlo models), then constants and temporaries.
 #[derive(Debug, Clone)]
-pub(crate) struct Program {
+pub struct Program {
     pub n_states: usize,
     pub n_params: usize,
     pub n_regs: usize,
+    /// The draw slots in order (call sites in source order; a call site inside a vector element of n
+    /// entries is n slots). Empty for ODE models.
+    pub draws: Vec<DrawKind>,
+    /// Before [`Program::finish`]: the register of each draw slot; afterwards they are consecutive
+    /// from [`Program::draw_reg`]`(0)` and this is cleared.
+    pub draw_regs: Vec<u32>,
     /// Constant registers and their values, written before each simulation.
     pub consts: Vec<(u32, f64)>,
     /// Code depending on parameters only: run once per simulation.
     pub setup: Vec<Instr>,
     /// Registers holding the initial state after `setup`.
     pub init: Vec<u32>,
-    /// Code for the right-hand side, after `t` and the state were written.
+    /// Code for the right-hand side (Monte Carlo: the next state), after `t`, the state and the draws were
+    /// written.
     pub rhs: Vec<Instr>,
-    /// Registers holding `F` after `rhs`.
+    /// Registers holding `F` (Monte Carlo: `next`) after `rhs`.
     pub f: Vec<u32>,
     /// Code for the non-zero entries of the Jacobian ∂F/∂u, after `rhs` (it reads its results).
     pub jac: Vec<Instr>,
@@ -151,8 +167,13 @@ impl Program {
         1 + self.n_states + i
     }
 
+    pub fn draw_reg(&self, i: usize) -> usize {
+        1 + self.n_states + self.n_params + i
+    }
+
     /// Drop code whose result nothing reads, then renumber the registers densely (after `t`, the state and
-    /// the parameters, which keep their places) so the register file is as small as it can be.
+    /// the parameters, which keep their places, and the draw slots that are still read, which follow them
+    /// in order) so the register file is as small as it can be.
     pub fn finish(&mut self) {
         let fixed = 1 + self.n_states + self.n_params;
         let mut live = vec![false; self.n_regs];
@@ -170,6 +191,13 @@ impl Program {
         sweep(&mut self.out, &mut live);
         sweep(&mut self.setup, &mut live);
         self.consts.retain(|&(r, _)| live[r as usize]);
+        // A draw nothing reads (e.g. in an unused tensor) is no slot: the runner need not draw it.
+        let mut k = 0;
+        self.draws.retain(|_| {
+            k += 1;
+            live[self.draw_regs[k - 1] as usize]
+        });
+        self.draw_regs.retain(|&r| live[r as usize]);
 
         let mut map = vec![u32::MAX; self.n_regs];
         let mut next = 0u32;
@@ -178,6 +206,7 @@ impl Program {
             next += 1;
         };
         (0..fixed as u32).for_each(&mut assign);
+        std::mem::take(&mut self.draw_regs).into_iter().for_each(&mut assign);
         self.consts.iter().for_each(|&(r, _)| assign(r));
         self.setup.iter().chain(&self.rhs).chain(&self.jac).chain(&self.out).for_each(|i| assign(i.dst));
         let m = |r: &mut u32| *r = map[*r as usize];
@@ -213,6 +242,13 @@ impl Program {
         for (d, &r) in dy.iter_mut().zip(&self.f) {
             *d = regs[r as usize];
         }
+    }
+
+    /// Monte Carlo: the next state from the state `y` at period `t` and the draw slots' values.
+    pub fn step(&self, regs: &mut [f64], t: f64, y: &[f64], draws: &[f64], next: &mut [f64]) {
+        let d0 = self.draw_reg(0);
+        regs[d0..d0 + self.draws.len()].copy_from_slice(draws);
+        self.rhs(regs, t, y, next);
     }
 
     /// ∂F/∂u at `(t, y)` into `jac` (column-major `n × n`, as nalgebra stores it). Runs the right-hand-side
