@@ -38,6 +38,8 @@ pub fn parfit_bin() -> &'static Path {
             "parfit-ode",
             "-p",
             "parfit-aging-chain",
+            "-p",
+            "parfit-montecarlo",
         ]);
         run_cargo(cmd, "parfit and its plugins");
         let bin = target_dir().join("debug").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));

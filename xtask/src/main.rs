@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod suite;
 mod wasm;
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -16,7 +17,9 @@ commands:
   test    formatting, clippy (-D warnings), all tests, the wasm32 build check of the core, and the browser
           test (threaded wasm build, headless Chromium)
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
-          --peers   also run the peer tools (diffid; built into a venv under target/peers on first use)
+          --peers   also run the peer tools (diffid, PySD, pycma, scipy, dynesty, pydiffsol; installed into
+                    venvs under target/peers on first use)
+          --report  print the last run's report again (from target/bench/results.json)
   wasm    build the threaded WebAssembly module into web/pkg (installs the pinned nightly's pieces and
           wasm-bindgen-cli when missing)
   serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(),
+        Some("bench") if args.iter().any(|a| a == "--report") => bench::reprint(),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("wasm") => wasm::build(),
         Some("serve") => wasm::serve(&args[1..]),

@@ -295,7 +295,7 @@ impl LoadedConfig {
 }
 
 /// A TOML error as `file:line:column: message`.
-fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim_end();
     match e.span() {
         Some(span) => {

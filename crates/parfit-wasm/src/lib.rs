@@ -45,6 +45,8 @@ fn plugins() -> Vec<(parfit_abi::PluginInfo, Factory)> {
         (parfit_ode::OdePlugin::info(), parfit_ode::OdePlugin::create as Factory),
         #[cfg(target_arch = "wasm32")]
         (parfit_aging_chain::AgingChainPlugin::info(), parfit_aging_chain::AgingChainPlugin::create as Factory),
+        #[cfg(target_arch = "wasm32")]
+        (parfit_montecarlo::MonteCarloPlugin::info(), parfit_montecarlo::MonteCarloPlugin::create as Factory),
     ]
 }
 
