@@ -8,6 +8,7 @@ mod bench;
 mod bench_mc;
 mod suite;
 mod savings_bench;
+mod wasm;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -16,13 +17,20 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data),
           project lifelib's savings model over 10K and 100K policies, and run the Monte Carlo wealth example
-  test    formatting, clippy (-D warnings), all tests, and the wasm32 build check of the core
+  test    formatting, clippy (-D warnings), all tests, the wasm32 build check of the core, and the browser
+          test (threaded wasm build, headless Chromium)
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
           --peers   also run the peer tools (diffid, PySD, pycma, scipy, dynesty, pydiffsol, numba, lifelib;
                     installed into venvs under target/peers on first use)
           --report  print the last run's report again (from target/bench/results.json)
           montecarlo   only the Monte Carlo benchmarks (wealth, π; with --peers also numba)
-  bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)";
+  bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)
+  wasm    build the threaded WebAssembly module into web/pkg (installs the pinned nightly's pieces and
+          wasm-bindgen-cli when missing)
+  serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
+  test-browser  only the browser test of `test` (builds the module first)
+  bench-wasm    the LV fit and the county fits in headless Chromium (1 and 2 workers) and natively (1 and
+                2 threads); see BENCHMARKS.md";
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
 const EXTERNAL_CRATES: &[&str] =
@@ -37,6 +45,10 @@ fn main() -> ExitCode {
         Some("bench") if args.iter().any(|a| a == "montecarlo") => bench_mc_only(args.iter().any(|a| a == "--peers")),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),
+        Some("wasm") => wasm::build(),
+        Some("serve") => wasm::serve(&args[1..]),
+        Some("test-browser") => wasm::browser_test(),
+        Some("bench-wasm") => wasm::bench(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -77,7 +89,17 @@ pub fn run(cmd: &mut Command) -> Result {
 }
 
 fn demo() -> Result {
-    run(cargo().args(["build", "--release", "--workspace", "--exclude", "xtask", "--exclude", "parfit-tests"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "parfit-tests",
+        "--exclude",
+        "parfit-wasm",
+    ]))?;
     let parfit = target_dir().join("release").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
     let out = target_dir().join("demo/lotka_volterra");
     run(Command::new(&parfit).current_dir(root()).arg("plugins"))?;
@@ -184,6 +206,8 @@ fn test() -> Result {
         "parfit-actuarial",
     ]))?;
     run(cargo().args(["check", "--target", "wasm32-unknown-unknown", "-p", "parfit-core", "--features", "parallel"]))?;
+    // The threaded module in headless Chromium, against the CLI's numbers.
+    wasm::browser_test()?;
     eprintln!("\nall checks passed");
     Ok(())
 }

@@ -136,6 +136,9 @@ pub trait Plugin {
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
+        // A browser cannot load libraries: there the plugins are linked into one module (parfit-wasm), where
+        // every plugin's entry symbol would collide.
+        #[cfg(not(target_family = "wasm"))]
         #[allow(unsafe_code)]
         #[unsafe(no_mangle)]
         pub extern "C" fn parfit_plugin_entry() -> *const $crate::PluginTable {

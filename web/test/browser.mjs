@@ -1,0 +1,96 @@
+// The browser test `cargo xtask test` runs: headless Chromium (Debian's) driven by playwright-core opens the page
+// served cross-origin isolated, runs the Lotka–Volterra fit and the first county fits on 2 workers, and checks
+// the numbers against the native CLI's for the same configuration and seed (PARFIT_EXPECTED holds them).
+import { createRequire } from 'node:module';
+import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const env = (k) => { if (!process.env[k]) throw new Error(`${k} is not set (run through cargo xtask test)`); return process.env[k]; };
+const { chromium } = createRequire(import.meta.url)(env('PLAYWRIGHT_CORE'));
+const expected = env('PARFIT_EXPECTED'), counties = Number(env('PARFIT_COUNTIES'));
+let passed = 0, failed = 0;
+function check(name, ok, detail = '') {
+  if (ok) passed++; else failed++;
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ': ' + detail : ''}`);
+}
+
+const profile = mkdtempSync(join(tmpdir(), 'parfit-chromium-'));
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: env('CHROMIUM'),
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run'],
+  viewport: { width: 1100, height: 1000 },
+});
+try {
+  const page = browser.pages()[0] ?? await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  await page.goto(env('PARFIT_URL'));
+  check('the page is cross-origin isolated', await page.evaluate(() => self.crossOriginIsolated === true));
+  const pool = await page.evaluate(async () => (await window.parfit.setThreads(2)).threads);
+  check('the pool has 2 workers', pool === 2, `threads() = ${pool}`);
+
+  // Lotka–Volterra: fit.toml with its own seed, as `parfit fit examples/lotka_volterra/fit.toml`.
+  const lv = await page.evaluate(async () => { const r = await window.parfit.run('lv'); window.parfit.showLv(r); return r; });
+  const cli = JSON.parse(readFileSync(join(expected, 'lv.json'), 'utf8'));
+  const same = (a, b) => Object.is(a, b);
+  // The CMA-ES stages call exp and ln (step-size adaptation, the normal sampler's tails): natively glibc's, in
+  // wasm Rust's port of musl's libm, which can differ in the last bit. Such a difference steers CMA-ES onto a
+  // slightly different path to the same optimum, so the LV numbers agree to a tolerance, not bit for bit (the
+  // county fits, Levenberg–Marquardt with sqrt only, agree exactly). Report which it is.
+  const rel = (a, b) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-300);
+  const identical = same(lv.value, cli.value) && Object.entries(cli.x).every(([k, v]) => same(lv.x[k], v));
+  console.log(`LV: ${identical ? 'bit-identical to the CLI' : 'differs from the CLI in the last digits (libm)'}: ` +
+    `SSE wasm ${lv.value}, native ${cli.value}; evaluations wasm ${lv.evaluations}, native ${cli.evaluations}`);
+  check('LV: SSE equals the CLI\'s (relative 1e-12)', rel(lv.value, cli.value) <= 1e-12, `wasm ${lv.value}, native ${cli.value}`);
+  for (const [name, v] of Object.entries(cli.x)) check(`LV: ${name} equals the CLI's (relative 1e-6)`, rel(lv.x[name], v) <= 1e-6, `wasm ${lv.x[name]}, native ${v}`);
+  check('LV: the fit ran to the end', lv.termination === cli.termination, `wasm ${lv.termination}, native ${cli.termination}`);
+  // work[i] counts the simulations of pool worker i; a last entry, if any, the calling thread's (single points).
+  const busy = lv.work.slice(0, lv.threads).filter((n) => n > 0).length;
+  check('LV: more than one worker simulated', lv.threads === 2 && busy > 1, `simulations per worker: ${lv.work.join(', ')}`);
+  mkdirSync(join(expected, 'screenshots'), { recursive: true });
+  await page.locator('#lv').screenshot({ path: join(expected, 'screenshots/lv-fit.png') });
+
+  // The same fit on one worker: bit for bit the same in the browser, whatever the pool size.
+  await page.evaluate(async () => window.parfit.setThreads(1));
+  const one = await page.evaluate(async () => window.parfit.run('lv'));
+  check('LV: 1 worker gives the 2 workers\' result bit for bit', same(one.value, lv.value) && Object.keys(lv.x).every((k) => same(one.x[k], lv.x[k])) && one.evaluations === lv.evaluations,
+    `1 worker ${one.value}, 2 workers ${lv.value}`);
+  await page.evaluate(async () => window.parfit.setThreads(2));
+
+  // County fits: the first rows of the cookbook's table, as `parfit fit-many` on the same rows.
+  const many = await page.evaluate(async (limit) => { const r = await window.parfit.run('counties', { limit }); window.parfit.showCounties(r); return r; }, counties);
+  const lines = readFileSync(join(expected, 'counties/results/results.csv'), 'utf8').trim().split('\n');
+  // RFC 4180 cells (county names may be quoted); the CLI writes no line breaks inside cells.
+  const split = (line) => [...line.matchAll(/("(?:[^"]|"")*"|[^,]*)(,|$)/g)].slice(0, -1).map((m) => m[1].replace(/^"|"$/g, '').replace(/""/g, '"'));
+  const header = split(lines[0]);
+  const rows = lines.slice(1).map(split);
+  check('counties: as many cases as the CLI', many.rows.length === rows.length && rows.length === counties, `${many.rows.length} vs ${rows.length}`);
+  let mismatches = 0;
+  many.rows.forEach((r, i) => {
+    const cells = rows[i];
+    const xs = cells.slice(2, 2 + r.x.length).map(Number);
+    if (!r.x.every((v, k) => same(v, xs[k])) || !same(r.value, Number(cells[2 + r.x.length]))) mismatches++;
+  });
+  check('counties: every fitted rate and SSE equals the CLI\'s bit for bit', mismatches === 0, `${mismatches} differing rows; columns ${header.slice(0, 3).join(', ')}…`);
+  check('counties: more than one worker fitted cases', many.work.slice(0, many.threads).filter((n) => n > 0).length > 1, `cases per worker: ${many.work.join(', ')}`);
+  check('no errors in the page', errors.length === 0, errors.join(' | '));
+
+  // Served without COOP/COEP: no shared memory for workers, so the page says so and runs on one thread.
+  const plain = await browser.newPage();
+  await plain.goto(env('PARFIT_URL_PLAIN'));
+  const note = await plain.locator('#isolation').textContent();
+  check('without isolation the page says so', !(await plain.evaluate(() => self.crossOriginIsolated)) && note.includes('Not cross-origin isolated'), note);
+  const single = await plain.evaluate(async () => { await window.parfit.ready; return window.parfit.run('counties', { limit: 5 }); });
+  check('without isolation it runs single-threaded with the same numbers', single.threads === 1 && single.rows.every((r, i) => r.x.every((v, k) => same(v, many.rows[i].x[k]))),
+    `threads ${single.threads}`);
+  console.log(`screenshot: ${join(expected, 'screenshots/lv-fit.png')}`);
+} finally {
+  await browser.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,47 @@
+// The module runs here, off the page's main thread: rayon's workers and this thread may block while they wait
+// for each other, which a page's main thread may not do.
+import init, { initThreadPool, threads, models, fit, fitMany } from './pkg/parfit_wasm.js';
+
+// The example files each job reads (the CLI's own configurations, copied by `cargo xtask wasm`).
+const JOBS = {
+  lv: { config: 'lotka_volterra/fit.toml', files: ['lotka_volterra/fit.toml', 'lotka_volterra/lotka_volterra.ds', 'lotka_volterra/data.csv'] },
+  counties: { config: 'counties/fit.toml', files: ['counties/fit.toml', 'counties/Aging_Chain.mdl', 'counties/Males_by_decade_and_county.csv'] },
+};
+
+async function files(job) {
+  const out = {};
+  for (const name of job.files) {
+    const response = await fetch(new URL(`pkg/examples/${name}`, self.location.href));
+    if (!response.ok) throw new Error(`pkg/examples/${name}: ${response.status}`);
+    out[name] = await response.text();
+  }
+  return out;
+}
+
+let cancel = null; // Int32Array over a SharedArrayBuffer from the page, when isolated
+
+self.onmessage = async ({ data }) => {
+  try {
+    if (data.type === 'init') {
+      await init();
+      // Without isolation there is no shared memory for workers: everything runs on this thread.
+      if (self.crossOriginIsolated && data.threads > 1) await initThreadPool(data.threads);
+      cancel = data.cancel ?? null;
+      self.postMessage({ type: 'ready', threads: threads(), models: models() });
+    } else if (data.type === 'run') {
+      const job = JOBS[data.workload];
+      const texts = await files(job);
+      const stop = () => (cancel ? Atomics.load(cancel, 0) === 1 : false);
+      const options = { seed: data.seed ?? undefined, limit: data.limit ?? undefined };
+      let result;
+      if (data.workload === 'lv') {
+        result = fit(job.config, texts, options, (p) => { self.postMessage({ type: 'progress', progress: p }); return stop(); });
+      } else {
+        result = fitMany(job.config, texts, options, (p) => { self.postMessage({ type: 'progress', progress: p }); return stop(); });
+      }
+      self.postMessage({ type: 'result', workload: data.workload, result });
+    }
+  } catch (e) {
+    self.postMessage({ type: 'error', message: String(e && e.message ? e.message : e) });
+  }
+};
