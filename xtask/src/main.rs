@@ -6,8 +6,8 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod bench_mc;
-mod suite;
 mod savings_bench;
+mod suite;
 mod wasm;
 
 type Result<T = ()> = std::result::Result<T, String>;
