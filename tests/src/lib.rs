@@ -40,6 +40,7 @@ pub fn parfit_bin() -> &'static Path {
             "parfit-aging-chain",
             "-p",
             "parfit-montecarlo",
+            "-p",
             "parfit-actuarial",
         ]);
         run_cargo(cmd, "parfit and its plugins");
