@@ -99,7 +99,8 @@ where
             (true, Some(p)) => p,
             (true, None) => {
                 return Err(SimError::BadInput(format!(
-                    "{name}: the number of periods is not set (the `periods` option or input)"
+                    "{name}: the number of periods is not set: run a Monte Carlo model from a configuration with a \
+                     [montecarlo] section (`parfit run run.toml`), or give the model the `periods` option or input"
                 )));
             }
         };

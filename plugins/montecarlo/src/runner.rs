@@ -87,6 +87,7 @@ pub fn simulate_paths<P: PathProgram>(
         program.init(scratch, params);
         let per_period = slots.len() * LANES;
         let all_normal = slots.iter().all(|k| *k == DrawKind::Normal);
+        let all_uniform = slots.iter().all(|k| *k == DrawKind::Uniform);
         let mut t = 0;
         while t < periods {
             let n = (periods - t).min(PERIOD_BATCH as u64) as usize;
@@ -97,6 +98,8 @@ pub fn simulate_paths<P: PathProgram>(
                 let lane = pending[l..n * per_period].iter_mut().step_by(LANES);
                 if all_normal {
                     lane.for_each(|d| *d = s.normal());
+                } else if all_uniform {
+                    lane.for_each(|d| *d = s.uniform());
                 } else {
                     lane.zip(slots.iter().cycle()).for_each(|(d, kind)| {
                         *d = match kind {
