@@ -40,6 +40,8 @@ pub fn parfit_bin() -> &'static Path {
             "parfit-aging-chain",
             "-p",
             "parfit-actuarial",
+            "-p",
+            "parfit-montecarlo",
         ]);
         run_cargo(cmd, "parfit and its plugins");
         let bin = target_dir().join("debug").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));

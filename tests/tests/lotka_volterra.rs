@@ -211,3 +211,53 @@ fn every_optimiser_gives_the_same_answer_on_one_and_two_threads() {
         }
     }
 }
+
+/// Levenberg–Marquardt on the example takes its Jacobians from the ODE plugin's forward sensitivities: one
+/// model evaluation per Jacobian instead of one per parameter, and the same optimum as with finite
+/// differences.
+#[test]
+fn levenberg_marquardt_uses_exact_jacobians_from_sensitivities() {
+    let example = root().join("examples/lotka_volterra/fit.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let fit = |name: &str, sensitivities: bool| {
+        let dir = scratch(name);
+        let edited = text
+            .replace(
+                "source = \"lotka_volterra.ds\"",
+                &format!("source = {:?}", example.with_file_name("lotka_volterra.ds")),
+            )
+            .replace("path = \"data.csv\"", &format!("path = {:?}", example.with_file_name("data.csv")))
+            .replace("atol = 1e-8\n", &format!("atol = 1e-8\nsensitivities = {sensitivities}\n"));
+        assert!(edited.contains("sensitivities = "), "the example's [model.options] changed");
+        let path = dir.join("fit.toml");
+        std::fs::write(&path, edited).unwrap();
+        let out = dir.join("out");
+        let run = parfit(&[
+            "fit",
+            path.to_str().unwrap(),
+            "--algorithm",
+            "levenberg_marquardt",
+            "--format",
+            "json",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        run.assert_ok().json()
+    };
+    let exact = fit("lv-lm-exact", true);
+    let differences = fit("lv-lm-differences", false);
+    let evaluations = |r: &serde_json::Value| r["evaluations"].as_u64().unwrap();
+    println!(
+        "Levenberg–Marquardt model evaluations: {} with sensitivities, {} with finite differences",
+        evaluations(&exact),
+        evaluations(&differences)
+    );
+    assert!(evaluations(&exact) < evaluations(&differences), "{exact}\n{differences}");
+    let (a, b) = (exact["value"].as_f64().unwrap(), differences["value"].as_f64().unwrap());
+    assert!((a - b).abs() <= 1e-6 * b, "SSE {a} vs {b}");
+    assert!((a - OPTIMUM_SSE).abs() <= 1e-3 * OPTIMUM_SSE, "SSE {a}");
+    for (name, _) in OPTIMUM {
+        let (x, y) = (exact["x"][name].as_f64().unwrap(), differences["x"][name].as_f64().unwrap());
+        assert!((x - y).abs() <= 1e-6 * y.abs(), "{name}: {x} vs {y}");
+    }
+}

@@ -165,3 +165,40 @@ fn the_aging_chain_through_the_abi() {
     let Err(err) = plugin.create("vensim", &bad) else { panic!("SMOOTH was accepted") };
     assert!(err.contains("m.mdl:1:5: the Vensim function SMOOTH is not supported"), "{err}");
 }
+
+/// The ODE plugin's forward sensitivities through the C ABI: offered, and agreeing with central differences
+/// of the plugin's own simulations (`plugins/ode/tests/sensitivities.rs` checks them tightly).
+#[test]
+fn ode_sensitivities_through_the_abi() {
+    let file = format!("{}parfit_ode{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let plugin = LoadedPlugin::load(&parfit_tests::parfit_bin().parent().unwrap().join(file)).unwrap();
+    let source = std::fs::read_to_string(parfit_tests::root().join("tests/data/ode_problems/sir.ds")).unwrap();
+    let config = serde_json::json!({ "source": source, "rtol": 1e-11, "atol": 1e-11 }).to_string();
+    let model = plugin.create("diffsl", &config).unwrap();
+    assert!(model.has_sensitivities());
+    let times: Vec<f64> = (0..=20).map(|i| 8.0 * i as f64).collect();
+    let p = model.spec().defaults();
+    let (np, n) = (p.len(), model.spec().output_len(times.len()));
+    let mut ws = model.workspace();
+    let (mut out, mut sens) = (vec![0.0; n], vec![0.0; n * np]);
+    model.simulate_sensitivities(&mut ws, &p, &[], &times, &mut out, &mut sens).unwrap();
+    assert!(model.stats(&ws).unwrap().rhs_evaluations > 0);
+    // d I / d infected0 at t = 0 is 1.
+    assert_eq!(sens[np + 3], 1.0);
+    for j in 0..np {
+        let h = 1e-5 * p[j];
+        let (mut up, mut down) = (p.clone(), p.clone());
+        up[j] += h;
+        down[j] -= h;
+        let (mut o_up, mut o_down) = (vec![0.0; n], vec![0.0; n]);
+        model.simulate(&mut ws, &up, &[], &times, &mut o_up).unwrap();
+        model.simulate(&mut ws, &down, &[], &times, &mut o_down).unwrap();
+        let scale = (0..n).map(|i| (o_up[i] - o_down[i]).abs() / (2.0 * h)).fold(0.0, f64::max);
+        for i in 0..n {
+            let fd = (o_up[i] - o_down[i]) / (2.0 * h);
+            assert!((sens[i * np + j] - fd).abs() <= 1e-5 * fd.abs().max(1e-3 * scale), "d out[{i}] / d p[{j}]");
+        }
+    }
+    let off = serde_json::json!({ "source": source, "sensitivities": false }).to_string();
+    assert!(!plugin.create("diffsl", &off).unwrap().has_sensitivities());
+}

@@ -1,17 +1,18 @@
-//! `cargo xtask bench`: the Lotka–Volterra benchmarks of BENCHMARKS.md, and (with `--peers`) diffid on the same
-//! fit in the same run, so ratios compare like with like on a noisy shared machine.
+//! `cargo xtask bench`: the Lotka–Volterra and county benchmarks of BENCHMARKS.md, and (with `--peers`) diffid and
+//! PySD on the same fits in the same run, so ratios compare like with like on a noisy shared machine; then the
+//! algorithm and ODE-solver suite of `bench/suite.json` (see `suite.rs`).
 
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::{Result, cargo, root, run, target_dir};
+use crate::{Result, cargo, root, run, suite, target_dir};
 
 /// Seeds of the repeated tutorial fits; diffid's script uses the same count (its seeds 0..9).
 const SEEDS: u64 = 10;
 const MODEL: &str = "examples/lotka_volterra/lotka_volterra.ds";
 
-fn output_of(cmd: &mut Command) -> Result<String> {
+pub(crate) fn output_of(cmd: &mut Command) -> Result<String> {
     let shown = format!("{cmd:?}").replace('"', "");
     let out = cmd.output().map_err(|e| format!("cannot start `{shown}`: {e}"))?;
     if !out.status.success() {
@@ -21,7 +22,7 @@ fn output_of(cmd: &mut Command) -> Result<String> {
 }
 
 /// The JSON object a tool printed last (installers may print before it; it may span several lines).
-fn parse(text: &str) -> Result<Value> {
+pub(crate) fn parse(text: &str) -> Result<Value> {
     let starts = text.match_indices('{').map(|(i, _)| i).filter(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n');
     let starts: Vec<usize> = starts.collect();
     starts
@@ -31,7 +32,7 @@ fn parse(text: &str) -> Result<Value> {
         .ok_or_else(|| format!("no JSON object in the output:\n{text}"))
 }
 
-pub fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
@@ -109,9 +110,11 @@ pub fn bench(peers: bool) -> Result {
         "-p",
         "parfit-aging-chain",
         "-p",
+        "parfit-bench",
+        "-p",
         "parfit-actuarial",
     ]))?;
-    eprintln!("\nbenchmarking (this takes a minute or two)…");
+    eprintln!("\nbenchmarking (a few minutes; with --peers about a quarter of an hour)…");
 
     let mut report = json!({
         "date": output_of(Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC"))?.trim(),
@@ -163,24 +166,45 @@ pub fn bench(peers: bool) -> Result {
         report["diffid"] = diffid;
         report["ratios"] = ratios;
     }
+    report["suite"] = suite::run(peers)?;
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), &text).map_err(|e| format!("results.json: {e}"))?;
     print_report(&report);
-    println!("\nfull results: {}", dir.join("results.json").display());
+    let tables = suite::tables(&report["suite"]);
+    std::fs::write(dir.join("suite.md"), &tables).map_err(|e| format!("suite.md: {e}"))?;
+    println!("\n{tables}");
+    println!(
+        "full results: {}; the suite's tables also in {}",
+        dir.join("results.json").display(),
+        dir.join("suite.md").display()
+    );
+    Ok(())
+}
+
+/// Print the report of the last run again, from `target/bench/results.json` (`cargo xtask bench --report`).
+pub fn reprint() -> Result {
+    let path = target_dir().join("bench/results.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e} (run `cargo xtask bench` first)", path.display()))?;
+    let report: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    print_report(&report);
+    println!("\n{}", suite::tables(&report["suite"]));
     Ok(())
 }
 
 fn print_report(r: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    crate::savings_bench::print(&r["savings"]);
     println!(
         "\n{} — {} — `{}`\n",
         r["date"].as_str().unwrap_or(""),
         r["machine"].as_str().unwrap_or(""),
         r["command"].as_str().unwrap_or("")
     );
+    if let Some(savings) = r.get("savings") {
+        crate::savings_bench::print(savings);
+    }
     println!("| one LV solve, 500 outputs, true parameters | best µs | median µs |\n|---|---|---|");
     for key in ["rtol_1e-6", "rtol_1e-7", "rtol_1e-8"] {
         let s = &r["solve"][key];

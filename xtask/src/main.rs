@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod savings_bench;
+mod suite;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -16,7 +17,9 @@ commands:
           savings model over 10K and 100K policies (bundled data)
   test    formatting, clippy (-D warnings), all tests, and the wasm32 build check of the core
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
-          --peers   also run the peer tools (diffid, PySD, lifelib; installed into venvs under target/peers on first use)
+          --peers   also run the peer tools (diffid, PySD, pycma, scipy, dynesty, pydiffsol, lifelib;
+                    installed into venvs under target/peers on first use)
+          --report  print the last run's report again (from target/bench/results.json)
   bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)";
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(),
+        Some("bench") if args.iter().any(|a| a == "--report") => bench::reprint(),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),
         Some("-h" | "--help" | "help") | None => {

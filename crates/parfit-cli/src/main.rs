@@ -3,6 +3,7 @@
 mod checkpoint;
 mod commands;
 mod error;
+mod paths;
 mod plot;
 mod plugins;
 mod progress;

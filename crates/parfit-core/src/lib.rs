@@ -10,9 +10,11 @@ pub mod model;
 pub mod objective;
 pub mod optimise;
 pub mod parallel;
+pub mod random;
 pub mod runner;
 pub mod sample;
 pub mod source;
+pub mod statistics;
 
 pub use cost::Cost;
 pub use dataset::{Case, Dataset};

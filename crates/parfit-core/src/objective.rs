@@ -44,6 +44,8 @@ pub struct Scratch {
     model: Workspace,
     params: Vec<f64>,
     predicted: Vec<f64>,
+    /// Model sensitivities (outputs × parameters), sized on first use.
+    sensitivities: Vec<f64>,
 }
 
 /// Model + case + cost + which parameters are free.
@@ -222,6 +224,7 @@ impl Objective {
             model: self.model.workspace(),
             params: Vec::with_capacity(self.base.len()),
             predicted: vec![0.0; spec.output_len(self.case.times.len())],
+            sensitivities: Vec::new(),
         }
     }
 
@@ -301,6 +304,50 @@ impl Objective {
         );
     }
 
+    /// The residuals at `theta` (as [`try_residuals_into`](Self::try_residuals_into)) and their
+    /// Jacobian with respect to the search-space point, column-major: `∂r_i/∂θ_j` at
+    /// `jacobian[j·m + i]`. From the model's sensitivities, so only for models that have them;
+    /// log-scale parameters contribute `∂r/∂p · p` (the chain rule through `p = exp(θ)`).
+    pub fn try_residuals_and_jacobian_into(
+        &self,
+        scratch: &mut Scratch,
+        theta: &[f64],
+        residuals: &mut [f64],
+        jacobian: &mut [f64],
+    ) -> Result<(), SimError> {
+        self.params_into(theta, &mut scratch.params);
+        let case = &self.case;
+        let np = scratch.params.len();
+        scratch.sensitivities.resize(scratch.predicted.len() * np, 0.0);
+        self.model.simulate_sensitivities(
+            &mut scratch.model,
+            &scratch.params,
+            &case.inputs,
+            &case.times,
+            &mut scratch.predicted,
+            &mut scratch.sensitivities,
+        )?;
+        let m = residuals.len();
+        let n_outputs = self.model.spec().outputs.len();
+        let n_columns = self.observed.len();
+        let mut i = 0;
+        for (t, row) in case.observations.chunks_exact(n_columns.max(1)).enumerate() {
+            for (&j, &obs) in self.observed.iter().zip(row) {
+                if obs.is_nan() {
+                    continue;
+                }
+                let k = t * n_outputs + j;
+                residuals[i] = scratch.predicted[k] - obs;
+                for (col, f) in self.free.iter().enumerate() {
+                    let d = scratch.sensitivities[k * np + f.index];
+                    jacobian[col * m + i] = if f.log_scale { d * scratch.params[f.index] } else { d };
+                }
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Model outputs for full parameters `params` at `times` (for plots and reports).
     pub fn predict(&self, params: &[f64], times: &[f64]) -> Result<Vec<f64>, SimError> {
         let mut ws = self.model.workspace();
@@ -317,8 +364,8 @@ impl BatchEvaluator for Objective {
 }
 
 /// Residuals for least-squares optimisers; their sum of squares is the SSE cost whatever the
-/// objective's [`Cost`]. Exact Jacobians will come from model sensitivities; until then
-/// optimisers use finite differences.
+/// objective's [`Cost`]. Exact Jacobians come from the model's sensitivities when it has them;
+/// otherwise optimisers use finite differences.
 impl ResidualEvaluator for Objective {
     fn residual_count(&self) -> usize {
         Objective::residual_count(self)
@@ -326,6 +373,40 @@ impl ResidualEvaluator for Objective {
 
     fn residuals(&mut self, batch: &[Vec<f64>], out: &mut [f64]) {
         Objective::residuals(self, batch, out);
+    }
+
+    fn has_jacobian(&self) -> bool {
+        self.model.has_sensitivities()
+    }
+
+    fn residuals_and_jacobians(&mut self, batch: &[Vec<f64>], residuals: &mut [f64], jacobians: &mut [f64]) {
+        let (m, n) = (self.residual_count(), self.free.len());
+        if m == 0 {
+            return;
+        }
+        assert_eq!(residuals.len(), batch.len() * m, "one row of residuals per candidate");
+        assert_eq!(jacobians.len(), batch.len() * m * n, "one Jacobian per candidate");
+        // One row per candidate holding its residuals and then its Jacobian, so each is written by
+        // exactly one call; a failed simulation gives NaN for both.
+        let mut rows = vec![0.0; batch.len() * m * (1 + n)];
+        parallel::fill_rows_with(
+            self.parallel,
+            &mut rows,
+            m * (1 + n),
+            || self.scratch(),
+            |scratch, i, row| {
+                let (r, j) = row.split_at_mut(m);
+                if self.try_residuals_and_jacobian_into(scratch, &batch[i], r, j).is_err() {
+                    row.fill(f64::NAN);
+                }
+            },
+        );
+        for ((row, r), j) in
+            rows.chunks_exact(m * (1 + n)).zip(residuals.chunks_exact_mut(m)).zip(jacobians.chunks_exact_mut(m * n))
+        {
+            r.copy_from_slice(&row[..m]);
+            j.copy_from_slice(&row[m..]);
+        }
     }
 }
 
@@ -374,6 +455,27 @@ mod tests {
             }
             for (o, t) in out.iter_mut().zip(times) {
                 *o = p[0] * (-p[1] * t).exp();
+            }
+            Ok(())
+        }
+
+        fn has_sensitivities(&self) -> bool {
+            true
+        }
+
+        fn simulate_sensitivities(
+            &self,
+            ws: &mut Workspace,
+            p: &[f64],
+            inputs: &[f64],
+            times: &[f64],
+            out: &mut [f64],
+            sens: &mut [f64],
+        ) -> Result<(), SimError> {
+            self.simulate(ws, p, inputs, times, out)?;
+            for (s, t) in sens.chunks_exact_mut(2).zip(times) {
+                s[0] = (-p[1] * t).exp();
+                s[1] = -p[0] * t * (-p[1] * t).exp();
             }
             Ok(())
         }
@@ -456,6 +558,39 @@ mod tests {
         let times: Vec<f64> = (0..4).map(f64::from).collect();
         let case = Case { id: "c".into(), inputs: vec![], times, observations };
         Objective::new(Arc::new(Decay::new()), case, observed, Cost::Sse).unwrap()
+    }
+
+    #[test]
+    fn exact_jacobians_follow_the_residual_order_and_the_log_scale() {
+        let mut obs: Vec<f64> = (0..4).map(|t| 2.0 * (-0.3 * f64::from(t)).exp()).collect();
+        obs[2] = f64::NAN;
+        let mut obj = objective_with(&["y".to_string()], obs);
+        obj.set_log_scale("k", true).unwrap();
+        assert!(obj.has_jacobian());
+        let batch = vec![vec![1.5, 0.2f64.ln()], vec![2.5, 0.7f64.ln()]];
+        let m = obj.residual_count();
+        assert_eq!(m, 3);
+        let (mut r, mut j) = (vec![0.0; 2 * m], vec![0.0; 2 * m * 2]);
+        obj.residuals_and_jacobians(&batch, &mut r, &mut j);
+        let mut plain = vec![0.0; 2 * m];
+        obj.residuals(&batch, &mut plain);
+        assert_eq!(r, plain);
+        for (b, x) in batch.iter().enumerate() {
+            for col in 0..2 {
+                let h = 1e-6;
+                let (mut up, mut down) = (x.clone(), x.clone());
+                up[col] += h;
+                down[col] -= h;
+                let (mut ru, mut rd) = (vec![0.0; m], vec![0.0; m]);
+                obj.residuals(&[up], &mut ru);
+                obj.residuals(&[down], &mut rd);
+                for i in 0..m {
+                    let fd = (ru[i] - rd[i]) / (2.0 * h);
+                    let got = j[b * m * 2 + col * m + i];
+                    assert!((got - fd).abs() < 1e-8, "point {b}, dr_{i}/dx_{col}: {got} vs {fd}");
+                }
+            }
+        }
     }
 
     #[test]

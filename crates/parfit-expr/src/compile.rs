@@ -211,7 +211,10 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
     Ok(defs)
 }
 
-pub fn compile(ast: &Ast, dialect: Dialect) -> Result<Compiled, Located> {
+/// Compile a parsed model; with `sensitivities`, also the code for the forward sensitivity equations
+/// (ODE dialect only).
+pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compiled, Located> {
+    let sensitivities = sensitivities && dialect == Dialect::Ode;
     let mut defs = classify(ast, dialect)?;
     let find = |defs: &[TDef<'_>], role| defs.iter().position(|d| d.role == role);
     let u = find(&defs, Role::State).ok_or_else(|| Located::new(ast.end, "the model has no state tensor 'u_i'"))?;
@@ -396,16 +399,16 @@ pub fn compile(ast: &Ast, dialect: Dialect) -> Result<Compiled, Located> {
     g.take_dynamic();
 
     // Draw slots in source order: by call site, then element.
-    let mut slots: Vec<((usize, usize), (DrawKind, u32))> = g.draw_slots.into_iter().collect();
+    let mut slots: Vec<((usize, usize), (DrawKind, u32))> = std::mem::take(&mut g.draw_slots).into_iter().collect();
     slots.sort_unstable_by_key(|s| s.0);
     let mut program = Program {
         n_states: g.n_states,
         n_params,
-        n_regs: g.n_regs as usize,
+        n_regs: 0,
         draws: slots.iter().map(|s| s.1.0).collect(),
         draw_regs: slots.iter().map(|s| s.1.1).collect(),
-        consts: g.consts,
-        setup: g.setup,
+        consts: Vec::new(),
+        setup: Vec::new(),
         init,
         rhs,
         f: f_regs,
@@ -413,7 +416,21 @@ pub fn compile(ast: &Ast, dialect: Dialect) -> Result<Compiled, Located> {
         jac_entries,
         out,
         out_regs,
+        sensitivities: false,
+        dsetup: Vec::new(),
+        init_sens: Vec::new(),
+        pjac: Vec::new(),
+        pjac_entries: Vec::new(),
+        dout: Vec::new(),
+        dout_dy: Vec::new(),
+        dout_dp: Vec::new(),
     };
+    if sensitivities {
+        g.sensitivities(&mut program);
+    }
+    program.n_regs = g.n_regs as usize;
+    program.consts = g.consts;
+    program.setup = g.setup;
     program.finish();
     Ok(Compiled { program, params: defaults, states: state_names, outputs })
 }
@@ -970,7 +987,6 @@ impl Gen<'_> {
         for i in rhs {
             self.dynamic_cse.insert((i.op, i.a, i.b, i.c), i.dst);
         }
-        let consts: HashMap<u32, f64> = self.consts.iter().copied().collect();
         let mut dynamic: HashSet<u32> = rhs.iter().map(|i| i.dst).collect();
         dynamic.insert(Program::T as u32);
         let mut grads: HashMap<u32, Grad> = HashMap::new();
@@ -979,15 +995,25 @@ impl Gen<'_> {
             dynamic.insert(r);
             grads.insert(r, vec![(j as u32, Val::Const(1.0))]);
         }
+        self.derive(rhs, &dynamic, &mut grads);
+        self.entries(&grads, f)
+    }
+
+    /// Propagate sparse derivative rows forward through `code`: `grads` holds the rows of the registers
+    /// derived so far (the seeds) and receives one for every result that depends on them. `dynamic` holds
+    /// the registers whose values change within a simulation (the rest are parameter-level), so each
+    /// derivative lands in the right section.
+    fn derive(&mut self, code: &[Instr], dynamic: &HashSet<u32>, grads: &mut HashMap<u32, Grad>) {
+        let consts: HashMap<u32, f64> = self.consts.iter().copied().collect();
         let val = |r: u32| match consts.get(&r) {
             Some(&c) => Val::Const(c),
             None if dynamic.contains(&r) => Val::Reg(r, Level::Dynamic),
             None => Val::Reg(r, Level::Param),
         };
         let none = Grad::new();
-        for i in rhs {
+        for i in code {
             let (a, b) = (val(i.a), val(i.b));
-            let dst = Val::Reg(i.dst, Level::Dynamic);
+            let dst = val(i.dst);
             let da = grads.get(&i.a).unwrap_or(&none).clone();
             // Unary ops repeat `a` as `b` and `c`; only binary ops and `Select` have a second gradient.
             let db = match i.op {
@@ -1071,9 +1097,13 @@ impl Gen<'_> {
                 grads.insert(i.dst, g);
             }
         }
+    }
+
+    /// `(row, column, register)` of the non-zero derivatives of the registers `rows`.
+    fn entries(&mut self, grads: &HashMap<u32, Grad>, rows: &[u32]) -> Vec<(u32, u32, u32)> {
         let mut entries = Vec::new();
-        for (row, r) in f.iter().enumerate() {
-            for &(col, v) in grads.get(r).unwrap_or(&none) {
+        for (row, r) in rows.iter().enumerate() {
+            for &(col, v) in grads.get(r).map_or(&[][..], |g| &g[..]) {
                 if !matches!(v, Val::Const(z) if z == 0.0) {
                     let reg = self.reg(v);
                     entries.push((row as u32, col, reg));
@@ -1081,6 +1111,57 @@ impl Gen<'_> {
             }
         }
         entries
+    }
+
+    /// Code for the parameter derivatives the forward sensitivity equations need, run only when they are
+    /// wanted: ∂(parameter-level values)/∂p (once per simulation; gives ∂u0/∂p), ∂F/∂p (after the
+    /// right-hand side and the Jacobian code, whose results it may reuse), and ∂out/∂u and ∂out/∂p (after
+    /// the output code).
+    fn sensitivities(&mut self, p: &mut Program) {
+        let n = self.n_states as u32;
+        let mark = self.setup.len();
+        let setup = self.setup.clone();
+        let mut pgrads: HashMap<u32, Grad> = HashMap::new();
+        for k in 0..p.n_params {
+            pgrads.insert(p.param_reg(k) as u32, vec![(k as u32, Val::Const(1.0))]);
+        }
+        self.derive(&setup, &HashSet::new(), &mut pgrads);
+        p.init_sens = self.entries(&pgrads, &p.init);
+
+        // ∂F/∂p with the state held fixed: parameter-level values are the only seeds.
+        self.take_dynamic();
+        for i in p.rhs.iter().chain(&p.jac) {
+            self.dynamic_cse.insert((i.op, i.a, i.b, i.c), i.dst);
+        }
+        let mut dynamic: HashSet<u32> = p.rhs.iter().chain(&p.jac).map(|i| i.dst).collect();
+        dynamic.insert(Program::T as u32);
+        dynamic.extend((0..n).map(|j| Program::state_reg(j as usize) as u32));
+        let mut grads = pgrads.clone();
+        self.derive(&p.rhs, &dynamic, &mut grads);
+        p.pjac_entries = self.entries(&grads, &p.f);
+        p.pjac = self.take_dynamic();
+
+        // Outputs: columns 0..n are the states, n.. the parameters.
+        for i in &p.out {
+            self.dynamic_cse.insert((i.op, i.a, i.b, i.c), i.dst);
+        }
+        let mut dynamic: HashSet<u32> = p.out.iter().map(|i| i.dst).collect();
+        dynamic.insert(Program::T as u32);
+        let mut grads: HashMap<u32, Grad> =
+            pgrads.into_iter().map(|(r, g)| (r, g.into_iter().map(|(c, v)| (c + n, v)).collect())).collect();
+        for j in 0..n {
+            let r = Program::state_reg(j as usize) as u32;
+            dynamic.insert(r);
+            grads.insert(r, vec![(j, Val::Const(1.0))]);
+        }
+        self.derive(&p.out, &dynamic, &mut grads);
+        let (dy, dp): (Vec<_>, Vec<_>) =
+            self.entries(&grads, &p.out_regs).into_iter().partition(|&(_, col, _)| col < n);
+        p.dout_dy = dy;
+        p.dout_dp = dp.into_iter().map(|(row, col, r)| (row, col - n, r)).collect();
+        p.dout = self.take_dynamic();
+        p.dsetup = self.setup.split_off(mark);
+        p.sensitivities = true;
     }
 
     /// `d op(a) / da` for the one-argument functions, given `dst = op(a)`.

@@ -154,6 +154,24 @@ pub struct Program {
     pub out: Vec<Instr>,
     /// Registers holding the outputs after `out`.
     pub out_regs: Vec<u32>,
+
+    // The forward sensitivity equations' code (only with [`crate::compile_with_sensitivities`]).
+    /// Whether the sections below were generated.
+    pub sensitivities: bool,
+    /// Parameter derivatives of parameter-level values: after `setup`, once per simulation.
+    pub dsetup: Vec<Instr>,
+    /// `(state, parameter, register)`: the non-zero ∂u0/∂p after `dsetup`.
+    pub init_sens: Vec<(u32, u32, u32)>,
+    /// Code for ∂F/∂p, after `rhs` and `jac`.
+    pub pjac: Vec<Instr>,
+    /// `(row, parameter, register)`: the non-zero entries of ∂F/∂p after `pjac`.
+    pub pjac_entries: Vec<(u32, u32, u32)>,
+    /// Code for the output derivatives, after `out`.
+    pub dout: Vec<Instr>,
+    /// `(output, state, register)`: the non-zero ∂out/∂u after `dout`.
+    pub dout_dy: Vec<(u32, u32, u32)>,
+    /// `(output, parameter, register)`: the non-zero ∂out/∂p after `dout`.
+    pub dout_dp: Vec<(u32, u32, u32)>,
 }
 
 impl Program {
@@ -181,14 +199,18 @@ impl Program {
         for &r in self.f.iter().chain(&self.out_regs).chain(&self.init) {
             live[r as usize] = true;
         }
-        for &(_, _, r) in &self.jac_entries {
+        let entries = [&self.jac_entries, &self.init_sens, &self.pjac_entries, &self.dout_dy, &self.dout_dp];
+        for &(_, _, r) in entries.into_iter().flatten() {
             live[r as usize] = true;
         }
-        // The Jacobian code reads right-hand-side results and dynamic sections read parameter-level
+        // Derivative code reads the code it differentiates, and dynamic sections read parameter-level
         // results, so readers are swept first.
+        sweep(&mut self.pjac, &mut live);
+        sweep(&mut self.dout, &mut live);
         sweep(&mut self.jac, &mut live);
         sweep(&mut self.rhs, &mut live);
         sweep(&mut self.out, &mut live);
+        sweep(&mut self.dsetup, &mut live);
         sweep(&mut self.setup, &mut live);
         self.consts.retain(|&(r, _)| live[r as usize]);
         // A draw nothing reads (e.g. in an unused tensor) is no slot: the runner need not draw it.
@@ -208,16 +230,27 @@ impl Program {
         (0..fixed as u32).for_each(&mut assign);
         std::mem::take(&mut self.draw_regs).into_iter().for_each(&mut assign);
         self.consts.iter().for_each(|&(r, _)| assign(r));
-        self.setup.iter().chain(&self.rhs).chain(&self.jac).chain(&self.out).for_each(|i| assign(i.dst));
+        let sections = [
+            &mut self.setup,
+            &mut self.rhs,
+            &mut self.jac,
+            &mut self.out,
+            &mut self.dsetup,
+            &mut self.pjac,
+            &mut self.dout,
+        ];
+        sections.iter().flat_map(|s| s.iter()).for_each(|i| assign(i.dst));
         let m = |r: &mut u32| *r = map[*r as usize];
-        for i in self.setup.iter_mut().chain(&mut self.rhs).chain(&mut self.jac).chain(&mut self.out) {
+        for i in sections.into_iter().flatten() {
             for r in [&mut i.dst, &mut i.a, &mut i.b, &mut i.c] {
                 m(r);
             }
         }
         self.consts.iter_mut().for_each(|(r, _)| m(r));
         self.init.iter_mut().chain(&mut self.f).chain(&mut self.out_regs).for_each(m);
-        self.jac_entries.iter_mut().for_each(|(_, _, r)| m(r));
+        let entries =
+            [&mut self.jac_entries, &mut self.init_sens, &mut self.pjac_entries, &mut self.dout_dy, &mut self.dout_dp];
+        entries.into_iter().flatten().for_each(|(_, _, r)| m(r));
         self.n_regs = next as usize;
     }
 
@@ -262,6 +295,59 @@ impl Program {
         let n = self.n_states;
         for &(i, j, r) in &self.jac_entries {
             jac[j as usize * n + i as usize] = regs[r as usize];
+        }
+    }
+
+    /// After [`Program::start`]: the initial sensitivities `s0[p·n + k]` = ∂u0_k/∂p_p.
+    pub fn start_sensitivities(&self, regs: &mut [f64], s0: &mut [f64]) {
+        run(&self.dsetup, regs);
+        s0.fill(0.0);
+        for &(k, p, r) in &self.init_sens {
+            s0[p as usize * self.n_states + k as usize] = regs[r as usize];
+        }
+    }
+
+    /// The right-hand side `dy = F(t, y)` and of the sensitivity equations, `ds_p = J s_p + ∂F/∂p_p`
+    /// for every parameter `p` (`s` and `ds` hold one block of `n` per parameter).
+    pub fn sensitivity_rhs(&self, regs: &mut [f64], t: f64, y: &[f64], s: &[f64], dy: &mut [f64], ds: &mut [f64]) {
+        let n = self.n_states;
+        self.rhs(regs, t, y, dy);
+        run(&self.jac, regs);
+        run(&self.pjac, regs);
+        ds.fill(0.0);
+        for &(i, p, r) in &self.pjac_entries {
+            ds[p as usize * n + i as usize] = regs[r as usize];
+        }
+        for (dsp, sp) in ds.chunks_exact_mut(n).zip(s.chunks_exact(n)) {
+            for &(i, j, r) in &self.jac_entries {
+                dsp[i as usize] += regs[r as usize] * sp[j as usize];
+            }
+        }
+    }
+
+    /// The outputs and their parameter derivatives `dout[o·n_params + p]` = ∂out_o/∂u · s_p + ∂out_o/∂p_p
+    /// at `(t, y)` with sensitivities `s`.
+    pub fn sensitivity_outputs(
+        &self,
+        regs: &mut [f64],
+        t: f64,
+        y: &[f64],
+        s: &[f64],
+        out: &mut [f64],
+        dout: &mut [f64],
+    ) {
+        let (n, np) = (self.n_states, self.n_params);
+        self.outputs(regs, t, y, out);
+        run(&self.dout, regs);
+        dout.fill(0.0);
+        for &(o, p, r) in &self.dout_dp {
+            dout[o as usize * np + p as usize] = regs[r as usize];
+        }
+        for &(o, j, r) in &self.dout_dy {
+            let d = regs[r as usize];
+            for (p, sp) in s.chunks_exact(n).enumerate() {
+                dout[o as usize * np + p] += d * sp[j as usize];
+            }
         }
     }
 

@@ -24,7 +24,15 @@ pub use lexer::{Located, Pos};
 /// Parse and compile model text. Errors carry the line and column of the problem.
 pub fn compile(source: &str, dialect: Dialect) -> Result<Compiled, Located> {
     let ast = parser::parse(source)?;
-    compile::compile(&ast, dialect)
+    compile::compile(&ast, dialect, false)
+}
+
+/// [`compile`] an ODE model together with the code of its forward sensitivity equations: ∂u0/∂p,
+/// ∂F/∂p, ∂out/∂u and ∂out/∂p, all derived symbolically ([`Program::sensitivities`] is true). The
+/// plain program is unchanged by it, so models compile twice rather than slow the plain one down.
+pub fn compile_with_sensitivities(source: &str) -> Result<Compiled, Located> {
+    let ast = parser::parse(source)?;
+    compile::compile(&ast, Dialect::Ode, true)
 }
 
 #[cfg(test)]
@@ -165,5 +173,103 @@ next_i { (0:3): x_i + b_i, bernoulli(p), lognormal(m, sd) + a }
         assert_eq!(c.program.setup.len(), 1, "{:?}", c.program.setup);
         // v1·z, exp, (1 + r)·…, v2·z, exp, ·s, ·w, + y: eight instructions per path and period.
         assert_eq!(c.program.rhs.len(), 8, "{:?}", c.program.rhs);
+    }
+}
+
+#[cfg(test)]
+mod sensitivity_tests {
+    use super::*;
+
+    /// Parameters reach the right-hand side directly, through parameter-level tensors (hoisted into the
+    /// setup code), through the initial state and through the outputs.
+    const MODEL: &str = "in_i { a = 0.7, b = 1.3, c = 0.4 }
+ab { a * b }
+w_i { exp(c), pow(b, 2) + a }
+u_i { x = a * c, y = sqrt(b), z = 2 }
+F_i {
+  -ab * x + sin(y) * w_i[0],
+  pow(x, c) - w_i[1] * y / (1 + z),
+  piecewise(x - 0.1, c * z, -z) + max(a, y) * t,
+}
+out_i { x * b, y + z, c * t, total = x + y + z }";
+
+    fn fd(f: impl Fn(&[f64]) -> Vec<f64>, p: &[f64], k: usize) -> Vec<f64> {
+        let h = 1e-6 * p[k].abs().max(1.0);
+        let (mut pp, mut pm) = (p.to_vec(), p.to_vec());
+        pp[k] += h;
+        pm[k] -= h;
+        f(&pp).iter().zip(f(&pm)).map(|(a, b)| (a - b) / (2.0 * h)).collect()
+    }
+
+    fn close(got: f64, want: f64, what: &str) {
+        assert!((got - want).abs() <= 1e-7 * want.abs().max(1.0), "{what}: {got} vs differences {want}");
+    }
+
+    #[test]
+    fn parameter_derivatives_match_finite_differences() {
+        let c = compile_with_sensitivities(MODEL).unwrap();
+        let plain = compile(MODEL, Dialect::Ode).unwrap();
+        let p = &c.program;
+        assert!(p.sensitivities && !plain.program.sensitivities);
+        assert_eq!(plain.program.rhs, p.rhs, "the plain program's code is the same");
+        let (n, np, no) = (p.n_states, p.n_params, p.out_regs.len());
+        let params = [0.7, 1.3, 0.4];
+        let (t, y, s) = (0.8, [0.5, 1.1, 2.0], (0..n * np).map(|k| 0.1 * k as f64 - 0.3).collect::<Vec<_>>());
+        let mut regs = vec![0.0; p.n_regs];
+        let mut y0 = vec![0.0; n];
+        p.start(&mut regs, &params, &mut y0);
+        let mut s0 = vec![f64::NAN; n * np];
+        p.start_sensitivities(&mut regs, &mut s0);
+        let (mut dy, mut ds) = (vec![0.0; n], vec![0.0; n * np]);
+        p.sensitivity_rhs(&mut regs, t, &y, &s, &mut dy, &mut ds);
+        let (mut out, mut dout) = (vec![0.0; no], vec![0.0; no * np]);
+        p.sensitivity_outputs(&mut regs, t, &y, &s, &mut out, &mut dout);
+
+        let mut jac = vec![0.0; n * n];
+        p.jacobian(&mut regs, t, &y, &mut jac);
+        let eval = |params: &[f64], what: u8| {
+            let mut regs = vec![0.0; p.n_regs];
+            let mut y0 = vec![0.0; n];
+            p.start(&mut regs, params, &mut y0);
+            let mut v = vec![0.0; n.max(no)];
+            match what {
+                0 => y0,
+                1 => {
+                    p.rhs(&mut regs, t, &y, &mut v[..n]);
+                    v[..n].to_vec()
+                }
+                _ => {
+                    p.outputs(&mut regs, t, &y, &mut v[..no]);
+                    v[..no].to_vec()
+                }
+            }
+        };
+        for k in 0..np {
+            let du0 = fd(|q| eval(q, 0), &params, k);
+            let df = fd(|q| eval(q, 1), &params, k);
+            let dout_dp = fd(|q| eval(q, 2), &params, k);
+            for i in 0..n {
+                close(s0[k * n + i], du0[i], &format!("du0_{i}/dp_{k}"));
+                // ds_k = J s_k + ∂F/∂p_k
+                let js: f64 = (0..n).map(|j| jac[j * n + i] * s[k * n + j]).sum();
+                close(ds[k * n + i], js + df[i], &format!("ds_{k}[{i}]"));
+            }
+            // dout_k = ∂out/∂u s_k + ∂out/∂p_k, with ∂out/∂u by differences in the state.
+            for o in 0..no {
+                let mut want = dout_dp[o];
+                for j in 0..n {
+                    let h = 1e-6;
+                    let mut v = vec![0.0; no];
+                    let (mut yp, mut ym) = (y.to_vec(), y.to_vec());
+                    yp[j] += h;
+                    ym[j] -= h;
+                    p.outputs(&mut regs, t, &yp, &mut v);
+                    let a = v[o];
+                    p.outputs(&mut regs, t, &ym, &mut v);
+                    want += (a - v[o]) / (2.0 * h) * s[k * n + j];
+                }
+                close(dout[o * np + k], want, &format!("dout_{o}/dp_{k}"));
+            }
+        }
     }
 }

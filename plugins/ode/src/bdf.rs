@@ -7,6 +7,11 @@
 //! on `I - c·J` (`c = h / α_k`), where `J = ∂F/∂u` comes from the symbolic derivative code of the model.
 //! `J` is only re-evaluated when Newton fails to converge with the current one; the LU factorisation is
 //! redone when `c` changed by more than 30% (order or step-size changes) or `J` is new.
+//!
+//! With forward sensitivities the state is `[y, s_1, …, s_P]` and its Jacobian is block lower triangular
+//! with `J` on the diagonal. Newton iterates with the block-diagonal part only (the simultaneous corrector
+//! of CVODES): every block is solved with the same LU of `I - c·J`, of the model's size `n`. Since the
+//! sensitivity equations are linear in `s`, the dropped coupling vanishes as `y` converges.
 
 // Index loops read like the formulas here (several arrays indexed together).
 #![allow(clippy::needless_range_loop)]
@@ -63,7 +68,9 @@ pub(crate) struct Bdf {
     f: Vec<f64>,
     scale: Vec<f64>,
     dy: Vec<f64>,
-    /// `∂F/∂u`, column-major.
+    /// The size of `J` (the model's states); the state has `dim() / block` blocks of it.
+    block: usize,
+    /// `∂F/∂u`, column-major `block × block`.
     jac: Vec<f64>,
     lu: Option<LU<f64, Dyn, Dyn>>,
     /// The matrix storage between factorisations (nalgebra's LU takes it by value).
@@ -84,7 +91,9 @@ enum Newton {
 }
 
 impl Bdf {
-    pub fn new(n: usize) -> Self {
+    /// Scratch for a state of `n` values made of blocks of `block` (the model's states) that share `J`.
+    pub fn new(n: usize, block: usize) -> Self {
+        debug_assert!(block > 0 && n.is_multiple_of(block));
         let v = || vec![0.0; n];
         Bdf {
             y: v(),
@@ -97,15 +106,20 @@ impl Bdf {
             f: v(),
             scale: v(),
             dy: v(),
-            jac: vec![0.0; n * n],
+            block,
+            jac: vec![0.0; block * block],
             lu: None,
-            spare: Some(DMatrix::zeros(n, n)),
+            spare: Some(DMatrix::zeros(block, block)),
             coef: Coeffs::new(),
         }
     }
 
     pub fn dim(&self) -> usize {
         self.y.len()
+    }
+
+    pub fn block(&self) -> usize {
+        self.block
     }
 
     /// Integrate from `(t0, self.y)` and report the solution at `times[next..]` through `sys.output`.
@@ -334,7 +348,7 @@ impl Bdf {
 
     /// Factorise `I - c·J` into `self.lu`. False when it is singular.
     fn factor(&mut self, c: f64) -> bool {
-        let n = self.dim();
+        let n = self.block;
         let mut m = match (self.spare.take(), self.lu.take()) {
             (Some(m), _) => m,
             // Reuse the storage of the previous factorisation (`l_unpack` keeps it for a square matrix).
@@ -371,8 +385,11 @@ impl Bdf {
             for i in 0..n {
                 self.dy[i] = c * self.f[i] - self.psi[i] - self.corr[i];
             }
-            if !lu.solve_mut(&mut DVectorViewMut::from_slice(&mut self.dy, n)) {
-                return Newton::Failed { non_finite: false };
+            let b = self.block;
+            for chunk in self.dy.chunks_exact_mut(b) {
+                if !lu.solve_mut(&mut DVectorViewMut::from_slice(chunk, b)) {
+                    return Newton::Failed { non_finite: false };
+                }
             }
             let norm = rms(&self.dy, &self.scale);
             let rate = norm_old.map(|old| norm / old);

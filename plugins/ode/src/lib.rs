@@ -43,16 +43,22 @@ pub use parfit_core::SourceError as ParseError;
 pub struct OdeModel {
     spec: ModelSpec,
     program: Program,
+    /// The same model with the code of its forward sensitivity equations.
+    sens_program: Program,
     options: SolverOptions,
 }
 
-/// Per-thread scratch: the register file, the integrators' vectors (BDF's made on first use) and the
-/// statistics of the last simulation.
+/// Per-thread scratch: the register files, the integrators' vectors (made on first use, separately for
+/// plain and sensitivity solves so alternating between them does not reallocate) and the statistics of
+/// the last simulation.
 #[derive(Debug)]
 struct OdeWorkspace {
     regs: Vec<f64>,
-    dopri5: Dopri5,
+    dopri5: Option<Dopri5>,
     bdf: Option<Bdf>,
+    sens_regs: Vec<f64>,
+    sens_dopri5: Option<Dopri5>,
+    sens_bdf: Option<Bdf>,
     stats: SolverStats,
 }
 
@@ -78,6 +84,7 @@ impl OdeModel {
             message: format!("invalid solver options: {m}"),
         })?;
         let compiled = parfit_expr::compile(source, Dialect::Ode).map_err(err)?;
+        let sens_program = parfit_expr::compile_with_sensitivities(source).map_err(err)?.program;
         let spec = ModelSpec {
             name: model_name(source_name),
             params: compiled.params.into_iter().map(|(n, d)| ParamSpec::new(n, d)).collect(),
@@ -85,7 +92,7 @@ impl OdeModel {
             outputs: compiled.outputs,
             output_kind: OutputKind::TimeSeries,
         };
-        Ok(OdeModel { spec, program: compiled.program, options })
+        Ok(OdeModel { spec, program: compiled.program, sens_program, options })
     }
 
     pub fn options(&self) -> &SolverOptions {
@@ -98,12 +105,53 @@ impl OdeModel {
     }
 }
 
-/// BDF's scratch, made on first use (most models never need it).
-fn bdf_workspace(bdf: &mut Option<Bdf>, n: usize) -> &mut Bdf {
-    if bdf.as_ref().is_none_or(|b| b.dim() != n) {
-        *bdf = Some(Bdf::new(n));
+/// BDF's scratch for `n` values in blocks of `block`, made on first use (most models never need it).
+fn bdf_workspace(bdf: &mut Option<Bdf>, n: usize, block: usize) -> &mut Bdf {
+    if bdf.as_ref().is_none_or(|b| b.dim() != n || b.block() != block) {
+        *bdf = Some(Bdf::new(n, block));
     }
     bdf.as_mut().expect("just made")
+}
+
+/// Dormand–Prince's scratch for `n` values, made on first use.
+fn dopri5_workspace(dopri5: &mut Option<Dopri5>, n: usize) -> &mut Dopri5 {
+    if dopri5.as_ref().is_none_or(|d| d.dim() != n) {
+        *dopri5 = Some(Dopri5::new(n));
+    }
+    dopri5.as_mut().expect("just made")
+}
+
+/// Integrate from `(t0, y0)` with the configured method, reporting `times` through `sys.output`. `y0` is
+/// the whole state (with sensitivities: the states and then one block of them per parameter); `block` is
+/// the number of model states.
+#[allow(clippy::too_many_arguments)]
+fn integrate<S: System>(
+    opts: &SolverOptions,
+    sys: &mut S,
+    dopri5: &mut Option<Dopri5>,
+    bdf: &mut Option<Bdf>,
+    (n, block): (usize, usize),
+    y0: impl FnOnce(&mut S, &mut [f64]),
+    t0: f64,
+    times: &[f64],
+) -> Result<(), SimError> {
+    let d = dopri5_workspace(dopri5, n);
+    y0(sys, &mut d.y);
+    let bdf_opts = opts.local(solver::BDF_LOCAL_TOL);
+    if opts.solver == Method::Bdf {
+        let b = bdf_workspace(bdf, n, block);
+        b.y.copy_from_slice(&d.y);
+        return b.solve(&bdf_opts, sys, t0, times, 0, opts.h0);
+    }
+    match d.solve(&opts.local(solver::DOPRI5_LOCAL_TOL), sys, t0, times)? {
+        Dopri5End::Done => Ok(()),
+        Dopri5End::Stiff { t, next } => {
+            sys.stats().switched_to_bdf_at = Some(t);
+            let b = bdf_workspace(bdf, n, block);
+            b.y.copy_from_slice(&d.y);
+            b.solve(&bdf_opts, sys, t, times, next, None)
+        }
+    }
 }
 
 /// The file stem of `source_name`, or `"diffsl"` when there is none.
@@ -144,40 +192,48 @@ impl System for Sim<'_> {
     }
 }
 
-impl Model for OdeModel {
-    fn spec(&self) -> &ModelSpec {
-        &self.spec
+/// The model with its forward sensitivity equations, as one system of `n (1 + P)` values: the states,
+/// then the sensitivities `∂u/∂p` of each of the `P` parameters. Right-hand-side evaluations count the
+/// augmented system once.
+struct SensSim<'a> {
+    program: &'a Program,
+    regs: &'a mut [f64],
+    out: &'a mut [f64],
+    sens: &'a mut [f64],
+    stats: &'a mut SolverStats,
+}
+
+impl System for SensSim<'_> {
+    #[inline]
+    fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
+        self.stats.rhs_evals += 1;
+        let n = self.program.n_states;
+        let (dy, ds) = dy.split_at_mut(n);
+        self.program.sensitivity_rhs(self.regs, t, &y[..n], &y[n..], dy, ds);
     }
 
-    fn stats(&self, ws: &Workspace) -> Option<SimStats> {
-        solver_stats(ws).map(|s| SimStats {
-            steps: s.steps as u64,
-            rejected_steps: s.rejected_steps as u64,
-            rhs_evaluations: s.rhs_evals as u64,
-            jacobian_evaluations: s.jac_evals as u64,
-            factorisations: s.lu_factorizations as u64,
-        })
+    fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) {
+        self.stats.jac_evals += 1;
+        self.program.jacobian(self.regs, t, &y[..self.program.n_states], jac);
     }
 
-    fn workspace(&self) -> Workspace {
-        Box::new(OdeWorkspace {
-            regs: vec![0.0; self.program.n_regs],
-            dopri5: Dopri5::new(self.program.n_states),
-            bdf: None,
-            stats: SolverStats::default(),
-        })
+    fn output(&mut self, i: usize, t: f64, y: &[f64]) {
+        let (n, no) = (self.program.n_states, self.program.out_regs.len());
+        let np = self.program.n_params;
+        let out = &mut self.out[i * no..(i + 1) * no];
+        let sens = &mut self.sens[i * no * np..(i + 1) * no * np];
+        self.program.sensitivity_outputs(self.regs, t, &y[..n], &y[n..], out, sens);
     }
 
-    fn simulate(
-        &self,
-        ws: &mut Workspace,
-        params: &[f64],
-        inputs: &[f64],
-        times: &[f64],
-        out: &mut [f64],
-    ) -> Result<(), SimError> {
-        let ws = downcast_workspace::<OdeWorkspace>(ws, &self.spec.name)?;
-        ws.stats = SolverStats::default();
+    fn stats(&mut self) -> &mut SolverStats {
+        self.stats
+    }
+}
+
+impl OdeModel {
+    /// Check a simulation's arguments; the time the initial state is given at, or `None` when no times are
+    /// requested.
+    fn check_call(&self, params: &[f64], inputs: &[f64], times: &[f64], out: &[f64]) -> Result<Option<f64>, SimError> {
         if params.len() != self.spec.params.len() {
             return Err(SimError::BadInput(format!(
                 "{} expects {} parameters, got {}",
@@ -204,39 +260,107 @@ impl Model for OdeModel {
         if times.iter().any(|t| !t.is_finite()) || times.windows(2).any(|w| w[1] < w[0]) {
             return Err(SimError::BadInput("times must be finite and non-decreasing".into()));
         }
-        let Some(&first) = times.first() else { return Ok(()) };
+        let Some(&first) = times.first() else { return Ok(None) };
         let t0 = self.options.t0.unwrap_or(first);
         if t0 > first {
             return Err(SimError::BadInput(format!("the first requested time {first} is before t0 = {t0}")));
         }
+        Ok(Some(t0))
+    }
+}
 
+impl Model for OdeModel {
+    fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    fn stats(&self, ws: &Workspace) -> Option<SimStats> {
+        solver_stats(ws).map(|s| SimStats {
+            steps: s.steps as u64,
+            rejected_steps: s.rejected_steps as u64,
+            rhs_evaluations: s.rhs_evals as u64,
+            jacobian_evaluations: s.jac_evals as u64,
+            factorisations: s.lu_factorizations as u64,
+        })
+    }
+
+    fn workspace(&self) -> Workspace {
+        Box::new(OdeWorkspace {
+            regs: vec![0.0; self.program.n_regs],
+            dopri5: Some(Dopri5::new(self.program.n_states)),
+            bdf: None,
+            sens_regs: Vec::new(),
+            sens_dopri5: None,
+            sens_bdf: None,
+            stats: SolverStats::default(),
+        })
+    }
+
+    fn simulate(
+        &self,
+        ws: &mut Workspace,
+        params: &[f64],
+        inputs: &[f64],
+        times: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), SimError> {
+        let ws = downcast_workspace::<OdeWorkspace>(ws, &self.spec.name)?;
+        ws.stats = SolverStats::default();
+        let Some(t0) = self.check_call(params, inputs, times, out)? else { return Ok(()) };
         // A workspace made by another `OdeModel` has the right type but maybe the wrong sizes.
+        ws.regs.resize(self.program.n_regs, 0.0);
+        let OdeWorkspace { regs, dopri5, bdf, stats, .. } = ws;
         let n = self.program.n_states;
-        if ws.regs.len() != self.program.n_regs {
-            ws.regs.resize(self.program.n_regs, 0.0);
-        }
-        if ws.dopri5.dim() != n {
-            ws.dopri5 = Dopri5::new(n);
-        }
-        let OdeWorkspace { regs, dopri5, bdf, stats } = ws;
-        let opts = self.options;
         let mut sim = Sim { program: &self.program, regs, out, stats };
-        let bdf_opts = opts.local(solver::BDF_LOCAL_TOL);
-        if opts.solver == Method::Bdf {
-            let b = bdf_workspace(bdf, n);
-            self.program.start(sim.regs, params, &mut b.y);
-            return b.solve(&bdf_opts, &mut sim, t0, times, 0, opts.h0);
+        let start = |sim: &mut Sim<'_>, y0: &mut [f64]| sim.program.start(sim.regs, params, y0);
+        integrate(&self.options, &mut sim, dopri5, bdf, (n, n), start, t0, times)
+    }
+
+    /// Forward sensitivities: the model's states and their derivatives with respect to every parameter are
+    /// integrated together as one system (the sensitivities take part in the error test, with the same
+    /// tolerances), with derivatives from the model text's symbolic ∂F/∂u, ∂F/∂p, ∂u0/∂p and ∂out/∂(u, p).
+    fn has_sensitivities(&self) -> bool {
+        self.options.sensitivities
+    }
+
+    fn simulate_sensitivities(
+        &self,
+        ws: &mut Workspace,
+        params: &[f64],
+        inputs: &[f64],
+        times: &[f64],
+        out: &mut [f64],
+        sens: &mut [f64],
+    ) -> Result<(), SimError> {
+        if !self.options.sensitivities {
+            return Err(SimError::Other(format!(
+                "{}: sensitivities are switched off (sensitivities = false)",
+                self.spec.name
+            )));
         }
-        self.program.start(sim.regs, params, &mut dopri5.y);
-        match dopri5.solve(&opts.local(solver::DOPRI5_LOCAL_TOL), &mut sim, t0, times)? {
-            Dopri5End::Done => Ok(()),
-            Dopri5End::Stiff { t, next } => {
-                sim.stats.switched_to_bdf_at = Some(t);
-                let b = bdf_workspace(bdf, n);
-                b.y.copy_from_slice(&dopri5.y);
-                b.solve(&bdf_opts, &mut sim, t, times, next, None)
-            }
+        let ws = downcast_workspace::<OdeWorkspace>(ws, &self.spec.name)?;
+        ws.stats = SolverStats::default();
+        let Some(t0) = self.check_call(params, inputs, times, out)? else { return Ok(()) };
+        let np = params.len();
+        if sens.len() != out.len() * np {
+            return Err(SimError::BadInput(format!(
+                "sensitivity buffer has length {}, expected {} ({} outputs × {np} parameters)",
+                sens.len(),
+                out.len() * np,
+                out.len()
+            )));
         }
+        let p = &self.sens_program;
+        ws.sens_regs.resize(p.n_regs, 0.0);
+        let OdeWorkspace { sens_regs: regs, sens_dopri5: dopri5, sens_bdf: bdf, stats, .. } = ws;
+        let n = p.n_states;
+        let mut sim = SensSim { program: p, regs, out, sens, stats };
+        let start = |sim: &mut SensSim<'_>, y0: &mut [f64]| {
+            let (y, s) = y0.split_at_mut(n);
+            sim.program.start(sim.regs, params, y);
+            sim.program.start_sensitivities(sim.regs, s);
+        };
+        integrate(&self.options, &mut sim, dopri5, bdf, (n * (1 + np), n), start, t0, times)
     }
 }
 

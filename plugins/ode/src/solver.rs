@@ -41,6 +41,10 @@ pub struct SolverOptions {
     pub dense_output: bool,
     /// `"dopri5"`, `"bdf"` or `"auto"`.
     pub solver: Method,
+    /// Offer exact parameter sensitivities (forward sensitivity equations) to gradient-based fitters.
+    /// `false` makes them fall back to finite differences (worth it only for models with many parameters
+    /// and few states, where the sensitivity system is large).
+    pub sensitivities: bool,
 }
 
 impl Default for SolverOptions {
@@ -54,6 +58,7 @@ impl Default for SolverOptions {
             t0: None,
             dense_output: true,
             solver: Method::Auto,
+            sensitivities: true,
         }
     }
 }
@@ -125,7 +130,8 @@ pub struct SolverStats {
 /// The ODE as the integrators see it.
 pub(crate) trait System {
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]);
-    /// ∂F/∂u at `(t, y)`, column-major `n × n`.
+    /// ∂F/∂u at `(t, y)`, column-major `n × n` for the model's `n` states (with sensitivities, the
+    /// diagonal block of the augmented system's Jacobian, which reads only the first `n` values of `y`).
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]);
     /// The solution at the requested time `times[i]`.
     fn output(&mut self, i: usize, t: f64, y: &[f64]);

@@ -108,9 +108,9 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
 }
 
 /// Set by SIGINT/SIGTERM (and by a failed checkpoint write): no new cases start once it is set.
-static STOP: AtomicBool = AtomicBool::new(false);
+pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
 
-fn install_signal_handler() {
+pub(crate) fn install_signal_handler() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     // If another handler is already installed, keep it: the checkpoint still saves every finished case.
     ONCE.call_once(|| {

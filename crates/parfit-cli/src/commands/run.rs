@@ -15,8 +15,12 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
     if crate::project::is_projection(path) {
         return crate::project::run(explicit, path, common);
     }
-    init_threads(common.threads)?;
     let is_config = path.extension().is_some_and(|e| e == "toml");
+    // A Monte Carlo configuration (with a [montecarlo] section) runs paths: see crate::paths.
+    if is_config && crate::paths::is_monte_carlo(path)? {
+        return crate::paths::run(explicit, path, common);
+    }
+    init_threads(common.threads)?;
     let (model, mut params, config_times) = if is_config {
         let loaded = LoadedConfig::load(path, &FsLoader)?;
         let model = model_from_config(explicit, &loaded, common)?.model;

@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::finite_diff::{Differences, FiniteDifferences};
-use super::linalg::lu_solve;
+use super::linalg::{lu_solve, lu_solve_many};
 use super::{Bounds, Optimiser, Stopping, Termination};
 
 /// Sufficient-decrease (Armijo) constant of the line search, as in L-BFGS-B.
@@ -556,25 +556,16 @@ impl LBfgsB {
                 small[(k + a) * k2 + k + b] = self.theta * dot(&self.s[a], &self.s[b]);
             }
         }
-        // Invert column by column (`v2` holds a fresh copy of the matrix for each solve); the
-        // matrix is small, 2k ≤ 2·memory.
+        // Invert with one elimination over all columns of the identity (`v2` takes the matrix,
+        // which the elimination destroys); the matrix is small, 2k ≤ 2·memory.
         self.mid.clear();
         self.mid.resize(k2 * k2, 0.0);
-        let mut singular = false;
-        for col in 0..k2 {
-            self.v.clear();
-            self.v.resize(k2, 0.0);
-            self.v[col] = 1.0;
-            self.v2.clear();
-            self.v2.extend_from_slice(&self.small);
-            if !lu_solve(&mut self.v2, k2, &mut self.v) {
-                singular = true;
-                break;
-            }
-            for row in 0..k2 {
-                self.mid[row * k2 + col] = self.v[row];
-            }
+        for i in 0..k2 {
+            self.mid[i * k2 + i] = 1.0;
         }
+        self.v2.clear();
+        self.v2.extend_from_slice(&self.small);
+        let singular = !lu_solve_many(&mut self.v2, k2, &mut self.mid, k2);
         if singular {
             // Numerically dependent pairs: fall back to a scaled identity.
             self.s.clear();
@@ -732,11 +723,16 @@ impl LBfgsB {
             v.resize(k2, 0.0);
             self.mid_times(&wzr, &mut v);
             let mut system = std::mem::take(&mut self.system);
+            // I − (1/θ) M·WᵀZZᵀW, row by row: each row of M scales rows of WᵀZZᵀW (contiguous, so
+            // the loop vectorises; the sums run over e in the same order as a dot product would).
             system.clear();
-            for a in 0..k2 {
-                for b in 0..k2 {
-                    let m_wzzw: f64 = (0..k2).map(|e| self.mid[a * k2 + e] * wzzw[e * k2 + b]).sum();
-                    system.push(f64::from(u8::from(a == b)) - m_wzzw / theta);
+            system.resize(k2 * k2, 0.0);
+            for (a, row) in system.chunks_exact_mut(k2).enumerate() {
+                for (&m, wzzw_e) in self.mid[a * k2..(a + 1) * k2].iter().zip(wzzw.chunks_exact(k2)) {
+                    row.iter_mut().zip(wzzw_e).for_each(|(s, w)| *s += m * w);
+                }
+                for (b, s) in row.iter_mut().enumerate() {
+                    *s = f64::from(u8::from(a == b)) - *s / theta;
                 }
             }
             if lu_solve(&mut system, k2, &mut v) {

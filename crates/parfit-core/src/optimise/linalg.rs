@@ -40,8 +40,15 @@ pub(crate) fn cholesky_solve(a: &mut [f64], n: usize, b: &mut [f64]) -> bool {
 /// Solve `A x = b` (n × n, row-major) by Gaussian elimination with partial pivoting. `a` is
 /// destroyed, `b` becomes the solution. Returns `false` when `A` is numerically singular.
 pub(crate) fn lu_solve(a: &mut [f64], n: usize, b: &mut [f64]) -> bool {
-    debug_assert!(a.len() >= n * n && b.len() >= n);
-    let scale = a[..n * n].iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    lu_solve_many(a, n, b, 1)
+}
+
+/// Solve `A X = B` for `m` right-hand sides at once (`A` n × n, `B` n × m, both row-major) with one
+/// elimination: `A` is destroyed, `B` becomes `X`. Each column gets exactly the operations
+/// [`lu_solve`] would apply to it alone. Returns `false` when `A` is numerically singular.
+pub(crate) fn lu_solve_many(a: &mut [f64], n: usize, b: &mut [f64], m: usize) -> bool {
+    debug_assert!(a.len() >= n * n && b.len() >= n * m);
+    let scale = a[..n * n].iter().fold(0.0_f64, |s, v| s.max(v.abs()));
     if !(scale > 0.0 && scale.is_finite()) {
         return n == 0;
     }
@@ -54,7 +61,9 @@ pub(crate) fn lu_solve(a: &mut [f64], n: usize, b: &mut [f64]) -> bool {
             for k in 0..n {
                 a.swap(pivot * n + k, col * n + k);
             }
-            b.swap(pivot, col);
+            for j in 0..m {
+                b.swap(pivot * m + j, col * m + j);
+            }
         }
         let p = a[col * n + col];
         for r in col + 1..n {
@@ -63,13 +72,17 @@ pub(crate) fn lu_solve(a: &mut [f64], n: usize, b: &mut [f64]) -> bool {
                 for k in col..n {
                     a[r * n + k] -= factor * a[col * n + k];
                 }
-                b[r] -= factor * b[col];
+                for j in 0..m {
+                    b[r * m + j] -= factor * b[col * m + j];
+                }
             }
         }
     }
     for i in (0..n).rev() {
-        let s: f64 = (i + 1..n).map(|k| a[i * n + k] * b[k]).sum();
-        b[i] = (b[i] - s) / a[i * n + i];
+        for j in 0..m {
+            let s: f64 = (i + 1..n).map(|k| a[i * n + k] * b[k * m + j]).sum();
+            b[i * m + j] = (b[i * m + j] - s) / a[i * n + i];
+        }
     }
     true
 }
@@ -103,5 +116,33 @@ mod tests {
         assert!(!cholesky_solve(&mut singular.clone(), 2, &mut [1.0, 1.0]));
         assert!(!lu_solve(&mut singular.clone(), 2, &mut [1.0, 1.0]));
         assert!(lu_solve(&mut [], 0, &mut []));
+    }
+
+    #[test]
+    fn many_right_hand_sides_solve_like_one_each() {
+        // A general (non-symmetric) matrix whose first column needs a row swap.
+        let a = [0.1, 2.0, -1.0, 3.0, 0.5, 0.25, -1.0, 1.5, 2.0];
+        let n = 3;
+        // B = I: X is the inverse; every column bit-identical to its own solve.
+        let mut x = vec![0.0; 9];
+        for i in 0..n {
+            x[i * n + i] = 1.0;
+        }
+        assert!(lu_solve_many(&mut a.clone(), n, &mut x, n));
+        for col in 0..n {
+            let mut e = vec![0.0; n];
+            e[col] = 1.0;
+            assert!(lu_solve(&mut a.clone(), n, &mut e));
+            for row in 0..n {
+                assert_eq!(x[row * n + col].to_bits(), e[row].to_bits());
+            }
+        }
+        for i in 0..n {
+            for j in 0..n {
+                let aij: f64 = (0..n).map(|k| a[i * n + k] * x[k * n + j]).sum();
+                assert!((aij - f64::from(i == j)).abs() < 1e-14, "A·A⁻¹ at ({i}, {j}): {aij}");
+            }
+        }
+        assert!(!lu_solve_many(&mut [1.0, 2.0, 2.0, 4.0], 2, &mut [1.0, 0.0, 0.0, 1.0], 2));
     }
 }

@@ -1,0 +1,157 @@
+//! A Monte Carlo model as a parfit [`Model`]: the evaluation points are path indices.
+//!
+//! `simulate(params, inputs = [seed, periods], times = path indices)` runs each listed path from its initial
+//! state over `periods` periods and writes its outputs at the end as one row per path. A host parallelises by
+//! handing out chunks of path indices (each chunk one call, on any thread) and collects the rows by index;
+//! since a path's values depend only on (seed, path index, parameters), any split gives the same table.
+//! NaN inputs take the model's defaults (the `seed` and `periods` options it was created with).
+
+use parfit_core::model::downcast_workspace;
+use parfit_core::{Model, ModelSpec, SimError, Workspace};
+
+use crate::runner::{Buffers, PathProgram, simulate_paths};
+
+/// The per-case inputs of every Monte Carlo model, in this order.
+pub const INPUTS: [&str; 2] = ["seed", "periods"];
+
+/// Largest seed, path index or period count an `f64` carries exactly.
+const EXACT: f64 = 9_007_199_254_740_992.0;
+
+/// A compiled Monte Carlo model with its default seed and number of periods.
+#[derive(Debug)]
+pub struct MonteCarloModel<P> {
+    spec: ModelSpec,
+    program: P,
+    seed: u64,
+    periods: Option<u64>,
+}
+
+struct McWorkspace<S> {
+    buffers: Buffers<S>,
+    paths: Vec<u64>,
+}
+
+impl<P: PathProgram> MonteCarloModel<P> {
+    /// `spec` must list the program's parameters and outputs; its inputs are set to [`INPUTS`].
+    pub fn new(mut spec: ModelSpec, program: P, seed: u64, periods: Option<u64>) -> Self {
+        spec.inputs = INPUTS.iter().map(|s| s.to_string()).collect();
+        MonteCarloModel { spec, program, seed, periods }
+    }
+
+    pub fn program(&self) -> &P {
+        &self.program
+    }
+}
+
+/// A whole number that an `f64` carries exactly, or a message naming `what`.
+fn whole(v: f64, what: &str) -> Result<u64, SimError> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= EXACT {
+        Ok(v as u64)
+    } else {
+        Err(SimError::BadInput(format!("{what} must be a whole number from 0 to 2^53, got {v}")))
+    }
+}
+
+impl<P> Model for MonteCarloModel<P>
+where
+    P: PathProgram + Send + Sync,
+    P::Scratch: Send + 'static,
+{
+    fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    fn workspace(&self) -> Workspace {
+        Box::new(McWorkspace { buffers: Buffers::new(&self.program), paths: Vec::new() })
+    }
+
+    fn simulate(
+        &self,
+        ws: &mut Workspace,
+        params: &[f64],
+        inputs: &[f64],
+        times: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), SimError> {
+        let name = &self.spec.name;
+        let ws = downcast_workspace::<McWorkspace<P::Scratch>>(ws, name)?;
+        if params.len() != self.spec.params.len() {
+            return Err(SimError::BadInput(format!(
+                "{name} expects {} parameters, got {}",
+                self.spec.params.len(),
+                params.len()
+            )));
+        }
+        for (p, spec) in params.iter().zip(&self.spec.params) {
+            if !p.is_finite() {
+                return Err(SimError::BadParameter { name: spec.name.clone(), reason: format!("{p} is not finite") });
+            }
+        }
+        if inputs.len() != INPUTS.len() {
+            return Err(SimError::BadInput(format!(
+                "{name} takes the inputs {INPUTS:?} (NaN for the defaults), got {} values",
+                inputs.len()
+            )));
+        }
+        let seed = if inputs[0].is_nan() { self.seed } else { whole(inputs[0], "the seed")? };
+        let periods = match (inputs[1].is_nan(), self.periods) {
+            (false, _) => whole(inputs[1], "the number of periods")?,
+            (true, Some(p)) => p,
+            (true, None) => {
+                return Err(SimError::BadInput(format!(
+                    "{name}: the number of periods is not set (the `periods` option or input)"
+                )));
+            }
+        };
+        if out.len() != self.spec.output_len(times.len()) {
+            return Err(SimError::BadInput(format!(
+                "output buffer has length {}, expected {} (paths × outputs)",
+                out.len(),
+                self.spec.output_len(times.len())
+            )));
+        }
+        ws.paths.clear();
+        for t in times {
+            ws.paths.push(whole(*t, "a path index")?);
+        }
+        simulate_paths(&self.program, &mut ws.buffers, params, seed, periods, &ws.paths, out);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::tests::{NativeWealth, WEALTH_PARAMS};
+    use parfit_core::{OutputKind, ParamSpec};
+
+    fn model() -> MonteCarloModel<NativeWealth> {
+        let spec = ModelSpec {
+            name: "wealth".into(),
+            params: ["r", "s", "v1", "v2"].iter().zip(WEALTH_PARAMS).map(|(n, d)| ParamSpec::new(*n, d)).collect(),
+            inputs: vec![],
+            outputs: vec!["w".into()],
+            output_kind: OutputKind::TimeSeries,
+        };
+        MonteCarloModel::new(spec, NativeWealth, 9, Some(20))
+    }
+
+    #[test]
+    fn inputs_default_to_the_options_and_are_checked() {
+        let m = model();
+        let mut ws = m.workspace();
+        let mut a = [0.0; 3];
+        let mut b = [0.0; 3];
+        m.simulate(&mut ws, &WEALTH_PARAMS, &[f64::NAN, f64::NAN], &[0.0, 1.0, 2.0], &mut a).unwrap();
+        m.simulate(&mut ws, &WEALTH_PARAMS, &[9.0, 20.0], &[0.0, 1.0, 2.0], &mut b).unwrap();
+        assert_eq!(a, b);
+        m.simulate(&mut ws, &WEALTH_PARAMS, &[10.0, 20.0], &[0.0, 1.0, 2.0], &mut b).unwrap();
+        assert_ne!(a, b);
+        let e = m.simulate(&mut ws, &WEALTH_PARAMS, &[1.5, 20.0], &[0.0], &mut a[..1]).unwrap_err();
+        assert!(e.to_string().contains("seed must be a whole number"), "{e}");
+        let e = m.simulate(&mut ws, &WEALTH_PARAMS, &[1.0, 20.0], &[-1.0], &mut a[..1]).unwrap_err();
+        assert!(e.to_string().contains("path index"), "{e}");
+        let e = m.simulate(&mut ws, &[0.1, 0.3, f64::NAN, 1.0], &[1.0, 20.0], &[0.0], &mut a[..1]).unwrap_err();
+        assert!(e.to_string().contains("bad parameter v1"), "{e}");
+    }
+}
