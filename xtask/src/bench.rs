@@ -202,13 +202,15 @@ pub fn reprint() -> Result {
 
 fn print_report(r: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    crate::savings_bench::print(&r["savings"]);
     println!(
         "\n{} — {} — `{}`\n",
         r["date"].as_str().unwrap_or(""),
         r["machine"].as_str().unwrap_or(""),
         r["command"].as_str().unwrap_or("")
     );
+    if let Some(savings) = r.get("savings") {
+        crate::savings_bench::print(savings);
+    }
     println!("| one LV solve, 500 outputs, true parameters | best µs | median µs |\n|---|---|---|");
     for key in ["rtol_1e-6", "rtol_1e-7", "rtol_1e-8"] {
         let s = &r["solve"][key];
