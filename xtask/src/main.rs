@@ -203,6 +203,7 @@ fn test() -> Result {
         "parfit-ode",
         "-p",
         "parfit-montecarlo",
+        "-p",
         "parfit-actuarial",
     ]))?;
     run(cargo().args(["check", "--target", "wasm32-unknown-unknown", "-p", "parfit-core", "--features", "parallel"]))?;
