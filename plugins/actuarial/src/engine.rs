@@ -64,107 +64,95 @@ pub struct Month {
     pub d: f64,
 }
 
+/// The audit columns both kinds share (t, age, policy counts and decrement rates), then each kind's own.
+const DECREMENT_COLUMNS: [&str; 14] = [
+    "t",
+    "duration_mth",
+    "duration",
+    "age",
+    "pols_if_bef_mat",
+    "pols_maturity",
+    "pols_if_bef_nb",
+    "pols_new_biz",
+    "pols_if_bef_decr",
+    "mort_rate",
+    "mort_rate_mth",
+    "pols_death",
+    "lapse_rate",
+    "pols_lapse",
+];
+const CASH_VALUE_COLUMNS: [&str; 35] = [
+    "premium_pp",
+    "prem_to_av_pp",
+    "av_pp_bef_prem",
+    "av_pp_bef_fee",
+    "maint_fee_pp",
+    "net_amt_at_risk",
+    "coi_rate",
+    "coi_pp",
+    "av_pp_bef_inv",
+    "inv_return_mth",
+    "inv_income_pp",
+    "av_pp_mid_mth",
+    "av_bef_mat",
+    "av_bef_fee",
+    "premiums",
+    "prem_to_av",
+    "maint_fee",
+    "coi",
+    "inv_income",
+    "claim_pp_death",
+    "claims_death",
+    "claims_from_av_lapse",
+    "surr_charge_rate",
+    "surr_charge",
+    "claims_lapse",
+    "claims_maturity",
+    "claims_total",
+    "inflation_factor",
+    "expenses",
+    "commissions",
+    "av_change",
+    "net_cf",
+    "margin_expense",
+    "margin_mortality",
+    "disc_factor",
+];
+const BASIC_TERM_COLUMNS: [&str; 8] =
+    ["premium_pp", "premiums", "claims", "inflation_factor", "expenses", "commissions", "net_cf", "disc_factor"];
+
 /// The audit columns of each kind, in the order lifelib's quantities are listed (t first).
-pub fn audit_columns(kind: Kind) -> &'static [&'static str] {
-    match kind {
-        Kind::CashValue => &[
-            "t",
-            "duration_mth",
-            "duration",
-            "age",
-            "pols_if_bef_mat",
-            "pols_maturity",
-            "pols_if_bef_nb",
-            "pols_new_biz",
-            "pols_if_bef_decr",
-            "mort_rate",
-            "mort_rate_mth",
-            "pols_death",
-            "lapse_rate",
-            "pols_lapse",
-            "premium_pp",
-            "prem_to_av_pp",
-            "av_pp_bef_prem",
-            "av_pp_bef_fee",
-            "maint_fee_pp",
-            "net_amt_at_risk",
-            "coi_rate",
-            "coi_pp",
-            "av_pp_bef_inv",
-            "inv_return_mth",
-            "inv_income_pp",
-            "av_pp_mid_mth",
-            "av_bef_mat",
-            "av_bef_fee",
-            "premiums",
-            "prem_to_av",
-            "maint_fee",
-            "coi",
-            "inv_income",
-            "claim_pp_death",
-            "claims_death",
-            "claims_from_av_lapse",
-            "surr_charge_rate",
-            "surr_charge",
-            "claims_lapse",
-            "claims_maturity",
-            "claims_total",
-            "inflation_factor",
-            "expenses",
-            "commissions",
-            "av_change",
-            "net_cf",
-            "margin_expense",
-            "margin_mortality",
-            "disc_factor",
-        ],
-        Kind::BasicTerm => &[
-            "t",
-            "duration_mth",
-            "duration",
-            "age",
-            "pols_if_bef_mat",
-            "pols_maturity",
-            "pols_if_bef_nb",
-            "pols_new_biz",
-            "pols_if_bef_decr",
-            "mort_rate",
-            "mort_rate_mth",
-            "pols_death",
-            "lapse_rate",
-            "pols_lapse",
-            "premium_pp",
-            "premiums",
-            "claims",
-            "inflation_factor",
-            "expenses",
-            "commissions",
-            "net_cf",
-            "disc_factor",
-        ],
-    }
+pub fn audit_columns(kind: Kind) -> Vec<&'static str> {
+    let own: &[&str] = match kind {
+        Kind::CashValue => &CASH_VALUE_COLUMNS,
+        Kind::BasicTerm => &BASIC_TERM_COLUMNS,
+    };
+    DECREMENT_COLUMNS.iter().chain(own).copied().collect()
 }
 
 impl Month {
     /// Write this month's audit columns (see [`audit_columns`]) into `row`.
     pub fn audit(&self, kind: Kind, row: &mut [f64]) {
         let m = self;
+        let (head, tail) = row.split_at_mut(DECREMENT_COLUMNS.len());
+        head.copy_from_slice(&[
+            m.t,
+            m.duration_mth,
+            m.duration,
+            m.age,
+            m.pols_if_bef_mat,
+            m.pols_maturity,
+            m.pols_if_bef_nb,
+            m.pols_new_biz,
+            m.pols_if_bef_decr,
+            m.mort_rate,
+            m.mort_rate_mth,
+            m.pols_death,
+            m.lapse_rate,
+            m.pols_lapse,
+        ]);
         match kind {
-            Kind::CashValue => row.copy_from_slice(&[
-                m.t,
-                m.duration_mth,
-                m.duration,
-                m.age,
-                m.pols_if_bef_mat,
-                m.pols_maturity,
-                m.pols_if_bef_nb,
-                m.pols_new_biz,
-                m.pols_if_bef_decr,
-                m.mort_rate,
-                m.mort_rate_mth,
-                m.pols_death,
-                m.lapse_rate,
-                m.pols_lapse,
+            Kind::CashValue => tail.copy_from_slice(&[
                 m.premium_pp,
                 m.prem_to_av_pp,
                 m.av_pp_bef_prem,
@@ -201,21 +189,7 @@ impl Month {
                 m.margin_mortality,
                 m.d,
             ]),
-            Kind::BasicTerm => row.copy_from_slice(&[
-                m.t,
-                m.duration_mth,
-                m.duration,
-                m.age,
-                m.pols_if_bef_mat,
-                m.pols_maturity,
-                m.pols_if_bef_nb,
-                m.pols_new_biz,
-                m.pols_if_bef_decr,
-                m.mort_rate,
-                m.mort_rate_mth,
-                m.pols_death,
-                m.lapse_rate,
-                m.pols_lapse,
+            Kind::BasicTerm => tail.copy_from_slice(&[
                 m.premium_pp,
                 m.premiums,
                 m.claims_total,
@@ -574,12 +548,14 @@ impl Sink for MonthlySink<'_> {
 /// Writes every month's audit columns.
 pub struct AuditSink<'a> {
     pub kind: Kind,
+    /// Columns per row: `audit_columns(kind).len()`.
+    pub width: usize,
     pub rows: &'a mut [f64],
 }
 
 impl Sink for AuditSink<'_> {
     fn month(&mut self, t: usize, m: &Month) {
-        let w = audit_columns(self.kind).len();
+        let w = self.width;
         m.audit(self.kind, &mut self.rows[t * w..(t + 1) * w]);
     }
 }

@@ -88,7 +88,7 @@ impl ProjectionModel {
         let outputs: Vec<&str> = match output {
             Output::Pv => pv_columns(kind).to_vec(),
             Output::Monthly => MONTHLY_COLUMNS.to_vec(),
-            Output::Audit => audit_columns(kind).to_vec(),
+            Output::Audit => audit_columns(kind),
             Output::Summary => SUMMARY_COLUMNS.to_vec(),
         };
         let output_kind = match output {
@@ -232,7 +232,13 @@ impl Model for ProjectionModel {
                 let run = run_length(pf, point).min(months);
                 project(pf, point, returns, run, &mut engine::MonthlySink { rows: &mut scratch.rows });
             }
-            _ => project(pf, point, returns, months, &mut engine::AuditSink { kind: pf.kind, rows: &mut scratch.rows }),
+            _ => project(
+                pf,
+                point,
+                returns,
+                months,
+                &mut engine::AuditSink { kind: pf.kind, width, rows: &mut scratch.rows },
+            ),
         }
         for (row, &t) in out.chunks_exact_mut(width).zip(times) {
             let t = t as usize;

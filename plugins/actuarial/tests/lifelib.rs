@@ -132,7 +132,7 @@ fn every_monthly_quantity_of_the_sample_points_matches_lifelib() {
         for (t, row) in rows.iter().enumerate() {
             let ours = &out[t * names.len()..(t + 1) * names.len()];
             let what = format!("point {} month {t}", point + 1);
-            worst = worst.max(assert_row(&what, names, ours, &header, row, 1e-12));
+            worst = worst.max(assert_row(&what, &names, ours, &header, row, 1e-12));
         }
     }
     eprintln!("worst relative error: {worst:e}");
