@@ -121,7 +121,7 @@ def cmaes(suite):
         bounds = problem.get("bounds")
         restarts = problem["restarts"]
         runs = []
-        for seed in section["seeds"]:
+        for seed in problem.get("seeds", section["seeds"]):
             # pycma's seed 0 means "random": the suite's seeds start at 1.
             opts = {"seed": seed, "ftarget": target, "maxfevals": problem["max_evaluations"], "verbose": -9,
                     "verb_log": 0, "verb_disp": 0, "tolfun": section["ftol"], "tolx": section["xtol"]}
