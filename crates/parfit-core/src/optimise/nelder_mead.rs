@@ -162,8 +162,24 @@ impl NelderMead {
         let inv = 1.0 / n.max(1) as f64;
         self.centroid.iter_mut().for_each(|c| *c *= inv);
         self.ask_along(1.0);
+        if self.stopped_at_centroid() {
+            self.ask_contract_inside();
+            return;
+        }
         self.reflected.copy_from_slice(&self.batch[0]);
         self.step = Step::Reflect;
+    }
+
+    /// Whether the box projected the trial point onto the centroid. The simplex then lies against a face
+    /// the step points out of; accepting that point (a copy of the face-side vertices' mean) would collapse
+    /// the simplex onto the face for good, so the caller contracts inside, away from the face, instead.
+    fn stopped_at_centroid(&self) -> bool {
+        self.batch[0] == self.centroid
+    }
+
+    fn ask_contract_inside(&mut self) {
+        self.ask_along(-self.contract);
+        self.step = Step::ContractInside;
     }
 
     fn ask_shrink(&mut self) {
@@ -247,9 +263,11 @@ impl Optimiser for NelderMead {
                 } else if fr < self.values[n] {
                     self.ask_along(self.contract);
                     self.step = Step::ContractOutside { fr };
+                    if self.stopped_at_centroid() {
+                        self.ask_contract_inside();
+                    }
                 } else {
-                    self.ask_along(-self.contract);
-                    self.step = Step::ContractInside;
+                    self.ask_contract_inside();
                 }
             }
             Step::Expand { fr } => {
@@ -347,6 +365,21 @@ mod tests {
         assert!(r.termination.is_convergence(), "{:?}", r.termination);
         assert!(r.value < 1e-6, "{}", r.value);
         assert!(r.x.iter().all(|x| (x - 1.0).abs() < 1e-6), "{:?}", r.x);
+    }
+
+    #[test]
+    fn a_bound_does_not_collapse_the_simplex_onto_it() {
+        // From 1.0 the expanding steps overshoot the optimum 0.1 and are projected onto the bound 0, which is
+        // better than the other vertex: the simplex must still contract back inside to 0.1, not end at 0.
+        let bounds = Bounds { lower: vec![0.0], upper: vec![5.0] };
+        let mut nm = NelderMead::new(vec![1.0], bounds, NelderMeadOptions::default());
+        let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
+            for (x, o) in batch.iter().zip(out.iter_mut()) {
+                *o = (x[0] - 0.1).powi(2);
+            }
+        };
+        let r = minimise(&mut nm, &mut eval, &tight(), &mut Silent, false);
+        assert!((r.x[0] - 0.1).abs() < 1e-6, "{:?}", r.x);
     }
 
     #[test]
