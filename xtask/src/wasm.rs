@@ -333,12 +333,6 @@ pub fn browser_test() -> Result {
         .env("PARFIT_COUNTIES", counties.to_string()))
 }
 
-/// Median of a few timings.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
-}
-
 /// `cargo xtask bench-wasm`: the LV fit and the county fits in headless Chromium with 1 and 2 workers, and
 /// natively (release `parfit`) with 1 and 2 threads; medians of the seconds each run reports.
 pub fn bench() -> Result {
@@ -385,7 +379,9 @@ pub fn bench() -> Result {
         .output()
         .map_err(|e| e.to_string())?;
     let wasm: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("bench.mjs: {e}"))?;
-    let med = |v: &serde_json::Value| median(v.as_array().into_iter().flatten().filter_map(|x| x.as_f64()).collect());
+    let med = |v: &serde_json::Value| {
+        crate::bench::median(v.as_array().into_iter().flatten().filter_map(|x| x.as_f64()).collect())
+    };
     println!("\nmedian seconds of {reps} runs (each run's own clock)\n");
     println!(
         "{:<10} {:>12} {:>12} {:>12} {:>12} {:>14} {:>14}",

@@ -155,23 +155,14 @@ fn results_csv(table: &CaseTable, names: &[String], cost: &str, records: &[CaseR
     String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
-/// Quantile `q` of sorted values, interpolating linearly between order statistics.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
 fn summary_json(names: &[String], records: &[CaseRecord], cost: &str) -> serde_json::Value {
     let ok: Vec<&CaseRecord> = records.iter().filter(|r| r.error.is_none()).collect();
     let stats = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
+        let mut q = |p| parfit_core::statistics::quantile(&mut v, p);
+        let (q05, q25, median, q75, q95) = (q(0.05), q(0.25), q(0.5), q(0.75), q(0.95));
         json!({
-            "q05": quantile(&v, 0.05), "q25": quantile(&v, 0.25), "median": quantile(&v, 0.5),
-            "q75": quantile(&v, 0.75), "q95": quantile(&v, 0.95), "min": v.first(), "max": v.last(),
+            "q05": q05, "q25": q25, "median": median, "q75": q75, "q95": q95,
+            "min": v.iter().copied().min_by(f64::total_cmp), "max": v.iter().copied().max_by(f64::total_cmp),
         })
     };
     let parameters: serde_json::Map<String, serde_json::Value> =
