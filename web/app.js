@@ -58,7 +58,7 @@ function cancel() {
 }
 
 // ---- plots -------------------------------------------------------------------------------------------------
-const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
+const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
 const fmt = (v) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(2) : String(+v.toPrecision(4)));
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 
@@ -74,7 +74,7 @@ function ticks(lo, hi, n = 5) {
 function chart(series, { xlabel = '', ylabel = '', logY = false } = {}) {
   const W = 800, H = 320, L = 64, R = 16, T = 12, B = 40;
   const tf = (y) => (logY ? Math.log10(y) : y);
-  const xs = series.flatMap((s) => s.x), ys = series.flatMap((s) => s.y.map(tf)).filter(Number.isFinite);
+  const xs = series.flatMap((s) => s.x), ys = series.flatMap((s) => [...s.y, ...(s.lo || []), ...(s.hi || [])].map(tf)).filter(Number.isFinite);
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   const X = (x) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
   const Y = (y) => H - B - ((tf(y) - y0) / (y1 - y0 || 1)) * (H - T - B);
@@ -85,6 +85,8 @@ function chart(series, { xlabel = '', ylabel = '', logY = false } = {}) {
   series.forEach((s, k) => {
     const c = s.color || COLORS[k % COLORS.length];
     const pts = s.x.map((x, i) => [x, s.y[i]]).filter(([, y]) => Number.isFinite(tf(y)));
+    // A band (e.g. quantiles) around the line: the polygon along `hi` and back along `lo`.
+    if (s.lo && s.hi) svg += `<polygon fill="${c}" fill-opacity=".18" stroke="none" points="${[...s.x.map((x, i) => [x, s.hi[i]]), ...s.x.map((x, i) => [x, s.lo[i]]).reverse()].map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`;
     if (s.dots) svg += pts.map(([x, y]) => `<circle cx="${X(x).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="1.6" fill="${c}" fill-opacity=".45"/>`).join('');
     else svg += `<polyline fill="none" stroke="${c}" stroke-width="1.6" points="${pts.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`;
     svg += `<text x="${L + 10 + 150 * k}" y="${T + 14}" fill="${c}">${esc(s.name)}</text>`;
@@ -110,9 +112,12 @@ function histogram(values, { bins = 40, xlabel = '' } = {}) {
 const table = (head, rows) => `<tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>` +
   rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('');
 
-// ---- the two workloads -------------------------------------------------------------------------------------
+// ---- the workloads -----------------------------------------------------------------------------------------
+const SECTIONS = ['lv', 'counties', 'projection', 'wealth'];
+const only = (id) => SECTIONS.forEach((s) => { $(s).hidden = s !== id; });
+
 function showLv(r) {
-  $('lv').hidden = false; $('counties').hidden = true;
+  only('lv');
   const series = [];
   r.data.forEach((d, k) => series.push({ name: `${d.name} (data)`, x: d.times, y: d.values, dots: true, color: COLORS[k] }));
   r.fitted.forEach((f, k) => series.push({ name: `${f.name} (fitted)`, x: f.times, y: f.values, color: COLORS[k] }));
@@ -122,7 +127,7 @@ function showLv(r) {
 }
 
 function showCounties(r, shown = 25) {
-  $('counties').hidden = false; $('lv').hidden = true;
+  only('counties');
   const rates = r.rows.filter((row) => !row.error).flatMap((row) => row.x);
   $('counties-hist').innerHTML = histogram(rates, { xlabel: 'fitted loss rate (per year), all nine decades, 1–99 % range' });
   const head = [...r.id_columns, ...r.parameters.map((p) => p.replace(' loss rate', '')), r.cost];
@@ -130,6 +135,40 @@ function showCounties(r, shown = 25) {
   $('counties-table').innerHTML = table(head, rows) + (r.rows.length > shown ? `<tr><td colspan="${head.length}">… ${r.rows.length - shown} more</td></tr>` : '');
 }
 
+function showProjection(r) {
+  only('projection');
+  $('projection-table').innerHTML = table(['present value', 'total'], Object.entries(r.totals).map(([k, v]) => [k, v.toLocaleString('en', { maximumFractionDigits: 0 })]));
+  const months = (r.monthly['Net Cashflow'] || []).map((_, t) => t);
+  const cf = ['Premiums', 'Claims', 'Expenses', 'Commissions', 'Net Cashflow'].filter((c) => r.monthly[c]);
+  $('projection-cf').innerHTML = chart(cf.map((c) => ({ name: c, x: months, y: r.monthly[c] })), { xlabel: 'month', ylabel: 'cash flow' });
+  $('projection-pols').innerHTML = chart([{ name: 'policies in force', x: months, y: r.monthly.pols_if || [] }], { xlabel: 'month', ylabel: 'policies' });
+}
+
+// Monte Carlo: the statistics table, and for a sweep the median with its 5–95 % band over the last swept
+// parameter, one line per value of the first.
+function showWealth(r) {
+  only('wealth');
+  const { columns, rows } = r.summary;
+  $('wealth-table').innerHTML = table(columns, rows.map((row) => row.map((c) => (Number.isFinite(Number(c)) ? fmt(Number(c)) : c))));
+  const swept = columns.slice(0, columns.indexOf('output'));
+  const col = (name) => columns.indexOf(name);
+  $('wealth-title').textContent = `Wealth after ${r.periods} periods, ${r.paths.toLocaleString('en')} households, seed ${r.seeds.join(' ')}`;
+  if (!swept.length || col('median') < 0) { $('wealth-plot').innerHTML = ''; return; }
+  const xName = swept[swept.length - 1], group = swept.length > 1 ? swept[0] : null;
+  const groups = [...new Set(rows.map((row) => (group ? row[col(group)] : '')))];
+  const lo = col('q5'), hi = col('q95');
+  $('wealth-plot').innerHTML = chart(groups.map((g) => {
+    const mine = rows.filter((row) => !group || row[col(group)] === g);
+    return {
+      name: group ? `median, ${group} = ${g}` : 'median',
+      x: mine.map((row) => Number(row[col(xName)])),
+      y: mine.map((row) => Number(row[col('median')])),
+      ...(lo >= 0 && hi >= 0 ? { lo: mine.map((row) => Number(row[lo])), hi: mine.map((row) => Number(row[hi])) } : {}),
+    };
+  }), { xlabel: xName, ylabel: 'wealth' });
+}
+
+const UNITS = { counties: 'counties', projection: 'model points', wealth: 'paths', 'wealth-sweep': 'paths' };
 const status = (text) => { $('status').textContent = text; };
 
 async function runFromForm() {
@@ -143,7 +182,7 @@ async function runFromForm() {
       seed, limit,
       onProgress: (p) => {
         if (workload === 'lv') { $('progress').removeAttribute('value'); status(`iteration ${p.iteration}, ${p.evaluations} evaluations, best SSE ${fmt(p.best_value)}`); }
-        else { $('progress').value = p.done / p.total; status(`${p.done} of ${p.total} counties fitted`); }
+        else { $('progress').value = p.done / p.total; status(`${p.done} of ${p.total} ${UNITS[workload]} done`); }
       },
     });
     const wall = ((performance.now() - started) / 1000).toFixed(2);
@@ -151,9 +190,15 @@ async function runFromForm() {
     if (workload === 'lv') {
       showLv(r);
       status(`SSE ${r.value} after ${r.evaluations} evaluations, ${r.iterations} iterations (${r.termination}); ${wall} s on ${r.threads} thread(s); simulations per worker: ${r.work.join(', ')}`);
-    } else {
+    } else if (workload === 'counties') {
       showCounties(r);
       status(`${r.done} of ${r.cases} counties fitted, ${r.failed} failed${r.cancelled ? ' (cancelled)' : ''}; ${wall} s on ${r.threads} thread(s); counties per worker: ${r.work.join(', ')}`);
+    } else if (workload === 'projection') {
+      showProjection(r);
+      status(`${r.points} model points × ${r.scenarios.length} scenario(s), ${r.horizon_months} months; ${wall} s on ${r.threads} thread(s); simulations per worker: ${r.work.join(', ')}`);
+    } else {
+      showWealth(r);
+      status(`${r.points.length} point(s) × ${r.paths} paths × ${r.periods} periods; ${wall} s on ${r.threads} thread(s); path chunks per worker: ${r.work.join(', ')}`);
     }
   } catch (e) {
     status(`error: ${e.message}`);
@@ -172,6 +217,6 @@ window.parfit = {
   isolated,
   ready: ensureWorker().then((info) => { status(`Ready: ${info.threads} thread(s); models: ${info.models.map((m) => m.kind).join(', ')}.`); return info; },
     (e) => { status(`error: ${e.message}`); throw e; }),
-  run, showLv, showCounties,
+  run, showLv, showCounties, showProjection, showWealth,
   setThreads: (n) => { $('threads').value = String(n); return ensureWorker(); },
 };

@@ -1,12 +1,21 @@
 // The module runs here, off the page's main thread: rayon's workers and this thread may block while they wait
 // for each other, which a page's main thread may not do.
-import init, { initThreadPool, threads, models, fit, fitMany } from './pkg/parfit_wasm.js';
+import init, { initThreadPool, threads, models, fit, fitMany, runPaths, project } from './pkg/parfit_wasm.js';
 
 // The example files each job reads (the CLI's own configurations, copied by `cargo xtask wasm`).
 const JOBS = {
   lv: { config: 'lotka_volterra/fit.toml', files: ['lotka_volterra/fit.toml', 'lotka_volterra/lotka_volterra.ds', 'lotka_volterra/data.csv'] },
   counties: { config: 'counties/fit.toml', files: ['counties/fit.toml', 'counties/Aging_Chain.mdl', 'counties/Males_by_decade_and_county.csv'] },
+  projection: {
+    config: 'savings/run.toml',
+    files: ['savings/run.toml', 'savings/model_point_10000.csv', 'savings/product_spec_table.csv', 'savings/mort_table.csv',
+      'savings/surr_charge_table.csv', 'savings/disc_rate_ann.csv', 'savings/std_norm_rand.csv'],
+  },
+  wealth: { config: 'wealth/run.toml', files: ['wealth/run.toml', 'wealth/wealth.mc'] },
+  'wealth-sweep': { config: 'wealth/sweep.toml', files: ['wealth/sweep.toml', 'wealth/wealth.mc'] },
 };
+// Which façade function runs each workload.
+const RUN = { lv: fit, counties: fitMany, projection: project, wealth: runPaths, 'wealth-sweep': runPaths };
 
 async function files(job) {
   const out = {};
@@ -33,12 +42,7 @@ self.onmessage = async ({ data }) => {
       const texts = await files(job);
       const stop = () => (cancel ? Atomics.load(cancel, 0) === 1 : false);
       const options = { seed: data.seed ?? undefined, limit: data.limit ?? undefined };
-      let result;
-      if (data.workload === 'lv') {
-        result = fit(job.config, texts, options, (p) => { self.postMessage({ type: 'progress', progress: p }); return stop(); });
-      } else {
-        result = fitMany(job.config, texts, options, (p) => { self.postMessage({ type: 'progress', progress: p }); return stop(); });
-      }
+      const result = RUN[data.workload](job.config, texts, options, (p) => { self.postMessage({ type: 'progress', progress: p }); return stop(); });
       self.postMessage({ type: 'result', workload: data.workload, result });
     }
   } catch (e) {

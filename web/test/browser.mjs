@@ -1,6 +1,7 @@
 // The browser test `cargo xtask test` runs: headless Chromium (Debian's) driven by playwright-core opens the page
-// served cross-origin isolated, runs the Lotka–Volterra fit and the first county fits on 2 workers, and checks
-// the numbers against the native CLI's for the same configuration and seed (PARFIT_EXPECTED holds them).
+// served cross-origin isolated, runs the Lotka–Volterra fit, the first county fits, the savings projection and the
+// Monte Carlo wealth runs on 2 workers, and checks the numbers against the native CLI's for the same configuration
+// and seed (PARFIT_EXPECTED holds them).
 import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -77,6 +78,53 @@ try {
   });
   check('counties: every fitted rate and SSE equals the CLI\'s bit for bit', mismatches === 0, `${mismatches} differing rows; columns ${header.slice(0, 3).join(', ')}…`);
   check('counties: more than one worker fitted cases', many.work.slice(0, many.threads).filter((n) => n > 0).length > 1, `cases per worker: ${many.work.join(', ')}`);
+
+  // Policy projection: lifelib's savings model over the 10,000 model points, as `parfit run examples/savings/run.toml`.
+  // Discount factors and fund returns call pow and exp, so (as for LV) wasm's libm may differ from glibc in a last
+  // bit; the totals are sums over 10,000 points and agree to a tolerance. Report whether they are bit-identical.
+  const projection = await page.evaluate(async () => { const r = await window.parfit.run('projection'); window.parfit.showProjection(r); return r; });
+  const totals = JSON.parse(readFileSync(join(expected, 'savings/totals.json'), 'utf8'));
+  const columns = Object.keys(totals.totals);
+  console.log(`projection: ${columns.every((k) => same(projection.totals[k], totals.totals[k])) ? 'bit-identical to the CLI' : 'differs from the CLI in the last digits (libm)'}: ` +
+    `Net Cashflow wasm ${projection.totals['Net Cashflow']}, native ${totals.totals['Net Cashflow']}`);
+  check('projection: as many points and months as the CLI', projection.points === totals.points && projection.horizon_months === totals.horizon_months && columns.length > 0,
+    `${projection.points} points, ${projection.horizon_months} months`);
+  check('projection: every portfolio total equals the CLI\'s (relative 1e-12)', columns.every((k) => rel(projection.totals[k], totals.totals[k]) <= 1e-12),
+    columns.map((k) => `${k} ${projection.totals[k]} vs ${totals.totals[k]}`).join('; '));
+  const cf = readFileSync(join(expected, 'savings/result_cf.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
+  const cfWorst = cf[0].slice(1).map((name, c) => {
+    const native = cf.slice(1).map((row) => Number(row[c + 1])), wasm = projection.monthly[name] || [];
+    const scale = Math.max(...native.map(Math.abs), 1e-300);
+    return wasm.length === native.length ? Math.max(...native.map((v, t) => Math.abs(wasm[t] - v) / scale)) : Infinity;
+  });
+  check('projection: every monthly cash flow equals result_cf.csv (1e-12 of the column\'s largest)', cfWorst.every((d) => d <= 1e-12), `worst ${Math.max(...cfWorst)}`);
+  check('projection: more than one worker projected', projection.work.slice(0, projection.threads).filter((n) => n > 0).length > 1, `simulations per worker: ${projection.work.join(', ')}`);
+  await page.locator('#projection').screenshot({ path: join(expected, 'screenshots/projection.png') });
+
+  // Monte Carlo wealth: `parfit run examples/wealth/run.toml` and its sweep. Each draw of lognormal() calls exp,
+  // so the same libm caveat applies; statistics agree to a tolerance.
+  const sameStats = (wasm, native) => native.points.length === wasm.points.length && native.points.every((p, i) =>
+    Object.entries(p.statistics).every(([out, stats]) => Object.entries(stats).every(([k, v]) => rel(wasm.points[i].statistics[out][k], v) <= 1e-12)));
+  const identicalStats = (wasm, native) => native.points.every((p, i) =>
+    Object.entries(p.statistics).every(([out, stats]) => Object.entries(stats).every(([k, v]) => same(wasm.points[i].statistics[out][k], v))));
+  for (const [workload, file] of [['wealth', 'wealth.json'], ['wealth-sweep', 'wealth-sweep.json']]) {
+    const wasm = await page.evaluate(async (w) => { const r = await window.parfit.run(w); window.parfit.showWealth(r); return r; }, workload);
+    const native = JSON.parse(readFileSync(join(expected, file), 'utf8'));
+    console.log(`${workload}: ${identicalStats(wasm, native) ? 'bit-identical to the CLI' : 'differs from the CLI in the last digits (libm)'}: ` +
+      `median wasm ${wasm.points[0].statistics.w.median}, native ${native.points[0].statistics.w.median}`);
+    check(`${workload}: ${native.points.length} point(s) of ${native.paths} paths, every statistic equals the CLI's (relative 1e-12)`,
+      wasm.paths === native.paths && wasm.periods === native.periods && sameStats(wasm, native),
+      JSON.stringify(wasm.points.map((p) => p.statistics.w)));
+    check(`${workload}: more than one worker ran paths`, wasm.work.slice(0, wasm.threads).filter((n) => n > 0).length > 1, `chunks per worker: ${wasm.work.join(', ')}`);
+    if (workload === 'wealth-sweep') {
+      await page.locator('#wealth').screenshot({ path: join(expected, 'screenshots/wealth-sweep.png') });
+      // Keyed streams: 1 worker gives the 2 workers' statistics bit for bit.
+      await page.evaluate(async () => window.parfit.setThreads(1));
+      const one = await page.evaluate(async () => window.parfit.run('wealth-sweep'));
+      check('wealth-sweep: 1 worker gives the 2 workers\' statistics bit for bit', identicalStats(one, wasm) && one.threads === 1, `threads ${one.threads}`);
+      await page.evaluate(async () => window.parfit.setThreads(2));
+    }
+  }
   check('no errors in the page', errors.length === 0, errors.join(' | '));
 
   // Served without COOP/COEP: no shared memory for workers, so the page says so and runs on one thread.

@@ -17,8 +17,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data),
           project lifelib's savings model over 10K and 100K policies, and run the Monte Carlo wealth example
-  test    formatting, clippy (-D warnings), all tests, the wasm32 build check of the core, and the browser
-          test (threaded wasm build, headless Chromium)
+  test    formatting, clippy (-D warnings), all tests, the wasm32 build check of the core, the core's and
+          the plugins' unit tests on wasm32 (node), and the browser test (threaded wasm build, headless Chromium)
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
           --peers   also run the peer tools (diffid, PySD, pycma, scipy, dynesty, pydiffsol, numba, lifelib;
                     installed into venvs under target/peers on first use)
@@ -29,6 +29,7 @@ commands:
           wasm-bindgen-cli when missing)
   serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
   test-browser  only the browser test of `test` (builds the module first)
+  test-wasm     only the wasm32 unit tests of `test` (under node, with wasm-bindgen-test-runner)
   bench-wasm    the LV fit and the county fits in headless Chromium (1 and 2 workers) and natively (1 and
                 2 threads); see BENCHMARKS.md";
 
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Some("wasm") => wasm::build(),
         Some("serve") => wasm::serve(&args[1..]),
         Some("test-browser") => wasm::browser_test(),
+        Some("test-wasm") => wasm::unit_tests(),
         Some("bench-wasm") => wasm::bench(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
@@ -207,6 +209,8 @@ fn test() -> Result {
         "parfit-actuarial",
     ]))?;
     run(cargo().args(["check", "--target", "wasm32-unknown-unknown", "-p", "parfit-core", "--features", "parallel"]))?;
+    // The same crates' pure unit tests, compiled for wasm32 and run under node.
+    wasm::unit_tests()?;
     // The threaded module in headless Chromium, against the CLI's numbers.
     wasm::browser_test()?;
     eprintln!("\nall checks passed");

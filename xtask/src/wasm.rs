@@ -37,6 +37,17 @@ const EXAMPLES: &[&str] = &[
     "counties/fit.toml",
     "counties/Aging_Chain.mdl",
     "counties/Males_by_decade_and_county.csv",
+    // lifelib's 10,000 model points and tables (the 100K portfolio would add 3.6 MB to the page's download).
+    "savings/run.toml",
+    "savings/model_point_10000.csv",
+    "savings/product_spec_table.csv",
+    "savings/mort_table.csv",
+    "savings/surr_charge_table.csv",
+    "savings/disc_rate_ann.csv",
+    "savings/std_norm_rand.csv",
+    "wealth/run.toml",
+    "wealth/sweep.toml",
+    "wealth/wealth.mc",
 ];
 
 fn output(cmd: &mut Command) -> Option<String> {
@@ -107,6 +118,57 @@ fn wasm_bindgen() -> Result<PathBuf> {
         .args(["install", "wasm-bindgen-cli", "--version", &format!("={version}"), "--target-dir"])
         .arg(target_dir().join("tools-build")))?;
     Ok(bin)
+}
+
+/// `wasm-bindgen-test-runner` of the locked version (it comes with wasm-bindgen-cli).
+fn test_runner() -> Result<PathBuf> {
+    let bindgen = wasm_bindgen()?;
+    Ok(match bindgen.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("wasm-bindgen-test-runner"),
+        _ => "wasm-bindgen-test-runner".into(),
+    })
+}
+
+/// The crates whose pure unit tests also run on wasm32 (single-threaded, stable, under node).
+const WASM_TESTED: &[&str] =
+    &["parfit-core", "parfit-expr", "parfit-ode", "parfit-montecarlo", "parfit-actuarial", "parfit-aging-chain"];
+
+/// Run the core's and the plugins' unit tests compiled for wasm32-unknown-unknown under node with
+/// wasm-bindgen-test-runner; fails unless every test binary passed and the tests counted are not zero.
+pub fn unit_tests() -> Result {
+    let runner = test_runner()?;
+    if Command::new("node").arg("--version").output().is_err() {
+        return Err("the wasm unit tests run under node (Debian: apt-get install nodejs)".into());
+    }
+    let mut cmd = cargo();
+    cmd.args(["test", "--target", WASM_TARGET, "--lib", "--tests"]);
+    for krate in WASM_TESTED {
+        cmd.args(["-p", krate]);
+    }
+    cmd.env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner);
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("\n$ {shown}");
+    let out = cmd.stderr(std::process::Stdio::inherit()).output().map_err(|e| format!("`{shown}`: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    if !out.status.success() {
+        return Err(format!("the wasm unit tests failed ({})", out.status));
+    }
+    // "test result: ok. 107 passed; 0 failed; 3 ignored; …" per test binary.
+    let count = |word: &str| -> usize {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("test result:"))
+            .filter_map(|l| l.split(';').find(|p| p.trim().ends_with(word)))
+            .filter_map(|p| p.trim().split(' ').rev().nth(1)?.parse::<usize>().ok())
+            .sum()
+    };
+    let (passed, ignored) = (count("passed"), count("ignored"));
+    if passed == 0 {
+        return Err("the wasm unit tests ran no test".into());
+    }
+    eprintln!("\nwasm32 unit tests: {passed} passed, {ignored} ignored (they need threads or a clock)");
+    Ok(())
 }
 
 fn home_cargo_bin() -> PathBuf {
@@ -273,10 +335,11 @@ fn chromium() -> Result<PathBuf> {
     })
 }
 
-/// The CLI's answers for the page's two jobs: the LV fit (fit.toml, 2 threads) and the first `counties` rows of
-/// the county fits, written to `out`.
+/// The CLI's answers for the page's jobs, written to `out`: the LV fit (fit.toml, 2 threads), the first `counties`
+/// rows of the county fits, the savings projection (totals.json, result_cf.csv) and the wealth runs (JSON).
 fn cli_reference(out: &Path, counties: usize) -> Result {
     run(cargo().args(["build", "-p", "parfit-cli", "-p", "parfit-ode", "-p", "parfit-aging-chain"]))?;
+    run(cargo().args(["build", "-p", "parfit-montecarlo", "-p", "parfit-actuarial"]))?;
     let parfit = target_dir().join("debug").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
     let lv = Command::new(&parfit)
         .current_dir(root())
@@ -287,6 +350,23 @@ fn cli_reference(out: &Path, counties: usize) -> Result {
         return Err(format!("parfit fit: {}", String::from_utf8_lossy(&lv.stderr)));
     }
     std::fs::write(out.join("lv.json"), &lv.stdout).map_err(|e| e.to_string())?;
+    for (config, file) in
+        [("examples/wealth/run.toml", "wealth.json"), ("examples/wealth/sweep.toml", "wealth-sweep.json")]
+    {
+        let mc = Command::new(&parfit)
+            .current_dir(root())
+            .args(["run", config, "--threads", "2", "--format", "json"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !mc.status.success() {
+            return Err(format!("parfit run {config}: {}", String::from_utf8_lossy(&mc.stderr)));
+        }
+        std::fs::write(out.join(file), &mc.stdout).map_err(|e| e.to_string())?;
+    }
+    run(Command::new(&parfit)
+        .current_dir(root())
+        .args(["run", "examples/savings/run.toml", "--threads", "2", "--output"])
+        .arg(out.join("savings")))?;
 
     // The same configuration over a table of the first rows (3 header rows).
     let dir = out.join("counties");

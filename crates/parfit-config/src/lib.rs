@@ -11,6 +11,8 @@ pub mod cases;
 pub mod config;
 pub mod data;
 pub mod fitting;
+pub mod montecarlo;
+pub mod projection;
 
 use std::fmt;
 use std::path::Path;
@@ -34,6 +36,15 @@ pub fn input(message: impl Into<String>) -> InputError {
 }
 
 pub type Result<T> = std::result::Result<T, InputError>;
+
+/// Why a run (Monte Carlo paths, a projection) produced no results once its input was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// A simulation failed; the message says where (sweep point and paths, or point and scenario).
+    Failed(String),
+    /// The caller asked to stop before everything ran.
+    Interrupted(String),
+}
 
 /// Where the files a configuration names come from. `path` is already resolved against the configuration's
 /// directory ([`config::LoadedConfig::resolve`]); a failure says which file could not be read and why.

@@ -71,6 +71,8 @@ pub fn sum_of_squares(predicted: &[f64], n_outputs: usize, observed: &[f64], map
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn costs_agree_with_their_definitions() {

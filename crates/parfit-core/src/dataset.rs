@@ -62,6 +62,8 @@ pub struct Dataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn validation_names_the_case_and_the_problem() {

@@ -208,6 +208,8 @@ pub fn downcast_workspace<'a, W: 'static>(ws: &'a mut Workspace, model: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn bounds_round_trip_through_json_as_null() {

@@ -414,6 +414,8 @@ impl ResidualEvaluator for Objective {
 mod tests {
     use super::*;
     use crate::model::{ModelSpec, OutputKind, ParamSpec, downcast_workspace};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// y(t) = a·exp(-k t): a closed form, so the objective can be checked by hand.
     struct Decay {

@@ -74,6 +74,8 @@ fn fill_sequential<T, S>(out: &mut [T], make_scratch: impl Fn() -> S, f: impl Fn
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn results_are_in_input_order_with_or_without_threads() {

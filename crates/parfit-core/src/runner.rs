@@ -52,6 +52,8 @@ pub fn case_seed(seed: u64, index: usize) -> u64 {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn every_case_runs_once_and_results_land_by_index() {

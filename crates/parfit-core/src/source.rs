@@ -27,6 +27,8 @@ impl fmt::Display for SourceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn places_are_shown_like_compilers_show_them() {

@@ -118,6 +118,8 @@ pub fn summarise(x: &[f64], stats: &[Statistic], scratch: &mut Vec<f64>) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn quantiles_match_numpy_linear() {

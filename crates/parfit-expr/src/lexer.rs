@@ -211,6 +211,8 @@ fn lex_number(cur: &mut Cursor<'_>, start: usize, pos: Pos) -> Result<Tok, Locat
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn kinds(src: &str) -> Vec<Tok> {
         tokenize(src).unwrap().into_iter().map(|t| t.tok).collect()

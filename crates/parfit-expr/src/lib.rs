@@ -38,6 +38,8 @@ pub fn compile_with_sensitivities(source: &str) -> Result<Compiled, Located> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// QuantEcon's household wealth: w' = R·s·w + y with R = (1 + r)·exp(v1·ξ), y = exp(v2·η).
     const WEALTH: &str = "in = [r, s, v1, v2]
@@ -179,6 +181,8 @@ next_i { (0:3): x_i + b_i, bernoulli(p), lognormal(m, sd) + a }
 #[cfg(test)]
 mod sensitivity_tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// Parameters reach the right-hand side directly, through parameter-level tensors (hoisted into the
     /// setup code), through the initial state and through the outputs.
@@ -283,6 +287,8 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
 #[cfg(test)]
 mod speed_tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn small_whole_powers_are_products_and_agree_with_powf() {

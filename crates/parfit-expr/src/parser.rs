@@ -651,6 +651,8 @@ pub fn unsupported(pos: Pos, what: &str, detail: &str) -> Located {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn err(src: &str) -> (usize, usize, String) {
         let e = parse(src).unwrap_err();

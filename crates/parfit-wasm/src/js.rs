@@ -112,3 +112,45 @@ pub fn fit_many(
         crate::fit_many(config_path, &files, seed, limit, &seconds, &mut progress).map_err(|e| JsError::new(&e))?;
     to_js(&report)
 }
+
+/// Run the Monte Carlo configuration at `configPath` (a `[montecarlo]` section) as `parfit run` does (nothing is
+/// written): the report of `parfit run --format json` plus `summary` (summary.csv's columns and rows) and `work`.
+/// `options.seed` overrides the seed. `onProgress({ done, total })` (paths) runs as tasks finish; returning
+/// `true` stops the run (it then throws "interrupted …").
+#[wasm_bindgen(js_name = runPaths)]
+pub fn run_paths(
+    config_path: &str,
+    files: &Object,
+    options: JsValue,
+    on_progress: Option<Function>,
+) -> Result<JsValue, JsError> {
+    let files = files_from(files)?;
+    let seed = whole(&options, "seed")?;
+    let mut progress = |done: u64, total: u64| ask_stop(&on_progress, &done_of(done as f64, total as f64));
+    let report = crate::run_paths(config_path, &files, seed, &seconds, &mut progress).map_err(|e| JsError::new(&e))?;
+    to_js(&report)
+}
+
+/// Project every model point of the projection configuration at `configPath` (a `[projection]` table) as
+/// `parfit run` does (nothing is written): totals.json's report plus `monthly` (column → monthly portfolio
+/// values) and `work`. `onProgress({ done, total })` (points) runs after every wave; returning `true` stops.
+#[wasm_bindgen]
+pub fn project(
+    config_path: &str,
+    files: &Object,
+    _options: JsValue,
+    on_progress: Option<Function>,
+) -> Result<JsValue, JsError> {
+    let files = files_from(files)?;
+    let mut progress = |done: usize, total: usize| ask_stop(&on_progress, &done_of(done as f64, total as f64));
+    let report = crate::project(config_path, &files, &seconds, &mut progress).map_err(|e| JsError::new(&e))?;
+    to_js(&report)
+}
+
+/// `{ done, total }` for a progress callback.
+fn done_of(done: f64, total: f64) -> JsValue {
+    let o = Object::new();
+    let _ = Reflect::set(&o, &"done".into(), &done.into());
+    let _ = Reflect::set(&o, &"total".into(), &total.into());
+    o.into()
+}

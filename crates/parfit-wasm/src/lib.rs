@@ -23,12 +23,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parfit_abi::Plugin;
-use parfit_config::Loader;
 use parfit_config::cases::read_cases;
-use parfit_config::config::LoadedConfig;
+use parfit_config::config::{LoadedConfig, ModelSection};
 use parfit_config::fitting::{
     CaseFitter, CaseRecord, FitOutcome, cost_from_config, data_case, fit_staged, model_config, model_options,
 };
+use parfit_config::montecarlo::{McConfig, Plan, simulate_all, summarise_points, summary_table};
+use parfit_config::projection::{ProjectConfig, Projection};
+use parfit_config::{Loader, RunError};
 use parfit_core::model::{SimError, SimStats, Workspace};
 use parfit_core::optimise::{Monitor, Progress};
 use parfit_core::runner::for_each_case;
@@ -47,6 +49,8 @@ fn plugins() -> Vec<(parfit_abi::PluginInfo, Factory)> {
         (parfit_aging_chain::AgingChainPlugin::info(), parfit_aging_chain::AgingChainPlugin::create as Factory),
         #[cfg(target_arch = "wasm32")]
         (parfit_montecarlo::MonteCarloPlugin::info(), parfit_montecarlo::MonteCarloPlugin::create as Factory),
+        #[cfg(target_arch = "wasm32")]
+        (parfit_actuarial::ActuarialPlugin::info(), parfit_actuarial::ActuarialPlugin::create as Factory),
     ]
 }
 
@@ -76,29 +80,42 @@ pub fn models() -> Vec<ModelInfo> {
         .collect()
 }
 
-/// The configured model, made by the built-in plugin that offers its kind (as `parfit` chooses among loaded
-/// plugins). Returns the model with its plugin's name.
-fn model_from_config(loaded: &LoadedConfig, files: &dyn Loader) -> Result<(Arc<dyn Model>, String), String> {
-    let section = &loaded.config.model;
-    let origin = loaded.path.display().to_string();
-    let wanted = |info: &parfit_abi::PluginInfo| section.plugin.as_ref().is_none_or(|n| *n == info.name);
-    let all = plugins();
-    let Some((info, create)) =
-        all.iter().find(|(info, _)| wanted(info) && info.kinds.iter().any(|k| k.kind == section.kind))
-    else {
-        let kinds: Vec<String> = models().iter().map(|m| format!("{} ({})", m.kind, m.plugin)).collect();
-        return Err(format!(
-            "{origin}: no built-in plugin offers model kind '{}'; available kinds: {}",
-            section.kind,
-            kinds.join(", ")
-        ));
-    };
+/// The built-in plugin that offers `kind` (named `plugin`, if given), as `parfit` chooses among loaded plugins.
+fn factory(kind: &str, plugin: Option<&str>, origin: &str) -> Result<(Factory, String), String> {
+    let wanted = |info: &parfit_abi::PluginInfo| plugin.is_none_or(|n| n == info.name);
+    plugins()
+        .into_iter()
+        .find(|(info, _)| wanted(info) && info.kinds.iter().any(|k| k.kind == kind))
+        .map(|(info, create)| (create, info.name))
+        .ok_or_else(|| {
+            let kinds: Vec<String> = models().iter().map(|m| format!("{} ({})", m.kind, m.plugin)).collect();
+            format!("{origin}: no built-in plugin offers model kind '{kind}'; available kinds: {}", kinds.join(", "))
+        })
+}
+
+/// The model a `[model]` section of the configuration at `path` configures, with its plugin's name.
+fn model_from_section(
+    section: &ModelSection,
+    path: &Path,
+    files: &dyn Loader,
+) -> Result<(Arc<dyn Model>, String), String> {
+    let origin = path.display().to_string();
+    let (create, plugin) = factory(&section.kind, section.plugin.as_deref(), &origin)?;
     let options = model_options(&section.options, &origin).map_err(|e| e.0)?;
-    let source = section.source.as_ref().map(|s| loaded.resolve(s));
+    let source = section.source.as_ref().map(|s| match path.parent() {
+        Some(dir) if s.is_relative() => dir.join(s),
+        _ => s.clone(),
+    });
     let text = source.as_ref().map(|p| files.read(p)).transpose().map_err(|e| e.0)?;
     let json = model_config(options, source.as_deref().zip(text.as_deref()));
     let model = create(&section.kind, &json)?;
-    Ok((Arc::from(model), info.name.clone()))
+    Ok((Arc::from(model), plugin))
+}
+
+/// The configured model, made by the built-in plugin that offers its kind. Returns the model with its plugin's
+/// name.
+fn model_from_config(loaded: &LoadedConfig, files: &dyn Loader) -> Result<(Arc<dyn Model>, String), String> {
+    model_from_section(&loaded.config.model, &loaded.path, files)
 }
 
 /// How much work each thread did: slot 0 is the calling thread, slot `i + 1` rayon worker `i`.
@@ -450,6 +467,119 @@ pub fn fit_many(
         rows,
         work: counter.per_worker(threads),
     })
+}
+
+/// What a run (Monte Carlo paths or a projection) reports: the CLI's JSON report (`parfit run --format json`),
+/// extended with what a page plots.
+pub type RunReport = serde_json::Value;
+
+fn run_error(e: RunError) -> String {
+    match e {
+        RunError::Failed(m) | RunError::Interrupted(m) => m,
+    }
+}
+
+/// Run the Monte Carlo configuration at `config_path` (with a `[montecarlo]` section) as `parfit run` does,
+/// without writing anything: the report of `parfit run --format json`, plus `summary` (the rows of summary.csv:
+/// `columns` and `rows`) and `work` (tasks per worker). `seed` overrides the configuration's seed (and seeds).
+/// `progress(paths done, total)` is called on the calling thread as tasks finish and returns `true` to stop
+/// (the run then fails as interrupted).
+pub fn run_paths(
+    config_path: &str,
+    files: &dyn Loader,
+    seed: Option<u64>,
+    clock: &dyn Fn() -> f64,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<RunReport, String> {
+    let path = Path::new(config_path);
+    let config = McConfig::parse(path, &files.read(path).map_err(|e| e.0)?).map_err(|e| e.0)?;
+    let (inner, plugin) = model_from_section(&config.model, path, files)?;
+    let counter = Arc::new(WorkCounter::default());
+    let model = Counted { inner, counter: counter.clone() };
+    let spec = model.spec();
+    let threads = rayon::current_num_threads();
+    let plan = Plan::new(&config, config_path, spec, seed, &[], threads).map_err(|e| e.0)?;
+    let total = plan.paths * plan.points.len() as u64;
+    let start = clock();
+    let stop = AtomicBool::new(false);
+    let values = if threads > 1 {
+        let mut values = None;
+        let (sender, receiver) = std::sync::mpsc::channel::<u64>();
+        let (model_ref, plan_ref, stop_ref, values_ref) = (&model, &plan, &stop, &mut values);
+        rayon::in_place_scope(|scope| {
+            scope.spawn(move |_| {
+                // The receiver lives until the sender is dropped at the end of this task.
+                *values_ref = Some(simulate_all(model_ref, plan_ref, stop_ref, &|n| {
+                    let _ = sender.send(n);
+                }));
+            });
+            // Wait here (a web worker may block) and report batches of finished tasks.
+            let mut done = 0;
+            while let Ok(first) = receiver.recv() {
+                done += first + receiver.try_iter().sum::<u64>();
+                if progress(done, total) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        });
+        values.ok_or("the run did not finish")?
+    } else {
+        // No pool (a page that is not cross-origin isolated): the tasks run on this thread, progress at the end.
+        let values = simulate_all(&model, &plan, &stop, &|_| {});
+        progress(total, total);
+        values
+    }
+    .map_err(run_error)?;
+    let seconds = clock() - start;
+    let summary = summarise_points(&plan, spec.outputs.len(), &values);
+    let (columns, rows) = summary_table(&plan, spec, &summary, |v| format!("{v:?}"));
+    let mut report = parfit_config::montecarlo::report(&plan, spec, &summary, threads, seconds);
+    report["plugin"] = plugin.into();
+    report["summary"] = serde_json::json!({ "columns": columns, "rows": rows });
+    report["work"] = counter.per_worker(threads).into();
+    Ok(report)
+}
+
+/// Project the portfolio of the projection configuration at `config_path` (with a `[projection]` table) as
+/// `parfit run` does, without writing anything: the report of `parfit run --format json` (totals.json), plus
+/// `monthly` (column name → the portfolio's monthly values, lifelib's result_cf and result_pols, when the
+/// configuration asks for them) and `work` (points per worker). `progress(points done, total)` is called on the
+/// calling thread after every wave of blocks and returns `true` to stop.
+pub fn project(
+    config_path: &str,
+    files: &dyn Loader,
+    clock: &dyn Fn() -> f64,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<RunReport, String> {
+    let path = Path::new(config_path);
+    let config = ProjectConfig::parse(path, &files.read(path).map_err(|e| e.0)?).map_err(|e| e.0)?;
+    let p = &config.projection;
+    let (create, plugin) = factory(&p.kind, p.plugin.as_deref(), config_path)?;
+    let counter = Arc::new(WorkCounter::default());
+    let projection = Projection::new(&config, path, files, &|json| {
+        let inner: Arc<dyn Model> = Arc::from(create(&p.kind, json)?);
+        Ok(Box::new(Counted { inner, counter: counter.clone() }) as Box<dyn Model>)
+    })
+    .map_err(|e| e.0)?;
+    let total = projection.ids.len();
+    // Only the projection's own simulations count, not the set-up's summary call.
+    counter.slots.iter().for_each(|s| s.store(0, Ordering::Relaxed));
+    let start = clock();
+    let totals = projection.run(&mut |done| progress(done, total), &mut |_, _| Ok(())).map_err(run_error)?;
+    let seconds = clock() - start;
+    let threads = rayon::current_num_threads();
+    let mut report = projection.report(&totals, &plugin, threads, seconds);
+    let width = projection.monthly_columns.len();
+    let monthly: serde_json::Map<String, serde_json::Value> = projection
+        .monthly_columns
+        .iter()
+        .enumerate()
+        .map(|(c, name)| (name.clone(), totals.monthly.chunks_exact(width).map(|row| row[c]).collect()))
+        .collect();
+    report["monthly"] = monthly.into();
+    // Each point × scenario runs the present value model and, with monthly sums, the monthly one.
+    report["work"] = counter.per_worker(threads).into();
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -159,6 +159,8 @@ fn csv_problem(e: &csv::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn file(text: &str) -> TextFile {
         TextFile { name: "t.csv".into(), text: text.into() }

@@ -3,22 +3,68 @@
 //! points, the sample portfolio's monthly totals, and BasicTerm_ME's `result_pv`.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(not(target_arch = "wasm32"))]
+use std::path::PathBuf;
 use std::sync::Arc;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use parfit_actuarial::{
     Config, Files, Kind, MONTHLY_COLUMNS, Output, Portfolio, ProjectionModel, TextFile, audit_columns, pv_columns,
 };
 use parfit_core::Model;
 
+#[cfg(not(target_arch = "wasm32"))]
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+fn bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(root().join(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// On wasm32 (no file system) the tables and goldens are compiled in.
+#[cfg(target_arch = "wasm32")]
+fn bytes(path: &Path) -> Vec<u8> {
+    macro_rules! embedded {
+        ($($file:literal),* $(,)?) => {
+            match path.to_str().unwrap_or("") {
+                $($file => include_bytes!(concat!("../../../", $file)).to_vec(),)*
+                other => panic!("{other}: not embedded for wasm32 (add it to the list in bytes())"),
+            }
+        };
+    }
+    embedded!(
+        "examples/savings/model_point_samples.csv",
+        "examples/savings/model_point_10000.csv",
+        "examples/savings/product_spec_table.csv",
+        "examples/savings/mort_table.csv",
+        "examples/savings/surr_charge_table.csv",
+        "examples/savings/disc_rate_ann.csv",
+        "examples/savings/std_norm_rand.csv",
+        "examples/savings/../../tests/data/lifelib_savings/edge_cases/model_points.csv",
+        "examples/basicterm/basicterm_me_model_point_table.csv",
+        "examples/basicterm/basicterm_premium_table.csv",
+        "tests/data/lifelib_savings/result_pv_samples.csv",
+        "tests/data/lifelib_savings/result_pv_10000.csv.gz",
+        "tests/data/lifelib_savings/monthly_point1.csv.gz",
+        "tests/data/lifelib_savings/monthly_point2.csv.gz",
+        "tests/data/lifelib_savings/monthly_point3.csv.gz",
+        "tests/data/lifelib_savings/monthly_point4.csv.gz",
+        "tests/data/lifelib_savings/result_cf_samples_total.csv.gz",
+        "tests/data/lifelib_savings/result_pols_samples_total.csv.gz",
+        "tests/data/lifelib_savings/edge_cases/result_pv.csv",
+        "tests/data/lifelib_basiclife/basicterm_me_result_pv.csv.gz",
+    )
+}
+
 /// A file's text, gunzipped when its name ends in `.gz`.
 fn text(path: &str) -> String {
-    let path = root().join(path);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let path = Path::new(path);
+    let bytes = bytes(path);
     if path.extension().is_some_and(|e| e == "gz") {
         let mut s = String::new();
         flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut s).expect("gzip text");

@@ -533,6 +533,8 @@ mod tests {
     use crate::expr::{BinOp, UnOp};
     use crate::lexer::normalise;
     use crate::mdl;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn compiled(src: &str) -> Compiled {
         compile(&mdl::read(src).unwrap().equations).unwrap()
@@ -566,12 +568,8 @@ mod tests {
 
     #[test]
     fn aging_chain_compiles_to_one_instruction_per_operator() {
-        let src = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/data/aging_chain/Aging_Chain.mdl"
-        ))
-        .unwrap();
-        let c = compiled(&src);
+        // Compiled in, so the test also runs on wasm32 (no file system there).
+        let c = compiled(include_str!("../../../tests/data/aging_chain/Aging_Chain.mdl"));
         let p = &c.program;
         assert_well_formed(p);
         // 8 ageing flows, 9 losses, 2 subtractions in each of dec 1..8's rates and 1 in dec 9's…

@@ -472,6 +472,8 @@ pub(crate) fn lanes(code: &Code) -> Vec<(Reg, Vec<Reg>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn run(code: &Code, regs: &[f64]) -> Vec<f64> {
         let mut r = regs.to_vec();

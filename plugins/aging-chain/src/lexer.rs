@@ -283,6 +283,8 @@ fn quoted_name(text: &str, at: usize) -> Result<(Tok, usize), Located> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn toks(s: &str) -> Vec<Tok> {
         tokenize(s, 0, s.len()).unwrap().into_iter().map(|t| t.tok).collect()

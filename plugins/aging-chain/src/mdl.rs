@@ -122,6 +122,8 @@ fn settings_method(src: &str, sketch_at: usize) -> FileMethod {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn entries_groups_comments_and_sketch() {

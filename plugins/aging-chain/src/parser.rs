@@ -392,6 +392,8 @@ const OTHER_VENSIM: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn eq(s: &str) -> Result<Equation, Located> {
         parse_equation(s, 0, s.len())

@@ -2,6 +2,8 @@
 
 use parfit_aging_chain::{Method, ParseError, VensimModel, model_from_config};
 use parfit_core::{Model, SimError};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 const CONTROL: &str = "\
 ********************************************************

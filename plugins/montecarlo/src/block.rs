@@ -199,6 +199,8 @@ impl PathProgram for BlockProgram {
 mod tests {
     use super::*;
     use parfit_expr::{Dialect, compile};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// Every lane of the block interpreter equals the one-path interpreter, bit for bit, on a model that
     /// uses every operation.

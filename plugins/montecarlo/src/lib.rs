@@ -100,6 +100,8 @@ parfit_abi::export_plugin!(MonteCarloPlugin);
 mod tests {
     use super::*;
     use parfit_core::Model;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn errors_name_the_file_line_and_column() {

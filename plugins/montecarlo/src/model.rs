@@ -125,6 +125,8 @@ mod tests {
     use super::*;
     use crate::runner::tests::{NativeWealth, WEALTH_PARAMS};
     use parfit_core::{OutputKind, ParamSpec};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn model() -> MonteCarloModel<NativeWealth> {
         let spec = ModelSpec {

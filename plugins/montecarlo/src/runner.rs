@@ -130,6 +130,8 @@ pub fn simulate_paths<P: PathProgram>(
 pub(crate) mod tests {
     use super::*;
     use parfit_core::statistics::{Statistic, summarise};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// The QuantEcon household wealth model written natively: w' = R·s·w + y with R = (1 + r)·exp(v1·ξ),
     /// y = exp(v2·η). Parameters r, s, v1, v2; it checks the runner and the streams independently of the

@@ -540,6 +540,8 @@ fn all_finite(v: &[f64]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// y' = -y + sin(t): a non-autonomous problem with a known solution.
     #[derive(Default)]

@@ -2,6 +2,8 @@
 
 use parfit_core::{Model, SimError};
 use parfit_ode::{OdeModel, SolverOptions};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn tight(tol: f64) -> SolverOptions {
     SolverOptions { rtol: tol, atol: tol, ..SolverOptions::default() }
@@ -131,6 +133,7 @@ fn blow_up_is_an_error_and_the_workspace_still_works() {
     assert_eq!(fresh.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), out.map(f64::to_bits));
 }
 
+#[cfg_attr(target_arch = "wasm32", ignore = "needs threads, which wasm32-unknown-unknown lacks")]
 #[test]
 fn workspace_reuse_is_bit_identical() {
     let m = OdeModel::compile(LV, "lv.ds", SolverOptions::default()).unwrap();

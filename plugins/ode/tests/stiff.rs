@@ -2,6 +2,8 @@
 
 use parfit_core::{Model, SimError};
 use parfit_ode::{Method, OdeModel, SolverOptions, SolverStats, solver_stats};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn opts(solver: Method, tol: f64) -> SolverOptions {
     SolverOptions { rtol: tol, atol: tol, solver, ..SolverOptions::default() }
@@ -64,6 +66,7 @@ fn bdf_error_falls_with_the_tolerance() {
     }
 }
 
+#[cfg_attr(target_arch = "wasm32", ignore = "needs a clock, which wasm32-unknown-unknown lacks")]
 #[test]
 fn dopri5_refuses_a_very_stiff_problem_quickly() {
     let m = OdeModel::compile(VDP, "vdp.ds", opts(Method::Dopri5, 1e-8)).unwrap();
@@ -103,6 +106,7 @@ fn auto_stays_explicit_on_non_stiff_problems() {
     }
 }
 
+#[cfg_attr(target_arch = "wasm32", ignore = "needs threads, which wasm32-unknown-unknown lacks")]
 #[test]
 fn bdf_output_modes_repeated_times_and_workspace_reuse() {
     let src = "in_i { k = 0.5 }\nu_i { y = 1 }\nF_i { -k * y }\nout_i { y, t }";

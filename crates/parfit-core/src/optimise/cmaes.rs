@@ -792,6 +792,8 @@ mod tests {
     use super::*;
     use crate::optimise::test_functions::{ellipsoid, evaluator, rastrigin, rosenbrock, sphere};
     use crate::optimise::{OptimResult, Silent, minimise};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn run(x0: Vec<f64>, bounds: Bounds, options: CmaesOptions, stop: &Stopping, f: fn(&[f64]) -> f64) -> OptimResult {
         let mut cmaes = Cmaes::new(x0, bounds, options);

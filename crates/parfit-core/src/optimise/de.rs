@@ -292,6 +292,8 @@ mod tests {
     use super::*;
     use crate::optimise::test_functions::{ellipsoid, evaluator, rosenbrock, sphere};
     use crate::optimise::{OptimResult, Silent, minimise};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const STRATEGIES: [DeStrategy; 2] = [DeStrategy::Rand1Bin, DeStrategy::CurrentToBest1Bin];
 

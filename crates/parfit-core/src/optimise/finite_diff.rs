@@ -139,6 +139,8 @@ impl FiniteDifferences {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn gradient(scheme: Differences, x: &[f64], bounds: &Bounds, f: impl Fn(&[f64]) -> f64) -> (Vec<f64>, usize) {
         let mut fd = FiniteDifferences::new(x.len(), scheme, None);

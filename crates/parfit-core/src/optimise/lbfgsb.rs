@@ -833,6 +833,8 @@ mod tests {
     use crate::optimise::{OptimResult, Silent, minimise};
     use rand::{Rng, SeedableRng};
     use rand_xoshiro::Xoshiro256PlusPlus;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn random_start(n: usize, seed: u64, lo: f64, hi: f64) -> Vec<f64> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);

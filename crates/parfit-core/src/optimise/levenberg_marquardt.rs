@@ -417,6 +417,8 @@ mod tests {
     use crate::optimise::{OptimResult, Silent};
     use rand::{Rng, SeedableRng};
     use rand_xoshiro::Xoshiro256PlusPlus;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// Residuals of the extended Rosenbrock function: `10 (x_{i+1} − x_i²)` and `1 − x_i`.
     fn rosenbrock(x: &[f64], r: &mut [f64]) {

@@ -90,6 +90,8 @@ pub(crate) fn lu_solve_many(a: &mut [f64], n: usize, b: &mut [f64], m: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn solves_match_the_system() {

@@ -324,6 +324,8 @@ mod tests {
     use super::*;
     use crate::optimise::test_functions::{evaluator, rosenbrock, sphere};
     use crate::optimise::{Silent, minimise};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn run(
         x0: Vec<f64>,

@@ -207,6 +207,8 @@ mod tests {
     use rand::SeedableRng;
     use rand_distr::{Distribution, StandardNormal};
     use rand_xoshiro::Xoshiro256PlusPlus;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn ar1(rng: &mut Xoshiro256PlusPlus, n: usize, phi: f64, offset: f64) -> Vec<f64> {
         let mut x = 0.0;

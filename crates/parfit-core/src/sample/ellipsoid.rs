@@ -367,6 +367,8 @@ fn two_means<'a>(points: &[&'a [f64]], ell: &Ellipsoid) -> Option<[Vec<&'a [f64]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn unit_ball_volumes() {

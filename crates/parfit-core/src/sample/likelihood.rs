@@ -80,6 +80,8 @@ impl<E: BatchEvaluator> LogLikelihoodEvaluator for GaussianLikelihood<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// SSE of residuals (1, −2) scaled by the first parameter: 5 a².
     fn sse(batch: &[Vec<f64>], out: &mut [f64]) {

@@ -335,6 +335,8 @@ pub fn normal_quantile(p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// Reference values from mpmath at 50 digits.
     const QUANTILES: [(f64, f64); 9] = [

@@ -123,6 +123,8 @@ pub fn resample_equal(points: &[Vec<f64>], weights: &[f64], n: usize, seed: u64)
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn weighted_moments_and_quantiles() {

@@ -3,6 +3,8 @@
 use super::*;
 use crate::optimise::Silent;
 use crate::parallel;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 /// Evaluate a batch one point at a time, in order.
 fn sequential(f: impl Fn(&[f64]) -> f64) -> impl FnMut(&[Vec<f64>], &mut [f64]) {

@@ -1,0 +1,443 @@
+//! Monte Carlo runs (a configuration with a `[montecarlo]` section): N paths × T periods of a stochastic model,
+//! in parallel, summarised by chosen statistics; optionally a sweep over one or two parameters (each grid point
+//! a case of its own) and several seeds. `parfit run` and the browser façade both run them through this module.
+//!
+//! Work is split into tasks of (sweep point, chunk of paths); each task is one `simulate` call whose evaluation
+//! points are the chunk's path indices (see the Monte Carlo plugin). Tasks run on rayon through the core's
+//! `for_each_case` (work stealing, cancellation), their rows land by path index, and statistics are computed
+//! afterwards in path order — so every number is the same for any thread count and chunk size.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parfit_core::runner::for_each_case;
+use parfit_core::statistics::{Statistic, summarise};
+use parfit_core::{Model, ModelSpec, SimError};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::config::{ModelSection, Times, toml_error};
+use crate::{Result, RunError, input};
+
+/// The inputs a Monte Carlo model takes (the plugin's `INPUTS`).
+pub const MC_INPUTS: [&str; 2] = ["seed", "periods"];
+/// Largest seed an `f64` input carries exactly.
+pub const MAX_SEED: u64 = 1 << 53;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McConfig {
+    pub model: ModelSection,
+    pub montecarlo: McSection,
+    /// Parameter values (default: the model's).
+    #[serde(default)]
+    pub parameters: BTreeMap<String, f64>,
+    /// One or two parameters to vary over a grid: a list of values or "start:stop:count".
+    #[serde(default)]
+    pub sweep: BTreeMap<String, Times>,
+    #[serde(default)]
+    pub output: McOutput,
+    pub seed: Option<u64>,
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McSection {
+    pub paths: u64,
+    pub periods: u64,
+    /// Outputs to summarise (default: all).
+    pub outputs: Option<Vec<String>>,
+    /// Statistics: mean, sd, min, max, median, qP (P in percent).
+    #[serde(default = "default_statistics")]
+    pub statistics: Vec<String>,
+    /// Write every path's outputs to paths.csv in the output directory.
+    #[serde(default)]
+    pub per_path: bool,
+    /// Several seeds, each a case of its own (a list, or "start:stop:count"); a seed override replaces them.
+    pub seeds: Option<Times>,
+    /// Paths per task (default: about 16 tasks per thread, at least 64 paths). Never changes the results.
+    pub chunk: Option<u64>,
+}
+
+fn default_statistics() -> Vec<String> {
+    ["mean", "sd", "min", "median", "max"].map(String::from).to_vec()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McOutput {
+    pub dir: Option<PathBuf>,
+}
+
+impl McConfig {
+    /// Parse `text` as the Monte Carlo configuration at `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<McConfig> {
+        toml::from_str(text).map_err(|e| input(toml_error(path, text, &e)))
+    }
+}
+
+/// Whether a configuration's text has a `[montecarlo]` section.
+pub fn is_monte_carlo(text: &str) -> bool {
+    text.parse::<toml::Table>().is_ok_and(|t| t.contains_key("montecarlo"))
+}
+
+/// One sweep point: its seed, its parameter vector and the swept values for the report.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub seed: u64,
+    pub params: Vec<f64>,
+    pub swept: Vec<f64>,
+}
+
+/// What a configuration asks of a model, checked against its spec: the points (sweep × seeds), the outputs and
+/// statistics to report, and the task size.
+#[derive(Debug)]
+pub struct Plan {
+    pub paths: u64,
+    pub periods: u64,
+    pub seeds: Vec<u64>,
+    /// The swept names (with "seed" first when there are several seeds), the columns before each point's rows.
+    pub swept: Vec<String>,
+    pub points: Vec<Point>,
+    /// Indices of the summarised outputs in the model's outputs.
+    pub outputs: Vec<usize>,
+    pub stats: Vec<Statistic>,
+    pub chunk: u64,
+}
+
+impl Plan {
+    /// Check `config` (from `origin`) against the model's `spec`. `seed` overrides the configuration's seed and
+    /// seeds, `sets` the parameter values; `threads` only sizes the default chunk.
+    pub fn new(
+        config: &McConfig,
+        origin: &str,
+        spec: &ModelSpec,
+        seed: Option<u64>,
+        sets: &[(String, f64)],
+        threads: usize,
+    ) -> Result<Plan> {
+        let mc = &config.montecarlo;
+        let base_seed = seed.or(config.seed).unwrap_or(0);
+        if base_seed > MAX_SEED {
+            return Err(input(format!("{origin}: the seed must be at most 2^53 = {MAX_SEED} (got {base_seed})")));
+        }
+        if mc.paths == 0 || mc.paths > MAX_SEED || mc.periods > MAX_SEED {
+            return Err(input(format!("{origin}: [montecarlo] needs 1 ≤ paths ≤ 2^53 and periods ≤ 2^53")));
+        }
+        if spec.inputs != MC_INPUTS {
+            return Err(input(format!(
+                "{origin}: [montecarlo] needs a Monte Carlo model, but model kind '{}' is not one (its per-case \
+                 inputs are {:?}, not {MC_INPUTS:?})",
+                config.model.kind, spec.inputs
+            )));
+        }
+        let param = |name: &str, what: &str| {
+            spec.param_index(name).ok_or_else(|| {
+                let names: Vec<&str> = spec.params.iter().map(|p| p.name.as_str()).collect();
+                input(format!("{origin}: {what}: the model has no parameter '{name}' (it has: {})", names.join(", ")))
+            })
+        };
+        let mut base = spec.defaults();
+        for (name, v) in &config.parameters {
+            base[param(name, "[parameters]")?] = *v;
+        }
+        for (name, v) in sets {
+            base[param(name, "--set")?] = *v;
+        }
+        if config.sweep.len() > 2 {
+            return Err(input(format!("{origin}: [sweep] varies at most two parameters (got {})", config.sweep.len())));
+        }
+        let mut axes = Vec::new();
+        for (name, values) in &config.sweep {
+            let values = values.values().map_err(|e| input(format!("{origin}: [sweep] {name}: {e}")))?;
+            axes.push((param(name, "[sweep]")?, name.clone(), values));
+        }
+        let seeds: Vec<u64> = match (seed, &mc.seeds) {
+            (None, Some(list)) => list
+                .values()
+                .map_err(|e| input(format!("{origin}: [montecarlo] seeds: {e}")))?
+                .into_iter()
+                .map(|v| {
+                    if v >= 0.0 && v.fract() == 0.0 && v <= MAX_SEED as f64 {
+                        Ok(v as u64)
+                    } else {
+                        Err(input(format!("{origin}: [montecarlo] seeds: {v} is not a whole number from 0 to 2^53")))
+                    }
+                })
+                .collect::<Result<_>>()?,
+            _ => vec![base_seed],
+        };
+        let mut swept: Vec<String> = axes.iter().map(|(_, n, _)| n.clone()).collect();
+        let mut points = grid(base_seed, &base, &axes);
+        if seeds.len() > 1 {
+            swept.insert(0, "seed".into());
+            points = seeds
+                .iter()
+                .flat_map(|&sd| {
+                    points.iter().map(move |p| Point {
+                        seed: sd,
+                        params: p.params.clone(),
+                        swept: [vec![sd as f64], p.swept.clone()].concat(),
+                    })
+                })
+                .collect();
+        } else {
+            points.iter_mut().for_each(|p| p.seed = seeds[0]);
+        }
+        let outputs: Vec<usize> = match &mc.outputs {
+            None => (0..spec.outputs.len()).collect(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    spec.output_index(n).ok_or_else(|| {
+                        input(format!(
+                            "{origin}: [montecarlo] outputs: no output '{n}' (the model has: {})",
+                            spec.outputs.join(", ")
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        let stats: Vec<Statistic> = mc
+            .statistics
+            .iter()
+            .map(|s| Statistic::parse(s).map_err(|e| input(format!("{origin}: [montecarlo] statistics: {e}"))))
+            .collect::<Result<_>>()?;
+        let chunk = match mc.chunk {
+            Some(0) => return Err(input(format!("{origin}: [montecarlo] chunk must be at least 1"))),
+            Some(c) => c,
+            None => mc.paths.div_ceil(16 * threads.max(1) as u64).max(64),
+        };
+        Ok(Plan { paths: mc.paths, periods: mc.periods, seeds, swept, points, outputs, stats, chunk })
+    }
+}
+
+/// The grid of sweep points (first axis outermost); one point without a sweep.
+fn grid(seed: u64, base: &[f64], axes: &[(usize, String, Vec<f64>)]) -> Vec<Point> {
+    let mut points = vec![Point { seed, params: base.to_vec(), swept: vec![] }];
+    for (index, _, values) in axes {
+        points = points
+            .iter()
+            .flat_map(|p| {
+                values.iter().map(move |v| {
+                    let mut params = p.params.clone();
+                    params[*index] = *v;
+                    Point { seed, params, swept: [p.swept.clone(), vec![*v]].concat() }
+                })
+            })
+            .collect();
+    }
+    points
+}
+
+/// Every path's outputs at every point (`paths × n_outputs` per point, by path index), running the tasks
+/// (point, chunk) on rayon. `done(paths)` is called, from the thread that ran it, as each task finishes;
+/// setting `stop` leaves the tasks not yet started undone (a failure sets it too).
+pub fn simulate_all(
+    model: &dyn Model,
+    plan: &Plan,
+    stop: &AtomicBool,
+    done: &(dyn Fn(u64) + Sync),
+) -> std::result::Result<Vec<Vec<f64>>, RunError> {
+    let (paths, chunk, points) = (plan.paths, plan.chunk, &plan.points);
+    let n_out = model.spec().outputs.len();
+    let chunks = paths.div_ceil(chunk) as usize;
+    let n_tasks = points.len() * chunks;
+    let results: Mutex<Vec<Vec<f64>>> = Mutex::new(points.iter().map(|_| vec![0.0; paths as usize * n_out]).collect());
+    let errors: Mutex<BTreeMap<usize, SimError>> = Mutex::new(BTreeMap::new());
+    let workspaces = Workspaces::new(model);
+    let periods = plan.periods as f64;
+    let ran = for_each_case(
+        n_tasks,
+        &|_| false,
+        stop,
+        &|task| {
+            let (point, c) = (task / chunks, (task % chunks) as u64);
+            let first = c * chunk;
+            let ids: Vec<f64> = (first..(first + chunk).min(paths)).map(|p| p as f64).collect();
+            let mut rows = vec![0.0; ids.len() * n_out];
+            let inputs = [points[point].seed as f64, periods];
+            let outcome = workspaces.with(|ws| model.simulate(ws, &points[point].params, &inputs, &ids, &mut rows));
+            (outcome.map(|()| rows), ids.len() as u64)
+        },
+        &|task, (outcome, n): (std::result::Result<Vec<f64>, SimError>, u64)| {
+            match outcome {
+                Ok(rows) => {
+                    let (point, c) = (task / chunks, task % chunks);
+                    let at = c * chunk as usize * n_out;
+                    let mut all = results.lock().unwrap_or_else(|p| p.into_inner());
+                    all[point][at..at + rows.len()].copy_from_slice(&rows);
+                }
+                Err(e) => {
+                    errors.lock().unwrap_or_else(|p| p.into_inner()).insert(task, e);
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            done(n);
+        },
+    );
+    if let Some((task, e)) = errors.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().next() {
+        let first = (task % chunks) as u64 * chunk;
+        return Err(RunError::Failed(format!(
+            "simulation failed (sweep point {}, paths {first}–{}): {e}",
+            task / chunks + 1,
+            (first + chunk).min(paths) - 1
+        )));
+    }
+    if ran < n_tasks {
+        return Err(RunError::Interrupted(format!("interrupted after {ran} of {n_tasks} tasks")));
+    }
+    Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// One model workspace per rayon thread, made on first use.
+struct Workspaces<'a> {
+    model: &'a dyn Model,
+    slots: Vec<Mutex<Option<parfit_core::Workspace>>>,
+}
+
+impl<'a> Workspaces<'a> {
+    fn new(model: &'a dyn Model) -> Self {
+        // One slot per pool thread plus one for a caller outside the pool; each is only ever locked by its thread.
+        Workspaces { model, slots: (0..=rayon::current_num_threads()).map(|_| Mutex::new(None)).collect() }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut parfit_core::Workspace) -> T) -> T {
+        let slot = rayon::current_thread_index().unwrap_or(self.slots.len() - 1).min(self.slots.len() - 1);
+        let mut guard = self.slots[slot].lock().unwrap_or_else(|p| p.into_inner());
+        f(guard.get_or_insert_with(|| self.model.workspace()))
+    }
+}
+
+/// The statistics of every point: `[point][summarised output][statistic]`, each over the paths in path order.
+pub fn summarise_points(plan: &Plan, n_outputs: usize, values: &[Vec<f64>]) -> Vec<Vec<Vec<f64>>> {
+    let mut scratch = Vec::new();
+    let mut column = Vec::with_capacity(plan.paths as usize);
+    values
+        .iter()
+        .map(|v| {
+            plan.outputs
+                .iter()
+                .map(|&j| {
+                    column.clear();
+                    column.extend(v.chunks_exact(n_outputs).map(|row| row[j]));
+                    summarise(&column, &plan.stats, &mut scratch)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A float as the CSV files write it: shortest round-trip form.
+fn cell(v: f64) -> String {
+    format!("{v:?}")
+}
+
+/// The summary as a table: the header (swept names, "output", one column per statistic) and one row per point
+/// and summarised output, numbers written by `number`.
+pub fn summary_table(
+    plan: &Plan,
+    spec: &ModelSpec,
+    summary: &[Vec<Vec<f64>>],
+    number: impl Fn(f64) -> String,
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let header =
+        plan.swept.iter().cloned().chain(["output".into()]).chain(plan.stats.iter().map(Statistic::name)).collect();
+    let mut rows = Vec::new();
+    for (point, per_output) in plan.points.iter().zip(summary) {
+        for (&j, row) in plan.outputs.iter().zip(per_output) {
+            let cells = point
+                .swept
+                .iter()
+                .map(|v| number(*v))
+                .chain([spec.outputs[j].clone()])
+                .chain(row.iter().map(|v| number(*v)));
+            rows.push(cells.collect());
+        }
+    }
+    (header, rows)
+}
+
+/// The summary table as CSV (`summary.csv`), numbers in shortest round-trip form.
+pub fn summary_csv(plan: &Plan, spec: &ModelSpec, summary: &[Vec<Vec<f64>>]) -> String {
+    let (header, rows) = summary_table(plan, spec, summary, cell);
+    let lines: Vec<String> = std::iter::once(header).chain(rows).map(|r| r.join(",")).collect();
+    lines.join("\n") + "\n"
+}
+
+/// The run's report (`summary.json`, `parfit run --format json`): sizes, seeds, and each point's parameters and
+/// statistics by output.
+pub fn report(
+    plan: &Plan,
+    spec: &ModelSpec,
+    summary: &[Vec<Vec<f64>>],
+    threads: usize,
+    seconds: f64,
+) -> serde_json::Value {
+    let stat_names: Vec<String> = plan.stats.iter().map(Statistic::name).collect();
+    let points: Vec<Value> = plan
+        .points
+        .iter()
+        .zip(summary)
+        .map(|(p, per_output)| {
+            let parameters: Map<String, Value> =
+                spec.params.iter().zip(&p.params).map(|(s, v)| (s.name.clone(), json!(v))).collect();
+            let statistics: Map<String, Value> = plan
+                .outputs
+                .iter()
+                .zip(per_output)
+                .map(|(&j, row)| {
+                    let by_stat: Map<String, Value> =
+                        stat_names.iter().zip(row).map(|(s, v)| (s.clone(), json!(v))).collect();
+                    (spec.outputs[j].clone(), Value::Object(by_stat))
+                })
+                .collect();
+            json!({ "seed": p.seed, "parameters": parameters, "statistics": statistics })
+        })
+        .collect();
+    json!({
+        "paths": plan.paths, "periods": plan.periods, "seeds": plan.seeds, "threads": threads, "chunk": plan.chunk,
+        "seconds": seconds, "model": spec.name, "points": points,
+    })
+}
+
+/// Every path's outputs as CSV (`paths.csv`): swept values, path index, outputs.
+pub fn per_path_csv(plan: &Plan, outputs: &[String], values: &[Vec<f64>]) -> String {
+    let n_out = outputs.len();
+    let header: Vec<&str> =
+        plan.swept.iter().map(String::as_str).chain(["path"]).chain(outputs.iter().map(String::as_str)).collect();
+    let mut text = header.join(",") + "\n";
+    for (point, v) in plan.points.iter().zip(values) {
+        let prefix: String = point.swept.iter().map(|s| cell(*s) + ",").collect();
+        for (p, row) in v.chunks_exact(n_out).enumerate() {
+            text += &prefix;
+            text += &p.to_string();
+            for x in row {
+                text.push(',');
+                text += &cell(*x);
+            }
+            text.push('\n');
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_puts_the_first_axis_outermost() {
+        let axes = vec![(0, "a".to_string(), vec![1.0, 2.0]), (2, "c".to_string(), vec![5.0, 6.0, 7.0])];
+        let points = grid(4, &[0.0, 9.0, 0.0], &axes);
+        assert_eq!(points.len(), 6);
+        assert_eq!(points[0].params, vec![1.0, 9.0, 5.0]);
+        assert_eq!(points[2].swept, vec![1.0, 7.0]);
+        assert_eq!(points[3].params, vec![2.0, 9.0, 5.0]);
+        assert_eq!(grid(4, &[3.0], &[]).len(), 1);
+        assert!(points.iter().all(|p| p.seed == 4));
+    }
+}

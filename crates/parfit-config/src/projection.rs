@@ -1,0 +1,356 @@
+//! Policy projections (a configuration with a `[projection]` table): every model point of a table projected by a
+//! plugin model (the actuarial plugin's `cashvalue` / `basicterm`), in parallel over (point × scenario), with
+//! per-point present values, portfolio totals per scenario and their mean, optional monthly portfolio cash flows
+//! and policy counts, and one point's monthly audit vectors. `parfit run` and the browser façade both run them
+//! through this module; the caller reads the files (through a [`Loader`]) and makes the plugin's models.
+//!
+//! Memory stays bounded whatever the number of points: points are projected in waves of fixed-size blocks; each
+//! block sums its points' monthly rows, blocks are folded in order and per-point rows go to a callback, so no
+//! points × months matrix is ever held. Block boundaries do not depend on the thread count, and every sum runs in
+//! a fixed order, so results are bit-identical for any number of threads.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use parfit_core::Model;
+use rayon::prelude::*;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::config::toml_error;
+use crate::{Loader, Result, RunError, input};
+
+/// Points per block: the unit of parallel work and of the fixed-order monthly sums.
+pub const BLOCK: usize = 64;
+/// Blocks per wave: what is held in memory at once.
+const WAVE_BLOCKS: usize = 64;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    pub projection: ProjectionSection,
+    #[serde(default)]
+    pub output: OutputSection,
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionSection {
+    /// Model kind, e.g. "cashvalue" or "basicterm".
+    pub kind: String,
+    /// Plugin name, when several offer the kind.
+    pub plugin: Option<String>,
+    /// The model point table (CSV, or gzip-compressed CSV ending in `.gz` where the loader gunzips); its first
+    /// column is the point id.
+    pub model_points: PathBuf,
+    /// Table role → file (see the plugin's README for the roles a kind needs).
+    #[serde(default)]
+    pub tables: BTreeMap<String, PathBuf>,
+    /// Overrides of the model's named constants.
+    #[serde(default)]
+    pub constants: BTreeMap<String, f64>,
+    /// "default" (the table's first scenario, lifelib's scen_id 1), "all", or a list of scenario ids.
+    #[serde(default)]
+    pub scenarios: Scenarios,
+    /// Also sum the monthly portfolio cash flows and policy counts.
+    #[serde(default)]
+    pub monthly: bool,
+    /// Id (first-column value) of a point whose every monthly quantity is reported.
+    pub audit_point: Option<toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+pub enum Scenarios {
+    #[default]
+    #[serde(skip)]
+    Default,
+    Named(String),
+    List(Vec<i64>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    pub dir: Option<PathBuf>,
+}
+
+impl ProjectConfig {
+    /// Parse `text` as the projection configuration at `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<ProjectConfig> {
+        toml::from_str(text).map_err(|e| input(toml_error(path, text, &e)))
+    }
+}
+
+/// Whether a configuration's text has a top-level `[projection]` table.
+pub fn is_projection(text: &str) -> bool {
+    text.parse::<toml::Table>().is_ok_and(|t| t.contains_key("projection"))
+}
+
+/// The first-column values (point ids) of the model point table's data rows.
+fn point_ids(name: &str, text: &str) -> Result<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    let mut ids = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| input(format!("{name}: {e}")))?;
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        ids.push(record.get(0).unwrap_or("").trim().to_string());
+    }
+    Ok(ids)
+}
+
+/// Makes one of the plugin's models from its JSON configuration (the caller's plugin for the configured kind).
+pub type MakeModel<'a> = dyn Fn(&str) -> std::result::Result<Box<dyn Model>, String> + 'a;
+/// Receives one point's present values (its id, one value per column); an error stops the run.
+pub type PointRow<'a> = dyn FnMut(&str, &[f64]) -> std::result::Result<(), String> + 'a;
+
+/// A projection read and checked, with its models made: nothing is projected yet.
+pub struct Projection {
+    /// The configuration's name, for messages.
+    pub origin: String,
+    pub kind: String,
+    /// The model point table's name and its point ids, in table order.
+    pub points_name: String,
+    pub ids: Vec<String>,
+    pub scenarios: Vec<i64>,
+    pub horizon: usize,
+    /// Point-months of one scenario (each point's months until it ends).
+    pub point_months: usize,
+    /// Present value columns (one row per point) and monthly columns (the portfolio's monthly sums).
+    pub columns: Vec<String>,
+    pub monthly_columns: Vec<String>,
+    audit: Option<(String, usize, Box<dyn Model>)>,
+    pv_model: Box<dyn Model>,
+    monthly_model: Option<Box<dyn Model>>,
+}
+
+impl std::fmt::Debug for Projection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projection").field("origin", &self.origin).field("points", &self.ids.len()).finish()
+    }
+}
+
+/// The totals of a projection.
+#[derive(Debug, Clone)]
+pub struct Totals {
+    /// Present value totals per scenario: `scenarios × columns`.
+    pub scenario_totals: Vec<f64>,
+    /// Their mean over the scenarios, per column.
+    pub mean: Vec<f64>,
+    /// Monthly portfolio sums (`horizon × monthly columns`, the mean over scenarios); empty without `monthly`.
+    pub monthly: Vec<f64>,
+}
+
+/// One point's every monthly quantity (`audit_point`).
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub id: String,
+    pub columns: Vec<String>,
+    /// `horizon × columns`.
+    pub rows: Vec<f64>,
+}
+
+impl Projection {
+    /// Read every table the configuration at `path` names through `files` (the plugin checks each cell), and make
+    /// the plugin's models with `create(configuration JSON)` — the caller's plugin for `config.projection.kind`.
+    pub fn new(config: &ProjectConfig, path: &Path, files: &dyn Loader, create: &MakeModel<'_>) -> Result<Projection> {
+        let origin = path.display().to_string();
+        let p = &config.projection;
+        let resolve = |rel: &Path| match path.parent() {
+            Some(dir) if rel.is_relative() => dir.join(rel),
+            _ => rel.to_path_buf(),
+        };
+        let points_path = resolve(&p.model_points);
+        let points_name = points_path.display().to_string();
+        let points_text = files.read(&points_path)?;
+        let ids = point_ids(&points_name, &points_text)?;
+        let mut tables = Map::new();
+        for (role, file) in &p.tables {
+            let file = resolve(file);
+            tables.insert(role.clone(), json!({ "name": file.display().to_string(), "text": files.read(&file)? }));
+        }
+        tables.insert("model_points".into(), json!({ "name": points_name, "text": points_text }));
+        let make = |output: &str| -> Result<Box<dyn Model>> {
+            let config = json!({ "tables": tables, "constants": p.constants, "output": output });
+            create(&config.to_string()).map_err(|e| input(format!("{origin}: {e}")))
+        };
+        let summary_model = make("summary")?;
+        let mut summary = [0.0; 5];
+        summary_model
+            .simulate(&mut summary_model.workspace(), &[], &[0.0, 0.0], &[], &mut summary)
+            .map_err(|e| input(format!("{origin}: {e}")))?;
+        let [n_points, horizon, n_scenarios, first, point_months] = summary.map(|v| v as i64);
+        if n_points as usize != ids.len() {
+            return Err(input(format!(
+                "{points_name}: the plugin read {n_points} points but the table has {} rows",
+                ids.len()
+            )));
+        }
+        let scenarios: Vec<i64> = match &p.scenarios {
+            Scenarios::Default => vec![first],
+            Scenarios::Named(s) if s == "default" => vec![first],
+            Scenarios::Named(s) if s == "all" => (first..first + n_scenarios).collect(),
+            Scenarios::Named(s) => {
+                return Err(input(format!(
+                    "{origin}: [projection] scenarios = \"{s}\": use \"default\", \"all\" or a list of ids"
+                )));
+            }
+            Scenarios::List(list) => {
+                let last = first + n_scenarios - 1;
+                if let Some(bad) = list.iter().find(|s| !(first..=last).contains(*s)) {
+                    return Err(input(format!(
+                        "{origin}: [projection] scenarios: {bad} is not in the scenario table ({first}..={last})"
+                    )));
+                }
+                if list.is_empty() {
+                    return Err(input(format!("{origin}: [projection] scenarios: the list is empty")));
+                }
+                list.clone()
+            }
+        };
+        let audit = match &p.audit_point {
+            None => None,
+            Some(v) => {
+                let id = match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let i = ids.iter().position(|x| *x == id).ok_or_else(|| {
+                    input(format!("{origin}: [projection] audit_point: no point has id '{id}' in {points_name}"))
+                })?;
+                Some((id, i, make("audit")?))
+            }
+        };
+        let pv_model = make("pv")?;
+        let monthly_model = if p.monthly { Some(make("monthly")?) } else { None };
+        Ok(Projection {
+            origin,
+            kind: p.kind.clone(),
+            points_name,
+            ids,
+            scenarios,
+            horizon: horizon as usize,
+            point_months: point_months as usize,
+            columns: pv_model.spec().outputs.clone(),
+            monthly_columns: monthly_model.as_ref().map(|m| m.spec().outputs.clone()).unwrap_or_default(),
+            audit,
+            pv_model,
+            monthly_model,
+        })
+    }
+
+    /// Project every (point × scenario) on rayon, wave by wave. `point_row(id, pv)` receives each point's present
+    /// values (the mean over the scenarios) in table order; `progress(points done)` is called on the calling
+    /// thread after every wave and returns `true` to stop.
+    pub fn run(
+        &self,
+        progress: &mut dyn FnMut(usize) -> bool,
+        point_row: &mut PointRow<'_>,
+    ) -> std::result::Result<Totals, RunError> {
+        let (ids, horizon, scenarios) = (&self.ids, self.horizon, &self.scenarios);
+        let (n_cols, n_mcols, n_scen) = (self.columns.len(), self.monthly_columns.len(), scenarios.len());
+        let times: Vec<f64> = (0..horizon).map(|t| t as f64).collect();
+        let project_block = |b: usize| -> std::result::Result<(Vec<f64>, Vec<f64>), String> {
+            let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(ids.len()));
+            let mut pv_ws = self.pv_model.workspace();
+            let mut rows = vec![0.0; (hi - lo) * n_scen * n_cols];
+            let mut monthly = vec![0.0; if self.monthly_model.is_some() { horizon * n_mcols } else { 0 }];
+            let mut series = vec![0.0; monthly.len()];
+            let mut m_ws = self.monthly_model.as_ref().map(|m| m.workspace());
+            for (i, id) in ids.iter().enumerate().take(hi).skip(lo) {
+                for (k, &s) in scenarios.iter().enumerate() {
+                    let inputs = [i as f64, s as f64];
+                    let at = ((i - lo) * n_scen + k) * n_cols;
+                    self.pv_model
+                        .simulate(&mut pv_ws, &[], &inputs, &[], &mut rows[at..at + n_cols])
+                        .map_err(|e| format!("point {id} (row {}), scenario {s}: {e}", i + 1))?;
+                    if let (Some(m), Some(ws)) = (&self.monthly_model, m_ws.as_mut()) {
+                        m.simulate(ws, &[], &inputs, &times, &mut series)
+                            .map_err(|e| format!("point {id} (row {}), scenario {s}: {e}", i + 1))?;
+                        monthly.iter_mut().zip(&series).for_each(|(a, b)| *a += b);
+                    }
+                }
+            }
+            Ok((rows, monthly))
+        };
+        let mut scenario_totals = vec![0.0; n_scen * n_cols];
+        let mut monthly_totals = vec![0.0; if self.monthly_model.is_some() { horizon * n_mcols } else { 0 }];
+        let mut mean_row = vec![0.0; n_cols];
+        let n_blocks = ids.len().div_ceil(BLOCK);
+        for wave in (0..n_blocks).step_by(WAVE_BLOCKS) {
+            let blocks: Vec<_> =
+                (wave..(wave + WAVE_BLOCKS).min(n_blocks)).into_par_iter().map(project_block).collect();
+            for (b, block) in (wave..).zip(blocks) {
+                let (rows, monthly) = block.map_err(|e| RunError::Failed(format!("{}: {e}", self.origin)))?;
+                for (j, point_rows) in rows.chunks_exact(n_scen * n_cols).enumerate() {
+                    mean_row.fill(0.0);
+                    for (k, row) in point_rows.chunks_exact(n_cols).enumerate() {
+                        for c in 0..n_cols {
+                            scenario_totals[k * n_cols + c] += row[c];
+                            mean_row[c] += row[c];
+                        }
+                    }
+                    mean_row.iter_mut().for_each(|v| *v /= n_scen as f64);
+                    point_row(&ids[b * BLOCK + j], &mean_row).map_err(RunError::Failed)?;
+                }
+                monthly_totals.iter_mut().zip(&monthly).for_each(|(a, b)| *a += b);
+            }
+            let done = ((wave + WAVE_BLOCKS) * BLOCK).min(ids.len());
+            if progress(done) && done < ids.len() {
+                return Err(RunError::Interrupted(format!("stopped after {done} of {} points", ids.len())));
+            }
+        }
+        if n_scen > 1 {
+            monthly_totals.iter_mut().for_each(|v| *v /= n_scen as f64);
+        }
+        let mean = (0..n_cols)
+            .map(|c| (0..n_scen).map(|k| scenario_totals[k * n_cols + c]).sum::<f64>() / n_scen as f64)
+            .collect();
+        Ok(Totals { scenario_totals, mean, monthly: monthly_totals })
+    }
+
+    /// The audit point's every monthly quantity under the first scenario, when the configuration asks for it.
+    pub fn audit(&self) -> std::result::Result<Option<Audit>, RunError> {
+        let Some((id, i, model)) = &self.audit else { return Ok(None) };
+        let width = model.spec().outputs.len();
+        let times: Vec<f64> = (0..self.horizon).map(|t| t as f64).collect();
+        let mut rows = vec![0.0; self.horizon * width];
+        model
+            .simulate(&mut model.workspace(), &[], &[*i as f64, self.scenarios[0] as f64], &times, &mut rows)
+            .map_err(|e| RunError::Failed(format!("{}: audit point {id}: {e}", self.origin)))?;
+        Ok(Some(Audit { id: id.clone(), columns: model.spec().outputs.clone(), rows }))
+    }
+
+    /// The run's report (`totals.json`, `parfit run --format json`).
+    pub fn report(&self, totals: &Totals, plugin: &str, threads: usize, seconds: f64) -> Value {
+        let n_cols = self.columns.len();
+        let by_column = |values: &[f64]| -> Map<String, Value> {
+            self.columns.iter().zip(values).map(|(name, v)| (name.clone(), json!(v))).collect()
+        };
+        let per_scenario: Vec<Value> = self
+            .scenarios
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                json!({ "scenario": s, "totals": by_column(&totals.scenario_totals[k * n_cols..(k + 1) * n_cols]) })
+            })
+            .collect();
+        json!({
+            "model": self.kind,
+            "plugin": plugin,
+            "config": self.origin,
+            "model_points": self.points_name,
+            "points": self.ids.len(),
+            "horizon_months": self.horizon,
+            "point_months": self.point_months * self.scenarios.len(),
+            "scenarios": self.scenarios,
+            "threads": threads,
+            "seconds": seconds,
+            "totals": by_column(&totals.mean),
+            "scenario_totals": per_scenario,
+        })
+    }
+}
