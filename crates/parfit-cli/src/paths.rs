@@ -3,9 +3,10 @@
 //! parameters (each grid point a case) and the per-path values as CSV.
 //!
 //! Work is split into tasks of (sweep point, chunk of paths); each task is one `simulate` call whose
-//! evaluation points are the chunk's path indices (see the Monte Carlo plugin). Tasks run on rayon through
-//! the core's `for_each_case` (work stealing, cancellation), their rows land by path index, and statistics
-//! are computed afterwards in path order — so every number is the same for any thread count and chunk size.
+//! evaluation points are the chunk's path indices (see the Monte Carlo plugin). Tasks run on rayon — and over
+//! MPI ranks, under mpirun — through `ranks::for_each_case` (work stealing, cancellation), their rows land by
+//! path index, and statistics are computed afterwards in path order — so every number is the same for any
+//! thread count, rank count and chunk size.
 //! Nothing is written until every task has finished: an interrupted run leaves no files, and result files are
 //! written under a temporary name and renamed into place.
 
@@ -13,11 +14,10 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parfit_core::runner::for_each_case;
 use parfit_core::statistics::{Statistic, summarise};
 use parfit_core::{Model, SimError};
 use serde::Deserialize;
@@ -28,6 +28,7 @@ use crate::commands::{cell, plugin_options, show};
 use crate::config::{ModelSection, Times, toml_error};
 use crate::error::{CliError, CliResult, failed, input};
 use crate::plugins::{choose, create_model, find_plugins};
+use crate::ranks::{Wire, put_f64s, take_f64s, take_u64};
 use crate::{Common, Format, init_threads, parse_sets};
 
 /// The inputs a Monte Carlo model takes (the plugin's `INPUTS`).
@@ -211,6 +212,10 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     };
     let start = Instant::now();
     let values = simulate_all(model.as_ref(), &points, mc.periods, mc.paths, chunk)?;
+    // Under MPI the other ranks only simulated their share; rank 0 has every path and writes.
+    if !crate::ranks::is_root() {
+        return Ok(());
+    }
     let seconds = start.elapsed().as_secs_f64();
 
     let n_out = spec.outputs.len();
@@ -334,15 +339,22 @@ fn simulate_all(model: &dyn Model, points: &[Point], periods: u64, paths: u64, c
     let n_out = model.spec().outputs.len();
     let chunks = paths.div_ceil(chunk) as usize;
     let n_tasks = points.len() * chunks;
-    let results: Mutex<Vec<Vec<f64>>> = Mutex::new(points.iter().map(|_| vec![0.0; paths as usize * n_out]).collect());
+    // Only rank 0 (or the only process) receives rows.
+    let root = crate::ranks::is_root();
+    let results: Mutex<Vec<Vec<f64>>> =
+        Mutex::new(points.iter().filter(|_| root).map(|_| vec![0.0; paths as usize * n_out]).collect());
     let errors: Mutex<BTreeMap<usize, SimError>> = Mutex::new(BTreeMap::new());
     let progress = Progress::new(paths * points.len() as u64);
     install_signal_handler();
     STOP.store(false, Ordering::Relaxed);
     let workspaces = thread_local_workspaces(model);
-    let ran = for_each_case(
-        n_tasks,
-        &|_| false,
+    let ran = AtomicUsize::new(0);
+    let tasks: Vec<usize> = (0..n_tasks).collect();
+    // Under MPI each request takes about an eighth of a rank's share of tasks.
+    let per_request = (n_tasks / (crate::ranks::rank_and_size().1 * 8)).max(1);
+    crate::ranks::for_each_case(
+        &tasks,
+        per_request,
         &STOP,
         &|task| {
             let (point, c) = (task / chunks, (task % chunks) as u64);
@@ -367,10 +379,16 @@ fn simulate_all(model: &dyn Model, points: &[Point], periods: u64, paths: u64, c
                     STOP.store(true, Ordering::Relaxed);
                 }
             }
+            ran.fetch_add(1, Ordering::Relaxed);
             progress.advance(n);
         },
-    );
+    )?;
     progress.finish();
+    // Other ranks simulated their share for rank 0, which alone holds the results and the errors.
+    if !root {
+        return Ok(Vec::new());
+    }
+    let ran = ran.into_inner();
     if let Some((task, e)) = errors.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().next() {
         let first = (task % chunks) as u64 * chunk;
         return Err(failed(format!(
@@ -383,6 +401,38 @@ fn simulate_all(model: &dyn Model, points: &[Point], periods: u64, paths: u64, c
         return Err(CliError::Interrupted(format!("interrupted after {ran} of {n_tasks} tasks; nothing was written")));
     }
     Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// A task's outcome (its rows, or the failure) and its path count cross between ranks as exact bits.
+impl Wire for (Result<Vec<f64>, SimError>, u64) {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend(self.1.to_le_bytes());
+        match &self.0 {
+            Ok(rows) => {
+                out.push(0);
+                put_f64s(out, rows);
+            }
+            Err(e) => {
+                out.push(1);
+                let _ = serde_json::to_writer(out, e);
+            }
+        }
+    }
+
+    fn decode(mut bytes: &[u8]) -> Result<Self, String> {
+        let n = take_u64(&mut bytes)?;
+        match bytes.split_first() {
+            Some((0, mut rest)) => {
+                let len = take_u64(&mut rest)? as usize;
+                Ok((Ok(take_f64s(&mut rest, len)?), n))
+            }
+            Some((1, rest)) => {
+                let e: SimError = serde_json::from_slice(rest).map_err(|e| format!("a simulation error: {e}"))?;
+                Ok((Err(e), n))
+            }
+            _ => Err("a task result of unknown form".into()),
+        }
+    }
 }
 
 /// One model workspace per rayon thread, made on first use.

@@ -18,13 +18,14 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parfit_core::Model;
-use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::commands::fit_many::{STOP, install_signal_handler};
 use crate::commands::{cell, show};
-use crate::error::{CliResult, failed, input};
+use crate::error::{CliError, CliResult, failed, input};
 use crate::plugins::{choose, find_plugins};
+use crate::ranks::{Wire, put_f64s, take_f64s, take_u64};
 use crate::{Common, Format, init_threads};
 
 /// Points per block: the unit of parallel work and of the fixed-order monthly sums.
@@ -174,6 +175,36 @@ struct BlockResult {
     monthly: Vec<f64>,
 }
 
+/// A block's result crosses between ranks as the exact bits of its numbers (or its error's text).
+impl Wire for Result<BlockResult, String> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Ok(b) => {
+                out.push(0);
+                put_f64s(out, &b.rows);
+                put_f64s(out, &b.monthly);
+            }
+            Err(e) => {
+                out.push(1);
+                out.extend_from_slice(e.as_bytes());
+            }
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        match bytes.split_first() {
+            Some((0, mut rest)) => {
+                let n = take_u64(&mut rest)? as usize;
+                let rows = take_f64s(&mut rest, n)?;
+                let n = take_u64(&mut rest)? as usize;
+                Ok(Ok(BlockResult { rows, monthly: take_f64s(&mut rest, n)? }))
+            }
+            Some((1, rest)) => Ok(Err(String::from_utf8_lossy(rest).into_owned())),
+            _ => Err("a block result of unknown form".into()),
+        }
+    }
+}
+
 pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| input(format!("{origin}: cannot read ({e})")))?;
@@ -259,9 +290,11 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     let (n_cols, n_mcols, n_scen) = (columns.len(), monthly_columns.len(), scenarios.len());
     let times: Vec<f64> = (0..horizon).map(|t| t as f64).collect();
 
+    // Under MPI every rank projects its share of the blocks; rank 0 alone folds them and writes.
+    let root = crate::ranks::is_root();
     let mut outputs = match &out_dir {
-        Some(dir) => Some(Outputs::new(dir)?),
-        None => None,
+        Some(dir) if root => Some(Outputs::new(dir)?),
+        _ => None,
     };
     let mut pv_writer = match outputs.as_mut() {
         Some(o) => {
@@ -309,9 +342,18 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         Ok(BlockResult { rows, monthly })
     };
     let mut mean_row = vec![0.0; n_cols];
-    for wave in (0..n_blocks).step_by(WAVE_BLOCKS) {
-        let blocks: Vec<Result<BlockResult, String>> =
-            (wave..(wave + WAVE_BLOCKS).min(n_blocks)).into_par_iter().map(project_block).collect();
+    install_signal_handler();
+    let ranks = crate::ranks::rank_and_size().1;
+    // Every rank gets several chunks of a wave; a wave is held in memory on rank 0, so it grows with the ranks.
+    let wave_blocks = WAVE_BLOCKS * ranks;
+    let chunk = (wave_blocks / (ranks * 8)).max(1);
+    for wave in (0..n_blocks).step_by(wave_blocks) {
+        let blocks = crate::ranks::map(wave..(wave + wave_blocks).min(n_blocks), chunk, &STOP, &project_block)
+            .map_err(|e| match e {
+                CliError::Interrupted(_) => CliError::Interrupted("interrupted: nothing was written".into()),
+                e => e,
+            })?;
+        let Some(blocks) = blocks else { continue };
         for (b, block) in (wave..).zip(blocks) {
             let block = block.map_err(|e| failed(format!("{origin}: {e}")))?;
             for (j, point_rows) in block.rows.chunks_exact(n_scen * n_cols).enumerate() {
@@ -329,13 +371,16 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
             }
             monthly_totals.iter_mut().zip(&block.monthly).for_each(|(a, b)| *a += b);
         }
-        bar.set_position((((wave + WAVE_BLOCKS) * BLOCK).min(ids.len())) as u64);
+        bar.set_position((((wave + wave_blocks) * BLOCK).min(ids.len())) as u64);
         if show_bar && !bar_shown && start.elapsed().as_secs_f64() > 1.0 {
             bar.set_draw_target(ProgressDrawTarget::stderr());
             bar_shown = true;
         }
     }
     bar.finish_and_clear();
+    if !root {
+        return Ok(());
+    }
     if n_scen > 1 {
         monthly_totals.iter_mut().for_each(|v| *v /= n_scen as f64);
     }
@@ -359,6 +404,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         "point_months": point_months as usize * n_scen,
         "scenarios": scenarios,
         "threads": threads,
+        "ranks": ranks,
         "seconds": seconds,
         "totals": totals,
         "scenario_totals": scenarios.iter().enumerate().map(|(k, s)| json!({ "scenario": s, "totals": totals_of(k) })).collect::<Vec<_>>(),
@@ -426,7 +472,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         }
         Format::Table => {
             println!(
-                "{} model points × {} scenario(s), {horizon} months, {threads} thread(s): {seconds:.3} s",
+                "{} model points × {} scenario(s), {horizon} months, {ranks} rank(s) × {threads} thread(s): {seconds:.3} s",
                 ids.len(),
                 n_scen
             );
