@@ -50,6 +50,55 @@ pub fn parfit_bin() -> &'static Path {
     })
 }
 
+/// `parfit` built with the `mpi` feature, copied to `debug/mpi/` so it does not replace the default binary
+/// (the plugins stay in `debug/`: pass `--plugin` [`plugin_dir`]). Builds the default binary first and again
+/// afterwards, so [`parfit_bin`] is the build without MPI.
+#[cfg(feature = "mpi")]
+pub fn parfit_mpi_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let plain = parfit_bin();
+        let mut cmd = cargo();
+        cmd.current_dir(root()).args(["build", "--quiet", "-p", "parfit-cli", "--features", "parfit-cli/mpi"]);
+        run_cargo(cmd, "parfit with the mpi feature");
+        let dir = plugin_dir().join("mpi");
+        std::fs::create_dir_all(&dir).expect("a directory for the MPI build");
+        let bin = dir.join(plain.file_name().expect("a file name"));
+        std::fs::copy(plain, &bin).expect("copy the MPI build");
+        let mut cmd = cargo();
+        cmd.current_dir(root()).args(["build", "--quiet", "-p", "parfit-cli"]);
+        run_cargo(cmd, "parfit without the mpi feature");
+        bin
+    })
+}
+
+/// Where the workspace's plugin libraries are built (beside the default `parfit`).
+pub fn plugin_dir() -> PathBuf {
+    parfit_bin().parent().expect("the binary's directory").to_path_buf()
+}
+
+/// A `fit-many` problem with a known answer per case: `n` cases (two-row header) of y' = -k y from y0, observed
+/// at t = 1 and 3; case i decays at rate 0.1 + 0.9 i/n. Writes the model, table and `many.toml` into `dir`.
+pub fn decay_problem(dir: &Path, n: usize) -> PathBuf {
+    const MODEL: &str = "in_i { k = 0.5, y0 = 1.0 }\nu_i { y = y0 }\nF_i { -k * y }\nout_i { y }\n";
+    std::fs::write(dir.join("decay.ds"), MODEL).unwrap();
+    let mut csv = String::from(",,y,y\nregion,site,t1,t3\n");
+    for i in 0..n {
+        let (k, y0) = (0.1 + 0.9 * (i as f64 / n as f64), 1.0 + (i % 7) as f64);
+        csv += &format!("{},{},{},{}\n", i / 10, i % 10, y0 * (-k).exp(), y0 * (-3.0 * k).exp());
+    }
+    std::fs::write(dir.join("cases.csv"), csv).unwrap();
+    let config = "seed = 3\n\n[model]\nkind = \"diffsl\"\nsource = \"decay.ds\"\n\n[model.options]\nt0 = 0.0\n\
+                  rtol = 1e-10\natol = 1e-12\n\n[cases]\npath = \"cases.csv\"\nheader_rows = 2\n\
+                  id = [\"region\", \"site\"]\n\n[[cases.observe]]\ntime = 1.0\ncolumns = { y = \"y t1\" }\n\n\
+                  [[cases.observe]]\ntime = 3.0\ncolumns = { y = \"y t3\" }\n\n[parameters]\n\
+                  k = { start = 0.5, lower = -1.0, upper = 2.0 }\ny0 = { start = 4.0, lower = 0.0, upper = 20.0 }\n\n\
+                  [fit]\nalgorithm = \"nelder_mead\"\nmax_evaluations = 2000\nftol = 1e-14\nxtol = 1e-10\n";
+    let path = dir.join("many.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
 /// Build an out-of-workspace plugin crate (relative to the root) and return its library's path.
 pub fn build_external_plugin(crate_dir: &str, lib_name: &str) -> PathBuf {
     let dir = root().join(crate_dir);

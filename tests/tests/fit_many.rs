@@ -2,33 +2,11 @@
 //! results do not depend on the thread count, and a killed run resumes to byte-identical results without
 //! refitting finished cases.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use parfit_tests::{parfit, parfit_bin, root, scratch};
-
-const MODEL: &str = "in_i { k = 0.5, y0 = 1.0 }\nu_i { y = y0 }\nF_i { -k * y }\nout_i { y }\n";
-
-/// A table of `n` cases with a two-row header; case i decays at rate k_i from y0_i, observed at t = 1 and 3.
-fn write_problem(dir: &Path, n: usize) -> PathBuf {
-    std::fs::write(dir.join("decay.ds"), MODEL).unwrap();
-    let mut csv = String::from(",,y,y\nregion,site,t1,t3\n");
-    for i in 0..n {
-        let (k, y0) = (0.1 + 0.9 * (i as f64 / n as f64), 1.0 + (i % 7) as f64);
-        csv += &format!("{},{},{},{}\n", i / 10, i % 10, y0 * (-k).exp(), y0 * (-3.0 * k).exp());
-    }
-    std::fs::write(dir.join("cases.csv"), csv).unwrap();
-    let config = "seed = 3\n\n[model]\nkind = \"diffsl\"\nsource = \"decay.ds\"\n\n[model.options]\nt0 = 0.0\n\
-                  rtol = 1e-10\natol = 1e-12\n\n[cases]\npath = \"cases.csv\"\nheader_rows = 2\n\
-                  id = [\"region\", \"site\"]\n\n[[cases.observe]]\ntime = 1.0\ncolumns = { y = \"y t1\" }\n\n\
-                  [[cases.observe]]\ntime = 3.0\ncolumns = { y = \"y t3\" }\n\n[parameters]\n\
-                  k = { start = 0.5, lower = -1.0, upper = 2.0 }\ny0 = { start = 4.0, lower = 0.0, upper = 20.0 }\n\n\
-                  [fit]\nalgorithm = \"nelder_mead\"\nmax_evaluations = 2000\nftol = 1e-14\nxtol = 1e-10\n";
-    let path = dir.join("many.toml");
-    std::fs::write(&path, config).unwrap();
-    path
-}
+use parfit_tests::{decay_problem, parfit, parfit_bin, root, scratch};
 
 fn results(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("results.csv")).unwrap()
@@ -37,7 +15,7 @@ fn results(dir: &Path) -> String {
 #[test]
 fn every_case_recovers_its_parameters_for_any_thread_count() {
     let dir = scratch("fit-many-basic");
-    let config = write_problem(&dir, 60);
+    let config = decay_problem(&dir, 60);
     let config = config.to_str().unwrap();
     let (one, two) = (dir.join("one"), dir.join("two"));
     let run = parfit(&["fit-many", config, "--threads", "1", "--output", one.to_str().unwrap(), "--format", "json"]);
@@ -64,7 +42,7 @@ fn every_case_recovers_its_parameters_for_any_thread_count() {
 #[test]
 fn a_killed_run_resumes_to_identical_results_without_refitting() {
     let dir = scratch("fit-many-resume");
-    let config = write_problem(&dir, 3000);
+    let config = decay_problem(&dir, 3000);
     let config = config.to_str().unwrap();
     let (whole, killed) = (dir.join("whole"), dir.join("killed"));
     parfit(&["fit-many", config, "--output", whole.to_str().unwrap()]).assert_ok();
@@ -103,7 +81,7 @@ fn a_killed_run_resumes_to_identical_results_without_refitting() {
 #[test]
 fn sigterm_stops_cleanly_and_resume_finishes() {
     let dir = scratch("fit-many-sigterm");
-    let config = write_problem(&dir, 3000);
+    let config = decay_problem(&dir, 3000);
     let out = dir.join("out");
     let mut child = Command::new(parfit_bin())
         .current_dir(root())

@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod bench_mc;
+mod mpi;
 mod savings_bench;
 mod suite;
 mod wasm;
@@ -17,8 +18,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data),
           project lifelib's savings model over 10K and 100K policies, and run the Monte Carlo wealth example
-  test    formatting, clippy (-D warnings), all tests, the wasm32 build check of the core, the core's and
-          the plugins' unit tests on wasm32 (node), and the browser test (threaded wasm build, headless Chromium)
+  test    formatting, clippy (-D warnings), all tests, the MPI tests (mpirun on 1–3 ranks; installs Open MPI
+          when missing), the wasm32 build check of the core, the core's and the plugins' unit tests on wasm32
+          (node), and the browser test (threaded wasm build, headless Chromium)
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
           --peers   also run the peer tools (diffid, PySD, pycma, scipy, dynesty, pydiffsol, numba, lifelib;
                     installed into venvs under target/peers on first use)
@@ -187,6 +189,8 @@ fn test() -> Result {
             .args(["--", "-D", "warnings"]))?;
     }
     run(cargo().args(["test", "--workspace"]))?;
+    // parfit under mpirun on 1–3 ranks against the plain build (installs Open MPI when missing).
+    mpi::test()?;
     if !wasm_target_installed() {
         run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
             .map_err(|e| format!("{e}\nthe wasm32 check needs the wasm32-unknown-unknown target and rustup"))?;

@@ -8,6 +8,7 @@ mod plot;
 mod plugins;
 mod progress;
 mod project;
+mod ranks;
 
 use std::path::PathBuf;
 
@@ -124,7 +125,14 @@ pub enum Format {
 
 fn main() {
     let cli = Cli::parse();
+    // Under an MPI launcher every rank runs the same command; see crate::ranks.
+    #[cfg(feature = "mpi")]
+    let universe = ranks::mpi::start();
     if let Err(e) = run(cli) {
+        #[cfg(feature = "mpi")]
+        if let Some(universe) = universe {
+            ranks::mpi::fail(universe, &e);
+        }
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());
     }

@@ -3,7 +3,8 @@
 //! parameters (each grid point a case) and the per-path values as CSV.
 //!
 //! The run itself (plan, parallel tasks, statistics, report) is `parfit_config::montecarlo`, shared with the
-//! browser; this module finds the plugin, shows progress, handles Ctrl-C, prints and writes the results.
+//! browser; this module finds the plugin, spreads the tasks over MPI ranks when under mpirun
+//! ([`crate::ranks::Ranks`]), shows progress, handles Ctrl-C, prints and writes the results.
 //! Nothing is written until every task has finished: an interrupted run leaves no files, and result files are
 //! written under a temporary name and renamed into place.
 
@@ -59,12 +60,14 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     let progress = Progress::new(plan.paths * plan.points.len() as u64);
     install_signal_handler();
     STOP.store(false, Ordering::Relaxed);
-    let values = simulate_all(model.as_ref(), &plan, &STOP, &|n| progress.advance(n));
+    let values = simulate_all(&crate::ranks::Ranks, model.as_ref(), &plan, &STOP, &|n| progress.advance(n));
     progress.finish();
     let values = values.map_err(|e| match e {
         RunError::Failed(m) => failed(m),
         RunError::Interrupted(m) => CliError::Interrupted(format!("{m}; nothing was written")),
     })?;
+    // Under MPI the other ranks only simulated their share; rank 0 has every path and writes.
+    let Some(values) = values else { return Ok(()) };
     let seconds = start.elapsed().as_secs_f64();
 
     let summary = summarise_points(&plan, spec.outputs.len(), &values);

@@ -16,6 +16,7 @@ use parfit_config::RunError;
 use parfit_config::projection::{ProjectConfig, Projection};
 use parfit_core::Model;
 
+use crate::commands::fit_many::{STOP, install_signal_handler};
 use crate::commands::{cell, show};
 use crate::error::{CliError, CliResult, failed, input};
 use crate::plugins::{choose, find_plugins};
@@ -112,9 +113,10 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         _ => d.clone(),
     }));
 
+    // Under MPI every rank projects its share of the blocks; rank 0 alone folds them and writes.
     let mut outputs = match &out_dir {
-        Some(dir) => Some(Outputs::new(dir)?),
-        None => None,
+        Some(dir) if crate::ranks::is_root() => Some(Outputs::new(dir)?),
+        _ => None,
     };
     let mut pv_writer = match outputs.as_mut() {
         Some(o) => {
@@ -135,14 +137,17 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     );
     let show_bar = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     let mut bar_shown = false;
+    install_signal_handler();
     let totals = projection.run(
+        &crate::ranks::Ranks,
+        &STOP,
         &mut |done| {
             bar.set_position(done as u64);
             if show_bar && !bar_shown && start.elapsed().as_secs_f64() > 1.0 {
                 bar.set_draw_target(ProgressDrawTarget::stderr());
                 bar_shown = true;
             }
-            false
+            STOP.load(std::sync::atomic::Ordering::Relaxed)
         },
         &mut |id, pv| match pv_writer.as_mut() {
             Some(w) => {
@@ -155,10 +160,13 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     bar.finish_and_clear();
     let totals = totals.map_err(|e| match e {
         RunError::Failed(m) => failed(m),
-        RunError::Interrupted(m) => CliError::Interrupted(m),
+        RunError::Interrupted(m) => CliError::Interrupted(format!("{m}; nothing was written")),
     })?;
+    let Some(totals) = totals else { return Ok(()) };
     let seconds = start.elapsed().as_secs_f64();
-    let report = projection.report(&totals, &plugin.info().name, threads, seconds);
+    let ranks = crate::ranks::rank_and_size().1;
+    let mut report = projection.report(&totals, &plugin.info().name, threads, seconds);
+    report["ranks"] = ranks.into();
     let (columns, monthly_columns) = (&projection.columns, &projection.monthly_columns);
     let (n_cols, n_mcols, n_scen) = (columns.len(), monthly_columns.len(), projection.scenarios.len());
 
@@ -221,7 +229,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         }
         Format::Table => {
             println!(
-                "{} model points × {} scenario(s), {} months, {threads} thread(s): {seconds:.3} s",
+                "{} model points × {} scenario(s), {} months, {ranks} rank(s) × {threads} thread(s): {seconds:.3} s",
                 projection.ids.len(),
                 n_scen,
                 projection.horizon

@@ -313,6 +313,19 @@ pub struct CaseRecord {
     pub error: Option<String>,
 }
 
+/// A case's record crosses between processes (MPI ranks) as its checkpoint line: JSON with shortest
+/// round-trip floats.
+impl crate::dispatch::Wire for CaseRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        // A record is plain numbers and strings: serialising it cannot fail.
+        let _ = serde_json::to_writer(out, self);
+    }
+
+    fn decode(bytes: &[u8]) -> std::result::Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("a case record: {e}"))
+    }
+}
+
 /// Everything one case's fit in `fit-many` needs, shared read-only by the workers.
 pub struct CaseFitter<'a> {
     pub loaded: &'a LoadedConfig,

@@ -10,6 +10,7 @@
 pub mod cases;
 pub mod config;
 pub mod data;
+pub mod dispatch;
 pub mod fitting;
 pub mod montecarlo;
 pub mod projection;

@@ -3,22 +3,23 @@
 //! a case of its own) and several seeds. `parfit run` and the browser façade both run them through this module.
 //!
 //! Work is split into tasks of (sweep point, chunk of paths); each task is one `simulate` call whose evaluation
-//! points are the chunk's path indices (see the Monte Carlo plugin). Tasks run on rayon through the core's
-//! `for_each_case` (work stealing, cancellation), their rows land by path index, and statistics are computed
-//! afterwards in path order — so every number is the same for any thread count and chunk size.
+//! points are the chunk's path indices (see the Monte Carlo plugin). Tasks run through a [`Dispatch`] (rayon
+//! work stealing with cancellation, and MPI ranks in the CLI), their rows land by path index, and statistics are
+//! computed afterwards in path order — so every number is the same for any thread count, process count and
+//! chunk size.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use parfit_core::runner::for_each_case;
 use parfit_core::statistics::{Statistic, summarise};
 use parfit_core::{Model, ModelSpec, SimError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::config::{ModelSection, Times, toml_error};
+use crate::dispatch::{Dispatch, Wire, put_f64s, take_f64s, take_u64};
 use crate::{Result, RunError, input};
 
 /// The inputs a Monte Carlo model takes (the plugin's `INPUTS`).
@@ -234,25 +235,33 @@ fn grid(seed: u64, base: &[f64], axes: &[(usize, String, Vec<f64>)]) -> Vec<Poin
 }
 
 /// Every path's outputs at every point (`paths × n_outputs` per point, by path index), running the tasks
-/// (point, chunk) on rayon. `done(paths)` is called, from the thread that ran it, as each task finishes;
-/// setting `stop` leaves the tasks not yet started undone (a failure sets it too).
+/// (point, chunk) through `dispatch`; `None` where results are not gathered (an MPI job's other ranks).
+/// `done(paths)` is called, from the thread that received it, as each task's result arrives; setting `stop`
+/// leaves the tasks not yet started undone (a failure sets it too).
 pub fn simulate_all(
+    dispatch: &impl Dispatch,
     model: &dyn Model,
     plan: &Plan,
     stop: &AtomicBool,
     done: &(dyn Fn(u64) + Sync),
-) -> std::result::Result<Vec<Vec<f64>>, RunError> {
+) -> std::result::Result<Option<Vec<Vec<f64>>>, RunError> {
     let (paths, chunk, points) = (plan.paths, plan.chunk, &plan.points);
     let n_out = model.spec().outputs.len();
     let chunks = paths.div_ceil(chunk) as usize;
     let n_tasks = points.len() * chunks;
-    let results: Mutex<Vec<Vec<f64>>> = Mutex::new(points.iter().map(|_| vec![0.0; paths as usize * n_out]).collect());
+    let here = dispatch.gathers_here();
+    let results: Mutex<Vec<Vec<f64>>> =
+        Mutex::new(points.iter().filter(|_| here).map(|_| vec![0.0; paths as usize * n_out]).collect());
     let errors: Mutex<BTreeMap<usize, SimError>> = Mutex::new(BTreeMap::new());
     let workspaces = Workspaces::new(model);
     let periods = plan.periods as f64;
-    let ran = for_each_case(
-        n_tasks,
-        &|_| false,
+    let ran = AtomicUsize::new(0);
+    let tasks: Vec<usize> = (0..n_tasks).collect();
+    // Another process takes about an eighth of its share of the tasks at a time.
+    let per_request = (n_tasks / (dispatch.processes() * 8)).max(1);
+    dispatch.for_each(
+        &tasks,
+        per_request,
         stop,
         &|task| {
             let (point, c) = (task / chunks, (task % chunks) as u64);
@@ -261,10 +270,10 @@ pub fn simulate_all(
             let mut rows = vec![0.0; ids.len() * n_out];
             let inputs = [points[point].seed as f64, periods];
             let outcome = workspaces.with(|ws| model.simulate(ws, &points[point].params, &inputs, &ids, &mut rows));
-            (outcome.map(|()| rows), ids.len() as u64)
+            TaskOutcome { rows: outcome.map(|()| rows), paths: ids.len() as u64 }
         },
-        &|task, (outcome, n): (std::result::Result<Vec<f64>, SimError>, u64)| {
-            match outcome {
+        &|task, outcome: TaskOutcome| {
+            match outcome.rows {
                 Ok(rows) => {
                     let (point, c) = (task / chunks, task % chunks);
                     let at = c * chunk as usize * n_out;
@@ -276,9 +285,13 @@ pub fn simulate_all(
                     stop.store(true, Ordering::Relaxed);
                 }
             }
-            done(n);
+            ran.fetch_add(1, Ordering::Relaxed);
+            done(outcome.paths);
         },
-    );
+    )?;
+    if !here {
+        return Ok(None);
+    }
     if let Some((task, e)) = errors.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().next() {
         let first = (task % chunks) as u64 * chunk;
         return Err(RunError::Failed(format!(
@@ -287,10 +300,49 @@ pub fn simulate_all(
             (first + chunk).min(paths) - 1
         )));
     }
+    let ran = ran.into_inner();
     if ran < n_tasks {
         return Err(RunError::Interrupted(format!("interrupted after {ran} of {n_tasks} tasks")));
     }
-    Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()))
+    Ok(Some(results.into_inner().unwrap_or_else(|p| p.into_inner())))
+}
+
+/// One task's rows (or why its simulation failed) and its number of paths.
+struct TaskOutcome {
+    rows: std::result::Result<Vec<f64>, SimError>,
+    paths: u64,
+}
+
+/// A task's outcome crosses between processes as exact bits (an error as its JSON).
+impl Wire for TaskOutcome {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend(self.paths.to_le_bytes());
+        match &self.rows {
+            Ok(rows) => {
+                out.push(0);
+                put_f64s(out, rows);
+            }
+            Err(e) => {
+                out.push(1);
+                let _ = serde_json::to_writer(out, e);
+            }
+        }
+    }
+
+    fn decode(mut bytes: &[u8]) -> std::result::Result<Self, String> {
+        let paths = take_u64(&mut bytes)?;
+        match bytes.split_first() {
+            Some((0, mut rest)) => {
+                let len = take_u64(&mut rest)? as usize;
+                Ok(TaskOutcome { rows: Ok(take_f64s(&mut rest, len)?), paths })
+            }
+            Some((1, rest)) => {
+                let e: SimError = serde_json::from_slice(rest).map_err(|e| format!("a simulation error: {e}"))?;
+                Ok(TaskOutcome { rows: Err(e), paths })
+            }
+            _ => Err("a task result of unknown form".into()),
+        }
+    }
 }
 
 /// One model workspace per rayon thread, made on first use.

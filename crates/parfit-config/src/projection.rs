@@ -6,23 +6,24 @@
 //!
 //! Memory stays bounded whatever the number of points: points are projected in waves of fixed-size blocks; each
 //! block sums its points' monthly rows, blocks are folded in order and per-point rows go to a callback, so no
-//! points × months matrix is ever held. Block boundaries do not depend on the thread count, and every sum runs in
-//! a fixed order, so results are bit-identical for any number of threads.
+//! points × months matrix is ever held. Block boundaries do not depend on the thread or process count, and every
+//! sum runs in a fixed order, so results are bit-identical wherever the blocks ran (see [`crate::dispatch`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use parfit_core::Model;
-use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::config::toml_error;
+use crate::dispatch::{Dispatch, Wire, put_f64s, take_f64s, take_u64};
 use crate::{Loader, Result, RunError, input};
 
 /// Points per block: the unit of parallel work and of the fixed-order monthly sums.
 pub const BLOCK: usize = 64;
-/// Blocks per wave: what is held in memory at once.
+/// Blocks per wave and process: what is held in memory at once.
 const WAVE_BLOCKS: usize = 64;
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +126,44 @@ pub struct Projection {
     audit: Option<(String, usize, Box<dyn Model>)>,
     pv_model: Box<dyn Model>,
     monthly_model: Option<Box<dyn Model>>,
+}
+
+/// One block's per-point rows (`points × scenarios × columns`) and its summed monthly rows, or what failed.
+pub type BlockOutcome = std::result::Result<BlockResult, String>;
+
+pub struct BlockResult {
+    rows: Vec<f64>,
+    monthly: Vec<f64>,
+}
+
+/// A block's result crosses between processes as the exact bits of its numbers (or its error's text).
+impl Wire for BlockOutcome {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Ok(b) => {
+                out.push(0);
+                put_f64s(out, &b.rows);
+                put_f64s(out, &b.monthly);
+            }
+            Err(e) => {
+                out.push(1);
+                out.extend_from_slice(e.as_bytes());
+            }
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> std::result::Result<Self, String> {
+        match bytes.split_first() {
+            Some((0, mut rest)) => {
+                let n = take_u64(&mut rest)? as usize;
+                let rows = take_f64s(&mut rest, n)?;
+                let n = take_u64(&mut rest)? as usize;
+                Ok(Ok(BlockResult { rows, monthly: take_f64s(&mut rest, n)? }))
+            }
+            Some((1, rest)) => Ok(Err(String::from_utf8_lossy(rest).into_owned())),
+            _ => Err("a block result of unknown form".into()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Projection {
@@ -242,18 +281,21 @@ impl Projection {
         })
     }
 
-    /// Project every (point × scenario) on rayon, wave by wave. `point_row(id, pv)` receives each point's present
-    /// values (the mean over the scenarios) in table order; `progress(points done)` is called on the calling
-    /// thread after every wave and returns `true` to stop.
+    /// Project every (point × scenario) through `dispatch`, wave by wave. Where results are gathered,
+    /// `point_row(id, pv)` receives each point's present values (the mean over the scenarios) in table order
+    /// and `progress(points done)` is called after every wave, returning `true` to stop; elsewhere (an MPI
+    /// job's other ranks) the result is `Ok(None)`. Setting `stop` leaves the blocks not yet started undone.
     pub fn run(
         &self,
+        dispatch: &impl Dispatch,
+        stop: &AtomicBool,
         progress: &mut dyn FnMut(usize) -> bool,
         point_row: &mut PointRow<'_>,
-    ) -> std::result::Result<Totals, RunError> {
+    ) -> std::result::Result<Option<Totals>, RunError> {
         let (ids, horizon, scenarios) = (&self.ids, self.horizon, &self.scenarios);
         let (n_cols, n_mcols, n_scen) = (self.columns.len(), self.monthly_columns.len(), scenarios.len());
         let times: Vec<f64> = (0..horizon).map(|t| t as f64).collect();
-        let project_block = |b: usize| -> std::result::Result<(Vec<f64>, Vec<f64>), String> {
+        let project_block = |b: usize| -> BlockOutcome {
             let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(ids.len()));
             let mut pv_ws = self.pv_model.workspace();
             let mut rows = vec![0.0; (hi - lo) * n_scen * n_cols];
@@ -274,17 +316,23 @@ impl Projection {
                     }
                 }
             }
-            Ok((rows, monthly))
+            Ok(BlockResult { rows, monthly })
         };
         let mut scenario_totals = vec![0.0; n_scen * n_cols];
         let mut monthly_totals = vec![0.0; if self.monthly_model.is_some() { horizon * n_mcols } else { 0 }];
         let mut mean_row = vec![0.0; n_cols];
         let n_blocks = ids.len().div_ceil(BLOCK);
-        for wave in (0..n_blocks).step_by(WAVE_BLOCKS) {
-            let blocks: Vec<_> =
-                (wave..(wave + WAVE_BLOCKS).min(n_blocks)).into_par_iter().map(project_block).collect();
+        // Each process takes several chunks of a wave, so uneven blocks still balance.
+        let wave_blocks = WAVE_BLOCKS * dispatch.processes();
+        let chunk = (wave_blocks / (dispatch.processes() * 8)).max(1);
+        for wave in (0..n_blocks).step_by(wave_blocks) {
+            let Some(blocks) = dispatch.map(wave..(wave + wave_blocks).min(n_blocks), chunk, stop, &project_block)?
+            else {
+                continue;
+            };
             for (b, block) in (wave..).zip(blocks) {
-                let (rows, monthly) = block.map_err(|e| RunError::Failed(format!("{}: {e}", self.origin)))?;
+                let BlockResult { rows, monthly } =
+                    block.map_err(|e| RunError::Failed(format!("{}: {e}", self.origin)))?;
                 for (j, point_rows) in rows.chunks_exact(n_scen * n_cols).enumerate() {
                     mean_row.fill(0.0);
                     for (k, row) in point_rows.chunks_exact(n_cols).enumerate() {
@@ -298,7 +346,7 @@ impl Projection {
                 }
                 monthly_totals.iter_mut().zip(&monthly).for_each(|(a, b)| *a += b);
             }
-            let done = ((wave + WAVE_BLOCKS) * BLOCK).min(ids.len());
+            let done = ((wave + wave_blocks) * BLOCK).min(ids.len());
             if progress(done) && done < ids.len() {
                 return Err(RunError::Interrupted(format!("stopped after {done} of {} points", ids.len())));
             }
@@ -309,7 +357,10 @@ impl Projection {
         let mean = (0..n_cols)
             .map(|c| (0..n_scen).map(|k| scenario_totals[k * n_cols + c]).sum::<f64>() / n_scen as f64)
             .collect();
-        Ok(Totals { scenario_totals, mean, monthly: monthly_totals })
+        if !dispatch.gathers_here() {
+            return Ok(None);
+        }
+        Ok(Some(Totals { scenario_totals, mean, monthly: monthly_totals }))
     }
 
     /// The audit point's every monthly quantity under the first scenario, when the configuration asks for it.

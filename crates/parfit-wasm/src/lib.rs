@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parfit_abi::Plugin;
 use parfit_config::cases::read_cases;
 use parfit_config::config::{LoadedConfig, ModelSection};
+use parfit_config::dispatch::Local;
 use parfit_config::fitting::{
     CaseFitter, CaseRecord, FitOutcome, cost_from_config, data_case, fit_staged, model_config, model_options,
 };
@@ -509,7 +510,7 @@ pub fn run_paths(
         rayon::in_place_scope(|scope| {
             scope.spawn(move |_| {
                 // The receiver lives until the sender is dropped at the end of this task.
-                *values_ref = Some(simulate_all(model_ref, plan_ref, stop_ref, &|n| {
+                *values_ref = Some(simulate_all(&Local, model_ref, plan_ref, stop_ref, &|n| {
                     let _ = sender.send(n);
                 }));
             });
@@ -525,11 +526,12 @@ pub fn run_paths(
         values.ok_or("the run did not finish")?
     } else {
         // No pool (a page that is not cross-origin isolated): the tasks run on this thread, progress at the end.
-        let values = simulate_all(&model, &plan, &stop, &|_| {});
+        let values = simulate_all(&Local, &model, &plan, &stop, &|_| {});
         progress(total, total);
         values
     }
-    .map_err(run_error)?;
+    .map_err(run_error)?
+    .ok_or("the run gathered no results")?;
     let seconds = clock() - start;
     let summary = summarise_points(&plan, spec.outputs.len(), &values);
     let (columns, rows) = summary_table(&plan, spec, &summary, |v| format!("{v:?}"));
@@ -565,7 +567,11 @@ pub fn project(
     // Only the projection's own simulations count, not the set-up's summary call.
     counter.slots.iter().for_each(|s| s.store(0, Ordering::Relaxed));
     let start = clock();
-    let totals = projection.run(&mut |done| progress(done, total), &mut |_, _| Ok(())).map_err(run_error)?;
+    let stop = AtomicBool::new(false);
+    let totals = projection
+        .run(&Local, &stop, &mut |done| progress(done, total), &mut |_, _| Ok(()))
+        .map_err(run_error)?
+        .ok_or("the run gathered no results")?;
     let seconds = clock() - start;
     let threads = rayon::current_num_threads();
     let mut report = projection.report(&totals, &plugin, threads, seconds);

@@ -9,13 +9,13 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parfit_config::cases::{CaseTable, read_cases};
 use parfit_config::fitting::CaseFitter;
-use parfit_core::runner::for_each_case;
 use serde_json::json;
 
 use crate::checkpoint::{CaseRecord, Checkpoint, fingerprint};
 use crate::commands::{ConfiguredModel, cell, load_for_run, model_from_config, show};
 use crate::error::{CliError, CliResult, FsLoader, failed, input};
 use crate::plot::histograms;
+use crate::ranks;
 use crate::{Common, Format, parse_sets};
 
 pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resume: bool) -> CliResult<()> {
@@ -43,19 +43,30 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
         &source,
         format!("{seed} {:?} {:?} {:?}", common.set, common.rtol, common.atol).as_bytes(),
     ]);
-    let (checkpoint, done) = Checkpoint::open(&output_dir.join("checkpoint.jsonl"), &print, resume)?;
+    // Rank 0 owns the checkpoint and decides which cases remain; other ranks fit what it hands them.
+    let root = ranks::is_root();
+    let (checkpoint, done) = if root {
+        let (c, done) = Checkpoint::open(&output_dir.join("checkpoint.jsonl"), &print, resume)?;
+        (Some(c), done)
+    } else {
+        (None, Default::default())
+    };
 
     let n = table.cases.len();
     let resumed = done.len();
+    let todo: Vec<usize> = (0..n).filter(|i| !done.contains_key(i)).collect();
 
     install_signal_handler();
-    let bar = progress_bar(n as u64, resumed as u64);
+    let bar = progress_bar(if root { n as u64 } else { 0 }, resumed as u64);
     let records: Mutex<Vec<Option<CaseRecord>>> = Mutex::new((0..n).map(|i| done.get(&i).cloned()).collect());
     let write_error: Mutex<Option<CliError>> = Mutex::new(None);
     let fitted = AtomicUsize::new(0);
     let start = Instant::now();
-    for_each_case(n, &|i| done.contains_key(&i), &STOP, &|i| job.fit(i), &|i, record| {
-        if let Err(e) = checkpoint.append(&record) {
+    // Chunks of ~1/16 of a rank's share: small enough to balance cases of uneven cost, large enough that a
+    // request per chunk costs nothing next to its fits.
+    let chunk = (todo.len() / (ranks::rank_and_size().1 * 16)).clamp(1, 256);
+    ranks::for_each_case(&todo, chunk, &STOP, &|i| job.fit(i), &|i, record| {
+        if let Some(Err(e)) = checkpoint.as_ref().map(|c| c.append(&record)) {
             // Without a checkpoint, finished work could be lost: stop starting cases.
             write_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
             STOP.store(true, Ordering::Relaxed);
@@ -63,8 +74,11 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
         records.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(record);
         fitted.fetch_add(1, Ordering::Relaxed);
         bar.inc(1);
-    });
+    })?;
     bar.finish_and_clear();
+    if !root {
+        return Ok(());
+    }
     let seconds = start.elapsed().as_secs_f64();
     if let Some(e) = write_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
@@ -97,7 +111,7 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
 
     let run = json!({
         "cases": n, "fitted": fitted, "resumed": resumed, "failed": summary["failed"], "seconds": seconds,
-        "threads": threads, "seed": seed, "model": { "plugin": plugin, "kind": kind },
+        "threads": threads, "ranks": ranks::rank_and_size().1, "seed": seed, "model": { "plugin": plugin, "kind": kind },
         "parameters": summary["parameters"], "output": output_dir.display().to_string(),
     });
     match common.format.unwrap_or(Format::Table) {
@@ -182,12 +196,13 @@ fn summary_json(names: &[String], records: &[CaseRecord], cost: &str) -> serde_j
 fn print_summary(run: &serde_json::Value, names: &[String], cost: &str) {
     let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
-        "fit-many   {} cases ({} fitted now, {} from the checkpoint), {} failed, {:.3} s on {} threads",
+        "fit-many   {} cases ({} fitted now, {} from the checkpoint), {} failed, {:.3} s on {} rank(s) × {} threads",
         run["cases"],
         run["fitted"],
         run["resumed"],
         run["failed"],
         f(&run["seconds"]),
+        run["ranks"],
         run["threads"]
     );
     println!(

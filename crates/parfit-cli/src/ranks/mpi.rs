@@ -1,0 +1,226 @@
+//! The MPI transport (feature `mpi`): rank 0 hands out chunks of cases on demand and gathers results; the
+//! other ranks ask for a chunk, run it on their rayon threads and send the results back with the next request.
+//!
+//! Only the main thread calls MPI (`Threading::Funneled`): rank 0's own share of the cases runs on a helper
+//! thread that takes chunks from the same queue and never touches MPI.
+//!
+//! Protocol, per [`for_each_case`] call: a worker sends a *report* (the results of its last chunk, empty at
+//! first) and receives a *chunk* of case indices; an empty chunk releases it. MPI keeps messages between two
+//! ranks in order, so successive calls (a projection's waves) never mix.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use mpi::environment::Universe;
+use mpi::point_to_point::{Destination, MatchedReceiveVec, Source, Status};
+use mpi::topology::{Communicator, SimpleCommunicator};
+
+use parfit_config::dispatch::take_u64;
+
+use super::{Wire, run_here};
+use crate::error::{CliError, CliResult, failed};
+
+const TAG_REPORT: i32 = 1;
+const TAG_CHUNK: i32 = 2;
+/// How long rank 0 waits, after a stop, for ranks still holding cases before it gives up on them.
+const GRACE: Duration = Duration::from_secs(10);
+
+static WORLD: OnceLock<(usize, usize)> = OnceLock::new();
+
+/// Whether an MPI launcher (mpirun/mpiexec, or srun with PMI/PMIx) started this process. Without one the
+/// binary runs as a plain process and never initialises MPI (a singleton MPI_Init would start a daemon).
+fn launched() -> bool {
+    ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"].iter().any(|v| std::env::var_os(v).is_some())
+}
+
+/// Initialise MPI when launched by an MPI launcher. Keep the returned universe alive until the end of
+/// `main`: dropping it finalises MPI.
+pub fn start() -> Option<Universe> {
+    if !launched() {
+        return None;
+    }
+    let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)?;
+    let world = universe.world();
+    let _ = WORLD.set((world.rank() as usize, world.size() as usize));
+    Some(universe)
+}
+
+/// (rank, size) once MPI is initialised.
+pub fn world() -> Option<(usize, usize)> {
+    WORLD.get().copied()
+}
+
+/// End the whole job after an error on this rank: print it (other ranks print only errors that are theirs
+/// alone — rank 0 reports input errors, which every rank meets identically) and abort every rank with the
+/// error's exit code, so no rank waits forever for one that stopped. Finished cases are already in rank 0's
+/// checkpoint.
+pub fn fail(universe: Universe, e: &CliError) -> ! {
+    let (rank, size) = world().unwrap_or((0, 1));
+    if rank == 0 {
+        eprintln!("error: {e}");
+    } else if !matches!(e, CliError::Input(_)) {
+        eprintln!("error on rank {rank}: {e}");
+    }
+    if size == 1 {
+        drop(universe);
+        std::process::exit(e.exit_code());
+    }
+    universe.world().abort(e.exit_code())
+}
+
+/// See [`super::for_each_case`]. Pass the command's signal flag as `cancel`: mpirun forwards SIGINT/SIGTERM
+/// to every rank, and sends SIGTERM to the others when one rank dies.
+pub fn for_each_case<T: Wire>(
+    cases: &[usize],
+    chunk: usize,
+    cancel: &AtomicBool,
+    work: &(dyn Fn(usize) -> T + Sync),
+    done: &(dyn Fn(usize, T) + Sync),
+) -> CliResult<()> {
+    let world = SimpleCommunicator::world();
+    if world.rank() == 0 { root(&world, cases, chunk, cancel, work, done) } else { worker(&world, cancel, work) }
+}
+
+fn root<T: Wire>(
+    world: &SimpleCommunicator,
+    cases: &[usize],
+    chunk: usize,
+    cancel: &AtomicBool,
+    work: &(dyn Fn(usize) -> T + Sync),
+    done: &(dyn Fn(usize, T) + Sync),
+) -> CliResult<()> {
+    let chunks: Vec<&[usize]> = cases.chunks(chunk).collect();
+    let next = AtomicUsize::new(0);
+    let stop = || cancel.load(Ordering::Relaxed);
+    let take = || if stop() { None } else { chunks.get(next.fetch_add(1, Ordering::Relaxed)).copied() };
+    let mut held: BTreeMap<i32, &[usize]> = BTreeMap::new();
+    let mut active = world.size() - 1;
+    let mut error = None;
+    std::thread::scope(|s| {
+        // Rank 0 computes too, on its own rayon pool, from the same queue.
+        s.spawn(|| {
+            while let Some(c) = take() {
+                run_here(c, cancel, work, done);
+            }
+        });
+        let mut stopped_at: Option<Instant> = None;
+        while active > 0 {
+            if let Some(matched) = world.any_process().immediate_matched_probe_with_tag(TAG_REPORT) {
+                let (bytes, status): (Vec<u8>, Status) = matched.matched_receive_vec();
+                let from = status.source_rank();
+                held.remove(&from);
+                if let Err(e) = deliver(&bytes, done) {
+                    error.get_or_insert(failed(format!("rank {from} sent results rank 0 cannot read: {e}")));
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                let reply: &[usize] = if error.is_some() { &[] } else { take().unwrap_or(&[]) };
+                let indices: Vec<u64> = reply.iter().map(|&i| i as u64).collect();
+                world.process_at_rank(from).send_with_tag(&indices[..], TAG_CHUNK);
+                if reply.is_empty() {
+                    active -= 1;
+                } else {
+                    held.insert(from, reply);
+                }
+                continue;
+            }
+            if stop() || error.is_some() {
+                let since = *stopped_at.get_or_insert_with(|| {
+                    // Say now who holds what: if a rank died, mpirun may end this one before the grace is over.
+                    for (rank, cases) in &held {
+                        eprintln!("stopping: rank {rank} holds cases {} (0-based indices)", ranges(cases));
+                    }
+                    Instant::now()
+                });
+                if since.elapsed() > GRACE {
+                    let lost: Vec<String> =
+                        held.iter().map(|(r, c)| format!("rank {r} (cases {})", ranges(c))).collect();
+                    error.get_or_insert(failed(format!(
+                        "no answer from {} within {} s of the stop; their cases are not done",
+                        lost.join(", "),
+                        GRACE.as_secs()
+                    )));
+                    break;
+                }
+            }
+            // Nothing to do: yield the core to this rank's workers (ranks often share cores).
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    error.map_or(Ok(()), Err)
+}
+
+/// Case indices as compact ranges for messages: `3–7, 12, 40–41`.
+fn ranges(cases: &[usize]) -> String {
+    let mut sorted = cases.to_vec();
+    sorted.sort_unstable();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i;
+        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j > i { format!("{}–{}", sorted[i], sorted[j]) } else { sorted[i].to_string() });
+        i = j + 1;
+    }
+    parts.join(", ")
+}
+
+/// Decode a worker's report and hand each result to `done`.
+fn deliver<T: Wire>(bytes: &[u8], done: &(dyn Fn(usize, T) + Sync)) -> Result<(), String> {
+    let mut rest = bytes;
+    let count = if rest.is_empty() { 0 } else { take_u64(&mut rest)? };
+    for _ in 0..count {
+        let index = take_u64(&mut rest)? as usize;
+        let len = take_u64(&mut rest)? as usize;
+        if rest.len() < len {
+            return Err("a truncated result".into());
+        }
+        let (item, tail) = rest.split_at(len);
+        rest = tail;
+        done(index, T::decode(item)?);
+    }
+    Ok(())
+}
+
+fn worker<T: Wire>(
+    world: &SimpleCommunicator,
+    cancel: &AtomicBool,
+    work: &(dyn Fn(usize) -> T + Sync),
+) -> CliResult<()> {
+    let root = world.process_at_rank(0);
+    let mut report: Vec<u8> = Vec::new();
+    loop {
+        root.send_with_tag(&report[..], TAG_REPORT);
+        let (indices, _): (Vec<u64>, Status) = root.receive_vec_with_tag(TAG_CHUNK);
+        if indices.is_empty() {
+            return Ok(());
+        }
+        let chunk: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+        let results: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::with_capacity(chunk.len()));
+        run_here(&chunk, cancel, work, &|i, r| results.lock().unwrap_or_else(|p| p.into_inner()).push((i, r)));
+        let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        report.clear();
+        report.extend((results.len() as u64).to_le_bytes());
+        let mut item = Vec::new();
+        for (i, r) in &results {
+            item.clear();
+            r.encode(&mut item);
+            report.extend((*i as u64).to_le_bytes());
+            report.extend((item.len() as u64).to_le_bytes());
+            report.extend_from_slice(&item);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ranges_compact_runs() {
+        assert_eq!(super::ranges(&[7, 3, 4, 5, 12, 40, 41]), "3–5, 7, 12, 40–41");
+        assert_eq!(super::ranges(&[]), "");
+    }
+}

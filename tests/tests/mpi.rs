@@ -1,0 +1,190 @@
+//! `parfit` under `mpirun` (feature `mpi` of this crate; `cargo xtask test` runs it): the county fits and the
+//! 10K-policy projection on 1, 2 and 3 ranks give byte-identical files to the plain build, whatever the
+//! threads per rank; a run whose ranks are killed resumes, on another rank count, to identical results.
+#![cfg(feature = "mpi")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use parfit_tests::{Run, decay_problem, parfit, parfit_mpi_bin, plugin_dir, root, scratch};
+
+/// `mpirun -np N parfit ARGS` with the MPI build: oversubscribed (3 ranks on 2 cores), unbound (each rank's
+/// rayon threads may use every core), as root when CI is root, and without the shared-memory single-copy
+/// mechanism that containers often forbid.
+fn mpirun(np: usize, args: &[&str]) -> Command {
+    let mut cmd = Command::new("mpirun");
+    cmd.current_dir(root())
+        .env_remove("PARFIT_PLUGIN_PATH")
+        .args(["--oversubscribe", "--allow-run-as-root", "--bind-to", "none"])
+        .args(["--mca", "btl_vader_single_copy_mechanism", "none", "-np", &np.to_string()])
+        .arg(parfit_mpi_bin())
+        .arg("--plugin")
+        .arg(plugin_dir())
+        .args(args);
+    cmd
+}
+
+fn run_mpi(np: usize, args: &[&str]) -> Run {
+    let out: Output = mpirun(np, args).output().expect("mpirun runs (install openmpi-bin)");
+    out.into()
+}
+
+fn same_files(a: &Path, b: &Path, files: &[&str], what: &str) {
+    for file in files {
+        let (x, y) = (std::fs::read(a.join(file)), std::fs::read(b.join(file)));
+        assert!(x.is_ok() && x.as_ref().ok() == y.as_ref().ok(), "{file}: {what} differs from the plain run");
+    }
+}
+
+/// totals.json without what legitimately differs between runs (timing, threads, ranks).
+fn totals(dir: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("totals.json")).unwrap()).unwrap();
+    for key in ["seconds", "threads", "ranks"] {
+        v.as_object_mut().unwrap().remove(key);
+    }
+    v
+}
+
+#[test]
+fn county_fits_on_1_2_3_ranks_match_the_plain_run_byte_for_byte() {
+    let dir = scratch("mpi-counties");
+    let config = "examples/counties/fit.toml";
+    let plain = dir.join("plain");
+    parfit(&["fit-many", config, "--threads", "2", "--output", plain.to_str().unwrap()]).assert_ok();
+    for (np, threads) in [(1, "2"), (2, "1"), (3, "2")] {
+        let out = dir.join(format!("np{np}"));
+        let args = ["fit-many", config, "--threads", threads, "--format", "json", "--output", out.to_str().unwrap()];
+        let summary = run_mpi(np, &args).assert_ok().json();
+        assert_eq!(summary["ranks"].as_u64(), Some(np as u64), "ranks reported");
+        same_files(&plain, &out, &["results.csv", "summary.json", "histograms.svg"], &format!("np {np}"));
+    }
+}
+
+#[test]
+fn the_policy_projection_on_1_2_3_ranks_matches_the_plain_run_byte_for_byte() {
+    let dir = scratch("mpi-savings");
+    let config = "examples/savings/run.toml";
+    let plain = dir.join("plain");
+    parfit(&["run", config, "--threads", "2", "--output", plain.to_str().unwrap()]).assert_ok();
+    let files = ["pv.csv", "result_cf.csv", "result_pols.csv", "audit.csv", "projection.svg"];
+    for (np, threads) in [(1, "1"), (2, "2"), (3, "1")] {
+        let out = dir.join(format!("np{np}"));
+        let run =
+            run_mpi(np, &["run", config, "--threads", threads, "--format", "json", "--output", out.to_str().unwrap()]);
+        let report = run.assert_ok().json();
+        assert_eq!(report["ranks"].as_u64(), Some(np as u64));
+        same_files(&plain, &out, &files, &format!("np {np}"));
+        assert_eq!(totals(&plain), totals(&out), "totals.json: np {np} differs from the plain run");
+    }
+}
+
+/// Start `mpirun -np N fit-many` on the decay problem and wait until its checkpoint holds `lines` records.
+fn start_and_wait(np: usize, config: &Path, out: &Path, lines: usize) -> std::process::Child {
+    let mut child = mpirun(np, &["fit-many", config.to_str().unwrap(), "--threads", "1"])
+        .args(["--output", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpoint = out.join("checkpoint.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_to_string(&checkpoint).map_or(0, |t| t.lines().count()) < lines {
+        assert!(Instant::now() < deadline, "no progress in the checkpoint");
+        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+/// The rank processes mpirun started (its children running parfit).
+fn ranks_of(mpirun: u32) -> Vec<u32> {
+    let out = Command::new("pgrep").args(["-P", &mpirun.to_string()]).output().expect("pgrep (procps)");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+fn rank_pid(mpirun: u32, rank: usize) -> u32 {
+    // Open MPI sets OMPI_COMM_WORLD_RANK in each rank's environment.
+    let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for pid in ranks_of(mpirun) {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            if env.split(|&b| b == 0).any(|v| v == wanted.as_bytes()) {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "rank {rank} of mpirun {mpirun} not found");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill(pid: u32, signal: &str) {
+    assert!(Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success());
+}
+
+fn results(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("results.csv")).unwrap()
+}
+
+fn problem(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let config = decay_problem(&dir, 3000);
+    let whole = dir.join("whole");
+    parfit(&["fit-many", config.to_str().unwrap(), "--output", whole.to_str().unwrap()]).assert_ok();
+    (config, whole, dir.join("killed"))
+}
+
+/// Resume the interrupted run in `killed` on `np` ranks (`None`: the plain build, no mpirun): every case is
+/// fitted exactly once, at least `saved` come from the checkpoint, and results.csv is the uninterrupted one.
+fn resume_matches(np: Option<usize>, config: &Path, whole: &Path, killed: &Path, saved: u64) {
+    let args =
+        ["fit-many", config.to_str().unwrap(), "--resume", "--format", "json", "--output", killed.to_str().unwrap()];
+    let run = match np {
+        Some(np) => run_mpi(np, &args),
+        None => parfit(&args),
+    };
+    let summary = run.assert_ok().json();
+    let (fitted, from_checkpoint) = (summary["fitted"].as_u64().unwrap(), summary["resumed"].as_u64().unwrap());
+    assert!(from_checkpoint >= saved, "resumed only {from_checkpoint} cases");
+    assert_eq!(fitted + from_checkpoint, 3000, "every case is fitted exactly once");
+    assert_eq!(results(whole), results(killed), "resumed results differ from an uninterrupted run");
+}
+
+#[test]
+fn killing_rank_0_mid_run_then_resuming_on_2_ranks_gives_the_uninterrupted_results() {
+    let (config, whole, killed) = problem("mpi-kill-root");
+    let job = start_and_wait(3, &config, &killed, 200);
+    // The checkpoint's writer dies without warning (as an OOM kill would); mpirun ends the other ranks.
+    kill(rank_pid(job.id(), 0), "-KILL");
+    let out = job.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the job must fail when a rank dies");
+    assert!(!killed.join("results.csv").exists(), "an interrupted run must not leave results behind");
+    resume_matches(Some(2), &config, &whole, &killed, 199);
+}
+
+#[test]
+fn a_dying_worker_is_reported_with_its_cases_and_the_checkpoint_keeps_the_rest() {
+    let (config, whole, killed) = problem("mpi-kill-worker");
+    let job = start_and_wait(2, &config, &killed, 200);
+    kill(rank_pid(job.id(), 1), "-KILL");
+    let out = job.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the job must fail when a rank dies:\n{stderr}");
+    assert!(stderr.contains("rank 1 holds cases"), "the dead rank's cases are not reported:\n{stderr}");
+    resume_matches(Some(3), &config, &whole, &killed, 199);
+}
+
+#[test]
+fn sigterm_to_mpirun_stops_every_rank_cleanly_and_resume_on_1_rank_finishes() {
+    let (config, whole, killed) = problem("mpi-sigterm");
+    let job = start_and_wait(3, &config, &killed, 100);
+    // What Slurm's scancel does first: SIGTERM, which mpirun forwards to every rank.
+    kill(job.id(), "-TERM");
+    let out = job.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("--resume"), "rank 0 says how to finish:\n{stderr}");
+    resume_matches(None, &config, &whole, &killed, 99);
+}
