@@ -130,6 +130,13 @@ pub struct SolverStats {
 /// The ODE as the integrators see it.
 pub(crate) trait System {
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]);
+    /// `rhs` at the state `values` yields, which is stored into `y` first. A system that keeps its own copy
+    /// of the state may store each value there too, as it comes (see `Program::rhs_from`).
+    #[inline]
+    fn rhs_from(&mut self, t: f64, y: &mut [f64], values: impl Iterator<Item = f64>, dy: &mut [f64]) {
+        y.iter_mut().zip(values).for_each(|(y, v)| *y = v);
+        self.rhs(t, y, dy);
+    }
     /// ∂F/∂u at `(t, y)`, column-major `n × n` for the model's `n` states (with sensitivities, the
     /// diagonal block of the augmented system's Jacobian, which reads only the first `n` values of `y`).
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]);
@@ -260,16 +267,21 @@ pub(crate) struct Dopri5 {
     y_dense: Vec<f64>,
 }
 
-/// `out_i = y_i + h · Σ_j a_j k_i[j]` over the first `S` stages.
+/// `y_i + h · Σ_j a_j k_i[j]` over the first `S` stages, for every component `i`.
 #[inline(always)]
-fn combine<const S: usize>(out: &mut [f64], y: &[f64], k: &[[f64; 7]], h: f64, a: &[f64; S]) {
-    for ((o, &y), kr) in out.iter_mut().zip(y).zip(k) {
+fn combine<'a, const S: usize>(
+    y: &'a [f64],
+    k: &'a [[f64; 7]],
+    h: f64,
+    a: &'a [f64; S],
+) -> impl Iterator<Item = f64> + 'a {
+    y.iter().zip(k).map(move |(&y, kr)| {
         let mut acc = a[0] * kr[0];
         for j in 1..S {
             acc += a[j] * kr[j];
         }
-        *o = y + h * acc;
-    }
+        y + h * acc
+    })
 }
 
 /// Store a stage's right-hand side as stage `S + 1`.
@@ -445,8 +457,7 @@ impl Dopri5 {
         // Stage s + 1 from the stages before it, with the combination's weights `a`.
         macro_rules! stage {
             ($s:literal, $a:expr) => {
-                combine(y_stage, y, k, h, &$a);
-                sys.rhs(t + C[$s] * h, y_stage, f);
+                sys.rhs_from(t + C[$s] * h, y_stage, combine(y, k, h, &$a), f);
                 store::<$s>(k, f);
             };
         }
@@ -456,10 +467,11 @@ impl Dopri5 {
         stage!(4, A5);
         stage!(5, A6);
         // B[1] = 0.
-        for ((o, &y), kr) in y_new.iter_mut().zip(y.iter()).zip(k.iter()) {
-            *o = y + h * (B[0] * kr[0] + B[2] * kr[2] + B[3] * kr[3] + B[4] * kr[4] + B[5] * kr[5]);
-        }
-        sys.rhs(t_new, y_new, f);
+        let new = y
+            .iter()
+            .zip(k.iter())
+            .map(|(&y, kr)| y + h * (B[0] * kr[0] + B[2] * kr[2] + B[3] * kr[3] + B[4] * kr[4] + B[5] * kr[5]));
+        sys.rhs_from(t_new, y_new, new, f);
         store::<6>(k, f);
     }
 
