@@ -124,7 +124,7 @@ pub struct Instr {
 
 /// Run a program over the register file. Register indices were checked against the file's size when the
 /// program was built, so indexing never fails for a register file of the model's size.
-#[inline]
+#[inline(always)]
 pub fn run(code: &[Instr], r: &mut [f64]) {
     for i in code {
         let v = i.op.apply_lazy(r[i.a as usize], || r[i.b as usize], || r[i.c as usize], || r[i.d as usize]);

@@ -371,14 +371,15 @@ impl Dopri5 {
             let t_new = if last { stop } else { t + h };
 
             self.stages(sys, t, h, t_new);
-            let err = self.error_norm(opts, h);
+            // The squared norm: the test against 1 and the controller's logarithm need no square root.
+            let err2 = self.error_norm_squared(opts, h);
 
-            if !err.is_finite() {
+            if !err2.is_finite() {
                 // Overflow or NaN inside the step: retry shorter; a genuine blow-up ends in `Diverged`.
                 failed_non_finite = true;
                 rejected = true;
                 h *= FAC_MIN;
-            } else if err <= 1.0 {
+            } else if err2 <= 1.0 {
                 failed_non_finite = false;
                 sys.stats().steps += 1;
                 if self.stability_limited(h) {
@@ -423,7 +424,7 @@ impl Dopri5 {
                 if next == times.len() {
                     return Ok(Dopri5End::Done);
                 }
-                let ln_err = err.ln();
+                let ln_err = 0.5 * err2.ln();
                 let mut fac = (SAFETY * (BETA * ln_err_prev - ALPHA * ln_err).exp()).clamp(FAC_MIN, FAC_MAX);
                 if rejected {
                     fac = fac.min(1.0); // don't grow straight after a rejection
@@ -440,7 +441,7 @@ impl Dopri5 {
             } else {
                 rejected = true;
                 sys.stats().rejected_steps += 1;
-                h *= (SAFETY * err.powf(-0.2)).max(FAC_MIN);
+                h *= (SAFETY * err2.powf(-0.1)).max(FAC_MIN); // err^-0.2
             }
             // After a rejection: give up once the step no longer moves `t` meaningfully.
             if h <= 16.0 * f64::EPSILON * t.abs().max(stop.abs()) || h <= f64::MIN_POSITIVE {
@@ -475,9 +476,9 @@ impl Dopri5 {
         store::<6>(k, f);
     }
 
-    /// RMS over components of the local error scaled by `atol + rtol · max(|y|, |y_new|)`. NaN or infinite
-    /// when the step produced non-finite values.
-    fn error_norm(&self, opts: &SolverOptions, h: f64) -> f64 {
+    /// The square of the RMS over components of the local error scaled by `atol + rtol · max(|y|, |y_new|)`.
+    /// NaN or infinite when the step produced non-finite values.
+    fn error_norm_squared(&self, opts: &SolverOptions, h: f64) -> f64 {
         let mut sum = 0.0;
         for ((kr, &y), &y_new) in self.k.iter().zip(&self.y).zip(&self.y_new) {
             // E[1] = 0.
@@ -489,7 +490,7 @@ impl Dopri5 {
                 return f64::NAN;
             }
         }
-        (sum / self.dim() as f64).sqrt()
+        sum / self.dim() as f64
     }
 
     /// The continuous extension at `t + theta · h` of the step just taken, into `y_dense`.
@@ -541,7 +542,8 @@ impl Dopri5 {
             num += (kr[6] - kr[5]).powi(2);
             den += (y_new - y_stage).powi(2);
         }
-        den > 0.0 && h * (num / den).sqrt() > STIFF_HLAMBDA
+        // h·√(num/den) > STIFF_HLAMBDA, squared.
+        den > 0.0 && (h * h) * num > STIFF_HLAMBDA * STIFF_HLAMBDA * den
     }
 }
 
