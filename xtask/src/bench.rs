@@ -100,6 +100,93 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores available")
 }
 
+/// Rounds of `cargo xtask bench lv`: each round runs parfit's and diffid's fits back to back, so a change in the
+/// machine's load hits both tools of a round alike.
+const LV_ROUNDS: usize = 3;
+
+/// `cargo xtask bench lv [--peers]`: the Lotka–Volterra comparison alone (one solve, the tutorial fit at matched
+/// accuracy on 1 and 2 threads, and with `--peers` diffid's fit), in alternating rounds; per-round ratios and
+/// their medians into target/bench/lv.json.
+pub fn lv(peers: bool) -> Result {
+    run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "--examples", "--bins"]))?;
+    let tutorial = "examples/lotka_volterra/tutorial.toml";
+    let matched = ["--rtol", "1e-6", "--atol", "1e-6"];
+    let per_eval = |v: &Value| v["s_per_evaluation_overall"].as_f64().unwrap_or(f64::NAN) * 1e6;
+    let mut rounds = Vec::new();
+    for round in 0..LV_ROUNDS {
+        eprintln!("LV round {} of {LV_ROUNDS}…", round + 1);
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let mut r = json!({
+            "load_average": load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+            "solve_rtol_1e-6": solve("1e-6")?,
+            "parfit_threads_1": fits(tutorial, 1, SEEDS, &matched)?,
+            "parfit_threads_2": fits(tutorial, 2, SEEDS, &matched)?,
+        });
+        if peers {
+            let script = root().join("bench/peers/diffid_lv.sh");
+            let args = ["--reps", &SEEDS.to_string(), "--solve-reps", "300"];
+            let diffid = parse(&output_of(Command::new("bash").arg(script).current_dir(root()).args(args))?)?;
+            r["ratio_threads_1"] = json!(per_eval(&diffid["sequential"]) / per_eval(&r["parfit_threads_1"]));
+            r["ratio_threads_2"] = json!(per_eval(&diffid["parallel"]) / per_eval(&r["parfit_threads_2"]));
+            r["diffid"] = diffid;
+        }
+        rounds.push(r);
+    }
+    let med = |f: &dyn Fn(&Value) -> f64| median(rounds.iter().map(f).collect());
+    let report = json!({
+        "date": output_of(Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC"))?.trim(),
+        "machine": machine(),
+        "command": format!("cargo xtask bench lv{}", if peers { " --peers" } else { "" }),
+        "median_parfit_us_per_eval_threads_1": med(&|r| per_eval(&r["parfit_threads_1"])),
+        "median_parfit_us_per_eval_threads_2": med(&|r| per_eval(&r["parfit_threads_2"])),
+        "median_diffid_us_per_eval_threads_1": med(&|r| per_eval(&r["diffid"]["sequential"])),
+        "median_diffid_us_per_eval_threads_2": med(&|r| per_eval(&r["diffid"]["parallel"])),
+        "median_ratio_threads_1": med(&|r| r["ratio_threads_1"].as_f64().unwrap_or(f64::NAN)),
+        "median_ratio_threads_2": med(&|r| r["ratio_threads_2"].as_f64().unwrap_or(f64::NAN)),
+        "rounds": rounds,
+    });
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("lv.json"), text).map_err(|e| format!("lv.json: {e}"))?;
+    println!(
+        "\n{} — {} — `{}`\n",
+        report["date"].as_str().unwrap_or(""),
+        report["machine"].as_str().unwrap_or(""),
+        report["command"].as_str().unwrap_or("")
+    );
+    println!(
+        "| round | load average | one solve, median µs | parfit µs/eval 1 / 2 threads | diffid µs/eval 1 / 2 threads | diffid ÷ parfit 1 / 2 threads |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    for (i, r) in report["rounds"].as_array().into_iter().flatten().enumerate() {
+        println!(
+            "| {} | {} | {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.2} / {:.2} |",
+            i + 1,
+            r["load_average"].as_str().unwrap_or(""),
+            f(&r["solve_rtol_1e-6"]["median_us"]),
+            per_eval(&r["parfit_threads_1"]),
+            per_eval(&r["parfit_threads_2"]),
+            per_eval(&r["diffid"]["sequential"]),
+            per_eval(&r["diffid"]["parallel"]),
+            f(&r["ratio_threads_1"]),
+            f(&r["ratio_threads_2"]),
+        );
+    }
+    println!(
+        "| median | | | {:.1} / {:.1} | {:.1} / {:.1} | {:.2} / {:.2} |",
+        f(&report["median_parfit_us_per_eval_threads_1"]),
+        f(&report["median_parfit_us_per_eval_threads_2"]),
+        f(&report["median_diffid_us_per_eval_threads_1"]),
+        f(&report["median_diffid_us_per_eval_threads_2"]),
+        f(&report["median_ratio_threads_1"]),
+        f(&report["median_ratio_threads_2"]),
+    );
+    println!("full results: {}", dir.join("lv.json").display());
+    Ok(())
+}
+
 pub fn bench(peers: bool) -> Result {
     run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "--examples", "--bins"]))?;
     run(cargo().args([

@@ -26,6 +26,8 @@ commands:
                     installed into venvs under target/peers on first use)
           --report  print the last run's report again (from target/bench/results.json)
           montecarlo   only the Monte Carlo benchmarks (wealth, π; with --peers also numba)
+          lv           only the Lotka–Volterra comparison (one solve, the tutorial fit at matched accuracy;
+                       with --peers diffid's fit), in 3 alternating rounds, into target/bench/lv.json
   bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)
   wasm    build the threaded WebAssembly module into web/pkg (installs the pinned nightly's pieces and
           wasm-bindgen-cli when missing)
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") if args.iter().any(|a| a == "--report") => bench::reprint(),
         Some("bench") if args.iter().any(|a| a == "montecarlo") => bench_mc_only(args.iter().any(|a| a == "--peers")),
+        Some("bench") if args.iter().any(|a| a == "lv") => bench::lv(args.iter().any(|a| a == "--peers")),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),
         Some("wasm") => wasm::build(),

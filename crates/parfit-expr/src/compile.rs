@@ -760,7 +760,7 @@ impl<'a> Gen<'a> {
     /// when already computed.
     fn op3(&mut self, op: Op, a: Val, b: Val, c: Val) -> Val {
         if let (Val::Const(x), Val::Const(y), Val::Const(z)) = (a, b, c) {
-            return Val::Const(op.apply(x, y, z));
+            return Val::Const(op.apply(x, y, z, 0.0));
         }
         let level = a.level().max(b.level()).max(c.level()).unwrap_or(Level::Param);
         let (mut ra, mut rb, rc) = (self.reg(a), self.reg(b), self.reg(c));
@@ -776,7 +776,7 @@ impl<'a> Gen<'a> {
             return Val::Reg(r, level);
         }
         let dst = self.fresh();
-        let instr = Instr { op, dst, a: ra, b: rb, c: rc };
+        let instr = Instr { op, dst, a: ra, b: rb, c: rc, d: 0 };
         match level {
             Level::Param => {
                 self.setup.push(instr);

@@ -40,6 +40,12 @@ pub enum Op {
     MulSub,
     /// `c - a * b`.
     NegMulAdd,
+    // A sum or difference of two products each read only by it (mass-action terms): one dispatch instead of
+    // three, again rounded as the separate operations.
+    /// `a * b + c * d`.
+    MulMulAdd,
+    /// `a * b - c * d`.
+    MulMulSub,
 }
 
 impl Op {
@@ -47,16 +53,16 @@ impl Op {
         matches!(self, Op::Add | Op::Mul | Op::Min | Op::Max)
     }
 
-    /// The one definition of each operation, shared by constant folding and the interpreter so that folded
-    /// and run-time results are bit-identical.
-    pub fn apply(self, a: f64, b: f64, c: f64) -> f64 {
-        self.apply_lazy(a, || b, || c)
+    /// The one definition of each operation, shared by constant folding and the interpreters so that folded
+    /// and run-time results are bit-identical. `d` is read by the two-product operations only.
+    pub fn apply(self, a: f64, b: f64, c: f64, d: f64) -> f64 {
+        self.apply_lazy(a, || b, || c, || d)
     }
 
-    /// [`Op::apply`] reading the second and third operands only when the operation uses them: the
-    /// interpreter passes register loads, so a unary op loads one register and only `Select` loads three.
+    /// [`Op::apply`] reading the operands after the first only when the operation uses them: the
+    /// interpreter passes register loads, so a unary op loads one register.
     #[inline(always)]
-    fn apply_lazy(self, a: f64, b: impl FnOnce() -> f64, c: impl FnOnce() -> f64) -> f64 {
+    fn apply_lazy(self, a: f64, b: impl FnOnce() -> f64, c: impl FnOnce() -> f64, d: impl FnOnce() -> f64) -> f64 {
         match self {
             Op::Add => a + b(),
             Op::Sub => a - b(),
@@ -99,6 +105,8 @@ impl Op {
             Op::MulAdd => a * b() + c(),
             Op::MulSub => a * b() - c(),
             Op::NegMulAdd => c() - a * b(),
+            Op::MulMulAdd => a * b() + c() * d(),
+            Op::MulMulSub => a * b() - c() * d(),
         }
     }
 }
@@ -110,14 +118,16 @@ pub struct Instr {
     pub a: u32,
     pub b: u32,
     pub c: u32,
+    /// The fourth operand, of the two-product operations only (0 otherwise).
+    pub d: u32,
 }
 
 /// Run a program over the register file. Register indices were checked against the file's size when the
 /// program was built, so indexing never fails for a register file of the model's size.
-#[inline]
+#[inline(always)]
 pub fn run(code: &[Instr], r: &mut [f64]) {
     for i in code {
-        let v = i.op.apply_lazy(r[i.a as usize], || r[i.b as usize], || r[i.c as usize]);
+        let v = i.op.apply_lazy(r[i.a as usize], || r[i.b as usize], || r[i.c as usize], || r[i.d as usize]);
         r[i.dst as usize] = v;
     }
 }
@@ -254,7 +264,7 @@ impl Program {
         sections.iter().flat_map(|s| s.iter()).for_each(|i| assign(i.dst));
         let m = |r: &mut u32| *r = map[*r as usize];
         for i in sections.into_iter().flatten() {
-            for r in [&mut i.dst, &mut i.a, &mut i.b, &mut i.c] {
+            for r in [&mut i.dst, &mut i.a, &mut i.b, &mut i.c, &mut i.d] {
                 m(r);
             }
         }
@@ -290,6 +300,24 @@ impl Program {
     #[inline]
     pub fn rhs(&self, regs: &mut [f64], t: f64, y: &[f64], dy: &mut [f64]) {
         self.load(regs, t, y);
+        run(&self.rhs, regs);
+        for (d, &r) in dy.iter_mut().zip(&self.f) {
+            *d = regs[r as usize];
+        }
+    }
+
+    /// [`Program::rhs`] at a state computed as it is stored: each item of `values` goes into `y` and
+    /// straight into its register. An integrator's stage state is stored element by element; copying the
+    /// whole vector into the registers right after would read it back with wider loads, which wait for those
+    /// stores to reach the cache (no store forwarding), and the evaluation would wait on them.
+    #[inline]
+    pub fn rhs_from(&self, regs: &mut [f64], t: f64, y: &mut [f64], values: impl Iterator<Item = f64>, dy: &mut [f64]) {
+        let (rt, rest) = regs.split_first_mut().expect("the register file holds t");
+        *rt = t;
+        for ((r, y), v) in rest[..self.n_states].iter_mut().zip(y.iter_mut()).zip(values) {
+            *r = v;
+            *y = v;
+        }
         run(&self.rhs, regs);
         for (d, &r) in dy.iter_mut().zip(&self.f) {
             *d = regs[r as usize];
@@ -370,6 +398,20 @@ impl Program {
     }
 
     pub fn outputs(&self, regs: &mut [f64], t: f64, y: &[f64], out: &mut [f64]) {
+        if self.out.is_empty() {
+            // Outputs that are states, `t` or parameter-level values (the usual `out_i { x, y }`): read them
+            // where they are, without loading the state.
+            let n = self.n_states;
+            for (o, &r) in out.iter_mut().zip(&self.out_regs) {
+                let r = r as usize;
+                *o = match r {
+                    Self::T => t,
+                    _ if r <= n => y[r - 1],
+                    _ => regs[r],
+                };
+            }
+            return;
+        }
         self.load(regs, t, y);
         run(&self.out, regs);
         for (o, &r) in out.iter_mut().zip(&self.out_regs) {
@@ -380,7 +422,8 @@ impl Program {
 
 impl Program {
     /// Fuse each product whose only reader is an addition or subtraction in the same section into that
-    /// instruction (`MulAdd`, `MulSub`, `NegMulAdd`). The interpreter's cost is mostly one dispatch per
+    /// instruction (`MulAdd`, `MulSub`, `NegMulAdd`; `MulMulAdd`, `MulMulSub` when both operands are such
+    /// products). The interpreter's cost is mostly one dispatch per
     /// instruction, and sums of products are what models are made of.
     fn fuse(&mut self) {
         let mut readers = vec![0u32; self.n_regs];
@@ -415,12 +458,15 @@ impl Program {
                     Op::Add | Op::Sub => {
                         let pa = product.get(&i.a).copied().filter(|_| single(i.a));
                         let pb = product.get(&i.b).copied().filter(|_| single(i.b));
-                        match (i.op, pb, pa) {
+                        match (i.op, pa, pb) {
+                            // p·q ± r·s: both products go.
+                            (Op::Add, Some(ma), Some(mb)) => Some((ma, Some(mb), Op::MulMulAdd, 0)),
+                            (Op::Sub, Some(ma), Some(mb)) => Some((ma, Some(mb), Op::MulMulSub, 0)),
                             // y ± p·q, preferring the second operand: c - a·b or a·b + c.
-                            (Op::Add, Some(m), _) => Some((m, Op::MulAdd, i.a)),
-                            (Op::Sub, Some(m), _) => Some((m, Op::NegMulAdd, i.a)),
-                            (Op::Add, None, Some(m)) => Some((m, Op::MulAdd, i.b)),
-                            (Op::Sub, None, Some(m)) => Some((m, Op::MulSub, i.b)),
+                            (Op::Add, _, Some(m)) => Some((m, None, Op::MulAdd, i.a)),
+                            (Op::Sub, _, Some(m)) => Some((m, None, Op::NegMulAdd, i.a)),
+                            (Op::Add, Some(m), None) => Some((m, None, Op::MulAdd, i.b)),
+                            (Op::Sub, Some(m), None) => Some((m, None, Op::MulSub, i.b)),
                             _ => None,
                         }
                     }
@@ -430,10 +476,19 @@ impl Program {
                     }
                     _ => None,
                 };
-                if let Some((m, op, c)) = fused {
-                    let p = code[m];
-                    code[k] = Instr { op, dst: i.dst, a: p.a, b: p.b, c };
-                    dead[m] = true;
+                match fused {
+                    Some((m, None, op, c)) => {
+                        let p = code[m];
+                        code[k] = Instr { op, dst: i.dst, a: p.a, b: p.b, c, d: 0 };
+                        dead[m] = true;
+                    }
+                    Some((ma, Some(mb), op, _)) => {
+                        let (p, q) = (code[ma], code[mb]);
+                        code[k] = Instr { op, dst: i.dst, a: p.a, b: p.b, c: q.a, d: q.b };
+                        dead[ma] = true;
+                        dead[mb] = true;
+                    }
+                    None => {}
                 }
             }
             let mut k = 0;
@@ -466,11 +521,12 @@ fn copy_small(dst: &mut [f64], src: &[f64]) {
 /// The registers an instruction reads.
 fn operands(i: &Instr) -> impl Iterator<Item = u32> {
     let n = match i.op {
+        Op::MulMulAdd | Op::MulMulSub => 4,
         Op::Select | Op::MulAdd | Op::MulSub | Op::NegMulAdd => 3,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Min | Op::Max | Op::Copysign => 2,
         _ => 1,
     };
-    [i.a, i.b, i.c].into_iter().take(n)
+    [i.a, i.b, i.c, i.d].into_iter().take(n)
 }
 
 /// Remove the instructions of `code` whose result is not live, marking the operands of the rest live.
@@ -479,7 +535,7 @@ fn sweep(code: &mut Vec<Instr>, live: &mut [bool]) {
     for (k, i) in code.iter().enumerate().rev() {
         if live[i.dst as usize] {
             keep[k] = true;
-            for r in [i.a, i.b, i.c] {
+            for r in [i.a, i.b, i.c, i.d] {
                 live[r as usize] = true;
             }
         }

@@ -315,23 +315,25 @@ mod speed_tests {
     fn fused_sums_of_products_round_as_the_separate_operations() {
         // Every product here has one reader, a sum: all fuse, and the results are bit for bit those of the
         // same operations written out.
-        let src = "in_i { a = 0.1, b = 0.7, c = 3 }\nu_i { x = 1, y = 2, z = 0 }
-F_i { a * x + b * y, c - a * y * x, x * y - b }
+        let src = "in_i { a = 0.1, b = 0.7, c = 3 }\nu_i { x = 1, y = 2, z = 0, w = 0 }
+F_i { a * x + b * y, c - a * y * x, x * y - b, x * x - y * b }
 out_i { p = x * y + a * b * x, q = c - x * x }";
         let cp = compile(src, Dialect::Ode).unwrap();
         let p = &cp.program;
         for code in [&p.rhs, &p.out] {
             assert!(code.iter().any(|i| matches!(i.op, Op::MulAdd | Op::MulSub | Op::NegMulAdd)), "{code:?}");
+            assert!(code.iter().any(|i| i.op == Op::MulMulAdd), "{code:?}");
         }
+        assert!(p.rhs.iter().any(|i| i.op == Op::MulMulSub), "{:?}", p.rhs);
         let (a, b, c) = (0.1f64, 0.7f64, 3.0f64);
         let mut regs = vec![0.0; p.n_regs];
-        let mut y0 = [0.0; 3];
+        let mut y0 = [0.0; 4];
         p.start(&mut regs, &[a, b, c], &mut y0);
         let (x, y) = (1.0 / 3.0, 2.0f64.sqrt());
-        let (mut dy, mut out) = ([0.0; 3], [0.0; 2]);
-        p.rhs(&mut regs, 0.0, &[x, y, 0.0], &mut dy);
-        p.outputs(&mut regs, 0.0, &[x, y, 0.0], &mut out);
-        assert_eq!(dy, [a * x + b * y, c - (a * y) * x, x * y - b]);
+        let (mut dy, mut out) = ([0.0; 4], [0.0; 2]);
+        p.rhs(&mut regs, 0.0, &[x, y, 0.0, 0.0], &mut dy);
+        p.outputs(&mut regs, 0.0, &[x, y, 0.0, 0.0], &mut out);
+        assert_eq!(dy, [a * x + b * y, c - (a * y) * x, x * y - b, x * x - y * b]);
         assert_eq!(out, [x * y + (a * b) * x, c - x * x]);
     }
 }

@@ -45,7 +45,7 @@ fn lanes_of(regs: &[f64], r: usize) -> &Lanes {
 /// Apply `op` lane by lane. The common operations get their own loops (vectorised where the hardware can);
 /// the rest call [`Op::apply`], the single definition every interpreter shares.
 #[inline(always)]
-fn apply(op: Op, out: &mut Lanes, a: &Lanes, b: impl Fn() -> Lanes, c: impl Fn() -> Lanes) {
+fn apply(op: Op, out: &mut Lanes, a: &Lanes, b: impl Fn() -> Lanes, c: impl Fn() -> Lanes, d: impl Fn() -> Lanes) {
     match op {
         Op::Add => {
             let b = b();
@@ -73,9 +73,17 @@ fn apply(op: Op, out: &mut Lanes, a: &Lanes, b: impl Fn() -> Lanes, c: impl Fn()
             let (b, c) = (b(), c());
             (0..LANES).for_each(|l| out[l] = if a[l] >= 0.0 { b[l] } else { c[l] });
         }
+        Op::MulMulAdd => {
+            let (b, c, d) = (b(), c(), d());
+            (0..LANES).for_each(|l| out[l] = a[l] * b[l] + c[l] * d[l]);
+        }
+        Op::MulMulSub => {
+            let (b, c, d) = (b(), c(), d());
+            (0..LANES).for_each(|l| out[l] = a[l] * b[l] - c[l] * d[l]);
+        }
         _ => {
             let (b, c) = (b(), c());
-            (0..LANES).for_each(|l| out[l] = op.apply(a[l], b[l], c[l]));
+            (0..LANES).for_each(|l| out[l] = op.apply(a[l], b[l], c[l], 0.0));
         }
     }
 }
@@ -83,7 +91,7 @@ fn apply(op: Op, out: &mut Lanes, a: &Lanes, b: impl Fn() -> Lanes, c: impl Fn()
 /// Run `code` over the lane-wide register file.
 fn run_block(code: &[Instr], regs: &mut [f64]) {
     for i in code {
-        let (d, a, b, c) = (i.dst as usize, i.a as usize, i.b as usize, i.c as usize);
+        let (d, a, b, c, e) = (i.dst as usize, i.a as usize, i.b as usize, i.c as usize, i.d as usize);
         // Operands are read only when the operation uses them; unused operand fields are never sliced.
         let needs_b = !matches!(
             i.op,
@@ -105,17 +113,18 @@ fn run_block(code: &[Instr], regs: &mut [f64]) {
                 | Op::Heaviside
         );
         let needs_c = i.op == Op::Select;
-        if a < d && (!needs_b || b < d) && (!needs_c || c < d) {
+        let needs_e = matches!(i.op, Op::MulMulAdd | Op::MulMulSub);
+        if a < d && (!needs_b || b < d) && (!needs_c || c < d) && (!needs_e || (c < d && e < d)) {
             // The usual case (registers are numbered in the order they are written): operands below the
             // destination, so the file splits into a read part and a written part without copies.
             let (lo, hi) = regs.split_at_mut(d * LANES);
             let out: &mut Lanes = (&mut hi[..LANES]).try_into().expect("a register is LANES wide");
             let lo = &*lo;
-            apply(i.op, out, lanes_of(lo, a), || *lanes_of(lo, b), || *lanes_of(lo, c));
+            apply(i.op, out, lanes_of(lo, a), || *lanes_of(lo, b), || *lanes_of(lo, c), || *lanes_of(lo, e));
         } else {
             let mut out = [0.0; LANES];
             let src = &*regs;
-            apply(i.op, &mut out, lanes_of(src, a), || *lanes_of(src, b), || *lanes_of(src, c));
+            apply(i.op, &mut out, lanes_of(src, a), || *lanes_of(src, b), || *lanes_of(src, c), || *lanes_of(src, e));
             regs[d * LANES..(d + 1) * LANES].copy_from_slice(&out);
         }
     }

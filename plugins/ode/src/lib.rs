@@ -177,6 +177,12 @@ impl System for Sim<'_> {
         self.program.rhs(self.regs, t, y, dy);
     }
 
+    #[inline]
+    fn rhs_from(&mut self, t: f64, y: &mut [f64], values: impl Iterator<Item = f64>, dy: &mut [f64]) {
+        self.stats.rhs_evals += 1;
+        self.program.rhs_from(self.regs, t, y, values, dy);
+    }
+
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) {
         self.stats.jac_evals += 1;
         self.program.jacobian(self.regs, t, y, jac);
@@ -402,10 +408,10 @@ mod tests {
     #[test]
     fn lotka_volterra_compiles_to_few_instructions() {
         let m = OdeModel::compile(LV, "lv.ds", SolverOptions::default()).unwrap();
-        // Six products and two subtractions, of which two products fuse into the subtractions reading them
-        // (`alpha·x - (beta·x)·y`, `(delta·x)·y - gamma·y`); `beta·x` and `delta·x` stay, as the Jacobian
+        // Six products and two subtractions: each subtraction takes in the two products it reads
+        // (`alpha·x - y·(beta·x)`, `y·(delta·x) - gamma·y`); `beta·x` and `delta·x` stay, as the Jacobian
         // reads them. Nothing needs parameter-only code.
-        assert_eq!(m.program.rhs.len(), 6, "{:?}", m.program.rhs);
+        assert_eq!(m.program.rhs.len(), 4, "{:?}", m.program.rhs);
         // Its Jacobian [[a - b y, -b x], [d y, d x - g]] is four more instructions (`a - b·y` fused).
         assert!(m.program.setup.is_empty(), "{:?}", m.program.setup);
         assert_eq!(m.program.jac.len(), 4, "{:?}", m.program.jac);
@@ -422,7 +428,7 @@ mod tests {
         let src = "in_i { k = 2 }\nc { exp(0) * 3 }\nkc { k * c }\nu_i { y = kc }\nF_i { -kc * y + c * t }";
         let m = OdeModel::compile(src, "m.ds", SolverOptions::default()).unwrap();
         assert_eq!(m.program.setup.len(), 2); // k * c and its negation
-        assert_eq!(m.program.rhs.len(), 2); // (-kc) * y, then c * t + that (fused)
+        assert_eq!(m.program.rhs.len(), 1); // (-kc) * y + c * t, one fused instruction
     }
 
     #[test]

@@ -130,6 +130,13 @@ pub struct SolverStats {
 /// The ODE as the integrators see it.
 pub(crate) trait System {
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]);
+    /// `rhs` at the state `values` yields, which is stored into `y` first. A system that keeps its own copy
+    /// of the state may store each value there too, as it comes (see `Program::rhs_from`).
+    #[inline]
+    fn rhs_from(&mut self, t: f64, y: &mut [f64], values: impl Iterator<Item = f64>, dy: &mut [f64]) {
+        y.iter_mut().zip(values).for_each(|(y, v)| *y = v);
+        self.rhs(t, y, dy);
+    }
     /// ∂F/∂u at `(t, y)`, column-major `n × n` for the model's `n` states (with sensitivities, the
     /// diagonal block of the augmented system's Jacobian, which reads only the first `n` values of `y`).
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]);
@@ -260,16 +267,21 @@ pub(crate) struct Dopri5 {
     y_dense: Vec<f64>,
 }
 
-/// `out_i = y_i + h · Σ_j a_j k_i[j]` over the first `S` stages.
+/// `y_i + h · Σ_j a_j k_i[j]` over the first `S` stages, for every component `i`.
 #[inline(always)]
-fn combine<const S: usize>(out: &mut [f64], y: &[f64], k: &[[f64; 7]], h: f64, a: &[f64; S]) {
-    for ((o, &y), kr) in out.iter_mut().zip(y).zip(k) {
+fn combine<'a, const S: usize>(
+    y: &'a [f64],
+    k: &'a [[f64; 7]],
+    h: f64,
+    a: &'a [f64; S],
+) -> impl Iterator<Item = f64> + 'a {
+    y.iter().zip(k).map(move |(&y, kr)| {
         let mut acc = a[0] * kr[0];
         for j in 1..S {
             acc += a[j] * kr[j];
         }
-        *o = y + h * acc;
-    }
+        y + h * acc
+    })
 }
 
 /// Store a stage's right-hand side as stage `S + 1`.
@@ -302,6 +314,26 @@ impl Dopri5 {
     /// `t0`) through `sys.output`. When the stiffness test fires, `opts.solver` decides: `Auto` hands over
     /// (`Dopri5End::Stiff`, with the state at that time in `self.y`), `Dopri5` fails if much is left.
     pub fn solve<S: System>(
+        &mut self,
+        opts: &SolverOptions,
+        sys: &mut S,
+        t0: f64,
+        times: &[f64],
+    ) -> Result<Dopri5End, SimError> {
+        // Small systems get a copy of the integrator for their size, whose loops over the components have a
+        // known length and unroll into straight-line code; for two states the loop overhead was a large part
+        // of a step.
+        match self.dim() {
+            1 => self.solve_sized::<S, 1>(opts, sys, t0, times),
+            2 => self.solve_sized::<S, 2>(opts, sys, t0, times),
+            3 => self.solve_sized::<S, 3>(opts, sys, t0, times),
+            4 => self.solve_sized::<S, 4>(opts, sys, t0, times),
+            _ => self.solve_sized::<S, 0>(opts, sys, t0, times),
+        }
+    }
+
+    /// [`Dopri5::solve`] for `N` components (`N = 0`: any number).
+    fn solve_sized<S: System, const N: usize>(
         &mut self,
         opts: &SolverOptions,
         sys: &mut S,
@@ -358,25 +390,26 @@ impl Dopri5 {
             }
             let t_new = if last { stop } else { t + h };
 
-            self.stages(sys, t, h, t_new);
-            let err = self.error_norm(opts, h);
+            self.stages::<S, N>(sys, t, h, t_new);
+            // The squared norm: the test against 1 and the controller's logarithm need no square root.
+            let err2 = self.error_norm_squared::<N>(opts, h);
 
-            if !err.is_finite() {
+            if !err2.is_finite() {
                 // Overflow or NaN inside the step: retry shorter; a genuine blow-up ends in `Diverged`.
                 failed_non_finite = true;
                 rejected = true;
                 h *= FAC_MIN;
-            } else if err <= 1.0 {
+            } else if err2 <= 1.0 {
                 failed_non_finite = false;
                 sys.stats().steps += 1;
-                if self.stability_limited(h) {
+                if self.stability_limited::<N>(h) {
                     nonstiff_steps = 0;
                     stiff_steps += 1;
                     if stiff_steps >= STIFF_STEPS {
                         stiff_steps = 0;
                         match opts.solver {
                             Method::Auto => {
-                                let next = self.report(sys, times, next, t, h, t_new);
+                                let next = self.report::<S, N>(sys, times, next, t, h, t_new);
                                 std::mem::swap(&mut self.y, &mut self.y_new);
                                 return Ok(if next == times.len() {
                                     Dopri5End::Done
@@ -401,17 +434,17 @@ impl Dopri5 {
                         stiff_steps = 0;
                     }
                 }
-                next = self.report(sys, times, next, t, h, t_new);
+                next = self.report::<S, N>(sys, times, next, t, h, t_new);
                 std::mem::swap(&mut self.y, &mut self.y_new);
                 // FSAL: the last stage is f at the new point.
-                for kr in &mut self.k {
+                for kr in &mut self.k[..width::<N>(self.y.len())] {
                     kr[0] = kr[6];
                 }
                 t = t_new;
                 if next == times.len() {
                     return Ok(Dopri5End::Done);
                 }
-                let ln_err = err.ln();
+                let ln_err = 0.5 * err2.ln();
                 let mut fac = (SAFETY * (BETA * ln_err_prev - ALPHA * ln_err).exp()).clamp(FAC_MIN, FAC_MAX);
                 if rejected {
                     fac = fac.min(1.0); // don't grow straight after a rejection
@@ -428,7 +461,7 @@ impl Dopri5 {
             } else {
                 rejected = true;
                 sys.stats().rejected_steps += 1;
-                h *= (SAFETY * err.powf(-0.2)).max(FAC_MIN);
+                h *= (SAFETY * err2.powf(-0.1)).max(FAC_MIN); // err^-0.2
             }
             // After a rejection: give up once the step no longer moves `t` meaningfully.
             if h <= 16.0 * f64::EPSILON * t.abs().max(stop.abs()) || h <= f64::MIN_POSITIVE {
@@ -439,14 +472,15 @@ impl Dopri5 {
 
     /// Stages 2..=7 of one step from `(t, y)` with `k[0] = f(t, y)`; leaves the 5th-order solution in
     /// `y_new` and `k[6] = f(t_new, y_new)`.
-    fn stages<S: System>(&mut self, sys: &mut S, t: f64, h: f64, t_new: f64) {
+    fn stages<S: System, const N: usize>(&mut self, sys: &mut S, t: f64, h: f64, t_new: f64) {
         self.dense_ready = false;
+        let n = width::<N>(self.dim());
         let Dopri5 { y, y_new, y_stage, k, f, .. } = self;
+        let (y, y_new, y_stage, k, f) = (&y[..n], &mut y_new[..n], &mut y_stage[..n], &mut k[..n], &mut f[..n]);
         // Stage s + 1 from the stages before it, with the combination's weights `a`.
         macro_rules! stage {
             ($s:literal, $a:expr) => {
-                combine(y_stage, y, k, h, &$a);
-                sys.rhs(t + C[$s] * h, y_stage, f);
+                sys.rhs_from(t + C[$s] * h, y_stage, combine(y, k, h, &$a), f);
                 store::<$s>(k, f);
             };
         }
@@ -456,18 +490,20 @@ impl Dopri5 {
         stage!(4, A5);
         stage!(5, A6);
         // B[1] = 0.
-        for ((o, &y), kr) in y_new.iter_mut().zip(y.iter()).zip(k.iter()) {
-            *o = y + h * (B[0] * kr[0] + B[2] * kr[2] + B[3] * kr[3] + B[4] * kr[4] + B[5] * kr[5]);
-        }
-        sys.rhs(t_new, y_new, f);
+        let new = y
+            .iter()
+            .zip(k.iter())
+            .map(|(&y, kr)| y + h * (B[0] * kr[0] + B[2] * kr[2] + B[3] * kr[3] + B[4] * kr[4] + B[5] * kr[5]));
+        sys.rhs_from(t_new, y_new, new, f);
         store::<6>(k, f);
     }
 
-    /// RMS over components of the local error scaled by `atol + rtol · max(|y|, |y_new|)`. NaN or infinite
-    /// when the step produced non-finite values.
-    fn error_norm(&self, opts: &SolverOptions, h: f64) -> f64 {
+    /// The square of the RMS over components of the local error scaled by `atol + rtol · max(|y|, |y_new|)`.
+    /// NaN or infinite when the step produced non-finite values.
+    fn error_norm_squared<const N: usize>(&self, opts: &SolverOptions, h: f64) -> f64 {
+        let n = width::<N>(self.dim());
         let mut sum = 0.0;
-        for ((kr, &y), &y_new) in self.k.iter().zip(&self.y).zip(&self.y_new) {
+        for ((kr, &y), &y_new) in self.k[..n].iter().zip(&self.y[..n]).zip(&self.y_new[..n]) {
             // E[1] = 0.
             let e = E[0] * kr[0] + E[2] * kr[2] + E[3] * kr[3] + E[4] * kr[4] + E[5] * kr[5] + E[6] * kr[6];
             let scale = opts.atol + opts.rtol * y.abs().max(y_new.abs());
@@ -477,7 +513,7 @@ impl Dopri5 {
                 return f64::NAN;
             }
         }
-        (sum / self.dim() as f64).sqrt()
+        sum / n as f64
     }
 
     /// The continuous extension at `t + theta · h` of the step just taken, into `y_dense`.
@@ -486,9 +522,11 @@ impl Dopri5 {
     /// `y + θ(Δ + (1-θ)(b + θ(c + (1-θ)d)))` with `Δ = y_new - y`, `b = h k1 - Δ`, `c = Δ - h k7 - b`, and
     /// `d = h Σ D_j k_j` the 4th-order term; it matches the end values and slopes exactly. The
     /// coefficients are worked out once per step, on its first output.
-    fn dense(&mut self, h: f64, theta: f64) {
+    fn dense<const N: usize>(&mut self, h: f64, theta: f64) {
+        let n = width::<N>(self.dim());
+        let (y, y_new, k) = (&self.y[..n], &self.y_new[..n], &self.k[..n]);
         if !self.dense_ready {
-            for (((co, &y), &y_new), kr) in self.dense_coeffs.iter_mut().zip(&self.y).zip(&self.y_new).zip(&self.k) {
+            for (((co, &y), &y_new), kr) in self.dense_coeffs[..n].iter_mut().zip(y).zip(y_new).zip(k) {
                 let delta = y_new - y;
                 let b = h * kr[0] - delta;
                 let c = delta - h * kr[6] - b;
@@ -499,20 +537,28 @@ impl Dopri5 {
             self.dense_ready = true;
         }
         let one_minus = 1.0 - theta;
-        for ((o, &y), &[delta, b, c, d]) in self.y_dense.iter_mut().zip(&self.y).zip(&self.dense_coeffs) {
+        for ((o, &y), &[delta, b, c, d]) in self.y_dense[..n].iter_mut().zip(y).zip(&self.dense_coeffs[..n]) {
             *o = y + theta * (delta + one_minus * (b + theta * (c + one_minus * d)));
         }
     }
 
     /// Report every requested time in `(t, t_new]` from the step just taken (before `y` and `y_new` swap);
     /// returns the index of the next time still due.
-    fn report<S: System>(&mut self, sys: &mut S, times: &[f64], mut next: usize, t: f64, h: f64, t_new: f64) -> usize {
+    fn report<S: System, const N: usize>(
+        &mut self,
+        sys: &mut S,
+        times: &[f64],
+        mut next: usize,
+        t: f64,
+        h: f64,
+        t_new: f64,
+    ) -> usize {
         while next < times.len() && times[next] <= t_new {
             let ti = times[next];
             if ti == t_new {
                 sys.output(next, ti, &self.y_new);
             } else {
-                self.dense(h, (ti - t) / h);
+                self.dense::<N>(h, (ti - t) / h);
                 sys.output(next, ti, &self.y_dense);
             }
             next += 1;
@@ -523,14 +569,22 @@ impl Dopri5 {
     /// Hairer's stiffness test on the step just accepted: stages 6 and 7 are both at `t + h`, so
     /// `|k7 - k6| / |y_new - y6|` estimates the largest `|λ|` along the step; stability limits the step when
     /// `h·|λ|` is near the method's stability boundary.
-    fn stability_limited(&self, h: f64) -> bool {
+    fn stability_limited<const N: usize>(&self, h: f64) -> bool {
+        let n = width::<N>(self.dim());
         let (mut num, mut den) = (0.0, 0.0);
-        for ((kr, &y_new), &y_stage) in self.k.iter().zip(&self.y_new).zip(&self.y_stage) {
+        for ((kr, &y_new), &y_stage) in self.k[..n].iter().zip(&self.y_new[..n]).zip(&self.y_stage[..n]) {
             num += (kr[6] - kr[5]).powi(2);
             den += (y_new - y_stage).powi(2);
         }
-        den > 0.0 && h * (num / den).sqrt() > STIFF_HLAMBDA
+        // h·√(num/den) > STIFF_HLAMBDA, squared.
+        den > 0.0 && (h * h) * num > STIFF_HLAMBDA * STIFF_HLAMBDA * den
     }
+}
+
+/// The number of components a method sized for `N` works on: `N`, or with `N = 0` the system's `dim`.
+#[inline(always)]
+fn width<const N: usize>(dim: usize) -> usize {
+    if N == 0 { dim } else { N }
 }
 
 fn all_finite(v: &[f64]) -> bool {
@@ -569,8 +623,8 @@ mod tests {
         s.y[0] = exact(t);
         Forced::default().rhs(t, &s.y.clone(), &mut s.f);
         store::<0>(&mut s.k, &s.f);
-        s.stages(&mut Forced::default(), t, h, t + h);
-        s.dense(h, 0.4);
+        s.stages::<_, 0>(&mut Forced::default(), t, h, t + h);
+        s.dense::<0>(h, 0.4);
         ((s.y_new[0] - exact(t + h)).abs(), (s.y_dense[0] - exact(t + 0.4 * h)).abs())
     }
 
@@ -591,10 +645,10 @@ mod tests {
         s.y[0] = 1.0;
         Forced::default().rhs(0.0, &s.y.clone(), &mut s.f);
         store::<0>(&mut s.k, &s.f);
-        s.stages(&mut Forced::default(), 0.0, 0.3, 0.3);
-        s.dense(0.3, 0.0);
+        s.stages::<_, 1>(&mut Forced::default(), 0.0, 0.3, 0.3);
+        s.dense::<1>(0.3, 0.0);
         assert_eq!(s.y_dense[0], s.y[0]);
-        s.dense(0.3, 1.0);
+        s.dense::<1>(0.3, 1.0);
         assert!((s.y_dense[0] - s.y_new[0]).abs() < 1e-15);
     }
 }
