@@ -171,9 +171,9 @@ fn lbfgsb_table(t: &mut String, s: &Value) {
     let (pf, sp) = (&s["parfit"], &s["scipy"]);
     let _ = writeln!(
         t,
-        "L-BFGS-B on 10-D Rosenbrock in [−5, 5]¹⁰ from 10 random starts (evaluations count every function value, \
+        "L-BFGS-B on 10-D Rosenbrock in [−5, 5]¹⁰ from {} random starts (evaluations count every function value, \
          finite-difference points included; medians over the starts that reached f ≤ {}):\n",
-        pf["target"]
+        pf["gradients"]["forward"]["summary"]["runs"], pf["target"]
     );
     let _ = writeln!(
         t,
@@ -188,7 +188,7 @@ fn lbfgsb_table(t: &mut String, s: &Value) {
                 "| {gradient} | {tool} | {}/{} | {} | {} | {:.1e} | {} |",
                 v["successes"],
                 v["runs"],
-                count(&v["evaluations_median"]),
+                spread(v),
                 time(&v["seconds_median"]),
                 num(&v["final_value_median"]),
                 count(&v["evaluations_total_median"]),
