@@ -42,6 +42,10 @@ def version(package):
     return importlib.metadata.version(package)
 
 
+def quartile(values, q):
+    return float(np.quantile(values, q)) if values else None
+
+
 def median(values):
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return statistics.median(values) if values else None
@@ -101,6 +105,9 @@ def summarise(runs):
         "successes": len(ok),
         "runs": len(runs),
         "evaluations_median": median([r["evaluations_to_target"] for r in ok]),
+        # numpy's linear quartiles, as the parfit side (parfit_core::statistics::quantile).
+        "evaluations_q1": quartile([r["evaluations_to_target"] for r in ok], 0.25),
+        "evaluations_q3": quartile([r["evaluations_to_target"] for r in ok], 0.75),
         "seconds_median": median([r["seconds_to_target"] for r in ok]),
     }
 
@@ -124,7 +131,9 @@ def cmaes(suite):
         for seed in problem.get("seeds", section["seeds"]):
             # pycma's seed 0 means "random": the suite's seeds start at 1.
             opts = {"seed": seed, "ftarget": target, "maxfevals": problem["max_evaluations"], "verbose": -9,
-                    "verb_log": 0, "verb_disp": 0, "tolfun": section["ftol"], "tolx": section["xtol"]}
+                    "verb_log": 0, "verb_disp": 0, "tolfun": section["ftol"], "tolx": section["xtol"],
+                    # pycma evaluates the final mean after the run by default: one evaluation parfit does not make.
+                    "eval_final_mean": False}
             if bounds:
                 opts["bounds"] = [bounds[0], bounds[1]]
             kwargs = {}

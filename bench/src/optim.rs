@@ -6,6 +6,7 @@ use parfit_core::optimise::{
     Bounds, Cmaes, CmaesOptions, Differences, LBfgsB, LBfgsBOptions, Optimiser, Restarts, Silent, Stopping,
     Termination, minimise,
 };
+use parfit_core::statistics::quantile;
 use serde_json::{Value, json};
 
 use crate::functions::{by_name, rosenbrock, rosenbrock_gradient};
@@ -31,14 +32,18 @@ fn seeds_of(problem: &Value, section: &Value) -> Result<Vec<u64>> {
     list.iter().map(|s| s.as_u64().ok_or_else(|| format!("seed {s} is not a count"))).collect()
 }
 
-/// Medians over the successful runs (evaluations and seconds to the target), and the success count.
+/// Medians over the successful runs (evaluations and seconds to the target), the quartiles of the evaluations
+/// (numpy's linear quantiles, as the peers report them), and the success count.
 fn summarise(runs: &[Value]) -> Value {
     let ok: Vec<&Value> = runs.iter().filter(|r| r["success"].as_bool() == Some(true)).collect();
     let pick = |key: &str| median(ok.iter().filter_map(|r| r[key].as_f64()).collect());
+    let mut evaluations: Vec<f64> = ok.iter().filter_map(|r| r["evaluations_to_target"].as_f64()).collect();
     json!({
         "successes": ok.len(),
         "runs": runs.len(),
         "evaluations_median": pick("evaluations_to_target"),
+        "evaluations_q1": quantile(&mut evaluations, 0.25),
+        "evaluations_q3": quantile(&mut evaluations, 0.75),
         "seconds_median": pick("seconds_to_target"),
     })
 }

@@ -108,6 +108,15 @@ fn count(v: &Value) -> String {
     if x.is_finite() { format!("{x:.0}") } else { "–".into() }
 }
 
+/// Median evaluations with their quartiles, "median (q1–q3)"; the median alone when the quartiles are missing.
+fn spread(summary: &Value) -> String {
+    let median = count(&summary["evaluations_median"]);
+    match (summary["evaluations_q1"].as_f64(), summary["evaluations_q3"].as_f64()) {
+        (Some(q1), Some(q3)) => format!("{median} ({q1:.0}–{q3:.0})"),
+        _ => median,
+    }
+}
+
 /// Markdown tables of the suite's results, ready for BENCHMARKS.md.
 pub fn tables(r: &Value) -> String {
     let mut t = String::new();
@@ -129,8 +138,8 @@ fn cmaes_table(t: &mut String, s: &Value) {
     let (pf, pc) = (&s["parfit"], &s["pycma"]);
     let _ = writeln!(
         t,
-        "CMA-ES to f ≤ {} (10-D; successes, then medians over the successful seeds; evaluations include the whole \
-         generation that reached the target):\n",
+        "CMA-ES to f ≤ {} (10-D; successes, then medians over the successful seeds, evaluations with their \
+         quartiles; evaluations include the whole generation that reached the target):\n",
         pf["target"]
     );
     let _ = writeln!(
@@ -147,8 +156,8 @@ fn cmaes_table(t: &mut String, s: &Value) {
             a["runs"],
             b["successes"],
             b["runs"],
-            count(&a["evaluations_median"]),
-            count(&b["evaluations_median"]),
+            spread(a),
+            spread(b),
             ratio(&b["evaluations_median"], &a["evaluations_median"]),
             time(&a["seconds_median"]),
             time(&b["seconds_median"]),
@@ -162,9 +171,9 @@ fn lbfgsb_table(t: &mut String, s: &Value) {
     let (pf, sp) = (&s["parfit"], &s["scipy"]);
     let _ = writeln!(
         t,
-        "L-BFGS-B on 10-D Rosenbrock in [−5, 5]¹⁰ from 10 random starts (evaluations count every function value, \
+        "L-BFGS-B on 10-D Rosenbrock in [−5, 5]¹⁰ from {} random starts (evaluations count every function value, \
          finite-difference points included; medians over the starts that reached f ≤ {}):\n",
-        pf["target"]
+        pf["gradients"]["forward"]["summary"]["runs"], pf["target"]
     );
     let _ = writeln!(
         t,
@@ -179,7 +188,7 @@ fn lbfgsb_table(t: &mut String, s: &Value) {
                 "| {gradient} | {tool} | {}/{} | {} | {} | {:.1e} | {} |",
                 v["successes"],
                 v["runs"],
-                count(&v["evaluations_median"]),
+                spread(v),
                 time(&v["seconds_median"]),
                 num(&v["final_value_median"]),
                 count(&v["evaluations_total_median"]),

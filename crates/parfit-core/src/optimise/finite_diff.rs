@@ -71,6 +71,15 @@ impl FiniteDifferences {
         FiniteDifferences { scheme, relative_step, stencils: vec![Stencil::Fixed; n], offsets: vec![0; n] }
     }
 
+    /// The relative move below which the differenced gradient cannot tell directions apart: its
+    /// error is O(h) for forward and O(h²) for central differences.
+    pub(crate) fn resolution(&self) -> f64 {
+        match self.scheme {
+            Differences::Forward => self.relative_step,
+            Differences::Central => self.relative_step * self.relative_step,
+        }
+    }
+
     /// Plan the stencils around `x` and write their points into `points[start..]`, growing it as
     /// needed (its vectors are reused). Returns the number of points written.
     pub(crate) fn plan(&mut self, x: &[f64], bounds: &Bounds, points: &mut Vec<Vec<f64>>, start: usize) -> usize {

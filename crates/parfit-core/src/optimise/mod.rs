@@ -123,7 +123,8 @@ pub struct Stopping {
     pub target_value: Option<f64>,
     /// Wall-clock limit, checked between iterations (needs a [`Monitor`] with a clock).
     pub max_seconds: Option<f64>,
-    /// Absolute tolerance on function values (spread of the simplex / population).
+    /// Absolute tolerance on function values (spread of the simplex / population); for L-BFGS-B the
+    /// relative decrease of one iteration, `(f_k − f_{k+1}) / max(|f_k|, |f_{k+1}|, 1)`, as in scipy.
     pub ftol: f64,
     /// Absolute tolerance on parameters (size of the simplex / search distribution).
     pub xtol: f64,
