@@ -1,5 +1,6 @@
-// `cargo xtask bench-wasm`: the LV fit and the county fits in headless Chromium with 1 and 2 workers, several
-// repetitions each; prints one JSON object of the seconds each run reports (the fit's own clock).
+// `cargo xtask bench-wasm`: the LV fit, the county fits, the savings projection and the wealth run in headless
+// Chromium with 1 and 2 workers, several repetitions each; prints one JSON object of the seconds each run reports
+// (the run's own clock).
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ try {
   await page.goto(process.env.PARFIT_URL);
   for (const threads of [1, 2]) {
     await page.evaluate(async (n) => window.parfit.setThreads(n), threads);
-    for (const workload of ['lv', 'counties']) {
+    for (const workload of ['lv', 'counties', 'projection', 'wealth']) {
       const seconds = [];
       for (let i = 0; i < reps; i++) {
         const r = await page.evaluate(async (w) => { const r = await window.parfit.run(w); return { seconds: r.seconds, threads: r.threads, value: r.value ?? r.done }; }, workload);

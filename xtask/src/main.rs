@@ -34,8 +34,8 @@ commands:
   serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
   test-browser  only the browser test of `test` (builds the module first)
   test-wasm     only the wasm32 unit tests of `test` (under node, with wasm-bindgen-test-runner)
-  bench-wasm    the LV fit and the county fits in headless Chromium (1 and 2 workers) and natively (1 and
-                2 threads); see BENCHMARKS.md";
+  bench-wasm    the LV fit, the county fits, the savings projection and the wealth run in headless Chromium
+                (1 and 2 workers) and natively (1 and 2 threads); see BENCHMARKS.md";
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
 const EXTERNAL_CRATES: &[&str] =

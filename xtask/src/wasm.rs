@@ -167,7 +167,9 @@ pub fn unit_tests() -> Result {
     if passed == 0 {
         return Err("the wasm unit tests ran no test".into());
     }
-    eprintln!("\nwasm32 unit tests: {passed} passed, {ignored} ignored (they need threads or a clock)");
+    eprintln!(
+        "\nwasm32 unit tests: {passed} passed, {ignored} ignored (timing runs; tests that need threads or a clock)"
+    );
     Ok(())
 }
 
@@ -413,14 +415,19 @@ pub fn browser_test() -> Result {
         .env("PARFIT_COUNTIES", counties.to_string()))
 }
 
-/// `cargo xtask bench-wasm`: the LV fit and the county fits in headless Chromium with 1 and 2 workers, and
-/// natively (release `parfit`) with 1 and 2 threads; medians of the seconds each run reports.
+/// The workloads `bench-wasm` times (the page's names).
+const JOBS: [&str; 4] = ["lv", "counties", "projection", "wealth"];
+
+/// `cargo xtask bench-wasm`: the LV fit, the county fits, the savings projection (10K points) and the Monte Carlo
+/// wealth run in headless Chromium with 1 and 2 workers, and natively (release `parfit`) with 1 and 2 threads;
+/// medians of the seconds each run reports.
 pub fn bench() -> Result {
     let reps = 5;
     build()?;
     let package = playwright_core()?;
     let chromium = chromium()?;
     run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "-p", "parfit-aging-chain"]))?;
+    run(cargo().args(["build", "--release", "-p", "parfit-montecarlo", "-p", "parfit-actuarial"]))?;
     let parfit = target_dir().join("release").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
     let scratch = target_dir().join("bench/wasm-native");
     let mut native = serde_json::Map::new();
@@ -428,6 +435,8 @@ pub fn bench() -> Result {
         for (workload, args) in [
             ("lv", vec!["fit", "examples/lotka_volterra/fit.toml"]),
             ("counties", vec!["fit-many", "examples/counties/fit.toml", "--output"]),
+            ("projection", vec!["run", "examples/savings/run.toml"]),
+            ("wealth", vec!["run", "examples/wealth/run.toml"]),
         ] {
             let mut seconds = Vec::new();
             for _ in 0..reps {
@@ -467,7 +476,7 @@ pub fn bench() -> Result {
         "{:<10} {:>12} {:>12} {:>12} {:>12} {:>14} {:>14}",
         "job", "native 1", "native 2", "wasm 1", "wasm 2", "wasm1/native1", "wasm 1/2"
     );
-    for job in ["lv", "counties"] {
+    for job in JOBS {
         let n1 = med(&native[&format!("{job}_1")]);
         let n2 = med(&native[&format!("{job}_2")]);
         let w1 = med(&wasm[format!("{job}_1")]);

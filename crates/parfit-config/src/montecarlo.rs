@@ -492,4 +492,60 @@ mod tests {
         assert_eq!(grid(4, &[3.0], &[]).len(), 1);
         assert!(points.iter().all(|p| p.seed == 4));
     }
+
+    fn spec(inputs: &[&str]) -> ModelSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": "wealth",
+            "params": [{ "name": "s", "default": 0.3 }, { "name": "v2", "default": 1.0 }],
+            "inputs": inputs,
+            "outputs": ["w"],
+            "output_kind": "time_series",
+        }))
+        .unwrap()
+    }
+
+    fn config(text: &str) -> McConfig {
+        McConfig::parse(Path::new("mc.toml"), &format!("[model]\nkind = \"montecarlo\"\n{text}")).unwrap()
+    }
+
+    #[test]
+    fn a_plan_crosses_seeds_with_the_sweep_grid() {
+        let c = config(
+            "[montecarlo]\npaths = 1000\nperiods = 10\nseeds = [3, 4]\nstatistics = [\"median\", \"q5\"]\n\
+             [sweep]\ns = [0.2, 0.4]\nv2 = \"0.5:1.0:3\"\n",
+        );
+        let plan = Plan::new(&c, "mc.toml", &spec(&MC_INPUTS), None, &[], 2).unwrap();
+        assert_eq!(plan.swept, ["seed", "s", "v2"]);
+        assert_eq!(plan.points.len(), 2 * 2 * 3);
+        assert_eq!((plan.points[0].seed, plan.points[6].seed), (3, 4));
+        assert_eq!(plan.points[1].params, [0.2, 0.75]);
+        assert_eq!(plan.points[1].swept, [3.0, 0.2, 0.75]);
+        // About 16 tasks per thread, at least 64 paths each.
+        assert_eq!(plan.chunk, 64);
+        // A seed override replaces the seeds list.
+        let one = Plan::new(&c, "mc.toml", &spec(&MC_INPUTS), Some(9), &[("v2".into(), 2.0)], 2).unwrap();
+        assert_eq!((one.seeds.clone(), one.points.len(), one.swept.len()), (vec![9], 6, 2));
+    }
+
+    #[test]
+    fn bad_plans_are_refused_with_what_to_fix() {
+        let err = |text: &str, inputs: &[&str], seed: Option<u64>| {
+            Plan::new(&config(text), "mc.toml", &spec(inputs), seed, &[], 1).unwrap_err().0
+        };
+        let ok = "[montecarlo]\npaths = 10\nperiods = 5\n";
+        let e = err(ok, &["t"], None);
+        assert!(e.contains("needs a Monte Carlo model") && e.contains("[\"t\"]"), "{e}");
+        let e = err(&format!("{ok}[parameters]\nr = 1.0\n"), &MC_INPUTS, None);
+        assert!(e.starts_with("mc.toml: [parameters]: the model has no parameter 'r' (it has: s, v2)"), "{e}");
+        let e = err(ok, &MC_INPUTS, Some(MAX_SEED + 1));
+        assert!(e.contains("the seed must be at most 2^53"), "{e}");
+        let e = err("[montecarlo]\npaths = 0\nperiods = 5\n", &MC_INPUTS, None);
+        assert!(e.contains("1 ≤ paths"), "{e}");
+        let e = err(&format!("{ok}chunk = 0\n"), &MC_INPUTS, None);
+        assert!(e.contains("chunk must be at least 1"), "{e}");
+        let e = err(&format!("{ok}statistics = [\"mode\"]\n"), &MC_INPUTS, None);
+        assert!(e.starts_with("mc.toml: [montecarlo] statistics:"), "{e}");
+        let e = err(&format!("{ok}outputs = [\"x\"]\n"), &MC_INPUTS, None);
+        assert!(e.contains("no output 'x' (the model has: w)"), "{e}");
+    }
 }

@@ -8,14 +8,29 @@
 //! than to an impossible relative error at the crossing, and one that is zero to the differences' noise
 //! level (tolerance × output / step = 1e-12 · |out| / (1e-5 |p|) = 1e-7 |out| / |p|).
 
-use std::path::PathBuf;
-
 use parfit_core::Model;
 use parfit_ode::{Method, OdeModel, SolverOptions, solver_stats};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
+#[cfg(not(target_arch = "wasm32"))]
 fn problem(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../tests/data/ode_problems/{name}.ds"));
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../tests/data/ode_problems/{name}.ds"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// On wasm32 (no file system) the problems are compiled in.
+#[cfg(target_arch = "wasm32")]
+fn problem(name: &str) -> String {
+    match name {
+        "lotka_volterra" => include_str!("../../../tests/data/ode_problems/lotka_volterra.ds"),
+        "robertson" => include_str!("../../../tests/data/ode_problems/robertson.ds"),
+        "sir" => include_str!("../../../tests/data/ode_problems/sir.ds"),
+        "van_der_pol" => include_str!("../../../tests/data/ode_problems/van_der_pol.ds"),
+        other => panic!("{other}: not compiled in for wasm32"),
+    }
+    .to_string()
 }
 
 fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
