@@ -1,6 +1,7 @@
 //! `parfit` under `mpirun` (feature `mpi` of this crate; `cargo xtask test` runs it): the county fits and the
 //! 10K-policy projection on 1, 2 and 3 ranks give byte-identical files to the plain build, whatever the
-//! threads per rank; a run whose ranks are killed resumes, on another rank count, to identical results.
+//! threads per rank; a run whose ranks are killed resumes, on another rank count, to identical results; one fit's
+//! or sample's batches spread over ranks give the single-process answer bit for bit.
 #![cfg(feature = "mpi")]
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,21 @@ fn the_policy_projection_on_1_2_3_ranks_matches_the_plain_run_byte_for_byte() {
         let report = run.assert_ok().json();
         assert_eq!(report["ranks"].as_u64(), Some(np as u64));
         same_files(&plain, &out, &files, &format!("np {np}"));
+        assert_eq!(totals(&plain), totals(&out), "totals.json: np {np} differs from the plain run");
+    }
+}
+
+#[test]
+fn the_100k_projection_over_many_waves_matches_the_plain_run() {
+    // 1,563 blocks: several waves, so released ranks start the next wave while others still hold blocks.
+    let dir = scratch("mpi-savings-100k");
+    let config = "examples/savings/run_100k.toml";
+    let plain = dir.join("plain");
+    parfit(&["run", config, "--threads", "2", "--output", plain.to_str().unwrap()]).assert_ok();
+    for (np, threads) in [(2, "1"), (3, "1")] {
+        let out = dir.join(format!("np{np}"));
+        run_mpi(np, &["run", config, "--threads", threads, "--output", out.to_str().unwrap()]).assert_ok();
+        same_files(&plain, &out, &["pv.csv"], &format!("100K on {np} ranks"));
         assert_eq!(totals(&plain), totals(&out), "totals.json: np {np} differs from the plain run");
     }
 }
@@ -187,4 +203,83 @@ fn sigterm_to_mpirun_stops_every_rank_cleanly_and_resume_on_1_rank_finishes() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("--resume"), "rank 0 says how to finish:\n{stderr}");
     resume_matches(None, &config, &whole, &killed, 99);
+}
+
+/// One decay curve observed at eight times, for `fit` and `sample` spread over ranks (small: the debug build).
+fn single_problem(dir: &Path) -> PathBuf {
+    decay_problem(dir, 1);
+    let data: String =
+        (0..8).map(|i| format!("{i},{}\n", 3.0 * (-0.4 * i as f64).exp() + 0.01 * (i % 3) as f64)).collect();
+    std::fs::write(dir.join("data.csv"), format!("t,y\n{data}")).unwrap();
+    let config = "seed = 5\n\n[model]\nkind = \"diffsl\"\nsource = \"decay.ds\"\n\n[data]\npath = \"data.csv\"\n\
+                  time = \"t\"\noutputs = [\"y\"]\n\n[parameters]\nk = { start = 0.5, lower = 0.0, upper = 2.0 }\n\
+                  y0 = { start = 4.0, lower = 0.0, upper = 20.0 }\n\n[fit]\nmax_iterations = 40\n\n[sample]\n\
+                  algorithm = \"nested\"\nsigma = 0.05\n\n[sample.nested]\nlive_points = 40\ndlogz = 0.5\n\n\
+                  [sample.nested.dynamic]\nmax_batches = 1\nn_effective = 200\n";
+    let path = dir.join("single.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// A JSON report without what legitimately differs between runs.
+fn without_timing(mut v: serde_json::Value) -> serde_json::Value {
+    for key in ["seconds", "threads", "ranks"] {
+        v.as_object_mut().map(|o| o.remove(key));
+    }
+    v
+}
+
+#[test]
+fn one_fit_and_one_sample_spread_over_ranks_match_the_plain_run() {
+    let dir = scratch("mpi-single");
+    let config = single_problem(&dir);
+    let config = config.to_str().unwrap();
+    for algorithm in ["cmaes", "differential_evolution", "levenberg_marquardt"] {
+        let args = ["fit", config, "--algorithm", algorithm, "--format", "json"];
+        let plain = without_timing(parfit(&args).assert_ok().json());
+        assert!(plain["value"].as_f64().unwrap() < 1e-2, "{algorithm} did not fit: {plain}");
+        for np in [2, 3] {
+            let spread = without_timing(run_mpi(np, &args).assert_ok().json());
+            assert_eq!(plain, spread, "{algorithm}: {np} ranks differ from one process");
+        }
+    }
+    let plain = dir.join("sample-plain");
+    parfit(&["sample", config, "--threads", "1", "--output", plain.to_str().unwrap()]).assert_ok();
+    for np in [2, 3] {
+        let out = dir.join(format!("sample-np{np}"));
+        run_mpi(np, &["sample", config, "--threads", "1", "--output", out.to_str().unwrap()]).assert_ok();
+        same_files(&plain, &out, &["samples.csv", "corner.svg"], &format!("sample on {np} ranks"));
+    }
+}
+
+#[test]
+fn a_wall_clock_limit_is_refused_across_ranks() {
+    let dir = scratch("mpi-max-seconds");
+    let config = single_problem(&dir);
+    let text = std::fs::read_to_string(&config).unwrap().replace("[fit]\n", "[fit]\nmax_seconds = 5.0\n");
+    std::fs::write(&config, text).unwrap();
+    let run = run_mpi(2, &["fit", config.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("max_seconds cannot be used across MPI ranks"), "{}", run.stderr);
+    parfit(&["fit", config.to_str().unwrap()]).assert_ok();
+}
+
+#[test]
+fn monte_carlo_paths_over_ranks_match_the_plain_run() {
+    let dir = scratch("mpi-montecarlo");
+    let config = dir.join("run.toml");
+    let model = root().join("examples/wealth/wealth.mc").display().to_string();
+    let text = format!(
+        "seed = 1\n\n[model]\nkind = \"montecarlo\"\nsource = {model:?}\n\n[montecarlo]\npaths = 3_001\nperiods = 120\n\
+         statistics = [\"mean\", \"median\", \"q99\"]\nper_path = true\n\n[sweep]\ns = [0.25, 0.35]\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+    let plain = dir.join("plain");
+    parfit(&["run", config, "--threads", "2", "--output", plain.to_str().unwrap()]).assert_ok();
+    for (np, threads) in [(2, "1"), (3, "2")] {
+        let out = dir.join(format!("np{np}"));
+        run_mpi(np, &["run", config, "--threads", threads, "--output", out.to_str().unwrap()]).assert_ok();
+        same_files(&plain, &out, &["summary.csv", "paths.csv"], &format!("Monte Carlo on {np} ranks"));
+    }
 }

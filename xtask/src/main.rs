@@ -34,6 +34,8 @@ commands:
   serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
   test-browser  only the browser test of `test` (builds the module first)
   test-wasm     only the wasm32 unit tests of `test` (under node, with wasm-bindgen-test-runner)
+  test-mpi      only the MPI part of `test`: Open MPI when missing, clippy with the mpi features, and
+                parfit under mpirun on 1–3 ranks against the plain build (tests/tests/mpi.rs)
   bench-wasm    the LV fit, the county fits, the savings projection and the wealth run in headless Chromium
                 (1 and 2 workers) and natively (1 and 2 threads); see BENCHMARKS.md";
 
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Some("serve") => wasm::serve(&args[1..]),
         Some("test-browser") => wasm::browser_test(),
         Some("test-wasm") => wasm::unit_tests(),
+        Some("test-mpi") => mpi::test(),
         Some("bench-wasm") => wasm::bench(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");

@@ -6,6 +6,9 @@
 //! demand, receives every result and writes the outputs, so checkpoints and files have one owner. A case's
 //! result depends only on its index, so outputs do not depend on the rank count, the thread count or which
 //! rank ran which case.
+//!
+//! A single fit or sample spreads differently ([`spread`]): every rank runs the same ask–tell driver, each
+//! evaluates its share of every batch and all of them receive every value, so all stay in step.
 
 use std::sync::atomic::AtomicBool;
 
@@ -23,6 +26,28 @@ pub fn rank_and_size() -> (usize, usize) {
         return world;
     }
     (0, 1)
+}
+
+/// How one fit's or sample's batches spread over MPI ranks (see [`parfit_core::parallel::Spread`]): `Some` only
+/// under MPI with more than one rank. The ranks must run the same generations in step, so a wall-clock limit
+/// (`max_seconds` of the configuration's `section`), which each rank would read off its own clock, is refused.
+pub fn spread(
+    max_seconds: Option<f64>,
+    origin: &str,
+    section: &str,
+) -> CliResult<Option<std::sync::Arc<dyn parfit_core::parallel::Spread>>> {
+    #[cfg(feature = "mpi")]
+    if rank_and_size().1 > 1 {
+        if max_seconds.is_some() {
+            return Err(crate::error::input(format!(
+                "{origin}: {section} max_seconds cannot be used across MPI ranks (each rank would stop on its own \
+                 clock); limit the evaluations or iterations instead"
+            )));
+        }
+        return Ok(Some(std::sync::Arc::new(mpi::RankSpread)));
+    }
+    let _ = (max_seconds, origin, section);
+    Ok(None)
 }
 
 /// Whether this process writes outputs and prints results: rank 0, or the only process.

@@ -272,6 +272,9 @@ pub struct OutputSection {
 pub struct LoadedConfig {
     pub path: PathBuf,
     pub config: Config,
+    /// How the objectives built from this configuration spread their batches over processes: set by a front
+    /// end running under MPI (not part of the file); `None` evaluates batches in this process.
+    pub spread: Option<std::sync::Arc<dyn parfit_core::parallel::Spread>>,
 }
 
 impl LoadedConfig {
@@ -282,7 +285,7 @@ impl LoadedConfig {
     /// Parse `text` as the configuration at `path` (which names it in errors and anchors relative paths).
     pub fn parse(path: &Path, text: &str) -> InputResult<Self> {
         let config: Config = toml::from_str(text).map_err(|e| input(toml_error(path, text, &e)))?;
-        Ok(LoadedConfig { path: path.to_path_buf(), config })
+        Ok(LoadedConfig { path: path.to_path_buf(), config, spread: None })
     }
 
     /// Resolve a path written in the configuration.

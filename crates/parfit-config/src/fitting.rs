@@ -155,6 +155,7 @@ pub fn configure_objective(
     for (name, value) in sets {
         objective.set_start(name, *value).map_err(|e| input(format!("--set {name}: {e}")))?;
     }
+    objective.set_spread(loaded.spread.clone());
     Ok(objective)
 }
 

@@ -7,7 +7,7 @@ use crate::cost::{Cost, sum_of_squares};
 use crate::dataset::Case;
 use crate::model::{Model, SimError, Workspace};
 use crate::optimise::{BatchEvaluator, Bounds, ResidualEvaluator};
-use crate::parallel;
+use crate::parallel::{self, Spread};
 
 /// A parameter the optimiser searches, with its bounds in model units.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +59,8 @@ pub struct Objective {
     base: Vec<f64>,
     free: Vec<FreeParameter>,
     parallel: bool,
+    /// Spreads batches over processes as well as threads (see [`Spread`]); `None` in one process.
+    spread: Option<Arc<dyn Spread>>,
 }
 
 impl Objective {
@@ -80,7 +82,7 @@ impl Objective {
             .enumerate()
             .map(|(index, p)| FreeParameter { index, lower: p.lower, upper: p.upper, log_scale: p.log_scale })
             .collect();
-        Ok(Objective { base: spec.defaults(), model, case, observed, cost, free, parallel: true })
+        Ok(Objective { base: spec.defaults(), model, case, observed, cost, free, parallel: true, spread: None })
     }
 
     fn index_of(&self, name: &str) -> Result<usize, SetupError> {
@@ -133,6 +135,19 @@ impl Objective {
         let i = self.index_of(name)?;
         self.free.retain(|f| f.index != i);
         Ok(())
+    }
+
+    /// Spread every batch over processes too (MPI ranks; see [`Spread`]), or not (`None`, the default).
+    pub fn set_spread(&mut self, spread: Option<Arc<dyn Spread>>) {
+        self.spread = spread;
+    }
+
+    /// `fill(first, rows)` for the whole of `out` (rows of `width`), through the spread when there is one.
+    fn spread_rows(&self, width: usize, out: &mut [f64], fill: &mut dyn FnMut(usize, &mut [f64])) {
+        match &self.spread {
+            Some(spread) => spread.fill_rows(width, out, fill),
+            None => fill(0, out),
+        }
     }
 
     /// Evaluate batches on rayon's pool (the default) or sequentially.
@@ -251,7 +266,14 @@ impl Objective {
     /// depend on the number of threads.
     pub fn values(&self, batch: &[Vec<f64>], out: &mut [f64]) {
         assert_eq!(batch.len(), out.len(), "one value slot per candidate");
-        parallel::fill_with(self.parallel, out, || self.scratch(), |scratch, i| self.value(scratch, &batch[i]));
+        self.spread_rows(1, out, &mut |first, share| {
+            parallel::fill_with(
+                self.parallel,
+                share,
+                || self.scratch(),
+                |scratch, i| self.value(scratch, &batch[first + i]),
+            )
+        });
     }
 
     /// The number of residuals: the case's observed (non-NaN) points.
@@ -295,13 +317,15 @@ impl Objective {
     pub fn residuals(&self, batch: &[Vec<f64>], out: &mut [f64]) {
         let m = self.residual_count();
         assert_eq!(out.len(), batch.len() * m, "one row of residuals per candidate");
-        parallel::fill_rows_with(
-            self.parallel,
-            out,
-            m,
-            || self.scratch(),
-            |scratch, i, row| self.residuals_into(scratch, &batch[i], row),
-        );
+        self.spread_rows(m, out, &mut |first, share| {
+            parallel::fill_rows_with(
+                self.parallel,
+                share,
+                m,
+                || self.scratch(),
+                |scratch, i, row| self.residuals_into(scratch, &batch[first + i], row),
+            )
+        });
     }
 
     /// The residuals at `theta` (as [`try_residuals_into`](Self::try_residuals_into)) and their
@@ -389,18 +413,20 @@ impl ResidualEvaluator for Objective {
         // One row per candidate holding its residuals and then its Jacobian, so each is written by
         // exactly one call; a failed simulation gives NaN for both.
         let mut rows = vec![0.0; batch.len() * m * (1 + n)];
-        parallel::fill_rows_with(
-            self.parallel,
-            &mut rows,
-            m * (1 + n),
-            || self.scratch(),
-            |scratch, i, row| {
-                let (r, j) = row.split_at_mut(m);
-                if self.try_residuals_and_jacobian_into(scratch, &batch[i], r, j).is_err() {
-                    row.fill(f64::NAN);
-                }
-            },
-        );
+        self.spread_rows(m * (1 + n), &mut rows, &mut |first, share| {
+            parallel::fill_rows_with(
+                self.parallel,
+                share,
+                m * (1 + n),
+                || self.scratch(),
+                |scratch, i, row| {
+                    let (r, j) = row.split_at_mut(m);
+                    if self.try_residuals_and_jacobian_into(scratch, &batch[first + i], r, j).is_err() {
+                        row.fill(f64::NAN);
+                    }
+                },
+            )
+        });
         for ((row, r), j) in
             rows.chunks_exact(m * (1 + n)).zip(residuals.chunks_exact_mut(m)).zip(jacobians.chunks_exact_mut(m * n))
         {
@@ -511,6 +537,50 @@ mod tests {
         for (x, v) in batch.iter().zip(&out) {
             assert_eq!(obj.value(&mut s, x).to_bits(), v.to_bits());
         }
+    }
+
+    /// Stands in for MPI ranks: `processes` shares of the rows, each computed separately, then assembled.
+    #[derive(Debug)]
+    struct Shares {
+        processes: usize,
+        calls: std::sync::Mutex<Vec<(usize, usize)>>,
+    }
+
+    impl Spread for Shares {
+        fn fill_rows(&self, width: usize, out: &mut [f64], local: &mut dyn FnMut(usize, &mut [f64])) {
+            let rows = out.len() / width;
+            for p in 0..self.processes {
+                let (lo, hi) = (p * rows / self.processes, (p + 1) * rows / self.processes);
+                let mut share = vec![f64::NAN; (hi - lo) * width];
+                local(lo, &mut share);
+                out[lo * width..hi * width].copy_from_slice(&share);
+                self.calls.lock().unwrap().push((lo, hi));
+            }
+        }
+    }
+
+    #[test]
+    fn spread_batches_match_unspread_ones_bit_for_bit() {
+        let plain = objective();
+        let mut spread = objective();
+        let shares = Arc::new(Shares { processes: 3, calls: Default::default() });
+        spread.set_spread(Some(shares.clone()));
+        let batch: Vec<Vec<f64>> = (0..10).map(|i| vec![1.0 + i as f64 * 0.1, 0.03 * i as f64]).collect();
+        let (mut a, mut b) = (vec![0.0; 10], vec![0.0; 10]);
+        plain.values(&batch, &mut a);
+        spread.values(&batch, &mut b);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert_eq!(*shares.calls.lock().unwrap(), vec![(0, 3), (3, 6), (6, 10)], "each share computed once");
+        let m = plain.residual_count();
+        let (mut a, mut b) = (vec![0.0; 10 * m], vec![0.0; 10 * m]);
+        plain.residuals(&batch, &mut a);
+        spread.residuals(&batch, &mut b);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        let (mut ra, mut ja, mut rb, mut jb) =
+            (vec![0.0; 10 * m], vec![0.0; 20 * m], vec![0.0; 10 * m], vec![0.0; 20 * m]);
+        ResidualEvaluator::residuals_and_jacobians(&mut objective(), &batch, &mut ra, &mut ja);
+        ResidualEvaluator::residuals_and_jacobians(&mut spread, &batch, &mut rb, &mut jb);
+        assert!(ra.iter().chain(&ja).zip(rb.iter().chain(&jb)).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 
     #[test]

@@ -2,6 +2,15 @@
 //! feature is on and sequentially otherwise. Results land in input order either way, and each item's result
 //! depends only on its index, so outputs are identical for any thread count.
 
+/// Spreads a batch's rows over processes — the CLI's MPI ranks — on top of each process's own threads. The
+/// core only calls it; the transport lives with the front end. Every process runs the same ask–tell driver and
+/// calls `fill_rows` with the same batch, so each must end with every row, bit for bit.
+pub trait Spread: Send + Sync + std::fmt::Debug {
+    /// Fill `out` (rows of `width` values): call `local(first, share)` once to compute this process's rows
+    /// `first .. first + share.len() / width` into `share`, then make `out` whole on every process.
+    fn fill_rows(&self, width: usize, out: &mut [f64], local: &mut dyn FnMut(usize, &mut [f64]));
+}
+
 /// Compute `out[i] = f(scratch, i)` for every `i`. Each worker thread gets its own scratch from `make_scratch`.
 #[cfg(feature = "parallel")]
 pub fn fill_with<T, S>(

@@ -11,10 +11,12 @@ use crate::config::Algorithm;
 use crate::error::{CliResult, FsLoader, failed};
 use crate::plot::{Series, convergence_plot, fit_plot};
 use crate::progress::CliMonitor;
+use crate::ranks;
 use crate::{Common, Format, parse_sets};
 
 pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResult<()> {
-    let (loaded, origin, threads, seed) = load_for_run(config_path, common)?;
+    let (mut loaded, origin, threads, seed) = load_for_run(config_path, common)?;
+    loaded.spread = ranks::spread(loaded.config.fit.max_seconds, &origin, "[fit]")?;
     let config = &loaded.config;
 
     let ConfiguredModel { model, plugin, kind } = model_from_config(explicit, &loaded, common)?;
@@ -27,6 +29,10 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
     let FitOutcome { objective, x0, result } =
         fit_staged(&loaded, &model, case, &data.outputs, cost, &sets, seed, &mut monitor, record_history)?;
     monitor.finish();
+    // Every rank ran the same fit; rank 0 reports it.
+    if !ranks::is_root() {
+        return Ok(());
+    }
 
     let names = objective.free_names();
     let params = objective.params(&result.x);

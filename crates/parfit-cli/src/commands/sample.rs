@@ -26,7 +26,8 @@ pub fn sample(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliR
     if common.algorithm.is_some() {
         return Err(input("--algorithm chooses an optimiser of `fit`; choose the sampler with [sample] algorithm"));
     }
-    let (loaded, origin, threads, seed) = load_for_run(config_path, common)?;
+    let (mut loaded, origin, threads, seed) = load_for_run(config_path, common)?;
+    loaded.spread = crate::ranks::spread(loaded.config.sample.max_seconds, &origin, "[sample]")?;
     let config = &loaded.config;
     let section = &config.sample;
 
@@ -79,6 +80,10 @@ pub fn sample(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliR
     let mut monitor = CliMonitor::new(None);
     let result = run_sampler(sampler.as_mut(), &mut likelihood, &limits, &mut monitor);
     monitor.finish();
+    // Every rank ran the same sampler; rank 0 reports it.
+    if !crate::ranks::is_root() {
+        return Ok(());
+    }
 
     let run = Run { config_path, plugin: &plugin, kind: &kind, algorithm: section.algorithm, threads, seed, sigma };
     let summary = summary_json(&result, &columns, &run);

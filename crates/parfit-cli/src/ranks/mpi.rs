@@ -6,14 +6,18 @@
 //!
 //! Protocol, per [`for_each_case`] call: a worker sends a *report* (the results of its last chunk, empty at
 //! first) and receives a *chunk* of case indices; an empty chunk releases it. MPI keeps messages between two
-//! ranks in order, so successive calls (a projection's waves) never mix.
+//! ranks in order and rank 0 listens only to ranks it has not released, so successive calls (a projection's
+//! waves) never mix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use mpi::Count;
+use mpi::collective::CommunicatorCollectives;
+use mpi::datatype::PartitionMut;
 use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source, Status};
 use mpi::topology::{Communicator, SimpleCommunicator};
@@ -27,6 +31,9 @@ const TAG_REPORT: i32 = 1;
 const TAG_CHUNK: i32 = 2;
 /// How long rank 0 waits, after a stop, for ranks still holding cases before it gives up on them.
 const GRACE: Duration = Duration::from_secs(10);
+
+/// How long a rank waiting for a message sleeps between polls: short next to any chunk's work.
+const IDLE: Duration = Duration::from_micros(200);
 
 static WORLD: OnceLock<(usize, usize)> = OnceLock::new();
 
@@ -97,7 +104,9 @@ fn root<T: Wire>(
     let stop = || cancel.load(Ordering::Relaxed);
     let take = || if stop() { None } else { chunks.get(next.fetch_add(1, Ordering::Relaxed)).copied() };
     let mut held: BTreeMap<i32, &[usize]> = BTreeMap::new();
-    let mut active = world.size() - 1;
+    // Ranks not yet released in this call. Only they are listened to: a released rank may already have sent
+    // the first report of the next call (a projection's next wave), which must wait for that call.
+    let mut active: BTreeSet<i32> = (1..world.size()).collect();
     let mut error = None;
     std::thread::scope(|s| {
         // Rank 0 computes too, on its own rayon pool, from the same queue.
@@ -107,8 +116,10 @@ fn root<T: Wire>(
             }
         });
         let mut stopped_at: Option<Instant> = None;
-        while active > 0 {
-            if let Some(matched) = world.any_process().immediate_matched_probe_with_tag(TAG_REPORT) {
+        while !active.is_empty() {
+            let report =
+                active.iter().find_map(|&r| world.process_at_rank(r).immediate_matched_probe_with_tag(TAG_REPORT));
+            if let Some(matched) = report {
                 let (bytes, status): (Vec<u8>, Status) = matched.matched_receive_vec();
                 let from = status.source_rank();
                 held.remove(&from);
@@ -120,7 +131,7 @@ fn root<T: Wire>(
                 let indices: Vec<u64> = reply.iter().map(|&i| i as u64).collect();
                 world.process_at_rank(from).send_with_tag(&indices[..], TAG_CHUNK);
                 if reply.is_empty() {
-                    active -= 1;
+                    active.remove(&from);
                 } else {
                     held.insert(from, reply);
                 }
@@ -146,7 +157,7 @@ fn root<T: Wire>(
                 }
             }
             // Nothing to do: yield the core to this rank's workers (ranks often share cores).
-            std::thread::sleep(Duration::from_micros(200));
+            std::thread::sleep(IDLE);
         }
     });
     error.map_or(Ok(()), Err)
@@ -167,6 +178,26 @@ fn ranges(cases: &[usize]) -> String {
         i = j + 1;
     }
     parts.join(", ")
+}
+
+/// One fit's batches over every rank: rank r evaluates the r-th contiguous share of the rows on its threads,
+/// and an all-gather gives every rank every row, so every rank's optimiser or sampler sees the same values.
+/// Called by the driver on the main thread, the one that talks MPI.
+#[derive(Debug)]
+pub struct RankSpread;
+
+impl parfit_core::parallel::Spread for RankSpread {
+    fn fill_rows(&self, width: usize, out: &mut [f64], local: &mut dyn FnMut(usize, &mut [f64])) {
+        let world = SimpleCommunicator::world();
+        let (rank, size) = (world.rank() as usize, world.size() as usize);
+        let rows = out.len().checked_div(width).unwrap_or(0);
+        let bound = |r: usize| r * rows / size;
+        let mut share = vec![0.0; (bound(rank + 1) - bound(rank)) * width];
+        local(bound(rank), &mut share);
+        let counts: Vec<Count> = (0..size).map(|r| ((bound(r + 1) - bound(r)) * width) as Count).collect();
+        let displs: Vec<Count> = (0..size).map(|r| (bound(r) * width) as Count).collect();
+        world.all_gather_varcount_into(&share[..], &mut PartitionMut::new(out, counts, displs));
+    }
 }
 
 /// Decode a worker's report and hand each result to `done`.
@@ -195,7 +226,14 @@ fn worker<T: Wire>(
     let mut report: Vec<u8> = Vec::new();
     loop {
         root.send_with_tag(&report[..], TAG_REPORT);
-        let (indices, _): (Vec<u64>, Status) = root.receive_vec_with_tag(TAG_CHUNK);
+        // Poll rather than block: Open MPI's blocking receive spins, taking a core from rank 0 while it folds a
+        // wave or writes, and from other ranks sharing the machine.
+        let (indices, _): (Vec<u64>, Status) = loop {
+            if let Some(matched) = root.immediate_matched_probe_with_tag(TAG_CHUNK) {
+                break matched.matched_receive_vec();
+            }
+            std::thread::sleep(IDLE);
+        };
         if indices.is_empty() {
             return Ok(());
         }
