@@ -6,7 +6,8 @@
 //! uses more or fewer of them. Each step solves the implicit corrector with a simplified Newton iteration
 //! on `I - c·J` (`c = h / α_k`), where `J = ∂F/∂u` comes from the symbolic derivative code of the model.
 //! `J` is only re-evaluated when Newton fails to converge with the current one; the LU factorisation is
-//! redone when `c` changed by more than 30% (order or step-size changes) or `J` is new.
+//! redone when `c` changed by more than 30% (order or step-size changes) or `J` is new. `J` is kept as its
+//! structural non-zeros and `I - c·J` stored as its pattern suits (banded or dense, see `linear.rs`).
 //!
 //! With forward sensitivities the state is `[y, s_1, …, s_P]` and its Jacobian is block lower triangular
 //! with `J` on the diagonal. Newton iterates with the block-diagonal part only (the simultaneous corrector
@@ -16,9 +17,9 @@
 // Index loops read like the formulas here (several arrays indexed together).
 #![allow(clippy::needless_range_loop)]
 
-use nalgebra::{DMatrix, DVectorViewMut, Dyn, LU};
 use parfit_core::SimError;
 
+use crate::linear::IterationMatrix;
 use crate::solver::{SolverOptions, System, initial_step, rms};
 
 pub(crate) const MAX_ORDER: usize = 5;
@@ -70,11 +71,10 @@ pub(crate) struct Bdf {
     dy: Vec<f64>,
     /// The size of `J` (the model's states); the state has `dim() / block` blocks of it.
     block: usize,
-    /// `∂F/∂u`, column-major `block × block`.
+    /// The entries of `∂F/∂u` (`block × block`) in the order of its pattern.
     jac: Vec<f64>,
-    lu: Option<LU<f64, Dyn, Dyn>>,
-    /// The matrix storage between factorisations (nalgebra's LU takes it by value).
-    spare: Option<DMatrix<f64>>,
+    /// `I - c·J` and its factorisation.
+    matrix: IterationMatrix,
     coef: Coeffs,
 }
 
@@ -91,8 +91,10 @@ enum Newton {
 }
 
 impl Bdf {
-    /// Scratch for a state of `n` values made of blocks of `block` (the model's states) that share `J`.
-    pub fn new(n: usize, block: usize) -> Self {
+    /// Scratch for a state of `n` values made of blocks of `block` (the model's states) that share `J`,
+    /// whose non-zero entries are at `pattern` (row, column).
+    pub fn new(n: usize, block: usize, pattern: impl IntoIterator<Item = (u32, u32)>) -> Self {
+        let matrix = IterationMatrix::new(block, pattern);
         debug_assert!(block > 0 && n.is_multiple_of(block));
         let v = || vec![0.0; n];
         Bdf {
@@ -107,9 +109,8 @@ impl Bdf {
             scale: v(),
             dy: v(),
             block,
-            jac: vec![0.0; block * block],
-            lu: None,
-            spare: Some(DMatrix::zeros(block, block)),
+            jac: vec![0.0; matrix.entries()],
+            matrix,
             coef: Coeffs::new(),
         }
     }
@@ -118,8 +119,9 @@ impl Bdf {
         self.y.len()
     }
 
-    pub fn block(&self) -> usize {
-        self.block
+    /// Whether this scratch fits a state of `n` values in blocks of `block` with `J`'s non-zeros at `pattern`.
+    pub fn fits(&self, n: usize, block: usize, pattern: impl IntoIterator<Item = (u32, u32)>) -> bool {
+        self.dim() == n && self.block == block && self.matrix.fits(block, pattern)
     }
 
     /// Integrate from `(t0, self.y)` and report the solution at `times[next..]` through `sys.output`.
@@ -346,25 +348,9 @@ impl Bdf {
         rms(&self.f, &self.scale)
     }
 
-    /// Factorise `I - c·J` into `self.lu`. False when it is singular.
+    /// Factorise `I - c·J`. False when it is singular.
     fn factor(&mut self, c: f64) -> bool {
-        let n = self.block;
-        let mut m = match (self.spare.take(), self.lu.take()) {
-            (Some(m), _) => m,
-            // Reuse the storage of the previous factorisation (`l_unpack` keeps it for a square matrix).
-            (None, Some(lu)) => lu.l_unpack(),
-            (None, None) => DMatrix::zeros(n, n),
-        };
-        for (dst, &j) in m.as_mut_slice().iter_mut().zip(&self.jac) {
-            *dst = -c * j;
-        }
-        for i in 0..n {
-            m[(i, i)] += 1.0;
-        }
-        let lu = LU::new(m);
-        let ok = lu.is_invertible();
-        self.lu = Some(lu);
-        ok
+        self.matrix.factor(c, &self.jac)
     }
 
     /// Simplified Newton iteration for the corrector `corr = c·F(t_new, y_pred + corr) - psi`, leaving the
@@ -372,7 +358,6 @@ impl Bdf {
     /// within `NEWTON_MAXITER` iterations.
     fn newton<S: System>(&mut self, sys: &mut S, t_new: f64, c: f64, tol: f64) -> Newton {
         let n = self.dim();
-        let lu = self.lu.as_ref().expect("factorised before Newton");
         self.corr.fill(0.0);
         self.y_new.copy_from_slice(&self.y_pred);
         let mut norm_old: Option<f64> = None;
@@ -385,11 +370,8 @@ impl Bdf {
             for i in 0..n {
                 self.dy[i] = c * self.f[i] - self.psi[i] - self.corr[i];
             }
-            let b = self.block;
-            for chunk in self.dy.chunks_exact_mut(b) {
-                if !lu.solve_mut(&mut DVectorViewMut::from_slice(chunk, b)) {
-                    return Newton::Failed { non_finite: false };
-                }
+            for block in self.dy.chunks_exact_mut(self.block) {
+                self.matrix.solve(block);
             }
             let norm = rms(&self.dy, &self.scale);
             let rate = norm_old.map(|old| norm / old);

@@ -137,8 +137,9 @@ pub(crate) trait System {
         y.iter_mut().zip(values).for_each(|(y, v)| *y = v);
         self.rhs(t, y, dy);
     }
-    /// ∂F/∂u at `(t, y)`, column-major `n × n` for the model's `n` states (with sensitivities, the
-    /// diagonal block of the augmented system's Jacobian, which reads only the first `n` values of `y`).
+    /// The non-zero entries of ∂F/∂u at `(t, y)` for the model's `n` states, in the order of its sparsity
+    /// pattern (with sensitivities, the diagonal block of the augmented system's Jacobian, which reads only
+    /// the first `n` values of `y`).
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]);
     /// The solution at the requested time `times[i]`.
     fn output(&mut self, i: usize, t: f64, y: &[f64]);
