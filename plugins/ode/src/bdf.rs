@@ -20,7 +20,7 @@
 use parfit_core::SimError;
 
 use crate::linear::IterationMatrix;
-use crate::solver::{SolverOptions, System, initial_step, rms};
+use crate::solver::{SolverOptions, System, initial_step};
 
 pub(crate) const MAX_ORDER: usize = 5;
 const NEWTON_MAXITER: usize = 4;
@@ -67,7 +67,9 @@ pub(crate) struct Bdf {
     corr: Vec<f64>,
     y_new: Vec<f64>,
     f: Vec<f64>,
-    scale: Vec<f64>,
+    /// `1 / (atol + rtol·|y|)` of the norms: the predictor's for Newton, the new solution's for the error
+    /// test (reciprocals, so the norms of every Newton iteration multiply instead of divide).
+    weight: Vec<f64>,
     dy: Vec<f64>,
     /// The size of `J` (the model's states); the state has `dim() / block` blocks of it.
     block: usize,
@@ -106,7 +108,7 @@ impl Bdf {
             corr: v(),
             y_new: v(),
             f: v(),
-            scale: v(),
+            weight: v(),
             dy: v(),
             block,
             jac: vec![0.0; matrix.entries()],
@@ -200,17 +202,9 @@ impl Bdf {
 
             // Predictor and the corrector's constant part.
             let alpha = self.coef.alpha[order];
-            for i in 0..n {
-                let mut p = 0.0;
-                let mut s = 0.0;
-                for k in 0..=order {
-                    let d = self.diff[k * n + i];
-                    p += d;
-                    s += self.coef.gamma[k] * d;
-                }
-                self.y_pred[i] = p;
-                self.psi[i] = s / alpha;
-                self.scale[i] = opts.atol + opts.rtol * p.abs();
+            self.predict(order, 1.0 / alpha);
+            for (w, p) in self.weight.iter_mut().zip(&self.y_pred) {
+                *w = 1.0 / (opts.atol + opts.rtol * p.abs());
             }
             let c = h / alpha;
 
@@ -255,10 +249,10 @@ impl Bdf {
             // Local error estimate: the error constant times the correction.
             let err_c = self.coef.err_const[order];
             for i in 0..n {
-                self.scale[i] = opts.atol + opts.rtol * self.y_new[i].abs();
+                self.weight[i] = 1.0 / (opts.atol + opts.rtol * self.y_new[i].abs());
                 self.dy[i] = err_c * self.corr[i];
             }
-            let err = rms(&self.dy, &self.scale);
+            let err = weighted_rms(&self.dy, &self.weight);
             let safety = 0.9 * (2 * NEWTON_MAXITER + 1) as f64 / (2 * NEWTON_MAXITER + iterations) as f64;
             // Also rejects a NaN error.
             if err.is_nan() || err > 1.0 {
@@ -339,13 +333,30 @@ impl Bdf {
         }
     }
 
-    /// RMS of `err_const · D_row / scale` (scale as set for the error test).
+    /// The predictor `y_pred = Σ_{k≤order} D_k` and the corrector's constant part
+    /// `psi = Σ_{k≤order} γ_k D_k / α_k`, row by row of the differences (so the loops vectorise).
+    fn predict(&mut self, order: usize, inv_alpha: f64) {
+        let n = self.dim();
+        let (pred, psi) = (&mut self.y_pred, &mut self.psi);
+        pred.copy_from_slice(&self.diff[..n]);
+        psi.fill(0.0); // γ_0 = 0
+        for k in 1..=order {
+            let g = self.coef.gamma[k];
+            for ((p, s), &d) in pred.iter_mut().zip(psi.iter_mut()).zip(&self.diff[k * n..(k + 1) * n]) {
+                *p += d;
+                *s += g * d;
+            }
+        }
+        psi.iter_mut().for_each(|s| *s *= inv_alpha);
+    }
+
+    /// RMS of `err_const · D_row` in the error test's weights.
     fn scaled_norm(&mut self, row: usize, err_const: f64) -> f64 {
         let n = self.dim();
         for i in 0..n {
             self.f[i] = err_const * self.diff[row * n + i];
         }
-        rms(&self.f, &self.scale)
+        weighted_rms(&self.f, &self.weight)
     }
 
     /// Factorise `I - c·J`. False when it is singular.
@@ -373,7 +384,7 @@ impl Bdf {
             for block in self.dy.chunks_exact_mut(self.block) {
                 self.matrix.solve(block);
             }
-            let norm = rms(&self.dy, &self.scale);
+            let norm = weighted_rms(&self.dy, &self.weight);
             let rate = norm_old.map(|old| norm / old);
             if let Some(rate) = rate
                 && (rate >= 1.0 || rate.powi((NEWTON_MAXITER - it) as i32) / (1.0 - rate) * norm > tol)
@@ -436,6 +447,12 @@ impl Bdf {
             }
         }
     }
+}
+
+/// RMS over components of `x_i · w_i`.
+fn weighted_rms(x: &[f64], w: &[f64]) -> f64 {
+    let sum: f64 = x.iter().zip(w).map(|(x, w)| (x * w) * (x * w)).sum();
+    (sum / x.len() as f64).sqrt()
 }
 
 fn r_matrix(order: usize, factor: f64) -> [[f64; MAX_ORDER + 1]; MAX_ORDER + 1] {

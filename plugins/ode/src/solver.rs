@@ -156,12 +156,6 @@ pub(crate) enum Dopri5End {
     Stiff { t: f64, next: usize },
 }
 
-/// RMS over components of `x_i / scale_i`.
-pub(crate) fn rms(x: &[f64], scale: &[f64]) -> f64 {
-    let sum: f64 = x.iter().zip(scale).map(|(x, s)| (x / s) * (x / s)).sum();
-    (sum / x.len() as f64).sqrt()
-}
-
 /// Hairer's starting step for a method of the given order: make the first Euler step's change and the
 /// change of `f` over it both small against the tolerances. Costs one evaluation of `f`; `y1` and `f1`
 /// are scratch.
