@@ -20,12 +20,23 @@ pub(crate) struct BandLu {
     inv_diag: Vec<f64>,
     /// `U`'s actual upper bandwidth: `ku` without row interchanges, up to `kl + ku` with them.
     u_band: usize,
+    /// Whether the factorisation interchanged rows.
+    interchanged: bool,
 }
 
 impl BandLu {
     pub fn new(n: usize, kl: usize, ku: usize) -> Self {
         let rows = 2 * kl + ku + 1;
-        BandLu { n, kl, ku, ab: vec![0.0; rows * n], piv: vec![0; n], inv_diag: vec![0.0; n], u_band: ku }
+        BandLu {
+            n,
+            kl,
+            ku,
+            ab: vec![0.0; rows * n],
+            piv: vec![0; n],
+            inv_diag: vec![0.0; n],
+            u_band: ku,
+            interchanged: false,
+        }
     }
 
     fn rows(&self) -> usize {
@@ -52,6 +63,7 @@ impl BandLu {
         // up to column piv[j] + ku into row j.
         let mut last = 0;
         self.u_band = self.ku;
+        self.interchanged = false;
         for j in 0..n {
             let below = kl.min(n - 1 - j);
             let diag = j * rows + kv;
@@ -70,6 +82,7 @@ impl BandLu {
             last = last.max((j + p + self.ku).min(n - 1));
             self.u_band = self.u_band.max(last - j);
             if p != 0 {
+                self.interchanged = true;
                 for c in j..=last {
                     let top = c * rows + kv + j - c;
                     ab.swap(top, top + p);
@@ -100,6 +113,23 @@ impl BandLu {
         let kv = self.kl + self.ku;
         let ab = &self.ab;
         debug_assert_eq!(b.len(), n);
+        if kl == 1 && self.u_band == 1 && !self.interchanged {
+            // Tridiagonal without interchanges (diagonally dominant, as diffusion makes it): the same
+            // operations, with the unknown carried in a register from one row to the next instead of through
+            // memory — the recurrence's latency is the whole cost of this solve.
+            let mut x = b[0];
+            for j in 1..n {
+                x = b[j] - ab[(j - 1) * rows + kv + 1] * x;
+                b[j] = x;
+            }
+            let mut x = b[n - 1] * self.inv_diag[n - 1];
+            b[n - 1] = x;
+            for j in (0..n - 1).rev() {
+                x = (b[j] - ab[(j + 1) * rows + kv - 1] * x) * self.inv_diag[j];
+                b[j] = x;
+            }
+            return;
+        }
         // L: the interchanges in the order they were made, each followed by its column's elimination.
         if kl > 0 {
             for j in 0..n {
@@ -164,10 +194,13 @@ mod tests {
 
     #[test]
     fn solves_banded_systems_with_and_without_pivoting() {
-        // A small diagonal makes partial pivoting interchange rows; a large one keeps them in place.
+        // A small diagonal makes partial pivoting interchange rows; a large one keeps them in place (and
+        // tridiagonal systems then take the solve's register path).
         for (n, kl, ku) in [
             (1, 0, 0),
+            (2, 1, 1),
             (5, 1, 1),
+            (40, 1, 1),
             (12, 2, 1),
             (12, 1, 3),
             (9, 0, 2),
