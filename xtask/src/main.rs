@@ -26,6 +26,8 @@ commands:
                     installed into venvs under target/peers on first use)
           --report  print the last run's report again (from target/bench/results.json)
           montecarlo   only the Monte Carlo benchmarks (wealth, π; with --peers also numba)
+          ode          only the ODE solves of the suite (with --peers also pydiffsol and scipy), in 2 alternating
+                       rounds, into target/bench/ode.json
           lv           only the Lotka–Volterra comparison (one solve, the tutorial fit at matched accuracy;
                        with --peers diffid's fit), in 3 alternating rounds, into target/bench/lv.json
   bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") if args.iter().any(|a| a == "--report") => bench::reprint(),
         Some("bench") if args.iter().any(|a| a == "montecarlo") => bench_mc_only(args.iter().any(|a| a == "--peers")),
+        Some("bench") if args.iter().any(|a| a == "ode") => suite::ode_only(args.iter().any(|a| a == "--peers")),
         Some("bench") if args.iter().any(|a| a == "lv") => bench::lv(args.iter().any(|a| a == "--peers")),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),

@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::bench::{median, output_of, parse};
-use crate::{Result, root, target_dir};
+use crate::{Result, cargo, root, target_dir};
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -68,6 +68,42 @@ pub fn run(peers: bool) -> Result<Value> {
     }
     out["load_average_end"] = json!(load_average());
     Ok(out)
+}
+
+/// `cargo xtask bench ode [--peers]`: only the ODE solves, parfit's and (with `--peers`) pydiffsol's and
+/// scipy's, in `ROUNDS` alternating rounds so that a change of the machine's load reaches both sides; the
+/// rounds go to target/bench/ode.json and a table each to stdout.
+pub fn ode_only(peers: bool) -> Result {
+    const ROUNDS: usize = 2;
+    crate::run(cargo().args(["build", "--release", "-p", "parfit-bench"]))?;
+    let mut rounds = Vec::new();
+    for round in 1..=ROUNDS {
+        eprintln!("round {round} of {ROUNDS}");
+        let mut r = json!({ "load_average_start": load_average() });
+        r["parfit"] = parfit_bench("ode")?;
+        if peers {
+            r["peers"] = peer("ode").unwrap_or_else(|e| json!({ "failed": e }));
+        }
+        r["load_average_end"] = json!(load_average());
+        rounds.push(r);
+    }
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = serde_json::to_string_pretty(&json!({ "rounds": rounds })).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("ode.json"), text).map_err(|e| format!("ode.json: {e}"))?;
+    for (i, r) in rounds.iter().enumerate() {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "round {}; load average (1, 5, 15 min) at its start: {}; at its end: {}\n",
+            i + 1,
+            r["load_average_start"].as_str().unwrap_or("?"),
+            r["load_average_end"].as_str().unwrap_or("?")
+        );
+        ode_table(&mut t, r);
+        println!("{t}");
+    }
+    Ok(())
 }
 
 /// The entries of `section[key]` in the order the parfit side listed them (the suite's order).

@@ -344,6 +344,17 @@ impl Program {
         }
     }
 
+    /// The entries of ∂F/∂u at `(t, y)` in the order of [`Program::jac_entries`], into `values`: only the
+    /// structural non-zeros, for solvers that store `J` to suit its pattern.
+    pub fn jacobian_values(&self, regs: &mut [f64], t: f64, y: &[f64], values: &mut [f64]) {
+        self.load(regs, t, y);
+        run(&self.rhs, regs);
+        run(&self.jac, regs);
+        for (v, &(_, _, r)) in values.iter_mut().zip(&self.jac_entries) {
+            *v = regs[r as usize];
+        }
+    }
+
     /// After [`Program::start`]: the initial sensitivities `s0[p·n + k]` = ∂u0_k/∂p_p.
     pub fn start_sensitivities(&self, regs: &mut [f64], s0: &mut [f64]) {
         run(&self.dsetup, regs);

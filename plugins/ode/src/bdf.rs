@@ -6,7 +6,8 @@
 //! uses more or fewer of them. Each step solves the implicit corrector with a simplified Newton iteration
 //! on `I - c·J` (`c = h / α_k`), where `J = ∂F/∂u` comes from the symbolic derivative code of the model.
 //! `J` is only re-evaluated when Newton fails to converge with the current one; the LU factorisation is
-//! redone when `c` changed by more than 30% (order or step-size changes) or `J` is new.
+//! redone when `c` changed by more than 30% (order or step-size changes) or `J` is new. `J` is kept as its
+//! structural non-zeros and `I - c·J` stored as its pattern suits (banded or dense, see `linear.rs`).
 //!
 //! With forward sensitivities the state is `[y, s_1, …, s_P]` and its Jacobian is block lower triangular
 //! with `J` on the diagonal. Newton iterates with the block-diagonal part only (the simultaneous corrector
@@ -16,10 +17,10 @@
 // Index loops read like the formulas here (several arrays indexed together).
 #![allow(clippy::needless_range_loop)]
 
-use nalgebra::{DMatrix, DVectorViewMut, Dyn, LU};
 use parfit_core::SimError;
 
-use crate::solver::{SolverOptions, System, initial_step, rms};
+use crate::linear::IterationMatrix;
+use crate::solver::{SolverOptions, System, initial_step};
 
 pub(crate) const MAX_ORDER: usize = 5;
 const NEWTON_MAXITER: usize = 4;
@@ -66,15 +67,16 @@ pub(crate) struct Bdf {
     corr: Vec<f64>,
     y_new: Vec<f64>,
     f: Vec<f64>,
-    scale: Vec<f64>,
+    /// `1 / (atol + rtol·|y|)` of the norms: the predictor's for Newton, the new solution's for the error
+    /// test (reciprocals, so the norms of every Newton iteration multiply instead of divide).
+    weight: Vec<f64>,
     dy: Vec<f64>,
     /// The size of `J` (the model's states); the state has `dim() / block` blocks of it.
     block: usize,
-    /// `∂F/∂u`, column-major `block × block`.
+    /// The entries of `∂F/∂u` (`block × block`) in the order of its pattern.
     jac: Vec<f64>,
-    lu: Option<LU<f64, Dyn, Dyn>>,
-    /// The matrix storage between factorisations (nalgebra's LU takes it by value).
-    spare: Option<DMatrix<f64>>,
+    /// `I - c·J` and its factorisation.
+    matrix: IterationMatrix,
     coef: Coeffs,
 }
 
@@ -91,8 +93,10 @@ enum Newton {
 }
 
 impl Bdf {
-    /// Scratch for a state of `n` values made of blocks of `block` (the model's states) that share `J`.
-    pub fn new(n: usize, block: usize) -> Self {
+    /// Scratch for a state of `n` values made of blocks of `block` (the model's states) that share `J`,
+    /// whose non-zero entries are at `pattern` (row, column).
+    pub fn new(n: usize, block: usize, pattern: impl IntoIterator<Item = (u32, u32)>) -> Self {
+        let matrix = IterationMatrix::new(block, pattern);
         debug_assert!(block > 0 && n.is_multiple_of(block));
         let v = || vec![0.0; n];
         Bdf {
@@ -104,12 +108,11 @@ impl Bdf {
             corr: v(),
             y_new: v(),
             f: v(),
-            scale: v(),
+            weight: v(),
             dy: v(),
             block,
-            jac: vec![0.0; block * block],
-            lu: None,
-            spare: Some(DMatrix::zeros(block, block)),
+            jac: vec![0.0; matrix.entries()],
+            matrix,
             coef: Coeffs::new(),
         }
     }
@@ -118,8 +121,9 @@ impl Bdf {
         self.y.len()
     }
 
-    pub fn block(&self) -> usize {
-        self.block
+    /// Whether this scratch fits a state of `n` values in blocks of `block` with `J`'s non-zeros at `pattern`.
+    pub fn fits(&self, n: usize, block: usize, pattern: impl IntoIterator<Item = (u32, u32)>) -> bool {
+        self.dim() == n && self.block == block && self.matrix.fits(block, pattern)
     }
 
     /// Integrate from `(t0, self.y)` and report the solution at `times[next..]` through `sys.output`.
@@ -198,17 +202,9 @@ impl Bdf {
 
             // Predictor and the corrector's constant part.
             let alpha = self.coef.alpha[order];
-            for i in 0..n {
-                let mut p = 0.0;
-                let mut s = 0.0;
-                for k in 0..=order {
-                    let d = self.diff[k * n + i];
-                    p += d;
-                    s += self.coef.gamma[k] * d;
-                }
-                self.y_pred[i] = p;
-                self.psi[i] = s / alpha;
-                self.scale[i] = opts.atol + opts.rtol * p.abs();
+            self.predict(order, 1.0 / alpha);
+            for (w, p) in self.weight.iter_mut().zip(&self.y_pred) {
+                *w = 1.0 / (opts.atol + opts.rtol * p.abs());
             }
             let c = h / alpha;
 
@@ -253,10 +249,10 @@ impl Bdf {
             // Local error estimate: the error constant times the correction.
             let err_c = self.coef.err_const[order];
             for i in 0..n {
-                self.scale[i] = opts.atol + opts.rtol * self.y_new[i].abs();
+                self.weight[i] = 1.0 / (opts.atol + opts.rtol * self.y_new[i].abs());
                 self.dy[i] = err_c * self.corr[i];
             }
-            let err = rms(&self.dy, &self.scale);
+            let err = weighted_rms(&self.dy, &self.weight);
             let safety = 0.9 * (2 * NEWTON_MAXITER + 1) as f64 / (2 * NEWTON_MAXITER + iterations) as f64;
             // Also rejects a NaN error.
             if err.is_nan() || err > 1.0 {
@@ -337,34 +333,35 @@ impl Bdf {
         }
     }
 
-    /// RMS of `err_const · D_row / scale` (scale as set for the error test).
+    /// The predictor `y_pred = Σ_{k≤order} D_k` and the corrector's constant part
+    /// `psi = Σ_{k≤order} γ_k D_k / α_k`, row by row of the differences (so the loops vectorise).
+    fn predict(&mut self, order: usize, inv_alpha: f64) {
+        let n = self.dim();
+        let (pred, psi) = (&mut self.y_pred, &mut self.psi);
+        pred.copy_from_slice(&self.diff[..n]);
+        psi.fill(0.0); // γ_0 = 0
+        for k in 1..=order {
+            let g = self.coef.gamma[k];
+            for ((p, s), &d) in pred.iter_mut().zip(psi.iter_mut()).zip(&self.diff[k * n..(k + 1) * n]) {
+                *p += d;
+                *s += g * d;
+            }
+        }
+        psi.iter_mut().for_each(|s| *s *= inv_alpha);
+    }
+
+    /// RMS of `err_const · D_row` in the error test's weights.
     fn scaled_norm(&mut self, row: usize, err_const: f64) -> f64 {
         let n = self.dim();
         for i in 0..n {
             self.f[i] = err_const * self.diff[row * n + i];
         }
-        rms(&self.f, &self.scale)
+        weighted_rms(&self.f, &self.weight)
     }
 
-    /// Factorise `I - c·J` into `self.lu`. False when it is singular.
+    /// Factorise `I - c·J`. False when it is singular.
     fn factor(&mut self, c: f64) -> bool {
-        let n = self.block;
-        let mut m = match (self.spare.take(), self.lu.take()) {
-            (Some(m), _) => m,
-            // Reuse the storage of the previous factorisation (`l_unpack` keeps it for a square matrix).
-            (None, Some(lu)) => lu.l_unpack(),
-            (None, None) => DMatrix::zeros(n, n),
-        };
-        for (dst, &j) in m.as_mut_slice().iter_mut().zip(&self.jac) {
-            *dst = -c * j;
-        }
-        for i in 0..n {
-            m[(i, i)] += 1.0;
-        }
-        let lu = LU::new(m);
-        let ok = lu.is_invertible();
-        self.lu = Some(lu);
-        ok
+        self.matrix.factor(c, &self.jac)
     }
 
     /// Simplified Newton iteration for the corrector `corr = c·F(t_new, y_pred + corr) - psi`, leaving the
@@ -372,7 +369,6 @@ impl Bdf {
     /// within `NEWTON_MAXITER` iterations.
     fn newton<S: System>(&mut self, sys: &mut S, t_new: f64, c: f64, tol: f64) -> Newton {
         let n = self.dim();
-        let lu = self.lu.as_ref().expect("factorised before Newton");
         self.corr.fill(0.0);
         self.y_new.copy_from_slice(&self.y_pred);
         let mut norm_old: Option<f64> = None;
@@ -385,13 +381,10 @@ impl Bdf {
             for i in 0..n {
                 self.dy[i] = c * self.f[i] - self.psi[i] - self.corr[i];
             }
-            let b = self.block;
-            for chunk in self.dy.chunks_exact_mut(b) {
-                if !lu.solve_mut(&mut DVectorViewMut::from_slice(chunk, b)) {
-                    return Newton::Failed { non_finite: false };
-                }
+            for block in self.dy.chunks_exact_mut(self.block) {
+                self.matrix.solve(block);
             }
-            let norm = rms(&self.dy, &self.scale);
+            let norm = weighted_rms(&self.dy, &self.weight);
             let rate = norm_old.map(|old| norm / old);
             if let Some(rate) = rate
                 && (rate >= 1.0 || rate.powi((NEWTON_MAXITER - it) as i32) / (1.0 - rate) * norm > tol)
@@ -454,6 +447,12 @@ impl Bdf {
             }
         }
     }
+}
+
+/// RMS over components of `x_i · w_i`.
+fn weighted_rms(x: &[f64], w: &[f64]) -> f64 {
+    let sum: f64 = x.iter().zip(w).map(|(x, w)| (x * w) * (x * w)).sum();
+    (sum / x.len() as f64).sqrt()
 }
 
 fn r_matrix(order: usize, factor: f64) -> [[f64; MAX_ORDER + 1]; MAX_ORDER + 1] {

@@ -6,7 +6,9 @@
 //! the Jacobian ∂F/∂u derived from it symbolically; a simulation then interprets that code without name
 //! lookups or allocation. See the crate's README for the grammar and the solvers.
 
+mod band;
 mod bdf;
+mod linear;
 mod solver;
 
 use parfit_core::model::downcast_workspace;
@@ -105,10 +107,16 @@ impl OdeModel {
     }
 }
 
-/// BDF's scratch for `n` values in blocks of `block`, made on first use (most models never need it).
-fn bdf_workspace(bdf: &mut Option<Bdf>, n: usize, block: usize) -> &mut Bdf {
-    if bdf.as_ref().is_none_or(|b| b.dim() != n || b.block() != block) {
-        *bdf = Some(Bdf::new(n, block));
+/// The `(row, column)` of each non-zero entry of the program's ∂F/∂u, in the order it computes them.
+fn jacobian_pattern(program: &Program) -> impl Iterator<Item = (u32, u32)> + '_ {
+    program.jac_entries.iter().map(|&(i, j, _)| (i, j))
+}
+
+/// BDF's scratch for `n` values in blocks of `block` with `J`'s pattern, made on first use (most models
+/// never need it).
+fn bdf_workspace<'a>(bdf: &'a mut Option<Bdf>, n: usize, block: usize, program: &Program) -> &'a mut Bdf {
+    if bdf.as_ref().is_none_or(|b| !b.fits(n, block, jacobian_pattern(program))) {
+        *bdf = Some(Bdf::new(n, block, jacobian_pattern(program)));
     }
     bdf.as_mut().expect("just made")
 }
@@ -122,15 +130,15 @@ fn dopri5_workspace(dopri5: &mut Option<Dopri5>, n: usize) -> &mut Dopri5 {
 }
 
 /// Integrate from `(t0, y0)` with the configured method, reporting `times` through `sys.output`. `y0` is
-/// the whole state (with sensitivities: the states and then one block of them per parameter); `block` is
-/// the number of model states.
+/// the whole state of `n` values (with sensitivities: the states and then one block of them per parameter);
+/// `program` is the model's, whose states make one block.
 #[allow(clippy::too_many_arguments)]
 fn integrate<S: System>(
     opts: &SolverOptions,
     sys: &mut S,
     dopri5: &mut Option<Dopri5>,
     bdf: &mut Option<Bdf>,
-    (n, block): (usize, usize),
+    (n, program): (usize, &Program),
     y0: impl FnOnce(&mut S, &mut [f64]),
     t0: f64,
     times: &[f64],
@@ -139,7 +147,7 @@ fn integrate<S: System>(
     y0(sys, &mut d.y);
     let bdf_opts = opts.local(solver::BDF_LOCAL_TOL);
     if opts.solver == Method::Bdf {
-        let b = bdf_workspace(bdf, n, block);
+        let b = bdf_workspace(bdf, n, program.n_states, program);
         b.y.copy_from_slice(&d.y);
         return b.solve(&bdf_opts, sys, t0, times, 0, opts.h0);
     }
@@ -147,7 +155,7 @@ fn integrate<S: System>(
         Dopri5End::Done => Ok(()),
         Dopri5End::Stiff { t, next } => {
             sys.stats().switched_to_bdf_at = Some(t);
-            let b = bdf_workspace(bdf, n, block);
+            let b = bdf_workspace(bdf, n, program.n_states, program);
             b.y.copy_from_slice(&d.y);
             b.solve(&bdf_opts, sys, t, times, next, None)
         }
@@ -185,7 +193,7 @@ impl System for Sim<'_> {
 
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) {
         self.stats.jac_evals += 1;
-        self.program.jacobian(self.regs, t, y, jac);
+        self.program.jacobian_values(self.regs, t, y, jac);
     }
 
     fn output(&mut self, i: usize, t: f64, y: &[f64]) {
@@ -220,7 +228,7 @@ impl System for SensSim<'_> {
 
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) {
         self.stats.jac_evals += 1;
-        self.program.jacobian(self.regs, t, &y[..self.program.n_states], jac);
+        self.program.jacobian_values(self.regs, t, &y[..self.program.n_states], jac);
     }
 
     fn output(&mut self, i: usize, t: f64, y: &[f64]) {
@@ -319,7 +327,7 @@ impl Model for OdeModel {
         let n = self.program.n_states;
         let mut sim = Sim { program: &self.program, regs, out, stats };
         let start = |sim: &mut Sim<'_>, y0: &mut [f64]| sim.program.start(sim.regs, params, y0);
-        integrate(&self.options, &mut sim, dopri5, bdf, (n, n), start, t0, times)
+        integrate(&self.options, &mut sim, dopri5, bdf, (n, &self.program), start, t0, times)
     }
 
     /// Forward sensitivities: the model's states and their derivatives with respect to every parameter are
@@ -366,7 +374,7 @@ impl Model for OdeModel {
             sim.program.start(sim.regs, params, y);
             sim.program.start_sensitivities(sim.regs, s);
         };
-        integrate(&self.options, &mut sim, dopri5, bdf, (n * (1 + np), n), start, t0, times)
+        integrate(&self.options, &mut sim, dopri5, bdf, (n * (1 + np), p), start, t0, times)
     }
 }
 

@@ -137,8 +137,9 @@ pub(crate) trait System {
         y.iter_mut().zip(values).for_each(|(y, v)| *y = v);
         self.rhs(t, y, dy);
     }
-    /// ∂F/∂u at `(t, y)`, column-major `n × n` for the model's `n` states (with sensitivities, the
-    /// diagonal block of the augmented system's Jacobian, which reads only the first `n` values of `y`).
+    /// The non-zero entries of ∂F/∂u at `(t, y)` for the model's `n` states, in the order of its sparsity
+    /// pattern (with sensitivities, the diagonal block of the augmented system's Jacobian, which reads only
+    /// the first `n` values of `y`).
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]);
     /// The solution at the requested time `times[i]`.
     fn output(&mut self, i: usize, t: f64, y: &[f64]);
@@ -153,12 +154,6 @@ pub(crate) enum Dopri5End {
     Done,
     /// (`auto` only) The problem is stiff: the state at `t` is in `y`; `times[next..]` are still due.
     Stiff { t: f64, next: usize },
-}
-
-/// RMS over components of `x_i / scale_i`.
-pub(crate) fn rms(x: &[f64], scale: &[f64]) -> f64 {
-    let sum: f64 = x.iter().zip(scale).map(|(x, s)| (x / s) * (x / s)).sum();
-    (sum / x.len() as f64).sqrt()
 }
 
 /// Hairer's starting step for a method of the given order: make the first Euler step's change and the

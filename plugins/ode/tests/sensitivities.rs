@@ -130,6 +130,20 @@ fn bdf_sensitivities_match_finite_differences() {
 }
 
 #[test]
+fn banded_bdf_sensitivities_match_finite_differences() {
+    // A nonlinear chain of 12 states: its Jacobian is tridiagonal, so BDF solves every block (the state and
+    // each parameter's sensitivities) with the band LU.
+    let src = "in_i { D = 3, k = 0.5 }
+u_i { (0:3): 1, (3:12): 0 }
+F_i {
+  D * (u_i[1] - u_i[0]) - k * u_i[0] * u_i[0],
+  (1:11): D * (u_i[0:10] - 2 * u_i[1:11] + u_i[2:12]) - k * u_i[1:11] * u_i[1:11],
+  D * (u_i[10] - 2 * u_i[11]),
+}";
+    check("chain", src, tight(Method::Bdf), &linspace(0.0, 5.0, 11));
+}
+
+#[test]
 fn outputs_and_initial_states_that_depend_on_parameters() {
     // ∂u0/∂p and ∂out/∂p directly, through hoisted parameter code, and outputs mixing states and `t`.
     let src = "in_i { r = 0.8, K = 10, y0 = 0.5 }
