@@ -11,6 +11,7 @@ use js_sys::{Function, JSON, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
 use crate::Files;
+use crate::throttle::{PROGRESS_INTERVAL, Throttle};
 
 fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
     let text = serde_json::to_string(value).map_err(|e| JsError::new(&e.to_string()))?;
@@ -66,8 +67,9 @@ pub fn threads() -> usize {
 }
 
 /// Fit the problem configured at `configPath` (a key of `files`) as `parfit fit` does. `options.seed` overrides
-/// the configuration's seed. `onProgress({ iteration, evaluations, best_value })` runs after every iteration;
-/// returning `true` cancels (the result is then the best point so far, `termination: "cancelled"`).
+/// the configuration's seed. `onProgress({ iteration, evaluations, best_value })` runs after the first
+/// iteration and then at most every 100 ms; returning `true` cancels (the result is then the best point so far,
+/// `termination: "cancelled"`).
 #[wasm_bindgen]
 pub fn fit(
     config_path: &str,
@@ -77,7 +79,11 @@ pub fn fit(
 ) -> Result<JsValue, JsError> {
     let files = files_from(files)?;
     let seed = whole(&options, "seed")?;
+    let mut throttle = Throttle::new(&seconds, PROGRESS_INTERVAL);
     let mut progress = |p: &parfit_core::optimise::Progress| {
+        if !throttle.due(false) {
+            return false;
+        }
         let o = Object::new();
         let _ = Reflect::set(&o, &"iteration".into(), &(p.iteration as f64).into());
         let _ = Reflect::set(&o, &"evaluations".into(), &(p.evaluations as f64).into());
@@ -90,7 +96,8 @@ pub fn fit(
 
 /// Fit every case of the `[cases]` table configured at `configPath` as `parfit fit-many` does (nothing is
 /// written). `options.seed` overrides the seed, `options.limit` fits only the first rows.
-/// `onProgress({ done, total, rows })` runs as cases finish; returning `true` stops starting new cases.
+/// `onProgress({ done, total, rows })` runs as cases finish, at most every 100 ms and after the last (`rows`: the
+/// cases finished since the previous call); returning `true` stops starting new cases.
 #[wasm_bindgen(js_name = fitMany)]
 pub fn fit_many(
     config_path: &str,
@@ -101,11 +108,18 @@ pub fn fit_many(
     let files = files_from(files)?;
     let seed = whole(&options, "seed")?;
     let limit = whole(&options, "limit")?.map(|l| l as usize);
+    let mut throttle = Throttle::new(&seconds, PROGRESS_INTERVAL);
+    let mut unreported: Vec<crate::CaseRow> = Vec::new();
     let mut progress = |done: usize, total: usize, rows: &[crate::CaseRow]| {
+        unreported.extend_from_slice(rows);
+        if !throttle.due(done == total) {
+            return false;
+        }
         let o = Object::new();
         let _ = Reflect::set(&o, &"done".into(), &(done as f64).into());
         let _ = Reflect::set(&o, &"total".into(), &(total as f64).into());
-        let _ = Reflect::set(&o, &"rows".into(), &to_js(&rows).unwrap_or(JsValue::NULL));
+        let _ = Reflect::set(&o, &"rows".into(), &to_js(&unreported).unwrap_or(JsValue::NULL));
+        unreported.clear();
         ask_stop(&on_progress, &o)
     };
     let report =
@@ -115,8 +129,8 @@ pub fn fit_many(
 
 /// Run the Monte Carlo configuration at `configPath` (a `[montecarlo]` section) as `parfit run` does (nothing is
 /// written): the report of `parfit run --format json` plus `summary` (summary.csv's columns and rows) and `work`.
-/// `options.seed` overrides the seed. `onProgress({ done, total })` (paths) runs as tasks finish; returning
-/// `true` stops the run (it then throws "interrupted …").
+/// `options.seed` overrides the seed. `onProgress({ done, total })` (paths) runs as tasks finish, at most every
+/// 100 ms and after the last; returning `true` stops the run (it then throws "interrupted …").
 #[wasm_bindgen(js_name = runPaths)]
 pub fn run_paths(
     config_path: &str,
@@ -126,14 +140,18 @@ pub fn run_paths(
 ) -> Result<JsValue, JsError> {
     let files = files_from(files)?;
     let seed = whole(&options, "seed")?;
-    let mut progress = |done: u64, total: u64| ask_stop(&on_progress, &done_of(done as f64, total as f64));
+    let mut throttle = Throttle::new(&seconds, PROGRESS_INTERVAL);
+    let mut progress = |done: u64, total: u64| {
+        throttle.due(done == total) && ask_stop(&on_progress, &done_of(done as f64, total as f64))
+    };
     let report = crate::run_paths(config_path, &files, seed, &seconds, &mut progress).map_err(|e| JsError::new(&e))?;
     to_js(&report)
 }
 
 /// Project every model point of the projection configuration at `configPath` (a `[projection]` table) as
 /// `parfit run` does (nothing is written): totals.json's report plus `monthly` (column → monthly portfolio
-/// values) and `work`. `onProgress({ done, total })` (points) runs after every wave; returning `true` stops.
+/// values) and `work`. `onProgress({ done, total })` (points) runs after a wave, at most every 100 ms and after
+/// the last; returning `true` stops.
 #[wasm_bindgen]
 pub fn project(
     config_path: &str,
@@ -142,7 +160,10 @@ pub fn project(
     on_progress: Option<Function>,
 ) -> Result<JsValue, JsError> {
     let files = files_from(files)?;
-    let mut progress = |done: usize, total: usize| ask_stop(&on_progress, &done_of(done as f64, total as f64));
+    let mut throttle = Throttle::new(&seconds, PROGRESS_INTERVAL);
+    let mut progress = |done: usize, total: usize| {
+        throttle.due(done == total) && ask_stop(&on_progress, &done_of(done as f64, total as f64))
+    };
     let report = crate::project(config_path, &files, &seconds, &mut progress).map_err(|e| JsError::new(&e))?;
     to_js(&report)
 }

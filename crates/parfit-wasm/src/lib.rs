@@ -12,6 +12,7 @@
 
 #[cfg(target_arch = "wasm32")]
 mod js;
+pub mod throttle;
 
 /// `initThreadPool(n)` for JavaScript: starts `n` web workers as rayon's pool.
 #[cfg(target_arch = "wasm32")]
