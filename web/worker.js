@@ -40,6 +40,7 @@ self.onmessage = async ({ data }) => {
     } else if (data.type === 'run') {
       const job = JOBS[data.workload];
       const texts = await files(job);
+      // The module calls back at most every 100 ms (and after the last case or path), so relaying each call costs little.
       const stop = () => (cancel ? Atomics.load(cancel, 0) === 1 : false);
       const options = { seed: data.seed ?? undefined, limit: data.limit ?? undefined };
       const result = RUN[data.workload](job.config, texts, options, (p) => { self.postMessage({ type: 'progress', progress: p }); return stop(); });
