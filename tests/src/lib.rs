@@ -145,8 +145,13 @@ impl From<Output> for Run {
 
 /// Run `parfit` with `args` from the workspace root, without inheriting a plugin path.
 pub fn parfit(args: &[&str]) -> Run {
+    parfit_in(&root(), args)
+}
+
+/// Run `parfit` with `args` from `dir`, without inheriting a plugin path.
+pub fn parfit_in(dir: &Path, args: &[&str]) -> Run {
     Command::new(parfit_bin())
-        .current_dir(root())
+        .current_dir(dir)
         .env_remove("PARFIT_PLUGIN_PATH")
         .args(args)
         .output()

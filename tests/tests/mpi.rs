@@ -1,37 +1,54 @@
 //! `parfit` under `mpirun` (feature `mpi` of this crate; `cargo xtask test` runs it): the county fits and the
 //! 10K-policy projection on 1, 2 and 3 ranks give byte-identical files to the plain build, whatever the
 //! threads per rank; a run whose ranks are killed resumes, on another rank count, to identical results; one fit's
-//! or sample's batches spread over ranks give the single-process answer bit for bit.
+//! or sample's batches spread over ranks give the single-process answer bit for bit; only rank 0 reads inputs.
 #![cfg(feature = "mpi")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use parfit_tests::{Run, decay_problem, parfit, parfit_mpi_bin, plugin_dir, root, scratch};
+use parfit_tests::{Run, decay_problem, parfit, parfit_in, parfit_mpi_bin, plugin_dir, root, scratch};
 
 /// `mpirun -np N parfit ARGS` with the MPI build: oversubscribed (3 ranks on 2 cores), unbound (each rank's
 /// rayon threads may use every core), as root when CI is root, and without the shared-memory single-copy
 /// mechanism that containers often forbid.
 fn mpirun(np: usize, args: &[&str]) -> Command {
-    let mut cmd = Command::new("mpirun");
-    cmd.current_dir(root())
-        .env_remove("PARFIT_PLUGIN_PATH")
-        .args(["--oversubscribe", "--allow-run-as-root", "--bind-to", "none"])
-        .args(["--mca", "btl_vader_single_copy_mechanism", "none", "-np", &np.to_string()])
-        .arg(parfit_mpi_bin())
-        .arg("--plugin")
-        .arg(plugin_dir())
-        .args(args);
+    let mut cmd = mpirun_with_options();
+    cmd.current_dir(root()).args(["-np", &np.to_string()]).arg(parfit_mpi_bin()).arg("--plugin").arg(plugin_dir());
+    cmd.args(args);
     cmd
 }
 
+fn mpirun_with_options() -> Command {
+    let mut cmd = Command::new("mpirun");
+    cmd.env_remove("PARFIT_PLUGIN_PATH").args(["--oversubscribe", "--allow-run-as-root", "--bind-to", "none"]).args([
+        "--mca",
+        "btl_vader_single_copy_mechanism",
+        "none",
+    ]);
+    cmd
+}
+
+/// `mpirun` in Open MPI's MPMD form: one rank of `parfit ARGS` per working directory, `dirs[0]` being rank 0's.
+/// Relative paths in `args` then name different files on each rank.
+fn mpirun_in(dirs: &[&Path], args: &[&str]) -> Run {
+    let mut cmd = mpirun_with_options();
+    for (k, dir) in dirs.iter().enumerate() {
+        if k > 0 {
+            cmd.arg(":");
+        }
+        cmd.args(["-np", "1", "-wdir"]).arg(dir).arg(parfit_mpi_bin()).arg("--plugin").arg(plugin_dir()).args(args);
+    }
+    spawn_within(cmd)
+}
+
 fn run_mpi(np: usize, args: &[&str]) -> Run {
-    let child = mpirun(np, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mpirun runs (install openmpi-bin)");
+    spawn_within(mpirun(np, args))
+}
+
+fn spawn_within(mut cmd: Command) -> Run {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("mpirun runs (install openmpi-bin)");
     output_within(child, Duration::from_secs(900)).into()
 }
 
@@ -335,4 +352,70 @@ fn monte_carlo_paths_over_ranks_match_the_plain_run() {
         run_mpi(np, &["run", config, "--threads", threads, "--output", out.to_str().unwrap()]).assert_ok();
         same_files(&plain, &out, &["summary.csv", "paths.csv"], &format!("Monte Carlo on {np} ranks"));
     }
+}
+
+/// Rank 0 reads every input and hands it to the others: with the inputs in rank 0's working directory only and
+/// relative paths on the command line, a second rank started in an empty directory cannot read them itself, yet
+/// the job runs and matches the plain run — fit-many (configuration, model source, cases table), fit (its data
+/// table) and a projection (actuarial tables, gzipped model points). A missing input fails every rank the same
+/// way instead of hanging.
+#[test]
+fn only_rank_0_reads_the_inputs() {
+    let dir = scratch("mpi-inputs-on-rank-0");
+    let (inputs, elsewhere) = (dir.join("inputs"), dir.join("elsewhere"));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::create_dir_all(&inputs).unwrap();
+    decay_problem(&inputs, 60);
+    single_problem(&inputs);
+    let savings = root().join("examples/savings");
+    for file in ["product_spec_table.csv", "mort_table.csv", "surr_charge_table.csv", "disc_rate_ann.csv"] {
+        std::fs::copy(savings.join(file), inputs.join(file)).unwrap();
+    }
+    std::fs::copy(savings.join("std_norm_rand.csv"), inputs.join("std_norm_rand.csv")).unwrap();
+    let points = std::fs::read(savings.join("model_point_samples.csv")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &points).unwrap();
+    std::fs::write(inputs.join("points.csv.gz"), gz.finish().unwrap()).unwrap();
+    let projection = std::fs::read_to_string(savings.join("samples.toml"))
+        .unwrap()
+        .replace("model_point_samples.csv", "points.csv.gz");
+    std::fs::write(inputs.join("project.toml"), projection).unwrap();
+
+    let both: [&Path; 2] = [&inputs, &elsewhere];
+    let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let in_inputs = |args: &[&str]| parfit_in(&inputs, args);
+
+    // The second rank's directory really lacks the inputs.
+    let alone = parfit_in(&elsewhere, &["fit-many", "many.toml", "--output", &out("alone")]);
+    assert_eq!(alone.code, 2, "{}", alone.stderr);
+
+    in_inputs(&["fit-many", "many.toml", "--threads", "1", "--output", &out("many-plain")]).assert_ok();
+    let many =
+        mpirun_in(&both, &["fit-many", "many.toml", "--threads", "1", "--format", "json", "--output", &out("many")]);
+    assert_eq!(many.assert_ok().json()["ranks"].as_u64(), Some(2));
+    same_files(
+        &dir.join("many-plain"),
+        &dir.join("many"),
+        &["results.csv", "summary.json"],
+        "fit-many, inputs on rank 0",
+    );
+
+    let fit = ["fit", "single.toml", "--algorithm", "cmaes", "--format", "json"];
+    let plain = without_timing(in_inputs(&fit).assert_ok().json());
+    assert_eq!(plain, without_timing(mpirun_in(&both, &fit).assert_ok().json()), "fit, inputs on rank 0");
+
+    in_inputs(&["run", "project.toml", "--output", &out("project-plain")]).assert_ok();
+    mpirun_in(&both, &["run", "project.toml", "--output", &out("project")]).assert_ok();
+    let files = ["pv.csv", "result_cf.csv", "result_pols.csv", "audit.csv"];
+    same_files(&dir.join("project-plain"), &dir.join("project"), &files, "projection, inputs on rank 0");
+
+    std::fs::remove_file(inputs.join("cases.csv")).unwrap();
+    let missing = mpirun_in(&both, &["fit-many", "many.toml", "--output", &out("missing")]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert_eq!(
+        missing.stderr.matches("cases.csv: cannot read").count(),
+        1,
+        "one report, from rank 0:\n{}",
+        missing.stderr
+    );
 }

@@ -47,13 +47,3 @@ impl From<parfit_config::InputError> for CliError {
         CliError::Input(e.0)
     }
 }
-
-/// The CLI's [`parfit_config::Loader`]: files named by a configuration are read from disk.
-pub struct FsLoader;
-
-impl parfit_config::Loader for FsLoader {
-    fn read(&self, path: &std::path::Path) -> parfit_config::Result<String> {
-        std::fs::read_to_string(path)
-            .map_err(|e| parfit_config::input(format!("{}: cannot read ({e})", path.display())))
-    }
-}

@@ -3,6 +3,7 @@
 mod checkpoint;
 mod commands;
 mod error;
+mod inputs;
 mod paths;
 mod plot;
 mod plugins;

@@ -27,7 +27,7 @@ use crate::{Common, Format, init_threads, parse_sets};
 
 /// Whether the TOML file at `path` configures a Monte Carlo run.
 pub fn is_monte_carlo(path: &Path) -> CliResult<bool> {
-    let text = std::fs::read_to_string(path).map_err(|e| input(format!("{}: cannot read ({e})", path.display())))?;
+    let text = crate::inputs::read_text(path)?;
     let _: toml::Table =
         toml::from_str(&text).map_err(|e| input(parfit_config::config::toml_error(path, &text, &e)))?;
     Ok(parfit_config::montecarlo::is_monte_carlo(&text))
@@ -35,7 +35,7 @@ pub fn is_monte_carlo(path: &Path) -> CliResult<bool> {
 
 pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| input(format!("{origin}: cannot read ({e})")))?;
+    let text = crate::inputs::read_text(path)?;
     let config = McConfig::parse(path, &text)?;
     let resolve = |p: &Path| match path.parent() {
         Some(dir) if p.is_relative() => dir.join(p),

@@ -8,7 +8,8 @@ use parfit_core::Model;
 
 use parfit_config::Loader;
 
-use crate::error::{CliResult, FsLoader, input};
+use crate::error::{CliResult, input};
+use crate::inputs::FsLoader;
 
 /// The plugins on the search path: `--plugin` paths, then `PARFIT_PLUGIN_PATH`, then the executable's directory.
 pub fn find_plugins(explicit: &[PathBuf]) -> CliResult<Discovery> {

@@ -18,23 +18,24 @@ use parfit_core::Model;
 
 use crate::commands::fit_many::{STOP, install_signal_handler};
 use crate::commands::{cell, show};
-use crate::error::{CliError, CliResult, failed, input};
+use crate::error::{CliError, CliResult, failed};
 use crate::plugins::{choose, find_plugins};
 use crate::{Common, Format, init_threads};
 
 /// Whether `path` is a projection configuration: a TOML file with a top-level `[projection]` table.
 pub fn is_projection(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "toml")
-        && std::fs::read_to_string(path).is_ok_and(|text| parfit_config::projection::is_projection(&text))
+        && crate::inputs::read_text(path).is_ok_and(|text| parfit_config::projection::is_projection(&text))
 }
 
-/// The file system, gunzipping files whose name ends in `.gz`.
+/// The input files (see [`crate::inputs`]), gunzipping those whose name ends in `.gz` after reading, so
+/// under MPI the compressed bytes travel between ranks.
 struct GzLoader;
 
 impl parfit_config::Loader for GzLoader {
     fn read(&self, path: &Path) -> parfit_config::Result<String> {
         let bad = |m: String| parfit_config::input(format!("{}: {m}", path.display()));
-        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read ({e})")))?;
+        let bytes = crate::inputs::read_bytes(path).map_err(|e| bad(format!("cannot read ({e})")))?;
         if path.extension().is_some_and(|e| e == "gz") {
             let mut text = String::new();
             flate2::read::GzDecoder::new(&bytes[..])
@@ -97,8 +98,7 @@ fn write_err(e: std::io::Error) -> crate::error::CliError {
 }
 
 pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| input(format!("{origin}: cannot read ({e})")))?;
+    let text = crate::inputs::read_text(path)?;
     let config = ProjectConfig::parse(path, &text)?;
     let threads = init_threads(common.threads.or(config.threads))?;
     let p = &config.projection;

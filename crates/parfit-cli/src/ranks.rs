@@ -1,9 +1,10 @@
 //! Where a many-case job's cases run: on this process's rayon threads, or — built with the `mpi` feature and
 //! started by an MPI launcher — spread over MPI ranks, each using its own rayon threads.
 //!
-//! Commands call [`for_each_case`] the same way in both cases. Under MPI every rank runs the command (reads
-//! the configuration, loads the model); rank 0 alone decides which cases remain, hands them out in chunks on
-//! demand, receives every result and writes the outputs, so checkpoints and files have one owner. A case's
+//! Commands call [`for_each_case`] the same way in both cases. Under MPI every rank runs the command (takes
+//! the input files rank 0 read, see [`crate::inputs`], and loads the model); rank 0 alone decides which cases
+//! remain, hands them out in chunks on demand, receives every result and writes the outputs, so checkpoints
+//! and files have one owner. A case's
 //! result depends only on its index, so outputs do not depend on the rank count, the thread count or which
 //! rank ran which case.
 //!

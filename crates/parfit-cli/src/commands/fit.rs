@@ -8,7 +8,8 @@ use serde_json::json;
 
 use crate::commands::{ConfiguredModel, cell, cost_from_config, load_for_run, model_from_config, show};
 use crate::config::Algorithm;
-use crate::error::{CliResult, FsLoader, failed};
+use crate::error::{CliResult, failed};
+use crate::inputs::FsLoader;
 use crate::plot::{Series, convergence_plot, fit_plot};
 use crate::progress::CliMonitor;
 use crate::ranks;

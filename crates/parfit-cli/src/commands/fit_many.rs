@@ -13,7 +13,8 @@ use serde_json::json;
 
 use crate::checkpoint::{CaseRecord, Checkpoint, fingerprint};
 use crate::commands::{ConfiguredModel, cell, load_for_run, model_from_config, show};
-use crate::error::{CliError, CliResult, FsLoader, failed, input};
+use crate::error::{CliError, CliResult, failed, input};
+use crate::inputs::FsLoader;
 use crate::plot::histograms;
 use crate::ranks;
 use crate::{Common, Format, parse_sets};
@@ -35,17 +36,18 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
     let (job, names) = CaseFitter::new(&loaded, model, &table.cases, &table.observed, sets, seed)?;
     let cost = job.cost;
 
-    let read = |p: &Path| std::fs::read(p).map_err(|e| input(format!("{}: cannot read ({e})", p.display())));
-    let source = config.model.source.as_ref().map(|s| read(&loaded.resolve(s))).transpose()?.unwrap_or_default();
-    let print = fingerprint(&[
-        &read(config_path)?,
-        &read(&cases_path)?,
-        &source,
-        format!("{seed} {:?} {:?} {:?}", common.set, common.rtol, common.atol).as_bytes(),
-    ]);
-    // Rank 0 owns the checkpoint and decides which cases remain; other ranks fit what it hands them.
+    // Rank 0 owns the checkpoint and decides which cases remain; other ranks fit what it hands them, so they
+    // need neither the checkpoint nor its fingerprint (whose files rank 0 reads again here, off the shared path).
     let root = ranks::is_root();
     let (checkpoint, done) = if root {
+        let read = |p: &Path| std::fs::read(p).map_err(|e| input(format!("{}: cannot read ({e})", p.display())));
+        let source = config.model.source.as_ref().map(|s| read(&loaded.resolve(s))).transpose()?.unwrap_or_default();
+        let print = fingerprint(&[
+            &read(config_path)?,
+            &read(&cases_path)?,
+            &source,
+            format!("{seed} {:?} {:?} {:?}", common.set, common.rtol, common.atol).as_bytes(),
+        ]);
         let (c, done) = Checkpoint::open(&output_dir.join("checkpoint.jsonl"), &print, resume)?;
         (Some(c), done)
     } else {

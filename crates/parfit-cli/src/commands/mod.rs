@@ -14,7 +14,8 @@ use parfit_core::Model;
 
 use crate::Common;
 use crate::config::LoadedConfig;
-use crate::error::{CliResult, FsLoader};
+use crate::error::CliResult;
+use crate::inputs::FsLoader;
 use crate::plugins::{choose, create_model, find_plugins};
 
 /// A model made from a configuration, and the plugin it came from.

@@ -7,7 +7,8 @@ use parfit_core::{Model, OutputKind};
 use crate::commands::{cell, model_from_config, plugin_options};
 use crate::config::{LoadedConfig, parse_times};
 use crate::data::read_observations;
-use crate::error::{CliResult, FsLoader, failed, input};
+use crate::error::{CliResult, failed, input};
+use crate::inputs::FsLoader;
 use crate::plugins::{create_model, find_plugins, kind_for_file};
 use crate::{Common, Format, init_threads, parse_sets};
 

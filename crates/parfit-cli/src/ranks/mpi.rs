@@ -8,8 +8,11 @@
 //! first) and receives a *chunk* of case indices; an empty chunk releases it. MPI keeps messages between two
 //! ranks in order and rank 0 listens only to ranks it has not released, so successive calls (a projection's
 //! waves) never mix.
+//!
+//! Input files ([`read_shared`]) travel on their own tag, from rank 0 to each other rank in the order read.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,6 +32,7 @@ use crate::error::{CliError, CliResult, failed};
 
 const TAG_REPORT: i32 = 1;
 const TAG_CHUNK: i32 = 2;
+const TAG_INPUT: i32 = 3;
 /// How long rank 0 waits, after a stop, for ranks still holding cases before it gives up on them.
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -163,6 +167,78 @@ fn root<T: Wire>(
     error.map_or(Ok(()), Err)
 }
 
+/// An input file read once for every rank (see [`crate::inputs`]): rank 0 runs `read` and sends each other rank
+/// the path, then the bytes or the error; the others wait for that message and never touch the disk. Called
+/// on the main thread by every rank for the same files in the same order; a rank whose path differs from
+/// rank 0's ends the job, since the ranks' inputs no longer agree.
+pub fn read_shared(path: &Path, read: impl FnOnce() -> FileRead) -> FileRead {
+    let world = SimpleCommunicator::world();
+    let name = path.as_os_str().as_encoded_bytes();
+    if world.rank() == 0 {
+        let mut result = read();
+        let mut message = input_message(name, &result);
+        // An MPI message's length is a C int.
+        if Count::try_from(message.len()).is_err() {
+            result = Err("too large to share between MPI ranks (2 GiB at most)".into());
+            message = input_message(name, &result);
+        }
+        for rank in 1..world.size() {
+            world.process_at_rank(rank).send_with_tag(&message[..], TAG_INPUT);
+        }
+        return result;
+    }
+    let root = world.process_at_rank(0);
+    // Poll rather than block, as workers do: rank 0 may be reading a large table.
+    let (message, _): (Vec<u8>, Status) = loop {
+        if let Some(matched) = root.immediate_matched_probe_with_tag(TAG_INPUT) {
+            break matched.matched_receive_vec();
+        }
+        std::thread::sleep(IDLE);
+    };
+    match parse_input_message(&message) {
+        Some((sent, result)) if sent == name => result,
+        found => {
+            let sent = found.map_or("an unreadable message".into(), |(p, _)| String::from_utf8_lossy(p).into_owned());
+            eprintln!(
+                "error on rank {}: it reads input {} where rank 0 read {sent}; every rank must read the same \
+                 inputs in the same order (a parfit bug)",
+                world.rank(),
+                path.display()
+            );
+            world.abort(1)
+        }
+    }
+}
+
+/// A file's bytes, or why it cannot be read.
+type FileRead = Result<Vec<u8>, String>;
+
+/// `path length, path, 0 and the bytes | 1 and the error text`.
+fn input_message(path: &[u8], result: &FileRead) -> Vec<u8> {
+    let (flag, body) = match result {
+        Ok(bytes) => (0u8, &bytes[..]),
+        Err(e) => (1u8, e.as_bytes()),
+    };
+    let mut message = Vec::with_capacity(9 + path.len() + body.len());
+    message.extend((path.len() as u64).to_le_bytes());
+    message.extend_from_slice(path);
+    message.push(flag);
+    message.extend_from_slice(body);
+    message
+}
+
+fn parse_input_message(message: &[u8]) -> Option<(&[u8], FileRead)> {
+    let mut rest = message;
+    let len = usize::try_from(take_u64(&mut rest).ok()?).ok()?;
+    let (path, rest) = (rest.get(..len)?, rest.get(len..)?);
+    let (&flag, body) = rest.split_first()?;
+    match flag {
+        0 => Some((path, Ok(body.to_vec()))),
+        1 => Some((path, Err(String::from_utf8_lossy(body).into_owned()))),
+        _ => None,
+    }
+}
+
 /// Case indices as compact ranges for messages: `3–7, 12, 40–41`.
 fn ranges(cases: &[usize]) -> String {
     let mut sorted = cases.to_vec();
@@ -260,5 +336,16 @@ mod tests {
     fn ranges_compact_runs() {
         assert_eq!(super::ranges(&[7, 3, 4, 5, 12, 40, 41]), "3–5, 7, 12, 40–41");
         assert_eq!(super::ranges(&[]), "");
+    }
+
+    #[test]
+    fn input_messages_round_trip() {
+        for result in
+            [Ok(b"a,b\n1,2\n".to_vec()), Ok(vec![]), Err("No such file or directory (os error 2)".to_string())]
+        {
+            let message = super::input_message(b"dir/cases.csv", &result);
+            assert_eq!(super::parse_input_message(&message), Some((&b"dir/cases.csv"[..], result)));
+        }
+        assert_eq!(super::parse_input_message(&[5, 0, 0]), None);
     }
 }
