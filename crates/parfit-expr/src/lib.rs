@@ -14,6 +14,8 @@
 
 mod compile;
 mod eval;
+#[cfg(not(target_arch = "wasm32"))]
+mod jit;
 mod lexer;
 mod parser;
 
