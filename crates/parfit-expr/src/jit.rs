@@ -218,11 +218,8 @@ impl Gen<'_> {
                 Op::Sqrt => b.ins().sqrt(a),
                 Op::Abs => b.ins().fabs(a),
                 Op::Heaviside | Op::Select => {
-                    let (yes, no) = if i.op == Op::Select {
-                        (x, c)
-                    } else {
-                        (b.ins().f64const(1.0), b.ins().f64const(0.0))
-                    };
+                    let (yes, no) =
+                        if i.op == Op::Select { (x, c) } else { (b.ins().f64const(1.0), b.ins().f64const(0.0)) };
                     let z = b.ins().f64const(0.0);
                     // `a >= 0` is false for NaN, as in Rust.
                     let ge = b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, z);

@@ -94,11 +94,21 @@ impl OdeModel {
             outputs: compiled.outputs,
             output_kind: OutputKind::TimeSeries,
         };
-        Ok(OdeModel { spec, program: compiled.program, sens_program, options })
+        let mut program = compiled.program;
+        // Once per model; a model the JIT cannot compile is interpreted, with the same results.
+        if options.jit {
+            let _ = program.compile_native();
+        }
+        Ok(OdeModel { spec, program, sens_program, options })
     }
 
     pub fn options(&self) -> &SolverOptions {
         &self.options
+    }
+
+    /// Whether the right-hand side runs as native code (see [`SolverOptions::jit`]).
+    pub fn is_native(&self) -> bool {
+        self.program.is_native()
     }
 
     /// Number of state variables.
