@@ -423,6 +423,16 @@ mod tests {
         u_i { prey = 10, predator = 5 }
         F_i { alpha * prey - beta * prey * predator, delta * prey * predator - gamma * predator }";
 
+    /// Native code by default where there is a JIT; `"jit": false` in the configuration forces the
+    /// interpreter.
+    #[test]
+    fn the_jit_option_selects_native_code_or_the_interpreter() {
+        let config = |extra: &str| format!("{{\"source\": {}{extra}}}", serde_json::to_string(LV).unwrap());
+        let native = model_from_config("diffsl", &config("")).unwrap();
+        assert_eq!(native.is_native(), cfg!(not(target_arch = "wasm32")));
+        assert!(!model_from_config("diffsl", &config(", \"jit\": false")).unwrap().is_native());
+    }
+
     #[test]
     fn lotka_volterra_compiles_to_few_instructions() {
         let m = OdeModel::compile(LV, "lv.ds", SolverOptions::default()).unwrap();
