@@ -424,6 +424,8 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         dout: Vec::new(),
         dout_dy: Vec::new(),
         dout_dp: Vec::new(),
+        #[cfg(not(target_arch = "wasm32"))]
+        native: None,
     };
     if sensitivities {
         g.sensitivities(&mut program);

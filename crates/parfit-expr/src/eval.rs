@@ -193,6 +193,11 @@ pub struct Program {
     pub dout_dy: Vec<(u32, u32, u32)>,
     /// `(output, parameter, register)`: the non-zero ∂out/∂p after `dout`.
     pub dout_dp: Vec<(u32, u32, u32)>,
+
+    /// Native code for `rhs`, `rhs` + `jac` and `out` after [`Program::compile_native`], shared by clones
+    /// (and threads). It gives the interpreter's results bit for bit.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) native: Option<std::sync::Arc<crate::jit::Native>>,
 }
 
 impl Program {
@@ -297,8 +302,48 @@ impl Program {
         copy_small(&mut rest[..self.n_states], &y[..self.n_states]);
     }
 
+    /// Compile the right-hand-side, Jacobian and output code to native code (once per model), which the
+    /// evaluation methods then use. On failure (or on wasm32, where there is no JIT) the program keeps
+    /// interpreting and the message says why.
+    pub fn compile_native(&mut self) -> Result<(), String> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.native = Some(std::sync::Arc::new(crate::jit::compile(self)?));
+            Ok(())
+        }
+        #[cfg(target_arch = "wasm32")]
+        Err("no JIT on wasm32".into())
+    }
+
+    /// Whether the evaluation methods run native code.
+    pub fn is_native(&self) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.native.is_some();
+        #[cfg(target_arch = "wasm32")]
+        false
+    }
+
+    /// Go back to the interpreter.
+    pub fn drop_native(&mut self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.native = None;
+        }
+    }
+
     #[inline]
     pub fn rhs(&self, regs: &mut [f64], t: f64, y: &[f64], dy: &mut [f64]) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(n) = &self.native {
+            return n.rhs(regs, t, y, dy);
+        }
+        self.rhs_interpreted(regs, t, y, dy);
+    }
+
+    /// [`Program::rhs`] by the interpreter, which leaves every result in its register (the derivative
+    /// code reads them).
+    #[inline]
+    fn rhs_interpreted(&self, regs: &mut [f64], t: f64, y: &[f64], dy: &mut [f64]) {
         self.load(regs, t, y);
         run(&self.rhs, regs);
         for (d, &r) in dy.iter_mut().zip(&self.f) {
@@ -312,6 +357,12 @@ impl Program {
     /// stores to reach the cache (no store forwarding), and the evaluation would wait on them.
     #[inline]
     pub fn rhs_from(&self, regs: &mut [f64], t: f64, y: &mut [f64], values: impl Iterator<Item = f64>, dy: &mut [f64]) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(n) = &self.native {
+            // The native code loads the state element by element, so it reads `y` as stored.
+            y.iter_mut().zip(values).for_each(|(y, v)| *y = v);
+            return n.rhs(regs, t, y, dy);
+        }
         let (rt, rest) = regs.split_first_mut().expect("the register file holds t");
         *rt = t;
         for ((r, y), v) in rest[..self.n_states].iter_mut().zip(y.iter_mut()).zip(values) {
@@ -347,6 +398,12 @@ impl Program {
     /// The entries of ∂F/∂u at `(t, y)` in the order of [`Program::jac_entries`], into `values`: only the
     /// structural non-zeros, for solvers that store `J` to suit its pattern.
     pub fn jacobian_values(&self, regs: &mut [f64], t: f64, y: &[f64], values: &mut [f64]) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(n) = &self.native
+            && n.jacobian_values(regs, t, y, values)
+        {
+            return;
+        }
         self.load(regs, t, y);
         run(&self.rhs, regs);
         run(&self.jac, regs);
@@ -368,7 +425,7 @@ impl Program {
     /// for every parameter `p` (`s` and `ds` hold one block of `n` per parameter).
     pub fn sensitivity_rhs(&self, regs: &mut [f64], t: f64, y: &[f64], s: &[f64], dy: &mut [f64], ds: &mut [f64]) {
         let n = self.n_states;
-        self.rhs(regs, t, y, dy);
+        self.rhs_interpreted(regs, t, y, dy);
         run(&self.jac, regs);
         run(&self.pjac, regs);
         ds.fill(0.0);
@@ -394,7 +451,7 @@ impl Program {
         dout: &mut [f64],
     ) {
         let (n, np) = (self.n_states, self.n_params);
-        self.outputs(regs, t, y, out);
+        self.outputs_interpreted(regs, t, y, out);
         run(&self.dout, regs);
         dout.fill(0.0);
         for &(o, p, r) in &self.dout_dp {
@@ -409,6 +466,17 @@ impl Program {
     }
 
     pub fn outputs(&self, regs: &mut [f64], t: f64, y: &[f64], out: &mut [f64]) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(n) = &self.native
+            && n.outputs(regs, t, y, out)
+        {
+            return;
+        }
+        self.outputs_interpreted(regs, t, y, out);
+    }
+
+    /// [`Program::outputs`] by the interpreter, which leaves every result in its register.
+    fn outputs_interpreted(&self, regs: &mut [f64], t: f64, y: &[f64], out: &mut [f64]) {
         if self.out.is_empty() {
             // Outputs that are states, `t` or parameter-level values (the usual `out_i { x, y }`): read them
             // where they are, without loading the state.
@@ -531,13 +599,17 @@ fn copy_small(dst: &mut [f64], src: &[f64]) {
 
 /// The registers an instruction reads.
 fn operands(i: &Instr) -> impl Iterator<Item = u32> {
-    let n = match i.op {
+    [i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op))
+}
+
+/// How many operands an operation reads.
+pub(crate) fn operand_count(op: Op) -> usize {
+    match op {
         Op::MulMulAdd | Op::MulMulSub => 4,
         Op::Select | Op::MulAdd | Op::MulSub | Op::NegMulAdd => 3,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Min | Op::Max | Op::Copysign => 2,
         _ => 1,
-    };
-    [i.a, i.b, i.c, i.d].into_iter().take(n)
+    }
 }
 
 /// Remove the instructions of `code` whose result is not live, marking the operands of the rest live.

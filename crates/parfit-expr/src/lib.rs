@@ -5,15 +5,20 @@
 //! [`Dialect`], into straight-line register code ([`Program`]): the initial state, the update rule (ODE
 //! right-hand side `F_i`, or the Monte Carlo `next_i`), the outputs and, for ODEs, the Jacobian ∂F/∂u
 //! derived symbolically. The program is then run by a small interpreter over a flat `f64` register file,
-//! without name lookups or allocation.
+//! without name lookups or allocation, or, on native targets after [`Program::compile_native`], as
+//! Cranelift-generated machine code with bit-identical results.
 //!
 //! Monte Carlo models may call random draws (`normal()`, `uniform()`, `lognormal(mu, sigma)`,
 //! `bernoulli(p)`); each call site becomes a numbered *draw slot* ([`Program::draws`]), an input register
 //! that the runner fills with a standard normal or a uniform on [0, 1) before each step. The crate does no
 //! I/O and builds for wasm32.
 
+// Only `jit.rs` (calling generated code) may opt out; see ARCHITECTURE.md, invariant 7.
+#![deny(unsafe_code)]
 mod compile;
 mod eval;
+#[cfg(not(target_arch = "wasm32"))]
+mod jit;
 mod lexer;
 mod parser;
 

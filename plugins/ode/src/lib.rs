@@ -94,11 +94,21 @@ impl OdeModel {
             outputs: compiled.outputs,
             output_kind: OutputKind::TimeSeries,
         };
-        Ok(OdeModel { spec, program: compiled.program, sens_program, options })
+        let mut program = compiled.program;
+        // Once per model; a model the JIT cannot compile is interpreted, with the same results.
+        if options.jit {
+            let _ = program.compile_native();
+        }
+        Ok(OdeModel { spec, program, sens_program, options })
     }
 
     pub fn options(&self) -> &SolverOptions {
         &self.options
+    }
+
+    /// Whether the right-hand side runs as native code (see [`SolverOptions::jit`]).
+    pub fn is_native(&self) -> bool {
+        self.program.is_native()
     }
 
     /// Number of state variables.
@@ -412,6 +422,16 @@ mod tests {
     const LV: &str = "in_i { alpha = 1.1, beta = 0.4, delta = 0.1, gamma = 0.4 }
         u_i { prey = 10, predator = 5 }
         F_i { alpha * prey - beta * prey * predator, delta * prey * predator - gamma * predator }";
+
+    /// Native code by default where there is a JIT; `"jit": false` in the configuration forces the
+    /// interpreter.
+    #[test]
+    fn the_jit_option_selects_native_code_or_the_interpreter() {
+        let config = |extra: &str| format!("{{\"source\": {}{extra}}}", serde_json::to_string(LV).unwrap());
+        let native = model_from_config("diffsl", &config("")).unwrap();
+        assert_eq!(native.is_native(), cfg!(not(target_arch = "wasm32")));
+        assert!(!model_from_config("diffsl", &config(", \"jit\": false")).unwrap().is_native());
+    }
 
     #[test]
     fn lotka_volterra_compiles_to_few_instructions() {

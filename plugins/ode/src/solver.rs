@@ -45,6 +45,9 @@ pub struct SolverOptions {
     /// `false` makes them fall back to finite differences (worth it only for models with many parameters
     /// and few states, where the sensitivity system is large).
     pub sensitivities: bool,
+    /// Compile the model's right-hand side, Jacobian and outputs to native code (native targets; the
+    /// results are bit-identical to the interpreter's). `false` forces the interpreter, for diagnosis.
+    pub jit: bool,
 }
 
 impl Default for SolverOptions {
@@ -59,6 +62,7 @@ impl Default for SolverOptions {
             dense_output: true,
             solver: Method::Auto,
             sensitivities: true,
+            jit: true,
         }
     }
 }

@@ -142,3 +142,34 @@ fn diffusion_chain_stiff() {
     assert_eq!(r.stats.jac_evals, 1, "{:?}", r.stats);
     check("diffusion_chain", Method::Auto, 1e-8);
 }
+
+/// The JIT (`jit = true`, the default) and the interpreter give the same bits on every reference problem,
+/// with both integrators.
+#[test]
+fn native_code_and_interpreter_agree_bit_for_bit() {
+    let problems =
+        ["logistic", "lotka_volterra", "sir", "fitzhugh_nagumo", "van_der_pol", "robertson", "diffusion_chain"];
+    for name in problems.into_iter().filter(|n| data_dir().join(format!("{n}.ds")).exists()) {
+        let text = std::fs::read_to_string(data_dir().join(format!("{name}.ds"))).unwrap();
+        let r = reference(name);
+        for solver in [Method::Dopri5, Method::Bdf] {
+            let bits = |jit: bool| {
+                let opts = SolverOptions {
+                    rtol: 1e-6,
+                    atol: 1e-10,
+                    solver,
+                    jit,
+                    max_steps: 20_000,
+                    ..SolverOptions::default()
+                };
+                let model = OdeModel::compile(&text, name, opts).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(model.is_native(), jit, "{name}");
+                let mut ws = model.workspace();
+                let mut out = vec![f64::NAN; r.values.len()];
+                let res = model.simulate(&mut ws, &model.spec().defaults(), &[], &r.times, &mut out);
+                (res.map_err(|e| e.to_string()), out.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            };
+            assert_eq!(bits(true), bits(false), "{name} ({solver:?})");
+        }
+    }
+}

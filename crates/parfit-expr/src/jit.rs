@@ -1,0 +1,326 @@
+//! Native code for a program's hot sections, generated with Cranelift (native targets only; wasm32 keeps
+//! the interpreter).
+//!
+//! Each compiled function is straight-line code over SSA values: it loads only what its section reads
+//! from outside itself (`t`, the state, parameters and parameter-level results), embeds constants, and
+//! stores only its results. Every operation is the interpreter's: the four arithmetic operations, `sqrt`,
+//! `abs`, `neg`, `copysign` and comparisons are single IEEE instructions with the same rounding (products
+//! and sums stay separate instructions — Cranelift fuses nothing it is not asked to), and every other
+//! operation calls [`Op::apply`] through an `extern "C"` wrapper, so JIT and interpreter give the same bits.
+//!
+//! This is the one module of the crate allowed `unsafe`: calling generated code through a function pointer
+//! and releasing its memory. Each block says why it is sound.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlags, Value, condcodes::FloatCC, types};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+
+use crate::eval::{Instr, Op, Program, operand_count};
+
+/// A compiled section: `f(regs, t, y, out)` reads parameter-level registers from `regs`, the state from
+/// `y` and writes its results, in order, to `out`.
+type Entry = extern "C" fn(*const f64, f64, *const f64, *mut f64);
+
+/// One compiled section and the number of values it writes.
+#[derive(Clone, Copy)]
+struct Section {
+    entry: Entry,
+    n_out: usize,
+}
+
+/// A program's native code: right-hand side, right-hand side with Jacobian entries, and outputs.
+pub struct Native {
+    rhs: Section,
+    jac: Option<Section>,
+    out: Option<Section>,
+    n_states: usize,
+    n_regs: usize,
+    /// Owns the code memory; released on drop.
+    module: Option<JITModule>,
+}
+
+// SAFETY: after `finalize_definitions` the module is never touched again until drop: the code memory is
+// read-only and executable, and the entry points are plain functions that keep no state, so sharing and
+// calling them from any thread is sound. The module's non-`Send` parts (its symbol table's raw pointers)
+// are only read while compiling, which happens before the value exists.
+unsafe impl Send for Native {}
+// SAFETY: as above; nothing reachable through `&Native` is mutated.
+unsafe impl Sync for Native {}
+
+impl Drop for Native {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the entry points are only reachable through `self`, which is being dropped, so no
+            // compiled function is running or will be called again.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+impl std::fmt::Debug for Native {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Native").field("jacobian", &self.jac.is_some()).field("outputs", &self.out.is_some()).finish()
+    }
+}
+
+impl Native {
+    /// Call a section. Panics (a bug, not a model error) if the slices are shorter than the program
+    /// needs; the checks make the call sound.
+    #[inline(always)]
+    fn call(&self, s: Section, regs: &[f64], t: f64, y: &[f64], out: &mut [f64]) {
+        assert!(regs.len() >= self.n_regs && y.len() >= self.n_states && out.len() >= s.n_out);
+        // SAFETY: the code reads registers below `n_regs` from `regs`, states below `n_states` from `y`
+        // and writes `n_out` values to `out` (all checked above), keeps no pointer after returning, and
+        // was generated for the C calling convention of this host, which `Entry` declares.
+        (s.entry)(regs.as_ptr(), t, y.as_ptr(), out.as_mut_ptr());
+    }
+
+    pub fn rhs(&self, regs: &[f64], t: f64, y: &[f64], dy: &mut [f64]) {
+        self.call(self.rhs, regs, t, y, dy);
+    }
+
+    /// The Jacobian entries in the order of [`Program::jac_entries`]; `false` if there is no native code.
+    pub fn jacobian_values(&self, regs: &[f64], t: f64, y: &[f64], values: &mut [f64]) -> bool {
+        self.jac.map(|s| self.call(s, regs, t, y, values)).is_some()
+    }
+
+    /// The outputs; `false` if there is no native code (the program has no output code).
+    pub fn outputs(&self, regs: &[f64], t: f64, y: &[f64], out: &mut [f64]) -> bool {
+        self.out.map(|s| self.call(s, regs, t, y, out)).is_some()
+    }
+}
+
+macro_rules! wrappers {
+    ($($name:ident $op:ident,)*) => {
+        $(extern "C" fn $name(a: f64, b: f64) -> f64 {
+            Op::$op.apply(a, b, 0.0, 0.0)
+        })*
+        /// The operations compiled as calls: symbol, operation, wrapper.
+        const CALLS: &[(&str, Op, extern "C" fn(f64, f64) -> f64)] = &[$((stringify!($name), Op::$op, $name),)*];
+    };
+}
+
+wrappers! {
+    parfit_pow Pow, parfit_min Min, parfit_max Max, parfit_exp Exp, parfit_log Log, parfit_log10 Log10,
+    parfit_sin Sin, parfit_cos Cos, parfit_tan Tan, parfit_sinh Sinh, parfit_cosh Cosh, parfit_tanh Tanh,
+    parfit_asinh Asinh, parfit_acosh Acosh, parfit_sigmoid Sigmoid,
+}
+
+/// Compile the program's right-hand side, Jacobian and output code. A failure is a message; the caller
+/// keeps the interpreter.
+pub fn compile(p: &Program) -> Result<Native, String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let mut flags = settings::builder();
+    for (k, v) in [("opt_level", "speed"), ("use_colocated_libcalls", "false"), ("is_pic", "false")] {
+        flags.set(k, v).map_err(|x| e(&x))?;
+    }
+    let isa = cranelift_native::builder()?.finish(settings::Flags::new(flags)).map_err(|x| e(&x))?;
+    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+    for &(name, _, f) in CALLS {
+        jb.symbol(name, f as *const u8);
+    }
+    let mut module = JITModule::new(jb);
+    let mut imports = HashMap::new();
+    let mut callee = module.make_signature();
+    callee.params.extend([AbiParam::new(types::F64); 2]);
+    callee.returns.push(AbiParam::new(types::F64));
+    for &(name, op, _) in CALLS {
+        imports.insert(op, module.declare_function(name, Linkage::Import, &callee).map_err(|x| e(&x))?);
+    }
+    let consts: HashMap<u32, f64> = p.consts.iter().copied().collect();
+    let jac_regs: Vec<u32> = p.jac_entries.iter().map(|e| e.2).collect();
+    let mut ctx = Gen { module: &mut module, imports: &imports, consts: &consts, n_states: p.n_states };
+    let rhs = ctx.section("rhs", &[&p.rhs], &p.f)?;
+    let jac = ctx.section("jac", &[&p.rhs, &p.jac], &jac_regs)?;
+    let out = if p.out.is_empty() { None } else { Some(ctx.section("out", &[&p.out], &p.out_regs)?) };
+    module.finalize_definitions().map_err(|x| e(&x))?;
+    let sec = |(id, n_out): (FuncId, usize)| {
+        let ptr = module.get_finalized_function(id);
+        // SAFETY: `ptr` is the finalized code of a function declared with `Entry`'s signature (two
+        // pointers around an f64 and a pointer, no return) in the host's default calling convention.
+        let entry = unsafe { std::mem::transmute::<*const u8, Entry>(ptr) };
+        Section { entry, n_out }
+    };
+    Ok(Native {
+        rhs: sec(rhs),
+        jac: Some(sec(jac)),
+        out: out.map(sec),
+        n_states: p.n_states,
+        n_regs: p.n_regs,
+        module: Some(module),
+    })
+}
+
+struct Gen<'a> {
+    module: &'a mut JITModule,
+    imports: &'a HashMap<Op, FuncId>,
+    consts: &'a HashMap<u32, f64>,
+    n_states: usize,
+}
+
+impl Gen<'_> {
+    /// Define one function running `code` (sections in order) and storing the registers `results`.
+    fn section(&mut self, name: &str, code: &[&[Instr]], results: &[u32]) -> Result<(FuncId, usize), String> {
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        let ptr = self.module.target_config().pointer_type();
+        let mut sig = self.module.make_signature();
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(types::F64), AbiParam::new(ptr), AbiParam::new(ptr)]);
+        let id = self.module.declare_function(name, Linkage::Local, &sig).map_err(|x| e(&x))?;
+        let mut fctx = self.module.make_context();
+        fctx.func.signature = sig;
+        let mut fb_ctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut fctx.func, &mut fb_ctx);
+        let block = b.create_block();
+        b.append_block_params_for_function_params(block);
+        b.switch_to_block(block);
+        b.seal_block(block);
+        let [regs, t, y, out] = b.block_params(block).try_into().map_err(|_| "signature".to_string())?;
+        let mem = MemFlags::trusted();
+        let mut vals: HashMap<u32, Value> = HashMap::new();
+        let mut refs = HashMap::new();
+        // The value of a register: computed here, or loaded (constants embedded) on first read.
+        let (n_states, consts) = (self.n_states, self.consts);
+        // The value of a register: computed here, or loaded (constants embedded) on first read.
+        let get = |b: &mut FunctionBuilder<'_>, vals: &mut HashMap<u32, Value>, r: u32| -> Value {
+            if let Some(&v) = vals.get(&r) {
+                return v;
+            }
+            let v = match r as usize {
+                Program::T => t,
+                i if i <= n_states => b.ins().load(types::F64, mem, y, 8 * (i as i32 - 1)),
+                _ => match consts.get(&r) {
+                    Some(&c) => b.ins().f64const(c),
+                    None => b.ins().load(types::F64, mem, regs, 8 * r as i32),
+                },
+            };
+            vals.insert(r, v);
+            v
+        };
+        for i in code.iter().flat_map(|c| c.iter()) {
+            let n = operand_count(i.op);
+            let mut o = [t; 4];
+            for (slot, r) in o.iter_mut().zip([i.a, i.b, i.c, i.d]).take(n) {
+                *slot = get(&mut b, &mut vals, r);
+            }
+            let [a, x, c, d] = o;
+            let v = match i.op {
+                Op::Add => b.ins().fadd(a, x),
+                Op::Sub => b.ins().fsub(a, x),
+                Op::Mul => b.ins().fmul(a, x),
+                Op::Div => b.ins().fdiv(a, x),
+                Op::Copysign => b.ins().fcopysign(a, x),
+                Op::Neg => b.ins().fneg(a),
+                Op::Sqrt => b.ins().sqrt(a),
+                Op::Abs => b.ins().fabs(a),
+                Op::Heaviside | Op::Select => {
+                    let (yes, no) =
+                        if i.op == Op::Select { (x, c) } else { (b.ins().f64const(1.0), b.ins().f64const(0.0)) };
+                    let z = b.ins().f64const(0.0);
+                    // `a >= 0` is false for NaN, as in Rust.
+                    let ge = b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, z);
+                    b.ins().select(ge, yes, no)
+                }
+                // Two roundings, as the interpreter: no fused multiply-add.
+                Op::MulAdd => {
+                    let m = b.ins().fmul(a, x);
+                    b.ins().fadd(m, c)
+                }
+                Op::MulSub => {
+                    let m = b.ins().fmul(a, x);
+                    b.ins().fsub(m, c)
+                }
+                Op::NegMulAdd => {
+                    let m = b.ins().fmul(a, x);
+                    b.ins().fsub(c, m)
+                }
+                Op::MulMulAdd | Op::MulMulSub => {
+                    let m = b.ins().fmul(a, x);
+                    let n = b.ins().fmul(c, d);
+                    if i.op == Op::MulMulAdd { b.ins().fadd(m, n) } else { b.ins().fsub(m, n) }
+                }
+                op => {
+                    let id = *self.imports.get(&op).ok_or_else(|| format!("no native form for {op:?}"))?;
+                    let x = if n == 2 { x } else { b.ins().f64const(0.0) };
+                    let f = *refs.entry(op).or_insert_with(|| self.module.declare_func_in_func(id, b.func));
+                    let call = b.ins().call(f, &[a, x]);
+                    b.inst_results(call)[0]
+                }
+            };
+            vals.insert(i.dst, v);
+        }
+        for (k, &r) in results.iter().enumerate() {
+            let v = get(&mut b, &mut vals, r);
+            b.ins().store(mem, v, out, 8 * k as i32);
+        }
+        b.ins().return_(&[]);
+        b.finalize();
+        self.module.define_function(id, &mut fctx).map_err(|x| e(&x))?;
+        Ok((id, results.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Dialect, Program, compile};
+
+    /// Every operation and function, with products read once (fused by `finish`) and read twice (not).
+    const ALL: &str = "in = [a, b]
+a { 1.5 }  b { -0.25 }
+k { exp(a) * b }
+u_i { x = a, y = 1, z = b }
+F_i {
+  a * x + b * y - k * z + x * y - z + pow(x, a) + min(x, y) + max(y, z) + copysign(x, z) - x / y,
+  exp(-x) + log(y) + log10(abs(z)) + sqrt(abs(x)) + sin(x) * cos(y) + tan(z) + sinh(x) - cosh(y) + tanh(z),
+  arcsinh(x) + arccosh(abs(y) + 1) + sigmoid(z) + heaviside(x) + piecewise(x - y, z, y - z, x, t) - x * y * z,
+}
+out_i { x * y - z * t, sigmoid(x) + pow(y, 2), x }
+";
+
+    fn bits(v: &[f64]) -> Vec<u64> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Native and interpreted right-hand side, Jacobian and outputs agree bit for bit, also at zeros of
+    /// both signs, infinities and NaN.
+    #[test]
+    fn native_code_matches_the_interpreter_bit_for_bit() {
+        let interp: Program = compile(ALL, Dialect::Ode).unwrap_or_else(|e| panic!("{e}")).program;
+        let mut native = interp.clone();
+        native.compile_native().expect("the JIT compiles the model");
+        assert!(native.is_native() && !interp.is_native());
+        let special = [0.0, -0.0, 1.0, -1.0, 0.5, -2.75, 1e300, -1e-300, f64::INFINITY, f64::NEG_INFINITY, f64::NAN];
+        let (n, no, nj) = (interp.n_states, interp.out_regs.len(), interp.jac_entries.len());
+        for params in [[1.5, -0.25], [-0.5, 3.0], [0.0, f64::NAN]] {
+            let mut ri = vec![0.0; interp.n_regs];
+            let mut y = vec![0.0; n];
+            interp.start(&mut ri, &params, &mut y);
+            let mut rn = ri.clone();
+            for (k, &s) in special.iter().enumerate() {
+                let y = [s, special[(k + 3) % special.len()], special[(k + 7) % special.len()]];
+                let t = special[(k + 5) % special.len()];
+                let [mut a, mut b] = [vec![0.0; n], vec![0.0; n]];
+                interp.rhs(&mut ri, t, &y, &mut a);
+                native.rhs(&mut rn, t, &y, &mut b);
+                assert_eq!(bits(&a), bits(&b), "rhs at {y:?}, {t}");
+                let [mut a, mut b] = [vec![0.0; nj], vec![0.0; nj]];
+                interp.jacobian_values(&mut ri, t, &y, &mut a);
+                native.jacobian_values(&mut rn, t, &y, &mut b);
+                assert_eq!(bits(&a), bits(&b), "jacobian at {y:?}, {t}");
+                let [mut a, mut b] = [vec![0.0; no], vec![0.0; no]];
+                interp.outputs(&mut ri, t, &y, &mut a);
+                native.outputs(&mut rn, t, &y, &mut b);
+                assert_eq!(bits(&a), bits(&b), "outputs at {y:?}, {t}");
+                let (mut ya, mut yb) = (vec![0.0; n], vec![0.0; n]);
+                let [mut a, mut b] = [vec![0.0; n], vec![0.0; n]];
+                interp.rhs_from(&mut ri, t, &mut ya, y.iter().copied(), &mut a);
+                native.rhs_from(&mut rn, t, &mut yb, y.iter().copied(), &mut b);
+                assert_eq!((bits(&a), bits(&ya)), (bits(&b), bits(&yb)), "rhs_from at {y:?}, {t}");
+            }
+        }
+    }
+}
