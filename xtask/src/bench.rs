@@ -109,6 +109,8 @@ const LV_ROUNDS: usize = 3;
 /// their medians into target/bench/lv.json.
 pub fn lv(peers: bool) -> Result {
     run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "--examples", "--bins"]))?;
+    // Target selection above builds the ODE crate only as the examples' rlib; the CLI loads its cdylib.
+    run(cargo().args(["build", "--release", "-p", "parfit-ode", "--lib"]))?;
     let tutorial = "examples/lotka_volterra/tutorial.toml";
     let matched = ["--rtol", "1e-6", "--atol", "1e-6"];
     let per_eval = |v: &Value| v["s_per_evaluation_overall"].as_f64().unwrap_or(f64::NAN) * 1e6;
