@@ -212,26 +212,34 @@ fn every_optimiser_gives_the_same_answer_on_one_and_two_threads() {
     }
 }
 
+/// A copy of the example configuration in a scratch folder `name`, edited by `edit` (which must change it),
+/// with its model and data paths made absolute.
+fn edited_example(name: &str, edit: impl Fn(&str) -> String) -> std::path::PathBuf {
+    let example = root().join("examples/lotka_volterra/fit.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let edited = edit(&text);
+    assert_ne!(edited, text, "the example changed: the edit for {name} no longer applies");
+    let edited = edited
+        .replace(
+            "source = \"lotka_volterra.ds\"",
+            &format!("source = {:?}", example.with_file_name("lotka_volterra.ds")),
+        )
+        .replace("path = \"data.csv\"", &format!("path = {:?}", example.with_file_name("data.csv")));
+    let path = scratch(name).join("fit.toml");
+    std::fs::write(&path, edited).unwrap();
+    path
+}
+
 /// Levenberg–Marquardt on the example takes its Jacobians from the ODE plugin's forward sensitivities: one
 /// model evaluation per Jacobian instead of one per parameter, and the same optimum as with finite
 /// differences.
 #[test]
 fn levenberg_marquardt_uses_exact_jacobians_from_sensitivities() {
-    let example = root().join("examples/lotka_volterra/fit.toml");
-    let text = std::fs::read_to_string(&example).unwrap();
     let fit = |name: &str, sensitivities: bool| {
-        let dir = scratch(name);
-        let edited = text
-            .replace(
-                "source = \"lotka_volterra.ds\"",
-                &format!("source = {:?}", example.with_file_name("lotka_volterra.ds")),
-            )
-            .replace("path = \"data.csv\"", &format!("path = {:?}", example.with_file_name("data.csv")))
-            .replace("atol = 1e-8\n", &format!("atol = 1e-8\nsensitivities = {sensitivities}\n"));
-        assert!(edited.contains("sensitivities = "), "the example's [model.options] changed");
-        let path = dir.join("fit.toml");
-        std::fs::write(&path, edited).unwrap();
-        let out = dir.join("out");
+        let path = edited_example(name, |text| {
+            text.replace("atol = 1e-8\n", &format!("atol = 1e-8\nsensitivities = {sensitivities}\n"))
+        });
+        let out = path.with_file_name("out");
         let run = parfit(&[
             "fit",
             path.to_str().unwrap(),
@@ -260,4 +268,33 @@ fn levenberg_marquardt_uses_exact_jacobians_from_sensitivities() {
         let (x, y) = (exact["x"][name].as_f64().unwrap(), differences["x"][name].as_f64().unwrap());
         assert!((x - y).abs() <= 1e-6 * y.abs(), "{name}: {x} vs {y}");
     }
+}
+
+/// `polish = true` on a model with sensitivities polishes with Levenberg–Marquardt: far fewer evaluations than
+/// Nelder–Mead, and the same optimum — the two agree to the solver's accuracy, not merely the test's.
+#[test]
+fn the_polish_uses_exact_jacobians_and_agrees_with_nelder_mead() {
+    let polished = |name: &str, polish: &str| {
+        let path = edited_example(name, |text| text.replace("polish = true", &format!("polish = {polish}")));
+        let out = path.with_file_name("out");
+        parfit(&["fit", path.to_str().unwrap(), "--format", "json", "--output", out.to_str().unwrap()])
+            .assert_ok()
+            .json()
+    };
+    let unpolished = polished("lv-polish-off", "false");
+    let auto = polished("lv-polish-auto", "\"levenberg_marquardt\"");
+    let simplex = polished("lv-polish-nm", "\"nelder_mead\"");
+    let evaluations =
+        |r: &serde_json::Value| r["evaluations"].as_u64().unwrap() - unpolished["evaluations"].as_u64().unwrap();
+    println!("polish evaluations: {} Levenberg–Marquardt, {} Nelder–Mead", evaluations(&auto), evaluations(&simplex));
+    assert!(3 * evaluations(&auto) < evaluations(&simplex), "{auto}\n{simplex}");
+    let (a, b) = (auto["value"].as_f64().unwrap(), simplex["value"].as_f64().unwrap());
+    assert!((a - b).abs() <= 1e-10 * b, "SSE {a} vs {b}");
+    assert!(a < unpolished["value"].as_f64().unwrap(), "the polish did not improve on CMA-ES");
+    for (name, _) in OPTIMUM {
+        let (x, y) = (auto["x"][name].as_f64().unwrap(), simplex["x"][name].as_f64().unwrap());
+        assert!((x - y).abs() <= 1e-6 * y.abs(), "{name}: {x} vs {y}");
+    }
+    let example = parfit(&["fit", "examples/lotka_volterra/fit.toml", "--format", "json"]).assert_ok().json();
+    assert_eq!(example["x"], auto["x"], "`polish = true` did not pick Levenberg–Marquardt for the ODE model");
 }

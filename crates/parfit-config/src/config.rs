@@ -132,6 +132,42 @@ pub enum Algorithm {
     LevenbergMarquardt,
 }
 
+/// How `[fit] polish` refines the main algorithm's best point: `false` (the default), `true` (the best method the
+/// model allows), or a method by name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Polish {
+    #[default]
+    Off,
+    /// Levenberg–Marquardt when the model has exact sensitivities (a few Jacobian solves instead of hundreds of
+    /// simplex steps), Nelder–Mead otherwise.
+    Auto,
+    NelderMead,
+    LevenbergMarquardt,
+}
+
+impl<'de> Deserialize<'de> for Polish {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Setting;
+        impl serde::de::Visitor<'_> for Setting {
+            type Value = Polish;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"true, false, "nelder_mead" or "levenberg_marquardt""#)
+            }
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Polish, E> {
+                Ok(if on { Polish::Auto } else { Polish::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Polish, E> {
+                match name {
+                    "nelder_mead" => Ok(Polish::NelderMead),
+                    "levenberg_marquardt" => Ok(Polish::LevenbergMarquardt),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(name), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Setting)
+    }
+}
+
 impl Algorithm {
     pub fn name(self) -> &'static str {
         match self {
@@ -168,9 +204,9 @@ pub struct FitSection {
     pub max_seconds: Option<f64>,
     pub ftol: Option<f64>,
     pub xtol: Option<f64>,
-    /// After the main algorithm, refine its best point with Nelder–Mead.
+    /// After the main algorithm, refine its best point: `true` picks the method (see [`Polish`]).
     #[serde(default)]
-    pub polish: bool,
+    pub polish: Polish,
     /// Fit in stages over growing time horizons: first to the data with t ≤ horizons[0], then t ≤ horizons[1],
     /// …, and last to all the data, each stage starting where the previous one ended. Long oscillating
     /// series have many local optima (a slightly wrong period fits late data badly); early data pin the
@@ -377,6 +413,24 @@ mod tests {
         let known = toml::from_str::<Config>("[model]\nkind = \"x\"\n[sample]\nsigma = 1\n").unwrap();
         assert_eq!(known.sample.sigma, Some(NoiseSigma::Known(1.0)));
         assert_eq!(known.sample.algorithm, SampleAlgorithm::Nested);
+    }
+
+    #[test]
+    fn polish_is_a_switch_or_a_method() {
+        let polish = |value: &str| {
+            let text = format!("[model]\nkind = \"x\"\n[fit]\npolish = {value}\n");
+            toml::from_str::<Config>(&text)
+                .map(|c| c.fit.polish)
+                .map_err(|e| toml_error(Path::new("f.toml"), &text, &e))
+        };
+        assert_eq!(polish("true"), Ok(Polish::Auto));
+        assert_eq!(polish("false"), Ok(Polish::Off));
+        assert_eq!(polish("\"nelder_mead\""), Ok(Polish::NelderMead));
+        assert_eq!(polish("\"levenberg_marquardt\""), Ok(Polish::LevenbergMarquardt));
+        assert_eq!(toml::from_str::<Config>("[model]\nkind = \"x\"\n").unwrap().fit.polish, Polish::Off);
+        let e = polish("\"simplex\"").unwrap_err();
+        assert!(e.starts_with("f.toml:4:") && e.contains("simplex") && e.contains("levenberg_marquardt"), "{e}");
+        assert!(polish("1").is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use parfit_core::runner::case_seed;
 use parfit_core::{Case, Cost, Model, Objective, OptimResult, Termination};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Algorithm, CostName, DataSection, FitSection, LoadedConfig};
+use crate::config::{Algorithm, CostName, DataSection, FitSection, LoadedConfig, Polish};
 use crate::data::read_observations;
 use crate::{Loader, Result, input};
 
@@ -110,17 +110,60 @@ pub fn run_algorithm(
         }
         Algorithm::Lbfgsb => Box::new(LBfgsB::new(x0, bounds.clone(), fit.lbfgsb.clone())),
         Algorithm::LevenbergMarquardt => {
-            let mut lm = LevenbergMarquardt::new(x0, bounds.clone(), fit.levenberg_marquardt.clone());
-            let mut result = minimise_least_squares(&mut lm, objective, stop, monitor, record_history);
-            // Levenberg–Marquardt minimises the sum of squares, which has the same minimiser as every
-            // configured cost; report the configured cost at its answer.
-            if objective.cost() != Cost::Sse && result.value.is_finite() {
-                result.value = objective.value(&mut objective.scratch(), &result.x);
-            }
-            return result;
+            return levenberg_marquardt(fit, objective, x0, bounds, stop, monitor, record_history);
         }
     };
     minimise(optimiser.as_mut(), objective, stop, monitor, record_history)
+}
+
+/// Levenberg–Marquardt from `x0`. It minimises the sum of squares, which has the same minimiser as every
+/// configured cost, and its residuals may come from sensitivity solves, whose error control (and so last
+/// digits) differ from a plain simulation's. The reported value is therefore the configured cost of a plain
+/// simulation at its answer, as every other optimiser reports it, so that results compare.
+fn levenberg_marquardt(
+    fit: &FitSection,
+    objective: &mut Objective,
+    x0: Vec<f64>,
+    bounds: &Bounds,
+    stop: &Stopping,
+    monitor: &mut dyn Monitor,
+    record_history: bool,
+) -> OptimResult {
+    let mut lm = LevenbergMarquardt::new(x0, bounds.clone(), fit.levenberg_marquardt.clone());
+    let mut result = minimise_least_squares(&mut lm, objective, stop, monitor, record_history);
+    if result.value.is_finite() {
+        result.value = objective.value(&mut objective.scratch(), &result.x);
+        result.evaluations += 1;
+    }
+    result
+}
+
+/// Refine `result`, found on `objective`, as `[fit] polish` asks; the better of the two points stands.
+fn polish(
+    fit: &FitSection,
+    objective: &mut Objective,
+    result: OptimResult,
+    bounds: &Bounds,
+    stop: &Stopping,
+    monitor: &mut dyn Monitor,
+    record_history: bool,
+) -> OptimResult {
+    let method = match fit.polish {
+        Polish::Off => return result,
+        Polish::Auto if objective.model().has_sensitivities() => Polish::LevenbergMarquardt,
+        Polish::Auto => Polish::NelderMead,
+        chosen => chosen,
+    };
+    // The main run's budget is spent; the polish stops on its own tolerances.
+    let stop = Stopping { max_iterations: None, max_evaluations: Some(20_000), ..stop.clone() };
+    let x = result.x.clone();
+    let polished = if method == Polish::LevenbergMarquardt {
+        levenberg_marquardt(fit, objective, x, bounds, &stop, monitor, record_history)
+    } else {
+        let mut nm = NelderMead::new(x, bounds.clone(), fit.nelder_mead.clone());
+        minimise(&mut nm, objective, &stop, monitor, record_history)
+    };
+    chain(result, polished, true)
 }
 
 /// Build the objective for `case` with the configuration's parameter settings and `--set` starts.
@@ -178,7 +221,7 @@ pub struct FitOutcome {
 }
 
 /// Fit `case` as configured: in `[fit] horizons` stages (each from the previous stage's answer, with its own
-/// seed), then the optional Nelder–Mead polish. `monitor` sees every stage; its cancellation stops the fit.
+/// seed), then the optional polish. `monitor` sees every stage; its cancellation stops the fit.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_staged(
     loaded: &LoadedConfig,
@@ -247,11 +290,8 @@ pub fn fit_staged(
         }
     }
     let mut result = result.expect("at least one stage runs");
-    if config.fit.polish && result.termination != Termination::Cancelled {
-        let mut nm = NelderMead::new(result.x.clone(), bounds.clone(), config.fit.nelder_mead.clone());
-        let polish_stop = Stopping { max_iterations: None, max_evaluations: Some(20_000), ..stop.clone() };
-        let r = minimise(&mut nm, &mut objective, &polish_stop, monitor, record_history);
-        result = chain(result, r, true);
+    if result.termination != Termination::Cancelled {
+        result = polish(&config.fit, &mut objective, result, &bounds, &stop, monitor, record_history);
     }
     Ok(FitOutcome { objective, x0, result })
 }
@@ -271,7 +311,8 @@ fn truncate(case: &Case, horizon: f64) -> Case {
 /// Account for two consecutive optimisation runs as one. When both minimised the same objective the better
 /// point wins; otherwise (a later horizon stage) the second run's result stands.
 fn chain(first: OptimResult, second: OptimResult, same_objective: bool) -> OptimResult {
-    let keep_first = same_objective && first.value <= second.value;
+    // A second run that failed (NaN) never replaces the first.
+    let keep_first = same_objective && (first.value <= second.value || second.value.is_nan());
     let history = match (first.history.as_ref(), second.history) {
         (Some(a), Some(b)) => {
             let (evaluations, iterations) = a.last().map_or((0, 0), |h| (h.evaluations, h.iteration));
@@ -395,19 +436,8 @@ impl<'a> CaseFitter<'a> {
         };
         let bounds = objective.bounds();
         let seed = case_seed(self.seed, index);
-        let mut result = run_algorithm(fit, &mut objective, x0, &bounds, seed, 1.0, &self.stop, &mut Silent, false);
-        if fit.polish {
-            let mut nm = NelderMead::new(result.x.clone(), bounds, fit.nelder_mead.clone());
-            let stop = Stopping { max_iterations: None, max_evaluations: Some(20_000), ..self.stop.clone() };
-            let polished = minimise(&mut nm, &mut objective, &stop, &mut Silent, false);
-            result.evaluations += polished.evaluations;
-            result.iterations += polished.iterations;
-            if polished.value < result.value {
-                result.x = polished.x;
-                result.value = polished.value;
-                result.termination = polished.termination;
-            }
-        }
+        let result = run_algorithm(fit, &mut objective, x0, &bounds, seed, 1.0, &self.stop, &mut Silent, false);
+        let result = polish(fit, &mut objective, result, &bounds, &self.stop, &mut Silent, false);
         if !result.value.is_finite() {
             return CaseRecord {
                 error: Some(format!("no finite cost: {}", result.termination)),
