@@ -194,8 +194,8 @@ pub struct Program {
     /// `(output, parameter, register)`: the non-zero ∂out/∂p after `dout`.
     pub dout_dp: Vec<(u32, u32, u32)>,
 
-    /// Native code for `rhs`, `rhs` + `jac` and `out` after [`Program::compile_native`], shared by clones
-    /// (and threads). It gives the interpreter's results bit for bit.
+    /// Native code for `rhs`, `rhs` + `jac`, `out` and the sensitivity parts after [`Program::compile_native`],
+    /// shared by clones (and threads). It gives the interpreter's results bit for bit.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) native: Option<std::sync::Arc<crate::jit::Native>>,
 }
@@ -422,19 +422,57 @@ impl Program {
     }
 
     /// The right-hand side `dy = F(t, y)` and of the sensitivity equations, `ds_p = J s_p + ∂F/∂p_p`
-    /// for every parameter `p` (`s` and `ds` hold one block of `n` per parameter).
-    pub fn sensitivity_rhs(&self, regs: &mut [f64], t: f64, y: &[f64], s: &[f64], dy: &mut [f64], ds: &mut [f64]) {
-        let n = self.n_states;
+    /// for every parameter `p` (`s` and `ds` hold one block of `n` per parameter). `work` is scratch space for
+    /// the native code's results.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sensitivity_rhs(
+        &self,
+        regs: &mut [f64],
+        work: &mut Vec<f64>,
+        t: f64,
+        y: &[f64],
+        s: &[f64],
+        dy: &mut [f64],
+        ds: &mut [f64],
+    ) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(native) = &self.native {
+            let (n, nj) = (self.n_states, self.jac_entries.len());
+            work.resize(n + nj + self.pjac_entries.len(), 0.0);
+            if native.sensitivity_parts(regs, t, y, work) {
+                let (f, rest) = work.split_at(n);
+                let (jac, pjac) = rest.split_at(nj);
+                dy.copy_from_slice(f);
+                return self.assemble_sensitivity_rhs(|k, _| jac[k], |k, _| pjac[k], s, ds);
+            }
+        }
+        let _ = work;
         self.rhs_interpreted(regs, t, y, dy);
         run(&self.jac, regs);
         run(&self.pjac, regs);
+        let regs = &*regs;
+        self.assemble_sensitivity_rhs(|_, r| regs[r as usize], |_, r| regs[r as usize], s, ds);
+    }
+
+    /// `ds_p = J s_p + ∂F/∂p_p` from the values of the Jacobian's and ∂F/∂p's entries (given the entry's index
+    /// and register), in one order whether they come from native code or the interpreter, so both give the same
+    /// bits.
+    #[inline]
+    fn assemble_sensitivity_rhs(
+        &self,
+        jac: impl Fn(usize, u32) -> f64,
+        pjac: impl Fn(usize, u32) -> f64,
+        s: &[f64],
+        ds: &mut [f64],
+    ) {
+        let n = self.n_states;
         ds.fill(0.0);
-        for &(i, p, r) in &self.pjac_entries {
-            ds[p as usize * n + i as usize] = regs[r as usize];
+        for (k, &(i, p, r)) in self.pjac_entries.iter().enumerate() {
+            ds[p as usize * n + i as usize] = pjac(k, r);
         }
         for (dsp, sp) in ds.chunks_exact_mut(n).zip(s.chunks_exact(n)) {
-            for &(i, j, r) in &self.jac_entries {
-                dsp[i as usize] += regs[r as usize] * sp[j as usize];
+            for (k, &(i, j, r)) in self.jac_entries.iter().enumerate() {
+                dsp[i as usize] += jac(k, r) * sp[j as usize];
             }
         }
     }

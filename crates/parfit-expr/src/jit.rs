@@ -1,5 +1,5 @@
-//! Native code for a program's hot sections, generated with Cranelift (native targets only; wasm32 keeps
-//! the interpreter).
+//! Native code for a program's hot sections (right-hand side, Jacobian, outputs and the parts of the sensitivity
+//! right-hand side), generated with Cranelift (native targets only; wasm32 keeps the interpreter).
 //!
 //! Each compiled function is straight-line code over SSA values: it loads only what its section reads
 //! from outside itself (`t`, the state, parameters and parameter-level results), embeds constants, and
@@ -33,11 +33,13 @@ struct Section {
     n_out: usize,
 }
 
-/// A program's native code: right-hand side, right-hand side with Jacobian entries, and outputs.
+/// A program's native code: right-hand side, right-hand side with Jacobian entries, outputs, and (for a
+/// program with sensitivity code) the parts of the sensitivity equations' right-hand side.
 pub struct Native {
     rhs: Section,
     jac: Option<Section>,
     out: Option<Section>,
+    sens: Option<Section>,
     n_states: usize,
     n_regs: usize,
     /// Owns the code memory; released on drop.
@@ -64,7 +66,11 @@ impl Drop for Native {
 
 impl std::fmt::Debug for Native {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Native").field("jacobian", &self.jac.is_some()).field("outputs", &self.out.is_some()).finish()
+        f.debug_struct("Native")
+            .field("jacobian", &self.jac.is_some())
+            .field("outputs", &self.out.is_some())
+            .field("sensitivities", &self.sens.is_some())
+            .finish()
     }
 }
 
@@ -92,6 +98,12 @@ impl Native {
     /// The outputs; `false` if there is no native code (the program has no output code).
     pub fn outputs(&self, regs: &[f64], t: f64, y: &[f64], out: &mut [f64]) -> bool {
         self.out.map(|s| self.call(s, regs, t, y, out)).is_some()
+    }
+
+    /// The right-hand side, then the Jacobian entries, then the ∂F/∂p entries (in the orders of
+    /// [`Program::jac_entries`] and [`Program::pjac_entries`]); `false` if the program has no sensitivity code.
+    pub fn sensitivity_parts(&self, regs: &[f64], t: f64, y: &[f64], parts: &mut [f64]) -> bool {
+        self.sens.map(|s| self.call(s, regs, t, y, parts)).is_some()
     }
 }
 
@@ -138,6 +150,13 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     let rhs = ctx.section("rhs", &[&p.rhs], &p.f)?;
     let jac = ctx.section("jac", &[&p.rhs, &p.jac], &jac_regs)?;
     let out = if p.out.is_empty() { None } else { Some(ctx.section("out", &[&p.out], &p.out_regs)?) };
+    let sens = if p.sensitivities {
+        let parts: Vec<u32> =
+            p.f.iter().copied().chain(jac_regs.iter().copied()).chain(p.pjac_entries.iter().map(|e| e.2)).collect();
+        Some(ctx.section("sens", &[&p.rhs, &p.jac, &p.pjac], &parts)?)
+    } else {
+        None
+    };
     module.finalize_definitions().map_err(|x| e(&x))?;
     let sec = |(id, n_out): (FuncId, usize)| {
         let ptr = module.get_finalized_function(id);
@@ -150,6 +169,7 @@ pub fn compile(p: &Program) -> Result<Native, String> {
         rhs: sec(rhs),
         jac: Some(sec(jac)),
         out: out.map(sec),
+        sens: sens.map(sec),
         n_states: p.n_states,
         n_regs: p.n_regs,
         module: Some(module),
@@ -320,6 +340,35 @@ out_i { x * y - z * t, sigmoid(x) + pow(y, 2), x }
                 interp.rhs_from(&mut ri, t, &mut ya, y.iter().copied(), &mut a);
                 native.rhs_from(&mut rn, t, &mut yb, y.iter().copied(), &mut b);
                 assert_eq!((bits(&a), bits(&ya)), (bits(&b), bits(&yb)), "rhs_from at {y:?}, {t}");
+            }
+        }
+    }
+
+    /// The sensitivity right-hand side from native code matches the interpreter's bit for bit.
+    #[test]
+    fn native_sensitivity_code_matches_the_interpreter_bit_for_bit() {
+        let interp = crate::compile_with_sensitivities(ALL).unwrap_or_else(|e| panic!("{e}")).program;
+        let mut native = interp.clone();
+        native.compile_native().expect("the JIT compiles the model with its sensitivity code");
+        let special = [0.0, -0.0, 1.0, -1.0, 0.5, -2.75, 1e300, -1e-300, f64::INFINITY, f64::NEG_INFINITY, f64::NAN];
+        let (n, np) = (interp.n_states, interp.n_params);
+        assert!(!interp.pjac_entries.is_empty() && !interp.jac_entries.is_empty());
+        for params in [[1.5, -0.25], [-0.5, 3.0], [0.0, f64::NAN]] {
+            let mut ri = vec![0.0; interp.n_regs];
+            let mut y0 = vec![0.0; n];
+            interp.start(&mut ri, &params, &mut y0);
+            interp.start_sensitivities(&mut ri, &mut vec![0.0; n * np]);
+            let mut rn = ri.clone();
+            let mut work = Vec::new();
+            for (k, &v) in special.iter().enumerate() {
+                let y = [v, special[(k + 3) % special.len()], special[(k + 7) % special.len()]];
+                let t = special[(k + 5) % special.len()];
+                let s: Vec<f64> = (0..n * np).map(|i| special[(k + i) % special.len()]).collect();
+                let [mut dya, mut dyb] = [vec![0.0; n], vec![0.0; n]];
+                let [mut dsa, mut dsb] = [vec![0.0; n * np], vec![0.0; n * np]];
+                interp.sensitivity_rhs(&mut ri, &mut Vec::new(), t, &y, &s, &mut dya, &mut dsa);
+                native.sensitivity_rhs(&mut rn, &mut work, t, &y, &s, &mut dyb, &mut dsb);
+                assert_eq!((bits(&dya), bits(&dsa)), (bits(&dyb), bits(&dsb)), "sensitivity rhs at {y:?}, {t}");
             }
         }
     }

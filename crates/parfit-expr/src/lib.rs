@@ -229,7 +229,7 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
         let mut s0 = vec![f64::NAN; n * np];
         p.start_sensitivities(&mut regs, &mut s0);
         let (mut dy, mut ds) = (vec![0.0; n], vec![0.0; n * np]);
-        p.sensitivity_rhs(&mut regs, t, &y, &s, &mut dy, &mut ds);
+        p.sensitivity_rhs(&mut regs, &mut Vec::new(), t, &y, &s, &mut dy, &mut ds);
         // The plain program computes the same right-hand side, bit for bit (its products may fuse
         // differently, as the sensitivity code reads some of them).
         let mut plain_regs = vec![0.0; plain.program.n_regs];

@@ -59,6 +59,7 @@ struct OdeWorkspace {
     dopri5: Option<Dopri5>,
     bdf: Option<Bdf>,
     sens_regs: Vec<f64>,
+    sens_work: Vec<f64>,
     sens_dopri5: Option<Dopri5>,
     sens_bdf: Option<Bdf>,
     stats: SolverStats,
@@ -86,7 +87,7 @@ impl OdeModel {
             message: format!("invalid solver options: {m}"),
         })?;
         let compiled = parfit_expr::compile(source, Dialect::Ode).map_err(err)?;
-        let sens_program = parfit_expr::compile_with_sensitivities(source).map_err(err)?.program;
+        let mut sens_program = parfit_expr::compile_with_sensitivities(source).map_err(err)?.program;
         let spec = ModelSpec {
             name: model_name(source_name),
             params: compiled.params.into_iter().map(|(n, d)| ParamSpec::new(n, d)).collect(),
@@ -98,6 +99,9 @@ impl OdeModel {
         // Once per model; a model the JIT cannot compile is interpreted, with the same results.
         if options.jit {
             let _ = program.compile_native();
+            if options.sensitivities {
+                let _ = sens_program.compile_native();
+            }
         }
         Ok(OdeModel { spec, program, sens_program, options })
     }
@@ -222,6 +226,8 @@ impl System for Sim<'_> {
 struct SensSim<'a> {
     program: &'a Program,
     regs: &'a mut [f64],
+    /// Scratch for the native sensitivity code's results.
+    work: &'a mut Vec<f64>,
     out: &'a mut [f64],
     sens: &'a mut [f64],
     stats: &'a mut SolverStats,
@@ -233,7 +239,7 @@ impl System for SensSim<'_> {
         self.stats.rhs_evals += 1;
         let n = self.program.n_states;
         let (dy, ds) = dy.split_at_mut(n);
-        self.program.sensitivity_rhs(self.regs, t, &y[..n], &y[n..], dy, ds);
+        self.program.sensitivity_rhs(self.regs, self.work, t, &y[..n], &y[n..], dy, ds);
     }
 
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) {
@@ -314,6 +320,7 @@ impl Model for OdeModel {
             dopri5: Some(Dopri5::new(self.program.n_states)),
             bdf: None,
             sens_regs: Vec::new(),
+            sens_work: Vec::new(),
             sens_dopri5: None,
             sens_bdf: None,
             stats: SolverStats::default(),
@@ -376,9 +383,9 @@ impl Model for OdeModel {
         }
         let p = &self.sens_program;
         ws.sens_regs.resize(p.n_regs, 0.0);
-        let OdeWorkspace { sens_regs: regs, sens_dopri5: dopri5, sens_bdf: bdf, stats, .. } = ws;
+        let OdeWorkspace { sens_regs: regs, sens_work: work, sens_dopri5: dopri5, sens_bdf: bdf, stats, .. } = ws;
         let n = p.n_states;
-        let mut sim = SensSim { program: p, regs, out, sens, stats };
+        let mut sim = SensSim { program: p, regs, work, out, sens, stats };
         let start = |sim: &mut SensSim<'_>, y0: &mut [f64]| {
             let (y, s) = y0.split_at_mut(n);
             sim.program.start(sim.regs, params, y);

@@ -144,11 +144,12 @@ fn diffusion_chain_stiff() {
 }
 
 /// The JIT (`jit = true`, the default) and the interpreter give the same bits on every reference problem,
-/// with both integrators.
+/// with both integrators, for the solution and for its parameter sensitivities.
 #[test]
 fn native_code_and_interpreter_agree_bit_for_bit() {
     let problems =
         ["logistic", "lotka_volterra", "sir", "fitzhugh_nagumo", "van_der_pol", "robertson", "diffusion_chain"];
+    let mut sensitivity_solves = 0;
     for name in problems.into_iter().filter(|n| data_dir().join(format!("{n}.ds")).exists()) {
         let text = std::fs::read_to_string(data_dir().join(format!("{name}.ds"))).unwrap();
         let r = reference(name);
@@ -167,9 +168,25 @@ fn native_code_and_interpreter_agree_bit_for_bit() {
                 let mut ws = model.workspace();
                 let mut out = vec![f64::NAN; r.values.len()];
                 let res = model.simulate(&mut ws, &model.spec().defaults(), &[], &r.times, &mut out);
-                (res.map_err(|e| e.to_string()), out.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+                // And the sensitivity equations, whose right-hand side has its own native code.
+                let mut sens_out = vec![f64::NAN; r.values.len()];
+                let mut sens = vec![f64::NAN; r.values.len() * model.spec().params.len()];
+                let sens_res = model.simulate_sensitivities(
+                    &mut ws,
+                    &model.spec().defaults(),
+                    &[],
+                    &r.times,
+                    &mut sens_out,
+                    &mut sens,
+                );
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let errors = (res.map_err(|e| e.to_string()), sens_res.map_err(|e| e.to_string()));
+                (errors, bits(&out), bits(&sens_out), bits(&sens))
             };
-            assert_eq!(bits(true), bits(false), "{name} ({solver:?})");
+            let native = bits(true);
+            assert_eq!(native, bits(false), "{name} ({solver:?})");
+            sensitivity_solves += usize::from(native.0.1.is_ok());
         }
     }
+    assert!(sensitivity_solves >= 7, "only {sensitivity_solves} sensitivity solves succeeded");
 }
