@@ -6,6 +6,7 @@
 
 pub mod cost;
 pub mod dataset;
+pub mod limits;
 pub mod model;
 pub mod objective;
 pub mod optimise;
