@@ -10,13 +10,15 @@ pub enum CliError {
     Failed(String),
     /// Stopped by SIGINT/SIGTERM; finished work is saved. Exit code 130, as shells report an interrupt.
     Interrupted(String),
+    /// stdout is a closed pipe: nothing more can be shown, and nothing needs saying. Exit code 1.
+    StdoutClosed,
 }
 
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Input(_) => 2,
-            CliError::Failed(_) => 1,
+            CliError::Failed(_) | CliError::StdoutClosed => 1,
             CliError::Interrupted(_) => 130,
         }
     }
@@ -26,6 +28,7 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Input(m) | CliError::Failed(m) | CliError::Interrupted(m) => f.write_str(m),
+            CliError::StdoutClosed => f.write_str("stdout is closed"),
         }
     }
 }

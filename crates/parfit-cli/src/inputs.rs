@@ -28,8 +28,25 @@ pub fn read_text(path: &Path) -> CliResult<String> {
 }
 
 fn text(path: &Path, bytes: Result<Vec<u8>, String>) -> parfit_config::Result<String> {
-    let cannot = |why: &str| parfit_config::input(format!("{}: cannot read ({why})", path.display()));
-    String::from_utf8(bytes.map_err(|e| cannot(&e))?).map_err(|_| cannot("stream did not contain valid UTF-8"))
+    utf8(path, bytes.map_err(|e| parfit_config::input(format!("{}: cannot read ({e})", path.display())))?)
+}
+
+/// `bytes` of the file at `path` as text, or an error at the first byte that is not UTF-8:
+/// `path:line:column: …` (column counted in characters, as editors do) and the byte offset.
+pub fn utf8(path: &Path, bytes: Vec<u8>) -> parfit_config::Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        // Everything before `at` is valid UTF-8, so this never fails.
+        let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        parfit_config::input(format!(
+            "{}:{line}:{column}: the file is not UTF-8 text (byte {at} is 0x{:02x}); save it as UTF-8",
+            path.display(),
+            bytes.get(at).copied().unwrap_or_default()
+        ))
+    })
 }
 
 /// The CLI's [`parfit_config::Loader`]: files named by a configuration, read as [`read_bytes`] does.

@@ -2,21 +2,25 @@
 
 mod checkpoint;
 mod commands;
+mod console;
 mod error;
 mod inputs;
+mod outputs;
 mod paths;
 mod plot;
 mod plugins;
 mod progress;
 mod project;
 mod ranks;
+mod signals;
 
+use std::error::Error;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use parfit_config::{config, data};
 
-use crate::error::{CliResult, input};
+use crate::error::{CliResult, failed, input};
 
 #[derive(Parser)]
 #[command(name = "parfit", version, about = "Fit and run many models in parallel.", propagate_version = true)]
@@ -53,9 +57,9 @@ struct PluginsArgs {
 /// Flags shared by the commands that do work.
 #[derive(Args, Clone, Default)]
 pub struct Common {
-    /// Worker threads (default: the configuration's `threads`, else one per core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// Worker threads, 1 to 1024 (default: the configuration's `threads`, else one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=MAX_THREADS as i64))]
+    pub threads: Option<u16>,
     /// Random seed (overrides the configuration's `seed`).
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
@@ -126,6 +130,7 @@ pub enum Format {
 
 fn main() {
     let cli = Cli::parse();
+    signals::install();
     // Under an MPI launcher every rank runs the same command; see crate::ranks.
     #[cfg(feature = "mpi")]
     let universe = ranks::mpi::start();
@@ -134,7 +139,9 @@ fn main() {
         if let Some(universe) = universe {
             ranks::mpi::fail(universe, &e);
         }
-        eprintln!("error: {e}");
+        if !matches!(e, error::CliError::StdoutClosed) {
+            console::note(&format!("error: {e}"));
+        }
         std::process::exit(e.exit_code());
     }
 }
@@ -149,17 +156,30 @@ fn run(cli: Cli) -> CliResult<()> {
     }
 }
 
-/// Size rayon's global pool once, before any parallel work.
-pub fn init_threads(threads: Option<usize>) -> CliResult<usize> {
-    if let Some(0) = threads {
-        return Err(input("--threads must be at least 1"));
+/// The most worker threads a run may ask for: far more than any machine's cores, far fewer than would exhaust
+/// the process's thread or memory limits.
+pub const MAX_THREADS: usize = 1024;
+
+/// Size rayon's global pool once, before any parallel work: `--threads` (already checked by clap), else the
+/// `threads` key of the configuration at `origin`, else one per core.
+pub fn init_threads(flag: Option<u16>, key: Option<usize>, origin: &str) -> CliResult<usize> {
+    if let Some(n) = key
+        && flag.is_none()
+        && !(1..=MAX_THREADS).contains(&n)
+    {
+        return Err(input(format!("{origin}: threads must be from 1 to {MAX_THREADS} (got {n})")));
     }
     let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = threads {
+    if let Some(n) = flag.map(usize::from).or(key) {
         builder = builder.num_threads(n);
     }
-    // A second call fails harmlessly (tests may run several commands in one process); report the real size.
-    let _ = builder.build_global();
+    // A second call finds the pool built (tests may run several commands in one process): keep it. Any other
+    // failure (the system refused a thread) ends the run.
+    if let Err(e) = builder.build_global()
+        && e.source().is_some()
+    {
+        return Err(failed(format!("cannot start the worker threads ({e})")));
+    }
     Ok(rayon::current_num_threads())
 }
 
@@ -169,8 +189,12 @@ pub fn parse_sets(sets: &[String]) -> CliResult<Vec<(String, f64)>> {
         .map(|s| {
             let (name, value) =
                 s.split_once('=').ok_or_else(|| input(format!("--set '{s}': expected NAME=VALUE, e.g. alpha=1.1")))?;
-            let value: f64 =
-                value.trim().parse().map_err(|_| input(format!("--set '{s}': '{}' is not a number", value.trim())))?;
+            let value: f64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite())
+                .ok_or_else(|| input(format!("--set '{s}': '{}' is not a finite number", value.trim())))?;
             Ok((name.trim().to_string(), value))
         })
         .collect()

@@ -19,10 +19,12 @@ use parfit_config::montecarlo::{
     McConfig, Plan, per_path_csv, report, simulate_all, summarise_points, summary_csv, summary_table,
 };
 
-use crate::commands::fit_many::{STOP, install_signal_handler};
 use crate::commands::{plugin_options, show};
+use crate::console;
 use crate::error::{CliError, CliResult, failed, input};
+use crate::outputs::OutputDir;
 use crate::plugins::{choose, create_model, find_plugins};
+use crate::signals;
 use crate::{Common, Format, init_threads, parse_sets};
 
 /// Whether the TOML file at `path` configures a Monte Carlo run.
@@ -41,7 +43,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         Some(dir) if p.is_relative() => dir.join(p),
         _ => p.to_path_buf(),
     };
-    let threads = init_threads(common.threads.or(config.threads))?;
+    let threads = init_threads(common.threads, config.threads, &origin)?;
 
     let found = find_plugins(explicit)?;
     let plugin = choose(&found, config.model.plugin.as_deref(), &config.model.kind)?;
@@ -56,11 +58,15 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         return Err(input(format!("{origin}: per_path = true writes paths.csv: give --output DIR or [output] dir")));
     }
 
+    // Rank 0 alone writes, so it alone locks the directory, before any work.
+    let mut outputs = match &out_dir {
+        Some(dir) if crate::ranks::is_root() => Some(OutputDir::open(dir)?),
+        _ => None,
+    };
+
     let start = Instant::now();
     let progress = Progress::new(plan.paths * plan.points.len() as u64);
-    install_signal_handler();
-    STOP.store(false, Ordering::Relaxed);
-    let values = simulate_all(&crate::ranks::Ranks, model.as_ref(), &plan, &STOP, &|n| progress.advance(n));
+    let values = simulate_all(&crate::ranks::Ranks, model.as_ref(), &plan, &signals::STOP, &|n| progress.advance(n));
     progress.finish();
     let values = values.map_err(|e| match e {
         RunError::Failed(m) => failed(m),
@@ -73,24 +79,21 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     let summary = summarise_points(&plan, spec.outputs.len(), &values);
     let summary_csv = summary_csv(&plan, spec, &summary);
     let report = report(&plan, spec, &summary, threads, seconds);
-    if let Some(dir) = &out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| failed(format!("{}: cannot create ({e})", dir.display())))?;
-        write_atomic(&dir.join("summary.csv"), summary_csv.as_bytes())?;
-        write_atomic(
-            &dir.join("summary.json"),
-            (serde_json::to_string_pretty(&report).unwrap_or_default() + "\n").as_bytes(),
-        )?;
+    if let Some(out) = &mut outputs {
+        out.write("summary.csv", summary_csv.as_bytes())?;
+        out.write("summary.json", (serde_json::to_string_pretty(&report).unwrap_or_default() + "\n").as_bytes())?;
         if mc.per_path {
-            write_atomic(&dir.join("paths.csv"), per_path_csv(&plan, &spec.outputs, &values).as_bytes())?;
+            out.write("paths.csv", per_path_csv(&plan, &spec.outputs, &values).as_bytes())?;
         }
     }
-    match common.format.unwrap_or(Format::Table) {
-        Format::Json => println!("{report}"),
-        Format::Csv => print!("{summary_csv}"),
+    console::print(&match common.format.unwrap_or(Format::Table) {
+        Format::Json => format!("{report}\n"),
+        Format::Csv => summary_csv,
         Format::Table => {
             let points = plan.points.len();
-            println!(
-                "monte carlo  {} paths × {} periods, seed {}, {points} point{}, {seconds:.3} s on {threads} thread{}",
+            let mut text = format!(
+                "monte carlo  {} paths × {} periods, seed {}, {points} point{}, {seconds:.3} s on {threads} \
+                 thread{}\n",
                 plan.paths,
                 plan.periods,
                 plan.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(" "),
@@ -98,18 +101,22 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
                 if threads == 1 { "" } else { "s" }
             );
             if let Some(dir) = &out_dir {
-                println!(
-                    "results      {}/summary.csv, summary.json{}",
+                text += &format!(
+                    "results      {}/summary.csv, summary.json{}\n",
                     dir.display(),
                     if mc.per_path { ", paths.csv" } else { "" }
                 );
             }
-            println!();
+            text += "\n";
             let (header, rows) = summary_table(&plan, spec, &summary, show);
             for row in std::iter::once(header).chain(rows) {
-                println!("{}", row.iter().map(|c| format!("{c:>14}")).collect::<String>());
+                text += &(row.iter().map(|c| format!("{c:>14}")).collect::<String>() + "\n");
             }
+            text
         }
+    })?;
+    if let Some(out) = outputs {
+        out.commit()?;
     }
     Ok(())
 }
@@ -144,12 +151,4 @@ impl Progress {
     fn finish(&self) {
         self.bar.finish_and_clear();
     }
-}
-
-/// Write `bytes` to a temporary file beside `path` and rename it into place, so `path` is never half-written.
-fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult<()> {
-    let tmp = path.with_extension(format!("{}.partial", path.extension().and_then(|e| e.to_str()).unwrap_or("tmp")));
-    let io = |e: std::io::Error| failed(format!("{}: cannot write ({e})", path.display()));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }

@@ -1,4 +1,10 @@
-//! SVG plots a person would rather look at than a table: data with fitted curves, and convergence.
+//! SVG plots a person would rather look at than a table: data with fitted curves, convergence, histograms,
+//! corner plots and projections.
+//!
+//! Every axis range is computed here from plottable values only: a value that is not finite or beyond
+//! ±[`PLOT_LIMIT`] is left out (and counted on stderr), since plotters' tick computation never ends on such
+//! ranges. A series with far more points than the plot has pixels is thinned to [`MAX_POINTS`] evenly spaced
+//! points, so the file stays small (a 10^7-row fit once wrote a 1.87 GB SVG).
 
 use std::path::Path;
 
@@ -22,14 +28,44 @@ pub struct Series<'a> {
     pub fitted: Vec<(f64, f64)>,
 }
 
+/// The largest magnitude plotted: far beyond any meaningful result, far enough below `f64::MAX` that an axis
+/// range and its ticks stay finite.
+pub const PLOT_LIMIT: f64 = 1e100;
+
+/// The most points drawn of one series.
+pub const MAX_POINTS: usize = 4000;
+
+fn plottable(v: f64) -> bool {
+    v.is_finite() && v.abs() <= PLOT_LIMIT
+}
+
+/// An axis range over the plottable `values`, padded by 5 % (and never empty); (0, 1) when there are none.
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) =
-        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if !lo.is_finite() {
+        values.filter(|&v| plottable(v)).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo > hi {
         return (0.0, 1.0);
     }
-    let pad = ((hi - lo) * 0.05).max(1e-12);
+    let pad = ((hi - lo) * 0.05).max(lo.abs().max(hi.abs()) * 1e-9).max(1e-12);
     (lo - pad, hi + pad)
+}
+
+/// The plottable points of `points`, thinned to at most [`MAX_POINTS`]; counts what was left out in `skipped`.
+fn drawable(points: &[(f64, f64)], skipped: &mut usize) -> Vec<(f64, f64)> {
+    let kept: Vec<(f64, f64)> = points.iter().copied().filter(|p| plottable(p.0) && plottable(p.1)).collect();
+    *skipped += points.len() - kept.len();
+    let stride = kept.len().div_ceil(MAX_POINTS).max(1);
+    kept.into_iter().step_by(stride).collect()
+}
+
+/// Say on stderr how many values a plot left out.
+fn note_skipped(path: &Path, skipped: usize) {
+    if skipped > 0 {
+        crate::console::note(&format!(
+            "note: {}: {skipped} value(s) not finite or beyond ±{PLOT_LIMIT:e} are not drawn",
+            path.file_name().map_or(path.display().to_string(), |n| n.to_string_lossy().into_owned())
+        ));
+    }
 }
 
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> crate::error::CliError {
@@ -38,10 +74,14 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> crate::error::CliError 
 
 /// Data as points and fitted model outputs as lines, one colour per output.
 pub fn fit_plot(path: &Path, title: &str, series: &[Series]) -> CliResult<()> {
+    let mut skipped = 0;
+    let drawn: Vec<[Vec<(f64, f64)>; 2]> =
+        series.iter().map(|s| [drawable(&s.data, &mut skipped), drawable(&s.fitted, &mut skipped)]).collect();
+    note_skipped(path, skipped);
     let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let xs = range(series.iter().flat_map(|s| s.data.iter().chain(&s.fitted).map(|p| p.0)));
-    let ys = range(series.iter().flat_map(|s| s.data.iter().chain(&s.fitted).map(|p| p.1)));
+    let xs = range(drawn.iter().flatten().flatten().map(|p| p.0));
+    let ys = range(drawn.iter().flatten().flatten().map(|p| p.1));
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(12)
@@ -50,15 +90,15 @@ pub fn fit_plot(path: &Path, title: &str, series: &[Series]) -> CliResult<()> {
         .build_cartesian_2d(xs.0..xs.1, ys.0..ys.1)
         .map_err(|e| plot_error(path, e))?;
     chart.configure_mesh().x_desc("t").draw().map_err(|e| plot_error(path, e))?;
-    for (i, s) in series.iter().enumerate() {
+    for (i, (s, [data, fitted])) in series.iter().zip(drawn).enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         chart
-            .draw_series(s.data.iter().map(|&(x, y)| Circle::new((x, y), 2, colour.mix(0.5).filled())))
+            .draw_series(data.into_iter().map(|(x, y)| Circle::new((x, y), 2, colour.mix(0.5).filled())))
             .map_err(|e| plot_error(path, e))?
             .label(format!("{} (data)", s.name))
             .legend(move |(x, y)| Circle::new((x + 10, y), 3, colour.mix(0.5).filled()));
         chart
-            .draw_series(LineSeries::new(s.fitted.iter().copied(), colour.stroke_width(2)))
+            .draw_series(LineSeries::new(fitted, colour.stroke_width(2)))
             .map_err(|e| plot_error(path, e))?
             .label(format!("{} (fitted)", s.name))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
@@ -74,7 +114,11 @@ pub fn fit_plot(path: &Path, title: &str, series: &[Series]) -> CliResult<()> {
 
 /// Best value against evaluations, on a log scale when every value is positive.
 pub fn convergence_plot(path: &Path, title: &str, points: &[(f64, f64)]) -> CliResult<()> {
-    let finite: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
+    // A best value of +inf before the first success is no news: leave those out quietly.
+    let found: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1 != f64::INFINITY).collect();
+    let mut skipped = 0;
+    let finite = drawable(&found, &mut skipped);
+    note_skipped(path, skipped);
     let root = SVGBackend::new(path, (700, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let xs = range(finite.iter().map(|p| p.0));
@@ -84,9 +128,9 @@ pub fn convergence_plot(path: &Path, title: &str, points: &[(f64, f64)]) -> CliR
     if positive {
         let lo = finite.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let hi = finite.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-        let mut chart = builder
-            .build_cartesian_2d(xs.0..xs.1, (lo * 0.9..hi * 1.1).log_scale())
-            .map_err(|e| plot_error(path, e))?;
+        let (lo, hi) = if lo < hi { (lo * 0.9, hi * 1.1) } else { (lo * 0.5, hi * 2.0) };
+        let mut chart =
+            builder.build_cartesian_2d(xs.0..xs.1, (lo..hi).log_scale()).map_err(|e| plot_error(path, e))?;
         chart.configure_mesh().x_desc("evaluations").y_desc("best value").draw().map_err(|e| plot_error(path, e))?;
         chart.draw_series(LineSeries::new(finite, PALETTE[0].stroke_width(2))).map_err(|e| plot_error(path, e))?;
     } else {
@@ -106,8 +150,10 @@ pub fn histograms(path: &Path, title: &str, columns: &[(String, Vec<f64>)]) -> C
     let root = SVGBackend::new(path, (300 * cols as u32, 240 * rows as u32 + 40)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let root = root.titled(title, ("sans-serif", 20)).map_err(|e| plot_error(path, e))?;
+    let mut skipped = 0;
     for ((name, values), area) in columns.iter().zip(root.split_evenly((rows, cols))) {
-        let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let finite: Vec<f64> = values.iter().copied().filter(|&v| plottable(v)).collect();
+        skipped += values.len() - finite.len();
         let (lo, hi) = range(finite.iter().copied());
         const BINS: usize = 30;
         let width = (hi - lo) / BINS as f64;
@@ -131,6 +177,7 @@ pub fn histograms(path: &Path, title: &str, columns: &[(String, Vec<f64>)]) -> C
             }))
             .map_err(|e| plot_error(path, e))?;
     }
+    note_skipped(path, skipped);
     root.present().map_err(|e| plot_error(path, e))
 }
 
@@ -143,7 +190,10 @@ pub fn corner_plot(path: &Path, title: &str, names: &[String], points: &[Vec<f64
     let root = SVGBackend::new(path, (CELL * d as u32, CELL * d as u32 + 40)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let root = root.titled(title, ("sans-serif", 20)).map_err(|e| plot_error(path, e))?;
-    let usable: Vec<usize> = (0..points.len()).filter(|&k| weights[k] > 0.0 && weights[k].is_finite()).collect();
+    let usable: Vec<usize> = (0..points.len())
+        .filter(|&k| weights[k] > 0.0 && weights[k].is_finite() && points[k].iter().all(|&v| plottable(v)))
+        .collect();
+    note_skipped(path, (0..points.len()).filter(|&k| points[k].iter().any(|&v| !plottable(v))).count());
     let w: Vec<f64> = usable.iter().map(|&k| weights[k]).collect();
     // Each axis spans the central 99.8 % of the posterior weight, so stray low-weight points do not squash it.
     let ranges: Vec<(f64, f64)> = (0..names.len())
@@ -213,6 +263,34 @@ pub fn corner_plot(path: &Path, title: &str, names: &[String], points: &[Vec<f64
                 }))
                 .map_err(|e| plot_error(path, e))?;
         }
+    }
+    root.present().map_err(|e| plot_error(path, e))
+}
+
+/// Monthly net cash flow and policies in force of a portfolio, one panel each.
+pub fn projection_plot(path: &Path, title: &str, net: &[(f64, f64)], pols: &[(f64, f64)]) -> CliResult<()> {
+    let mut skipped = 0;
+    let panels = [
+        (drawable(net, &mut skipped), "net cash flow", PALETTE[0]),
+        (drawable(pols, &mut skipped), "policies in force", PALETTE[1]),
+    ];
+    note_skipped(path, skipped);
+    let root = SVGBackend::new(path, (900, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let root = root.titled(title, ("sans-serif", 20)).map_err(|e| plot_error(path, e))?;
+    let (top, bottom) = root.split_vertically(300);
+    for (area, (data, name, colour)) in [&top, &bottom].into_iter().zip(panels) {
+        let xs = range(data.iter().map(|p| p.0).chain([0.0]));
+        // The value axis includes zero, so the panels show levels, not only their wiggles.
+        let ys = range(data.iter().map(|p| p.1).chain([0.0]));
+        let mut chart = ChartBuilder::on(area)
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..xs.1, ys.0..ys.1)
+            .map_err(|e| plot_error(path, e))?;
+        chart.configure_mesh().x_desc("month").y_desc(name).draw().map_err(|e| plot_error(path, e))?;
+        chart.draw_series(LineSeries::new(data, colour.stroke_width(2))).map_err(|e| plot_error(path, e))?;
     }
     root.present().map_err(|e| plot_error(path, e))
 }

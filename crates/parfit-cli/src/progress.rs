@@ -1,4 +1,4 @@
-//! The CLI's [`Monitor`]: a wall clock and a progress bar that appears only when a run lasts over a second
+//! The CLI's [`Monitor`]: a wall clock, cancellation by signal ([`crate::signals`]) and a progress bar that appears only when a run lasts over a second
 //! and both stdout and stderr are terminals.
 
 use std::io::IsTerminal;
@@ -47,5 +47,9 @@ impl Monitor for CliMonitor {
         }
         self.bar.set_position(progress.iteration as u64);
         self.bar.set_message(format!("best {:.6e} after {} evaluations", progress.best_value, progress.evaluations));
+    }
+
+    fn cancelled(&self) -> bool {
+        crate::signals::stop_requested()
     }
 }

@@ -413,11 +413,20 @@ pub fn summary_table(
     (header, rows)
 }
 
+/// Records as CSV text, each cell quoted where it needs to be (a name with a comma or a quote).
+pub fn csv_text<R: AsRef<[u8]>>(records: impl IntoIterator<Item = impl IntoIterator<Item = R>>) -> String {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    for record in records {
+        // Writing to memory cannot fail.
+        let _ = out.write_record(record);
+    }
+    out.into_inner().ok().and_then(|bytes| String::from_utf8(bytes).ok()).unwrap_or_default()
+}
+
 /// The summary table as CSV (`summary.csv`), numbers in shortest round-trip form.
 pub fn summary_csv(plan: &Plan, spec: &ModelSpec, summary: &[Vec<Vec<f64>>]) -> String {
     let (header, rows) = summary_table(plan, spec, summary, cell);
-    let lines: Vec<String> = std::iter::once(header).chain(rows).map(|r| r.join(",")).collect();
-    lines.join("\n") + "\n"
+    csv_text(std::iter::once(header).chain(rows))
 }
 
 /// The run's report (`summary.json`, `parfit run --format json`): sizes, seeds, and each point's parameters and
@@ -458,23 +467,15 @@ pub fn report(
 
 /// Every path's outputs as CSV (`paths.csv`): swept values, path index, outputs.
 pub fn per_path_csv(plan: &Plan, outputs: &[String], values: &[Vec<f64>]) -> String {
-    let n_out = outputs.len();
-    let header: Vec<&str> =
-        plan.swept.iter().map(String::as_str).chain(["path"]).chain(outputs.iter().map(String::as_str)).collect();
-    let mut text = header.join(",") + "\n";
-    for (point, v) in plan.points.iter().zip(values) {
-        let prefix: String = point.swept.iter().map(|s| cell(*s) + ",").collect();
-        for (p, row) in v.chunks_exact(n_out).enumerate() {
-            text += &prefix;
-            text += &p.to_string();
-            for x in row {
-                text.push(',');
-                text += &cell(*x);
-            }
-            text.push('\n');
-        }
-    }
-    text
+    let n_out = outputs.len().max(1);
+    let header: Vec<String> =
+        plan.swept.iter().cloned().chain(["path".into()]).chain(outputs.iter().cloned()).collect();
+    let rows = plan.points.iter().zip(values).flat_map(|(point, v)| {
+        v.chunks_exact(n_out).enumerate().map(|(p, row)| {
+            point.swept.iter().map(|s| cell(*s)).chain([p.to_string()]).chain(row.iter().map(|x| cell(*x))).collect()
+        })
+    });
+    csv_text(std::iter::once(header).chain(rows))
 }
 
 #[cfg(test)]

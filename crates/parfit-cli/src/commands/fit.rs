@@ -8,11 +8,14 @@ use serde_json::json;
 
 use crate::commands::{ConfiguredModel, cell, cost_from_config, load_for_run, model_from_config, show};
 use crate::config::Algorithm;
-use crate::error::{CliResult, failed};
+use crate::console;
+use crate::error::{CliError, CliResult, failed};
 use crate::inputs::FsLoader;
+use crate::outputs::OutputDir;
 use crate::plot::{Series, convergence_plot, fit_plot};
 use crate::progress::CliMonitor;
 use crate::ranks;
+use crate::signals;
 use crate::{Common, Format, parse_sets};
 
 pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResult<()> {
@@ -26,13 +29,27 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
     let sets = parse_sets(&common.set)?;
     let record_history = config.output.history.unwrap_or(true);
     let budget = config.fit.max_iterations.map(|n| n * (config.fit.horizons.len() + 1));
+    // Every rank runs the same fit; rank 0 alone writes, so it alone locks the directory, before any work.
+    let output_dir = common.output.clone().or_else(|| config.output.dir.as_ref().map(|d| loaded.resolve(d)));
+    let mut outputs = match &output_dir {
+        Some(dir) if ranks::is_root() => Some(OutputDir::open(dir)?),
+        _ => None,
+    };
     let mut monitor = CliMonitor::new(budget);
     let FitOutcome { objective, x0, result } =
         fit_staged(&loaded, &model, case, &data.outputs, cost, &sets, seed, &mut monitor, record_history)?;
     monitor.finish();
-    // Every rank ran the same fit; rank 0 reports it.
+    if signals::stop_requested() {
+        return Err(CliError::Interrupted("interrupted; nothing was written".into()));
+    }
     if !ranks::is_root() {
         return Ok(());
+    }
+    if !result.value.is_finite() {
+        return Err(failed(format!(
+            "the fit failed: {} (no candidate could be simulated); nothing was written",
+            result.termination
+        )));
     }
 
     let names = objective.free_names();
@@ -42,19 +59,17 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
     let summary =
         Summary { config_path, plugin: &plugin, kind: &kind, algorithm: config.fit.algorithm, cost, threads, seed };
 
-    let output_dir = common.output.clone().or_else(|| config.output.dir.as_ref().map(|d| loaded.resolve(d)));
-    if let Some(dir) = &output_dir {
-        write_outputs(dir, &objective, &result, &fitted, &summary)?;
+    if let Some(out) = &mut outputs {
+        write_outputs(out, &objective, &result, &fitted, &summary)?;
     }
-    match common.format.unwrap_or(Format::Table) {
-        Format::Json => println!("{}", result_json(&result, &fitted, &summary)),
-        Format::Table | Format::Csv => print_table(&objective, &result, &fitted, &summary, &x0),
-    }
-    if let Some(dir) = &output_dir {
-        eprintln!("wrote result.json, fitted.csv, fit.svg and convergence.svg to {}", dir.display());
-    }
-    if !result.value.is_finite() {
-        return Err(failed(format!("the fit failed: {} (no candidate could be simulated)", result.termination)));
+    console::print(&match common.format.unwrap_or(Format::Table) {
+        Format::Json => format!("{}\n", result_json(&result, &fitted, &summary)),
+        Format::Table | Format::Csv => table(&objective, &result, &fitted, &summary, &x0),
+    })?;
+    if let Some(out) = outputs {
+        let dir = out.path().display().to_string();
+        out.commit()?;
+        console::note(&format!("wrote result.json, fitted.csv, fit.svg and convergence.svg to {dir}"));
     }
     Ok(())
 }
@@ -87,13 +102,13 @@ fn result_json(result: &OptimResult, fitted: &[(String, f64)], s: &Summary) -> s
     })
 }
 
-fn print_table(objective: &Objective, result: &OptimResult, fitted: &[(String, f64)], s: &Summary, x0: &[f64]) {
+fn table(objective: &Objective, result: &OptimResult, fitted: &[(String, f64)], s: &Summary, x0: &[f64]) -> String {
     let starts = objective.params(x0);
     let spec = objective.model().spec();
-    println!("fit        {} ({} via plugin {})", s.config_path.display(), s.kind, s.plugin);
-    println!("algorithm  {} (seed {}, {} threads)", s.algorithm.name(), s.seed, s.threads);
-    println!(
-        "result     {} = {} after {} evaluations, {} iterations in {:.3} s ({})",
+    let mut text = format!("fit        {} ({} via plugin {})\n", s.config_path.display(), s.kind, s.plugin);
+    text += &format!("algorithm  {} (seed {}, {} threads)\n", s.algorithm.name(), s.seed, s.threads);
+    text += &format!(
+        "result     {} = {} after {} evaluations, {} iterations in {:.3} s ({})\n\n",
         s.cost.name().to_uppercase(),
         show(result.value),
         result.evaluations,
@@ -101,28 +116,25 @@ fn print_table(objective: &Objective, result: &OptimResult, fitted: &[(String, f
         result.seconds,
         result.termination
     );
-    println!();
-    println!("{:<14} {:>14} {:>14}", "parameter", "start", "fitted");
+    text += &format!("{:<14} {:>14} {:>14}\n", "parameter", "start", "fitted");
     for (name, value) in fitted {
         let start = spec.param_index(name).map_or(f64::NAN, |i| starts[i]);
-        println!("{name:<14} {:>14} {:>14}", show(start), show(*value));
+        text += &format!("{name:<14} {:>14} {:>14}\n", show(start), show(*value));
     }
+    text
 }
 
 fn write_outputs(
-    dir: &Path,
+    out: &mut OutputDir,
     objective: &Objective,
     result: &OptimResult,
     fitted: &[(String, f64)],
     s: &Summary,
 ) -> CliResult<()> {
-    let io = |what: &Path, e: std::io::Error| failed(format!("{}: cannot write ({e})", what.display()));
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut doc = result_json(result, fitted, s);
     doc["history"] = serde_json::to_value(&result.history).unwrap_or_default();
-    let path = dir.join("result.json");
     let text = serde_json::to_string_pretty(&doc).map_err(|e| failed(e.to_string()))?;
-    std::fs::write(&path, text + "\n").map_err(|e| io(&path, e))?;
+    out.write("result.json", (text + "\n").as_bytes())?;
 
     // Fitted curves on a fine grid over the data's time span, plus the data themselves.
     let case = objective.case();
@@ -133,13 +145,12 @@ fn write_outputs(
     let predicted =
         objective.predict(&params, &fine).map_err(|e| failed(format!("simulating the fitted model: {e}")))?;
     let n_out = spec.outputs.len();
-    let path = dir.join("fitted.csv");
-    let mut csv = format!("t,{}\n", spec.outputs.join(","));
-    for (i, t) in fine.iter().enumerate() {
-        let row: Vec<String> = predicted[i * n_out..(i + 1) * n_out].iter().map(|v| cell(*v)).collect();
-        csv.push_str(&format!("{},{}\n", cell(*t), row.join(",")));
-    }
-    std::fs::write(&path, csv).map_err(|e| io(&path, e))?;
+    let header: Vec<&str> = std::iter::once("t").chain(spec.outputs.iter().map(String::as_str)).collect();
+    let rows = fine
+        .iter()
+        .zip(predicted.chunks_exact(n_out.max(1)))
+        .map(|(t, row)| std::iter::once(cell(*t)).chain(row.iter().map(|v| cell(*v))).collect::<Vec<_>>());
+    out.write_csv("fitted.csv", &header, rows)?;
 
     let observed = objective.observed_names();
     let n_obs = case.observations.len() / case.times.len().max(1);
@@ -162,8 +173,8 @@ fn write_outputs(
         })
         .collect();
     let title = format!("{}: {} = {}", s.config_path.display(), s.cost.name().to_uppercase(), show(result.value));
-    fit_plot(&dir.join("fit.svg"), &title, &series)?;
+    fit_plot(&out.stage("fit.svg"), &title, &series)?;
     let points: Vec<(f64, f64)> =
         result.history.iter().flatten().map(|h| (h.evaluations as f64, h.best_value)).collect();
-    convergence_plot(&dir.join("convergence.svg"), &format!("{} convergence", s.algorithm.name()), &points)
+    convergence_plot(&out.stage("convergence.svg"), &format!("{} convergence", s.algorithm.name()), &points)
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -13,11 +13,13 @@ use serde_json::json;
 
 use crate::checkpoint::{CaseRecord, Checkpoint, fingerprint};
 use crate::commands::{ConfiguredModel, cell, load_for_run, model_from_config, show};
+use crate::console;
 use crate::error::{CliError, CliResult, failed, input};
 use crate::inputs::FsLoader;
+use crate::outputs::OutputDir;
 use crate::plot::histograms;
-use crate::ranks;
 use crate::{Common, Format, parse_sets};
+use crate::{ranks, signals};
 
 pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resume: bool) -> CliResult<()> {
     let (loaded, origin, threads, seed) = load_for_run(config_path, common)?;
@@ -38,7 +40,9 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
 
     // Rank 0 owns the checkpoint and decides which cases remain; other ranks fit what it hands them, so they
     // need neither the checkpoint nor its fingerprint (whose files rank 0 reads again here, off the shared path).
+    // Rank 0 also locks the directory first, so a second run cannot truncate or interleave the checkpoint.
     let root = ranks::is_root();
+    let outputs = if root { Some(OutputDir::open(&output_dir)?) } else { None };
     let (checkpoint, done) = if root {
         let read = |p: &Path| std::fs::read(p).map_err(|e| input(format!("{}: cannot read ({e})", p.display())));
         let source = config.model.source.as_ref().map(|s| read(&loaded.resolve(s))).transpose()?.unwrap_or_default();
@@ -58,7 +62,6 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
     let resumed = done.len();
     let todo: Vec<usize> = (0..n).filter(|i| !done.contains_key(i)).collect();
 
-    install_signal_handler();
     let bar = progress_bar(if root { n as u64 } else { 0 }, resumed as u64);
     let records: Mutex<Vec<Option<CaseRecord>>> = Mutex::new((0..n).map(|i| done.get(&i).cloned()).collect());
     let write_error: Mutex<Option<CliError>> = Mutex::new(None);
@@ -67,11 +70,11 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
     // Chunks of ~1/16 of a rank's share: small enough to balance cases of uneven cost, large enough that a
     // request per chunk costs nothing next to its fits.
     let chunk = (todo.len() / (ranks::rank_and_size().1 * 16)).clamp(1, 256);
-    ranks::for_each_case(&todo, chunk, &STOP, &|i| job.fit(i), &|i, record| {
+    ranks::for_each_case(&todo, chunk, &signals::STOP, &|i| job.fit(i), &|i, record| {
         if let Some(Err(e)) = checkpoint.as_ref().map(|c| c.append(&record)) {
             // Without a checkpoint, finished work could be lost: stop starting cases.
             write_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-            STOP.store(true, Ordering::Relaxed);
+            signals::STOP.store(true, Ordering::Relaxed);
         }
         records.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(record);
         fitted.fetch_add(1, Ordering::Relaxed);
@@ -96,42 +99,40 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
         )));
     }
 
-    let results = results_csv(&table, &names, cost.name(), &records);
-    let io = |p: &Path, e: std::io::Error| failed(format!("{}: cannot write ({e})", p.display()));
-    let results_path = output_dir.join("results.csv");
-    std::fs::write(&results_path, results).map_err(|e| io(&results_path, e))?;
+    if records.iter().all(|r| r.error.is_some())
+        && let Some(first) = records.first()
+    {
+        return Err(failed(format!(
+            "every one of the {n} cases failed (case {}: {}); each case's error is in {}; nothing else was written",
+            first.index,
+            first.error.as_deref().unwrap_or(""),
+            output_dir.join("checkpoint.jsonl").display()
+        )));
+    }
+
+    let Some(mut outputs) = outputs else { return Ok(()) };
+    let (header, rows) = results_table(&table, &names, cost.name(), &records);
+    outputs.write_csv("results.csv", &header.iter().map(String::as_str).collect::<Vec<_>>(), rows)?;
     let summary = summary_json(&names, &records, cost.name());
-    let summary_path = output_dir.join("summary.json");
-    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n")
-        .map_err(|e| io(&summary_path, e))?;
+    outputs.write("summary.json", (serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n").as_bytes())?;
     let columns: Vec<(String, Vec<f64>)> = names
         .iter()
         .enumerate()
         .map(|(k, name)| (name.clone(), records.iter().filter(|r| r.error.is_none()).map(|r| r.x[k]).collect()))
         .collect();
-    histograms(&output_dir.join("histograms.svg"), &format!("fitted parameters over {n} cases"), &columns)?;
+    histograms(&outputs.stage("histograms.svg"), &format!("fitted parameters over {n} cases"), &columns)?;
 
     let run = json!({
         "cases": n, "fitted": fitted, "resumed": resumed, "failed": summary["failed"], "seconds": seconds,
         "threads": threads, "ranks": ranks::rank_and_size().1, "seed": seed, "model": { "plugin": plugin, "kind": kind },
         "parameters": summary["parameters"], "output": output_dir.display().to_string(),
     });
-    match common.format.unwrap_or(Format::Table) {
-        Format::Json => println!("{run}"),
-        Format::Table | Format::Csv => print_summary(&run, &names, cost.name()),
-    }
+    console::print(&match common.format.unwrap_or(Format::Table) {
+        Format::Json => format!("{run}\n"),
+        Format::Table | Format::Csv => summary_text(&run, &names, cost.name()),
+    })?;
+    outputs.commit()?;
     Ok(())
-}
-
-/// Set by SIGINT/SIGTERM (and by a failed checkpoint write): no new cases start once it is set.
-pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
-
-pub(crate) fn install_signal_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    // If another handler is already installed, keep it: the checkpoint still saves every finished case.
-    ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed));
-    });
 }
 
 fn progress_bar(len: u64, done: u64) -> ProgressBar {
@@ -146,29 +147,36 @@ fn progress_bar(len: u64, done: u64) -> ProgressBar {
     bar
 }
 
-fn results_csv(table: &CaseTable, names: &[String], cost: &str, records: &[CaseRecord]) -> String {
+/// results.csv: the header, then one row per case in input order (a failed case's parameters left empty).
+fn results_table(
+    table: &CaseTable,
+    names: &[String],
+    cost: &str,
+    records: &[CaseRecord],
+) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header: Vec<String> = table.id_columns.clone();
     header.extend(names.iter().cloned());
     header.extend([cost, "evaluations", "iterations", "termination", "error"].map(String::from));
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let _ = out.write_record(&header);
-    for r in records {
-        let mut row: Vec<String> = table.ids[r.index].clone();
-        if r.error.is_none() {
-            row.extend(r.x.iter().map(|v| cell(*v)));
-        } else {
-            row.extend(names.iter().map(|_| String::new()));
-        }
-        row.push(r.value.map_or(String::new(), cell));
-        row.push(r.evaluations.to_string());
-        row.push(r.iterations.to_string());
-        row.push(r.termination.map_or(String::new(), |t| {
-            serde_json::to_value(t).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-        }));
-        row.push(r.error.clone().unwrap_or_default());
-        let _ = out.write_record(&row);
-    }
-    String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
+    let rows = records
+        .iter()
+        .map(|r| {
+            let mut row: Vec<String> = table.ids[r.index].clone();
+            if r.error.is_none() {
+                row.extend(r.x.iter().map(|v| cell(*v)));
+            } else {
+                row.extend(names.iter().map(|_| String::new()));
+            }
+            row.push(r.value.map_or(String::new(), cell));
+            row.push(r.evaluations.to_string());
+            row.push(r.iterations.to_string());
+            row.push(r.termination.map_or(String::new(), |t| {
+                serde_json::to_value(t).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+            }));
+            row.push(r.error.clone().unwrap_or_default());
+            row
+        })
+        .collect();
+    (header, rows)
 }
 
 fn summary_json(names: &[String], records: &[CaseRecord], cost: &str) -> serde_json::Value {
@@ -195,10 +203,11 @@ fn summary_json(names: &[String], records: &[CaseRecord], cost: &str) -> serde_j
     })
 }
 
-fn print_summary(run: &serde_json::Value, names: &[String], cost: &str) {
+fn summary_text(run: &serde_json::Value, names: &[String], cost: &str) -> String {
     let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
-    println!(
-        "fit-many   {} cases ({} fitted now, {} from the checkpoint), {} failed, {:.3} s on {} rank(s) × {} threads",
+    let mut text = format!(
+        "fit-many   {} cases ({} fitted now, {} from the checkpoint), {} failed, {:.3} s on {} rank(s) × {} \
+         threads\n",
         run["cases"],
         run["fitted"],
         run["resumed"],
@@ -207,16 +216,15 @@ fn print_summary(run: &serde_json::Value, names: &[String], cost: &str) {
         run["ranks"],
         run["threads"]
     );
-    println!(
-        "results    {}/results.csv, summary.json, histograms.svg ({cost} per case)",
+    text += &format!(
+        "results    {}/results.csv, summary.json, histograms.svg ({cost} per case)\n\n",
         run["output"].as_str().unwrap_or("")
     );
-    println!();
-    println!("{:<20} {:>12} {:>12} {:>12} {:>12} {:>12}", "parameter", "q05", "q25", "median", "q75", "q95");
+    text += &format!("{:<20} {:>12} {:>12} {:>12} {:>12} {:>12}\n", "parameter", "q05", "q25", "median", "q75", "q95");
     for name in names {
         let p = &run["parameters"][name];
-        println!(
-            "{name:<20} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        text += &format!(
+            "{name:<20} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
             show(f(&p["q05"])),
             show(f(&p["q25"])),
             show(f(&p["median"])),
@@ -224,4 +232,5 @@ fn print_summary(run: &serde_json::Value, names: &[String], cost: &str) {
             show(f(&p["q95"]))
         );
     }
+    text
 }

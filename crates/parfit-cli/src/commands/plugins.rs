@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use crate::Format;
 use crate::error::{CliResult, failed};
 use crate::plugins::find_plugins;
+use crate::{Format, console};
 
 pub fn list(explicit: &[PathBuf], format: Format) -> CliResult<()> {
     let found = find_plugins(explicit)?;
@@ -20,23 +20,23 @@ pub fn list(explicit: &[PathBuf], format: Format) -> CliResult<()> {
             })
             .collect();
         let doc = serde_json::json!({ "plugins": plugins, "problems": found.problems });
-        println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| failed(e.to_string()))?);
-        return Ok(());
+        return console::print(&(serde_json::to_string_pretty(&doc).map_err(|e| failed(e.to_string()))? + "\n"));
     }
+    let mut text = String::new();
     if found.plugins.is_empty() {
-        println!("no plugins found (pass --plugin PATH or set PARFIT_PLUGIN_PATH)");
+        text += "no plugins found (pass --plugin PATH or set PARFIT_PLUGIN_PATH)\n";
     }
     for p in &found.plugins {
         let info = p.info();
-        println!("{} {}  ({})", info.name, info.version, p.path().display());
+        text += &format!("{} {}  ({})\n", info.name, info.version, p.path().display());
         for k in &info.kinds {
             let exts: Vec<String> = k.extensions.iter().map(|e| format!(".{e}")).collect();
             let exts = if exts.is_empty() { String::new() } else { format!(" [{}]", exts.join(" ")) };
-            println!("  kind {}{exts}: {}", k.kind, k.description);
+            text += &format!("  kind {}{exts}: {}\n", k.kind, k.description);
         }
     }
     for problem in &found.problems {
-        eprintln!("warning: {problem}");
+        console::note(&format!("warning: {problem}"));
     }
-    Ok(())
+    console::print(&text)
 }

@@ -2,13 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
+use parfit_config::montecarlo::csv_text;
 use parfit_core::{Model, OutputKind};
 
 use crate::commands::{cell, model_from_config, plugin_options};
 use crate::config::{LoadedConfig, parse_times};
+use crate::console;
 use crate::data::read_observations;
 use crate::error::{CliResult, failed, input};
 use crate::inputs::FsLoader;
+use crate::outputs::OutputDir;
 use crate::plugins::{create_model, find_plugins, kind_for_file};
 use crate::{Common, Format, init_threads, parse_sets};
 
@@ -21,7 +24,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
     if is_config && crate::paths::is_monte_carlo(path)? {
         return crate::paths::run(explicit, path, common);
     }
-    init_threads(common.threads)?;
+    init_threads(common.threads, None, "")?;
     let (model, mut params, config_times) = if is_config {
         let loaded = LoadedConfig::load(path, &FsLoader)?;
         let model = model_from_config(explicit, &loaded, common)?.model;
@@ -52,6 +55,8 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
         let i = param_index(model.as_ref(), &name, "--set")?;
         params[i] = value;
     }
+    // Lock the output directory before the simulation, so a second run into it is refused at once.
+    let mut outputs = common.output.as_deref().map(OutputDir::open).transpose()?;
     let spec = model.spec();
     let times = match times_flag {
         Some(t) => parse_times(t).map_err(|e| input(format!("--times: {e}")))?,
@@ -92,31 +97,28 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
                 + "\n"
         }
         Format::Csv | Format::Table => {
-            let sep = if common.format == Some(Format::Table) { "\t" } else { "," };
-            let mut header: Vec<&str> = spec.outputs.iter().map(String::as_str).collect();
+            let mut header: Vec<String> = spec.outputs.clone();
             if spec.output_kind == OutputKind::TimeSeries {
-                header.insert(0, "time");
+                header.insert(0, "time".into());
             }
-            let mut text = header.join(sep) + "\n";
-            for (t, row) in &rows {
-                let mut cells: Vec<String> = row.iter().map(|v| cell(*v)).collect();
-                if let Some(t) = t {
-                    cells.insert(0, cell(*t));
-                }
-                text += &(cells.join(sep) + "\n");
+            let records = std::iter::once(header)
+                .chain(rows.iter().map(|(t, row)| t.iter().chain(row.iter()).map(|v| cell(*v)).collect::<Vec<_>>()));
+            if common.format == Some(Format::Table) {
+                records.map(|r| r.join("\t") + "\n").collect()
+            } else {
+                csv_text(records)
             }
-            text
         }
     };
-    match &common.output {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| failed(format!("{}: cannot create ({e})", dir.display())))?;
+    match outputs.take() {
+        Some(mut out) => {
             let name = if common.format == Some(Format::Json) { "run.json" } else { "run.csv" };
-            let file = dir.join(name);
-            std::fs::write(&file, text).map_err(|e| failed(format!("{}: cannot write ({e})", file.display())))?;
-            eprintln!("wrote {}", file.display());
+            out.write(name, text.as_bytes())?;
+            for file in out.commit()? {
+                console::note(&format!("wrote {}", file.display()));
+            }
         }
-        None => print!("{text}"),
+        None => console::print(&text)?,
     }
     Ok(())
 }

@@ -13,9 +13,11 @@ use serde_json::{Map, Value, json};
 
 use crate::commands::{ConfiguredModel, cell, configure_objective, load_for_run, model_from_config, show};
 use crate::config::{LoadedConfig, McmcStart, SampleAlgorithm, SampleSection};
+use crate::console;
 use crate::data::read_observations;
-use crate::error::{CliResult, failed, input};
+use crate::error::{CliError, CliResult, failed, input};
 use crate::inputs::FsLoader;
+use crate::outputs::OutputDir;
 use crate::plot::corner_plot;
 use crate::progress::CliMonitor;
 use crate::{Common, Format, parse_sets};
@@ -76,31 +78,42 @@ pub fn sample(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliR
         }
     };
 
+    // Every rank runs the same sampler; rank 0 alone writes, so it alone locks the directory, before any work.
+    let output_dir = common.output.clone().or_else(|| config.output.dir.as_ref().map(|d| loaded.resolve(d)));
+    let mut outputs = match &output_dir {
+        Some(dir) if crate::ranks::is_root() => Some(OutputDir::open(dir)?),
+        _ => None,
+    };
     let observations = objective.residual_count();
     let mut likelihood = GaussianLikelihood::new(objective, observations, sigma);
     let mut monitor = CliMonitor::new(None);
     let result = run_sampler(sampler.as_mut(), &mut likelihood, &limits, &mut monitor);
     monitor.finish();
-    // Every rank ran the same sampler; rank 0 reports it.
+    if crate::signals::stop_requested() {
+        return Err(CliError::Interrupted("interrupted; nothing was written".into()));
+    }
     if !crate::ranks::is_root() {
         return Ok(());
+    }
+    if !result.log_likelihoods.iter().any(|l| l.is_finite()) {
+        return Err(failed(
+            "sampling failed: no point could be simulated (every log-likelihood is -inf); nothing was written",
+        ));
     }
 
     let run = Run { config_path, plugin: &plugin, kind: &kind, algorithm: section.algorithm, threads, seed, sigma };
     let summary = summary_json(&result, &columns, &run);
-    let output_dir = common.output.clone().or_else(|| config.output.dir.as_ref().map(|d| loaded.resolve(d)));
-    if let Some(dir) = &output_dir {
-        write_outputs(dir, &result, &columns, &summary, &run)?;
+    if let Some(out) = &mut outputs {
+        write_outputs(out, &result, &columns, &summary, &run)?;
     }
-    match common.format.unwrap_or(Format::Table) {
-        Format::Json => println!("{summary}"),
-        Format::Table | Format::Csv => print_table(&result, &columns, &run),
-    }
-    if let Some(dir) = &output_dir {
-        eprintln!("wrote samples.csv, summary.json and corner.svg to {}", dir.display());
-    }
-    if !result.log_likelihoods.iter().any(|l| l.is_finite()) {
-        return Err(failed("sampling failed: no point could be simulated (every log-likelihood is -inf)"));
+    console::print(&match common.format.unwrap_or(Format::Table) {
+        Format::Json => format!("{summary}\n"),
+        Format::Table | Format::Csv => table(&result, &columns, &run),
+    })?;
+    if let Some(out) = outputs {
+        let dir = out.path().display().to_string();
+        out.commit()?;
+        console::note(&format!("wrote samples.csv, summary.json and corner.svg to {dir}"));
     }
     Ok(())
 }
@@ -276,11 +289,11 @@ fn summary_json(result: &SampleResult, columns: &[String], run: &Run) -> Value {
     doc
 }
 
-fn print_table(result: &SampleResult, columns: &[String], run: &Run) {
-    println!("sample     {} ({} via plugin {})", run.config_path.display(), run.kind, run.plugin);
-    println!("algorithm  {} (seed {}, {} threads)", run.algorithm.name(), run.seed, run.threads);
-    println!(
-        "result     {} likelihood evaluations, {} iterations in {:.3} s ({}); {} samples, {:.1} effective",
+fn table(result: &SampleResult, columns: &[String], run: &Run) -> String {
+    let mut text = format!("sample     {} ({} via plugin {})\n", run.config_path.display(), run.kind, run.plugin);
+    text += &format!("algorithm  {} (seed {}, {} threads)\n", run.algorithm.name(), run.seed, run.threads);
+    text += &format!(
+        "result     {} likelihood evaluations, {} iterations in {:.3} s ({}); {} samples, {:.1} effective\n",
         result.evaluations,
         result.iterations,
         result.seconds,
@@ -289,56 +302,60 @@ fn print_table(result: &SampleResult, columns: &[String], run: &Run) {
         result.effective_samples
     );
     if let Some(e) = &result.evidence {
-        println!(
-            "evidence   ln Z = {} ± {} (information {} nats)",
+        text += &format!(
+            "evidence   ln Z = {} ± {} (information {} nats)\n",
             show(e.log_z),
             show(e.log_z_err),
             show(e.information)
         );
     }
     if let Some(m) = &result.mcmc {
-        println!("mcmc       {} walkers, {} steps, acceptance {:.3}", m.walkers, m.steps, m.acceptance);
+        text += &format!("mcmc       {} walkers, {} steps, acceptance {:.3}\n", m.walkers, m.steps, m.acceptance);
     }
-    println!();
-    let mut header = format!("{:<12} {:>12} {:>12}", "parameter", "mean", "sd");
+    text += "\n";
+    text += &format!("{:<12} {:>12} {:>12}", "parameter", "mean", "sd");
     for l in QUANTILE_LEVELS {
-        header.push_str(&format!(" {:>12}", quantile_label(l)));
+        text += &format!(" {:>12}", quantile_label(l));
     }
     if result.mcmc.is_some() {
-        header.push_str(&format!(" {:>8} {:>8}", "r_hat", "ess"));
+        text += &format!(" {:>8} {:>8}", "r_hat", "ess");
     }
-    println!("{header}");
+    text += "\n";
     for (j, (name, s)) in columns.iter().zip(&result.summary).enumerate() {
-        let mut line = format!("{name:<12} {:>12} {:>12}", show(s.mean), show(s.sd));
+        text += &format!("{name:<12} {:>12} {:>12}", show(s.mean), show(s.sd));
         for q in s.quantiles {
-            line.push_str(&format!(" {:>12}", show(q)));
+            text += &format!(" {:>12}", show(q));
         }
         if let Some(m) = &result.mcmc {
-            line.push_str(&format!(
+            text += &format!(
                 " {:>8.4} {:>8.0}",
                 m.r_hat.get(j).copied().unwrap_or(f64::NAN),
                 m.ess.get(j).copied().unwrap_or(f64::NAN)
-            ));
+            );
         }
-        println!("{line}");
+        text += "\n";
     }
+    text
 }
 
-fn write_outputs(dir: &Path, result: &SampleResult, columns: &[String], summary: &Value, run: &Run) -> CliResult<()> {
-    let io = |what: &Path, e: std::io::Error| failed(format!("{}: cannot write ({e})", what.display()));
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+fn write_outputs(
+    out: &mut OutputDir,
+    result: &SampleResult,
+    columns: &[String],
+    summary: &Value,
+    run: &Run,
+) -> CliResult<()> {
+    let header: Vec<&str> = columns.iter().map(String::as_str).chain(["weight", "log_likelihood"]).collect();
+    let rows = result
+        .points
+        .iter()
+        .zip(&result.weights)
+        .zip(&result.log_likelihoods)
+        .map(|((x, w), l)| x.iter().chain([w, l]).map(|v| cell(*v)).collect::<Vec<_>>());
+    out.write_csv("samples.csv", &header, rows)?;
 
-    let path = dir.join("samples.csv");
-    let mut csv = format!("{},weight,log_likelihood\n", columns.join(","));
-    for ((x, w), l) in result.points.iter().zip(&result.weights).zip(&result.log_likelihoods) {
-        let row: Vec<String> = x.iter().map(|v| cell(*v)).collect();
-        csv.push_str(&format!("{},{},{}\n", row.join(","), cell(*w), cell(*l)));
-    }
-    std::fs::write(&path, csv).map_err(|e| io(&path, e))?;
-
-    let path = dir.join("summary.json");
     let text = serde_json::to_string_pretty(summary).map_err(|e| failed(e.to_string()))?;
-    std::fs::write(&path, text + "\n").map_err(|e| io(&path, e))?;
+    out.write("summary.json", (text + "\n").as_bytes())?;
 
     let title = match &result.evidence {
         Some(e) => format!(
@@ -350,5 +367,5 @@ fn write_outputs(dir: &Path, result: &SampleResult, columns: &[String], summary:
         ),
         None => format!("{} posterior ({})", run.config_path.display(), run.algorithm.name()),
     };
-    corner_plot(&dir.join("corner.svg"), &title, columns, &result.points, &result.weights)
+    corner_plot(&out.stage("corner.svg"), &title, columns, &result.points, &result.weights)
 }
