@@ -47,7 +47,10 @@ fn the_example_fit_reaches_the_least_squares_optimum() {
 #[test]
 fn every_local_and_gradient_optimiser_reaches_the_optimum_in_horizon_stages() {
     for algorithm in ["nelder_mead", "lbfgsb", "levenberg_marquardt"] {
-        let run = parfit(&["fit", "examples/lotka_volterra/fit.toml", "--algorithm", algorithm, "--format", "json"]);
+        // Tests run in parallel: each writes to its own directory (a directory in use is refused).
+        let out = scratch(&format!("lv-stages-{algorithm}"));
+        let args = ["fit", "examples/lotka_volterra/fit.toml", "--algorithm", algorithm, "--format", "json"];
+        let run = parfit(&[&args[..], &["--output", out.to_str().unwrap()]].concat());
         let result = run.assert_ok().json();
         assert_eq!(result["algorithm"], algorithm);
         let sse = result["value"].as_f64().unwrap();
@@ -58,9 +61,9 @@ fn every_local_and_gradient_optimiser_reaches_the_optimum_in_horizon_stages() {
 #[test]
 fn the_fit_is_identical_for_one_and_two_threads() {
     let fit = |threads: &str| {
-        parfit(&["fit", "examples/lotka_volterra/fit.toml", "--seed", "7", "--threads", threads, "--format", "json"])
-            .assert_ok()
-            .json()
+        let out = scratch(&format!("lv-threads-{threads}"));
+        let args = ["fit", "examples/lotka_volterra/fit.toml", "--seed", "7", "--threads", threads, "--format", "json"];
+        parfit(&[&args[..], &["--output", out.to_str().unwrap()]].concat()).assert_ok().json()
     };
     let (one, two) = (fit("1"), fit("2"));
     assert_eq!(one["threads"], 1);
@@ -203,7 +206,9 @@ fn every_optimiser_gives_the_same_answer_on_one_and_two_threads() {
     for algorithm in ["differential_evolution", "lbfgsb", "levenberg_marquardt", "nelder_mead"] {
         let fit = |threads: &str| {
             let args = ["fit", "examples/lotka_volterra/tutorial.toml", "--algorithm", algorithm, "--seed", "3"];
-            parfit(&[&args[..], &["--threads", threads, "--format", "json"]].concat()).assert_ok().json()
+            let out = scratch(&format!("lv-optimiser-{algorithm}-{threads}"));
+            let more = ["--threads", threads, "--format", "json", "--output", out.to_str().unwrap()];
+            parfit(&[&args[..], &more[..]].concat()).assert_ok().json()
         };
         let (one, two) = (fit("1"), fit("2"));
         for key in ["x", "value", "evaluations", "iterations", "termination"] {
@@ -295,6 +300,10 @@ fn the_polish_uses_exact_jacobians_and_agrees_with_nelder_mead() {
         let (x, y) = (auto["x"][name].as_f64().unwrap(), simplex["x"][name].as_f64().unwrap());
         assert!((x - y).abs() <= 1e-6 * y.abs(), "{name}: {x} vs {y}");
     }
-    let example = parfit(&["fit", "examples/lotka_volterra/fit.toml", "--format", "json"]).assert_ok().json();
+    let out = scratch("lv-polish-example");
+    let example =
+        parfit(&["fit", "examples/lotka_volterra/fit.toml", "--format", "json", "--output", out.to_str().unwrap()])
+            .assert_ok()
+            .json();
     assert_eq!(example["x"], auto["x"], "`polish = true` did not pick Levenberg–Marquardt for the ODE model");
 }

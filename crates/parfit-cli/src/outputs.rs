@@ -81,8 +81,8 @@ impl OutputDir {
 
     /// Stage `name` and open it for writing.
     pub fn create(&mut self, name: &str) -> CliResult<Staged> {
-        let path = self.stage(name);
-        let file = File::create(&path).map_err(|e| write_error(&path, e))?;
+        let path = self.join(name);
+        let file = File::create(self.stage(name)).map_err(|e| write_error(&path, e))?;
         Ok(Staged { path, out: BufWriter::new(file) })
     }
 
@@ -134,6 +134,7 @@ impl Drop for OutputDir {
 
 /// A staged file being written (buffered); [`Staged::finish`] flushes it and reports any error.
 pub struct Staged {
+    /// The final path, which errors name.
     path: PathBuf,
     out: BufWriter<File>,
 }

@@ -63,7 +63,10 @@ fn note_skipped(path: &Path, skipped: usize) {
     if skipped > 0 {
         crate::console::note(&format!(
             "note: {}: {skipped} value(s) not finite or beyond ±{PLOT_LIMIT:e} are not drawn",
-            path.file_name().map_or(path.display().to_string(), |n| n.to_string_lossy().into_owned())
+            path.file_name().map_or(path.display().to_string(), |n| {
+                let name = n.to_string_lossy();
+                name.strip_suffix(".partial").unwrap_or(&name).to_string()
+            })
         ));
     }
 }
@@ -112,33 +115,30 @@ pub fn fit_plot(path: &Path, title: &str, series: &[Series]) -> CliResult<()> {
     root.present().map_err(|e| plot_error(path, e))
 }
 
-/// Best value against evaluations, on a log scale when every value is positive.
+/// Best value against evaluations, as log10 of the value when every value is positive. (plotters' own log
+/// axis loops on a range of hundreds of decades, which a cost falling from 1e300 spans.)
 pub fn convergence_plot(path: &Path, title: &str, points: &[(f64, f64)]) -> CliResult<()> {
     // A best value of +inf before the first success is no news: leave those out quietly.
     let found: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1 != f64::INFINITY).collect();
+    let log = !found.is_empty() && found.iter().all(|p| p.1 > 0.0 && p.1.is_finite());
+    let shown: Vec<(f64, f64)> = if log { found.iter().map(|&(x, y)| (x, y.log10())).collect() } else { found };
     let mut skipped = 0;
-    let finite = drawable(&found, &mut skipped);
+    let drawn = drawable(&shown, &mut skipped);
     note_skipped(path, skipped);
     let root = SVGBackend::new(path, (700, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let xs = range(finite.iter().map(|p| p.0));
-    let positive = !finite.is_empty() && finite.iter().all(|p| p.1 > 0.0);
-    let mut builder = ChartBuilder::on(&root);
-    builder.caption(title, ("sans-serif", 18)).margin(12).x_label_area_size(40).y_label_area_size(70);
-    if positive {
-        let lo = finite.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-        let hi = finite.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = if lo < hi { (lo * 0.9, hi * 1.1) } else { (lo * 0.5, hi * 2.0) };
-        let mut chart =
-            builder.build_cartesian_2d(xs.0..xs.1, (lo..hi).log_scale()).map_err(|e| plot_error(path, e))?;
-        chart.configure_mesh().x_desc("evaluations").y_desc("best value").draw().map_err(|e| plot_error(path, e))?;
-        chart.draw_series(LineSeries::new(finite, PALETTE[0].stroke_width(2))).map_err(|e| plot_error(path, e))?;
-    } else {
-        let ys = range(finite.iter().map(|p| p.1));
-        let mut chart = builder.build_cartesian_2d(xs.0..xs.1, ys.0..ys.1).map_err(|e| plot_error(path, e))?;
-        chart.configure_mesh().x_desc("evaluations").y_desc("best value").draw().map_err(|e| plot_error(path, e))?;
-        chart.draw_series(LineSeries::new(finite, PALETTE[0].stroke_width(2))).map_err(|e| plot_error(path, e))?;
-    }
+    let xs = range(drawn.iter().map(|p| p.0));
+    let ys = range(drawn.iter().map(|p| p.1));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(xs.0..xs.1, ys.0..ys.1)
+        .map_err(|e| plot_error(path, e))?;
+    let y_desc = if log { "log10 of the best value" } else { "best value" };
+    chart.configure_mesh().x_desc("evaluations").y_desc(y_desc).draw().map_err(|e| plot_error(path, e))?;
+    chart.draw_series(LineSeries::new(drawn, PALETTE[0].stroke_width(2))).map_err(|e| plot_error(path, e))?;
     root.present().map_err(|e| plot_error(path, e))
 }
 
@@ -293,4 +293,58 @@ pub fn projection_plot(path: &Path, title: &str, net: &[(f64, f64)], pols: &[(f6
         chart.draw_series(LineSeries::new(data, colour.stroke_width(2))).map_err(|e| plot_error(path, e))?;
     }
     root.present().map_err(|e| plot_error(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Run `draw` on a thread and fail if it has not returned within a minute (plotters looped on such values).
+    fn finishes(draw: impl FnOnce() -> CliResult<()> + Send + 'static) {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(draw().map_err(|e| e.to_string()));
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(result) => result.unwrap(),
+            Err(_) => panic!("the plot did not finish: a loop"),
+        }
+    }
+
+    #[test]
+    fn every_plot_finishes_on_infinite_nan_and_huge_values() {
+        let dir = std::env::temp_dir().join(format!("parfit-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = [1.0, 1e308, -1e308, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 2.0];
+        let points: Vec<(f64, f64)> = bad.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect();
+        let path = dir.join("fit.svg");
+        let (data, fitted) = (points.clone(), points.clone());
+        finishes(move || fit_plot(&path, "t", &[Series { name: "y", data, fitted }]));
+        let (path, p) = (dir.join("convergence.svg"), points.clone());
+        finishes(move || convergence_plot(&path, "t", &p));
+        let path = dir.join("convergence-log.svg");
+        finishes(move || convergence_plot(&path, "t", &[(0.0, 1e300), (1.0, 1e100), (2.0, 1e-300)]));
+        let path = dir.join("histograms.svg");
+        finishes(move || histograms(&path, "t", &[("k".into(), bad.to_vec())]));
+        let path = dir.join("corner.svg");
+        let rows: Vec<Vec<f64>> = bad.iter().map(|&v| vec![v, 1.0]).collect();
+        finishes(move || corner_plot(&path, "t", &["a".into(), "b".into()], &rows, &[1.0; 7]));
+        let (path, p) = (dir.join("projection.svg"), points);
+        finishes(move || projection_plot(&path, "t", &p, &p));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_series_of_a_million_points_is_thinned() {
+        let path = std::env::temp_dir().join(format!("parfit-plot-thin-{}.svg", std::process::id()));
+        let points: Vec<(f64, f64)> = (0..1_000_000).map(|i| (i as f64, (i as f64 * 1e-3).sin())).collect();
+        fit_plot(&path, "t", &[Series { name: "y", data: points.clone(), fitted: points }]).unwrap();
+        let bytes = std::fs::metadata(&path).unwrap().len();
+        std::fs::remove_file(&path).unwrap();
+        // Unthinned, the million circles alone took ~100 MB.
+        assert!(bytes < 2_000_000, "fit.svg holds {bytes} bytes");
+    }
 }
