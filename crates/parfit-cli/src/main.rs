@@ -15,7 +15,7 @@ mod ranks;
 mod signals;
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use parfit_config::{config, data};
@@ -161,13 +161,14 @@ fn run(cli: Cli) -> CliResult<()> {
 pub const MAX_THREADS: usize = 1024;
 
 /// Size rayon's global pool once, before any parallel work: `--threads` (already checked by clap), else the
-/// `threads` key of the configuration at `origin`, else one per core.
-pub fn init_threads(flag: Option<u16>, key: Option<usize>, origin: &str) -> CliResult<usize> {
+/// `threads` key of the configuration at `config`, else one per core.
+pub fn init_threads(flag: Option<u16>, key: Option<usize>, config: &Path) -> CliResult<usize> {
     if let Some(n) = key
         && flag.is_none()
         && !(1..=MAX_THREADS).contains(&n)
     {
-        return Err(input(format!("{origin}: threads must be from 1 to {MAX_THREADS} (got {n})")));
+        let place = inputs::locate_key(config, "threads");
+        return Err(input(format!("{place}: threads must be from 1 to {MAX_THREADS} (got {n})")));
     }
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = flag.map(usize::from).or(key) {

@@ -43,7 +43,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         Some(dir) if p.is_relative() => dir.join(p),
         _ => p.to_path_buf(),
     };
-    let threads = init_threads(common.threads, config.threads, &origin)?;
+    let threads = init_threads(common.threads, config.threads, path)?;
 
     let found = find_plugins(explicit)?;
     let plugin = choose(&found, config.model.plugin.as_deref(), &config.model.kind)?;

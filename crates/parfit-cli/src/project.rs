@@ -55,7 +55,7 @@ impl parfit_config::Loader for GzLoader {
 pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> {
     let text = crate::inputs::read_text(path)?;
     let config = ProjectConfig::parse(path, &text)?;
-    let threads = init_threads(common.threads, config.threads, &path.display().to_string())?;
+    let threads = init_threads(common.threads, config.threads, path)?;
     let p = &config.projection;
     let found = find_plugins(explicit)?;
     let plugin = choose(&found, p.plugin.as_deref(), &p.kind)?;

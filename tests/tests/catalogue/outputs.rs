@@ -200,7 +200,7 @@ fn ten_thousand_threads_are_refused_with_the_allowed_range() {
     let text = std::fs::read_to_string(dir.join("config.toml")).unwrap();
     std::fs::write(dir.join("config.toml"), format!("threads = 10000\n{text}")).unwrap();
     let key = run_in(&dir, &["fit", "config.toml"]);
-    refused(&key, 2, &["config.toml: threads must be from 1 to 1024 (got 10000)"]);
+    refused(&key, 2, &["config.toml:1:11: threads must be from 1 to 1024 (got 10000)"]);
 }
 
 #[test]

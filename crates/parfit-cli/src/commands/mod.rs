@@ -61,7 +61,7 @@ pub fn load_for_run(config_path: &Path, common: &Common) -> CliResult<(LoadedCon
     if let Some(algorithm) = common.algorithm {
         loaded.config.fit.algorithm = algorithm;
     }
-    let threads = crate::init_threads(common.threads, loaded.config.threads, &config_path.display().to_string())?;
+    let threads = crate::init_threads(common.threads, loaded.config.threads, config_path)?;
     let seed = common.seed.or(loaded.config.seed).unwrap_or(0);
     Ok((loaded, config_path.display().to_string(), threads, seed))
 }

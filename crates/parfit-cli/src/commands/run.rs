@@ -24,7 +24,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
     if is_config && crate::paths::is_monte_carlo(path)? {
         return crate::paths::run(explicit, path, common);
     }
-    init_threads(common.threads, None, "")?;
+    init_threads(common.threads, None, path)?;
     let (model, mut params, config_times) = if is_config {
         let loaded = LoadedConfig::load(path, &FsLoader)?;
         let model = model_from_config(explicit, &loaded, common)?.model;
@@ -55,8 +55,6 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
         let i = param_index(model.as_ref(), &name, "--set")?;
         params[i] = value;
     }
-    // Lock the output directory before the simulation, so a second run into it is refused at once.
-    let mut outputs = common.output.as_deref().map(OutputDir::open).transpose()?;
     let spec = model.spec();
     let times = match times_flag {
         Some(t) => parse_times(t).map_err(|e| input(format!("--times: {e}")))?,
@@ -68,6 +66,13 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
             }
         },
     };
+
+    // One simulation needs no ranks: under mpirun, rank 0 alone reports it.
+    if !crate::ranks::is_root() {
+        return Ok(());
+    }
+    // Lock the output directory before the simulation, so a second run into it is refused at once.
+    let mut outputs = common.output.as_deref().map(OutputDir::open).transpose()?;
 
     let mut ws = model.workspace();
     let mut out = vec![0.0; spec.output_len(times.len())];
