@@ -110,14 +110,14 @@ impl OutputDir {
         csv.into_inner().map_err(|e| write_error(&path, e.error()))?.finish()
     }
 
-    /// Rename every staged file into place; returns their final paths.
+    /// Rename every staged file into place; returns their final paths. On a failure the files not yet renamed
+    /// are removed (by the drop).
     pub fn commit(mut self) -> CliResult<Vec<PathBuf>> {
-        let files = std::mem::take(&mut self.files);
-        for (tmp, fin) in &files {
+        for (tmp, fin) in &self.files {
             std::fs::rename(tmp, fin).map_err(|e| write_error(fin, e))?;
             staged().retain(|p| p != tmp);
         }
-        Ok(files.into_iter().map(|f| f.1).collect())
+        Ok(std::mem::take(&mut self.files).into_iter().map(|f| f.1).collect())
     }
 }
 

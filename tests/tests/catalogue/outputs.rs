@@ -260,6 +260,17 @@ fn a_fit_with_a_huge_data_value_plots_without_it_and_says_so() {
     assert!(dir.join("out").join("fit.svg").is_file());
 }
 
+/// Wait until the run has locked (so created) its output directory `out`: its model is loaded and its
+/// simulation about to start. Then give it a moment to get into the long task.
+fn started(out: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.is_dir() {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+}
+
 #[test]
 fn sigterm_ends_a_task_stuck_in_a_plugin_with_exit_130_and_nothing_written() {
     let dir = scratch("catalogue-outputs-sigterm");
@@ -272,7 +283,7 @@ fn sigterm_ends_a_task_stuck_in_a_plugin_with_exit_130_and_nothing_written() {
     );
     std::fs::write(dir.join("long.toml"), config).unwrap();
     let child = spawn_in(&dir, &["run", "long.toml", "--output", "out"]);
-    std::thread::sleep(Duration::from_secs(2));
+    started(&dir.join("out"));
     let sent = Instant::now();
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let (run, _) = wait_bounded(child, Duration::from_secs(30));
@@ -282,8 +293,9 @@ fn sigterm_ends_a_task_stuck_in_a_plugin_with_exit_130_and_nothing_written() {
     nothing_written(&dir.join("out"));
 
     // A second signal does not wait for the grace period.
+    std::fs::remove_dir(dir.join("out")).unwrap();
     let child = spawn_in(&dir, &["run", "long.toml", "--output", "out"]);
-    std::thread::sleep(Duration::from_secs(2));
+    started(&dir.join("out"));
     let sent = Instant::now();
     for _ in 0..2 {
         Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
