@@ -74,7 +74,19 @@ enum Sym {
 struct Layout {
     elems: Vec<(usize, usize)>,
     len: usize,
+    /// How many levels of expressions and definitions generating its values recurses through (see
+    /// [`MAX_DEPTH`]).
+    depth: usize,
 }
+
+/// The most levels of nested expressions and definitions (`c { b }` where `b { a }` …) a value may be
+/// defined through. Generating code recurses once per level, so the bound keeps it within any thread's
+/// stack; expressions alone are bounded tighter by the parser.
+pub const MAX_DEPTH: usize = 500;
+
+/// Roughly what one element of a tensor costs to compile (its register code, the compiler's tables and the
+/// Jacobian's share), for the memory check before code is generated.
+const BYTES_PER_ELEMENT: f64 = 256.0;
 
 /// When a value can be known. Ordered: combining values takes the latest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -284,6 +296,9 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         syms,
         layouts: Vec::new(),
         visiting: Vec::new(),
+        level: 0,
+        entry: 0,
+        ref_depth: 0,
         n_states: 0,
         param_start: Vec::new(),
         n_regs: 0,
@@ -304,6 +319,12 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     // Lengths of every tensor, in source order so that the first problem in the text is reported.
     for tid in 0..n_tensors {
         g.layout(tid, g.defs[tid].t.pos)?;
+    }
+    if let Some(largest) = (0..n_tensors).max_by_key(|&tid| (g.len(tid), std::cmp::Reverse(tid))) {
+        let elements: usize = (0..n_tensors).map(|tid| g.len(tid)).sum();
+        let what = format!("a model of {elements} tensor elements");
+        parfit_core::limits::check_allocation(&what, elements as f64, BYTES_PER_ELEMENT)
+            .map_err(|m| Located::new(g.defs[largest].t.pos, m))?;
     }
     g.n_states = g.len(u);
     let n_f = g.len(f);
@@ -464,6 +485,11 @@ struct Gen<'a> {
     layouts: Vec<Option<Rc<Layout>>>,
     /// Tensors whose layout is being worked out, for cycle detection.
     visiting: Vec<usize>,
+    /// Levels of expressions open while working out layouts (nested layouts included), `entry` its value
+    /// when the innermost layout began, and `ref_depth` the deepest reference seen in that layout so far.
+    level: usize,
+    entry: usize,
+    ref_depth: usize,
     n_states: usize,
     /// Index of the first parameter of each input tensor (`usize::MAX` for the others).
     param_start: Vec<usize>,
@@ -509,10 +535,22 @@ impl<'a> Gen<'a> {
                 }
             });
         }
+        let too_deep =
+            |at| Located::new(at, format!("definitions and expressions nested deeper than {MAX_DEPTH} levels"));
+        if self.level > MAX_DEPTH {
+            return Err(too_deep(at));
+        }
+        let outer = (self.entry, std::mem::take(&mut self.ref_depth));
+        self.entry = self.level;
         self.visiting.push(tid);
         let l = self.compute_layout(tid);
         self.visiting.pop();
-        let l = Rc::new(l?);
+        let depth = self.ref_depth + 1;
+        (self.entry, self.ref_depth) = outer;
+        let l = Rc::new(Layout { depth, ..l? });
+        if depth > MAX_DEPTH {
+            return Err(too_deep(self.defs[tid].t.pos));
+        }
         self.layouts[tid] = Some(l.clone());
         Ok(l)
     }
@@ -570,10 +608,11 @@ impl<'a> Gen<'a> {
             elems.push((at, len));
             at += len;
         }
-        Ok(Layout { elems, len: at })
+        Ok(Layout { elems, len: at, depth: 0 })
     }
 
-    /// The tensor, offset and length a name refers to.
+    /// The tensor, offset and length a name refers to. While layouts are worked out this also records how
+    /// deep the reference reaches.
     fn resolve(&mut self, name: &str, pos: Pos) -> Result<(usize, usize, usize), Located> {
         let Some(&(sym, _)) = self.syms.get(name) else {
             if name == "N" {
@@ -585,17 +624,27 @@ impl<'a> Gen<'a> {
             }
             return Err(Located::new(pos, format!("unknown name '{name}'")));
         };
-        Ok(match sym {
-            Sym::Tensor(tid) => (tid, 0, self.layout(tid, pos)?.len),
-            Sym::Block(tid, e) => {
-                let (start, len) = self.layout(tid, pos)?.elems[e];
-                (tid, start, len)
-            }
+        let (tid, block) = match sym {
+            Sym::Tensor(tid) => (tid, None),
+            Sym::Block(tid, e) => (tid, Some(e)),
+        };
+        let layout = self.layout(tid, pos)?;
+        self.ref_depth = self.ref_depth.max(self.level - self.entry + layout.depth);
+        Ok(match block {
+            None => (tid, 0, layout.len),
+            Some(e) => (tid, layout.elems[e].0, layout.elems[e].1),
         })
     }
 
     /// The length of an expression (1 for scalars) in a tensor with index letter `index`.
     fn expr_len(&mut self, e: &Expr, index: Option<char>, at: Pos) -> Result<usize, Located> {
+        self.level += 1;
+        let n = self.expr_len_inner(e, index, at);
+        self.level -= 1;
+        n
+    }
+
+    fn expr_len_inner(&mut self, e: &Expr, index: Option<char>, at: Pos) -> Result<usize, Located> {
         Ok(match e {
             Expr::Num(_) => 1,
             Expr::Name(name, pos) => {
@@ -614,9 +663,13 @@ impl<'a> Gen<'a> {
             }
             Expr::Tensor(r) => self.ref_len(r, index)?,
             Expr::Neg(x) => self.expr_len(x, index, at)?,
-            Expr::Bin(_, a, b) => {
-                let (a, b) = (self.expr_len(a, index, at)?, self.expr_len(b, index, at)?);
-                broadcast(a, b, at)?
+            Expr::Chain(first, rest) => {
+                let mut n = self.expr_len(first, index, at)?;
+                for (_, e) in rest {
+                    let m = self.expr_len(e, index, at)?;
+                    n = broadcast(n, m, at)?;
+                }
+                n
             }
             Expr::Call(_, args) | Expr::Draw(_, args, ..) => {
                 let mut n = 1;
@@ -865,15 +918,19 @@ impl<'a> Gen<'a> {
                 let x = self.expr(x, k)?;
                 self.op(Op::Neg, x, x)
             }
-            Expr::Bin(op, a, b) => {
-                let (a, b) = (self.expr(a, k)?, self.expr(b, k)?);
-                let op = match op {
-                    BinOp::Add => Op::Add,
-                    BinOp::Sub => Op::Sub,
-                    BinOp::Mul => Op::Mul,
-                    BinOp::Div => Op::Div,
-                };
-                self.op(op, a, b)
+            Expr::Chain(first, rest) => {
+                let mut acc = self.expr(first, k)?;
+                for (op, e) in rest {
+                    let b = self.expr(e, k)?;
+                    let op = match op {
+                        BinOp::Add => Op::Add,
+                        BinOp::Sub => Op::Sub,
+                        BinOp::Mul => Op::Mul,
+                        BinOp::Div => Op::Div,
+                    };
+                    acc = self.op(op, acc, b);
+                }
+                acc
             }
             Expr::Draw(draw, args, pos, site) => self.draw(*draw, args, *pos, (*site, k))?,
             Expr::Call(Func::Piecewise, args) => {

@@ -96,11 +96,17 @@ impl OdeModel {
             output_kind: OutputKind::TimeSeries,
         };
         let mut program = compiled.program;
-        // Once per model; a model the JIT cannot compile is interpreted, with the same results.
+        // Once per model; a model the JIT cannot compile (or one too large to be worth it) is interpreted,
+        // with the same results, and the user is told why it may run slower.
         if options.jit {
-            let _ = program.compile_native();
+            let mut natives = vec![program.compile_native()];
             if options.sensitivities {
-                let _ = sens_program.compile_native();
+                natives.push(sens_program.compile_native());
+            }
+            if let Some(Err(why)) = natives.into_iter().find(Result::is_err)
+                && cfg!(not(target_arch = "wasm32"))
+            {
+                eprintln!("note: {source_name}: {why}");
             }
         }
         Ok(OdeModel { spec, program, sens_program, options })
