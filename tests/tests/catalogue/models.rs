@@ -144,3 +144,101 @@ fn bad_model_options_are_blamed_on_the_configuration_with_the_value() {
         nothing_written(&dir.join("out"));
     }
 }
+
+/// The counties example's Vensim model with `from` replaced by `to`.
+fn aging_chain_with(from: &str, to: &str) -> String {
+    let text =
+        std::fs::read_to_string(parfit_tests::root().join("examples/counties/Aging_Chain.mdl")).expect("example");
+    assert!(text.contains(from), "the example has no {from:?}");
+    text.replace(from, to)
+}
+
+#[test]
+fn a_vensim_final_time_before_the_initial_time_is_refused_at_its_place() {
+    let model = aging_chain_with("FINAL TIME  = 2010", "FINAL TIME  = 1990");
+    let (run, _) = run_with("vensim-final", &[("m.mdl", &model)], &["run", "m.mdl", "--times", "2000:2001:2"]);
+    refused(&run, 2, &["m.mdl:197:1:", "FINAL TIME (1990) is before INITIAL TIME (2000)"]);
+}
+
+#[test]
+fn a_vensim_time_step_that_is_not_positive_is_refused_at_its_place() {
+    for step in ["0", "-0.125"] {
+        let model = aging_chain_with("TIME STEP  = 0.125", &format!("TIME STEP  = {step}"));
+        let (run, _) = run_with("vensim-step", &[("m.mdl", &model)], &["run", "m.mdl", "--times", "2000:2001:2"]);
+        refused(
+            &run,
+            2,
+            &["m.mdl:213:1:", &format!("TIME STEP must be positive, found {}", step.trim_start_matches('+'))],
+        );
+    }
+}
+
+#[test]
+fn a_vensim_run_whose_saved_table_would_exceed_memory_is_refused() {
+    let model = aging_chain_with("TIME STEP  = 0.125", "TIME STEP  = 1e-12");
+    let (run, _) = run_with("vensim-steps", &[("m.mdl", &model)], &["run", "m.mdl"]);
+    refused(&run, 2, &["m.mdl:197:1:", "saving 26 outputs at 10000000000001 times", "more than the limit"]);
+}
+
+#[test]
+fn a_vensim_1e999_literal_is_refused_at_its_place() {
+    let model = aging_chain_with("INITIAL TIME  = 2000", "INITIAL TIME  = 1e999");
+    let (run, _) = run_with("vensim-inf", &[("m.mdl", &model)], &["run", "m.mdl", "--times", "2000:2001:2"]);
+    refused(&run, 2, &["m.mdl:202:17:", "number 1e999 is too large"]);
+}
+
+#[test]
+fn vensim_expressions_nested_100000_deep_are_refused_and_long_sums_run() {
+    let deep = format!("births=\n\t{}0{}", "(".repeat(100_000), ")".repeat(100_000));
+    let model = aging_chain_with("births=\n\t0", &deep);
+    let (run, _) = run_with("vensim-deep", &[("m.mdl", &model)], &["run", "m.mdl", "--times", "2000:2001:2"]);
+    refused(&run, 2, &["m.mdl:43:", "expression nesting deeper than 100 levels"]);
+    // A sum of 10⁵ zeros in place of the 0 births: the run is unchanged.
+    let model = aging_chain_with("births=\n\t0", &format!("births=\n\t{}", vec!["0"; 100_000].join(" + ")));
+    let (long, _) = run_with("vensim-long", &[("m.mdl", &model)], &["run", "m.mdl", "--times", "2000:2001:2"]);
+    let (plain, _) =
+        run_with("vensim-plain", &[("m.mdl", &aging_chain_with("", ""))], &["run", "m.mdl", "--times", "2000:2001:2"]);
+    assert_eq!(long.code, 0, "{}", long.stderr);
+    // The sum is an auxiliary now (a literal was a parameter), so compare the stocks.
+    for stock in ["dec 1", "dec 9"] {
+        assert_eq!(value_at(&long.stdout, "2001.0", stock), value_at(&plain.stdout, "2001.0", stock), "{stock}");
+    }
+    assert_eq!(value_at(&long.stdout, "2001.0", "births"), 0.0);
+}
+
+/// A BasicTerm projection of the model points `points` (rows after the header) on the example's tables, with
+/// `constants` in `[projection.constants]`.
+fn basic_term(name: &str, points: &str, constants: &str) -> (Run, std::path::PathBuf) {
+    let examples = parfit_tests::root().join("examples");
+    let table = |path: &str| examples.join(path).display().to_string().replace('\\', "/");
+    let config = format!(
+        "[projection]\nkind = \"basicterm\"\nmodel_points = \"mp.csv\"\n\n[projection.tables]\npremium = \"{}\"\n\
+         mortality = \"{}\"\ndiscount = \"{}\"\n\n[projection.constants]\n{constants}\n",
+        table("basicterm/basicterm_premium_table.csv"),
+        table("savings/mort_table.csv"),
+        table("savings/disc_rate_ann.csv"),
+    );
+    let points = format!("policy_id,age_at_entry,policy_term,policy_count,sum_assured,duration_mth\n{points}");
+    run_with(name, &[("mp.csv", &points), ("run.toml", &config)], &["run", "run.toml", "--output", "out"])
+}
+
+#[test]
+fn an_actuarial_duration_beyond_200_years_is_refused_at_its_cell() {
+    let (run, dir) = basic_term("act-duration", "1,47,10,86,622000,1\n2,29,20,56,752000,9223372036854775807\n", "");
+    refused(&run, 2, &["mp.csv:3 (row 2), column 'duration_mth'", "9223372036854775807 is outside -2400..=2400"]);
+    nothing_written(&dir.join("out"));
+}
+
+#[test]
+fn a_negative_lapse_floor_is_refused_with_its_range() {
+    let (run, dir) = basic_term("act-lapse", "1,47,10,86,622000,1\n", "lapse_floor = -5");
+    refused(&run, 2, &["run.toml: constants: lapse_floor = -5: must be between 0 and 1"]);
+    nothing_written(&dir.join("out"));
+}
+
+#[test]
+fn duplicate_policy_ids_are_refused_naming_both_rows() {
+    let (run, dir) = basic_term("act-ids", "1,47,10,86,622000,1\n2,29,20,56,752000,3\n1,30,10,5,1000,0\n", "");
+    refused(&run, 2, &["mp.csv:4 (row 3), column 'policy_id': policy id '1' is also row 1 (line 2)"]);
+    nothing_written(&dir.join("out"));
+}
