@@ -393,7 +393,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     let rhs = g.take_dynamic();
     let (jac, jac_entries) = match dialect {
         Dialect::Ode => {
-            let entries = g.jacobian(&rhs, &f_regs);
+            let entries = g.jacobian(&rhs, &f_regs).map_err(|m| Located::new(g.defs[f].t.pos, m))?;
             (g.take_dynamic(), entries)
         }
         Dialect::MonteCarlo => (Vec::new(), Vec::new()),
@@ -449,7 +449,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         native: None,
     };
     if sensitivities {
-        g.sensitivities(&mut program);
+        g.sensitivities(&mut program).map_err(|m| Located::new(g.defs[f].t.pos, m))?;
     }
     program.n_regs = g.n_regs as usize;
     program.consts = g.consts;
@@ -1064,7 +1064,7 @@ impl Gen<'_> {
     /// register)`. Derivatives propagate forward through the straight-line code as sparse rows, so the
     /// sparsity pattern comes out exact and derivatives that depend only on parameters (all of them, for a
     /// linear model) are computed once per simulation in the setup code.
-    fn jacobian(&mut self, rhs: &[Instr], f: &[u32]) -> Vec<(u32, u32, u32)> {
+    fn jacobian(&mut self, rhs: &[Instr], f: &[u32]) -> Result<Vec<(u32, u32, u32)>, String> {
         // Let the derivative code reuse what the right-hand side already computed, e.g. `exp(x)`.
         for i in rhs {
             self.dynamic_cse.insert((i.op, i.a, i.b, i.c), i.dst);
@@ -1077,15 +1077,21 @@ impl Gen<'_> {
             dynamic.insert(r);
             grads.insert(r, vec![(j as u32, Val::Const(1.0))]);
         }
-        self.derive(rhs, &dynamic, &mut grads);
-        self.entries(&grads, f)
+        self.derive(rhs, &dynamic, &mut grads)?;
+        Ok(self.entries(&grads, f))
     }
 
     /// Propagate sparse derivative rows forward through `code`: `grads` holds the rows of the registers
     /// derived so far (the seeds) and receives one for every result that depends on them. `dynamic` holds
     /// the registers whose values change within a simulation (the rest are parameter-level), so each
     /// derivative lands in the right section.
-    fn derive(&mut self, code: &[Instr], dynamic: &HashSet<u32>, grads: &mut HashMap<u32, Grad>) {
+    ///
+    /// Every intermediate value keeps its row, so a dense model (each value depending on many states) holds
+    /// many entries: their count is checked against the memory budget as they grow.
+    fn derive(&mut self, code: &[Instr], dynamic: &HashSet<u32>, grads: &mut HashMap<u32, Grad>) -> Result<(), String> {
+        let entry_bytes = std::mem::size_of::<(u32, Val)>() as f64;
+        let budget = parfit_core::limits::memory_limit() as f64 / entry_bytes;
+        let mut held: f64 = grads.values().map(|g| g.len() as f64).sum();
         let consts: HashMap<u32, f64> = self.consts.iter().copied().collect();
         let val = |r: u32| match consts.get(&r) {
             Some(&c) => Val::Const(c),
@@ -1174,10 +1180,16 @@ impl Gen<'_> {
                     self.lin(k, &da, Val::Const(0.0), &none)
                 }
             };
+            held += g.len() as f64;
+            if held > budget {
+                let what = "the derivatives of the model's code (for its Jacobian or sensitivities)";
+                parfit_core::limits::check_allocation(what, held, entry_bytes)?;
+            }
             if !g.is_empty() {
                 grads.insert(i.dst, g);
             }
         }
+        Ok(())
     }
 
     /// `(row, column, register)` of the non-zero derivatives of the registers `rows`.
@@ -1198,7 +1210,7 @@ impl Gen<'_> {
     /// wanted: ∂(parameter-level values)/∂p (once per simulation; gives ∂u0/∂p), ∂F/∂p (after the
     /// right-hand side and the Jacobian code, whose results it may reuse), and ∂out/∂u and ∂out/∂p (after
     /// the output code).
-    fn sensitivities(&mut self, p: &mut Program) {
+    fn sensitivities(&mut self, p: &mut Program) -> Result<(), String> {
         let n = self.n_states as u32;
         let mark = self.setup.len();
         let setup = self.setup.clone();
@@ -1206,7 +1218,7 @@ impl Gen<'_> {
         for k in 0..p.n_params {
             pgrads.insert(p.param_reg(k) as u32, vec![(k as u32, Val::Const(1.0))]);
         }
-        self.derive(&setup, &HashSet::new(), &mut pgrads);
+        self.derive(&setup, &HashSet::new(), &mut pgrads)?;
         p.init_sens = self.entries(&pgrads, &p.init);
 
         // ∂F/∂p with the state held fixed: parameter-level values are the only seeds.
@@ -1218,7 +1230,7 @@ impl Gen<'_> {
         dynamic.insert(Program::T as u32);
         dynamic.extend((0..n).map(|j| Program::state_reg(j as usize) as u32));
         let mut grads = pgrads.clone();
-        self.derive(&p.rhs, &dynamic, &mut grads);
+        self.derive(&p.rhs, &dynamic, &mut grads)?;
         p.pjac_entries = self.entries(&grads, &p.f);
         p.pjac = self.take_dynamic();
 
@@ -1235,7 +1247,7 @@ impl Gen<'_> {
             dynamic.insert(r);
             grads.insert(r, vec![(j, Val::Const(1.0))]);
         }
-        self.derive(&p.out, &dynamic, &mut grads);
+        self.derive(&p.out, &dynamic, &mut grads)?;
         let (dy, dp): (Vec<_>, Vec<_>) =
             self.entries(&grads, &p.out_regs).into_iter().partition(|&(_, col, _)| col < n);
         p.dout_dy = dy;
@@ -1243,6 +1255,7 @@ impl Gen<'_> {
         p.dout = self.take_dynamic();
         p.dsetup = self.setup.split_off(mark);
         p.sensitivities = true;
+        Ok(())
     }
 
     /// `d op(a) / da` for the one-argument functions, given `dst = op(a)`.
