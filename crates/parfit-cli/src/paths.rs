@@ -49,7 +49,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     let plugin = choose(&found, config.model.plugin.as_deref(), &config.model.kind)?;
     let options = plugin_options(&config.model.options, common, &origin)?;
     let source = config.model.source.as_ref().map(|s| resolve(s));
-    let model = create_model(plugin, &config.model.kind, source.as_deref(), options)?;
+    let model = create_model(plugin, &config.model.kind, source.as_deref(), options, &origin)?;
     let spec = model.spec();
     let plan = Plan::new(&config, &origin, spec, common.seed, &parse_sets(&common.set)?, threads)?;
     let mc = &config.montecarlo;

@@ -63,15 +63,21 @@ fn problems_suffix(found: &Discovery) -> String {
     if found.problems.is_empty() { String::new() } else { format!(" (skipped: {})", found.problems.join("; ")) }
 }
 
-/// Create a model: `options` plus the source text (if any) as the plugin's JSON configuration.
+/// Create a model: `options` plus the source text (if any) as the plugin's JSON configuration. A plugin's
+/// error about the source text names the source; any other (the kind, an option) is about what `origin`
+/// names — the configuration the kind and options came from — and is blamed on it.
 pub fn create_model(
     plugin: &LoadedPlugin,
     kind: &str,
     source: Option<&Path>,
     options: serde_json::Map<String, serde_json::Value>,
+    origin: &str,
 ) -> CliResult<Arc<dyn Model>> {
     let text = source.map(|path| FsLoader.read(path)).transpose()?;
     let json = parfit_config::fitting::model_config(options, source.zip(text.as_deref()));
-    let model = plugin.create(kind, &json).map_err(input)?;
+    let model = plugin.create(kind, &json).map_err(|e| {
+        let about_source = source.is_some_and(|path| e.starts_with(&format!("{}:", path.display())));
+        input(if about_source { e } else { format!("{origin}: {e}") })
+    })?;
     Ok(Arc::new(model))
 }

@@ -74,7 +74,19 @@ enum Sym {
 struct Layout {
     elems: Vec<(usize, usize)>,
     len: usize,
+    /// How many levels of expressions and definitions generating its values recurses through (see
+    /// [`MAX_DEPTH`]).
+    depth: usize,
 }
+
+/// The most levels of nested expressions and definitions (`c { b }` where `b { a }` …) a value may be
+/// defined through. Generating code recurses once per level, so the bound keeps it within any thread's
+/// stack; expressions alone are bounded tighter by the parser.
+pub const MAX_DEPTH: usize = 500;
+
+/// Roughly what one element of a tensor costs to compile (its register code, the compiler's tables and the
+/// Jacobian's share), for the memory check before code is generated.
+const BYTES_PER_ELEMENT: f64 = 256.0;
 
 /// When a value can be known. Ordered: combining values takes the latest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -284,6 +296,9 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         syms,
         layouts: Vec::new(),
         visiting: Vec::new(),
+        level: 0,
+        entry: 0,
+        ref_depth: 0,
         n_states: 0,
         param_start: Vec::new(),
         n_regs: 0,
@@ -304,6 +319,12 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     // Lengths of every tensor, in source order so that the first problem in the text is reported.
     for tid in 0..n_tensors {
         g.layout(tid, g.defs[tid].t.pos)?;
+    }
+    if let Some(largest) = (0..n_tensors).max_by_key(|&tid| (g.len(tid), std::cmp::Reverse(tid))) {
+        let elements: usize = (0..n_tensors).map(|tid| g.len(tid)).sum();
+        let what = format!("a model of {elements} tensor elements");
+        parfit_core::limits::check_allocation(&what, elements as f64, BYTES_PER_ELEMENT)
+            .map_err(|m| Located::new(g.defs[largest].t.pos, m))?;
     }
     g.n_states = g.len(u);
     let n_f = g.len(f);
@@ -372,7 +393,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     let rhs = g.take_dynamic();
     let (jac, jac_entries) = match dialect {
         Dialect::Ode => {
-            let entries = g.jacobian(&rhs, &f_regs);
+            let entries = g.jacobian(&rhs, &f_regs).map_err(|m| Located::new(g.defs[f].t.pos, m))?;
             (g.take_dynamic(), entries)
         }
         Dialect::MonteCarlo => (Vec::new(), Vec::new()),
@@ -428,7 +449,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         native: None,
     };
     if sensitivities {
-        g.sensitivities(&mut program);
+        g.sensitivities(&mut program).map_err(|m| Located::new(g.defs[f].t.pos, m))?;
     }
     program.n_regs = g.n_regs as usize;
     program.consts = g.consts;
@@ -464,6 +485,11 @@ struct Gen<'a> {
     layouts: Vec<Option<Rc<Layout>>>,
     /// Tensors whose layout is being worked out, for cycle detection.
     visiting: Vec<usize>,
+    /// Levels of expressions open while working out layouts (nested layouts included), `entry` its value
+    /// when the innermost layout began, and `ref_depth` the deepest reference seen in that layout so far.
+    level: usize,
+    entry: usize,
+    ref_depth: usize,
     n_states: usize,
     /// Index of the first parameter of each input tensor (`usize::MAX` for the others).
     param_start: Vec<usize>,
@@ -509,10 +535,22 @@ impl<'a> Gen<'a> {
                 }
             });
         }
+        let too_deep =
+            |at| Located::new(at, format!("definitions and expressions nested deeper than {MAX_DEPTH} levels"));
+        if self.level > MAX_DEPTH {
+            return Err(too_deep(at));
+        }
+        let outer = (self.entry, std::mem::take(&mut self.ref_depth));
+        self.entry = self.level;
         self.visiting.push(tid);
         let l = self.compute_layout(tid);
         self.visiting.pop();
-        let l = Rc::new(l?);
+        let depth = self.ref_depth + 1;
+        (self.entry, self.ref_depth) = outer;
+        let l = Rc::new(Layout { depth, ..l? });
+        if depth > MAX_DEPTH {
+            return Err(too_deep(self.defs[tid].t.pos));
+        }
         self.layouts[tid] = Some(l.clone());
         Ok(l)
     }
@@ -570,10 +608,11 @@ impl<'a> Gen<'a> {
             elems.push((at, len));
             at += len;
         }
-        Ok(Layout { elems, len: at })
+        Ok(Layout { elems, len: at, depth: 0 })
     }
 
-    /// The tensor, offset and length a name refers to.
+    /// The tensor, offset and length a name refers to. While layouts are worked out this also records how
+    /// deep the reference reaches.
     fn resolve(&mut self, name: &str, pos: Pos) -> Result<(usize, usize, usize), Located> {
         let Some(&(sym, _)) = self.syms.get(name) else {
             if name == "N" {
@@ -585,17 +624,27 @@ impl<'a> Gen<'a> {
             }
             return Err(Located::new(pos, format!("unknown name '{name}'")));
         };
-        Ok(match sym {
-            Sym::Tensor(tid) => (tid, 0, self.layout(tid, pos)?.len),
-            Sym::Block(tid, e) => {
-                let (start, len) = self.layout(tid, pos)?.elems[e];
-                (tid, start, len)
-            }
+        let (tid, block) = match sym {
+            Sym::Tensor(tid) => (tid, None),
+            Sym::Block(tid, e) => (tid, Some(e)),
+        };
+        let layout = self.layout(tid, pos)?;
+        self.ref_depth = self.ref_depth.max(self.level - self.entry + layout.depth);
+        Ok(match block {
+            None => (tid, 0, layout.len),
+            Some(e) => (tid, layout.elems[e].0, layout.elems[e].1),
         })
     }
 
     /// The length of an expression (1 for scalars) in a tensor with index letter `index`.
     fn expr_len(&mut self, e: &Expr, index: Option<char>, at: Pos) -> Result<usize, Located> {
+        self.level += 1;
+        let n = self.expr_len_inner(e, index, at);
+        self.level -= 1;
+        n
+    }
+
+    fn expr_len_inner(&mut self, e: &Expr, index: Option<char>, at: Pos) -> Result<usize, Located> {
         Ok(match e {
             Expr::Num(_) => 1,
             Expr::Name(name, pos) => {
@@ -614,9 +663,13 @@ impl<'a> Gen<'a> {
             }
             Expr::Tensor(r) => self.ref_len(r, index)?,
             Expr::Neg(x) => self.expr_len(x, index, at)?,
-            Expr::Bin(_, a, b) => {
-                let (a, b) = (self.expr_len(a, index, at)?, self.expr_len(b, index, at)?);
-                broadcast(a, b, at)?
+            Expr::Chain(first, rest) => {
+                let mut n = self.expr_len(first, index, at)?;
+                for (_, e) in rest {
+                    let m = self.expr_len(e, index, at)?;
+                    n = broadcast(n, m, at)?;
+                }
+                n
             }
             Expr::Call(_, args) | Expr::Draw(_, args, ..) => {
                 let mut n = 1;
@@ -865,15 +918,19 @@ impl<'a> Gen<'a> {
                 let x = self.expr(x, k)?;
                 self.op(Op::Neg, x, x)
             }
-            Expr::Bin(op, a, b) => {
-                let (a, b) = (self.expr(a, k)?, self.expr(b, k)?);
-                let op = match op {
-                    BinOp::Add => Op::Add,
-                    BinOp::Sub => Op::Sub,
-                    BinOp::Mul => Op::Mul,
-                    BinOp::Div => Op::Div,
-                };
-                self.op(op, a, b)
+            Expr::Chain(first, rest) => {
+                let mut acc = self.expr(first, k)?;
+                for (op, e) in rest {
+                    let b = self.expr(e, k)?;
+                    let op = match op {
+                        BinOp::Add => Op::Add,
+                        BinOp::Sub => Op::Sub,
+                        BinOp::Mul => Op::Mul,
+                        BinOp::Div => Op::Div,
+                    };
+                    acc = self.op(op, acc, b);
+                }
+                acc
             }
             Expr::Draw(draw, args, pos, site) => self.draw(*draw, args, *pos, (*site, k))?,
             Expr::Call(Func::Piecewise, args) => {
@@ -1007,7 +1064,7 @@ impl Gen<'_> {
     /// register)`. Derivatives propagate forward through the straight-line code as sparse rows, so the
     /// sparsity pattern comes out exact and derivatives that depend only on parameters (all of them, for a
     /// linear model) are computed once per simulation in the setup code.
-    fn jacobian(&mut self, rhs: &[Instr], f: &[u32]) -> Vec<(u32, u32, u32)> {
+    fn jacobian(&mut self, rhs: &[Instr], f: &[u32]) -> Result<Vec<(u32, u32, u32)>, String> {
         // Let the derivative code reuse what the right-hand side already computed, e.g. `exp(x)`.
         for i in rhs {
             self.dynamic_cse.insert((i.op, i.a, i.b, i.c), i.dst);
@@ -1020,15 +1077,21 @@ impl Gen<'_> {
             dynamic.insert(r);
             grads.insert(r, vec![(j as u32, Val::Const(1.0))]);
         }
-        self.derive(rhs, &dynamic, &mut grads);
-        self.entries(&grads, f)
+        self.derive(rhs, &dynamic, &mut grads)?;
+        Ok(self.entries(&grads, f))
     }
 
     /// Propagate sparse derivative rows forward through `code`: `grads` holds the rows of the registers
     /// derived so far (the seeds) and receives one for every result that depends on them. `dynamic` holds
     /// the registers whose values change within a simulation (the rest are parameter-level), so each
     /// derivative lands in the right section.
-    fn derive(&mut self, code: &[Instr], dynamic: &HashSet<u32>, grads: &mut HashMap<u32, Grad>) {
+    ///
+    /// Every intermediate value keeps its row, so a dense model (each value depending on many states) holds
+    /// many entries: their count is checked against the memory budget as they grow.
+    fn derive(&mut self, code: &[Instr], dynamic: &HashSet<u32>, grads: &mut HashMap<u32, Grad>) -> Result<(), String> {
+        let entry_bytes = std::mem::size_of::<(u32, Val)>() as f64;
+        let budget = parfit_core::limits::memory_limit() as f64 / entry_bytes;
+        let mut held: f64 = grads.values().map(|g| g.len() as f64).sum();
         let consts: HashMap<u32, f64> = self.consts.iter().copied().collect();
         let val = |r: u32| match consts.get(&r) {
             Some(&c) => Val::Const(c),
@@ -1117,10 +1180,16 @@ impl Gen<'_> {
                     self.lin(k, &da, Val::Const(0.0), &none)
                 }
             };
+            held += g.len() as f64;
+            if held > budget {
+                let what = "the derivatives of the model's code (for its Jacobian or sensitivities)";
+                parfit_core::limits::check_allocation(what, held, entry_bytes)?;
+            }
             if !g.is_empty() {
                 grads.insert(i.dst, g);
             }
         }
+        Ok(())
     }
 
     /// `(row, column, register)` of the non-zero derivatives of the registers `rows`.
@@ -1141,7 +1210,7 @@ impl Gen<'_> {
     /// wanted: ∂(parameter-level values)/∂p (once per simulation; gives ∂u0/∂p), ∂F/∂p (after the
     /// right-hand side and the Jacobian code, whose results it may reuse), and ∂out/∂u and ∂out/∂p (after
     /// the output code).
-    fn sensitivities(&mut self, p: &mut Program) {
+    fn sensitivities(&mut self, p: &mut Program) -> Result<(), String> {
         let n = self.n_states as u32;
         let mark = self.setup.len();
         let setup = self.setup.clone();
@@ -1149,7 +1218,7 @@ impl Gen<'_> {
         for k in 0..p.n_params {
             pgrads.insert(p.param_reg(k) as u32, vec![(k as u32, Val::Const(1.0))]);
         }
-        self.derive(&setup, &HashSet::new(), &mut pgrads);
+        self.derive(&setup, &HashSet::new(), &mut pgrads)?;
         p.init_sens = self.entries(&pgrads, &p.init);
 
         // ∂F/∂p with the state held fixed: parameter-level values are the only seeds.
@@ -1161,7 +1230,7 @@ impl Gen<'_> {
         dynamic.insert(Program::T as u32);
         dynamic.extend((0..n).map(|j| Program::state_reg(j as usize) as u32));
         let mut grads = pgrads.clone();
-        self.derive(&p.rhs, &dynamic, &mut grads);
+        self.derive(&p.rhs, &dynamic, &mut grads)?;
         p.pjac_entries = self.entries(&grads, &p.f);
         p.pjac = self.take_dynamic();
 
@@ -1178,7 +1247,7 @@ impl Gen<'_> {
             dynamic.insert(r);
             grads.insert(r, vec![(j, Val::Const(1.0))]);
         }
-        self.derive(&p.out, &dynamic, &mut grads);
+        self.derive(&p.out, &dynamic, &mut grads)?;
         let (dy, dp): (Vec<_>, Vec<_>) =
             self.entries(&grads, &p.out_regs).into_iter().partition(|&(_, col, _)| col < n);
         p.dout_dy = dy;
@@ -1186,6 +1255,7 @@ impl Gen<'_> {
         p.dout = self.take_dynamic();
         p.dsetup = self.setup.split_off(mark);
         p.sensitivities = true;
+        Ok(())
     }
 
     /// `d op(a) / da` for the one-argument functions, given `dst = op(a)`.

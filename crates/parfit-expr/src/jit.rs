@@ -22,9 +22,12 @@ use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 
 use crate::eval::{Instr, Op, Program, operand_count};
 
+/// How many instructions a value loaded from outside a section is reused for before it is loaded again.
+const RELOAD_AFTER: usize = 64;
+
 /// A compiled section: `f(regs, t, y, out)` reads parameter-level registers from `regs`, the state from
 /// `y` and writes its results, in order, to `out`.
-type Entry = extern "C" fn(*const f64, f64, *const f64, *mut f64);
+type Entry = unsafe extern "C" fn(*const f64, f64, *const f64, *mut f64);
 
 /// One compiled section and the number of values it writes.
 #[derive(Clone, Copy)]
@@ -83,7 +86,7 @@ impl Native {
         // SAFETY: the code reads registers below `n_regs` from `regs`, states below `n_states` from `y`
         // and writes `n_out` values to `out` (all checked above), keeps no pointer after returning, and
         // was generated for the C calling convention of this host, which `Entry` declares.
-        (s.entry)(regs.as_ptr(), t, y.as_ptr(), out.as_mut_ptr());
+        unsafe { (s.entry)(regs.as_ptr(), t, y.as_ptr(), out.as_mut_ptr()) };
     }
 
     pub fn rhs(&self, regs: &[f64], t: f64, y: &[f64], dy: &mut [f64]) {
@@ -123,9 +126,24 @@ wrappers! {
     parfit_asinh Asinh, parfit_acosh Acosh, parfit_sigmoid Sigmoid,
 }
 
+/// The most operations (instructions and stored results, over every section) the JIT compiles. Compile time
+/// is linear in them, about 3 s per 10⁵ on one core; past this bound the interpreter, which needs no
+/// compilation, is the faster choice for any run short enough to wait for.
+pub const MAX_OPERATIONS: usize = 500_000;
+
 /// Compile the program's right-hand side, Jacobian and output code. A failure is a message; the caller
 /// keeps the interpreter.
 pub fn compile(p: &Program) -> Result<Native, String> {
+    let (rhs, jac, out, pjac) = (p.rhs.len(), p.jac.len(), p.out.len(), p.pjac.len());
+    let (nf, nj, no, npj) = (p.f.len(), p.jac_entries.len(), p.out_regs.len(), p.pjac_entries.len());
+    let sensitivities = if p.sensitivities { rhs + jac + pjac + nf + nj + npj } else { 0 };
+    let operations = (rhs + nf) + (rhs + jac + nj) + (out + no) + sensitivities;
+    if operations > MAX_OPERATIONS {
+        return Err(format!(
+            "the model has {operations} operations, more than the {MAX_OPERATIONS} the JIT compiles; it runs in \
+             the interpreter (same results)"
+        ));
+    }
     let e = |e: &dyn std::fmt::Display| e.to_string();
     let mut flags = settings::builder();
     for (k, v) in [("opt_level", "speed"), ("use_colocated_libcalls", "false"), ("is_pic", "false")] {
@@ -201,13 +219,27 @@ impl Gen<'_> {
         b.seal_block(block);
         let [regs, t, y, out] = b.block_params(block).try_into().map_err(|_| "signature".to_string())?;
         let mem = MemFlags::trusted();
-        let mut vals: HashMap<u32, Value> = HashMap::new();
+        // Values computed here, by register (each register is written once).
+        let mut computed: HashMap<u32, Value> = HashMap::new();
+        // Values loaded (or constants made) from outside the section, with the instruction count when made.
+        let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
         let mut refs = HashMap::new();
-        // The value of a register: computed here, or loaded (constants embedded) on first read.
         let (n_states, consts) = (self.n_states, self.consts);
-        // The value of a register: computed here, or loaded (constants embedded) on first read.
-        let get = |b: &mut FunctionBuilder<'_>, vals: &mut HashMap<u32, Value>, r: u32| -> Value {
-            if let Some(&v) = vals.get(&r) {
+        // The value of a register: computed here, or loaded (constants embedded). A load is reused only
+        // within `RELOAD_AFTER` instructions: reloading is cheap, while one value live across a long
+        // section makes register allocation superlinear in the model's size.
+        let get = |b: &mut FunctionBuilder<'_>,
+                   computed: &HashMap<u32, Value>,
+                   loaded: &mut HashMap<u32, (Value, usize)>,
+                   r: u32,
+                   now: usize|
+         -> Value {
+            if let Some(&v) = computed.get(&r) {
+                return v;
+            }
+            if let Some(&(v, at)) = loaded.get(&r)
+                && now - at < RELOAD_AFTER
+            {
                 return v;
             }
             let v = match r as usize {
@@ -218,14 +250,19 @@ impl Gen<'_> {
                     None => b.ins().load(types::F64, mem, regs, 8 * r as i32),
                 },
             };
-            vals.insert(r, v);
+            loaded.insert(r, (v, now));
             v
         };
-        for i in code.iter().flat_map(|c| c.iter()) {
+        // Each result is stored as soon as it is computed, so it need not stay live to the end.
+        let mut slots: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (k, &r) in results.iter().enumerate() {
+            slots.entry(r).or_default().push(k);
+        }
+        for (now, i) in code.iter().flat_map(|c| c.iter()).enumerate() {
             let n = operand_count(i.op);
             let mut o = [t; 4];
             for (slot, r) in o.iter_mut().zip([i.a, i.b, i.c, i.d]).take(n) {
-                *slot = get(&mut b, &mut vals, r);
+                *slot = get(&mut b, &computed, &mut loaded, r, now);
             }
             let [a, x, c, d] = o;
             let v = match i.op {
@@ -271,11 +308,20 @@ impl Gen<'_> {
                     b.inst_results(call)[0]
                 }
             };
-            vals.insert(i.dst, v);
+            computed.insert(i.dst, v);
+            for k in slots.remove(&i.dst).unwrap_or_default() {
+                b.ins().store(mem, v, out, 8 * k as i32);
+            }
         }
-        for (k, &r) in results.iter().enumerate() {
-            let v = get(&mut b, &mut vals, r);
-            b.ins().store(mem, v, out, 8 * k as i32);
+        // Results read from outside the section (the state, parameters, constants).
+        let now = code.iter().map(|c| c.len()).sum();
+        let mut rest: Vec<(u32, Vec<usize>)> = slots.into_iter().collect();
+        rest.sort_unstable();
+        for (r, ks) in rest {
+            let v = get(&mut b, &computed, &mut loaded, r, now);
+            for k in ks {
+                b.ins().store(mem, v, out, 8 * k as i32);
+            }
         }
         b.ins().return_(&[]);
         b.finalize();

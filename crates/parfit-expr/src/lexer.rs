@@ -205,7 +205,11 @@ fn lex_number(cur: &mut Cursor<'_>, start: usize, pos: Pos) -> Result<Tok, Locat
         }
     }
     let text = &cur.src[start..cur.at];
-    text.parse::<f64>().map(Tok::Num).map_err(|_| Located::new(pos, format!("malformed number '{text}'")))
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Tok::Num(v)),
+        Ok(_) => Err(Located::new(pos, format!("number {text} is too large: the largest is about 1.8e308"))),
+        Err(_) => Err(Located::new(pos, format!("malformed number '{text}'"))),
+    }
 }
 
 #[cfg(test)]
@@ -224,6 +228,10 @@ mod tests {
         assert_eq!(kinds("2. 7E+2 3"), vec![Tok::Num(2.0), Tok::Num(700.0), Tok::Num(3.0), Tok::Eof]);
         assert_eq!(kinds("0..2"), vec![Tok::Num(0.0), Tok::DotDot, Tok::Num(2.0), Tok::Eof]);
         assert!(tokenize("1e+").is_err());
+        let e = tokenize("a\n  1e999").unwrap_err();
+        assert_eq!(e.pos, Pos { line: 2, col: 3 });
+        assert_eq!(e.message, "number 1e999 is too large: the largest is about 1.8e308");
+        assert!(tokenize(&"9".repeat(400)).unwrap_err().message.contains("too large"));
     }
 
     #[test]

@@ -181,6 +181,60 @@ next_i { (0:3): x_i + b_i, bernoulli(p), lognormal(m, sd) + a }
         // v1·z, exp, (1 + r)·…, ·s, v2·z, exp, and ·w + y fused: seven instructions per path and period.
         assert_eq!(c.program.rhs.len(), 7, "{:?}", c.program.rhs);
     }
+
+    /// Definitions chained deeper than the compiler recurses are refused at the definition; the deepest
+    /// model it accepts (nested expressions at every link of the chain) compiles on a thread with a 1 MiB stack.
+    #[test]
+    fn deep_definitions_are_refused_and_the_deepest_accepted_fit_a_small_stack() {
+        let chain = |links: usize, nest: usize| {
+            let mut src = String::from("a0 { 1 }\n");
+            for k in 1..links {
+                src += &format!("a{k} {{ {}a{} + 1{} }}\n", "(".repeat(nest), k - 1, ")".repeat(nest));
+            }
+            src + &format!("u_i {{ x = 1 }}\nF_i {{ a{} * x }}\n", links - 1)
+        };
+        let e = compile(&chain(2000, 0), Dialect::Ode).unwrap_err();
+        assert!(e.message.contains("nested deeper than 500 levels"), "{e}");
+        // Defined in reverse order, the layouts themselves recurse; still refused, not overflowed.
+        let mut reversed: Vec<&str> = Vec::new();
+        let text = chain(100_000, 0);
+        reversed.extend(text.lines().rev());
+        assert!(compile(&reversed.join("\n"), Dialect::Ode).unwrap_err().message.contains("nested deeper"));
+        // Every level of the deepest accepted chains costs stack in each pass; all fit in 1 MiB.
+        let accepted = [chain(160, 0), chain(6, 60), chain(2, parser::MAX_NESTING - 2)];
+        let compile_all = move || {
+            accepted.iter().map(|src| compile(src, Dialect::Ode).map(|c| c.program.n_states)).collect::<Vec<_>>()
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let results =
+            std::thread::Builder::new().stack_size(1 << 20).spawn(compile_all).unwrap().join().expect("no overflow");
+        #[cfg(target_arch = "wasm32")]
+        let results = compile_all();
+        assert!(results.iter().all(|r| r == &Ok(1)), "{results:?}");
+    }
+
+    /// A sum of 10⁵ terms compiles without recursion per term, to the left-to-right sum.
+    #[test]
+    fn a_long_sum_compiles_flat_and_adds_left_to_right() {
+        let terms: Vec<String> = (0..100_000).map(|k| format!("{}.5 * x", k % 7)).collect();
+        let src = format!("u_i {{ x = 1 }}\nF_i {{ {} }}\n", terms.join(" + "));
+        let c = compile(&src, Dialect::Ode).unwrap_or_else(|e| panic!("{e}"));
+        let (mut regs, y) = start(&c, &[]);
+        let mut dy = [0.0];
+        c.program.rhs(&mut regs, 0.0, &y, &mut dy);
+        let want = (0..100_000).fold(0.0, |acc, k| if k == 0 { 0.5 } else { acc + ((k % 7) as f64 + 0.5) });
+        assert_eq!(dy[0].to_bits(), want.to_bits());
+    }
+
+    /// Tensor lengths are checked against the memory budget before any code is generated.
+    #[test]
+    fn a_model_too_large_for_memory_is_refused_before_code_is_generated() {
+        let v = |name: &str| format!("{name}_i {{ (0:{}): 1 }}\n", parser::MAX_INDEX);
+        let src = format!("{}{}{}{}u_i {{ x = 1 }}\nF_i {{ x }}\n", v("a"), v("b"), v("c"), v("d"));
+        let e = compile(&src, Dialect::Ode).unwrap_err();
+        assert_eq!(e.pos, Pos { line: 1, col: 1 });
+        assert!(e.message.contains("a model of 40000002 tensor elements would need about"), "{e}");
+    }
 }
 
 #[cfg(test)]

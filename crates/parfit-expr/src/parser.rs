@@ -84,7 +84,10 @@ pub enum Expr {
     /// A vector or part of one: `v_i`, `v_i[2]`, `v_i[1:3]`.
     Tensor(TensorRef),
     Neg(Box<Expr>),
-    Bin(BinOp, Box<Expr>, Box<Expr>),
+    /// `first op₁ e₁ op₂ e₂ …`, applied left to right: a sum of `+`/`-` terms or a product of `*`/`/`
+    /// factors. Long chains (a generated sum of 10⁶ terms) stay flat, so no walk over the tree recurses once
+    /// per term.
+    Chain(Box<Expr>, Vec<(BinOp, Expr)>),
     Call(Func, Vec<Expr>),
     /// A random draw (Monte Carlo models only): its kind, arguments, where it is, and its call site's number
     /// in source order.
@@ -196,9 +199,17 @@ pub struct Ast {
     pub end: Pos,
 }
 
+/// How deeply expressions may nest (parentheses, signs, calls, index expressions). Every pass over the tree
+/// recurses once per level, so the bound keeps them within any thread's stack; real models nest a few levels.
+pub const MAX_NESTING: usize = 100;
+
+/// The largest index (and so vector length) an element range or slice may give: 10⁷ elements already
+/// compile to gigabytes of register code.
+pub const MAX_INDEX: usize = 10_000_000;
+
 pub fn parse(src: &str) -> Result<Ast, Located> {
     let toks = tokenize(src)?;
-    let mut p = Parser { toks, at: 0, draw_sites: 0 };
+    let mut p = Parser { toks, at: 0, draw_sites: 0, depth: 0 };
     p.model()
 }
 
@@ -207,6 +218,8 @@ struct Parser<'s> {
     at: usize,
     /// Random-draw call sites seen so far.
     draw_sites: usize,
+    /// How many factors are open around the current token (see [`MAX_NESTING`]).
+    depth: usize,
 }
 
 impl<'s> Parser<'s> {
@@ -403,46 +416,70 @@ impl<'s> Parser<'s> {
         Ok(ElemRange { start, end, dims, pos })
     }
 
-    /// A non-negative integer literal (checked by `at_range_spec`).
+    /// A non-negative integer literal (checked by `at_range_spec`) no larger than [`MAX_INDEX`].
     fn integer(&mut self) -> Result<usize, Located> {
         let t = self.bump();
-        t.text
-            .parse::<usize>()
-            .map_err(|_| Located::new(t.pos, format!("expected an index (a whole number), found {t}")))
+        if !is_integer(&t) {
+            return Err(Located::new(t.pos, format!("expected an index (a whole number), found {t}")));
+        }
+        match t.text.parse::<usize>() {
+            Ok(k) if k <= MAX_INDEX => Ok(k),
+            _ => Err(Located::new(
+                t.pos,
+                format!("index {} is out of range: vectors have at most {MAX_INDEX} elements", t.text),
+            )),
+        }
     }
 
     fn expr(&mut self) -> Result<Expr, Located> {
-        let mut lhs = self.term()?;
-        loop {
-            let op = match self.peek().tok {
-                Tok::Plus => BinOp::Add,
-                Tok::Minus => BinOp::Sub,
-                _ => return Ok(lhs),
-            };
-            self.bump();
-            let rhs = self.term()?;
-            lhs = Expr::Bin(op, Box::new(lhs), Box::new(rhs));
-        }
+        self.chain(Self::term, |t| match t {
+            Tok::Plus => Some(BinOp::Add),
+            Tok::Minus => Some(BinOp::Sub),
+            _ => None,
+        })
     }
 
     fn term(&mut self) -> Result<Expr, Located> {
-        let mut lhs = self.factor()?;
-        loop {
-            let op = match self.peek().tok {
-                Tok::Star => BinOp::Mul,
-                Tok::Slash => BinOp::Div,
-                _ => return Ok(lhs),
-            };
+        self.chain(Self::factor, |t| match t {
+            Tok::Star => Some(BinOp::Mul),
+            Tok::Slash => Some(BinOp::Div),
+            _ => None,
+        })
+    }
+
+    /// `operand (op operand)*` as one flat [`Expr::Chain`] (or the operand alone).
+    fn chain(
+        &mut self,
+        operand: fn(&mut Self) -> Result<Expr, Located>,
+        op: fn(Tok) -> Option<BinOp>,
+    ) -> Result<Expr, Located> {
+        let first = operand(self)?;
+        let mut rest = Vec::new();
+        while let Some(op) = op(self.peek().tok) {
             self.bump();
-            let rhs = self.factor()?;
-            lhs = Expr::Bin(op, Box::new(lhs), Box::new(rhs));
+            rest.push((op, operand(self)?));
         }
+        Ok(if rest.is_empty() { first } else { Expr::Chain(Box::new(first), rest) })
     }
 
     /// A signed primary. The sign binds tighter than `*` and `/`, as in DiffSL's grammar; since negation is
-    /// exact this gives the same value as binding it looser.
+    /// exact this gives the same value as binding it looser. Every nested expression passes through here,
+    /// so this is where nesting is counted.
     fn factor(&mut self) -> Result<Expr, Located> {
         let t = self.peek();
+        if self.depth == MAX_NESTING {
+            return Err(Located::new(
+                t.pos,
+                format!("expression nesting deeper than {MAX_NESTING} levels (parentheses, signs and calls)"),
+            ));
+        }
+        self.depth += 1;
+        let e = self.signed(t);
+        self.depth -= 1;
+        e
+    }
+
+    fn signed(&mut self, t: Token<'s>) -> Result<Expr, Located> {
         let e = match t.tok {
             Tok::Minus => {
                 self.bump();
@@ -631,14 +668,18 @@ fn const_value(e: &Expr) -> Result<f64, Option<(String, Pos)>> {
         Expr::Name(n, p) => return Err(Some((n.clone(), *p))),
         Expr::Tensor(_) | Expr::Call(..) | Expr::Draw(..) => return Err(None),
         Expr::Neg(x) => -const_value(x)?,
-        Expr::Bin(op, a, b) => {
-            let (a, b) = (const_value(a)?, const_value(b)?);
-            match op {
-                BinOp::Add => a + b,
-                BinOp::Sub => a - b,
-                BinOp::Mul => a * b,
-                BinOp::Div => a / b,
+        Expr::Chain(first, rest) => {
+            let mut acc = const_value(first)?;
+            for (op, e) in rest {
+                let b = const_value(e)?;
+                acc = match op {
+                    BinOp::Add => acc + b,
+                    BinOp::Sub => acc - b,
+                    BinOp::Mul => acc * b,
+                    BinOp::Div => acc / b,
+                };
             }
+            acc
         }
     })
 }
@@ -663,11 +704,13 @@ mod tests {
     fn precedence_is_left_associative_with_mul_over_add() {
         let ast = parse("a { 1 - 2 * 3 - 4 / 5 }").unwrap();
         let e = &ast.tensors[0].elements[0].expr;
-        let n = |v| Box::new(Expr::Num(v));
-        let want = Expr::Bin(
-            BinOp::Sub,
-            Box::new(Expr::Bin(BinOp::Sub, n(1.0), Box::new(Expr::Bin(BinOp::Mul, n(2.0), n(3.0))))),
-            Box::new(Expr::Bin(BinOp::Div, n(4.0), n(5.0))),
+        let n = Expr::Num;
+        let want = Expr::Chain(
+            Box::new(n(1.0)),
+            vec![
+                (BinOp::Sub, Expr::Chain(Box::new(n(2.0)), vec![(BinOp::Mul, n(3.0))])),
+                (BinOp::Sub, Expr::Chain(Box::new(n(4.0)), vec![(BinOp::Div, n(5.0))])),
+            ],
         );
         assert_eq!(e, &want);
     }
@@ -709,6 +752,44 @@ mod tests {
         assert!(
             matches!(&parse("a { piecewise(t, 1, 2) }").unwrap().tensors[0].elements[0].expr, Expr::Call(Func::Piecewise, a) if a.len() == 3)
         );
+    }
+
+    #[test]
+    fn nesting_is_bounded_where_it_goes_too_deep() {
+        let deep = |open: &str, close: &str, n: usize| format!("a {{\n {}x{} }}", open.repeat(n), close.repeat(n));
+        // Each parenthesis, sign or call opens one factor; the atom inside is one more.
+        assert!(parse(&deep("(", ")", MAX_NESTING - 1)).is_ok());
+        let want = format!("expression nesting deeper than {MAX_NESTING} levels (parentheses, signs and calls)");
+        for (open, close) in [("(", ")"), ("-", ""), ("exp(", ")"), ("-(", ")")] {
+            let (line, col, message) = err(&deep(open, close, 100_000));
+            assert_eq!((line, message.as_str()), (2, want.as_str()), "{open}");
+            assert!(col > MAX_NESTING && col <= open.len() * MAX_NESTING + 2, "{open}: column {col}");
+        }
+    }
+
+    #[test]
+    fn long_sums_and_products_stay_flat() {
+        let n = 100_000;
+        let sum = format!("a {{ {} }}", vec!["x"; n].join(" + "));
+        let Expr::Chain(first, rest) = &parse(&sum).unwrap().tensors[0].elements[0].expr else { panic!("not a chain") };
+        assert!(matches!(**first, Expr::Name(..)) && rest.len() == n - 1);
+        assert_eq!(
+            const_value(
+                &parse(&format!("a {{ {} }}", vec!["2"; 1000].join(" * "))).unwrap().tensors[0].elements[0].expr
+            ),
+            Ok(2f64.powi(1000))
+        );
+    }
+
+    #[test]
+    fn ranges_beyond_the_language_bound_are_refused_where_written() {
+        assert_eq!(
+            err("u_i {\n  (0:4000000000): x = 1 }"),
+            (2, 6, format!("index 4000000000 is out of range: vectors have at most {MAX_INDEX} elements"))
+        );
+        assert!(err("u_i { (18446744073709551615): x = 1 }").2.contains("out of range"));
+        assert!(err("u_i { (99999999999999999999999): x = 1 }").2.contains("out of range"));
+        assert!(parse(&format!("u_i {{ (0:{MAX_INDEX}): x = 1 }}")).is_ok());
     }
 
     #[test]

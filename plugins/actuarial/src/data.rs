@@ -1,11 +1,14 @@
 //! The model's data, read once and checked: assumption tables (precomputed into the monthly rates the
 //! projection indexes directly), named constants, and the model points.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
 use crate::tables::{TextFile, read};
+
+/// The longest a projection may run, and how far a model point's duration may reach either way: 200 years.
+const MAX_MONTHS: i64 = 12 * 200;
 
 /// Which lifelib model the projection follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +91,19 @@ impl Constants {
         }
     }
 
+    /// Whether `v` is a value constant `name` may take; `Err` words the range. Rates that are probabilities
+    /// stay in [0, 1], amounts and multipliers are not negative, and inflation stays above −100 % (its factor
+    /// is a power of 1 + rate).
+    fn check_range(name: &str, v: f64) -> Result<(), &'static str> {
+        let (ok, range) = match name {
+            "lapse_initial" | "lapse_floor" | "maint_fee_rate" => ((0.0..=1.0).contains(&v), "between 0 and 1"),
+            "inflation_rate" => (v > -1.0, "a finite number greater than -1"),
+            "fund_mu" => (true, "a finite number"),
+            _ => (v >= 0.0, "a finite number ≥ 0"),
+        };
+        if v.is_finite() && ok { Ok(()) } else { Err(range) }
+    }
+
     fn slot(&mut self, name: &str) -> Option<&mut f64> {
         Some(match name {
             "lapse_initial" => &mut self.lapse_initial,
@@ -112,9 +128,8 @@ impl Constants {
             if !known.contains(&name.as_str()) {
                 return Err(format!("constants: unknown constant '{name}' (this model has: {})", known.join(", ")));
             }
-            if !value.is_finite() {
-                return Err(format!("constants: {name} must be a finite number (got {value})"));
-            }
+            Constants::check_range(name, *value)
+                .map_err(|range| format!("constants: {name} = {value}: must be {range}"))?;
             if let Some(slot) = self.slot(name) {
                 *slot = *value;
             }
@@ -563,6 +578,8 @@ fn read_points(
     premiums: Option<&BTreeMap<(i64, i64), f64>>,
 ) -> Result<Vec<Point>, String> {
     let mut points = vec![];
+    // Each policy id (the first column, as the host reads it) with the row and line it was first seen on.
+    let mut ids: HashMap<String, (usize, usize)> = HashMap::new();
     let last_age = mortality.table_last_age();
     read(
         file,
@@ -581,6 +598,9 @@ fn read_points(
             Ok((common, extra))
         },
         |&([age, term, count, sa, dur], extra), r| {
+            if let Some((row, line)) = ids.insert(r.text(0).to_string(), (r.row(), r.line())) {
+                return Err(r.error(0, format!("policy id '{}' is also row {row} (line {line})", r.text(0))));
+            }
             let age_at_entry = r.integer(age)?;
             if age_at_entry < mortality.first_age || age_at_entry > last_age {
                 return Err(r.error(
@@ -600,6 +620,12 @@ fn read_points(
                 return Err(r.error(sa, format!("the sum assured {sum_assured} is negative")));
             }
             let d0 = r.integer(dur)?;
+            if d0.abs() > MAX_MONTHS {
+                return Err(r.error(
+                    dur,
+                    format!("duration_mth {d0} is outside -{MAX_MONTHS}..={MAX_MONTHS} (200 years either way)"),
+                ));
+            }
             let table_term = r.integer(term)?;
             let (product, whole_life, premium_pp, av_pp_init) = match extra {
                 Some([spec, prem, av]) => {
@@ -630,7 +656,7 @@ fn read_points(
             if policy_term < 0 {
                 return Err(r.error(term, format!("the policy term {policy_term} is negative")));
             }
-            if !whole_life && age_at_entry + policy_term > last_age + 1 {
+            if !whole_life && age_at_entry.saturating_add(policy_term) > last_age + 1 {
                 return Err(r.error(
                     term,
                     format!(
@@ -641,7 +667,7 @@ fn read_points(
             }
             let term_months = 12 * policy_term;
             let proj_len = (term_months - d0 + 1).max(0);
-            if proj_len > 12 * 200 {
+            if proj_len > MAX_MONTHS {
                 return Err(r.error(dur, format!("the projection would be {proj_len} months (more than 200 years)")));
             }
             points.push(Point {
@@ -659,4 +685,70 @@ fn read_points(
         },
     )?;
     Ok(points)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// A BasicTerm portfolio over `points` (rows after the header) with tiny tables: ages 40–42, one policy year
+    /// of mortality, 10-year terms.
+    fn basic_term(points: &str, overrides: &[(&str, f64)]) -> Result<Portfolio, String> {
+        let file = |name: &str, text: String| Some(TextFile { name: name.into(), text });
+        let files = Files {
+            model_points: file(
+                "mp.csv",
+                format!("policy_id,age_at_entry,policy_term,policy_count,sum_assured,duration_mth\n{points}"),
+            ),
+            mortality: file("mort.csv", "Age,0\n40,0.001\n41,0.002\n42,0.003\n".into()),
+            premium: file("prem.csv", "age_at_entry,policy_term,premium_rate\n40,1,0.01\n41,1,0.01\n".into()),
+            discount: file("disc.csv", "year,zero_spot\n0,0.01\n1,0.01\n".into()),
+            ..Files::default()
+        };
+        let mut constants = Constants::defaults(Kind::BasicTerm);
+        let overrides: BTreeMap<String, f64> = overrides.iter().map(|&(k, v)| (k.to_string(), v)).collect();
+        constants.apply(Kind::BasicTerm, &overrides)?;
+        Portfolio::read(Kind::BasicTerm, &files, constants)
+    }
+
+    #[test]
+    fn the_tiny_portfolio_reads() {
+        let pf = basic_term("1,40,1,10,1000,0\n2,41,1,5,1000,-3\n", &[]).unwrap();
+        assert_eq!((pf.points.len(), pf.horizon), (2, 16));
+    }
+
+    #[test]
+    fn durations_beyond_200_years_are_refused_at_their_cell() {
+        for d in ["9223372036854775807", "1000000000000", "2401", "-2401", "-9000000000000000"] {
+            let e = basic_term(&format!("1,40,1,10,1000,{d}\n"), &[]).map(|_| ()).unwrap_err();
+            let want = format!("mp.csv:2 (row 1), column 'duration_mth': duration_mth {d} is outside -2400..=2400");
+            assert!(e.starts_with(&want), "{e}");
+        }
+        assert!(basic_term("1,40,1,10,1000,2400\n", &[]).is_ok(), "a matured policy projects nothing");
+        let e = basic_term("1,40,9223372036854775807,10,1000,0\n", &[]).map(|_| ()).unwrap_err();
+        assert!(e.contains("no rate for age_at_entry 40 and policy_term 9223372036854775807"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_policy_ids_are_refused_naming_both_rows() {
+        let e = basic_term("7,40,1,10,1000,0\n8,40,1,10,1000,0\n\n7,41,1,10,1000,0\n", &[]).map(|_| ()).unwrap_err();
+        assert_eq!(e, "mp.csv:5 (row 3), column 'policy_id': policy id '7' is also row 1 (line 2)");
+    }
+
+    #[test]
+    fn constants_out_of_their_range_are_refused_with_the_value() {
+        let e = |name: &str, v: f64| basic_term("1,40,1,10,1000,0\n", &[(name, v)]).map(|_| ()).unwrap_err();
+        assert_eq!(e("lapse_floor", -5.0), "constants: lapse_floor = -5: must be between 0 and 1");
+        assert_eq!(e("lapse_initial", 1.5), "constants: lapse_initial = 1.5: must be between 0 and 1");
+        assert_eq!(e("lapse_decrement", -0.1), "constants: lapse_decrement = -0.1: must be a finite number ≥ 0");
+        assert_eq!(e("expense_maint", -1.0), "constants: expense_maint = -1: must be a finite number ≥ 0");
+        assert_eq!(
+            e("inflation_rate", -1.0),
+            "constants: inflation_rate = -1: must be a finite number greater than -1"
+        );
+        assert_eq!(e("commission_rate", f64::NAN), "constants: commission_rate = NaN: must be a finite number ≥ 0");
+        assert!(basic_term("1,40,1,10,1000,0\n", &[("lapse_floor", 0.0), ("inflation_rate", -0.5)]).is_ok());
+    }
 }

@@ -46,6 +46,11 @@ impl Row<'_> {
         format!("{}:{} (row {}): {message}", self.file, self.line(), self.row)
     }
 
+    /// 1-based data row.
+    pub fn row(&self) -> usize {
+        self.row
+    }
+
     pub fn text(&self, col: usize) -> &str {
         self.record.get(col).unwrap_or("").trim()
     }

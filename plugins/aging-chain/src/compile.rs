@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use crate::eval::{Code, Op, Reg, batch, binary, select, unary};
-use crate::expr::Expr;
+use crate::expr::{BinOp, Expr};
 use crate::lexer::Located;
 use crate::parser::{Equation, Rhs};
 
@@ -319,6 +319,15 @@ pub(crate) fn compile(equations: &[Equation]) -> Result<Compiled, Located> {
     let stock_names: Vec<String> = stocks.iter().map(|(e, _, _)| e.name.clone()).collect();
     let mut outputs = stock_names.clone();
     outputs.extend(auxes.iter().map(|(e, _)| e.name.clone()));
+    // A run without requested times saves every SAVEPER from INITIAL TIME to FINAL TIME: that table must fit.
+    let Control { initial_time, final_time, time_step, saveper } = control;
+    let saves = ((final_time - initial_time) / time_step.max(saveper)).floor() + 1.0;
+    let what = format!(
+        "saving {outputs} outputs at {saves} times (FINAL TIME − INITIAL TIME over SAVEPER)",
+        outputs = outputs.len()
+    );
+    parfit_core::limits::check_allocation(&what, saves, 8.0 * (1 + outputs.len()) as f64)
+        .map_err(|m| Located::new(index.get("final time").map_or(0, |&i| equations[i].at), m))?;
     Ok(Compiled { program, control, params, stocks: stock_names, outputs })
 }
 
@@ -374,6 +383,12 @@ fn control(equations: &[Equation], index: &HashMap<&str, usize>) -> Result<Contr
     if !(saveper.is_finite() && saveper > 0.0) {
         return Err(Located::new(at("saveper"), format!("SAVEPER must be positive, found {saveper}")));
     }
+    if final_time < initial_time {
+        return Err(Located::new(
+            at("final time"),
+            format!("FINAL TIME ({final_time}) is before INITIAL TIME ({initial_time})"),
+        ));
+    }
     Ok(Control { initial_time, final_time, time_step, saveper })
 }
 
@@ -384,6 +399,13 @@ fn eval_const(x: &Expr, var: &mut impl FnMut(&str, usize) -> Result<f64, Located
         Expr::Var { key, at } => var(key, *at)?,
         Expr::Unary(op, a) => unary(*op, eval_const(a, var)?),
         Expr::Binary(op, a, b) => binary(*op, eval_const(a, var)?, eval_const(b, var)?),
+        Expr::Chain(first, rest) => {
+            let mut acc = eval_const(first, var)?;
+            for (op, e) in rest {
+                acc = binary(*op, acc, eval_const(e, var)?);
+            }
+            acc
+        }
         Expr::If(c, a, b) => select(eval_const(c, var)?, eval_const(a, var)?, eval_const(b, var)?),
     })
 }
@@ -492,6 +514,14 @@ impl Builder {
         Val::Reg(dst, level)
     }
 
+    /// `a op b`, folded when both are literals.
+    fn binary(&mut self, op: BinOp, a: Val, b: Val) -> Val {
+        match (a, b) {
+            (Val::Const(a), Val::Const(b)) => Val::Const(binary(op, a, b)),
+            (a, b) => self.emit(&[a, b], |d, r| Op::binary(op, d, r[0], r[1])),
+        }
+    }
+
     fn expr(&mut self, x: &Expr, cx: &Scope) -> Result<Val, Located> {
         Ok(match x {
             Expr::Num(v) => Val::Const(*v),
@@ -506,10 +536,18 @@ impl Builder {
                 Val::Const(c) => Val::Const(unary(*op, c)),
                 a => self.emit(&[a], |d, r| Op::unary(*op, d, r[0])),
             },
-            Expr::Binary(op, a, b) => match (self.expr(a, cx)?, self.expr(b, cx)?) {
-                (Val::Const(a), Val::Const(b)) => Val::Const(binary(*op, a, b)),
-                (a, b) => self.emit(&[a, b], |d, r| Op::binary(*op, d, r[0], r[1])),
-            },
+            Expr::Binary(op, a, b) => {
+                let (a, b) = (self.expr(a, cx)?, self.expr(b, cx)?);
+                self.binary(*op, a, b)
+            }
+            Expr::Chain(first, rest) => {
+                let mut acc = self.expr(first, cx)?;
+                for (op, e) in rest {
+                    let b = self.expr(e, cx)?;
+                    acc = self.binary(*op, acc, b);
+                }
+                acc
+            }
             Expr::If(c, a, b) => match (self.expr(c, cx)?, self.expr(a, cx)?, self.expr(b, cx)?) {
                 (Val::Const(c), Val::Const(a), Val::Const(b)) => Val::Const(select(c, a, b)),
                 (c, a, b) => self.emit(&[c, a, b], |d, r| Op::Select(d, r[0], r[1], r[2])),
@@ -604,6 +642,9 @@ mod tests {
             Expr::Var { key, .. } => var(key),
             Expr::Unary(op, a) => unary(*op, walk(a, var)),
             Expr::Binary(op, a, b) => binary(*op, walk(a, var), walk(b, var)),
+            Expr::Chain(first, rest) => {
+                rest.iter().fold(walk(first, var), |acc, (op, e)| binary(*op, acc, walk(e, var)))
+            }
             Expr::If(c, a, b) => select(walk(c, var), walk(a, var), walk(b, var)),
         }
     }

@@ -14,6 +14,9 @@ pub(crate) enum Expr {
     },
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `first op₁ e₁ op₂ e₂ …` of left-associative operators of one precedence level, applied left to right.
+    /// A long sum (thousands of terms in a generated model) stays flat, so no walk recurses once per term.
+    Chain(Box<Expr>, Vec<(BinOp, Expr)>),
     /// `IF THEN ELSE(cond, then, else)`: both branches are evaluated (they are pure), one is kept.
     If(Box<Expr>, Box<Expr>, Box<Expr>),
 }
@@ -57,6 +60,10 @@ impl Expr {
             Expr::Binary(_, a, b) => {
                 a.visit_vars(f);
                 b.visit_vars(f);
+            }
+            Expr::Chain(first, rest) => {
+                first.visit_vars(f);
+                rest.iter().for_each(|(_, e)| e.visit_vars(f));
             }
             Expr::If(c, a, b) => {
                 c.visit_vars(f);

@@ -218,8 +218,11 @@ fn number(text: &str, at: usize) -> Result<(Tok, usize), Located> {
         }
     }
     let s = &text[at..i];
-    let v: f64 = s.parse().map_err(|_| Located::new(at, format!("invalid number '{s}'")))?;
-    Ok((Tok::Num(v), i))
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok((Tok::Num(v), i)),
+        Ok(_) => Err(Located::new(at, format!("number {s} is too large: the largest is about 1.8e308"))),
+        Err(_) => Err(Located::new(at, format!("invalid number '{s}'"))),
+    }
 }
 
 /// A bare name: words of letters, digits, `_`, `$` and `'`, joined by single or repeated whitespace

@@ -37,14 +37,19 @@ const SUPPORTED: &[(&str, usize)] =
 /// Parse the equation in `src[start..end]` (the text before its `~`).
 pub(crate) fn parse_equation(src: &str, start: usize, end: usize) -> Result<Equation, Located> {
     let toks = tokenize(src, start, end)?;
-    let mut p = Parser { src, toks, i: 0 };
+    let mut p = Parser { src, toks, i: 0, depth: 0 };
     p.equation()
 }
+
+/// How deeply expressions may nest; real models nest a few levels.
+pub(crate) const MAX_NESTING: usize = 100;
 
 struct Parser<'s> {
     src: &'s str,
     toks: Vec<Token>,
     i: usize,
+    /// Levels open around the current token (see [`MAX_NESTING`]).
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -151,91 +156,92 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Expr, Located> {
-        let mut lhs = self.and()?;
-        while matches!(self.peek_tok(), Tok::Keyword(k) if k == "OR") {
-            self.bump();
-            let rhs = self.and()?;
-            lhs = Expr::Binary(BinOp::Or, Box::new(lhs), Box::new(rhs));
-        }
-        Ok(lhs)
+        self.chain(Self::and, |t| matches!(t, Tok::Keyword(k) if k == "OR").then_some(BinOp::Or))
     }
 
     fn and(&mut self) -> Result<Expr, Located> {
-        let mut lhs = self.not()?;
-        while matches!(self.peek_tok(), Tok::Keyword(k) if k == "AND") {
-            self.bump();
-            let rhs = self.not()?;
-            lhs = Expr::Binary(BinOp::And, Box::new(lhs), Box::new(rhs));
-        }
-        Ok(lhs)
+        self.chain(Self::not, |t| matches!(t, Tok::Keyword(k) if k == "AND").then_some(BinOp::And))
     }
 
     fn not(&mut self) -> Result<Expr, Located> {
         if matches!(self.peek_tok(), Tok::Keyword(k) if k == "NOT") {
             self.bump();
-            return Ok(Expr::Unary(UnOp::Not, Box::new(self.not()?)));
+            return self.nested(|p| Ok(Expr::Unary(UnOp::Not, Box::new(p.not()?))));
         }
         self.comparison()
     }
 
     fn comparison(&mut self) -> Result<Expr, Located> {
-        let mut lhs = self.sum()?;
-        loop {
-            let op = match self.peek_tok() {
-                Tok::Eq => BinOp::Eq,
-                Tok::Ne => BinOp::Ne,
-                Tok::Lt => BinOp::Lt,
-                Tok::Le => BinOp::Le,
-                Tok::Gt => BinOp::Gt,
-                Tok::Ge => BinOp::Ge,
-                _ => return Ok(lhs),
-            };
-            self.bump();
-            let rhs = self.sum()?;
-            lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
-        }
+        self.chain(Self::sum, |t| match t {
+            Tok::Eq => Some(BinOp::Eq),
+            Tok::Ne => Some(BinOp::Ne),
+            Tok::Lt => Some(BinOp::Lt),
+            Tok::Le => Some(BinOp::Le),
+            Tok::Gt => Some(BinOp::Gt),
+            Tok::Ge => Some(BinOp::Ge),
+            _ => None,
+        })
     }
 
     fn sum(&mut self) -> Result<Expr, Located> {
-        let mut lhs = self.product()?;
-        loop {
-            let op = match self.peek_tok() {
-                Tok::Plus => BinOp::Add,
-                Tok::Minus => BinOp::Sub,
-                _ => return Ok(lhs),
-            };
-            self.bump();
-            let rhs = self.product()?;
-            lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
-        }
+        self.chain(Self::product, |t| match t {
+            Tok::Plus => Some(BinOp::Add),
+            Tok::Minus => Some(BinOp::Sub),
+            _ => None,
+        })
     }
 
     fn product(&mut self) -> Result<Expr, Located> {
-        let mut lhs = self.unary()?;
-        loop {
-            let op = match self.peek_tok() {
-                Tok::Star => BinOp::Mul,
-                Tok::Slash => BinOp::Div,
-                _ => return Ok(lhs),
-            };
+        self.chain(Self::unary, |t| match t {
+            Tok::Star => Some(BinOp::Mul),
+            Tok::Slash => Some(BinOp::Div),
+            _ => None,
+        })
+    }
+
+    /// `operand (op operand)*` for one level of left-associative operators, as one flat [`Expr::Chain`] (or
+    /// the operand alone).
+    fn chain(
+        &mut self,
+        operand: fn(&mut Self) -> Result<Expr, Located>,
+        op: fn(&Tok) -> Option<BinOp>,
+    ) -> Result<Expr, Located> {
+        let first = operand(self)?;
+        let mut rest = Vec::new();
+        while let Some(op) = op(self.peek_tok()) {
             self.bump();
-            let rhs = self.unary()?;
-            lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
+            rest.push((op, operand(self)?));
         }
+        Ok(if rest.is_empty() { first } else { Expr::Chain(Box::new(first), rest) })
+    }
+
+    /// Run `f` one level deeper, refusing expressions nested beyond [`MAX_NESTING`]: every parenthesis,
+    /// call, sign, `:NOT:` and `^` passes through here, and every walk over the tree recurses once per level.
+    fn nested(&mut self, f: impl FnOnce(&mut Self) -> Result<Expr, Located>) -> Result<Expr, Located> {
+        if self.depth == MAX_NESTING {
+            return Err(Located::new(
+                self.peek().start,
+                format!("expression nesting deeper than {MAX_NESTING} levels (parentheses, signs, calls and powers)"),
+            ));
+        }
+        self.depth += 1;
+        let e = f(self);
+        self.depth -= 1;
+        e
     }
 
     fn unary(&mut self) -> Result<Expr, Located> {
-        match self.peek_tok() {
+        self.nested(|p| match p.peek_tok() {
             Tok::Minus => {
-                self.bump();
-                Ok(Expr::Unary(UnOp::Neg, Box::new(self.unary()?)))
+                p.bump();
+                Ok(Expr::Unary(UnOp::Neg, Box::new(p.unary()?)))
             }
             Tok::Plus => {
-                self.bump();
-                self.unary()
+                p.bump();
+                p.unary()
             }
-            _ => self.power(),
-        }
+            _ => p.power(),
+        })
     }
 
     fn power(&mut self) -> Result<Expr, Located> {
@@ -416,8 +422,8 @@ mod tests {
         assert_eq!(e.name, "dec 1");
         assert_eq!(e.key, "dec 1");
         let Rhs::Stock { rate, init } = e.rhs else { panic!() };
-        let births_minus_bday = Expr::Binary(BinOp::Sub, var("births", 16), var("bday10", 23));
-        assert_eq!(rate, Expr::Binary(BinOp::Sub, Box::new(births_minus_bday), var("dec 1 loss", 30)));
+        let rest = vec![(BinOp::Sub, *var("bday10", 23)), (BinOp::Sub, *var("dec 1 loss", 30))];
+        assert_eq!(rate, Expr::Chain(var("births", 16), rest));
         assert_eq!(init, Expr::Num(10.0));
     }
 
@@ -429,21 +435,33 @@ mod tests {
         assert_eq!(rhs("2^-1"), Expr::Binary(BinOp::Pow, n(2.0), Box::new(Expr::Unary(UnOp::Neg, n(1.0)))));
         assert_eq!(
             rhs("1 + 2 * 3"),
-            Expr::Binary(BinOp::Add, n(1.0), Box::new(Expr::Binary(BinOp::Mul, n(2.0), n(3.0))))
+            Expr::Chain(n(1.0), vec![(BinOp::Add, Expr::Chain(n(2.0), vec![(BinOp::Mul, Expr::Num(3.0))]))])
         );
         // :NOT: binds looser than a comparison, :AND: tighter than :OR:.
         assert_eq!(
             rhs(":NOT: 1 = 1 :OR: 0 :AND: 1"),
-            Expr::Binary(
-                BinOp::Or,
-                Box::new(Expr::Unary(UnOp::Not, Box::new(Expr::Binary(BinOp::Eq, n(1.0), n(1.0))))),
-                Box::new(Expr::Binary(BinOp::And, n(0.0), n(1.0)))
+            Expr::Chain(
+                Box::new(Expr::Unary(UnOp::Not, Box::new(Expr::Chain(n(1.0), vec![(BinOp::Eq, Expr::Num(1.0))])))),
+                vec![(BinOp::Or, Expr::Chain(n(0.0), vec![(BinOp::And, Expr::Num(1.0))]))]
             )
         );
         assert_eq!(rhs("+5").as_literal(), Some(5.0));
         assert_eq!(rhs("-0.5").as_literal(), Some(-0.5));
         assert_eq!(rhs("(1)").as_literal(), Some(1.0));
         assert_eq!(rhs("2*3").as_literal(), None);
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_long_sums_stay_flat() {
+        for (open, close) in [("(", ")"), ("-", ""), (":NOT: ", ""), ("ABS(", ")"), ("2^", "")] {
+            let deep = format!("x = {}1{}", open.repeat(100_000), close.repeat(100_000));
+            let e = eq(&deep).unwrap_err();
+            assert!(e.message.starts_with("expression nesting deeper than 100 levels"), "{open}: {}", e.message);
+            assert!(e.at > 4 + 50 * open.len() && e.at <= 4 + 101 * open.len(), "{open}: at {}", e.at);
+        }
+        assert!(eq(&format!("x = {}1{}", "(".repeat(MAX_NESTING - 1), ")".repeat(MAX_NESTING - 1))).is_ok());
+        let Expr::Chain(_, rest) = rhs(&vec!["y"; 100_000].join(" + ")) else { panic!("not a chain") };
+        assert_eq!(rest.len(), 99_999);
     }
 
     #[test]

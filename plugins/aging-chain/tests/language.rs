@@ -357,3 +357,27 @@ fn euler_updates_all_stocks_from_the_same_state() {
     assert_eq!(out[..3], [a1, b1, 1.25]);
     assert_eq!(out[3..], [a1 + b1 * 0.25, b1 + -a1 * 0.25, 1.25 + 1.25 * 0.25]);
 }
+
+/// The `.Control` values are checked where they are written: the run must go forward in positive finite
+/// steps, and the table of saved times must fit in memory.
+#[test]
+fn control_values_are_checked_at_their_place() {
+    let with = |from: &str, to: &str| {
+        let src = model_src("x = INTEG(-x, 1) ~~|").replace(from, to);
+        match VensimModel::compile(&src, "m.mdl", None) {
+            Ok(_) => panic!("{to}: accepted"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let e = with("FINAL TIME  = 10", "FINAL TIME  = -5");
+    assert!(e.starts_with("m.mdl:9:1: FINAL TIME (-5) is before INITIAL TIME (0)"), "{e}");
+    let e = with("TIME STEP  = 0.25", "TIME STEP  = 0");
+    assert!(e.starts_with("m.mdl:16:1: TIME STEP must be positive, found 0"), "{e}");
+    let e = with("TIME STEP  = 0.25", "TIME STEP  = -1e-3");
+    assert!(e.contains("TIME STEP must be positive, found -0.001"), "{e}");
+    let e = with("FINAL TIME  = 10", "FINAL TIME  = 1e999");
+    assert!(e.starts_with("m.mdl:9:15: number 1e999 is too large"), "{e}");
+    let e = with("TIME STEP  = 0.25", "TIME STEP  = 1e-12");
+    assert!(e.starts_with("m.mdl:9:1: saving 1 outputs at 10000000000001 times"), "{e}");
+    assert!(e.contains("more than the limit of 8.0 GiB"), "{e}");
+}

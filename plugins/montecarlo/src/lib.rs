@@ -34,6 +34,11 @@ pub fn compile(source: &str, source_name: &str, seed: u64, periods: Option<u64>)
         column: e.pos.col,
         message: e.message,
     })?;
+    // Each thread's workspace holds every register once per lane.
+    let registers = compiled.program.n_regs;
+    let what = format!("a model of {registers} registers, each {LANES} paths wide,");
+    parfit_core::limits::check_allocation(&what, registers as f64, (LANES * std::mem::size_of::<f64>()) as f64)
+        .map_err(|message| SourceError { source_name: source_name.to_string(), line: 0, column: 0, message })?;
     let file = source_name.rsplit(['/', '\\']).next().unwrap_or("");
     let stem = file.strip_suffix(&format!(".{EXTENSION}")).unwrap_or(file);
     let spec = ModelSpec {
@@ -114,6 +119,18 @@ mod tests {
         assert!(e.contains("unknown model kind 'diffsl'"), "{e}");
         let e = model_from_config(KIND, r#"{"source": "", "sed": 1}"#).map(|_| ()).unwrap_err();
         assert!(e.contains("unknown field `sed`"), "{e}");
+    }
+
+    /// A model without random draws is a deterministic model: every path is the same, here compound interest
+    /// w' = 1.5·w + 1 from w = 2 over 3 periods: 2 → 4 → 7 → 11.5.
+    #[test]
+    fn a_model_without_draws_runs_deterministically() {
+        let model =
+            compile("in = [r]\nr { 0.5 }\nu_i { w = 2 }\nnext_i { (1 + r) * w + 1 }\n", "det.mc", 1, Some(3)).unwrap();
+        let paths: Vec<f64> = (0..100).map(|p| p as f64).collect();
+        let mut out = vec![0.0; 100];
+        model.simulate(&mut model.workspace(), &[0.5], &[f64::NAN, f64::NAN], &paths, &mut out).unwrap();
+        assert!(out.iter().all(|&w| w == 11.5), "{out:?}");
     }
 
     #[test]

@@ -91,8 +91,10 @@ pub fn simulate_paths<P: PathProgram>(
         let mut t = 0;
         while t < periods {
             let n = (periods - t).min(PERIOD_BATCH as u64) as usize;
-            // Each path's stream yields its draws period by period, slot by slot, whatever the batching.
-            for (l, stream) in streams.iter_mut().enumerate() {
+            // Each path's stream yields its draws period by period, slot by slot, whatever the batching. A
+            // model without draws is deterministic: nothing to draw.
+            let drawing = if per_period == 0 { &mut [][..] } else { &mut streams[..] };
+            for (l, stream) in drawing.iter_mut().enumerate() {
                 let mut s = stream.clone();
                 // This lane's draws of the batch, in stream order: (period, slot) pairs at stride LANES.
                 let lane = pending[l..n * per_period].iter_mut().step_by(LANES);

@@ -96,11 +96,17 @@ impl OdeModel {
             output_kind: OutputKind::TimeSeries,
         };
         let mut program = compiled.program;
-        // Once per model; a model the JIT cannot compile is interpreted, with the same results.
+        // Once per model; a model the JIT cannot compile (or one too large to be worth it) is interpreted,
+        // with the same results, and the user is told why it may run slower.
         if options.jit {
-            let _ = program.compile_native();
+            let mut natives = vec![program.compile_native()];
             if options.sensitivities {
-                let _ = sens_program.compile_native();
+                natives.push(sens_program.compile_native());
+            }
+            if let Some(Err(why)) = natives.into_iter().find(Result::is_err)
+                && cfg!(not(target_arch = "wasm32"))
+            {
+                eprintln!("note: {source_name}: {why}");
             }
         }
         Ok(OdeModel { spec, program, sens_program, options })
@@ -415,8 +421,10 @@ pub fn model_from_config(kind: &str, config_json: &str) -> Result<OdeModel, Stri
         Some(_) => return Err("invalid diffsl config: 'source_name' must be a string".into()),
         None => "model.ds".to_string(),
     };
+    // Checked here, before the source, so that an option's error is not reported against the model text.
     let options: SolverOptions = serde_json::from_value(serde_json::Value::Object(config))
         .map_err(|e| format!("invalid diffsl solver options: {e}"))?;
+    options.validate().map_err(|e| format!("invalid diffsl solver option {e}"))?;
     OdeModel::compile(&source, &source_name, options).map_err(|e| e.to_string())
 }
 
@@ -429,6 +437,26 @@ mod tests {
     const LV: &str = "in_i { alpha = 1.1, beta = 0.4, delta = 0.1, gamma = 0.4 }
         u_i { prey = 10, predator = 5 }
         F_i { alpha * prey - beta * prey * predator, delta * prey * predator - gamma * predator }";
+
+    /// Every option out of its range is refused naming the option, the range and the value, and not blamed
+    /// on the model text (the host blames it on the configuration the options came from).
+    #[test]
+    fn options_out_of_range_are_refused_by_name_not_against_the_source() {
+        for (extra, want) in [
+            (r#""rtol": -1"#, "invalid diffsl solver option rtol = -1.0: must be a finite number ≥ 0"),
+            (r#""atol": -1e-300"#, "atol = -1e-300: must be a finite number ≥ 0"),
+            (r#""rtol": 0, "atol": 0"#, "rtol = 0 and atol = 0: at least one must be positive"),
+            (r#""max_steps": 0"#, "max_steps = 0: must be at least 1"),
+            (r#""h0": 0"#, "h0 = 0.0: must be a finite number > 0"),
+            (r#""max_step": -2"#, "max_step = -2.0: must be a finite number > 0"),
+            (r#""max_steps": -1"#, "invalid diffsl solver options: invalid value: integer `-1`"),
+            (r#""solver": "x""#, "unknown variant `x`, expected one of `dopri5`, `bdf`, `auto`"),
+        ] {
+            let json = format!(r#"{{"source": "u_i {{ x = 1 }} F_i {{ -x }}", "source_name": "m.ds", {extra}}}"#);
+            let e = model_from_config("diffsl", &json).map(|_| ()).unwrap_err();
+            assert!(e.contains(want) && !e.contains("m.ds"), "{extra}: {e}");
+        }
+    }
 
     /// Native code by default where there is a JIT; `"jit": false` in the configuration forces the
     /// interpreter.

@@ -84,29 +84,30 @@ impl SolverOptions {
         SolverOptions { rtol, atol: self.atol * factor, ..*self }
     }
 
-    /// Reject settings the integrator cannot work with.
+    /// Reject settings the integrator cannot work with, naming the option, its allowed range and its value.
     pub fn validate(&self) -> Result<(), String> {
-        let nonneg = |v: f64| v.is_finite() && v >= 0.0;
-        if !nonneg(self.rtol) || !nonneg(self.atol) {
-            return Err(format!("rtol ({}) and atol ({}) must be finite and non-negative", self.rtol, self.atol));
+        for (name, v) in [("rtol", self.rtol), ("atol", self.atol)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} = {v:?}: must be a finite number ≥ 0"));
+            }
         }
         if self.rtol == 0.0 && self.atol == 0.0 {
-            return Err("rtol and atol cannot both be zero".into());
+            return Err("rtol = 0 and atol = 0: at least one must be positive".into());
         }
         if self.max_steps == 0 {
-            return Err("max_steps must be at least 1".into());
+            return Err("max_steps = 0: must be at least 1".into());
         }
         for (name, v) in [("h0", self.h0), ("max_step", self.max_step)] {
             if let Some(v) = v
                 && !(v.is_finite() && v > 0.0)
             {
-                return Err(format!("{name} ({v}) must be finite and positive"));
+                return Err(format!("{name} = {v:?}: must be a finite number > 0"));
             }
         }
         if let Some(t0) = self.t0
             && !t0.is_finite()
         {
-            return Err(format!("t0 ({t0}) must be finite"));
+            return Err(format!("t0 = {t0:?}: must be a finite number"));
         }
         Ok(())
     }

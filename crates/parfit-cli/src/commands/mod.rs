@@ -49,7 +49,7 @@ pub fn model_from_config(explicit: &[PathBuf], loaded: &LoadedConfig, common: &C
     let origin = loaded.path.display().to_string();
     let options = plugin_options(&section.options, common, &origin)?;
     let source = section.source.as_ref().map(|s| loaded.resolve(s));
-    let model = create_model(plugin, &section.kind, source.as_deref(), options)?;
+    let model = create_model(plugin, &section.kind, source.as_deref(), options, &origin)?;
     Ok(ConfiguredModel { model, plugin: plugin.info().name.clone(), kind: section.kind.clone() })
 }
 

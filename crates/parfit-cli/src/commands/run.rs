@@ -47,7 +47,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
         let found = find_plugins(explicit)?;
         let (plugin, kind) = kind_for_file(&found, path)?;
         let options = plugin_options(&toml::Table::new(), common, &path.display().to_string())?;
-        let model = create_model(plugin, &kind, Some(path), options)?;
+        let model = create_model(plugin, &kind, Some(path), options, "the command line (--rtol, --atol)")?;
         let params = model.spec().defaults();
         (model, params, None)
     };
