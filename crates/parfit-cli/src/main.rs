@@ -147,6 +147,8 @@ fn main() {
 }
 
 fn run(cli: Cli) -> CliResult<()> {
+    // Every size check reads the budget from here, in the plugins too: a bad value stops the run now.
+    parfit_core::limits::limit_from_environment().map_err(input)?;
     match cli.command {
         Command::Plugins(args) => commands::plugins::list(&cli.plugins, args.format),
         Command::Fit(args) => commands::fit::fit(&cli.plugins, &args.config, &args.common),

@@ -2,25 +2,51 @@
 //! absurd population, path count or grid is refused with a message instead of aborting the process when the
 //! allocator gives up (or, worse, swapping the machine to a halt).
 //!
-//! One budget serves every check: [`memory_limit`] bytes, 8 GiB unless a front end sets another
-//! ([`set_memory_limit`]; the CLI reads `PARFIT_MEMORY_LIMIT`). The core does no I/O, so it cannot ask the
-//! operating system itself.
+//! One budget serves every check: [`memory_limit`] bytes — the environment variable `PARFIT_MEMORY_LIMIT` when
+//! it holds a valid size, else 8 GiB. It is read from the environment rather than set by the front end because
+//! every plugin library carries its own copy of this crate: the environment is what they all share. Front ends
+//! check the variable with [`limit_from_environment`] before any work, so a bad value is an error there, not
+//! silently the default. (On wasm32 there is no environment: always the default.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The default budget: 8 GiB.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 8 << 30;
 
-static LIMIT: AtomicU64 = AtomicU64::new(DEFAULT_MEMORY_LIMIT);
+/// The environment variable that sets the budget, in bytes.
+pub const MEMORY_LIMIT_VARIABLE: &str = "PARFIT_MEMORY_LIMIT";
+
+/// 0 until the budget is first asked for (a budget of 0 bytes is not allowed).
+static LIMIT: AtomicU64 = AtomicU64::new(0);
 
 /// The budget, in bytes, that one run's largest allocations are checked against.
 pub fn memory_limit() -> u64 {
-    LIMIT.load(Ordering::Relaxed)
+    match LIMIT.load(Ordering::Relaxed) {
+        0 => {
+            let bytes = limit_from_environment().ok().flatten().unwrap_or(DEFAULT_MEMORY_LIMIT);
+            LIMIT.store(bytes, Ordering::Relaxed);
+            bytes
+        }
+        bytes => bytes,
+    }
 }
 
-/// Set the budget (bytes). Front ends call this once, before any work.
+/// `PARFIT_MEMORY_LIMIT` as a number of bytes (a whole number from 1), `None` when unset, or why it is not valid.
+pub fn limit_from_environment() -> Result<Option<u64>, String> {
+    let Some(value) = std::env::var_os(MEMORY_LIMIT_VARIABLE) else { return Ok(None) };
+    let text = value.to_string_lossy();
+    match text.trim().parse::<u64>() {
+        Ok(bytes) if bytes >= 1 => Ok(Some(bytes)),
+        _ => Err(format!(
+            "{MEMORY_LIMIT_VARIABLE} must be a whole number of bytes from 1 to {} (got {text:?})",
+            u64::MAX
+        )),
+    }
+}
+
+/// Set the budget (bytes, at least 1) for this copy of the crate, overriding the environment: for tests.
 pub fn set_memory_limit(bytes: u64) {
-    LIMIT.store(bytes, Ordering::Relaxed);
+    LIMIT.store(bytes.max(1), Ordering::Relaxed);
 }
 
 /// Refuse `count` items of `bytes_each` bytes when together they exceed the budget (or overflow). `what`

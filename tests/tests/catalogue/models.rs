@@ -70,6 +70,28 @@ fn a_model_too_large_for_the_memory_budget_is_refused_before_compiling() {
 }
 
 #[test]
+fn the_memory_budget_from_the_environment_reaches_the_plugin_and_a_bad_one_is_refused() {
+    // 10^5 elements fit in the default budget; with a 1 MB budget the ODE plugin's own check refuses them.
+    let text = "a_i { (0:100000): 1 }\nu_i { x = 1 }\nF_i { -x }\n";
+    let dir = scratch("catalogue-models-budget-env");
+    std::fs::write(dir.join("m.ds"), text).expect("scratch file");
+    let with = |limit: &str| -> Run {
+        std::process::Command::new(parfit_tests::parfit_bin())
+            .current_dir(&dir)
+            .env_remove("PARFIT_PLUGIN_PATH")
+            .env("PARFIT_MEMORY_LIMIT", limit)
+            .args(["run", "m.ds", "--times", "0:1:2"])
+            .output()
+            .expect("parfit runs")
+            .into()
+    };
+    assert_eq!(parfit_in(&dir, &["run", "m.ds", "--times", "0:1:2"]).code, 0);
+    refused(&with("1000000"), 2, &["m.ds:1:1:", "more than the limit of 976.6 KiB"]);
+    refused(&with("lots"), 2, &["PARFIT_MEMORY_LIMIT must be a whole number of bytes", "\"lots\""]);
+    refused(&with("0"), 2, &["PARFIT_MEMORY_LIMIT", "(got \"0\")"]);
+}
+
+#[test]
 fn a_1e999_literal_is_refused_at_its_place() {
     let (run, _) =
         run_with("inf", &[("inf.ds", "u_i { x = 1 }\nF_i { -x * 1e999 }\n")], &["run", "inf.ds", "--times", "0:1:2"]);
