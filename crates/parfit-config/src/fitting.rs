@@ -63,10 +63,20 @@ pub fn check_fit(loaded: &LoadedConfig, bounds: &Bounds) -> Result<()> {
         Algorithm::Lbfgsb => fit.lbfgsb.check(n).map_err(at(algorithm)),
         Algorithm::LevenbergMarquardt => fit.levenberg_marquardt.check().map_err(at(algorithm)),
     };
-    check(fit.algorithm)?;
-    if fit.polish != Polish::Off {
-        check(Algorithm::NelderMead)?;
-        check(Algorithm::LevenbergMarquardt)?;
+    // A section written in the file is checked even when this run does not use it: its values were read.
+    let all = [
+        Algorithm::Cmaes,
+        Algorithm::NelderMead,
+        Algorithm::DifferentialEvolution,
+        Algorithm::Lbfgsb,
+        Algorithm::LevenbergMarquardt,
+    ];
+    let polishes =
+        |a: Algorithm| fit.polish != Polish::Off && matches!(a, Algorithm::NelderMead | Algorithm::LevenbergMarquardt);
+    for algorithm in all {
+        if algorithm == fit.algorithm || polishes(algorithm) || loaded.has_table(&["fit", algorithm.name()]) {
+            check(algorithm)?;
+        }
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! end (CLI, browser, a future binding) refuses the same values with the same words. The error names the key
 //! within the options table; a front end that knows where the table came from adds the place.
 
-use std::fmt::Display;
+use std::fmt::{Debug, Display};
 
 use crate::limits::check_allocation;
 
@@ -27,9 +27,10 @@ impl OptionError {
     }
 }
 
-/// `Ok` when `ok`, else an error saying that `key` must be `allowed` and what it was.
-pub fn require(ok: bool, key: &str, allowed: &str, value: impl Display) -> Result<(), OptionError> {
-    if ok { Ok(()) } else { Err(OptionError::new(key, format!("must be {allowed} (got {value})"))) }
+/// `Ok` when `ok`, else an error saying that `key` must be `allowed` and what it was. The value is shown as Rust
+/// debug-prints it: floats in shortest round-trip form, `1e308` rather than 309 digits.
+pub fn require(ok: bool, key: &str, allowed: &str, value: impl Debug) -> Result<(), OptionError> {
+    if ok { Ok(()) } else { Err(OptionError::new(key, format!("must be {allowed} (got {value:?})"))) }
 }
 
 /// `key`, given as `value`, asks for `count` items of `bytes_each` bytes: checked against the memory budget
@@ -60,6 +61,7 @@ mod tests {
         assert!(require(true, "x", "positive", 1).is_ok());
         let e = require(false, "mutation", "in (0, 2]", 3.5).unwrap_err();
         assert_eq!(e.to_string(), "mutation must be in (0, 2] (got 3.5)");
+        assert_eq!(require(false, "sigma0", "small", 1e308).unwrap_err().message, "must be small (got 1e308)");
         assert_eq!(e.within("dynamic").key, "dynamic.mutation");
         assert_eq!(
             positive("step", f64::NAN).unwrap_err().to_string(),

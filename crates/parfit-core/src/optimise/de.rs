@@ -86,12 +86,10 @@ impl DifferentialEvolutionOptions {
     /// than twice the difference it scales (Storn & Price's range); the population's members, its trials and their
     /// values must fit in memory.
     pub fn check(&self, n: usize) -> Result<(), OptionError> {
-        let weight = |key: &str, f: f64| require(f > 0.0 && f <= 2.0, key, "in (0, 2]", f);
-        weight("mutation", self.mutation)?;
+        let weight = |f: f64| f > 0.0 && f <= 2.0;
+        require(weight(self.mutation), "mutation", "in (0, 2]", self.mutation)?;
         if let Some([lo, hi]) = self.dither {
-            weight("dither", lo)?;
-            weight("dither", hi)?;
-            require(lo <= hi, "dither", "[lo, hi] with lo ≤ hi", format!("[{lo}, {hi}]"))?;
+            require(weight(lo) && weight(hi) && lo <= hi, "dither", "[lo, hi] with 0 < lo ≤ hi ≤ 2", [lo, hi])?;
         }
         require((0.0..=1.0).contains(&self.crossover), "crossover", "in [0, 1]", self.crossover)?;
         positive("init_spread", self.init_spread)?;

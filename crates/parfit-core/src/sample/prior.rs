@@ -58,7 +58,7 @@ impl ParamPrior {
                 require(
                     upper.is_finite() && upper > lower,
                     "upper",
-                    &format!("finite and above lower = {lower}"),
+                    &format!("finite and above lower = {lower:?}"),
                     upper,
                 )
             }
@@ -448,7 +448,7 @@ mod tests {
         assert!(check(ParamPrior::Uniform { lower: -1e300, upper: 1e300 }).is_ok());
         assert_eq!(
             check(ParamPrior::Uniform { lower: 1.0, upper: 1.0 }),
-            Err("upper must be finite and above lower = 1 (got 1)".into())
+            Err("upper must be finite and above lower = 1.0 (got 1.0)".into())
         );
         assert!(check(ParamPrior::Uniform { lower: 2.0, upper: 1.0 }).is_err());
         assert!(check(ParamPrior::Uniform { lower: f64::NAN, upper: 1.0 }).unwrap_err().starts_with("lower"));
