@@ -150,7 +150,7 @@ fn sizes_that_would_exhaust_memory_are_refused_with_the_estimate() {
 fn a_huge_sigma0_is_refused_instead_of_returning_the_box_corner() {
     let dir = problem("sigma0", "[fit.cmaes]\nsigma0 = 1e308\n");
     let needles =
-        [&place(&dir, "sigma0 = ")[..], "sigma0 must be at most the widest side of the box, 5.0", "(got 1e308)"];
+        [&place(&dir, "sigma0 = ")[..], "sigma0 must be at most 1e6 × the widest side of the box, 5.0", "(got 1e308)"];
     refused(&run(&dir, "fit"), 2, &needles);
     nothing_written(&dir.join("out"));
 }
