@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use parfit_core::check::OptionError;
+use parfit_core::check::{OptionError, positive};
 use parfit_core::objective::SetupError;
 use parfit_core::optimise::{
     Bounds, Cmaes, CmaesOptions, DifferentialEvolution, DifferentialEvolutionOptions, LBfgsB, LevenbergMarquardt,
@@ -16,7 +16,7 @@ use parfit_core::runner::case_seed;
 use parfit_core::{Case, Cost, Model, Objective, OptimResult, Termination};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Algorithm, CostName, DataSection, FitSection, LoadedConfig, Polish};
+use crate::config::{Algorithm, CostName, DataSection, FitSection, LoadedConfig, Polish, locate};
 use crate::data::read_observations;
 use crate::{Loader, Result, input};
 
@@ -200,10 +200,14 @@ pub fn configure_objective(
     sets: &[(String, f64)],
 ) -> Result<Objective> {
     let origin = loaded.path.display().to_string();
+    if let Cost::GaussianNll { sigma } = cost {
+        positive("sigma", sigma).map_err(|e| loaded.option_error(&["fit"], e))?;
+    }
     let mut objective =
         Objective::new(model.clone(), case, outputs, cost).map_err(|e| input(format!("{origin}: {e}")))?;
     for (name, p) in &loaded.config.parameters {
-        let at = |e: SetupError| input(format!("{origin}: [parameters] {name}: {e}"));
+        let place = locate(&loaded.path, &loaded.text, &["parameters", name]);
+        let at = |e: SetupError| input(format!("{place}: [parameters] {name}: {e}"));
         if let Some(value) = p.fixed {
             objective.fix(name, value).map_err(at)?;
             continue;

@@ -308,3 +308,21 @@ fn monte_carlo_plans_beyond_the_memory_budget_are_refused_before_any_path_runs()
         nothing_written(&dir.join("out"));
     }
 }
+
+#[test]
+fn parameter_settings_and_the_likelihood_sigma_are_refused_at_their_place() {
+    let dir = problem("bound-nan", "");
+    let config = std::fs::read_to_string(dir.join("fit.toml")).unwrap();
+    std::fs::write(dir.join("fit.toml"), config.replace("lower = 0.0, upper = 2.0", "lower = nan, upper = 2.0"))
+        .unwrap();
+    refused(&run(&dir, "fit"), 2, &["fit.toml:10:5: [parameters] k:", "bounds must be numbers or ±inf (got lower NaN"]);
+    nothing_written(&dir.join("out"));
+
+    let dir = problem("nll-sigma", "[fit]\ncost = \"gaussian_nll\"\nsigma = -1.0\n");
+    refused(
+        &run(&dir, "fit"),
+        2,
+        &[&place(&dir, "sigma = "), "[fit] sigma must be a positive finite number (got -1.0)"],
+    );
+    nothing_written(&dir.join("out"));
+}
