@@ -278,11 +278,15 @@ pub fn fit_staged(
     }
     let bounds = objective.bounds();
     let horizons = &config.fit.horizons;
+    let at = locate(&loaded.path, &loaded.text, &["fit", "horizons"]);
+    if let Some(h) = horizons.iter().find(|h| !h.is_finite()) {
+        return Err(input(format!("{at}: [fit] horizons must be finite numbers (got {h:?})")));
+    }
     if let Some(h) = horizons.windows(2).find(|w| w[1] <= w[0]) {
-        return Err(input(format!("{origin}: [fit] horizons must increase ({} is followed by {})", h[0], h[1])));
+        return Err(input(format!("{at}: [fit] horizons must increase ({} is followed by {})", h[0], h[1])));
     }
     if let Some(h) = horizons.iter().find(|h| case.times.iter().filter(|t| *t <= *h).count() < 2) {
-        return Err(input(format!("{origin}: [fit] horizon {h} leaves fewer than two data rows")));
+        return Err(input(format!("{at}: [fit] horizon {h} leaves fewer than two data rows")));
     }
     check_fit(loaded, &bounds)?;
     let stop = stopping(&config.fit);

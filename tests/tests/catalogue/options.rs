@@ -216,7 +216,8 @@ fn every_sampler_setting_and_prior_out_of_range_is_refused_at_its_key() {
     for (i, (extra, written, allowed)) in [
         ("[sample.mcmc]\nwalkers = 5\n", "walkers = ", "must be even and at least"),
         ("[sample.mcmc]\nsteps = 100\nburn_in = 100\n", "burn_in = ", "must be below steps = 100"),
-        ("[sample.mcmc]\nthin = 0\n", "thin = ", "must be at least 1"),
+        ("[sample.mcmc]\nthin = 0\n", "thin = ", "must be in 1..=steps − burn_in = 1500"),
+        ("[sample.mcmc]\nsteps = 10\nburn_in = 5\nthin = 6\n", "thin = ", "so that every walker keeps a draw"),
         ("[sample.mcmc]\nstretch = 1.0\n", "stretch = ", "must be a finite number above 1"),
         ("start_spread = 0.0\n", "start_spread = ", "must be a positive finite number"),
     ]
@@ -324,5 +325,12 @@ fn parameter_settings_and_the_likelihood_sigma_are_refused_at_their_place() {
         2,
         &[&place(&dir, "sigma = "), "[fit] sigma must be a positive finite number (got -1.0)"],
     );
+    nothing_written(&dir.join("out"));
+}
+
+#[test]
+fn horizons_that_are_not_finite_are_refused_at_their_key() {
+    let dir = problem("horizons", "[fit]\nhorizons = [1.0, nan]\n");
+    refused(&run(&dir, "fit"), 2, &[&place(&dir, "horizons = "), "[fit] horizons must be finite numbers (got NaN)"]);
     nothing_written(&dir.join("out"));
 }

@@ -65,10 +65,12 @@ impl EnsembleOptions {
         at_least("steps", self.steps, 1)?;
         let below_steps = format!("below steps = {}", self.steps);
         require(self.burn_in < self.steps, "burn_in", &below_steps, self.burn_in)?;
-        at_least("thin", self.thin, 1)?;
+        let after_burn_in = self.steps - self.burn_in;
+        let allowed = format!("in 1..=steps − burn_in = {after_burn_in}, so that every walker keeps a draw");
+        require((1..=after_burn_in).contains(&self.thin), "thin", &allowed, self.thin)?;
         let stretch = self.stretch;
         require(stretch > 1.0 && stretch.is_finite(), "stretch", "a finite number above 1", stretch)?;
-        let kept = ((self.steps - self.burn_in) / self.thin) as f64 * walkers as f64;
+        let kept = (after_burn_in / self.thin) as f64 * walkers as f64;
         let value = format!("{} ({kept} kept draws of {walkers} walkers)", self.steps);
         require_memory("steps", value, kept, (d * 8 + 32) as f64)
     }

@@ -567,6 +567,11 @@ fn ensemble_options_and_limits_are_checked_at_their_boundaries() {
         Err("burn_in must be below steps = 100 (got 100)".into())
     );
     assert!(check(EnsembleOptions { thin: 0, ..base.clone() }).unwrap_err().starts_with("thin"));
+    assert!(check(EnsembleOptions { steps: 10, burn_in: 5, thin: 5, ..base.clone() }).is_ok());
+    assert_eq!(
+        check(EnsembleOptions { steps: 10, burn_in: 5, thin: 6, ..base.clone() }),
+        Err("thin must be in 1..=steps − burn_in = 5, so that every walker keeps a draw (got 6)".into())
+    );
     let long = check(EnsembleOptions { steps: 1 << 40, ..base.clone() }).unwrap_err();
     assert!(long.starts_with("steps 1099511627776 (") && long.contains("would need about"), "{long}");
     assert!(check(EnsembleOptions { stretch: 1.0 + 1e-9, ..base.clone() }).is_ok());
