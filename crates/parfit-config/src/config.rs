@@ -172,6 +172,14 @@ impl<'de> Deserialize<'de> for Polish {
 }
 
 impl Algorithm {
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::Cmaes,
+        Algorithm::NelderMead,
+        Algorithm::DifferentialEvolution,
+        Algorithm::Lbfgsb,
+        Algorithm::LevenbergMarquardt,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Cmaes => "cmaes",

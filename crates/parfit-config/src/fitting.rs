@@ -64,16 +64,9 @@ pub fn check_fit(loaded: &LoadedConfig, bounds: &Bounds) -> Result<()> {
         Algorithm::LevenbergMarquardt => fit.levenberg_marquardt.check().map_err(at(algorithm)),
     };
     // A section written in the file is checked even when this run does not use it: its values were read.
-    let all = [
-        Algorithm::Cmaes,
-        Algorithm::NelderMead,
-        Algorithm::DifferentialEvolution,
-        Algorithm::Lbfgsb,
-        Algorithm::LevenbergMarquardt,
-    ];
     let polishes =
         |a: Algorithm| fit.polish != Polish::Off && matches!(a, Algorithm::NelderMead | Algorithm::LevenbergMarquardt);
-    for algorithm in all {
+    for algorithm in Algorithm::ALL {
         if algorithm == fit.algorithm || polishes(algorithm) || loaded.has_table(&["fit", algorithm.name()]) {
             check(algorithm)?;
         }
