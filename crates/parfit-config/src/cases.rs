@@ -45,13 +45,21 @@ pub fn read_cases(
         .map(|c| header_rows.iter().filter_map(|r| r.get(c)).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" "))
         .collect();
     let find = |name: &str, what: &str| {
-        names.iter().position(|n| n == name).ok_or_else(|| {
-            input(format!(
+        let mut at = names.iter().enumerate().filter(|(_, n)| *n == name).map(|(i, _)| i);
+        match (at.next(), at.next()) {
+            (Some(i), None) => Ok(i),
+            (Some(i), Some(j)) => Err(input(format!(
+                "{origin}: [cases] {what}: {shown} has two columns named '{name}' (columns {} and {}), so which one to \
+                 read is unclear",
+                i + 1,
+                j + 1
+            ))),
+            (None, _) => Err(input(format!(
                 "{origin}: [cases] {what}: {shown} has no column named '{name}' (columns are named by their header \
                  cells joined with a space: {})",
                 names.iter().filter(|n| !n.is_empty()).take(12).cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })
+            ))),
+        }
     };
     let id_cols = section.id.iter().map(|n| find(n, "id")).collect::<InputResult<Vec<_>>>()?;
 
@@ -134,5 +142,38 @@ fn csv_reason(e: &csv::Error) -> String {
             format!("line {}: {len} fields where the header has {expected_len}", pos.line())
         }
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryLoader;
+
+    #[test]
+    fn a_column_named_twice_is_refused_where_it_is_read() {
+        let spec: ModelSpec = serde_json::from_value(serde_json::json!({
+            "name": "m", "params": [], "inputs": ["x0"], "outputs": ["x"], "output_kind": "time_series",
+        }))
+        .unwrap();
+        let mut files = MemoryLoader::new();
+        files.insert("cases.csv", "id,x0,x10,x10\na,1,2,3\n");
+        let section = |observed: &str| -> CasesSection {
+            toml::from_str(&format!(
+                "path = \"cases.csv\"\nid = [\"id\"]\ninputs = {{ x0 = \"x0\" }}\n[[observe]]\ntime = 1.0\ncolumns = {{ x = \
+                 \"{observed}\" }}\n"
+            ))
+            .unwrap()
+        };
+        let read = |s: &CasesSection| read_cases(&files, Path::new("cases.csv"), s, &spec, "fit.toml").map(|t| t.cases);
+        let e = read(&section("x10")).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            "fit.toml: [cases] observe at 1: cases.csv has two columns named 'x10' (columns 3 and 4), so which one to \
+             read is unclear"
+        );
+        files.insert("cases.csv", "id,x0,x10,y\na,1,2,3\n");
+        let read = |s: &CasesSection| read_cases(&files, Path::new("cases.csv"), s, &spec, "fit.toml").map(|t| t.cases);
+        assert_eq!(read(&section("x10")).unwrap()[0].observations, [2.0]);
     }
 }

@@ -5,13 +5,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use parfit_core::check::OptionError;
+use parfit_core::limits::check_allocation;
 use parfit_core::optimise::{
     CmaesOptions, DifferentialEvolutionOptions, LBfgsBOptions, LevenbergMarquardtOptions, NelderMeadOptions,
 };
 use parfit_core::sample::{EnsembleOptions, NestedOptions, NoiseSigma, ParamPrior};
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 
-use crate::{Loader, Result as InputResult, input};
+use crate::{InputError, Loader, Result as InputResult, input};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,6 +172,14 @@ impl<'de> Deserialize<'de> for Polish {
 }
 
 impl Algorithm {
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::Cmaes,
+        Algorithm::NelderMead,
+        Algorithm::DifferentialEvolution,
+        Algorithm::Lbfgsb,
+        Algorithm::LevenbergMarquardt,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Cmaes => "cmaes",
@@ -307,6 +318,8 @@ pub struct OutputSection {
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
     pub path: PathBuf,
+    /// The file's text, kept so that a setting found out of range later is reported at its line and column.
+    pub text: String,
     pub config: Config,
     /// How the objectives built from this configuration spread their batches over processes: set by a front
     /// end running under MPI (not part of the file); `None` evaluates batches in this process.
@@ -321,7 +334,27 @@ impl LoadedConfig {
     /// Parse `text` as the configuration at `path` (which names it in errors and anchors relative paths).
     pub fn parse(path: &Path, text: &str) -> InputResult<Self> {
         let config: Config = toml::from_str(text).map_err(|e| input(toml_error(path, text, &e)))?;
-        Ok(LoadedConfig { path: path.to_path_buf(), config, spread: None })
+        check_plain_values(path, text, &config.model.options, &["model", "options"])?;
+        Ok(LoadedConfig { path: path.to_path_buf(), text: text.to_string(), config, spread: None })
+    }
+
+    /// Whether the configuration's text has the table `table` (e.g. `["fit", "cmaes"]`).
+    pub fn has_table(&self, table: &[&str]) -> bool {
+        let Ok(root) = DeTable::parse(&self.text) else { return false };
+        let mut current = root.get_ref();
+        for key in table {
+            match current.iter().find(|(k, _)| k.get_ref().as_ref() == *key).map(|(_, v)| v.get_ref()) {
+                Some(DeValue::Table(inner)) => current = inner,
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// A setting of the table `table` (e.g. `["fit", "cmaes"]`) out of its range, as an input error at the
+    /// setting's line and column: `fit.toml:41:10: [fit.cmaes] sigma0 must be …`.
+    pub fn option_error(&self, table: &[&str], e: OptionError) -> InputError {
+        option_error(&self.path, &self.text, table, e)
     }
 
     /// Resolve a path written in the configuration.
@@ -337,14 +370,73 @@ impl LoadedConfig {
 pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim_end();
     match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
-            format!("{}:{line}:{column}: {message}", path.display())
-        }
+        Some(span) => format!("{}: {message}", place(path, text, span.start)),
         None => format!("{}: {message}", path.display()),
     }
+}
+
+/// `file:line:column` of byte `offset` in `text` (columns count characters).
+fn place(path: &Path, text: &str, offset: usize) -> String {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+    format!("{}:{line}:{column}", path.display())
+}
+
+/// `file:line:column` of the value of `keys` (tables, then the key) in a configuration's `text`; where the key is
+/// not written (a default), the place of the nearest table around it that is, else the file alone.
+pub fn locate(path: &Path, text: &str, keys: &[&str]) -> String {
+    let Ok(root) = DeTable::parse(text) else { return path.display().to_string() };
+    let mut table = root.get_ref();
+    let mut found = None;
+    for key in keys {
+        let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *key) else { break };
+        found = Some(value.span().start);
+        match value.get_ref() {
+            DeValue::Table(inner) => table = inner,
+            _ => break,
+        }
+    }
+    match found {
+        Some(offset) => place(path, text, offset),
+        None => path.display().to_string(),
+    }
+}
+
+/// `[fit.cmaes]`, `[parameters."dec 1 loss rate".prior]`: a table path as TOML writes it.
+fn table_name(table: &[&str]) -> String {
+    let bare = |k: &&str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let keys: Vec<String> = table.iter().map(|k| if bare(k) { k.to_string() } else { format!("{k:?}") }).collect();
+    format!("[{}]", keys.join("."))
+}
+
+/// A setting of `table` out of its range, at its place in the configuration at `path`.
+pub fn option_error(path: &Path, text: &str, table: &[&str], e: OptionError) -> InputError {
+    let keys: Vec<&str> = table.iter().copied().chain(e.key.split('.')).collect();
+    input(format!("{}: {} {e}", locate(path, text, &keys), table_name(table)))
+}
+
+/// Refuse NaN and infinities among a plugin's options (`table`, at `keys` in the configuration): JSON, which
+/// carries them to the plugin, has no such numbers.
+pub fn check_plain_values(path: &Path, text: &str, table: &toml::Table, keys: &[&str]) -> InputResult<()> {
+    for (key, value) in table {
+        let at: Vec<&str> = keys.iter().copied().chain([key.as_str()]).collect();
+        match value {
+            toml::Value::Float(v) if !v.is_finite() => {
+                let e = OptionError::new(key, format!("must be a finite number (got {v:?})"));
+                return Err(option_error(path, text, keys, e));
+            }
+            toml::Value::Table(inner) => check_plain_values(path, text, inner, &at)?,
+            toml::Value::Array(items) => {
+                if let Some(v) = items.iter().find_map(|i| i.as_float().filter(|v| !v.is_finite())) {
+                    let e = OptionError::new(key, format!("must hold finite numbers (got {v:?})"));
+                    return Err(option_error(path, text, keys, e));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Parse output times: "start:stop:count" or a comma-separated list.
@@ -357,9 +449,14 @@ pub fn parse_times(text: &str) -> Result<Vec<f64>, String> {
         let start: f64 = start.trim().parse().map_err(|_| bad("the start is not a number"))?;
         let stop: f64 = stop.trim().parse().map_err(|_| bad("the stop is not a number"))?;
         let count: usize = count.trim().parse().map_err(|_| bad("the count is not a whole number"))?;
-        if count == 0 || start.is_nan() || stop.is_nan() || stop < start {
+        if !(start.is_finite() && stop.is_finite()) {
+            return Err(bad(&format!("start and stop must be finite numbers (got {start:?} and {stop:?})")));
+        }
+        if count == 0 || stop < start {
             return Err(bad("need a count of at least 1 and start ≤ stop"));
         }
+        // Each time is kept with at least one simulated value at it: 16 bytes.
+        check_allocation(&format!("times '{text}': a count of {count}"), count as f64, 16.0)?;
         if count == 1 {
             return Ok(vec![start]);
         }
@@ -371,6 +468,9 @@ pub fn parse_times(text: &str) -> Result<Vec<f64>, String> {
             .split(',')
             .map(|s| s.trim().parse::<f64>().map_err(|_| bad(&format!("'{}' is not a number", s.trim()))))
             .collect::<Result<Vec<f64>, String>>()?;
+        if let Some(t) = times.iter().find(|t| !t.is_finite()) {
+            return Err(bad(&format!("every time must be a finite number (got {t:?})")));
+        }
         if times.windows(2).any(|w| w[1] < w[0]) {
             return Err(bad("times must be non-decreasing"));
         }
@@ -381,7 +481,10 @@ pub fn parse_times(text: &str) -> Result<Vec<f64>, String> {
 impl Times {
     pub fn values(&self) -> Result<Vec<f64>, String> {
         match self {
-            Times::List(v) => Ok(v.clone()),
+            Times::List(v) => match v.iter().find(|t| !t.is_finite()) {
+                Some(t) => Err(format!("every value must be a finite number (got {t:?})")),
+                None => Ok(v.clone()),
+            },
             Times::Range(s) => parse_times(s),
         }
     }
@@ -400,6 +503,57 @@ mod tests {
         assert_eq!(parse_times("0, 1,2.5").unwrap(), vec![0.0, 1.0, 2.5]);
         assert!(parse_times("0:1").is_err());
         assert!(parse_times("1,0").is_err());
+    }
+
+    #[test]
+    fn times_must_be_finite_and_fit_in_memory() {
+        for text in ["0:inf:10", "nan:1:10", "0:nan:2", "0,nan", "inf"] {
+            let e = parse_times(text).unwrap_err();
+            assert!(e.starts_with(&format!("times '{text}': ")) && e.contains("finite"), "{e}");
+        }
+        let e = parse_times("0:1e9:1000000000").unwrap_err();
+        assert!(e.contains("a count of 1000000000 would need about 14.9 GiB"), "{e}");
+        assert_eq!(parse_times("0:1:1").unwrap(), [0.0]);
+        let nan_list = Times::List(vec![0.0, f64::NAN]).values().unwrap_err();
+        assert_eq!(nan_list, "every value must be a finite number (got NaN)");
+    }
+
+    #[test]
+    fn settings_out_of_range_are_located_at_their_key() {
+        let text = "[model]\nkind = \"x\"\n[parameters]\n\"dec 1\" = { prior = { kind = \"normal\", mu = 0.0, sigma \
+                    = -1.0 } }\n[fit]\nmax_iterations = 0\n[fit.cmaes]\nsigma0 = 1e308\nrestarts = { kind = \"ipop\", \
+                    factor = 1e308 }\n[sample.mcmc]\nsteps = 10\n";
+        let loaded = LoadedConfig::parse(Path::new("fit.toml"), text).unwrap();
+        let error = |table: &[&str], key: &str| loaded.option_error(table, OptionError::new(key, "is wrong")).0;
+        assert_eq!(error(&["fit"], "max_iterations"), "fit.toml:6:18: [fit] max_iterations is wrong");
+        assert_eq!(error(&["fit", "cmaes"], "sigma0"), "fit.toml:8:10: [fit.cmaes] sigma0 is wrong");
+        assert_eq!(error(&["fit", "cmaes"], "restarts.factor"), "fit.toml:9:38: [fit.cmaes] restarts.factor is wrong");
+        assert_eq!(
+            error(&["parameters", "dec 1", "prior"], "sigma"),
+            "fit.toml:4:58: [parameters.\"dec 1\".prior] sigma is wrong"
+        );
+        // A default (not written) is placed at its table, or the file when the table is not written either.
+        assert!(error(&["sample", "mcmc"], "burn_in").starts_with("fit.toml:10:"));
+        assert_eq!(error(&["sample", "nested"], "walks"), "fit.toml:10:2: [sample.nested] walks is wrong");
+        assert_eq!(error(&["output"], "dir"), "fit.toml: [output] dir is wrong");
+    }
+
+    #[test]
+    fn plugin_options_must_be_finite_numbers() {
+        let parse = |options: &str| {
+            let text = format!("[model]\nkind = \"x\"\n[model.options]\n{options}\n");
+            LoadedConfig::parse(Path::new("fit.toml"), &text).map(|_| ()).map_err(|e| e.0)
+        };
+        assert!(parse("rtol = 1e-6\nnested = { a = 1.0 }").is_ok());
+        assert_eq!(
+            parse("rtol = 1e-6\natol = nan").unwrap_err(),
+            "fit.toml:5:8: [model.options] atol must be a finite number (got NaN)"
+        );
+        assert_eq!(
+            parse("solver = { tol = -inf }").unwrap_err(),
+            "fit.toml:4:18: [model.options.solver] tol must be a finite number (got -inf)"
+        );
+        assert!(parse("list = [1.0, inf]").unwrap_err().contains("list must hold finite numbers (got inf)"));
     }
 
     #[test]

@@ -14,12 +14,19 @@ pub fn read_observations(loader: &dyn Loader, path: &Path, time_column: &str, co
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| input(format!("{shown}: {}", csv_reason(&e))))?.clone();
     let find = |name: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| {
-            input(format!(
+        let mut at = headers.iter().enumerate().filter(|(_, h)| *h == name).map(|(i, _)| i);
+        match (at.next(), at.next()) {
+            (Some(i), None) => Ok(i),
+            (Some(i), Some(j)) => Err(input(format!(
+                "{shown}:1: the header names column '{name}' twice (columns {} and {}), so which one to read is unclear",
+                i + 1,
+                j + 1
+            ))),
+            (None, _) => Err(input(format!(
                 "{shown}: no column named '{name}' (the header has: {})",
                 headers.iter().collect::<Vec<_>>().join(", ")
-            ))
-        })
+            ))),
+        }
     };
     let time_index = find(time_column)?;
     let indices = columns.iter().map(|c| find(c)).collect::<InputResult<Vec<_>>>()?;
@@ -34,9 +41,10 @@ pub fn read_observations(loader: &dyn Loader, path: &Path, time_column: &str, co
             if text.is_empty() && allow_empty {
                 return Ok(f64::NAN);
             }
+            // A missing observation is an empty cell; a time must be a finite number.
             text.parse::<f64>()
                 .ok()
-                .filter(|v| !v.is_infinite())
+                .filter(|v| v.is_finite() || (v.is_nan() && allow_empty))
                 .ok_or_else(|| input(format!("{shown}:{line}: column '{name}': '{text}' is not a number")))
         };
         times.push(cell(time_index, time_column, false)?);
@@ -46,6 +54,15 @@ pub fn read_observations(loader: &dyn Loader, path: &Path, time_column: &str, co
     }
     if times.is_empty() {
         return Err(input(format!("{shown}: no data rows under the header")));
+    }
+    // With nothing observed every fit would score 0 at its start and report convergence.
+    if !columns.is_empty() && observations.iter().all(|v| v.is_nan()) {
+        let named: Vec<String> = columns.iter().map(|c| format!("'{c}'")).collect();
+        return Err(input(format!(
+            "{shown}: no observation in the data: every cell of column{} {} is empty",
+            if columns.len() > 1 { "s" } else { "" },
+            named.join(", ")
+        )));
     }
     if let Some(i) = times.windows(2).position(|w| w[1] < w[0]) {
         return Err(input(format!(
@@ -102,5 +119,27 @@ mod tests {
         assert!(e.contains("line 3"), "{e}");
         let e = read_observations(&files, Path::new("missing.csv"), "t", &[]).unwrap_err().to_string();
         assert!(e.starts_with("missing.csv: no such file"), "{e}");
+    }
+
+    #[test]
+    fn refuses_duplicate_columns_empty_observations_and_non_finite_times() {
+        let mut files = files();
+        files.insert("twice.csv", "t,x,x\n0,1,2\n");
+        files.insert("empty.csv", "t,x,y\n0,,\n1,,\n");
+        files.insert("nan.csv", "t,x\n0,1\nnan,2\n");
+        let read = |file: &str, columns: &[&str]| {
+            let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+            read_observations(&files, Path::new(file), "t", &columns).map_err(|e| e.to_string())
+        };
+        let e = read("twice.csv", &["x"]).unwrap_err();
+        assert_eq!(
+            e,
+            "twice.csv:1: the header names column 'x' twice (columns 2 and 3), so which one to read is unclear"
+        );
+        assert!(read("twice.csv", &[]).is_ok(), "an unused duplicate is harmless");
+        let e = read("empty.csv", &["x", "y"]).unwrap_err();
+        assert_eq!(e, "empty.csv: no observation in the data: every cell of columns 'x', 'y' is empty");
+        assert!(read("ok.csv", &["y"]).is_ok(), "one observation is enough");
+        assert_eq!(read("nan.csv", &["x"]).unwrap_err(), "nan.csv:3: column 't': 'nan' is not a number");
     }
 }

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use parfit_core::check::{OptionError, positive};
 use parfit_core::objective::SetupError;
 use parfit_core::optimise::{
     Bounds, Cmaes, CmaesOptions, DifferentialEvolution, DifferentialEvolutionOptions, LBfgsB, LevenbergMarquardt,
@@ -15,7 +16,7 @@ use parfit_core::runner::case_seed;
 use parfit_core::{Case, Cost, Model, Objective, OptimResult, Termination};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Algorithm, CostName, DataSection, FitSection, LoadedConfig, Polish};
+use crate::config::{Algorithm, CostName, DataSection, FitSection, LoadedConfig, Polish, locate};
 use crate::data::read_observations;
 use crate::{Loader, Result, input};
 
@@ -47,24 +48,36 @@ pub fn data_case<'a>(loaded: &'a LoadedConfig, loader: &dyn Loader, what: &str) 
     Ok((data, case))
 }
 
-/// Check optimiser options the constructors would reject, as input errors naming the key.
-pub fn validate_options(fit: &FitSection, origin: &str) -> Result<()> {
-    let sigma0 = fit.cmaes.sigma0;
-    if !(sigma0.is_finite() && sigma0 > 0.0) {
-        return Err(input(format!("{origin}: [fit.cmaes] sigma0 must be a positive number (got {sigma0})")));
-    }
-    if fit.cmaes.population.is_some_and(|p| p < 2) {
-        return Err(input(format!("{origin}: [fit.cmaes] population must be at least 2")));
-    }
-    let nm = &fit.nelder_mead;
-    if !(nm.initial_step.is_finite()
-        && nm.initial_step > 0.0
-        && nm.min_initial_step.is_finite()
-        && nm.min_initial_step > 0.0)
-    {
-        return Err(input(format!("{origin}: [fit.nelder_mead] initial_step and min_initial_step must be positive")));
+/// Check the `[fit]` settings a fit over `bounds` will use against the core's allowed ranges, at their places in
+/// the configuration: the stopping rules, the algorithm's options, and the polish's when there is one. Runs before
+/// any work (and before `fit-many` hands cases to workers), the same on every MPI rank.
+pub fn check_fit(loaded: &LoadedConfig, bounds: &Bounds) -> Result<()> {
+    let fit = &loaded.config.fit;
+    let n = bounds.dim();
+    stopping(fit).check().map_err(|e| loaded.option_error(&["fit"], e))?;
+    let at = |algorithm: Algorithm| move |e: OptionError| loaded.option_error(&["fit", algorithm.name()], e);
+    let check = |algorithm: Algorithm| match algorithm {
+        Algorithm::Cmaes => fit.cmaes.check(bounds).map_err(at(algorithm)),
+        Algorithm::NelderMead => fit.nelder_mead.check().map_err(at(algorithm)),
+        Algorithm::DifferentialEvolution => fit.differential_evolution.check(n).map_err(at(algorithm)),
+        Algorithm::Lbfgsb => fit.lbfgsb.check(n).map_err(at(algorithm)),
+        Algorithm::LevenbergMarquardt => fit.levenberg_marquardt.check().map_err(at(algorithm)),
+    };
+    // A section written in the file is checked even when this run does not use it: its values were read.
+    let polishes =
+        |a: Algorithm| fit.polish != Polish::Off && matches!(a, Algorithm::NelderMead | Algorithm::LevenbergMarquardt);
+    for algorithm in Algorithm::ALL {
+        if algorithm == fit.algorithm || polishes(algorithm) || loaded.has_table(&["fit", algorithm.name()]) {
+            check(algorithm)?;
+        }
     }
     Ok(())
+}
+
+/// An optimiser's refusal of its options as an input error under the options' table (after [`check_fit`] only a
+/// setting changed on the way, such as a stage's step, can reach it).
+fn refused(algorithm: Algorithm) -> impl Fn(OptionError) -> crate::InputError {
+    move |e| input(format!("[fit.{}] {e}", algorithm.name()))
 }
 
 /// The configured stopping rules.
@@ -93,27 +106,28 @@ pub fn run_algorithm(
     stop: &Stopping,
     monitor: &mut dyn Monitor,
     record_history: bool,
-) -> OptimResult {
-    let mut optimiser: Box<dyn Optimiser> = match fit.algorithm {
+) -> Result<OptimResult> {
+    let algorithm = fit.algorithm;
+    let mut optimiser: Box<dyn Optimiser> = match algorithm {
         Algorithm::Cmaes => {
             let options = CmaesOptions { seed, sigma0: fit.cmaes.sigma0 * step_scale, ..fit.cmaes.clone() };
-            Box::new(Cmaes::new(x0, bounds.clone(), options))
+            Box::new(Cmaes::new(x0, bounds.clone(), options).map_err(refused(algorithm))?)
         }
         Algorithm::NelderMead => {
             let nm = &fit.nelder_mead;
             let options = NelderMeadOptions { initial_step: nm.initial_step * step_scale, ..nm.clone() };
-            Box::new(NelderMead::new(x0, bounds.clone(), options))
+            Box::new(NelderMead::new(x0, bounds.clone(), options).map_err(refused(algorithm))?)
         }
         Algorithm::DifferentialEvolution => {
             let options = DifferentialEvolutionOptions { seed, ..fit.differential_evolution.clone() };
-            Box::new(DifferentialEvolution::new(x0, bounds.clone(), options))
+            Box::new(DifferentialEvolution::new(x0, bounds.clone(), options).map_err(refused(algorithm))?)
         }
-        Algorithm::Lbfgsb => Box::new(LBfgsB::new(x0, bounds.clone(), fit.lbfgsb.clone())),
+        Algorithm::Lbfgsb => Box::new(LBfgsB::new(x0, bounds.clone(), fit.lbfgsb.clone()).map_err(refused(algorithm))?),
         Algorithm::LevenbergMarquardt => {
             return levenberg_marquardt(fit, objective, x0, bounds, stop, monitor, record_history);
         }
     };
-    minimise(optimiser.as_mut(), objective, stop, monitor, record_history)
+    Ok(minimise(optimiser.as_mut(), objective, stop, monitor, record_history))
 }
 
 /// Levenberg–Marquardt from `x0`. It minimises the sum of squares, which has the same minimiser as every
@@ -128,14 +142,16 @@ fn levenberg_marquardt(
     stop: &Stopping,
     monitor: &mut dyn Monitor,
     record_history: bool,
-) -> OptimResult {
-    let mut lm = LevenbergMarquardt::new(x0, bounds.clone(), fit.levenberg_marquardt.clone());
+) -> Result<OptimResult> {
+    let options = fit.levenberg_marquardt.clone();
+    let mut lm =
+        LevenbergMarquardt::new(x0, bounds.clone(), options).map_err(refused(Algorithm::LevenbergMarquardt))?;
     let mut result = minimise_least_squares(&mut lm, objective, stop, monitor, record_history);
     if result.value.is_finite() {
         result.value = objective.value(&mut objective.scratch(), &result.x);
         result.evaluations += 1;
     }
-    result
+    Ok(result)
 }
 
 /// Refine `result`, found on `objective`, as `[fit] polish` asks; the better of the two points stands.
@@ -147,9 +163,9 @@ fn polish(
     stop: &Stopping,
     monitor: &mut dyn Monitor,
     record_history: bool,
-) -> OptimResult {
+) -> Result<OptimResult> {
     let method = match fit.polish {
-        Polish::Off => return result,
+        Polish::Off => return Ok(result),
         Polish::Auto if objective.model().has_sensitivities() => Polish::LevenbergMarquardt,
         Polish::Auto => Polish::NelderMead,
         chosen => chosen,
@@ -158,12 +174,13 @@ fn polish(
     let stop = Stopping { max_iterations: None, max_evaluations: Some(20_000), ..stop.clone() };
     let x = result.x.clone();
     let polished = if method == Polish::LevenbergMarquardt {
-        levenberg_marquardt(fit, objective, x, bounds, &stop, monitor, record_history)
+        levenberg_marquardt(fit, objective, x, bounds, &stop, monitor, record_history)?
     } else {
-        let mut nm = NelderMead::new(x, bounds.clone(), fit.nelder_mead.clone());
+        let options = fit.nelder_mead.clone();
+        let mut nm = NelderMead::new(x, bounds.clone(), options).map_err(refused(Algorithm::NelderMead))?;
         minimise(&mut nm, objective, &stop, monitor, record_history)
     };
-    chain(result, polished, true)
+    Ok(chain(result, polished, true))
 }
 
 /// Build the objective for `case` with the configuration's parameter settings and `--set` starts.
@@ -176,10 +193,14 @@ pub fn configure_objective(
     sets: &[(String, f64)],
 ) -> Result<Objective> {
     let origin = loaded.path.display().to_string();
+    if let Cost::GaussianNll { sigma } = cost {
+        positive("sigma", sigma).map_err(|e| loaded.option_error(&["fit"], e))?;
+    }
     let mut objective =
         Objective::new(model.clone(), case, outputs, cost).map_err(|e| input(format!("{origin}: {e}")))?;
     for (name, p) in &loaded.config.parameters {
-        let at = |e: SetupError| input(format!("{origin}: [parameters] {name}: {e}"));
+        let place = locate(&loaded.path, &loaded.text, &["parameters", name]);
+        let at = |e: SetupError| input(format!("{place}: [parameters] {name}: {e}"));
         if let Some(value) = p.fixed {
             objective.fix(name, value).map_err(at)?;
             continue;
@@ -242,15 +263,25 @@ pub fn fit_staged(
     if x0.is_empty() {
         return Err(input(format!("{origin}: every parameter is fixed; nothing to fit")));
     }
+    if objective.residual_count() == 0 {
+        return Err(input(format!(
+            "{origin}: no observation to fit: every observed value of case {} is empty",
+            case.id
+        )));
+    }
     let bounds = objective.bounds();
     let horizons = &config.fit.horizons;
+    let at = locate(&loaded.path, &loaded.text, &["fit", "horizons"]);
+    if let Some(h) = horizons.iter().find(|h| !h.is_finite()) {
+        return Err(input(format!("{at}: [fit] horizons must be finite numbers (got {h:?})")));
+    }
     if let Some(h) = horizons.windows(2).find(|w| w[1] <= w[0]) {
-        return Err(input(format!("{origin}: [fit] horizons must increase ({} is followed by {})", h[0], h[1])));
+        return Err(input(format!("{at}: [fit] horizons must increase ({} is followed by {})", h[0], h[1])));
     }
     if let Some(h) = horizons.iter().find(|h| case.times.iter().filter(|t| *t <= *h).count() < 2) {
-        return Err(input(format!("{origin}: [fit] horizon {h} leaves fewer than two data rows")));
+        return Err(input(format!("{at}: [fit] horizon {h} leaves fewer than two data rows")));
     }
-    validate_options(&config.fit, &origin)?;
+    check_fit(loaded, &bounds)?;
     let stop = stopping(&config.fit);
 
     let mut result: Option<OptimResult> = None;
@@ -276,7 +307,7 @@ pub fn fit_staged(
             &stop,
             monitor,
             record_history,
-        );
+        )?;
         let cancelled = r.termination == Termination::Cancelled;
         result = Some(match result {
             Some(previous) => chain(previous, r, false),
@@ -291,7 +322,7 @@ pub fn fit_staged(
     }
     let mut result = result.expect("at least one stage runs");
     if result.termination != Termination::Cancelled {
-        result = polish(&config.fit, &mut objective, result, &bounds, &stop, monitor, record_history);
+        result = polish(&config.fit, &mut objective, result, &bounds, &stop, monitor, record_history)?;
     }
     Ok(FitOutcome { objective, x0, result })
 }
@@ -397,12 +428,12 @@ impl<'a> CaseFitter<'a> {
         if !fit.horizons.is_empty() {
             return Err(input(format!("{origin}: [fit] horizons apply to `parfit fit` only, not to fit-many")));
         }
-        validate_options(fit, &origin)?;
         let cost = cost_from_config(fit, &origin)?;
         let first = cases.first().ok_or_else(|| input(format!("{origin}: no cases to fit")))?;
         let names = {
             let objective = configure_objective(loaded, &model, first.clone(), observed, cost, &sets)?;
             objective.start().map_err(|e| input(format!("{origin}: {e}")))?;
+            check_fit(loaded, &objective.bounds())?;
             objective.free_names()
         };
         // Cases are independent: a wall-clock limit per case would make results depend on machine load.
@@ -434,10 +465,19 @@ impl<'a> CaseFitter<'a> {
             Ok(x) => x,
             Err(e) => return failure(e.to_string()),
         };
+        if objective.residual_count() == 0 {
+            return failure("no observation to fit: every observed value of the case is empty".into());
+        }
         let bounds = objective.bounds();
         let seed = case_seed(self.seed, index);
-        let result = run_algorithm(fit, &mut objective, x0, &bounds, seed, 1.0, &self.stop, &mut Silent, false);
-        let result = polish(fit, &mut objective, result, &bounds, &self.stop, &mut Silent, false);
+        let run = |objective: &mut Objective| {
+            let result = run_algorithm(fit, objective, x0, &bounds, seed, 1.0, &self.stop, &mut Silent, false)?;
+            polish(fit, objective, result, &bounds, &self.stop, &mut Silent, false)
+        };
+        let result = match run(&mut objective) {
+            Ok(result) => result,
+            Err(e) => return failure(e.to_string()),
+        };
         if !result.value.is_finite() {
             return CaseRecord {
                 error: Some(format!("no finite cost: {}", result.termination)),

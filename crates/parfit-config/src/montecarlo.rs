@@ -18,7 +18,10 @@ use parfit_core::{Model, ModelSpec, SimError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::config::{ModelSection, Times, toml_error};
+use parfit_core::check::OptionError;
+use parfit_core::limits::check_allocation;
+
+use crate::config::{ModelSection, Times, check_plain_values, option_error, toml_error};
 use crate::dispatch::{Dispatch, Wire, put_f64s, take_f64s, take_u64};
 use crate::{Result, RunError, input};
 
@@ -42,6 +45,11 @@ pub struct McConfig {
     pub output: McOutput,
     pub seed: Option<u64>,
     pub threads: Option<usize>,
+    /// Where the configuration came from and its text, for errors at a setting's line and column.
+    #[serde(skip)]
+    pub path: PathBuf,
+    #[serde(skip)]
+    pub text: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,7 +84,14 @@ pub struct McOutput {
 impl McConfig {
     /// Parse `text` as the Monte Carlo configuration at `path` (named in errors).
     pub fn parse(path: &Path, text: &str) -> Result<McConfig> {
-        toml::from_str(text).map_err(|e| input(toml_error(path, text, &e)))
+        let config: McConfig = toml::from_str(text).map_err(|e| input(toml_error(path, text, &e)))?;
+        check_plain_values(path, text, &config.model.options, &["model", "options"])?;
+        Ok(McConfig { path: path.to_path_buf(), text: text.to_string(), ..config })
+    }
+
+    /// `key` of `table` out of its range, at its place in the configuration.
+    fn refuse(&self, table: &[&str], key: &str, message: String) -> crate::InputError {
+        option_error(&self.path, &self.text, table, OptionError::new(key, message))
     }
 }
 
@@ -125,9 +140,15 @@ impl Plan {
         if base_seed > MAX_SEED {
             return Err(input(format!("{origin}: the seed must be at most 2^53 = {MAX_SEED} (got {base_seed})")));
         }
-        if mc.paths == 0 || mc.paths > MAX_SEED || mc.periods > MAX_SEED {
-            return Err(input(format!("{origin}: [montecarlo] needs 1 ≤ paths ≤ 2^53 and periods ≤ 2^53")));
-        }
+        let at_most_2_53 = |key: &str, value: u64, least: u64| {
+            if (least..=MAX_SEED).contains(&value) {
+                Ok(())
+            } else {
+                Err(config.refuse(&["montecarlo"], key, format!("must be in {least}..=2^53 (got {value})")))
+            }
+        };
+        at_most_2_53("paths", mc.paths, 1)?;
+        at_most_2_53("periods", mc.periods, 0)?;
         if spec.inputs != MC_INPUTS {
             return Err(input(format!(
                 "{origin}: [montecarlo] needs a Monte Carlo model, but model kind '{}' is not one (its per-case \
@@ -153,13 +174,13 @@ impl Plan {
         }
         let mut axes = Vec::new();
         for (name, values) in &config.sweep {
-            let values = values.values().map_err(|e| input(format!("{origin}: [sweep] {name}: {e}")))?;
+            let values = values.values().map_err(|e| config.refuse(&["sweep"], name, e))?;
             axes.push((param(name, "[sweep]")?, name.clone(), values));
         }
         let seeds: Vec<u64> = match (seed, &mc.seeds) {
             (None, Some(list)) => list
                 .values()
-                .map_err(|e| input(format!("{origin}: [montecarlo] seeds: {e}")))?
+                .map_err(|e| config.refuse(&["montecarlo"], "seeds", e))?
                 .into_iter()
                 .map(|v| {
                     if v >= 0.0 && v.fract() == 0.0 && v <= MAX_SEED as f64 {
@@ -171,6 +192,14 @@ impl Plan {
                 .collect::<Result<_>>()?,
             _ => vec![base_seed],
         };
+        // Every point's paths × outputs are gathered before the statistics: refuse what would not fit in memory
+        // before building the grid.
+        let n_points = axes.iter().fold(seeds.len() as f64, |n, (_, _, values)| n * values.len() as f64);
+        let n_out = spec.outputs.len() as f64;
+        let point_bytes = (std::mem::size_of::<Point>() + 8 * (base.len() + axes.len() + 1)) as f64;
+        let what = format!("{} paths × {n_points} sweep point(s) × {n_out} output(s)", mc.paths);
+        check_allocation(&what, n_points, point_bytes + mc.paths as f64 * n_out * 8.0)
+            .map_err(|e| config.refuse(&["montecarlo"], "paths", e))?;
         let mut swept: Vec<String> = axes.iter().map(|(_, n, _)| n.clone()).collect();
         let mut points = grid(base_seed, &base, &axes);
         if seeds.len() > 1 {
@@ -541,7 +570,21 @@ mod tests {
         let e = err(ok, &MC_INPUTS, Some(MAX_SEED + 1));
         assert!(e.contains("the seed must be at most 2^53"), "{e}");
         let e = err("[montecarlo]\npaths = 0\nperiods = 5\n", &MC_INPUTS, None);
-        assert!(e.contains("1 ≤ paths"), "{e}");
+        assert_eq!(e, "mc.toml:4:9: [montecarlo] paths must be in 1..=2^53 (got 0)");
+        let e = err("[montecarlo]\npaths = 1000000000000\nperiods = 5\n", &MC_INPUTS, None);
+        assert!(
+            e.starts_with(
+                "mc.toml:4:9: [montecarlo] paths 1000000000000 paths × 1 sweep point(s) × 1 output(s) \
+                              would need about 7.3 TiB"
+            ),
+            "{e}"
+        );
+        let e = err("[montecarlo]\npaths = 100000\nperiods = 5\nseeds = \"0:999999:1000000\"\n", &MC_INPUTS, None);
+        assert!(e.contains("1000000 sweep point(s)") && e.contains("would need about"), "{e}");
+        let e = err(&format!("{ok}[sweep]\ns = \"0:1:100000000\"\n"), &MC_INPUTS, None);
+        assert!(e.starts_with("mc.toml:4:9: [montecarlo] paths 10 paths × 100000000 sweep point(s)"), "{e}");
+        let e = err(&format!("{ok}[sweep]\ns = [0.1, nan]\n"), &MC_INPUTS, None);
+        assert!(e.starts_with("mc.toml:7:5: [sweep] s every value must be a finite number (got NaN)"), "{e}");
         let e = err(&format!("{ok}chunk = 0\n"), &MC_INPUTS, None);
         assert!(e.contains("chunk must be at least 1"), "{e}");
         let e = err(&format!("{ok}statistics = [\"mode\"]\n"), &MC_INPUTS, None);

@@ -4,6 +4,7 @@
 //! builds for `wasm32-unknown-unknown` unchanged. Front ends (the CLI, the wasm façade) own files,
 //! clocks and progress display and reach the engine through [`optimise::Monitor`].
 
+pub mod check;
 pub mod cost;
 pub mod dataset;
 pub mod limits;

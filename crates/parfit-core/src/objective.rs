@@ -31,6 +31,8 @@ pub enum SetupError {
     StartOutOfBounds { name: String, start: f64, lower: f64, upper: f64 },
     #[error("parameter '{name}': the lower bound {lower} exceeds the upper bound {upper}")]
     EmptyBounds { name: String, lower: f64, upper: f64 },
+    #[error("parameter '{name}': bounds must be numbers or ±inf (got lower {lower:?}, upper {upper:?})")]
+    BoundNotANumber { name: String, lower: f64, upper: f64 },
     #[error("parameter '{name}': a log-scale parameter must be positive (start {start}, lower bound {lower})")]
     LogScaleNotPositive { name: String, start: f64, lower: f64 },
     #[error("parameter '{name}': the value {value} is not a finite number")]
@@ -110,6 +112,9 @@ impl Objective {
     /// Set a free parameter's bounds (in model units).
     pub fn set_bounds(&mut self, name: &str, lower: f64, upper: f64) -> Result<(), SetupError> {
         let i = self.index_of(name)?;
+        if lower.is_nan() || upper.is_nan() {
+            return Err(SetupError::BoundNotANumber { name: name.to_string(), lower, upper });
+        }
         if lower > upper {
             return Err(SetupError::EmptyBounds { name: name.to_string(), lower, upper });
         }
@@ -689,5 +694,9 @@ mod tests {
         let case = objective().case().clone();
         let err = Objective::new(Arc::new(Decay::new()), case, &["w".to_string()], Cost::Sse).err().unwrap();
         assert!(err.to_string().contains("no output named 'w'"));
+        let err = obj.set_bounds("k", f64::NAN, 1.0).unwrap_err().to_string();
+        assert_eq!(err, "parameter 'k': bounds must be numbers or ±inf (got lower NaN, upper 1.0)");
+        assert!(obj.set_bounds("k", 1.0, f64::NAN).is_err() && obj.set_bounds("k", 2.0, 1.0).is_err());
+        assert!(obj.set_bounds("k", f64::NEG_INFINITY, f64::INFINITY).is_ok());
     }
 }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use parfit_core::check::{OptionError, positive};
 use parfit_core::sample::{
     EnsembleOptions, EnsembleSampler, GaussianLikelihood, NestedOptions, NestedSampler, NoiseSigma, ParamPrior, Prior,
     QUANTILE_LEVELS, SampleLimits, SampleResult, Sampler, sample as run_sampler,
@@ -49,28 +50,26 @@ pub fn sample(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliR
     for name in &names {
         objective.set_log_scale(name, false).map_err(|e| input(format!("{origin}: [parameters] {name}: {e}")))?;
     }
-    let sigma = noise_sigma(section, &origin)?;
+    let sigma = noise_sigma(&loaded, &origin)?;
     let (prior, columns) = prior_from_config(&loaded, &objective, section, sigma, &origin)?;
     let limits = SampleLimits { max_evaluations: section.max_evaluations, max_seconds: section.max_seconds };
-    if limits.max_seconds.is_some_and(|s| s.is_nan() || s <= 0.0) {
-        return Err(input(format!("{origin}: [sample] max_seconds must be positive")));
-    }
+    let in_sample = |e: OptionError| loaded.option_error(&["sample"], e);
+    limits.check().map_err(in_sample)?;
 
     let mut sampler: Box<dyn Sampler> = match section.algorithm {
         SampleAlgorithm::Nested => {
             let options = NestedOptions { seed, ..section.nested.clone() };
-            Box::new(
-                NestedSampler::new(prior.clone(), options)
-                    .map_err(|e| input(format!("{origin}: [sample.nested] {e}")))?,
-            )
+            let bad = |e: OptionError| loaded.option_error(&["sample", "nested"], e);
+            Box::new(NestedSampler::new(prior.clone(), options).map_err(bad)?)
         }
         SampleAlgorithm::Mcmc => {
             let options = EnsembleOptions { seed, ..section.mcmc.clone() };
-            let bad = |e: parfit_core::sample::OptionError| input(format!("{origin}: [sample.mcmc] {e}"));
+            let bad = |e: OptionError| loaded.option_error(&["sample", "mcmc"], e);
             match section.mcmc_start {
                 McmcStart::Prior => Box::new(EnsembleSampler::new(prior.clone(), options).map_err(bad)?),
                 McmcStart::Start => {
                     let spread = section.start_spread.unwrap_or(START_SPREAD);
+                    positive("start_spread", spread).map_err(in_sample)?;
                     let start = mcmc_start(&objective, &prior, &columns, &origin)?;
                     Box::new(EnsembleSampler::with_start(prior.clone(), options, &start, spread).map_err(bad)?)
                 }
@@ -119,17 +118,18 @@ pub fn sample(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliR
 }
 
 /// The configured noise sigma, checked.
-fn noise_sigma(section: &SampleSection, origin: &str) -> CliResult<NoiseSigma> {
+fn noise_sigma(loaded: &LoadedConfig, origin: &str) -> CliResult<NoiseSigma> {
+    let section = &loaded.config.sample;
     let sigma = section.sigma.ok_or_else(|| {
         input(format!(
             "{origin}: [sample] needs sigma, the noise standard deviation: a number, or \"fitted\" with [sample] \
              sigma_prior"
         ))
     })?;
+    if let NoiseSigma::Known(s) = sigma {
+        positive("sigma", s).map_err(|e| loaded.option_error(&["sample"], e))?;
+    }
     match sigma {
-        NoiseSigma::Known(s) if !(s > 0.0 && s.is_finite()) => {
-            Err(input(format!("{origin}: [sample] sigma must be a positive number (got {s})")))
-        }
         NoiseSigma::Known(_) if section.sigma_prior.is_some() => {
             Err(input(format!("{origin}: [sample] sigma_prior needs sigma = \"fitted\"")))
         }
@@ -167,7 +167,9 @@ fn prior_from_config(
                 )));
             }
         };
-        check_prior(&prior, &format!("[parameters] {name}"), origin)?;
+        if configured.is_some() {
+            prior.check().map_err(|e| loaded.option_error(&["parameters", name, "prior"], e))?;
+        }
         priors.push(prior);
     }
     for (name, p) in &loaded.config.parameters {
@@ -181,7 +183,7 @@ fn prior_from_config(
                 "{origin}: the model has a parameter named sigma; a fitted noise sigma would clash with it"
             )));
         }
-        check_prior(&p, "[sample] sigma_prior", origin)?;
+        p.check().map_err(|e| loaded.option_error(&["sample", "sigma_prior"], e))?;
         match p {
             ParamPrior::Uniform { lower, .. } if lower < 0.0 => {
                 return Err(input(format!("{origin}: [sample] sigma_prior must not reach below zero (lower {lower})")));
@@ -198,14 +200,6 @@ fn prior_from_config(
     }
     let prior = Prior::new(priors).map_err(|e| input(format!("{origin}: {e}")))?;
     Ok((prior, names))
-}
-
-fn check_prior(prior: &ParamPrior, what: &str, origin: &str) -> CliResult<()> {
-    prior.validate(0).map_err(|e| {
-        let text = e.to_string();
-        let text = text.split_once(": ").map_or(text.as_str(), |(_, rest)| rest).to_string();
-        input(format!("{origin}: {what}: {text}"))
-    })
 }
 
 /// Where MCMC walkers start: the parameters' starts (and a fitted sigma's prior mean).

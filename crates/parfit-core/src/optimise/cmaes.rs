@@ -22,6 +22,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::{Bounds, Optimiser, Stopping, Termination};
+use crate::check::{OptionError, at_least, positive, require, require_memory};
 
 /// Attempts at drawing a feasible candidate before projecting the last one onto the box.
 const MAX_DRAWS: usize = 10;
@@ -154,6 +155,52 @@ pub struct CmaesOptions {
 impl Default for CmaesOptions {
     fn default() -> Self {
         CmaesOptions { sigma0: 0.3, population: None, seed: 0, restarts: Restarts::None }
+    }
+}
+
+/// Largest `sigma0` as a multiple of the box's widest finite side. Measured on 2- to 10-D spheres in the unit box
+/// (20 seeds each), the step size shrinks back to the box's scale within the stagnation window from up to 1e15
+/// sides; from 1e16 on the box lies below a step's double-precision resolution, the candidates pile onto its
+/// corners and the run stagnates there (`sigma0 = 1e308` returned a corner as the fit). 1e6 keeps far from that
+/// edge and above any useful setting.
+const MAX_SIGMA0_PER_SIDE: f64 = 1e6;
+/// Largest `sigma0` on a box without a finite side: a step times the largest normal draw (under 10) times the
+/// largest axis scale `C` reaches before its condition limit (√1e14 = 1e7) stays finite.
+const MAX_FREE_SIGMA0: f64 = 1e300;
+
+impl CmaesOptions {
+    /// The first run's population λ₀ for `n` parameters.
+    pub fn population(&self, n: usize) -> usize {
+        self.population.unwrap_or_else(|| 4 + (3.0 * (n.max(1) as f64).ln()) as usize)
+    }
+
+    /// Check every option against its allowed range on `bounds`.
+    ///
+    /// `sigma0` is at most 1e6 times the box's widest finite side (see [`MAX_SIGMA0_PER_SIDE`]), or 1e300 on a box
+    /// without one. The largest population (after the restarts' growth) must fit in memory.
+    pub fn check(&self, bounds: &Bounds) -> Result<(), OptionError> {
+        let n = bounds.dim();
+        positive("sigma0", self.sigma0)?;
+        let sides = bounds.lower.iter().zip(&bounds.upper).map(|(lo, hi)| hi - lo);
+        match sides.filter(|w| w.is_finite() && *w > 0.0).reduce(f64::max) {
+            Some(widest) => {
+                let allowed = format!("at most 1e6 × the widest side of the box, {widest:?}");
+                require(self.sigma0 <= MAX_SIGMA0_PER_SIDE * widest, "sigma0", &allowed, self.sigma0)?;
+            }
+            None => require(self.sigma0 <= MAX_FREE_SIGMA0, "sigma0", "at most 1e300", self.sigma0)?,
+        }
+        let lambda = self.population(n);
+        at_least("population", lambda, 2)?;
+        let bytes_each = ((2 * n + 4) * 8 + 48) as f64;
+        require_memory("population", lambda, lambda as f64, bytes_each)?;
+        if let Restarts::Ipop { max_restarts, factor } | Restarts::Bipop { max_restarts, factor } = self.restarts {
+            let key = "restarts.factor";
+            require(factor >= 1.0 && factor.is_finite(), key, "a finite number ≥ 1", factor)?;
+            let largest = lambda as f64 * factor.powi(max_restarts.min(i32::MAX as usize) as i32);
+            let value = format!("{factor:?} (a population of {largest:.3e} after {max_restarts} restarts)");
+            require_memory(key, value, largest, bytes_each)?;
+        }
+        Ok(())
     }
 }
 
@@ -318,15 +365,15 @@ pub struct Cmaes {
 }
 
 impl Cmaes {
-    /// Start a search around `x0` (projected onto `bounds`).
+    /// Start a search around `x0` (projected onto `bounds`); an option out of its range is an error.
     ///
     /// # Panics
-    /// If `x0` and `bounds` differ in dimension, or `sigma0` is not positive and finite.
-    pub fn new(x0: Vec<f64>, bounds: Bounds, options: CmaesOptions) -> Self {
+    /// If `x0` and `bounds` differ in dimension (a caller's mistake, not a setting).
+    pub fn new(x0: Vec<f64>, bounds: Bounds, options: CmaesOptions) -> Result<Self, OptionError> {
         let n = x0.len();
         assert_eq!(n, bounds.dim(), "start point and bounds differ in dimension");
-        assert!(options.sigma0.is_finite() && options.sigma0 > 0.0, "CMA-ES sigma0 must be positive");
-        let lambda = options.population.unwrap_or_else(|| 4 + (3.0 * (n.max(1) as f64).ln()) as usize);
+        options.check(&bounds)?;
+        let lambda = options.population(n);
         let mut x0 = x0;
         bounds.clamp(&mut x0);
         let params = Params::new(n, lambda);
@@ -368,7 +415,7 @@ impl Cmaes {
             best_value: f64::INFINITY,
         };
         cmaes.resize_population();
-        cmaes
+        Ok(cmaes)
     }
 
     fn dim(&self) -> usize {
@@ -800,7 +847,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn run(x0: Vec<f64>, bounds: Bounds, options: CmaesOptions, stop: &Stopping, f: fn(&[f64]) -> f64) -> OptimResult {
-        let mut cmaes = Cmaes::new(x0, bounds, options);
+        let mut cmaes = Cmaes::new(x0, bounds, options).unwrap();
         minimise(&mut cmaes, &mut evaluator(f), stop, &mut Silent, false)
     }
 
@@ -880,7 +927,7 @@ mod tests {
     /// Every batch a run asks, in order.
     fn asked_batches(options: CmaesOptions, max_evaluations: usize) -> Vec<Vec<f64>> {
         let bounds = Bounds { lower: vec![-5.12; 5], upper: vec![5.12; 5] };
-        let mut cmaes = Cmaes::new(vec![3.0; 5], bounds, options);
+        let mut cmaes = Cmaes::new(vec![3.0; 5], bounds, options).unwrap();
         let mut asked = Vec::new();
         let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
             asked.extend_from_slice(batch);
@@ -912,7 +959,7 @@ mod tests {
         let options =
             CmaesOptions { restarts: Restarts::Bipop { max_restarts: 4, factor: 2.0 }, ..CmaesOptions::default() };
         let bounds = Bounds { lower: vec![-5.12; 5], upper: vec![5.12; 5] };
-        let mut cmaes = Cmaes::new(vec![3.0; 5], bounds, options);
+        let mut cmaes = Cmaes::new(vec![3.0; 5], bounds, options).unwrap();
         // (small, population, evaluations) of every run, in order.
         let mut runs: Vec<(bool, usize, usize)> = Vec::new();
         let mut values = Vec::new();
@@ -957,7 +1004,8 @@ mod tests {
     fn ipop_restarts_grow_the_population() {
         let options =
             CmaesOptions { restarts: Restarts::Ipop { max_restarts: 3, factor: 2.0 }, ..CmaesOptions::default() };
-        let mut cmaes = Cmaes::new(vec![3.0; 5], Bounds { lower: vec![-5.12; 5], upper: vec![5.12; 5] }, options);
+        let mut cmaes =
+            Cmaes::new(vec![3.0; 5], Bounds { lower: vec![-5.12; 5], upper: vec![5.12; 5] }, options).unwrap();
         let mut sizes = Vec::new();
         let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
             sizes.push(batch.len());
@@ -983,7 +1031,7 @@ mod tests {
             restarts: Restarts::Ipop { max_restarts: 2, factor: 2.0 },
             ..CmaesOptions::default()
         };
-        let mut cmaes = Cmaes::new(vec![1.9, 0.9, 0.55, 2.0], bounds.clone(), options);
+        let mut cmaes = Cmaes::new(vec![1.9, 0.9, 0.55, 2.0], bounds.clone(), options).unwrap();
         let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
             for (x, o) in batch.iter().zip(out.iter_mut()) {
                 assert!(bounds.contains(x), "{x:?} outside the box");
@@ -998,7 +1046,7 @@ mod tests {
 
     #[test]
     fn failed_evaluations_rank_worst() {
-        let mut cmaes = Cmaes::new(vec![0.0; 3], Bounds::unbounded(3), CmaesOptions::default());
+        let mut cmaes = Cmaes::new(vec![0.0; 3], Bounds::unbounded(3), CmaesOptions::default()).unwrap();
         let lambda = cmaes.ask().len();
         let mut values: Vec<f64> = (0..lambda).map(|k| k as f64).collect();
         values[0] = f64::NAN;
@@ -1011,7 +1059,7 @@ mod tests {
 
         // Whole generations of failures, then a sphere whose evaluation fails on half of space:
         // no panic, and the search still finds the feasible optimum x_0 = 0.5.
-        let mut cmaes = Cmaes::new(vec![2.0; 5], Bounds::unbounded(5), CmaesOptions::default());
+        let mut cmaes = Cmaes::new(vec![2.0; 5], Bounds::unbounded(5), CmaesOptions::default()).unwrap();
         for _ in 0..20 {
             let n = cmaes.ask().len();
             cmaes.tell(&vec![f64::NAN; n]);
@@ -1062,6 +1110,62 @@ mod tests {
         for restarts in [Restarts::None, Restarts::IPOP, Restarts::BIPOP] {
             let options = CmaesOptions { population: Some(20), seed: 7, restarts, ..CmaesOptions::default() };
             assert_eq!(parse(&serde_json::to_string(&options).unwrap()).unwrap(), options);
+        }
+    }
+
+    #[test]
+    fn options_are_checked_at_their_boundaries_and_refused_without_a_panic() {
+        let boxed = Bounds { lower: vec![0.0, -1.0], upper: vec![1.0, f64::INFINITY] };
+        let check = |o: CmaesOptions, b: &Bounds| o.check(b).map_err(|e| e.to_string());
+        let base = CmaesOptions::default();
+        // sigma0 up to 1e6 widest finite sides (here 1), or 1e300 on a box without one.
+        assert!(check(CmaesOptions { sigma0: 1e6, ..base.clone() }, &boxed).is_ok());
+        assert_eq!(
+            check(CmaesOptions { sigma0: 1.5e6, ..base.clone() }, &boxed),
+            Err("sigma0 must be at most 1e6 × the widest side of the box, 1.0 (got 1500000.0)".into())
+        );
+        assert!(check(CmaesOptions { sigma0: 1e300, ..base.clone() }, &Bounds::unbounded(2)).is_ok());
+        assert!(check(CmaesOptions { sigma0: 1e308, ..base.clone() }, &Bounds::unbounded(2)).is_err());
+        for sigma0 in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(check(CmaesOptions { sigma0, ..base.clone() }, &boxed).unwrap_err().starts_with("sigma0"));
+        }
+        assert!(check(CmaesOptions { population: Some(2), ..base.clone() }, &boxed).is_ok());
+        assert_eq!(
+            check(CmaesOptions { population: Some(1), ..base.clone() }, &boxed),
+            Err("population must be at least 2 (got 1)".into())
+        );
+        let huge = check(CmaesOptions { population: Some(usize::MAX / 2), ..base.clone() }, &boxed).unwrap_err();
+        assert!(huge.starts_with("population 9223372036854775807 would need about"), "{huge}");
+        let restarts =
+            |factor, max_restarts| CmaesOptions { restarts: Restarts::Ipop { max_restarts, factor }, ..base.clone() };
+        assert!(check(restarts(1.0, 1_000_000), &boxed).is_ok());
+        assert!(check(restarts(2.0, 9), &boxed).is_ok());
+        for factor in [0.999, f64::NAN, f64::INFINITY] {
+            assert!(check(restarts(factor, 9), &boxed).unwrap_err().starts_with("restarts.factor must be"), "{factor}");
+        }
+        let grown = check(restarts(1e308, 9), &boxed).unwrap_err();
+        assert!(
+            grown.starts_with("restarts.factor 1e308 (a population of inf") && grown.contains("would need"),
+            "{grown}"
+        );
+        let bipop = CmaesOptions { restarts: Restarts::Bipop { max_restarts: 100, factor: 2.0 }, ..base.clone() };
+        assert!(check(bipop, &boxed).unwrap_err().contains("after 100 restarts"));
+        assert_eq!(
+            Cmaes::new(vec![0.5, 0.0], boxed, CmaesOptions { sigma0: 1e308, ..base }).unwrap_err().key,
+            "sigma0"
+        );
+    }
+
+    #[test]
+    fn the_largest_allowed_sigma0_still_finds_the_optimum_inside_the_box() {
+        let f = |x: &[f64]| x.iter().map(|v| (v - 0.3).powi(2)).sum::<f64>();
+        for seed in 0..10 {
+            let bounds = Bounds { lower: vec![0.0; 4], upper: vec![1.0; 4] };
+            let options = CmaesOptions { sigma0: MAX_SIGMA0_PER_SIDE, seed, ..CmaesOptions::default() };
+            let mut cmaes = Cmaes::new(vec![0.9; 4], bounds, options).unwrap();
+            let stop = Stopping { max_evaluations: Some(20_000), ..Stopping::default() };
+            let r = minimise(&mut cmaes, &mut evaluator(f), &stop, &mut Silent, false);
+            assert!(r.value < 1e-10, "seed {seed}: {} ({:?})", r.value, r.termination);
         }
     }
 }

@@ -10,6 +10,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
 use super::{Bounds, Optimiser, Stopping, Termination};
+use crate::check::{OptionError, at_least, positive, require, require_memory};
 
 /// How a mutant vector is built (the crossover is binomial for both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +76,29 @@ impl Default for DifferentialEvolutionOptions {
     }
 }
 
+impl DifferentialEvolutionOptions {
+    /// The population size for `n` parameters.
+    pub fn population(&self, n: usize) -> usize {
+        self.population.unwrap_or((10 * n).max(20))
+    }
+
+    /// Check every option against its allowed range, for `n` parameters. F above 2 makes the mutant step longer
+    /// than twice the difference it scales (Storn & Price's range); the population's members, its trials and their
+    /// values must fit in memory.
+    pub fn check(&self, n: usize) -> Result<(), OptionError> {
+        let weight = |f: f64| f > 0.0 && f <= 2.0;
+        require(weight(self.mutation), "mutation", "in (0, 2]", self.mutation)?;
+        if let Some([lo, hi]) = self.dither {
+            require(weight(lo) && weight(hi) && lo <= hi, "dither", "[lo, hi] with 0 < lo ≤ hi ≤ 2", [lo, hi])?;
+        }
+        require((0.0..=1.0).contains(&self.crossover), "crossover", "in [0, 1]", self.crossover)?;
+        positive("init_spread", self.init_spread)?;
+        let np = self.population(n);
+        at_least("population", np, 4)?;
+        require_memory("population", np, np as f64, ((2 * n + 1) * 8 + 48) as f64)
+    }
+}
+
 /// Differential evolution over a box.
 ///
 /// The initial population is a Latin hypercube sample of the box (of `x0 ± init_spread` where a
@@ -106,26 +130,15 @@ pub struct DifferentialEvolution {
 }
 
 impl DifferentialEvolution {
-    /// Start from `x0` (projected onto `bounds`).
+    /// Start from `x0` (projected onto `bounds`); an option out of its range is an error.
     ///
     /// # Panics
-    /// If `x0` and `bounds` differ in dimension, or an option is out of its range.
-    pub fn new(x0: Vec<f64>, bounds: Bounds, options: DifferentialEvolutionOptions) -> Self {
+    /// If `x0` and `bounds` differ in dimension (a caller's mistake, not a setting).
+    pub fn new(x0: Vec<f64>, bounds: Bounds, options: DifferentialEvolutionOptions) -> Result<Self, OptionError> {
         let n = x0.len();
         assert_eq!(n, bounds.dim(), "start point and bounds differ in dimension");
-        let valid_f = |f: f64| f > 0.0 && f <= 2.0;
-        assert!(valid_f(options.mutation), "differential evolution mutation must lie in (0, 2]");
-        if let Some([lo, hi]) = options.dither {
-            assert!(valid_f(lo) && valid_f(hi) && lo <= hi, "differential evolution dither must be [lo, hi] in (0, 2]");
-        }
-        assert!((0.0..=1.0).contains(&options.crossover), "differential evolution crossover must lie in [0, 1]");
-        assert!(
-            options.init_spread.is_finite() && options.init_spread > 0.0,
-            "differential evolution init_spread must be positive"
-        );
-        let np = options.population.unwrap_or((10 * n).max(20));
-        assert!(np >= 4, "differential evolution needs a population of at least 4");
-
+        options.check(n)?;
+        let np = options.population(n);
         let mut x0 = x0;
         bounds.clamp(&mut x0);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(options.seed);
@@ -146,7 +159,7 @@ impl DifferentialEvolution {
                 member[i] = (lo + (stratum as f64 + u) / np as f64 * (hi - lo)).clamp(lo, hi);
             }
         }
-        DifferentialEvolution {
+        Ok(DifferentialEvolution {
             bounds,
             strategy: options.strategy,
             mutation: options.mutation,
@@ -159,7 +172,7 @@ impl DifferentialEvolution {
             initialised: false,
             best: 0,
             iterations: 0,
-        }
+        })
     }
 
     /// Build the next generation's trial vectors.
@@ -305,7 +318,7 @@ mod tests {
         // With the default options no run below needs more than 130 000 evaluations (rand/1/bin on
         // 10-D Rosenbrock; 5-D needs under 20 000).
         let stop = Stopping { target_value: Some(1e-9), max_evaluations: Some(400_000), ..Stopping::default() };
-        let mut de = DifferentialEvolution::new(vec![3.0; n], cube(n), options);
+        let mut de = DifferentialEvolution::new(vec![3.0; n], cube(n), options).unwrap();
         minimise(&mut de, &mut evaluator(f), &stop, &mut Silent, false)
     }
 
@@ -337,16 +350,19 @@ mod tests {
     #[test]
     fn stops_on_population_spread() {
         let stop = Stopping { ftol: 1e-10, ..Stopping::default() };
-        let mut de = DifferentialEvolution::new(vec![1.0; 3], cube(3), DifferentialEvolutionOptions::default());
+        let mut de =
+            DifferentialEvolution::new(vec![1.0; 3], cube(3), DifferentialEvolutionOptions::default()).unwrap();
         let r = minimise(&mut de, &mut evaluator(sphere), &stop, &mut Silent, false);
         assert_eq!(r.termination, Termination::FunctionTolerance);
         assert!(de.values.iter().all(|v| v - r.value <= 1e-10));
         // A constant function stops on values at once; without a value test the spread in x decides.
-        let mut de = DifferentialEvolution::new(vec![1.0; 3], cube(3), DifferentialEvolutionOptions::default());
+        let mut de =
+            DifferentialEvolution::new(vec![1.0; 3], cube(3), DifferentialEvolutionOptions::default()).unwrap();
         let r = minimise(&mut de, &mut evaluator(|_| 1.0), &Stopping::default(), &mut Silent, false);
         assert_eq!((r.termination, r.iterations), (Termination::FunctionTolerance, 1));
         let stop = Stopping { ftol: -1.0, xtol: 1e-6, ..Stopping::default() };
-        let mut de = DifferentialEvolution::new(vec![1.0; 2], cube(2), DifferentialEvolutionOptions::default());
+        let mut de =
+            DifferentialEvolution::new(vec![1.0; 2], cube(2), DifferentialEvolutionOptions::default()).unwrap();
         let r = minimise(&mut de, &mut evaluator(sphere), &stop, &mut Silent, false);
         assert_eq!(r.termination, Termination::ParameterTolerance);
     }
@@ -357,7 +373,7 @@ mod tests {
         let bounds = Bounds { lower: vec![1.0, -1.0, 0.5, f64::NEG_INFINITY], upper: vec![2.0, 1.0, 0.6, -2.0] };
         for strategy in STRATEGIES {
             let options = DifferentialEvolutionOptions { strategy, ..Default::default() };
-            let mut de = DifferentialEvolution::new(vec![1.5, 0.0, 0.55, -3.0], bounds.clone(), options);
+            let mut de = DifferentialEvolution::new(vec![1.5, 0.0, 0.55, -3.0], bounds.clone(), options).unwrap();
             let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
                 for (x, o) in batch.iter().zip(out.iter_mut()) {
                     assert!(bounds.contains(x), "{x:?} outside the box");
@@ -374,7 +390,7 @@ mod tests {
     fn first_batch_is_x0_and_a_latin_hypercube() {
         let bounds = Bounds { lower: vec![0.0, -1.0], upper: vec![10.0, f64::INFINITY] };
         let options = DifferentialEvolutionOptions { population: Some(10), init_spread: 0.5, ..Default::default() };
-        let mut de = DifferentialEvolution::new(vec![2.0, -0.8], bounds, options);
+        let mut de = DifferentialEvolution::new(vec![2.0, -0.8], bounds, options).unwrap();
         let batch = de.ask().to_vec();
         assert_eq!(batch.len(), 10);
         assert_eq!(batch[0], [2.0, -0.8]);
@@ -392,7 +408,7 @@ mod tests {
         let asks = |seed, strategy| {
             let options =
                 DifferentialEvolutionOptions { seed, strategy, dither: Some([0.4, 0.9]), ..Default::default() };
-            let mut de = DifferentialEvolution::new(vec![3.0; 4], cube(4), options);
+            let mut de = DifferentialEvolution::new(vec![3.0; 4], cube(4), options).unwrap();
             let mut asked: Vec<u64> = Vec::new();
             let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
                 asked.extend(batch.iter().flatten().map(|x| x.to_bits()));
@@ -412,7 +428,8 @@ mod tests {
     #[test]
     fn failed_evaluations_never_replace_members() {
         // The sphere, failing (NaN) for x_0 < 0.5: the search ends on the feasible optimum.
-        let mut de = DifferentialEvolution::new(vec![2.0; 3], cube(3), DifferentialEvolutionOptions::default());
+        let mut de =
+            DifferentialEvolution::new(vec![2.0; 3], cube(3), DifferentialEvolutionOptions::default()).unwrap();
         let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
             for (x, o) in batch.iter().zip(out.iter_mut()) {
                 *o = if x[0] < 0.5 { f64::NAN } else { sphere(x) };
@@ -422,7 +439,8 @@ mod tests {
         assert!((r.value - 0.25).abs() < 1e-8, "{} ({:?})", r.value, r.termination);
 
         // Everything fails: no panic, AllFailed.
-        let mut de = DifferentialEvolution::new(vec![2.0; 3], cube(3), DifferentialEvolutionOptions::default());
+        let mut de =
+            DifferentialEvolution::new(vec![2.0; 3], cube(3), DifferentialEvolutionOptions::default()).unwrap();
         let mut eval = |_: &[Vec<f64>], out: &mut [f64]| out.fill(f64::NAN);
         let r = minimise(&mut de, &mut eval, &Stopping::default(), &mut Silent, false);
         assert_eq!(r.termination, Termination::AllFailed);
@@ -430,11 +448,13 @@ mod tests {
 
     #[test]
     fn degenerate_problems_stop() {
-        let mut de = DifferentialEvolution::new(vec![], Bounds::unbounded(0), DifferentialEvolutionOptions::default());
+        let mut de =
+            DifferentialEvolution::new(vec![], Bounds::unbounded(0), DifferentialEvolutionOptions::default()).unwrap();
         let r = minimise(&mut de, &mut evaluator(|_| 2.0), &Stopping::default(), &mut Silent, false);
         assert_eq!((r.value, r.termination), (2.0, Termination::FunctionTolerance));
         let mut de =
-            DifferentialEvolution::new(vec![0.0], Bounds::unbounded(1), DifferentialEvolutionOptions::default());
+            DifferentialEvolution::new(vec![0.0], Bounds::unbounded(1), DifferentialEvolutionOptions::default())
+                .unwrap();
         let r = minimise(&mut de, &mut evaluator(|x| (x[0] - 3.0).powi(2)), &Stopping::default(), &mut Silent, false);
         assert!((r.x[0] - 3.0).abs() < 1e-5, "{:?} {:?}", r.x, r.termination);
     }
@@ -451,5 +471,52 @@ mod tests {
         assert!(parse(r#"{"F": 0.5}"#).is_err());
         let o = DifferentialEvolutionOptions { seed: 3, dither: Some([0.3, 0.6]), ..Default::default() };
         assert_eq!(parse(&serde_json::to_string(&o).unwrap()).unwrap(), o);
+    }
+
+    #[test]
+    fn options_are_checked_at_their_boundaries_and_refused_without_a_panic() {
+        let check = |o: DifferentialEvolutionOptions| o.check(3).map_err(|e| e.to_string());
+        let base = DifferentialEvolutionOptions::default();
+        for mutation in [f64::MIN_POSITIVE, 2.0] {
+            assert!(check(DifferentialEvolutionOptions { mutation, ..base.clone() }).is_ok());
+        }
+        for mutation in [0.0, 2.0000001, f64::NAN, -1.0] {
+            let e = check(DifferentialEvolutionOptions { mutation, ..base.clone() }).unwrap_err();
+            assert!(e.starts_with("mutation must be in (0, 2] (got"), "{e}");
+        }
+        assert!(check(DifferentialEvolutionOptions { dither: Some([0.5, 0.5]), ..base.clone() }).is_ok());
+        for dither in [[0.6, 0.5], [0.0, 1.0], [0.5, 2.5], [f64::NAN, 1.0]] {
+            assert!(
+                check(DifferentialEvolutionOptions { dither: Some(dither), ..base.clone() })
+                    .unwrap_err()
+                    .starts_with("dither")
+            );
+        }
+        for crossover in [0.0, 1.0] {
+            assert!(check(DifferentialEvolutionOptions { crossover, ..base.clone() }).is_ok());
+        }
+        for crossover in [-1e-9, 1.0 + 1e-9, f64::NAN] {
+            assert!(
+                check(DifferentialEvolutionOptions { crossover, ..base.clone() }).unwrap_err().starts_with("crossover")
+            );
+        }
+        for init_spread in [0.0, f64::INFINITY, f64::NAN] {
+            assert!(
+                check(DifferentialEvolutionOptions { init_spread, ..base.clone() })
+                    .unwrap_err()
+                    .starts_with("init_spread")
+            );
+        }
+        assert!(check(DifferentialEvolutionOptions { population: Some(4), ..base.clone() }).is_ok());
+        assert_eq!(
+            check(DifferentialEvolutionOptions { population: Some(3), ..base.clone() }),
+            Err("population must be at least 4 (got 3)".into())
+        );
+        let huge =
+            check(DifferentialEvolutionOptions { population: Some(100_000_000_000), ..base.clone() }).unwrap_err();
+        assert!(huge.starts_with("population 100000000000 would need about"), "{huge}");
+        let refused =
+            DifferentialEvolution::new(vec![0.0; 3], cube(3), DifferentialEvolutionOptions { mutation: 3.0, ..base });
+        assert_eq!(refused.unwrap_err().key, "mutation");
     }
 }

@@ -1,6 +1,7 @@
 //! Finite-difference derivatives planned as one batch: every point a gradient or Jacobian needs
 //! is asked at once, so the driver evaluates them in parallel. Stencils stay inside the bounds.
 
+use crate::check::{OptionError, require};
 use serde::{Deserialize, Serialize};
 
 use super::Bounds;
@@ -18,6 +19,15 @@ pub enum Differences {
     /// Next to a bound it switches to the one-sided second-order formula
     /// `(−3 f(x) + 4 f(x + h) − f(x + 2h)) / 2h` on the feasible side.
     Central,
+}
+
+/// Check a configured relative step (`None`: the scheme's default). Above 1 the step moves farther than the value
+/// itself and the difference no longer approximates a derivative.
+pub(crate) fn check_step(step: Option<f64>) -> Result<(), OptionError> {
+    match step {
+        Some(h) => require(h > 0.0 && h <= 1.0, "diff_step", "in (0, 1]", h),
+        None => Ok(()),
+    }
 }
 
 impl Differences {
@@ -67,7 +77,7 @@ impl FiniteDifferences {
     /// A plan for `n` coordinates; `relative_step` overrides the scheme's default step.
     pub(crate) fn new(n: usize, scheme: Differences, relative_step: Option<f64>) -> Self {
         let relative_step = relative_step.unwrap_or_else(|| scheme.default_step());
-        assert!(relative_step > 0.0 && relative_step.is_finite(), "the finite-difference step must be positive");
+        debug_assert!(check_step(Some(relative_step)).is_ok(), "the options' check passes the step");
         FiniteDifferences { scheme, relative_step, stencils: vec![Stencil::Fixed; n], offsets: vec![0; n] }
     }
 

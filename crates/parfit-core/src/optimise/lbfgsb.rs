@@ -25,9 +25,10 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::finite_diff::{Differences, FiniteDifferences};
+use super::finite_diff::{Differences, FiniteDifferences, check_step};
 use super::linalg::{lu_solve, lu_solve_many};
 use super::{Bounds, Optimiser, Stopping, Termination};
+use crate::check::{OptionError, at_least, require, require_memory};
 
 /// Sufficient-decrease (Armijo) constant of the line search, as in L-BFGS-B.
 const C1: f64 = 1e-3;
@@ -58,6 +59,19 @@ pub struct LBfgsBOptions {
     pub gtol: f64,
     /// Trial points per line search before it gives up. Default `20`.
     pub max_line_search: usize,
+}
+
+impl LBfgsBOptions {
+    /// Check every option against its allowed range, for `n` parameters: `memory` pairs of n-vectors and the
+    /// 2m × 2m middle matrices must fit in memory.
+    pub fn check(&self, n: usize) -> Result<(), OptionError> {
+        let m = self.memory;
+        at_least("memory", m, 1)?;
+        require_memory("memory", m, m as f64 * (2.0 * n as f64 + 8.0 * m as f64), 8.0)?;
+        at_least("max_line_search", self.max_line_search, 1)?;
+        check_step(self.diff_step)?;
+        require(self.gtol >= 0.0 && self.gtol.is_finite(), "gtol", "a finite number ≥ 0", self.gtol)
+    }
 }
 
 impl Default for LBfgsBOptions {
@@ -262,15 +276,14 @@ pub struct LBfgsB {
 }
 
 impl LBfgsB {
-    /// Start from `x0` (projected onto `bounds`).
+    /// Start from `x0` (projected onto `bounds`); an option out of its range is an error.
     ///
     /// # Panics
-    /// If `x0` and `bounds` differ in dimension, or an option is out of range.
-    pub fn new(x0: Vec<f64>, bounds: Bounds, options: LBfgsBOptions) -> Self {
+    /// If `x0` and `bounds` differ in dimension (a caller's mistake, not a setting).
+    pub fn new(x0: Vec<f64>, bounds: Bounds, options: LBfgsBOptions) -> Result<Self, OptionError> {
         let n = x0.len();
         assert_eq!(n, bounds.dim(), "start point and bounds differ in dimension");
-        assert!(options.memory >= 1, "L-BFGS-B needs a memory of at least one pair");
-        assert!(options.max_line_search >= 1, "L-BFGS-B needs at least one line-search trial");
+        options.check(n)?;
         let mut x0 = x0;
         bounds.clamp(&mut x0);
         let m2 = 2 * options.memory;
@@ -317,7 +330,7 @@ impl LBfgsB {
             iterations: 0,
         };
         lbfgsb.ask_point(0.0);
-        lbfgsb
+        Ok(lbfgsb)
     }
 
     /// Ask for exact gradients instead of finite differences: from the next `ask` on, batches
@@ -871,7 +884,7 @@ mod tests {
 
     fn run(x0: Vec<f64>, bounds: Bounds, options: LBfgsBOptions, f: fn(&[f64]) -> f64) -> OptimResult {
         let stop = Stopping { max_evaluations: Some(50_000), ..Stopping::default() };
-        let mut opt = LBfgsB::new(x0, bounds, options);
+        let mut opt = LBfgsB::new(x0, bounds, options).unwrap();
         minimise(&mut opt, &mut evaluator(f), &stop, &mut Silent, false)
     }
 
@@ -902,7 +915,7 @@ mod tests {
         // recursion computes independently.
         let n = 5;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
-        let mut opt = LBfgsB::new(vec![0.0; n], Bounds::unbounded(n), LBfgsBOptions::default());
+        let mut opt = LBfgsB::new(vec![0.0; n], Bounds::unbounded(n), LBfgsBOptions::default()).unwrap();
         for _ in 0..3 {
             let s: Vec<f64> = (0..n).map(|_| rng.random::<f64>() - 0.5).collect();
             let y: Vec<f64> =
@@ -941,7 +954,7 @@ mod tests {
         let target: Vec<f64> = (0..n).map(|i| 2.5 * ((i as f64) / 4.5 - 1.0)).collect();
         for differences in [Differences::Forward, Differences::Central] {
             let options = LBfgsBOptions { differences, ..Default::default() };
-            let mut opt = LBfgsB::new(vec![0.3; n], bounds.clone(), options);
+            let mut opt = LBfgsB::new(vec![0.3; n], bounds.clone(), options).unwrap();
             let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
                 for (x, o) in batch.iter().zip(out.iter_mut()) {
                     assert!(bounds.contains(x), "{x:?} outside the box");
@@ -955,7 +968,7 @@ mod tests {
         }
         // 2-D Rosenbrock with x_0 ≤ 0.5: the constrained minimum is (0.5, 0.25) with value 0.25.
         let bounds = Bounds { lower: vec![-2.0, -1.0], upper: vec![0.5, 2.0] };
-        let mut opt = LBfgsB::new(vec![-1.5, 2.0], bounds.clone(), LBfgsBOptions::default());
+        let mut opt = LBfgsB::new(vec![-1.5, 2.0], bounds.clone(), LBfgsBOptions::default()).unwrap();
         let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
             for (x, o) in batch.iter().zip(out.iter_mut()) {
                 assert!(bounds.contains(x), "{x:?} outside the box");
@@ -970,7 +983,7 @@ mod tests {
     fn every_batch_is_a_trial_with_its_whole_gradient() {
         for (differences, size) in [(Differences::Forward, 5), (Differences::Central, 9)] {
             let options = LBfgsBOptions { differences, ..Default::default() };
-            let mut opt = LBfgsB::new(vec![-1.2, 1.0, -1.2, 1.0], Bounds::unbounded(4), options);
+            let mut opt = LBfgsB::new(vec![-1.2, 1.0, -1.2, 1.0], Bounds::unbounded(4), options).unwrap();
             let mut sizes = Vec::new();
             let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
                 sizes.push(batch.len());
@@ -993,7 +1006,8 @@ mod tests {
             }
             g
         };
-        let mut opt = LBfgsB::new(random_start(n, 0, -2.0, 2.0), Bounds::unbounded(n), LBfgsBOptions::default());
+        let mut opt =
+            LBfgsB::new(random_start(n, 0, -2.0, 2.0), Bounds::unbounded(n), LBfgsBOptions::default()).unwrap();
         opt.use_exact_gradients(true);
         let mut evaluations = 0;
         let termination = loop {
@@ -1016,7 +1030,7 @@ mod tests {
     #[test]
     fn failed_evaluations_make_the_line_search_step_back() {
         // Rosenbrock failing (NaN) for x_0 > 0.5: the search ends on the failure boundary.
-        let mut opt = LBfgsB::new(vec![-1.2, 1.0], Bounds::unbounded(2), LBfgsBOptions::default());
+        let mut opt = LBfgsB::new(vec![-1.2, 1.0], Bounds::unbounded(2), LBfgsBOptions::default()).unwrap();
         let mut failures = 0;
         let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
             for (x, o) in batch.iter().zip(out.iter_mut()) {
@@ -1028,7 +1042,7 @@ mod tests {
         assert!(failures > 0);
         assert!(r.x[0] <= 0.5 && r.value < 0.3, "{r:?}");
 
-        let mut opt = LBfgsB::new(vec![1.0; 3], Bounds::unbounded(3), LBfgsBOptions::default());
+        let mut opt = LBfgsB::new(vec![1.0; 3], Bounds::unbounded(3), LBfgsBOptions::default()).unwrap();
         let mut eval = |_: &[Vec<f64>], out: &mut [f64]| out.fill(f64::NAN);
         let r = minimise(&mut opt, &mut eval, &Stopping::default(), &mut Silent, false);
         assert_eq!(r.termination, Termination::AllFailed);
@@ -1044,7 +1058,7 @@ mod tests {
             };
             let options = LBfgsBOptions { differences: Differences::Central, memory: 3, ..Default::default() };
             let bounds = Bounds { lower: vec![-2.0; 5], upper: vec![0.9; 5] };
-            let mut opt = LBfgsB::new(random_start(5, 1, -2.0, 0.9), bounds, options);
+            let mut opt = LBfgsB::new(random_start(5, 1, -2.0, 0.9), bounds, options).unwrap();
             minimise(&mut opt, &mut eval, &Stopping::default(), &mut Silent, false);
             asked
         };
@@ -1069,5 +1083,30 @@ mod tests {
         let o = parse(r#"{"memory": 5, "differences": "central", "diff_step": 1e-5, "gtol": 1e-6}"#).unwrap();
         assert_eq!((o.memory, o.differences, o.diff_step, o.gtol), (5, Differences::Central, Some(1e-5), 1e-6));
         assert!(parse(r#"{"m": 5}"#).is_err());
+    }
+
+    #[test]
+    fn options_are_checked_at_their_boundaries_and_refused_without_a_panic() {
+        let check = |o: LBfgsBOptions| o.check(4).map_err(|e| e.to_string());
+        let base = LBfgsBOptions::default();
+        assert!(check(LBfgsBOptions { memory: 1, max_line_search: 1, gtol: 0.0, ..base.clone() }).is_ok());
+        assert_eq!(check(LBfgsBOptions { memory: 0, ..base.clone() }), Err("memory must be at least 1 (got 0)".into()));
+        let huge = check(LBfgsBOptions { memory: 1_000_000_000_000, ..base.clone() }).unwrap_err();
+        assert!(huge.starts_with("memory 1000000000000 would need about"), "{huge}");
+        assert_eq!(
+            check(LBfgsBOptions { max_line_search: 0, ..base.clone() }),
+            Err("max_line_search must be at least 1 (got 0)".into())
+        );
+        assert!(check(LBfgsBOptions { diff_step: Some(1.0), ..base.clone() }).is_ok());
+        for step in [0.0, -1e-8, 1.5, f64::NAN, f64::INFINITY] {
+            assert!(
+                check(LBfgsBOptions { diff_step: Some(step), ..base.clone() }).unwrap_err().starts_with("diff_step")
+            );
+        }
+        for gtol in [-1.0, f64::NAN] {
+            assert!(check(LBfgsBOptions { gtol, ..base.clone() }).unwrap_err().starts_with("gtol"));
+        }
+        let bounds = Bounds::unbounded(4);
+        assert_eq!(LBfgsB::new(vec![0.0; 4], bounds, LBfgsBOptions { memory: 0, ..base }).unwrap_err().key, "memory");
     }
 }

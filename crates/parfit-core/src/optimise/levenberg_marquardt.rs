@@ -17,10 +17,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::finite_diff::{Differences, FiniteDifferences};
+use super::finite_diff::{Differences, FiniteDifferences, check_step};
 use super::least_squares::{LeastSquaresOptimiser, ResidualBatch, ResidualRequest};
 use super::linalg::cholesky_solve;
 use super::{Bounds, Stopping, Termination};
+use crate::check::{OptionError, positive, require};
 
 /// Smallest gain ratio at which a step is accepted.
 const MIN_GAIN: f64 = 1e-4;
@@ -45,6 +46,15 @@ pub struct LevenbergMarquardtOptions {
     /// Stop with [`Termination::GradientTolerance`] when the projected gradient of `Σ r²` is at
     /// most this in every coordinate. Default `1e-10`.
     pub gtol: f64,
+}
+
+impl LevenbergMarquardtOptions {
+    /// Check every option against its allowed range.
+    pub fn check(&self) -> Result<(), OptionError> {
+        positive("initial_damping", self.initial_damping)?;
+        check_step(self.diff_step)?;
+        require(self.gtol >= 0.0 && self.gtol.is_finite(), "gtol", "a finite number ≥ 0", self.gtol)
+    }
 }
 
 impl Default for LevenbergMarquardtOptions {
@@ -125,20 +135,17 @@ pub struct LevenbergMarquardt {
 }
 
 impl LevenbergMarquardt {
-    /// Start from `x0` (projected onto `bounds`).
+    /// Start from `x0` (projected onto `bounds`); an option out of its range is an error.
     ///
     /// # Panics
-    /// If `x0` and `bounds` differ in dimension, or an option is out of range.
-    pub fn new(x0: Vec<f64>, bounds: Bounds, options: LevenbergMarquardtOptions) -> Self {
+    /// If `x0` and `bounds` differ in dimension (a caller's mistake, not a setting).
+    pub fn new(x0: Vec<f64>, bounds: Bounds, options: LevenbergMarquardtOptions) -> Result<Self, OptionError> {
         let n = x0.len();
         assert_eq!(n, bounds.dim(), "start point and bounds differ in dimension");
-        assert!(
-            options.initial_damping > 0.0 && options.initial_damping.is_finite(),
-            "Levenberg–Marquardt initial_damping must be positive"
-        );
+        options.check()?;
         let mut x0 = x0;
         bounds.clamp(&mut x0);
-        LevenbergMarquardt {
+        Ok(LevenbergMarquardt {
             fd: FiniteDifferences::new(n, options.differences, options.diff_step),
             bounds,
             gtol: options.gtol,
@@ -164,7 +171,7 @@ impl LevenbergMarquardt {
             x: x0,
             stop: None,
             iterations: 0,
-        }
+        })
     }
 
     fn dim(&self) -> usize {
@@ -456,7 +463,7 @@ mod tests {
         evaluator: &mut dyn ResidualEvaluator,
     ) -> OptimResult {
         let stop = Stopping { max_evaluations: Some(20_000), ..Stopping::default() };
-        let mut lm = LevenbergMarquardt::new(x0, bounds, options);
+        let mut lm = LevenbergMarquardt::new(x0, bounds, options).unwrap();
         minimise_least_squares(&mut lm, evaluator, &stop, &mut Silent, false)
     }
 
@@ -496,7 +503,7 @@ mod tests {
         let bounds = Bounds { lower: vec![-2.0, -1.0], upper: vec![0.5, 2.0] };
         for differences in [Differences::Forward, Differences::Central] {
             let options = LevenbergMarquardtOptions { differences, ..Default::default() };
-            let mut lm = LevenbergMarquardt::new(vec![-1.5, 2.0], bounds.clone(), options);
+            let mut lm = LevenbergMarquardt::new(vec![-1.5, 2.0], bounds.clone(), options).unwrap();
             let mut eval = ResidualFn::new(2, |batch: &[Vec<f64>], out: &mut [f64]| {
                 for (x, row) in batch.iter().zip(out.chunks_exact_mut(2)) {
                     assert!(bounds.contains(x), "{x:?} outside the box");
@@ -510,7 +517,7 @@ mod tests {
         }
         // A start outside the box is projected; the sphere's minimum lies beyond a face.
         let bounds = Bounds { lower: vec![1.0, -3.0, 0.5], upper: vec![2.0, 3.0, 0.5] };
-        let mut lm = LevenbergMarquardt::new(vec![5.0, 5.0, 5.0], bounds.clone(), Default::default());
+        let mut lm = LevenbergMarquardt::new(vec![5.0, 5.0, 5.0], bounds.clone(), Default::default()).unwrap();
         let mut eval = ResidualFn::new(3, |batch: &[Vec<f64>], out: &mut [f64]| {
             for (x, row) in batch.iter().zip(out.chunks_exact_mut(3)) {
                 assert!(bounds.contains(x), "{x:?} outside the box");
@@ -524,7 +531,7 @@ mod tests {
     #[test]
     fn batches_are_the_start_trials_and_whole_jacobians() {
         let mut sizes = Vec::new();
-        let mut lm = LevenbergMarquardt::new(vec![0.0; 4], Bounds::unbounded(4), Default::default());
+        let mut lm = LevenbergMarquardt::new(vec![0.0; 4], Bounds::unbounded(4), Default::default()).unwrap();
         let mut eval = ResidualFn::new(6, |batch: &[Vec<f64>], out: &mut [f64]| {
             sizes.push(batch.len());
             for (x, row) in batch.iter().zip(out.chunks_exact_mut(6)) {
@@ -576,7 +583,8 @@ mod tests {
     #[test]
     fn exact_jacobians_replace_finite_differences() {
         let mut eval = ExactRosenbrock { n: 10, jacobians: 0 };
-        let mut lm = LevenbergMarquardt::new(random_start(10, 0, -2.0, 2.0), Bounds::unbounded(10), Default::default());
+        let mut lm =
+            LevenbergMarquardt::new(random_start(10, 0, -2.0, 2.0), Bounds::unbounded(10), Default::default()).unwrap();
         let r = minimise_least_squares(&mut lm, &mut eval, &Stopping::default(), &mut Silent, false);
         assert!(r.value < 1e-16, "{r:?}");
         // Every batch is one point with its Jacobian.
@@ -603,13 +611,13 @@ mod tests {
                 }
             }
         });
-        let mut lm = LevenbergMarquardt::new(vec![-1.2, 1.0], Bounds::unbounded(2), Default::default());
+        let mut lm = LevenbergMarquardt::new(vec![-1.2, 1.0], Bounds::unbounded(2), Default::default()).unwrap();
         let r = minimise_least_squares(&mut lm, &mut eval, &Stopping::default(), &mut Silent, false);
         assert!(failures > 0);
         assert!(r.value.is_finite() && r.x[0] <= 0.5 && r.value < 0.3, "{r:?}");
 
         // A failing start point: AllFailed, no panic.
-        let mut lm = LevenbergMarquardt::new(vec![1.0; 3], Bounds::unbounded(3), Default::default());
+        let mut lm = LevenbergMarquardt::new(vec![1.0; 3], Bounds::unbounded(3), Default::default()).unwrap();
         let mut eval = ResidualFn::new(3, |_: &[Vec<f64>], out: &mut [f64]| out.fill(f64::NAN));
         let r = minimise_least_squares(&mut lm, &mut eval, &Stopping::default(), &mut Silent, false);
         assert_eq!(r.termination, Termination::AllFailed);
@@ -623,7 +631,7 @@ mod tests {
                 }
             }
         });
-        let mut lm = LevenbergMarquardt::new(vec![1.0, 3.0], Bounds::unbounded(2), Default::default());
+        let mut lm = LevenbergMarquardt::new(vec![1.0, 3.0], Bounds::unbounded(2), Default::default()).unwrap();
         let r = minimise_least_squares(&mut lm, &mut eval, &Stopping::default(), &mut Silent, false);
         assert!(r.x[0].abs() < 1e-8 && r.x[1] == 3.0, "{r:?}");
     }
@@ -639,7 +647,7 @@ mod tests {
                 }
             });
             let options = LevenbergMarquardtOptions { differences: Differences::Central, ..Default::default() };
-            let mut lm = LevenbergMarquardt::new(random_start(5, 1, -2.0, 2.0), Bounds::unbounded(5), options);
+            let mut lm = LevenbergMarquardt::new(random_start(5, 1, -2.0, 2.0), Bounds::unbounded(5), options).unwrap();
             minimise_least_squares(&mut lm, &mut eval, &Stopping::default(), &mut Silent, false);
             asked
         };
@@ -649,7 +657,7 @@ mod tests {
     #[test]
     fn degenerate_problems_stop() {
         // No parameters, no residuals, a parameter pinned by its bounds.
-        let mut lm = LevenbergMarquardt::new(vec![], Bounds::unbounded(0), Default::default());
+        let mut lm = LevenbergMarquardt::new(vec![], Bounds::unbounded(0), Default::default()).unwrap();
         let r = minimise_least_squares(
             &mut lm,
             &mut residuals(1, |_, r| r[0] = 2.0),
@@ -659,11 +667,11 @@ mod tests {
         );
         assert_eq!(r.value, 4.0);
         assert!(r.termination.is_convergence(), "{r:?}");
-        let mut lm = LevenbergMarquardt::new(vec![1.0], Bounds::unbounded(1), Default::default());
+        let mut lm = LevenbergMarquardt::new(vec![1.0], Bounds::unbounded(1), Default::default()).unwrap();
         let r = minimise_least_squares(&mut lm, &mut residuals(0, |_, _| {}), &Stopping::default(), &mut Silent, false);
         assert_eq!((r.value, r.evaluations), (0.0, 2));
         let pinned = Bounds { lower: vec![1.0, 0.0], upper: vec![1.0, 5.0] };
-        let mut lm = LevenbergMarquardt::new(vec![1.0, 4.0], pinned, Default::default());
+        let mut lm = LevenbergMarquardt::new(vec![1.0, 4.0], pinned, Default::default()).unwrap();
         let r = minimise_least_squares(&mut lm, &mut residuals(2, sphere), &Stopping::default(), &mut Silent, false);
         assert!(r.x[0] == 1.0 && r.x[1].abs() < 1e-8, "{r:?}");
     }
@@ -676,5 +684,25 @@ mod tests {
         assert_eq!((o.differences, o.diff_step, o.gtol), (Differences::Central, Some(1e-4), 0.0));
         assert!(parse(r#"{"differences": "backward"}"#).is_err());
         assert!(parse(r#"{"damping": 1.0}"#).is_err());
+    }
+
+    #[test]
+    fn options_are_checked_at_their_boundaries_and_refused_without_a_panic() {
+        let check = |o: LevenbergMarquardtOptions| o.check().map_err(|e| e.to_string());
+        let base = LevenbergMarquardtOptions::default();
+        assert!(check(LevenbergMarquardtOptions { initial_damping: f64::MIN_POSITIVE, ..base.clone() }).is_ok());
+        for damping in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = check(LevenbergMarquardtOptions { initial_damping: damping, ..base.clone() }).unwrap_err();
+            assert!(e.starts_with("initial_damping must be a positive finite number"), "{e}");
+        }
+        assert!(check(LevenbergMarquardtOptions { diff_step: Some(1e-3), ..base.clone() }).is_ok());
+        assert!(check(LevenbergMarquardtOptions { diff_step: Some(0.0), ..base.clone() }).is_err());
+        assert!(check(LevenbergMarquardtOptions { gtol: f64::NAN, ..base.clone() }).is_err());
+        let refused = LevenbergMarquardt::new(
+            vec![0.0],
+            Bounds::unbounded(1),
+            LevenbergMarquardtOptions { diff_step: Some(f64::NAN), ..base },
+        );
+        assert_eq!(refused.unwrap_err().key, "diff_step");
     }
 }

@@ -30,6 +30,9 @@ pub use nelder_mead::{NelderMead, NelderMeadOptions};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::check::OptionError;
+use crate::check::{at_least, positive, require};
+
 /// Box constraints of the search space. Infinite entries mean unbounded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bounds {
@@ -140,6 +143,27 @@ impl Default for Stopping {
             ftol: 1e-12,
             xtol: 1e-12,
         }
+    }
+}
+
+impl Stopping {
+    /// Check every rule against its allowed range. A limit of zero would stop before the first batch and report
+    /// its start as a result; NaN would never compare true, so the rule would be silently off.
+    pub fn check(&self) -> Result<(), OptionError> {
+        if let Some(max) = self.max_iterations {
+            at_least("max_iterations", max, 1)?;
+        }
+        if let Some(max) = self.max_evaluations {
+            at_least("max_evaluations", max, 1)?;
+        }
+        if let Some(target) = self.target_value {
+            require(!target.is_nan(), "target_value", "a number", target)?;
+        }
+        if let Some(seconds) = self.max_seconds {
+            positive("max_seconds", seconds)?;
+        }
+        require(self.ftol >= 0.0 && self.ftol.is_finite(), "ftol", "a finite number ≥ 0", self.ftol)?;
+        require(self.xtol >= 0.0 && self.xtol.is_finite(), "xtol", "a finite number ≥ 0", self.xtol)
     }
 }
 
@@ -335,5 +359,40 @@ fn drive(stepper: &mut dyn Stepper, stop: &Stopping, monitor: &mut dyn Monitor, 
         termination,
         seconds: monitor.elapsed_seconds(),
         history,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    #[test]
+    fn stopping_rules_are_checked_at_their_boundaries() {
+        let check = |stop: Stopping| stop.check().map_err(|e| e.to_string());
+        let base = Stopping::default();
+        assert!(check(base.clone()).is_ok());
+        assert!(check(Stopping { max_iterations: Some(1), max_evaluations: Some(1), ..base.clone() }).is_ok());
+        assert_eq!(
+            check(Stopping { max_iterations: Some(0), ..base.clone() }),
+            Err("max_iterations must be at least 1 (got 0)".into())
+        );
+        assert!(check(Stopping { max_evaluations: Some(0), ..base.clone() }).is_err());
+        assert!(check(Stopping { target_value: Some(f64::NEG_INFINITY), ..base.clone() }).is_ok());
+        assert_eq!(
+            check(Stopping { target_value: Some(f64::NAN), ..base.clone() }),
+            Err("target_value must be a number (got NaN)".into())
+        );
+        assert!(check(Stopping { max_seconds: Some(1e-3), ..base.clone() }).is_ok());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(check(Stopping { max_seconds: Some(bad), ..base.clone() }).is_err(), "{bad}");
+        }
+        assert!(check(Stopping { ftol: 0.0, xtol: 0.0, ..base.clone() }).is_ok());
+        for bad in [-1e-300, f64::NAN, f64::INFINITY] {
+            assert!(check(Stopping { ftol: bad, ..base.clone() }).unwrap_err().starts_with("ftol"), "{bad}");
+            assert!(check(Stopping { xtol: bad, ..base.clone() }).unwrap_err().starts_with("xtol"), "{bad}");
+        }
     }
 }

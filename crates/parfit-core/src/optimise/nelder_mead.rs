@@ -6,6 +6,7 @@
 //! flatten against a face of the box.
 
 use super::{Bounds, Optimiser, Stopping, Termination};
+use crate::check::{OptionError, positive, require};
 use serde::{Deserialize, Serialize};
 
 /// Options of [`NelderMead`], as read from the user's configuration.
@@ -24,6 +25,15 @@ pub struct NelderMeadOptions {
     /// They help markedly above a handful of parameters. Only applied when n > 2: at n = 2 they
     /// equal the classic values and at n = 1 the shrink would collapse the simplex. Default `true`.
     pub adaptive: bool,
+}
+
+impl NelderMeadOptions {
+    /// Check every option against its allowed range (a zero `initial_step` leaves every move at the floor).
+    pub fn check(&self) -> Result<(), OptionError> {
+        let step = self.initial_step;
+        require(step >= 0.0 && step.is_finite(), "initial_step", "a finite number ≥ 0", step)?;
+        positive("min_initial_step", self.min_initial_step)
+    }
 }
 
 impl Default for NelderMeadOptions {
@@ -81,21 +91,14 @@ pub struct NelderMead {
 }
 
 impl NelderMead {
-    /// Start from `x0` (projected onto `bounds`).
+    /// Start from `x0` (projected onto `bounds`); an option out of its range is an error.
     ///
     /// # Panics
-    /// If `x0` and `bounds` differ in dimension, or `initial_step`/`min_initial_step` are not
-    /// finite and non-negative with a positive floor.
-    pub fn new(x0: Vec<f64>, bounds: Bounds, options: NelderMeadOptions) -> Self {
+    /// If `x0` and `bounds` differ in dimension (a caller's mistake, not a setting).
+    pub fn new(x0: Vec<f64>, bounds: Bounds, options: NelderMeadOptions) -> Result<Self, OptionError> {
         let n = x0.len();
         assert_eq!(n, bounds.dim(), "start point and bounds differ in dimension");
-        assert!(
-            options.initial_step.is_finite()
-                && options.initial_step >= 0.0
-                && options.min_initial_step.is_finite()
-                && options.min_initial_step > 0.0,
-            "Nelder–Mead initial steps must be finite, with a positive min_initial_step"
-        );
+        options.check()?;
         let nf = n as f64;
         let (expand, contract, shrink) =
             if options.adaptive && n > 2 { (1.0 + 2.0 / nf, 0.75 - 0.5 / nf, 1.0 - 1.0 / nf) } else { (2.0, 0.5, 0.5) };
@@ -117,7 +120,7 @@ impl NelderMead {
                 lo
             };
         }
-        NelderMead {
+        Ok(NelderMead {
             bounds,
             expand,
             contract,
@@ -130,7 +133,7 @@ impl NelderMead {
             batch_len: n + 1,
             step: Step::Init,
             iterations: 0,
-        }
+        })
     }
 
     fn dim(&self) -> usize {
@@ -334,7 +337,7 @@ mod tests {
         f: fn(&[f64]) -> f64,
     ) -> crate::optimise::OptimResult {
         let bounds = Bounds::unbounded(x0.len());
-        let mut nm = NelderMead::new(x0, bounds, options);
+        let mut nm = NelderMead::new(x0, bounds, options).unwrap();
         minimise(&mut nm, &mut evaluator(f), stop, &mut Silent, false)
     }
 
@@ -374,7 +377,7 @@ mod tests {
         // From 1.0 the expanding steps overshoot the optimum 0.1 and are projected onto the bound 0, which is
         // better than the other vertex: the simplex must still contract back inside to 0.1, not end at 0.
         let bounds = Bounds { lower: vec![0.0], upper: vec![5.0] };
-        let mut nm = NelderMead::new(vec![1.0], bounds, NelderMeadOptions::default());
+        let mut nm = NelderMead::new(vec![1.0], bounds, NelderMeadOptions::default()).unwrap();
         let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
             for (x, o) in batch.iter().zip(out.iter_mut()) {
                 *o = (x[0] - 0.1).powi(2);
@@ -389,7 +392,7 @@ mod tests {
         // The minimum (0, 0) of the shifted sphere lies outside the box, so the search presses on
         // the lower face.
         let bounds = Bounds { lower: vec![0.5, -1.0, 0.2], upper: vec![2.0, 1.0, 3.0] };
-        let mut nm = NelderMead::new(vec![2.0, 1.0, 3.5], bounds.clone(), NelderMeadOptions::default());
+        let mut nm = NelderMead::new(vec![2.0, 1.0, 3.5], bounds.clone(), NelderMeadOptions::default()).unwrap();
         let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
             for (x, o) in batch.iter().zip(out.iter_mut()) {
                 assert!(bounds.contains(x), "{x:?} outside the box");
@@ -404,7 +407,7 @@ mod tests {
     fn failed_evaluations_rank_worst() {
         // The sphere, but evaluation fails (NaN) outside the unit disc around (2, 2): the simplex
         // must crawl to the disc's point nearest the origin, never accepting a failure.
-        let mut nm = NelderMead::new(vec![2.5, 2.5], Bounds::unbounded(2), NelderMeadOptions::default());
+        let mut nm = NelderMead::new(vec![2.5, 2.5], Bounds::unbounded(2), NelderMeadOptions::default()).unwrap();
         let mut failures = 0;
         let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
             for (x, o) in batch.iter().zip(out.iter_mut()) {
@@ -420,7 +423,7 @@ mod tests {
         assert!(nm.values.iter().all(|v| v.is_finite()), "{:?}", nm.values);
 
         // A simplex whose every vertex fails stops as AllFailed rather than looping.
-        let mut nm = NelderMead::new(vec![0.0; 3], Bounds::unbounded(3), NelderMeadOptions::default());
+        let mut nm = NelderMead::new(vec![0.0; 3], Bounds::unbounded(3), NelderMeadOptions::default()).unwrap();
         let mut eval = |_: &[Vec<f64>], out: &mut [f64]| out.fill(f64::NAN);
         let r = minimise(&mut nm, &mut eval, &Stopping::default(), &mut Silent, false);
         assert_eq!(r.termination, Termination::AllFailed);
@@ -428,7 +431,7 @@ mod tests {
 
     #[test]
     fn batches_have_the_documented_sizes() {
-        let mut nm = NelderMead::new(vec![1.0; 4], Bounds::unbounded(4), NelderMeadOptions::default());
+        let mut nm = NelderMead::new(vec![1.0; 4], Bounds::unbounded(4), NelderMeadOptions::default()).unwrap();
         assert_eq!(nm.ask().len(), 5);
         let mut sizes = Vec::new();
         let mut values = Vec::new();
@@ -445,7 +448,7 @@ mod tests {
     #[test]
     fn initial_simplex_respects_bounds_and_scale() {
         let bounds = Bounds { lower: vec![0.0, -1.0, 0.0], upper: vec![1.0, 1.0, 10.0] };
-        let mut nm = NelderMead::new(vec![1.0, 0.0, 4.0], bounds.clone(), NelderMeadOptions::default());
+        let mut nm = NelderMead::new(vec![1.0, 0.0, 4.0], bounds.clone(), NelderMeadOptions::default()).unwrap();
         let batch = nm.ask();
         assert_eq!(batch[0], vec![1.0, 0.0, 4.0]);
         assert_eq!(batch[1], vec![0.95, 0.0, 4.0]); // up would leave the box: step down
@@ -459,5 +462,28 @@ mod tests {
         let o: NelderMeadOptions = serde_json::from_str(r#"{"adaptive": false}"#).unwrap();
         assert_eq!(o, NelderMeadOptions { adaptive: false, ..NelderMeadOptions::default() });
         assert!(serde_json::from_str::<NelderMeadOptions>(r#"{"step": 1}"#).is_err());
+    }
+
+    #[test]
+    fn options_are_checked_at_their_boundaries_and_refused_without_a_panic() {
+        let check = |o: NelderMeadOptions| o.check().map_err(|e| e.to_string());
+        let base = NelderMeadOptions::default();
+        assert!(
+            check(NelderMeadOptions { initial_step: 0.0, min_initial_step: f64::MIN_POSITIVE, ..base.clone() }).is_ok()
+        );
+        for step in [-1e-9, f64::NAN, f64::INFINITY] {
+            assert!(
+                check(NelderMeadOptions { initial_step: step, ..base.clone() })
+                    .unwrap_err()
+                    .starts_with("initial_step")
+            );
+        }
+        for step in [0.0, f64::NAN, f64::INFINITY] {
+            let e = check(NelderMeadOptions { min_initial_step: step, ..base.clone() }).unwrap_err();
+            assert!(e.starts_with("min_initial_step"), "{e}");
+        }
+        let refused =
+            NelderMead::new(vec![0.0], Bounds::unbounded(1), NelderMeadOptions { initial_step: -1.0, ..base });
+        assert_eq!(refused.unwrap_err().key, "initial_step");
     }
 }

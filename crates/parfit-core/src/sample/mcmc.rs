@@ -18,6 +18,7 @@ use super::diagnostics::{ess, ess_bulk, split_rhat};
 use super::prior::Prior;
 use super::summary::summarise;
 use super::{OptionError, SampleResult, SampleTermination, Sampler};
+use crate::check::{at_least, positive, require, require_memory};
 
 /// Redraws of a starting walker whose log-likelihood is not finite, before it starts anyway.
 const MAX_INIT_ATTEMPTS: usize = 100;
@@ -43,6 +44,35 @@ pub struct EnsembleOptions {
 impl Default for EnsembleOptions {
     fn default() -> Self {
         EnsembleOptions { walkers: None, steps: 2000, burn_in: 500, thin: 1, stretch: 2.0, seed: 0 }
+    }
+}
+
+impl EnsembleOptions {
+    /// The number of walkers for `d` parameters.
+    pub fn walkers(&self, d: usize) -> usize {
+        self.walkers.unwrap_or((4 * d).max(16).next_multiple_of(2))
+    }
+
+    /// Check every option against its allowed range, for `d` parameters. The stretch move pairs each walker with
+    /// one of the other half, so the walkers split into two halves that each span the space; the kept draws of
+    /// every walker must fit in memory.
+    pub fn check(&self, d: usize) -> Result<(), OptionError> {
+        let walkers = self.walkers(d);
+        let least = (2 * d).max(4);
+        let allowed = format!("even and at least max(2 × dimension, 4) = {least}");
+        require(walkers >= least && walkers.is_multiple_of(2), "walkers", &allowed, walkers)?;
+        require_memory("walkers", walkers, walkers as f64, (2 * d * 8 + 160) as f64)?;
+        at_least("steps", self.steps, 1)?;
+        let below_steps = format!("below steps = {}", self.steps);
+        require(self.burn_in < self.steps, "burn_in", &below_steps, self.burn_in)?;
+        let after_burn_in = self.steps - self.burn_in;
+        let allowed = format!("in 1..=steps − burn_in = {after_burn_in}, so that every walker keeps a draw");
+        require((1..=after_burn_in).contains(&self.thin), "thin", &allowed, self.thin)?;
+        let stretch = self.stretch;
+        require(stretch > 1.0 && stretch.is_finite(), "stretch", "a finite number above 1", stretch)?;
+        let kept = (after_burn_in / self.thin) as f64 * walkers as f64;
+        let value = format!("{} ({kept} kept draws of {walkers} walkers)", self.steps);
+        require_memory("steps", value, kept, (d * 8 + 32) as f64)
     }
 }
 
@@ -103,22 +133,8 @@ impl EnsembleSampler {
     /// Walkers start from independent prior draws.
     pub fn new(prior: Prior, options: EnsembleOptions) -> Result<Self, OptionError> {
         let d = prior.dim();
-        let n_walkers = options.walkers.unwrap_or((4 * d).max(16).next_multiple_of(2));
-        if n_walkers < 2 * d || n_walkers < 4 || !n_walkers.is_multiple_of(2) {
-            return Err(OptionError(format!(
-                "walkers must be even and at least max(2 × dimension, 4) = {}",
-                (2 * d).max(4)
-            )));
-        }
-        if options.thin == 0 {
-            return Err(OptionError("thin must be at least 1".into()));
-        }
-        if options.burn_in >= options.steps {
-            return Err(OptionError("burn_in must be smaller than steps".into()));
-        }
-        if !(options.stretch > 1.0 && options.stretch.is_finite()) {
-            return Err(OptionError("stretch must be greater than 1".into()));
-        }
+        options.check(d)?;
+        let n_walkers = options.walkers(d);
         let mut sampler = EnsembleSampler {
             rng: Xoshiro256PlusPlus::seed_from_u64(options.seed),
             n_walkers,
@@ -151,11 +167,9 @@ impl EnsembleSampler {
     /// with `sd_i` the prior's standard deviation, redrawn while outside the prior's support.
     pub fn with_start(prior: Prior, options: EnsembleOptions, start: &[f64], spread: f64) -> Result<Self, OptionError> {
         if start.len() != prior.dim() || !prior.contains(start) {
-            return Err(OptionError("the start must lie in the prior's support".into()));
+            return Err(OptionError::new("start", format!("must lie in the prior's support (got {start:?})")));
         }
-        if !(spread > 0.0 && spread.is_finite()) {
-            return Err(OptionError("the start spread must be positive".into()));
-        }
+        positive("start_spread", spread)?;
         let mut sampler = Self::new(prior, options)?;
         sampler.start = Some((start.to_vec(), spread));
         for w in 0..sampler.n_walkers {

@@ -34,10 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::optimise::{BatchEvaluator, Monitor, Progress};
 
-/// Options that make no sampler, with the reason.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct OptionError(pub String);
+pub use crate::check::OptionError;
 
 /// An ask–tell sampler of a posterior `prior(x) · L(x)`.
 pub trait Sampler: Send {
@@ -100,6 +97,19 @@ pub struct SampleLimits {
     pub max_evaluations: Option<usize>,
     /// Wall-clock limit, checked between batches (needs a [`Monitor`] with a clock). Default: none.
     pub max_seconds: Option<f64>,
+}
+
+impl SampleLimits {
+    /// Check both limits: a zero budget would report a sample of nothing, NaN would never stop.
+    pub fn check(&self) -> Result<(), OptionError> {
+        if let Some(max) = self.max_evaluations {
+            crate::check::at_least("max_evaluations", max, 1)?;
+        }
+        match self.max_seconds {
+            Some(seconds) => crate::check::positive("max_seconds", seconds),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Why sampling stopped.

@@ -65,6 +65,7 @@ use super::ellipsoid::{Bound, BoundSettings};
 use super::prior::Prior;
 use super::summary::{kish_ess, summarise};
 use super::{Evidence, OptionError, SampleResult, SampleTermination, Sampler};
+use crate::check::{at_least, positive, require, require_memory};
 
 /// The region new points are drawn from before the likelihood test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +174,48 @@ impl Default for NestedOptions {
             seed: 0,
             dynamic: DynamicOptions::default(),
         }
+    }
+}
+
+impl NestedOptions {
+    /// Check every option against its allowed range, for `d` parameters. A limit of zero would end the run before
+    /// its first iteration and report an evidence of nothing; the live points (and the bootstrap replicates)
+    /// must fit in memory.
+    pub fn check(&self, d: usize) -> Result<(), OptionError> {
+        let live = |key: &str, k: usize| {
+            at_least(key, k, d + 2)?;
+            require_memory(key, k, k as f64, (2 * d * 8 + 128) as f64)
+        };
+        live("live_points", self.live_points)?;
+        if let Some(b) = self.replace {
+            let half = (self.live_points / 2).max(1);
+            require((1..=half).contains(&b), "replace", &format!("in 1..=live_points/2 = {half}"), b)?;
+        }
+        positive("dlogz", self.dlogz)?;
+        require(self.enlarge >= 1.0 && self.enlarge.is_finite(), "enlarge", "a finite number ≥ 1", self.enlarge)?;
+        positive("update_interval", self.update_interval)?;
+        let first = self.first_update;
+        require(first > 0.0 && first <= 1.0, "first_update", "in (0, 1]", first)?;
+        at_least("walks", self.walks, 1)?;
+        if let Some(max) = self.max_iterations {
+            at_least("max_iterations", max, 1)?;
+        }
+        if let Some(max) = self.max_calls {
+            at_least("max_calls", max, 1)?;
+        }
+        require_memory("bootstrap", self.bootstrap, self.bootstrap as f64, ((d + 1) * 8 + 48) as f64)?;
+        let dy = &self.dynamic;
+        if let Some(b) = dy.live_points {
+            live("live_points", b).map_err(|e| e.within("dynamic"))?;
+        }
+        let n_eff = dy.n_effective;
+        require(n_eff >= 0.0, "dynamic.n_effective", "a number ≥ 0", n_eff)?;
+        for (key, share) in
+            [("dynamic.posterior_fraction", dy.posterior_fraction), ("dynamic.max_fraction", dy.max_fraction)]
+        {
+            require((0.0..=1.0).contains(&share), key, "in [0, 1]", share)?;
+        }
+        Ok(())
     }
 }
 
@@ -423,42 +466,7 @@ fn integrate(keys: &[RunKey], births: &[RunKey]) -> Integral {
 
 impl NestedSampler {
     pub fn new(prior: Prior, options: NestedOptions) -> Result<Self, OptionError> {
-        let d = prior.dim();
-        let o = &options;
-        if o.live_points < d + 2 {
-            return Err(OptionError(format!("live_points must be at least the dimension + 2 = {}", d + 2)));
-        }
-        if let Some(b) = o.dynamic.live_points
-            && b < d + 2
-        {
-            return Err(OptionError(format!("dynamic.live_points must be at least the dimension + 2 = {}", d + 2)));
-        }
-        if o.replace == Some(0) {
-            return Err(OptionError("replace must be at least 1".into()));
-        }
-        if o.dlogz.is_nan() || o.dlogz <= 0.0 {
-            return Err(OptionError("dlogz must be positive".into()));
-        }
-        if !(o.enlarge >= 1.0 && o.enlarge.is_finite()) {
-            return Err(OptionError("enlarge must be at least 1".into()));
-        }
-        if !(o.update_interval > 0.0 && o.update_interval.is_finite()) {
-            return Err(OptionError("update_interval must be positive".into()));
-        }
-        if !(o.first_update > 0.0 && o.first_update <= 1.0) {
-            return Err(OptionError("first_update must lie in (0, 1]".into()));
-        }
-        if o.walks == 0 {
-            return Err(OptionError("walks must be at least 1".into()));
-        }
-        let dy = &o.dynamic;
-        if !(0.0..=1.0).contains(&dy.posterior_fraction) || !(0.0..=1.0).contains(&dy.max_fraction) {
-            return Err(OptionError("dynamic.posterior_fraction and max_fraction must lie in [0, 1]".into()));
-        }
-        if dy.n_effective.is_nan() {
-            return Err(OptionError("dynamic.n_effective must be a number".into()));
-        }
-
+        options.check(prior.dim())?;
         let k = options.live_points;
         let segment = Self::empty_segment(&options, k, None, 0.0, None);
         let mut sampler = NestedSampler {

@@ -13,6 +13,8 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+
+use crate::check::{OptionError, positive, require};
 use std::f64::consts::{FRAC_1_SQRT_2, PI, SQRT_2};
 
 /// ln √(2π).
@@ -33,12 +35,8 @@ pub enum ParamPrior {
 /// A prior whose settings make no distribution.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PriorError {
-    #[error("parameter {index}: uniform prior needs finite lower < upper (got lower {lower}, upper {upper})")]
-    Uniform { index: usize, lower: f64, upper: f64 },
-    #[error(
-        "parameter {index}: {kind} prior needs a finite mu and a positive, finite sigma (got mu {mu}, sigma {sigma})"
-    )]
-    Scale { index: usize, kind: &'static str, mu: f64, sigma: f64 },
+    #[error("parameter {index}: {kind} prior: {error}")]
+    Setting { index: usize, kind: &'static str, error: OptionError },
     #[error("a prior needs at least one parameter")]
     Empty,
 }
@@ -52,24 +50,28 @@ impl ParamPrior {
         }
     }
 
-    /// Check the settings; `index` names the parameter in the error.
-    pub fn validate(&self, index: usize) -> Result<(), PriorError> {
+    /// Check every setting against its allowed range; the error names the key (`lower`, `upper`, `mu`, `sigma`).
+    pub fn check(&self) -> Result<(), OptionError> {
         match *self {
             ParamPrior::Uniform { lower, upper } => {
-                if lower.is_finite() && upper.is_finite() && lower < upper {
-                    Ok(())
-                } else {
-                    Err(PriorError::Uniform { index, lower, upper })
-                }
+                require(lower.is_finite(), "lower", "a finite number", lower)?;
+                require(
+                    upper.is_finite() && upper > lower,
+                    "upper",
+                    &format!("finite and above lower = {lower:?}"),
+                    upper,
+                )
             }
             ParamPrior::Normal { mu, sigma } | ParamPrior::LogNormal { mu, sigma } => {
-                if mu.is_finite() && sigma.is_finite() && sigma > 0.0 {
-                    Ok(())
-                } else {
-                    Err(PriorError::Scale { index, kind: self.name(), mu, sigma })
-                }
+                require(mu.is_finite(), "mu", "a finite number", mu)?;
+                positive("sigma", sigma)
             }
         }
+    }
+
+    /// Check the settings; `index` names the parameter in the error.
+    pub fn validate(&self, index: usize) -> Result<(), PriorError> {
+        self.check().map_err(|error| PriorError::Setting { index, kind: self.name(), error })
     }
 
     /// Natural log of the density at `x`; `-inf` outside the support.
@@ -436,7 +438,27 @@ mod tests {
         assert!(serde_json::from_str::<Prior>(bad_key).is_err());
         let bad_sigma = r#"[{"kind": "normal", "mu": 1.0, "sigma": -0.1}]"#;
         let err = serde_json::from_str::<Prior>(bad_sigma).unwrap_err().to_string();
-        assert!(err.contains("positive"), "{err}");
+        assert!(err.contains("parameter 0: normal prior: sigma must be a positive finite number (got -0.1)"), "{err}");
         assert!(Prior::uniform(&[1.0], &[1.0]).is_err());
+    }
+
+    #[test]
+    fn prior_settings_are_checked_at_their_boundaries() {
+        let check = |p: ParamPrior| p.check().map_err(|e| e.to_string());
+        assert!(check(ParamPrior::Uniform { lower: -1e300, upper: 1e300 }).is_ok());
+        assert_eq!(
+            check(ParamPrior::Uniform { lower: 1.0, upper: 1.0 }),
+            Err("upper must be finite and above lower = 1.0 (got 1.0)".into())
+        );
+        assert!(check(ParamPrior::Uniform { lower: 2.0, upper: 1.0 }).is_err());
+        assert!(check(ParamPrior::Uniform { lower: f64::NAN, upper: 1.0 }).unwrap_err().starts_with("lower"));
+        assert!(check(ParamPrior::Uniform { lower: 0.0, upper: f64::INFINITY }).unwrap_err().starts_with("upper"));
+        for kind in [|mu, sigma| ParamPrior::Normal { mu, sigma }, |mu, sigma| ParamPrior::LogNormal { mu, sigma }] {
+            assert!(check(kind(0.0, f64::MIN_POSITIVE)).is_ok());
+            assert!(check(kind(f64::NAN, 1.0)).unwrap_err().starts_with("mu"));
+            for sigma in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+                assert!(check(kind(0.0, sigma)).unwrap_err().starts_with("sigma"), "{sigma}");
+            }
+        }
     }
 }

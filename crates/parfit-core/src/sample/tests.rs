@@ -503,3 +503,89 @@ fn negated_costs_are_log_likelihoods() {
     ll.log_likelihoods(&[vec![2.0], vec![-1.0]], &mut out);
     assert_eq!(out, [-4.0, f64::NEG_INFINITY]);
 }
+
+#[test]
+fn nested_options_are_checked_at_their_boundaries() {
+    let check = |o: NestedOptions| o.check(3).map_err(|e| e.to_string());
+    let base = NestedOptions::default();
+    let ok = |o: NestedOptions| assert_eq!(check(o.clone()), Ok(()), "{o:?}");
+    let refused = |o: NestedOptions, key: &str| {
+        let e = check(o).unwrap_err();
+        assert!(e.starts_with(&format!("{key} ")), "expected {key}: {e}");
+    };
+    ok(NestedOptions { live_points: 5, replace: Some(2), ..base.clone() });
+    assert_eq!(
+        check(NestedOptions { live_points: 4, ..base.clone() }),
+        Err("live_points must be at least 5 (got 4)".into())
+    );
+    refused(NestedOptions { live_points: 1 << 40, ..base.clone() }, "live_points");
+    ok(NestedOptions { replace: Some(1), ..base.clone() });
+    ok(NestedOptions { replace: Some(250), ..base.clone() });
+    refused(NestedOptions { replace: Some(0), ..base.clone() }, "replace");
+    refused(NestedOptions { replace: Some(251), ..base.clone() }, "replace");
+    for dlogz in [0.0, f64::NAN, f64::INFINITY] {
+        refused(NestedOptions { dlogz, ..base.clone() }, "dlogz");
+    }
+    ok(NestedOptions { enlarge: 1.0, ..base.clone() });
+    refused(NestedOptions { enlarge: 0.999, ..base.clone() }, "enlarge");
+    refused(NestedOptions { enlarge: f64::INFINITY, ..base.clone() }, "enlarge");
+    refused(NestedOptions { update_interval: 0.0, ..base.clone() }, "update_interval");
+    ok(NestedOptions { first_update: 1.0, ..base.clone() });
+    refused(NestedOptions { first_update: 0.0, ..base.clone() }, "first_update");
+    refused(NestedOptions { first_update: 1.01, ..base.clone() }, "first_update");
+    ok(NestedOptions { walks: 1, max_iterations: Some(1), max_calls: Some(1), ..base.clone() });
+    refused(NestedOptions { walks: 0, ..base.clone() }, "walks");
+    refused(NestedOptions { max_iterations: Some(0), ..base.clone() }, "max_iterations");
+    refused(NestedOptions { max_calls: Some(0), ..base.clone() }, "max_calls");
+    ok(NestedOptions { bootstrap: 0, ..base.clone() });
+    refused(NestedOptions { bootstrap: 1 << 40, ..base.clone() }, "bootstrap");
+    let dynamic = |d: DynamicOptions| NestedOptions { dynamic: d, ..base.clone() };
+    ok(dynamic(DynamicOptions { live_points: Some(5), n_effective: 0.0, ..Default::default() }));
+    refused(dynamic(DynamicOptions { live_points: Some(4), ..Default::default() }), "dynamic.live_points");
+    refused(dynamic(DynamicOptions { n_effective: f64::NAN, ..Default::default() }), "dynamic.n_effective");
+    refused(dynamic(DynamicOptions { n_effective: -1.0, ..Default::default() }), "dynamic.n_effective");
+    ok(dynamic(DynamicOptions { posterior_fraction: 0.0, max_fraction: 1.0, ..Default::default() }));
+    refused(dynamic(DynamicOptions { posterior_fraction: 1.1, ..Default::default() }), "dynamic.posterior_fraction");
+    refused(dynamic(DynamicOptions { max_fraction: f64::NAN, ..Default::default() }), "dynamic.max_fraction");
+}
+
+#[test]
+fn ensemble_options_and_limits_are_checked_at_their_boundaries() {
+    let check = |o: EnsembleOptions| o.check(3).map_err(|e| e.to_string());
+    let base = EnsembleOptions::default();
+    assert_eq!(check(EnsembleOptions { walkers: Some(6), steps: 1, burn_in: 0, thin: 1, ..base.clone() }), Ok(()));
+    assert_eq!(
+        check(EnsembleOptions { walkers: Some(4), ..base.clone() }),
+        Err("walkers must be even and at least max(2 × dimension, 4) = 6 (got 4)".into())
+    );
+    assert!(check(EnsembleOptions { walkers: Some(7), ..base.clone() }).unwrap_err().starts_with("walkers"));
+    let huge = check(EnsembleOptions { walkers: Some(1_000_000_000), ..base.clone() }).unwrap_err();
+    assert!(huge.contains("would need about"), "{huge}");
+    assert!(check(EnsembleOptions { steps: 0, burn_in: 0, ..base.clone() }).unwrap_err().starts_with("steps"));
+    assert_eq!(
+        check(EnsembleOptions { steps: 100, burn_in: 100, ..base.clone() }),
+        Err("burn_in must be below steps = 100 (got 100)".into())
+    );
+    assert!(check(EnsembleOptions { thin: 0, ..base.clone() }).unwrap_err().starts_with("thin"));
+    assert!(check(EnsembleOptions { steps: 10, burn_in: 5, thin: 5, ..base.clone() }).is_ok());
+    assert_eq!(
+        check(EnsembleOptions { steps: 10, burn_in: 5, thin: 6, ..base.clone() }),
+        Err("thin must be in 1..=steps − burn_in = 5, so that every walker keeps a draw (got 6)".into())
+    );
+    let long = check(EnsembleOptions { steps: 1 << 40, ..base.clone() }).unwrap_err();
+    assert!(long.starts_with("steps 1099511627776 (") && long.contains("would need about"), "{long}");
+    assert!(check(EnsembleOptions { stretch: 1.0 + 1e-9, ..base.clone() }).is_ok());
+    for stretch in [1.0, f64::NAN, f64::INFINITY] {
+        assert!(check(EnsembleOptions { stretch, ..base.clone() }).unwrap_err().starts_with("stretch"));
+    }
+    let prior = GaussianProblem::new(3).prior();
+    let spread = EnsembleSampler::with_start(prior, base, &[0.0; 3], 0.0);
+    assert_eq!(spread.unwrap_err().key, "start_spread");
+
+    let limits = |max_evaluations, max_seconds| SampleLimits { max_evaluations, max_seconds }.check();
+    assert!(limits(Some(1), Some(1e-9)).is_ok() && limits(None, None).is_ok());
+    assert_eq!(limits(Some(0), None).unwrap_err().key, "max_evaluations");
+    for seconds in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        assert_eq!(limits(None, Some(seconds)).unwrap_err().key, "max_seconds");
+    }
+}
