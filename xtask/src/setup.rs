@@ -55,7 +55,7 @@ pub fn debian(what: &str, needs: &[&[Package]]) -> Result {
         return Ok(());
     }
     let list = missing.join(" ");
-    let how = format!("Debian packages {what} needs are missing: {list}");
+    let how = format!("{what}: missing Debian packages {list}");
     if !succeeds(Command::new("apt-get").arg("--version")) {
         return Err(format!("{how}\nthis machine has no apt-get: install their equivalents, then run again"));
     }
