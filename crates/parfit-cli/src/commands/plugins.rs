@@ -35,8 +35,5 @@ pub fn list(explicit: &[PathBuf], format: Format) -> CliResult<()> {
             println!("  kind {}{exts}: {}", k.kind, k.description);
         }
     }
-    for problem in &found.problems {
-        eprintln!("warning: {problem}");
-    }
     Ok(())
 }
