@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{Result, cargo, run};
 
-/// A Debian package a check needs, and how to tell that what it provides is here.
+/// A Debian package a check needs, what it provides (for a machine without apt-get), and how to tell it is here.
 pub struct Package {
     name: &'static str,
+    provides: &'static str,
     present: fn() -> bool,
 }
 
@@ -25,20 +26,31 @@ fn dpkg_has(name: &str) -> bool {
 
 /// The MPI tests: mpirun, and the headers and libclang the `mpi` crate's bindgen builds against.
 pub const MPI: &[Package] = &[
-    Package { name: "openmpi-bin", present: || succeeds(Command::new("mpirun").arg("--version")) },
-    Package { name: "libopenmpi-dev", present: || dpkg_has("libopenmpi-dev") },
-    Package { name: "libclang-dev", present: || dpkg_has("libclang-dev") },
+    Package {
+        name: "openmpi-bin",
+        provides: "Open MPI 4's mpirun",
+        present: || succeeds(Command::new("mpirun").arg("--version")),
+    },
+    Package { name: "libopenmpi-dev", provides: "Open MPI's headers", present: || dpkg_has("libopenmpi-dev") },
+    Package { name: "libclang-dev", provides: "libclang", present: || dpkg_has("libclang-dev") },
 ];
 
+const NODEJS: Package =
+    Package { name: "nodejs", provides: "Node.js", present: || succeeds(Command::new("node").arg("--version")) };
+
 /// node runs the wasm32 unit tests (wasm-bindgen-test-runner) and the browser test's script.
-pub const NODE: &[Package] = &[Package { name: "nodejs", present: || succeeds(Command::new("node").arg("--version")) }];
+pub const NODE: &[Package] = &[NODEJS];
 
 /// The browser test: Debian's chromium (a browser that downloads its own build cannot), driven by npm's
 /// playwright-core under node.
 pub const BROWSER: &[Package] = &[
-    Package { name: "chromium", present: || crate::wasm::chromium().is_ok() },
-    Package { name: "nodejs", present: || succeeds(Command::new("node").arg("--version")) },
-    Package { name: "npm", present: || succeeds(Command::new("npm").arg("--version")) },
+    Package {
+        name: "chromium",
+        provides: "Chromium (or set CHROMIUM=/path/to/chrome)",
+        present: || crate::wasm::chromium().is_ok(),
+    },
+    NODEJS,
+    Package { name: "npm", provides: "npm", present: || succeeds(Command::new("npm").arg("--version")) },
 ];
 
 /// Set once this process has run `apt-get update`: a run installs from one fresh package list.
@@ -47,17 +59,17 @@ static UPDATED: AtomicBool = AtomicBool::new(false);
 /// Install the packages of `needs` that are missing (`apt-get update` first, once per run); `what` names the
 /// checks that need them, for the message when this machine cannot install them itself.
 pub fn debian(what: &str, needs: &[&[Package]]) -> Result {
-    let mut missing: Vec<&str> =
-        needs.iter().flat_map(|n| n.iter()).filter(|p| !(p.present)()).map(|p| p.name).collect();
-    missing.sort_unstable();
-    missing.dedup();
+    let mut missing: Vec<&Package> = needs.iter().flat_map(|n| n.iter()).filter(|p| !(p.present)()).collect();
+    missing.sort_unstable_by_key(|p| p.name);
+    missing.dedup_by_key(|p| p.name);
     if missing.is_empty() {
         return Ok(());
     }
-    let list = missing.join(" ");
+    let list = missing.iter().map(|p| p.name).collect::<Vec<_>>().join(" ");
     let how = format!("{what}: missing Debian packages {list}");
     if !succeeds(Command::new("apt-get").arg("--version")) {
-        return Err(format!("{how}\nthis machine has no apt-get: install their equivalents, then run again"));
+        let provides: Vec<&str> = missing.iter().map(|p| p.provides).collect();
+        return Err(format!("{how}\nthis machine has no apt-get: install {}, then run again", provides.join(", ")));
     }
     if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0") {
         return Err(format!(
@@ -74,7 +86,8 @@ pub fn debian(what: &str, needs: &[&[Package]]) -> Result {
     if !UPDATED.swap(true, Ordering::Relaxed) {
         run(&mut apt(&["update"])).map_err(|e| format!("{e}\n{how}"))?;
     }
-    run(apt(&["install", "-y", "--no-install-recommends"]).args(&missing)).map_err(|e| format!("{e}\n{how}"))
+    run(apt(&["install", "-y", "--no-install-recommends"]).args(missing.iter().map(|p| p.name)))
+        .map_err(|e| format!("{e}\n{how}"))
 }
 
 /// The stable toolchain's rustfmt and clippy (for `cargo fmt` and `cargo clippy`) and its wasm32 target (the
