@@ -21,18 +21,28 @@ fn the_reference_optimum_agrees_with_the_issue_figures() {
     }
 }
 
+/// The accurate optimum (`optimum.json`: SSE and parameters to about 1e-9). A fit of the example evaluates the
+/// model at its rtol = atol = 1e-8, which moves the SSE it reports by about 1e-7 relative (measured: 3.4e-5 below
+/// the accurate SSE) but its minimiser far less (measured within 2e-9 relative), so the fits are held to 1e-6
+/// relative in the SSE and 1e-7 in each parameter.
+fn assert_at_the_optimum(result: &serde_json::Value, what: &str) {
+    let text = std::fs::read_to_string(root().join("tests/data/lotka_volterra/optimum.json")).unwrap();
+    let optimum: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (sse, best) = (result["value"].as_f64().unwrap(), optimum["sse"].as_f64().unwrap());
+    assert!((sse - best).abs() <= 1e-6 * best, "{what}: SSE {sse} vs {best}");
+    for (name, _) in OPTIMUM {
+        let (fitted, value) = (result["x"][name].as_f64().unwrap(), optimum[name].as_f64().unwrap());
+        assert!((fitted - value).abs() <= 1e-7 * value, "{what}: {name} {fitted} vs {value}");
+    }
+}
+
 #[test]
 fn the_example_fit_reaches_the_least_squares_optimum() {
     let out = scratch("lv-fit");
     let run =
         parfit(&["fit", "examples/lotka_volterra/fit.toml", "--format", "json", "--output", out.to_str().unwrap()]);
     let result = run.assert_ok().json();
-    let sse = result["value"].as_f64().unwrap();
-    assert!((sse - OPTIMUM_SSE).abs() <= 1e-3 * OPTIMUM_SSE, "SSE {sse}");
-    for (name, value) in OPTIMUM {
-        let fitted = result["x"][name].as_f64().unwrap();
-        assert!((fitted - value).abs() <= 0.01 * value, "{name}: {fitted} vs {value}");
-    }
+    assert_at_the_optimum(&result, "cmaes");
     for file in ["result.json", "fitted.csv", "fit.svg", "convergence.svg"] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
@@ -53,8 +63,7 @@ fn every_local_and_gradient_optimiser_reaches_the_optimum_in_horizon_stages() {
         let run = parfit(&[&args[..], &["--output", out.to_str().unwrap()]].concat());
         let result = run.assert_ok().json();
         assert_eq!(result["algorithm"], algorithm);
-        let sse = result["value"].as_f64().unwrap();
-        assert!((sse - OPTIMUM_SSE).abs() <= 1e-3 * OPTIMUM_SSE, "{algorithm}: SSE {sse}");
+        assert_at_the_optimum(&result, algorithm);
     }
 }
 
@@ -268,7 +277,7 @@ fn levenberg_marquardt_uses_exact_jacobians_from_sensitivities() {
     assert!(evaluations(&exact) < evaluations(&differences), "{exact}\n{differences}");
     let (a, b) = (exact["value"].as_f64().unwrap(), differences["value"].as_f64().unwrap());
     assert!((a - b).abs() <= 1e-6 * b, "SSE {a} vs {b}");
-    assert!((a - OPTIMUM_SSE).abs() <= 1e-3 * OPTIMUM_SSE, "SSE {a}");
+    assert_at_the_optimum(&exact, "levenberg_marquardt with sensitivities");
     for (name, _) in OPTIMUM {
         let (x, y) = (exact["x"][name].as_f64().unwrap(), differences["x"][name].as_f64().unwrap());
         assert!((x - y).abs() <= 1e-6 * y.abs(), "{name}: {x} vs {y}");

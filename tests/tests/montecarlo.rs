@@ -41,7 +41,7 @@ fn wealth_median_of_50000_households_over_1000_periods_is_in_the_band_for_every_
     let medians: Vec<f64> = points.iter().map(|p| stat(p, "w", "median")).collect();
     assert_eq!(medians.len(), 20);
     assert_eq!(points.iter().map(|p| p["seed"].as_u64().unwrap()).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
-    for (seed, m) in medians.iter().enumerate().take(5) {
+    for (seed, m) in medians.iter().enumerate() {
         assert!((m - STATIONARY_MEDIAN).abs() < BAND_50K, "seed {}: median {m}", seed + 1);
     }
     let mean = medians.iter().sum::<f64>() / 20.0;

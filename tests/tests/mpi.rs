@@ -322,16 +322,46 @@ fn one_fit_and_one_sample_spread_over_ranks_match_the_plain_run() {
     }
 }
 
-#[test]
-fn a_wall_clock_limit_is_refused_across_ranks() {
-    let dir = scratch("mpi-max-seconds");
-    let config = single_problem(&dir);
+/// The one-fit problem with a wall-clock limit, which a fit spread over ranks refuses.
+fn wall_clock_problem(dir: &Path) -> String {
+    let config = single_problem(dir);
     let text = std::fs::read_to_string(&config).unwrap().replace("[fit]\n", "[fit]\nmax_seconds = 5.0\n");
     std::fs::write(&config, text).unwrap();
-    let run = run_mpi(2, &["fit", config.to_str().unwrap()]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("max_seconds cannot be used across MPI ranks"), "{}", run.stderr);
-    parfit(&["fit", config.to_str().unwrap()]).assert_ok();
+    config.to_str().unwrap().to_string()
+}
+
+const WALL_CLOCK_REFUSED: &str = "max_seconds cannot be used across MPI ranks";
+
+#[test]
+fn a_wall_clock_limit_is_refused_across_ranks() {
+    let config = wall_clock_problem(&scratch("mpi-max-seconds"));
+    for np in [2, 3] {
+        let run = run_mpi(np, &["fit", &config]);
+        assert_eq!(run.code, 2, "{np} ranks: {}", run.stderr);
+        assert_eq!(run.stderr.matches(WALL_CLOCK_REFUSED).count(), 1, "{np} ranks, one report:\n{}", run.stderr);
+    }
+    parfit(&["fit", &config]).assert_ok();
+}
+
+/// An error every rank meets reaches the user even when rank 0 meets it last: the other ranks wait for rank 0's
+/// report instead of aborting the job before it is out. `PARFIT_TEST_ERROR_DELAY` (read by `ranks::mpi::fail`,
+/// for tests only) holds rank 0 back 3 s; another rank delayed changes nothing.
+#[test]
+fn an_error_is_printed_once_even_when_rank_0_reports_it_last() {
+    let config = wall_clock_problem(&scratch("mpi-error-race"));
+    for (np, delayed) in [(2, "0:3"), (3, "0:3"), (3, "2:1")] {
+        let mut cmd = mpirun(np, &["fit", &config]);
+        cmd.env("PARFIT_TEST_ERROR_DELAY", delayed);
+        let run = spawn_within(cmd);
+        assert_eq!(run.code, 2, "{np} ranks, delay {delayed}: {}", run.stderr);
+        assert_eq!(
+            run.stderr.matches(WALL_CLOCK_REFUSED).count(),
+            1,
+            "{np} ranks, delay {delayed}: one report, from rank 0:\n{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("error on rank"), "{np} ranks, delay {delayed}: {}", run.stderr);
+    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use parfit_abi::core::Model;
 use parfit_abi::host::{LoadError, LoadedPlugin};
-use parfit_tests::{build_external_plugin, parfit, parse_csv, scratch};
+use parfit_tests::{Run, build_external_plugin, parfit, parfit_bin, parse_csv, root, scratch};
 
 #[test]
 fn the_ode_plugin_is_found_next_to_the_executable() {
@@ -120,6 +120,35 @@ fn files_that_are_not_plugins_give_clear_errors() {
     let run = parfit(&["--plugin", "/no/such/plugin.so", "plugins"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("/no/such/plugin.so"), "{run:?}");
+}
+
+/// A file named like a plugin that does not load: an error naming it and the loader's reason when its directory
+/// is a `--plugin` path, a warning (and the run goes on) when the directory is on `PARFIT_PLUGIN_PATH`.
+#[test]
+fn a_broken_plugin_file_in_a_plugin_directory_is_reported() {
+    let dir = scratch("broken-plugin-dir");
+    let name = format!("{}parfit_broken{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let broken = dir.join(&name);
+    std::fs::write(&broken, "truncated: not a shared library").unwrap();
+    let broken = broken.to_str().unwrap();
+
+    let named = parfit(&["--plugin", dir.to_str().unwrap(), "run", "examples/lotka_volterra/lotka_volterra.ds"]);
+    assert_eq!(named.code, 2, "{named:?}");
+    // The loader's own reason follows the file's name (glibc: "file too short" or "invalid ELF header").
+    let reason = format!("{broken}: not a loadable shared library (");
+    assert!(named.stderr.contains(&reason), "{}", named.stderr);
+    assert!(named.stdout.is_empty(), "nothing runs: {}", named.stdout);
+
+    let on_path: Run = std::process::Command::new(parfit_bin())
+        .current_dir(root())
+        .env("PARFIT_PLUGIN_PATH", &dir)
+        .args(["run", "examples/lotka_volterra/lotka_volterra.ds", "--times", "0:1:3"])
+        .output()
+        .unwrap()
+        .into();
+    on_path.assert_ok();
+    assert_eq!(on_path.stderr.matches(&format!("warning: {reason}")).count(), 1, "{}", on_path.stderr);
+    assert!(on_path.stderr.contains("; skipped"), "{}", on_path.stderr);
 }
 
 /// The Vensim plugin's cdylib, built next to `parfit` by the test helper.

@@ -8,6 +8,7 @@ mod bench;
 mod bench_mc;
 mod mpi;
 mod savings_bench;
+mod setup;
 mod suite;
 mod wasm;
 
@@ -18,9 +19,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data),
           project lifelib's savings model over 10K and 100K policies, and run the Monte Carlo wealth example
-  test    formatting, clippy (-D warnings), all tests, the MPI tests (mpirun on 1–3 ranks; installs Open MPI
-          when missing), the wasm32 build check of the core, the core's and the plugins' unit tests on wasm32
-          (node), and the browser test (threaded wasm build, headless Chromium)
+  test    formatting, clippy (-D warnings), all tests, the MPI tests (mpirun on 1–3 ranks), the wasm32 build
+          check of the core, the core's and the plugins' unit tests on wasm32 (node), and the browser test
+          (threaded wasm build, headless Chromium); installs what is missing first (as root with apt-get:
+          Open MPI, libclang, Chromium, node, npm; with rustup: rustfmt, clippy, the wasm32 target)
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
           --peers   also run the peer tools (diffid, PySD, pycma, scipy, dynesty, pydiffsol, numba, lifelib;
                     installed into venvs under target/peers on first use)
@@ -34,7 +36,7 @@ commands:
   wasm    build the threaded WebAssembly module into web/pkg (installs the pinned nightly's pieces and
           wasm-bindgen-cli when missing)
   serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
-  test-browser  only the browser test of `test` (builds the module first)
+  test-browser  only the browser test of `test` (builds the module first; Chromium, node, npm when missing)
   test-wasm     only the wasm32 unit tests of `test` (under node, with wasm-bindgen-test-runner)
   test-mpi      only the MPI part of `test`: Open MPI when missing, clippy with the mpi features, and
                 parfit under mpirun on 1–3 ranks against the plain build (tests/tests/mpi.rs)
@@ -58,8 +60,12 @@ fn main() -> ExitCode {
         Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),
         Some("wasm") => wasm::build(),
         Some("serve") => wasm::serve(&args[1..]),
-        Some("test-browser") => wasm::browser_test(),
-        Some("test-wasm") => wasm::unit_tests(),
+        Some("test-browser") => {
+            setup::debian("the browser test", &[setup::BROWSER]).and_then(|()| wasm::browser_test())
+        }
+        Some("test-wasm") => setup::debian("the wasm32 unit tests", &[setup::NODE])
+            .and_then(|()| setup::rust_tools())
+            .and_then(|()| wasm::unit_tests()),
         Some("test-mpi") => mpi::test(),
         Some("bench-wasm") => wasm::bench(),
         Some("-h" | "--help" | "help") | None => {
@@ -178,14 +184,10 @@ fn bench_mc_only(peers: bool) -> Result {
     Ok(())
 }
 
-fn wasm_target_installed() -> bool {
-    Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "wasm32-unknown-unknown"))
-}
-
 fn test() -> Result {
+    // Everything missing first, in one apt-get run, so a fresh machine fails (or installs) before the long build.
+    setup::debian("cargo xtask test", &[setup::MPI, setup::BROWSER])?;
+    setup::rust_tools()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     for dir in EXTERNAL_CRATES {
         run(cargo().args(["fmt", "--manifest-path", &format!("{dir}/Cargo.toml"), "--", "--check"]))?;
@@ -198,12 +200,8 @@ fn test() -> Result {
             .args(["--", "-D", "warnings"]))?;
     }
     run(cargo().args(["test", "--workspace"]))?;
-    // parfit under mpirun on 1–3 ranks against the plain build (installs Open MPI when missing).
+    // parfit under mpirun on 1–3 ranks against the plain build.
     mpi::test()?;
-    if !wasm_target_installed() {
-        run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
-            .map_err(|e| format!("{e}\nthe wasm32 check needs the wasm32-unknown-unknown target and rustup"))?;
-    }
     // The core (with rayon) and the ODE, Monte Carlo and actuarial plugins must build for the browser; the ABI
     // crate without its host side.
     run(cargo().args([

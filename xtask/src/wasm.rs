@@ -330,7 +330,7 @@ fn playwright_core() -> Result<PathBuf> {
     Ok(package)
 }
 
-fn chromium() -> Result<PathBuf> {
+pub fn chromium() -> Result<PathBuf> {
     let candidates = [std::env::var_os("CHROMIUM").map(PathBuf::from), Some("/usr/bin/chromium".into())];
     candidates.into_iter().flatten().find(|p| p.exists()).ok_or_else(|| {
         "the browser test needs Debian's chromium (apt-get install chromium) or CHROMIUM=/path/to/chrome".into()

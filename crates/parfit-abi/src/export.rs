@@ -277,6 +277,9 @@ unsafe extern "C" fn has_sensitivities(model: *const c_void) -> i32 {
     guarded(0, || unsafe { handle(model) }.map_or(0, |h| i32::from(h.model.has_sensitivities())))
 }
 
+// The plugin side of the check that the `SimStats` written across the boundary has the ABI's layout.
+const _: () = assert!(crate::sim_stats_has_abi_layout(), "SimStats changed: bump ABI_VERSION and its layout check");
+
 unsafe extern "C" fn stats(model: *const c_void, workspace: *const c_void, stats: *mut SimStats) -> i32 {
     guarded(status::PANIC, || {
         // SAFETY: live handles from `create` / `workspace_new`; `stats` points to writable memory.

@@ -281,6 +281,9 @@ impl Model for PluginModel {
     }
 }
 
+// The host side of the check that the `SimStats` written across the boundary has the ABI's layout.
+const _: () = assert!(crate::sim_stats_has_abi_layout(), "SimStats changed: bump ABI_VERSION and its layout check");
+
 impl PluginModel {
     /// The plugin-side workspace handle inside a host workspace, or why there is none.
     fn plugin_workspace(&self, ws: &mut Workspace) -> Result<*mut c_void, SimError> {
@@ -331,8 +334,9 @@ pub struct Discovery {
     pub problems: Vec<String>,
 }
 
-/// Load every plugin on the search path. An explicitly named file that fails is an error; plugin-like files
-/// in directories that fail are reported in `problems` and skipped.
+/// Load every plugin on the search path, each directory once. A plugin-like file that fails to load is an error
+/// when it is, or lies in, a path the user named (`explicit`); elsewhere on the search path it is reported in
+/// `problems` and skipped.
 pub fn discover(explicit: &[PathBuf], search: &[PathBuf]) -> Result<Discovery, LoadError> {
     let mut found = Discovery::default();
     let add = |plugin: LoadedPlugin, found: &mut Discovery| {
@@ -347,8 +351,16 @@ pub fn discover(explicit: &[PathBuf], search: &[PathBuf]) -> Result<Discovery, L
             found.plugins.push(plugin);
         }
     };
+    let mut scanned: Vec<PathBuf> = Vec::new();
     for path in search {
-        if path.is_file() || (explicit.contains(path) && !path.is_dir()) {
+        // The same directory twice (`--plugin` naming the executable's own) would shadow each plugin by itself.
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        if scanned.contains(&canonical) {
+            continue;
+        }
+        scanned.push(canonical);
+        let named = explicit.contains(path);
+        if path.is_file() || (named && !path.is_dir()) {
             add(LoadedPlugin::load(path)?, &mut found);
             continue;
         }
@@ -361,6 +373,7 @@ pub fn discover(explicit: &[PathBuf], search: &[PathBuf]) -> Result<Discovery, L
         for file in files {
             match LoadedPlugin::load(&file) {
                 Ok(plugin) => add(plugin, &mut found),
+                Err(e) if named => return Err(e),
                 Err(e) => found.problems.push(e.to_string()),
             }
         }

@@ -28,6 +28,21 @@ use serde::{Deserialize, Serialize};
 /// meaning of its functions. Version 2 added sensitivities and work counters.
 pub const ABI_VERSION: u32 = 2;
 
+/// Whether [`SimStats`], which crosses the boundary as is, has the layout [`ABI_VERSION`] 2 fixes: five `u64`
+/// counters in declaration order. Both sides assert it at compile time (`export.rs` in every plugin, `host.rs`
+/// in the host), so a change to the struct stops the build until it comes with a new ABI version.
+pub(crate) const fn sim_stats_has_abi_layout() -> bool {
+    use std::mem::{align_of, offset_of, size_of};
+    ABI_VERSION == 2
+        && size_of::<SimStats>() == 40
+        && align_of::<SimStats>() == 8
+        && offset_of!(SimStats, steps) == 0
+        && offset_of!(SimStats, rejected_steps) == 8
+        && offset_of!(SimStats, rhs_evaluations) == 16
+        && offset_of!(SimStats, jacobian_evaluations) == 24
+        && offset_of!(SimStats, factorisations) == 32
+}
+
 /// The symbol every plugin exports: `extern "C" fn() -> *const PluginTable`.
 pub const ENTRY_SYMBOL: &str = "parfit_plugin_entry";
 

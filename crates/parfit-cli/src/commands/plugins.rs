@@ -35,8 +35,5 @@ pub fn list(explicit: &[PathBuf], format: Format) -> CliResult<()> {
             text += &format!("  kind {}{exts}: {}\n", k.kind, k.description);
         }
     }
-    for problem in &found.problems {
-        console::note(&format!("warning: {problem}"));
-    }
     console::print(&text)
 }

@@ -64,22 +64,44 @@ pub fn world() -> Option<(usize, usize)> {
     WORLD.get().copied()
 }
 
-/// End the whole job after an error on this rank: print it (other ranks print only errors that are theirs
-/// alone — rank 0 reports input errors, which every rank meets identically) and abort every rank with the
-/// error's exit code, so no rank waits forever for one that stopped. Finished cases are already in rank 0's
-/// checkpoint.
+/// End the whole job after an error on this rank, its message printed first and once. Every rank runs the same
+/// command on the same inputs, so an error (bad input, a refused option, a failed fit, an interrupt) is met by
+/// every rank alike: rank 0 prints it and aborts the job (`MPI_Abort`, so no rank waits forever for one that
+/// stopped), and the other ranks wait for that abort instead of aborting at once, which could end rank 0 before
+/// its message is out. An error rank 0 does not meet (it is still running after [`ROOT_REPORTS_WITHIN`]) is this
+/// rank's own: it prints it with its rank and aborts. Finished cases are already in rank 0's checkpoint.
 pub fn fail(universe: Universe, e: &CliError) -> ! {
     let (rank, size) = world().unwrap_or((0, 1));
+    delay_for_test(rank);
     if rank == 0 {
-        eprintln!("error: {e}");
-    } else if !matches!(e, CliError::Input(_)) {
-        eprintln!("error on rank {rank}: {e}");
+        crate::console::note(&format!("error: {e}"));
     }
     if size == 1 {
         drop(universe);
         std::process::exit(e.exit_code());
     }
+    if rank != 0 {
+        std::thread::sleep(ROOT_REPORTS_WITHIN);
+        crate::console::note(&format!("error on rank {rank}: {e}"));
+    }
     universe.world().abort(e.exit_code())
+}
+
+/// How long a rank other than 0 waits after an error for rank 0 to report it and end the job: far longer than
+/// ranks running the same steps drift apart, short enough that an error of one rank alone is not held long.
+const ROOT_REPORTS_WITHIN: Duration = Duration::from_secs(30);
+
+/// Test only: `PARFIT_TEST_ERROR_DELAY=RANK:SECONDS` holds that rank back this long before it reports an error,
+/// so `tests/tests/mpi.rs` can make rank 0 the last to meet an error all ranks share.
+fn delay_for_test(rank: usize) {
+    let delay = std::env::var("PARFIT_TEST_ERROR_DELAY").ok().and_then(|v| {
+        let (r, seconds) = v.split_once(':')?;
+        let seconds = Duration::try_from_secs_f64(seconds.parse().ok()?).ok()?;
+        (r.parse::<usize>().ok()? == rank).then_some(seconds)
+    });
+    if let Some(delay) = delay {
+        std::thread::sleep(delay);
+    }
 }
 
 /// See [`super::for_each_case`]. Pass the command's signal flag as `cancel`: mpirun forwards SIGINT/SIGTERM
@@ -145,7 +167,10 @@ fn root<T: Wire>(
                 let since = *stopped_at.get_or_insert_with(|| {
                     // Say now who holds what: if a rank died, mpirun may end this one before the grace is over.
                     for (rank, cases) in &held {
-                        eprintln!("stopping: rank {rank} holds cases {} (0-based indices)", ranges(cases));
+                        crate::console::note(&format!(
+                            "stopping: rank {rank} holds cases {} (0-based indices)",
+                            ranges(cases)
+                        ));
                     }
                     Instant::now()
                 });
@@ -199,12 +224,12 @@ pub fn read_shared(path: &Path, read: impl FnOnce() -> FileRead) -> FileRead {
         Some((sent, result)) if sent == name => result,
         found => {
             let sent = found.map_or("an unreadable message".into(), |(p, _)| String::from_utf8_lossy(p).into_owned());
-            eprintln!(
+            crate::console::note(&format!(
                 "error on rank {}: it reads input {} where rank 0 read {sent}; every rank must read the same \
                  inputs in the same order (a parfit bug)",
                 world.rank(),
                 path.display()
-            );
+            ));
             world.abort(1)
         }
     }
