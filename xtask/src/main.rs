@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod bench_mc;
+mod fuzz;
 mod mpi;
 mod savings_bench;
 mod suite;
@@ -18,7 +19,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data),
           project lifelib's savings model over 10K and 100K policies, and run the Monte Carlo wealth example
-  test    formatting, clippy (-D warnings), all tests, the MPI tests (mpirun on 1–3 ranks; installs Open MPI
+  test    formatting, clippy (-D warnings), all tests, a 30 s pass of every fuzz target, the MPI tests (mpirun on 1–3 ranks; installs Open MPI
           when missing), the wasm32 build check of the core, the core's and the plugins' unit tests on wasm32
           (node), and the browser test (threaded wasm build, headless Chromium)
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
@@ -31,6 +32,9 @@ commands:
           lv           only the Lotka–Volterra comparison (one solve, the tutorial fit at matched accuracy;
                        with --peers diffid's fit), in 3 alternating rounds, into target/bench/lv.json
   bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)
+  fuzz [--seconds N] [target…]   run the fuzz targets of fuzz/ (cargo-fuzz on the pinned nightly; installs
+          cargo-fuzz when missing) for N seconds each (default 30): diffsl, montecarlo, vensim, config,
+          observations, cases, projection; fails with the saved input on any crash, hang or out-of-memory
   wasm    build the threaded WebAssembly module into web/pkg (installs the pinned nightly's pieces and
           wasm-bindgen-cli when missing)
   serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
@@ -43,7 +47,7 @@ commands:
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
 const EXTERNAL_CRATES: &[&str] =
-    &["examples/plugin-logistic", "tests/fixtures/plugin-misbehaving", "tests/fixtures/plugin-future-abi"];
+    &["examples/plugin-logistic", "tests/fixtures/plugin-misbehaving", "tests/fixtures/plugin-future-abi", "fuzz"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Some("bench") if args.iter().any(|a| a == "lv") => bench::lv(args.iter().any(|a| a == "--peers")),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("wasm") => wasm::build(),
         Some("serve") => wasm::serve(&args[1..]),
         Some("test-browser") => wasm::browser_test(),
@@ -198,6 +203,8 @@ fn test() -> Result {
             .args(["--", "-D", "warnings"]))?;
     }
     run(cargo().args(["test", "--workspace"]))?;
+    // Every fuzz target for 30 s from the examples' seeds (RELIABILITY.md).
+    fuzz::fuzz(&[])?;
     // parfit under mpirun on 1–3 ranks against the plain build (installs Open MPI when missing).
     mpi::test()?;
     if !wasm_target_installed() {

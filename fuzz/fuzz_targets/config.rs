@@ -1,0 +1,92 @@
+//! The TOML configuration of every command, through `parfit-config`'s public functions, as the CLI applies them:
+//! `fit` (the `[data]` observations, cost, parameter settings, optimiser options, horizon stages and polish),
+//! `fit-many` (the `[cases]` table and one case's fit), `[montecarlo]` (the plan against the model's names, the
+//! paths run and summarised) and `[projection]` (parsed here; its tables are the `projection` target's).
+//! The model is a stand-in with the names the configuration uses, so every configuration reaches its checks;
+//! iteration and evaluation limits are capped so an execution stays short.
+#![no_main]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use libfuzzer_sys::fuzz_target;
+use parfit_config::cases::read_cases;
+use parfit_config::config::LoadedConfig;
+use parfit_config::dispatch::Local;
+use parfit_config::fitting::{CaseFitter, cost_from_config, data_case, fit_staged};
+use parfit_config::montecarlo::{self, MC_INPUTS, McConfig, Plan};
+use parfit_config::projection::{self, ProjectConfig};
+use parfit_core::Model;
+use parfit_core::optimise::Silent;
+use parfit_fuzz::{Examples, StandIn};
+
+const CONFIG: &str = "fuzz/config.toml";
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let path = Path::new(CONFIG);
+    if projection::is_projection(text) {
+        let _ = ProjectConfig::parse(path, text);
+    } else if montecarlo::is_monte_carlo(text) {
+        monte_carlo(path, text);
+    } else if let Ok(mut loaded) = LoadedConfig::parse(path, text) {
+        let fit = &mut loaded.config.fit;
+        fit.max_iterations = Some(fit.max_iterations.map_or(3, |n| n.min(3)));
+        fit.max_evaluations = Some(fit.max_evaluations.map_or(100, |n| n.min(100)));
+        fit.max_seconds = None;
+        if loaded.config.data.is_some() {
+            fit_one(&loaded);
+        }
+        if loaded.config.cases.is_some() {
+            fit_many(&loaded);
+        }
+    }
+});
+
+fn parameter_names(loaded: &LoadedConfig) -> Vec<String> {
+    loaded.config.parameters.keys().cloned().collect()
+}
+
+/// `parfit fit` (and the data and objective of `parfit sample`).
+fn fit_one(loaded: &LoadedConfig) -> Option<()> {
+    let (data, case) = data_case(loaded, &Examples::default(), "a fit").ok()?;
+    let model: Arc<dyn Model> = Arc::new(StandIn::new(parameter_names(loaded), vec![], data.outputs.clone()));
+    let cost = cost_from_config(&loaded.config.fit, CONFIG).ok()?;
+    let seed = loaded.config.seed.unwrap_or(0);
+    fit_staged(loaded, &model, case, &data.outputs, cost, &[], seed, &mut Silent, true).ok()?;
+    Some(())
+}
+
+/// `parfit fit-many`: the case table, the fitter's checks and the first two cases' fits.
+fn fit_many(loaded: &LoadedConfig) -> Option<()> {
+    let section = loaded.config.cases.as_ref()?;
+    let inputs = section.inputs.keys().cloned().collect();
+    let outputs = section.observe.iter().flat_map(|o| o.columns.keys().cloned()).collect();
+    let model = StandIn::new(parameter_names(loaded), inputs, outputs);
+    let table = read_cases(&Examples::default(), &loaded.resolve(&section.path), section, model.spec(), CONFIG).ok()?;
+    let seed = loaded.config.seed.unwrap_or(0);
+    let (fitter, _) = CaseFitter::new(loaded, Arc::new(model), &table.cases, &table.observed, vec![], seed).ok()?;
+    for index in 0..table.cases.len().min(2) {
+        fitter.fit(index);
+    }
+    Some(())
+}
+
+/// `parfit run` on a `[montecarlo]` configuration: the plan, every task, the statistics and the tables.
+fn monte_carlo(path: &Path, text: &str) -> Option<()> {
+    let config = McConfig::parse(path, text).ok()?;
+    let params = config.parameters.keys().chain(config.sweep.keys()).cloned().collect();
+    let outputs = config.montecarlo.outputs.clone().unwrap_or_else(|| vec!["w".into()]);
+    let model = StandIn::new(params, MC_INPUTS.map(String::from).to_vec(), outputs);
+    let plan = Plan::new(&config, CONFIG, model.spec(), None, &[], 2).ok()?;
+    let values = montecarlo::simulate_all(&Local, &model, &plan, &AtomicBool::new(false), &|_| {}).ok()??;
+    let spec = model.spec();
+    let summary = montecarlo::summarise_points(&plan, spec.outputs.len(), &values);
+    montecarlo::summary_csv(&plan, spec, &summary);
+    montecarlo::report(&plan, spec, &summary, 1, 0.0);
+    if config.montecarlo.per_path {
+        montecarlo::per_path_csv(&plan, &spec.outputs, &values);
+    }
+    Some(())
+}
