@@ -1,5 +1,6 @@
 //! The TOML configuration of every command, through `parfit-config`'s public functions, as the CLI applies them:
 //! `fit` (the `[data]` observations, cost, parameter settings, optimiser options, horizon stages and polish),
+//! `sample` (the `[sample]` sampler's options, driven over a uniform prior on the unit box),
 //! `fit-many` (the `[cases]` table and one case's fit), `[montecarlo]` (the plan against the model's names, the
 //! paths run and summarised) and `[projection]` (parsed here; its tables are the `projection` target's).
 //! The model is a stand-in with the names the configuration uses, so every configuration reaches its checks;
@@ -13,12 +14,17 @@ use std::sync::atomic::AtomicBool;
 use libfuzzer_sys::fuzz_target;
 use parfit_config::cases::read_cases;
 use parfit_config::config::LoadedConfig;
+use parfit_config::config::SampleAlgorithm;
 use parfit_config::dispatch::Local;
-use parfit_config::fitting::{CaseFitter, cost_from_config, data_case, fit_staged};
+use parfit_config::fitting::{CaseFitter, configure_objective, cost_from_config, data_case, fit_staged};
 use parfit_config::montecarlo::{self, MC_INPUTS, McConfig, Plan};
 use parfit_config::projection::{self, ProjectConfig};
-use parfit_core::Model;
 use parfit_core::optimise::Silent;
+use parfit_core::sample::{
+    EnsembleOptions, EnsembleSampler, GaussianLikelihood, NestedOptions, NestedSampler, NoiseSigma, ParamPrior, Prior,
+    SampleLimits, Sampler, sample,
+};
+use parfit_core::{Cost, Model};
 use parfit_fuzz::{Examples, StandIn};
 
 const CONFIG: &str = "fuzz/config.toml";
@@ -35,6 +41,9 @@ fuzz_target!(|data: &[u8]| {
         fit.max_iterations = Some(fit.max_iterations.map_or(3, |n| n.min(3)));
         fit.max_evaluations = Some(fit.max_evaluations.map_or(100, |n| n.min(100)));
         fit.max_seconds = None;
+        let sample = &mut loaded.config.sample;
+        sample.max_evaluations = Some(sample.max_evaluations.map_or(200, |n| n.min(200)));
+        sample.max_seconds = None;
         if loaded.config.data.is_some() {
             fit_one(&loaded);
         }
@@ -48,13 +57,29 @@ fn parameter_names(loaded: &LoadedConfig) -> Vec<String> {
     loaded.config.parameters.keys().cloned().collect()
 }
 
-/// `parfit fit` (and the data and objective of `parfit sample`).
+/// `parfit fit` and `parfit sample` on the `[data]` observations.
 fn fit_one(loaded: &LoadedConfig) -> Option<()> {
     let (data, case) = data_case(loaded, &Examples::default(), "a fit").ok()?;
     let model: Arc<dyn Model> = Arc::new(StandIn::new(parameter_names(loaded), vec![], data.outputs.clone()));
-    let cost = cost_from_config(&loaded.config.fit, CONFIG).ok()?;
     let seed = loaded.config.seed.unwrap_or(0);
-    fit_staged(loaded, &model, case, &data.outputs, cost, &[], seed, &mut Silent, true).ok()?;
+    if let Ok(cost) = cost_from_config(&loaded.config.fit, CONFIG) {
+        let _ = fit_staged(loaded, &model, case.clone(), &data.outputs, cost, &[], seed, &mut Silent, true);
+    }
+    let objective = configure_objective(loaded, &model, case, &data.outputs, Cost::Sse, &[]).ok()?;
+    let section = &loaded.config.sample;
+    let prior = Prior::new(vec![ParamPrior::Uniform { lower: 0.0, upper: 1.0 }; objective.free_names().len()]).ok()?;
+    let mut sampler: Box<dyn Sampler> = match section.algorithm {
+        SampleAlgorithm::Nested => {
+            Box::new(NestedSampler::new(prior, NestedOptions { seed, ..section.nested.clone() }).ok()?)
+        }
+        SampleAlgorithm::Mcmc => {
+            Box::new(EnsembleSampler::new(prior, EnsembleOptions { seed, ..section.mcmc.clone() }).ok()?)
+        }
+    };
+    let observations = objective.residual_count();
+    let mut likelihood = GaussianLikelihood::new(objective, observations, NoiseSigma::Known(1.0));
+    let limits = SampleLimits { max_evaluations: section.max_evaluations, max_seconds: None };
+    sample(sampler.as_mut(), &mut likelihood, &limits, &mut Silent);
     Some(())
 }
 
