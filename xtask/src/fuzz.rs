@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use crate::wasm::{output, pinned_nightly, rustup};
 use crate::{Result, cargo, root, run, target_dir};
@@ -61,11 +62,12 @@ const TARGETS: [Target; 7] = [
     },
 ];
 
-/// What one target's run did.
+/// What one target's run did: its executions in how many seconds, and the failure that ended it early.
 struct Outcome {
     name: &'static str,
-    seconds: u64,
+    seconds: f64,
     executions: u64,
+    failure: Option<String>,
 }
 
 pub fn fuzz(args: &[String]) -> Result {
@@ -99,27 +101,25 @@ pub fn fuzz(args: &[String]) -> Result {
     let mut build = rustup();
     build.args(["run", toolchain, "cargo", "fuzz", "build", "--sanitizer", "none", "--target-dir"]);
     run(build.arg(fuzz_dir()).current_dir(root().join("fuzz")))?;
-    let (mut outcomes, mut failures) = (Vec::new(), Vec::new());
-    for target in chosen {
-        match run_target(target, seconds) {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(e) => failures.push(e),
-        }
-    }
-    if !failures.is_empty() {
-        return Err(failures.join("\n\n"));
-    }
-    eprintln!("\nfuzzing: no crash, timeout or out-of-memory");
+    let outcomes = chosen.into_iter().map(|t| run_target(t, seconds)).collect::<Result<Vec<_>>>()?;
+    eprintln!("\nfuzzing:");
     for o in &outcomes {
+        let status = if o.failure.is_some() { "FAILED" } else { "ok" };
         eprintln!(
-            "  {:<14} {:>11} executions in {:>4} s ({:>7.0}/s)",
+            "  {:<14} {:>11} executions in {:>5.0} s ({:>7.0}/s)  {status}",
             o.name,
             o.executions,
             o.seconds,
-            o.executions as f64 / o.seconds as f64
+            o.executions as f64 / o.seconds
         );
     }
-    Ok(())
+    let failures: Vec<&str> = outcomes.iter().filter_map(|o| o.failure.as_deref()).collect();
+    if failures.is_empty() {
+        eprintln!("no crash, timeout or out-of-memory");
+        Ok(())
+    } else {
+        Err(failures.join("\n\n"))
+    }
 }
 
 /// Where the fuzz build and its runs keep their files.
@@ -136,7 +136,8 @@ fn install_cargo_fuzz(toolchain: &str) -> Result {
         .map_err(|e| format!("{e}\nthe fuzz targets need cargo-fuzz (cargo install cargo-fuzz --locked)"))
 }
 
-/// Run one target for `seconds` from fresh seeds; an error names the saved input and the failure.
+/// Run one target for `seconds` from fresh seeds. A crash, hang or out-of-memory is the outcome's failure, naming
+/// the saved input; an error is a run that could not be made.
 fn run_target(target: &Target, seconds: u64) -> Result<Outcome> {
     let dir = fuzz_dir();
     let seeds = dir.join("seeds").join(target.name);
@@ -155,6 +156,7 @@ fn run_target(target: &Target, seconds: u64) -> Result<Outcome> {
     let log = dir.join(format!("{}.log", target.name));
     let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     eprintln!("\nfuzzing {} for {seconds} s from {n_seeds} seeds (log: {})", target.name, log.display());
+    let started = Instant::now();
     let status = Command::new(&binary)
         .arg(&corpus)
         .arg(&seeds)
@@ -168,16 +170,21 @@ fn run_target(target: &Target, seconds: u64) -> Result<Outcome> {
         .stderr(log_file)
         .status()
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
     let text = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    if !status.success() {
-        return Err(failure(target.name, &text, &log));
-    }
+    let failure = (!status.success()).then(|| failure(target.name, &text, &log));
+    // libFuzzer prints its final statistics after a crash too, though not after a signal it cannot handle (a
+    // stack overflow), which is a failure anyway.
     let executions = text
         .lines()
         .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
-        .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| format!("{}: libFuzzer printed no execution count", log.display()))?;
-    Ok(Outcome { name: target.name, seconds, executions })
+        .and_then(|n| n.trim().parse().ok());
+    let executions = match (executions, &failure) {
+        (Some(n), _) => n,
+        (None, Some(_)) => 0,
+        (None, None) => return Err(format!("{}: libFuzzer printed no execution count", log.display())),
+    };
+    Ok(Outcome { name: target.name, seconds, executions, failure })
 }
 
 /// The failure libFuzzer reported: what happened (the panic or libFuzzer's own line) and the saved input.
