@@ -23,8 +23,9 @@ const SEED: u64 = 1;
 const SEED_LINES: usize = 60;
 
 /// A fuzz target and its seeds: the files named in `sources` (paths below the workspace root), and under those
-/// that are directories every file whose name ends with `extension`. A `named` seed starts with the file's path
-/// below `examples/` on a line of its own (the projection target takes one file of an example, named so).
+/// that are directories every file whose name ends with `extension`; a Markdown file gives each of its fenced
+/// ```toml blocks (the configuration reference). A `named` seed starts with the file's path below `examples/` on
+/// a line of its own (the projection target takes one file of an example, named so).
 struct Target {
     name: &'static str,
     sources: &'static [&'static str],
@@ -36,7 +37,12 @@ const TARGETS: [Target; 7] = [
     Target { name: "diffsl", sources: &["examples", "tests/data"], extension: ".ds", named: false },
     Target { name: "montecarlo", sources: &["examples"], extension: ".mc", named: false },
     Target { name: "vensim", sources: &["examples", "tests/data"], extension: ".mdl", named: false },
-    Target { name: "config", sources: &["examples"], extension: ".toml", named: false },
+    Target {
+        name: "config",
+        sources: &["examples", "README.md", "plugins/montecarlo/README.md"],
+        extension: ".toml",
+        named: false,
+    },
     Target {
         name: "observations",
         sources: &["examples/lotka_volterra/data.csv", "tests/data/ode_problems"],
@@ -218,19 +224,34 @@ fn write_seeds(target: &Target, dir: &Path) -> Result<usize> {
         if path.is_dir() { collect(&path, target.extension, &mut files)? } else { files.push(path) }
     }
     files.sort();
-    for (i, file) in files.iter().enumerate() {
+    let mut n = 0;
+    for file in &files {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let mut seed = String::new();
-        if target.named {
-            let below = file.strip_prefix(root().join("examples")).unwrap_or(file);
-            seed.push_str(&below.to_string_lossy());
-            seed.push('\n');
-        }
-        seed.push_str(&head(&text, SEED_LINES));
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        std::fs::write(dir.join(format!("{i:02}-{name}")), seed).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let texts = if name.ends_with(".md") { toml_blocks(&text) } else { vec![head(&text, SEED_LINES)] };
+        for text in texts {
+            let mut seed = String::new();
+            if target.named {
+                let below = file.strip_prefix(root().join("examples")).unwrap_or(file);
+                seed.push_str(&below.to_string_lossy());
+                seed.push('\n');
+            }
+            seed.push_str(&text);
+            std::fs::write(dir.join(format!("{n:02}-{name}")), seed).map_err(|e| format!("{}: {e}", dir.display()))?;
+            n += 1;
+        }
     }
-    Ok(files.len())
+    Ok(n)
+}
+
+/// The fenced ```toml blocks of a Markdown text.
+fn toml_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut lines = markdown.lines();
+    while lines.any(|l| l.trim_start() == "```toml") {
+        blocks.push(lines.by_ref().take_while(|l| l.trim_start() != "```").map(|l| format!("{l}\n")).collect());
+    }
+    blocks
 }
 
 /// Files under `dir` (recursively, skipping build directories) whose names end with `extension`.
