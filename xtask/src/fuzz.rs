@@ -158,6 +158,7 @@ fn run_target(target: &Target, seconds: u64) -> Result<Outcome> {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     let n_seeds = write_seeds(target, &seeds)?;
+    let dictionary = write_dictionary(target, &dir)?;
     let binary = dir.join(host_triple()?).join("release").join(target.name);
     let log = dir.join(format!("{}.log", target.name));
     let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
@@ -172,6 +173,7 @@ fn run_target(target: &Target, seconds: u64) -> Result<Outcome> {
         .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .arg("-print_final_stats=1")
+        .args(dictionary.map(|d| format!("-dict={}", d.display())))
         .stdout(Stdio::null())
         .stderr(log_file)
         .status()
@@ -242,6 +244,37 @@ fn write_seeds(target: &Target, dir: &Path) -> Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// TOML values at the edges of what a number can say, for the dictionary.
+const TOML_EDGES: [&str; 8] = ["0", "-1", "0.0", "1e308", "nan", "inf", "-inf", "9223372036854775807"];
+
+/// For a target seeded from Markdown (the configuration reference): a libFuzzer dictionary of the reference's
+/// section headers, keys and quoted values, and TOML's edge values, so mutations can write any key or choice.
+fn write_dictionary(target: &Target, dir: &Path) -> Result<Option<PathBuf>> {
+    let mut tokens = std::collections::BTreeSet::new();
+    for source in target.sources.iter().filter(|s| s.ends_with(".md")) {
+        let path = root().join(source);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for line in toml_blocks(&text).iter().flat_map(|b| b.lines()) {
+            let line = line.trim_start_matches(['#', ' ']);
+            if line.starts_with('[') {
+                tokens.extend(line.split_whitespace().next().map(String::from));
+            } else if let Some((key, _)) = line.split_once(" =") {
+                tokens.insert(key.trim().to_string());
+            }
+            tokens.extend(line.split('"').skip(1).step_by(2).map(|s| format!("\"{s}\"")));
+        }
+    }
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    tokens.extend(TOML_EDGES.map(String::from));
+    let escape = |t: &str| t.replace('\\', "\\\\").replace('"', "\\\"");
+    let text: String = tokens.iter().map(|t| format!("\"{}\"\n", escape(t))).collect();
+    let path = dir.join(format!("{}.dict", target.name));
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(path))
 }
 
 /// The fenced ```toml blocks of a Markdown text.
