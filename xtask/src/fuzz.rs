@@ -13,7 +13,7 @@ use crate::wasm::{output, pinned_nightly, rustup};
 use crate::{Result, cargo, root, run, target_dir};
 
 /// Seconds per target when `--seconds` is not given (the pass `cargo xtask test` runs).
-pub const DEFAULT_SECONDS: u64 = 30;
+const DEFAULT_SECONDS: u64 = 30;
 /// libFuzzer's limits: an input running longer than this is a hang, a process above this RSS is out of memory.
 const TIMEOUT_SECONDS: u64 = 10;
 const RSS_LIMIT_MB: u64 = 2048;
@@ -76,6 +76,7 @@ struct Outcome {
     failure: Option<String>,
 }
 
+/// `args`: `--seconds N` and target names (none: every target).
 pub fn fuzz(args: &[String]) -> Result {
     let mut seconds = DEFAULT_SECONDS;
     let mut chosen = Vec::new();
