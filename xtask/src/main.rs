@@ -19,7 +19,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data),
           project lifelib's savings model over 10K and 100K policies, and run the Monte Carlo wealth example
-  test    formatting, clippy (-D warnings), all tests, a 30 s pass of every fuzz target, the MPI tests (mpirun on 1–3 ranks; installs Open MPI
+  test    formatting, clippy (-D warnings), all tests, the MPI tests (mpirun on 1–3 ranks; installs Open MPI
           when missing), the wasm32 build check of the core, the core's and the plugins' unit tests on wasm32
           (node), and the browser test (threaded wasm build, headless Chromium)
   bench   benchmarks; prints a report and writes target/bench/results.json (see BENCHMARKS.md)
@@ -33,8 +33,9 @@ commands:
                        with --peers diffid's fit), in 3 alternating rounds, into target/bench/lv.json
   bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)
   fuzz [--seconds N] [target…]   run the fuzz targets of fuzz/ (cargo-fuzz on the pinned nightly; installs
-          cargo-fuzz when missing) for N seconds each (default 30): diffsl, montecarlo, vensim, config,
-          observations, cases, projection; fails with the saved input on any crash, hang or out-of-memory
+          cargo-fuzz when missing) for N seconds each (default 30; `test` runs this pass after the tests):
+          diffsl, montecarlo, vensim, config, observations, cases, projection; fails with the saved input on
+          any crash, hang or out-of-memory (RELIABILITY.md)
   wasm    build the threaded WebAssembly module into web/pkg (installs the pinned nightly's pieces and
           wasm-bindgen-cli when missing)
   serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
