@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod bench_mc;
+mod fuzz;
 mod mpi;
 mod savings_bench;
 mod setup;
@@ -33,6 +34,10 @@ commands:
           lv           only the Lotka–Volterra comparison (one solve, the tutorial fit at matched accuracy;
                        with --peers diffid's fit), in 3 alternating rounds, into target/bench/lv.json
   bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)
+  fuzz [--seconds N] [target…]   run the fuzz targets of fuzz/ (cargo-fuzz on the pinned nightly; installs
+          cargo-fuzz when missing) for N seconds each (default 30; `test` runs this pass after the tests):
+          diffsl, montecarlo, vensim, config, observations, cases, projection; fails with the saved input on
+          any crash, hang or out-of-memory (RELIABILITY.md)
   wasm    build the threaded WebAssembly module into web/pkg (installs the pinned nightly's pieces and
           wasm-bindgen-cli when missing)
   serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
@@ -45,7 +50,7 @@ commands:
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
 const EXTERNAL_CRATES: &[&str] =
-    &["examples/plugin-logistic", "tests/fixtures/plugin-misbehaving", "tests/fixtures/plugin-future-abi"];
+    &["examples/plugin-logistic", "tests/fixtures/plugin-misbehaving", "tests/fixtures/plugin-future-abi", "fuzz"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         Some("bench") if args.iter().any(|a| a == "lv") => bench::lv(args.iter().any(|a| a == "--peers")),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("wasm") => wasm::build(),
         Some("serve") => wasm::serve(&args[1..]),
         Some("test-browser") => {
@@ -200,6 +206,8 @@ fn test() -> Result {
             .args(["--", "-D", "warnings"]))?;
     }
     run(cargo().args(["test", "--workspace"]))?;
+    // Every fuzz target for 30 s from the examples' seeds (RELIABILITY.md).
+    fuzz::fuzz(&[])?;
     // parfit under mpirun on 1–3 ranks against the plain build.
     mpi::test()?;
     // The core (with rayon) and the ODE, Monte Carlo and actuarial plugins must build for the browser; the ABI

@@ -50,13 +50,13 @@ const EXAMPLES: &[&str] = &[
     "wealth/wealth.mc",
 ];
 
-fn output(cmd: &mut Command) -> Option<String> {
+pub(crate) fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A rustup command with the outer cargo's toolchain choice removed, so the named toolchain is used.
-fn rustup() -> Command {
+pub(crate) fn rustup() -> Command {
     let mut cmd = Command::new("rustup");
     for var in ["RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "CARGO", "RUSTC_WRAPPER", "RUSTFLAGS"] {
         cmd.env_remove(var);
@@ -65,19 +65,23 @@ fn rustup() -> Command {
     cmd
 }
 
-/// The pinned nightly's toolchain name, installing it (with rust-src and the wasm32 target) when missing. The
-/// image's `nightly` is used when it is the pinned build.
-fn nightly() -> Result<String> {
+/// The pinned nightly's toolchain name, installing it when missing (the wasm build and the fuzz targets use it).
+/// The image's `nightly` is used when it is the pinned build.
+pub(crate) fn pinned_nightly() -> Result<&'static str> {
     let stamp = |tc: &str| output(rustup().args(["run", tc, "rustc", "--version"]));
-    let toolchain = if stamp("nightly").is_some_and(|s| s.contains(NIGHTLY_STAMP)) {
-        "nightly"
-    } else {
-        if stamp(NIGHTLY).is_none() {
-            run(rustup().args(["toolchain", "install", NIGHTLY, "--profile", "minimal"]))
-                .map_err(|e| format!("{e}\nthe threaded wasm build needs the {NIGHTLY} toolchain (rustup)"))?;
-        }
-        NIGHTLY
-    };
+    if stamp("nightly").is_some_and(|s| s.contains(NIGHTLY_STAMP)) {
+        return Ok("nightly");
+    }
+    if stamp(NIGHTLY).is_none() {
+        run(rustup().args(["toolchain", "install", NIGHTLY, "--profile", "minimal"]))
+            .map_err(|e| format!("{e}\nthis needs the {NIGHTLY} toolchain (rustup)"))?;
+    }
+    Ok(NIGHTLY)
+}
+
+/// The pinned nightly with rust-src and the wasm32 target, installed when missing.
+fn nightly() -> Result<String> {
+    let toolchain = pinned_nightly()?;
     let installed = |what: &str| output(rustup().args([what, "list", "--installed", "--toolchain", toolchain]));
     if !installed("component").is_some_and(|s| s.lines().any(|l| l.starts_with("rust-src"))) {
         run(rustup().args(["component", "add", "rust-src", "--toolchain", toolchain]))?;

@@ -1,0 +1,22 @@
+//! The Vensim reader (`plugins/aging-chain`): parse and compile `.mdl` text, then simulate the first steps of
+//! the file's own time grid with both integration methods.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use parfit_aging_chain::{Method, VensimModel};
+use parfit_core::Model;
+
+const STEPS: usize = 5;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    for method in [None, Some(Method::Rk4)] {
+        let Ok(model) = VensimModel::compile(text, "fuzz.mdl", method) else { return };
+        let control = model.control();
+        let times: Vec<f64> = (0..STEPS).map(|n| control.initial_time + n as f64 * control.time_step).collect();
+        let spec = model.spec();
+        let inputs = vec![f64::NAN; spec.inputs.len()];
+        let mut out = vec![0.0; spec.output_len(times.len())];
+        let _ = model.simulate(&mut model.workspace(), &spec.defaults(), &inputs, &times, &mut out);
+    }
+});
