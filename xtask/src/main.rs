@@ -20,7 +20,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo    build parfit in release mode, fit the Lotka–Volterra example and every US county (bundled data),
           project lifelib's savings model over 10K and 100K policies, and run the Monte Carlo wealth example
-  test    formatting, clippy (-D warnings), all tests, the MPI tests (mpirun on 1–3 ranks), the wasm32 build
+  test    formatting, clippy (-D warnings), all tests, a 30 s pass of every fuzz target, the MPI tests (mpirun
+          on 1–3 ranks), the wasm32 build
           check of the core, the core's and the plugins' unit tests on wasm32 (node), and the browser test
           (threaded wasm build, headless Chromium); installs what is missing first (as root with apt-get:
           Open MPI, libclang, Chromium, node, npm; with rustup: rustfmt, clippy, the wasm32 target)

@@ -90,6 +90,12 @@ pub fn read_cases(
             }
         }
     }
+    if observed.is_empty() {
+        return Err(input(format!(
+            "{origin}: [cases] observes nothing: add a [[cases.observe]] table with at least one output column \
+             (with nothing observed every case would score 0)"
+        )));
+    }
     let mut observe: Vec<(f64, Vec<Option<usize>>)> = Vec::new();
     for o in &section.observe {
         let cols = observed

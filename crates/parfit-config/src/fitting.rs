@@ -42,6 +42,10 @@ pub fn model_config(mut options: serde_json::Map<String, serde_json::Value>, sou
 pub fn data_case<'a>(loaded: &'a LoadedConfig, loader: &dyn Loader, what: &str) -> Result<(&'a DataSection, Case)> {
     let origin = loaded.path.display();
     let data = loaded.config.data.as_ref().ok_or_else(|| input(format!("{origin}: {what} needs a [data] section")))?;
+    if data.outputs.is_empty() {
+        let place = crate::config::locate(&loaded.path, &loaded.text, &["data", "outputs"]);
+        return Err(input(format!("{place}: [data] outputs is empty: {what} needs at least one observed output")));
+    }
     let columns: Vec<String> =
         data.outputs.iter().map(|o| data.columns.get(o).cloned().unwrap_or_else(|| o.clone())).collect();
     let case = read_observations(loader, &loaded.resolve(&data.path), &data.time, &columns)?;

@@ -55,6 +55,9 @@ impl Cost {
 pub fn sum_of_squares(predicted: &[f64], n_outputs: usize, observed: &[f64], map: &[usize]) -> (f64, usize) {
     let mut sum = 0.0;
     let mut n = 0;
+    if n_outputs == 0 || map.is_empty() {
+        return (sum, n);
+    }
     for (pred_row, obs_row) in predicted.chunks_exact(n_outputs).zip(observed.chunks_exact(map.len())) {
         for (&j, &obs) in map.iter().zip(obs_row) {
             if obs.is_nan() {

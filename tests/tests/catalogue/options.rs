@@ -182,6 +182,28 @@ fn data_with_no_observation_at_all_is_refused_naming_file_and_columns() {
 }
 
 #[test]
+fn a_fit_that_observes_no_output_is_refused_not_a_panic() {
+    // Found by the config fuzz target: an empty list of observed outputs panicked in the cost (exit 101).
+    let dir = problem("no-outputs", "");
+    let text = std::fs::read_to_string(dir.join("fit.toml")).unwrap().replace("outputs = [\"y\"]", "outputs = []");
+    std::fs::write(dir.join("fit.toml"), text).unwrap();
+    refused(&run(&dir, "fit"), 2, &[&place(&dir, "outputs = "), "[data] outputs is empty"]);
+    nothing_written(&dir.join("out"));
+
+    let dir = scratch("catalogue-options-no-observe");
+    decay_problem(&dir, 3);
+    let text = std::fs::read_to_string(dir.join("many.toml")).unwrap();
+    let text = text
+        .replace("[[cases.observe]]\ntime = 1.0\ncolumns = { y = \"y t1\" }\n", "")
+        .replace("[[cases.observe]]\ntime = 3.0\ncolumns = { y = \"y t3\" }\n", "");
+    assert!(!text.contains("observe"), "{text}");
+    std::fs::write(dir.join("many.toml"), text).unwrap();
+    let run = parfit_in(&dir, &["fit-many", "many.toml", "--output", "out"]);
+    refused(&run, 2, &["many.toml: [cases] observes nothing"]);
+    nothing_written(&dir.join("out"));
+}
+
+#[test]
 fn a_column_named_twice_is_refused_in_observations_and_in_case_tables() {
     let dir = problem("duplicate-data", "");
     std::fs::write(dir.join("data.csv"), "t,y,y\n0,1.0,2.0\n1,0.6,0.5\n").unwrap();
