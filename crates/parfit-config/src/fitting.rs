@@ -219,6 +219,16 @@ pub fn configure_objective(
     for (name, value) in sets {
         objective.set_start(name, *value).map_err(|e| input(format!("--set {name}: {e}")))?;
     }
+    // Starts against bounds, placed where the start was given: a --set flag, else the parameter's entry.
+    if let Err(e) = objective.start() {
+        let name = e.parameter().unwrap_or_default();
+        let place = if sets.iter().any(|(set, _)| set == name) {
+            format!("--set {name}")
+        } else {
+            locate(&loaded.path, &loaded.text, &["parameters", name])
+        };
+        return Err(input(format!("{place}: {e}")));
+    }
     objective.set_spread(loaded.spread.clone());
     Ok(objective)
 }

@@ -488,7 +488,12 @@ fn read_discount(file: &TextFile, horizon: usize) -> Result<Vec<f64>, String> {
             if year != spot.len() as i64 {
                 return Err(r.error(0, format!("years must be 0, 1, 2, …; expected {}", spot.len())));
             }
-            spot.push(r.number(col)?);
+            let rate = r.number(col)?;
+            // Discount factors are (1 + rate)^(-t): a rate of -1 or below has none.
+            if rate <= -1.0 {
+                return Err(r.error(col, format!("the spot rate {rate} must be greater than -1")));
+            }
+            spot.push(rate);
             Ok(())
         },
     )?;
@@ -638,7 +643,11 @@ fn read_points(
                     if premium_pp < 0.0 {
                         return Err(r.error(prem, format!("the premium {premium_pp} is negative")));
                     }
-                    (index as u32, products[index].whole_life, premium_pp, r.number(av)?)
+                    let av_pp_init = r.number(av)?;
+                    if av_pp_init < 0.0 {
+                        return Err(r.error(av, format!("the initial account value {av_pp_init} is negative")));
+                    }
+                    (index as u32, products[index].whole_life, premium_pp, av_pp_init)
                 }
                 None => {
                     let rate = premiums.and_then(|t| t.get(&(age_at_entry, table_term))).ok_or_else(|| {
