@@ -491,7 +491,7 @@ fn read_discount(file: &TextFile, horizon: usize) -> Result<Vec<f64>, String> {
             let rate = r.number(col)?;
             // Discount factors are (1 + rate)^(-t): a rate of -1 or below has none.
             if rate <= -1.0 {
-                return Err(r.error(col, format!("the spot rate {rate} must be greater than -1")));
+                return Err(r.error(col, format!("the spot rate {rate:?} must be greater than -1")));
             }
             spot.push(rate);
             Ok(())
@@ -645,7 +645,7 @@ fn read_points(
                     }
                     let av_pp_init = r.number(av)?;
                     if av_pp_init < 0.0 {
-                        return Err(r.error(av, format!("the initial account value {av_pp_init} is negative")));
+                        return Err(r.error(av, format!("the initial account value {av_pp_init:?} is negative")));
                     }
                     (index as u32, products[index].whole_life, premium_pp, av_pp_init)
                 }
