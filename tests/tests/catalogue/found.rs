@@ -160,3 +160,33 @@ fn a_spot_rate_of_minus_one_is_refused_at_its_cell() {
     refused(&run, 2, &["disc_rate_ann.csv:5 (row 4), column", "the spot rate -1.0 must be greater than -1"]);
     nothing_written(&dir.join("out"));
 }
+
+#[test]
+fn a_model_option_of_the_wrong_type_is_placed_at_the_options_table() {
+    // serde's message names neither the key nor the line: the [model.options] table is the place.
+    let dir = example("option-type", "lotka_volterra", &[("tutorial.toml", "atol = 1e-8", "atol = true")]);
+    let run = parfit_in(&dir, &["fit", "tutorial.toml", "--output", "out"]);
+    let line = line_of(&dir, "tutorial.toml", "[model.options]");
+    refused(
+        &run,
+        2,
+        &[&format!("tutorial.toml:{line}:1: invalid diffsl solver options: invalid type: boolean `true`")],
+    );
+    nothing_written(&dir.join("out"));
+}
+
+#[test]
+fn nested_sampling_stopped_by_max_calls_says_it_did_not_converge() {
+    // 20 live points and max_calls = 1: no iteration ran, and the table said "completed" beside ln Z.
+    let edits = [
+        ("sample.toml", "live_points = 100", "live_points = 20\nmax_calls = 1"),
+        ("sample.toml", "max_batches = 4", "max_batches = 0"),
+    ];
+    let dir = example("max-calls", "lotka_volterra", &edits);
+    let run = parfit_in(&dir, &["sample", "sample.toml", "--output", "out"]);
+    run.assert_ok();
+    assert!(run.stdout.contains("(completed: max_calls reached, not converged)"), "{}", run.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["nested"]["stop"], "max_calls");
+}

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use parfit_core::check::{OptionError, positive};
 use parfit_core::sample::{
-    EnsembleOptions, EnsembleSampler, GaussianLikelihood, NestedOptions, NestedSampler, NoiseSigma, ParamPrior, Prior,
-    QUANTILE_LEVELS, SampleLimits, SampleResult, Sampler, sample as run_sampler,
+    EnsembleOptions, EnsembleSampler, GaussianLikelihood, NestedOptions, NestedSampler, NestedStop, NoiseSigma,
+    ParamPrior, Prior, QUANTILE_LEVELS, SampleLimits, SampleResult, Sampler, sample as run_sampler,
 };
 use parfit_core::{Cost, Objective};
 use serde_json::{Map, Value, json};
@@ -283,6 +283,16 @@ fn summary_json(result: &SampleResult, columns: &[String], run: &Run) -> Value {
     doc
 }
 
+/// How the run ended, as the table shows it: nested sampling that stopped on its own `max_iterations` or
+/// `max_calls` has "completed" by its rules but not converged, which the table says (summary.json's `nested.stop`).
+fn termination(result: &SampleResult) -> String {
+    match result.nested.as_ref().map(|n| n.stop) {
+        Some(NestedStop::MaxIterations) => format!("{}: max_iterations reached, not converged", result.termination),
+        Some(NestedStop::MaxCalls) => format!("{}: max_calls reached, not converged", result.termination),
+        _ => result.termination.to_string(),
+    }
+}
+
 fn table(result: &SampleResult, columns: &[String], run: &Run) -> String {
     let mut text = format!("sample     {} ({} via plugin {})\n", run.config_path.display(), run.kind, run.plugin);
     text += &format!("algorithm  {} (seed {}, {} threads)\n", run.algorithm.name(), run.seed, run.threads);
@@ -291,7 +301,7 @@ fn table(result: &SampleResult, columns: &[String], run: &Run) -> String {
         result.evaluations,
         result.iterations,
         result.seconds,
-        result.termination,
+        termination(result),
         result.points.len(),
         result.effective_samples
     );
