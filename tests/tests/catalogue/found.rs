@@ -190,3 +190,29 @@ fn nested_sampling_stopped_by_max_calls_says_it_did_not_converge() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("out/summary.json")).unwrap()).unwrap();
     assert_eq!(summary["nested"]["stop"], "max_calls");
 }
+
+#[test]
+fn times_a_model_refuses_are_bad_input_naming_the_model_file() {
+    // They were "simulation failed" with exit 1, as if the run had gone wrong.
+    let dir = example("off-grid", "counties", &[]);
+    let run = parfit_in(&dir, &["run", "Aging_Chain.mdl", "--times", "1999:2010:3"]);
+    refused(&run, 2, &["Aging_Chain.mdl: bad input: time 1999 is not on the model's step grid"]);
+    let dir = example("mc-file", "pi", &[]);
+    let run = parfit_in(&dir, &["run", "pi.mc", "--times", "0:1:2"]);
+    refused(&run, 2, &["pi.mc: bad input: pi: the number of periods is not set"]);
+}
+
+#[test]
+fn a_projection_audit_point_and_scenarios_are_refused_at_their_keys() {
+    let dir = example("audit-point", "savings", &[("samples.toml", "audit_point = 1", "audit_point = 99")]);
+    let run = parfit_in(&dir, &["run", "samples.toml", "--output", "out"]);
+    let line = line_of(&dir, "samples.toml", "audit_point =");
+    refused(&run, 2, &[&format!("samples.toml:{line}:15: [projection] audit_point: no point has id '99'")]);
+    nothing_written(&dir.join("out"));
+    let dir =
+        example("scenario-list", "savings", &[("samples.toml", "monthly = true", "monthly = true\nscenarios = [0]")]);
+    let run = parfit_in(&dir, &["run", "samples.toml", "--output", "out"]);
+    let line = line_of(&dir, "samples.toml", "scenarios = [0]");
+    refused(&run, 2, &[&format!("samples.toml:{line}:13: [projection] scenarios: 0 is not in the scenario table")]);
+    nothing_written(&dir.join("out"));
+}

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use parfit_config::montecarlo::csv_text;
 use parfit_core::limits::check_allocation;
-use parfit_core::{Model, OutputKind};
+use parfit_core::{Model, OutputKind, SimError};
 
 use crate::commands::{cell, model_from_config, plugin_options};
 use crate::config::{LoadedConfig, parse_times};
@@ -86,9 +86,11 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
     let mut out = vec![0.0; spec.output_len(times.len())];
     // Per-case inputs are not given here: NaN asks the model for its own defaults (e.g. a stock's initial value).
     let inputs = vec![f64::NAN; spec.inputs.len()];
-    model
-        .simulate(&mut ws, &params, &inputs, &times, &mut out)
-        .map_err(|e| failed(format!("simulation failed: {e}")))?;
+    model.simulate(&mut ws, &params, &inputs, &times, &mut out).map_err(|e| match e {
+        // The times and parameters are all this run was given: a model refusing them is bad input.
+        SimError::BadInput(_) | SimError::BadParameter { .. } => input(format!("{}: {e}", path.display())),
+        _ => failed(format!("simulation failed: {e}")),
+    })?;
 
     let n = spec.outputs.len();
     let rows: Vec<(Option<f64>, &[f64])> = match spec.output_kind {
