@@ -28,6 +28,9 @@ pub fn observation(text: &str) -> Result<f64, String> {
 pub fn read_observations(loader: &dyn Loader, path: &Path, time_column: &str, columns: &[String]) -> InputResult<Case> {
     let shown = path.display();
     let text = loader.read(path)?;
+    if text.trim().is_empty() {
+        return Err(input(format!("{shown}: the file is empty (a header row naming '{time_column}' is needed)")));
+    }
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| input(format!("{shown}: {}", csv_reason(&e))))?.clone();
     let find = |name: &str| {

@@ -216,3 +216,30 @@ fn a_projection_audit_point_and_scenarios_are_refused_at_their_keys() {
     refused(&run, 2, &[&format!("samples.toml:{line}:13: [projection] scenarios: 0 is not in the scenario table")]);
     nothing_written(&dir.join("out"));
 }
+
+#[test]
+fn an_empty_data_file_is_called_empty() {
+    // It was "no column named 't' (the header has: )".
+    let dir = example("empty-data", "lotka_volterra", &[]);
+    std::fs::write(dir.join("data.csv"), "").unwrap();
+    let run = parfit_in(&dir, &["fit", "tutorial.toml", "--output", "out"]);
+    refused(&run, 2, &["data.csv: the file is empty (a header row naming 't' is needed)"]);
+    nothing_written(&dir.join("out"));
+}
+
+#[test]
+fn sampling_without_finite_bounds_or_sigma_is_refused_at_the_key() {
+    let dir = example("prior-bounds", "lotka_volterra", &[("sample.toml", "upper = 0.11", "upper = inf")]);
+    let run = parfit_in(&dir, &["sample", "sample.toml", "--output", "out"]);
+    let line = line_of(&dir, "sample.toml", "delta = {");
+    refused(
+        &run,
+        2,
+        &[&format!("sample.toml:{line}:9: [parameters] delta: the default uniform prior needs finite bounds")],
+    );
+    let dir = example("no-sigma", "lotka_volterra", &[("sample.toml", "sigma = 0.3 ", "# no sigma ")]);
+    let run = parfit_in(&dir, &["sample", "sample.toml", "--output", "out"]);
+    let line = line_of(&dir, "sample.toml", "[sample]");
+    refused(&run, 2, &[&format!("sample.toml:{line}:1: [sample] needs sigma")]);
+    nothing_written(&dir.join("out"));
+}
