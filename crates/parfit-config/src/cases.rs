@@ -82,6 +82,10 @@ pub fn read_cases(
     // Observed outputs in the order they first appear; times sorted.
     let mut observed: Vec<String> = Vec::new();
     for o in &section.observe {
+        if !o.time.is_finite() {
+            let at = place(&["cases", "observe"]);
+            return Err(input(format!("{at}: [[cases.observe]] time must be a finite number (got {:?})", o.time)));
+        }
         for name in o.columns.keys() {
             if spec.output_index(name).is_none() {
                 return Err(input(format!(

@@ -183,6 +183,15 @@ fn polish(
     Ok(chain(result, polished, true))
 }
 
+/// Why a fit found no finite cost: the simulation's error at the start `x0` (e.g. a time the model cannot reach),
+/// or the cost there, so a failed fit says more than that every candidate failed.
+pub fn no_finite_cost(objective: &Objective, x0: &[f64]) -> String {
+    match objective.try_value(&mut objective.scratch(), x0) {
+        Err(e) => format!("at the start: {e}"),
+        Ok(value) => format!("the cost at the start is {value:?}"),
+    }
+}
+
 /// Build the objective for `case` with the configuration's parameter settings and `--set` starts.
 pub fn configure_objective(
     loaded: &LoadedConfig,
@@ -481,7 +490,7 @@ impl<'a> CaseFitter<'a> {
         let bounds = objective.bounds();
         let seed = case_seed(self.seed, index);
         let run = |objective: &mut Objective| {
-            let result = run_algorithm(fit, objective, x0, &bounds, seed, 1.0, &self.stop, &mut Silent, false)?;
+            let result = run_algorithm(fit, objective, x0.clone(), &bounds, seed, 1.0, &self.stop, &mut Silent, false)?;
             polish(fit, objective, result, &bounds, &self.stop, &mut Silent, false)
         };
         let result = match run(&mut objective) {
@@ -490,7 +499,7 @@ impl<'a> CaseFitter<'a> {
         };
         if !result.value.is_finite() {
             return CaseRecord {
-                error: Some(format!("no finite cost: {}", result.termination)),
+                error: Some(format!("no finite cost: {}; {}", result.termination, no_finite_cost(&objective, &x0))),
                 evaluations: result.evaluations,
                 iterations: result.iterations,
                 ..failure(String::new())

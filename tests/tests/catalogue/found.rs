@@ -243,3 +243,27 @@ fn sampling_without_finite_bounds_or_sigma_is_refused_at_the_key() {
     refused(&run, 2, &[&format!("sample.toml:{line}:1: [sample] needs sigma")]);
     nothing_written(&dir.join("out"));
 }
+
+#[test]
+fn a_case_observed_at_a_nan_time_is_refused_at_the_observe_table() {
+    let dir = example("observe-nan", "counties", &[("fit.toml", "time = 2010.0", "time = nan")]);
+    let run = parfit_in(&dir, &["fit-many", "fit.toml", "--output", "out"]);
+    let line = line_of(&dir, "fit.toml", "[[cases.observe]]");
+    refused(&run, 2, &[&format!("fit.toml:{line}:"), "[[cases.observe]] time must be a finite number (got NaN)"]);
+    nothing_written(&dir.join("out"));
+}
+
+#[test]
+fn cases_that_cannot_be_simulated_say_why() {
+    // An observation before the model's INITIAL TIME: every case failed with "every candidate failed to evaluate".
+    let dir = example("observe-early", "counties", &[("fit.toml", "time = 2010.0", "time = 1999.0")]);
+    let csv = std::fs::read_to_string(dir.join("Males_by_decade_and_county.csv")).unwrap();
+    let head: Vec<&str> = csv.lines().take(5).collect();
+    std::fs::write(dir.join("Males_by_decade_and_county.csv"), head.join("\n") + "\n").unwrap();
+    let run = parfit_in(&dir, &["fit-many", "fit.toml", "--output", "out"]);
+    refused(
+        &run,
+        1,
+        &["every one of the 2 cases failed", "at the start: bad input: time 1999 is not on the model's step grid"],
+    );
+}
