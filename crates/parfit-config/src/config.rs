@@ -490,6 +490,8 @@ pub fn parse_times(text: &str) -> Result<Vec<f64>, String> {
 impl Times {
     pub fn values(&self) -> Result<Vec<f64>, String> {
         match self {
+            // An empty list would run nothing and report success.
+            Times::List(v) if v.is_empty() => Err("the list is empty: give at least one value".into()),
             Times::List(v) => match v.iter().find(|t| !t.is_finite()) {
                 Some(t) => Err(format!("every value must be a finite number (got {t:?})")),
                 None => Ok(v.clone()),

@@ -267,3 +267,30 @@ fn cases_that_cannot_be_simulated_say_why() {
         &["every one of the 2 cases failed", "at the start: bad input: time 1999 is not on the model's step grid"],
     );
 }
+
+#[test]
+fn an_empty_list_of_run_times_or_sweep_values_is_refused_at_its_key() {
+    // `[run] times = []` printed a header and exited 0; an empty sweep ran no point at all.
+    let run_times = "[fit]\ncost = \"sse\"";
+    let dir = example(
+        "empty-times",
+        "lotka_volterra",
+        &[("tutorial.toml", run_times, "[run]\ntimes = []\n\n[fit]\ncost = \"sse\"")],
+    );
+    let run = parfit_in(&dir, &["run", "tutorial.toml"]);
+    let line = line_of(&dir, "tutorial.toml", "times = []");
+    refused(&run, 2, &[&format!("tutorial.toml:{line}:9: [run] times: the list is empty")]);
+    let dir = example("empty-sweep", "wealth", &[("sweep.toml", "s = [0.2, 0.3, 0.4]", "s = []")]);
+    let run = parfit_in(&dir, &["run", "sweep.toml", "--output", "out"]);
+    let line = line_of(&dir, "sweep.toml", "s = []");
+    refused(&run, 2, &[&format!("sweep.toml:{line}:5: [sweep] s the list is empty")]);
+    nothing_written(&dir.join("out"));
+}
+
+#[test]
+fn an_empty_output_directory_is_bad_input() {
+    // It was exit 1, ": cannot open to lock it".
+    let dir = example("empty-output", "lotka_volterra", &[("tutorial.toml", "dir = \"results\"", "dir = \"\"")]);
+    let run = parfit_in(&dir, &["fit", "tutorial.toml"]);
+    refused(&run, 2, &["the output directory is an empty path"]);
+}

@@ -37,7 +37,11 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
             }
         }
         let times = match (&loaded.config.run.times, &loaded.config.data) {
-            (Some(t), _) => Some(t.values().map_err(|e| input(format!("{}: [run] {e}", path.display())))?),
+            (Some(t), _) => Some(t.values().map_err(|e| {
+                // A range's errors quote it ("times '0:1:0': …"); a list's say what is wrong with it.
+                let what = if e.starts_with("times '") { e } else { format!("times: {e}") };
+                input(format!("{}: [run] {what}", loaded.locate(&["run", "times"])))
+            })?),
             (None, Some(data)) => {
                 Some(read_observations(&FsLoader, &loaded.resolve(&data.path), &data.time, &[])?.times)
             }
