@@ -294,3 +294,26 @@ fn an_empty_output_directory_is_bad_input() {
     let run = parfit_in(&dir, &["fit", "tutorial.toml"]);
     refused(&run, 2, &["the output directory is an empty path"]);
 }
+
+#[test]
+fn a_damaged_checkpoint_is_refused_at_its_line_on_resume() {
+    // A record of case 99999999999 was counted as done ("5 from the checkpoint" of 3 cases); one with no fitted
+    // values failed writing results.csv with a CSV error (exit 1).
+    let dir = example("checkpoint", "counties", &[]);
+    let csv = std::fs::read_to_string(dir.join("Males_by_decade_and_county.csv")).unwrap();
+    let head: Vec<&str> = csv.lines().take(6).collect();
+    std::fs::write(dir.join("Males_by_decade_and_county.csv"), head.join("\n") + "\n").unwrap();
+    // One thread: the records are in case order, so the damaged lines below are known.
+    parfit_in(&dir, &["fit-many", "fit.toml", "--output", "out", "--threads", "1"]).assert_ok();
+    let checkpoint = dir.join("out/checkpoint.jsonl");
+    let good = std::fs::read_to_string(&checkpoint).unwrap();
+    let resume = || parfit_in(&dir, &["fit-many", "fit.toml", "--output", "out", "--resume"]);
+    std::fs::write(&checkpoint, good.replacen("\"index\":1,", "\"index\":99999999999,", 1)).unwrap();
+    refused(&resume(), 2, &["checkpoint.jsonl:3: case index 99999999999 is beyond the table's 3 cases"]);
+    let first_x = good.find("\"x\":[").expect("a fitted case");
+    let end = first_x + good[first_x..].find(']').expect("x ends");
+    std::fs::write(&checkpoint, format!("{}\"x\":[{}", &good[..first_x], &good[end..])).unwrap();
+    refused(&resume(), 2, &["checkpoint.jsonl:2: case 0 has 0 fitted values, not 9"]);
+    std::fs::write(&checkpoint, good.replacen("\"index\":1,", "\"index\":\u{0}x,", 1)).unwrap();
+    refused(&resume(), 2, &["checkpoint.jsonl:3: unreadable record"]);
+}

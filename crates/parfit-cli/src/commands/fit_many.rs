@@ -52,7 +52,8 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
             &source,
             format!("{seed} {:?} {:?} {:?}", common.set, common.rtol, common.atol).as_bytes(),
         ]);
-        let (c, done) = Checkpoint::open(&output_dir.join("checkpoint.jsonl"), &print, resume)?;
+        let (c, done) =
+            Checkpoint::open(&output_dir.join("checkpoint.jsonl"), &print, resume, table.cases.len(), names.len())?;
         (Some(c), done)
     } else {
         (None, Default::default())
