@@ -202,6 +202,10 @@ impl Mortality {
     }
 }
 
+/// The largest policy count or amount (sum assured, premium, account value) a model point may hold: their
+/// products over a projection stay finite below it.
+pub const MAX_AMOUNT: f64 = 1e100;
+
 /// Everything a projection reads: the checked tables precomputed for direct indexing, and the model points.
 #[derive(Debug)]
 pub struct Portfolio {
@@ -449,7 +453,14 @@ fn read_products(file: &TextFile, surr_names: &[String]) -> Result<Vec<Product>,
                 id: name,
                 single_premium,
                 surr_charge,
-                load_prem_rate: r.number(load)?,
+                load_prem_rate: {
+                    // The loaded share of each premium: 1 − rate of it is invested.
+                    let rate = r.number(load)?;
+                    if !(0.0..=1.0).contains(&rate) {
+                        return Err(r.error(load, format!("the premium load {rate:?} is outside 0..=1")));
+                    }
+                    rate
+                },
                 whole_life: r.boolean(wl)?,
             });
             Ok(())
@@ -673,6 +684,17 @@ fn read_points(
                          age {last_age}"
                     ),
                 ));
+            }
+            // Counts times amounts times rates, summed over months and points, must stay finite.
+            for (col, value) in [(count, policy_count), (sa, sum_assured)]
+                .into_iter()
+                .chain(extra.map(|[_, prem, av]| [(prem, premium_pp), (av, av_pp_init)]).into_iter().flatten())
+            {
+                if value > MAX_AMOUNT {
+                    return Err(
+                        r.error(col, format!("{value:?} is beyond {MAX_AMOUNT:e}, where the projection overflows"))
+                    );
+                }
             }
             let term_months = 12 * policy_term;
             let proj_len = (term_months - d0 + 1).max(0);

@@ -317,3 +317,29 @@ fn a_damaged_checkpoint_is_refused_at_its_line_on_resume() {
     std::fs::write(&checkpoint, good.replacen("\"index\":1,", "\"index\":\u{0}x,", 1)).unwrap();
     refused(&resume(), 2, &["checkpoint.jsonl:3: unreadable record"]);
 }
+
+#[test]
+fn a_policy_count_of_1e308_or_a_premium_load_above_one_is_refused_at_its_cell() {
+    // Each gave NaN present values with exit 0.
+    let first = "1,A,20,M,10,100,500000,0,500000,0,0";
+    let dir = example(
+        "huge-count",
+        "savings",
+        &[("model_point_samples.csv", first, "1,A,20,M,10,1e308,500000,0,500000,0,0")],
+    );
+    let run = parfit_in(&dir, &["run", "samples.toml", "--output", "out"]);
+    refused(&run, 2, &["model_point_samples.csv:2 (row 1), column 'policy_count': 1e308 is beyond 1e100"]);
+    nothing_written(&dir.join("out"));
+    let dir = example(
+        "premium-load",
+        "savings",
+        &[("product_spec_table.csv", "A,SINGLE,False,,0.1,", "A,SINGLE,False,,-1e308,")],
+    );
+    let run = parfit_in(&dir, &["run", "samples.toml", "--output", "out"]);
+    refused(
+        &run,
+        2,
+        &["product_spec_table.csv:2 (row 1), column 'load_prem_rate': the premium load -1e308 is outside 0..=1"],
+    );
+    nothing_written(&dir.join("out"));
+}
