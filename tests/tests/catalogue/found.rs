@@ -343,3 +343,14 @@ fn a_policy_count_of_1e308_or_a_premium_load_above_one_is_refused_at_its_cell() 
     );
     nothing_written(&dir.join("out"));
 }
+
+#[test]
+fn a_monte_carlo_path_that_overflows_fails_naming_the_path_and_output() {
+    // s = -1e308 made every path's wealth ±inf or NaN: the table printed NaN statistics with exit 0.
+    let dir = example("mc-overflow", "wealth", &[("run.toml", "paths = 50_000", "paths = 100\n")]);
+    let text = std::fs::read_to_string(dir.join("run.toml")).unwrap();
+    std::fs::write(dir.join("run.toml"), text + "\n[parameters]\ns = -1e308\n").unwrap();
+    let run = parfit_in(&dir, &["run", "run.toml", "--output", "out"]);
+    refused(&run, 1, &["(sweep point 1, paths 0–63): path 0: output 'w' is inf after 1000 periods"]);
+    nothing_written(&dir.join("out"));
+}
