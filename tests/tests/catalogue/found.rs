@@ -354,3 +354,17 @@ fn a_monte_carlo_path_that_overflows_fails_naming_the_path_and_output() {
     refused(&run, 1, &["(sweep point 1, paths 0–63): path 0: output 'w' is inf after 1000 periods"]);
     nothing_written(&dir.join("out"));
 }
+
+#[test]
+fn the_sd_of_paths_near_1e300_is_finite() {
+    // The sum of squared deviations overflowed: sd = inf beside a finite mean, with exit 0.
+    let edits = [("run.toml", "paths = 50_000", "paths = 200"), ("run.toml", "periods = 1_000", "periods = 3")];
+    let dir = example("mc-huge-sd", "wealth", &edits);
+    let model = std::fs::read_to_string(dir.join("wealth.mc")).unwrap().replace("u_i { w = 1 }", "u_i { w = 1e300 }");
+    std::fs::write(dir.join("wealth.mc"), model).unwrap();
+    let run = parfit_in(&dir, &["run", "run.toml", "--format", "json"]);
+    run.assert_ok();
+    let text = run.stdout.clone();
+    let sd = run.json()["points"][0]["statistics"]["w"]["sd"].as_f64().unwrap_or_else(|| panic!("no sd in {text}"));
+    assert!(sd.is_finite() && sd > 1e296, "sd = {sd:e}");
+}
