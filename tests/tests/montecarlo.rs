@@ -99,12 +99,16 @@ fn bad_configurations_are_explained_with_file_and_place() {
     let config = wealth_config(&dir, "paths = 10\nperiods = 5\nstatistics = [\"mode\"]\n", "");
     let run = parfit(&["run", &config]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("run.toml: [montecarlo] statistics: unknown statistic 'mode'"), "{}", run.stderr);
+    assert!(run.stderr.contains("run.toml:10:14: [montecarlo] statistics unknown statistic 'mode'"), "{}", run.stderr);
 
     let config = wealth_config(&dir, "paths = 10\nperiods = 5\n", "[sweep]\nbeta = [1, 2]\n");
     let run = parfit(&["run", &config]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("[sweep]: the model has no parameter 'beta' (it has: r, s, v1, v2)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("run.toml:12:8: [sweep] the model has no parameter 'beta' (it has: r, s, v1, v2)"),
+        "{}",
+        run.stderr
+    );
 
     let config = wealth_config(&dir, "paths = 10\nperiod = 5\n", "");
     let run = parfit(&["run", &config]);

@@ -32,8 +32,18 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Open the checkpoint at `path`: fresh unless `resume`, in which case the records already there are
     /// returned (by case index) and new ones are appended after them.
-    pub fn open(path: &Path, fingerprint: &str, resume: bool) -> CliResult<(Self, BTreeMap<usize, CaseRecord>)> {
+    /// Each record read back must be one of `cases` cases with `params` fitted values (or a failure).
+    pub fn open(
+        path: &Path,
+        fingerprint: &str,
+        resume: bool,
+        cases: usize,
+        params: usize,
+    ) -> CliResult<(Self, BTreeMap<usize, CaseRecord>)> {
         let io = |e: std::io::Error| failed(format!("{}: {e}", path.display()));
+        let damaged = |line: usize, why: String| {
+            input(format!("{}:{line}: {why}; run without --resume to start afresh", path.display()))
+        };
         let mut done = BTreeMap::new();
         if resume && path.exists() {
             let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
@@ -41,7 +51,16 @@ impl Checkpoint {
             let mut line = String::new();
             let mut good_end = 0u64;
             let mut first = true;
-            while reader.read_line(&mut line).map_err(io)? > 0 {
+            let mut number = 0;
+            loop {
+                number += 1;
+                let read = reader.read_line(&mut line).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => damaged(number, "the record is not UTF-8 text".into()),
+                    _ => io(e),
+                })?;
+                if read == 0 {
+                    break;
+                }
                 let complete = line.ends_with('\n');
                 if first {
                     let header: Option<Header> = serde_json::from_str(line.trim()).ok();
@@ -57,13 +76,16 @@ impl Checkpoint {
                     }
                     first = false;
                 } else {
-                    match serde_json::from_str::<CaseRecord>(line.trim()) {
-                        Ok(r) if complete => {
+                    match (serde_json::from_str::<CaseRecord>(line.trim()), complete) {
+                        // A torn last line: everything from here is rewritten.
+                        (_, false) => break,
+                        (Ok(r), true) => {
+                            if let Some(why) = misfit(&r, cases, params) {
+                                return Err(damaged(number, why));
+                            }
                             done.insert(r.index, r);
                         }
-                        // A torn last line: everything from here is rewritten.
-                        _ if !complete => break,
-                        _ => return Err(input(format!("{}: unreadable record after byte {good_end}", path.display()))),
+                        (Err(e), true) => return Err(damaged(number, format!("unreadable record ({e})"))),
                     }
                 }
                 good_end += line.len() as u64;
@@ -95,6 +117,18 @@ impl Checkpoint {
 }
 
 /// A fingerprint of everything that determines a run's results.
+/// Why a record read back cannot be one of this run's `cases` cases with `params` fitted values. The fingerprint
+/// matched, so only an edited or damaged file gets here.
+fn misfit(record: &CaseRecord, cases: usize, params: usize) -> Option<String> {
+    if record.index >= cases {
+        return Some(format!("case index {} is beyond the table's {cases} cases", record.index));
+    }
+    if record.error.is_none() && record.x.len() != params {
+        return Some(format!("case {} has {} fitted values, not {params}", record.index, record.x.len()));
+    }
+    None
+}
+
 pub fn fingerprint(parts: &[&[u8]]) -> String {
     use std::hash::{Hash, Hasher};
     // SipHash with fixed keys: stable for a given parfit build, which is what resuming needs.
@@ -126,7 +160,7 @@ mod tests {
     fn records_survive_a_torn_line_and_resume() {
         let dir = std::env::temp_dir().join(format!("parfit-checkpoint-{}", std::process::id()));
         let path = dir.join("checkpoint.jsonl");
-        let (cp, done) = Checkpoint::open(&path, "abc", false).unwrap();
+        let (cp, done) = Checkpoint::open(&path, "abc", false, 10, 2).unwrap();
         assert!(done.is_empty());
         cp.append(&record(3)).unwrap();
         cp.append(&record(1)).unwrap();
@@ -136,17 +170,17 @@ mod tests {
         f.write_all(b"{\"index\":7,\"x\":[0.").unwrap();
         drop(f);
 
-        let (cp, done) = Checkpoint::open(&path, "abc", true).unwrap();
+        let (cp, done) = Checkpoint::open(&path, "abc", true, 10, 2).unwrap();
         assert_eq!(done.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
         assert_eq!(done[&3], record(3), "floats round-trip exactly");
         cp.append(&record(7)).unwrap();
         drop(cp);
-        let (_, done) = Checkpoint::open(&path, "abc", true).unwrap();
+        let (_, done) = Checkpoint::open(&path, "abc", true, 10, 2).unwrap();
         assert_eq!(done.len(), 3);
 
-        let err = Checkpoint::open(&path, "other", true).err().unwrap().to_string();
+        let err = Checkpoint::open(&path, "other", true, 10, 2).err().unwrap().to_string();
         assert!(err.contains("different configuration"), "{err}");
-        let (_, done) = Checkpoint::open(&path, "other", false).unwrap();
+        let (_, done) = Checkpoint::open(&path, "other", false, 10, 2).unwrap();
         assert!(done.is_empty());
     }
 }

@@ -11,7 +11,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::error::{CliError, CliResult, failed};
+use crate::error::{CliError, CliResult, failed, input};
 
 /// Every staged file not yet committed or removed, in any output directory: what a forced exit removes.
 static STAGED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -44,6 +44,9 @@ pub struct OutputDir {
 impl OutputDir {
     /// Create `dir` if needed and lock it, or refuse when another run holds it.
     pub fn open(dir: &Path) -> CliResult<OutputDir> {
+        if dir.as_os_str().is_empty() {
+            return Err(input("the output directory is an empty path: give --output DIR or [output] dir = \"DIR\""));
+        }
         std::fs::create_dir_all(dir).map_err(|e| failed(format!("{}: cannot create ({e})", dir.display())))?;
         let lock = File::open(dir).map_err(|e| failed(format!("{}: cannot open to lock it ({e})", dir.display())))?;
         match lock.try_lock() {

@@ -51,7 +51,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     let source = config.model.source.as_ref().map(|s| resolve(s));
     let model = create_model(plugin, &config.model.kind, source.as_deref(), options, &origin)?;
     let spec = model.spec();
-    let plan = Plan::new(&config, &origin, spec, common.seed, &parse_sets(&common.set)?, threads)?;
+    let plan = Plan::new(&config, spec, common.seed, &parse_sets(&common.set)?, threads)?;
     let mc = &config.montecarlo;
     let out_dir = common.output.clone().or_else(|| config.output.dir.as_ref().map(|d| resolve(d)));
     if mc.per_path && out_dir.is_none() {

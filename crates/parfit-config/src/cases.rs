@@ -6,6 +6,7 @@ use std::path::Path;
 use parfit_core::{Case, ModelSpec};
 
 use crate::config::CasesSection;
+use crate::data::observation;
 use crate::{Loader, Result as InputResult, input};
 
 /// The cases of a table, their ids (one string per id column), and the observed outputs in column order.
@@ -16,17 +17,19 @@ pub struct CaseTable {
     pub cases: Vec<Case>,
 }
 
-/// Read `[cases]` from `path` for a model with `spec`.
+/// Read `[cases]` from `path` for a model with `spec`; `place` gives the `file:line:column` of a configuration key
+/// (e.g. `["cases", "inputs", "x0"]`), where errors about that key are placed.
 pub fn read_cases(
     loader: &dyn Loader,
     path: &Path,
     section: &CasesSection,
     spec: &ModelSpec,
-    origin: &str,
+    place: &dyn Fn(&[&str]) -> String,
 ) -> InputResult<CaseTable> {
     let shown = path.display();
     if section.header_rows == 0 {
-        return Err(input(format!("{origin}: [cases] header_rows must be at least 1")));
+        let at = place(&["cases", "header_rows"]);
+        return Err(input(format!("{at}: [cases] header_rows must be at least 1 (got 0)")));
     }
     let text = loader.read(path)?;
     let mut reader =
@@ -44,7 +47,8 @@ pub fn read_cases(
     let names: Vec<String> = (0..width)
         .map(|c| header_rows.iter().filter_map(|r| r.get(c)).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" "))
         .collect();
-    let find = |name: &str, what: &str| {
+    let find = |name: &str, what: &str, keys: &[&str]| {
+        let origin = place(keys);
         let mut at = names.iter().enumerate().filter(|(_, n)| *n == name).map(|(i, _)| i);
         match (at.next(), at.next()) {
             (Some(i), None) => Ok(i),
@@ -61,26 +65,32 @@ pub fn read_cases(
             ))),
         }
     };
-    let id_cols = section.id.iter().map(|n| find(n, "id")).collect::<InputResult<Vec<_>>>()?;
+    let id_cols = section.id.iter().map(|n| find(n, "id", &["cases", "id"])).collect::<InputResult<Vec<_>>>()?;
 
     let mut input_cols = vec![None; spec.inputs.len()];
     for (name, column) in &section.inputs {
         let i = spec.input_index(name).ok_or_else(|| {
             input(format!(
-                "{origin}: [cases.inputs]: the model has no input named '{name}' (it has: {})",
+                "{}: [cases.inputs]: the model has no input named '{name}' (it has: {})",
+                place(&["cases", "inputs", name]),
                 spec.inputs.join(", ")
             ))
         })?;
-        input_cols[i] = Some(find(column, &format!("inputs.\"{name}\""))?);
+        input_cols[i] = Some(find(column, &format!("inputs.\"{name}\""), &["cases", "inputs", name])?);
     }
 
     // Observed outputs in the order they first appear; times sorted.
     let mut observed: Vec<String> = Vec::new();
     for o in &section.observe {
+        if !o.time.is_finite() {
+            let at = place(&["cases", "observe"]);
+            return Err(input(format!("{at}: [[cases.observe]] time must be a finite number (got {:?})", o.time)));
+        }
         for name in o.columns.keys() {
             if spec.output_index(name).is_none() {
                 return Err(input(format!(
-                    "{origin}: [[cases.observe]] at time {}: the model has no output named '{name}' (it has: {})",
+                    "{}: [[cases.observe]] at time {}: the model has no output named '{name}' (it has: {})",
+                    place(&["cases", "observe"]),
                     o.time,
                     spec.outputs.join(", ")
                 )));
@@ -100,13 +110,17 @@ pub fn read_cases(
     for o in &section.observe {
         let cols = observed
             .iter()
-            .map(|name| o.columns.get(name).map(|c| find(c, &format!("observe at {}", o.time))).transpose())
+            .map(|name| {
+                let what = format!("observe at {}", o.time);
+                o.columns.get(name).map(|c| find(c, &what, &["cases", "observe"])).transpose()
+            })
             .collect::<InputResult<Vec<_>>>()?;
         observe.push((o.time, cols));
     }
     observe.sort_by(|a, b| a.0.total_cmp(&b.0));
     if let Some(w) = observe.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(input(format!("{origin}: [[cases.observe]]: time {} appears twice", w[0].0)));
+        let at = place(&["cases", "observe"]);
+        return Err(input(format!("{at}: [[cases.observe]]: time {} appears twice", w[0].0)));
     }
 
     let mut table = CaseTable { id_columns: section.id.clone(), ids: Vec::new(), observed, cases: Vec::new() };
@@ -124,12 +138,16 @@ pub fn read_cases(
                 .filter(|v| !v.is_infinite())
                 .ok_or_else(|| input(format!("{shown}:{line}: column '{}': '{text}' is not a number", names[col])))
         };
+        let observed = |col: usize| -> InputResult<f64> {
+            let text = record.get(col).unwrap_or("");
+            observation(text).map_err(|why| input(format!("{shown}:{line}: column '{}': {why}", names[col])))
+        };
         let ids: Vec<String> = id_cols.iter().map(|&c| record.get(c).unwrap_or("").to_string()).collect();
         let inputs = input_cols.iter().map(|c| c.map_or(Ok(f64::NAN), number)).collect::<InputResult<Vec<f64>>>()?;
         let mut observations = Vec::with_capacity(times.len() * table.observed.len());
         for (_, cols) in &observe {
             for c in cols {
-                observations.push(c.map_or(Ok(f64::NAN), number)?);
+                observations.push(c.map_or(Ok(f64::NAN), observed)?);
             }
         }
         let id = if ids.is_empty() { format!("row {}", table.cases.len() + 1) } else { ids.join("/") };
@@ -171,7 +189,9 @@ mod tests {
             ))
             .unwrap()
         };
-        let read = |s: &CasesSection| read_cases(&files, Path::new("cases.csv"), s, &spec, "fit.toml").map(|t| t.cases);
+        let read = |s: &CasesSection| {
+            read_cases(&files, Path::new("cases.csv"), s, &spec, &|_| "fit.toml".into()).map(|t| t.cases)
+        };
         let e = read(&section("x10")).err().unwrap().to_string();
         assert_eq!(
             e,
@@ -179,7 +199,9 @@ mod tests {
              read is unclear"
         );
         files.insert("cases.csv", "id,x0,x10,y\na,1,2,3\n");
-        let read = |s: &CasesSection| read_cases(&files, Path::new("cases.csv"), s, &spec, "fit.toml").map(|t| t.cases);
+        let read = |s: &CasesSection| {
+            read_cases(&files, Path::new("cases.csv"), s, &spec, &|_| "fit.toml".into()).map(|t| t.cases)
+        };
         assert_eq!(read(&section("x10")).unwrap()[0].observations, [2.0]);
     }
 }

@@ -357,6 +357,11 @@ impl LoadedConfig {
         option_error(&self.path, &self.text, table, e)
     }
 
+    /// `file:line:column` of the value of `keys` in this configuration (see [`locate`]).
+    pub fn locate(&self, keys: &[&str]) -> String {
+        locate(&self.path, &self.text, keys)
+    }
+
     /// Resolve a path written in the configuration.
     pub fn resolve(&self, relative: &Path) -> PathBuf {
         match self.path.parent() {
@@ -455,6 +460,10 @@ pub fn parse_times(text: &str) -> Result<Vec<f64>, String> {
         if count == 0 || stop < start {
             return Err(bad("need a count of at least 1 and start ≤ stop"));
         }
+        // e.g. -1e308:1e308: both ends finite, the span between them not, and every step with it.
+        if !(stop - start).is_finite() {
+            return Err(bad(&format!("the span stop − start overflows (got {start:?} to {stop:?})")));
+        }
         // Each time is kept with at least one simulated value at it: 16 bytes.
         check_allocation(&format!("times '{text}': a count of {count}"), count as f64, 16.0)?;
         if count == 1 {
@@ -481,6 +490,8 @@ pub fn parse_times(text: &str) -> Result<Vec<f64>, String> {
 impl Times {
     pub fn values(&self) -> Result<Vec<f64>, String> {
         match self {
+            // An empty list would run nothing and report success.
+            Times::List(v) if v.is_empty() => Err("the list is empty: give at least one value".into()),
             Times::List(v) => match v.iter().find(|t| !t.is_finite()) {
                 Some(t) => Err(format!("every value must be a finite number (got {t:?})")),
                 None => Ok(v.clone()),
@@ -514,6 +525,7 @@ mod tests {
         let e = parse_times("0:1e9:1000000000").unwrap_err();
         assert!(e.contains("a count of 1000000000 would need about 14.9 GiB"), "{e}");
         assert_eq!(parse_times("0:1:1").unwrap(), [0.0]);
+        assert!(parse_times("-1e308:1e308:3").unwrap_err().contains("the span stop − start overflows"));
         let nan_list = Times::List(vec![0.0, f64::NAN]).values().unwrap_err();
         assert_eq!(nan_list, "every value must be a finite number (got NaN)");
     }

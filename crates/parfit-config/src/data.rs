@@ -7,10 +7,30 @@ use parfit_core::Case;
 
 use crate::{Loader, Result as InputResult, input};
 
+/// The largest magnitude an observation may have: its residual's square must stay finite, or every candidate
+/// would cost +inf and a fit would end as if no candidate could be simulated.
+pub const OBSERVATION_LIMIT: f64 = 1e150;
+
+/// One observation cell: empty or `nan` is missing (NaN), anything else a number within ±[`OBSERVATION_LIMIT`];
+/// `Err` says what is wrong with the text.
+pub fn observation(text: &str) -> Result<f64, String> {
+    if text.is_empty() {
+        return Ok(f64::NAN);
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_nan() || v.abs() <= OBSERVATION_LIMIT => Ok(v),
+        Ok(_) => Err(format!("'{text}' is beyond ±{OBSERVATION_LIMIT:e}, where squared residuals overflow")),
+        Err(_) => Err(format!("'{text}' is not a number")),
+    }
+}
+
 /// Read a time column and observed columns into a case with no inputs.
 pub fn read_observations(loader: &dyn Loader, path: &Path, time_column: &str, columns: &[String]) -> InputResult<Case> {
     let shown = path.display();
     let text = loader.read(path)?;
+    if text.trim().is_empty() {
+        return Err(input(format!("{shown}: the file is empty (a header row naming '{time_column}' is needed)")));
+    }
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| input(format!("{shown}: {}", csv_reason(&e))))?.clone();
     let find = |name: &str| {
@@ -36,20 +56,13 @@ pub fn read_observations(loader: &dyn Loader, path: &Path, time_column: &str, co
     for record in reader.records() {
         let record = record.map_err(|e| input(format!("{shown}: {}", csv_reason(&e))))?;
         let line = record.position().map_or(0, |p| p.line());
-        let cell = |index: usize, name: &str, allow_empty: bool| -> InputResult<f64> {
-            let text = record.get(index).unwrap_or("");
-            if text.is_empty() && allow_empty {
-                return Ok(f64::NAN);
-            }
-            // A missing observation is an empty cell; a time must be a finite number.
-            text.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() || (v.is_nan() && allow_empty))
-                .ok_or_else(|| input(format!("{shown}:{line}: column '{name}': '{text}' is not a number")))
-        };
-        times.push(cell(time_index, time_column, false)?);
+        let text = |index: usize| record.get(index).unwrap_or("");
+        let at = |name: &str, why: String| input(format!("{shown}:{line}: column '{name}': {why}"));
+        // A time must be a finite number.
+        let t = text(time_index).parse::<f64>().ok().filter(|t| t.is_finite());
+        times.push(t.ok_or_else(|| at(time_column, format!("'{}' is not a number", text(time_index))))?);
         for (&index, name) in indices.iter().zip(columns) {
-            observations.push(cell(index, name, true)?);
+            observations.push(observation(text(index)).map_err(|why| at(name, why))?);
         }
     }
     if times.is_empty() {

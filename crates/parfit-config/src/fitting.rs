@@ -187,6 +187,15 @@ fn polish(
     Ok(chain(result, polished, true))
 }
 
+/// Why a fit found no finite cost: the simulation's error at the start `x0` (e.g. a time the model cannot reach),
+/// or the cost there, so a failed fit says more than that every candidate failed.
+pub fn no_finite_cost(objective: &Objective, x0: &[f64]) -> String {
+    match objective.try_value(&mut objective.scratch(), x0) {
+        Err(e) => format!("at the start: {e}"),
+        Ok(value) => format!("the cost at the start is {value:?}"),
+    }
+}
+
 /// Build the objective for `case` with the configuration's parameter settings and `--set` starts.
 pub fn configure_objective(
     loaded: &LoadedConfig,
@@ -222,6 +231,16 @@ pub fn configure_objective(
     }
     for (name, value) in sets {
         objective.set_start(name, *value).map_err(|e| input(format!("--set {name}: {e}")))?;
+    }
+    // Starts against bounds, placed where the start was given: a --set flag, else the parameter's entry.
+    if let Err(e) = objective.start() {
+        let name = e.parameter().unwrap_or_default();
+        let place = if sets.iter().any(|(set, _)| set == name) {
+            format!("--set {name}")
+        } else {
+            locate(&loaded.path, &loaded.text, &["parameters", name])
+        };
+        return Err(input(format!("{place}: {e}")));
     }
     objective.set_spread(loaded.spread.clone());
     Ok(objective)
@@ -475,7 +494,7 @@ impl<'a> CaseFitter<'a> {
         let bounds = objective.bounds();
         let seed = case_seed(self.seed, index);
         let run = |objective: &mut Objective| {
-            let result = run_algorithm(fit, objective, x0, &bounds, seed, 1.0, &self.stop, &mut Silent, false)?;
+            let result = run_algorithm(fit, objective, x0.clone(), &bounds, seed, 1.0, &self.stop, &mut Silent, false)?;
             polish(fit, objective, result, &bounds, &self.stop, &mut Silent, false)
         };
         let result = match run(&mut objective) {
@@ -484,7 +503,7 @@ impl<'a> CaseFitter<'a> {
         };
         if !result.value.is_finite() {
             return CaseRecord {
-                error: Some(format!("no finite cost: {}", result.termination)),
+                error: Some(format!("no finite cost: {}; {}", result.termination, no_finite_cost(&objective, &x0))),
                 evaluations: result.evaluations,
                 iterations: result.iterations,
                 ..failure(String::new())

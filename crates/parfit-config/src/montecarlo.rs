@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use parfit_core::check::OptionError;
 use parfit_core::limits::check_allocation;
 
-use crate::config::{ModelSection, Times, check_plain_values, option_error, toml_error};
+use crate::config::{ModelSection, Times, check_plain_values, locate, option_error, toml_error};
 use crate::dispatch::{Dispatch, Wire, put_f64s, take_f64s, take_u64};
 use crate::{Result, RunError, input};
 
@@ -125,11 +125,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Check `config` (from `origin`) against the model's `spec`. `seed` overrides the configuration's seed and
+    /// Check `config` against the model's `spec`. `seed` overrides the configuration's seed and
     /// seeds, `sets` the parameter values; `threads` only sizes the default chunk.
     pub fn new(
         config: &McConfig,
-        origin: &str,
         spec: &ModelSpec,
         seed: Option<u64>,
         sets: &[(String, f64)],
@@ -138,7 +137,8 @@ impl Plan {
         let mc = &config.montecarlo;
         let base_seed = seed.or(config.seed).unwrap_or(0);
         if base_seed > MAX_SEED {
-            return Err(input(format!("{origin}: the seed must be at most 2^53 = {MAX_SEED} (got {base_seed})")));
+            let at = if seed.is_some() { "--seed".to_string() } else { locate(&config.path, &config.text, &["seed"]) };
+            return Err(input(format!("{at}: the seed must be at most 2^53 = {MAX_SEED} (got {base_seed})")));
         }
         let at_most_2_53 = |key: &str, value: u64, least: u64| {
             if (least..=MAX_SEED).contains(&value) {
@@ -151,31 +151,39 @@ impl Plan {
         at_most_2_53("periods", mc.periods, 0)?;
         if spec.inputs != MC_INPUTS {
             return Err(input(format!(
-                "{origin}: [montecarlo] needs a Monte Carlo model, but model kind '{}' is not one (its per-case \
+                "{}: [montecarlo] needs a Monte Carlo model, but model kind '{}' is not one (its per-case \
                  inputs are {:?}, not {MC_INPUTS:?})",
-                config.model.kind, spec.inputs
+                locate(&config.path, &config.text, &["model", "kind"]),
+                config.model.kind,
+                spec.inputs
             )));
         }
-        let param = |name: &str, what: &str| {
+        // `table` is where the name was written: "parameters", "sweep", or "" for --set.
+        let param = |name: &str, table: &str| {
             spec.param_index(name).ok_or_else(|| {
                 let names: Vec<&str> = spec.params.iter().map(|p| p.name.as_str()).collect();
-                input(format!("{origin}: {what}: the model has no parameter '{name}' (it has: {})", names.join(", ")))
+                let message = format!("the model has no parameter '{name}' (it has: {})", names.join(", "));
+                match table {
+                    "" => input(format!("--set {name}: {message}")),
+                    _ => input(format!("{}: [{table}] {message}", locate(&config.path, &config.text, &[table, name]))),
+                }
             })
         };
         let mut base = spec.defaults();
         for (name, v) in &config.parameters {
-            base[param(name, "[parameters]")?] = *v;
+            base[param(name, "parameters")?] = *v;
         }
         for (name, v) in sets {
-            base[param(name, "--set")?] = *v;
+            base[param(name, "")?] = *v;
         }
         if config.sweep.len() > 2 {
-            return Err(input(format!("{origin}: [sweep] varies at most two parameters (got {})", config.sweep.len())));
+            let at = locate(&config.path, &config.text, &["sweep"]);
+            return Err(input(format!("{at}: [sweep] varies at most two parameters (got {})", config.sweep.len())));
         }
         let mut axes = Vec::new();
         for (name, values) in &config.sweep {
             let values = values.values().map_err(|e| config.refuse(&["sweep"], name, e))?;
-            axes.push((param(name, "[sweep]")?, name.clone(), values));
+            axes.push((param(name, "sweep")?, name.clone(), values));
         }
         let seeds: Vec<u64> = match (seed, &mc.seeds) {
             (None, Some(list)) => list
@@ -186,7 +194,8 @@ impl Plan {
                     if v >= 0.0 && v.fract() == 0.0 && v <= MAX_SEED as f64 {
                         Ok(v as u64)
                     } else {
-                        Err(input(format!("{origin}: [montecarlo] seeds: {v} is not a whole number from 0 to 2^53")))
+                        let message = format!("must hold whole numbers from 0 to 2^53 (got {v})");
+                        Err(config.refuse(&["montecarlo"], "seeds", message))
                     }
                 })
                 .collect::<Result<_>>()?,
@@ -223,10 +232,8 @@ impl Plan {
                 .iter()
                 .map(|n| {
                     spec.output_index(n).ok_or_else(|| {
-                        input(format!(
-                            "{origin}: [montecarlo] outputs: no output '{n}' (the model has: {})",
-                            spec.outputs.join(", ")
-                        ))
+                        let message = format!("names no output '{n}' (the model has: {})", spec.outputs.join(", "));
+                        config.refuse(&["montecarlo"], "outputs", message)
                     })
                 })
                 .collect::<Result<_>>()?,
@@ -234,10 +241,10 @@ impl Plan {
         let stats: Vec<Statistic> = mc
             .statistics
             .iter()
-            .map(|s| Statistic::parse(s).map_err(|e| input(format!("{origin}: [montecarlo] statistics: {e}"))))
+            .map(|s| Statistic::parse(s).map_err(|e| config.refuse(&["montecarlo"], "statistics", e)))
             .collect::<Result<_>>()?;
         let chunk = match mc.chunk {
-            Some(0) => return Err(input(format!("{origin}: [montecarlo] chunk must be at least 1"))),
+            Some(0) => return Err(config.refuse(&["montecarlo"], "chunk", "must be at least 1 (got 0)".into())),
             Some(c) => c,
             None => mc.paths.div_ceil(16 * threads.max(1) as u64).max(64),
         };
@@ -544,7 +551,7 @@ mod tests {
             "[montecarlo]\npaths = 1000\nperiods = 10\nseeds = [3, 4]\nstatistics = [\"median\", \"q5\"]\n\
              [sweep]\ns = [0.2, 0.4]\nv2 = \"0.5:1.0:3\"\n",
         );
-        let plan = Plan::new(&c, "mc.toml", &spec(&MC_INPUTS), None, &[], 2).unwrap();
+        let plan = Plan::new(&c, &spec(&MC_INPUTS), None, &[], 2).unwrap();
         assert_eq!(plan.swept, ["seed", "s", "v2"]);
         assert_eq!(plan.points.len(), 2 * 2 * 3);
         assert_eq!((plan.points[0].seed, plan.points[6].seed), (3, 4));
@@ -553,20 +560,20 @@ mod tests {
         // About 16 tasks per thread, at least 64 paths each.
         assert_eq!(plan.chunk, 64);
         // A seed override replaces the seeds list.
-        let one = Plan::new(&c, "mc.toml", &spec(&MC_INPUTS), Some(9), &[("v2".into(), 2.0)], 2).unwrap();
+        let one = Plan::new(&c, &spec(&MC_INPUTS), Some(9), &[("v2".into(), 2.0)], 2).unwrap();
         assert_eq!((one.seeds.clone(), one.points.len(), one.swept.len()), (vec![9], 6, 2));
     }
 
     #[test]
     fn bad_plans_are_refused_with_what_to_fix() {
         let err = |text: &str, inputs: &[&str], seed: Option<u64>| {
-            Plan::new(&config(text), "mc.toml", &spec(inputs), seed, &[], 1).unwrap_err().0
+            Plan::new(&config(text), &spec(inputs), seed, &[], 1).unwrap_err().0
         };
         let ok = "[montecarlo]\npaths = 10\nperiods = 5\n";
         let e = err(ok, &["t"], None);
         assert!(e.contains("needs a Monte Carlo model") && e.contains("[\"t\"]"), "{e}");
         let e = err(&format!("{ok}[parameters]\nr = 1.0\n"), &MC_INPUTS, None);
-        assert!(e.starts_with("mc.toml: [parameters]: the model has no parameter 'r' (it has: s, v2)"), "{e}");
+        assert_eq!(e, "mc.toml:7:5: [parameters] the model has no parameter 'r' (it has: s, v2)");
         let e = err(ok, &MC_INPUTS, Some(MAX_SEED + 1));
         assert!(e.contains("the seed must be at most 2^53"), "{e}");
         let e = err("[montecarlo]\npaths = 0\nperiods = 5\n", &MC_INPUTS, None);
@@ -586,10 +593,10 @@ mod tests {
         let e = err(&format!("{ok}[sweep]\ns = [0.1, nan]\n"), &MC_INPUTS, None);
         assert!(e.starts_with("mc.toml:7:5: [sweep] s every value must be a finite number (got NaN)"), "{e}");
         let e = err(&format!("{ok}chunk = 0\n"), &MC_INPUTS, None);
-        assert!(e.contains("chunk must be at least 1"), "{e}");
+        assert_eq!(e, "mc.toml:6:9: [montecarlo] chunk must be at least 1 (got 0)");
         let e = err(&format!("{ok}statistics = [\"mode\"]\n"), &MC_INPUTS, None);
-        assert!(e.starts_with("mc.toml: [montecarlo] statistics:"), "{e}");
+        assert!(e.starts_with("mc.toml:6:14: [montecarlo] statistics unknown statistic 'mode'"), "{e}");
         let e = err(&format!("{ok}outputs = [\"x\"]\n"), &MC_INPUTS, None);
-        assert!(e.contains("no output 'x' (the model has: w)"), "{e}");
+        assert!(e.starts_with("mc.toml:6:11: [montecarlo] outputs names no output 'x' (the model has: w)"), "{e}");
     }
 }

@@ -17,7 +17,7 @@ use parfit_core::Model;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::config::toml_error;
+use crate::config::{locate, toml_error};
 use crate::dispatch::{Dispatch, Wire, put_f64s, take_f64s, take_u64};
 use crate::{Loader, Result, RunError, input};
 
@@ -33,6 +33,9 @@ pub struct ProjectConfig {
     #[serde(default)]
     pub output: OutputSection,
     pub threads: Option<usize>,
+    /// The configuration's text, so errors found after parsing are placed at their key.
+    #[serde(skip)]
+    pub text: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,7 +83,8 @@ pub struct OutputSection {
 impl ProjectConfig {
     /// Parse `text` as the projection configuration at `path` (named in errors).
     pub fn parse(path: &Path, text: &str) -> Result<ProjectConfig> {
-        toml::from_str(text).map_err(|e| input(toml_error(path, text, &e)))
+        let config: ProjectConfig = toml::from_str(text).map_err(|e| input(toml_error(path, text, &e)))?;
+        Ok(ProjectConfig { text: text.to_string(), ..config })
     }
 }
 
@@ -197,6 +201,7 @@ impl Projection {
     /// the plugin's models with `create(configuration JSON)` — the caller's plugin for `config.projection.kind`.
     pub fn new(config: &ProjectConfig, path: &Path, files: &dyn Loader, create: &MakeModel<'_>) -> Result<Projection> {
         let origin = path.display().to_string();
+        let at = |key: &str| locate(path, &config.text, &["projection", key]);
         let p = &config.projection;
         let resolve = |rel: &Path| match path.parent() {
             Some(dir) if rel.is_relative() => dir.join(rel),
@@ -234,18 +239,20 @@ impl Projection {
             Scenarios::Named(s) if s == "all" => (first..first + n_scenarios).collect(),
             Scenarios::Named(s) => {
                 return Err(input(format!(
-                    "{origin}: [projection] scenarios = \"{s}\": use \"default\", \"all\" or a list of ids"
+                    "{}: [projection] scenarios = \"{s}\": use \"default\", \"all\" or a list of ids",
+                    at("scenarios")
                 )));
             }
             Scenarios::List(list) => {
                 let last = first + n_scenarios - 1;
                 if let Some(bad) = list.iter().find(|s| !(first..=last).contains(*s)) {
                     return Err(input(format!(
-                        "{origin}: [projection] scenarios: {bad} is not in the scenario table ({first}..={last})"
+                        "{}: [projection] scenarios: {bad} is not in the scenario table ({first}..={last})",
+                        at("scenarios")
                     )));
                 }
                 if list.is_empty() {
-                    return Err(input(format!("{origin}: [projection] scenarios: the list is empty")));
+                    return Err(input(format!("{}: [projection] scenarios: the list is empty", at("scenarios"))));
                 }
                 list.clone()
             }
@@ -258,7 +265,8 @@ impl Projection {
                     other => other.to_string(),
                 };
                 let i = ids.iter().position(|x| *x == id).ok_or_else(|| {
-                    input(format!("{origin}: [projection] audit_point: no point has id '{id}' in {points_name}"))
+                    let place = at("audit_point");
+                    input(format!("{place}: [projection] audit_point: no point has id '{id}' in {points_name}"))
                 })?;
                 Some((id, i, make("audit")?))
             }

@@ -41,6 +41,18 @@ pub enum SetupError {
     Invalid(String),
 }
 
+impl SetupError {
+    /// The parameter a start or bounds error is about, so a front end can place it where that parameter is set.
+    pub fn parameter(&self) -> Option<&str> {
+        match self {
+            SetupError::StartOutOfBounds { name, .. }
+            | SetupError::EmptyBounds { name, .. }
+            | SetupError::LogScaleNotPositive { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
 /// Scratch space for evaluating the objective on one thread; the hot path allocates nothing else.
 pub struct Scratch {
     model: Workspace,

@@ -61,19 +61,35 @@ impl Statistic {
     }
 }
 
-/// The mean, summed in index order.
+/// The mean, summed in index order. Finite values whose sum overflows are summed again divided by the count
+/// (only then, so other means keep their bits).
 pub fn mean(x: &[f64]) -> f64 {
-    x.iter().sum::<f64>() / x.len() as f64
+    let n = x.len() as f64;
+    let sum = x.iter().sum::<f64>();
+    if sum.is_infinite() && x.iter().all(|v| v.is_finite()) {
+        return x.iter().map(|v| v / n).sum();
+    }
+    sum / n
 }
 
-/// The sample standard deviation (two passes, index order); NaN for fewer than two values.
+/// The sample standard deviation (two passes, index order); NaN for fewer than two values. Deviations whose
+/// squares overflow (beyond about 1e154) are scaled by the largest first (only then, so other values keep their
+/// bits).
 pub fn sd(x: &[f64]) -> f64 {
     if x.len() < 2 {
         return f64::NAN;
     }
     let m = mean(x);
     let ss: f64 = x.iter().map(|v| (v - m) * (v - m)).sum();
-    (ss / (x.len() - 1) as f64).sqrt()
+    let divisor = (x.len() - 1) as f64;
+    if ss.is_infinite() {
+        let scale = x.iter().map(|v| (v - m).abs()).fold(0.0, f64::max);
+        if scale.is_finite() {
+            let scaled: f64 = x.iter().map(|v| ((v - m) / scale) * ((v - m) / scale)).sum();
+            return scale * (scaled / divisor).sqrt();
+        }
+    }
+    (ss / divisor).sqrt()
 }
 
 /// The quantile at `p` (numpy's `linear` method), exact by selection. `scratch` is reordered. NaN for an
@@ -147,6 +163,18 @@ mod tests {
             let want = if k == 1000 { sorted[k] } else { sorted[k] + (h - k as f64) * (sorted[k + 1] - sorted[k]) };
             assert_eq!(quantile(&mut x.clone(), p), want);
         }
+    }
+
+    #[test]
+    fn means_and_sds_of_huge_values_do_not_overflow() {
+        // Sums of squares beyond f64 once gave sd = inf (and sums beyond it mean = inf) for finite samples.
+        assert_eq!(mean(&[1e308, 1e308]), 1e308);
+        let s = sd(&[1e300, -1e300, 1e300, -1e300]);
+        assert!((s / (1e300 * (4.0f64 / 3.0).sqrt()) - 1.0).abs() < 1e-15, "{s}");
+        // Ordinary samples take the plain two-pass formula, bit for bit.
+        let m = (1.0 + 2.0 + 4.0) / 3.0;
+        let plain = (((1.0 - m) * (1.0 - m) + (2.0 - m) * (2.0 - m) + (4.0 - m) * (4.0 - m)) / 2.0f64).sqrt();
+        assert_eq!(sd(&[1.0, 2.0, 4.0]), plain);
     }
 
     #[test]

@@ -752,6 +752,8 @@ impl<'a> Gen<'a> {
         let layout = self.layouts[tid].clone().expect("layouts are computed first");
         let t = self.defs[tid].t;
         let mut names: Vec<String> = Vec::with_capacity(layout.len);
+        // A set beside the list, so the duplicate check stays linear in the number of outputs.
+        let mut seen: HashSet<String> = HashSet::with_capacity(layout.len);
         for (el, &(start, len)) in t.elements.iter().zip(&layout.elems) {
             let referred: Option<Vec<String>> = match (&el.name, &el.expr) {
                 (Some((n, _)), _) if len == 1 => Some(vec![n.clone()]),
@@ -771,7 +773,7 @@ impl<'a> Gen<'a> {
             };
             let referred = referred.unwrap_or_else(|| (start..start + len).map(|k| format!("out_{k}")).collect());
             for name in referred {
-                if names.contains(&name) {
+                if !seen.insert(name.clone()) {
                     return Err(Located::new(el.pos, format!("duplicate output name '{name}'")));
                 }
                 names.push(name);
@@ -881,7 +883,8 @@ impl<'a> Gen<'a> {
     /// The element holding flat index `k` of a tensor, and `k`'s position inside it.
     fn element_at(&self, tid: usize, k: usize) -> (&'a Element, usize) {
         let layout = self.layouts[tid].as_ref().expect("layouts are computed first");
-        let e = layout.elems.iter().position(|&(s, n)| k >= s && k < s + n).expect("k is in range");
+        // Elements are laid out in order: the last one starting at or before `k` holds it.
+        let e = layout.elems.partition_point(|&(s, _)| s <= k) - 1;
         let t: &'a Tensor = self.defs[tid].t;
         (&t.elements[e], k - layout.elems[e].0)
     }

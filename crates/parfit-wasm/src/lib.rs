@@ -396,7 +396,8 @@ pub fn fit_many(
     let section = loaded.config.cases.as_ref().ok_or_else(|| format!("{origin}: fit-many needs a [cases] section"))?;
     let (model, plugin) = model_from_config(&loaded, files)?;
     let mut table =
-        read_cases(files, &loaded.resolve(&section.path), section, model.spec(), &origin).map_err(|e| e.0)?;
+        read_cases(files, &loaded.resolve(&section.path), section, model.spec(), &|keys| loaded.locate(keys))
+            .map_err(|e| e.0)?;
     if let Some(limit) = limit {
         table.cases.truncate(limit.max(1));
         table.ids.truncate(limit.max(1));
@@ -500,7 +501,7 @@ pub fn run_paths(
     let model = Counted { inner, counter: counter.clone() };
     let spec = model.spec();
     let threads = rayon::current_num_threads();
-    let plan = Plan::new(&config, config_path, spec, seed, &[], threads).map_err(|e| e.0)?;
+    let plan = Plan::new(&config, spec, seed, &[], threads).map_err(|e| e.0)?;
     let total = plan.paths * plan.points.len() as u64;
     let start = clock();
     let stop = AtomicBool::new(false);

@@ -202,6 +202,10 @@ impl Mortality {
     }
 }
 
+/// The largest policy count or amount (sum assured, premium, account value) a model point may hold: their
+/// products over a projection stay finite below it.
+pub const MAX_AMOUNT: f64 = 1e100;
+
 /// Everything a projection reads: the checked tables precomputed for direct indexing, and the model points.
 #[derive(Debug)]
 pub struct Portfolio {
@@ -449,7 +453,14 @@ fn read_products(file: &TextFile, surr_names: &[String]) -> Result<Vec<Product>,
                 id: name,
                 single_premium,
                 surr_charge,
-                load_prem_rate: r.number(load)?,
+                load_prem_rate: {
+                    // The loaded share of each premium: 1 − rate of it is invested.
+                    let rate = r.number(load)?;
+                    if !(0.0..=1.0).contains(&rate) {
+                        return Err(r.error(load, format!("the premium load {rate:?} is outside 0..=1")));
+                    }
+                    rate
+                },
                 whole_life: r.boolean(wl)?,
             });
             Ok(())
@@ -488,7 +499,12 @@ fn read_discount(file: &TextFile, horizon: usize) -> Result<Vec<f64>, String> {
             if year != spot.len() as i64 {
                 return Err(r.error(0, format!("years must be 0, 1, 2, …; expected {}", spot.len())));
             }
-            spot.push(r.number(col)?);
+            let rate = r.number(col)?;
+            // Discount factors are (1 + rate)^(-t): a rate of -1 or below has none.
+            if rate <= -1.0 {
+                return Err(r.error(col, format!("the spot rate {rate:?} must be greater than -1")));
+            }
+            spot.push(rate);
             Ok(())
         },
     )?;
@@ -638,7 +654,11 @@ fn read_points(
                     if premium_pp < 0.0 {
                         return Err(r.error(prem, format!("the premium {premium_pp} is negative")));
                     }
-                    (index as u32, products[index].whole_life, premium_pp, r.number(av)?)
+                    let av_pp_init = r.number(av)?;
+                    if av_pp_init < 0.0 {
+                        return Err(r.error(av, format!("the initial account value {av_pp_init:?} is negative")));
+                    }
+                    (index as u32, products[index].whole_life, premium_pp, av_pp_init)
                 }
                 None => {
                     let rate = premiums.and_then(|t| t.get(&(age_at_entry, table_term))).ok_or_else(|| {
@@ -664,6 +684,17 @@ fn read_points(
                          age {last_age}"
                     ),
                 ));
+            }
+            // Counts times amounts times rates, summed over months and points, must stay finite.
+            for (col, value) in [(count, policy_count), (sa, sum_assured)]
+                .into_iter()
+                .chain(extra.map(|[_, prem, av]| [(prem, premium_pp), (av, av_pp_init)]).into_iter().flatten())
+            {
+                if value > MAX_AMOUNT {
+                    return Err(
+                        r.error(col, format!("{value:?} is beyond {MAX_AMOUNT:e}, where the projection overflows"))
+                    );
+                }
             }
             let term_months = 12 * policy_term;
             let proj_len = (term_months - d0 + 1).max(0);

@@ -116,7 +116,17 @@ where
             ws.paths.push(whole(*t, "a path index")?);
         }
         simulate_paths(&self.program, &mut ws.buffers, params, seed, periods, &ws.paths, out);
-        Ok(())
+        // A path that overflowed (or divided by zero) would make every statistic NaN or ±inf: say where instead.
+        let n_out = self.spec.outputs.len();
+        match out.iter().position(|v| !v.is_finite()) {
+            Some(k) if n_out > 0 => Err(SimError::Other(format!(
+                "path {}: output '{}' is {:?} after {periods} periods (the model overflowed or divided by zero)",
+                ws.paths.get(k / n_out).copied().unwrap_or_default(),
+                self.spec.outputs.get(k % n_out).map_or("?", String::as_str),
+                out[k]
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 

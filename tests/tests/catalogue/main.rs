@@ -6,6 +6,7 @@
 //! One module per area, so each can grow on its own: optimiser and sampler settings, model texts and their
 //! runs, command-line flags, and output files.
 
+mod found;
 mod models;
 mod options;
 mod outputs;

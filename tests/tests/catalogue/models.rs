@@ -161,7 +161,7 @@ fn bad_model_options_are_blamed_on_the_configuration_with_the_value() {
         let config = fit_with_options(options);
         let files = [("model.ds", model), ("data.csv", data), ("fit.toml", config.as_str())];
         let (run, dir) = run_with("options", &files, &["fit", "fit.toml", "--output", "out"]);
-        refused(&run, 2, &["fit.toml: ", needle]);
+        refused(&run, 2, &["fit.toml:5:1: ", needle]);
         assert!(!run.stderr.contains("model.ds"), "{options}: blamed on the model text:\n{}", run.stderr);
         nothing_written(&dir.join("out"));
     }

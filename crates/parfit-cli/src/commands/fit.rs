@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use parfit_config::fitting::{FitOutcome, data_case, fit_staged};
+use parfit_config::fitting::{FitOutcome, data_case, fit_staged, no_finite_cost};
 use parfit_core::{Cost, Objective, OptimResult};
 use serde_json::json;
 
@@ -47,8 +47,9 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
     }
     if !result.value.is_finite() {
         return Err(failed(format!(
-            "the fit failed: {} (no candidate could be simulated); nothing was written",
-            result.termination
+            "the fit failed: {} (no candidate could be simulated; {}); nothing was written",
+            result.termination,
+            no_finite_cost(&objective, &x0)
         )));
     }
 

@@ -33,7 +33,7 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
 
     let ConfiguredModel { model, plugin, kind } = model_from_config(explicit, &loaded, common)?;
     let cases_path = loaded.resolve(&section.path);
-    let table = read_cases(&FsLoader, &cases_path, section, model.spec(), &origin)?;
+    let table = read_cases(&FsLoader, &cases_path, section, model.spec(), &|keys| loaded.locate(keys))?;
     let sets = parse_sets(&common.set)?;
     let (job, names) = CaseFitter::new(&loaded, model, &table.cases, &table.observed, sets, seed)?;
     let cost = job.cost;
@@ -52,7 +52,8 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
             &source,
             format!("{seed} {:?} {:?} {:?}", common.set, common.rtol, common.atol).as_bytes(),
         ]);
-        let (c, done) = Checkpoint::open(&output_dir.join("checkpoint.jsonl"), &print, resume)?;
+        let (c, done) =
+            Checkpoint::open(&output_dir.join("checkpoint.jsonl"), &print, resume, table.cases.len(), names.len())?;
         (Some(c), done)
     } else {
         (None, Default::default())

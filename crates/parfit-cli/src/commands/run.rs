@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use parfit_config::montecarlo::csv_text;
-use parfit_core::{Model, OutputKind};
+use parfit_core::limits::check_allocation;
+use parfit_core::{Model, OutputKind, SimError};
 
 use crate::commands::{cell, model_from_config, plugin_options};
 use crate::config::{LoadedConfig, parse_times};
@@ -36,7 +37,11 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
             }
         }
         let times = match (&loaded.config.run.times, &loaded.config.data) {
-            (Some(t), _) => Some(t.values().map_err(|e| input(format!("{}: [run] {e}", path.display())))?),
+            (Some(t), _) => Some(t.values().map_err(|e| {
+                // A range's errors quote it ("times '0:1:0': …"); a list's say what is wrong with it.
+                let what = if e.starts_with("times '") { e } else { format!("times: {e}") };
+                input(format!("{}: [run] {what}", loaded.locate(&["run", "times"])))
+            })?),
             (None, Some(data)) => {
                 Some(read_observations(&FsLoader, &loaded.resolve(&data.path), &data.time, &[])?.times)
             }
@@ -66,6 +71,13 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
             }
         },
     };
+    // The times were checked alone; the values simulated at them are times × outputs.
+    let what = match times_flag {
+        Some(t) => format!("--times {t}: {} times × {} outputs", times.len(), spec.outputs.len()),
+        None => format!("{}: {} times × {} outputs", path.display(), times.len(), spec.outputs.len()),
+    };
+    let per_output = if spec.output_kind == OutputKind::TimeSeries { times.len() as f64 } else { 1.0 };
+    check_allocation(&what, per_output * spec.outputs.len() as f64, 8.0).map_err(input)?;
 
     // One simulation needs no ranks: under mpirun, rank 0 alone reports it.
     if !crate::ranks::is_root() {
@@ -78,9 +90,11 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
     let mut out = vec![0.0; spec.output_len(times.len())];
     // Per-case inputs are not given here: NaN asks the model for its own defaults (e.g. a stock's initial value).
     let inputs = vec![f64::NAN; spec.inputs.len()];
-    model
-        .simulate(&mut ws, &params, &inputs, &times, &mut out)
-        .map_err(|e| failed(format!("simulation failed: {e}")))?;
+    model.simulate(&mut ws, &params, &inputs, &times, &mut out).map_err(|e| match e {
+        // The times and parameters are all this run was given: a model refusing them is bad input.
+        SimError::BadInput(_) | SimError::BadParameter { .. } => input(format!("{}: {e}", path.display())),
+        _ => failed(format!("simulation failed: {e}")),
+    })?;
 
     let n = spec.outputs.len();
     let rows: Vec<(Option<f64>, &[f64])> = match spec.output_kind {

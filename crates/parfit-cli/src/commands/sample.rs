@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use parfit_core::check::{OptionError, positive};
 use parfit_core::sample::{
-    EnsembleOptions, EnsembleSampler, GaussianLikelihood, NestedOptions, NestedSampler, NoiseSigma, ParamPrior, Prior,
-    QUANTILE_LEVELS, SampleLimits, SampleResult, Sampler, sample as run_sampler,
+    EnsembleOptions, EnsembleSampler, GaussianLikelihood, NestedOptions, NestedSampler, NestedStop, NoiseSigma,
+    ParamPrior, Prior, QUANTILE_LEVELS, SampleLimits, SampleResult, Sampler, sample as run_sampler,
 };
 use parfit_core::{Cost, Objective};
 use serde_json::{Map, Value, json};
@@ -50,7 +50,7 @@ pub fn sample(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliR
     for name in &names {
         objective.set_log_scale(name, false).map_err(|e| input(format!("{origin}: [parameters] {name}: {e}")))?;
     }
-    let sigma = noise_sigma(&loaded, &origin)?;
+    let sigma = noise_sigma(&loaded)?;
     let (prior, columns) = prior_from_config(&loaded, &objective, section, sigma, &origin)?;
     let limits = SampleLimits { max_evaluations: section.max_evaluations, max_seconds: section.max_seconds };
     let in_sample = |e: OptionError| loaded.option_error(&["sample"], e);
@@ -118,24 +118,27 @@ pub fn sample(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliR
 }
 
 /// The configured noise sigma, checked.
-fn noise_sigma(loaded: &LoadedConfig, origin: &str) -> CliResult<NoiseSigma> {
+fn noise_sigma(loaded: &LoadedConfig) -> CliResult<NoiseSigma> {
     let section = &loaded.config.sample;
     let sigma = section.sigma.ok_or_else(|| {
         input(format!(
-            "{origin}: [sample] needs sigma, the noise standard deviation: a number, or \"fitted\" with [sample] \
-             sigma_prior"
+            "{}: [sample] needs sigma, the noise standard deviation: a number, or \"fitted\" with [sample] \
+             sigma_prior",
+            loaded.locate(&["sample"])
         ))
     })?;
     if let NoiseSigma::Known(s) = sigma {
         positive("sigma", s).map_err(|e| loaded.option_error(&["sample"], e))?;
     }
     match sigma {
-        NoiseSigma::Known(_) if section.sigma_prior.is_some() => {
-            Err(input(format!("{origin}: [sample] sigma_prior needs sigma = \"fitted\"")))
-        }
+        NoiseSigma::Known(_) if section.sigma_prior.is_some() => Err(input(format!(
+            "{}: [sample] sigma_prior needs sigma = \"fitted\"",
+            loaded.locate(&["sample", "sigma"])
+        ))),
         NoiseSigma::Fitted(_) if section.sigma_prior.is_none() => Err(input(format!(
-            "{origin}: [sample] sigma = \"fitted\" needs a prior, e.g. sigma_prior = {{ kind = \"uniform\", lower = \
-             0.01, upper = 2.0 }}"
+            "{}: [sample] sigma = \"fitted\" needs a prior, e.g. sigma_prior = {{ kind = \"uniform\", lower = \
+             0.01, upper = 2.0 }}",
+            loaded.locate(&["sample", "sigma"])
         ))),
         _ => Ok(sigma),
     }
@@ -160,10 +163,12 @@ fn prior_from_config(
             }
             None => {
                 return Err(input(format!(
-                    "{origin}: [parameters] {name}: the default uniform prior needs finite bounds (got lower {}, \
+                    "{}: [parameters] {name}: the default uniform prior needs finite bounds (got lower {}, \
                      upper {}); give lower and upper, or a prior such as prior = {{ kind = \"normal\", mu = 1.0, \
                      sigma = 0.1 }}",
-                    free.lower, free.upper
+                    loaded.locate(&["parameters", name]),
+                    free.lower,
+                    free.upper
                 )));
             }
         };
@@ -174,7 +179,8 @@ fn prior_from_config(
     }
     for (name, p) in &loaded.config.parameters {
         if p.fixed.is_some() && p.prior.is_some() {
-            return Err(input(format!("{origin}: [parameters] {name}: a fixed parameter takes no prior")));
+            let at = loaded.locate(&["parameters", name, "prior"]);
+            return Err(input(format!("{at}: [parameters] {name}: a fixed parameter takes no prior")));
         }
     }
     if let (NoiseSigma::Fitted(_), Some(p)) = (sigma, section.sigma_prior) {
@@ -186,11 +192,13 @@ fn prior_from_config(
         p.check().map_err(|e| loaded.option_error(&["sample", "sigma_prior"], e))?;
         match p {
             ParamPrior::Uniform { lower, .. } if lower < 0.0 => {
-                return Err(input(format!("{origin}: [sample] sigma_prior must not reach below zero (lower {lower})")));
+                let at = loaded.locate(&["sample", "sigma_prior"]);
+                return Err(input(format!("{at}: [sample] sigma_prior must not reach below zero (lower {lower})")));
             }
             ParamPrior::Normal { .. } => {
                 return Err(input(format!(
-                    "{origin}: [sample] sigma_prior must keep sigma positive: use \"log_normal\" or \"uniform\""
+                    "{}: [sample] sigma_prior must keep sigma positive: use \"log_normal\" or \"uniform\"",
+                    loaded.locate(&["sample", "sigma_prior"])
                 )));
             }
             _ => {}
@@ -283,6 +291,16 @@ fn summary_json(result: &SampleResult, columns: &[String], run: &Run) -> Value {
     doc
 }
 
+/// How the run ended, as the table shows it: nested sampling that stopped on its own `max_iterations` or
+/// `max_calls` has "completed" by its rules but not converged, which the table says (summary.json's `nested.stop`).
+fn termination(result: &SampleResult) -> String {
+    match result.nested.as_ref().map(|n| n.stop) {
+        Some(NestedStop::MaxIterations) => format!("{}: max_iterations reached, not converged", result.termination),
+        Some(NestedStop::MaxCalls) => format!("{}: max_calls reached, not converged", result.termination),
+        _ => result.termination.to_string(),
+    }
+}
+
 fn table(result: &SampleResult, columns: &[String], run: &Run) -> String {
     let mut text = format!("sample     {} ({} via plugin {})\n", run.config_path.display(), run.kind, run.plugin);
     text += &format!("algorithm  {} (seed {}, {} threads)\n", run.algorithm.name(), run.seed, run.threads);
@@ -291,7 +309,7 @@ fn table(result: &SampleResult, columns: &[String], run: &Run) -> String {
         result.evaluations,
         result.iterations,
         result.seconds,
-        result.termination,
+        termination(result),
         result.points.len(),
         result.effective_samples
     );
