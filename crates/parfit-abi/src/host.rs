@@ -330,8 +330,11 @@ pub fn search_path(explicit: &[PathBuf], env_value: Option<&std::ffi::OsStr>, ex
 #[derive(Debug, Default)]
 pub struct Discovery {
     pub plugins: Vec<LoadedPlugin>,
-    /// Files that look like plugins but could not be loaded, or shadowed duplicates.
+    /// Files that look like plugins but could not be loaded.
     pub problems: Vec<String>,
+    /// Plugins skipped because one of the same name came earlier on the search path (overriding a plugin that
+    /// way is normal, so this is information for `parfit plugins`, not a problem).
+    pub shadowed: Vec<String>,
 }
 
 /// Load every plugin on the search path, each directory once. A plugin-like file that fails to load is an error
@@ -341,7 +344,7 @@ pub fn discover(explicit: &[PathBuf], search: &[PathBuf]) -> Result<Discovery, L
     let mut found = Discovery::default();
     let add = |plugin: LoadedPlugin, found: &mut Discovery| {
         if let Some(first) = found.plugins.iter().find(|p| p.info.name == plugin.info.name) {
-            found.problems.push(format!(
+            found.shadowed.push(format!(
                 "{}: plugin '{}' is shadowed by {}",
                 plugin.path.display(),
                 plugin.info.name,

@@ -17,7 +17,7 @@ pub fn find_plugins(explicit: &[PathBuf]) -> CliResult<Discovery> {
     let exe = std::env::current_exe().ok();
     let search = search_path(explicit, env.as_deref(), exe.as_deref());
     let found = discover(explicit, &search).map_err(|e| input(e.to_string()))?;
-    // Broken or shadowed plugin files found along PARFIT_PLUGIN_PATH or beside the executable: said once, not fatal.
+    // Broken plugin files found along PARFIT_PLUGIN_PATH or beside the executable: said once, not fatal.
     if crate::ranks::is_root() {
         for problem in &found.problems {
             crate::console::note(&format!("warning: {problem}; skipped"));

@@ -102,8 +102,9 @@ pub fn read_cases(
     }
     if observed.is_empty() {
         return Err(input(format!(
-            "{origin}: [cases] observes nothing: add a [[cases.observe]] table with at least one output column \
-             (with nothing observed every case would score 0)"
+            "{}: [cases] observes nothing: add a [[cases.observe]] table with at least one output column \
+             (with nothing observed every case would score 0)",
+            place(&["cases", "observe"])
         )));
     }
     let mut observe: Vec<(f64, Vec<Option<usize>>)> = Vec::new();

@@ -199,7 +199,7 @@ fn a_fit_that_observes_no_output_is_refused_not_a_panic() {
     assert!(!text.contains("observe"), "{text}");
     std::fs::write(dir.join("many.toml"), text).unwrap();
     let run = parfit_in(&dir, &["fit-many", "many.toml", "--output", "out"]);
-    refused(&run, 2, &["many.toml: [cases] observes nothing"]);
+    refused(&run, 2, &["many.toml:12:1: [cases] observes nothing"]);
     nothing_written(&dir.join("out"));
 }
 

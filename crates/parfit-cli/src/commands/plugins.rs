@@ -19,7 +19,7 @@ pub fn list(explicit: &[PathBuf], format: Format) -> CliResult<()> {
                 })
             })
             .collect();
-        let doc = serde_json::json!({ "plugins": plugins, "problems": found.problems });
+        let doc = serde_json::json!({ "plugins": plugins, "problems": found.problems, "shadowed": found.shadowed });
         return console::print(&(serde_json::to_string_pretty(&doc).map_err(|e| failed(e.to_string()))? + "\n"));
     }
     let mut text = String::new();
@@ -34,6 +34,9 @@ pub fn list(explicit: &[PathBuf], format: Format) -> CliResult<()> {
             let exts = if exts.is_empty() { String::new() } else { format!(" [{}]", exts.join(" ")) };
             text += &format!("  kind {}{exts}: {}\n", k.kind, k.description);
         }
+    }
+    for shadowed in &found.shadowed {
+        text += &format!("skipped: {shadowed}\n");
     }
     console::print(&text)
 }
