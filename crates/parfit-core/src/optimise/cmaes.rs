@@ -1135,7 +1135,7 @@ mod tests {
             Err("population must be at least 2 (got 1)".into())
         );
         let huge = check(CmaesOptions { population: Some(usize::MAX / 2), ..base.clone() }, &boxed).unwrap_err();
-        assert!(huge.starts_with("population 9223372036854775807 would need about"), "{huge}");
+        assert!(huge.starts_with(&format!("population {} would need about", usize::MAX / 2)), "{huge}");
         let restarts =
             |factor, max_restarts| CmaesOptions { restarts: Restarts::Ipop { max_restarts, factor }, ..base.clone() };
         assert!(check(restarts(1.0, 1_000_000), &boxed).is_ok());
