@@ -32,5 +32,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (section, model) = setup();
     let loader = Examples { extra: Some(text) };
-    let _ = read_cases(&loader, Path::new("fuzz/cases.csv"), section, model.spec(), CONFIG);
+    let _ =
+        read_cases(&loader, Path::new("fuzz/cases.csv"), section, model.spec(), &|keys| format!("{CONFIG} {keys:?}"));
 });

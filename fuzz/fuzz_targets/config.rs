@@ -103,7 +103,10 @@ fn fit_many(loaded: &LoadedConfig) -> Option<()> {
     let inputs = section.inputs.keys().cloned().collect();
     let outputs = section.observe.iter().flat_map(|o| o.columns.keys().cloned()).collect();
     let model = StandIn::new(parameter_names(loaded), inputs, outputs);
-    let table = read_cases(&Examples::default(), &loaded.resolve(&section.path), section, model.spec(), CONFIG).ok()?;
+    let table = read_cases(&Examples::default(), &loaded.resolve(&section.path), section, model.spec(), &|keys| {
+        loaded.locate(keys)
+    })
+    .ok()?;
     let seed = loaded.config.seed.unwrap_or(0);
     let (fitter, _) = CaseFitter::new(loaded, Arc::new(model), &table.cases, &table.observed, vec![], seed).ok()?;
     for index in 0..table.cases.len().min(2) {
@@ -118,7 +121,7 @@ fn monte_carlo(path: &Path, text: &str) -> Option<()> {
     let params = config.parameters.keys().chain(config.sweep.keys()).cloned().collect();
     let outputs = config.montecarlo.outputs.clone().unwrap_or_else(|| vec!["w".into()]);
     let model = StandIn::new(params, MC_INPUTS.map(String::from).to_vec(), outputs);
-    let plan = Plan::new(&config, CONFIG, model.spec(), None, &[], 2).ok()?;
+    let plan = Plan::new(&config, model.spec(), None, &[], 2).ok()?;
     let values = montecarlo::simulate_all(&Local, &model, &plan, &AtomicBool::new(false), &|_| {}).ok()??;
     let spec = model.spec();
     let summary = montecarlo::summarise_points(&plan, spec.outputs.len(), &values);
