@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet -p parfit-cli --features mpi -p parfit-aging-chain -p parfit-actuarial
+cargo build --release --quiet -p parfit-cli --features mpi -p parfit-vensim -p parfit-actuarial
 bin=$target/release/parfit
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

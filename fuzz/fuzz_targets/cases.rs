@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use parfit_aging_chain::VensimModel;
+use parfit_vensim::VensimModel;
 use parfit_config::cases::read_cases;
 use parfit_config::config::{CasesSection, LoadedConfig};
 use parfit_core::Model;

@@ -1,9 +1,9 @@
-//! The Vensim reader (`plugins/aging-chain`): parse and compile `.mdl` text, then simulate the first steps of
+//! The Vensim reader (`plugins/vensim`): parse and compile `.mdl` text, then simulate the first steps of
 //! the file's own time grid with both integration methods.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use parfit_aging_chain::{Method, VensimModel};
+use parfit_vensim::{Method, VensimModel};
 use parfit_core::Model;
 
 const STEPS: usize = 5;

@@ -37,7 +37,7 @@ pub fn parfit_bin() -> &'static Path {
             "-p",
             "parfit-ode",
             "-p",
-            "parfit-aging-chain",
+            "parfit-vensim",
             "-p",
             "parfit-montecarlo",
             "-p",

@@ -13,7 +13,7 @@ fn the_ode_plugin_is_found_next_to_the_executable() {
     let plugins = json["plugins"].as_array().unwrap();
     let ode = plugins.iter().find(|p| p["name"] == "ode").expect("the ode plugin is listed");
     assert_eq!(ode["kinds"][0]["kind"], "diffsl");
-    let vensim = plugins.iter().find(|p| p["name"] == "aging-chain").expect("the Vensim plugin is listed");
+    let vensim = plugins.iter().find(|p| p["name"] == "vensim").expect("the Vensim plugin is listed");
     assert_eq!(vensim["kinds"][0]["extensions"][0], "mdl");
 }
 
@@ -153,7 +153,7 @@ fn a_broken_plugin_file_in_a_plugin_directory_is_reported() {
 
 /// The Vensim plugin's cdylib, built next to `parfit` by the test helper.
 fn aging_chain_library() -> std::path::PathBuf {
-    let file = format!("{}parfit_aging_chain{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let file = format!("{}parfit_vensim{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
     parfit_tests::parfit_bin().parent().unwrap().join(file)
 }
 
@@ -165,11 +165,11 @@ fn aging_chain_mdl() -> String {
 #[test]
 fn the_aging_chain_through_the_abi() {
     let plugin = LoadedPlugin::load(&aging_chain_library()).unwrap();
-    assert_eq!(plugin.info().name, "aging-chain");
+    assert_eq!(plugin.info().name, "vensim");
     assert!(plugin.offers("vensim"));
     let config = serde_json::json!({ "source": aging_chain_mdl(), "source_name": "Aging_Chain.mdl" }).to_string();
     let remote = plugin.create("vensim", &config).unwrap();
-    let local = parfit_aging_chain::VensimModel::compile(&aging_chain_mdl(), "Aging_Chain.mdl", None).unwrap();
+    let local = parfit_vensim::VensimModel::compile(&aging_chain_mdl(), "Aging_Chain.mdl", None).unwrap();
     assert_eq!(remote.spec(), local.spec());
 
     let times: Vec<f64> = (0..=10).map(|y| 2000.0 + y as f64).collect();

@@ -197,7 +197,7 @@ pub fn bench(peers: bool) -> Result {
         "-p",
         "parfit-ode",
         "-p",
-        "parfit-aging-chain",
+        "parfit-vensim",
         "-p",
         "parfit-actuarial",
         "-p",

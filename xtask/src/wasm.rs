@@ -135,7 +135,7 @@ fn test_runner() -> Result<PathBuf> {
 
 /// The crates whose pure unit tests also run on wasm32 (single-threaded, stable, under node).
 const WASM_TESTED: &[&str] =
-    &["parfit-core", "parfit-expr", "parfit-ode", "parfit-montecarlo", "parfit-actuarial", "parfit-aging-chain"];
+    &["parfit-core", "parfit-expr", "parfit-ode", "parfit-montecarlo", "parfit-actuarial", "parfit-vensim"];
 
 /// Run the core's and the plugins' unit tests compiled for wasm32-unknown-unknown under node with
 /// wasm-bindgen-test-runner; fails unless every test binary passed and the tests counted are not zero.
@@ -344,7 +344,7 @@ pub fn chromium() -> Result<PathBuf> {
 /// The CLI's answers for the page's jobs, written to `out`: the LV fit (fit.toml, 2 threads), the first `counties`
 /// rows of the county fits, the savings projection (totals.json, result_cf.csv) and the wealth runs (JSON).
 fn cli_reference(out: &Path, counties: usize) -> Result {
-    run(cargo().args(["build", "-p", "parfit-cli", "-p", "parfit-ode", "-p", "parfit-aging-chain"]))?;
+    run(cargo().args(["build", "-p", "parfit-cli", "-p", "parfit-ode", "-p", "parfit-vensim"]))?;
     run(cargo().args(["build", "-p", "parfit-montecarlo", "-p", "parfit-actuarial"]))?;
     let parfit = target_dir().join("debug").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
     let lv = Command::new(&parfit)
@@ -430,7 +430,7 @@ pub fn bench() -> Result {
     build()?;
     let package = playwright_core()?;
     let chromium = chromium()?;
-    run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "-p", "parfit-aging-chain"]))?;
+    run(cargo().args(["build", "--release", "-p", "parfit-cli", "-p", "parfit-ode", "-p", "parfit-vensim"]))?;
     run(cargo().args(["build", "--release", "-p", "parfit-montecarlo", "-p", "parfit-actuarial"]))?;
     let parfit = target_dir().join("release").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
     let scratch = target_dir().join("bench/wasm-native");

@@ -48,7 +48,7 @@ fn plugins() -> Vec<(parfit_abi::PluginInfo, Factory)> {
     vec![
         (parfit_ode::OdePlugin::info(), parfit_ode::OdePlugin::create as Factory),
         #[cfg(target_arch = "wasm32")]
-        (parfit_aging_chain::AgingChainPlugin::info(), parfit_aging_chain::AgingChainPlugin::create as Factory),
+        (parfit_vensim::VensimPlugin::info(), parfit_vensim::VensimPlugin::create as Factory),
         #[cfg(target_arch = "wasm32")]
         (parfit_montecarlo::MonteCarloPlugin::info(), parfit_montecarlo::MonteCarloPlugin::create as Factory),
         #[cfg(target_arch = "wasm32")]

@@ -1,7 +1,7 @@
 //! The Vensim subset: what parses, what is refused and how, and what simulations compute.
 
-use parfit_aging_chain::{Method, ParseError, VensimModel, model_from_config};
 use parfit_core::{Model, SimError};
+use parfit_vensim::{Method, ParseError, VensimModel, model_from_config};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 

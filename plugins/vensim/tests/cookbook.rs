@@ -2,8 +2,8 @@
 //! (`tests/data/aging_chain/`, made by `make_golden.py`).
 
 use parfit_abi::Plugin;
-use parfit_aging_chain::{AgingChainPlugin, Method, VensimModel};
 use parfit_core::{Model, OutputKind};
+use parfit_vensim::{Method, VensimModel, VensimPlugin};
 
 fn data(name: &str) -> String {
     let path = format!("{}/../../tests/data/aging_chain/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -127,11 +127,11 @@ fn nan_inputs_take_the_file_initial_values() {
 /// The plugin's configuration path builds the same model.
 #[test]
 fn through_the_plugin_configuration() {
-    let info = AgingChainPlugin::info();
+    let info = VensimPlugin::info();
     assert_eq!(info.kinds[0].kind, "vensim");
     assert_eq!(info.kinds[0].extensions, ["mdl"]);
     let config = serde_json::json!({ "source": data("Aging_Chain.mdl"), "source_name": "Aging_Chain.mdl" });
-    let m = AgingChainPlugin::create("vensim", &config.to_string()).unwrap();
+    let m = VensimPlugin::create("vensim", &config.to_string()).unwrap();
     let direct = aging_chain();
     assert_eq!(m.spec(), direct.spec());
     let times = [2000.0, 2005.0, 2010.0];
@@ -141,7 +141,7 @@ fn through_the_plugin_configuration() {
     assert_eq!(out, run(&direct, &direct.spec().defaults(), &county1_2000(), &times));
 }
 
-/// `cargo test --release -p parfit-aging-chain --test cookbook -- --ignored --nocapture`
+/// `cargo test --release -p parfit-vensim --test cookbook -- --ignored --nocapture`
 #[test]
 #[ignore = "timing; run in release"]
 fn simulate_cost() {

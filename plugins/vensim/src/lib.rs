@@ -355,12 +355,12 @@ pub fn model_from_config(kind: &str, config_json: &str) -> Result<VensimModel, S
 }
 
 /// The plugin's face to the host: self-description and model construction through the C ABI.
-pub struct AgingChainPlugin;
+pub struct VensimPlugin;
 
-impl parfit_abi::Plugin for AgingChainPlugin {
+impl parfit_abi::Plugin for VensimPlugin {
     fn info() -> parfit_abi::PluginInfo {
         parfit_abi::PluginInfo {
-            name: "aging-chain".into(),
+            name: "vensim".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kinds: vec![parfit_abi::KindInfo {
                 kind: KIND.into(),
@@ -375,4 +375,4 @@ impl parfit_abi::Plugin for AgingChainPlugin {
     }
 }
 
-parfit_abi::export_plugin!(AgingChainPlugin);
+parfit_abi::export_plugin!(VensimPlugin);
