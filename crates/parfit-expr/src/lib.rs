@@ -21,6 +21,7 @@ mod eval;
 mod jit;
 mod lexer;
 mod parser;
+pub mod system;
 
 pub use compile::{Compiled, Dialect};
 pub use eval::{DrawKind, Instr, Op, Program, run};
