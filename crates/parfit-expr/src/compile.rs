@@ -1169,7 +1169,7 @@ impl Gen<'_> {
                     self.choose(Op::If, nan, &db, &da)
                 }
                 Op::Modulo => {
-                    // a mod b = a - q·b with q = floor(a / b), a whole number: d = da - q·db, with the q
+                    // a mod b = a - q·b with q = trunc(a / b), a whole number: d = da - q·db, with the q
                     // this remainder implies.
                     let cb = if db.is_empty() {
                         Val::Const(0.0)

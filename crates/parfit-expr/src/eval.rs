@@ -35,8 +35,8 @@ pub enum Op {
     Abs,
     /// Rounding toward zero (Vensim's `INTEGER`).
     Trunc,
-    /// numpy's `np.mod`: the remainder with the sign of `b` (`a - b·floor(a/b)`, computed from `fmod` as
-    /// numpy does, so a zero remainder is a zero with `b`'s sign).
+    /// The remainder of `a / b` with the sign of `a` (C's `fmod`, exact): Vensim's `MODULO`, whose reference
+    /// output gives `MODULO(-10, 3) = -1` (test-models' `tests/rounding`). NaN when `b = 0`.
     Modulo,
     /// `a`, or `b` when `a` is NaN.
     NanElse,
@@ -116,7 +116,7 @@ impl Op {
             Op::Atan => a.atan(),
             Op::Abs => a.abs(),
             Op::Trunc => a.trunc(),
-            Op::Modulo => modulo(a, b()),
+            Op::Modulo => a % b(),
             Op::NanElse => {
                 if a.is_nan() {
                     b()
@@ -169,22 +169,6 @@ impl Op {
 #[inline(always)]
 fn truth(x: bool) -> f64 {
     if x { 1.0 } else { 0.0 }
-}
-
-/// numpy's `np.mod` (`npy_divmod`'s remainder): `fmod`, moved into `b`'s sign when the two differ, and a
-/// zero remainder signed as `b`. `b = 0` gives NaN.
-#[inline(always)]
-fn modulo(a: f64, b: f64) -> f64 {
-    let r = a % b;
-    if b == 0.0 {
-        r
-    } else if r == 0.0 {
-        0.0f64.copysign(b)
-    } else if (b < 0.0) != (r < 0.0) {
-        r + b
-    } else {
-        r
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -802,26 +786,24 @@ mod tests {
     }
 
     #[test]
-    fn modulo_is_numpys_mod() {
+    fn modulo_is_vensims_remainder_with_the_sign_of_the_dividend() {
         let (inf, nan) = (f64::INFINITY, f64::NAN);
         for (a, b, want) in [
             (5.0, 3.0, 2.0),
-            (-5.0, 3.0, 1.0),
-            (5.0, -3.0, -1.0),
+            (-10.0, 3.0, -1.0),
+            (-3.0, 3.0, -0.0),
+            (3.0, 3.0, 0.0),
+            (5.0, -3.0, 2.0),
             (-5.0, -3.0, -2.0),
             (5.5, 2.0, 1.5),
-            (-6.0, 3.0, 0.0),
-            (6.0, -3.0, -0.0),
-            (-0.0, 3.0, 0.0),
-            (-1e-300, 3.0, 3.0),
+            (-2.9, 3.0, -2.9),
             (3.0, inf, 3.0),
-            (-3.0, inf, inf),
-            (3.0, -inf, -inf),
+            (-3.0, -inf, -3.0),
         ] {
-            assert_eq!(bits(Modulo.apply(a, b, 0.0, 0.0)), bits(want), "np.mod({a}, {b})");
+            assert_eq!(bits(Modulo.apply(a, b, 0.0, 0.0)), bits(want), "MODULO({a}, {b})");
         }
         for (a, b) in [(3.0, 0.0), (3.0, -0.0), (inf, 3.0), (nan, 3.0), (3.0, nan)] {
-            assert!(Modulo.apply(a, b, 0.0, 0.0).is_nan(), "np.mod({a}, {b}) is NaN");
+            assert!(Modulo.apply(a, b, 0.0, 0.0).is_nan(), "MODULO({a}, {b}) is NaN");
         }
     }
 
