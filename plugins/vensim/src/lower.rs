@@ -114,14 +114,16 @@ static UNDEFINED: Cell = Cell { eq: 0, binding: Vec::new(), number: 0, slot: Non
 /// How deeply macros may call macros.
 const MAX_MACRO_DEPTH: usize = 32;
 
-struct Lowerer<'f> {
+struct Lowerer<'f, 's> {
     subs: Subscripts,
     macros: HashMap<String, &'f Macro>,
     scopes: Vec<Scope<'f>>,
-    system: System,
+    /// The system being built, and what built-ins keep while they add to it.
+    lw: builtins::Lowering<'s>,
     control: Control,
-    structural: Vec<(usize, String)>,
     places: Places,
+    /// Where each built-in call's label was lowered, to place what `builtins::finish` reports.
+    labels: HashMap<String, usize>,
     /// The equation being lowered, for the items built-ins add.
     at: usize,
     macro_depth: usize,
@@ -156,14 +158,16 @@ pub(crate) fn lower(file: &MdlFile) -> Result<Lowered, Located> {
     for m in &file.macros {
         macros.insert(m.name.key.clone(), m);
     }
+    let mut system = System { initial_time: control.initial_time, ..System::default() };
+    let lw = builtins::Lowering::new(&mut system, control.initial_time, control.final_time, control.time_step);
     let mut l = Lowerer {
         subs,
         macros,
         scopes: Vec::new(),
-        system: System { initial_time: control.initial_time, ..System::default() },
+        lw,
         control,
-        structural: Vec::new(),
         places: Places::default(),
+        labels: HashMap::new(),
         at: 0,
         macro_depth: 0,
         instances: 0,
@@ -172,27 +176,24 @@ pub(crate) fn lower(file: &MdlFile) -> Result<Lowered, Located> {
     let top: Vec<_> = equations.into_iter().filter(|(e, _)| !CONTROL.contains(&e.lhs.key.as_str())).collect();
     let scope = l.scope(&top, HashMap::new(), false, String::new())?;
     l.allocate_params(scope)?;
-    let n_params = l.system.params.len();
+    let n_params = l.lw.system.params.len();
     l.n_params = n_params;
     let inputs = l.allocate_stocks(scope, true);
     l.allocate_rest(scope)?;
     l.lower_scope(scope)?;
     l.outputs(scope);
+    builtins::finish(&mut l.lw).map_err(|e| Located::new(l.labels.get(&e.label).copied().unwrap_or(0), e.message))?;
+    l.place_new_items();
     // A run without requested times saves every SAVEPER from INITIAL TIME to FINAL TIME: that table must fit.
     let Control { initial_time, final_time, time_step, saveper } = control;
     let saves = ((final_time - initial_time) / time_step.max(saveper)).floor() + 1.0;
-    let outputs = l.system.outputs.len();
+    let outputs = l.lw.system.outputs.len();
     let what = format!("saving {outputs} outputs at {saves} times (FINAL TIME − INITIAL TIME over SAVEPER)");
     parfit_core::limits::check_allocation(&what, saves, 8.0 * (1 + outputs) as f64)
         .map_err(|m| Located::new(final_time_at, m))?;
-    Ok(Lowered {
-        system: l.system,
-        n_params,
-        control: l.control,
-        inputs,
-        structural: l.structural,
-        places: l.places,
-    })
+    let structural = std::mem::take(&mut l.lw.structural);
+    let places = l.places;
+    Ok(Lowered { system, n_params, control, inputs, structural, places })
 }
 
 /// The control values: numbers, or expressions of numbers, other control values and constants.
@@ -306,7 +307,7 @@ fn cell_name(subs: &Subscripts, v: &Variable, index: usize) -> String {
     format!("{}[{}]", v.name, parts.join(","))
 }
 
-impl<'f> Lowerer<'f> {
+impl<'f> Lowerer<'f, '_> {
     /// Group equations into variables and expand each to its cells.
     fn scope(
         &mut self,
@@ -508,8 +509,8 @@ impl<'f> Lowerer<'f> {
                     let index = self.push_var(self.name_of(scope, v, k), S::Num(value), e.lhs.at);
                     self.set_slot(scope, v, k, Slot::Var(index));
                 } else {
-                    self.system.params.push((self.name_of(scope, v, k), value));
-                    self.set_slot(scope, v, k, Slot::Param(self.system.params.len() - 1));
+                    self.lw.system.params.push((self.name_of(scope, v, k), value));
+                    self.set_slot(scope, v, k, Slot::Param(self.lw.system.params.len() - 1));
                 }
             }
         }
@@ -526,16 +527,16 @@ impl<'f> Lowerer<'f> {
             }
             let name = self.name_of(scope, v, k);
             if inputs {
-                self.system.params.push((name.clone(), f64::NAN));
+                self.lw.system.params.push((name.clone(), f64::NAN));
             }
-            self.system.states.push(State {
+            self.lw.system.states.push(State {
                 name: name.clone(),
                 initial: S::Num(f64::NAN),
                 update: S::Num(0.0),
                 kind: Update::Integrate,
             });
             self.places.states.push(e.lhs.at);
-            self.set_slot(scope, v, k, Slot::State(self.system.states.len() - 1));
+            self.set_slot(scope, v, k, Slot::State(self.lw.system.states.len() - 1));
             names.push(name);
         }
         names
@@ -569,15 +570,15 @@ impl<'f> Lowerer<'f> {
     }
 
     fn push_var(&mut self, name: String, value: S, at: usize) -> usize {
-        self.system.vars.push(Var { name, value, initial: None });
+        self.lw.system.vars.push(Var { name, value, initial: None });
         self.places.vars.push(at);
-        self.system.vars.len() - 1
+        self.lw.system.vars.len() - 1
     }
 
     fn push_table(&mut self, name: String, points: Vec<(f64, f64)>, at: usize) -> usize {
-        self.system.tables.push(Table { name, points });
+        self.lw.system.tables.push(Table { name, points });
         self.places.tables.push(at);
-        self.system.tables.len() - 1
+        self.lw.system.tables.len() - 1
     }
 
     /// Lower every cell's equation.
@@ -596,7 +597,7 @@ impl<'f> Lowerer<'f> {
                         // The input parameter sits right after the model's own parameters, in stock order.
                         false => S::Op(Op::NanElse, vec![S::Param(self.input_param(s)), initial]),
                     };
-                    let st = &mut self.system.states[s];
+                    let st = &mut self.lw.system.states[s];
                     st.update = update;
                     st.initial = initial;
                 }
@@ -619,8 +620,8 @@ impl<'f> Lowerer<'f> {
                         }
                         _ => value,
                     };
-                    self.system.vars[i].value = value;
-                    self.system.vars[i].initial = initial;
+                    self.lw.system.vars[i].value = value;
+                    self.lw.system.vars[i].initial = initial;
                 }
                 _ => {} // parameters and tables are complete
             }
@@ -647,7 +648,7 @@ impl<'f> Lowerer<'f> {
             }
         }
         for (name, value, at) in stocks.into_iter().chain(rest) {
-            self.system.outputs.push((name, value));
+            self.lw.system.outputs.push((name, value));
             self.places.outputs.push(at);
         }
     }
@@ -864,7 +865,7 @@ impl<'f> Lowerer<'f> {
                 Ok(S::Lookup { table, mode: LookupMode::Interpolate, x: Box::new(x) })
             }
             "active initial" => Err(Located::new(at, "ACTIVE INITIAL must be the whole right-hand side of an auxiliary")),
-            k if k.starts_with("vector ") || k.starts_with("allocate") || k == "find zero" || k == "game" => {
+            k if k.starts_with("vector ") || k.starts_with("allocate") || k == "find zero" => {
                 Err(Located::new(at, format!("the Vensim function {upper} is not supported")))
             }
             k if k.starts_with("get ") || k == "tabbed array" => {
@@ -897,15 +898,8 @@ impl<'f> Lowerer<'f> {
                 Arg::Value(self.expr(a, env)?)
             });
         }
-        let mut l = builtins::Lowering {
-            system: &mut self.system,
-            initial_time: self.control.initial_time,
-            final_time: self.control.final_time,
-            time_step: self.control.time_step,
-            structural: std::mem::take(&mut self.structural),
-        };
-        let result = builtins::lower_call(&mut l, upper, lowered, &env.label);
-        self.structural = l.structural;
+        self.labels.entry(env.label.clone()).or_insert(self.at);
+        let result = builtins::lower_call(&mut self.lw, upper, lowered, &env.label);
         self.place_new_items();
         result.map_err(|m| Located::new(at, m))
     }
@@ -914,9 +908,9 @@ impl<'f> Lowerer<'f> {
     fn place_new_items(&mut self) {
         let at = self.at;
         let p = &mut self.places;
-        p.vars.resize(self.system.vars.len(), at);
-        p.states.resize(self.system.states.len(), at);
-        p.tables.resize(self.system.tables.len(), at);
+        p.vars.resize(self.lw.system.vars.len(), at);
+        p.states.resize(self.lw.system.states.len(), at);
+        p.tables.resize(self.lw.system.tables.len(), at);
     }
 
     /// The values of `x` for every combination of the `range!` subscripts in it, in row-major order.
