@@ -6,6 +6,7 @@
 //! starting values its per-case inputs, stocks and auxiliaries its outputs. See the crate's README.
 
 mod compile;
+pub mod data;
 mod eval;
 mod expr;
 mod lexer;
