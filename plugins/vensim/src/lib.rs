@@ -7,6 +7,7 @@
 //! stocks' starting values its per-case inputs, every other variable its outputs. See the crate's README.
 
 mod builtins;
+pub mod data;
 mod expr;
 mod lexer;
 mod lower;

@@ -1,0 +1,399 @@
+//! The SDXorg test-models suite (`tests/test-models/`, see its `SOURCE.md`) against Vensim's own output.
+//!
+//! Every model that ships a Vensim reference (`output.tab` or `output.csv` beside it) is compiled with its
+//! directory as the source of its data files and run on the times Vensim saved; every reference column is
+//! compared with the model's value of the variable it names at every saved time. A model's status is
+//! `pass`, `mismatch` (the first column and time that differ), `refused` (the reader's message, which
+//! carries `file:line:column`) or `crash` (a panic, caught per model). `tests/test-models/STATUS.md` holds
+//! the expected status of each model: the test fails when any status differs from it, in either
+//! direction, and on any crash. `PARFIT_BLESS=1` rewrites that file and the "Conformance" section of the
+//! plugin's README from the statuses found.
+//!
+//! Native only: it reads the corpus from disk and catches panics (wasm32 aborts on one).
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use parfit_core::Model;
+use parfit_vensim::VensimModel;
+
+/// Relative tolerance. Vensim writes 6 significant digits, and many references come from its
+/// single-precision build (float32: 6e-8 relative per operation, compounded over hundreds of steps), so
+/// agreement to 1e-5 of the value is what a correct model shows; 1e-6 already fails correct models.
+const RTOL: f64 = 1e-5;
+
+/// The floor, as a fraction of the column's largest magnitude, under which a value counts as that small
+/// value: |got − ref| ≤ RTOL · max(|ref|, FLOOR · max |column|), so never tighter than 1e-6 of the column's
+/// scale. A quantity passing through zero (an oscillator, a net flow) is the difference of terms of the
+/// column's size, and a single-precision Vensim run carries there an absolute error of some float32 ulps
+/// (6e-8 each) of that size, accumulated over the steps: relative to the small value itself, any error.
+/// Measured on the corpus: the oscillator (`samples/simple_harmonic_oscillator`) needs 0.026 and `tests/exp`
+/// (a Vensim 6.3 single-precision run, -0.200003 for -0.2) 0.06; 1e-6 of the scale is 17 float32 ulps.
+const FLOOR: f64 = 0.1;
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/test-models")
+}
+
+/// The models with a Vensim reference, as paths relative to the corpus (`tests/abs/test_abs.mdl`), sorted.
+fn models() -> Vec<String> {
+    let mut models = Vec::new();
+    for group in ["tests", "samples"] {
+        let Ok(dirs) = std::fs::read_dir(corpus().join(group)) else { continue };
+        for dir in dirs.flatten() {
+            let dir = dir.path();
+            if reference_file(&dir).is_none() {
+                continue;
+            }
+            for file in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = file.file_name().to_string_lossy().into_owned();
+                if name.to_lowercase().ends_with(".mdl") {
+                    let dir_name = dir.file_name().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
+                    models.push(format!("{group}/{dir_name}/{name}"));
+                }
+            }
+        }
+    }
+    models.sort();
+    models
+}
+
+fn reference_file(dir: &Path) -> Option<PathBuf> {
+    ["output.tab", "output.csv"].iter().map(|f| dir.join(f)).find(|p| p.is_file())
+}
+
+/// Vensim's saved output: variable names (after `Time`), the saved times, and each row's values (`None`
+/// where Vensim left the cell empty: a constant is written at the first time only).
+struct Reference {
+    names: Vec<String>,
+    times: Vec<f64>,
+    rows: Vec<Vec<Option<f64>>>,
+}
+
+fn read_reference(path: &Path) -> Result<Reference, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Vensim on Windows writes Latin-1 (tests/unicode_characters), older files end lines with a lone CR.
+    let text = String::from_utf8(bytes).unwrap_or_else(|e| e.into_bytes().iter().map(|&b| char::from(b)).collect());
+    let separator = if path.extension().is_some_and(|e| e == "csv") { ',' } else { '\t' };
+    let mut lines = text.split(['\r', '\n']).filter(|l| !l.trim().is_empty());
+    let header = lines.next().ok_or_else(|| format!("{}: empty", path.display()))?;
+    let mut names = header.split(separator).map(str::to_string);
+    if names.next().is_none_or(|t| !t.trim().eq_ignore_ascii_case("time")) {
+        return Err(format!("{}: the first column is not Time", path.display()));
+    }
+    let names: Vec<String> = names.map(|n| header_name(&n)).collect();
+    let (mut times, mut rows) = (Vec::new(), Vec::new());
+    for (i, line) in lines.enumerate() {
+        let mut cells = line.split(separator).map(|c| c.trim());
+        let cell = |c: &str| c.parse::<f64>().map_err(|_| format!("{}:{}: not a number: '{c}'", path.display(), i + 2));
+        times.push(cell(cells.next().unwrap_or(""))?);
+        let row =
+            cells.map(|c| if c.is_empty() { Ok(None) } else { cell(c).map(Some) }).collect::<Result<Vec<_>, _>>()?;
+        rows.push(row);
+    }
+    Ok(Reference { names, times, rows })
+}
+
+/// A name as Vensim compares names: a quoted name's quotes dropped (`\"` inside is a quote), case folded,
+/// underscores as spaces, runs of spaces as one, and no spaces around a subscript's brackets and commas
+/// (`Stock[ A1, b_2 ]` is `stock[a1,b 2]`).
+fn canonical(name: &str) -> String {
+    let name = name.trim();
+    let unquoted = match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        Some(inner) => inner.replace("\\\"", "\""),
+        None => name.to_string(),
+    };
+    let folded = unquoted.replace('_', " ").to_lowercase();
+    let words = folded.split_whitespace().collect::<Vec<_>>().join(" ");
+    words.replace(" [", "[").replace("[ ", "[").replace(" ]", "]").replace(" ,", ",").replace(", ", ",")
+}
+
+/// A header cell of Vensim's output as the name it stands for: a cell in double quotes is quoted as in CSV
+/// (`"""a "" b"""` is the quoted name `"a " b"`).
+fn header_name(cell: &str) -> String {
+    let cell = cell.trim();
+    match cell.strip_prefix('"').and_then(|c| c.strip_suffix('"')) {
+        Some(inner) if cell.len() >= 2 => inner.replace("\"\"", "\""),
+        _ => cell.to_string(),
+    }
+}
+
+/// One model's outcome.
+#[derive(Debug, Clone, PartialEq)]
+enum Status {
+    Pass,
+    Mismatch(String),
+    Refused(String),
+    Crash(String),
+}
+
+impl Status {
+    fn word(&self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Mismatch(_) => "mismatch",
+            Status::Refused(_) => "refused",
+            Status::Crash(_) => "crash",
+        }
+    }
+
+    fn reason(&self) -> &str {
+        match self {
+            Status::Pass => "",
+            Status::Mismatch(r) | Status::Refused(r) | Status::Crash(r) => r,
+        }
+    }
+}
+
+/// A model's values at the saved times: each name (canonical) and its column over the times.
+struct Run {
+    columns: BTreeMap<String, Vec<f64>>,
+}
+
+/// Compile and run a model (path relative to the corpus) on `times`. `Err` is a refusal.
+fn run(model: &str, times: &[f64]) -> Result<Result<Run, String>, String> {
+    let path = corpus().join(model);
+    let source = std::fs::read_to_string(&path).map_err(|e| format!("{model}: {e}"))?;
+    let m = VensimModel::compile(&source, model, None).map_err(|e| e.to_string())?;
+    let saved = m.save_times();
+    // Vensim writes times to 6 significant digits too (12.34375 as 12.3438).
+    let step = m.control().time_step;
+    if saved.len() != times.len() || saved.iter().zip(times).any(|(s, t)| (s - t).abs() > RTOL * t.abs().max(step)) {
+        return Ok(Err(format!(
+            "Vensim saved {} times from {:?} to {:?}; the model's save_times() are {} from {:?} to {:?}",
+            times.len(),
+            times.first(),
+            times.last(),
+            saved.len(),
+            saved.first(),
+            saved.last()
+        )));
+    }
+    let spec = m.spec();
+    let mut ws = m.workspace();
+    let inputs = vec![f64::NAN; spec.inputs.len()];
+    let mut out = vec![f64::NAN; spec.output_len(saved.len())];
+    if let Err(e) = m.simulate(&mut ws, &spec.defaults(), &inputs, &saved, &mut out) {
+        return Ok(Err(format!("the simulation failed: {e}")));
+    }
+    let mut columns = BTreeMap::new();
+    let n_out = spec.outputs.len();
+    for (k, name) in spec.outputs.iter().enumerate() {
+        columns.insert(canonical(name), (0..saved.len()).map(|i| out[i * n_out + k]).collect());
+    }
+    // Constants (the model's parameters) and the control values are the model's too, constant in time.
+    let control = m.control();
+    let constants = spec.params.iter().map(|p| (p.name.as_str(), p.default)).chain([
+        ("initial time", control.initial_time),
+        ("final time", control.final_time),
+        ("time step", control.time_step),
+        ("saveper", control.saveper),
+    ]);
+    for (name, value) in constants {
+        columns.entry(canonical(name)).or_insert_with(|| vec![value; saved.len()]);
+    }
+    Ok(Ok(Run { columns }))
+}
+
+/// Whether a value agrees with Vensim's `want` in a column whose largest magnitude is `scale` (NaN never does).
+fn agrees(got: f64, want: f64, scale: f64) -> bool {
+    (got - want).abs() <= RTOL * want.abs().max(FLOOR * scale)
+}
+
+/// The first difference between a run and Vensim's reference, if any.
+fn compare(run: &Run, reference: &Reference) -> Option<String> {
+    for (c, name) in reference.names.iter().enumerate() {
+        let Some(got) = run.columns.get(&canonical(name)) else {
+            return Some(format!("'{}' is not an output of the model", name.trim()));
+        };
+        let column = reference.rows.iter().map(|row| row.get(c).copied().flatten());
+        let scale = column.clone().flatten().fold(0.0_f64, |m, v| m.max(v.abs()));
+        for ((&t, want), &got) in reference.times.iter().zip(column).zip(got) {
+            let Some(want) = want else { continue };
+            if !agrees(got, want, scale) {
+                return Some(format!("'{}' at time {t}: {got:e}, Vensim {want:e}", name.trim()));
+            }
+        }
+    }
+    None
+}
+
+/// Whether `message` starts with `model:line:column:`.
+fn placed(model: &str, message: &str) -> bool {
+    let Some(rest) = message.strip_prefix(model).and_then(|r| r.strip_prefix(':')) else { return false };
+    let mut parts = rest.splitn(3, ':');
+    let number = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    number(parts.next()) && number(parts.next()) && parts.next().is_some()
+}
+
+fn check(model: &str) -> Status {
+    let dir = corpus().join(model);
+    let reference = match dir.parent().and_then(reference_file).map(|p| read_reference(&p)) {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return Status::Mismatch(format!("the reference does not read: {e}")),
+        None => return Status::Mismatch("no reference".into()),
+    };
+    match catch_unwind(AssertUnwindSafe(|| run(model, &reference.times))) {
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Status::Crash(format!("panic: {message}"))
+        }
+        Ok(Err(refusal)) => Status::Refused(refusal),
+        Ok(Ok(Err(failure))) => Status::Mismatch(failure),
+        Ok(Ok(Ok(run))) => compare(&run, &reference).map_or(Status::Pass, Status::Mismatch),
+    }
+}
+
+const STATUS_FILE: &str = "STATUS.md";
+const README_START: &str =
+    "<!-- conformance: written by PARFIT_BLESS=1 cargo test -p parfit-vensim --test conformance -->";
+const README_END: &str = "<!-- end of conformance -->";
+
+/// A reason on one table line.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn totals(statuses: &BTreeMap<String, Status>) -> String {
+    let count = |w: &str| statuses.values().filter(|s| s.word() == w).count();
+    format!(
+        "{} of {} models pass; {} mismatch, {} refused, {} crash",
+        count("pass"),
+        statuses.len(),
+        count("mismatch"),
+        count("refused"),
+        count("crash")
+    )
+}
+
+fn status_table(statuses: &BTreeMap<String, Status>) -> String {
+    let mut text = format!(
+        "# Expected status of each model\n\nWritten by `PARFIT_BLESS=1 cargo test -p parfit-vensim --test conformance`; \
+         read by that test, which fails when a model's status differs. {}.\n\n| model | status | reason |\n|---|---|---|\n",
+        totals(statuses)
+    );
+    for (model, status) in statuses {
+        let _ = writeln!(text, "| {model} | {} | {} |", status.word(), cell(status.reason()));
+    }
+    text
+}
+
+/// The README's generated section: the totals and every model that does not pass.
+fn readme_section(statuses: &BTreeMap<String, Status>) -> String {
+    let mut text = format!(
+        "{README_START}\n{} (Vensim's output to 1e-5 relative).\n\n| model | status | reason |\n|---|---|---|\n",
+        totals(statuses)
+    );
+    for (model, status) in statuses.iter().filter(|(_, s)| **s != Status::Pass) {
+        let _ = writeln!(text, "| {model} | {} | {} |", status.word(), cell(status.reason()));
+    }
+    text + README_END
+}
+
+/// The expected statuses: model → status word.
+fn expected() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(corpus().join(STATUS_FILE)).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut cells = line.strip_prefix("| ")?.splitn(3, " | ");
+            let (model, status) = (cells.next()?, cells.next()?);
+            (model != "model" && !model.starts_with("---")).then(|| (model.to_string(), status.to_string()))
+        })
+        .collect()
+}
+
+fn readme_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")
+}
+
+/// The README with its conformance section replaced by `section` (`None` when it has no such section).
+fn readme_with(section: &str) -> Option<(String, String)> {
+    let readme = std::fs::read_to_string(readme_path()).ok()?;
+    let start = readme.find(README_START)?;
+    let end = readme[start..].find(README_END)? + start + README_END.len();
+    Some((readme.clone(), format!("{}{section}{}", &readme[..start], &readme[end..])))
+}
+
+#[test]
+fn test_models_reproduce_vensims_output() {
+    let models = models();
+    assert_eq!(models.len(), 149, "the corpus has 149 models with a Vensim reference");
+    let statuses: BTreeMap<String, Status> = models.iter().map(|m| (m.clone(), check(m))).collect();
+    println!("test-models: {}", totals(&statuses));
+    let section = readme_section(&statuses);
+    if std::env::var_os("PARFIT_BLESS").is_some() {
+        std::fs::write(corpus().join(STATUS_FILE), status_table(&statuses)).unwrap();
+        let (_, readme) = readme_with(&section).expect("the README has a conformance section between its markers");
+        std::fs::write(readme_path(), readme).unwrap();
+    }
+    let expected = expected();
+    let mut differences = Vec::new();
+    for (model, status) in &statuses {
+        let want = expected.get(model).map_or("(not recorded)", String::as_str);
+        if want != status.word() || matches!(status, Status::Crash(_)) {
+            differences.push(format!("{model}: expected {want}, got {} {}", status.word(), status.reason()));
+        }
+    }
+    for (model, status) in &statuses {
+        if let Status::Refused(message) = status
+            && !placed(model, message)
+        {
+            differences.push(format!("{model}: a refusal without the model's file:line:column: {message}"));
+        }
+    }
+    for model in expected.keys().filter(|m| !statuses.contains_key(*m)) {
+        differences.push(format!("{model}: recorded in {STATUS_FILE} but not in the corpus"));
+    }
+    assert!(
+        differences.is_empty(),
+        "{} models differ from {STATUS_FILE} (PARFIT_BLESS=1 rewrites it):\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+    let (readme, rewritten) = readme_with(&section).expect("the README has a conformance section between its markers");
+    assert!(readme == rewritten, "the README's conformance section is out of date (PARFIT_BLESS=1 rewrites it)");
+}
+
+#[test]
+fn names_compare_as_vensim_compares_them() {
+    assert_eq!(canonical("\"Dec_1  LOSS\""), "dec 1 loss");
+    assert_eq!(canonical(&header_name(r#""""a \""b\"" c""""#)), r#"a "b" c"#);
+    assert_eq!(canonical(r#""a \"B\" c""#), r#"a "b" c"#);
+    assert_eq!(canonical("Stock[ A1, b_2 ]"), "stock[a1,b 2]");
+    assert_eq!(canonical("stock [a1,b2]"), "stock[a1,b2]");
+}
+
+#[test]
+fn refusals_carry_the_model_s_place() {
+    assert!(placed("tests/a/m.mdl", "tests/a/m.mdl:3:14: the Vensim function X is not supported"));
+    assert!(!placed("tests/a/m.mdl", "tests/a/m.mdl: cannot read"));
+    assert!(!placed("tests/a/m.mdl", "tests/a/m.mdl:3: no column"));
+    assert!(!placed("tests/a/m.mdl", "input.xls: sheet 'x', cell B2: not a number"));
+}
+
+#[test]
+fn a_wrong_value_or_a_missing_column_is_a_mismatch() {
+    let reference = Reference {
+        names: vec!["x".into(), "Big_One".into()],
+        times: vec![0.0, 1.0],
+        rows: vec![vec![Some(0.0), Some(1000.0)], vec![None, Some(2000.0)]],
+    };
+    let mut run =
+        Run { columns: BTreeMap::from([("x".into(), vec![0.0, 7.0]), ("big one".into(), vec![1000.0, 2000.0])]) };
+    assert_eq!(compare(&run, &reference), None, "an empty reference cell is not compared");
+    run.columns.insert("big one".into(), vec![1000.0, 2000.03]);
+    assert_eq!(compare(&run, &reference).as_deref(), Some("'Big_One' at time 1: 2.00003e3, Vensim 2e3"));
+    run.columns.insert("big one".into(), vec![1000.0, 2000.019]);
+    assert_eq!(compare(&run, &reference), None);
+    run.columns.insert("big one".into(), vec![f64::NAN, 2000.0]);
+    assert!(compare(&run, &reference).is_some(), "NaN never matches");
+    run.columns.remove("big one");
+    assert_eq!(compare(&run, &reference).as_deref(), Some("'Big_One' is not an output of the model"));
+}
