@@ -103,7 +103,7 @@ impl VensimWorkspace {
 }
 
 /// Options of [`VensimModel::compile_with`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Overrides the integration method of the file's settings (Euler when it has none).
     pub method: Option<Method>,
@@ -111,12 +111,19 @@ pub struct Options {
     pub jit: bool,
     /// Seed of the random functions' streams.
     pub seed: u64,
+    /// Where `GET …` calls read their files; by default the directory of the source's name.
+    pub files: Option<data::Files>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { method: None, jit: true, seed: 0 }
+        Options { method: None, jit: true, seed: 0, files: None }
     }
+}
+
+/// The directory a source's name is in (the current directory for a bare name).
+fn source_dir(source_name: &str) -> std::path::PathBuf {
+    std::path::Path::new(source_name).parent().map_or_else(|| ".".into(), |p| p.to_path_buf())
 }
 
 /// The purpose key of the random functions' streams (with the seed and the step number).
@@ -148,7 +155,8 @@ impl VensimModel {
                 )));
             }
         };
-        let lowered = lower::lower(&file).map_err(err)?;
+        let files = options.files.clone().unwrap_or_else(|| data::Files::Dir(source_dir(source_name)));
+        let lowered = lower::lower(&file, Some(files)).map_err(err)?;
         let compiled = parfit_expr::system::compile_system(&lowered.system, false).map_err(|e| {
             let places = &lowered.places;
             let at = match e.site {
@@ -458,6 +466,12 @@ struct Config {
     jit: bool,
     #[serde(default)]
     seed: u64,
+    /// The directory `GET …` calls read from (default: the source name's directory).
+    #[serde(default)]
+    data_dir: Option<String>,
+    /// Or the data files themselves, by name (text files: CSV), e.g. from the browser.
+    #[serde(default)]
+    data_files: Option<std::collections::BTreeMap<String, String>>,
 }
 
 fn default_source_name() -> String {
@@ -471,13 +485,20 @@ fn default_jit() -> bool {
 /// Build a model from the plugin ABI's configuration: `kind` must be `"vensim"` and `config_json` an object
 /// `{"source": text, "source_name": name (default "model.mdl"), "method": "euler" | "rk4" (default: the
 /// file's setting, else Euler), "jit": true | false (default true), "seed": the random functions' seed
-/// (default 0)}`; other keys are errors.
+/// (default 0), "data_dir": the directory `GET …` calls read (default: the source name's), or "data_files":
+/// {name: text}}`; other keys are errors.
 pub fn model_from_config(kind: &str, config_json: &str) -> Result<VensimModel, String> {
     if kind != KIND {
         return Err(format!("unknown model kind '{kind}' (this plugin provides: {KIND})"));
     }
     let config: Config = serde_json::from_str(config_json).map_err(|e| format!("invalid vensim config: {e}"))?;
-    let options = Options { method: config.method, jit: config.jit, seed: config.seed };
+    let files = match (config.data_dir, config.data_files) {
+        (Some(_), Some(_)) => return Err("invalid vensim config: give \"data_dir\" or \"data_files\", not both".into()),
+        (Some(dir), None) => Some(data::Files::Dir(dir.into())),
+        (None, Some(map)) => Some(data::Files::Memory(map.into_iter().map(|(k, v)| (k, v.into_bytes())).collect())),
+        (None, None) => None,
+    };
+    let options = Options { method: config.method, jit: config.jit, seed: config.seed, files };
     VensimModel::compile_with(&config.source, &config.source_name, &options).map_err(|e| e.to_string())
 }
 

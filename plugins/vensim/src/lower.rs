@@ -10,15 +10,17 @@
 //! - Outputs are the stock cells, then every other non-constant, non-lookup cell, in file order.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use parfit_expr::Op;
 use parfit_expr::system::{Expr as S, LookupMode, State, System, Table, Update, Var};
 
 use crate::builtins::{self, Arg};
+use crate::data::{DataFiles, Files, Series};
 use crate::expr::{BinOp, Expr, Sub, UnOp};
 use crate::lexer::Located;
 use crate::mdl::{Macro, MdlFile};
-use crate::parser::{DataMode, Entry, Equation, Rhs};
+use crate::parser::{DataMode, Entry, Equation, Members, Rhs};
 use crate::subscripts::{Named, Subscripts};
 
 /// The run's time settings from the `.Control` section.
@@ -124,6 +126,10 @@ struct Lowerer<'f, 's> {
     places: Places,
     /// Where each built-in call's label was lowered, to place what `builtins::finish` reports.
     labels: HashMap<String, usize>,
+    /// The model's data files, when it has any.
+    data: Option<DataFiles>,
+    /// What each `GET …` equation read (by the equation's address), read once for all its cells.
+    reads: HashMap<usize, Rc<Read>>,
     /// The equation being lowered, for the items built-ins add.
     at: usize,
     macro_depth: usize,
@@ -132,7 +138,9 @@ struct Lowerer<'f, 's> {
     n_params: usize,
 }
 
-pub(crate) fn lower(file: &MdlFile) -> Result<Lowered, Located> {
+/// Lower a read file; `files` are where its `GET …` calls read (none: such calls are refused).
+pub(crate) fn lower(file: &MdlFile, files: Option<Files>) -> Result<Lowered, Located> {
+    let mut data = files.map(DataFiles::new);
     let defs: Vec<_> = file
         .entries
         .iter()
@@ -141,8 +149,15 @@ pub(crate) fn lower(file: &MdlFile) -> Result<Lowered, Located> {
             Entry::Equation(_) => None,
         })
         .collect();
-    let subs = Subscripts::new(&defs, |d| {
-        Err(Located::new(d.at, "subscript ranges read with GET … SUBSCRIPT are not supported"))
+    let subs = Subscripts::new(&defs, |d| match &d.members {
+        Members::Get(Expr::Call { key, text, args, at, .. }) if get_kind(key) == Some(Get::Subscript) => {
+            let (data, args) = get_args(&mut data, text, args, *at, 5)?;
+            let names = data
+                .subscript(&args[0], &args[1], &args[2], &args[3], &args[4])
+                .map_err(|m| Located::new(*at, format!("{}: {m}", text.to_uppercase())))?;
+            Ok(names.into_iter().map(|n| Sub { key: crate::lexer::normalise(&n), text: n, bang: false, at: *at }).collect())
+        }
+        _ => Err(Located::new(d.at, format!("the subscript range '{}' must be GET DIRECT SUBSCRIPT(…) or a list", d.name))),
     })?;
     let equations: Vec<(&Equation, usize)> = file
         .entries
@@ -168,6 +183,8 @@ pub(crate) fn lower(file: &MdlFile) -> Result<Lowered, Located> {
         control,
         places: Places::default(),
         labels: HashMap::new(),
+        data,
+        reads: HashMap::new(),
         at: 0,
         macro_depth: 0,
         instances: 0,
@@ -495,13 +512,62 @@ impl<'f> Lowerer<'f, '_> {
         format!("{}{}", s.prefix, cell_name(&self.subs, &s.variables[v], k))
     }
 
+    /// What the `GET …` call that is equation `e`'s right-hand side reads, for all its cells at once.
+    fn read(&mut self, e: &Equation) -> Result<Rc<Read>, Located> {
+        let key = e as *const Equation as usize;
+        if let Some(r) = self.reads.get(&key) {
+            return Ok(r.clone());
+        }
+        let Some((kind, text, args, at)) = get_call(&e.rhs) else {
+            return Err(Located::new(e.lhs.at, "not a GET … equation"));
+        };
+        let mut shape = Vec::new();
+        for s in &e.lhs.subs {
+            shape.push(self.lhs_elements(s)?.1.len());
+        }
+        let name = text.to_uppercase();
+        let place = |m: String| Located::new(at, format!("{name}: {m}"));
+        let read = match kind {
+            Get::Constants => {
+                let (data, a) = get_args(&mut self.data, text, args, at, 3)?;
+                Read::Values(data.constants(&a[0], &a[1], &a[2], &shape).map_err(place)?)
+            }
+            Get::Data | Get::Lookups => {
+                let (data, a) = get_args(&mut self.data, text, args, at, 4)?;
+                Read::Series(data.series(&a[0], &a[1], &a[2], &a[3], &shape).map_err(place)?)
+            }
+            Get::Subscript => return Err(Located::new(at, "GET … SUBSCRIPT defines a subscript range, not a variable")),
+        };
+        let read = Rc::new(read);
+        self.reads.insert(key, read.clone());
+        Ok(read)
+    }
+
+    /// The points of cell number `number` of a `GET … DATA/LOOKUPS` equation: empty values left out (Vensim
+    /// interpolates across them).
+    fn read_points(&mut self, e: &Equation, number: usize) -> Result<Vec<(f64, f64)>, Located> {
+        let read = self.read(e)?;
+        let Read::Series(series) = read.as_ref() else { return Err(Located::new(e.lhs.at, "not a series")) };
+        let ys = series.ys.get(number).ok_or_else(|| Located::new(e.lhs.at, format!("no data for element {}", number + 1)))?;
+        let points: Vec<(f64, f64)> = series.xs.iter().zip(ys).filter(|(_, y)| !y.is_nan()).map(|(&x, &y)| (x, y)).collect();
+        if points.is_empty() {
+            return Err(Located::new(e.lhs.at, format!("'{}' has no values in its data file", e.lhs.name)));
+        }
+        Ok(points)
+    }
+
     /// Literal constants become parameters (of the model's scope) in file order.
     fn allocate_params(&mut self, scope: usize) -> Result<(), Located> {
         for (v, k) in self.each_cell(scope) {
             let (e, _) = self.eq_of(scope, v, k);
-            let value = match &e.rhs {
-                Rhs::Expr(x) => x.as_literal(),
-                Rhs::Numbers(values) => values.get(self.cell(scope, v, k).number).copied(),
+            let number = self.cell(scope, v, k).number;
+            let value = match (&e.rhs, get_call(&e.rhs)) {
+                (_, Some((Get::Constants, ..))) => match self.read(e)?.as_ref() {
+                    Read::Values(values) => values.get(number).copied(),
+                    Read::Series(_) => None,
+                },
+                (Rhs::Expr(x), _) => x.as_literal(),
+                (Rhs::Numbers(values), _) => values.get(number).copied(),
                 _ => None,
             };
             if let Some(value) = value {
@@ -550,9 +616,26 @@ impl<'f> Lowerer<'f, '_> {
             }
             let (e, _) = self.eq_of(scope, v, k);
             let name = self.name_of(scope, v, k);
-            let slot = match &e.rhs {
-                Rhs::Lookup(points) => Slot::Table(self.push_table(name, points.clone(), e.lhs.at)),
-                Rhs::Data { expr: None, .. } => {
+            let number = self.cell(scope, v, k).number;
+            let slot = match (&e.rhs, get_call(&e.rhs)) {
+                (_, Some((Get::Lookups, ..))) => {
+                    let points = self.read_points(e, number)?;
+                    Slot::Table(self.push_table(name, points, e.lhs.at))
+                }
+                // A data variable: its series read on time.
+                (rhs, Some((Get::Data, ..))) => {
+                    let points = self.read_points(e, number)?;
+                    let table = self.push_table(format!("{name} (data)"), points, e.lhs.at);
+                    let mode = match rhs {
+                        Rhs::Data { mode: DataMode::HoldBackward, .. } => LookupMode::Backward,
+                        Rhs::Data { mode: DataMode::LookForward, .. } => LookupMode::Forward,
+                        _ => LookupMode::Interpolate,
+                    };
+                    let value = S::Lookup { table, mode, x: Box::new(S::Time) };
+                    Slot::Var(self.push_var(name, value, e.lhs.at))
+                }
+                (Rhs::Lookup(points), _) => Slot::Table(self.push_table(name, points.clone(), e.lhs.at)),
+                (Rhs::Data { expr: None, .. }, _) => {
                     return Err(Located::new(
                         e.lhs.at,
                         format!(
@@ -588,6 +671,9 @@ impl<'f> Lowerer<'f, '_> {
             let cell = self.cell(scope, v, k).clone();
             let env = Env { scope, binding: cell.binding.clone(), label: self.name_of(scope, v, k) };
             self.at = e.lhs.at;
+            if get_call(&e.rhs).is_some() {
+                continue; // read when allocated
+            }
             match (&e.rhs, cell.slot) {
                 (Rhs::Stock { rate, init }, Some(Slot::State(s))) => {
                     let update = self.expr(rate, &env)?;
@@ -610,15 +696,6 @@ impl<'f> Lowerer<'f, '_> {
                             (self.expr(value, &env)?, Some(self.expr(initial, &env)?))
                         }
                         x => (self.expr(x, &env)?, None),
-                    };
-                    let value = match &e.rhs {
-                        Rhs::Data { mode: DataMode::HoldBackward | DataMode::LookForward, .. } => {
-                            return Err(Located::new(
-                                e.lhs.at,
-                                "data equations read with :HOLD BACKWARD: or :LOOK FORWARD: are not supported",
-                            ));
-                        }
-                        _ => value,
                     };
                     self.lw.system.vars[i].value = value;
                     self.lw.system.vars[i].initial = initial;
@@ -865,12 +942,13 @@ impl<'f> Lowerer<'f, '_> {
                 Ok(S::Lookup { table, mode: LookupMode::Interpolate, x: Box::new(x) })
             }
             "active initial" => Err(Located::new(at, "ACTIVE INITIAL must be the whole right-hand side of an auxiliary")),
-            k if k.starts_with("vector ") || k.starts_with("allocate") || k == "find zero" => {
+            k if k.starts_with("vector ") || k.starts_with("allocate") || k.starts_with("get ") || k == "find zero" => {
                 Err(Located::new(at, format!("the Vensim function {upper} is not supported")))
             }
-            k if k.starts_with("get ") || k == "tabbed array" => {
-                Err(Located::new(at, format!("the Vensim function {upper} is not supported (reading data files)")))
-            }
+            k if get_kind(k).is_some() => Err(Located::new(
+                at,
+                format!("the Vensim function {upper} is supported only as the whole right-hand side of an equation"),
+            )),
             _ => self.builtin(&upper, text, args, at, env),
         }
     }
@@ -1095,4 +1173,71 @@ fn as_range(n: Named) -> Option<usize> {
         Named::Range(r) => Some(r),
         Named::Element(_) => None,
     }
+}
+
+/// Which `GET DIRECT …` / `GET XLS …` function a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Get {
+    Constants,
+    Data,
+    Lookups,
+    Subscript,
+}
+
+fn get_kind(key: &str) -> Option<Get> {
+    let rest = key.strip_prefix("get direct ").or_else(|| key.strip_prefix("get xls "))?;
+    match rest {
+        "constants" => Some(Get::Constants),
+        "data" => Some(Get::Data),
+        "lookups" => Some(Get::Lookups),
+        "subscript" => Some(Get::Subscript),
+        _ => None,
+    }
+}
+
+/// The `GET …` call an equation's right-hand side is, if it is one.
+fn get_call(rhs: &Rhs) -> Option<(Get, &str, &[Expr], usize)> {
+    let x = match rhs {
+        Rhs::Expr(x) | Rhs::LookupGet(x) | Rhs::Data { expr: Some(x), .. } => x,
+        _ => return None,
+    };
+    match x {
+        Expr::Call { key, text, args, at, .. } => get_kind(key).map(|g| (g, text.as_str(), args.as_slice(), *at)),
+        _ => None,
+    }
+}
+
+/// The data files and the quoted arguments of a `GET …` call that takes `n` of them.
+fn get_args<'d>(
+    data: &'d mut Option<DataFiles>,
+    text: &str,
+    args: &[Expr],
+    at: usize,
+    n: usize,
+) -> Result<(&'d mut DataFiles, Vec<String>), Located> {
+    let name = text.to_uppercase();
+    let Some(data) = data.as_mut() else {
+        return Err(Located::new(
+            at,
+            format!("{name} reads a data file, and this model was given none (set the configuration's \"data_dir\")"),
+        ));
+    };
+    if args.len() != n {
+        return Err(Located::new(at, format!("{name} takes {n} arguments, found {}", args.len())));
+    }
+    let mut out = Vec::with_capacity(n);
+    for a in args {
+        match a {
+            Expr::Literal(s) => out.push(s.clone()),
+            _ => return Err(Located::new(at, format!("{name}'s arguments must be quoted ('…')"))),
+        }
+    }
+    Ok((data, out))
+}
+
+/// What a `GET …` equation read.
+#[derive(Debug)]
+enum Read {
+    Values(Vec<f64>),
+    Series(Series),
 }

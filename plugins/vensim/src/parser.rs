@@ -42,6 +42,8 @@ pub(crate) enum Rhs {
     Numbers(Vec<f64>),
     /// `name( [(x0,y0)-(x1,y1)], (x,y), … )`: a lookup table's points.
     Lookup(Vec<(f64, f64)>),
+    /// `name( GET … LOOKUPS(…) )`: a lookup table read from a data file.
+    LookupGet(Expr),
     /// `== expression`: an unchangeable constant.
     Unchangeable(Expr),
     /// A data variable: `:= expression`, or no equation at all (its values come from outside).
@@ -236,9 +238,16 @@ impl Parser<'_> {
             }
             Tok::LParen => {
                 self.bump();
-                let points = self.table_body()?;
-                self.expect(Tok::Eof, "the end of the lookup table")?;
-                Rhs::Lookup(points)
+                if matches!(self.peek_tok(), Tok::Name { key, .. } if key.starts_with("get ")) {
+                    let get = self.expr()?;
+                    self.expect(Tok::RParen, "')' closing the lookup")?;
+                    self.expect(Tok::Eof, "the end of the lookup table")?;
+                    Rhs::LookupGet(get)
+                } else {
+                    let points = self.table_body()?;
+                    self.expect(Tok::Eof, "the end of the lookup table")?;
+                    Rhs::Lookup(points)
+                }
             }
             Tok::Eof => Rhs::Data { expr: None, mode },
             Tok::Keyword(k) => return Err(keyword_error(&k, self.peek().start)),
@@ -466,14 +475,6 @@ impl Parser<'_> {
             }
         }
         let mut points = Vec::new();
-        if let Tok::Name { key, text } = self.peek_tok()
-            && key.starts_with("get ")
-        {
-            return Err(Located::new(
-                self.peek().start,
-                format!("the Vensim function {} is not supported (reading data files)", text.to_uppercase()),
-            ));
-        }
         if *self.peek_tok() == Tok::LParen {
             loop {
                 self.expect(Tok::LParen, "'(' opening a lookup point (x, y)")?;
