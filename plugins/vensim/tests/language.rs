@@ -499,3 +499,24 @@ fn native_code_and_interpreter_agree_bit_for_bit() {
     let b = run(&interpreted, &[0.3, 0.7], &[f64::NAN; 2], &times).unwrap();
     assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
 }
+
+/// `GET DIRECT CONSTANTS` gives parameters, `GET DIRECT DATA` a data variable read on time; the files come
+/// from the configuration (here as text, as the browser gives them).
+#[test]
+fn data_files_from_the_configuration() {
+    let src = model_src(
+        "r: a, b ~~|\nk[r] = GET DIRECT CONSTANTS('c.csv', ',', 'B1') ~~|\n\
+         d := GET DIRECT DATA('d.csv', ',', 'A', 'B2') ~~|\ne = d * 2 ~~|",
+    );
+    let files = serde_json::json!({ "c.csv": "x,1.5,2.5\n", "d.csv": "time,v\n0,1\n1,3\n" });
+    let config = serde_json::json!({ "source": src, "data_files": files }).to_string();
+    let m = model_from_config("vensim", &config).unwrap();
+    let spec = m.spec();
+    assert_eq!(spec.params.iter().map(|p| (p.name.as_str(), p.default)).collect::<Vec<_>>(), [("k[a]", 1.5), ("k[b]", 2.5)]);
+    assert_eq!(names(&spec.outputs), ["d", "e"]);
+    let out = run(&m, &spec.defaults(), &[], &[0.0, 0.25, 2.0]).unwrap();
+    assert_eq!(out, [1.0, 2.0, 1.5, 3.0, 3.0, 6.0]);
+    let missing = serde_json::json!({ "source": src, "data_files": { "c.csv": "x,1,2\n" } }).to_string();
+    let e = model_from_config("vensim", &missing).unwrap_err();
+    assert_eq!(e, "model.mdl:4:6: GET DIRECT DATA: d.csv: no such file among the model's data files");
+}
