@@ -165,7 +165,12 @@ impl VensimModel {
                 Site::Output(k) => places.outputs.get(k),
                 Site::Table(k) => places.tables.get(k),
             };
-            err(lexer::Located::new(at.copied().unwrap_or(0), e.message))
+            // A cycle among auxiliaries is one no stock breaks: say so in Vensim's terms.
+            let message = match e.message.strip_prefix("circular definition: ") {
+                Some(cycle) => format!("circular definition without a stock (INTEG) to break it: {cycle}"),
+                None => e.message,
+            };
+            err(lexer::Located::new(at.copied().unwrap_or(0), message))
         })?;
         let mut program = compiled.program;
         let mut jit_fallback = None;

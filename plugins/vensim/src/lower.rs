@@ -423,7 +423,7 @@ impl<'f> Lowerer<'f, '_> {
             let mut number = 0;
             let mut tuple = vec![0usize; n_dims];
             let count: usize = per.iter().map(|(_, els)| els.len()).product();
-            if let Rhs::Numbers(values) = &e.rhs
+            if let Rhs::Numbers(values) | Rhs::UnchangeableNumbers(values) = &e.rhs
                 && values.len() != count
             {
                 return Err(Located::new(
@@ -568,10 +568,12 @@ impl<'f> Lowerer<'f, '_> {
                 },
                 (Rhs::Expr(x), _) => x.as_literal(),
                 (Rhs::Numbers(values), _) => values.get(number).copied(),
+                (Rhs::UnchangeableNumbers(values), _) => values.get(number).copied(),
                 _ => None,
             };
             if let Some(value) = value {
-                if self.scopes[scope].hidden {
+                // Unchangeable constants and a macro's constants are no parameters.
+                if self.scopes[scope].hidden || matches!(e.rhs, Rhs::UnchangeableNumbers(_)) {
                     let index = self.push_var(self.name_of(scope, v, k), S::Num(value), e.lhs.at);
                     self.set_slot(scope, v, k, Slot::Var(index));
                 } else {
@@ -781,20 +783,15 @@ impl<'f> Lowerer<'f, '_> {
             "time step" => Ok(S::Num(self.control.time_step)),
             "saveper" => Ok(S::Num(self.control.saveper)),
             _ => match self.subs.named(key) {
-                // A range as a value: the position (from 1) of its element in the equation's context.
+                // A range as a value: the position (from 1) of its element in the equation's context, counted
+                // in the widest range holding the range (Vensim counts a subrange's elements in its parent).
                 Some(Named::Range(r)) => {
                     let sub = Sub { key: key.to_string(), text: text.to_string(), bang: false, at };
                     let e = self.element(env, &sub, r)?;
-                    let pos = self.subs.ranges[r].elements.iter().position(|x| *x == e).ok_or_else(|| {
-                        Located::new(at, format!("'{}' is not an element of '{text}'", self.subs.element_text(&e)))
-                    })?;
-                    Ok(S::Num((pos + 1) as f64))
+                    Ok(S::Num(self.subs.position(&e, &self.subs.ranges[r].elements)))
                 }
-                // An element as a value: its position (from 1) in the first range defined with it.
-                Some(Named::Element(e)) => {
-                    let position = self.subs.ranges.iter().find_map(|r| r.elements.iter().position(|x| x == e));
-                    Ok(S::Num(position.map_or(f64::NAN, |p| (p + 1) as f64)))
-                }
+                // An element as a value: its position in the widest range holding it.
+                Some(Named::Element(e)) => Ok(S::Num(self.subs.position(e, &[e.to_string()]))),
                 None => Err(Located::new(at, format!("unknown variable '{text}'"))),
             },
         }
@@ -942,13 +939,27 @@ impl<'f> Lowerer<'f, '_> {
                 Ok(S::Lookup { table, mode: LookupMode::Interpolate, x: Box::new(x) })
             }
             "active initial" => Err(Located::new(at, "ACTIVE INITIAL must be the whole right-hand side of an auxiliary")),
-            k if k.starts_with("vector ") || k.starts_with("allocate") || k.starts_with("get ") || k == "find zero" => {
-                Err(Located::new(at, format!("the Vensim function {upper} is not supported")))
+            // Vensim's time in model units, offset; calendar measures and other origins are not supported.
+            "get time value" => {
+                arity(3)?;
+                match (args[0].as_literal(), args[2].as_literal()) {
+                    (Some(relative), Some(measure)) if relative == 0.0 && measure == 0.0 => {
+                        Ok(op2(Op::Add, S::Time, self.expr(&args[1], env)?))
+                    }
+                    _ => Err(Located::new(
+                        at,
+                        "GET TIME VALUE is supported for the simulation's time in its own units only: \
+                         GET TIME VALUE(0, offset, 0)",
+                    )),
+                }
             }
             k if get_kind(k).is_some() => Err(Located::new(
                 at,
                 format!("the Vensim function {upper} is supported only as the whole right-hand side of an equation"),
             )),
+            k if k.starts_with("vector ") || k.starts_with("allocate") || k.starts_with("get ") || k == "find zero" => {
+                Err(Located::new(at, format!("the Vensim function {upper} is not supported")))
+            }
             _ => self.builtin(&upper, text, args, at, env),
         }
     }
@@ -993,12 +1004,20 @@ impl<'f> Lowerer<'f, '_> {
 
     /// The values of `x` for every combination of the `range!` subscripts in it, in row-major order.
     fn unroll(&mut self, x: &Expr, env: &Env, function: &str, at: usize) -> Result<Vec<S>, Located> {
+        let envs = self.bang_envs(&[x], env, function, at)?;
+        envs.iter().map(|e| self.expr(x, e)).collect()
+    }
+
+    /// `env` extended with each combination of the `range!` subscripts in `xs`, in row-major order.
+    fn bang_envs(&self, xs: &[&Expr], env: &Env, function: &str, at: usize) -> Result<Vec<Env>, Located> {
         let mut bangs: Vec<&Sub> = Vec::new();
-        x.visit_subs(&mut |s| {
-            if s.bang && !bangs.iter().any(|b| b.key == s.key) {
-                bangs.push(s);
-            }
-        });
+        for x in xs {
+            x.visit_subs(&mut |s| {
+                if s.bang && !bangs.iter().any(|b| b.key == s.key) {
+                    bangs.push(s);
+                }
+            });
+        }
         if bangs.is_empty() {
             return Err(Located::new(at, format!("{function} needs a subscript range marked with '!' in its argument")));
         }
@@ -1007,15 +1026,17 @@ impl<'f> Lowerer<'f, '_> {
             ranges.push(self.subs.range_of(b)?);
         }
         let sizes: Vec<usize> = ranges.iter().map(|&r| self.subs.ranges[r].elements.len()).collect();
-        let count = sizes.iter().product::<usize>();
-        let mut values = Vec::with_capacity(count.min(1 << 20));
+        let count: f64 = sizes.iter().map(|&n| n as f64).product();
+        parfit_core::limits::check_allocation(&format!("{function} over {count} elements"), count, 256.0)
+            .map_err(|m| Located::new(at, m))?;
+        let mut envs = Vec::new();
         let mut tuple = vec![0usize; ranges.len()];
-        for _ in 0..count {
+        for _ in 0..count as usize {
             let mut inner = env.clone();
             for ((b, &r), &i) in bangs.iter().zip(&ranges).zip(&tuple) {
                 inner.binding.push((format!("{}!", b.key), self.subs.ranges[r].elements[i].clone()));
             }
-            values.push(self.expr(x, &inner)?);
+            envs.push(inner);
             for p in (0..tuple.len()).rev() {
                 tuple[p] += 1;
                 if tuple[p] < sizes[p] {
@@ -1024,60 +1045,64 @@ impl<'f> Lowerer<'f, '_> {
                 tuple[p] = 0;
             }
         }
-        Ok(values)
+        Ok(envs)
     }
 
-    /// `VECTOR SELECT(selection[r!], values[r!], missing, action, error action)` over the elements whose
+    /// `VECTOR SELECT(selection[r!], values[s!], missing, action, error action)` over every combination of
+    /// the `!` ranges of both arrays (an array without one of them repeats along it), keeping those whose
     /// selection s is not 0: actions 0–4 combine s·v (sum, product, minimum, maximum, mean), 5 is the product
-    /// of v^s, 6–10 combine v itself as 0–4 do; `missing` when nothing is selected.
+    /// of v^s, 6–10 combine v itself as 0–4 do; `missing` when nothing is selected. An action computed at
+    /// run time chooses among all eleven.
     fn vector_select(&mut self, args: &[Expr], at: usize, env: &Env) -> Result<S, Located> {
         let [selection, values, missing, action, _error] = args else {
             return Err(Located::new(at, format!("VECTOR SELECT takes 5 arguments, found {}", args.len())));
         };
-        let action = match action.as_literal() {
-            Some(a) if a.fract() == 0.0 && (0.0..=10.0).contains(&a) => a as u8,
-            _ => return Err(Located::new(at, "VECTOR SELECT's numerical action must be a whole number from 0 to 10")),
-        };
-        let selected = self.unroll(selection, env, "VECTOR SELECT", at)?;
-        let vals = self.unroll(values, env, "VECTOR SELECT", at)?;
-        if selected.len() != vals.len() {
-            return Err(Located::new(
-                at,
-                format!("VECTOR SELECT's selection has {} elements and its values {}", selected.len(), vals.len()),
-            ));
+        let mut selected = Vec::new();
+        let mut vals = Vec::new();
+        for env in self.bang_envs(&[selection, values], env, "VECTOR SELECT", at)? {
+            selected.push(self.expr(selection, &env)?);
+            vals.push(self.expr(values, &env)?);
         }
         let missing = self.expr(missing, env)?;
         let flag = |s: &S| op2(Op::Ne, s.clone(), S::Num(0.0));
         let count = selected.iter().map(flag).reduce(|a, b| op2(Op::Add, a, b)).unwrap_or(S::Num(0.0));
-        let terms: Vec<S> = selected
-            .iter()
-            .zip(vals)
-            .map(|(s, v)| match action {
-                0..=4 => op2(Op::Mul, s.clone(), v),
-                5 => op2(Op::Pow, v, s.clone()),
-                _ => v,
-            })
-            .collect();
-        // How the terms combine: 0 sum, 1 product, 2 minimum, 3 maximum, 4 mean.
-        let combine = match action {
-            0..=4 => action,
-            5 => 1,
-            _ => action - 6,
+        let result = |action: u8| {
+            let terms = selected.iter().zip(&vals).map(|(s, v)| match action {
+                0..=4 => op2(Op::Mul, s.clone(), v.clone()),
+                5 => op2(Op::Pow, v.clone(), s.clone()),
+                _ => v.clone(),
+            });
+            // How the terms combine: 0 sum, 1 product, 2 minimum, 3 maximum, 4 mean.
+            let combine = match action {
+                0..=4 => action,
+                5 => 1,
+                _ => action - 6,
+            };
+            let (op, neutral) = match combine {
+                0 | 4 => (Op::Add, 0.0),
+                1 => (Op::Mul, 1.0),
+                2 => (Op::Min, f64::INFINITY),
+                _ => (Op::Max, f64::NEG_INFINITY),
+            };
+            let folded = selected
+                .iter()
+                .zip(terms)
+                .map(|(s, t)| S::Op(Op::If, vec![flag(s), t, S::Num(neutral)]))
+                .reduce(|a, b| op2(op, a, b))
+                .unwrap_or(S::Num(neutral));
+            if combine == 4 { op2(Op::Div, folded, count.clone()) } else { folded }
         };
-        let (op, neutral) = match combine {
-            0 | 4 => (Op::Add, 0.0),
-            1 => (Op::Mul, 1.0),
-            2 => (Op::Min, f64::INFINITY),
-            _ => (Op::Max, f64::NEG_INFINITY),
+        let chosen = match action.as_literal() {
+            Some(a) if a.fract() == 0.0 && (0.0..=10.0).contains(&a) => result(a as u8),
+            Some(a) => return Err(Located::new(at, format!("VECTOR SELECT's numerical action must be 0 to 10, found {a}"))),
+            None => {
+                let action = self.expr(action, env)?;
+                (0..=10u8).rev().fold(S::Num(f64::NAN), |rest, k| {
+                    S::Op(Op::If, vec![op2(Op::Eq, action.clone(), S::Num(f64::from(k))), result(k), rest])
+                })
+            }
         };
-        let folded = selected
-            .iter()
-            .zip(terms)
-            .map(|(s, t)| S::Op(Op::If, vec![flag(s), t, S::Num(neutral)]))
-            .reduce(|a, b| op2(op, a, b))
-            .unwrap_or(S::Num(neutral));
-        let result = if combine == 4 { op2(Op::Div, folded, count.clone()) } else { folded };
-        Ok(S::Op(Op::If, vec![count, result, missing]))
+        Ok(S::Op(Op::If, vec![count, chosen, missing]))
     }
 
     /// `VECTOR ELM MAP(vector[e], offset)`: the element of `vector` `offset` places after `e` along its

@@ -46,6 +46,8 @@ pub(crate) enum Rhs {
     LookupGet(Expr),
     /// `== expression`: an unchangeable constant.
     Unchangeable(Expr),
+    /// `== 1, 2, 3` or `== TABBED ARRAY(…)`: unchangeable constants' values.
+    UnchangeableNumbers(Vec<f64>),
     /// A data variable: `:= expression`, or no equation at all (its values come from outside).
     Data { expr: Option<Expr>, mode: DataMode },
 }
@@ -230,7 +232,11 @@ impl Parser<'_> {
             }
             Tok::EqEq => {
                 self.bump();
-                Rhs::Unchangeable(self.whole_expr()?)
+                match self.rhs()? {
+                    Rhs::Expr(e) => Rhs::Unchangeable(e),
+                    Rhs::Numbers(values) => Rhs::UnchangeableNumbers(values),
+                    _ => return Err(Located::new(first.start, "an unchangeable constant ('==') cannot be a stock")),
+                }
             }
             Tok::DataEq => {
                 self.bump();
@@ -391,6 +397,18 @@ impl Parser<'_> {
             self.expect(Tok::RParen, "')' closing INTEG")?;
             self.end_of_expression()?;
             return Ok(Rhs::Stock { rate, init });
+        }
+        // `TABBED ARRAY(1 2 3 \n 4 5 6)`: a number list separated by white space, rows by line breaks.
+        if matches!(self.peek_tok(), Tok::Name { key, .. } if key == "tabbed array") && *self.peek_at(1) == Tok::LParen {
+            self.bump();
+            self.bump();
+            let mut values = Vec::new();
+            while *self.peek_tok() != Tok::RParen {
+                values.push(self.signed_number()?);
+            }
+            self.bump();
+            self.end_of_expression()?;
+            return Ok(Rhs::Numbers(values));
         }
         let start = self.i;
         let e = self.expr()?;
@@ -650,7 +668,7 @@ impl Parser<'_> {
             return Err(Located::new(at, "INTEG must be the whole right-hand side of a stock's equation"));
         }
         if key == "tabbed array" {
-            return Err(Located::new(at, "the Vensim function TABBED ARRAY is not supported"));
+            return Err(Located::new(at, "TABBED ARRAY must be the whole right-hand side of a constant's equation"));
         }
         self.expect(Tok::LParen, "'('")?;
         let mut args = Vec::new();

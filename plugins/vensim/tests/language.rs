@@ -65,8 +65,14 @@ fn unsupported_constructs_are_refused_with_their_place() {
         ),
         ("r: a, b ~~|\nx[r] = 1 ~~|\ny = VECTOR SORT ORDER(x[r!], 1) ~~|", "model.mdl:4:5: the Vensim function VECTOR SORT ORDER is not supported"),
         (
-            "x = GET DIRECT CONSTANTS('data.csv', ',', 'B2') ~~|",
-            "model.mdl:2:5: the Vensim function GET DIRECT CONSTANTS is not supported (reading data files)",
+            "x = GET TIME VALUE(1, 0, 0) ~~|",
+            "model.mdl:2:5: GET TIME VALUE is supported for the simulation's time in its own units only: GET TIME \
+             VALUE(0, offset, 0)",
+        ),
+        (
+            "x = 1 + GET DIRECT CONSTANTS('c.csv', ',', 'B2') ~~|",
+            "model.mdl:2:9: the Vensim function GET DIRECT CONSTANTS is supported only as the whole right-hand side \
+             of an equation",
         ),
         (
             "x ~ units ~ data from a file |",
@@ -78,7 +84,6 @@ fn unsupported_constructs_are_refused_with_their_place() {
             "x = 1 + ACTIVE INITIAL(2, 3) ~~|",
             "model.mdl:2:9: ACTIVE INITIAL must be the whole right-hand side of an auxiliary",
         ),
-        ("d :HOLD BACKWARD: := Time ~~|", "model.mdl:2:1: data equations read with :HOLD BACKWARD: or :LOOK FORWARD: are not supported"),
     ];
     for (eqs, want) in cases {
         assert_eq!(&compile_err(eqs), want, "for:\n{eqs}");
@@ -93,7 +98,7 @@ fn subscript_errors_name_the_place() {
         ("r: a, b ~~|\ns: c ~~|\nx[r] = 1 ~~|\ny = x[c] ~~|", "model.mdl:5:7: 'c' is not an element of 'r', the range of 'x' there"),
         ("r: a, b ~~|\nx[r] = 1 ~~|\ny = x[r] ~~|", "model.mdl:4:7: the subscript range 'r' is not on the left-hand side (nor mapped to a range there)"),
         ("r: a, b ~~|\nx[r] = 1 ~~|\ny = x[q] ~~|", "model.mdl:4:7: 'q' is neither a subscript range nor an element"),
-        ("r: a, b ~~|\nx[a] = 1 ~~|", "model.mdl:3:1: x[b] has no equation"),
+        ("r: a, b ~~|\nx[a] = 1 ~~|\ny = x[b] ~~|", "model.mdl:4:5: x[b] has no equation"),
         ("r: a, b ~~|\nx[r] = 1 ~~|\nx[a] = 2 ~~|", "model.mdl:4:1: x[a] is defined twice"),
         ("r: a, b ~~|\nx[r] = 1 ~~|\ny[r] = x[r!] ~~|", "model.mdl:4:10: 'r!' is only allowed inside a vector function (SUM, PROD, VMIN, VMAX, …)"),
         ("r: a, b ~~|\nr: c ~~|", "model.mdl:3:1: the subscript range 'r' is defined twice"),
@@ -430,7 +435,7 @@ fn lookups_by_name_subscripted_and_inline() {
     .unwrap();
     assert_eq!(names(&m.spec().outputs), ["f", "g", "h[a]", "h[b]", "i", "j"]);
     let out = run(&m, &[], &[], &[0.25]).unwrap();
-    assert_eq!(out, [0.5, 15.0, 1.0, 5.5, 1.5, 2.0]);
+    assert_eq!(out, [0.5, 20.0, 1.0, 5.5, 1.5, 2.0]);
 }
 
 /// Macros, also used before their definition; every call has its own stocks, none of them an input or output.
@@ -478,7 +483,7 @@ fn file_variants_and_control_expressions() {
     assert_eq!(m.save_times(), (0..=10).map(f64::from).collect::<Vec<_>>());
     let e = VensimModel::compile(&model_src("x = 1 ~~|").replace("FINAL TIME  = 10", "FINAL TIME  = x + Time"), "m.mdl", None)
         .unwrap_err();
-    assert_eq!(e.to_string(), "m.mdl:9:1: FINAL TIME must be computed from numbers and constants alone");
+    assert_eq!(e.to_string(), "m.mdl:9:19: FINAL TIME must be computed from numbers and constants alone");
 }
 
 /// The JIT and the interpreter give the same bits; `"jit": false` chooses the interpreter.
