@@ -174,10 +174,11 @@ impl VensimModel {
         })?;
         let mut program = compiled.program;
         let mut jit_fallback = None;
-        if options.jit && cfg!(not(target_arch = "wasm32")) {
-            if let Err(why) = program.compile_native() {
-                jit_fallback = Some(why);
-            }
+        if options.jit
+            && cfg!(not(target_arch = "wasm32"))
+            && let Err(why) = program.compile_native()
+        {
+            jit_fallback = Some(why);
         }
         let system = &lowered.system;
         let spec = ModelSpec {

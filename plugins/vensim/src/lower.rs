@@ -155,9 +155,15 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>) -> Result<Lowered, Loc
             let names = data
                 .subscript(&args[0], &args[1], &args[2], &args[3], &args[4])
                 .map_err(|m| Located::new(*at, format!("{}: {m}", text.to_uppercase())))?;
-            Ok(names.into_iter().map(|n| Sub { key: crate::lexer::normalise(&n), text: n, bang: false, at: *at }).collect())
+            Ok(names
+                .into_iter()
+                .map(|n| Sub { key: crate::lexer::normalise(&n), text: n, bang: false, at: *at })
+                .collect())
         }
-        _ => Err(Located::new(d.at, format!("the subscript range '{}' must be GET DIRECT SUBSCRIPT(…) or a list", d.name))),
+        _ => Err(Located::new(
+            d.at,
+            format!("the subscript range '{}' must be GET DIRECT SUBSCRIPT(…) or a list", d.name),
+        )),
     })?;
     let equations: Vec<(&Equation, usize)> = file
         .entries
@@ -403,7 +409,14 @@ impl<'f> Lowerer<'f, '_> {
             }
             let dim = self.subs.dimension(&used, &named).ok_or_else(|| {
                 let (e, _) = v.eqs[0];
-                Located::new(e.lhs.subs[p].at, format!("no subscript range holds all the elements '{}' is defined for at position {}", v.name, p + 1))
+                Located::new(
+                    e.lhs.subs[p].at,
+                    format!(
+                        "no subscript range holds all the elements '{}' is defined for at position {}",
+                        v.name,
+                        p + 1
+                    ),
+                )
             })?;
             v.dims.push(dim);
         }
@@ -420,7 +433,6 @@ impl<'f> Lowerer<'f, '_> {
                 .iter()
                 .map(|list| list.iter().map(|s| self.lhs_elements(s).map(|(_, els)| els)).collect())
                 .collect::<Result<_, _>>()?;
-            let mut number = 0;
             let mut tuple = vec![0usize; n_dims];
             let count: usize = per.iter().map(|(_, els)| els.len()).product();
             if let Rhs::Numbers(values) | Rhs::UnchangeableNumbers(values) = &e.rhs
@@ -431,7 +443,7 @@ impl<'f> Lowerer<'f, '_> {
                     format!("'{}' needs {count} numbers here, found {}", e.lhs.name, values.len()),
                 ));
             }
-            for _ in 0..count {
+            for number in 0..count {
                 let elements: Vec<&String> = (0..n_dims).map(|p| &per[p].1[tuple[p]]).collect();
                 let skip = excluded.iter().any(|ex| ex.iter().zip(&elements).all(|(set, e)| set.contains(e)));
                 if !skip {
@@ -440,9 +452,8 @@ impl<'f> Lowerer<'f, '_> {
                         let pos = self.subs.ranges[v.dims[p]].elements.iter().position(|x| x == *el).unwrap_or(0);
                         index = index * sizes[p] + pos;
                     }
-                    let binding = (0..n_dims)
-                        .filter_map(|p| per[p].0.map(|r| (r.to_string(), elements[p].clone())))
-                        .collect();
+                    let binding =
+                        (0..n_dims).filter_map(|p| per[p].0.map(|r| (r.to_string(), elements[p].clone()))).collect();
                     if v.cells[index].is_some() {
                         return Err(Located::new(
                             e.lhs.at,
@@ -451,7 +462,6 @@ impl<'f> Lowerer<'f, '_> {
                     }
                     v.cells[index] = Some(Cell { eq: k, binding, number, slot: None });
                 }
-                number += 1;
                 for p in (0..n_dims).rev() {
                     tuple[p] += 1;
                     if tuple[p] < per[p].1.len() {
@@ -536,7 +546,9 @@ impl<'f> Lowerer<'f, '_> {
                 let (data, a) = get_args(&mut self.data, text, args, at, 4)?;
                 Read::Series(data.series(&a[0], &a[1], &a[2], &a[3], &shape).map_err(place)?)
             }
-            Get::Subscript => return Err(Located::new(at, "GET … SUBSCRIPT defines a subscript range, not a variable")),
+            Get::Subscript => {
+                return Err(Located::new(at, "GET … SUBSCRIPT defines a subscript range, not a variable"));
+            }
         };
         let read = Rc::new(read);
         self.reads.insert(key, read.clone());
@@ -548,8 +560,12 @@ impl<'f> Lowerer<'f, '_> {
     fn read_points(&mut self, e: &Equation, number: usize) -> Result<Vec<(f64, f64)>, Located> {
         let read = self.read(e)?;
         let Read::Series(series) = read.as_ref() else { return Err(Located::new(e.lhs.at, "not a series")) };
-        let ys = series.ys.get(number).ok_or_else(|| Located::new(e.lhs.at, format!("no data for element {}", number + 1)))?;
-        let points: Vec<(f64, f64)> = series.xs.iter().zip(ys).filter(|(_, y)| !y.is_nan()).map(|(&x, &y)| (x, y)).collect();
+        let ys = series
+            .ys
+            .get(number)
+            .ok_or_else(|| Located::new(e.lhs.at, format!("no data for element {}", number + 1)))?;
+        let points: Vec<(f64, f64)> =
+            series.xs.iter().zip(ys).filter(|(_, y)| !y.is_nan()).map(|(&x, &y)| (x, y)).collect();
         if points.is_empty() {
             return Err(Located::new(e.lhs.at, format!("'{}' has no values in its data file", e.lhs.name)));
         }
@@ -693,7 +709,10 @@ impl<'f> Lowerer<'f, '_> {
                     let (value, initial) = match x {
                         Expr::Call { key, args, at, .. } if key == "active initial" => {
                             let [value, initial] = args.as_slice() else {
-                                return Err(Located::new(*at, format!("ACTIVE INITIAL takes 2 arguments, found {}", args.len())));
+                                return Err(Located::new(
+                                    *at,
+                                    format!("ACTIVE INITIAL takes 2 arguments, found {}", args.len()),
+                                ));
                             };
                             (self.expr(value, &env)?, Some(self.expr(initial, &env)?))
                         }
@@ -748,7 +767,9 @@ impl<'f> Lowerer<'f, '_> {
                 }
                 acc
             }
-            Expr::Table(_) => return Err(Located::new(self.at, "a lookup table is only allowed as WITH LOOKUP's second argument")),
+            Expr::Table(_) => {
+                return Err(Located::new(self.at, "a lookup table is only allowed as WITH LOOKUP's second argument"));
+            }
             Expr::Literal(s) => {
                 return Err(Located::new(self.at, format!("the quoted literal '{s}' is only allowed in GET … calls")));
             }
@@ -803,7 +824,12 @@ impl<'f> Lowerer<'f, '_> {
         if subs.len() != var.dims.len() {
             return Err(Located::new(
                 at,
-                format!("'{text}' has {} subscript{}, found {}", var.dims.len(), if var.dims.len() == 1 { "" } else { "s" }, subs.len()),
+                format!(
+                    "'{text}' has {} subscript{}, found {}",
+                    var.dims.len(),
+                    if var.dims.len() == 1 { "" } else { "s" },
+                    subs.len()
+                ),
             ));
         }
         let mut index = 0;
@@ -813,7 +839,11 @@ impl<'f> Lowerer<'f, '_> {
             let pos = range.elements.iter().position(|x| *x == e).ok_or_else(|| {
                 Located::new(
                     sub.at,
-                    format!("'{}' is not an element of '{}', the range of '{text}' there", self.subs.element_text(&e), range.text),
+                    format!(
+                        "'{}' is not an element of '{}', the range of '{text}' there",
+                        self.subs.element_text(&e),
+                        range.text
+                    ),
                 )
             })?;
             index = index * range.elements.len() + pos;
@@ -826,7 +856,10 @@ impl<'f> Lowerer<'f, '_> {
         let bound = |key: &str| env.binding.iter().find(|(r, _)| r == key).map(|(_, e)| e.clone());
         if sub.bang {
             return bound(&format!("{}!", sub.key)).ok_or_else(|| {
-                Located::new(sub.at, format!("'{}!' is only allowed inside a vector function (SUM, PROD, VMIN, VMAX, …)", sub.text))
+                Located::new(
+                    sub.at,
+                    format!("'{}!' is only allowed inside a vector function (SUM, PROD, VMIN, VMAX, …)", sub.text),
+                )
             });
         }
         match self.subs.named(&sub.key) {
@@ -905,7 +938,10 @@ impl<'f> Lowerer<'f, '_> {
             if args.len() == n {
                 Ok(())
             } else {
-                Err(Located::new(at, format!("{upper} takes {n} argument{}, found {}", if n == 1 { "" } else { "s" }, args.len())))
+                Err(Located::new(
+                    at,
+                    format!("{upper} takes {n} argument{}, found {}", if n == 1 { "" } else { "s" }, args.len()),
+                ))
             }
         };
         match key {
@@ -938,7 +974,9 @@ impl<'f> Lowerer<'f, '_> {
                 let table = self.table_arg(&args[1], env, "WITH LOOKUP")?;
                 Ok(S::Lookup { table, mode: LookupMode::Interpolate, x: Box::new(x) })
             }
-            "active initial" => Err(Located::new(at, "ACTIVE INITIAL must be the whole right-hand side of an auxiliary")),
+            "active initial" => {
+                Err(Located::new(at, "ACTIVE INITIAL must be the whole right-hand side of an auxiliary"))
+            }
             // Vensim's time in model units, offset; calendar measures and other origins are not supported.
             "get time value" => {
                 arity(3)?;
@@ -1019,7 +1057,10 @@ impl<'f> Lowerer<'f, '_> {
             });
         }
         if bangs.is_empty() {
-            return Err(Located::new(at, format!("{function} needs a subscript range marked with '!' in its argument")));
+            return Err(Located::new(
+                at,
+                format!("{function} needs a subscript range marked with '!' in its argument"),
+            ));
         }
         let mut ranges = Vec::new();
         for b in &bangs {
@@ -1094,7 +1135,9 @@ impl<'f> Lowerer<'f, '_> {
         };
         let chosen = match action.as_literal() {
             Some(a) if a.fract() == 0.0 && (0.0..=10.0).contains(&a) => result(a as u8),
-            Some(a) => return Err(Located::new(at, format!("VECTOR SELECT's numerical action must be 0 to 10, found {a}"))),
+            Some(a) => {
+                return Err(Located::new(at, format!("VECTOR SELECT's numerical action must be 0 to 10, found {a}")));
+            }
             None => {
                 let action = self.expr(action, env)?;
                 (0..=10u8).rev().fold(S::Num(f64::NAN), |rest, k| {
@@ -1144,6 +1187,12 @@ impl<'f> Lowerer<'f, '_> {
             return Err(Located::new(
                 at,
                 format!("the macro {} takes {} arguments, found {}", m.name.text, m.inputs.len(), args.len()),
+            ));
+        }
+        if let Some(out) = m.outputs.first() {
+            return Err(Located::new(
+                out.at,
+                format!("the macro {}'s extra outputs (after ':') are not supported", m.name.text),
             ));
         }
         if self.macro_depth == MAX_MACRO_DEPTH {

@@ -109,7 +109,11 @@ pub(crate) fn parse_macro_header(src: &str, start: usize, end: usize) -> Result<
     let mut into_outputs = false;
     loop {
         let arg = p.name("a macro argument")?;
-        if into_outputs { outputs.push(arg) } else { inputs.push(arg) }
+        if into_outputs {
+            outputs.push(arg)
+        } else {
+            inputs.push(arg)
+        }
         match p.bump().tok {
             Tok::Comma => {}
             Tok::Colon if !into_outputs => into_outputs = true,
@@ -353,8 +357,10 @@ impl Parser<'_> {
         let bad = || {
             Located::new(
                 from.at,
-                format!("a numbered range goes from a name ending in a number to one with the same prefix, found '({}-{})'",
-                    from.text, to.text),
+                format!(
+                    "a numbered range goes from a name ending in a number to one with the same prefix, found '({}-{})'",
+                    from.text, to.text
+                ),
             )
         };
         let (Ok(a), Ok(b)) = (n1.parse::<u64>(), n2.parse::<u64>()) else { return Err(bad()) };
@@ -399,7 +405,8 @@ impl Parser<'_> {
             return Ok(Rhs::Stock { rate, init });
         }
         // `TABBED ARRAY(1 2 3 \n 4 5 6)`: a number list separated by white space, rows by line breaks.
-        if matches!(self.peek_tok(), Tok::Name { key, .. } if key == "tabbed array") && *self.peek_at(1) == Tok::LParen {
+        if matches!(self.peek_tok(), Tok::Name { key, .. } if key == "tabbed array") && *self.peek_at(1) == Tok::LParen
+        {
             self.bump();
             self.bump();
             let mut values = Vec::new();
@@ -518,7 +525,10 @@ impl Parser<'_> {
                 }
             }
             if flat.len() % 2 != 0 {
-                return Err(Located::new(at, format!("a lookup given as xs then ys needs an even count of numbers, found {}", flat.len())));
+                return Err(Located::new(
+                    at,
+                    format!("a lookup given as xs then ys needs an even count of numbers, found {}", flat.len()),
+                ));
             }
             let n = flat.len() / 2;
             points = (0..n).map(|k| (flat[k], flat[n + k])).collect();
@@ -773,7 +783,10 @@ mod tests {
     #[test]
     fn subscripts_lists_tables_and_ranges() {
         let e = eq("x[a, r!] :EXCEPT: [a, b1] = 1, -2; 3, :NA:;");
-        assert_eq!(e.lhs.subs.iter().map(|s| (s.key.as_str(), s.bang)).collect::<Vec<_>>(), [("a", false), ("r", true)]);
+        assert_eq!(
+            e.lhs.subs.iter().map(|s| (s.key.as_str(), s.bang)).collect::<Vec<_>>(),
+            [("a", false), ("r", true)]
+        );
         assert_eq!(e.lhs.except.len(), 1);
         assert_eq!(e.rhs, Rhs::Numbers(vec![1.0, -2.0, 3.0, NA]));
         assert_eq!(eq("t([(0,0)-(2,2)],(0,1),(2,-1))").rhs, Rhs::Lookup(vec![(0.0, 1.0), (2.0, -1.0)]));

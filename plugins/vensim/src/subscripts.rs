@@ -73,7 +73,10 @@ impl Subscripts {
                 for m in &members {
                     match self_range(&s.by_key, m) {
                         Some(r) if r == k => {
-                            return Err(Located::new(m.at, format!("the subscript range '{}' contains itself", d.name)));
+                            return Err(Located::new(
+                                m.at,
+                                format!("the subscript range '{}' contains itself", d.name),
+                            ));
                         }
                         Some(r) => elements.extend(s.ranges[r].elements.iter().cloned()),
                         None => {

@@ -63,7 +63,10 @@ fn unsupported_constructs_are_refused_with_their_place() {
             "model.mdl:3:5: 'effect table(…)' is not a Vensim function this plugin knows, nor a lookup or macro of \
              the model",
         ),
-        ("r: a, b ~~|\nx[r] = 1 ~~|\ny = VECTOR SORT ORDER(x[r!], 1) ~~|", "model.mdl:4:5: the Vensim function VECTOR SORT ORDER is not supported"),
+        (
+            "r: a, b ~~|\nx[r] = 1 ~~|\ny = VECTOR SORT ORDER(x[r!], 1) ~~|",
+            "model.mdl:4:5: the Vensim function VECTOR SORT ORDER is not supported",
+        ),
         (
             "x = GET TIME VALUE(1, 0, 0) ~~|",
             "model.mdl:2:5: GET TIME VALUE is supported for the simulation's time in its own units only: GET TIME \
@@ -95,15 +98,27 @@ fn subscript_errors_name_the_place() {
     let cases: &[(&str, &str)] = &[
         ("r: a, b ~~|\nx[r] = 1, 2, 3 ~~|", "model.mdl:3:1: 'x' needs 2 numbers here, found 3"),
         ("r: a, b ~~|\nx[r] = 1 ~~|\ny = x ~~|", "model.mdl:4:5: 'x' has 1 subscript, found 0"),
-        ("r: a, b ~~|\ns: c ~~|\nx[r] = 1 ~~|\ny = x[c] ~~|", "model.mdl:5:7: 'c' is not an element of 'r', the range of 'x' there"),
-        ("r: a, b ~~|\nx[r] = 1 ~~|\ny = x[r] ~~|", "model.mdl:4:7: the subscript range 'r' is not on the left-hand side (nor mapped to a range there)"),
+        (
+            "r: a, b ~~|\ns: c ~~|\nx[r] = 1 ~~|\ny = x[c] ~~|",
+            "model.mdl:5:7: 'c' is not an element of 'r', the range of 'x' there",
+        ),
+        (
+            "r: a, b ~~|\nx[r] = 1 ~~|\ny = x[r] ~~|",
+            "model.mdl:4:7: the subscript range 'r' is not on the left-hand side (nor mapped to a range there)",
+        ),
         ("r: a, b ~~|\nx[r] = 1 ~~|\ny = x[q] ~~|", "model.mdl:4:7: 'q' is neither a subscript range nor an element"),
         ("r: a, b ~~|\nx[a] = 1 ~~|\ny = x[b] ~~|", "model.mdl:4:5: x[b] has no equation"),
         ("r: a, b ~~|\nx[r] = 1 ~~|\nx[a] = 2 ~~|", "model.mdl:4:1: x[a] is defined twice"),
-        ("r: a, b ~~|\nx[r] = 1 ~~|\ny[r] = x[r!] ~~|", "model.mdl:4:10: 'r!' is only allowed inside a vector function (SUM, PROD, VMIN, VMAX, …)"),
+        (
+            "r: a, b ~~|\nx[r] = 1 ~~|\ny[r] = x[r!] ~~|",
+            "model.mdl:4:10: 'r!' is only allowed inside a vector function (SUM, PROD, VMIN, VMAX, …)",
+        ),
         ("r: a, b ~~|\nr: c ~~|", "model.mdl:3:1: the subscript range 'r' is defined twice"),
         ("r: s ~~|\ns: r ~~|", "model.mdl:2:1: the subscript range 'r' is defined in a circle"),
-        ("r: a, b -> s ~~|\ns: c ~~|", "model.mdl:2:12: the mapping of 'r' (2 elements) to 's' needs as many elements, found 1"),
+        (
+            "r: a, b -> s ~~|\ns: c ~~|",
+            "model.mdl:2:12: the mapping of 'r' (2 elements) to 's' needs as many elements, found 1",
+        ),
         ("x = SUM(1) ~~|", "model.mdl:2:5: SUM needs a subscript range marked with '!' in its argument"),
     ];
     for (eqs, want) in cases {
@@ -481,8 +496,12 @@ fn file_variants_and_control_expressions() {
     assert_eq!(m.spec().name, "Model");
     assert_eq!(m.control().final_time, 10.0);
     assert_eq!(m.save_times(), (0..=10).map(f64::from).collect::<Vec<_>>());
-    let e = VensimModel::compile(&model_src("x = 1 ~~|").replace("FINAL TIME  = 10", "FINAL TIME  = x + Time"), "m.mdl", None)
-        .unwrap_err();
+    let e = VensimModel::compile(
+        &model_src("x = 1 ~~|").replace("FINAL TIME  = 10", "FINAL TIME  = x + Time"),
+        "m.mdl",
+        None,
+    )
+    .unwrap_err();
     assert_eq!(e.to_string(), "m.mdl:9:19: FINAL TIME must be computed from numbers and constants alone");
 }
 
@@ -517,7 +536,10 @@ fn data_files_from_the_configuration() {
     let config = serde_json::json!({ "source": src, "data_files": files }).to_string();
     let m = model_from_config("vensim", &config).unwrap();
     let spec = m.spec();
-    assert_eq!(spec.params.iter().map(|p| (p.name.as_str(), p.default)).collect::<Vec<_>>(), [("k[a]", 1.5), ("k[b]", 2.5)]);
+    assert_eq!(
+        spec.params.iter().map(|p| (p.name.as_str(), p.default)).collect::<Vec<_>>(),
+        [("k[a]", 1.5), ("k[b]", 2.5)]
+    );
     assert_eq!(names(&spec.outputs), ["d", "e"]);
     let out = run(&m, &spec.defaults(), &[], &[0.0, 0.25, 2.0]).unwrap();
     assert_eq!(out, [1.0, 2.0, 1.5, 3.0, 3.0, 6.0]);
