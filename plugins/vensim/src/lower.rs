@@ -146,7 +146,7 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>) -> Result<Lowered, Loc
         .iter()
         .filter_map(|(e, at)| match e {
             Entry::Range(r) => Some((r, *at)),
-            Entry::Equation(_) => None,
+            _ => None,
         })
         .collect();
     let subs = Subscripts::new(&defs, |d| match &d.members {
@@ -165,14 +165,7 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>) -> Result<Lowered, Loc
             format!("the subscript range '{}' must be GET DIRECT SUBSCRIPT(…) or a list", d.name),
         )),
     })?;
-    let equations: Vec<(&Equation, usize)> = file
-        .entries
-        .iter()
-        .filter_map(|(e, at)| match e {
-            Entry::Equation(q) => Some((q, *at)),
-            Entry::Range(_) => None,
-        })
-        .collect();
+    let equations = equations(&file.entries);
     let control = control(&equations)?;
     let final_time_at = equations.iter().find(|(e, _)| e.lhs.key == "final time").map_or(0, |(e, _)| e.lhs.at);
     let mut macros = HashMap::new();
@@ -217,6 +210,17 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>) -> Result<Lowered, Loc
     let structural = std::mem::take(&mut l.lw.structural);
     let places = l.places;
     Ok(Lowered { system, n_params, control, inputs, structural, places })
+}
+
+/// The equations among entries, with their offsets.
+fn equations(entries: &[(Entry, usize)]) -> Vec<(&Equation, usize)> {
+    entries
+        .iter()
+        .filter_map(|(e, at)| match e {
+            Entry::Equation(q) => Some((q, *at)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The control values: numbers, or expressions of numbers, other control values and constants.
@@ -1207,17 +1211,10 @@ impl<'f> Lowerer<'f, '_> {
             let index = self.push_var(format!("{prefix}{}", input.text), value, self.at);
             bound.insert(input.key.clone(), S::Var(index));
         }
-        let equations: Vec<(&'f Equation, usize)> = m
-            .entries
-            .iter()
-            .filter_map(|(e, at)| match e {
-                Entry::Equation(q) => Some((q, *at)),
-                Entry::Range(r) => {
-                    let _ = r;
-                    None
-                }
-            })
-            .collect();
+        if let Some((Entry::Range(r), _)) = m.entries.iter().find(|(e, _)| matches!(e, Entry::Range(_))) {
+            return Err(Located::new(r.at, "subscript ranges inside macros are not supported"));
+        }
+        let equations = equations(&m.entries);
         if let Some((e, _)) = equations.iter().find(|(e, _)| !e.lhs.subs.is_empty()) {
             return Err(Located::new(e.lhs.at, "subscripted variables inside macros are not supported"));
         }

@@ -90,6 +90,9 @@ pub(crate) struct Mapping {
 pub(crate) enum Entry {
     Equation(Equation),
     Range(RangeDef),
+    /// A reality check's condition or test input (`name :THE CONDITION: …`, `name :TEST INPUT: …`): used by
+    /// Vensim's reality-check runs only, so a simulation skips it.
+    RealityCheck,
 }
 
 /// Parse the entry in `src[start..end]` (the text before its `~`).
@@ -217,6 +220,9 @@ impl Parser<'_> {
                 }
                 self.bump();
             }
+        }
+        if matches!(self.peek_tok(), Tok::Keyword(k) if k == "THE CONDITION" || k == "TEST INPUT") {
+            return Ok(Entry::RealityCheck);
         }
         let mut mode = DataMode::Interpolate;
         if let Tok::Keyword(k) = self.peek_tok() {
@@ -728,7 +734,7 @@ mod tests {
     fn eq(s: &str) -> Equation {
         match entry(s).unwrap() {
             Entry::Equation(e) => e,
-            Entry::Range(r) => panic!("range {r:?}"),
+            other => panic!("not an equation: {other:?}"),
         }
     }
 

@@ -608,3 +608,16 @@ fn random_draws_depend_on_the_seed_only() {
     assert_eq!(run(&with_seed(7), &[], &[f64::NAN], &times).unwrap(), first);
     assert_ne!(run(&with_seed(8), &[], &[f64::NAN], &times).unwrap(), first);
 }
+
+/// Reality checks (`:THE CONDITION:`, `:TEST INPUT:`) belong to Vensim's reality-check runs: a simulation
+/// skips them.
+#[test]
+fn reality_checks_are_skipped() {
+    let m = compile(
+        "r: a, b ~~|\nx[r] = 1, 2 ~~|\ncheck[r] :THE CONDITION: x[r] = 0 :IMPLIES: y[r] = 0 ~~|\n\
+         zero[r] :TEST INPUT: x[r] = 0 ~~|\ny[r] = x[r] * 2 ~~|",
+    )
+    .unwrap();
+    assert_eq!(names(&m.spec().outputs), ["y[a]", "y[b]"]);
+    assert_eq!(at_start(&m), [2.0, 4.0]);
+}
