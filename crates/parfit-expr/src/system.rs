@@ -965,6 +965,7 @@ mod tests {
         );
         let deepest = nested(MAX_DEPTH);
         let compile_it = move || {
+            #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
             let mut c = compile_system(&deepest, true).map_err(|e| e.message)?;
             #[cfg(not(target_arch = "wasm32"))]
             c.program.compile_native()?;
