@@ -172,7 +172,11 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     let (rhs, jac, out, pjac) = (p.rhs.len(), p.jac.len(), p.out.len(), p.pjac.len());
     let (nf, nj, no, npj) = (p.f.len(), p.jac_entries.len(), p.out_regs.len(), p.pjac_entries.len());
     let sensitivities = if p.sensitivities { rhs + jac + pjac + nf + nj + npj } else { 0 };
-    let operations = (rhs + nf) + (rhs + jac + nj) + (out + no) + sensitivities;
+    // A program without Jacobian code (Monte Carlo, or a system compiled without sensitivities) needs no
+    // second copy of its right-hand side.
+    let has_jac = !(p.jac.is_empty() && p.jac_entries.is_empty());
+    let jac_operations = if has_jac { rhs + jac + nj } else { 0 };
+    let operations = (rhs + nf) + jac_operations + (out + no) + sensitivities;
     if operations > MAX_OPERATIONS {
         return Err(format!(
             "the model has {operations} operations, more than the {MAX_OPERATIONS} the JIT compiles; it runs in \
@@ -215,7 +219,7 @@ pub fn compile(p: &Program) -> Result<Native, String> {
         n_states: p.n_states,
     };
     let rhs = ctx.section("rhs", &[&p.rhs], &p.f)?;
-    let jac = ctx.section("jac", &[&p.rhs, &p.jac], &jac_regs)?;
+    let jac = if has_jac { Some(ctx.section("jac", &[&p.rhs, &p.jac], &jac_regs)?) } else { None };
     let out = if p.out.is_empty() { None } else { Some(ctx.section("out", &[&p.out], &p.out_regs)?) };
     let sens = if p.sensitivities {
         let parts: Vec<u32> =
@@ -234,7 +238,7 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     };
     Ok(Native {
         rhs: sec(rhs),
-        jac: Some(sec(jac)),
+        jac: jac.map(sec),
         out: out.map(sec),
         sens: sens.map(sec),
         n_states: p.n_states,

@@ -147,7 +147,8 @@ pub const MAX_DEPTH: usize = 500;
 /// share), for the memory check before any code is generated.
 const BYTES_PER_NODE: f64 = 256.0;
 
-/// Compile a system into a program (with its forward sensitivity code when `sensitivities`): the program's
+/// Compile a system into a program (with its Jacobian ∂F/∂u and forward sensitivity code when
+/// `sensitivities`; without, the program has no Jacobian code, as Monte Carlo programs): the program's
 /// parameters are `system.params` in order, its states `system.states` in order, `f` their updates, its
 /// outputs `system.outputs`. Draw slots are the `Expr::Draw` nodes of the auxiliaries' values, the states'
 /// updates and the outputs, in that order (a slot nothing reads is dropped, as in DiffSL programs).
@@ -216,9 +217,14 @@ pub fn compile_system(system: &System, sensitivities: bool) -> Result<crate::Com
         f.push(g.e.reg(v));
     }
     let rhs = g.take_dynamic();
+    // Only the sensitivity equations need ∂F/∂u: the runners are explicit.
     let whole = |message| SystemError { site: first_site(system), message };
-    let jac_entries = g.e.jacobian(&rhs, &f).map_err(whole)?;
-    let jac = g.take_dynamic();
+    let (jac, jac_entries) = if sensitivities {
+        let entries = g.e.jacobian(&rhs, &f).map_err(whole)?;
+        (g.take_dynamic(), entries)
+    } else {
+        (Vec::new(), Vec::new())
+    };
 
     // The outputs.
     let outputs: Vec<&Expr> = system.outputs.iter().map(|o| &o.1).collect();
@@ -805,13 +811,16 @@ mod tests {
                     ),
                 ),
                 var("step", op(Op::Add, vec![lookup(LookupMode::Forward, x()), lookup(LookupMode::Backward, y())])),
+                // INITIAL(x · p1) = 2 p0 p1, and an ACTIVE INITIAL auxiliary y starts from.
+                var("init", E::Initial(Box::new(mul(x(), p1())))),
+                Var { name: "active".into(), value: E::Time, initial: Some(mul(p0(), p1())) },
             ],
             states: vec![
                 state("x", mul(p0(), E::Num(2.0)), op(Op::Sub, vec![add(E::Var(0), E::Var(2)), mul(E::Var(3), x())])),
                 state(
                     "y",
-                    lookup(LookupMode::Interpolate, p1()),
-                    op(Op::Add, vec![mul(E::Var(1), E::Var(4)), E::Var(5), E::Var(6), E::Var(7), E::Var(8)]),
+                    add(lookup(LookupMode::Interpolate, p1()), E::Var(10)),
+                    op(Op::Add, vec![mul(E::Var(1), E::Var(4)), E::Var(5), E::Var(6), E::Var(7), E::Var(8), E::Var(9)]),
                 ),
             ],
             outputs: outputs(vec![add(mul(x(), y()), E::Var(0)), add(E::Var(3), mul(p0(), E::Var(5)))]),
@@ -830,7 +839,7 @@ mod tests {
         let inv = (xv * 0.5 + 0.3) * 0.5;
         let area = |x: f64| if x <= 1.0 { x * x } else { 1.0 + (x - 1.0) * (2.0 + (2.0 + 0.5 * (x - 1.0))) / 2.0 };
         let trig = (xv * 0.3).asin() + (yv * 0.7).atan() + (0.2 * yv).acos();
-        let want_y = e * inv + (area(yv + 0.7) - area(xv)) + 1.3 * yv + trig + (2.5 + 0.0);
+        let want_y = e * inv + (area(yv + 0.7) - area(xv)) + 1.3 * yv + trig + (2.5 + 0.0) + 2.0 * 0.7 * 1.3;
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
         assert!(close(f[0], l + yv * 1.3 - m * xv), "{} vs {}", f[0], l + yv * 1.3 - m * xv);
         assert!(close(f[1], want_y), "{} vs {want_y}", f[1]);
