@@ -47,6 +47,14 @@ pub fn compile_with_sensitivities(source: &str) -> Result<Compiled, Located> {
     compile::compile(&ast, Dialect::Ode, true)
 }
 
+/// Values' bits, with every NaN the same: Rust leaves a NaN's sign and payload unspecified (the compiler
+/// may swap the operands of `a + b`, and x86 returns the first operand's NaN), so no two compilations of an
+/// operation agree on them; everything else must match bit for bit.
+#[cfg(test)]
+pub(crate) fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

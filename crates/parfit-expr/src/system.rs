@@ -679,7 +679,7 @@ mod tests {
             let mut native = p.clone();
             native.compile_native().expect("the JIT compiles the system");
             let n = run(&native, params, t, y);
-            let bits = |v: &[f64]| v.iter().map(|&x| crate::jit::bits(x)).collect::<Vec<_>>();
+            use crate::bits;
             let i = &interpreted;
             assert_eq!((bits(&i.0), bits(&i.1), bits(&i.2)), (bits(&n.0), bits(&n.1), bits(&n.2)));
         }
@@ -985,6 +985,35 @@ mod tests {
         #[cfg(target_arch = "wasm32")]
         let f = compile_it();
         assert!(f.unwrap()[0].is_finite());
+    }
+
+    /// Every table read through the program, interpreted and native, is the table's own read, at the edges
+    /// `lookup.rs` documents (and NaN, infinities).
+    #[test]
+    fn programs_read_tables_as_the_tables_do() {
+        use LookupMode::*;
+        let points = vec![(0.0, 1.0), (1.0, 3.0), (1.0, 5.0), (2.0, 4.0), (3.0, 4.0)];
+        let modes = [Interpolate, Extrapolate, Forward, Backward, Invert];
+        let mut exprs: Vec<Expr> =
+            modes.iter().map(|&mode| E::Lookup { table: 0, mode, x: Box::new(E::State(0)) }).collect();
+        exprs.push(E::LookupArea { table: 0, from: Box::new(E::Num(0.5)), to: Box::new(E::State(0)) });
+        let system = System {
+            states: vec![state("x", E::Num(0.0), E::Num(0.0))],
+            outputs: outputs(exprs),
+            tables: vec![Table { name: "t".into(), points: points.clone() }],
+            ..System::default()
+        };
+        let c = compile(&system);
+        let table = LookupTable::new(&points).expect("a valid table");
+        let (nan, inf) = (f64::NAN, f64::INFINITY);
+        for x in [-inf, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, inf, nan] {
+            let (_, _, out) = run_both(&c.program, &[], 0.0, &[x]);
+            let mut want: Vec<f64> = modes.iter().map(|&mode| table.read(mode, x)).collect();
+            want.push(table.area(0.5, x));
+            let bits =
+                |v: &[f64]| v.iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect::<Vec<_>>();
+            assert_eq!(bits(&out), bits(&want), "at {x}");
+        }
     }
 
     #[test]
