@@ -1010,9 +1010,7 @@ mod tests {
             let (_, _, out) = run_both(&c.program, &[], 0.0, &[x]);
             let mut want: Vec<f64> = modes.iter().map(|&mode| table.read(mode, x)).collect();
             want.push(table.area(0.5, x));
-            let bits =
-                |v: &[f64]| v.iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect::<Vec<_>>();
-            assert_eq!(bits(&out), bits(&want), "at {x}");
+            assert_eq!(crate::bits(&out), crate::bits(&want), "at {x}");
         }
     }
 
