@@ -209,11 +209,10 @@ pub fn compile_system(system: &System, sensitivities: bool) -> Result<crate::Com
     }
 
     // The right-hand side, then its Jacobian.
-    let updates: Vec<&Expr> = system.states.iter().map(|s| &s.update).collect();
     g.section(&order, &scan.dynamic_deps, &scan.update_vars)?;
     let mut f = Vec::with_capacity(n_states);
-    for (j, e) in updates.iter().enumerate() {
-        let v = g.expr(e, Ctx::Dynamic, Site::StateUpdate(j))?;
+    for (j, s) in system.states.iter().enumerate() {
+        let v = g.expr(&s.update, Ctx::Dynamic, Site::StateUpdate(j))?;
         f.push(g.e.reg(v));
     }
     let rhs = g.take_dynamic();
@@ -227,10 +226,9 @@ pub fn compile_system(system: &System, sensitivities: bool) -> Result<crate::Com
     };
 
     // The outputs.
-    let outputs: Vec<&Expr> = system.outputs.iter().map(|o| &o.1).collect();
     g.section(&order, &scan.dynamic_deps, &scan.output_vars)?;
-    let mut out_regs = Vec::with_capacity(outputs.len());
-    for (o, e) in outputs.iter().enumerate() {
+    let mut out_regs = Vec::with_capacity(system.outputs.len());
+    for (o, (_, e)) in system.outputs.iter().enumerate() {
         let v = g.expr(e, Ctx::Dynamic, Site::Output(o))?;
         out_regs.push(g.e.reg(v));
     }
