@@ -361,16 +361,20 @@ impl Builder<'_, '_> {
         if_(&on, &Expr::Num(1.0), &Expr::Num(0.0))
     }
 
-    /// `PULSE TRAIN(start, width, between, end)`: 1 while `start < Time + TIME STEP/2 < end` and the time
-    /// since start, modulo `between`, is below the width (at least one TIME STEP); else 0.
+    /// `PULSE TRAIN(start, width, between, end)`: 1 from `start < Time + TIME STEP/2` through the step at
+    /// `end` while the time since start, modulo `between`, is below the width (at least one TIME STEP), or
+    /// throughout when `between` is below the width (`between` = 0 included); else 0.
     fn pulse_train(&mut self, start: &Expr, width: &Expr, between: &Expr, end: &Expr) -> Expr {
         let tp = self.var("time plus", self.time_plus());
         let start = self.shared("start", start);
-        let width = bin(Op::Max, width, &Expr::Num(self.l.time_step));
-        let phase = bin(Op::Modulo, &bin(Op::Sub, &tp, &start), between);
-        let inside = bin(Op::And, &bin(Op::Gt, &tp, &start), &bin(Op::Lt, &tp, end));
-        let on = bin(Op::And, &inside, &bin(Op::Lt, &phase, &width));
-        if_(&on, &Expr::Num(1.0), &Expr::Num(0.0))
+        let dt = Expr::Num(self.l.time_step);
+        let width = self.shared("width", &bin(Op::Max, width, &dt));
+        let between = self.shared("between", between);
+        let last = bin(Op::Add, end, &dt);
+        let inside = bin(Op::And, &bin(Op::Gt, &tp, &start), &bin(Op::Lt, &tp, &last));
+        let phase = bin(Op::Modulo, &bin(Op::Sub, &tp, &start), &between);
+        let pulsing = bin(Op::Or, &bin(Op::Lt, &between, &width), &bin(Op::Lt, &phase, &width));
+        if_(&bin(Op::And, &inside, &pulsing), &Expr::Num(1.0), &Expr::Num(0.0))
     }
 
     /// `RAMP(slope, start, end)`: 0 until `Time > start`, then `slope × (Time - start)` until `Time < end`
@@ -1187,21 +1191,30 @@ mod tests {
     #[test]
     fn pulses_shorter_than_a_step_follow_vensims_definition() {
         // Vensim's PULSE is 1 while start < Time + TIME STEP/2 < start + width, a width of 0 being TIME STEP;
-        // a PULSE TRAIN's pulses last at least one TIME STEP. TIME STEP 1.
+        // a PULSE TRAIN's pulses last at least one TIME STEP, its end is the last step on. TIME STEP 1.
         let mut m = Model::new(6.0, 1.0);
         m.build(|l| {
             let zero = call(l, "PULSE", vec![num(2.0), num(0.0)]);
             let short = call(l, "PULSE", vec![num(2.0), num(0.25)]);
             let train = call(l, "PULSE TRAIN", vec![num(1.0), num(0.0), num(2.0), num(10.0)]);
+            // test-models samples/Query_file: PULSE TRAIN(2, 2, 0, 4) is 1 from time 2 through 4 (its
+            // SalesPattern uses PULSE TRAIN(30, 30, 0, 59), 1 at 30 … 59); PULSE TRAIN(1, 1, 2, 5) is 1 at 1,
+            // 3 and 5 (its FixedCost: PULSE TRAIN(30, 1, 30, 571) is 1 at 30, 60, …, 570).
+            let solid = call(l, "PULSE TRAIN", vec![num(2.0), num(2.0), num(0.0), num(4.0)]);
+            let ends = call(l, "PULSE TRAIN", vec![num(1.0), num(1.0), num(2.0), num(5.0)]);
             output(l, "zero", zero);
             output(l, "short", short);
             output(l, "train", train);
+            output(l, "solid", solid);
+            output(l, "ends", ends);
         });
         let rows = m.run();
         let column = |k: usize| rows.iter().map(|r| r[k]).collect::<Vec<_>>();
         assert_eq!(column(0), [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
         assert_eq!(column(1), [0.0; 7]);
         assert_eq!(column(2), [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(column(3), [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(column(4), [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
     }
 
     #[test]
