@@ -122,6 +122,7 @@ const BUILTINS: &[(&str, BuiltinInfo)] = &[
     ("RAMP", info(3, 3)),
     ("RANDOM 0 1", info(0, 0)),
     ("RANDOM EXPONENTIAL", info(5, 5)),
+    ("RANDOM NORMAL", info(5, 5)),
     ("RANDOM UNIFORM", info(3, 3)),
     ("REINITIAL", info(1, 1)),
     ("SAMPLE IF TRUE", info(3, 3)),
@@ -145,6 +146,9 @@ const BUILTINS: &[(&str, BuiltinInfo)] = &[
 pub(crate) fn builtin(name: &str) -> Option<BuiltinInfo> {
     BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, i)| *i)
 }
+
+/// 1/√π.
+const FRAC_1_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI / 2.0;
 
 /// Vensim's zero for ZIDZ, XIDZ and QUANTUM: a divisor smaller than this in magnitude counts as zero.
 const SMALL: f64 = 1e-6;
@@ -211,6 +215,7 @@ pub(crate) fn lower_call(l: &mut Lowering, name: &str, args: Vec<Arg>, label: &s
         "RANDOM 0 1" => b.random_uniform(&Expr::Num(0.0), &Expr::Num(1.0)),
         "RANDOM UNIFORM" => b.random_uniform(&v[0], &v[1]),
         "RANDOM EXPONENTIAL" => b.random_exponential(&v[0], &v[1], &v[2], &v[3]),
+        "RANDOM NORMAL" => b.random_normal(&v[0], &v[1], &v[2], &v[3]),
         _ => return Err(format!("the Vensim function {name} is not supported")),
     })
 }
@@ -485,6 +490,115 @@ impl Builder<'_, '_> {
         let value = bin(Op::Sub, &lo, &bin(Op::Mul, &stretch, &tail));
         let valid = bin(Op::And, &bin(Op::Gt, &stretch, &Expr::Num(0.0)), &bin(Op::Ge, &width, &Expr::Num(0.0)));
         self.var("draw", if_(&valid, &value, &Expr::Num(f64::NAN)))
+    }
+
+    /// `RANDOM NORMAL(min, max, mean, sd, seed)`: a normal of that mean and standard deviation truncated to
+    /// [min, max] (Vensim redraws outside them), drawn exactly by inverting its distribution function: with
+    /// `pa`, `pb` the standard normal's Φ at the bounds, `mean + sd × Φ⁻¹(pa + u (pb - pa))`. NaN when sd ≤ 0
+    /// or no value lies in [min, max].
+    fn random_normal(&mut self, min: &Expr, max: &Expr, mean: &Expr, sd: &Expr) -> Expr {
+        let mean = self.shared("mean", mean);
+        let sd = self.shared("standard deviation", sd);
+        let standard = |bound: &Expr| bin(Op::Div, &bin(Op::Sub, bound, &mean), &sd);
+        let pa = self.phi(&standard(min));
+        let pb = self.phi(&standard(max));
+        let pa = self.shared("mass below min", &pa);
+        let pb = self.shared("mass below max", &pb);
+        let u = Expr::Draw(DrawKind::Uniform);
+        let p = bin(Op::Add, &pa, &bin(Op::Mul, &u, &bin(Op::Sub, &pb, &pa)));
+        // p = 0 (u = 0 with nothing below min) has no finite quantile: the smallest positive double has.
+        let p = self.shared("probability", &bin(Op::Max, &p, &Expr::Num(f64::MIN_POSITIVE)));
+        let z = self.normal_quantile(&p);
+        let value = bin(Op::Add, &mean, &bin(Op::Mul, &sd, &z));
+        let valid = bin(Op::And, &bin(Op::Gt, &sd, &Expr::Num(0.0)), &bin(Op::Lt, &pa, &pb));
+        self.var("draw", if_(&valid, &value, &Expr::Num(f64::NAN)))
+    }
+
+    /// The standard normal distribution function Φ(x) = erfc(-x/√2) / 2, to about 1e-13 relative: erfc(y) is
+    /// `1 - erf(y)` by erf's Taylor series (35 terms) for |y| < 2 and Laplace's continued fraction (80 levels)
+    /// beyond, where the tail must keep its relative precision.
+    fn phi(&mut self, x: &Expr) -> Expr {
+        let y = self.shared("erfc argument", &bin(Op::Div, &un(Op::Neg, x), &Expr::Num(std::f64::consts::SQRT_2)));
+        let a = self.shared("|erfc argument|", &un(Op::Abs, &y));
+        // Taylor: erf(y) = 2/√π · y · Σ (-1)^n y^(2n) / (n! (2n + 1)), summed from the smallest term.
+        let y2 = bin(Op::Mul, &y, &y);
+        let y2 = self.shared("erfc argument squared", &y2);
+        let mut sum = Expr::Num(0.0);
+        let mut factorial = (1..=35u32).map(f64::from).product::<f64>();
+        for n in (0..=35u32).rev() {
+            let sign = if n % 2 == 0 { 1.0 } else { -1.0 };
+            let c = sign / (factorial * f64::from(2 * n + 1));
+            sum = bin(Op::Add, &bin(Op::Mul, &sum, &y2), &Expr::Num(c));
+            factorial /= f64::from(n.max(1));
+        }
+        let erf = bin(Op::Mul, &Expr::Num(std::f64::consts::FRAC_2_SQRT_PI), &bin(Op::Mul, &y, &sum));
+        let near = bin(Op::Sub, &Expr::Num(1.0), &erf);
+        // Continued fraction: erfc(a) = e^(-a²)/√π · 1/(a + (1/2)/(a + 1/(a + (3/2)/(a + …)))), a ≥ 2.
+        let mut f = a.clone();
+        for k in (1..=80u32).rev() {
+            f = bin(Op::Add, &a, &bin(Op::Div, &Expr::Num(f64::from(k) / 2.0), &f));
+        }
+        let scale = bin(Op::Mul, &un(Op::Exp, &un(Op::Neg, &bin(Op::Mul, &a, &a))), &Expr::Num(FRAC_1_SQRT_PI));
+        let tail = self.shared("erfc tail", &bin(Op::Div, &scale, &f));
+        let far = if_(&bin(Op::Ge, &y, &Expr::Num(0.0)), &tail, &bin(Op::Sub, &Expr::Num(2.0), &tail));
+        let erfc = if_(&bin(Op::Lt, &a, &Expr::Num(2.0)), &near, &far);
+        bin(Op::Mul, &Expr::Num(0.5), &erfc)
+    }
+
+    /// The standard normal quantile Φ⁻¹(p), 0 < p < 1: Acklam's rational approximation (relative error
+    /// below 1.2e-9) refined by one Halley step on [`Builder::phi`].
+    fn normal_quantile(&mut self, p: &Expr) -> Expr {
+        const A: [f64; 6] = [
+            -3.969683028665376e1,
+            2.209460984245205e2,
+            -2.759285104469687e2,
+            1.38357751867269e2,
+            -3.066479806614716e1,
+            2.506628277459239,
+        ];
+        const B: [f64; 5] = [
+            -5.447609879822406e1,
+            1.615858368580409e2,
+            -1.556989798598866e2,
+            6.680131188771972e1,
+            -1.328068155288572e1,
+        ];
+        const C: [f64; 6] = [
+            -7.784894002430293e-3,
+            -3.223964580411365e-1,
+            -2.400758277161838,
+            -2.549732539343734,
+            4.374664141464968,
+            2.938163982698783,
+        ];
+        const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+        const LOW: f64 = 0.02425;
+        let horner = |cs: &[f64], x: &Expr| {
+            cs.iter().fold(Expr::Num(0.0), |s, &c| bin(Op::Add, &bin(Op::Mul, &s, x), &Expr::Num(c)))
+        };
+        let one = Expr::Num(1.0);
+        // The tails: q = √(-2 ln p) below LOW, √(-2 ln(1 - p)) above 1 - LOW.
+        let tail = |s: &mut Self, mass: Expr, sign: f64| {
+            let q = bin(Op::Mul, &Expr::Num(-2.0), &un(Op::Log, &mass));
+            let q = s.shared("tail", &un(Op::Sqrt, &q));
+            let den = bin(Op::Add, &bin(Op::Mul, &horner(&D, &q), &q), &one);
+            bin(Op::Mul, &Expr::Num(sign), &bin(Op::Div, &horner(&C, &q), &den))
+        };
+        let low = tail(self, p.clone(), 1.0);
+        let high = tail(self, bin(Op::Sub, &one, p), -1.0);
+        let q = self.shared("centred", &bin(Op::Sub, p, &Expr::Num(0.5)));
+        let r = self.shared("centred squared", &bin(Op::Mul, &q, &q));
+        let den = bin(Op::Add, &bin(Op::Mul, &horner(&B, &r), &r), &one);
+        let central = bin(Op::Div, &bin(Op::Mul, &horner(&A, &r), &q), &den);
+        let upper = if_(&bin(Op::Gt, p, &Expr::Num(1.0 - LOW)), &high, &central);
+        let x = self.shared("quantile estimate", &if_(&bin(Op::Lt, p, &Expr::Num(LOW)), &low, &upper));
+        // Halley: e = Φ(x) - p, u = e √(2π) e^(x²/2), x - u / (1 + x u / 2).
+        let e = bin(Op::Sub, &self.phi(&x), p);
+        let density = un(Op::Exp, &bin(Op::Mul, &bin(Op::Mul, &x, &x), &Expr::Num(0.5)));
+        let u = bin(Op::Mul, &bin(Op::Mul, &e, &Expr::Num((2.0 * std::f64::consts::PI).sqrt())), &density);
+        let u = self.shared("Halley step", &u);
+        let step = bin(Op::Div, &u, &bin(Op::Add, &one, &bin(Op::Mul, &bin(Op::Mul, &x, &u), &Expr::Num(0.5))));
+        bin(Op::Sub, &x, &step)
     }
 
     /// A structure built by [`finish`]: its value is a placeholder auxiliary until then.
@@ -1405,6 +1519,39 @@ mod tests {
     }
 
     #[test]
+    fn random_normal_inverts_the_truncated_distribution() {
+        // Each output is one call, its draw slot fed `u` (slot k = output k).
+        let cases: [([f64; 4], f64, f64); 8] = [
+            // ([min, max, mean, sd], u, value): quantiles of the standard normal (from its exact inverse)
+            ([-1e38, 1e38, 0.0, 1.0], 0.5, 0.0),
+            ([-1e38, 1e38, 0.0, 1.0], 0.975, 1.959963984540054),
+            ([-1e38, 1e38, 0.0, 1.0], 1e-10, -6.361340902404056),
+            ([-1e38, 1e38, 10.0, 2.0], 0.841344746068543, 12.0),
+            // Truncated to the upper half: p = 0.5 + u / 2.
+            ([0.0, 1e38, 0.0, 1.0], 0.5, 0.6744897501960817),
+            // Truncated to [-1, 1] (Φ(±1) = 0.5 ∓ 0.3413447460685429): u = 0 is the lower bound.
+            ([-1.0, 1.0, 0.0, 1.0], 0.0, -1.0),
+            // No mass: NaN.
+            ([2.0, 1.0, 0.0, 1.0], 0.5, f64::NAN),
+            ([-1.0, 1.0, 0.0, 0.0], 0.5, f64::NAN),
+        ];
+        let mut m = Model::new(0.0, 1.0);
+        m.build(|l| {
+            for (k, (args, _, _)) in cases.iter().enumerate() {
+                let mut args: Vec<Expr> = args.iter().copied().map(num).collect();
+                args.push(num(0.0));
+                let e = call(l, "RANDOM NORMAL", args);
+                output(l, &format!("out{k}"), e);
+            }
+        });
+        let row = &m.run_with_draws(|_, k| cases[k].1)[0];
+        for (k, (got, (_, _, want))) in row.iter().zip(&cases).enumerate() {
+            let close = (got - want).abs() <= 1e-12 * want.abs().max(1.0);
+            assert!(close || (got.is_nan() && want.is_nan()), "case {k}: {got}, not {want}");
+        }
+    }
+
+    #[test]
     fn wrong_calls_are_refused_by_name() {
         let mut s = System::default();
         let mut l = Lowering::new(&mut s, 0.0, 10.0, 1.0);
@@ -1419,6 +1566,10 @@ mod tests {
         );
         assert_eq!(call_err(&mut l, "SIN", vec![Arg::Table(0)]), "argument 1 of SIN is a value, not a lookup");
         assert!(builtin("RANDOM POISSON").is_none(), "not exact on the runner's draws: refused as unknown");
+        assert_eq!(
+            call_err(&mut l, "RANDOM POISSON", vec![v(0.0), v(9.0), v(2.0), v(0.0), v(1.0), v(0.0)]),
+            "the Vensim function RANDOM POISSON is not supported"
+        );
         assert_eq!(builtin("LOOKUP AREA"), Some(BuiltinInfo { min_args: 3, max_args: 3, table_args: &[0] }));
     }
 
