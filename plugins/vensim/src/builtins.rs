@@ -115,6 +115,7 @@ const BUILTINS: &[(&str, BuiltinInfo)] = &[
     ("MAX", info(2, 2)),
     ("MIN", info(2, 2)),
     ("MODULO", info(2, 2)),
+    ("NPV", info(4, 4)),
     ("POWER", info(2, 2)),
     ("PULSE", info(2, 2)),
     ("PULSE TRAIN", info(4, 4)),
@@ -123,6 +124,7 @@ const BUILTINS: &[(&str, BuiltinInfo)] = &[
     ("RANDOM 0 1", info(0, 0)),
     ("RANDOM EXPONENTIAL", info(5, 5)),
     ("RANDOM NORMAL", info(5, 5)),
+    ("RANDOM TRIANGULAR", info(6, 6)),
     ("RANDOM UNIFORM", info(3, 3)),
     ("REINITIAL", info(1, 1)),
     ("SAMPLE IF TRUE", info(3, 3)),
@@ -216,6 +218,8 @@ pub(crate) fn lower_call(l: &mut Lowering, name: &str, args: Vec<Arg>, label: &s
         "RANDOM UNIFORM" => b.random_uniform(&v[0], &v[1]),
         "RANDOM EXPONENTIAL" => b.random_exponential(&v[0], &v[1], &v[2], &v[3]),
         "RANDOM NORMAL" => b.random_normal(&v[0], &v[1], &v[2], &v[3]),
+        "RANDOM TRIANGULAR" => b.random_triangular(&v[0], &v[1], &v[2], &v[3], &v[4]),
+        "NPV" => b.npv(&v[0], &v[1], &v[2], &v[3]),
         _ => return Err(format!("the Vensim function {name} is not supported")),
     })
 }
@@ -460,6 +464,23 @@ impl Builder<'_, '_> {
         Expr::State(av)
     }
 
+    /// `NPV(stream, rate, initial, factor)`, as Vensim defines it: a discount factor DF = INTEG(-DF × rate /
+    /// (1 + rate × TIME STEP), 1) and ACCUM = INTEG(stream × DF, initial); the value is `(ACCUM + stream ×
+    /// TIME STEP × DF) × factor` (the current step's stream undiscounted by the step).
+    fn npv(&mut self, stream: &Expr, rate: &Expr, initial: &Expr, factor: &Expr) -> Expr {
+        let stream = self.shared("stream", stream);
+        let rate = self.shared("discount rate", rate);
+        let dt = Expr::Num(self.l.time_step);
+        let df = self.state("discount factor", Expr::Num(1.0), Update::Integrate);
+        let per_step = bin(Op::Add, &Expr::Num(1.0), &bin(Op::Mul, &rate, &dt));
+        let decay = bin(Op::Div, &bin(Op::Mul, &un(Op::Neg, &Expr::State(df)), &rate), &per_step);
+        self.set_update(df, decay);
+        let accum = self.state("accumulated value", initial.clone(), Update::Integrate);
+        self.set_update(accum, bin(Op::Mul, &stream, &Expr::State(df)));
+        let current = bin(Op::Mul, &bin(Op::Mul, &stream, &dt), &Expr::State(df));
+        bin(Op::Mul, &bin(Op::Add, &Expr::State(accum), &current), factor)
+    }
+
     /// `SAMPLE IF TRUE(condition, input, initial)`: the input while the condition holds, else the value
     /// held from the last step (initially `initial`). One assigned state holds the previous value.
     fn sample_if_true(&mut self, condition: &Expr, input: &Expr, initial: &Expr) -> Expr {
@@ -511,6 +532,43 @@ impl Builder<'_, '_> {
         let z = self.normal_quantile(&p);
         let value = bin(Op::Add, &mean, &bin(Op::Mul, &sd, &z));
         let valid = bin(Op::And, &bin(Op::Gt, &sd, &Expr::Num(0.0)), &bin(Op::Lt, &pa, &pb));
+        self.var("draw", if_(&valid, &value, &Expr::Num(f64::NAN)))
+    }
+
+    /// `RANDOM TRIANGULAR(min, max, start, peak, end, seed)`: the triangular distribution on [start, end]
+    /// with its mode at peak, truncated to [min, max], drawn exactly by inverting its distribution function
+    /// F: `F⁻¹(F(lo) + u (F(hi) - F(lo)))` with lo, hi the bounds clamped to [start, end]. NaN unless
+    /// start ≤ peak ≤ end, start < end and some value lies in [min, max].
+    fn random_triangular(&mut self, min: &Expr, max: &Expr, start: &Expr, peak: &Expr, end: &Expr) -> Expr {
+        let start = self.shared("start", start);
+        let peak = self.shared("peak", peak);
+        let end = self.shared("end", end);
+        let left =
+            self.shared("rising width", &bin(Op::Mul, &bin(Op::Sub, &end, &start), &bin(Op::Sub, &peak, &start)));
+        let right =
+            self.shared("falling width", &bin(Op::Mul, &bin(Op::Sub, &end, &start), &bin(Op::Sub, &end, &peak)));
+        let one = Expr::Num(1.0);
+        let zero = Expr::Num(0.0);
+        let square = |x: &Expr| bin(Op::Mul, x, x);
+        // F(v) for v in [start, end]: (v - start)² / left up to the peak, 1 - (end - v)² / right after it.
+        let cdf = |s: &mut Self, bound: &Expr| {
+            let v = bin(Op::Min, &bin(Op::Max, bound, &start), &end);
+            let v = s.shared("bound", &v);
+            let rising =
+                if_(&bin(Op::Gt, &left, &zero), &bin(Op::Div, &square(&bin(Op::Sub, &v, &start)), &left), &zero);
+            let falling = bin(Op::Sub, &one, &bin(Op::Div, &square(&bin(Op::Sub, &end, &v)), &right));
+            s.shared("mass below", &if_(&bin(Op::Le, &v, &peak), &rising, &falling))
+        };
+        let lo = cdf(self, min);
+        let hi = cdf(self, max);
+        let u = Expr::Draw(DrawKind::Uniform);
+        let p = self.shared("probability", &bin(Op::Add, &lo, &bin(Op::Mul, &u, &bin(Op::Sub, &hi, &lo))));
+        let mode_mass = bin(Op::Div, &bin(Op::Sub, &peak, &start), &bin(Op::Sub, &end, &start));
+        let rising = bin(Op::Add, &start, &un(Op::Sqrt, &bin(Op::Mul, &p, &left)));
+        let falling = bin(Op::Sub, &end, &un(Op::Sqrt, &bin(Op::Mul, &bin(Op::Sub, &one, &p), &right)));
+        let value = if_(&bin(Op::Lt, &p, &mode_mass), &rising, &falling);
+        let ordered = bin(Op::And, &bin(Op::Le, &start, &peak), &bin(Op::Le, &peak, &end));
+        let valid = bin(Op::And, &bin(Op::And, &ordered, &bin(Op::Lt, &start, &end)), &bin(Op::Lt, &lo, &hi));
         self.var("draw", if_(&valid, &value, &Expr::Num(f64::NAN)))
     }
 
@@ -1548,6 +1606,52 @@ mod tests {
         for (k, (got, (_, _, want))) in row.iter().zip(&cases).enumerate() {
             let close = (got - want).abs() <= 1e-12 * want.abs().max(1.0);
             assert!(close || (got.is_nan() && want.is_nan()), "case {k}: {got}, not {want}");
+        }
+    }
+
+    #[test]
+    fn random_triangular_inverts_the_truncated_distribution() {
+        // On [0, 3] with its mode at 1: F(v) = v²/3 up to 1, 1 - (3 - v)²/6 after.
+        let cases: [([f64; 5], f64, f64); 5] = [
+            ([-1e38, 1e38, 0.0, 1.0, 3.0], 0.12, 0.6),
+            ([-1e38, 1e38, 0.0, 1.0, 3.0], 0.5, 3.0 - 1.7320508075688772),
+            // Truncated to [0.5, 2]: u = 0 gives 0.5, u = 1 would give 2.
+            ([0.5, 2.0, 0.0, 1.0, 3.0], 0.0, 0.5),
+            ([0.5, 2.0, 0.0, 1.0, 3.0], 1.0, 2.0),
+            // The peak beyond the end: NaN.
+            ([-1e38, 1e38, 0.0, 4.0, 3.0], 0.5, f64::NAN),
+        ];
+        let mut m = Model::new(0.0, 1.0);
+        m.build(|l| {
+            for (k, (args, _, _)) in cases.iter().enumerate() {
+                let mut args: Vec<Expr> = args.iter().copied().map(num).collect();
+                args.push(num(0.0));
+                let e = call(l, "RANDOM TRIANGULAR", args);
+                output(l, &format!("out{k}"), e);
+            }
+        });
+        let row = &m.run_with_draws(|_, k| cases[k].1)[0];
+        for (k, (got, (_, _, want))) in row.iter().zip(&cases).enumerate() {
+            let close = (got - want).abs() <= 1e-15 * want.abs().max(1.0);
+            assert!(close || (got.is_nan() && want.is_nan()), "case {k}: {got}, not {want}");
+        }
+    }
+
+    #[test]
+    fn npv_discounts_each_step_as_vensim_defines_it() {
+        // NPV(10, 0.1, 0, 1) with TIME STEP 1 is Σ 10 / 1.1^k over the steps so far (the current one
+        // undiscounted by its own step); with factor 2, twice that.
+        let mut m = Model::new(5.0, 1.0);
+        m.build(|l| {
+            let npv = call(l, "NPV", vec![num(10.0), num(0.1), num(0.0), num(1.0)]);
+            let twice = call(l, "NPV", vec![num(10.0), num(0.1), num(0.0), num(2.0)]);
+            output(l, "npv", npv);
+            output(l, "twice", twice);
+        });
+        for (n, row) in m.run().iter().enumerate() {
+            let want: f64 = (0..=n as i32).map(|k| 10.0 / 1.1f64.powi(k)).sum();
+            assert!((row[0] - want).abs() <= 1e-12 * want, "step {n}: {}, not {want}", row[0]);
+            assert!((row[1] - 2.0 * want).abs() <= 2e-12 * want);
         }
     }
 
