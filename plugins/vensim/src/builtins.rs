@@ -1576,6 +1576,25 @@ mod tests {
         assert!(rows[1][0] > row[0], "a new draw each step");
     }
 
+    /// Each case is one call of `name` (its arguments but the seed, the draw fed to it, the value wanted,
+    /// NaN included), checked to `tol` relative.
+    fn check_draws<const N: usize>(name: &str, cases: &[([f64; N], f64, f64)], tol: f64) {
+        let mut m = Model::new(0.0, 1.0);
+        m.build(|l| {
+            for (k, (args, _, _)) in cases.iter().enumerate() {
+                let mut args: Vec<Expr> = args.iter().copied().map(num).collect();
+                args.push(num(0.0));
+                let e = call(l, name, args);
+                output(l, &format!("out{k}"), e);
+            }
+        });
+        let row = &m.run_with_draws(|_, k| cases[k].1)[0];
+        for (k, (got, (_, _, want))) in row.iter().zip(cases).enumerate() {
+            let close = (got - want).abs() <= tol * want.abs().max(1.0);
+            assert!(close || (got.is_nan() && want.is_nan()), "{name} case {k}: {got}, not {want}");
+        }
+    }
+
     #[test]
     fn random_normal_inverts_the_truncated_distribution() {
         // Each output is one call, its draw slot fed `u` (slot k = output k).
@@ -1593,20 +1612,7 @@ mod tests {
             ([2.0, 1.0, 0.0, 1.0], 0.5, f64::NAN),
             ([-1.0, 1.0, 0.0, 0.0], 0.5, f64::NAN),
         ];
-        let mut m = Model::new(0.0, 1.0);
-        m.build(|l| {
-            for (k, (args, _, _)) in cases.iter().enumerate() {
-                let mut args: Vec<Expr> = args.iter().copied().map(num).collect();
-                args.push(num(0.0));
-                let e = call(l, "RANDOM NORMAL", args);
-                output(l, &format!("out{k}"), e);
-            }
-        });
-        let row = &m.run_with_draws(|_, k| cases[k].1)[0];
-        for (k, (got, (_, _, want))) in row.iter().zip(&cases).enumerate() {
-            let close = (got - want).abs() <= 1e-12 * want.abs().max(1.0);
-            assert!(close || (got.is_nan() && want.is_nan()), "case {k}: {got}, not {want}");
-        }
+        check_draws("RANDOM NORMAL", &cases, 1e-12);
     }
 
     #[test]
@@ -1621,20 +1627,7 @@ mod tests {
             // The peak beyond the end: NaN.
             ([-1e38, 1e38, 0.0, 4.0, 3.0], 0.5, f64::NAN),
         ];
-        let mut m = Model::new(0.0, 1.0);
-        m.build(|l| {
-            for (k, (args, _, _)) in cases.iter().enumerate() {
-                let mut args: Vec<Expr> = args.iter().copied().map(num).collect();
-                args.push(num(0.0));
-                let e = call(l, "RANDOM TRIANGULAR", args);
-                output(l, &format!("out{k}"), e);
-            }
-        });
-        let row = &m.run_with_draws(|_, k| cases[k].1)[0];
-        for (k, (got, (_, _, want))) in row.iter().zip(&cases).enumerate() {
-            let close = (got - want).abs() <= 1e-15 * want.abs().max(1.0);
-            assert!(close || (got.is_nan() && want.is_nan()), "case {k}: {got}, not {want}");
-        }
+        check_draws("RANDOM TRIANGULAR", &cases, 1e-15);
     }
 
     #[test]
