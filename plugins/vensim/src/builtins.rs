@@ -42,11 +42,28 @@ pub(crate) struct Lowering<'a> {
     pub structural: Vec<(usize, String)>,
     /// Structures built by [`finish`].
     deferred: Vec<Deferred>,
+    /// The step's time and time plus, once a test input needs them.
+    clock: Option<Clock>,
+}
+
+/// Auxiliaries holding the time at the start of the current step and that time plus TIME STEP / 2.
+#[derive(Clone)]
+struct Clock {
+    time: Expr,
+    plus: Expr,
 }
 
 impl<'a> Lowering<'a> {
     pub(crate) fn new(system: &'a mut System, initial_time: f64, final_time: f64, time_step: f64) -> Self {
-        Lowering { system, initial_time, final_time, time_step, structural: Vec::new(), deferred: Vec::new() }
+        Lowering {
+            system,
+            initial_time,
+            final_time,
+            time_step,
+            structural: Vec::new(),
+            deferred: Vec::new(),
+            clock: None,
+        }
     }
 }
 
@@ -323,9 +340,32 @@ impl Builder<'_, '_> {
         }
     }
 
-    /// `Time + TIME STEP / 2`: Vensim compares times with this so that rounding never moves a step.
-    fn time_plus(&self) -> Expr {
-        bin(Op::Add, &Expr::Time, &Expr::Num(self.l.time_step / 2.0))
+    /// The time at the start of the current step, `INITIAL TIME + n × TIME STEP` as the runner computes
+    /// Time, and that time plus TIME STEP / 2 (Vensim compares with it so that rounding never moves a step).
+    /// An assigned state counts the steps, so the test inputs "do not change except at TIME STEP intervals
+    /// regardless of the integration technique" (Vensim), RK4's stages included. One clock per model.
+    fn clock(&mut self) -> Clock {
+        if let Some(clock) = &self.l.clock {
+            return clock.clone();
+        }
+        let system = &mut *self.l.system;
+        let k = system.states.len();
+        let update = bin(Op::Add, &Expr::State(k), &Expr::Num(1.0));
+        system.states.push(State {
+            name: "~step number".into(),
+            initial: Expr::Num(0.0),
+            update,
+            kind: Update::Assign,
+        });
+        let elapsed = bin(Op::Mul, &Expr::State(k), &Expr::Num(self.l.time_step));
+        let time = bin(Op::Add, &Expr::Num(self.l.initial_time), &elapsed);
+        system.vars.push(Var { name: "~step time".into(), value: time, initial: None });
+        let time = Expr::Var(system.vars.len() - 1);
+        let plus = bin(Op::Add, &time, &Expr::Num(self.l.time_step / 2.0));
+        system.vars.push(Var { name: "~time plus".into(), value: plus, initial: None });
+        let clock = Clock { time, plus: Expr::Var(system.vars.len() - 1) };
+        self.l.clock = Some(clock.clone());
+        clock
     }
 
     /// numpy's `minimum`/`maximum` (what PySD computes): NaN if either operand is NaN, else the smaller
@@ -355,13 +395,14 @@ impl Builder<'_, '_> {
 
     /// `STEP(height, step time)`: height once `Time + TIME STEP/2 > step time`, else 0.
     fn step(&mut self, height: &Expr, at: &Expr) -> Expr {
-        if_(&bin(Op::Gt, &self.time_plus(), at), height, &Expr::Num(0.0))
+        let tp = self.clock().plus;
+        if_(&bin(Op::Gt, &tp, at), height, &Expr::Num(0.0))
     }
 
     /// `PULSE(start, width)`: 1 while `start < Time + TIME STEP/2 < start + width`, a width of 0 counting
     /// as TIME STEP (so a width below TIME STEP/2 gives no pulse, as Vensim's definition says).
     fn pulse(&mut self, start: &Expr, width: &Expr) -> Expr {
-        let tp = self.var("time plus", self.time_plus());
+        let tp = self.clock().plus;
         let start = self.shared("start", start);
         let width = self.shared("width", width);
         let dt = Expr::Num(self.l.time_step);
@@ -374,7 +415,7 @@ impl Builder<'_, '_> {
     /// `end` while the time since start, modulo `between`, is below the width (at least one TIME STEP), or
     /// throughout when `between` is below the width (`between` = 0 included); else 0.
     fn pulse_train(&mut self, start: &Expr, width: &Expr, between: &Expr, end: &Expr) -> Expr {
-        let tp = self.var("time plus", self.time_plus());
+        let tp = self.clock().plus;
         let start = self.shared("start", start);
         let dt = Expr::Num(self.l.time_step);
         let width = self.shared("width", &bin(Op::Max, width, &dt));
@@ -387,15 +428,16 @@ impl Builder<'_, '_> {
     }
 
     /// `RAMP(slope, start, end)`: 0 until `Time > start`, then `slope × (Time - start)` until `Time < end`
-    /// fails, then `slope × (end - start)` (Vensim's definition, on Time itself).
+    /// fails, then `slope × (end - start)` (Vensim's definition, on the step's time).
     fn ramp(&mut self, slope: &Expr, start: &Expr, end: &Expr) -> Expr {
+        let time = self.clock().time;
         let slope = self.shared("slope", slope);
         let start = self.shared("start", start);
         let end = self.shared("end", end);
-        let rising = bin(Op::Mul, &slope, &bin(Op::Sub, &Expr::Time, &start));
+        let rising = bin(Op::Mul, &slope, &bin(Op::Sub, &time, &start));
         let top = bin(Op::Mul, &slope, &bin(Op::Sub, &end, &start));
-        let after = if_(&bin(Op::Lt, &Expr::Time, &end), &rising, &top);
-        if_(&bin(Op::Gt, &Expr::Time, &start), &after, &Expr::Num(0.0))
+        let after = if_(&bin(Op::Lt, &time, &end), &rising, &top);
+        if_(&bin(Op::Gt, &time, &start), &after, &Expr::Num(0.0))
     }
 
     /// DELAY1(I) and DELAY3(I): `order` stocks `LV_k` (initially `initial × DL`, DL = delay time / order),
@@ -1387,6 +1429,27 @@ mod tests {
         assert_eq!(column(2), [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
         assert_eq!(column(3), [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
         assert_eq!(column(4), [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn test_inputs_hold_through_a_step_whatever_time_a_stage_evaluates_at() {
+        // RK4 evaluates at t + TIME STEP/2: STEP(1, 0.75) must still be 0 there, as at t = 0.
+        let mut m = Model::new(1.0, 1.0);
+        m.build(|l| {
+            let step = call(l, "STEP", vec![num(1.0), num(0.75)]);
+            let ramp = call(l, "RAMP", vec![num(1.0), num(0.0), num(10.0)]);
+            output(l, "step", step);
+            output(l, "ramp", ramp);
+        });
+        let compiled = compile_system(&m.system, false).expect("compiles");
+        let p = &compiled.program;
+        let mut regs = vec![0.0; p.n_regs];
+        let mut y = vec![0.0; p.n_states];
+        p.start(&mut regs, &[], &mut y);
+        let mut out = [f64::NAN; 2];
+        p.outputs(&mut regs, 0.5, &y, &mut out);
+        assert_eq!(out, [0.0, 0.0]);
+        assert_eq!(m.run()[1], [1.0, 1.0]);
     }
 
     #[test]
