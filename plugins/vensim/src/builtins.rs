@@ -12,7 +12,7 @@
 
 use parfit_core::limits::check_allocation;
 use parfit_expr::system::{Expr, LookupMode, State, System, Update, Var};
-use parfit_expr::{DrawKind, Op};
+use parfit_expr::{DrawKind, LookupTable, Op};
 
 /// An argument of a built-in call.
 pub(crate) enum Arg {
@@ -915,18 +915,22 @@ impl Fold<'_> {
                 }
                 Ok(op.apply(x[0], x[1], x[2], 0.0))
             }
-            Expr::Lookup { table, mode: LookupMode::Interpolate, x } => {
+            Expr::Lookup { table, mode, x } => {
                 let x = self.eval(x)?;
-                match self.system.tables.get(*table) {
-                    Some(t) => Ok(interpolate(&t.points, x)),
-                    None => why("refers to an unknown lookup"),
-                }
+                Ok(self.table(*table)?.read(*mode, x))
             }
-            Expr::Lookup { .. } | Expr::LookupArea { .. } => {
-                why("must be known when the model is compiled, and a LOOKUP function's value is not")
+            Expr::LookupArea { table, from, to } => {
+                let (from, to) = (self.eval(from)?, self.eval(to)?);
+                Ok(self.table(*table)?.area(from, to))
             }
             Expr::Draw(_) => why("must be known when the model is compiled, and depends on a random draw"),
         }
+    }
+
+    /// A table as the program reads it.
+    fn table(&self, table: usize) -> Result<LookupTable, Unknown> {
+        let t = self.system.tables.get(table).ok_or_else(|| Unknown::Why("refers to an unknown lookup".into()))?;
+        LookupTable::new(&t.points).map_err(|e| Unknown::Why(format!("reads a lookup that is wrong: {e}")))
     }
 
     fn enter(&mut self, item: (bool, usize), definition: &Expr) -> Result<f64, Unknown> {
@@ -942,30 +946,6 @@ impl Fold<'_> {
         self.path.pop();
         value
     }
-}
-
-/// A lookup's value at `x`: linear between points, the end values beyond them (Vensim's lookup call).
-fn interpolate(points: &[(f64, f64)], x: f64) -> f64 {
-    let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        return f64::NAN;
-    };
-    if x.is_nan() {
-        return f64::NAN;
-    }
-    if x <= first.0 {
-        return first.1;
-    }
-    if x >= last.0 {
-        return last.1;
-    }
-    for w in points.windows(2) {
-        if let [(x0, y0), (x1, y1)] = *w
-            && x < x1
-        {
-            return y0 + (x - x0) / (x1 - x0) * (y1 - y0);
-        }
-    }
-    last.1
 }
 
 #[cfg(test)]
@@ -1793,6 +1773,21 @@ mod tests {
         });
         let first: Vec<f64> = m.run().iter().map(|r| r[0]).collect();
         assert_eq!(first, [-1.0, -1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn sizes_read_lookups_at_the_initial_time() {
+        // A delay time from a table read at Time: 2 at time 0, so two slots.
+        let mut m = Model::new(3.0, 1.0);
+        m.build(|l| {
+            let points = vec![(0.0, 2.0), (10.0, 4.0)];
+            l.system.tables.push(parfit_expr::system::Table { name: "t".into(), points });
+            let delay = lookup_read(0, LookupMode::Interpolate, &Expr::Time);
+            let d = call(l, "DELAY FIXED", vec![Expr::Time, delay, num(-1.0)]);
+            output(l, "d", d);
+        });
+        let d: Vec<f64> = m.run().iter().map(|r| r[0]).collect();
+        assert_eq!(d, [-1.0, -1.0, 0.0, 1.0]);
     }
 
     #[test]
