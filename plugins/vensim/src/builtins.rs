@@ -444,20 +444,31 @@ impl Builder<'_, '_> {
     /// rates `RT_k = LV_k / DL`, `LV_1' = input - RT_1`, `LV_k' = RT_{k-1} - RT_k`; the value is the last
     /// rate. The delay time is read at every step.
     fn material_delay(&mut self, input: &Expr, delay: &Expr, initial: &Expr, order: usize) -> Expr {
-        let dl = if order == 1 { delay.clone() } else { bin(Op::Div, delay, &Expr::Num(order as f64)) };
-        let dl = self.shared("stage time", &dl);
-        self.delay_chain(input, &vec![dl; order], initial)
+        let dl = self.stage_time(delay, order);
+        self.delay_chain(input, &vec![dl; order], initial, Update::Integrate)
     }
 
-    /// The stocks and rates of a material delay whose stage k empties with the time `stage_times[k]`.
-    fn delay_chain(&mut self, input: &Expr, stage_times: &[Expr], initial: &Expr) -> Expr {
+    /// A stage's time in a chain of `order` stages over `time`: `time / order`.
+    fn stage_time(&mut self, time: &Expr, order: usize) -> Expr {
+        let dl = if order == 1 { time.clone() } else { bin(Op::Div, time, &Expr::Num(order as f64)) };
+        self.shared("stage time", &dl)
+    }
+
+    /// The stocks and rates of a material delay whose stage k empties with the time `stage_times[k]`: stocks
+    /// integrated by the runner, or assigned their Euler step (`kind`).
+    fn delay_chain(&mut self, input: &Expr, stage_times: &[Expr], initial: &Expr, kind: Update) -> Expr {
         let initial = self.shared("initial value", initial);
         let input = self.shared("input", input);
         let mut inflow = input;
         for (k, dl) in stage_times.iter().enumerate() {
-            let stock = self.state(&format!("stock {}", k + 1), bin(Op::Mul, &initial, dl), Update::Integrate);
+            let stock = self.state(&format!("stock {}", k + 1), bin(Op::Mul, &initial, dl), kind);
             let rate = self.var(&format!("rate {}", k + 1), bin(Op::Div, &Expr::State(stock), dl));
-            self.set_update(stock, bin(Op::Sub, &inflow, &rate));
+            let net = bin(Op::Sub, &inflow, &rate);
+            let update = match kind {
+                Update::Integrate => net,
+                Update::Assign => bin(Op::Add, &Expr::State(stock), &bin(Op::Mul, &net, &Expr::Num(self.l.time_step))),
+            };
+            self.set_update(stock, update);
             inflow = rate;
         }
         inflow
@@ -466,8 +477,7 @@ impl Builder<'_, '_> {
     /// SMOOTH(I), SMOOTH3(I), SMOOTH N: `order` stocks starting at `initial`, each adjusting towards the
     /// one before (the first towards the input) over `smooth time / order`; the value is the last stock.
     fn smooth(&mut self, input: &Expr, time: &Expr, initial: &Expr, order: usize) -> Expr {
-        let dl = if order == 1 { time.clone() } else { bin(Op::Div, time, &Expr::Num(order as f64)) };
-        let dl = self.shared("stage time", &dl);
+        let dl = self.stage_time(time, order);
         let initial = self.shared("initial value", initial);
         let mut target = self.shared("input", input);
         for k in 0..order {
@@ -835,22 +845,25 @@ impl Builder<'_, '_> {
 
     /// DELAY N: a material delay of `order` stages in which stage k empties with the delay time of k - 1
     /// steps before (Vensim: "the output depends on delay time from the previous Time Step"): assigned
-    /// states carry the older delay times down the chain, unless the delay time is constant.
+    /// states carry the older delay times down the chain, unless the delay time is constant. Vensim treats
+    /// it as a discrete delay, constant through a step whatever the integration method, so its stocks are
+    /// assigned states stepped by Euler (the runner's Euler step, operation for operation).
     fn delay_n(&mut self, input: &Expr, time: &Expr, initial: &Expr, order: usize) -> Expr {
-        let n = Expr::Num(order as f64);
-        if is_static(time) {
-            return self.material_delay(input, time, initial, order);
-        }
-        let time = self.shared("delay time", time);
-        let mut stage_times = vec![self.shared("stage time", &bin(Op::Div, &time, &n))];
-        let mut older = time;
-        for k in 1..order {
-            let past = self.state(&format!("delay time {k} steps before"), older.clone(), Update::Assign);
-            self.set_update(past, older);
-            older = Expr::State(past);
-            stage_times.push(self.shared("stage time", &bin(Op::Div, &older, &n)));
-        }
-        self.delay_chain(input, &stage_times, initial)
+        let stage_times = if is_static(time) {
+            vec![self.stage_time(time, order); order]
+        } else {
+            let time = self.shared("delay time", time);
+            let mut stage_times = vec![self.stage_time(&time, order)];
+            let mut older = time;
+            for k in 1..order {
+                let past = self.state(&format!("delay time {k} steps before"), older.clone(), Update::Assign);
+                self.set_update(past, older);
+                older = Expr::State(past);
+                stage_times.push(self.stage_time(&older, order));
+            }
+            stage_times
+        };
+        self.delay_chain(input, &stage_times, initial, Update::Assign)
     }
 }
 
@@ -1808,8 +1821,9 @@ mod tests {
             structural,
             vec![(0, "the order of DELAY N in x".to_string()), (1, "the delay time of DELAY N in x".to_string()),]
         );
-        // Three stocks for each; DELAY N's delay time is constant, so it keeps no older delay times.
+        // Three stocks for each, DELAY N's assigned (a discrete delay); its delay time is constant, so it
+        // keeps no older delay times.
         let count = |kind| m.system.states.iter().filter(|s| s.kind == kind).count();
-        assert_eq!((count(Update::Integrate), count(Update::Assign)), (9, 0));
+        assert_eq!((count(Update::Integrate), count(Update::Assign)), (6, 3));
     }
 }
