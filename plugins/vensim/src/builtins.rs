@@ -1767,6 +1767,38 @@ mod tests {
         );
         let huge = finish_error("DELAY FIXED", num(1e300));
         assert!(huge.starts_with("the pipeline of DELAY FIXED in stock[a1] (1e300 slots) would need about"), "{huge}");
+        let huge = finish_error("SMOOTH N", num(1e300));
+        assert!(huge.starts_with("the stocks of SMOOTH N in stock[a1] (order 1e300) would need about"), "{huge}");
+
+        // DELAY N's delay time decides its order too.
+        let mut s = System::default();
+        let mut l = Lowering::new(&mut s, 0.0, 10.0, 1.0);
+        call(&mut l, "DELAY N", vec![num(1.0), Expr::Draw(DrawKind::Normal), num(0.0), num(3.0)]);
+        let e = finish(&mut l).expect_err("refused");
+        let why = "the delay time of DELAY N must be known when the model is compiled, and depends on a random draw";
+        assert_eq!(e.message, why);
+
+        // A lookup the program could not read either.
+        let mut s = System::default();
+        let mut l = Lowering::new(&mut s, 0.0, 10.0, 1.0);
+        l.system.tables.push(parfit_expr::system::Table { name: "t".into(), points: vec![] });
+        call(&mut l, "DELAY FIXED", vec![num(1.0), lookup_read(0, LookupMode::Interpolate, &num(0.0)), num(0.0)]);
+        let e = finish(&mut l).expect_err("refused");
+        assert_eq!(
+            e.message,
+            "the delay time of DELAY FIXED reads a lookup that is wrong: the lookup table has no points"
+        );
+
+        // A chain of definitions deeper than the fold follows.
+        let mut s = System::default();
+        let mut l = Lowering::new(&mut s, 0.0, 10.0, 1.0);
+        let mut order = num(2.0);
+        for k in 0..=MAX_FOLD_DEPTH {
+            order = aux(&mut l, &format!("v{k}"), order);
+        }
+        call(&mut l, "DELAY N", vec![num(1.0), num(5.0), num(0.0), order]);
+        let e = finish(&mut l).expect_err("refused");
+        assert_eq!(e.message, "the order of DELAY N depends on a chain of more than 200 definitions");
 
         // An order defined through itself.
         let mut s = System::default();
