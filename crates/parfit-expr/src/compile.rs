@@ -423,13 +423,8 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     let mut slots: Vec<((usize, usize), (DrawKind, u32))> = std::mem::take(&mut g.draw_slots).into_iter().collect();
     slots.sort_unstable_by_key(|s| s.0);
     let mut program = Program {
-        n_states: g.n_states,
-        n_params,
-        n_regs: 0,
         draws: slots.iter().map(|s| s.1.0).collect(),
         draw_regs: slots.iter().map(|s| s.1.1).collect(),
-        consts: Vec::new(),
-        setup: Vec::new(),
         init,
         rhs,
         f: f_regs,
@@ -437,16 +432,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         jac_entries,
         out,
         out_regs,
-        sensitivities: false,
-        dsetup: Vec::new(),
-        init_sens: Vec::new(),
-        pjac: Vec::new(),
-        pjac_entries: Vec::new(),
-        dout: Vec::new(),
-        dout_dy: Vec::new(),
-        dout_dp: Vec::new(),
-        #[cfg(not(target_arch = "wasm32"))]
-        native: None,
+        ..Program::new(g.n_states, n_params)
     };
     if sensitivities {
         g.sensitivities(&mut program).map_err(|m| Located::new(g.defs[f].t.pos, m))?;
@@ -1108,12 +1094,20 @@ impl Gen<'_> {
             let da = grads.get(&i.a).unwrap_or(&none).clone();
             // Unary ops repeat `a` as `b` and `c`; only binary ops and `Select` have a second gradient.
             let db = match i.op {
-                Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Min | Op::Max | Op::Select => {
-                    grads.get(&i.b).unwrap_or(&none).clone()
-                }
+                Op::Add
+                | Op::Sub
+                | Op::Mul
+                | Op::Div
+                | Op::Pow
+                | Op::Min
+                | Op::Max
+                | Op::Modulo
+                | Op::NanElse
+                | Op::Select
+                | Op::If => grads.get(&i.b).unwrap_or(&none).clone(),
                 _ => Grad::new(),
             };
-            if da.is_empty() && db.is_empty() && i.op != Op::Select {
+            if da.is_empty() && db.is_empty() && !matches!(i.op, Op::Select | Op::If) {
                 continue;
             }
             let one = Val::Const(1.0);
@@ -1156,19 +1150,48 @@ impl Gen<'_> {
                 // The derivative of the branch taken (ties go to `a`).
                 Op::Min => {
                     let cond = self.op(Op::Sub, b, a);
-                    self.select(cond, &da, &db)
+                    self.choose(Op::Select, cond, &da, &db)
                 }
                 Op::Max => {
                     let cond = self.op(Op::Sub, a, b);
-                    self.select(cond, &da, &db)
+                    self.choose(Op::Select, cond, &da, &db)
                 }
-                Op::Select => {
+                Op::Select | Op::If => {
                     let dc = grads.get(&i.c).unwrap_or(&none).clone();
                     if db.is_empty() && dc.is_empty() {
                         continue;
                     }
-                    self.select(a, &db, &dc)
+                    self.choose(i.op, a, &db, &dc)
                 }
+                Op::NanElse => {
+                    // The derivative of the value taken: `b`'s where `a` is NaN.
+                    let nan = self.op(Op::Ne, a, a);
+                    self.choose(Op::If, nan, &db, &da)
+                }
+                Op::Modulo => {
+                    // a mod b = a - q·b with q = trunc(a / b), a whole number: d = da - q·db, with the q
+                    // this remainder implies.
+                    let cb = if db.is_empty() {
+                        Val::Const(0.0)
+                    } else {
+                        let diff = self.op(Op::Sub, a, dst);
+                        let q = self.op(Op::Div, diff, b);
+                        self.d_neg(q)
+                    };
+                    self.lin(one, &da, cb, &db)
+                }
+                // Piecewise constant: no derivative.
+                Op::Heaviside
+                | Op::Trunc
+                | Op::Eq
+                | Op::Ne
+                | Op::Lt
+                | Op::Le
+                | Op::Gt
+                | Op::Ge
+                | Op::And
+                | Op::Or
+                | Op::Not => continue,
                 Op::Copysign => {
                     // |a| sign(b): the sign of a times the sign of b (b's own derivative is zero almost
                     // everywhere).
@@ -1177,7 +1200,6 @@ impl Gen<'_> {
                     let s = self.d_mul(sa, sb);
                     self.lin(s, &da, Val::Const(0.0), &none)
                 }
-                Op::Heaviside => continue,
                 op => {
                     let k = self.unary_derivative(op, a, dst);
                     self.lin(k, &da, Val::Const(0.0), &none)
@@ -1304,6 +1326,19 @@ impl Gen<'_> {
                 let x = self.op(Op::Mul, m, p);
                 self.d_div(one, x)
             }
+            Op::Asin | Op::Acos => {
+                // ±1 / sqrt(1 - a²)
+                let sq = self.op(Op::Mul, a, a);
+                let x = self.op(Op::Sub, one, sq);
+                let r = self.op(Op::Sqrt, x, x);
+                let sign = if op == Op::Asin { one } else { Val::Const(-1.0) };
+                self.d_div(sign, r)
+            }
+            Op::Atan => {
+                let sq = self.op(Op::Mul, a, a);
+                let x = self.op(Op::Add, one, sq);
+                self.d_div(one, x)
+            }
             Op::Abs => self.op(Op::Copysign, one, a),
             Op::Sigmoid => {
                 let x = self.op(Op::Sub, one, dst);
@@ -1345,8 +1380,9 @@ impl Gen<'_> {
         out
     }
 
-    /// Element-wise `if cond >= 0 { dx } else { dy }` on sparse rows.
-    fn select(&mut self, cond: Val, dx: &[(u32, Val)], dy: &[(u32, Val)]) -> Grad {
+    /// Element-wise `if cond >= 0 { dx } else { dy }` (`op` = `Select`) or `if cond != 0 { dx } else { dy }`
+    /// (`If`) on sparse rows.
+    fn choose(&mut self, op: Op, cond: Val, dx: &[(u32, Val)], dy: &[(u32, Val)]) -> Grad {
         let zero = Val::Const(0.0);
         let (mut i, mut j, mut out) = (0, 0, Grad::new());
         while i < dx.len() || j < dy.len() {
@@ -1365,7 +1401,7 @@ impl Gen<'_> {
             } else {
                 zero
             };
-            out.push((k, self.op3(Op::Select, cond, x, y)));
+            out.push((k, self.op3(op, cond, x, y)));
         }
         out
     }

@@ -3,7 +3,9 @@
 //! Every instruction writes a fresh register (no register reuse), so programs are plain SSA and each
 //! result stays readable after its program ran.
 
-/// One operation. Binary ops read `a` and `b`; unary ops read `a` only; `Select` reads all three.
+/// One operation. Binary ops read `a` and `b`; unary ops read `a` only; `Select` and `If` read all three.
+/// Comparisons and logic give 1.0 for true and 0.0 for false; an operand is true when it is not 0 (NaN
+/// included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     Add,
@@ -27,11 +29,35 @@ pub enum Op {
     Tanh,
     Asinh,
     Acosh,
+    Asin,
+    Acos,
+    Atan,
     Abs,
+    /// Rounding toward zero (Vensim's `INTEGER`).
+    Trunc,
+    /// The remainder of `a / b` with the sign of `a` (C's `fmod`, exact): Vensim's `MODULO`, whose reference
+    /// output gives `MODULO(-10, 3) = -1` (test-models' `tests/rounding`). NaN when `b = 0`.
+    Modulo,
+    /// `a`, or `b` when `a` is NaN.
+    NanElse,
+    /// `a == b` (false when either is NaN).
+    Eq,
+    /// `a != b` (true when either is NaN).
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+    /// `a == 0`.
+    Not,
     Sigmoid,
     Heaviside,
     /// `if a >= 0 { b } else { c }` (DiffSL's `piecewise`).
     Select,
+    /// `if a != 0 { b } else { c }` (Vensim's `IF THEN ELSE`; NaN counts as true).
+    If,
     // Fused pairs made by `Program::finish` from a product read only by a sum: one dispatch instead of two,
     // rounded exactly as the pair (two roundings, not a fused multiply-add).
     /// `a * b + c`.
@@ -50,7 +76,7 @@ pub enum Op {
 
 impl Op {
     pub fn is_commutative(self) -> bool {
-        matches!(self, Op::Add | Op::Mul | Op::Min | Op::Max)
+        matches!(self, Op::Add | Op::Mul | Op::Min | Op::Max | Op::Eq | Op::Ne | Op::And | Op::Or)
     }
 
     /// The one definition of each operation, shared by constant folding and the interpreters so that folded
@@ -85,7 +111,28 @@ impl Op {
             Op::Tanh => a.tanh(),
             Op::Asinh => a.asinh(),
             Op::Acosh => a.acosh(),
+            Op::Asin => a.asin(),
+            Op::Acos => a.acos(),
+            Op::Atan => a.atan(),
             Op::Abs => a.abs(),
+            Op::Trunc => a.trunc(),
+            Op::Modulo => a % b(),
+            Op::NanElse => {
+                if a.is_nan() {
+                    b()
+                } else {
+                    a
+                }
+            }
+            Op::Eq => truth(a == b()),
+            Op::Ne => truth(a != b()),
+            Op::Lt => truth(a < b()),
+            Op::Le => truth(a <= b()),
+            Op::Gt => truth(a > b()),
+            Op::Ge => truth(a >= b()),
+            Op::And => truth(a != 0.0 && b() != 0.0),
+            Op::Or => truth(a != 0.0 || b() != 0.0),
+            Op::Not => truth(a == 0.0),
             // As DiffSL defines them.
             Op::Sigmoid => 1.0 / (1.0 + (-a).exp()),
             Op::Heaviside => {
@@ -102,6 +149,13 @@ impl Op {
                     c()
                 }
             }
+            Op::If => {
+                if a != 0.0 {
+                    b()
+                } else {
+                    c()
+                }
+            }
             Op::MulAdd => a * b() + c(),
             Op::MulSub => a * b() - c(),
             Op::NegMulAdd => c() - a * b(),
@@ -109,6 +163,12 @@ impl Op {
             Op::MulMulSub => a * b() - c() * d(),
         }
     }
+}
+
+/// 1.0 for true, 0.0 for false.
+#[inline(always)]
+fn truth(x: bool) -> f64 {
+    if x { 1.0 } else { 0.0 }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +262,36 @@ pub struct Program {
 
 impl Program {
     pub const T: usize = 0;
+
+    /// A program with no code yet, for the compilers to fill.
+    pub(crate) fn new(n_states: usize, n_params: usize) -> Program {
+        Program {
+            n_states,
+            n_params,
+            n_regs: 1 + n_states + n_params,
+            draws: Vec::new(),
+            draw_regs: Vec::new(),
+            consts: Vec::new(),
+            setup: Vec::new(),
+            init: Vec::new(),
+            rhs: Vec::new(),
+            f: Vec::new(),
+            jac: Vec::new(),
+            jac_entries: Vec::new(),
+            out: Vec::new(),
+            out_regs: Vec::new(),
+            sensitivities: false,
+            dsetup: Vec::new(),
+            init_sens: Vec::new(),
+            pjac: Vec::new(),
+            pjac_entries: Vec::new(),
+            dout: Vec::new(),
+            dout_dy: Vec::new(),
+            dout_dp: Vec::new(),
+            #[cfg(not(target_arch = "wasm32"))]
+            native: None,
+        }
+    }
 
     pub fn state_reg(i: usize) -> usize {
         1 + i
@@ -644,8 +734,25 @@ fn operands(i: &Instr) -> impl Iterator<Item = u32> {
 pub(crate) fn operand_count(op: Op) -> usize {
     match op {
         Op::MulMulAdd | Op::MulMulSub => 4,
-        Op::Select | Op::MulAdd | Op::MulSub | Op::NegMulAdd => 3,
-        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Min | Op::Max | Op::Copysign => 2,
+        Op::Select | Op::If | Op::MulAdd | Op::MulSub | Op::NegMulAdd => 3,
+        Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Div
+        | Op::Pow
+        | Op::Min
+        | Op::Max
+        | Op::Copysign
+        | Op::Modulo
+        | Op::NanElse
+        | Op::Eq
+        | Op::Ne
+        | Op::Lt
+        | Op::Le
+        | Op::Gt
+        | Op::Ge
+        | Op::And
+        | Op::Or => 2,
         _ => 1,
     }
 }
@@ -666,4 +773,60 @@ fn sweep(code: &mut Vec<Instr>, live: &mut [bool]) {
         k += 1;
         keep[k - 1]
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Op::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn bits(v: f64) -> u64 {
+        v.to_bits()
+    }
+
+    #[test]
+    fn modulo_is_vensims_remainder_with_the_sign_of_the_dividend() {
+        let (inf, nan) = (f64::INFINITY, f64::NAN);
+        for (a, b, want) in [
+            (5.0, 3.0, 2.0),
+            (-10.0, 3.0, -1.0),
+            (-3.0, 3.0, -0.0),
+            (3.0, 3.0, 0.0),
+            (5.0, -3.0, 2.0),
+            (-5.0, -3.0, -2.0),
+            (5.5, 2.0, 1.5),
+            (-2.9, 3.0, -2.9),
+            (3.0, inf, 3.0),
+            (-3.0, -inf, -3.0),
+        ] {
+            assert_eq!(bits(Modulo.apply(a, b, 0.0, 0.0)), bits(want), "MODULO({a}, {b})");
+        }
+        for (a, b) in [(3.0, 0.0), (3.0, -0.0), (inf, 3.0), (nan, 3.0), (3.0, nan)] {
+            assert!(Modulo.apply(a, b, 0.0, 0.0).is_nan(), "MODULO({a}, {b}) is NaN");
+        }
+    }
+
+    #[test]
+    fn comparisons_logic_and_choices_follow_the_agreed_truth_table() {
+        let nan = f64::NAN;
+        let t = |op: super::Op, a: f64, b: f64| op.apply(a, b, 0.0, 0.0);
+        for op in [Eq, Lt, Le, Gt, Ge] {
+            assert_eq!(t(op, nan, 1.0), 0.0, "{op:?} with NaN is false");
+            assert_eq!(t(op, 1.0, nan), 0.0, "{op:?} with NaN is false");
+        }
+        assert_eq!((t(Ne, nan, nan), t(Ne, 1.0, 1.0), t(Eq, 0.0, -0.0)), (1.0, 0.0, 1.0));
+        assert_eq!((t(Lt, 1.0, 2.0), t(Le, 2.0, 2.0), t(Gt, 2.0, 2.0), t(Ge, 2.0, 2.0)), (1.0, 1.0, 0.0, 1.0));
+        // Operands are true when not 0: NaN is true, -0 false.
+        assert_eq!((t(And, nan, 2.0), t(And, -0.0, 1.0), t(Or, 0.0, -0.0), t(Or, 0.0, nan)), (1.0, 0.0, 0.0, 1.0));
+        assert_eq!((t(Not, 0.0, 0.0), t(Not, -0.0, 0.0), t(Not, nan, 0.0), t(Not, 3.0, 0.0)), (1.0, 1.0, 0.0, 0.0));
+        assert_eq!(
+            (If.apply(nan, 1.0, 2.0, 0.0), If.apply(-0.0, 1.0, 2.0, 0.0), If.apply(-3.0, 1.0, 2.0, 0.0)),
+            (1.0, 2.0, 1.0)
+        );
+        assert_eq!((t(NanElse, nan, 4.0), t(NanElse, -0.0, 4.0)), (4.0, -0.0));
+        assert_eq!(bits(t(NanElse, -0.0, 4.0)), bits(-0.0));
+        assert_eq!((t(Trunc, -2.7, 0.0), t(Trunc, 2.7, 0.0)), (-2.0, 2.0));
+        assert_eq!(bits(t(Trunc, -0.5, 0.0)), bits(-0.0));
+    }
 }

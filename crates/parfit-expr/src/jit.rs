@@ -4,7 +4,7 @@
 //! Each compiled function is straight-line code over SSA values: it loads only what its section reads
 //! from outside itself (`t`, the state, parameters and parameter-level results), embeds constants, and
 //! stores only its results. Every operation is the interpreter's: the four arithmetic operations, `sqrt`,
-//! `abs`, `neg`, `copysign` and comparisons are single IEEE instructions with the same rounding (products
+//! `abs`, `neg`, `copysign`, `trunc`, comparisons and selections are single IEEE instructions with the same rounding (products
 //! and sums stay separate instructions — Cranelift fuses nothing it is not asked to), and every other
 //! operation calls [`Op::apply`] through an `extern "C"` wrapper, so JIT and interpreter give the same bits.
 //!
@@ -123,7 +123,8 @@ macro_rules! wrappers {
 wrappers! {
     parfit_pow Pow, parfit_min Min, parfit_max Max, parfit_exp Exp, parfit_log Log, parfit_log10 Log10,
     parfit_sin Sin, parfit_cos Cos, parfit_tan Tan, parfit_sinh Sinh, parfit_cosh Cosh, parfit_tanh Tanh,
-    parfit_asinh Asinh, parfit_acosh Acosh, parfit_sigmoid Sigmoid,
+    parfit_asinh Asinh, parfit_acosh Acosh, parfit_sigmoid Sigmoid, parfit_asin Asin, parfit_acos Acos,
+    parfit_atan Atan, parfit_modulo Modulo,
 }
 
 /// The most operations (instructions and stored results, over every section) the JIT compiles. Compile time
@@ -192,6 +193,12 @@ pub fn compile(p: &Program) -> Result<Native, String> {
         n_regs: p.n_regs,
         module: Some(module),
     })
+}
+
+/// 1.0 where the comparison result `holds`, else 0.0.
+fn truth(b: &mut FunctionBuilder<'_>, holds: Value) -> Value {
+    let (one, zero) = (b.ins().f64const(1.0), b.ins().f64const(0.0));
+    b.ins().select(holds, one, zero)
 }
 
 struct Gen<'a> {
@@ -282,6 +289,40 @@ impl Gen<'_> {
                     let ge = b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, z);
                     b.ins().select(ge, yes, no)
                 }
+                Op::Trunc => b.ins().trunc(a),
+                // Comparisons as Rust's: ordered (false for NaN), except `!=`, which is unordered.
+                Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                    let cc = match i.op {
+                        Op::Eq => FloatCC::Equal,
+                        Op::Ne => FloatCC::NotEqual,
+                        Op::Lt => FloatCC::LessThan,
+                        Op::Le => FloatCC::LessThanOrEqual,
+                        Op::Gt => FloatCC::GreaterThan,
+                        _ => FloatCC::GreaterThanOrEqual,
+                    };
+                    let holds = b.ins().fcmp(cc, a, x);
+                    truth(&mut b, holds)
+                }
+                Op::And | Op::Or | Op::Not => {
+                    let z = b.ins().f64const(0.0);
+                    let holds = if i.op == Op::Not {
+                        b.ins().fcmp(FloatCC::Equal, a, z)
+                    } else {
+                        // `!= 0` is true for NaN, as in the interpreter.
+                        let (p, q) = (b.ins().fcmp(FloatCC::NotEqual, a, z), b.ins().fcmp(FloatCC::NotEqual, x, z));
+                        if i.op == Op::And { b.ins().band(p, q) } else { b.ins().bor(p, q) }
+                    };
+                    truth(&mut b, holds)
+                }
+                Op::If => {
+                    let z = b.ins().f64const(0.0);
+                    let holds = b.ins().fcmp(FloatCC::NotEqual, a, z);
+                    b.ins().select(holds, x, c)
+                }
+                Op::NanElse => {
+                    let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                    b.ins().select(nan, x, a)
+                }
                 // Two roundings, as the interpreter: no fused multiply-add.
                 Op::MulAdd => {
                     let m = b.ins().fmul(a, x);
@@ -330,6 +371,14 @@ impl Gen<'_> {
     }
 }
 
+/// A value's bits, with every NaN the same: Rust leaves a NaN's sign and payload unspecified (the compiler
+/// may swap the operands of `a + b`, and x86 returns the first operand's NaN), so no two compilations of an
+/// operation agree on them; everything else must match bit for bit.
+#[cfg(test)]
+fn bits(x: f64) -> u64 {
+    if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{Dialect, Program, compile};
@@ -348,7 +397,7 @@ out_i { x * y - z * t, sigmoid(x) + pow(y, 2), x }
 ";
 
     fn bits(v: &[f64]) -> Vec<u64> {
-        v.iter().map(|x| x.to_bits()).collect()
+        v.iter().map(|&x| super::bits(x)).collect()
     }
 
     /// Native and interpreted right-hand side, Jacobian and outputs agree bit for bit, also at zeros of
@@ -415,6 +464,48 @@ out_i { x * y - z * t, sigmoid(x) + pow(y, 2), x }
                 interp.sensitivity_rhs(&mut ri, &mut Vec::new(), t, &y, &s, &mut dya, &mut dsa);
                 native.sensitivity_rhs(&mut rn, &mut work, t, &y, &s, &mut dyb, &mut dsb);
                 assert_eq!((bits(&dya), bits(&dsa)), (bits(&dyb), bits(&dsb)), "sensitivity rhs at {y:?}, {t}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod op_tests {
+    use crate::{Instr, Op, Program};
+
+    /// Every operation the DiffSL language has no syntax for, each over all pairs (and triples) of special
+    /// values: native code gives the interpreter's bits.
+    #[test]
+    fn the_vensim_operations_match_the_interpreter_bit_for_bit() {
+        use Op::*;
+        let ops = [Eq, Ne, Lt, Le, Gt, Ge, And, Or, Not, If, Trunc, Modulo, Asin, Acos, Atan, NanElse];
+        // States x, y, z in registers 1..=3; one output per operation, reading them.
+        let mut p = Program::new(3, 0);
+        for (k, &op) in ops.iter().enumerate() {
+            let dst = 4 + k as u32;
+            p.out.push(Instr { op, dst, a: 1, b: 2, c: 3, d: 0 });
+            p.out_regs.push(dst);
+        }
+        p.n_regs = 4 + ops.len();
+        p.f = vec![4, 5, 6];
+        p.rhs = p.out.clone();
+        let mut native = p.clone();
+        native.compile_native().expect("the JIT compiles every operation");
+        let special =
+            [0.0, -0.0, 1.0, -1.0, 0.5, -2.75, 3.0, 7.5, -1e-300, 1e300, f64::INFINITY, f64::NEG_INFINITY, f64::NAN];
+        let (mut ri, mut rn) = (vec![0.0; p.n_regs], vec![0.0; p.n_regs]);
+        let (mut a, mut b) = (vec![0.0; ops.len()], vec![0.0; ops.len()]);
+        for &x in &special {
+            for &y in &special {
+                for &z in &special[..4] {
+                    p.outputs(&mut ri, 0.0, &[x, y, z], &mut a);
+                    native.outputs(&mut rn, 0.0, &[x, y, z], &mut b);
+                    for (k, op) in ops.iter().enumerate() {
+                        let want = super::bits(op.apply(x, y, z, 0.0));
+                        assert_eq!(super::bits(a[k]), want, "{op:?}({x}, {y}, {z}) interpreted");
+                        assert_eq!(super::bits(b[k]), want, "{op:?}({x}, {y}, {z}) native");
+                    }
+                }
             }
         }
     }

@@ -93,9 +93,17 @@ pub enum Expr {
     /// others two).
     Op(Op, Vec<Expr>),
     /// A table read at `x` (for [`LookupMode::Invert`], `x` is the `y` sought).
-    Lookup { table: usize, mode: LookupMode, x: Box<Expr> },
+    Lookup {
+        table: usize,
+        mode: LookupMode,
+        x: Box<Expr>,
+    },
     /// The area under a table between two `x` (`LOOKUP AREA`).
-    LookupArea { table: usize, from: Box<Expr>, to: Box<Expr> },
+    LookupArea {
+        table: usize,
+        from: Box<Expr>,
+        to: Box<Expr>,
+    },
     /// The expression's value in the initial context: where states are their initial values, `t` is
     /// [`System::initial_time`] and auxiliaries take their `initial` form (Vensim's `INITIAL`). Computed once
     /// per simulation.

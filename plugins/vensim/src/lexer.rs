@@ -27,8 +27,8 @@ pub(crate) enum Tok {
     },
     /// `:WORD:` (upper-cased, spaces collapsed), e.g. `AND`, `NOT`, `MACRO`, `END OF MACRO`.
     Keyword(String),
-    /// A single-quoted literal, as in `GET XLS DATA('file.xlsx', …)`.
-    Literal,
+    /// A single-quoted literal, as in `GET XLS DATA('file.xlsx', …)`: its text.
+    Literal(String),
     Plus,
     Minus,
     Star,
@@ -149,7 +149,7 @@ pub(crate) fn tokenize(src: &str, start: usize, end: usize) -> Result<Vec<Token>
                 let close = text[at + 1..]
                     .find('\'')
                     .ok_or_else(|| Located::new(at, "unterminated quoted literal (missing closing ')"))?;
-                (Tok::Literal, at + 1 + close + 1)
+                (Tok::Literal(text[at + 1..at + 1 + close].to_string()), at + 1 + close + 1)
             }
             '"' => quoted_name(text, at)?,
             c if c.is_ascii_digit() || (c == '.' && peek(at + 1).is_some_and(|d| d.is_ascii_digit())) => {

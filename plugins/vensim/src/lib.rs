@@ -1,32 +1,35 @@
-//! parfit plugin for Vensim (`.mdl`) stock-and-flow models — the subset models like the PySD cookbook's
-//! aging chain use — integrated on Vensim's fixed time grid with Euler (Vensim's and PySD's default) or RK4.
+//! parfit plugin for Vensim (`.mdl`) system-dynamics models, integrated on Vensim's fixed time grid with
+//! Euler (Vensim's and PySD's default) or RK4.
 //!
-//! The model file is compiled once ([`VensimModel::compile`]) into register code; a simulation then runs
-//! that code without name lookups or allocation. Constants are the model's parameters, the stocks'
-//! starting values its per-case inputs, stocks and auxiliaries its outputs. See the crate's README.
+//! The model file is read (`mdl.rs`, `parser.rs`), its subscripts expanded and its equations lowered to
+//! scalar equations (`lower.rs`, `builtins.rs`), which `parfit_expr` compiles to register code — run by
+//! its interpreter or, natively, as JIT-compiled machine code. Constants are the model's parameters, the
+//! stocks' starting values its per-case inputs, every other variable its outputs. See the crate's README.
 
-mod compile;
+mod builtins;
 pub mod data;
-mod eval;
 mod expr;
 mod lexer;
+mod lower;
 mod mdl;
 mod parser;
+mod subscripts;
 
 use parfit_core::model::downcast_workspace;
+use parfit_core::random::Stream;
 use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
+use parfit_expr::system::{Site, Update};
+use parfit_expr::{DrawKind, Program};
 use serde::Deserialize;
 
-pub use compile::Control;
-use compile::{Program, TIME_REG};
-use eval::exec;
+pub use lower::Control;
 
 /// The model kind this plugin provides.
 pub const KIND: &str = "vensim";
 /// File extension (without the dot) of model files of that kind.
 pub const EXTENSION: &str = "mdl";
-const DESCRIPTION: &str = "Vensim stock-and-flow model (.mdl subset: INTEG, constants, auxiliaries, MIN/MAX/ABS/EXP/\
-                           LN/SQRT/IF THEN ELSE), Euler or RK4 on the file's time grid";
+const DESCRIPTION: &str = "Vensim system-dynamics model (.mdl: subscripts, lookups, delays, macros …), Euler or \
+                           RK4 on the file's time grid";
 
 /// How stocks are advanced by one TIME STEP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -56,31 +59,91 @@ pub struct VensimModel {
     program: Program,
     control: Control,
     method: Method,
+    /// How each state moves (the first `spec.inputs.len()` are the file's stocks).
+    kinds: Vec<Update>,
+    /// Parameters the model's structure depends on: (index, why); other values than the default are refused.
+    structural: Vec<(usize, String)>,
+    /// Seed of the random draws' streams.
+    seed: u64,
+    /// Why the program is interpreted rather than native, when it could have been native.
+    jit_fallback: Option<String>,
 }
 
-/// Per-thread scratch: the register file and the integrator's vectors.
+/// Per-thread scratch: the register file, the program's parameters and the integrator's vectors.
 #[derive(Debug)]
 struct VensimWorkspace {
     regs: Vec<f64>,
-    /// RK4: the latest stage's rates.
-    k: Vec<f64>,
-    /// RK4: the state at the start of the step, and the weighted sum of its stage rates.
+    /// The model's parameters followed by the stocks' inputs.
+    params: Vec<f64>,
+    y: Vec<f64>,
+    dy: Vec<f64>,
+    /// RK4: the state at the start of the step, the latest stage's rates and their weighted sum.
     x0: Vec<f64>,
+    k: Vec<f64>,
     acc: Vec<f64>,
 }
+
+impl VensimWorkspace {
+    fn new(p: &Program) -> VensimWorkspace {
+        let n = p.n_states;
+        VensimWorkspace {
+            regs: vec![0.0; p.n_regs],
+            params: vec![0.0; p.n_params],
+            y: vec![0.0; n],
+            dy: vec![0.0; n],
+            x0: vec![0.0; n],
+            k: vec![0.0; n],
+            acc: vec![0.0; n],
+        }
+    }
+
+    fn fits(&self, p: &Program) -> bool {
+        self.regs.len() == p.n_regs && self.params.len() == p.n_params && self.y.len() == p.n_states
+    }
+}
+
+/// Options of [`VensimModel::compile_with`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Overrides the integration method of the file's settings (Euler when it has none).
+    pub method: Option<Method>,
+    /// Native code where there is a JIT (the default), or the interpreter.
+    pub jit: bool,
+    /// Seed of the random functions' streams.
+    pub seed: u64,
+    /// Where `GET …` calls read their files; by default the directory of the source's name.
+    pub files: Option<data::Files>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { method: None, jit: true, seed: 0, files: None }
+    }
+}
+
+/// The directory a source's name is in (the current directory for a bare name).
+fn source_dir(source_name: &str) -> std::path::PathBuf {
+    std::path::Path::new(source_name).parent().map_or_else(|| ".".into(), |p| p.to_path_buf())
+}
+
+/// The purpose key of the random functions' streams (with the seed and the step number).
+const DRAW_PURPOSE: u64 = 0x7665_6e73_696d; // "vensim"
 
 impl VensimModel {
     /// Parse and compile model text. `source_name` labels error messages and names the model (its stem).
     /// `method` overrides the integration method of the file's settings (Euler when it has none).
     pub fn compile(source: &str, source_name: &str, method: Option<Method>) -> Result<VensimModel, ParseError> {
+        VensimModel::compile_with(source, source_name, &Options { method, ..Options::default() })
+    }
+
+    pub fn compile_with(source: &str, source_name: &str, options: &Options) -> Result<VensimModel, ParseError> {
         let src = source.strip_prefix('\u{feff}').unwrap_or(source);
         let err = |e: lexer::Located| {
             let (line, column) = line_col(src, e.at);
             ParseError { source_name: source_name.to_string(), line, column, message: e.message }
         };
         let file = mdl::read(src).map_err(err)?;
-        let compiled = compile::compile(&file.equations).map_err(err)?;
-        let method = match (method, file.method) {
+        let method = match (options.method, file.method) {
             (Some(m), _) => m,
             (None, mdl::FileMethod::Euler) => Method::Euler,
             (None, mdl::FileMethod::Rk4) => Method::Rk4,
@@ -92,14 +155,43 @@ impl VensimModel {
                 )));
             }
         };
+        let files = options.files.clone().unwrap_or_else(|| data::Files::Dir(source_dir(source_name)));
+        let lowered = lower::lower(&file, Some(files)).map_err(err)?;
+        let compiled = parfit_expr::system::compile_system(&lowered.system, false).map_err(|e| {
+            let places = &lowered.places;
+            let at = match e.site {
+                Site::Var(k) => places.vars.get(k),
+                Site::StateInitial(k) | Site::StateUpdate(k) => places.states.get(k),
+                Site::Output(k) => places.outputs.get(k),
+                Site::Table(k) => places.tables.get(k),
+            };
+            err(lexer::Located::new(at.copied().unwrap_or(0), e.message))
+        })?;
+        let mut program = compiled.program;
+        let mut jit_fallback = None;
+        if options.jit && cfg!(not(target_arch = "wasm32")) {
+            if let Err(why) = program.compile_native() {
+                jit_fallback = Some(why);
+            }
+        }
+        let system = &lowered.system;
         let spec = ModelSpec {
             name: model_name(source_name),
-            params: compiled.params.into_iter().map(|(n, d)| ParamSpec::new(n, d)).collect(),
-            inputs: compiled.stocks,
-            outputs: compiled.outputs,
+            params: system.params[..lowered.n_params].iter().map(|(n, d)| ParamSpec::new(n.clone(), *d)).collect(),
+            inputs: lowered.inputs,
+            outputs: system.outputs.iter().map(|(n, _)| n.clone()).collect(),
             output_kind: OutputKind::TimeSeries,
         };
-        Ok(VensimModel { spec, program: compiled.program, control: compiled.control, method })
+        Ok(VensimModel {
+            spec,
+            program,
+            control: lowered.control,
+            method,
+            kinds: system.states.iter().map(|s| s.kind).collect(),
+            structural: lowered.structural,
+            seed: options.seed,
+            jit_fallback,
+        })
     }
 
     /// The `.Control` section's values.
@@ -111,9 +203,19 @@ impl VensimModel {
         self.method
     }
 
-    /// Number of stocks (the first outputs, and the inputs).
+    /// Number of stocks (the inputs).
     pub fn n_stocks(&self) -> usize {
-        self.program.n_stocks
+        self.spec.inputs.len()
+    }
+
+    /// Whether simulations run native code.
+    pub fn is_native(&self) -> bool {
+        self.program.is_native()
+    }
+
+    /// Why simulations are interpreted although the JIT was asked for, if they are.
+    pub fn jit_fallback(&self) -> Option<&str> {
+        self.jit_fallback.as_deref()
     }
 
     /// The times Vensim would save: INITIAL TIME to FINAL TIME every SAVEPER, snapped to the step grid.
@@ -166,6 +268,16 @@ impl VensimModel {
                 return Err(SimError::BadParameter { name: s.name.clone(), reason: format!("{p} is not finite") });
             }
         }
+        for (k, why) in &self.structural {
+            if let (Some(p), Some(s)) = (params.get(*k), spec.params.get(*k))
+                && p.to_bits() != s.default.to_bits()
+            {
+                return Err(SimError::BadParameter {
+                    name: s.name.clone(),
+                    reason: format!("{why}: the model's structure depends on it, so it must stay {}", s.default),
+                });
+            }
+        }
         for (x, name) in inputs.iter().zip(&spec.inputs) {
             if x.is_infinite() {
                 return Err(SimError::BadInput(format!("the initial value of '{name}' is {x}")));
@@ -187,12 +299,31 @@ impl VensimModel {
         }
         Ok(())
     }
+
+    /// Fill the draw slots for step `n` from the stream keyed by the seed and the step.
+    fn draw(&self, regs: &mut [f64], n: u64) {
+        let p = &self.program;
+        if p.draws.is_empty() {
+            return;
+        }
+        let mut stream = Stream::new(self.seed, n, DRAW_PURPOSE);
+        let d0 = p.draw_reg(0);
+        for (r, kind) in regs[d0..d0 + p.draws.len()].iter_mut().zip(&p.draws) {
+            *r = match kind {
+                DrawKind::Normal => stream.normal(),
+                DrawKind::Uniform => stream.uniform(),
+            };
+        }
+    }
 }
 
-/// The file stem of `source_name`, or `"vensim"` when there is none.
+/// The file stem of `source_name` (without `.mdl` in any case), or `"vensim"` when there is none.
 fn model_name(source_name: &str) -> String {
     let file = source_name.rsplit(['/', '\\']).next().unwrap_or("");
-    let stem = file.strip_suffix(".mdl").unwrap_or(file);
+    let stem = match file.len().checked_sub(4) {
+        Some(k) if file.is_char_boundary(k) && file[k..].eq_ignore_ascii_case(".mdl") => &file[..k],
+        _ => file,
+    };
     if stem.is_empty() { "vensim".to_string() } else { stem.to_string() }
 }
 
@@ -202,13 +333,7 @@ impl Model for VensimModel {
     }
 
     fn workspace(&self) -> Workspace {
-        let s = self.program.n_stocks;
-        Box::new(VensimWorkspace {
-            regs: vec![0.0; self.program.n_regs],
-            k: vec![0.0; s],
-            x0: vec![0.0; s],
-            acc: vec![0.0; s],
-        })
+        Box::new(VensimWorkspace::new(&self.program))
     }
 
     /// Outputs at each requested time are the values at that step: the stocks, and the auxiliaries
@@ -225,76 +350,58 @@ impl Model for VensimModel {
         self.check_call(params, inputs, times, out)?;
         let p = &self.program;
         // A workspace made by another `VensimModel` has the right type but maybe the wrong sizes.
-        if ws.regs.len() != p.n_regs || ws.k.len() != p.n_stocks {
-            *ws = VensimWorkspace {
-                regs: vec![0.0; p.n_regs],
-                k: vec![0.0; p.n_stocks],
-                x0: vec![0.0; p.n_stocks],
-                acc: vec![0.0; p.n_stocks],
-            };
+        if !ws.fits(p) {
+            *ws = VensimWorkspace::new(p);
         }
         if times.is_empty() {
             return Ok(());
         }
         let Control { initial_time: t0, time_step: dt, .. } = self.control;
-        let VensimWorkspace { regs, k, x0, acc } = ws;
-        let base = p.stock_reg(0);
-
-        for &(r, v) in &p.consts {
-            regs[r as usize] = v;
-        }
-        regs[p.param_reg(0)..p.param_reg(0) + p.n_params].copy_from_slice(params);
-        regs[p.input_reg(0)..p.input_reg(0) + p.n_stocks].copy_from_slice(inputs);
-        regs[TIME_REG as usize] = t0;
-        exec(&p.setup, regs);
-        exec(&p.init, regs);
+        let VensimWorkspace { regs, params: all, y, dy, x0, k, acc } = ws;
+        all[..params.len()].copy_from_slice(params);
+        all[params.len()..].copy_from_slice(inputs);
+        self.draw(regs, 0);
+        p.start(regs, all, y);
         // Inputs were checked, so a non-finite start comes from the file's initial expression.
-        for (x, name) in regs[base..base + p.n_stocks].iter().zip(&self.spec.inputs) {
-            if !x.is_finite() {
-                return Err(SimError::BadInput(format!("the model file's initial value of '{name}' is {x}")));
-            }
+        if let Some(i) = y.iter().position(|x| !x.is_finite()) {
+            let name = self.spec.inputs.get(i).map_or("a hidden stock", String::as_str);
+            return Err(SimError::BadInput(format!("the model file's initial value of '{name}' is {}", y[i])));
         }
 
-        let n_out = p.out_regs.len();
+        let n_out = self.spec.outputs.len();
         let mut next = 0; // next requested time to fill
-        let mut next_step = self.step_of(times[0]).expect("checked");
+        let mut next_step = self.step_of(times[0]).unwrap_or(0);
         let mut n: u64 = 0;
         loop {
             // Time is computed from the step number, not accumulated, so it stays on the grid.
             let t = t0 + n as f64 * dt;
-            regs[TIME_REG as usize] = t;
-            exec(&p.step, regs);
+            self.draw(regs, n);
             while next_step == n {
-                let row = &mut out[next * n_out..(next + 1) * n_out];
-                for (o, &r) in row.iter_mut().zip(&p.out_regs) {
-                    *o = regs[r as usize];
-                }
+                p.outputs(regs, t, y, &mut out[next * n_out..(next + 1) * n_out]);
                 next += 1;
                 match times.get(next) {
-                    Some(&t) => next_step = self.step_of(t).expect("checked"),
+                    Some(&t) => next_step = self.step_of(t).unwrap_or(0),
                     None => return Ok(()),
                 }
             }
-            let finite = match self.method {
+            p.rhs(regs, t, y, dy);
+            match self.method {
                 Method::Euler => {
-                    // PySD's `state + ddt * dt`, term for term. The rates sit above the stocks, so one
-                    // stock's new value cannot feed into another's rate.
-                    let (lo, hi) = regs.split_at_mut(p.rate_base);
-                    let xs = &mut lo[base..base + p.n_stocks];
-                    for (x, d) in xs.iter_mut().zip(&hi[..p.n_stocks]) {
-                        *x += *d * dt;
+                    // PySD's `state + ddt * dt`, term for term; assigned states take their next value.
+                    for ((x, d), kind) in y.iter_mut().zip(dy.iter()).zip(&self.kinds) {
+                        *x = match kind {
+                            Update::Integrate => *x + *d * dt,
+                            Update::Assign => *d,
+                        };
                     }
-                    xs.iter().fold(true, |ok, x| ok & x.is_finite())
                 }
                 Method::Rk4 => {
-                    k.copy_from_slice(&regs[p.rate_base..p.rate_base + p.n_stocks]);
                     let (mid, end) = (t0 + (n as f64 + 0.5) * dt, t0 + (n + 1) as f64 * dt);
-                    self.rk4_step(regs, k, x0, acc, [mid, mid, end], dt);
-                    regs[base..base + p.n_stocks].iter().all(|x| x.is_finite())
+                    self.rk4_step(regs, y, dy, x0, k, acc, [mid, mid, end], dt);
                 }
-            };
+            }
             n += 1;
-            if !finite {
+            if !y.iter().all(|x| x.is_finite()) {
                 return Err(SimError::Diverged { t: t0 + n as f64 * dt });
             }
         }
@@ -302,34 +409,51 @@ impl Model for VensimModel {
 }
 
 impl VensimModel {
-    /// One classic RK4 step from the state in the stock registers, whose rates (k1) are in `k`; `times`
-    /// are those of stages 2–4. Leaves the new state in the stock registers.
-    fn rk4_step(&self, regs: &mut [f64], k: &mut [f64], x0: &mut [f64], acc: &mut [f64], times: [f64; 3], dt: f64) {
+    /// One classic RK4 step from `y`, whose first-stage updates are in `dy`; `times` are those of stages
+    /// 2–4. Integrated states take the RK4 combination, assigned states their first-stage next value (they
+    /// hold still within the step).
+    #[allow(clippy::too_many_arguments)]
+    fn rk4_step(
+        &self,
+        regs: &mut [f64],
+        y: &mut [f64],
+        dy: &[f64],
+        x0: &mut [f64],
+        k: &mut [f64],
+        acc: &mut [f64],
+        times: [f64; 3],
+        dt: f64,
+    ) {
         let p = &self.program;
-        let base = p.stock_reg(0);
         let half = 0.5 * dt;
-        x0.copy_from_slice(&regs[base..base + p.n_stocks]);
-        acc.copy_from_slice(k);
+        x0.copy_from_slice(y);
+        k.copy_from_slice(dy);
+        acc.copy_from_slice(dy);
         // Each stage starts from x0 along the previous stage's rates: k2 and k3 at the midpoint, k4 at the
         // end; acc = k1 + 2·k2 + 2·k3 + k4.
         for ((stage_dt, weight), t) in [(half, 2.0), (half, 2.0), (dt, 1.0)].into_iter().zip(times) {
-            for i in 0..p.n_stocks {
-                regs[base + i] = x0[i] + stage_dt * k[i];
+            for (((x, &x0), &ki), kind) in y.iter_mut().zip(x0.iter()).zip(k.iter()).zip(&self.kinds) {
+                *x = match kind {
+                    Update::Integrate => x0 + stage_dt * ki,
+                    Update::Assign => x0,
+                };
             }
-            regs[TIME_REG as usize] = t;
-            exec(&p.step, regs);
-            k.copy_from_slice(&regs[p.rate_base..p.rate_base + p.n_stocks]);
+            p.rhs(regs, t, y, k);
             for (a, &ki) in acc.iter_mut().zip(k.iter()) {
                 *a += weight * ki;
             }
         }
-        for i in 0..p.n_stocks {
-            regs[base + i] = x0[i] + dt / 6.0 * acc[i];
+        for (i, x) in y.iter_mut().enumerate() {
+            *x = match self.kinds[i] {
+                Update::Integrate => x0[i] + dt / 6.0 * acc[i],
+                Update::Assign => dy[i],
+            };
         }
     }
 }
 
-/// The plugin configuration: `{"source": "<model text>", "source_name": "<file name>", "method": "euler"|"rk4"}`.
+/// The plugin configuration: `{"source": "<model text>", "source_name": "<file name>", "method":
+/// "euler"|"rk4", "jit": bool, "seed": n}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
@@ -338,21 +462,44 @@ struct Config {
     source_name: String,
     #[serde(default)]
     method: Option<Method>,
+    #[serde(default = "default_jit")]
+    jit: bool,
+    #[serde(default)]
+    seed: u64,
+    /// The directory `GET …` calls read from (default: the source name's directory).
+    #[serde(default)]
+    data_dir: Option<String>,
+    /// Or the data files themselves, by name (text files: CSV), e.g. from the browser.
+    #[serde(default)]
+    data_files: Option<std::collections::BTreeMap<String, String>>,
 }
 
 fn default_source_name() -> String {
     "model.mdl".into()
 }
 
+fn default_jit() -> bool {
+    true
+}
+
 /// Build a model from the plugin ABI's configuration: `kind` must be `"vensim"` and `config_json` an object
 /// `{"source": text, "source_name": name (default "model.mdl"), "method": "euler" | "rk4" (default: the
-/// file's setting, else Euler)}`; other keys are errors.
+/// file's setting, else Euler), "jit": true | false (default true), "seed": the random functions' seed
+/// (default 0), "data_dir": the directory `GET …` calls read (default: the source name's), or "data_files":
+/// {name: text}}`; other keys are errors.
 pub fn model_from_config(kind: &str, config_json: &str) -> Result<VensimModel, String> {
     if kind != KIND {
         return Err(format!("unknown model kind '{kind}' (this plugin provides: {KIND})"));
     }
     let config: Config = serde_json::from_str(config_json).map_err(|e| format!("invalid vensim config: {e}"))?;
-    VensimModel::compile(&config.source, &config.source_name, config.method).map_err(|e| e.to_string())
+    let files = match (config.data_dir, config.data_files) {
+        (Some(_), Some(_)) => return Err("invalid vensim config: give \"data_dir\" or \"data_files\", not both".into()),
+        (Some(dir), None) => Some(data::Files::Dir(dir.into())),
+        (None, Some(map)) => Some(data::Files::Memory(map.into_iter().map(|(k, v)| (k, v.into_bytes())).collect())),
+        (None, None) => None,
+    };
+    let options = Options { method: config.method, jit: config.jit, seed: config.seed, files };
+    VensimModel::compile_with(&config.source, &config.source_name, &options).map_err(|e| e.to_string())
 }
 
 /// The plugin's face to the host: self-description and model construction through the C ABI.

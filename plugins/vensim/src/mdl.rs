@@ -1,9 +1,11 @@
-//! The layout of a Vensim `.mdl` file: equations `name = expr ~ units ~ comment |`, group headers
-//! (`****\n.Control\n****~ … |`), then the sketch from `\\\---///` on, which is skipped except for the
-//! settings block (`:L<%^E!@`) whose `15:` line holds the integration method.
+//! The layout of a Vensim `.mdl` file: entries `name = expr ~ units ~ comment |`, group headers
+//! (`****\n.Control\n****~ … |`), macros (`:MACRO: NAME(args)` … `:END OF MACRO:`), then the sketch from
+//! `\\\---///` (with any number of backslashes) on, which is skipped except for the settings block
+//! (`:L<%^E!@`) whose `15:` line holds the integration method.
 
+use crate::expr::Sub;
 use crate::lexer::Located;
-use crate::parser::{Equation, parse_equation};
+use crate::parser::{Entry, parse_entry, parse_macro_header};
 
 /// The integration method a file's settings ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,24 +20,63 @@ pub(crate) enum FileMethod {
 
 #[derive(Debug)]
 pub(crate) struct MdlFile {
-    pub equations: Vec<Equation>,
+    pub entries: Vec<(Entry, usize)>,
+    pub macros: Vec<Macro>,
     /// From the settings block; Euler when the file has none.
     pub method: FileMethod,
 }
 
-const SKETCH: &str = "\\\\\\---///";
+/// A macro definition: its name, inputs, extra outputs (after `:` in the header) and entries.
+#[derive(Debug)]
+pub(crate) struct Macro {
+    pub name: Sub,
+    pub inputs: Vec<Sub>,
+    pub outputs: Vec<Sub>,
+    pub entries: Vec<(Entry, usize)>,
+}
 
-/// Read the equations (before the sketch) and the integration-method setting.
+/// Whether the sketch starts here: `\\\---///`, with one or more backslashes.
+fn is_sketch(rest: &str) -> bool {
+    let slashes = rest.len() - rest.trim_start_matches('\\').len();
+    slashes > 0 && rest[slashes..].starts_with("---///")
+}
+
+fn starts_with_keyword(rest: &str, keyword: &str) -> bool {
+    rest.get(..keyword.len()).is_some_and(|s| s.eq_ignore_ascii_case(keyword))
+}
+
+/// Read the entries (before the sketch), each with the offset where it starts, the macros and the
+/// integration-method setting.
 pub(crate) fn read(src: &str) -> Result<MdlFile, Located> {
-    let mut equations = Vec::new();
+    let mut entries = Vec::new();
+    let mut macros: Vec<Macro> = Vec::new();
+    let mut open_macro: Option<(Macro, usize)> = None;
     let mut at = 0;
     let sketch_at = loop {
         at = skip_blank(src, at);
         if at >= src.len() {
             break None;
         }
-        if src[at..].starts_with(SKETCH) {
+        if is_sketch(&src[at..]) {
             break Some(at);
+        }
+        if starts_with_keyword(&src[at..], ":MACRO:") {
+            if let Some((_, opened)) = open_macro {
+                return Err(Located::new(at, format!("a macro starts inside the macro opened at byte {opened}")));
+            }
+            let line_end = src[at..].find('\n').map_or(src.len(), |k| at + k);
+            let (name, inputs, outputs) = parse_macro_header(src, at + ":MACRO:".len(), line_end)?;
+            open_macro = Some((Macro { name, inputs, outputs, entries: Vec::new() }, at));
+            at = line_end;
+            continue;
+        }
+        if starts_with_keyword(&src[at..], ":END OF MACRO:") {
+            let Some((m, _)) = open_macro.take() else {
+                return Err(Located::new(at, ":END OF MACRO: without a macro open"));
+            };
+            macros.push(m);
+            at += ":END OF MACRO:".len();
+            continue;
         }
         let (end, terminator) = equation_end(src, at)?;
         let next = if terminator == '~' {
@@ -49,15 +90,22 @@ pub(crate) fn read(src: &str) -> Result<MdlFile, Located> {
         };
         // A group header (`****` line, group name, `****` line) is not an equation.
         if !src[at..end].trim_start().starts_with('*') {
-            equations.push(parse_equation(src, at, end)?);
+            let entry = (parse_entry(src, at, end)?, at);
+            match &mut open_macro {
+                Some((m, _)) => m.entries.push(entry),
+                None => entries.push(entry),
+            }
         }
         at = next;
     };
+    if let Some((m, opened)) = open_macro {
+        return Err(Located::new(opened, format!("the macro '{}' is not closed by :END OF MACRO:", m.name.text)));
+    }
     let method = match sketch_at {
         Some(s) => settings_method(src, s),
         None => FileMethod::Euler,
     };
-    Ok(MdlFile { equations, method })
+    Ok(MdlFile { entries, macros, method })
 }
 
 /// Skip whitespace and `{…}` comments (the `{UTF-8}` header is one).
@@ -133,7 +181,14 @@ mod tests {
                    c = 2 |\n\
                    \\\\\\---/// Sketch information\nV300\n10,1,a,1,1|(2,2)|\n///---\\\\\\\n:L<%^E!@\n15:0,0,0,1,0,0\n";
         let f = read(src).unwrap();
-        let names: Vec<&str> = f.equations.iter().map(|e| e.name.as_str()).collect();
+        let names: Vec<&str> = f
+            .entries
+            .iter()
+            .map(|(e, _)| match e {
+                Entry::Equation(e) => e.lhs.name.as_str(),
+                Entry::Range(r) => r.name.as_str(),
+            })
+            .collect();
         assert_eq!(names, ["a", "odd | name", "c"]);
         assert_eq!(f.method, FileMethod::Rk4);
     }

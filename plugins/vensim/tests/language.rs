@@ -58,57 +58,48 @@ fn output(m: &VensimModel, out: &[f64], name: &str) -> f64 {
 #[test]
 fn unsupported_constructs_are_refused_with_their_place() {
     let cases: &[(&str, &str)] = &[
-        ("a = 1 ~~|\nx[region] = 1 ~~|", "model.mdl:3:2: subscripts ('[...]') are not supported"),
-        ("a = 1 ~~|\nx = 2 * y[north] ~~|\ny = 1 ~~|", "model.mdl:3:10: subscripts ('[...]') are not supported"),
-        ("region: north, south ~~|", "model.mdl:2:7: subscript range definitions are not supported"),
-        (
-            "effect((0,1),(1,2)) ~~|",
-            "model.mdl:2:7: lookup (table function) definitions such as 'effect(...)' are not supported",
-        ),
-        (
-            "effect = WITH LOOKUP(Time, ((0,1),(1,2))) ~~|",
-            "model.mdl:2:10: the Vensim function WITH LOOKUP is not supported (a lookup function)",
-        ),
         (
             "t = 1 ~~|\nx = effect table(t) ~~|",
-            "model.mdl:3:5: 'effect table(...)': unknown function (supported: MIN, MAX, ABS, EXP, LN, SQRT, IF THEN \
-             ELSE, INTEG); calling a variable as a lookup is not supported",
+            "model.mdl:3:5: 'effect table(…)' is not a Vensim function this plugin knows, nor a lookup or macro of \
+             the model",
+        ),
+        ("r: a, b ~~|\nx[r] = 1 ~~|\ny = VECTOR SORT ORDER(x[r!], 1) ~~|", "model.mdl:4:5: the Vensim function VECTOR SORT ORDER is not supported"),
+        (
+            "x = GET DIRECT CONSTANTS('data.csv', ',', 'B2') ~~|",
+            "model.mdl:2:5: the Vensim function GET DIRECT CONSTANTS is not supported (reading data files)",
         ),
         (
-            "s = INTEG(1, 0) ~~|\nx = SMOOTH(s, 3) ~~|",
-            "model.mdl:3:5: the Vensim function SMOOTH is not supported (a delay or smoothing function)",
-        ),
-        (
-            "s = INTEG(1, 0) ~~|\nx = DELAY FIXED(s, 3, 0) ~~|",
-            "model.mdl:3:5: the Vensim function DELAY FIXED is not supported (a delay or smoothing function)",
-        ),
-        (
-            "s = INTEG(1, 0) ~~|\nx = delay1i(s, 3, 0) ~~|",
-            "model.mdl:3:5: the Vensim function DELAY1I is not supported (a delay or smoothing function)",
-        ),
-        ("x = 1 + STEP(2, 5) ~~|", "model.mdl:2:9: the Vensim function STEP is not supported (a test input)"),
-        ("x = PULSE(2, 5) ~~|", "model.mdl:2:5: the Vensim function PULSE is not supported (a test input)"),
-        ("x = RAMP(1, 2, 5) ~~|", "model.mdl:2:5: the Vensim function RAMP is not supported (a test input)"),
-        (
-            "x = RANDOM UNIFORM(0, 1, 7) ~~|",
-            "model.mdl:2:5: the Vensim function RANDOM UNIFORM is not supported (a random-number function)",
-        ),
-        (
-            "x = ZIDZ(1, 0) ~~|",
-            "model.mdl:2:5: the Vensim function ZIDZ is not supported (supported: MIN, MAX, ABS, EXP, LN, SQRT, IF \
-             THEN ELSE, INTEG)",
-        ),
-        (
-            ":MACRO: EXPGROWTH(x, r)\nEXPGROWTH = INTEG(r * x, x) ~~|\n:END OF MACRO:\n",
-            "model.mdl:2:1: macros (:MACRO:) are not supported",
-        ),
-        ("x := 1 ~~|", "model.mdl:2:3: data equations (':=') are not supported"),
-        ("x ~ units ~ data from a file |", "model.mdl:2:1: 'x' has no equation: data variables are not supported"),
-        (
-            "x = 1, 2, 3 ~~|",
-            "model.mdl:2:6: lists of numbers (values of a subscripted constant) are not supported: subscripts are not supported",
+            "x ~ units ~ data from a file |",
+            "model.mdl:2:1: 'x' is a data variable without an equation: its values would come from a .vdf file, \
+             which is not supported",
         ),
         ("x = 2 * INTEG(1, 0) ~~|", "model.mdl:2:9: INTEG must be the whole right-hand side of a stock's equation"),
+        (
+            "x = 1 + ACTIVE INITIAL(2, 3) ~~|",
+            "model.mdl:2:9: ACTIVE INITIAL must be the whole right-hand side of an auxiliary",
+        ),
+        ("d :HOLD BACKWARD: := Time ~~|", "model.mdl:2:1: data equations read with :HOLD BACKWARD: or :LOOK FORWARD: are not supported"),
+    ];
+    for (eqs, want) in cases {
+        assert_eq!(&compile_err(eqs), want, "for:\n{eqs}");
+    }
+}
+
+#[test]
+fn subscript_errors_name_the_place() {
+    let cases: &[(&str, &str)] = &[
+        ("r: a, b ~~|\nx[r] = 1, 2, 3 ~~|", "model.mdl:3:1: 'x' needs 2 numbers here, found 3"),
+        ("r: a, b ~~|\nx[r] = 1 ~~|\ny = x ~~|", "model.mdl:4:5: 'x' has 1 subscript, found 0"),
+        ("r: a, b ~~|\ns: c ~~|\nx[r] = 1 ~~|\ny = x[c] ~~|", "model.mdl:5:7: 'c' is not an element of 'r', the range of 'x' there"),
+        ("r: a, b ~~|\nx[r] = 1 ~~|\ny = x[r] ~~|", "model.mdl:4:7: the subscript range 'r' is not on the left-hand side (nor mapped to a range there)"),
+        ("r: a, b ~~|\nx[r] = 1 ~~|\ny = x[q] ~~|", "model.mdl:4:7: 'q' is neither a subscript range nor an element"),
+        ("r: a, b ~~|\nx[a] = 1 ~~|", "model.mdl:3:1: x[b] has no equation"),
+        ("r: a, b ~~|\nx[r] = 1 ~~|\nx[a] = 2 ~~|", "model.mdl:4:1: x[a] is defined twice"),
+        ("r: a, b ~~|\nx[r] = 1 ~~|\ny[r] = x[r!] ~~|", "model.mdl:4:10: 'r!' is only allowed inside a vector function (SUM, PROD, VMIN, VMAX, …)"),
+        ("r: a, b ~~|\nr: c ~~|", "model.mdl:3:1: the subscript range 'r' is defined twice"),
+        ("r: s ~~|\ns: r ~~|", "model.mdl:2:1: the subscript range 'r' is defined in a circle"),
+        ("r: a, b -> s ~~|\ns: c ~~|", "model.mdl:2:12: the mapping of 'r' (2 elements) to 's' needs as many elements, found 1"),
+        ("x = SUM(1) ~~|", "model.mdl:2:5: SUM needs a subscript range marked with '!' in its argument"),
     ];
     for (eqs, want) in cases {
         assert_eq!(&compile_err(eqs), want, "for:\n{eqs}");
@@ -121,13 +112,10 @@ fn syntax_and_reference_errors() {
         ("x = 1 +\n ~~|", "model.mdl:3:2: expected a number, a name or '(', found the end of the equation"),
         ("x = (1 + 2 ~~|", "model.mdl:2:12: expected ')', found the end of the equation"),
         ("x = 1 2 ~~|", "model.mdl:2:7: expected an operator, found '2'"),
-        ("x = MIN(1) ~~|", "model.mdl:2:8: MIN takes 2 arguments, found 1"),
-        ("x = IF THEN ELSE(1, 2) ~~|", "model.mdl:2:17: IF THEN ELSE takes 3 arguments, found 2"),
+        ("x = MIN(1) ~~|", "model.mdl:2:5: MIN takes 2 arguments, found 1"),
+        ("x = IF THEN ELSE(1, 2) ~~|", "model.mdl:2:5: IF THEN ELSE takes 3 arguments, found 2"),
         ("x = y + 1 ~~|", "model.mdl:2:5: unknown variable 'y'"),
-        (
-            "x = 1 ~~|\nX = 2 ~~|",
-            "model.mdl:3:1: 'X' is defined twice (also as 'x'; names ignore case, spaces and underscores)",
-        ),
+        ("x = 1 ~~|\nX = 2 ~~|", "model.mdl:3:1: 'X' is defined twice (names ignore case, spaces and underscores)"),
         ("Time = 1 ~~|", "model.mdl:2:1: 'Time' is built in and cannot be defined"),
         ("x = 1 ? 2 ~~|", "model.mdl:2:7: unexpected character '?'"),
         (
@@ -380,4 +368,134 @@ fn control_values_are_checked_at_their_place() {
     let e = with("TIME STEP  = 0.25", "TIME STEP  = 1e-12");
     assert!(e.starts_with("m.mdl:9:1: saving 1 outputs at 10000000000001 times"), "{e}");
     assert!(e.contains("more than the limit of 8.0 GiB"), "{e}");
+}
+
+fn names(list: &[String]) -> Vec<&str> {
+    list.iter().map(String::as_str).collect()
+}
+
+/// Ranges, numbered ranges, number lists in one and two dimensions, subscripted stocks and the vector
+/// functions over `range!`.
+#[test]
+fn subscripts_expand_to_one_scalar_per_element() {
+    let m = compile(
+        "r: a, b, c ~~|\ns: (s1-s2) ~~|\nk[r] = 1, 2, 3 ~~|\nm[r, s] = 1, 2; 3, 4; 5, 6; ~~|\n\
+         stock[r] = INTEG(k[r], m[r, s1]) ~~|\ntotal = SUM(stock[r!]) ~~|\npr = PROD(k[r!]) ~~|\n\
+         lo = VMIN(m[r!, s!]) ~~|\nhi = VMAX(m[r!, s2]) ~~|\nn = ELMCOUNT(r) ~~|\nrow sum[r] = SUM(m[r, s!]) ~~|",
+    )
+    .unwrap();
+    let spec = m.spec();
+    let params: Vec<&str> = spec.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(params, ["k[a]", "k[b]", "k[c]", "m[a,s1]", "m[a,s2]", "m[b,s1]", "m[b,s2]", "m[c,s1]", "m[c,s2]"]);
+    assert_eq!(names(&spec.inputs), ["stock[a]", "stock[b]", "stock[c]"]);
+    assert_eq!(
+        names(&spec.outputs),
+        ["stock[a]", "stock[b]", "stock[c]", "total", "pr", "lo", "hi", "n", "row sum[a]", "row sum[b]", "row sum[c]"]
+    );
+    assert_eq!(at_start(&m), [1.0, 3.0, 5.0, 9.0, 6.0, 1.0, 6.0, 3.0, 3.0, 7.0, 11.0]);
+    let out = run(&m, &spec.defaults(), &[f64::NAN; 3], &[0.25]).unwrap();
+    assert_eq!(out[..4], [1.25, 3.5, 5.75, 10.5]);
+}
+
+/// Equations per element and per subrange, `:EXCEPT:`, mappings (`->`) and equivalences (`<->`).
+#[test]
+fn subranges_exceptions_mappings_and_equivalences() {
+    let m = compile(
+        "age: infant, child, teen ~~|\nolder: child, teen ~~|\nprev: infant, child -> older ~~|\n\
+         pop[infant] = INTEG(10 - aging[infant], 100) ~~|\npop[older] = INTEG(aging[prev] - aging[older], 50) ~~|\n\
+         aging[age] = 1, 2, 3 ~~|\nx[age] :EXCEPT: [teen] = 7 ~~|\nx[teen] = 8 ~~|\ne2 <-> age ~~|\n\
+         y[e2] = pop[e2] * 2 ~~|\nz[age] = y[age] + x[age] ~~|\nw[older] = pop[age] ~~|",
+    )
+    .unwrap();
+    let spec = m.spec();
+    assert_eq!(names(&spec.inputs), ["pop[infant]", "pop[child]", "pop[teen]"]);
+    let params: Vec<&str> = spec.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(params, ["aging[infant]", "aging[child]", "aging[teen]", "x[infant]", "x[child]", "x[teen]"]);
+    let out = run(&m, &spec.defaults(), &[f64::NAN; 3], &[0.0, 1.0]).unwrap();
+    let at = |row: usize, name: &str| out[row * spec.outputs.len() + spec.output_index(name).unwrap()];
+    assert_eq!([at(0, "y[infant]"), at(0, "z[teen]"), at(0, "w[child]")], [200.0, 108.0, 50.0]);
+    // Rates: infant 10 − 1, child aging[infant] − aging[child] = −1, teen aging[child] − aging[teen] = −1.
+    assert_eq!([at(1, "pop[infant]"), at(1, "pop[child]"), at(1, "pop[teen]")], [109.0, 49.0, 49.0]);
+}
+
+/// Lookups: tables with or without a range, called by name, subscripted, and inline with WITH LOOKUP.
+#[test]
+fn lookups_by_name_subscripted_and_inline() {
+    let m = compile(
+        "tab([(0,0)-(2,2)], (0,0), (1,2), (2,2)) ~~|\nplain(0, 1, 10, 30) ~~|\nr: a, b ~~|\n\
+         per[a]((0,1),(1,1)) ~~|\nper[b]((0,5),(1,7)) ~~|\n\
+         f = tab(Time) ~~|\ng = plain(Time * 2) ~~|\nh[r] = per[r](Time) ~~|\n\
+         i = WITH LOOKUP(Time, ([(0,0)-(1,1)], (0,1), (1,3))) ~~|\nj = tab(5) + tab(-1) ~~|",
+    )
+    .unwrap();
+    assert_eq!(names(&m.spec().outputs), ["f", "g", "h[a]", "h[b]", "i", "j"]);
+    let out = run(&m, &[], &[], &[0.25]).unwrap();
+    assert_eq!(out, [0.5, 15.0, 1.0, 5.5, 1.5, 2.0]);
+}
+
+/// Macros, also used before their definition; every call has its own stocks, none of them an input or output.
+#[test]
+fn macros_are_instantiated_per_call() {
+    let m = compile(
+        "y = GROWTH(1, 0.5) ~~|\nz = GROWTH(2, rate) ~~|\nrate = 1 ~~|\n\
+         :MACRO: GROWTH(x0, r)\nGROWTH = INTEG(r * GROWTH, x0) ~ units ~ a stock inside |\n:END OF MACRO:\n",
+    )
+    .unwrap();
+    let spec = m.spec();
+    assert!(spec.inputs.is_empty());
+    assert_eq!(names(&spec.outputs), ["y", "z"]);
+    let out = run(&m, &[1.0], &[], &[0.0, 0.25]).unwrap();
+    assert_eq!(out, [1.0, 2.0, 1.125, 2.5]);
+    let e = compile_err("y = GROWTH(1) ~~|\n:MACRO: GROWTH(x0, r)\nGROWTH = INTEG(r, x0) ~~|\n:END OF MACRO:\n");
+    assert_eq!(e, "model.mdl:2:5: the macro GROWTH takes 2 arguments, found 1");
+    let e = compile_err(":MACRO: M(a)\nM = a ~~|\n");
+    assert_eq!(e, "model.mdl:2:1: the macro 'M' is not closed by :END OF MACRO:");
+}
+
+/// ACTIVE INITIAL, unchangeable constants and data equations.
+#[test]
+fn active_initial_unchangeable_and_data_equations() {
+    let m = compile("s = INTEG(1, ai) ~~|\nai = ACTIVE INITIAL(s * 2, 5) ~~|\nu == 3 ~~|\nd := Time * u ~~|").unwrap();
+    let spec = m.spec();
+    assert!(spec.params.is_empty());
+    assert_eq!(names(&spec.outputs), ["s", "ai", "u", "d"]);
+    let out = run(&m, &[], &[f64::NAN], &[0.0, 0.5]).unwrap();
+    assert_eq!(out, [5.0, 10.0, 3.0, 0.0, 5.5, 11.0, 3.0, 1.5]);
+}
+
+/// Control values computed from constants, SAVEPER apart from TIME STEP, a sketch marker with two
+/// backslashes, no `{UTF-8}` header and an upper-case `.MDL`.
+#[test]
+fn file_variants_and_control_expressions() {
+    let src = model_src("horizon = 5 ~~|\nx = INTEG(1, 0) ~~|")
+        .replace("FINAL TIME  = 10", "FINAL TIME  = horizon * 2")
+        .replace("SAVEPER  = TIME STEP", "SAVEPER  = 4 * TIME STEP")
+        .replace("{UTF-8}\n", "")
+        .replace("\\\\\\---///", "\\\\---///");
+    let m = VensimModel::compile(&src, "dir/Model.MDL", None).unwrap();
+    assert_eq!(m.spec().name, "Model");
+    assert_eq!(m.control().final_time, 10.0);
+    assert_eq!(m.save_times(), (0..=10).map(f64::from).collect::<Vec<_>>());
+    let e = VensimModel::compile(&model_src("x = 1 ~~|").replace("FINAL TIME  = 10", "FINAL TIME  = x + Time"), "m.mdl", None)
+        .unwrap_err();
+    assert_eq!(e.to_string(), "m.mdl:9:1: FINAL TIME must be computed from numbers and constants alone");
+}
+
+/// The JIT and the interpreter give the same bits; `"jit": false` chooses the interpreter.
+#[test]
+fn native_code_and_interpreter_agree_bit_for_bit() {
+    let src = model_src(
+        "r: a, b ~~|\nk[r] = 0.3, 0.7 ~~|\ns[r] = INTEG(-k[r] * s[r] + f[r], 2) ~~|\n\
+         f[r] = IF THEN ELSE(s[r] > 1, 0.1, Time) * EXP(-Time) ~~|\ntot = SUM(s[r!]) ~~|",
+    );
+    let config = |jit: bool| serde_json::json!({ "source": src, "jit": jit }).to_string();
+    let native = model_from_config("vensim", &config(true)).unwrap();
+    let interpreted = model_from_config("vensim", &config(false)).unwrap();
+    assert!(!interpreted.is_native());
+    #[cfg(not(target_arch = "wasm32"))]
+    assert!(native.is_native(), "{:?}", native.jit_fallback());
+    let times: Vec<f64> = (0..=40).map(|i| i as f64 * 0.25).collect();
+    let a = run(&native, &[0.3, 0.7], &[f64::NAN; 2], &times).unwrap();
+    let b = run(&interpreted, &[0.3, 0.7], &[f64::NAN; 2], &times).unwrap();
+    assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
 }
