@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
+use crate::emit::{Emitter, Level, Val};
 use crate::eval::{DrawKind, Instr, Op, Program};
 use crate::lexer::{Located, Pos};
 use crate::parser::{Ast, BinOp, Draw, Element, Expr, Func, Slice, Tensor, TensorRef, unsupported};
@@ -87,28 +88,6 @@ pub const MAX_DEPTH: usize = 500;
 /// Roughly what one element of a tensor costs to compile (its register code, the compiler's tables and the
 /// Jacobian's share), for the memory check before code is generated.
 const BYTES_PER_ELEMENT: f64 = 256.0;
-
-/// When a value can be known. Ordered: combining values takes the latest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Level {
-    Param,
-    Dynamic,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Val {
-    Const(f64),
-    Reg(u32, Level),
-}
-
-impl Val {
-    fn level(self) -> Option<Level> {
-        match self {
-            Val::Const(_) => None,
-            Val::Reg(_, l) => Some(l),
-        }
-    }
-}
 
 fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
     let mut defs: Vec<TDef<'_>> = Vec::new();
@@ -299,15 +278,8 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         level: 0,
         entry: 0,
         ref_depth: 0,
-        n_states: 0,
         param_start: Vec::new(),
-        n_regs: 0,
-        const_regs: HashMap::new(),
-        consts: Vec::new(),
-        setup: Vec::new(),
-        setup_cse: HashMap::new(),
-        dynamic: Vec::new(),
-        dynamic_cse: HashMap::new(),
+        e: Emitter::new(0, 0, Vec::new()),
         static_vals: Vec::new(),
         dynamic_vals: Vec::new(),
     };
@@ -326,12 +298,15 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         parfit_core::limits::check_allocation(&what, elements as f64, BYTES_PER_ELEMENT)
             .map_err(|m| Located::new(g.defs[largest].t.pos, m))?;
     }
-    g.n_states = g.len(u);
+    g.e.n_states = g.len(u);
     let n_f = g.len(f);
-    if n_f != g.n_states {
+    if n_f != g.e.n_states {
         return Err(Located::new(
             g.defs[f].t.pos,
-            format!("'{}' has {} elements but '{}' has {} states", g.defs[f].t.name, n_f, g.defs[u].t.name, g.n_states),
+            format!(
+                "'{}' has {} elements but '{}' has {} states",
+                g.defs[f].t.name, n_f, g.defs[u].t.name, g.e.n_states
+            ),
         ));
     }
 
@@ -352,7 +327,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         }
     }
     let n_params = param_names.len();
-    g.n_regs = (1 + g.n_states + n_params) as u32;
+    g.e.n_regs = (1 + g.e.n_states + n_params) as u32;
 
     // Defaults: constant expressions.
     g.draws_refused = Some("parameter defaults");
@@ -383,17 +358,17 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
                 format!("the initial value of state '{name}' depends on t or the state, which is not supported"),
             ));
         }
-        init.push(g.reg(v));
+        init.push(g.e.reg(v));
     }
     g.take_dynamic(); // anything dynamic above was rejected; drop it
 
     g.draws_refused = None;
     let fv = g.value(f)?;
-    let f_regs: Vec<u32> = fv.iter().map(|&v| g.reg(v)).collect();
+    let f_regs: Vec<u32> = fv.iter().map(|&v| g.e.reg(v)).collect();
     let rhs = g.take_dynamic();
     let (jac, jac_entries) = match dialect {
         Dialect::Ode => {
-            let entries = g.jacobian(&rhs, &f_regs).map_err(|m| Located::new(g.defs[f].t.pos, m))?;
+            let entries = g.e.jacobian(&rhs, &f_regs).map_err(|m| Located::new(g.defs[f].t.pos, m))?;
             (g.take_dynamic(), entries)
         }
         Dialect::MonteCarlo => (Vec::new(), Vec::new()),
@@ -404,9 +379,9 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         Some(tid) => {
             let names = g.out_names(tid)?;
             let vals = g.value(tid)?;
-            (names, vals.iter().map(|&v| g.reg(v)).collect())
+            (names, vals.iter().map(|&v| g.e.reg(v)).collect())
         }
-        None => (state_names.clone(), (0..g.n_states).map(|i| Program::state_reg(i) as u32).collect()),
+        None => (state_names.clone(), (0..g.e.n_states).map(|i| Program::state_reg(i) as u32).collect()),
     };
     let out = g.take_dynamic();
     g.draws_refused = None;
@@ -432,14 +407,14 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         jac_entries,
         out,
         out_regs,
-        ..Program::new(g.n_states, n_params)
+        ..Program::new(g.e.n_states, n_params)
     };
     if sensitivities {
-        g.sensitivities(&mut program).map_err(|m| Located::new(g.defs[f].t.pos, m))?;
+        g.e.sensitivities(&mut program).map_err(|m| Located::new(g.defs[f].t.pos, m))?;
     }
-    program.n_regs = g.n_regs as usize;
-    program.consts = g.consts;
-    program.setup = g.setup;
+    program.n_regs = g.e.n_regs as usize;
+    program.consts = g.e.consts;
+    program.setup = g.e.setup;
     program.finish();
     Ok(Compiled { program, params: defaults, states: state_names, outputs })
 }
@@ -456,8 +431,6 @@ fn define<'a>(syms: &mut HashMap<&'a str, (Sym, Pos)>, name: &'a str, sym: Sym, 
     syms.insert(name, (sym, pos));
     Ok(())
 }
-
-type CseKey = (Op, u32, u32, u32);
 
 struct Gen<'a> {
     dialect: Dialect,
@@ -476,18 +449,10 @@ struct Gen<'a> {
     level: usize,
     entry: usize,
     ref_depth: usize,
-    n_states: usize,
     /// Index of the first parameter of each input tensor (`usize::MAX` for the others).
     param_start: Vec<usize>,
-    n_regs: u32,
-    /// Constant registers by the bits of their value.
-    const_regs: HashMap<u64, u32>,
-    consts: Vec<(u32, f64)>,
-    setup: Vec<Instr>,
-    setup_cse: HashMap<CseKey, u32>,
-    /// The program being built for the current dynamic section (right-hand side or outputs).
-    dynamic: Vec<Instr>,
-    dynamic_cse: HashMap<CseKey, u32>,
+    /// The register code being generated.
+    e: Emitter,
     /// Tensor values already generated: parameter-level ones live for the whole model, dynamic ones for
     /// the current dynamic section only.
     static_vals: Vec<Option<Rc<[Val]>>>,
@@ -768,74 +733,10 @@ impl<'a> Gen<'a> {
         Ok(names)
     }
 
-    // ---- Code ----
-
-    fn fresh(&mut self) -> u32 {
-        let r = self.n_regs;
-        self.n_regs += 1;
-        r
-    }
-
-    /// The register holding a value, making a constant register if needed.
-    fn reg(&mut self, v: Val) -> u32 {
-        match v {
-            Val::Reg(r, _) => r,
-            Val::Const(c) => {
-                if let Some(&r) = self.const_regs.get(&c.to_bits()) {
-                    return r;
-                }
-                let r = self.fresh();
-                self.const_regs.insert(c.to_bits(), r);
-                self.consts.push((r, c));
-                r
-            }
-        }
-    }
-
     /// Finish the current dynamic section and start a new one.
     fn take_dynamic(&mut self) -> Vec<Instr> {
-        self.dynamic_cse.clear();
         self.dynamic_vals.iter_mut().for_each(|s| *s = None);
-        std::mem::take(&mut self.dynamic)
-    }
-
-    /// Emit `op(a, b, c)` (unary ops pass `b = c = a`, binary ones `c = a`): folded when constant, shared
-    /// when already computed.
-    fn op3(&mut self, op: Op, a: Val, b: Val, c: Val) -> Val {
-        if let (Val::Const(x), Val::Const(y), Val::Const(z)) = (a, b, c) {
-            return Val::Const(op.apply(x, y, z, 0.0));
-        }
-        let level = a.level().max(b.level()).max(c.level()).unwrap_or(Level::Param);
-        let (mut ra, mut rb, rc) = (self.reg(a), self.reg(b), self.reg(c));
-        if op.is_commutative() && ra > rb {
-            std::mem::swap(&mut ra, &mut rb);
-        }
-        let key = (op, ra, rb, rc);
-        let cached = match level {
-            Level::Param => self.setup_cse.get(&key),
-            Level::Dynamic => self.dynamic_cse.get(&key),
-        };
-        if let Some(&r) = cached {
-            return Val::Reg(r, level);
-        }
-        let dst = self.fresh();
-        let instr = Instr { op, dst, a: ra, b: rb, c: rc, d: 0 };
-        match level {
-            Level::Param => {
-                self.setup.push(instr);
-                self.setup_cse.insert(key, dst);
-            }
-            Level::Dynamic => {
-                self.dynamic.push(instr);
-                self.dynamic_cse.insert(key, dst);
-            }
-        }
-        Val::Reg(dst, level)
-    }
-
-    fn op(&mut self, op: Op, a: Val, b: Val) -> Val {
-        // For a unary op `b == a`, so `c = a` adds no new operand.
-        self.op3(op, a, b, a)
+        self.e.take_dynamic()
     }
 
     /// The values of all elements of a tensor, generated once per section where they are used.
@@ -847,7 +748,7 @@ impl<'a> Gen<'a> {
         let vals: Rc<[Val]> = match self.defs[tid].role {
             Role::State => (0..len).map(|k| Val::Reg(Program::state_reg(k) as u32, Level::Dynamic)).collect(),
             Role::Input | Role::ListedInput(_) => {
-                let p0 = 1 + self.n_states + self.param_start[tid];
+                let p0 = 1 + self.e.n_states + self.param_start[tid];
                 (0..len).map(|k| Val::Reg((p0 + k) as u32, Level::Param)).collect()
             }
             _ => {
@@ -905,7 +806,7 @@ impl<'a> Gen<'a> {
             }
             Expr::Neg(x) => {
                 let x = self.expr(x, k)?;
-                self.op(Op::Neg, x, x)
+                self.e.op(Op::Neg, x, x)
             }
             Expr::Chain(first, rest) => {
                 let mut acc = self.expr(first, k)?;
@@ -917,7 +818,7 @@ impl<'a> Gen<'a> {
                         BinOp::Mul => Op::Mul,
                         BinOp::Div => Op::Div,
                     };
-                    acc = self.op(op, acc, b);
+                    acc = self.e.op(op, acc, b);
                 }
                 acc
             }
@@ -927,7 +828,7 @@ impl<'a> Gen<'a> {
                 let mut acc = self.expr(&args[args.len() - 1], k)?;
                 for pair in args[..args.len() - 1].chunks(2).rev() {
                     let (c, v) = (self.expr(&pair[0], k)?, self.expr(&pair[1], k)?);
-                    acc = self.op3(Op::Select, c, v, acc);
+                    acc = self.e.op3(Op::Select, c, v, acc);
                 }
                 acc
             }
@@ -957,7 +858,7 @@ impl<'a> Gen<'a> {
                     Func::Max => Op::Max,
                     Func::Copysign => Op::Copysign,
                     Func::Pow => match b {
-                        Val::Const(e) => match self.small_power(a, e) {
+                        Val::Const(e) => match self.e.small_power(a, e) {
                             Some(v) => return Ok(v),
                             None => Op::Pow,
                         },
@@ -965,7 +866,7 @@ impl<'a> Gen<'a> {
                     },
                     Func::Piecewise => unreachable!("handled above"),
                 };
-                self.op(op, a, b)
+                self.e.op(op, a, b)
             }
         })
     }
@@ -997,7 +898,7 @@ impl Gen<'_> {
         let reg = match self.draw_slots.get(&slot) {
             Some(&(_, r)) => r,
             None => {
-                let r = self.fresh();
+                let r = self.e.fresh();
                 self.draw_slots.insert(slot, (kind, r));
                 r
             }
@@ -1008,442 +909,18 @@ impl Gen<'_> {
             Draw::Normal | Draw::Uniform => z,
             Draw::Lognormal => {
                 let (mu, sigma) = (self.expr(&args[0], k)?, self.expr(&args[1], k)?);
-                let sz = self.op(Op::Mul, sigma, z);
+                let sz = self.e.op(Op::Mul, sigma, z);
                 // exp(0 + x) = exp(x) exactly, so a zero mean costs nothing.
-                let x = if matches!(mu, Val::Const(m) if m == 0.0) { sz } else { self.op(Op::Add, mu, sz) };
-                self.op(Op::Exp, x, x)
+                let x = if matches!(mu, Val::Const(m) if m == 0.0) { sz } else { self.e.op(Op::Add, mu, sz) };
+                self.e.op(Op::Exp, x, x)
             }
             Draw::Bernoulli => {
                 // 1 when u < p, i.e. when u - p < 0.
                 let p = self.expr(&args[0], k)?;
-                let d = self.op(Op::Sub, z, p);
-                self.op3(Op::Select, d, Val::Const(0.0), Val::Const(1.0))
+                let d = self.e.op(Op::Sub, z, p);
+                self.e.op3(Op::Select, d, Val::Const(0.0), Val::Const(1.0))
             }
         })
-    }
-}
-
-impl Gen<'_> {
-    /// `a^e` as multiplications for the small whole exponents models use (`pow(x, 2)` …), which are much
-    /// cheaper than `powf` and agree with it to rounding; `None` for other exponents.
-    fn small_power(&mut self, a: Val, e: f64) -> Option<Val> {
-        match e {
-            2.0 => Some(self.op(Op::Mul, a, a)),
-            3.0 => {
-                let sq = self.op(Op::Mul, a, a);
-                Some(self.op(Op::Mul, sq, a))
-            }
-            4.0 => {
-                let sq = self.op(Op::Mul, a, a);
-                Some(self.op(Op::Mul, sq, sq))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// A sparse row of derivatives with respect to the states: `(state index, value)`, sorted by state.
-type Grad = Vec<(u32, Val)>;
-
-impl Gen<'_> {
-    // ---- The Jacobian ∂F/∂u, by differentiating the right-hand side's code ----
-
-    /// Generate code for the non-zero entries of `∂F/∂u` as a new dynamic section that runs after `rhs`
-    /// (so it may read every right-hand-side result), and return the entries as `(row, column,
-    /// register)`. Derivatives propagate forward through the straight-line code as sparse rows, so the
-    /// sparsity pattern comes out exact and derivatives that depend only on parameters (all of them, for a
-    /// linear model) are computed once per simulation in the setup code.
-    fn jacobian(&mut self, rhs: &[Instr], f: &[u32]) -> Result<Vec<(u32, u32, u32)>, String> {
-        // Let the derivative code reuse what the right-hand side already computed, e.g. `exp(x)`.
-        for i in rhs {
-            self.dynamic_cse.insert((i.op, i.a, i.b, i.c), i.dst);
-        }
-        let mut dynamic: HashSet<u32> = rhs.iter().map(|i| i.dst).collect();
-        dynamic.insert(Program::T as u32);
-        let mut grads: HashMap<u32, Grad> = HashMap::new();
-        for j in 0..self.n_states {
-            let r = Program::state_reg(j) as u32;
-            dynamic.insert(r);
-            grads.insert(r, vec![(j as u32, Val::Const(1.0))]);
-        }
-        self.derive(rhs, &dynamic, &mut grads)?;
-        Ok(self.entries(&grads, f))
-    }
-
-    /// Propagate sparse derivative rows forward through `code`: `grads` holds the rows of the registers
-    /// derived so far (the seeds) and receives one for every result that depends on them. `dynamic` holds
-    /// the registers whose values change within a simulation (the rest are parameter-level), so each
-    /// derivative lands in the right section.
-    ///
-    /// Every intermediate value keeps its row, so a dense model (each value depending on many states) holds
-    /// many entries: their count is checked against the memory budget as they grow.
-    fn derive(&mut self, code: &[Instr], dynamic: &HashSet<u32>, grads: &mut HashMap<u32, Grad>) -> Result<(), String> {
-        let entry_bytes = std::mem::size_of::<(u32, Val)>() as f64;
-        let budget = parfit_core::limits::memory_limit() as f64 / entry_bytes;
-        let mut held: f64 = grads.values().map(|g| g.len() as f64).sum();
-        let consts: HashMap<u32, f64> = self.consts.iter().copied().collect();
-        let val = |r: u32| match consts.get(&r) {
-            Some(&c) => Val::Const(c),
-            None if dynamic.contains(&r) => Val::Reg(r, Level::Dynamic),
-            None => Val::Reg(r, Level::Param),
-        };
-        let none = Grad::new();
-        for i in code {
-            let (a, b) = (val(i.a), val(i.b));
-            let dst = val(i.dst);
-            let da = grads.get(&i.a).unwrap_or(&none).clone();
-            // Unary ops repeat `a` as `b` and `c`; only binary ops and `Select` have a second gradient.
-            let db = match i.op {
-                Op::Add
-                | Op::Sub
-                | Op::Mul
-                | Op::Div
-                | Op::Pow
-                | Op::Min
-                | Op::Max
-                | Op::Modulo
-                | Op::NanElse
-                | Op::Select
-                | Op::If => grads.get(&i.b).unwrap_or(&none).clone(),
-                _ => Grad::new(),
-            };
-            if da.is_empty() && db.is_empty() && !matches!(i.op, Op::Select | Op::If) {
-                continue;
-            }
-            let one = Val::Const(1.0);
-            let g = match i.op {
-                Op::Add => self.lin(one, &da, one, &db),
-                Op::Sub => self.lin(one, &da, Val::Const(-1.0), &db),
-                Op::Mul => self.lin(b, &da, a, &db),
-                Op::Div => {
-                    // d(a/b) = (da - (a/b) db) / b
-                    let inv = self.d_div(one, b);
-                    let cb = if db.is_empty() { Val::Const(0.0) } else { self.d_mul(dst, inv) };
-                    let cb = self.d_neg(cb);
-                    self.lin(inv, &da, cb, &db)
-                }
-                Op::Pow => {
-                    // d(a^b) = b a^(b-1) da + a^b ln(a) db
-                    let ca = match b {
-                        Val::Const(2.0) => self.d_mul(Val::Const(2.0), a),
-                        Val::Const(e) => {
-                            let p = match self.small_power(a, e - 1.0) {
-                                Some(p) => p,
-                                None => self.op(Op::Pow, a, Val::Const(e - 1.0)),
-                            };
-                            self.d_mul(b, p)
-                        }
-                        _ => {
-                            let bm1 = self.d_sub(b, one);
-                            let p = self.op(Op::Pow, a, bm1);
-                            self.d_mul(b, p)
-                        }
-                    };
-                    let cb = if db.is_empty() {
-                        Val::Const(0.0)
-                    } else {
-                        let ln = self.op(Op::Log, a, a);
-                        self.d_mul(dst, ln)
-                    };
-                    self.lin(ca, &da, cb, &db)
-                }
-                // The derivative of the branch taken (ties go to `a`).
-                Op::Min => {
-                    let cond = self.op(Op::Sub, b, a);
-                    self.choose(Op::Select, cond, &da, &db)
-                }
-                Op::Max => {
-                    let cond = self.op(Op::Sub, a, b);
-                    self.choose(Op::Select, cond, &da, &db)
-                }
-                Op::Select | Op::If => {
-                    let dc = grads.get(&i.c).unwrap_or(&none).clone();
-                    if db.is_empty() && dc.is_empty() {
-                        continue;
-                    }
-                    self.choose(i.op, a, &db, &dc)
-                }
-                Op::NanElse => {
-                    // The derivative of the value taken: `b`'s where `a` is NaN.
-                    let nan = self.op(Op::Ne, a, a);
-                    self.choose(Op::If, nan, &db, &da)
-                }
-                Op::Modulo => {
-                    // a mod b = a - q·b with q = trunc(a / b), a whole number: d = da - q·db, with the q
-                    // this remainder implies.
-                    let cb = if db.is_empty() {
-                        Val::Const(0.0)
-                    } else {
-                        let diff = self.op(Op::Sub, a, dst);
-                        let q = self.op(Op::Div, diff, b);
-                        self.d_neg(q)
-                    };
-                    self.lin(one, &da, cb, &db)
-                }
-                // Piecewise constant: no derivative.
-                Op::Heaviside
-                | Op::Trunc
-                | Op::Eq
-                | Op::Ne
-                | Op::Lt
-                | Op::Le
-                | Op::Gt
-                | Op::Ge
-                | Op::And
-                | Op::Or
-                | Op::Not => continue,
-                Op::Copysign => {
-                    // |a| sign(b): the sign of a times the sign of b (b's own derivative is zero almost
-                    // everywhere).
-                    let sa = self.op(Op::Copysign, one, a);
-                    let sb = self.op(Op::Copysign, one, b);
-                    let s = self.d_mul(sa, sb);
-                    self.lin(s, &da, Val::Const(0.0), &none)
-                }
-                op => {
-                    let k = self.unary_derivative(op, a, dst);
-                    self.lin(k, &da, Val::Const(0.0), &none)
-                }
-            };
-            held += g.len() as f64;
-            if held > budget {
-                let what = "the derivatives of the model's code (for its Jacobian or sensitivities)";
-                parfit_core::limits::check_allocation(what, held, entry_bytes)?;
-            }
-            if !g.is_empty() {
-                grads.insert(i.dst, g);
-            }
-        }
-        Ok(())
-    }
-
-    /// `(row, column, register)` of the non-zero derivatives of the registers `rows`.
-    fn entries(&mut self, grads: &HashMap<u32, Grad>, rows: &[u32]) -> Vec<(u32, u32, u32)> {
-        let mut entries = Vec::new();
-        for (row, r) in rows.iter().enumerate() {
-            for &(col, v) in grads.get(r).map_or(&[][..], |g| &g[..]) {
-                if !matches!(v, Val::Const(z) if z == 0.0) {
-                    let reg = self.reg(v);
-                    entries.push((row as u32, col, reg));
-                }
-            }
-        }
-        entries
-    }
-
-    /// Code for the parameter derivatives the forward sensitivity equations need, run only when they are
-    /// wanted: ∂(parameter-level values)/∂p (once per simulation; gives ∂u0/∂p), ∂F/∂p (after the
-    /// right-hand side and the Jacobian code, whose results it may reuse), and ∂out/∂u and ∂out/∂p (after
-    /// the output code).
-    fn sensitivities(&mut self, p: &mut Program) -> Result<(), String> {
-        let n = self.n_states as u32;
-        let mark = self.setup.len();
-        let setup = self.setup.clone();
-        let mut pgrads: HashMap<u32, Grad> = HashMap::new();
-        for k in 0..p.n_params {
-            pgrads.insert(p.param_reg(k) as u32, vec![(k as u32, Val::Const(1.0))]);
-        }
-        self.derive(&setup, &HashSet::new(), &mut pgrads)?;
-        p.init_sens = self.entries(&pgrads, &p.init);
-
-        // ∂F/∂p with the state held fixed: parameter-level values are the only seeds.
-        self.take_dynamic();
-        for i in p.rhs.iter().chain(&p.jac) {
-            self.dynamic_cse.insert((i.op, i.a, i.b, i.c), i.dst);
-        }
-        let mut dynamic: HashSet<u32> = p.rhs.iter().chain(&p.jac).map(|i| i.dst).collect();
-        dynamic.insert(Program::T as u32);
-        dynamic.extend((0..n).map(|j| Program::state_reg(j as usize) as u32));
-        let mut grads = pgrads.clone();
-        self.derive(&p.rhs, &dynamic, &mut grads)?;
-        p.pjac_entries = self.entries(&grads, &p.f);
-        p.pjac = self.take_dynamic();
-
-        // Outputs: columns 0..n are the states, n.. the parameters.
-        for i in &p.out {
-            self.dynamic_cse.insert((i.op, i.a, i.b, i.c), i.dst);
-        }
-        let mut dynamic: HashSet<u32> = p.out.iter().map(|i| i.dst).collect();
-        dynamic.insert(Program::T as u32);
-        let mut grads: HashMap<u32, Grad> =
-            pgrads.into_iter().map(|(r, g)| (r, g.into_iter().map(|(c, v)| (c + n, v)).collect())).collect();
-        for j in 0..n {
-            let r = Program::state_reg(j as usize) as u32;
-            dynamic.insert(r);
-            grads.insert(r, vec![(j, Val::Const(1.0))]);
-        }
-        self.derive(&p.out, &dynamic, &mut grads)?;
-        let (dy, dp): (Vec<_>, Vec<_>) =
-            self.entries(&grads, &p.out_regs).into_iter().partition(|&(_, col, _)| col < n);
-        p.dout_dy = dy;
-        p.dout_dp = dp.into_iter().map(|(row, col, r)| (row, col - n, r)).collect();
-        p.dout = self.take_dynamic();
-        p.dsetup = self.setup.split_off(mark);
-        p.sensitivities = true;
-        Ok(())
-    }
-
-    /// `d op(a) / da` for the one-argument functions, given `dst = op(a)`.
-    fn unary_derivative(&mut self, op: Op, a: Val, dst: Val) -> Val {
-        let one = Val::Const(1.0);
-        match op {
-            Op::Neg => Val::Const(-1.0),
-            Op::Exp => dst,
-            Op::Log => self.d_div(one, a),
-            Op::Log10 => {
-                let x = self.d_mul(a, Val::Const(std::f64::consts::LN_10));
-                self.d_div(one, x)
-            }
-            Op::Sqrt => {
-                let x = self.d_mul(Val::Const(2.0), dst);
-                self.d_div(one, x)
-            }
-            Op::Sin => self.op(Op::Cos, a, a),
-            Op::Cos => {
-                let s = self.op(Op::Sin, a, a);
-                self.d_neg(s)
-            }
-            Op::Tan => {
-                let sq = self.op(Op::Mul, dst, dst);
-                self.op(Op::Add, one, sq)
-            }
-            Op::Sinh => self.op(Op::Cosh, a, a),
-            Op::Cosh => self.op(Op::Sinh, a, a),
-            Op::Tanh => {
-                let sq = self.op(Op::Mul, dst, dst);
-                self.op(Op::Sub, one, sq)
-            }
-            Op::Asinh => {
-                let sq = self.op(Op::Mul, a, a);
-                let x = self.op(Op::Add, sq, one);
-                let r = self.op(Op::Sqrt, x, x);
-                self.d_div(one, r)
-            }
-            Op::Acosh => {
-                // 1 / (sqrt(a - 1) sqrt(a + 1)): accurate near a = 1, unlike sqrt(a² - 1).
-                let (m, p) = (self.op(Op::Sub, a, one), self.op(Op::Add, a, one));
-                let (m, p) = (self.op(Op::Sqrt, m, m), self.op(Op::Sqrt, p, p));
-                let x = self.op(Op::Mul, m, p);
-                self.d_div(one, x)
-            }
-            Op::Asin | Op::Acos => {
-                // ±1 / sqrt(1 - a²)
-                let sq = self.op(Op::Mul, a, a);
-                let x = self.op(Op::Sub, one, sq);
-                let r = self.op(Op::Sqrt, x, x);
-                let sign = if op == Op::Asin { one } else { Val::Const(-1.0) };
-                self.d_div(sign, r)
-            }
-            Op::Atan => {
-                let sq = self.op(Op::Mul, a, a);
-                let x = self.op(Op::Add, one, sq);
-                self.d_div(one, x)
-            }
-            Op::Abs => self.op(Op::Copysign, one, a),
-            Op::Sigmoid => {
-                let x = self.op(Op::Sub, one, dst);
-                self.op(Op::Mul, dst, x)
-            }
-            _ => unreachable!("not a one-argument function: {op:?}"),
-        }
-    }
-
-    /// `ca · da + cb · db` on sparse rows.
-    fn lin(&mut self, ca: Val, da: &[(u32, Val)], cb: Val, db: &[(u32, Val)]) -> Grad {
-        let mut out = Grad::with_capacity(da.len().max(db.len()));
-        let (mut i, mut j) = (0, 0);
-        while i < da.len() || j < db.len() {
-            let ka = da.get(i).map_or(u32::MAX, |e| e.0);
-            let kb = db.get(j).map_or(u32::MAX, |e| e.0);
-            let k = ka.min(kb);
-            let x = if ka == k {
-                i += 1;
-                self.d_mul(ca, da[i - 1].1)
-            } else {
-                Val::Const(0.0)
-            };
-            let v = if kb == k {
-                j += 1;
-                match cb {
-                    // `x - dy` rather than `x + (-dy)`: one instruction fewer.
-                    Val::Const(-1.0) => self.d_sub(x, db[j - 1].1),
-                    _ => {
-                        let y = self.d_mul(cb, db[j - 1].1);
-                        self.d_add(x, y)
-                    }
-                }
-            } else {
-                x
-            };
-            out.push((k, v));
-        }
-        out
-    }
-
-    /// Element-wise `if cond >= 0 { dx } else { dy }` (`op` = `Select`) or `if cond != 0 { dx } else { dy }`
-    /// (`If`) on sparse rows.
-    fn choose(&mut self, op: Op, cond: Val, dx: &[(u32, Val)], dy: &[(u32, Val)]) -> Grad {
-        let zero = Val::Const(0.0);
-        let (mut i, mut j, mut out) = (0, 0, Grad::new());
-        while i < dx.len() || j < dy.len() {
-            let ka = dx.get(i).map_or(u32::MAX, |e| e.0);
-            let kb = dy.get(j).map_or(u32::MAX, |e| e.0);
-            let k = ka.min(kb);
-            let x = if ka == k {
-                i += 1;
-                dx[i - 1].1
-            } else {
-                zero
-            };
-            let y = if kb == k {
-                j += 1;
-                dy[j - 1].1
-            } else {
-                zero
-            };
-            out.push((k, self.op3(op, cond, x, y)));
-        }
-        out
-    }
-
-    // Arithmetic for derivative code: like `op`, but also dropping additions of 0 and multiplications by
-    // 0 and ±1, which chain-rule products are full of. (Not used for the model's own code, where `0 · x`
-    // must stay NaN for an infinite `x`.)
-
-    fn d_add(&mut self, a: Val, b: Val) -> Val {
-        match (a, b) {
-            (Val::Const(0.0), x) | (x, Val::Const(0.0)) => x,
-            _ => self.op(Op::Add, a, b),
-        }
-    }
-
-    fn d_sub(&mut self, a: Val, b: Val) -> Val {
-        match (a, b) {
-            (x, Val::Const(0.0)) => x,
-            (Val::Const(0.0), x) => self.d_neg(x),
-            _ => self.op(Op::Sub, a, b),
-        }
-    }
-
-    fn d_mul(&mut self, a: Val, b: Val) -> Val {
-        match (a, b) {
-            (Val::Const(0.0), _) | (_, Val::Const(0.0)) => Val::Const(0.0),
-            (Val::Const(1.0), x) | (x, Val::Const(1.0)) => x,
-            (Val::Const(-1.0), x) | (x, Val::Const(-1.0)) => self.d_neg(x),
-            _ => self.op(Op::Mul, a, b),
-        }
-    }
-
-    fn d_div(&mut self, a: Val, b: Val) -> Val {
-        match (a, b) {
-            (Val::Const(0.0), _) => Val::Const(0.0),
-            (x, Val::Const(1.0)) => x,
-            _ => self.op(Op::Div, a, b),
-        }
-    }
-
-    fn d_neg(&mut self, a: Val) -> Val {
-        self.op(Op::Neg, a, a)
     }
 }
 

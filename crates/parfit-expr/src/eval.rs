@@ -3,6 +3,11 @@
 //! Every instruction writes a fresh register (no register reuse), so programs are plain SSA and each
 //! result stays readable after its program ran.
 
+use std::sync::Arc;
+
+use crate::lookup::LookupTable;
+use crate::system::LookupMode;
+
 /// One operation. Binary ops read `a` and `b`; unary ops read `a` only; `Select` and `If` read all three.
 /// Comparisons and logic give 1.0 for true and 0.0 for false; an operand is true when it is not 0 (NaN
 /// included).
@@ -72,6 +77,14 @@ pub enum Op {
     MulMulAdd,
     /// `a * b - c * d`.
     MulMulSub,
+    // Reads of the program's lookup table number `d` (see `lookup.rs` for each mode's edges): not functions of
+    // their operands alone, so the interpreters and the JIT call `LookupTable::apply` for them.
+    /// The table read at `a` in this mode.
+    Lookup(LookupMode),
+    /// The derivative of [`Op::Lookup`] in this mode at `a`.
+    LookupSlope(LookupMode),
+    /// The area under the table from `a` to `b`.
+    LookupArea,
 }
 
 impl Op {
@@ -79,8 +92,14 @@ impl Op {
         matches!(self, Op::Add | Op::Mul | Op::Min | Op::Max | Op::Eq | Op::Ne | Op::And | Op::Or)
     }
 
+    /// Whether the operation reads a lookup table (the instruction's `d`).
+    pub fn reads_table(self) -> bool {
+        matches!(self, Op::Lookup(_) | Op::LookupSlope(_) | Op::LookupArea)
+    }
+
     /// The one definition of each operation, shared by constant folding and the interpreters so that folded
-    /// and run-time results are bit-identical. `d` is read by the two-product operations only.
+    /// and run-time results are bit-identical. `d` is read by the two-product operations only. Table reads
+    /// need their table ([`LookupTable::apply`]): here they are NaN.
     pub fn apply(self, a: f64, b: f64, c: f64, d: f64) -> f64 {
         self.apply_lazy(a, || b, || c, || d)
     }
@@ -161,6 +180,7 @@ impl Op {
             Op::NegMulAdd => c() - a * b(),
             Op::MulMulAdd => a * b() + c() * d(),
             Op::MulMulSub => a * b() - c() * d(),
+            Op::Lookup(_) | Op::LookupSlope(_) | Op::LookupArea => f64::NAN,
         }
     }
 }
@@ -175,19 +195,25 @@ fn truth(x: bool) -> f64 {
 pub struct Instr {
     pub op: Op,
     pub dst: u32,
+    /// Operand registers: unary operations repeat `a` in `b` and `c`, binary ones in `c`.
     pub a: u32,
     pub b: u32,
     pub c: u32,
-    /// The fourth operand, of the two-product operations only (0 otherwise).
+    /// The fourth operand of the two-product operations, the table of a table read, else 0.
     pub d: u32,
 }
 
-/// Run a program over the register file. Register indices were checked against the file's size when the
-/// program was built, so indexing never fails for a register file of the model's size.
+/// Run a program over the register file, with the program's lookup tables. Register and table indices were
+/// checked when the program was built, so indexing never fails for a register file of the model's size.
 #[inline(always)]
-pub fn run(code: &[Instr], r: &mut [f64]) {
+pub fn run(code: &[Instr], r: &mut [f64], tables: &[LookupTable]) {
     for i in code {
-        let v = i.op.apply_lazy(r[i.a as usize], || r[i.b as usize], || r[i.c as usize], || r[i.d as usize]);
+        let v = match i.op {
+            op @ (Op::Lookup(_) | Op::LookupSlope(_) | Op::LookupArea) => {
+                tables[i.d as usize].apply(op, r[i.a as usize], r[i.b as usize])
+            }
+            op => op.apply_lazy(r[i.a as usize], || r[i.b as usize], || r[i.c as usize], || r[i.d as usize]),
+        };
         r[i.dst as usize] = v;
     }
 }
@@ -254,6 +280,9 @@ pub struct Program {
     /// `(output, parameter, register)`: the non-zero ∂out/∂p after `dout`.
     pub dout_dp: Vec<(u32, u32, u32)>,
 
+    /// The lookup tables the table operations read, shared by clones and the native code.
+    pub tables: Arc<[LookupTable]>,
+
     /// Native code for `rhs`, `rhs` + `jac`, `out` and the sensitivity parts after [`Program::compile_native`],
     /// shared by clones (and threads). It gives the interpreter's results bit for bit.
     #[cfg(not(target_arch = "wasm32"))]
@@ -288,6 +317,7 @@ impl Program {
             dout: Vec::new(),
             dout_dy: Vec::new(),
             dout_dp: Vec::new(),
+            tables: Arc::from(Vec::new()),
             #[cfg(not(target_arch = "wasm32"))]
             native: None,
         }
@@ -359,8 +389,12 @@ impl Program {
         sections.iter().flat_map(|s| s.iter()).for_each(|i| assign(i.dst));
         let m = |r: &mut u32| *r = map[*r as usize];
         for i in sections.into_iter().flatten() {
-            for r in [&mut i.dst, &mut i.a, &mut i.b, &mut i.c, &mut i.d] {
+            for r in [&mut i.dst, &mut i.a, &mut i.b, &mut i.c] {
                 m(r);
+            }
+            // `d` is a register only for the four-operand operations (a table index for table reads).
+            if operand_count(i.op) == 4 {
+                m(&mut i.d);
             }
         }
         self.consts.iter_mut().for_each(|(r, _)| m(r));
@@ -378,7 +412,7 @@ impl Program {
         }
         let p0 = self.param_reg(0);
         regs[p0..p0 + self.n_params].copy_from_slice(params);
-        run(&self.setup, regs);
+        run(&self.setup, regs, &self.tables);
         for (y, &r) in y0.iter_mut().zip(&self.init) {
             *y = regs[r as usize];
         }
@@ -435,7 +469,7 @@ impl Program {
     #[inline]
     fn rhs_interpreted(&self, regs: &mut [f64], t: f64, y: &[f64], dy: &mut [f64]) {
         self.load(regs, t, y);
-        run(&self.rhs, regs);
+        run(&self.rhs, regs, &self.tables);
         for (d, &r) in dy.iter_mut().zip(&self.f) {
             *d = regs[r as usize];
         }
@@ -459,7 +493,7 @@ impl Program {
             *r = v;
             *y = v;
         }
-        run(&self.rhs, regs);
+        run(&self.rhs, regs, &self.tables);
         for (d, &r) in dy.iter_mut().zip(&self.f) {
             *d = regs[r as usize];
         }
@@ -476,8 +510,8 @@ impl Program {
     /// code too, since the derivative code reads its results.
     pub fn jacobian(&self, regs: &mut [f64], t: f64, y: &[f64], jac: &mut [f64]) {
         self.load(regs, t, y);
-        run(&self.rhs, regs);
-        run(&self.jac, regs);
+        run(&self.rhs, regs, &self.tables);
+        run(&self.jac, regs, &self.tables);
         jac.fill(0.0);
         let n = self.n_states;
         for &(i, j, r) in &self.jac_entries {
@@ -495,8 +529,8 @@ impl Program {
             return;
         }
         self.load(regs, t, y);
-        run(&self.rhs, regs);
-        run(&self.jac, regs);
+        run(&self.rhs, regs, &self.tables);
+        run(&self.jac, regs, &self.tables);
         for (v, &(_, _, r)) in values.iter_mut().zip(&self.jac_entries) {
             *v = regs[r as usize];
         }
@@ -504,7 +538,7 @@ impl Program {
 
     /// After [`Program::start`]: the initial sensitivities `s0[p·n + k]` = ∂u0_k/∂p_p.
     pub fn start_sensitivities(&self, regs: &mut [f64], s0: &mut [f64]) {
-        run(&self.dsetup, regs);
+        run(&self.dsetup, regs, &self.tables);
         s0.fill(0.0);
         for &(k, p, r) in &self.init_sens {
             s0[p as usize * self.n_states + k as usize] = regs[r as usize];
@@ -538,8 +572,8 @@ impl Program {
         }
         let _ = work;
         self.rhs_interpreted(regs, t, y, dy);
-        run(&self.jac, regs);
-        run(&self.pjac, regs);
+        run(&self.jac, regs, &self.tables);
+        run(&self.pjac, regs, &self.tables);
         let regs = &*regs;
         self.assemble_sensitivity_rhs(|_, r| regs[r as usize], |_, r| regs[r as usize], s, ds);
     }
@@ -580,7 +614,7 @@ impl Program {
     ) {
         let (n, np) = (self.n_states, self.n_params);
         self.outputs_interpreted(regs, t, y, out);
-        run(&self.dout, regs);
+        run(&self.dout, regs, &self.tables);
         dout.fill(0.0);
         for &(o, p, r) in &self.dout_dp {
             dout[o as usize * np + p as usize] = regs[r as usize];
@@ -620,7 +654,7 @@ impl Program {
             return;
         }
         self.load(regs, t, y);
-        run(&self.out, regs);
+        run(&self.out, regs, &self.tables);
         for (o, &r) in out.iter_mut().zip(&self.out_regs) {
             *o = regs[r as usize];
         }
@@ -735,6 +769,7 @@ pub(crate) fn operand_count(op: Op) -> usize {
     match op {
         Op::MulMulAdd | Op::MulMulSub => 4,
         Op::Select | Op::If | Op::MulAdd | Op::MulSub | Op::NegMulAdd => 3,
+        Op::LookupArea => 2,
         Op::Add
         | Op::Sub
         | Op::Mul
@@ -757,13 +792,18 @@ pub(crate) fn operand_count(op: Op) -> usize {
     }
 }
 
+/// The register fields an instruction holds (`a`, `b`, `c` always; `d` when it is an operand, not a table).
+fn registers(i: &Instr) -> impl Iterator<Item = u32> {
+    [i.a, i.b, i.c, i.d].into_iter().take(if operand_count(i.op) == 4 { 4 } else { 3 })
+}
+
 /// Remove the instructions of `code` whose result is not live, marking the operands of the rest live.
 fn sweep(code: &mut Vec<Instr>, live: &mut [bool]) {
     let mut keep = vec![false; code.len()];
     for (k, i) in code.iter().enumerate().rev() {
         if live[i.dst as usize] {
             keep[k] = true;
-            for r in [i.a, i.b, i.c, i.d] {
+            for r in registers(i) {
                 live[r as usize] = true;
             }
         }

@@ -13,6 +13,7 @@
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlags, Value, condcodes::FloatCC, types};
 use cranelift_codegen::settings::{self, Configurable};
@@ -21,6 +22,8 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 
 use crate::eval::{Instr, Op, Program, operand_count};
+use crate::lookup::LookupTable;
+use crate::system::LookupMode;
 
 /// How many instructions a value loaded from outside a section is reused for before it is loaded again.
 const RELOAD_AFTER: usize = 64;
@@ -47,6 +50,8 @@ pub struct Native {
     n_regs: usize,
     /// Owns the code memory; released on drop.
     module: Option<JITModule>,
+    /// The tables the code reads by address: kept alive as long as the code.
+    tables: Arc<[LookupTable]>,
 }
 
 // SAFETY: after `finalize_definitions` the module is never touched again until drop: the code memory is
@@ -73,6 +78,7 @@ impl std::fmt::Debug for Native {
             .field("jacobian", &self.jac.is_some())
             .field("outputs", &self.out.is_some())
             .field("sensitivities", &self.sens.is_some())
+            .field("tables", &self.tables.len())
             .finish()
     }
 }
@@ -127,6 +133,34 @@ wrappers! {
     parfit_atan Atan, parfit_modulo Modulo,
 }
 
+/// The table operations, numbered by their place here: native code passes the number to [`parfit_table`].
+const TABLE_OPS: [Op; 11] = {
+    use LookupMode::*;
+    [
+        Op::Lookup(Interpolate),
+        Op::Lookup(Extrapolate),
+        Op::Lookup(Forward),
+        Op::Lookup(Backward),
+        Op::Lookup(Invert),
+        Op::LookupSlope(Interpolate),
+        Op::LookupSlope(Extrapolate),
+        Op::LookupSlope(Forward),
+        Op::LookupSlope(Backward),
+        Op::LookupSlope(Invert),
+        Op::LookupArea,
+    ]
+};
+
+/// A table read from native code: operation number `op` of [`TABLE_OPS`] on `table` (the interpreter's
+/// [`LookupTable::apply`]).
+extern "C" fn parfit_table(table: *const LookupTable, op: u32, a: f64, b: f64) -> f64 {
+    // SAFETY: native code passes the address of a table inside the `Arc<[LookupTable]>` its `Native` holds
+    // (`Native::tables`), and it runs only through a `&Native`, so the table is alive; tables are never
+    // mutated after they are shared.
+    let table = unsafe { &*table };
+    TABLE_OPS.get(op as usize).map_or(f64::NAN, |&op| table.apply(op, a, b))
+}
+
 /// The most operations (instructions and stored results, over every section) the JIT compiles. Compile time
 /// is linear in them, about 3 s per 10⁵ on one core; past this bound the interpreter, which needs no
 /// compilation, is the faster choice for any run short enough to wait for.
@@ -155,6 +189,7 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     for &(name, _, f) in CALLS {
         jb.symbol(name, f as *const u8);
     }
+    jb.symbol("parfit_table", parfit_table as *const u8);
     let mut module = JITModule::new(jb);
     let mut imports = HashMap::new();
     let mut callee = module.make_signature();
@@ -163,9 +198,22 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     for &(name, op, _) in CALLS {
         imports.insert(op, module.declare_function(name, Linkage::Import, &callee).map_err(|x| e(&x))?);
     }
+    let ptr = module.target_config().pointer_type();
+    let mut table_sig = module.make_signature();
+    table_sig.params.extend([AbiParam::new(ptr), AbiParam::new(types::I32)]);
+    table_sig.params.extend([AbiParam::new(types::F64); 2]);
+    table_sig.returns.push(AbiParam::new(types::F64));
+    let table_fn = module.declare_function("parfit_table", Linkage::Import, &table_sig).map_err(|x| e(&x))?;
     let consts: HashMap<u32, f64> = p.consts.iter().copied().collect();
     let jac_regs: Vec<u32> = p.jac_entries.iter().map(|e| e.2).collect();
-    let mut ctx = Gen { module: &mut module, imports: &imports, consts: &consts, n_states: p.n_states };
+    let mut ctx = Gen {
+        module: &mut module,
+        imports: &imports,
+        table_fn,
+        tables: &p.tables,
+        consts: &consts,
+        n_states: p.n_states,
+    };
     let rhs = ctx.section("rhs", &[&p.rhs], &p.f)?;
     let jac = ctx.section("jac", &[&p.rhs, &p.jac], &jac_regs)?;
     let out = if p.out.is_empty() { None } else { Some(ctx.section("out", &[&p.out], &p.out_regs)?) };
@@ -192,6 +240,7 @@ pub fn compile(p: &Program) -> Result<Native, String> {
         n_states: p.n_states,
         n_regs: p.n_regs,
         module: Some(module),
+        tables: p.tables.clone(),
     })
 }
 
@@ -204,6 +253,8 @@ fn truth(b: &mut FunctionBuilder<'_>, holds: Value) -> Value {
 struct Gen<'a> {
     module: &'a mut JITModule,
     imports: &'a HashMap<Op, FuncId>,
+    table_fn: FuncId,
+    tables: &'a [LookupTable],
     consts: &'a HashMap<u32, f64>,
     n_states: usize,
 }
@@ -231,6 +282,7 @@ impl Gen<'_> {
         // Values loaded (or constants made) from outside the section, with the instruction count when made.
         let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
         let mut refs = HashMap::new();
+        let mut table_ref = None;
         let (n_states, consts) = (self.n_states, self.consts);
         // The value of a register: computed here, or loaded (constants embedded). A load is reused only
         // within `RELOAD_AFTER` instructions: reloading is cheap, while one value live across a long
@@ -341,6 +393,17 @@ impl Gen<'_> {
                     let n = b.ins().fmul(c, d);
                     if i.op == Op::MulMulAdd { b.ins().fadd(m, n) } else { b.ins().fsub(m, n) }
                 }
+                op if op.reads_table() => {
+                    let table = self.tables.get(i.d as usize).ok_or_else(|| format!("no table {}", i.d))?;
+                    let number = TABLE_OPS.iter().position(|&o| o == op).ok_or("not a table operation")?;
+                    let ptr = self.module.target_config().pointer_type();
+                    let addr = b.ins().iconst(ptr, table as *const LookupTable as i64);
+                    let number = b.ins().iconst(types::I32, number as i64);
+                    let x = if n == 2 { x } else { b.ins().f64const(0.0) };
+                    let f = *table_ref.get_or_insert_with(|| self.module.declare_func_in_func(self.table_fn, b.func));
+                    let call = b.ins().call(f, &[addr, number, a, x]);
+                    b.inst_results(call)[0]
+                }
                 op => {
                     let id = *self.imports.get(&op).ok_or_else(|| format!("no native form for {op:?}"))?;
                     let x = if n == 2 { x } else { b.ins().f64const(0.0) };
@@ -375,7 +438,7 @@ impl Gen<'_> {
 /// may swap the operands of `a + b`, and x86 returns the first operand's NaN), so no two compilations of an
 /// operation agree on them; everything else must match bit for bit.
 #[cfg(test)]
-fn bits(x: f64) -> u64 {
+pub(crate) fn bits(x: f64) -> u64 {
     if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() }
 }
 

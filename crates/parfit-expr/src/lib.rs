@@ -16,16 +16,19 @@
 // Only `jit.rs` (calling generated code) may opt out; see ARCHITECTURE.md, invariant 7.
 #![deny(unsafe_code)]
 mod compile;
+mod emit;
 mod eval;
 #[cfg(not(target_arch = "wasm32"))]
 mod jit;
 mod lexer;
+mod lookup;
 mod parser;
 pub mod system;
 
 pub use compile::{Compiled, Dialect};
 pub use eval::{DrawKind, Instr, Op, Program, run};
 pub use lexer::{Located, Pos};
+pub use lookup::LookupTable;
 
 /// Parse and compile model text. Errors carry the line and column of the problem.
 pub fn compile(source: &str, dialect: Dialect) -> Result<Compiled, Located> {
@@ -257,7 +260,7 @@ F_i {
 }
 out_i { x * b, y + z, c * t, total = x + y + z }";
 
-    fn fd(f: impl Fn(&[f64]) -> Vec<f64>, p: &[f64], k: usize) -> Vec<f64> {
+    pub(crate) fn fd(f: impl Fn(&[f64]) -> Vec<f64>, p: &[f64], k: usize) -> Vec<f64> {
         let h = 1e-6 * p[k].abs().max(1.0);
         let (mut pp, mut pm) = (p.to_vec(), p.to_vec());
         pp[k] += h;
@@ -265,7 +268,7 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
         f(&pp).iter().zip(f(&pm)).map(|(a, b)| (a - b) / (2.0 * h)).collect()
     }
 
-    fn close(got: f64, want: f64, what: &str) {
+    pub(crate) fn close(got: f64, want: f64, what: &str) {
         assert!((got - want).abs() <= 1e-7 * want.abs().max(1.0), "{what}: {got} vs differences {want}");
     }
 
@@ -275,28 +278,38 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
         let plain = compile(MODEL, Dialect::Ode).unwrap();
         let p = &c.program;
         assert!(p.sensitivities && !plain.program.sensitivities);
+        let (params, t, y) = ([0.7, 1.3, 0.4], 0.8, [0.5, 1.1, 2.0]);
+        // The plain program computes the same right-hand side, bit for bit (its products may fuse
+        // differently, as the sensitivity code reads some of them).
+        let rhs = |p: &Program| {
+            let mut regs = vec![0.0; p.n_regs];
+            p.start(&mut regs, &params, &mut vec![0.0; p.n_states]);
+            let mut dy = vec![0.0; p.n_states];
+            p.rhs(&mut regs, t, &y, &mut dy);
+            dy
+        };
+        assert_eq!(rhs(&plain.program), rhs(p));
+        check_against_differences(p, &params, t, &y);
+    }
+
+    /// A program's derivative code against central differences of its plain code: the initial
+    /// sensitivities, the sensitivity right-hand side `J s + ∂F/∂p` (which checks the Jacobian too) and the
+    /// output derivatives, at `(t, y)` with some sensitivities `s`.
+    pub(crate) fn check_against_differences(p: &Program, params: &[f64], t: f64, y: &[f64]) {
         let (n, np, no) = (p.n_states, p.n_params, p.out_regs.len());
-        let params = [0.7, 1.3, 0.4];
-        let (t, y, s) = (0.8, [0.5, 1.1, 2.0], (0..n * np).map(|k| 0.1 * k as f64 - 0.3).collect::<Vec<_>>());
+        let s: Vec<f64> = (0..n * np).map(|k| 0.1 * k as f64 - 0.3).collect();
         let mut regs = vec![0.0; p.n_regs];
         let mut y0 = vec![0.0; n];
-        p.start(&mut regs, &params, &mut y0);
+        p.start(&mut regs, params, &mut y0);
         let mut s0 = vec![f64::NAN; n * np];
         p.start_sensitivities(&mut regs, &mut s0);
         let (mut dy, mut ds) = (vec![0.0; n], vec![0.0; n * np]);
-        p.sensitivity_rhs(&mut regs, &mut Vec::new(), t, &y, &s, &mut dy, &mut ds);
-        // The plain program computes the same right-hand side, bit for bit (its products may fuse
-        // differently, as the sensitivity code reads some of them).
-        let mut plain_regs = vec![0.0; plain.program.n_regs];
-        plain.program.start(&mut plain_regs, &params, &mut y0.clone());
-        let mut plain_dy = vec![0.0; n];
-        plain.program.rhs(&mut plain_regs, t, &y, &mut plain_dy);
-        assert_eq!(plain_dy, dy);
+        p.sensitivity_rhs(&mut regs, &mut Vec::new(), t, y, &s, &mut dy, &mut ds);
         let (mut out, mut dout) = (vec![0.0; no], vec![0.0; no * np]);
-        p.sensitivity_outputs(&mut regs, t, &y, &s, &mut out, &mut dout);
+        p.sensitivity_outputs(&mut regs, t, y, &s, &mut out, &mut dout);
 
         let mut jac = vec![0.0; n * n];
-        p.jacobian(&mut regs, t, &y, &mut jac);
+        p.jacobian(&mut regs, t, y, &mut jac);
         let eval = |params: &[f64], what: u8| {
             let mut regs = vec![0.0; p.n_regs];
             let mut y0 = vec![0.0; n];
@@ -305,19 +318,19 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
             match what {
                 0 => y0,
                 1 => {
-                    p.rhs(&mut regs, t, &y, &mut v[..n]);
+                    p.rhs(&mut regs, t, y, &mut v[..n]);
                     v[..n].to_vec()
                 }
                 _ => {
-                    p.outputs(&mut regs, t, &y, &mut v[..no]);
+                    p.outputs(&mut regs, t, y, &mut v[..no]);
                     v[..no].to_vec()
                 }
             }
         };
         for k in 0..np {
-            let du0 = fd(|q| eval(q, 0), &params, k);
-            let df = fd(|q| eval(q, 1), &params, k);
-            let dout_dp = fd(|q| eval(q, 2), &params, k);
+            let du0 = fd(|q| eval(q, 0), params, k);
+            let df = fd(|q| eval(q, 1), params, k);
+            let dout_dp = fd(|q| eval(q, 2), params, k);
             for i in 0..n {
                 close(s0[k * n + i], du0[i], &format!("du0_{i}/dp_{k}"));
                 // ds_k = J s_k + ∂F/∂p_k
@@ -339,6 +352,23 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
                     want += (a - v[o]) / (2.0 * h) * s[k * n + j];
                 }
                 close(dout[o * np + k], want, &format!("dout_{o}/dp_{k}"));
+            }
+        }
+        // The Jacobian itself, column by column.
+        for j in 0..n {
+            let col = fd(
+                |yy| {
+                    let mut regs = vec![0.0; p.n_regs];
+                    p.start(&mut regs, params, &mut vec![0.0; n]);
+                    let mut v = vec![0.0; n];
+                    p.rhs(&mut regs, t, yy, &mut v);
+                    v
+                },
+                y,
+                j,
+            );
+            for i in 0..n {
+                close(jac[j * n + i], col[i], &format!("J[{i}][{j}]"));
             }
         }
     }
