@@ -1,7 +1,7 @@
 //! `cargo xtask bench`'s Vensim section: every sample model of the SDXorg test-models suite and the PySD
 //! cookbook's aging chain, one run each at the model's defaults on Vensim's saved times — parfit
-//! (`plugins/vensim/examples/run_timing.rs`) and, with `--peers`, PySD 3.14.3 (`bench/peers/pysd_vensim.sh`)
-//! in the same run — and the per-run time ratio.
+//! (`plugins/vensim/examples/run_timing.rs`: native code and the interpreter) and, with `--peers`, PySD
+//! 3.14.3 (`bench/peers/pysd_vensim.sh`) in the same run — and the per-run time ratios.
 
 use std::process::Command;
 
@@ -79,9 +79,9 @@ pub fn standalone(peers: bool) -> Result {
     Ok(())
 }
 
-/// A tool's time for one model, or why it has none (the message without the model's place).
-fn cell(v: &Value, model: &str) -> String {
-    if let Some(us) = v["median_us"].as_f64() {
+/// A tool's time for one model (`key`: its median), or why it has none (the message without the model's place).
+fn cell(v: &Value, key: &str, model: &str) -> String {
+    if let Some(us) = v[key].as_f64() {
         return format!("{us:.1}");
     }
     match v["refused"].as_str().or(v["error"].as_str()) {
@@ -95,13 +95,22 @@ fn cell(v: &Value, model: &str) -> String {
 
 pub fn print(report: &Value) {
     println!(
-        "\n| Vensim model (one run, defaults, saved times) | parfit µs (median) | PySD 3.14.3 µs (median) | PySD ÷ parfit |\n|---|---|---|---|"
+        "\n| Vensim model (one run, defaults, saved times) | parfit native µs | parfit interpreter µs | PySD 3.14.3 µs | \
+         PySD ÷ native | interpreter ÷ native |\n|---|---|---|---|---|---|"
     );
     for row in report["models"].as_array().into_iter().flatten() {
         let model = row["model"].as_str().unwrap_or("");
-        let ratio =
-            row["pysd_over_parfit"].as_f64().filter(|r| r.is_finite()).map_or("—".into(), |r| format!("{r:.0}×"));
+        let parfit = &row["parfit"];
+        let times = |x: Option<f64>| x.filter(|r| r.is_finite()).map_or("—".into(), |r| format!("{r:.1}×"));
+        let ab = parfit["interpreter_median_us"].as_f64().zip(parfit["median_us"].as_f64()).map(|(i, n)| i / n);
         let short = model.strip_prefix(SAMPLES).map_or(model.to_string(), |s| format!("samples{s}"));
-        println!("| {short} | {} | {} | {ratio} |", cell(&row["parfit"], model), cell(&row["pysd"], model));
+        println!(
+            "| {short} | {} | {} | {} | {} | {} |",
+            cell(parfit, "median_us", model),
+            cell(parfit, "interpreter_median_us", model),
+            cell(&row["pysd"], "median_us", model),
+            times(row["pysd_over_parfit"].as_f64()),
+            times(ab)
+        );
     }
 }
