@@ -183,6 +183,47 @@ impl DataFiles {
         Ok(names)
     }
 
+    /// A data variable's values from a Vensim output file (tab-separated, or `.csv`), as PySD's `data_files`
+    /// gives them to a model's data variables without an equation: `Time` in the first cell, then the
+    /// variables' names across the first row (times down the first column) or down the first column (times
+    /// across the first row), named as Vensim writes them (`var[a,b]`). One series; `None` when the file has
+    /// no column (or row) of that name.
+    pub fn output_series(&mut self, file: &str, variable: &str) -> Result<Option<Series>, String> {
+        let delimiter = if file.to_lowercase().ends_with(".csv") { "," } else { "\\t" };
+        let grid = self.grid(file, delimiter)?;
+        if !matches!(grid.cell(0, 0), Cell::Text(t) if t.trim().eq_ignore_ascii_case("time")) {
+            return Err(format!(
+                "{}: a Vensim output file starts with 'Time', value '{}'",
+                grid.place(0, 0),
+                grid.text(0, 0)
+            ));
+        }
+        let across = matches!(grid.cell(0, 1), Cell::Text(_));
+        // (row, column) of the k-th name, time or value along a line.
+        let at = |line: usize, k: usize| if across { (k, line) } else { (line, k) };
+        let length = if across { grid.height() } else { grid.width() };
+        let wanted = output_name(variable);
+        let Some(line) = (1..if across { grid.width() } else { grid.height() }).find(|&line| {
+            let (r, c) = at(line, 0);
+            matches!(grid.cell(r, c), Cell::Text(name) if output_name(name) == wanted)
+        }) else {
+            return Ok(None);
+        };
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for k in 1..length {
+            let ((tr, tc), (r, c)) = (at(0, k), at(line, k));
+            let Some(x) = grid.optional_number(tr, tc)? else { continue };
+            if let Some(&previous) = xs.last()
+                && x <= previous
+            {
+                return Err(format!("{}: the times must increase, value '{}'", grid.place(tr, tc), grid.text(tr, tc)));
+            }
+            xs.push(x);
+            ys.push(grid.optional_number(r, c)?.unwrap_or(f64::NAN));
+        }
+        Ok(Some(Series { xs, ys: vec![ys] }))
+    }
+
     /// The grid `file` (and `tab`) holds and the range `reference` (a cell or a defined name) names there.
     fn locate(&mut self, file: &str, tab: &str, reference: &str) -> Result<(Rc<Grid>, CellRange), String> {
         if let Some((row, col)) = cell_index(reference) {
@@ -233,6 +274,20 @@ impl DataFiles {
             Rc::new(guarded(file, || Ok(calamine::Reader::defined_names(&open_workbook(file, bytes)?).to_vec()))?);
         self.names.insert(file.to_string(), names.clone());
         Ok(names)
+    }
+}
+
+/// A variable's name in a Vensim output file as Vensim identifies it: quotes dropped, each part (the name,
+/// each subscript element) compared as names are (`"Var_1" [ A , b ]` is `var 1[a,b]`).
+fn output_name(name: &str) -> String {
+    let name = name.trim();
+    let name = name.strip_prefix('"').and_then(|n| n.strip_suffix('"')).unwrap_or(name);
+    match name.split_once('[') {
+        Some((base, elements)) => {
+            let elements = elements.trim_end().trim_end_matches(']').split(',').map(crate::lexer::normalise);
+            format!("{}[{}]", crate::lexer::normalise(base), elements.collect::<Vec<_>>().join(","))
+        }
+        None => crate::lexer::normalise(name),
     }
 }
 
@@ -442,6 +497,8 @@ impl Grid {
     fn from_text(file: &str, delimiter: char, bytes: &[u8]) -> Result<Grid, String> {
         let text = std::str::from_utf8(bytes).map_err(|e| format!("{file}: not UTF-8 text: {e}"))?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        // Old Mac files end lines with a lone CR.
+        let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
         let mut grid = Grid {
             cells: HashMap::new(),
             height: 0,
@@ -703,6 +760,23 @@ mod tests {
         assert_eq!(order, "dec.csv:1:3: the times must increase, value '1'");
         let no_times = data.series("input.xls", "Sheet1", "1", "C5", &[]).unwrap_err();
         assert!(no_times.contains("no times"), "{no_times}");
+    }
+
+    #[test]
+    fn vensim_output_files_give_data_variables() {
+        // test_data_from_other_model reads its data variables from another model's output (PySD: data_files).
+        const OTHER: &[u8] = include_bytes!("../tests/test-models/tests/data_from_other_model/data.tab");
+        let mut data = files(&[("data.tab", OTHER), ("across.csv", b"Time,0,1,2\r\"x_1 \"[ A ],5,,7\r")]);
+        let series = data.output_series("data.tab", "Var 2dim[ b, D ]").unwrap().unwrap();
+        assert_eq!((series.xs.len(), &series.xs[..3]), (51, &[0.0, 1.0, 2.0][..]));
+        assert_eq!(&series.ys[0][..3], [3.0, 2.5, 2.5]);
+        assert_eq!(data.output_series("data.tab", "var 0dim").unwrap().unwrap().ys[0][..3], [1.0, 3.0, 5.0]);
+        assert_eq!(data.output_series("data.tab", "var 9dim").unwrap(), None);
+        let across = data.output_series("across.csv", "x 1[a]").unwrap().unwrap();
+        assert_eq!(across.xs, [0.0, 1.0, 2.0]);
+        assert!(across.ys[0][1].is_nan() && across.ys[0][2] == 7.0);
+        let err = files(&[("x.tab", b"t\ta\n0\t1\n")]).output_series("x.tab", "a").unwrap_err();
+        assert_eq!(err, "x.tab:1:1: a Vensim output file starts with 'Time', value 't'");
     }
 
     #[test]
