@@ -17,9 +17,20 @@ pub(crate) struct Sub {
 pub(crate) enum Expr {
     Num(f64),
     /// A variable reference, `name` or `name[sub, …]`.
-    Var { key: String, text: String, subs: Vec<Sub>, at: usize },
+    Var {
+        key: String,
+        text: String,
+        subs: Vec<Sub>,
+        at: usize,
+    },
     /// `name(args)` or `name[subs](args)`: a built-in, a macro, or a lookup called by name.
-    Call { key: String, text: String, subs: Vec<Sub>, args: Vec<Expr>, at: usize },
+    Call {
+        key: String,
+        text: String,
+        subs: Vec<Sub>,
+        args: Vec<Expr>,
+        at: usize,
+    },
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     /// `first op₁ e₁ op₂ e₂ …` of left-associative operators of one precedence level, applied left to right.

@@ -18,7 +18,9 @@ mod subscripts;
 use parfit_core::model::downcast_workspace;
 use parfit_core::random::Stream;
 use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
-use parfit_expr::system::{Site, Update};
+use std::sync::{Arc, OnceLock};
+
+use parfit_expr::system::{Site, System, Update};
 use parfit_expr::{DrawKind, Program};
 use serde::Deserialize;
 
@@ -67,6 +69,13 @@ pub struct VensimModel {
     seed: u64,
     /// Why the program is interpreted rather than native, when it could have been native.
     jit_fallback: Option<String>,
+    /// The lowered model, and its program with sensitivity code, compiled when first asked for (fits that
+    /// need no derivatives never pay for it).
+    system: Arc<System>,
+    sensitivity_program: Arc<OnceLock<Result<Program, String>>>,
+    jit: bool,
+    /// Whether exact sensitivities are offered (the configuration's `"sensitivities"`).
+    sensitivities: bool,
 }
 
 /// Per-thread scratch: the register file, the program's parameters and the integrator's vectors.
@@ -81,6 +90,35 @@ struct VensimWorkspace {
     x0: Vec<f64>,
     k: Vec<f64>,
     acc: Vec<f64>,
+    /// Sensitivity runs: their own register file, `s[p·n + k]` = ∂y_k/∂p (over the program's parameters,
+    /// inputs included), its update, the outputs' derivatives and the program's scratch.
+    sens: Option<SensitivityScratch>,
+}
+
+#[derive(Debug)]
+struct SensitivityScratch {
+    regs: Vec<f64>,
+    s: Vec<f64>,
+    ds: Vec<f64>,
+    dout: Vec<f64>,
+    work: Vec<f64>,
+}
+
+impl SensitivityScratch {
+    fn new(p: &Program, n_out: usize) -> SensitivityScratch {
+        let ns = p.n_states * p.n_params;
+        SensitivityScratch {
+            regs: vec![0.0; p.n_regs],
+            s: vec![0.0; ns],
+            ds: vec![0.0; ns],
+            dout: vec![0.0; n_out * p.n_params],
+            work: Vec::new(),
+        }
+    }
+
+    fn fits(&self, p: &Program, n_out: usize) -> bool {
+        self.regs.len() == p.n_regs && self.s.len() == p.n_states * p.n_params && self.dout.len() == n_out * p.n_params
+    }
 }
 
 impl VensimWorkspace {
@@ -94,6 +132,7 @@ impl VensimWorkspace {
             x0: vec![0.0; n],
             k: vec![0.0; n],
             acc: vec![0.0; n],
+            sens: None,
         }
     }
 
@@ -113,11 +152,13 @@ pub struct Options {
     pub seed: u64,
     /// Where `GET …` calls read their files; by default the directory of the source's name.
     pub files: Option<data::Files>,
+    /// Offer exact output derivatives (Euler only), which switch fits to derivative-based polishing.
+    pub sensitivities: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { method: None, jit: true, seed: 0, files: None }
+        Options { method: None, jit: true, seed: 0, files: None, sensitivities: false }
     }
 }
 
@@ -165,16 +206,22 @@ impl VensimModel {
                 Site::Output(k) => places.outputs.get(k),
                 Site::Table(k) => places.tables.get(k),
             };
-            err(lexer::Located::new(at.copied().unwrap_or(0), e.message))
+            // A cycle among auxiliaries is one no stock breaks: say so in Vensim's terms.
+            let message = match e.message.strip_prefix("circular definition: ") {
+                Some(cycle) => format!("circular definition without a stock (INTEG) to break it: {cycle}"),
+                None => e.message,
+            };
+            err(lexer::Located::new(at.copied().unwrap_or(0), message))
         })?;
         let mut program = compiled.program;
         let mut jit_fallback = None;
-        if options.jit && cfg!(not(target_arch = "wasm32")) {
-            if let Err(why) = program.compile_native() {
-                jit_fallback = Some(why);
-            }
+        if options.jit
+            && cfg!(not(target_arch = "wasm32"))
+            && let Err(why) = program.compile_native()
+        {
+            jit_fallback = Some(why);
         }
-        let system = &lowered.system;
+        let system = lowered.system;
         let spec = ModelSpec {
             name: model_name(source_name),
             params: system.params[..lowered.n_params].iter().map(|(n, d)| ParamSpec::new(n.clone(), *d)).collect(),
@@ -191,7 +238,26 @@ impl VensimModel {
             structural: lowered.structural,
             seed: options.seed,
             jit_fallback,
+            system: Arc::new(system),
+            sensitivity_program: Arc::new(OnceLock::new()),
+            jit: options.jit,
+            sensitivities: options.sensitivities,
         })
+    }
+
+    /// The program with sensitivity code, compiled (and JIT-compiled, as the plain one) on first use.
+    fn sensitivity_program(&self) -> Result<&Program, &String> {
+        let compiled = self.sensitivity_program.get_or_init(|| {
+            let mut program = parfit_expr::system::compile_system(&self.system, true)
+                .map_err(|e| format!("the model's sensitivities: {}", e.message))?
+                .program;
+            if self.jit {
+                // The interpreter gives the same bits; native code is only faster.
+                let _ = program.compile_native();
+            }
+            Ok(program)
+        });
+        compiled.as_ref()
     }
 
     /// The `.Control` section's values.
@@ -300,9 +366,8 @@ impl VensimModel {
         Ok(())
     }
 
-    /// Fill the draw slots for step `n` from the stream keyed by the seed and the step.
-    fn draw(&self, regs: &mut [f64], n: u64) {
-        let p = &self.program;
+    /// Fill program `p`'s draw slots for step `n` from the stream keyed by the seed and the step.
+    fn draw_into(&self, p: &Program, regs: &mut [f64], n: u64) {
         if p.draws.is_empty() {
             return;
         }
@@ -336,6 +401,104 @@ impl Model for VensimModel {
         Box::new(VensimWorkspace::new(&self.program))
     }
 
+    /// Exact derivatives for Euler: the step `y ← y + dt·F(y, p)` differentiated, `s ← s + dt·(J s + ∂F/∂p)`
+    /// (an assigned state takes `J s + ∂F/∂p` itself), from the program's symbolic derivatives.
+    fn has_sensitivities(&self) -> bool {
+        self.sensitivities && self.method == Method::Euler
+    }
+
+    fn simulate_sensitivities(
+        &self,
+        ws: &mut Workspace,
+        params: &[f64],
+        inputs: &[f64],
+        times: &[f64],
+        out: &mut [f64],
+        sens: &mut [f64],
+    ) -> Result<(), SimError> {
+        let ws = downcast_workspace::<VensimWorkspace>(ws, &self.spec.name)?;
+        self.check_call(params, inputs, times, out)?;
+        let np = params.len();
+        if sens.len() != out.len() * np {
+            return Err(SimError::BadInput(format!(
+                "sensitivity buffer has length {}, expected {}",
+                sens.len(),
+                out.len() * np
+            )));
+        }
+        if !self.has_sensitivities() {
+            return Err(SimError::Other(
+                "exact sensitivities are computed for Euler integration, with \"sensitivities\": true".into(),
+            ));
+        }
+        let p = self.sensitivity_program().map_err(|e| SimError::Other(e.clone()))?;
+        let n_out = self.spec.outputs.len();
+        if !ws.fits(&self.program) {
+            *ws = VensimWorkspace::new(&self.program);
+        }
+        if !ws.sens.as_ref().is_some_and(|sc| sc.fits(p, n_out)) {
+            ws.sens = Some(SensitivityScratch::new(p, n_out));
+        }
+        if times.is_empty() {
+            return Ok(());
+        }
+        let Control { initial_time: t0, time_step: dt, .. } = self.control;
+        let VensimWorkspace { params: all, y, dy, sens: scratch, .. } = ws;
+        let Some(SensitivityScratch { regs, s, ds, dout, work }) = scratch.as_mut() else {
+            return Err(SimError::Other("no sensitivity workspace".into()));
+        };
+        all[..np].copy_from_slice(params);
+        all[np..].copy_from_slice(inputs);
+        p.start(regs, all, y);
+        p.start_sensitivities(regs, s);
+        if let Some(i) = y.iter().position(|x| !x.is_finite()) {
+            let name = self.spec.inputs.get(i).map_or("a hidden stock", String::as_str);
+            return Err(SimError::BadInput(format!("the model file's initial value of '{name}' is {}", y[i])));
+        }
+        let total = p.n_params;
+        let mut next = 0;
+        let mut next_step = self.step_of(times[0]).unwrap_or(0);
+        let mut n: u64 = 0;
+        loop {
+            let t = t0 + n as f64 * dt;
+            self.draw_into(p, regs, n);
+            while next_step == n {
+                p.sensitivity_outputs(regs, t, y, s, &mut out[next * n_out..(next + 1) * n_out], dout);
+                // The model's parameters are the program's first ones (the stocks' inputs follow).
+                for (o, row) in sens[next * n_out * np..(next + 1) * n_out * np].chunks_exact_mut(np).enumerate() {
+                    row.copy_from_slice(&dout[o * total..o * total + np]);
+                }
+                next += 1;
+                match times.get(next) {
+                    Some(&t) => next_step = self.step_of(t).unwrap_or(0),
+                    None => return Ok(()),
+                }
+            }
+            p.sensitivity_rhs(regs, work, t, y, s, dy, ds);
+            let ns = y.len();
+            for (k, kind) in self.kinds.iter().enumerate() {
+                match kind {
+                    Update::Integrate => {
+                        y[k] += dy[k] * dt;
+                        for q in 0..total {
+                            s[q * ns + k] += ds[q * ns + k] * dt;
+                        }
+                    }
+                    Update::Assign => {
+                        y[k] = dy[k];
+                        for q in 0..total {
+                            s[q * ns + k] = ds[q * ns + k];
+                        }
+                    }
+                }
+            }
+            n += 1;
+            if !y.iter().all(|x| x.is_finite()) {
+                return Err(SimError::Diverged { t: t0 + n as f64 * dt });
+            }
+        }
+    }
+
     /// Outputs at each requested time are the values at that step: the stocks, and the auxiliaries
     /// computed from them at that time. Times must lie on the step grid; they may run past FINAL TIME.
     fn simulate(
@@ -357,10 +520,9 @@ impl Model for VensimModel {
             return Ok(());
         }
         let Control { initial_time: t0, time_step: dt, .. } = self.control;
-        let VensimWorkspace { regs, params: all, y, dy, x0, k, acc } = ws;
+        let VensimWorkspace { regs, params: all, y, dy, x0, k, acc, .. } = ws;
         all[..params.len()].copy_from_slice(params);
         all[params.len()..].copy_from_slice(inputs);
-        self.draw(regs, 0);
         p.start(regs, all, y);
         // Inputs were checked, so a non-finite start comes from the file's initial expression.
         if let Some(i) = y.iter().position(|x| !x.is_finite()) {
@@ -375,7 +537,7 @@ impl Model for VensimModel {
         loop {
             // Time is computed from the step number, not accumulated, so it stays on the grid.
             let t = t0 + n as f64 * dt;
-            self.draw(regs, n);
+            self.draw_into(p, regs, n);
             while next_step == n {
                 p.outputs(regs, t, y, &mut out[next * n_out..(next + 1) * n_out]);
                 next += 1;
@@ -472,6 +634,8 @@ struct Config {
     /// Or the data files themselves, by name (text files: CSV), e.g. from the browser.
     #[serde(default)]
     data_files: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    sensitivities: bool,
 }
 
 fn default_source_name() -> String {
@@ -486,7 +650,7 @@ fn default_jit() -> bool {
 /// `{"source": text, "source_name": name (default "model.mdl"), "method": "euler" | "rk4" (default: the
 /// file's setting, else Euler), "jit": true | false (default true), "seed": the random functions' seed
 /// (default 0), "data_dir": the directory `GET …` calls read (default: the source name's), or "data_files":
-/// {name: text}}`; other keys are errors.
+/// {name: text}, "sensitivities": exact output derivatives for Euler (default false)}`; other keys are errors.
 pub fn model_from_config(kind: &str, config_json: &str) -> Result<VensimModel, String> {
     if kind != KIND {
         return Err(format!("unknown model kind '{kind}' (this plugin provides: {KIND})"));
@@ -498,7 +662,13 @@ pub fn model_from_config(kind: &str, config_json: &str) -> Result<VensimModel, S
         (None, Some(map)) => Some(data::Files::Memory(map.into_iter().map(|(k, v)| (k, v.into_bytes())).collect())),
         (None, None) => None,
     };
-    let options = Options { method: config.method, jit: config.jit, seed: config.seed, files };
+    let options = Options {
+        method: config.method,
+        jit: config.jit,
+        seed: config.seed,
+        files,
+        sensitivities: config.sensitivities,
+    };
     VensimModel::compile_with(&config.source, &config.source_name, &options).map_err(|e| e.to_string())
 }
 

@@ -146,7 +146,7 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>) -> Result<Lowered, Loc
         .iter()
         .filter_map(|(e, at)| match e {
             Entry::Range(r) => Some((r, *at)),
-            Entry::Equation(_) => None,
+            _ => None,
         })
         .collect();
     let subs = Subscripts::new(&defs, |d| match &d.members {
@@ -155,18 +155,17 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>) -> Result<Lowered, Loc
             let names = data
                 .subscript(&args[0], &args[1], &args[2], &args[3], &args[4])
                 .map_err(|m| Located::new(*at, format!("{}: {m}", text.to_uppercase())))?;
-            Ok(names.into_iter().map(|n| Sub { key: crate::lexer::normalise(&n), text: n, bang: false, at: *at }).collect())
+            Ok(names
+                .into_iter()
+                .map(|n| Sub { key: crate::lexer::normalise(&n), text: n, bang: false, at: *at })
+                .collect())
         }
-        _ => Err(Located::new(d.at, format!("the subscript range '{}' must be GET DIRECT SUBSCRIPT(…) or a list", d.name))),
+        _ => Err(Located::new(
+            d.at,
+            format!("the subscript range '{}' must be GET DIRECT SUBSCRIPT(…) or a list", d.name),
+        )),
     })?;
-    let equations: Vec<(&Equation, usize)> = file
-        .entries
-        .iter()
-        .filter_map(|(e, at)| match e {
-            Entry::Equation(q) => Some((q, *at)),
-            Entry::Range(_) => None,
-        })
-        .collect();
+    let equations = equations(&file.entries);
     let control = control(&equations)?;
     let final_time_at = equations.iter().find(|(e, _)| e.lhs.key == "final time").map_or(0, |(e, _)| e.lhs.at);
     let mut macros = HashMap::new();
@@ -211,6 +210,17 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>) -> Result<Lowered, Loc
     let structural = std::mem::take(&mut l.lw.structural);
     let places = l.places;
     Ok(Lowered { system, n_params, control, inputs, structural, places })
+}
+
+/// The equations among entries, with their offsets.
+fn equations(entries: &[(Entry, usize)]) -> Vec<(&Equation, usize)> {
+    entries
+        .iter()
+        .filter_map(|(e, at)| match e {
+            Entry::Equation(q) => Some((q, *at)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The control values: numbers, or expressions of numbers, other control values and constants.
@@ -403,7 +413,14 @@ impl<'f> Lowerer<'f, '_> {
             }
             let dim = self.subs.dimension(&used, &named).ok_or_else(|| {
                 let (e, _) = v.eqs[0];
-                Located::new(e.lhs.subs[p].at, format!("no subscript range holds all the elements '{}' is defined for at position {}", v.name, p + 1))
+                Located::new(
+                    e.lhs.subs[p].at,
+                    format!(
+                        "no subscript range holds all the elements '{}' is defined for at position {}",
+                        v.name,
+                        p + 1
+                    ),
+                )
             })?;
             v.dims.push(dim);
         }
@@ -420,10 +437,9 @@ impl<'f> Lowerer<'f, '_> {
                 .iter()
                 .map(|list| list.iter().map(|s| self.lhs_elements(s).map(|(_, els)| els)).collect())
                 .collect::<Result<_, _>>()?;
-            let mut number = 0;
             let mut tuple = vec![0usize; n_dims];
             let count: usize = per.iter().map(|(_, els)| els.len()).product();
-            if let Rhs::Numbers(values) = &e.rhs
+            if let Rhs::Numbers(values) | Rhs::UnchangeableNumbers(values) = &e.rhs
                 && values.len() != count
             {
                 return Err(Located::new(
@@ -431,7 +447,7 @@ impl<'f> Lowerer<'f, '_> {
                     format!("'{}' needs {count} numbers here, found {}", e.lhs.name, values.len()),
                 ));
             }
-            for _ in 0..count {
+            for number in 0..count {
                 let elements: Vec<&String> = (0..n_dims).map(|p| &per[p].1[tuple[p]]).collect();
                 let skip = excluded.iter().any(|ex| ex.iter().zip(&elements).all(|(set, e)| set.contains(e)));
                 if !skip {
@@ -440,9 +456,8 @@ impl<'f> Lowerer<'f, '_> {
                         let pos = self.subs.ranges[v.dims[p]].elements.iter().position(|x| x == *el).unwrap_or(0);
                         index = index * sizes[p] + pos;
                     }
-                    let binding = (0..n_dims)
-                        .filter_map(|p| per[p].0.map(|r| (r.to_string(), elements[p].clone())))
-                        .collect();
+                    let binding =
+                        (0..n_dims).filter_map(|p| per[p].0.map(|r| (r.to_string(), elements[p].clone()))).collect();
                     if v.cells[index].is_some() {
                         return Err(Located::new(
                             e.lhs.at,
@@ -451,7 +466,6 @@ impl<'f> Lowerer<'f, '_> {
                     }
                     v.cells[index] = Some(Cell { eq: k, binding, number, slot: None });
                 }
-                number += 1;
                 for p in (0..n_dims).rev() {
                     tuple[p] += 1;
                     if tuple[p] < per[p].1.len() {
@@ -536,7 +550,9 @@ impl<'f> Lowerer<'f, '_> {
                 let (data, a) = get_args(&mut self.data, text, args, at, 4)?;
                 Read::Series(data.series(&a[0], &a[1], &a[2], &a[3], &shape).map_err(place)?)
             }
-            Get::Subscript => return Err(Located::new(at, "GET … SUBSCRIPT defines a subscript range, not a variable")),
+            Get::Subscript => {
+                return Err(Located::new(at, "GET … SUBSCRIPT defines a subscript range, not a variable"));
+            }
         };
         let read = Rc::new(read);
         self.reads.insert(key, read.clone());
@@ -548,8 +564,12 @@ impl<'f> Lowerer<'f, '_> {
     fn read_points(&mut self, e: &Equation, number: usize) -> Result<Vec<(f64, f64)>, Located> {
         let read = self.read(e)?;
         let Read::Series(series) = read.as_ref() else { return Err(Located::new(e.lhs.at, "not a series")) };
-        let ys = series.ys.get(number).ok_or_else(|| Located::new(e.lhs.at, format!("no data for element {}", number + 1)))?;
-        let points: Vec<(f64, f64)> = series.xs.iter().zip(ys).filter(|(_, y)| !y.is_nan()).map(|(&x, &y)| (x, y)).collect();
+        let ys = series
+            .ys
+            .get(number)
+            .ok_or_else(|| Located::new(e.lhs.at, format!("no data for element {}", number + 1)))?;
+        let points: Vec<(f64, f64)> =
+            series.xs.iter().zip(ys).filter(|(_, y)| !y.is_nan()).map(|(&x, &y)| (x, y)).collect();
         if points.is_empty() {
             return Err(Located::new(e.lhs.at, format!("'{}' has no values in its data file", e.lhs.name)));
         }
@@ -568,10 +588,12 @@ impl<'f> Lowerer<'f, '_> {
                 },
                 (Rhs::Expr(x), _) => x.as_literal(),
                 (Rhs::Numbers(values), _) => values.get(number).copied(),
+                (Rhs::UnchangeableNumbers(values), _) => values.get(number).copied(),
                 _ => None,
             };
             if let Some(value) = value {
-                if self.scopes[scope].hidden {
+                // Unchangeable constants and a macro's constants are no parameters.
+                if self.scopes[scope].hidden || matches!(e.rhs, Rhs::UnchangeableNumbers(_)) {
                     let index = self.push_var(self.name_of(scope, v, k), S::Num(value), e.lhs.at);
                     self.set_slot(scope, v, k, Slot::Var(index));
                 } else {
@@ -691,7 +713,10 @@ impl<'f> Lowerer<'f, '_> {
                     let (value, initial) = match x {
                         Expr::Call { key, args, at, .. } if key == "active initial" => {
                             let [value, initial] = args.as_slice() else {
-                                return Err(Located::new(*at, format!("ACTIVE INITIAL takes 2 arguments, found {}", args.len())));
+                                return Err(Located::new(
+                                    *at,
+                                    format!("ACTIVE INITIAL takes 2 arguments, found {}", args.len()),
+                                ));
                             };
                             (self.expr(value, &env)?, Some(self.expr(initial, &env)?))
                         }
@@ -746,7 +771,9 @@ impl<'f> Lowerer<'f, '_> {
                 }
                 acc
             }
-            Expr::Table(_) => return Err(Located::new(self.at, "a lookup table is only allowed as WITH LOOKUP's second argument")),
+            Expr::Table(_) => {
+                return Err(Located::new(self.at, "a lookup table is only allowed as WITH LOOKUP's second argument"));
+            }
             Expr::Literal(s) => {
                 return Err(Located::new(self.at, format!("the quoted literal '{s}' is only allowed in GET … calls")));
             }
@@ -781,20 +808,15 @@ impl<'f> Lowerer<'f, '_> {
             "time step" => Ok(S::Num(self.control.time_step)),
             "saveper" => Ok(S::Num(self.control.saveper)),
             _ => match self.subs.named(key) {
-                // A range as a value: the position (from 1) of its element in the equation's context.
+                // A range as a value: the position (from 1) of its element in the equation's context, counted
+                // in the widest range holding the range (Vensim counts a subrange's elements in its parent).
                 Some(Named::Range(r)) => {
                     let sub = Sub { key: key.to_string(), text: text.to_string(), bang: false, at };
                     let e = self.element(env, &sub, r)?;
-                    let pos = self.subs.ranges[r].elements.iter().position(|x| *x == e).ok_or_else(|| {
-                        Located::new(at, format!("'{}' is not an element of '{text}'", self.subs.element_text(&e)))
-                    })?;
-                    Ok(S::Num((pos + 1) as f64))
+                    Ok(S::Num(self.subs.position(&e, &self.subs.ranges[r].elements)))
                 }
-                // An element as a value: its position (from 1) in the first range defined with it.
-                Some(Named::Element(e)) => {
-                    let position = self.subs.ranges.iter().find_map(|r| r.elements.iter().position(|x| x == e));
-                    Ok(S::Num(position.map_or(f64::NAN, |p| (p + 1) as f64)))
-                }
+                // An element as a value: its position in the widest range holding it.
+                Some(Named::Element(e)) => Ok(S::Num(self.subs.position(e, &[e.to_string()]))),
                 None => Err(Located::new(at, format!("unknown variable '{text}'"))),
             },
         }
@@ -806,7 +828,12 @@ impl<'f> Lowerer<'f, '_> {
         if subs.len() != var.dims.len() {
             return Err(Located::new(
                 at,
-                format!("'{text}' has {} subscript{}, found {}", var.dims.len(), if var.dims.len() == 1 { "" } else { "s" }, subs.len()),
+                format!(
+                    "'{text}' has {} subscript{}, found {}",
+                    var.dims.len(),
+                    if var.dims.len() == 1 { "" } else { "s" },
+                    subs.len()
+                ),
             ));
         }
         let mut index = 0;
@@ -816,7 +843,11 @@ impl<'f> Lowerer<'f, '_> {
             let pos = range.elements.iter().position(|x| *x == e).ok_or_else(|| {
                 Located::new(
                     sub.at,
-                    format!("'{}' is not an element of '{}', the range of '{text}' there", self.subs.element_text(&e), range.text),
+                    format!(
+                        "'{}' is not an element of '{}', the range of '{text}' there",
+                        self.subs.element_text(&e),
+                        range.text
+                    ),
                 )
             })?;
             index = index * range.elements.len() + pos;
@@ -829,7 +860,10 @@ impl<'f> Lowerer<'f, '_> {
         let bound = |key: &str| env.binding.iter().find(|(r, _)| r == key).map(|(_, e)| e.clone());
         if sub.bang {
             return bound(&format!("{}!", sub.key)).ok_or_else(|| {
-                Located::new(sub.at, format!("'{}!' is only allowed inside a vector function (SUM, PROD, VMIN, VMAX, …)", sub.text))
+                Located::new(
+                    sub.at,
+                    format!("'{}!' is only allowed inside a vector function (SUM, PROD, VMIN, VMAX, …)", sub.text),
+                )
             });
         }
         match self.subs.named(&sub.key) {
@@ -908,7 +942,10 @@ impl<'f> Lowerer<'f, '_> {
             if args.len() == n {
                 Ok(())
             } else {
-                Err(Located::new(at, format!("{upper} takes {n} argument{}, found {}", if n == 1 { "" } else { "s" }, args.len())))
+                Err(Located::new(
+                    at,
+                    format!("{upper} takes {n} argument{}, found {}", if n == 1 { "" } else { "s" }, args.len()),
+                ))
             }
         };
         match key {
@@ -941,14 +978,30 @@ impl<'f> Lowerer<'f, '_> {
                 let table = self.table_arg(&args[1], env, "WITH LOOKUP")?;
                 Ok(S::Lookup { table, mode: LookupMode::Interpolate, x: Box::new(x) })
             }
-            "active initial" => Err(Located::new(at, "ACTIVE INITIAL must be the whole right-hand side of an auxiliary")),
-            k if k.starts_with("vector ") || k.starts_with("allocate") || k.starts_with("get ") || k == "find zero" => {
-                Err(Located::new(at, format!("the Vensim function {upper} is not supported")))
+            "active initial" => {
+                Err(Located::new(at, "ACTIVE INITIAL must be the whole right-hand side of an auxiliary"))
+            }
+            // Vensim's time in model units, offset; calendar measures and other origins are not supported.
+            "get time value" => {
+                arity(3)?;
+                match (args[0].as_literal(), args[2].as_literal()) {
+                    (Some(relative), Some(measure)) if relative == 0.0 && measure == 0.0 => {
+                        Ok(op2(Op::Add, S::Time, self.expr(&args[1], env)?))
+                    }
+                    _ => Err(Located::new(
+                        at,
+                        "GET TIME VALUE is supported for the simulation's time in its own units only: \
+                         GET TIME VALUE(0, offset, 0)",
+                    )),
+                }
             }
             k if get_kind(k).is_some() => Err(Located::new(
                 at,
                 format!("the Vensim function {upper} is supported only as the whole right-hand side of an equation"),
             )),
+            k if k.starts_with("vector ") || k.starts_with("allocate") || k.starts_with("get ") || k == "find zero" => {
+                Err(Located::new(at, format!("the Vensim function {upper} is not supported")))
+            }
             _ => self.builtin(&upper, text, args, at, env),
         }
     }
@@ -993,29 +1046,42 @@ impl<'f> Lowerer<'f, '_> {
 
     /// The values of `x` for every combination of the `range!` subscripts in it, in row-major order.
     fn unroll(&mut self, x: &Expr, env: &Env, function: &str, at: usize) -> Result<Vec<S>, Located> {
+        let envs = self.bang_envs(&[x], env, function, at)?;
+        envs.iter().map(|e| self.expr(x, e)).collect()
+    }
+
+    /// `env` extended with each combination of the `range!` subscripts in `xs`, in row-major order.
+    fn bang_envs(&self, xs: &[&Expr], env: &Env, function: &str, at: usize) -> Result<Vec<Env>, Located> {
         let mut bangs: Vec<&Sub> = Vec::new();
-        x.visit_subs(&mut |s| {
-            if s.bang && !bangs.iter().any(|b| b.key == s.key) {
-                bangs.push(s);
-            }
-        });
+        for x in xs {
+            x.visit_subs(&mut |s| {
+                if s.bang && !bangs.iter().any(|b| b.key == s.key) {
+                    bangs.push(s);
+                }
+            });
+        }
         if bangs.is_empty() {
-            return Err(Located::new(at, format!("{function} needs a subscript range marked with '!' in its argument")));
+            return Err(Located::new(
+                at,
+                format!("{function} needs a subscript range marked with '!' in its argument"),
+            ));
         }
         let mut ranges = Vec::new();
         for b in &bangs {
             ranges.push(self.subs.range_of(b)?);
         }
         let sizes: Vec<usize> = ranges.iter().map(|&r| self.subs.ranges[r].elements.len()).collect();
-        let count = sizes.iter().product::<usize>();
-        let mut values = Vec::with_capacity(count.min(1 << 20));
+        let count: f64 = sizes.iter().map(|&n| n as f64).product();
+        parfit_core::limits::check_allocation(&format!("{function} over {count} elements"), count, 256.0)
+            .map_err(|m| Located::new(at, m))?;
+        let mut envs = Vec::new();
         let mut tuple = vec![0usize; ranges.len()];
-        for _ in 0..count {
+        for _ in 0..count as usize {
             let mut inner = env.clone();
             for ((b, &r), &i) in bangs.iter().zip(&ranges).zip(&tuple) {
                 inner.binding.push((format!("{}!", b.key), self.subs.ranges[r].elements[i].clone()));
             }
-            values.push(self.expr(x, &inner)?);
+            envs.push(inner);
             for p in (0..tuple.len()).rev() {
                 tuple[p] += 1;
                 if tuple[p] < sizes[p] {
@@ -1024,60 +1090,66 @@ impl<'f> Lowerer<'f, '_> {
                 tuple[p] = 0;
             }
         }
-        Ok(values)
+        Ok(envs)
     }
 
-    /// `VECTOR SELECT(selection[r!], values[r!], missing, action, error action)` over the elements whose
+    /// `VECTOR SELECT(selection[r!], values[s!], missing, action, error action)` over every combination of
+    /// the `!` ranges of both arrays (an array without one of them repeats along it), keeping those whose
     /// selection s is not 0: actions 0–4 combine s·v (sum, product, minimum, maximum, mean), 5 is the product
-    /// of v^s, 6–10 combine v itself as 0–4 do; `missing` when nothing is selected.
+    /// of v^s, 6–10 combine v itself as 0–4 do; `missing` when nothing is selected. An action computed at
+    /// run time chooses among all eleven.
     fn vector_select(&mut self, args: &[Expr], at: usize, env: &Env) -> Result<S, Located> {
         let [selection, values, missing, action, _error] = args else {
             return Err(Located::new(at, format!("VECTOR SELECT takes 5 arguments, found {}", args.len())));
         };
-        let action = match action.as_literal() {
-            Some(a) if a.fract() == 0.0 && (0.0..=10.0).contains(&a) => a as u8,
-            _ => return Err(Located::new(at, "VECTOR SELECT's numerical action must be a whole number from 0 to 10")),
-        };
-        let selected = self.unroll(selection, env, "VECTOR SELECT", at)?;
-        let vals = self.unroll(values, env, "VECTOR SELECT", at)?;
-        if selected.len() != vals.len() {
-            return Err(Located::new(
-                at,
-                format!("VECTOR SELECT's selection has {} elements and its values {}", selected.len(), vals.len()),
-            ));
+        let mut selected = Vec::new();
+        let mut vals = Vec::new();
+        for env in self.bang_envs(&[selection, values], env, "VECTOR SELECT", at)? {
+            selected.push(self.expr(selection, &env)?);
+            vals.push(self.expr(values, &env)?);
         }
         let missing = self.expr(missing, env)?;
         let flag = |s: &S| op2(Op::Ne, s.clone(), S::Num(0.0));
         let count = selected.iter().map(flag).reduce(|a, b| op2(Op::Add, a, b)).unwrap_or(S::Num(0.0));
-        let terms: Vec<S> = selected
-            .iter()
-            .zip(vals)
-            .map(|(s, v)| match action {
-                0..=4 => op2(Op::Mul, s.clone(), v),
-                5 => op2(Op::Pow, v, s.clone()),
-                _ => v,
-            })
-            .collect();
-        // How the terms combine: 0 sum, 1 product, 2 minimum, 3 maximum, 4 mean.
-        let combine = match action {
-            0..=4 => action,
-            5 => 1,
-            _ => action - 6,
+        let result = |action: u8| {
+            let terms = selected.iter().zip(&vals).map(|(s, v)| match action {
+                0..=4 => op2(Op::Mul, s.clone(), v.clone()),
+                5 => op2(Op::Pow, v.clone(), s.clone()),
+                _ => v.clone(),
+            });
+            // How the terms combine: 0 sum, 1 product, 2 minimum, 3 maximum, 4 mean.
+            let combine = match action {
+                0..=4 => action,
+                5 => 1,
+                _ => action - 6,
+            };
+            let (op, neutral) = match combine {
+                0 | 4 => (Op::Add, 0.0),
+                1 => (Op::Mul, 1.0),
+                2 => (Op::Min, f64::INFINITY),
+                _ => (Op::Max, f64::NEG_INFINITY),
+            };
+            let folded = selected
+                .iter()
+                .zip(terms)
+                .map(|(s, t)| S::Op(Op::If, vec![flag(s), t, S::Num(neutral)]))
+                .reduce(|a, b| op2(op, a, b))
+                .unwrap_or(S::Num(neutral));
+            if combine == 4 { op2(Op::Div, folded, count.clone()) } else { folded }
         };
-        let (op, neutral) = match combine {
-            0 | 4 => (Op::Add, 0.0),
-            1 => (Op::Mul, 1.0),
-            2 => (Op::Min, f64::INFINITY),
-            _ => (Op::Max, f64::NEG_INFINITY),
+        let chosen = match action.as_literal() {
+            Some(a) if a.fract() == 0.0 && (0.0..=10.0).contains(&a) => result(a as u8),
+            Some(a) => {
+                return Err(Located::new(at, format!("VECTOR SELECT's numerical action must be 0 to 10, found {a}")));
+            }
+            None => {
+                let action = self.expr(action, env)?;
+                (0..=10u8).rev().fold(S::Num(f64::NAN), |rest, k| {
+                    S::Op(Op::If, vec![op2(Op::Eq, action.clone(), S::Num(f64::from(k))), result(k), rest])
+                })
+            }
         };
-        let folded = selected
-            .iter()
-            .zip(terms)
-            .map(|(s, t)| S::Op(Op::If, vec![flag(s), t, S::Num(neutral)]))
-            .reduce(|a, b| op2(op, a, b))
-            .unwrap_or(S::Num(neutral));
-        let result = if combine == 4 { op2(Op::Div, folded, count.clone()) } else { folded };
-        Ok(S::Op(Op::If, vec![count, result, missing]))
+        Ok(S::Op(Op::If, vec![count, chosen, missing]))
     }
 
     /// `VECTOR ELM MAP(vector[e], offset)`: the element of `vector` `offset` places after `e` along its
@@ -1121,6 +1193,12 @@ impl<'f> Lowerer<'f, '_> {
                 format!("the macro {} takes {} arguments, found {}", m.name.text, m.inputs.len(), args.len()),
             ));
         }
+        if let Some(out) = m.outputs.first() {
+            return Err(Located::new(
+                out.at,
+                format!("the macro {}'s extra outputs (after ':') are not supported", m.name.text),
+            ));
+        }
         if self.macro_depth == MAX_MACRO_DEPTH {
             return Err(Located::new(at, format!("macros call each other more than {MAX_MACRO_DEPTH} levels deep")));
         }
@@ -1133,17 +1211,10 @@ impl<'f> Lowerer<'f, '_> {
             let index = self.push_var(format!("{prefix}{}", input.text), value, self.at);
             bound.insert(input.key.clone(), S::Var(index));
         }
-        let equations: Vec<(&'f Equation, usize)> = m
-            .entries
-            .iter()
-            .filter_map(|(e, at)| match e {
-                Entry::Equation(q) => Some((q, *at)),
-                Entry::Range(r) => {
-                    let _ = r;
-                    None
-                }
-            })
-            .collect();
+        if let Some((Entry::Range(r), _)) = m.entries.iter().find(|(e, _)| matches!(e, Entry::Range(_))) {
+            return Err(Located::new(r.at, "subscript ranges inside macros are not supported"));
+        }
+        let equations = equations(&m.entries);
         if let Some((e, _)) = equations.iter().find(|(e, _)| !e.lhs.subs.is_empty()) {
             return Err(Located::new(e.lhs.at, "subscripted variables inside macros are not supported"));
         }

@@ -187,6 +187,7 @@ mod tests {
             .map(|(e, _)| match e {
                 Entry::Equation(e) => e.lhs.name.as_str(),
                 Entry::Range(r) => r.name.as_str(),
+                Entry::RealityCheck => "",
             })
             .collect();
         assert_eq!(names, ["a", "odd | name", "c"]);

@@ -46,6 +46,8 @@ pub(crate) enum Rhs {
     LookupGet(Expr),
     /// `== expression`: an unchangeable constant.
     Unchangeable(Expr),
+    /// `== 1, 2, 3` or `== TABBED ARRAY(…)`: unchangeable constants' values.
+    UnchangeableNumbers(Vec<f64>),
     /// A data variable: `:= expression`, or no equation at all (its values come from outside).
     Data { expr: Option<Expr>, mode: DataMode },
 }
@@ -88,6 +90,9 @@ pub(crate) struct Mapping {
 pub(crate) enum Entry {
     Equation(Equation),
     Range(RangeDef),
+    /// A reality check's condition or test input (`name :THE CONDITION: …`, `name :TEST INPUT: …`): used by
+    /// Vensim's reality-check runs only, so a simulation skips it.
+    RealityCheck,
 }
 
 /// Parse the entry in `src[start..end]` (the text before its `~`).
@@ -107,7 +112,11 @@ pub(crate) fn parse_macro_header(src: &str, start: usize, end: usize) -> Result<
     let mut into_outputs = false;
     loop {
         let arg = p.name("a macro argument")?;
-        if into_outputs { outputs.push(arg) } else { inputs.push(arg) }
+        if into_outputs {
+            outputs.push(arg)
+        } else {
+            inputs.push(arg)
+        }
         match p.bump().tok {
             Tok::Comma => {}
             Tok::Colon if !into_outputs => into_outputs = true,
@@ -212,6 +221,9 @@ impl Parser<'_> {
                 self.bump();
             }
         }
+        if matches!(self.peek_tok(), Tok::Keyword(k) if k == "THE CONDITION" || k == "TEST INPUT") {
+            return Ok(Entry::RealityCheck);
+        }
         let mut mode = DataMode::Interpolate;
         if let Tok::Keyword(k) = self.peek_tok() {
             mode = match k.as_str() {
@@ -230,7 +242,11 @@ impl Parser<'_> {
             }
             Tok::EqEq => {
                 self.bump();
-                Rhs::Unchangeable(self.whole_expr()?)
+                match self.rhs()? {
+                    Rhs::Expr(e) => Rhs::Unchangeable(e),
+                    Rhs::Numbers(values) => Rhs::UnchangeableNumbers(values),
+                    _ => return Err(Located::new(first.start, "an unchangeable constant ('==') cannot be a stock")),
+                }
             }
             Tok::DataEq => {
                 self.bump();
@@ -347,8 +363,10 @@ impl Parser<'_> {
         let bad = || {
             Located::new(
                 from.at,
-                format!("a numbered range goes from a name ending in a number to one with the same prefix, found '({}-{})'",
-                    from.text, to.text),
+                format!(
+                    "a numbered range goes from a name ending in a number to one with the same prefix, found '({}-{})'",
+                    from.text, to.text
+                ),
             )
         };
         let (Ok(a), Ok(b)) = (n1.parse::<u64>(), n2.parse::<u64>()) else { return Err(bad()) };
@@ -391,6 +409,19 @@ impl Parser<'_> {
             self.expect(Tok::RParen, "')' closing INTEG")?;
             self.end_of_expression()?;
             return Ok(Rhs::Stock { rate, init });
+        }
+        // `TABBED ARRAY(1 2 3 \n 4 5 6)`: a number list separated by white space, rows by line breaks.
+        if matches!(self.peek_tok(), Tok::Name { key, .. } if key == "tabbed array") && *self.peek_at(1) == Tok::LParen
+        {
+            self.bump();
+            self.bump();
+            let mut values = Vec::new();
+            while *self.peek_tok() != Tok::RParen {
+                values.push(self.signed_number()?);
+            }
+            self.bump();
+            self.end_of_expression()?;
+            return Ok(Rhs::Numbers(values));
         }
         let start = self.i;
         let e = self.expr()?;
@@ -500,7 +531,10 @@ impl Parser<'_> {
                 }
             }
             if flat.len() % 2 != 0 {
-                return Err(Located::new(at, format!("a lookup given as xs then ys needs an even count of numbers, found {}", flat.len())));
+                return Err(Located::new(
+                    at,
+                    format!("a lookup given as xs then ys needs an even count of numbers, found {}", flat.len()),
+                ));
             }
             let n = flat.len() / 2;
             points = (0..n).map(|k| (flat[k], flat[n + k])).collect();
@@ -650,7 +684,7 @@ impl Parser<'_> {
             return Err(Located::new(at, "INTEG must be the whole right-hand side of a stock's equation"));
         }
         if key == "tabbed array" {
-            return Err(Located::new(at, "the Vensim function TABBED ARRAY is not supported"));
+            return Err(Located::new(at, "TABBED ARRAY must be the whole right-hand side of a constant's equation"));
         }
         self.expect(Tok::LParen, "'('")?;
         let mut args = Vec::new();
@@ -700,7 +734,7 @@ mod tests {
     fn eq(s: &str) -> Equation {
         match entry(s).unwrap() {
             Entry::Equation(e) => e,
-            Entry::Range(r) => panic!("range {r:?}"),
+            other => panic!("not an equation: {other:?}"),
         }
     }
 
@@ -755,7 +789,10 @@ mod tests {
     #[test]
     fn subscripts_lists_tables_and_ranges() {
         let e = eq("x[a, r!] :EXCEPT: [a, b1] = 1, -2; 3, :NA:;");
-        assert_eq!(e.lhs.subs.iter().map(|s| (s.key.as_str(), s.bang)).collect::<Vec<_>>(), [("a", false), ("r", true)]);
+        assert_eq!(
+            e.lhs.subs.iter().map(|s| (s.key.as_str(), s.bang)).collect::<Vec<_>>(),
+            [("a", false), ("r", true)]
+        );
         assert_eq!(e.lhs.except.len(), 1);
         assert_eq!(e.rhs, Rhs::Numbers(vec![1.0, -2.0, 3.0, NA]));
         assert_eq!(eq("t([(0,0)-(2,2)],(0,1),(2,-1))").rhs, Rhs::Lookup(vec![(0.0, 1.0), (2.0, -1.0)]));

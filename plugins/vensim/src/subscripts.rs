@@ -73,7 +73,10 @@ impl Subscripts {
                 for m in &members {
                     match self_range(&s.by_key, m) {
                         Some(r) if r == k => {
-                            return Err(Located::new(m.at, format!("the subscript range '{}' contains itself", d.name)));
+                            return Err(Located::new(
+                                m.at,
+                                format!("the subscript range '{}' contains itself", d.name),
+                            ));
                         }
                         Some(r) => elements.extend(s.ranges[r].elements.iter().cloned()),
                         None => {
@@ -167,6 +170,17 @@ impl Subscripts {
             return Some(r);
         }
         (0..self.ranges.len()).filter(|&r| holds(r)).min_by_key(|&r| self.ranges[r].elements.len())
+    }
+
+    /// The position (from 1) of element `e` in the widest range holding all of `members` (the first
+    /// defined of equally wide ones): how Vensim values a subscript used as a number.
+    pub fn position(&self, e: &str, members: &[String]) -> f64 {
+        let holds = |r: &&Range| members.iter().all(|m| r.elements.contains(m));
+        let widest = self.ranges.iter().filter(holds).fold(None::<&Range>, |best, r| match best {
+            Some(b) if b.elements.len() >= r.elements.len() => Some(b),
+            _ => Some(r),
+        });
+        widest.and_then(|r| r.elements.iter().position(|x| x == e)).map_or(f64::NAN, |p| (p + 1) as f64)
     }
 
     /// The element of range `to` that element `e` of range `from` corresponds to through a mapping or

@@ -63,10 +63,19 @@ fn unsupported_constructs_are_refused_with_their_place() {
             "model.mdl:3:5: 'effect table(…)' is not a Vensim function this plugin knows, nor a lookup or macro of \
              the model",
         ),
-        ("r: a, b ~~|\nx[r] = 1 ~~|\ny = VECTOR SORT ORDER(x[r!], 1) ~~|", "model.mdl:4:5: the Vensim function VECTOR SORT ORDER is not supported"),
         (
-            "x = GET DIRECT CONSTANTS('data.csv', ',', 'B2') ~~|",
-            "model.mdl:2:5: the Vensim function GET DIRECT CONSTANTS is not supported (reading data files)",
+            "r: a, b ~~|\nx[r] = 1 ~~|\ny = VECTOR SORT ORDER(x[r!], 1) ~~|",
+            "model.mdl:4:5: the Vensim function VECTOR SORT ORDER is not supported",
+        ),
+        (
+            "x = GET TIME VALUE(1, 0, 0) ~~|",
+            "model.mdl:2:5: GET TIME VALUE is supported for the simulation's time in its own units only: GET TIME \
+             VALUE(0, offset, 0)",
+        ),
+        (
+            "x = 1 + GET DIRECT CONSTANTS('c.csv', ',', 'B2') ~~|",
+            "model.mdl:2:9: the Vensim function GET DIRECT CONSTANTS is supported only as the whole right-hand side \
+             of an equation",
         ),
         (
             "x ~ units ~ data from a file |",
@@ -78,7 +87,6 @@ fn unsupported_constructs_are_refused_with_their_place() {
             "x = 1 + ACTIVE INITIAL(2, 3) ~~|",
             "model.mdl:2:9: ACTIVE INITIAL must be the whole right-hand side of an auxiliary",
         ),
-        ("d :HOLD BACKWARD: := Time ~~|", "model.mdl:2:1: data equations read with :HOLD BACKWARD: or :LOOK FORWARD: are not supported"),
     ];
     for (eqs, want) in cases {
         assert_eq!(&compile_err(eqs), want, "for:\n{eqs}");
@@ -90,15 +98,27 @@ fn subscript_errors_name_the_place() {
     let cases: &[(&str, &str)] = &[
         ("r: a, b ~~|\nx[r] = 1, 2, 3 ~~|", "model.mdl:3:1: 'x' needs 2 numbers here, found 3"),
         ("r: a, b ~~|\nx[r] = 1 ~~|\ny = x ~~|", "model.mdl:4:5: 'x' has 1 subscript, found 0"),
-        ("r: a, b ~~|\ns: c ~~|\nx[r] = 1 ~~|\ny = x[c] ~~|", "model.mdl:5:7: 'c' is not an element of 'r', the range of 'x' there"),
-        ("r: a, b ~~|\nx[r] = 1 ~~|\ny = x[r] ~~|", "model.mdl:4:7: the subscript range 'r' is not on the left-hand side (nor mapped to a range there)"),
+        (
+            "r: a, b ~~|\ns: c ~~|\nx[r] = 1 ~~|\ny = x[c] ~~|",
+            "model.mdl:5:7: 'c' is not an element of 'r', the range of 'x' there",
+        ),
+        (
+            "r: a, b ~~|\nx[r] = 1 ~~|\ny = x[r] ~~|",
+            "model.mdl:4:7: the subscript range 'r' is not on the left-hand side (nor mapped to a range there)",
+        ),
         ("r: a, b ~~|\nx[r] = 1 ~~|\ny = x[q] ~~|", "model.mdl:4:7: 'q' is neither a subscript range nor an element"),
-        ("r: a, b ~~|\nx[a] = 1 ~~|", "model.mdl:3:1: x[b] has no equation"),
+        ("r: a, b ~~|\nx[a] = 1 ~~|\ny = x[b] ~~|", "model.mdl:4:5: x[b] has no equation"),
         ("r: a, b ~~|\nx[r] = 1 ~~|\nx[a] = 2 ~~|", "model.mdl:4:1: x[a] is defined twice"),
-        ("r: a, b ~~|\nx[r] = 1 ~~|\ny[r] = x[r!] ~~|", "model.mdl:4:10: 'r!' is only allowed inside a vector function (SUM, PROD, VMIN, VMAX, …)"),
+        (
+            "r: a, b ~~|\nx[r] = 1 ~~|\ny[r] = x[r!] ~~|",
+            "model.mdl:4:10: 'r!' is only allowed inside a vector function (SUM, PROD, VMIN, VMAX, …)",
+        ),
         ("r: a, b ~~|\nr: c ~~|", "model.mdl:3:1: the subscript range 'r' is defined twice"),
         ("r: s ~~|\ns: r ~~|", "model.mdl:2:1: the subscript range 'r' is defined in a circle"),
-        ("r: a, b -> s ~~|\ns: c ~~|", "model.mdl:2:12: the mapping of 'r' (2 elements) to 's' needs as many elements, found 1"),
+        (
+            "r: a, b -> s ~~|\ns: c ~~|",
+            "model.mdl:2:12: the mapping of 'r' (2 elements) to 's' needs as many elements, found 1",
+        ),
         ("x = SUM(1) ~~|", "model.mdl:2:5: SUM needs a subscript range marked with '!' in its argument"),
     ];
     for (eqs, want) in cases {
@@ -430,7 +450,7 @@ fn lookups_by_name_subscripted_and_inline() {
     .unwrap();
     assert_eq!(names(&m.spec().outputs), ["f", "g", "h[a]", "h[b]", "i", "j"]);
     let out = run(&m, &[], &[], &[0.25]).unwrap();
-    assert_eq!(out, [0.5, 15.0, 1.0, 5.5, 1.5, 2.0]);
+    assert_eq!(out, [0.5, 20.0, 1.0, 5.5, 1.5, 2.0]);
 }
 
 /// Macros, also used before their definition; every call has its own stocks, none of them an input or output.
@@ -476,9 +496,13 @@ fn file_variants_and_control_expressions() {
     assert_eq!(m.spec().name, "Model");
     assert_eq!(m.control().final_time, 10.0);
     assert_eq!(m.save_times(), (0..=10).map(f64::from).collect::<Vec<_>>());
-    let e = VensimModel::compile(&model_src("x = 1 ~~|").replace("FINAL TIME  = 10", "FINAL TIME  = x + Time"), "m.mdl", None)
-        .unwrap_err();
-    assert_eq!(e.to_string(), "m.mdl:9:1: FINAL TIME must be computed from numbers and constants alone");
+    let e = VensimModel::compile(
+        &model_src("x = 1 ~~|").replace("FINAL TIME  = 10", "FINAL TIME  = x + Time"),
+        "m.mdl",
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "m.mdl:9:19: FINAL TIME must be computed from numbers and constants alone");
 }
 
 /// The JIT and the interpreter give the same bits; `"jit": false` chooses the interpreter.
@@ -498,4 +522,102 @@ fn native_code_and_interpreter_agree_bit_for_bit() {
     let a = run(&native, &[0.3, 0.7], &[f64::NAN; 2], &times).unwrap();
     let b = run(&interpreted, &[0.3, 0.7], &[f64::NAN; 2], &times).unwrap();
     assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+}
+
+/// `GET DIRECT CONSTANTS` gives parameters, `GET DIRECT DATA` a data variable read on time; the files come
+/// from the configuration (here as text, as the browser gives them).
+#[test]
+fn data_files_from_the_configuration() {
+    let src = model_src(
+        "r: a, b ~~|\nk[r] = GET DIRECT CONSTANTS('c.csv', ',', 'B1') ~~|\n\
+         d := GET DIRECT DATA('d.csv', ',', 'A', 'B2') ~~|\ne = d * 2 ~~|",
+    );
+    let files = serde_json::json!({ "c.csv": "x,1.5,2.5\n", "d.csv": "time,v\n0,1\n1,3\n" });
+    let config = serde_json::json!({ "source": src, "data_files": files }).to_string();
+    let m = model_from_config("vensim", &config).unwrap();
+    let spec = m.spec();
+    assert_eq!(
+        spec.params.iter().map(|p| (p.name.as_str(), p.default)).collect::<Vec<_>>(),
+        [("k[a]", 1.5), ("k[b]", 2.5)]
+    );
+    assert_eq!(names(&spec.outputs), ["d", "e"]);
+    let out = run(&m, &spec.defaults(), &[], &[0.0, 0.25, 2.0]).unwrap();
+    assert_eq!(out, [1.0, 2.0, 1.5, 3.0, 3.0, 6.0]);
+    let missing = serde_json::json!({ "source": src, "data_files": { "c.csv": "x,1,2\n" } }).to_string();
+    let e = model_from_config("vensim", &missing).unwrap_err();
+    assert_eq!(e, "model.mdl:4:6: GET DIRECT DATA: d.csv: no such file among the model's data files");
+}
+
+/// Euler sensitivities are the exact derivatives of the discrete steps: they agree with central differences
+/// of the simulation, through rates, initial values, lookups and auxiliaries.
+#[test]
+fn euler_sensitivities_match_finite_differences() {
+    let src = model_src(
+        "k = 0.3 ~~|\na = 2 ~~|\ntab((0,1),(5,3),(10,2)) ~~|\n\
+         s = INTEG(-k * s + tab(Time) * a, a * 3) ~~|\nq = INTEG(s * k - q, 1) ~~|\no = s * k + MAX(q, a) ~~|",
+    );
+    assert!(!VensimModel::compile(&src, "m.mdl", None).unwrap().has_sensitivities());
+    let config = serde_json::json!({ "source": src, "sensitivities": true }).to_string();
+    let m = model_from_config("vensim", &config).unwrap();
+    assert!(m.has_sensitivities());
+    let times = [0.0, 2.5, 10.0];
+    let params = [0.3, 2.0];
+    let inputs = [f64::NAN, f64::NAN];
+    let n_out = m.spec().outputs.len() * times.len();
+    let mut ws = m.workspace();
+    let (mut out, mut sens) = (vec![0.0; n_out], vec![0.0; n_out * 2]);
+    m.simulate_sensitivities(&mut ws, &params, &inputs, &times, &mut out, &mut sens).unwrap();
+    assert_eq!(out, run(&m, &params, &inputs, &times).unwrap());
+    for p in 0..2 {
+        let h = 1e-6;
+        let (mut up, mut down) = (params, params);
+        up[p] += h;
+        down[p] -= h;
+        let (hi, lo) = (run(&m, &up, &inputs, &times).unwrap(), run(&m, &down, &inputs, &times).unwrap());
+        for k in 0..n_out {
+            let fd = (hi[k] - lo[k]) / (2.0 * h);
+            let exact = sens[k * 2 + p];
+            assert!((exact - fd).abs() <= 1e-6 * fd.abs().max(1.0), "output {k}, parameter {p}: {exact} vs {fd}");
+        }
+    }
+    let rk4 = serde_json::json!({ "source": src, "sensitivities": true, "method": "rk4" }).to_string();
+    assert!(!model_from_config("vensim", &rk4).unwrap().has_sensitivities());
+}
+
+/// Random functions draw from streams keyed by the configuration's seed and the step: the same seed gives
+/// the same bits on any thread, another seed other draws.
+#[test]
+fn random_draws_depend_on_the_seed_only() {
+    let src = model_src("x = RANDOM UNIFORM(0, 1, 0) ~~|\ns = INTEG(x, 0) ~~|");
+    let with_seed = |seed: u64| {
+        model_from_config("vensim", &serde_json::json!({ "source": src, "seed": seed }).to_string()).unwrap()
+    };
+    let times: Vec<f64> = (0..=40).map(|i| i as f64 * 0.25).collect();
+    let m = with_seed(7);
+    let first = run(&m, &[], &[f64::NAN], &times).unwrap();
+    assert!(first.iter().all(|v| v.is_finite()));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (m, times) = (m.clone(), times.clone());
+            std::thread::spawn(move || run(&m, &[], &[f64::NAN], &times).unwrap())
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), first);
+    }
+    assert_eq!(run(&with_seed(7), &[], &[f64::NAN], &times).unwrap(), first);
+    assert_ne!(run(&with_seed(8), &[], &[f64::NAN], &times).unwrap(), first);
+}
+
+/// Reality checks (`:THE CONDITION:`, `:TEST INPUT:`) belong to Vensim's reality-check runs: a simulation
+/// skips them.
+#[test]
+fn reality_checks_are_skipped() {
+    let m = compile(
+        "r: a, b ~~|\nx[r] = 1, 2 ~~|\ncheck[r] :THE CONDITION: x[r] = 0 :IMPLIES: y[r] = 0 ~~|\n\
+         zero[r] :TEST INPUT: x[r] = 0 ~~|\ny[r] = x[r] * 2 ~~|",
+    )
+    .unwrap();
+    assert_eq!(names(&m.spec().outputs), ["y[a]", "y[b]"]);
+    assert_eq!(at_start(&m), [2.0, 4.0]);
 }
