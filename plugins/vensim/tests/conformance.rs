@@ -1,8 +1,9 @@
 //! The SDXorg test-models suite (`tests/test-models/`, see its `SOURCE.md`) against Vensim's own output.
 //!
 //! Every model that ships a Vensim reference (`output.tab` or `output.csv` beside it) is compiled with its
-//! directory as the source of its data files and run on the times Vensim saved; every reference column is
-//! compared with the model's value of the variable it names at every saved time. A model's status is
+//! directory as the source of its data files and run on the times Vensim saved, as native code and
+//! interpreted (the two must agree to the bit); every reference column is compared with the model's value
+//! of the variable it names at every saved time (a constant's, or a control value's, is its value). A model's status is
 //! `pass`, `mismatch` (the first column and time that differ), `refused` (the reader's message, which
 //! carries `file:line:column`) or `crash` (a panic, caught per model). `tests/test-models/STATUS.md` holds
 //! the expected status of each model: the test fails when any status differs from it, in either
@@ -171,8 +172,11 @@ fn run(model: &str, times: &[f64]) -> Result<Result<Run, String>, String> {
     let path = corpus().join(model);
     let source = std::fs::read_to_string(&path).map_err(|e| format!("{model}: {e}"))?;
     let files = path.parent().map(|dir| Files::Dir(dir.to_path_buf()));
-    let options = Options { files, ..Options::default() };
-    let m = VensimModel::compile_with(&source, model, &options).map_err(|e| e.to_string())?;
+    let compile = |jit: bool| {
+        let options = Options { files: files.clone(), jit, ..Options::default() };
+        VensimModel::compile_with(&source, model, &options).map_err(|e| e.to_string())
+    };
+    let m = compile(true)?;
     // Each of Vensim's times is one of the model's saved times: Vensim writes times to 6 significant digits
     // too (12.34375 as 12.3438), and some references leave out rows (tests/get_constants_incomplete_subscript
     // starts at time 1).
@@ -192,14 +196,32 @@ fn run(model: &str, times: &[f64]) -> Result<Result<Run, String>, String> {
         }
     }
     let spec = m.spec();
-    let mut ws = m.workspace();
-    let inputs = vec![f64::NAN; spec.inputs.len()];
-    let mut out = vec![f64::NAN; spec.output_len(saved.len())];
-    if let Err(e) = m.simulate(&mut ws, &spec.defaults(), &inputs, &saved, &mut out) {
-        return Ok(Err(format!("the simulation failed: {e}")));
+    let simulate = |m: &VensimModel| {
+        let mut out = vec![f64::NAN; spec.output_len(saved.len())];
+        let inputs = vec![f64::NAN; spec.inputs.len()];
+        m.simulate(&mut m.workspace(), &spec.defaults(), &inputs, &saved, &mut out).map(|()| out)
+    };
+    let out = match simulate(&m) {
+        Ok(out) => out,
+        Err(e) => return Ok(Err(format!("the simulation failed: {e}"))),
+    };
+    // The browser interprets what runs natively as machine code: the two must agree to the bit.
+    let interpreted = compile(false)?;
+    let n_out = spec.outputs.len();
+    let same = |a: &f64, b: &f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+    match simulate(&interpreted) {
+        Err(e) => return Ok(Err(format!("the interpreted simulation failed: {e}"))),
+        Ok(other) => {
+            if let Some(i) = out.iter().zip(&other).position(|(a, b)| !same(a, b)) {
+                let (name, t) = (&spec.outputs[i % n_out], saved[i / n_out]);
+                return Ok(Err(format!(
+                    "'{name}' at time {t}: native code {:e}, the interpreter {:e}",
+                    out[i], other[i]
+                )));
+            }
+        }
     }
     let mut columns = BTreeMap::new();
-    let n_out = spec.outputs.len();
     for (k, name) in spec.outputs.iter().enumerate() {
         columns.insert(canonical(name), (0..saved.len()).map(|i| out[i * n_out + k]).collect());
     }
