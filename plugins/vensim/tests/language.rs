@@ -621,3 +621,18 @@ fn reality_checks_are_skipped() {
     assert_eq!(names(&m.spec().outputs), ["y[a]", "y[b]"]);
     assert_eq!(at_start(&m), [2.0, 4.0]);
 }
+
+/// A constant that sets a structure's size (here a DELAY FIXED's length) keeps its default: a simulation
+/// with another value is refused, naming it.
+#[test]
+fn structural_parameters_keep_their_default() {
+    let m = compile("d = 2 ~~|\nx = DELAY FIXED(Time, d, 0) ~~|").unwrap();
+    assert!(run(&m, &[2.0], &[], &[0.0, 5.0]).is_ok());
+    match run(&m, &[3.0], &[], &[0.0]) {
+        Err(SimError::BadParameter { name, reason }) => {
+            assert_eq!(name, "d");
+            assert!(reason.contains("the model's structure depends on it, so it must stay 2"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
