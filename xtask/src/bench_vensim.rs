@@ -1,5 +1,5 @@
-//! `cargo xtask bench`'s Vensim section: every sample model of the SDXorg test-models suite and the PySD
-//! cookbook's aging chain, one run each at the model's defaults on Vensim's saved times — parfit
+//! `cargo xtask bench`'s Vensim section: every sample model of the SDXorg test-models suite and every Vensim
+//! model of `examples/` (the PySD cookbook's aging chain, …), one run each at the model's defaults on Vensim's saved times — parfit
 //! (`plugins/vensim/examples/run_timing.rs`: native code and the interpreter) and, with `--peers`, PySD
 //! 3.14.3 (`bench/peers/pysd_vensim.sh`) in the same run — and the per-run time ratios.
 
@@ -11,26 +11,30 @@ use crate::bench::output_of;
 use crate::{Result, cargo, root, run, target_dir};
 
 const SAMPLES: &str = "plugins/vensim/tests/test-models/samples";
-const AGING_CHAIN: &str = "tests/data/aging_chain/Aging_Chain.mdl";
+const EXAMPLES: &str = "examples";
 
 pub fn build() -> Result {
     run(cargo().args(["build", "--release", "-p", "parfit-vensim", "--example", "run_timing"]))
 }
 
-/// The models, relative to the repository: the samples' `.mdl` files (sorted), then the aging chain.
+/// The models, relative to the repository: the `.mdl` files one directory below the samples, then below
+/// `examples/`, each group sorted.
 fn models() -> Result<Vec<String>> {
     let mut models = Vec::new();
-    let dirs = std::fs::read_dir(root().join(SAMPLES)).map_err(|e| format!("{SAMPLES}: {e}"))?;
-    for dir in dirs.flatten() {
-        for file in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
-            let name = file.file_name().to_string_lossy().into_owned();
-            if name.to_lowercase().ends_with(".mdl") {
-                models.push(format!("{SAMPLES}/{}/{name}", dir.file_name().to_string_lossy()));
+    for group in [SAMPLES, EXAMPLES] {
+        let mut found = Vec::new();
+        let dirs = std::fs::read_dir(root().join(group)).map_err(|e| format!("{group}: {e}"))?;
+        for dir in dirs.flatten() {
+            for file in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+                let name = file.file_name().to_string_lossy().into_owned();
+                if name.to_lowercase().ends_with(".mdl") {
+                    found.push(format!("{group}/{}/{name}", dir.file_name().to_string_lossy()));
+                }
             }
         }
+        found.sort();
+        models.extend(found);
     }
-    models.sort();
-    models.push(AGING_CHAIN.to_string());
     Ok(models)
 }
 
