@@ -403,6 +403,52 @@ fn test_models_reproduce_vensims_output() {
     assert!(readme == rewritten, "the README's conformance section is out of date (PARFIT_BLESS=1 rewrites it)");
 }
 
+/// A model's outputs at its saved times, its `GET …` files read from `files`.
+fn outputs_with(model: &str, files: Files) -> Result<Vec<f64>, String> {
+    let source = std::fs::read_to_string(corpus().join(model)).map_err(|e| e.to_string())?;
+    let options = Options { files: Some(files), ..Options::default() };
+    let m = VensimModel::compile_with(&source, model, &options).map_err(|e| e.to_string())?;
+    let (spec, times) = (m.spec(), m.save_times());
+    let mut out = vec![f64::NAN; spec.output_len(times.len())];
+    let inputs = vec![f64::NAN; spec.inputs.len()];
+    m.simulate(&mut m.workspace(), &spec.defaults(), &inputs, &times, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// The browser hands a model its data files by name: each model that reads files runs the same from them.
+#[test]
+fn data_files_given_by_name_read_as_from_the_directory() {
+    let mut checked = 0;
+    for model in models() {
+        let dir = corpus().join(&model).parent().map(Path::to_path_buf).unwrap_or_default();
+        let data: BTreeMap<String, Vec<u8>> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .filter(|name| [".xls", ".xlsx", ".csv", ".tab"].iter().any(|ext| name.to_lowercase().ends_with(ext)))
+            .filter(|name| !name.starts_with("output"))
+            .map(|name| (name.clone(), std::fs::read(dir.join(&name)).unwrap()))
+            .collect();
+        if data.is_empty() {
+            continue;
+        }
+        let from_dir = outputs_with(&model, Files::Dir(dir.clone()));
+        let from_memory = outputs_with(&model, Files::Memory(data));
+        let same = match (&from_dir, &from_memory) {
+            (Ok(a), Ok(b)) => {
+                a.len() == b.len()
+                    && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || x.is_nan() && y.is_nan())
+            }
+            (Err(a), Err(b)) => a == b,
+            _ => false,
+        };
+        assert!(same, "{model}: from the directory {from_dir:?}, from memory {from_memory:?}");
+        checked += usize::from(from_dir.is_ok());
+    }
+    assert!(checked >= 10, "{checked} models with data files ran");
+}
+
 #[test]
 fn names_compare_as_vensim_compares_them() {
     assert_eq!(canonical("\"Dec_1  LOSS\""), "dec 1 loss");
