@@ -204,6 +204,7 @@ pub fn bench(peers: bool) -> Result {
         "parfit-bench",
     ]))?;
     crate::bench_mc::build()?;
+    crate::bench_vensim::build()?;
     eprintln!("\nbenchmarking (a few minutes; with --peers about a quarter of an hour)…");
 
     let mut report = json!({
@@ -258,12 +259,14 @@ pub fn bench(peers: bool) -> Result {
     }
     report["suite"] = suite::run(peers)?;
     report["montecarlo"] = crate::bench_mc::bench(peers)?;
+    report["vensim"] = crate::bench_vensim::bench(peers)?;
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), &text).map_err(|e| format!("results.json: {e}"))?;
     print_report(&report);
     crate::bench_mc::print(&report["montecarlo"]);
+    crate::bench_vensim::print(&report["vensim"]);
     let tables = suite::tables(&report["suite"]);
     std::fs::write(dir.join("suite.md"), &tables).map_err(|e| format!("suite.md: {e}"))?;
     println!("\n{tables}");
@@ -284,6 +287,9 @@ pub fn reprint() -> Result {
     print_report(&report);
     if report.get("montecarlo").is_some() {
         crate::bench_mc::print(&report["montecarlo"]);
+    }
+    if report.get("vensim").is_some() {
+        crate::bench_vensim::print(&report["vensim"]);
     }
     println!("\n{}", suite::tables(&report["suite"]));
     Ok(())

@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod bench_mc;
+mod bench_vensim;
 mod fuzz;
 mod mpi;
 mod savings_bench;
@@ -34,6 +35,8 @@ commands:
                        rounds, into target/bench/ode.json
           lv           only the Lotka–Volterra comparison (one solve, the tutorial fit at matched accuracy;
                        with --peers diffid's fit), in 3 alternating rounds, into target/bench/lv.json
+          vensim       only the Vensim models (test-models' samples, the aging chain; with --peers also
+                       PySD 3.14.3), one run each, into target/bench/vensim.json
   bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)
   fuzz [--seconds N] [target…]   run the fuzz targets of fuzz/ (cargo-fuzz on the pinned nightly; installs
           cargo-fuzz when missing) for N seconds each (default 30; `test` runs this pass after the tests):
@@ -62,6 +65,9 @@ fn main() -> ExitCode {
         Some("bench") if args.iter().any(|a| a == "montecarlo") => bench_mc_only(args.iter().any(|a| a == "--peers")),
         Some("bench") if args.iter().any(|a| a == "ode") => suite::ode_only(args.iter().any(|a| a == "--peers")),
         Some("bench") if args.iter().any(|a| a == "lv") => bench::lv(args.iter().any(|a| a == "--peers")),
+        Some("bench") if args.iter().any(|a| a == "vensim") => {
+            bench_vensim::standalone(args.iter().any(|a| a == "--peers"))
+        }
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),
         Some("fuzz") => fuzz::fuzz(&args[1..]),

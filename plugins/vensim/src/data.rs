@@ -183,6 +183,47 @@ impl DataFiles {
         Ok(names)
     }
 
+    /// A data variable's values from a Vensim output file (tab-separated, or `.csv`), as PySD's `data_files`
+    /// gives them to a model's data variables without an equation: `Time` in the first cell, then the
+    /// variables' names across the first row (times down the first column) or down the first column (times
+    /// across the first row), named as Vensim writes them (`var[a,b]`). One series; `None` when the file has
+    /// no column (or row) of that name.
+    pub fn output_series(&mut self, file: &str, variable: &str) -> Result<Option<Series>, String> {
+        let delimiter = if file.to_lowercase().ends_with(".csv") { "," } else { "\\t" };
+        let grid = self.grid(file, delimiter)?;
+        if !matches!(grid.cell(0, 0), Cell::Text(t) if t.trim().eq_ignore_ascii_case("time")) {
+            return Err(format!(
+                "{}: a Vensim output file starts with 'Time', value '{}'",
+                grid.place(0, 0),
+                grid.text(0, 0)
+            ));
+        }
+        let across = matches!(grid.cell(0, 1), Cell::Text(_));
+        // (row, column) of the k-th name, time or value along a line.
+        let at = |line: usize, k: usize| if across { (k, line) } else { (line, k) };
+        let length = if across { grid.height() } else { grid.width() };
+        let wanted = output_name(variable);
+        let Some(line) = (1..if across { grid.width() } else { grid.height() }).find(|&line| {
+            let (r, c) = at(line, 0);
+            matches!(grid.cell(r, c), Cell::Text(name) if output_name(name) == wanted)
+        }) else {
+            return Ok(None);
+        };
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for k in 1..length {
+            let ((tr, tc), (r, c)) = (at(0, k), at(line, k));
+            let Some(x) = grid.optional_number(tr, tc)? else { continue };
+            if let Some(&previous) = xs.last()
+                && x <= previous
+            {
+                return Err(format!("{}: the times must increase, value '{}'", grid.place(tr, tc), grid.text(tr, tc)));
+            }
+            xs.push(x);
+            ys.push(grid.optional_number(r, c)?.unwrap_or(f64::NAN));
+        }
+        Ok(Some(Series { xs, ys: vec![ys] }))
+    }
+
     /// The grid `file` (and `tab`) holds and the range `reference` (a cell or a defined name) names there.
     fn locate(&mut self, file: &str, tab: &str, reference: &str) -> Result<(Rc<Grid>, CellRange), String> {
         if let Some((row, col)) = cell_index(reference) {
@@ -228,10 +269,25 @@ impl DataFiles {
         if let Some(names) = self.names.get(file) {
             return Ok(names.clone());
         }
-        let workbook = open_workbook(file, self.files.bytes(file)?)?;
-        let names = Rc::new(calamine::Reader::defined_names(&workbook).to_vec());
+        let bytes = self.files.bytes(file)?;
+        let names =
+            Rc::new(guarded(file, || Ok(calamine::Reader::defined_names(&open_workbook(file, bytes)?).to_vec()))?);
         self.names.insert(file.to_string(), names.clone());
         Ok(names)
+    }
+}
+
+/// A variable's name in a Vensim output file as Vensim identifies it: quotes dropped, each part (the name,
+/// each subscript element) compared as names are (`"Var_1" [ A , b ]` is `var 1[a,b]`).
+fn output_name(name: &str) -> String {
+    let name = name.trim();
+    let name = name.strip_prefix('"').and_then(|n| n.strip_suffix('"')).unwrap_or(name);
+    match name.split_once('[') {
+        Some((base, elements)) => {
+            let elements = elements.trim_end().trim_end_matches(']').split(',').map(crate::lexer::normalise);
+            format!("{}[{}]", crate::lexer::normalise(base), elements.collect::<Vec<_>>().join(","))
+        }
+        None => crate::lexer::normalise(name),
     }
 }
 
@@ -339,6 +395,27 @@ fn open_workbook(file: &str, bytes: Vec<u8>) -> Result<calamine::Sheets<Cursor<V
         .map_err(|e| format!("{file}: not a readable workbook: {e}"))
 }
 
+/// Runs a read of a workbook. calamine's readers can panic on a damaged file (its `.xls` reader did on one
+/// in ten of the test files with a few bytes changed): natively that panic becomes the file's error.
+#[cfg(not(target_arch = "wasm32"))]
+fn guarded<T>(file: &str, read: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+        .unwrap_or_else(|_| Err(format!("{file}: the workbook is damaged (its reader stopped on it)")))
+}
+
+/// On wasm32 a panic cannot be caught, so the binary `.xls` format, whose reader panics on damaged files, is
+/// refused; `.xlsx` (zip and XML, whose reader stopped on none of the damaged test files) is read.
+#[cfg(target_arch = "wasm32")]
+fn guarded<T>(file: &str, read: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    if file.to_lowercase().ends_with(".xls") {
+        return Err(format!(
+            "{file}: the binary .xls format is read natively only (its reader can stop on a damaged file, which the \
+             browser cannot recover from): save the workbook as .xlsx"
+        ));
+    }
+    read()
+}
+
 /// One cell's content.
 #[derive(Debug, Clone, PartialEq)]
 enum Cell {
@@ -350,10 +427,9 @@ enum Cell {
 /// Where a grid's cells come from, to place an error.
 #[derive(Debug)]
 enum Origin {
-    /// A text file: each row's line and each cell's character column (1-based).
+    /// A text file (row k is line k + 1): each field's character column (1-based), by line.
     Text {
         file: String,
-        lines: Vec<usize>,
         columns: Vec<Vec<usize>>,
     },
     Sheet {
@@ -362,95 +438,110 @@ enum Origin {
     },
 }
 
-/// A sheet or text file's cells, rows of cells from A1.
+/// A sheet or text file's non-empty cells by (row, column) from A1, zero-based: sparse, as a sheet may have
+/// one cell far from the others.
 #[derive(Debug)]
 struct Grid {
-    rows: Vec<Vec<Cell>>,
+    cells: HashMap<(usize, usize), Cell>,
+    /// One past the last row and column that hold a cell.
+    height: usize,
+    width: usize,
     origin: Origin,
 }
 
 impl Grid {
     fn from_sheet(file: &str, sheet: &str, bytes: Vec<u8>) -> Result<Grid, String> {
-        let mut workbook = open_workbook(file, bytes)?;
-        let names = calamine::Reader::sheet_names(&workbook);
-        let Some(name) = names
-            .iter()
-            .find(|n| n.as_str() == sheet)
-            .or_else(|| names.iter().find(|n| n.eq_ignore_ascii_case(sheet)))
-            .cloned()
-        else {
-            return Err(format!("{file}: no sheet '{sheet}' (the workbook has {})", names.join(", ")));
+        let (name, range) = guarded(file, || {
+            let mut workbook = open_workbook(file, bytes)?;
+            let names = calamine::Reader::sheet_names(&workbook);
+            let Some(name) = names
+                .iter()
+                .find(|n| n.as_str() == sheet)
+                .or_else(|| names.iter().find(|n| n.eq_ignore_ascii_case(sheet)))
+                .cloned()
+            else {
+                return Err(format!("{file}: no sheet '{sheet}' (the workbook has {})", names.join(", ")));
+            };
+            let range = calamine::Reader::worksheet_range(&mut workbook, &name)
+                .map_err(|e| format!("{file}: sheet '{name}': {e}"))?;
+            Ok((name, range))
+        })?;
+        let (r0, c0) = range.start().map_or((0, 0), |(r, c)| (r as usize, c as usize));
+        let mut grid = Grid {
+            cells: HashMap::new(),
+            height: 0,
+            width: 0,
+            origin: Origin::Sheet { file: file.to_string(), sheet: name },
         };
-        let range = calamine::Reader::worksheet_range(&mut workbook, &name)
-            .map_err(|e| format!("{file}: sheet '{name}': {e}"))?;
-        let (height, width) = match range.end() {
-            Some((r, c)) => (r as usize + 1, c as usize + 1),
-            None => (0, 0),
-        };
-        parfit_core::limits::check_allocation(&format!("{file}: sheet '{name}'"), height as f64 * width as f64, 32.0)?;
-        let mut rows = vec![vec![Cell::Empty; width]; height];
         for (r, c, value) in range.used_cells() {
-            let (r, c) = (r + range.start().map_or(0, |s| s.0 as usize), c + range.start().map_or(0, |s| s.1 as usize));
             let cell = match value {
-                calamine::Data::Empty => Cell::Empty,
+                calamine::Data::Empty => continue,
+                calamine::Data::String(s) if s.trim().is_empty() => continue,
                 calamine::Data::Int(i) => Cell::Number(*i as f64),
                 calamine::Data::Float(x) => Cell::Number(*x),
                 calamine::Data::DateTime(d) => Cell::Number(d.as_f64()),
-                calamine::Data::String(s) if s.trim().is_empty() => Cell::Empty,
                 other => Cell::Text(other.to_string()),
             };
-            if let Some(slot) = rows.get_mut(r).and_then(|row| row.get_mut(c)) {
-                *slot = cell;
-            }
+            grid.insert(r0 + r, c0 + c, cell);
         }
-        Ok(Grid { rows, origin: Origin::Sheet { file: file.to_string(), sheet: name } })
+        Ok(grid)
+    }
+
+    fn insert(&mut self, row: usize, col: usize, cell: Cell) {
+        self.height = self.height.max(row + 1);
+        self.width = self.width.max(col + 1);
+        self.cells.insert((row, col), cell);
     }
 
     /// A delimited text file: fields may be quoted with `"` (a doubled `""` inside is one quote).
     fn from_text(file: &str, delimiter: char, bytes: &[u8]) -> Result<Grid, String> {
         let text = std::str::from_utf8(bytes).map_err(|e| format!("{file}: not UTF-8 text: {e}"))?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let (mut rows, mut lines, mut columns) = (Vec::new(), Vec::new(), Vec::new());
-        for (index, line) in text.lines().enumerate() {
+        // Old Mac files end lines with a lone CR.
+        let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
+        let mut grid = Grid {
+            cells: HashMap::new(),
+            height: 0,
+            width: 0,
+            origin: Origin::Text { file: file.to_string(), columns: Vec::new() },
+        };
+        let mut columns = Vec::new();
+        for (row, line) in text.lines().enumerate() {
             let fields = split_fields(line, delimiter)
-                .map_err(|column| format!("{file}:{}:{column}: a quoted field does not end on its line", index + 1))?;
-            let (starts, cells) = fields
-                .into_iter()
-                .map(|(column, field)| {
-                    let field = field.trim();
-                    let cell = if field.is_empty() {
-                        Cell::Empty
-                    } else {
-                        field.parse::<f64>().map_or_else(|_| Cell::Text(field.to_string()), Cell::Number)
-                    };
-                    (column, cell)
-                })
-                .unzip();
-            rows.push(cells);
-            lines.push(index + 1);
+                .map_err(|column| format!("{file}:{}:{column}: a quoted field does not end on its line", row + 1))?;
+            let mut starts = Vec::with_capacity(fields.len());
+            for (col, (column, field)) in fields.into_iter().enumerate() {
+                starts.push(column);
+                let field = field.trim();
+                if !field.is_empty() {
+                    let cell = field.parse::<f64>().map_or_else(|_| Cell::Text(field.to_string()), Cell::Number);
+                    grid.insert(row, col, cell);
+                }
+            }
             columns.push(starts);
         }
-        Ok(Grid { rows, origin: Origin::Text { file: file.to_string(), lines, columns } })
+        grid.origin = Origin::Text { file: file.to_string(), columns };
+        Ok(grid)
     }
 
     fn height(&self) -> usize {
-        self.rows.len()
+        self.height
     }
 
     fn width(&self) -> usize {
-        self.rows.iter().map(Vec::len).max().unwrap_or(0)
+        self.width
     }
 
     fn cell(&self, row: usize, col: usize) -> &Cell {
-        self.rows.get(row).and_then(|r| r.get(col)).unwrap_or(&Cell::Empty)
+        self.cells.get(&(row, col)).unwrap_or(&Cell::Empty)
     }
 
     /// The cell's place in the user's terms.
     fn place(&self, row: usize, col: usize) -> String {
         match &self.origin {
             Origin::Sheet { file, sheet } => format!("{file}: sheet '{sheet}', cell {}", cell_name(row, col)),
-            Origin::Text { file, lines, columns } => {
-                let line = lines.get(row).copied().unwrap_or(row + 1);
+            Origin::Text { file, columns } => {
+                let line = row + 1;
                 match columns.get(row).and_then(|c| c.get(col)) {
                     Some(column) => format!("{file}:{line}:{column}"),
                     None => format!("{file}:{line}: field {} (cell {})", col + 1, cell_name(row, col)),
@@ -554,6 +645,7 @@ mod tests {
         include_bytes!("../tests/test-models/tests/get_constants_incomplete_subscript/inputs.xls");
 
     #[test]
+    #[cfg_attr(target_arch = "wasm32", ignore = "the .xls reader is native only")]
     fn xls_data_across_rows_one_series_per_row() {
         // test_get_data_args_3d_xls: `data[A, Rows] := GET XLS DATA('input.xls', 'Sheet1', '4', 'C5')`.
         let mut data = files(&[("input.xls", ARGS_3D)]);
@@ -601,6 +693,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(target_arch = "wasm32", ignore = "the .xls reader is native only")]
     fn constants_blocks_row_major_and_transposed() {
         // test_get_constants_incomplete_subscript: `var[dim, dim2] = GET DIRECT CONSTANTS('inputs.xls', 'tab1', 'B5')`.
         let mut data = files(&[("inputs.xls", INCOMPLETE)]);
@@ -617,6 +710,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(target_arch = "wasm32", ignore = "the .xls reader is native only")]
     fn subscript_names_from_cells() {
         let mut data = files(&[("input.xls", SUBSCRIPT_3D)]);
         assert_eq!(data.subscript("input.xls", "Sheet1", "C3", "D3", "Depth").unwrap(), ["Depth1", "Depth2"]);
@@ -648,6 +742,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(target_arch = "wasm32", ignore = "the .xls reader is native only")]
     fn missing_files_sheets_names_and_bad_times_are_errors() {
         let mut data = files(&[("input.xls", ARGS_3D), ("bad.xlsx", b"not a zip"), ("dec.csv", b"1,1,2\n5,6,7\n")]);
         let file = data.constants("other.xls", "Sheet1", "A1", &[]).unwrap_err();
@@ -668,6 +763,23 @@ mod tests {
     }
 
     #[test]
+    fn vensim_output_files_give_data_variables() {
+        // test_data_from_other_model reads its data variables from another model's output (PySD: data_files).
+        const OTHER: &[u8] = include_bytes!("../tests/test-models/tests/data_from_other_model/data.tab");
+        let mut data = files(&[("data.tab", OTHER), ("across.csv", b"Time,0,1,2\r\"x_1 \"[ A ],5,,7\r")]);
+        let series = data.output_series("data.tab", "Var 2dim[ b, D ]").unwrap().unwrap();
+        assert_eq!((series.xs.len(), &series.xs[..3]), (51, &[0.0, 1.0, 2.0][..]));
+        assert_eq!(&series.ys[0][..3], [3.0, 2.5, 2.5]);
+        assert_eq!(data.output_series("data.tab", "var 0dim").unwrap().unwrap().ys[0][..3], [1.0, 3.0, 5.0]);
+        assert_eq!(data.output_series("data.tab", "var 9dim").unwrap(), None);
+        let across = data.output_series("across.csv", "x 1[a]").unwrap().unwrap();
+        assert_eq!(across.xs, [0.0, 1.0, 2.0]);
+        assert!(across.ys[0][1].is_nan() && across.ys[0][2] == 7.0);
+        let err = files(&[("x.tab", b"t\ta\n0\t1\n")]).output_series("x.tab", "a").unwrap_err();
+        assert_eq!(err, "x.tab:1:1: a Vensim output file starts with 'Time', value 't'");
+    }
+
+    #[test]
     fn cell_references() {
         assert_eq!(cell_index("B2"), Some((1, 1)));
         assert_eq!(cell_index("$AB$10"), Some((9, 27)));
@@ -681,6 +793,38 @@ mod tests {
             parse_formula("'My ''s'!$A$1:$B$4").map(|(s, r)| (s, r.start, r.end)),
             Some(("My 's".into(), (0, 0), (3, 1)))
         );
+    }
+
+    #[test]
+    #[cfg_attr(target_arch = "wasm32", ignore = "the .xls reader is native only")]
+    fn a_damaged_workbook_is_an_error() {
+        // calamine's .xls reader panics on this file cut short; the panic is the file's error.
+        let mut data = files(&[("cut.xls", &ARGS_3D[..513])]);
+        let err = data.constants("cut.xls", "Sheet1", "C4", &[]).unwrap_err();
+        assert_eq!(err, "cut.xls: the workbook is damaged (its reader stopped on it)");
+        let mut data = files(&[("cut.xlsx", &MIXED[..2000])]);
+        assert!(data.constants("cut.xlsx", "Sheet2", "var_d3", &[]).unwrap_err().starts_with("cut.xlsx: "));
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    #[test]
+    fn the_binary_xls_format_is_refused_in_the_browser() {
+        let err = files(&[("input.xls", ARGS_3D)]).constants("input.xls", "Sheet1", "C4", &[]).unwrap_err();
+        assert!(err.starts_with("input.xls: the binary .xls format is read natively only"), "{err}");
+    }
+
+    #[test]
+    fn a_sheet_is_read_sparsely() {
+        // One cell at row 1048576, column XFD: as cheap as any other sheet.
+        let mut grid = Grid {
+            cells: HashMap::new(),
+            height: 0,
+            width: 0,
+            origin: Origin::Text { file: "f.csv".into(), columns: Vec::new() },
+        };
+        grid.insert(MAX_ROW - 1, MAX_COL - 1, Cell::Number(7.0));
+        assert_eq!((grid.height(), grid.width(), grid.number(MAX_ROW - 1, MAX_COL - 1)), (1 << 20, 1 << 14, Ok(7.0)));
+        assert_eq!(grid.place(0, 2), "f.csv:1: field 3 (cell C1)");
     }
 
     #[cfg(not(target_arch = "wasm32"))]
