@@ -887,7 +887,8 @@ impl<'f> Lowerer<'f, '_> {
 
     /// The element a written subscript stands for in `env`, for a position running over range `dim`.
     fn element(&self, env: &Env, sub: &Sub, dim: usize) -> Result<String, Located> {
-        let bound = |key: &str| env.binding.iter().find(|(r, _)| r == key).map(|(_, e)| e.clone());
+        // The latest binding of a range wins (vector functions rebind the range they run along).
+        let bound = |key: &str| env.binding.iter().rfind(|(r, _)| r == key).map(|(_, e)| e.clone());
         if sub.bang {
             return bound(&format!("{}!", sub.key)).ok_or_else(|| {
                 Located::new(
@@ -1002,6 +1003,35 @@ impl<'f> Lowerer<'f, '_> {
             }
             "vector select" => self.vector_select(args, at, env),
             "vector elm map" => self.vector_elm_map(args, at, env),
+            "vector rank" | "vector sort order" => {
+                arity(2)?;
+                let Some(direction) = args[1].as_literal() else {
+                    return Err(Located::new(
+                        at,
+                        format!("{upper}'s direction must be a number (1 ascending, 0 descending)"),
+                    ));
+                };
+                let (values, position) = self.along_last(&args[0], env, &upper, at)?;
+                let ranks = ranks(&values, direction != 0.0);
+                Ok(match key {
+                    "vector rank" => ranks[position].clone(),
+                    // The (0-based) index of the element whose rank is this position's.
+                    _ => ranks
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, r)| op2(Op::Mul, S::Num(i as f64), op2(Op::Eq, r, S::Num((position + 1) as f64))))
+                        .reduce(|a, b| op2(Op::Add, a, b))
+                        .unwrap_or(S::Num(f64::NAN)),
+                })
+            }
+            "vector reorder" => {
+                arity(2)?;
+                let (values, _) = self.along_last(&args[0], env, &upper, at)?;
+                let order = self.expr(&args[1], env)?;
+                Ok(values.into_iter().enumerate().rev().fold(S::Num(f64::NAN), |rest, (i, v)| {
+                    S::Op(Op::If, vec![op2(Op::Eq, order.clone(), S::Num(i as f64)), v, rest])
+                }))
+            }
             "with lookup" => {
                 arity(2)?;
                 let x = self.expr(&args[0], env)?;
@@ -1182,6 +1212,32 @@ impl<'f> Lowerer<'f, '_> {
         Ok(S::Op(Op::If, vec![count, chosen, missing]))
     }
 
+    /// The values of a vector function's argument `vector[…, r]` along its last subscript's range r, and the
+    /// position along r that `env` stands at.
+    fn along_last(&mut self, x: &Expr, env: &Env, function: &str, at: usize) -> Result<(Vec<S>, usize), Located> {
+        let along = || {
+            Located::new(
+                at,
+                format!("{function} runs along its argument's last subscript, which must be a range without '!'"),
+            )
+        };
+        let Expr::Var { subs, .. } = x else { return Err(along()) };
+        let Some(last) = subs.last().filter(|s| !s.bang) else { return Err(along()) };
+        let r = self.subs.range_of(last)?;
+        let here = self.element(env, last, r)?;
+        let elements = self.subs.ranges[r].elements.clone();
+        let position = elements.iter().position(|e| *e == here).ok_or_else(|| {
+            Located::new(last.at, format!("'{}' is not an element of '{}'", self.subs.element_text(&here), last.text))
+        })?;
+        let mut values = Vec::with_capacity(elements.len());
+        for e in elements {
+            let mut inner = env.clone();
+            inner.binding.push((last.key.clone(), e));
+            values.push(self.expr(x, &inner)?);
+        }
+        Ok((values, position))
+    }
+
     /// `VECTOR ELM MAP(vector[e], offset)`: the element of `vector` `offset` places after `e` along its
     /// first position's range (NaN outside it).
     fn vector_elm_map(&mut self, args: &[Expr], at: usize, env: &Env) -> Result<S, Located> {
@@ -1274,6 +1330,26 @@ fn as_range(n: Named) -> Option<usize> {
         Named::Range(r) => Some(r),
         Named::Element(_) => None,
     }
+}
+
+/// The rank (from 1) of each value, ascending or descending; ties ranked in order of position.
+fn ranks(values: &[S], ascending: bool) -> Vec<S> {
+    let before = if ascending { Op::Lt } else { Op::Gt };
+    (0..values.len())
+        .map(|i| {
+            values.iter().enumerate().filter(|&(j, _)| j != i).fold(S::Num(1.0), |rank, (j, v)| {
+                let ahead = match j < i {
+                    // An equal value earlier in the vector ranks first.
+                    true => S::Op(
+                        Op::Or,
+                        vec![op2(before, v.clone(), values[i].clone()), op2(Op::Eq, v.clone(), values[i].clone())],
+                    ),
+                    false => op2(before, v.clone(), values[i].clone()),
+                };
+                op2(Op::Add, rank, ahead)
+            })
+        })
+        .collect()
 }
 
 /// Which `GET DIRECT …` / `GET XLS …` function a call is.
