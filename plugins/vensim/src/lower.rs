@@ -1024,6 +1024,7 @@ impl<'f> Lowerer<'f, '_> {
                         .unwrap_or(S::Num(f64::NAN)),
                 })
             }
+            "invert matrix" => self.invert_matrix(args, at, env),
             "vector reorder" => {
                 arity(2)?;
                 let (values, _) = self.along_last(&args[0], env, &upper, at)?;
@@ -1238,6 +1239,50 @@ impl<'f> Lowerer<'f, '_> {
         Ok((values, position))
     }
 
+    /// `INVERT MATRIX(m[…, rows, columns], n)`: the element of the inverse of the n × n matrix over the last two
+    /// subscripts at this equation's row and column, as the adjugate over the determinant (exact cofactor
+    /// expansion, so n is at most 4).
+    fn invert_matrix(&mut self, args: &[Expr], at: usize, env: &Env) -> Result<S, Located> {
+        let [matrix @ Expr::Var { subs, .. }, size] = args else {
+            return Err(Located::new(at, "INVERT MATRIX takes a subscripted variable and its size"));
+        };
+        let [.., row_sub, col_sub] = subs.as_slice() else {
+            return Err(Located::new(at, "INVERT MATRIX needs a variable with two subscripts at least"));
+        };
+        let (rows, cols) = (self.subs.range_of(row_sub)?, self.subs.range_of(col_sub)?);
+        let n = self.subs.ranges[rows].elements.len();
+        if self.subs.ranges[cols].elements.len() != n || size.as_literal() != Some(n as f64) {
+            return Err(Located::new(at, format!("INVERT MATRIX needs a square matrix whose size is given, {n}")));
+        }
+        if n > 4 {
+            return Err(Located::new(
+                at,
+                format!("INVERT MATRIX of a {n} × {n} matrix is not supported (at most 4 × 4)"),
+            ));
+        }
+        let position = |l: &Self, sub: &Sub, r: usize| -> Result<usize, Located> {
+            let e = l.element(env, sub, r)?;
+            l.subs.ranges[r].elements.iter().position(|x| *x == e).ok_or_else(|| {
+                Located::new(sub.at, format!("'{}' is not an element of '{}'", l.subs.element_text(&e), sub.text))
+            })
+        };
+        let (i, j) = (position(self, row_sub, rows)?, position(self, col_sub, cols)?);
+        let mut m = vec![Vec::with_capacity(n); n];
+        for (p, row) in m.iter_mut().enumerate() {
+            for q in 0..n {
+                let mut inner = env.clone();
+                inner.binding.push((row_sub.key.clone(), self.subs.ranges[rows].elements[p].clone()));
+                inner.binding.push((col_sub.key.clone(), self.subs.ranges[cols].elements[q].clone()));
+                row.push(self.expr(matrix, &inner)?);
+            }
+        }
+        let all: Vec<usize> = (0..n).collect();
+        let without = |k: usize| all.iter().copied().filter(|&x| x != k).collect::<Vec<_>>();
+        let cofactor = determinant(&m, &without(j), &without(i));
+        let cofactor = if (i + j) % 2 == 0 { cofactor } else { S::Op(Op::Neg, vec![cofactor]) };
+        Ok(op2(Op::Div, cofactor, determinant(&m, &all, &all)))
+    }
+
     /// `VECTOR ELM MAP(vector[e], offset)`: the element of `vector` `offset` places after `e` along its
     /// first position's range (NaN outside it).
     fn vector_elm_map(&mut self, args: &[Expr], at: usize, env: &Env) -> Result<S, Located> {
@@ -1329,6 +1374,29 @@ fn as_range(n: Named) -> Option<usize> {
     match n {
         Named::Range(r) => Some(r),
         Named::Element(_) => None,
+    }
+}
+
+/// The determinant of the rows × cols minor of `m`, by cofactor expansion along its first row.
+fn determinant(m: &[Vec<S>], rows: &[usize], cols: &[usize]) -> S {
+    match (rows, cols) {
+        ([], _) | (_, []) => S::Num(1.0),
+        ([r], [c]) => m[*r][*c].clone(),
+        ([r, rest @ ..], _) => cols
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| {
+                let minor: Vec<usize> = cols.iter().copied().filter(|&x| x != c).collect();
+                let term = op2(Op::Mul, m[*r][c].clone(), determinant(m, rest, &minor));
+                (k, term)
+            })
+            .fold(None, |acc: Option<S>, (k, term)| {
+                Some(match acc {
+                    None => term,
+                    Some(acc) => op2(if k % 2 == 0 { Op::Add } else { Op::Sub }, acc, term),
+                })
+            })
+            .unwrap_or(S::Num(0.0)),
     }
 }
 

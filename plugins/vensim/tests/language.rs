@@ -670,3 +670,22 @@ fn vector_rank_sort_order_and_reorder() {
         "model.mdl:4:5: VECTOR RANK runs along its argument's last subscript, which must be a range without '!'"
     );
 }
+
+/// INVERT MATRIX over the last two subscripts, also where elimination without pivoting would meet a zero.
+#[test]
+fn invert_matrix_over_the_last_two_subscripts() {
+    let m = compile(
+        "d: a, b, c ~~|\ne: a2, b2, c2 ~~|\nm[d, e] = 3, 0, 2; 2, 0, -2; 0, 1, 1; ~~|\n\
+         inv[d, e] = INVERT MATRIX(m[d, e], 3) ~~|",
+    )
+    .unwrap();
+    let out = at_start(&m);
+    let want = [0.2, 0.2, 0.0, -0.2, 0.3, 1.0, 0.2, -0.3, 0.0];
+    for (got, want) in out[..9].iter().zip(want) {
+        assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+    }
+    assert_eq!(
+        compile_err("d: a, b ~~|\nm[d, d] = 1 ~~|\ni[d] = INVERT MATRIX(m[d, d], 3) ~~|"),
+        "model.mdl:4:8: INVERT MATRIX needs a square matrix whose size is given, 2"
+    );
+}
