@@ -842,7 +842,7 @@ impl<'f> Lowerer<'f, '_> {
                 // in the widest range holding the range (Vensim counts a subrange's elements in its parent).
                 Some(Named::Range(r)) => {
                     let sub = Sub { key: key.to_string(), text: text.to_string(), bang: false, at };
-                    let e = self.element(env, &sub, r)?;
+                    let e = self.element(env, &sub)?;
                     Ok(S::Num(self.subs.position(&e, &self.subs.ranges[r].elements)))
                 }
                 // An element as a value: its position in the widest range holding it.
@@ -868,7 +868,7 @@ impl<'f> Lowerer<'f, '_> {
         }
         let mut index = 0;
         for (sub, &dim) in subs.iter().zip(&var.dims) {
-            let e = self.element(env, sub, dim)?;
+            let e = self.element(env, sub)?;
             let range = &self.subs.ranges[dim];
             let pos = range.elements.iter().position(|x| *x == e).ok_or_else(|| {
                 Located::new(
@@ -885,8 +885,8 @@ impl<'f> Lowerer<'f, '_> {
         Ok(index)
     }
 
-    /// The element a written subscript stands for in `env`, for a position running over range `dim`.
-    fn element(&self, env: &Env, sub: &Sub, dim: usize) -> Result<String, Located> {
+    /// The element a written subscript stands for in `env`.
+    fn element(&self, env: &Env, sub: &Sub) -> Result<String, Located> {
         // The latest binding of a range wins (vector functions rebind the range they run along).
         let bound = |key: &str| env.binding.iter().rfind(|(r, _)| r == key).map(|(_, e)| e.clone());
         if sub.bang {
@@ -917,8 +917,6 @@ impl<'f> Lowerer<'f, '_> {
                         return Ok(e.clone());
                     }
                 }
-                // The variable's position runs over a range the left-hand side maps to.
-                let _ = dim;
                 Err(Located::new(
                     sub.at,
                     format!(
@@ -1225,7 +1223,7 @@ impl<'f> Lowerer<'f, '_> {
         let Expr::Var { subs, .. } = x else { return Err(along()) };
         let Some(last) = subs.last().filter(|s| !s.bang) else { return Err(along()) };
         let r = self.subs.range_of(last)?;
-        let here = self.element(env, last, r)?;
+        let here = self.element(env, last)?;
         let elements = self.subs.ranges[r].elements.clone();
         let position = elements.iter().position(|e| *e == here).ok_or_else(|| {
             Located::new(last.at, format!("'{}' is not an element of '{}'", self.subs.element_text(&here), last.text))
@@ -1261,7 +1259,7 @@ impl<'f> Lowerer<'f, '_> {
             ));
         }
         let position = |l: &Self, sub: &Sub, r: usize| -> Result<usize, Located> {
-            let e = l.element(env, sub, r)?;
+            let e = l.element(env, sub)?;
             l.subs.ranges[r].elements.iter().position(|x| *x == e).ok_or_else(|| {
                 Located::new(sub.at, format!("'{}' is not an element of '{}'", l.subs.element_text(&e), sub.text))
             })
