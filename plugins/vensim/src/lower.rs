@@ -1225,6 +1225,10 @@ impl<'f> Lowerer<'f, '_> {
         let r = self.subs.range_of(last)?;
         let here = self.element(env, last)?;
         let elements = self.subs.ranges[r].elements.clone();
+        // Ranks compare every pair: n² expression nodes for each of n cells.
+        let n = elements.len() as f64;
+        parfit_core::limits::check_allocation(&format!("{function} along {n} elements"), n * n * n, 64.0)
+            .map_err(|m| Located::new(at, m))?;
         let position = elements.iter().position(|e| *e == here).ok_or_else(|| {
             Located::new(last.at, format!("'{}' is not an element of '{}'", self.subs.element_text(&here), last.text))
         })?;
