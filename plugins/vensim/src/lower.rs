@@ -1023,6 +1023,7 @@ impl<'f> Lowerer<'f, '_> {
                 })
             }
             "invert matrix" => self.invert_matrix(args, at, env),
+            "allocate by priority" => self.allocate_by_priority(args, at, env),
             "vector reorder" => {
                 arity(2)?;
                 let (values, _) = self.along_last(&args[0], env, &upper, at)?;
@@ -1239,6 +1240,55 @@ impl<'f> Lowerer<'f, '_> {
             values.push(self.expr(x, &inner)?);
         }
         Ok((values, position))
+    }
+
+    /// `ALLOCATE BY PRIORITY(request[…, r], priority[…, r], size, width, supply)`: each requester along r
+    /// gets `request × clamp((priority − x) / width + 1/2, 0, 1)` — the integral of a rectangular priority
+    /// profile of that width — at the market priority x where the allocations add up to the supply (all
+    /// requests when they fit, none without supply). x is found by bisection, 64 halvings of a bracket
+    /// holding every profile, each a hidden auxiliary.
+    fn allocate_by_priority(&mut self, args: &[Expr], at: usize, env: &Env) -> Result<S, Located> {
+        const NAME: &str = "ALLOCATE BY PRIORITY";
+        let [request, priority, _size, width, supply] = args else {
+            return Err(Located::new(at, format!("{NAME} takes 5 arguments, found {}", args.len())));
+        };
+        let (requests, position) = self.along_last(request, env, NAME, at)?;
+        let (priorities, _) = self.along_last(priority, env, NAME, at)?;
+        if requests.len() != priorities.len() {
+            return Err(Located::new(
+                at,
+                format!(
+                    "{NAME}'s requests ({}) and priorities ({}) differ in length",
+                    requests.len(),
+                    priorities.len()
+                ),
+            ));
+        }
+        let label = format!("{} (allocation)", env.label);
+        let mut hidden =
+            |l: &mut Self, what: &str, value: S| S::Var(l.push_var(format!("{label} {what}"), value, l.at));
+        let width = self.expr(width, env)?;
+        let width = hidden(self, "width", width);
+        let supply = self.expr(supply, env)?;
+        let supply = hidden(self, "supply", supply);
+        let allocation = |k: usize, x: &S| {
+            let share =
+                op2(Op::Add, op2(Op::Div, op2(Op::Sub, priorities[k].clone(), x.clone()), width.clone()), S::Num(0.5));
+            let share = op2(Op::Max, S::Num(0.0), op2(Op::Min, S::Num(1.0), share));
+            op2(Op::Mul, requests[k].clone(), share)
+        };
+        let fold = |op: Op| priorities.iter().cloned().reduce(|a, b| op2(op, a, b)).unwrap_or(S::Num(0.0));
+        let mut lo = hidden(self, "low", op2(Op::Sub, fold(Op::Min), width.clone()));
+        let mut hi = hidden(self, "high", op2(Op::Add, fold(Op::Max), width.clone()));
+        for _ in 0..64 {
+            let mid = hidden(self, "mid", op2(Op::Mul, op2(Op::Add, lo.clone(), hi.clone()), S::Num(0.5)));
+            let total = (0..requests.len()).map(|k| allocation(k, &mid)).reduce(|a, b| op2(Op::Add, a, b));
+            // Too much allocated: the market priority is higher.
+            let over = hidden(self, "over", op2(Op::Gt, total.unwrap_or(S::Num(0.0)), supply.clone()));
+            lo = hidden(self, "low", S::Op(Op::If, vec![over.clone(), mid.clone(), lo]));
+            hi = hidden(self, "high", S::Op(Op::If, vec![over, hi, mid]));
+        }
+        Ok(allocation(position, &op2(Op::Mul, op2(Op::Add, lo, hi), S::Num(0.5))))
     }
 
     /// `INVERT MATRIX(m[…, rows, columns], n)`: the element of the inverse of the n × n matrix over the last two

@@ -689,3 +689,25 @@ fn invert_matrix_over_the_last_two_subscripts() {
         "model.mdl:4:8: INVERT MATRIX needs a square matrix whose size is given, 2"
     );
 }
+
+/// ALLOCATE BY PRIORITY clears the market on rectangular priority profiles: requests in full when they fit,
+/// nothing without supply, and in between higher priorities first, overlapping within the width.
+#[test]
+fn allocate_by_priority_clears_the_market() {
+    let m = compile(
+        "d: a, b, c ~~|\nrequest[d] = 10, 6, 3 ~~|\npriority[d] = 2, 4, 3 ~~|\nsupply = 2.25 ~~|\n\
+         got[d] = ALLOCATE BY PRIORITY(request[d], priority[d], ELMCOUNT(d), 3, supply) ~~|",
+    )
+    .unwrap();
+    let spec = m.spec();
+    let mut params = spec.defaults();
+    let allocated = |params: &[f64]| run(&m, params, &[], &[0.0]).unwrap();
+    let got = allocated(&params);
+    for (got, want) in got.iter().zip([0.0, 13.0 / 6.0, 1.0 / 12.0]) {
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    }
+    params[6] = 100.0;
+    assert_eq!(allocated(&params), [10.0, 6.0, 3.0]);
+    params[6] = 0.0;
+    assert_eq!(allocated(&params), [0.0, 0.0, 0.0]);
+}
