@@ -1265,7 +1265,7 @@ impl<'f> Lowerer<'f, '_> {
             ));
         }
         let label = format!("{} (allocation)", env.label);
-        let mut hidden =
+        let hidden =
             |l: &mut Self, what: &str, value: S| S::Var(l.push_var(format!("{label} {what}"), value, l.at));
         let width = self.expr(width, env)?;
         let width = hidden(self, "width", width);
