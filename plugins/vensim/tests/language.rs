@@ -64,8 +64,8 @@ fn unsupported_constructs_are_refused_with_their_place() {
              the model",
         ),
         (
-            "r: a, b ~~|\nx[r] = 1 ~~|\ny = ALLOCATE AVAILABLE(x[r], x[r], 1) ~~|",
-            "model.mdl:4:5: the Vensim function ALLOCATE AVAILABLE is not supported",
+            "r: a, b ~~|\nx[r] = 1 ~~|\ny[r] = VECTOR LOOKUP(x[r], 1, 1, 1, 1) ~~|",
+            "model.mdl:4:8: the Vensim function VECTOR LOOKUP is not supported",
         ),
         (
             "x = GET TIME VALUE(1, 0, 0) ~~|",
@@ -710,4 +710,25 @@ fn allocate_by_priority_clears_the_market() {
     assert_eq!(allocated(&params), [10.0, 6.0, 3.0]);
     params[6] = 0.0;
     assert_eq!(allocated(&params), [0.0, 0.0, 0.0]);
+}
+
+/// ALLOCATE AVAILABLE reads each requester's profile from the profile range's elements (type, priority,
+/// width): rectangular and triangular profiles clear the market where their integrals say.
+#[test]
+fn allocate_available_with_priority_profiles() {
+    let m = compile(
+        "branch: boston, dayton, fresno ~~|\npprofile: ptype, ppriority, pwidth, pextra ~~|\n\
+         demand[branch] = 500, 300, 750 ~~|\navailable = 400 ~~|\n\
+         rect[branch, pprofile] = 1, 5, 2, 0; 1, 7, 4, 0; 1, 3, 4, 0; ~~|\n\
+         tri[branch, pprofile] = 2, 5, 2, 0; 2, 7, 4, 0; 2, 3, 4, 0; ~~|\n\
+         by rect[branch] = ALLOCATE AVAILABLE(demand[branch], rect[branch, ptype], available) ~~|\n\
+         by tri[branch] = ALLOCATE AVAILABLE(demand[branch], tri[branch, ptype], available) ~~|",
+    )
+    .unwrap();
+    let out = at_start(&m);
+    let b_tri = 250.0 * (11.0f64 / 17.0).powi(2);
+    let want = [1750.0 / 13.0, 400.0 - 1750.0 / 13.0, 0.0, b_tri, 400.0 - b_tri, 0.0];
+    for (got, want) in out.iter().zip(want) {
+        assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    }
 }
