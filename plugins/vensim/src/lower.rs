@@ -1311,7 +1311,7 @@ impl<'f> Lowerer<'f, '_> {
         for member in members {
             let mut inner = env.clone();
             inner.binding.push((along.key.clone(), member));
-            let mut attribute = |l: &mut Self, name: &String| {
+            let attribute = |l: &mut Self, name: &String| {
                 let mut subs = subs.clone();
                 if let Some(s) = subs.last_mut() {
                     *s = Sub { key: name.clone(), text: l.subs.element_text(name).to_string(), bang: false, at: s.at };
@@ -1549,7 +1549,7 @@ impl Profile {
         );
         let kind = |k: f64| op2(Op::Eq, self.kind.clone(), num(k));
         match self.kind {
-            S::Num(k) if k == 1.0 => rectangular,
+            S::Num(1.0) => rectangular,
             _ => if_(
                 kind(1.0),
                 rectangular,
