@@ -402,6 +402,59 @@ fn test_models_reproduce_vensims_output() {
     assert!(readme == rewritten, "the README's conformance section is out of date (PARFIT_BLESS=1 rewrites it)");
 }
 
+/// PySD's outputs (`bench/peers/pysd_conformance.py`: `<model>.tab`, or `<model>.error`) held to the same
+/// references and tolerance as parfit's: the status PySD 3.14.3 gets.
+fn pysd_status(outputs: &Path, model: &str) -> Status {
+    let base = outputs.join(model);
+    if let Ok(why) = std::fs::read_to_string(format!("{}.error", base.display())) {
+        return Status::Refused(why);
+    }
+    let (reference, theirs) = match (
+        corpus().join(model).parent().and_then(reference_file).map(|p| read_reference(&p)),
+        read_reference(Path::new(&format!("{}.tab", base.display()))),
+    ) {
+        (Some(Ok(r)), Ok(t)) => (r, t),
+        (r, t) => return Status::Mismatch(format!("unreadable: {:?} {:?}", r.map(|r| r.err()), t.err())),
+    };
+    // PySD's row for each of Vensim's times (Vensim writes times to 6 digits).
+    let rows: Option<Vec<usize>> =
+        reference.times.iter().map(|&t| theirs.times.iter().position(|&p| (p - t).abs() <= RTOL * t.abs())).collect();
+    let Some(rows) = rows else { return Status::Mismatch("PySD saved other times".into()) };
+    let columns = theirs
+        .names
+        .iter()
+        .enumerate()
+        .map(|(c, name)| {
+            let column = rows.iter().map(|&r| theirs.rows[r].get(c).copied().flatten().unwrap_or(f64::NAN));
+            (canonical(name), column.collect())
+        })
+        .collect();
+    compare(&Run { columns }, &reference).map_or(Status::Pass, Status::Mismatch)
+}
+
+/// PySD 3.14.3 on the same references and tolerance: run `bench/peers/pysd_conformance.py CORPUS DIR` with
+/// PySD's venv (`bench/peers/pysd_vensim.sh` makes it), then `PARFIT_PYSD_OUTPUTS=DIR cargo test -p
+/// parfit-vensim --test conformance -- --ignored --nocapture`. Prints PySD's totals and where the two differ.
+#[test]
+#[ignore = "needs PySD's outputs: bench/peers/pysd_conformance.py"]
+fn pysd_on_the_same_references() {
+    let outputs = std::env::var_os("PARFIT_PYSD_OUTPUTS").map(PathBuf::from).expect("PARFIT_PYSD_OUTPUTS");
+    let models = models();
+    let pysd: BTreeMap<String, Status> = models.iter().map(|m| (m.clone(), pysd_status(&outputs, m))).collect();
+    let ours = expected();
+    println!("PySD 3.14.3: {}", totals(&pysd));
+    for (model, status) in &pysd {
+        let our = ours.get(model).map_or("?", String::as_str);
+        if (status.word() == "pass") != (our == "pass") {
+            println!("{model}: PySD {} {}; parfit {our}", status.word(), status.reason());
+        }
+    }
+    assert!(
+        pysd.values().all(|s| !s.reason().starts_with("unreadable")),
+        "PySD's outputs are incomplete: run bench/peers/pysd_conformance.py again"
+    );
+}
+
 /// A model's outputs at its saved times, its `GET …` files read from `files`.
 fn outputs_with(model: &str, files: Files) -> Result<Vec<f64>, String> {
     let source = std::fs::read_to_string(corpus().join(model)).map_err(|e| e.to_string())?;
