@@ -172,7 +172,11 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     let (rhs, jac, out, pjac) = (p.rhs.len(), p.jac.len(), p.out.len(), p.pjac.len());
     let (nf, nj, no, npj) = (p.f.len(), p.jac_entries.len(), p.out_regs.len(), p.pjac_entries.len());
     let sensitivities = if p.sensitivities { rhs + jac + pjac + nf + nj + npj } else { 0 };
-    let operations = (rhs + nf) + (rhs + jac + nj) + (out + no) + sensitivities;
+    // A program without Jacobian code (Monte Carlo, or a system compiled without sensitivities) needs no
+    // second copy of its right-hand side.
+    let has_jac = !(p.jac.is_empty() && p.jac_entries.is_empty());
+    let jac_operations = if has_jac { rhs + jac + nj } else { 0 };
+    let operations = (rhs + nf) + jac_operations + (out + no) + sensitivities;
     if operations > MAX_OPERATIONS {
         return Err(format!(
             "the model has {operations} operations, more than the {MAX_OPERATIONS} the JIT compiles; it runs in \
@@ -215,7 +219,7 @@ pub fn compile(p: &Program) -> Result<Native, String> {
         n_states: p.n_states,
     };
     let rhs = ctx.section("rhs", &[&p.rhs], &p.f)?;
-    let jac = ctx.section("jac", &[&p.rhs, &p.jac], &jac_regs)?;
+    let jac = if has_jac { Some(ctx.section("jac", &[&p.rhs, &p.jac], &jac_regs)?) } else { None };
     let out = if p.out.is_empty() { None } else { Some(ctx.section("out", &[&p.out], &p.out_regs)?) };
     let sens = if p.sensitivities {
         let parts: Vec<u32> =
@@ -234,7 +238,7 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     };
     Ok(Native {
         rhs: sec(rhs),
-        jac: Some(sec(jac)),
+        jac: jac.map(sec),
         out: out.map(sec),
         sens: sens.map(sec),
         n_states: p.n_states,
@@ -434,14 +438,6 @@ impl Gen<'_> {
     }
 }
 
-/// A value's bits, with every NaN the same: Rust leaves a NaN's sign and payload unspecified (the compiler
-/// may swap the operands of `a + b`, and x86 returns the first operand's NaN), so no two compilations of an
-/// operation agree on them; everything else must match bit for bit.
-#[cfg(test)]
-pub(crate) fn bits(x: f64) -> u64 {
-    if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::{Dialect, Program, compile};
@@ -459,9 +455,7 @@ F_i {
 out_i { x * y - z * t, sigmoid(x) + pow(y, 2), x }
 ";
 
-    fn bits(v: &[f64]) -> Vec<u64> {
-        v.iter().map(|&x| super::bits(x)).collect()
-    }
+    use crate::bits;
 
     /// Native and interpreted right-hand side, Jacobian and outputs agree bit for bit, also at zeros of
     /// both signs, infinities and NaN.
@@ -564,9 +558,9 @@ mod op_tests {
                     p.outputs(&mut ri, 0.0, &[x, y, z], &mut a);
                     native.outputs(&mut rn, 0.0, &[x, y, z], &mut b);
                     for (k, op) in ops.iter().enumerate() {
-                        let want = super::bits(op.apply(x, y, z, 0.0));
-                        assert_eq!(super::bits(a[k]), want, "{op:?}({x}, {y}, {z}) interpreted");
-                        assert_eq!(super::bits(b[k]), want, "{op:?}({x}, {y}, {z}) native");
+                        let want = crate::bits(&[op.apply(x, y, z, 0.0)]);
+                        assert_eq!(crate::bits(&a[k..=k]), want, "{op:?}({x}, {y}, {z}) interpreted");
+                        assert_eq!(crate::bits(&b[k..=k]), want, "{op:?}({x}, {y}, {z}) native");
                     }
                 }
             }

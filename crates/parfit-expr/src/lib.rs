@@ -1,4 +1,4 @@
-//! The model-text compiler shared by parfit's ODE and Monte Carlo plugins.
+//! The model compiler shared by parfit's ODE, Monte Carlo and Vensim plugins.
 //!
 //! Models are written in a subset of [DiffSL](https://martinjrobins.github.io/diffsl/): tensors of
 //! expressions over parameters, states and `t`. [`compile`] parses the text and compiles it, for a
@@ -10,8 +10,11 @@
 //!
 //! Monte Carlo models may call random draws (`normal()`, `uniform()`, `lognormal(mu, sigma)`,
 //! `bernoulli(p)`); each call site becomes a numbered *draw slot* ([`Program::draws`]), an input register
-//! that the runner fills with a standard normal or a uniform on [0, 1) before each step. The crate does no
-//! I/O and builds for wasm32.
+//! that the runner fills with a standard normal or a uniform on [0, 1) before each step.
+//!
+//! Front ends with their own language (the Vensim reader) lower models to a [`system::System`] of scalar
+//! equations instead, which [`system::compile_system`] compiles into the same kind of [`Program`], lookup
+//! tables included. The crate does no I/O and builds for wasm32.
 
 // Only `jit.rs` (calling generated code) may opt out; see ARCHITECTURE.md, invariant 7.
 #![deny(unsafe_code)]
@@ -42,6 +45,14 @@ pub fn compile(source: &str, dialect: Dialect) -> Result<Compiled, Located> {
 pub fn compile_with_sensitivities(source: &str) -> Result<Compiled, Located> {
     let ast = parser::parse(source)?;
     compile::compile(&ast, Dialect::Ode, true)
+}
+
+/// Values' bits, with every NaN the same: Rust leaves a NaN's sign and payload unspecified (the compiler
+/// may swap the operands of `a + b`, and x86 returns the first operand's NaN), so no two compilations of an
+/// operation agree on them; everything else must match bit for bit.
+#[cfg(test)]
+pub(crate) fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() }).collect()
 }
 
 #[cfg(test)]

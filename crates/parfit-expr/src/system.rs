@@ -147,7 +147,8 @@ pub const MAX_DEPTH: usize = 500;
 /// share), for the memory check before any code is generated.
 const BYTES_PER_NODE: f64 = 256.0;
 
-/// Compile a system into a program (with its forward sensitivity code when `sensitivities`): the program's
+/// Compile a system into a program (with its Jacobian ∂F/∂u and forward sensitivity code when
+/// `sensitivities`; without, the program has no Jacobian code, as Monte Carlo programs): the program's
 /// parameters are `system.params` in order, its states `system.states` in order, `f` their updates, its
 /// outputs `system.outputs`. Draw slots are the `Expr::Draw` nodes of the auxiliaries' values, the states'
 /// updates and the outputs, in that order (a slot nothing reads is dropped, as in DiffSL programs).
@@ -208,23 +209,26 @@ pub fn compile_system(system: &System, sensitivities: bool) -> Result<crate::Com
     }
 
     // The right-hand side, then its Jacobian.
-    let updates: Vec<&Expr> = system.states.iter().map(|s| &s.update).collect();
     g.section(&order, &scan.dynamic_deps, &scan.update_vars)?;
     let mut f = Vec::with_capacity(n_states);
-    for (j, e) in updates.iter().enumerate() {
-        let v = g.expr(e, Ctx::Dynamic, Site::StateUpdate(j))?;
+    for (j, s) in system.states.iter().enumerate() {
+        let v = g.expr(&s.update, Ctx::Dynamic, Site::StateUpdate(j))?;
         f.push(g.e.reg(v));
     }
     let rhs = g.take_dynamic();
+    // Only the sensitivity equations need ∂F/∂u: the runners are explicit.
     let whole = |message| SystemError { site: first_site(system), message };
-    let jac_entries = g.e.jacobian(&rhs, &f).map_err(whole)?;
-    let jac = g.take_dynamic();
+    let (jac, jac_entries) = if sensitivities {
+        let entries = g.e.jacobian(&rhs, &f).map_err(whole)?;
+        (g.take_dynamic(), entries)
+    } else {
+        (Vec::new(), Vec::new())
+    };
 
     // The outputs.
-    let outputs: Vec<&Expr> = system.outputs.iter().map(|o| &o.1).collect();
     g.section(&order, &scan.dynamic_deps, &scan.output_vars)?;
-    let mut out_regs = Vec::with_capacity(outputs.len());
-    for (o, e) in outputs.iter().enumerate() {
+    let mut out_regs = Vec::with_capacity(system.outputs.len());
+    for (o, (_, e)) in system.outputs.iter().enumerate() {
         let v = g.expr(e, Ctx::Dynamic, Site::Output(o))?;
         out_regs.push(g.e.reg(v));
     }
@@ -673,7 +677,7 @@ mod tests {
             let mut native = p.clone();
             native.compile_native().expect("the JIT compiles the system");
             let n = run(&native, params, t, y);
-            let bits = |v: &[f64]| v.iter().map(|&x| crate::jit::bits(x)).collect::<Vec<_>>();
+            use crate::bits;
             let i = &interpreted;
             assert_eq!((bits(&i.0), bits(&i.1), bits(&i.2)), (bits(&n.0), bits(&n.1), bits(&n.2)));
         }
@@ -805,13 +809,16 @@ mod tests {
                     ),
                 ),
                 var("step", op(Op::Add, vec![lookup(LookupMode::Forward, x()), lookup(LookupMode::Backward, y())])),
+                // INITIAL(x · p1) = 2 p0 p1, and an ACTIVE INITIAL auxiliary y starts from.
+                var("init", E::Initial(Box::new(mul(x(), p1())))),
+                Var { name: "active".into(), value: E::Time, initial: Some(mul(p0(), p1())) },
             ],
             states: vec![
                 state("x", mul(p0(), E::Num(2.0)), op(Op::Sub, vec![add(E::Var(0), E::Var(2)), mul(E::Var(3), x())])),
                 state(
                     "y",
-                    lookup(LookupMode::Interpolate, p1()),
-                    op(Op::Add, vec![mul(E::Var(1), E::Var(4)), E::Var(5), E::Var(6), E::Var(7), E::Var(8)]),
+                    add(lookup(LookupMode::Interpolate, p1()), E::Var(10)),
+                    op(Op::Add, vec![mul(E::Var(1), E::Var(4)), E::Var(5), E::Var(6), E::Var(7), E::Var(8), E::Var(9)]),
                 ),
             ],
             outputs: outputs(vec![add(mul(x(), y()), E::Var(0)), add(E::Var(3), mul(p0(), E::Var(5)))]),
@@ -830,7 +837,7 @@ mod tests {
         let inv = (xv * 0.5 + 0.3) * 0.5;
         let area = |x: f64| if x <= 1.0 { x * x } else { 1.0 + (x - 1.0) * (2.0 + (2.0 + 0.5 * (x - 1.0))) / 2.0 };
         let trig = (xv * 0.3).asin() + (yv * 0.7).atan() + (0.2 * yv).acos();
-        let want_y = e * inv + (area(yv + 0.7) - area(xv)) + 1.3 * yv + trig + (2.5 + 0.0);
+        let want_y = e * inv + (area(yv + 0.7) - area(xv)) + 1.3 * yv + trig + (2.5 + 0.0) + 2.0 * 0.7 * 1.3;
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
         assert!(close(f[0], l + yv * 1.3 - m * xv), "{} vs {}", f[0], l + yv * 1.3 - m * xv);
         assert!(close(f[1], want_y), "{} vs {want_y}", f[1]);
@@ -965,6 +972,7 @@ mod tests {
         );
         let deepest = nested(MAX_DEPTH);
         let compile_it = move || {
+            #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
             let mut c = compile_system(&deepest, true).map_err(|e| e.message)?;
             #[cfg(not(target_arch = "wasm32"))]
             c.program.compile_native()?;
@@ -975,6 +983,33 @@ mod tests {
         #[cfg(target_arch = "wasm32")]
         let f = compile_it();
         assert!(f.unwrap()[0].is_finite());
+    }
+
+    /// Every table read through the program, interpreted and native, is the table's own read, at the edges
+    /// `lookup.rs` documents (and NaN, infinities).
+    #[test]
+    fn programs_read_tables_as_the_tables_do() {
+        use LookupMode::*;
+        let points = vec![(0.0, 1.0), (1.0, 3.0), (1.0, 5.0), (2.0, 4.0), (3.0, 4.0)];
+        let modes = [Interpolate, Extrapolate, Forward, Backward, Invert];
+        let mut exprs: Vec<Expr> =
+            modes.iter().map(|&mode| E::Lookup { table: 0, mode, x: Box::new(E::State(0)) }).collect();
+        exprs.push(E::LookupArea { table: 0, from: Box::new(E::Num(0.5)), to: Box::new(E::State(0)) });
+        let system = System {
+            states: vec![state("x", E::Num(0.0), E::Num(0.0))],
+            outputs: outputs(exprs),
+            tables: vec![Table { name: "t".into(), points: points.clone() }],
+            ..System::default()
+        };
+        let c = compile(&system);
+        let table = LookupTable::new(&points).expect("a valid table");
+        let (nan, inf) = (f64::NAN, f64::INFINITY);
+        for x in [-inf, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, inf, nan] {
+            let (_, _, out) = run_both(&c.program, &[], 0.0, &[x]);
+            let mut want: Vec<f64> = modes.iter().map(|&mode| table.read(mode, x)).collect();
+            want.push(table.area(0.5, x));
+            assert_eq!(crate::bits(&out), crate::bits(&want), "at {x}");
+        }
     }
 
     #[test]

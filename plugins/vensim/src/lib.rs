@@ -152,13 +152,16 @@ pub struct Options {
     pub seed: u64,
     /// Where `GET …` calls read their files; by default the directory of the source's name.
     pub files: Option<data::Files>,
+    /// Vensim output files (`.tab`, `.csv`) among those files that hold the values of data variables without
+    /// an equation (a run of another model), searched in order — PySD's `data_files`.
+    pub data_outputs: Vec<String>,
     /// Offer exact output derivatives (Euler only), which switch fits to derivative-based polishing.
     pub sensitivities: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { method: None, jit: true, seed: 0, files: None, sensitivities: false }
+        Options { method: None, jit: true, seed: 0, files: None, data_outputs: Vec::new(), sensitivities: false }
     }
 }
 
@@ -197,7 +200,7 @@ impl VensimModel {
             }
         };
         let files = options.files.clone().unwrap_or_else(|| data::Files::Dir(source_dir(source_name)));
-        let lowered = lower::lower(&file, Some(files)).map_err(err)?;
+        let lowered = lower::lower(&file, Some(files), &options.data_outputs).map_err(err)?;
         let compiled = parfit_expr::system::compile_system(&lowered.system, false).map_err(|e| {
             let places = &lowered.places;
             let at = match e.site {
@@ -634,6 +637,9 @@ struct Config {
     /// Or the data files themselves, by name (text files: CSV), e.g. from the browser.
     #[serde(default)]
     data_files: Option<std::collections::BTreeMap<String, String>>,
+    /// Vensim output files holding data variables' values (see [`Options::data_outputs`]).
+    #[serde(default)]
+    data_outputs: Vec<String>,
     #[serde(default)]
     sensitivities: bool,
 }
@@ -650,7 +656,8 @@ fn default_jit() -> bool {
 /// `{"source": text, "source_name": name (default "model.mdl"), "method": "euler" | "rk4" (default: the
 /// file's setting, else Euler), "jit": true | false (default true), "seed": the random functions' seed
 /// (default 0), "data_dir": the directory `GET …` calls read (default: the source name's), or "data_files":
-/// {name: text}, "sensitivities": exact output derivatives for Euler (default false)}`; other keys are errors.
+/// {name: text}, "data_outputs": [Vensim output files with data variables' values], "sensitivities": exact
+/// output derivatives for Euler (default false)}`; other keys are errors.
 pub fn model_from_config(kind: &str, config_json: &str) -> Result<VensimModel, String> {
     if kind != KIND {
         return Err(format!("unknown model kind '{kind}' (this plugin provides: {KIND})"));
@@ -667,6 +674,7 @@ pub fn model_from_config(kind: &str, config_json: &str) -> Result<VensimModel, S
         jit: config.jit,
         seed: config.seed,
         files,
+        data_outputs: config.data_outputs,
         sensitivities: config.sensitivities,
     };
     VensimModel::compile_with(&config.source, &config.source_name, &options).map_err(|e| e.to_string())

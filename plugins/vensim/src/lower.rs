@@ -117,6 +117,8 @@ static UNDEFINED: Cell = Cell { eq: 0, binding: Vec::new(), number: 0, slot: Non
 const MAX_MACRO_DEPTH: usize = 32;
 
 struct Lowerer<'f, 's> {
+    /// Vensim output files holding the values of data variables without an equation.
+    data_outputs: &'s [String],
     subs: Subscripts,
     macros: HashMap<String, &'f Macro>,
     scopes: Vec<Scope<'f>>,
@@ -139,7 +141,7 @@ struct Lowerer<'f, 's> {
 }
 
 /// Lower a read file; `files` are where its `GET …` calls read (none: such calls are refused).
-pub(crate) fn lower(file: &MdlFile, files: Option<Files>) -> Result<Lowered, Located> {
+pub(crate) fn lower(file: &MdlFile, files: Option<Files>, data_outputs: &[String]) -> Result<Lowered, Located> {
     let mut data = files.map(DataFiles::new);
     let defs: Vec<_> = file
         .entries
@@ -183,6 +185,7 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>) -> Result<Lowered, Loc
         places: Places::default(),
         labels: HashMap::new(),
         data,
+        data_outputs,
         reads: HashMap::new(),
         at: 0,
         macro_depth: 0,
@@ -576,6 +579,32 @@ impl<'f> Lowerer<'f, '_> {
         Ok(points)
     }
 
+    /// The values of data variable cell `name` (no equation) from the first output file that has them.
+    fn output_points(&mut self, name: &str, e: &Equation) -> Result<Vec<(f64, f64)>, Located> {
+        let no_data = || {
+            Located::new(
+                e.lhs.at,
+                format!(
+                    "'{name}' is a data variable without an equation, and no Vensim output file among the \
+                     configuration's \"data_outputs\" has its values"
+                ),
+            )
+        };
+        let (Some(data), outputs) = (self.data.as_mut(), self.data_outputs) else { return Err(no_data()) };
+        for file in outputs {
+            let series = data.output_series(file, name).map_err(|m| Located::new(e.lhs.at, m))?;
+            if let Some(Series { xs, ys }) = series {
+                let values = ys.first().map(Vec::as_slice).unwrap_or(&[]);
+                let points: Vec<(f64, f64)> =
+                    xs.iter().zip(values).filter(|(_, y)| !y.is_nan()).map(|(&x, &y)| (x, y)).collect();
+                if !points.is_empty() {
+                    return Ok(points);
+                }
+            }
+        }
+        Err(no_data())
+    }
+
     /// Literal constants become parameters (of the model's scope) in file order.
     fn allocate_params(&mut self, scope: usize) -> Result<(), Located> {
         for (v, k) in self.each_cell(scope) {
@@ -657,15 +686,16 @@ impl<'f> Lowerer<'f, '_> {
                     Slot::Var(self.push_var(name, value, e.lhs.at))
                 }
                 (Rhs::Lookup(points), _) => Slot::Table(self.push_table(name, points.clone(), e.lhs.at)),
-                (Rhs::Data { expr: None, .. }, _) => {
-                    return Err(Located::new(
-                        e.lhs.at,
-                        format!(
-                            "'{}' is a data variable without an equation: its values would come from a .vdf file, \
-                             which is not supported",
-                            e.lhs.name
-                        ),
-                    ));
+                (Rhs::Data { expr: None, mode }, _) => {
+                    let points = self.output_points(&name, e)?;
+                    let table = self.push_table(format!("{name} (data)"), points, e.lhs.at);
+                    let mode = match mode {
+                        DataMode::HoldBackward => LookupMode::Backward,
+                        DataMode::LookForward => LookupMode::Forward,
+                        DataMode::Interpolate => LookupMode::Interpolate,
+                    };
+                    let value = S::Lookup { table, mode, x: Box::new(S::Time) };
+                    Slot::Var(self.push_var(name, value, e.lhs.at))
                 }
                 _ => Slot::Var(self.push_var(name, S::Num(f64::NAN), e.lhs.at)),
             };

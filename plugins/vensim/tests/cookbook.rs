@@ -160,10 +160,22 @@ fn simulate_cost() {
     }
     let per = start.elapsed().as_secs_f64() / n as f64;
     println!(
-        "aging chain, 80 Euler steps, 11 output times: {:.2} µs per simulate, {:.1} ns per step",
+        "aging chain, 80 Euler steps, 11 output times, native code: {:.2} µs per simulate, {:.1} ns per step",
         per * 1e6,
         per / 80.0 * 1e9
     );
+    let options = parfit_vensim::Options { jit: false, ..Default::default() };
+    let interpreted = VensimModel::compile_with(&data("Aging_Chain.mdl"), "Aging_Chain.mdl", &options).unwrap();
+    assert!(m.is_native() && !interpreted.is_native());
+    let mut ws_interpreted = interpreted.workspace();
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        params[1 + i % 9] = 0.05 + 1e-9 * (i % 7) as f64;
+        interpreted.simulate(&mut ws_interpreted, std::hint::black_box(&params), &inputs, &times, &mut out).unwrap();
+        std::hint::black_box(&out);
+    }
+    let per = start.elapsed().as_secs_f64() / n as f64;
+    println!("the same, interpreted: {:.2} µs per simulate, {:.1} ns per step", per * 1e6, per / 80.0 * 1e9);
 
     // Baseline for this machine: the same Euler steps hand-written in Rust, in PySD's operation order.
     let hand = |r: &[f64], x: &mut [f64; 9], out: &mut [f64]| {

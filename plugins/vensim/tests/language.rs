@@ -77,11 +77,6 @@ fn unsupported_constructs_are_refused_with_their_place() {
             "model.mdl:2:9: the Vensim function GET DIRECT CONSTANTS is supported only as the whole right-hand side \
              of an equation",
         ),
-        (
-            "x ~ units ~ data from a file |",
-            "model.mdl:2:1: 'x' is a data variable without an equation: its values would come from a .vdf file, \
-             which is not supported",
-        ),
         ("x = 2 * INTEG(1, 0) ~~|", "model.mdl:2:9: INTEG must be the whole right-hand side of a stock's equation"),
         (
             "x = 1 + ACTIVE INITIAL(2, 3) ~~|",
@@ -635,4 +630,22 @@ fn structural_parameters_keep_their_default() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A data variable without an equation takes its values from a Vensim output file the configuration names
+/// (a run of another model), read on time.
+#[test]
+fn data_variables_from_a_vensim_output_file() {
+    let src = model_src("r: a, b ~~|\nd[r] ~~|\ne[r] = d[r] * 2 ~~|");
+    let files = serde_json::json!({ "run.tab": "Time\td[a]\td[b]\n0\t1\t5\n1\t3\t5\n" });
+    let config = serde_json::json!({ "source": src, "data_files": files, "data_outputs": ["run.tab"] });
+    let m = model_from_config("vensim", &config.to_string()).unwrap();
+    assert_eq!(names(&m.spec().outputs), ["d[a]", "d[b]", "e[a]", "e[b]"]);
+    assert_eq!(run(&m, &[], &[], &[0.5]).unwrap(), [2.0, 5.0, 4.0, 10.0]);
+    let e = compile_err("d ~~|");
+    assert_eq!(
+        e,
+        "model.mdl:2:1: 'd' is a data variable without an equation, and no Vensim output file among the \
+         configuration's \"data_outputs\" has its values"
+    );
 }
