@@ -31,7 +31,10 @@ with tempfile.TemporaryDirectory() as scratch:
         target = os.path.join(out, model)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         try:
-            run = pysd.read_vensim(os.path.join(copy, os.path.basename(model))).run()
+            # Other Vensim outputs beside the model give its data variables (as conformance.rs does).
+            tabs = sorted(f for f in os.listdir(copy) if f.lower().endswith(".tab") and f != "output.tab")
+            data_files = [os.path.join(copy, f) for f in tabs] or None
+            run = pysd.read_vensim(os.path.join(copy, os.path.basename(model)), data_files=data_files).run()
             run.index.name = "Time"
             run.to_csv(target + ".tab", sep="\t", float_format="%.17g")
         except Exception as e:  # noqa: BLE001 - a model PySD cannot run is recorded, not fatal

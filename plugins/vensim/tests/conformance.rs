@@ -62,6 +62,18 @@ fn models() -> Vec<String> {
     models
 }
 
+/// Other Vensim outputs beside a model (`.tab` files but the reference): where its data variables without an
+/// equation take their values, as PySD's own tests give them (`tests/data_from_other_model/data.tab`).
+fn vensim_outputs(dir: &Path) -> Vec<String> {
+    let names = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let mut tabs: Vec<String> = names
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.to_lowercase().ends_with(".tab") && name != "output.tab")
+        .collect();
+    tabs.sort();
+    tabs
+}
+
 fn reference_file(dir: &Path) -> Option<PathBuf> {
     ["output.tab", "output.csv"].iter().map(|f| dir.join(f)).find(|p| p.is_file())
 }
@@ -171,8 +183,9 @@ fn run(model: &str, times: &[f64]) -> Result<Result<Run, String>, String> {
     let path = corpus().join(model);
     let source = std::fs::read_to_string(&path).map_err(|e| format!("{model}: {e}"))?;
     let files = path.parent().map(|dir| Files::Dir(dir.to_path_buf()));
+    let data_outputs = path.parent().map(vensim_outputs).unwrap_or_default();
     let compile = |jit: bool| {
-        let options = Options { files: files.clone(), jit, ..Options::default() };
+        let options = Options { files: files.clone(), jit, data_outputs: data_outputs.clone(), ..Options::default() };
         VensimModel::compile_with(&source, model, &options).map_err(|e| e.to_string())
     };
     let m = compile(true)?;
@@ -458,7 +471,8 @@ fn pysd_on_the_same_references() {
 /// A model's outputs at its saved times, its `GET …` files read from `files`.
 fn outputs_with(model: &str, files: Files) -> Result<Vec<f64>, String> {
     let source = std::fs::read_to_string(corpus().join(model)).map_err(|e| e.to_string())?;
-    let options = Options { files: Some(files), ..Options::default() };
+    let data_outputs = corpus().join(model).parent().map(vensim_outputs).unwrap_or_default();
+    let options = Options { files: Some(files), data_outputs, ..Options::default() };
     let m = VensimModel::compile_with(&source, model, &options).map_err(|e| e.to_string())?;
     let (spec, times) = (m.spec(), m.save_times());
     let mut out = vec![f64::NAN; spec.output_len(times.len())];
