@@ -556,6 +556,19 @@ fn data_files_given_by_name_read_as_from_the_directory() {
     assert!(checked >= 10, "{checked} models with data files ran");
 }
 
+/// The whole path — reading Vensim's file, running, comparing — catches a value 2e-5 off on a real model.
+#[test]
+fn a_real_model_two_parts_in_1e5_off_is_a_mismatch() {
+    let model = "samples/teacup/teacup.mdl";
+    let reference = read_reference(&corpus().join("samples/teacup/output.csv")).unwrap();
+    let mut run = run(model, &reference.times).unwrap().unwrap();
+    assert_eq!(compare(&run, &reference), None);
+    let temperature = run.columns.get_mut("teacup temperature").unwrap();
+    temperature[10] *= 1.0 + 2e-5;
+    let found = compare(&run, &reference).unwrap();
+    assert!(found.starts_with("'Teacup Temperature' at time"), "{found}");
+}
+
 #[test]
 fn names_compare_as_vensim_compares_them() {
     assert_eq!(canonical("\"Dec_1  LOSS\""), "dec 1 loss");
