@@ -842,7 +842,7 @@ impl<'f> Lowerer<'f, '_> {
                 // in the widest range holding the range (Vensim counts a subrange's elements in its parent).
                 Some(Named::Range(r)) => {
                     let sub = Sub { key: key.to_string(), text: text.to_string(), bang: false, at };
-                    let e = self.element(env, &sub, r)?;
+                    let e = self.element(env, &sub)?;
                     Ok(S::Num(self.subs.position(&e, &self.subs.ranges[r].elements)))
                 }
                 // An element as a value: its position in the widest range holding it.
@@ -868,7 +868,7 @@ impl<'f> Lowerer<'f, '_> {
         }
         let mut index = 0;
         for (sub, &dim) in subs.iter().zip(&var.dims) {
-            let e = self.element(env, sub, dim)?;
+            let e = self.element(env, sub)?;
             let range = &self.subs.ranges[dim];
             let pos = range.elements.iter().position(|x| *x == e).ok_or_else(|| {
                 Located::new(
@@ -885,9 +885,10 @@ impl<'f> Lowerer<'f, '_> {
         Ok(index)
     }
 
-    /// The element a written subscript stands for in `env`, for a position running over range `dim`.
-    fn element(&self, env: &Env, sub: &Sub, dim: usize) -> Result<String, Located> {
-        let bound = |key: &str| env.binding.iter().find(|(r, _)| r == key).map(|(_, e)| e.clone());
+    /// The element a written subscript stands for in `env`.
+    fn element(&self, env: &Env, sub: &Sub) -> Result<String, Located> {
+        // The latest binding of a range wins (vector functions rebind the range they run along).
+        let bound = |key: &str| env.binding.iter().rfind(|(r, _)| r == key).map(|(_, e)| e.clone());
         if sub.bang {
             return bound(&format!("{}!", sub.key)).ok_or_else(|| {
                 Located::new(
@@ -916,8 +917,6 @@ impl<'f> Lowerer<'f, '_> {
                         return Ok(e.clone());
                     }
                 }
-                // The variable's position runs over a range the left-hand side maps to.
-                let _ = dim;
                 Err(Located::new(
                     sub.at,
                     format!(
@@ -1002,6 +1001,36 @@ impl<'f> Lowerer<'f, '_> {
             }
             "vector select" => self.vector_select(args, at, env),
             "vector elm map" => self.vector_elm_map(args, at, env),
+            "vector rank" | "vector sort order" => {
+                arity(2)?;
+                let Some(direction) = args[1].as_literal() else {
+                    return Err(Located::new(
+                        at,
+                        format!("{upper}'s direction must be a number (1 ascending, 0 descending)"),
+                    ));
+                };
+                let (values, position) = self.along_last(&args[0], env, &upper, at)?;
+                let ranks = ranks(&values, direction != 0.0);
+                Ok(match key {
+                    "vector rank" => ranks[position].clone(),
+                    // The (0-based) index of the element whose rank is this position's.
+                    _ => ranks
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, r)| op2(Op::Mul, S::Num(i as f64), op2(Op::Eq, r, S::Num((position + 1) as f64))))
+                        .reduce(|a, b| op2(Op::Add, a, b))
+                        .unwrap_or(S::Num(f64::NAN)),
+                })
+            }
+            "invert matrix" => self.invert_matrix(args, at, env),
+            "vector reorder" => {
+                arity(2)?;
+                let (values, _) = self.along_last(&args[0], env, &upper, at)?;
+                let order = self.expr(&args[1], env)?;
+                Ok(values.into_iter().enumerate().rev().fold(S::Num(f64::NAN), |rest, (i, v)| {
+                    S::Op(Op::If, vec![op2(Op::Eq, order.clone(), S::Num(i as f64)), v, rest])
+                }))
+            }
             "with lookup" => {
                 arity(2)?;
                 let x = self.expr(&args[0], env)?;
@@ -1182,6 +1211,80 @@ impl<'f> Lowerer<'f, '_> {
         Ok(S::Op(Op::If, vec![count, chosen, missing]))
     }
 
+    /// The values of a vector function's argument `vector[…, r]` along its last subscript's range r, and the
+    /// position along r that `env` stands at.
+    fn along_last(&mut self, x: &Expr, env: &Env, function: &str, at: usize) -> Result<(Vec<S>, usize), Located> {
+        let along = || {
+            Located::new(
+                at,
+                format!("{function} runs along its argument's last subscript, which must be a range without '!'"),
+            )
+        };
+        let Expr::Var { subs, .. } = x else { return Err(along()) };
+        let Some(last) = subs.last().filter(|s| !s.bang) else { return Err(along()) };
+        let r = self.subs.range_of(last)?;
+        let here = self.element(env, last)?;
+        let elements = self.subs.ranges[r].elements.clone();
+        // Ranks compare every pair: n² expression nodes for each of n cells.
+        let n = elements.len() as f64;
+        parfit_core::limits::check_allocation(&format!("{function} along {n} elements"), n * n * n, 64.0)
+            .map_err(|m| Located::new(at, m))?;
+        let position = elements.iter().position(|e| *e == here).ok_or_else(|| {
+            Located::new(last.at, format!("'{}' is not an element of '{}'", self.subs.element_text(&here), last.text))
+        })?;
+        let mut values = Vec::with_capacity(elements.len());
+        for e in elements {
+            let mut inner = env.clone();
+            inner.binding.push((last.key.clone(), e));
+            values.push(self.expr(x, &inner)?);
+        }
+        Ok((values, position))
+    }
+
+    /// `INVERT MATRIX(m[…, rows, columns], n)`: the element of the inverse of the n × n matrix over the last two
+    /// subscripts at this equation's row and column, as the adjugate over the determinant (exact cofactor
+    /// expansion, so n is at most 4).
+    fn invert_matrix(&mut self, args: &[Expr], at: usize, env: &Env) -> Result<S, Located> {
+        let [matrix @ Expr::Var { subs, .. }, size] = args else {
+            return Err(Located::new(at, "INVERT MATRIX takes a subscripted variable and its size"));
+        };
+        let [.., row_sub, col_sub] = subs.as_slice() else {
+            return Err(Located::new(at, "INVERT MATRIX needs a variable with two subscripts at least"));
+        };
+        let (rows, cols) = (self.subs.range_of(row_sub)?, self.subs.range_of(col_sub)?);
+        let n = self.subs.ranges[rows].elements.len();
+        if self.subs.ranges[cols].elements.len() != n || size.as_literal() != Some(n as f64) {
+            return Err(Located::new(at, format!("INVERT MATRIX needs a square matrix whose size is given, {n}")));
+        }
+        if n > 4 {
+            return Err(Located::new(
+                at,
+                format!("INVERT MATRIX of a {n} × {n} matrix is not supported (at most 4 × 4)"),
+            ));
+        }
+        let position = |l: &Self, sub: &Sub, r: usize| -> Result<usize, Located> {
+            let e = l.element(env, sub)?;
+            l.subs.ranges[r].elements.iter().position(|x| *x == e).ok_or_else(|| {
+                Located::new(sub.at, format!("'{}' is not an element of '{}'", l.subs.element_text(&e), sub.text))
+            })
+        };
+        let (i, j) = (position(self, row_sub, rows)?, position(self, col_sub, cols)?);
+        let mut m = vec![Vec::with_capacity(n); n];
+        for (p, row) in m.iter_mut().enumerate() {
+            for q in 0..n {
+                let mut inner = env.clone();
+                inner.binding.push((row_sub.key.clone(), self.subs.ranges[rows].elements[p].clone()));
+                inner.binding.push((col_sub.key.clone(), self.subs.ranges[cols].elements[q].clone()));
+                row.push(self.expr(matrix, &inner)?);
+            }
+        }
+        let all: Vec<usize> = (0..n).collect();
+        let without = |k: usize| all.iter().copied().filter(|&x| x != k).collect::<Vec<_>>();
+        let cofactor = determinant(&m, &without(j), &without(i));
+        let cofactor = if (i + j) % 2 == 0 { cofactor } else { S::Op(Op::Neg, vec![cofactor]) };
+        Ok(op2(Op::Div, cofactor, determinant(&m, &all, &all)))
+    }
+
     /// `VECTOR ELM MAP(vector[e], offset)`: the element of `vector` `offset` places after `e` along its
     /// first position's range (NaN outside it).
     fn vector_elm_map(&mut self, args: &[Expr], at: usize, env: &Env) -> Result<S, Located> {
@@ -1274,6 +1377,49 @@ fn as_range(n: Named) -> Option<usize> {
         Named::Range(r) => Some(r),
         Named::Element(_) => None,
     }
+}
+
+/// The determinant of the rows × cols minor of `m`, by cofactor expansion along its first row.
+fn determinant(m: &[Vec<S>], rows: &[usize], cols: &[usize]) -> S {
+    match (rows, cols) {
+        ([], _) | (_, []) => S::Num(1.0),
+        ([r], [c]) => m[*r][*c].clone(),
+        ([r, rest @ ..], _) => cols
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| {
+                let minor: Vec<usize> = cols.iter().copied().filter(|&x| x != c).collect();
+                let term = op2(Op::Mul, m[*r][c].clone(), determinant(m, rest, &minor));
+                (k, term)
+            })
+            .fold(None, |acc: Option<S>, (k, term)| {
+                Some(match acc {
+                    None => term,
+                    Some(acc) => op2(if k % 2 == 0 { Op::Add } else { Op::Sub }, acc, term),
+                })
+            })
+            .unwrap_or(S::Num(0.0)),
+    }
+}
+
+/// The rank (from 1) of each value, ascending or descending; ties ranked in order of position.
+fn ranks(values: &[S], ascending: bool) -> Vec<S> {
+    let before = if ascending { Op::Lt } else { Op::Gt };
+    (0..values.len())
+        .map(|i| {
+            values.iter().enumerate().filter(|&(j, _)| j != i).fold(S::Num(1.0), |rank, (j, v)| {
+                let ahead = match j < i {
+                    // An equal value earlier in the vector ranks first.
+                    true => S::Op(
+                        Op::Or,
+                        vec![op2(before, v.clone(), values[i].clone()), op2(Op::Eq, v.clone(), values[i].clone())],
+                    ),
+                    false => op2(before, v.clone(), values[i].clone()),
+                };
+                op2(Op::Add, rank, ahead)
+            })
+        })
+        .collect()
 }
 
 /// Which `GET DIRECT …` / `GET XLS …` function a call is.

@@ -64,8 +64,8 @@ fn unsupported_constructs_are_refused_with_their_place() {
              the model",
         ),
         (
-            "r: a, b ~~|\nx[r] = 1 ~~|\ny = VECTOR SORT ORDER(x[r!], 1) ~~|",
-            "model.mdl:4:5: the Vensim function VECTOR SORT ORDER is not supported",
+            "r: a, b ~~|\nx[r] = 1 ~~|\ny = ALLOCATE AVAILABLE(x[r], x[r], 1) ~~|",
+            "model.mdl:4:5: the Vensim function ALLOCATE AVAILABLE is not supported",
         ),
         (
             "x = GET TIME VALUE(1, 0, 0) ~~|",
@@ -647,5 +647,45 @@ fn data_variables_from_a_vensim_output_file() {
         e,
         "model.mdl:2:1: 'd' is a data variable without an equation, and no Vensim output file among the \
          configuration's \"data_outputs\" has its values"
+    );
+}
+
+/// VECTOR RANK (from 1), VECTOR SORT ORDER (0-based indices) and VECTOR REORDER along the last subscript.
+#[test]
+fn vector_rank_sort_order_and_reorder() {
+    let m = compile(
+        "c: (c1-c4) -> s ~~|\ns: (s1-s4) -> c ~~|\nv[c] = 3, -1, 3, 0 ~~|\nrank[c] = VECTOR RANK(v[c], 1) ~~|\n\
+         down[c] = VECTOR RANK(v[c], 0) ~~|\norder[s] = VECTOR SORT ORDER(v[c], 1) ~~|\n\
+         sorted[s] = VECTOR REORDER(v[c], order[s]) ~~|",
+    )
+    .unwrap();
+    let out = at_start(&m);
+    assert_eq!(out[..4], [3.0, 1.0, 4.0, 2.0]);
+    assert_eq!(out[4..8], [1.0, 4.0, 2.0, 3.0]);
+    assert_eq!(out[8..12], [1.0, 3.0, 0.0, 2.0]);
+    assert_eq!(out[12..], [-1.0, 0.0, 3.0, 3.0]);
+    let e = compile_err("r: a, b ~~|\nx[r] = 1 ~~|\ny = VECTOR RANK(x[r!], 1) ~~|");
+    assert_eq!(
+        e,
+        "model.mdl:4:5: VECTOR RANK runs along its argument's last subscript, which must be a range without '!'"
+    );
+}
+
+/// INVERT MATRIX over the last two subscripts, also where elimination without pivoting would meet a zero.
+#[test]
+fn invert_matrix_over_the_last_two_subscripts() {
+    let m = compile(
+        "d: a, b, c ~~|\ne: a2, b2, c2 ~~|\nm[d, e] = 3, 0, 2; 2, 0, -2; 0, 1, 1; ~~|\n\
+         inv[d, e] = INVERT MATRIX(m[d, e], 3) ~~|",
+    )
+    .unwrap();
+    let out = at_start(&m);
+    let want = [0.2, 0.2, 0.0, -0.2, 0.3, 1.0, 0.2, -0.3, 0.0];
+    for (got, want) in out[..9].iter().zip(want) {
+        assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+    }
+    assert_eq!(
+        compile_err("d: a, b ~~|\nm[d, d] = 1 ~~|\ni[d] = INVERT MATRIX(m[d, d], 3) ~~|"),
+        "model.mdl:4:8: INVERT MATRIX needs a square matrix whose size is given, 2"
     );
 }
