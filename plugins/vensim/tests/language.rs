@@ -736,3 +736,27 @@ fn allocate_available_with_priority_profiles() {
         assert!((got - want).abs() < 1e-9, "{got} vs {want}");
     }
 }
+
+/// ALLOCATE AVAILABLE refuses the profile types whose Vensim results it cannot reproduce, and holds a
+/// constant that gives a profile's type at its default.
+#[test]
+fn allocate_available_refuses_unsupported_profiles() {
+    let src = |kind: &str| {
+        format!(
+            "b: x, y ~~|\np: ptype, ppriority, pwidth ~~|\ndemand[b] = 5, 3 ~~|\n\
+             prof[b, p] = {kind}, 1, 1; 1, 2, 1; ~~|\ngot[b] = ALLOCATE AVAILABLE(demand[b], prof[b, ptype], 4) ~~|"
+        )
+    };
+    assert_eq!(
+        compile_err(&src("3")),
+        "model.mdl:6:40: ALLOCATE AVAILABLE's priority profile type 3 (normal) is not supported (1 rectangular, 2 \
+         triangular and 4 exponential are)"
+    );
+    let m = compile(&src("1")).unwrap();
+    assert!(run(&m, &m.spec().defaults(), &[], &[0.0]).is_ok());
+    let mut params = m.spec().defaults();
+    params[2] = 2.0;
+    assert!(
+        matches!(run(&m, &params, &[], &[0.0]), Err(SimError::BadParameter { name, .. }) if name == "prof[x,ptype]")
+    );
+}
