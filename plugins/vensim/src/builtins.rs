@@ -35,7 +35,6 @@ pub(crate) struct Lowering<'a> {
     pub system: &'a mut System,
     /// The `.Control` values, known when the model is compiled.
     pub initial_time: f64,
-    pub final_time: f64,
     pub time_step: f64,
     /// Parameters whose value the model's structure depends on (a DELAY FIXED pipeline's length, a
     /// DELAY N's order): `(parameter index, why)`. The runner refuses other values than the default.
@@ -54,16 +53,8 @@ struct Clock {
 }
 
 impl<'a> Lowering<'a> {
-    pub(crate) fn new(system: &'a mut System, initial_time: f64, final_time: f64, time_step: f64) -> Self {
-        Lowering {
-            system,
-            initial_time,
-            final_time,
-            time_step,
-            structural: Vec::new(),
-            deferred: Vec::new(),
-            clock: None,
-        }
+    pub(crate) fn new(system: &'a mut System, initial_time: f64, time_step: f64) -> Self {
+        Lowering { system, initial_time, time_step, structural: Vec::new(), deferred: Vec::new(), clock: None }
     }
 }
 
@@ -987,7 +978,7 @@ mod tests {
 
         /// Lower the calls `build` makes, then finish.
         fn build(&mut self, build: impl FnOnce(&mut Lowering)) -> Vec<(usize, String)> {
-            let mut l = Lowering::new(&mut self.system, 0.0, self.final_time, self.dt);
+            let mut l = Lowering::new(&mut self.system, 0.0, self.dt);
             build(&mut l);
             finish(&mut l).expect("the deferred structures build");
             l.structural
@@ -1709,7 +1700,7 @@ mod tests {
     #[test]
     fn wrong_calls_are_refused_by_name() {
         let mut s = System::default();
-        let mut l = Lowering::new(&mut s, 0.0, 10.0, 1.0);
+        let mut l = Lowering::new(&mut s, 0.0, 1.0);
         let v = |x: f64| Arg::Value(num(x));
         assert_eq!(call_err(&mut l, "FOO BAR", vec![]), "the Vensim function FOO BAR is not supported");
         assert_eq!(call_err(&mut l, "DELAY3", vec![v(1.0), v(2.0), v(3.0)]), "DELAY3 takes 2 arguments, not 3");
@@ -1731,7 +1722,7 @@ mod tests {
     /// The message `finish` gives for a DELAY N or SMOOTH N of this order, or a DELAY FIXED of this delay.
     fn finish_error(name: &str, value: Expr) -> String {
         let mut s = System::default();
-        let mut l = Lowering::new(&mut s, 0.0, 10.0, 1.0);
+        let mut l = Lowering::new(&mut s, 0.0, 1.0);
         let args = match name {
             "DELAY FIXED" => vec![num(1.0), value, num(0.0)],
             _ => vec![num(1.0), num(5.0), num(0.0), value],
@@ -1772,7 +1763,7 @@ mod tests {
 
         // DELAY N's delay time decides its order too.
         let mut s = System::default();
-        let mut l = Lowering::new(&mut s, 0.0, 10.0, 1.0);
+        let mut l = Lowering::new(&mut s, 0.0, 1.0);
         call(&mut l, "DELAY N", vec![num(1.0), Expr::Draw(DrawKind::Normal), num(0.0), num(3.0)]);
         let e = finish(&mut l).expect_err("refused");
         let why = "the delay time of DELAY N must be known when the model is compiled, and depends on a random draw";
@@ -1780,7 +1771,7 @@ mod tests {
 
         // A lookup the program could not read either.
         let mut s = System::default();
-        let mut l = Lowering::new(&mut s, 0.0, 10.0, 1.0);
+        let mut l = Lowering::new(&mut s, 0.0, 1.0);
         l.system.tables.push(parfit_expr::system::Table { name: "t".into(), points: vec![] });
         call(&mut l, "DELAY FIXED", vec![num(1.0), lookup_read(0, LookupMode::Interpolate, &num(0.0)), num(0.0)]);
         let e = finish(&mut l).expect_err("refused");
@@ -1791,7 +1782,7 @@ mod tests {
 
         // A chain of definitions deeper than the fold follows.
         let mut s = System::default();
-        let mut l = Lowering::new(&mut s, 0.0, 10.0, 1.0);
+        let mut l = Lowering::new(&mut s, 0.0, 1.0);
         let mut order = num(2.0);
         for k in 0..=MAX_FOLD_DEPTH {
             order = aux(&mut l, &format!("v{k}"), order);
@@ -1802,7 +1793,7 @@ mod tests {
 
         // An order defined through itself.
         let mut s = System::default();
-        let mut l = Lowering::new(&mut s, 0.0, 10.0, 1.0);
+        let mut l = Lowering::new(&mut s, 0.0, 1.0);
         let order = aux(&mut l, "order", Expr::Var(1));
         let d = call(&mut l, "DELAY N", vec![num(1.0), num(5.0), num(0.0), order]);
         l.system.vars[0].value = d;

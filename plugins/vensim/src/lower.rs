@@ -183,7 +183,7 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>, data_outputs: &[String
         macros.insert(m.name.key.clone(), m);
     }
     let mut system = System { initial_time: control.initial_time, ..System::default() };
-    let lw = builtins::Lowering::new(&mut system, control.initial_time, control.final_time, control.time_step);
+    let lw = builtins::Lowering::new(&mut system, control.initial_time, control.time_step);
     let mut l = Lowerer {
         subs,
         macros,
