@@ -331,6 +331,18 @@ fn op2(op: Op, a: S, b: S) -> S {
     S::Op(op, vec![a, b])
 }
 
+/// `acc op b` as the left-to-right chain it continues: `((a + b) + c)` is one n-ary `Add` of `[a, b, c]`
+/// (the same operations in the same order), so a sum of thousands of terms does not nest.
+fn chain(op: Op, acc: S, b: S) -> S {
+    match acc {
+        S::Op(o, mut terms) if o == op && matches!(op, Op::Add | Op::Mul) => {
+            terms.push(b);
+            S::Op(o, terms)
+        }
+        acc => op2(op, acc, b),
+    }
+}
+
 /// A cell's display name: `name` or `name[e1,e2]`.
 fn cell_name(subs: &Subscripts, v: &Variable, index: usize) -> String {
     if v.dims.is_empty() {
@@ -730,7 +742,7 @@ impl<'f> Lowerer<'f, '_> {
             Expr::Chain(first, rest) => {
                 let mut acc = self.expr(first, env)?;
                 for (op, e) in rest {
-                    acc = op2(bin_op(*op), acc, self.expr(e, env)?);
+                    acc = chain(bin_op(*op), acc, self.expr(e, env)?);
                 }
                 acc
             }
