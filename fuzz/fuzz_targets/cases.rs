@@ -6,11 +6,11 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use parfit_vensim::VensimModel;
 use parfit_config::cases::read_cases;
 use parfit_config::config::{CasesSection, LoadedConfig};
 use parfit_core::Model;
 use parfit_fuzz::Examples;
+use parfit_vensim::VensimModel;
 
 const CONFIG: &str = "examples/counties/fit.toml";
 

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use parfit_vensim::{Method, VensimModel};
 use parfit_core::Model;
+use parfit_vensim::{Method, VensimModel};
 
 const STEPS: usize = 5;
 
