@@ -190,9 +190,11 @@ fn the_aging_chain_through_the_abi() {
     let mut out = vec![0.0; remote.spec().output_len(1)];
     let err = remote.simulate(&mut ws, &params, &inputs, &[2000.3], &mut out).unwrap_err();
     assert!(matches!(err, parfit_abi::core::SimError::BadInput(m) if m.contains("2000.3")));
-    let bad = serde_json::json!({ "source": "x = SMOOTH(y, 1) ~~|", "source_name": "m.mdl" }).to_string();
-    let Err(err) = plugin.create("vensim", &bad) else { panic!("SMOOTH was accepted") };
-    assert!(err.contains("m.mdl:1:5: the Vensim function SMOOTH is not supported"), "{err}");
+    let control = "INITIAL TIME = 0 ~~|\nFINAL TIME = 1 ~~|\nTIME STEP = 1 ~~|\n";
+    let source = format!("x = DELAY MATERIAL(1, 2, 0, 0) ~~|\n{control}");
+    let bad = serde_json::json!({ "source": source, "source_name": "m.mdl" }).to_string();
+    let Err(err) = plugin.create("vensim", &bad) else { panic!("DELAY MATERIAL was accepted") };
+    assert!(err.contains("m.mdl:1:5: the Vensim function DELAY MATERIAL is not supported"), "{err}");
 }
 
 /// The ODE plugin's forward sensitivities through the C ABI: offered, and agreeing with central differences

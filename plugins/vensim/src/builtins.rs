@@ -152,6 +152,44 @@ const BUILTINS: &[(&str, BuiltinInfo)] = &[
     ("ZIDZ", info(2, 2)),
 ];
 
+/// Functions of Vensim's reference that this plugin does not lower (the vector, allocation and `GET …`
+/// families are the reader's): a model calling one is refused with the function's name, not as an unknown
+/// name.
+const UNSUPPORTED: &[&str] = &[
+    "DELAY BATCH",
+    "DELAY CONVEYOR",
+    "DELAY MATERIAL",
+    "DELAY PROFILE",
+    "DELAYP",
+    "DEPRECIATE BY SCHEDULE",
+    "DEPRECIATE STRAIGHTLINE",
+    "FIND MARKET PRICE",
+    "GAMMA LN",
+    "MESSAGE",
+    "NPVE",
+    "QUEUE ATTRIB",
+    "QUEUE CTFIFO",
+    "QUEUE FIFO",
+    "QUEUE FIFO ATTRIB",
+    "QUEUE LIFO",
+    "RANDOM BETA",
+    "RANDOM BINOMIAL",
+    "RANDOM GAMMA",
+    "RANDOM LOOKUP",
+    "RANDOM NEGATIVE BINOMIAL",
+    "RANDOM PINK NOISE",
+    "RANDOM POISSON",
+    "RANDOM WEIBULL",
+    "SHIFT IF TRUE",
+    "SIMULTANEOUS",
+    "TIME BASE",
+];
+
+/// Whether `name` is a function of Vensim's reference that this plugin refuses (see [`UNSUPPORTED`]).
+pub(crate) fn is_unsupported(name: &str) -> bool {
+    UNSUPPORTED.contains(&name)
+}
+
 /// Whether `name` is a built-in [`lower_call`] knows, and which of its arguments are lookups (by position).
 pub(crate) fn builtin(name: &str) -> Option<BuiltinInfo> {
     BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, i)| *i)

@@ -993,6 +993,9 @@ impl<'f> Lowerer<'f, '_> {
 
     fn builtin(&mut self, upper: &str, text: &str, args: &[Expr], at: usize, env: &Env) -> Result<S, Located> {
         let Some(info) = builtins::builtin(upper) else {
+            if builtins::is_unsupported(upper) {
+                return Err(Located::new(at, format!("the Vensim function {upper} is not supported")));
+            }
             return Err(Located::new(
                 at,
                 format!("'{text}(…)' is not a Vensim function this plugin knows, nor a lookup or macro of the model"),

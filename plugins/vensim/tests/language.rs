@@ -63,6 +63,7 @@ fn unsupported_constructs_are_refused_with_their_place() {
             "model.mdl:3:5: 'effect table(…)' is not a Vensim function this plugin knows, nor a lookup or macro of \
              the model",
         ),
+        ("x = DELAY MATERIAL(1, 2, 0, 0) ~~|", "model.mdl:2:5: the Vensim function DELAY MATERIAL is not supported"),
         (
             "r: a, b ~~|\nx[r] = 1 ~~|\ny[r] = VECTOR LOOKUP(x[r], 1, 1, 1, 1) ~~|",
             "model.mdl:4:8: the Vensim function VECTOR LOOKUP is not supported",
