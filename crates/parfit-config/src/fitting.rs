@@ -37,9 +37,15 @@ pub fn model_config(mut options: serde_json::Map<String, serde_json::Value>, sou
     serde_json::Value::Object(options).to_string()
 }
 
-/// The `[data]` section's observations (model outputs read from their CSV columns) as one case; `what` names
-/// the job in the error when the section is missing ("a fit", "sampling").
-pub fn data_case<'a>(loaded: &'a LoadedConfig, loader: &dyn Loader, what: &str) -> Result<(&'a DataSection, Case)> {
+/// The `[data]` section's observations (model outputs read from their CSV columns) as one case, with each of the
+/// model's `inputs` NaN — the model's own value (a Vensim stock's initial value), as for an input `[cases]` does
+/// not list; `what` names the job in the error when the section is missing ("a fit", "sampling").
+pub fn data_case<'a>(
+    loaded: &'a LoadedConfig,
+    loader: &dyn Loader,
+    what: &str,
+    inputs: usize,
+) -> Result<(&'a DataSection, Case)> {
     let origin = loaded.path.display();
     let data = loaded.config.data.as_ref().ok_or_else(|| input(format!("{origin}: {what} needs a [data] section")))?;
     if data.outputs.is_empty() {
@@ -48,7 +54,8 @@ pub fn data_case<'a>(loaded: &'a LoadedConfig, loader: &dyn Loader, what: &str) 
     }
     let columns: Vec<String> =
         data.outputs.iter().map(|o| data.columns.get(o).cloned().unwrap_or_else(|| o.clone())).collect();
-    let case = read_observations(loader, &loaded.resolve(&data.path), &data.time, &columns)?;
+    let mut case = read_observations(loader, &loaded.resolve(&data.path), &data.time, &columns)?;
+    case.inputs = vec![f64::NAN; inputs];
     Ok((data, case))
 }
 
