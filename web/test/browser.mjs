@@ -91,6 +91,7 @@ try {
     if (r.error || !r.x.every((v, k) => same(v, xs[k])) || !same(r.value, Number(regionRows[i][1 + r.x.length]))) regionMismatches++;
   });
   check('regions: every fitted parameter and SSE equals the CLI\'s bit for bit', regionMismatches === 0, `${regionMismatches} differing rows`);
+  check('regions: more than one worker fitted replicates', regions.work.slice(0, regions.threads).filter((n) => n > 0).length > 1, `replicates per worker: ${regions.work.join(', ')}`);
 
   // Policy projection: lifelib's savings model over the 10,000 model points, as `parfit run examples/savings/run.toml`.
   // Discount factors and fund returns call pow and exp, so (as for LV) wasm's libm may differ from glibc in a last
