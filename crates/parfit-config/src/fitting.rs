@@ -529,3 +529,23 @@ impl<'a> CaseFitter<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryLoader;
+
+    #[test]
+    fn a_data_case_gives_every_model_input_its_own_value_and_reads_subscripted_columns() {
+        let toml =
+            "[model]\nkind = \"vensim\"\n[data]\npath = \"d.csv\"\noutputs = [\"total[r1]\", \"stock[r1,c2]\"]\n";
+        let loaded = LoadedConfig::parse(Path::new("fit.toml"), toml).unwrap();
+        let mut files = MemoryLoader::new();
+        files.insert(loaded.resolve(Path::new("d.csv")), "t,\"stock[r1,c2]\",total[r1]\n0,1,2\n1,3,4\n");
+        let (_, case) = data_case(&loaded, &files, "a fit", 3).unwrap();
+        assert_eq!(case.inputs.len(), 3);
+        assert!(case.inputs.iter().all(|x| x.is_nan()), "{:?}", case.inputs);
+        // Observations in the order of `outputs`, each from the column of its name (quoted where it has a comma).
+        assert_eq!((case.times, case.observations), (vec![0.0, 1.0], vec![2.0, 1.0, 4.0, 3.0]));
+    }
+}
