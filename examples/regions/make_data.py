@@ -54,6 +54,8 @@ def noisy(values, rng):
 def main():
     root = HERE.parent.parent
     parfit = sys.argv[1] if len(sys.argv) > 1 else str(root / "target" / "release" / "parfit")
+    if not Path(parfit).is_file():
+        sys.exit(f"{parfit}: no such file (build it with `cargo build --release`, or name parfit's path)")
     exact = simulate(parfit)
 
     rng = random.Random(1)
