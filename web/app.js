@@ -113,7 +113,7 @@ const table = (head, rows) => `<tr>${head.map((h) => `<th>${esc(h)}</th>`).join(
   rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('');
 
 // ---- the workloads -----------------------------------------------------------------------------------------
-const SECTIONS = ['lv', 'counties', 'projection', 'wealth'];
+const SECTIONS = ['lv', 'counties', 'regions', 'projection', 'wealth'];
 const only = (id) => SECTIONS.forEach((s) => { $(s).hidden = s !== id; });
 
 function showLv(r) {
@@ -133,6 +133,19 @@ function showCounties(r, shown = 25) {
   const head = [...r.id_columns, ...r.parameters.map((p) => p.replace(' loss rate', '')), r.cost];
   const rows = r.rows.slice(0, shown).map((row) => [...row.ids, ...(row.error ? r.parameters.map(() => '') : row.x.map((v) => v.toFixed(4))), row.value == null ? row.error : fmt(row.value)]);
   $('counties-table').innerHTML = table(head, rows) + (r.rows.length > shown ? `<tr><td colspan="${head.length}">… ${r.rows.length - shown} more</td></tr>` : '');
+}
+
+// The regional bootstrap: each parameter's median and 5–95 % range over the replicates, then every replicate.
+function showRegions(r) {
+  only('regions');
+  const fits = r.rows.filter((row) => !row.error);
+  const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); const i = q * (s.length - 1), k = Math.floor(i); return s[k] + (i - k) * ((s[k + 1] ?? s[k]) - s[k]); };
+  $('regions-summary').innerHTML = table(['parameter', 'median', '5 %', '95 %'], r.parameters.map((p, j) => {
+    const xs = fits.map((row) => row.x[j]);
+    return xs.length ? [p, fmt(quantile(xs, 0.5)), fmt(quantile(xs, 0.05)), fmt(quantile(xs, 0.95))] : [p, '', '', ''];
+  }));
+  $('regions-table').innerHTML = table([...r.id_columns, ...r.parameters, r.cost],
+    r.rows.map((row) => [...row.ids, ...(row.error ? r.parameters.map(() => '') : row.x.map(fmt)), row.value == null ? row.error : fmt(row.value)]));
 }
 
 function showProjection(r) {
@@ -168,7 +181,7 @@ function showWealth(r) {
   }), { xlabel: xName, ylabel: 'wealth' });
 }
 
-const UNITS = { counties: 'counties', projection: 'model points', wealth: 'paths', 'wealth-sweep': 'paths' };
+const UNITS = { counties: 'counties', regions: 'replicates', projection: 'model points', wealth: 'paths', 'wealth-sweep': 'paths' };
 const status = (text) => { $('status').textContent = text; };
 
 async function runFromForm() {
@@ -193,6 +206,9 @@ async function runFromForm() {
     } else if (workload === 'counties') {
       showCounties(r);
       status(`${r.done} of ${r.cases} counties fitted, ${r.failed} failed${r.cancelled ? ' (cancelled)' : ''}; ${wall} s on ${r.threads} thread(s); counties per worker: ${r.work.join(', ')}`);
+    } else if (workload === 'regions') {
+      showRegions(r);
+      status(`${r.done} of ${r.cases} replicates fitted, ${r.failed} failed${r.cancelled ? ' (cancelled)' : ''}; ${wall} s on ${r.threads} thread(s); replicates per worker: ${r.work.join(', ')}`);
     } else if (workload === 'projection') {
       showProjection(r);
       status(`${r.points} model points × ${r.scenarios.length} scenario(s), ${r.horizon_months} months; ${wall} s on ${r.threads} thread(s); simulations per worker: ${r.work.join(', ')}`);
@@ -217,6 +233,6 @@ window.parfit = {
   isolated,
   ready: ensureWorker().then((info) => { status(`Ready: ${info.threads} thread(s); models: ${info.models.map((m) => m.kind).join(', ')}.`); return info; },
     (e) => { status(`error: ${e.message}`); throw e; }),
-  run, showLv, showCounties, showProjection, showWealth,
+  run, showLv, showCounties, showRegions, showProjection, showWealth,
   setThreads: (n) => { $('threads').value = String(n); return ensureWorker(); },
 };

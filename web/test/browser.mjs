@@ -79,6 +79,20 @@ try {
   check('counties: every fitted rate and SSE equals the CLI\'s bit for bit', mismatches === 0, `${mismatches} differing rows; columns ${header.slice(0, 3).join(', ')}…`);
   check('counties: more than one worker fitted cases', many.work.slice(0, many.threads).filter((n) => n > 0).length > 1, `cases per worker: ${many.work.join(', ')}`);
 
+  // The regional bootstrap: the subscripted Vensim model (interpreted here, native code in the CLI), one fit per
+  // replicate, as `parfit fit-many examples/regions/fit_many.toml`.
+  const regions = await page.evaluate(async () => { const r = await window.parfit.run('regions'); window.parfit.showRegions(r); return r; });
+  const regionRows = readFileSync(join(expected, 'regions/results/results.csv'), 'utf8').trim().split('\n').slice(1).map(split);
+  check('regions: one fit per replicate, in order, as the CLI', regions.rows.length === regionRows.length && regions.rows.every((r, i) => r.ids[0] === regionRows[i][0]),
+    `${regions.rows.length} vs ${regionRows.length} rows`);
+  let regionMismatches = 0;
+  regions.rows.forEach((r, i) => {
+    const xs = regionRows[i].slice(1, 1 + r.x.length).map(Number);
+    if (r.error || !r.x.every((v, k) => same(v, xs[k])) || !same(r.value, Number(regionRows[i][1 + r.x.length]))) regionMismatches++;
+  });
+  check('regions: every fitted parameter and SSE equals the CLI\'s bit for bit', regionMismatches === 0, `${regionMismatches} differing rows`);
+  check('regions: more than one worker fitted replicates', regions.work.slice(0, regions.threads).filter((n) => n > 0).length > 1, `replicates per worker: ${regions.work.join(', ')}`);
+
   // Policy projection: lifelib's savings model over the 10,000 model points, as `parfit run examples/savings/run.toml`.
   // Discount factors and fund returns call pow and exp, so (as for LV) wasm's libm may differ from glibc in a last
   // bit; the totals are sums over 10,000 points and agree to a tolerance. Report whether they are bit-identical.

@@ -37,6 +37,9 @@ const EXAMPLES: &[&str] = &[
     "counties/fit.toml",
     "counties/Aging_Chain.mdl",
     "counties/Males_by_decade_and_county.csv",
+    "regions/fit_many.toml",
+    "regions/population.mdl",
+    "regions/replicates.csv",
     // lifelib's 10,000 model points and tables (the 100K portfolio would add 3.6 MB to the page's download).
     "savings/run.toml",
     "savings/model_point_10000.csv",
@@ -342,7 +345,7 @@ pub fn chromium() -> Result<PathBuf> {
 }
 
 /// The CLI's answers for the page's jobs, written to `out`: the LV fit (fit.toml, 2 threads), the first `counties`
-/// rows of the county fits, the savings projection (totals.json, result_cf.csv) and the wealth runs (JSON).
+/// rows of the county fits, the regional bootstrap (`regions/results`), the savings projection (totals.json, result_cf.csv) and the wealth runs (JSON).
 fn cli_reference(out: &Path, counties: usize) -> Result {
     run(cargo().args(["build", "-p", "parfit-cli", "-p", "parfit-ode", "-p", "parfit-vensim"]))?;
     run(cargo().args(["build", "-p", "parfit-montecarlo", "-p", "parfit-actuarial"]))?;
@@ -373,6 +376,10 @@ fn cli_reference(out: &Path, counties: usize) -> Result {
         .current_dir(root())
         .args(["run", "examples/savings/run.toml", "--threads", "2", "--output"])
         .arg(out.join("savings")))?;
+    run(Command::new(&parfit)
+        .current_dir(root())
+        .args(["fit-many", "examples/regions/fit_many.toml", "--threads", "2", "--output"])
+        .arg(out.join("regions/results")))?;
 
     // The same configuration over a table of the first rows (3 header rows).
     let dir = out.join("counties");

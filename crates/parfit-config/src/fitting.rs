@@ -37,9 +37,15 @@ pub fn model_config(mut options: serde_json::Map<String, serde_json::Value>, sou
     serde_json::Value::Object(options).to_string()
 }
 
-/// The `[data]` section's observations (model outputs read from their CSV columns) as one case; `what` names
-/// the job in the error when the section is missing ("a fit", "sampling").
-pub fn data_case<'a>(loaded: &'a LoadedConfig, loader: &dyn Loader, what: &str) -> Result<(&'a DataSection, Case)> {
+/// The `[data]` section's observations (model outputs read from their CSV columns) as one case, with each of the
+/// model's `inputs` NaN — the model's own value (a Vensim stock's initial value), as for an input `[cases]` does
+/// not list; `what` names the job in the error when the section is missing ("a fit", "sampling").
+pub fn data_case<'a>(
+    loaded: &'a LoadedConfig,
+    loader: &dyn Loader,
+    what: &str,
+    inputs: usize,
+) -> Result<(&'a DataSection, Case)> {
     let origin = loaded.path.display();
     let data = loaded.config.data.as_ref().ok_or_else(|| input(format!("{origin}: {what} needs a [data] section")))?;
     if data.outputs.is_empty() {
@@ -48,7 +54,8 @@ pub fn data_case<'a>(loaded: &'a LoadedConfig, loader: &dyn Loader, what: &str) 
     }
     let columns: Vec<String> =
         data.outputs.iter().map(|o| data.columns.get(o).cloned().unwrap_or_else(|| o.clone())).collect();
-    let case = read_observations(loader, &loaded.resolve(&data.path), &data.time, &columns)?;
+    let mut case = read_observations(loader, &loaded.resolve(&data.path), &data.time, &columns)?;
+    case.inputs = vec![f64::NAN; inputs];
     Ok((data, case))
 }
 
@@ -520,5 +527,25 @@ impl<'a> CaseFitter<'a> {
             termination: Some(result.termination),
             error: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryLoader;
+
+    #[test]
+    fn a_data_case_gives_every_model_input_its_own_value_and_reads_subscripted_columns() {
+        let toml =
+            "[model]\nkind = \"vensim\"\n[data]\npath = \"d.csv\"\noutputs = [\"total[r1]\", \"stock[r1,c2]\"]\n";
+        let loaded = LoadedConfig::parse(Path::new("fit.toml"), toml).unwrap();
+        let mut files = MemoryLoader::new();
+        files.insert(loaded.resolve(Path::new("d.csv")), "t,\"stock[r1,c2]\",total[r1]\n0,1,2\n1,3,4\n");
+        let (_, case) = data_case(&loaded, &files, "a fit", 3).unwrap();
+        assert_eq!(case.inputs.len(), 3);
+        assert!(case.inputs.iter().all(|x| x.is_nan()), "{:?}", case.inputs);
+        // Observations in the order of `outputs`, each from the column of its name (quoted where it has a comma).
+        assert_eq!((case.times, case.observations), (vec![0.0, 1.0], vec![2.0, 1.0, 4.0, 3.0]));
     }
 }

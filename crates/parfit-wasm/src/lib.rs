@@ -282,7 +282,7 @@ pub fn fit(
     let (inner, plugin) = model_from_config(&loaded, files)?;
     let counter = Arc::new(WorkCounter::default());
     let model: Arc<dyn Model> = Arc::new(Counted { inner, counter: counter.clone() });
-    let (data, case) = data_case(&loaded, files, "a fit").map_err(|e| e.0)?;
+    let (data, case) = data_case(&loaded, files, "a fit", model.spec().inputs.len()).map_err(|e| e.0)?;
     let cost = cost_from_config(&loaded.config.fit, &origin).map_err(|e| e.0)?;
     let record_history = loaded.config.output.history.unwrap_or(true);
     let mut monitor = CallbackMonitor { clock, start: clock(), callback: progress, cancelled: false };

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use parfit_config::fitting::{FitOutcome, data_case, fit_staged, no_finite_cost};
-use parfit_core::{Cost, Objective, OptimResult};
+use parfit_core::{Cost, Objective, OptimResult, SimError};
 use serde_json::json;
 
 use crate::commands::{ConfiguredModel, cell, cost_from_config, load_for_run, model_from_config, show};
@@ -24,7 +24,7 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
     let config = &loaded.config;
 
     let ConfiguredModel { model, plugin, kind } = model_from_config(explicit, &loaded, common)?;
-    let (data, case) = data_case(&loaded, &FsLoader, "a fit")?;
+    let (data, case) = data_case(&loaded, &FsLoader, "a fit", model.spec().inputs.len())?;
     let cost = cost_from_config(&config.fit, &origin)?;
     let sets = parse_sets(&common.set)?;
     let record_history = config.output.history.unwrap_or(true);
@@ -137,14 +137,19 @@ fn write_outputs(
     let text = serde_json::to_string_pretty(&doc).map_err(|e| failed(e.to_string()))?;
     out.write("result.json", (text + "\n").as_bytes())?;
 
-    // Fitted curves on a fine grid over the data's time span, plus the data themselves.
+    // Fitted curves on a fine grid over the data's time span, plus the data themselves. A model on a fixed time
+    // step (Vensim) refuses times between its steps as bad input: its curves are drawn at the data's times.
     let case = objective.case();
     let spec = objective.model().spec();
     let params = objective.params(&result.x);
     let (t0, t1) = (case.times[0], case.times[case.times.len() - 1]);
     let fine: Vec<f64> = (0..=1000).map(|i| t0 + (t1 - t0) * i as f64 / 1000.0).collect();
-    let predicted =
-        objective.predict(&params, &fine).map_err(|e| failed(format!("simulating the fitted model: {e}")))?;
+    let simulated = |e: SimError| failed(format!("simulating the fitted model: {e}"));
+    let (fine, predicted) = match objective.predict(&params, &fine) {
+        Ok(predicted) => (fine, predicted),
+        Err(SimError::BadInput(_)) => (case.times.clone(), objective.predict(&params, &case.times).map_err(simulated)?),
+        Err(e) => return Err(simulated(e)),
+    };
     let n_out = spec.outputs.len();
     let header: Vec<&str> = std::iter::once("t").chain(spec.outputs.iter().map(String::as_str)).collect();
     let rows = fine

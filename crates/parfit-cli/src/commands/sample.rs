@@ -15,13 +15,13 @@ use serde_json::{Map, Value, json};
 use crate::commands::{ConfiguredModel, cell, configure_objective, load_for_run, model_from_config, show};
 use crate::config::{LoadedConfig, McmcStart, SampleAlgorithm, SampleSection};
 use crate::console;
-use crate::data::read_observations;
 use crate::error::{CliError, CliResult, failed, input};
 use crate::inputs::FsLoader;
 use crate::outputs::OutputDir;
 use crate::plot::corner_plot;
 use crate::progress::CliMonitor;
 use crate::{Common, Format, parse_sets};
+use parfit_config::fitting::data_case;
 
 /// Default width of the MCMC starting cloud, in prior standard deviations.
 const START_SPREAD: f64 = 0.01;
@@ -36,10 +36,7 @@ pub fn sample(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliR
     let section = &config.sample;
 
     let ConfiguredModel { model, plugin, kind } = model_from_config(explicit, &loaded, common)?;
-    let data = config.data.as_ref().ok_or_else(|| input(format!("{origin}: sampling needs a [data] section")))?;
-    let columns: Vec<String> =
-        data.outputs.iter().map(|o| data.columns.get(o).cloned().unwrap_or_else(|| o.clone())).collect();
-    let case = read_observations(&FsLoader, &loaded.resolve(&data.path), &data.time, &columns)?;
+    let (data, case) = data_case(&loaded, &FsLoader, "sampling", model.spec().inputs.len())?;
     let sets = parse_sets(&common.set)?;
     let mut objective = configure_objective(&loaded, &model, case, &data.outputs, Cost::Sse, &sets)?;
     // Priors are in parameter units: the sampler sees the model's parameters themselves, never ln(value).
