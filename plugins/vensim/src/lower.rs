@@ -712,19 +712,21 @@ impl<'f> Lowerer<'f, '_> {
         self.n_params + s
     }
 
-    /// Stocks, then the other non-constant cells that are not lookups, in file order.
+    /// Stocks, then the other cells that are not lookups, then the literal constants (the parameters), each
+    /// group in file order: every column of Vensim's `.tab` but its lookups.
     fn outputs(&mut self, scope: usize) {
-        let mut stocks = Vec::new();
-        let mut rest = Vec::new();
+        let (mut stocks, mut rest, mut constants) = (Vec::new(), Vec::new(), Vec::new());
         for (v, k) in self.each_cell(scope) {
             let at = self.scopes[scope].variables[v].at;
+            let name = self.name_of(scope, v, k);
             match self.cell(scope, v, k).slot {
-                Some(Slot::State(s)) => stocks.push((self.name_of(scope, v, k), S::State(s), at)),
-                Some(Slot::Var(i)) => rest.push((self.name_of(scope, v, k), S::Var(i), at)),
-                _ => {}
+                Some(Slot::State(s)) => stocks.push((name, S::State(s), at)),
+                Some(Slot::Var(i)) => rest.push((name, S::Var(i), at)),
+                Some(Slot::Param(p)) => constants.push((name, S::Param(p), at)),
+                Some(Slot::Table(_)) | None => {}
             }
         }
-        for (name, value, at) in stocks.into_iter().chain(rest) {
+        for (name, value, at) in stocks.into_iter().chain(rest).chain(constants) {
             self.lw.system.outputs.push((name, value));
             self.places.outputs.push(at);
         }

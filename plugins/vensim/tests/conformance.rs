@@ -276,14 +276,14 @@ fn run(model: &str, times: &[f64]) -> Result<Result<Run, String>, String> {
     for (k, name) in spec.outputs.iter().enumerate() {
         columns.insert(canonical(name), (0..saved.len()).map(|i| out[i * n_out + k]).collect());
     }
-    // Constants (the model's parameters) and the control values are the model's too, constant in time.
+    // The control values are the model's too, constant in time (constants are outputs).
     let control = m.control();
-    let constants = spec.params.iter().map(|p| (p.name.as_str(), p.default)).chain([
+    let constants = [
         ("initial time", control.initial_time),
         ("final time", control.final_time),
         ("time step", control.time_step),
         ("saveper", control.saveper),
-    ]);
+    ];
     for (name, value) in constants {
         columns.entry(canonical(name)).or_insert_with(|| vec![value; saved.len()]);
     }

@@ -178,9 +178,9 @@ fn names_ignore_case_spaces_and_underscores() {
     let spec = m.spec();
     assert_eq!(spec.params[0].name, "Dec 1 Loss Rate");
     assert_eq!(spec.inputs, ["Stock One"]);
-    assert_eq!(spec.outputs, ["Stock One", "birth flow"]);
+    assert_eq!(spec.outputs, ["Stock One", "birth flow", "Dec 1 Loss Rate"]);
     let out = at_start(&m);
-    assert_eq!(out, [3.0, 1.0]);
+    assert_eq!(out, [3.0, 1.0, 0.5]);
     // One Euler step: 3 + 0.25 * (1 - 3 * 0.5).
     let out = run(&m, &[0.5], &[f64::NAN], &[0.25]).unwrap();
     assert_eq!(out[0], 3.0 + (1.0 - 3.0 * 0.5) * 0.25);
@@ -289,7 +289,7 @@ fn rk4_on_exponential_decay() {
     let h: f64 = 0.25;
     let g = 1.0 - h + h * h / 2.0 - h * h * h / 6.0 + h.powi(4) / 24.0;
     for (i, t) in times.iter().enumerate() {
-        let x = out[i];
+        let x = out[2 * i]; // x, then the constant k
         assert!((x - g.powi(i as i32)).abs() <= 1e-14 * g.powi(i as i32), "t = {t}: {x} vs {}", g.powi(i as i32));
         // RK4's global error: about t·h⁴/120 relative (bounded here with a factor 2 to spare).
         assert!((x - (-t).exp()).abs() <= (t * h.powi(4) / 60.0) * (-t).exp(), "t = {t}: {x}");
@@ -338,14 +338,29 @@ fn configuration_errors() {
     assert_eq!(e, "model.mdl:1:1: equation not terminated by '~' (units and comment) or '|'");
 }
 
+/// Every constant is an output too, each cell, after the other variables (Vensim's `.tab` has them all), with
+/// the value the run was given; a model of constants alone has outputs.
+#[test]
+fn constants_are_outputs_after_the_other_variables() {
+    let m = compile("a = 1 ~~|\nr: x, y ~~|\nb[r] = 2, 3 ~~|\nc == 4 ~~|\nd = a * 10 ~~|").unwrap();
+    let spec = m.spec();
+    assert_eq!(names(&spec.outputs), ["c", "d", "a", "b[x]", "b[y]"]);
+    assert_eq!(at_start(&m), [4.0, 10.0, 1.0, 2.0, 3.0]);
+    let out = run(&m, &[5.0, 6.0, 7.0], &[], &[0.0, 10.0]).unwrap();
+    assert_eq!(out, [4.0, 50.0, 5.0, 6.0, 7.0, 4.0, 50.0, 5.0, 6.0, 7.0]);
+    let only = compile("a = 1 ~~|").unwrap();
+    assert_eq!(names(&only.spec().outputs), ["a"]);
+    assert_eq!(run(&only, &[2.5], &[], &[0.0, 0.25]).unwrap(), [2.5, 2.5]);
+}
+
 /// Initial values may be expressions of parameters, time and other stocks; inputs override them.
 #[test]
 fn initial_value_expressions() {
     let m = compile("k = 3 ~~|\na = INTEG(0, k * b) ~~|\nb = INTEG(0, Time + 2) ~~|").unwrap();
     assert_eq!(m.spec().inputs, ["a", "b"]);
-    assert_eq!(at_start(&m), [6.0, 2.0]);
-    assert_eq!(run(&m, &[3.0], &[f64::NAN, 5.0], &[0.0]).unwrap(), [15.0, 5.0]);
-    assert_eq!(run(&m, &[1.0], &[4.0, f64::NAN], &[0.0]).unwrap(), [4.0, 2.0]);
+    assert_eq!(at_start(&m), [6.0, 2.0, 3.0]);
+    assert_eq!(run(&m, &[3.0], &[f64::NAN, 5.0], &[0.0]).unwrap(), [15.0, 5.0, 3.0]);
+    assert_eq!(run(&m, &[1.0], &[4.0, f64::NAN], &[0.0]).unwrap(), [4.0, 2.0, 1.0]);
     let m = compile("a = INTEG(0, 1 / 0 - 1 / 0) ~~|").unwrap();
     assert!(matches!(run(&m, &[], &[f64::NAN], &[0.0]), Err(SimError::BadInput(e)) if e.contains("'a'")));
 }
@@ -405,9 +420,16 @@ fn subscripts_expand_to_one_scalar_per_element() {
     assert_eq!(names(&spec.inputs), ["stock[a]", "stock[b]", "stock[c]"]);
     assert_eq!(
         names(&spec.outputs),
-        ["stock[a]", "stock[b]", "stock[c]", "total", "pr", "lo", "hi", "n", "row sum[a]", "row sum[b]", "row sum[c]"]
+        [
+            ["stock[a]", "stock[b]", "stock[c]", "total", "pr", "lo", "hi", "n", "row sum[a]", "row sum[b]"].as_slice(),
+            &["row sum[c]"],
+            &params, // the constants close the list, as in Vensim's `.tab`
+        ]
+        .concat()
     );
-    assert_eq!(at_start(&m), [1.0, 3.0, 5.0, 9.0, 6.0, 1.0, 6.0, 3.0, 3.0, 7.0, 11.0]);
+    let out = at_start(&m);
+    assert_eq!(out[..11], [1.0, 3.0, 5.0, 9.0, 6.0, 1.0, 6.0, 3.0, 3.0, 7.0, 11.0]);
+    assert_eq!(out[11..], [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let out = run(&m, &spec.defaults(), &[f64::NAN; 3], &[0.25]).unwrap();
     assert_eq!(out[..4], [1.25, 3.5, 5.75, 10.5]);
 }
@@ -458,9 +480,9 @@ fn macros_are_instantiated_per_call() {
     .unwrap();
     let spec = m.spec();
     assert!(spec.inputs.is_empty());
-    assert_eq!(names(&spec.outputs), ["y", "z"]);
+    assert_eq!(names(&spec.outputs), ["y", "z", "rate"]);
     let out = run(&m, &[1.0], &[], &[0.0, 0.25]).unwrap();
-    assert_eq!(out, [1.0, 2.0, 1.125, 2.5]);
+    assert_eq!(out, [1.0, 2.0, 1.0, 1.125, 2.5, 1.0]);
     let e = compile_err("y = GROWTH(1) ~~|\n:MACRO: GROWTH(x0, r)\nGROWTH = INTEG(r, x0) ~~|\n:END OF MACRO:\n");
     assert_eq!(e, "model.mdl:2:5: the macro GROWTH takes 2 arguments, found 1");
     let e = compile_err(":MACRO: M(a)\nM = a ~~|\n");
@@ -535,9 +557,9 @@ fn data_files_from_the_configuration() {
         spec.params.iter().map(|p| (p.name.as_str(), p.default)).collect::<Vec<_>>(),
         [("k[a]", 1.5), ("k[b]", 2.5)]
     );
-    assert_eq!(names(&spec.outputs), ["d", "e"]);
+    assert_eq!(names(&spec.outputs), ["d", "e", "k[a]", "k[b]"]);
     let out = run(&m, &spec.defaults(), &[], &[0.0, 0.25, 2.0]).unwrap();
-    assert_eq!(out, [1.0, 2.0, 1.5, 3.0, 3.0, 6.0]);
+    assert_eq!(out, [1.0, 2.0, 1.5, 2.5, 1.5, 3.0, 1.5, 2.5, 3.0, 6.0, 1.5, 2.5]);
     let missing = serde_json::json!({ "source": src, "data_files": { "c.csv": "x,1,2\n" } }).to_string();
     let e = model_from_config("vensim", &missing).unwrap_err();
     assert_eq!(e, "model.mdl:4:6: GET DIRECT DATA: d.csv: no such file among the model's data files");
@@ -617,8 +639,8 @@ fn reality_checks_are_skipped() {
          zero[r] :TEST INPUT: x[r] = 0 ~~|\ny[r] = x[r] * 2 ~~|",
     )
     .unwrap();
-    assert_eq!(names(&m.spec().outputs), ["y[a]", "y[b]"]);
-    assert_eq!(at_start(&m), [2.0, 4.0]);
+    assert_eq!(names(&m.spec().outputs), ["y[a]", "y[b]", "x[a]", "x[b]"]);
+    assert_eq!(at_start(&m), [2.0, 4.0, 1.0, 2.0]);
 }
 
 /// A constant that sets a structure's size (here a DELAY FIXED's length) keeps its default: a simulation
@@ -667,7 +689,8 @@ fn vector_rank_sort_order_and_reorder() {
     assert_eq!(out[..4], [3.0, 1.0, 4.0, 2.0]);
     assert_eq!(out[4..8], [1.0, 4.0, 2.0, 3.0]);
     assert_eq!(out[8..12], [1.0, 3.0, 0.0, 2.0]);
-    assert_eq!(out[12..], [-1.0, 0.0, 3.0, 3.0]);
+    assert_eq!(out[12..16], [-1.0, 0.0, 3.0, 3.0]);
+    assert_eq!(out[16..], [3.0, -1.0, 3.0, 0.0]);
     let e = compile_err("r: a, b ~~|\nx[r] = 1 ~~|\ny = VECTOR RANK(x[r!], 1) ~~|");
     assert_eq!(
         e,
@@ -705,7 +728,8 @@ fn allocate_by_priority_clears_the_market() {
     .unwrap();
     let spec = m.spec();
     let mut params = spec.defaults();
-    let allocated = |params: &[f64]| run(&m, params, &[], &[0.0]).unwrap();
+    // `got` first; the constants follow.
+    let allocated = |params: &[f64]| run(&m, params, &[], &[0.0]).unwrap()[..3].to_vec();
     let got = allocated(&params);
     for (got, want) in got.iter().zip([0.0, 13.0 / 6.0, 1.0 / 12.0]) {
         assert!((got - want).abs() < 1e-12, "{got} vs {want}");
