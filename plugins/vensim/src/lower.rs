@@ -121,6 +121,8 @@ static UNDEFINED: Cell = Cell { eq: 0, binding: Vec::new(), number: 0, slot: Non
 
 /// How deeply macros may call macros.
 const MAX_MACRO_DEPTH: usize = 32;
+/// How many macro instances a model may make in all (macros that each call the next twice would make 2³²).
+const MAX_MACRO_INSTANCES: usize = 100_000;
 
 struct Lowerer<'f, 's> {
     /// Vensim output files holding the values of data variables without an equation.
@@ -1047,6 +1049,12 @@ impl<'f> Lowerer<'f, '_> {
         }
         if self.macro_depth == MAX_MACRO_DEPTH {
             return Err(Located::new(at, format!("macros call each other more than {MAX_MACRO_DEPTH} levels deep")));
+        }
+        if self.instances == MAX_MACRO_INSTANCES {
+            return Err(Located::new(
+                at,
+                format!("more than {MAX_MACRO_INSTANCES} macro instances (macros calling macros)"),
+            ));
         }
         self.instances += 1;
         let prefix = format!("{}.{}#{}.", env.label, m.name.text, self.instances);

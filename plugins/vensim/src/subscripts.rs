@@ -50,34 +50,60 @@ impl Subscripts {
             }
             s.ranges.push(Range { text: d.name.clone(), elements: Vec::new(), mappings: Vec::new() });
         }
-        let mut done = vec![false; defs.len()];
+        // Each definition's members, read once.
+        let members = defs
+            .iter()
+            .map(|(d, _)| match &d.members {
+                Members::List(list) => Ok(list.clone()),
+                Members::Equivalent(other) => Ok(vec![other.clone()]),
+                Members::Get(_) => external(d),
+            })
+            .collect::<Result<Vec<Vec<Sub>>, Located>>()?;
+        // Resolve each definition after the ranges it names, depth first with an explicit stack (a chain of
+        // definitions as long as the file allows neither recurses nor takes a pass per link); a range met again
+        // while its own members are being resolved is a circle.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Open,
+            Done,
+        }
+        let mut marks = vec![Mark::New; defs.len()];
         let mut total = 0usize;
-        // Resolve definitions whose members are known, until none is left or none progresses (a circle).
-        loop {
-            let mut progressed = false;
-            for (k, (d, _)) in defs.iter().enumerate() {
-                if done[k] {
-                    continue;
-                }
-                let members: Vec<Sub> = match &d.members {
-                    Members::List(list) => list.clone(),
-                    Members::Equivalent(other) => vec![other.clone()],
-                    Members::Get(_) => external(d)?,
-                };
-                let waiting = members.iter().any(|m| self_range(&s.by_key, m).is_some_and(|r| !done[r] && r != k));
-                if waiting {
+        for root in 0..defs.len() {
+            if marks[root] != Mark::New {
+                continue;
+            }
+            marks[root] = Mark::Open;
+            let mut stack = vec![(root, 0usize)];
+            while let Some((k, next)) = stack.last_mut() {
+                let (k, d) = (*k, defs[*k].0);
+                if let Some(m) = members[k].get(*next) {
+                    *next += 1;
+                    let Some(r) = self_range(&s.by_key, m) else { continue };
+                    match marks[r] {
+                        _ if r == k => {
+                            let message = format!("the subscript range '{}' contains itself", d.name);
+                            return Err(Located::new(m.at, message));
+                        }
+                        Mark::New => {
+                            marks[r] = Mark::Open;
+                            stack.push((r, 0));
+                        }
+                        Mark::Open => {
+                            let (d, _) = defs[r];
+                            return Err(Located::new(
+                                d.at,
+                                format!("the subscript range '{}' is defined in a circle", d.name),
+                            ));
+                        }
+                        Mark::Done => {}
+                    }
                     continue;
                 }
                 let mut elements = Vec::new();
-                let mut seen = HashSet::new();
-                for m in &members {
+                for m in &members[k] {
                     match self_range(&s.by_key, m) {
-                        Some(r) if r == k => {
-                            return Err(Located::new(
-                                m.at,
-                                format!("the subscript range '{}' contains itself", d.name),
-                            ));
-                        }
                         Some(r) => elements.extend(s.ranges[r].elements.iter().cloned()),
                         None => {
                             s.element_text.entry(m.key.clone()).or_insert_with(|| m.text.clone());
@@ -85,22 +111,15 @@ impl Subscripts {
                         }
                     }
                 }
+                let mut seen = HashSet::new();
                 elements.retain(|e| seen.insert(e.clone()));
                 total += elements.len();
                 if total > MAX_ELEMENTS {
                     return Err(Located::new(d.at, format!("more than {MAX_ELEMENTS} subscript elements in all")));
                 }
                 s.ranges[k].elements = elements;
-                done[k] = true;
-                progressed = true;
-            }
-            if done.iter().all(|&d| d) {
-                break;
-            }
-            if !progressed {
-                let k = done.iter().position(|&d| !d).unwrap_or(0);
-                let (d, _) = defs[k];
-                return Err(Located::new(d.at, format!("the subscript range '{}' is defined in a circle", d.name)));
+                marks[k] = Mark::Done;
+                stack.pop();
             }
         }
         for (k, (d, _)) in defs.iter().enumerate() {

@@ -784,3 +784,84 @@ fn allocate_available_refuses_unsupported_profiles() {
         matches!(run(&m, &params, &[], &[0.0]), Err(SimError::BadParameter { name, .. }) if name == "prof[x,ptype]")
     );
 }
+
+/// Hostile sizes and shapes end in a run or a clear error, quickly: `elapsed` bounds each (generous for a debug
+/// build on a loaded machine; a hang or a pass per link takes minutes).
+#[cfg(not(target_arch = "wasm32"))]
+mod hostile {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn timed<T>(limit: u64, what: &str, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let result = f();
+        assert!(started.elapsed() < Duration::from_secs(limit), "{what} took {:?}", started.elapsed());
+        result
+    }
+
+    /// A million cells (`x[r, s]` over two 1000-element ranges) compile and run.
+    #[test]
+    fn a_million_cells_run() {
+        let src = model_src("r: (r1-r1000) ~~|\ns: (s1-s1000) ~~|\nx[r, s] = 1 ~~|\ny[r, s] = x[r, s] * 2 ~~|");
+        let options = parfit_vensim::Options { jit: false, ..Default::default() };
+        let m = timed(120, "a million cells", || VensimModel::compile_with(&src, "model.mdl", &options)).unwrap();
+        assert_eq!((m.spec().params.len(), m.spec().outputs.len()), (1_000_000, 2_000_000));
+        assert_eq!(m.spec().outputs[999_999], "y[r1000,s1000]");
+        let out = run(&m, &m.spec().defaults(), &[], &[0.25]).unwrap();
+        assert!(out[..1_000_000].iter().all(|&v| v == 2.0) && out[1_000_000..].iter().all(|&v| v == 1.0));
+    }
+
+    /// VECTOR SORT ORDER over 10⁴ elements would lower to 10¹² nodes: refused by the memory budget at once.
+    #[test]
+    fn a_vector_sort_order_beyond_the_memory_budget_is_refused_quickly() {
+        let e = timed(20, "VECTOR SORT ORDER over 10^4", || {
+            compile_err("r: (r1-r10000) ~~|\nv[r] = 1 ~~|\no[r] = VECTOR SORT ORDER(v[r], 1) ~~|")
+        });
+        assert!(e.starts_with("model.mdl:4:8: VECTOR SORT ORDER along 10000 elements"), "{e}");
+        assert!(e.contains("more than the limit"), "{e}");
+    }
+
+    /// A macro calling itself names its own result there, an error; macros calling each other in a circle are
+    /// refused at the depth limit, also when each calls the other twice (the first path stops it: no 2³²
+    /// instances).
+    #[test]
+    fn recursive_macros_are_refused() {
+        let e = compile_err("y = F(1) ~~|\n:MACRO: F(x)\nF = F(x) + 1 ~~|\n:END OF MACRO:\n");
+        assert_eq!(e, "model.mdl:4:5: 'F' is not a lookup, so it cannot be called");
+        for body in ["G(x) + 1", "G(x) + G(x)"] {
+            let eqs = format!(
+                "y = F(1) ~~|\n:MACRO: F(x)\nF = {body} ~~|\n:END OF MACRO:\n:MACRO: G(x)\nG = F(x) ~~|\n:END OF MACRO:\n"
+            );
+            let e = timed(20, body, || compile_err(&eqs));
+            assert!(e.contains("macros call each other more than 32 levels deep"), "{body}: {e}");
+        }
+    }
+
+    /// Macros that each call the next twice are 2³⁰ instances: refused by their count, quickly.
+    #[test]
+    fn a_macro_bomb_is_refused() {
+        let mut eqs = String::from("y = M0(1) ~~|\n");
+        for k in 0..30 {
+            eqs.push_str(&format!(":MACRO: M{k}(x)\nM{k} = M{}(x) + M{}(x) ~~|\n:END OF MACRO:\n", k + 1, k + 1));
+        }
+        eqs.push_str(":MACRO: M30(x)\nM30 = x ~~|\n:END OF MACRO:\n");
+        let e = timed(20, "2^30 macro instances", || compile_err(&eqs));
+        assert!(e.contains("macro instances"), "{e}");
+    }
+
+    /// Ranges defined in terms of themselves, directly or in a circle, are errors; a chain of 20,000 ranges
+    /// defined last to first resolves in one pass.
+    #[test]
+    fn ranges_defined_in_terms_of_themselves() {
+        assert_eq!(compile_err("r: a, r ~~|"), "model.mdl:2:7: the subscript range 'r' contains itself");
+        assert_eq!(
+            compile_err("r: s, a ~~|\ns: b, t ~~|\nt: r ~~|"),
+            "model.mdl:2:1: the subscript range 'r' is defined in a circle"
+        );
+        let n = 20_000;
+        let mut eqs: String = (0..n).map(|k| format!("r{k}: r{} ~~|\n", k + 1)).collect();
+        eqs.push_str(&format!("r{n}: a, b ~~|\nx[r0] = 1, 2 ~~|\n"));
+        let m = timed(20, "a chain of 20,000 ranges", || compile(&eqs)).unwrap();
+        assert_eq!(names(&m.spec().outputs), ["x[a]", "x[b]"]);
+    }
+}
