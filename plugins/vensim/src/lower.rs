@@ -970,19 +970,24 @@ impl<'f> Lowerer<'f, '_> {
             "active initial" => {
                 Err(Located::new(at, "ACTIVE INITIAL must be the whole right-hand side of an auxiliary"))
             }
-            // Vensim's time in model units, offset; calendar measures and other origins are not supported.
+            // The simulation's time (origin 0) or its initial time (1) in model units (measure 0), offset;
+            // calendar measures and the computer's clock (origin 2) are not supported.
             "get time value" => {
                 arity(3)?;
-                match (args[0].as_literal(), args[2].as_literal()) {
-                    (Some(relative), Some(measure)) if relative == 0.0 && measure == 0.0 => {
-                        Ok(op2(Op::Add, S::Time, self.expr(&args[1], env)?))
+                let origin = match (args[0].as_literal(), args[2].as_literal()) {
+                    (Some(origin), Some(measure)) if origin == 0.0 && measure == 0.0 => S::Time,
+                    (Some(origin), Some(measure)) if origin == 1.0 && measure == 0.0 => {
+                        S::Num(self.control.initial_time)
                     }
-                    _ => Err(Located::new(
-                        at,
-                        "GET TIME VALUE is supported for the simulation's time in its own units only: \
-                         GET TIME VALUE(0, offset, 0)",
-                    )),
-                }
+                    _ => {
+                        return Err(Located::new(
+                            at,
+                            "GET TIME VALUE is supported for the simulation's time or its initial time in model \
+                             units only: GET TIME VALUE(0 or 1, offset, 0)",
+                        ));
+                    }
+                };
+                Ok(op2(Op::Add, origin, self.expr(&args[1], env)?))
             }
             k if get_kind(k).is_some() => Err(Located::new(
                 at,

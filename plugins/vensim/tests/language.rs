@@ -68,9 +68,9 @@ fn unsupported_constructs_are_refused_with_their_place() {
             "model.mdl:4:8: the Vensim function VECTOR LOOKUP is not supported",
         ),
         (
-            "x = GET TIME VALUE(1, 0, 0) ~~|",
-            "model.mdl:2:5: GET TIME VALUE is supported for the simulation's time in its own units only: GET TIME \
-             VALUE(0, offset, 0)",
+            "x = GET TIME VALUE(2, 0, 0) ~~|",
+            "model.mdl:2:5: GET TIME VALUE is supported for the simulation's time or its initial time in model units \
+             only: GET TIME VALUE(0 or 1, offset, 0)",
         ),
         (
             "x = 1 + GET DIRECT CONSTANTS('c.csv', ',', 'B2') ~~|",
@@ -336,6 +336,16 @@ fn configuration_errors() {
     assert_eq!(m.spec().name, "model");
     let e = model_from_config("vensim", &serde_json::json!({ "source": "x = 1 +" }).to_string()).unwrap_err();
     assert_eq!(e, "model.mdl:1:1: equation not terminated by '~' (units and comment) or '|'");
+}
+
+/// GET TIME VALUE: the simulation's time (origin 0) or its initial time (origin 1), offset, in model units.
+#[test]
+fn get_time_value_from_the_time_or_the_initial_time() {
+    let src = model_src("now = GET TIME VALUE(0, 2, 0) ~~|\nstart = GET TIME VALUE(1, -0.5, 0) ~~|")
+        .replace("INITIAL TIME  = 0", "INITIAL TIME  = 3")
+        .replace("FINAL TIME  = 10", "FINAL TIME  = 13");
+    let m = VensimModel::compile(&src, "model.mdl", None).unwrap();
+    assert_eq!(run(&m, &[], &[], &[3.0, 4.25]).unwrap(), [5.0, 2.5, 6.25, 2.5]);
 }
 
 /// Every constant is an output too, each cell, after the other variables (Vensim's `.tab` has them all), with
