@@ -15,7 +15,7 @@ mod vector;
 
 use get::{Get, Read, get_args, get_call, get_kind};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use parfit_expr::Op;
@@ -146,6 +146,10 @@ struct Lowerer<'f, 's> {
     at: usize,
     macro_depth: usize,
     instances: usize,
+    /// Elements vector functions have unrolled so far, and charged to the memory budget (see
+    /// [`Lowerer::charge_unrolled`]).
+    unrolled: f64,
+    unroll_total: f64,
     /// How many parameters the model has before the stocks' inputs.
     n_params: usize,
 }
@@ -201,6 +205,8 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>, data_outputs: &[String
         at: 0,
         macro_depth: 0,
         instances: 0,
+        unrolled: 0.0,
+        unroll_total: 0.0,
         n_params: 0,
     };
     let top: Vec<_> = equations.into_iter().filter(|(e, _)| !CONTROL.contains(&e.lhs.key.as_str())).collect();
@@ -334,10 +340,11 @@ fn op2(op: Op, a: S, b: S) -> S {
 }
 
 /// `acc op b` as the left-to-right chain it continues: `((a + b) + c)` is one n-ary `Add` of `[a, b, c]`
-/// (the same operations in the same order), so a sum of thousands of terms does not nest.
+/// (the same operations in the same order), so a sum of thousands of terms — or a SUM, VMIN … over a range of
+/// thousands of elements — does not nest.
 fn chain(op: Op, acc: S, b: S) -> S {
     match acc {
-        S::Op(o, mut terms) if o == op && matches!(op, Op::Add | Op::Mul) => {
+        S::Op(o, mut terms) if o == op && matches!(op, Op::Add | Op::Mul | Op::Min | Op::Max) => {
             terms.push(b);
             S::Op(o, terms)
         }
@@ -665,9 +672,11 @@ impl<'f> Lowerer<'f, '_> {
 
     /// Lower every cell's equation.
     fn lower_scope(&mut self, scope: usize) -> Result<(), Located> {
+        let mut charged = HashSet::new();
         for (v, k) in self.each_cell(scope) {
             let (e, _) = self.eq_of(scope, v, k);
             let cell = self.cell(scope, v, k).clone();
+            let unrolled = self.unrolled;
             let env = Env { scope, binding: cell.binding.clone(), label: self.name_of(scope, v, k) };
             self.at = e.lhs.at;
             if get_call(&e.rhs).is_some() {
@@ -704,8 +713,28 @@ impl<'f> Lowerer<'f, '_> {
                 }
                 _ => {} // parameters and tables are complete
             }
+            if charged.insert((v, cell.eq)) {
+                self.charge_unrolled(scope, v, cell.eq, self.unrolled - unrolled)?;
+            }
         }
         Ok(())
+    }
+
+    /// After the first cell of an equation: the elements its vector functions unrolled, as many for each of
+    /// the equation's cells, charged with every equation's before against the memory budget — so a SUM over
+    /// 10⁴ elements in each of 10⁴ cells is refused at its first cell, not after 10⁸ terms.
+    fn charge_unrolled(&mut self, scope: usize, v: usize, eq: usize, per_cell: f64) -> Result<(), Located> {
+        if per_cell == 0.0 {
+            return Ok(());
+        }
+        let var = &self.scopes[scope].variables[v];
+        let cells = var.cells.iter().flatten().filter(|c| c.eq == eq).count() as f64;
+        self.unroll_total += per_cell * cells;
+        let what = format!(
+            "vector functions over {} elements in all ({per_cell} in each of the {cells} cells of '{}')",
+            self.unroll_total, var.name
+        );
+        parfit_core::limits::check_allocation(&what, self.unroll_total, 256.0).map_err(|m| Located::new(var.at, m))
     }
 
     /// The input parameter of top-level state `s`: top-level stocks are the first states, and their
@@ -936,7 +965,7 @@ impl<'f> Lowerer<'f, '_> {
                     _ => Op::Max,
                 };
                 let values = self.unroll(&args[0], env, &upper, at)?;
-                Ok(values.into_iter().reduce(|a, b| op2(op, a, b)).unwrap_or(S::Num(0.0)))
+                Ok(values.into_iter().reduce(|a, b| chain(op, a, b)).unwrap_or(S::Num(0.0)))
             }
             "elmcount" => {
                 arity(1)?;

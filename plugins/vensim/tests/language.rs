@@ -821,6 +821,28 @@ mod hostile {
         assert!(out[..1_000_000].iter().all(|&v| v == 2.0) && out[1_000_000..].iter().all(|&v| v == 1.0));
     }
 
+    /// SUM, VMIN … over a range of thousands of elements are one operation each, not thousands of nested ones
+    /// (a SUM over 1000 elements was refused as nested deeper than 500 levels); the elements all cells unroll
+    /// are charged to the memory budget at an equation's first cell, so 10⁴ cells each summing 10⁴ elements
+    /// are refused at once.
+    #[test]
+    fn vector_functions_over_large_ranges() {
+        let m = compile("r: (r1-r2000) ~~|\nx[r] = 1 ~~|\ny[r] = SUM(x[r!]) + VMIN(x[r!]) + VMAX(x[r!]) ~~|").unwrap();
+        let out = at_start(&m);
+        assert!(out[..2000].iter().all(|&y| y == 2002.0), "{:?}", &out[..3]);
+        let e = timed(20, "SUM over 10^4 in 10^4 cells", || {
+            compile_err("r: (r1-r10000) ~~|\nx[r] = 1 ~~|\ny[r] = SUM(x[r!]) ~~|")
+        });
+        assert!(
+            e.starts_with(
+                "model.mdl:4:1: vector functions over 100000000 elements in all (10000 in each of the 10000 cells \
+                 of 'y')"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("more than the limit"), "{e}");
+    }
+
     /// VECTOR SORT ORDER over 10⁴ elements would lower to 10¹² nodes: refused by the memory budget at once.
     #[test]
     fn a_vector_sort_order_beyond_the_memory_budget_is_refused_quickly() {
