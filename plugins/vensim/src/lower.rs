@@ -150,6 +150,8 @@ struct Lowerer<'f, 's> {
     /// [`Lowerer::charge_unrolled`]).
     unrolled: f64,
     unroll_total: f64,
+    /// Each range's elements' positions as values (see [`Subscripts::positions`]), worked out once.
+    positions: HashMap<usize, HashMap<String, f64>>,
     /// How many parameters the model has before the stocks' inputs.
     n_params: usize,
 }
@@ -207,6 +209,7 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>, data_outputs: &[String
         instances: 0,
         unrolled: 0.0,
         unroll_total: 0.0,
+        positions: HashMap::new(),
         n_params: 0,
     };
     let top: Vec<_> = equations.into_iter().filter(|(e, _)| !CONTROL.contains(&e.lhs.key.as_str())).collect();
@@ -821,7 +824,8 @@ impl<'f> Lowerer<'f, '_> {
                 Some(Named::Range(r)) => {
                     let sub = Sub { key: key.to_string(), text: text.to_string(), bang: false, at };
                     let e = self.element(env, &sub)?;
-                    Ok(S::Num(self.subs.position(&e, &self.subs.ranges[r].elements)))
+                    let positions = self.positions.entry(r).or_insert_with(|| self.subs.positions(r));
+                    Ok(S::Num(positions.get(&e).copied().unwrap_or(f64::NAN)))
                 }
                 // An element as a value: its position in the widest range holding it.
                 Some(Named::Element(e)) => Ok(S::Num(self.subs.position(e, &[e.to_string()]))),

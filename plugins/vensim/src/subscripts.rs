@@ -184,7 +184,7 @@ impl Subscripts {
     /// The range a variable's position runs over, given the elements its equations define there and the
     /// ranges they name: the first named range that holds them all, else the smallest range that does.
     pub fn dimension(&self, used: &[String], named: &[usize]) -> Option<usize> {
-        let holds = |r: usize| used.iter().all(|e| self.ranges[r].elements.contains(e));
+        let holds = |r: usize| self.ranges[r].holds(used);
         if let Some(&r) = named.iter().find(|&&r| holds(r)) {
             return Some(r);
         }
@@ -194,12 +194,23 @@ impl Subscripts {
     /// The position (from 1) of element `e` in the widest range holding all of `members` (the first
     /// defined of equally wide ones): how Vensim values a subscript used as a number.
     pub fn position(&self, e: &str, members: &[String]) -> f64 {
-        let holds = |r: &&Range| members.iter().all(|m| r.elements.contains(m));
-        let widest = self.ranges.iter().filter(holds).fold(None::<&Range>, |best, r| match best {
+        let widest = self.widest(members);
+        widest.and_then(|r| r.elements.iter().position(|x| x == e)).map_or(f64::NAN, |p| (p + 1) as f64)
+    }
+
+    /// The positions (from 1) of range `r`'s elements as [`Subscripts::position`] gives them, all at once.
+    pub fn positions(&self, r: usize) -> HashMap<String, f64> {
+        let widest = self.ranges.get(r).and_then(|range| self.widest(&range.elements));
+        let elements = widest.map_or(&[][..], |w| &w.elements[..]);
+        elements.iter().enumerate().map(|(p, e)| (e.clone(), (p + 1) as f64)).collect()
+    }
+
+    /// The widest range holding all of `members` (the first defined of equally wide ones).
+    fn widest(&self, members: &[String]) -> Option<&Range> {
+        self.ranges.iter().filter(|r| r.holds(members)).fold(None::<&Range>, |best, r| match best {
             Some(b) if b.elements.len() >= r.elements.len() => Some(b),
             _ => Some(r),
-        });
-        widest.and_then(|r| r.elements.iter().position(|x| x == e)).map_or(f64::NAN, |p| (p + 1) as f64)
+        })
     }
 
     /// The element of range `to` that element `e` of range `from` corresponds to through a mapping or
@@ -216,6 +227,18 @@ impl Subscripts {
             return image.get(pos(from)?).cloned();
         }
         None
+    }
+}
+
+impl Range {
+    /// Whether every one of `members` is an element of the range: linear in both (a range's elements against
+    /// each other would be quadratic per call, cubic over a range's cells).
+    fn holds(&self, members: &[String]) -> bool {
+        if members.len() > self.elements.len() {
+            return false;
+        }
+        let elements: HashSet<&str> = self.elements.iter().map(String::as_str).collect();
+        members.iter().all(|m| elements.contains(m.as_str()))
     }
 }
 
