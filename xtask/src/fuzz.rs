@@ -36,7 +36,12 @@ struct Target {
 const TARGETS: [Target; 7] = [
     Target { name: "diffsl", sources: &["examples", "tests/data"], extension: ".ds", named: false },
     Target { name: "montecarlo", sources: &["examples"], extension: ".mc", named: false },
-    Target { name: "vensim", sources: &["examples", "tests/data"], extension: ".mdl", named: false },
+    Target {
+        name: "vensim",
+        sources: &["examples", "tests/data", "plugins/vensim/tests/test-models"],
+        extension: ".mdl",
+        named: false,
+    },
     Target {
         name: "config",
         sources: &["examples", "README.md", "plugins/montecarlo/README.md"],
@@ -231,7 +236,13 @@ fn write_seeds(target: &Target, dir: &Path) -> Result<usize> {
     for file in &files {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let texts = if name.ends_with(".md") { toml_blocks(&text) } else { vec![head(&text, SEED_LINES)] };
+        let texts = if name.ends_with(".md") {
+            toml_blocks(&text)
+        } else if name.ends_with(".mdl") {
+            vec![before_sketch(&text)]
+        } else {
+            vec![head(&text, SEED_LINES)]
+        };
         for text in texts {
             let mut seed = String::new();
             if target.named {
@@ -304,6 +315,12 @@ fn collect(dir: &Path, extension: &str, files: &mut Vec<PathBuf>) -> Result {
 }
 
 /// The first `lines` lines of `text`.
+/// A Vensim model without its sketch (from the `---///` marker on), which its reader skips: the equations and
+/// the `.Control` section at the end of them stay whole, so the seed compiles.
+fn before_sketch(text: &str) -> String {
+    text.find("---///").map_or(text, |at| &text[..text[..at].rfind('\n').map_or(0, |nl| nl + 1)]).to_string()
+}
+
 fn head(text: &str, lines: usize) -> String {
     text.lines().take(lines).map(|l| format!("{l}\n")).collect()
 }

@@ -4,7 +4,8 @@
 //! The model file is read (`mdl.rs`, `parser.rs`), its subscripts expanded and its equations lowered to
 //! scalar equations (`lower.rs`, `builtins.rs`), which `parfit_expr` compiles to register code — run by
 //! its interpreter or, natively, as JIT-compiled machine code. Constants are the model's parameters, the
-//! stocks' starting values its per-case inputs, every other variable its outputs. See the crate's README.
+//! stocks' starting values its per-case inputs, every variable but lookups its outputs (the constants last,
+//! as Vensim's `.tab` lists them). See the crate's README.
 
 mod builtins;
 pub mod data;

@@ -15,7 +15,7 @@ mod vector;
 
 use get::{Get, Read, get_args, get_call, get_kind};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use parfit_expr::Op;
@@ -121,6 +121,8 @@ static UNDEFINED: Cell = Cell { eq: 0, binding: Vec::new(), number: 0, slot: Non
 
 /// How deeply macros may call macros.
 const MAX_MACRO_DEPTH: usize = 32;
+/// How many macro instances a model may make in all (macros that each call the next twice would make 2³²).
+const MAX_MACRO_INSTANCES: usize = 100_000;
 
 struct Lowerer<'f, 's> {
     /// Vensim output files holding the values of data variables without an equation.
@@ -144,6 +146,12 @@ struct Lowerer<'f, 's> {
     at: usize,
     macro_depth: usize,
     instances: usize,
+    /// Elements vector functions have unrolled so far, and charged to the memory budget (see
+    /// [`Lowerer::charge_unrolled`]).
+    unrolled: f64,
+    unroll_total: f64,
+    /// Each range's elements' positions as values (see [`Subscripts::positions`]), worked out once.
+    positions: HashMap<usize, HashMap<String, f64>>,
     /// How many parameters the model has before the stocks' inputs.
     n_params: usize,
 }
@@ -199,6 +207,9 @@ pub(crate) fn lower(file: &MdlFile, files: Option<Files>, data_outputs: &[String
         at: 0,
         macro_depth: 0,
         instances: 0,
+        unrolled: 0.0,
+        unroll_total: 0.0,
+        positions: HashMap::new(),
         n_params: 0,
     };
     let top: Vec<_> = equations.into_iter().filter(|(e, _)| !CONTROL.contains(&e.lhs.key.as_str())).collect();
@@ -332,10 +343,11 @@ fn op2(op: Op, a: S, b: S) -> S {
 }
 
 /// `acc op b` as the left-to-right chain it continues: `((a + b) + c)` is one n-ary `Add` of `[a, b, c]`
-/// (the same operations in the same order), so a sum of thousands of terms does not nest.
+/// (the same operations in the same order), so a sum of thousands of terms — or a SUM, VMIN … over a range of
+/// thousands of elements — does not nest.
 fn chain(op: Op, acc: S, b: S) -> S {
     match acc {
-        S::Op(o, mut terms) if o == op && matches!(op, Op::Add | Op::Mul) => {
+        S::Op(o, mut terms) if o == op && matches!(op, Op::Add | Op::Mul | Op::Min | Op::Max) => {
             terms.push(b);
             S::Op(o, terms)
         }
@@ -663,9 +675,11 @@ impl<'f> Lowerer<'f, '_> {
 
     /// Lower every cell's equation.
     fn lower_scope(&mut self, scope: usize) -> Result<(), Located> {
+        let mut charged = HashSet::new();
         for (v, k) in self.each_cell(scope) {
             let (e, _) = self.eq_of(scope, v, k);
             let cell = self.cell(scope, v, k).clone();
+            let unrolled = self.unrolled;
             let env = Env { scope, binding: cell.binding.clone(), label: self.name_of(scope, v, k) };
             self.at = e.lhs.at;
             if get_call(&e.rhs).is_some() {
@@ -702,8 +716,28 @@ impl<'f> Lowerer<'f, '_> {
                 }
                 _ => {} // parameters and tables are complete
             }
+            if charged.insert((v, cell.eq)) {
+                self.charge_unrolled(scope, v, cell.eq, self.unrolled - unrolled)?;
+            }
         }
         Ok(())
+    }
+
+    /// After the first cell of an equation: the elements its vector functions unrolled, as many for each of
+    /// the equation's cells, charged with every equation's before against the memory budget — so a SUM over
+    /// 10⁴ elements in each of 10⁴ cells is refused at its first cell, not after 10⁸ terms.
+    fn charge_unrolled(&mut self, scope: usize, v: usize, eq: usize, per_cell: f64) -> Result<(), Located> {
+        if per_cell == 0.0 {
+            return Ok(());
+        }
+        let var = &self.scopes[scope].variables[v];
+        let cells = var.cells.iter().flatten().filter(|c| c.eq == eq).count() as f64;
+        self.unroll_total += per_cell * cells;
+        let what = format!(
+            "vector functions over {} elements in all ({per_cell} in each of the {cells} cells of '{}')",
+            self.unroll_total, var.name
+        );
+        parfit_core::limits::check_allocation(&what, self.unroll_total, 256.0).map_err(|m| Located::new(var.at, m))
     }
 
     /// The input parameter of top-level state `s`: top-level stocks are the first states, and their
@@ -712,19 +746,21 @@ impl<'f> Lowerer<'f, '_> {
         self.n_params + s
     }
 
-    /// Stocks, then the other non-constant cells that are not lookups, in file order.
+    /// Stocks, then the other cells that are not lookups, then the literal constants (the parameters), each
+    /// group in file order: every column of Vensim's `.tab` but its lookups.
     fn outputs(&mut self, scope: usize) {
-        let mut stocks = Vec::new();
-        let mut rest = Vec::new();
+        let (mut stocks, mut rest, mut constants) = (Vec::new(), Vec::new(), Vec::new());
         for (v, k) in self.each_cell(scope) {
             let at = self.scopes[scope].variables[v].at;
+            let name = self.name_of(scope, v, k);
             match self.cell(scope, v, k).slot {
-                Some(Slot::State(s)) => stocks.push((self.name_of(scope, v, k), S::State(s), at)),
-                Some(Slot::Var(i)) => rest.push((self.name_of(scope, v, k), S::Var(i), at)),
-                _ => {}
+                Some(Slot::State(s)) => stocks.push((name, S::State(s), at)),
+                Some(Slot::Var(i)) => rest.push((name, S::Var(i), at)),
+                Some(Slot::Param(p)) => constants.push((name, S::Param(p), at)),
+                Some(Slot::Table(_)) | None => {}
             }
         }
-        for (name, value, at) in stocks.into_iter().chain(rest) {
+        for (name, value, at) in stocks.into_iter().chain(rest).chain(constants) {
             self.lw.system.outputs.push((name, value));
             self.places.outputs.push(at);
         }
@@ -788,7 +824,8 @@ impl<'f> Lowerer<'f, '_> {
                 Some(Named::Range(r)) => {
                     let sub = Sub { key: key.to_string(), text: text.to_string(), bang: false, at };
                     let e = self.element(env, &sub)?;
-                    Ok(S::Num(self.subs.position(&e, &self.subs.ranges[r].elements)))
+                    let positions = self.positions.entry(r).or_insert_with(|| self.subs.positions(r));
+                    Ok(S::Num(positions.get(&e).copied().unwrap_or(f64::NAN)))
                 }
                 // An element as a value: its position in the widest range holding it.
                 Some(Named::Element(e)) => Ok(S::Num(self.subs.position(e, &[e.to_string()]))),
@@ -932,7 +969,7 @@ impl<'f> Lowerer<'f, '_> {
                     _ => Op::Max,
                 };
                 let values = self.unroll(&args[0], env, &upper, at)?;
-                Ok(values.into_iter().reduce(|a, b| op2(op, a, b)).unwrap_or(S::Num(0.0)))
+                Ok(values.into_iter().reduce(|a, b| chain(op, a, b)).unwrap_or(S::Num(0.0)))
             }
             "elmcount" => {
                 arity(1)?;
@@ -966,19 +1003,24 @@ impl<'f> Lowerer<'f, '_> {
             "active initial" => {
                 Err(Located::new(at, "ACTIVE INITIAL must be the whole right-hand side of an auxiliary"))
             }
-            // Vensim's time in model units, offset; calendar measures and other origins are not supported.
+            // The simulation's time (origin 0) or its initial time (1) in model units (measure 0), offset;
+            // calendar measures and the computer's clock (origin 2) are not supported.
             "get time value" => {
                 arity(3)?;
-                match (args[0].as_literal(), args[2].as_literal()) {
-                    (Some(relative), Some(measure)) if relative == 0.0 && measure == 0.0 => {
-                        Ok(op2(Op::Add, S::Time, self.expr(&args[1], env)?))
+                let origin = match (args[0].as_literal(), args[2].as_literal()) {
+                    (Some(origin), Some(measure)) if origin == 0.0 && measure == 0.0 => S::Time,
+                    (Some(origin), Some(measure)) if origin == 1.0 && measure == 0.0 => {
+                        S::Num(self.control.initial_time)
                     }
-                    _ => Err(Located::new(
-                        at,
-                        "GET TIME VALUE is supported for the simulation's time in its own units only: \
-                         GET TIME VALUE(0, offset, 0)",
-                    )),
-                }
+                    _ => {
+                        return Err(Located::new(
+                            at,
+                            "GET TIME VALUE is supported for the simulation's time or its initial time in model \
+                             units only: GET TIME VALUE(0 or 1, offset, 0)",
+                        ));
+                    }
+                };
+                Ok(op2(Op::Add, origin, self.expr(&args[1], env)?))
             }
             k if get_kind(k).is_some() => Err(Located::new(
                 at,
@@ -1048,6 +1090,12 @@ impl<'f> Lowerer<'f, '_> {
         }
         if self.macro_depth == MAX_MACRO_DEPTH {
             return Err(Located::new(at, format!("macros call each other more than {MAX_MACRO_DEPTH} levels deep")));
+        }
+        if self.instances == MAX_MACRO_INSTANCES {
+            return Err(Located::new(
+                at,
+                format!("more than {MAX_MACRO_INSTANCES} macro instances (macros calling macros)"),
+            ));
         }
         self.instances += 1;
         let prefix = format!("{}.{}#{}.", env.label, m.name.text, self.instances);

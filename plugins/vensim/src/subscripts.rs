@@ -50,34 +50,60 @@ impl Subscripts {
             }
             s.ranges.push(Range { text: d.name.clone(), elements: Vec::new(), mappings: Vec::new() });
         }
-        let mut done = vec![false; defs.len()];
+        // Each definition's members, read once.
+        let members = defs
+            .iter()
+            .map(|(d, _)| match &d.members {
+                Members::List(list) => Ok(list.clone()),
+                Members::Equivalent(other) => Ok(vec![other.clone()]),
+                Members::Get(_) => external(d),
+            })
+            .collect::<Result<Vec<Vec<Sub>>, Located>>()?;
+        // Resolve each definition after the ranges it names, depth first with an explicit stack (a chain of
+        // definitions as long as the file allows neither recurses nor takes a pass per link); a range met again
+        // while its own members are being resolved is a circle.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Open,
+            Done,
+        }
+        let mut marks = vec![Mark::New; defs.len()];
         let mut total = 0usize;
-        // Resolve definitions whose members are known, until none is left or none progresses (a circle).
-        loop {
-            let mut progressed = false;
-            for (k, (d, _)) in defs.iter().enumerate() {
-                if done[k] {
-                    continue;
-                }
-                let members: Vec<Sub> = match &d.members {
-                    Members::List(list) => list.clone(),
-                    Members::Equivalent(other) => vec![other.clone()],
-                    Members::Get(_) => external(d)?,
-                };
-                let waiting = members.iter().any(|m| self_range(&s.by_key, m).is_some_and(|r| !done[r] && r != k));
-                if waiting {
+        for root in 0..defs.len() {
+            if marks[root] != Mark::New {
+                continue;
+            }
+            marks[root] = Mark::Open;
+            let mut stack = vec![(root, 0usize)];
+            while let Some((k, next)) = stack.last_mut() {
+                let (k, d) = (*k, defs[*k].0);
+                if let Some(m) = members[k].get(*next) {
+                    *next += 1;
+                    let Some(r) = self_range(&s.by_key, m) else { continue };
+                    match marks[r] {
+                        _ if r == k => {
+                            let message = format!("the subscript range '{}' contains itself", d.name);
+                            return Err(Located::new(m.at, message));
+                        }
+                        Mark::New => {
+                            marks[r] = Mark::Open;
+                            stack.push((r, 0));
+                        }
+                        Mark::Open => {
+                            let (d, _) = defs[r];
+                            return Err(Located::new(
+                                d.at,
+                                format!("the subscript range '{}' is defined in a circle", d.name),
+                            ));
+                        }
+                        Mark::Done => {}
+                    }
                     continue;
                 }
                 let mut elements = Vec::new();
-                let mut seen = HashSet::new();
-                for m in &members {
+                for m in &members[k] {
                     match self_range(&s.by_key, m) {
-                        Some(r) if r == k => {
-                            return Err(Located::new(
-                                m.at,
-                                format!("the subscript range '{}' contains itself", d.name),
-                            ));
-                        }
                         Some(r) => elements.extend(s.ranges[r].elements.iter().cloned()),
                         None => {
                             s.element_text.entry(m.key.clone()).or_insert_with(|| m.text.clone());
@@ -85,22 +111,15 @@ impl Subscripts {
                         }
                     }
                 }
+                let mut seen = HashSet::new();
                 elements.retain(|e| seen.insert(e.clone()));
                 total += elements.len();
                 if total > MAX_ELEMENTS {
                     return Err(Located::new(d.at, format!("more than {MAX_ELEMENTS} subscript elements in all")));
                 }
                 s.ranges[k].elements = elements;
-                done[k] = true;
-                progressed = true;
-            }
-            if done.iter().all(|&d| d) {
-                break;
-            }
-            if !progressed {
-                let k = done.iter().position(|&d| !d).unwrap_or(0);
-                let (d, _) = defs[k];
-                return Err(Located::new(d.at, format!("the subscript range '{}' is defined in a circle", d.name)));
+                marks[k] = Mark::Done;
+                stack.pop();
             }
         }
         for (k, (d, _)) in defs.iter().enumerate() {
@@ -165,7 +184,7 @@ impl Subscripts {
     /// The range a variable's position runs over, given the elements its equations define there and the
     /// ranges they name: the first named range that holds them all, else the smallest range that does.
     pub fn dimension(&self, used: &[String], named: &[usize]) -> Option<usize> {
-        let holds = |r: usize| used.iter().all(|e| self.ranges[r].elements.contains(e));
+        let holds = |r: usize| self.ranges[r].holds(used);
         if let Some(&r) = named.iter().find(|&&r| holds(r)) {
             return Some(r);
         }
@@ -175,12 +194,23 @@ impl Subscripts {
     /// The position (from 1) of element `e` in the widest range holding all of `members` (the first
     /// defined of equally wide ones): how Vensim values a subscript used as a number.
     pub fn position(&self, e: &str, members: &[String]) -> f64 {
-        let holds = |r: &&Range| members.iter().all(|m| r.elements.contains(m));
-        let widest = self.ranges.iter().filter(holds).fold(None::<&Range>, |best, r| match best {
+        let widest = self.widest(members);
+        widest.and_then(|r| r.elements.iter().position(|x| x == e)).map_or(f64::NAN, |p| (p + 1) as f64)
+    }
+
+    /// The positions (from 1) of range `r`'s elements as [`Subscripts::position`] gives them, all at once.
+    pub fn positions(&self, r: usize) -> HashMap<String, f64> {
+        let widest = self.ranges.get(r).and_then(|range| self.widest(&range.elements));
+        let elements = widest.map_or(&[][..], |w| &w.elements[..]);
+        elements.iter().enumerate().map(|(p, e)| (e.clone(), (p + 1) as f64)).collect()
+    }
+
+    /// The widest range holding all of `members` (the first defined of equally wide ones).
+    fn widest(&self, members: &[String]) -> Option<&Range> {
+        self.ranges.iter().filter(|r| r.holds(members)).fold(None::<&Range>, |best, r| match best {
             Some(b) if b.elements.len() >= r.elements.len() => Some(b),
             _ => Some(r),
-        });
-        widest.and_then(|r| r.elements.iter().position(|x| x == e)).map_or(f64::NAN, |p| (p + 1) as f64)
+        })
     }
 
     /// The element of range `to` that element `e` of range `from` corresponds to through a mapping or
@@ -197,6 +227,18 @@ impl Subscripts {
             return image.get(pos(from)?).cloned();
         }
         None
+    }
+}
+
+impl Range {
+    /// Whether every one of `members` is an element of the range: linear in both (a range's elements against
+    /// each other would be quadratic per call, cubic over a range's cells).
+    fn holds(&self, members: &[String]) -> bool {
+        if members.len() > self.elements.len() {
+            return false;
+        }
+        let elements: HashSet<&str> = self.elements.iter().map(String::as_str).collect();
+        members.iter().all(|m| elements.contains(m.as_str()))
     }
 }
 

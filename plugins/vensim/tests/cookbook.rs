@@ -55,6 +55,8 @@ fn the_cookbook_model_parses() {
     let mut outputs = decs.clone();
     outputs.extend((1..=8).map(|k| format!("bday{k}0")));
     outputs.extend((1..=9).map(|k| format!("dec {k} loss")));
+    // The constants close the list, as in Vensim's `.tab`.
+    outputs.extend(expected);
     assert_eq!(spec.outputs, outputs);
     assert_eq!(spec.output_kind, OutputKind::TimeSeries);
     assert_eq!(m.method(), Method::Euler);

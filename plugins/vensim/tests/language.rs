@@ -69,9 +69,9 @@ fn unsupported_constructs_are_refused_with_their_place() {
             "model.mdl:4:8: the Vensim function VECTOR LOOKUP is not supported",
         ),
         (
-            "x = GET TIME VALUE(1, 0, 0) ~~|",
-            "model.mdl:2:5: GET TIME VALUE is supported for the simulation's time in its own units only: GET TIME \
-             VALUE(0, offset, 0)",
+            "x = GET TIME VALUE(2, 0, 0) ~~|",
+            "model.mdl:2:5: GET TIME VALUE is supported for the simulation's time or its initial time in model units \
+             only: GET TIME VALUE(0 or 1, offset, 0)",
         ),
         (
             "x = 1 + GET DIRECT CONSTANTS('c.csv', ',', 'B2') ~~|",
@@ -179,9 +179,9 @@ fn names_ignore_case_spaces_and_underscores() {
     let spec = m.spec();
     assert_eq!(spec.params[0].name, "Dec 1 Loss Rate");
     assert_eq!(spec.inputs, ["Stock One"]);
-    assert_eq!(spec.outputs, ["Stock One", "birth flow"]);
+    assert_eq!(spec.outputs, ["Stock One", "birth flow", "Dec 1 Loss Rate"]);
     let out = at_start(&m);
-    assert_eq!(out, [3.0, 1.0]);
+    assert_eq!(out, [3.0, 1.0, 0.5]);
     // One Euler step: 3 + 0.25 * (1 - 3 * 0.5).
     let out = run(&m, &[0.5], &[f64::NAN], &[0.25]).unwrap();
     assert_eq!(out[0], 3.0 + (1.0 - 3.0 * 0.5) * 0.25);
@@ -290,7 +290,7 @@ fn rk4_on_exponential_decay() {
     let h: f64 = 0.25;
     let g = 1.0 - h + h * h / 2.0 - h * h * h / 6.0 + h.powi(4) / 24.0;
     for (i, t) in times.iter().enumerate() {
-        let x = out[i];
+        let x = out[2 * i]; // x, then the constant k
         assert!((x - g.powi(i as i32)).abs() <= 1e-14 * g.powi(i as i32), "t = {t}: {x} vs {}", g.powi(i as i32));
         // RK4's global error: about t·h⁴/120 relative (bounded here with a factor 2 to spare).
         assert!((x - (-t).exp()).abs() <= (t * h.powi(4) / 60.0) * (-t).exp(), "t = {t}: {x}");
@@ -339,14 +339,39 @@ fn configuration_errors() {
     assert_eq!(e, "model.mdl:1:1: equation not terminated by '~' (units and comment) or '|'");
 }
 
+/// GET TIME VALUE: the simulation's time (origin 0) or its initial time (origin 1), offset, in model units.
+#[test]
+fn get_time_value_from_the_time_or_the_initial_time() {
+    let src = model_src("now = GET TIME VALUE(0, 2, 0) ~~|\nstart = GET TIME VALUE(1, -0.5, 0) ~~|")
+        .replace("INITIAL TIME  = 0", "INITIAL TIME  = 3")
+        .replace("FINAL TIME  = 10", "FINAL TIME  = 13");
+    let m = VensimModel::compile(&src, "model.mdl", None).unwrap();
+    assert_eq!(run(&m, &[], &[], &[3.0, 4.25]).unwrap(), [5.0, 2.5, 6.25, 2.5]);
+}
+
+/// Every constant is an output too, each cell, after the other variables (Vensim's `.tab` has them all), with
+/// the value the run was given; a model of constants alone has outputs.
+#[test]
+fn constants_are_outputs_after_the_other_variables() {
+    let m = compile("a = 1 ~~|\nr: x, y ~~|\nb[r] = 2, 3 ~~|\nc == 4 ~~|\nd = a * 10 ~~|").unwrap();
+    let spec = m.spec();
+    assert_eq!(names(&spec.outputs), ["c", "d", "a", "b[x]", "b[y]"]);
+    assert_eq!(at_start(&m), [4.0, 10.0, 1.0, 2.0, 3.0]);
+    let out = run(&m, &[5.0, 6.0, 7.0], &[], &[0.0, 10.0]).unwrap();
+    assert_eq!(out, [4.0, 50.0, 5.0, 6.0, 7.0, 4.0, 50.0, 5.0, 6.0, 7.0]);
+    let only = compile("a = 1 ~~|").unwrap();
+    assert_eq!(names(&only.spec().outputs), ["a"]);
+    assert_eq!(run(&only, &[2.5], &[], &[0.0, 0.25]).unwrap(), [2.5, 2.5]);
+}
+
 /// Initial values may be expressions of parameters, time and other stocks; inputs override them.
 #[test]
 fn initial_value_expressions() {
     let m = compile("k = 3 ~~|\na = INTEG(0, k * b) ~~|\nb = INTEG(0, Time + 2) ~~|").unwrap();
     assert_eq!(m.spec().inputs, ["a", "b"]);
-    assert_eq!(at_start(&m), [6.0, 2.0]);
-    assert_eq!(run(&m, &[3.0], &[f64::NAN, 5.0], &[0.0]).unwrap(), [15.0, 5.0]);
-    assert_eq!(run(&m, &[1.0], &[4.0, f64::NAN], &[0.0]).unwrap(), [4.0, 2.0]);
+    assert_eq!(at_start(&m), [6.0, 2.0, 3.0]);
+    assert_eq!(run(&m, &[3.0], &[f64::NAN, 5.0], &[0.0]).unwrap(), [15.0, 5.0, 3.0]);
+    assert_eq!(run(&m, &[1.0], &[4.0, f64::NAN], &[0.0]).unwrap(), [4.0, 2.0, 1.0]);
     let m = compile("a = INTEG(0, 1 / 0 - 1 / 0) ~~|").unwrap();
     assert!(matches!(run(&m, &[], &[f64::NAN], &[0.0]), Err(SimError::BadInput(e)) if e.contains("'a'")));
 }
@@ -406,9 +431,16 @@ fn subscripts_expand_to_one_scalar_per_element() {
     assert_eq!(names(&spec.inputs), ["stock[a]", "stock[b]", "stock[c]"]);
     assert_eq!(
         names(&spec.outputs),
-        ["stock[a]", "stock[b]", "stock[c]", "total", "pr", "lo", "hi", "n", "row sum[a]", "row sum[b]", "row sum[c]"]
+        [
+            ["stock[a]", "stock[b]", "stock[c]", "total", "pr", "lo", "hi", "n", "row sum[a]", "row sum[b]"].as_slice(),
+            &["row sum[c]"],
+            &params, // the constants close the list, as in Vensim's `.tab`
+        ]
+        .concat()
     );
-    assert_eq!(at_start(&m), [1.0, 3.0, 5.0, 9.0, 6.0, 1.0, 6.0, 3.0, 3.0, 7.0, 11.0]);
+    let out = at_start(&m);
+    assert_eq!(out[..11], [1.0, 3.0, 5.0, 9.0, 6.0, 1.0, 6.0, 3.0, 3.0, 7.0, 11.0]);
+    assert_eq!(out[11..], [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let out = run(&m, &spec.defaults(), &[f64::NAN; 3], &[0.25]).unwrap();
     assert_eq!(out[..4], [1.25, 3.5, 5.75, 10.5]);
 }
@@ -459,9 +491,9 @@ fn macros_are_instantiated_per_call() {
     .unwrap();
     let spec = m.spec();
     assert!(spec.inputs.is_empty());
-    assert_eq!(names(&spec.outputs), ["y", "z"]);
+    assert_eq!(names(&spec.outputs), ["y", "z", "rate"]);
     let out = run(&m, &[1.0], &[], &[0.0, 0.25]).unwrap();
-    assert_eq!(out, [1.0, 2.0, 1.125, 2.5]);
+    assert_eq!(out, [1.0, 2.0, 1.0, 1.125, 2.5, 1.0]);
     let e = compile_err("y = GROWTH(1) ~~|\n:MACRO: GROWTH(x0, r)\nGROWTH = INTEG(r, x0) ~~|\n:END OF MACRO:\n");
     assert_eq!(e, "model.mdl:2:5: the macro GROWTH takes 2 arguments, found 1");
     let e = compile_err(":MACRO: M(a)\nM = a ~~|\n");
@@ -536,9 +568,9 @@ fn data_files_from_the_configuration() {
         spec.params.iter().map(|p| (p.name.as_str(), p.default)).collect::<Vec<_>>(),
         [("k[a]", 1.5), ("k[b]", 2.5)]
     );
-    assert_eq!(names(&spec.outputs), ["d", "e"]);
+    assert_eq!(names(&spec.outputs), ["d", "e", "k[a]", "k[b]"]);
     let out = run(&m, &spec.defaults(), &[], &[0.0, 0.25, 2.0]).unwrap();
-    assert_eq!(out, [1.0, 2.0, 1.5, 3.0, 3.0, 6.0]);
+    assert_eq!(out, [1.0, 2.0, 1.5, 2.5, 1.5, 3.0, 1.5, 2.5, 3.0, 6.0, 1.5, 2.5]);
     let missing = serde_json::json!({ "source": src, "data_files": { "c.csv": "x,1,2\n" } }).to_string();
     let e = model_from_config("vensim", &missing).unwrap_err();
     assert_eq!(e, "model.mdl:4:6: GET DIRECT DATA: d.csv: no such file among the model's data files");
@@ -618,8 +650,8 @@ fn reality_checks_are_skipped() {
          zero[r] :TEST INPUT: x[r] = 0 ~~|\ny[r] = x[r] * 2 ~~|",
     )
     .unwrap();
-    assert_eq!(names(&m.spec().outputs), ["y[a]", "y[b]"]);
-    assert_eq!(at_start(&m), [2.0, 4.0]);
+    assert_eq!(names(&m.spec().outputs), ["y[a]", "y[b]", "x[a]", "x[b]"]);
+    assert_eq!(at_start(&m), [2.0, 4.0, 1.0, 2.0]);
 }
 
 /// A constant that sets a structure's size (here a DELAY FIXED's length) keeps its default: a simulation
@@ -668,7 +700,8 @@ fn vector_rank_sort_order_and_reorder() {
     assert_eq!(out[..4], [3.0, 1.0, 4.0, 2.0]);
     assert_eq!(out[4..8], [1.0, 4.0, 2.0, 3.0]);
     assert_eq!(out[8..12], [1.0, 3.0, 0.0, 2.0]);
-    assert_eq!(out[12..], [-1.0, 0.0, 3.0, 3.0]);
+    assert_eq!(out[12..16], [-1.0, 0.0, 3.0, 3.0]);
+    assert_eq!(out[16..], [3.0, -1.0, 3.0, 0.0]);
     let e = compile_err("r: a, b ~~|\nx[r] = 1 ~~|\ny = VECTOR RANK(x[r!], 1) ~~|");
     assert_eq!(
         e,
@@ -706,7 +739,8 @@ fn allocate_by_priority_clears_the_market() {
     .unwrap();
     let spec = m.spec();
     let mut params = spec.defaults();
-    let allocated = |params: &[f64]| run(&m, params, &[], &[0.0]).unwrap();
+    // `got` first; the constants follow.
+    let allocated = |params: &[f64]| run(&m, params, &[], &[0.0]).unwrap()[..3].to_vec();
     let got = allocated(&params);
     for (got, want) in got.iter().zip([0.0, 13.0 / 6.0, 1.0 / 12.0]) {
         assert!((got - want).abs() < 1e-12, "{got} vs {want}");
@@ -760,4 +794,116 @@ fn allocate_available_refuses_unsupported_profiles() {
     assert!(
         matches!(run(&m, &params, &[], &[0.0]), Err(SimError::BadParameter { name, .. }) if name == "prof[x,ptype]")
     );
+}
+
+/// Hostile sizes and shapes end in a run or a clear error, quickly: `elapsed` bounds each (generous for a debug
+/// build on a loaded machine; a hang or a pass per link takes minutes).
+#[cfg(not(target_arch = "wasm32"))]
+mod hostile {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn timed<T>(limit: u64, what: &str, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let result = f();
+        assert!(started.elapsed() < Duration::from_secs(limit), "{what} took {:?}", started.elapsed());
+        result
+    }
+
+    /// A million cells (`x[r, s]` over two 1000-element ranges) compile and run.
+    #[test]
+    fn a_million_cells_run() {
+        let src = model_src("r: (r1-r1000) ~~|\ns: (s1-s1000) ~~|\nx[r, s] = 1 ~~|\ny[r, s] = x[r, s] * 2 ~~|");
+        let options = parfit_vensim::Options { jit: false, ..Default::default() };
+        let m = timed(120, "a million cells", || VensimModel::compile_with(&src, "model.mdl", &options)).unwrap();
+        assert_eq!((m.spec().params.len(), m.spec().outputs.len()), (1_000_000, 2_000_000));
+        assert_eq!(m.spec().outputs[999_999], "y[r1000,s1000]");
+        let out = run(&m, &m.spec().defaults(), &[], &[0.25]).unwrap();
+        assert!(out[..1_000_000].iter().all(|&v| v == 2.0) && out[1_000_000..].iter().all(|&v| v == 1.0));
+    }
+
+    /// A range used as a value in each of its 10⁴ cells: its elements' positions are worked out once (a
+    /// fuzzed input with 1011 cells took 14 s: each cell compared the range's elements against each other).
+    #[test]
+    fn a_range_as_a_value_over_10_4_cells() {
+        let m = timed(20, "positions of 10^4 elements", || compile("d: (A1-A10000) ~~|\nv[d] = d - 20 ~~|")).unwrap();
+        let out = at_start(&m);
+        assert_eq!((out[0], out[9999]), (-19.0, 9980.0));
+    }
+
+    /// SUM, VMIN … over a range of thousands of elements are one operation each, not thousands of nested ones
+    /// (a SUM over 1000 elements was refused as nested deeper than 500 levels); the elements all cells unroll
+    /// are charged to the memory budget at an equation's first cell, so 10⁴ cells each summing 10⁴ elements
+    /// are refused at once.
+    #[test]
+    fn vector_functions_over_large_ranges() {
+        let m = compile("r: (r1-r2000) ~~|\nx[r] = 1 ~~|\ny[r] = SUM(x[r!]) + VMIN(x[r!]) + VMAX(x[r!]) ~~|").unwrap();
+        let out = at_start(&m);
+        assert!(out[..2000].iter().all(|&y| y == 2002.0), "{:?}", &out[..3]);
+        let e = timed(20, "SUM over 10^4 in 10^4 cells", || {
+            compile_err("r: (r1-r10000) ~~|\nx[r] = 1 ~~|\ny[r] = SUM(x[r!]) ~~|")
+        });
+        assert!(
+            e.starts_with(
+                "model.mdl:4:1: vector functions over 100000000 elements in all (10000 in each of the 10000 cells \
+                 of 'y')"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("more than the limit"), "{e}");
+    }
+
+    /// VECTOR SORT ORDER over 10⁴ elements would lower to 10¹² nodes: refused by the memory budget at once.
+    #[test]
+    fn a_vector_sort_order_beyond_the_memory_budget_is_refused_quickly() {
+        let e = timed(20, "VECTOR SORT ORDER over 10^4", || {
+            compile_err("r: (r1-r10000) ~~|\nv[r] = 1 ~~|\no[r] = VECTOR SORT ORDER(v[r], 1) ~~|")
+        });
+        assert!(e.starts_with("model.mdl:4:8: VECTOR SORT ORDER along 10000 elements"), "{e}");
+        assert!(e.contains("more than the limit"), "{e}");
+    }
+
+    /// A macro calling itself names its own result there, an error; macros calling each other in a circle are
+    /// refused at the depth limit, also when each calls the other twice (the first path stops it: no 2³²
+    /// instances).
+    #[test]
+    fn recursive_macros_are_refused() {
+        let e = compile_err("y = F(1) ~~|\n:MACRO: F(x)\nF = F(x) + 1 ~~|\n:END OF MACRO:\n");
+        assert_eq!(e, "model.mdl:4:5: 'F' is not a lookup, so it cannot be called");
+        for body in ["G(x) + 1", "G(x) + G(x)"] {
+            let eqs = format!(
+                "y = F(1) ~~|\n:MACRO: F(x)\nF = {body} ~~|\n:END OF MACRO:\n:MACRO: G(x)\nG = F(x) ~~|\n:END OF MACRO:\n"
+            );
+            let e = timed(20, body, || compile_err(&eqs));
+            assert!(e.contains("macros call each other more than 32 levels deep"), "{body}: {e}");
+        }
+    }
+
+    /// Macros that each call the next twice are 2³⁰ instances: refused by their count, quickly.
+    #[test]
+    fn a_macro_bomb_is_refused() {
+        let mut eqs = String::from("y = M0(1) ~~|\n");
+        for k in 0..30 {
+            eqs.push_str(&format!(":MACRO: M{k}(x)\nM{k} = M{}(x) + M{}(x) ~~|\n:END OF MACRO:\n", k + 1, k + 1));
+        }
+        eqs.push_str(":MACRO: M30(x)\nM30 = x ~~|\n:END OF MACRO:\n");
+        let e = timed(20, "2^30 macro instances", || compile_err(&eqs));
+        assert!(e.contains("macro instances"), "{e}");
+    }
+
+    /// Ranges defined in terms of themselves, directly or in a circle, are errors; a chain of 20,000 ranges
+    /// defined last to first resolves in one pass.
+    #[test]
+    fn ranges_defined_in_terms_of_themselves() {
+        assert_eq!(compile_err("r: a, r ~~|"), "model.mdl:2:7: the subscript range 'r' contains itself");
+        assert_eq!(
+            compile_err("r: s, a ~~|\ns: b, t ~~|\nt: r ~~|"),
+            "model.mdl:2:1: the subscript range 'r' is defined in a circle"
+        );
+        let n = 20_000;
+        let mut eqs: String = (0..n).map(|k| format!("r{k}: r{} ~~|\n", k + 1)).collect();
+        eqs.push_str(&format!("r{n}: a, b ~~|\nx[r0] = 1, 2 ~~|\n"));
+        let m = timed(20, "a chain of 20,000 ranges", || compile(&eqs)).unwrap();
+        assert_eq!(names(&m.spec().outputs), ["x[a]", "x[b]"]);
+    }
 }

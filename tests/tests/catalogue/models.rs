@@ -199,7 +199,7 @@ fn a_vensim_time_step_that_is_not_positive_is_refused_at_its_place() {
 fn a_vensim_run_whose_saved_table_would_exceed_memory_is_refused() {
     let model = aging_chain_with("TIME STEP  = 0.125", "TIME STEP  = 1e-12");
     let (run, _) = run_with("vensim-steps", &[("m.mdl", &model)], &["run", "m.mdl"]);
-    refused(&run, 2, &["m.mdl:197:1:", "saving 26 outputs at 10000000000001 times", "more than the limit"]);
+    refused(&run, 2, &["m.mdl:197:1:", "saving 36 outputs at 10000000000001 times", "more than the limit"]);
 }
 
 #[test]
@@ -226,6 +226,20 @@ fn vensim_expressions_nested_100000_deep_are_refused_and_long_sums_run() {
         assert_eq!(value_at(&long.stdout, "2001.0", stock), value_at(&plain.stdout, "2001.0", stock), "{stock}");
     }
     assert_eq!(value_at(&long.stdout, "2001.0", "births"), 0.0);
+}
+
+/// A Vensim model of constants alone prints a row per time with every constant, as Vensim's `.tab` has them
+/// (it once printed the `time` header alone, with exit 0); a model of control values alone prints the times.
+#[test]
+fn a_vensim_model_of_constants_prints_rows() {
+    let control = "INITIAL TIME = 0 ~~|\nFINAL TIME = 1 ~~|\nTIME STEP = 0.5 ~~|\n";
+    let model = format!("a = 1.5 ~~|\nr: x, y ~~|\nb[r] = 2, 3 ~~|\n{control}");
+    let (run, _) = run_with("vensim-constants", &[("m.mdl", &model)], &["run", "m.mdl", "--times", "0:1:3"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "time,a,b[x],b[y]\n0.0,1.5,2.0,3.0\n0.5,1.5,2.0,3.0\n1.0,1.5,2.0,3.0\n");
+    let (run, _) = run_with("vensim-control", &[("m.mdl", control)], &["run", "m.mdl", "--times", "0:1:3"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "time\n0.0\n0.5\n1.0\n");
 }
 
 /// A BasicTerm projection of the model points `points` (rows after the header) on the example's tables, with

@@ -98,7 +98,10 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
 
     let n = spec.outputs.len();
     let rows: Vec<(Option<f64>, &[f64])> = match spec.output_kind {
-        OutputKind::TimeSeries => times.iter().zip(out.chunks_exact(n.max(1))).map(|(t, r)| (Some(*t), r)).collect(),
+        // One row per time, even of no outputs (a model of control values alone still prints its times).
+        OutputKind::TimeSeries => {
+            times.iter().enumerate().map(|(i, t)| (Some(*t), out.get(i * n..(i + 1) * n).unwrap_or(&[]))).collect()
+        }
         OutputKind::Scalar => vec![(None, &out[..])],
     };
     let text = match common.format.unwrap_or(Format::Csv) {

@@ -4,7 +4,7 @@
 use parfit_expr::Op;
 use parfit_expr::system::Expr as S;
 
-use super::{Env, Lowerer, op2};
+use super::{Env, Lowerer, chain, op2};
 use crate::expr::{Expr, Sub};
 use crate::lexer::Located;
 
@@ -145,14 +145,14 @@ impl Lowerer<'_, '_> {
             op2(Op::Add, p.priority.clone(), op2(Op::Mul, S::Num(sign * 40.0), p.width.clone()))
         };
         let fold = |op: Op, sign: f64| {
-            profiles.iter().map(|p| reach(p, sign)).reduce(|a, b| op2(op, a, b)).unwrap_or(S::Num(0.0))
+            profiles.iter().map(|p| reach(p, sign)).reduce(|a, b| chain(op, a, b)).unwrap_or(S::Num(0.0))
         };
         let mut lo = hidden(self, "low", fold(Op::Min, -1.0));
         let mut hi = hidden(self, "high", fold(Op::Max, 1.0));
         for _ in 0..64 {
             let mid = hidden(self, "mid", op2(Op::Mul, op2(Op::Add, lo.clone(), hi.clone()), S::Num(0.5)));
             let total = requests.iter().zip(&profiles).map(|(r, p)| op2(Op::Mul, r.clone(), p.share(&mid)));
-            let total = total.reduce(|a, b| op2(Op::Add, a, b)).unwrap_or(S::Num(0.0));
+            let total = total.reduce(|a, b| chain(Op::Add, a, b)).unwrap_or(S::Num(0.0));
             // Too much allocated: the market priority is higher.
             let over = hidden(self, "over", op2(Op::Gt, total, supply.clone()));
             lo = hidden(self, "low", S::Op(Op::If, vec![over.clone(), mid.clone(), lo]));

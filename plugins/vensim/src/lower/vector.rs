@@ -5,7 +5,7 @@
 use parfit_expr::Op;
 use parfit_expr::system::Expr as S;
 
-use super::{Env, Lowerer, Slot, op2};
+use super::{Env, Lowerer, Slot, chain, op2};
 use crate::expr::{Expr, Sub};
 use crate::lexer::Located;
 
@@ -35,7 +35,7 @@ impl Lowerer<'_, '_> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, r)| op2(Op::Mul, S::Num(i as f64), op2(Op::Eq, r, S::Num((position + 1) as f64))))
-                .reduce(|a, b| op2(Op::Add, a, b))
+                .reduce(|a, b| chain(Op::Add, a, b))
                 .unwrap_or(S::Num(f64::NAN)),
         })
     }
@@ -56,7 +56,13 @@ impl Lowerer<'_, '_> {
     }
 
     /// `env` extended with each combination of the `range!` subscripts in `xs`, in row-major order.
-    pub(super) fn bang_envs(&self, xs: &[&Expr], env: &Env, function: &str, at: usize) -> Result<Vec<Env>, Located> {
+    pub(super) fn bang_envs(
+        &mut self,
+        xs: &[&Expr],
+        env: &Env,
+        function: &str,
+        at: usize,
+    ) -> Result<Vec<Env>, Located> {
         let mut bangs: Vec<&Sub> = Vec::new();
         for x in xs {
             x.visit_subs(&mut |s| {
@@ -79,6 +85,7 @@ impl Lowerer<'_, '_> {
         let count: f64 = sizes.iter().map(|&n| n as f64).product();
         parfit_core::limits::check_allocation(&format!("{function} over {count} elements"), count, 256.0)
             .map_err(|m| Located::new(at, m))?;
+        self.unrolled += count;
         let mut envs = Vec::new();
         let mut tuple = vec![0usize; ranges.len()];
         for _ in 0..count as usize {
@@ -115,7 +122,7 @@ impl Lowerer<'_, '_> {
         }
         let missing = self.expr(missing, env)?;
         let flag = |s: &S| op2(Op::Ne, s.clone(), S::Num(0.0));
-        let count = selected.iter().map(flag).reduce(|a, b| op2(Op::Add, a, b)).unwrap_or(S::Num(0.0));
+        let count = selected.iter().map(flag).reduce(|a, b| chain(Op::Add, a, b)).unwrap_or(S::Num(0.0));
         let result = |action: u8| {
             let terms = selected.iter().zip(&vals).map(|(s, v)| match action {
                 0..=4 => op2(Op::Mul, s.clone(), v.clone()),
@@ -138,7 +145,7 @@ impl Lowerer<'_, '_> {
                 .iter()
                 .zip(terms)
                 .map(|(s, t)| S::Op(Op::If, vec![flag(s), t, S::Num(neutral)]))
-                .reduce(|a, b| op2(op, a, b))
+                .reduce(|a, b| chain(op, a, b))
                 .unwrap_or(S::Num(neutral));
             if combine == 4 { op2(Op::Div, folded, count.clone()) } else { folded }
         };
@@ -308,7 +315,7 @@ pub(super) fn ranks(values: &[S], ascending: bool) -> Vec<S> {
                     ),
                     false => op2(before, v.clone(), values[i].clone()),
                 };
-                op2(Op::Add, rank, ahead)
+                chain(Op::Add, rank, ahead)
             })
         })
         .collect()
