@@ -87,3 +87,42 @@ fn the_bootstrap_gives_one_fit_per_replicate_in_order_whatever_the_threads() {
         TRUTH.iter().map(|(name, ..)| (*name, summary["parameters"][name]["median"].as_f64().unwrap())).collect();
     assert_near_truth(&medians, 0.25, "bootstrap median");
 }
+
+/// Subscripted constants are parameters by their cell names in a configuration (`"growth[north]"`), fixed or
+/// fitted, and subscripted outputs are observed by theirs: data made by `parfit run --set` at growth[north] =
+/// 0.15 give that value back.
+#[test]
+fn a_subscripted_parameter_is_fitted_by_its_cell_name() {
+    let dir = scratch("regions-subscripted-parameter");
+    let model = "region: north, south ~~|\ngrowth[region] = 0.1, 0.2 ~~|\n\
+                 x[region] = INTEG(growth[region] * x[region], 1) ~~|\n\
+                 INITIAL TIME = 0 ~~|\nFINAL TIME = 10 ~~|\nTIME STEP = 0.25 ~~|\nSAVEPER = 1 ~~|\n";
+    std::fs::write(dir.join("growth.mdl"), model).unwrap();
+    let made =
+        parfit(&["run", dir.join("growth.mdl").to_str().unwrap(), "--times", "0:10:11", "--set", "growth[north]=0.15"])
+            .assert_ok()
+            .stdout
+            .clone();
+    let (header, rows) = parfit_tests::parse_csv(&made);
+    let (t, x) = (header.iter().position(|h| h == "time").unwrap(), header.iter().position(|h| h == "x[north]"));
+    let x = x.unwrap_or_else(|| panic!("no column x[north] in {header:?}"));
+    let data: String = rows.iter().map(|r| format!("{},{}\n", r[t], r[x])).collect();
+    std::fs::write(dir.join("data.csv"), format!("t,x[north]\n{data}")).unwrap();
+    let config = "[model]\nkind = \"vensim\"\nsource = \"growth.mdl\"\n\n\
+                  [data]\npath = \"data.csv\"\ntime = \"t\"\noutputs = [\"x[north]\"]\n\n\
+                  [parameters]\n\"growth[north]\" = { lower = 0.0, upper = 1.0 }\n\"growth[south]\" = { fixed = 0.2 }\n\n\
+                  [fit]\ncost = \"sse\"\nalgorithm = \"levenberg_marquardt\"\n";
+    std::fs::write(dir.join("fit.toml"), config).unwrap();
+    let result = parfit(&[
+        "fit",
+        dir.join("fit.toml").to_str().unwrap(),
+        "--format",
+        "json",
+        "--output",
+        dir.join("out").to_str().unwrap(),
+    ])
+    .assert_ok()
+    .json();
+    let fitted = result["x"]["growth[north]"].as_f64().unwrap();
+    assert!((fitted - 0.15).abs() <= 1e-6, "growth[north] = {fitted}");
+}
