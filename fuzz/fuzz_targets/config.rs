@@ -62,7 +62,7 @@ fn parameter_names(loaded: &LoadedConfig) -> Vec<String> {
 /// CSV reader has targets of its own, and the options should not wait for a mutation that fixes the data.
 fn fit_one(loaded: &LoadedConfig) -> Option<()> {
     let data = loaded.config.data.as_ref()?;
-    let case = match data_case(loaded, &Examples::default(), "a fit") {
+    let case = match data_case(loaded, &Examples::default(), "a fit", 0) {
         Ok((_, case)) => case,
         Err(_) => {
             let times: Vec<f64> = (0..20).map(f64::from).collect();
