@@ -46,6 +46,10 @@ pub struct Native {
     jac: Option<Section>,
     out: Option<Section>,
     sens: Option<Section>,
+    /// Tangent mode: the right-hand side storing `F` and then the values the tangent code reads (the
+    /// registers `tan_keep`), and the tangent code storing `Ḟ`.
+    tangent: Option<(Section, Section)>,
+    tan_keep: Vec<u32>,
     n_states: usize,
     n_regs: usize,
     /// Owns the code memory; released on drop.
@@ -114,6 +118,25 @@ impl Native {
     pub fn sensitivity_parts(&self, regs: &[f64], t: f64, y: &[f64], parts: &mut [f64]) -> bool {
         self.sens.map(|s| self.call(s, regs, t, y, parts)).is_some()
     }
+
+    /// The registers of the right-hand-side results the tangent code reads; `None` without tangent code.
+    pub fn tangent_keep(&self) -> Option<&[u32]> {
+        self.tangent.map(|_| &self.tan_keep[..])
+    }
+
+    /// `F`, then the values of [`Native::tangent_keep`]'s registers, which the caller stores in them.
+    pub fn tangent_primal(&self, regs: &[f64], t: f64, y: &[f64], out: &mut [f64]) {
+        if let Some((primal, _)) = self.tangent {
+            self.call(primal, regs, t, y, out);
+        }
+    }
+
+    /// `Ḟ` for the tangent inputs in `regs`, after [`Native::tangent_primal`]'s values were stored.
+    pub fn tangent(&self, regs: &[f64], t: f64, y: &[f64], df: &mut [f64]) {
+        if let Some((_, tangent)) = self.tangent {
+            self.call(tangent, regs, t, y, df);
+        }
+    }
 }
 
 macro_rules! wrappers {
@@ -176,7 +199,20 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     // second copy of its right-hand side.
     let has_jac = !(p.jac.is_empty() && p.jac_entries.is_empty());
     let jac_operations = if has_jac { rhs + jac + nj } else { 0 };
-    let operations = (rhs + nf) + jac_operations + (out + no) + sensitivities;
+    // Tangent mode: the right-hand side again, storing what the tangent code reads of it, and that code.
+    let tan_keep: Vec<u32> = if p.tangent {
+        let rhs_results: std::collections::HashSet<u32> = p.rhs.iter().map(|i| i.dst).collect();
+        let mut keep: Vec<u32> =
+            p.tan_rhs.iter().flat_map(|i| [i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op))).collect();
+        keep.retain(|r| rhs_results.contains(r));
+        keep.sort_unstable();
+        keep.dedup();
+        keep
+    } else {
+        Vec::new()
+    };
+    let tangent = if p.tangent { rhs + nf + tan_keep.len() + p.tan_rhs.len() + p.tan_f.len() } else { 0 };
+    let operations = (rhs + nf) + jac_operations + (out + no) + sensitivities + tangent;
     if operations > MAX_OPERATIONS {
         return Err(format!(
             "the model has {operations} operations, more than the {MAX_OPERATIONS} the JIT compiles; it runs in \
@@ -228,6 +264,12 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     } else {
         None
     };
+    let tangent = if p.tangent {
+        let primal: Vec<u32> = p.f.iter().chain(&tan_keep).copied().collect();
+        Some((ctx.section("tprimal", &[&p.rhs], &primal)?, ctx.section("tangent", &[&p.tan_rhs], &p.tan_f)?))
+    } else {
+        None
+    };
     module.finalize_definitions().map_err(|x| e(&x))?;
     let sec = |(id, n_out): (FuncId, usize)| {
         let ptr = module.get_finalized_function(id);
@@ -241,6 +283,8 @@ pub fn compile(p: &Program) -> Result<Native, String> {
         jac: jac.map(sec),
         out: out.map(sec),
         sens: sens.map(sec),
+        tangent: tangent.map(|(primal, tangent)| (sec(primal), sec(tangent))),
+        tan_keep,
         n_states: p.n_states,
         n_regs: p.n_regs,
         module: Some(module),

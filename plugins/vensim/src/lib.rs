@@ -201,7 +201,7 @@ impl VensimModel {
         };
         let files = options.files.clone().unwrap_or_else(|| data::Files::Dir(source_dir(source_name)));
         let lowered = lower::lower(&file, Some(files), &options.data_outputs).map_err(err)?;
-        let compiled = parfit_expr::system::compile_system(&lowered.system, false).map_err(|e| {
+        let compiled = parfit_expr::system::compile_system(&lowered.system, parfit_expr::system::Sensitivities::Off).map_err(|e| {
             let places = &lowered.places;
             let at = match e.site {
                 Site::Var(k) => places.vars.get(k),
@@ -248,10 +248,10 @@ impl VensimModel {
         })
     }
 
-    /// The program with sensitivity code, compiled (and JIT-compiled, as the plain one) on first use.
+    /// The program with tangent code, compiled (and JIT-compiled, as the plain one) on first use.
     fn sensitivity_program(&self) -> Result<&Program, &String> {
         let compiled = self.sensitivity_program.get_or_init(|| {
-            let mut program = parfit_expr::system::compile_system(&self.system, true)
+            let mut program = parfit_expr::system::compile_system(&self.system, parfit_expr::system::Sensitivities::Tangent)
                 .map_err(|e| format!("the model's sensitivities: {}", e.message))?
                 .program;
             if self.jit {
@@ -404,8 +404,9 @@ impl Model for VensimModel {
         Box::new(VensimWorkspace::new(&self.program))
     }
 
-    /// Exact derivatives for Euler: the step `y ← y + dt·F(y, p)` differentiated, `s ← s + dt·(J s + ∂F/∂p)`
-    /// (an assigned state takes `J s + ∂F/∂p` itself), from the program's symbolic derivatives.
+    /// Exact derivatives for Euler: the step `y ← y + dt·F(y, p)` differentiated, `s ← s + dt·Ḟ` with
+    /// `Ḟ = ∂F/∂u·s + ∂F/∂p` (an assigned state takes `Ḟ` itself), from the program's tangent code, run once
+    /// per parameter without forming ∂F/∂u.
     fn has_sensitivities(&self) -> bool {
         self.sensitivities && self.method == Method::Euler
     }
@@ -466,7 +467,7 @@ impl Model for VensimModel {
             let t = t0 + n as f64 * dt;
             self.draw_into(p, regs, n);
             while next_step == n {
-                p.sensitivity_outputs(regs, t, y, s, &mut out[next * n_out..(next + 1) * n_out], dout);
+                p.tangent_outputs(regs, t, y, s, &mut out[next * n_out..(next + 1) * n_out], dout);
                 // The model's parameters are the program's first ones (the stocks' inputs follow).
                 for (o, row) in sens[next * n_out * np..(next + 1) * n_out * np].chunks_exact_mut(np).enumerate() {
                     row.copy_from_slice(&dout[o * total..o * total + np]);
@@ -477,7 +478,7 @@ impl Model for VensimModel {
                     None => return Ok(()),
                 }
             }
-            p.sensitivity_rhs(regs, work, t, y, s, dy, ds);
+            p.tangent_rhs(regs, work, t, y, s, dy, ds);
             let ns = y.len();
             for (k, kind) in self.kinds.iter().enumerate() {
                 match kind {
