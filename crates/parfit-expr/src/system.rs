@@ -779,7 +779,8 @@ mod tests {
             outputs: outputs(vec![E::Var(N)]),
             ..System::default()
         };
-        let compile_it = move || compile_system(&system, Sensitivities::Jacobian).map(|c| run(&c.program, &[0.5], 0.0, &[2.0]));
+        let compile_it =
+            move || compile_system(&system, Sensitivities::Jacobian).map(|c| run(&c.program, &[0.5], 0.0, &[2.0]));
         #[cfg(not(target_arch = "wasm32"))]
         let result =
             std::thread::Builder::new().stack_size(1 << 20).spawn(compile_it).unwrap().join().expect("no overflow");
