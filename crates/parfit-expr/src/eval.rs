@@ -582,12 +582,15 @@ impl Program {
         }
     }
 
-    /// After [`Program::start`]: the initial sensitivities `s0[p·n + k]` = ∂u0_k/∂p_p.
+    /// After [`Program::start`]: the initial sensitivities `s0[p·n + k]` = ∂u0_k/∂p_p, for the first
+    /// `s0.len() / n` parameters.
     pub fn start_sensitivities(&self, regs: &mut [f64], s0: &mut [f64]) {
         run(&self.dsetup, regs, &self.tables);
         s0.fill(0.0);
         for &(k, p, r) in &self.init_sens {
-            s0[p as usize * self.n_states + k as usize] = regs[r as usize];
+            if let Some(s) = s0.get_mut(p as usize * self.n_states + k as usize) {
+                *s = regs[r as usize];
+            }
         }
     }
 
@@ -690,8 +693,9 @@ impl Program {
     }
 
     /// Tangent mode: `dy = F(t, y)` and, one parameter `p` at a time, `ds_p = ∂F/∂u·s_p + ∂F/∂p_p` by the
-    /// tangent code (`s` and `ds` hold one block of `n` per parameter), never forming ∂F/∂u. `work` is
-    /// scratch space for the native code's results.
+    /// tangent code, never forming ∂F/∂u. `s` and `ds` hold one block of `n` per parameter, for the program's
+    /// first `ds.len() / n` parameters (a caller may want fewer than all). `work` is scratch space for the
+    /// native code's results.
     #[allow(clippy::too_many_arguments)]
     pub fn tangent_rhs(
         &self,
@@ -704,6 +708,7 @@ impl Program {
         ds: &mut [f64],
     ) {
         let n = self.n_states;
+        let np = if n == 0 { 0 } else { (ds.len() / n).min(self.n_params) };
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(native) = &self.native
             && let Some(keep) = native.tangent_keep()
@@ -715,7 +720,7 @@ impl Program {
             for (&r, &v) in keep.iter().zip(&work[n..]) {
                 regs[r as usize] = v;
             }
-            for k in 0..self.n_params {
+            for k in 0..np {
                 self.load_tangents(regs, k, &s[k * n..(k + 1) * n]);
                 native.tangent(regs, t, y, &mut ds[k * n..(k + 1) * n]);
             }
@@ -723,7 +728,7 @@ impl Program {
         }
         let _ = work;
         self.rhs_interpreted(regs, t, y, dy);
-        for k in 0..self.n_params {
+        for k in 0..np {
             self.load_tangents(regs, k, &s[k * n..(k + 1) * n]);
             run(&self.tan_rhs, regs, &self.tables);
             for (d, &r) in ds[k * n..(k + 1) * n].iter_mut().zip(&self.tan_f) {
@@ -732,10 +737,12 @@ impl Program {
         }
     }
 
-    /// Tangent mode: the outputs and their parameter derivatives `dout[o·n_params + p]`, by the outputs'
-    /// tangent code once per parameter.
+    /// Tangent mode: the outputs and their parameter derivatives `dout[o·np + p]`, by the outputs' tangent
+    /// code once per parameter, for the program's first `np = dout.len() / n_outputs` parameters (`s` as in
+    /// [`Program::tangent_rhs`]).
     pub fn tangent_outputs(&self, regs: &mut [f64], t: f64, y: &[f64], s: &[f64], out: &mut [f64], dout: &mut [f64]) {
-        let (n, np) = (self.n_states, self.n_params);
+        let n = self.n_states;
+        let np = dout.len().checked_div(self.out_regs.len()).unwrap_or(0).min(self.n_params);
         self.outputs_interpreted(regs, t, y, out);
         for k in 0..np {
             self.load_tangents(regs, k, &s[k * n..(k + 1) * n]);

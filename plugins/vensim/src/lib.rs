@@ -105,19 +105,21 @@ struct SensitivityScratch {
 }
 
 impl SensitivityScratch {
-    fn new(p: &Program, n_out: usize) -> SensitivityScratch {
-        let ns = p.n_states * p.n_params;
+    /// Scratch for the derivatives with respect to the program's first `np` parameters (the model's; the
+    /// stocks' inputs follow them).
+    fn new(p: &Program, n_out: usize, np: usize) -> SensitivityScratch {
+        let ns = p.n_states * np;
         SensitivityScratch {
             regs: vec![0.0; p.n_regs],
             s: vec![0.0; ns],
             ds: vec![0.0; ns],
-            dout: vec![0.0; n_out * p.n_params],
+            dout: vec![0.0; n_out * np],
             work: Vec::new(),
         }
     }
 
-    fn fits(&self, p: &Program, n_out: usize) -> bool {
-        self.regs.len() == p.n_regs && self.s.len() == p.n_states * p.n_params && self.dout.len() == n_out * p.n_params
+    fn fits(&self, p: &Program, n_out: usize, np: usize) -> bool {
+        self.regs.len() == p.n_regs && self.s.len() == p.n_states * np && self.dout.len() == n_out * np
     }
 }
 
@@ -442,8 +444,8 @@ impl Model for VensimModel {
         if !ws.fits(&self.program) {
             *ws = VensimWorkspace::new(&self.program);
         }
-        if !ws.sens.as_ref().is_some_and(|sc| sc.fits(p, n_out)) {
-            ws.sens = Some(SensitivityScratch::new(p, n_out));
+        if !ws.sens.as_ref().is_some_and(|sc| sc.fits(p, n_out, np)) {
+            ws.sens = Some(SensitivityScratch::new(p, n_out, np));
         }
         if times.is_empty() {
             return Ok(());
@@ -461,7 +463,6 @@ impl Model for VensimModel {
             let name = self.spec.inputs.get(i).map_or("a hidden stock", String::as_str);
             return Err(SimError::BadInput(format!("the model file's initial value of '{name}' is {}", y[i])));
         }
-        let total = p.n_params;
         let mut next = 0;
         let mut next_step = self.step_of(times[0]).unwrap_or(0);
         let mut n: u64 = 0;
@@ -470,10 +471,7 @@ impl Model for VensimModel {
             self.draw_into(p, regs, n);
             while next_step == n {
                 p.tangent_outputs(regs, t, y, s, &mut out[next * n_out..(next + 1) * n_out], dout);
-                // The model's parameters are the program's first ones (the stocks' inputs follow).
-                for (o, row) in sens[next * n_out * np..(next + 1) * n_out * np].chunks_exact_mut(np).enumerate() {
-                    row.copy_from_slice(&dout[o * total..o * total + np]);
-                }
+                sens[next * n_out * np..(next + 1) * n_out * np].copy_from_slice(dout);
                 next += 1;
                 match times.get(next) {
                     Some(&t) => next_step = self.step_of(t).unwrap_or(0),
@@ -486,13 +484,13 @@ impl Model for VensimModel {
                 match kind {
                     Update::Integrate => {
                         y[k] += dy[k] * dt;
-                        for q in 0..total {
+                        for q in 0..np {
                             s[q * ns + k] += ds[q * ns + k] * dt;
                         }
                     }
                     Update::Assign => {
                         y[k] = dy[k];
-                        for q in 0..total {
+                        for q in 0..np {
                             s[q * ns + k] = ds[q * ns + k];
                         }
                     }
