@@ -708,7 +708,7 @@ impl Program {
         ds: &mut [f64],
     ) {
         let n = self.n_states;
-        let np = if n == 0 { 0 } else { (ds.len() / n).min(self.n_params) };
+        let np = ds.len().checked_div(n).unwrap_or(0).min(self.n_params);
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(native) = &self.native
             && let Some(keep) = native.tangent_keep()
