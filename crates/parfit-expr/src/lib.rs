@@ -310,20 +310,9 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
     pub(crate) fn check_against_differences(p: &Program, params: &[f64], t: f64, y: &[f64]) {
         let (n, np, no) = (p.n_states, p.n_params, p.out_regs.len());
         let s: Vec<f64> = (0..n * np).map(|k| 0.1 * k as f64 - 0.3).collect();
+        let [s0, _, ds, _, dout] = derivatives(p, params, t, y, &s);
         let mut regs = vec![0.0; p.n_regs];
-        let mut y0 = vec![0.0; n];
-        p.start(&mut regs, params, &mut y0);
-        let mut s0 = vec![f64::NAN; n * np];
-        p.start_sensitivities(&mut regs, &mut s0);
-        let (mut dy, mut ds) = (vec![0.0; n], vec![0.0; n * np]);
-        let (mut out, mut dout) = (vec![0.0; no], vec![0.0; no * np]);
-        if p.tangent {
-            p.tangent_rhs(&mut regs, &mut Vec::new(), t, y, &s, &mut dy, &mut ds);
-            p.tangent_outputs(&mut regs, t, y, &s, &mut out, &mut dout);
-        } else {
-            p.sensitivity_rhs(&mut regs, &mut Vec::new(), t, y, &s, &mut dy, &mut ds);
-            p.sensitivity_outputs(&mut regs, t, y, &s, &mut out, &mut dout);
-        }
+        p.start(&mut regs, params, &mut vec![0.0; n]);
         let eval = |params: &[f64], what: u8| {
             let mut regs = vec![0.0; p.n_regs];
             let mut y0 = vec![0.0; n];
@@ -391,6 +380,26 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
             }
         }
     }
+}
+
+/// The initial sensitivities, `F`, its derivatives `∂F/∂u·s + ∂F/∂p`, the outputs and theirs at `(t, y)` with
+/// sensitivities `s`, by the program's mode of derivative code (Jacobian or tangent).
+#[cfg(test)]
+pub(crate) fn derivatives(p: &Program, params: &[f64], t: f64, y: &[f64], s: &[f64]) -> [Vec<f64>; 5] {
+    let (n, np, no) = (p.n_states, p.n_params, p.out_regs.len());
+    let mut regs = vec![0.0; p.n_regs];
+    let mut s0 = vec![f64::NAN; n * np];
+    p.start(&mut regs, params, &mut vec![0.0; n]);
+    p.start_sensitivities(&mut regs, &mut s0);
+    let (mut dy, mut ds, mut out, mut dout) = (vec![0.0; n], vec![0.0; n * np], vec![0.0; no], vec![0.0; no * np]);
+    if p.tangent {
+        p.tangent_rhs(&mut regs, &mut Vec::new(), t, y, s, &mut dy, &mut ds);
+        p.tangent_outputs(&mut regs, t, y, s, &mut out, &mut dout);
+    } else {
+        p.sensitivity_rhs(&mut regs, &mut Vec::new(), t, y, s, &mut dy, &mut ds);
+        p.sensitivity_outputs(&mut regs, t, y, s, &mut out, &mut dout);
+    }
+    [s0, dy, ds, out, dout]
 }
 
 #[cfg(test)]

@@ -648,6 +648,7 @@ impl SystemGen<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::derivatives;
     use crate::sensitivity_tests::check_against_differences;
     use Expr as E;
     #[cfg(target_arch = "wasm32")]
@@ -882,7 +883,8 @@ mod tests {
         let p = &tangent.program;
         assert!(p.tangent && !p.sensitivities && p.jac.is_empty() && p.pjac.is_empty() && p.dout_dy.is_empty());
         check_against_differences(p, &params, t, &at);
-        let (want, got) = (derivatives(&c.program, &params, t, &at), derivatives(p, &params, t, &at));
+        let s: Vec<f64> = (0..4).map(|k| 0.3 * k as f64 - 0.7).collect();
+        let (want, got) = (derivatives(&c.program, &params, t, &at, &s), derivatives(p, &params, t, &at, &s));
         for (w, g) in want.iter().zip(&got) {
             for (&w, &g) in w.iter().zip(g) {
                 assert!((w - g).abs() <= 1e-13 * w.abs().max(1.0), "tangent {g} vs Jacobian mode {w}");
@@ -893,29 +895,9 @@ mod tests {
             let mut native = p.clone();
             native.compile_native().expect("the JIT compiles the tangent code");
             let interpreted: Vec<_> = got.iter().map(|v| crate::bits(v)).collect();
-            let compiled: Vec<_> = derivatives(&native, &params, t, &at).iter().map(|v| crate::bits(v)).collect();
+            let compiled: Vec<_> = derivatives(&native, &params, t, &at, &s).iter().map(|v| crate::bits(v)).collect();
             assert_eq!(interpreted, compiled);
         }
-    }
-
-    /// The initial sensitivities, `F`, its derivatives `∂F/∂u·s + ∂F/∂p`, the outputs and theirs, by the
-    /// program's mode of derivative code.
-    fn derivatives(p: &Program, params: &[f64], t: f64, y: &[f64]) -> [Vec<f64>; 5] {
-        let (n, np, no) = (p.n_states, p.n_params, p.out_regs.len());
-        let s: Vec<f64> = (0..n * np).map(|k| 0.3 * k as f64 - 0.7).collect();
-        let mut regs = vec![0.0; p.n_regs];
-        let mut s0 = vec![0.0; n * np];
-        p.start(&mut regs, params, &mut vec![0.0; n]);
-        p.start_sensitivities(&mut regs, &mut s0);
-        let (mut dy, mut ds, mut out, mut dout) = (vec![0.0; n], vec![0.0; n * np], vec![0.0; no], vec![0.0; no * np]);
-        if p.tangent {
-            p.tangent_rhs(&mut regs, &mut Vec::new(), t, y, &s, &mut dy, &mut ds);
-            p.tangent_outputs(&mut regs, t, y, &s, &mut out, &mut dout);
-        } else {
-            p.sensitivity_rhs(&mut regs, &mut Vec::new(), t, y, &s, &mut dy, &mut ds);
-            p.sensitivity_outputs(&mut regs, t, y, &s, &mut out, &mut dout);
-        }
-        [s0, dy, ds, out, dout]
     }
 
     /// Sums of many terms are one left-to-right chain of IEEE additions, nothing reordered; operand counts
