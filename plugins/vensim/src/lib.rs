@@ -20,7 +20,7 @@ use parfit_core::random::Stream;
 use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
 use std::sync::{Arc, OnceLock};
 
-use parfit_expr::system::{Site, System, Update};
+use parfit_expr::system::{Sensitivities, Site, System, Update, compile_system};
 use parfit_expr::{DrawKind, Program};
 use serde::Deserialize;
 
@@ -203,22 +203,21 @@ impl VensimModel {
         };
         let files = options.files.clone().unwrap_or_else(|| data::Files::Dir(source_dir(source_name)));
         let lowered = lower::lower(&file, Some(files), &options.data_outputs).map_err(err)?;
-        let compiled = parfit_expr::system::compile_system(&lowered.system, parfit_expr::system::Sensitivities::Off)
-            .map_err(|e| {
-                let places = &lowered.places;
-                let at = match e.site {
-                    Site::Var(k) => places.vars.get(k),
-                    Site::StateInitial(k) | Site::StateUpdate(k) => places.states.get(k),
-                    Site::Output(k) => places.outputs.get(k),
-                    Site::Table(k) => places.tables.get(k),
-                };
-                // A cycle among auxiliaries is one no stock breaks: say so in Vensim's terms.
-                let message = match e.message.strip_prefix("circular definition: ") {
-                    Some(cycle) => format!("circular definition without a stock (INTEG) to break it: {cycle}"),
-                    None => e.message,
-                };
-                err(lexer::Located::new(at.copied().unwrap_or(0), message))
-            })?;
+        let compiled = compile_system(&lowered.system, Sensitivities::Off).map_err(|e| {
+            let places = &lowered.places;
+            let at = match e.site {
+                Site::Var(k) => places.vars.get(k),
+                Site::StateInitial(k) | Site::StateUpdate(k) => places.states.get(k),
+                Site::Output(k) => places.outputs.get(k),
+                Site::Table(k) => places.tables.get(k),
+            };
+            // A cycle among auxiliaries is one no stock breaks: say so in Vensim's terms.
+            let message = match e.message.strip_prefix("circular definition: ") {
+                Some(cycle) => format!("circular definition without a stock (INTEG) to break it: {cycle}"),
+                None => e.message,
+            };
+            err(lexer::Located::new(at.copied().unwrap_or(0), message))
+        })?;
         let mut program = compiled.program;
         let mut jit_fallback = None;
         if options.jit
@@ -254,10 +253,9 @@ impl VensimModel {
     /// The program with tangent code, compiled (and JIT-compiled, as the plain one) on first use.
     fn sensitivity_program(&self) -> Result<&Program, &String> {
         let compiled = self.sensitivity_program.get_or_init(|| {
-            let mut program =
-                parfit_expr::system::compile_system(&self.system, parfit_expr::system::Sensitivities::Tangent)
-                    .map_err(|e| format!("the model's sensitivities: {}", e.message))?
-                    .program;
+            let mut program = compile_system(&self.system, Sensitivities::Tangent)
+                .map_err(|e| format!("the model's sensitivities: {}", e.message))?
+                .program;
             if self.jit {
                 // The interpreter gives the same bits; native code is only faster.
                 let _ = program.compile_native();
