@@ -212,7 +212,8 @@ pub fn compile(p: &Program) -> Result<Native, String> {
         Vec::new()
     };
     let tangent = if p.tangent { rhs + nf + tan_keep.len() + p.tan_rhs.len() + p.tan_f.len() } else { 0 };
-    let operations = (rhs + nf) + jac_operations + (out + no) + sensitivities + tangent;
+    let outputs = if p.tangent { 0 } else { out + no };
+    let operations = (rhs + nf) + jac_operations + outputs + sensitivities + tangent;
     if operations > MAX_OPERATIONS {
         return Err(format!(
             "the model has {operations} operations, more than the {MAX_OPERATIONS} the JIT compiles; it runs in \
@@ -226,7 +227,9 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     let mut ctx = main.generator(p, &consts);
     let rhs = ctx.section("rhs", &[&p.rhs], &p.f)?;
     let jac = if has_jac { Some(ctx.section("jac", &[&p.rhs, &p.jac], &jac_regs)?) } else { None };
-    let out = if p.out.is_empty() { None } else { Some(ctx.section("out", &[&p.out], &p.out_regs)?) };
+    // A tangent program's outputs are only read with their tangents, which the interpreter computes from every
+    // output register: native output code would go unused.
+    let out = if p.out.is_empty() || p.tangent { None } else { Some(ctx.section("out", &[&p.out], &p.out_regs)?) };
     let sens = if p.sensitivities {
         let parts: Vec<u32> =
             p.f.iter().copied().chain(jac_regs.iter().copied()).chain(p.pjac_entries.iter().map(|e| e.2)).collect();
