@@ -379,13 +379,7 @@ impl Emitter {
     pub fn sensitivities(&mut self, p: &mut Program) -> Result<(), String> {
         let n = self.n_states as u32;
         let mark = self.setup.len();
-        let setup = self.setup.clone();
-        let mut pgrads: HashMap<u32, Grad> = HashMap::new();
-        for k in 0..p.n_params {
-            pgrads.insert(p.param_reg(k) as u32, vec![(k as u32, Val::Const(1.0))]);
-        }
-        self.derive(&setup, &HashSet::new(), &mut pgrads)?;
-        p.init_sens = self.entries(&pgrads, &p.init);
+        let pgrads = self.parameter_derivatives(p)?;
 
         // ∂F/∂p with the state held fixed: parameter-level values are the only seeds.
         self.take_dynamic();
@@ -421,6 +415,82 @@ impl Emitter {
         p.dout = self.take_dynamic();
         p.dsetup = self.setup.split_off(mark);
         p.sensitivities = true;
+        Ok(())
+    }
+
+    /// ∂(parameter-level values)/∂p as sparse rows over the parameters, by derivative code appended to the
+    /// setup code, and from them the initial sensitivities [`Program::init_sens`].
+    fn parameter_derivatives(&mut self, p: &mut Program) -> Result<HashMap<u32, Grad>, String> {
+        let setup = self.setup.clone();
+        let mut pgrads: HashMap<u32, Grad> = HashMap::new();
+        for k in 0..p.n_params {
+            pgrads.insert(p.param_reg(k) as u32, vec![(k as u32, Val::Const(1.0))]);
+        }
+        self.derive(&setup, &HashSet::new(), &mut pgrads)?;
+        p.init_sens = self.entries(&pgrads, &p.init);
+        Ok(pgrads)
+    }
+
+    /// Tangent (forward-mode) code for explicit integrators, which never form ∂F/∂u: for one parameter `p_k`
+    /// at a time, given the state's tangent `ṡ = ∂u/∂p_k` and the tangents of the parameter-level values the
+    /// dynamic code reads (written by the runner into *tangent input* registers), `tan_rhs` computes
+    /// `Ḟ = ∂F/∂u·ṡ + ∂F/∂p_k` and `tan_out` the outputs' tangents. Each is the dynamic code differentiated
+    /// instruction by instruction, every derivative a single value (a one-column [`derive`](Self::derive)),
+    /// so its size is a small multiple of the code's whatever the Jacobian's density. The parameter-level
+    /// tangents come from the same `dsetup` code as the Jacobian mode's ∂u0/∂p.
+    pub fn tangents(&mut self, p: &mut Program) -> Result<(), String> {
+        let mark = self.setup.len();
+        let pgrads = self.parameter_derivatives(p)?;
+        let tangent = |r: u32| vec![(0, Val::Reg(r, Level::Dynamic))];
+        let mut seeds: HashMap<u32, Grad> = HashMap::new();
+        for j in 0..self.n_states {
+            let input = self.fresh();
+            p.tan_state.push(input);
+            seeds.insert(Program::state_reg(j) as u32, tangent(input));
+        }
+        // The parameter-level values the dynamic code reads, each with a tangent input.
+        let read: std::collections::BTreeSet<u32> = p
+            .rhs
+            .iter()
+            .chain(&p.out)
+            .flat_map(|i| [i.a, i.b, i.c])
+            .chain(p.f.iter().chain(&p.out_regs).copied())
+            .filter(|r| pgrads.contains_key(r))
+            .collect();
+        for r in read {
+            let input = self.fresh();
+            p.tan_inputs.push(input);
+            seeds.insert(r, tangent(input));
+            for &(k, v) in &pgrads[&r] {
+                let source = self.reg(v);
+                p.tan_seeds.push((k, input, source));
+            }
+        }
+        p.tan_seeds.sort_unstable();
+
+        let section = |e: &mut Emitter, code: &[Instr], results: &[u32]| -> Result<(Vec<Instr>, Vec<u32>), String> {
+            e.take_dynamic();
+            for i in code {
+                e.dynamic_cse.insert((i.op, i.a, i.b, i.c, i.d), i.dst);
+            }
+            let mut dynamic: HashSet<u32> = code.iter().map(|i| i.dst).collect();
+            dynamic.insert(Program::T as u32);
+            dynamic.extend((0..e.n_states).map(|j| Program::state_reg(j) as u32));
+            let mut grads = seeds.clone();
+            e.derive(code, &dynamic, &mut grads)?;
+            let regs = results
+                .iter()
+                .map(|r| {
+                    let v = grads.get(r).and_then(|g| g.first()).map_or(Val::Const(0.0), |&(_, v)| v);
+                    e.reg(v)
+                })
+                .collect();
+            Ok((e.take_dynamic(), regs))
+        };
+        (p.tan_rhs, p.tan_f) = section(self, &p.rhs, &p.f)?;
+        (p.tan_out, p.tan_out_regs) = section(self, &p.out, &p.out_regs)?;
+        p.dsetup = self.setup.split_off(mark);
+        p.tangent = true;
         Ok(())
     }
 

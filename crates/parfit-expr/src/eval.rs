@@ -280,6 +280,26 @@ pub struct Program {
     /// `(output, parameter, register)`: the non-zero ∂out/∂p after `dout`.
     pub dout_dp: Vec<(u32, u32, u32)>,
 
+    // The tangent code (only with [`crate::system::Sensitivities::Tangent`]; `dsetup` and `init_sens` as
+    // above): run once per parameter, it never forms ∂F/∂u.
+    /// Whether the sections below were generated.
+    pub tangent: bool,
+    /// The tangent input register of each state: `∂u_j/∂p_k` for the parameter `k` being run.
+    pub tan_state: Vec<u32>,
+    /// The tangent input registers of the parameter-level values the dynamic code reads.
+    pub tan_inputs: Vec<u32>,
+    /// `(parameter, tangent input, register)`, sorted: the input's value for that parameter is the register's
+    /// after `dsetup` (inputs not listed for a parameter are 0 for it).
+    pub tan_seeds: Vec<(u32, u32, u32)>,
+    /// Code for `Ḟ = ∂F/∂u·ṡ + ∂F/∂p_k`, after `rhs` and with the tangent inputs written.
+    pub tan_rhs: Vec<Instr>,
+    /// Registers holding `Ḟ` after `tan_rhs`.
+    pub tan_f: Vec<u32>,
+    /// Code for the outputs' tangents, after `out` and with the tangent inputs written.
+    pub tan_out: Vec<Instr>,
+    /// Registers holding the outputs' tangents after `tan_out`.
+    pub tan_out_regs: Vec<u32>,
+
     /// The lookup tables the table operations read, shared by clones and the native code.
     pub tables: Arc<[LookupTable]>,
 
@@ -317,6 +337,14 @@ impl Program {
             dout: Vec::new(),
             dout_dy: Vec::new(),
             dout_dp: Vec::new(),
+            tangent: false,
+            tan_state: Vec::new(),
+            tan_inputs: Vec::new(),
+            tan_seeds: Vec::new(),
+            tan_rhs: Vec::new(),
+            tan_f: Vec::new(),
+            tan_out: Vec::new(),
+            tan_out_regs: Vec::new(),
             tables: Arc::from(Vec::new()),
             #[cfg(not(target_arch = "wasm32"))]
             native: None,
@@ -349,8 +377,17 @@ impl Program {
         for &(_, _, r) in entries.into_iter().flatten() {
             live[r as usize] = true;
         }
+        let tangent_inputs = self.tan_state.iter().chain(&self.tan_inputs);
+        for &r in self.tan_f.iter().chain(&self.tan_out_regs).chain(tangent_inputs) {
+            live[r as usize] = true;
+        }
+        for &(_, _, r) in &self.tan_seeds {
+            live[r as usize] = true;
+        }
         // Derivative code reads the code it differentiates, and dynamic sections read parameter-level
         // results, so readers are swept first.
+        sweep(&mut self.tan_rhs, &mut live);
+        sweep(&mut self.tan_out, &mut live);
         sweep(&mut self.pjac, &mut live);
         sweep(&mut self.dout, &mut live);
         sweep(&mut self.jac, &mut live);
@@ -377,6 +414,7 @@ impl Program {
         (0..fixed as u32).for_each(&mut assign);
         std::mem::take(&mut self.draw_regs).into_iter().for_each(&mut assign);
         self.consts.iter().for_each(|&(r, _)| assign(r));
+        self.tan_state.iter().chain(&self.tan_inputs).for_each(|&r| assign(r));
         let sections = [
             &mut self.setup,
             &mut self.rhs,
@@ -385,6 +423,8 @@ impl Program {
             &mut self.dsetup,
             &mut self.pjac,
             &mut self.dout,
+            &mut self.tan_rhs,
+            &mut self.tan_out,
         ];
         sections.iter().flat_map(|s| s.iter()).for_each(|i| assign(i.dst));
         let m = |r: &mut u32| *r = map[*r as usize];
@@ -402,6 +442,12 @@ impl Program {
         let entries =
             [&mut self.jac_entries, &mut self.init_sens, &mut self.pjac_entries, &mut self.dout_dy, &mut self.dout_dp];
         entries.into_iter().flatten().for_each(|(_, _, r)| m(r));
+        self.tan_state.iter_mut().chain(&mut self.tan_inputs).for_each(m);
+        self.tan_f.iter_mut().chain(&mut self.tan_out_regs).for_each(m);
+        for (_, input, source) in &mut self.tan_seeds {
+            m(input);
+            m(source);
+        }
         self.n_regs = next as usize;
     }
 
@@ -536,12 +582,15 @@ impl Program {
         }
     }
 
-    /// After [`Program::start`]: the initial sensitivities `s0[p·n + k]` = ∂u0_k/∂p_p.
+    /// After [`Program::start`]: the initial sensitivities `s0[p·n + k]` = ∂u0_k/∂p_p, for the first
+    /// `s0.len() / n` parameters.
     pub fn start_sensitivities(&self, regs: &mut [f64], s0: &mut [f64]) {
         run(&self.dsetup, regs, &self.tables);
         s0.fill(0.0);
         for &(k, p, r) in &self.init_sens {
-            s0[p as usize * self.n_states + k as usize] = regs[r as usize];
+            if let Some(s) = s0.get_mut(p as usize * self.n_states + k as usize) {
+                *s = regs[r as usize];
+            }
         }
     }
 
@@ -627,6 +676,83 @@ impl Program {
         }
     }
 
+    /// Write the tangent inputs for parameter `k`: the state's tangent `s_k` and the parameter-level values'
+    /// tangents (after [`Program::start_sensitivities`], whose `dsetup` computed them).
+    fn load_tangents(&self, regs: &mut [f64], k: usize, s_k: &[f64]) {
+        for (&r, &v) in self.tan_state.iter().zip(s_k) {
+            regs[r as usize] = v;
+        }
+        for &r in &self.tan_inputs {
+            regs[r as usize] = 0.0;
+        }
+        let k = k as u32;
+        let from = self.tan_seeds.partition_point(|e| e.0 < k);
+        for &(_, input, source) in self.tan_seeds[from..].iter().take_while(|e| e.0 == k) {
+            regs[input as usize] = regs[source as usize];
+        }
+    }
+
+    /// Tangent mode: `dy = F(t, y)` and, one parameter `p` at a time, `ds_p = ∂F/∂u·s_p + ∂F/∂p_p` by the
+    /// tangent code, never forming ∂F/∂u. `s` and `ds` hold one block of `n` per parameter, for the program's
+    /// first `ds.len() / n` parameters (a caller may want fewer than all). `work` is scratch space for the
+    /// native code's results.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tangent_rhs(
+        &self,
+        regs: &mut [f64],
+        work: &mut Vec<f64>,
+        t: f64,
+        y: &[f64],
+        s: &[f64],
+        dy: &mut [f64],
+        ds: &mut [f64],
+    ) {
+        let n = self.n_states;
+        let np = ds.len().checked_div(n).unwrap_or(0).min(self.n_params);
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(native) = &self.native
+            && let Some(keep) = native.tangent_keep()
+        {
+            // The right-hand side, keeping the values the tangent code reads in their registers.
+            work.resize(n + keep.len(), 0.0);
+            native.tangent_primal(regs, t, y, work);
+            dy.copy_from_slice(&work[..n]);
+            for (&r, &v) in keep.iter().zip(&work[n..]) {
+                regs[r as usize] = v;
+            }
+            for k in 0..np {
+                self.load_tangents(regs, k, &s[k * n..(k + 1) * n]);
+                native.tangent(regs, t, y, &mut ds[k * n..(k + 1) * n]);
+            }
+            return;
+        }
+        let _ = work;
+        self.rhs_interpreted(regs, t, y, dy);
+        for k in 0..np {
+            self.load_tangents(regs, k, &s[k * n..(k + 1) * n]);
+            run(&self.tan_rhs, regs, &self.tables);
+            for (d, &r) in ds[k * n..(k + 1) * n].iter_mut().zip(&self.tan_f) {
+                *d = regs[r as usize];
+            }
+        }
+    }
+
+    /// Tangent mode: the outputs and their parameter derivatives `dout[o·np + p]`, by the outputs' tangent
+    /// code once per parameter, for the program's first `np = dout.len() / n_outputs` parameters (`s` as in
+    /// [`Program::tangent_rhs`]).
+    pub fn tangent_outputs(&self, regs: &mut [f64], t: f64, y: &[f64], s: &[f64], out: &mut [f64], dout: &mut [f64]) {
+        let n = self.n_states;
+        let np = dout.len().checked_div(self.out_regs.len()).unwrap_or(0).min(self.n_params);
+        self.outputs_interpreted(regs, t, y, out);
+        for k in 0..np {
+            self.load_tangents(regs, k, &s[k * n..(k + 1) * n]);
+            run(&self.tan_out, regs, &self.tables);
+            for (o, &r) in self.tan_out_regs.iter().enumerate() {
+                dout[o * np + k] = regs[r as usize];
+            }
+        }
+    }
+
     pub fn outputs(&self, regs: &mut [f64], t: f64, y: &[f64], out: &mut [f64]) {
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(n) = &self.native
@@ -676,6 +802,8 @@ impl Program {
             &mut self.pjac,
             &mut self.out,
             &mut self.dout,
+            &mut self.tan_rhs,
+            &mut self.tan_out,
         ];
         for i in sections.iter().flat_map(|s| s.iter()) {
             for r in operands(i) {
@@ -687,6 +815,9 @@ impl Program {
         for &r in
             self.f.iter().chain(&self.out_regs).chain(&self.init).chain(entries.into_iter().flatten().map(|e| &e.2))
         {
+            readers[r as usize] += 2;
+        }
+        for &r in self.tan_f.iter().chain(&self.tan_out_regs).chain(self.tan_seeds.iter().map(|e| &e.2)) {
             readers[r as usize] += 2;
         }
         for code in sections {

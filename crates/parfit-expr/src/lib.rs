@@ -304,23 +304,15 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
     }
 
     /// A program's derivative code against central differences of its plain code: the initial
-    /// sensitivities, the sensitivity right-hand side `J s + ∂F/∂p` (which checks the Jacobian too) and the
-    /// output derivatives, at `(t, y)` with some sensitivities `s`.
+    /// sensitivities, the sensitivity right-hand side `∂F/∂u·s + ∂F/∂p` (by `J s + ∂F/∂p`, or by the tangent
+    /// code in a program compiled for tangents) and the output derivatives, at `(t, y)` with some
+    /// sensitivities `s`; and the Jacobian itself where the program has one.
     pub(crate) fn check_against_differences(p: &Program, params: &[f64], t: f64, y: &[f64]) {
         let (n, np, no) = (p.n_states, p.n_params, p.out_regs.len());
         let s: Vec<f64> = (0..n * np).map(|k| 0.1 * k as f64 - 0.3).collect();
+        let [s0, _, ds, _, dout] = derivatives(p, params, t, y, &s);
         let mut regs = vec![0.0; p.n_regs];
-        let mut y0 = vec![0.0; n];
-        p.start(&mut regs, params, &mut y0);
-        let mut s0 = vec![f64::NAN; n * np];
-        p.start_sensitivities(&mut regs, &mut s0);
-        let (mut dy, mut ds) = (vec![0.0; n], vec![0.0; n * np]);
-        p.sensitivity_rhs(&mut regs, &mut Vec::new(), t, y, &s, &mut dy, &mut ds);
-        let (mut out, mut dout) = (vec![0.0; no], vec![0.0; no * np]);
-        p.sensitivity_outputs(&mut regs, t, y, &s, &mut out, &mut dout);
-
-        let mut jac = vec![0.0; n * n];
-        p.jacobian(&mut regs, t, y, &mut jac);
+        p.start(&mut regs, params, &mut vec![0.0; n]);
         let eval = |params: &[f64], what: u8| {
             let mut regs = vec![0.0; p.n_regs];
             let mut y0 = vec![0.0; n];
@@ -338,14 +330,27 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
                 }
             }
         };
+        // ∂F/∂u by differences, column by column.
+        let jfd: Vec<Vec<f64>> = (0..n)
+            .map(|j| {
+                let rhs_at = |yy: &[f64]| {
+                    let mut regs = vec![0.0; p.n_regs];
+                    p.start(&mut regs, params, &mut vec![0.0; n]);
+                    let mut v = vec![0.0; n];
+                    p.rhs(&mut regs, t, yy, &mut v);
+                    v
+                };
+                fd(rhs_at, y, j)
+            })
+            .collect();
         for k in 0..np {
             let du0 = fd(|q| eval(q, 0), params, k);
             let df = fd(|q| eval(q, 1), params, k);
             let dout_dp = fd(|q| eval(q, 2), params, k);
             for i in 0..n {
                 close(s0[k * n + i], du0[i], &format!("du0_{i}/dp_{k}"));
-                // ds_k = J s_k + ∂F/∂p_k
-                let js: f64 = (0..n).map(|j| jac[j * n + i] * s[k * n + j]).sum();
+                // ds_k = ∂F/∂u s_k + ∂F/∂p_k
+                let js: f64 = (0..n).map(|j| jfd[j][i] * s[k * n + j]).sum();
                 close(ds[k * n + i], js + df[i], &format!("ds_{k}[{i}]"));
             }
             // dout_k = ∂out/∂u s_k + ∂out/∂p_k, with ∂out/∂u by differences in the state.
@@ -365,24 +370,36 @@ out_i { x * b, y + z, c * t, total = x + y + z }";
                 close(dout[o * np + k], want, &format!("dout_{o}/dp_{k}"));
             }
         }
-        // The Jacobian itself, column by column.
-        for j in 0..n {
-            let col = fd(
-                |yy| {
-                    let mut regs = vec![0.0; p.n_regs];
-                    p.start(&mut regs, params, &mut vec![0.0; n]);
-                    let mut v = vec![0.0; n];
-                    p.rhs(&mut regs, t, yy, &mut v);
-                    v
-                },
-                y,
-                j,
-            );
-            for i in 0..n {
-                close(jac[j * n + i], col[i], &format!("J[{i}][{j}]"));
+        if p.sensitivities {
+            let mut jac = vec![0.0; n * n];
+            p.jacobian(&mut regs, t, y, &mut jac);
+            for (j, col) in jfd.iter().enumerate() {
+                for i in 0..n {
+                    close(jac[j * n + i], col[i], &format!("J[{i}][{j}]"));
+                }
             }
         }
     }
+}
+
+/// The initial sensitivities, `F`, its derivatives `∂F/∂u·s + ∂F/∂p`, the outputs and theirs at `(t, y)` with
+/// sensitivities `s`, by the program's mode of derivative code (Jacobian or tangent).
+#[cfg(test)]
+pub(crate) fn derivatives(p: &Program, params: &[f64], t: f64, y: &[f64], s: &[f64]) -> [Vec<f64>; 5] {
+    let (n, np, no) = (p.n_states, p.n_params, p.out_regs.len());
+    let mut regs = vec![0.0; p.n_regs];
+    let mut s0 = vec![f64::NAN; n * np];
+    p.start(&mut regs, params, &mut vec![0.0; n]);
+    p.start_sensitivities(&mut regs, &mut s0);
+    let (mut dy, mut ds, mut out, mut dout) = (vec![0.0; n], vec![0.0; n * np], vec![0.0; no], vec![0.0; no * np]);
+    if p.tangent {
+        p.tangent_rhs(&mut regs, &mut Vec::new(), t, y, s, &mut dy, &mut ds);
+        p.tangent_outputs(&mut regs, t, y, s, &mut out, &mut dout);
+    } else {
+        p.sensitivity_rhs(&mut regs, &mut Vec::new(), t, y, s, &mut dy, &mut ds);
+        p.sensitivity_outputs(&mut regs, t, y, s, &mut out, &mut dout);
+    }
+    [s0, dy, ds, out, dout]
 }
 
 #[cfg(test)]

@@ -147,8 +147,21 @@ pub const MAX_DEPTH: usize = 500;
 /// share), for the memory check before any code is generated.
 const BYTES_PER_NODE: f64 = 256.0;
 
-/// Compile a system into a program (with its Jacobian ∂F/∂u and forward sensitivity code when
-/// `sensitivities`; without, the program has no Jacobian code, as Monte Carlo programs): the program's
+/// Which derivative code [`compile_system`] adds to a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sensitivities {
+    /// None: the plain program, without Jacobian code (the runners are explicit).
+    Off,
+    /// The Jacobian ∂F/∂u as sparse register code and the forward sensitivity sections
+    /// ([`Program::sensitivity_rhs`]: `J s + ∂F/∂p`), as implicit solvers need.
+    Jacobian,
+    /// Tangent (forward-mode) code run once per parameter ([`Program::tangent_rhs`],
+    /// [`Program::tangent_outputs`]): never forms ∂F/∂u, so its size and cost per parameter stay a small
+    /// multiple of the right-hand side's however dense the Jacobian. For explicit integrators.
+    Tangent,
+}
+
+/// Compile a system into a program (with the derivative code `sensitivities` asks for): the program's
 /// parameters are `system.params` in order, its states `system.states` in order, `f` their updates, its
 /// outputs `system.outputs`. Draw slots are the `Expr::Draw` nodes of the auxiliaries' values, the states'
 /// updates and the outputs, in that order (a slot nothing reads is dropped, as in DiffSL programs).
@@ -159,7 +172,7 @@ const BYTES_PER_NODE: f64 = 256.0;
 /// `Initial(e)` is `e`'s value in the initial context. Auxiliaries and initial values may refer to each other
 /// in any order; each context is ordered by an iterative topological sort (no recursion per variable), and
 /// a cycle is an error naming it.
-pub fn compile_system(system: &System, sensitivities: bool) -> Result<crate::Compiled, SystemError> {
+pub fn compile_system(system: &System, sensitivities: Sensitivities) -> Result<crate::Compiled, SystemError> {
     let scan = Scan::new(system)?;
     let order = dynamic_order(system, &scan.dynamic_deps)?;
     let initial_order = initial_order(system, &scan)?;
@@ -218,7 +231,7 @@ pub fn compile_system(system: &System, sensitivities: bool) -> Result<crate::Com
     let rhs = g.take_dynamic();
     // Only the sensitivity equations need ∂F/∂u: the runners are explicit.
     let whole = |message| SystemError { site: first_site(system), message };
-    let (jac, jac_entries) = if sensitivities {
+    let (jac, jac_entries) = if sensitivities == Sensitivities::Jacobian {
         let entries = g.e.jacobian(&rhs, &f).map_err(whole)?;
         (g.take_dynamic(), entries)
     } else {
@@ -247,8 +260,10 @@ pub fn compile_system(system: &System, sensitivities: bool) -> Result<crate::Com
         tables: Arc::from(tables),
         ..Program::new(n_states, n_params)
     };
-    if sensitivities {
-        g.e.sensitivities(&mut program).map_err(whole)?;
+    match sensitivities {
+        Sensitivities::Off => {}
+        Sensitivities::Jacobian => g.e.sensitivities(&mut program).map_err(whole)?,
+        Sensitivities::Tangent => g.e.tangents(&mut program).map_err(whole)?,
     }
     program.n_regs = g.e.n_regs as usize;
     program.consts = std::mem::take(&mut g.e.consts);
@@ -633,6 +648,7 @@ impl SystemGen<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::derivatives;
     use crate::sensitivity_tests::check_against_differences;
     use Expr as E;
     #[cfg(target_arch = "wasm32")]
@@ -655,7 +671,7 @@ mod tests {
     }
 
     fn compile(system: &System) -> crate::Compiled {
-        compile_system(system, false).unwrap_or_else(|e| panic!("{e:?}"))
+        compile_system(system, Sensitivities::Off).unwrap_or_else(|e| panic!("{e:?}"))
     }
 
     /// `(y0, f(t, y), outputs(t, y))` by the interpreter, and the same by native code where there is one.
@@ -730,12 +746,12 @@ mod tests {
             states: vec![state("s", E::Num(1.0), E::Var(0))],
             ..System::default()
         };
-        let e = compile_system(&system, false).unwrap_err();
+        let e = compile_system(&system, Sensitivities::Off).unwrap_err();
         assert_eq!((e.site, e.message.as_str()), (Site::Var(0), "circular definition: a -> b -> c -> a"));
         // A state breaks the loop; but the initial values then go round it.
         system.vars[1].value = E::State(0);
         system.states[0].initial = E::Var(0);
-        let e = compile_system(&system, false).unwrap_err();
+        let e = compile_system(&system, Sensitivities::Off).unwrap_err();
         assert_eq!((e.site, e.message.as_str()), (Site::StateInitial(0), "circular initial values: s -> a -> b -> s"));
         // An ACTIVE INITIAL form cuts it.
         system.vars[1].initial = Some(E::Num(4.0));
@@ -764,7 +780,8 @@ mod tests {
             outputs: outputs(vec![E::Var(N)]),
             ..System::default()
         };
-        let compile_it = move || compile_system(&system, true).map(|c| run(&c.program, &[0.5], 0.0, &[2.0]));
+        let compile_it =
+            move || compile_system(&system, Sensitivities::Jacobian).map(|c| run(&c.program, &[0.5], 0.0, &[2.0]));
         #[cfg(not(target_arch = "wasm32"))]
         let result =
             std::thread::Builder::new().stack_size(1 << 20).spawn(compile_it).unwrap().join().expect("no overflow");
@@ -825,7 +842,7 @@ mod tests {
             tables: vec![Table { name: "tab".into(), points: vec![(0.0, 0.0), (1.0, 2.0), (2.0, 2.5), (4.0, 1.0)] }],
             initial_time: 0.0,
         };
-        let c = compile_system(&system, true).unwrap_or_else(|e| panic!("{e:?}"));
+        let c = compile_system(&system, Sensitivities::Jacobian).unwrap_or_else(|e| panic!("{e:?}"));
         let (params, t, at) = ([0.7, 1.3], 0.4, [1.3, 0.8]);
         check_against_differences(&c.program, &params, t, &at);
         // Each value as its definition says: the F entries written out.
@@ -859,6 +876,27 @@ mod tests {
                 results.push((dy, ds, jac));
             }
             assert_eq!(results[0], results[1]);
+        }
+        // The tangent code: the same derivatives (to rounding), one parameter at a time, and native code
+        // bit-identical to the interpreter.
+        let tangent = compile_system(&system, Sensitivities::Tangent).unwrap_or_else(|e| panic!("{e:?}"));
+        let p = &tangent.program;
+        assert!(p.tangent && !p.sensitivities && p.jac.is_empty() && p.pjac.is_empty() && p.dout_dy.is_empty());
+        check_against_differences(p, &params, t, &at);
+        let s: Vec<f64> = (0..4).map(|k| 0.3 * k as f64 - 0.7).collect();
+        let (want, got) = (derivatives(&c.program, &params, t, &at, &s), derivatives(p, &params, t, &at, &s));
+        for (w, g) in want.iter().zip(&got) {
+            for (&w, &g) in w.iter().zip(g) {
+                assert!((w - g).abs() <= 1e-13 * w.abs().max(1.0), "tangent {g} vs Jacobian mode {w}");
+            }
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let mut native = p.clone();
+            native.compile_native().expect("the JIT compiles the tangent code");
+            let interpreted: Vec<_> = got.iter().map(|v| crate::bits(v)).collect();
+            let compiled: Vec<_> = derivatives(&native, &params, t, &at, &s).iter().map(|v| crate::bits(v)).collect();
+            assert_eq!(interpreted, compiled);
         }
     }
 
@@ -913,7 +951,7 @@ mod tests {
                 outputs: outputs(vec![E::Num(0.0), expr]),
                 ..System::default()
             };
-            let e = compile_system(&system, false).unwrap_err();
+            let e = compile_system(&system, Sensitivities::Off).unwrap_err();
             assert_eq!((e.site, e.message.as_str()), (Site::Output(1), message));
         }
     }
@@ -946,11 +984,11 @@ mod tests {
 
         let mut bad = system.clone();
         bad.states[0].initial = E::Var(1);
-        let e = compile_system(&bad, false).unwrap_err();
+        let e = compile_system(&bad, Sensitivities::Off).unwrap_err();
         assert_eq!((e.site, e.message.as_str()), (Site::Var(1), "random draws are not allowed in initial values"));
         let mut bad = system;
         bad.outputs[0].1 = E::Initial(Box::new(E::Draw(N)));
-        let e = compile_system(&bad, false).unwrap_err();
+        let e = compile_system(&bad, Sensitivities::Off).unwrap_err();
         assert_eq!((e.site, e.message.as_str()), (Site::Output(0), "random draws are not allowed in initial values"));
     }
 
@@ -965,7 +1003,7 @@ mod tests {
             }
             System { states: vec![state("x", Expr::Num(0.5), e)], ..System::default() }
         };
-        let e = compile_system(&nested(MAX_DEPTH + 1), false).unwrap_err();
+        let e = compile_system(&nested(MAX_DEPTH + 1), Sensitivities::Off).unwrap_err();
         assert_eq!(
             (e.site, e.message),
             (Site::StateUpdate(0), format!("the expression is nested deeper than {MAX_DEPTH} levels"))
@@ -973,7 +1011,7 @@ mod tests {
         let deepest = nested(MAX_DEPTH);
         let compile_it = move || {
             #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
-            let mut c = compile_system(&deepest, true).map_err(|e| e.message)?;
+            let mut c = compile_system(&deepest, Sensitivities::Jacobian).map_err(|e| e.message)?;
             #[cfg(not(target_arch = "wasm32"))]
             c.program.compile_native()?;
             Ok::<_, String>(run(&c.program, &[], 0.0, &[0.5]).1)
@@ -1022,7 +1060,7 @@ mod tests {
             ],
             ..System::default()
         };
-        let e = compile_system(&system, false).unwrap_err();
+        let e = compile_system(&system, Sensitivities::Off).unwrap_err();
         assert_eq!(e.site, Site::Table(1));
         assert_eq!(
             e.message,

@@ -28,14 +28,14 @@ fn a_jacobian_beyond_the_budget_is_refused_at_the_right_hand_side() {
 /// A system's size is checked against the budget before any code is generated.
 #[test]
 fn a_system_beyond_the_budget_is_refused_before_code_is_generated() {
-    use parfit_expr::system::{Expr, Site, System, compile_system};
+    use parfit_expr::system::{Expr, Sensitivities, Site, System, compile_system};
     parfit_core::limits::set_memory_limit(1 << 20);
     let sum = |n: usize| System {
         outputs: vec![("sum".into(), Expr::Op(parfit_expr::Op::Add, vec![Expr::Time; n]))],
         ..System::default()
     };
-    assert!(compile_system(&sum(1000), true).is_ok());
-    let e = compile_system(&sum(5000), false).unwrap_err();
+    assert!(compile_system(&sum(1000), Sensitivities::Jacobian).is_ok());
+    let e = compile_system(&sum(5000), Sensitivities::Off).unwrap_err();
     assert_eq!(e.site, Site::Output(0));
     assert!(e.message.starts_with("a system of 5001 expression nodes would need about 1.2 MiB"), "{}", e.message);
 }

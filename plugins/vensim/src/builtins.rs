@@ -998,7 +998,7 @@ mod tests {
     //! six significant digits.
 
     use super::*;
-    use parfit_expr::system::compile_system;
+    use parfit_expr::system::{Sensitivities, compile_system};
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -1029,7 +1029,7 @@ mod tests {
 
         /// As [`Model::run`], the random draw of slot `k` at step `n` being `draw(n, k)`.
         fn run_with_draws(&self, draw: impl Fn(usize, usize) -> f64) -> Vec<Vec<f64>> {
-            let compiled = compile_system(&self.system, false).expect("the system compiles");
+            let compiled = compile_system(&self.system, Sensitivities::Off).expect("the system compiles");
             let p = &compiled.program;
             let mut regs = vec![0.0; p.n_regs];
             let params: Vec<f64> = self.system.params.iter().map(|(_, v)| *v).collect();
@@ -1463,7 +1463,7 @@ mod tests {
             output(l, "step", step);
             output(l, "ramp", ramp);
         });
-        let compiled = compile_system(&m.system, false).expect("compiles");
+        let compiled = compile_system(&m.system, Sensitivities::Off).expect("compiles");
         let p = &compiled.program;
         let mut regs = vec![0.0; p.n_regs];
         let mut y = vec![0.0; p.n_states];

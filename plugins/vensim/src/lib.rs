@@ -21,7 +21,7 @@ use parfit_core::random::Stream;
 use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
 use std::sync::{Arc, OnceLock};
 
-use parfit_expr::system::{Site, System, Update};
+use parfit_expr::system::{Sensitivities, Site, System, Update, compile_system};
 use parfit_expr::{DrawKind, Program};
 use serde::Deserialize;
 
@@ -106,19 +106,21 @@ struct SensitivityScratch {
 }
 
 impl SensitivityScratch {
-    fn new(p: &Program, n_out: usize) -> SensitivityScratch {
-        let ns = p.n_states * p.n_params;
+    /// Scratch for the derivatives with respect to the program's first `np` parameters (the model's; the
+    /// stocks' inputs follow them).
+    fn new(p: &Program, n_out: usize, np: usize) -> SensitivityScratch {
+        let ns = p.n_states * np;
         SensitivityScratch {
             regs: vec![0.0; p.n_regs],
             s: vec![0.0; ns],
             ds: vec![0.0; ns],
-            dout: vec![0.0; n_out * p.n_params],
+            dout: vec![0.0; n_out * np],
             work: Vec::new(),
         }
     }
 
-    fn fits(&self, p: &Program, n_out: usize) -> bool {
-        self.regs.len() == p.n_regs && self.s.len() == p.n_states * p.n_params && self.dout.len() == n_out * p.n_params
+    fn fits(&self, p: &Program, n_out: usize, np: usize) -> bool {
+        self.regs.len() == p.n_regs && self.s.len() == p.n_states * np && self.dout.len() == n_out * np
     }
 }
 
@@ -202,7 +204,7 @@ impl VensimModel {
         };
         let files = options.files.clone().unwrap_or_else(|| data::Files::Dir(source_dir(source_name)));
         let lowered = lower::lower(&file, Some(files), &options.data_outputs).map_err(err)?;
-        let compiled = parfit_expr::system::compile_system(&lowered.system, false).map_err(|e| {
+        let compiled = compile_system(&lowered.system, Sensitivities::Off).map_err(|e| {
             let places = &lowered.places;
             let at = match e.site {
                 Site::Var(k) => places.vars.get(k),
@@ -249,10 +251,10 @@ impl VensimModel {
         })
     }
 
-    /// The program with sensitivity code, compiled (and JIT-compiled, as the plain one) on first use.
+    /// The program with tangent code, compiled (and JIT-compiled, as the plain one) on first use.
     fn sensitivity_program(&self) -> Result<&Program, &String> {
         let compiled = self.sensitivity_program.get_or_init(|| {
-            let mut program = parfit_expr::system::compile_system(&self.system, true)
+            let mut program = compile_system(&self.system, Sensitivities::Tangent)
                 .map_err(|e| format!("the model's sensitivities: {}", e.message))?
                 .program;
             if self.jit {
@@ -405,8 +407,9 @@ impl Model for VensimModel {
         Box::new(VensimWorkspace::new(&self.program))
     }
 
-    /// Exact derivatives for Euler: the step `y ← y + dt·F(y, p)` differentiated, `s ← s + dt·(J s + ∂F/∂p)`
-    /// (an assigned state takes `J s + ∂F/∂p` itself), from the program's symbolic derivatives.
+    /// Exact derivatives for Euler: the step `y ← y + dt·F(y, p)` differentiated, `s ← s + dt·Ḟ` with
+    /// `Ḟ = ∂F/∂u·s + ∂F/∂p` (an assigned state takes `Ḟ` itself), from the program's tangent code, run once
+    /// per parameter without forming ∂F/∂u.
     fn has_sensitivities(&self) -> bool {
         self.sensitivities && self.method == Method::Euler
     }
@@ -440,8 +443,8 @@ impl Model for VensimModel {
         if !ws.fits(&self.program) {
             *ws = VensimWorkspace::new(&self.program);
         }
-        if !ws.sens.as_ref().is_some_and(|sc| sc.fits(p, n_out)) {
-            ws.sens = Some(SensitivityScratch::new(p, n_out));
+        if !ws.sens.as_ref().is_some_and(|sc| sc.fits(p, n_out, np)) {
+            ws.sens = Some(SensitivityScratch::new(p, n_out, np));
         }
         if times.is_empty() {
             return Ok(());
@@ -459,7 +462,6 @@ impl Model for VensimModel {
             let name = self.spec.inputs.get(i).map_or("a hidden stock", String::as_str);
             return Err(SimError::BadInput(format!("the model file's initial value of '{name}' is {}", y[i])));
         }
-        let total = p.n_params;
         let mut next = 0;
         let mut next_step = self.step_of(times[0]).unwrap_or(0);
         let mut n: u64 = 0;
@@ -467,30 +469,27 @@ impl Model for VensimModel {
             let t = t0 + n as f64 * dt;
             self.draw_into(p, regs, n);
             while next_step == n {
-                p.sensitivity_outputs(regs, t, y, s, &mut out[next * n_out..(next + 1) * n_out], dout);
-                // The model's parameters are the program's first ones (the stocks' inputs follow).
-                for (o, row) in sens[next * n_out * np..(next + 1) * n_out * np].chunks_exact_mut(np).enumerate() {
-                    row.copy_from_slice(&dout[o * total..o * total + np]);
-                }
+                p.tangent_outputs(regs, t, y, s, &mut out[next * n_out..(next + 1) * n_out], dout);
+                sens[next * n_out * np..(next + 1) * n_out * np].copy_from_slice(dout);
                 next += 1;
                 match times.get(next) {
                     Some(&t) => next_step = self.step_of(t).unwrap_or(0),
                     None => return Ok(()),
                 }
             }
-            p.sensitivity_rhs(regs, work, t, y, s, dy, ds);
+            p.tangent_rhs(regs, work, t, y, s, dy, ds);
             let ns = y.len();
             for (k, kind) in self.kinds.iter().enumerate() {
                 match kind {
                     Update::Integrate => {
                         y[k] += dy[k] * dt;
-                        for q in 0..total {
+                        for q in 0..np {
                             s[q * ns + k] += ds[q * ns + k] * dt;
                         }
                     }
                     Update::Assign => {
                         y[k] = dy[k];
-                        for q in 0..total {
+                        for q in 0..np {
                             s[q * ns + k] = ds[q * ns + k];
                         }
                     }
