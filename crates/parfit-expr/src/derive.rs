@@ -12,6 +12,9 @@ use crate::system::LookupMode;
 /// A sparse row of derivatives with respect to the states: `(state index, value)`, sorted by state.
 type Grad = Vec<(u32, Val)>;
 
+/// The non-zero entries of a derivative: `(row, column, register)`.
+type Entries = Vec<(u32, u32, u32)>;
+
 impl Emitter {
     // ---- The Jacobian ∂F/∂u, by differentiating the right-hand side's code ----
 
@@ -47,9 +50,11 @@ impl Emitter {
         let budget = parfit_core::limits::memory_limit() as f64 / entry_bytes;
         let mut held: f64 = grads.values().map(|g| g.len() as f64).sum();
         let consts: HashMap<u32, f64> = self.consts.iter().copied().collect();
+        // The model index `N` is an input that changes within a simulation, like the state.
+        let model_index = self.model_index;
         let val = |r: u32| match consts.get(&r) {
             Some(&c) => Val::Const(c),
-            None if dynamic.contains(&r) => Val::Reg(r, Level::Dynamic),
+            None if dynamic.contains(&r) || model_index == Some(r) => Val::Reg(r, Level::Dynamic),
             None => Val::Reg(r, Level::Param),
         };
         let none = Grad::new();
@@ -235,25 +240,50 @@ impl Emitter {
         p.pjac = self.take_dynamic();
 
         // Outputs: columns 0..n are the states, n.. the parameters.
-        self.share(&p.out);
-        let mut dynamic: HashSet<u32> = p.out.iter().map(|i| i.dst).collect();
+        let (dout, entries) = self.state_parameter_derivatives(&p.out, &p.out_regs, &pgrads, None)?;
+        let (dy, dp): (Vec<_>, Vec<_>) = entries.into_iter().partition(|&(_, col, _)| col < n);
+        p.dout_dy = dy;
+        p.dout_dp = dp.into_iter().map(|(row, col, r)| (row, col - n, r)).collect();
+        p.dout = dout;
+        // The events' sections, with `t` as one more column after the parameters (the jump conditions of
+        // the sensitivities need ∂/∂t too).
+        let t_col = Some(n + p.n_params as u32);
+        (p.dstop, p.dstop_entries) = self.state_parameter_derivatives(&p.stop, &p.stop_regs, &pgrads, t_col)?;
+        (p.dreset, p.dreset_entries) = self.state_parameter_derivatives(&p.reset, &p.reset_regs, &pgrads, t_col)?;
+        p.dsetup = self.setup.split_off(mark);
+        p.sensitivities = true;
+        Ok(())
+    }
+
+    /// The derivatives of the registers `results` of the dynamic section `code` (run after `t` and the state
+    /// were written) with respect to the state (columns `0..n`), the parameters (`n..`, from their
+    /// parameter-level derivatives `pgrads`) and, given its column, `t`: a new section run after `code`, and
+    /// its non-zero entries `(result, column, register)`.
+    fn state_parameter_derivatives(
+        &mut self,
+        code: &[Instr],
+        results: &[u32],
+        pgrads: &HashMap<u32, Grad>,
+        t_col: Option<u32>,
+    ) -> Result<(Vec<Instr>, Entries), String> {
+        let n = self.n_states as u32;
+        self.take_dynamic();
+        self.share(code);
+        let mut dynamic: HashSet<u32> = code.iter().map(|i| i.dst).collect();
         dynamic.insert(Program::T as u32);
         let mut grads: HashMap<u32, Grad> =
-            pgrads.into_iter().map(|(r, g)| (r, g.into_iter().map(|(c, v)| (c + n, v)).collect())).collect();
+            pgrads.iter().map(|(&r, g)| (r, g.iter().map(|&(c, v)| (c + n, v)).collect())).collect();
         for j in 0..n {
             let r = Program::state_reg(j as usize) as u32;
             dynamic.insert(r);
             grads.insert(r, vec![(j, Val::Const(1.0))]);
         }
-        self.derive(&p.out, &dynamic, &mut grads)?;
-        let (dy, dp): (Vec<_>, Vec<_>) =
-            self.entries(&grads, &p.out_regs).into_iter().partition(|&(_, col, _)| col < n);
-        p.dout_dy = dy;
-        p.dout_dp = dp.into_iter().map(|(row, col, r)| (row, col - n, r)).collect();
-        p.dout = self.take_dynamic();
-        p.dsetup = self.setup.split_off(mark);
-        p.sensitivities = true;
-        Ok(())
+        if let Some(col) = t_col {
+            grads.insert(Program::T as u32, vec![(col, Val::Const(1.0))]);
+        }
+        self.derive(code, &dynamic, &mut grads)?;
+        let entries = self.entries(&grads, results);
+        Ok((self.take_dynamic(), entries))
     }
 
     /// ∂(parameter-level values)/∂p as sparse rows over the parameters, by derivative code appended to the

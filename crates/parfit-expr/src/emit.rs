@@ -48,6 +48,9 @@ pub(crate) struct Emitter {
     dynamic_cse: HashMap<CseKey, u32>,
     /// The lookup tables table operations read (by their `d` field).
     pub tables: Vec<LookupTable>,
+    /// The register of DiffSL's model index `N`, made on first use: an input the runner writes (0 at the
+    /// start, the stop element's index after a reset), so everything reading it is dynamic code.
+    pub model_index: Option<u32>,
 }
 
 impl Emitter {
@@ -63,7 +66,21 @@ impl Emitter {
             dynamic: Vec::new(),
             dynamic_cse: HashMap::new(),
             tables,
+            model_index: None,
         }
+    }
+
+    /// The model index `N` as a value: a dynamic input register (never hoisted into parameter-level code).
+    pub fn model_index(&mut self) -> Val {
+        let r = match self.model_index {
+            Some(r) => r,
+            None => {
+                let r = self.fresh();
+                self.model_index = Some(r);
+                r
+            }
+        };
+        Val::Reg(r, Level::Dynamic)
     }
 
     pub fn fresh(&mut self) -> u32 {

@@ -87,6 +87,15 @@ impl OdeModel {
             message: format!("invalid solver options: {m}"),
         })?;
         let compiled = parfit_expr::compile(source, Dialect::Ode).map_err(err)?;
+        if !compiled.program.stop_regs.is_empty() {
+            // Until the integrators find events (in progress on this branch).
+            return Err(ParseError {
+                source_name: source_name.to_string(),
+                line: 0,
+                column: 0,
+                message: "not supported: stop (line 0): the solver does not find events yet".into(),
+            });
+        }
         let mut sens_program = parfit_expr::compile_with_sensitivities(source).map_err(err)?.program;
         let spec = ModelSpec {
             name: model_name(source_name),
