@@ -548,31 +548,25 @@ impl Program {
         }
     }
 
-    /// (With sensitivities, after [`Program::start_sensitivities`].) The gradient of stop function `k` at
-    /// `(t, y)` into `grad`, of `n + n_params + 1`
-    /// values: ∂/∂u, ∂/∂p, ∂/∂t.
-    pub fn stop_gradient(&self, regs: &mut [f64], t: f64, y: &[f64], k: usize, grad: &mut [f64]) {
+    /// (With sensitivities, after [`Program::start_sensitivities`].) The non-zero derivatives of the stop
+    /// functions at `(t, y)` into `values`, in the order of [`Program::dstop_entries`].
+    pub fn stop_derivatives(&self, regs: &mut [f64], t: f64, y: &[f64], values: &mut [f64]) {
         self.load(regs, t, y);
         run(&self.stop, regs, &self.tables);
         run(&self.dstop, regs, &self.tables);
-        grad.fill(0.0);
-        for &(row, col, r) in &self.dstop_entries {
-            if row as usize == k {
-                grad[col as usize] = regs[r as usize];
-            }
+        for (v, &(_, _, r)) in values.iter_mut().zip(&self.dstop_entries) {
+            *v = regs[r as usize];
         }
     }
 
-    /// (With sensitivities, after [`Program::start_sensitivities`].) The reset's derivatives at `(t, y)` into `jac`, row-major `n × (n + n_params + 1)`:
-    /// row `i` is ∂(u_i after the reset)/∂(u, p, t).
-    pub fn reset_jacobian(&self, regs: &mut [f64], t: f64, y: &[f64], jac: &mut [f64]) {
+    /// (With sensitivities, after [`Program::start_sensitivities`].) The non-zero derivatives of the reset at
+    /// `(t, y)` into `values`, in the order of [`Program::dreset_entries`].
+    pub fn reset_derivatives(&self, regs: &mut [f64], t: f64, y: &[f64], values: &mut [f64]) {
         self.load(regs, t, y);
         run(&self.reset, regs, &self.tables);
         run(&self.dreset, regs, &self.tables);
-        jac.fill(0.0);
-        let cols = self.n_states + self.n_params + 1;
-        for &(row, col, r) in &self.dreset_entries {
-            jac[row as usize * cols + col as usize] = regs[r as usize];
+        for (v, &(_, _, r)) in values.iter_mut().zip(&self.dreset_entries) {
+            *v = regs[r as usize];
         }
     }
 

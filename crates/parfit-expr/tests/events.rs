@@ -104,15 +104,27 @@ reset_i { x * ab + t, y / (1 + N) + sqrt(c), z * exp(-a * t) }";
     let mut regs = started(p, &params);
     p.start_sensitivities(&mut regs, &mut vec![0.0; n * np]);
     p.set_model_index(&mut regs, 1);
-    let mut jac = vec![f64::NAN; n * cols];
-    p.reset_jacobian(&mut regs, t, &y, &mut jac);
-    let mut grad = vec![f64::NAN; cols];
+    // Dense from the non-zero entries: row-major, `cols` columns.
+    let dense = |entries: &[(u32, u32, u32)], values: &[f64]| {
+        let mut m = vec![0.0; n * cols];
+        for (&(row, col, _), &v) in entries.iter().zip(values) {
+            m[row as usize * cols + col as usize] = v;
+        }
+        m
+    };
+    let mut values = vec![f64::NAN; p.dstop_entries.len()];
+    p.stop_derivatives(&mut regs, t, &y, &mut values);
+    let grad = dense(&p.dstop_entries, &values);
+    let mut values = vec![f64::NAN; p.dreset_entries.len()];
+    p.reset_derivatives(&mut regs, t, &y, &mut values);
+    let jac = dense(&p.dreset_entries, &values);
     for col in 0..cols {
         let dstop = fd(|x| eval(x, false), &at, col);
         let dreset = fd(|x| eval(x, true), &at, col);
         for k in 0..n {
-            p.stop_gradient(&mut regs, t, &y, k, &mut grad);
-            for (got, want, what) in [(grad[col], dstop[k], "stop"), (jac[k * cols + col], dreset[k], "reset")] {
+            for (got, want, what) in
+                [(grad[k * cols + col], dstop[k], "stop"), (jac[k * cols + col], dreset[k], "reset")]
+            {
                 assert!((got - want).abs() <= 1e-7 * want.abs().max(1.0), "d{what}_{k}/d[{col}]: {got} vs {want}");
             }
         }
