@@ -123,6 +123,20 @@ reset_i { qc + dose, qp }
     }
 }
 
+/// The event models of `tests/events/` and their names in `references.json`.
+const MODELS: [(&str, &str); 10] = [
+    ("ball_book", include_str!("events/ball_book.ds")),
+    ("ball_declarative", include_str!("events/ball_declarative.ds")),
+    ("drug_delivery_declarative", include_str!("events/drug_delivery_declarative.ds")),
+    ("drug_delivery_hybrid", include_str!("events/drug_delivery_hybrid.ds")),
+    ("sir_policy_switching", include_str!("events/sir_policy_switching.ds")),
+    ("logistic_stop", include_str!("events/logistic_stop.ds")),
+    ("hybrid_logistic", include_str!("events/hybrid_logistic.ds")),
+    ("logistic_time_reset", include_str!("events/logistic_time_reset.ds")),
+    ("dosing_book", include_str!("events/dosing_book.ds")),
+    ("growth_decay_book", include_str!("events/growth_decay_book.ds")),
+];
+
 /// The event models of `tests/events/` (DiffSL's book, diffsol's examples and diffsol-c's tests; sources in
 /// each file) against pydiffsol at 1e-12 (`make_references.py`), at rtol = atol = 1e-8 through every method:
 /// the largest error in units of the tolerance, `|y - ref| / (atol + rtol·|ref|)`, at most 10, and NaN
@@ -130,23 +144,11 @@ reset_i { qc + dose, qp }
 #[test]
 fn event_models_agree_with_pydiffsol() {
     let refs: serde_json::Value = serde_json::from_str(include_str!("events/references.json")).unwrap();
-    let models = [
-        ("ball_book", include_str!("events/ball_book.ds")),
-        ("ball_declarative", include_str!("events/ball_declarative.ds")),
-        ("drug_delivery_declarative", include_str!("events/drug_delivery_declarative.ds")),
-        ("drug_delivery_hybrid", include_str!("events/drug_delivery_hybrid.ds")),
-        ("sir_policy_switching", include_str!("events/sir_policy_switching.ds")),
-        ("logistic_stop", include_str!("events/logistic_stop.ds")),
-        ("hybrid_logistic", include_str!("events/hybrid_logistic.ds")),
-        ("logistic_time_reset", include_str!("events/logistic_time_reset.ds")),
-        ("dosing_book", include_str!("events/dosing_book.ds")),
-        ("growth_decay_book", include_str!("events/growth_decay_book.ds")),
-    ];
     let floats = |v: &serde_json::Value| -> Vec<f64> {
         v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect()
     };
     let tol = 1e-8;
-    for (name, src) in models {
+    for (name, src) in MODELS {
         let r = &refs[name];
         let (params, times) = (floats(&r["params"]), floats(&r["times"]));
         let want: Vec<f64> = r["outputs"].as_array().unwrap().iter().flat_map(floats).collect();
@@ -195,5 +197,55 @@ fn at_the_time_of_a_reset_the_output_is_the_state_before_it() {
         let out = run(&m, &[], &[24.0, 24.0, 24.0 + 1e-9]);
         assert_eq!(out[..2], [0.0, 0.0], "{solver:?}");
         assert!((out[2] - 10.0).abs() < 1e-8, "{solver:?}: {out:?}");
+    }
+}
+
+/// A fit whose data reach past a stop that ends the solve: the cost there is undefined, and the error says
+/// which output at which time, and why, instead of a divergence at t = NaN.
+#[test]
+fn a_cost_observed_after_a_stop_says_so() {
+    use parfit_core::{Case, Cost, Objective};
+    let m: std::sync::Arc<dyn Model> =
+        std::sync::Arc::new(model(include_str!("events/logistic_stop.ds"), Method::Auto, 1e-8));
+    let case = |times: Vec<f64>| Case {
+        id: "c".into(),
+        inputs: vec![],
+        observations: times.iter().map(|_| 1.0).collect(),
+        times,
+    };
+    let theta = [2.0, 1.0, 0.1];
+    let before = Objective::new(m.clone(), case(vec![0.5, 1.0]), &["out_0".to_string()], Cost::Sse).unwrap();
+    assert!(before.try_value(&mut before.scratch(), &theta).unwrap().is_finite());
+    let after = Objective::new(m, case(vec![0.5, 1.0, 1.5]), &["out_0".to_string()], Cost::Sse).unwrap();
+    let e = after.try_value(&mut after.scratch(), &theta).unwrap_err().to_string();
+    assert!(e.contains("no value (NaN) for output 'out_0' at t = 1.5") && e.contains("'stop' without 'reset'"), "{e}");
+}
+
+/// Native code (which reads `N` from its register) and the interpreter give the same bits, with and without
+/// sensitivities, through both integrators.
+#[test]
+fn event_models_give_the_same_bits_with_and_without_the_jit() {
+    let refs: serde_json::Value = serde_json::from_str(include_str!("events/references.json")).unwrap();
+    let bits = |v: &[f64]| -> Vec<u64> { v.iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect() };
+    for (name, src) in MODELS {
+        let times: Vec<f64> = refs[name]["times"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect();
+        for solver in [Method::Dopri5, Method::Bdf] {
+            let results: Vec<(Vec<u64>, Vec<u64>)> = [true, false]
+                .into_iter()
+                .map(|jit| {
+                    let opts = SolverOptions { solver, jit, t0: Some(0.0), ..Default::default() };
+                    let m = OdeModel::compile(src, name, opts).unwrap();
+                    assert_eq!(m.is_native(), jit && cfg!(not(target_arch = "wasm32")));
+                    let p = m.spec().defaults();
+                    let no = m.spec().outputs.len();
+                    let mut ws = m.workspace();
+                    let (mut out, mut sens) = (vec![0.0; no * times.len()], vec![0.0; no * times.len() * p.len()]);
+                    m.simulate_sensitivities(&mut ws, &p, &[], &times, &mut out, &mut sens).unwrap();
+                    let plain = run(&m, &p, &times);
+                    ([bits(&out), bits(&plain)].concat(), bits(&sens))
+                })
+                .collect();
+            assert!(results[0] == results[1], "{name} {solver:?}: native and interpreted results differ");
+        }
     }
 }
