@@ -4,10 +4,11 @@
 //! its run in `manifest.json`) is compiled and run at rtol 1e-8 (atol 1e-8, or the run's tighter atol) on its
 //! run's parameters and output times, as native code and interpreted (the two must agree to the bit), and
 //! each output at each time is compared with pydiffsol's reference (`references/`, made at rtol 1e-10 by
-//! `make_references.py`). A model that DiffSL itself refuses (upstream's negative tests, and texts pydiffsol
-//! 0.6.2 refuses) must be refused. A model's status is `pass`, `mismatch` (the first output and time that
-//! differ, or the failure), `refused` (parfit's message, which carries `file:line:column`), `rejected` (DiffSL
-//! and parfit both refuse it: correct), `accepted` (DiffSL refuses it, parfit runs it) or `crash` (a panic,
+//! `make_references.py`). A model that DiffSL itself refuses (upstream's negative tests, and texts DiffSL
+//! 0.12.4's parser or compiler rejects) must be refused. A model's status is `pass`, `mismatch` (the first
+//! output and time that differ, or the failure), `refused` (parfit's message, which carries
+//! `file:line:column`), `rejected` (DiffSL and parfit both refuse it: correct), `accepted` (DiffSL refuses it,
+//! parfit runs it), `unchecked` (pydiffsol fails on it, parfit runs it: no reference) or `crash` (a panic,
 //! caught per model). `tests/upstream/STATUS.md` holds the expected status of each model: the test fails when
 //! any status differs from it, in either direction, and on any crash. `PARFIT_BLESS=1` rewrites that file and
 //! the "Conformance" section of the plugin's README from the statuses found.
@@ -41,13 +42,23 @@ fn read_json(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// What DiffSL makes of a text, and so what parfit must.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Verdict {
+    /// pydiffsol solves it: parfit must agree with its solution.
+    Solves,
+    /// An upstream negative test, or a text DiffSL's parser or compiler rejects: parfit must refuse it.
+    Refuses,
+    /// DiffSL compiles it but pydiffsol fails in the solve (or panics): there is no reference.
+    Fails,
+}
+
 /// One model of the manifest, with what pydiffsol made of it.
 struct Case {
     /// `repo/name.ds`, relative to `models/`.
     model: String,
     user_facing: bool,
-    /// Upstream's negative tests, and texts pydiffsol refuses: parfit must refuse them too.
-    diffsl_refuses: bool,
+    verdict: Verdict,
     times: Vec<f64>,
     atol: f64,
     params: Vec<f64>,
@@ -65,7 +76,12 @@ fn cases() -> Vec<Case> {
             let numbers = |v: &Value| v.as_array().map_or(Vec::new(), |a| a.iter().filter_map(Value::as_f64).collect());
             Case {
                 user_facing: m["user_facing"].as_bool() == Some(true),
-                diffsl_refuses: m["negative"].as_bool() == Some(true) || reference["pydiffsol"] != "solved",
+                verdict: match reference["pydiffsol"].as_str() {
+                    _ if m["negative"].as_bool() == Some(true) => Verdict::Refuses,
+                    Some("solved") => Verdict::Solves,
+                    Some("failed") => Verdict::Fails,
+                    _ => Verdict::Refuses,
+                },
                 times: numbers(&m["run"]["times"]),
                 atol: m["run"]["atol"].as_f64().expect("atol"),
                 params: numbers(&reference["params"]),
@@ -103,6 +119,7 @@ enum Status {
     Refused(String),
     Rejected(String),
     Accepted(String),
+    Unchecked,
     Crash(String),
 }
 
@@ -114,6 +131,7 @@ impl Status {
             Status::Refused(_) => "refused",
             Status::Rejected(_) => "rejected",
             Status::Accepted(_) => "accepted",
+            Status::Unchecked => "unchecked",
             Status::Crash(_) => "crash",
         }
     }
@@ -121,7 +139,10 @@ impl Status {
     fn reason(&self) -> &str {
         match self {
             Status::Pass => "",
-            Status::Mismatch(r) | Status::Refused(r) | Status::Rejected(r) | Status::Accepted(r) | Status::Crash(r) => r,
+            Status::Unchecked => "pydiffsol fails on it: no reference",
+            Status::Mismatch(r) | Status::Refused(r) | Status::Rejected(r) | Status::Accepted(r) | Status::Crash(r) => {
+                r
+            }
         }
     }
 }
@@ -136,7 +157,7 @@ fn run(case: &Case) -> Result<Result<(Vec<String>, Vec<f64>), String>, String> {
     };
     let native = compile(true)?;
     let spec = native.spec();
-    let params = if case.diffsl_refuses { spec.defaults() } else { case.params.clone() };
+    let params = if case.verdict == Verdict::Solves { case.params.clone() } else { spec.defaults() };
     if params.len() != spec.params.len() {
         return Ok(Err(format!("{} parameters, DiffSL's `in` has {}", spec.params.len(), params.len())));
     }
@@ -157,7 +178,10 @@ fn run(case: &Case) -> Result<Result<(Vec<String>, Vec<f64>), String>, String> {
             if let Some(i) = out.iter().zip(&other).position(|(a, b)| !same(a, b)) {
                 let n = spec.outputs.len();
                 let (name, t) = (&spec.outputs[i % n], case.times[i / n]);
-                return Ok(Err(format!("'{name}' at t = {t}: native code {:e}, the interpreter {:e}", out[i], other[i])));
+                return Ok(Err(format!(
+                    "'{name}' at t = {t}: native code {:e}, the interpreter {:e}",
+                    out[i], other[i]
+                )));
             }
         }
     }
@@ -194,7 +218,8 @@ fn first_line(message: &str) -> String {
 
 fn check(case: &Case) -> Status {
     let outcome = catch_unwind(AssertUnwindSafe(|| run(case)));
-    match (outcome, case.diffsl_refuses) {
+    let refuses = case.verdict == Verdict::Refuses;
+    match (outcome, refuses) {
         (Err(panic), _) => {
             let message = panic
                 .downcast_ref::<String>()
@@ -207,39 +232,49 @@ fn check(case: &Case) -> Status {
         (Ok(Err(refusal)), false) => Status::Refused(first_line(&refusal)),
         (Ok(Ok(Err(failure))), true) => Status::Rejected(first_line(&failure)),
         (Ok(Ok(Ok(_))), true) => Status::Accepted("DiffSL refuses this text; parfit runs it".into()),
+        (Ok(Ok(Ok(_))), false) if case.verdict == Verdict::Fails => Status::Unchecked,
         (Ok(Ok(Err(failure))), false) => Status::Mismatch(first_line(&failure)),
         (Ok(Ok(Ok((names, out)))), false) => match read_reference(&case.model) {
             Err(e) => Status::Mismatch(format!("no reference: {e}")),
-            Ok(reference) => compare(&names, &out, &reference, &case.times, case.atol).map_or(Status::Pass, Status::Mismatch),
+            Ok(reference) => {
+                compare(&names, &out, &reference, &case.times, case.atol).map_or(Status::Pass, Status::Mismatch)
+            }
         },
     }
 }
 
 const STATUS_FILE: &str = "STATUS.md";
-const README_START: &str = "<!-- conformance: written by PARFIT_BLESS=1 cargo test -p parfit-ode --test conformance -->";
+const README_START: &str =
+    "<!-- conformance: written by PARFIT_BLESS=1 cargo test -p parfit-ode --test conformance -->";
 const README_END: &str = "<!-- end of conformance -->";
 
-/// The counts of a set of statuses: those DiffSL runs and those it refuses, separately.
+/// The counts of a set of statuses, by what DiffSL makes of the texts.
 fn totals<'a>(statuses: impl Iterator<Item = (&'a Case, &'a Status)>) -> String {
-    let (mut runs, mut pass, mut mismatch, mut refused, mut refuses, mut rejected, mut crash) = (0, 0, 0, 0, 0, 0, 0);
+    let mut count = BTreeMap::<(&str, &str), usize>::new();
     for (case, status) in statuses {
-        if case.diffsl_refuses {
-            refuses += 1;
-        } else {
-            runs += 1;
-        }
-        match status {
-            Status::Pass => pass += 1,
-            Status::Mismatch(_) => mismatch += 1,
-            Status::Refused(_) => refused += 1,
-            Status::Rejected(_) => rejected += 1,
-            Status::Accepted(_) => {}
-            Status::Crash(_) => crash += 1,
-        }
+        let verdict = match case.verdict {
+            Verdict::Solves => "solves",
+            Verdict::Refuses => "refuses",
+            Verdict::Fails => "fails",
+        };
+        *count.entry((verdict, "all")).or_default() += 1;
+        *count.entry((verdict, status.word())).or_default() += 1;
     }
+    let n = |verdict, word| count.get(&(verdict, word)).copied().unwrap_or(0);
+    let crashes = n("solves", "crash") + n("refuses", "crash") + n("fails", "crash");
     format!(
-        "{pass} of {runs} models pass ({mismatch} mismatch, {refused} refused); {rejected} of the {refuses} texts DiffSL \
-         refuses are refused; {crash} crash"
+        "{} of {} models pydiffsol solves pass ({} mismatch, {} refused); {} of the {} texts DiffSL refuses are \
+         refused ({} accepted); of the {} pydiffsol fails on, {} run and {} are refused; {crashes} crash",
+        n("solves", "pass"),
+        n("solves", "all"),
+        n("solves", "mismatch"),
+        n("solves", "refused"),
+        n("refuses", "rejected"),
+        n("refuses", "all"),
+        n("refuses", "accepted"),
+        n("fails", "all"),
+        n("fails", "unchecked"),
+        n("fails", "refused") + n("fails", "mismatch"),
     )
 }
 
@@ -276,7 +311,7 @@ fn readme_section(cases: &[Case], statuses: &BTreeMap<String, Status>) -> String
     );
     for case in cases {
         let status = &statuses[&case.model];
-        if !matches!(status, Status::Pass | Status::Rejected(_)) {
+        if !matches!(status, Status::Pass | Status::Rejected(_) | Status::Unchecked) {
             let facing = if case.user_facing { "yes" } else { "" };
             let _ = writeln!(text, "| {} | {facing} | {} | {} |", case.model, status.word(), cell(status));
         }

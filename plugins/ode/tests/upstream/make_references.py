@@ -6,11 +6,13 @@ Run with the bench venv's python (pydiffsol 0.6.2 — DiffSL 0.12.4, diffsol 0.1
 
 For each model of the manifest (or those named), pydiffsol solves it at rtol 1e-10 and atol 1e-10 (or 1e-2 of
 the run's atol when that is tighter) with its default solver (BDF) at the run's output times, through
-`solve_dense`, which handles `stop` and `reset` as DiffSL defines them: after a `stop` without `reset` the
+`solve_dense` (with the run's `ic_armijo_constant` for the consistent initialisation, where upstream sets
+one), which handles `stop` and `reset` as DiffSL defines them: after a `stop` without `reset` the
 solution ends at the root, and the outputs at later times are written as NaN. Writes
 `references/<repo>/<name>.csv` (a header `t,out_0,out_1,…`, one row per requested time, shortest round-trip
 floats) and `references/index.json`: per model, pydiffsol's outcome (`solved`, with the stop time when the
-solve ended at a root; or `refused` with pydiffsol's message) and, for plain ODEs (no mass matrix, events or
+solve ended at a root; `refused` by DiffSL's parser or compiler, or `failed` in the solve or in a panic, with
+pydiffsol's message) and, for plain ODEs (no mass matrix, events or
 model index), the scipy cross-check: Radau and LSODA at rtol 1e-10 on pydiffsol's own right-hand side
 (`Ode.rhs`), their states compared with pydiffsol's in units of the run's tolerance,
 |scipy − pydiffsol| / (atol + rtol·|pydiffsol|) with the run's rtol and atol.
@@ -91,8 +93,18 @@ def without_outputs(text):
     return text if found is None else text[: found[1][0]] + text[found[1][1] :]
 
 
-def solve(text, params, times, atol, rtol=REF_RTOL):
+def outcome(error):
+    """`refused` when DiffSL's parser or compiler rejects the text; `failed` when it compiled but pydiffsol
+    could not solve it (a solver error, or a panic inside pydiffsol: a DiffSL bug, not a verdict on the text)."""
+    text = message(error)
+    refused = text.startswith(("DiffSL Parser error", "DiffSL Compiler error"))
+    return {"pydiffsol": "refused" if refused else "failed", "message": text}
+
+
+def solve(text, params, times, atol, rtol=REF_RTOL, armijo=None):
     ode = ds.Ode(text)
+    if armijo is not None:
+        ode.ic_options.armijo_constant = armijo
     ode.rtol = rtol
     ode.atol = atol
     solution = ode.solve_dense(np.array(params, dtype=float), np.array(times, dtype=float))
@@ -107,9 +119,9 @@ def reference(model):
     entry = {}
     try:
         params = run["params"] if run["params"] is not None else default_params(text)
-        ode, ts, ys = solve(text, params, times, atol)
+        ode, ts, ys = solve(text, params, times, atol, armijo=run.get("ic_armijo_constant"))
     except BaseException as error:
-        return {"pydiffsol": "refused", "message": message(error)}, None
+        return outcome(error), None
     rows = np.full((len(times), ys.shape[0]), np.nan)
     n = min(len(ts), len(times))
     # solve_dense returns the requested times up to a stop, then the stop's time.
@@ -186,7 +198,7 @@ def main():
                 solve((HERE / "models" / model["model"]).read_text(), params, [0.0, 1.0], 1e-10)
                 entry = {"pydiffsol": "solved", "note": "upstream expects an error; pydiffsol 0.6.2 solves it"}
             except BaseException as error:
-                entry = {"pydiffsol": "refused", "message": message(error)}
+                entry = outcome(error)
             index[model["model"]] = entry
             print(model["model"], entry["pydiffsol"], flush=True)
             continue
