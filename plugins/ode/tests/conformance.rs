@@ -147,9 +147,12 @@ impl Status {
     }
 }
 
+/// A model's output names and its outputs at the run's times (row-major).
+type Outputs = (Vec<String>, Vec<f64>);
+
 /// The outcome of compiling and running a model: `Err` is parfit's refusal; `Ok(Err)` a run that failed
 /// (or native code and the interpreter disagreeing).
-fn run(case: &Case) -> Result<Result<(Vec<String>, Vec<f64>), String>, String> {
+fn run(case: &Case) -> Result<Result<Outputs, String>, String> {
     let source = std::fs::read_to_string(corpus().join("models").join(&case.model)).map_err(|e| e.to_string())?;
     let compile = |jit: bool| {
         let options = SolverOptions { rtol: RTOL, atol: case.atol, jit, ..SolverOptions::default() };
