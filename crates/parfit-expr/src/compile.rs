@@ -43,8 +43,6 @@ pub struct Compiled {
 enum Role {
     /// `in_i { … }`: its elements are parameters, with their defaults.
     Input,
-    /// A scalar named in `in = [ … ]`: a parameter whose default is the scalar's value.
-    ListedInput(usize),
     /// `u_i`: the state, with its initial values.
     State,
     /// `F_i`: du/dt (ODE), or `next_i`: the state at the next period (Monte Carlo).
@@ -198,7 +196,7 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
 /// (ODE dialect only).
 pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compiled, Located> {
     let sensitivities = sensitivities && dialect == Dialect::Ode;
-    let mut defs = classify(ast, dialect)?;
+    let defs = classify(ast, dialect)?;
     let find = |defs: &[TDef<'_>], role| defs.iter().position(|d| d.role == role);
     let u = find(&defs, Role::State).ok_or_else(|| Located::new(ast.end, "the model has no state tensor 'u_i'"))?;
     let missing = match dialect {
@@ -218,45 +216,15 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         }
     }
 
-    // Parameters: the elements of `in_i`, or the scalars listed in `in = [ … ]`.
+    // Parameters: the elements of `in_i`, each named.
     let input = find(&defs, Role::Input);
-    match (input, &ast.inputs) {
-        (Some(_), Some(list)) => {
-            return Err(Located::new(list.pos, "inputs are declared both by 'in_i { … }' and 'in = [ … ]'; use one"));
-        }
-        (Some(tid), None) => {
-            if let Some(el) = defs[tid].t.elements.iter().find(|el| el.name.is_none()) {
-                return Err(Located::new(
-                    el.pos,
-                    format!("each element of '{}' needs a name and a default, as 'alpha = 1.1'", defs[tid].t.name),
-                ));
-            }
-        }
-        (None, Some(list)) => {
-            for (k, (name, pos)) in list.names.iter().enumerate() {
-                match syms.get(name.as_str()) {
-                    Some(&(Sym::Tensor(tid), _)) if defs[tid].role == Role::Plain && defs[tid].index.is_none() => {
-                        defs[tid].role = Role::ListedInput(k);
-                    }
-                    Some(&(Sym::Tensor(tid), _)) if matches!(defs[tid].role, Role::ListedInput(_)) => {
-                        return Err(Located::new(*pos, format!("input '{name}' is listed twice in 'in'")));
-                    }
-                    Some(_) => {
-                        return Err(Located::new(
-                            *pos,
-                            format!("input '{name}' must be a scalar tensor defined as '{name} {{ <default> }}'"),
-                        ));
-                    }
-                    None => {
-                        return Err(Located::new(
-                            *pos,
-                            format!("input '{name}' has no definition: add '{name} {{ <default> }}'"),
-                        ));
-                    }
-                }
-            }
-        }
-        (None, None) => {}
+    if let Some(tid) = input
+        && let Some(el) = defs[tid].t.elements.iter().find(|el| el.name.is_none())
+    {
+        return Err(Located::new(
+            el.pos,
+            format!("each element of '{}' needs a name and a default, as 'alpha = 1.1'", defs[tid].t.name),
+        ));
     }
 
     let mut g = Gen {
@@ -310,13 +278,6 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         g.param_start[tid] = 0;
         param_names = g.elem_names(tid);
         param_defaults = (0..g.len(tid)).map(|k| (tid, k)).collect();
-    } else if let Some(list) = &ast.inputs {
-        for (k, (name, _)) in list.names.iter().enumerate() {
-            let tid = (0..n_tensors).find(|&tid| g.defs[tid].role == Role::ListedInput(k)).expect("classified above");
-            g.param_start[tid] = k;
-            param_names.push(name.clone());
-            param_defaults.push((tid, 0));
-        }
     }
     let n_params = param_names.len();
     g.e.n_regs = (1 + g.e.n_states + n_params) as u32;
@@ -736,7 +697,7 @@ impl<'a> Gen<'a> {
         let len = self.len(tid);
         let vals: Rc<[Val]> = match self.defs[tid].role {
             Role::State => (0..len).map(|k| Val::Reg(Program::state_reg(k) as u32, Level::Dynamic)).collect(),
-            Role::Input | Role::ListedInput(_) => {
+            Role::Input => {
                 let p0 = 1 + self.e.n_states + self.param_start[tid];
                 (0..len).map(|k| Val::Reg((p0 + k) as u32, Level::Param)).collect()
             }

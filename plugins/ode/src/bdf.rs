@@ -21,7 +21,7 @@ use parfit_core::SimError;
 
 use crate::events::{Event, RootFinder};
 use crate::linear::IterationMatrix;
-use crate::solver::{SolverOptions, System, initial_step};
+use crate::solver::{SolverOptions, System, initial_step, step_too_small};
 
 pub(crate) const MAX_ORDER: usize = 5;
 const NEWTON_MAXITER: usize = 4;
@@ -201,7 +201,8 @@ impl Bdf {
                 self.rescale(order, h_new / h);
                 h = h_new;
             }
-            if h <= 16.0 * f64::EPSILON * t.abs().max(stop.abs()) || h <= f64::MIN_POSITIVE {
+            // (A step cut short to land on a requested time may be as short as that time is away.)
+            if !last && step_too_small(h, t) {
                 return Err(if failed_non_finite { SimError::Diverged { t } } else { SimError::StepTooSmall { t, h } });
             }
             if attempts >= opts.max_steps {

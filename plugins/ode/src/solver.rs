@@ -177,6 +177,16 @@ pub(crate) enum Dopri5End {
     Event(Event),
 }
 
+/// A step moves `t` by at least this many units in the last place of `t`; a shorter one is a failure.
+const MIN_STEP_ULPS: f64 = 4.0;
+
+/// Whether a step of `h` from `t` is too short to move the solution meaningfully: within a few ulps of `t`
+/// (of the current time only, as in SUNDIALS and diffsol: a long span must not forbid the short steps a
+/// fast transient at its start needs), or below the smallest normal number.
+pub(crate) fn step_too_small(h: f64, t: f64) -> bool {
+    h <= MIN_STEP_ULPS * f64::EPSILON * t.abs() || h < f64::MIN_POSITIVE
+}
+
 /// Hairer's starting step for a method of the given order: make the first Euler step's change and the
 /// change of `f` over it both small against the tolerances. Costs one evaluation of `f`; `y1` and `f1`
 /// are scratch.
@@ -214,8 +224,9 @@ pub(crate) fn initial_step<S: System>(
     let d2 = (d2 / n as f64).sqrt() / h0;
     let dmax = d1.max(d2);
     let h1 = if dmax <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / dmax).powf(1.0 / (order + 1) as f64) };
-    // NaN from a non-finite trial falls through `min` to the other candidates.
-    (100.0 * h0).min(h1).min(max_step).min(span)
+    // NaN from a non-finite trial falls through `min` to the other candidates; the result stays clear of
+    // the smallest step allowed at `t`.
+    (100.0 * h0).min(h1).min(max_step).min(span).max(2.0 * MIN_STEP_ULPS * f64::EPSILON * t.abs())
 }
 
 // Dormand & Prince (1980) coefficients. Row i of `A` gives stage i+1 from stages 1..=i.
@@ -506,7 +517,7 @@ impl Dopri5 {
                 h *= (SAFETY * err2.powf(-0.1)).max(FAC_MIN); // err^-0.2
             }
             // After a rejection: give up once the step no longer moves `t` meaningfully.
-            if h <= 16.0 * f64::EPSILON * t.abs().max(stop.abs()) || h <= f64::MIN_POSITIVE {
+            if step_too_small(h, t) {
                 return Err(if failed_non_finite { SimError::Diverged { t } } else { SimError::StepTooSmall { t, h } });
             }
         }

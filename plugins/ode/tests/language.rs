@@ -110,7 +110,7 @@ fn unsupported_constructs_are_rejected_by_name() {
         ("t { 2 }", "3:1: 't' is reserved for time"),
         ("x_1 { 2 }", "3:1: invalid tensor name 'x_1'"),
         ("out_i { y, y }", "3:12: duplicate output name 'y'"),
-        ("in = [k]", "3:7: input 'k' has no definition"),
+        ("in = [k]", "3:1: input list is no longer supported: define the inputs as 'in_i { a = …, b = … }'"),
         ("in_i { k }", "3:8: each element of 'in_i' needs a name"),
         ("in_i { k = 1, j = k }", "3:19: the defaults of inputs must be constant expressions"),
         ("in_i { k = 1, j = 2 * t }", "3:19: the default of input 'j' must be a constant expression"),
@@ -126,12 +126,8 @@ fn unsupported_constructs_are_rejected_by_name() {
         ("u_i { y = 1, z = 2 }\nF_i { 1 }", "model.ds:2:1: 'F_i' has 1 elements but 'u_i' has 2 states"),
         ("u_i { y = t }\nF_i { 1 }", "model.ds:1:11: the initial value of state 'y' depends on t or the state"),
         ("u_i { y = 1, z = y }\nF_i { 1, 1 }", "model.ds:1:18: the initial values in 'u_i' cannot depend on the state"),
-        (
-            "k { 1 }\nin_i { k = 1 }\nin = [k]\nu_i { y = 1 }\nF_i { 1 }",
-            "model.ds:2:8: 'k' is defined twice (first at 1:1)",
-        ),
-        ("j { 1 }\nin_i { k = 1 }\nin = [j]\nu_i { y = 1 }\nF_i { 1 }", "model.ds:3:1: inputs are declared both"),
-        ("v_i { 1, 2 }\nin = [v]\nu_i { y = 1 }\nF_i { 1 }", "model.ds:2:7: input 'v' must be a scalar tensor"),
+        ("k { 1 }\nin_i { k = 1 }\nu_i { y = 1 }\nF_i { 1 }", "model.ds:2:8: 'k' is defined twice (first at 1:1)"),
+        ("in = [k]\nk { 1 }\nu_i { y = 1 }\nF_i { k }", "model.ds:1:1: input list is no longer supported"),
     ];
     for (src, want) in more {
         let msg = compile_err(src).to_string();
@@ -247,12 +243,10 @@ out_i {
 }
 
 #[test]
-fn bracket_input_list_and_named_outputs() {
-    // Older DiffSL style: `in = [...]` with the defaults as scalar tensors; definitions in any order.
-    let src = "in = [k, y0]
-k { 0.5 }
+fn scalar_inputs_and_named_outputs() {
+    // Definitions in any order.
+    let src = "in_i { k = 0.5, y0 = 4 }
 half { k / 2 }
-y0 { 4 }
 u_i { y = y0 }
 F_i { -half * y }
 out_i { y, total = y + k, t, half }";
@@ -358,8 +352,8 @@ fn scalar_forms_unnamed_states_and_mixed_elements() {
     assert_eq!(m.spec().outputs, ["u_1", "u_2", "out_2", "out_3", "out_4"]);
     assert_eq!(outputs(&m, &[]), [1.0, 3.0, 2.0, 2.0, 6.0]);
 
-    // The bracket list of inputs still works next to vectors; other index letters are fine.
-    let m = compile("in = [a]\na { 2 }\nv_j { a, 2 * a }\nu_k { (0:2): y = v_k }\nF_i { a * y_i }").unwrap();
+    // Other index letters are fine.
+    let m = compile("in_i { a = 2 }\nv_j { a, 2 * a }\nu_k { (0:2): y = v_k }\nF_i { a * y_i }").unwrap();
     assert_eq!(m.spec().outputs, ["y_0", "y_1"]);
     assert_eq!(outputs(&m, &[1.5]), [1.5, 3.0]);
 }
