@@ -249,3 +249,24 @@ fn event_models_give_the_same_bits_with_and_without_the_jit() {
         }
     }
 }
+
+/// The README's switching example is diffsol's hybrid drug-delivery model with two parameters: same numbers.
+#[test]
+fn the_readme_switching_example_is_the_hybrid_drug_model() {
+    let readme = "in_i { CL = 100, Q = 50 }
+Vc { 1000 } Vp { 1000 }
+dose { 500 + 1500 * (N - 1) }
+u_i { qc = 1000, qp = 0 }
+F_i { -qc / Vc * CL - Q * (qc / Vc - qp / Vp), Q * (qc / Vc - qp / Vp) }
+stop_i { 1, t - 6, t - 12 }
+reset_i { qc + dose, qp }
+";
+    let times: Vec<f64> = (1..48).map(|k| 0.5 * k as f64).collect();
+    let a = run(&model(readme, Method::Auto, 1e-8), &[100.0, 50.0], &times);
+    let b = run(&model(include_str!("events/drug_delivery_hybrid.ds"), Method::Auto, 1e-8), &[], &times);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-6 * y.abs().max(1.0), "{x} vs {y}");
+    }
+    // Row 24 is t = 12.5, just after the second dose of 2000.
+    assert!(b[2 * 24] > 2000.0, "{}", b[2 * 24]);
+}
