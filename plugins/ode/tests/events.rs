@@ -138,7 +138,8 @@ const MODELS: [(&str, &str); 10] = [
 ];
 
 /// The event models of `tests/events/` (DiffSL's book, diffsol's examples and diffsol-c's tests; sources in
-/// each file) against pydiffsol at 1e-12 (`make_references.py`), at rtol = atol = 1e-8 through every method:
+/// each file) against pydiffsol at 1e-12 (`make_references.py`), at rtol = atol = 1e-8 through every method,
+/// with and without dense output:
 /// the largest error in units of the tolerance, `|y - ref| / (atol + rtol·|ref|)`, at most 10, and NaN
 /// exactly where pydiffsol's solution has ended (a stop without reset).
 #[test]
@@ -152,8 +153,11 @@ fn event_models_agree_with_pydiffsol() {
         let r = &refs[name];
         let (params, times) = (floats(&r["params"]), floats(&r["times"]));
         let want: Vec<f64> = r["outputs"].as_array().unwrap().iter().flat_map(floats).collect();
-        for solver in [Method::Auto, Method::Dopri5, Method::Bdf] {
-            let m = model(src, solver, tol);
+        let methods = [Method::Auto, Method::Dopri5, Method::Bdf];
+        // Also with steps landing on the requested times (`dense_output = false`).
+        for (solver, dense_output) in methods.into_iter().flat_map(|m| [(m, true), (m, false)]) {
+            let opts = SolverOptions { dense_output, ..*model(src, solver, tol).options() };
+            let m = OdeModel::compile(src, name, opts).unwrap();
             let got = run(&m, &params, &times);
             let mut worst = 0.0f64;
             for (k, (&g, &w)) in got.iter().zip(&want).enumerate() {
@@ -162,7 +166,7 @@ fn event_models_agree_with_pydiffsol() {
                     worst = worst.max((g - w).abs() / (tol + tol * w.abs()));
                 }
             }
-            assert!(worst <= 10.0, "{name} {solver:?}: {worst} tolerances from pydiffsol");
+            assert!(worst <= 10.0, "{name} {solver:?} (dense {dense_output}): {worst} tolerances from pydiffsol");
         }
     }
 }
