@@ -261,6 +261,10 @@ pub struct Program {
     pub out: Vec<Instr>,
     /// Registers holding the outputs after `out`.
     pub out_regs: Vec<u32>,
+    /// `(row, column, register)` of each structurally non-zero entry of the mass matrix `M` of
+    /// `M du/dt = F` (from `M_i` and `dudt_i`), whose registers hold the values after [`Program::start`]: `M`
+    /// may depend on parameters, never on `t` or the state. Empty: `M` is the identity (no `M_i`).
+    pub mass_entries: Vec<(u32, u32, u32)>,
 
     // The forward sensitivity equations' code (only with [`crate::compile_with_sensitivities`]).
     /// Whether the sections below were generated.
@@ -329,6 +333,7 @@ impl Program {
             jac_entries: Vec::new(),
             out: Vec::new(),
             out_regs: Vec::new(),
+            mass_entries: Vec::new(),
             sensitivities: false,
             dsetup: Vec::new(),
             init_sens: Vec::new(),
@@ -373,7 +378,8 @@ impl Program {
         for &r in self.f.iter().chain(&self.out_regs).chain(&self.init) {
             live[r as usize] = true;
         }
-        let entries = [&self.jac_entries, &self.init_sens, &self.pjac_entries, &self.dout_dy, &self.dout_dp];
+        let entries =
+            [&self.jac_entries, &self.mass_entries, &self.init_sens, &self.pjac_entries, &self.dout_dy, &self.dout_dp];
         for &(_, _, r) in entries.into_iter().flatten() {
             live[r as usize] = true;
         }
@@ -439,8 +445,14 @@ impl Program {
         }
         self.consts.iter_mut().for_each(|(r, _)| m(r));
         self.init.iter_mut().chain(&mut self.f).chain(&mut self.out_regs).for_each(m);
-        let entries =
-            [&mut self.jac_entries, &mut self.init_sens, &mut self.pjac_entries, &mut self.dout_dy, &mut self.dout_dp];
+        let entries = [
+            &mut self.jac_entries,
+            &mut self.mass_entries,
+            &mut self.init_sens,
+            &mut self.pjac_entries,
+            &mut self.dout_dy,
+            &mut self.dout_dp,
+        ];
         entries.into_iter().flatten().for_each(|(_, _, r)| m(r));
         self.tan_state.iter_mut().chain(&mut self.tan_inputs).for_each(m);
         self.tan_f.iter_mut().chain(&mut self.tan_out_regs).for_each(m);
@@ -461,6 +473,13 @@ impl Program {
         run(&self.setup, regs, &self.tables);
         for (y, &r) in y0.iter_mut().zip(&self.init) {
             *y = regs[r as usize];
+        }
+    }
+
+    /// The mass matrix's entries, in the order of [`Program::mass_entries`], after [`Program::start`].
+    pub fn mass_values(&self, regs: &[f64], values: &mut [f64]) {
+        for (v, &(_, _, r)) in values.iter_mut().zip(&self.mass_entries) {
+            *v = regs[r as usize];
         }
     }
 

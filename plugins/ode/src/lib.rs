@@ -87,7 +87,12 @@ impl OdeModel {
             message: format!("invalid solver options: {m}"),
         })?;
         let compiled = parfit_expr::compile(source, Dialect::Ode).map_err(err)?;
-        let mut sens_program = parfit_expr::compile_with_sensitivities(source).map_err(err)?.program;
+        // Compiled only when wanted: some models (a mass matrix depending on parameters) have none.
+        let mut sens_program = if options.sensitivities {
+            parfit_expr::compile_with_sensitivities(source).map_err(err)?.program
+        } else {
+            compiled.program.clone()
+        };
         let spec = ModelSpec {
             name: model_name(source_name),
             params: compiled.params.into_iter().map(|(n, d)| ParamSpec::new(n, d)).collect(),
@@ -132,11 +137,17 @@ fn jacobian_pattern(program: &Program) -> impl Iterator<Item = (u32, u32)> + '_ 
     program.jac_entries.iter().map(|&(i, j, _)| (i, j))
 }
 
-/// BDF's scratch for `n` values in blocks of `block` with `J`'s pattern, made on first use (most models
-/// never need it).
+/// The `(row, column)` of each non-zero entry of the program's mass matrix (none: the identity).
+fn mass_pattern(program: &Program) -> Vec<(u32, u32)> {
+    program.mass_entries.iter().map(|&(i, j, _)| (i, j)).collect()
+}
+
+/// BDF's scratch for `n` values in blocks of `block` with `J`'s and `M`'s patterns, made on first use (most
+/// models never need it).
 fn bdf_workspace<'a>(bdf: &'a mut Option<Bdf>, n: usize, block: usize, program: &Program) -> &'a mut Bdf {
-    if bdf.as_ref().is_none_or(|b| !b.fits(n, block, jacobian_pattern(program))) {
-        *bdf = Some(Bdf::new(n, block, jacobian_pattern(program)));
+    let mass = mass_pattern(program);
+    if bdf.as_ref().is_none_or(|b| !b.fits(n, block, jacobian_pattern(program), &mass)) {
+        *bdf = Some(Bdf::new(n, block, jacobian_pattern(program), &mass));
     }
     bdf.as_mut().expect("just made")
 }
@@ -166,7 +177,14 @@ fn integrate<S: System>(
     let d = dopri5_workspace(dopri5, n);
     y0(sys, &mut d.y);
     let bdf_opts = opts.local(solver::BDF_LOCAL_TOL);
-    if opts.solver == Method::Bdf {
+    // A model with a mass matrix (a DAE when M is singular) is BDF's alone.
+    let has_mass = !program.mass_entries.is_empty();
+    if has_mass && opts.solver == Method::Dopri5 {
+        return Err(SimError::BadInput(
+            "solver = \"dopri5\" cannot solve a model with a mass matrix (M_i): use \"bdf\" or \"auto\"".into(),
+        ));
+    }
+    if opts.solver == Method::Bdf || has_mass {
         let b = bdf_workspace(bdf, n, program.n_states, program);
         b.y.copy_from_slice(&d.y);
         return b.solve(&bdf_opts, sys, t0, times, 0, opts.h0);
@@ -216,6 +234,10 @@ impl System for Sim<'_> {
         self.program.jacobian_values(self.regs, t, y, jac);
     }
 
+    fn mass(&mut self, values: &mut [f64]) {
+        self.program.mass_values(self.regs, values);
+    }
+
     fn output(&mut self, i: usize, t: f64, y: &[f64]) {
         let n = self.program.out_regs.len();
         self.program.outputs(self.regs, t, y, &mut self.out[i * n..(i + 1) * n]);
@@ -251,6 +273,10 @@ impl System for SensSim<'_> {
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) {
         self.stats.jac_evals += 1;
         self.program.jacobian_values(self.regs, t, &y[..self.program.n_states], jac);
+    }
+
+    fn mass(&mut self, values: &mut [f64]) {
+        self.program.mass_values(self.regs, values);
     }
 
     fn output(&mut self, i: usize, t: f64, y: &[f64]) {
