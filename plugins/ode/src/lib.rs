@@ -9,6 +9,7 @@
 mod band;
 mod bdf;
 mod linear;
+mod mass;
 mod solver;
 
 use parfit_core::model::downcast_workspace;
@@ -177,12 +178,12 @@ fn integrate<S: System>(
     let d = dopri5_workspace(dopri5, n);
     y0(sys, &mut d.y);
     let bdf_opts = opts.local(solver::BDF_LOCAL_TOL);
-    // A model with a mass matrix (a DAE when M is singular) is BDF's alone.
+    // `auto` solves a model with a mass matrix (a DAE when M is singular) with BDF; `dopri5` only when M is
+    // not singular, as du/dt = M⁻¹ F.
     let has_mass = !program.mass_entries.is_empty();
     if has_mass && opts.solver == Method::Dopri5 {
-        return Err(SimError::BadInput(
-            "solver = \"dopri5\" cannot solve a model with a mass matrix (M_i): use \"bdf\" or \"auto\"".into(),
-        ));
+        let mut solved = mass::MassSolved::new(sys, program.n_states, &mass_pattern(program))?;
+        return d.solve(&opts.local(solver::DOPRI5_LOCAL_TOL), &mut solved, t0, times).map(|_| ());
     }
     if opts.solver == Method::Bdf || has_mass {
         let b = bdf_workspace(bdf, n, program.n_states, program);
