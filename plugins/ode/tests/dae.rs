@@ -185,7 +185,7 @@ fn sensitivity_error(src: &str, opts: SolverOptions, times: &[f64]) -> f64 {
     let mut worst: f64 = 0.0;
     for p in 0..np {
         let h = 1e-5 * p0[p].abs().max(1e-3);
-        let mut run = |v: f64| {
+        let run = |v: f64| {
             let mut q = p0.clone();
             q[p] = v;
             simulate(&m, &q, times).unwrap()
