@@ -50,6 +50,14 @@ impl<S: System> System for MassSolved<'_, S> {
         self.sys.output(i, t, y);
     }
 
+    fn n_stops(&self) -> usize {
+        self.sys.n_stops()
+    }
+
+    fn stop(&mut self, t: f64, y: &[f64], g: &mut [f64]) {
+        self.sys.stop(t, y, g);
+    }
+
     fn stats(&mut self) -> &mut SolverStats {
         self.sys.stats()
     }
