@@ -69,12 +69,12 @@ fn relative_error(name: &str, opts: SolverOptions, floor: f64, t_max: f64) -> f6
     worst
 }
 
-/// The acceptance test of issue 18: the Robertson DAE within 1e-6 relative of the reference at rtol = 1e-8
-/// (y falls to 2e-8 by t = 4e5, so atol is set well below it).
+/// The acceptance test of issue 18: the Robertson DAE within 1e-6 relative of the reference at rtol = 1e-8,
+/// at every time from 0.4 to 4e10 (y falls to 2e-13 there; atol = 1e-14).
 #[test]
 fn robertson_dae_matches_the_reference() {
     let opts = SolverOptions { rtol: 1e-8, atol: 1e-14, ..SolverOptions::default() };
-    let e = relative_error("robertson_dae", opts, 0.0, 4e5);
+    let e = relative_error("robertson_dae", opts, 0.0, 4e10);
     println!("robertson DAE: largest relative error {e:.2e}");
     assert!(e <= 1e-6, "largest relative error {e:e}");
 }
