@@ -367,6 +367,13 @@ impl Hybrid for SensSim<'_> {
         if self.program.reset_regs.is_empty() {
             return Ok(false);
         }
+        // The jump takes du/dt to be F, which a mass matrix breaks (diffsol solves for du/dt there).
+        if !mass::is_identity(self.program, self.regs) {
+            return Err(SimError::Other(format!(
+                "not supported: sensitivities across an event (t = {t}) in a model with a mass matrix M_i other than \
+                 the identity; set sensitivities = false"
+            )));
+        }
         events::reset_with_sensitivities(self.program, self.regs, self.work, t, index, y)?;
         Ok(true)
     }

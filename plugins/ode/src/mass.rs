@@ -3,9 +3,17 @@
 //! with it. A singular `M` (a DAE) needs an implicit method and is refused.
 
 use parfit_core::SimError;
+use parfit_expr::Program;
 
 use crate::linear::IterationMatrix;
 use crate::solver::{SolverStats, System};
+
+/// Whether the program's mass matrix, as started in `regs`, is the identity (or absent): then `F` is
+/// `du/dt`, which the sensitivities' jump at an event needs.
+pub(crate) fn is_identity(program: &Program, regs: &[f64]) -> bool {
+    let m = &program.mass_entries;
+    m.is_empty() || (m.len() == program.n_states && m.iter().all(|&(i, j, r)| i == j && regs[r as usize] == 1.0))
+}
 
 /// A system whose right-hand side is `M⁻¹ F` of the wrapped one, block by block (the state and, with
 /// sensitivities, each parameter's sensitivities, which obey `M s' = J s + ∂F/∂p`).
