@@ -242,6 +242,10 @@ pub struct Program {
     /// Before [`Program::finish`]: the register of each draw slot; afterwards they are consecutive
     /// from [`Program::draw_reg`]`(0)` and this is cleared.
     pub draw_regs: Vec<u32>,
+    /// The register holding DiffSL's model index `N` when the model reads it (`None` otherwise): an input
+    /// register like `t`, 0 after [`Program::start`]; a runner with events writes it before running the
+    /// dynamic sections. Code that reads it is dynamic, never hoisted into `setup`.
+    pub model_index_reg: Option<u32>,
     /// Constant registers and their values, written before each simulation.
     pub consts: Vec<(u32, f64)>,
     /// Code depending on parameters only: run once per simulation.
@@ -320,6 +324,7 @@ impl Program {
             n_regs: 1 + n_states + n_params,
             draws: Vec::new(),
             draw_regs: Vec::new(),
+            model_index_reg: None,
             consts: Vec::new(),
             setup: Vec::new(),
             init: Vec::new(),
@@ -404,6 +409,7 @@ impl Program {
             live[self.draw_regs[k - 1] as usize]
         });
         self.draw_regs.retain(|&r| live[r as usize]);
+        self.model_index_reg = self.model_index_reg.filter(|&r| live[r as usize]);
 
         let mut map = vec![u32::MAX; self.n_regs];
         let mut next = 0u32;
@@ -413,6 +419,7 @@ impl Program {
         };
         (0..fixed as u32).for_each(&mut assign);
         std::mem::take(&mut self.draw_regs).into_iter().for_each(&mut assign);
+        self.model_index_reg.iter().for_each(|&r| assign(r));
         self.consts.iter().for_each(|&(r, _)| assign(r));
         self.tan_state.iter().chain(&self.tan_inputs).for_each(|&r| assign(r));
         let sections = [
@@ -438,6 +445,7 @@ impl Program {
             }
         }
         self.consts.iter_mut().for_each(|(r, _)| m(r));
+        self.model_index_reg.iter_mut().for_each(m);
         self.init.iter_mut().chain(&mut self.f).chain(&mut self.out_regs).for_each(m);
         let entries =
             [&mut self.jac_entries, &mut self.init_sens, &mut self.pjac_entries, &mut self.dout_dy, &mut self.dout_dp];
@@ -458,6 +466,9 @@ impl Program {
         }
         let p0 = self.param_reg(0);
         regs[p0..p0 + self.n_params].copy_from_slice(params);
+        if let Some(r) = self.model_index_reg {
+            regs[r as usize] = 0.0;
+        }
         run(&self.setup, regs, &self.tables);
         for (y, &r) in y0.iter_mut().zip(&self.init) {
             *y = regs[r as usize];
