@@ -541,3 +541,103 @@ impl<'a> Gen<'a> {
         self.e.take_dynamic()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::parse;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn ode(src: &str) -> Compiled {
+        compile(&parse(src).unwrap(), Dialect::Ode, false, &no_files).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `F` at `t = 0` and the state's initial values, with `N` set to `n`.
+    fn rhs_at(c: &Compiled, n: f64) -> Vec<f64> {
+        let p = &c.program;
+        let mut regs = vec![0.0; p.n_regs];
+        let mut y = vec![0.0; p.n_states];
+        let params: Vec<f64> = c.params.iter().map(|p| p.1).collect();
+        p.start(&mut regs, &params, &mut y);
+        if let Some(r) = p.model_index_reg {
+            regs[r as usize] = n;
+        }
+        let mut f = vec![0.0; p.n_states];
+        p.rhs(&mut regs, 0.0, &y, &mut f);
+        f
+    }
+
+    #[test]
+    fn a_sparse_matrix_generates_code_for_its_entries_only() {
+        // Three stored entries of a 3 × 3 matrix: three products, and the Jacobian has exactly those entries
+        // (its values are parameter-level, so no Jacobian code runs per evaluation).
+        let c = ode(
+            "in_i { k = 2 }\nA_ij { (0, 1): k, (1, 2): 3, (2, 0): 0.0, (2, 2): -1 }\nu_i { (0:3): x = 1 }\nF_i { A_ij * x_j }",
+        );
+        let mut entries: Vec<(u32, u32)> = c.program.jac_entries.iter().map(|e| (e.0, e.1)).collect();
+        entries.sort_unstable();
+        assert_eq!(entries, [(0, 1), (1, 2), (2, 2)]);
+        assert!(c.program.jac.is_empty());
+        assert_eq!(rhs_at(&c, 0.0), [2.0, 3.0, -1.0]);
+        // A diagonal is n entries; `(0..3, 1..4)` is the one above the main diagonal of a 3 × 4 matrix.
+        let c = ode("A_ij { (0..3, 1..4): 2 }\nu_i { (0:4): x = 1 }\nF_i { (0:3): A_ij * x_j, 0 }");
+        assert_eq!(c.program.jac_entries.len(), 3);
+        assert_eq!(rhs_at(&c, 0.0), [2.0, 2.0, 2.0, 0.0]);
+    }
+
+    #[test]
+    fn n_selects_elements_at_run_time() {
+        let c = ode("g_i { 1, 2, 3 }\nu_i { y = 2 }\nF_i { g_i[N] * y + g_i[(N + 1) % 3] }");
+        assert!(c.program.model_index_reg.is_some());
+        assert_eq!(rhs_at(&c, 0.0), [2.0 + 2.0]);
+        assert_eq!(rhs_at(&c, 1.0), [4.0 + 3.0]);
+        assert_eq!(rhs_at(&c, 2.0), [6.0 + 1.0]);
+        assert!(rhs_at(&c, 3.0)[0].is_nan(), "an N beyond the vector selects nothing");
+        // A model that never reads N has no register for it.
+        assert_eq!(ode("u_i { y = 1 }\nF_i { -y }").program.model_index_reg, None);
+    }
+
+    #[test]
+    fn the_interpreter_and_the_jit_agree_on_the_new_forms() {
+        let src =
+            "xs_i { 0, 1, 3 }\nys_i { 2, -1, 5 }\ng_i { 0.5, 1.5 }\nA_ij { (0, 0): -1, (0, 1): 2, (1, 0:2): 0.25 }
+u_i { (0:2): x = 1 }
+F_i { A_ij * x_j + g_i[N % 2] * interp1d(xs_i, ys_i, x_i + t) }";
+        let mut c = ode(src);
+        let plain: Vec<u64> = rhs_at(&c, 1.0).iter().map(|v| v.to_bits()).collect();
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            c.program.compile_native().unwrap();
+            let native: Vec<u64> = rhs_at(&c, 1.0).iter().map(|v| v.to_bits()).collect();
+            assert_eq!(plain, native);
+        }
+        // x = (1, 1): A·x = (1, 0.5); interp1d at 1 is -1; g[1] = 1.5; the sum over j adds the second term
+        // twice (the whole expression is summed, as in DiffSL).
+        let f: Vec<f64> = plain.iter().map(|&b| f64::from_bits(b)).collect();
+        assert_eq!(f, [1.0 - 3.0, 0.5 - 3.0]);
+    }
+
+    #[test]
+    fn a_large_sparse_model_compiles_with_its_stencil_pattern() {
+        // A 20 × 20 heat equation (400 states): the 5-point Laplacian as listed entries.
+        let m: usize = 20;
+        let mut entries = Vec::new();
+        for k in 0..m * m {
+            let (r, c) = (k / m, k % m);
+            entries.push(format!("({k}, {k}): -4"));
+            for (ok, j) in
+                [(r > 0, k.wrapping_sub(m)), (r + 1 < m, k + m), (c > 0, k.wrapping_sub(1)), (c + 1 < m, k + 1)]
+            {
+                if ok {
+                    entries.push(format!("({k}, {j}): 1"));
+                }
+            }
+        }
+        let src = format!("L_ij {{ {} }}\nu_i {{ (0:{}): y = 1 }}\nF_i {{ L_ij * u_j }}", entries.join(", "), m * m);
+        let c = ode(&src);
+        assert_eq!(c.program.jac_entries.len(), 5 * m * m - 4 * m);
+        let f = rhs_at(&c, 0.0);
+        assert_eq!((f[0], f[1], f[m + 1]), (-2.0, -1.0, 0.0));
+    }
+}
