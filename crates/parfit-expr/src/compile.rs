@@ -69,6 +69,10 @@ enum Role {
     Rhs,
     /// `out_i`.
     Out,
+    /// `stop_i` (ODE): the stop functions, whose zeros are events.
+    Stop,
+    /// `reset_i` (ODE): the state after an event.
+    Reset,
     /// Any other tensor.
     Plain,
 }
@@ -120,7 +124,7 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
             ));
         }
         let explicit = "parfit-ode solves explicit ODEs du/dt = F(u, p, t)";
-        if dialect == Dialect::MonteCarlo && matches!(base, "F" | "dudt" | "M") {
+        if dialect == Dialect::MonteCarlo && matches!(base, "F" | "dudt" | "M" | "stop" | "reset") {
             return Err(Located::new(
                 t.pos,
                 format!(
@@ -139,20 +143,6 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
                     t.pos,
                     "mass matrix",
                     &format!("'{}' declares du/dt for a mass-matrix equation M_i; {explicit}", t.name),
-                ));
-            }
-            "stop" => {
-                return Err(unsupported(
-                    t.pos,
-                    "stop conditions",
-                    &format!("'{}' ends or switches the solve at events; parfit-ode has no events", t.name),
-                ));
-            }
-            "reset" => {
-                return Err(unsupported(
-                    t.pos,
-                    "reset",
-                    &format!("'{}' restarts the state at events; parfit-ode has no events", t.name),
                 ));
             }
             _ => {}
@@ -174,6 +164,8 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
             "F" if dialect == Dialect::Ode => Role::Rhs,
             "next" if dialect == Dialect::MonteCarlo => Role::Rhs,
             "out" => Role::Out,
+            "stop" if dialect == Dialect::Ode => Role::Stop,
+            "reset" if dialect == Dialect::Ode => Role::Reset,
             _ => Role::Plain,
         };
         if role != Role::Plain
@@ -266,7 +258,6 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'
         dialect,
         files,
         reads: HashMap::new(),
-        model_index: None,
         draw_block: (Vec::new(), Vec::new()),
         at: Pos { line: 1, col: 1 },
         draws_refused: None,
@@ -298,6 +289,21 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'
             .map_err(|m| Located::new(g.defs[largest].t.pos, m))?;
     }
     g.e.n_states = g.len(u);
+    if g.defs[f].letters.len() != g.defs[u].letters.len() {
+        let rank = |d: &TDef<'_>| if d.letters.is_empty() { "a scalar" } else { "a vector" };
+        return Err(Located::new(
+            g.defs[f].t.pos,
+            format!(
+                "'{}' and '{}' must have the same shape, but '{}' is {} and '{}' {} (as DiffSL requires)",
+                g.defs[f].t.name,
+                g.defs[u].t.name,
+                g.defs[f].t.name,
+                rank(&g.defs[f]),
+                g.defs[u].t.name,
+                rank(&g.defs[u])
+            ),
+        ));
+    }
     let n_f = g.len(f);
     if n_f != g.e.n_states {
         return Err(Located::new(
@@ -340,7 +346,8 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'
             return Err(Located::new(
                 g.element_at(u, k).expr_pos,
                 format!(
-                    "the initial value of state '{}' depends on t, the state or N, which is not supported",
+                    "the initial value of state '{}' depends on t or the state (or the model index N), which is not \
+                     supported",
                     state_names[k]
                 ),
             ));
@@ -371,6 +378,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'
     };
     let out = g.take_dynamic();
     g.draws_refused = None;
+    let events = g.events(u)?;
 
     // Everything else is checked by generating it; dead-code elimination below drops what nothing uses.
     for tid in 0..n_tensors {
@@ -386,7 +394,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'
     let mut program = Program {
         draws: slots.iter().map(|s| s.1.0).collect(),
         draw_regs: slots.iter().map(|s| s.1.1).collect(),
-        model_index_reg: g.model_index,
+        model_index_reg: g.e.model_index,
         init,
         rhs,
         f: f_regs,
@@ -394,7 +402,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'
         jac_entries,
         out,
         out_regs,
-        ..Program::new(g.e.n_states, n_params)
+        ..events.into_program(Program::new(g.e.n_states, n_params))
     };
     if sensitivities {
         g.e.sensitivities(&mut program).map_err(|m| Located::new(g.defs[f].t.pos, m))?;
@@ -426,8 +434,6 @@ struct Gen<'a> {
     files: &'a Files<'a>,
     /// The tensors read from files, by (tensor, element), read while shapes are worked out.
     reads: HashMap<(usize, usize), Rc<Tv>>,
-    /// The register the runner writes the model index `N` into, once something reads `N`.
-    model_index: Option<u32>,
     /// The letters and extent of the element being generated: each random draw in it draws once per entry.
     draw_block: (Vec<char>, Vec<usize>),
     /// Where the element being generated starts, for errors found while generating it.
@@ -539,6 +545,65 @@ impl<'a> Gen<'a> {
     fn take_dynamic(&mut self) -> Vec<Instr> {
         self.dynamic_vals.iter_mut().for_each(|s| *s = None);
         self.e.take_dynamic()
+    }
+}
+
+/// The event sections of an ODE model: the stop functions and the reset, each code with its result registers.
+#[derive(Default)]
+struct Events {
+    stop: (Vec<Instr>, Vec<u32>),
+    reset: (Vec<Instr>, Vec<u32>),
+}
+
+impl Events {
+    fn into_program(self, p: Program) -> Program {
+        let Events { stop: (stop, stop_regs), reset: (reset, reset_regs) } = self;
+        Program { stop, stop_regs, reset, reset_regs, ..p }
+    }
+}
+
+impl Gen<'_> {
+    /// The code of `stop_i` and `reset_i` (state tensor `u`), each its own dynamic section run after `t`, the
+    /// state and `N` were written. The reset gives the whole state, so it has the state's length.
+    fn events(&mut self, u: usize) -> Result<Events, Located> {
+        let find = |role| self.defs.iter().position(|d| d.role == role);
+        let (stop, reset) = (find(Role::Stop), find(Role::Reset));
+        let mut events = Events::default();
+        if let Some(tid) = stop {
+            events.stop = self.section(tid)?;
+        }
+        if let Some(tid) = reset {
+            let (name, state, at) = (&self.defs[tid].t.name, &self.defs[u].t.name, self.defs[tid].t.pos);
+            if stop.is_none() {
+                return Err(Located::new(
+                    at,
+                    format!(
+                        "'{name}' needs 'stop': a reset happens at a zero of a stop function (DiffSL refuses a \
+                         reset without one)"
+                    ),
+                ));
+            }
+            let (len, n) = (self.len(tid), self.len(u));
+            if len != n {
+                let hint =
+                    if n > 1 && self.defs[tid].letters.is_empty() { "; a vector state needs 'reset_i'" } else { "" };
+                return Err(Located::new(
+                    at,
+                    format!(
+                        "'{name}' has {len} elements but '{state}' has {n} states: a reset gives the whole state{hint}"
+                    ),
+                ));
+            }
+            events.reset = self.section(tid)?;
+        }
+        Ok(events)
+    }
+
+    /// A tensor's values as a dynamic section of their own: its code and the registers holding them.
+    fn section(&mut self, tid: usize) -> Result<(Vec<Instr>, Vec<u32>), Located> {
+        let vals = self.value(tid)?.to_dense();
+        let regs = vals.into_iter().map(|v| self.e.reg(v)).collect();
+        Ok((self.take_dynamic(), regs))
     }
 }
 

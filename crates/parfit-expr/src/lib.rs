@@ -19,6 +19,7 @@
 // Only `jit.rs` (calling generated code) may opt out; see ARCHITECTURE.md, invariant 7.
 #![deny(unsafe_code)]
 mod compile;
+mod derive;
 mod emit;
 mod eval;
 #[cfg(not(target_arch = "wasm32"))]

@@ -83,8 +83,8 @@ fn unsupported_constructs_are_rejected_by_name() {
     let cases: &[(&str, &str)] = &[
         ("M_i { dydt }", "3:1: not supported: mass matrix (line 3): 'M_i' defines M·du/dt"),
         ("dudt_i { dydt = 0 }", "3:1: not supported: mass matrix (line 3): 'dudt_i' declares du/dt"),
-        ("stop { y - 0.5 }", "3:1: not supported: stop conditions (line 3)"),
-        ("reset_i { 1 }", "3:1: not supported: reset (line 3)"),
+        ("reset_i { 1 }", "3:1: 'reset_i' needs 'stop'"),
+        ("stop { y - 0.5 }\nreset_i { 1, 2 }", "4:1: 'reset_i' has 2 elements but 'u_i' has 1 states"),
         ("k { 1, 2 }", "3:1: tensor 'k' has 2 elements: a tensor without an index is a scalar"),
         ("u_i { (1:2): z = 1 }", "3:1: 'u_i' is defined twice"),
         ("out_i { (1): y }", "3:9: the range (1:2) leaves indices 0..1 of 'out_i' undefined"),
@@ -154,7 +154,11 @@ fn unsupported_constructs_are_rejected_by_name() {
         ("F_i { 1 }", "model.ds:1:10: the model has no state tensor 'u_i'"),
         ("u_i { y = 1 }", "model.ds:1:14: the model has no right-hand side 'F_i'"),
         ("u_i { y = 1, z = 2 }\nF_i { 1 }", "model.ds:2:1: 'F_i' has 1 elements but 'u_i' has 2 states"),
-        ("u_i { y = t }\nF_i { 1 }", "model.ds:1:11: the initial value of state 'y' depends on t, the state or N"),
+        ("u_i { y = 1 }\nF { 1 }", "model.ds:2:1: 'F' and 'u_i' must have the same shape, but 'F' is a scalar"),
+        (
+            "u_i { y = t }\nF_i { 1 }",
+            "model.ds:1:11: the initial value of state 'y' depends on t or the state (or the model index N)",
+        ),
         ("u_i { y = 1, z = y }\nF_i { 1, 1 }", "model.ds:1:18: the initial values in 'u_i' cannot depend on the state"),
         ("k { 1 }\nin_i { k = 1 }\nu_i { y = 1 }\nF_i { 1 }", "model.ds:2:8: 'k' is defined twice (first at 1:1)"),
         ("in = [k]\nk { 1 }\nu_i { y = 1 }\nF_i { k }", "model.ds:1:1: input list is no longer supported"),

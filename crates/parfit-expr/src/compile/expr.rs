@@ -119,7 +119,7 @@ impl<'a> Gen<'a> {
         Ok(match e {
             Expr::Num(v) => Tv::scalar(Val::Const(*v)),
             Expr::Name(name, _) if name == "t" => Tv::scalar(Val::Reg(Program::T as u32, Level::Dynamic)),
-            Expr::Name(name, _) if name == "N" => Tv::scalar(self.model_index()),
+            Expr::Name(name, _) if name == "N" => Tv::scalar(self.e.model_index()),
             Expr::Name(name, pos) => {
                 let (tid, block) = self.symbol(name, *pos)?;
                 let v = self.block_value(tid, block)?;
@@ -183,25 +183,12 @@ impl<'a> Gen<'a> {
         })
     }
 
-    /// The register of the model index `N`, which the runner writes (0 until an event changes it).
-    fn model_index(&mut self) -> Val {
-        let r = match self.model_index {
-            Some(r) => r,
-            None => {
-                let r = self.e.fresh();
-                self.model_index = Some(r);
-                r
-            }
-        };
-        Val::Reg(r, Level::Dynamic)
-    }
-
     /// An integer index expression as code: `/` truncates and `%` keeps the dividend's sign, as integer
     /// arithmetic does; whole numbers of this size are exact in `f64`.
     fn index_value(&mut self, ix: &IntExpr) -> Val {
         match ix {
             IntExpr::Int(k) => Val::Const(*k as f64),
-            IntExpr::N => self.model_index(),
+            IntExpr::N => self.e.model_index(),
             IntExpr::Neg(x) => {
                 let x = self.index_value(x);
                 self.e.op(Op::Neg, x, x)
