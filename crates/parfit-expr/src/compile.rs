@@ -518,7 +518,7 @@ impl<'a> Gen<'a> {
                     let range = match r.slice {
                         Some(Slice::At(k)) => Some((off + k, off + k + 1)),
                         Some(Slice::Range(a, b)) => Some((off + a, off + b)),
-                        Some(Slice::Model(_)) => None,
+                        Some(Slice::Model(_) | Slice::ModelRange(..)) => None,
                         None => Some((off, off + n)),
                     };
                     match range {
@@ -659,6 +659,11 @@ mod tests {
         assert_eq!(rhs_at(&c, 1.0), [4.0 + 3.0]);
         assert_eq!(rhs_at(&c, 2.0), [6.0 + 1.0]);
         assert!(rhs_at(&c, 3.0)[0].is_nan(), "an N beyond the vector selects nothing");
+        // A range whose bounds move with N keeps its length: `amp_i[N:N+2]` (diffsl's own test model).
+        let c = ode("amp_i { 0, 10, 20 }\nu_i { x = 1, y = 1 }\nF_i { amp_i[N:N+2] - u_i }");
+        assert_eq!(rhs_at(&c, 0.0), [-1.0, 9.0]);
+        assert_eq!(rhs_at(&c, 1.0), [9.0, 19.0]);
+        assert!(rhs_at(&c, 2.0)[1].is_nan());
         // A model that never reads N has no register for it.
         assert_eq!(ode("u_i { y = 1 }\nF_i { -y }").program.model_index_reg, None);
     }

@@ -162,6 +162,8 @@ pub enum Slice {
     Range(usize, usize),
     /// An index computed from `N` at run time.
     Model(IntExpr),
+    /// `[a:b]` with bounds computed from `N` at run time and a fixed length `b - a`: the start and length.
+    ModelRange(IntExpr, usize),
 }
 
 /// DiffSL's integer index expressions: whole numbers and the model index `N` under `+ - * / %` (`/`
@@ -618,11 +620,8 @@ impl<'s> Parser<'s> {
             let at = self.peek().pos;
             let b = self.int_expr()?;
             if a.reads_n() || b.reads_n() {
-                return Err(unsupported(
-                    at,
-                    "index ranges that depend on 'N'",
-                    "a range's length must be fixed; select single elements with 'v_i[N]'",
-                ));
+                self.expect(Tok::RBracket, "']' after the index")?;
+                return model_range(a, b, at);
             }
             let (a, b) = (index_value(&a, a_pos)?, index_value(&b, at)?);
             if b < a {
@@ -778,6 +777,23 @@ impl<'s> Parser<'s> {
             }
         }
         Ok(args)
+    }
+}
+
+/// `[a:b]` with `N` in its bounds: its length must not depend on `N` (checked over the first model indices,
+/// which is where a hybrid model's few states lie).
+fn model_range(a: IntExpr, b: IntExpr, at: Pos) -> Result<Slice, Located> {
+    let width = |n| Some(b.eval(n)? - a.eval(n)?);
+    let w = width(0);
+    match w {
+        Some(w) if (0..=MAX_INDEX as i64).contains(&w) && (1..64).all(|n| width(n) == Some(w)) => {
+            Ok(Slice::ModelRange(a, w as usize))
+        }
+        _ => Err(unsupported(
+            at,
+            "index ranges whose length depends on 'N'",
+            "a range's length must be fixed, as in 'v_i[N:N+2]'",
+        )),
     }
 }
 
@@ -953,7 +969,15 @@ mod tests {
     #[test]
     fn unsupported_syntax_is_named() {
         assert!(err("F_i { x[0] }").2.contains("only vectors can be indexed: write 'x_i[…]'"));
-        assert!(err("F_i { u_i[N:N+1] }").2.starts_with("not supported: index ranges that depend on 'N' (line 1)"));
+        assert!(matches!(
+            &parse("F_i { u_i[N:N+2] }").unwrap().tensors[0].elements[0].expr,
+            Expr::Tensor(r) if matches!(r.slice, Some(Slice::ModelRange(_, 2)))
+        ));
+        let e = err("F_i { u_i[N:2*N] }");
+        assert_eq!(
+            (e.1, e.2.starts_with("not supported: index ranges whose length depends on 'N' (line 1)")),
+            (13, true)
+        );
         assert_eq!(err("F_i { u_i[2 - 3] }"), (1, 11, "an index must be a whole number ≥ 0, found -1".into()));
         assert_eq!(err("F_i { u_i[1 / 0] }"), (1, 11, "the index divides by zero or overflows".into()));
         assert!(err("F_i { u_i[0.5] }").2.starts_with("expected an index (a whole number, 'N'"));

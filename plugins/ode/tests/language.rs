@@ -114,7 +114,7 @@ fn unsupported_constructs_are_rejected_by_name() {
         ("k { w }\nw_i { 1, 2 }", "3:5: 'w' is a vector of 2 elements: refer to it as 'w_i'"),
         ("k { w_i[2] }\nw_i { 1, 2 }", "3:5: index 2 is out of range: 'w_i' has 2 elements"),
         ("N { 2 }", "3:1: 'N' is reserved (DiffSL's model index)"),
-        ("k { y_i[N:2] }", "3:11: not supported: index ranges that depend on 'N' (line 3)"),
+        ("k { y_i[N:2] }", "3:11: not supported: index ranges whose length depends on 'N' (line 3)"),
         (
             "k { interp1d(x_i, x_i, t) }\nx_i { 0, 1, 1 }",
             "3:5: interp1d's x_i must be strictly increasing, but x[2] = 1 follows 1",
@@ -597,9 +597,10 @@ fn the_model_index_and_integer_index_arithmetic_match_pydiffsol() {
 g_i { 1, 2, 3 }
 u_i { y = 1 }
 F_i { -g_i[N] * y }
-out_i { y, g_i[N], g_i[(N + 1) % 2], g_i[N * 2 + 2], N + 1, g_i[7 / 3] }
+out_i { y, g_i[N], g_i[(N + 1) % 2], g_i[N * 2 + 2], N + 1, g_i[7 / 3], g_i[N+1:N+3] }
 ";
-    let want: [&[f64]; 2] = [&[1.0, 1.0, 2.0, 3.0, 1.0, 3.0], &[0.36787944153276636, 1.0, 2.0, 3.0, 1.0, 3.0]];
+    let want: [&[f64]; 2] =
+        [&[1.0, 1.0, 2.0, 3.0, 1.0, 3.0, 2.0, 3.0], &[0.36787944153276636, 1.0, 2.0, 3.0, 1.0, 3.0, 2.0, 3.0]];
     assert_solution(src, "n.ds", &[], &[0.0, 1.0], &want, 1e-8);
 }
 

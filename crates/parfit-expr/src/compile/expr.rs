@@ -180,6 +180,16 @@ impl<'a> Gen<'a> {
                 let vals = v.to_dense();
                 Tv::scalar(self.select(at, &vals))
             }
+            Some(Slice::ModelRange(start, w)) => {
+                let start = self.index_value(start);
+                let vals = v.to_dense();
+                let mut out = Vec::with_capacity(*w);
+                for k in 0..*w {
+                    let at = self.e.op(Op::Add, start, Val::Const(k as f64));
+                    out.push(self.select(at, &vals));
+                }
+                Tv::dense(vec![letters[0]], vec![*w], out)
+            }
         })
     }
 

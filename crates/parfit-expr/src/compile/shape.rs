@@ -373,6 +373,15 @@ impl<'a> Gen<'a> {
                 vec![(letters[0], b - a)]
             }
             Slice::Model(_) => Vec::new(),
+            Slice::ModelRange(_, w) => {
+                if w > len {
+                    return Err(Located::new(
+                        r.pos,
+                        format!("index range of {w} elements is longer than '{name}' ({len})"),
+                    ));
+                }
+                vec![(letters[0], w)]
+            }
         })
     }
 
