@@ -648,3 +648,23 @@ fn read_imports_a_frostt_file_next_to_the_model() {
     assert!(msg.starts_with("read('missing.tns'): cannot read "), "{msg}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn named_matrix_entries_three_axes_and_outer_products_match_pydiffsol() {
+    // A named entry of a matrix is a scalar; a 3-D tensor summed over its last letter; b_i * b_j is an outer
+    // product. Expected values: pydiffsol 0.6.2, solve_dense at rtol = atol = 1e-10, same text.
+    let src = "\
+A_ij { (0, 0): a = 3, (1, 1): 4 }
+T_ijk { (0:2, 0:2, 0:2): 2, (1, 1, 2): 5 }
+Mm_ij { T_ijk }
+b_i { 1, 2 }
+P_ij { b_i * b_j }
+u_i { x = 1 }
+F_i { -a * x }
+w_i { a, A_ij, Mm_ij, P_ij }
+out_i { x, w_i }
+";
+    let want: [&[f64]; 2] =
+        [&[1.0, 3.0, 3.0, 4.0, 8.0, 13.0, 3.0, 6.0], &[0.04978706853301455, 3.0, 3.0, 4.0, 8.0, 13.0, 3.0, 6.0]];
+    assert_solution(src, "named.ds", &[], &[0.0, 1.0], &want, 1e-8);
+}
