@@ -12,6 +12,7 @@
 
 mod expr;
 mod frostt;
+mod mass;
 mod shape;
 mod tensor;
 
@@ -21,7 +22,7 @@ use std::rc::Rc;
 use crate::emit::{Emitter, Level, Val};
 use crate::eval::{DrawKind, Instr, Program};
 use crate::lexer::{Located, Pos};
-use crate::parser::{Ast, Expr, Slice, Tensor, unsupported};
+use crate::parser::{Ast, Expr, Slice, Tensor};
 use shape::Layout;
 use tensor::Tv;
 
@@ -69,6 +70,10 @@ enum Role {
     Rhs,
     /// `out_i`.
     Out,
+    /// `M_i`: M·du/dt (ODE), linear in the names of `dudt_i`.
+    Mass,
+    /// `dudt_i`: names du/dt for `M_i`; its values are placeholders.
+    Dudt,
     /// `stop_i` (ODE): the stop functions, whose zeros are events.
     Stop,
     /// `reset_i` (ODE): the state after an event.
@@ -123,7 +128,6 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
                 format!("invalid tensor name '{}': '_' may only introduce index letters, as in 'u_i'", t.name),
             ));
         }
-        let explicit = "parfit-ode solves explicit ODEs du/dt = F(u, p, t)";
         if dialect == Dialect::MonteCarlo && matches!(base, "F" | "dudt" | "M" | "stop" | "reset") {
             return Err(Located::new(
                 t.pos,
@@ -133,19 +137,6 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
                     t.name, t.pos.line
                 ),
             ));
-        }
-        match base {
-            "M" => {
-                return Err(unsupported(t.pos, "mass matrix", &format!("'{}' defines M·du/dt; {explicit}", t.name)));
-            }
-            "dudt" => {
-                return Err(unsupported(
-                    t.pos,
-                    "mass matrix",
-                    &format!("'{}' declares du/dt for a mass-matrix equation M_i; {explicit}", t.name),
-                ));
-            }
-            _ => {}
         }
         let letters: Vec<char> = index.map_or(Vec::new(), |ix| ix.chars().collect());
         if let Some((k, &c)) = letters.iter().enumerate().find(|&(k, c)| letters[..k].contains(c)) {
@@ -164,6 +155,8 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
             "F" if dialect == Dialect::Ode => Role::Rhs,
             "next" if dialect == Dialect::MonteCarlo => Role::Rhs,
             "out" => Role::Out,
+            "M" if dialect == Dialect::Ode => Role::Mass,
+            "dudt" if dialect == Dialect::Ode => Role::Dudt,
             "stop" if dialect == Dialect::Ode => Role::Stop,
             "reset" if dialect == Dialect::Ode => Role::Reset,
             _ => Role::Plain,
@@ -224,6 +217,7 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
 pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'_>) -> Result<Compiled, Located> {
     let sensitivities = sensitivities && dialect == Dialect::Ode;
     let defs = classify(ast, dialect)?;
+    mass::check_pairing(&defs)?;
     let find = |defs: &[TDef<'_>], role| defs.iter().position(|d| d.role == role);
     let u = find(&defs, Role::State).ok_or_else(|| Located::new(ast.end, "the model has no state tensor 'u_i'"))?;
     let missing = match dialect {
@@ -272,6 +266,8 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'
         e: Emitter::new(0, 0, Vec::new()),
         static_vals: Vec::new(),
         dynamic_vals: Vec::new(),
+        dudt: None,
+        dudt_regs: Vec::new(),
     };
     let n_tensors = g.defs.len();
     g.layouts = (0..n_tensors).map(|_| None).collect();
@@ -314,6 +310,8 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'
             ),
         ));
     }
+
+    g.dudt = mass::check_shapes(&g, u)?;
 
     // Parameter numbering and names.
     let param_names = input.map_or(Vec::new(), |tid| g.elem_names(tid));
@@ -367,6 +365,11 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'
         Dialect::MonteCarlo => (Vec::new(), Vec::new()),
     };
 
+    let mass_entries = match find(&g.defs, Role::Mass) {
+        Some(m) => g.mass_matrix(m, sensitivities)?,
+        None => Vec::new(),
+    };
+
     g.draws_refused = Some("outputs");
     let (outputs, out_regs) = match find(&g.defs, Role::Out) {
         Some(tid) => {
@@ -402,6 +405,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'
         jac_entries,
         out,
         out_regs,
+        mass_entries,
         ..events.into_program(Program::new(g.e.n_states, n_params))
     };
     if sensitivities {
@@ -459,6 +463,9 @@ struct Gen<'a> {
     /// the current dynamic section only.
     static_vals: Vec<Option<Rc<Tv>>>,
     dynamic_vals: Vec<Option<Rc<Tv>>>,
+    /// `dudt_i`, and the registers its elements stand for while `M_i` is generated (see `mass.rs`).
+    dudt: Option<usize>,
+    dudt_regs: Vec<u32>,
 }
 
 impl<'a> Gen<'a> {

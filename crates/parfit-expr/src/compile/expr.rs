@@ -29,6 +29,7 @@ impl<'a> Gen<'a> {
             Role::State => {
                 Tv::dense(letters, shape, (0..n).map(|k| Val::Reg(Program::state_reg(k) as u32, Level::Dynamic)))
             }
+            Role::Dudt => Tv::dense(letters, shape, self.dudt_regs.iter().map(|&r| Val::Reg(r, Level::Dynamic))),
             Role::Input => {
                 let p0 = 1 + self.e.n_states;
                 Tv::dense(letters, shape, (0..n).map(|k| Val::Reg((p0 + k) as u32, Level::Param)))
