@@ -4,7 +4,11 @@
 //! `M_i`'s code with respect to registers standing for `dudt_i`, so they come out as constants or
 //! parameter-level values (computed once per simulation), like the entries of a linear model's Jacobian.
 
-use super::*;
+use super::{Gen, Role, Sym, TDef};
+use crate::emit::{Level, Val};
+use crate::eval::Program;
+use crate::lexer::{Located, Pos};
+use crate::parser::{BinOp, Expr, unsupported};
 
 /// How an expression of `M_i` depends on the names of `dudt_i`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +81,7 @@ impl Gen<'_> {
             None => false,
         };
         match e {
-            Expr::Num(_) => None,
+            Expr::Num(_) | Expr::Read(..) => None,
             Expr::Name(name, pos) => refers(name).then(|| (name.clone(), *pos)),
             Expr::Tensor(r) => refers(&r.base).then(|| (r.full_name(), r.pos)),
             Expr::Neg(x) => self.dudt_reference(x, dudt),
@@ -92,7 +96,7 @@ impl Gen<'_> {
     fn degree(&self, e: &Expr, dudt: usize) -> Result<Degree, &'static str> {
         let of = |found: bool| if found { Degree::Linear } else { Degree::Free };
         Ok(match e {
-            Expr::Num(_) => Degree::Free,
+            Expr::Num(_) | Expr::Read(..) => Degree::Free,
             Expr::Name(..) | Expr::Tensor(_) => of(self.dudt_reference(e, dudt).is_some()),
             Expr::Neg(x) => self.degree(x, dudt)?,
             Expr::Chain(first, rest) => {
@@ -126,7 +130,8 @@ impl Gen<'_> {
         let t = self.defs[m].t;
         let layout = self.layouts[m].clone().expect("layouts are computed first");
         let mut free = Vec::new();
-        for (el, &(start, len)) in t.elements.iter().zip(&layout.elems) {
+        for (e, el) in t.elements.iter().enumerate() {
+            let (start, len) = layout.span(e);
             match self.degree(&el.expr, dudt) {
                 Ok(Degree::Linear) => {}
                 Ok(Degree::Free) => free.push((el.expr_pos, start, len)),
@@ -142,8 +147,39 @@ impl Gen<'_> {
         let n = self.e.n_states;
         self.dudt_regs = (0..n).map(|_| self.e.fresh()).collect();
         self.take_dynamic();
-        let vals = self.value(m)?;
-        for (pos, start, len) in free {
+        let vals = self.value(m)?.to_dense();
+        let rows: Vec<u32> = vals.iter().map(|&v| self.e.reg(v)).collect();
+        let code = self.take_dynamic();
+        let located = |g: &Self, m| Located::new(g.defs[dudt].t.pos, m);
+        let row_pos = |g: &Self, row: usize| g.element_at(m, row).expr_pos;
+        let states: Vec<u32> = (0..n).map(|j| Program::state_reg(j) as u32).collect();
+        let by_state = self.e.derivatives(&code, &rows, &states).map_err(|m| located(self, m))?;
+        self.take_dynamic();
+        if let Some(&(row, ..)) = by_state.first() {
+            // DiffSL refuses this itself ("M must not be dependent on u").
+            return Err(Located::new(
+                row_pos(self, row as usize),
+                format!("'{}' must not depend on the state: the mass matrix multiplies du/dt by constants", t.name),
+            ));
+        }
+        let entries = self.e.derivatives(&code, &rows, &self.dudt_regs.clone()).map_err(|m| located(self, m))?;
+        self.take_dynamic();
+        // What changes within a solve and is not the state is `t` (or `N`): a coefficient of du/dt, or an
+        // element without du/dt.
+        let changing =
+            entries.iter().find(|e| e.2.level() == Some(Level::Dynamic)).map(|e| e.0 as usize).or_else(|| {
+                free.iter()
+                    .flat_map(|&(_, start, len)| start..start + len)
+                    .find(|&k| vals[k].level() == Some(Level::Dynamic))
+            });
+        if let Some(row) = changing {
+            return Err(unsupported(
+                row_pos(self, row),
+                "a mass matrix that changes with t or the state",
+                &format!("this element of '{}' depends on t; parfit's mass matrices are constant", t.name),
+            ));
+        }
+        for &(pos, start, len) in &free {
             if vals[start..start + len].iter().any(|v| !matches!(v, Val::Const(z) if *z == 0.0)) {
                 return Err(Located::new(
                     pos,
@@ -154,34 +190,9 @@ impl Gen<'_> {
                 ));
             }
         }
-        let rows: Vec<u32> = vals.iter().map(|&v| self.e.reg(v)).collect();
-        let code = self.take_dynamic();
-        let located = |g: &Self, m| Located::new(g.defs[dudt].t.pos, m);
-        let entries = self.e.derivatives(&code, &rows, &self.dudt_regs.clone()).map_err(|m| located(self, m))?;
-        self.take_dynamic();
-        let row_pos = |g: &Self, row: u32| g.element_at(m, row as usize).0.expr_pos;
-
-        if let Some(&(row, ..)) = entries.iter().find(|e| e.2.level() == Some(Level::Dynamic)) {
-            let states: Vec<u32> = (0..n).map(|j| Program::state_reg(j) as u32).collect();
-            let by_state = self.e.derivatives(&code, &rows, &states).map_err(|m| located(self, m))?;
-            self.take_dynamic();
-            let pos = row_pos(self, row);
-            return Err(match by_state.iter().find(|e| e.0 == row) {
-                // DiffSL refuses this itself ("M must not be dependent on u").
-                Some(_) => Located::new(
-                    pos,
-                    format!("'{}' must not depend on the state: the mass matrix multiplies du/dt by constants", t.name),
-                ),
-                None => unsupported(
-                    pos,
-                    "a mass matrix that changes with t or the state",
-                    &format!("this element of '{}' depends on t; parfit's mass matrices are constant", t.name),
-                ),
-            });
-        }
         if sensitivities && let Some(&(row, ..)) = entries.iter().find(|e| e.2.level() == Some(Level::Param)) {
             return Err(unsupported(
-                row_pos(self, row),
+                row_pos(self, row as usize),
                 "a mass matrix that depends on parameters, with sensitivities",
                 &format!(
                     "this element of '{}' reads a parameter; set the option sensitivities = false (fitters then use \
@@ -258,6 +269,11 @@ F_i { -x_i, y }";
             ("dudt_i { dxdt = 0, dydt = 0 }\nM_i { dxdt, exp(dydt) }\n", "4:13: 'M_i' must be linear in du/dt"),
             ("dudt_i { dxdt = 0, dydt = 0 }\nM_i { dxdt, k }\n", "4:13: this element of 'M_i' does not involve du/dt"),
             ("dudt_i { dxdt = 0, dydt = 0 }\nM_i { dxdt, y * dydt }\n", "4:13: 'M_i' must not depend on the state"),
+            ("dudt_i { dxdt = 0, dydt = 0 }\nM_i { dxdt, 2 * y }\n", "4:13: 'M_i' must not depend on the state"),
+            (
+                "dudt_i { dxdt = 0, dydt = 0 }\nM_i { dxdt, t }\n",
+                "4:13: not supported: a mass matrix that changes with t",
+            ),
             (
                 "dudt_i { dxdt = 0, dydt = 0 }\nM_i { (1 + t) * dxdt, dydt }\n",
                 "4:7: not supported: a mass matrix that changes with t or the state (line 4)",
