@@ -430,3 +430,30 @@ fn refusals_carry_the_model_s_place() {
     assert!(!placed("diffsl/a.ds", "diffsl/a.ds: cannot read"));
     assert!(!placed("diffsl/a.ds", "other.ds:3:14: x"));
 }
+
+/// The models on disk are the manifest's, each with its reference or pydiffsol's verdict: a refreshed corpus
+/// left no stale file behind and misses none.
+#[test]
+fn the_corpus_on_disk_is_the_manifest_s() {
+    let listed: Vec<String> = cases().into_iter().map(|c| c.model).collect();
+    let mut on_disk = Vec::new();
+    for repo in std::fs::read_dir(corpus().join("models")).unwrap().flatten() {
+        for file in std::fs::read_dir(repo.path()).unwrap().flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".ds") {
+                on_disk.push(format!("{}/{name}", repo.file_name().to_string_lossy()));
+            }
+        }
+    }
+    on_disk.sort();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(on_disk, sorted);
+    let index = read_json("references/index.json");
+    for case in cases() {
+        assert!(index[&case.model]["pydiffsol"].is_string(), "{}: no pydiffsol verdict", case.model);
+        if case.verdict == Verdict::Solves {
+            assert!(read_reference(&case.model).is_ok(), "{}: no reference", case.model);
+        }
+    }
+}
