@@ -113,18 +113,23 @@ const table = (head, rows) => `<tr>${head.map((h) => `<th>${esc(h)}</th>`).join(
   rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('');
 
 // ---- the workloads -----------------------------------------------------------------------------------------
-const SECTIONS = ['lv', 'counties', 'regions', 'projection', 'wealth'];
+const SECTIONS = ['lv', 'dosing', 'counties', 'regions', 'projection', 'wealth'];
 const only = (id) => SECTIONS.forEach((s) => { $(s).hidden = s !== id; });
 
-function showLv(r) {
-  only('lv');
+// A fit in the section `id`: data and fitted curves, the best SSE per evaluation, the fitted parameters.
+function showFit(id, r, { xlabel, ylabel }) {
+  only(id);
   const series = [];
   r.data.forEach((d, k) => series.push({ name: `${d.name} (data)`, x: d.times, y: d.values, dots: true, color: COLORS[k] }));
   r.fitted.forEach((f, k) => series.push({ name: `${f.name} (fitted)`, x: f.times, y: f.values, color: COLORS[k] }));
-  $('lv-fit').innerHTML = chart(series, { xlabel: 't', ylabel: 'population' });
-  $('lv-conv').innerHTML = chart([{ name: 'best SSE', x: r.history.map((h) => h.evaluations), y: r.history.map((h) => h.best_value) }], { xlabel: 'evaluations', ylabel: 'SSE (log10)', logY: true });
-  $('lv-table').innerHTML = table(['parameter', 'fitted'], Object.entries(r.x).map(([k, v]) => [k, String(v)]));
+  $(`${id}-fit`).innerHTML = chart(series, { xlabel, ylabel });
+  $(`${id}-conv`).innerHTML = chart([{ name: 'best SSE', x: r.history.map((h) => h.evaluations), y: r.history.map((h) => h.best_value) }], { xlabel: 'evaluations', ylabel: 'SSE (log10)', logY: true });
+  $(`${id}-table`).innerHTML = table(['parameter', 'fitted'], Object.entries(r.x).map(([k, v]) => [k, String(v)]));
 }
+const showLv = (r) => showFit('lv', r, { xlabel: 't', ylabel: 'population' });
+const showDosing = (r) => showFit('dosing', r, { xlabel: 't (h)', ylabel: 'concentration (mg/L)' });
+// The workloads that are one fit (parfit fit), and how each is shown.
+const FITS = { lv: showLv, dosing: showDosing };
 
 function showCounties(r, shown = 25) {
   only('counties');
@@ -194,14 +199,14 @@ async function runFromForm() {
     const r = await run(workload, {
       seed, limit,
       onProgress: (p) => {
-        if (workload === 'lv') { $('progress').removeAttribute('value'); status(`iteration ${p.iteration}, ${p.evaluations} evaluations, best SSE ${fmt(p.best_value)}`); }
+        if (FITS[workload]) { $('progress').removeAttribute('value'); status(`iteration ${p.iteration}, ${p.evaluations} evaluations, best SSE ${fmt(p.best_value)}`); }
         else { $('progress').value = p.done / p.total; status(`${p.done} of ${p.total} ${UNITS[workload]} done`); }
       },
     });
     const wall = ((performance.now() - started) / 1000).toFixed(2);
     $('progress').value = 1;
-    if (workload === 'lv') {
-      showLv(r);
+    if (FITS[workload]) {
+      FITS[workload](r);
       status(`SSE ${r.value} after ${r.evaluations} evaluations, ${r.iterations} iterations (${r.termination}); ${wall} s on ${r.threads} thread(s); simulations per worker: ${r.work.join(', ')}`);
     } else if (workload === 'counties') {
       showCounties(r);
@@ -233,6 +238,6 @@ window.parfit = {
   isolated,
   ready: ensureWorker().then((info) => { status(`Ready: ${info.threads} thread(s); models: ${info.models.map((m) => m.kind).join(', ')}.`); return info; },
     (e) => { status(`error: ${e.message}`); throw e; }),
-  run, showLv, showCounties, showRegions, showProjection, showWealth,
+  run, fits: FITS, showLv, showCounties, showRegions, showProjection, showWealth,
   setThreads: (n) => { $('threads').value = String(n); return ensureWorker(); },
 };
