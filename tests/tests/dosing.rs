@@ -2,7 +2,7 @@
 //! solution matches its closed form and pydiffsol's, and whose fit to synthetic concentrations reaches the
 //! least-squares optimum and recovers the parameters the data were made at, the same for 1 and 2 threads.
 
-use parfit_tests::{parfit, parse_csv, read_csv, root, scratch};
+use parfit_tests::{assert_optimum_within_noise, assert_same_fit, fit_json, parfit, parse_csv, read_csv, root};
 
 /// The values `examples/dosing/make_data.py` made the data at (absorption rate 1/h, clearance L/h, volume L).
 const TRUTH: [(&str, f64); 3] = [("ka", 1.2), ("CL", 4.0), ("V", 35.0)];
@@ -20,18 +20,6 @@ fn concentration(t: f64, ka: f64, cl: f64, v: f64) -> f64 {
         .filter(|(at, _)| t > *at)
         .map(|(at, amount)| amount * ka / (v * (ka - k)) * ((-k * (t - at)).exp() - (-ka * (t - at)).exp()))
         .sum()
-}
-
-fn optimum() -> serde_json::Value {
-    let text = std::fs::read_to_string(root().join("tests/data/dosing/optimum.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-/// `parfit fit` of the example on `threads` threads, into its own scratch directory `name` (tests run in parallel).
-fn fit(threads: &str, name: &str) -> serde_json::Value {
-    let out = scratch(name);
-    let args = ["fit", "examples/dosing/fit.toml", "--threads", threads, "--format", "json", "--output"];
-    parfit(&[&args[..], &[out.to_str().unwrap()]].concat()).assert_ok().json()
 }
 
 #[test]
@@ -77,25 +65,15 @@ fn the_solution_matches_the_closed_form_and_pydiffsol() {
 /// truth: ka 0.128, CL 0.091, V 1.9; here ka is 1.8, CL 1.2 and V 2.4 of them away).
 #[test]
 fn the_fit_reaches_the_optimum_and_recovers_the_truth_within_the_noise() {
-    let result = fit("2", "dosing-fit");
-    let optimum = optimum();
-    let (sse, best) = (result["value"].as_f64().unwrap(), optimum["sse"].as_f64().unwrap());
-    assert!((sse - best).abs() <= 1e-9 * best, "SSE {sse} vs {best}");
-    for (name, truth) in TRUTH {
-        let fitted = result["x"][name].as_f64().unwrap();
-        let best = optimum[name].as_f64().unwrap();
-        assert!((fitted - best).abs() <= 1e-7 * best, "{name}: {fitted} vs the optimum {best}");
-        let error = optimum["standard_errors_at_truth"][name].as_f64().unwrap();
-        assert!((fitted - truth).abs() <= 3.0 * error, "{name}: {fitted}, truth {truth} ± 3 × {error}");
-    }
+    let result = fit_json("examples/dosing/fit.toml", "2", "dosing-fit");
+    assert_optimum_within_noise(&result, "dosing", &TRUTH, 1e-7, 1e-9);
     assert_eq!(result["termination"], "function_tolerance");
 }
 
 #[test]
 fn the_fit_is_identical_for_one_and_two_threads() {
-    let (one, two) = (fit("1", "dosing-threads-1"), fit("2", "dosing-threads-2"));
+    let config = "examples/dosing/fit.toml";
+    let (one, two) = (fit_json(config, "1", "dosing-threads-1"), fit_json(config, "2", "dosing-threads-2"));
     assert_eq!((one["threads"].as_u64(), two["threads"].as_u64()), (Some(1), Some(2)));
-    for key in ["x", "value", "evaluations", "iterations", "termination"] {
-        assert_eq!(one[key], two[key], "{key} differs between 1 and 2 threads");
-    }
+    assert_same_fit(&one, &two);
 }
