@@ -1,7 +1,7 @@
 // The browser test `cargo xtask test` runs: headless Chromium (Debian's) driven by playwright-core opens the page
-// served cross-origin isolated, runs the Lotka–Volterra and dosing fits, the first county fits, the savings
-// projection and the Monte Carlo wealth runs on 2 workers, and checks the numbers against the native CLI's for the
-// same configuration and seed (PARFIT_EXPECTED holds them).
+// served cross-origin isolated, runs the Lotka–Volterra, dosing and Robertson DAE fits, the first county fits, the
+// savings projection and the Monte Carlo wealth runs on 2 workers, and checks the numbers against the native CLI's
+// for the same configuration and seed (PARFIT_EXPECTED holds them).
 import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -62,10 +62,10 @@ try {
     `1 worker ${one.value}, 2 workers ${lv.value}`);
   await page.evaluate(async () => window.parfit.setThreads(2));
 
-  // The DiffSL examples beyond plain ODEs (events: a dose at each stop), interpreted here where the CLI runs the
-  // JIT's code (bit for bit the same), fitted by Levenberg–Marquardt on a log scale: the parameters' exp and ln
+  // The DiffSL examples beyond plain ODEs (events: a dose at each stop; a DAE), interpreted here where the CLI runs
+  // the JIT's code (bit for bit the same), fitted by Levenberg–Marquardt on a log scale: the parameters' exp and ln
   // come from different libms (as for LV), so the fits agree to a tolerance; report whether they are identical.
-  for (const workload of ['dosing']) {
+  for (const workload of ['dosing', 'robertson']) {
     const wasm = await page.evaluate(async (w) => { const r = await window.parfit.run(w); window.parfit.fits[w](r); return r; }, workload);
     const native = JSON.parse(readFileSync(join(expected, `${workload}.json`), 'utf8'));
     const bits = same(wasm.value, native.value) && Object.entries(native.x).every(([k, v]) => same(wasm.x[k], v));

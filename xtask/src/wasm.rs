@@ -37,6 +37,9 @@ const EXAMPLES: &[&str] = &[
     "dosing/fit.toml",
     "dosing/dosing.ds",
     "dosing/data.csv",
+    "robertson/fit.toml",
+    "robertson/robertson.ds",
+    "robertson/data.csv",
     "counties/fit.toml",
     "counties/Aging_Chain.mdl",
     "counties/Males_by_decade_and_county.csv",
@@ -347,14 +350,17 @@ pub fn chromium() -> Result<PathBuf> {
     })
 }
 
-/// The CLI's answers for the page's jobs, written to `out`: the LV and dosing fits (2 threads), the first `counties`
+/// The CLI's answers for the page's jobs, written to `out`: the LV, dosing and Robertson fits (2 threads), the first `counties`
 /// rows of the county fits, the regional bootstrap (`regions/results`), the savings projection (totals.json, result_cf.csv) and the wealth runs (JSON).
 fn cli_reference(out: &Path, counties: usize) -> Result {
     run(cargo().args(["build", "-p", "parfit-cli", "-p", "parfit-ode", "-p", "parfit-vensim"]))?;
     run(cargo().args(["build", "-p", "parfit-montecarlo", "-p", "parfit-actuarial"]))?;
     let parfit = target_dir().join("debug").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
-    for (config, file) in [("examples/lotka_volterra/fit.toml", "lv.json"), ("examples/dosing/fit.toml", "dosing.json")]
-    {
+    for (config, file) in [
+        ("examples/lotka_volterra/fit.toml", "lv.json"),
+        ("examples/dosing/fit.toml", "dosing.json"),
+        ("examples/robertson/fit.toml", "robertson.json"),
+    ] {
         let fit = Command::new(&parfit)
             .current_dir(root())
             .args(["fit", config, "--threads", "2", "--format", "json"])
