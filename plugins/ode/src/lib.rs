@@ -44,6 +44,8 @@ pub use parfit_core::SourceError as ParseError;
 #[derive(Debug, Clone)]
 pub struct OdeModel {
     spec: ModelSpec,
+    /// The states' names, for error messages.
+    states: Vec<String>,
     program: Program,
     /// The same model with the code of its forward sensitivity equations.
     sens_program: Program,
@@ -95,6 +97,7 @@ impl OdeModel {
             outputs: compiled.outputs,
             output_kind: OutputKind::TimeSeries,
         };
+        let states = compiled.states;
         let mut program = compiled.program;
         // Once per model; a model the JIT cannot compile (or one too large to be worth it) is interpreted,
         // with the same results, and the user is told why it may run slower.
@@ -109,7 +112,7 @@ impl OdeModel {
                 eprintln!("note: {source_name}: {why}");
             }
         }
-        Ok(OdeModel { spec, program, sens_program, options })
+        Ok(OdeModel { spec, states, program, sens_program, options })
     }
 
     pub fn options(&self) -> &SolverOptions {
@@ -193,6 +196,7 @@ fn model_name(source_name: &str) -> String {
 /// file, counting evaluations.
 struct Sim<'a> {
     program: &'a Program,
+    states: &'a [String],
     regs: &'a mut [f64],
     out: &'a mut [f64],
     stats: &'a mut SolverStats,
@@ -224,6 +228,10 @@ impl System for Sim<'_> {
     fn stats(&mut self) -> &mut SolverStats {
         self.stats
     }
+
+    fn component_name(&self, i: usize) -> String {
+        self.states.get(i).cloned().unwrap_or_else(|| format!("u_{i}"))
+    }
 }
 
 /// The model with its forward sensitivity equations, as one system of `n (1 + P)` values: the states,
@@ -231,6 +239,8 @@ impl System for Sim<'_> {
 /// augmented system once.
 struct SensSim<'a> {
     program: &'a Program,
+    states: &'a [String],
+    params: &'a [ParamSpec],
     regs: &'a mut [f64],
     /// Scratch for the native sensitivity code's results.
     work: &'a mut Vec<f64>,
@@ -263,6 +273,16 @@ impl System for SensSim<'_> {
 
     fn stats(&mut self) -> &mut SolverStats {
         self.stats
+    }
+
+    /// The states, then `∂state/∂parameter` for each parameter in turn.
+    fn component_name(&self, i: usize) -> String {
+        let n = self.program.n_states.max(1);
+        let state = self.states.get(i % n).map_or_else(|| format!("u_{}", i % n), String::clone);
+        match (i / n).checked_sub(1) {
+            None => state,
+            Some(p) => format!("∂{state}/∂{}", self.params.get(p).map_or("?", |p| p.name.as_str())),
+        }
     }
 }
 
@@ -348,7 +368,7 @@ impl Model for OdeModel {
         ws.regs.resize(self.program.n_regs, 0.0);
         let OdeWorkspace { regs, dopri5, bdf, stats, .. } = ws;
         let n = self.program.n_states;
-        let mut sim = Sim { program: &self.program, regs, out, stats };
+        let mut sim = Sim { program: &self.program, states: &self.states, regs, out, stats };
         let start = |sim: &mut Sim<'_>, y0: &mut [f64]| sim.program.start(sim.regs, params, y0);
         integrate(&self.options, &mut sim, dopri5, bdf, (n, &self.program), start, t0, times)
     }
@@ -391,7 +411,8 @@ impl Model for OdeModel {
         ws.sens_regs.resize(p.n_regs, 0.0);
         let OdeWorkspace { sens_regs: regs, sens_work: work, sens_dopri5: dopri5, sens_bdf: bdf, stats, .. } = ws;
         let n = p.n_states;
-        let mut sim = SensSim { program: p, regs, work, out, sens, stats };
+        let mut sim =
+            SensSim { program: p, states: &self.states, params: &self.spec.params, regs, work, out, sens, stats };
         let start = |sim: &mut SensSim<'_>, y0: &mut [f64]| {
             let (y, s) = y0.split_at_mut(n);
             sim.program.start(sim.regs, params, y);
