@@ -43,14 +43,16 @@ pub struct Compiled {
 enum Role {
     /// `in_i { … }`: its elements are parameters, with their defaults.
     Input,
-    /// A scalar named in `in = [ … ]`: a parameter whose default is the scalar's value.
-    ListedInput(usize),
     /// `u_i`: the state, with its initial values.
     State,
     /// `F_i`: du/dt (ODE), or `next_i`: the state at the next period (Monte Carlo).
     Rhs,
     /// `out_i`.
     Out,
+    /// `stop_i` (ODE): the stop functions, whose zeros are events.
+    Stop,
+    /// `reset_i` (ODE): the state after an event.
+    Reset,
     /// Any other tensor.
     Plain,
 }
@@ -105,7 +107,7 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
             ));
         }
         let explicit = "parfit-ode solves explicit ODEs du/dt = F(u, p, t)";
-        if dialect == Dialect::MonteCarlo && matches!(base, "F" | "dudt" | "M") {
+        if dialect == Dialect::MonteCarlo && matches!(base, "F" | "dudt" | "M" | "stop" | "reset") {
             return Err(Located::new(
                 t.pos,
                 format!(
@@ -124,20 +126,6 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
                     t.pos,
                     "mass matrix",
                     &format!("'{}' declares du/dt for a mass-matrix equation M_i; {explicit}", t.name),
-                ));
-            }
-            "stop" => {
-                return Err(unsupported(
-                    t.pos,
-                    "stop conditions",
-                    &format!("'{}' ends or switches the solve at events; parfit-ode has no events", t.name),
-                ));
-            }
-            "reset" => {
-                return Err(unsupported(
-                    t.pos,
-                    "reset",
-                    &format!("'{}' restarts the state at events; parfit-ode has no events", t.name),
                 ));
             }
             _ => {}
@@ -159,6 +147,8 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
             "F" if dialect == Dialect::Ode => Role::Rhs,
             "next" if dialect == Dialect::MonteCarlo => Role::Rhs,
             "out" => Role::Out,
+            "stop" if dialect == Dialect::Ode => Role::Stop,
+            "reset" if dialect == Dialect::Ode => Role::Reset,
             _ => Role::Plain,
         };
         if role != Role::Plain
@@ -206,7 +196,7 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
 /// (ODE dialect only).
 pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compiled, Located> {
     let sensitivities = sensitivities && dialect == Dialect::Ode;
-    let mut defs = classify(ast, dialect)?;
+    let defs = classify(ast, dialect)?;
     let find = |defs: &[TDef<'_>], role| defs.iter().position(|d| d.role == role);
     let u = find(&defs, Role::State).ok_or_else(|| Located::new(ast.end, "the model has no state tensor 'u_i'"))?;
     let missing = match dialect {
@@ -226,45 +216,15 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         }
     }
 
-    // Parameters: the elements of `in_i`, or the scalars listed in `in = [ … ]`.
+    // Parameters: the elements of `in_i`, each named.
     let input = find(&defs, Role::Input);
-    match (input, &ast.inputs) {
-        (Some(_), Some(list)) => {
-            return Err(Located::new(list.pos, "inputs are declared both by 'in_i { … }' and 'in = [ … ]'; use one"));
-        }
-        (Some(tid), None) => {
-            if let Some(el) = defs[tid].t.elements.iter().find(|el| el.name.is_none()) {
-                return Err(Located::new(
-                    el.pos,
-                    format!("each element of '{}' needs a name and a default, as 'alpha = 1.1'", defs[tid].t.name),
-                ));
-            }
-        }
-        (None, Some(list)) => {
-            for (k, (name, pos)) in list.names.iter().enumerate() {
-                match syms.get(name.as_str()) {
-                    Some(&(Sym::Tensor(tid), _)) if defs[tid].role == Role::Plain && defs[tid].index.is_none() => {
-                        defs[tid].role = Role::ListedInput(k);
-                    }
-                    Some(&(Sym::Tensor(tid), _)) if matches!(defs[tid].role, Role::ListedInput(_)) => {
-                        return Err(Located::new(*pos, format!("input '{name}' is listed twice in 'in'")));
-                    }
-                    Some(_) => {
-                        return Err(Located::new(
-                            *pos,
-                            format!("input '{name}' must be a scalar tensor defined as '{name} {{ <default> }}'"),
-                        ));
-                    }
-                    None => {
-                        return Err(Located::new(
-                            *pos,
-                            format!("input '{name}' has no definition: add '{name} {{ <default> }}'"),
-                        ));
-                    }
-                }
-            }
-        }
-        (None, None) => {}
+    if let Some(tid) = input
+        && let Some(el) = defs[tid].t.elements.iter().find(|el| el.name.is_none())
+    {
+        return Err(Located::new(
+            el.pos,
+            format!("each element of '{}' needs a name and a default, as 'alpha = 1.1'", defs[tid].t.name),
+        ));
     }
 
     let mut g = Gen {
@@ -318,13 +278,6 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         g.param_start[tid] = 0;
         param_names = g.elem_names(tid);
         param_defaults = (0..g.len(tid)).map(|k| (tid, k)).collect();
-    } else if let Some(list) = &ast.inputs {
-        for (k, (name, _)) in list.names.iter().enumerate() {
-            let tid = (0..n_tensors).find(|&tid| g.defs[tid].role == Role::ListedInput(k)).expect("classified above");
-            g.param_start[tid] = k;
-            param_names.push(name.clone());
-            param_defaults.push((tid, 0));
-        }
     }
     let n_params = param_names.len();
     g.e.n_regs = (1 + g.e.n_states + n_params) as u32;
@@ -355,7 +308,9 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
             let (el, _) = g.element_at(u, k);
             return Err(Located::new(
                 el.expr_pos,
-                format!("the initial value of state '{name}' depends on t or the state, which is not supported"),
+                format!(
+                    "the initial value of state '{name}' depends on t or the state (or the model index N), which is not supported"
+                ),
             ));
         }
         init.push(g.e.reg(v));
@@ -385,6 +340,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     };
     let out = g.take_dynamic();
     g.draws_refused = None;
+    let events = g.events(u)?;
 
     // Everything else is checked by generating it; dead-code elimination below drops what nothing uses.
     for tid in 0..n_tensors {
@@ -407,7 +363,8 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         jac_entries,
         out,
         out_regs,
-        ..Program::new(g.e.n_states, n_params)
+        model_index_reg: g.e.model_index,
+        ..events.into_program(Program::new(g.e.n_states, n_params))
     };
     if sensitivities {
         g.e.sensitivities(&mut program).map_err(|m| Located::new(g.defs[f].t.pos, m))?;
@@ -566,13 +523,6 @@ impl<'a> Gen<'a> {
     /// deep the reference reaches.
     fn resolve(&mut self, name: &str, pos: Pos) -> Result<(usize, usize, usize), Located> {
         let Some(&(sym, _)) = self.syms.get(name) else {
-            if name == "N" {
-                return Err(unsupported(
-                    pos,
-                    "model index 'N'",
-                    "hybrid models (N, stop, reset) are DiffSL features parfit does not have",
-                ));
-            }
             return Err(Located::new(pos, format!("unknown name '{name}'")));
         };
         let (tid, block) = match sym {
@@ -599,7 +549,7 @@ impl<'a> Gen<'a> {
         Ok(match e {
             Expr::Num(_) => 1,
             Expr::Name(name, pos) => {
-                if name == "t" {
+                if name == "t" || name == "N" {
                     return Ok(1);
                 }
                 let (_, _, len) = self.resolve(name, *pos)?;
@@ -747,7 +697,7 @@ impl<'a> Gen<'a> {
         let len = self.len(tid);
         let vals: Rc<[Val]> = match self.defs[tid].role {
             Role::State => (0..len).map(|k| Val::Reg(Program::state_reg(k) as u32, Level::Dynamic)).collect(),
-            Role::Input | Role::ListedInput(_) => {
+            Role::Input => {
                 let p0 = 1 + self.e.n_states + self.param_start[tid];
                 (0..len).map(|k| Val::Reg((p0 + k) as u32, Level::Param)).collect()
             }
@@ -791,6 +741,9 @@ impl<'a> Gen<'a> {
             Expr::Name(name, pos) => {
                 if name == "t" {
                     return Ok(Val::Reg(Program::T as u32, Level::Dynamic));
+                }
+                if name == "N" {
+                    return Ok(self.e.model_index());
                 }
                 let (tid, off, _) = self.resolve(name, *pos)?;
                 self.value(tid)?[off]
@@ -872,7 +825,64 @@ impl<'a> Gen<'a> {
     }
 }
 
+/// The event sections of an ODE model: the stop functions and the reset, each code with its result registers.
+#[derive(Default)]
+struct Events {
+    stop: (Vec<Instr>, Vec<u32>),
+    reset: (Vec<Instr>, Vec<u32>),
+}
+
+impl Events {
+    fn into_program(self, p: Program) -> Program {
+        let Events { stop: (stop, stop_regs), reset: (reset, reset_regs) } = self;
+        Program { stop, stop_regs, reset, reset_regs, ..p }
+    }
+}
+
 impl Gen<'_> {
+    /// The code of `stop_i` and `reset_i` (state tensor `u`), each its own dynamic section run after `t`, the
+    /// state and `N` were written. The reset gives the whole state, so it has the state's length.
+    fn events(&mut self, u: usize) -> Result<Events, Located> {
+        let find = |role| self.defs.iter().position(|d| d.role == role);
+        let (stop, reset) = (find(Role::Stop), find(Role::Reset));
+        let mut events = Events::default();
+        if let Some(tid) = stop {
+            events.stop = self.section(tid)?;
+        }
+        if let Some(tid) = reset {
+            let (name, state, at) = (&self.defs[tid].t.name, &self.defs[u].t.name, self.defs[tid].t.pos);
+            if stop.is_none() {
+                return Err(Located::new(
+                    at,
+                    format!(
+                        "'{name}' needs 'stop': a reset happens at a zero of a stop function (DiffSL refuses a \
+                         reset without one)"
+                    ),
+                ));
+            }
+            let (len, n) = (self.len(tid), self.len(u));
+            if len != n {
+                let hint =
+                    if n > 1 && self.defs[tid].index.is_none() { "; a vector state needs 'reset_i'" } else { "" };
+                return Err(Located::new(
+                    at,
+                    format!(
+                        "'{name}' has {len} elements but '{state}' has {n} states: a reset gives the whole state{hint}"
+                    ),
+                ));
+            }
+            events.reset = self.section(tid)?;
+        }
+        Ok(events)
+    }
+
+    /// A tensor's values as a dynamic section of their own: its code and the registers holding them.
+    fn section(&mut self, tid: usize) -> Result<(Vec<Instr>, Vec<u32>), Located> {
+        let vals = self.value(tid)?;
+        let regs = vals.iter().map(|&v| self.e.reg(v)).collect();
+        Ok((self.take_dynamic(), regs))
+    }
+
     /// The value of a random draw: a normal or uniform slot, transformed as the function asks.
     fn draw(&mut self, draw: Draw, args: &[Expr], pos: Pos, slot: (usize, usize)) -> Result<Val, Located> {
         let name = draw.name();

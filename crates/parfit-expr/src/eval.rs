@@ -262,6 +262,30 @@ pub struct Program {
     /// Registers holding the outputs after `out`.
     pub out_regs: Vec<u32>,
 
+    // Events (DiffSL's `N`, `stop` and `reset`; ODE models only, empty otherwise).
+    /// The register of the model index `N`, when the model reads it: the runner writes the index there
+    /// ([`Program::set_model_index`]) before running `rhs`, `out`, `stop` or `reset`; [`Program::start`]
+    /// writes 0. Everything depending on it is dynamic code.
+    pub model_index_reg: Option<u32>,
+    /// Code for the stop functions, after `t`, the state and `N` were written (like `out`).
+    pub stop: Vec<Instr>,
+    /// Registers holding the stop functions after `stop`: an event is a zero of one of them.
+    pub stop_regs: Vec<u32>,
+    /// Code for the state after a reset, after `t`, the state before it and `N` were written.
+    pub reset: Vec<Instr>,
+    /// Registers holding the state after the reset (as many as states) after `reset`; empty without one.
+    pub reset_regs: Vec<u32>,
+    /// (With sensitivities.) Code for the stop functions' derivatives, after `stop`.
+    pub dstop: Vec<Instr>,
+    /// `(stop element, column, register)`: the non-zero derivatives of the stop functions after `dstop`,
+    /// column `j < n` for the state `u_j`, `n + p` for the parameter `p`, `n + n_params` for `t`.
+    pub dstop_entries: Vec<(u32, u32, u32)>,
+    /// (With sensitivities.) Code for the reset's derivatives, after `reset`.
+    pub dreset: Vec<Instr>,
+    /// `(state, column, register)`: the non-zero derivatives of the reset after `dreset`, columns as
+    /// `dstop_entries`'.
+    pub dreset_entries: Vec<(u32, u32, u32)>,
+
     // The forward sensitivity equations' code (only with [`crate::compile_with_sensitivities`]).
     /// Whether the sections below were generated.
     pub sensitivities: bool,
@@ -329,6 +353,15 @@ impl Program {
             jac_entries: Vec::new(),
             out: Vec::new(),
             out_regs: Vec::new(),
+            model_index_reg: None,
+            stop: Vec::new(),
+            stop_regs: Vec::new(),
+            reset: Vec::new(),
+            reset_regs: Vec::new(),
+            dstop: Vec::new(),
+            dstop_entries: Vec::new(),
+            dreset: Vec::new(),
+            dreset_entries: Vec::new(),
             sensitivities: false,
             dsetup: Vec::new(),
             init_sens: Vec::new(),
@@ -370,10 +403,19 @@ impl Program {
         let fixed = 1 + self.n_states + self.n_params;
         let mut live = vec![false; self.n_regs];
         live[..fixed].iter_mut().for_each(|l| *l = true);
-        for &r in self.f.iter().chain(&self.out_regs).chain(&self.init) {
+        let event_regs = self.stop_regs.iter().chain(&self.reset_regs).chain(&self.model_index_reg);
+        for &r in self.f.iter().chain(&self.out_regs).chain(&self.init).chain(event_regs) {
             live[r as usize] = true;
         }
-        let entries = [&self.jac_entries, &self.init_sens, &self.pjac_entries, &self.dout_dy, &self.dout_dp];
+        let entries = [
+            &self.jac_entries,
+            &self.init_sens,
+            &self.pjac_entries,
+            &self.dout_dy,
+            &self.dout_dp,
+            &self.dstop_entries,
+            &self.dreset_entries,
+        ];
         for &(_, _, r) in entries.into_iter().flatten() {
             live[r as usize] = true;
         }
@@ -390,9 +432,13 @@ impl Program {
         sweep(&mut self.tan_out, &mut live);
         sweep(&mut self.pjac, &mut live);
         sweep(&mut self.dout, &mut live);
+        sweep(&mut self.dstop, &mut live);
+        sweep(&mut self.dreset, &mut live);
         sweep(&mut self.jac, &mut live);
         sweep(&mut self.rhs, &mut live);
         sweep(&mut self.out, &mut live);
+        sweep(&mut self.stop, &mut live);
+        sweep(&mut self.reset, &mut live);
         sweep(&mut self.dsetup, &mut live);
         sweep(&mut self.setup, &mut live);
         self.consts.retain(|&(r, _)| live[r as usize]);
@@ -414,7 +460,7 @@ impl Program {
         (0..fixed as u32).for_each(&mut assign);
         std::mem::take(&mut self.draw_regs).into_iter().for_each(&mut assign);
         self.consts.iter().for_each(|&(r, _)| assign(r));
-        self.tan_state.iter().chain(&self.tan_inputs).for_each(|&r| assign(r));
+        self.tan_state.iter().chain(&self.tan_inputs).chain(&self.model_index_reg).for_each(|&r| assign(r));
         let sections = [
             &mut self.setup,
             &mut self.rhs,
@@ -425,6 +471,10 @@ impl Program {
             &mut self.dout,
             &mut self.tan_rhs,
             &mut self.tan_out,
+            &mut self.stop,
+            &mut self.reset,
+            &mut self.dstop,
+            &mut self.dreset,
         ];
         sections.iter().flat_map(|s| s.iter()).for_each(|i| assign(i.dst));
         let m = |r: &mut u32| *r = map[*r as usize];
@@ -439,8 +489,16 @@ impl Program {
         }
         self.consts.iter_mut().for_each(|(r, _)| m(r));
         self.init.iter_mut().chain(&mut self.f).chain(&mut self.out_regs).for_each(m);
-        let entries =
-            [&mut self.jac_entries, &mut self.init_sens, &mut self.pjac_entries, &mut self.dout_dy, &mut self.dout_dp];
+        self.stop_regs.iter_mut().chain(&mut self.reset_regs).chain(&mut self.model_index_reg).for_each(m);
+        let entries = [
+            &mut self.jac_entries,
+            &mut self.init_sens,
+            &mut self.pjac_entries,
+            &mut self.dout_dy,
+            &mut self.dout_dp,
+            &mut self.dstop_entries,
+            &mut self.dreset_entries,
+        ];
         entries.into_iter().flatten().for_each(|(_, _, r)| m(r));
         self.tan_state.iter_mut().chain(&mut self.tan_inputs).for_each(m);
         self.tan_f.iter_mut().chain(&mut self.tan_out_regs).for_each(m);
@@ -458,9 +516,57 @@ impl Program {
         }
         let p0 = self.param_reg(0);
         regs[p0..p0 + self.n_params].copy_from_slice(params);
+        self.set_model_index(regs, 0);
         run(&self.setup, regs, &self.tables);
         for (y, &r) in y0.iter_mut().zip(&self.init) {
             *y = regs[r as usize];
+        }
+    }
+
+    /// Write the model index `N` (a no-op for a model that does not read it).
+    pub fn set_model_index(&self, regs: &mut [f64], index: usize) {
+        if let Some(r) = self.model_index_reg {
+            regs[r as usize] = index as f64;
+        }
+    }
+
+    /// The stop functions at `(t, y)` into `g` (as many as [`Program::stop_regs`]), with `N` as written.
+    pub fn stop_values(&self, regs: &mut [f64], t: f64, y: &[f64], g: &mut [f64]) {
+        self.load(regs, t, y);
+        run(&self.stop, regs, &self.tables);
+        for (g, &r) in g.iter_mut().zip(&self.stop_regs) {
+            *g = regs[r as usize];
+        }
+    }
+
+    /// The state after a reset at `(t, y)` into `y_new`, with `N` as written (already the new index).
+    pub fn reset_state(&self, regs: &mut [f64], t: f64, y: &[f64], y_new: &mut [f64]) {
+        self.load(regs, t, y);
+        run(&self.reset, regs, &self.tables);
+        for (v, &r) in y_new.iter_mut().zip(&self.reset_regs) {
+            *v = regs[r as usize];
+        }
+    }
+
+    /// (With sensitivities, after [`Program::start_sensitivities`].) The non-zero derivatives of the stop
+    /// functions at `(t, y)` into `values`, in the order of [`Program::dstop_entries`].
+    pub fn stop_derivatives(&self, regs: &mut [f64], t: f64, y: &[f64], values: &mut [f64]) {
+        self.load(regs, t, y);
+        run(&self.stop, regs, &self.tables);
+        run(&self.dstop, regs, &self.tables);
+        for (v, &(_, _, r)) in values.iter_mut().zip(&self.dstop_entries) {
+            *v = regs[r as usize];
+        }
+    }
+
+    /// (With sensitivities, after [`Program::start_sensitivities`].) The non-zero derivatives of the reset at
+    /// `(t, y)` into `values`, in the order of [`Program::dreset_entries`].
+    pub fn reset_derivatives(&self, regs: &mut [f64], t: f64, y: &[f64], values: &mut [f64]) {
+        self.load(regs, t, y);
+        run(&self.reset, regs, &self.tables);
+        run(&self.dreset, regs, &self.tables);
+        for (v, &(_, _, r)) in values.iter_mut().zip(&self.dreset_entries) {
+            *v = regs[r as usize];
         }
     }
 
@@ -804,6 +910,10 @@ impl Program {
             &mut self.dout,
             &mut self.tan_rhs,
             &mut self.tan_out,
+            &mut self.stop,
+            &mut self.reset,
+            &mut self.dstop,
+            &mut self.dreset,
         ];
         for i in sections.iter().flat_map(|s| s.iter()) {
             for r in operands(i) {
@@ -811,9 +921,23 @@ impl Program {
             }
         }
         // Results read from outside the code stay.
-        let entries = [&self.jac_entries, &self.init_sens, &self.pjac_entries, &self.dout_dy, &self.dout_dp];
-        for &r in
-            self.f.iter().chain(&self.out_regs).chain(&self.init).chain(entries.into_iter().flatten().map(|e| &e.2))
+        let entries = [
+            &self.jac_entries,
+            &self.init_sens,
+            &self.pjac_entries,
+            &self.dout_dy,
+            &self.dout_dp,
+            &self.dstop_entries,
+            &self.dreset_entries,
+        ];
+        let event_regs = self.stop_regs.iter().chain(&self.reset_regs);
+        for &r in self
+            .f
+            .iter()
+            .chain(&self.out_regs)
+            .chain(&self.init)
+            .chain(event_regs)
+            .chain(entries.into_iter().flatten().map(|e| &e.2))
         {
             readers[r as usize] += 2;
         }

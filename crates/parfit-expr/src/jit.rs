@@ -524,8 +524,7 @@ mod tests {
     use crate::{Dialect, Program, compile};
 
     /// Every operation and function, with products read once (fused by `finish`) and read twice (not).
-    const ALL: &str = "in = [a, b]
-a { 1.5 }  b { -0.25 }
+    const ALL: &str = "in_i { a = 1.5, b = -0.25 }
 k { exp(a) * b }
 u_i { x = a, y = 1, z = b }
 F_i {

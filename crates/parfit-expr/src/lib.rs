@@ -19,6 +19,7 @@
 // Only `jit.rs` (calling generated code) may opt out; see ARCHITECTURE.md, invariant 7.
 #![deny(unsafe_code)]
 mod compile;
+mod derive;
 mod emit;
 mod eval;
 #[cfg(not(target_arch = "wasm32"))]
@@ -62,8 +63,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// QuantEcon's household wealth: w' = R·s·w + y with R = (1 + r)·exp(v1·ξ), y = exp(v2·η).
-    const WEALTH: &str = "in = [r, s, v1, v2]
-r { 0.1 }  s { 0.3 }  v1 { 0.1 }  v2 { 1.0 }
+    const WEALTH: &str = "in_i { r = 0.1, s = 0.3, v1 = 0.1, v2 = 1.0 }
 R { (1 + r) * lognormal(0, v1) }
 y { lognormal(0, v2) }
 u_i { w = 1 }

@@ -185,15 +185,7 @@ pub struct Tensor {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct InputList {
-    pub names: Vec<(String, Pos)>,
-    pub pos: Pos,
-}
-
-#[derive(Debug, Clone, PartialEq)]
 pub struct Ast {
-    /// The `in = [a, b]` declaration, if any.
-    pub inputs: Option<InputList>,
     pub tensors: Vec<Tensor>,
     /// Where the input ends, for errors about something missing.
     pub end: Pos,
@@ -245,21 +237,18 @@ impl<'s> Parser<'s> {
     }
 
     fn model(&mut self) -> Result<Ast, Located> {
-        let mut inputs: Option<InputList> = None;
         let mut tensors = Vec::new();
         loop {
             let t = self.peek();
             match t.tok {
-                Tok::Eof => return Ok(Ast { inputs, tensors, end: t.pos }),
+                Tok::Eof => return Ok(Ast { tensors, end: t.pos }),
                 Tok::Ident if t.text == "in" && self.peek_at(1).tok == Tok::Eq => {
+                    // DiffSL parses the old input list, then refuses it.
                     let list = self.input_list()?;
-                    if let Some(first) = &inputs {
-                        return Err(Located::new(
-                            list.pos,
-                            format!("'in' is declared twice (first at {}:{})", first.pos.line, first.pos.col),
-                        ));
-                    }
-                    inputs = Some(list);
+                    return Err(Located::new(
+                        list,
+                        "input list is no longer supported: define the inputs as 'in_i { a = …, b = … }'",
+                    ));
                 }
                 Tok::Ident => tensors.push(self.tensor()?),
                 _ => {
@@ -272,22 +261,20 @@ impl<'s> Parser<'s> {
         }
     }
 
-    /// `in = [a, b, c]`
-    fn input_list(&mut self) -> Result<InputList, Located> {
+    /// `in = [a, b, c]`, checked as DiffSL's grammar has it; where it starts.
+    fn input_list(&mut self) -> Result<Pos, Located> {
         let pos = self.bump().pos;
         self.bump(); // '='
         self.expect(Tok::LBracket, "'[' after 'in ='")?;
-        let mut names = Vec::new();
         loop {
             let t = self.peek();
             match t.tok {
                 Tok::RBracket => {
                     self.bump();
-                    return Ok(InputList { names, pos });
+                    return Ok(pos);
                 }
                 Tok::Ident => {
                     self.bump();
-                    names.push((t.text.to_string(), t.pos));
                     let sep = self.peek();
                     match sep.tok {
                         Tok::Comma => {
@@ -312,8 +299,7 @@ impl<'s> Parser<'s> {
         let head = self.bump();
         let brace = self.peek();
         if brace.tok != Tok::LBrace {
-            let hint =
-                if head.text == "in" { " (inputs are written 'in_i { name = default }' or 'in = [a, b]')" } else { "" };
+            let hint = if head.text == "in" { " (inputs are written 'in_i { name = default }')" } else { "" };
             return Err(Located::new(
                 brace.pos,
                 format!("expected '{{' after tensor name {head}, found {brace}{hint}"),
@@ -724,6 +710,8 @@ mod tests {
         assert_eq!(err("a { 1"), (1, 6, "expected ',' or '}' after element, found end of input".into()));
         assert_eq!(err("a { x^2 }"), (1, 6, "'^' is not DiffSL: write pow(base, exponent)".into()));
         assert_eq!(err("in = [a b]"), (1, 9, "expected ',' or ']' in the 'in' list, found 'b'".into()));
+        let refused = "input list is no longer supported: define the inputs as 'in_i { a = …, b = … }'";
+        assert_eq!(err("u { 1 }\n in = [a, b]\na { 1 }"), (2, 2, refused.into()));
         assert_eq!(err(", a { 1 }").2, "expected a tensor definition like 'name { … }', found ','");
     }
 

@@ -215,8 +215,7 @@ mod tests {
     /// uses every operation.
     #[test]
     fn each_lane_matches_the_scalar_interpreter() {
-        let src = "in = [a, b]
-a { 0.7 }  b { -1.3 }
+        let src = "in_i { a = 0.7, b = -1.3 }
 e1 { normal() }  e2 { uniform() }  e3 { lognormal(a, 0.5) }
 u_i { x = 1, y = 0.5 }
 g { pow(abs(x) + 0.1, a) / (1 + sqrt(abs(y))) - min(x, y) * max(x, b) + copysign(1, y) }

@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn a_model_without_draws_runs_deterministically() {
         let model =
-            compile("in = [r]\nr { 0.5 }\nu_i { w = 2 }\nnext_i { (1 + r) * w + 1 }\n", "det.mc", 1, Some(3)).unwrap();
+            compile("in_i { r = 0.5 }\nu_i { w = 2 }\nnext_i { (1 + r) * w + 1 }\n", "det.mc", 1, Some(3)).unwrap();
         let paths: Vec<f64> = (0..100).map(|p| p as f64).collect();
         let mut out = vec![0.0; 100];
         model.simulate(&mut model.workspace(), &[0.5], &[f64::NAN, f64::NAN], &paths, &mut out).unwrap();
@@ -135,8 +135,7 @@ mod tests {
 
     #[test]
     fn the_text_model_reproduces_the_native_wealth_model() {
-        let text = "in = [r, s, v1, v2]
-r { 0.1 }  s { 0.3 }  v1 { 0.1 }  v2 { 1.0 }
+        let text = "in_i { r = 0.1, s = 0.3, v1 = 0.1, v2 = 1.0 }
 R { (1 + r) * lognormal(0, v1) }
 y { lognormal(0, v2) }
 u_i { w = 1 }

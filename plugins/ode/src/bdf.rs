@@ -19,6 +19,7 @@
 
 use parfit_core::SimError;
 
+use crate::events::{Event, RootFinder};
 use crate::linear::IterationMatrix;
 use crate::solver::{SolverOptions, System, initial_step, step_too_small, step_too_small_error};
 
@@ -81,6 +82,8 @@ pub(crate) struct Bdf {
     /// `I - c·J` and its factorisation.
     matrix: IterationMatrix,
     coef: Coeffs,
+    /// The event search (for models with stop functions).
+    roots: RootFinder,
 }
 
 impl std::fmt::Debug for Bdf {
@@ -118,6 +121,7 @@ impl Bdf {
             jac: vec![0.0; matrix.entries()],
             matrix,
             coef: Coeffs::new(),
+            roots: RootFinder::default(),
         }
     }
 
@@ -130,7 +134,8 @@ impl Bdf {
         self.dim() == n && self.block == block && self.matrix.fits(block, pattern)
     }
 
-    /// Integrate from `(t0, self.y)` and report the solution at `times[next..]` through `sys.output`.
+    /// Integrate from `(t0, self.y)` and report the solution at `times[next..]` through `sys.output`. At a
+    /// zero of a stop function the solve ends there, with the state in `self.y`, and returns the event.
     pub fn solve<S: System>(
         &mut self,
         opts: &SolverOptions,
@@ -139,16 +144,16 @@ impl Bdf {
         times: &[f64],
         mut next: usize,
         h0: Option<f64>,
-    ) -> Result<(), SimError> {
+    ) -> Result<Option<Event>, SimError> {
         let n = self.dim();
         let mut t = t0;
         while next < times.len() && times[next] <= t {
             sys.output(next, times[next], &self.y);
             next += 1;
         }
-        let Some(&t_end) = times.last() else { return Ok(()) };
+        let Some(&t_end) = times.last() else { return Ok(None) };
         if next == times.len() {
-            return Ok(());
+            return Ok(None);
         }
         if !self.y.iter().all(|v| v.is_finite()) {
             return Err(SimError::Diverged { t });
@@ -156,6 +161,11 @@ impl Bdf {
         sys.rhs(t, &self.y, &mut self.f);
         if !self.f.iter().all(|v| v.is_finite()) {
             return Err(SimError::Diverged { t });
+        }
+        let n_stops = sys.n_stops();
+        if n_stops > 0 {
+            let Bdf { roots, y, .. } = self;
+            roots.start(n_stops, t, |t, g| sys.stop(t, y, g));
         }
         let max_step = opts.max_step.unwrap_or(f64::INFINITY);
         let mut h = match h0 {
@@ -297,7 +307,9 @@ impl Bdf {
                     }
                 }
             }
-            while next < times.len() && times[next] <= t_new {
+            let event = if n_stops > 0 { self.find_event(sys, order, h, t_new) } else { None };
+            let upto = event.map_or(t_new, |e| e.0);
+            while next < times.len() && times[next] <= upto {
                 let ti = times[next];
                 if ti == t_new {
                     sys.output(next, ti, &self.y_new);
@@ -307,10 +319,19 @@ impl Bdf {
                 }
                 next += 1;
             }
+            if let Some((t_event, index)) = event {
+                if t_event == t_new {
+                    std::mem::swap(&mut self.y, &mut self.y_new);
+                } else {
+                    self.interpolate(order, t_new, h, t_event);
+                    std::mem::swap(&mut self.y, &mut self.dy);
+                }
+                return Ok(Some(Event { t: t_event, index, next }));
+            }
             std::mem::swap(&mut self.y, &mut self.y_new);
             t = t_new;
             if next == times.len() {
-                return Ok(());
+                return Ok(None);
             }
 
             equal_steps += 1;
@@ -349,6 +370,22 @@ impl Bdf {
         for ((e, &d), &w) in self.rejected_err.iter_mut().zip(&self.dy).zip(&self.weight) {
             *e = d * w;
         }
+    }
+
+    /// The first zero of a stop function on the step just accepted (ending at `t_new`), located on the
+    /// interpolating polynomial (see `events.rs`).
+    fn find_event<S: System>(&mut self, sys: &mut S, order: usize, h: f64, t_new: f64) -> Option<(f64, usize)> {
+        let mut roots = std::mem::take(&mut self.roots);
+        let found = roots.step(t_new, |tau, g| {
+            if tau == t_new {
+                sys.stop(tau, &self.y_new, g);
+            } else {
+                self.interpolate(order, t_new, h, tau);
+                sys.stop(tau, &self.dy, g);
+            }
+        });
+        self.roots = roots;
+        found
     }
 
     /// The predictor `y_pred = Σ_{k≤order} D_k` and the corrector's constant part

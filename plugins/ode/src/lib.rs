@@ -8,6 +8,7 @@
 
 mod band;
 mod bdf;
+mod events;
 mod linear;
 mod solver;
 
@@ -17,6 +18,7 @@ use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, SimStats, W
 pub use solver::{Method, SolverOptions, SolverStats};
 
 use bdf::Bdf;
+use events::Hybrid;
 use parfit_expr::{Dialect, Program};
 use solver::{Dopri5, Dopri5End, System};
 
@@ -60,6 +62,8 @@ struct OdeWorkspace {
     regs: Vec<f64>,
     dopri5: Option<Dopri5>,
     bdf: Option<Bdf>,
+    /// Scratch for resets.
+    reset_work: Vec<f64>,
     sens_regs: Vec<f64>,
     sens_work: Vec<f64>,
     sens_dopri5: Option<Dopri5>,
@@ -155,8 +159,13 @@ fn dopri5_workspace(dopri5: &mut Option<Dopri5>, n: usize) -> &mut Dopri5 {
 /// Integrate from `(t0, y0)` with the configured method, reporting `times` through `sys.output`. `y0` is
 /// the whole state of `n` values (with sensitivities: the states and then one block of them per parameter);
 /// `program` is the model's, whose states make one block.
+///
+/// The hybrid loop of a model with events (diffsol's): an integrator runs until a stop function's zero; with
+/// a reset, `N` becomes the stop element's index, the state is reset and the integrator restarts there
+/// cleanly (a new initial step; BDF at order 1) for the times still due; without one the solve ends there and
+/// the outputs after it are NaN. Under `auto`, once BDF took over it keeps the rest of the solve.
 #[allow(clippy::too_many_arguments)]
-fn integrate<S: System>(
+fn integrate<S: Hybrid>(
     opts: &SolverOptions,
     sys: &mut S,
     dopri5: &mut Option<Dopri5>,
@@ -166,22 +175,44 @@ fn integrate<S: System>(
     t0: f64,
     times: &[f64],
 ) -> Result<(), SimError> {
+    // The state between segments lives in Dormand–Prince's scratch.
     let d = dopri5_workspace(dopri5, n);
     y0(sys, &mut d.y);
     let bdf_opts = opts.local(solver::BDF_LOCAL_TOL);
-    if opts.solver == Method::Bdf {
-        let b = bdf_workspace(bdf, n, program.n_states, program);
-        b.y.copy_from_slice(&d.y);
-        return b.solve(&bdf_opts, sys, t0, times, 0, opts.h0);
-    }
-    match d.solve(&opts.local(solver::DOPRI5_LOCAL_TOL), sys, t0, times)? {
-        Dopri5End::Done => Ok(()),
-        Dopri5End::Stiff { t, next } => {
-            sys.stats().switched_to_bdf_at = Some(t);
+    let mut dopri5_opts = opts.local(solver::DOPRI5_LOCAL_TOL);
+    let (mut t, mut next, mut h0) = (t0, 0, opts.h0);
+    let mut on_bdf = opts.solver == Method::Bdf;
+    loop {
+        let event = if on_bdf {
             let b = bdf_workspace(bdf, n, program.n_states, program);
             b.y.copy_from_slice(&d.y);
-            b.solve(&bdf_opts, sys, t, times, next, None)
+            let Some(event) = b.solve(&bdf_opts, sys, t, times, next, h0)? else { return Ok(()) };
+            d.y.copy_from_slice(&b.y);
+            event
+        } else {
+            dopri5_opts.h0 = h0;
+            match d.solve(&dopri5_opts, sys, t, times, next)? {
+                Dopri5End::Done => return Ok(()),
+                Dopri5End::Stiff { t: at, next: due } => {
+                    sys.stats().switched_to_bdf_at = Some(at);
+                    (t, next, h0, on_bdf) = (at, due, None, true);
+                    continue;
+                }
+                Dopri5End::Event(event) => event,
+            }
+        };
+        (t, next, h0) = (event.t, event.next, None);
+        if next == times.len() {
+            // Nothing left to report: the event changes nothing the caller sees.
+            return Ok(());
         }
+        if !sys.reset(t, event.index, &mut d.y)? {
+            let stats = sys.stats();
+            (stats.stopped_at, stats.stop_index) = (Some(t), Some(event.index));
+            (next..times.len()).for_each(|i| sys.missing(i));
+            return Ok(());
+        }
+        sys.stats().resets += 1;
     }
 }
 
@@ -198,6 +229,8 @@ struct Sim<'a> {
     program: &'a Program,
     states: &'a [String],
     regs: &'a mut [f64],
+    /// Scratch for resets.
+    work: &'a mut Vec<f64>,
     out: &'a mut [f64],
     stats: &'a mut SolverStats,
 }
@@ -225,12 +258,38 @@ impl System for Sim<'_> {
         self.program.outputs(self.regs, t, y, &mut self.out[i * n..(i + 1) * n]);
     }
 
+    fn n_stops(&self) -> usize {
+        self.program.stop_regs.len()
+    }
+
+    fn stop(&mut self, t: f64, y: &[f64], g: &mut [f64]) {
+        self.program.stop_values(self.regs, t, y, g);
+    }
+
     fn stats(&mut self) -> &mut SolverStats {
         self.stats
     }
 
     fn component_name(&self, i: usize) -> String {
         self.states.get(i).cloned().unwrap_or_else(|| format!("u_{i}"))
+    }
+}
+
+impl Hybrid for Sim<'_> {
+    fn reset(&mut self, t: f64, index: usize, y: &mut [f64]) -> Result<bool, SimError> {
+        if self.program.reset_regs.is_empty() {
+            return Ok(false);
+        }
+        self.program.set_model_index(self.regs, index);
+        self.work.resize(y.len(), 0.0);
+        self.program.reset_state(self.regs, t, y, self.work);
+        y.copy_from_slice(self.work);
+        Ok(true)
+    }
+
+    fn missing(&mut self, i: usize) {
+        let n = self.program.out_regs.len();
+        self.out[i * n..(i + 1) * n].fill(f64::NAN);
     }
 }
 
@@ -271,6 +330,14 @@ impl System for SensSim<'_> {
         self.program.sensitivity_outputs(self.regs, t, &y[..n], &y[n..], out, sens);
     }
 
+    fn n_stops(&self) -> usize {
+        self.program.stop_regs.len()
+    }
+
+    fn stop(&mut self, t: f64, y: &[f64], g: &mut [f64]) {
+        self.program.stop_values(self.regs, t, &y[..self.program.n_states], g);
+    }
+
     fn stats(&mut self) -> &mut SolverStats {
         self.stats
     }
@@ -283,6 +350,22 @@ impl System for SensSim<'_> {
             None => state,
             Some(p) => format!("∂{state}/∂{}", self.params.get(p).map_or("?", |p| p.name.as_str())),
         }
+    }
+}
+
+impl Hybrid for SensSim<'_> {
+    fn reset(&mut self, t: f64, index: usize, y: &mut [f64]) -> Result<bool, SimError> {
+        if self.program.reset_regs.is_empty() {
+            return Ok(false);
+        }
+        events::reset_with_sensitivities(self.program, self.regs, self.work, t, index, y)?;
+        Ok(true)
+    }
+
+    fn missing(&mut self, i: usize) {
+        let (no, np) = (self.program.out_regs.len(), self.program.n_params);
+        self.out[i * no..(i + 1) * no].fill(f64::NAN);
+        self.sens[i * no * np..(i + 1) * no * np].fill(f64::NAN);
     }
 }
 
@@ -345,6 +428,7 @@ impl Model for OdeModel {
             regs: vec![0.0; self.program.n_regs],
             dopri5: Some(Dopri5::new(self.program.n_states)),
             bdf: None,
+            reset_work: Vec::new(),
             sens_regs: Vec::new(),
             sens_work: Vec::new(),
             sens_dopri5: None,
@@ -366,9 +450,9 @@ impl Model for OdeModel {
         let Some(t0) = self.check_call(params, inputs, times, out)? else { return Ok(()) };
         // A workspace made by another `OdeModel` has the right type but maybe the wrong sizes.
         ws.regs.resize(self.program.n_regs, 0.0);
-        let OdeWorkspace { regs, dopri5, bdf, stats, .. } = ws;
+        let OdeWorkspace { regs, dopri5, bdf, reset_work: work, stats, .. } = ws;
         let n = self.program.n_states;
-        let mut sim = Sim { program: &self.program, states: &self.states, regs, out, stats };
+        let mut sim = Sim { program: &self.program, states: &self.states, regs, work, out, stats };
         let start = |sim: &mut Sim<'_>, y0: &mut [f64]| sim.program.start(sim.regs, params, y0);
         integrate(&self.options, &mut sim, dopri5, bdf, (n, &self.program), start, t0, times)
     }

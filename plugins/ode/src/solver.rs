@@ -5,6 +5,8 @@
 use parfit_core::{ComponentError, SimError};
 use serde::{Deserialize, Serialize};
 
+use crate::events::{Event, RootFinder};
+
 /// Which integrator runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -130,6 +132,12 @@ pub struct SolverStats {
     pub newton_iterations: usize,
     /// In `auto` mode: the time at which stiffness was detected and BDF took over.
     pub switched_to_bdf_at: Option<f64>,
+    /// Resets applied (events of a model with `reset`).
+    pub resets: usize,
+    /// A model with `stop` and no `reset`: the time of the event that ended the solve (outputs after it are
+    /// NaN) and the index of the stop element that fired.
+    pub stopped_at: Option<f64>,
+    pub stop_index: Option<usize>,
 }
 
 /// The ODE as the integrators see it.
@@ -148,6 +156,12 @@ pub(crate) trait System {
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]);
     /// The solution at the requested time `times[i]`.
     fn output(&mut self, i: usize, t: f64, y: &[f64]);
+    /// The number of stop functions (events are their zeros).
+    fn n_stops(&self) -> usize {
+        0
+    }
+    /// The stop functions at `(t, y)` into `g`.
+    fn stop(&mut self, _t: f64, _y: &[f64], _g: &mut [f64]) {}
     /// Where the integrators count their work.
     fn stats(&mut self) -> &mut SolverStats;
     /// The name of component `i` of the state, for error messages.
@@ -179,6 +193,8 @@ pub(crate) enum Dopri5End {
     Done,
     /// (`auto` only) The problem is stiff: the state at `t` is in `y`; `times[next..]` are still due.
     Stiff { t: f64, next: usize },
+    /// A stop function's zero: the state there is in `y`.
+    Event(Event),
 }
 
 /// A step moves `t` by at least this many units in the last place of `t`; a shorter one is a failure.
@@ -296,6 +312,8 @@ pub(crate) struct Dopri5 {
     /// Whether `dense_coeffs` belong to the step just taken.
     dense_ready: bool,
     y_dense: Vec<f64>,
+    /// The event search (for models with stop functions).
+    roots: RootFinder,
 }
 
 /// `y_i + h · Σ_j a_j k_i[j]` over the first `S` stages, for every component `i`.
@@ -334,6 +352,7 @@ impl Dopri5 {
             dense_coeffs: vec![[0.0; 4]; n],
             dense_ready: false,
             y_dense: vec![0.0; n],
+            roots: RootFinder::default(),
         }
     }
 
@@ -341,25 +360,27 @@ impl Dopri5 {
         self.y.len()
     }
 
-    /// Integrate from `(t0, self.y)` and report the solution at each of `times` (non-decreasing, none before
-    /// `t0`) through `sys.output`. When the stiffness test fires, `opts.solver` decides: `Auto` hands over
-    /// (`Dopri5End::Stiff`, with the state at that time in `self.y`), `Dopri5` fails if much is left.
+    /// Integrate from `(t0, self.y)` and report the solution at each of `times[next..]` (non-decreasing, none
+    /// before `t0`) through `sys.output`. When the stiffness test fires, `opts.solver` decides: `Auto` hands
+    /// over (`Dopri5End::Stiff`, with the state at that time in `self.y`), `Dopri5` fails if much is left. At
+    /// a zero of a stop function the solve ends with `Dopri5End::Event`.
     pub fn solve<S: System>(
         &mut self,
         opts: &SolverOptions,
         sys: &mut S,
         t0: f64,
         times: &[f64],
+        next: usize,
     ) -> Result<Dopri5End, SimError> {
         // Small systems get a copy of the integrator for their size, whose loops over the components have a
         // known length and unroll into straight-line code; for two states the loop overhead was a large part
         // of a step.
         match self.dim() {
-            1 => self.solve_sized::<S, 1>(opts, sys, t0, times),
-            2 => self.solve_sized::<S, 2>(opts, sys, t0, times),
-            3 => self.solve_sized::<S, 3>(opts, sys, t0, times),
-            4 => self.solve_sized::<S, 4>(opts, sys, t0, times),
-            _ => self.solve_sized::<S, 0>(opts, sys, t0, times),
+            1 => self.solve_sized::<S, 1>(opts, sys, t0, times, next),
+            2 => self.solve_sized::<S, 2>(opts, sys, t0, times, next),
+            3 => self.solve_sized::<S, 3>(opts, sys, t0, times, next),
+            4 => self.solve_sized::<S, 4>(opts, sys, t0, times, next),
+            _ => self.solve_sized::<S, 0>(opts, sys, t0, times, next),
         }
     }
 
@@ -370,9 +391,9 @@ impl Dopri5 {
         sys: &mut S,
         t0: f64,
         times: &[f64],
+        mut next: usize, // index of the next time to report
     ) -> Result<Dopri5End, SimError> {
         let mut t = t0;
-        let mut next = 0; // index of the next time to report
         while next < times.len() && times[next] <= t {
             sys.output(next, times[next], &self.y);
             next += 1;
@@ -389,6 +410,11 @@ impl Dopri5 {
             return Err(SimError::Diverged { t });
         }
         store::<0>(&mut self.k, &self.f);
+        let n_stops = sys.n_stops();
+        if n_stops > 0 {
+            let Dopri5 { roots, y, .. } = self;
+            roots.start(n_stops, t, |t, g| sys.stop(t, y, g));
+        }
 
         let max_step = opts.max_step.unwrap_or(f64::INFINITY);
         let mut h = match opts.h0 {
@@ -400,7 +426,11 @@ impl Dopri5 {
         }
         .min(max_step);
         let (mut stiff_steps, mut nonstiff_steps) = (0usize, 0usize);
-        let mut steps = 0usize;
+        // `max_steps` covers the whole solve, across events.
+        let mut steps = {
+            let s = sys.stats();
+            s.steps + s.rejected_steps
+        };
         // ln(err_prev): the controller works with logarithms, one `ln` and one `exp` per step instead of
         // two `powf`.
         let mut ln_err_prev: f64 = 1e-4f64.ln();
@@ -444,6 +474,18 @@ impl Dopri5 {
             } else if err2 <= 1.0 {
                 failed_non_finite = false;
                 sys.stats().steps += 1;
+                if n_stops > 0
+                    && let Some((t_event, index)) = self.find_event::<S, N>(sys, t, h, t_new)
+                {
+                    let next = self.report::<S, N>(sys, times, next, t, h, t_new, t_event);
+                    if t_event == t_new {
+                        std::mem::swap(&mut self.y, &mut self.y_new);
+                    } else {
+                        self.dense::<N>(h, (t_event - t) / h);
+                        std::mem::swap(&mut self.y, &mut self.y_dense);
+                    }
+                    return Ok(Dopri5End::Event(Event { t: t_event, index, next }));
+                }
                 if self.stability_limited::<N>(h) {
                     nonstiff_steps = 0;
                     stiff_steps += 1;
@@ -451,7 +493,7 @@ impl Dopri5 {
                         stiff_steps = 0;
                         match opts.solver {
                             Method::Auto => {
-                                let next = self.report::<S, N>(sys, times, next, t, h, t_new);
+                                let next = self.report::<S, N>(sys, times, next, t, h, t_new, t_new);
                                 std::mem::swap(&mut self.y, &mut self.y_new);
                                 return Ok(if next == times.len() {
                                     Dopri5End::Done
@@ -476,7 +518,7 @@ impl Dopri5 {
                         stiff_steps = 0;
                     }
                 }
-                next = self.report::<S, N>(sys, times, next, t, h, t_new);
+                next = self.report::<S, N>(sys, times, next, t, h, t_new, t_new);
                 std::mem::swap(&mut self.y, &mut self.y_new);
                 // FSAL: the last stage is f at the new point.
                 for kr in &mut self.k[..width::<N>(self.y.len())] {
@@ -589,8 +631,9 @@ impl Dopri5 {
         }
     }
 
-    /// Report every requested time in `(t, t_new]` from the step just taken (before `y` and `y_new` swap);
-    /// returns the index of the next time still due.
+    /// Report every requested time in `(t, upto]` from the step just taken from `t` to `t_new` (before `y`
+    /// and `y_new` swap); returns the index of the next time still due.
+    #[allow(clippy::too_many_arguments)]
     fn report<S: System, const N: usize>(
         &mut self,
         sys: &mut S,
@@ -599,8 +642,9 @@ impl Dopri5 {
         t: f64,
         h: f64,
         t_new: f64,
+        upto: f64,
     ) -> usize {
-        while next < times.len() && times[next] <= t_new {
+        while next < times.len() && times[next] <= upto {
             let ti = times[next];
             if ti == t_new {
                 sys.output(next, ti, &self.y_new);
@@ -611,6 +655,28 @@ impl Dopri5 {
             next += 1;
         }
         next
+    }
+
+    /// The first zero of a stop function on the step just accepted from `t` to `t_new`, located on the
+    /// continuous extension (see `events.rs`).
+    fn find_event<S: System, const N: usize>(
+        &mut self,
+        sys: &mut S,
+        t: f64,
+        h: f64,
+        t_new: f64,
+    ) -> Option<(f64, usize)> {
+        let mut roots = std::mem::take(&mut self.roots);
+        let found = roots.step(t_new, |tau, g| {
+            if tau == t_new {
+                sys.stop(tau, &self.y_new, g);
+            } else {
+                self.dense::<N>(h, (tau - t) / h);
+                sys.stop(tau, &self.y_dense, g);
+            }
+        });
+        self.roots = roots;
+        found
     }
 
     /// Hairer's stiffness test on the step just accepted: stages 6 and 7 are both at `t + h`, so

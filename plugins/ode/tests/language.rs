@@ -84,8 +84,8 @@ fn unsupported_constructs_are_rejected_by_name() {
         ("M_i { dydt }", "3:1: not supported: mass matrix (line 3): 'M_i' defines M·du/dt"),
         ("dudt_i { dydt = 0 }", "3:1: not supported: mass matrix (line 3): 'dudt_i' declares du/dt"),
         ("A_ij { (0:2, 0:2): 1 }", "3:1: not supported: 2-D tensor 'A_ij' (line 3)"),
-        ("stop { y - 0.5 }", "3:1: not supported: stop conditions (line 3)"),
-        ("reset_i { 1 }", "3:1: not supported: reset (line 3)"),
+        ("reset_i { 1 }", "3:1: 'reset_i' needs 'stop'"),
+        ("stop { y - 0.5 }\nreset_i { 1, 2 }", "4:1: 'reset_i' has 2 elements but 'u_i' has 1 states"),
         ("k { 1, 2 }", "3:1: tensor 'k' has 2 elements: a tensor without an index is a scalar"),
         ("v_i { (2:3): y }", "3:7: not supported: sparse vectors (line 3)"),
         ("v_i { (0:2): 1, (1:3): 2 }", "3:17: the range (1:3) overlaps"),
@@ -98,7 +98,7 @@ fn unsupported_constructs_are_rejected_by_name() {
         ("v_i { w_i + z_i }\nw_i { 1, 2 }\nz_i { 1, 2, 3 }", "3:7: cannot combine vectors of 2 and 3 elements"),
         ("k { w }\nw_i { 1, 2 }", "3:5: 'w' is a vector of 2 elements: refer to it as 'w_i'"),
         ("k { w_i[2] }\nw_i { 1, 2 }", "3:5: index 2 is out of range: 'w_i' has 2 elements"),
-        ("k { y * N }", "3:9: not supported: model index 'N' (line 3)"),
+        ("N { 2 }", "3:1: 'N' is reserved (DiffSL's model index)"),
         ("out_i { interp1d(x_i, y_i, t) }", "3:9: not supported: interp1d (line 3)"),
         ("out_i { pow(y, 2) + y^3 }", "3:22: '^' is not DiffSL"),
         ("out_i { erf(y) }", "3:9: unknown function 'erf'"),
@@ -110,7 +110,7 @@ fn unsupported_constructs_are_rejected_by_name() {
         ("t { 2 }", "3:1: 't' is reserved for time"),
         ("x_1 { 2 }", "3:1: invalid tensor name 'x_1'"),
         ("out_i { y, y }", "3:12: duplicate output name 'y'"),
-        ("in = [k]", "3:7: input 'k' has no definition"),
+        ("in = [k]", "3:1: input list is no longer supported: define the inputs as 'in_i { a = …, b = … }'"),
         ("in_i { k }", "3:8: each element of 'in_i' needs a name"),
         ("in_i { k = 1, j = k }", "3:19: the defaults of inputs must be constant expressions"),
         ("in_i { k = 1, j = 2 * t }", "3:19: the default of input 'j' must be a constant expression"),
@@ -126,12 +126,8 @@ fn unsupported_constructs_are_rejected_by_name() {
         ("u_i { y = 1, z = 2 }\nF_i { 1 }", "model.ds:2:1: 'F_i' has 1 elements but 'u_i' has 2 states"),
         ("u_i { y = t }\nF_i { 1 }", "model.ds:1:11: the initial value of state 'y' depends on t or the state"),
         ("u_i { y = 1, z = y }\nF_i { 1, 1 }", "model.ds:1:18: the initial values in 'u_i' cannot depend on the state"),
-        (
-            "k { 1 }\nin_i { k = 1 }\nin = [k]\nu_i { y = 1 }\nF_i { 1 }",
-            "model.ds:2:8: 'k' is defined twice (first at 1:1)",
-        ),
-        ("j { 1 }\nin_i { k = 1 }\nin = [j]\nu_i { y = 1 }\nF_i { 1 }", "model.ds:3:1: inputs are declared both"),
-        ("v_i { 1, 2 }\nin = [v]\nu_i { y = 1 }\nF_i { 1 }", "model.ds:2:7: input 'v' must be a scalar tensor"),
+        ("k { 1 }\nin_i { k = 1 }\nu_i { y = 1 }\nF_i { 1 }", "model.ds:2:8: 'k' is defined twice (first at 1:1)"),
+        ("in = [k]\nk { 1 }\nu_i { y = 1 }\nF_i { k }", "model.ds:1:1: input list is no longer supported"),
     ];
     for (src, want) in more {
         let msg = compile_err(src).to_string();
@@ -247,12 +243,10 @@ out_i {
 }
 
 #[test]
-fn bracket_input_list_and_named_outputs() {
-    // Older DiffSL style: `in = [...]` with the defaults as scalar tensors; definitions in any order.
-    let src = "in = [k, y0]
-k { 0.5 }
+fn scalar_inputs_and_named_outputs() {
+    // Definitions in any order.
+    let src = "in_i { k = 0.5, y0 = 4 }
 half { k / 2 }
-y0 { 4 }
 u_i { y = y0 }
 F_i { -half * y }
 out_i { y, total = y + k, t, half }";
@@ -358,8 +352,8 @@ fn scalar_forms_unnamed_states_and_mixed_elements() {
     assert_eq!(m.spec().outputs, ["u_1", "u_2", "out_2", "out_3", "out_4"]);
     assert_eq!(outputs(&m, &[]), [1.0, 3.0, 2.0, 2.0, 6.0]);
 
-    // The bracket list of inputs still works next to vectors; other index letters are fine.
-    let m = compile("in = [a]\na { 2 }\nv_j { a, 2 * a }\nu_k { (0:2): y = v_k }\nF_i { a * y_i }").unwrap();
+    // Other index letters are fine.
+    let m = compile("in_i { a = 2 }\nv_j { a, 2 * a }\nu_k { (0:2): y = v_k }\nF_i { a * y_i }").unwrap();
     assert_eq!(m.spec().outputs, ["y_0", "y_1"]);
     assert_eq!(outputs(&m, &[1.5]), [1.5, 3.0]);
 }

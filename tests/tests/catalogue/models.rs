@@ -131,7 +131,7 @@ fn a_model_too_large_for_the_jit_runs_in_the_interpreter_and_says_so() {
 #[test]
 fn an_mc_model_without_random_draws_runs_deterministically() {
     // w' = 1.5 w + 1 from w = 2: 2 → 4 → 7 → 11.5 on every path.
-    let model = "in = [r]\nr { 0.5 }\nu_i { w = 2 }\nnext_i { (1 + r) * w + 1 }\n";
+    let model = "in_i { r = 0.5 }\nu_i { w = 2 }\nnext_i { (1 + r) * w + 1 }\n";
     let (run, _) = run_with("nodraws", &[("model.mc", model), ("run.toml", MC_RUN)], &["run", "run.toml"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let row = run.stdout.lines().find(|l| l.trim_start().starts_with("w ")).unwrap_or_default();
@@ -150,7 +150,7 @@ fn fit_with_options(options: &str) -> String {
 
 #[test]
 fn bad_model_options_are_blamed_on_the_configuration_with_the_value() {
-    let model = "in = [k]\nk { 1 }\nu_i { x = 1 }\nF_i { -k * x }\n";
+    let model = "in_i { k = 1 }\nu_i { x = 1 }\nF_i { -k * x }\n";
     let data = "t,x\n0,1\n1,0.37\n2,0.14\n";
     for (options, needle) in [
         ("rtol = -1", "invalid diffsl solver option rtol = -1.0: must be a finite number ≥ 0"),
