@@ -11,6 +11,7 @@ mod bdf;
 mod events;
 mod linear;
 mod solver;
+mod sparse;
 
 use parfit_core::model::downcast_workspace;
 use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, SimStats, Workspace};
