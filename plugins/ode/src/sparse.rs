@@ -8,8 +8,9 @@
 //! Peierls, as in CSparse's `cs_lu` and KLU): column `k` of `L` and `U` is the sparse triangular solve of
 //! `L x = A(:, q_k)` over the rows a depth-first search reaches, then a pivot chosen among the rows not yet
 //! used — the column's own diagonal row while its value is at least `PIVOT_THRESHOLD` of the largest
-//! candidate (so the planned ordering holds), else the largest. The factors' storage keeps its capacity
-//! from one factorisation to the next, so refactorising allocates nothing once it has grown.
+//! candidate (so the planned ordering holds), else the largest. The factors are then copied by rows, for
+//! solves that accumulate each unknown in a register. The factors' storage keeps its capacity from one
+//! factorisation to the next, so refactorising allocates nothing once it has grown.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -44,6 +45,9 @@ pub(crate) struct SparseLu {
     u_rows: Vec<usize>,
     u_vals: Vec<f64>,
     u_diag: Vec<f64>,
+    /// `L` and `U` (still without its diagonal) by rows, for the solves.
+    l_by_rows: ByRows,
+    u_by_rows: ByRows,
     /// Scratch for a column: dense values, the reach (`reach[top..]`), the depth-first stacks and marks.
     x: Vec<f64>,
     reach: Vec<usize>,
@@ -98,6 +102,8 @@ impl SparseLu {
             u_rows: Vec::new(),
             u_vals: Vec::new(),
             u_diag: vec![0.0; n],
+            l_by_rows: ByRows::default(),
+            u_by_rows: ByRows::default(),
             x: vec![0.0; n],
             reach: vec![0; n],
             stack: vec![0; n],
@@ -132,7 +138,12 @@ impl SparseLu {
     pub fn factor(&mut self) -> bool {
         // Only an all-diagonal pivot sequence is reused: a fresh factorisation would choose it again whenever
         // every diagonal still passes the threshold, so the result never depends on what came before.
-        (self.diagonal_pivots && self.refactor()) || self.factor_afresh()
+        let ok = (self.diagonal_pivots && self.refactor()) || self.factor_afresh();
+        if ok {
+            by_rows(self.n, &self.l_start, &self.l_rows, &self.l_vals, &mut self.l_by_rows);
+            by_rows(self.n, &self.u_start, &self.u_rows, &self.u_vals, &mut self.u_by_rows);
+        }
+        ok
     }
 
     /// The factorisation with the last one's pattern and (diagonal) pivots, without searching: the same
@@ -304,29 +315,69 @@ impl SparseLu {
         }
     }
 
-    /// Solve `A x = b` in place with the last factorisation (which succeeded).
+    /// Solve `A x = b` in place with the last factorisation (which succeeded). By rows: each unknown is its
+    /// right-hand side minus a sum accumulated in a register (column-wise updates, stored back to memory
+    /// entry by entry, took twice as long).
     pub fn solve(&mut self, b: &mut [f64]) {
         let y = &mut self.x;
         for (row, &v) in b.iter().enumerate() {
             y[self.pinv[row]] = v;
         }
+        let l = &self.l_by_rows;
         for k in 0..self.n {
-            let yk = y[k];
-            for p in self.l_start[k]..self.l_start[k + 1] {
-                y[self.l_rows[p]] -= self.l_vals[p] * yk;
+            let row = l.start[k]..l.start[k + 1];
+            let mut acc = y[k];
+            for (&c, &v) in l.cols[row.clone()].iter().zip(&l.vals[row]) {
+                acc -= v * y[c as usize];
             }
+            y[k] = acc;
         }
+        let u = &self.u_by_rows;
         for k in (0..self.n).rev() {
-            let yk = y[k] / self.u_diag[k];
-            y[k] = yk;
-            for p in self.u_start[k]..self.u_start[k + 1] {
-                y[self.u_rows[p]] -= self.u_vals[p] * yk;
+            let row = u.start[k]..u.start[k + 1];
+            let mut acc = y[k];
+            for (&c, &v) in u.cols[row.clone()].iter().zip(&u.vals[row]) {
+                acc -= v * y[c as usize];
             }
+            y[k] = acc / self.u_diag[k];
         }
         for (&col, &v) in self.q.iter().zip(y.iter()) {
             b[col] = v;
         }
     }
+}
+
+/// A factor by rows (compressed sparse rows), for the solves.
+#[derive(Debug, Clone, Default)]
+struct ByRows {
+    start: Vec<usize>,
+    cols: Vec<u32>,
+    vals: Vec<f64>,
+}
+
+/// `out` = the `n × n` matrix given by columns (`start`, `rows`, `vals`), by rows; its storage is reused.
+fn by_rows(n: usize, start: &[usize], rows: &[usize], vals: &[f64], out: &mut ByRows) {
+    // Counting sort by row: counts at row + 2, prefix sums, then each entry placed at its row's cursor
+    // (`start[row + 1]`), which leaves `start[row + 1]` at the row's end.
+    out.start.clear();
+    out.start.resize(n + 2, 0);
+    for &r in rows {
+        out.start[r + 2] += 1;
+    }
+    for i in 2..n + 2 {
+        out.start[i] += out.start[i - 1];
+    }
+    out.cols.resize(rows.len(), 0);
+    out.vals.resize(rows.len(), 0.0);
+    for j in 0..n {
+        for p in start[j]..start[j + 1] {
+            let cursor = &mut out.start[rows[p] + 1];
+            out.cols[*cursor] = j as u32;
+            out.vals[*cursor] = vals[p];
+            *cursor += 1;
+        }
+    }
+    out.start.pop();
 }
 
 /// A minimum-degree ordering of the symmetric pattern of `A + Aᵀ` (`cols[j]`: the rows of column `j`,
