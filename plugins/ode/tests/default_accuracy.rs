@@ -57,7 +57,10 @@ fn passing_upstream_models_are_within_10_tolerances_at_default_tolerances() {
             .collect();
         for solver in [Method::Auto, Method::Bdf] {
             let opts = SolverOptions { rtol: 1e-6, atol, solver, ..SolverOptions::default() };
-            let m = OdeModel::compile(&read(&format!("models/{model}")), model, opts).unwrap_or_else(|e| panic!("{e}"));
+            // Named by its path, so the files a model `read(…)`s are found next to it.
+            let path = corpus().join("models").join(model);
+            let m = OdeModel::compile(&read(&format!("models/{model}")), &path.to_string_lossy(), opts)
+                .unwrap_or_else(|e| panic!("{e}"));
             let mut ws = m.workspace();
             let mut out = vec![f64::NAN; m.spec().output_len(times.len())];
             m.simulate(&mut ws, &params, &[], &times, &mut out).unwrap_or_else(|e| panic!("{model} ({solver:?}): {e}"));
