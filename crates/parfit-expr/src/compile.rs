@@ -681,10 +681,11 @@ mod tests {
             "xs_i { 0, 1, 3 }\nys_i { 2, -1, 5 }\ng_i { 0.5, 1.5 }\nA_ij { (0, 0): -1, (0, 1): 2, (1, 0:2): 0.25 }
 u_i { (0:2): x = 1 }
 F_i { A_ij * x_j + g_i[N % 2] * interp1d(xs_i, ys_i, x_i + t) }";
-        let mut c = ode(src);
+        let c = ode(src);
         let plain: Vec<u64> = rhs_at(&c, 1.0).iter().map(|v| v.to_bits()).collect();
         #[cfg(not(target_arch = "wasm32"))]
         {
+            let mut c = c.clone();
             c.program.compile_native().unwrap();
             let native: Vec<u64> = rhs_at(&c, 1.0).iter().map(|v| v.to_bits()).collect();
             assert_eq!(plain, native);

@@ -106,6 +106,14 @@ fn unsupported_constructs_are_rejected_by_name() {
         ),
         ("v_i { w_i / A_ij }\nA_ij { (0, 0): 1, (1, 1): 2 }\nw_i { 1, 2 }", "3:7: division by a structural zero"),
         ("out_ij { 1 }", "3:1: 'out_ij' must be a scalar or a vector"),
+        (
+            "v_i { w_i + z_j }\nw_i { (0:1000000): 1 }\nz_i { (0:1000000): 2 }",
+            "3:7: a tensor expression of 2000000000000 entries would need about",
+        ),
+        (
+            "v_i { exp(A_ij) }\nA_ij { (0, 0): 1, (999999, 999999): 1 }",
+            "3:7: a dense tensor of 1000000000000 entries would need about",
+        ),
         ("v_i { (0:2): y, (2:5): w_i }\nw_i { 1, 2 }", "3:24: cannot fit a vector of 2 elements into the range (2:5)"),
         ("k { (0:1): 1 }", "3:5: scalar 'k' cannot have an element range"),
         ("v_i { A_ij }", "3:7: unknown name 'A'"),
@@ -575,6 +583,8 @@ out_i { y, g_i[N], g_i[(N + 1) % 2], g_i[N * 2 + 2], N + 1, g_i[7 / 3], g_i[N+1:
     assert_solution(src, "n.ds", &[], &[0.0, 1.0], &want, 1e-8);
 }
 
+// Reads files, which wasm32 has none of.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn read_imports_a_frostt_file_next_to_the_model() {
     // The file is looked up in the model file's directory. Expected values: pydiffsol 0.6.2 (which reads it
@@ -608,4 +618,24 @@ fn read_imports_a_frostt_file_next_to_the_model() {
     assert_eq!((line, col), (2, 15));
     assert!(msg.starts_with("read('missing.tns'): cannot read "), "{msg}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn named_matrix_entries_three_axes_and_outer_products_match_pydiffsol() {
+    // A named entry of a matrix is a scalar; a 3-D tensor summed over its last letter; b_i * b_j is an outer
+    // product. Expected values: pydiffsol 0.6.2, solve_dense at rtol = atol = 1e-10, same text.
+    let src = "\
+A_ij { (0, 0): a = 3, (1, 1): 4 }
+T_ijk { (0:2, 0:2, 0:2): 2, (1, 1, 2): 5 }
+Mm_ij { T_ijk }
+b_i { 1, 2 }
+P_ij { b_i * b_j }
+u_i { x = 1 }
+F_i { -a * x }
+w_i { a, A_ij, Mm_ij, P_ij }
+out_i { x, w_i }
+";
+    let want: [&[f64]; 2] =
+        [&[1.0, 3.0, 3.0, 4.0, 8.0, 13.0, 3.0, 6.0], &[0.04978706853301455, 3.0, 3.0, 4.0, 8.0, 13.0, 3.0, 6.0]];
+    assert_solution(src, "named.ds", &[], &[0.0, 1.0], &want, 1e-8);
 }

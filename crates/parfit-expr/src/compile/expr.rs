@@ -129,12 +129,13 @@ impl<'a> Gen<'a> {
             Expr::Tensor(r) => self.ref_value(r)?,
             Expr::Neg(x) => {
                 let x = self.eval(x)?;
-                tensor::map(&mut self.e, &[&x], |e, v| e.op(Op::Neg, v[0], v[0]))
+                self.map(&[&x], |e, v| e.op(Op::Neg, v[0], v[0]))?
             }
             Expr::Chain(first, rest) => {
                 let mut acc = self.eval(first)?;
                 for (op, x) in rest {
                     let b = self.eval(x)?;
+                    self.check_size(&acc, &b, matches!(op, BinOp::Mul | BinOp::Div))?;
                     acc = match op {
                         BinOp::Add => tensor::union(&mut self.e, Op::Add, &acc, &b),
                         BinOp::Sub => tensor::union(&mut self.e, Op::Sub, &acc, &b),
@@ -158,6 +159,28 @@ impl<'a> Gen<'a> {
                 return Err(Located::new(*pos, "read('file.tns') is only valid as a whole element of a tensor"));
             }
         })
+    }
+
+    /// [`tensor::map`], its memory refusal placed at the element being generated.
+    fn map(&mut self, args: &[&Tv], f: impl FnMut(&mut crate::emit::Emitter, &[Val]) -> Val) -> Result<Tv, Located> {
+        tensor::map(&mut self.e, args, f).map_err(|m| Located::new(self.at, m))
+    }
+
+    /// Refuse a product or sum whose operands, spread over their joint space, would not fit the memory
+    /// budget, before they are formed: a product spreads the operand it iterates (the one that spans the
+    /// space, else the first), a sum both.
+    fn check_size(&self, a: &Tv, b: &Tv, product: bool) -> Result<(), Located> {
+        let (letters, shape) = tensor::joint_space(&[a, b]);
+        let spans = |t: &Tv| t.letters == letters && t.shape == shape;
+        let spread = |t: &Tv| tensor::spread_len(t, &letters, &shape);
+        let n = match product {
+            true if spans(a) => a.entries.len() as f64,
+            true if spans(b) => b.entries.len() as f64,
+            true => spread(a),
+            false => spread(a) + spread(b),
+        };
+        let what = format!("a tensor expression of {n} entries");
+        parfit_core::limits::check_allocation(&what, n, super::BYTES_PER_ELEMENT).map_err(|m| Located::new(self.at, m))
     }
 
     /// A tensor reference: the tensor under the reference's letters, or the element or range it selects.
@@ -238,20 +261,20 @@ impl<'a> Gen<'a> {
         let refs: Vec<&Tv> = tvs.iter().collect();
         Ok(match func {
             // piecewise(c0, v0, c1, v1, …, fallback), built from the fallback outwards.
-            Func::Piecewise => tensor::map(&mut self.e, &refs, |e, v| {
+            Func::Piecewise => self.map(&refs, |e, v| {
                 let mut acc = v[v.len() - 1];
                 for pair in v[..v.len() - 1].chunks(2).rev() {
                     acc = e.op3(Op::Select, pair[0], pair[1], acc);
                 }
                 acc
-            }),
-            Func::Pow => tensor::map(&mut self.e, &refs, |e, v| {
+            })?,
+            Func::Pow => self.map(&refs, |e, v| {
                 let small = match v[1] {
                     Val::Const(x) => e.small_power(v[0], x),
                     Val::Reg(..) => None,
                 };
                 small.unwrap_or_else(|| e.op(Op::Pow, v[0], v[1]))
-            }),
+            })?,
             _ => {
                 let op = match func {
                     Func::Exp => Op::Exp,
@@ -274,7 +297,7 @@ impl<'a> Gen<'a> {
                     Func::Copysign => Op::Copysign,
                     Func::Pow | Func::Piecewise | Func::Interp1d => Op::Pow, // handled above
                 };
-                tensor::map(&mut self.e, &refs, |e, v| e.op(op, v[0], *v.get(1).unwrap_or(&v[0])))
+                self.map(&refs, |e, v| e.op(op, v[0], *v.get(1).unwrap_or(&v[0])))?
             }
         })
     }
@@ -321,7 +344,7 @@ impl<'a> Gen<'a> {
         self.e.tables.push(table);
         let q = self.eval(&args[2])?;
         let read = Op::Lookup(LookupMode::Interpolate);
-        Ok(tensor::map(&mut self.e, &[&q], |e, v| e.table_op(read, id, v[0], v[0])))
+        self.map(&[&q], |e, v| e.table_op(read, id, v[0], v[0]))
     }
 
     /// The value of a random draw: a normal or uniform slot per entry of the element being generated,
@@ -370,13 +393,13 @@ impl<'a> Gen<'a> {
                 // exp(0 + x) = exp(x) exactly, so a zero mean costs nothing.
                 let zero_mean = mu.letters.is_empty() && matches!(mu.entries[..], [(_, Val::Const(m))] if m == 0.0);
                 let x = if zero_mean { sz } else { tensor::union(&mut self.e, Op::Add, &mu, &sz) };
-                tensor::map(&mut self.e, &[&x], |e, v| e.op(Op::Exp, v[0], v[0]))
+                self.map(&[&x], |e, v| e.op(Op::Exp, v[0], v[0]))?
             }
             Draw::Bernoulli => {
                 // 1 when u < p, i.e. when u - p < 0.
                 let p = self.eval(&args[0])?;
                 let d = tensor::union(&mut self.e, Op::Sub, &z, &p);
-                tensor::map(&mut self.e, &[&d], |e, v| e.op3(Op::Select, v[0], Val::Const(0.0), Val::Const(1.0)))
+                self.map(&[&d], |e, v| e.op3(Op::Select, v[0], Val::Const(0.0), Val::Const(1.0)))?
             }
         })
     }

@@ -102,6 +102,13 @@ pub(super) fn joint_space(ops: &[&Tv]) -> (Vec<char>, Vec<usize>) {
     (letters, shape)
 }
 
+/// How many entries `t` spread over `letters`/`shape` has (see [`broadcast`]), as `f64` so no size overflows.
+pub(super) fn spread_len(t: &Tv, letters: &[char], shape: &[usize]) -> f64 {
+    let proj = projection(t, letters, shape);
+    let free: f64 = (0..letters.len()).filter(|&a| proj[a].is_none()).map(|a| shape[a] as f64).product();
+    t.entries.len() as f64 * free
+}
+
 /// For each axis of `space`, the axis of `t` it reads (`None` when `t` lacks the letter or has size 1 there,
 /// so it broadcasts).
 fn projection(t: &Tv, letters: &[char], shape: &[usize]) -> Vec<Option<usize>> {
@@ -203,12 +210,16 @@ pub(super) fn union(e: &mut Emitter, op: Op, a: &Tv, b: &Tv) -> Tv {
 
 /// An element-wise function of several operands (`f` gets one value per operand, zeros for structural
 /// zeros): non-zero where any operand is, or everywhere when `f` of all zeros is not exactly zero
-/// (`exp(A_ij)` of a sparse `A` is dense).
-pub(super) fn map(e: &mut Emitter, args: &[&Tv], mut f: impl FnMut(&mut Emitter, &[Val]) -> Val) -> Tv {
+/// (`exp(A_ij)` of a sparse `A` is dense; `Err` when that would not fit the memory budget).
+pub(super) fn map(e: &mut Emitter, args: &[&Tv], mut f: impl FnMut(&mut Emitter, &[Val]) -> Val) -> Result<Tv, String> {
     let (letters, shape) = joint_space(args);
     let zeros = vec![Val::Const(0.0); args.len()];
     let at_zero = f(e, &zeros);
     let dense = !matches!(at_zero, Val::Const(z) if z == 0.0);
+    if dense {
+        let n = count(&shape) as f64;
+        parfit_core::limits::check_allocation(&format!("a dense tensor of {n} entries"), n, super::BYTES_PER_ELEMENT)?;
+    }
     let spread: Vec<Tv> = args.iter().map(|t| broadcast(t, &letters, &shape)).collect();
     let mut keys: Vec<u64> = if dense {
         (0..count(&shape)).collect()
@@ -226,7 +237,7 @@ pub(super) fn map(e: &mut Emitter, args: &[&Tv], mut f: impl FnMut(&mut Emitter,
         let v = if vals.iter().all(|v| matches!(v, Val::Const(z) if *z == 0.0)) { at_zero } else { f(e, &vals) };
         entries.push((k, v));
     }
-    Tv { letters, shape, entries }
+    Ok(Tv { letters, shape, entries })
 }
 
 /// Sum `t` over the letters not in `keep`: the result has the kept letters in `t`'s order, and each sum
