@@ -14,6 +14,8 @@ use crate::eval::{DrawKind, Instr, Op, Program};
 use crate::lexer::{Located, Pos};
 use crate::parser::{Ast, BinOp, Draw, Element, Expr, Func, Slice, Tensor, TensorRef, unsupported};
 
+mod mass;
+
 /// Which kind of model the text describes. The language is the same; the dialects differ in the update rule
 /// and in whether random draws are allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +51,10 @@ enum Role {
     Rhs,
     /// `out_i`.
     Out,
+    /// `M_i`: M·du/dt (ODE), linear in the names of `dudt_i`.
+    Mass,
+    /// `dudt_i`: names du/dt for `M_i`; its values are placeholders.
+    Dudt,
     /// `stop_i` (ODE): the stop functions, whose zeros are events.
     Stop,
     /// `reset_i` (ODE): the state after an event.
@@ -106,7 +112,6 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
                 format!("invalid tensor name '{}': '_' may only introduce index letters, as in 'u_i'", t.name),
             ));
         }
-        let explicit = "parfit-ode solves explicit ODEs du/dt = F(u, p, t)";
         if dialect == Dialect::MonteCarlo && matches!(base, "F" | "dudt" | "M" | "stop" | "reset") {
             return Err(Located::new(
                 t.pos,
@@ -116,19 +121,6 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
                     t.name, t.pos.line
                 ),
             ));
-        }
-        match base {
-            "M" => {
-                return Err(unsupported(t.pos, "mass matrix", &format!("'{}' defines M·du/dt; {explicit}", t.name)));
-            }
-            "dudt" => {
-                return Err(unsupported(
-                    t.pos,
-                    "mass matrix",
-                    &format!("'{}' declares du/dt for a mass-matrix equation M_i; {explicit}", t.name),
-                ));
-            }
-            _ => {}
         }
         let index = match index {
             None => None,
@@ -147,6 +139,8 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
             "F" if dialect == Dialect::Ode => Role::Rhs,
             "next" if dialect == Dialect::MonteCarlo => Role::Rhs,
             "out" => Role::Out,
+            "M" if dialect == Dialect::Ode => Role::Mass,
+            "dudt" if dialect == Dialect::Ode => Role::Dudt,
             "stop" if dialect == Dialect::Ode => Role::Stop,
             "reset" if dialect == Dialect::Ode => Role::Reset,
             _ => Role::Plain,
@@ -197,6 +191,7 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
 pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compiled, Located> {
     let sensitivities = sensitivities && dialect == Dialect::Ode;
     let defs = classify(ast, dialect)?;
+    mass::check_pairing(&defs)?;
     let find = |defs: &[TDef<'_>], role| defs.iter().position(|d| d.role == role);
     let u = find(&defs, Role::State).ok_or_else(|| Located::new(ast.end, "the model has no state tensor 'u_i'"))?;
     let missing = match dialect {
@@ -242,6 +237,8 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         e: Emitter::new(0, 0, Vec::new()),
         static_vals: Vec::new(),
         dynamic_vals: Vec::new(),
+        dudt: None,
+        dudt_regs: Vec::new(),
     };
     let n_tensors = g.defs.len();
     g.layouts = (0..n_tensors).map(|_| None).collect();
@@ -269,6 +266,8 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
             ),
         ));
     }
+
+    g.dudt = mass::check_shapes(&g, u)?;
 
     // Parameter numbering and names.
     let mut param_names: Vec<String> = Vec::new();
@@ -329,6 +328,11 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         Dialect::MonteCarlo => (Vec::new(), Vec::new()),
     };
 
+    let mass_entries = match find(&g.defs, Role::Mass) {
+        Some(m) => g.mass_matrix(m, sensitivities)?,
+        None => Vec::new(),
+    };
+
     g.draws_refused = Some("outputs");
     let (outputs, out_regs) = match find(&g.defs, Role::Out) {
         Some(tid) => {
@@ -363,6 +367,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         jac_entries,
         out,
         out_regs,
+        mass_entries,
         model_index_reg: g.e.model_index,
         ..events.into_program(Program::new(g.e.n_states, n_params))
     };
@@ -414,6 +419,9 @@ struct Gen<'a> {
     /// the current dynamic section only.
     static_vals: Vec<Option<Rc<[Val]>>>,
     dynamic_vals: Vec<Option<Rc<[Val]>>>,
+    /// `dudt_i`, and the registers its elements stand for while `M_i` is generated (see `mass.rs`).
+    dudt: Option<usize>,
+    dudt_regs: Vec<u32>,
 }
 
 impl<'a> Gen<'a> {
@@ -697,6 +705,7 @@ impl<'a> Gen<'a> {
         let len = self.len(tid);
         let vals: Rc<[Val]> = match self.defs[tid].role {
             Role::State => (0..len).map(|k| Val::Reg(Program::state_reg(k) as u32, Level::Dynamic)).collect(),
+            Role::Dudt => self.dudt_regs.iter().map(|&r| Val::Reg(r, Level::Dynamic)).collect(),
             Role::Input => {
                 let p0 = 1 + self.e.n_states + self.param_start[tid];
                 (0..len).map(|k| Val::Reg((p0 + k) as u32, Level::Param)).collect()

@@ -38,6 +38,29 @@ impl Emitter {
         Ok(self.entries(&grads, f))
     }
 
+    /// The derivatives of the registers `rows` with respect to the registers `seeds`, which `code` (the
+    /// current dynamic section, already taken) reads as inputs: `(row, seed index, value)` for each one not
+    /// identically zero. The mass matrix's entries are these for `M_i` over the `dudt_i` registers; a
+    /// value's level tells whether it changes within a simulation.
+    pub fn derivatives(&mut self, code: &[Instr], rows: &[u32], seeds: &[u32]) -> Result<Vec<(u32, u32, Val)>, String> {
+        self.share(code);
+        let mut dynamic: HashSet<u32> = code.iter().map(|i| i.dst).chain(seeds.iter().copied()).collect();
+        dynamic.insert(Program::T as u32);
+        dynamic.extend((0..self.n_states).map(|j| Program::state_reg(j) as u32));
+        let mut grads: HashMap<u32, Grad> =
+            seeds.iter().enumerate().map(|(k, &r)| (r, vec![(k as u32, Val::Const(1.0))])).collect();
+        self.derive(code, &dynamic, &mut grads)?;
+        let mut entries = Vec::new();
+        for (row, r) in rows.iter().enumerate() {
+            for &(col, v) in grads.get(r).map_or(&[][..], |g| &g[..]) {
+                if !matches!(v, Val::Const(z) if z == 0.0) {
+                    entries.push((row as u32, col, v));
+                }
+            }
+        }
+        Ok(entries)
+    }
+
     /// Propagate sparse derivative rows forward through `code`: `grads` holds the rows of the registers
     /// derived so far (the seeds) and receives one for every result that depends on them. `dynamic` holds
     /// the registers whose values change within a simulation (the rest are parameter-level), so each

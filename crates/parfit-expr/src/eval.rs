@@ -261,6 +261,10 @@ pub struct Program {
     pub out: Vec<Instr>,
     /// Registers holding the outputs after `out`.
     pub out_regs: Vec<u32>,
+    /// `(row, column, register)` of each structurally non-zero entry of the mass matrix `M` of
+    /// `M du/dt = F` (from `M_i` and `dudt_i`), whose registers hold the values after [`Program::start`]: `M`
+    /// may depend on parameters, never on `t` or the state. Empty: `M` is the identity (no `M_i`).
+    pub mass_entries: Vec<(u32, u32, u32)>,
 
     // Events (DiffSL's `N`, `stop` and `reset`; ODE models only, empty otherwise).
     /// The register of the model index `N`, when the model reads it: the runner writes the index there
@@ -353,6 +357,7 @@ impl Program {
             jac_entries: Vec::new(),
             out: Vec::new(),
             out_regs: Vec::new(),
+            mass_entries: Vec::new(),
             model_index_reg: None,
             stop: Vec::new(),
             stop_regs: Vec::new(),
@@ -409,6 +414,7 @@ impl Program {
         }
         let entries = [
             &self.jac_entries,
+            &self.mass_entries,
             &self.init_sens,
             &self.pjac_entries,
             &self.dout_dy,
@@ -492,6 +498,7 @@ impl Program {
         self.stop_regs.iter_mut().chain(&mut self.reset_regs).chain(&mut self.model_index_reg).for_each(m);
         let entries = [
             &mut self.jac_entries,
+            &mut self.mass_entries,
             &mut self.init_sens,
             &mut self.pjac_entries,
             &mut self.dout_dy,
@@ -520,6 +527,13 @@ impl Program {
         run(&self.setup, regs, &self.tables);
         for (y, &r) in y0.iter_mut().zip(&self.init) {
             *y = regs[r as usize];
+        }
+    }
+
+    /// The mass matrix's entries, in the order of [`Program::mass_entries`], after [`Program::start`].
+    pub fn mass_values(&self, regs: &[f64], values: &mut [f64]) {
+        for (v, &(_, _, r)) in values.iter_mut().zip(&self.mass_entries) {
+            *v = regs[r as usize];
         }
     }
 

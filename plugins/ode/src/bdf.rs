@@ -9,6 +9,10 @@
 //! redone when `c` changed by more than 30% (order or step-size changes) or `J` is new. `J` is kept as its
 //! structural non-zeros and `I - c·J` stored as its pattern suits (banded or dense, see `linear.rs`).
 //!
+//! With a mass matrix `M` (`M du/dt = F`, `M` constant, possibly singular: semi-explicit index-1 DAEs) the
+//! corrector is `M·(corr + psi) = c·F` and Newton iterates with `M - c·J`; the solve starts from a
+//! consistent state (see [`Bdf::consistent_start`]) and its derivative instead of `F`.
+//!
 //! With forward sensitivities the state is `[y, s_1, …, s_P]` and its Jacobian is block lower triangular
 //! with `J` on the diagonal. Newton iterates with the block-diagonal part only (the simultaneous corrector
 //! of CVODES): every block is solved with the same LU of `I - c·J`, of the model's size `n`. Since the
@@ -76,7 +80,14 @@ pub(crate) struct Bdf {
     block: usize,
     /// The entries of `∂F/∂u` (`block × block`) in the order of its pattern.
     jac: Vec<f64>,
-    /// `I - c·J` and its factorisation.
+    /// The mass matrix's pattern `(row, column)` within a block and its entries (both empty: `M = I`).
+    mass_pattern: Vec<(u32, u32)>,
+    mass: Vec<f64>,
+    /// `du/dt` at the start of a solve with a mass matrix (zero in the algebraic components).
+    yp: Vec<f64>,
+    /// Per state: whether it is algebraic (its column of `M` is zero); empty without a mass matrix.
+    algebraic: Vec<bool>,
+    /// `M - c·J` and its factorisation.
     matrix: IterationMatrix,
     coef: Coeffs,
     /// The event search (for models with stop functions).
@@ -97,9 +108,15 @@ enum Newton {
 
 impl Bdf {
     /// Scratch for a state of `n` values made of blocks of `block` (the model's states) that share `J`,
-    /// whose non-zero entries are at `pattern` (row, column).
-    pub fn new(n: usize, block: usize, pattern: impl IntoIterator<Item = (u32, u32)>) -> Self {
-        let matrix = IterationMatrix::new(block, pattern);
+    /// whose non-zero entries are at `pattern` (row, column), and the mass matrix, whose non-zero entries
+    /// are at `mass_pattern` (empty: the identity).
+    pub fn new(
+        n: usize,
+        block: usize,
+        pattern: impl IntoIterator<Item = (u32, u32)>,
+        mass_pattern: &[(u32, u32)],
+    ) -> Self {
+        let matrix = IterationMatrix::new(block, pattern, mass_pattern);
         debug_assert!(block > 0 && n.is_multiple_of(block));
         let v = || vec![0.0; n];
         Bdf {
@@ -115,6 +132,10 @@ impl Bdf {
             dy: v(),
             block,
             jac: vec![0.0; matrix.entries()],
+            mass_pattern: mass_pattern.to_vec(),
+            mass: vec![0.0; mass_pattern.len()],
+            yp: if mass_pattern.is_empty() { Vec::new() } else { v() },
+            algebraic: Vec::new(),
             matrix,
             coef: Coeffs::new(),
             roots: RootFinder::default(),
@@ -125,9 +146,16 @@ impl Bdf {
         self.y.len()
     }
 
-    /// Whether this scratch fits a state of `n` values in blocks of `block` with `J`'s non-zeros at `pattern`.
-    pub fn fits(&self, n: usize, block: usize, pattern: impl IntoIterator<Item = (u32, u32)>) -> bool {
-        self.dim() == n && self.block == block && self.matrix.fits(block, pattern)
+    /// Whether this scratch fits a state of `n` values in blocks of `block` with `J`'s and `M`'s non-zeros at
+    /// `pattern` and `mass_pattern`.
+    pub fn fits(
+        &self,
+        n: usize,
+        block: usize,
+        pattern: impl IntoIterator<Item = (u32, u32)>,
+        mass_pattern: &[(u32, u32)],
+    ) -> bool {
+        self.dim() == n && self.block == block && self.matrix.fits(block, pattern, mass_pattern)
     }
 
     /// Integrate from `(t0, self.y)` and report the solution at `times[next..]` through `sys.output`. At a
@@ -143,6 +171,10 @@ impl Bdf {
     ) -> Result<Option<Event>, SimError> {
         let n = self.dim();
         let mut t = t0;
+        if !self.mass.is_empty() && next < times.len() {
+            sys.mass(&mut self.mass);
+            self.consistent_start(opts, sys, t)?;
+        }
         while next < times.len() && times[next] <= t {
             sys.output(next, times[next], &self.y);
             next += 1;
@@ -163,18 +195,20 @@ impl Bdf {
             let Bdf { roots, y, .. } = self;
             roots.start(n_stops, t, |t, g| sys.stop(t, y, g));
         }
+        // The slope: F, or with a mass matrix the consistent du/dt.
+        let slope = if self.mass.is_empty() { &self.f } else { &self.yp };
         let max_step = opts.max_step.unwrap_or(f64::INFINITY);
         let mut h = match h0 {
             Some(h) => h,
-            None => initial_step(opts, sys, t, &self.y, &self.f, 1, t_end - t, max_step, &mut self.dy, &mut self.psi),
+            None => initial_step(opts, sys, t, &self.y, slope, 1, t_end - t, max_step, &mut self.dy, &mut self.psi),
         }
         .min(max_step);
 
-        // History for order 1: D_0 = y, D_1 = h f.
+        // History for order 1: D_0 = y, D_1 = h du/dt.
         self.diff.fill(0.0);
         self.diff[..n].copy_from_slice(&self.y);
         for i in 0..n {
-            self.diff[n + i] = h * self.f[i];
+            self.diff[n + i] = h * slope[i];
         }
         let mut order = 1;
         let mut equal_steps = 0; // steps taken with the current h and order
@@ -217,6 +251,8 @@ impl Bdf {
             for (w, p) in self.weight.iter_mut().zip(&self.y_pred) {
                 *w = 1.0 / (opts.atol + opts.rtol * p.abs());
             }
+            let newton_weight = |scale: f64| 1.0 / (opts.atol + opts.rtol * scale);
+            algebraic_weights(&mut self.weight, &self.y_pred, self.block, &self.algebraic, newton_weight);
             let c = h / alpha;
 
             let iterations = loop {
@@ -263,6 +299,9 @@ impl Bdf {
                 self.weight[i] = 1.0 / (opts.atol + opts.rtol * self.y_new[i].abs());
                 self.dy[i] = err_c * self.corr[i];
             }
+            // The algebraic components are left out of the error test (IDA's `suppressalg`): the algebraic
+            // equations give them the differential components' accuracy.
+            algebraic_weights(&mut self.weight, &self.y_new, self.block, &self.algebraic, |_| 0.0);
             let err = weighted_rms(&self.dy, &self.weight);
             let safety = 0.9 * (2 * NEWTON_MAXITER + 1) as f64 / (2 * NEWTON_MAXITER + iterations) as f64;
             // Also rejects a NaN error.
@@ -397,9 +436,82 @@ impl Bdf {
         weighted_rms(&self.f, &self.weight)
     }
 
-    /// Factorise `I - c·J`. False when it is singular.
+    /// Before the first step of a solve with a mass matrix: make the state consistent with the algebraic
+    /// equations and find `du/dt` (Brown, Hindmarsh & Petzold 1998, as diffsol does). The algebraic
+    /// components `v` (the columns of `M` that are zero) and the derivatives `du` of the others solve
+    /// `M·du = F(t, u, v)` with the differential components `u` held, by Newton with `J` re-evaluated at every
+    /// iterate and the matrix `[M_u | -J_v]`: `M - J` with `J`'s differential columns left out. The
+    /// algebraic components' derivatives stay zero (the first step finds them), as in diffsol.
+    fn consistent_start<S: System>(&mut self, opts: &SolverOptions, sys: &mut S, t: f64) -> Result<(), SimError> {
+        const MAX_ITERATIONS: usize = 20;
+        let (n, block) = (self.dim(), self.block);
+        self.algebraic.clear();
+        self.algebraic.resize(block, true);
+        for (&(_, j), &m) in self.mass_pattern.iter().zip(&self.mass) {
+            self.algebraic[j as usize] &= m == 0.0;
+        }
+        for (w, y) in self.weight.iter_mut().zip(&self.y) {
+            *w = 1.0 / (opts.atol + opts.rtol * y.abs());
+        }
+        // Newton's attainable accuracy is a few ε relative to y: do not ask for more.
+        let tol = if opts.rtol > 0.0 { (10.0 * f64::EPSILON / opts.rtol).max(1e-3) } else { 1e-3 };
+        self.yp.fill(0.0);
+        for _ in 0..MAX_ITERATIONS {
+            sys.rhs(t, &self.y, &mut self.f);
+            sys.stats().newton_iterations += 1;
+            if !self.f.iter().all(|v| v.is_finite()) {
+                return Err(SimError::Diverged { t });
+            }
+            // The residual F - M·du.
+            self.dy.copy_from_slice(&self.f);
+            for o in (0..n).step_by(block) {
+                for (&(i, j), &m) in self.mass_pattern.iter().zip(&self.mass) {
+                    self.dy[o + i as usize] -= m * self.yp[o + j as usize];
+                }
+            }
+            sys.jacobian(t, &self.y, &mut self.jac);
+            for (v, &(_, j)) in self.jac.iter_mut().zip(self.matrix.pattern()) {
+                if !self.algebraic[j as usize] {
+                    *v = 0.0;
+                }
+            }
+            sys.stats().lu_factorizations += 1;
+            if !self.matrix.factor(1.0, &self.jac, &self.mass) {
+                return Err(SimError::Other(format!(
+                    "the algebraic equations (the rows of M_i that are 0) cannot be solved for the algebraic states at \
+                     t = {t}: their Jacobian is singular, so the model is no semi-explicit index-1 DAE"
+                )));
+            }
+            let mut sum = 0.0;
+            for o in (0..n).step_by(block) {
+                let d = &mut self.dy[o..o + block];
+                self.matrix.solve(d);
+                for (j, &algebraic) in self.algebraic.iter().enumerate() {
+                    if algebraic {
+                        self.y[o + j] += d[j];
+                        sum += (d[j] * self.weight[o + j]).powi(2);
+                    } else {
+                        self.yp[o + j] += d[j];
+                    }
+                }
+            }
+            let norm = (sum / n as f64).sqrt();
+            if !norm.is_finite() {
+                return Err(SimError::Diverged { t });
+            }
+            if norm <= tol {
+                return Ok(());
+            }
+        }
+        Err(SimError::Other(format!(
+            "no consistent initial values for the algebraic states at t = {t}: Newton on the algebraic equations \
+             (the rows of M_i that are 0) did not converge in {MAX_ITERATIONS} iterations"
+        )))
+    }
+
+    /// Factorise `M - c·J`. False when it is singular.
     fn factor(&mut self, c: f64) -> bool {
-        self.matrix.factor(c, &self.jac)
+        self.matrix.factor(c, &self.jac, &self.mass)
     }
 
     /// Simplified Newton iteration for the corrector `corr = c·F(t_new, y_pred + corr) - psi`, leaving the
@@ -416,8 +528,21 @@ impl Bdf {
             if !self.f.iter().all(|v| v.is_finite()) {
                 return Newton::Failed { non_finite: true };
             }
-            for i in 0..n {
-                self.dy[i] = c * self.f[i] - self.psi[i] - self.corr[i];
+            if self.mass.is_empty() {
+                for i in 0..n {
+                    self.dy[i] = c * self.f[i] - self.psi[i] - self.corr[i];
+                }
+            } else {
+                // c·F - M·(psi + corr), block by block.
+                for i in 0..n {
+                    self.dy[i] = c * self.f[i];
+                }
+                for o in (0..n).step_by(self.block) {
+                    for (&(i, j), &m) in self.mass_pattern.iter().zip(&self.mass) {
+                        let (i, j) = (o + i as usize, o + j as usize);
+                        self.dy[i] -= m * (self.psi[j] + self.corr[j]);
+                    }
+                }
             }
             for block in self.dy.chunks_exact_mut(self.block) {
                 self.matrix.solve(block);
@@ -482,6 +607,24 @@ impl Bdf {
             p *= (ti - (t_new - m * h)) / ((m + 1.0) * h);
             for i in 0..n {
                 self.dy[i] += p * self.diff[j * n + i];
+            }
+        }
+    }
+}
+
+/// Set the weights of the algebraic components of every block of `y` to `weight(scale)`, with `scale` the
+/// largest magnitude in their block. Newton weighs algebraic components against that scale rather than
+/// their own value: they are often computed by cancellation (Robertson's z = 1 - x - y), so their increments
+/// are exact only to a few ulps of it, and a small one (z near 0) would never pass the convergence test.
+fn algebraic_weights(weights: &mut [f64], y: &[f64], block: usize, algebraic: &[bool], weight: impl Fn(f64) -> f64) {
+    if algebraic.is_empty() {
+        return;
+    }
+    for (w, y) in weights.chunks_exact_mut(block).zip(y.chunks_exact(block)) {
+        let scale = y.iter().fold(0.0, |m: f64, v| m.max(v.abs()));
+        for (w, &algebraic) in w.iter_mut().zip(algebraic) {
+            if algebraic {
+                *w = weight(scale);
             }
         }
     }

@@ -10,6 +10,7 @@ mod band;
 mod bdf;
 mod events;
 mod linear;
+mod mass;
 mod solver;
 
 use parfit_core::model::downcast_workspace;
@@ -91,7 +92,12 @@ impl OdeModel {
             message: format!("invalid solver options: {m}"),
         })?;
         let compiled = parfit_expr::compile(source, Dialect::Ode).map_err(err)?;
-        let mut sens_program = parfit_expr::compile_with_sensitivities(source).map_err(err)?.program;
+        // Compiled only when wanted: some models (a mass matrix depending on parameters) have none.
+        let mut sens_program = if options.sensitivities {
+            parfit_expr::compile_with_sensitivities(source).map_err(err)?.program
+        } else {
+            compiled.program.clone()
+        };
         let spec = ModelSpec {
             name: model_name(source_name),
             params: compiled.params.into_iter().map(|(n, d)| ParamSpec::new(n, d)).collect(),
@@ -136,11 +142,17 @@ fn jacobian_pattern(program: &Program) -> impl Iterator<Item = (u32, u32)> + '_ 
     program.jac_entries.iter().map(|&(i, j, _)| (i, j))
 }
 
-/// BDF's scratch for `n` values in blocks of `block` with `J`'s pattern, made on first use (most models
-/// never need it).
+/// The `(row, column)` of each non-zero entry of the program's mass matrix (none: the identity).
+fn mass_pattern(program: &Program) -> Vec<(u32, u32)> {
+    program.mass_entries.iter().map(|&(i, j, _)| (i, j)).collect()
+}
+
+/// BDF's scratch for `n` values in blocks of `block` with `J`'s and `M`'s patterns, made on first use (most
+/// models never need it).
 fn bdf_workspace<'a>(bdf: &'a mut Option<Bdf>, n: usize, block: usize, program: &Program) -> &'a mut Bdf {
-    if bdf.as_ref().is_none_or(|b| !b.fits(n, block, jacobian_pattern(program))) {
-        *bdf = Some(Bdf::new(n, block, jacobian_pattern(program)));
+    let mass = mass_pattern(program);
+    if bdf.as_ref().is_none_or(|b| !b.fits(n, block, jacobian_pattern(program), &mass)) {
+        *bdf = Some(Bdf::new(n, block, jacobian_pattern(program), &mass));
     }
     bdf.as_mut().expect("just made")
 }
@@ -176,9 +188,12 @@ fn integrate<S: Hybrid>(
     let d = dopri5_workspace(dopri5, n);
     y0(sys, &mut d.y);
     let bdf_opts = opts.local(solver::BDF_LOCAL_TOL);
+    // A model with a mass matrix (a DAE when M is singular): `auto` solves it with BDF; `dopri5` only when M
+    // is not singular, as du/dt = M⁻¹ F.
+    let has_mass = !program.mass_entries.is_empty();
     let mut dopri5_opts = opts.local(solver::DOPRI5_LOCAL_TOL);
     let (mut t, mut next, mut h0) = (t0, 0, opts.h0);
-    let mut on_bdf = opts.solver == Method::Bdf;
+    let mut on_bdf = opts.solver == Method::Bdf || (has_mass && opts.solver == Method::Auto);
     loop {
         let event = if on_bdf {
             let b = bdf_workspace(bdf, n, program.n_states, program);
@@ -188,7 +203,13 @@ fn integrate<S: Hybrid>(
             event
         } else {
             dopri5_opts.h0 = h0;
-            match d.solve(&dopri5_opts, sys, t, times, next)? {
+            let end = if has_mass {
+                let mut solved = mass::MassSolved::new(sys, program.n_states, &mass_pattern(program))?;
+                d.solve(&dopri5_opts, &mut solved, t, times, next)?
+            } else {
+                d.solve(&dopri5_opts, sys, t, times, next)?
+            };
+            match end {
                 Dopri5End::Done => return Ok(()),
                 Dopri5End::Stiff { t: at, next: due } => {
                     sys.stats().switched_to_bdf_at = Some(at);
@@ -247,6 +268,10 @@ impl System for Sim<'_> {
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]) {
         self.stats.jac_evals += 1;
         self.program.jacobian_values(self.regs, t, y, jac);
+    }
+
+    fn mass(&mut self, values: &mut [f64]) {
+        self.program.mass_values(self.regs, values);
     }
 
     fn output(&mut self, i: usize, t: f64, y: &[f64]) {
@@ -312,6 +337,10 @@ impl System for SensSim<'_> {
         self.program.jacobian_values(self.regs, t, &y[..self.program.n_states], jac);
     }
 
+    fn mass(&mut self, values: &mut [f64]) {
+        self.program.mass_values(self.regs, values);
+    }
+
     fn output(&mut self, i: usize, t: f64, y: &[f64]) {
         let (n, no) = (self.program.n_states, self.program.out_regs.len());
         let np = self.program.n_params;
@@ -337,6 +366,13 @@ impl Hybrid for SensSim<'_> {
     fn reset(&mut self, t: f64, index: usize, y: &mut [f64]) -> Result<bool, SimError> {
         if self.program.reset_regs.is_empty() {
             return Ok(false);
+        }
+        // The jump takes du/dt to be F, which a mass matrix breaks (diffsol solves for du/dt there).
+        if !mass::is_identity(self.program, self.regs) {
+            return Err(SimError::Other(format!(
+                "not supported: sensitivities across an event (t = {t}) in a model with a mass matrix M_i other than \
+                 the identity; set sensitivities = false"
+            )));
         }
         events::reset_with_sensitivities(self.program, self.regs, self.work, t, index, y)?;
         Ok(true)

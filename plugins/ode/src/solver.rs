@@ -154,6 +154,9 @@ pub(crate) trait System {
     /// pattern (with sensitivities, the diagonal block of the augmented system's Jacobian, which reads only
     /// the first `n` values of `y`).
     fn jacobian(&mut self, t: f64, y: &[f64], jac: &mut [f64]);
+    /// The entries of the mass matrix `M` of `M du/dt = F` in the order of its pattern (constant within a
+    /// solve; read after the initial state). Only called for models with a mass matrix.
+    fn mass(&mut self, _values: &mut [f64]) {}
     /// The solution at the requested time `times[i]`.
     fn output(&mut self, i: usize, t: f64, y: &[f64]);
     /// The number of stop functions (events are their zeros).
