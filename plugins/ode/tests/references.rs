@@ -141,6 +141,22 @@ fn diffusion_chain_stiff() {
     check("diffusion_chain", Method::Auto, 1e-8);
 }
 
+#[test]
+fn robertson_dae_stiff() {
+    // The diffsl README's DAE; its reference is robertson's ODE, the DAE's index-reduced form.
+    let r = check("robertson_dae", Method::Bdf, 1e-14);
+    assert!(r.stats.jac_evals > 0, "{:?}", r.stats);
+}
+
+#[test]
+fn bouncing_ball_events() {
+    // Twelve bounces against the exact piecewise-parabolic solution, with both integrators.
+    for solver in [Method::Dopri5, Method::Bdf, Method::Auto] {
+        let r = check("bouncing_ball", solver, 1e-8);
+        assert_eq!(r.stats.resets, 12, "{solver:?}: {:?}", r.stats);
+    }
+}
+
 /// The JIT (`jit = true`, the default) and the interpreter give the same bits on every reference problem,
 /// with both integrators, for the solution and for its parameter sensitivities.
 #[test]
