@@ -269,9 +269,28 @@ impl Objective {
         let (sum_sq, n) = sum_of_squares(&scratch.predicted, n_outputs, &case.observations, &self.observed);
         let value = self.cost.from_sum_of_squares(sum_sq, n);
         if value.is_nan() {
-            return Err(SimError::Diverged { t: f64::NAN });
+            return Err(self.nan_prediction(&scratch.predicted, n_outputs));
         }
         Ok(value)
+    }
+
+    /// Why the cost is NaN: the first observed point the model gave NaN for (a model may give no values
+    /// after some time, as an ODE model does after a `stop` without `reset`), with its output and time.
+    fn nan_prediction(&self, predicted: &[f64], n_outputs: usize) -> SimError {
+        let (times, observations) = (&self.case.times, &self.case.observations);
+        let observed = observations.chunks_exact(self.observed.len().max(1));
+        for ((t, row), obs) in times.iter().zip(predicted.chunks_exact(n_outputs.max(1))).zip(observed) {
+            for (&j, o) in self.observed.iter().zip(obs) {
+                if !o.is_nan() && row[j].is_nan() {
+                    let name = &self.model.spec().outputs[j];
+                    return SimError::Other(format!(
+                        "the model gives no value (NaN) for output '{name}' at t = {t}, where it is observed \
+                         (a model that stops early, as a DiffSL 'stop' without 'reset' does, has none after it)"
+                    ));
+                }
+            }
+        }
+        SimError::Diverged { t: f64::NAN }
     }
 
     /// The cost at `theta`; a failed simulation costs `+inf`.

@@ -1,20 +1,39 @@
-//! From syntax tree to [`Program`]: check which tensors exist, work out every tensor's length, resolve names
+//! From syntax tree to [`Program`]: check which tensors exist, work out every tensor's shape, resolve names
 //! to registers element by element, fold constants, and split the code by what it depends on (parameters
-//! only → run once per simulation; `t` or the state → run at every right-hand-side evaluation).
+//! only → run once per simulation; `t`, the state or `N` → run at every right-hand-side evaluation).
 //!
-//! Vectors are unrolled: element `k` of `v_i { a_i * b }` becomes its own scalar code. Models are small
-//! (tens to hundreds of states), and straight-line code lets constant folding, sharing and the symbolic
-//! Jacobian work on single values.
+//! Tensors are unrolled: each stored element of `v_i { A_ij * u_j }` becomes its own scalar code, and the
+//! structural zeros of sparse and diagonal tensors generate none. Straight-line code lets constant folding,
+//! sharing and the symbolic Jacobian work on single values.
+//!
+//! This module is the driver; `shape` works out tensor shapes and element blocks, `tensor` holds the tensor
+//! values code is generated with, `expr` generates the code of expressions, and `frostt` reads `read(…)`
+//! files.
+
+mod expr;
+mod frostt;
+mod mass;
+mod shape;
+mod tensor;
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use crate::emit::{Emitter, Level, Val};
-use crate::eval::{DrawKind, Instr, Op, Program};
+use crate::eval::{DrawKind, Instr, Program};
 use crate::lexer::{Located, Pos};
-use crate::parser::{Ast, BinOp, Draw, Element, Expr, Func, Slice, Tensor, TensorRef, unsupported};
+use crate::parser::{Ast, Expr, Slice, Tensor};
+use shape::Layout;
+use tensor::Tv;
 
-mod mass;
+/// Reads a file a model names (`read('file.tns')`): its text, or why it cannot be read. parfit-expr does no
+/// I/O itself; front ends decide where names are looked up.
+pub type Files<'f> = dyn Fn(&str) -> Result<String, String> + 'f;
+
+/// The reader for front ends that read no files.
+pub fn no_files(name: &str) -> Result<String, String> {
+    Err(format!("this front end reads no files (asked for '{name}')"))
+}
 
 /// Which kind of model the text describes. The language is the same; the dialects differ in the update rule
 /// and in whether random draws are allowed.
@@ -66,9 +85,16 @@ enum Role {
 struct TDef<'a> {
     t: &'a Tensor,
     base: &'a str,
-    /// The index letter of a vector; `None` for a scalar.
-    index: Option<char>,
+    /// The index letters, one per axis: none for a scalar, `i` for a vector `v_i`, `ij` for `A_ij`.
+    letters: Vec<char>,
     role: Role,
+}
+
+impl TDef<'_> {
+    /// The letter of a vector's one axis (`i` when there is none, for messages).
+    fn letter(&self) -> char {
+        self.letters.first().copied().unwrap_or('i')
+    }
 }
 
 /// What a name refers to: a whole tensor, or one (possibly ranged) element of one.
@@ -76,16 +102,6 @@ struct TDef<'a> {
 enum Sym {
     Tensor(usize),
     Block(usize, usize),
-}
-
-/// Where each element of a tensor sits: `(start, len)`, and the total length.
-#[derive(Debug)]
-struct Layout {
-    elems: Vec<(usize, usize)>,
-    len: usize,
-    /// How many levels of expressions and definitions generating its values recurses through (see
-    /// [`MAX_DEPTH`]).
-    depth: usize,
 }
 
 /// The most levels of nested expressions and definitions (`c { b }` where `b { a }` …) a value may be
@@ -122,17 +138,17 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
                 ),
             ));
         }
-        let index = match index {
-            None => None,
-            Some(ix) if ix.len() == 1 => ix.chars().next(),
-            Some(ix) => {
-                return Err(unsupported(
-                    t.pos,
-                    &format!("{}-D tensor '{}'", ix.len(), t.name),
-                    "only scalars and vectors (one index, as in 'v_i') are supported",
-                ));
-            }
-        };
+        let letters: Vec<char> = index.map_or(Vec::new(), |ix| ix.chars().collect());
+        if let Some((k, &c)) = letters.iter().enumerate().find(|&(k, c)| letters[..k].contains(c)) {
+            return Err(Located::new(
+                t.pos,
+                format!(
+                    "tensor '{}' repeats the index letter '{c}' (position {}): each axis needs its own",
+                    t.name,
+                    k + 1
+                ),
+            ));
+        }
         let role = match base {
             "in" => Role::Input,
             "u" => Role::State,
@@ -153,7 +169,13 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
                 format!("'{}' is defined twice (first at {}:{})", t.name, first.t.pos.line, first.t.pos.col),
             ));
         }
-        if index.is_none() && t.elements.len() != 1 {
+        if letters.len() > 1 && !matches!(role, Role::Plain) {
+            return Err(Located::new(
+                t.pos,
+                format!("'{}' must be a scalar or a vector (one index letter), not {}-D", t.name, letters.len()),
+            ));
+        }
+        if letters.is_empty() && t.elements.len() != 1 {
             return Err(Located::new(
                 t.pos,
                 format!(
@@ -168,27 +190,31 @@ fn classify(ast: &Ast, dialect: Dialect) -> Result<Vec<TDef<'_>>, Located> {
             return Err(Located::new(t.pos, format!("'{}' has no elements", t.name)));
         }
         for el in &t.elements {
-            if let Some(r) = el.range {
-                if index.is_none() {
+            if let Some(r) = &el.range {
+                if letters.is_empty() {
                     return Err(Located::new(r.pos, format!("scalar '{}' cannot have an element range", t.name)));
                 }
-                if r.dims != 1 {
-                    return Err(unsupported(
+                if r.axes.len() != letters.len() {
+                    return Err(Located::new(
                         r.pos,
-                        &format!("{}-D element range", r.dims),
-                        &format!("'{}' is a vector: write one range, as '(0:3): …'", t.name),
+                        format!(
+                            "the range gives {} indices but '{}' has {} (one per index letter)",
+                            r.axes.len(),
+                            t.name,
+                            letters.len()
+                        ),
                     ));
                 }
             }
         }
-        defs.push(TDef { t, base, index, role });
+        defs.push(TDef { t, base, letters, role });
     }
     Ok(defs)
 }
 
 /// Compile a parsed model; with `sensitivities`, also the code for the forward sensitivity equations
-/// (ODE dialect only).
-pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compiled, Located> {
+/// (ODE dialect only). `files` reads the files `read(…)` names.
+pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool, files: &Files<'_>) -> Result<Compiled, Located> {
     let sensitivities = sensitivities && dialect == Dialect::Ode;
     let defs = classify(ast, dialect)?;
     mass::check_pairing(&defs)?;
@@ -224,6 +250,10 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
 
     let mut g = Gen {
         dialect,
+        files,
+        reads: HashMap::new(),
+        draw_block: (Vec::new(), Vec::new()),
+        at: Pos { line: 1, col: 1 },
         draws_refused: None,
         draw_slots: HashMap::new(),
         defs,
@@ -233,7 +263,6 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         level: 0,
         entry: 0,
         ref_depth: 0,
-        param_start: Vec::new(),
         e: Emitter::new(0, 0, Vec::new()),
         static_vals: Vec::new(),
         dynamic_vals: Vec::new(),
@@ -245,17 +274,32 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     g.static_vals = vec![None; n_tensors];
     g.dynamic_vals = vec![None; n_tensors];
 
-    // Lengths of every tensor, in source order so that the first problem in the text is reported.
+    // Shapes of every tensor, in source order so that the first problem in the text is reported.
     for tid in 0..n_tensors {
         g.layout(tid, g.defs[tid].t.pos)?;
     }
-    if let Some(largest) = (0..n_tensors).max_by_key(|&tid| (g.len(tid), std::cmp::Reverse(tid))) {
-        let elements: usize = (0..n_tensors).map(|tid| g.len(tid)).sum();
+    if let Some(largest) = (0..n_tensors).max_by_key(|&tid| (g.stored(tid), std::cmp::Reverse(tid))) {
+        let elements: u64 = (0..n_tensors).map(|tid| g.stored(tid)).sum();
         let what = format!("a model of {elements} tensor elements");
         parfit_core::limits::check_allocation(&what, elements as f64, BYTES_PER_ELEMENT)
             .map_err(|m| Located::new(g.defs[largest].t.pos, m))?;
     }
     g.e.n_states = g.len(u);
+    if g.defs[f].letters.len() != g.defs[u].letters.len() {
+        let rank = |d: &TDef<'_>| if d.letters.is_empty() { "a scalar" } else { "a vector" };
+        return Err(Located::new(
+            g.defs[f].t.pos,
+            format!(
+                "'{}' and '{}' must have the same shape, but '{}' is {} and '{}' {} (as DiffSL requires)",
+                g.defs[f].t.name,
+                g.defs[u].t.name,
+                g.defs[f].t.name,
+                rank(&g.defs[f]),
+                g.defs[u].t.name,
+                rank(&g.defs[u])
+            ),
+        ));
+    }
     let n_f = g.len(f);
     if n_f != g.e.n_states {
         return Err(Located::new(
@@ -270,29 +314,23 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     g.dudt = mass::check_shapes(&g, u)?;
 
     // Parameter numbering and names.
-    let mut param_names: Vec<String> = Vec::new();
-    let mut param_defaults: Vec<(usize, usize)> = Vec::new(); // (tensor, element index within it)
-    g.param_start = vec![usize::MAX; n_tensors];
-    if let Some(tid) = input {
-        g.param_start[tid] = 0;
-        param_names = g.elem_names(tid);
-        param_defaults = (0..g.len(tid)).map(|k| (tid, k)).collect();
-    }
+    let param_names = input.map_or(Vec::new(), |tid| g.elem_names(tid));
     let n_params = param_names.len();
     g.e.n_regs = (1 + g.e.n_states + n_params) as u32;
 
     // Defaults: constant expressions.
     g.draws_refused = Some("parameter defaults");
     let mut defaults = Vec::new();
-    for (p, &(tid, k)) in param_defaults.iter().enumerate() {
-        match g.element_value(tid, k)? {
-            Val::Const(v) => defaults.push((param_names[p].clone(), v)),
-            Val::Reg(..) => {
-                let (el, _) = g.element_at(tid, k);
-                return Err(Located::new(
-                    el.expr_pos,
-                    format!("the default of input '{}' must be a constant expression", param_names[p]),
-                ));
+    if let Some(tid) = input {
+        for (k, v) in g.generate(tid)?.to_dense().into_iter().enumerate() {
+            match v {
+                Val::Const(v) => defaults.push((param_names[k].clone(), v)),
+                Val::Reg(..) => {
+                    return Err(Located::new(
+                        g.element_at(tid, k).expr_pos,
+                        format!("the default of input '{}' must be a constant expression", param_names[k]),
+                    ));
+                }
             }
         }
     }
@@ -301,14 +339,14 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     g.draws_refused = Some("initial values");
     let state_names = g.elem_names(u);
     let mut init = Vec::new();
-    for (k, name) in state_names.iter().enumerate() {
-        let v = g.element_value(u, k)?;
+    for (k, v) in g.generate(u)?.to_dense().into_iter().enumerate() {
         if v.level() == Some(Level::Dynamic) {
-            let (el, _) = g.element_at(u, k);
             return Err(Located::new(
-                el.expr_pos,
+                g.element_at(u, k).expr_pos,
                 format!(
-                    "the initial value of state '{name}' depends on t or the state (or the model index N), which is not supported"
+                    "the initial value of state '{}' depends on t or the state (or the model index N), which is not \
+                     supported",
+                    state_names[k]
                 ),
             ));
         }
@@ -317,8 +355,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     g.take_dynamic(); // anything dynamic above was rejected; drop it
 
     g.draws_refused = None;
-    let fv = g.value(f)?;
-    let f_regs: Vec<u32> = fv.iter().map(|&v| g.e.reg(v)).collect();
+    let f_regs: Vec<u32> = g.value(f)?.to_dense().into_iter().map(|v| g.e.reg(v)).collect();
     let rhs = g.take_dynamic();
     let (jac, jac_entries) = match dialect {
         Dialect::Ode => {
@@ -337,8 +374,8 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     let (outputs, out_regs) = match find(&g.defs, Role::Out) {
         Some(tid) => {
             let names = g.out_names(tid)?;
-            let vals = g.value(tid)?;
-            (names, vals.iter().map(|&v| g.e.reg(v)).collect())
+            let vals = g.value(tid)?.to_dense();
+            (names, vals.into_iter().map(|v| g.e.reg(v)).collect())
         }
         None => (state_names.clone(), (0..g.e.n_states).map(|i| Program::state_reg(i) as u32).collect()),
     };
@@ -360,6 +397,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     let mut program = Program {
         draws: slots.iter().map(|s| s.1.0).collect(),
         draw_regs: slots.iter().map(|s| s.1.1).collect(),
+        model_index_reg: g.e.model_index,
         init,
         rhs,
         f: f_regs,
@@ -368,7 +406,6 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
         out,
         out_regs,
         mass_entries,
-        model_index_reg: g.e.model_index,
         ..events.into_program(Program::new(g.e.n_states, n_params))
     };
     if sensitivities {
@@ -377,6 +414,7 @@ pub fn compile(ast: &Ast, dialect: Dialect, sensitivities: bool) -> Result<Compi
     program.n_regs = g.e.n_regs as usize;
     program.consts = g.e.consts;
     program.setup = g.e.setup;
+    program.tables = g.e.tables.into();
     program.finish();
     Ok(Compiled { program, params: defaults, states: state_names, outputs })
 }
@@ -396,6 +434,14 @@ fn define<'a>(syms: &mut HashMap<&'a str, (Sym, Pos)>, name: &'a str, sym: Sym, 
 
 struct Gen<'a> {
     dialect: Dialect,
+    /// Reads the files `read(…)` names.
+    files: &'a Files<'a>,
+    /// The tensors read from files, by (tensor, element), read while shapes are worked out.
+    reads: HashMap<(usize, usize), Rc<Tv>>,
+    /// The letters and extent of the element being generated: each random draw in it draws once per entry.
+    draw_block: (Vec<char>, Vec<usize>),
+    /// Where the element being generated starts, for errors found while generating it.
+    at: Pos,
     /// What is being generated when random draws are not allowed there (Monte Carlo draws are per period
     /// and path, so parameter-level code and the outputs cannot use them).
     draws_refused: Option<&'static str>,
@@ -411,245 +457,46 @@ struct Gen<'a> {
     level: usize,
     entry: usize,
     ref_depth: usize,
-    /// Index of the first parameter of each input tensor (`usize::MAX` for the others).
-    param_start: Vec<usize>,
     /// The register code being generated.
     e: Emitter,
     /// Tensor values already generated: parameter-level ones live for the whole model, dynamic ones for
     /// the current dynamic section only.
-    static_vals: Vec<Option<Rc<[Val]>>>,
-    dynamic_vals: Vec<Option<Rc<[Val]>>>,
+    static_vals: Vec<Option<Rc<Tv>>>,
+    dynamic_vals: Vec<Option<Rc<Tv>>>,
     /// `dudt_i`, and the registers its elements stand for while `M_i` is generated (see `mass.rs`).
     dudt: Option<usize>,
     dudt_regs: Vec<u32>,
 }
 
 impl<'a> Gen<'a> {
-    // ---- Lengths ----
-
+    /// The number of elements of a tensor (its length, for a vector).
     fn len(&self, tid: usize) -> usize {
-        self.layouts[tid].as_ref().map_or(0, |l| l.len)
+        self.layouts[tid].as_ref().map_or(0, |l| l.len() as usize)
     }
 
-    /// The layout of a tensor, worked out on first use. `at` is where it is needed from (for cycles).
-    fn layout(&mut self, tid: usize, at: Pos) -> Result<Rc<Layout>, Located> {
-        if let Some(l) = &self.layouts[tid] {
-            return Ok(l.clone());
-        }
-        if let Some(k) = self.visiting.iter().position(|&j| j == tid) {
-            let d = &self.defs[tid];
-            return Err(match d.role {
-                Role::Input => Located::new(at, "the defaults of inputs must be constant expressions"),
-                Role::State => {
-                    Located::new(at, format!("the initial values in '{}' cannot depend on the state", d.t.name))
-                }
-                _ => {
-                    let mut chain: Vec<&str> =
-                        self.visiting[k..].iter().map(|&j| self.defs[j].t.name.as_str()).collect();
-                    chain.push(&d.t.name);
-                    Located::new(at, format!("circular definition: {}", chain.join(" -> ")))
-                }
-            });
-        }
-        let too_deep =
-            |at| Located::new(at, format!("definitions and expressions nested deeper than {MAX_DEPTH} levels"));
-        if self.level > MAX_DEPTH {
-            return Err(too_deep(at));
-        }
-        let outer = (self.entry, std::mem::take(&mut self.ref_depth));
-        self.entry = self.level;
-        self.visiting.push(tid);
-        let l = self.compute_layout(tid);
-        self.visiting.pop();
-        let depth = self.ref_depth + 1;
-        (self.entry, self.ref_depth) = outer;
-        let l = Rc::new(Layout { depth, ..l? });
-        if depth > MAX_DEPTH {
-            return Err(too_deep(self.defs[tid].t.pos));
-        }
-        self.layouts[tid] = Some(l.clone());
-        Ok(l)
-    }
-
-    fn compute_layout(&mut self, tid: usize) -> Result<Layout, Located> {
-        let (t, index) = (self.defs[tid].t, self.defs[tid].index);
-        let mut elems = Vec::with_capacity(t.elements.len());
-        let mut at = 0;
-        for el in &t.elements {
-            let n = self.expr_len(&el.expr, index, el.expr_pos)?;
-            let len = match el.range {
-                Some(r) => {
-                    if r.start > at {
-                        return Err(unsupported(
-                            r.pos,
-                            "sparse vectors",
-                            &format!(
-                                "the range ({}:{}) leaves indices {at}..{} of '{}' undefined; give every element in order",
-                                r.start, r.end, r.start, t.name
-                            ),
-                        ));
-                    }
-                    if r.start < at {
-                        return Err(Located::new(
-                            r.pos,
-                            format!(
-                                "the range ({}:{}) overlaps the elements before it, which end at index {at}",
-                                r.start, r.end
-                            ),
-                        ));
-                    }
-                    let len = r.end - r.start;
-                    if len == 0 {
-                        return Err(Located::new(r.pos, format!("the range ({}:{}) is empty", r.start, r.end)));
-                    }
-                    if n != 1 && n != len {
-                        return Err(Located::new(
-                            el.expr_pos,
-                            format!(
-                                "cannot fit a vector of {n} elements into the range ({}:{}) of {len} elements",
-                                r.start, r.end
-                            ),
-                        ));
-                    }
-                    len
-                }
-                None => n,
-            };
-            if index.is_none() && len != 1 {
-                return Err(Located::new(
-                    el.expr_pos,
-                    format!("scalar '{0}' cannot hold a vector of {len} elements; write '{0}_i'", t.name),
-                ));
-            }
-            elems.push((at, len));
-            at += len;
-        }
-        Ok(Layout { elems, len: at, depth: 0 })
-    }
-
-    /// The tensor, offset and length a name refers to. While layouts are worked out this also records how
-    /// deep the reference reaches.
-    fn resolve(&mut self, name: &str, pos: Pos) -> Result<(usize, usize, usize), Located> {
-        let Some(&(sym, _)) = self.syms.get(name) else {
-            return Err(Located::new(pos, format!("unknown name '{name}'")));
-        };
-        let (tid, block) = match sym {
-            Sym::Tensor(tid) => (tid, None),
-            Sym::Block(tid, e) => (tid, Some(e)),
-        };
-        let layout = self.layout(tid, pos)?;
-        self.ref_depth = self.ref_depth.max(self.level - self.entry + layout.depth);
-        Ok(match block {
-            None => (tid, 0, layout.len),
-            Some(e) => (tid, layout.elems[e].0, layout.elems[e].1),
-        })
-    }
-
-    /// The length of an expression (1 for scalars) in a tensor with index letter `index`.
-    fn expr_len(&mut self, e: &Expr, index: Option<char>, at: Pos) -> Result<usize, Located> {
-        self.level += 1;
-        let n = self.expr_len_inner(e, index, at);
-        self.level -= 1;
-        n
-    }
-
-    fn expr_len_inner(&mut self, e: &Expr, index: Option<char>, at: Pos) -> Result<usize, Located> {
-        Ok(match e {
-            Expr::Num(_) => 1,
-            Expr::Name(name, pos) => {
-                if name == "t" || name == "N" {
-                    return Ok(1);
-                }
-                let (_, _, len) = self.resolve(name, *pos)?;
-                if len != 1 {
-                    let ix = index.unwrap_or('i');
-                    return Err(Located::new(
-                        *pos,
-                        format!("'{name}' is a vector of {len} elements: refer to it as '{name}_{ix}'"),
-                    ));
-                }
-                1
-            }
-            Expr::Tensor(r) => self.ref_len(r, index)?,
-            Expr::Neg(x) => self.expr_len(x, index, at)?,
-            Expr::Chain(first, rest) => {
-                let mut n = self.expr_len(first, index, at)?;
-                for (_, e) in rest {
-                    let m = self.expr_len(e, index, at)?;
-                    n = broadcast(n, m, at)?;
-                }
-                n
-            }
-            Expr::Call(_, args) | Expr::Draw(_, args, ..) => {
-                let mut n = 1;
-                for a in args {
-                    let m = self.expr_len(a, index, at)?;
-                    n = broadcast(n, m, at)?;
-                }
-                n
-            }
-        })
-    }
-
-    fn ref_len(&mut self, r: &TensorRef, index: Option<char>) -> Result<usize, Located> {
-        let name = r.full_name();
-        if r.index.len() > 1 {
-            return Err(unsupported(
-                r.pos,
-                &format!("{}-D tensor '{name}'", r.index.len()),
-                "only scalars and vectors (one index, as in 'v_i') are supported",
-            ));
-        }
-        let (_, _, len) = self.resolve(&r.base, r.pos)?;
-        let n = match r.slice {
-            Some(Slice::At(k)) => {
-                if k >= len {
-                    return Err(Located::new(r.pos, format!("index {k} is out of range: '{name}' has {len} elements")));
-                }
-                return Ok(1);
-            }
-            Some(Slice::Range(a, b)) => {
-                if b > len {
-                    return Err(Located::new(
-                        r.pos,
-                        format!("index range {a}:{b} is out of range: '{name}' has {len} elements"),
-                    ));
-                }
-                b - a
-            }
-            None => len,
-        };
-        let letter = r.index.chars().next();
-        match index {
-            None => Err(unsupported(
-                r.pos,
-                "sums over an index (contractions)",
-                &format!("'{name}' is a vector inside a scalar: pick one element, as '{name}[0]'"),
-            )),
-            Some(ix) if letter != Some(ix) => Err(unsupported(
-                r.pos,
-                "sums over an index (contractions)",
-                &format!("'{name}' has index '{}' but the tensor's index is '{ix}'; write '{}_{ix}'", r.index, r.base),
-            )),
-            Some(_) => Ok(n),
-        }
+    /// At most how many entries a tensor stores (its blocks' sizes; for a read, the file's entries).
+    fn stored(&self, tid: usize) -> u64 {
+        let from_files: u64 =
+            self.reads.iter().filter(|((t, _), _)| *t == tid).map(|(_, tv)| tv.entries.len() as u64).sum();
+        self.layouts[tid].as_ref().map_or(0, |l| l.stored()) + from_files
     }
 
     // ---- Names ----
 
-    /// Display names of a tensor's elements: `x` for a named scalar element, `x_0`, `x_1`, … for a named
+    /// Display names of a vector's elements: `x` for a named scalar element, `x_0`, `x_1`, … for a named
     /// range, `v_3` (by position in the tensor) for an unnamed element of a vector, `k` for a scalar.
     fn elem_names(&self, tid: usize) -> Vec<String> {
         let d = &self.defs[tid];
         let layout = self.layouts[tid].as_ref().expect("layouts are computed first");
-        let mut names = Vec::with_capacity(layout.len);
-        for (el, &(start, len)) in d.t.elements.iter().zip(&layout.elems) {
+        let mut names = Vec::with_capacity(layout.len() as usize);
+        for (e, el) in d.t.elements.iter().enumerate() {
+            let (start, len) = layout.span(e);
             for k in 0..len {
-                names.push(match (&el.name, d.index) {
+                names.push(match (&el.name, d.letters.is_empty()) {
                     (Some((n, _)), _) if len == 1 => n.clone(),
                     (Some((n, _)), _) => format!("{n}_{k}"),
-                    (None, None) => d.base.to_string(),
-                    (None, Some(_)) => format!("{}_{}", d.base, start + k),
+                    (None, true) => d.base.to_string(),
+                    (None, false) => format!("{}_{}", d.base, start + k),
                 });
             }
         }
@@ -660,23 +507,33 @@ impl<'a> Gen<'a> {
     fn out_names(&mut self, tid: usize) -> Result<Vec<String>, Located> {
         let layout = self.layouts[tid].clone().expect("layouts are computed first");
         let t = self.defs[tid].t;
-        let mut names: Vec<String> = Vec::with_capacity(layout.len);
+        let mut names: Vec<String> = Vec::with_capacity(layout.len() as usize);
         // A set beside the list, so the duplicate check stays linear in the number of outputs.
-        let mut seen: HashSet<String> = HashSet::with_capacity(layout.len);
-        for (el, &(start, len)) in t.elements.iter().zip(&layout.elems) {
+        let mut seen: HashSet<String> = HashSet::with_capacity(layout.len() as usize);
+        for (e, el) in t.elements.iter().enumerate() {
+            let (start, len) = layout.span(e);
             let referred: Option<Vec<String>> = match (&el.name, &el.expr) {
                 (Some((n, _)), _) if len == 1 => Some(vec![n.clone()]),
                 (Some((n, _)), _) => Some((0..len).map(|k| format!("{n}_{k}")).collect()),
                 (None, Expr::Name(n, _)) if len == 1 => Some(vec![n.clone()]),
                 (None, Expr::Tensor(r)) => {
-                    let (rt, off, n) = self.resolve(&r.base, r.pos)?;
-                    let all = self.elem_names(rt);
-                    let (a, b) = match r.slice {
-                        Some(Slice::At(k)) => (off + k, off + k + 1),
-                        Some(Slice::Range(a, b)) => (off + a, off + b),
-                        None => (off, off + n),
+                    let (rt, block) = self.symbol(&r.base, r.pos)?;
+                    let (off, n) = match block {
+                        Some(b) => self.layouts[rt].as_ref().map_or((0, 0), |l| l.span(b)),
+                        None => (0, self.len(rt)),
                     };
-                    (b - a == len).then(|| all[a..b].to_vec())
+                    let range = match r.slice {
+                        Some(Slice::At(k)) => Some((off + k, off + k + 1)),
+                        Some(Slice::Range(a, b)) => Some((off + a, off + b)),
+                        Some(Slice::Model(_) | Slice::ModelRange(..)) => None,
+                        None => Some((off, off + n)),
+                    };
+                    match range {
+                        Some((a, b)) if b - a == len && self.defs[rt].letters.len() <= 1 => {
+                            self.elem_names(rt).get(a..b).map(|s| s.to_vec())
+                        }
+                        _ => None,
+                    }
                 }
                 _ => None,
             };
@@ -695,142 +552,6 @@ impl<'a> Gen<'a> {
     fn take_dynamic(&mut self) -> Vec<Instr> {
         self.dynamic_vals.iter_mut().for_each(|s| *s = None);
         self.e.take_dynamic()
-    }
-
-    /// The values of all elements of a tensor, generated once per section where they are used.
-    fn value(&mut self, tid: usize) -> Result<Rc<[Val]>, Located> {
-        if let Some(v) = self.static_vals[tid].clone().or_else(|| self.dynamic_vals[tid].clone()) {
-            return Ok(v);
-        }
-        let len = self.len(tid);
-        let vals: Rc<[Val]> = match self.defs[tid].role {
-            Role::State => (0..len).map(|k| Val::Reg(Program::state_reg(k) as u32, Level::Dynamic)).collect(),
-            Role::Dudt => self.dudt_regs.iter().map(|&r| Val::Reg(r, Level::Dynamic)).collect(),
-            Role::Input => {
-                let p0 = 1 + self.e.n_states + self.param_start[tid];
-                (0..len).map(|k| Val::Reg((p0 + k) as u32, Level::Param)).collect()
-            }
-            _ => {
-                let mut v = Vec::with_capacity(len);
-                for k in 0..len {
-                    v.push(self.element_value(tid, k)?);
-                }
-                v.into()
-            }
-        };
-        if vals.iter().any(|v| v.level() == Some(Level::Dynamic)) {
-            self.dynamic_vals[tid] = Some(vals.clone());
-        } else {
-            self.static_vals[tid] = Some(vals.clone());
-        }
-        Ok(vals)
-    }
-
-    /// The element holding flat index `k` of a tensor, and `k`'s position inside it.
-    fn element_at(&self, tid: usize, k: usize) -> (&'a Element, usize) {
-        let layout = self.layouts[tid].as_ref().expect("layouts are computed first");
-        // Elements are laid out in order: the last one starting at or before `k` holds it.
-        let e = layout.elems.partition_point(|&(s, _)| s <= k) - 1;
-        let t: &'a Tensor = self.defs[tid].t;
-        (&t.elements[e], k - layout.elems[e].0)
-    }
-
-    /// Flat element `k` of a tensor as its expression defines it (for inputs: the default; for the state:
-    /// the initial value).
-    fn element_value(&mut self, tid: usize, k: usize) -> Result<Val, Located> {
-        let (el, local) = self.element_at(tid, k);
-        self.expr(&el.expr, local)
-    }
-
-    /// Element `k` of an expression whose length was checked by `expr_len` (scalars ignore `k`; vectors of
-    /// length 1 broadcast).
-    fn expr(&mut self, e: &Expr, k: usize) -> Result<Val, Located> {
-        Ok(match e {
-            Expr::Num(v) => Val::Const(*v),
-            Expr::Name(name, pos) => {
-                if name == "t" {
-                    return Ok(Val::Reg(Program::T as u32, Level::Dynamic));
-                }
-                if name == "N" {
-                    return Ok(self.e.model_index());
-                }
-                let (tid, off, _) = self.resolve(name, *pos)?;
-                self.value(tid)?[off]
-            }
-            Expr::Tensor(r) => {
-                let (tid, off, len) = self.resolve(&r.base, r.pos)?;
-                let at = match r.slice {
-                    Some(Slice::At(j)) => off + j,
-                    Some(Slice::Range(a, b)) => off + a + if b - a == 1 { 0 } else { k },
-                    None => off + if len == 1 { 0 } else { k },
-                };
-                self.value(tid)?[at]
-            }
-            Expr::Neg(x) => {
-                let x = self.expr(x, k)?;
-                self.e.op(Op::Neg, x, x)
-            }
-            Expr::Chain(first, rest) => {
-                let mut acc = self.expr(first, k)?;
-                for (op, e) in rest {
-                    let b = self.expr(e, k)?;
-                    let op = match op {
-                        BinOp::Add => Op::Add,
-                        BinOp::Sub => Op::Sub,
-                        BinOp::Mul => Op::Mul,
-                        BinOp::Div => Op::Div,
-                    };
-                    acc = self.e.op(op, acc, b);
-                }
-                acc
-            }
-            Expr::Draw(draw, args, pos, site) => self.draw(*draw, args, *pos, (*site, k))?,
-            Expr::Call(Func::Piecewise, args) => {
-                // piecewise(c0, v0, c1, v1, …, fallback), built from the fallback outwards.
-                let mut acc = self.expr(&args[args.len() - 1], k)?;
-                for pair in args[..args.len() - 1].chunks(2).rev() {
-                    let (c, v) = (self.expr(&pair[0], k)?, self.expr(&pair[1], k)?);
-                    acc = self.e.op3(Op::Select, c, v, acc);
-                }
-                acc
-            }
-            Expr::Call(func, args) => {
-                let a = self.expr(&args[0], k)?;
-                let b = match args.get(1) {
-                    Some(b) => self.expr(b, k)?,
-                    None => a,
-                };
-                let op = match func {
-                    Func::Exp => Op::Exp,
-                    Func::Log => Op::Log,
-                    Func::Log10 => Op::Log10,
-                    Func::Sqrt => Op::Sqrt,
-                    Func::Sin => Op::Sin,
-                    Func::Cos => Op::Cos,
-                    Func::Tan => Op::Tan,
-                    Func::Sinh => Op::Sinh,
-                    Func::Cosh => Op::Cosh,
-                    Func::Tanh => Op::Tanh,
-                    Func::Arcsinh => Op::Asinh,
-                    Func::Arccosh => Op::Acosh,
-                    Func::Abs => Op::Abs,
-                    Func::Sigmoid => Op::Sigmoid,
-                    Func::Heaviside => Op::Heaviside,
-                    Func::Min => Op::Min,
-                    Func::Max => Op::Max,
-                    Func::Copysign => Op::Copysign,
-                    Func::Pow => match b {
-                        Val::Const(e) => match self.e.small_power(a, e) {
-                            Some(v) => return Ok(v),
-                            None => Op::Pow,
-                        },
-                        _ => Op::Pow,
-                    },
-                    Func::Piecewise => unreachable!("handled above"),
-                };
-                self.e.op(op, a, b)
-            }
-        })
     }
 }
 
@@ -872,7 +593,7 @@ impl Gen<'_> {
             let (len, n) = (self.len(tid), self.len(u));
             if len != n {
                 let hint =
-                    if n > 1 && self.defs[tid].index.is_none() { "; a vector state needs 'reset_i'" } else { "" };
+                    if n > 1 && self.defs[tid].letters.is_empty() { "; a vector state needs 'reset_i'" } else { "" };
                 return Err(Located::new(
                     at,
                     format!(
@@ -887,69 +608,114 @@ impl Gen<'_> {
 
     /// A tensor's values as a dynamic section of their own: its code and the registers holding them.
     fn section(&mut self, tid: usize) -> Result<(Vec<Instr>, Vec<u32>), Located> {
-        let vals = self.value(tid)?;
-        let regs = vals.iter().map(|&v| self.e.reg(v)).collect();
+        let vals = self.value(tid)?.to_dense();
+        let regs = vals.into_iter().map(|v| self.e.reg(v)).collect();
         Ok((self.take_dynamic(), regs))
-    }
-
-    /// The value of a random draw: a normal or uniform slot, transformed as the function asks.
-    fn draw(&mut self, draw: Draw, args: &[Expr], pos: Pos, slot: (usize, usize)) -> Result<Val, Located> {
-        let name = draw.name();
-        if self.dialect != Dialect::MonteCarlo {
-            return Err(Located::new(
-                pos,
-                format!("random draws are only allowed in Monte Carlo models (line {}): '{name}(…)'", pos.line),
-            ));
-        }
-        if let Some(what) = self.draws_refused {
-            return Err(Located::new(
-                pos,
-                format!(
-                    "random draws are not allowed in {what} (line {}): '{name}(…)' draws once per path and period",
-                    pos.line
-                ),
-            ));
-        }
-        let kind = match draw {
-            Draw::Normal | Draw::Lognormal => DrawKind::Normal,
-            Draw::Uniform | Draw::Bernoulli => DrawKind::Uniform,
-        };
-        let reg = match self.draw_slots.get(&slot) {
-            Some(&(_, r)) => r,
-            None => {
-                let r = self.e.fresh();
-                self.draw_slots.insert(slot, (kind, r));
-                r
-            }
-        };
-        let z = Val::Reg(reg, Level::Dynamic);
-        let k = slot.1;
-        Ok(match draw {
-            Draw::Normal | Draw::Uniform => z,
-            Draw::Lognormal => {
-                let (mu, sigma) = (self.expr(&args[0], k)?, self.expr(&args[1], k)?);
-                let sz = self.e.op(Op::Mul, sigma, z);
-                // exp(0 + x) = exp(x) exactly, so a zero mean costs nothing.
-                let x = if matches!(mu, Val::Const(m) if m == 0.0) { sz } else { self.e.op(Op::Add, mu, sz) };
-                self.e.op(Op::Exp, x, x)
-            }
-            Draw::Bernoulli => {
-                // 1 when u < p, i.e. when u - p < 0.
-                let p = self.expr(&args[0], k)?;
-                let d = self.e.op(Op::Sub, z, p);
-                self.e.op3(Op::Select, d, Val::Const(0.0), Val::Const(1.0))
-            }
-        })
     }
 }
 
-/// The length of an element-wise combination: equal lengths, or one side of length 1 (a scalar).
-fn broadcast(a: usize, b: usize, at: Pos) -> Result<usize, Located> {
-    if a == b || b == 1 {
-        Ok(a)
-    } else if a == 1 {
-        Ok(b)
-    } else {
-        Err(Located::new(at, format!("cannot combine vectors of {a} and {b} elements element-wise")))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::parse;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn ode(src: &str) -> Compiled {
+        compile(&parse(src).unwrap(), Dialect::Ode, false, &no_files).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `F` at `t = 0` and the state's initial values, with `N` set to `n`.
+    fn rhs_at(c: &Compiled, n: f64) -> Vec<f64> {
+        let p = &c.program;
+        let mut regs = vec![0.0; p.n_regs];
+        let mut y = vec![0.0; p.n_states];
+        let params: Vec<f64> = c.params.iter().map(|p| p.1).collect();
+        p.start(&mut regs, &params, &mut y);
+        if let Some(r) = p.model_index_reg {
+            regs[r as usize] = n;
+        }
+        let mut f = vec![0.0; p.n_states];
+        p.rhs(&mut regs, 0.0, &y, &mut f);
+        f
+    }
+
+    #[test]
+    fn a_sparse_matrix_generates_code_for_its_entries_only() {
+        // Three stored entries of a 3 × 3 matrix: three products, and the Jacobian has exactly those entries
+        // (its values are parameter-level, so no Jacobian code runs per evaluation).
+        let c = ode(
+            "in_i { k = 2 }\nA_ij { (0, 1): k, (1, 2): 3, (2, 0): 0.0, (2, 2): -1 }\nu_i { (0:3): x = 1 }\nF_i { A_ij * x_j }",
+        );
+        let mut entries: Vec<(u32, u32)> = c.program.jac_entries.iter().map(|e| (e.0, e.1)).collect();
+        entries.sort_unstable();
+        assert_eq!(entries, [(0, 1), (1, 2), (2, 2)]);
+        assert!(c.program.jac.is_empty());
+        assert_eq!(rhs_at(&c, 0.0), [2.0, 3.0, -1.0]);
+        // A diagonal is n entries; `(0..3, 1..4)` is the one above the main diagonal of a 3 × 4 matrix.
+        let c = ode("A_ij { (0..3, 1..4): 2 }\nu_i { (0:4): x = 1 }\nF_i { (0:3): A_ij * x_j, 0 }");
+        assert_eq!(c.program.jac_entries.len(), 3);
+        assert_eq!(rhs_at(&c, 0.0), [2.0, 2.0, 2.0, 0.0]);
+    }
+
+    #[test]
+    fn n_selects_elements_at_run_time() {
+        let c = ode("g_i { 1, 2, 3 }\nu_i { y = 2 }\nF_i { g_i[N] * y + g_i[(N + 1) % 3] }");
+        assert!(c.program.model_index_reg.is_some());
+        assert_eq!(rhs_at(&c, 0.0), [2.0 + 2.0]);
+        assert_eq!(rhs_at(&c, 1.0), [4.0 + 3.0]);
+        assert_eq!(rhs_at(&c, 2.0), [6.0 + 1.0]);
+        assert!(rhs_at(&c, 3.0)[0].is_nan(), "an N beyond the vector selects nothing");
+        // A range whose bounds move with N keeps its length: `amp_i[N:N+2]` (diffsl's own test model).
+        let c = ode("amp_i { 0, 10, 20 }\nu_i { x = 1, y = 1 }\nF_i { amp_i[N:N+2] - u_i }");
+        assert_eq!(rhs_at(&c, 0.0), [-1.0, 9.0]);
+        assert_eq!(rhs_at(&c, 1.0), [9.0, 19.0]);
+        assert!(rhs_at(&c, 2.0)[1].is_nan());
+        // A model that never reads N has no register for it.
+        assert_eq!(ode("u_i { y = 1 }\nF_i { -y }").program.model_index_reg, None);
+    }
+
+    #[test]
+    fn the_interpreter_and_the_jit_agree_on_the_new_forms() {
+        let src =
+            "xs_i { 0, 1, 3 }\nys_i { 2, -1, 5 }\ng_i { 0.5, 1.5 }\nA_ij { (0, 0): -1, (0, 1): 2, (1, 0:2): 0.25 }
+u_i { (0:2): x = 1 }
+F_i { A_ij * x_j + g_i[N % 2] * interp1d(xs_i, ys_i, x_i + t) }";
+        let c = ode(src);
+        let plain: Vec<u64> = rhs_at(&c, 1.0).iter().map(|v| v.to_bits()).collect();
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let mut c = c.clone();
+            c.program.compile_native().unwrap();
+            let native: Vec<u64> = rhs_at(&c, 1.0).iter().map(|v| v.to_bits()).collect();
+            assert_eq!(plain, native);
+        }
+        // x = (1, 1): A·x = (1, 0.5); interp1d at 1 is -1; g[1] = 1.5; the sum over j adds the second term
+        // twice (the whole expression is summed, as in DiffSL).
+        let f: Vec<f64> = plain.iter().map(|&b| f64::from_bits(b)).collect();
+        assert_eq!(f, [1.0 - 3.0, 0.5 - 3.0]);
+    }
+
+    #[test]
+    fn a_large_sparse_model_compiles_with_its_stencil_pattern() {
+        // A 20 × 20 heat equation (400 states): the 5-point Laplacian as listed entries.
+        let m: usize = 20;
+        let mut entries = Vec::new();
+        for k in 0..m * m {
+            let (r, c) = (k / m, k % m);
+            entries.push(format!("({k}, {k}): -4"));
+            for (ok, j) in
+                [(r > 0, k.wrapping_sub(m)), (r + 1 < m, k + m), (c > 0, k.wrapping_sub(1)), (c + 1 < m, k + 1)]
+            {
+                if ok {
+                    entries.push(format!("({k}, {j}): 1"));
+                }
+            }
+        }
+        let src = format!("L_ij {{ {} }}\nu_i {{ (0:{}): y = 1 }}\nF_i {{ L_ij * u_j }}", entries.join(", "), m * m);
+        let c = ode(&src);
+        assert_eq!(c.program.jac_entries.len(), 5 * m * m - 4 * m);
+        let f = rhs_at(&c, 0.0);
+        assert_eq!((f[0], f[1], f[m + 1]), (-2.0, -1.0, 0.0));
     }
 }

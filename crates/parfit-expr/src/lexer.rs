@@ -49,6 +49,9 @@ pub enum Tok {
     Caret,
     Colon,
     DotDot,
+    Percent,
+    /// A single-quoted string, `'file.tns'` (its text includes the quotes).
+    Str,
     Eof,
 }
 
@@ -167,6 +170,17 @@ pub fn tokenize(src: &str) -> Result<Vec<Token<'_>>, Located> {
             '/' => Tok::Slash,
             '^' => Tok::Caret,
             ':' => Tok::Colon,
+            '%' => Tok::Percent,
+            '\'' => {
+                while cur.peek().is_some_and(|c| c != '\'') {
+                    cur.bump();
+                }
+                if cur.bump().is_none() {
+                    return Err(Located::new(pos, "unterminated string: a file name is written 'name.tns'"));
+                }
+                Tok::Str
+            }
+            ';' => return Err(Located::new(pos, "';' is not DiffSL: elements are separated by ','")),
             '.' if cur.peek() == Some('.') => {
                 cur.bump();
                 Tok::DotDot
@@ -192,7 +206,10 @@ fn lex_number(cur: &mut Cursor<'_>, start: usize, pos: Pos) -> Result<Tok, Locat
         cur.bump();
         cur.eat_digits();
     }
-    if matches!(cur.peek(), Some('e' | 'E')) {
+    if cur.peek() == Some('E') {
+        return Err(Located::new(cur.pos, "DiffSL writes exponents with a lowercase 'e', as in '1.5e3'"));
+    }
+    if cur.peek() == Some('e') {
         cur.bump();
         if matches!(cur.peek(), Some('+' | '-')) {
             cur.bump();
@@ -225,7 +242,16 @@ mod tests {
     #[test]
     fn numbers_and_ranges() {
         assert_eq!(kinds("1.5e-3"), vec![Tok::Num(1.5e-3), Tok::Eof]);
-        assert_eq!(kinds("2. 7E+2 3"), vec![Tok::Num(2.0), Tok::Num(700.0), Tok::Num(3.0), Tok::Eof]);
+        assert_eq!(kinds("2. 7e+2 3"), vec![Tok::Num(2.0), Tok::Num(700.0), Tok::Num(3.0), Tok::Eof]);
+        let e = tokenize("a { 7E+2 }").unwrap_err();
+        assert_eq!((e.pos.col, e.message.as_str()), (6, "DiffSL writes exponents with a lowercase 'e', as in '1.5e3'"));
+        let e = tokenize("u { 1 };").unwrap_err();
+        assert_eq!((e.pos.col, e.message.as_str()), (8, "';' is not DiffSL: elements are separated by ','"));
+        assert_eq!(
+            kinds("read('a b.tns') N % 2"),
+            vec![Tok::Ident, Tok::LParen, Tok::Str, Tok::RParen, Tok::Ident, Tok::Percent, Tok::Num(2.0), Tok::Eof]
+        );
+        assert!(tokenize("read('never closed").unwrap_err().message.starts_with("unterminated string"));
         assert_eq!(kinds("0..2"), vec![Tok::Num(0.0), Tok::DotDot, Tok::Num(2.0), Tok::Eof]);
         assert!(tokenize("1e+").is_err());
         let e = tokenize("a\n  1e999").unwrap_err();

@@ -29,23 +29,34 @@ mod lookup;
 mod parser;
 pub mod system;
 
-pub use compile::{Compiled, Dialect};
+pub use compile::{Compiled, Dialect, Files, no_files};
 pub use eval::{DrawKind, Instr, Op, Program, run};
 pub use lexer::{Located, Pos};
 pub use lookup::LookupTable;
 
-/// Parse and compile model text. Errors carry the line and column of the problem.
+/// Parse and compile model text. Errors carry the line and column of the problem. A model that reads
+/// files (`read('a.tns')`) needs [`compile_with`].
 pub fn compile(source: &str, dialect: Dialect) -> Result<Compiled, Located> {
-    let ast = parser::parse(source)?;
-    compile::compile(&ast, dialect, false)
+    compile_with(source, dialect, false, &no_files)
 }
 
 /// [`compile`] an ODE model together with the code of its forward sensitivity equations: ∂u0/∂p,
 /// ∂F/∂p, ∂out/∂u and ∂out/∂p, all derived symbolically ([`Program::sensitivities`] is true). The
 /// plain program is unchanged by it, so models compile twice rather than slow the plain one down.
 pub fn compile_with_sensitivities(source: &str) -> Result<Compiled, Located> {
+    compile_with(source, Dialect::Ode, true, &no_files)
+}
+
+/// [`compile`] (with the sensitivity code when `sensitivities`, ODE models only), reading the files
+/// `read('…')` names through `files`: the front end decides where a name is looked up.
+pub fn compile_with(
+    source: &str,
+    dialect: Dialect,
+    sensitivities: bool,
+    files: &Files<'_>,
+) -> Result<Compiled, Located> {
     let ast = parser::parse(source)?;
-    compile::compile(&ast, Dialect::Ode, true)
+    compile::compile(&ast, dialect, sensitivities, files)
 }
 
 /// Values' bits, with every NaN the same: Rust leaves a NaN's sign and payload unspecified (the compiler

@@ -27,11 +27,13 @@ pub enum Func {
     Copysign,
     /// `piecewise(c0, v0, c1, v1, …, fallback)`: the first `v_k` whose `c_k >= 0`, else `fallback`.
     Piecewise,
+    /// `interp1d(x_i, y_i, q)`: piecewise-linear interpolation through constant points, clamped at the ends.
+    Interp1d,
 }
 
 impl Func {
     /// DiffSL's names for its element-wise functions.
-    pub const ALL: [(&'static str, Func); 20] = [
+    pub const ALL: [(&'static str, Func); 21] = [
         ("exp", Func::Exp),
         ("log", Func::Log),
         ("log10", Func::Log10),
@@ -52,6 +54,7 @@ impl Func {
         ("max", Func::Max),
         ("copysign", Func::Copysign),
         ("piecewise", Func::Piecewise),
+        ("interp1d", Func::Interp1d),
     ];
 
     fn from_name(name: &str) -> Option<Func> {
@@ -62,6 +65,7 @@ impl Func {
     pub fn arity(self) -> Option<usize> {
         match self {
             Func::Pow | Func::Min | Func::Max | Func::Copysign => Some(2),
+            Func::Interp1d => Some(3),
             Func::Piecewise => None,
             _ => Some(1),
         }
@@ -92,6 +96,8 @@ pub enum Expr {
     /// A random draw (Monte Carlo models only): its kind, arguments, where it is, and its call site's number
     /// in source order.
     Draw(Draw, Vec<Expr>, Pos, usize),
+    /// `read('file.tns')`: a sparse tensor imported from a FROSTT file, only ever a whole element.
+    Read(String, Pos),
 }
 
 /// The random-draw functions of the Monte Carlo dialect. Each call site draws once per path and period.
@@ -148,20 +154,73 @@ impl TensorRef {
     }
 }
 
-/// `[k]` or `[a:b]` after a vector reference (`b` exclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `[k]`, `[a:b]` (`b` exclusive) or `[k]` with `k` depending on the model index `N`, after a vector
+/// reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slice {
     At(usize),
     Range(usize, usize),
+    /// An index computed from `N` at run time.
+    Model(IntExpr),
+    /// `[a:b]` with bounds computed from `N` at run time and a fixed length `b - a`: the start and length.
+    ModelRange(IntExpr, usize),
 }
 
-/// An element's index range `(a): …` or `(a:b): …` (`b` exclusive; `a..b` means the same in 1-D).
+/// DiffSL's integer index expressions: whole numbers and the model index `N` under `+ - * / %` (`/`
+/// truncates, `%` keeps the sign of the dividend, as integer arithmetic does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntExpr {
+    Int(i64),
+    N,
+    Neg(Box<IntExpr>),
+    Bin(IntOp, Box<IntExpr>, Box<IntExpr>),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+impl IntExpr {
+    /// The value at model index `n`; `None` on overflow or division by zero.
+    pub fn eval(&self, n: i64) -> Option<i64> {
+        Some(match self {
+            IntExpr::Int(k) => *k,
+            IntExpr::N => n,
+            IntExpr::Neg(x) => x.eval(n)?.checked_neg()?,
+            IntExpr::Bin(op, a, b) => {
+                let (a, b) = (a.eval(n)?, b.eval(n)?);
+                match op {
+                    IntOp::Add => a.checked_add(b)?,
+                    IntOp::Sub => a.checked_sub(b)?,
+                    IntOp::Mul => a.checked_mul(b)?,
+                    IntOp::Div => a.checked_div(b)?,
+                    IntOp::Rem => a.checked_rem(b)?,
+                }
+            }
+        })
+    }
+
+    fn reads_n(&self) -> bool {
+        match self {
+            IntExpr::Int(_) => false,
+            IntExpr::N => true,
+            IntExpr::Neg(x) => x.reads_n(),
+            IntExpr::Bin(_, a, b) => a.reads_n() || b.reads_n(),
+        }
+    }
+}
+
+/// An element's index range: one `(start, end)` per axis (`end` exclusive) from `(a)`, `(a:b)` or
+/// `(a..b)`; `..` on every axis of a 2-D range makes it a diagonal (in 1-D `a..b` is `a:b`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElemRange {
-    pub start: usize,
-    pub end: usize,
-    /// How many comma-separated ranges were given (more than one only makes sense for 2-D tensors).
-    pub dims: usize,
+    pub axes: Vec<(usize, usize)>,
+    pub diagonal: bool,
     pub pos: Pos,
 }
 
@@ -343,7 +402,16 @@ impl<'s> Parser<'s> {
             None
         };
         let expr_pos = self.peek().pos;
-        let expr = self.expr()?;
+        let read = self.peek();
+        let expr = if read.text == "read" && self.peek_at(1).tok == Tok::LParen && self.peek_at(2).tok == Tok::Str {
+            self.bump();
+            self.bump();
+            let file = self.bump().text;
+            self.expect(Tok::RParen, "')' after the file name")?;
+            Expr::Read(file[1..file.len() - 1].to_string(), read.pos)
+        } else {
+            self.expr()?
+        };
         Ok(Element { range, name, expr, pos, expr_pos })
     }
 
@@ -373,15 +441,19 @@ impl<'s> Parser<'s> {
         }
     }
 
-    /// `(a): `, `(a:b): ` or `(a..b): `, possibly with more comma-separated ranges (checked by the caller).
+    /// `(a): `, `(a:b): ` or `(a..b): `, with one comma-separated range per axis.
     fn range_spec(&mut self) -> Result<ElemRange, Located> {
         let pos = self.bump().pos; // '('
-        let mut first: Option<(usize, usize)> = None;
-        let mut dims = 0;
+        let mut axes = Vec::new();
+        let (mut colons, mut dots) = (0, 0);
         loop {
             let a = self.integer()?;
             let b = if matches!(self.peek().tok, Tok::Colon | Tok::DotDot) {
-                self.bump();
+                if self.bump().tok == Tok::DotDot {
+                    dots += 1
+                } else {
+                    colons += 1
+                }
                 let t = self.peek();
                 let b = self.integer()?;
                 if b < a {
@@ -391,15 +463,21 @@ impl<'s> Parser<'s> {
             } else {
                 a + 1
             };
-            first.get_or_insert((a, b));
-            dims += 1;
+            axes.push((a, b));
             if self.bump().tok == Tok::RParen {
                 break;
             }
         }
         self.bump(); // ':'
-        let (start, end) = first.unwrap_or((0, 0));
-        Ok(ElemRange { start, end, dims, pos })
+        if dots > 0 && dots < axes.len() {
+            return Err(Located::new(
+                pos,
+                "a diagonal range uses '..' on every axis, as '(0..3, 0..3)'; mix ':' ranges and single indices \
+                 only without '..'",
+            ));
+        }
+        let diagonal = dots > 1 && colons == 0;
+        Ok(ElemRange { axes, diagonal, pos })
     }
 
     /// A non-negative integer literal (checked by `at_range_spec`) no larger than [`MAX_INDEX`].
@@ -531,37 +609,94 @@ impl<'s> Parser<'s> {
         }
     }
 
-    /// `[k]`, `[a:b]` or `[a..b]` after a vector reference; the bounds are constant integer expressions.
+    /// `[k]`, `[a:b]` or `[a..b]` after a vector reference; the bounds are DiffSL's integer expressions, and
+    /// only a single index may depend on the model index `N`.
     fn slice(&mut self) -> Result<Slice, Located> {
         self.bump(); // '['
-        let a = self.index_value()?;
+        let a_pos = self.peek().pos;
+        let a = self.int_expr()?;
         let slice = if matches!(self.peek().tok, Tok::Colon | Tok::DotDot) {
             self.bump();
             let at = self.peek().pos;
-            let b = self.index_value()?;
+            let b = self.int_expr()?;
+            if a.reads_n() || b.reads_n() {
+                self.expect(Tok::RBracket, "']' after the index")?;
+                return model_range(a, b, at);
+            }
+            let (a, b) = (index_value(&a, a_pos)?, index_value(&b, at)?);
             if b < a {
                 return Err(Located::new(at, format!("index range end {b} is before its start {a}")));
             }
             Slice::Range(a, b)
+        } else if a.reads_n() {
+            Slice::Model(a)
         } else {
-            Slice::At(a)
+            Slice::At(index_value(&a, a_pos)?)
         };
         self.expect(Tok::RBracket, "']' after the index")?;
         Ok(slice)
     }
 
-    fn index_value(&mut self) -> Result<usize, Located> {
-        let pos = self.peek().pos;
-        let e = self.expr()?;
-        match const_value(&e) {
-            Ok(v) if v >= 0.0 && v.fract() == 0.0 && v < u32::MAX as f64 => Ok(v as usize),
-            Ok(v) => Err(Located::new(pos, format!("an index must be a whole number ≥ 0, found {v}"))),
-            Err(Some((name, at))) if name == "N" => Err(unsupported(
-                at,
-                "model index 'N'",
-                "hybrid models (N, stop, reset) are DiffSL features parfit does not have",
+    /// `int_term (('+' | '-') int_term)*`
+    fn int_expr(&mut self) -> Result<IntExpr, Located> {
+        let mut acc = self.int_term()?;
+        while let Some(op) = match self.peek().tok {
+            Tok::Plus => Some(IntOp::Add),
+            Tok::Minus => Some(IntOp::Sub),
+            _ => None,
+        } {
+            self.bump();
+            acc = IntExpr::Bin(op, Box::new(acc), Box::new(self.int_term()?));
+        }
+        Ok(acc)
+    }
+
+    /// `int_factor (('*' | '/' | '%') int_factor)*`
+    fn int_term(&mut self) -> Result<IntExpr, Located> {
+        let mut acc = self.int_factor()?;
+        while let Some(op) = match self.peek().tok {
+            Tok::Star => Some(IntOp::Mul),
+            Tok::Slash => Some(IntOp::Div),
+            Tok::Percent => Some(IntOp::Rem),
+            _ => None,
+        } {
+            self.bump();
+            acc = IntExpr::Bin(op, Box::new(acc), Box::new(self.int_factor()?));
+        }
+        Ok(acc)
+    }
+
+    /// `sign? (integer | 'N' | '(' int_expr ')')`, nesting counted as [`Parser::factor`] counts it.
+    fn int_factor(&mut self) -> Result<IntExpr, Located> {
+        let t = self.peek();
+        if self.depth == MAX_NESTING {
+            return Err(Located::new(t.pos, format!("index expression nesting deeper than {MAX_NESTING} levels")));
+        }
+        self.depth += 1;
+        let e = self.int_signed(t);
+        self.depth -= 1;
+        e
+    }
+
+    fn int_signed(&mut self, t: Token<'s>) -> Result<IntExpr, Located> {
+        self.bump();
+        match t.tok {
+            Tok::Minus => Ok(IntExpr::Neg(Box::new(self.int_factor()?))),
+            Tok::Plus => self.int_factor(),
+            Tok::Num(_) if is_integer(&t) => match t.text.parse::<i64>() {
+                Ok(k) => Ok(IntExpr::Int(k)),
+                Err(_) => Err(Located::new(t.pos, format!("index {} is out of range", t.text))),
+            },
+            Tok::Ident if t.text == "N" => Ok(IntExpr::N),
+            Tok::LParen => {
+                let e = self.int_expr()?;
+                self.expect(Tok::RParen, "')'")?;
+                Ok(e)
+            }
+            _ => Err(Located::new(
+                t.pos,
+                format!("expected an index (a whole number, 'N', or them under + - * / %), found {t}"),
             )),
-            Err(_) => Err(Located::new(pos, "an index must be a constant whole number")),
         }
     }
 
@@ -581,8 +716,10 @@ impl<'s> Parser<'s> {
         }
         let Some(func) = Func::from_name(name.text) else {
             return Err(match name.text {
-                "interp1d" => unsupported(name.pos, "interp1d", "use piecewise(…) or write the interpolation out"),
-                "read" => unsupported(name.pos, "read(…) sparse imports", "write the elements out"),
+                "read" => Located::new(
+                    name.pos,
+                    "read('file.tns') is only valid as a whole element of a constant tensor, as '(0:3, 0:3): read('a.tns')'",
+                ),
                 _ => {
                     let known: Vec<&str> = Func::ALL.iter().map(|(n, _)| *n).collect();
                     Located::new(
@@ -643,16 +780,46 @@ impl<'s> Parser<'s> {
     }
 }
 
+/// `[a:b]` with `N` in its bounds: its length must not depend on `N` (checked over the first model indices,
+/// which is where a hybrid model's few states lie).
+fn model_range(a: IntExpr, b: IntExpr, at: Pos) -> Result<Slice, Located> {
+    let width = |n| Some(b.eval(n)? - a.eval(n)?);
+    let w = width(0);
+    match w {
+        Some(w) if (0..=MAX_INDEX as i64).contains(&w) && (1..64).all(|n| width(n) == Some(w)) => {
+            Ok(Slice::ModelRange(a, w as usize))
+        }
+        _ => Err(unsupported(
+            at,
+            "index ranges whose length depends on 'N'",
+            "a range's length must be fixed, as in 'v_i[N:N+2]'",
+        )),
+    }
+}
+
+/// A constant index expression's value, checked to be a valid index.
+fn index_value(e: &IntExpr, pos: Pos) -> Result<usize, Located> {
+    match e.eval(0) {
+        Some(k) if (0..=MAX_INDEX as i64).contains(&k) => Ok(k as usize),
+        Some(k) if k < 0 => Err(Located::new(pos, format!("an index must be a whole number ≥ 0, found {k}"))),
+        Some(k) => {
+            Err(Located::new(pos, format!("index {k} is out of range: vectors have at most {MAX_INDEX} elements")))
+        }
+        None => Err(Located::new(pos, "the index divides by zero or overflows")),
+    }
+}
+
 fn is_integer(t: &Token<'_>) -> bool {
     matches!(t.tok, Tok::Num(_)) && t.text.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The value of a constant expression; `Err` with the first name it meets, or `None` for a vector.
+#[cfg(test)]
 fn const_value(e: &Expr) -> Result<f64, Option<(String, Pos)>> {
     Ok(match e {
         Expr::Num(v) => *v,
         Expr::Name(n, p) => return Err(Some((n.clone(), *p))),
-        Expr::Tensor(_) | Expr::Call(..) | Expr::Draw(..) => return Err(None),
+        Expr::Tensor(_) | Expr::Call(..) | Expr::Draw(..) | Expr::Read(..) => return Err(None),
         Expr::Neg(x) => -const_value(x)?,
         Expr::Chain(first, rest) => {
             let mut acc = const_value(first)?;
@@ -719,24 +886,43 @@ mod tests {
     fn ranges_slices_and_calls() {
         let ast = parse("v_i { (0:2): x = 1, (2): 2, 3 }").unwrap();
         let els = &ast.tensors[0].elements;
-        assert_eq!(els[0].range.map(|r| (r.start, r.end, r.dims)), Some((0, 2, 1)));
+        assert_eq!(els[0].range.as_ref().map(|r| (r.axes.clone(), r.diagonal)), Some((vec![(0, 2)], false)));
         assert_eq!(els[0].name.as_ref().map(|n| n.0.as_str()), Some("x"));
-        assert_eq!(els[1].range.map(|r| (r.start, r.end)), Some((2, 3)));
+        assert_eq!(els[1].range.as_ref().map(|r| r.axes.clone()), Some(vec![(2, 3)]));
         assert_eq!(els[2].range, None);
         // A parenthesised expression is not a range, with or without a following ':'.
         let ast = parse("v_i { (1) * 2, (0..3, 0..3): 1 }").unwrap();
         assert_eq!(ast.tensors[0].elements[0].range, None);
-        assert_eq!(ast.tensors[0].elements[1].range.map(|r| r.dims), Some(2));
+        let r = ast.tensors[0].elements[1].range.clone().unwrap();
+        assert_eq!((r.axes, r.diagonal), (vec![(0, 3), (0, 3)], true));
+        let r = parse("A_ij { (1, 0:3): 1 }").unwrap().tensors[0].elements[0].range.clone().unwrap();
+        assert_eq!((r.axes, r.diagonal), (vec![(1, 2), (0, 3)], false));
+        assert!(err("A_ij { (0..2, 0:2): 1 }").2.starts_with("a diagonal range uses '..' on every axis"));
+        let e = &parse("A_ij { (0:3, 0:3): read('a.tns') }").unwrap().tensors[0].elements[0].expr;
+        assert!(matches!(e, Expr::Read(f, p) if f == "a.tns" && p.col == 20));
         let ast = parse("a_i { u_i[1], u_i[2 * 2:6], w_j[0..1] }").unwrap();
         let slices: Vec<Option<Slice>> = ast.tensors[0]
             .elements
             .iter()
             .map(|e| match &e.expr {
-                Expr::Tensor(r) => r.slice,
+                Expr::Tensor(r) => r.slice.clone(),
                 _ => panic!(),
             })
             .collect();
         assert_eq!(slices, [Some(Slice::At(1)), Some(Slice::Range(4, 6)), Some(Slice::Range(0, 1))]);
+        // DiffSL's integer index expressions: `/` truncates, `%` is the remainder; `N` is read at run time.
+        let ast = parse("a_i { u_i[7 / 2], u_i[7 % 4], u_i[-1 + 2 * (3 - 1)], u_i[(N + 1) % 2] }").unwrap();
+        let slices: Vec<Slice> = ast.tensors[0]
+            .elements
+            .iter()
+            .map(|e| match &e.expr {
+                Expr::Tensor(r) => r.slice.clone().unwrap(),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(slices[..3], [Slice::At(3), Slice::At(3), Slice::At(3)]);
+        let Slice::Model(k) = &slices[3] else { panic!("{:?}", slices[3]) };
+        assert_eq!((k.eval(0), k.eval(1), k.eval(4)), (Some(1), Some(0), Some(1)));
         assert!(
             matches!(&parse("a { piecewise(t, 1, 2) }").unwrap().tensors[0].elements[0].expr, Expr::Call(Func::Piecewise, a) if a.len() == 3)
         );
@@ -783,11 +969,21 @@ mod tests {
     #[test]
     fn unsupported_syntax_is_named() {
         assert!(err("F_i { x[0] }").2.contains("only vectors can be indexed: write 'x_i[…]'"));
-        assert!(err("F_i { u_i[N] }").2.starts_with("not supported: model index 'N' (line 1)"));
-        assert!(err("F_i { u_i[0.5] }").2.contains("whole number"));
-        assert!(err("F_i { u_i[k] }").2.contains("constant whole number"));
+        assert!(matches!(
+            &parse("F_i { u_i[N:N+2] }").unwrap().tensors[0].elements[0].expr,
+            Expr::Tensor(r) if matches!(r.slice, Some(Slice::ModelRange(_, 2)))
+        ));
+        let e = err("F_i { u_i[N:2*N] }");
+        assert_eq!(
+            (e.1, e.2.starts_with("not supported: index ranges whose length depends on 'N' (line 1)")),
+            (13, true)
+        );
+        assert_eq!(err("F_i { u_i[2 - 3] }"), (1, 11, "an index must be a whole number ≥ 0, found -1".into()));
+        assert_eq!(err("F_i { u_i[1 / 0] }"), (1, 11, "the index divides by zero or overflows".into()));
+        assert!(err("F_i { u_i[0.5] }").2.starts_with("expected an index (a whole number, 'N'"));
+        assert!(err("F_i { u_i[k] }").2.starts_with("expected an index (a whole number, 'N'"));
         assert!(err("F_i { (3:1): 1 }").2.contains("range end 1 is before its start 3"));
-        assert!(err("F_i { interp1d(x_i, y_i, t) }").2.starts_with("not supported: interp1d (line 1)"));
+        assert!(err("F_i { 2 * read('a.tns') }").2.starts_with("read('file.tns') is only valid as a whole element"));
         assert!(err("a { x_1 }").2.contains("invalid name 'x_1'"));
         assert!(err("a { x = 1, y_z = 2 }").2.contains("element name 'y_z' cannot contain '_'"));
         let (l, c, m) = err("a {\n foo(1) }");

@@ -147,3 +147,22 @@ fn event_tensors_are_checked() {
     let e = compile("u { x = 1 }\nnext { x }\nstop { x }", Dialect::MonteCarlo).unwrap_err().to_string();
     assert!(e.contains("'stop' belongs to ODE models"), "{e}");
 }
+
+#[test]
+fn derivative_code_reading_n_is_recomputed_at_every_evaluation() {
+    // ∂(k·x·N)/∂x = N·k: a product of N and a parameter only, which must not be hoisted into the
+    // once-per-simulation code (where N is 0).
+    let src = "in_i { k = 3 }\nu { x = 1 }\nF { k * x * N }\nstop { x - 2 }\nreset { 1 }";
+    let c = compile_with_sensitivities(src).unwrap();
+    let p = &c.program;
+    let mut regs = started(p, &[3.0]);
+    p.start_sensitivities(&mut regs, &mut [0.0]);
+    p.set_model_index(&mut regs, 1);
+    let mut jac = [f64::NAN];
+    p.jacobian(&mut regs, 0.0, &[0.5], &mut jac);
+    assert_eq!(jac, [3.0]);
+    // ∂F/∂k = x·N, and the sensitivity right-hand side J·s + ∂F/∂k.
+    let (mut dy, mut ds) = ([0.0], [0.0]);
+    p.sensitivity_rhs(&mut regs, &mut Vec::new(), 0.0, &[0.5], &[2.0], &mut dy, &mut ds);
+    assert_eq!((dy, ds), ([1.5], [3.0 * 2.0 + 0.5]));
+}

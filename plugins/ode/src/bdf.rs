@@ -464,11 +464,7 @@ impl Bdf {
             }
             // The residual F - M·du.
             self.dy.copy_from_slice(&self.f);
-            for o in (0..n).step_by(block) {
-                for (&(i, j), &m) in self.mass_pattern.iter().zip(&self.mass) {
-                    self.dy[o + i as usize] -= m * self.yp[o + j as usize];
-                }
-            }
+            subtract_mass_times(&mut self.dy, (&self.mass_pattern, &self.mass), block, |j| self.yp[j]);
             sys.jacobian(t, &self.y, &mut self.jac);
             for (v, &(_, j)) in self.jac.iter_mut().zip(self.matrix.pattern()) {
                 if !self.algebraic[j as usize] {
@@ -533,16 +529,11 @@ impl Bdf {
                     self.dy[i] = c * self.f[i] - self.psi[i] - self.corr[i];
                 }
             } else {
-                // c·F - M·(psi + corr), block by block.
                 for i in 0..n {
                     self.dy[i] = c * self.f[i];
                 }
-                for o in (0..n).step_by(self.block) {
-                    for (&(i, j), &m) in self.mass_pattern.iter().zip(&self.mass) {
-                        let (i, j) = (o + i as usize, o + j as usize);
-                        self.dy[i] -= m * (self.psi[j] + self.corr[j]);
-                    }
-                }
+                let (psi, corr) = (&self.psi, &self.corr);
+                subtract_mass_times(&mut self.dy, (&self.mass_pattern, &self.mass), self.block, |j| psi[j] + corr[j]);
             }
             for block in self.dy.chunks_exact_mut(self.block) {
                 self.matrix.solve(block);
@@ -608,6 +599,21 @@ impl Bdf {
             for i in 0..n {
                 self.dy[i] += p * self.diff[j * n + i];
             }
+        }
+    }
+}
+
+/// `out -= M·x` block by block, for `M`'s `(pattern, entries)` within a block and `x(j)` the value at index
+/// `j` of the whole state.
+fn subtract_mass_times(
+    out: &mut [f64],
+    (pattern, mass): (&[(u32, u32)], &[f64]),
+    block: usize,
+    x: impl Fn(usize) -> f64,
+) {
+    for o in (0..out.len()).step_by(block) {
+        for (&(i, j), &m) in pattern.iter().zip(mass) {
+            out[o + i as usize] -= m * x(o + j as usize);
         }
     }
 }

@@ -8,9 +8,11 @@
 //! several crossings inside one step the first in time wins, and ties go to the function with the larger
 //! relative move across the step's end (the lower index on equal moves). The located time is the right end
 //! of the final bracket, where the function has already changed sign, so a restart there does not find the
-//! same event again; a stop function that is exactly zero at a (re)start is not an event until it changes
-//! sign. As in CVODE and diffsol, two crossings of the *same* function within one step cancel out and are
-//! not seen: the step-size control, not the event search, decides how finely a solution is resolved.
+//! same event again. A stop function that is exactly zero at a (re)start takes the sign it has just after
+//! it (CVODE's rule; diffsol's explicit and SDIRK methods lack it and miss the book's bouncing ball's second
+//! bounce, a flight up and down within one step from x = 0). Otherwise, as in CVODE and diffsol, two
+//! crossings of the *same* function within one step cancel out and are not seen: the step-size control, not
+//! the event search, decides how finely a solution is resolved.
 
 use parfit_core::SimError;
 use parfit_expr::Program;
@@ -70,15 +72,28 @@ impl RootFinder {
             return None;
         }
         g(t1, &mut self.g1);
+        let tol = 100.0 * f64::EPSILON * (t1.abs() + (t1 - self.t0).abs());
+        if self.g0.contains(&0.0) && self.t0 + tol < t1 {
+            // A stop function exactly zero where the segment starts (a reset put the state on it, as the
+            // bouncing ball's `x = 0`) takes the sign it has just after the start (CVODE's rule), so that its
+            // crossing back within the first step is seen: otherwise that step would start from 0 and end on
+            // the other side with no sign change.
+            g(self.t0 + tol, &mut self.gm);
+            for (g0, &gm) in self.g0.iter_mut().zip(&self.gm) {
+                if *g0 == 0.0 {
+                    *g0 = gm;
+                }
+            }
+        }
         let Some(mut imax) = crossing(&self.g0, &self.g1) else {
-            // No sign change: an exact zero at the end is an event there.
-            let zero = self.g1.iter().position(|&v| v == 0.0);
+            // No sign change: a function arriving at exactly zero at the end is an event there (one that
+            // stays at zero is not: it would fire at every step).
+            let zero = self.g0.iter().zip(&self.g1).position(|(&a, &b)| b == 0.0 && a != 0.0);
             std::mem::swap(&mut self.g0, &mut self.g1);
             self.t0 = t1;
             return zero.map(|k| (t1, k));
         };
         let (mut lo, mut hi) = (self.t0, t1);
-        let tol = 100.0 * f64::EPSILON * (hi.abs() + (hi - lo).abs());
         // Illinois: the weight of the end that stayed put is halved after two moves of the other end in a row.
         let mut alpha = 1.0;
         let mut moved_lo = [false, false];
@@ -106,7 +121,7 @@ impl RootFinder {
                     std::mem::swap(&mut self.g1, &mut self.gm);
                     true
                 }
-                None => match self.gm.iter().position(|&v| v == 0.0) {
+                None => match self.g0.iter().zip(&self.gm).position(|(&a, &b)| b == 0.0 && a != 0.0) {
                     Some(k) => {
                         found = Some((tm, k));
                         break;
@@ -286,6 +301,16 @@ mod tests {
         assert_eq!(find(g, 1, 2.0, 3.0), None);
         // No stop functions: never an event.
         assert_eq!(find(|_, _| {}, 0, 0.0, 1.0), None);
+    }
+
+    #[test]
+    fn a_function_zero_at_the_start_takes_the_sign_it_has_just_after() {
+        // The bouncing ball after a bounce: x = t (1 - t) from x = 0, up and down within one step to 1.5.
+        let g = |t: f64, g: &mut [f64]| g[0] = t * (1.0 - t);
+        let (t, k) = find(g, 1, 0.0, 1.5).unwrap();
+        assert!(k == 0 && t >= 1.0 && t - 1.0 <= 1e-13, "{t}");
+        // Identically zero: never an event.
+        assert_eq!(find(|_, g: &mut [f64]| g[0] = 0.0, 1, 0.0, 1.0), None);
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub fn solver_stats(ws: &Workspace) -> Option<SolverStats> {
 }
 
 impl OdeModel {
-    /// Parse and compile model text. `source_name` only labels error messages (and names the model).
+    /// Parse and compile model text. `source_name` labels error messages, names the model, and is where
+    /// the files `read(…)` names are looked up from (its directory).
     pub fn compile(source: &str, source_name: &str, options: SolverOptions) -> Result<OdeModel, ParseError> {
         let err = |e: parfit_expr::Located| ParseError {
             source_name: source_name.to_string(),
@@ -91,10 +92,16 @@ impl OdeModel {
             column: 0,
             message: format!("invalid solver options: {m}"),
         })?;
-        let compiled = parfit_expr::compile(source, Dialect::Ode).map_err(err)?;
+        // `read('a.tns')` names a file relative to the model file's directory (DiffSL: the working directory).
+        let dir = std::path::Path::new(source_name).parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+        let files = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        let compiled = parfit_expr::compile_with(source, Dialect::Ode, false, &files).map_err(err)?;
         // Compiled only when wanted: some models (a mass matrix depending on parameters) have none.
         let mut sens_program = if options.sensitivities {
-            parfit_expr::compile_with_sensitivities(source).map_err(err)?.program
+            parfit_expr::compile_with(source, Dialect::Ode, true, &files).map_err(err)?.program
         } else {
             compiled.program.clone()
         };

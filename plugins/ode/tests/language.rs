@@ -82,23 +82,61 @@ fn unsupported_constructs_are_rejected_by_name() {
     let base = "u_i { y = 1 }\nF_i { -y }\n";
     let cases: &[(&str, &str)] = &[
         ("M_i { dydt }", "3:1: 'M_i' gives M·du/dt in terms of the derivatives 'dudt_i' names, but there is no"),
-        ("A_ij { (0:2, 0:2): 1 }", "3:1: not supported: 2-D tensor 'A_ij' (line 3)"),
         ("reset_i { 1 }", "3:1: 'reset_i' needs 'stop'"),
         ("stop { y - 0.5 }\nreset_i { 1, 2 }", "4:1: 'reset_i' has 2 elements but 'u_i' has 1 states"),
         ("k { 1, 2 }", "3:1: tensor 'k' has 2 elements: a tensor without an index is a scalar"),
-        ("v_i { (2:3): y }", "3:7: not supported: sparse vectors (line 3)"),
+        ("u_i { (1:2): z = 1 }", "3:1: 'u_i' is defined twice"),
+        ("out_i { (1): y }", "3:9: the range (1:2) leaves indices 0..1 of 'out_i' undefined"),
         ("v_i { (0:2): 1, (1:3): 2 }", "3:17: the range (1:3) overlaps"),
-        ("v_i { (0:2, 0:2): 1 }", "3:7: not supported: 2-D element range (line 3)"),
+        ("v_i { (0:2, 0:2): 1 }", "3:7: the range gives 2 indices but 'v_i' has 1 (one per index letter)"),
+        ("A_ij { (0..2, 0..3): 1 }", "3:8: the diagonal range (0:2, 0:3) is not square"),
+        ("A_ij { (0:2, 0:2): 1, (1, 1): 2 }", "3:23: the entry (1, 1) of 'A_ij' is given twice"),
+        (
+            "A_ij { (0:2, 0:2): w_i }\nw_i { 1, 2, 3 }",
+            "3:20: index 'i' has 3 elements but the range (0:2, 0:2) gives it 2",
+        ),
+        ("A_ii { 1 }", "3:1: tensor 'A_ii' repeats the index letter 'i' (position 2)"),
+        ("k { A_ii }\nA_ij { (0:2, 0:2): 1 }", "3:5: not supported: repeated index letters (line 3)"),
+        ("k { A_ij }\nA_ij { (0:2, 0:2): 1 }", "3:5: the expression sums over 2 indices at once ('i', 'j')"),
+        ("k { A_i }\nA_ij { (0:2, 0:2): 1 }", "3:5: 'A_i' has 1 index letter(s) but 'A' has 2 axes"),
+        ("k { A_ij[0] }\nA_ij { (0:2, 0:2): 1 }", "3:5: only vectors can be indexed, and 'A_ij' is 2-D"),
+        (
+            "v_i { A_ij + w_j }\nA_ij { (0:2, 0:3): 1 }\nw_i { 1, 2 }",
+            "3:7: cannot combine index 'j' of 3 and 2 elements",
+        ),
+        ("v_i { w_i / A_ij }\nA_ij { (0, 0): 1, (1, 1): 2 }\nw_i { 1, 2 }", "3:7: division by a structural zero"),
+        ("out_ij { 1 }", "3:1: 'out_ij' must be a scalar or a vector"),
+        (
+            "v_i { w_i + z_j }\nw_i { (0:1000000): 1 }\nz_i { (0:1000000): 2 }",
+            "3:7: a tensor expression of 2000000000000 entries would need about",
+        ),
+        (
+            "v_i { exp(A_ij) }\nA_ij { (0, 0): 1, (999999, 999999): 1 }",
+            "3:7: a dense tensor of 1000000000000 entries would need about",
+        ),
         ("v_i { (0:2): y, (2:5): w_i }\nw_i { 1, 2 }", "3:24: cannot fit a vector of 2 elements into the range (2:5)"),
         ("k { (0:1): 1 }", "3:5: scalar 'k' cannot have an element range"),
-        ("k { w_i }\nw_i { 1, 2 }", "3:5: not supported: sums over an index (contractions) (line 3)"),
-        ("v_i { w_j }\nw_i { 1, 2 }", "3:7: not supported: sums over an index (contractions) (line 3)"),
-        ("v_i { A_ij }", "3:7: not supported: 2-D tensor 'A_ij' (line 3)"),
+        ("v_i { A_ij }", "3:7: unknown name 'A'"),
         ("v_i { w_i + z_i }\nw_i { 1, 2 }\nz_i { 1, 2, 3 }", "3:7: cannot combine vectors of 2 and 3 elements"),
         ("k { w }\nw_i { 1, 2 }", "3:5: 'w' is a vector of 2 elements: refer to it as 'w_i'"),
         ("k { w_i[2] }\nw_i { 1, 2 }", "3:5: index 2 is out of range: 'w_i' has 2 elements"),
         ("N { 2 }", "3:1: 'N' is reserved (DiffSL's model index)"),
-        ("out_i { interp1d(x_i, y_i, t) }", "3:9: not supported: interp1d (line 3)"),
+        ("k { y_i[N:2] }", "3:11: not supported: index ranges whose length depends on 'N' (line 3)"),
+        (
+            "k { interp1d(x_i, x_i, t) }\nx_i { 0, 1, 1 }",
+            "3:5: interp1d's x_i must be strictly increasing, but x[2] = 1 follows 1",
+        ),
+        ("k { interp1d(x_i, x_i, t) }\nx_i { 0, y }", "3:5: interp1d's points x_i and y_i must be constants"),
+        (
+            "k { interp1d(x_i, z_i, t) }\nx_i { 0, 1 }\nz_i { 0, 1, 2 }",
+            "3:5: interp1d needs x_i and y_i of the same length",
+        ),
+        ("k { interp1d(x, x_i, t) }\nx_i { 0, 1 }", "3:14: 'x' is a vector of 2 elements: refer to it as 'x_i'"),
+        ("A_ij { read('a.tns') }", "3:8: read(…) needs the shape it fills as a range"),
+        ("A_ij { (0:2, 0:2): read('none.tns') }", "3:20: read('none.tns'): cannot read none.tns"),
+        ("A_ij { (0:2, 0:2): read('a.txt') }", "3:20: read('a.txt'): unsupported file extension"),
+        ("k { 2E1 }", "3:6: DiffSL writes exponents with a lowercase 'e'"),
+        ("k { 2 };", "3:8: ';' is not DiffSL: elements are separated by ','"),
         ("out_i { pow(y, 2) + y^3 }", "3:22: '^' is not DiffSL"),
         ("out_i { erf(y) }", "3:9: unknown function 'erf'"),
         ("out_i { y + z }", "3:13: unknown name 'z'"),
@@ -123,7 +161,11 @@ fn unsupported_constructs_are_rejected_by_name() {
         ("F_i { 1 }", "model.ds:1:10: the model has no state tensor 'u_i'"),
         ("u_i { y = 1 }", "model.ds:1:14: the model has no right-hand side 'F_i'"),
         ("u_i { y = 1, z = 2 }\nF_i { 1 }", "model.ds:2:1: 'F_i' has 1 elements but 'u_i' has 2 states"),
-        ("u_i { y = t }\nF_i { 1 }", "model.ds:1:11: the initial value of state 'y' depends on t or the state"),
+        ("u_i { y = 1 }\nF { 1 }", "model.ds:2:1: 'F' and 'u_i' must have the same shape, but 'F' is a scalar"),
+        (
+            "u_i { y = t }\nF_i { 1 }",
+            "model.ds:1:11: the initial value of state 'y' depends on t or the state (or the model index N)",
+        ),
         ("u_i { y = 1, z = y }\nF_i { 1, 1 }", "model.ds:1:18: the initial values in 'u_i' cannot depend on the state"),
         ("k { 1 }\nin_i { k = 1 }\nu_i { y = 1 }\nF_i { 1 }", "model.ds:2:8: 'k' is defined twice (first at 1:1)"),
         ("in = [k]\nk { 1 }\nu_i { y = 1 }\nF_i { k }", "model.ds:1:1: input list is no longer supported"),
@@ -200,7 +242,7 @@ out_i {
   a - -b,          // 5
   -(a - c) / b,    // 1
   +a,              // 2
-  2 * 1e-1 + 3.5E1, /* block
+  2 * 1e-1 + 3.5e1, /* block
   comment */
   pow(a, b) * c - c,  // 35
 }";
@@ -366,4 +408,234 @@ fn the_readme_examples_compile() {
             panic!("README example does not compile: {e}\n{b}");
         }
     }
+}
+
+/// Solve `src` at `rtol = atol = 1e-10` and compare every output at `times` with `want` (one row per time)
+/// to `tol` relative (absolute below 1).
+fn assert_solution(src: &str, name: &str, params: &[f64], times: &[f64], want: &[&[f64]], tol: f64) {
+    let opts = SolverOptions { rtol: 1e-10, atol: 1e-10, ..Default::default() };
+    let m = OdeModel::compile(src, name, opts).unwrap_or_else(|e| panic!("{e}"));
+    let n_out = m.spec().outputs.len();
+    let mut out = vec![0.0; n_out * times.len()];
+    m.simulate(&mut m.workspace(), params, &[], times, &mut out).unwrap();
+    for (k, row) in want.iter().enumerate() {
+        assert_eq!(row.len(), n_out, "outputs at t = {}", times[k]);
+        for (j, &w) in row.iter().enumerate() {
+            let got = out[k * n_out + j];
+            assert!((got - w).abs() <= tol * w.abs().max(1.0), "{name}: output {j} at t = {}: {got} vs {w}", times[k]);
+        }
+    }
+}
+
+/// Every tensor form of DiffSL's book at once. Expected values: pydiffsol 0.6.2 (DiffSL 0.12.4),
+/// `Ode(src).solve_dense(params, [0, 1])` at rtol = atol = 1e-10, with the same text (sparse results are
+/// added to `zero_i` since pydiffsol's outputs must be dense).
+const TENSORS: &str = "\
+in_i { a = 2 }
+b_i { 10, 20, 30 }
+zero_i { 0, 0, 0 }
+A_ij { (0:2, 0:3): 1.0, (2, 2): 0.0 }
+D_ij { (0..3, 0..3): 2 }
+S_ij { (0, 0): 1, (0, 1): 2, (1, 1): 3, (2, 2): 0.0 }
+R_ij { (0, 0:3): b_j, (1, 0:3): 2 * b_j, (2, 0:3): a }
+C_ij { S_ij + R_ji }
+u_i { x = 1, y = 2, z = 3 }
+Au_i { A_ij * u_j }
+Aud_i { Au_i + zero_i }
+Du_i { D_ij * u_j }
+Su_i { S_ij * b_j + b_i }
+Cs_i { C_ij }
+Ct_i { S_ji }
+Ctd_i { Ct_i + zero_i }
+E_i { exp(S_ij) }
+r { b_i }
+Bc_ij { S_ij + b_j }
+Bcs_i { Bc_ij }
+Q_ij { (0:2, 0:2): 1, (1:3, 2): 5 }
+Qs_i { Q_ij * b_j }
+F_i { -a * x, 0, 0 }
+out_i { Aud_i, Du_i, Su_i, Cs_i, Ctd_i, E_i, r, Bcs_i, Qs_i, u_i[1:3], b_i[2] }
+";
+
+#[test]
+fn tensors_contractions_and_broadcasting_match_pydiffsol() {
+    // Rows of A sum the state (its zero row is a structural zero); D is diagonal; `S_ij * b_j + b_i` adds b
+    // once per column (the whole expression is summed); C = S + Rᵀ; S's column sums; exp densifies S.
+    let fixed = [
+        2.0, 4.0, 6.0, 80.0, 120.0, 90.0, // Du, Su
+    ];
+    let rest = [
+        1.0,
+        5.0,
+        0.0,
+        11.107337927389695,
+        22.085536923187668,
+        3.0,
+        60.0,
+        63.0,
+        63.0,
+        60.0,
+        30.0,
+        180.0,
+        150.0,
+        2.0,
+        3.0,
+        30.0,
+    ];
+    let row = |au: [f64; 3], du0: f64, cs: [f64; 3]| -> Vec<f64> {
+        let mut r = au.to_vec();
+        r.push(du0);
+        r.extend_from_slice(&fixed[1..]);
+        r.extend_from_slice(&cs);
+        r.extend_from_slice(&rest);
+        r
+    };
+    let (t0, t1) = (
+        row([6.0, 6.0, 0.0], 2.0, [35.0, 65.0, 92.0]),
+        row([5.135335284368348, 5.135335284368348, 0.0], 0.2706705687366959, [35.0, 65.0, 92.0]),
+    );
+    assert_solution(TENSORS, "tensors.ds", &[2.0], &[0.0, 1.0], &[&t0, &t1], 1e-8);
+    let (t0, t1) = (
+        row([6.0, 6.0, 0.0], 2.0, [33.5, 63.5, 90.5]),
+        row([5.606530659886006, 5.606530659886006, 0.0], 1.2130613197720117, [33.5, 63.5, 90.5]),
+    );
+    assert_solution(TENSORS, "tensors.ds", &[0.5], &[0.0, 1.0], &[&t0, &t1], 1e-8);
+}
+
+#[test]
+fn the_heat_equation_with_a_banded_matrix_matches_pydiffsol() {
+    // diffsol's examples/pde-heat: A is written as three diagonals `(a..b, c..d)`. Expected values:
+    // pydiffsol 0.6.2, solve_dense at rtol = atol = 1e-10.
+    let src = "\
+D { 0.1 }
+h { 1.0 / 21.0}
+g { 0.0 }
+m { 1.0 }
+A_ij {
+    (0..20, 1..21): 1.0,
+    (0..21, 0..21): -2.0,
+    (1..21, 0..20): 1.0,
+}
+b_i {
+    (0): g,
+    (1:20): 0.0,
+    (20): g,
+}
+u_i {
+    (0:5): g,
+    (5:15): g + m,
+    (15:21): g,
+}
+heat_i { A_ij * u_j }
+F_i {
+    D * (heat_i + b_i) / (h * h)
+}
+out_i { u_i[3], u_i[10], u_i[18] }
+";
+    let want: [&[f64]; 4] = [
+        &[0.0, 1.0, 0.0],
+        &[0.302417406019156, 0.9048625984579786, 0.11549954040818947],
+        &[0.2944960021535937, 0.5378776607716714, 0.20308421508731786],
+        &[0.18555375135964483, 0.33930349575555, 0.13887523016731254],
+    ];
+    assert_solution(src, "heat.ds", &[], &[0.0, 0.1, 0.5, 1.0], &want, 1e-7);
+    // The Jacobian's pattern is A's: three diagonals, 61 entries, so BDF's LU is banded.
+    let m = compile(src).unwrap();
+    assert_eq!(m.n_states(), 21);
+}
+
+#[test]
+fn interp1d_matches_pydiffsol() {
+    // functions.md's example: clamped outside the points, batched over a vector, and on computed points.
+    // Expected values: pydiffsol 0.6.2, solve_dense at rtol = atol = 1e-10, with s = 1 and s = 2.
+    let src = "\
+in_i { s = 1 }
+xs_i { 0.0, 10.0, 20.0 }
+ys_i { 1.0,  5.0, 15.0 }
+q_j { -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0 }
+r_j { interp1d(xs_i, ys_i, q_j) }
+u_i { y = 0 }
+F_i { s * interp1d(xs_i, ys_i, t) }
+out_i { y, r_i, interp1d(xs_i * 2.0, ys_i + 1.0, 5.0), interp1d(xs_i, ys_i, 2 * t) }
+";
+    let r = [1.0, 1.0, 3.0, 5.0, 10.0, 15.0, 15.0, 3.0];
+    let row = |y: f64, last: f64| -> Vec<f64> { [&[y][..], &r[..], &[last][..]].concat() };
+    let want =
+        [row(0.0, 1.0), row(18.750000000000398, 10.0), row(42.00000000566003, 15.0), row(280.00000000716716, 15.0)];
+    let want: Vec<&[f64]> = want.iter().map(Vec::as_slice).collect();
+    assert_solution(src, "interp.ds", &[1.0], &[0.0, 7.5, 12.0, 30.0], &want, 1e-8);
+    let want = [row(0.0, 1.0), row(37.50000000000039, 10.0)];
+    let want: Vec<&[f64]> = want.iter().map(Vec::as_slice).collect();
+    assert_solution(src, "interp.ds", &[2.0], &[0.0, 7.5], &want, 1e-8);
+}
+
+#[test]
+fn the_model_index_and_integer_index_arithmetic_match_pydiffsol() {
+    // Without events N stays 0. Expected values: pydiffsol 0.6.2, solve_dense at rtol = atol = 1e-10.
+    let src = "\
+g_i { 1, 2, 3 }
+u_i { y = 1 }
+F_i { -g_i[N] * y }
+out_i { y, g_i[N], g_i[(N + 1) % 2], g_i[N * 2 + 2], N + 1, g_i[7 / 3], g_i[N+1:N+3] }
+";
+    let want: [&[f64]; 2] =
+        [&[1.0, 1.0, 2.0, 3.0, 1.0, 3.0, 2.0, 3.0], &[0.36787944153276636, 1.0, 2.0, 3.0, 1.0, 3.0, 2.0, 3.0]];
+    assert_solution(src, "n.ds", &[], &[0.0, 1.0], &want, 1e-8);
+}
+
+// Reads files, which wasm32 has none of.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn read_imports_a_frostt_file_next_to_the_model() {
+    // The file is looked up in the model file's directory. Expected values: pydiffsol 0.6.2 (which reads it
+    // from the working directory), solve_dense at rtol = atol = 1e-10.
+    let dir = std::env::temp_dir().join(format!("parfit-ode-read-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tns = "# a 3 x 3 matrix, 1-based coordinates\n1 1 -1.0\n1 2 0.5\n2 2 -2   # diagonal\n\n3 1 0.25\n3 3 -0.5\n";
+    std::fs::write(dir.join("a.tns"), tns).unwrap();
+    let src = "A_ij { (0:3, 0:3): read('a.tns') }\nu_i { x = 1, y = 2, z = 3 }\nF_i { A_ij * u_j }\n";
+    let name = dir.join("model.ds").display().to_string();
+    let want: [&[f64]; 3] = [
+        &[1.0, 2.0, 3.0],
+        &[0.845181877698323, 0.7357588835140131, 2.4401855823404452],
+        &[0.2523549274363283, 0.036631278159418176, 1.2779218477494203],
+    ];
+    assert_solution(src, &name, &[], &[0.0, 0.5, 2.0], &want, 1e-7);
+
+    // Bad files are refused at the read, naming the file's line and column.
+    let refused = |tns: &str, src: &str| {
+        std::fs::write(dir.join("b.tns"), tns).unwrap();
+        let Err(e) = OdeModel::compile(src, &name, SolverOptions::default()) else { panic!("accepted:\n{tns}") };
+        (e.line, e.column, e.message)
+    };
+    let src = "A_ij {\n  (0:2, 0:2): read('b.tns') }\nu_i { x = 1, y = 2 }\nF_i { A_ij * u_j }\n";
+    assert_eq!(
+        refused("1 1 1\n2 3 1\n", src),
+        (2, 15, "b.tns:2:3: coordinate 3 is out of range 1..=2 (FROSTT counts from 1)".into())
+    );
+    assert_eq!(refused("1 1 1\n1 1 2\n", src), (2, 15, "b.tns:2:1: duplicate coordinates (also on line 1)".into()));
+    let (line, col, msg) = refused("", &src.replace("b.tns", "missing.tns"));
+    assert_eq!((line, col), (2, 15));
+    assert!(msg.starts_with("read('missing.tns'): cannot read "), "{msg}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn named_matrix_entries_three_axes_and_outer_products_match_pydiffsol() {
+    // A named entry of a matrix is a scalar; a 3-D tensor summed over its last letter; b_i * b_j is an outer
+    // product. Expected values: pydiffsol 0.6.2, solve_dense at rtol = atol = 1e-10, same text.
+    let src = "\
+A_ij { (0, 0): a = 3, (1, 1): 4 }
+T_ijk { (0:2, 0:2, 0:2): 2, (1, 1, 2): 5 }
+Mm_ij { T_ijk }
+b_i { 1, 2 }
+P_ij { b_i * b_j }
+u_i { x = 1 }
+F_i { -a * x }
+w_i { a, A_ij, Mm_ij, P_ij }
+out_i { x, w_i }
+";
+    let want: [&[f64]; 2] =
+        [&[1.0, 3.0, 3.0, 4.0, 8.0, 13.0, 3.0, 6.0], &[0.04978706853301455, 3.0, 3.0, 4.0, 8.0, 13.0, 3.0, 6.0]];
+    assert_solution(src, "named.ds", &[], &[0.0, 1.0], &want, 1e-8);
 }

@@ -4,7 +4,11 @@
 //! `M_i`'s code with respect to registers standing for `dudt_i`, so they come out as constants or
 //! parameter-level values (computed once per simulation), like the entries of a linear model's Jacobian.
 
-use super::*;
+use super::{Gen, Role, Sym, TDef};
+use crate::emit::{Level, Val};
+use crate::eval::Program;
+use crate::lexer::{Located, Pos};
+use crate::parser::{BinOp, Expr, unsupported};
 
 /// How an expression of `M_i` depends on the names of `dudt_i`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +81,7 @@ impl Gen<'_> {
             None => false,
         };
         match e {
-            Expr::Num(_) => None,
+            Expr::Num(_) | Expr::Read(..) => None,
             Expr::Name(name, pos) => refers(name).then(|| (name.clone(), *pos)),
             Expr::Tensor(r) => refers(&r.base).then(|| (r.full_name(), r.pos)),
             Expr::Neg(x) => self.dudt_reference(x, dudt),
@@ -92,7 +96,7 @@ impl Gen<'_> {
     fn degree(&self, e: &Expr, dudt: usize) -> Result<Degree, &'static str> {
         let of = |found: bool| if found { Degree::Linear } else { Degree::Free };
         Ok(match e {
-            Expr::Num(_) => Degree::Free,
+            Expr::Num(_) | Expr::Read(..) => Degree::Free,
             Expr::Name(..) | Expr::Tensor(_) => of(self.dudt_reference(e, dudt).is_some()),
             Expr::Neg(x) => self.degree(x, dudt)?,
             Expr::Chain(first, rest) => {
@@ -126,7 +130,8 @@ impl Gen<'_> {
         let t = self.defs[m].t;
         let layout = self.layouts[m].clone().expect("layouts are computed first");
         let mut free = Vec::new();
-        for (el, &(start, len)) in t.elements.iter().zip(&layout.elems) {
+        for (e, el) in t.elements.iter().enumerate() {
+            let (start, len) = layout.span(e);
             match self.degree(&el.expr, dudt) {
                 Ok(Degree::Linear) => {}
                 Ok(Degree::Free) => free.push((el.expr_pos, start, len)),
@@ -142,11 +147,11 @@ impl Gen<'_> {
         let n = self.e.n_states;
         self.dudt_regs = (0..n).map(|_| self.e.fresh()).collect();
         self.take_dynamic();
-        let vals = self.value(m)?;
+        let vals = self.value(m)?.to_dense();
         let rows: Vec<u32> = vals.iter().map(|&v| self.e.reg(v)).collect();
         let code = self.take_dynamic();
         let located = |g: &Self, m| Located::new(g.defs[dudt].t.pos, m);
-        let row_pos = |g: &Self, row: usize| g.element_at(m, row).0.expr_pos;
+        let row_pos = |g: &Self, row: usize| g.element_at(m, row).expr_pos;
         let states: Vec<u32> = (0..n).map(|j| Program::state_reg(j) as u32).collect();
         let by_state = self.e.derivatives(&code, &rows, &states).map_err(|m| located(self, m))?;
         self.take_dynamic();
