@@ -157,6 +157,14 @@ fn bouncing_ball_events() {
     }
 }
 
+#[test]
+fn heat_2d_stiff() {
+    // 900 states coupled through a sparse 2-D matrix A_ij and the contraction A_ij * u_j, against the exact
+    // (eigendecomposition) solution. A linear problem: one Jacobian evaluation.
+    let r = check("heat_2d", Method::Bdf, 1e-8);
+    assert_eq!(r.stats.jac_evals, 1, "{:?}", r.stats);
+}
+
 /// The JIT (`jit = true`, the default) and the interpreter give the same bits on every reference problem,
 /// with both integrators, for the solution and for its parameter sensitivities.
 #[test]
