@@ -169,8 +169,18 @@ fn heat_2d_stiff() {
 /// with both integrators, for the solution and for its parameter sensitivities.
 #[test]
 fn native_code_and_interpreter_agree_bit_for_bit() {
-    let problems =
-        ["logistic", "lotka_volterra", "sir", "fitzhugh_nagumo", "van_der_pol", "robertson", "diffusion_chain"];
+    let problems = [
+        "logistic",
+        "lotka_volterra",
+        "sir",
+        "fitzhugh_nagumo",
+        "van_der_pol",
+        "robertson",
+        "diffusion_chain",
+        "robertson_dae",
+        "bouncing_ball",
+        "heat_2d",
+    ];
     let mut sensitivity_solves = 0;
     for name in problems.into_iter().filter(|n| data_dir().join(format!("{n}.ds")).exists()) {
         let text = std::fs::read_to_string(data_dir().join(format!("{name}.ds"))).unwrap();
