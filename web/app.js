@@ -70,26 +70,27 @@ function ticks(lo, hi, n = 5) {
   return out;
 }
 
-// series: [{ name, x: [], y: [], dots?: bool }]; logY plots log10 of y.
-function chart(series, { xlabel = '', ylabel = '', logY = false } = {}) {
+// series: [{ name, x: [], y: [], dots?: bool }]; logY plots log10 of y, logX log10 of x.
+function chart(series, { xlabel = '', ylabel = '', logY = false, logX = false } = {}) {
   const W = 800, H = 320, L = 64, R = 16, T = 12, B = 40;
-  const tf = (y) => (logY ? Math.log10(y) : y);
-  const xs = series.flatMap((s) => s.x), ys = series.flatMap((s) => [...s.y, ...(s.lo || []), ...(s.hi || [])].map(tf)).filter(Number.isFinite);
+  const tf = (y) => (logY ? Math.log10(y) : y), tx = (x) => (logX ? Math.log10(x) : x);
+  const xs = series.flatMap((s) => s.x.map(tx)).filter(Number.isFinite), ys = series.flatMap((s) => [...s.y, ...(s.lo || []), ...(s.hi || [])].map(tf)).filter(Number.isFinite);
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-  const X = (x) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
+  const XT = (t) => L + ((t - x0) / (x1 - x0 || 1)) * (W - L - R), X = (x) => XT(tx(x));
+  const legend = Math.min(150, (W - L - R - 20) / series.length); // the names' spacing: all inside the plot
   const Y = (y) => H - B - ((tf(y) - y0) / (y1 - y0 || 1)) * (H - T - B);
   let svg = `<svg viewBox="0 0 ${W} ${H}" xmlns="http://www.w3.org/2000/svg" font-size="12">`;
-  for (const t of ticks(x0, x1)) svg += `<line x1="${X(t)}" x2="${X(t)}" y1="${T}" y2="${H - B}" stroke="#eee"/><text x="${X(t)}" y="${H - B + 16}" text-anchor="middle">${fmt(t)}</text>`;
+  for (const t of ticks(x0, x1)) svg += `<line x1="${XT(t)}" x2="${XT(t)}" y1="${T}" y2="${H - B}" stroke="#eee"/><text x="${XT(t)}" y="${H - B + 16}" text-anchor="middle">${logX ? '1e' + t : fmt(t)}</text>`;
   for (const t of ticks(y0, y1)) { const y = H - B - ((t - y0) / (y1 - y0 || 1)) * (H - T - B); svg += `<line x1="${L}" x2="${W - R}" y1="${y}" y2="${y}" stroke="#eee"/><text x="${L - 6}" y="${y + 4}" text-anchor="end">${logY ? '1e' + t : fmt(t)}</text>`; }
   svg += `<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">${esc(xlabel)}</text><text x="14" y="${(T + H - B) / 2}" transform="rotate(-90 14 ${(T + H - B) / 2})" text-anchor="middle">${esc(ylabel)}</text>`;
   series.forEach((s, k) => {
     const c = s.color || COLORS[k % COLORS.length];
-    const pts = s.x.map((x, i) => [x, s.y[i]]).filter(([, y]) => Number.isFinite(tf(y)));
+    const pts = s.x.map((x, i) => [x, s.y[i]]).filter(([x, y]) => Number.isFinite(tf(y)) && Number.isFinite(tx(x)));
     // A band (e.g. quantiles) around the line: the polygon along `hi` and back along `lo`.
     if (s.lo && s.hi) svg += `<polygon fill="${c}" fill-opacity=".18" stroke="none" points="${[...s.x.map((x, i) => [x, s.hi[i]]), ...s.x.map((x, i) => [x, s.lo[i]]).reverse()].map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`;
     if (s.dots) svg += pts.map(([x, y]) => `<circle cx="${X(x).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="1.6" fill="${c}" fill-opacity=".45"/>`).join('');
     else svg += `<polyline fill="none" stroke="${c}" stroke-width="1.6" points="${pts.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`;
-    svg += `<text x="${L + 10 + 150 * k}" y="${T + 14}" fill="${c}">${esc(s.name)}</text>`;
+    svg += `<text x="${L + 10 + legend * k}" y="${T + 14}" fill="${c}">${esc(s.name)}</text>`;
   });
   return svg + '</svg>';
 }
@@ -113,18 +114,24 @@ const table = (head, rows) => `<tr>${head.map((h) => `<th>${esc(h)}</th>`).join(
   rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('');
 
 // ---- the workloads -----------------------------------------------------------------------------------------
-const SECTIONS = ['lv', 'counties', 'regions', 'projection', 'wealth'];
+const SECTIONS = ['lv', 'dosing', 'robertson', 'counties', 'regions', 'projection', 'wealth'];
 const only = (id) => SECTIONS.forEach((s) => { $(s).hidden = s !== id; });
 
-function showLv(r) {
-  only('lv');
+// A fit in the section `id`: data and fitted curves, the best SSE per evaluation, the fitted parameters.
+function showFit(id, r, axes) {
+  only(id);
   const series = [];
   r.data.forEach((d, k) => series.push({ name: `${d.name} (data)`, x: d.times, y: d.values, dots: true, color: COLORS[k] }));
   r.fitted.forEach((f, k) => series.push({ name: `${f.name} (fitted)`, x: f.times, y: f.values, color: COLORS[k] }));
-  $('lv-fit').innerHTML = chart(series, { xlabel: 't', ylabel: 'population' });
-  $('lv-conv').innerHTML = chart([{ name: 'best SSE', x: r.history.map((h) => h.evaluations), y: r.history.map((h) => h.best_value) }], { xlabel: 'evaluations', ylabel: 'SSE (log10)', logY: true });
-  $('lv-table').innerHTML = table(['parameter', 'fitted'], Object.entries(r.x).map(([k, v]) => [k, String(v)]));
+  $(`${id}-fit`).innerHTML = chart(series, axes);
+  $(`${id}-conv`).innerHTML = chart([{ name: 'best SSE', x: r.history.map((h) => h.evaluations), y: r.history.map((h) => h.best_value) }], { xlabel: 'evaluations', ylabel: 'SSE (log10)', logY: true });
+  $(`${id}-table`).innerHTML = table(['parameter', 'fitted'], Object.entries(r.x).map(([k, v]) => [k, String(v)]));
 }
+const showLv = (r) => showFit('lv', r, { xlabel: 't', ylabel: 'population' });
+const showDosing = (r) => showFit('dosing', r, { xlabel: 't (h)', ylabel: 'concentration (mg/L)' });
+const showRobertson = (r) => showFit('robertson', r, { xlabel: 't (log10)', ylabel: 'concentration', logX: true });
+// The workloads that are one fit (parfit fit), and how each is shown.
+const FITS = { lv: showLv, dosing: showDosing, robertson: showRobertson };
 
 function showCounties(r, shown = 25) {
   only('counties');
@@ -194,14 +201,14 @@ async function runFromForm() {
     const r = await run(workload, {
       seed, limit,
       onProgress: (p) => {
-        if (workload === 'lv') { $('progress').removeAttribute('value'); status(`iteration ${p.iteration}, ${p.evaluations} evaluations, best SSE ${fmt(p.best_value)}`); }
+        if (FITS[workload]) { $('progress').removeAttribute('value'); status(`iteration ${p.iteration}, ${p.evaluations} evaluations, best SSE ${fmt(p.best_value)}`); }
         else { $('progress').value = p.done / p.total; status(`${p.done} of ${p.total} ${UNITS[workload]} done`); }
       },
     });
     const wall = ((performance.now() - started) / 1000).toFixed(2);
     $('progress').value = 1;
-    if (workload === 'lv') {
-      showLv(r);
+    if (FITS[workload]) {
+      FITS[workload](r);
       status(`SSE ${r.value} after ${r.evaluations} evaluations, ${r.iterations} iterations (${r.termination}); ${wall} s on ${r.threads} thread(s); simulations per worker: ${r.work.join(', ')}`);
     } else if (workload === 'counties') {
       showCounties(r);
@@ -233,6 +240,6 @@ window.parfit = {
   isolated,
   ready: ensureWorker().then((info) => { status(`Ready: ${info.threads} thread(s); models: ${info.models.map((m) => m.kind).join(', ')}.`); return info; },
     (e) => { status(`error: ${e.message}`); throw e; }),
-  run, showLv, showCounties, showRegions, showProjection, showWealth,
+  run, fits: FITS, showLv, showCounties, showRegions, showProjection, showWealth,
   setThreads: (n) => { $('threads').value = String(n); return ensureWorker(); },
 };

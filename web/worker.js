@@ -5,6 +5,8 @@ import init, { initThreadPool, threads, models, fit, fitMany, runPaths, project 
 // The example files each job reads (the CLI's own configurations, copied by `cargo xtask wasm`).
 const JOBS = {
   lv: { config: 'lotka_volterra/fit.toml', files: ['lotka_volterra/fit.toml', 'lotka_volterra/lotka_volterra.ds', 'lotka_volterra/data.csv'] },
+  dosing: { config: 'dosing/fit.toml', files: ['dosing/fit.toml', 'dosing/dosing.ds', 'dosing/data.csv'] },
+  robertson: { config: 'robertson/fit.toml', files: ['robertson/fit.toml', 'robertson/robertson.ds', 'robertson/data.csv'] },
   counties: { config: 'counties/fit.toml', files: ['counties/fit.toml', 'counties/Aging_Chain.mdl', 'counties/Males_by_decade_and_county.csv'] },
   regions: { config: 'regions/fit_many.toml', files: ['regions/fit_many.toml', 'regions/population.mdl', 'regions/replicates.csv'] },
   projection: {
@@ -16,7 +18,7 @@ const JOBS = {
   'wealth-sweep': { config: 'wealth/sweep.toml', files: ['wealth/sweep.toml', 'wealth/wealth.mc'] },
 };
 // Which façade function runs each workload.
-const RUN = { lv: fit, counties: fitMany, regions: fitMany, projection: project, wealth: runPaths, 'wealth-sweep': runPaths };
+const RUN = { lv: fit, dosing: fit, robertson: fit, counties: fitMany, regions: fitMany, projection: project, wealth: runPaths, 'wealth-sweep': runPaths };
 
 async function files(job) {
   const out = {};

@@ -192,3 +192,44 @@ pub fn read_csv_text(text: &str) -> Vec<std::collections::BTreeMap<String, Strin
         .map(|l| header.iter().map(|h| h.to_string()).zip(l.split(',').map(str::to_string)).collect())
         .collect()
 }
+
+/// `parfit fit CONFIG --threads THREADS --format json` with its files written to the scratch directory `name`
+/// (tests run in parallel, and a directory in use is refused): the printed result.
+pub fn fit_json(config: &str, threads: &str, name: &str) -> serde_json::Value {
+    let out = scratch(name);
+    let args = ["fit", config, "--threads", threads, "--format", "json", "--output", out.to_str().expect("UTF-8")];
+    parfit(&args).assert_ok().json()
+}
+
+/// A fit of synthetic data against its reference `tests/data/EXAMPLE/optimum.json` (the least-squares optimum
+/// found by scipy, and the standard errors of the estimate at the truth): the SSE within `sse_tol` relative of the
+/// optimum's, each parameter within `x_tol` relative of the optimum and within three standard errors of `truth`.
+#[track_caller]
+pub fn assert_optimum_within_noise(
+    result: &serde_json::Value,
+    example: &str,
+    truth: &[(&str, f64)],
+    x_tol: f64,
+    sse_tol: f64,
+) {
+    let path = root().join("tests/data").join(example).join("optimum.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let optimum: serde_json::Value = serde_json::from_str(&text).expect("optimum.json is JSON");
+    let (sse, best) = (result["value"].as_f64().expect("value"), optimum["sse"].as_f64().expect("sse"));
+    assert!((sse - best).abs() <= sse_tol * best, "{example}: SSE {sse} vs the optimum's {best}");
+    for &(name, truth) in truth {
+        let fitted = result["x"][name].as_f64().unwrap_or_else(|| panic!("{example}: no fitted {name}"));
+        let best = optimum[name].as_f64().expect("the optimum's parameter");
+        assert!((fitted - best).abs() <= x_tol * best, "{example}: {name} = {fitted}, the optimum {best}");
+        let error = optimum["standard_errors_at_truth"][name].as_f64().expect("a standard error");
+        assert!((fitted - truth).abs() <= 3.0 * error, "{example}: {name} = {fitted}, truth {truth} ± 3 × {error}");
+    }
+}
+
+/// Two fits of the same configuration gave the same result, bit for bit.
+#[track_caller]
+pub fn assert_same_fit(one: &serde_json::Value, two: &serde_json::Value) {
+    for key in ["x", "value", "evaluations", "iterations", "termination"] {
+        assert_eq!(one[key], two[key], "{key} differs");
+    }
+}

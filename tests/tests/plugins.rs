@@ -92,7 +92,9 @@ fn a_panicking_plugin_yields_an_error_and_the_host_carries_on() {
     let failing = plugin.create("errors", "{}").unwrap();
     let mut ws = failing.workspace();
     let err = failing.simulate(&mut ws, &[0.0], &[], &[], &mut out).unwrap_err();
-    assert_eq!(err, parfit_abi::core::SimError::StepTooSmall { t: 3.0, h: 1e-14 });
+    let worst = vec![parfit_abi::core::ComponentError { name: "y".into(), value: 2.5, error: 40.0 }];
+    assert_eq!(err, parfit_abi::core::SimError::StepTooSmall { t: 3.0, h: 1e-14, worst });
+    assert!(err.to_string().contains("at t = 3") && err.to_string().contains("y = 2.5 (40.000)"), "{err}");
     // Unknown kinds are the plugin's error message, not a crash.
     assert_eq!(plugin.create("nope", "{}").err().unwrap(), "no kind 'nope'");
 }

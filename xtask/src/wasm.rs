@@ -34,6 +34,12 @@ const EXAMPLES: &[&str] = &[
     "lotka_volterra/fit.toml",
     "lotka_volterra/lotka_volterra.ds",
     "lotka_volterra/data.csv",
+    "dosing/fit.toml",
+    "dosing/dosing.ds",
+    "dosing/data.csv",
+    "robertson/fit.toml",
+    "robertson/robertson.ds",
+    "robertson/data.csv",
     "counties/fit.toml",
     "counties/Aging_Chain.mdl",
     "counties/Males_by_decade_and_county.csv",
@@ -344,21 +350,27 @@ pub fn chromium() -> Result<PathBuf> {
     })
 }
 
-/// The CLI's answers for the page's jobs, written to `out`: the LV fit (fit.toml, 2 threads), the first `counties`
+/// The CLI's answers for the page's jobs, written to `out`: the LV, dosing and Robertson fits (2 threads), the first `counties`
 /// rows of the county fits, the regional bootstrap (`regions/results`), the savings projection (totals.json, result_cf.csv) and the wealth runs (JSON).
 fn cli_reference(out: &Path, counties: usize) -> Result {
     run(cargo().args(["build", "-p", "parfit-cli", "-p", "parfit-ode", "-p", "parfit-vensim"]))?;
     run(cargo().args(["build", "-p", "parfit-montecarlo", "-p", "parfit-actuarial"]))?;
     let parfit = target_dir().join("debug").join(format!("parfit{}", std::env::consts::EXE_SUFFIX));
-    let lv = Command::new(&parfit)
-        .current_dir(root())
-        .args(["fit", "examples/lotka_volterra/fit.toml", "--threads", "2", "--format", "json"])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !lv.status.success() {
-        return Err(format!("parfit fit: {}", String::from_utf8_lossy(&lv.stderr)));
+    for (config, file) in [
+        ("examples/lotka_volterra/fit.toml", "lv.json"),
+        ("examples/dosing/fit.toml", "dosing.json"),
+        ("examples/robertson/fit.toml", "robertson.json"),
+    ] {
+        let fit = Command::new(&parfit)
+            .current_dir(root())
+            .args(["fit", config, "--threads", "2", "--format", "json"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !fit.status.success() {
+            return Err(format!("parfit fit {config}: {}", String::from_utf8_lossy(&fit.stderr)));
+        }
+        std::fs::write(out.join(file), &fit.stdout).map_err(|e| e.to_string())?;
     }
-    std::fs::write(out.join("lv.json"), &lv.stdout).map_err(|e| e.to_string())?;
     for (config, file) in
         [("examples/wealth/run.toml", "wealth.json"), ("examples/wealth/sweep.toml", "wealth-sweep.json")]
     {

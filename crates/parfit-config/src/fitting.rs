@@ -203,6 +203,20 @@ pub fn no_finite_cost(objective: &Objective, x0: &[f64]) -> String {
     }
 }
 
+/// The 1001 times a fitted model is drawn at over the data's span `[t0, t1]`: evenly spaced, or evenly in log t
+/// when the data start after 0 and span three decades or more (kinetics sampled at log-spaced times), where an
+/// even grid would skip all but the last decades.
+pub fn plot_times(t0: f64, t1: f64) -> Vec<f64> {
+    if t0 > 0.0 && t1 >= 1e3 * t0 {
+        let ratio = t1 / t0;
+        let mut times: Vec<f64> = (0..=1000).map(|i| t0 * ratio.powf(i as f64 / 1000.0)).collect();
+        times[1000] = t1; // the data's last time itself, not its rounding through powf
+        times
+    } else {
+        (0..=1000).map(|i| t0 + (t1 - t0) * i as f64 / 1000.0).collect()
+    }
+}
+
 /// Build the objective for `case` with the configuration's parameter settings and `--set` starts.
 pub fn configure_objective(
     loaded: &LoadedConfig,
@@ -534,6 +548,19 @@ impl<'a> CaseFitter<'a> {
 mod tests {
     use super::*;
     use crate::MemoryLoader;
+
+    #[test]
+    fn the_plotting_grid_is_even_unless_the_data_span_decades() {
+        let even = plot_times(0.0, 100.0);
+        assert_eq!((even.len(), even[0], even[1], even[1000]), (1001, 0.0, 0.1, 100.0));
+        let short = plot_times(0.25, 72.0);
+        assert!(short.windows(2).all(|w| ((w[1] - w[0]) - (72.0 - 0.25) / 1000.0).abs() < 1e-12));
+        // 1e-5 … 1e5: a hundred points a decade, ending on the data's last time.
+        let kinetics = plot_times(1e-5, 1e5);
+        assert_eq!((kinetics.len(), kinetics[0], kinetics[1000]), (1001, 1e-5, 1e5));
+        assert!((kinetics[100] / 1e-4 - 1.0).abs() < 1e-12 && (kinetics[500] - 1.0).abs() < 1e-12);
+        assert!(kinetics.windows(2).all(|w| w[1] > w[0]));
+    }
 
     #[test]
     fn a_data_case_gives_every_model_input_its_own_value_and_reads_subscripted_columns() {

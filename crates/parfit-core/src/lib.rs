@@ -20,7 +20,7 @@ pub mod statistics;
 
 pub use cost::Cost;
 pub use dataset::{Case, Dataset};
-pub use model::{Model, ModelSpec, OutputKind, ParamSpec, SimError, SimStats, Workspace};
+pub use model::{ComponentError, Model, ModelSpec, OutputKind, ParamSpec, SimError, SimStats, Workspace};
 pub use objective::Objective;
 pub use optimise::{OptimResult, Optimiser, Stopping, Termination};
 pub use source::SourceError;

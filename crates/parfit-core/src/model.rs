@@ -120,8 +120,15 @@ impl ModelSpec {
 pub enum SimError {
     #[error("the solution diverged (non-finite state) at t = {t}")]
     Diverged { t: f64 },
-    #[error("the step size fell below the smallest allowed ({h:e}) at t = {t}")]
-    StepTooSmall { t: f64, h: f64 },
+    /// The step size shrank until it no longer moves `t` (a few units in its last place); `worst` names the
+    /// state components whose error estimates forced it down, largest first.
+    #[error("the step size fell to {h:e} at t = {t}, too small to advance the solution{}", worst_components(worst))]
+    StepTooSmall {
+        t: f64,
+        h: f64,
+        #[serde(default)]
+        worst: Vec<ComponentError>,
+    },
     #[error("more than {max_steps} steps were needed before t = {t}")]
     TooManySteps { t: f64, max_steps: usize },
     #[error("bad parameter {name}: {reason}")]
@@ -131,6 +138,27 @@ pub enum SimError {
     /// Anything else, e.g. an error reported through the plugin ABI.
     #[error("{0}")]
     Other(String),
+}
+
+/// A state component named in a solver failure: its value when the solver gave up, and its error estimate in
+/// units of its tolerance (`atol + rtol·|value|`) on the last step tried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentError {
+    pub name: String,
+    pub value: f64,
+    pub error: f64,
+}
+
+/// `; largest error estimates (in tolerances): x = 1.5 (40), y = -2e-3 (12)`, or nothing when none are named.
+fn worst_components(worst: &[ComponentError]) -> String {
+    if worst.is_empty() {
+        return String::new();
+    }
+    // Plain notation where it reads well, scientific beyond.
+    let number = |v: f64| if v == 0.0 || (1e-3..1e6).contains(&v.abs()) { format!("{v}") } else { format!("{v:e}") };
+    let list: Vec<String> =
+        worst.iter().map(|c| format!("{} = {} ({:.3})", c.name, number(c.value), c.error)).collect();
+    format!("; largest error estimates (in tolerances): {}", list.join(", "))
 }
 
 /// Per-thread scratch space a model creates once and reuses on every call (solver caches, work arrays).
@@ -224,5 +252,26 @@ mod tests {
         assert!(json.contains("\"upper\":null"), "{json}");
         let back: ModelSpec = serde_json::from_str::<ModelSpec>(&json).unwrap().normalise();
         assert_eq!(back, spec);
+    }
+
+    /// A step-size failure names where it happened and the components to blame; one serialised without
+    /// them (an older plugin's) still reads back.
+    #[test]
+    fn step_too_small_names_time_step_and_components() {
+        let worst = vec![
+            ComponentError { name: "y".into(), value: 2.5e-5, error: 41.0 },
+            ComponentError { name: "x".into(), value: 0.97, error: 3.25 },
+        ];
+        let e = SimError::StepTooSmall { t: 0.026, h: 1.5e-18, worst };
+        assert_eq!(
+            e.to_string(),
+            "the step size fell to 1.5e-18 at t = 0.026, too small to advance the solution; largest error \
+             estimates (in tolerances): y = 2.5e-5 (41.000), x = 0.97 (3.250)"
+        );
+        let back: SimError = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        let old: SimError = serde_json::from_str(r#"{"kind":"step_too_small","detail":{"t":3.0,"h":1e-14}}"#).unwrap();
+        assert_eq!(old, SimError::StepTooSmall { t: 3.0, h: 1e-14, worst: vec![] });
+        assert_eq!(old.to_string(), "the step size fell to 1e-14 at t = 3, too small to advance the solution");
     }
 }

@@ -29,6 +29,7 @@ use parfit_config::config::{LoadedConfig, ModelSection};
 use parfit_config::dispatch::Local;
 use parfit_config::fitting::{
     CaseFitter, CaseRecord, FitOutcome, cost_from_config, data_case, fit_staged, model_config, model_options,
+    plot_times,
 };
 use parfit_config::montecarlo::{McConfig, Plan, simulate_all, summarise_points, summary_table};
 use parfit_config::projection::{ProjectConfig, Projection};
@@ -307,7 +308,7 @@ pub fn fit(
         })
         .collect();
     let (t0, t1) = (case.times[0], case.times[case.times.len() - 1]);
-    let fine: Vec<f64> = (0..=1000).map(|i| t0 + (t1 - t0) * i as f64 / 1000.0).collect();
+    let fine = plot_times(t0, t1);
     let fitted = match objective.predict(&params, &fine) {
         Ok(predicted) => {
             let n_out = spec.outputs.len();

@@ -25,7 +25,7 @@ use parfit_core::SimError;
 
 use crate::events::{Event, RootFinder};
 use crate::linear::IterationMatrix;
-use crate::solver::{SolverOptions, System, initial_step, step_too_small};
+use crate::solver::{SolverOptions, System, initial_step, step_too_small, step_too_small_error};
 
 pub(crate) const MAX_ORDER: usize = 5;
 const NEWTON_MAXITER: usize = 4;
@@ -76,6 +76,9 @@ pub(crate) struct Bdf {
     /// test (reciprocals, so the norms of every Newton iteration multiply instead of divide).
     weight: Vec<f64>,
     dy: Vec<f64>,
+    /// Each component's error on the last rejected step, in units of its tolerance (the error estimate, or
+    /// Newton's last correction when it failed), for the message of a failure.
+    rejected_err: Vec<f64>,
     /// The size of `J` (the model's states); the state has `dim() / block` blocks of it.
     block: usize,
     /// The entries of `∂F/∂u` (`block × block`) in the order of its pattern.
@@ -130,6 +133,7 @@ impl Bdf {
             f: v(),
             weight: v(),
             dy: v(),
+            rejected_err: v(),
             block,
             jac: vec![0.0; matrix.entries()],
             mass_pattern: mass_pattern.to_vec(),
@@ -206,6 +210,7 @@ impl Bdf {
 
         // History for order 1: D_0 = y, D_1 = h du/dt.
         self.diff.fill(0.0);
+        self.rejected_err.fill(0.0);
         self.diff[..n].copy_from_slice(&self.y);
         for i in 0..n {
             self.diff[n + i] = h * slope[i];
@@ -237,7 +242,10 @@ impl Bdf {
             }
             // (A step cut short to land on a requested time may be as short as that time is away.)
             if !last && step_too_small(h, t) {
-                return Err(if failed_non_finite { SimError::Diverged { t } } else { SimError::StepTooSmall { t, h } });
+                if failed_non_finite {
+                    return Err(SimError::Diverged { t });
+                }
+                return Err(step_too_small_error(sys, t, h, &self.y, &self.rejected_err));
             }
             if attempts >= opts.max_steps {
                 return Err(SimError::TooManySteps { t, max_steps: opts.max_steps });
@@ -287,6 +295,7 @@ impl Bdf {
             let Some(iterations) = iterations else {
                 // Newton failed even with a fresh Jacobian: halve the step.
                 sys.stats().rejected_steps += 1;
+                self.note_rejection();
                 self.rescale(order, 0.5);
                 h *= 0.5;
                 equal_steps = 0;
@@ -307,6 +316,7 @@ impl Bdf {
             // Also rejects a NaN error.
             if err.is_nan() || err > 1.0 {
                 sys.stats().rejected_steps += 1;
+                self.note_rejection();
                 let factor = if err.is_finite() {
                     (safety * err.powf(-1.0 / (order + 1) as f64)).max(MIN_FACTOR)
                 } else {
@@ -391,6 +401,13 @@ impl Bdf {
             self.rescale(order, factor);
             h *= factor;
             equal_steps = 0;
+        }
+    }
+
+    /// Keep the rejected step's errors (`dy` in the norm's weights) for the message of a failure.
+    fn note_rejection(&mut self) {
+        for ((e, &d), &w) in self.rejected_err.iter_mut().zip(&self.dy).zip(&self.weight) {
+            *e = d * w;
         }
     }
 

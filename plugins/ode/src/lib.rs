@@ -12,6 +12,7 @@ mod events;
 mod linear;
 mod mass;
 mod solver;
+mod sparse;
 
 use parfit_core::model::downcast_workspace;
 use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, SimStats, Workspace};
@@ -47,6 +48,8 @@ pub use parfit_core::SourceError as ParseError;
 #[derive(Debug, Clone)]
 pub struct OdeModel {
     spec: ModelSpec,
+    /// The states' names, for error messages.
+    states: Vec<String>,
     program: Program,
     /// The same model with the code of its forward sensitivity equations.
     sens_program: Program,
@@ -112,6 +115,7 @@ impl OdeModel {
             outputs: compiled.outputs,
             output_kind: OutputKind::TimeSeries,
         };
+        let states = compiled.states;
         let mut program = compiled.program;
         // Once per model; a model the JIT cannot compile (or one too large to be worth it) is interpreted,
         // with the same results, and the user is told why it may run slower.
@@ -126,7 +130,7 @@ impl OdeModel {
                 eprintln!("note: {source_name}: {why}");
             }
         }
-        Ok(OdeModel { spec, program, sens_program, options })
+        Ok(OdeModel { spec, states, program, sens_program, options })
     }
 
     pub fn options(&self) -> &SolverOptions {
@@ -252,6 +256,7 @@ fn model_name(source_name: &str) -> String {
 /// file, counting evaluations.
 struct Sim<'a> {
     program: &'a Program,
+    states: &'a [String],
     regs: &'a mut [f64],
     /// Scratch for resets.
     work: &'a mut Vec<f64>,
@@ -297,6 +302,10 @@ impl System for Sim<'_> {
     fn stats(&mut self) -> &mut SolverStats {
         self.stats
     }
+
+    fn component_name(&self, i: usize) -> String {
+        self.states.get(i).cloned().unwrap_or_else(|| format!("u_{i}"))
+    }
 }
 
 impl Hybrid for Sim<'_> {
@@ -322,6 +331,8 @@ impl Hybrid for Sim<'_> {
 /// augmented system once.
 struct SensSim<'a> {
     program: &'a Program,
+    states: &'a [String],
+    params: &'a [ParamSpec],
     regs: &'a mut [f64],
     /// Scratch for the native sensitivity code's results.
     work: &'a mut Vec<f64>,
@@ -366,6 +377,16 @@ impl System for SensSim<'_> {
 
     fn stats(&mut self) -> &mut SolverStats {
         self.stats
+    }
+
+    /// The states, then `∂state/∂parameter` for each parameter in turn.
+    fn component_name(&self, i: usize) -> String {
+        let n = self.program.n_states.max(1);
+        let state = self.states.get(i % n).map_or_else(|| format!("u_{}", i % n), String::clone);
+        match (i / n).checked_sub(1) {
+            None => state,
+            Some(p) => format!("∂{state}/∂{}", self.params.get(p).map_or("?", |p| p.name.as_str())),
+        }
     }
 }
 
@@ -475,7 +496,7 @@ impl Model for OdeModel {
         ws.regs.resize(self.program.n_regs, 0.0);
         let OdeWorkspace { regs, dopri5, bdf, reset_work: work, stats, .. } = ws;
         let n = self.program.n_states;
-        let mut sim = Sim { program: &self.program, regs, work, out, stats };
+        let mut sim = Sim { program: &self.program, states: &self.states, regs, work, out, stats };
         let start = |sim: &mut Sim<'_>, y0: &mut [f64]| sim.program.start(sim.regs, params, y0);
         integrate(&self.options, &mut sim, dopri5, bdf, (n, &self.program), start, t0, times)
     }
@@ -518,7 +539,8 @@ impl Model for OdeModel {
         ws.sens_regs.resize(p.n_regs, 0.0);
         let OdeWorkspace { sens_regs: regs, sens_work: work, sens_dopri5: dopri5, sens_bdf: bdf, stats, .. } = ws;
         let n = p.n_states;
-        let mut sim = SensSim { program: p, regs, work, out, sens, stats };
+        let mut sim =
+            SensSim { program: p, states: &self.states, params: &self.spec.params, regs, work, out, sens, stats };
         let start = |sim: &mut SensSim<'_>, y0: &mut [f64]| {
             let (y, s) = y0.split_at_mut(n);
             sim.program.start(sim.regs, params, y);

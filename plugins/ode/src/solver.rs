@@ -2,7 +2,7 @@
 //! Hairer's initial-step heuristic, the 4th-order continuous extension for output between steps, and
 //! Hairer's stiffness detection (which hands a stiff problem over to BDF in `auto` mode).
 
-use parfit_core::SimError;
+use parfit_core::{ComponentError, SimError};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{Event, RootFinder};
@@ -167,6 +167,26 @@ pub(crate) trait System {
     fn stop(&mut self, _t: f64, _y: &[f64], _g: &mut [f64]) {}
     /// Where the integrators count their work.
     fn stats(&mut self) -> &mut SolverStats;
+    /// The name of component `i` of the state, for error messages.
+    fn component_name(&self, i: usize) -> String {
+        format!("component {i}")
+    }
+}
+
+/// How many components a step-size failure names.
+const WORST_NAMED: usize = 3;
+
+/// `SimError::StepTooSmall` at `(t, h)` naming the components with the largest `errors` (in units of their
+/// tolerance; non-finite ones are left out, as they cannot cross the ABI's JSON) with their values `y`.
+pub(crate) fn step_too_small_error<S: System>(sys: &S, t: f64, h: f64, y: &[f64], errors: &[f64]) -> SimError {
+    let mut order: Vec<usize> = (0..errors.len()).filter(|&i| errors[i].is_finite() && y[i].is_finite()).collect();
+    order.sort_by(|&a, &b| errors[b].abs().total_cmp(&errors[a].abs()));
+    let worst = order
+        .into_iter()
+        .take(WORST_NAMED)
+        .map(|i| ComponentError { name: sys.component_name(i), value: y[i], error: errors[i].abs() })
+        .collect();
+    SimError::StepTooSmall { t, h, worst }
 }
 
 /// How a Dormand–Prince run ended.
@@ -433,6 +453,17 @@ impl Dopri5 {
                 h = stop - t;
             }
             let t_new = if last { stop } else { t + h };
+            // Give up once the step no longer moves `t` meaningfully (a step cut short to land on `stop` may
+            // be as short as `stop` is away).
+            if !last && step_too_small(h, t) {
+                if failed_non_finite {
+                    return Err(SimError::Diverged { t });
+                }
+                // Name the components whose error is still too large at this step.
+                self.stages::<S, N>(sys, t, h, t_new);
+                let errors = self.scaled_errors(opts, h);
+                return Err(step_too_small_error(sys, t, h, &self.y, &errors));
+            }
 
             self.stages::<S, N>(sys, t, h, t_new);
             // The squared norm: the test against 1 and the controller's logarithm need no square root.
@@ -519,10 +550,6 @@ impl Dopri5 {
                 sys.stats().rejected_steps += 1;
                 h *= (SAFETY * err2.powf(-0.1)).max(FAC_MIN); // err^-0.2
             }
-            // After a rejection: give up once the step no longer moves `t` meaningfully.
-            if step_too_small(h, t) {
-                return Err(if failed_non_finite { SimError::Diverged { t } } else { SimError::StepTooSmall { t, h } });
-            }
         }
     }
 
@@ -560,16 +587,25 @@ impl Dopri5 {
         let n = width::<N>(self.dim());
         let mut sum = 0.0;
         for ((kr, &y), &y_new) in self.k[..n].iter().zip(&self.y[..n]).zip(&self.y_new[..n]) {
-            // E[1] = 0.
-            let e = E[0] * kr[0] + E[2] * kr[2] + E[3] * kr[3] + E[4] * kr[4] + E[5] * kr[5] + E[6] * kr[6];
             let scale = opts.atol + opts.rtol * y.abs().max(y_new.abs());
-            let r = h * e / scale;
+            let r = h * local_error(kr) / scale;
             sum += r * r;
             if !y_new.is_finite() {
                 return f64::NAN;
             }
         }
         sum / n as f64
+    }
+
+    /// Each component's local error of the step of size `h` just tried, in units of its tolerance (the terms of
+    /// [`Dopri5::error_norm_squared`]); for the message of a failure.
+    fn scaled_errors(&self, opts: &SolverOptions, h: f64) -> Vec<f64> {
+        self.k
+            .iter()
+            .zip(&self.y)
+            .zip(&self.y_new)
+            .map(|((kr, &y), &y_new)| h * local_error(kr) / (opts.atol + opts.rtol * y.abs().max(y_new.abs())))
+            .collect()
     }
 
     /// The continuous extension at `t + theta · h` of the step just taken, into `y_dense`.
@@ -659,6 +695,13 @@ impl Dopri5 {
         // h·√(num/den) > STIFF_HLAMBDA, squared.
         den > 0.0 && (h * h) * num > STIFF_HLAMBDA * STIFF_HLAMBDA * den
     }
+}
+
+/// The 5th- minus the 4th-order solution's slope over a step: its local error divided by `h`.
+#[inline(always)]
+fn local_error(kr: &[f64; 7]) -> f64 {
+    // E[1] = 0.
+    E[0] * kr[0] + E[2] * kr[2] + E[3] * kr[3] + E[4] * kr[4] + E[5] * kr[5] + E[6] * kr[6]
 }
 
 /// The number of components a method sized for `N` works on: `N`, or with `N = 0` the system's `dim`.

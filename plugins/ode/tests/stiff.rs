@@ -145,6 +145,32 @@ fn bdf_failures_are_errors() {
     assert!(matches!(solve(&m, &[1000.0], &[0.0, 3000.0]).0, Err(SimError::TooManySteps { max_steps: 30, .. })));
 }
 
+/// `wild = 1/(1 - t)` blows up at t = 1 while `calm` decays: every method ends there with an error that
+/// names the time, the step and `wild` as the component to blame (first), with its value; with
+/// sensitivities, the names of the sensitivity components too.
+#[test]
+fn a_step_size_failure_names_the_time_and_the_components_to_blame() {
+    let src = "in_i { k = 1 }\nu_i { calm = 1, wild = k }\nF_i { -calm, wild * wild }";
+    for solver in [Method::Auto, Method::Bdf] {
+        let m = OdeModel::compile(src, "blow.ds", opts(solver, 1e-6)).unwrap();
+        let (r, _) = solve(&m, &[1.0], &[0.0, 2.0]);
+        let Err(SimError::StepTooSmall { t, h, worst }) = r else { panic!("{solver:?}: {r:?}") };
+        assert!((t - 1.0).abs() < 1e-6 && h > 0.0 && h < 1e-14, "{solver:?}: t = {t}, h = {h:e}");
+        assert_eq!(worst[0].name, "wild", "{solver:?}: {worst:?}");
+        assert!(worst[0].value > 1e6 && worst.iter().any(|c| c.name == "calm"), "{solver:?}: {worst:?}");
+        let message = SimError::StepTooSmall { t, h, worst }.to_string();
+        assert!(message.contains(&format!("at t = {t}")) && message.contains("wild = "), "{message}");
+
+        let mut ws = m.workspace();
+        let (mut out, mut sens) = ([0.0; 4], [0.0; 4]);
+        let err = m.simulate_sensitivities(&mut ws, &[1.0], &[], &[0.0, 2.0], &mut out, &mut sens).unwrap_err();
+        let SimError::StepTooSmall { worst, .. } = err else { panic!("{solver:?}: {err:?}") };
+        let names: Vec<&str> = worst.iter().map(|c| c.name.as_str()).collect();
+        assert!(names.iter().all(|n| ["calm", "wild", "∂calm/∂k", "∂wild/∂k"].contains(n)), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with('∂')), "{solver:?}: {names:?}");
+    }
+}
+
 #[test]
 fn solver_option_parses() {
     let o: SolverOptions = serde_json::from_str(r#"{"solver": "bdf"}"#).unwrap();

@@ -95,3 +95,56 @@ fn population_dynamics_at_default_tolerances_is_within_10_tolerances() {
         assert!(e <= 10.0, "{solver:?}: {e} tolerances off at t = {t}, state {j}");
     }
 }
+
+/// The heat equation `u_t = D Δu` on an `m × m` grid (5-point stencil, zero boundary, spacing
+/// `h = 1/(m + 1)`), one state per cell numbered row by row, as DiffSL text; starting from
+/// `v_11 + 0.5 v_32`, two eigenvectors of the discrete Laplacian, whose exact solution is
+/// `exp(λ_11 t) v_11 + 0.5 exp(λ_32 t) v_32`. Returns the text and the exact solution.
+fn heat_equation(m: usize) -> (String, impl Fn(f64) -> Vec<f64>) {
+    let h = 1.0 / (m + 1) as f64;
+    let c = 1.0 / (h * h);
+    let mode = |p: f64, q: f64| -> (f64, Vec<f64>) {
+        let s = |k: f64| (k * std::f64::consts::PI * h / 2.0).sin().powi(2);
+        let v = (0..m * m)
+            .map(|k| {
+                let (r, col) = ((k / m + 1) as f64, (k % m + 1) as f64);
+                (p * std::f64::consts::PI * r * h).sin() * (q * std::f64::consts::PI * col * h).sin()
+            })
+            .collect();
+        (-4.0 * c * (s(p) + s(q)), v)
+    };
+    let ((l1, v1), (l2, v2)) = (mode(1.0, 1.0), mode(3.0, 2.0));
+    let mut text = format!("in_i {{ D = 1 }}\nc {{ D * {c:?} }}\nu_i {{\n");
+    for (a, b) in v1.iter().zip(&v2) {
+        text += &format!("  {:?},\n", a + 0.5 * b);
+    }
+    text += "}\nF_i {\n";
+    for k in 0..m * m {
+        let (r, col) = (k / m, k % m);
+        let neighbours =
+            [(r > 0, k.wrapping_sub(m)), (r + 1 < m, k + m), (col > 0, k.wrapping_sub(1)), (col + 1 < m, k + 1)];
+        let terms: Vec<String> =
+            neighbours.iter().filter(|(inside, _)| *inside).map(|(_, o)| format!("u_i[{o}]")).collect();
+        text += &format!("  c * ({} - 4 * u_i[{k}]),\n", terms.join(" + "));
+    }
+    text += "}\n";
+    let exact = move |t: f64| v1.iter().zip(&v2).map(|(a, b)| (l1 * t).exp() * a + 0.5 * (l2 * t).exp() * b).collect();
+    (text, exact)
+}
+
+/// A 20 × 20 grid (400 states; `J` has bandwidth 20, so the BDF's iteration matrix is stored sparse):
+/// within 10 tolerances of the exact solution, with BDF from the start and with `auto` (which switches to
+/// BDF once the fast modes have decayed).
+#[test]
+fn heat_equation_2d_matches_its_exact_solution() {
+    let (text, exact) = heat_equation(20);
+    let times = [0.0, 0.002, 0.01, 0.03, 0.1, 0.3];
+    let want: Vec<Vec<f64>> = times.iter().map(|&t| exact(t)).collect();
+    for solver in [Method::Bdf, Method::Auto] {
+        let (got, stats) = solve(&text, opts(solver, 1e-8, 1e-8), &times).unwrap();
+        let (e, t, j) = worst(&got, &want, &times, |r| 1e-8 + 1e-8 * r.abs());
+        println!("{solver:?}: {e:.3} tolerances (t = {t}, cell {j}); {stats:?}");
+        assert!(e <= 10.0, "{solver:?}: {e} tolerances off at t = {t}, cell {j}");
+        assert!(stats.lu_factorizations > 0 && stats.jac_evals > 0, "{solver:?}: {stats:?}");
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use parfit_config::fitting::{FitOutcome, data_case, fit_staged, no_finite_cost};
+use parfit_config::fitting::{FitOutcome, data_case, fit_staged, no_finite_cost, plot_times};
 use parfit_core::{Cost, Objective, OptimResult, SimError};
 use serde_json::json;
 
@@ -137,13 +137,13 @@ fn write_outputs(
     let text = serde_json::to_string_pretty(&doc).map_err(|e| failed(e.to_string()))?;
     out.write("result.json", (text + "\n").as_bytes())?;
 
-    // Fitted curves on a fine grid over the data's time span, plus the data themselves. A model on a fixed time
+    // Fitted curves on a fine grid over the data's time span (`plot_times`), plus the data themselves. A model on a fixed time
     // step (Vensim) refuses times between its steps as bad input: its curves are drawn at the data's times.
     let case = objective.case();
     let spec = objective.model().spec();
     let params = objective.params(&result.x);
     let (t0, t1) = (case.times[0], case.times[case.times.len() - 1]);
-    let fine: Vec<f64> = (0..=1000).map(|i| t0 + (t1 - t0) * i as f64 / 1000.0).collect();
+    let fine = plot_times(t0, t1);
     let simulated = |e: SimError| failed(format!("simulating the fitted model: {e}"));
     let (fine, predicted) = match objective.predict(&params, &fine) {
         Ok(predicted) => (fine, predicted),

@@ -14,7 +14,8 @@ benches, test models) and in Python (examples, tests, bench); fenced code blocks
 books) and `code-block` directives in reStructuredText, including string literals inside Rust or Python code
 blocks. A text is a candidate when it defines both the state `u` and the right-hand side `F` (DiffSL's two
 required tensors). A candidate is a model unless it is listed in EXCLUDED (with why) or is a format template
-(`format!` placeholders or a Python f-string: its text is built by code). Identical texts (up to indentation
+(`format!` placeholders or a Python f-string: its text is built by code), except the templates of
+INSTANTIATED, whose code fills in only the path of a file it writes (the file is written beside the model). Identical texts (up to indentation
 and blank lines) are one model with all their sources listed.
 
 Writes `models/<repo>/<name>.ds` and `manifest.json` beside this script (both regenerated from scratch).
@@ -63,6 +64,19 @@ NEGATIVE = {
 EXCLUDED = {
     ("diffsl", "diffsl/src/parser/ds_parser.rs", 354): "a parser test's text, not a model: F is a scalar with two "
     "elements and dydt is never defined (upstream only parses it)",
+}
+
+# Templates whose code fills in only a file's path, and the file: upstream's test writes the FROSTT file a
+# `read(…)` imports to a temporary path; here it is written beside the model, under the model's name.
+INSTANTIATED = {
+    ("diffsl", "diffsl/src/discretise/discrete_model.rs", 2037): {
+        "placeholder": "path",
+        "file": "# 1-based FROSTT coordinates\n2 3 5.0\n1 1 2.0\n",
+    },
+    ("diffsl", "diffsl/src/execution/compiler.rs", 1342): {
+        "placeholder": "path",
+        "file": "# intentionally out of order\n2 3 5.0\n1 1 2.0\n",
+    },
 }
 
 # The run to compare, from the upstream context where it gives one (the comment says where): parameters (None:
@@ -242,6 +256,14 @@ def format_literal(line, value, is_format):
     return (line, value.replace("{{", "{").replace("}}", "}"), False)
 
 
+def instantiate(value, placeholder, replacement):
+    """A format string with `{placeholder}` replaced and `{{`/`}}` resolved; still a template if another
+    placeholder remains."""
+    value = value.replace("{{", "\0").replace("}}", "\1").replace("{" + placeholder + "}", replacement)
+    left = re.search(r"\{[^{}]*\}", value) is not None
+    return value.replace("\0", "{").replace("\1", "}"), left
+
+
 def normalise(text):
     """The model text as written to its .ds file: dedented, without leading and trailing blank lines."""
     lines = textwrap.dedent(text.expandtabs(4)).split("\n")
@@ -313,6 +335,11 @@ def main():
                     "line": line,
                     "user_facing": user_facing(path),
                 }
+                file = None
+                if template and key in INSTANTIATED:
+                    name = slug(context_name(path, text, line))
+                    file = (f"{name}.tns", INSTANTIATED[key]["file"])
+                    value, template = instantiate(value, INSTANTIATED[key]["placeholder"], file[0])
                 if template:
                     why = "a template: code fills in its placeholders (format! or an f-string)"
                     excluded.append({**source, "why": why, "text": normalise(value)})
@@ -327,6 +354,8 @@ def main():
                     name = slug(context_name(path, text, line))
                     entry = models[same] = {"repo": repo, "name": name, "text": body, "sources": []}
                 entry["sources"].append(source)
+                if file:
+                    entry["file"] = file
                 if key in NEGATIVE:
                     entry["negative"] = NEGATIVE[key]
     missing = set(NEGATIVE) | set(EXCLUDED)
@@ -351,19 +380,22 @@ def main():
     if unknown:
         sys.exit(f"RUNS names models that are not in the corpus: {sorted(unknown)}")
     out_dir = HERE / "models"
-    for old in out_dir.glob("*/*.ds"):
+    for old in [*out_dir.glob("*/*.ds"), *out_dir.glob("*/*.tns")]:
         old.unlink()
     manifest = []
     for entry in sorted(models.values(), key=lambda e: (e["repo"], e["name"])):
         rel = f"{entry['repo']}/{entry['name']}.ds"
         (out_dir / entry["repo"]).mkdir(parents=True, exist_ok=True)
         (out_dir / rel).write_text(entry["text"])
+        if "file" in entry:
+            (out_dir / entry["repo"] / entry["file"][0]).write_text(entry["file"][1])
         run = RUNS.get(f"{entry['repo']}/{entry['name']}", {})
         manifest.append(
             {
                 "model": rel,
                 "user_facing": any(s["user_facing"] for s in entry["sources"]),
                 "negative": "negative" in entry,
+                **({"reads": entry["file"][0]} if "file" in entry else {}),
                 **({"upstream_error": entry["negative"]} if "negative" in entry else {}),
                 "run": {
                     "params": run.get("params"),

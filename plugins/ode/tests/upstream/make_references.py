@@ -20,6 +20,7 @@ model index), the scipy cross-check: Radau and LSODA at rtol 1e-10 on pydiffsol'
 
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -113,6 +114,7 @@ def solve(text, params, times, atol, rtol=REF_RTOL, armijo=None):
 
 def reference(model):
     text = (HERE / "models" / model["model"]).read_text()
+    os.chdir(HERE / "models" / model["model"].split("/")[0])
     run = model["run"]
     times = run["times"]
     atol = min(1e-10, 1e-2 * run["atol"])
@@ -182,6 +184,8 @@ def number(x):
 
 
 def main():
+    # A model's `read('file.tns')` names a file beside it: pydiffsol reads it relative to the working directory.
+    os.chdir(HERE / "models")
     manifest = json.loads((HERE / "manifest.json").read_text())
     wanted = set(sys.argv[1:])
     index_path = HERE / "references" / "index.json"
