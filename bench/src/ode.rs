@@ -60,6 +60,12 @@ pub fn problems(section: &Value) -> Result<Value> {
         let source = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let r = reference(name)?;
         let method = if stiff { Method::Bdf } else { Method::Dopri5 };
+        let solver = if stiff { "bdf" } else { "dopri5" };
+        // A model parfit refuses is reported in its row (the refusal names the construct), not fatal to the suite.
+        if let Err(e) = OdeModel::compile(&source, &format!("{name}.ds"), SolverOptions::default()) {
+            out.insert(name.into(), json!({ "solver": solver, "unavailable": e.to_string() }));
+            continue;
+        }
 
         // Climb the ladder until the tightest accuracy is met; keep every rung for the work–precision record.
         let mut rungs = Vec::new();
@@ -101,7 +107,6 @@ pub fn problems(section: &Value) -> Result<Value> {
                 break;
             }
         }
-        let solver = if stiff { "bdf" } else { "dopri5" };
         out.insert(name.into(), json!({ "solver": solver, "matched": timed, "ladder": rungs }));
     }
     Ok(json!({ "tool": "parfit", "version": env!("CARGO_PKG_VERSION"), "order": order, "problems": out }))

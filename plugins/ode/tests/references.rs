@@ -141,12 +141,46 @@ fn diffusion_chain_stiff() {
     check("diffusion_chain", Method::Auto, 1e-8);
 }
 
+#[test]
+fn robertson_dae_stiff() {
+    // The diffsl README's DAE; its reference is robertson's ODE, the DAE's index-reduced form.
+    let r = check("robertson_dae", Method::Bdf, 1e-14);
+    assert!(r.stats.jac_evals > 0, "{:?}", r.stats);
+}
+
+#[test]
+fn bouncing_ball_events() {
+    // Twelve bounces against the exact piecewise-parabolic solution, with both integrators.
+    for solver in [Method::Dopri5, Method::Bdf, Method::Auto] {
+        let r = check("bouncing_ball", solver, 1e-8);
+        assert_eq!(r.stats.resets, 12, "{solver:?}: {:?}", r.stats);
+    }
+}
+
+#[test]
+fn heat_2d_stiff() {
+    // 900 states coupled through a sparse 2-D matrix A_ij and the contraction A_ij * u_j, against the exact
+    // (eigendecomposition) solution. A linear problem: one Jacobian evaluation.
+    let r = check("heat_2d", Method::Bdf, 1e-8);
+    assert_eq!(r.stats.jac_evals, 1, "{:?}", r.stats);
+}
+
 /// The JIT (`jit = true`, the default) and the interpreter give the same bits on every reference problem,
 /// with both integrators, for the solution and for its parameter sensitivities.
 #[test]
 fn native_code_and_interpreter_agree_bit_for_bit() {
-    let problems =
-        ["logistic", "lotka_volterra", "sir", "fitzhugh_nagumo", "van_der_pol", "robertson", "diffusion_chain"];
+    let problems = [
+        "logistic",
+        "lotka_volterra",
+        "sir",
+        "fitzhugh_nagumo",
+        "van_der_pol",
+        "robertson",
+        "diffusion_chain",
+        "robertson_dae",
+        "bouncing_ball",
+        "heat_2d",
+    ];
     let mut sensitivity_solves = 0;
     for name in problems.into_iter().filter(|n| data_dir().join(format!("{n}.ds")).exists()) {
         let text = std::fs::read_to_string(data_dir().join(format!("{name}.ds"))).unwrap();
