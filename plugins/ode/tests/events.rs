@@ -259,11 +259,11 @@ fn event_models_give_the_same_bits_with_and_without_the_jit() {
 fn the_readme_switching_example_is_the_hybrid_drug_model() {
     let readme = "in_i { CL = 100, Q = 50 }
 Vc { 1000 } Vp { 1000 }
-dose { 500 + 1500 * (N - 1) }
-u_i { qc = 1000, qp = 0 }
+doses_i { 1000, 500, 2000 }
+u_i { qc = doses_i[0], qp = 0 }
 F_i { -qc / Vc * CL - Q * (qc / Vc - qp / Vp), Q * (qc / Vc - qp / Vp) }
 stop_i { 1, t - 6, t - 12 }
-reset_i { qc + dose, qp }
+reset_i { qc + doses_i[N], qp }
 ";
     let times: Vec<f64> = (1..48).map(|k| 0.5 * k as f64).collect();
     let a = run(&model(readme, Method::Auto, 1e-8), &[100.0, 50.0], &times);
