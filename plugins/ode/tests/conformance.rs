@@ -25,6 +25,10 @@ use parfit_core::Model;
 use parfit_ode::{OdeModel, SolverOptions};
 use serde_json::Value;
 
+#[path = "../../../tests/support/conformance_record.rs"]
+mod conformance_record;
+use conformance_record::{Outcome, README_END, Record, placed};
+
 /// The tolerance parfit runs at, and the agreement required: |parfit − ref| ≤ LIMIT · (atol + RTOL · |ref|)
 /// per output and time, the criterion of `tests/references.rs` (the tolerances are global-error targets, and
 /// 10 of them leave room for the solvers' calibrated excess there). The references are 100× tighter: their
@@ -255,7 +259,6 @@ fn check(case: &Case) -> Status {
 const STATUS_FILE: &str = "STATUS.md";
 const README_START: &str =
     "<!-- conformance: written by PARFIT_BLESS=1 cargo test -p parfit-ode --test conformance -->";
-const README_END: &str = "<!-- end of conformance -->";
 
 /// The counts of a set of statuses, by what DiffSL makes of the texts.
 fn totals<'a>(statuses: impl Iterator<Item = (&'a Case, &'a Status)>) -> String {
@@ -328,38 +331,6 @@ fn readme_section(cases: &[Case], statuses: &BTreeMap<String, Status>) -> String
     text + README_END
 }
 
-/// The expected statuses: model → status word.
-fn expected() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(corpus().join(STATUS_FILE)).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let mut cells = line.strip_prefix("| ")?.splitn(3, " | ");
-            let (model, status) = (cells.next()?, cells.next()?);
-            (model != "model" && !model.starts_with("---")).then(|| (model.to_string(), status.to_string()))
-        })
-        .collect()
-}
-
-fn readme_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")
-}
-
-/// The README with its conformance section replaced by `section` (`None` when it has no such section).
-fn readme_with(section: &str) -> Option<(String, String)> {
-    let readme = std::fs::read_to_string(readme_path()).ok()?;
-    let start = readme.find(README_START)?;
-    let end = readme[start..].find(README_END)? + start + README_END.len();
-    Some((readme.clone(), format!("{}{section}{}", &readme[..start], &readme[end..])))
-}
-
-/// Whether `message` starts with `model:line:column:`.
-fn placed(model: &str, message: &str) -> bool {
-    let Some(rest) = message.strip_prefix(model).and_then(|r| r.strip_prefix(':')) else { return false };
-    let mut parts = rest.splitn(3, ':');
-    let number = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-    number(parts.next()) && number(parts.next()) && parts.next().is_some()
-}
-
 #[test]
 fn upstream_models_reproduce_pydiffsol() {
     let cases = cases();
@@ -367,35 +338,27 @@ fn upstream_models_reproduce_pydiffsol() {
     let statuses: BTreeMap<String, Status> = cases.iter().map(|c| (c.model.clone(), check(c))).collect();
     println!("upstream DiffSL corpus: {}", totals(cases.iter().map(|c| (c, &statuses[&c.model]))));
     let section = readme_section(&cases, &statuses);
-    if std::env::var_os("PARFIT_BLESS").is_some() {
-        std::fs::write(corpus().join(STATUS_FILE), status_table(&cases, &statuses)).unwrap();
-        let (_, readme) = readme_with(&section).expect("the README has a conformance section between its markers");
-        std::fs::write(readme_path(), readme).unwrap();
+    let outcomes = statuses
+        .iter()
+        .map(|(model, status)| {
+            let outcome = Outcome {
+                word: status.word(),
+                reason: status.reason().to_string(),
+                crashed: matches!(status, Status::Crash(_)),
+                refusal: if let Status::Refused(m) = status { Some(m.clone()) } else { None },
+            };
+            (model.clone(), outcome)
+        })
+        .collect();
+    record().check(&outcomes, &status_table(&cases, &statuses), &section);
+}
+
+fn record() -> Record {
+    Record {
+        status_file: corpus().join(STATUS_FILE),
+        readme: Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"),
+        readme_start: README_START,
     }
-    let expected = expected();
-    let mut differences = Vec::new();
-    for (model, status) in &statuses {
-        let want = expected.get(model).map_or("(not recorded)", String::as_str);
-        if want != status.word() || matches!(status, Status::Crash(_)) {
-            differences.push(format!("{model}: expected {want}, got {} {}", status.word(), status.reason()));
-        }
-        if let Status::Refused(message) = status
-            && !placed(model, message)
-        {
-            differences.push(format!("{model}: a refusal without the model's file:line:column: {message}"));
-        }
-    }
-    for model in expected.keys().filter(|m| !statuses.contains_key(*m)) {
-        differences.push(format!("{model}: recorded in {STATUS_FILE} but not in the corpus"));
-    }
-    assert!(
-        differences.is_empty(),
-        "{} models differ from {STATUS_FILE} (PARFIT_BLESS=1 rewrites it):\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
-    let (readme, rewritten) = readme_with(&section).expect("the README has a conformance section between its markers");
-    assert!(readme == rewritten, "the README's conformance section is out of date (PARFIT_BLESS=1 rewrites it)");
 }
 
 /// The whole path — running a real model, reading pydiffsol's reference, comparing — catches a value 11

@@ -22,6 +22,10 @@ use parfit_core::Model;
 use parfit_vensim::data::Files;
 use parfit_vensim::{Options, VensimModel};
 
+#[path = "../../../tests/support/conformance_record.rs"]
+mod conformance_record;
+use conformance_record::{Outcome, README_END, Record, placed};
+
 /// Relative tolerance, of values and of times. Vensim writes 6 significant digits, so a reference value is
 /// rounded by up to 5e-6 of itself (10.03125 is written 10.0312): 1e-5 is the tightest round tolerance above
 /// that. Measured: at 1e-6, 49 models that agree to 1e-5 fail on that rounding alone.
@@ -314,14 +318,6 @@ fn compare(run: &Run, reference: &Reference) -> Option<String> {
     None
 }
 
-/// Whether `message` starts with `model:line:column:`.
-fn placed(model: &str, message: &str) -> bool {
-    let Some(rest) = message.strip_prefix(model).and_then(|r| r.strip_prefix(':')) else { return false };
-    let mut parts = rest.splitn(3, ':');
-    let number = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-    number(parts.next()) && number(parts.next()) && parts.next().is_some()
-}
-
 fn check(model: &str) -> Status {
     let dir = corpus().join(model);
     let reference = match dir.parent().and_then(reference_file).map(|p| read_reference(&p)) {
@@ -347,7 +343,6 @@ fn check(model: &str) -> Status {
 const STATUS_FILE: &str = "STATUS.md";
 const README_START: &str =
     "<!-- conformance: written by PARFIT_BLESS=1 cargo test -p parfit-vensim --test conformance -->";
-const README_END: &str = "<!-- end of conformance -->";
 
 /// Why a model that does not pass cannot, as far as it was traced: written after its reason when blessing.
 const WHY: [(&str, &str); 7] = [
@@ -430,30 +425,6 @@ fn readme_section(statuses: &BTreeMap<String, Status>) -> String {
     text + README_END
 }
 
-/// The expected statuses: model → status word.
-fn expected() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(corpus().join(STATUS_FILE)).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let mut cells = line.strip_prefix("| ")?.splitn(3, " | ");
-            let (model, status) = (cells.next()?, cells.next()?);
-            (model != "model" && !model.starts_with("---")).then(|| (model.to_string(), status.to_string()))
-        })
-        .collect()
-}
-
-fn readme_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")
-}
-
-/// The README with its conformance section replaced by `section` (`None` when it has no such section).
-fn readme_with(section: &str) -> Option<(String, String)> {
-    let readme = std::fs::read_to_string(readme_path()).ok()?;
-    let start = readme.find(README_START)?;
-    let end = readme[start..].find(README_END)? + start + README_END.len();
-    Some((readme.clone(), format!("{}{section}{}", &readme[..start], &readme[end..])))
-}
-
 #[test]
 fn test_models_reproduce_vensims_output() {
     let models = models();
@@ -461,37 +432,27 @@ fn test_models_reproduce_vensims_output() {
     let statuses: BTreeMap<String, Status> = models.iter().map(|m| (m.clone(), check(m))).collect();
     println!("test-models: {}", totals(&statuses));
     let section = readme_section(&statuses);
-    if std::env::var_os("PARFIT_BLESS").is_some() {
-        std::fs::write(corpus().join(STATUS_FILE), status_table(&statuses)).unwrap();
-        let (_, readme) = readme_with(&section).expect("the README has a conformance section between its markers");
-        std::fs::write(readme_path(), readme).unwrap();
+    let outcomes = statuses
+        .iter()
+        .map(|(model, status)| {
+            let outcome = Outcome {
+                word: status.word(),
+                reason: status.reason().to_string(),
+                crashed: matches!(status, Status::Crash(_)),
+                refusal: if let Status::Refused(m) = status { Some(m.clone()) } else { None },
+            };
+            (model.clone(), outcome)
+        })
+        .collect();
+    record().check(&outcomes, &status_table(&statuses), &section);
+}
+
+fn record() -> Record {
+    Record {
+        status_file: corpus().join(STATUS_FILE),
+        readme: Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"),
+        readme_start: README_START,
     }
-    let expected = expected();
-    let mut differences = Vec::new();
-    for (model, status) in &statuses {
-        let want = expected.get(model).map_or("(not recorded)", String::as_str);
-        if want != status.word() || matches!(status, Status::Crash(_)) {
-            differences.push(format!("{model}: expected {want}, got {} {}", status.word(), status.reason()));
-        }
-    }
-    for (model, status) in &statuses {
-        if let Status::Refused(message) = status
-            && !placed(model, message)
-        {
-            differences.push(format!("{model}: a refusal without the model's file:line:column: {message}"));
-        }
-    }
-    for model in expected.keys().filter(|m| !statuses.contains_key(*m)) {
-        differences.push(format!("{model}: recorded in {STATUS_FILE} but not in the corpus"));
-    }
-    assert!(
-        differences.is_empty(),
-        "{} models differ from {STATUS_FILE} (PARFIT_BLESS=1 rewrites it):\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
-    let (readme, rewritten) = readme_with(&section).expect("the README has a conformance section between its markers");
-    assert!(readme == rewritten, "the README's conformance section is out of date (PARFIT_BLESS=1 rewrites it)");
 }
 
 /// PySD's outputs (`bench/peers/pysd_conformance.py`: `<model>.tab`, or `<model>.error`) held to the same
@@ -534,7 +495,7 @@ fn pysd_on_the_same_references() {
     let outputs = std::env::var_os("PARFIT_PYSD_OUTPUTS").map(PathBuf::from).expect("PARFIT_PYSD_OUTPUTS");
     let models = models();
     let pysd: BTreeMap<String, Status> = models.iter().map(|m| (m.clone(), pysd_status(&outputs, m))).collect();
-    let ours = expected();
+    let ours = record().expected();
     println!("PySD 3.14.3: {}", totals(&pysd));
     for (model, status) in pysd.iter().filter(|(_, s)| **s != Status::Pass) {
         let our = ours.get(model).map_or("?", String::as_str);
