@@ -65,16 +65,20 @@ try {
   // The DiffSL examples beyond plain ODEs (events: a dose at each stop; a DAE), interpreted here where the CLI runs
   // the JIT's code (bit for bit the same), fitted by Levenberg–Marquardt on a log scale. The log scale's exp and ln
   // and the step-size control's pow come from different libms (as for LV), and a last-bit difference can end LM's
-  // function-tolerance test an iteration apart on the flat bottom of the SSE: measured, the SSEs agree to 5e-14
-  // and the parameters to 2.4e-15 (dosing) and 1.9e-10 (Robertson: 9 solves in wasm, 10 natively) — far inside
-  // the fits' own convergence (5e-8 from scipy's optimum for Robertson). Report whether they are identical.
+  // function-tolerance test an iteration apart on the flat bottom of the SSE, or — in the DAE, whose Newton
+  // iteration stops once its increments are within a tenth of the tolerance (rtol 1e-8) — end a Newton solve an
+  // iteration apart, which moves the solution by up to ~1e-9 relative. Hence the SSE's bound: 1e-12 for the
+  // events (measured 5e-14), 1e-9 for the DAE (measured 4e-14 and 1.5e-12 in two runs); the parameters agree to
+  // 2.4e-15 (dosing) and 1.9e-10 (Robertson) measured — far inside the fits' own convergence (5e-8 from scipy's
+  // optimum for Robertson). Report whether they are identical.
+  const sseBound = { dosing: 1e-12, robertson: 1e-9 };
   for (const workload of ['dosing', 'robertson']) {
     const wasm = await page.evaluate(async (w) => { const r = await window.parfit.run(w); window.parfit.fits[w](r); return r; }, workload);
     const native = JSON.parse(readFileSync(join(expected, `${workload}.json`), 'utf8'));
     const bits = same(wasm.value, native.value) && Object.entries(native.x).every(([k, v]) => same(wasm.x[k], v));
     console.log(`${workload}: ${bits ? 'bit-identical to the CLI' : 'differs from the CLI in the last digits (libm)'}: ` +
       `SSE wasm ${wasm.value}, native ${native.value}; evaluations wasm ${wasm.evaluations}, native ${native.evaluations}`);
-    check(`${workload}: SSE equals the CLI's (relative 1e-12)`, rel(wasm.value, native.value) <= 1e-12, `wasm ${wasm.value}, native ${native.value}`);
+    check(`${workload}: SSE equals the CLI's (relative ${sseBound[workload]})`, rel(wasm.value, native.value) <= sseBound[workload], `wasm ${wasm.value}, native ${native.value}`);
     for (const [name, v] of Object.entries(native.x)) check(`${workload}: ${name} equals the CLI's (relative 1e-8)`, rel(wasm.x[name], v) <= 1e-8, `wasm ${wasm.x[name]}, native ${v}`);
     check(`${workload}: the fit ended as the CLI's`, wasm.termination === native.termination, `wasm ${wasm.termination}, native ${native.termination}`);
     await page.locator(`#${workload}`).screenshot({ path: join(expected, `screenshots/${workload}.png`) });
