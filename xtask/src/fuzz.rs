@@ -34,7 +34,12 @@ struct Target {
 }
 
 const TARGETS: [Target; 7] = [
-    Target { name: "diffsl", sources: &["examples", "tests/data"], extension: ".ds", named: false },
+    Target {
+        name: "diffsl",
+        sources: &["examples", "tests/data", "plugins/ode/tests"],
+        extension: ".ds",
+        named: false,
+    },
     Target { name: "montecarlo", sources: &["examples"], extension: ".mc", named: false },
     Target {
         name: "vensim",
