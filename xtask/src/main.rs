@@ -9,6 +9,7 @@ mod bench_mc;
 mod bench_vensim;
 mod fuzz;
 mod mpi;
+mod python;
 mod savings_bench;
 mod setup;
 mod suite;
@@ -43,6 +44,9 @@ commands:
           cargo-fuzz when missing) for N seconds each (default 30; `test` runs this pass after the tests):
           diffsl, montecarlo, vensim, config, observations, cases, projection; fails with the saved input on
           any crash, hang or out-of-memory (RELIABILITY.md)
+  python  build the Python package's wheel (release, the plugins inside) with maturin and install it into the
+          venv target/python/venv (made on first use with maturin, pytest, numpy, pandas, tqdm, matplotlib)
+  test-python   only the Python part of `test`: the dev wheel into that venv, then its pytest suite
   wasm    build the threaded WebAssembly module into web/pkg (installs the pinned nightly's pieces and
           wasm-bindgen-cli when missing)
   serve   serve web/ on http://127.0.0.1:8000 with cross-origin isolation (--port N, --no-isolation)
@@ -72,6 +76,8 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("python") => python::install(),
+        Some("test-python") => python::test(),
         Some("wasm") => wasm::build(),
         Some("serve") => wasm::serve(&args[1..]),
         Some("test-browser") => {
@@ -246,6 +252,8 @@ fn test() -> Result {
             .args(["--", "-D", "warnings"]))?;
     }
     run(cargo().args(["test", "--workspace"]))?;
+    // The Python package: the wheel built and installed into a venv, its pytest suite against the CLI.
+    python::test()?;
     // Every fuzz target for 30 s from the examples' seeds (RELIABILITY.md).
     fuzz::fuzz(&[])?;
     // parfit under mpirun on 1–3 ranks against the plain build.

@@ -337,6 +337,47 @@ pub struct Discovery {
     pub shadowed: Vec<String>,
 }
 
+impl Discovery {
+    /// The plugin to use for `kind`, optionally restricted to the plugin named `name`; otherwise what was
+    /// wanted and the kinds there are. Front ends add how to point them at more plugins.
+    pub fn choose(&self, name: Option<&str>, kind: &str) -> Result<&LoadedPlugin, String> {
+        let mut candidates = self.plugins.iter().filter(|p| name.is_none_or(|n| p.info().name == n));
+        if let Some(plugin) = candidates.find(|p| p.offers(kind)) {
+            return Ok(plugin);
+        }
+        let available: Vec<String> = self
+            .plugins
+            .iter()
+            .flat_map(|p| p.info().kinds.iter().map(move |k| format!("{} ({})", k.kind, p.info().name)))
+            .collect();
+        let wanted = match name {
+            Some(n) => format!("plugin '{n}' with model kind '{kind}'"),
+            None => format!("plugin offering model kind '{kind}'"),
+        };
+        Err(format!(
+            "found no {wanted}; available kinds: {}",
+            if available.is_empty() { "none".to_string() } else { available.join(", ") },
+        ))
+    }
+
+    /// The plugin and kind that read files with `path`'s extension; otherwise the extensions there are.
+    pub fn for_file(&self, path: &Path) -> Result<(&LoadedPlugin, String), String> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        for plugin in &self.plugins {
+            if let Some(k) = plugin.info().kinds.iter().find(|k| k.extensions.iter().any(|e| e == ext)) {
+                return Ok((plugin, k.kind.clone()));
+            }
+        }
+        let known: Vec<String> =
+            self.plugins.iter().flat_map(|p| p.info().kinds.iter().flat_map(|k| k.extensions.clone())).collect();
+        Err(format!(
+            "{}: no plugin reads '.{ext}' files (known extensions: {})",
+            path.display(),
+            if known.is_empty() { "none".into() } else { known.join(", ") },
+        ))
+    }
+}
+
 /// Load every plugin on the search path, each directory once. A plugin-like file that fails to load is an error
 /// when it is, or lies in, a path the user named (`explicit`); elsewhere on the search path it is reported in
 /// `problems` and skipped.

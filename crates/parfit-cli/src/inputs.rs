@@ -28,29 +28,10 @@ pub fn read_text(path: &Path) -> CliResult<String> {
 }
 
 fn text(path: &Path, bytes: Result<Vec<u8>, String>) -> parfit_config::Result<String> {
-    utf8(path, bytes.map_err(|e| parfit_config::input(format!("{}: cannot read ({e})", path.display())))?)
-}
-
-/// `bytes` of the file at `path` as text, or an error at the first byte that is not UTF-8:
-/// `path:line:column: …` (column counted in characters, as editors do) and the byte offset.
-pub fn utf8(path: &Path, bytes: Vec<u8>) -> parfit_config::Result<String> {
-    String::from_utf8(bytes).map_err(|e| {
-        let bytes = e.as_bytes();
-        let at = e.utf8_error().valid_up_to();
-        // Everything before `at` is valid UTF-8, so this never fails.
-        let (line, column) = line_column(std::str::from_utf8(&bytes[..at]).unwrap_or_default());
-        parfit_config::input(format!(
-            "{}:{line}:{column}: the file is not UTF-8 text (byte {at} is 0x{:02x}); save it as UTF-8",
-            path.display(),
-            bytes.get(at).copied().unwrap_or_default()
-        ))
-    })
-}
-
-/// The line and column (in characters, from 1) just after `before`, the text up to a place in a file.
-fn line_column(before: &str) -> (usize, usize) {
-    let line = before.matches('\n').count() + 1;
-    (line, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
+    parfit_config::utf8(
+        path,
+        bytes.map_err(|e| parfit_config::input(format!("{}: cannot read ({e})", path.display())))?,
+    )
 }
 
 /// `path:line:column` of the top-level `key`'s value in the TOML configuration at `path`, for a value found
@@ -60,7 +41,7 @@ pub fn locate_key(path: &Path, key: &str) -> String {
     let located = text.as_deref().and_then(|text| {
         let table = toml::de::DeTable::parse(text).ok()?;
         let (_, value) = table.get_ref().iter().find(|(name, _)| name.get_ref() == key)?;
-        Some(line_column(text.get(..value.span().start)?))
+        Some(parfit_config::line_column(text.get(..value.span().start)?))
     });
     match located {
         Some((line, column)) => format!("{}:{line}:{column}", path.display()),

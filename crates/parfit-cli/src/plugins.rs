@@ -28,40 +28,12 @@ pub fn find_plugins(explicit: &[PathBuf]) -> CliResult<Discovery> {
 
 /// The plugin to use for `kind`, optionally restricted to the plugin named `name`.
 pub fn choose<'a>(found: &'a Discovery, name: Option<&str>, kind: &str) -> CliResult<&'a LoadedPlugin> {
-    let candidates = found.plugins.iter().filter(|p| name.is_none_or(|n| p.info().name == n));
-    if let Some(plugin) = candidates.clone().find(|p| p.offers(kind)) {
-        return Ok(plugin);
-    }
-    let available: Vec<String> = found
-        .plugins
-        .iter()
-        .flat_map(|p| p.info().kinds.iter().map(move |k| format!("{} ({})", k.kind, p.info().name)))
-        .collect();
-    let wanted = match name {
-        Some(n) => format!("plugin '{n}' with model kind '{kind}'"),
-        None => format!("plugin offering model kind '{kind}'"),
-    };
-    Err(input(format!(
-        "found no {wanted}; available kinds: {}. Pass --plugin PATH or set PARFIT_PLUGIN_PATH",
-        if available.is_empty() { "none".to_string() } else { available.join(", ") },
-    )))
+    found.choose(name, kind).map_err(|e| input(format!("{e}. Pass --plugin PATH or set PARFIT_PLUGIN_PATH")))
 }
 
 /// The kind whose file extension matches `path`.
 pub fn kind_for_file<'a>(found: &'a Discovery, path: &Path) -> CliResult<(&'a LoadedPlugin, String)> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    for plugin in &found.plugins {
-        if let Some(k) = plugin.info().kinds.iter().find(|k| k.extensions.iter().any(|e| e == ext)) {
-            return Ok((plugin, k.kind.clone()));
-        }
-    }
-    let known: Vec<String> =
-        found.plugins.iter().flat_map(|p| p.info().kinds.iter().flat_map(|k| k.extensions.clone())).collect();
-    Err(input(format!(
-        "{}: no plugin reads '.{ext}' files (known extensions: {}); pass a .toml configuration or --plugin PATH",
-        path.display(),
-        if known.is_empty() { "none".into() } else { known.join(", ") },
-    )))
+    found.for_file(path).map_err(|e| input(format!("{e}; pass a .toml configuration or --plugin PATH")))
 }
 
 /// Create a model: `options` plus the source text (if any) as the plugin's JSON configuration. A plugin's

@@ -45,9 +45,9 @@ impl parfit_config::Loader for GzLoader {
             flate2::read::GzDecoder::new(&bytes[..])
                 .read_to_end(&mut text)
                 .map_err(|e| bad(format!("not gzip-compressed ({e})")))?;
-            Ok(crate::inputs::utf8(path, text)?)
+            Ok(parfit_config::utf8(path, text)?)
         } else {
-            Ok(crate::inputs::utf8(path, bytes)?)
+            Ok(parfit_config::utf8(path, bytes)?)
         }
     }
 }

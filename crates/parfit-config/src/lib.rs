@@ -47,6 +47,28 @@ pub enum RunError {
     Interrupted(String),
 }
 
+/// `bytes` of the file at `path` as text, or an error at the first byte that is not UTF-8:
+/// `path:line:column: …` (column counted in characters, as editors do) and the byte offset.
+pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        // Everything before `at` is valid UTF-8, so this never fails.
+        let (line, column) = line_column(std::str::from_utf8(&bytes[..at]).unwrap_or_default());
+        input(format!(
+            "{}:{line}:{column}: the file is not UTF-8 text (byte {at} is 0x{:02x}); save it as UTF-8",
+            path.display(),
+            bytes.get(at).copied().unwrap_or_default()
+        ))
+    })
+}
+
+/// The line and column (in characters, from 1) just after `before`, the text up to a place in a file.
+pub fn line_column(before: &str) -> (usize, usize) {
+    let line = before.matches('\n').count() + 1;
+    (line, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
+}
+
 /// Where the files a configuration names come from. `path` is already resolved against the configuration's
 /// directory ([`config::LoadedConfig::resolve`]); a failure says which file could not be read and why.
 pub trait Loader {

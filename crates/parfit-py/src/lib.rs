@@ -1,0 +1,25 @@
+//! `parfit._native`, the extension module under the Python package `parfit` (python/parfit). It converts
+//! between Python and the engine and calls the application layer (`parfit-config`) the CLI and the browser
+//! call, so one configuration gives the same numbers from all three; it holds no logic of its own beyond
+//! conversions. The Python package wraps these functions in the documented API (numpy arrays, DataFrames,
+//! result objects); `_native.pyi` types them.
+
+// The shared machinery lands before the commands that use it; this allowance goes when they join.
+#![allow(dead_code)]
+
+use pyo3::prelude::*;
+
+mod config;
+mod engine;
+mod errors;
+mod inputs;
+mod plugins;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_function(wrap_pyfunction!(plugins::plugins, m)?)?;
+    m.add_function(wrap_pyfunction!(plugins::set_bundled_plugins, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::default_threads, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Finding plugins as the CLI finds them — the paths a call names, then `PARFIT_PLUGIN_PATH` — and then the
+//! plugins bundled in the wheel (`parfit/plugins`, set by the package at import), and making models from them.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use parfit_abi::host::{Discovery, LoadedPlugin, discover, search_path};
+use parfit_config::Loader;
+use parfit_core::Model;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors;
+use crate::inputs::Files;
+
+static BUNDLED: OnceLock<PathBuf> = OnceLock::new();
+
+/// Where the wheel's own plugins are; called once by the package at import.
+#[pyfunction]
+pub fn set_bundled_plugins(dir: PathBuf) {
+    let _ = BUNDLED.set(dir);
+}
+
+/// The plugins on the search path. Broken plugin files found outside the paths named are skipped with a
+/// Python warning, as the CLI warns of them.
+pub fn find(py: Python<'_>, explicit: &[PathBuf]) -> PyResult<Discovery> {
+    let env = std::env::var_os("PARFIT_PLUGIN_PATH");
+    let mut search = search_path(explicit, env.as_deref(), None);
+    search.extend(BUNDLED.get().cloned());
+    let found = discover(explicit, &search).map_err(|e| errors::ConfigError::new_err(e.to_string()))?;
+    for problem in &found.problems {
+        // A message with a NUL byte (from a file name) loses everything from the NUL on.
+        let text = format!("{problem}; skipped");
+        let text = std::ffi::CString::new(text.split('\0').next().unwrap_or_default()).unwrap_or_default();
+        PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyRuntimeWarning>(), &text, 1)?;
+    }
+    Ok(found)
+}
+
+const HINT: &str = "pass plugins=[PATH] or set PARFIT_PLUGIN_PATH";
+
+/// The plugin offering `kind` (optionally the one named `name`).
+pub fn choose<'a>(found: &'a Discovery, name: Option<&str>, kind: &str) -> PyResult<&'a LoadedPlugin> {
+    found.choose(name, kind).map_err(|e| errors::ConfigError::new_err(format!("{e}; {HINT}")))
+}
+
+/// The plugin and kind reading `path`'s extension.
+pub fn for_file<'a>(found: &'a Discovery, path: &Path) -> PyResult<(&'a LoadedPlugin, String)> {
+    found.for_file(path).map_err(|e| errors::ConfigError::new_err(format!("{e}; {HINT}")))
+}
+
+/// A model of `kind` from `plugin`: `options` plus the source text (if any) as the plugin's configuration. An
+/// error about the source text is the model's ([`errors::ModelError`]), placed in it; any other is about the
+/// kind or options `origin` names ([`errors::ConfigError`]).
+pub fn create_model(
+    plugin: &LoadedPlugin,
+    kind: &str,
+    source: Option<&Path>,
+    files: &Files,
+    options: serde_json::Map<String, serde_json::Value>,
+    origin: &str,
+) -> PyResult<Arc<dyn Model>> {
+    let text = source.map(|path| files.read(path)).transpose().map_err(errors::config)?;
+    let json = parfit_config::fitting::model_config(options, source.zip(text.as_deref()));
+    let model = plugin.create(kind, &json).map_err(|e| match source {
+        Some(path) if e.starts_with(&format!("{}:", path.display())) => errors::model(e),
+        _ => errors::ConfigError::new_err(format!("{origin}: {e}")),
+    })?;
+    Ok(Arc::new(model))
+}
+
+/// The plugins found: name, version, library path and the model kinds each offers (with file extensions).
+#[pyfunction]
+#[pyo3(signature = (paths=Vec::new()))]
+pub fn plugins(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    let found = find(py, &paths)?;
+    found
+        .plugins
+        .iter()
+        .map(|p| {
+            let d = PyDict::new(py);
+            d.set_item("name", &p.info().name)?;
+            d.set_item("version", &p.info().version)?;
+            d.set_item("path", p.path())?;
+            let kinds = p
+                .info()
+                .kinds
+                .iter()
+                .map(|k| {
+                    let kd = PyDict::new(py);
+                    kd.set_item("kind", &k.kind)?;
+                    kd.set_item("extensions", &k.extensions)?;
+                    kd.set_item("description", &k.description)?;
+                    Ok(kd)
+                })
+                .collect::<PyResult<Vec<_>>>()?;
+            d.set_item("kinds", kinds)?;
+            Ok(d)
+        })
+        .collect()
+}
