@@ -23,7 +23,8 @@ commands:
   demo    build parfit in release mode, fit the Lotka–Volterra, regions, dosing and Robertson (DAE) examples and
           every US county, project lifelib's savings model over 10K and 100K policies, and run the Monte Carlo
           wealth example
-  test    formatting, clippy (-D warnings), all tests, a 30 s pass of every fuzz target, the MPI tests (mpirun
+  test    formatting, clippy (-D warnings), all tests, the Python package's pytest suite (its wheel built with
+          maturin into the venv target/python/venv), a 30 s pass of every fuzz target, the MPI tests (mpirun
           on 1–3 ranks), the wasm32 build
           check of the core, the core's and the plugins' unit tests on wasm32 (node), and the browser test
           (threaded wasm build, headless Chromium); installs what is missing first (as root with apt-get:
