@@ -11,6 +11,7 @@ use parfit_core::optimise::{
     CmaesOptions, DifferentialEvolutionOptions, LBfgsBOptions, LevenbergMarquardtOptions, NelderMeadOptions,
 };
 use parfit_core::sample::{EnsembleOptions, NestedOptions, NoiseSigma, ParamPrior};
+use parfit_core::{ModelSpec, OutputKind};
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
@@ -477,14 +478,29 @@ pub fn parse_times(text: &str) -> Result<Vec<f64>, String> {
             .split(',')
             .map(|s| s.trim().parse::<f64>().map_err(|_| bad(&format!("'{}' is not a number", s.trim()))))
             .collect::<Result<Vec<f64>, String>>()?;
-        if let Some(t) = times.iter().find(|t| !t.is_finite()) {
-            return Err(bad(&format!("every time must be a finite number (got {t:?})")));
-        }
-        if times.windows(2).any(|w| w[1] < w[0]) {
-            return Err(bad("times must be non-decreasing"));
-        }
+        check_times(&times).map_err(|e| bad(&e))?;
         Ok(times)
     }
+}
+
+/// Output times as every model takes them: finite and non-decreasing.
+pub fn check_times(times: &[f64]) -> Result<(), String> {
+    if let Some(t) = times.iter().find(|t| !t.is_finite()) {
+        return Err(format!("every time must be a finite number (got {t:?})"));
+    }
+    if times.windows(2).any(|w| w[1] < w[0]) {
+        return Err("times must be non-decreasing".into());
+    }
+    Ok(())
+}
+
+/// The values one simulation of a model with `spec` at `n_times` times writes (times × outputs, or one value per
+/// output for a scalar model), checked against the memory budget before the buffer is allocated; `what` names
+/// the times in the message.
+pub fn check_output_size(what: &str, spec: &ModelSpec, n_times: usize) -> Result<(), String> {
+    let what = format!("{what}: {n_times} times × {} outputs", spec.outputs.len());
+    let per_output = if spec.output_kind == OutputKind::TimeSeries { n_times as f64 } else { 1.0 };
+    check_allocation(&what, per_output * spec.outputs.len() as f64, 8.0)
 }
 
 impl Times {
