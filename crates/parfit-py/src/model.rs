@@ -70,13 +70,13 @@ impl NativeModel {
             },
             None => toml::Table::new(),
         };
-        // Plugin options travel as JSON, which has no NaN or infinities: refused as a configuration's are.
-        check_plain_values(&PathBuf::from(OPTIONS), "", &table, &["model", "options"]).map_err(errors::config)?;
-        let json = parfit_config::fitting::model_options(&table, OPTIONS).map_err(errors::config)?;
         let origin = match &path {
             Some(path) => format!("{} ({OPTIONS})", path.display()),
             None => format!("kind '{kind}' ({OPTIONS})"),
         };
+        // Plugin options travel as JSON, which has no NaN or infinities: refused as a configuration's are.
+        check_plain_values(&PathBuf::from(&origin), "", &table, &["model", "options"]).map_err(errors::config)?;
+        let json = parfit_config::fitting::model_options(&table, &origin).map_err(errors::config)?;
         let model = plugins::create_model(chosen, &kind, path.as_deref(), &Files::default(), json, &origin)?;
         Ok(NativeModel { model, path, kind, plugin: chosen.info().name.clone(), workspaces: Mutex::new(Vec::new()) })
     }
@@ -163,11 +163,9 @@ impl NativeModel {
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, usize, usize, usize)> {
         if !self.model.has_sensitivities() {
             return Err(errors::model(format!(
-                "{}: this model ({} via plugin {}) has no sensitivities (exact output derivatives); plugin \
-                 '{}' does not provide them for it",
+                "{}: this model ({} via plugin {}) has no sensitivities (exact output derivatives)",
                 self.origin(),
                 self.kind,
-                self.plugin,
                 self.plugin
             )));
         }

@@ -65,8 +65,9 @@ class Model:
 
     @property
     def path(self) -> str | None:
-        """The model file (None for a model made from a kind alone)."""
-        return self._native.path
+        """The model file, as given (None for a model made from a kind alone)."""
+        path = self._native.path
+        return None if path is None else os.fspath(path)
 
     @property
     def kind(self) -> str:
