@@ -4,6 +4,10 @@ settings."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 
@@ -229,3 +233,22 @@ def test_result_history_and_progress():
     html = result._repr_html_()
     assert "parfit.minimise" in html and "cmaes" in html and "max iterations" in html
     assert "MinimiseResult(x=" in repr(result)
+
+
+def test_ctrl_c_stops_the_run_with_keyboard_interrupt():
+    # SIGINT arrives while f runs on the engine's thread; the waiting thread turns it into a stop, the run ends
+    # after the batch in hand, and minimise raises KeyboardInterrupt.
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        if len(calls) == 30:
+            os.kill(os.getpid(), signal.SIGINT)
+        if len(calls) > 30:
+            time.sleep(0.002)
+        return rosenbrock(x)
+
+    with pytest.raises(KeyboardInterrupt):
+        parfit.minimise(f, X0, BOUNDS, options={"ftol": 0.0, "xtol": 0.0}, max_evaluations=100_000, progress=False)
+    # Within a 50 ms wait of the signal, plus the batch under way (6 candidates of 2 ms).
+    assert 30 <= len(calls) < 30 + 100, len(calls)
