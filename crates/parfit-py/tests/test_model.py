@@ -104,7 +104,8 @@ def test_parameters_by_name_or_in_order_and_inputs(examples):
     by_name = model.simulate({"beta": 0.5}, times=times).to_numpy()
     in_order = model.simulate([1.1, 0.5, 0.1, 0.4], times=times).to_numpy()
     as_array = model.simulate(np.array([1.1, 0.5, 0.1, 0.4]), times=times).to_numpy()
-    assert same_bits(by_name, in_order) and same_bits(by_name, as_array)
+    as_series = model.simulate(pd.Series({"beta": 0.5}), times=times).to_numpy()
+    assert same_bits(by_name, in_order) and same_bits(by_name, as_array) and same_bits(by_name, as_series)
     assert not np.array_equal(by_name, model.simulate(times=times).to_numpy())
 
     chain = parfit.Model(examples / "counties" / "Aging_Chain.mdl")
@@ -232,3 +233,16 @@ def test_simulate_releases_the_gil(examples):
     assert end - start > 0.05, "the simulation must take long enough to measure"
     during = [t for t in ticks if start < t < end]
     assert len(during) >= 5, f"{len(during)} ticks in {end - start:.3f} s"
+
+
+def test_python_threads_simulate_one_model_at_once(examples):
+    # Each call takes its own workspace, so threads may share a model; results are those of one thread alone.
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = parfit.Model(examples / "lotka_volterra" / "lotka_volterra.ds", rtol=1e-10, atol=1e-10)
+    times = np.linspace(0, 30, 301)
+    settings = [{"alpha": 0.9 + 0.01 * i} for i in range(16)]
+    alone = [model.simulate(p, times=times).to_numpy() for p in settings]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda p: model.simulate(p, times=times).to_numpy(), settings))
+    assert all(same_bits(a, b) for a, b in zip(alone, together))

@@ -110,13 +110,13 @@ class Model:
 
         Parameters
         ----------
-        params : dict or sequence, optional
-            Parameter values: a dict of name -> value (the others keep their defaults) or a sequence of every
-            parameter in spec order. Default: the model's defaults.
+        params : dict, pandas.Series or sequence, optional
+            Parameter values: a dict (or Series) of name -> value (the others keep their defaults) or a sequence
+            of every parameter in spec order. Default: the model's defaults.
         times : array-like, optional
             Output times: finite and non-decreasing. Required for time-series models (for a Monte Carlo model
             they are path indices); ignored by scalar models.
-        inputs : dict or sequence, optional
+        inputs : dict, pandas.Series or sequence, optional
             Per-case inputs by name or in spec order; an input not given (or NaN) takes the model's own value.
 
         Returns
@@ -204,6 +204,11 @@ def _times(times: Any) -> np.ndarray | None:
 def _values(values: Values, what: str):
     if values is None or isinstance(values, Mapping):
         return values
+    if _tables.has_pandas():
+        import pandas as pd
+
+        if isinstance(values, pd.Series):  # by its index's names, as a dict
+            return {str(k): v for k, v in values.items()}
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as e:
