@@ -533,6 +533,31 @@ mod tests {
     }
 
     #[test]
+    fn times_however_given_are_finite_non_decreasing_and_within_the_budget() {
+        assert_eq!(check_times(&[0.0, 0.0, 1.5]), Ok(()));
+        assert_eq!(check_times(&[]), Ok(()));
+        assert_eq!(check_times(&[0.0, f64::NAN]), Err("every time must be a finite number (got NaN)".into()));
+        assert_eq!(check_times(&[f64::NEG_INFINITY]), Err("every time must be a finite number (got -inf)".into()));
+        assert_eq!(check_times(&[1.0, 0.5]), Err("times must be non-decreasing".into()));
+        // The list form of `--times` says the same, with the flag's text.
+        assert!(parse_times("1, 0.5").unwrap_err().contains("times must be non-decreasing"));
+
+        let spec = |output_kind| ModelSpec {
+            name: "m".into(),
+            params: vec![],
+            inputs: vec![],
+            outputs: vec!["a".into(), "b".into()],
+            output_kind,
+        };
+        let series = spec(OutputKind::TimeSeries);
+        assert_eq!(check_output_size("--times 0:1:3", &series, 3), Ok(()));
+        let e = check_output_size("--times 0:1:1e18", &series, 1 << 60).unwrap_err();
+        assert!(e.starts_with("--times 0:1:1e18: 1152921504606846976 times × 2 outputs would need about"), "{e}");
+        // A scalar model writes one value per output whatever the times.
+        assert_eq!(check_output_size("t", &spec(OutputKind::Scalar), 1 << 60), Ok(()));
+    }
+
+    #[test]
     fn times_must_be_finite_and_fit_in_memory() {
         for text in ["0:inf:10", "nan:1:10", "0:nan:2", "0,nan", "inf"] {
             let e = parse_times(text).unwrap_err();

@@ -571,6 +571,36 @@ mod tests {
     use crate::MemoryLoader;
 
     #[test]
+    fn value_optimisers_are_built_from_the_fit_settings() {
+        let bounds = Bounds { lower: vec![-1.0, -1.0], upper: vec![1.0, 1.0] };
+        for algorithm in Algorithm::ALL {
+            let fit = FitSection { algorithm, ..FitSection::default() };
+            match value_optimiser(&fit, vec![0.5, 0.5], &bounds, 7, 1.0) {
+                Ok(mut optimiser) => {
+                    assert_ne!(algorithm, Algorithm::LevenbergMarquardt);
+                    assert_eq!(optimiser.ask()[0].len(), 2, "{algorithm:?}");
+                }
+                Err(e) => {
+                    assert_eq!(algorithm, Algorithm::LevenbergMarquardt);
+                    assert!(e.0.starts_with("levenberg_marquardt minimises a sum of squared residuals"), "{e}");
+                }
+            }
+        }
+        // A setting out of range is refused under its table and key; a seed and step scale reach CMA-ES.
+        let bad =
+            FitSection { cmaes: CmaesOptions { sigma0: -1.0, ..CmaesOptions::default() }, ..FitSection::default() };
+        let e = value_optimiser(&bad, vec![0.5, 0.5], &bounds, 7, 1.0).err().map(|e| e.0).unwrap_or_default();
+        assert!(e.starts_with("[fit.cmaes] sigma0 must be"), "{e}");
+        let first = |seed, scale| {
+            let mut optimiser = value_optimiser(&FitSection::default(), vec![0.5, 0.5], &bounds, seed, scale).unwrap();
+            optimiser.ask()[0].clone()
+        };
+        assert_eq!(first(7, 1.0), first(7, 1.0));
+        assert_ne!(first(7, 1.0), first(8, 1.0));
+        assert_ne!(first(7, 1.0), first(7, 0.1));
+    }
+
+    #[test]
     fn the_plotting_grid_is_even_unless_the_data_span_decades() {
         let even = plot_times(0.0, 100.0);
         assert_eq!((even.len(), even[0], even[1], even[1000]), (1001, 0.0, 0.1, 100.0));
