@@ -220,7 +220,7 @@ def test_simulate_releases_the_gil(examples):
             ticks.append(time.perf_counter())
             time.sleep(0.001)
 
-    times = np.linspace(0, 20000, 5)
+    times = np.linspace(0, 50000, 5)
     start = time.perf_counter()
     model.simulate(times=times[:2])  # warm up (compilation)
     start = time.perf_counter()
