@@ -252,3 +252,12 @@ def test_ctrl_c_stops_the_run_with_keyboard_interrupt():
         parfit.minimise(f, X0, BOUNDS, options={"ftol": 0.0, "xtol": 0.0}, max_evaluations=100_000, progress=False)
     # Within a 50 ms wait of the signal, plus the batch under way (6 candidates of 2 ms).
     assert 30 <= len(calls) < 30 + 100, len(calls)
+
+
+def test_without_pandas_the_history_is_a_dict_of_arrays(monkeypatch):
+    monkeypatch.setattr(parfit._tables, "_pd", None)
+    result = parfit.minimise(rosenbrock, X0, BOUNDS, options={"max_iterations": 5}, progress=False)
+    history = result.history
+    assert isinstance(history, dict) and list(history) == ["iteration", "evaluations", "best_value", "x0", "x1"]
+    assert history["iteration"].tolist() == [1, 2, 3, 4, 5]
+    assert history["best_value"][-1] == result.value

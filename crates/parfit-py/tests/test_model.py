@@ -279,3 +279,12 @@ def test_a_scalar_model_gives_one_row_as_the_cli_prints_it(cli, examples, tmp_pa
     assert first.shape == (1, 5) and not np.array_equal(first, second)
     with pytest.raises(parfit.ModelError, match="point NaN is not a row of the model point table"):
         pv.simulate()
+
+
+def test_without_pandas_simulate_gives_the_array(examples, monkeypatch):
+    model = parfit.Model(examples / "lotka_volterra" / "lotka_volterra.ds")
+    frame = model.simulate({"alpha": 1.0}, times=[0.0, 1.0, 2.0])
+    monkeypatch.setattr(parfit._tables, "_pd", None)
+    array = model.simulate({"alpha": 1.0}, times=[0.0, 1.0, 2.0])
+    assert isinstance(array, np.ndarray) and array.shape == (3, 2)
+    assert same_bits(array, frame.to_numpy())
