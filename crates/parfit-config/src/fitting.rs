@@ -118,8 +118,27 @@ pub fn run_algorithm(
     monitor: &mut dyn Monitor,
     record_history: bool,
 ) -> Result<OptimResult> {
+    if fit.algorithm == Algorithm::LevenbergMarquardt {
+        return levenberg_marquardt(fit, objective, x0, bounds, stop, monitor, record_history);
+    }
+    let mut optimiser = value_optimiser(fit, x0, bounds, seed, step_scale)?;
+    Ok(minimise(optimiser.as_mut(), objective, stop, monitor, record_history))
+}
+
+/// The configured algorithm as an optimiser of values over `bounds` from `x0`, with `seed` for the random ones
+/// and its initial step scaled by `step_scale` (the step-based ones). Levenberg–Marquardt minimises residuals,
+/// not values, so it is refused here: a fit runs it through [`run_algorithm`]. Shared by `parfit fit`,
+/// `fit-many` and the Python package's `minimise` of a Python function, so the same settings build the same
+/// optimiser everywhere.
+pub fn value_optimiser(
+    fit: &FitSection,
+    x0: Vec<f64>,
+    bounds: &Bounds,
+    seed: u64,
+    step_scale: f64,
+) -> Result<Box<dyn Optimiser>> {
     let algorithm = fit.algorithm;
-    let mut optimiser: Box<dyn Optimiser> = match algorithm {
+    Ok(match algorithm {
         Algorithm::Cmaes => {
             let options = CmaesOptions { seed, sigma0: fit.cmaes.sigma0 * step_scale, ..fit.cmaes.clone() };
             Box::new(Cmaes::new(x0, bounds.clone(), options).map_err(refused(algorithm))?)
@@ -135,10 +154,12 @@ pub fn run_algorithm(
         }
         Algorithm::Lbfgsb => Box::new(LBfgsB::new(x0, bounds.clone(), fit.lbfgsb.clone()).map_err(refused(algorithm))?),
         Algorithm::LevenbergMarquardt => {
-            return levenberg_marquardt(fit, objective, x0, bounds, stop, monitor, record_history);
+            return Err(input(
+                "levenberg_marquardt minimises a sum of squared residuals, not a value: choose cmaes, nelder_mead, \
+                 differential_evolution or lbfgsb",
+            ));
         }
-    };
-    Ok(minimise(optimiser.as_mut(), objective, stop, monitor, record_history))
+    })
 }
 
 /// Levenberg–Marquardt from `x0`. It minimises the sum of squares, which has the same minimiser as every
@@ -548,6 +569,36 @@ impl<'a> CaseFitter<'a> {
 mod tests {
     use super::*;
     use crate::MemoryLoader;
+
+    #[test]
+    fn value_optimisers_are_built_from_the_fit_settings() {
+        let bounds = Bounds { lower: vec![-1.0, -1.0], upper: vec![1.0, 1.0] };
+        for algorithm in Algorithm::ALL {
+            let fit = FitSection { algorithm, ..FitSection::default() };
+            match value_optimiser(&fit, vec![0.5, 0.5], &bounds, 7, 1.0) {
+                Ok(mut optimiser) => {
+                    assert_ne!(algorithm, Algorithm::LevenbergMarquardt);
+                    assert_eq!(optimiser.ask()[0].len(), 2, "{algorithm:?}");
+                }
+                Err(e) => {
+                    assert_eq!(algorithm, Algorithm::LevenbergMarquardt);
+                    assert!(e.0.starts_with("levenberg_marquardt minimises a sum of squared residuals"), "{e}");
+                }
+            }
+        }
+        // A setting out of range is refused under its table and key; a seed and step scale reach CMA-ES.
+        let bad =
+            FitSection { cmaes: CmaesOptions { sigma0: -1.0, ..CmaesOptions::default() }, ..FitSection::default() };
+        let e = value_optimiser(&bad, vec![0.5, 0.5], &bounds, 7, 1.0).err().map(|e| e.0).unwrap_or_default();
+        assert!(e.starts_with("[fit.cmaes] sigma0 must be"), "{e}");
+        let first = |seed, scale| {
+            let mut optimiser = value_optimiser(&FitSection::default(), vec![0.5, 0.5], &bounds, seed, scale).unwrap();
+            optimiser.ask()[0].clone()
+        };
+        assert_eq!(first(7, 1.0), first(7, 1.0));
+        assert_ne!(first(7, 1.0), first(8, 1.0));
+        assert_ne!(first(7, 1.0), first(7, 0.1));
+    }
 
     #[test]
     fn the_plotting_grid_is_even_unless_the_data_span_decades() {

@@ -13,6 +13,8 @@ mod config;
 mod engine;
 mod errors;
 mod inputs;
+mod minimise;
+mod model;
 mod plugins;
 
 #[pymodule]
@@ -21,5 +23,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plugins::plugins, m)?)?;
     m.add_function(wrap_pyfunction!(plugins::set_bundled_plugins, m)?)?;
     m.add_function(wrap_pyfunction!(engine::default_threads, m)?)?;
+    m.add_class::<model::NativeModel>()?;
+    m.add_function(wrap_pyfunction!(minimise::minimise, m)?)?;
     Ok(())
 }

@@ -3,11 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use parfit_config::montecarlo::csv_text;
-use parfit_core::limits::check_allocation;
 use parfit_core::{Model, OutputKind, SimError};
 
 use crate::commands::{cell, model_from_config, plugin_options};
-use crate::config::{LoadedConfig, parse_times};
+use crate::config::{LoadedConfig, check_output_size, parse_times};
 use crate::console;
 use crate::data::read_observations;
 use crate::error::{CliResult, failed, input};
@@ -73,11 +72,10 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
     };
     // The times were checked alone; the values simulated at them are times × outputs.
     let what = match times_flag {
-        Some(t) => format!("--times {t}: {} times × {} outputs", times.len(), spec.outputs.len()),
-        None => format!("{}: {} times × {} outputs", path.display(), times.len(), spec.outputs.len()),
+        Some(t) => format!("--times {t}"),
+        None => path.display().to_string(),
     };
-    let per_output = if spec.output_kind == OutputKind::TimeSeries { times.len() as f64 } else { 1.0 };
-    check_allocation(&what, per_output * spec.outputs.len() as f64, 8.0).map_err(input)?;
+    check_output_size(&what, spec, times.len()).map_err(input)?;
 
     // One simulation needs no ranks: under mpirun, rank 0 alone reports it.
     if !crate::ranks::is_root() {

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os as _os
 
 from . import _native
+from ._minimise import MinimiseResult, minimise
+from ._model import Model
 from ._native import ConfigError, ModelError, ParfitError, RunError
 
 _native.set_bundled_plugins(_os.path.join(_os.path.dirname(__file__), "plugins"))
@@ -32,8 +34,11 @@ def plugins(paths=None):
 
 __all__ = [
     "ConfigError",
+    "MinimiseResult",
+    "Model",
     "ModelError",
     "ParfitError",
     "RunError",
+    "minimise",
     "plugins",
 ]

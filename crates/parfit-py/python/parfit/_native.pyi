@@ -1,6 +1,6 @@
 """Types of parfit's extension module (the Rust side). The public API is the package ``parfit``."""
 
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
 class ParfitError(Exception): ...
 class ConfigError(ParfitError): ...
@@ -10,3 +10,50 @@ class RunError(ParfitError): ...
 def set_bundled_plugins(dir: str) -> None: ...
 def plugins(paths: list[str] = ...) -> list[dict[str, Any]]: ...
 def default_threads() -> int: ...
+
+class NativeModel:
+    def __init__(
+        self,
+        path: str | None = ...,
+        *,
+        kind: str | None = ...,
+        plugin: str | None = ...,
+        plugins: list[str] = ...,
+        options: dict[str, Any] | None = ...,
+    ) -> None: ...
+    @property
+    def path(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def plugin(self) -> str: ...
+    @property
+    def has_sensitivities(self) -> bool: ...
+    @property
+    def spec(self) -> dict[str, Any]: ...
+    def simulate(
+        self,
+        params: Mapping[str, float] | Sequence[float] | None = ...,
+        times: bytes | None = ...,
+        inputs: Mapping[str, float] | Sequence[float] | None = ...,
+    ) -> tuple[bytes, int, int]: ...
+    def sensitivities(
+        self,
+        params: Mapping[str, float] | Sequence[float] | None = ...,
+        times: bytes | None = ...,
+        inputs: Mapping[str, float] | Sequence[float] | None = ...,
+    ) -> tuple[bytes, bytes, int, int, int]: ...
+
+def minimise(
+    evaluate: Callable[[bytes, int, int], Sequence[float]],
+    x0: list[float],
+    lower: list[float],
+    upper: list[float],
+    *,
+    algorithm: str,
+    seed: int,
+    threads: int | None = ...,
+    options: dict[str, Any] | None = ...,
+    max_evaluations: int | None = ...,
+    progress: Callable[[int, int], Any] | None = ...,
+) -> dict[str, Any]: ...
