@@ -1,9 +1,9 @@
 """The Python layer's overhead over the CLI on the Lotka–Volterra fit (`cargo xtask bench python` runs it).
 
-    python bench/python/overhead.py --cli target/release/parfit [--runs 10] [--threads 2] [--output DIR]
+    python bench/python/overhead.py --cli target/release/parfit [--runs 20] [--threads 2] [--output DIR]
 
-Runs in the venv the release wheel is installed in. Alternating, `runs` times each (after one unmeasured run
-of each), with the same thread count:
+Runs in the venv the release wheel is installed in. Alternating, `runs` times each (default 20, after one
+unmeasured run of each), with the same thread count:
 - the release CLI `parfit fit examples/lotka_volterra/fit.toml --format json` as a process: its wall time
   (process start, configuration, plugin and model, the fit, result.json, fitted.csv and two SVG plots written)
   and the `seconds` it reports (the fit alone, by its own clock);
@@ -12,14 +12,16 @@ of each), with the same thread count:
   DataFrames) and the `seconds` the result reports;
 - a fresh `python -c "import parfit; parfit.fit(...)"` process: its wall time (interpreter, numpy and pandas
   imported, then the call).
-Prints one JSON object: the medians, the ratios Python ÷ CLI, and whether every run gave the CLI's SSE, point
-and evaluation count bit for bit.
+CPU seconds (user + system: the CLI process's, this process's during the call) are recorded beside the wall
+times; on a machine busy with other work they move less. Prints one JSON object: the medians, the ratios
+Python ÷ CLI, and whether every run gave the CLI's SSE, point and evaluation count bit for bit.
 """
 
 import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,22 +33,29 @@ import parfit
 CONFIG = "examples/lotka_volterra/fit.toml"
 
 
+def cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def cli_run(cli, threads, output):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([cli, "fit", CONFIG, "--format", "json", "--threads", str(threads), "--output", output],
                           capture_output=True, text=True)
-    wall = time.perf_counter() - t
+    wall, used = time.perf_counter() - t, cpu(resource.RUSAGE_CHILDREN) - c
     if proc.returncode != 0:
         sys.exit(f"parfit fit failed ({proc.returncode}):\n{proc.stderr}")
     r = json.loads(proc.stdout)
-    return {"wall": wall, "seconds": r["seconds"], "value": r["value"], "x": r["x"], "evaluations": r["evaluations"]}
+    return {"wall": wall, "cpu": used, "seconds": r["seconds"], "value": r["value"], "x": r["x"],
+            "evaluations": r["evaluations"]}
 
 
 def python_run(threads):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu(resource.RUSAGE_SELF)
     r = parfit.fit(CONFIG, threads=threads, progress=False)
-    wall = time.perf_counter() - t
-    return {"wall": wall, "seconds": r.seconds, "value": r.value, "x": dict(r.x), "evaluations": r.evaluations}
+    wall, used = time.perf_counter() - t, cpu(resource.RUSAGE_SELF) - c
+    return {"wall": wall, "cpu": used, "seconds": r.seconds, "value": r.value, "x": dict(r.x),
+            "evaluations": r.evaluations}
 
 
 def process_run(threads):
@@ -62,7 +71,7 @@ def process_run(threads):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cli", required=True)
-    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--runs", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--output", default=None, help="the CLI's output directory (default: a temporary one)")
     a = p.parse_args()
@@ -103,6 +112,9 @@ def main():
         "python_seconds_over_cli_seconds": med(py, "seconds") / med(cli, "seconds"),
         "python_wall_over_cli_seconds": med(py, "wall") / med(cli, "seconds"),
         "python_process_over_cli_wall": statistics.median(proc) / med(cli, "wall"),
+        "cli_cpu_s_median": med(cli, "cpu"),
+        "python_cpu_s_median": med(py, "cpu"),
+        "python_cpu_over_cli_cpu": med(py, "cpu") / med(cli, "cpu"),
         "cli_wall_s_all": [r["wall"] for r in cli],
         "cli_seconds_all": [r["seconds"] for r in cli],
         "python_wall_s_all": [r["wall"] for r in py],

@@ -28,7 +28,7 @@ fn option(args: &[String], flag: &str, default: usize) -> Result<usize> {
 /// `cargo xtask bench python [--counties N] [--runs N] [--threads N]`.
 pub fn bench(args: &[String]) -> Result {
     let counties = option(args, "--counties", 10)?;
-    let runs = option(args, "--runs", 10)?;
+    let runs = option(args, "--runs", 20)?;
     let threads = option(args, "--threads", std::thread::available_parallelism().map_or(1, |n| n.get()))?;
     let wheel = python::build(true)?;
     run(cargo().args(["build", "--release", "-p", "parfit-cli", "--bins"]))?;
@@ -89,6 +89,12 @@ fn print(r: &Value) {
         f(&o["cli_seconds_median"]) * 1e3,
         f(&o["python_seconds_median"]) * 1e3,
         f(&o["python_seconds_over_cli_seconds"])
+    );
+    println!(
+        "| CPU (user + system) | {:.1} ms | {:.1} ms | {:.3} |",
+        f(&o["cli_cpu_s_median"]) * 1e3,
+        f(&o["python_cpu_s_median"]) * 1e3,
+        f(&o["python_cpu_over_cli_cpu"])
     );
     println!(
         "| wall: `parfit fit` process vs a fresh `python -c \"import parfit; parfit.fit(...)\"` | {:.1} ms | {:.1} ms \

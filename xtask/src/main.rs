@@ -43,7 +43,7 @@ commands:
                        PySD 3.14.3), one run each, into target/bench/vensim.json
           python       only the Python package: the release wheel; PySD + scipy on the cookbook's county fit
                        (a sample, --counties N, default 10) against parfit.fit_many on every county in one Python
-                       process, and parfit.fit against the release CLI on the LV fit (--runs N, default 10;
+                       process, and parfit.fit against the release CLI on the LV fit (--runs N, default 20;
                        --threads N, default all), into target/bench/python.json (needs PyPI on first use)
   bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)
   fuzz [--seconds N] [target…]   run the fuzz targets of fuzz/ (cargo-fuzz on the pinned nightly; installs
