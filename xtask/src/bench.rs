@@ -87,7 +87,7 @@ fn fit_many(threads: usize) -> Result<Value> {
     Ok(json!({ "threads": threads, "cases": best["cases"], "failed": best["failed"], "seconds": best["seconds"] }))
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

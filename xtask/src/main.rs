@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod bench_mc;
+mod bench_python;
 mod bench_vensim;
 mod fuzz;
 mod mpi;
@@ -40,6 +41,10 @@ commands:
                        with --peers diffid's fit), in 3 alternating rounds, into target/bench/lv.json
           vensim       only the Vensim models (test-models' samples, the aging chain; with --peers also
                        PySD 3.14.3), one run each, into target/bench/vensim.json
+          python       only the Python package: the release wheel; PySD + scipy on the cookbook's county fit
+                       (a sample, --counties N, default 10) against parfit.fit_many on every county in one Python
+                       process, and parfit.fit against the release CLI on the LV fit (--runs N, default 20;
+                       --threads N, default all), into target/bench/python.json (needs PyPI on first use)
   bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)
   fuzz [--seconds N] [target…]   run the fuzz targets of fuzz/ (cargo-fuzz on the pinned nightly; installs
           cargo-fuzz when missing) for N seconds each (default 30; `test` runs this pass after the tests):
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Some("bench") if args.iter().any(|a| a == "vensim") => {
             bench_vensim::standalone(args.iter().any(|a| a == "--peers"))
         }
+        Some("bench") if args.iter().any(|a| a == "python") => bench_python::bench(&args[1..]),
         Some("bench") => bench::bench(args.iter().any(|a| a == "--peers")),
         Some("bench-savings") => savings_bench::standalone(args.iter().any(|a| a == "--peers")),
         Some("fuzz") => fuzz::fuzz(&args[1..]),

@@ -66,7 +66,11 @@ pub fn build(release: bool) -> Result<PathBuf> {
     } else {
         maturin.args(["--profile", "dev"]);
     }
-    run(&mut maturin)?;
+    let built = run(&mut maturin);
+    // The copies go once the wheel has them, so a plain `pip install ./crates/parfit-py` always gives what the
+    // README says it gives (no plugins: PARFIT_PLUGIN_PATH points it at them), never a stale or debug copy.
+    let _ = std::fs::remove_dir_all(&bundled);
+    built?;
     let wheel = std::fs::read_dir(&wheels)
         .map_err(|e| format!("{}: {e}", wheels.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
