@@ -56,6 +56,7 @@ pub fn bench(args: &[String]) -> Result {
     let mut counties_cmd = Command::new(&pysd);
     counties_cmd.current_dir(root()).arg("bench/python/counties.py");
     counties_cmd.args(["--counties", &counties.to_string(), "--threads", &thread_counts]);
+    counties_cmd.args(["--workers", &threads.to_string()]);
     report["counties"] = parse(&output_of(&mut counties_cmd)?)?;
 
     let dir = target_dir().join("bench");
@@ -133,20 +134,31 @@ fn print(r: &Value) {
         f(&p["extrapolated_seconds_all_counties"]) / 3600.0,
         f(&p["median_sse"])
     );
+    let pool = &c["pysd_pool"];
+    if pool.is_object() {
+        println!(
+            "The cookbook's parallel version (the sample split over a multiprocessing.Pool of {}): {:.2} s per \
+             county, the same fits as serially: {}\n",
+            pool["workers"],
+            f(&pool["seconds_per_county"]),
+            pool["same_fits_as_serial"]
+        );
+    }
     println!(
         "| parfit.fit_many, all 3,137 counties | threads | wall | per county | evaluations (median) | SSE on the \
-         sample (median) | PySD ÷ parfit per county |\n|---|---|---|---|---|---|---|"
+         sample (median) | PySD serial ÷ parfit per county | PySD pool ÷ parfit per county |\n|---|---|---|---|---|---|---|---|"
     );
     for run in c["parfit"].as_array().into_iter().flatten() {
         println!(
-            "| {} | {} | {:.2} s | {:.3} ms | {} | {:.3e} | {:.0}× |",
+            "| {} | {} | {:.2} s | {:.3} ms | {} | {:.3e} | {:.0}× | {} |",
             run["algorithm"].as_str().unwrap_or(""),
             run["threads"],
             f(&run["wall_seconds"]),
             f(&run["seconds_per_county"]) * 1e3,
             run["median_evaluations"],
             f(&run["sample_median_sse"]),
-            f(&run["pysd_over_parfit_per_county"])
+            f(&run["pysd_over_parfit_per_county"]),
+            run["pysd_pool_over_parfit_per_county"].as_f64().map_or("—".to_string(), |r| format!("{r:.0}×"))
         );
     }
 }
