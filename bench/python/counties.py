@@ -1,7 +1,7 @@
 """The PySD cookbook's county fit written the cookbook's way (PySD + scipy) against `parfit.fit_many`, in one
 Python process (`cargo xtask bench python` runs it in the PySD venv, with the release wheel installed there).
 
-    python bench/python/counties.py [--counties N] [--threads 1,2]
+    python bench/python/counties.py [--counties N] [--threads 1,2] [--workers 2]
 
 PySD side, as the cookbook's "Parallel Model Fitting" writes it: the census table read with pandas
 (`header=[0, 1], skiprows=[2]`), `pysd.read_vensim("Aging_Chain.mdl")`, an error function that runs the model
@@ -10,15 +10,17 @@ sums the squared errors of decades 2–9 in 2010, and `scipy.optimize.minimize(e
 method="L-BFGS-B")` per county through `data.apply(fit, axis=1)`. One adaptation to PySD 3: the run names its
 return columns (`dec 1` … `dec 9`), since PySD 3 labels them by their Vensim names and the cookbook's
 subtraction would no longer align with the table's `dec_1` … `dec_9`. The full 3,137 counties take hours this
-way, so the first N counties are timed and the time per county extrapolated. BLAS is pinned to one thread (a
-threaded OpenBLAS slows L-BFGS-B's 9-variable steps on a busy machine; pinning favours PySD).
+way, so the first N counties are timed and the time per county extrapolated. Then the cookbook's parallel
+version: the sample split into one share per worker, each share's `apply(fit)` in a `multiprocessing.Pool`
+process (`--workers`, default 2). BLAS is pinned to one thread (a threaded OpenBLAS slows L-BFGS-B's 9-variable
+steps on a busy machine; pinning favours PySD).
 
 parfit side: `parfit.fit_many("examples/counties/fit.toml")` over all 3,137 counties, with the configuration's
 Levenberg–Marquardt and with `algorithm="lbfgsb"` (the cookbook's algorithm), for each thread count; the call's
 wall time (reading the table and the model included) per county.
 
-Prints one JSON object: seconds per county for each, the ratios PySD ÷ parfit per county, and the SSEs both
-reach on the sampled counties.
+Prints one JSON object: seconds per county for each, the ratios PySD ÷ parfit per county (serial PySD against
+each thread count; the pool against as many threads as workers), and the SSEs both reach on the sampled counties.
 """
 
 import argparse
@@ -28,6 +30,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import json  # noqa: E402
+import multiprocessing  # noqa: E402
 import pathlib  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
@@ -70,11 +73,27 @@ def fit(row):
     return pd.Series(index=param_names, data=res["x"])
 
 
+def fit_rows(rows):
+    """One worker's share of the counties, fitted as the serial loop fits them."""
+    return rows.apply(fit, axis=1)
+
+
+def apply_in_pool(rows, workers):
+    """The cookbook's parallel step: the table split into one contiguous share per worker, each share's
+    `apply(fit)` in a `multiprocessing.Pool` process (forked, so the model loaded here is inherited), the
+    results concatenated in order."""
+    bounds = np.linspace(0, len(rows), workers + 1).astype(int)
+    shares = [rows.iloc[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    with multiprocessing.get_context("fork").Pool(processes=workers) as pool:
+        return pd.concat(pool.map(fit_rows, shares))
+
+
 def main():
     global model
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--counties", type=int, default=10)
     p.add_argument("--threads", default="1,2")
+    p.add_argument("--workers", type=int, default=2, help="processes of the cookbook's parallel version (0: none)")
     a = p.parse_args()
     threads = [int(t) for t in a.threads.split(",") if t.strip()]
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -114,6 +133,18 @@ def main():
             },
             "parfit": [],
         }
+        if a.workers > 0:
+            t = time.perf_counter()
+            pooled = apply_in_pool(sample, a.workers)
+            pool_seconds = time.perf_counter() - t
+            out["pysd_pool"] = {
+                "workers": a.workers,
+                "counties": len(sample),
+                "seconds": pool_seconds,
+                "seconds_per_county": pool_seconds / len(sample),
+                "extrapolated_seconds_all_counties": pool_seconds / len(sample) * len(data),
+                "same_fits_as_serial": bool(np.array_equal(pooled.values, county_params.values)),
+            }
         for algorithm in [None, "lbfgsb"]:
             for n in threads:
                 output = tempfile.mkdtemp(prefix="fit_many_", dir=tmp)
@@ -135,6 +166,9 @@ def main():
                     "pysd_over_parfit_per_county": per_county / (wall / r.cases),
                     "pysd_cpu_over_parfit_per_county": (pysd_cpu / len(sample)) / (wall / r.cases),
                 })
+                if "pysd_pool" in out and out["pysd_pool"]["workers"] == n:
+                    out["parfit"][-1]["pysd_pool_over_parfit_per_county"] = \
+                        out["pysd_pool"]["seconds_per_county"] / (wall / r.cases)
         out["load_average_at_start"] = [round(v, 2) for v in load_start]
         out["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
         out["versions"] = {"parfit": parfit.__version__, "pysd": pysd.__version__, "scipy": scipy.__version__,

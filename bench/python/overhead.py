@@ -11,10 +11,11 @@ unmeasured run of each), with the same thread count:
   plugin and model, the fit, the results converted to Python objects: x, history and fitted curves as
   DataFrames) and the `seconds` the result reports;
 - a fresh `python -c "import parfit; parfit.fit(...)"` process: its wall time (interpreter, numpy and pandas
-  imported, then the call).
+  imported, then the call), and `python -c "import parfit"` alone.
 CPU seconds (user + system: the CLI process's, this process's during the call) are recorded beside the wall
-times; on a machine busy with other work they move less. Prints one JSON object: the medians, the ratios
-Python ÷ CLI, and whether every run gave the CLI's SSE, point and evaluation count bit for bit.
+times; on a machine busy with other work they move less, as do the fastest runs and the median of each
+back-to-back pair's ratio. Prints one JSON object: the medians, the minima, the ratios Python ÷ CLI, and whether
+every run gave the CLI's SSE, point and evaluation count bit for bit.
 """
 
 import argparse
@@ -58,8 +59,8 @@ def python_run(threads):
             "evaluations": r.evaluations}
 
 
-def process_run(threads):
-    code = f"import parfit; parfit.fit({CONFIG!r}, threads={threads}, progress=False)"
+def process_run(threads, fit=True):
+    code = f"import parfit; parfit.fit({CONFIG!r}, threads={threads}, progress=False)" if fit else "import parfit"
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -81,7 +82,7 @@ def main():
     load_start = os.getloadavg()
     cli_run(a.cli, a.threads, output)  # unmeasured: disk cache, plugin libraries
     python_run(a.threads)
-    cli, py, proc = [], [], []
+    cli, py, proc, imports = [], [], [], []
     for i in range(a.runs):
         # Alternate which goes first, so a change in the machine's load hits both alike.
         if i % 2 == 0:
@@ -91,6 +92,7 @@ def main():
             py.append(python_run(a.threads))
             cli.append(cli_run(a.cli, a.threads, output))
         proc.append(process_run(a.threads))
+        imports.append(process_run(a.threads, fit=False))
 
     def med(runs, key):
         return statistics.median(r[key] for r in runs)
@@ -112,6 +114,17 @@ def main():
         "python_seconds_over_cli_seconds": med(py, "seconds") / med(cli, "seconds"),
         "python_wall_over_cli_seconds": med(py, "wall") / med(cli, "seconds"),
         "python_process_over_cli_wall": statistics.median(proc) / med(cli, "wall"),
+        "python_import_process_wall_s_median": statistics.median(imports),
+        # Each run's pair (back to back) as a ratio, and the fastest runs: both steadier than the medians
+        # when other work shares the machine.
+        "paired_python_wall_over_cli_wall_median": statistics.median(p["wall"] / c["wall"] for p, c in zip(py, cli)),
+        "paired_python_seconds_over_cli_seconds_median":
+            statistics.median(p["seconds"] / c["seconds"] for p, c in zip(py, cli)),
+        "cli_wall_s_min": min(r["wall"] for r in cli),
+        "python_wall_s_min": min(r["wall"] for r in py),
+        "cli_seconds_min": min(r["seconds"] for r in cli),
+        "python_seconds_min": min(r["seconds"] for r in py),
+        "python_process_wall_s_min": min(proc),
         "cli_cpu_s_median": med(cli, "cpu"),
         "python_cpu_s_median": med(py, "cpu"),
         "python_cpu_over_cli_cpu": med(py, "cpu") / med(cli, "cpu"),

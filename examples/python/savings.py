@@ -10,13 +10,24 @@ Run from the repository root:  python examples/python/savings.py
 
 import parfit
 
-result = parfit.project("examples/savings/run.toml")
 
-# The CLI's table: each present value summed over the portfolio (scenario 1).
+def show(v):
+    """A number as the CLI's table shows it: six decimals, or six in scientific form (3.081531e11)."""
+    if v == 0 or 1e-4 <= abs(v) < 1e6:
+        return f"{v:.6f}"
+    mantissa, exponent = f"{v:.6e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+result = parfit.project("examples/savings/run.toml")
+t = result.totals  # totals.json
+print(f"{t['points']} model points × {len(t['scenarios'])} scenario(s), {t['horizon_months']} months, "
+      f"{t['ranks']} rank(s) × {t['threads']} thread(s): {t['seconds']:.3f} s")
+
+# The CLI's table: each present value summed over the portfolio, in pv.csv's column order.
 print(f"{'present value':<20} total")
-for scenario in result.totals["scenario_totals"]:
-    for name, total in scenario["totals"].items():
-        print(f"{name:<20} {total:e}")
+for name in result.pv.columns:
+    print(f"{name:<20} {show(t['totals'][name])}")
 
 print(result.pv.head())          # one row per model point
 print(result.result_cf.head())   # monthly portfolio cash flows
