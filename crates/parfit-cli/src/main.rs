@@ -1,6 +1,5 @@
 //! `parfit`: fit and run models from loadable plugins, in parallel.
 
-mod checkpoint;
 mod commands;
 mod console;
 mod error;

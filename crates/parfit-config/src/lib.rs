@@ -8,9 +8,13 @@
 //! texts.
 
 pub mod cases;
+#[cfg(feature = "files")]
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod dispatch;
+pub mod fit_many;
+pub mod fit_result;
 pub mod fitting;
 pub mod montecarlo;
 pub mod projection;

@@ -12,6 +12,8 @@ use pyo3::prelude::*;
 mod config;
 mod engine;
 mod errors;
+mod fit;
+mod fit_many;
 mod inputs;
 mod plugins;
 
@@ -21,5 +23,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plugins::plugins, m)?)?;
     m.add_function(wrap_pyfunction!(plugins::set_bundled_plugins, m)?)?;
     m.add_function(wrap_pyfunction!(engine::default_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(fit::fit, m)?)?;
+    m.add_function(wrap_pyfunction!(fit_many::fit_many, m)?)?;
     Ok(())
 }

@@ -16,6 +16,7 @@ import os as _os
 
 from . import _native
 from ._native import ConfigError, ModelError, ParfitError, RunError
+from ._fit import FitManyResult, FitResult, fit, fit_many
 
 _native.set_bundled_plugins(_os.path.join(_os.path.dirname(__file__), "plugins"))
 
@@ -32,8 +33,12 @@ def plugins(paths=None):
 
 __all__ = [
     "ConfigError",
+    "FitManyResult",
+    "FitResult",
     "ModelError",
     "ParfitError",
     "RunError",
+    "fit",
+    "fit_many",
     "plugins",
 ]
