@@ -196,6 +196,24 @@ pub fn run_fingerprint(config: &[u8], cases: &[u8], source: &[u8], overrides: &O
     fingerprint(&[config, cases, source, settings.as_bytes()])
 }
 
+/// Create `dir` if needed and lock it for this run, or refuse when another run (in any process) holds it: the
+/// lock is an advisory `flock` on the directory itself, so it adds no file to the directory and the operating
+/// system releases it when the returned handle is dropped or the process ends, however it ends. `another` names
+/// how the front end chooses another directory (`--output`, `output=`).
+pub fn lock_directory(dir: &Path, another: &str) -> Result<File> {
+    let failed = |what: &str, e: &dyn fmt::Display| CheckpointError::Io(format!("{}: {what} ({e})", dir.display()));
+    std::fs::create_dir_all(dir).map_err(|e| failed("cannot create", &e))?;
+    let lock = File::open(dir).map_err(|e| failed("cannot open to lock it", &e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CheckpointError::Io(format!(
+            "{}: another parfit run is using this output directory; wait for it to finish or choose another {another}",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(failed("cannot lock", &e)),
+    }
+}
+
 /// Write `files` (name, contents) into `dir`: each staged as `NAME.partial`, then all renamed into place, so a
 /// reader never sees a half-written file. A failure removes what it staged.
 pub fn write_files(dir: &Path, files: &[(&str, &[u8])]) -> Result<Vec<PathBuf>> {
@@ -282,6 +300,17 @@ mod tests {
         for o in &changed {
             assert_ne!(print(o), old, "{o:?}");
         }
+    }
+
+    #[test]
+    fn a_locked_directory_is_refused_until_its_lock_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("parfit-lock-{}", std::process::id()));
+        let held = lock_directory(&dir, "output=").unwrap();
+        let err = lock_directory(&dir, "output=").err().unwrap().to_string();
+        assert!(err.contains("another parfit run") && err.ends_with("choose another output="), "{err}");
+        drop(held);
+        assert!(lock_directory(&dir, "output=").is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

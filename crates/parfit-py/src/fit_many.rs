@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parfit_config::cases::read_cases;
-use parfit_config::checkpoint::{Checkpoint, CheckpointError, Overrides, run_fingerprint, write_files};
+use parfit_config::checkpoint::{Checkpoint, CheckpointError, Overrides, lock_directory, run_fingerprint, write_files};
 use parfit_config::dispatch::Local;
 use parfit_config::fit_many::{FitManyError, every_case_failed, fit_cases, results_csv, summary_file, summary_json};
 use parfit_config::fitting::{CaseFitter, CaseRecord};
@@ -80,6 +80,11 @@ pub fn fit_many<'py>(
         CaseFitter::new(&loaded, model, &table.cases, &table.observed, sets, seed).map_err(errors::config)?;
     let n = table.cases.len();
 
+    if output_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+        return Err(ConfigError::new_err("the output directory is an empty path: give output=DIR or [output] dir"));
+    }
+    // Held until the results are written: a second run into the directory is refused, not interleaved.
+    let _lock = output_dir.as_ref().map(|d| lock_directory(d, "output=")).transpose().map_err(checkpoint_error)?;
     let checkpoint_path = output_dir.as_ref().map(|d| d.join("checkpoint.jsonl"));
     let (checkpoint, done) = match &checkpoint_path {
         Some(path) => {

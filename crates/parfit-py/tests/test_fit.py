@@ -10,7 +10,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import tomllib
 
 import parfit
 
@@ -77,13 +76,28 @@ def test_thread_counts_give_identical_fits(examples):
 
 
 def config_as_dict(path):
-    """The TOML file at `path` as a dict with its file names made absolute (a dict's names resolve against the
-    working directory)."""
-    config = tomllib.loads(path.read_text())
-    config["model"]["source"] = str(path.parent / config["model"]["source"])
-    config["data"]["path"] = str(path.parent / config["data"]["path"])
-    config.pop("output", None)
-    return config
+    """examples/lotka_volterra/fit.toml written as a dict, as a notebook would, with its file names made absolute
+    (a dict's names resolve against the working directory) and no [output]."""
+    here = path.parent
+    return {
+        "seed": 42,
+        "model": {"kind": "diffsl", "source": here / "lotka_volterra.ds", "options": {"rtol": 1e-8, "atol": 1e-8}},
+        "data": {"path": here / "data.csv", "time": "t", "outputs": ["prey", "predator"]},
+        "parameters": {
+            "alpha": {"start": 0.8, "lower": 0.0, "upper": 5.0},
+            "beta": {"start": 0.3, "lower": 0.0, "upper": 5.0},
+            "delta": {"start": 0.05, "lower": 0.0, "upper": 5.0},
+            "gamma": {"start": 0.3, "lower": 0.0, "upper": 5.0},
+        },
+        "fit": {
+            "cost": "sse",
+            "algorithm": "cmaes",
+            "max_iterations": 100,
+            "horizons": [10.0, 25.0, 50.0],
+            "polish": True,
+            "cmaes": {"sigma0": 0.3},
+        },
+    }
 
 
 def test_a_dict_config_fits_as_its_file(examples):

@@ -15,7 +15,6 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-import tomllib
 
 import parfit
 
@@ -93,15 +92,35 @@ def test_thread_counts_give_identical_tables(examples, tmp_path):
 
 
 def config_as_dict(path):
-    config = tomllib.loads(path.read_text())
-    config["model"]["source"] = str(path.parent / config["model"]["source"])
-    config["cases"]["path"] = str(path.parent / config["cases"]["path"])
-    config.pop("output", None)
-    return config
+    """examples/counties/fit.toml written as a dict, as a notebook would, with its file names made absolute (a
+    dict's names resolve against the working directory) and no [output]."""
+    here = path.parent
+    decades = range(1, 10)
+    return {
+        "seed": 0,
+        "model": {"kind": "vensim", "source": here / "Aging_Chain.mdl"},
+        "cases": {
+            "path": here / "Males_by_decade_and_county.csv",
+            "header_rows": 3,
+            "id": ["state", "county"],
+            "inputs": {f"dec {k}": f"2000 dec_{k}" for k in decades},
+            "observe": [{"time": 2010.0, "columns": {f"dec {k}": f"2010 dec_{k}" for k in decades if k > 1}}],
+        },
+        "parameters": {"births": {"fixed": 0.0}, **{f"dec {k} loss rate": {"start": 0.05} for k in decades}},
+        "fit": {
+            "cost": "sse",
+            "algorithm": "levenberg_marquardt",
+            "max_evaluations": 20000,
+            "ftol": 1e-10,
+            "xtol": 1e-10,
+        },
+    }
 
 
-def test_a_dict_config_fits_as_its_file_and_writes_nothing_without_an_output(examples, cli_counties, tmp_path):
-    os.chdir(tmp_path)  # a dict's [output] would resolve here; it has none
+def test_a_dict_config_fits_as_its_file_and_writes_nothing_without_an_output(
+    examples, cli_counties, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # a dict's [output] would resolve here; it has none
     result = parfit.fit_many(config_as_dict(counties(examples)), threads=2, progress=False)
     assert result.output is None and list(tmp_path.iterdir()) == []
     assert_table_is_the_csv(result.table, cli_counties / "results.csv")
@@ -211,6 +230,21 @@ def test_ctrl_c_in_a_subprocess_is_a_keyboard_interrupt_that_keeps_the_checkpoin
 def test_resume_without_an_output_directory_is_a_config_error(examples):
     with pytest.raises(parfit.ConfigError, match=r"resume=True .* give output=DIR or \[output\] dir"):
         parfit.fit_many(config_as_dict(counties(examples)), resume=True, progress=False)
+
+
+def test_an_output_directory_in_use_is_refused(examples, tmp_path):
+    import fcntl
+
+    held = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running `parfit fit-many` holds it
+        with pytest.raises(parfit.RunError, match="another parfit run is using this output directory"):
+            parfit.fit_many(counties(examples), output=tmp_path, progress=False)
+        assert not (tmp_path / "checkpoint.jsonl").exists()
+    finally:
+        os.close(held)
+    parfit.fit_many(counties(examples), output=tmp_path, progress=False)
+    assert (tmp_path / "results.csv").exists()
 
 
 def test_a_checkpoint_of_another_run_is_refused_on_resume(examples, cli_counties, tmp_path):

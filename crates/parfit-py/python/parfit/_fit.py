@@ -61,7 +61,7 @@ class _Progress:
         bar = self.bar
         if total and bar.total != total:
             bar.total = total
-        bar.update(done - bar.n)
+        bar.update(done - bar.n)  # may go back: each horizon stage of a fit counts its own iterations
 
     def __enter__(self) -> Optional[Callable[[int, int], Any]]:
         return self.callback
