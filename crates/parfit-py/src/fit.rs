@@ -98,7 +98,10 @@ pub fn fit<'py>(
     if let Some(name) = algorithm {
         loaded.config.fit.algorithm = self::algorithm(&name)?;
     }
-    let threads = engine::threads(threads, loaded.config.threads)?;
+    let configured =
+        parfit_config::configured_threads(threads.is_some(), loaded.config.threads, || loaded.locate(&["threads"]))
+            .map_err(errors::config)?;
+    let threads = engine::threads(threads, configured)?;
     let seed = seed.or(loaded.config.seed).unwrap_or(0);
     let sets = self::sets(sets)?;
     let Configured { model, plugin, kind } = configured_model(py, &plugins, &loaded, &files)?;

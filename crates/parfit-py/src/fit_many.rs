@@ -55,7 +55,10 @@ pub fn fit_many<'py>(
     if let Some(algorithm) = chosen {
         loaded.config.fit.algorithm = algorithm;
     }
-    let threads = engine::threads(threads, loaded.config.threads)?;
+    let configured =
+        parfit_config::configured_threads(threads.is_some(), loaded.config.threads, || loaded.locate(&["threads"]))
+            .map_err(errors::config)?;
+    let threads = engine::threads(threads, configured)?;
     let seed = seed.or(loaded.config.seed).unwrap_or(0);
     let sets = self::sets(sets)?;
     let origin = loaded.path.display().to_string();

@@ -172,6 +172,8 @@ def write_config(tmp_path, examples, replace):
         [("max_iterations = 100", "max_iterations = = 100")],
         # A decreasing horizon list.
         [("horizons = [10.0, 25.0, 50.0]", "horizons = [10.0, 5.0]")],
+        # A thread count out of range.
+        [("seed = 42", "seed = 42\nthreads = 0")],
     ],
 )
 def test_a_bad_configuration_is_a_config_error_with_the_clis_message(examples, cli, tmp_path, replace):

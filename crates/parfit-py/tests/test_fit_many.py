@@ -273,6 +273,7 @@ def write_bad(tmp_path, examples, old, new):
         ("ftol = 1e-10", "ftol = -1e-10"),  # out of range
         ('algorithm = "levenberg_marquardt"', 'algorithm = "gradient"'),  # no such algorithm
         ('"dec 1 loss rate" = { start = 0.05 }', '"dec 1 loss rate" = { start = 0.05, lower = 0.1 }'),
+        ("seed = 0", "seed = 0\nthreads = 2000"),  # out of range
     ],
 )
 def test_a_bad_configuration_is_a_config_error_with_the_clis_message(examples, cli, tmp_path, old, new):
