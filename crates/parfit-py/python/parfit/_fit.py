@@ -61,7 +61,7 @@ class _Progress:
         bar = self.bar
         if total and bar.total != total:
             bar.total = total
-        bar.update(done - bar.n)  # may go back: each horizon stage of a fit counts its own iterations
+        bar.update(done - bar.n)
 
     def __enter__(self) -> Optional[Callable[[int, int], Any]]:
         return self.callback
@@ -247,7 +247,8 @@ def fit(
         Plugin files or directories searched before ``PARFIT_PLUGIN_PATH`` and the bundled plugins.
     progress
         ``None``: a tqdm bar of iterations when tqdm is installed; ``False``: none; a callable: called as
-        ``progress(done, total)`` (``total`` 0 when unknown).
+        ``progress(done, total)``: iterations over every horizon stage and the polish, out of ``[fit]
+        max_iterations`` per stage (``total`` 0 without a limit; the polish may go past it).
     history
         Record the best value after every iteration (:attr:`FitResult.history`).
 
