@@ -214,3 +214,19 @@ def test_the_result_shows_itself_and_plots(examples):
     assert len(ax.lines) == 4
     assert np.allclose(ax.lines[0].get_xdata(), result.fitted["t"])
     assert "FitResult(sse=" in repr(result)
+
+
+def test_the_default_progress_bar_runs(examples, capsys):
+    result = parfit.fit(lv(examples), seed=7, threads=2)  # progress=None: tqdm.auto, shown after a second
+    assert result.evaluations > 0
+
+
+def test_without_pandas_tables_are_dicts_of_arrays(examples, monkeypatch):
+    with_pandas = parfit.fit(lv(examples), seed=7, threads=2, progress=False)
+    monkeypatch.setattr(parfit._tables, "_pd", None)
+    result = parfit.fit(lv(examples), seed=7, threads=2, progress=False)
+    fitted, history = result.fitted, result.history
+    assert isinstance(fitted, dict) and list(fitted) == ["t", "prey", "predator"]
+    for name in fitted:
+        assert same_bits(fitted[name], with_pandas.fitted[name])
+    assert isinstance(history, dict) and same_bits(history["best_value"], with_pandas.history["best_value"])

@@ -298,3 +298,21 @@ def test_the_result_shows_itself_and_plots(examples, tmp_path):
     figure = result.plot()
     assert len([ax for ax in figure.axes if ax.get_visible()]) == 9
     assert "FitManyResult(cases=3137" in repr(result)
+
+
+def test_without_pandas_the_table_is_a_dict_of_the_csvs_columns(examples, cli_counties, monkeypatch, tmp_path):
+    monkeypatch.setattr(parfit._tables, "_pd", None)
+    result = parfit.fit_many(counties(examples), threads=2, progress=False, output=tmp_path)
+    table = result.table
+    assert isinstance(table, dict)
+    rows = read_rows(cli_counties / "results.csv")
+    assert list(table) == rows[0]
+    for j, name in enumerate(rows[0]):
+        for i, cell in enumerate(r[j] for r in rows[1:]):
+            value = table[name][i]
+            if cell == "":
+                assert np.isnan(value), (i, name)
+            elif isinstance(value, str):
+                assert value == cell, (i, name)
+            else:
+                assert float(cell).hex() == float(value).hex(), (i, name)
