@@ -50,3 +50,12 @@ impl From<parfit_config::InputError> for CliError {
         CliError::Input(e.0)
     }
 }
+
+impl From<parfit_config::checkpoint::CheckpointError> for CliError {
+    fn from(e: parfit_config::checkpoint::CheckpointError) -> Self {
+        match e {
+            parfit_config::checkpoint::CheckpointError::Input(e) => CliError::Input(e.0),
+            parfit_config::checkpoint::CheckpointError::Io(m) => CliError::Failed(m),
+        }
+    }
+}

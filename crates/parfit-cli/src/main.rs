@@ -1,6 +1,5 @@
 //! `parfit`: fit and run models from loadable plugins, in parallel.
 
-mod checkpoint;
 mod commands;
 mod console;
 mod error;
@@ -158,20 +157,12 @@ fn run(cli: Cli) -> CliResult<()> {
     }
 }
 
-/// The most worker threads a run may ask for: far more than any machine's cores, far fewer than would exhaust
-/// the process's thread or memory limits.
-pub const MAX_THREADS: usize = 1024;
+pub use parfit_config::MAX_THREADS;
 
 /// Size rayon's global pool once, before any parallel work: `--threads` (already checked by clap), else the
 /// `threads` key of the configuration at `config`, else one per core.
 pub fn init_threads(flag: Option<u16>, key: Option<usize>, config: &Path) -> CliResult<usize> {
-    if let Some(n) = key
-        && flag.is_none()
-        && !(1..=MAX_THREADS).contains(&n)
-    {
-        let place = inputs::locate_key(config, "threads");
-        return Err(input(format!("{place}: threads must be from 1 to {MAX_THREADS} (got {n})")));
-    }
+    let key = parfit_config::configured_threads(flag.is_some(), key, || inputs::locate_key(config, "threads"))?;
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = flag.map(usize::from).or(key) {
         builder = builder.num_threads(n);

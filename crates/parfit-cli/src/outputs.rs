@@ -3,8 +3,9 @@
 //! as `name.partial` and renamed into place by [`OutputDir::commit`] once the run has succeeded; a run that
 //! fails, is interrupted or is forced to exit leaves no staged file behind (see [`remove_staged`]).
 //!
-//! The lock is an advisory `flock` on the directory itself, so it adds no file to the directory and the
-//! operating system releases it when the process ends, however it ends.
+//! The lock ([`parfit_config::checkpoint::lock_directory`], which the Python package takes too) is an advisory
+//! `flock` on the directory itself, so it adds no file to the directory and the operating system releases it
+//! when the process ends, however it ends.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -47,21 +48,7 @@ impl OutputDir {
         if dir.as_os_str().is_empty() {
             return Err(input("the output directory is an empty path: give --output DIR or [output] dir = \"DIR\""));
         }
-        std::fs::create_dir_all(dir).map_err(|e| failed(format!("{}: cannot create ({e})", dir.display())))?;
-        let lock = File::open(dir).map_err(|e| failed(format!("{}: cannot open to lock it ({e})", dir.display())))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(failed(format!(
-                    "{}: another parfit run is using this output directory; wait for it to finish or choose \
-                     another --output",
-                    dir.display()
-                )));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(failed(format!("{}: cannot lock ({e})", dir.display())));
-            }
-        }
+        let lock = parfit_config::checkpoint::lock_directory(dir, "--output")?;
         Ok(OutputDir { dir: dir.to_path_buf(), _lock: lock, files: vec![] })
     }
 

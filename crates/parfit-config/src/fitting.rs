@@ -10,7 +10,7 @@ use parfit_core::check::{OptionError, positive};
 use parfit_core::objective::SetupError;
 use parfit_core::optimise::{
     Bounds, Cmaes, CmaesOptions, DifferentialEvolution, DifferentialEvolutionOptions, LBfgsB, LevenbergMarquardt,
-    Monitor, NelderMead, NelderMeadOptions, Optimiser, Silent, Stopping, minimise, minimise_least_squares,
+    Monitor, NelderMead, NelderMeadOptions, Optimiser, Progress, Silent, Stopping, minimise, minimise_least_squares,
 };
 use parfit_core::runner::case_seed;
 use parfit_core::{Case, Cost, Model, Objective, OptimResult, Termination};
@@ -35,6 +35,13 @@ pub fn model_config(mut options: serde_json::Map<String, serde_json::Value>, sou
         options.insert("source_name".into(), path.display().to_string().into());
     }
     serde_json::Value::Object(options).to_string()
+}
+
+/// Where a plugin's error about the model's options or kind is placed: at `[model.options]` when the
+/// configuration has that table, else at `[model] kind` (a plugin's messages name the key, not the line).
+pub fn model_origin(loaded: &LoadedConfig) -> String {
+    let blame = if loaded.has_table(&["model", "options"]) { ["model", "options"] } else { ["model", "kind"] };
+    loaded.locate(&blame)
 }
 
 /// The `[data]` section's observations (model outputs read from their CSV columns) as one case, with each of the
@@ -362,6 +369,7 @@ pub fn fit_staged(
         let scale = if stage == 0 { 1.0 } else { (span(horizons.first()) / span(horizon)).clamp(1e-3, 1.0) };
         // Each stage gets its own seed so stages do not replay the same random draws.
         let stage_seed = seed.wrapping_add(stage as u64);
+        let mut continued = Continued::after(monitor, result.as_ref());
         let r = run_algorithm(
             &config.fit,
             &mut stage_objective,
@@ -370,7 +378,7 @@ pub fn fit_staged(
             stage_seed,
             scale,
             &stop,
-            monitor,
+            &mut continued,
             record_history,
         )?;
         let cancelled = r.termination == Termination::Cancelled;
@@ -387,9 +395,43 @@ pub fn fit_staged(
     }
     let mut result = result.expect("at least one stage runs");
     if result.termination != Termination::Cancelled {
-        result = polish(&config.fit, &mut objective, result, &bounds, &stop, monitor, record_history)?;
+        let mut continued = Continued::after(monitor, Some(&result));
+        result = polish(&config.fit, &mut objective, result, &bounds, &stop, &mut continued, record_history)?;
     }
     Ok(FitOutcome { objective, x0, result })
+}
+
+/// A monitor for one of consecutive runs (horizon stages, then the polish) that reports progress counted from
+/// the start of the first, so a progress display goes on where the last run ended instead of starting over.
+struct Continued<'a> {
+    monitor: &'a mut dyn Monitor,
+    iterations: usize,
+    evaluations: usize,
+}
+
+impl<'a> Continued<'a> {
+    fn after(monitor: &'a mut dyn Monitor, before: Option<&OptimResult>) -> Self {
+        let (iterations, evaluations) = before.map_or((0, 0), |r| (r.iterations, r.evaluations));
+        Continued { monitor, iterations, evaluations }
+    }
+}
+
+impl Monitor for Continued<'_> {
+    fn elapsed_seconds(&self) -> f64 {
+        self.monitor.elapsed_seconds()
+    }
+
+    fn on_progress(&mut self, progress: &Progress) {
+        self.monitor.on_progress(&Progress {
+            iteration: self.iterations + progress.iteration,
+            evaluations: self.evaluations + progress.evaluations,
+            best_value: progress.best_value,
+        });
+    }
+
+    fn cancelled(&self) -> bool {
+        self.monitor.cancelled()
+    }
 }
 
 /// The observations up to and including time `horizon`.

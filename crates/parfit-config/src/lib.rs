@@ -8,9 +8,13 @@
 //! texts.
 
 pub mod cases;
+#[cfg(feature = "files")]
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod dispatch;
+pub mod fit_many;
+pub mod fit_result;
 pub mod fitting;
 pub mod montecarlo;
 pub mod projection;
@@ -37,6 +41,21 @@ pub fn input(message: impl Into<String>) -> InputError {
 }
 
 pub type Result<T> = std::result::Result<T, InputError>;
+
+/// The most worker threads a run may ask for: far more than any machine's cores, far fewer than would exhaust
+/// the process's thread or memory limits.
+pub const MAX_THREADS: usize = 1024;
+
+/// A configuration's `threads` key, unless the front end's own setting (`given`) overrides it: refused outside
+/// 1–[`MAX_THREADS`] at `place()` (the key's `file:line:column`).
+pub fn configured_threads(given: bool, key: Option<usize>, place: impl FnOnce() -> String) -> Result<Option<usize>> {
+    match key {
+        Some(n) if !given && !(1..=MAX_THREADS).contains(&n) => {
+            Err(input(format!("{}: threads must be from 1 to {MAX_THREADS} (got {n})", place())))
+        }
+        _ => Ok(key),
+    }
+}
 
 /// Why a run (Monte Carlo paths, a projection) produced no results once its input was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,8 @@ use pyo3::prelude::*;
 mod config;
 mod engine;
 mod errors;
+mod fit;
+mod fit_many;
 mod inputs;
 mod minimise;
 mod model;
@@ -25,5 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(engine::default_threads, m)?)?;
     m.add_class::<model::NativeModel>()?;
     m.add_function(wrap_pyfunction!(minimise::minimise, m)?)?;
+    m.add_function(wrap_pyfunction!(fit::fit, m)?)?;
+    m.add_function(wrap_pyfunction!(fit_many::fit_many, m)?)?;
     Ok(())
 }

@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use parfit_config::fitting::{FitOutcome, data_case, fit_staged, no_finite_cost, plot_times};
-use parfit_core::{Cost, Objective, OptimResult, SimError};
-use serde_json::json;
+use parfit_config::fit_result::{
+    FitRun, failure, fitted_curves, fitted_values, iteration_budget, result_document, result_json,
+};
+use parfit_config::fitting::{FitOutcome, data_case, fit_staged};
+use parfit_core::{Objective, OptimResult};
 
-use crate::commands::{ConfiguredModel, cell, cost_from_config, load_for_run, model_from_config, show};
-use crate::config::Algorithm;
+use crate::commands::{ConfiguredModel, cost_from_config, load_for_run, model_from_config, show};
 use crate::console;
 use crate::error::{CliError, CliResult, failed};
 use crate::inputs::FsLoader;
@@ -28,7 +29,7 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
     let cost = cost_from_config(&config.fit, &origin)?;
     let sets = parse_sets(&common.set)?;
     let record_history = config.output.history.unwrap_or(true);
-    let budget = config.fit.max_iterations.map(|n| n * (config.fit.horizons.len() + 1));
+    let budget = iteration_budget(&config.fit);
     // Every rank runs the same fit; rank 0 alone writes, so it alone locks the directory, before any work.
     let output_dir = common.output.clone().or_else(|| config.output.dir.as_ref().map(|d| loaded.resolve(d)));
     let mut outputs = match &output_dir {
@@ -45,20 +46,21 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
     if !ranks::is_root() {
         return Ok(());
     }
-    if !result.value.is_finite() {
-        return Err(failed(format!(
-            "the fit failed: {} (no candidate could be simulated; {}); nothing was written",
-            result.termination,
-            no_finite_cost(&objective, &x0)
-        )));
+    if let Some(why) = failure(&objective, &x0, &result) {
+        return Err(failed(why));
     }
 
-    let names = objective.free_names();
-    let params = objective.params(&result.x);
-    let fitted: Vec<(String, f64)> =
-        names.iter().map(|n| (n.clone(), params[model.spec().param_index(n).unwrap_or(0)])).collect();
-    let summary =
-        Summary { config_path, plugin: &plugin, kind: &kind, algorithm: config.fit.algorithm, cost, threads, seed };
+    let fitted = fitted_values(&objective, &result);
+    let config_name = config_path.display().to_string();
+    let summary = FitRun {
+        config: &config_name,
+        plugin: &plugin,
+        kind: &kind,
+        algorithm: config.fit.algorithm,
+        cost,
+        threads,
+        seed,
+    };
 
     if let Some(out) = &mut outputs {
         write_outputs(out, &objective, &result, &fitted, &summary)?;
@@ -75,38 +77,10 @@ pub fn fit(explicit: &[PathBuf], config_path: &Path, common: &Common) -> CliResu
     Ok(())
 }
 
-struct Summary<'a> {
-    config_path: &'a Path,
-    plugin: &'a str,
-    kind: &'a str,
-    algorithm: Algorithm,
-    cost: Cost,
-    threads: usize,
-    seed: u64,
-}
-
-fn result_json(result: &OptimResult, fitted: &[(String, f64)], s: &Summary) -> serde_json::Value {
-    let x: serde_json::Map<String, serde_json::Value> = fitted.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
-    json!({
-        "x": x,
-        "value": result.value,
-        "cost": s.cost.name(),
-        "evaluations": result.evaluations,
-        "iterations": result.iterations,
-        "termination": result.termination,
-        "seconds": result.seconds,
-        "algorithm": s.algorithm.name(),
-        "seed": s.seed,
-        "threads": s.threads,
-        "model": { "plugin": s.plugin, "kind": s.kind },
-        "config": s.config_path.display().to_string(),
-    })
-}
-
-fn table(objective: &Objective, result: &OptimResult, fitted: &[(String, f64)], s: &Summary, x0: &[f64]) -> String {
+fn table(objective: &Objective, result: &OptimResult, fitted: &[(String, f64)], s: &FitRun, x0: &[f64]) -> String {
     let starts = objective.params(x0);
     let spec = objective.model().spec();
-    let mut text = format!("fit        {} ({} via plugin {})\n", s.config_path.display(), s.kind, s.plugin);
+    let mut text = format!("fit        {} ({} via plugin {})\n", s.config, s.kind, s.plugin);
     text += &format!("algorithm  {} (seed {}, {} threads)\n", s.algorithm.name(), s.seed, s.threads);
     text += &format!(
         "result     {} = {} after {} evaluations, {} iterations in {:.3} s ({})\n\n",
@@ -130,55 +104,35 @@ fn write_outputs(
     objective: &Objective,
     result: &OptimResult,
     fitted: &[(String, f64)],
-    s: &Summary,
+    s: &FitRun,
 ) -> CliResult<()> {
-    let mut doc = result_json(result, fitted, s);
-    doc["history"] = serde_json::to_value(&result.history).unwrap_or_default();
+    let doc = result_document(result, fitted, s);
     let text = serde_json::to_string_pretty(&doc).map_err(|e| failed(e.to_string()))?;
     out.write("result.json", (text + "\n").as_bytes())?;
 
-    // Fitted curves on a fine grid over the data's time span (`plot_times`), plus the data themselves. A model on a fixed time
-    // step (Vensim) refuses times between its steps as bad input: its curves are drawn at the data's times.
+    let curves = fitted_curves(objective, result).map_err(failed)?;
+    out.write_csv("fitted.csv", &curves.header(), curves.rows())?;
+
     let case = objective.case();
     let spec = objective.model().spec();
-    let params = objective.params(&result.x);
-    let (t0, t1) = (case.times[0], case.times[case.times.len() - 1]);
-    let fine = plot_times(t0, t1);
-    let simulated = |e: SimError| failed(format!("simulating the fitted model: {e}"));
-    let (fine, predicted) = match objective.predict(&params, &fine) {
-        Ok(predicted) => (fine, predicted),
-        Err(SimError::BadInput(_)) => (case.times.clone(), objective.predict(&params, &case.times).map_err(simulated)?),
-        Err(e) => return Err(simulated(e)),
-    };
-    let n_out = spec.outputs.len();
-    let header: Vec<&str> = std::iter::once("t").chain(spec.outputs.iter().map(String::as_str)).collect();
-    let rows = fine
-        .iter()
-        .zip(predicted.chunks_exact(n_out.max(1)))
-        .map(|(t, row)| std::iter::once(cell(*t)).chain(row.iter().map(|v| cell(*v))).collect::<Vec<_>>());
-    out.write_csv("fitted.csv", &header, rows)?;
-
     let observed = objective.observed_names();
     let n_obs = case.observations.len() / case.times.len().max(1);
     let series: Vec<Series> = observed
         .iter()
         .enumerate()
-        .map(|(k, name)| {
-            let j = spec.output_index(name).unwrap_or(0);
-            Series {
-                name,
-                data: case
-                    .times
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &t)| (t, case.observations[i * n_obs + k]))
-                    .filter(|p| p.1.is_finite())
-                    .collect(),
-                fitted: fine.iter().enumerate().map(|(i, &t)| (t, predicted[i * n_out + j])).collect(),
-            }
+        .map(|(k, name)| Series {
+            name,
+            data: case
+                .times
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| (t, case.observations[i * n_obs + k]))
+                .filter(|p| p.1.is_finite())
+                .collect(),
+            fitted: curves.curve(spec.output_index(name).unwrap_or(0)),
         })
         .collect();
-    let title = format!("{}: {} = {}", s.config_path.display(), s.cost.name().to_uppercase(), show(result.value));
+    let title = format!("{}: {} = {}", s.config, s.cost.name().to_uppercase(), show(result.value));
     fit_plot(&out.stage("fit.svg"), &title, &series)?;
     let points: Vec<(f64, f64)> =
         result.history.iter().flatten().map(|h| (h.evaluations as f64, h.best_value)).collect();

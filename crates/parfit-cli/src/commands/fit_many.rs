@@ -2,17 +2,17 @@
 //! order, checkpointed as they finish so an interrupted run resumes where it stopped.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parfit_config::cases::{CaseTable, read_cases};
-use parfit_config::fitting::CaseFitter;
+use parfit_config::RunError;
+use parfit_config::cases::read_cases;
+use parfit_config::checkpoint::{Checkpoint, Overrides, run_fingerprint};
+use parfit_config::fit_many::{FitManyError, every_case_failed, fit_cases, results_table, summary_file, summary_json};
+use parfit_config::fitting::{CaseFitter, CaseRecord};
 use serde_json::json;
 
-use crate::checkpoint::{CaseRecord, Checkpoint, fingerprint};
-use crate::commands::{ConfiguredModel, cell, load_for_run, model_from_config, show};
+use crate::commands::{ConfiguredModel, load_for_run, model_from_config, show};
 use crate::console;
 use crate::error::{CliError, CliResult, failed, input};
 use crate::inputs::FsLoader;
@@ -20,6 +20,9 @@ use crate::outputs::OutputDir;
 use crate::plot::histograms;
 use crate::{Common, Format, parse_sets};
 use crate::{ranks, signals};
+
+/// How to start afresh, in the checkpoint's messages.
+const AGAIN: &str = "run without --resume";
 
 pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resume: bool) -> CliResult<()> {
     let (loaded, origin, threads, seed) = load_for_run(config_path, common)?;
@@ -46,76 +49,46 @@ pub fn fit_many(explicit: &[PathBuf], config_path: &Path, common: &Common, resum
     let (checkpoint, done) = if root {
         let read = |p: &Path| std::fs::read(p).map_err(|e| input(format!("{}: cannot read ({e})", p.display())));
         let source = config.model.source.as_ref().map(|s| read(&loaded.resolve(s))).transpose()?.unwrap_or_default();
-        let print = fingerprint(&[
-            &read(config_path)?,
-            &read(&cases_path)?,
-            &source,
-            format!("{seed} {:?} {:?} {:?}", common.set, common.rtol, common.atol).as_bytes(),
-        ]);
-        let (c, done) =
-            Checkpoint::open(&output_dir.join("checkpoint.jsonl"), &print, resume, table.cases.len(), names.len())?;
+        let overrides =
+            Overrides { seed, sets: &common.set, rtol: common.rtol, atol: common.atol, algorithm: common.algorithm };
+        let print = run_fingerprint(&read(config_path)?, &read(&cases_path)?, &source, &overrides);
+        let path = output_dir.join("checkpoint.jsonl");
+        let (c, done) = Checkpoint::open(&path, &print, resume, table.cases.len(), names.len(), AGAIN)?;
         (Some(c), done)
     } else {
         (None, Default::default())
     };
 
     let n = table.cases.len();
-    let resumed = done.len();
-    let todo: Vec<usize> = (0..n).filter(|i| !done.contains_key(i)).collect();
-
-    let bar = progress_bar(if root { n as u64 } else { 0 }, resumed as u64);
-    let records: Mutex<Vec<Option<CaseRecord>>> = Mutex::new((0..n).map(|i| done.get(&i).cloned()).collect());
-    let write_error: Mutex<Option<CliError>> = Mutex::new(None);
-    let fitted = AtomicUsize::new(0);
+    let bar = progress_bar(if root { n as u64 } else { 0 }, done.len() as u64);
     let start = Instant::now();
-    // Chunks of ~1/16 of a rank's share: small enough to balance cases of uneven cost, large enough that a
-    // request per chunk costs nothing next to its fits.
-    let chunk = (todo.len() / (ranks::rank_and_size().1 * 16)).clamp(1, 256);
-    ranks::for_each_case(&todo, chunk, &signals::STOP, &|i| job.fit(i), &|i, record| {
-        if let Some(Err(e)) = checkpoint.as_ref().map(|c| c.append(&record)) {
-            // Without a checkpoint, finished work could be lost: stop starting cases.
-            write_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-            signals::STOP.store(true, Ordering::Relaxed);
-        }
-        records.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(record);
-        fitted.fetch_add(1, Ordering::Relaxed);
-        bar.inc(1);
-    })?;
+    let save = |record: &CaseRecord| checkpoint.as_ref().map_or(Ok(()), |c| c.append(record));
+    let gathered = match fit_cases(&job, &ranks::Ranks, done, &signals::STOP, &save, &|| bar.inc(1)) {
+        Ok(gathered) => gathered,
+        Err(FitManyError::Run(RunError::Interrupted(m))) => return Err(CliError::Interrupted(m)),
+        Err(FitManyError::Run(RunError::Failed(m))) => return Err(failed(m)),
+        Err(FitManyError::Save(e)) => return Err(e.into()),
+    };
     bar.finish_and_clear();
-    if !root {
-        return Ok(());
-    }
+    let Some(gathered) = gathered else { return Ok(()) };
     let seconds = start.elapsed().as_secs_f64();
-    if let Some(e) = write_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    let records: Vec<CaseRecord> =
-        records.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().flatten().collect();
-    let fitted = fitted.into_inner();
-    if records.len() < n {
+    let (fitted, resumed, finished) = (gathered.fitted, gathered.resumed, gathered.done());
+    let checkpoint_path = output_dir.join("checkpoint.jsonl").display().to_string();
+    let Some(records) = gathered.complete() else {
         return Err(CliError::Interrupted(format!(
-            "interrupted: {} of {n} cases are done and saved in {}; run again with --resume to finish",
-            records.len(),
-            output_dir.join("checkpoint.jsonl").display()
+            "interrupted: {finished} of {n} cases are done and saved in {checkpoint_path}; run again with --resume \
+             to finish"
         )));
-    }
-
-    if records.iter().all(|r| r.error.is_some())
-        && let Some(first) = records.first()
-    {
-        return Err(failed(format!(
-            "every one of the {n} cases failed (case {}: {}); each case's error is in {}; nothing else was written",
-            first.index,
-            first.error.as_deref().unwrap_or(""),
-            output_dir.join("checkpoint.jsonl").display()
-        )));
+    };
+    if let Some(why) = every_case_failed(&records, &checkpoint_path) {
+        return Err(failed(why));
     }
 
     let Some(mut outputs) = outputs else { return Ok(()) };
     let (header, rows) = results_table(&table, &names, cost.name(), &records);
     outputs.write_csv("results.csv", &header.iter().map(String::as_str).collect::<Vec<_>>(), rows)?;
     let summary = summary_json(&names, &records, cost.name());
-    outputs.write("summary.json", (serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n").as_bytes())?;
+    outputs.write("summary.json", summary_file(&summary).as_bytes())?;
     let columns: Vec<(String, Vec<f64>)> = names
         .iter()
         .enumerate()
@@ -146,62 +119,6 @@ fn progress_bar(len: u64, done: u64) -> ProgressBar {
     bar.set_style(style);
     bar.set_position(done);
     bar
-}
-
-/// results.csv: the header, then one row per case in input order (a failed case's parameters left empty).
-fn results_table(
-    table: &CaseTable,
-    names: &[String],
-    cost: &str,
-    records: &[CaseRecord],
-) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut header: Vec<String> = table.id_columns.clone();
-    header.extend(names.iter().cloned());
-    header.extend([cost, "evaluations", "iterations", "termination", "error"].map(String::from));
-    let rows = records
-        .iter()
-        .map(|r| {
-            let mut row: Vec<String> = table.ids[r.index].clone();
-            if r.error.is_none() {
-                row.extend(r.x.iter().map(|v| cell(*v)));
-            } else {
-                row.extend(names.iter().map(|_| String::new()));
-            }
-            row.push(r.value.map_or(String::new(), cell));
-            row.push(r.evaluations.to_string());
-            row.push(r.iterations.to_string());
-            row.push(r.termination.map_or(String::new(), |t| {
-                serde_json::to_value(t).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-            }));
-            row.push(r.error.clone().unwrap_or_default());
-            row
-        })
-        .collect();
-    (header, rows)
-}
-
-fn summary_json(names: &[String], records: &[CaseRecord], cost: &str) -> serde_json::Value {
-    let ok: Vec<&CaseRecord> = records.iter().filter(|r| r.error.is_none()).collect();
-    let stats = |mut v: Vec<f64>| {
-        let mut q = |p| parfit_core::statistics::quantile(&mut v, p);
-        let (q05, q25, median, q75, q95) = (q(0.05), q(0.25), q(0.5), q(0.75), q(0.95));
-        json!({
-            "q05": q05, "q25": q25, "median": median, "q75": q75, "q95": q95,
-            "min": v.iter().copied().min_by(f64::total_cmp), "max": v.iter().copied().max_by(f64::total_cmp),
-        })
-    };
-    let parameters: serde_json::Map<String, serde_json::Value> =
-        names.iter().enumerate().map(|(k, name)| (name.clone(), stats(ok.iter().map(|r| r.x[k]).collect()))).collect();
-    let failures: Vec<serde_json::Value> =
-        records.iter().filter_map(|r| r.error.as_ref().map(|e| json!({ "index": r.index, "error": e }))).collect();
-    json!({
-        "cases": records.len(),
-        "failed": failures.len(),
-        "failures": failures,
-        "parameters": parameters,
-        cost: stats(ok.iter().filter_map(|r| r.value).collect()),
-        "evaluations": stats(ok.iter().map(|r| r.evaluations as f64).collect()),
-    })
 }
 
 fn summary_text(run: &serde_json::Value, names: &[String], cost: &str) -> String {

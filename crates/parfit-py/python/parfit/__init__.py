@@ -18,6 +18,7 @@ from . import _native
 from ._minimise import MinimiseResult, minimise
 from ._model import Model
 from ._native import ConfigError, ModelError, ParfitError, RunError
+from ._fit import FitManyResult, FitResult, fit, fit_many
 
 _native.set_bundled_plugins(_os.path.join(_os.path.dirname(__file__), "plugins"))
 
@@ -34,11 +35,15 @@ def plugins(paths=None):
 
 __all__ = [
     "ConfigError",
+    "FitManyResult",
+    "FitResult",
     "MinimiseResult",
     "Model",
     "ModelError",
     "ParfitError",
     "RunError",
+    "fit",
+    "fit_many",
     "minimise",
     "plugins",
 ]

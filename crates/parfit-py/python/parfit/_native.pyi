@@ -1,6 +1,7 @@
 """Types of parfit's extension module (the Rust side). The public API is the package ``parfit``."""
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from os import PathLike
 
 class ParfitError(Exception): ...
 class ConfigError(ParfitError): ...
@@ -56,4 +57,20 @@ def minimise(
     options: dict[str, Any] | None = ...,
     max_evaluations: int | None = ...,
     progress: Callable[[int, int], Any] | None = ...,
+def fit(
+    config: Union[str, PathLike[str], dict[str, Any]],
+    files: dict[str, str],
+    data: Optional[str] = ...,
+    algorithm: Optional[str] = ...,
+    sets: list[tuple[str, float]] = ...,
+    seed: Optional[int] = ...,
+    threads: Optional[int] = ...,
+    plugins: list[str] = ...,
+    progress: Optional[Callable[[int, int], Any]] = ...,
+    history: Optional[bool] = ...,
+) -> dict[str, Any]: ...
+def fit_many(
+    cases: Optional[str] = ...,
+    output: Optional[str] = ...,
+    resume: bool = ...,
 ) -> dict[str, Any]: ...
