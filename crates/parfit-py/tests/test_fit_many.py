@@ -316,3 +316,32 @@ def test_without_pandas_the_table_is_a_dict_of_the_csvs_columns(examples, cli_co
                 assert value == cell, (i, name)
             else:
                 assert float(cell).hex() == float(value).hex(), (i, name)
+
+
+def test_a_checkpoint_python_left_resumes_with_the_cli(examples, cli, cli_counties, tmp_path):
+    def stop(done, total):
+        if done >= 200:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        parfit.fit_many(counties(examples), threads=2, output=tmp_path, progress=stop)
+    printed = json.loads(
+        cli("fit-many", counties(examples), "--output", tmp_path, "--resume", "--format", "json").stdout
+    )
+    assert 200 <= printed["resumed"] < N_COUNTIES and printed["resumed"] + printed["fitted"] == N_COUNTIES
+    assert (tmp_path / "results.csv").read_bytes() == (cli_counties / "results.csv").read_bytes()
+
+
+def test_starts_set_from_python_are_the_clis_set_flags(examples, cli, tmp_path):
+    cli("fit-many", counties(examples), "--set", "dec 1 loss rate=0.1", "--output", tmp_path / "cli")
+    lines = (tmp_path / "cli" / "checkpoint.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "py").mkdir()
+    (tmp_path / "py" / "checkpoint.jsonl").write_text("".join(lines[:501]))
+    # The same starts fingerprint alike, so Python resumes the CLI's run and finishes it identically.
+    result = parfit.fit_many(
+        counties(examples), set={"dec 1 loss rate": 0.1}, output=tmp_path / "py", resume=True, progress=False
+    )
+    assert result.resumed == 500
+    assert (tmp_path / "py/results.csv").read_bytes() == (tmp_path / "cli/results.csv").read_bytes()
+    unset = parfit.fit_many(counties(examples), output=tmp_path / "unset", progress=False)
+    assert not unset.table.equals(result.table), "the start moved the fits"
