@@ -14,6 +14,8 @@ pub mod dispatch;
 pub mod fitting;
 pub mod montecarlo;
 pub mod projection;
+pub mod sampling;
+pub mod simulate;
 
 use std::fmt;
 use std::path::Path;

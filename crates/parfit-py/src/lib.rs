@@ -14,6 +14,9 @@ mod engine;
 mod errors;
 mod inputs;
 mod plugins;
+mod project;
+mod run;
+mod sample;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -21,5 +24,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plugins::plugins, m)?)?;
     m.add_function(wrap_pyfunction!(plugins::set_bundled_plugins, m)?)?;
     m.add_function(wrap_pyfunction!(engine::default_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(sample::sample, m)?)?;
+    m.add_function(wrap_pyfunction!(run::run_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(run::run_model, m)?)?;
+    m.add_function(wrap_pyfunction!(run::run_montecarlo, m)?)?;
+    m.add_function(wrap_pyfunction!(project::project, m)?)?;
     Ok(())
 }

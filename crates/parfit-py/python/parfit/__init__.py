@@ -16,6 +16,8 @@ import os as _os
 
 from . import _native
 from ._native import ConfigError, ModelError, ParfitError, RunError
+from ._run import MonteCarloResult, ProjectionResult, project, run
+from ._sample import SampleResult, sample
 
 _native.set_bundled_plugins(_os.path.join(_os.path.dirname(__file__), "plugins"))
 
@@ -33,7 +35,13 @@ def plugins(paths=None):
 __all__ = [
     "ConfigError",
     "ModelError",
+    "MonteCarloResult",
     "ParfitError",
+    "ProjectionResult",
     "RunError",
+    "SampleResult",
     "plugins",
+    "project",
+    "run",
+    "sample",
 ]
