@@ -247,3 +247,37 @@ def test_monte_carlo_result_repr_and_plot():
     matplotlib.use("Agg")
     ax = result.plot()
     assert len(ax.lines) == 3  # median, q5, q95 of w across the sweep
+
+
+def test_a_broken_model_file_is_a_model_error_placed_as_the_cli_places_it(cli, tmp_path):
+    broken = tmp_path / "broken.ds"
+    broken.write_text("in_i { a = 1 }\nu_i { x = a * }\nF_i { -x }\nout_i { x }\n")
+    with pytest.raises(parfit.ModelError) as e:
+        parfit.run(broken, times="0:1:3")
+    assert str(e.value).startswith(f"{broken}:2:")
+    assert str(e.value) in cli("run", broken, "--times", "0:1:3", check=False).stderr
+
+
+def test_a_real_sigint_stops_a_monte_carlo_run(examples):
+    import os
+    import signal
+    import threading
+
+    source = str(examples / "wealth" / "wealth.mc")
+    config = {"seed": 1, "model": {"kind": "montecarlo", "source": source},
+              "montecarlo": {"paths": 2_000_000, "periods": 1000, "chunk": 1000}}
+    seen = []
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            parfit.run(config, threads=2, progress=lambda d, t: seen.append(d))
+    finally:
+        timer.cancel()
+    assert seen and seen[-1] < 2_000_000
+
+
+def test_the_default_progress_bar_runs_and_closes():
+    quiet = parfit.run("examples/wealth/sweep.toml", threads=2, progress=False)
+    shown = parfit.run("examples/wealth/sweep.toml", threads=2)  # progress=None: a tqdm bar after 1 s
+    assert same_bits(shown.summary.drop(columns="output"), quiet.summary.drop(columns="output"))
