@@ -17,8 +17,8 @@ pub fn config_params(loaded: &LoadedConfig, model: &dyn Model) -> Result<Vec<f64
     let origin = loaded.path.display().to_string();
     for (name, p) in &loaded.config.parameters {
         let i = param_index(model, name, &origin)?;
-        if let Some(v) = p.fixed.or(p.start) {
-            params[i] = v;
+        if let (Some(v), Some(slot)) = (p.fixed.or(p.start), params.get_mut(i)) {
+            *slot = v;
         }
     }
     Ok(params)
@@ -38,11 +38,13 @@ pub fn config_times(loaded: &LoadedConfig, files: &dyn Loader) -> Result<Option<
     }
 }
 
-/// Put `sets` (name, value) into `params`; `origin` names where they came from in errors (`--set`).
+/// Put `sets` (name, value) into `params` (the model's parameter vector); `origin` names where they came from in errors (`--set`).
 pub fn apply_sets(model: &dyn Model, params: &mut [f64], sets: &[(String, f64)], origin: &str) -> Result<()> {
     for (name, value) in sets {
         let i = param_index(model, name, origin)?;
-        params[i] = *value;
+        if let Some(p) = params.get_mut(i) {
+            *p = *value;
+        }
     }
     Ok(())
 }

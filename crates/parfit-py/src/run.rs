@@ -48,15 +48,14 @@ pub fn model_from_config(
     let plugin = plugins::choose(&found, section.plugin.as_deref(), &section.kind)?;
     let origin = loaded.path.display().to_string();
     let options = parfit_config::fitting::model_options(&section.options, &origin).map_err(errors::config)?;
-    let source = section.source.as_ref().map(|s| loaded.resolve(s));
-    let blame = if loaded.has_table(&["model", "options"]) { ["model", "options"] } else { ["model", "kind"] };
+    let source = loaded.model_source();
     let model =
-        plugins::create_model(plugin, &section.kind, source.as_deref(), files, options, &loaded.locate(&blame))?;
+        plugins::create_model(plugin, &section.kind, source.as_deref(), files, options, &loaded.model_origin())?;
     Ok((model, plugin.info().name.clone(), section.kind.clone()))
 }
 
-/// A table given from Python as text: stored under the name `name` takes once the configuration at `config`
-/// resolves it (so the configuration's loader finds it there), with `name` to write in the configuration.
+/// A table given from Python as text, to be named `name` in the configuration at `config`: stored in `files`
+/// under the path the configuration resolves `name` to (so its loader finds the text there); returns `name`.
 pub fn give(files: &mut BTreeMap<String, String>, config: &Path, name: &str, text: String) -> PathBuf {
     let resolved = match config.parent() {
         Some(dir) => dir.join(name),

@@ -154,6 +154,7 @@ class MonteCarloResult:
         return ax
 
     def _repr_html_(self) -> str:
+        """A summary table for Jupyter."""
         r = self._report
         rows = [
             ("model", r["model"]),
@@ -168,6 +169,7 @@ class MonteCarloResult:
         return _tables.html_table(rows, "parfit Monte Carlo run")
 
     def __repr__(self) -> str:
+        """The run in one line."""
         r = self._report
         return f"MonteCarloResult({r['model']}: {r['paths']} paths × {r['periods']} periods, {len(r['points'])} point(s))"
 
@@ -243,6 +245,7 @@ class ProjectionResult:
         return ax
 
     def _repr_html_(self) -> str:
+        """A summary table for Jupyter."""
         t = self._totals
         rows = [
             ("model", f"{t['model']} (plugin {t['plugin']})"),
@@ -256,6 +259,7 @@ class ProjectionResult:
         return _tables.html_table(rows, "parfit projection")
 
     def __repr__(self) -> str:
+        """The run in one line."""
         t = self._totals
         return f"ProjectionResult({t['model']}: {t['points']} model points, {len(t['scenarios'])} scenario(s))"
 
@@ -292,9 +296,10 @@ def run(
     set : dict, optional
         Parameter values, ``{name: value}`` (the CLI's ``--set``).
     seed : int, optional
-        The Monte Carlo seed (overrides the configuration's ``seed`` and ``seeds``).
+        The Monte Carlo seed (overrides the configuration's ``seed`` and ``seeds``); a single simulation has none.
     threads : int, optional
-        Worker threads (default: the configuration's ``threads``, else every core).
+        Worker threads of a Monte Carlo run or projection (default: the configuration's ``threads``, else every
+        core); the numbers do not depend on it. A single simulation runs on the calling thread.
     plugins : list of paths, optional
         Plugin files or directories searched first.
     progress : None, False or callable

@@ -99,6 +99,7 @@ class SampleResult:
         return fig
 
     def _repr_html_(self) -> str:
+        """A summary table for Jupyter."""
         s = self._summary
         rows: list[tuple[str, Any]] = [
             ("algorithm", f"{s['algorithm']} (seed {s['seed']}, {s['threads']} threads)"),
@@ -115,6 +116,7 @@ class SampleResult:
         return _tables.html_table(rows, "parfit sample")
 
     def __repr__(self) -> str:
+        """The run in one line."""
         s = self._summary
         evidence = f", ln Z = {self.log_z:.6g}" if self.log_z is not None else ""
         return f"SampleResult({s['algorithm']}: {s['samples']} samples, {s['evaluations']} evaluations{evidence})"
