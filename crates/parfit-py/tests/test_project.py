@@ -190,3 +190,20 @@ def test_projection_result_repr_and_plot():
     matplotlib.use("Agg")
     ax = result.plot()
     assert len(ax.lines) == 1 and ax.get_xlabel() == "month"
+
+
+def test_without_pandas_tables_are_dicts_of_arrays(monkeypatch, examples):
+    config = savings_dict(examples, model_points=str(examples / "savings" / "model_point_samples.csv"))
+    with_pandas = parfit.project(config, progress=False)
+    monkeypatch.setattr(parfit._tables, "_pd", None)
+    result = parfit.project(config, progress=False)
+    assert isinstance(result.pv, dict) and list(result.pv) == ["point_id", *with_pandas.pv.columns]
+    assert list(result.pv["point_id"]) == list(with_pandas.pv.index)
+    for column in with_pandas.pv.columns:
+        assert same_bits(result.pv[column], with_pandas.pv[column])
+    assert list(result.result_cf) == ["t", *with_pandas.result_cf.columns]
+    assert same_bits(result.result_cf["Net Cashflow"], with_pandas.result_cf["Net Cashflow"])
+    import matplotlib
+
+    matplotlib.use("Agg")
+    assert result.plot().get_xlabel() == "month"

@@ -281,3 +281,17 @@ def test_the_default_progress_bar_runs_and_closes():
     quiet = parfit.run("examples/wealth/sweep.toml", threads=2, progress=False)
     shown = parfit.run("examples/wealth/sweep.toml", threads=2)  # progress=None: a tqdm bar after 1 s
     assert same_bits(shown.summary.drop(columns="output"), quiet.summary.drop(columns="output"))
+
+
+def test_without_pandas_results_are_dicts_of_arrays(monkeypatch):
+    with_pandas = parfit.run(LV, times="0:2:5")
+    mc_with_pandas = parfit.run("examples/wealth/sweep.toml", threads=2, progress=False)
+    monkeypatch.setattr(parfit._tables, "_pd", None)
+    table = parfit.run(LV, times="0:2:5")
+    assert isinstance(table, dict) and list(table) == ["time", *with_pandas.columns]
+    assert same_bits(table["time"], with_pandas.index)
+    for column in with_pandas.columns:
+        assert same_bits(table[column], with_pandas[column])
+    mc = parfit.run("examples/wealth/sweep.toml", threads=2, progress=False)
+    assert isinstance(mc.summary, dict) and list(mc.summary["output"]) == list(mc_with_pandas.summary["output"])
+    assert same_bits(mc.summary["median"], mc_with_pandas.summary["median"])
