@@ -369,19 +369,6 @@ impl LoadedConfig {
             _ => relative.to_path_buf(),
         }
     }
-
-    /// The configured model's source file (`[model] source`), resolved against the configuration.
-    pub fn model_source(&self) -> Option<PathBuf> {
-        self.config.model.source.as_ref().map(|s| self.resolve(s))
-    }
-
-    /// Where a plugin's complaint about the configured model's options or kind is placed (its messages name a
-    /// key, not a line): at `[model.options]` when that table is written, else at `[model] kind`.
-    pub fn model_origin(&self) -> String {
-        let blame: [&str; 2] =
-            if self.has_table(&["model", "options"]) { ["model", "options"] } else { ["model", "kind"] };
-        self.locate(&blame)
-    }
 }
 
 /// A TOML error as `file:line:column: message`.

@@ -37,6 +37,13 @@ pub fn model_config(mut options: serde_json::Map<String, serde_json::Value>, sou
     serde_json::Value::Object(options).to_string()
 }
 
+/// Where a plugin's error about the model's options or kind is placed: at `[model.options]` when the
+/// configuration has that table, else at `[model] kind` (a plugin's messages name the key, not the line).
+pub fn model_origin(loaded: &LoadedConfig) -> String {
+    let blame = if loaded.has_table(&["model", "options"]) { ["model", "options"] } else { ["model", "kind"] };
+    loaded.locate(&blame)
+}
+
 /// The `[data]` section's observations (model outputs read from their CSV columns) as one case, with each of the
 /// model's `inputs` NaN — the model's own value (a Vensim stock's initial value), as for an input `[cases]` does
 /// not list; `what` names the job in the error when the section is missing ("a fit", "sampling").

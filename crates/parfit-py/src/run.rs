@@ -48,9 +48,9 @@ pub fn model_from_config(
     let plugin = plugins::choose(&found, section.plugin.as_deref(), &section.kind)?;
     let origin = loaded.path.display().to_string();
     let options = parfit_config::fitting::model_options(&section.options, &origin).map_err(errors::config)?;
-    let source = loaded.model_source();
-    let model =
-        plugins::create_model(plugin, &section.kind, source.as_deref(), files, options, &loaded.model_origin())?;
+    let source = section.source.as_ref().map(|s| loaded.resolve(s));
+    let blame = parfit_config::fitting::model_origin(loaded);
+    let model = plugins::create_model(plugin, &section.kind, source.as_deref(), files, options, &blame)?;
     Ok((model, plugin.info().name.clone(), section.kind.clone()))
 }
 

@@ -48,8 +48,9 @@ pub fn model_from_config(explicit: &[PathBuf], loaded: &LoadedConfig, common: &C
     let plugin = choose(&found, section.plugin.as_deref(), &section.kind)?;
     let origin = loaded.path.display().to_string();
     let options = plugin_options(&section.options, common, &origin)?;
-    // A plugin's error about its options or kind is placed at them (its messages name the key, not the line).
-    let model = create_model(plugin, &section.kind, loaded.model_source().as_deref(), options, &loaded.model_origin())?;
+    let source = section.source.as_ref().map(|s| loaded.resolve(s));
+    let blame = parfit_config::fitting::model_origin(loaded);
+    let model = create_model(plugin, &section.kind, source.as_deref(), options, &blame)?;
     Ok(ConfiguredModel { model, plugin: plugin.info().name.clone(), kind: section.kind.clone() })
 }
 
