@@ -11,6 +11,7 @@ use parfit_core::optimise::{
     CmaesOptions, DifferentialEvolutionOptions, LBfgsBOptions, LevenbergMarquardtOptions, NelderMeadOptions,
 };
 use parfit_core::sample::{EnsembleOptions, NestedOptions, NoiseSigma, ParamPrior};
+use parfit_core::{ModelSpec, OutputKind};
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
@@ -477,14 +478,29 @@ pub fn parse_times(text: &str) -> Result<Vec<f64>, String> {
             .split(',')
             .map(|s| s.trim().parse::<f64>().map_err(|_| bad(&format!("'{}' is not a number", s.trim()))))
             .collect::<Result<Vec<f64>, String>>()?;
-        if let Some(t) = times.iter().find(|t| !t.is_finite()) {
-            return Err(bad(&format!("every time must be a finite number (got {t:?})")));
-        }
-        if times.windows(2).any(|w| w[1] < w[0]) {
-            return Err(bad("times must be non-decreasing"));
-        }
+        check_times(&times).map_err(|e| bad(&e))?;
         Ok(times)
     }
+}
+
+/// Output times as every model takes them: finite and non-decreasing.
+pub fn check_times(times: &[f64]) -> Result<(), String> {
+    if let Some(t) = times.iter().find(|t| !t.is_finite()) {
+        return Err(format!("every time must be a finite number (got {t:?})"));
+    }
+    if times.windows(2).any(|w| w[1] < w[0]) {
+        return Err("times must be non-decreasing".into());
+    }
+    Ok(())
+}
+
+/// The values one simulation of a model with `spec` at `n_times` times writes (times × outputs, or one value per
+/// output for a scalar model), checked against the memory budget before the buffer is allocated; `what` names
+/// the times in the message.
+pub fn check_output_size(what: &str, spec: &ModelSpec, n_times: usize) -> Result<(), String> {
+    let what = format!("{what}: {n_times} times × {} outputs", spec.outputs.len());
+    let per_output = if spec.output_kind == OutputKind::TimeSeries { n_times as f64 } else { 1.0 };
+    check_allocation(&what, per_output * spec.outputs.len() as f64, 8.0)
 }
 
 impl Times {
@@ -514,6 +530,33 @@ mod tests {
         assert_eq!(parse_times("0, 1,2.5").unwrap(), vec![0.0, 1.0, 2.5]);
         assert!(parse_times("0:1").is_err());
         assert!(parse_times("1,0").is_err());
+    }
+
+    #[test]
+    fn times_however_given_are_finite_non_decreasing_and_within_the_budget() {
+        assert_eq!(check_times(&[0.0, 0.0, 1.5]), Ok(()));
+        assert_eq!(check_times(&[]), Ok(()));
+        assert_eq!(check_times(&[0.0, f64::NAN]), Err("every time must be a finite number (got NaN)".into()));
+        assert_eq!(check_times(&[f64::NEG_INFINITY]), Err("every time must be a finite number (got -inf)".into()));
+        assert_eq!(check_times(&[1.0, 0.5]), Err("times must be non-decreasing".into()));
+        // The list form of `--times` says the same, with the flag's text.
+        assert!(parse_times("1, 0.5").unwrap_err().contains("times must be non-decreasing"));
+
+        let spec = |output_kind| ModelSpec {
+            name: "m".into(),
+            params: vec![],
+            inputs: vec![],
+            outputs: vec!["a".into(), "b".into()],
+            output_kind,
+        };
+        let series = spec(OutputKind::TimeSeries);
+        assert_eq!(check_output_size("--times 0:1:3", &series, 3), Ok(()));
+        // A quarter of the address space in times (16 GiB of values on 32 bits already).
+        let many = usize::MAX / 4;
+        let e = check_output_size("--times 0:1:N", &series, many).unwrap_err();
+        assert!(e.starts_with(&format!("--times 0:1:N: {many} times × 2 outputs would need about")), "{e}");
+        // A scalar model writes one value per output whatever the times.
+        assert_eq!(check_output_size("t", &spec(OutputKind::Scalar), many), Ok(()));
     }
 
     #[test]

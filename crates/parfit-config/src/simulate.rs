@@ -3,10 +3,9 @@
 //! starts, then `--set` overrides), the times (given, else a configuration's `[run] times`, else its data's
 //! times), checked against the memory budget, and the run itself with NaN inputs (the model's own defaults).
 
-use parfit_core::limits::check_allocation;
 use parfit_core::{Model, OutputKind, SimError, SimStats};
 
-use crate::config::LoadedConfig;
+use crate::config::{LoadedConfig, check_output_size};
 use crate::data::read_observations;
 use crate::{InputError, Loader, Result, input};
 
@@ -78,9 +77,7 @@ pub fn run_times(
             return Err(input(format!("this model's outputs are time series: give {how}")));
         }
     };
-    let what = format!("{what}: {} times × {} outputs", times.len(), spec.outputs.len());
-    let per_output = if spec.output_kind == OutputKind::TimeSeries { times.len() as f64 } else { 1.0 };
-    check_allocation(&what, per_output * spec.outputs.len() as f64, 8.0).map_err(input)?;
+    check_output_size(&what, spec, times.len()).map_err(input)?;
     Ok(times)
 }
 
