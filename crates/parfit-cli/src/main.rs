@@ -17,7 +17,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use parfit_config::{config, data};
+use parfit_config::config;
 
 use crate::error::{CliResult, failed, input};
 

@@ -128,15 +128,14 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         }
         o.write("totals.json", (serde_json::to_string_pretty(&report).unwrap_or_default() + "\n").as_bytes())?;
         if !totals.monthly.is_empty() {
-            for (name, range) in [("result_cf.csv", 0..5), ("result_pols.csv", 5..n_mcols)] {
-                let header: Vec<&str> =
-                    std::iter::once("t").chain(monthly_columns[range.clone()].iter().map(String::as_str)).collect();
-                let rows = totals.monthly.chunks_exact(n_mcols).enumerate().map(|(t, row)| {
-                    std::iter::once(t.to_string())
-                        .chain(row[range.clone()].iter().map(|v| cell(*v)))
-                        .collect::<Vec<_>>()
+            for table in projection.monthly_tables(&totals) {
+                let header: Vec<&str> = std::iter::once("t").chain(table.columns.iter().map(String::as_str)).collect();
+                let width = table.columns.len();
+                let rows = (0..table.months).map(|t| {
+                    let row = table.rows.get(t * width..(t + 1) * width).unwrap_or(&[]);
+                    std::iter::once(t.to_string()).chain(row.iter().map(|v| cell(*v))).collect::<Vec<_>>()
                 });
-                o.write_csv(name, &header, rows)?;
+                o.write_csv(table.name, &header, rows)?;
             }
             let net = monthly_columns.iter().position(|c| c == "Net Cashflow").unwrap_or(4);
             let pols = monthly_columns.iter().position(|c| c == "pols_if").unwrap_or(5);

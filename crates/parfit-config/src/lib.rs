@@ -18,6 +18,8 @@ pub mod fit_result;
 pub mod fitting;
 pub mod montecarlo;
 pub mod projection;
+pub mod sampling;
+pub mod simulate;
 
 use std::fmt;
 use std::path::Path;

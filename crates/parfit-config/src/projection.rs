@@ -196,6 +196,19 @@ pub struct Audit {
     pub rows: Vec<f64>,
 }
 
+/// A monthly portfolio table (`result_cf.csv`, `result_pols.csv`): one row per month `t` from 0.
+#[derive(Debug, Clone)]
+pub struct MonthlyTable {
+    /// Its file name.
+    pub name: &'static str,
+    /// The columns after `t`.
+    pub columns: Vec<String>,
+    /// The number of months (rows).
+    pub months: usize,
+    /// `horizon × columns`.
+    pub rows: Vec<f64>,
+}
+
 impl Projection {
     /// Read every table the configuration at `path` names through `files` (the plugin checks each cell), and make
     /// the plugin's models with `create(configuration JSON)` — the caller's plugin for `config.projection.kind`.
@@ -381,6 +394,25 @@ impl Projection {
             .simulate(&mut model.workspace(), &[], &[*i as f64, self.scenarios[0] as f64], &times, &mut rows)
             .map_err(|e| RunError::Failed(format!("{}: audit point {id}: {e}", self.origin)))?;
         Ok(Some(Audit { id: id.clone(), columns: model.spec().outputs.clone(), rows }))
+    }
+
+    /// The monthly sums as lifelib's tables: the cash flows (`result_cf.csv`, the first five monthly columns) and
+    /// the policy counts (`result_pols.csv`, the rest); none without `monthly`.
+    pub fn monthly_tables(&self, totals: &Totals) -> Vec<MonthlyTable> {
+        let n_mcols = self.monthly_columns.len();
+        if totals.monthly.is_empty() || n_mcols == 0 {
+            return Vec::new();
+        }
+        let split = n_mcols.min(5);
+        [("result_cf.csv", 0..split), ("result_pols.csv", split..n_mcols)]
+            .into_iter()
+            .map(|(name, range)| MonthlyTable {
+                name,
+                columns: self.monthly_columns[range.clone()].to_vec(),
+                months: totals.monthly.len() / n_mcols,
+                rows: totals.monthly.chunks_exact(n_mcols).flat_map(|row| row[range.clone()].iter().copied()).collect(),
+            })
+            .collect()
     }
 
     /// The run's report (`totals.json`, `parfit run --format json`).

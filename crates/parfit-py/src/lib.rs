@@ -18,6 +18,9 @@ mod inputs;
 mod minimise;
 mod model;
 mod plugins;
+mod project;
+mod run;
+mod sample;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -29,5 +32,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(minimise::minimise, m)?)?;
     m.add_function(wrap_pyfunction!(fit::fit, m)?)?;
     m.add_function(wrap_pyfunction!(fit_many::fit_many, m)?)?;
+    m.add_function(wrap_pyfunction!(sample::sample, m)?)?;
+    m.add_function(wrap_pyfunction!(run::run_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(run::run_model, m)?)?;
+    m.add_function(wrap_pyfunction!(run::run_montecarlo, m)?)?;
+    m.add_function(wrap_pyfunction!(project::project, m)?)?;
     Ok(())
 }

@@ -9,7 +9,7 @@ pub mod sample;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use parfit_config::fitting::{configure_objective, cost_from_config};
+pub use parfit_config::fitting::cost_from_config;
 use parfit_core::Model;
 
 use crate::Common;

@@ -19,6 +19,8 @@ from ._minimise import MinimiseResult, minimise
 from ._model import Model
 from ._native import ConfigError, ModelError, ParfitError, RunError
 from ._fit import FitManyResult, FitResult, fit, fit_many
+from ._run import MonteCarloResult, ProjectionResult, project, run
+from ._sample import SampleResult, sample
 
 _native.set_bundled_plugins(_os.path.join(_os.path.dirname(__file__), "plugins"))
 
@@ -40,10 +42,16 @@ __all__ = [
     "MinimiseResult",
     "Model",
     "ModelError",
+    "MonteCarloResult",
     "ParfitError",
+    "ProjectionResult",
     "RunError",
+    "SampleResult",
     "fit",
     "fit_many",
     "minimise",
     "plugins",
+    "project",
+    "run",
+    "sample",
 ]

@@ -73,4 +73,16 @@ def fit_many(
     cases: Optional[str] = ...,
     output: Optional[str] = ...,
     resume: bool = ...,
+def sample(
+    config: str | dict[str, Any],
+    data: str | None = ...,
+    set: dict[str, float] | None = ...,
+    seed: int | None = ...,
+    files: dict[str, str] = ...,
+def run_kind(config: str | dict[str, Any], *, files: dict[str, str] = ...) -> str: ...
+def run_model(
+    times: str | None = ...,
+def run_montecarlo(
+def project(
+    model_points: str | None = ...,
 ) -> dict[str, Any]: ...
