@@ -3,8 +3,9 @@
 //! `<config>`). Relative file names in a dict resolve against the working directory.
 //!
 //! Data given from Python (a DataFrame, a dict of arrays) arrives as CSV text under a name the package chose
-//! (`<data>`, `<cases>`); [`replace_tables`] points the configuration's `[data]` or `[cases]` path at it.
+//! (`<data>`, `<cases>`); [`load_with_tables`] points the configuration's `[data]` or `[cases]` path at it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use parfit_config::Loader;
@@ -45,7 +46,7 @@ pub fn load(config: &Bound<'_, PyAny>, files: &Files) -> PyResult<LoadedConfig> 
 }
 
 /// Point `[data] path` and `[cases] path` at texts given from Python, when given.
-pub fn replace_tables(loaded: &mut LoadedConfig, data: Option<&Path>, cases: Option<&Path>) -> PyResult<()> {
+fn replace_tables(loaded: &mut LoadedConfig, data: Option<&Path>, cases: Option<&Path>) -> PyResult<()> {
     let origin = loaded.path.display().to_string();
     if let Some(path) = data {
         let section = loaded.config.data.as_mut().ok_or_else(|| {
@@ -118,4 +119,59 @@ pub fn to_toml(value: &Bound<'_, PyAny>, key: &str) -> PyResult<toml::Value> {
         "a {} cannot be written in a configuration (use dicts, lists, strings, numbers and booleans)",
         value.get_type().name().map(|n| n.to_string()).unwrap_or_default()
     )))
+}
+
+/// `set=` as (name, value) pairs, each value finite (the CLI's `--set` rule).
+pub fn sets(set: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, f64)>> {
+    let Some(set) = set else { return Ok(Vec::new()) };
+    set.iter()
+        .map(|(k, v)| {
+            let name: String = k.extract().map_err(|_| ConfigError::new_err("set: parameter names must be strings"))?;
+            let value: f64 = v
+                .extract()
+                .ok()
+                .filter(|v: &f64| v.is_finite())
+                .ok_or_else(|| ConfigError::new_err(format!("set '{name}': {v} is not a finite number")))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// A table given from Python as text, to be named `name` in the configuration at `config`: stored in `files`
+/// under the path the configuration resolves `name` to (so its loader finds the text there); returns `name`.
+pub fn give(files: &mut BTreeMap<String, String>, config: &Path, name: &str, text: String) -> PathBuf {
+    let resolved = match config.parent() {
+        Some(dir) => dir.join(name),
+        None => PathBuf::from(name),
+    };
+    files.insert(resolved.display().to_string(), text);
+    PathBuf::from(name)
+}
+
+/// The configuration, and the files of the run: the disk, and the tables given from Python (`files`, keyed by
+/// the names `data` and `cases` point `[data] path` and `[cases] path` at). A configuration resolves its paths
+/// against its own directory, so each given table is filed under the path the configuration resolves its name to.
+pub fn load_with_tables(
+    config: &Bound<'_, PyAny>,
+    mut files: BTreeMap<String, String>,
+    data: Option<&Path>,
+    cases: Option<&Path>,
+) -> PyResult<(LoadedConfig, Files)> {
+    let mut loaded = load(config, &Files::new(files.clone()))?;
+    replace_tables(&mut loaded, data, cases)?;
+    for name in data.into_iter().chain(cases) {
+        if let Some(text) = files.remove(&name.display().to_string()) {
+            files.insert(loaded.resolve(name).display().to_string(), text);
+        }
+    }
+    Ok((loaded, Files::new(files)))
+}
+
+/// The thread count of a run: the call's, else the configuration's `threads` (refused at its `file:line:column`
+/// when out of range, as the CLI refuses it), else every core.
+pub fn threads(loaded: &LoadedConfig, given: Option<usize>) -> PyResult<usize> {
+    let configured =
+        parfit_config::configured_threads(given.is_some(), loaded.config.threads, || loaded.locate(&["threads"]))
+            .map_err(errors::config)?;
+    crate::engine::threads(given, configured)
 }

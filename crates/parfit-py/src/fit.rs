@@ -3,62 +3,17 @@
 //! document, the fitted curves of `fitted.csv`) from `parfit_config::fit_result`, which the CLI also calls.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use parfit_config::config::{Algorithm, LoadedConfig};
+use parfit_config::config::Algorithm;
 use parfit_config::fit_result::{FitRun, failure, fitted_curves, fitted_values, iteration_budget, result_document};
-use parfit_config::fitting::{FitOutcome, cost_from_config, data_case, fit_staged, model_options, model_origin};
-use parfit_core::Model;
+use parfit_config::fitting::{FitOutcome, cost_from_config, data_case, fit_staged};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::engine;
 use crate::errors::{self, ConfigError};
-use crate::inputs::Files;
-use crate::{config, engine, plugins};
-
-/// A model made from a configuration's `[model]`, and the plugin and kind it came from.
-pub struct Configured {
-    pub model: Arc<dyn Model>,
-    pub plugin: String,
-    pub kind: String,
-}
-
-/// The configured model, from the plugins found as the CLI finds them (then the wheel's own); errors placed as
-/// the CLI places them.
-pub fn configured_model(
-    py: Python<'_>,
-    explicit: &[PathBuf],
-    loaded: &LoadedConfig,
-    files: &Files,
-) -> PyResult<Configured> {
-    let section = &loaded.config.model;
-    let found = plugins::find(py, explicit)?;
-    let plugin = plugins::choose(&found, section.plugin.as_deref(), &section.kind)?;
-    let options = model_options(&section.options, &loaded.path.display().to_string()).map_err(errors::config)?;
-    let source = section.source.as_ref().map(|s| loaded.resolve(s));
-    let model = plugins::create_model(plugin, &section.kind, source.as_deref(), files, options, &model_origin(loaded))?;
-    Ok(Configured { model, plugin: plugin.info().name.clone(), kind: section.kind.clone() })
-}
-
-/// The configuration, and the files of the run: the disk, and the tables given from Python (`files`, keyed by
-/// the names `data` and `cases` point `[data] path` and `[cases] path` at). A configuration resolves its paths
-/// against its own directory, so each given table is filed under the path the configuration resolves its name to.
-pub fn load_with_tables(
-    config: &Bound<'_, PyAny>,
-    mut files: BTreeMap<String, String>,
-    data: Option<&Path>,
-    cases: Option<&Path>,
-) -> PyResult<(LoadedConfig, Files)> {
-    let mut loaded = config::load(config, &Files::new(files.clone()))?;
-    config::replace_tables(&mut loaded, data, cases)?;
-    for name in data.into_iter().chain(cases) {
-        if let Some(text) = files.remove(&name.display().to_string()) {
-            files.insert(loaded.resolve(name).display().to_string(), text);
-        }
-    }
-    Ok((loaded, Files::new(files)))
-}
+use crate::plugins::Configured;
 
 /// The `algorithm=` keyword as the configuration's algorithm.
 pub fn algorithm(name: &str) -> PyResult<Algorithm> {
@@ -68,17 +23,9 @@ pub fn algorithm(name: &str) -> PyResult<Algorithm> {
     })
 }
 
-/// The `set=` keyword (the CLI's `--set`): parameter starts, each a finite number.
-pub fn sets(given: Vec<(String, f64)>) -> PyResult<Vec<(String, f64)>> {
-    if let Some((name, value)) = given.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(ConfigError::new_err(format!("set: {name} = {value} is not a finite number")));
-    }
-    Ok(given)
-}
-
 /// Fit as `parfit fit` does; returns the parts the Python `FitResult` is made of.
 #[pyfunction]
-#[pyo3(signature = (config, *, files, data=None, algorithm=None, sets=Vec::new(), seed=None, threads=None,
+#[pyo3(signature = (config, *, files, data=None, algorithm=None, set=None, seed=None, threads=None,
                     plugins=Vec::new(), progress=None, history=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit<'py>(
@@ -87,24 +34,21 @@ pub fn fit<'py>(
     files: BTreeMap<String, String>,
     data: Option<PathBuf>,
     algorithm: Option<String>,
-    sets: Vec<(String, f64)>,
+    set: Option<Bound<'py, PyDict>>,
     seed: Option<u64>,
     threads: Option<usize>,
     plugins: Vec<PathBuf>,
     progress: Option<Bound<'py, PyAny>>,
     history: Option<bool>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (mut loaded, files) = load_with_tables(config, files, data.as_deref(), None)?;
+    let (mut loaded, files) = crate::config::load_with_tables(config, files, data.as_deref(), None)?;
     if let Some(name) = algorithm {
         loaded.config.fit.algorithm = self::algorithm(&name)?;
     }
-    let configured =
-        parfit_config::configured_threads(threads.is_some(), loaded.config.threads, || loaded.locate(&["threads"]))
-            .map_err(errors::config)?;
-    let threads = engine::threads(threads, configured)?;
+    let threads = crate::config::threads(&loaded, threads)?;
     let seed = seed.or(loaded.config.seed).unwrap_or(0);
-    let sets = self::sets(sets)?;
-    let Configured { model, plugin, kind } = configured_model(py, &plugins, &loaded, &files)?;
+    let sets = crate::config::sets(set.as_ref())?;
+    let Configured { model, plugin, kind } = crate::plugins::configured_model(py, &plugins, &loaded, &files)?;
     let (data, case) = data_case(&loaded, &files, "a fit", model.spec().inputs.len()).map_err(errors::config)?;
     let outputs = data.outputs.clone();
     let origin = loaded.path.display().to_string();

@@ -19,7 +19,8 @@ use pyo3::types::PyDict;
 
 use crate::engine;
 use crate::errors::{self, ConfigError};
-use crate::fit::{Configured, algorithm, configured_model, load_with_tables, sets};
+use crate::fit::algorithm;
+use crate::plugins::Configured;
 
 /// How to start afresh, in the checkpoint's messages.
 const AGAIN: &str = "call fit_many without resume=True";
@@ -33,7 +34,7 @@ fn checkpoint_error(e: CheckpointError) -> PyErr {
 
 /// Fit every case as `parfit fit-many` does; returns the parts the Python `FitManyResult` is made of.
 #[pyfunction]
-#[pyo3(signature = (config, *, files, cases=None, output=None, resume=false, algorithm=None, sets=Vec::new(),
+#[pyo3(signature = (config, *, files, cases=None, output=None, resume=false, algorithm=None, set=None,
                     seed=None, threads=None, plugins=Vec::new(), progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit_many<'py>(
@@ -44,23 +45,20 @@ pub fn fit_many<'py>(
     output: Option<PathBuf>,
     resume: bool,
     algorithm: Option<String>,
-    sets: Vec<(String, f64)>,
+    set: Option<Bound<'py, PyDict>>,
     seed: Option<u64>,
     threads: Option<usize>,
     plugins: Vec<PathBuf>,
     progress: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (mut loaded, files) = load_with_tables(config, files, None, cases.as_deref())?;
+    let (mut loaded, files) = crate::config::load_with_tables(config, files, None, cases.as_deref())?;
     let chosen = algorithm.as_deref().map(self::algorithm).transpose()?;
     if let Some(algorithm) = chosen {
         loaded.config.fit.algorithm = algorithm;
     }
-    let configured =
-        parfit_config::configured_threads(threads.is_some(), loaded.config.threads, || loaded.locate(&["threads"]))
-            .map_err(errors::config)?;
-    let threads = engine::threads(threads, configured)?;
+    let threads = crate::config::threads(&loaded, threads)?;
     let seed = seed.or(loaded.config.seed).unwrap_or(0);
-    let sets = self::sets(sets)?;
+    let sets = crate::config::sets(set.as_ref())?;
     let origin = loaded.path.display().to_string();
     let Some(section) = loaded.config.cases.as_ref() else {
         return Err(ConfigError::new_err(format!("{origin}: fit-many needs a [cases] section")));
@@ -73,7 +71,7 @@ pub fn fit_many<'py>(
         )));
     }
 
-    let Configured { model, plugin, kind } = configured_model(py, &plugins, &loaded, &files)?;
+    let Configured { model, plugin, kind } = crate::plugins::configured_model(py, &plugins, &loaded, &files)?;
     let cases_path = loaded.resolve(&section.path);
     let table =
         read_cases(&files, &cases_path, section, model.spec(), &|keys| loaded.locate(keys)).map_err(errors::config)?;

@@ -19,11 +19,6 @@ impl Files {
         Files { given: given.into_iter().map(|(path, text)| (PathBuf::from(path), text)).collect() }
     }
 
-    /// Whether `path` names a text given from Python rather than a file.
-    pub fn is_given(&self, path: &Path) -> bool {
-        self.given.contains_key(path)
-    }
-
     /// The raw bytes of a file on disk (the checkpoint's fingerprint reads them as the CLI does).
     pub fn bytes(&self, path: &Path) -> parfit_config::Result<Vec<u8>> {
         match self.given.get(path) {

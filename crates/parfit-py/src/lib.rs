@@ -4,9 +4,6 @@
 //! conversions. The Python package wraps these functions in the documented API (numpy arrays, DataFrames,
 //! result objects); `_native.pyi` types them.
 
-// The shared machinery lands before the commands that use it; this allowance goes when they join.
-#![allow(dead_code)]
-
 use pyo3::prelude::*;
 
 mod config;

@@ -6,6 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use parfit_abi::host::{Discovery, LoadedPlugin, discover, search_path};
 use parfit_config::Loader;
+use parfit_config::config::LoadedConfig;
+use parfit_config::fitting::{model_options, model_origin};
 use parfit_core::Model;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -98,4 +100,28 @@ pub fn plugins(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Vec<Bound<'_, Py
             Ok(d)
         })
         .collect()
+}
+
+/// A model made from a configuration's `[model]`, and the plugin and kind it came from.
+pub struct Configured {
+    pub model: Arc<dyn Model>,
+    pub plugin: String,
+    pub kind: String,
+}
+
+/// The configured model, from the plugins found as the CLI finds them (then the wheel's own); errors placed as
+/// the CLI places them.
+pub fn configured_model(
+    py: Python<'_>,
+    explicit: &[PathBuf],
+    loaded: &LoadedConfig,
+    files: &Files,
+) -> PyResult<Configured> {
+    let section = &loaded.config.model;
+    let found = find(py, explicit)?;
+    let plugin = choose(&found, section.plugin.as_deref(), &section.kind)?;
+    let options = model_options(&section.options, &loaded.path.display().to_string()).map_err(errors::config)?;
+    let source = section.source.as_ref().map(|s| loaded.resolve(s));
+    let model = create_model(plugin, &section.kind, source.as_deref(), files, options, &model_origin(loaded))?;
+    Ok(Configured { model, plugin: plugin.info().name.clone(), kind: section.kind.clone() })
 }

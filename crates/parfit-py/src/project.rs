@@ -13,7 +13,6 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::inputs::Files;
-use crate::run::give;
 use crate::{config, engine, errors, plugins};
 
 /// Project every model point: `{"pv": {"columns", "ids", "values" (points × columns)}, "totals": totals.json's
@@ -34,7 +33,7 @@ pub fn project<'py>(
     let (path, text) = config::text(config, &Files::new(given.clone()))?;
     let mut project = ProjectConfig::parse(&path, &text).map_err(errors::config)?;
     if let Some(table) = model_points {
-        project.projection.model_points = give(&mut given, &path, "<model_points>", table);
+        project.projection.model_points = crate::config::give(&mut given, &path, "<model_points>", table);
     }
     let files = Files::new(given);
     let threads = engine::threads(threads, project.threads)?;

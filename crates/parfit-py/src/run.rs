@@ -3,67 +3,20 @@
 //! `Local` dispatch). A projection configuration goes to [`crate::project`].
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use parfit_config::config::{LoadedConfig, parse_times};
 use parfit_config::dispatch::Local;
 use parfit_config::montecarlo::{McConfig, Plan, report, simulate_all, summarise_points, summary_table};
 use parfit_config::simulate::{SimulateError, apply_sets, config_params, config_times, run_times, simulate};
-use parfit_core::{Model, OutputKind};
+use parfit_core::OutputKind;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::{self, ConfigError};
 use crate::inputs::Files;
 use crate::{config, engine, plugins};
-
-/// `set=` as (name, value) pairs, each value finite (the CLI's `--set` rule).
-pub fn sets(set: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, f64)>> {
-    let Some(set) = set else { return Ok(Vec::new()) };
-    set.iter()
-        .map(|(k, v)| {
-            let name: String = k.extract().map_err(|_| ConfigError::new_err("set: parameter names must be strings"))?;
-            let value: f64 = v
-                .extract()
-                .ok()
-                .filter(|v: &f64| v.is_finite())
-                .ok_or_else(|| ConfigError::new_err(format!("set '{name}': {v} is not a finite number")))?;
-            Ok((name, value))
-        })
-        .collect()
-}
-
-/// The model a configuration's `[model]` table makes, its plugin's name and the kind; the plugin's errors placed
-/// as the CLI places them (at `[model.options]` or `[model] kind`).
-pub fn model_from_config(
-    py: Python<'_>,
-    explicit: &[PathBuf],
-    loaded: &LoadedConfig,
-    files: &Files,
-) -> PyResult<(Arc<dyn Model>, String, String)> {
-    let section = &loaded.config.model;
-    let found = plugins::find(py, explicit)?;
-    let plugin = plugins::choose(&found, section.plugin.as_deref(), &section.kind)?;
-    let origin = loaded.path.display().to_string();
-    let options = parfit_config::fitting::model_options(&section.options, &origin).map_err(errors::config)?;
-    let source = section.source.as_ref().map(|s| loaded.resolve(s));
-    let blame = parfit_config::fitting::model_origin(loaded);
-    let model = plugins::create_model(plugin, &section.kind, source.as_deref(), files, options, &blame)?;
-    Ok((model, plugin.info().name.clone(), section.kind.clone()))
-}
-
-/// A table given from Python as text, to be named `name` in the configuration at `config`: stored in `files`
-/// under the path the configuration resolves `name` to (so its loader finds the text there); returns `name`.
-pub fn give(files: &mut BTreeMap<String, String>, config: &Path, name: &str, text: String) -> PathBuf {
-    let resolved = match config.parent() {
-        Some(dir) => dir.join(name),
-        None => PathBuf::from(name),
-    };
-    files.insert(resolved.display().to_string(), text);
-    PathBuf::from(name)
-}
 
 /// What kind of run a configuration is: its path (for messages) and text when it is a TOML configuration;
 /// `None` for a model file.
@@ -108,11 +61,11 @@ pub fn run_model<'py>(
     files: BTreeMap<String, String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let files = Files::new(files);
-    let sets = sets(set)?;
+    let sets = crate::config::sets(set)?;
     let (model, mut params, configured, source) = match configuration(config, &files)? {
         Some((path, text)) => {
             let loaded = LoadedConfig::parse(&path, &text).map_err(errors::config)?;
-            let (model, _, _) = model_from_config(py, &plugins, &loaded, &files)?;
+            let model = crate::plugins::configured_model(py, &plugins, &loaded, &files)?.model;
             let params = config_params(&loaded, model.as_ref()).map_err(errors::config)?;
             let times = config_times(&loaded, &files).map_err(errors::config)?;
             (model, params, times, path.display().to_string())
@@ -180,7 +133,7 @@ pub fn run_montecarlo<'py>(
     });
     let model = plugins::create_model(plugin, &mc.model.kind, source.as_deref(), &files, options, &origin)?;
     let spec = model.spec();
-    let plan = Plan::new(&mc, spec, seed, &sets(set)?, threads).map_err(errors::config)?;
+    let plan = Plan::new(&mc, spec, seed, &crate::config::sets(set)?, threads).map_err(errors::config)?;
 
     let start = Instant::now();
     let values = engine::run(py, threads, progress.as_ref(), |control| {

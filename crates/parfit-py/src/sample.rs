@@ -9,9 +9,8 @@ use parfit_core::sample::sample as run_sampler;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::inputs::Files;
-use crate::run::{give, model_from_config, sets};
-use crate::{config, engine, errors};
+use crate::plugins::Configured;
+use crate::{engine, errors};
 
 /// Sample a configuration's posterior: `{"columns": samples.csv's header, "values": its rows flattened,
 /// "summary": summary.json's text}`. `data` is a CSV text replacing the `[data]` table's file.
@@ -30,16 +29,16 @@ pub fn sample<'py>(
     files: BTreeMap<String, String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut given = files;
-    let (path, _) = config::text(config, &Files::new(given.clone()))?;
-    let data = data.map(|text| give(&mut given, &path, "<data>", text));
-    let files = Files::new(given);
-    let mut loaded = config::load(config, &files)?;
-    config::replace_tables(&mut loaded, data.as_deref(), None)?;
-    let threads = engine::threads(threads, loaded.config.threads)?;
+    let data = data.map(|text| {
+        given.insert("<data>".into(), text);
+        PathBuf::from("<data>")
+    });
+    let (loaded, files) = crate::config::load_with_tables(config, given, data.as_deref(), None)?;
+    let threads = crate::config::threads(&loaded, threads)?;
     let seed = seed.or(loaded.config.seed).unwrap_or(0);
-    let (model, plugin, kind) = model_from_config(py, &plugins, &loaded, &files)?;
+    let Configured { model, plugin, kind } = crate::plugins::configured_model(py, &plugins, &loaded, &files)?;
     let Sampling { mut sampler, mut likelihood, limits, columns, sigma, algorithm } =
-        sampling::setup(&loaded, &model, &files, &sets(set)?, seed).map_err(errors::config)?;
+        sampling::setup(&loaded, &model, &files, &crate::config::sets(set)?, seed).map_err(errors::config)?;
 
     let result = engine::run(py, threads, progress.as_ref(), |control| {
         let mut monitor = engine::Monitor::new(control, None);

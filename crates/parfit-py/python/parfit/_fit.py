@@ -28,12 +28,12 @@ def _plugins(plugins: Optional[Sequence[PathLike]]) -> list:
     return [os.fspath(p) for p in (plugins or [])]
 
 
-def _sets(set: Optional[Mapping[str, float]]) -> list:
+def _sets(set: Optional[Mapping[str, float]]) -> Optional[dict]:
     if set is None:
-        return []
+        return None
     if not isinstance(set, Mapping):
         raise TypeError(f"set must be a dict of parameter name -> value (got {type(set).__name__})")
-    return [(str(name), float(value)) for name, value in set.items()]
+    return {str(name): value for name, value in set.items()}
 
 
 class _Progress:
@@ -278,7 +278,7 @@ def fit(
             files=files,
             data=data_name,
             algorithm=algorithm,
-            sets=_sets(set),
+            set=_sets(set),
             seed=seed,
             threads=threads,
             plugins=_plugins(plugins),
@@ -476,7 +476,7 @@ def fit_many(
             output=None if output is None else os.fspath(output),
             resume=bool(resume),
             algorithm=algorithm,
-            sets=_sets(set),
+            set=_sets(set),
             seed=seed,
             threads=threads,
             plugins=_plugins(plugins),
