@@ -6,77 +6,14 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from . import _native, _tables
+from . import _arguments, _native, _tables
+from ._arguments import Config, PathLike
+from ._arguments import ProgressArg as Progress
 
-PathLike = Union[str, "os.PathLike[str]"]
-Config = Union[PathLike, Mapping[str, Any]]
-Progress = Union[None, bool, Callable[[int, int], Any]]
-
-
-def _config(config: Config) -> Any:
-    """A configuration for the native side: a dict as it is, anything else as a path."""
-    if isinstance(config, Mapping):
-        return dict(config)
-    return os.fspath(config)
-
-
-def _plugins(plugins: Optional[Sequence[PathLike]]) -> list:
-    return [os.fspath(p) for p in (plugins or [])]
-
-
-def _sets(set: Optional[Mapping[str, float]]) -> Optional[dict]:
-    if set is None:
-        return None
-    if not isinstance(set, Mapping):
-        raise TypeError(f"set must be a dict of parameter name -> value (got {type(set).__name__})")
-    return {str(name): value for name, value in set.items()}
-
-
-class _Progress:
-    """The ``progress=`` keyword as a callable ``(done, total)``: a tqdm.auto bar shown after a second (``None``,
-    when tqdm is installed), nothing (``False``), or the caller's callable."""
-
-    def __init__(self, progress: Progress, unit: str):
-        self.bar = None
-        self.callback: Optional[Callable[[int, int], Any]] = None
-        if progress is None or progress is True:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:  # pragma: no cover - tqdm is optional
-                return
-            self.bar = tqdm(total=None, delay=1, unit=unit, leave=False)
-            self.callback = self._update
-        elif progress is False:
-            return
-        elif callable(progress):
-            self.callback = progress
-        else:
-            raise TypeError(f"progress must be None, False or a callable(done, total) (got {type(progress).__name__})")
-
-    def _update(self, done: int, total: int) -> None:
-        bar = self.bar
-        if total and bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    def __enter__(self) -> Optional[Callable[[int, int], Any]]:
-        return self.callback
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _matplotlib():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - matplotlib is optional
-        raise ImportError("plot() needs matplotlib: pip install matplotlib") from e
-    return plt
 
 
 class FitResult:
@@ -174,7 +111,7 @@ class FitResult:
 
     def plot(self, ax=None):
         """Plot the data and the fitted curves of each observed output (matplotlib); returns the axes."""
-        plt = _matplotlib()
+        plt = _arguments.matplotlib()
         if ax is None:
             _, ax = plt.subplots()
         data = self._raw["data"]
@@ -272,16 +209,16 @@ def fit(
     if data is not None:
         data_name = "<data>"
         files[data_name] = _tables.csv_text(data, "data")
-    with _Progress(progress, "it") as callback:
+    with _arguments.Progress(progress, "it") as callback:
         raw = _native.fit(
-            _config(config),
+            _arguments.config(config),
             files=files,
             data=data_name,
             algorithm=algorithm,
-            set=_sets(set),
+            set=_arguments.sets(set),
             seed=seed,
             threads=threads,
-            plugins=_plugins(plugins),
+            plugins=_arguments.plugins(plugins),
             progress=callback,
             history=bool(history),
         )
@@ -348,7 +285,7 @@ class FitManyResult:
 
     def plot(self, bins: int = 40):
         """Histograms of each fitted parameter over the cases that succeeded (matplotlib); returns the figure."""
-        plt = _matplotlib()
+        plt = _arguments.matplotlib()
         names = self.parameters
         cols = min(3, max(1, len(names)))
         rows = (len(names) + cols - 1) // cols
@@ -468,18 +405,18 @@ def fit_many(
     if cases is not None:
         cases_name = "<cases>"
         files[cases_name] = _tables.csv_text(cases, "cases")
-    with _Progress(progress, "case") as callback:
+    with _arguments.Progress(progress, "case") as callback:
         raw = _native.fit_many(
-            _config(config),
+            _arguments.config(config),
             files=files,
             cases=cases_name,
             output=None if output is None else os.fspath(output),
             resume=bool(resume),
             algorithm=algorithm,
-            set=_sets(set),
+            set=_arguments.sets(set),
             seed=seed,
             threads=threads,
-            plugins=_plugins(plugins),
+            plugins=_arguments.plugins(plugins),
             progress=callback,
         )
     return FitManyResult(raw)

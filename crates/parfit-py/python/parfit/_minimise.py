@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import _native, _tables
+from . import _arguments, _native, _tables
 from ._native import ConfigError
 
 
@@ -150,7 +150,7 @@ def minimise(
     n = start.size
     lower, upper = _bounds(bounds, n)
     evaluate = _batch_evaluator(f, n, vectorised)
-    with _Progress(progress) as report:
+    with _arguments.Progress(progress, "it") as report:
         raw = _native.minimise(
             evaluate,
             start.tolist(),
@@ -205,38 +205,3 @@ def _batch_evaluator(f: Callable, n: int, vectorised: bool) -> Callable[[bytes, 
             return [float(f(batch[i].copy())) for i in range(rows)]
 
     return evaluate
-
-
-class _Progress:
-    """The ``progress=`` argument as the callable the engine reports ``(done, total)`` to."""
-
-    def __init__(self, progress: Any) -> None:
-        self._bar = None
-        self._given = progress
-        if not (progress is None or isinstance(progress, bool) or callable(progress)):
-            raise TypeError(f"progress must be None, False or a callable (got {type(progress).__name__})")
-        if progress is None or progress is True:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                self._given = False
-            else:
-                self._tqdm = tqdm
-
-    def __enter__(self):
-        if self._given is False:
-            return None
-        if callable(self._given):
-            return self._given
-        return self._update
-
-    def _update(self, done: int, total: int) -> None:
-        if self._bar is None:
-            self._bar = self._tqdm(total=total or None, delay=1, unit="it", desc="minimise")
-        if total and self._bar.total != total:
-            self._bar.total = total
-        self._bar.update(done - self._bar.n)
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.close()

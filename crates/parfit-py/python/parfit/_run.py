@@ -4,61 +4,11 @@ projection configuration's model points — the numbers ``parfit run`` prints an
 from __future__ import annotations
 
 import json
-import os
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from . import _native, _tables
-
-
-def _progress(progress: Any, unit: str) -> Callable[[int, int], None] | None:
-    """The progress callable the engine calls with ``(done, total)``: a tqdm bar (shown after 1 s) for
-    ``None`` when tqdm is installed, nothing for ``False``, else the caller's callable."""
-    if progress is False:
-        return None
-    if progress is not None and progress is not True:
-        if not callable(progress):
-            raise TypeError(f"progress must be None, False or a callable (done, total) (got {type(progress).__name__})")
-        return progress
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return _Bar(tqdm, unit)
-
-
-class _Bar:
-    """A tqdm bar fed by the engine's ``(done, total)`` reports; closed by :func:`_finish`."""
-
-    def __init__(self, tqdm: Any, unit: str):
-        self._tqdm = tqdm
-        self._unit = unit
-        self._bar = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self._bar is None:
-            self._bar = self._tqdm(total=total or None, delay=1, unit=self._unit, leave=False)
-        if total and self._bar.total != total:
-            self._bar.total = total
-        self._bar.update(done - self._bar.n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-def _finish(progress: Any) -> None:
-    if isinstance(progress, _Bar):
-        progress.close()
-
-
-def _paths(plugins: Any) -> list[str]:
-    return [os.fspath(p) for p in (plugins or [])]
-
-
-def _config(config: Any) -> Any:
-    return config if isinstance(config, Mapping) else os.fspath(config)
+from . import _arguments, _native, _tables
 
 
 def _times(times: Any) -> str | None:
@@ -316,7 +266,7 @@ def run(
     ProjectionResult
         For a ``[projection]`` configuration (as :func:`project`).
     """
-    config = _config(config)
+    config = _arguments.config(config)
     kind = _native.run_kind(config)
     if kind == "projection":
         if times is not None or set is not None or seed is not None:
@@ -325,16 +275,13 @@ def run(
     if kind == "montecarlo":
         if times is not None:
             raise _native.ConfigError("a Monte Carlo run takes no times= (its [montecarlo] periods set them)")
-        bar = _progress(progress, "paths")
-        try:
+        with _arguments.Progress(progress, "paths") as bar:
             raw = _native.run_montecarlo(
-                config, set=dict(set) if set else None, seed=seed, threads=threads, plugins=_paths(plugins),
+                config, set=_arguments.sets(set), seed=seed, threads=threads, plugins=_arguments.plugins(plugins),
                 progress=bar,
             )
-        finally:
-            _finish(bar)
         return MonteCarloResult(raw)
-    raw = _native.run_model(config, times=_times(times), set=dict(set) if set else None, plugins=_paths(plugins))
+    raw = _native.run_model(config, times=_times(times), set=_arguments.sets(set), plugins=_arguments.plugins(plugins))
     columns = list(raw["columns"])
     if raw["times"] is None:
         values = np.asarray(raw["values"], dtype=float).reshape(1, len(columns))
@@ -371,11 +318,8 @@ def project(
         ``pv``, ``totals``, ``result_cf``, ``result_pols`` and ``audit``: the CLI's files as DataFrames and a dict.
     """
     text = None if model_points is None else _tables.csv_text(model_points, "model_points")
-    bar = _progress(progress, "points")
-    try:
+    with _arguments.Progress(progress, "points") as bar:
         raw = _native.project(
-            _config(config), model_points=text, threads=threads, plugins=_paths(plugins), progress=bar
+            _arguments.config(config), model_points=text, threads=threads, plugins=_arguments.plugins(plugins), progress=bar
         )
-    finally:
-        _finish(bar)
     return ProjectionResult(raw)

@@ -8,8 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import _native, _tables
-from ._run import _config, _finish, _paths, _progress
+from . import _arguments, _native, _tables
 
 
 class SampleResult:
@@ -158,12 +157,9 @@ def sample(
     SampleResult
     """
     text = None if data is None else _tables.csv_text(data, "data")
-    bar = _progress(progress, "it")
-    try:
+    with _arguments.Progress(progress, "it") as bar:
         raw = _native.sample(
-            _config(config), data=text, set=dict(set) if set else None, seed=seed, threads=threads,
-            plugins=_paths(plugins), progress=bar,
+            _arguments.config(config), data=text, set=_arguments.sets(set), seed=seed, threads=threads,
+            plugins=_arguments.plugins(plugins), progress=bar,
         )
-    finally:
-        _finish(bar)
     return SampleResult(raw)
