@@ -3,7 +3,7 @@
 //! PySD 3.14.3 + scipy's L-BFGS-B per county on a sample — against `parfit.fit_many` over every county in the
 //! same Python process (`bench/python/counties.py`, in the PySD venv with the wheel installed there), and (b) the
 //! Python layer's overhead over the CLI on the Lotka–Volterra fit (`bench/python/overhead.py`, in the package's
-//! venv). Results into `target/bench/python.json`, a Markdown summary on stdout.
+//! venv), on the requested threads and on one. Results into `target/bench/python.json`, a Markdown summary on stdout.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -43,11 +43,17 @@ pub fn bench(args: &[String]) -> Result {
 
     eprintln!("\nthe Python layer over the CLI on the LV fit ({runs} runs each)…");
     let venv_python = python::venv().join("bin/python");
-    let mut overhead = Command::new(&venv_python);
-    overhead.current_dir(root()).arg("bench/python/overhead.py").arg("--cli").arg(&cli);
-    overhead.args(["--runs", &runs.to_string(), "--threads", &threads.to_string(), "--output"]);
-    overhead.arg(target_dir().join("bench/python-lv"));
-    report["overhead"] = parse(&output_of(&mut overhead)?)?;
+    // On the requested threads, and on one: with one pool thread the machine's other work cannot schedule the
+    // two front ends' threads differently, so that run isolates the Python layer's own cost.
+    let mut overheads = Vec::new();
+    for n in if threads == 1 { vec![1] } else { vec![threads, 1] } {
+        let mut overhead = Command::new(&venv_python);
+        overhead.current_dir(root()).arg("bench/python/overhead.py").arg("--cli").arg(&cli);
+        overhead.args(["--runs", &runs.to_string(), "--threads", &n.to_string(), "--output"]);
+        overhead.arg(target_dir().join("bench/python-lv"));
+        overheads.push(parse(&output_of(&mut overhead)?)?);
+    }
+    report["overhead"] = Value::Array(overheads);
 
     eprintln!("\nPySD + scipy on {counties} counties, parfit.fit_many on all, in one process…");
     let pysd = PathBuf::from(output_of(Command::new("bash").arg(root().join("bench/peers/pysd_venv.sh")))?.trim());
@@ -72,54 +78,55 @@ fn print(r: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     let text = |v: &Value| v.as_str().unwrap_or("").to_string();
     println!("\n{} — {} — `{}`", text(&r["date"]), text(&r["machine"]), text(&r["command"]));
-    let o = &r["overhead"];
-    println!(
-        "\nLV fit (`examples/lotka_volterra/fit.toml`), {} threads, median of {} runs each; same SSE, point and \
-         evaluations as the CLI in every run: {}\n",
-        o["threads"], o["runs"], o["identical_to_cli"]
-    );
-    println!(
-        "| measure | CLI median (fastest) | Python median (fastest) | Python ÷ CLI: medians, pairs, fastest \
-         |\n|---|---|---|---|"
-    );
-    let ms = |key: &str| f(&o[key]) * 1e3;
-    println!(
-        "| wall: `parfit fit` process vs `parfit.fit(...)` call | {:.1} ms ({:.1}) | {:.1} ms ({:.1}) | {:.3}, {:.3}, \
-         {:.3} |",
-        ms("cli_wall_s_median"),
-        ms("cli_wall_s_min"),
-        ms("python_wall_s_median"),
-        ms("python_wall_s_min"),
-        f(&o["python_wall_over_cli_wall"]),
-        f(&o["paired_python_wall_over_cli_wall_median"]),
-        ms("python_wall_s_min") / ms("cli_wall_s_min")
-    );
-    println!(
-        "| the fit's own `seconds` | {:.1} ms ({:.1}) | {:.1} ms ({:.1}) | {:.3}, {:.3}, {:.3} |",
-        ms("cli_seconds_median"),
-        ms("cli_seconds_min"),
-        ms("python_seconds_median"),
-        ms("python_seconds_min"),
-        f(&o["python_seconds_over_cli_seconds"]),
-        f(&o["paired_python_seconds_over_cli_seconds_median"]),
-        ms("python_seconds_min") / ms("cli_seconds_min")
-    );
-    println!(
-        "| CPU (user + system) | {:.1} ms | {:.1} ms | {:.3} (medians) |",
-        ms("cli_cpu_s_median"),
-        ms("python_cpu_s_median"),
-        f(&o["python_cpu_over_cli_cpu"])
-    );
-    println!(
-        "| wall: `parfit fit` process vs a fresh `python -c \"import parfit; parfit.fit(...)\"` | {:.1} ms ({:.1}) | \
-         {:.1} ms ({:.1}) | {:.3} (medians; `python -c \"import parfit\"` alone: {:.1} ms) |",
-        ms("cli_wall_s_median"),
-        ms("cli_wall_s_min"),
-        ms("python_process_wall_s_median"),
-        ms("python_process_wall_s_min"),
-        f(&o["python_process_over_cli_wall"]),
-        ms("python_import_process_wall_s_median")
-    );
+    for o in r["overhead"].as_array().into_iter().flatten() {
+        println!(
+            "\nLV fit (`examples/lotka_volterra/fit.toml`), {} threads, median of {} runs each; same SSE, point and \
+             evaluations as the CLI in every run: {}\n",
+            o["threads"], o["runs"], o["identical_to_cli"]
+        );
+        println!(
+            "| measure | CLI median (fastest) | Python median (fastest) | Python ÷ CLI: medians, pairs, fastest \
+             |\n|---|---|---|---|"
+        );
+        let ms = |key: &str| f(&o[key]) * 1e3;
+        println!(
+            "| wall: `parfit fit` process vs `parfit.fit(...)` call | {:.1} ms ({:.1}) | {:.1} ms ({:.1}) | {:.3}, {:.3}, \
+             {:.3} |",
+            ms("cli_wall_s_median"),
+            ms("cli_wall_s_min"),
+            ms("python_wall_s_median"),
+            ms("python_wall_s_min"),
+            f(&o["python_wall_over_cli_wall"]),
+            f(&o["paired_python_wall_over_cli_wall_median"]),
+            ms("python_wall_s_min") / ms("cli_wall_s_min")
+        );
+        println!(
+            "| the fit's own `seconds` | {:.1} ms ({:.1}) | {:.1} ms ({:.1}) | {:.3}, {:.3}, {:.3} |",
+            ms("cli_seconds_median"),
+            ms("cli_seconds_min"),
+            ms("python_seconds_median"),
+            ms("python_seconds_min"),
+            f(&o["python_seconds_over_cli_seconds"]),
+            f(&o["paired_python_seconds_over_cli_seconds_median"]),
+            ms("python_seconds_min") / ms("cli_seconds_min")
+        );
+        println!(
+            "| CPU (user + system) | {:.1} ms | {:.1} ms | {:.3} (medians) |",
+            ms("cli_cpu_s_median"),
+            ms("python_cpu_s_median"),
+            f(&o["python_cpu_over_cli_cpu"])
+        );
+        println!(
+            "| wall: `parfit fit` process vs a fresh `python -c \"import parfit; parfit.fit(...)\"` | {:.1} ms ({:.1}) | \
+             {:.1} ms ({:.1}) | {:.3} (medians; `python -c \"import parfit\"` alone: {:.1} ms) |",
+            ms("cli_wall_s_median"),
+            ms("cli_wall_s_min"),
+            ms("python_process_wall_s_median"),
+            ms("python_process_wall_s_min"),
+            f(&o["python_process_over_cli_wall"]),
+            ms("python_import_process_wall_s_median")
+        );
+    }
     let c = &r["counties"];
     let p = &c["pysd"];
     println!(

@@ -44,7 +44,8 @@ commands:
           python       only the Python package: the release wheel; PySD + scipy on the cookbook's county fit
                        (a sample, --counties N, default 10) against parfit.fit_many on every county in one Python
                        process, and parfit.fit against the release CLI on the LV fit (--runs N, default 20;
-                       --threads N, default all), into target/bench/python.json (needs PyPI on first use)
+                       on --threads N, default all, and on 1), into target/bench/python.json (needs PyPI on
+                       first use)
   bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)
   fuzz [--seconds N] [target…]   run the fuzz targets of fuzz/ (cargo-fuzz on the pinned nightly; installs
           cargo-fuzz when missing) for N seconds each (default 30; `test` runs this pass after the tests):
