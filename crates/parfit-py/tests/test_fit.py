@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import parfit
+from exact import same_bits
 
 
 def lv(examples):
@@ -30,9 +31,6 @@ def cli_fit(cli, config, out, *args):
     printed = json.loads(cli("fit", config, "--output", out, "--format", "json", *args).stdout)
     return printed, json.loads((out / "result.json").read_text())
 
-
-def same_bits(a, b):
-    return len(a) == len(b) and all(float(x).hex() == float(y).hex() for x, y in zip(a, b))
 
 
 def without_seconds(doc):

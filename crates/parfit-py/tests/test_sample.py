@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import parfit
+from exact import read_csv, same_bits
 
 BOX = """alpha = { start = 1.1164, lower = 1.0, upper = 1.25 }
 beta = { start = 0.4242, lower = 0.35, upper = 0.5 }
@@ -58,29 +58,10 @@ burn_in = 20
     return path
 
 
-def read_csv(path) -> pd.DataFrame:
-    return exact(pd.read_csv(path, dtype=str, keep_default_na=False))
 
 
-def exact(table: pd.DataFrame) -> pd.DataFrame:
-    """A CSV read as text, each numeric column then parsed by Python's float (correctly rounded, so the CLI's
-    shortest round-trip floats come back bit for bit); whole-number columns as integers."""
-    out = {}
-    for column in table.columns:
-        cells = list(table[column])
-        try:
-            out[column] = np.array([int(c) for c in cells], dtype=np.int64)
-        except ValueError:
-            try:
-                out[column] = np.array([float(c) for c in cells], dtype=float)
-            except ValueError:
-                out[column] = cells
-    return pd.DataFrame(out)
 
 
-def same_bits(a, b) -> bool:
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return a.shape == b.shape and np.array_equal(a.view(np.uint64), b.view(np.uint64))
 
 
 def without_seconds(summary: dict) -> dict:
