@@ -27,6 +27,7 @@ mod jit;
 mod lexer;
 mod lookup;
 mod parser;
+pub mod projection;
 pub mod system;
 
 pub use compile::{Compiled, Dialect, Files, no_files};

@@ -1,0 +1,860 @@
+//! The projection language: actuarial models (lifelib's `BasicTerm_ME`, `CashValue_ME`) as model files.
+//!
+//! A model is a list of definitions, one a line (see `plugins/actuarial/LANGUAGE.md`): parameters, monthly
+//! cells (`premiums = premium_pp * pols_if`), recursions (`av[0] = …`, `av[t+1] = …`), present values
+//! (`pv pv_premiums = premiums * disc`) and per-policy results. It reads the policy's model-point row
+//! (`mp.sum_assured`, text columns included) and assumption tables by key (`mort[age, duration]`,
+//! `product[mp.spec_id].load_prem_rate`).
+//!
+//! [`compile_projection`] checks the model against the model-point columns and tables it is given (errors at
+//! `file:line:column`) and compiles it with the crate's register-code emitter into two sections: the policy
+//! code (everything that does not vary by month: attributes, parameters, start values, per-policy table
+//! reads) run once per policy, and the month code run once per month. Parameters are constants of the
+//! compiled program, folded into the code. Table reads become reads of the crate's lookup tables
+//! ([`LookupTable`], `Backward` mode at a whole index, so each key is computed in register code and the read
+//! is native), text values become numbered symbols. [`Projection::run`] then runs a policy without
+//! allocating.
+
+mod syntax;
+
+use std::collections::{HashMap, HashSet};
+
+use crate::emit::{Emitter, Level, Val};
+use crate::eval::{Instr, Op, run};
+use crate::lexer::{Located, Pos};
+use crate::lookup::LookupTable;
+use crate::system::LookupMode;
+use syntax::{Expr, Kind, Node, Stmt, When};
+
+/// What a value is: numbers take arithmetic, booleans conditions, text only comparison and table keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    Number,
+    Bool,
+    Text,
+}
+
+impl ValueKind {
+    fn word(self) -> &'static str {
+        match self {
+            ValueKind::Number => "a number",
+            ValueKind::Bool => "a condition (true or false)",
+            ValueKind::Text => "text",
+        }
+    }
+}
+
+/// A column of the model-point table the model may read as `mp.NAME`.
+#[derive(Debug, Clone)]
+pub struct Attribute {
+    pub name: String,
+    pub kind: ValueKind,
+}
+
+/// One key (dimension) of a table: its values in order.
+#[derive(Debug, Clone)]
+pub enum Key {
+    /// Whole-number keys, increasing. With `ultimate`, keys past the last read the last (a select-and-ultimate
+    /// table's ultimate column).
+    Ints { values: Vec<i64>, ultimate: bool },
+    /// Text keys (product codes, column names), distinct.
+    Texts(Vec<String>),
+}
+
+impl Key {
+    fn len(&self) -> usize {
+        match self {
+            Key::Ints { values, .. } => values.len(),
+            Key::Texts(v) => v.len(),
+        }
+    }
+}
+
+/// A table column's values, row-major over the keys (the last key fastest).
+#[derive(Debug, Clone)]
+pub enum ColumnData {
+    Numbers(Vec<f64>),
+    Bools(Vec<bool>),
+    Texts(Vec<String>),
+}
+
+impl ColumnData {
+    fn len(&self) -> usize {
+        match self {
+            ColumnData::Numbers(v) => v.len(),
+            ColumnData::Bools(v) => v.len(),
+            ColumnData::Texts(v) => v.len(),
+        }
+    }
+}
+
+/// An assumption table as the host read it. A read with a key outside the table gives `missing` (numbers;
+/// false and no text for other columns); `None` makes such a read NaN.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: String,
+    pub keys: Vec<(String, Key)>,
+    pub columns: Vec<(String, ColumnData)>,
+    pub missing: Option<f64>,
+}
+
+/// The value of one attribute of a policy.
+#[derive(Debug, Clone, Copy)]
+pub enum AttrValue<'a> {
+    Number(f64),
+    Text(&'a str),
+}
+
+/// A compiled projection model, ready to run policies.
+#[derive(Debug)]
+pub struct ProjectionProgram {
+    attributes: Vec<Attribute>,
+    n_regs: usize,
+    consts: Vec<(u32, f64)>,
+    /// Run once per policy, after the attributes are written.
+    policy: Vec<Instr>,
+    /// Run once per month.
+    month: Vec<Instr>,
+    /// Run after the last month: the results.
+    finish: Vec<Instr>,
+    tables: Vec<LookupTable>,
+    /// State registers and where their start (after the policy code) and next values (after the month code)
+    /// are read.
+    states: Vec<(u32, u32, u32)>,
+    cells: Vec<(String, u32)>,
+    pvs: Vec<(String, u32)>,
+    results: Vec<(String, u32)>,
+    symbols: HashMap<String, f64>,
+}
+
+const T_REG: u32 = 0;
+
+/// Functions of the language and their number of arguments.
+const FUNCTIONS: [(&str, usize); 8] =
+    [("min", 2), ("max", 2), ("exp", 1), ("log", 1), ("sqrt", 1), ("abs", 1), ("floor", 1), ("round", 1)];
+
+struct Compiler<'a> {
+    file: &'a str,
+    stmts: &'a [Stmt],
+    /// Cells and recursions by name: (statement of the value now or the start, statement of the next value).
+    defs: HashMap<&'a str, (usize, Option<usize>)>,
+    params: HashMap<String, f64>,
+    attrs: HashMap<&'a str, (usize, ValueKind)>,
+    tables: HashMap<&'a str, &'a Table>,
+    /// Each table column's lookup table, and each non-arithmetic key's position and membership tables.
+    columns: HashMap<(String, String), (u32, ValueKind)>,
+    key_tables: HashMap<(String, usize), (u32, u32)>,
+    symbols: HashMap<String, f64>,
+    em: Emitter,
+    state_regs: HashMap<&'a str, u32>,
+    pv_regs: HashMap<&'a str, u32>,
+    done: HashMap<(String, When), (Val, ValueKind)>,
+    active: Vec<(String, When)>,
+    /// While compiling results: month values are out of reach.
+    in_results: bool,
+}
+
+fn err(file: &str, pos: Pos, message: impl std::fmt::Display) -> String {
+    format!("{file}:{}:{}: {message}", pos.line, pos.col)
+}
+
+impl<'a> Compiler<'a> {
+    fn e(&self, pos: Pos, message: impl std::fmt::Display) -> String {
+        err(self.file, pos, message)
+    }
+
+    fn symbol(&mut self, s: &str) -> f64 {
+        let n = self.symbols.len() as f64;
+        *self.symbols.entry(s.to_string()).or_insert(n)
+    }
+
+    fn table(&mut self, points: Vec<(f64, f64)>) -> Result<u32, String> {
+        let t = LookupTable::new(&points)?;
+        self.em.tables.push(t);
+        Ok((self.em.tables.len() - 1) as u32)
+    }
+
+    /// Turn a table's keys and columns into lookup tables.
+    fn load(&mut self, t: &'a Table) -> Result<(), String> {
+        let name = &t.name;
+        let cells: usize = t.keys.iter().map(|(_, k)| k.len()).product();
+        parfit_core::limits::check_allocation(&format!("table '{name}'"), cells as f64 * t.columns.len() as f64, 48.0)?;
+        if t.keys.is_empty() || cells == 0 {
+            return Err(format!("table '{name}': no keys or no rows"));
+        }
+        for (k, (kname, key)) in t.keys.iter().enumerate() {
+            let values: Vec<f64> = match key {
+                Key::Ints { values, .. } => {
+                    if values.windows(2).any(|w| w[0] >= w[1]) {
+                        return Err(format!("table '{name}': the values of key '{kname}' must increase"));
+                    }
+                    if values.windows(2).all(|w| w[1] - w[0] == 1) {
+                        continue;
+                    }
+                    values.iter().map(|&v| v as f64).collect()
+                }
+                Key::Texts(labels) => {
+                    let mut seen = HashSet::new();
+                    let mut ids = vec![];
+                    for l in labels {
+                        if !seen.insert(l) {
+                            return Err(format!("table '{name}': key '{kname}' has '{l}' twice"));
+                        }
+                        ids.push(self.symbol(l));
+                    }
+                    ids
+                }
+            };
+            let mut sorted: Vec<(f64, f64)> = values.iter().enumerate().map(|(i, &v)| (v, i as f64)).collect();
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let position = self.table(sorted.clone())?;
+            let member = self.table(sorted.iter().map(|&(v, _)| (v, v)).collect())?;
+            self.key_tables.insert((name.clone(), k), (position, member));
+        }
+        for (cname, data) in &t.columns {
+            if data.len() != cells {
+                return Err(format!(
+                    "table '{name}': column '{cname}' has {} values but the keys make {cells}",
+                    data.len()
+                ));
+            }
+            let (ys, kind): (Vec<f64>, ValueKind) = match data {
+                ColumnData::Numbers(v) => {
+                    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                        return Err(format!("table '{name}': column '{cname}', value {} is not finite", i + 1));
+                    }
+                    (v.clone(), ValueKind::Number)
+                }
+                ColumnData::Bools(v) => (v.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect(), ValueKind::Bool),
+                ColumnData::Texts(v) => (v.iter().map(|s| self.symbol(s)).collect(), ValueKind::Text),
+            };
+            let id = self.table(ys.into_iter().enumerate().map(|(i, y)| (i as f64, y)).collect())?;
+            self.columns.insert((name.clone(), cname.clone()), (id, kind));
+        }
+        Ok(())
+    }
+
+    fn num(&mut self, node: &Node) -> Result<Val, String> {
+        self.typed(node, ValueKind::Number)
+    }
+
+    fn typed(&mut self, node: &Node, want: ValueKind) -> Result<Val, String> {
+        let (v, k) = self.expr(node)?;
+        if k != want {
+            let what = match &node.0 {
+                Expr::Attr(n) => format!("'mp.{n}' is {}", k.word()),
+                Expr::Name(n, _) => format!("'{n}' is {}", k.word()),
+                _ => format!("this is {}", k.word()),
+            };
+            return Err(self.e(node.1, format!("{what}, but {} is needed here", want.word())));
+        }
+        Ok(v)
+    }
+
+    fn op(&mut self, op: Op, a: Val, b: Val) -> Val {
+        self.em.op(op, a, b)
+    }
+
+    fn expr(&mut self, node: &Node) -> Result<(Val, ValueKind), String> {
+        let (expr, pos) = node;
+        let pos = *pos;
+        use ValueKind::*;
+        Ok(match expr {
+            Expr::Num(v) => (Val::Const(*v), Number),
+            Expr::Text(s) => (Val::Const(self.symbol(s)), Text),
+            Expr::Attr(name) => match self.attrs.get(name.as_str()) {
+                Some(&(i, kind)) => (Val::Reg((1 + self.em.n_states + i) as u32, Level::Param), kind),
+                None => {
+                    let mut known: Vec<&str> = self.attrs.keys().copied().collect();
+                    known.sort();
+                    return Err(self.e(
+                        pos,
+                        format!("unknown attribute 'mp.{name}' (the model points have: {})", known.join(", ")),
+                    ));
+                }
+            },
+            Expr::Name(name, when) => self.name(name, *when, pos)?,
+            Expr::Table { name, keys, column } => {
+                // `x[t]` on a cell is the cell now.
+                if !self.tables.contains_key(name.as_str())
+                    && self.defs.contains_key(name.as_str())
+                    && column.is_none()
+                    && matches!(keys.as_slice(), [(Expr::Name(t, When::Now), _)] if t == "t")
+                {
+                    return self.name(name, When::Now, pos);
+                }
+                let keys: Vec<Node> = keys.clone();
+                self.lookup(name, &keys, column.as_deref(), pos)?
+            }
+            Expr::Call(f, args) => self.call(f, args, pos)?,
+            Expr::Unary(op, e) => match *op {
+                "-" => {
+                    let v = self.num(e)?;
+                    (self.op(Op::Neg, v, v), Number)
+                }
+                _ => {
+                    let v = self.typed(e, Bool)?;
+                    (self.op(Op::Not, v, v), Bool)
+                }
+            },
+            Expr::Binary(op, l, r) => {
+                let arith = match *op {
+                    "+" => Some(Op::Add),
+                    "-" => Some(Op::Sub),
+                    "*" => Some(Op::Mul),
+                    "/" => Some(Op::Div),
+                    "^" => Some(Op::Pow),
+                    _ => None,
+                };
+                if let Some(o) = arith {
+                    let (a, b) = (self.num(l)?, self.num(r)?);
+                    return Ok((self.op(o, a, b), Number));
+                }
+                match *op {
+                    "and" | "or" => {
+                        let (a, b) = (self.typed(l, Bool)?, self.typed(r, Bool)?);
+                        (self.op(if *op == "and" { Op::And } else { Op::Or }, a, b), Bool)
+                    }
+                    "==" | "!=" => {
+                        let (a, ka) = self.expr(l)?;
+                        let b = self.typed(r, ka)?;
+                        (self.op(if *op == "==" { Op::Eq } else { Op::Ne }, a, b), Bool)
+                    }
+                    _ => {
+                        let (a, b) = (self.num(l)?, self.num(r)?);
+                        let o = match *op {
+                            "<" => Op::Lt,
+                            "<=" => Op::Le,
+                            ">" => Op::Gt,
+                            _ => Op::Ge,
+                        };
+                        (self.op(o, a, b), Bool)
+                    }
+                }
+            }
+            Expr::If(c, a, b) => {
+                let c = self.typed(c, Bool)?;
+                let (a, ka) = self.expr(a)?;
+                let b = self.typed(b, ka)?;
+                (self.em.op3(Op::If, c, a, b), ka)
+            }
+        })
+    }
+
+    fn call(&mut self, f: &str, args: &[Node], pos: Pos) -> Result<(Val, ValueKind), String> {
+        let Some(&(_, n)) = FUNCTIONS.iter().find(|(name, _)| *name == f) else {
+            let names: Vec<&str> = FUNCTIONS.iter().map(|(n, _)| *n).collect();
+            return Err(self.e(pos, format!("unknown function '{f}' (there are: {})", names.join(", "))));
+        };
+        if args.len() != n {
+            return Err(
+                self.e(pos, format!("{f} takes {n} argument{}, not {}", if n == 1 { "" } else { "s" }, args.len()))
+            );
+        }
+        let a = self.num(&args[0])?;
+        let v = match f {
+            "min" | "max" => {
+                let b = self.num(&args[1])?;
+                self.op(if f == "min" { Op::Min } else { Op::Max }, a, b)
+            }
+            "exp" => self.op(Op::Exp, a, a),
+            "log" => self.op(Op::Log, a, a),
+            "sqrt" => self.op(Op::Sqrt, a, a),
+            "abs" => self.op(Op::Abs, a, a),
+            "floor" => {
+                // trunc(a) − (a < trunc(a)): exact.
+                let tr = self.op(Op::Trunc, a, a);
+                let below = self.op(Op::Lt, a, tr);
+                self.op(Op::Sub, tr, below)
+            }
+            _ => {
+                // Half to even (numpy's `around`): the whole part, one away from zero when the fraction is past
+                // one half, or exactly one half from an odd whole part.
+                let tr = self.op(Op::Trunc, a, a);
+                let frac = self.op(Op::Sub, a, tr);
+                let off = self.op(Op::Abs, frac, frac);
+                let one = self.op(Op::Copysign, Val::Const(1.0), a);
+                let up = self.op(Op::Add, tr, one);
+                let odd = self.op(Op::Modulo, tr, Val::Const(2.0));
+                let odd = self.op(Op::Ne, odd, Val::Const(0.0));
+                let tie = self.em.op3(Op::If, odd, up, tr);
+                let below = self.op(Op::Lt, off, Val::Const(0.5));
+                let not_above = self.em.op3(Op::If, below, tr, tie);
+                let above = self.op(Op::Gt, off, Val::Const(0.5));
+                self.em.op3(Op::If, above, up, not_above)
+            }
+        };
+        Ok((v, ValueKind::Number))
+    }
+
+    fn lookup(
+        &mut self,
+        name: &str,
+        keys: &[Node],
+        column: Option<&str>,
+        pos: Pos,
+    ) -> Result<(Val, ValueKind), String> {
+        let Some(&table) = self.tables.get(name) else {
+            let what = if self.defs.contains_key(name) || self.params.contains_key(name) {
+                format!(
+                    "'{name}' is not a table; a cell is read as '{name}', '{name}[t]' or (a recursion) '{name}[t+1]'"
+                )
+            } else {
+                let mut known: Vec<&str> = self.tables.keys().copied().collect();
+                known.sort();
+                format!("unknown table '{name}' (the tables are: {})", known.join(", "))
+            };
+            return Err(self.e(pos, what));
+        };
+        if keys.len() != table.keys.len() {
+            let names: Vec<&str> = table.keys.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(self.e(
+                pos,
+                format!("table '{name}' has {} keys ({}), not {}", names.len(), names.join(", "), keys.len()),
+            ));
+        }
+        let col = match column {
+            Some(c) => c.to_string(),
+            None if table.columns.len() == 1 => table.columns[0].0.clone(),
+            None => {
+                let names: Vec<&str> = table.columns.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(
+                    self.e(pos, format!("table '{name}' has several columns; pick one with '.': {}", names.join(", ")))
+                );
+            }
+        };
+        let Some(&(col_table, kind)) = self.columns.get(&(name.to_string(), col.clone())) else {
+            let names: Vec<&str> = table.columns.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(self.e(pos, format!("table '{name}' has no column '{col}' (it has: {})", names.join(", "))));
+        };
+        let mut index = Val::Const(0.0);
+        let mut ok = Val::Const(1.0);
+        for (k, ((kname, key), node)) in table.keys.iter().zip(keys).enumerate() {
+            let want = if matches!(key, Key::Texts(_)) { ValueKind::Text } else { ValueKind::Number };
+            let (v, got) = self.expr(node)?;
+            if got != want {
+                return Err(self.e(
+                    node.1,
+                    format!("key '{kname}' of table '{name}' is {}, but this is {}", want.word(), got.word()),
+                ));
+            }
+            let (p, inside) = match (self.key_tables.get(&(name.to_string(), k)).copied(), key) {
+                (Some((position, member)), _) => {
+                    let p = self.em.table_op(Op::Lookup(LookupMode::Backward), position, v, v);
+                    let m = self.em.table_op(Op::Lookup(LookupMode::Backward), member, v, v);
+                    let found = self.op(Op::Eq, m, v);
+                    match key {
+                        Key::Ints { values, ultimate: true } => {
+                            let last = values.last().copied().unwrap_or(0) as f64;
+                            let past = self.op(Op::Gt, v, Val::Const(last));
+                            (p, self.op(Op::Or, found, past))
+                        }
+                        _ => (p, found),
+                    }
+                }
+                (None, Key::Ints { values, ultimate }) => {
+                    let first = values.first().copied().unwrap_or(0) as f64;
+                    let last = (values.len() - 1) as f64;
+                    let p = self.op(Op::Sub, v, Val::Const(first));
+                    let low = self.op(Op::Ge, p, Val::Const(0.0));
+                    if *ultimate {
+                        (self.op(Op::Min, p, Val::Const(last)), low)
+                    } else {
+                        let high = self.op(Op::Le, p, Val::Const(last));
+                        (p, self.op(Op::And, low, high))
+                    }
+                }
+                (None, Key::Texts(_)) => return Err(self.e(pos, "internal: text key without its table")),
+            };
+            let scaled = self.op(Op::Mul, index, Val::Const(key.len() as f64));
+            index = self.op(Op::Add, scaled, p);
+            ok = self.op(Op::And, ok, inside);
+        }
+        let read = self.em.table_op(Op::Lookup(LookupMode::Backward), col_table, index, index);
+        let missing = match kind {
+            ValueKind::Number => table.missing.unwrap_or(f64::NAN),
+            ValueKind::Bool => 0.0,
+            ValueKind::Text => -1.0,
+        };
+        Ok((self.em.op3(Op::If, ok, read, Val::Const(missing)), kind))
+    }
+
+    fn name(&mut self, name: &str, when: When, pos: Pos) -> Result<(Val, ValueKind), String> {
+        if name == "t" && when == When::Now {
+            if self.in_results {
+                return Err(self.e(pos, "'t' is a month; results are read after the last month"));
+            }
+            return Ok((Val::Reg(T_REG, Level::Dynamic), ValueKind::Number));
+        }
+        if let Some(&v) = self.params.get(name) {
+            if when == When::Next {
+                return Err(self.e(pos, format!("'{name}' is a parameter; it has no value at t+1")));
+            }
+            return Ok((Val::Const(v), ValueKind::Number));
+        }
+        if let Some(&r) = self.pv_regs.get(name) {
+            if !self.in_results {
+                return Err(self.e(
+                    pos,
+                    format!("'{name}' is a present value, known only after the last month (read it in a result)"),
+                ));
+            }
+            return Ok((Val::Reg(r, Level::Dynamic), ValueKind::Number));
+        }
+        if when == When::Next && self.tables.contains_key(name) {
+            // `table[t+1]`.
+            let key = (
+                Expr::Binary("+", Box::new((Expr::Name("t".into(), When::Now), pos)), Box::new((Expr::Num(1.0), pos))),
+                pos,
+            );
+            return self.lookup(name, &[key], None, pos);
+        }
+        let Some(&(now, next)) = self.defs.get(name) else {
+            if self.tables.contains_key(name) {
+                return Err(self.e(pos, format!("table '{name}' is read with its keys: '{name}[…]'")));
+            }
+            if self.attrs.contains_key(name) {
+                return Err(self.e(pos, format!("unknown name '{name}'; the model-point column is 'mp.{name}'")));
+            }
+            return Err(self.e(pos, format!("unknown name '{name}'")));
+        };
+        let key = (name.to_string(), when);
+        if let Some(&v) = self.done.get(&key) {
+            return self.check_result_level(v, name, pos);
+        }
+        if let Some(i) = self.active.iter().position(|k| *k == key) {
+            let show = |(n, w): &(String, When)| if *w == When::Next { format!("{n}[t+1]") } else { n.clone() };
+            let mut chain: Vec<String> = self.active[i..].iter().map(show).collect();
+            chain.push(show(&key));
+            return Err(self.e(pos, format!("circular definition: {}", chain.join(" reads "))));
+        }
+        let stmt = match (when, next) {
+            (When::Now, Some(_)) => {
+                // A recursion's value now is its state register.
+                let Some(&r) = self.state_regs.get(name) else {
+                    return Err(self.e(pos, format!("internal: recursion '{name}' has no state")));
+                };
+                let kind = self.stmt_kind(now)?;
+                let v = (Val::Reg(r, Level::Dynamic), kind);
+                self.done.insert(key, v);
+                return self.check_result_level(v, name, pos);
+            }
+            (When::Now, None) => now,
+            (When::Next, Some(n)) => n,
+            (When::Next, None) => {
+                return Err(
+                    self.e(pos, format!("'{name}' is not a recursion (no '{name}[t+1] = …'); it has no value at t+1"))
+                );
+            }
+        };
+        self.active.push(key.clone());
+        let expr = self.stmts[stmt].expr.clone();
+        let v = self.expr(&expr);
+        self.active.pop();
+        let v = v?;
+        self.done.insert(key, v);
+        self.check_result_level(v, name, pos)
+    }
+
+    /// The kind of a recursion: its start value's.
+    fn stmt_kind(&mut self, init: usize) -> Result<ValueKind, String> {
+        let name = &self.stmts[init].name;
+        let key = ("\0init".to_string() + name, When::Now);
+        if let Some(&(_, k)) = self.done.get(&key) {
+            return Ok(k);
+        }
+        if self.active.contains(&key) {
+            return Err(self.e(self.stmts[init].pos, format!("the start value of '{name}' reads '{name}' itself")));
+        }
+        let expr = self.stmts[init].expr.clone();
+        self.active.push(key.clone());
+        let v = self.expr(&expr);
+        self.active.pop();
+        let v = v?;
+        if v.0.level() == Some(Level::Dynamic) {
+            return Err(self.e(
+                self.stmts[init].pos,
+                format!("the start value of '{}' reads a monthly value; it may read parameters, attributes and tables at policy-level keys", self.stmts[init].name),
+            ));
+        }
+        self.done.insert(key, v);
+        Ok(v.1)
+    }
+
+    fn check_result_level(&self, v: (Val, ValueKind), name: &str, pos: Pos) -> Result<(Val, ValueKind), String> {
+        if self.in_results && v.0.level() == Some(Level::Dynamic) && !self.pv_regs.contains_key(name) {
+            return Err(self.e(pos, format!("'{name}' changes by month; a result reads present values, parameters, attributes and per-policy values")));
+        }
+        Ok(v)
+    }
+}
+
+/// Compile a projection model. `file` names the source in errors; `attributes` are the model-point columns
+/// the model may read (`mp.NAME`); `tables` the assumption tables; `params` overrides parameter defaults.
+pub fn compile_projection(
+    file: &str,
+    source: &str,
+    attributes: &[Attribute],
+    tables: &[Table],
+    params: &[(&str, f64)],
+) -> Result<ProjectionProgram, String> {
+    let stmts = syntax::parse(source).map_err(|Located { pos, message }| err(file, pos, message))?;
+    let mut defs: HashMap<&str, (usize, Option<usize>)> = HashMap::new();
+    let mut param_values = HashMap::new();
+    let mut pvs = vec![];
+    let mut results = vec![];
+    let mut order = vec![];
+    let mut seen: HashMap<&str, Pos> = HashMap::new();
+    let reserved = |n: &str| n == "t" || n == "mp" || FUNCTIONS.iter().any(|(f, _)| *f == n);
+    for (i, s) in stmts.iter().enumerate() {
+        let n = s.name.as_str();
+        if reserved(n) {
+            return Err(err(file, s.pos, format!("'{n}' is a name of the language; choose another")));
+        }
+        if tables.iter().any(|t| t.name == n) {
+            return Err(err(file, s.pos, format!("'{n}' is the name of a table; choose another")));
+        }
+        let twice = || err(file, s.pos, format!("'{n}' is defined twice (first at line {})", seen[n].line));
+        match s.kind {
+            Kind::Next => match defs.get_mut(n) {
+                Some((init, next @ None)) if stmts[*init].kind == Kind::Init => *next = Some(i),
+                Some(_) => return Err(twice()),
+                None => {
+                    return Err(err(file, s.pos, format!("'{n}[t+1]' comes before its start value '{n}[0] = …'")));
+                }
+            },
+            _ if seen.contains_key(n) => return Err(twice()),
+            Kind::Param => {
+                if let Expr::Num(v) = s.expr.0 {
+                    param_values.insert(s.name.clone(), v);
+                }
+            }
+            Kind::Pv => pvs.push(i),
+            Kind::Result => results.push(i),
+            Kind::Cell | Kind::Init => {
+                defs.insert(n, (i, None));
+                order.push(n);
+            }
+        }
+        seen.entry(n).or_insert(s.pos);
+    }
+    for (n, &(init, next)) in &defs {
+        if stmts[init].kind == Kind::Init && next.is_none() {
+            return Err(err(
+                file,
+                stmts[init].pos,
+                format!("'{n}[0]' starts a recursion but there is no '{n}[t+1] = …'"),
+            ));
+        }
+    }
+    for &(name, v) in params {
+        match param_values.get_mut(name) {
+            Some(slot) => *slot = v,
+            None => {
+                let mut known: Vec<&String> = param_values.keys().collect();
+                known.sort();
+                let known: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
+                return Err(format!("{file}: unknown parameter '{name}' (the model has: {})", known.join(", ")));
+            }
+        }
+    }
+    let recursions: Vec<&str> = order.iter().copied().filter(|n| defs[n].1.is_some()).collect();
+    let n_states = recursions.len() + pvs.len();
+    parfit_core::limits::check_allocation("the projection's registers", stmts.len() as f64 * 64.0, 8.0)?;
+    let mut c = Compiler {
+        file,
+        stmts: &stmts,
+        defs,
+        params: param_values,
+        attrs: attributes.iter().enumerate().map(|(i, a)| (a.name.as_str(), (i, a.kind))).collect(),
+        tables: tables.iter().map(|t| (t.name.as_str(), t)).collect(),
+        columns: HashMap::new(),
+        key_tables: HashMap::new(),
+        symbols: HashMap::new(),
+        em: Emitter::new(n_states, attributes.len(), vec![]),
+        state_regs: HashMap::new(),
+        pv_regs: HashMap::new(),
+        done: HashMap::new(),
+        active: vec![],
+        in_results: false,
+    };
+    for t in tables {
+        c.load(t)?;
+    }
+    for (k, n) in recursions.iter().enumerate() {
+        c.state_regs.insert(n, 1 + k as u32);
+    }
+    // Every cell now, then every recursion's start and next value, then the present values' terms.
+    let mut cells = vec![];
+    let mut state_vals = vec![];
+    for n in &order {
+        let pos = stmts[c.defs[n].0].pos;
+        let (v, _) = c.name(n, When::Now, pos)?;
+        cells.push((n.to_string(), v));
+    }
+    for n in &recursions {
+        let (init, _) = c.defs[n];
+        c.stmt_kind(init)?;
+        let Some(&(start, _)) = c.done.get(&("\0init".to_string() + n, When::Now)) else {
+            return Err(err(file, stmts[init].pos, format!("internal: no start value for '{n}'")));
+        };
+        let (next, _) = c.name(n, When::Next, stmts[init].pos)?;
+        state_vals.push((c.state_regs[n], start, next));
+    }
+    let mut pv_terms = vec![];
+    for (k, &i) in pvs.iter().enumerate() {
+        let v = c.num(&stmts[i].expr)?;
+        let r = 1 + (recursions.len() + k) as u32;
+        let acc = c.em.op(Op::Add, Val::Reg(r, Level::Dynamic), v);
+        pv_terms.push((stmts[i].name.clone(), r, acc));
+    }
+    // Registers of the monthly values (constants get a register of their own).
+    let cells: Vec<(String, u32)> = cells.into_iter().map(|(n, v)| (n, c.em.reg(v))).collect();
+    let mut states: Vec<(u32, u32, u32)> =
+        state_vals.into_iter().map(|(r, s, n)| (r, c.em.reg(s), c.em.reg(n))).collect();
+    for (_, r, acc) in &pv_terms {
+        let zero = c.em.reg(Val::Const(0.0));
+        let acc = c.em.reg(*acc);
+        states.push((*r, zero, acc));
+    }
+    let month = c.em.take_dynamic();
+    c.in_results = true;
+    for (&i, (_, r, _)) in pvs.iter().zip(&pv_terms) {
+        c.pv_regs.insert(stmts[i].name.as_str(), *r);
+    }
+    let mut result_regs = vec![];
+    for &i in &results {
+        let v = c.num(&stmts[i].expr)?;
+        result_regs.push((stmts[i].name.clone(), c.em.reg(v)));
+    }
+    let finish = c.em.take_dynamic();
+    let n_regs = c.em.n_regs as usize;
+    parfit_core::limits::check_allocation("the projection's registers", n_regs as f64, 8.0)?;
+    Ok(ProjectionProgram {
+        attributes: attributes.to_vec(),
+        n_regs,
+        consts: c.em.consts.clone(),
+        policy: std::mem::take(&mut c.em.setup),
+        month,
+        finish,
+        tables: std::mem::take(&mut c.em.tables),
+        states,
+        cells,
+        pvs: pv_terms.iter().map(|(n, r, _)| (n.clone(), *r)).collect(),
+        results: result_regs,
+        symbols: c.symbols,
+    })
+}
+
+impl ProjectionProgram {
+    /// The monthly cells in definition order: the columns of [`Projection::run`]'s monthly rows.
+    pub fn cells(&self) -> impl Iterator<Item = &str> {
+        self.cells.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The present values in definition order.
+    pub fn pvs(&self) -> impl Iterator<Item = &str> {
+        self.pvs.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The results in definition order.
+    pub fn results(&self) -> impl Iterator<Item = &str> {
+        self.results.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Instructions per policy and per month (the cost of a month is about its instruction count).
+    pub fn code_size(&self) -> (usize, usize) {
+        (self.policy.len(), self.month.len())
+    }
+
+    /// A runner with its own register file (one per thread).
+    pub fn runner(&self) -> Projection<'_> {
+        let mut regs = vec![0.0; self.n_regs];
+        for &(r, v) in &self.consts {
+            regs[r as usize] = v;
+        }
+        Projection { program: self, regs, next: vec![0.0; self.states.len()] }
+    }
+}
+
+/// Runs policies of one program.
+pub struct Projection<'p> {
+    program: &'p ProjectionProgram,
+    regs: Vec<f64>,
+    next: Vec<f64>,
+}
+
+impl Projection<'_> {
+    /// Project one policy for `months` months. `attrs` are its model-point values in the order of the
+    /// attributes the program was compiled with; `monthly`, if given, receives `months` rows of
+    /// [`ProjectionProgram::cells`] values. Present values and results are then in [`Projection::pvs`] and
+    /// [`Projection::results`].
+    pub fn run(&mut self, attrs: &[AttrValue], months: usize, mut monthly: Option<&mut [f64]>) -> Result<(), String> {
+        let p = self.program;
+        if attrs.len() != p.attributes.len() {
+            return Err(format!(
+                "{} attribute values given, the model points have {}",
+                attrs.len(),
+                p.attributes.len()
+            ));
+        }
+        let width = p.cells.len();
+        if let Some(rows) = &monthly
+            && rows.len() < months.saturating_mul(width)
+        {
+            return Err(format!(
+                "the monthly buffer holds {} values, {months} months need {}",
+                rows.len(),
+                months * width
+            ));
+        }
+        let base = 1 + p.states.len();
+        let mut unknown = 0.0;
+        for (i, (a, v)) in p.attributes.iter().zip(attrs).enumerate() {
+            self.regs[base + i] = match (a.kind, v) {
+                (ValueKind::Text, AttrValue::Text(s)) => match p.symbols.get(*s) {
+                    Some(&id) => id,
+                    None => {
+                        // Text no table or literal has: equal only to itself.
+                        unknown -= 1.0;
+                        unknown - 1.0 // −2, −3, …: −1 is a missing table text
+                    }
+                },
+                (ValueKind::Number | ValueKind::Bool, AttrValue::Number(x)) => *x,
+                (kind, _) => return Err(format!("attribute '{}' must be {}", a.name, kind.word())),
+            };
+        }
+        let regs = &mut self.regs[..];
+        run(&p.policy, regs, &p.tables);
+        for &(r, start, _) in &p.states {
+            regs[r as usize] = regs[start as usize];
+        }
+        for t in 0..months {
+            regs[T_REG as usize] = t as f64;
+            run(&p.month, regs, &p.tables);
+            if let Some(rows) = monthly.as_deref_mut() {
+                for (slot, &(_, r)) in rows[t * width..(t + 1) * width].iter_mut().zip(&p.cells) {
+                    *slot = regs[r as usize];
+                }
+            }
+            for (slot, &(_, _, next)) in self.next.iter_mut().zip(&p.states) {
+                *slot = regs[next as usize];
+            }
+            for (&v, &(r, _, _)) in self.next.iter().zip(&p.states) {
+                regs[r as usize] = v;
+            }
+        }
+        run(&p.finish, regs, &p.tables);
+        Ok(())
+    }
+
+    /// The present values of the last run, in [`ProjectionProgram::pvs`] order.
+    pub fn pvs(&self) -> impl Iterator<Item = f64> + '_ {
+        self.program.pvs.iter().map(|&(_, r)| self.regs[r as usize])
+    }
+
+    /// The results of the last run, in [`ProjectionProgram::results`] order.
+    pub fn results(&self) -> impl Iterator<Item = f64> + '_ {
+        self.program.results.iter().map(|&(_, r)| self.regs[r as usize])
+    }
+}

@@ -1,0 +1,452 @@
+//! The projection language's text: tokens and the statement/expression tree, every node with its position.
+
+use crate::lexer::{Located, Pos};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Num(f64),
+    Ident(String),
+    Str(String),
+    Sym(&'static str),
+    Newline,
+    End,
+}
+
+/// The punctuation, longest first so that `<=` is not read as `<` then `=`.
+const SYMBOLS: [&str; 18] =
+    ["==", "!=", "<=", ">=", "+", "-", "*", "/", "^", "(", ")", "[", "]", ",", ".", "=", "<", ">"];
+
+fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, Located> {
+    let mut out = vec![];
+    for (l, line) in src.lines().enumerate() {
+        let chars: Vec<(usize, char)> = line.char_indices().collect();
+        let mut k = 0;
+        while let Some(&(byte, c)) = chars.get(k) {
+            let pos = Pos { line: l + 1, col: k + 1 };
+            if c == '#' {
+                break;
+            }
+            if c.is_whitespace() {
+                k += 1;
+                continue;
+            }
+            if c.is_ascii_digit() || (c == '.' && chars.get(k + 1).is_some_and(|&(_, d)| d.is_ascii_digit())) {
+                while chars.get(k).is_some_and(|&(_, d)| d.is_ascii_digit() || d == '.') {
+                    k += 1;
+                }
+                if chars.get(k).is_some_and(|&(_, d)| d == 'e' || d == 'E') {
+                    let mut j = k + 1;
+                    if chars.get(j).is_some_and(|&(_, d)| d == '+' || d == '-') {
+                        j += 1;
+                    }
+                    if chars.get(j).is_some_and(|&(_, d)| d.is_ascii_digit()) {
+                        k = j;
+                        while chars.get(k).is_some_and(|&(_, d)| d.is_ascii_digit()) {
+                            k += 1;
+                        }
+                    }
+                }
+                let end = chars.get(k).map_or(line.len(), |&(b, _)| b);
+                let text = &line[byte..end];
+                let v: f64 = text.parse().map_err(|_| Located::new(pos, format!("'{text}' is not a number")))?;
+                out.push((Tok::Num(v), pos));
+                continue;
+            }
+            if c.is_alphabetic() || c == '_' {
+                let start = byte;
+                while chars.get(k).is_some_and(|&(_, d)| d.is_alphanumeric() || d == '_') {
+                    k += 1;
+                }
+                let end = chars.get(k).map_or(line.len(), |&(b, _)| b);
+                out.push((Tok::Ident(line[start..end].to_string()), pos));
+                continue;
+            }
+            if c == '"' {
+                let start = byte + 1;
+                k += 1;
+                while chars.get(k).is_some_and(|&(_, d)| d != '"') {
+                    k += 1;
+                }
+                let Some(&(end, _)) = chars.get(k) else {
+                    return Err(Located::new(pos, "the text starting here has no closing '\"'"));
+                };
+                out.push((Tok::Str(line[start..end].to_string()), pos));
+                k += 1;
+                continue;
+            }
+            let rest = &line[byte..];
+            let Some(sym) = SYMBOLS.iter().find(|s| rest.starts_with(**s)) else {
+                return Err(Located::new(pos, format!("unexpected character '{c}'")));
+            };
+            out.push((Tok::Sym(sym), pos));
+            k += sym.len();
+        }
+        out.push((Tok::Newline, Pos { line: l + 1, col: chars.len() + 1 }));
+    }
+    let end = Pos { line: src.lines().count().max(1), col: 1 };
+    out.push((Tok::End, end));
+    Ok(out)
+}
+
+/// A month reference on a cell: `x` or `x[t]` (this month) or `x[t+1]` (a recursion's next value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum When {
+    Now,
+    Next,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Num(f64),
+    Text(String),
+    /// A cell, parameter or `t`.
+    Name(String, When),
+    /// `mp.NAME`: a column of the policy's model-point row.
+    Attr(String),
+    /// `table[key, …]` or `table[key, …].column`.
+    Table {
+        name: String,
+        keys: Vec<(Expr, Pos)>,
+        column: Option<String>,
+    },
+    Call(String, Vec<(Expr, Pos)>),
+    Unary(&'static str, Box<(Expr, Pos)>),
+    Binary(&'static str, Box<(Expr, Pos)>, Box<(Expr, Pos)>),
+    If(Box<(Expr, Pos)>, Box<(Expr, Pos)>, Box<(Expr, Pos)>),
+}
+
+pub type Node = (Expr, Pos);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `name = expr`: a value each month (or once per policy when it reads no month-varying value).
+    Cell,
+    /// `name[0] = expr`: a recursion's start.
+    Init,
+    /// `name[t+1] = expr`: a recursion's next value.
+    Next,
+    /// `pv name = expr`: the sum over the projected months.
+    Pv,
+    /// `result name = expr`: a figure of the policy from present values, parameters and attributes.
+    Result,
+    /// `param name = number`.
+    Param,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub kind: Kind,
+    pub name: String,
+    pub pos: Pos,
+    pub expr: Node,
+}
+
+struct Parser {
+    toks: Vec<(Tok, Pos)>,
+    at: usize,
+}
+
+fn describe(t: &Tok) -> String {
+    match t {
+        Tok::Num(v) => format!("the number {v}"),
+        Tok::Ident(s) => format!("'{s}'"),
+        Tok::Str(s) => format!("the text \"{s}\""),
+        Tok::Sym(s) => format!("'{s}'"),
+        Tok::Newline => "the end of the line".into(),
+        Tok::End => "the end of the file".into(),
+    }
+}
+
+const KEYWORDS: [&str; 9] = ["if", "then", "else", "and", "or", "not", "param", "pv", "result"];
+
+impl Parser {
+    fn peek(&self) -> &Tok {
+        self.toks.get(self.at).map_or(&Tok::End, |t| &t.0)
+    }
+    fn pos(&self) -> Pos {
+        self.toks.get(self.at).or(self.toks.last()).map_or(Pos { line: 1, col: 1 }, |t| t.1)
+    }
+    fn bump(&mut self) -> (Tok, Pos) {
+        let t = self.toks.get(self.at).cloned().unwrap_or((Tok::End, self.pos()));
+        if self.at < self.toks.len() {
+            self.at += 1;
+        }
+        t
+    }
+    fn is_sym(&self, s: &str) -> bool {
+        matches!(self.peek(), Tok::Sym(x) if *x == s)
+    }
+    fn is_word(&self, w: &str) -> bool {
+        matches!(self.peek(), Tok::Ident(x) if x == w)
+    }
+    fn unexpected<T>(&self, wanted: &str) -> Result<T, Located> {
+        Err(Located::new(self.pos(), format!("expected {wanted}, found {}", describe(self.peek()))))
+    }
+    fn expect_sym(&mut self, s: &str) -> Result<Pos, Located> {
+        if self.is_sym(s) { Ok(self.bump().1) } else { self.unexpected(&format!("'{s}'")) }
+    }
+    fn expect_word(&mut self, w: &str) -> Result<(), Located> {
+        if self.is_word(w) {
+            self.bump();
+            Ok(())
+        } else {
+            self.unexpected(&format!("'{w}'"))
+        }
+    }
+    fn name(&mut self, what: &str) -> Result<(String, Pos), Located> {
+        match self.peek().clone() {
+            Tok::Ident(s) if !KEYWORDS.contains(&s.as_str()) => {
+                let p = self.bump().1;
+                Ok((s, p))
+            }
+            _ => self.unexpected(what),
+        }
+    }
+
+    fn statement(&mut self) -> Result<Stmt, Located> {
+        let kind = if self.is_word("param") {
+            self.bump();
+            Kind::Param
+        } else if self.is_word("pv") {
+            self.bump();
+            Kind::Pv
+        } else if self.is_word("result") {
+            self.bump();
+            Kind::Result
+        } else {
+            Kind::Cell
+        };
+        let (name, pos) = self.name("a name to define")?;
+        let mut kind = kind;
+        if kind == Kind::Cell && self.is_sym("[") {
+            self.bump();
+            match self.bump() {
+                (Tok::Num(0.0), _) => kind = Kind::Init,
+                (Tok::Ident(t), _) if t == "t" => {
+                    self.expect_sym("+")?;
+                    match self.bump() {
+                        (Tok::Num(1.0), _) => kind = Kind::Next,
+                        (_, p) => {
+                            return Err(Located::new(p, "a recursion defines 'name[t+1]' (or its start, 'name[0]')"));
+                        }
+                    }
+                }
+                (_, p) => return Err(Located::new(p, "a recursion defines 'name[0]' or 'name[t+1]'")),
+            }
+            self.expect_sym("]")?;
+        }
+        self.expect_sym("=")?;
+        let expr = if kind == Kind::Param {
+            let p = self.pos();
+            let neg = self.is_sym("-");
+            if neg {
+                self.bump();
+            }
+            match self.bump() {
+                (Tok::Num(v), _) => (Expr::Num(if neg { -v } else { v }), p),
+                (_, p) => return Err(Located::new(p, "a parameter's default is a number")),
+            }
+        } else {
+            self.expr()?
+        };
+        match self.peek() {
+            Tok::Newline | Tok::End => Ok(Stmt { kind, name, pos, expr }),
+            _ => self.unexpected("the end of the line"),
+        }
+    }
+
+    fn expr(&mut self) -> Result<Node, Located> {
+        if self.is_word("if") {
+            let p = self.bump().1;
+            let c = self.expr()?;
+            self.expect_word("then")?;
+            let a = self.expr()?;
+            self.expect_word("else")?;
+            let b = self.expr()?;
+            return Ok((Expr::If(Box::new(c), Box::new(a), Box::new(b)), p));
+        }
+        self.or()
+    }
+
+    fn or(&mut self) -> Result<Node, Located> {
+        let mut l = self.and()?;
+        while self.is_word("or") {
+            let p = self.bump().1;
+            let r = self.and()?;
+            l = (Expr::Binary("or", Box::new(l), Box::new(r)), p);
+        }
+        Ok(l)
+    }
+
+    fn and(&mut self) -> Result<Node, Located> {
+        let mut l = self.not()?;
+        while self.is_word("and") {
+            let p = self.bump().1;
+            let r = self.not()?;
+            l = (Expr::Binary("and", Box::new(l), Box::new(r)), p);
+        }
+        Ok(l)
+    }
+
+    fn not(&mut self) -> Result<Node, Located> {
+        if self.is_word("not") {
+            let p = self.bump().1;
+            let e = self.not()?;
+            return Ok((Expr::Unary("not", Box::new(e)), p));
+        }
+        self.comparison()
+    }
+
+    fn comparison(&mut self) -> Result<Node, Located> {
+        let l = self.sum()?;
+        for op in ["==", "!=", "<=", ">=", "<", ">"] {
+            if self.is_sym(op) {
+                let p = self.bump().1;
+                let r = self.sum()?;
+                return Ok((Expr::Binary(op, Box::new(l), Box::new(r)), p));
+            }
+        }
+        Ok(l)
+    }
+
+    fn sum(&mut self) -> Result<Node, Located> {
+        let mut l = self.product()?;
+        loop {
+            let op = if self.is_sym("+") {
+                "+"
+            } else if self.is_sym("-") {
+                "-"
+            } else {
+                return Ok(l);
+            };
+            let p = self.bump().1;
+            let r = self.product()?;
+            l = (Expr::Binary(op, Box::new(l), Box::new(r)), p);
+        }
+    }
+
+    fn product(&mut self) -> Result<Node, Located> {
+        let mut l = self.unary()?;
+        loop {
+            let op = if self.is_sym("*") {
+                "*"
+            } else if self.is_sym("/") {
+                "/"
+            } else {
+                return Ok(l);
+            };
+            let p = self.bump().1;
+            let r = self.unary()?;
+            l = (Expr::Binary(op, Box::new(l), Box::new(r)), p);
+        }
+    }
+
+    fn unary(&mut self) -> Result<Node, Located> {
+        if self.is_sym("-") {
+            let p = self.bump().1;
+            let e = self.unary()?;
+            return Ok((Expr::Unary("-", Box::new(e)), p));
+        }
+        self.power()
+    }
+
+    /// `a ^ b`, right-associative, binding tighter than unary minus (`-x^2` is `-(x^2)`).
+    fn power(&mut self) -> Result<Node, Located> {
+        let base = self.atom()?;
+        if self.is_sym("^") {
+            let p = self.bump().1;
+            let e = self.unary()?;
+            return Ok((Expr::Binary("^", Box::new(base), Box::new(e)), p));
+        }
+        Ok(base)
+    }
+
+    fn args(&mut self, close: &str) -> Result<Vec<Node>, Located> {
+        let mut v = vec![self.expr()?];
+        while self.is_sym(",") {
+            self.bump();
+            v.push(self.expr()?);
+        }
+        self.expect_sym(close)?;
+        Ok(v)
+    }
+
+    fn atom(&mut self) -> Result<Node, Located> {
+        let pos = self.pos();
+        match self.peek().clone() {
+            Tok::Num(v) => {
+                self.bump();
+                Ok((Expr::Num(v), pos))
+            }
+            Tok::Str(s) => {
+                self.bump();
+                Ok((Expr::Text(s), pos))
+            }
+            Tok::Sym("(") => {
+                self.bump();
+                let e = self.expr()?;
+                self.expect_sym(")")?;
+                Ok(e)
+            }
+            Tok::Ident(w) if w == "mp" => {
+                self.bump();
+                self.expect_sym(".")?;
+                let (col, p) = self.name("a model-point column after 'mp.'")?;
+                Ok((Expr::Attr(col), p))
+            }
+            Tok::Ident(_) => {
+                let (name, _) = self.name("a value")?;
+                if self.is_sym("(") {
+                    self.bump();
+                    let args = self.args(")")?;
+                    return Ok((Expr::Call(name, args), pos));
+                }
+                if self.is_sym("[") {
+                    self.bump();
+                    // `x[t]` and `x[t+1]` are month references; anything else indexes a table.
+                    let save = self.at;
+                    if self.is_word("t") {
+                        self.bump();
+                        if self.is_sym("]") {
+                            self.bump();
+                            return Ok((Expr::Name(name, When::Now), pos));
+                        }
+                        if self.is_sym("+")
+                            && matches!(self.toks.get(self.at + 1), Some((Tok::Num(o), _)) if *o == 1.0)
+                            && matches!(self.toks.get(self.at + 2), Some((Tok::Sym("]"), _)))
+                        {
+                            self.at += 3;
+                            return Ok((Expr::Name(name, When::Next), pos));
+                        }
+                        self.at = save;
+                    }
+                    let keys = self.args("]")?;
+                    let column = if self.is_sym(".") {
+                        self.bump();
+                        Some(self.name("a column name after '.'")?.0)
+                    } else {
+                        None
+                    };
+                    return Ok((Expr::Table { name, keys, column }, pos));
+                }
+                Ok((Expr::Name(name, When::Now), pos))
+            }
+            _ => self.unexpected("a value"),
+        }
+    }
+}
+
+/// Parse a model into its statements, in order.
+pub fn parse(src: &str) -> Result<Vec<Stmt>, Located> {
+    let mut p = Parser { toks: lex(src)?, at: 0 };
+    let mut out = vec![];
+    loop {
+        while matches!(p.peek(), Tok::Newline) {
+            p.bump();
+        }
+        if matches!(p.peek(), Tok::End) {
+            return Ok(out);
+        }
+        out.push(p.statement()?);
+    }
+}

@@ -1,0 +1,314 @@
+//! The projection language's models (`models/cashvalue_me.prj`, `models/basicterm_me.prj`, see LANGUAGE.md)
+//! against the hand-written engine on the repository's tables: every monthly quantity and every present value,
+//! bit for bit, for the sample points and all 10,000 points of each model. The micro-benchmark (ignored; run
+//! with `--ignored --nocapture`, ideally `--release`) times both on the same points.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use parfit_actuarial::{
+    Constants, Files, Kind, Month, Portfolio, PvSink, Sink, TextFile, audit_columns, project, run_length,
+};
+use parfit_expr::projection::{
+    AttrValue, Attribute, ColumnData, Key, ProjectionProgram, Table, ValueKind, compile_projection,
+};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn text(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// (header, rows) of a CSV without quoted cells (the repository's lifelib tables).
+fn csv(path: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = text(path);
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().unwrap().split(',').map(|s| s.trim().to_string()).collect();
+    let rows = lines.map(|l| l.split(',').map(|s| s.trim().to_string()).collect()).collect();
+    (header, rows)
+}
+
+fn num(s: &str) -> f64 {
+    s.parse().unwrap_or_else(|_| panic!("'{s}' is not a number"))
+}
+
+fn ints(values: impl IntoIterator<Item = i64>, ultimate: bool) -> Key {
+    Key::Ints { values: values.into_iter().collect(), ultimate }
+}
+
+/// Mortality by attained age × policy year (the last year ultimate); 0 outside, as the engine.
+fn mort() -> Table {
+    let (h, rows) = csv("examples/savings/mort_table.csv");
+    let first = num(&rows[0][0]) as i64;
+    let rates = rows.iter().flat_map(|r| r[1..].iter().map(|c| num(c))).collect();
+    Table {
+        name: "mort".into(),
+        keys: vec![
+            ("age".into(), ints(first..first + rows.len() as i64, false)),
+            ("duration".into(), ints(0..h.len() as i64 - 1, true)),
+        ],
+        columns: vec![("rate".into(), ColumnData::Numbers(rates))],
+        missing: Some(0.0),
+    }
+}
+
+fn disc() -> Table {
+    let (_, rows) = csv("examples/savings/disc_rate_ann.csv");
+    Table {
+        name: "disc_rate_ann".into(),
+        keys: vec![("year".into(), ints(rows.iter().map(|r| num(&r[0]) as i64), false))],
+        columns: vec![("zero_spot".into(), ColumnData::Numbers(rows.iter().map(|r| num(&r[1])).collect()))],
+        missing: None,
+    }
+}
+
+fn savings_tables() -> Vec<Table> {
+    let (_, products) = csv("examples/savings/product_spec_table.csv");
+    let texts = |c: usize| ColumnData::Texts(products.iter().map(|r| r[c].clone()).collect());
+    let bools = |c: usize| ColumnData::Bools(products.iter().map(|r| r[c] == "True").collect());
+    let product = Table {
+        name: "product".into(),
+        keys: vec![("spec_id".into(), Key::Texts(products.iter().map(|r| r[0].clone()).collect()))],
+        columns: vec![
+            ("premium_type".into(), texts(1)),
+            ("has_surr_charge".into(), bools(2)),
+            ("surr_charge_id".into(), texts(3)),
+            ("load_prem_rate".into(), ColumnData::Numbers(products.iter().map(|r| num(&r[4])).collect())),
+            ("is_wl".into(), bools(5)),
+        ],
+        missing: None,
+    };
+    let (h, rows) = csv("examples/savings/surr_charge_table.csv");
+    let surr = Table {
+        name: "surr_charge_table".into(),
+        keys: vec![("duration".into(), ints(0..rows.len() as i64, true)), ("type".into(), Key::Texts(h[1..].to_vec()))],
+        columns: vec![(
+            "rate".into(),
+            ColumnData::Numbers(rows.iter().flat_map(|r| r[1..].iter().map(|c| num(c))).collect()),
+        )],
+        missing: Some(0.0),
+    };
+    let (_, rows) = csv("examples/savings/std_norm_rand.csv");
+    let scenarios = rows.iter().map(|r| num(&r[0]) as i64).max().unwrap();
+    let months = rows.len() as i64 / scenarios;
+    let z = Table {
+        name: "std_norm_rand".into(),
+        keys: vec![("scen_id".into(), ints(1..=scenarios, false)), ("t".into(), ints(0..months, false))],
+        columns: vec![("std_norm_rand".into(), ColumnData::Numbers(rows.iter().map(|r| num(&r[2])).collect()))],
+        missing: None,
+    };
+    vec![mort(), product, surr, disc(), z]
+}
+
+fn basic_term_tables() -> Vec<Table> {
+    let (_, rows) = csv("examples/basicterm/basicterm_premium_table.csv");
+    let mut ages: Vec<i64> = rows.iter().map(|r| num(&r[0]) as i64).collect();
+    let mut terms: Vec<i64> = rows.iter().map(|r| num(&r[1]) as i64).collect();
+    ages.dedup();
+    terms.sort();
+    terms.dedup();
+    assert_eq!(ages.len() * terms.len(), rows.len(), "the premium table is a full grid, age-major");
+    let premium = Table {
+        name: "premium_table".into(),
+        keys: vec![("age_at_entry".into(), ints(ages, false)), ("policy_term".into(), ints(terms, false))],
+        columns: vec![("premium_rate".into(), ColumnData::Numbers(rows.iter().map(|r| num(&r[2])).collect()))],
+        missing: None,
+    };
+    vec![mort(), premium, disc()]
+}
+
+/// A model, its tables compiled, the engine's portfolio of the same points and each point's attributes.
+struct Case {
+    kind: Kind,
+    program: ProjectionProgram,
+    pf: Portfolio,
+    attrs: Vec<Vec<(f64, Option<String>)>>,
+}
+
+fn case(kind: Kind, points: &str) -> Case {
+    let file = |p: &str| Some(TextFile { name: p.into(), text: text(p) });
+    let s = "examples/savings/";
+    let (model, columns, tables, files) = match kind {
+        Kind::CashValue => (
+            "plugins/actuarial/models/cashvalue_me.prj",
+            &[
+                "spec_id",
+                "age_at_entry",
+                "policy_term",
+                "policy_count",
+                "sum_assured",
+                "duration_mth",
+                "premium_pp",
+                "av_pp_init",
+            ][..],
+            savings_tables(),
+            Files {
+                model_points: file(points),
+                product_spec: file(&format!("{s}product_spec_table.csv")),
+                mortality: file(&format!("{s}mort_table.csv")),
+                surrender_charge: file(&format!("{s}surr_charge_table.csv")),
+                discount: file(&format!("{s}disc_rate_ann.csv")),
+                scenarios: file(&format!("{s}std_norm_rand.csv")),
+                premium: None,
+            },
+        ),
+        Kind::BasicTerm => (
+            "plugins/actuarial/models/basicterm_me.prj",
+            &["age_at_entry", "policy_term", "policy_count", "sum_assured", "duration_mth"][..],
+            basic_term_tables(),
+            Files {
+                model_points: file(points),
+                premium: file("examples/basicterm/basicterm_premium_table.csv"),
+                mortality: file(&format!("{s}mort_table.csv")),
+                discount: file(&format!("{s}disc_rate_ann.csv")),
+                ..Files::default()
+            },
+        ),
+    };
+    let pf = Portfolio::read(kind, &files, Constants::defaults(kind)).unwrap();
+    let attributes: Vec<Attribute> = columns
+        .iter()
+        .map(|&c| Attribute { name: c.into(), kind: if c == "spec_id" { ValueKind::Text } else { ValueKind::Number } })
+        .collect();
+    let params: Vec<(&str, f64)> = match kind {
+        Kind::CashValue => vec![("mort_table_last_age", pf.mortality.last_age as f64)],
+        Kind::BasicTerm => vec![],
+    };
+    let program =
+        compile_projection(model, &text(model), &attributes, &tables, &params).unwrap_or_else(|e| panic!("{e}"));
+    let (h, rows) = csv(points);
+    let at: Vec<usize> = columns.iter().map(|c| h.iter().position(|x| x == c).unwrap()).collect();
+    let attrs = rows
+        .iter()
+        .map(|r| {
+            at.iter()
+                .zip(columns)
+                .map(|(&i, &c)| if c == "spec_id" { (0.0, Some(r[i].clone())) } else { (num(&r[i]), None) })
+                .collect()
+        })
+        .collect();
+    Case { kind, program, pf, attrs }
+}
+
+struct Collect(Vec<Month>);
+
+impl Sink for Collect {
+    fn month(&mut self, _t: usize, m: &Month) {
+        self.0.push(*m);
+    }
+}
+
+fn values(a: &[(f64, Option<String>)]) -> Vec<AttrValue<'_>> {
+    a.iter().map(|(x, s)| s.as_deref().map_or(AttrValue::Number(*x), AttrValue::Text)).collect()
+}
+
+/// Every audit column of every month and every present value of each point, compared bit for bit; returns
+/// the point-months compared.
+fn compare(c: &Case) -> usize {
+    let names = audit_columns(c.kind);
+    let cells: Vec<&str> = c.program.cells().collect();
+    let index: Vec<Option<usize>> = names
+        .iter()
+        .map(|n| match *n {
+            "t" => None,
+            n => Some(cells.iter().position(|c| *c == n).unwrap_or_else(|| panic!("the model has no cell '{n}'"))),
+        })
+        .collect();
+    let returns = c.pf.scenario_returns(1).unwrap();
+    let mut run = c.program.runner();
+    let (mut row, mut monthly) = (vec![0.0; names.len()], vec![]);
+    let mut total = 0;
+    for (i, (p, attrs)) in c.pf.points.iter().zip(&c.attrs).enumerate() {
+        let months = run_length(&c.pf, p);
+        let mut engine = Collect(vec![]);
+        project(&c.pf, p, returns, months, &mut engine);
+        let mut pv = PvSink::default();
+        project(&c.pf, p, returns, months, &mut pv);
+        monthly.resize(months * cells.len(), 0.0);
+        run.run(&values(attrs), months, Some(&mut monthly)).unwrap();
+        for (t, m) in engine.0.iter().enumerate() {
+            m.audit(c.kind, &mut row);
+            for (j, name) in names.iter().enumerate() {
+                let ours = index[j].map_or(t as f64, |k| monthly[t * cells.len() + k]);
+                assert_eq!(
+                    ours.to_bits(),
+                    row[j].to_bits(),
+                    "point {} month {t} {name}: {ours} vs engine {}",
+                    i + 1,
+                    row[j]
+                );
+            }
+        }
+        let mut want = vec![0.0; c.program.results().count()];
+        pv.write(c.kind, &mut want);
+        let got: Vec<f64> = run.results().collect();
+        assert_eq!(
+            got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            "point {} present values: {got:?} vs engine {want:?}",
+            i + 1
+        );
+        total += months;
+    }
+    total
+}
+
+#[test]
+fn cashvalue_me_sample_points_match_the_engine_to_the_bit() {
+    assert!(compare(&case(Kind::CashValue, "examples/savings/model_point_samples.csv")) > 0);
+}
+
+#[test]
+fn cashvalue_me_all_10000_points_match_the_engine_to_the_bit() {
+    assert!(compare(&case(Kind::CashValue, "examples/savings/model_point_10000.csv")) > 0);
+}
+
+#[test]
+fn basicterm_me_all_10000_points_match_the_engine_to_the_bit() {
+    assert!(compare(&case(Kind::BasicTerm, "examples/basicterm/basicterm_me_model_point_table.csv")) > 0);
+}
+
+/// Nanoseconds per point-month of the engine (present values only) and of the language's interpreter on the
+/// 10,000 points of each model, best of three.
+#[test]
+#[ignore = "a timing, not a check: cargo test --release -p parfit-actuarial --test language -- --ignored --nocapture"]
+fn per_point_month_cost_against_the_engine() {
+    for (kind, points) in [
+        (Kind::CashValue, "examples/savings/model_point_10000.csv"),
+        (Kind::BasicTerm, "examples/basicterm/basicterm_me_model_point_table.csv"),
+    ] {
+        let c = case(kind, points);
+        let returns = c.pf.scenario_returns(1).unwrap();
+        let months: usize = c.pf.points.iter().map(|p| run_length(&c.pf, p)).sum();
+        let attrs: Vec<Vec<AttrValue>> = c.attrs.iter().map(|a| values(a)).collect();
+        let (mut engine, mut language) = (f64::INFINITY, f64::INFINITY);
+        let mut run = c.program.runner();
+        let mut sink = 0.0;
+        for _ in 0..3 {
+            let start = Instant::now();
+            for p in &c.pf.points {
+                let mut pv = PvSink::default();
+                project(&c.pf, p, returns, run_length(&c.pf, p), &mut pv);
+                sink += pv.premiums;
+            }
+            engine = engine.min(start.elapsed().as_secs_f64());
+            let start = Instant::now();
+            for (p, a) in c.pf.points.iter().zip(&attrs) {
+                run.run(a, run_length(&c.pf, p), None).unwrap();
+                sink += run.pvs().next().unwrap_or(0.0);
+            }
+            language = language.min(start.elapsed().as_secs_f64());
+        }
+        let (policy, month) = c.program.code_size();
+        println!(
+            "{kind:?}: {months} point-months; engine {:.1} ns, language (interpreter) {:.1} ns per point-month \
+             ({:.2}x); {policy} instructions per policy, {month} per month [{sink:e}]",
+            engine * 1e9 / months as f64,
+            language * 1e9 / months as f64,
+            language / engine
+        );
+    }
+}
