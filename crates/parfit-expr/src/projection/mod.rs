@@ -684,6 +684,9 @@ pub fn compile_projection(
     for (k, n) in recursions.iter().enumerate() {
         c.state_regs.insert(n, 1 + k as u32);
     }
+    for (k, &i) in pvs.iter().enumerate() {
+        c.pv_regs.insert(stmts[i].name.as_str(), 1 + (recursions.len() + k) as u32);
+    }
     // Every cell now, then every recursion's start and next value, then the present values' terms.
     let mut cells = vec![];
     let mut state_vals = vec![];
@@ -719,9 +722,6 @@ pub fn compile_projection(
     }
     let month = c.em.take_dynamic();
     c.in_results = true;
-    for (&i, (_, r, _)) in pvs.iter().zip(&pv_terms) {
-        c.pv_regs.insert(stmts[i].name.as_str(), *r);
-    }
     let mut result_regs = vec![];
     for &i in &results {
         let v = c.num(&stmts[i].expr)?;
@@ -856,5 +856,207 @@ impl Projection<'_> {
     /// The results of the last run, in [`ProjectionProgram::results`] order.
     pub fn results(&self) -> impl Iterator<Item = f64> + '_ {
         self.program.results.iter().map(|&(_, r)| self.regs[r as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn attrs() -> Vec<Attribute> {
+        vec![
+            Attribute { name: "count".into(), kind: ValueKind::Number },
+            Attribute { name: "product".into(), kind: ValueKind::Text },
+        ]
+    }
+
+    /// Rates by age 40..=41 × year 0..=1 (ultimate), 0 outside; a charge by product code.
+    fn tables() -> Vec<Table> {
+        vec![
+            Table {
+                name: "mort".into(),
+                keys: vec![
+                    ("age".into(), Key::Ints { values: vec![40, 41], ultimate: false }),
+                    ("year".into(), Key::Ints { values: vec![0, 1], ultimate: true }),
+                ],
+                columns: vec![("q".into(), ColumnData::Numbers(vec![0.1, 0.2, 0.3, 0.4]))],
+                missing: Some(0.0),
+            },
+            Table {
+                name: "spec".into(),
+                keys: vec![("code".into(), Key::Texts(vec!["A".into(), "B".into()]))],
+                columns: vec![
+                    ("charge".into(), ColumnData::Numbers(vec![5.0, 7.0])),
+                    ("kind".into(), ColumnData::Texts(vec!["SINGLE".into(), "LEVEL".into()])),
+                    ("flag".into(), ColumnData::Bools(vec![true, false])),
+                ],
+                missing: None,
+            },
+            Table {
+                name: "terms".into(),
+                keys: vec![("term".into(), Key::Ints { values: vec![10, 15, 20], ultimate: false })],
+                columns: vec![("rate".into(), ColumnData::Numbers(vec![1.0, 1.5, 2.0]))],
+                missing: Some(-1.0),
+            },
+        ]
+    }
+
+    fn compile(src: &str) -> Result<ProjectionProgram, String> {
+        compile_projection("m.prj", src, &attrs(), &tables(), &[])
+    }
+
+    fn error(src: &str) -> String {
+        compile(src).map(|_| ()).unwrap_err()
+    }
+
+    /// Run a model on one policy for `months` months: (cell rows, results).
+    fn run_model(src: &str, count: f64, product: &str, months: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
+        let p = compile(src).unwrap_or_else(|e| panic!("{e}"));
+        let width = p.cells().count();
+        let mut rows = vec![0.0; months * width];
+        let mut r = p.runner();
+        r.run(&[AttrValue::Number(count), AttrValue::Text(product)], months, Some(&mut rows)).unwrap();
+        (rows.chunks(width.max(1)).map(<[f64]>::to_vec).collect(), r.results().collect())
+    }
+
+    #[test]
+    fn a_recursion_with_present_values_runs() {
+        let src = "param rate = 0.5
+# policies decrease by the rate each month
+n[0] = mp.count
+dead = n * rate
+n[t+1] = n - dead
+pv pv_dead = dead * 2
+result total = pv_dead + 1
+";
+        let (rows, results) = run_model(src, 8.0, "A", 3);
+        assert_eq!(rows, vec![vec![8.0, 4.0], vec![4.0, 2.0], vec![2.0, 1.0]]);
+        assert_eq!(results, vec![(4.0 + 2.0 + 1.0) * 2.0 + 1.0]);
+    }
+
+    #[test]
+    fn a_next_value_may_read_other_next_values_when_acyclic() {
+        let src = "a[0] = 1\nb[0] = 10\nb[t+1] = b + a[t+1]\na[t+1] = a * 2\nsum = a + b\n";
+        let (rows, _) = run_model(src, 0.0, "A", 3);
+        assert_eq!(rows, vec![vec![1.0, 10.0, 11.0], vec![2.0, 12.0, 14.0], vec![4.0, 16.0, 20.0]]);
+    }
+
+    #[test]
+    fn tables_read_by_number_and_text_keys_with_ultimate_and_missing_cells() {
+        let src = "age = 40 + floor(t / 2)
+q = mort[age, t]
+c = spec[mp.product].charge
+single = if spec[mp.product].kind == \"SINGLE\" then 1 else 0
+flag = if spec[mp.product].flag then 1 else 0
+r = terms[10 + 5 * t]
+";
+        let (rows, _) = run_model(src, 0.0, "B", 5);
+        // t = 0..4: ages 40, 40, 41, 41, 42 (outside: 0); years 0, 1, 2 → 1 (ultimate), …; terms 10, 15, 20, then
+        // missing (−1).
+        let q: Vec<f64> = rows.iter().map(|r| r[1]).collect();
+        assert_eq!(q, [0.1, 0.2, 0.4, 0.4, 0.0]);
+        assert!(rows.iter().all(|r| r[2] == 7.0 && r[3] == 0.0 && r[4] == 0.0));
+        let terms: Vec<f64> = rows.iter().map(|r| r[5]).collect();
+        assert_eq!(terms, [1.0, 1.5, 2.0, -1.0, -1.0]);
+        // A product no table has reads nothing.
+        let p = compile("c = spec[mp.product].charge\n").unwrap();
+        let mut run = p.runner();
+        let mut row = [0.0];
+        run.run(&[AttrValue::Number(0.0), AttrValue::Text("Z")], 1, Some(&mut row)).unwrap();
+        assert!(row[0].is_nan());
+    }
+
+    #[test]
+    fn round_is_half_to_even_and_floor_goes_down() {
+        for (x, want) in [(2.5, 2.0), (3.5, 4.0), (-2.5, -2.0), (-3.5, -4.0), (0.49, 0.0), (1.51, 2.0), (-0.4, -0.0)] {
+            let (_, r) = run_model(&format!("x = 0\nresult r = round({x})\n"), 0.0, "A", 0);
+            assert_eq!(r[0].to_bits(), f64::round_ties_even(want).to_bits(), "round({x})");
+        }
+        for (x, want) in [(2.5, 2.0), (-2.5, -3.0), (-3.0, -3.0), (0.0, 0.0)] {
+            let (_, r) = run_model(&format!("x = 0\nresult r = floor({x})\n"), 0.0, "A", 0);
+            assert_eq!(r[0], want, "floor({x})");
+        }
+    }
+
+    #[test]
+    fn names_and_tables_unknown_to_the_model_are_errors_at_their_place() {
+        assert_eq!(
+            error("x = 1\ny = mp.foo + 1\n"),
+            "m.prj:2:8: unknown attribute 'mp.foo' (the model points have: count, product)"
+        );
+        assert_eq!(error("y = rates[1]\n"), "m.prj:1:5: unknown table 'rates' (the tables are: mort, spec, terms)");
+        assert_eq!(error("y = x + 1\n"), "m.prj:1:5: unknown name 'x'");
+        assert_eq!(error("y = count\n"), "m.prj:1:5: unknown name 'count'; the model-point column is 'mp.count'");
+        assert_eq!(
+            error("y = spec[mp.product]\n").split(';').next(),
+            Some("m.prj:1:5: table 'spec' has several columns")
+        );
+        assert!(error("y = spec[mp.product].price\n").starts_with("m.prj:1:5: table 'spec' has no column 'price'"));
+        assert_eq!(error("y = mort[40]\n"), "m.prj:1:5: table 'mort' has 2 keys (age, year), not 1");
+        assert!(error("y = sin(1)\n").starts_with("m.prj:1:5: unknown function 'sin'"));
+    }
+
+    #[test]
+    fn reading_the_future_is_an_error_unless_it_is_acyclic() {
+        assert_eq!(error("x[0] = 1\nx[t+1] = x[t+1] + 1\n"), "m.prj:2:10: circular definition: x[t+1] reads x[t+1]");
+        assert_eq!(
+            error("x[0] = 1\ny = x[t+1]\nx[t+1] = y + 1\n"),
+            "m.prj:3:10: circular definition: y reads x[t+1] reads y"
+        );
+        assert_eq!(error("a = b\nb = a * 2\n"), "m.prj:2:5: circular definition: a reads b reads a");
+        assert_eq!(
+            error("y = 1\nz = y[t+1]\n"),
+            "m.prj:2:5: 'y' is not a recursion (no 'y[t+1] = …'); it has no value at t+1"
+        );
+        assert_eq!(
+            error("x[0] = t\nx[t+1] = x\n").split(';').next(),
+            Some("m.prj:1:1: the start value of 'x' reads a monthly value")
+        );
+        assert_eq!(error("x[0] = 1\n"), "m.prj:1:1: 'x[0]' starts a recursion but there is no 'x[t+1] = …'");
+        assert_eq!(error("x[t+1] = 1\n"), "m.prj:1:1: 'x[t+1]' comes before its start value 'x[0] = …'");
+        assert_eq!(error("x = 1\nx = 2\n"), "m.prj:2:1: 'x' is defined twice (first at line 1)");
+    }
+
+    #[test]
+    fn text_used_as_a_number_and_other_type_errors_are_refused() {
+        assert_eq!(error("y = mp.product * 2\n"), "m.prj:1:8: 'mp.product' is text, but a number is needed here");
+        assert_eq!(
+            error("y = if mp.count then 1 else 0\n"),
+            "m.prj:1:11: 'mp.count' is a number, but a condition (true or false) is needed here"
+        );
+        assert_eq!(error("y = mp.product == 1\n"), "m.prj:1:19: this is a number, but text is needed here");
+        assert_eq!(
+            error("y = mort[mp.product, 0]\n"),
+            "m.prj:1:13: key 'age' of table 'mort' is a number, but this is text"
+        );
+        assert_eq!(
+            error("pv p = 1\ny = p\n"),
+            "m.prj:2:5: 'p' is a present value, known only after the last month (read it in a result)"
+        );
+        assert!(error("y = t\nresult r = y\n").starts_with("m.prj:2:12: 'y' changes by month"));
+    }
+
+    #[test]
+    fn syntax_errors_and_bad_parameters_name_their_place() {
+        assert_eq!(error("y = (1 + \n"), "m.prj:1:10: expected a value, found the end of the line");
+        assert_eq!(error("y = 1 $ 2\n"), "m.prj:1:7: unexpected character '$'");
+        assert_eq!(error("y = \"abc\n"), "m.prj:1:5: the text starting here has no closing '\"'");
+        assert_eq!(error("x[t+2] = 1\n"), "m.prj:1:5: a recursion defines 'name[t+1]' (or its start, 'name[0]')");
+        assert_eq!(error("param p = mp.count\n"), "m.prj:1:11: a parameter's default is a number");
+        assert_eq!(error("t = 1\n"), "m.prj:1:1: 't' is a name of the language; choose another");
+        assert_eq!(error("mort = 1\n"), "m.prj:1:1: 'mort' is the name of a table; choose another");
+        let e = compile_projection("m.prj", "param p = 1\ny = p\n", &attrs(), &tables(), &[("q", 2.0)]).unwrap_err();
+        assert_eq!(e, "m.prj: unknown parameter 'q' (the model has: p)");
+        let p = compile_projection("m.prj", "param p = 1\nresult y = p\n", &attrs(), &tables(), &[("p", 2.0)]).unwrap();
+        let mut r = p.runner();
+        r.run(&[AttrValue::Number(0.0), AttrValue::Text("A")], 0, None).unwrap();
+        assert_eq!(r.results().collect::<Vec<_>>(), [2.0]);
+        assert!(
+            r.run(&[AttrValue::Text("A"), AttrValue::Text("A")], 0, None)
+                .unwrap_err()
+                .contains("'count' must be a number")
+        );
     }
 }
