@@ -20,7 +20,7 @@ mod syntax;
 use std::collections::{HashMap, HashSet};
 
 use crate::emit::{Emitter, Level, Val};
-use crate::eval::{Instr, Op, run};
+use crate::eval::{Instr, Op, Program, run};
 use crate::lexer::{Located, Pos};
 use crate::lookup::LookupTable;
 use crate::system::LookupMode;
@@ -109,20 +109,17 @@ pub enum AttrValue<'a> {
 #[derive(Debug)]
 pub struct ProjectionProgram {
     attributes: Vec<Attribute>,
-    n_regs: usize,
-    consts: Vec<(u32, f64)>,
-    /// Run once per policy, after the attributes are written.
-    policy: Vec<Instr>,
-    /// Run once per month.
-    month: Vec<Instr>,
-    /// Run after the last month: the results.
+    /// The policy code as `setup`, the month code as `rhs` with `f` = the cells' registers then the
+    /// recursions' and present values' next values; the state registers hold the recursions and the present
+    /// values' running sums. So the month code runs interpreted or natively ([`Program::compile_native`])
+    /// through [`Program::rhs`].
+    program: Program,
+    /// Run after the last month, with the state registers holding the final sums: the results.
     finish: Vec<Instr>,
-    tables: Vec<LookupTable>,
-    /// State registers and where their start (after the policy code) and next values (after the month code)
-    /// are read.
-    states: Vec<(u32, u32, u32)>,
-    cells: Vec<(String, u32)>,
-    pvs: Vec<(String, u32)>,
+    /// Where each state's start value is after the policy code.
+    starts: Vec<u32>,
+    cells: Vec<String>,
+    pvs: Vec<String>,
     results: Vec<(String, u32)>,
     symbols: HashMap<String, f64>,
 }
@@ -728,19 +725,23 @@ pub fn compile_projection(
         result_regs.push((stmts[i].name.clone(), c.em.reg(v)));
     }
     let finish = c.em.take_dynamic();
-    let n_regs = c.em.n_regs as usize;
-    parfit_core::limits::check_allocation("the projection's registers", n_regs as f64, 8.0)?;
+    let mut program = Program::new(n_states, attributes.len());
+    program.n_regs = c.em.n_regs as usize;
+    parfit_core::limits::check_allocation("the projection's registers", program.n_regs as f64, 8.0)?;
+    program.consts = c.em.consts.clone();
+    program.setup = std::mem::take(&mut c.em.setup);
+    program.rhs = month;
+    program.f = cells.iter().map(|(_, r)| *r).chain(states.iter().map(|s| s.2)).collect();
+    program.tables = std::mem::take(&mut c.em.tables).into();
+    // State registers are 1..=n_states in order: recursions, then present values.
+    debug_assert!(states.iter().enumerate().all(|(k, s)| s.0 as usize == 1 + k));
     Ok(ProjectionProgram {
         attributes: attributes.to_vec(),
-        n_regs,
-        consts: c.em.consts.clone(),
-        policy: std::mem::take(&mut c.em.setup),
-        month,
+        program,
         finish,
-        tables: std::mem::take(&mut c.em.tables),
-        states,
-        cells,
-        pvs: pv_terms.iter().map(|(n, r, _)| (n.clone(), *r)).collect(),
+        starts: states.iter().map(|s| s.1).collect(),
+        cells: cells.into_iter().map(|(n, _)| n).collect(),
+        pvs: pv_terms.into_iter().map(|(n, _, _)| n).collect(),
         results: result_regs,
         symbols: c.symbols,
     })
@@ -749,12 +750,12 @@ pub fn compile_projection(
 impl ProjectionProgram {
     /// The monthly cells in definition order: the columns of [`Projection::run`]'s monthly rows.
     pub fn cells(&self) -> impl Iterator<Item = &str> {
-        self.cells.iter().map(|(n, _)| n.as_str())
+        self.cells.iter().map(String::as_str)
     }
 
     /// The present values in definition order.
     pub fn pvs(&self) -> impl Iterator<Item = &str> {
-        self.pvs.iter().map(|(n, _)| n.as_str())
+        self.pvs.iter().map(String::as_str)
     }
 
     /// The results in definition order.
@@ -764,16 +765,27 @@ impl ProjectionProgram {
 
     /// Instructions per policy and per month (the cost of a month is about its instruction count).
     pub fn code_size(&self) -> (usize, usize) {
-        (self.policy.len(), self.month.len())
+        (self.program.setup.len(), self.program.rhs.len())
+    }
+
+    /// Compile the month code to native code (native targets; the same results to the bit). On failure the
+    /// program keeps interpreting and the message says why.
+    pub fn compile_native(&mut self) -> Result<(), String> {
+        self.program.compile_native()
+    }
+
+    pub fn is_native(&self) -> bool {
+        self.program.is_native()
     }
 
     /// A runner with its own register file (one per thread).
     pub fn runner(&self) -> Projection<'_> {
-        let mut regs = vec![0.0; self.n_regs];
-        for &(r, v) in &self.consts {
+        let p = &self.program;
+        let mut regs = vec![0.0; p.n_regs];
+        for &(r, v) in &p.consts {
             regs[r as usize] = v;
         }
-        Projection { program: self, regs, next: vec![0.0; self.states.len()] }
+        Projection { program: self, regs, state: vec![0.0; p.n_states], out: vec![0.0; p.f.len()] }
     }
 }
 
@@ -781,7 +793,8 @@ impl ProjectionProgram {
 pub struct Projection<'p> {
     program: &'p ProjectionProgram,
     regs: Vec<f64>,
-    next: Vec<f64>,
+    state: Vec<f64>,
+    out: Vec<f64>,
 }
 
 impl Projection<'_> {
@@ -790,15 +803,16 @@ impl Projection<'_> {
     /// [`ProjectionProgram::cells`] values. Present values and results are then in [`Projection::pvs`] and
     /// [`Projection::results`].
     pub fn run(&mut self, attrs: &[AttrValue], months: usize, mut monthly: Option<&mut [f64]>) -> Result<(), String> {
-        let p = self.program;
-        if attrs.len() != p.attributes.len() {
+        let pp = self.program;
+        let p = &pp.program;
+        if attrs.len() != pp.attributes.len() {
             return Err(format!(
                 "{} attribute values given, the model points have {}",
                 attrs.len(),
-                p.attributes.len()
+                pp.attributes.len()
             ));
         }
-        let width = p.cells.len();
+        let width = pp.cells.len();
         if let Some(rows) = &monthly
             && rows.len() < months.saturating_mul(width)
         {
@@ -808,49 +822,43 @@ impl Projection<'_> {
                 months * width
             ));
         }
-        let base = 1 + p.states.len();
-        let mut unknown = 0.0;
-        for (i, (a, v)) in p.attributes.iter().zip(attrs).enumerate() {
+        let base = 1 + p.n_states;
+        let mut unknown = -1.0;
+        for (i, (a, v)) in pp.attributes.iter().zip(attrs).enumerate() {
             self.regs[base + i] = match (a.kind, v) {
-                (ValueKind::Text, AttrValue::Text(s)) => match p.symbols.get(*s) {
+                (ValueKind::Text, AttrValue::Text(s)) => match pp.symbols.get(*s) {
                     Some(&id) => id,
                     None => {
-                        // Text no table or literal has: equal only to itself.
+                        // Text no table or literal has, equal only to itself: −2, −3, … (−1 is a missing text).
                         unknown -= 1.0;
-                        unknown - 1.0 // −2, −3, …: −1 is a missing table text
+                        unknown
                     }
                 },
                 (ValueKind::Number | ValueKind::Bool, AttrValue::Number(x)) => *x,
                 (kind, _) => return Err(format!("attribute '{}' must be {}", a.name, kind.word())),
             };
         }
-        let regs = &mut self.regs[..];
-        run(&p.policy, regs, &p.tables);
-        for &(r, start, _) in &p.states {
-            regs[r as usize] = regs[start as usize];
+        run(&p.setup, &mut self.regs, &p.tables);
+        for (s, &r) in self.state.iter_mut().zip(&pp.starts) {
+            *s = self.regs[r as usize];
         }
         for t in 0..months {
-            regs[T_REG as usize] = t as f64;
-            run(&p.month, regs, &p.tables);
+            p.rhs(&mut self.regs, t as f64, &self.state, &mut self.out);
+            let (cells, next) = self.out.split_at(width);
             if let Some(rows) = monthly.as_deref_mut() {
-                for (slot, &(_, r)) in rows[t * width..(t + 1) * width].iter_mut().zip(&p.cells) {
-                    *slot = regs[r as usize];
-                }
+                rows[t * width..(t + 1) * width].copy_from_slice(cells);
             }
-            for (slot, &(_, _, next)) in self.next.iter_mut().zip(&p.states) {
-                *slot = regs[next as usize];
-            }
-            for (&v, &(r, _, _)) in self.next.iter().zip(&p.states) {
-                regs[r as usize] = v;
-            }
+            self.state.copy_from_slice(next);
         }
-        run(&p.finish, regs, &p.tables);
+        self.regs[1..base].copy_from_slice(&self.state);
+        run(&pp.finish, &mut self.regs, &p.tables);
         Ok(())
     }
 
     /// The present values of the last run, in [`ProjectionProgram::pvs`] order.
     pub fn pvs(&self) -> impl Iterator<Item = f64> + '_ {
-        self.program.pvs.iter().map(|&(_, r)| self.regs[r as usize])
+        let n = self.program.pvs.len();
+        self.state[self.state.len() - n..].iter().copied()
     }
 
     /// The results of the last run, in [`ProjectionProgram::results`] order.
