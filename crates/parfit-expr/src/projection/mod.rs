@@ -114,6 +114,9 @@ pub struct ProjectionProgram {
     /// values' running sums. So the month code runs interpreted or natively ([`Program::compile_native`])
     /// through [`Program::rhs`].
     program: Program,
+    /// The cells that vary by month only: `rhs` computes them for month `t` into `f`, once per month of a run;
+    /// the month code reads them from the input registers after the attributes.
+    month_only: Program,
     /// Run after the last month, with the state registers holding the final sums: the results.
     finish: Vec<Instr>,
     /// Where each state's start value is after the policy code.
@@ -149,6 +152,9 @@ struct Compiler<'a> {
     active: Vec<(String, When)>,
     /// While compiling results: month values are out of reach.
     in_results: bool,
+    /// Cells that vary by month but not by policy, computed once per run for each month (the month-table
+    /// program) and read from these input registers.
+    month_inputs: HashMap<&'a str, (u32, ValueKind)>,
 }
 
 fn err(file: &str, pos: Pos, message: impl std::fmt::Display) -> String {
@@ -515,6 +521,11 @@ impl<'a> Compiler<'a> {
             }
             return Err(self.e(pos, format!("unknown name '{name}'")));
         };
+        if when == When::Now
+            && let Some(&(r, kind)) = self.month_inputs.get(name)
+        {
+            return self.check_result_level((Val::Reg(r, Level::Dynamic), kind), name, pos);
+        }
         let key = (name.to_string(), when);
         if let Some(&v) = self.done.get(&key) {
             return self.check_result_level(v, name, pos);
@@ -584,6 +595,74 @@ impl<'a> Compiler<'a> {
         }
         Ok(v)
     }
+}
+
+/// What a value varies with: the policy (attributes, recursions) and the month (`t`).
+const POLICY: u8 = 1;
+const MONTH: u8 = 2;
+
+/// The cells that read `t` (themselves or through other cells) and nothing of the policy.
+fn month_only_cells<'a>(
+    stmts: &'a [Stmt],
+    defs: &HashMap<&'a str, (usize, Option<usize>)>,
+    params: &HashMap<String, f64>,
+) -> HashSet<&'a str> {
+    struct Walk<'s, 'a> {
+        stmts: &'a [Stmt],
+        defs: &'s HashMap<&'a str, (usize, Option<usize>)>,
+        params: &'s HashMap<String, f64>,
+        memo: HashMap<&'a str, u8>,
+    }
+    impl<'a> Walk<'_, 'a> {
+        fn cell(&mut self, name: &str, when: When) -> u8 {
+            if name == "t" && when == When::Now {
+                return MONTH;
+            }
+            if self.params.contains_key(name) {
+                return 0;
+            }
+            let Some((&key, &(i, next))) = self.defs.get_key_value(name) else { return POLICY | MONTH };
+            if next.is_some() || when == When::Next {
+                return POLICY | MONTH;
+            }
+            if let Some(&v) = self.memo.get(key) {
+                return v;
+            }
+            // While a cell is being walked it counts as varying with everything (a cycle is reported later).
+            self.memo.insert(key, POLICY | MONTH);
+            let stmts = self.stmts;
+            let v = self.expr(&stmts[i].expr);
+            self.memo.insert(key, v);
+            v
+        }
+        fn expr(&mut self, (e, _): &Node) -> u8 {
+            match e {
+                Expr::Num(_) | Expr::Text(_) => 0,
+                Expr::Attr(_) => POLICY,
+                Expr::Name(n, when) => self.cell(n, *when),
+                Expr::Table { name, keys, column } => match keys.as_slice() {
+                    [(Expr::Name(t, When::Now), _)]
+                        if t == "t" && column.is_none() && self.defs.contains_key(name.as_str()) =>
+                    {
+                        self.cell(name, When::Now)
+                    }
+                    _ => keys.iter().fold(0, |v, k| v | self.expr(k)),
+                },
+                Expr::Call(_, args) => args.iter().fold(0, |v, a| v | self.expr(a)),
+                Expr::Unary(_, a) => self.expr(a),
+                Expr::Binary(_, a, b) => self.expr(a) | self.expr(b),
+                Expr::If(c, a, b) => self.expr(c) | self.expr(a) | self.expr(b),
+            }
+        }
+    }
+    let mut w = Walk { stmts, defs, params, memo: HashMap::new() };
+    let mut out = HashSet::new();
+    for (&name, &(i, next)) in defs {
+        if next.is_none() && stmts[i].kind == Kind::Cell && w.cell(name, When::Now) == MONTH {
+            out.insert(name);
+        }
+    }
+    out
 }
 
 /// Compile a projection model. `file` names the source in errors; `attributes` are the model-point columns
@@ -658,25 +737,53 @@ pub fn compile_projection(
     let recursions: Vec<&str> = order.iter().copied().filter(|n| defs[n].1.is_some()).collect();
     let n_states = recursions.len() + pvs.len();
     parfit_core::limits::check_allocation("the projection's registers", stmts.len() as f64 * 64.0, 8.0)?;
-    let mut c = Compiler {
-        file,
-        stmts: &stmts,
-        defs,
-        params: param_values,
-        attrs: attributes.iter().enumerate().map(|(i, a)| (a.name.as_str(), (i, a.kind))).collect(),
-        tables: tables.iter().map(|t| (t.name.as_str(), t)).collect(),
-        columns: HashMap::new(),
-        key_tables: HashMap::new(),
-        symbols: HashMap::new(),
-        em: Emitter::new(n_states, attributes.len(), vec![]),
-        state_regs: HashMap::new(),
-        pv_regs: HashMap::new(),
-        done: HashMap::new(),
-        active: vec![],
-        in_results: false,
+    let attrs: HashMap<&str, (usize, ValueKind)> =
+        attributes.iter().enumerate().map(|(i, a)| (a.name.as_str(), (i, a.kind))).collect();
+    let new_compiler = |n_states: usize, n_inputs: usize| -> Result<Compiler, String> {
+        let mut c = Compiler {
+            file,
+            stmts: &stmts,
+            defs: defs.clone(),
+            params: param_values.clone(),
+            attrs: attrs.clone(),
+            tables: tables.iter().map(|t| (t.name.as_str(), t)).collect(),
+            columns: HashMap::new(),
+            key_tables: HashMap::new(),
+            symbols: HashMap::new(),
+            em: Emitter::new(n_states, n_inputs, vec![]),
+            state_regs: HashMap::new(),
+            pv_regs: HashMap::new(),
+            done: HashMap::new(),
+            active: vec![],
+            in_results: false,
+            month_inputs: HashMap::new(),
+        };
+        for t in tables {
+            c.load(t)?;
+        }
+        Ok(c)
     };
-    for t in tables {
-        c.load(t)?;
+    // The cells that vary by month only (discount and inflation factors, scenario returns): their own program,
+    // run once per month of the run rather than once per policy-month.
+    let month_only = month_only_cells(&stmts, &defs, &param_values);
+    let month_names: Vec<&str> = order.iter().copied().filter(|n| month_only.contains(n)).collect();
+    let mut m = new_compiler(0, 0)?;
+    let mut month_cells = vec![];
+    for n in &month_names {
+        let pos = stmts[m.defs[n].0].pos;
+        month_cells.push(m.name(n, When::Now, pos)?);
+    }
+    let mut month_program = Program::new(0, 0);
+    month_program.f = month_cells.iter().map(|&(v, _)| m.em.reg(v)).collect();
+    month_program.rhs = m.em.take_dynamic();
+    month_program.setup = std::mem::take(&mut m.em.setup);
+    month_program.n_regs = m.em.n_regs as usize;
+    month_program.consts = std::mem::take(&mut m.em.consts);
+    month_program.tables = std::mem::take(&mut m.em.tables).into();
+
+    let mut c = new_compiler(n_states, attributes.len() + month_names.len())?;
+    for (k, (n, &(_, kind))) in month_names.iter().zip(&month_cells).enumerate() {
+        c.month_inputs.insert(n, ((1 + n_states + attributes.len() + k) as u32, kind));
     }
     for (k, n) in recursions.iter().enumerate() {
         c.state_regs.insert(n, 1 + k as u32);
@@ -725,7 +832,7 @@ pub fn compile_projection(
         result_regs.push((stmts[i].name.clone(), c.em.reg(v)));
     }
     let finish = c.em.take_dynamic();
-    let mut program = Program::new(n_states, attributes.len());
+    let mut program = Program::new(n_states, attributes.len() + month_names.len());
     program.n_regs = c.em.n_regs as usize;
     parfit_core::limits::check_allocation("the projection's registers", program.n_regs as f64, 8.0)?;
     program.consts = c.em.consts.clone();
@@ -738,6 +845,7 @@ pub fn compile_projection(
     Ok(ProjectionProgram {
         attributes: attributes.to_vec(),
         program,
+        month_only: month_program,
         finish,
         starts: states.iter().map(|s| s.1).collect(),
         cells: cells.into_iter().map(|(n, _)| n).collect(),
@@ -785,7 +893,19 @@ impl ProjectionProgram {
         for &(r, v) in &p.consts {
             regs[r as usize] = v;
         }
-        Projection { program: self, regs, state: vec![0.0; p.n_states], out: vec![0.0; p.f.len()] }
+        let mut month_regs = vec![0.0; self.month_only.n_regs];
+        for &(r, v) in &self.month_only.consts {
+            month_regs[r as usize] = v;
+        }
+        run(&self.month_only.setup, &mut month_regs, &self.month_only.tables);
+        Projection {
+            program: self,
+            regs,
+            state: vec![0.0; p.n_states],
+            out: vec![0.0; p.f.len()],
+            month_regs,
+            months: vec![],
+        }
     }
 }
 
@@ -795,6 +915,9 @@ pub struct Projection<'p> {
     regs: Vec<f64>,
     state: Vec<f64>,
     out: Vec<f64>,
+    /// The month-only cells of months 0, 1, … computed so far, a row per month, and their program's registers.
+    months: Vec<f64>,
+    month_regs: Vec<f64>,
 }
 
 impl Projection<'_> {
@@ -838,11 +961,23 @@ impl Projection<'_> {
                 (kind, _) => return Err(format!("attribute '{}' must be {}", a.name, kind.word())),
             };
         }
+        let m = &pp.month_only;
+        let n_month = m.f.len();
+        if n_month > 0 && self.months.len() < months * n_month {
+            parfit_core::limits::check_allocation("the month-only values", (months * n_month) as f64, 8.0)?;
+            let mut row = vec![0.0; n_month];
+            for t in self.months.len() / n_month..months {
+                m.rhs(&mut self.month_regs, t as f64, &[], &mut row);
+                self.months.extend_from_slice(&row);
+            }
+        }
+        let inputs = base + pp.attributes.len();
         run(&p.setup, &mut self.regs, &p.tables);
         for (s, &r) in self.state.iter_mut().zip(&pp.starts) {
             *s = self.regs[r as usize];
         }
         for t in 0..months {
+            self.regs[inputs..inputs + n_month].copy_from_slice(&self.months[t * n_month..(t + 1) * n_month]);
             p.rhs(&mut self.regs, t as f64, &self.state, &mut self.out);
             let (cells, next) = self.out.split_at(width);
             if let Some(rows) = monthly.as_deref_mut() {
