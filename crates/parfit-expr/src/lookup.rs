@@ -37,6 +37,9 @@ pub struct LookupTable {
     ys: Vec<f64>,
     /// `areas[k]`: the integral from `xs[0]` to `xs[k]`.
     areas: Vec<f64>,
+    /// Whether `xs` are 0, 1, 2, …: a point is then found by rounding down instead of a search (projection
+    /// tables read by position).
+    indexed: bool,
 }
 
 impl LookupTable {
@@ -66,7 +69,8 @@ impl LookupTable {
             }
             areas.push(sum);
         }
-        Ok(LookupTable { xs, ys, areas })
+        let indexed = xs.iter().enumerate().all(|(k, &x)| x == k as f64);
+        Ok(LookupTable { xs, ys, areas, indexed })
     }
 
     fn last(&self) -> usize {
@@ -75,6 +79,10 @@ impl LookupTable {
 
     /// The index of the last point at or before `x` (`None` before the table); `x` is not NaN.
     fn at_or_before(&self, x: f64) -> Option<usize> {
+        if self.indexed {
+            // The same answer as the search: no point before 0, else the whole part, at most the last.
+            return if x < 0.0 { None } else { Some((x.floor() as usize).min(self.last())) };
+        }
         self.xs.partition_point(|&p| p <= x).checked_sub(1)
     }
 
@@ -207,6 +215,37 @@ mod tests {
 
     fn table(points: &[(f64, f64)]) -> LookupTable {
         LookupTable::new(points).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn tables_at_0_1_2_read_as_a_search_would() {
+        let fast = table(&[(0.0, 3.0), (1.0, -1.0), (2.0, 7.0), (3.0, 0.5)]);
+        assert!(fast.indexed);
+        let slow = LookupTable { indexed: false, ..fast.clone() };
+        for x in [
+            -1e300,
+            -1.0,
+            -0.5,
+            -0.0,
+            0.0,
+            0.3,
+            1.0,
+            1.999,
+            2.0,
+            2.5,
+            3.0,
+            3.5,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            for mode in [Interpolate, Extrapolate, Forward, Backward, Invert] {
+                assert_eq!(fast.read(mode, x).to_bits(), slow.read(mode, x).to_bits(), "{mode:?} at {x}");
+                assert_eq!(fast.slope_at(mode, x).to_bits(), slow.slope_at(mode, x).to_bits(), "{mode:?} slope at {x}");
+            }
+            assert_eq!(fast.area(0.2, x).to_bits(), slow.area(0.2, x).to_bits(), "area to {x}");
+        }
+        assert!(!table(&[(0.0, 1.0), (2.0, 1.0)]).indexed && !table(&[(1.0, 1.0), (2.0, 1.0)]).indexed);
     }
 
     #[test]
