@@ -155,7 +155,13 @@ struct Compiler<'a> {
     /// Cells that vary by month but not by policy, computed once per run for each month (the month-table
     /// program) and read from these input registers.
     month_inputs: HashMap<&'a str, (u32, ValueKind)>,
+    /// Nesting of `expr` calls (through definitions read by definitions), bounded by [`MAX_DEPTH`].
+    depth: usize,
 }
+
+/// How deeply expressions may nest through the definitions they read (each definition has at most
+/// [`syntax::MAX_NODES`] nodes): bounds the compiler's recursion.
+const MAX_DEPTH: usize = 500;
 
 fn err(file: &str, pos: Pos, message: impl std::fmt::Display) -> String {
     format!("{file}:{}:{}: {message}", pos.line, pos.col)
@@ -180,7 +186,7 @@ impl<'a> Compiler<'a> {
     /// Turn a table's keys and columns into lookup tables.
     fn load(&mut self, t: &'a Table) -> Result<(), String> {
         let name = &t.name;
-        let cells: usize = t.keys.iter().map(|(_, k)| k.len()).product();
+        let cells: usize = t.keys.iter().fold(1usize, |n, (_, k)| n.saturating_mul(k.len()));
         parfit_core::limits::check_allocation(&format!("table '{name}'"), cells as f64 * t.columns.len() as f64, 48.0)?;
         if t.keys.is_empty() || cells == 0 {
             return Err(format!("table '{name}': no keys or no rows"));
@@ -259,6 +265,17 @@ impl<'a> Compiler<'a> {
     }
 
     fn expr(&mut self, node: &Node) -> Result<(Val, ValueKind), String> {
+        self.depth += 1;
+        let v = if self.depth > MAX_DEPTH {
+            Err(self.e(node.1, format!("definitions read definitions more than {MAX_DEPTH} levels deep")))
+        } else {
+            self.expr_at(node)
+        };
+        self.depth -= 1;
+        v
+    }
+
+    fn expr_at(&mut self, node: &Node) -> Result<(Val, ValueKind), String> {
         let (expr, pos) = node;
         let pos = *pos;
         use ValueKind::*;
@@ -612,6 +629,7 @@ fn month_only_cells<'a>(
         defs: &'s HashMap<&'a str, (usize, Option<usize>)>,
         params: &'s HashMap<String, f64>,
         memo: HashMap<&'a str, u8>,
+        depth: usize,
     }
     impl<'a> Walk<'_, 'a> {
         fn cell(&mut self, name: &str, when: When) -> u8 {
@@ -635,7 +653,16 @@ fn month_only_cells<'a>(
             self.memo.insert(key, v);
             v
         }
-        fn expr(&mut self, (e, _): &Node) -> u8 {
+        fn expr(&mut self, node: &Node) -> u8 {
+            if self.depth > MAX_DEPTH {
+                return POLICY | MONTH; // the compiler reports it
+            }
+            self.depth += 1;
+            let v = self.walk(node);
+            self.depth -= 1;
+            v
+        }
+        fn walk(&mut self, (e, _): &Node) -> u8 {
             match e {
                 Expr::Num(_) | Expr::Text(_) => 0,
                 Expr::Attr(_) => POLICY,
@@ -655,7 +682,7 @@ fn month_only_cells<'a>(
             }
         }
     }
-    let mut w = Walk { stmts, defs, params, memo: HashMap::new() };
+    let mut w = Walk { stmts, defs, params, memo: HashMap::new(), depth: 0 };
     let mut out = HashSet::new();
     for (&name, &(i, next)) in defs {
         if next.is_none() && stmts[i].kind == Kind::Cell && w.cell(name, When::Now) == MONTH {
@@ -757,6 +784,7 @@ pub fn compile_projection(
             active: vec![],
             in_results: false,
             month_inputs: HashMap::new(),
+            depth: 0,
         };
         for t in tables {
             c.load(t)?;
@@ -1179,6 +1207,23 @@ r = terms[10 + 5 * t]
             "m.prj:2:5: 'p' is a present value, known only after the last month (read it in a result)"
         );
         assert!(error("y = t\nresult r = y\n").starts_with("m.prj:2:12: 'y' changes by month"));
+    }
+
+    #[test]
+    fn long_definitions_and_deep_chains_are_refused_not_overflowed() {
+        let long = format!("y = 1{}\n", " + 1".repeat(600));
+        assert!(error(&long).starts_with("m.prj:1:"), "{}", error(&long));
+        assert!(error(&long).contains("more than 1000 values and operations"));
+        let deep = format!("y = {}1{}\n", "(".repeat(1200), ")".repeat(1200));
+        assert!(error(&deep).contains("nest more than 50 levels"), "{}", error(&deep));
+        let deep = format!("y = {}1\n", "-".repeat(1200));
+        assert!(error(&deep).contains("more than 1000 values and operations"), "{}", error(&deep));
+        // 3000 cells, each reading the next: 3000 levels of definitions, each a few expression levels.
+        let chain: String = (0..3000).map(|i| format!("c{i} = c{} + 1\n", i + 1)).collect::<String>() + "c3000 = t\n";
+        assert!(error(&chain).contains("levels deep"), "{}", error(&chain));
+        let ok: String = (0..100).map(|i| format!("c{i} = c{} + 1\n", i + 1)).collect::<String>() + "c100 = t\n";
+        let (rows, _) = run_model(&ok, 0.0, "A", 2);
+        assert_eq!(rows[1][0], 101.0);
     }
 
     #[test]

@@ -144,7 +144,18 @@ pub struct Stmt {
 struct Parser {
     toks: Vec<(Tok, Pos)>,
     at: usize,
+    /// Values and operators in the definition being read, bounded so that every walk over its tree (checking,
+    /// compiling, dropping) recurses a bounded number of times.
+    nodes: usize,
+    /// Parentheses, calls and `if`s open around the current position, bounded by [`MAX_NESTING`].
+    nesting: usize,
 }
+
+/// The deepest nesting of parentheses, calls, table keys and `if`s.
+pub const MAX_NESTING: usize = 50;
+
+/// The most values and operators one definition may have.
+pub const MAX_NODES: usize = 1000;
 
 fn describe(t: &Tok) -> String {
     match t {
@@ -179,6 +190,18 @@ impl Parser {
     fn is_word(&self, w: &str) -> bool {
         matches!(self.peek(), Tok::Ident(x) if x == w)
     }
+    /// Count a node of the tree being built.
+    fn node(&mut self, pos: Pos) -> Result<(), Located> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(Located::new(
+                pos,
+                format!("the definition has more than {MAX_NODES} values and operations; split it"),
+            ));
+        }
+        Ok(())
+    }
+
     fn unexpected<T>(&self, wanted: &str) -> Result<T, Located> {
         Err(Located::new(self.pos(), format!("expected {wanted}, found {}", describe(self.peek()))))
     }
@@ -256,8 +279,20 @@ impl Parser {
     }
 
     fn expr(&mut self) -> Result<Node, Located> {
+        self.nesting += 1;
+        let e = if self.nesting > MAX_NESTING {
+            Err(Located::new(self.pos(), format!("expressions nest more than {MAX_NESTING} levels deep here")))
+        } else {
+            self.expr_in()
+        };
+        self.nesting -= 1;
+        e
+    }
+
+    fn expr_in(&mut self) -> Result<Node, Located> {
         if self.is_word("if") {
             let p = self.bump().1;
+            self.node(p)?;
             let c = self.expr()?;
             self.expect_word("then")?;
             let a = self.expr()?;
@@ -272,6 +307,7 @@ impl Parser {
         let mut l = self.and()?;
         while self.is_word("or") {
             let p = self.bump().1;
+            self.node(p)?;
             let r = self.and()?;
             l = (Expr::Binary("or", Box::new(l), Box::new(r)), p);
         }
@@ -282,6 +318,7 @@ impl Parser {
         let mut l = self.not()?;
         while self.is_word("and") {
             let p = self.bump().1;
+            self.node(p)?;
             let r = self.not()?;
             l = (Expr::Binary("and", Box::new(l), Box::new(r)), p);
         }
@@ -291,6 +328,7 @@ impl Parser {
     fn not(&mut self) -> Result<Node, Located> {
         if self.is_word("not") {
             let p = self.bump().1;
+            self.node(p)?;
             let e = self.not()?;
             return Ok((Expr::Unary("not", Box::new(e)), p));
         }
@@ -302,6 +340,7 @@ impl Parser {
         for op in ["==", "!=", "<=", ">=", "<", ">"] {
             if self.is_sym(op) {
                 let p = self.bump().1;
+                self.node(p)?;
                 let r = self.sum()?;
                 return Ok((Expr::Binary(op, Box::new(l), Box::new(r)), p));
             }
@@ -320,6 +359,7 @@ impl Parser {
                 return Ok(l);
             };
             let p = self.bump().1;
+            self.node(p)?;
             let r = self.product()?;
             l = (Expr::Binary(op, Box::new(l), Box::new(r)), p);
         }
@@ -336,6 +376,7 @@ impl Parser {
                 return Ok(l);
             };
             let p = self.bump().1;
+            self.node(p)?;
             let r = self.unary()?;
             l = (Expr::Binary(op, Box::new(l), Box::new(r)), p);
         }
@@ -344,6 +385,7 @@ impl Parser {
     fn unary(&mut self) -> Result<Node, Located> {
         if self.is_sym("-") {
             let p = self.bump().1;
+            self.node(p)?;
             let e = self.unary()?;
             return Ok((Expr::Unary("-", Box::new(e)), p));
         }
@@ -355,6 +397,7 @@ impl Parser {
         let base = self.atom()?;
         if self.is_sym("^") {
             let p = self.bump().1;
+            self.node(p)?;
             let e = self.unary()?;
             return Ok((Expr::Binary("^", Box::new(base), Box::new(e)), p));
         }
@@ -373,6 +416,7 @@ impl Parser {
 
     fn atom(&mut self) -> Result<Node, Located> {
         let pos = self.pos();
+        self.node(pos)?;
         match self.peek().clone() {
             Tok::Num(v) => {
                 self.bump();
@@ -438,7 +482,7 @@ impl Parser {
 
 /// Parse a model into its statements, in order.
 pub fn parse(src: &str) -> Result<Vec<Stmt>, Located> {
-    let mut p = Parser { toks: lex(src)?, at: 0 };
+    let mut p = Parser { toks: lex(src)?, at: 0, nodes: 0, nesting: 0 };
     let mut out = vec![];
     loop {
         while matches!(p.peek(), Tok::Newline) {
@@ -447,6 +491,7 @@ pub fn parse(src: &str) -> Result<Vec<Stmt>, Located> {
         if matches!(p.peek(), Tok::End) {
             return Ok(out);
         }
+        p.nodes = 0;
         out.push(p.statement()?);
     }
 }
