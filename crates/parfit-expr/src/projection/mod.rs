@@ -157,6 +157,33 @@ struct Compiler<'a> {
     month_inputs: HashMap<&'a str, (u32, ValueKind)>,
     /// Nesting of `expr` calls (through definitions read by definitions), bounded by [`MAX_DEPTH`].
     depth: usize,
+    /// Whether cells that are functions of one table read become reads of a column of their values
+    /// (`mort_rate_mth = 1 - (1 - mort[age, duration]) ^ (1/12)` is computed once per table cell).
+    derive: bool,
+    /// Each numeric or boolean column's values, for deriving columns from them.
+    column_values: HashMap<(String, String), (Vec<f64>, f64)>,
+    /// While deriving: the table read (by its position) that reads this value instead.
+    substitute: Option<(Pos, f64)>,
+    /// While emitting a derived read: the column (lookup table, kind, value for a missing key) read instead.
+    derived_column: Option<(u32, ValueKind, f64)>,
+    /// What each cell is a function of, once known.
+    sources: HashMap<String, Source>,
+}
+
+/// What a value is a function of: nothing that varies, one table read (by its position), or more.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    Const,
+    Read(Pos),
+    Many,
+}
+
+fn combine(a: Source, b: Source) -> Source {
+    match (a, b) {
+        (Source::Const, x) | (x, Source::Const) => x,
+        (Source::Read(p), Source::Read(q)) if p == q => a,
+        _ => Source::Many,
+    }
 }
 
 /// How deeply expressions may nest through the definitions they read (each definition has at most
@@ -237,6 +264,10 @@ impl<'a> Compiler<'a> {
                 ColumnData::Bools(v) => (v.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect(), ValueKind::Bool),
                 ColumnData::Texts(v) => (v.iter().map(|s| self.symbol(s)).collect(), ValueKind::Text),
             };
+            if kind != ValueKind::Text {
+                let missing = if kind == ValueKind::Bool { 0.0 } else { t.missing.unwrap_or(f64::NAN) };
+                self.column_values.insert((name.clone(), cname.clone()), (ys.clone(), missing));
+            }
             let id = self.table(ys.into_iter().enumerate().map(|(i, y)| (i as f64, y)).collect())?;
             self.columns.insert((name.clone(), cname.clone()), (id, kind));
         }
@@ -443,6 +474,13 @@ impl<'a> Compiler<'a> {
                 );
             }
         };
+        if let Some((at, v)) = self.substitute
+            && at == pos
+            && let Some(&(_, kind)) = self.columns.get(&(name.to_string(), col.clone()))
+        {
+            return Ok((Val::Const(v), kind));
+        }
+        let derived = self.derived_column.take();
         let Some(&(col_table, kind)) = self.columns.get(&(name.to_string(), col.clone())) else {
             let names: Vec<&str> = table.columns.iter().map(|(n, _)| n.as_str()).collect();
             return Err(self.e(pos, format!("table '{name}' has no column '{col}' (it has: {})", names.join(", "))));
@@ -490,12 +528,13 @@ impl<'a> Compiler<'a> {
             index = self.op(Op::Add, scaled, p);
             ok = self.op(Op::And, ok, inside);
         }
-        let read = self.em.table_op(Op::Lookup(LookupMode::Backward), col_table, index, index);
         let missing = match kind {
             ValueKind::Number => table.missing.unwrap_or(f64::NAN),
             ValueKind::Bool => 0.0,
             ValueKind::Text => -1.0,
         };
+        let (col_table, kind, missing) = derived.unwrap_or((col_table, kind, missing));
+        let read = self.em.table_op(Op::Lookup(LookupMode::Backward), col_table, index, index);
         Ok((self.em.op3(Op::If, ok, read, Val::Const(missing)), kind))
     }
 
@@ -574,11 +613,150 @@ impl<'a> Compiler<'a> {
         };
         self.active.push(key.clone());
         let expr = self.stmts[stmt].expr.clone();
-        let v = self.expr(&expr);
+        let derived = if when == When::Now && self.derive && self.substitute.is_none() {
+            self.derived(name, &expr)
+        } else {
+            Ok(None)
+        };
+        let v = match derived {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => self.expr(&expr),
+            Err(e) => Err(e),
+        };
         self.active.pop();
         let v = v?;
         self.done.insert(key, v);
         self.check_result_level(v, name, pos)
+    }
+
+    /// What a value is a function of (a cell's: memoised).
+    fn source(&mut self, (e, pos): &Node) -> Source {
+        if self.depth > MAX_DEPTH {
+            return Source::Many; // the compiler reports it
+        }
+        self.depth += 1;
+        let s = match e {
+            Expr::Num(_) | Expr::Text(_) => Source::Const,
+            Expr::Attr(_) => Source::Many,
+            Expr::Name(n, When::Now) => self.cell_source(n),
+            Expr::Name(..) => Source::Many,
+            Expr::Table { name, keys, column } => match keys.as_slice() {
+                [(Expr::Name(t, When::Now), _)]
+                    if t == "t" && column.is_none() && self.defs.contains_key(name.as_str()) =>
+                {
+                    self.cell_source(name)
+                }
+                _ if self.tables.contains_key(name.as_str()) => Source::Read(*pos),
+                _ => Source::Many,
+            },
+            Expr::Call(_, args) => args.iter().fold(Source::Const, |v, a| {
+                let s = self.source(a);
+                combine(v, s)
+            }),
+            Expr::Unary(_, a) => self.source(a),
+            Expr::Binary(_, a, b) => {
+                let (a, b) = (self.source(a), self.source(b));
+                combine(a, b)
+            }
+            Expr::If(c, a, b) => {
+                let (c, a, b) = (self.source(c), self.source(a), self.source(b));
+                combine(combine(c, a), b)
+            }
+        };
+        self.depth -= 1;
+        s
+    }
+
+    fn cell_source(&mut self, name: &str) -> Source {
+        if self.params.contains_key(name) {
+            return Source::Const;
+        }
+        if let Some(&s) = self.sources.get(name) {
+            return s;
+        }
+        let Some(&(i, None)) = self.defs.get(name) else { return Source::Many };
+        if name == "t" || self.month_inputs.contains_key(name) || self.pv_regs.contains_key(name) {
+            return Source::Many;
+        }
+        self.sources.insert(name.to_string(), Source::Many);
+        let expr = self.stmts[i].expr.clone();
+        let s = self.source(&expr);
+        self.sources.insert(name.to_string(), s);
+        s
+    }
+
+    /// The table read at `pos` in the model: (table, keys, column).
+    fn read_at(&self, pos: Pos) -> Option<(String, Vec<Node>, Option<String>)> {
+        let mut stack: Vec<&Node> = self.stmts.iter().map(|s| &s.expr).collect();
+        while let Some((e, p)) = stack.pop() {
+            match e {
+                Expr::Table { name, keys, column } => {
+                    if *p == pos {
+                        return Some((name.clone(), keys.clone(), column.clone()));
+                    }
+                    stack.extend(keys.iter());
+                }
+                Expr::Call(_, args) => stack.extend(args.iter()),
+                Expr::Unary(_, a) => stack.push(a),
+                Expr::Binary(_, a, b) => stack.extend([&**a, &**b]),
+                Expr::If(c, a, b) => stack.extend([&**c, &**a, &**b]),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// A cell that is a function of one table read, as a read of a column of its values (computed here by
+    /// constant folding, so with the operations the month code would have run); `None` when it is not such a
+    /// cell (or is the read itself).
+    fn derived(&mut self, name: &str, expr: &Node) -> Result<Option<(Val, ValueKind)>, String> {
+        let Source::Read(at) = self.cell_source(name) else { return Ok(None) };
+        if expr.1 == at {
+            return Ok(None);
+        }
+        let Some((table, keys, column)) = self.read_at(at) else { return Ok(None) };
+        let col = match (&column, self.tables.get(table.as_str())) {
+            (Some(c), _) => c.clone(),
+            (None, Some(t)) if t.columns.len() == 1 => t.columns[0].0.clone(),
+            _ => return Ok(None),
+        };
+        let Some((values, missing)) = self.column_values.get(&(table.clone(), col)).cloned() else { return Ok(None) };
+        let saved = std::mem::take(&mut self.done);
+        let mut out = Vec::with_capacity(values.len());
+        let mut kind = ValueKind::Number;
+        let mut failed = None;
+        for v in values.iter().chain([&missing]) {
+            // Each value anew: the cells between the read and this one were memoised for the previous value.
+            self.done.clear();
+            self.substitute = Some((at, *v));
+            match self.expr(expr) {
+                Ok((Val::Const(x), k)) if k != ValueKind::Text && (x.is_finite() || v.is_nan()) => {
+                    kind = k;
+                    out.push(x);
+                }
+                Ok(_) => {
+                    failed = Some(Ok(None));
+                    break;
+                }
+                Err(e) => {
+                    failed = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        self.substitute = None;
+        self.done = saved;
+        if let Some(f) = failed {
+            return f;
+        }
+        let missing = out.pop().unwrap_or(f64::NAN);
+        let Ok(id) = self.table(out.into_iter().enumerate().map(|(i, y)| (i as f64, y)).collect()) else {
+            return Ok(None);
+        };
+        self.derived_column = Some((id, kind, missing));
+        let v = self.lookup(&table, &keys, column.as_deref(), at);
+        self.derived_column = None;
+        v.map(Some)
     }
 
     /// The kind of a recursion: its start value's.
@@ -785,6 +963,11 @@ pub fn compile_projection(
             in_results: false,
             month_inputs: HashMap::new(),
             depth: 0,
+            derive: false,
+            column_values: HashMap::new(),
+            substitute: None,
+            derived_column: None,
+            sources: HashMap::new(),
         };
         for t in tables {
             c.load(t)?;
@@ -810,6 +993,7 @@ pub fn compile_projection(
     month_program.tables = std::mem::take(&mut m.em.tables).into();
 
     let mut c = new_compiler(n_states, attributes.len() + month_names.len())?;
+    c.derive = true;
     for (k, (n, &(_, kind))) in month_names.iter().zip(&month_cells).enumerate() {
         c.month_inputs.insert(n, ((1 + n_states + attributes.len() + k) as u32, kind));
     }
@@ -1224,6 +1408,31 @@ r = terms[10 + 5 * t]
         let ok: String = (0..100).map(|i| format!("c{i} = c{} + 1\n", i + 1)).collect::<String>() + "c100 = t\n";
         let (rows, _) = run_model(&ok, 0.0, "A", 2);
         assert_eq!(rows[1][0], 101.0);
+    }
+
+    #[test]
+    fn functions_of_one_table_read_read_a_column_of_their_values() {
+        let src = "dm = mp.count + t
+duration = floor(dm / 12)
+age = 40 + duration
+q = mort[age, duration]
+q2 = 1 - (1 - q) ^ (1 / 12)
+q3 = q2 * 2 + spec[mp.product].charge
+";
+        let (rows, _) = run_model(src, 10.0, "B", 30);
+        let rows: Vec<Vec<f64>> = rows.into_iter().map(|r| r[3..].to_vec()).collect();
+        assert_eq!(
+            rows.iter().map(|r| r[0]).collect::<Vec<_>>()[..16],
+            [0.1, 0.1, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.0, 0.0]
+        );
+        // q, q2, q3 of each month: q2 and q3 computed once per table cell give what the month code would.
+        for r in &rows {
+            let q2 = 1.0 - (1.0 - r[0]).powf(1.0 / 12.0);
+            assert_eq!(r[1].to_bits(), q2.to_bits(), "{r:?}");
+            assert_eq!(r[2].to_bits(), (q2 * 2.0 + 7.0).to_bits(), "{r:?}");
+        }
+        let p = compile(src).unwrap();
+        assert!(!p.program.rhs.iter().any(|i| i.op == Op::Pow), "the power is taken per table cell, not per month");
     }
 
     #[test]
