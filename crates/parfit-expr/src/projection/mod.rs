@@ -1163,11 +1163,15 @@ impl Projection<'_> {
             self.regs[base + i] = match (a.kind, v) {
                 (ValueKind::Text, AttrValue::Text(s)) => match pp.symbols.get(*s) {
                     Some(&id) => id,
-                    None => {
-                        // Text no table or literal has, equal only to itself: −2, −3, … (−1 is a missing text).
-                        unknown -= 1.0;
-                        unknown
-                    }
+                    // Text no table or literal has, equal only to itself: the id of an earlier attribute with the
+                    // same text, else a new one of −2, −3, … (−1 is a missing text).
+                    None => match attrs[..i].iter().position(|a| matches!(a, AttrValue::Text(e) if e == s)) {
+                        Some(j) => self.regs[base + j],
+                        None => {
+                            unknown -= 1.0;
+                            unknown
+                        }
+                    },
                 },
                 (ValueKind::Number | ValueKind::Bool, AttrValue::Number(x)) => *x,
                 (kind, _) => return Err(format!("attribute '{}' must be {}", a.name, kind.word())),
@@ -1315,6 +1319,23 @@ r = terms[10 + 5 * t]
         assert!(rows.iter().all(|r| r[2] == 7.0 && r[3] == 0.0 && r[4] == 0.0));
         let terms: Vec<f64> = rows.iter().map(|r| r[5]).collect();
         assert_eq!(terms, [1.0, 1.5, 2.0, -1.0, -1.0]);
+        // Text no table has equals only the same text.
+        let two = [
+            Attribute { name: "a".into(), kind: ValueKind::Text },
+            Attribute { name: "b".into(), kind: ValueKind::Text },
+            Attribute { name: "c".into(), kind: ValueKind::Text },
+        ];
+        let p = compile_projection(
+            "m.prj",
+            "result ab = if mp.a == mp.b then 1 else 0\nresult ac = if mp.a == mp.c then 1 else 0\n",
+            &two,
+            &tables(),
+            &[],
+        )
+        .unwrap();
+        let mut run = p.runner();
+        run.run(&[AttrValue::Text("X"), AttrValue::Text("Y"), AttrValue::Text("X")], 0, None).unwrap();
+        assert_eq!(run.results().collect::<Vec<_>>(), [0.0, 1.0]);
         // A product no table has reads nothing.
         let p = compile("c = spec[mp.product].charge\n").unwrap();
         let mut run = p.runner();
