@@ -14,7 +14,15 @@ use parfit_tests::root;
 const INDEX: [&str; 6] = ["point_id", "poind_id", "policy_id", "scen_id", "sim_id", "t"];
 
 /// The models of `make_goldens.py`, one folder each.
-const MODELS: [&str; 2] = ["basicterm_m", "basicterm_me"];
+const MODELS: [&str; 7] = [
+    "basicterm_m",
+    "basicterm_me",
+    "cashvalue_me",
+    "cashvalue_se",
+    "cashvalue_me_ex1",
+    "cashvalue_me_ex2",
+    "cashvalue_me_ex4",
+];
 
 /// No file of the data may be larger than this: the repository stays small.
 const MAX_BYTES: u64 = 2_200_000;
