@@ -14,7 +14,9 @@ use parfit_tests::root;
 const INDEX: [&str; 6] = ["point_id", "poind_id", "policy_id", "scen_id", "sim_id", "t"];
 
 /// The models of `make_goldens.py`, one folder each.
-const MODELS: [&str; 7] = [
+const MODELS: [&str; 9] = [
+    "basicterm_s",
+    "basicterm_se",
     "basicterm_m",
     "basicterm_me",
     "cashvalue_me",
