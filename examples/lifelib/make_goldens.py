@@ -123,9 +123,8 @@ class Model:
     def write(self, name, role, frame):
         text = csv_text(frame)
         vals = values_of(text)
-        same_shape = len(vals)
         for path, known in known_values().items():
-            if len(known) == same_shape and known == vals:
+            if len(known) == len(vals) and known == vals:
                 self.rows.append((name, role, os.path.relpath(path, self.dir)))
                 return
         data = text.encode()
@@ -144,13 +143,12 @@ class Model:
 
 
 def input_tables(model, space):
-    """Every reference of the space that the model reads from a file, with the file's name."""
+    """Every reference of the space that the model reads from a file (a PandasData input), as (name, value)."""
     out = []
     for spec in model.iospecs:
-        fname = pathlib.Path(str(spec.path)).name
         for name, value in space.refs.items():
             if getattr(value, "_mx_dataclient", None) is spec:
-                out.append((name, fname, value))
+                out.append((name, value))
     return out
 
 
@@ -268,7 +266,7 @@ def run_vectorised(folder, model, extra_axis=None):
     """A model over all its points at once; extra_axis = (reference, values) loops a scenario reference."""
     P = model.Projection
     out = Model(folder)
-    for ref, fname, value in input_tables(model, P):
+    for ref, value in input_tables(model, P):
         out.write(ref, "input", as_frame(value, ref))
     axis_name, axis_values = extra_axis if extra_axis else (None, [None])
     pvs, cfs, pols = [], [], []
@@ -315,7 +313,7 @@ def run_seriatim(folder, model, scenarios=None):
     """A model of one point per ItemSpace (Projection[point_id]), over every point of its table."""
     P = model.Projection
     out = Model(folder)
-    for ref, fname, value in input_tables(model, P):
+    for ref, value in input_tables(model, P):
         out.write(ref, "input", as_frame(value, ref))
     ids = list(P.model_point_table.index)
     pv_rows, cf_sum, pols_sum, keys = [], {}, {}, []
@@ -408,7 +406,7 @@ def run_ex2(folder, model):
     Monte Carlo means."""
     P = model.Projection
     out = Model(folder)
-    for ref, fname, value in input_tables(model, P):
+    for ref, value in input_tables(model, P):
         out.write(ref, "input", as_frame(value, ref))
     sims = list(P.sim_param_table.index)
     cfs, pols = {}, {}
