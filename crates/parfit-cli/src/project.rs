@@ -1,6 +1,6 @@
 //! `parfit run` on a projection configuration (a TOML file with a `[projection]` table): every model point of a
 //! table projected by a plugin model (the actuarial plugin's `cashvalue` / `basicterm`). The projection itself
-//! (tables, models, parallel waves of fixed blocks, totals) is `parfit_config::projection`, shared with the
+//! (tables, models, parallel waves of fixed blocks, totals) is `parfit_app::projection`, shared with the
 //! browser; this module reads the files (gunzipping `.gz`), chooses the plugin, streams `pv.csv`, shows progress,
 //! and writes the totals, monthly tables, audit and plot.
 //!
@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parfit_config::RunError;
-use parfit_config::montecarlo::csv_text;
-use parfit_config::projection::{ProjectConfig, Projection};
+use parfit_app::RunError;
+use parfit_app::montecarlo::csv_text;
+use parfit_app::projection::{ProjectConfig, Projection};
 use parfit_core::Model;
 
 use crate::commands::{cell, show};
@@ -29,25 +29,25 @@ use crate::{Common, Format, init_threads};
 /// Whether `path` is a projection configuration: a TOML file with a top-level `[projection]` table.
 pub fn is_projection(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "toml")
-        && crate::inputs::read_text(path).is_ok_and(|text| parfit_config::projection::is_projection(&text))
+        && crate::inputs::read_text(path).is_ok_and(|text| parfit_app::projection::is_projection(&text))
 }
 
 /// The input files (see [`crate::inputs`]), gunzipping those whose name ends in `.gz` after reading, so
 /// under MPI the compressed bytes travel between ranks.
 struct GzLoader;
 
-impl parfit_config::Loader for GzLoader {
-    fn read(&self, path: &Path) -> parfit_config::Result<String> {
-        let bad = |m: String| parfit_config::input(format!("{}: {m}", path.display()));
+impl parfit_app::Loader for GzLoader {
+    fn read(&self, path: &Path) -> parfit_app::Result<String> {
+        let bad = |m: String| parfit_app::input(format!("{}: {m}", path.display()));
         let bytes = crate::inputs::read_bytes(path).map_err(|e| bad(format!("cannot read ({e})")))?;
         if path.extension().is_some_and(|e| e == "gz") {
             let mut text = Vec::new();
             flate2::read::GzDecoder::new(&bytes[..])
                 .read_to_end(&mut text)
                 .map_err(|e| bad(format!("not gzip-compressed ({e})")))?;
-            Ok(parfit_config::utf8(path, text)?)
+            Ok(parfit_app::utf8(path, text)?)
         } else {
-            Ok(parfit_config::utf8(path, bytes)?)
+            Ok(parfit_app::utf8(path, bytes)?)
         }
     }
 }

@@ -1,13 +1,13 @@
-//! `parfit.project`: a projection configuration's run through `parfit_config::projection` (as `parfit run` on a
+//! `parfit.project`: a projection configuration's run through `parfit_app::projection` (as `parfit run` on a
 //! `[projection]` configuration) on this process's pool, off the GIL.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use parfit_config::RunError;
-use parfit_config::dispatch::Local;
-use parfit_config::projection::{ProjectConfig, Projection};
+use parfit_app::RunError;
+use parfit_app::dispatch::Local;
+use parfit_app::projection::{ProjectConfig, Projection};
 use parfit_core::Model;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;

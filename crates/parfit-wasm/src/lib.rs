@@ -1,5 +1,5 @@
 //! parfit in the browser. The plugins are linked in statically (a browser cannot load shared libraries), the
-//! configurations are the CLI's TOML read through [`parfit_config`], and the fitting code is the CLI's own, so
+//! configurations are the CLI's TOML read through [`parfit_app`], and the fitting code is the CLI's own, so
 //! a configuration and seed give the CLI's numbers.
 //!
 //! This module is the plain Rust façade (natively testable); `js.rs` (wasm32 only) exposes it to JavaScript
@@ -24,23 +24,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parfit_abi::Plugin;
-use parfit_config::cases::read_cases;
-use parfit_config::config::{LoadedConfig, ModelSection};
-use parfit_config::dispatch::Local;
-use parfit_config::fitting::{
+use parfit_app::cases::read_cases;
+use parfit_app::config::{LoadedConfig, ModelSection};
+use parfit_app::dispatch::Local;
+use parfit_app::fitting::{
     CaseFitter, CaseRecord, FitOutcome, cost_from_config, data_case, fit_staged, model_config, model_options,
     plot_times,
 };
-use parfit_config::montecarlo::{McConfig, Plan, simulate_all, summarise_points, summary_table};
-use parfit_config::projection::{ProjectConfig, Projection};
-use parfit_config::{Loader, RunError};
+use parfit_app::montecarlo::{McConfig, Plan, simulate_all, summarise_points, summary_table};
+use parfit_app::projection::{ProjectConfig, Projection};
+use parfit_app::{Loader, RunError};
 use parfit_core::model::{SimError, SimStats, Workspace};
 use parfit_core::optimise::{Monitor, Progress};
 use parfit_core::runner::for_each_case;
 use parfit_core::{Model, ModelSpec};
 use serde::Serialize;
 
-pub use parfit_config::MemoryLoader as Files;
+pub use parfit_app::MemoryLoader as Files;
 
 type Factory = fn(&str, &str) -> Result<Box<dyn Model>, String>;
 
@@ -538,7 +538,7 @@ pub fn run_paths(
     let seconds = clock() - start;
     let summary = summarise_points(&plan, spec.outputs.len(), &values);
     let (columns, rows) = summary_table(&plan, spec, &summary, |v| format!("{v:?}"));
-    let mut report = parfit_config::montecarlo::report(&plan, spec, &summary, threads, seconds);
+    let mut report = parfit_app::montecarlo::report(&plan, spec, &summary, threads, seconds);
     report["plugin"] = plugin.into();
     report["summary"] = serde_json::json!({ "columns": columns, "rows": rows });
     report["work"] = counter.per_worker(threads).into();
