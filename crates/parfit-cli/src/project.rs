@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parfit_app::RunError;
 use parfit_app::montecarlo::csv_text;
 use parfit_app::projection::{ProjectConfig, Projection};
-use parfit_core::Model;
+use parfit_core::projection::Projector;
 
 use crate::commands::{cell, show};
 use crate::console;
@@ -61,7 +61,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     let plugin = choose(&found, p.plugin.as_deref(), &p.kind)?;
     // Read every input before any work: the plugin checks each table cell by cell.
     let projection = Projection::new(&config, path, &GzLoader, &|json| {
-        plugin.create(&p.kind, json).map(|m| Box::new(m) as Box<dyn Model>).map_err(|e| e.to_string())
+        plugin.create_projection(&p.kind, json).map(|m| Box::new(m) as Box<dyn Projector>)
     })?;
     let out_dir = common.output.clone().or(config.output.dir.as_ref().map(|d| match path.parent() {
         Some(dir) if d.is_relative() => dir.join(d),
@@ -135,15 +135,18 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
                     let row = table.rows.get(t * width..(t + 1) * width).unwrap_or(&[]);
                     std::iter::once(t.to_string()).chain(row.iter().map(|v| cell(*v))).collect::<Vec<_>>()
                 });
-                o.write_csv(table.name, &header, rows)?;
+                o.write_csv(&table.name, &header, rows)?;
             }
-            let net = monthly_columns.iter().position(|c| c == "Net Cashflow").unwrap_or(4);
-            let pols = monthly_columns.iter().position(|c| c == "pols_if").unwrap_or(5);
-            let series = |c: usize| -> Vec<(f64, f64)> {
-                totals.monthly.chunks_exact(n_mcols).enumerate().map(|(t, r)| (t as f64, r[c])).collect()
-            };
-            let title = format!("{} — {} model points", projection.kind, projection.ids.len());
-            plot::projection_plot(&o.stage("projection.svg"), &title, &series(net), &series(pols))?;
+            // The plot needs a net cash flow and a policy count among the monthly columns (lifelib's "Net
+            // Cashflow" and "pols_if"; any spelling with spaces or underscores, in any case).
+            let named = |name: &str| monthly_columns.iter().position(|c| c.to_lowercase().replace(' ', "_") == name);
+            if let (Some(net), Some(pols)) = (named("net_cashflow"), named("pols_if")) {
+                let series = |c: usize| -> Vec<(f64, f64)> {
+                    totals.monthly.chunks_exact(n_mcols).enumerate().map(|(t, r)| (t as f64, r[c])).collect()
+                };
+                let title = format!("{} — {} model points", projection.kind, projection.ids.len());
+                plot::projection_plot(&o.stage("projection.svg"), &title, &series(net), &series(pols))?;
+            }
         }
         if let Some(audit) = projection.audit().map_err(|e| match e {
             RunError::Failed(m) | RunError::Interrupted(m) => failed(m),

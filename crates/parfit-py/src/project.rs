@@ -8,7 +8,7 @@ use std::time::Instant;
 use parfit_app::RunError;
 use parfit_app::dispatch::Local;
 use parfit_app::projection::{ProjectConfig, Projection};
-use parfit_core::Model;
+use parfit_core::projection::Projector;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -42,7 +42,7 @@ pub fn project<'py>(
     let plugin = plugins::choose(&found, p.plugin.as_deref(), &p.kind)?;
     // Every table is read and checked (by the plugin, cell by cell) before any work.
     let projection = Projection::new(&project, &path, &files, &|json| {
-        plugin.create(&p.kind, json).map(|m| Box::new(m) as Box<dyn Model>).map_err(|e| e.to_string())
+        plugin.create_projection(&p.kind, json).map(|m| Box::new(m) as Box<dyn Projector>)
     })
     .map_err(errors::config)?;
 
