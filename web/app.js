@@ -218,7 +218,7 @@ async function runFromForm() {
       status(`${r.done} of ${r.cases} replicates fitted, ${r.failed} failed${r.cancelled ? ' (cancelled)' : ''}; ${wall} s on ${r.threads} thread(s); replicates per worker: ${r.work.join(', ')}`);
     } else if (workload === 'projection') {
       showProjection(r);
-      status(`${r.points} model points × ${r.scenarios.length} scenario(s), ${r.horizon_months} months; ${wall} s on ${r.threads} thread(s); simulations per worker: ${r.work.join(', ')}`);
+      status(`${r.points} model points × ${r.scenarios.length} scenario(s), ${r.horizon_months} months; ${wall} s on ${r.threads} thread(s); blocks of points per worker: ${r.work.join(', ')}`);
     } else {
       showWealth(r);
       status(`${r.points.length} point(s) × ${r.paths} paths × ${r.periods} periods; ${wall} s on ${r.threads} thread(s); path chunks per worker: ${r.work.join(', ')}`);

@@ -1,4 +1,4 @@
-//! The case table reader (`[cases]`, `parfit_config::cases`): multi-row headers, id columns, inputs and
+//! The case table reader (`[cases]`, `parfit_app::cases`): multi-row headers, id columns, inputs and
 //! observations, read as the county example's configuration reads its table, for the aging chain's names.
 #![no_main]
 
@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use parfit_config::cases::read_cases;
-use parfit_config::config::{CasesSection, LoadedConfig};
+use parfit_app::cases::read_cases;
+use parfit_app::config::{CasesSection, LoadedConfig};
 use parfit_core::Model;
 use parfit_fuzz::Examples;
 use parfit_vensim::VensimModel;

@@ -1,4 +1,4 @@
-//! The TOML configuration of every command, through `parfit-config`'s public functions, as the CLI applies them:
+//! The TOML configuration of every command, through `parfit-app`'s public functions, as the CLI applies them:
 //! `fit` (the `[data]` observations, cost, parameter settings, optimiser options, horizon stages and polish),
 //! `sample` (the `[sample]` sampler's options, driven over a uniform prior on the unit box),
 //! `fit-many` (the `[cases]` table and one case's fit), `[montecarlo]` (the plan against the model's names, the
@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use libfuzzer_sys::fuzz_target;
-use parfit_config::cases::read_cases;
-use parfit_config::config::LoadedConfig;
-use parfit_config::config::SampleAlgorithm;
-use parfit_config::dispatch::Local;
-use parfit_config::fitting::{CaseFitter, configure_objective, cost_from_config, data_case, fit_staged};
-use parfit_config::montecarlo::{self, MC_INPUTS, McConfig, Plan};
-use parfit_config::projection::{self, ProjectConfig};
+use parfit_app::cases::read_cases;
+use parfit_app::config::LoadedConfig;
+use parfit_app::config::SampleAlgorithm;
+use parfit_app::dispatch::Local;
+use parfit_app::fitting::{CaseFitter, configure_objective, cost_from_config, data_case, fit_staged};
+use parfit_app::montecarlo::{self, MC_INPUTS, McConfig, Plan};
+use parfit_app::projection::{self, ProjectConfig};
 use parfit_core::optimise::Silent;
 use parfit_core::sample::{
     EnsembleOptions, EnsembleSampler, GaussianLikelihood, NestedOptions, NestedSampler, NoiseSigma, ParamPrior, Prior,

@@ -1,11 +1,11 @@
-//! The observations reader (`[data]`, `parfit_config::data`): a CSV with a time column `t`, observing every other
+//! The observations reader (`[data]`, `parfit_app::data`): a CSV with a time column `t`, observing every other
 //! column its header names.
 #![no_main]
 
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use parfit_config::data::read_observations;
+use parfit_app::data::read_observations;
 use parfit_fuzz::Examples;
 
 fuzz_target!(|data: &[u8]| {

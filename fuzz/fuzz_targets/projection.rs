@@ -1,4 +1,4 @@
-//! A `[projection]` run of the actuarial plugin (`plugins/actuarial` tables and data, `parfit_config::projection`):
+//! A `[projection]` run of the actuarial plugin (`plugins/actuarial` tables and data, `parfit_app::projection`):
 //! the input is one file of lifelib's two examples, named on its first line (`savings/mort_table.csv`), then its
 //! text; the example's other files are as committed, the long tables cut to their first rows. The
 //! configuration is read, every table checked, and the portfolio projected.
@@ -10,9 +10,9 @@ use std::sync::atomic::AtomicBool;
 use libfuzzer_sys::fuzz_target;
 use parfit_abi::Plugin;
 use parfit_actuarial::ActuarialPlugin;
-use parfit_config::dispatch::Local;
-use parfit_config::projection::{ProjectConfig, Projection};
-use parfit_config::{InputError, Loader, input};
+use parfit_app::dispatch::Local;
+use parfit_app::projection::{ProjectConfig, Projection};
+use parfit_app::{InputError, Loader, input};
 use parfit_fuzz::head;
 
 /// Each example's files by path under `examples/`, its configuration first.
@@ -85,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(config_text) = files.text(config_name) else { return };
     let path = Path::new("examples").join(config_name);
     let Ok(config) = ProjectConfig::parse(&path, config_text) else { return };
-    let create = |json: &str| ActuarialPlugin::create(&config.projection.kind, json);
+    let create = |json: &str| ActuarialPlugin::create_projection(&config.projection.kind, json);
     let Ok(projection) = Projection::new(&config, &path, &files, &create) else { return };
     let _ = projection.run(&Local, &AtomicBool::new(false), &mut |_| false, &mut |_, _| Ok(()));
     let _ = projection.audit();

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use parfit_config::{InputError, Loader, input};
+use parfit_app::{InputError, Loader, input};
 use parfit_core::model::downcast_workspace;
 use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
 

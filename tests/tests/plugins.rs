@@ -76,6 +76,84 @@ fn a_plugin_of_another_abi_version_is_refused_naming_both_versions_and_the_file(
     assert!(message.contains(lib.to_str().unwrap()), "{message}");
 }
 
+/// The third-party projection example: a level-premium endowment portfolio through ABI v3's projection entry
+/// point, checked against the equivalence principle and, for a flat mortality table, closed forms.
+#[test]
+fn a_third_party_projection_plugin_runs_through_the_projection_entry_point() {
+    let lib = build_external_plugin("examples/plugin-endowment", "parfit_endowment");
+    let lib = lib.to_str().unwrap();
+    let listed = parfit(&["--plugin", lib, "plugins"]);
+    assert!(listed.assert_ok().stdout.contains("kind endowment"), "{}", listed.stdout);
+
+    let dir = scratch("endowment");
+    let out = dir.join("out");
+    let run =
+        parfit(&["--plugin", lib, "run", "examples/plugin-endowment/run.toml", "--output", out.to_str().unwrap()]);
+    run.assert_ok();
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    let (header, pv) = parse_csv(&read("pv.csv"));
+    assert_eq!(header, ["point_id", "pv_premiums", "pv_death_benefits", "pv_maturity_benefits", "pv_net_cashflow"]);
+    assert_eq!(pv.len(), 8);
+    for row in &pv {
+        // Gross premiums are 1.05 × net premiums, whose present value equals the benefits'.
+        let benefits = row[2] + row[3];
+        assert!((row[1] - 1.05 * benefits).abs() <= 1e-12 * row[1], "{row:?}");
+        assert!((row[4] - (row[1] - benefits)).abs() <= 1e-9 * row[1], "{row:?}");
+    }
+    let totals: serde_json::Value = serde_json::from_str(&read("totals.json")).unwrap();
+    let sum: f64 = pv.iter().map(|r| r[1]).sum();
+    assert!((totals["totals"]["pv_premiums"].as_f64().unwrap() - sum).abs() <= 1e-9 * sum);
+    let (header, cashflows) = parse_csv(&read("cashflows.csv"));
+    assert_eq!(header[..2], ["t", "premiums"]);
+    assert_eq!(cashflows.len(), 360, "30 years, the longest term");
+    assert_eq!(cashflows[0][5], 705.0, "every policy is in force at the start");
+    for row in &cashflows {
+        assert!((row[4] - (row[1] - row[2] - row[3])).abs() <= 1e-9 * row[1].abs().max(1.0), "{row:?}");
+    }
+    let (_, audit) = parse_csv(&read("audit.csv"));
+    assert_eq!((audit[0][0], audit[0][1]), (40.0, 40.0), "point 3: 40 policies aged 40");
+    assert_eq!(audit[119][4], audit[119][1] - audit[119][3], "the survivors mature at the end of the term");
+
+    // One point under a flat q = 0.01: survival and discounting are geometric, so the present values have
+    // closed forms.
+    let qx: String = (20..=110).map(|age| format!("{age},0.01\n")).collect();
+    std::fs::write(dir.join("flat.csv"), format!("age,qx\n{qx}")).unwrap();
+    std::fs::write(dir.join("point.csv"), "policy_id,age,term_years,sum_assured,policy_count\n1,40,10,1000,1\n")
+        .unwrap();
+    std::fs::write(
+        dir.join("flat.toml"),
+        "[projection]\nkind = \"endowment\"\nmodel_points = \"point.csv\"\n[projection.tables]\nmortality = \
+         \"flat.csv\"\n[projection.constants]\ninterest = 0.04\nloading = 0.0\n",
+    )
+    .unwrap();
+    let run = parfit(&["--plugin", lib, "run", dir.join("flat.toml").to_str().unwrap(), "--format", "json"]);
+    let totals = run.assert_ok().json()["totals"].clone();
+    let (v, p, n) = (1.04f64.powf(-1.0 / 12.0), 0.99f64.powf(1.0 / 12.0), 120);
+    let vp_n = (v * p).powi(n);
+    let maturity = 1000.0 * vp_n;
+    let death = 1000.0 * v * (1.0 - p) * (1.0 - vp_n) / (1.0 - v * p);
+    let close = |name: &str, exact: f64| {
+        let got = totals[name].as_f64().unwrap();
+        assert!((got - exact).abs() <= 1e-11 * exact, "{name}: {got} vs {exact}");
+    };
+    close("pv_maturity_benefits", maturity);
+    close("pv_death_benefits", death);
+    close("pv_premiums", maturity + death);
+}
+
+#[test]
+fn a_version_2_plugin_is_refused_naming_both_versions_and_the_file() {
+    assert_eq!(parfit_abi::ABI_VERSION, 3);
+    let lib = build_external_plugin("tests/fixtures/plugin-abi-v2", "parfit_abi_v2");
+    let err = LoadedPlugin::load(&lib).unwrap_err();
+    assert!(matches!(err, LoadError::AbiMismatch { plugin: 2, host: 3, .. }), "{err}");
+    let run = parfit(&["--plugin", lib.to_str().unwrap(), "plugins"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let message = run.stderr;
+    assert!(message.contains("plugin ABI version 2") && message.contains("speaks version 3"), "{message}");
+    assert!(message.contains(lib.to_str().unwrap()), "{message}");
+}
+
 #[test]
 fn a_panicking_plugin_yields_an_error_and_the_host_carries_on() {
     let lib = build_external_plugin("tests/fixtures/plugin-misbehaving", "parfit_misbehaving");

@@ -134,7 +134,7 @@ try {
     return wasm.length === native.length ? Math.max(...native.map((v, t) => Math.abs(wasm[t] - v) / scale)) : Infinity;
   });
   check('projection: every monthly cash flow equals result_cf.csv (1e-12 of the column\'s largest)', cfWorst.every((d) => d <= 1e-12), `worst ${Math.max(...cfWorst)}`);
-  check('projection: more than one worker projected', projection.work.slice(0, projection.threads).filter((n) => n > 0).length > 1, `simulations per worker: ${projection.work.join(', ')}`);
+  check('projection: more than one worker projected', projection.work.slice(0, projection.threads).filter((n) => n > 0).length > 1, `blocks per worker: ${projection.work.join(', ')}`);
   await page.locator('#projection').screenshot({ path: join(expected, 'screenshots/projection.png') });
 
   // Monte Carlo wealth: `parfit run examples/wealth/run.toml` and its sweep. Each draw of lognormal() calls exp,

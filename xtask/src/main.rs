@@ -65,8 +65,14 @@ commands:
                 (1 and 2 workers) and natively (1 and 2 threads); see BENCHMARKS.md";
 
 /// Crates outside the workspace (their own Cargo.toml and lock file) that still get formatted and linted.
-const EXTERNAL_CRATES: &[&str] =
-    &["examples/plugin-logistic", "tests/fixtures/plugin-misbehaving", "tests/fixtures/plugin-future-abi", "fuzz"];
+const EXTERNAL_CRATES: &[&str] = &[
+    "examples/plugin-logistic",
+    "examples/plugin-endowment",
+    "tests/fixtures/plugin-misbehaving",
+    "tests/fixtures/plugin-future-abi",
+    "tests/fixtures/plugin-abi-v2",
+    "fuzz",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

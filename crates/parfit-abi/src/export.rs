@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::ffi::{CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use parfit_core::projection::{ProjectionSpec, Projector};
 use parfit_core::{Model, SimStats, Workspace};
 
 use crate::{ABI_VERSION, Handle, Plugin, PluginTable, slice_from, status};
@@ -66,7 +67,141 @@ pub const fn table<P: Plugin>(info: unsafe extern "C" fn() -> *const c_char) -> 
         stats,
         last_error,
         model_free,
+        projection_new: projection_new::<P>,
+        projection_describe,
+        projection_workspace_new,
+        projection_block,
+        projection_free,
     }
+}
+
+/// A projection as the host holds it: the projector and its description rendered once as JSON.
+struct ProjectionHandle {
+    projector: Box<dyn Projector>,
+    spec_json: CString,
+}
+
+unsafe extern "C" fn projection_new<P: Plugin>(
+    kind: *const u8,
+    kind_len: usize,
+    config: *const u8,
+    config_len: usize,
+) -> Handle {
+    guarded(std::ptr::null_mut(), || {
+        // SAFETY: the host passes pointers to `kind_len` / `config_len` readable bytes.
+        let (kind, config) = unsafe { (slice_from(kind, kind_len), slice_from(config, config_len)) };
+        let (Some(kind), Some(config)) = (kind, config) else {
+            set_last_error("projection_new: null kind or configuration pointer");
+            return std::ptr::null_mut();
+        };
+        let (Ok(kind), Ok(config)) = (std::str::from_utf8(kind), std::str::from_utf8(config)) else {
+            set_last_error("projection_new: the kind and configuration must be UTF-8");
+            return std::ptr::null_mut();
+        };
+        match P::create_projection(kind, config).and_then(|p| p.spec().check().map(|()| p)) {
+            Ok(projector) => {
+                let spec = serde_json::to_string(projector.spec()).unwrap_or_default();
+                let spec_json = CString::new(spec).unwrap_or_default();
+                Box::into_raw(Box::new(ProjectionHandle { projector, spec_json })).cast()
+            }
+            Err(message) => {
+                set_last_error(&message);
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// # Safety
+/// `projection` is null or a handle from `projection_new` that has not been freed.
+unsafe fn projection_handle<'a>(projection: *const c_void) -> Option<&'a ProjectionHandle> {
+    // SAFETY: per this function's contract the pointer is null or a live `ProjectionHandle`.
+    unsafe { projection.cast::<ProjectionHandle>().as_ref() }
+}
+
+unsafe extern "C" fn projection_describe(projection: *const c_void) -> *const c_char {
+    // SAFETY: the host passes a live handle from `projection_new`.
+    match unsafe { projection_handle(projection) } {
+        Some(h) => h.spec_json.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+unsafe extern "C" fn projection_workspace_new(projection: *const c_void) -> Handle {
+    guarded(std::ptr::null_mut(), || {
+        // SAFETY: the host passes a live handle from `projection_new`.
+        let Some(h) = (unsafe { projection_handle(projection) }) else {
+            set_last_error("projection_workspace_new: null projection handle");
+            return std::ptr::null_mut();
+        };
+        Box::into_raw(Box::new(h.projector.workspace())).cast()
+    })
+}
+
+unsafe extern "C" fn projection_free(projection: *mut c_void) {
+    if !projection.is_null() {
+        // SAFETY: a non-null projection came from `projection_new` (a leaked `Box<ProjectionHandle>`) and is
+        // freed once.
+        let h = unsafe { Box::from_raw(projection.cast::<ProjectionHandle>()) };
+        guarded((), || drop(h));
+    }
+}
+
+/// The length a block's buffer must have, or why the request is not one.
+fn block_len(spec: &ProjectionSpec, mask: u64, count: usize, scenarios: usize) -> Result<usize, String> {
+    spec.block_len(mask, count, scenarios).ok_or_else(|| {
+        format!(
+            "projection_block: mask {mask:#x} names a table beyond the {} described, or the block's size overflows",
+            spec.tables.len()
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn projection_block(
+    projection: *const c_void,
+    workspace: *mut c_void,
+    first: usize,
+    count: usize,
+    scenarios: *const i64,
+    n_scenarios: usize,
+    mask: u64,
+    out: *mut f64,
+    n_out: usize,
+) -> i32 {
+    guarded(status::PANIC, || {
+        // SAFETY: the host passes a live projection handle and a workspace made for it.
+        let (h, ws) = unsafe { (projection_handle(projection), workspace.cast::<Workspace>().as_mut()) };
+        let (Some(h), Some(ws)) = (h, ws) else {
+            set_last_error("projection_block: null projection or workspace handle");
+            return status::BAD_CALL;
+        };
+        match block_len(h.projector.spec(), mask, count, n_scenarios) {
+            Ok(n) if n == n_out => {}
+            Ok(n) => {
+                set_last_error(&format!("projection_block: expected {n} output slots, got {n_out}"));
+                return status::BAD_CALL;
+            }
+            Err(message) => {
+                set_last_error(&message);
+                return status::BAD_CALL;
+            }
+        }
+        // SAFETY: the host passes buffers of the stated lengths; `out` is exclusively ours.
+        let (Some(scenarios), Some(out)) =
+            (unsafe { (slice_from(scenarios, n_scenarios), slice_from_mut(out, n_out)) })
+        else {
+            set_last_error("projection_block: a null buffer with a non-zero length");
+            return status::BAD_CALL;
+        };
+        match h.projector.project(ws, first, count, scenarios, mask, out) {
+            Ok(()) => status::OK,
+            Err(e) => {
+                set_last_error(&serde_json::to_string(&e).unwrap_or_else(|_| e.to_string()));
+                status::SIM_ERROR
+            }
+        }
+    })
 }
 
 unsafe extern "C" fn create<P: Plugin>(

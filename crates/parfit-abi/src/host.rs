@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use libloading::Library;
 use parfit_core::model::downcast_workspace;
+use parfit_core::projection::{ProjectionSpec, Projector};
 use parfit_core::{Model, ModelSpec, SimError, SimStats, Workspace};
 
 use crate::{ABI_VERSION, ENTRY_SYMBOL, EntryFn, FILE_PREFIX, PluginInfo, PluginTable, status};
@@ -150,6 +151,113 @@ impl LoadedPlugin {
                 Err(format!("{}: the model's spec is unreadable ({e})", self.path.display()))
             }
         }
+    }
+}
+
+impl LoadedPlugin {
+    /// Create a projection of `kind` (a kind made by the projection entry point) from its JSON configuration.
+    pub fn create_projection(&self, kind: &str, config_json: &str) -> Result<PluginProjection, String> {
+        // SAFETY: the pointers and lengths describe live UTF-8 buffers for the duration of the call.
+        let handle =
+            unsafe { (self.table.projection_new)(kind.as_ptr(), kind.len(), config_json.as_ptr(), config_json.len()) };
+        if handle.is_null() {
+            return Err(self.last_error());
+        }
+        // SAFETY: `projection_describe` returns a NUL-terminated string owned by the live handle.
+        let spec_json = unsafe { owned_string((self.table.projection_describe)(handle)) }.unwrap_or_default();
+        let spec = serde_json::from_str::<ProjectionSpec>(&spec_json)
+            .map_err(|e| format!("{}: the projection's description is unreadable ({e})", self.path.display()))
+            .and_then(|spec| spec.check().map(|()| spec).map_err(|e| format!("{}: {e}", self.path.display())));
+        match spec {
+            Ok(spec) => Ok(PluginProjection { handle, table: self.table, spec, _library: Arc::clone(&self.library) }),
+            Err(e) => {
+                // SAFETY: the handle came from `projection_new` above and is not used again.
+                unsafe { (self.table.projection_free)(handle) };
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A projection living in a plugin, usable wherever a core [`Projector`] is.
+pub struct PluginProjection {
+    handle: *mut c_void,
+    table: &'static PluginTable,
+    spec: ProjectionSpec,
+    _library: Arc<Library>,
+}
+
+// SAFETY: a plugin projection wraps a Rust `dyn Projector`, which is `Send + Sync` by the trait's bounds; the
+// handle is only read concurrently (a block takes a per-thread workspace), and freed once in `Drop`.
+unsafe impl Send for PluginProjection {}
+// SAFETY: as above.
+unsafe impl Sync for PluginProjection {}
+
+impl Drop for PluginProjection {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `projection_new` and is freed exactly once, here.
+        unsafe { (self.table.projection_free)(self.handle) };
+    }
+}
+
+impl Projector for PluginProjection {
+    fn spec(&self) -> &ProjectionSpec {
+        &self.spec
+    }
+
+    fn workspace(&self) -> Workspace {
+        // SAFETY: the projection handle is live for `self`'s lifetime.
+        let handle = unsafe { (self.table.projection_workspace_new)(self.handle) };
+        // A null workspace (a panic while making it) is reported by `project` as an error, not a panic here.
+        Box::new(PluginWorkspace { handle, table: self.table, _library: Arc::clone(&self._library) })
+    }
+
+    fn project(
+        &self,
+        ws: &mut Workspace,
+        first: usize,
+        count: usize,
+        scenarios: &[i64],
+        mask: u64,
+        out: &mut [f64],
+    ) -> Result<(), SimError> {
+        let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
+        if ws.handle.is_null() {
+            return Err(SimError::Other(format!("the plugin could not make a workspace: {}", table_error(self.table))));
+        }
+        // SAFETY: live handles; every pointer/length pair describes a live buffer, and `out` is exclusive.
+        let code = unsafe {
+            (self.table.projection_block)(
+                self.handle,
+                ws.handle,
+                first,
+                count,
+                scenarios.as_ptr(),
+                scenarios.len(),
+                mask,
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        };
+        status_result(self.table, code)
+    }
+}
+
+/// The plugin's last error on this thread.
+fn table_error(table: &PluginTable) -> String {
+    // SAFETY: `last_error` returns a NUL-terminated string valid until the next call on this thread.
+    unsafe { owned_string((table.last_error)()) }.unwrap_or_else(|| "unknown plugin error".into())
+}
+
+/// A status code as a result, with the plugin's error message on failure.
+fn status_result(table: &PluginTable, code: i32) -> Result<(), SimError> {
+    match code {
+        status::OK => Ok(()),
+        status::SIM_ERROR => {
+            let text = table_error(table);
+            Err(serde_json::from_str(&text).unwrap_or(SimError::Other(text)))
+        }
+        _ => Err(SimError::Other(table_error(table))),
     }
 }
 

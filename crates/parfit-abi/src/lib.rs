@@ -1,15 +1,62 @@
-//! The parfit plugin ABI.
+//! The parfit plugin ABI, version 3.
 //!
 //! A plugin is a `cdylib` exporting one `extern "C"` symbol, [`ENTRY_SYMBOL`], that returns a pointer to a
 //! static [`PluginTable`]. The table starts with [`ABI_VERSION`]; a host reads that field first and refuses
 //! the plugin when it differs, before touching anything else. Everything else crosses the boundary as plain C
-//! data: UTF-8 byte strings, `f64` arrays, opaque handles, status codes. Structured values (plugin info, model
-//! specs, errors) travel as JSON.
+//! data: UTF-8 byte strings, `f64` and `i64` arrays, opaque handles, status codes. Structured values (plugin
+//! info, model and projection descriptions, errors) travel as JSON.
 //!
 //! A plugin crate implements [`Plugin`] and calls [`export_plugin!`]; nothing else is needed, which is why a
 //! third-party plugin depends on this crate alone (it re-exports the core as [`core`]).
 //!
-//! With the `host` feature, [`host`] loads plugins and wraps their models as ordinary [`parfit_core::Model`]s.
+//! With the `host` feature, [`host`] loads plugins and wraps their models as ordinary [`parfit_core::Model`]s
+//! and their projections as [`parfit_core::projection::Projector`]s.
+//!
+//! # The table, entry by entry
+//!
+//! Every function is `extern "C"`, never unwinds (a panic becomes [`status::PANIC`]), and may be called from
+//! any thread; handles are used by one thread at a time except the model and projection handles, which are
+//! shared read-only. Lengths are element counts. A function that fails returns null or a [`status`] code and
+//! leaves a message for [`PluginTable::last_error`] on the calling thread.
+//!
+//! - `abi_version`: [`ABI_VERSION`].
+//! - `info()`: the plugin's [`PluginInfo`] as JSON: its name, version and kinds. Each kind says which entry
+//!   point makes it ([`Entry`]): a *model* (`create`) or a *projection* (`projection_new`).
+//!
+//! **Models** (fits, runs, sampling): a model is a pure function of parameters, one case's inputs and output
+//! times ([`parfit_core::Model`]).
+//! - `create(kind, config)` → a model handle, or null. `describe(model)`: its [`parfit_core::ModelSpec`] as JSON.
+//! - `workspace_new(model)` → a per-thread workspace; `workspace_free(workspace)`.
+//! - `simulate(model, workspace, params, inputs, times, out)`: `out` holds `n_times × outputs` values (time
+//!   series, row per time) or `outputs` (scalar models), as the spec's `output_kind` says.
+//! - `has_sensitivities(model)`; `simulate_sensitivities(…, sens)`: also `∂out/∂params`, `n_out × n_params`.
+//! - `stats(model, workspace, stats)`: the work counters of the last simulation ([`SimStats`], five `u64`).
+//! - `model_free(model)`.
+//!
+//! **Projections** (portfolios of model points over a horizon of months, under scenarios): see
+//! [`parfit_core::projection`].
+//! - `projection_new(kind, config)` → a projection handle, or null. The configuration is the plugin's own JSON
+//!   (parfit sends `{"tables": {role: {"name": file name, "text": CSV text}}, "constants": {name: value}}`,
+//!   the model point table under the role `model_points`).
+//! - `projection_describe(projection)`: its [`parfit_core::projection::ProjectionSpec`] as JSON — the number of
+//!   points, the horizon in months, the scenario ids (the first the default), and the result tables: for each,
+//!   a name, the column names and a scope: `"point"` (a row per point and scenario of the block),
+//!   `"month"` (a row per month, summed over the block's points and scenarios) or `"point_month"` (a row per
+//!   point, scenario and month). At most 64 tables, each with at least one column.
+//! - `projection_workspace_new(projection)` → a per-thread workspace, freed with `workspace_free`.
+//! - `projection_block(projection, workspace, first, count, scenarios, n_scenarios, mask, out, n_out)`:
+//!   project points `first..first + count` under the scenario ids `scenarios`, writing the tables whose bit is
+//!   set in `mask` (bit `t` for table `t`) into `out`, one after the other in table order, each in its scope's
+//!   layout (points outermost, then scenarios, then months). `n_out` must equal the sum of those tables'
+//!   lengths, or the call is a [`status::BAD_CALL`]. A block's values depend on its arguments alone, never on
+//!   other blocks or on the thread; the host chooses the blocks and sums `"month"` tables over blocks in order.
+//! - `projection_free(projection)`.
+//!
+//! **Both**: `last_error()`: the calling thread's last failure — a JSON [`parfit_core::SimError`] after
+//! [`status::SIM_ERROR`], plain text otherwise.
+//!
+//! Nothing is encoded in floats and no entry point gives `times` another meaning: what a call returns is what
+//! its description says.
 
 // This crate is the project's only `unsafe` layer: every block carries a SAFETY comment.
 #![allow(unsafe_code)]
@@ -25,15 +72,16 @@ use parfit_core::SimStats;
 use serde::{Deserialize, Serialize};
 
 /// Version of the table layout and calling conventions. Bump on any change to [`PluginTable`] or to the
-/// meaning of its functions. Version 2 added sensitivities and work counters.
-pub const ABI_VERSION: u32 = 2;
+/// meaning of its functions. Version 2 added sensitivities and work counters; version 3 projections as an entry
+/// point of their own (`projection_*`) and the entry point of each kind in [`KindInfo`].
+pub const ABI_VERSION: u32 = 3;
 
-/// Whether [`SimStats`], which crosses the boundary as is, has the layout [`ABI_VERSION`] 2 fixes: five `u64`
+/// Whether [`SimStats`], which crosses the boundary as is, has the layout [`ABI_VERSION`] 3 fixes (as 2 did): five `u64`
 /// counters in declaration order. Both sides assert it at compile time (`export.rs` in every plugin, `host.rs`
 /// in the host), so a change to the struct stops the build until it comes with a new ABI version.
 pub(crate) const fn sim_stats_has_abi_layout() -> bool {
     use std::mem::{align_of, offset_of, size_of};
-    ABI_VERSION == 2
+    ABI_VERSION == 3
         && size_of::<SimStats>() == 40
         && align_of::<SimStats>() == 8
         && offset_of!(SimStats, steps) == 0
@@ -118,6 +166,38 @@ pub struct PluginTable {
     /// NUL-terminated message of the last failure on the calling thread; valid until the next call on it.
     pub last_error: unsafe extern "C" fn() -> *const c_char,
     pub model_free: unsafe extern "C" fn(model: *mut c_void),
+    /// Create a projection of `kind` from a UTF-8 JSON configuration. Returns null on failure (see `last_error`).
+    pub projection_new:
+        unsafe extern "C" fn(kind: *const u8, kind_len: usize, config: *const u8, config_len: usize) -> *mut c_void,
+    /// NUL-terminated JSON [`parfit_core::projection::ProjectionSpec`], owned by the projection.
+    pub projection_describe: unsafe extern "C" fn(projection: *const c_void) -> *const c_char,
+    /// A fresh per-thread workspace for `projection` (freed by `workspace_free`); null on failure.
+    pub projection_workspace_new: unsafe extern "C" fn(projection: *const c_void) -> *mut c_void,
+    /// Project a block of points; returns a [`status`] code (see the crate documentation for the layout).
+    #[allow(clippy::type_complexity)]
+    pub projection_block: unsafe extern "C" fn(
+        projection: *const c_void,
+        workspace: *mut c_void,
+        first: usize,
+        count: usize,
+        scenarios: *const i64,
+        n_scenarios: usize,
+        mask: u64,
+        out: *mut f64,
+        n_out: usize,
+    ) -> i32,
+    pub projection_free: unsafe extern "C" fn(projection: *mut c_void),
+}
+
+/// Which entry point of the table makes a kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entry {
+    /// `create`: a [`parfit_core::Model`].
+    #[default]
+    Model,
+    /// `projection_new`: a [`parfit_core::projection::Projector`].
+    Projection,
 }
 
 /// A model kind a plugin offers.
@@ -129,6 +209,9 @@ pub struct KindInfo {
     #[serde(default)]
     pub extensions: Vec<String>,
     pub description: String,
+    /// The entry point that makes it (a model when absent).
+    #[serde(default)]
+    pub entry: Entry,
 }
 
 /// What a plugin says about itself.
@@ -145,6 +228,13 @@ pub trait Plugin {
 
     /// Build a model of `kind` from its JSON configuration. The error says what was wrong and where.
     fn create(kind: &str, config_json: &str) -> Result<Box<dyn parfit_core::Model>, String>;
+
+    /// Build a projection of `kind` (a kind whose [`KindInfo::entry`] is [`Entry::Projection`]) from its JSON
+    /// configuration. A plugin without projections keeps this default, which refuses every kind.
+    fn create_projection(kind: &str, config_json: &str) -> Result<Box<dyn parfit_core::projection::Projector>, String> {
+        let _ = config_json;
+        Err(format!("this plugin makes no projection of kind '{kind}'"))
+    }
 }
 
 /// Export `$plugin` (a type implementing [`Plugin`]) as this library's parfit plugin.

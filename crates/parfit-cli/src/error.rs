@@ -45,17 +45,17 @@ pub fn failed(message: impl Into<String>) -> CliError {
 
 pub type CliResult<T> = Result<T, CliError>;
 
-impl From<parfit_config::InputError> for CliError {
-    fn from(e: parfit_config::InputError) -> Self {
+impl From<parfit_app::InputError> for CliError {
+    fn from(e: parfit_app::InputError) -> Self {
         CliError::Input(e.0)
     }
 }
 
-impl From<parfit_config::checkpoint::CheckpointError> for CliError {
-    fn from(e: parfit_config::checkpoint::CheckpointError) -> Self {
+impl From<parfit_app::checkpoint::CheckpointError> for CliError {
+    fn from(e: parfit_app::checkpoint::CheckpointError) -> Self {
         match e {
-            parfit_config::checkpoint::CheckpointError::Input(e) => CliError::Input(e.0),
-            parfit_config::checkpoint::CheckpointError::Io(m) => CliError::Failed(m),
+            parfit_app::checkpoint::CheckpointError::Input(e) => CliError::Input(e.0),
+            parfit_app::checkpoint::CheckpointError::Io(m) => CliError::Failed(m),
         }
     }
 }

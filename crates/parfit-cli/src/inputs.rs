@@ -27,11 +27,8 @@ pub fn read_text(path: &Path) -> CliResult<String> {
     Ok(text(path, read_bytes(path))?)
 }
 
-fn text(path: &Path, bytes: Result<Vec<u8>, String>) -> parfit_config::Result<String> {
-    parfit_config::utf8(
-        path,
-        bytes.map_err(|e| parfit_config::input(format!("{}: cannot read ({e})", path.display())))?,
-    )
+fn text(path: &Path, bytes: Result<Vec<u8>, String>) -> parfit_app::Result<String> {
+    parfit_app::utf8(path, bytes.map_err(|e| parfit_app::input(format!("{}: cannot read ({e})", path.display())))?)
 }
 
 /// `path:line:column` of the top-level `key`'s value in the TOML configuration at `path`, for a value found
@@ -41,7 +38,7 @@ pub fn locate_key(path: &Path, key: &str) -> String {
     let located = text.as_deref().and_then(|text| {
         let table = toml::de::DeTable::parse(text).ok()?;
         let (_, value) = table.get_ref().iter().find(|(name, _)| name.get_ref() == key)?;
-        Some(parfit_config::line_column(text.get(..value.span().start)?))
+        Some(parfit_app::line_column(text.get(..value.span().start)?))
     });
     match located {
         Some((line, column)) => format!("{}:{line}:{column}", path.display()),
@@ -49,11 +46,11 @@ pub fn locate_key(path: &Path, key: &str) -> String {
     }
 }
 
-/// The CLI's [`parfit_config::Loader`]: files named by a configuration, read as [`read_bytes`] does.
+/// The CLI's [`parfit_app::Loader`]: files named by a configuration, read as [`read_bytes`] does.
 pub struct FsLoader;
 
-impl parfit_config::Loader for FsLoader {
-    fn read(&self, path: &Path) -> parfit_config::Result<String> {
+impl parfit_app::Loader for FsLoader {
+    fn read(&self, path: &Path) -> parfit_app::Result<String> {
         text(path, read_bytes(path))
     }
 }

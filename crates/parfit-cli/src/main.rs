@@ -17,7 +17,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use parfit_config::config;
+use parfit_app::config;
 
 use crate::error::{CliResult, failed, input};
 
@@ -157,12 +157,12 @@ fn run(cli: Cli) -> CliResult<()> {
     }
 }
 
-pub use parfit_config::MAX_THREADS;
+pub use parfit_app::MAX_THREADS;
 
 /// Size rayon's global pool once, before any parallel work: `--threads` (already checked by clap), else the
 /// `threads` key of the configuration at `config`, else one per core.
 pub fn init_threads(flag: Option<u16>, key: Option<usize>, config: &Path) -> CliResult<usize> {
-    let key = parfit_config::configured_threads(flag.is_some(), key, || inputs::locate_key(config, "threads"))?;
+    let key = parfit_app::configured_threads(flag.is_some(), key, || inputs::locate_key(config, "threads"))?;
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = flag.map(usize::from).or(key) {
         builder = builder.num_threads(n);

@@ -3,7 +3,7 @@
 //! as `name.partial` and renamed into place by [`OutputDir::commit`] once the run has succeeded; a run that
 //! fails, is interrupted or is forced to exit leaves no staged file behind (see [`remove_staged`]).
 //!
-//! The lock ([`parfit_config::checkpoint::lock_directory`], which the Python package takes too) is an advisory
+//! The lock ([`parfit_app::checkpoint::lock_directory`], which the Python package takes too) is an advisory
 //! `flock` on the directory itself, so it adds no file to the directory and the operating system releases it
 //! when the process ends, however it ends.
 
@@ -48,7 +48,7 @@ impl OutputDir {
         if dir.as_os_str().is_empty() {
             return Err(input("the output directory is an empty path: give --output DIR or [output] dir = \"DIR\""));
         }
-        let lock = parfit_config::checkpoint::lock_directory(dir, "--output")?;
+        let lock = parfit_app::checkpoint::lock_directory(dir, "--output")?;
         Ok(OutputDir { dir: dir.to_path_buf(), _lock: lock, files: vec![] })
     }
 

@@ -2,7 +2,7 @@
 //! stochastic model, in parallel, summarised by chosen statistics; optionally a sweep over one or two
 //! parameters (each grid point a case) and the per-path values as CSV.
 //!
-//! The run itself (plan, parallel tasks, statistics, report) is `parfit_config::montecarlo`, shared with the
+//! The run itself (plan, parallel tasks, statistics, report) is `parfit_app::montecarlo`, shared with the
 //! browser; this module finds the plugin, spreads the tasks over MPI ranks when under mpirun
 //! ([`crate::ranks::Ranks`]), shows progress, handles Ctrl-C, prints and writes the results.
 //! Nothing is written until every task has finished: an interrupted run leaves no files, and result files are
@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parfit_config::RunError;
-use parfit_config::montecarlo::{
+use parfit_app::RunError;
+use parfit_app::montecarlo::{
     McConfig, Plan, per_path_csv, report, simulate_all, summarise_points, summary_csv, summary_table,
 };
 
@@ -30,9 +30,8 @@ use crate::{Common, Format, init_threads, parse_sets};
 /// Whether the TOML file at `path` configures a Monte Carlo run.
 pub fn is_monte_carlo(path: &Path) -> CliResult<bool> {
     let text = crate::inputs::read_text(path)?;
-    let _: toml::Table =
-        toml::from_str(&text).map_err(|e| input(parfit_config::config::toml_error(path, &text, &e)))?;
-    Ok(parfit_config::montecarlo::is_monte_carlo(&text))
+    let _: toml::Table = toml::from_str(&text).map_err(|e| input(parfit_app::config::toml_error(path, &text, &e)))?;
+    Ok(parfit_app::montecarlo::is_monte_carlo(&text))
 }
 
 pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use parfit_abi::host::{Discovery, LoadedPlugin, discover, search_path};
 use parfit_core::Model;
 
-use parfit_config::Loader;
+use parfit_app::Loader;
 
 use crate::error::{CliResult, input};
 use crate::inputs::FsLoader;
@@ -47,7 +47,7 @@ pub fn create_model(
     origin: &str,
 ) -> CliResult<Arc<dyn Model>> {
     let text = source.map(|path| FsLoader.read(path)).transpose()?;
-    let json = parfit_config::fitting::model_config(options, source.zip(text.as_deref()));
+    let json = parfit_app::fitting::model_config(options, source.zip(text.as_deref()));
     let model = plugin.create(kind, &json).map_err(|e| {
         let about_source = source.is_some_and(|path| e.starts_with(&format!("{}:", path.display())));
         input(if about_source { e } else { format!("{origin}: {e}") })

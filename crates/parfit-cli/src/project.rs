@@ -1,6 +1,6 @@
 //! `parfit run` on a projection configuration (a TOML file with a `[projection]` table): every model point of a
 //! table projected by a plugin model (the actuarial plugin's `cashvalue` / `basicterm`). The projection itself
-//! (tables, models, parallel waves of fixed blocks, totals) is `parfit_config::projection`, shared with the
+//! (tables, models, parallel waves of fixed blocks, totals) is `parfit_app::projection`, shared with the
 //! browser; this module reads the files (gunzipping `.gz`), chooses the plugin, streams `pv.csv`, shows progress,
 //! and writes the totals, monthly tables, audit and plot.
 //!
@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parfit_config::RunError;
-use parfit_config::montecarlo::csv_text;
-use parfit_config::projection::{ProjectConfig, Projection};
-use parfit_core::Model;
+use parfit_app::RunError;
+use parfit_app::montecarlo::csv_text;
+use parfit_app::projection::{ProjectConfig, Projection};
+use parfit_core::projection::Projector;
 
 use crate::commands::{cell, show};
 use crate::console;
@@ -29,25 +29,25 @@ use crate::{Common, Format, init_threads};
 /// Whether `path` is a projection configuration: a TOML file with a top-level `[projection]` table.
 pub fn is_projection(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "toml")
-        && crate::inputs::read_text(path).is_ok_and(|text| parfit_config::projection::is_projection(&text))
+        && crate::inputs::read_text(path).is_ok_and(|text| parfit_app::projection::is_projection(&text))
 }
 
 /// The input files (see [`crate::inputs`]), gunzipping those whose name ends in `.gz` after reading, so
 /// under MPI the compressed bytes travel between ranks.
 struct GzLoader;
 
-impl parfit_config::Loader for GzLoader {
-    fn read(&self, path: &Path) -> parfit_config::Result<String> {
-        let bad = |m: String| parfit_config::input(format!("{}: {m}", path.display()));
+impl parfit_app::Loader for GzLoader {
+    fn read(&self, path: &Path) -> parfit_app::Result<String> {
+        let bad = |m: String| parfit_app::input(format!("{}: {m}", path.display()));
         let bytes = crate::inputs::read_bytes(path).map_err(|e| bad(format!("cannot read ({e})")))?;
         if path.extension().is_some_and(|e| e == "gz") {
             let mut text = Vec::new();
             flate2::read::GzDecoder::new(&bytes[..])
                 .read_to_end(&mut text)
                 .map_err(|e| bad(format!("not gzip-compressed ({e})")))?;
-            Ok(parfit_config::utf8(path, text)?)
+            Ok(parfit_app::utf8(path, text)?)
         } else {
-            Ok(parfit_config::utf8(path, bytes)?)
+            Ok(parfit_app::utf8(path, bytes)?)
         }
     }
 }
@@ -61,7 +61,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     let plugin = choose(&found, p.plugin.as_deref(), &p.kind)?;
     // Read every input before any work: the plugin checks each table cell by cell.
     let projection = Projection::new(&config, path, &GzLoader, &|json| {
-        plugin.create(&p.kind, json).map(|m| Box::new(m) as Box<dyn Model>).map_err(|e| e.to_string())
+        plugin.create_projection(&p.kind, json).map(|m| Box::new(m) as Box<dyn Projector>)
     })?;
     let out_dir = common.output.clone().or(config.output.dir.as_ref().map(|d| match path.parent() {
         Some(dir) if d.is_relative() => dir.join(d),
@@ -135,15 +135,18 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
                     let row = table.rows.get(t * width..(t + 1) * width).unwrap_or(&[]);
                     std::iter::once(t.to_string()).chain(row.iter().map(|v| cell(*v))).collect::<Vec<_>>()
                 });
-                o.write_csv(table.name, &header, rows)?;
+                o.write_csv(&table.name, &header, rows)?;
             }
-            let net = monthly_columns.iter().position(|c| c == "Net Cashflow").unwrap_or(4);
-            let pols = monthly_columns.iter().position(|c| c == "pols_if").unwrap_or(5);
-            let series = |c: usize| -> Vec<(f64, f64)> {
-                totals.monthly.chunks_exact(n_mcols).enumerate().map(|(t, r)| (t as f64, r[c])).collect()
-            };
-            let title = format!("{} — {} model points", projection.kind, projection.ids.len());
-            plot::projection_plot(&o.stage("projection.svg"), &title, &series(net), &series(pols))?;
+            // The plot needs a net cash flow and a policy count among the monthly columns (lifelib's "Net
+            // Cashflow" and "pols_if"; any spelling with spaces or underscores, in any case).
+            let named = |name: &str| monthly_columns.iter().position(|c| c.to_lowercase().replace(' ', "_") == name);
+            if let (Some(net), Some(pols)) = (named("net_cashflow"), named("pols_if")) {
+                let series = |c: usize| -> Vec<(f64, f64)> {
+                    totals.monthly.chunks_exact(n_mcols).enumerate().map(|(t, r)| (t as f64, r[c])).collect()
+                };
+                let title = format!("{} — {} model points", projection.kind, projection.ids.len());
+                plot::projection_plot(&o.stage("projection.svg"), &title, &series(net), &series(pols))?;
+            }
         }
         if let Some(audit) = projection.audit().map_err(|e| match e {
             RunError::Failed(m) | RunError::Interrupted(m) => failed(m),

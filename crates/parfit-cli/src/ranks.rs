@@ -18,7 +18,7 @@ pub mod mpi;
 
 use crate::error::{CliError, CliResult};
 
-pub use parfit_config::dispatch::Wire;
+pub use parfit_app::dispatch::Wire;
 
 /// This process's rank and the number of ranks (0 and 1 when not under MPI).
 pub fn rank_and_size() -> (usize, usize) {
@@ -80,7 +80,7 @@ pub fn for_each_case<T: Wire>(
 /// under mpirun, else on this process's rayon pool.
 pub struct Ranks;
 
-impl parfit_config::dispatch::Dispatch for Ranks {
+impl parfit_app::dispatch::Dispatch for Ranks {
     fn gathers_here(&self) -> bool {
         is_root()
     }
@@ -96,10 +96,10 @@ impl parfit_config::dispatch::Dispatch for Ranks {
         stop: &AtomicBool,
         work: &(dyn Fn(usize) -> T + Sync),
         done: &(dyn Fn(usize, T) + Sync),
-    ) -> Result<(), parfit_config::RunError> {
+    ) -> Result<(), parfit_app::RunError> {
         for_each_case(tasks, chunk, stop, work, done).map_err(|e| match e {
-            CliError::Interrupted(m) => parfit_config::RunError::Interrupted(m),
-            e => parfit_config::RunError::Failed(e.to_string()),
+            CliError::Interrupted(m) => parfit_app::RunError::Interrupted(m),
+            e => parfit_app::RunError::Failed(e.to_string()),
         })
     }
 }

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use parfit_config::Loader;
-use parfit_config::config::LoadedConfig;
+use parfit_app::Loader;
+use parfit_app::config::LoadedConfig;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
@@ -171,7 +171,7 @@ pub fn load_with_tables(
 /// when out of range, as the CLI refuses it), else every core.
 pub fn threads(loaded: &LoadedConfig, given: Option<usize>) -> PyResult<usize> {
     let configured =
-        parfit_config::configured_threads(given.is_some(), loaded.config.threads, || loaded.locate(&["threads"]))
+        parfit_app::configured_threads(given.is_some(), loaded.config.threads, || loaded.locate(&["threads"]))
             .map_err(errors::config)?;
     crate::engine::threads(given, configured)
 }

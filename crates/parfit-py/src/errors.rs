@@ -1,7 +1,7 @@
 //! The exceptions Python sees. Every message is the CLI's: bad input is placed at `file:line:column` (or the
 //! file and key), a failed run says what failed.
 
-use parfit_config::{InputError, RunError as ConfigRunError};
+use parfit_app::{InputError, RunError as ConfigRunError};
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt};
 use pyo3::prelude::*;
 

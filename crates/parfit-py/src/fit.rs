@@ -1,13 +1,13 @@
 //! `parfit.fit`: one model fitted to one dataset as `parfit fit` fits it — the same configuration loading and
-//! overrides, `parfit_config::fitting::fit_staged` (horizon stages, polish), and the report (`result.json`'s
-//! document, the fitted curves of `fitted.csv`) from `parfit_config::fit_result`, which the CLI also calls.
+//! overrides, `parfit_app::fitting::fit_staged` (horizon stages, polish), and the report (`result.json`'s
+//! document, the fitted curves of `fitted.csv`) from `parfit_app::fit_result`, which the CLI also calls.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use parfit_config::config::Algorithm;
-use parfit_config::fit_result::{FitRun, failure, fitted_curves, fitted_values, iteration_budget, result_document};
-use parfit_config::fitting::{FitOutcome, cost_from_config, data_case, fit_staged};
+use parfit_app::config::Algorithm;
+use parfit_app::fit_result::{FitRun, failure, fitted_curves, fitted_values, iteration_budget, result_document};
+use parfit_app::fitting::{FitOutcome, cost_from_config, data_case, fit_staged};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 

@@ -1,5 +1,5 @@
 //! `parfit.fit_many`: one fit per case of a table as `parfit fit-many` runs it — `CaseFitter` per case, the cases
-//! through `parfit_config::fit_many::fit_cases`, the checkpoint of `parfit_config::checkpoint` (the CLI's file,
+//! through `parfit_app::fit_many::fit_cases`, the checkpoint of `parfit_app::checkpoint` (the CLI's file,
 //! fingerprinted the same way), and `results.csv`/`summary.json` from the shared code. Progress counts cases;
 //! Ctrl-C stops starting cases and keeps the checkpoint.
 
@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use parfit_config::cases::read_cases;
-use parfit_config::checkpoint::{Checkpoint, CheckpointError, Overrides, lock_directory, run_fingerprint, write_files};
-use parfit_config::dispatch::Local;
-use parfit_config::fit_many::{FitManyError, every_case_failed, fit_cases, results_csv, summary_file, summary_json};
-use parfit_config::fitting::{CaseFitter, CaseRecord};
+use parfit_app::cases::read_cases;
+use parfit_app::checkpoint::{Checkpoint, CheckpointError, Overrides, lock_directory, run_fingerprint, write_files};
+use parfit_app::dispatch::Local;
+use parfit_app::fit_many::{FitManyError, every_case_failed, fit_cases, results_csv, summary_file, summary_json};
+use parfit_app::fitting::{CaseFitter, CaseRecord};
 use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use parfit_config::{Loader, input, utf8};
+use parfit_app::{Loader, input, utf8};
 
 /// A [`Loader`] over the disk and the texts given from Python (which take precedence).
 #[derive(Debug, Default)]
@@ -20,7 +20,7 @@ impl Files {
     }
 
     /// The raw bytes of a file on disk (the checkpoint's fingerprint reads them as the CLI does).
-    pub fn bytes(&self, path: &Path) -> parfit_config::Result<Vec<u8>> {
+    pub fn bytes(&self, path: &Path) -> parfit_app::Result<Vec<u8>> {
         match self.given.get(path) {
             Some(text) => Ok(text.as_bytes().to_vec()),
             None => std::fs::read(path).map_err(|e| input(format!("{}: cannot read ({e})", path.display()))),
@@ -29,7 +29,7 @@ impl Files {
 }
 
 impl Loader for Files {
-    fn read(&self, path: &Path) -> parfit_config::Result<String> {
+    fn read(&self, path: &Path) -> parfit_app::Result<String> {
         if let Some(text) = self.given.get(path) {
             return Ok(text.clone());
         }

@@ -1,5 +1,5 @@
 //! `parfit._native`, the extension module under the Python package `parfit` (python/parfit). It converts
-//! between Python and the engine and calls the application layer (`parfit-config`) the CLI and the browser
+//! between Python and the engine and calls the application layer (`parfit-app`) the CLI and the browser
 //! call, so one configuration gives the same numbers from all three; it holds no logic of its own beyond
 //! conversions. The Python package wraps these functions in the documented API (numpy arrays, DataFrames,
 //! result objects); `_native.pyi` types them.

@@ -1,6 +1,6 @@
 //! `parfit.minimise`: a Python function minimised by the engine's optimisers — the same ask–tell driver
 //! (`parfit_core::optimise::minimise`) and the same optimisers, built from the same `[fit]` settings by the same
-//! code (`parfit_config::fitting::value_optimiser`), as `parfit fit` uses on a model file.
+//! code (`parfit_app::fitting::value_optimiser`), as `parfit fit` uses on a model file.
 //!
 //! The driver runs under [`engine::run`] (off the calling thread, GIL released while it waits); each batch the
 //! optimiser asks for goes to the Python side in one call (`evaluate(bytes, rows)`, the package's adaptor, which
@@ -8,8 +8,8 @@
 //! work thread. Values that are not finite are failures, `+inf`, as the engine's objective counts them. An
 //! exception from the function stops the run at once and is raised from `minimise`.
 
-use parfit_config::config::{Algorithm, FitSection};
-use parfit_config::fitting::{stopping, value_optimiser};
+use parfit_app::config::{Algorithm, FitSection};
+use parfit_app::fitting::{stopping, value_optimiser};
 use parfit_core::optimise::{BatchEvaluator, Bounds, minimise as drive};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};

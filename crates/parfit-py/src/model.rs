@@ -3,12 +3,12 @@
 //!
 //! Only conversions live here: names to positions, Python numbers to the engine's buffers and back (as bytes of
 //! native `f64`s, which the Python side views as numpy arrays without a copy or a rounding). The checks on times
-//! are the CLI's (`parfit_config::config::check_times` and `check_output_size`).
+//! are the CLI's (`parfit_app::config::check_times` and `check_output_size`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use parfit_config::config::{check_output_size, check_plain_values, check_times};
+use parfit_app::config::{check_output_size, check_plain_values, check_times};
 use parfit_core::{Model, ModelSpec, OutputKind, SimError, Workspace};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -76,7 +76,7 @@ impl NativeModel {
         };
         // Plugin options travel as JSON, which has no NaN or infinities: refused as a configuration's are.
         check_plain_values(&PathBuf::from(&origin), "", &table, &["model", "options"]).map_err(errors::config)?;
-        let json = parfit_config::fitting::model_options(&table, &origin).map_err(errors::config)?;
+        let json = parfit_app::fitting::model_options(&table, &origin).map_err(errors::config)?;
         let model = plugins::create_model(chosen, &kind, path.as_deref(), &Files::default(), json, &origin)?;
         Ok(NativeModel { model, path, kind, plugin: chosen.info().name.clone(), workspaces: Mutex::new(Vec::new()) })
     }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use parfit_abi::host::{Discovery, LoadedPlugin, discover, search_path};
-use parfit_config::Loader;
-use parfit_config::config::LoadedConfig;
-use parfit_config::fitting::{model_options, model_origin};
+use parfit_app::Loader;
+use parfit_app::config::LoadedConfig;
+use parfit_app::fitting::{model_options, model_origin};
 use parfit_core::Model;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -63,7 +63,7 @@ pub fn create_model(
     origin: &str,
 ) -> PyResult<Arc<dyn Model>> {
     let text = source.map(|path| files.read(path)).transpose().map_err(errors::config)?;
-    let json = parfit_config::fitting::model_config(options, source.zip(text.as_deref()));
+    let json = parfit_app::fitting::model_config(options, source.zip(text.as_deref()));
     let model = plugin.create(kind, &json).map_err(|e| match source {
         Some(path) if e.starts_with(&format!("{}:", path.display())) => errors::model(e),
         _ => errors::ConfigError::new_err(format!("{origin}: {e}")),

@@ -1,14 +1,14 @@
-//! `parfit.project`: a projection configuration's run through `parfit_config::projection` (as `parfit run` on a
+//! `parfit.project`: a projection configuration's run through `parfit_app::projection` (as `parfit run` on a
 //! `[projection]` configuration) on this process's pool, off the GIL.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use parfit_config::RunError;
-use parfit_config::dispatch::Local;
-use parfit_config::projection::{ProjectConfig, Projection};
-use parfit_core::Model;
+use parfit_app::RunError;
+use parfit_app::dispatch::Local;
+use parfit_app::projection::{ProjectConfig, Projection};
+use parfit_core::projection::Projector;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -42,7 +42,7 @@ pub fn project<'py>(
     let plugin = plugins::choose(&found, p.plugin.as_deref(), &p.kind)?;
     // Every table is read and checked (by the plugin, cell by cell) before any work.
     let projection = Projection::new(&project, &path, &files, &|json| {
-        plugin.create(&p.kind, json).map(|m| Box::new(m) as Box<dyn Model>).map_err(|e| e.to_string())
+        plugin.create_projection(&p.kind, json).map(|m| Box::new(m) as Box<dyn Projector>)
     })
     .map_err(errors::config)?;
 

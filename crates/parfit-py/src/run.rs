@@ -1,15 +1,15 @@
 //! `parfit.run`: one simulation of a model file or a model configuration (`parfit run`'s set-up,
-//! `parfit_config::simulate`), or a Monte Carlo configuration's paths (`parfit_config::montecarlo` through the
+//! `parfit_app::simulate`), or a Monte Carlo configuration's paths (`parfit_app::montecarlo` through the
 //! `Local` dispatch). A projection configuration goes to [`crate::project`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use parfit_config::config::{LoadedConfig, parse_times};
-use parfit_config::dispatch::Local;
-use parfit_config::montecarlo::{McConfig, Plan, report, simulate_all, summarise_points, summary_table};
-use parfit_config::simulate::{SimulateError, apply_sets, config_params, config_times, run_times, simulate};
+use parfit_app::config::{LoadedConfig, parse_times};
+use parfit_app::dispatch::Local;
+use parfit_app::montecarlo::{McConfig, Plan, report, simulate_all, summarise_points, summary_table};
+use parfit_app::simulate::{SimulateError, apply_sets, config_params, config_times, run_times, simulate};
 use parfit_core::OutputKind;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -32,7 +32,7 @@ fn configuration(config: &Bound<'_, PyAny>, files: &Files) -> PyResult<Option<(P
     let (path, text) = config::text(config, files)?;
     // A syntax error is the parser's, at its line and column, whatever the configuration configures.
     let _: toml::Table =
-        toml::from_str(&text).map_err(|e| ConfigError::new_err(parfit_config::config::toml_error(&path, &text, &e)))?;
+        toml::from_str(&text).map_err(|e| ConfigError::new_err(parfit_app::config::toml_error(&path, &text, &e)))?;
     Ok(Some((path, text)))
 }
 
@@ -43,8 +43,8 @@ fn configuration(config: &Bound<'_, PyAny>, files: &Files) -> PyResult<Option<(P
 pub fn run_kind(config: &Bound<'_, PyAny>, files: BTreeMap<String, String>) -> PyResult<&'static str> {
     let files = Files::new(files);
     Ok(match configuration(config, &files)? {
-        Some((_, text)) if parfit_config::projection::is_projection(&text) => "projection",
-        Some((_, text)) if parfit_config::montecarlo::is_monte_carlo(&text) => "montecarlo",
+        Some((_, text)) if parfit_app::projection::is_projection(&text) => "projection",
+        Some((_, text)) if parfit_app::montecarlo::is_monte_carlo(&text) => "montecarlo",
         _ => "model",
     })
 }
@@ -126,7 +126,7 @@ pub fn run_montecarlo<'py>(
     let found = plugins::find(py, &plugins)?;
     let plugin = plugins::choose(&found, mc.model.plugin.as_deref(), &mc.model.kind)?;
     let origin = path.display().to_string();
-    let options = parfit_config::fitting::model_options(&mc.model.options, &origin).map_err(errors::config)?;
+    let options = parfit_app::fitting::model_options(&mc.model.options, &origin).map_err(errors::config)?;
     let source = mc.model.source.as_ref().map(|s| match path.parent() {
         Some(dir) if s.is_relative() => dir.join(s),
         _ => s.clone(),

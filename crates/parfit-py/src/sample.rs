@@ -1,10 +1,10 @@
-//! `parfit.sample`: the posterior of a configuration's parameters, set up by `parfit_config::sampling` (as
+//! `parfit.sample`: the posterior of a configuration's parameters, set up by `parfit_app::sampling` (as
 //! `parfit sample` is) and run by the core's `sample` driver off the GIL.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use parfit_config::sampling::{self, RunInfo, Sampling, samples_header, summary_json};
+use parfit_app::sampling::{self, RunInfo, Sampling, samples_header, summary_json};
 use parfit_core::sample::sample as run_sampler;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;

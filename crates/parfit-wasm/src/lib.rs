@@ -1,5 +1,5 @@
 //! parfit in the browser. The plugins are linked in statically (a browser cannot load shared libraries), the
-//! configurations are the CLI's TOML read through [`parfit_config`], and the fitting code is the CLI's own, so
+//! configurations are the CLI's TOML read through [`parfit_app`], and the fitting code is the CLI's own, so
 //! a configuration and seed give the CLI's numbers.
 //!
 //! This module is the plain Rust façade (natively testable); `js.rs` (wasm32 only) exposes it to JavaScript
@@ -24,36 +24,41 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parfit_abi::Plugin;
-use parfit_config::cases::read_cases;
-use parfit_config::config::{LoadedConfig, ModelSection};
-use parfit_config::dispatch::Local;
-use parfit_config::fitting::{
+use parfit_app::cases::read_cases;
+use parfit_app::config::{LoadedConfig, ModelSection};
+use parfit_app::dispatch::Local;
+use parfit_app::fitting::{
     CaseFitter, CaseRecord, FitOutcome, cost_from_config, data_case, fit_staged, model_config, model_options,
     plot_times,
 };
-use parfit_config::montecarlo::{McConfig, Plan, simulate_all, summarise_points, summary_table};
-use parfit_config::projection::{ProjectConfig, Projection};
-use parfit_config::{Loader, RunError};
+use parfit_app::montecarlo::{McConfig, Plan, simulate_all, summarise_points, summary_table};
+use parfit_app::projection::{ProjectConfig, Projection};
+use parfit_app::{Loader, RunError};
 use parfit_core::model::{SimError, SimStats, Workspace};
 use parfit_core::optimise::{Monitor, Progress};
+use parfit_core::projection::{ProjectionSpec, Projector};
 use parfit_core::runner::for_each_case;
 use parfit_core::{Model, ModelSpec};
 use serde::Serialize;
 
-pub use parfit_config::MemoryLoader as Files;
+pub use parfit_app::MemoryLoader as Files;
 
 type Factory = fn(&str, &str) -> Result<Box<dyn Model>, String>;
+type ProjectionFactory = fn(&str, &str) -> Result<Box<dyn Projector>, String>;
 
-/// The plugins compiled into this build.
-fn plugins() -> Vec<(parfit_abi::PluginInfo, Factory)> {
+/// The plugins compiled into this build, with their model and projection entry points.
+fn plugins() -> Vec<(parfit_abi::PluginInfo, Factory, ProjectionFactory)> {
+    fn entries<P: Plugin>() -> (parfit_abi::PluginInfo, Factory, ProjectionFactory) {
+        (P::info(), P::create as Factory, P::create_projection as ProjectionFactory)
+    }
     vec![
-        (parfit_ode::OdePlugin::info(), parfit_ode::OdePlugin::create as Factory),
+        entries::<parfit_ode::OdePlugin>(),
         #[cfg(target_arch = "wasm32")]
-        (parfit_vensim::VensimPlugin::info(), parfit_vensim::VensimPlugin::create as Factory),
+        entries::<parfit_vensim::VensimPlugin>(),
         #[cfg(target_arch = "wasm32")]
-        (parfit_montecarlo::MonteCarloPlugin::info(), parfit_montecarlo::MonteCarloPlugin::create as Factory),
+        entries::<parfit_montecarlo::MonteCarloPlugin>(),
         #[cfg(target_arch = "wasm32")]
-        (parfit_actuarial::ActuarialPlugin::info(), parfit_actuarial::ActuarialPlugin::create as Factory),
+        entries::<parfit_actuarial::ActuarialPlugin>(),
     ]
 }
 
@@ -71,7 +76,7 @@ pub struct ModelInfo {
 pub fn models() -> Vec<ModelInfo> {
     plugins()
         .into_iter()
-        .flat_map(|(info, _)| {
+        .flat_map(|(info, _, _)| {
             info.kinds.into_iter().map(move |k| ModelInfo {
                 plugin: info.name.clone(),
                 version: info.version.clone(),
@@ -85,11 +90,16 @@ pub fn models() -> Vec<ModelInfo> {
 
 /// The built-in plugin that offers `kind` (named `plugin`, if given), as `parfit` chooses among loaded plugins.
 fn factory(kind: &str, plugin: Option<&str>, origin: &str) -> Result<(Factory, String), String> {
+    entries(kind, plugin, origin).map(|(create, _, name)| (create, name))
+}
+
+/// The built-in plugin that offers `kind` (named `plugin`, if given), with both of its entry points.
+fn entries(kind: &str, plugin: Option<&str>, origin: &str) -> Result<(Factory, ProjectionFactory, String), String> {
     let wanted = |info: &parfit_abi::PluginInfo| plugin.is_none_or(|n| n == info.name);
     plugins()
         .into_iter()
-        .find(|(info, _)| wanted(info) && info.kinds.iter().any(|k| k.kind == kind))
-        .map(|(info, create)| (create, info.name))
+        .find(|(info, _, _)| wanted(info) && info.kinds.iter().any(|k| k.kind == kind))
+        .map(|(info, create, project)| (create, project, info.name))
         .ok_or_else(|| {
             let kinds: Vec<String> = models().iter().map(|m| format!("{} ({})", m.kind, m.plugin)).collect();
             format!("{origin}: no built-in plugin offers model kind '{kind}'; available kinds: {}", kinds.join(", "))
@@ -197,6 +207,36 @@ impl Model for Counted {
 
     fn stats(&self, ws: &Workspace) -> Option<SimStats> {
         self.inner.stats(ws)
+    }
+}
+
+/// A projection that counts its blocks per thread, so a page (and its test) can see that the workers shared the
+/// work. Results are the wrapped projection's, bit for bit.
+struct CountedBlocks {
+    inner: Box<dyn Projector>,
+    counter: Arc<WorkCounter>,
+}
+
+impl Projector for CountedBlocks {
+    fn spec(&self) -> &ProjectionSpec {
+        self.inner.spec()
+    }
+
+    fn workspace(&self) -> Workspace {
+        self.inner.workspace()
+    }
+
+    fn project(
+        &self,
+        ws: &mut Workspace,
+        first: usize,
+        count: usize,
+        scenarios: &[i64],
+        mask: u64,
+        out: &mut [f64],
+    ) -> Result<(), SimError> {
+        self.counter.add();
+        self.inner.project(ws, first, count, scenarios, mask, out)
     }
 }
 
@@ -538,7 +578,7 @@ pub fn run_paths(
     let seconds = clock() - start;
     let summary = summarise_points(&plan, spec.outputs.len(), &values);
     let (columns, rows) = summary_table(&plan, spec, &summary, |v| format!("{v:?}"));
-    let mut report = parfit_config::montecarlo::report(&plan, spec, &summary, threads, seconds);
+    let mut report = parfit_app::montecarlo::report(&plan, spec, &summary, threads, seconds);
     report["plugin"] = plugin.into();
     report["summary"] = serde_json::json!({ "columns": columns, "rows": rows });
     report["work"] = counter.per_worker(threads).into();
@@ -548,7 +588,7 @@ pub fn run_paths(
 /// Project the portfolio of the projection configuration at `config_path` (with a `[projection]` table) as
 /// `parfit run` does, without writing anything: the report of `parfit run --format json` (totals.json), plus
 /// `monthly` (column name → the portfolio's monthly values, lifelib's result_cf and result_pols, when the
-/// configuration asks for them) and `work` (points per worker). `progress(points done, total)` is called on the
+/// configuration asks for them) and `work` (blocks of points per worker). `progress(points done, total)` is called on the
 /// calling thread after every wave of blocks and returns `true` to stop.
 pub fn project(
     config_path: &str,
@@ -559,16 +599,14 @@ pub fn project(
     let path = Path::new(config_path);
     let config = ProjectConfig::parse(path, &files.read(path).map_err(|e| e.0)?).map_err(|e| e.0)?;
     let p = &config.projection;
-    let (create, plugin) = factory(&p.kind, p.plugin.as_deref(), config_path)?;
+    let (_, create, plugin) = entries(&p.kind, p.plugin.as_deref(), config_path)?;
     let counter = Arc::new(WorkCounter::default());
     let projection = Projection::new(&config, path, files, &|json| {
-        let inner: Arc<dyn Model> = Arc::from(create(&p.kind, json)?);
-        Ok(Box::new(Counted { inner, counter: counter.clone() }) as Box<dyn Model>)
+        let inner = create(&p.kind, json)?;
+        Ok(Box::new(CountedBlocks { inner, counter: counter.clone() }) as Box<dyn Projector>)
     })
     .map_err(|e| e.0)?;
     let total = projection.ids.len();
-    // Only the projection's own simulations count, not the set-up's summary call.
-    counter.slots.iter().for_each(|s| s.store(0, Ordering::Relaxed));
     let start = clock();
     let stop = AtomicBool::new(false);
     let totals = projection
@@ -586,7 +624,7 @@ pub fn project(
         .map(|(c, name)| (name.clone(), totals.monthly.chunks_exact(width).map(|row| row[c]).collect()))
         .collect();
     report["monthly"] = monthly.into();
-    // Each point × scenario runs the present value model and, with monthly sums, the monthly one.
+    // Blocks of points per worker.
     report["work"] = counter.per_worker(threads).into();
     Ok(report)
 }

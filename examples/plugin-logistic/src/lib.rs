@@ -99,6 +99,7 @@ impl Plugin for LogisticPlugin {
                 kind: "logistic".into(),
                 extensions: vec![],
                 description: "logistic growth N(t) = K / (1 + (K/N0 - 1) exp(-r t)), closed form".into(),
+                entry: parfit_abi::Entry::Model,
             }],
         }
     }

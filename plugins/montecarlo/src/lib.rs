@@ -90,6 +90,7 @@ impl parfit_abi::Plugin for MonteCarloPlugin {
                 description: "Monte Carlo model (DiffSL-style text with next_i and random draws), simulated over \
                               paths; evaluation points are path indices, inputs are seed and periods"
                     .into(),
+                entry: parfit_abi::Entry::Model,
             }],
         }
     }

@@ -759,6 +759,7 @@ impl parfit_abi::Plugin for OdePlugin {
                     kind: k.kind.into(),
                     extensions: vec![k.extension.into()],
                     description: k.description.into(),
+                    entry: parfit_abi::Entry::Model,
                 })
                 .collect(),
         }

@@ -692,6 +692,7 @@ impl parfit_abi::Plugin for VensimPlugin {
                 kind: KIND.into(),
                 extensions: vec![EXTENSION.into()],
                 description: DESCRIPTION.into(),
+                entry: parfit_abi::Entry::Model,
             }],
         }
     }

@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use parfit_config::fit_result::{
+use parfit_app::fit_result::{
     FitRun, failure, fitted_curves, fitted_values, iteration_budget, result_document, result_json,
 };
-use parfit_config::fitting::{FitOutcome, data_case, fit_staged};
+use parfit_app::fitting::{FitOutcome, data_case, fit_staged};
 use parfit_core::{Objective, OptimResult};
 
 use crate::commands::{ConfiguredModel, cost_from_config, load_for_run, model_from_config, show};

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parfit_config::RunError;
-use parfit_config::cases::read_cases;
-use parfit_config::checkpoint::{Checkpoint, Overrides, run_fingerprint};
-use parfit_config::fit_many::{FitManyError, every_case_failed, fit_cases, results_table, summary_file, summary_json};
-use parfit_config::fitting::{CaseFitter, CaseRecord};
+use parfit_app::RunError;
+use parfit_app::cases::read_cases;
+use parfit_app::checkpoint::{Checkpoint, Overrides, run_fingerprint};
+use parfit_app::fit_many::{FitManyError, every_case_failed, fit_cases, results_table, summary_file, summary_json};
+use parfit_app::fitting::{CaseFitter, CaseRecord};
 use serde_json::json;
 
 use crate::commands::{ConfiguredModel, load_for_run, model_from_config, show};

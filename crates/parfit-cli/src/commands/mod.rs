@@ -9,7 +9,7 @@ pub mod sample;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use parfit_config::fitting::cost_from_config;
+pub use parfit_app::fitting::cost_from_config;
 use parfit_core::Model;
 
 use crate::Common;
@@ -31,7 +31,7 @@ pub fn plugin_options(
     common: &Common,
     origin: &str,
 ) -> CliResult<serde_json::Map<String, serde_json::Value>> {
-    let mut options = parfit_config::fitting::model_options(table, origin)?;
+    let mut options = parfit_app::fitting::model_options(table, origin)?;
     if let Some(rtol) = common.rtol {
         options.insert("rtol".into(), rtol.into());
     }
@@ -49,7 +49,7 @@ pub fn model_from_config(explicit: &[PathBuf], loaded: &LoadedConfig, common: &C
     let origin = loaded.path.display().to_string();
     let options = plugin_options(&section.options, common, &origin)?;
     let source = section.source.as_ref().map(|s| loaded.resolve(s));
-    let blame = parfit_config::fitting::model_origin(loaded);
+    let blame = parfit_app::fitting::model_origin(loaded);
     let model = create_model(plugin, &section.kind, source.as_deref(), options, &blame)?;
     Ok(ConfiguredModel { model, plugin: plugin.info().name.clone(), kind: section.kind.clone() })
 }

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use parfit_config::montecarlo::csv_text;
-use parfit_config::simulate::{
+use parfit_app::montecarlo::csv_text;
+use parfit_app::simulate::{
     SimulateError, Simulated, apply_sets, config_params, config_times, rows, run_times, simulate,
 };
 use parfit_core::OutputKind;

@@ -1,12 +1,12 @@
 //! `parfit sample`: the posterior of a model's parameters given its data — nested sampling (with the
 //! log-evidence) or ensemble MCMC — under the Gaussian likelihood with known or fitted noise sigma.
 //! Likelihood batches are evaluated in parallel through the `parfit_core::Objective`. The set-up (priors, noise
-//! sigma, MCMC start, sampler) and summary.json's content are `parfit_config::sampling`, which the Python package
+//! sigma, MCMC start, sampler) and summary.json's content are `parfit_app::sampling`, which the Python package
 //! shares; this module runs the sampler with a progress bar and writes samples.csv, summary.json and the plot.
 
 use std::path::{Path, PathBuf};
 
-use parfit_config::sampling::{self, RunInfo, Sampling, quantile_label, samples_header, summary_json, termination};
+use parfit_app::sampling::{self, RunInfo, Sampling, quantile_label, samples_header, summary_json, termination};
 use parfit_core::sample::{QUANTILE_LEVELS, SampleResult, sample as run_sampler};
 use serde_json::Value;
 

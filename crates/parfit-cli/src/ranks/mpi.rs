@@ -25,7 +25,7 @@ use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source, Status};
 use mpi::topology::{Communicator, SimpleCommunicator};
 
-use parfit_config::dispatch::take_u64;
+use parfit_app::dispatch::take_u64;
 
 use super::{Wire, run_here};
 use crate::error::{CliError, CliResult, failed};

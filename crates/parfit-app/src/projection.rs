@@ -1,8 +1,10 @@
 //! Policy projections (a configuration with a `[projection]` table): every model point of a table projected by a
-//! plugin model (the actuarial plugin's `cashvalue` / `basicterm`), in parallel over (point × scenario), with
-//! per-point present values, portfolio totals per scenario and their mean, optional monthly portfolio cash flows
-//! and policy counts, and one point's monthly audit vectors. `parfit run` and the browser façade both run them
-//! through this module; the caller reads the files (through a [`Loader`]) and makes the plugin's models.
+//! plugin's projection (ABI v3's projection entry point, [`Projector`]; the actuarial plugin's `cashvalue` /
+//! `basicterm`), in parallel over blocks of points, with per-point present values (the projection's one
+//! `point`-scoped table), portfolio totals per scenario and their mean, optional monthly portfolio tables (its
+//! `month`-scoped tables, each written as `<name>.csv`), and one point's monthly audit (its `point_month` table).
+//! `parfit run`, the Python package and the browser façade run them through this module; the caller reads the
+//! files (through a [`Loader`]) and makes the plugin's projection.
 //!
 //! Memory stays bounded whatever the number of points: points are projected in waves of fixed-size blocks; each
 //! block sums its points' monthly rows, blocks are folded in order and per-point rows go to a callback, so no
@@ -13,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use parfit_core::Model;
+use parfit_core::projection::{Projector, Scope};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -107,8 +109,8 @@ fn point_ids(name: &str, text: &str) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Makes one of the plugin's models from its JSON configuration (the caller's plugin for the configured kind).
-pub type MakeModel<'a> = dyn Fn(&str) -> std::result::Result<Box<dyn Model>, String> + 'a;
+/// Makes the plugin's projection from its JSON configuration (the caller's plugin for the configured kind).
+pub type MakeProjector<'a> = dyn Fn(&str) -> std::result::Result<Box<dyn Projector>, String> + 'a;
 /// Receives one point's present values (its id, one value per column); an error stops the run.
 pub type PointRow<'a> = dyn FnMut(&str, &[f64]) -> std::result::Result<(), String> + 'a;
 
@@ -124,12 +126,20 @@ pub struct Projection {
     pub horizon: usize,
     /// Point-months of one scenario (each point's months until it ends).
     pub point_months: usize,
-    /// Present value columns (one row per point) and monthly columns (the portfolio's monthly sums).
+    /// Present value columns (one row per point) and monthly columns (the portfolio's monthly sums: the columns
+    /// of every `month` table, in table order; none without `monthly`).
     pub columns: Vec<String>,
     pub monthly_columns: Vec<String>,
-    audit: Option<(String, usize, Box<dyn Model>)>,
-    pv_model: Box<dyn Model>,
-    monthly_model: Option<Box<dyn Model>>,
+    /// The audit point's id and row, when asked for.
+    audit: Option<(String, usize)>,
+    projector: Box<dyn Projector>,
+    /// The tables a block asks for: the present values, and the monthly tables with `monthly`.
+    mask: u64,
+    /// The monthly tables: (name, first column in `monthly_columns`, columns).
+    monthly_tables: Vec<(String, usize, usize)>,
+    /// The present value table and the audit table, by index.
+    pv_table: usize,
+    audit_table: Option<usize>,
 }
 
 /// One block's per-point rows (`points × scenarios × columns`) and its summed monthly rows, or what failed.
@@ -199,8 +209,8 @@ pub struct Audit {
 /// A monthly portfolio table (`result_cf.csv`, `result_pols.csv`): one row per month `t` from 0.
 #[derive(Debug, Clone)]
 pub struct MonthlyTable {
-    /// Its file name.
-    pub name: &'static str,
+    /// Its file name (`<table name>.csv`).
+    pub name: String,
     /// The columns after `t`.
     pub columns: Vec<String>,
     /// The number of months (rows).
@@ -211,8 +221,13 @@ pub struct MonthlyTable {
 
 impl Projection {
     /// Read every table the configuration at `path` names through `files` (the plugin checks each cell), and make
-    /// the plugin's models with `create(configuration JSON)` — the caller's plugin for `config.projection.kind`.
-    pub fn new(config: &ProjectConfig, path: &Path, files: &dyn Loader, create: &MakeModel<'_>) -> Result<Projection> {
+    /// the plugin's projection with `create(configuration JSON)` — the caller's plugin for `config.projection.kind`.
+    pub fn new(
+        config: &ProjectConfig,
+        path: &Path,
+        files: &dyn Loader,
+        create: &MakeProjector<'_>,
+    ) -> Result<Projection> {
         let origin = path.display().to_string();
         let at = |key: &str| locate(path, &config.text, &["projection", key]);
         let p = &config.projection;
@@ -230,26 +245,41 @@ impl Projection {
             tables.insert(role.clone(), json!({ "name": file.display().to_string(), "text": files.read(&file)? }));
         }
         tables.insert("model_points".into(), json!({ "name": points_name, "text": points_text }));
-        let make = |output: &str| -> Result<Box<dyn Model>> {
-            let config = json!({ "tables": tables, "constants": p.constants, "output": output });
-            create(&config.to_string()).map_err(|e| input(format!("{origin}: {e}")))
-        };
-        let summary_model = make("summary")?;
-        let mut summary = [0.0; 5];
-        summary_model
-            .simulate(&mut summary_model.workspace(), &[], &[0.0, 0.0], &[], &mut summary)
-            .map_err(|e| input(format!("{origin}: {e}")))?;
-        let [n_points, horizon, n_scenarios, first, point_months] = summary.map(|v| v as i64);
-        if n_points as usize != ids.len() {
+        let json = json!({ "tables": tables, "constants": p.constants });
+        let projector = create(&json.to_string()).map_err(|e| input(format!("{origin}: {e}")))?;
+        let spec = projector.spec();
+        let n_points = spec.points;
+        if n_points != ids.len() {
             return Err(input(format!(
                 "{points_name}: the plugin read {n_points} points but the table has {} rows",
                 ids.len()
             )));
         }
+        let scope = |scope: Scope| spec.tables.iter().enumerate().filter(move |(_, t)| t.scope == scope);
+        let pv_table = match scope(Scope::Point).map(|(i, _)| i).collect::<Vec<_>>()[..] {
+            [i] => i,
+            ref found => {
+                return Err(input(format!(
+                    "{origin}: projection '{}' describes {} per-point tables; a [projection] needs exactly one \
+                     (its present values)",
+                    spec.name,
+                    found.len()
+                )));
+            }
+        };
+        let first = *spec
+            .scenarios
+            .first()
+            .ok_or_else(|| input(format!("{origin}: projection '{}' describes no scenario", spec.name)))?;
+        let known = |s: &i64| spec.scenarios.contains(s);
+        let range = || match (spec.scenarios.first(), spec.scenarios.last()) {
+            (Some(a), Some(b)) => format!("{a}..={b}"),
+            _ => String::new(),
+        };
         let scenarios: Vec<i64> = match &p.scenarios {
             Scenarios::Default => vec![first],
             Scenarios::Named(s) if s == "default" => vec![first],
-            Scenarios::Named(s) if s == "all" => (first..first + n_scenarios).collect(),
+            Scenarios::Named(s) if s == "all" => spec.scenarios.clone(),
             Scenarios::Named(s) => {
                 return Err(input(format!(
                     "{}: [projection] scenarios = \"{s}\": use \"default\", \"all\" or a list of ids",
@@ -257,11 +287,11 @@ impl Projection {
                 )));
             }
             Scenarios::List(list) => {
-                let last = first + n_scenarios - 1;
-                if let Some(bad) = list.iter().find(|s| !(first..=last).contains(*s)) {
+                if let Some(bad) = list.iter().find(|s| !known(s)) {
                     return Err(input(format!(
-                        "{}: [projection] scenarios: {bad} is not in the scenario table ({first}..={last})",
-                        at("scenarios")
+                        "{}: [projection] scenarios: {bad} is not in the scenario table ({})",
+                        at("scenarios"),
+                        range()
                     )));
                 }
                 if list.is_empty() {
@@ -270,6 +300,7 @@ impl Projection {
                 list.clone()
             }
         };
+        let audit_table = scope(Scope::PointMonth).map(|(i, _)| i).next();
         let audit = match &p.audit_point {
             None => None,
             Some(v) => {
@@ -281,24 +312,42 @@ impl Projection {
                     let place = at("audit_point");
                     input(format!("{place}: [projection] audit_point: no point has id '{id}' in {points_name}"))
                 })?;
-                Some((id, i, make("audit")?))
+                if audit_table.is_none() {
+                    return Err(input(format!(
+                        "{}: [projection] audit_point: projection '{}' describes no per-point monthly table",
+                        at("audit_point"),
+                        spec.name
+                    )));
+                }
+                Some((id, i))
             }
         };
-        let pv_model = make("pv")?;
-        let monthly_model = if p.monthly { Some(make("monthly")?) } else { None };
+        let mut mask = 1u64 << pv_table;
+        let mut monthly_columns = Vec::new();
+        let mut monthly_tables = Vec::new();
+        if p.monthly {
+            for (i, t) in scope(Scope::Month) {
+                mask |= 1 << i;
+                monthly_tables.push((t.name.clone(), monthly_columns.len(), t.columns.len()));
+                monthly_columns.extend(t.columns.iter().cloned());
+            }
+        }
         Ok(Projection {
             origin,
             kind: p.kind.clone(),
             points_name,
             ids,
             scenarios,
-            horizon: horizon as usize,
-            point_months: point_months as usize,
-            columns: pv_model.spec().outputs.clone(),
-            monthly_columns: monthly_model.as_ref().map(|m| m.spec().outputs.clone()).unwrap_or_default(),
+            horizon: spec.horizon,
+            point_months: spec.point_months as usize,
+            columns: spec.tables[pv_table].columns.clone(),
+            monthly_columns,
             audit,
-            pv_model,
-            monthly_model,
+            mask,
+            monthly_tables,
+            pv_table,
+            audit_table,
+            projector,
         })
     }
 
@@ -315,32 +364,35 @@ impl Projection {
     ) -> std::result::Result<Option<Totals>, RunError> {
         let (ids, horizon, scenarios) = (&self.ids, self.horizon, &self.scenarios);
         let (n_cols, n_mcols, n_scen) = (self.columns.len(), self.monthly_columns.len(), scenarios.len());
-        let times: Vec<f64> = (0..horizon).map(|t| t as f64).collect();
+        let spec = self.projector.spec();
         let project_block = |b: usize| -> BlockOutcome {
             let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(ids.len()));
-            let mut pv_ws = self.pv_model.workspace();
-            let mut rows = vec![0.0; (hi - lo) * n_scen * n_cols];
-            let mut monthly = vec![0.0; if self.monthly_model.is_some() { horizon * n_mcols } else { 0 }];
-            let mut series = vec![0.0; monthly.len()];
-            let mut m_ws = self.monthly_model.as_ref().map(|m| m.workspace());
-            for (i, id) in ids.iter().enumerate().take(hi).skip(lo) {
-                for (k, &s) in scenarios.iter().enumerate() {
-                    let inputs = [i as f64, s as f64];
-                    let at = ((i - lo) * n_scen + k) * n_cols;
-                    self.pv_model
-                        .simulate(&mut pv_ws, &[], &inputs, &[], &mut rows[at..at + n_cols])
-                        .map_err(|e| format!("point {id} (row {}), scenario {s}: {e}", i + 1))?;
-                    if let (Some(m), Some(ws)) = (&self.monthly_model, m_ws.as_mut()) {
-                        m.simulate(ws, &[], &inputs, &times, &mut series)
-                            .map_err(|e| format!("point {id} (row {}), scenario {s}: {e}", i + 1))?;
-                        monthly.iter_mut().zip(&series).for_each(|(a, b)| *a += b);
+            let n = spec.block_len(self.mask, hi - lo, n_scen).ok_or("a block's size overflows")?;
+            let mut out = vec![0.0; n];
+            self.projector
+                .project(&mut self.projector.workspace(), lo, hi - lo, scenarios, self.mask, &mut out)
+                .map_err(|e| format!("points {}..={} (rows {}..={}): {e}", ids[lo], ids[hi - 1], lo + 1, hi))?;
+            // The tables come in table order: the present values first or between monthly tables.
+            let mut rows = Vec::new();
+            let mut monthly = vec![0.0; if n_mcols > 0 { horizon * n_mcols } else { 0 }];
+            let mut at = 0;
+            let mut tables = self.monthly_tables.iter();
+            for t in (0..spec.tables.len()).filter(|t| self.mask >> t & 1 == 1) {
+                let len = spec.table_len(t, hi - lo, n_scen).unwrap_or(0);
+                let values = &out[at..at + len];
+                at += len;
+                if t == self.pv_table {
+                    rows = values.to_vec();
+                } else if let Some(&(_, col, width)) = tables.next() {
+                    for (row, month) in values.chunks_exact(width).zip(monthly.chunks_exact_mut(n_mcols)) {
+                        month[col..col + width].copy_from_slice(row);
                     }
                 }
             }
             Ok(BlockResult { rows, monthly })
         };
         let mut scenario_totals = vec![0.0; n_scen * n_cols];
-        let mut monthly_totals = vec![0.0; if self.monthly_model.is_some() { horizon * n_mcols } else { 0 }];
+        let mut monthly_totals = vec![0.0; if n_mcols > 0 { horizon * n_mcols } else { 0 }];
         let mut mean_row = vec![0.0; n_cols];
         let n_blocks = ids.len().div_ceil(BLOCK);
         // Each process takes several chunks of a wave, so uneven blocks still balance.
@@ -386,31 +438,35 @@ impl Projection {
 
     /// The audit point's every monthly quantity under the first scenario, when the configuration asks for it.
     pub fn audit(&self) -> std::result::Result<Option<Audit>, RunError> {
-        let Some((id, i, model)) = &self.audit else { return Ok(None) };
-        let width = model.spec().outputs.len();
-        let times: Vec<f64> = (0..self.horizon).map(|t| t as f64).collect();
-        let mut rows = vec![0.0; self.horizon * width];
-        model
-            .simulate(&mut model.workspace(), &[], &[*i as f64, self.scenarios[0] as f64], &times, &mut rows)
+        let (Some((id, i)), Some(t)) = (&self.audit, self.audit_table) else { return Ok(None) };
+        let spec = self.projector.spec();
+        let scenario = &self.scenarios[..1];
+        let n = spec.table_len(t, 1, 1).unwrap_or(0);
+        let mut rows = vec![0.0; n];
+        self.projector
+            .project(&mut self.projector.workspace(), *i, 1, scenario, 1 << t, &mut rows)
             .map_err(|e| RunError::Failed(format!("{}: audit point {id}: {e}", self.origin)))?;
-        Ok(Some(Audit { id: id.clone(), columns: model.spec().outputs.clone(), rows }))
+        Ok(Some(Audit { id: id.clone(), columns: spec.tables[t].columns.clone(), rows }))
     }
 
-    /// The monthly sums as lifelib's tables: the cash flows (`result_cf.csv`, the first five monthly columns) and
-    /// the policy counts (`result_pols.csv`, the rest); none without `monthly`.
+    /// The monthly sums as the projection's monthly tables (lifelib's `result_cf.csv` and `result_pols.csv` for
+    /// the actuarial plugin); none without `monthly`.
     pub fn monthly_tables(&self, totals: &Totals) -> Vec<MonthlyTable> {
         let n_mcols = self.monthly_columns.len();
         if totals.monthly.is_empty() || n_mcols == 0 {
             return Vec::new();
         }
-        let split = n_mcols.min(5);
-        [("result_cf.csv", 0..split), ("result_pols.csv", split..n_mcols)]
-            .into_iter()
-            .map(|(name, range)| MonthlyTable {
-                name,
-                columns: self.monthly_columns[range.clone()].to_vec(),
+        self.monthly_tables
+            .iter()
+            .map(|(name, col, width)| MonthlyTable {
+                name: format!("{name}.csv"),
+                columns: self.monthly_columns[*col..col + width].to_vec(),
                 months: totals.monthly.len() / n_mcols,
-                rows: totals.monthly.chunks_exact(n_mcols).flat_map(|row| row[range.clone()].iter().copied()).collect(),
+                rows: totals
+                    .monthly
+                    .chunks_exact(n_mcols)
+                    .flat_map(|row| row[*col..col + width].iter().copied())
+                    .collect(),
             })
             .collect()
     }

@@ -1,7 +1,8 @@
-//! The TOML configuration parfit's front ends share, and everything a fit builds from it: observations and
-//! case tables from CSV text, the objective, the optimiser run (with horizon stages and polishing) and the
-//! per-case fit of `fit-many`. The CLI and the browser façade run the same code, so a configuration gives the
-//! same numbers in both.
+//! parfit's application layer, shared by its front ends (the CLI, the Python package, the browser façade): the
+//! TOML configuration and everything built from it — observations and case tables from CSV text, the objective,
+//! the staged optimiser run (horizon stages and polishing), the per-case fits of `fit-many`, posterior sampling,
+//! projections and Monte Carlo runs. The front ends run the same code, so a configuration gives the same
+//! numbers in each.
 //!
 //! No I/O: a configuration names files (model source, CSV data) relative to itself, and the caller supplies a
 //! [`Loader`] that returns their text — the CLI reads the file system, the browser a set of bundled or uploaded
