@@ -167,6 +167,17 @@ fn check_monthly(model: &str, path: &Path, min_months: usize, empty_allowed: boo
 
 #[test]
 fn every_model_has_its_inputs_and_goldens() {
+    let mut folders: Vec<String> = std::fs::read_dir(lifelib())
+        .expect("examples/lifelib")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with(['_', '.'])) // __pycache__ of a local run
+        .collect();
+    folders.sort();
+    let mut listed: Vec<&str> = MODELS.to_vec();
+    listed.sort();
+    assert_eq!(folders, listed, "examples/lifelib's folders vs the models this test checks");
     for model in MODELS {
         let m = manifest(model);
         let roles: Vec<&str> = m.values().map(|(r, _)| r.as_str()).collect();
