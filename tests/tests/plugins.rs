@@ -177,6 +177,66 @@ fn a_panicking_plugin_yields_an_error_and_the_host_carries_on() {
     assert_eq!(plugin.create("nope", "{}").err().unwrap(), "no kind 'nope'");
 }
 
+/// Monte Carlo paths through ABI v3's paths entry point: the description, blocks placed by index, buffers
+/// checked, a panic contained.
+#[test]
+fn paths_cross_the_abi_through_their_own_entry_point() {
+    use parfit_abi::core::paths::PathRunner;
+    let lib = build_external_plugin("tests/fixtures/plugin-misbehaving", "parfit_misbehaving");
+    let plugin = LoadedPlugin::load(&lib).unwrap();
+    assert_eq!(plugin.entry("paths"), Some(parfit_abi::Entry::Paths));
+    assert_eq!(plugin.entry("panics"), Some(parfit_abi::Entry::Model));
+    let paths = plugin.create_paths("paths", "{}").unwrap();
+    assert_eq!(paths.spec().outputs, ["value", "periods"]);
+    assert_eq!(paths.spec().params[0].upper, f64::INFINITY, "a null bound is unbounded");
+    let mut ws = paths.workspace();
+    let mut out = [0.0; 6];
+    paths.run(&mut ws, &[0.5], 7, 40, 10, 3, &mut out).unwrap();
+    assert_eq!(out, [12.0, 40.0, 12.5, 40.0, 13.0, 40.0]);
+    // The plugin checks the buffers against its description.
+    let e = paths.run(&mut ws, &[0.5], 7, 40, 10, 2, &mut out).unwrap_err().to_string();
+    assert!(e.contains("paths_block: expected 1 parameters and 4 output slots, got 1 and 6"), "{e}");
+    let e = paths.run(&mut ws, &[0.5, 1.0], 7, 40, 10, 3, &mut out).unwrap_err().to_string();
+    assert!(e.contains("expected 1 parameters"), "{e}");
+    let e = paths.run(&mut ws, &[0.5], 7, 40, u64::MAX, 3, &mut out).unwrap_err().to_string();
+    assert!(e.contains("overflow the path index"), "{e}");
+    // A panic is an error, and the paths keep working.
+    let e = paths.run(&mut ws, &[0.5], 13, 40, 0, 3, &mut out).unwrap_err().to_string();
+    assert!(e.contains("panicked") && e.contains("unlucky"), "{e}");
+    paths.run(&mut ws, &[1.0], 0, 2, 0, 1, &mut out[..2]).unwrap();
+    assert_eq!(out[..2], [0.0, 2.0]);
+    // A model kind is not paths, and a plugin without paths refuses by the ABI's default.
+    assert_eq!(plugin.create_paths("panics", "{}").err().unwrap(), "no paths kind 'panics'");
+    let logistic = LoadedPlugin::load(&build_external_plugin("examples/plugin-logistic", "parfit_logistic")).unwrap();
+    let e = logistic.create_paths("logistic", "{}").err().unwrap();
+    assert_eq!(e, "this plugin makes no Monte Carlo paths of kind 'logistic'");
+}
+
+/// The Monte Carlo plugin's paths entry point gives the rows its model entry gives for the same path indices.
+#[test]
+fn monte_carlo_blocks_match_the_model_entry_bit_for_bit() {
+    use parfit_abi::core::paths::PathRunner;
+    let file = format!("{}parfit_montecarlo{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let plugin = LoadedPlugin::load(&parfit_bin().parent().unwrap().join(file)).unwrap();
+    let source = std::fs::read_to_string(root().join("examples/wealth/wealth.mc")).unwrap();
+    let config = serde_json::json!({ "source": source, "source_name": "wealth.mc" }).to_string();
+    let paths = plugin.create_paths("montecarlo", &config).unwrap();
+    let model = plugin.create("montecarlo", &config).unwrap();
+    assert_eq!(paths.spec().outputs, model.spec().outputs);
+    assert_eq!(paths.spec().params, model.spec().params);
+    let params = model.spec().defaults();
+    let ids: Vec<f64> = (0..200).map(f64::from).collect();
+    let mut by_model = vec![0.0; 200];
+    model.simulate(&mut model.workspace(), &params, &[11.0, 30.0], &ids, &mut by_model).unwrap();
+    let mut by_blocks = vec![0.0; 200];
+    let mut ws = paths.workspace();
+    for (first, count) in [(0, 7), (7, 64), (71, 129)] {
+        paths.run(&mut ws, &params, 11, 30, first as u64, count, &mut by_blocks[first..first + count]).unwrap();
+    }
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&by_model), bits(&by_blocks));
+}
+
 #[test]
 fn files_that_are_not_plugins_give_clear_errors() {
     let dir = scratch("not-a-plugin");

@@ -5,16 +5,11 @@ use std::cell::RefCell;
 use std::ffi::{CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use parfit_core::paths::PathRunner;
 use parfit_core::projection::{ProjectionSpec, Projector};
 use parfit_core::{Model, SimStats, Workspace};
 
-use crate::{ABI_VERSION, Handle, Plugin, PluginTable, slice_from, status};
-
-/// A model as the host holds it: the boxed model and its spec rendered once as JSON.
-struct ModelHandle {
-    model: Box<dyn Model>,
-    spec_json: CString,
-}
+use crate::{ABI_VERSION, Handle as RawHandle, Plugin, PluginTable, slice_from, status};
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -57,52 +52,123 @@ pub const fn table<P: Plugin>(info: unsafe extern "C" fn() -> *const c_char) -> 
     PluginTable {
         abi_version: ABI_VERSION,
         info,
-        create: create::<P>,
-        describe,
-        workspace_new,
+        create: new::<P, ModelEntry>,
+        describe: describe::<ModelEntry>,
+        workspace_new: workspace_new::<ModelEntry>,
         workspace_free,
         simulate,
         has_sensitivities,
         simulate_sensitivities,
         stats,
         last_error,
-        model_free,
-        projection_new: projection_new::<P>,
-        projection_describe,
-        projection_workspace_new,
+        model_free: free::<ModelEntry>,
+        projection_new: new::<P, ProjectionEntry>,
+        projection_describe: describe::<ProjectionEntry>,
+        projection_workspace_new: workspace_new::<ProjectionEntry>,
         projection_block,
-        projection_free,
+        projection_free: free::<ProjectionEntry>,
+        paths_new: new::<P, PathsEntry>,
+        paths_describe: describe::<PathsEntry>,
+        paths_workspace_new: workspace_new::<PathsEntry>,
+        paths_block,
+        paths_free: free::<PathsEntry>,
     }
 }
 
-/// A projection as the host holds it: the projector and its description rendered once as JSON.
-struct ProjectionHandle {
-    projector: Box<dyn Projector>,
+/// One of the table's entry points that make an object (a model, a projection, paths): how the plugin makes
+/// it, what describes it and how it makes workspaces. `new`, `describe`, `workspace_new` and `free` are written
+/// once, over this trait.
+trait EntryPoint {
+    /// The object behind a handle.
+    type Object: ?Sized;
+    /// The names of its `new` and `workspace_new` functions in the table, for messages.
+    const NEW: &'static str;
+    const WORKSPACE_NEW: &'static str;
+    fn make<P: Plugin>(kind: &str, config: &str) -> Result<Box<Self::Object>, String>;
+    /// The object's description as JSON, or why a host could not use it.
+    fn describe(object: &Self::Object) -> Result<String, String>;
+    fn workspace(object: &Self::Object) -> Workspace;
+}
+
+struct ModelEntry;
+struct ProjectionEntry;
+struct PathsEntry;
+
+impl EntryPoint for ModelEntry {
+    type Object = dyn Model;
+    const NEW: &'static str = "create";
+    const WORKSPACE_NEW: &'static str = "workspace_new";
+    fn make<P: Plugin>(kind: &str, config: &str) -> Result<Box<dyn Model>, String> {
+        P::create(kind, config)
+    }
+    fn describe(model: &dyn Model) -> Result<String, String> {
+        Ok(serde_json::to_string(model.spec()).unwrap_or_default())
+    }
+    fn workspace(model: &dyn Model) -> Workspace {
+        model.workspace()
+    }
+}
+
+impl EntryPoint for ProjectionEntry {
+    type Object = dyn Projector;
+    const NEW: &'static str = "projection_new";
+    const WORKSPACE_NEW: &'static str = "projection_workspace_new";
+    fn make<P: Plugin>(kind: &str, config: &str) -> Result<Box<dyn Projector>, String> {
+        P::create_projection(kind, config)
+    }
+    fn describe(projector: &dyn Projector) -> Result<String, String> {
+        projector.spec().check()?;
+        Ok(serde_json::to_string(projector.spec()).unwrap_or_default())
+    }
+    fn workspace(projector: &dyn Projector) -> Workspace {
+        projector.workspace()
+    }
+}
+
+impl EntryPoint for PathsEntry {
+    type Object = dyn PathRunner;
+    const NEW: &'static str = "paths_new";
+    const WORKSPACE_NEW: &'static str = "paths_workspace_new";
+    fn make<P: Plugin>(kind: &str, config: &str) -> Result<Box<dyn PathRunner>, String> {
+        P::create_paths(kind, config)
+    }
+    fn describe(runner: &dyn PathRunner) -> Result<String, String> {
+        runner.spec().check()?;
+        Ok(serde_json::to_string(runner.spec()).unwrap_or_default())
+    }
+    fn workspace(runner: &dyn PathRunner) -> Workspace {
+        runner.workspace()
+    }
+}
+
+/// An object as the host holds it: the object and its description rendered once as JSON.
+struct Handle<T: ?Sized> {
+    object: Box<T>,
     spec_json: CString,
 }
 
-unsafe extern "C" fn projection_new<P: Plugin>(
+/// `create`, `projection_new`, `paths_new`: make the object of `kind` from its JSON configuration.
+unsafe extern "C" fn new<P: Plugin, E: EntryPoint>(
     kind: *const u8,
     kind_len: usize,
     config: *const u8,
     config_len: usize,
-) -> Handle {
+) -> RawHandle {
     guarded(std::ptr::null_mut(), || {
         // SAFETY: the host passes pointers to `kind_len` / `config_len` readable bytes.
         let (kind, config) = unsafe { (slice_from(kind, kind_len), slice_from(config, config_len)) };
         let (Some(kind), Some(config)) = (kind, config) else {
-            set_last_error("projection_new: null kind or configuration pointer");
+            set_last_error(&format!("{}: null kind or configuration pointer", E::NEW));
             return std::ptr::null_mut();
         };
         let (Ok(kind), Ok(config)) = (std::str::from_utf8(kind), std::str::from_utf8(config)) else {
-            set_last_error("projection_new: the kind and configuration must be UTF-8");
+            set_last_error(&format!("{}: the kind and configuration must be UTF-8", E::NEW));
             return std::ptr::null_mut();
         };
-        match P::create_projection(kind, config).and_then(|p| p.spec().check().map(|()| p)) {
-            Ok(projector) => {
-                let spec = serde_json::to_string(projector.spec()).unwrap_or_default();
-                let spec_json = CString::new(spec).unwrap_or_default();
-                Box::into_raw(Box::new(ProjectionHandle { projector, spec_json })).cast()
+        match E::make::<P>(kind, config).and_then(|object| E::describe(&object).map(|json| (object, json))) {
+            Ok((object, json)) => {
+                let spec_json = CString::new(json).unwrap_or_default();
+                Box::into_raw(Box::new(Handle { object, spec_json })).cast()
             }
             Err(message) => {
                 set_last_error(&message);
@@ -113,36 +179,38 @@ unsafe extern "C" fn projection_new<P: Plugin>(
 }
 
 /// # Safety
-/// `projection` is null or a handle from `projection_new` that has not been freed.
-unsafe fn projection_handle<'a>(projection: *const c_void) -> Option<&'a ProjectionHandle> {
-    // SAFETY: per this function's contract the pointer is null or a live `ProjectionHandle`.
-    unsafe { projection.cast::<ProjectionHandle>().as_ref() }
+/// `handle` is null or a handle from `E`'s `new` that has not been freed.
+unsafe fn handle<'a, E: EntryPoint>(handle: *const c_void) -> Option<&'a Handle<E::Object>> {
+    // SAFETY: per this function's contract the pointer is null or a live `Handle<E::Object>`.
+    unsafe { handle.cast::<Handle<E::Object>>().as_ref() }
 }
 
-unsafe extern "C" fn projection_describe(projection: *const c_void) -> *const c_char {
-    // SAFETY: the host passes a live handle from `projection_new`.
-    match unsafe { projection_handle(projection) } {
+/// `describe`, `projection_describe`, `paths_describe`.
+unsafe extern "C" fn describe<E: EntryPoint>(object: *const c_void) -> *const c_char {
+    // SAFETY: the host passes a live handle from `E`'s `new`.
+    match unsafe { handle::<E>(object) } {
         Some(h) => h.spec_json.as_ptr(),
         None => std::ptr::null(),
     }
 }
 
-unsafe extern "C" fn projection_workspace_new(projection: *const c_void) -> Handle {
+/// `workspace_new`, `projection_workspace_new`, `paths_workspace_new`.
+unsafe extern "C" fn workspace_new<E: EntryPoint>(object: *const c_void) -> RawHandle {
     guarded(std::ptr::null_mut(), || {
-        // SAFETY: the host passes a live handle from `projection_new`.
-        let Some(h) = (unsafe { projection_handle(projection) }) else {
-            set_last_error("projection_workspace_new: null projection handle");
+        // SAFETY: the host passes a live handle from `E`'s `new`.
+        let Some(h) = (unsafe { handle::<E>(object) }) else {
+            set_last_error(&format!("{}: null handle", E::WORKSPACE_NEW));
             return std::ptr::null_mut();
         };
-        Box::into_raw(Box::new(h.projector.workspace())).cast()
+        Box::into_raw(Box::new(E::workspace(&h.object))).cast()
     })
 }
 
-unsafe extern "C" fn projection_free(projection: *mut c_void) {
-    if !projection.is_null() {
-        // SAFETY: a non-null projection came from `projection_new` (a leaked `Box<ProjectionHandle>`) and is
-        // freed once.
-        let h = unsafe { Box::from_raw(projection.cast::<ProjectionHandle>()) };
+/// `model_free`, `projection_free`, `paths_free`.
+unsafe extern "C" fn free<E: EntryPoint>(object: *mut c_void) {
+    if !object.is_null() {
+        // SAFETY: a non-null handle came from `E`'s `new` (a leaked `Box<Handle<E::Object>>`) and is freed once.
+        let h = unsafe { Box::from_raw(object.cast::<Handle<E::Object>>()) };
         guarded((), || drop(h));
     }
 }
@@ -155,6 +223,17 @@ fn block_len(spec: &ProjectionSpec, mask: u64, count: usize, scenarios: usize) -
             spec.tables.len()
         )
     })
+}
+
+/// A model's, projection's or paths' result as a status code, its error left for `last_error`.
+fn outcome(result: Result<(), parfit_core::SimError>) -> i32 {
+    match result {
+        Ok(()) => status::OK,
+        Err(e) => {
+            set_last_error(&serde_json::to_string(&e).unwrap_or_else(|_| e.to_string()));
+            status::SIM_ERROR
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -171,12 +250,12 @@ unsafe extern "C" fn projection_block(
 ) -> i32 {
     guarded(status::PANIC, || {
         // SAFETY: the host passes a live projection handle and a workspace made for it.
-        let (h, ws) = unsafe { (projection_handle(projection), workspace.cast::<Workspace>().as_mut()) };
+        let (h, ws) = unsafe { (handle::<ProjectionEntry>(projection), workspace.cast::<Workspace>().as_mut()) };
         let (Some(h), Some(ws)) = (h, ws) else {
             set_last_error("projection_block: null projection or workspace handle");
             return status::BAD_CALL;
         };
-        match block_len(h.projector.spec(), mask, count, n_scenarios) {
+        match block_len(h.object.spec(), mask, count, n_scenarios) {
             Ok(n) if n == n_out => {}
             Ok(n) => {
                 set_last_error(&format!("projection_block: expected {n} output slots, got {n_out}"));
@@ -194,70 +273,52 @@ unsafe extern "C" fn projection_block(
             set_last_error("projection_block: a null buffer with a non-zero length");
             return status::BAD_CALL;
         };
-        match h.projector.project(ws, first, count, scenarios, mask, out) {
-            Ok(()) => status::OK,
-            Err(e) => {
-                set_last_error(&serde_json::to_string(&e).unwrap_or_else(|_| e.to_string()));
-                status::SIM_ERROR
-            }
-        }
+        outcome(h.object.project(ws, first, count, scenarios, mask, out))
     })
 }
 
-unsafe extern "C" fn create<P: Plugin>(
-    kind: *const u8,
-    kind_len: usize,
-    config: *const u8,
-    config_len: usize,
-) -> Handle {
-    guarded(std::ptr::null_mut(), || {
-        // SAFETY: the host passes pointers to `kind_len` / `config_len` readable bytes.
-        let (kind, config) = unsafe { (slice_from(kind, kind_len), slice_from(config, config_len)) };
-        let (Some(kind), Some(config)) = (kind, config) else {
-            set_last_error("create: null kind or configuration pointer");
-            return std::ptr::null_mut();
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn paths_block(
+    paths: *const c_void,
+    workspace: *mut c_void,
+    params: *const f64,
+    n_params: usize,
+    seed: u64,
+    periods: u64,
+    first: u64,
+    count: usize,
+    out: *mut f64,
+    n_out: usize,
+) -> i32 {
+    guarded(status::PANIC, || {
+        // SAFETY: the host passes a live paths handle and a workspace made for it.
+        let (h, ws) = unsafe { (handle::<PathsEntry>(paths), workspace.cast::<Workspace>().as_mut()) };
+        let (Some(h), Some(ws)) = (h, ws) else {
+            set_last_error("paths_block: null paths or workspace handle");
+            return status::BAD_CALL;
         };
-        let (Ok(kind), Ok(config)) = (std::str::from_utf8(kind), std::str::from_utf8(config)) else {
-            set_last_error("create: the kind and configuration must be UTF-8");
-            return std::ptr::null_mut();
+        let spec = h.object.spec();
+        let Some(expected) = spec.block_len(count) else {
+            set_last_error(&format!("paths_block: a block of {count} paths overflows"));
+            return status::BAD_CALL;
         };
-        match P::create(kind, config) {
-            Ok(model) => {
-                let spec = serde_json::to_string(model.spec()).unwrap_or_default();
-                let spec_json = CString::new(spec).unwrap_or_default();
-                Box::into_raw(Box::new(ModelHandle { model, spec_json })).cast()
-            }
-            Err(message) => {
-                set_last_error(&message);
-                std::ptr::null_mut()
-            }
+        if n_params != spec.params.len() || n_out != expected {
+            set_last_error(&format!(
+                "paths_block: expected {} parameters and {expected} output slots, got {n_params} and {n_out}",
+                spec.params.len()
+            ));
+            return status::BAD_CALL;
         }
-    })
-}
-
-/// # Safety
-/// `model` is null or a handle from `create` that has not been freed.
-unsafe fn handle<'a>(model: *const c_void) -> Option<&'a ModelHandle> {
-    // SAFETY: per this function's contract the pointer is null or a live `ModelHandle`.
-    unsafe { model.cast::<ModelHandle>().as_ref() }
-}
-
-unsafe extern "C" fn describe(model: *const c_void) -> *const c_char {
-    // SAFETY: the host passes a live handle from `create`.
-    match unsafe { handle(model) } {
-        Some(h) => h.spec_json.as_ptr(),
-        None => std::ptr::null(),
-    }
-}
-
-unsafe extern "C" fn workspace_new(model: *const c_void) -> Handle {
-    guarded(std::ptr::null_mut(), || {
-        // SAFETY: the host passes a live handle from `create`.
-        let Some(h) = (unsafe { handle(model) }) else {
-            set_last_error("workspace_new: null model handle");
-            return std::ptr::null_mut();
+        if first.checked_add(count as u64).is_none() {
+            set_last_error(&format!("paths_block: paths {first} + {count} overflow the path index"));
+            return status::BAD_CALL;
+        }
+        // SAFETY: the host passes buffers of the stated lengths; `out` is exclusively ours.
+        let (Some(params), Some(out)) = (unsafe { (slice_from(params, n_params), slice_from_mut(out, n_out)) }) else {
+            set_last_error("paths_block: a null buffer with a non-zero length");
+            return status::BAD_CALL;
         };
-        Box::into_raw(Box::new(h.model.workspace())).cast()
+        outcome(h.object.run(ws, params, seed, periods, first, count, out))
     })
 }
 
@@ -266,14 +327,6 @@ unsafe extern "C" fn workspace_free(workspace: *mut c_void) {
         // SAFETY: a non-null workspace came from `workspace_new` (a leaked `Box<Workspace>`) and is freed once.
         let ws = unsafe { Box::from_raw(workspace.cast::<Workspace>()) };
         guarded((), || drop(ws));
-    }
-}
-
-unsafe extern "C" fn model_free(model: *mut c_void) {
-    if !model.is_null() {
-        // SAFETY: a non-null model came from `create` (a leaked `Box<ModelHandle>`) and is freed once.
-        let h = unsafe { Box::from_raw(model.cast::<ModelHandle>()) };
-        guarded((), || drop(h));
     }
 }
 
@@ -313,12 +366,12 @@ unsafe fn run(
 ) -> i32 {
     guarded(status::PANIC, || {
         // SAFETY: the host passes a live model handle and a workspace made for it by `workspace_new`.
-        let (h, ws) = unsafe { (handle(model), workspace.cast::<Workspace>().as_mut()) };
+        let (h, ws) = unsafe { (handle::<ModelEntry>(model), workspace.cast::<Workspace>().as_mut()) };
         let (Some(h), Some(ws)) = (h, ws) else {
             set_last_error("simulate: null model or workspace handle");
             return status::BAD_CALL;
         };
-        let spec = h.model.spec();
+        let spec = h.object.spec();
         let n_out = spec.output_len(times.1);
         let n_sens = sens.map_or(0, |_| n_out * spec.params.len());
         if params.1 != spec.params.len() || inputs.1 != spec.inputs.len() || out.1 != n_out {
@@ -353,20 +406,14 @@ unsafe fn run(
             return status::BAD_CALL;
         };
         let result = match buffers.4 {
-            None => h.model.simulate(ws, params, inputs, times, out),
-            Some(Some(sens)) => h.model.simulate_sensitivities(ws, params, inputs, times, out, sens),
+            None => h.object.simulate(ws, params, inputs, times, out),
+            Some(Some(sens)) => h.object.simulate_sensitivities(ws, params, inputs, times, out, sens),
             Some(None) => {
                 set_last_error("simulate: a null sensitivity buffer with a non-zero length");
                 return status::BAD_CALL;
             }
         };
-        match result {
-            Ok(()) => status::OK,
-            Err(e) => {
-                set_last_error(&serde_json::to_string(&e).unwrap_or_else(|_| e.to_string()));
-                status::SIM_ERROR
-            }
-        }
+        outcome(result)
     })
 }
 
@@ -409,7 +456,7 @@ unsafe extern "C" fn simulate_sensitivities(
 
 unsafe extern "C" fn has_sensitivities(model: *const c_void) -> i32 {
     // SAFETY: the host passes a live handle from `create`.
-    guarded(0, || unsafe { handle(model) }.map_or(0, |h| i32::from(h.model.has_sensitivities())))
+    guarded(0, || unsafe { handle::<ModelEntry>(model) }.map_or(0, |h| i32::from(h.object.has_sensitivities())))
 }
 
 // The plugin side of the check that the `SimStats` written across the boundary has the ABI's layout.
@@ -418,12 +465,13 @@ const _: () = assert!(crate::sim_stats_has_abi_layout(), "SimStats changed: bump
 unsafe extern "C" fn stats(model: *const c_void, workspace: *const c_void, stats: *mut SimStats) -> i32 {
     guarded(status::PANIC, || {
         // SAFETY: live handles from `create` / `workspace_new`; `stats` points to writable memory.
-        let (h, ws, out) = unsafe { (handle(model), workspace.cast::<Workspace>().as_ref(), stats.as_mut()) };
+        let (h, ws, out) =
+            unsafe { (handle::<ModelEntry>(model), workspace.cast::<Workspace>().as_ref(), stats.as_mut()) };
         let (Some(h), Some(ws), Some(out)) = (h, ws, out) else {
             set_last_error("stats: null model, workspace or output");
             return status::BAD_CALL;
         };
-        match h.model.stats(ws) {
+        match h.object.stats(ws) {
             Some(s) => {
                 *out = s;
                 status::OK

@@ -1,5 +1,5 @@
-//! The host side of the ABI: find plugin libraries, load them, check their ABI version, and wrap their models
-//! as ordinary [`Model`]s.
+//! The host side of the ABI: find plugin libraries, load them, check their ABI version, and wrap their models,
+//! projections and Monte Carlo paths as ordinary [`Model`]s, [`Projector`]s and [`PathRunner`]s.
 
 use std::ffi::{CStr, c_char, c_void};
 use std::fmt;
@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use libloading::Library;
 use parfit_core::model::downcast_workspace;
+use parfit_core::paths::{PathRunner, PathsSpec};
 use parfit_core::projection::{ProjectionSpec, Projector};
 use parfit_core::{Model, ModelSpec, SimError, SimStats, Workspace};
 
-use crate::{ABI_VERSION, ENTRY_SYMBOL, EntryFn, FILE_PREFIX, PluginInfo, PluginTable, status};
+use crate::{ABI_VERSION, ENTRY_SYMBOL, Entry, EntryFn, FILE_PREFIX, PluginInfo, PluginTable, status};
 
 /// Why a plugin could not be loaded or used.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,10 +124,14 @@ impl LoadedPlugin {
         self.info.kinds.iter().any(|k| k.kind == kind)
     }
 
+    /// The entry point that makes `kind`, if the plugin offers it.
+    pub fn entry(&self, kind: &str) -> Option<Entry> {
+        self.info.kinds.iter().find(|k| k.kind == kind).map(|k| k.entry)
+    }
+
     /// The plugin's last error on this thread.
     fn last_error(&self) -> String {
-        // SAFETY: `last_error` returns a NUL-terminated string valid until the next call on this thread.
-        unsafe { owned_string((self.table.last_error)()) }.unwrap_or_else(|| "unknown plugin error".into())
+        table_error(self.table)
     }
 
     /// Create a model of `kind` from its JSON configuration.
@@ -176,6 +181,98 @@ impl LoadedPlugin {
                 Err(e)
             }
         }
+    }
+}
+
+impl LoadedPlugin {
+    /// Create the Monte Carlo paths of `kind` (a kind made by the paths entry point) from its JSON configuration.
+    pub fn create_paths(&self, kind: &str, config_json: &str) -> Result<PluginPaths, String> {
+        // SAFETY: the pointers and lengths describe live UTF-8 buffers for the duration of the call.
+        let handle =
+            unsafe { (self.table.paths_new)(kind.as_ptr(), kind.len(), config_json.as_ptr(), config_json.len()) };
+        if handle.is_null() {
+            return Err(self.last_error());
+        }
+        // SAFETY: `paths_describe` returns a NUL-terminated string owned by the live handle.
+        let spec_json = unsafe { owned_string((self.table.paths_describe)(handle)) }.unwrap_or_default();
+        let spec = serde_json::from_str::<PathsSpec>(&spec_json)
+            .map_err(|e| format!("{}: the paths' description is unreadable ({e})", self.path.display()))
+            .map(PathsSpec::normalise)
+            .and_then(|spec| spec.check().map(|()| spec).map_err(|e| format!("{}: {e}", self.path.display())));
+        match spec {
+            Ok(spec) => Ok(PluginPaths { handle, table: self.table, spec, _library: Arc::clone(&self.library) }),
+            Err(e) => {
+                // SAFETY: the handle came from `paths_new` above and is not used again.
+                unsafe { (self.table.paths_free)(handle) };
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Monte Carlo paths living in a plugin, usable wherever a core [`PathRunner`] is.
+pub struct PluginPaths {
+    handle: *mut c_void,
+    table: &'static PluginTable,
+    spec: PathsSpec,
+    _library: Arc<Library>,
+}
+
+// SAFETY: plugin paths wrap a Rust `dyn PathRunner`, which is `Send + Sync` by the trait's bounds; the handle is
+// only read concurrently (a block takes a per-thread workspace), and freed once in `Drop`.
+unsafe impl Send for PluginPaths {}
+// SAFETY: as above.
+unsafe impl Sync for PluginPaths {}
+
+impl Drop for PluginPaths {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `paths_new` and is freed exactly once, here.
+        unsafe { (self.table.paths_free)(self.handle) };
+    }
+}
+
+impl PathRunner for PluginPaths {
+    fn spec(&self) -> &PathsSpec {
+        &self.spec
+    }
+
+    fn workspace(&self) -> Workspace {
+        // SAFETY: the paths handle is live for `self`'s lifetime.
+        let handle = unsafe { (self.table.paths_workspace_new)(self.handle) };
+        // A null workspace (a panic while making it) is reported by `run` as an error, not a panic here.
+        Box::new(PluginWorkspace { handle, table: self.table, _library: Arc::clone(&self._library) })
+    }
+
+    fn run(
+        &self,
+        ws: &mut Workspace,
+        params: &[f64],
+        seed: u64,
+        periods: u64,
+        first: u64,
+        count: usize,
+        out: &mut [f64],
+    ) -> Result<(), SimError> {
+        let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
+        if ws.handle.is_null() {
+            return Err(SimError::Other(format!("the plugin could not make a workspace: {}", table_error(self.table))));
+        }
+        // SAFETY: live handles; every pointer/length pair describes a live buffer, and `out` is exclusive.
+        let code = unsafe {
+            (self.table.paths_block)(
+                self.handle,
+                ws.handle,
+                params.as_ptr(),
+                params.len(),
+                seed,
+                periods,
+                first,
+                count,
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        };
+        status_result(self.table, code)
     }
 }
 
@@ -299,13 +396,6 @@ impl Drop for PluginWorkspace {
     }
 }
 
-impl PluginModel {
-    fn last_error(&self) -> String {
-        // SAFETY: as in `LoadedPlugin::last_error`.
-        unsafe { owned_string((self.table.last_error)()) }.unwrap_or_else(|| "unknown plugin error".into())
-    }
-}
-
 impl Model for PluginModel {
     fn spec(&self) -> &ModelSpec {
         &self.spec
@@ -342,7 +432,7 @@ impl Model for PluginModel {
                 out.len(),
             )
         };
-        self.status(code)
+        status_result(self.table, code)
     }
 
     fn has_sensitivities(&self) -> bool {
@@ -377,7 +467,7 @@ impl Model for PluginModel {
                 sens.len(),
             )
         };
-        self.status(code)
+        status_result(self.table, code)
     }
 
     fn stats(&self, ws: &Workspace) -> Option<SimStats> {
@@ -397,21 +487,9 @@ impl PluginModel {
     fn plugin_workspace(&self, ws: &mut Workspace) -> Result<*mut c_void, SimError> {
         let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
         if ws.handle.is_null() {
-            return Err(SimError::Other(format!("the plugin could not make a workspace: {}", self.last_error())));
+            return Err(SimError::Other(format!("the plugin could not make a workspace: {}", table_error(self.table))));
         }
         Ok(ws.handle)
-    }
-
-    /// Turn a status code into a result, fetching the plugin's error message on failure.
-    fn status(&self, code: i32) -> Result<(), SimError> {
-        match code {
-            status::OK => Ok(()),
-            status::SIM_ERROR => {
-                let text = self.last_error();
-                Err(serde_json::from_str(&text).unwrap_or(SimError::Other(text)))
-            }
-            _ => Err(SimError::Other(self.last_error())),
-        }
     }
 }
 

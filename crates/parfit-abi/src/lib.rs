@@ -9,19 +9,21 @@
 //! A plugin crate implements [`Plugin`] and calls [`export_plugin!`]; nothing else is needed, which is why a
 //! third-party plugin depends on this crate alone (it re-exports the core as [`core`]).
 //!
-//! With the `host` feature, [`host`] loads plugins and wraps their models as ordinary [`parfit_core::Model`]s
-//! and their projections as [`parfit_core::projection::Projector`]s.
+//! With the `host` feature, [`host`] loads plugins and wraps their models as ordinary [`parfit_core::Model`]s,
+//! their projections as [`parfit_core::projection::Projector`]s and their Monte Carlo models as
+//! [`parfit_core::paths::PathRunner`]s.
 //!
 //! # The table, entry by entry
 //!
 //! Every function is `extern "C"`, never unwinds (a panic becomes [`status::PANIC`]), and may be called from
-//! any thread; handles are used by one thread at a time except the model and projection handles, which are
-//! shared read-only. Lengths are element counts. A function that fails returns null or a [`status`] code and
+//! any thread; handles are used by one thread at a time except the model, projection and paths handles, which
+//! are shared read-only. Lengths are element counts. A function that fails returns null or a [`status`] code and
 //! leaves a message for [`PluginTable::last_error`] on the calling thread.
 //!
 //! - `abi_version`: [`ABI_VERSION`].
 //! - `info()`: the plugin's [`PluginInfo`] as JSON: its name, version and kinds. Each kind says which entry
-//!   point makes it ([`Entry`]): a *model* (`create`) or a *projection* (`projection_new`).
+//!   point makes it ([`Entry`]): a *model* (`create`), a *projection* (`projection_new`) or *paths*
+//!   (`paths_new`).
 //!
 //! **Models** (fits, runs, sampling): a model is a pure function of parameters, one case's inputs and output
 //! times ([`parfit_core::Model`]).
@@ -52,7 +54,25 @@
 //!   other blocks or on the thread; the host chooses the blocks and sums `"month"` tables over blocks in order.
 //! - `projection_free(projection)`.
 //!
-//! **Both**: `last_error()`: the calling thread's last failure — a JSON [`parfit_core::SimError`] after
+//! **Paths** (Monte Carlo: many independent paths of a stochastic model over a number of periods): see
+//! [`parfit_core::paths`].
+//! - `paths_new(kind, config)` → a paths handle, or null. The configuration is the plugin's own JSON (parfit
+//!   sends its model configuration: `{"source": model text, "source_name": file name, …options}`).
+//! - `paths_describe(paths)`: its [`parfit_core::paths::PathsSpec`] as JSON — the model's name, its parameters
+//!   (name, default, bounds: `{"name", "default", "lower", "upper", "log_scale"}`, infinite bounds as `null`)
+//!   and the names of the outputs each path reports after its last period (at least one).
+//! - `paths_workspace_new(paths)` → a per-thread workspace, freed with `workspace_free`.
+//! - `paths_block(paths, workspace, params, n_params, seed, periods, first, count, out, n_out)`: run paths
+//!   `first..first + count` (`u64` indices; `first + count` must not overflow) under the parameter vector
+//!   `params` (in the description's order, `n_params` of them), the random streams keyed by `seed` and each
+//!   path's index, each path stepped `periods` times, writing one row per path of the described outputs into
+//!   `out` (`n_out` = `count × outputs`, or the call is a [`status::BAD_CALL`]). A path's row depends on
+//!   (parameters, seed, periods, its index) alone — never on `first`, `count`, other blocks or the thread —
+//!   so the host splits the paths as it likes and places rows by index. A non-finite output is a
+//!   [`status::SIM_ERROR`] naming the path.
+//! - `paths_free(paths)`.
+//!
+//! **All**: `last_error()`: the calling thread's last failure — a JSON [`parfit_core::SimError`] after
 //! [`status::SIM_ERROR`], plain text otherwise.
 //!
 //! Nothing is encoded in floats and no entry point gives `times` another meaning: what a call returns is what
@@ -72,8 +92,12 @@ use parfit_core::SimStats;
 use serde::{Deserialize, Serialize};
 
 /// Version of the table layout and calling conventions. Bump on any change to [`PluginTable`] or to the
-/// meaning of its functions. Version 2 added sensitivities and work counters; version 3 projections as an entry
-/// point of their own (`projection_*`) and the entry point of each kind in [`KindInfo`].
+/// meaning of its functions.
+///
+/// History: version 2 added sensitivities and work counters; version 3 made projections (`projection_*`) and
+/// Monte Carlo paths (`paths_*`) entry points of their own, and gave each kind in [`KindInfo`] its entry point.
+/// Version 3 has not been released outside the parfit repository: the paths entry point joined it before any
+/// release, so no published v3 plugin lacks it.
 pub const ABI_VERSION: u32 = 3;
 
 /// Whether [`SimStats`], which crosses the boundary as is, has the layout [`ABI_VERSION`] 3 fixes (as 2 did): five `u64`
@@ -187,6 +211,29 @@ pub struct PluginTable {
         n_out: usize,
     ) -> i32,
     pub projection_free: unsafe extern "C" fn(projection: *mut c_void),
+    /// Create the Monte Carlo paths of `kind` from a UTF-8 JSON configuration. Returns null on failure (see
+    /// `last_error`).
+    pub paths_new:
+        unsafe extern "C" fn(kind: *const u8, kind_len: usize, config: *const u8, config_len: usize) -> *mut c_void,
+    /// NUL-terminated JSON [`parfit_core::paths::PathsSpec`], owned by the paths handle.
+    pub paths_describe: unsafe extern "C" fn(paths: *const c_void) -> *const c_char,
+    /// A fresh per-thread workspace for `paths` (freed by `workspace_free`); null on failure.
+    pub paths_workspace_new: unsafe extern "C" fn(paths: *const c_void) -> *mut c_void,
+    /// Run a block of paths; returns a [`status`] code (see the crate documentation for the layout).
+    #[allow(clippy::type_complexity)]
+    pub paths_block: unsafe extern "C" fn(
+        paths: *const c_void,
+        workspace: *mut c_void,
+        params: *const f64,
+        n_params: usize,
+        seed: u64,
+        periods: u64,
+        first: u64,
+        count: usize,
+        out: *mut f64,
+        n_out: usize,
+    ) -> i32,
+    pub paths_free: unsafe extern "C" fn(paths: *mut c_void),
 }
 
 /// Which entry point of the table makes a kind.
@@ -198,6 +245,8 @@ pub enum Entry {
     Model,
     /// `projection_new`: a [`parfit_core::projection::Projector`].
     Projection,
+    /// `paths_new`: a [`parfit_core::paths::PathRunner`].
+    Paths,
 }
 
 /// A model kind a plugin offers.
@@ -234,6 +283,13 @@ pub trait Plugin {
     fn create_projection(kind: &str, config_json: &str) -> Result<Box<dyn parfit_core::projection::Projector>, String> {
         let _ = config_json;
         Err(format!("this plugin makes no projection of kind '{kind}'"))
+    }
+
+    /// Build the Monte Carlo paths of `kind` (a kind whose [`KindInfo::entry`] is [`Entry::Paths`]) from its
+    /// JSON configuration. A plugin without Monte Carlo models keeps this default, which refuses every kind.
+    fn create_paths(kind: &str, config_json: &str) -> Result<Box<dyn parfit_core::paths::PathRunner>, String> {
+        let _ = config_json;
+        Err(format!("this plugin makes no Monte Carlo paths of kind '{kind}'"))
     }
 }
 

@@ -2,8 +2,9 @@
 //! in parallel, summarised by chosen statistics; optionally a sweep over one or two parameters (each grid point
 //! a case of its own) and several seeds. `parfit run` and the browser façade both run them through this module.
 //!
-//! Work is split into tasks of (sweep point, chunk of paths); each task is one `simulate` call whose evaluation
-//! points are the chunk's path indices (see the Monte Carlo plugin). Tasks run through a [`Dispatch`] (rayon
+//! Work is split into tasks of (sweep point, chunk of paths); each task is one block of the model's
+//! [`PathRunner`] (plugin ABI v3's paths entry point): paths `first..first + chunk` under the point's parameters
+//! and seed. Tasks run through a [`Dispatch`] (rayon
 //! work stealing with cancellation, and MPI ranks in the CLI), their rows land by path index, and statistics are
 //! computed afterwards in path order — so every number is the same for any thread count, process count and
 //! chunk size.
@@ -13,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use parfit_core::SimError;
+use parfit_core::paths::{PathRunner, PathsSpec};
 use parfit_core::statistics::{Statistic, summarise};
-use parfit_core::{Model, ModelSpec, SimError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -25,9 +27,7 @@ use crate::config::{ModelSection, Times, check_plain_values, locate, option_erro
 use crate::dispatch::{Dispatch, Wire, put_f64s, take_f64s, take_u64};
 use crate::{Result, RunError, input};
 
-/// The inputs a Monte Carlo model takes (the plugin's `INPUTS`).
-pub const MC_INPUTS: [&str; 2] = ["seed", "periods"];
-/// Largest seed an `f64` input carries exactly.
+/// Largest seed a configuration may give: what a report's JSON number (and a `seeds` range) carries exactly.
 pub const MAX_SEED: u64 = 1 << 53;
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +95,17 @@ impl McConfig {
     }
 }
 
+/// The error for a `[model]` kind that its plugin does not make through the paths entry point (a kind for
+/// fits, or a projection), at the configuration's `[model] kind`.
+pub fn not_monte_carlo(config: &McConfig) -> crate::InputError {
+    input(format!(
+        "{}: [montecarlo] needs a Monte Carlo model, but model kind '{}' is not one (its plugin does not run it \
+         as paths)",
+        locate(&config.path, &config.text, &["model", "kind"]),
+        config.model.kind
+    ))
+}
+
 /// Whether a configuration's text has a `[montecarlo]` section.
 pub fn is_monte_carlo(text: &str) -> bool {
     text.parse::<toml::Table>().is_ok_and(|t| t.contains_key("montecarlo"))
@@ -129,7 +140,7 @@ impl Plan {
     /// seeds, `sets` the parameter values; `threads` only sizes the default chunk.
     pub fn new(
         config: &McConfig,
-        spec: &ModelSpec,
+        spec: &PathsSpec,
         seed: Option<u64>,
         sets: &[(String, f64)],
         threads: usize,
@@ -149,15 +160,6 @@ impl Plan {
         };
         at_most_2_53("paths", mc.paths, 1)?;
         at_most_2_53("periods", mc.periods, 0)?;
-        if spec.inputs != MC_INPUTS {
-            return Err(input(format!(
-                "{}: [montecarlo] needs a Monte Carlo model, but model kind '{}' is not one (its per-case \
-                 inputs are {:?}, not {MC_INPUTS:?})",
-                locate(&config.path, &config.text, &["model", "kind"]),
-                config.model.kind,
-                spec.inputs
-            )));
-        }
         // `table` is where the name was written: "parameters", "sweep", or "" for --set.
         let param = |name: &str, table: &str| {
             spec.param_index(name).ok_or_else(|| {
@@ -276,7 +278,7 @@ fn grid(seed: u64, base: &[f64], axes: &[(usize, String, Vec<f64>)]) -> Vec<Poin
 /// leaves the tasks not yet started undone (a failure sets it too).
 pub fn simulate_all(
     dispatch: &impl Dispatch,
-    model: &dyn Model,
+    model: &dyn PathRunner,
     plan: &Plan,
     stop: &AtomicBool,
     done: &(dyn Fn(u64) + Sync),
@@ -290,7 +292,7 @@ pub fn simulate_all(
         Mutex::new(points.iter().filter(|_| here).map(|_| vec![0.0; paths as usize * n_out]).collect());
     let errors: Mutex<BTreeMap<usize, SimError>> = Mutex::new(BTreeMap::new());
     let workspaces = Workspaces::new(model);
-    let periods = plan.periods as f64;
+    let periods = plan.periods;
     let ran = AtomicUsize::new(0);
     let tasks: Vec<usize> = (0..n_tasks).collect();
     // Another process takes about an eighth of its share of the tasks at a time.
@@ -302,11 +304,11 @@ pub fn simulate_all(
         &|task| {
             let (point, c) = (task / chunks, (task % chunks) as u64);
             let first = c * chunk;
-            let ids: Vec<f64> = (first..(first + chunk).min(paths)).map(|p| p as f64).collect();
-            let mut rows = vec![0.0; ids.len() * n_out];
-            let inputs = [points[point].seed as f64, periods];
-            let outcome = workspaces.with(|ws| model.simulate(ws, &points[point].params, &inputs, &ids, &mut rows));
-            TaskOutcome { rows: outcome.map(|()| rows), paths: ids.len() as u64 }
+            let count = ((first + chunk).min(paths) - first) as usize;
+            let mut rows = vec![0.0; count * n_out];
+            let (params, seed) = (&points[point].params, points[point].seed);
+            let outcome = workspaces.with(|ws| model.run(ws, params, seed, periods, first, count, &mut rows));
+            TaskOutcome { rows: outcome.map(|()| rows), paths: count as u64 }
         },
         &|task, outcome: TaskOutcome| {
             match outcome.rows {
@@ -383,12 +385,12 @@ impl Wire for TaskOutcome {
 
 /// One model workspace per rayon thread, made on first use.
 struct Workspaces<'a> {
-    model: &'a dyn Model,
+    model: &'a dyn PathRunner,
     slots: Vec<Mutex<Option<parfit_core::Workspace>>>,
 }
 
 impl<'a> Workspaces<'a> {
-    fn new(model: &'a dyn Model) -> Self {
+    fn new(model: &'a dyn PathRunner) -> Self {
         // One slot per pool thread plus one for a caller outside the pool; each is only ever locked by its thread.
         Workspaces { model, slots: (0..=rayon::current_num_threads()).map(|_| Mutex::new(None)).collect() }
     }
@@ -428,7 +430,7 @@ fn cell(v: f64) -> String {
 /// and summarised output, numbers written by `number`.
 pub fn summary_table(
     plan: &Plan,
-    spec: &ModelSpec,
+    spec: &PathsSpec,
     summary: &[Vec<Vec<f64>>],
     number: impl Fn(f64) -> String,
 ) -> (Vec<String>, Vec<Vec<String>>) {
@@ -460,7 +462,7 @@ pub fn csv_text<R: AsRef<[u8]>>(records: impl IntoIterator<Item = impl IntoItera
 }
 
 /// The summary table as CSV (`summary.csv`), numbers in shortest round-trip form.
-pub fn summary_csv(plan: &Plan, spec: &ModelSpec, summary: &[Vec<Vec<f64>>]) -> String {
+pub fn summary_csv(plan: &Plan, spec: &PathsSpec, summary: &[Vec<Vec<f64>>]) -> String {
     let (header, rows) = summary_table(plan, spec, summary, cell);
     csv_text(std::iter::once(header).chain(rows))
 }
@@ -469,7 +471,7 @@ pub fn summary_csv(plan: &Plan, spec: &ModelSpec, summary: &[Vec<Vec<f64>>]) -> 
 /// statistics by output.
 pub fn report(
     plan: &Plan,
-    spec: &ModelSpec,
+    spec: &PathsSpec,
     summary: &[Vec<Vec<f64>>],
     threads: usize,
     seconds: f64,
@@ -530,15 +532,14 @@ mod tests {
         assert!(points.iter().all(|p| p.seed == 4));
     }
 
-    fn spec(inputs: &[&str]) -> ModelSpec {
-        serde_json::from_value(serde_json::json!({
+    fn spec() -> PathsSpec {
+        serde_json::from_value::<PathsSpec>(serde_json::json!({
             "name": "wealth",
             "params": [{ "name": "s", "default": 0.3 }, { "name": "v2", "default": 1.0 }],
-            "inputs": inputs,
             "outputs": ["w"],
-            "output_kind": "time_series",
         }))
         .unwrap()
+        .normalise()
     }
 
     fn config(text: &str) -> McConfig {
@@ -551,7 +552,7 @@ mod tests {
             "[montecarlo]\npaths = 1000\nperiods = 10\nseeds = [3, 4]\nstatistics = [\"median\", \"q5\"]\n\
              [sweep]\ns = [0.2, 0.4]\nv2 = \"0.5:1.0:3\"\n",
         );
-        let plan = Plan::new(&c, &spec(&MC_INPUTS), None, &[], 2).unwrap();
+        let plan = Plan::new(&c, &spec(), None, &[], 2).unwrap();
         assert_eq!(plan.swept, ["seed", "s", "v2"]);
         assert_eq!(plan.points.len(), 2 * 2 * 3);
         assert_eq!((plan.points[0].seed, plan.points[6].seed), (3, 4));
@@ -560,25 +561,26 @@ mod tests {
         // About 16 tasks per thread, at least 64 paths each.
         assert_eq!(plan.chunk, 64);
         // A seed override replaces the seeds list.
-        let one = Plan::new(&c, &spec(&MC_INPUTS), Some(9), &[("v2".into(), 2.0)], 2).unwrap();
+        let one = Plan::new(&c, &spec(), Some(9), &[("v2".into(), 2.0)], 2).unwrap();
         assert_eq!((one.seeds.clone(), one.points.len(), one.swept.len()), (vec![9], 6, 2));
     }
 
     #[test]
     fn bad_plans_are_refused_with_what_to_fix() {
-        let err = |text: &str, inputs: &[&str], seed: Option<u64>| {
-            Plan::new(&config(text), &spec(inputs), seed, &[], 1).unwrap_err().0
-        };
+        let err = |text: &str, seed: Option<u64>| Plan::new(&config(text), &spec(), seed, &[], 1).unwrap_err().0;
         let ok = "[montecarlo]\npaths = 10\nperiods = 5\n";
-        let e = err(ok, &["t"], None);
-        assert!(e.contains("needs a Monte Carlo model") && e.contains("[\"t\"]"), "{e}");
-        let e = err(&format!("{ok}[parameters]\nr = 1.0\n"), &MC_INPUTS, None);
+        let e = not_monte_carlo(&config(ok)).0;
+        assert!(
+            e.starts_with("mc.toml:2:8: [montecarlo] needs a Monte Carlo model, but model kind 'montecarlo'"),
+            "{e}"
+        );
+        let e = err(&format!("{ok}[parameters]\nr = 1.0\n"), None);
         assert_eq!(e, "mc.toml:7:5: [parameters] the model has no parameter 'r' (it has: s, v2)");
-        let e = err(ok, &MC_INPUTS, Some(MAX_SEED + 1));
+        let e = err(ok, Some(MAX_SEED + 1));
         assert!(e.contains("the seed must be at most 2^53"), "{e}");
-        let e = err("[montecarlo]\npaths = 0\nperiods = 5\n", &MC_INPUTS, None);
+        let e = err("[montecarlo]\npaths = 0\nperiods = 5\n", None);
         assert_eq!(e, "mc.toml:4:9: [montecarlo] paths must be in 1..=2^53 (got 0)");
-        let e = err("[montecarlo]\npaths = 1000000000000\nperiods = 5\n", &MC_INPUTS, None);
+        let e = err("[montecarlo]\npaths = 1000000000000\nperiods = 5\n", None);
         assert!(
             e.starts_with(
                 "mc.toml:4:9: [montecarlo] paths 1000000000000 paths × 1 sweep point(s) × 1 output(s) \
@@ -586,17 +588,17 @@ mod tests {
             ),
             "{e}"
         );
-        let e = err("[montecarlo]\npaths = 100000\nperiods = 5\nseeds = \"0:999999:1000000\"\n", &MC_INPUTS, None);
+        let e = err("[montecarlo]\npaths = 100000\nperiods = 5\nseeds = \"0:999999:1000000\"\n", None);
         assert!(e.contains("1000000 sweep point(s)") && e.contains("would need about"), "{e}");
-        let e = err(&format!("{ok}[sweep]\ns = \"0:1:100000000\"\n"), &MC_INPUTS, None);
+        let e = err(&format!("{ok}[sweep]\ns = \"0:1:100000000\"\n"), None);
         assert!(e.starts_with("mc.toml:4:9: [montecarlo] paths 10 paths × 100000000 sweep point(s)"), "{e}");
-        let e = err(&format!("{ok}[sweep]\ns = [0.1, nan]\n"), &MC_INPUTS, None);
+        let e = err(&format!("{ok}[sweep]\ns = [0.1, nan]\n"), None);
         assert!(e.starts_with("mc.toml:7:5: [sweep] s every value must be a finite number (got NaN)"), "{e}");
-        let e = err(&format!("{ok}chunk = 0\n"), &MC_INPUTS, None);
+        let e = err(&format!("{ok}chunk = 0\n"), None);
         assert_eq!(e, "mc.toml:6:9: [montecarlo] chunk must be at least 1 (got 0)");
-        let e = err(&format!("{ok}statistics = [\"mode\"]\n"), &MC_INPUTS, None);
+        let e = err(&format!("{ok}statistics = [\"mode\"]\n"), None);
         assert!(e.starts_with("mc.toml:6:14: [montecarlo] statistics unknown statistic 'mode'"), "{e}");
-        let e = err(&format!("{ok}outputs = [\"x\"]\n"), &MC_INPUTS, None);
+        let e = err(&format!("{ok}outputs = [\"x\"]\n"), None);
         assert!(e.starts_with("mc.toml:6:11: [montecarlo] outputs names no output 'x' (the model has: w)"), "{e}");
     }
 }

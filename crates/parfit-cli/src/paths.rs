@@ -14,16 +14,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parfit_abi::Entry;
+use parfit_abi::host::LoadedPlugin;
+use parfit_app::Loader;
 use parfit_app::RunError;
 use parfit_app::montecarlo::{
-    McConfig, Plan, per_path_csv, report, simulate_all, summarise_points, summary_csv, summary_table,
+    McConfig, Plan, not_monte_carlo, per_path_csv, report, simulate_all, summarise_points, summary_csv, summary_table,
 };
+use parfit_core::paths::PathRunner;
 
 use crate::commands::{plugin_options, show};
 use crate::console;
 use crate::error::{CliError, CliResult, failed, input};
+use crate::inputs::FsLoader;
 use crate::outputs::OutputDir;
-use crate::plugins::{choose, create_model, find_plugins};
+use crate::plugins::{choose, find_plugins};
 use crate::signals;
 use crate::{Common, Format, init_threads, parse_sets};
 
@@ -46,9 +51,12 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
 
     let found = find_plugins(explicit)?;
     let plugin = choose(&found, config.model.plugin.as_deref(), &config.model.kind)?;
+    if plugin.entry(&config.model.kind) != Some(Entry::Paths) {
+        return Err(not_monte_carlo(&config).into());
+    }
     let options = plugin_options(&config.model.options, common, &origin)?;
     let source = config.model.source.as_ref().map(|s| resolve(s));
-    let model = create_model(plugin, &config.model.kind, source.as_deref(), options, &origin)?;
+    let model = create_paths(plugin, &config.model.kind, source.as_deref(), options, &origin)?;
     let spec = model.spec();
     let plan = Plan::new(&config, spec, common.seed, &parse_sets(&common.set)?, threads)?;
     let mc = &config.montecarlo;
@@ -118,6 +126,25 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         out.commit()?;
     }
     Ok(())
+}
+
+/// Make the Monte Carlo paths of `kind` through the plugin's paths entry point: `options` plus the source text
+/// (if any) as its JSON configuration. An error about the source text names the source; any other is blamed
+/// on `origin`, the configuration.
+fn create_paths(
+    plugin: &LoadedPlugin,
+    kind: &str,
+    source: Option<&Path>,
+    options: serde_json::Map<String, serde_json::Value>,
+    origin: &str,
+) -> CliResult<Box<dyn PathRunner>> {
+    let text = source.map(|path| FsLoader.read(path)).transpose()?;
+    let json = parfit_app::fitting::model_config(options, source.zip(text.as_deref()));
+    let paths = plugin.create_paths(kind, &json).map_err(|e| {
+        let about_source = source.is_some_and(|path| e.starts_with(&format!("{}:", path.display())));
+        input(if about_source { e } else { format!("{origin}: {e}") })
+    })?;
+    Ok(Box::new(paths))
 }
 
 /// A bar that appears once a run has lasted a second, on a terminal only.

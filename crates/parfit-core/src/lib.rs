@@ -12,6 +12,7 @@ pub mod model;
 pub mod objective;
 pub mod optimise;
 pub mod parallel;
+pub mod paths;
 pub mod projection;
 pub mod random;
 pub mod runner;

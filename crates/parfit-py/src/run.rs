@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use parfit_abi::Entry;
+use parfit_app::Loader;
 use parfit_app::config::{LoadedConfig, parse_times};
 use parfit_app::dispatch::Local;
-use parfit_app::montecarlo::{McConfig, Plan, report, simulate_all, summarise_points, summary_table};
+use parfit_app::montecarlo::{McConfig, Plan, not_monte_carlo, report, simulate_all, summarise_points, summary_table};
 use parfit_app::simulate::{SimulateError, apply_sets, config_params, config_times, run_times, simulate};
 use parfit_core::OutputKind;
 use pyo3::prelude::*;
@@ -131,14 +133,23 @@ pub fn run_montecarlo<'py>(
         Some(dir) if s.is_relative() => dir.join(s),
         _ => s.clone(),
     });
-    let model = plugins::create_model(plugin, &mc.model.kind, source.as_deref(), &files, options, &origin)?;
-    let spec = model.spec();
+    if plugin.entry(&mc.model.kind) != Some(Entry::Paths) {
+        return Err(errors::config(not_monte_carlo(&mc)));
+    }
+    // The model through the plugin's paths entry point: its options and source text as its JSON configuration.
+    let text = source.as_ref().map(|p| files.read(p)).transpose().map_err(errors::config)?;
+    let json = parfit_app::fitting::model_config(options, source.as_deref().zip(text.as_deref()));
+    let model = plugin.create_paths(&mc.model.kind, &json).map_err(|e| match &source {
+        Some(path) if e.starts_with(&format!("{}:", path.display())) => errors::model(e),
+        _ => ConfigError::new_err(format!("{origin}: {e}")),
+    })?;
+    let spec = parfit_core::paths::PathRunner::spec(&model);
     let plan = Plan::new(&mc, spec, seed, &crate::config::sets(set)?, threads).map_err(errors::config)?;
 
     let start = Instant::now();
     let values = engine::run(py, threads, progress.as_ref(), |control| {
         control.set_total(plan.paths * plan.points.len() as u64);
-        simulate_all(&Local, model.as_ref(), &plan, control.stop_flag(), &|n| control.advance(n))
+        simulate_all(&Local, &model, &plan, control.stop_flag(), &|n| control.advance(n))
     })?
     .map_err(errors::run)?
     .ok_or_else(|| errors::failed("the run gathered no results"))?;

@@ -31,11 +31,12 @@ use parfit_app::fitting::{
     CaseFitter, CaseRecord, FitOutcome, cost_from_config, data_case, fit_staged, model_config, model_options,
     plot_times,
 };
-use parfit_app::montecarlo::{McConfig, Plan, simulate_all, summarise_points, summary_table};
+use parfit_app::montecarlo::{McConfig, Plan, not_monte_carlo, simulate_all, summarise_points, summary_table};
 use parfit_app::projection::{ProjectConfig, Projection};
 use parfit_app::{Loader, RunError};
 use parfit_core::model::{SimError, SimStats, Workspace};
 use parfit_core::optimise::{Monitor, Progress};
+use parfit_core::paths::{PathRunner, PathsSpec};
 use parfit_core::projection::{ProjectionSpec, Projector};
 use parfit_core::runner::for_each_case;
 use parfit_core::{Model, ModelSpec};
@@ -45,11 +46,15 @@ pub use parfit_app::MemoryLoader as Files;
 
 type Factory = fn(&str, &str) -> Result<Box<dyn Model>, String>;
 type ProjectionFactory = fn(&str, &str) -> Result<Box<dyn Projector>, String>;
+type PathsFactory = fn(&str, &str) -> Result<Box<dyn PathRunner>, String>;
 
-/// The plugins compiled into this build, with their model and projection entry points.
-fn plugins() -> Vec<(parfit_abi::PluginInfo, Factory, ProjectionFactory)> {
-    fn entries<P: Plugin>() -> (parfit_abi::PluginInfo, Factory, ProjectionFactory) {
-        (P::info(), P::create as Factory, P::create_projection as ProjectionFactory)
+/// A built-in plugin: what it says about itself and its model, projection and paths entry points.
+type BuiltIn = (parfit_abi::PluginInfo, Factory, ProjectionFactory, PathsFactory);
+
+/// The plugins compiled into this build, with their model, projection and paths entry points.
+fn plugins() -> Vec<BuiltIn> {
+    fn entries<P: Plugin>() -> BuiltIn {
+        (P::info(), P::create as Factory, P::create_projection as ProjectionFactory, P::create_paths as PathsFactory)
     }
     vec![
         entries::<parfit_ode::OdePlugin>(),
@@ -76,7 +81,7 @@ pub struct ModelInfo {
 pub fn models() -> Vec<ModelInfo> {
     plugins()
         .into_iter()
-        .flat_map(|(info, _, _)| {
+        .flat_map(|(info, ..)| {
             info.kinds.into_iter().map(move |k| ModelInfo {
                 plugin: info.name.clone(),
                 version: info.version.clone(),
@@ -90,20 +95,18 @@ pub fn models() -> Vec<ModelInfo> {
 
 /// The built-in plugin that offers `kind` (named `plugin`, if given), as `parfit` chooses among loaded plugins.
 fn factory(kind: &str, plugin: Option<&str>, origin: &str) -> Result<(Factory, String), String> {
-    entries(kind, plugin, origin).map(|(create, _, name)| (create, name))
+    entries(kind, plugin, origin).map(|(info, create, ..)| (create, info.name))
 }
 
-/// The built-in plugin that offers `kind` (named `plugin`, if given), with both of its entry points.
-fn entries(kind: &str, plugin: Option<&str>, origin: &str) -> Result<(Factory, ProjectionFactory, String), String> {
+/// The built-in plugin that offers `kind` (named `plugin`, if given), with its entry points.
+fn entries(kind: &str, plugin: Option<&str>, origin: &str) -> Result<BuiltIn, String> {
     let wanted = |info: &parfit_abi::PluginInfo| plugin.is_none_or(|n| n == info.name);
-    plugins()
-        .into_iter()
-        .find(|(info, _, _)| wanted(info) && info.kinds.iter().any(|k| k.kind == kind))
-        .map(|(info, create, project)| (create, project, info.name))
-        .ok_or_else(|| {
+    plugins().into_iter().find(|(info, ..)| wanted(info) && info.kinds.iter().any(|k| k.kind == kind)).ok_or_else(
+        || {
             let kinds: Vec<String> = models().iter().map(|m| format!("{} ({})", m.kind, m.plugin)).collect();
             format!("{origin}: no built-in plugin offers model kind '{kind}'; available kinds: {}", kinds.join(", "))
-        })
+        },
+    )
 }
 
 /// The model a `[model]` section of the configuration at `path` configures, with its plugin's name.
@@ -212,6 +215,36 @@ impl Model for Counted {
 
 /// A projection that counts its blocks per thread, so a page (and its test) can see that the workers shared the
 /// work. Results are the wrapped projection's, bit for bit.
+/// Monte Carlo paths whose blocks count towards the worker that ran them.
+struct CountedPaths {
+    inner: Box<dyn PathRunner>,
+    counter: Arc<WorkCounter>,
+}
+
+impl PathRunner for CountedPaths {
+    fn spec(&self) -> &PathsSpec {
+        self.inner.spec()
+    }
+
+    fn workspace(&self) -> Workspace {
+        self.inner.workspace()
+    }
+
+    fn run(
+        &self,
+        ws: &mut Workspace,
+        params: &[f64],
+        seed: u64,
+        periods: u64,
+        first: u64,
+        count: usize,
+        out: &mut [f64],
+    ) -> Result<(), SimError> {
+        self.counter.add();
+        self.inner.run(ws, params, seed, periods, first, count, out)
+    }
+}
+
 struct CountedBlocks {
     inner: Box<dyn Projector>,
     counter: Arc<WorkCounter>,
@@ -537,10 +570,22 @@ pub fn run_paths(
 ) -> Result<RunReport, String> {
     let path = Path::new(config_path);
     let config = McConfig::parse(path, &files.read(path).map_err(|e| e.0)?).map_err(|e| e.0)?;
-    let (inner, plugin) = model_from_section(&config.model, path, files)?;
+    let section = &config.model;
+    let (info, _, _, create) = entries(&section.kind, section.plugin.as_deref(), config_path)?;
+    if info.kinds.iter().any(|k| k.kind == section.kind && k.entry != parfit_abi::Entry::Paths) {
+        return Err(not_monte_carlo(&config).0);
+    }
+    let options = model_options(&section.options, config_path).map_err(|e| e.0)?;
+    let source = section.source.as_ref().map(|s| match path.parent() {
+        Some(dir) if s.is_relative() => dir.join(s),
+        _ => s.clone(),
+    });
+    let text = source.as_ref().map(|p| files.read(p)).transpose().map_err(|e| e.0)?;
+    let inner = create(&section.kind, &model_config(options, source.as_deref().zip(text.as_deref())))?;
     let counter = Arc::new(WorkCounter::default());
-    let model = Counted { inner, counter: counter.clone() };
+    let model = CountedPaths { inner, counter: counter.clone() };
     let spec = model.spec();
+    let plugin = info.name;
     let threads = rayon::current_num_threads();
     let plan = Plan::new(&config, spec, seed, &[], threads).map_err(|e| e.0)?;
     let total = plan.paths * plan.points.len() as u64;
@@ -599,7 +644,8 @@ pub fn project(
     let path = Path::new(config_path);
     let config = ProjectConfig::parse(path, &files.read(path).map_err(|e| e.0)?).map_err(|e| e.0)?;
     let p = &config.projection;
-    let (_, create, plugin) = entries(&p.kind, p.plugin.as_deref(), config_path)?;
+    let (info, _, create, _) = entries(&p.kind, p.plugin.as_deref(), config_path)?;
+    let plugin = info.name;
     let counter = Arc::new(WorkCounter::default());
     let projection = Projection::new(&config, path, files, &|json| {
         let inner = create(&p.kind, json)?;

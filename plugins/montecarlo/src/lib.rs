@@ -87,15 +87,20 @@ impl parfit_abi::Plugin for MonteCarloPlugin {
             kinds: vec![parfit_abi::KindInfo {
                 kind: KIND.into(),
                 extensions: vec![EXTENSION.into()],
-                description: "Monte Carlo model (DiffSL-style text with next_i and random draws), simulated over \
-                              paths; evaluation points are path indices, inputs are seed and periods"
+                description: "Monte Carlo model (DiffSL-style text with next_i and random draws), run over \
+                              blocks of paths (as a model: evaluation points are path indices, inputs are seed \
+                              and periods)"
                     .into(),
-                entry: parfit_abi::Entry::Model,
+                entry: parfit_abi::Entry::Paths,
             }],
         }
     }
 
     fn create(kind: &str, config_json: &str) -> Result<Box<dyn parfit_core::Model>, String> {
+        Ok(Box::new(model_from_config(kind, config_json)?))
+    }
+
+    fn create_paths(kind: &str, config_json: &str) -> Result<Box<dyn parfit_core::paths::PathRunner>, String> {
         Ok(Box::new(model_from_config(kind, config_json)?))
     }
 }
