@@ -175,3 +175,13 @@ pub fn threads(loaded: &LoadedConfig, given: Option<usize>) -> PyResult<usize> {
             .map_err(errors::config)?;
     crate::engine::threads(given, configured)
 }
+
+/// The thread count of a Monte Carlo run or projection from the configuration `text` at `path`: as [`threads`],
+/// its `threads` key (`configured`) refused at its `file:line:column` when out of range.
+pub fn threads_in(path: &Path, text: &str, configured: Option<usize>, given: Option<usize>) -> PyResult<usize> {
+    let configured = parfit_app::configured_threads(given.is_some(), configured, || {
+        parfit_app::config::locate(path, text, &["threads"])
+    })
+    .map_err(errors::config)?;
+    crate::engine::threads(given, configured)
+}

@@ -36,7 +36,7 @@ pub fn project<'py>(
         project.projection.model_points = crate::config::give(&mut given, &path, "<model_points>", table);
     }
     let files = Files::new(given);
-    let threads = engine::threads(threads, project.threads)?;
+    let threads = config::threads_in(&path, &text, project.threads, threads)?;
     let p = &project.projection;
     let found = plugins::find(py, &plugins)?;
     let plugin = plugins::choose(&found, p.plugin.as_deref(), &p.kind)?;

@@ -124,7 +124,7 @@ pub fn run_montecarlo<'py>(
     let files = Files::new(files);
     let (path, text) = config::text(config, &files)?;
     let mc = McConfig::parse(&path, &text).map_err(errors::config)?;
-    let threads = engine::threads(threads, mc.threads)?;
+    let threads = config::threads_in(&path, &text, mc.threads, threads)?;
     let found = plugins::find(py, &plugins)?;
     let plugin = plugins::choose(&found, mc.model.plugin.as_deref(), &mc.model.kind)?;
     let origin = path.display().to_string();

@@ -129,6 +129,17 @@ def test_bad_projection_configurations_are_config_errors_located_as_the_cli_says
         parfit.project({"projection": {"kind": "cashvalue", "model_points": str(tmp_path / "no_such.csv")}})
 
 
+def test_a_bad_thread_count_in_a_projection_configuration_is_located_as_the_cli_locates_it(cli, tmp_path, examples):
+    base = examples / "savings"
+    text = re.sub(r'"([\w.]+\.csv)"', lambda m: f'"{base / m.group(1)}"', (base / "run.toml").read_text())
+    path = tmp_path / "threads.toml"
+    path.write_text("threads = 5000\n" + text)
+    with pytest.raises(parfit.ConfigError) as e:
+        parfit.project(path, progress=False)
+    assert str(e.value) == f"{path}:1:11: threads must be from 1 to 1024 (got 5000)"
+    assert str(e.value) in cli("run", path, check=False).stderr
+
+
 def savings_dict(examples, **projection) -> dict:
     """The savings example as a dict, its files named by absolute paths."""
     import tomllib

@@ -192,6 +192,20 @@ def test_bad_monte_carlo_configuration_is_located(cli, tmp_path, examples):
         parfit.run("examples/wealth/run.toml", set={"nope": 1.0}, progress=False)
 
 
+def test_a_bad_thread_count_in_a_monte_carlo_configuration_is_located_as_the_cli_locates_it(cli, tmp_path, examples):
+    path = tmp_path / "threads.toml"
+    path.write_text(
+        f'threads = 0\n[model]\nkind = "montecarlo"\nsource = "{examples / "wealth" / "wealth.mc"}"\n'
+        "[montecarlo]\npaths = 10\nperiods = 5\n"
+    )
+    with pytest.raises(parfit.ConfigError) as e:
+        parfit.run(path, progress=False)
+    assert str(e.value) == f"{path}:1:11: threads must be from 1 to 1024 (got 0)"
+    assert str(e.value) in cli("run", path, check=False).stderr
+    # The call's threads= replaces the configuration's, as --threads does.
+    assert parfit.run(path, threads=1, progress=False).report["threads"] == 1
+
+
 def test_ctrl_c_stops_a_long_monte_carlo_run_with_nothing_returned(examples):
     source = str(examples / "wealth" / "wealth.mc")
     config = {"seed": 1, "model": {"kind": "montecarlo", "source": source},
