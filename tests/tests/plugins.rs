@@ -291,6 +291,48 @@ fn a_broken_plugin_file_in_a_plugin_directory_is_reported() {
     assert!(on_path.stderr.contains("; skipped"), "{}", on_path.stderr);
 }
 
+/// A library in a plugin directory that exports a plugin not named by its file (as a native build of the
+/// browser façade, linking the ODE plugin, once did) is not that plugin: skipped, listed by `parfit plugins`,
+/// neither shadowing the real plugin nor failing a run, even in a `--plugin` directory. Named as a file, it loads.
+#[test]
+fn a_library_exporting_another_plugin_s_entry_is_not_taken_for_it() {
+    let dir = scratch("linking-library");
+    let ode = parfit_abi::host::plugin_file_name("ode");
+    assert_eq!(ode, format!("{}parfit_ode{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    let impostor = dir.join(parfit_abi::host::plugin_file_name("facade"));
+    std::fs::copy(parfit_bin().parent().unwrap().join(&ode), &impostor).unwrap();
+    let listed = parfit(&["--plugin", dir.to_str().unwrap(), "plugins", "--format", "json"]).assert_ok().json();
+    let ode_path = listed["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "ode").unwrap()["path"].clone();
+    assert_eq!(ode_path.as_str().unwrap(), parfit_bin().parent().unwrap().join(&ode).to_str().unwrap());
+    // (A stale native build of the browser façade beside the executable would be listed too.)
+    let ignored = listed["ignored"].as_array().unwrap();
+    let message = ignored.iter().filter_map(|m| m.as_str()).find(|m| m.starts_with(impostor.to_str().unwrap()));
+    let message = message.unwrap_or_else(|| panic!("the copy is not listed as ignored: {listed}"));
+    assert!(
+        message.starts_with(impostor.to_str().unwrap())
+            && message.contains(&format!("exports plugin 'ode', whose library is named {ode}")),
+        "{message}"
+    );
+    assert!(listed["problems"].as_array().unwrap().is_empty(), "{listed}");
+    let run = parfit(&[
+        "--plugin",
+        dir.to_str().unwrap(),
+        "run",
+        "examples/lotka_volterra/lotka_volterra.ds",
+        "--times",
+        "0:1:3",
+    ]);
+    run.assert_ok();
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    let run = parfit(&["--plugin", dir.to_str().unwrap(), "plugins"]);
+    let text = &run.assert_ok().stdout;
+    assert!(text.contains(&format!("skipped: {message}")), "{text}");
+    // Named as a file, it is loaded whatever its name.
+    let named = parfit(&["--plugin", impostor.to_str().unwrap(), "plugins", "--format", "json"]).assert_ok().json();
+    let first = &named["plugins"][0];
+    assert_eq!((first["name"].as_str(), first["path"].as_str()), (Some("ode"), impostor.to_str()));
+}
+
 /// The Vensim plugin's cdylib, built next to `parfit` by the test helper.
 fn aging_chain_library() -> std::path::PathBuf {
     let file = format!("{}parfit_vensim{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);

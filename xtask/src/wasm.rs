@@ -201,7 +201,20 @@ pub fn build() -> Result {
     // Its own target directory: nightly's host artifacts would otherwise invalidate stable's.
     let target = target_dir().join("wasm-threads");
     run(rustup()
-        .args(["run", &toolchain, "cargo", "build", "--release", "-p", "parfit-wasm", "--target", WASM_TARGET])
+        // The crate is an rlib (its native cdylib would look like a plugin): the module is its cdylib, asked for here.
+        .args([
+            "run",
+            &toolchain,
+            "cargo",
+            "rustc",
+            "--release",
+            "-p",
+            "parfit-wasm",
+            "--lib",
+            "--crate-type",
+            "cdylib",
+        ])
+        .args(["--target", WASM_TARGET])
         .args(["-Z", "build-std=panic_abort,std", "--target-dir"])
         .arg(&target)
         .env("RUSTFLAGS", RUSTFLAGS)

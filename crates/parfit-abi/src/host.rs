@@ -499,6 +499,13 @@ pub fn is_plugin_file_name(name: &str) -> bool {
     stem.starts_with(FILE_PREFIX) && name.ends_with(std::env::consts::DLL_SUFFIX)
 }
 
+/// The file name of plugin `name`'s library on this platform: `libparfit_<name>.so` and the like, a `-` in the
+/// name written `_` (as Cargo names the library of a crate `parfit-<name>`).
+pub fn plugin_file_name(name: &str) -> String {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    format!("{DLL_PREFIX}{FILE_PREFIX}{}{DLL_SUFFIX}", name.replace('-', "_"))
+}
+
 /// Where plugins are looked for, in order: explicit paths (files or directories), then each directory in
 /// `PARFIT_PLUGIN_PATH`, then the directory of the running executable.
 pub fn search_path(explicit: &[PathBuf], env_value: Option<&std::ffi::OsStr>, exe: Option<&Path>) -> Vec<PathBuf> {
@@ -521,6 +528,10 @@ pub struct Discovery {
     /// Plugins skipped because one of the same name came earlier on the search path (overriding a plugin that
     /// way is normal, so this is information for `parfit plugins`, not a problem).
     pub shadowed: Vec<String>,
+    /// Libraries found in a directory that export a plugin not named by their file (the entry symbol of a
+    /// plugin they link as a dependency, as a native build of the browser façade would): not that plugin's
+    /// library, so skipped — information for `parfit plugins`, not a problem.
+    pub ignored: Vec<String>,
 }
 
 impl Discovery {
@@ -566,7 +577,8 @@ impl Discovery {
 
 /// Load every plugin on the search path, each directory once. A plugin-like file that fails to load is an error
 /// when it is, or lies in, a path the user named (`explicit`); elsewhere on the search path it is reported in
-/// `problems` and skipped.
+/// `problems` and skipped. In a directory, a library is a plugin only if its file is named for the plugin it
+/// exports ([`plugin_file_name`]); a file the user names is loaded whatever its name.
 pub fn discover(explicit: &[PathBuf], search: &[PathBuf]) -> Result<Discovery, LoadError> {
     let mut found = Discovery::default();
     let add = |plugin: LoadedPlugin, found: &mut Discovery| {
@@ -602,6 +614,15 @@ pub fn discover(explicit: &[PathBuf], search: &[PathBuf]) -> Result<Discovery, L
         files.sort(); // a stable order, whatever the file system returns
         for file in files {
             match LoadedPlugin::load(&file) {
+                Ok(plugin) if file.file_name().is_some_and(|n| *n != *plugin_file_name(&plugin.info.name)) => {
+                    found.ignored.push(format!(
+                        "{}: exports plugin '{}', whose library is named {}: a library linking that plugin, not \
+                         the plugin",
+                        file.display(),
+                        plugin.info.name,
+                        plugin_file_name(&plugin.info.name)
+                    ));
+                }
                 Ok(plugin) => add(plugin, &mut found),
                 Err(e) if named => return Err(e),
                 Err(e) => found.problems.push(e.to_string()),

@@ -119,7 +119,9 @@ pub(crate) const fn sim_stats_has_abi_layout() -> bool {
 pub const ENTRY_SYMBOL: &str = "parfit_plugin_entry";
 
 /// A plugin's file name starts with this (after the platform's `lib` prefix), so directory scans load only
-/// parfit plugins and never run the constructors of unrelated libraries.
+/// parfit plugins and never run the constructors of unrelated libraries. In full it is `parfit_<name>` for the
+/// plugin named `<name>` in its [`PluginInfo`] (a `-` written `_`): a directory scan skips a library that
+/// exports another plugin's entry (one linking a plugin crate as a dependency).
 pub const FILE_PREFIX: &str = "parfit_";
 
 /// Status codes returned by table functions.

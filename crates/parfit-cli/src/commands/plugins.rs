@@ -19,7 +19,9 @@ pub fn list(explicit: &[PathBuf], format: Format) -> CliResult<()> {
                 })
             })
             .collect();
-        let doc = serde_json::json!({ "plugins": plugins, "problems": found.problems, "shadowed": found.shadowed });
+        let doc = serde_json::json!({ "plugins": plugins, "problems": found.problems, "shadowed": found.shadowed,
+            "ignored": found.ignored,
+        });
         return console::print(&(serde_json::to_string_pretty(&doc).map_err(|e| failed(e.to_string()))? + "\n"));
     }
     let mut text = String::new();
@@ -35,8 +37,8 @@ pub fn list(explicit: &[PathBuf], format: Format) -> CliResult<()> {
             text += &format!("  kind {}{exts}: {}\n", k.kind, k.description);
         }
     }
-    for shadowed in &found.shadowed {
-        text += &format!("skipped: {shadowed}\n");
+    for skipped in found.shadowed.iter().chain(&found.ignored) {
+        text += &format!("skipped: {skipped}\n");
     }
     console::print(&text)
 }
