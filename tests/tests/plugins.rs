@@ -212,6 +212,43 @@ fn paths_cross_the_abi_through_their_own_entry_point() {
     assert_eq!(e, "this plugin makes no Monte Carlo paths of kind 'logistic'");
 }
 
+/// A third-party Monte Carlo plugin (geometric Brownian motion) runs through the paths entry point: the log
+/// return's mean and sd and the mean price against their closed forms, the same numbers for any chunk size.
+#[test]
+fn a_third_party_monte_carlo_plugin_runs_through_the_paths_entry_point() {
+    let lib = build_external_plugin("examples/plugin-gbm", "parfit_gbm");
+    let lib = lib.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let args = [&["--plugin", lib, "run", "examples/plugin-gbm/run.toml", "--format", "json"], extra].concat();
+        parfit(&args).assert_ok().json()
+    };
+    let report = run(&[]);
+    let stats = &report["points"][0]["statistics"];
+    let stat = |output: &str, name: &str| stats[output][name].as_f64().unwrap();
+    let (n, t, mu, sigma, s0) = (20_000.0, 10.0, 0.06, 0.25, 100.0);
+    let (mean, sd) = ((mu - sigma * sigma / 2.0) * t, sigma * f64::sqrt(t));
+    // 4 standard errors of the sample mean and (approximately, for a normal sample) of the sample sd.
+    assert!((stat("log_return", "mean") - mean).abs() < 4.0 * sd / f64::sqrt(n), "{stats}");
+    assert!((stat("log_return", "sd") - sd).abs() < 4.0 * sd / f64::sqrt(2.0 * n), "{stats}");
+    // The price is lognormal: its mean's standard error is s0·e^{μT}·sqrt((e^{σ²T} − 1)/n).
+    let price = s0 * f64::exp(mu * t);
+    assert!((stat("price", "mean") - price).abs() < 4.0 * price * f64::sqrt(((sigma * sigma * t).exp() - 1.0) / n));
+    // Any split of the paths gives the same statistics, bit for bit.
+    let chunked = run(&["--threads", "2", "--set", "mu=0.06"]);
+    assert_eq!(chunked["points"], report["points"]);
+    let dir = scratch("gbm-chunk");
+    let text = std::fs::read_to_string(root().join("examples/plugin-gbm/run.toml")).unwrap();
+    let config = dir.join("run.toml");
+    std::fs::write(&config, text.replace("periods = 120", "periods = 120\nchunk = 333")).unwrap();
+    let args = ["--plugin", lib, "run", config.to_str().unwrap(), "--threads", "1", "--format", "json"];
+    assert_eq!(parfit(&args).assert_ok().json()["points"], report["points"]);
+    // Bad input is the plugin's or the host's error, placed in the configuration.
+    std::fs::write(&config, text.replace("kind = \"gbm\"\n", "kind = \"gbm\"\n[model.options]\ncolour = 1\n")).unwrap();
+    let bad = parfit(&["--plugin", lib, "run", config.to_str().unwrap()]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("the gbm model takes no option 'colour'"), "{}", bad.stderr);
+}
+
 /// The Monte Carlo plugin's paths entry point gives the rows its model entry gives for the same path indices.
 #[test]
 fn monte_carlo_blocks_match_the_model_entry_bit_for_bit() {

@@ -68,6 +68,7 @@ commands:
 const EXTERNAL_CRATES: &[&str] = &[
     "examples/plugin-logistic",
     "examples/plugin-endowment",
+    "examples/plugin-gbm",
     "tests/fixtures/plugin-misbehaving",
     "tests/fixtures/plugin-future-abi",
     "tests/fixtures/plugin-abi-v2",

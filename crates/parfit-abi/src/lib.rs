@@ -75,8 +75,8 @@
 //! **All**: `last_error()`: the calling thread's last failure — a JSON [`parfit_core::SimError`] after
 //! [`status::SIM_ERROR`], plain text otherwise.
 //!
-//! Nothing is encoded in floats and no entry point gives `times` another meaning: what a call returns is what
-//! its description says.
+//! Nothing is encoded in floats, and the host never gives `times` another meaning (projections and Monte Carlo
+//! runs have entry points of their own): what a call returns is what its description says.
 
 // This crate is the project's only `unsafe` layer: every block carries a SAFETY comment.
 #![allow(unsafe_code)]
