@@ -17,15 +17,16 @@ use parfit_app::config::LoadedConfig;
 use parfit_app::config::SampleAlgorithm;
 use parfit_app::dispatch::Local;
 use parfit_app::fitting::{CaseFitter, configure_objective, cost_from_config, data_case, fit_staged};
-use parfit_app::montecarlo::{self, MC_INPUTS, McConfig, Plan};
+use parfit_app::montecarlo::{self, McConfig, Plan};
 use parfit_app::projection::{self, ProjectConfig};
 use parfit_core::optimise::Silent;
+use parfit_core::paths::PathRunner;
 use parfit_core::sample::{
     EnsembleOptions, EnsembleSampler, GaussianLikelihood, NestedOptions, NestedSampler, NoiseSigma, ParamPrior, Prior,
     SampleLimits, Sampler, sample,
 };
 use parfit_core::{Case, Cost, Model};
-use parfit_fuzz::{Examples, StandIn};
+use parfit_fuzz::{Examples, StandIn, StandInPaths};
 
 const CONFIG: &str = "fuzz/config.toml";
 
@@ -120,7 +121,7 @@ fn monte_carlo(path: &Path, text: &str) -> Option<()> {
     let config = McConfig::parse(path, text).ok()?;
     let params = config.parameters.keys().chain(config.sweep.keys()).cloned().collect();
     let outputs = config.montecarlo.outputs.clone().unwrap_or_else(|| vec!["w".into()]);
-    let model = StandIn::new(params, MC_INPUTS.map(String::from).to_vec(), outputs);
+    let model = StandInPaths::new(params, outputs);
     let plan = Plan::new(&config, model.spec(), None, &[], 2).ok()?;
     let values = montecarlo::simulate_all(&Local, &model, &plan, &AtomicBool::new(false), &|_| {}).ok()??;
     let spec = model.spec();

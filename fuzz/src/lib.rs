@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use parfit_app::{InputError, Loader, input};
 use parfit_core::model::downcast_workspace;
+use parfit_core::paths::{PathRunner, PathsSpec};
 use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
 
 /// The example files a configuration may name, by file name, and the most rows of a table a target reads (a
@@ -102,6 +103,56 @@ impl Model for StandIn {
         for (row, &t) in out.chunks_mut(n_out.max(1)).zip(times) {
             for (j, o) in row.iter_mut().enumerate() {
                 *o = (j + 1) as f64 * (1.0 + t / 100.0) * level;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Monte Carlo paths with the names a `[montecarlo]` configuration uses, so its plan and tasks run without a
+/// plugin. Path `p`'s output `j` is `(j + 1)·(1 + p/100)·(1 + Σ params + seed mod 7 + periods mod 5)`.
+#[derive(Debug)]
+pub struct StandInPaths {
+    spec: PathsSpec,
+}
+
+impl StandInPaths {
+    pub fn new(params: Vec<String>, outputs: Vec<String>) -> StandInPaths {
+        let model = StandIn::new(params, vec![], outputs);
+        let ModelSpec { name, params, outputs, .. } = model.spec().clone();
+        StandInPaths { spec: PathsSpec { name, params, outputs } }
+    }
+}
+
+impl PathRunner for StandInPaths {
+    fn spec(&self) -> &PathsSpec {
+        &self.spec
+    }
+
+    fn workspace(&self) -> Workspace {
+        Box::new(())
+    }
+
+    fn run(
+        &self,
+        ws: &mut Workspace,
+        params: &[f64],
+        seed: u64,
+        periods: u64,
+        first: u64,
+        count: usize,
+        out: &mut [f64],
+    ) -> Result<(), SimError> {
+        downcast_workspace::<()>(ws, &self.spec.name)?;
+        let n_out = self.spec.outputs.len();
+        if params.len() != self.spec.params.len() || Some(out.len()) != self.spec.block_len(count) {
+            return Err(SimError::BadInput("stand-in: wrong argument lengths".into()));
+        }
+        let level = 1.0 + params.iter().sum::<f64>() + (seed % 7) as f64 + (periods % 5) as f64;
+        for (k, row) in out.chunks_mut(n_out.max(1)).enumerate() {
+            let p = first.saturating_add(k as u64) as f64;
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = (j + 1) as f64 * (1.0 + p / 100.0) * level;
             }
         }
         Ok(())
