@@ -115,6 +115,55 @@ mod tables {
         }
     }
 
+    /// `product[spec_id]`: the product's premium type, surrender charge and whole-life flag.
+    pub fn product(f: &Csv) -> Table {
+        let texts = |c: &str| ColumnData::Texts(f.rows.iter().map(|r| r[f.col(c)].clone()).collect());
+        let bools = |c: &str| ColumnData::Bools(f.rows.iter().map(|r| r[f.col(c)] == "True").collect());
+        Table {
+            name: "product".into(),
+            keys: vec![("spec_id".into(), Key::Texts(f.rows.iter().map(|r| r[0].clone()).collect()))],
+            columns: vec![
+                ("premium_type".into(), texts("premium_type")),
+                ("has_surr_charge".into(), bools("has_surr_charge")),
+                ("surr_charge_id".into(), texts("surr_charge_id")),
+                (
+                    "load_prem_rate".into(),
+                    ColumnData::Numbers(f.rows.iter().map(|r| num(&r[f.col("load_prem_rate")])).collect()),
+                ),
+                ("is_wl".into(), bools("is_wl")),
+            ],
+            missing: None,
+        }
+    }
+
+    /// `surr_charge_table[duration, type]`: the charge by policy year (the last ultimate) and charge type.
+    pub fn surr_charge(f: &Csv) -> Table {
+        Table {
+            name: "surr_charge_table".into(),
+            keys: vec![
+                ("duration".into(), ints(0..f.rows.len() as i64, true)),
+                ("type".into(), Key::Texts(f.header[1..].to_vec())),
+            ],
+            columns: vec![(
+                "rate".into(),
+                ColumnData::Numbers(f.rows.iter().flat_map(|r| r[1..].iter().map(|c| num(c))).collect()),
+            )],
+            missing: Some(0.0),
+        }
+    }
+
+    /// `std_norm_rand[scen_id, t]`: the standard normal draws by scenario and month, scenario-major.
+    pub fn draws(f: &Csv) -> Table {
+        let scenarios = f.rows.iter().map(|r| num(&r[0]) as i64).max().unwrap();
+        let months = f.rows.len() as i64 / scenarios;
+        Table {
+            name: "std_norm_rand".into(),
+            keys: vec![("scen_id".into(), ints(1..=scenarios, false)), ("t".into(), ints(0..months, false))],
+            columns: vec![("std_norm_rand".into(), ColumnData::Numbers(f.rows.iter().map(|r| num(&r[2])).collect()))],
+            missing: None,
+        }
+    }
+
     /// `premium_table[age_at_entry, policy_term]`: a full grid, age-major.
     pub fn premium(f: &Csv) -> Table {
         let mut ages: Vec<i64> = f.rows.iter().map(|r| num(&r[0]) as i64).collect();
@@ -137,6 +186,8 @@ struct Spec {
     folder: &'static str,
     model: &'static str,
     tables: fn(&Folder) -> Vec<Table>,
+    /// Scenarios 1..=n, each a run with the parameter `scen_id` (0: the model has none).
+    scenarios: usize,
     /// `result_cf` / `result_pols` columns → the cells summed over the points each month.
     cf: &'static [(&'static str, &'static str)],
     pols: &'static [(&'static str, &'static str)],
@@ -148,18 +199,26 @@ struct Spec {
 struct Run {
     cells: Vec<String>,
     months: usize,
-    /// Per point: the results (lifelib's `result_pv` columns, in order).
-    results: Vec<Vec<f64>>,
-    /// Per cell, per month: the sum over the points in point order.
-    totals: Vec<Vec<f64>>,
-    /// The first point's monthly rows.
+    /// By `point` (or `point,scenario`): the results (lifelib's `result_pv` columns, in order).
+    results: HashMap<String, Vec<f64>>,
+    /// By scenario (0 without), per cell, per month: the sum over the points in point order.
+    totals: HashMap<usize, Vec<Vec<f64>>>,
+    /// The first point's monthly rows (scenario 1).
     audit: Vec<f64>,
+}
+
+/// A golden's rows of one scenario (all rows for a model without).
+fn of_scenario(golden: &Csv, scenario: usize) -> Vec<&Vec<String>> {
+    match golden.header.iter().position(|h| h == "scen_id") {
+        Some(c) => golden.rows.iter().filter(|r| num(&r[c]) as usize == scenario).collect(),
+        None => golden.rows.iter().collect(),
+    }
 }
 
 fn run(spec: &Spec, native: bool, limit: Option<usize>) -> Run {
     let f = folder(spec.folder);
     let points = f.csv("model_point_table");
-    let months = f.csv("result_cf").rows.len();
+    let months = of_scenario(&f.csv("result_cf"), 1).len();
     // Model-point columns after the index: numbers, or text where any value is not one.
     let attributes: Vec<Attribute> = points.header[1..]
         .iter()
@@ -169,42 +228,47 @@ fn run(spec: &Spec, native: bool, limit: Option<usize>) -> Run {
             Attribute { name: name.clone(), kind: if number { ValueKind::Number } else { ValueKind::Text } }
         })
         .collect();
-    let path = f.dir.join(spec.model);
-    let source = text(&path);
-    let mut program =
-        compile_projection(spec.model, &source, &attributes, &(spec.tables)(&f), &[]).unwrap_or_else(|e| panic!("{e}"));
-    if native {
-        program.compile_native().unwrap();
-    }
-    let cells: Vec<String> = program.cells().map(str::to_string).collect();
-    let width = cells.len();
-    let mut rows = vec![0.0; months * width];
-    let mut totals = vec![vec![0.0; months]; width];
-    let mut results = vec![];
-    let mut audit = vec![];
-    let mut runner = program.runner();
-    let n = limit.unwrap_or(points.rows.len()).min(points.rows.len());
-    for (p, row) in points.rows[..n].iter().enumerate() {
-        let values: Vec<AttrValue> = attributes
-            .iter()
-            .zip(&row[1..])
-            .map(|(a, v)| match a.kind {
-                ValueKind::Text => AttrValue::Text(v),
-                _ => AttrValue::Number(num(v)),
-            })
-            .collect();
-        runner.run(&values, months, Some(&mut rows)).unwrap_or_else(|e| panic!("point {}: {e}", row[0]));
-        results.push(runner.results().collect());
-        for (c, total) in totals.iter_mut().enumerate() {
-            for (t, x) in total.iter_mut().enumerate() {
-                *x += rows[t * width + c];
+    let source = text(&f.dir.join(spec.model));
+    let tables = (spec.tables)(&f);
+    let mut out = Run { cells: vec![], months, results: HashMap::new(), totals: HashMap::new(), audit: vec![] };
+    let scenarios: Vec<usize> = if spec.scenarios == 0 { vec![0] } else { (1..=spec.scenarios).collect() };
+    for scenario in scenarios {
+        let params: Vec<(&str, f64)> = if scenario == 0 { vec![] } else { vec![("scen_id", scenario as f64)] };
+        let mut program =
+            compile_projection(spec.model, &source, &attributes, &tables, &params).unwrap_or_else(|e| panic!("{e}"));
+        if native {
+            program.compile_native().unwrap();
+        }
+        out.cells = program.cells().map(str::to_string).collect();
+        let width = out.cells.len();
+        let mut rows = vec![0.0; months * width];
+        let mut totals = vec![vec![0.0; months]; width];
+        let mut runner = program.runner();
+        let n = limit.unwrap_or(points.rows.len()).min(points.rows.len());
+        for (p, row) in points.rows[..n].iter().enumerate() {
+            let values: Vec<AttrValue> = attributes
+                .iter()
+                .zip(&row[1..])
+                .map(|(a, v)| match a.kind {
+                    ValueKind::Text => AttrValue::Text(v),
+                    _ => AttrValue::Number(num(v)),
+                })
+                .collect();
+            runner.run(&values, months, Some(&mut rows)).unwrap_or_else(|e| panic!("point {}: {e}", row[0]));
+            let key = if scenario == 0 { row[0].clone() } else { format!("{},{scenario}", row[0]) };
+            out.results.insert(key, runner.results().collect());
+            for (c, total) in totals.iter_mut().enumerate() {
+                for (t, x) in total.iter_mut().enumerate() {
+                    *x += rows[t * width + c];
+                }
+            }
+            if p == 0 && scenario <= 1 {
+                out.audit = rows.clone();
             }
         }
-        if p == 0 {
-            audit = rows.clone();
-        }
+        out.totals.insert(scenario, totals);
     }
-    Run { cells, months, results, totals, audit }
+    out
 }
 
 /// The largest difference over a row, relative to the row's largest golden magnitude; asserts it is within
@@ -218,7 +282,7 @@ fn close(what: &str, got: &[f64], want: &[f64]) -> (usize, usize, f64) {
     (same, got.len(), if scale > 0.0 { worst / scale } else { worst })
 }
 
-/// The golden monthly columns `(golden, cell)` against the run's totals, month by month.
+/// The golden monthly columns `(golden, cell)` against the run's totals, month by month, scenario by scenario.
 fn check_monthly(spec: &Spec, run: &Run, golden: &Csv, columns: &[(&str, &str)]) {
     let cols: Vec<(usize, usize)> = columns
         .iter()
@@ -227,11 +291,14 @@ fn check_monthly(spec: &Spec, run: &Run, golden: &Csv, columns: &[(&str, &str)])
             (golden.col(g), cell)
         })
         .collect();
-    assert_eq!(golden.rows.len(), run.months);
-    for (t, row) in golden.rows.iter().enumerate() {
-        let want: Vec<f64> = cols.iter().map(|&(g, _)| num(&row[g])).collect();
-        let got: Vec<f64> = cols.iter().map(|&(_, c)| run.totals[c][t]).collect();
-        close(&format!("{}: month {t}", spec.model), &got, &want);
+    for (&scenario, totals) in &run.totals {
+        let rows = of_scenario(golden, scenario);
+        assert_eq!(rows.len(), run.months);
+        for (t, row) in rows.iter().enumerate() {
+            let want: Vec<f64> = cols.iter().map(|&(g, _)| num(&row[g])).collect();
+            let got: Vec<f64> = cols.iter().map(|&(_, c)| totals[c][t]).collect();
+            close(&format!("{}: scenario {scenario}, month {t}", spec.model), &got, &want);
+        }
     }
 }
 
@@ -244,20 +311,25 @@ fn cell_name(column: &str) -> String {
 fn check(spec: &Spec) {
     let f = folder(spec.folder);
     let run = run(spec, true, None);
-    // Present values per point, and their totals in point order.
+    // Present values per point (and scenario), and their totals in the golden's order.
     let pv = f.csv("result_pv");
+    let keys = if spec.scenarios == 0 { 1 } else { 2 };
     assert_eq!(pv.rows.len(), run.results.len(), "{}: points", spec.model);
     let (mut same, mut all, mut worst) = (0, 0, 0.0f64);
-    for (row, got) in pv.rows.iter().zip(&run.results) {
-        let want: Vec<f64> = row[1..].iter().map(|c| num(c)).collect();
-        let (s, n, w) = close(&format!("{}: point {}", spec.model, row[0]), got, &want);
+    let mut ordered = vec![];
+    for row in &pv.rows {
+        let key = row[..keys].join(",");
+        let got = run.results.get(&key).unwrap_or_else(|| panic!("{}: no run of {key}", spec.model));
+        let want: Vec<f64> = row[keys..].iter().map(|c| num(c)).collect();
+        let (s, n, w) = close(&format!("{}: point {key}", spec.model), got, &want);
         same += s;
         all += n;
         worst = worst.max(w);
+        ordered.push(got);
     }
     let totals = f.csv("result_pv_totals");
     let want: Vec<f64> = totals.rows.iter().map(|r| num(&r[1])).collect();
-    let got: Vec<f64> = (0..want.len()).map(|k| run.results.iter().map(|r| r[k]).fold(0.0, |a, b| a + b)).collect();
+    let got: Vec<f64> = (0..want.len()).map(|k| ordered.iter().map(|r| r[k]).fold(0.0, |a, b| a + b)).collect();
     close(&format!("{}: totals", spec.model), &got, &want);
     check_monthly(spec, &run, &f.csv("result_cf"), spec.cf);
     if !spec.pols.is_empty() {
@@ -294,7 +366,7 @@ fn check(spec: &Spec) {
     }
     assert!(cells_checked > 10);
     eprintln!(
-        "{}: {} points, {same} of {all} present values bit-identical to lifelib's, the rest within {worst:.1e} of \
+        "{}: {} runs, {same} of {all} present values bit-identical to lifelib's, the rest within {worst:.1e} of \
          their row",
         spec.model,
         run.results.len()
@@ -304,8 +376,15 @@ fn check(spec: &Spec) {
 /// The same bits interpreted and native, on the first points.
 fn interpreted_is_native(spec: &Spec) {
     let (a, b) = (run(spec, false, Some(300)), run(spec, true, Some(300)));
-    let bits =
-        |r: &Run| r.results.iter().flatten().chain(r.totals.iter().flatten()).map(|x| x.to_bits()).collect::<Vec<_>>();
+    let bits = |r: &Run| {
+        let mut keys: Vec<&String> = r.results.keys().collect();
+        keys.sort();
+        let mut scenarios: Vec<&usize> = r.totals.keys().collect();
+        scenarios.sort();
+        let results = keys.into_iter().flat_map(|k| &r.results[k]);
+        let totals = scenarios.into_iter().flat_map(|s| r.totals[s].iter().flatten());
+        results.chain(totals).map(|x| x.to_bits()).collect::<Vec<_>>()
+    };
     assert!(bits(&a) == bits(&b), "{}: interpreted and native differ", spec.model);
 }
 
@@ -317,6 +396,48 @@ fn basic_term_premium(f: &Folder) -> Vec<Table> {
     let mut t = basic_term(f);
     t.push(tables::premium(&f.csv("premium_table")));
     t
+}
+
+fn savings(f: &Folder) -> Vec<Table> {
+    let mut t = basic_term(f);
+    t.push(tables::product(&f.csv("product_spec_table")));
+    t.push(tables::surr_charge(&f.csv("surr_charge_table")));
+    t.push(tables::draws(&f.csv("std_norm_rand")));
+    t
+}
+
+const POLS: &[(&str, &str)] = &[
+    ("pols_if", "pols_if"),
+    ("pols_maturity", "pols_maturity"),
+    ("pols_new_biz", "pols_new_biz"),
+    ("pols_death", "pols_death"),
+    ("pols_lapse", "pols_lapse"),
+];
+
+const CASH_VALUE_SE: Spec = Spec {
+    folder: "cashvalue_se",
+    model: "cashvalue_se.prj",
+    tables: savings,
+    scenarios: 10,
+    cf: &[
+        ("Premiums", "premiums"),
+        ("Death", "claims_death"),
+        ("Lapse", "claims_lapse"),
+        ("Matuirty", "claims_maturity"),
+        ("Expenses", "expenses"),
+        ("Commissions", "commissions"),
+        ("Investment Income", "inv_income"),
+        ("Change in AV", "av_change"),
+        ("Net Cashflow", "net_cf"),
+    ],
+    pols: POLS,
+    audit_skip: &[],
+};
+
+#[test]
+fn cashvalue_se_reproduces_lifelib() {
+    check(&CASH_VALUE_SE);
+    interpreted_is_native(&CASH_VALUE_SE);
 }
 
 const BASIC_CF: &[(&str, &str)] = &[
@@ -331,6 +452,7 @@ const BASIC_TERM_M: Spec = Spec {
     folder: "basicterm_m",
     model: "basicterm_m.prj",
     tables: basic_term,
+    scenarios: 0,
     cf: BASIC_CF,
     pols: &[],
     audit_skip: &[],
@@ -340,6 +462,7 @@ const BASIC_TERM_S: Spec = Spec {
     folder: "basicterm_s",
     model: "basicterm_s.prj",
     tables: basic_term,
+    scenarios: 0,
     cf: BASIC_CF,
     pols: &[],
     audit_skip: &[],
@@ -355,14 +478,9 @@ const BASIC_TERM_SE: Spec = Spec {
     folder: "basicterm_se",
     model: "basicterm_se.prj",
     tables: basic_term_premium,
+    scenarios: 0,
     cf: BASIC_CF,
-    pols: &[
-        ("pols_if", "pols_if"),
-        ("pols_maturity", "pols_maturity"),
-        ("pols_new_biz", "pols_new_biz"),
-        ("pols_death", "pols_death"),
-        ("pols_lapse", "pols_lapse"),
-    ],
+    pols: POLS,
     audit_skip: &[],
 };
 
