@@ -13,8 +13,9 @@ the model as shipped (its own model points, tables and references) and writes in
 - result_cf and result_pols (monthly portfolio vectors) where the model defines them;
 - audit_point1.csv.gz: every cell of the model that takes `t` (and, for cells of two parameters, each value the
   formula compares its second parameter with), for model point 1 (scenario 1, simulation 1), month by month;
-- for the savings examples EX1 and EX4, whose draws are too many to commit: their first 100 scenarios' draws
-  (`std_norm_rand_first100`, with a checksum) and the results of a run of only those scenarios (`*_first100`);
+- for the savings examples EX1, EX2 and EX4, whose draws are too many to commit: their first 100 scenarios'
+  draws (`std_norm_rand_first100`, with a checksum for EX1/EX4) and the results of a run of only those scenarios
+  (`*_first100`);
 - manifest.csv: every file of the model (name, role, path relative to the model's folder). A table or golden whose
   values are already in the repository (examples/savings, examples/basicterm, tests/data/lifelib_*, or another
   model's folder) is not written again: the manifest points to the existing file.
@@ -457,7 +458,35 @@ def run_ex2(folder, model):
     key = first_key(item.model_point())
     out.write("audit_point1", "audit", audit(item, int(item.max_proj_len()), key, 0))
     random_draws(out, item)
+    first_scenarios_ex2(out, model, sims)
     return out
+
+
+def first_scenarios_ex2(out, model, sims):
+    """EX2 on its first FIRST_SCENARIOS scenarios, as first_scenarios does for EX1/EX4: per simulation its
+    present values, the monthly vectors and Summary.result() (the Monte Carlo means over those scenarios)."""
+    n = FIRST_SCENARIOS
+    P = model.Projection
+    full = np.asarray(P[sims[0]].std_norm_rand(), dtype="<f8").reshape(-1)
+    size = P.scen_size
+    P.scen_size = n
+    rnd = np.asarray(P[sims[0]].std_norm_rand(), dtype="<f8").reshape(-1)
+    assert np.array_equal(rnd, full[: rnd.size]), "the first scenarios' draws differ from the full run's"
+    months = rnd.size // n
+    idx = pd.MultiIndex.from_product([range(1, n + 1), range(months)], names=["scen_id", "t"])
+    out.write(f"std_norm_rand_first{n}", "input", pd.Series(rnd, index=idx).to_frame("std_norm_rand"))
+    cfs, pols = {}, {}
+    for s in sims:
+        item = P[s]
+        pv = item.result_pv()
+        out.write(f"result_pv_sim{s}_first{n}", "result_pv", pv)
+        out.write(f"result_pv_totals_sim{s}_first{n}", "result_pv_totals", totals(pv))
+        cfs[s] = item.result_cf()
+        pols[s] = item.result_pols()
+    out.write(f"result_cf_first{n}", "result_cf", cf_index(pd.concat(cfs, names=["sim_id"])))
+    out.write(f"result_pols_first{n}", "result_pols", cf_index(pd.concat(pols, names=["sim_id"])))
+    out.write(f"summary_result_first{n}", "summary", model.Summary.result())
+    P.scen_size = size
 
 
 def main(argv):

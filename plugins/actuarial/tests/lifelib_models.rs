@@ -195,6 +195,8 @@ struct Spec {
     pols: &'static [(&'static str, &'static str)],
     /// Audit columns with no cell, and why.
     audit_skip: &'static [&'static str],
+    /// Results after lifelib's `result_pv` columns (checked elsewhere).
+    extra_results: usize,
 }
 
 /// The monthly values and present values of every point, by running the model file.
@@ -335,6 +337,8 @@ fn check(spec: &Spec) {
         let key = row[..keys].join(",");
         let got = run.results.get(&key).unwrap_or_else(|| panic!("{}: no run of {key}", spec.model));
         let want: Vec<f64> = row[keys..].iter().map(|c| num(c)).collect();
+        assert_eq!(got.len(), want.len() + spec.extra_results, "{}: results", spec.model);
+        let got = &got[..want.len()];
         let (s, n, w) = close(&format!("{}: point {key}", spec.model), got, &want);
         same += s;
         all += n;
@@ -447,12 +451,61 @@ const CASH_VALUE_EX1: Spec = Spec {
     cf: EXAMPLE_CF,
     pols: POLS,
     audit_skip: &[],
+    extra_results: 1,
 };
 
 #[test]
 fn cashvalue_me_ex1_reproduces_lifelib_on_its_first_100_scenarios() {
     check(&CASH_VALUE_EX1);
     interpreted_is_native(&CASH_VALUE_EX1);
+}
+
+/// EX1's closed-form value of the maturity guarantee (its last result, `option_put`) over the moneyness points,
+/// against lifelib's `formula_option_put` (`option_values_moneyness.csv`, column `black_scholes`). The put does
+/// not depend on the scenario.
+#[test]
+fn cashvalue_me_ex1_closed_form_put_matches_lifelib() {
+    let f = folder("cashvalue_me_ex1");
+    let points = f.csv("model_point_moneyness");
+    let golden = f.csv("option_values_moneyness");
+    let attributes: Vec<Attribute> = points.header[1..]
+        .iter()
+        .map(|name| {
+            let kind = if name == "spec_id" || name == "sex" { ValueKind::Text } else { ValueKind::Number };
+            Attribute { name: name.clone(), kind }
+        })
+        .collect();
+    let source = text(&f.dir.join(CASH_VALUE_EX1.model));
+    let months = of_scenario(&f.csv("result_cf_first100"), 1).len();
+    for native in [false, true] {
+        let mut program = compile_projection(CASH_VALUE_EX1.model, &source, &attributes, &savings_examples(&f), &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        if native {
+            program.compile_native().unwrap();
+        }
+        assert_eq!(program.results().last(), Some("option_put"));
+        let mut runner = program.runner();
+        let mut worst = 0.0f64;
+        for (row, want) in points.rows.iter().zip(&golden.rows) {
+            assert_eq!(row[0], want[0]);
+            let values: Vec<AttrValue> = attributes
+                .iter()
+                .zip(&row[1..])
+                .map(|(a, v)| if a.kind == ValueKind::Text { AttrValue::Text(v) } else { AttrValue::Number(num(v)) })
+                .collect();
+            runner.run(&values, months, None).unwrap();
+            let put = runner.results().last().unwrap();
+            let want: Vec<f64> = want[1..].iter().map(|c| num(c)).collect();
+            let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let bs = want[golden.col("black_scholes") - 1];
+            assert!((put - bs).abs() <= 1e-12 * scale, "point {}: put {put}, lifelib {bs}", row[0]);
+            worst = worst.max((put - bs).abs() / scale);
+        }
+        eprintln!(
+            "EX1's closed-form put ({}): within {worst:.1e} of lifelib's",
+            if native { "native" } else { "interpreted" }
+        );
+    }
 }
 
 const CASH_VALUE_EX4: Spec = Spec {
@@ -464,6 +517,7 @@ const CASH_VALUE_EX4: Spec = Spec {
     cf: EXAMPLE_CF,
     pols: POLS,
     audit_skip: &[],
+    extra_results: 0,
 };
 
 #[test]
@@ -499,6 +553,7 @@ const CASH_VALUE_SE: Spec = Spec {
     ],
     pols: POLS,
     audit_skip: &[],
+    extra_results: 0,
 };
 
 #[test]
@@ -524,6 +579,7 @@ const BASIC_TERM_M: Spec = Spec {
     cf: BASIC_CF,
     pols: &[],
     audit_skip: &[],
+    extra_results: 0,
 };
 
 const BASIC_TERM_S: Spec = Spec {
@@ -535,6 +591,7 @@ const BASIC_TERM_S: Spec = Spec {
     cf: BASIC_CF,
     pols: &[],
     audit_skip: &[],
+    extra_results: 0,
 };
 
 #[test]
@@ -552,6 +609,7 @@ const BASIC_TERM_SE: Spec = Spec {
     cf: BASIC_CF,
     pols: POLS,
     audit_skip: &[],
+    extra_results: 0,
 };
 
 #[test]

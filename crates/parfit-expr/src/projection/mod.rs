@@ -156,8 +156,18 @@ fn run_length(regs: &[f64], reg: Option<u32>, months: usize) -> Result<usize, St
 }
 
 /// Functions of the language and their number of arguments.
-const FUNCTIONS: [(&str, usize); 8] =
-    [("min", 2), ("max", 2), ("exp", 1), ("log", 1), ("sqrt", 1), ("abs", 1), ("floor", 1), ("round", 1)];
+const FUNCTIONS: [(&str, usize); 10] = [
+    ("min", 2),
+    ("max", 2),
+    ("exp", 1),
+    ("log", 1),
+    ("sqrt", 1),
+    ("abs", 1),
+    ("floor", 1),
+    ("round", 1),
+    ("erfc", 1),
+    ("norm_cdf", 1),
+];
 
 struct Compiler<'a> {
     file: &'a str,
@@ -444,6 +454,24 @@ impl<'a> Compiler<'a> {
             "log" => self.op(Op::Log, a, a),
             "sqrt" => self.op(Op::Sqrt, a, a),
             "abs" => self.op(Op::Abs, a, a),
+            "erfc" => self.op(Op::Erfc, a, a),
+            "norm_cdf" => {
+                // The standard normal distribution function as scipy's `ndtr` (cephes) composes it: with
+                // x = a/√2, ½ + ½ erf(x) near 0 (|x| < 1/√2), else ½ erfc(|x|), or one less that for x > 0.
+                let half = Val::Const(0.5);
+                let x = self.op(Op::Mul, a, Val::Const(std::f64::consts::FRAC_1_SQRT_2));
+                let z = self.op(Op::Abs, x, x);
+                let erf = self.op(Op::Erf, x, x);
+                let half_erf = self.op(Op::Mul, half, erf);
+                let near = self.op(Op::Add, half, half_erf);
+                let erfc = self.op(Op::Erfc, z, z);
+                let tail = self.op(Op::Mul, half, erfc);
+                let upper = self.op(Op::Sub, Val::Const(1.0), tail);
+                let positive = self.op(Op::Gt, x, Val::Const(0.0));
+                let far = self.em.op3(Op::If, positive, upper, tail);
+                let small = self.op(Op::Lt, z, Val::Const(std::f64::consts::FRAC_1_SQRT_2));
+                self.em.op3(Op::If, small, near, far)
+            }
             "floor" => {
                 // trunc(a) − (a < trunc(a)): exact.
                 let tr = self.op(Op::Trunc, a, a);
@@ -1873,6 +1901,21 @@ result net = pv_premiums - pv_claims
         let src3 = format!("{src}pv pv_prem2 = premiums * 2\nextra = pv_prem2 + n\npv pv_extra = extra\n");
         let (_, pvs, _) = run_both(&src3, 8.0, 3);
         assert_eq!(pvs, [42.0, 14.0, 63.0, 126.0, 126.0 * 3.0 + 14.0]);
+    }
+
+    #[test]
+    fn erfc_and_the_normal_distribution_function() {
+        let (rows, _, _) = run_both("z = t / 4 - 2\ne = erfc(z)\np = norm_cdf(z)\n", 0.0, 17);
+        for r in &rows {
+            let (z, e, p) = (r[0], r[1], r[2]);
+            assert_eq!(e.to_bits(), libm::erfc(z).to_bits(), "erfc({z})");
+            // Φ(z) = ½ erfc(−z/√2), within an ulp or two of that composition.
+            let want = 0.5 * libm::erfc(-z / std::f64::consts::SQRT_2);
+            assert!((p - want).abs() <= 4.0 * f64::EPSILON * want, "norm_cdf({z}) = {p}, not {want}");
+        }
+        assert_eq!(rows[8][2], 0.5, "Φ(0)");
+        assert!(rows[0][2] < rows[1][2] && rows[15][2] < rows[16][2] && rows[16][2] < 1.0);
+        assert!(error("y = norm_cdf(1, 2)\n").starts_with("m.prj:1:5: norm_cdf takes 1 argument, not 2"));
     }
 
     #[test]
