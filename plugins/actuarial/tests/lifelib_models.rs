@@ -220,9 +220,15 @@ fn of_scenario(golden: &Csv, scenario: usize) -> Vec<&Vec<String>> {
 }
 
 fn run(spec: &Spec, native: bool, limit: Option<usize>) -> Run {
+    run_with(spec, native, limit, &[])
+}
+
+/// [`run`] with parameters of the model set (EX2's `sim_id`).
+fn run_with(spec: &Spec, native: bool, limit: Option<usize>, extra: &[(&str, f64)]) -> Run {
     let f = folder(spec.folder);
     let points = f.csv("model_point_table");
-    let months = of_scenario(&f.csv(&format!("result_cf{}", spec.suffix)), 1).len();
+    let cf = f.csv(&format!("result_cf{}", spec.suffix));
+    let months = cf.rows.iter().map(|r| num(&r[cf.col("t")]) as usize + 1).max().unwrap();
     // Model-point columns after the index: numbers, or text where any value is not one.
     let attributes: Vec<Attribute> = points.header[1..]
         .iter()
@@ -237,7 +243,10 @@ fn run(spec: &Spec, native: bool, limit: Option<usize>) -> Run {
     let mut out = Run { cells: vec![], months, results: HashMap::new(), totals: HashMap::new(), audit: vec![] };
     let scenarios: Vec<usize> = if spec.scenarios == 0 { vec![0] } else { (1..=spec.scenarios).collect() };
     for scenario in scenarios {
-        let params: Vec<(&str, f64)> = if scenario == 0 { vec![] } else { vec![("scen_id", scenario as f64)] };
+        let mut params: Vec<(&str, f64)> = extra.to_vec();
+        if scenario > 0 {
+            params.push(("scen_id", scenario as f64));
+        }
         let mut program =
             compile_projection(spec.model, &source, &attributes, &tables, &params).unwrap_or_else(|e| panic!("{e}"));
         if native {
@@ -327,8 +336,25 @@ fn cell_name(column: &str) -> String {
 fn check(spec: &Spec) {
     let f = folder(spec.folder);
     let run = run(spec, true, None);
-    // Present values per point (and scenario), and their totals in the golden's order.
-    let pv = f.csv(&format!("result_pv{}", spec.suffix));
+    let (same, all, worst) =
+        check_pvs(spec, &run, &f, &format!("result_pv{}", spec.suffix), &format!("result_pv_totals{}", spec.suffix));
+    check_monthly(spec, &run, &f.csv(&format!("result_cf{}", spec.suffix)), spec.cf);
+    if !spec.pols.is_empty() {
+        check_monthly(spec, &run, &f.csv(&format!("result_pols{}", spec.suffix)), spec.pols);
+    }
+    check_audit(spec, &run, &f);
+    eprintln!(
+        "{}: {} runs, {same} of {all} present values bit-identical to lifelib's, the rest within {worst:.1e} of \
+         their row",
+        spec.model,
+        run.results.len()
+    );
+}
+
+/// Present values per point (and scenario), and their totals in the golden's order: (bit-identical values,
+/// values, the largest relative difference).
+fn check_pvs(spec: &Spec, run: &Run, f: &Folder, name: &str, totals_name: &str) -> (usize, usize, f64) {
+    let pv = f.csv(name);
     let keys = if spec.scenarios == 0 { 1 } else { 2 };
     assert_eq!(pv.rows.len(), run.results.len(), "{}: points", spec.model);
     let (mut same, mut all, mut worst) = (0, 0, 0.0f64);
@@ -345,14 +371,14 @@ fn check(spec: &Spec) {
         worst = worst.max(w);
         ordered.push(got);
     }
-    let totals = f.csv(&format!("result_pv_totals{}", spec.suffix));
+    let totals = f.csv(totals_name);
     let want: Vec<f64> = totals.rows.iter().map(|r| num(&r[1])).collect();
     let got: Vec<f64> = (0..want.len()).map(|k| ordered.iter().map(|r| r[k]).fold(0.0, |a, b| a + b)).collect();
     close(&format!("{}: totals", spec.model), &got, &want);
-    check_monthly(spec, &run, &f.csv(&format!("result_cf{}", spec.suffix)), spec.cf);
-    if !spec.pols.is_empty() {
-        check_monthly(spec, &run, &f.csv(&format!("result_pols{}", spec.suffix)), spec.pols);
-    }
+    (same, all, worst)
+}
+
+fn check_audit(spec: &Spec, run: &Run, f: &Folder) {
     // The audit point: every cell lifelib evaluated, month by month (empty where lifelib's cell is undefined).
     let audit = f.csv("audit_point1");
     let width = run.cells.len();
@@ -383,12 +409,6 @@ fn check(spec: &Spec) {
         cells_checked += 1;
     }
     assert!(cells_checked > 10);
-    eprintln!(
-        "{}: {} runs, {same} of {all} present values bit-identical to lifelib's, the rest within {worst:.1e} of \
-         their row",
-        spec.model,
-        run.results.len()
-    );
 }
 
 /// The same bits interpreted and native, on the first points.
@@ -524,6 +544,94 @@ const CASH_VALUE_EX4: Spec = Spec {
 fn cashvalue_me_ex4_reproduces_lifelib_on_its_first_100_scenarios() {
     check(&CASH_VALUE_EX4);
     interpreted_is_native(&CASH_VALUE_EX4);
+}
+
+fn savings_ex2(f: &Folder) -> Vec<Table> {
+    let mut t = savings_examples(f);
+    t.push(tables::mort(&f.csv("mort_table")));
+    let sims = f.csv("sim_param_table");
+    let bools = |c: &str| ColumnData::Bools(sims.rows.iter().map(|r| r[sims.col(c)] == "True").collect());
+    t.push(Table {
+        name: "sim_param_table".into(),
+        keys: vec![(
+            "sim_id".into(),
+            Key::Ints { values: sims.rows.iter().map(|r| num(&r[0]) as i64).collect(), ultimate: false },
+        )],
+        columns: ["has_fees", "has_mortality", "has_lapse", "is_lapse_dynamic"]
+            .iter()
+            .map(|c| (c.to_string(), bools(c)))
+            .collect(),
+        missing: None,
+    });
+    t
+}
+
+const CASH_VALUE_EX2: Spec = Spec {
+    folder: "cashvalue_me_ex2",
+    model: "cashvalue_me_ex2.prj",
+    tables: savings_ex2,
+    scenarios: 100,
+    suffix: "_first100",
+    cf: EXAMPLE_CF,
+    pols: POLS,
+    audit_skip: &[],
+    extra_results: 3,
+};
+
+/// EX2, simulation by simulation (`sim_id` 1..=5): present values, monthly vectors, the audit point (simulation
+/// 1) and `Summary.result()`, the means over the scenarios of the guarantees' costs and the fees.
+#[test]
+fn cashvalue_me_ex2_reproduces_lifelib_on_its_first_100_scenarios() {
+    let spec = &CASH_VALUE_EX2;
+    let f = folder(spec.folder);
+    let filter = |golden: &Csv, sim: usize| Csv {
+        header: golden.header.clone(),
+        rows: golden.rows.iter().filter(|r| num(&r[golden.col("sim_id")]) as usize == sim).cloned().collect(),
+    };
+    let (cf, pols, summary) =
+        (f.csv("result_cf_first100"), f.csv("result_pols_first100"), f.csv("summary_result_first100"));
+    let sims = f.csv("sim_param_table").rows.len();
+    assert_eq!(sims, 5);
+    for sim in 1..=sims {
+        let run = run_with(spec, true, None, &[("sim_id", sim as f64)]);
+        let (same, all, worst) = check_pvs(
+            spec,
+            &run,
+            &f,
+            &format!("result_pv_sim{sim}_first100"),
+            &format!("result_pv_totals_sim{sim}_first100"),
+        );
+        check_monthly(spec, &run, &filter(&cf, sim), spec.cf);
+        check_monthly(spec, &run, &filter(&pols, sim), spec.pols);
+        if sim == 1 {
+            check_audit(spec, &run, &f);
+        }
+        // Summary: per point, the means over the scenarios (the model's last three results).
+        let rows = filter(&summary, sim);
+        for row in &rows.rows {
+            let point = &row[rows.col("point_id")];
+            let runs: Vec<&Vec<f64>> = (1..=spec.scenarios).map(|s| &run.results[&format!("{point},{s}")]).collect();
+            let n = runs.len() as f64;
+            let mean = |f: &dyn Fn(&[f64]) -> f64| runs.iter().map(|r| f(r)).sum::<f64>() / n;
+            let k = runs[0].len() - 3;
+            let (gmdb, gmab, fees) = (mean(&|r| r[k]), mean(&|r| r[k + 1]), mean(&|r| r[k + 2]));
+            let total = mean(&|r| r[k] + r[k + 1]);
+            let got = [gmdb, gmab, total, fees, fees / total];
+            let want: Vec<f64> = ["GMDB", "GMAB", "GMxB Total", "PV Fees", "Coverage Ratio"]
+                .iter()
+                .map(|c| num(&row[rows.col(c)]))
+                .collect();
+            close(&format!("EX2 summary, simulation {sim}, point {point}"), &got[..4], &want[..4]);
+            close(&format!("EX2 coverage ratio, simulation {sim}, point {point}"), &got[4..], &want[4..]);
+        }
+        eprintln!(
+            "{} simulation {sim}: {} runs, {same} of {all} present values bit-identical to lifelib's, the rest \
+             within {worst:.1e} of their row",
+            spec.model,
+            run.results.len()
+        );
+    }
+    interpreted_is_native(spec);
 }
 
 const POLS: &[(&str, &str)] = &[
