@@ -335,7 +335,9 @@ fn cell_name(column: &str) -> String {
 
 fn check(spec: &Spec) {
     let f = folder(spec.folder);
+    let start = std::time::Instant::now();
     let run = run(spec, true, None);
+    let took = start.elapsed();
     let (same, all, worst) =
         check_pvs(spec, &run, &f, &format!("result_pv{}", spec.suffix), &format!("result_pv_totals{}", spec.suffix));
     check_monthly(spec, &run, &f.csv(&format!("result_cf{}", spec.suffix)), spec.cf);
@@ -345,9 +347,10 @@ fn check(spec: &Spec) {
     check_audit(spec, &run, &f);
     eprintln!(
         "{}: {} runs, {same} of {all} present values bit-identical to lifelib's, the rest within {worst:.1e} of \
-         their row",
+         their row; compiled and run natively in {took:.2?} (at most {} months a run)",
         spec.model,
-        run.results.len()
+        run.results.len(),
+        run.months
     );
 }
 

@@ -1916,6 +1916,18 @@ result net = pv_premiums - pv_claims
         assert_eq!(rows[8][2], 0.5, "Φ(0)");
         assert!(rows[0][2] < rows[1][2] && rows[15][2] < rows[16][2] && rows[16][2] < 1.0);
         assert!(error("y = norm_cdf(1, 2)\n").starts_with("m.prj:1:5: norm_cdf takes 1 argument, not 2"));
+        // Special values, interpreted and native alike (run_both compares the bits).
+        let special = "z = if t == 0 then 0 else if t == 1 then -0 * 1 else if t == 2 then 1 / 0 else if t == 3 \
+                       then -1 / 0 else if t == 4 then 0 / 0 else if t == 5 then 40 else if t == 6 then -40 else \
+                       if t == 7 then 1e-300 else 27\ne = erfc(z)\np = norm_cdf(z)\n";
+        let (rows, _, _) = run_both(special, 0.0, 9);
+        let want = [(0.0, 0.5), (-0.0, 0.5), (f64::INFINITY, 1.0), (f64::NEG_INFINITY, 0.0)];
+        for (r, (z, p)) in rows.iter().zip(want) {
+            assert_eq!((r[0].to_bits(), r[2]), (z.to_bits(), p), "{r:?}");
+        }
+        assert!(rows[4][1].is_nan() && rows[4][2].is_nan());
+        assert_eq!((rows[5][2], rows[6][2]), (1.0, 0.0));
+        assert_eq!(rows[6][1], 2.0);
     }
 
     #[test]
