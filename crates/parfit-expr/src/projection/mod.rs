@@ -122,6 +122,8 @@ pub struct ProjectionProgram {
     pre_passes: Vec<Pass>,
     /// The register of the policy's projection length after the policy code, when the model has one.
     proj_len: Option<u32>,
+    /// Where `proj_len` is defined (`file:line:column`), for a policy's bad length.
+    proj_len_at: String,
     /// Run after the last month, with the state registers holding the final sums: the results.
     finish: Vec<Instr>,
     /// Where each state's start value is after the policy code.
@@ -146,11 +148,13 @@ struct Pass {
 
 /// The number of months to project: `months`, or fewer when the policy's projection length (`proj_len`, in
 /// register `reg`) is shorter.
-fn run_length(regs: &[f64], reg: Option<u32>, months: usize) -> Result<usize, String> {
+fn run_length(regs: &[f64], reg: Option<u32>, months: usize, at: &str) -> Result<usize, String> {
     let Some(r) = reg else { return Ok(months) };
     let v = regs.get(r as usize).copied().unwrap_or(f64::NAN);
     if !(v >= 0.0 && v.fract() == 0.0) {
-        return Err(format!("the projection length '{PROJ_LEN}' of this policy is {v}, not a whole number of months"));
+        return Err(format!(
+            "{at}: the projection length '{PROJ_LEN}' of this policy is {v}, not a whole number of months"
+        ));
     }
     Ok(if v < months as f64 { v as usize } else { months })
 }
@@ -1378,6 +1382,9 @@ pub fn compile_projection(
                 program: pass.program,
                 pre_passes: passes,
                 proj_len: pass.proj_len,
+                proj_len_at: defs
+                    .get(PROJ_LEN)
+                    .map_or(String::new(), |&(i, _)| format!("{file}:{}:{}", stmts[i].pos.line, stmts[i].pos.col)),
                 month_only: month_program,
                 finish,
                 starts: pass.starts,
@@ -1542,7 +1549,7 @@ impl Projection<'_> {
             for (s, &r) in self.state.iter_mut().zip(&pass.starts) {
                 *s = regs[r as usize];
             }
-            let n = run_length(regs, pass.proj_len, months)?;
+            let n = run_length(regs, pass.proj_len, months, &pp.proj_len_at)?;
             for t in 0..n {
                 regs[inputs..inputs + n_month].copy_from_slice(&self.months[t * n_month..(t + 1) * n_month]);
                 q.rhs(regs, t as f64, &self.state, &mut self.out[..p.n_states]);
@@ -1560,7 +1567,7 @@ impl Projection<'_> {
         for (s, &r) in self.state.iter_mut().zip(&pp.starts) {
             *s = self.regs[r as usize];
         }
-        let n = run_length(&self.regs, pp.proj_len, months)?;
+        let n = run_length(&self.regs, pp.proj_len, months, &pp.proj_len_at)?;
         for t in 0..n {
             self.regs[inputs..inputs + n_month].copy_from_slice(&self.months[t * n_month..(t + 1) * n_month]);
             p.rhs(&mut self.regs, t as f64, &self.state, &mut self.out);
@@ -1946,7 +1953,7 @@ result r = s
         assert!(error("proj_len = t\n").starts_with("m.prj:1:1: 'proj_len' must be a number known for the policy"));
         let p = compile("proj_len = mp.count - 0.5\nx = 1\n").unwrap();
         let e = p.runner().run(&[AttrValue::Number(2.0), AttrValue::Text("A")], 3, None).unwrap_err();
-        assert!(e.contains("'proj_len' of this policy is 1.5, not a whole number"), "{e}");
+        assert!(e.starts_with("m.prj:1:1: the projection length 'proj_len' of this policy is 1.5, not a whole"), "{e}");
     }
 
     #[test]
