@@ -1836,10 +1836,12 @@ q3 = q2 * 2 + spec[mp.product].charge
         assert!(!p.program.rhs.iter().any(|i| i.op == Op::Pow), "the power is taken per table cell, not per month");
     }
 
-    /// Run a model interpreted and natively on one policy: the same bits, returned as (rows, pvs, results).
+    /// Run a model interpreted and natively on one policy: the same bits, returned as (rows, pvs, results). (On
+    /// wasm32, which has no JIT, both runs interpret.)
     fn run_both(src: &str, count: f64, months: usize) -> (Vec<Vec<f64>>, Vec<f64>, Vec<f64>) {
         let mut out = vec![];
         for native in [false, true] {
+            #[allow(unused_mut)]
             let mut p = compile(src).unwrap_or_else(|e| panic!("{e}"));
             if native {
                 #[cfg(not(target_arch = "wasm32"))]
