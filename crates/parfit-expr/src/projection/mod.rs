@@ -1939,6 +1939,43 @@ result net = pv_premiums - pv_claims
         assert_eq!(rows[6][1], 2.0);
     }
 
+    /// Every model one character short of a model using the new constructs (last month's values, present values
+    /// read by monthly values, a projection length, erfc) is refused with its place or runs: never a panic.
+    #[test]
+    fn damaged_models_are_refused_at_their_place_or_run() {
+        let src = "proj_len = mp.count + 3
+n[0] = mp.count
+n = n[t-1] - out[t-1]
+out = n * 0.25 + erfc(n) * 0
+pv pv_n = n
+pv pv_out = out
+premium = round(1.5 * pv_out / pv_n * 100) / 100
+paid = premium * n
+pv pv_paid = paid
+result r = pv_paid - pv_out
+";
+        let (mut refused, mut ran) = (0, 0);
+        for (k, _) in src.char_indices() {
+            let mut damaged = src.to_string();
+            damaged.remove(k);
+            match compile(&damaged) {
+                Err(e) => {
+                    assert!(e.starts_with("m.prj:"), "{damaged:?}: {e}");
+                    refused += 1;
+                }
+                Ok(p) => {
+                    let width = p.cells().count();
+                    let mut rows = vec![0.0; 8 * width];
+                    for count in [2.0, -1.5, f64::NAN] {
+                        let _ = p.runner().run(&[AttrValue::Number(count), AttrValue::Text("A")], 8, Some(&mut rows));
+                    }
+                    ran += 1;
+                }
+            }
+        }
+        assert!(refused > 50 && ran > 20, "refused {refused}, ran {ran}");
+    }
+
     #[test]
     fn a_projection_length_ends_the_months_of_a_policy() {
         let src = "proj_len = mp.count + 1
