@@ -483,6 +483,38 @@ fn cashvalue_me_ex1_reproduces_lifelib_on_its_first_100_scenarios() {
     interpreted_is_native(&CASH_VALUE_EX1);
 }
 
+/// The committed draws are the ones their check describes (made with them by `make_goldens.py`, which asserts
+/// they are the first 100 scenarios of the full runs, whose SHA-256 is `std_norm_rand_check.csv`'s): count,
+/// first, last and sum (numpy's pairwise sum, so within an ulp or so of this one).
+#[test]
+fn the_committed_draws_are_the_checked_ones() {
+    // EX2 reads the same file.
+    let path = |model: &str| folder(model).files["std_norm_rand_first100"].canonicalize().unwrap();
+    assert_eq!(path("cashvalue_me_ex2"), path("cashvalue_me_ex4"));
+    assert_eq!(path("cashvalue_me_ex1"), path("cashvalue_me_ex4"));
+    for model in ["cashvalue_me_ex1", "cashvalue_me_ex4"] {
+        let f = folder(model);
+        let draws = f.csv("std_norm_rand_first100");
+        let check = f.csv("std_norm_rand_first100_check");
+        let z: Vec<f64> = draws.rows.iter().map(|r| num(&r[draws.col("std_norm_rand")])).collect();
+        let row = &check.rows[0];
+        assert_eq!(z.len(), num(&row[check.col("count")]) as usize, "{model}");
+        assert_eq!(z.first().copied(), Some(num(&row[check.col("first")])), "{model}");
+        assert_eq!(z.last().copied(), Some(num(&row[check.col("last")])), "{model}");
+        let sum: f64 = z.iter().sum();
+        let want = num(&row[check.col("sum")]);
+        assert!((sum - want).abs() <= 1e-12 * z.iter().map(|x| x.abs()).sum::<f64>(), "{model}: sum {sum}, {want}");
+        // Scenario-major, 242 months each.
+        assert!(
+            draws
+                .rows
+                .iter()
+                .enumerate()
+                .all(|(i, r)| num(&r[0]) as usize == i / 242 + 1 && num(&r[1]) as usize == i % 242)
+        );
+    }
+}
+
 /// EX1's closed-form value of the maturity guarantee (its last result, `option_put`) over the moneyness points,
 /// against lifelib's `formula_option_put` (`option_values_moneyness.csv`, column `black_scholes`). The put does
 /// not depend on the scenario.
