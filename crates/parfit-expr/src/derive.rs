@@ -444,6 +444,14 @@ impl Emitter {
                 let x = self.op(Op::Sub, one, dst);
                 self.op(Op::Mul, dst, x)
             }
+            Op::Erf | Op::Erfc => {
+                // ±2/√π · e^(−a²)
+                let sq = self.op(Op::Mul, a, a);
+                let neg = self.op(Op::Neg, sq, sq);
+                let e = self.op(Op::Exp, neg, neg);
+                let c = std::f64::consts::FRAC_2_SQRT_PI;
+                self.op(Op::Mul, Val::Const(if op == Op::Erf { c } else { -c }), e)
+            }
             _ => unreachable!("not a one-argument function: {op:?}"),
         }
     }

@@ -58,6 +58,10 @@ pub enum Op {
     /// `a == 0`.
     Not,
     Sigmoid,
+    /// The error function and its complement (libm's, as musl computes them): the projection language's
+    /// `erfc` and normal distribution function.
+    Erf,
+    Erfc,
     Heaviside,
     /// `if a >= 0 { b } else { c }` (DiffSL's `piecewise`).
     Select,
@@ -154,6 +158,8 @@ impl Op {
             Op::Not => truth(a == 0.0),
             // As DiffSL defines them.
             Op::Sigmoid => 1.0 / (1.0 + (-a).exp()),
+            Op::Erf => libm::erf(a),
+            Op::Erfc => libm::erfc(a),
             Op::Heaviside => {
                 if a >= 0.0 {
                     1.0

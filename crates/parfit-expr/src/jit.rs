@@ -153,7 +153,7 @@ wrappers! {
     parfit_pow Pow, parfit_min Min, parfit_max Max, parfit_exp Exp, parfit_log Log, parfit_log10 Log10,
     parfit_sin Sin, parfit_cos Cos, parfit_tan Tan, parfit_sinh Sinh, parfit_cosh Cosh, parfit_tanh Tanh,
     parfit_asinh Asinh, parfit_acosh Acosh, parfit_sigmoid Sigmoid, parfit_asin Asin, parfit_acos Acos,
-    parfit_atan Atan, parfit_modulo Modulo,
+    parfit_atan Atan, parfit_modulo Modulo, parfit_erf Erf, parfit_erfc Erfc,
 }
 
 /// The table operations, numbered by their place here: native code passes the number to [`parfit_table`].

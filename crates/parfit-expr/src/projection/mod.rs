@@ -15,6 +15,7 @@
 //! is native), text values become numbered symbols. [`Projection::run`] then runs a policy without
 //! allocating.
 
+mod passes;
 mod syntax;
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +25,7 @@ use crate::eval::{Instr, Op, Program, run};
 use crate::lexer::{Located, Pos};
 use crate::lookup::LookupTable;
 use crate::system::LookupMode;
+use passes::{PROJ_LEN, Pass, run_length, stages, started_cells};
 use syntax::{Expr, Kind, Node, Stmt, When};
 
 /// What a value is: numbers take arithmetic, booleans conditions, text only comparison and table keys.
@@ -117,6 +119,13 @@ pub struct ProjectionProgram {
     /// The cells that vary by month only: `rhs` computes them for month `t` into `f`, once per month of a run;
     /// the month code reads them from the input registers after the attributes.
     month_only: Program,
+    /// The passes over the months before this one, in order: each sums the present values that monthly values
+    /// of later passes read (see [`stages`]).
+    pre_passes: Vec<Pass>,
+    /// The register of the policy's projection length after the policy code, when the model has one.
+    proj_len: Option<u32>,
+    /// Where `proj_len` is defined (`file:line:column`), for a policy's bad length.
+    proj_len_at: String,
     /// Run after the last month, with the state registers holding the final sums: the results.
     finish: Vec<Instr>,
     /// Where each state's start value is after the policy code.
@@ -130,8 +139,18 @@ pub struct ProjectionProgram {
 const T_REG: u32 = 0;
 
 /// Functions of the language and their number of arguments.
-const FUNCTIONS: [(&str, usize); 8] =
-    [("min", 2), ("max", 2), ("exp", 1), ("log", 1), ("sqrt", 1), ("abs", 1), ("floor", 1), ("round", 1)];
+const FUNCTIONS: [(&str, usize); 10] = [
+    ("min", 2),
+    ("max", 2),
+    ("exp", 1),
+    ("log", 1),
+    ("sqrt", 1),
+    ("abs", 1),
+    ("floor", 1),
+    ("round", 1),
+    ("erfc", 1),
+    ("norm_cdf", 1),
+];
 
 struct Compiler<'a> {
     file: &'a str,
@@ -147,7 +166,13 @@ struct Compiler<'a> {
     symbols: HashMap<String, f64>,
     em: Emitter,
     state_regs: HashMap<&'a str, u32>,
+    /// The registers holding last month's value of the cells and recursions read as `x[t-1]`.
+    lag_regs: HashMap<&'a str, u32>,
     pv_regs: HashMap<&'a str, u32>,
+    /// The present values monthly cells read: the input register of each, with its pass.
+    pv_inputs: HashMap<&'a str, (u32, usize)>,
+    /// The pass over the months being compiled (see [`stages`]).
+    pass: usize,
     done: HashMap<(String, When), (Val, ValueKind)>,
     active: Vec<(String, When)>,
     /// While compiling results: month values are out of reach.
@@ -412,6 +437,24 @@ impl<'a> Compiler<'a> {
             "log" => self.op(Op::Log, a, a),
             "sqrt" => self.op(Op::Sqrt, a, a),
             "abs" => self.op(Op::Abs, a, a),
+            "erfc" => self.op(Op::Erfc, a, a),
+            "norm_cdf" => {
+                // The standard normal distribution function as scipy's `ndtr` (cephes) composes it: with
+                // x = a/√2, ½ + ½ erf(x) near 0 (|x| < 1/√2), else ½ erfc(|x|), or one less that for x > 0.
+                let half = Val::Const(0.5);
+                let x = self.op(Op::Mul, a, Val::Const(std::f64::consts::FRAC_1_SQRT_2));
+                let z = self.op(Op::Abs, x, x);
+                let erf = self.op(Op::Erf, x, x);
+                let half_erf = self.op(Op::Mul, half, erf);
+                let near = self.op(Op::Add, half, half_erf);
+                let erfc = self.op(Op::Erfc, z, z);
+                let tail = self.op(Op::Mul, half, erfc);
+                let upper = self.op(Op::Sub, Val::Const(1.0), tail);
+                let positive = self.op(Op::Gt, x, Val::Const(0.0));
+                let far = self.em.op3(Op::If, positive, upper, tail);
+                let small = self.op(Op::Lt, z, Val::Const(std::f64::consts::FRAC_1_SQRT_2));
+                self.em.op3(Op::If, small, near, far)
+            }
             "floor" => {
                 // trunc(a) − (a < trunc(a)): exact.
                 let tr = self.op(Op::Trunc, a, a);
@@ -545,25 +588,32 @@ impl<'a> Compiler<'a> {
             }
             return Ok((Val::Reg(T_REG, Level::Dynamic), ValueKind::Number));
         }
+        let month = if when == When::Next { "t+1" } else { "t-1" };
         if let Some(&v) = self.params.get(name) {
-            if when == When::Next {
-                return Err(self.e(pos, format!("'{name}' is a parameter; it has no value at t+1")));
+            if when != When::Now {
+                return Err(self.e(pos, format!("'{name}' is a parameter; it has no value at {month}")));
             }
             return Ok((Val::Const(v), ValueKind::Number));
         }
         if let Some(&r) = self.pv_regs.get(name) {
-            if !self.in_results {
-                return Err(self.e(
-                    pos,
-                    format!("'{name}' is a present value, known only after the last month (read it in a result)"),
-                ));
+            if when != When::Now {
+                return Err(self
+                    .e(pos, format!("'{name}' is a present value, one value per policy; it has no value at {month}")));
             }
-            return Ok((Val::Reg(r, Level::Dynamic), ValueKind::Number));
+            if self.in_results {
+                return Ok((Val::Reg(r, Level::Dynamic), ValueKind::Number));
+            }
+            // A monthly value reading a present value: the present value was summed in an earlier pass.
+            return match self.pv_inputs.get(name) {
+                Some(&(reg, pass)) if pass < self.pass => Ok((Val::Reg(reg, Level::Param), ValueKind::Number)),
+                _ => Err(self.e(pos, format!("internal: present value '{name}' read before its pass"))),
+            };
         }
-        if when == When::Next && self.tables.contains_key(name) {
-            // `table[t+1]`.
+        if when != When::Now && self.tables.contains_key(name) {
+            // `table[t+1]`, `table[t-1]`.
+            let op = if when == When::Next { "+" } else { "-" };
             let key = (
-                Expr::Binary("+", Box::new((Expr::Name("t".into(), When::Now), pos)), Box::new((Expr::Num(1.0), pos))),
+                Expr::Binary(op, Box::new((Expr::Name("t".into(), When::Now), pos)), Box::new((Expr::Num(1.0), pos))),
                 pos,
             );
             return self.lookup(name, &[key], None, pos);
@@ -577,6 +627,13 @@ impl<'a> Compiler<'a> {
             }
             return Err(self.e(pos, format!("unknown name '{name}'")));
         };
+        if when == When::Prev {
+            // Last month's value: a state the month code carries (its start is never read, see `check_lags`).
+            let Some(&r) = self.lag_regs.get(name) else {
+                return Err(self.e(pos, format!("internal: '{name}[t-1]' has no register")));
+            };
+            return self.check_result_level((Val::Reg(r, Level::Dynamic), ValueKind::Number), name, pos);
+        }
         if when == When::Now
             && let Some(&(r, kind)) = self.month_inputs.get(name)
         {
@@ -605,7 +662,7 @@ impl<'a> Compiler<'a> {
             }
             (When::Now, None) => now,
             (When::Next, Some(n)) => n,
-            (When::Next, None) => {
+            (When::Next, None) | (When::Prev, _) => {
                 return Err(
                     self.e(pos, format!("'{name}' is not a recursion (no '{name}[t+1] = …'); it has no value at t+1"))
                 );
@@ -818,7 +875,7 @@ fn month_only_cells<'a>(
                 return 0;
             }
             let Some((&key, &(i, next))) = self.defs.get_key_value(name) else { return POLICY | MONTH };
-            if next.is_some() || when == When::Next {
+            if next.is_some() || when != When::Now {
                 return POLICY | MONTH;
             }
             if let Some(&v) = self.memo.get(key) {
@@ -880,6 +937,8 @@ pub fn compile_projection(
     params: &[(&str, f64)],
 ) -> Result<ProjectionProgram, String> {
     let stmts = syntax::parse(source).map_err(|Located { pos, message }| err(file, pos, message))?;
+    let table_names: HashSet<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let (stmts, lagged) = started_cells(file, stmts, &table_names)?;
     let mut defs: HashMap<&str, (usize, Option<usize>)> = HashMap::new();
     let mut param_values = HashMap::new();
     let mut pvs = vec![];
@@ -928,6 +987,15 @@ pub fn compile_projection(
             ));
         }
     }
+    if let Some(&(i, next)) = defs.get(PROJ_LEN)
+        && (next.is_some() || stmts[i].kind != Kind::Cell)
+    {
+        return Err(err(
+            file,
+            stmts[i].pos,
+            format!("'{PROJ_LEN}' is the projection length, a cell ('{PROJ_LEN} = …')"),
+        ));
+    }
     for &(name, v) in params {
         match param_values.get_mut(name) {
             Some(slot) => *slot = v,
@@ -939,8 +1007,22 @@ pub fn compile_projection(
             }
         }
     }
+    let stage = stages(file, &stmts, &defs, &pvs, &table_names)?;
+    let stage_of = |n: &str| stage.get(n).copied().unwrap_or(0);
+    let last_pass = stage.values().copied().max().unwrap_or(0);
+    if let Some(&(i, _)) = defs.get(PROJ_LEN)
+        && stage_of(PROJ_LEN) > 0
+    {
+        return Err(err(
+            file,
+            stmts[i].pos,
+            format!("'{PROJ_LEN}' reads a present value; it is known before the months"),
+        ));
+    }
     let recursions: Vec<&str> = order.iter().copied().filter(|n| defs[n].1.is_some()).collect();
-    let n_states = recursions.len() + pvs.len();
+    // Last month's values of the cells and recursions read as `x[t-1]` (others are refused by the compiler).
+    let lags: Vec<&str> = lagged.iter().filter_map(|n| defs.get_key_value(n.as_str()).map(|(k, _)| *k)).collect();
+    let n_states = recursions.len() + lags.len() + pvs.len();
     parfit_core::limits::check_allocation("the projection's registers", stmts.len() as f64 * 64.0, 8.0)?;
     let attrs: HashMap<&str, (usize, ValueKind)> =
         attributes.iter().enumerate().map(|(i, a)| (a.name.as_str(), (i, a.kind))).collect();
@@ -957,7 +1039,10 @@ pub fn compile_projection(
             symbols: HashMap::new(),
             em: Emitter::new(n_states, n_inputs, vec![]),
             state_regs: HashMap::new(),
+            lag_regs: HashMap::new(),
             pv_regs: HashMap::new(),
+            pv_inputs: HashMap::new(),
+            pass: 0,
             done: HashMap::new(),
             active: vec![],
             in_results: false,
@@ -971,6 +1056,21 @@ pub fn compile_projection(
         };
         for t in tables {
             c.load(t)?;
+        }
+        // Every text of the model numbered up front, so that every pass (and the month-only program) numbers
+        // it alike.
+        let mut stack: Vec<&Node> = stmts.iter().map(|s| &s.expr).collect();
+        while let Some((e, _)) = stack.pop() {
+            match e {
+                Expr::Text(t) => {
+                    c.symbol(t);
+                }
+                Expr::Table { keys, .. } | Expr::Call(_, keys) => stack.extend(keys.iter()),
+                Expr::Unary(_, a) => stack.push(a),
+                Expr::Binary(_, a, b) => stack.extend([&**a, &**b]),
+                Expr::If(c, a, b) => stack.extend([&**c, &**a, &**b]),
+                _ => {}
+            }
         }
         Ok(c)
     };
@@ -992,79 +1092,146 @@ pub fn compile_projection(
     month_program.consts = std::mem::take(&mut m.em.consts);
     month_program.tables = std::mem::take(&mut m.em.tables).into();
 
-    let mut c = new_compiler(n_states, attributes.len() + month_names.len())?;
-    c.derive = true;
-    for (k, (n, &(_, kind))) in month_names.iter().zip(&month_cells).enumerate() {
-        c.month_inputs.insert(n, ((1 + n_states + attributes.len() + k) as u32, kind));
-    }
-    for (k, n) in recursions.iter().enumerate() {
-        c.state_regs.insert(n, 1 + k as u32);
-    }
-    for (k, &i) in pvs.iter().enumerate() {
-        c.pv_regs.insert(stmts[i].name.as_str(), 1 + (recursions.len() + k) as u32);
-    }
-    // Every cell now, then every recursion's start and next value, then the present values' terms.
-    let mut cells = vec![];
-    let mut state_vals = vec![];
-    for n in &order {
-        let pos = stmts[c.defs[n].0].pos;
-        let (v, _) = c.name(n, When::Now, pos)?;
-        cells.push((n.to_string(), v));
-    }
-    for n in &recursions {
-        let (init, _) = c.defs[n];
-        c.stmt_kind(init)?;
-        let Some(&(start, _)) = c.done.get(&("\0init".to_string() + n, When::Now)) else {
-            return Err(err(file, stmts[init].pos, format!("internal: no start value for '{n}'")));
+    // Inputs of every pass: the attributes, the month-only cells, then the present values (read by monthly
+    // values of later passes). States: the recursions, last month's values, then the present values' sums.
+    let n_inputs = attributes.len() + month_names.len() + pvs.len();
+    let pv_input = |k: usize| (1 + n_states + attributes.len() + month_names.len() + k) as u32;
+    let mut passes = vec![];
+    for pass in 0..=last_pass {
+        let last = pass == last_pass;
+        let mut c = new_compiler(n_states, n_inputs)?;
+        c.derive = true;
+        c.pass = pass;
+        for (k, (n, &(_, kind))) in month_names.iter().zip(&month_cells).enumerate() {
+            c.month_inputs.insert(n, ((1 + n_states + attributes.len() + k) as u32, kind));
+        }
+        for (k, n) in recursions.iter().enumerate() {
+            c.state_regs.insert(n, 1 + k as u32);
+        }
+        for (k, n) in lags.iter().enumerate() {
+            c.lag_regs.insert(n, 1 + (recursions.len() + k) as u32);
+        }
+        let pv_base = 1 + recursions.len() + lags.len();
+        for (k, &i) in pvs.iter().enumerate() {
+            let name = stmts[i].name.as_str();
+            c.pv_regs.insert(name, (pv_base + k) as u32);
+            c.pv_inputs.insert(name, (pv_input(k), stage_of(name)));
+        }
+        // The last pass computes every cell (the monthly output); the earlier ones only what their present
+        // values need. A state not computed in a pass keeps its start (0).
+        let mut cells = vec![];
+        if last {
+            for n in &order {
+                let pos = stmts[c.defs[n].0].pos;
+                let (v, _) = c.name(n, When::Now, pos)?;
+                cells.push((n.to_string(), v));
+            }
+        }
+        let zero = Val::Const(0.0);
+        let mut state_vals = vec![];
+        for n in &recursions {
+            let r = c.state_regs[n];
+            if stage_of(n) > pass {
+                state_vals.push((r, zero, Val::Reg(r, Level::Dynamic)));
+                continue;
+            }
+            let (init, _) = c.defs[n];
+            c.stmt_kind(init)?;
+            let Some(&(start, _)) = c.done.get(&("\0init".to_string() + n, When::Now)) else {
+                return Err(err(file, stmts[init].pos, format!("internal: no start value for '{n}'")));
+            };
+            let (next, _) = c.name(n, When::Next, stmts[init].pos)?;
+            state_vals.push((r, start, next));
+        }
+        for n in &lags {
+            let r = c.lag_regs[n];
+            if stage_of(n) > pass {
+                state_vals.push((r, zero, Val::Reg(r, Level::Dynamic)));
+                continue;
+            }
+            let pos = stmts[c.defs[n].0].pos;
+            let (now, kind) = c.name(n, When::Now, pos)?;
+            if kind != ValueKind::Number {
+                return Err(err(file, pos, format!("'{n}' is {}; only numbers are read as '{n}[t-1]'", kind.word())));
+            }
+            state_vals.push((r, zero, now));
+        }
+        let mut pv_terms = vec![];
+        let mut sums = vec![];
+        for (k, &i) in pvs.iter().enumerate() {
+            let r = (pv_base + k) as u32;
+            let name = &stmts[i].name;
+            if !last && stage_of(name) != pass {
+                state_vals.push((r, zero, Val::Reg(r, Level::Dynamic)));
+                continue;
+            }
+            let v = c.num(&stmts[i].expr)?;
+            let acc = c.em.op(Op::Add, Val::Reg(r, Level::Dynamic), v);
+            state_vals.push((r, zero, acc));
+            pv_terms.push(name.clone());
+            sums.push(k);
+        }
+        let proj_len = match defs.get(PROJ_LEN) {
+            Some(&(i, _)) => {
+                let (v, kind) = c.name(PROJ_LEN, When::Now, stmts[i].pos)?;
+                if kind != ValueKind::Number || v.level() == Some(Level::Dynamic) {
+                    return Err(err(
+                        file,
+                        stmts[i].pos,
+                        format!("'{PROJ_LEN}' must be a number known for the policy, not varying by month"),
+                    ));
+                }
+                Some(c.em.reg(v))
+            }
+            None => None,
         };
-        let (next, _) = c.name(n, When::Next, stmts[init].pos)?;
-        state_vals.push((c.state_regs[n], start, next));
+        // Registers of the monthly values (constants get a register of their own).
+        let cells: Vec<(String, u32)> = cells.into_iter().map(|(n, v)| (n, c.em.reg(v))).collect();
+        let states: Vec<(u32, u32, u32)> =
+            state_vals.into_iter().map(|(r, s, n)| (r, c.em.reg(s), c.em.reg(n))).collect();
+        let month = c.em.take_dynamic();
+        let mut result_regs = vec![];
+        let mut finish = vec![];
+        if last {
+            c.in_results = true;
+            for &i in &results {
+                let v = c.num(&stmts[i].expr)?;
+                result_regs.push((stmts[i].name.clone(), c.em.reg(v)));
+            }
+            finish = c.em.take_dynamic();
+        }
+        let mut program = Program::new(n_states, n_inputs);
+        program.n_regs = c.em.n_regs as usize;
+        parfit_core::limits::check_allocation("the projection's registers", program.n_regs as f64, 8.0)?;
+        program.consts = c.em.consts.clone();
+        program.setup = std::mem::take(&mut c.em.setup);
+        program.rhs = month;
+        program.f = cells.iter().map(|(_, r)| *r).chain(states.iter().map(|s| s.2)).collect();
+        program.tables = std::mem::take(&mut c.em.tables).into();
+        // State registers are 1..=n_states in order: recursions, last month's values, then present values.
+        debug_assert!(states.iter().enumerate().all(|(k, s)| s.0 as usize == 1 + k));
+        let pass = Pass { program, starts: states.iter().map(|s| s.1).collect(), proj_len, sums };
+        if last {
+            return Ok(ProjectionProgram {
+                attributes: attributes.to_vec(),
+                program: pass.program,
+                pre_passes: passes,
+                proj_len: pass.proj_len,
+                proj_len_at: defs
+                    .get(PROJ_LEN)
+                    .map_or(String::new(), |&(i, _)| format!("{file}:{}:{}", stmts[i].pos.line, stmts[i].pos.col)),
+                month_only: month_program,
+                finish,
+                starts: pass.starts,
+                cells: cells.into_iter().map(|(n, _)| n).collect(),
+                pvs: pv_terms,
+                results: result_regs,
+                symbols: c.symbols,
+            });
+        }
+        passes.push(pass);
     }
-    let mut pv_terms = vec![];
-    for (k, &i) in pvs.iter().enumerate() {
-        let v = c.num(&stmts[i].expr)?;
-        let r = 1 + (recursions.len() + k) as u32;
-        let acc = c.em.op(Op::Add, Val::Reg(r, Level::Dynamic), v);
-        pv_terms.push((stmts[i].name.clone(), r, acc));
-    }
-    // Registers of the monthly values (constants get a register of their own).
-    let cells: Vec<(String, u32)> = cells.into_iter().map(|(n, v)| (n, c.em.reg(v))).collect();
-    let mut states: Vec<(u32, u32, u32)> =
-        state_vals.into_iter().map(|(r, s, n)| (r, c.em.reg(s), c.em.reg(n))).collect();
-    for (_, r, acc) in &pv_terms {
-        let zero = c.em.reg(Val::Const(0.0));
-        let acc = c.em.reg(*acc);
-        states.push((*r, zero, acc));
-    }
-    let month = c.em.take_dynamic();
-    c.in_results = true;
-    let mut result_regs = vec![];
-    for &i in &results {
-        let v = c.num(&stmts[i].expr)?;
-        result_regs.push((stmts[i].name.clone(), c.em.reg(v)));
-    }
-    let finish = c.em.take_dynamic();
-    let mut program = Program::new(n_states, attributes.len() + month_names.len());
-    program.n_regs = c.em.n_regs as usize;
-    parfit_core::limits::check_allocation("the projection's registers", program.n_regs as f64, 8.0)?;
-    program.consts = c.em.consts.clone();
-    program.setup = std::mem::take(&mut c.em.setup);
-    program.rhs = month;
-    program.f = cells.iter().map(|(_, r)| *r).chain(states.iter().map(|s| s.2)).collect();
-    program.tables = std::mem::take(&mut c.em.tables).into();
-    // State registers are 1..=n_states in order: recursions, then present values.
-    debug_assert!(states.iter().enumerate().all(|(k, s)| s.0 as usize == 1 + k));
-    Ok(ProjectionProgram {
-        attributes: attributes.to_vec(),
-        program,
-        month_only: month_program,
-        finish,
-        starts: states.iter().map(|s| s.1).collect(),
-        cells: cells.into_iter().map(|(n, _)| n).collect(),
-        pvs: pv_terms.into_iter().map(|(n, _, _)| n).collect(),
-        results: result_regs,
-        symbols: c.symbols,
-    })
+    Err(format!("{file}: internal: no last pass"))
 }
 
 impl ProjectionProgram {
@@ -1091,6 +1258,9 @@ impl ProjectionProgram {
     /// Compile the month code to native code (native targets; the same results to the bit). On failure the
     /// program keeps interpreting and the message says why.
     pub fn compile_native(&mut self) -> Result<(), String> {
+        for pass in &mut self.pre_passes {
+            pass.program.compile_native()?;
+        }
         self.program.compile_native()
     }
 
@@ -1110,8 +1280,20 @@ impl ProjectionProgram {
             month_regs[r as usize] = v;
         }
         run(&self.month_only.setup, &mut month_regs, &self.month_only.tables);
+        let pre_regs = self
+            .pre_passes
+            .iter()
+            .map(|pass| {
+                let mut regs = vec![0.0; pass.program.n_regs];
+                for &(r, v) in &pass.program.consts {
+                    regs[r as usize] = v;
+                }
+                regs
+            })
+            .collect();
         Projection {
             program: self,
+            pre_regs,
             regs,
             state: vec![0.0; p.n_states],
             out: vec![0.0; p.f.len()],
@@ -1124,6 +1306,8 @@ impl ProjectionProgram {
 /// Runs policies of one program.
 pub struct Projection<'p> {
     program: &'p ProjectionProgram,
+    /// The register files of the passes before the last.
+    pre_regs: Vec<Vec<f64>>,
     regs: Vec<f64>,
     state: Vec<f64>,
     out: Vec<f64>,
@@ -1188,11 +1372,38 @@ impl Projection<'_> {
             }
         }
         let inputs = base + pp.attributes.len();
+        let n_attrs = pp.attributes.len();
+        let pv_inputs = inputs + n_month;
+        let first_pv = p.n_states - pp.pvs.len();
+        for k in 0..pp.pre_passes.len() {
+            let pass = &pp.pre_passes[k];
+            let q = &pass.program;
+            let Some((regs, later)) = self.pre_regs[k..].split_first_mut() else { break };
+            regs[base..base + n_attrs].copy_from_slice(&self.regs[base..base + n_attrs]);
+            run(&q.setup, regs, &q.tables);
+            for (s, &r) in self.state.iter_mut().zip(&pass.starts) {
+                *s = regs[r as usize];
+            }
+            let n = run_length(regs, pass.proj_len, months, &pp.proj_len_at)?;
+            for t in 0..n {
+                regs[inputs..inputs + n_month].copy_from_slice(&self.months[t * n_month..(t + 1) * n_month]);
+                q.rhs(regs, t as f64, &self.state, &mut self.out[..p.n_states]);
+                self.state.copy_from_slice(&self.out[..p.n_states]);
+            }
+            for &j in &pass.sums {
+                let v = self.state[first_pv + j];
+                self.regs[pv_inputs + j] = v;
+                for r in later.iter_mut() {
+                    r[pv_inputs + j] = v;
+                }
+            }
+        }
         run(&p.setup, &mut self.regs, &p.tables);
         for (s, &r) in self.state.iter_mut().zip(&pp.starts) {
             *s = self.regs[r as usize];
         }
-        for t in 0..months {
+        let n = run_length(&self.regs, pp.proj_len, months, &pp.proj_len_at)?;
+        for t in 0..n {
             self.regs[inputs..inputs + n_month].copy_from_slice(&self.months[t * n_month..(t + 1) * n_month]);
             p.rhs(&mut self.regs, t as f64, &self.state, &mut self.out);
             let (cells, next) = self.out.split_at(width);
@@ -1200,6 +1411,10 @@ impl Projection<'_> {
                 rows[t * width..(t + 1) * width].copy_from_slice(cells);
             }
             self.state.copy_from_slice(next);
+        }
+        // Months past the policy's projection length are not projected: their rows are zero.
+        if let Some(rows) = monthly {
+            rows[n * width..months * width].fill(0.0);
         }
         self.regs[1..base].copy_from_slice(&self.state);
         run(&pp.finish, &mut self.regs, &p.tables);
@@ -1408,8 +1623,8 @@ r = terms[10 + 5 * t]
             "m.prj:1:13: key 'age' of table 'mort' is a number, but this is text"
         );
         assert_eq!(
-            error("pv p = 1\ny = p\n"),
-            "m.prj:2:5: 'p' is a present value, known only after the last month (read it in a result)"
+            error("pv p = y\ny = p * 2\n"),
+            "m.prj:1:4: circular definition: present value 'p' is summed from values that read it"
         );
         assert!(error("y = t\nresult r = y\n").starts_with("m.prj:2:12: 'y' changes by month"));
     }
@@ -1454,6 +1669,165 @@ q3 = q2 * 2 + spec[mp.product].charge
         }
         let p = compile(src).unwrap();
         assert!(!p.program.rhs.iter().any(|i| i.op == Op::Pow), "the power is taken per table cell, not per month");
+    }
+
+    /// Run a model interpreted and natively on one policy: the same bits, returned as (rows, pvs, results). (On
+    /// wasm32, which has no JIT, both runs interpret.)
+    fn run_both(src: &str, count: f64, months: usize) -> (Vec<Vec<f64>>, Vec<f64>, Vec<f64>) {
+        let mut out = vec![];
+        for native in [false, true] {
+            #[allow(unused_mut)]
+            let mut p = compile(src).unwrap_or_else(|e| panic!("{e}"));
+            if native {
+                #[cfg(not(target_arch = "wasm32"))]
+                p.compile_native().unwrap();
+            }
+            let width = p.cells().count();
+            let mut rows = vec![f64::NAN; months * width];
+            let mut r = p.runner();
+            r.run(&[AttrValue::Number(count), AttrValue::Text("A")], months, Some(&mut rows)).unwrap();
+            let rows: Vec<Vec<f64>> = rows.chunks(width.max(1)).map(<[f64]>::to_vec).collect();
+            out.push((rows, r.pvs().collect::<Vec<_>>(), r.results().collect::<Vec<_>>()));
+        }
+        let bits = |(r, p, s): &(Vec<Vec<f64>>, Vec<f64>, Vec<f64>)| {
+            r.iter().flatten().chain(p).chain(s).map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&out[0]), bits(&out[1]), "interpreted and native differ");
+        out.swap_remove(0)
+    }
+
+    #[test]
+    fn last_months_values_are_read_in_cells_with_a_start() {
+        // lifelib's `pols_if(t) = pols_if(t-1) - pols_lapse(t-1)` with `pols_if(0) = pols_if_init()`.
+        let src = "n[0] = mp.count
+n = n[t-1] - out[t-1]
+out = n * 0.5
+d[0] = 0
+d = n - n[t-1]
+";
+        let (rows, _, _) = run_both(src, 8.0, 4);
+        assert_eq!(rows, vec![vec![8.0, 4.0, 0.0], vec![4.0, 2.0, -4.0], vec![2.0, 1.0, -2.0], vec![1.0, 0.5, -1.0]]);
+        // Of a recursion, too.
+        let (rows, _, _) = run_both("a[0] = 1\na[t+1] = a * 3\nb[0] = -1\nb = a[t-1] + a\n", 0.0, 3);
+        assert_eq!(rows, vec![vec![1.0, -1.0], vec![3.0, 4.0], vec![9.0, 12.0]]);
+        // Anywhere it would be read at t = 0: an error at its place.
+        let e = error("n[0] = 1\nn = n[t-1] + 1\ny = n[t-1]\n");
+        assert!(e.starts_with("m.prj:3:5: 'n[t-1]' has no value at t = 0"), "{e}");
+        let e = error("n[0] = n[t-1]\nn = 1\n");
+        assert!(e.starts_with("m.prj:1:8: 'n[t-1]' has no value at t = 0"), "{e}");
+        assert_eq!(
+            error("param p = 1\nn[0] = 1\nn = p[t-1]\n"),
+            "m.prj:3:5: 'p' is a parameter; it has no value at t-1"
+        );
+        assert_eq!(error("n[0] = 1\nn = z[t-1]\n"), "m.prj:2:5: unknown name 'z'");
+        assert_eq!(error("n[0] = 1\nn = 2\nn = 3\n"), "m.prj:3:1: 'n' is defined twice (first at line 2)");
+    }
+
+    #[test]
+    fn a_present_value_feeds_monthly_values_in_a_second_pass() {
+        // BasicTerm_M's premium: solved from the present values of claims and policies, then paid monthly.
+        let src = "n[0] = mp.count
+n[t+1] = n * 0.5
+claims = n * 3
+pv pv_claims = claims
+pv pv_n = n
+premium = round(1.5 * pv_claims / pv_n * 100) / 100
+premiums = premium * n
+pv pv_premiums = premiums
+result net = pv_premiums - pv_claims
+";
+        let (rows, pvs, results) = run_both(src, 8.0, 3);
+        // pv_claims = 3 × 14, pv_n = 14: premium 4.5.
+        assert_eq!(pvs, [42.0, 14.0, 63.0]);
+        assert_eq!(results, [21.0]);
+        assert_eq!(rows.iter().map(|r| r[3]).collect::<Vec<_>>(), [36.0, 18.0, 9.0]);
+        // Three passes: a premium read by a present value read by a monthly value.
+        let src3 = format!("{src}pv pv_prem2 = premiums * 2\nextra = pv_prem2 + n\npv pv_extra = extra\n");
+        let (_, pvs, _) = run_both(&src3, 8.0, 3);
+        assert_eq!(pvs, [42.0, 14.0, 63.0, 126.0, 126.0 * 3.0 + 14.0]);
+    }
+
+    #[test]
+    fn erfc_and_the_normal_distribution_function() {
+        let (rows, _, _) = run_both("z = t / 4 - 2\ne = erfc(z)\np = norm_cdf(z)\n", 0.0, 17);
+        for r in &rows {
+            let (z, e, p) = (r[0], r[1], r[2]);
+            assert_eq!(e.to_bits(), libm::erfc(z).to_bits(), "erfc({z})");
+            // Φ(z) = ½ erfc(−z/√2), within an ulp or two of that composition.
+            let want = 0.5 * libm::erfc(-z / std::f64::consts::SQRT_2);
+            assert!((p - want).abs() <= 4.0 * f64::EPSILON * want, "norm_cdf({z}) = {p}, not {want}");
+        }
+        assert_eq!(rows[8][2], 0.5, "Φ(0)");
+        assert!(rows[0][2] < rows[1][2] && rows[15][2] < rows[16][2] && rows[16][2] < 1.0);
+        assert!(error("y = norm_cdf(1, 2)\n").starts_with("m.prj:1:5: norm_cdf takes 1 argument, not 2"));
+        // Special values, interpreted and native alike (run_both compares the bits).
+        let special = "z = if t == 0 then 0 else if t == 1 then -0 * 1 else if t == 2 then 1 / 0 else if t == 3 \
+                       then -1 / 0 else if t == 4 then 0 / 0 else if t == 5 then 40 else if t == 6 then -40 else \
+                       if t == 7 then 1e-300 else 27\ne = erfc(z)\np = norm_cdf(z)\n";
+        let (rows, _, _) = run_both(special, 0.0, 9);
+        let want = [(0.0, 0.5), (-0.0, 0.5), (f64::INFINITY, 1.0), (f64::NEG_INFINITY, 0.0)];
+        for (r, (z, p)) in rows.iter().zip(want) {
+            assert_eq!((r[0].to_bits(), r[2]), (z.to_bits(), p), "{r:?}");
+        }
+        assert!(rows[4][1].is_nan() && rows[4][2].is_nan());
+        assert_eq!((rows[5][2], rows[6][2]), (1.0, 0.0));
+        assert_eq!(rows[6][1], 2.0);
+    }
+
+    /// Every model one character short of a model using the new constructs (last month's values, present values
+    /// read by monthly values, a projection length, erfc) is refused with its place or runs: never a panic.
+    #[test]
+    fn damaged_models_are_refused_at_their_place_or_run() {
+        let src = "proj_len = mp.count + 3
+n[0] = mp.count
+n = n[t-1] - out[t-1]
+out = n * 0.25 + erfc(n) * 0
+pv pv_n = n
+pv pv_out = out
+premium = round(1.5 * pv_out / pv_n * 100) / 100
+paid = premium * n
+pv pv_paid = paid
+result r = pv_paid - pv_out
+";
+        let (mut refused, mut ran) = (0, 0);
+        for (k, _) in src.char_indices() {
+            let mut damaged = src.to_string();
+            damaged.remove(k);
+            match compile(&damaged) {
+                Err(e) => {
+                    assert!(e.starts_with("m.prj:"), "{damaged:?}: {e}");
+                    refused += 1;
+                }
+                Ok(p) => {
+                    let width = p.cells().count();
+                    let mut rows = vec![0.0; 8 * width];
+                    for count in [2.0, -1.5, f64::NAN] {
+                        let _ = p.runner().run(&[AttrValue::Number(count), AttrValue::Text("A")], 8, Some(&mut rows));
+                    }
+                    ran += 1;
+                }
+            }
+        }
+        assert!(refused > 50 && ran > 20, "refused {refused}, ran {ran}");
+    }
+
+    #[test]
+    fn a_projection_length_ends_the_months_of_a_policy() {
+        let src = "proj_len = mp.count + 1
+x = t + 1
+pv s = x
+result r = s
+";
+        let (rows, pvs, _) = run_both(src, 2.0, 5);
+        assert_eq!(pvs, [6.0]);
+        assert_eq!(rows, vec![vec![3.0, 1.0], vec![3.0, 2.0], vec![3.0, 3.0], vec![0.0, 0.0], vec![0.0, 0.0]]);
+        // Shorter runs stop first.
+        let (_, pvs, _) = run_both(src, 2.0, 2);
+        assert_eq!(pvs, [3.0]);
+        assert!(error("proj_len = t\n").starts_with("m.prj:1:1: 'proj_len' must be a number known for the policy"));
+        let p = compile("proj_len = mp.count - 0.5\nx = 1\n").unwrap();
+        let e = p.runner().run(&[AttrValue::Number(2.0), AttrValue::Text("A")], 3, None).unwrap_err();
+        assert!(e.starts_with("m.prj:1:1: the projection length 'proj_len' of this policy is 1.5, not a whole"), "{e}");
     }
 
     #[test]

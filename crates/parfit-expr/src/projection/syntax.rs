@@ -88,11 +88,13 @@ fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, Located> {
     Ok(out)
 }
 
-/// A month reference on a cell: `x` or `x[t]` (this month) or `x[t+1]` (a recursion's next value).
+/// A month reference on a cell: `x` or `x[t]` (this month), `x[t+1]` (a recursion's next value) or `x[t-1]`
+/// (last month's value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum When {
     Now,
     Next,
+    Prev,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -447,7 +449,7 @@ impl Parser {
                 }
                 if self.is_sym("[") {
                     self.bump();
-                    // `x[t]` and `x[t+1]` are month references; anything else indexes a table.
+                    // `x[t]`, `x[t+1]` and `x[t-1]` are month references; anything else indexes a table.
                     let save = self.at;
                     if self.is_word("t") {
                         self.bump();
@@ -455,12 +457,14 @@ impl Parser {
                             self.bump();
                             return Ok((Expr::Name(name, When::Now), pos));
                         }
-                        if self.is_sym("+")
-                            && matches!(self.toks.get(self.at + 1), Some((Tok::Num(o), _)) if *o == 1.0)
-                            && matches!(self.toks.get(self.at + 2), Some((Tok::Sym("]"), _)))
-                        {
-                            self.at += 3;
-                            return Ok((Expr::Name(name, When::Next), pos));
+                        for (sign, when) in [("+", When::Next), ("-", When::Prev)] {
+                            if self.is_sym(sign)
+                                && matches!(self.toks.get(self.at + 1), Some((Tok::Num(o), _)) if *o == 1.0)
+                                && matches!(self.toks.get(self.at + 2), Some((Tok::Sym("]"), _)))
+                            {
+                                self.at += 3;
+                                return Ok((Expr::Name(name, when), pos));
+                            }
                         }
                         self.at = save;
                     }

@@ -1,0 +1,768 @@
+//! lifelib's other models as model files (`examples/lifelib/<model>/*.prj`, see LANGUAGE.md), run by the
+//! projection language over the model points and tables of their folder and compared with the goldens lifelib
+//! 0.17.2 made there (`examples/lifelib/DATA.md`): every point's present values, their totals, the monthly
+//! portfolio vectors and every cell of the audit point, each within 1e-12 of the largest value of its row
+//! (a point's present values, a month's cash flows, an audit cell's months).
+//!
+//! How close, and why not always the same bits:
+//! - BasicTerm_M sums its present values as numpy matrix products (`cashflows @ discount_factors`), whose
+//!   order of additions is BLAS's; the model file sums month by month, so the last bits differ.
+//! - The seriatim models (BasicTerm_S, BasicTerm_SE, CashValue_SE) sum in Python's order: `sum(list ×
+//!   discount_factors)` adds the months one by one from 0, which is the language's order, so their present
+//!   values come out bit for bit (the test counts them and reports; it asserts the tolerance).
+//!
+//! The tables are built here from the committed CSVs (`tables` below, the one place that knows their layout).
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use parfit_expr::projection::{AttrValue, Attribute, ColumnData, Key, Table, ValueKind, compile_projection};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A file of the repository as text, gunzipped when its name ends in `.gz`.
+fn text(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut s).unwrap();
+        s
+    } else {
+        String::from_utf8(bytes).unwrap()
+    }
+}
+
+/// (header, rows) of a CSV without quoted cells.
+struct Csv {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+fn csv(path: &Path) -> Csv {
+    let text = text(path);
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let split = |l: &str| l.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>();
+    let header = split(lines.next().unwrap());
+    Csv { header, rows: lines.map(split).collect() }
+}
+
+impl Csv {
+    fn col(&self, name: &str) -> usize {
+        self.header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column '{name}' in {:?}", self.header))
+    }
+}
+
+fn num(s: &str) -> f64 {
+    s.parse().unwrap_or_else(|_| panic!("'{s}' is not a number"))
+}
+
+/// A model's folder: its manifest's files by name.
+struct Folder {
+    dir: PathBuf,
+    files: HashMap<String, PathBuf>,
+}
+
+fn folder(name: &str) -> Folder {
+    let dir = root().join("examples/lifelib").join(name);
+    let m = csv(&dir.join("manifest.csv"));
+    let files = m.rows.iter().map(|r| (r[0].clone(), dir.join(&r[2]))).collect();
+    Folder { dir, files }
+}
+
+impl Folder {
+    fn csv(&self, name: &str) -> Csv {
+        csv(self.files.get(name).unwrap_or_else(|| panic!("{}: no '{name}' in the manifest", self.dir.display())))
+    }
+}
+
+/// The assumption tables, from the models' CSVs (lifelib's layouts).
+mod tables {
+    use super::*;
+
+    fn ints(values: impl IntoIterator<Item = i64>, ultimate: bool) -> Key {
+        Key::Ints { values: values.into_iter().collect(), ultimate }
+    }
+
+    /// `mort[age, duration]`: rates by attained age (rows) × policy year (columns 0..; the last ultimate), 0
+    /// outside the table.
+    pub fn mort(f: &Csv) -> Table {
+        let first = num(&f.rows[0][0]) as i64;
+        Table {
+            name: "mort".into(),
+            keys: vec![
+                ("age".into(), ints(first..first + f.rows.len() as i64, false)),
+                ("duration".into(), ints(0..f.header.len() as i64 - 1, true)),
+            ],
+            columns: vec![(
+                "rate".into(),
+                ColumnData::Numbers(f.rows.iter().flat_map(|r| r[1..].iter().map(|c| num(c))).collect()),
+            )],
+            missing: Some(0.0),
+        }
+    }
+
+    /// `disc_rate_ann[year]`: the annual spot rate by year.
+    pub fn disc(f: &Csv) -> Table {
+        Table {
+            name: "disc_rate_ann".into(),
+            keys: vec![("year".into(), ints(f.rows.iter().map(|r| num(&r[0]) as i64), false))],
+            columns: vec![("zero_spot".into(), ColumnData::Numbers(f.rows.iter().map(|r| num(&r[1])).collect()))],
+            missing: None,
+        }
+    }
+
+    /// `product[spec_id]`: the product's premium type, surrender charge and whole-life flag.
+    pub fn product(f: &Csv) -> Table {
+        let texts = |c: &str| ColumnData::Texts(f.rows.iter().map(|r| r[f.col(c)].clone()).collect());
+        let bools = |c: &str| ColumnData::Bools(f.rows.iter().map(|r| r[f.col(c)] == "True").collect());
+        Table {
+            name: "product".into(),
+            keys: vec![("spec_id".into(), Key::Texts(f.rows.iter().map(|r| r[0].clone()).collect()))],
+            columns: vec![
+                ("premium_type".into(), texts("premium_type")),
+                ("has_surr_charge".into(), bools("has_surr_charge")),
+                ("surr_charge_id".into(), texts("surr_charge_id")),
+                (
+                    "load_prem_rate".into(),
+                    ColumnData::Numbers(f.rows.iter().map(|r| num(&r[f.col("load_prem_rate")])).collect()),
+                ),
+                ("is_wl".into(), bools("is_wl")),
+            ],
+            missing: None,
+        }
+    }
+
+    /// `surr_charge_table[duration, type]`: the charge by policy year (the last ultimate) and charge type.
+    pub fn surr_charge(f: &Csv) -> Table {
+        Table {
+            name: "surr_charge_table".into(),
+            keys: vec![
+                ("duration".into(), ints(0..f.rows.len() as i64, true)),
+                ("type".into(), Key::Texts(f.header[1..].to_vec())),
+            ],
+            columns: vec![(
+                "rate".into(),
+                ColumnData::Numbers(f.rows.iter().flat_map(|r| r[1..].iter().map(|c| num(c))).collect()),
+            )],
+            missing: Some(0.0),
+        }
+    }
+
+    /// `std_norm_rand[scen_id, t]`: the standard normal draws by scenario and month, scenario-major.
+    pub fn draws(f: &Csv) -> Table {
+        let scenarios = f.rows.iter().map(|r| num(&r[0]) as i64).max().unwrap();
+        let months = f.rows.len() as i64 / scenarios;
+        Table {
+            name: "std_norm_rand".into(),
+            keys: vec![("scen_id".into(), ints(1..=scenarios, false)), ("t".into(), ints(0..months, false))],
+            columns: vec![("std_norm_rand".into(), ColumnData::Numbers(f.rows.iter().map(|r| num(&r[2])).collect()))],
+            missing: None,
+        }
+    }
+
+    /// `premium_table[age_at_entry, policy_term]`: a full grid, age-major.
+    pub fn premium(f: &Csv) -> Table {
+        let mut ages: Vec<i64> = f.rows.iter().map(|r| num(&r[0]) as i64).collect();
+        let mut terms: Vec<i64> = f.rows.iter().map(|r| num(&r[1]) as i64).collect();
+        ages.dedup();
+        terms.sort();
+        terms.dedup();
+        assert_eq!(ages.len() * terms.len(), f.rows.len(), "the premium table is a full grid, age-major");
+        Table {
+            name: "premium_table".into(),
+            keys: vec![("age_at_entry".into(), ints(ages, false)), ("policy_term".into(), ints(terms, false))],
+            columns: vec![("premium_rate".into(), ColumnData::Numbers(f.rows.iter().map(|r| num(&r[2])).collect()))],
+            missing: None,
+        }
+    }
+}
+
+/// One model: its folder, its file, the tables it reads and how its goldens' columns name its cells.
+struct Spec {
+    folder: &'static str,
+    model: &'static str,
+    tables: fn(&Folder) -> Vec<Table>,
+    /// Scenarios 1..=n, each a run with the parameter `scen_id` (0: the model has none).
+    scenarios: usize,
+    /// The goldens' suffix: `_first100` for the savings examples' runs of their first 100 scenarios.
+    suffix: &'static str,
+    /// `result_cf` / `result_pols` columns → the cells summed over the points each month.
+    cf: &'static [(&'static str, &'static str)],
+    pols: &'static [(&'static str, &'static str)],
+    /// Audit columns with no cell, and why.
+    audit_skip: &'static [&'static str],
+    /// Results after lifelib's `result_pv` columns (checked elsewhere).
+    extra_results: usize,
+}
+
+/// The monthly values and present values of every point, by running the model file.
+struct Run {
+    cells: Vec<String>,
+    months: usize,
+    /// By `point` (or `point,scenario`): the results (lifelib's `result_pv` columns, in order).
+    results: HashMap<String, Vec<f64>>,
+    /// By scenario (0 without), per cell, per month: the sum over the points in point order.
+    totals: HashMap<usize, Vec<Vec<f64>>>,
+    /// The first point's monthly rows (scenario 1).
+    audit: Vec<f64>,
+}
+
+/// A golden's rows of one scenario (all rows for a model without).
+fn of_scenario(golden: &Csv, scenario: usize) -> Vec<&Vec<String>> {
+    match golden.header.iter().position(|h| h == "scen_id") {
+        Some(c) => golden.rows.iter().filter(|r| num(&r[c]) as usize == scenario).collect(),
+        None => golden.rows.iter().collect(),
+    }
+}
+
+fn run(spec: &Spec, native: bool, limit: Option<usize>) -> Run {
+    run_with(spec, native, limit, &[])
+}
+
+/// [`run`] with parameters of the model set (EX2's `sim_id`).
+fn run_with(spec: &Spec, native: bool, limit: Option<usize>, extra: &[(&str, f64)]) -> Run {
+    let f = folder(spec.folder);
+    let points = f.csv("model_point_table");
+    let cf = f.csv(&format!("result_cf{}", spec.suffix));
+    let months = cf.rows.iter().map(|r| num(&r[cf.col("t")]) as usize + 1).max().unwrap();
+    // Model-point columns after the index: numbers, or text where any value is not one.
+    let attributes: Vec<Attribute> = points.header[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let number = points.rows.iter().all(|r| r[i + 1].parse::<f64>().is_ok());
+            Attribute { name: name.clone(), kind: if number { ValueKind::Number } else { ValueKind::Text } }
+        })
+        .collect();
+    let source = text(&f.dir.join(spec.model));
+    let tables = (spec.tables)(&f);
+    let mut out = Run { cells: vec![], months, results: HashMap::new(), totals: HashMap::new(), audit: vec![] };
+    let scenarios: Vec<usize> = if spec.scenarios == 0 { vec![0] } else { (1..=spec.scenarios).collect() };
+    for scenario in scenarios {
+        let mut params: Vec<(&str, f64)> = extra.to_vec();
+        if scenario > 0 {
+            params.push(("scen_id", scenario as f64));
+        }
+        let mut program =
+            compile_projection(spec.model, &source, &attributes, &tables, &params).unwrap_or_else(|e| panic!("{e}"));
+        if native {
+            program.compile_native().unwrap();
+        }
+        out.cells = program.cells().map(str::to_string).collect();
+        let width = out.cells.len();
+        let mut rows = vec![0.0; months * width];
+        let mut totals = vec![vec![0.0; months]; width];
+        let mut runner = program.runner();
+        let n = limit.unwrap_or(points.rows.len()).min(points.rows.len());
+        for (p, row) in points.rows[..n].iter().enumerate() {
+            let values: Vec<AttrValue> = attributes
+                .iter()
+                .zip(&row[1..])
+                .map(|(a, v)| match a.kind {
+                    ValueKind::Text => AttrValue::Text(v),
+                    _ => AttrValue::Number(num(v)),
+                })
+                .collect();
+            runner.run(&values, months, Some(&mut rows)).unwrap_or_else(|e| panic!("point {}: {e}", row[0]));
+            let key = if scenario == 0 { row[0].clone() } else { format!("{},{scenario}", row[0]) };
+            out.results.insert(key, runner.results().collect());
+            for (c, total) in totals.iter_mut().enumerate() {
+                for (t, x) in total.iter_mut().enumerate() {
+                    *x += rows[t * width + c];
+                }
+            }
+            if p == 0 && scenario <= 1 {
+                out.audit = rows.clone();
+            }
+        }
+        out.totals.insert(scenario, totals);
+    }
+    out
+}
+
+/// The largest difference over a row, relative to the row's largest golden magnitude; asserts it is within
+/// 1e-12. Returns (bit-identical values, values, the largest relative difference).
+fn close(what: &str, got: &[f64], want: &[f64]) -> (usize, usize, f64) {
+    assert_eq!(got.len(), want.len(), "{what}: {} values, the golden has {}", got.len(), want.len());
+    let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let worst = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0f64, f64::max);
+    assert!(worst <= 1e-12 * scale, "{what}: off by {worst:e} (scale {scale:e})\n got {got:?}\nwant {want:?}");
+    let same = got.iter().zip(want).filter(|(g, w)| g.to_bits() == w.to_bits() || **g == **w).count();
+    (same, got.len(), if scale > 0.0 { worst / scale } else { worst })
+}
+
+/// The golden monthly columns `(golden, cell)` against the run's totals, month by month, scenario by scenario
+/// (or, where the golden sums the scenarios too, summed over them).
+fn check_monthly(spec: &Spec, run: &Run, golden: &Csv, columns: &[(&str, &str)]) {
+    let cols: Vec<(usize, usize)> = columns
+        .iter()
+        .map(|(g, c)| {
+            let cell = run.cells.iter().position(|n| n == c).unwrap_or_else(|| panic!("{}: no cell '{c}'", spec.model));
+            (golden.col(g), cell)
+        })
+        .collect();
+    let mut by_scenario: Vec<(usize, Vec<Vec<f64>>)> = run.totals.iter().map(|(s, t)| (*s, t.clone())).collect();
+    by_scenario.sort_by_key(|(s, _)| *s);
+    if run.totals.len() > 1 && !golden.header.iter().any(|h| h == "scen_id") {
+        let mut sum = by_scenario[0].1.clone();
+        for (_, t) in &by_scenario[1..] {
+            for (a, b) in sum.iter_mut().flatten().zip(t.iter().flatten()) {
+                *a += b;
+            }
+        }
+        by_scenario = vec![(0, sum)];
+    }
+    for (scenario, totals) in &by_scenario {
+        let rows = of_scenario(golden, *scenario);
+        assert_eq!(rows.len(), run.months);
+        for (t, row) in rows.iter().enumerate() {
+            let want: Vec<f64> = cols.iter().map(|&(g, _)| num(&row[g])).collect();
+            let got: Vec<f64> = cols.iter().map(|&(_, c)| totals[c][t]).collect();
+            close(&format!("{}: scenario {scenario}, month {t}", spec.model), &got, &want);
+        }
+    }
+}
+
+/// lifelib's audit column name as the model's cell: `pols_if_at(BEF_MAT)` is `pols_if_bef_mat`,
+/// `claims(DEATH)` is `claims_death`.
+fn cell_name(column: &str) -> String {
+    column.replace("_at(", "_").replace('(', "_").replace(')', "").to_lowercase()
+}
+
+fn check(spec: &Spec) {
+    let f = folder(spec.folder);
+    let start = std::time::Instant::now();
+    let run = run(spec, true, None);
+    let took = start.elapsed();
+    let (same, all, worst) =
+        check_pvs(spec, &run, &f, &format!("result_pv{}", spec.suffix), &format!("result_pv_totals{}", spec.suffix));
+    check_monthly(spec, &run, &f.csv(&format!("result_cf{}", spec.suffix)), spec.cf);
+    if !spec.pols.is_empty() {
+        check_monthly(spec, &run, &f.csv(&format!("result_pols{}", spec.suffix)), spec.pols);
+    }
+    check_audit(spec, &run, &f);
+    eprintln!(
+        "{}: {} runs, {same} of {all} present values bit-identical to lifelib's, the rest within {worst:.1e} of \
+         their row; compiled and run natively in {took:.2?} (at most {} months a run)",
+        spec.model,
+        run.results.len(),
+        run.months
+    );
+}
+
+/// Present values per point (and scenario), and their totals in the golden's order: (bit-identical values,
+/// values, the largest relative difference).
+fn check_pvs(spec: &Spec, run: &Run, f: &Folder, name: &str, totals_name: &str) -> (usize, usize, f64) {
+    let pv = f.csv(name);
+    let keys = if spec.scenarios == 0 { 1 } else { 2 };
+    assert_eq!(pv.rows.len(), run.results.len(), "{}: points", spec.model);
+    let (mut same, mut all, mut worst) = (0, 0, 0.0f64);
+    let mut ordered = vec![];
+    for row in &pv.rows {
+        let key = row[..keys].join(",");
+        let got = run.results.get(&key).unwrap_or_else(|| panic!("{}: no run of {key}", spec.model));
+        let want: Vec<f64> = row[keys..].iter().map(|c| num(c)).collect();
+        assert_eq!(got.len(), want.len() + spec.extra_results, "{}: results", spec.model);
+        let got = &got[..want.len()];
+        let (s, n, w) = close(&format!("{}: point {key}", spec.model), got, &want);
+        same += s;
+        all += n;
+        worst = worst.max(w);
+        ordered.push(got);
+    }
+    let totals = f.csv(totals_name);
+    let want: Vec<f64> = totals.rows.iter().map(|r| num(&r[1])).collect();
+    let got: Vec<f64> = (0..want.len()).map(|k| ordered.iter().map(|r| r[k]).fold(0.0, |a, b| a + b)).collect();
+    close(&format!("{}: totals", spec.model), &got, &want);
+    (same, all, worst)
+}
+
+fn check_audit(spec: &Spec, run: &Run, f: &Folder) {
+    // The audit point: every cell lifelib evaluated, month by month (empty where lifelib's cell is undefined).
+    let audit = f.csv("audit_point1");
+    let width = run.cells.len();
+    let mut cells_checked = 0;
+    for (g, name) in audit.header.iter().enumerate().skip(1) {
+        if spec.audit_skip.contains(&name.as_str()) {
+            continue;
+        }
+        let cell = cell_name(name);
+        let c = run.cells.iter().position(|n| *n == cell).unwrap_or_else(|| {
+            panic!("{}: the audit's '{name}' is no cell of the model (looked for '{cell}')", spec.model)
+        });
+        let (got, want): (Vec<f64>, Vec<f64>) = audit
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r[g].is_empty())
+            .map(|(t, r)| {
+                let w = match r[g].as_str() {
+                    "True" => 1.0,
+                    "False" => 0.0,
+                    s => num(s),
+                };
+                (run.audit[t * width + c], w)
+            })
+            .unzip();
+        close(&format!("{}: audit '{name}'", spec.model), &got, &want);
+        cells_checked += 1;
+    }
+    assert!(cells_checked > 10);
+}
+
+/// The same bits interpreted and native, on the first points.
+fn interpreted_is_native(spec: &Spec) {
+    let (a, b) = (run(spec, false, Some(300)), run(spec, true, Some(300)));
+    let bits = |r: &Run| {
+        let mut keys: Vec<&String> = r.results.keys().collect();
+        keys.sort();
+        let mut scenarios: Vec<&usize> = r.totals.keys().collect();
+        scenarios.sort();
+        let results = keys.into_iter().flat_map(|k| &r.results[k]);
+        let totals = scenarios.into_iter().flat_map(|s| r.totals[s].iter().flatten());
+        results.chain(totals).map(|x| x.to_bits()).collect::<Vec<_>>()
+    };
+    assert!(bits(&a) == bits(&b), "{}: interpreted and native differ", spec.model);
+}
+
+fn basic_term(f: &Folder) -> Vec<Table> {
+    vec![tables::mort(&f.csv("mort_table")), tables::disc(&f.csv("disc_rate_ann"))]
+}
+
+fn basic_term_premium(f: &Folder) -> Vec<Table> {
+    let mut t = basic_term(f);
+    t.push(tables::premium(&f.csv("premium_table")));
+    t
+}
+
+fn savings(f: &Folder) -> Vec<Table> {
+    let mut t = basic_term(f);
+    t.push(tables::product(&f.csv("product_spec_table")));
+    t.push(tables::surr_charge(&f.csv("surr_charge_table")));
+    t.push(tables::draws(&f.csv("std_norm_rand")));
+    t
+}
+
+/// The savings examples: their own product and discount tables, the draws of their first 100 scenarios.
+fn savings_examples(f: &Folder) -> Vec<Table> {
+    vec![
+        tables::disc(&f.csv("disc_rate_ann")),
+        tables::product(&f.csv("product_spec_table")),
+        tables::surr_charge(&f.csv("surr_charge_table")),
+        tables::draws(&f.csv("std_norm_rand_first100")),
+    ]
+}
+
+const EXAMPLE_CF: &[(&str, &str)] = &[
+    ("Premiums", "premiums"),
+    ("Claims", "claims"),
+    ("Expenses", "expenses"),
+    ("Commissions", "commissions"),
+    ("Net Cashflow", "net_cf"),
+];
+
+const CASH_VALUE_EX1: Spec = Spec {
+    folder: "cashvalue_me_ex1",
+    model: "cashvalue_me_ex1.prj",
+    tables: savings_examples,
+    scenarios: 100,
+    suffix: "_first100",
+    cf: EXAMPLE_CF,
+    pols: POLS,
+    audit_skip: &[],
+    extra_results: 1,
+};
+
+#[test]
+fn cashvalue_me_ex1_reproduces_lifelib_on_its_first_100_scenarios() {
+    check(&CASH_VALUE_EX1);
+    interpreted_is_native(&CASH_VALUE_EX1);
+}
+
+/// The committed draws are the ones their check describes (made with them by `make_goldens.py`, which asserts
+/// they are the first 100 scenarios of the full runs, whose SHA-256 is `std_norm_rand_check.csv`'s): count,
+/// first, last and sum (numpy's pairwise sum, so within an ulp or so of this one).
+#[test]
+fn the_committed_draws_are_the_checked_ones() {
+    // EX2 reads the same file.
+    let path = |model: &str| folder(model).files["std_norm_rand_first100"].canonicalize().unwrap();
+    assert_eq!(path("cashvalue_me_ex2"), path("cashvalue_me_ex4"));
+    assert_eq!(path("cashvalue_me_ex1"), path("cashvalue_me_ex4"));
+    for model in ["cashvalue_me_ex1", "cashvalue_me_ex4"] {
+        let f = folder(model);
+        let draws = f.csv("std_norm_rand_first100");
+        let check = f.csv("std_norm_rand_first100_check");
+        let z: Vec<f64> = draws.rows.iter().map(|r| num(&r[draws.col("std_norm_rand")])).collect();
+        let row = &check.rows[0];
+        assert_eq!(z.len(), num(&row[check.col("count")]) as usize, "{model}");
+        assert_eq!(z.first().copied(), Some(num(&row[check.col("first")])), "{model}");
+        assert_eq!(z.last().copied(), Some(num(&row[check.col("last")])), "{model}");
+        let sum: f64 = z.iter().sum();
+        let want = num(&row[check.col("sum")]);
+        assert!((sum - want).abs() <= 1e-12 * z.iter().map(|x| x.abs()).sum::<f64>(), "{model}: sum {sum}, {want}");
+        // Scenario-major, 242 months each.
+        assert!(
+            draws
+                .rows
+                .iter()
+                .enumerate()
+                .all(|(i, r)| num(&r[0]) as usize == i / 242 + 1 && num(&r[1]) as usize == i % 242)
+        );
+    }
+}
+
+/// EX1's closed-form value of the maturity guarantee (its last result, `option_put`) over the moneyness points,
+/// against lifelib's `formula_option_put` (`option_values_moneyness.csv`, column `black_scholes`). The put does
+/// not depend on the scenario.
+#[test]
+fn cashvalue_me_ex1_closed_form_put_matches_lifelib() {
+    let f = folder("cashvalue_me_ex1");
+    let points = f.csv("model_point_moneyness");
+    let golden = f.csv("option_values_moneyness");
+    let attributes: Vec<Attribute> = points.header[1..]
+        .iter()
+        .map(|name| {
+            let kind = if name == "spec_id" || name == "sex" { ValueKind::Text } else { ValueKind::Number };
+            Attribute { name: name.clone(), kind }
+        })
+        .collect();
+    let source = text(&f.dir.join(CASH_VALUE_EX1.model));
+    let months = of_scenario(&f.csv("result_cf_first100"), 1).len();
+    for native in [false, true] {
+        let mut program = compile_projection(CASH_VALUE_EX1.model, &source, &attributes, &savings_examples(&f), &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        if native {
+            program.compile_native().unwrap();
+        }
+        assert_eq!(program.results().last(), Some("option_put"));
+        let mut runner = program.runner();
+        let mut worst = 0.0f64;
+        for (row, want) in points.rows.iter().zip(&golden.rows) {
+            assert_eq!(row[0], want[0]);
+            let values: Vec<AttrValue> = attributes
+                .iter()
+                .zip(&row[1..])
+                .map(|(a, v)| if a.kind == ValueKind::Text { AttrValue::Text(v) } else { AttrValue::Number(num(v)) })
+                .collect();
+            runner.run(&values, months, None).unwrap();
+            let put = runner.results().last().unwrap();
+            let want: Vec<f64> = want[1..].iter().map(|c| num(c)).collect();
+            let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let bs = want[golden.col("black_scholes") - 1];
+            assert!((put - bs).abs() <= 1e-12 * scale, "point {}: put {put}, lifelib {bs}", row[0]);
+            worst = worst.max((put - bs).abs() / scale);
+        }
+        eprintln!(
+            "EX1's closed-form put ({}): within {worst:.1e} of lifelib's",
+            if native { "native" } else { "interpreted" }
+        );
+    }
+}
+
+const CASH_VALUE_EX4: Spec = Spec {
+    folder: "cashvalue_me_ex4",
+    model: "cashvalue_me_ex4.prj",
+    tables: savings_examples,
+    scenarios: 100,
+    suffix: "_first100",
+    cf: EXAMPLE_CF,
+    pols: POLS,
+    audit_skip: &[],
+    extra_results: 0,
+};
+
+#[test]
+fn cashvalue_me_ex4_reproduces_lifelib_on_its_first_100_scenarios() {
+    check(&CASH_VALUE_EX4);
+    interpreted_is_native(&CASH_VALUE_EX4);
+}
+
+fn savings_ex2(f: &Folder) -> Vec<Table> {
+    let mut t = savings_examples(f);
+    t.push(tables::mort(&f.csv("mort_table")));
+    let sims = f.csv("sim_param_table");
+    let bools = |c: &str| ColumnData::Bools(sims.rows.iter().map(|r| r[sims.col(c)] == "True").collect());
+    t.push(Table {
+        name: "sim_param_table".into(),
+        keys: vec![(
+            "sim_id".into(),
+            Key::Ints { values: sims.rows.iter().map(|r| num(&r[0]) as i64).collect(), ultimate: false },
+        )],
+        columns: ["has_fees", "has_mortality", "has_lapse", "is_lapse_dynamic"]
+            .iter()
+            .map(|c| (c.to_string(), bools(c)))
+            .collect(),
+        missing: None,
+    });
+    t
+}
+
+const CASH_VALUE_EX2: Spec = Spec {
+    folder: "cashvalue_me_ex2",
+    model: "cashvalue_me_ex2.prj",
+    tables: savings_ex2,
+    scenarios: 100,
+    suffix: "_first100",
+    cf: EXAMPLE_CF,
+    pols: POLS,
+    audit_skip: &[],
+    extra_results: 3,
+};
+
+/// EX2, simulation by simulation (`sim_id` 1..=5): present values, monthly vectors, the audit point (simulation
+/// 1) and `Summary.result()`, the means over the scenarios of the guarantees' costs and the fees.
+#[test]
+fn cashvalue_me_ex2_reproduces_lifelib_on_its_first_100_scenarios() {
+    let spec = &CASH_VALUE_EX2;
+    let f = folder(spec.folder);
+    let filter = |golden: &Csv, sim: usize| Csv {
+        header: golden.header.clone(),
+        rows: golden.rows.iter().filter(|r| num(&r[golden.col("sim_id")]) as usize == sim).cloned().collect(),
+    };
+    let (cf, pols, summary) =
+        (f.csv("result_cf_first100"), f.csv("result_pols_first100"), f.csv("summary_result_first100"));
+    let sims = f.csv("sim_param_table").rows.len();
+    assert_eq!(sims, 5);
+    for sim in 1..=sims {
+        let run = run_with(spec, true, None, &[("sim_id", sim as f64)]);
+        let (same, all, worst) = check_pvs(
+            spec,
+            &run,
+            &f,
+            &format!("result_pv_sim{sim}_first100"),
+            &format!("result_pv_totals_sim{sim}_first100"),
+        );
+        check_monthly(spec, &run, &filter(&cf, sim), spec.cf);
+        check_monthly(spec, &run, &filter(&pols, sim), spec.pols);
+        if sim == 1 {
+            check_audit(spec, &run, &f);
+        }
+        // Summary: per point, the means over the scenarios (the model's last three results).
+        let rows = filter(&summary, sim);
+        for row in &rows.rows {
+            let point = &row[rows.col("point_id")];
+            let runs: Vec<&Vec<f64>> = (1..=spec.scenarios).map(|s| &run.results[&format!("{point},{s}")]).collect();
+            let n = runs.len() as f64;
+            let mean = |f: &dyn Fn(&[f64]) -> f64| runs.iter().map(|r| f(r)).sum::<f64>() / n;
+            let k = runs[0].len() - 3;
+            let (gmdb, gmab, fees) = (mean(&|r| r[k]), mean(&|r| r[k + 1]), mean(&|r| r[k + 2]));
+            let total = mean(&|r| r[k] + r[k + 1]);
+            let got = [gmdb, gmab, total, fees, fees / total];
+            let want: Vec<f64> = ["GMDB", "GMAB", "GMxB Total", "PV Fees", "Coverage Ratio"]
+                .iter()
+                .map(|c| num(&row[rows.col(c)]))
+                .collect();
+            close(&format!("EX2 summary, simulation {sim}, point {point}"), &got[..4], &want[..4]);
+            close(&format!("EX2 coverage ratio, simulation {sim}, point {point}"), &got[4..], &want[4..]);
+        }
+        eprintln!(
+            "{} simulation {sim}: {} runs, {same} of {all} present values bit-identical to lifelib's, the rest \
+             within {worst:.1e} of their row",
+            spec.model,
+            run.results.len()
+        );
+    }
+    interpreted_is_native(spec);
+}
+
+const POLS: &[(&str, &str)] = &[
+    ("pols_if", "pols_if"),
+    ("pols_maturity", "pols_maturity"),
+    ("pols_new_biz", "pols_new_biz"),
+    ("pols_death", "pols_death"),
+    ("pols_lapse", "pols_lapse"),
+];
+
+const CASH_VALUE_SE: Spec = Spec {
+    folder: "cashvalue_se",
+    model: "cashvalue_se.prj",
+    tables: savings,
+    scenarios: 10,
+    suffix: "",
+    cf: &[
+        ("Premiums", "premiums"),
+        ("Death", "claims_death"),
+        ("Lapse", "claims_lapse"),
+        ("Matuirty", "claims_maturity"),
+        ("Expenses", "expenses"),
+        ("Commissions", "commissions"),
+        ("Investment Income", "inv_income"),
+        ("Change in AV", "av_change"),
+        ("Net Cashflow", "net_cf"),
+    ],
+    pols: POLS,
+    audit_skip: &[],
+    extra_results: 0,
+};
+
+#[test]
+fn cashvalue_se_reproduces_lifelib() {
+    check(&CASH_VALUE_SE);
+    interpreted_is_native(&CASH_VALUE_SE);
+}
+
+const BASIC_CF: &[(&str, &str)] = &[
+    ("Premiums", "premiums"),
+    ("Claims", "claims"),
+    ("Expenses", "expenses"),
+    ("Commissions", "commissions"),
+    ("Net Cashflow", "net_cf"),
+];
+
+const BASIC_TERM_M: Spec = Spec {
+    folder: "basicterm_m",
+    model: "basicterm_m.prj",
+    tables: basic_term,
+    scenarios: 0,
+    suffix: "",
+    cf: BASIC_CF,
+    pols: &[],
+    audit_skip: &[],
+    extra_results: 0,
+};
+
+const BASIC_TERM_S: Spec = Spec {
+    folder: "basicterm_s",
+    model: "basicterm_s.prj",
+    tables: basic_term,
+    scenarios: 0,
+    suffix: "",
+    cf: BASIC_CF,
+    pols: &[],
+    audit_skip: &[],
+    extra_results: 0,
+};
+
+#[test]
+fn basicterm_s_reproduces_lifelib() {
+    check(&BASIC_TERM_S);
+    interpreted_is_native(&BASIC_TERM_S);
+}
+
+const BASIC_TERM_SE: Spec = Spec {
+    folder: "basicterm_se",
+    model: "basicterm_se.prj",
+    tables: basic_term_premium,
+    scenarios: 0,
+    suffix: "",
+    cf: BASIC_CF,
+    pols: POLS,
+    audit_skip: &[],
+    extra_results: 0,
+};
+
+#[test]
+fn basicterm_se_reproduces_lifelib() {
+    check(&BASIC_TERM_SE);
+    interpreted_is_native(&BASIC_TERM_SE);
+}
+
+#[test]
+fn basicterm_m_reproduces_lifelib() {
+    check(&BASIC_TERM_M);
+    interpreted_is_native(&BASIC_TERM_M);
+}
