@@ -15,7 +15,11 @@
 //! is native), text values become numbered symbols. [`Projection::run`] then runs a policy without
 //! allocating.
 
+mod read;
 mod syntax;
+
+pub use read::{Points, read_points, read_table, scenario_ids};
+pub use syntax::{KeyDecl, TableDecl};
 
 use std::collections::{HashMap, HashSet};
 
@@ -282,6 +286,7 @@ impl<'a> Compiler<'a> {
         let (v, k) = self.expr(node)?;
         if k != want {
             let what = match &node.0 {
+                Expr::Attr(n) if n == SCENARIO => format!("'scenario' is {}", k.word()),
                 Expr::Attr(n) => format!("'mp.{n}' is {}", k.word()),
                 Expr::Name(n, _) => format!("'{n}' is {}", k.word()),
                 _ => format!("this is {}", k.word()),
@@ -315,8 +320,11 @@ impl<'a> Compiler<'a> {
             Expr::Text(s) => (Val::Const(self.symbol(s)), Text),
             Expr::Attr(name) => match self.attrs.get(name.as_str()) {
                 Some(&(i, kind)) => (Val::Reg((1 + self.em.n_states + i) as u32, Level::Param), kind),
+                None if name == SCENARIO => {
+                    return Err(self.e(pos, "'scenario' is the run's scenario id, which this run does not give"));
+                }
                 None => {
-                    let mut known: Vec<&str> = self.attrs.keys().copied().collect();
+                    let mut known: Vec<&str> = self.attrs.keys().copied().filter(|a| *a != SCENARIO).collect();
                     known.sort();
                     return Err(self.e(
                         pos,
@@ -870,6 +878,51 @@ fn month_only_cells<'a>(
     out
 }
 
+/// The attribute a host gives for the run's scenario id, which the model reads as `scenario` (a model without a
+/// scenario table runs the one scenario 1).
+pub const SCENARIO: &str = "\0scenario";
+
+/// The tables a model declares (`table NAME(…) …`), in order; the one named `mp` describes the model points.
+pub fn table_declarations(file: &str, source: &str) -> Result<Vec<TableDecl>, String> {
+    let stmts = syntax::parse(source).map_err(|Located { pos, message }| err(file, pos, message))?;
+    let mut out: Vec<TableDecl> = vec![];
+    for t in stmts.into_iter().filter_map(|s| s.table) {
+        if let Some(first) = out.iter().find(|o| o.name == t.name) {
+            return Err(err(
+                file,
+                t.pos,
+                format!("table '{}' is declared twice (first at line {})", t.name, first.pos.line),
+            ));
+        }
+        out.push(t);
+    }
+    if out.iter().filter(|t| t.keys.iter().any(|k| k.scenarios)).count() > 1 {
+        let second =
+            out.iter().filter(|t| t.keys.iter().any(|k| k.scenarios)).nth(1).map_or(Pos { line: 1, col: 1 }, |t| t.pos);
+        return Err(err(file, second, "only one table can list the scenarios"));
+    }
+    Ok(out)
+}
+
+/// `scenario` (unless the model defines that name) is the run's scenario id: the attribute [`SCENARIO`].
+fn read_scenario(node: &mut Node) {
+    match &mut node.0 {
+        Expr::Name(n, When::Now) if n == "scenario" => node.0 = Expr::Attr(SCENARIO.into()),
+        Expr::Num(_) | Expr::Text(_) | Expr::Attr(_) | Expr::Name(..) => {}
+        Expr::Table { keys: args, .. } | Expr::Call(_, args) => args.iter_mut().for_each(read_scenario),
+        Expr::Unary(_, a) => read_scenario(a),
+        Expr::Binary(_, a, b) => {
+            read_scenario(a);
+            read_scenario(b);
+        }
+        Expr::If(c, a, b) => {
+            read_scenario(c);
+            read_scenario(a);
+            read_scenario(b);
+        }
+    }
+}
+
 /// Compile a projection model. `file` names the source in errors; `attributes` are the model-point columns
 /// the model may read (`mp.NAME`); `tables` the assumption tables; `params` overrides parameter defaults.
 pub fn compile_projection(
@@ -879,7 +932,13 @@ pub fn compile_projection(
     tables: &[Table],
     params: &[(&str, f64)],
 ) -> Result<ProjectionProgram, String> {
-    let stmts = syntax::parse(source).map_err(|Located { pos, message }| err(file, pos, message))?;
+    let mut stmts = syntax::parse(source).map_err(|Located { pos, message }| err(file, pos, message))?;
+    // Declarations say how the host reads the tables; the model proper is the rest.
+    stmts.retain(|s| s.kind != Kind::Table);
+    if !stmts.iter().any(|s| s.name == "scenario") {
+        stmts.iter_mut().for_each(|s| read_scenario(&mut s.expr));
+    }
+    let stmts = stmts;
     let mut defs: HashMap<&str, (usize, Option<usize>)> = HashMap::new();
     let mut param_values = HashMap::new();
     let mut pvs = vec![];
@@ -912,6 +971,7 @@ pub fn compile_projection(
             }
             Kind::Pv => pvs.push(i),
             Kind::Result => results.push(i),
+            Kind::Table => {}
             Kind::Cell | Kind::Init => {
                 defs.insert(n, (i, None));
                 order.push(n);
