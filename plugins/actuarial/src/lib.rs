@@ -21,6 +21,7 @@
 
 mod data;
 mod engine;
+mod model;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,7 @@ use serde::Deserialize;
 
 pub use data::{Constants, Files, Kind, Point, Portfolio, Product};
 pub use engine::{MONTHLY_COLUMNS, Month, PvSink, Sink, audit_columns, project, pv_columns, run_length};
+pub use model::{ModelConfig, ModelProjector};
 pub use tables::TextFile;
 
 /// What one simulation of a case returns.
@@ -432,6 +434,14 @@ impl Plugin for ActuarialPlugin {
                     entry: Entry::Projection,
                 },
                 KindInfo {
+                    kind: "projection".into(),
+                    extensions: vec!["prj".into()],
+                    description: "a model file in the projection language (LANGUAGE.md): its declared tables, \
+                                  parameters and outputs"
+                        .into(),
+                    entry: Entry::Projection,
+                },
+                KindInfo {
                     kind: "basicterm".into(),
                     extensions: vec![],
                     description: "lifelib basiclife BasicTerm_ME: term-life projection of model points (tables: \
@@ -453,6 +463,11 @@ impl Plugin for ActuarialPlugin {
     }
 
     fn create_projection(kind: &str, config_json: &str) -> Result<Box<dyn Projector>, String> {
+        if kind == "projection" {
+            let config: ModelConfig =
+                serde_json::from_str(config_json).map_err(|e| format!("actuarial projection configuration: {e}"))?;
+            return Ok(Box::new(ModelProjector::new(config)?));
+        }
         let kind = parse_kind(kind)?;
         let config: ProjectionConfig =
             serde_json::from_str(config_json).map_err(|e| format!("actuarial projection configuration: {e}"))?;

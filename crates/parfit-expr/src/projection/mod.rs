@@ -129,6 +129,8 @@ pub struct ProjectionProgram {
     pvs: Vec<String>,
     results: Vec<(String, u32)>,
     symbols: HashMap<String, f64>,
+    /// The model's `output NAME = cell [as "label"], …` declarations, in order: (name, [(cell, label)]).
+    outputs: Vec<(String, Vec<(String, String)>)>,
 }
 
 const T_REG: u32 = 0;
@@ -935,6 +937,8 @@ pub fn compile_projection(
     let mut stmts = syntax::parse(source).map_err(|Located { pos, message }| err(file, pos, message))?;
     // Declarations say how the host reads the tables; the model proper is the rest.
     stmts.retain(|s| s.kind != Kind::Table);
+    let (output_stmts, rest): (Vec<Stmt>, Vec<Stmt>) = stmts.into_iter().partition(|s| s.kind == Kind::Output);
+    let mut stmts = rest;
     if !stmts.iter().any(|s| s.name == "scenario") {
         stmts.iter_mut().for_each(|s| read_scenario(&mut s.expr));
     }
@@ -971,7 +975,7 @@ pub fn compile_projection(
             }
             Kind::Pv => pvs.push(i),
             Kind::Result => results.push(i),
-            Kind::Table => {}
+            Kind::Table | Kind::Output => {}
             Kind::Cell | Kind::Init => {
                 defs.insert(n, (i, None));
                 order.push(n);
@@ -987,6 +991,24 @@ pub fn compile_projection(
                 format!("'{n}[0]' starts a recursion but there is no '{n}[t+1] = …'"),
             ));
         }
+    }
+    let mut outputs: Vec<(String, Vec<(String, String)>)> = vec![];
+    for o in &output_stmts {
+        if let Some((_, first)) = outputs.iter().zip(&output_stmts).find(|(x, _)| x.0 == o.name) {
+            return Err(err(
+                file,
+                o.pos,
+                format!("output '{}' is given twice (first at line {})", o.name, first.pos.line),
+            ));
+        }
+        for (n, p, _) in &o.list {
+            let result = stmts.iter().any(|s| s.kind == Kind::Result && s.name == *n);
+            if n != "t" && !defs.contains_key(n.as_str()) && !result {
+                return Err(err(file, *p, format!("output '{}': '{n}' is not a cell or result of the model", o.name)));
+            }
+        }
+        let list = o.list.iter().map(|(n, _, l)| (n.clone(), l.clone().unwrap_or_else(|| n.clone()))).collect();
+        outputs.push((o.name.clone(), list));
     }
     for &(name, v) in params {
         match param_values.get_mut(name) {
@@ -1124,6 +1146,7 @@ pub fn compile_projection(
         pvs: pv_terms.into_iter().map(|(n, _, _)| n).collect(),
         results: result_regs,
         symbols: c.symbols,
+        outputs,
     })
 }
 
@@ -1141,6 +1164,12 @@ impl ProjectionProgram {
     /// The results in definition order.
     pub fn results(&self) -> impl Iterator<Item = &str> {
         self.results.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The model's outputs (`output NAME = cell [as "label"], …`): each name and its (cell or result, label)
+    /// pairs (`t` is the month), in order.
+    pub fn outputs(&self) -> impl Iterator<Item = (&str, &[(String, String)])> {
+        self.outputs.iter().map(|(n, c)| (n.as_str(), c.as_slice()))
     }
 
     /// Instructions per policy and per month (the cost of a month is about its instruction count).

@@ -134,6 +134,8 @@ pub enum Kind {
     Param,
     /// `table name(key, …) …`: what a CSV table the model reads looks like ([`Stmt::table`]).
     Table,
+    /// `output name = cell, cell, …`: a list of cells the host reports together ([`Stmt::list`]).
+    Output,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +146,8 @@ pub struct Stmt {
     pub expr: Node,
     /// The declaration of a [`Kind::Table`] statement.
     pub table: Option<TableDecl>,
+    /// The names of a [`Kind::Output`] statement, each with its label (`premiums as "Premiums"`).
+    pub list: Vec<(String, Pos, Option<String>)>,
 }
 
 /// `table NAME(KEY [text] [ultimate] [across] [scenarios], …) [with COLUMN KIND, …] [missing NUMBER]`: the shape
@@ -351,12 +355,51 @@ impl Parser {
             _ => return self.unexpected("'with', 'missing' or the end of the line"),
         }
         let decl = TableDecl { name: name.clone(), pos, keys, columns, missing };
-        Ok(Stmt { kind: Kind::Table, name, pos, expr: (Expr::Num(0.0), at), table: Some(decl) })
+        Ok(Stmt { kind: Kind::Table, name, pos, expr: (Expr::Num(0.0), at), table: Some(decl), list: vec![] })
+    }
+
+    /// `output NAME = NAME [as "LABEL"], …`
+    fn output_decl(&mut self) -> Result<Stmt, Located> {
+        let at = self.bump().1;
+        // Any word names an output (`output pv = …`), keywords included.
+        let (name, pos) = match self.bump() {
+            (Tok::Ident(n), p) => (n, p),
+            (_, p) => return Err(Located::new(p, "expected the output's name")),
+        };
+        self.expect_sym("=")?;
+        let mut list = vec![];
+        loop {
+            let (n, p) = self.name("a cell's name")?;
+            let mut label = None;
+            if self.is_word("as") {
+                self.bump();
+                match self.bump() {
+                    (Tok::Str(l), _) => label = Some(l),
+                    (_, p) => return Err(Located::new(p, "'as' is followed by the column's label in quotes")),
+                }
+            }
+            list.push((n, p, label));
+            if !self.is_sym(",") {
+                break;
+            }
+            self.bump();
+        }
+        match self.peek() {
+            Tok::Newline | Tok::End => {}
+            _ => return self.unexpected("',' or the end of the line"),
+        }
+        Ok(Stmt { kind: Kind::Output, name, pos, expr: (Expr::Num(0.0), at), table: None, list })
     }
 
     fn statement(&mut self) -> Result<Stmt, Located> {
         if self.at_table() {
             return self.table_decl();
+        }
+        if self.is_word("output")
+            && matches!(self.toks.get(self.at + 1), Some((Tok::Ident(_), _)))
+            && matches!(self.toks.get(self.at + 2), Some((Tok::Sym("="), _)))
+        {
+            return self.output_decl();
         }
         let kind = if self.is_word("param") {
             self.bump();
@@ -404,7 +447,7 @@ impl Parser {
             self.expr()?
         };
         match self.peek() {
-            Tok::Newline | Tok::End => Ok(Stmt { kind, name, pos, expr, table: None }),
+            Tok::Newline | Tok::End => Ok(Stmt { kind, name, pos, expr, table: None, list: vec![] }),
             _ => self.unexpected("the end of the line"),
         }
     }
