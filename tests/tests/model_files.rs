@@ -168,6 +168,9 @@ fn bad_models_tables_and_constants_are_refused_at_their_place() {
     std::fs::write(dir.join("run.toml"), config).unwrap();
     let r = parfit(&["run", dir.join("run.toml").to_str().unwrap(), "--output", dir.join("out").to_str().unwrap()]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("constants: unknown parameter 'lapse_flor' (the model has: "), "{}", r.stderr);
+    let line = read(&dir.join("run.toml")).lines().position(|l| l.starts_with("lapse_flor")).unwrap() + 1;
+    // Placed at the value, as every configuration error.
+    let want = format!("run.toml:{line}:14: constants: unknown parameter 'lapse_flor' (the model has: ");
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
     assert!(!dir.join("out").exists());
 }

@@ -272,7 +272,14 @@ impl Projection {
             let model = resolve(model);
             json["model"] = json!({ "name": model.display().to_string(), "text": files.read(&model)? });
         }
-        let projector = create(&json.to_string()).map_err(|e| input(format!("{origin}: {e}")))?;
+        let projector = create(&json.to_string()).map_err(|e| {
+            // A plugin's error about one of the constants is placed at its key.
+            let key = p.constants.keys().find(|k| e.starts_with("constants: ") && e.contains(&format!("'{k}'")));
+            match key {
+                Some(k) => input(format!("{}: {e}", locate(path, &config.text, &["projection", "constants", k]))),
+                None => input(format!("{origin}: {e}")),
+            }
+        })?;
         let spec = projector.spec();
         let n_points = spec.points;
         if n_points != ids.len() {
