@@ -161,6 +161,25 @@ fn bad_models_tables_and_constants_are_refused_at_their_place() {
         ("model_point_samples.csv", &|t: &str| t.replace("2,B,50,M,20", "2,B,5O,M,20")),
         &["model_point_samples.csv:3:3: column 'age_at_entry': expected a number, found '5O'"],
     );
+    // The model's checks of each point.
+    refused(
+        "product",
+        same,
+        ("model_point_samples.csv", &|t: &str| t.replace("3,C,20", "3,X,20")),
+        &["model_point_samples.csv:4: policy 3: its spec_id is not a product of the product table", "'known_product'"],
+    );
+    refused(
+        "count",
+        same,
+        ("model_point_samples.csv", &|t: &str| t.replace("4,D,50,M,9999,100", "4,D,50,M,9999,-100")),
+        &["model_point_samples.csv:5: policy 4: its policy_count, sum_assured, premium_pp or av_pp_init is negative"],
+    );
+    refused(
+        "curve",
+        same,
+        ("disc_rate_ann.csv", &|t: &str| t.lines().take(20).map(|l| format!("{l}\n")).collect()),
+        &["model_point_samples.csv:3: policy 2: the discount curve does not reach its last month"],
+    );
     // A parameter the model does not have.
     let dir = savings_copy("constant", same, ("", &same));
     let config =

@@ -139,6 +139,16 @@ impl ModelProjector {
             }
         };
         let (horizon_cell, months_cell) = (single("horizon")?, single("months")?);
+        // Conditions every point must meet, each with what it means when it fails.
+        let checks: Vec<(usize, String, String)> = output("checks")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(c, label)| {
+                cell_index(&program, &c)
+                    .map(|i| (i, c.clone(), label))
+                    .ok_or_else(|| format!("{file}: output 'checks': '{c}' is a result, not a cell"))
+            })
+            .collect::<Result<_, _>>()?;
         let results: Vec<&str> = program.results().collect();
         let (pv, pv_names): (Vec<usize>, Vec<String>) = match output("pv") {
             Some(list) => list
@@ -161,7 +171,7 @@ impl ModelProjector {
         let outputs: Vec<(String, Vec<(String, String)>)> =
             program.outputs().map(|(n, c)| (n.to_string(), c.to_vec())).collect();
         for (name, list) in &outputs {
-            if matches!(name.as_str(), "horizon" | "months" | "pv") {
+            if matches!(name.as_str(), "horizon" | "months" | "pv" | "checks") {
                 continue;
             }
             let columns = cell(list, name)?;
@@ -186,12 +196,20 @@ impl ModelProjector {
             attrs.push(AttrValue::Number(first));
             let at = |e: String| format!("{} (line {}): {e}", points.ids[i], points.lines[i]);
             let (mut end, mut len) = (0.0, f64::INFINITY);
-            if horizon_cell.is_some() || months_cell.is_some() {
+            if horizon_cell.is_some() || months_cell.is_some() || !checks.is_empty() {
                 run.run(&attrs, 1, Some(&mut row)).map_err(at)?;
                 for (cell, slot) in [(horizon_cell, &mut end), (months_cell, &mut len)] {
                     if let Some(c) = cell {
                         *slot = row[c];
                     }
+                }
+                if let Some((_, cell, label)) = checks.iter().find(|(c, _, _)| row[*c] != 1.0) {
+                    return Err(format!(
+                        "{}:{}: policy {}: {label} (the check '{cell}' of {file})",
+                        points_name(&files),
+                        points.lines[i],
+                        points.ids[i]
+                    ));
                 }
             }
             if !(end.is_finite() && (0.0..=MAX_MONTHS).contains(&end.floor())) {
