@@ -169,6 +169,12 @@ fn bad_models_tables_and_constants_are_refused_at_their_place() {
         &["model_point_samples.csv:4: policy 3: its spec_id is not a product of the product table", "'known_product'"],
     );
     refused(
+        "age",
+        same,
+        ("model_point_samples.csv", &|t: &str| t.replace("2,B,50", "2,B,130")),
+        &["model_point_samples.csv:3: policy 2: its age_at_entry is outside the mortality table"],
+    );
+    refused(
         "count",
         same,
         ("model_point_samples.csv", &|t: &str| t.replace("4,D,50,M,9999,100", "4,D,50,M,9999,-100")),

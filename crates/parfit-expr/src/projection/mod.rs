@@ -136,8 +136,8 @@ pub struct ProjectionProgram {
 const T_REG: u32 = 0;
 
 /// Functions of the language and their number of arguments.
-const FUNCTIONS: [(&str, usize); 8] =
-    [("min", 2), ("max", 2), ("exp", 1), ("log", 1), ("sqrt", 1), ("abs", 1), ("floor", 1), ("round", 1)];
+const FUNCTIONS: [(&str, usize); 9] =
+    [("min", 2), ("max", 2), ("exp", 1), ("log", 1), ("sqrt", 1), ("abs", 1), ("floor", 1), ("round", 1), ("has", 1)];
 
 struct Compiler<'a> {
     file: &'a str,
@@ -174,6 +174,8 @@ struct Compiler<'a> {
     derived_column: Option<(u32, ValueKind, f64)>,
     /// What each cell is a function of, once known.
     sources: HashMap<String, Source>,
+    /// Set by `has(TABLE[keys])`: the next table read gives whether the table has the keys, not its value.
+    membership: bool,
 }
 
 /// What a value is a function of: nothing that varies, one table read (by its position), or more.
@@ -403,6 +405,14 @@ impl<'a> Compiler<'a> {
     }
 
     fn call(&mut self, f: &str, args: &[Node], pos: Pos) -> Result<(Val, ValueKind), String> {
+        if f == "has" {
+            // `has(TABLE[KEY, …])`: whether the table has a row for the keys (a condition).
+            let [(Expr::Table { name, keys, column }, at)] = args else {
+                return Err(self.e(pos, "has takes one table read, e.g. has(mort[mp.age_at_entry, 0])"));
+            };
+            self.membership = true;
+            return self.lookup(name, keys, column.as_deref(), *at);
+        }
         let Some(&(_, n)) = FUNCTIONS.iter().find(|(name, _)| *name == f) else {
             let names: Vec<&str> = FUNCTIONS.iter().map(|(n, _)| *n).collect();
             return Err(self.e(pos, format!("unknown function '{f}' (there are: {})", names.join(", "))));
@@ -455,6 +465,7 @@ impl<'a> Compiler<'a> {
         column: Option<&str>,
         pos: Pos,
     ) -> Result<(Val, ValueKind), String> {
+        let membership = std::mem::take(&mut self.membership);
         let Some(&table) = self.tables.get(name) else {
             let what = if self.defs.contains_key(name) || self.params.contains_key(name) {
                 format!(
@@ -476,6 +487,7 @@ impl<'a> Compiler<'a> {
         }
         let col = match column {
             Some(c) => c.to_string(),
+            None if membership => table.columns.first().map_or(String::new(), |c| c.0.clone()),
             None if table.columns.len() == 1 => table.columns[0].0.clone(),
             None => {
                 let names: Vec<&str> = table.columns.iter().map(|(n, _)| n.as_str()).collect();
@@ -537,6 +549,9 @@ impl<'a> Compiler<'a> {
             let scaled = self.op(Op::Mul, index, Val::Const(key.len() as f64));
             index = self.op(Op::Add, scaled, p);
             ok = self.op(Op::And, ok, inside);
+        }
+        if membership {
+            return Ok((ok, ValueKind::Bool));
         }
         let missing = match kind {
             ValueKind::Number => table.missing.unwrap_or(f64::NAN),
@@ -659,6 +674,8 @@ impl<'a> Compiler<'a> {
                 _ if self.tables.contains_key(name.as_str()) => Source::Read(*pos),
                 _ => Source::Many,
             },
+            // A membership test is not a function of the value read.
+            Expr::Call(f, _) if f == "has" => Source::Many,
             Expr::Call(_, args) => args.iter().fold(Source::Const, |v, a| {
                 let s = self.source(a);
                 combine(v, s)
@@ -1050,6 +1067,7 @@ pub fn compile_projection(
             substitute: None,
             derived_column: None,
             sources: HashMap::new(),
+            membership: false,
         };
         for t in tables {
             c.load(t)?;
@@ -1431,6 +1449,17 @@ r = terms[10 + 5 * t]
         let mut row = [0.0];
         run.run(&[AttrValue::Number(0.0), AttrValue::Text("Z")], 1, Some(&mut row)).unwrap();
         assert!(row[0].is_nan());
+    }
+
+    #[test]
+    fn has_tells_whether_a_table_has_the_keys() {
+        let src = "in_mort = has(mort[40 + t, 5])\nin_spec = has(spec[mp.product])\nin_terms = has(terms[10 + t])\n";
+        let (rows, _) = run_model(src, 0.0, "B", 3);
+        // Ages 40, 41 then none (a year past the last is ultimate); product B; term 10 only.
+        assert_eq!(rows, vec![vec![1.0, 1.0, 1.0], vec![1.0, 1.0, 0.0], vec![0.0, 1.0, 0.0]]);
+        let (rows, _) = run_model("x = has(spec[mp.product])\n", 0.0, "Z", 1);
+        assert_eq!(rows, vec![vec![0.0]]);
+        assert_eq!(error("x = has(1)\n"), "m.prj:1:5: has takes one table read, e.g. has(mort[mp.age_at_entry, 0])");
     }
 
     #[test]
