@@ -2,9 +2,11 @@
 //! term-life model `BasicTerm_ME` (kind `basicterm`), configured by data — model points, product spec,
 //! mortality, surrender charges, discount curve, fund-return scenarios, premium rates — and named constants.
 //!
-//! Both kinds are projections (plugin ABI v3's projection entry point, [`PortfolioProjector`]): the host asks
-//! for blocks of model points (0-based rows of the model point table) under scenario ids of the scenario table
-//! (`basicterm` has the one scenario 1), and for any of the described result tables:
+//! Both kinds are projections (plugin ABI v3's projection entry point) of the bundled model files
+//! `models/cashvalue_me.prj` and `models/basicterm_me.prj` (the projection language, LANGUAGE.md), and the kind
+//! `projection` (files `.prj`) is any model file ([`ModelProjector`]): the host asks for blocks of model points
+//! (0-based rows of the model point table) under scenario ids (the model's `scenarios` key; `basicterm` has the
+//! one scenario 1), and for any of the tables the model's `output` declarations describe:
 //!
 //! - `pv` (a row per point and scenario): lifelib's `result_pv` row of the point;
 //! - `result_cf` and `result_pols` (a row per month, summed over the block's points and scenarios): lifelib's
@@ -12,12 +14,11 @@
 //! - `audit` (a row per point, scenario and month): every intermediate quantity of a point.
 //!
 //! The model point table is read by the plugin with the other tables, because its text columns (product, sex)
-//! cannot cross the ABI as numbers and because only the plugin can check a row against the product and
-//! mortality tables.
+//! cannot cross the ABI as numbers and because the model's checks of each row read the other tables.
 //!
-//! [`ProjectionModel`] is the same engine as a core `Model` through the ABI's model entry point (one point and
-//! scenario per case, its output chosen by [`Output`]): one point's values, for the crate's tests against
-//! lifelib and for a `[model]` table or Python's `parfit.Model`. Projection runs never use it.
+//! [`ProjectionModel`] is the hand-written engine (`engine.rs`) as a core `Model` through the ABI's model entry
+//! point (one point and scenario per case, its output chosen by [`Output`]): one point's values, for a `[model]`
+//! table or Python's `parfit.Model`, and the reference the model files are held to (`tests/language.rs`).
 
 mod data;
 mod engine;
@@ -30,7 +31,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use parfit_abi::{Entry, KindInfo, Plugin, PluginInfo};
 use parfit_core::model::downcast_workspace;
-use parfit_core::projection::{ProjectionSpec, Projector, ResultTable, Scope};
+use parfit_core::projection::Projector;
 use parfit_core::{Model, ModelSpec, OutputKind, SimError, Workspace};
 use serde::Deserialize;
 
@@ -265,147 +266,84 @@ impl Model for ProjectionModel {
     }
 }
 
-/// The result tables of a projection, in the order [`PortfolioProjector`] describes them.
-const PV: usize = 0;
-const RESULT_CF: usize = 1;
-const RESULT_POLS: usize = 2;
-const AUDIT: usize = 3;
-/// `result_cf`'s columns are the first ones of [`MONTHLY_COLUMNS`], `result_pols`'s the rest.
-const CF_COLUMNS: usize = 5;
+/// The bundled model files: the kinds `cashvalue` and `basicterm` are these models over tables given by role.
+const CASHVALUE_ME: &str = include_str!("../models/cashvalue_me.prj");
+const BASICTERM_ME: &str = include_str!("../models/basicterm_me.prj");
 
-/// A portfolio's projection through the ABI's projection entry point: blocks of points in, the tables `pv`,
-/// `result_cf`, `result_pols` and `audit` out.
-#[derive(Debug)]
-pub struct PortfolioProjector {
-    portfolio: Arc<Portfolio>,
-    spec: ProjectionSpec,
-}
-
-impl PortfolioProjector {
-    /// Read and check the tables of `config` for a projection of `kind`.
-    pub fn new(kind: Kind, config: ProjectionConfig) -> Result<PortfolioProjector, String> {
-        let portfolio = cached_portfolio(kind, &config.tables, &config.constants)?;
-        Ok(PortfolioProjector::with_portfolio(portfolio))
-    }
-
-    pub fn with_portfolio(portfolio: Arc<Portfolio>) -> PortfolioProjector {
-        let kind = portfolio.kind;
-        let table = |name: &str, scope, columns: &[&str]| ResultTable {
-            name: name.into(),
-            scope,
-            columns: columns.iter().map(|c| c.to_string()).collect(),
-        };
-        let spec = ProjectionSpec {
-            name: kind_name(kind).to_string(),
-            points: portfolio.points.len(),
-            horizon: portfolio.horizon,
-            scenarios: (0..portfolio.scenarios as i64).map(|k| portfolio.first_scenario + k).collect(),
-            point_months: portfolio.points.iter().map(|p| run_length(&portfolio, p) as u64).sum(),
-            tables: vec![
-                table("pv", Scope::Point, pv_columns(kind)),
-                table("result_cf", Scope::Month, &MONTHLY_COLUMNS[..CF_COLUMNS]),
-                table("result_pols", Scope::Month, &MONTHLY_COLUMNS[CF_COLUMNS..]),
-                table("audit", Scope::PointMonth, &audit_columns(kind)),
+/// A kind's projection as its bundled model file: the tables by role renamed to the names the model declares,
+/// the constants checked against their ranges, and (CashValue) the mortality table's last age, lifelib's
+/// `mort_table_last_age`, taken from the table.
+fn bundled_projection(kind: Kind, config: ProjectionConfig) -> Result<ModelProjector, String> {
+    let ProjectionConfig { tables: files, constants } = config;
+    // The same checks of the constants as the engine's, with the same messages.
+    Constants::defaults(kind).apply(kind, &constants)?;
+    let (file, text, roles): (&str, &str, &[(&str, &str)]) = match kind {
+        Kind::CashValue => (
+            "cashvalue_me.prj",
+            CASHVALUE_ME,
+            &[
+                ("product_spec", "product"),
+                ("mortality", "mort"),
+                ("surrender_charge", "surr_charge_table"),
+                ("discount", "disc_rate_ann"),
+                ("scenarios", "std_norm_rand"),
             ],
-        };
-        PortfolioProjector { portfolio, spec }
+        ),
+        Kind::BasicTerm => (
+            "basicterm_me.prj",
+            BASICTERM_ME,
+            &[("premium", "premium_table"), ("mortality", "mort"), ("discount", "disc_rate_ann")],
+        ),
+    };
+    let given = [
+        ("model_points", files.model_points),
+        ("product_spec", files.product_spec),
+        ("mortality", files.mortality),
+        ("surrender_charge", files.surrender_charge),
+        ("discount", files.discount),
+        ("scenarios", files.scenarios),
+        ("premium", files.premium),
+    ];
+    let mut tables = BTreeMap::new();
+    for (role, f) in given {
+        let name =
+            if role == "model_points" { Some("model_points") } else { roles.iter().find(|r| r.0 == role).map(|r| r.1) };
+        match (name, f) {
+            (Some(name), Some(f)) => {
+                tables.insert(name.to_string(), f);
+            }
+            (Some(_), None) => return Err(format!("tables: the {kind:?} model needs the '{role}' table")),
+            (None, Some(f)) => {
+                return Err(format!("tables: the {kind:?} model does not use a '{role}' table ({})", f.name));
+            }
+            (None, None) => {}
+        }
     }
+    let mut params: BTreeMap<String, f64> = constants;
+    if kind == Kind::CashValue
+        && let Some(mort) = tables.get("mort")
+    {
+        params.insert("mort_table_last_age".into(), mortality_last_age(text, mort)?);
+    }
+    let model = TextFile { name: file.into(), text: text.into() };
+    Ok(ModelProjector::new(ModelConfig { model, tables, constants: params })?.rename(kind_name(kind)))
 }
 
-impl Projector for PortfolioProjector {
-    fn spec(&self) -> &ProjectionSpec {
-        &self.spec
-    }
-
-    fn workspace(&self) -> Workspace {
-        Box::new(Scratch { rows: Vec::new() })
-    }
-
-    fn project(
-        &self,
-        ws: &mut Workspace,
-        first: usize,
-        count: usize,
-        scenarios: &[i64],
-        mask: u64,
-        out: &mut [f64],
-    ) -> Result<(), SimError> {
-        let (pf, spec) = (&self.portfolio, &self.spec);
-        let end = first.checked_add(count).filter(|&end| end <= pf.points.len()).ok_or_else(|| {
-            SimError::BadInput(format!(
-                "points {first}..{first}+{count} are not rows of the model point table (0..{})",
-                pf.points.len()
-            ))
-        })?;
-        let returns = scenarios
-            .iter()
-            .map(|&s| {
-                pf.scenario_returns(s).ok_or_else(|| {
-                    SimError::BadInput(format!(
-                        "scenario {s} is not in the scenario table ({}..={})",
-                        pf.first_scenario,
-                        pf.first_scenario + pf.scenarios as i64 - 1
-                    ))
-                })
-            })
-            .collect::<Result<Vec<&[f64]>, SimError>>()?;
-        let n_scen = scenarios.len();
-        let len = |t: usize| if mask >> t & 1 == 1 { spec.table_len(t, count, n_scen) } else { Some(0) };
-        let lens = [len(PV), len(RESULT_CF), len(RESULT_POLS), len(AUDIT)];
-        let expected = spec.block_len(mask, count, n_scen);
-        let ([Some(pv_len), Some(cf_len), Some(pols_len), Some(_)], Some(n)) = (lens, expected) else {
-            return Err(SimError::BadInput(format!("mask {mask:#x} names no table of {} (0..4)", spec.name)));
-        };
-        if out.len() != n {
-            return Err(SimError::BadInput(format!("output buffer has length {}, expected {n}", out.len())));
-        }
-        let (pv_out, rest) = out.split_at_mut(pv_len);
-        let (cf_out, rest) = rest.split_at_mut(cf_len);
-        let (pols_out, audit_out) = rest.split_at_mut(pols_len);
-        let monthly = cf_len + pols_len > 0;
-        let (n_pv, n_audit, n_m) = (pv_columns(pf.kind).len(), spec.tables[AUDIT].columns.len(), MONTHLY_COLUMNS.len());
-        let horizon = pf.horizon;
-        let scratch = downcast_workspace::<Scratch>(ws, &spec.name)?;
-        let mut sums = vec![0.0; if monthly { horizon * n_m } else { 0 }];
-        for (j, point) in pf.points[first..end].iter().enumerate() {
-            for (k, returns) in returns.iter().enumerate() {
-                let case = j * n_scen + k;
-                if !pv_out.is_empty() {
-                    let mut pv = PvSink::default();
-                    project(pf, point, returns, run_length(pf, point), &mut pv);
-                    pv.write(pf.kind, &mut pv_out[case * n_pv..(case + 1) * n_pv]);
-                }
-                if monthly {
-                    scratch.rows.clear();
-                    scratch.rows.resize(horizon * n_m, 0.0);
-                    let run = run_length(pf, point).min(horizon);
-                    project(pf, point, returns, run, &mut engine::MonthlySink { rows: &mut scratch.rows });
-                    sums.iter_mut().zip(&scratch.rows).for_each(|(a, b)| *a += b);
-                }
-                if !audit_out.is_empty() {
-                    let rows = &mut audit_out[case * horizon * n_audit..(case + 1) * horizon * n_audit];
-                    rows.fill(0.0);
-                    project(
-                        pf,
-                        point,
-                        returns,
-                        horizon,
-                        &mut engine::AuditSink { kind: pf.kind, width: n_audit, rows },
-                    );
-                }
-            }
-        }
-        for (t, row) in sums.chunks_exact(n_m).enumerate() {
-            if !cf_out.is_empty() {
-                cf_out[t * CF_COLUMNS..(t + 1) * CF_COLUMNS].copy_from_slice(&row[..CF_COLUMNS]);
-            }
-            if !pols_out.is_empty() {
-                let w = n_m - CF_COLUMNS;
-                pols_out[t * w..(t + 1) * w].copy_from_slice(&row[CF_COLUMNS..]);
-            }
-        }
-        Ok(())
-    }
+/// lifelib's `mort_table_last_age`: the first age whose rates are all 1, else the table's last age.
+fn mortality_last_age(model: &str, mort: &TextFile) -> Result<f64, String> {
+    use parfit_expr::projection::{ColumnData, Key, read_table, table_declarations};
+    let decls = table_declarations("model", model)?;
+    let decl = decls.iter().find(|d| d.name == "mort").ok_or("the bundled model declares no 'mort' table")?;
+    let table = read_table(decl, &mort.name, &mort.text)?;
+    let (Some((_, Key::Ints { values: ages, .. })), Some((_, ColumnData::Numbers(rates)))) =
+        (table.keys.first(), table.columns.first())
+    else {
+        return Err(format!("{}: the mortality table is not ages by policy years", mort.name));
+    };
+    let cols = rates.len() / ages.len().max(1);
+    let all_one = |a: usize| rates.get(a * cols..(a + 1) * cols).is_some_and(|r| r.iter().all(|&q| q == 1.0));
+    let last = (0..ages.len()).find(|&a| all_one(a)).or(ages.len().checked_sub(1));
+    last.and_then(|a| ages.get(a)).map(|&a| a as f64).ok_or_else(|| format!("{}: no ages", mort.name))
 }
 
 fn parse_kind(kind: &str) -> Result<Kind, String> {
@@ -471,7 +409,7 @@ impl Plugin for ActuarialPlugin {
         let kind = parse_kind(kind)?;
         let config: ProjectionConfig =
             serde_json::from_str(config_json).map_err(|e| format!("actuarial projection configuration: {e}"))?;
-        Ok(Box::new(PortfolioProjector::new(kind, config)?))
+        Ok(Box::new(bundled_projection(kind, config)?))
     }
 }
 

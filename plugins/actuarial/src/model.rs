@@ -247,6 +247,14 @@ impl ModelProjector {
     }
 }
 
+impl ModelProjector {
+    /// The name the projection describes itself by (in messages): the model file's stem unless renamed.
+    pub fn rename(mut self, name: &str) -> ModelProjector {
+        self.spec.name = name.to_string();
+        self
+    }
+}
+
 fn points_name(files: &BTreeMap<String, TextFile>) -> &str {
     files.get("model_points").map_or("model_points", |f| f.name.as_str())
 }
