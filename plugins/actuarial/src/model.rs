@@ -19,7 +19,14 @@ use parfit_expr::projection::{
 };
 use serde::Deserialize;
 
-use crate::tables::TextFile;
+/// A table's or model's text and the name it came from (the file path as the user wrote it), as the host passes
+/// it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextFile {
+    pub name: String,
+    pub text: String,
+}
 
 /// The longest horizon a model may give: 200 years.
 const MAX_MONTHS: f64 = 12.0 * 200.0;

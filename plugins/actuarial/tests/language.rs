@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use parfit_actuarial::{
+use parfit_actuarial_reference::{
     Constants, Files, Kind, Month, Portfolio, PvSink, Sink, TextFile, audit_columns, project, run_length,
 };
 use parfit_expr::projection::{
