@@ -70,7 +70,8 @@ fn cell_index(program: &ProjectionProgram, name: &str) -> Option<usize> {
 }
 
 impl ModelProjector {
-    /// Compile the model `name` (its text `source`) against the tables `files` gives by declared name.
+    /// Read the tables the model declares (from `tables`, by declared name; `model_points` is its `mp`), compile
+    /// the model against them and find each point's months, checking every point.
     pub fn new(config: ModelConfig) -> Result<ModelProjector, String> {
         let ModelConfig { model, tables: files, constants } = config;
         let file = model.name.as_str();
