@@ -186,6 +186,16 @@ fn bad_models_tables_and_constants_are_refused_at_their_place() {
         ("disc_rate_ann.csv", &|t: &str| t.lines().take(20).map(|l| format!("{l}\n")).collect()),
         &["model_point_samples.csv:3: policy 2: the discount curve does not reach its last month"],
     );
+    // A table the model does not declare, placed at its key.
+    let dir = savings_copy("table", same, ("", &same));
+    let config = read(&dir.join("run.toml")).replace("mort = \"mort_table.csv\"", "mortality = \"mort_table.csv\"");
+    std::fs::write(dir.join("run.toml"), &config).unwrap();
+    let r = parfit(&["run", dir.join("run.toml").to_str().unwrap(), "--output", dir.join("out").to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let line = config.lines().position(|l| l.starts_with("mortality =")).unwrap() + 1;
+    let want = format!("run.toml:{line}:13: tables: 'mortality' is not a table of ");
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    assert!(!dir.join("out").exists());
     // A parameter the model does not have.
     let dir = savings_copy("constant", same, ("", &same));
     let config =

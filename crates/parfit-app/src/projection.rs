@@ -273,10 +273,19 @@ impl Projection {
             json["model"] = json!({ "name": model.display().to_string(), "text": files.read(&model)? });
         }
         let projector = create(&json.to_string()).map_err(|e| {
-            // A plugin's error about one of the constants is placed at its key.
-            let key = p.constants.keys().find(|k| e.starts_with("constants: ") && e.contains(&format!("'{k}'")));
+            // A plugin's error about one of the constants or tables is placed at its key.
+            let names = |section: &str, keys: Vec<&String>| {
+                let prefix = format!("{section}: ");
+                keys.into_iter()
+                    .find(|k| e.starts_with(&prefix) && e.contains(&format!("'{k}'")))
+                    .map(|k| (section.to_string(), k.clone()))
+            };
+            let key =
+                names("constants", p.constants.keys().collect()).or_else(|| names("tables", p.tables.keys().collect()));
             match key {
-                Some(k) => input(format!("{}: {e}", locate(path, &config.text, &["projection", "constants", k]))),
+                Some((section, k)) => {
+                    input(format!("{}: {e}", locate(path, &config.text, &["projection", section.as_str(), k.as_str()])))
+                }
                 None => input(format!("{origin}: {e}")),
             }
         })?;
