@@ -85,8 +85,10 @@ fuzz_target!(|data: &[u8]| {
     let Some(config_text) = files.text(config_name) else { return };
     let path = Path::new("examples").join(config_name);
     let Ok(config) = ProjectConfig::parse(&path, config_text) else { return };
-    let create = |json: &str| ActuarialPlugin::create_projection(&config.projection.kind, json);
-    let Ok(projection) = Projection::new(&config, &path, &files, &create) else { return };
+    // The examples name their kind; a fuzzed configuration without one is refused here.
+    let Some(kind) = config.projection.kind.clone() else { return };
+    let create = |json: &str| ActuarialPlugin::create_projection(&kind, json);
+    let Ok(projection) = Projection::new(&config, &path, &files, &kind, &create) else { return };
     let _ = projection.run(&Local, &AtomicBool::new(false), &mut |_| false, &mut |_, _| Ok(()));
     let _ = projection.audit();
 });

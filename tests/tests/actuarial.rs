@@ -225,34 +225,37 @@ fn refused(name: &str, table: &str, edit: impl Fn(&str) -> String, expected: &[&
 
 #[test]
 fn bad_model_points_are_refused_with_file_row_and_column() {
+    // The bundled model's checks of each point, named by file, line and policy id.
     refused(
         "product",
         "model_point_samples.csv",
         |t| t.replace("3,C,20", "3,X,20"),
-        &["model_point_samples.csv:4 (row 3), column 'spec_id'", "unknown product 'X'"],
+        &["model_point_samples.csv:4: policy 3: its spec_id is not a product of the product table"],
     );
     refused(
         "age",
         "model_point_samples.csv",
         |t| t.replace("2,B,50", "2,B,130"),
-        &["model_point_samples.csv:3 (row 2), column 'age_at_entry'", "outside the mortality table"],
+        &["model_point_samples.csv:3: policy 2: its age_at_entry is outside the mortality table"],
     );
     refused(
         "count",
         "model_point_samples.csv",
         |t| t.replace("4,D,50,M,9999,100", "4,D,50,M,9999,-100"),
-        &["model_point_samples.csv:5 (row 4), column 'policy_count'", "negative"],
+        &["model_point_samples.csv:5: policy 4: its policy_count, sum_assured, premium_pp or av_pp_init is negative"],
     );
+    // A column the model reads and the table lacks: the model's line and column.
     refused(
         "column",
         "model_point_samples.csv",
         |t| t.replace("sum_assured", "sum_insured"),
-        &["model_point_samples.csv:1: missing column 'sum_assured'"],
+        &["cashvalue_me.prj:", "unknown attribute 'mp.sum_assured'"],
     );
+    // A cell that is not a number: file, line and column.
     refused(
         "mortality",
         "mort_table.csv",
         |t| t.replacen("0.0002310671048780701", "abc", 1),
-        &["mort_table.csv:2 (row 1), column '0'", "'abc' is not a finite number"],
+        &["mort_table.csv:2:2: column '0': expected a number, found 'abc'"],
     );
 }

@@ -143,8 +143,15 @@ fn test_runner() -> Result<PathBuf> {
 }
 
 /// The crates whose pure unit tests also run on wasm32 (single-threaded, stable, under node).
-const WASM_TESTED: &[&str] =
-    &["parfit-core", "parfit-expr", "parfit-ode", "parfit-montecarlo", "parfit-actuarial", "parfit-vensim"];
+const WASM_TESTED: &[&str] = &[
+    "parfit-core",
+    "parfit-expr",
+    "parfit-ode",
+    "parfit-montecarlo",
+    "parfit-actuarial",
+    "parfit-actuarial-reference",
+    "parfit-vensim",
+];
 
 /// Run the core's and the plugins' unit tests compiled for wasm32-unknown-unknown under node with
 /// wasm-bindgen-test-runner; fails unless every test binary passed and the tests counted are not zero.

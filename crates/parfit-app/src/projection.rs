@@ -43,14 +43,17 @@ pub struct ProjectConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectionSection {
-    /// Model kind, e.g. "cashvalue" or "basicterm".
-    pub kind: String,
+    /// Model kind, e.g. "cashvalue" or "basicterm"; with `model`, the kind reading the file's extension.
+    pub kind: Option<String>,
+    /// A model file (e.g. `savings.prj`, the actuarial plugin's projection language), read like the tables and
+    /// given to the plugin with them.
+    pub model: Option<PathBuf>,
     /// Plugin name, when several offer the kind.
     pub plugin: Option<String>,
     /// The model point table (CSV, or gzip-compressed CSV ending in `.gz` where the loader gunzips); its first
     /// column is the point id.
     pub model_points: PathBuf,
-    /// Table role → file (see the plugin's README for the roles a kind needs).
+    /// Table role → file (see the plugin's README for the roles a kind needs; a model file names its own).
     #[serde(default)]
     pub tables: BTreeMap<String, PathBuf>,
     /// Overrides of the model's named constants.
@@ -87,6 +90,24 @@ impl ProjectConfig {
     pub fn parse(path: &Path, text: &str) -> Result<ProjectConfig> {
         let config: ProjectConfig = toml::from_str(text).map_err(|e| input(toml_error(path, text, &e)))?;
         Ok(ProjectConfig { text: text.to_string(), ..config })
+    }
+}
+
+impl ProjectionSection {
+    /// The model kind: `kind` when given, else the kind `for_file` finds for the model file's extension.
+    pub fn resolve_kind(
+        &self,
+        origin: &Path,
+        for_file: impl FnOnce(&Path) -> std::result::Result<String, String>,
+    ) -> Result<String> {
+        match (&self.kind, &self.model) {
+            (Some(k), _) => Ok(k.clone()),
+            (None, Some(m)) => for_file(m).map_err(input),
+            (None, None) => Err(input(format!(
+                "{}: [projection] needs a model file (model = \"….prj\") or a kind",
+                origin.display()
+            ))),
+        }
     }
 }
 
@@ -226,6 +247,7 @@ impl Projection {
         config: &ProjectConfig,
         path: &Path,
         files: &dyn Loader,
+        kind: &str,
         create: &MakeProjector<'_>,
     ) -> Result<Projection> {
         let origin = path.display().to_string();
@@ -245,8 +267,28 @@ impl Projection {
             tables.insert(role.clone(), json!({ "name": file.display().to_string(), "text": files.read(&file)? }));
         }
         tables.insert("model_points".into(), json!({ "name": points_name, "text": points_text }));
-        let json = json!({ "tables": tables, "constants": p.constants });
-        let projector = create(&json.to_string()).map_err(|e| input(format!("{origin}: {e}")))?;
+        let mut json = json!({ "tables": tables, "constants": p.constants });
+        if let Some(model) = &p.model {
+            let model = resolve(model);
+            json["model"] = json!({ "name": model.display().to_string(), "text": files.read(&model)? });
+        }
+        let projector = create(&json.to_string()).map_err(|e| {
+            // A plugin's error about one of the constants or tables is placed at its key.
+            let names = |section: &str, keys: Vec<&String>| {
+                let prefix = format!("{section}: ");
+                keys.into_iter()
+                    .find(|k| e.starts_with(&prefix) && e.contains(&format!("'{k}'")))
+                    .map(|k| (section.to_string(), k.clone()))
+            };
+            let key =
+                names("constants", p.constants.keys().collect()).or_else(|| names("tables", p.tables.keys().collect()));
+            match key {
+                Some((section, k)) => {
+                    input(format!("{}: {e}", locate(path, &config.text, &["projection", section.as_str(), k.as_str()])))
+                }
+                None => input(format!("{origin}: {e}")),
+            }
+        })?;
         let spec = projector.spec();
         let n_points = spec.points;
         if n_points != ids.len() {
@@ -334,7 +376,7 @@ impl Projection {
         }
         Ok(Projection {
             origin,
-            kind: p.kind.clone(),
+            kind: kind.to_string(),
             points_name,
             ids,
             scenarios,

@@ -58,10 +58,15 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     let threads = init_threads(common.threads, config.threads, path)?;
     let p = &config.projection;
     let found = find_plugins(explicit)?;
-    let plugin = choose(&found, p.plugin.as_deref(), &p.kind)?;
+    let model = |m: &Path| match path.parent() {
+        Some(dir) if m.is_relative() => dir.join(m),
+        _ => m.to_path_buf(),
+    };
+    let kind = p.resolve_kind(path, |m| found.for_file(&model(m)).map(|(_, k)| k))?;
+    let plugin = choose(&found, p.plugin.as_deref(), &kind)?;
     // Read every input before any work: the plugin checks each table cell by cell.
-    let projection = Projection::new(&config, path, &GzLoader, &|json| {
-        plugin.create_projection(&p.kind, json).map(|m| Box::new(m) as Box<dyn Projector>)
+    let projection = Projection::new(&config, path, &GzLoader, &kind, &|json| {
+        plugin.create_projection(&kind, json).map(|m| Box::new(m) as Box<dyn Projector>)
     })?;
     let out_dir = common.output.clone().or(config.output.dir.as_ref().map(|d| match path.parent() {
         Some(dir) if d.is_relative() => dir.join(d),

@@ -39,10 +39,11 @@ pub fn project<'py>(
     let threads = config::threads_in(&path, &text, project.threads, threads)?;
     let p = &project.projection;
     let found = plugins::find(py, &plugins)?;
-    let plugin = plugins::choose(&found, p.plugin.as_deref(), &p.kind)?;
+    let kind = p.resolve_kind(&path, |m| found.for_file(m).map(|(_, k)| k)).map_err(errors::config)?;
+    let plugin = plugins::choose(&found, p.plugin.as_deref(), &kind)?;
     // Every table is read and checked (by the plugin, cell by cell) before any work.
-    let projection = Projection::new(&project, &path, &files, &|json| {
-        plugin.create_projection(&p.kind, json).map(|m| Box::new(m) as Box<dyn Projector>)
+    let projection = Projection::new(&project, &path, &files, &kind, &|json| {
+        plugin.create_projection(&kind, json).map(|m| Box::new(m) as Box<dyn Projector>)
     })
     .map_err(errors::config)?;
 

@@ -248,37 +248,12 @@ def test_python_threads_simulate_one_model_at_once(examples):
     assert all(same_bits(a, b) for a, b in zip(alone, together))
 
 
-def test_a_scalar_model_gives_one_row_as_the_cli_prints_it(cli, examples, tmp_path):
-    # The actuarial plugin's projection models are configured by their tables (as [model.options]) and give one
-    # value per output: the summary of the tables, or one model point's present values.
-    roles = {
-        "model_points": examples / "basicterm" / "basicterm_me_model_point_table.csv",
-        "premium": examples / "basicterm" / "basicterm_premium_table.csv",
-        "mortality": examples / "savings" / "mort_table.csv",
-        "discount": examples / "savings" / "disc_rate_ann.csv",
-    }
-    lines = ["[model]", 'kind = "basicterm"', "", "[model.options]", 'output = "summary"']
-    for role, path in roles.items():
-        lines += ["", f"[model.options.tables.{role}]", f'name = "{path}"', "text = '''", path.read_text() + "'''"]
-    config = tmp_path / "summary.toml"
-    config.write_text("\n".join(lines) + "\n")
-    header, table = cli_run(cli, config)
-
-    tables = {role: {"name": str(path), "text": path.read_text()} for role, path in roles.items()}
-    summary = parfit.Model(kind="basicterm", tables=tables, output="summary")
-    assert summary.spec["output_kind"] == "scalar" and summary.path is None
-    frame = summary.simulate()
-    assert list(frame.columns) == header and len(frame) == 1
-    assert same_bits(frame.to_numpy(), table)
-    assert frame["points"].iloc[0] == 10000.0
-
-    pv = parfit.Model(kind="basicterm", tables=tables)
-    assert pv.inputs == ["point", "scenario"]
-    first = pv.simulate(inputs={"point": 0, "scenario": 0}).to_numpy()
-    second = pv.simulate(inputs=[1, 0]).to_numpy()
-    assert first.shape == (1, 5) and not np.array_equal(first, second)
-    with pytest.raises(parfit.ModelError, match="point NaN is not a row of the model point table"):
-        pv.simulate()
+def test_the_actuarial_kinds_are_projections_not_models(examples):
+    # The actuarial plugin's kinds run model files as projections (parfit.project); as a Model they are refused
+    # with the way to run them.
+    tables = {"model_points": {"name": "mp.csv", "text": "policy_id\n1\n"}}
+    with pytest.raises(parfit.ConfigError, match="kind 'basicterm' is a projection: configure it in a \\[projection\\]"):
+        parfit.Model(kind="basicterm", tables=tables)
 
 
 def test_without_pandas_simulate_gives_the_array(examples, monkeypatch):

@@ -75,6 +75,17 @@ def test_basicterm_equals_the_cli_files(cli, tmp_path):
     out = tmp_path / "out"
     cli("run", BASICTERM, "--output", out, "--threads", "2")
     assert_equals_cli_files(result, out, 2)
+    # What the engine's `summary` model output gave, now the projection's report.
+    assert result.totals["points"] == 10000 and result.totals["scenarios"] == [1]
+    assert result.totals["horizon_months"] == 277 and result.totals["point_months"] > 0
+
+
+def test_a_model_file_gives_the_kinds_results(examples):
+    kind = parfit.project(BASICTERM, threads=2, progress=False)
+    model = parfit.project(examples / "basicterm" / "run_model.toml", threads=2, progress=False)
+    assert same_bits(kind.pv.to_numpy(), model.pv.to_numpy())
+    assert same_bits(kind.result_cf.to_numpy(), model.result_cf.to_numpy())
+    assert same_bits(kind.audit.to_numpy(), model.audit.to_numpy())
 
 
 def test_model_points_dataframe_replaces_the_table(examples):

@@ -644,11 +644,21 @@ pub fn project(
     let path = Path::new(config_path);
     let config = ProjectConfig::parse(path, &files.read(path).map_err(|e| e.0)?).map_err(|e| e.0)?;
     let p = &config.projection;
-    let (info, _, create, _) = entries(&p.kind, p.plugin.as_deref(), config_path)?;
+    let kind = p
+        .resolve_kind(path, |m| {
+            let ext = m.extension().and_then(|e| e.to_str()).unwrap_or("");
+            models()
+                .into_iter()
+                .find(|k| k.extensions.iter().any(|e| e == ext))
+                .map(|k| k.kind)
+                .ok_or_else(|| format!("{}: no built-in plugin reads '.{ext}' files", m.display()))
+        })
+        .map_err(|e| e.0)?;
+    let (info, _, create, _) = entries(&kind, p.plugin.as_deref(), config_path)?;
     let plugin = info.name;
     let counter = Arc::new(WorkCounter::default());
-    let projection = Projection::new(&config, path, files, &|json| {
-        let inner = create(&p.kind, json)?;
+    let projection = Projection::new(&config, path, files, &kind, &|json| {
+        let inner = create(&kind, json)?;
         Ok(Box::new(CountedBlocks { inner, counter: counter.clone() }) as Box<dyn Projector>)
     })
     .map_err(|e| e.0)?;

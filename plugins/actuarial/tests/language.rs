@@ -7,11 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use parfit_actuarial::{
+use parfit_actuarial_reference::{
     Constants, Files, Kind, Month, Portfolio, PvSink, Sink, TextFile, audit_columns, project, run_length,
 };
 use parfit_expr::projection::{
-    AttrValue, Attribute, ColumnData, Key, ProjectionProgram, Table, ValueKind, compile_projection,
+    AttrValue, Attribute, Points, ProjectionProgram, SCENARIO, Table, ValueKind, compile_projection, read_points,
+    read_table, table_declarations,
 };
 
 fn root() -> PathBuf {
@@ -22,129 +23,46 @@ fn text(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// (header, rows) of a CSV without quoted cells (the repository's lifelib tables).
-fn csv(path: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = text(path);
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines.next().unwrap().split(',').map(|s| s.trim().to_string()).collect();
-    let rows = lines.map(|l| l.split(',').map(|s| s.trim().to_string()).collect()).collect();
-    (header, rows)
-}
-
-fn num(s: &str) -> f64 {
-    s.parse().unwrap_or_else(|_| panic!("'{s}' is not a number"))
-}
-
-fn ints(values: impl IntoIterator<Item = i64>, ultimate: bool) -> Key {
-    Key::Ints { values: values.into_iter().collect(), ultimate }
-}
-
-/// Mortality by attained age × policy year (the last year ultimate); 0 outside, as the engine.
-fn mort() -> Table {
-    let (h, rows) = csv("examples/savings/mort_table.csv");
-    let first = num(&rows[0][0]) as i64;
-    let rates = rows.iter().flat_map(|r| r[1..].iter().map(|c| num(c))).collect();
-    Table {
-        name: "mort".into(),
-        keys: vec![
-            ("age".into(), ints(first..first + rows.len() as i64, false)),
-            ("duration".into(), ints(0..h.len() as i64 - 1, true)),
-        ],
-        columns: vec![("rate".into(), ColumnData::Numbers(rates))],
-        missing: Some(0.0),
+/// The model's tables as it declares them, read from `files` (table name → repository path) by the
+/// language's one reader, and its model points.
+fn declared(model: &str, points: &str, files: &[(&str, &str)]) -> (Vec<Table>, Points) {
+    let decls = table_declarations(model, &text(model)).unwrap_or_else(|e| panic!("{e}"));
+    let mut tables = vec![];
+    let mut mp = None;
+    for d in &decls {
+        if d.name == "mp" {
+            mp = Some(read_points(Some(d), points, &text(points)).unwrap_or_else(|e| panic!("{e}")));
+            continue;
+        }
+        let path = files.iter().find(|f| f.0 == d.name).unwrap_or_else(|| panic!("no file for table {}", d.name)).1;
+        tables.push(read_table(d, path, &text(path)).unwrap_or_else(|e| panic!("{e}")));
     }
+    (tables, mp.expect("the model declares its model points"))
 }
 
-fn disc() -> Table {
-    let (_, rows) = csv("examples/savings/disc_rate_ann.csv");
-    Table {
-        name: "disc_rate_ann".into(),
-        keys: vec![("year".into(), ints(rows.iter().map(|r| num(&r[0]) as i64), false))],
-        columns: vec![("zero_spot".into(), ColumnData::Numbers(rows.iter().map(|r| num(&r[1])).collect()))],
-        missing: None,
-    }
-}
-
-fn savings_tables() -> Vec<Table> {
-    let (_, products) = csv("examples/savings/product_spec_table.csv");
-    let texts = |c: usize| ColumnData::Texts(products.iter().map(|r| r[c].clone()).collect());
-    let bools = |c: usize| ColumnData::Bools(products.iter().map(|r| r[c] == "True").collect());
-    let product = Table {
-        name: "product".into(),
-        keys: vec![("spec_id".into(), Key::Texts(products.iter().map(|r| r[0].clone()).collect()))],
-        columns: vec![
-            ("premium_type".into(), texts(1)),
-            ("has_surr_charge".into(), bools(2)),
-            ("surr_charge_id".into(), texts(3)),
-            ("load_prem_rate".into(), ColumnData::Numbers(products.iter().map(|r| num(&r[4])).collect())),
-            ("is_wl".into(), bools(5)),
-        ],
-        missing: None,
-    };
-    let (h, rows) = csv("examples/savings/surr_charge_table.csv");
-    let surr = Table {
-        name: "surr_charge_table".into(),
-        keys: vec![("duration".into(), ints(0..rows.len() as i64, true)), ("type".into(), Key::Texts(h[1..].to_vec()))],
-        columns: vec![(
-            "rate".into(),
-            ColumnData::Numbers(rows.iter().flat_map(|r| r[1..].iter().map(|c| num(c))).collect()),
-        )],
-        missing: Some(0.0),
-    };
-    let (_, rows) = csv("examples/savings/std_norm_rand.csv");
-    let scenarios = rows.iter().map(|r| num(&r[0]) as i64).max().unwrap();
-    let months = rows.len() as i64 / scenarios;
-    let z = Table {
-        name: "std_norm_rand".into(),
-        keys: vec![("scen_id".into(), ints(1..=scenarios, false)), ("t".into(), ints(0..months, false))],
-        columns: vec![("std_norm_rand".into(), ColumnData::Numbers(rows.iter().map(|r| num(&r[2])).collect()))],
-        missing: None,
-    };
-    vec![mort(), product, surr, disc(), z]
-}
-
-fn basic_term_tables() -> Vec<Table> {
-    let (_, rows) = csv("examples/basicterm/basicterm_premium_table.csv");
-    let mut ages: Vec<i64> = rows.iter().map(|r| num(&r[0]) as i64).collect();
-    let mut terms: Vec<i64> = rows.iter().map(|r| num(&r[1]) as i64).collect();
-    ages.dedup();
-    terms.sort();
-    terms.dedup();
-    assert_eq!(ages.len() * terms.len(), rows.len(), "the premium table is a full grid, age-major");
-    let premium = Table {
-        name: "premium_table".into(),
-        keys: vec![("age_at_entry".into(), ints(ages, false)), ("policy_term".into(), ints(terms, false))],
-        columns: vec![("premium_rate".into(), ColumnData::Numbers(rows.iter().map(|r| num(&r[2])).collect()))],
-        missing: None,
-    };
-    vec![mort(), premium, disc()]
-}
-
-/// A model, its tables compiled, the engine's portfolio of the same points and each point's attributes.
+/// A model, its tables compiled, the engine's portfolio of the same points and the points' attributes.
 struct Case {
     kind: Kind,
     program: ProjectionProgram,
     pf: Portfolio,
-    attrs: Vec<Vec<(f64, Option<String>)>>,
+    points: Points,
 }
 
 fn case(kind: Kind, points: &str, native: bool) -> Case {
     let file = |p: &str| Some(TextFile { name: p.into(), text: text(p) });
     let s = "examples/savings/";
-    let (model, columns, tables, files) = match kind {
+    let mort = ("mort", "examples/savings/mort_table.csv");
+    let disc = ("disc_rate_ann", "examples/savings/disc_rate_ann.csv");
+    let (model, tables, files) = match kind {
         Kind::CashValue => (
             "plugins/actuarial/models/cashvalue_me.prj",
-            &[
-                "spec_id",
-                "age_at_entry",
-                "policy_term",
-                "policy_count",
-                "sum_assured",
-                "duration_mth",
-                "premium_pp",
-                "av_pp_init",
-            ][..],
-            savings_tables(),
+            vec![
+                mort,
+                disc,
+                ("product", "examples/savings/product_spec_table.csv"),
+                ("surr_charge_table", "examples/savings/surr_charge_table.csv"),
+                ("std_norm_rand", "examples/savings/std_norm_rand.csv"),
+            ],
             Files {
                 model_points: file(points),
                 product_spec: file(&format!("{s}product_spec_table.csv")),
@@ -157,8 +75,7 @@ fn case(kind: Kind, points: &str, native: bool) -> Case {
         ),
         Kind::BasicTerm => (
             "plugins/actuarial/models/basicterm_me.prj",
-            &["age_at_entry", "policy_term", "policy_count", "sum_assured", "duration_mth"][..],
-            basic_term_tables(),
+            vec![mort, disc, ("premium_table", "examples/basicterm/basicterm_premium_table.csv")],
             Files {
                 model_points: file(points),
                 premium: file("examples/basicterm/basicterm_premium_table.csv"),
@@ -169,10 +86,9 @@ fn case(kind: Kind, points: &str, native: bool) -> Case {
         ),
     };
     let pf = Portfolio::read(kind, &files, Constants::defaults(kind)).unwrap();
-    let attributes: Vec<Attribute> = columns
-        .iter()
-        .map(|&c| Attribute { name: c.into(), kind: if c == "spec_id" { ValueKind::Text } else { ValueKind::Number } })
-        .collect();
+    let (tables, points) = declared(model, points, &tables);
+    let mut attributes = points.attributes.clone();
+    attributes.push(Attribute { name: SCENARIO.into(), kind: ValueKind::Number });
     let params: Vec<(&str, f64)> = match kind {
         Kind::CashValue => vec![("mort_table_last_age", pf.mortality.last_age as f64)],
         Kind::BasicTerm => vec![],
@@ -183,18 +99,7 @@ fn case(kind: Kind, points: &str, native: bool) -> Case {
         program.compile_native().unwrap();
         assert!(program.is_native());
     }
-    let (h, rows) = csv(points);
-    let at: Vec<usize> = columns.iter().map(|c| h.iter().position(|x| x == c).unwrap()).collect();
-    let attrs = rows
-        .iter()
-        .map(|r| {
-            at.iter()
-                .zip(columns)
-                .map(|(&i, &c)| if c == "spec_id" { (0.0, Some(r[i].clone())) } else { (num(&r[i]), None) })
-                .collect()
-        })
-        .collect();
-    Case { kind, program, pf, attrs }
+    Case { kind, program, pf, points }
 }
 
 struct Collect(Vec<Month>);
@@ -205,8 +110,12 @@ impl Sink for Collect {
     }
 }
 
-fn values(a: &[(f64, Option<String>)]) -> Vec<AttrValue<'_>> {
-    a.iter().map(|(x, s)| s.as_deref().map_or(AttrValue::Number(*x), AttrValue::Text)).collect()
+/// Point `i`'s attributes under scenario 1.
+fn values(points: &Points, i: usize) -> Vec<AttrValue<'_>> {
+    let mut v = vec![];
+    points.row(i, &mut v);
+    v.push(AttrValue::Number(1.0));
+    v
 }
 
 /// Every audit column of every month and every present value of each point, compared bit for bit; returns
@@ -225,14 +134,15 @@ fn compare(c: &Case) -> usize {
     let mut run = c.program.runner();
     let (mut row, mut monthly) = (vec![0.0; names.len()], vec![]);
     let mut total = 0;
-    for (i, (p, attrs)) in c.pf.points.iter().zip(&c.attrs).enumerate() {
+    for (i, p) in c.pf.points.iter().enumerate() {
+        let attrs = values(&c.points, i);
         let months = run_length(&c.pf, p);
         let mut engine = Collect(vec![]);
         project(&c.pf, p, returns, months, &mut engine);
         let mut pv = PvSink::default();
         project(&c.pf, p, returns, months, &mut pv);
         monthly.resize(months * cells.len(), 0.0);
-        run.run(&values(attrs), months, Some(&mut monthly)).unwrap();
+        run.run(&attrs, months, Some(&mut monthly)).unwrap();
         for (t, m) in engine.0.iter().enumerate() {
             m.audit(c.kind, &mut row);
             for (j, name) in names.iter().enumerate() {
@@ -293,7 +203,7 @@ fn per_point_month_cost_against_the_engine() {
         let (c, native) = (case(kind, points, false), case(kind, points, true));
         let returns = c.pf.scenario_returns(1).unwrap();
         let months: usize = c.pf.points.iter().map(|p| run_length(&c.pf, p)).sum();
-        let attrs: Vec<Vec<AttrValue>> = c.attrs.iter().map(|a| values(a)).collect();
+        let attrs: Vec<Vec<AttrValue>> = (0..c.points.len()).map(|i| values(&c.points, i)).collect();
         let mut best = [f64::INFINITY; 3];
         let mut sink = 0.0;
         for _ in 0..3 {

@@ -16,7 +16,11 @@
 //! allocating.
 
 mod passes;
+mod read;
 mod syntax;
+
+pub use read::{Points, read_points, read_table, scenario_ids};
+pub use syntax::{KeyDecl, TableDecl};
 
 use std::collections::{HashMap, HashSet};
 
@@ -134,12 +138,14 @@ pub struct ProjectionProgram {
     pvs: Vec<String>,
     results: Vec<(String, u32)>,
     symbols: HashMap<String, f64>,
+    /// The model's `output NAME = cell [as "label"], …` declarations, in order: (name, [(cell, label)]).
+    outputs: Vec<(String, Vec<(String, String)>)>,
 }
 
 const T_REG: u32 = 0;
 
 /// Functions of the language and their number of arguments.
-const FUNCTIONS: [(&str, usize); 10] = [
+const FUNCTIONS: [(&str, usize); 11] = [
     ("min", 2),
     ("max", 2),
     ("exp", 1),
@@ -150,6 +156,7 @@ const FUNCTIONS: [(&str, usize); 10] = [
     ("round", 1),
     ("erfc", 1),
     ("norm_cdf", 1),
+    ("has", 1),
 ];
 
 struct Compiler<'a> {
@@ -193,6 +200,8 @@ struct Compiler<'a> {
     derived_column: Option<(u32, ValueKind, f64)>,
     /// What each cell is a function of, once known.
     sources: HashMap<String, Source>,
+    /// Set by `has(TABLE[keys])`: the next table read gives whether the table has the keys, not its value.
+    membership: bool,
 }
 
 /// What a value is a function of: nothing that varies, one table read (by its position), or more.
@@ -307,6 +316,7 @@ impl<'a> Compiler<'a> {
         let (v, k) = self.expr(node)?;
         if k != want {
             let what = match &node.0 {
+                Expr::Attr(n) if n == SCENARIO => format!("'scenario' is {}", k.word()),
                 Expr::Attr(n) => format!("'mp.{n}' is {}", k.word()),
                 Expr::Name(n, _) => format!("'{n}' is {}", k.word()),
                 _ => format!("this is {}", k.word()),
@@ -340,8 +350,11 @@ impl<'a> Compiler<'a> {
             Expr::Text(s) => (Val::Const(self.symbol(s)), Text),
             Expr::Attr(name) => match self.attrs.get(name.as_str()) {
                 Some(&(i, kind)) => (Val::Reg((1 + self.em.n_states + i) as u32, Level::Param), kind),
+                None if name == SCENARIO => {
+                    return Err(self.e(pos, "'scenario' is the run's scenario id, which this run does not give"));
+                }
                 None => {
-                    let mut known: Vec<&str> = self.attrs.keys().copied().collect();
+                    let mut known: Vec<&str> = self.attrs.keys().copied().filter(|a| *a != SCENARIO).collect();
                     known.sort();
                     return Err(self.e(
                         pos,
@@ -418,6 +431,14 @@ impl<'a> Compiler<'a> {
     }
 
     fn call(&mut self, f: &str, args: &[Node], pos: Pos) -> Result<(Val, ValueKind), String> {
+        if f == "has" {
+            // `has(TABLE[KEY, …])`: whether the table has a row for the keys (a condition).
+            let [(Expr::Table { name, keys, column }, at)] = args else {
+                return Err(self.e(pos, "has takes one table read, e.g. has(mort[mp.age_at_entry, 0])"));
+            };
+            self.membership = true;
+            return self.lookup(name, keys, column.as_deref(), *at);
+        }
         let Some(&(_, n)) = FUNCTIONS.iter().find(|(name, _)| *name == f) else {
             let names: Vec<&str> = FUNCTIONS.iter().map(|(n, _)| *n).collect();
             return Err(self.e(pos, format!("unknown function '{f}' (there are: {})", names.join(", "))));
@@ -488,6 +509,7 @@ impl<'a> Compiler<'a> {
         column: Option<&str>,
         pos: Pos,
     ) -> Result<(Val, ValueKind), String> {
+        let membership = std::mem::take(&mut self.membership);
         let Some(&table) = self.tables.get(name) else {
             let what = if self.defs.contains_key(name) || self.params.contains_key(name) {
                 format!(
@@ -509,6 +531,7 @@ impl<'a> Compiler<'a> {
         }
         let col = match column {
             Some(c) => c.to_string(),
+            None if membership => table.columns.first().map_or(String::new(), |c| c.0.clone()),
             None if table.columns.len() == 1 => table.columns[0].0.clone(),
             None => {
                 let names: Vec<&str> = table.columns.iter().map(|(n, _)| n.as_str()).collect();
@@ -570,6 +593,9 @@ impl<'a> Compiler<'a> {
             let scaled = self.op(Op::Mul, index, Val::Const(key.len() as f64));
             index = self.op(Op::Add, scaled, p);
             ok = self.op(Op::And, ok, inside);
+        }
+        if membership {
+            return Ok((ok, ValueKind::Bool));
         }
         let missing = match kind {
             ValueKind::Number => table.missing.unwrap_or(f64::NAN),
@@ -706,6 +732,8 @@ impl<'a> Compiler<'a> {
                 _ if self.tables.contains_key(name.as_str()) => Source::Read(*pos),
                 _ => Source::Many,
             },
+            // A membership test is not a function of the value read.
+            Expr::Call(f, _) if f == "has" => Source::Many,
             Expr::Call(_, args) => args.iter().fold(Source::Const, |v, a| {
                 let s = self.source(a);
                 combine(v, s)
@@ -927,6 +955,51 @@ fn month_only_cells<'a>(
     out
 }
 
+/// The attribute a host gives for the run's scenario id, which the model reads as `scenario` (a model without a
+/// scenario table runs the one scenario 1).
+pub const SCENARIO: &str = "\0scenario";
+
+/// The tables a model declares (`table NAME(…) …`), in order; the one named `mp` describes the model points.
+pub fn table_declarations(file: &str, source: &str) -> Result<Vec<TableDecl>, String> {
+    let stmts = syntax::parse(source).map_err(|Located { pos, message }| err(file, pos, message))?;
+    let mut out: Vec<TableDecl> = vec![];
+    for t in stmts.into_iter().filter_map(|s| s.table) {
+        if let Some(first) = out.iter().find(|o| o.name == t.name) {
+            return Err(err(
+                file,
+                t.pos,
+                format!("table '{}' is declared twice (first at line {})", t.name, first.pos.line),
+            ));
+        }
+        out.push(t);
+    }
+    if out.iter().filter(|t| t.keys.iter().any(|k| k.scenarios)).count() > 1 {
+        let second =
+            out.iter().filter(|t| t.keys.iter().any(|k| k.scenarios)).nth(1).map_or(Pos { line: 1, col: 1 }, |t| t.pos);
+        return Err(err(file, second, "only one table can list the scenarios"));
+    }
+    Ok(out)
+}
+
+/// `scenario` (unless the model defines that name) is the run's scenario id: the attribute [`SCENARIO`].
+fn read_scenario(node: &mut Node) {
+    match &mut node.0 {
+        Expr::Name(n, When::Now) if n == "scenario" => node.0 = Expr::Attr(SCENARIO.into()),
+        Expr::Num(_) | Expr::Text(_) | Expr::Attr(_) | Expr::Name(..) => {}
+        Expr::Table { keys: args, .. } | Expr::Call(_, args) => args.iter_mut().for_each(read_scenario),
+        Expr::Unary(_, a) => read_scenario(a),
+        Expr::Binary(_, a, b) => {
+            read_scenario(a);
+            read_scenario(b);
+        }
+        Expr::If(c, a, b) => {
+            read_scenario(c);
+            read_scenario(a);
+            read_scenario(b);
+        }
+    }
+}
+
 /// Compile a projection model. `file` names the source in errors; `attributes` are the model-point columns
 /// the model may read (`mp.NAME`); `tables` the assumption tables; `params` overrides parameter defaults.
 pub fn compile_projection(
@@ -936,7 +1009,14 @@ pub fn compile_projection(
     tables: &[Table],
     params: &[(&str, f64)],
 ) -> Result<ProjectionProgram, String> {
-    let stmts = syntax::parse(source).map_err(|Located { pos, message }| err(file, pos, message))?;
+    let mut stmts = syntax::parse(source).map_err(|Located { pos, message }| err(file, pos, message))?;
+    // Declarations say how the host reads the tables; the model proper is the rest.
+    stmts.retain(|s| s.kind != Kind::Table);
+    let (output_stmts, rest): (Vec<Stmt>, Vec<Stmt>) = stmts.into_iter().partition(|s| s.kind == Kind::Output);
+    let mut stmts = rest;
+    if !stmts.iter().any(|s| s.name == "scenario") {
+        stmts.iter_mut().for_each(|s| read_scenario(&mut s.expr));
+    }
     let table_names: HashSet<&str> = tables.iter().map(|t| t.name.as_str()).collect();
     let (stmts, lagged) = started_cells(file, stmts, &table_names)?;
     let mut defs: HashMap<&str, (usize, Option<usize>)> = HashMap::new();
@@ -971,6 +1051,7 @@ pub fn compile_projection(
             }
             Kind::Pv => pvs.push(i),
             Kind::Result => results.push(i),
+            Kind::Table | Kind::Output => {}
             Kind::Cell | Kind::Init => {
                 defs.insert(n, (i, None));
                 order.push(n);
@@ -995,6 +1076,24 @@ pub fn compile_projection(
             stmts[i].pos,
             format!("'{PROJ_LEN}' is the projection length, a cell ('{PROJ_LEN} = …')"),
         ));
+    }
+    let mut outputs: Vec<(String, Vec<(String, String)>)> = vec![];
+    for o in &output_stmts {
+        if let Some((_, first)) = outputs.iter().zip(&output_stmts).find(|(x, _)| x.0 == o.name) {
+            return Err(err(
+                file,
+                o.pos,
+                format!("output '{}' is given twice (first at line {})", o.name, first.pos.line),
+            ));
+        }
+        for (n, p, _) in &o.list {
+            let result = stmts.iter().any(|s| s.kind == Kind::Result && s.name == *n);
+            if n != "t" && !defs.contains_key(n.as_str()) && !result {
+                return Err(err(file, *p, format!("output '{}': '{n}' is not a cell or result of the model", o.name)));
+            }
+        }
+        let list = o.list.iter().map(|(n, _, l)| (n.clone(), l.clone().unwrap_or_else(|| n.clone()))).collect();
+        outputs.push((o.name.clone(), list));
     }
     for &(name, v) in params {
         match param_values.get_mut(name) {
@@ -1053,6 +1152,7 @@ pub fn compile_projection(
             substitute: None,
             derived_column: None,
             sources: HashMap::new(),
+            membership: false,
         };
         for t in tables {
             c.load(t)?;
@@ -1227,6 +1327,7 @@ pub fn compile_projection(
                 pvs: pv_terms,
                 results: result_regs,
                 symbols: c.symbols,
+                outputs,
             });
         }
         passes.push(pass);
@@ -1248,6 +1349,12 @@ impl ProjectionProgram {
     /// The results in definition order.
     pub fn results(&self) -> impl Iterator<Item = &str> {
         self.results.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The model's outputs (`output NAME = cell [as "label"], …`): each name and its (cell or result, label)
+    /// pairs (`t` is the month), in order.
+    pub fn outputs(&self) -> impl Iterator<Item = (&str, &[(String, String)])> {
+        self.outputs.iter().map(|(n, c)| (n.as_str(), c.as_slice()))
     }
 
     /// Instructions per policy and per month (the cost of a month is about its instruction count).
@@ -1557,6 +1664,17 @@ r = terms[10 + 5 * t]
         let mut row = [0.0];
         run.run(&[AttrValue::Number(0.0), AttrValue::Text("Z")], 1, Some(&mut row)).unwrap();
         assert!(row[0].is_nan());
+    }
+
+    #[test]
+    fn has_tells_whether_a_table_has_the_keys() {
+        let src = "in_mort = has(mort[40 + t, 5])\nin_spec = has(spec[mp.product])\nin_terms = has(terms[10 + t])\n";
+        let (rows, _) = run_model(src, 0.0, "B", 3);
+        // Ages 40, 41 then none (a year past the last is ultimate); product B; term 10 only.
+        assert_eq!(rows, vec![vec![1.0, 1.0, 1.0], vec![1.0, 1.0, 0.0], vec![0.0, 1.0, 0.0]]);
+        let (rows, _) = run_model("x = has(spec[mp.product])\n", 0.0, "Z", 1);
+        assert_eq!(rows, vec![vec![0.0]]);
+        assert_eq!(error("x = has(1)\n"), "m.prj:1:5: has takes one table read, e.g. has(mort[mp.age_at_entry, 0])");
     }
 
     #[test]

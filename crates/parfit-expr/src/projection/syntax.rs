@@ -1,5 +1,6 @@
 //! The projection language's text: tokens and the statement/expression tree, every node with its position.
 
+use super::ValueKind;
 use crate::lexer::{Located, Pos};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +134,10 @@ pub enum Kind {
     Result,
     /// `param name = number`.
     Param,
+    /// `table name(key, …) …`: what a CSV table the model reads looks like ([`Stmt::table`]).
+    Table,
+    /// `output name = cell, cell, …`: a list of cells the host reports together ([`Stmt::list`]).
+    Output,
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +146,38 @@ pub struct Stmt {
     pub name: String,
     pub pos: Pos,
     pub expr: Node,
+    /// The declaration of a [`Kind::Table`] statement.
+    pub table: Option<TableDecl>,
+    /// The names of a [`Kind::Output`] statement, each with its label (`premiums as "Premiums"`).
+    pub list: Vec<(String, Pos, Option<String>)>,
+}
+
+/// `table NAME(KEY [text] [ultimate] [across] [scenarios], …) [with COLUMN KIND, …] [missing NUMBER]`: the shape
+/// of a CSV table the model reads (see LANGUAGE.md, "Tables").
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableDecl {
+    pub name: String,
+    pub pos: Pos,
+    pub keys: Vec<KeyDecl>,
+    /// Value columns that are not numbers, with their kind (every other value column is a number).
+    pub columns: Vec<(String, ValueKind, Pos)>,
+    /// The value of a read at a key the table does not have.
+    pub missing: Option<f64>,
+}
+
+/// One key of a declared table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyDecl {
+    pub name: String,
+    pub pos: Pos,
+    /// Text labels (else whole numbers).
+    pub text: bool,
+    /// Whole-number keys past the last read the last.
+    pub ultimate: bool,
+    /// The key's values are the labels of the header's value columns (a wide table).
+    pub across: bool,
+    /// The key's values are the run's scenario ids (read as `scenario`).
+    pub scenarios: bool,
 }
 
 struct Parser {
@@ -228,7 +265,144 @@ impl Parser {
         }
     }
 
+    /// `table NAME(` starts a table declaration (`table` alone stays an ordinary name).
+    fn at_table(&self) -> bool {
+        self.is_word("table")
+            && matches!(self.toks.get(self.at + 1), Some((Tok::Ident(_), _)))
+            && matches!(self.toks.get(self.at + 2), Some((Tok::Sym("("), _)))
+    }
+
+    fn table_decl(&mut self) -> Result<Stmt, Located> {
+        let at = self.bump().1;
+        let (name, pos) = self.name("a table name")?;
+        self.expect_sym("(")?;
+        let mut keys: Vec<KeyDecl> = vec![];
+        loop {
+            let (key, kpos) = self.name("a key column's name")?;
+            let mut k = KeyDecl { name: key, pos: kpos, text: false, ultimate: false, across: false, scenarios: false };
+            while let Tok::Ident(w) = self.peek().clone() {
+                let p = self.bump().1;
+                let flag = match w.as_str() {
+                    "text" => &mut k.text,
+                    "ultimate" => &mut k.ultimate,
+                    "across" => &mut k.across,
+                    "scenarios" => &mut k.scenarios,
+                    _ => {
+                        return Err(Located::new(
+                            p,
+                            format!("'{w}' is not a key option (text, ultimate, across, scenarios)"),
+                        ));
+                    }
+                };
+                if *flag {
+                    return Err(Located::new(p, format!("'{w}' is given twice")));
+                }
+                *flag = true;
+            }
+            if k.text && (k.ultimate || k.scenarios) {
+                return Err(Located::new(kpos, "a text key cannot be 'ultimate' or 'scenarios' (whole numbers only)"));
+            }
+            if keys.iter().any(|o| o.name == k.name) {
+                return Err(Located::new(kpos, format!("key '{}' is given twice", k.name)));
+            }
+            keys.push(k);
+            if self.is_sym(",") {
+                self.bump();
+                continue;
+            }
+            self.expect_sym(")")?;
+            break;
+        }
+        if keys.iter().filter(|k| k.across).count() > 1 {
+            return Err(Located::new(pos, "only one key can be 'across' (the header's labels)"));
+        }
+        if keys.iter().filter(|k| k.scenarios).count() > 1 {
+            return Err(Located::new(pos, "only one key can list the 'scenarios'"));
+        }
+        let mut columns: Vec<(String, ValueKind, Pos)> = vec![];
+        if self.is_word("with") {
+            self.bump();
+            loop {
+                let (col, cpos) = self.name("a column name")?;
+                let kind = match self.bump() {
+                    (Tok::Ident(w), _) if w == "text" => ValueKind::Text,
+                    (Tok::Ident(w), _) if w == "bool" => ValueKind::Bool,
+                    (Tok::Ident(w), _) if w == "number" => ValueKind::Number,
+                    (_, p) => return Err(Located::new(p, "expected the column's kind: text, bool or number")),
+                };
+                if columns.iter().any(|c| c.0 == col) || keys.iter().any(|k| k.name == col) {
+                    return Err(Located::new(cpos, format!("column '{col}' is given twice")));
+                }
+                columns.push((col, kind, cpos));
+                if !self.is_sym(",") {
+                    break;
+                }
+                self.bump();
+            }
+        }
+        let mut missing = None;
+        if self.is_word("missing") {
+            self.bump();
+            let neg = self.is_sym("-");
+            if neg {
+                self.bump();
+            }
+            match self.bump() {
+                (Tok::Num(v), _) => missing = Some(if neg { -v } else { v }),
+                (_, p) => return Err(Located::new(p, "'missing' is followed by a number")),
+            }
+        }
+        match self.peek() {
+            Tok::Newline | Tok::End => {}
+            _ => return self.unexpected("'with', 'missing' or the end of the line"),
+        }
+        let decl = TableDecl { name: name.clone(), pos, keys, columns, missing };
+        Ok(Stmt { kind: Kind::Table, name, pos, expr: (Expr::Num(0.0), at), table: Some(decl), list: vec![] })
+    }
+
+    /// `output NAME = NAME [as "LABEL"], …`
+    fn output_decl(&mut self) -> Result<Stmt, Located> {
+        let at = self.bump().1;
+        // Any word names an output (`output pv = …`), keywords included.
+        let (name, pos) = match self.bump() {
+            (Tok::Ident(n), p) => (n, p),
+            (_, p) => return Err(Located::new(p, "expected the output's name")),
+        };
+        self.expect_sym("=")?;
+        let mut list = vec![];
+        loop {
+            let (n, p) = self.name("a cell's name")?;
+            let mut label = None;
+            if self.is_word("as") {
+                self.bump();
+                match self.bump() {
+                    (Tok::Str(l), _) => label = Some(l),
+                    (_, p) => return Err(Located::new(p, "'as' is followed by the column's label in quotes")),
+                }
+            }
+            list.push((n, p, label));
+            if !self.is_sym(",") {
+                break;
+            }
+            self.bump();
+        }
+        match self.peek() {
+            Tok::Newline | Tok::End => {}
+            _ => return self.unexpected("',' or the end of the line"),
+        }
+        Ok(Stmt { kind: Kind::Output, name, pos, expr: (Expr::Num(0.0), at), table: None, list })
+    }
+
     fn statement(&mut self) -> Result<Stmt, Located> {
+        if self.at_table() {
+            return self.table_decl();
+        }
+        if self.is_word("output")
+            && matches!(self.toks.get(self.at + 1), Some((Tok::Ident(_), _)))
+            && matches!(self.toks.get(self.at + 2), Some((Tok::Sym("="), _)))
+        {
+            return self.output_decl();
+        }
         let kind = if self.is_word("param") {
             self.bump();
             Kind::Param
@@ -275,7 +449,7 @@ impl Parser {
             self.expr()?
         };
         match self.peek() {
-            Tok::Newline | Tok::End => Ok(Stmt { kind, name, pos, expr }),
+            Tok::Newline | Tok::End => Ok(Stmt { kind, name, pos, expr, table: None, list: vec![] }),
             _ => self.unexpected("the end of the line"),
         }
     }

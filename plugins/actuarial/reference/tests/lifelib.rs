@@ -11,14 +11,14 @@ use std::sync::Arc;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use parfit_actuarial::{
+use parfit_actuarial_reference::{
     Config, Files, Kind, MONTHLY_COLUMNS, Output, Portfolio, ProjectionModel, TextFile, audit_columns, pv_columns,
 };
 use parfit_core::Model;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -32,7 +32,7 @@ fn bytes(path: &Path) -> Vec<u8> {
     macro_rules! embedded {
         ($($file:literal),* $(,)?) => {
             match path.to_str().unwrap_or("") {
-                $($file => include_bytes!(concat!("../../../", $file)).to_vec(),)*
+                $($file => include_bytes!(concat!("../../../../", $file)).to_vec(),)*
                 other => panic!("{other}: not embedded for wasm32 (add it to the list in bytes())"),
             }
         };

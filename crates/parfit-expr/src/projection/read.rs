@@ -1,0 +1,609 @@
+//! Reading the CSV tables a model declares (`table mort(age, duration ultimate across) missing 0`) into the
+//! [`Table`]s it compiles against, and the model-point table into its rows of attributes. One reader for every
+//! model: the declaration says which columns are keys, which key (if any) runs across the header, and which
+//! value columns are text or conditions; every cell is checked where it is read and a bad one is reported as
+//! `file:line:column: column 'name': expected …, found '…'`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::syntax::{KeyDecl, TableDecl};
+use super::{AttrValue, Attribute, ColumnData, Key, Table, ValueKind};
+
+/// A CSV file's header and data rows (blank lines skipped), each row with its 1-based line.
+struct Csv<'a> {
+    file: &'a str,
+    header: Vec<String>,
+    rows: Vec<(usize, Vec<String>)>,
+}
+
+fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
+    parfit_core::limits::check_allocation(&format!("table {file}"), text.len() as f64, 8.0)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("{file}:1: cannot read the header ({e})"))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if header.iter().all(String::is_empty) {
+        return Err(format!("{file}: the file is empty (a header row is needed)"));
+    }
+    let bytes = text.as_bytes();
+    // Lines are counted from the bytes (the reader's own count skips blank lines).
+    let (mut line, mut counted) = (1usize, 0usize);
+    let mut line_at = |byte: usize| {
+        let mut at = byte.min(bytes.len());
+        while at < bytes.len() && matches!(bytes[at], b'\n' | b'\r') {
+            at += 1;
+        }
+        if at > counted {
+            line += bytes[counted..at].iter().filter(|&&b| b == b'\n').count();
+            counted = at;
+        }
+        line
+    };
+    let mut rows = vec![];
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let at = e.position().map_or(0, |p| p.byte() as usize);
+                let what = match e.kind() {
+                    csv::ErrorKind::Utf8 { .. } => "the text is not valid UTF-8".to_string(),
+                    _ => e.to_string(),
+                };
+                return Err(format!("{file}:{}: {what}", line_at(at)));
+            }
+        }
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        let line = line_at(record.position().map_or(0, |p| p.byte() as usize));
+        if record.len() != header.len() {
+            return Err(format!(
+                "{file}:{line}:{}: the row has {} cells but the header has {}",
+                record.len().min(header.len()) + 1,
+                record.len(),
+                header.len()
+            ));
+        }
+        rows.push((line, record.iter().map(|c| c.trim().to_string()).collect()));
+    }
+    if rows.is_empty() {
+        return Err(format!("{file}: the table has a header but no data rows"));
+    }
+    Ok(Csv { file, header, rows })
+}
+
+impl Csv<'_> {
+    /// An error about a cell: `file:line:column: column 'name': message`.
+    fn cell_error(&self, line: usize, col: usize, message: impl std::fmt::Display) -> String {
+        let name = self.header.get(col).map_or("?", String::as_str);
+        format!("{}:{line}:{}: column '{name}': {message}", self.file, col + 1)
+    }
+
+    /// The header column of a declared key (case aside: lifelib's `Age` is the key `age`).
+    fn column(&self, table: &str, name: &str) -> Result<usize, String> {
+        self.header.iter().position(|h| h.eq_ignore_ascii_case(name)).ok_or_else(|| {
+            format!(
+                "{}:1: no column '{name}', which table '{table}' of the model declares (the header has: {})",
+                self.file,
+                self.header.join(", ")
+            )
+        })
+    }
+}
+
+/// A finite number, or what was expected and found.
+fn number(cell: &str) -> Result<f64, String> {
+    match cell.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ if cell.is_empty() => Err("expected a number, found an empty cell".into()),
+        _ => Err(format!("expected a number, found '{cell}'")),
+    }
+}
+
+/// A whole number (`47` or `47.0`).
+fn whole(cell: &str) -> Result<i64, String> {
+    if let Ok(v) = cell.parse::<i64>() {
+        return Ok(v);
+    }
+    match cell.parse::<f64>() {
+        Ok(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Ok(v as i64),
+        _ if cell.is_empty() => Err("expected a whole number, found an empty cell".into()),
+        _ => Err(format!("expected a whole number, found '{cell}'")),
+    }
+}
+
+/// `True`/`False` as pandas writes conditions (also `true`/`false`, `TRUE`/`FALSE`, `1`/`0`).
+fn boolean(cell: &str) -> Result<bool, String> {
+    match cell {
+        "True" | "true" | "TRUE" | "1" => Ok(true),
+        "False" | "false" | "FALSE" | "0" => Ok(false),
+        _ => Err(format!("expected True or False, found '{cell}'")),
+    }
+}
+
+/// One key's value in a row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum KeyValue {
+    Int(i64),
+    Text(String),
+}
+
+impl std::fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyValue::Int(v) => write!(f, "{v}"),
+            KeyValue::Text(s) => write!(f, "'{s}'"),
+        }
+    }
+}
+
+fn key_value(k: &KeyDecl, cell: &str) -> Result<KeyValue, String> {
+    if k.text {
+        Ok(KeyValue::Text(cell.to_string()))
+    } else {
+        whole(cell)
+            .map(KeyValue::Int)
+            .map_err(|e| format!("{e} (key '{}'; a text key is declared '{} text')", k.name, k.name))
+    }
+}
+
+/// The kind of a value column: what the declaration says, else a number.
+fn kind_of(decl: &TableDecl, column: &str) -> ValueKind {
+    decl.columns.iter().find(|c| c.0 == column).map_or(ValueKind::Number, |c| c.1)
+}
+
+/// Read the CSV `text` of file `file` as the table `decl` declares: keys are the declared columns (matched to the
+/// header without regard to case), or, for the key marked `across`, the labels of every other column (a wide
+/// table, one value column named after the table); every other column is a value column, a number unless the
+/// declaration says `text` or `bool`. Every combination of key values must have exactly one row.
+pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, String> {
+    let csv = parse_csv(file, text)?;
+    let tname = decl.name.as_str();
+    // Each row key's column; the across key's (column, value) pairs.
+    let mut key_cols: Vec<Option<usize>> = vec![];
+    for k in &decl.keys {
+        key_cols.push(if k.across { None } else { Some(csv.column(tname, &k.name)?) });
+    }
+    let value_cols: Vec<usize> = (0..csv.header.len()).filter(|c| !key_cols.contains(&Some(*c))).collect();
+    if value_cols.is_empty() {
+        return Err(format!("{file}:1: table '{tname}' has no value columns (every column is a key)"));
+    }
+    let across = decl.keys.iter().position(|k| k.across);
+    let across_labels: Vec<KeyValue> = match across {
+        Some(a) => {
+            if let Some((c, _, _)) = decl.columns.first() {
+                return Err(format!(
+                    "{file}: table '{tname}' runs across the header, so its values are numbers; 'with {c} …' \
+                     does not apply"
+                ));
+            }
+            let k = &decl.keys[a];
+            value_cols
+                .iter()
+                .map(|&c| key_value(k, &csv.header[c]).map_err(|e| format!("{file}:1:{}: column label: {e}", c + 1)))
+                .collect::<Result<_, _>>()?
+        }
+        None => {
+            for (c, _, _) in &decl.columns {
+                if !value_cols.iter().any(|&v| csv.header[v] == *c) {
+                    return Err(format!(
+                        "{file}:1: no column '{c}', which table '{tname}' of the model declares (the header has: {})",
+                        csv.header.join(", ")
+                    ));
+                }
+            }
+            vec![]
+        }
+    };
+    // The distinct values of each key: whole numbers increasing, text in order of first appearance.
+    let mut row_keys: Vec<Vec<KeyValue>> = Vec::with_capacity(csv.rows.len());
+    for (line, cells) in &csv.rows {
+        let mut vals = vec![];
+        for (k, col) in decl.keys.iter().zip(&key_cols) {
+            if let Some(c) = *col {
+                vals.push(key_value(k, &cells[c]).map_err(|e| csv.cell_error(*line, c, e))?);
+            }
+        }
+        row_keys.push(vals);
+    }
+    let mut values: Vec<Vec<KeyValue>> = vec![];
+    let mut row_key_index = 0;
+    for (i, k) in decl.keys.iter().enumerate() {
+        let vals: Vec<KeyValue> = if k.across {
+            across_labels.clone()
+        } else {
+            let j = row_key_index;
+            row_key_index += 1;
+            let all = row_keys.iter().map(|r| r[j].clone());
+            if k.text {
+                let mut seen = std::collections::HashSet::new();
+                all.filter(|v| seen.insert(v.clone())).collect()
+            } else {
+                all.collect::<BTreeSet<_>>().into_iter().collect()
+            }
+        };
+        if k.across {
+            let distinct: BTreeSet<&KeyValue> = vals.iter().collect();
+            if distinct.len() != vals.len() {
+                return Err(format!("{file}:1: a column label is given twice (key '{}')", decl.keys[i].name));
+            }
+        }
+        values.push(vals);
+    }
+    let positions: Vec<HashMap<&KeyValue, usize>> =
+        values.iter().map(|v| v.iter().enumerate().map(|(i, x)| (x, i)).collect()).collect();
+    let cells = values.iter().try_fold(1usize, |n, v| n.checked_mul(v.len())).unwrap_or(usize::MAX);
+    let n_cols = if across.is_some() { 1 } else { value_cols.len() };
+    parfit_core::limits::check_allocation(&format!("table '{tname}' ({file})"), cells as f64 * n_cols as f64, 16.0)?;
+    let strides: Vec<usize> = (0..values.len()).map(|k| values[k + 1..].iter().map(Vec::len).product()).collect();
+    // The line of the row that gave each cell, and the columns' values.
+    let mut from: Vec<usize> = vec![0; cells];
+    let mut data: Vec<ColumnData> = if across.is_some() {
+        vec![ColumnData::Numbers(vec![0.0; cells])]
+    } else {
+        value_cols
+            .iter()
+            .map(|&c| match kind_of(decl, &csv.header[c]) {
+                ValueKind::Number => ColumnData::Numbers(vec![0.0; cells]),
+                ValueKind::Bool => ColumnData::Bools(vec![false; cells]),
+                ValueKind::Text => ColumnData::Texts(vec![String::new(); cells]),
+            })
+            .collect()
+    };
+    let describe = |at: usize| -> String {
+        let mut parts = vec![];
+        for (k, v) in decl.keys.iter().zip(&values) {
+            let i = at / strides[parts.len()] % v.len().max(1);
+            parts.push(format!("{} {}", k.name, v[i]));
+        }
+        parts.join(", ")
+    };
+    for ((line, row), keys) in csv.rows.iter().zip(&row_keys) {
+        let mut base = 0;
+        let mut r = 0;
+        for (k, key) in decl.keys.iter().enumerate() {
+            if !key.across {
+                base += positions[k][&keys[r]] * strides[k];
+                r += 1;
+            }
+        }
+        let targets: Vec<(usize, usize, usize)> = match across {
+            Some(a) => value_cols.iter().enumerate().map(|(i, &c)| (base + i * strides[a], 0, c)).collect(),
+            None => value_cols.iter().enumerate().map(|(i, &c)| (base, i, c)).collect(),
+        };
+        for (at, d, c) in targets {
+            if from[at] != 0 {
+                return Err(format!(
+                    "{file}:{line}: a second row for {} (the first is line {})",
+                    describe(at),
+                    from[at]
+                ));
+            }
+            let cell = &row[c];
+            match &mut data[d] {
+                ColumnData::Numbers(v) => v[at] = number(cell).map_err(|e| csv.cell_error(*line, c, e))?,
+                ColumnData::Bools(v) => v[at] = boolean(cell).map_err(|e| csv.cell_error(*line, c, e))?,
+                ColumnData::Texts(v) => v[at] = cell.clone(),
+            }
+            if d + 1 == data.len() || across.is_some() {
+                from[at] = *line;
+            }
+        }
+    }
+    if let Some(at) = from.iter().position(|&l| l == 0) {
+        return Err(format!(
+            "{file}: no row for {} (the table needs a row for every combination of its keys)",
+            describe(at)
+        ));
+    }
+    let keys = decl
+        .keys
+        .iter()
+        .zip(values)
+        .map(|(k, v)| {
+            let key = if k.text {
+                Key::Texts(v.into_iter().map(|x| if let KeyValue::Text(s) = x { s } else { String::new() }).collect())
+            } else {
+                Key::Ints {
+                    values: v.into_iter().map(|x| if let KeyValue::Int(i) = x { i } else { 0 }).collect(),
+                    ultimate: k.ultimate,
+                }
+            };
+            (k.name.clone(), key)
+        })
+        .collect();
+    let names: Vec<String> = if across.is_some() {
+        vec![decl.name.clone()]
+    } else {
+        value_cols.iter().map(|&c| csv.header[c].clone()).collect()
+    };
+    Ok(Table { name: decl.name.clone(), keys, columns: names.into_iter().zip(data).collect(), missing: decl.missing })
+}
+
+/// The ids of a scenario table: the values of its key marked `scenarios`, in order (`None`: the declaration
+/// marks no key).
+pub fn scenario_ids(decl: &TableDecl, table: &Table) -> Option<Vec<i64>> {
+    let k = decl.keys.iter().position(|k| k.scenarios)?;
+    match &table.keys.get(k)?.1 {
+        Key::Ints { values, .. } => Some(values.clone()),
+        Key::Texts(_) => None,
+    }
+}
+
+/// One column of the model points.
+#[derive(Debug, Clone)]
+enum PointColumn {
+    Numbers(Vec<f64>),
+    Texts(Vec<String>),
+}
+
+/// The model-point table: one row per policy, its id and its attributes (`mp.NAME`).
+#[derive(Debug, Clone)]
+pub struct Points {
+    /// The id column's name and each row's id.
+    pub id_column: String,
+    pub ids: Vec<String>,
+    /// Each row's line in the file.
+    pub lines: Vec<usize>,
+    /// The attributes, in the header's order (every column but the id).
+    pub attributes: Vec<Attribute>,
+    columns: Vec<PointColumn>,
+}
+
+impl Points {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Row `i`'s attributes into `out` (cleared), in [`Points::attributes`] order.
+    pub fn row<'a>(&'a self, i: usize, out: &mut Vec<AttrValue<'a>>) {
+        out.clear();
+        for c in &self.columns {
+            out.push(match c {
+                PointColumn::Numbers(v) => AttrValue::Number(v.get(i).copied().unwrap_or(f64::NAN)),
+                PointColumn::Texts(v) => AttrValue::Text(v.get(i).map_or("", String::as_str)),
+            });
+        }
+    }
+
+    /// The number in column `name` of row `i`, if the column is numeric.
+    pub fn number(&self, name: &str, i: usize) -> Option<f64> {
+        let c = self.attributes.iter().position(|a| a.name == name)?;
+        match &self.columns[c] {
+            PointColumn::Numbers(v) => v.get(i).copied(),
+            PointColumn::Texts(_) => None,
+        }
+    }
+}
+
+/// Read the model-point table. Its first column is the policy id (the declaration's one key names it). With a
+/// declaration (`table mp(policy_id) with spec_id text, sex text`) the columns it lists have their kinds and every other column is a number, checked cell by
+/// cell; ids must be distinct. Without one a column is a number when every cell
+/// is one, else text.
+pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<Points, String> {
+    let csv = parse_csv(file, text)?;
+    if let Some(d) = decl
+        && d.keys.len() != 1
+    {
+        return Err(format!("table '{}' (the model points) has one key, the policy id column", d.name));
+    }
+    // The id is the first column, as the host reads it (lifelib's sample table calls it `poind_id`).
+    let id = 0;
+    if let Some(d) = decl {
+        for (c, _, _) in &d.columns {
+            if !csv.header.iter().any(|h| h == c) {
+                return Err(format!(
+                    "{file}:1: no column '{c}', which table '{}' of the model declares (the header has: {})",
+                    d.name,
+                    csv.header.join(", ")
+                ));
+            }
+        }
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (line, row) in &csv.rows {
+        if let Some(first) = seen.insert(&row[id], *line)
+            && decl.is_some()
+        {
+            return Err(csv.cell_error(*line, id, format!("the policy id '{}' is also line {first}", row[id])));
+        }
+    }
+    let mut attributes = vec![];
+    let mut columns = vec![];
+    for (c, name) in csv.header.iter().enumerate() {
+        if c == id {
+            continue;
+        }
+        let kind = match decl {
+            Some(d) => kind_of(d, name),
+            None if csv.rows.iter().all(|(_, r)| number(&r[c]).is_ok()) => ValueKind::Number,
+            None => ValueKind::Text,
+        };
+        let column = match kind {
+            ValueKind::Text => PointColumn::Texts(csv.rows.iter().map(|(_, r)| r[c].clone()).collect()),
+            ValueKind::Number => PointColumn::Numbers(
+                csv.rows
+                    .iter()
+                    .map(|(l, r)| number(&r[c]).map_err(|e| csv.cell_error(*l, c, e)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            ValueKind::Bool => PointColumn::Numbers(
+                csv.rows
+                    .iter()
+                    .map(|(l, r)| boolean(&r[c]).map(f64::from).map_err(|e| csv.cell_error(*l, c, e)))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        attributes.push(Attribute { name: name.clone(), kind });
+        columns.push(column);
+    }
+    Ok(Points {
+        id_column: csv.header[id].clone(),
+        ids: csv.rows.iter().map(|(_, r)| r[id].clone()).collect(),
+        lines: csv.rows.iter().map(|(l, _)| *l).collect(),
+        attributes,
+        columns,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ProjectionProgram, compile_projection, table_declarations};
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn decl(src: &str) -> TableDecl {
+        table_declarations("m.prj", src).unwrap().remove(0)
+    }
+
+    fn read(src: &str, text: &str) -> Result<Table, String> {
+        read_table(&decl(src), "t.csv", text)
+    }
+
+    fn ints(t: &Table, k: usize) -> Vec<i64> {
+        match &t.keys[k].1 {
+            Key::Ints { values, .. } => values.clone(),
+            Key::Texts(_) => panic!("text key"),
+        }
+    }
+
+    #[test]
+    fn wide_and_long_tables_read_into_keys_and_columns() {
+        // lifelib's mort_table.csv: Age down, policy years across, the last ultimate.
+        let t =
+            read("table mort(age, duration ultimate across) missing 0", "Age,0,1\n18,0.1,0.2\n19,0.3,0.4\n").unwrap();
+        assert_eq!((ints(&t, 0), ints(&t, 1)), (vec![18, 19], vec![0, 1]));
+        assert!(matches!(t.keys[1].1, Key::Ints { ultimate: true, .. }));
+        assert!(matches!(&t.columns[..], [(n, ColumnData::Numbers(v))] if n == "mort" && v == &[0.1, 0.2, 0.3, 0.4]));
+        assert_eq!(t.missing, Some(0.0));
+        // Text labels across (surr_charge_table.csv), rows in any order.
+        let t = read("table s(duration, type text across)", "duration,type_1,type_2\n1,3,4\n0,1,2\n").unwrap();
+        assert!(matches!(&t.keys[1].1, Key::Texts(l) if l == &["type_1", "type_2"]));
+        assert!(matches!(&t.columns[0].1, ColumnData::Numbers(v) if v == &[1.0, 2.0, 3.0, 4.0]));
+        // A long table with text, conditions and numbers; a text key keeps the file's order.
+        let t = read(
+            "table product(spec_id text) with kind text, wl bool",
+            "spec_id,kind,wl,load\nB,SINGLE,True,0.1\nA,LEVEL,False,0\n",
+        )
+        .unwrap();
+        assert!(matches!(&t.keys[0].1, Key::Texts(l) if l == &["B", "A"]));
+        assert!(matches!(&t.columns[1].1, ColumnData::Bools(v) if v == &[true, false]));
+        assert!(matches!(&t.columns[2].1, ColumnData::Numbers(v) if v == &[0.1, 0.0]));
+        // Two keys, one of them the scenario ids.
+        let d = decl("table z(scen_id scenarios, t)");
+        let t = read_table(&d, "z.csv", "scen_id,t,z\n1,0,0.5\n1,1,0.6\n2,0,0.7\n2,1,0.8\n").unwrap();
+        assert_eq!(scenario_ids(&d, &t), Some(vec![1, 2]));
+        assert_eq!(scenario_ids(&decl("table y(a)"), &t), None);
+    }
+
+    #[test]
+    fn bad_cells_are_refused_at_their_file_line_and_column() {
+        let e = |src: &str, text: &str| read(src, text).map(|_| ()).unwrap_err();
+        let long = "table p(age, term)";
+        assert_eq!(
+            e(long, "age,term,rate\n20,10,0.1\n\n20,15,x\n"),
+            "t.csv:4:3: column 'rate': expected a number, found 'x'"
+        );
+        assert_eq!(
+            e(long, "age,term,rate\n20.5,10,0.1\n"),
+            "t.csv:2:1: column 'age': expected a whole number, found '20.5' (key 'age'; a text key is declared \
+             'age text')"
+        );
+        assert_eq!(
+            e(long, "age,term,rate\n20,10,0.1\n20,10.0,0.2\n"),
+            "t.csv:3: a second row for age 20, term 10 (the first is line 2)"
+        );
+        assert_eq!(
+            e(long, "age,term,rate\n20,10,0.1\n21,15,0.2\n"),
+            "t.csv: no row for age 20, term 15 (the table needs a row for every combination of its keys)"
+        );
+        assert_eq!(e(long, "age,term,rate\n20,10\n"), "t.csv:2:3: the row has 2 cells but the header has 3");
+        assert_eq!(
+            e("table p(age, year)", "age,term,rate\n20,10,0.1\n"),
+            "t.csv:1: no column 'year', which table 'p' of the model declares (the header has: age, term, rate)"
+        );
+        assert_eq!(
+            e("table p(a) with f bool", "a,f\n1,yes\n"),
+            "t.csv:2:2: column 'f': expected True or False, found 'yes'"
+        );
+        assert_eq!(
+            e("table m(age, year across)", "age,0,x\n1,2,3\n"),
+            "t.csv:1:3: column label: expected a whole number, found 'x' (key 'year'; a text key is declared 'year \
+             text')"
+        );
+        assert_eq!(e("table p(a)", "a,b\n"), "t.csv: the table has a header but no data rows");
+    }
+
+    #[test]
+    fn model_points_become_attributes_checked_cell_by_cell() {
+        let d = decl("table mp(policy_id) with spec_id text, sex text");
+        let p = read_points(Some(&d), "mp.csv", "policy_id,spec_id,age,sex\n1,A,47,M\n2,B,30.5,F\n").unwrap();
+        let names: Vec<(&str, ValueKind)> = p.attributes.iter().map(|a| (a.name.as_str(), a.kind)).collect();
+        assert_eq!(names, [("spec_id", ValueKind::Text), ("age", ValueKind::Number), ("sex", ValueKind::Text)]);
+        let mut row = vec![];
+        p.row(1, &mut row);
+        assert!(matches!(row[..], [AttrValue::Text("B"), AttrValue::Number(30.5), AttrValue::Text("F")]));
+        let e = read_points(Some(&d), "mp.csv", "policy_id,spec_id,age,sex\n1,A,4x,M\n").unwrap_err();
+        assert_eq!(e, "mp.csv:2:3: column 'age': expected a number, found '4x'");
+        let e = read_points(Some(&d), "mp.csv", "policy_id,spec_id,age,sex\n1,A,4,M\n1,A,5,M\n").unwrap_err();
+        assert_eq!(e, "mp.csv:3:1: column 'policy_id': the policy id '1' is also line 2");
+        let e = read_points(Some(&d), "mp.csv", "policy_id,age,sex\n1,4,M\n").unwrap_err();
+        assert!(e.starts_with("mp.csv:1: no column 'spec_id'"), "{e}");
+        // Undeclared: numbers where every cell is one, else text.
+        let p = read_points(None, "mp.csv", "id,a,b\n1,2,x\n").unwrap();
+        assert_eq!(p.attributes.iter().map(|a| a.kind).collect::<Vec<_>>(), [ValueKind::Number, ValueKind::Text]);
+    }
+
+    #[test]
+    fn declarations_are_checked_where_they_are_written() {
+        let e = |src: &str| table_declarations("m.prj", src).unwrap_err();
+        assert_eq!(
+            e("table m(age sideways)"),
+            "m.prj:1:13: 'sideways' is not a key option (text, ultimate, across, scenarios)"
+        );
+        assert_eq!(e("table m(a across, b across)"), "m.prj:1:7: only one key can be 'across' (the header's labels)");
+        assert_eq!(e("table m(a) with b colour"), "m.prj:1:19: expected the column's kind: text, bool or number");
+        assert_eq!(e("table m(a) missing x"), "m.prj:1:20: 'missing' is followed by a number");
+        assert_eq!(e("table m(a)\ntable m(b)"), "m.prj:2:7: table 'm' is declared twice (first at line 1)");
+        assert_eq!(
+            e("table m(a text ultimate)"),
+            "m.prj:1:9: a text key cannot be 'ultimate' or 'scenarios' (whole numbers only)"
+        );
+        // `table` alone is still a name.
+        assert!(table_declarations("m.prj", "table = 1\n").unwrap().is_empty());
+    }
+
+    /// A model reading its declared tables and the scenario id.
+    fn program(src: &str, z: &str) -> Result<ProjectionProgram, String> {
+        let decls = table_declarations("m.prj", src)?;
+        let tables = vec![read_table(&decls[0], "z.csv", z)?];
+        let attrs = [Attribute { name: super::super::SCENARIO.into(), kind: ValueKind::Number }];
+        compile_projection("m.prj", src, &attrs, &tables, &[])
+    }
+
+    #[test]
+    fn the_scenario_is_a_value_the_model_reads() {
+        let src = "table z(scen scenarios, t)\nx = z[scenario, t] + scenario\n";
+        let p = program(src, "scen,t,v\n1,0,10\n1,1,11\n2,0,20\n2,1,21\n").unwrap();
+        let mut run = p.runner();
+        let mut rows = [0.0; 2];
+        run.run(&[AttrValue::Number(2.0)], 2, Some(&mut rows)).unwrap();
+        assert_eq!(rows, [22.0, 23.0]);
+        let e =
+            program("table z(scen scenarios, t)\nx = if scenario then 1 else 0\n", "scen,t,v\n1,0,1\n").unwrap_err();
+        assert_eq!(e, "m.prj:2:8: 'scenario' is a number, but a condition (true or false) is needed here");
+        let e = compile_projection("m.prj", "x = scenario\n", &[], &[], &[]).map(|_| ()).unwrap_err();
+        assert_eq!(e, "m.prj:1:5: 'scenario' is the run's scenario id, which this run does not give");
+    }
+}
