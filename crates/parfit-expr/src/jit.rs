@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlags, Value, condcodes::FloatCC, types};
+use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, MemFlags, Value, condcodes::FloatCC, types};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -366,8 +366,7 @@ impl Gen<'_> {
         let mut computed: HashMap<u32, Value> = HashMap::new();
         // Values loaded (or constants made) from outside the section, with the instruction count when made.
         let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
-        let mut refs = HashMap::new();
-        let mut table_ref = None;
+        let mut calls = Calls::default();
         let (n_states, consts) = (self.n_states, self.consts);
         // The value of a register: computed here, or loaded (constants embedded). A load is reused only
         // within `RELOAD_AFTER` instructions: reloading is cheap, while one value live across a long
@@ -408,95 +407,7 @@ impl Gen<'_> {
             for (slot, r) in o.iter_mut().zip([i.a, i.b, i.c, i.d]).take(n) {
                 *slot = get(&mut b, &computed, &mut loaded, r, now);
             }
-            let [a, x, c, d] = o;
-            let v = match i.op {
-                Op::Add => b.ins().fadd(a, x),
-                Op::Sub => b.ins().fsub(a, x),
-                Op::Mul => b.ins().fmul(a, x),
-                Op::Div => b.ins().fdiv(a, x),
-                Op::Copysign => b.ins().fcopysign(a, x),
-                Op::Neg => b.ins().fneg(a),
-                Op::Sqrt => b.ins().sqrt(a),
-                Op::Abs => b.ins().fabs(a),
-                Op::Heaviside | Op::Select => {
-                    let (yes, no) =
-                        if i.op == Op::Select { (x, c) } else { (b.ins().f64const(1.0), b.ins().f64const(0.0)) };
-                    let z = b.ins().f64const(0.0);
-                    // `a >= 0` is false for NaN, as in Rust.
-                    let ge = b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, z);
-                    b.ins().select(ge, yes, no)
-                }
-                Op::Trunc => b.ins().trunc(a),
-                // Comparisons as Rust's: ordered (false for NaN), except `!=`, which is unordered.
-                Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-                    let cc = match i.op {
-                        Op::Eq => FloatCC::Equal,
-                        Op::Ne => FloatCC::NotEqual,
-                        Op::Lt => FloatCC::LessThan,
-                        Op::Le => FloatCC::LessThanOrEqual,
-                        Op::Gt => FloatCC::GreaterThan,
-                        _ => FloatCC::GreaterThanOrEqual,
-                    };
-                    let holds = b.ins().fcmp(cc, a, x);
-                    truth(&mut b, holds)
-                }
-                Op::And | Op::Or | Op::Not => {
-                    let z = b.ins().f64const(0.0);
-                    let holds = if i.op == Op::Not {
-                        b.ins().fcmp(FloatCC::Equal, a, z)
-                    } else {
-                        // `!= 0` is true for NaN, as in the interpreter.
-                        let (p, q) = (b.ins().fcmp(FloatCC::NotEqual, a, z), b.ins().fcmp(FloatCC::NotEqual, x, z));
-                        if i.op == Op::And { b.ins().band(p, q) } else { b.ins().bor(p, q) }
-                    };
-                    truth(&mut b, holds)
-                }
-                Op::If => {
-                    let z = b.ins().f64const(0.0);
-                    let holds = b.ins().fcmp(FloatCC::NotEqual, a, z);
-                    b.ins().select(holds, x, c)
-                }
-                Op::NanElse => {
-                    let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
-                    b.ins().select(nan, x, a)
-                }
-                // Two roundings, as the interpreter: no fused multiply-add.
-                Op::MulAdd => {
-                    let m = b.ins().fmul(a, x);
-                    b.ins().fadd(m, c)
-                }
-                Op::MulSub => {
-                    let m = b.ins().fmul(a, x);
-                    b.ins().fsub(m, c)
-                }
-                Op::NegMulAdd => {
-                    let m = b.ins().fmul(a, x);
-                    b.ins().fsub(c, m)
-                }
-                Op::MulMulAdd | Op::MulMulSub => {
-                    let m = b.ins().fmul(a, x);
-                    let n = b.ins().fmul(c, d);
-                    if i.op == Op::MulMulAdd { b.ins().fadd(m, n) } else { b.ins().fsub(m, n) }
-                }
-                op if op.reads_table() => {
-                    let table = self.tables.get(i.d as usize).ok_or_else(|| format!("no table {}", i.d))?;
-                    let number = TABLE_OPS.iter().position(|&o| o == op).ok_or("not a table operation")?;
-                    let ptr = self.module.target_config().pointer_type();
-                    let addr = b.ins().iconst(ptr, table as *const LookupTable as i64);
-                    let number = b.ins().iconst(types::I32, number as i64);
-                    let x = if n == 2 { x } else { b.ins().f64const(0.0) };
-                    let f = *table_ref.get_or_insert_with(|| self.module.declare_func_in_func(self.table_fn, b.func));
-                    let call = b.ins().call(f, &[addr, number, a, x]);
-                    b.inst_results(call)[0]
-                }
-                op => {
-                    let id = *self.imports.get(&op).ok_or_else(|| format!("no native form for {op:?}"))?;
-                    let x = if n == 2 { x } else { b.ins().f64const(0.0) };
-                    let f = *refs.entry(op).or_insert_with(|| self.module.declare_func_in_func(id, b.func));
-                    let call = b.ins().call(f, &[a, x]);
-                    b.inst_results(call)[0]
-                }
-            };
+            let v = self.lower(&mut b, i, o, &mut calls)?;
             computed.insert(i.dst, v);
             for k in slots.remove(&i.dst).unwrap_or_default() {
                 b.ins().store(mem, v, out, 8 * k as i32);
@@ -517,6 +428,137 @@ impl Gen<'_> {
         self.module.define_function(id, &mut fctx).map_err(|x| e(&x))?;
         Ok((id, results.len()))
     }
+
+    /// The native form of one instruction with its operand values `o` (those past its operand count unused).
+    fn lower(
+        &mut self,
+        b: &mut FunctionBuilder<'_>,
+        i: &Instr,
+        o: [Value; 4],
+        calls: &mut Calls,
+    ) -> Result<Value, String> {
+        let n = operand_count(i.op);
+        let [a, x, c, d] = o;
+        Ok(match i.op {
+            Op::Add => b.ins().fadd(a, x),
+            Op::Sub => b.ins().fsub(a, x),
+            Op::Mul => b.ins().fmul(a, x),
+            Op::Div => b.ins().fdiv(a, x),
+            Op::Copysign => b.ins().fcopysign(a, x),
+            Op::Neg => b.ins().fneg(a),
+            Op::Sqrt => b.ins().sqrt(a),
+            Op::Abs => b.ins().fabs(a),
+            Op::Heaviside | Op::Select => {
+                let (yes, no) =
+                    if i.op == Op::Select { (x, c) } else { (b.ins().f64const(1.0), b.ins().f64const(0.0)) };
+                let z = b.ins().f64const(0.0);
+                // `a >= 0` is false for NaN, as in Rust.
+                let ge = b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, z);
+                b.ins().select(ge, yes, no)
+            }
+            Op::Trunc => b.ins().trunc(a),
+            // Comparisons as Rust's: ordered (false for NaN), except `!=`, which is unordered.
+            Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                let cc = match i.op {
+                    Op::Eq => FloatCC::Equal,
+                    Op::Ne => FloatCC::NotEqual,
+                    Op::Lt => FloatCC::LessThan,
+                    Op::Le => FloatCC::LessThanOrEqual,
+                    Op::Gt => FloatCC::GreaterThan,
+                    _ => FloatCC::GreaterThanOrEqual,
+                };
+                let holds = b.ins().fcmp(cc, a, x);
+                truth(b, holds)
+            }
+            Op::And | Op::Or | Op::Not => {
+                let z = b.ins().f64const(0.0);
+                let holds = if i.op == Op::Not {
+                    b.ins().fcmp(FloatCC::Equal, a, z)
+                } else {
+                    // `!= 0` is true for NaN, as in the interpreter.
+                    let (p, q) = (b.ins().fcmp(FloatCC::NotEqual, a, z), b.ins().fcmp(FloatCC::NotEqual, x, z));
+                    if i.op == Op::And { b.ins().band(p, q) } else { b.ins().bor(p, q) }
+                };
+                truth(b, holds)
+            }
+            Op::If => {
+                let z = b.ins().f64const(0.0);
+                let holds = b.ins().fcmp(FloatCC::NotEqual, a, z);
+                b.ins().select(holds, x, c)
+            }
+            Op::NanElse => {
+                let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                b.ins().select(nan, x, a)
+            }
+            // Two roundings, as the interpreter: no fused multiply-add.
+            Op::MulAdd => {
+                let m = b.ins().fmul(a, x);
+                b.ins().fadd(m, c)
+            }
+            Op::MulSub => {
+                let m = b.ins().fmul(a, x);
+                b.ins().fsub(m, c)
+            }
+            Op::NegMulAdd => {
+                let m = b.ins().fmul(a, x);
+                b.ins().fsub(c, m)
+            }
+            Op::MulMulAdd | Op::MulMulSub => {
+                let m = b.ins().fmul(a, x);
+                let n = b.ins().fmul(c, d);
+                if i.op == Op::MulMulAdd { b.ins().fadd(m, n) } else { b.ins().fsub(m, n) }
+            }
+            Op::Lookup(LookupMode::Backward)
+                if let Some(ys) = self.tables.get(i.d as usize).and_then(LookupTable::indexed_values) =>
+            {
+                // A table at 0, 1, 2, … read in place, as `LookupTable::read` does: NaN at NaN, the first value
+                // before 0, else the value at the whole part, at most the last.
+                let (zero, last) = (b.ins().f64const(0.0), b.ins().f64const((ys.len() - 1) as f64));
+                let whole = b.ins().floor(a);
+                let past = b.ins().fcmp(FloatCC::GreaterThan, whole, last);
+                let at = b.ins().select(past, last, whole);
+                let before = b.ins().fcmp(FloatCC::LessThan, a, zero);
+                let at = b.ins().select(before, zero, at);
+                let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                let at = b.ins().select(nan, zero, at);
+                // `at` is a whole number in 0..=last, so the load is inside the values, which live as long as the
+                // code (`Native::tables` holds them, never mutated).
+                let ptr = self.module.target_config().pointer_type();
+                let k = b.ins().fcvt_to_uint_sat(ptr, at);
+                let offset = b.ins().imul_imm(k, 8);
+                let base = b.ins().iconst(ptr, ys.as_ptr() as i64);
+                let addr = b.ins().iadd(base, offset);
+                let v = b.ins().load(types::F64, MemFlags::trusted().with_readonly(), addr, 0);
+                let nan_value = b.ins().f64const(f64::NAN);
+                b.ins().select(nan, nan_value, v)
+            }
+            op if op.reads_table() => {
+                let table = self.tables.get(i.d as usize).ok_or_else(|| format!("no table {}", i.d))?;
+                let number = TABLE_OPS.iter().position(|&o| o == op).ok_or("not a table operation")?;
+                let ptr = self.module.target_config().pointer_type();
+                let addr = b.ins().iconst(ptr, table as *const LookupTable as i64);
+                let number = b.ins().iconst(types::I32, number as i64);
+                let x = if n == 2 { x } else { b.ins().f64const(0.0) };
+                let f = *calls.table.get_or_insert_with(|| self.module.declare_func_in_func(self.table_fn, b.func));
+                let call = b.ins().call(f, &[addr, number, a, x]);
+                b.inst_results(call)[0]
+            }
+            op => {
+                let id = *self.imports.get(&op).ok_or_else(|| format!("no native form for {op:?}"))?;
+                let x = if n == 2 { x } else { b.ins().f64const(0.0) };
+                let f = *calls.imports.entry(op).or_insert_with(|| self.module.declare_func_in_func(id, b.func));
+                let call = b.ins().call(f, &[a, x]);
+                b.inst_results(call)[0]
+            }
+        })
+    }
+}
+
+/// The helper functions a generated function calls, declared in it on first use.
+#[derive(Default)]
+struct Calls {
+    table: Option<FuncRef>,
+    imports: HashMap<Op, FuncRef>,
 }
 
 #[cfg(test)]
@@ -608,7 +650,54 @@ out_i { x * y - z * t, sigmoid(x) + pow(y, 2), x }
 
 #[cfg(test)]
 mod op_tests {
-    use crate::{Instr, Op, Program};
+    use crate::system::LookupMode;
+    use crate::{Instr, LookupTable, Op, Program};
+
+    /// A table at 0, 1, 2, … read backward (inlined in native code) and one at other points (a call), at
+    /// every kind of position: native code gives the interpreter's bits.
+    #[test]
+    fn table_reads_match_the_interpreter_bit_for_bit() {
+        let indexed = LookupTable::new(&[(0.0, 3.5), (1.0, -1.0), (2.0, 7.25)]).unwrap();
+        let searched = LookupTable::new(&[(0.0, 3.5), (1.5, -1.0), (2.0, 7.25)]).unwrap();
+        assert!(indexed.indexed_values().is_some() && searched.indexed_values().is_none());
+        let mut p = Program::new(1, 0);
+        for (k, table) in [0, 1].into_iter().enumerate() {
+            let dst = 2 + k as u32;
+            p.out.push(Instr { op: Op::Lookup(LookupMode::Backward), dst, a: 1, b: 1, c: 1, d: table });
+            p.out_regs.push(dst);
+        }
+        p.n_regs = 4;
+        p.f = vec![2];
+        p.rhs = p.out.clone();
+        p.tables = vec![indexed, searched].into();
+        let mut native = p.clone();
+        native.compile_native().expect("the JIT compiles table reads");
+        let (mut ri, mut rn) = (vec![0.0; p.n_regs], vec![0.0; p.n_regs]);
+        let (mut a, mut b) = ([0.0; 2], [0.0; 2]);
+        for x in [
+            f64::NAN,
+            -f64::NAN,
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.0,
+            -0.5,
+            -0.0,
+            0.0,
+            0.25,
+            1.0,
+            1.5,
+            1.9999999999999998,
+            2.0,
+            2.5,
+            3.0,
+            1e300,
+            f64::INFINITY,
+        ] {
+            p.outputs(&mut ri, 0.0, &[x], &mut a);
+            native.outputs(&mut rn, 0.0, &[x], &mut b);
+            assert_eq!(crate::bits(&a), crate::bits(&b), "read at {x}");
+        }
+    }
 
     /// Every operation the DiffSL language has no syntax for, each over all pairs (and triples) of special
     /// values: native code gives the interpreter's bits.
