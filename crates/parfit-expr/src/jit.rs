@@ -4,9 +4,15 @@
 //! Each compiled function is straight-line code over SSA values: it loads only what its section reads
 //! from outside itself (`t`, the state, parameters and parameter-level results), embeds constants, and
 //! stores only its results. Every operation is the interpreter's: the four arithmetic operations, `sqrt`,
-//! `abs`, `neg`, `copysign`, `trunc`, comparisons and selections are single IEEE instructions with the same rounding (products
-//! and sums stay separate instructions — Cranelift fuses nothing it is not asked to), and every other
-//! operation calls [`Op::apply`] through an `extern "C"` wrapper, so JIT and interpreter give the same bits.
+//! `abs`, `neg`, `copysign`, `trunc`, `min`, `max`, comparisons and selections are single IEEE instructions (or
+//! a comparison and a selection) with the same rounding (products and sums stay separate instructions —
+//! Cranelift fuses nothing it is not asked to), reads of tables at 0, 1, 2, … are loads, and every other
+//! operation calls [`Op::apply`] (or [`LookupTable::apply`]) through an `extern "C"` wrapper, so JIT and
+//! interpreter give the same bits.
+//!
+//! A projection's month loop ([`compile_month_loop`]) is one function: the state is carried in machine
+//! registers from month to month, and calls whose operands do not depend on the state are remembered with
+//! their operands and made again only when those change.
 //!
 //! This is the one module of the crate allowed `unsafe`: calling generated code through a function pointer
 //! and releasing its memory. Each block says why it is sound.
@@ -15,7 +21,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, MemFlags, Value, condcodes::FloatCC, types};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{AbiParam, BlockArg, FuncRef, InstBuilder, MemFlags, Value, types};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -150,7 +157,7 @@ macro_rules! wrappers {
 }
 
 wrappers! {
-    parfit_pow Pow, parfit_min Min, parfit_max Max, parfit_exp Exp, parfit_log Log, parfit_log10 Log10,
+    parfit_pow Pow, parfit_exp Exp, parfit_log Log, parfit_log10 Log10,
     parfit_sin Sin, parfit_cos Cos, parfit_tan Tan, parfit_sinh Sinh, parfit_cosh Cosh, parfit_tanh Tanh,
     parfit_asinh Asinh, parfit_acosh Acosh, parfit_sigmoid Sigmoid, parfit_asin Asin, parfit_acos Acos,
     parfit_atan Atan, parfit_modulo Modulo,
@@ -266,6 +273,119 @@ pub fn compile(p: &Program) -> Result<Native, String> {
         n_regs: p.n_regs,
         modules: modules.into_iter().map(|j| j.module).collect(),
         tables: p.tables.clone(),
+    })
+}
+
+/// A projection's month loop as one native function: `f(regs, rows, months, state, cells)` runs `months`
+/// months from the state in `state` and leaves the state after the last month there. It reads the policy's
+/// registers from `regs`, month `t`'s month-only values from row `t` of `rows` and, when `cells` is not null,
+/// writes month `t`'s cells to row `t` of `cells`.
+type LoopEntry = unsafe extern "C" fn(*const f64, *const f64, u64, *mut f64, *mut f64);
+
+/// What a projection's month code is: the program's right-hand side run once per month, with `f` the cells
+/// (the first `width` registers) then each state's next value, `t` in register 0, the state in registers
+/// `1..=n_states` and the month-only values in the `n_inputs` registers from `first_input`.
+#[derive(Debug, Clone, Copy)]
+pub struct MonthCode {
+    pub width: usize,
+    pub first_input: u32,
+    pub n_inputs: usize,
+}
+
+/// A projection's month loop in native code (see [`compile_month_loop`]): two functions, one storing every
+/// month's cells and one computing only what the state needs (present values and recursions).
+pub struct MonthLoop {
+    with_cells: LoopEntry,
+    state_only: LoopEntry,
+    code: MonthCode,
+    n_states: usize,
+    n_regs: usize,
+    /// Owns the code memory; released on drop.
+    module: Option<JITModule>,
+    /// The tables the code reads by address: kept alive as long as the code.
+    _tables: Arc<[LookupTable]>,
+}
+
+// SAFETY: as `Native`'s: the finalized code is read-only, keeps no state and reads nothing mutable.
+unsafe impl Send for MonthLoop {}
+// SAFETY: as above.
+unsafe impl Sync for MonthLoop {}
+
+impl Drop for MonthLoop {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the entry points are only reachable through `self`, which is being dropped.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+impl std::fmt::Debug for MonthLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonthLoop").field("code", &self.code).field("n_states", &self.n_states).finish()
+    }
+}
+
+impl MonthLoop {
+    /// Run `months` months: `regs` the policy's register file after its setup code, `rows` the month-only
+    /// values (a row of `n_inputs` per month), `state` the start values (the final values after), `cells` a
+    /// row of `width` values per month. Panics (a bug, not a model error) if a slice is too short.
+    pub fn run(&self, regs: &[f64], rows: &[f64], months: usize, state: &mut [f64], cells: Option<&mut [f64]>) {
+        let c = &self.code;
+        assert!(regs.len() >= self.n_regs && state.len() >= self.n_states);
+        assert!(rows.len() >= months.saturating_mul(c.n_inputs));
+        let (entry, out) = match cells {
+            Some(cells) => {
+                assert!(cells.len() >= months.saturating_mul(c.width));
+                (self.with_cells, cells.as_mut_ptr())
+            }
+            None => (self.state_only, std::ptr::null_mut()),
+        };
+        // SAFETY: the code reads registers below `n_regs` from `regs`, `n_inputs` values of each of the
+        // `months` rows of `rows`, the `n_states` values of `state`, and writes `state` and (the first
+        // function only) `width` values of each row of `cells`: all checked above. It keeps no pointer after
+        // returning and was generated for the host's C calling convention, which `LoopEntry` declares.
+        unsafe { entry(regs.as_ptr(), rows.as_ptr(), months as u64, state.as_mut_ptr(), out) };
+    }
+}
+
+/// Compile a projection's month loop (`p.rhs` as [`MonthCode`] describes it): the state stays in machine
+/// registers across months, the month-only values are read from their rows, and calls (powers, exponentials,
+/// table reads by search) whose operands do not depend on the state are made again only when an operand
+/// changes (a rate by policy year is computed once per year), each bit for bit the interpreter's.
+pub fn compile_month_loop(p: &Program, code: MonthCode) -> Result<MonthLoop, String> {
+    let operations = 2 * p.rhs.len() + p.f.len() + code.width;
+    if operations > MAX_OPERATIONS {
+        return Err(format!(
+            "the model has {operations} operations, more than the {MAX_OPERATIONS} the JIT compiles; it runs in \
+             the interpreter (same results)"
+        ));
+    }
+    if p.f.len() != code.width + p.n_states {
+        return Err("internal: the month code's results are not the cells and the next states".into());
+    }
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let consts: HashMap<u32, f64> = p.consts.iter().copied().collect();
+    let mut jit = Jit::new("speed")?;
+    let mut ctx = jit.generator(p, &consts);
+    let with_cells = ctx.month_loop("months_cells", &p.rhs, &p.f, code, true)?;
+    let state_only = ctx.month_loop("months_state", &p.rhs, &p.f, code, false)?;
+    jit.module.finalize_definitions().map_err(|x| e(&x))?;
+    let entry = |id| {
+        let ptr = jit.module.get_finalized_function(id);
+        // SAFETY: `ptr` is the finalized code of a function declared with `LoopEntry`'s signature (two
+        // pointers, a 64-bit count and two pointers, no return) in the host's default calling convention.
+        unsafe { std::mem::transmute::<*const u8, LoopEntry>(ptr) }
+    };
+    let (with_cells, state_only) = (entry(with_cells), entry(state_only));
+    Ok(MonthLoop {
+        with_cells,
+        state_only,
+        code,
+        n_states: p.n_states,
+        n_regs: p.n_regs,
+        module: Some(jit.module),
+        _tables: p.tables.clone(),
     })
 }
 
@@ -429,6 +549,206 @@ impl Gen<'_> {
         Ok((id, results.len()))
     }
 
+    /// Define a month loop (see [`LoopEntry`]) over `code` with results `f` ([`MonthCode`]); `cells`: whether
+    /// it stores the cells (else only what the next states need is computed).
+    fn month_loop(
+        &mut self,
+        name: &str,
+        code: &[Instr],
+        f: &[u32],
+        shape: MonthCode,
+        cells: bool,
+    ) -> Result<FuncId, String> {
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        let n_states = self.n_states;
+        let (width, first_input, n_inputs) = (shape.width, shape.first_input, shape.n_inputs);
+        let is_state = |r: u32| (1..=n_states).contains(&(r as usize));
+        // What is needed: the next states (and the cells), and what they read.
+        let mut needed: std::collections::HashSet<u32> = f[if cells { 0 } else { width }..].iter().copied().collect();
+        let mut live = vec![false; code.len()];
+        for (k, i) in code.iter().enumerate().rev() {
+            if needed.contains(&i.dst) {
+                live[k] = true;
+                needed.extend([i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op)));
+            }
+        }
+        // Values that depend on the state change every month: calls on them are not worth remembering.
+        let mut stateful: std::collections::HashSet<u32> = (1..=n_states as u32).collect();
+        for i in code {
+            if [i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op)).any(|r| stateful.contains(&r)) {
+                stateful.insert(i.dst);
+            }
+        }
+        let remembered: Vec<usize> = (0..code.len())
+            .filter(|&k| live[k] && self.is_call(&code[k]))
+            .filter(|&k| {
+                let i = &code[k];
+                ![i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op)).any(|r| stateful.contains(&r))
+            })
+            .collect();
+
+        let ptr = self.module.target_config().pointer_type();
+        let mut sig = self.module.make_signature();
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(types::I64)]);
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
+        let id = self.module.declare_function(name, Linkage::Local, &sig).map_err(|x| e(&x))?;
+        let mut fctx = self.module.make_context();
+        fctx.func.signature = sig;
+        let mut fb_ctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut fctx.func, &mut fb_ctx);
+        let mem = MemFlags::trusted();
+
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let [regs, rows, months, state, out] = b.block_params(entry).try_into().map_err(|_| "signature".to_string())?;
+        // The loop's header carries the month number, the state and each remembered call's last operands (as
+        // bits) and value.
+        let header = b.create_block();
+        let month = b.append_block_param(header, types::I64);
+        let mut args: Vec<BlockArg> = vec![b.ins().iconst(types::I64, 0).into()];
+        for k in 0..n_states {
+            args.push(b.ins().load(types::F64, mem, state, 8 * k as i32).into());
+        }
+        for &k in &remembered {
+            // Start with the call's value at operands 0: a pair it really makes.
+            let i = &code[k];
+            let first = match self.tables.get(i.d as usize) {
+                Some(t) if i.op.reads_table() => t.apply(i.op, 0.0, 0.0),
+                _ => i.op.apply(0.0, 0.0, 0.0, 0.0),
+            };
+            let zero = b.ins().iconst(types::I64, 0);
+            args.extend([zero, zero, b.ins().f64const(first)].map(BlockArg::from));
+        }
+        let state_vals: Vec<Value> = (0..n_states).map(|_| b.append_block_param(header, types::F64)).collect();
+        let mut memo: Vec<[Value; 3]> = vec![];
+        for _ in &remembered {
+            let (x, y) = (b.append_block_param(header, types::I64), b.append_block_param(header, types::I64));
+            memo.push([x, y, b.append_block_param(header, types::F64)]);
+        }
+        b.ins().jump(header, &args);
+
+        b.switch_to_block(header);
+        let (body, exit) = (b.create_block(), b.create_block());
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, month, months);
+        b.ins().brif(more, body, &[], exit, &[]);
+        b.switch_to_block(body);
+        b.seal_block(body);
+        let t = b.ins().fcvt_from_uint(types::F64, month);
+        let row_bytes = b.ins().imul_imm(month, 8 * n_inputs as i64);
+        let row_bytes = if ptr == types::I64 { row_bytes } else { b.ins().ireduce(ptr, row_bytes) };
+        let row = b.ins().iadd(rows, row_bytes);
+        let consts = self.consts;
+        let mut computed: HashMap<u32, Value> = HashMap::new();
+        let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
+        let get = |b: &mut FunctionBuilder<'_>,
+                   computed: &HashMap<u32, Value>,
+                   loaded: &mut HashMap<u32, (Value, usize)>,
+                   r: u32,
+                   now: usize|
+         -> Value {
+            if let Some(&v) = computed.get(&r) {
+                return v;
+            }
+            if r as usize == Program::T {
+                return t;
+            }
+            if is_state(r) {
+                return state_vals[r as usize - 1];
+            }
+            if let Some(&(v, at)) = loaded.get(&r)
+                && now - at < RELOAD_AFTER
+            {
+                return v;
+            }
+            let v = if (first_input..first_input + n_inputs as u32).contains(&r) {
+                b.ins().load(types::F64, mem, row, 8 * (r - first_input) as i32)
+            } else {
+                match consts.get(&r) {
+                    Some(&c) => b.ins().f64const(c),
+                    None => b.ins().load(types::F64, mem, regs, 8 * r as i32),
+                }
+            };
+            loaded.insert(r, (v, now));
+            v
+        };
+        let mut calls = Calls::default();
+        let mut next_memo: Vec<Value> = vec![];
+        let mut remembered = remembered.iter().zip(&memo).peekable();
+        for (now, i) in code.iter().enumerate() {
+            if !live[now] {
+                continue;
+            }
+            let n = operand_count(i.op);
+            let mut o = [t; 4];
+            for (slot, r) in o.iter_mut().zip([i.a, i.b, i.c, i.d]).take(n) {
+                *slot = get(&mut b, &computed, &mut loaded, r, now);
+            }
+            let v = match remembered.next_if(|(k, _)| **k == now) {
+                Some((_, &[last_a, last_b, last_v])) => {
+                    // The call again only when an operand it reads changed (compared as bits: -0 is not 0).
+                    let a = b.ins().bitcast(types::I64, MemFlags::new(), o[0]);
+                    let x = if n == 2 { b.ins().bitcast(types::I64, MemFlags::new(), o[1]) } else { last_b };
+                    let same_a = b.ins().icmp(IntCC::Equal, a, last_a);
+                    let same_b = b.ins().icmp(IntCC::Equal, x, last_b);
+                    let same = b.ins().band(same_a, same_b);
+                    let (call, join) = (b.create_block(), b.create_block());
+                    let v = b.append_block_param(join, types::F64);
+                    b.ins().brif(same, join, &[last_v.into()], call, &[]);
+                    b.switch_to_block(call);
+                    b.seal_block(call);
+                    let fresh = self.lower(&mut b, i, o, &mut calls)?;
+                    b.ins().jump(join, &[fresh.into()]);
+                    b.switch_to_block(join);
+                    b.seal_block(join);
+                    next_memo.extend([a, x, v]);
+                    v
+                }
+                None => self.lower(&mut b, i, o, &mut calls)?,
+            };
+            computed.insert(i.dst, v);
+        }
+        let now = code.len();
+        if cells {
+            let row_bytes = b.ins().imul_imm(month, 8 * width as i64);
+            let row_bytes = if ptr == types::I64 { row_bytes } else { b.ins().ireduce(ptr, row_bytes) };
+            let row = b.ins().iadd(out, row_bytes);
+            for (k, &r) in f[..width].iter().enumerate() {
+                let v = get(&mut b, &computed, &mut loaded, r, now);
+                b.ins().store(mem, v, row, 8 * k as i32);
+            }
+        }
+        let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
+        for &r in &f[width..] {
+            args.push(get(&mut b, &computed, &mut loaded, r, now).into());
+        }
+        args.extend(next_memo.into_iter().map(BlockArg::from));
+        b.ins().jump(header, &args);
+        b.seal_block(header);
+
+        b.switch_to_block(exit);
+        b.seal_block(exit);
+        for (k, &v) in state_vals.iter().enumerate() {
+            b.ins().store(mem, v, state, 8 * k as i32);
+        }
+        b.ins().return_(&[]);
+        b.finalize();
+        self.module.define_function(id, &mut fctx).map_err(|x| e(&x))?;
+        Ok(id)
+    }
+
+    /// Whether native code calls a function for the instruction (rather than computing it inline).
+    fn is_call(&self, i: &Instr) -> bool {
+        match i.op {
+            Op::Lookup(LookupMode::Backward) => {
+                self.tables.get(i.d as usize).is_none_or(|t| t.indexed_values().is_none())
+            }
+            op if op.reads_table() => true,
+            op => self.imports.contains_key(&op),
+        }
+    }
+
     /// The native form of one instruction with its operand values `o` (those past its operand count unused).
     fn lower(
         &mut self,
@@ -457,6 +777,13 @@ impl Gen<'_> {
                 b.ins().select(ge, yes, no)
             }
             Op::Trunc => b.ins().trunc(a),
+            Op::Min | Op::Max => {
+                // As the interpreter: `x` when it is beyond `a` or `a` is NaN, else `a`.
+                let beyond = b.ins().fcmp(if i.op == Op::Min { FloatCC::LessThan } else { FloatCC::GreaterThan }, x, a);
+                let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                let take = b.ins().bor(beyond, nan);
+                b.ins().select(take, x, a)
+            }
             // Comparisons as Rust's: ordered (false for NaN), except `!=`, which is unordered.
             Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
                 let cc = match i.op {
@@ -704,7 +1031,7 @@ mod op_tests {
     #[test]
     fn the_vensim_operations_match_the_interpreter_bit_for_bit() {
         use Op::*;
-        let ops = [Eq, Ne, Lt, Le, Gt, Ge, And, Or, Not, If, Trunc, Modulo, Asin, Acos, Atan, NanElse];
+        let ops = [Eq, Ne, Lt, Le, Gt, Ge, And, Or, Not, If, Trunc, Modulo, Asin, Acos, Atan, NanElse, Min, Max];
         // States x, y, z in registers 1..=3; one output per operation, reading them.
         let mut p = Program::new(3, 0);
         for (k, &op) in ops.iter().enumerate() {
