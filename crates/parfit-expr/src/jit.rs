@@ -35,6 +35,10 @@ use crate::system::LookupMode;
 /// How many instructions a value loaded from outside a section is reused for before it is loaded again.
 const RELOAD_AFTER: usize = 64;
 
+/// The most policy values a month loop loads once before its first month; past this it loads them where
+/// they are read.
+const MAX_PRELOADED: usize = 48;
+
 /// A compiled section: `f(regs, t, y, out)` reads parameter-level registers from `regs`, the state from
 /// `y` and writes its results, in order, to `out`.
 type Entry = unsafe extern "C" fn(*const f64, f64, *const f64, *mut f64);
@@ -276,11 +280,11 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     })
 }
 
-/// A projection's month loop as one native function: `f(regs, rows, months, state, cells)` runs `months`
-/// months from the state in `state` and leaves the state after the last month there. It reads the policy's
-/// registers from `regs`, month `t`'s month-only values from row `t` of `rows` and, when `cells` is not null,
-/// writes month `t`'s cells to row `t` of `cells`.
-type LoopEntry = unsafe extern "C" fn(*const f64, *const f64, u64, *mut f64, *mut f64);
+/// A projection's month loop as one native function: `f(regs, rows, months, state, cells, scratch)` runs
+/// `months` months from the state in `state` and leaves the state after the last month there. It reads the
+/// policy's registers from `regs`, month `t`'s month-only values from row `t` of `rows`, writes month `t`'s
+/// cells to row `t` of `cells` (the variant with cells) and uses a row per month of `scratch`.
+type LoopEntry = unsafe extern "C" fn(*const f64, *const f64, u64, *mut f64, *mut f64, *mut f64);
 
 /// What a projection's month code is: the program's right-hand side run once per month, with `f` the cells
 /// (the first `width` registers) then each state's next value, `t` in register 0, the state in registers
@@ -295,8 +299,9 @@ pub struct MonthCode {
 /// A projection's month loop in native code (see [`compile_month_loop`]): two functions, one storing every
 /// month's cells and one computing only what the state needs (present values and recursions).
 pub struct MonthLoop {
-    with_cells: LoopEntry,
-    state_only: LoopEntry,
+    /// Each function and the width of its scratch rows.
+    with_cells: (LoopEntry, usize),
+    state_only: (LoopEntry, usize),
     code: MonthCode,
     n_states: usize,
     n_regs: usize,
@@ -329,23 +334,39 @@ impl std::fmt::Debug for MonthLoop {
 impl MonthLoop {
     /// Run `months` months: `regs` the policy's register file after its setup code, `rows` the month-only
     /// values (a row of `n_inputs` per month), `state` the start values (the final values after), `cells` a
-    /// row of `width` values per month. Panics (a bug, not a model error) if a slice is too short.
-    pub fn run(&self, regs: &[f64], rows: &[f64], months: usize, state: &mut [f64], cells: Option<&mut [f64]>) {
+    /// row of `width` values per month, `scratch` room the loop grows as it needs (kept between runs). Panics
+    /// (a bug, not a model error) if a slice is too short; the error is a scratch size over the limits.
+    pub fn run(
+        &self,
+        regs: &[f64],
+        rows: &[f64],
+        months: usize,
+        state: &mut [f64],
+        cells: Option<&mut [f64]>,
+        scratch: &mut Vec<f64>,
+    ) -> Result<(), String> {
         let c = &self.code;
         assert!(regs.len() >= self.n_regs && state.len() >= self.n_states);
         assert!(rows.len() >= months.saturating_mul(c.n_inputs));
-        let (entry, out) = match cells {
+        let ((entry, room), out) = match cells {
             Some(cells) => {
                 assert!(cells.len() >= months.saturating_mul(c.width));
                 (self.with_cells, cells.as_mut_ptr())
             }
             None => (self.state_only, std::ptr::null_mut()),
         };
+        let room = months.saturating_mul(room);
+        if scratch.len() < room {
+            parfit_core::limits::check_allocation("the month loop's scratch rows", room as f64, 8.0)?;
+            scratch.resize(room, 0.0);
+        }
         // SAFETY: the code reads registers below `n_regs` from `regs`, `n_inputs` values of each of the
-        // `months` rows of `rows`, the `n_states` values of `state`, and writes `state` and (the first
-        // function only) `width` values of each row of `cells`: all checked above. It keeps no pointer after
-        // returning and was generated for the host's C calling convention, which `LoopEntry` declares.
-        unsafe { entry(regs.as_ptr(), rows.as_ptr(), months as u64, state.as_mut_ptr(), out) };
+        // `months` rows of `rows`, the `n_states` values of `state`, writes `state`, (the first function only)
+        // `width` values of each row of `cells` and its scratch rows, `room` values: all checked above. It keeps
+        // no pointer after returning and was generated for the host's C calling convention, which `LoopEntry`
+        // declares.
+        unsafe { entry(regs.as_ptr(), rows.as_ptr(), months as u64, state.as_mut_ptr(), out, scratch.as_mut_ptr()) };
+        Ok(())
     }
 }
 
@@ -374,10 +395,10 @@ pub fn compile_month_loop(p: &Program, code: MonthCode) -> Result<MonthLoop, Str
     let entry = |id| {
         let ptr = jit.module.get_finalized_function(id);
         // SAFETY: `ptr` is the finalized code of a function declared with `LoopEntry`'s signature (two
-        // pointers, a 64-bit count and two pointers, no return) in the host's default calling convention.
+        // pointers, a 64-bit count and three pointers, no return) in the host's default calling convention.
         unsafe { std::mem::transmute::<*const u8, LoopEntry>(ptr) }
     };
-    let (with_cells, state_only) = (entry(with_cells), entry(state_only));
+    let (with_cells, state_only) = ((entry(with_cells.0), with_cells.1), (entry(state_only.0), state_only.1));
     Ok(MonthLoop {
         with_cells,
         state_only,
@@ -551,6 +572,11 @@ impl Gen<'_> {
 
     /// Define a month loop (see [`LoopEntry`]) over `code` with results `f` ([`MonthCode`]); `cells`: whether
     /// it stores the cells (else only what the next states need is computed).
+    ///
+    /// The function runs two loops over the months. The first computes what does not depend on the state
+    /// (functions of `t`, the month-only values and the policy: rates, table reads, their calls, remembered)
+    /// and hands what the second reads to it through `scratch`, a row per month; the second carries the state
+    /// in machine registers, with no call in it unless a call depends on the state.
     fn month_loop(
         &mut self,
         name: &str,
@@ -558,39 +584,49 @@ impl Gen<'_> {
         f: &[u32],
         shape: MonthCode,
         cells: bool,
-    ) -> Result<FuncId, String> {
+    ) -> Result<(FuncId, usize), String> {
+        use std::collections::HashSet;
         let e = |e: &dyn std::fmt::Display| e.to_string();
         let n_states = self.n_states;
-        let (width, first_input, n_inputs) = (shape.width, shape.first_input, shape.n_inputs);
-        let is_state = |r: u32| (1..=n_states).contains(&(r as usize));
+        let width = shape.width;
+        let operands = |i: &Instr| [i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op));
         // What is needed: the next states (and the cells), and what they read.
-        let mut needed: std::collections::HashSet<u32> = f[if cells { 0 } else { width }..].iter().copied().collect();
+        let roots = &f[if cells { 0 } else { width }..];
+        let mut needed: HashSet<u32> = roots.iter().copied().collect();
         let mut live = vec![false; code.len()];
         for (k, i) in code.iter().enumerate().rev() {
             if needed.contains(&i.dst) {
                 live[k] = true;
-                needed.extend([i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op)));
+                needed.extend(operands(i));
             }
         }
-        // Values that depend on the state change every month: calls on them are not worth remembering.
-        let mut stateful: std::collections::HashSet<u32> = (1..=n_states as u32).collect();
+        // What depends on the state (the second loop) and what does not (the first).
+        let mut stateful: HashSet<u32> = (1..=n_states as u32).collect();
         for i in code {
-            if [i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op)).any(|r| stateful.contains(&r)) {
+            if operands(i).any(|r| stateful.contains(&r)) {
                 stateful.insert(i.dst);
             }
         }
-        let remembered: Vec<usize> = (0..code.len())
-            .filter(|&k| live[k] && self.is_call(&code[k]))
-            .filter(|&k| {
-                let i = &code[k];
-                ![i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op)).any(|r| stateful.contains(&r))
-            })
+        let first: Vec<usize> = (0..code.len()).filter(|&k| live[k] && !stateful.contains(&code[k].dst)).collect();
+        let second: Vec<usize> = (0..code.len()).filter(|&k| live[k] && stateful.contains(&code[k].dst)).collect();
+        let first_dst: HashSet<u32> = first.iter().map(|&k| code[k].dst).collect();
+        let mut handed: Vec<u32> = second
+            .iter()
+            .flat_map(|&k| operands(&code[k]))
+            .chain(f[width..].iter().copied())
+            .filter(|r| first_dst.contains(r))
             .collect();
+        handed.sort_unstable();
+        handed.dedup();
+        let slots: HashMap<u32, i32> = handed.iter().enumerate().map(|(k, &r)| (r, 8 * k as i32)).collect();
+        let remembered: Vec<usize> = first.iter().copied().filter(|&k| self.is_call(&code[k])).collect();
+        // A cell is stored by the second loop when it is the state or depends on it, else by the first.
+        let stored_late = |r: u32| stateful.contains(&r);
 
         let ptr = self.module.target_config().pointer_type();
         let mut sig = self.module.make_signature();
         sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(types::I64)]);
-        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
         let id = self.module.declare_function(name, Linkage::Local, &sig).map_err(|x| e(&x))?;
         let mut fctx = self.module.make_context();
         fctx.func.signature = sig;
@@ -602,90 +638,86 @@ impl Gen<'_> {
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         b.seal_block(entry);
-        let [regs, rows, months, state, out] = b.block_params(entry).try_into().map_err(|_| "signature".to_string())?;
-        // The loop's header carries the month number, the state and each remembered call's last operands (as
-        // bits) and value.
+        let [regs, rows, months, state, out, scratch] =
+            b.block_params(entry).try_into().map_err(|_| "signature".to_string())?;
+        // The policy's values the loops read, loaded once before them (so what depends only on them is
+        // computed once too), unless there are so many that keeping them live would cost more.
+        let consts = self.consts;
+        let computed_here: HashSet<u32> = code.iter().map(|i| i.dst).collect();
+        let inputs = shape.first_input..shape.first_input + shape.n_inputs as u32;
+        let mut outside: Vec<u32> = first
+            .iter()
+            .chain(&second)
+            .flat_map(|&k| operands(&code[k]))
+            .chain(roots.iter().copied())
+            .filter(|&r| {
+                r as usize != Program::T
+                    && !(1..=n_states as u32).contains(&r)
+                    && !inputs.contains(&r)
+                    && !consts.contains_key(&r)
+                    && !computed_here.contains(&r)
+            })
+            .collect();
+        outside.sort_unstable();
+        outside.dedup();
+        let invariant: HashMap<u32, Value> = if outside.len() <= MAX_PRELOADED {
+            outside.iter().map(|&r| (r, b.ins().load(types::F64, mem, regs, 8 * r as i32))).collect()
+        } else {
+            HashMap::new()
+        };
+        let mut calls = Calls::default();
+        let row_of = |b: &mut FunctionBuilder<'_>, base: Value, month: Value, len: usize| {
+            let bytes = b.ins().imul_imm(month, 8 * len as i64);
+            let bytes = if ptr == types::I64 { bytes } else { b.ins().ireduce(ptr, bytes) };
+            b.ins().iadd(base, bytes)
+        };
+
+        // The first loop: the month number and each remembered call's last operands (as bits) and value.
         let header = b.create_block();
         let month = b.append_block_param(header, types::I64);
         let mut args: Vec<BlockArg> = vec![b.ins().iconst(types::I64, 0).into()];
-        for k in 0..n_states {
-            args.push(b.ins().load(types::F64, mem, state, 8 * k as i32).into());
-        }
+        let mut memo: Vec<[Value; 3]> = vec![];
         for &k in &remembered {
             // Start with the call's value at operands 0: a pair it really makes.
             let i = &code[k];
-            let first = match self.tables.get(i.d as usize) {
+            let value = match self.tables.get(i.d as usize) {
                 Some(t) if i.op.reads_table() => t.apply(i.op, 0.0, 0.0),
                 _ => i.op.apply(0.0, 0.0, 0.0, 0.0),
             };
             let zero = b.ins().iconst(types::I64, 0);
-            args.extend([zero, zero, b.ins().f64const(first)].map(BlockArg::from));
-        }
-        let state_vals: Vec<Value> = (0..n_states).map(|_| b.append_block_param(header, types::F64)).collect();
-        let mut memo: Vec<[Value; 3]> = vec![];
-        for _ in &remembered {
+            args.extend([zero, zero, b.ins().f64const(value)].map(BlockArg::from));
             let (x, y) = (b.append_block_param(header, types::I64), b.append_block_param(header, types::I64));
             memo.push([x, y, b.append_block_param(header, types::F64)]);
         }
         b.ins().jump(header, &args);
-
         b.switch_to_block(header);
-        let (body, exit) = (b.create_block(), b.create_block());
+        let (body, done) = (b.create_block(), b.create_block());
         let more = b.ins().icmp(IntCC::UnsignedLessThan, month, months);
-        b.ins().brif(more, body, &[], exit, &[]);
+        b.ins().brif(more, body, &[], done, &[]);
         b.switch_to_block(body);
         b.seal_block(body);
-        let t = b.ins().fcvt_from_uint(types::F64, month);
-        let row_bytes = b.ins().imul_imm(month, 8 * n_inputs as i64);
-        let row_bytes = if ptr == types::I64 { row_bytes } else { b.ins().ireduce(ptr, row_bytes) };
-        let row = b.ins().iadd(rows, row_bytes);
-        let consts = self.consts;
+        let env = Env {
+            t: b.ins().fcvt_from_uint(types::F64, month),
+            row: row_of(&mut b, rows, month, shape.n_inputs),
+            inputs: inputs.clone(),
+            state: &[],
+            invariant: &invariant,
+            consts,
+            regs,
+            handed: None,
+        };
         let mut computed: HashMap<u32, Value> = HashMap::new();
         let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
-        let get = |b: &mut FunctionBuilder<'_>,
-                   computed: &HashMap<u32, Value>,
-                   loaded: &mut HashMap<u32, (Value, usize)>,
-                   r: u32,
-                   now: usize|
-         -> Value {
-            if let Some(&v) = computed.get(&r) {
-                return v;
-            }
-            if r as usize == Program::T {
-                return t;
-            }
-            if is_state(r) {
-                return state_vals[r as usize - 1];
-            }
-            if let Some(&(v, at)) = loaded.get(&r)
-                && now - at < RELOAD_AFTER
-            {
-                return v;
-            }
-            let v = if (first_input..first_input + n_inputs as u32).contains(&r) {
-                b.ins().load(types::F64, mem, row, 8 * (r - first_input) as i32)
-            } else {
-                match consts.get(&r) {
-                    Some(&c) => b.ins().f64const(c),
-                    None => b.ins().load(types::F64, mem, regs, 8 * r as i32),
-                }
-            };
-            loaded.insert(r, (v, now));
-            v
-        };
-        let mut calls = Calls::default();
-        let mut next_memo: Vec<Value> = vec![];
-        let mut remembered = remembered.iter().zip(&memo).peekable();
-        for (now, i) in code.iter().enumerate() {
-            if !live[now] {
-                continue;
-            }
+        let mut next_memo: Vec<BlockArg> = vec![];
+        let mut memo_of = remembered.iter().zip(&memo).peekable();
+        for &now in &first {
+            let i = &code[now];
             let n = operand_count(i.op);
-            let mut o = [t; 4];
-            for (slot, r) in o.iter_mut().zip([i.a, i.b, i.c, i.d]).take(n) {
-                *slot = get(&mut b, &computed, &mut loaded, r, now);
+            let mut o = [env.t; 4];
+            for (slot, r) in o.iter_mut().zip(operands(i)) {
+                *slot = env.get(&mut b, &computed, &mut loaded, r, now);
             }
-            let v = match remembered.next_if(|(k, _)| **k == now) {
+            let v = match memo_of.next_if(|(k, _)| **k == now) {
                 Some((_, &[last_a, last_b, last_v])) => {
                     // The call again only when an operand it reads changed (compared as bits: -0 is not 0).
                     let a = b.ins().bitcast(types::I64, MemFlags::new(), o[0]);
@@ -702,28 +734,83 @@ impl Gen<'_> {
                     b.ins().jump(join, &[fresh.into()]);
                     b.switch_to_block(join);
                     b.seal_block(join);
-                    next_memo.extend([a, x, v]);
+                    next_memo.extend([a, x, v].map(BlockArg::from));
                     v
                 }
                 None => self.lower(&mut b, i, o, &mut calls)?,
             };
             computed.insert(i.dst, v);
         }
-        let now = code.len();
+        let end = code.len();
         if cells {
-            let row_bytes = b.ins().imul_imm(month, 8 * width as i64);
-            let row_bytes = if ptr == types::I64 { row_bytes } else { b.ins().ireduce(ptr, row_bytes) };
-            let row = b.ins().iadd(out, row_bytes);
+            let row = row_of(&mut b, out, month, width);
             for (k, &r) in f[..width].iter().enumerate() {
-                let v = get(&mut b, &computed, &mut loaded, r, now);
-                b.ins().store(mem, v, row, 8 * k as i32);
+                if !stored_late(r) {
+                    let v = env.get(&mut b, &computed, &mut loaded, r, end);
+                    b.ins().store(mem, v, row, 8 * k as i32);
+                }
+            }
+        }
+        if !handed.is_empty() {
+            let row = row_of(&mut b, scratch, month, handed.len());
+            for &r in &handed {
+                let v = env.get(&mut b, &computed, &mut loaded, r, end);
+                b.ins().store(mem, v, row, slots[&r]);
+            }
+        }
+        let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
+        args.extend(next_memo);
+        b.ins().jump(header, &args);
+        b.seal_block(header);
+        b.switch_to_block(done);
+        b.seal_block(done);
+
+        // The second loop: the month number and the state.
+        let header = b.create_block();
+        let month = b.append_block_param(header, types::I64);
+        let mut args: Vec<BlockArg> = vec![b.ins().iconst(types::I64, 0).into()];
+        for k in 0..n_states {
+            args.push(b.ins().load(types::F64, mem, state, 8 * k as i32).into());
+        }
+        let state_vals: Vec<Value> = (0..n_states).map(|_| b.append_block_param(header, types::F64)).collect();
+        b.ins().jump(header, &args);
+        b.switch_to_block(header);
+        let (body, exit) = (b.create_block(), b.create_block());
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, month, months);
+        b.ins().brif(more, body, &[], exit, &[]);
+        b.switch_to_block(body);
+        b.seal_block(body);
+        let env = Env {
+            t: b.ins().fcvt_from_uint(types::F64, month),
+            row: row_of(&mut b, rows, month, shape.n_inputs),
+            state: &state_vals,
+            handed: if handed.is_empty() { None } else { Some((row_of(&mut b, scratch, month, handed.len()), &slots)) },
+            ..env
+        };
+        let mut computed: HashMap<u32, Value> = HashMap::new();
+        let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
+        for &now in &second {
+            let i = &code[now];
+            let mut o = [env.t; 4];
+            for (slot, r) in o.iter_mut().zip(operands(i)) {
+                *slot = env.get(&mut b, &computed, &mut loaded, r, now);
+            }
+            let v = self.lower(&mut b, i, o, &mut calls)?;
+            computed.insert(i.dst, v);
+        }
+        if cells {
+            let row = row_of(&mut b, out, month, width);
+            for (k, &r) in f[..width].iter().enumerate() {
+                if stored_late(r) {
+                    let v = env.get(&mut b, &computed, &mut loaded, r, end);
+                    b.ins().store(mem, v, row, 8 * k as i32);
+                }
             }
         }
         let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
         for &r in &f[width..] {
-            args.push(get(&mut b, &computed, &mut loaded, r, now).into());
+            args.push(env.get(&mut b, &computed, &mut loaded, r, end).into());
         }
-        args.extend(next_memo.into_iter().map(BlockArg::from));
         b.ins().jump(header, &args);
         b.seal_block(header);
 
@@ -735,7 +822,7 @@ impl Gen<'_> {
         b.ins().return_(&[]);
         b.finalize();
         self.module.define_function(id, &mut fctx).map_err(|x| e(&x))?;
-        Ok(id)
+        Ok((id, handed.len()))
     }
 
     /// Whether native code calls a function for the instruction (rather than computing it inline).
@@ -795,22 +882,25 @@ impl Gen<'_> {
                     _ => FloatCC::GreaterThanOrEqual,
                 };
                 let holds = b.ins().fcmp(cc, a, x);
-                truth(b, holds)
+                calls.truth(b, holds)
             }
             Op::And | Op::Or | Op::Not => {
-                let z = b.ins().f64const(0.0);
-                let holds = if i.op == Op::Not {
-                    b.ins().fcmp(FloatCC::Equal, a, z)
-                } else {
-                    // `!= 0` is true for NaN, as in the interpreter.
-                    let (p, q) = (b.ins().fcmp(FloatCC::NotEqual, a, z), b.ins().fcmp(FloatCC::NotEqual, x, z));
-                    if i.op == Op::And { b.ins().band(p, q) } else { b.ins().bor(p, q) }
+                let p = calls.holds(b, a);
+                let holds = match i.op {
+                    Op::Not => b.ins().bxor_imm(p, 1),
+                    Op::And => {
+                        let q = calls.holds(b, x);
+                        b.ins().band(p, q)
+                    }
+                    _ => {
+                        let q = calls.holds(b, x);
+                        b.ins().bor(p, q)
+                    }
                 };
-                truth(b, holds)
+                calls.truth(b, holds)
             }
             Op::If => {
-                let z = b.ins().f64const(0.0);
-                let holds = b.ins().fcmp(FloatCC::NotEqual, a, z);
+                let holds = calls.holds(b, a);
                 b.ins().select(holds, x, c)
             }
             Op::NanElse => {
@@ -881,11 +971,93 @@ impl Gen<'_> {
     }
 }
 
-/// The helper functions a generated function calls, declared in it on first use.
+/// Where a month loop's values come from: `t`, the month's row of month-only values, the state (the second
+/// loop), the policy's values loaded before the loops, constants, the register file, and the values the
+/// first loop handed over (the month's scratch row and each register's offset in it).
+#[derive(Clone)]
+struct Env<'a> {
+    t: Value,
+    row: Value,
+    inputs: std::ops::Range<u32>,
+    state: &'a [Value],
+    invariant: &'a HashMap<u32, Value>,
+    consts: &'a HashMap<u32, f64>,
+    regs: Value,
+    handed: Option<(Value, &'a HashMap<u32, i32>)>,
+}
+
+impl Env<'_> {
+    /// The value of register `r` at instruction `now`: computed in this loop, or read (a read is reused
+    /// within `RELOAD_AFTER` instructions).
+    fn get(
+        &self,
+        b: &mut FunctionBuilder<'_>,
+        computed: &HashMap<u32, Value>,
+        loaded: &mut HashMap<u32, (Value, usize)>,
+        r: u32,
+        now: usize,
+    ) -> Value {
+        if let Some(&v) = computed.get(&r) {
+            return v;
+        }
+        if r as usize == Program::T {
+            return self.t;
+        }
+        if let Some(&v) = (r as usize).checked_sub(1).and_then(|k| self.state.get(k)) {
+            return v;
+        }
+        if let Some(&v) = self.invariant.get(&r) {
+            return v;
+        }
+        if let Some(&(v, at)) = loaded.get(&r)
+            && now - at < RELOAD_AFTER
+        {
+            return v;
+        }
+        let mem = MemFlags::trusted();
+        let v = if let Some((row, &offset)) = self.handed.and_then(|(row, slots)| Some(row).zip(slots.get(&r))) {
+            b.ins().load(types::F64, mem, row, offset)
+        } else if self.inputs.contains(&r) {
+            b.ins().load(types::F64, mem, self.row, 8 * (r - self.inputs.start) as i32)
+        } else {
+            match self.consts.get(&r) {
+                Some(&c) => b.ins().f64const(c),
+                None => b.ins().load(types::F64, mem, self.regs, 8 * r as i32),
+            }
+        };
+        loaded.insert(r, (v, now));
+        v
+    }
+}
+
+/// What lowering keeps per generated function: the helper functions it calls, declared in it on first use,
+/// and the condition behind each truth value (1.0 or 0.0) it made.
 #[derive(Default)]
 struct Calls {
     table: Option<FuncRef>,
     imports: HashMap<Op, FuncRef>,
+    conditions: HashMap<Value, Value>,
+}
+
+impl Calls {
+    /// 1.0 where the condition `holds`, else 0.0; remembered, so that a condition, a logical operation or a
+    /// choice reading it uses `holds` itself (`truth(h) != 0` is `h`).
+    fn truth(&mut self, b: &mut FunctionBuilder<'_>, holds: Value) -> Value {
+        let v = truth(b, holds);
+        self.conditions.insert(v, holds);
+        v
+    }
+
+    /// Whether `v` counts as true: `v != 0` (true for NaN, as in the interpreter).
+    fn holds(&self, b: &mut FunctionBuilder<'_>, v: Value) -> Value {
+        match self.conditions.get(&v) {
+            Some(&h) => h,
+            None => {
+                let z = b.ins().f64const(0.0);
+                b.ins().fcmp(FloatCC::NotEqual, v, z)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

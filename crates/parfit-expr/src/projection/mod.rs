@@ -1136,6 +1136,8 @@ impl ProjectionProgram {
             out: vec![0.0; p.f.len()],
             month_regs,
             months: vec![],
+            #[cfg(not(target_arch = "wasm32"))]
+            scratch: vec![],
         }
     }
 }
@@ -1149,6 +1151,9 @@ pub struct Projection<'p> {
     /// The month-only cells of months 0, 1, … computed so far, a row per month, and their program's registers.
     months: Vec<f64>,
     month_regs: Vec<f64>,
+    /// The native month loop's room.
+    #[cfg(not(target_arch = "wasm32"))]
+    scratch: Vec<f64>,
 }
 
 impl Projection<'_> {
@@ -1213,7 +1218,7 @@ impl Projection<'_> {
         }
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(native) = &pp.native {
-            native.run(&self.regs, &self.months, months, &mut self.state, monthly);
+            native.run(&self.regs, &self.months, months, &mut self.state, monthly, &mut self.scratch)?;
             self.regs[1..base].copy_from_slice(&self.state);
             run(&pp.finish, &mut self.regs, &p.tables);
             return Ok(());
