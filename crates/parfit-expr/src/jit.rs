@@ -619,7 +619,27 @@ impl Gen<'_> {
         handed.sort_unstable();
         handed.dedup();
         let slots: HashMap<u32, i32> = handed.iter().enumerate().map(|(k, &r)| (r, 8 * k as i32)).collect();
-        let remembered: Vec<usize> = first.iter().copied().filter(|&k| self.is_call(&code[k])).collect();
+        // What depends on the month only through one whole-number value (a policy year) is computed again only
+        // when that value changes: a block whose results (those read outside it) are carried from month to month.
+        let inputs = shape.first_input..shape.first_input + shape.n_inputs as u32;
+        let mut regions = regions(code, &first, |r| r as usize == Program::T || inputs.contains(&r));
+        let mut read_outside: HashSet<u32> = handed.iter().copied().collect();
+        if cells {
+            read_outside.extend(f[..width].iter().copied());
+        }
+        let member: HashMap<usize, usize> =
+            regions.iter().enumerate().flat_map(|(n, g)| g.members.iter().map(move |&k| (k, n))).collect();
+        for &k in &first {
+            if !member.contains_key(&k) {
+                read_outside.extend(operands(&code[k]));
+            }
+        }
+        for g in &mut regions {
+            g.outputs = g.members.iter().map(|&k| code[k].dst).filter(|r| read_outside.contains(r)).collect();
+        }
+        let key_of: HashMap<u32, usize> = regions.iter().enumerate().map(|(n, g)| (g.key, n)).collect();
+        let remembered: Vec<usize> =
+            first.iter().copied().filter(|&k| self.is_call(&code[k]) && !member.contains_key(&k)).collect();
         // A cell is stored by the second loop when it is the state or depends on it, else by the first.
         let stored_late = |r: u32| stateful.contains(&r);
 
@@ -644,7 +664,6 @@ impl Gen<'_> {
         // computed once too), unless there are so many that keeping them live would cost more.
         let consts = self.consts;
         let computed_here: HashSet<u32> = code.iter().map(|i| i.dst).collect();
-        let inputs = shape.first_input..shape.first_input + shape.n_inputs as u32;
         let mut outside: Vec<u32> = first
             .iter()
             .chain(&second)
@@ -689,6 +708,18 @@ impl Gen<'_> {
             let (x, y) = (b.append_block_param(header, types::I64), b.append_block_param(header, types::I64));
             memo.push([x, y, b.append_block_param(header, types::F64)]);
         }
+        let mut carried: Vec<(Value, Vec<Value>)> = vec![];
+        for g in &regions {
+            // Month 0 computes the region whatever these are.
+            args.push(b.ins().iconst(types::I64, 0).into());
+            let key = b.append_block_param(header, types::I64);
+            let mut values = vec![];
+            for _ in &g.outputs {
+                args.push(b.ins().f64const(0.0).into());
+                values.push(b.append_block_param(header, types::F64));
+            }
+            carried.push((key, values));
+        }
         b.ins().jump(header, &args);
         b.switch_to_block(header);
         let (body, done) = (b.create_block(), b.create_block());
@@ -697,7 +728,7 @@ impl Gen<'_> {
         b.switch_to_block(body);
         b.seal_block(body);
         let env = Env {
-            t: b.ins().fcvt_from_uint(types::F64, month),
+            t: b.ins().fcvt_from_sint(types::F64, month),
             row: row_of(&mut b, rows, month, shape.n_inputs),
             inputs: inputs.clone(),
             state: &[],
@@ -710,7 +741,11 @@ impl Gen<'_> {
         let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
         let mut next_memo: Vec<BlockArg> = vec![];
         let mut memo_of = remembered.iter().zip(&memo).peekable();
+        let mut next_carried: Vec<BlockArg> = vec![];
         for &now in &first {
+            if member.contains_key(&now) {
+                continue;
+            }
             let i = &code[now];
             let n = operand_count(i.op);
             let mut o = [env.t; 4];
@@ -740,6 +775,39 @@ impl Gen<'_> {
                 None => self.lower(&mut b, i, o, &mut calls)?,
             };
             computed.insert(i.dst, v);
+            let Some(&n) = key_of.get(&i.dst) else { continue };
+            // The region of this value: again when its bits changed, or in the first month.
+            let (g, (last_key, last_values)) = (&regions[n], &carried[n]);
+            let key = b.ins().bitcast(types::I64, MemFlags::new(), v);
+            let same_key = b.ins().icmp(IntCC::Equal, key, *last_key);
+            let later = b.ins().icmp_imm(IntCC::NotEqual, month, 0);
+            let same = b.ins().band(same_key, later);
+            let (again, join) = (b.create_block(), b.create_block());
+            let values: Vec<Value> = g.outputs.iter().map(|_| b.append_block_param(join, types::F64)).collect();
+            let last: Vec<BlockArg> = last_values.iter().map(|&v| v.into()).collect();
+            b.ins().brif(same, join, &last, again, &[]);
+            b.switch_to_block(again);
+            b.seal_block(again);
+            // Values made in the block are not available after it: its own maps.
+            let (mut inside, mut inside_loaded) = (computed.clone(), loaded.clone());
+            for &k in &g.members {
+                let i = &code[k];
+                let mut o = [env.t; 4];
+                for (slot, r) in o.iter_mut().zip(operands(i)) {
+                    *slot = env.get(&mut b, &inside, &mut inside_loaded, r, k);
+                }
+                let v = self.lower(&mut b, i, o, &mut calls)?;
+                inside.insert(i.dst, v);
+            }
+            let results: Vec<BlockArg> = g.outputs.iter().map(|r| inside[r].into()).collect();
+            b.ins().jump(join, &results);
+            b.switch_to_block(join);
+            b.seal_block(join);
+            for (&r, &v) in g.outputs.iter().zip(&values) {
+                computed.insert(r, v);
+            }
+            next_carried.push(key.into());
+            next_carried.extend(values.iter().map(|&v| BlockArg::from(v)));
         }
         let end = code.len();
         if cells {
@@ -760,6 +828,7 @@ impl Gen<'_> {
         }
         let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
         args.extend(next_memo);
+        args.extend(next_carried);
         b.ins().jump(header, &args);
         b.seal_block(header);
         b.switch_to_block(done);
@@ -781,7 +850,7 @@ impl Gen<'_> {
         b.switch_to_block(body);
         b.seal_block(body);
         let env = Env {
-            t: b.ins().fcvt_from_uint(types::F64, month),
+            t: b.ins().fcvt_from_sint(types::F64, month),
             row: row_of(&mut b, rows, month, shape.n_inputs),
             state: &state_vals,
             handed: if handed.is_empty() { None } else { Some((row_of(&mut b, scratch, month, handed.len()), &slots)) },
@@ -969,6 +1038,100 @@ impl Gen<'_> {
             }
         })
     }
+}
+
+/// A block of the first month loop computed again only when its key's bits change.
+struct Region {
+    /// The register of the key: a whole number (a policy year, an age) every other value of the block
+    /// depends on the month through.
+    key: u32,
+    /// The instructions of the block, in order.
+    members: Vec<usize>,
+    /// The registers of its values read outside it.
+    outputs: Vec<u32>,
+}
+
+/// The fewest instructions a region has: below this the comparison costs about what it saves.
+const MIN_REGION: usize = 6;
+
+/// The regions of `first` (instructions of `code` in order, none depending on the state): `source` tells
+/// the registers through which values vary by month (`t`, the month-only values). A value's region key is
+/// the nearest value every path from a source to it passes through (its dominator in the data flow) that is
+/// a whole number by construction (a truncation, or sums and products of one with comparisons and
+/// constants); keys are taken outermost first, so regions do not nest.
+fn regions(code: &[Instr], first: &[usize], source: impl Fn(u32) -> bool) -> Vec<Region> {
+    const ROOT: u32 = u32::MAX;
+    let mut idom: HashMap<u32, u32> = HashMap::new();
+    let mut depth: HashMap<u32, usize> = HashMap::from([(ROOT, 0)]);
+    let index: HashMap<u32, usize> = first.iter().map(|&k| (code[k].dst, k)).collect();
+    let mut whole: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    let lca = |mut a: u32, mut b: u32, idom: &HashMap<u32, u32>, depth: &HashMap<u32, usize>| {
+        while a != b {
+            if depth[&a] >= depth[&b] {
+                a = idom[&a];
+            } else {
+                b = idom[&b];
+            }
+        }
+        a
+    };
+    for &k in first {
+        let i = &code[k];
+        let dynamic: Vec<u32> = [i.a, i.b, i.c, i.d]
+            .into_iter()
+            .take(operand_count(i.op))
+            .filter_map(|r| if source(r) { Some(ROOT) } else { index.contains_key(&r).then_some(r) })
+            .collect();
+        let d = dynamic.iter().copied().reduce(|a, b| lca(a, b, &idom, &depth)).unwrap_or(ROOT);
+        idom.insert(i.dst, d);
+        depth.insert(i.dst, depth[&d] + 1);
+        let flag = |r: &u32| {
+            index.get(r).is_some_and(|&j| {
+                matches!(code[j].op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::And | Op::Or | Op::Not)
+            })
+        };
+        let is_whole = match i.op {
+            Op::Trunc => true,
+            Op::Add | Op::Sub | Op::Mul => {
+                dynamic.iter().any(|r| whole.contains(r)) && dynamic.iter().all(|r| whole.contains(r) || flag(r))
+            }
+            _ => false,
+        };
+        if is_whole {
+            whole.insert(i.dst);
+        }
+    }
+    // Each value's nearest whole-number dominator.
+    let mut taken: HashMap<u32, usize> = HashMap::new();
+    let mut regions: Vec<Region> = vec![];
+    let mut members: HashMap<u32, Vec<usize>> = HashMap::new();
+    for &k in first {
+        let mut d = idom[&code[k].dst];
+        let mut key = None;
+        while d != ROOT {
+            if whole.contains(&d) {
+                key = Some(d);
+            }
+            d = idom[&d];
+        }
+        // The outermost whole-number dominator, unless that key is itself inside another region.
+        if let Some(key) = key {
+            members.entry(key).or_default().push(k);
+        }
+    }
+    for &k in first {
+        let key = code[k].dst;
+        if let Some(m) = members.remove(&key)
+            && m.len() >= MIN_REGION
+            && !taken.contains_key(&key)
+        {
+            for &j in &m {
+                taken.insert(code[j].dst, regions.len());
+            }
+            regions.push(Region { key, members: m, outputs: vec![] });
+        }
+    }
+    regions
 }
 
 /// Where a month loop's values come from: `t`, the month's row of month-only values, the state (the second
