@@ -1093,7 +1093,7 @@ impl ProjectionProgram {
         (self.program.setup.len(), self.program.rhs.len())
     }
 
-    /// Compile the month code to native code (native targets; the same results to the bit). On failure the
+    /// Compile the month loop to native code (native targets; the same results to the bit). On failure the
     /// program keeps interpreting and the message says why.
     pub fn compile_native(&mut self) -> Result<(), String> {
         #[cfg(not(target_arch = "wasm32"))]
