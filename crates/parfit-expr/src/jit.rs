@@ -22,7 +22,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{AbiParam, BlockArg, FuncRef, InstBuilder, MemFlags, Value, types};
+use cranelift_codegen::ir::{
+    AbiParam, BlockArg, FuncRef, InstBuilder, InstructionData, MemFlags, Opcode, Value, types,
+};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -467,6 +469,15 @@ impl Jit {
         // pointers around an f64 and a pointer, no return) in the host's default calling convention.
         let entry = unsafe { std::mem::transmute::<*const u8, Entry>(ptr) };
         Section { entry, n_out }
+    }
+}
+
+/// The value of `v` when it is a constant made in the function.
+fn constant(b: &FunctionBuilder<'_>, v: Value) -> Option<f64> {
+    let inst = b.func.dfg.value_def(v).inst()?;
+    match b.func.dfg.insts[inst] {
+        InstructionData::UnaryIeee64 { opcode: Opcode::F64const, imm } => Some(f64::from_bits(imm.bits())),
+        _ => None,
     }
 }
 
@@ -936,8 +947,12 @@ impl Gen<'_> {
             Op::Min | Op::Max => {
                 // As the interpreter: `x` when it is beyond `a` or `a` is NaN, else `a`.
                 let beyond = b.ins().fcmp(if i.op == Op::Min { FloatCC::LessThan } else { FloatCC::GreaterThan }, x, a);
-                let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
-                let take = b.ins().bor(beyond, nan);
+                let take = if constant(b, a).is_some_and(|c| !c.is_nan()) {
+                    beyond
+                } else {
+                    let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                    b.ins().bor(beyond, nan)
+                };
                 b.ins().select(take, x, a)
             }
             // Comparisons as Rust's: ordered (false for NaN), except `!=`, which is unordered.
