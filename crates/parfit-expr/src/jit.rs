@@ -1069,12 +1069,20 @@ struct Region {
 /// The fewest instructions a region has: below this the comparison costs about what it saves.
 const MIN_REGION: usize = 6;
 
+/// The most instructions of a first pass searched for regions (the search is quadratic in the worst case, a
+/// chain of values each reading the one before); a larger pass runs without regions.
+const MAX_REGION_ANALYSIS: usize = 5000;
+
 /// The regions of `first` (instructions of `code` in order, none depending on the state): `source` tells
 /// the registers through which values vary by month (`t`, the month-only values). A value's region key is
 /// the nearest value every path from a source to it passes through (its dominator in the data flow) that is
 /// a whole number by construction (a truncation, or sums and products of one with comparisons and
 /// constants); keys are taken outermost first, so regions do not nest.
 fn regions(code: &[Instr], first: &[usize], source: impl Fn(u32) -> bool) -> Vec<Region> {
+    // The walks up the dominator tree are as long as the data flow is deep: bounded by the pass's size.
+    if first.len() > MAX_REGION_ANALYSIS {
+        return vec![];
+    }
     const ROOT: u32 = u32::MAX;
     let mut idom: HashMap<u32, u32> = HashMap::new();
     let mut depth: HashMap<u32, usize> = HashMap::from([(ROOT, 0)]);
