@@ -118,8 +118,17 @@ impl Op {
             Op::Mul => a * b(),
             Op::Div => a / b(),
             Op::Pow => a.powf(b()),
-            Op::Min => a.min(b()),
-            Op::Max => a.max(b()),
+            // The other operand when `a` is NaN, else the smaller (larger); `a` when they are equal (so of two
+            // zeros, `a`'s sign): what `f64::min`/`max` give on x86-64, written out so that every target and the
+            // JIT, which computes them inline, agree to the bit.
+            Op::Min => {
+                let b = b();
+                if b < a || a.is_nan() { b } else { a }
+            }
+            Op::Max => {
+                let b = b();
+                if b > a || a.is_nan() { b } else { a }
+            }
             Op::Copysign => a.copysign(b()),
             Op::Neg => -a,
             Op::Exp => a.exp(),

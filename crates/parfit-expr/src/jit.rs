@@ -4,9 +4,15 @@
 //! Each compiled function is straight-line code over SSA values: it loads only what its section reads
 //! from outside itself (`t`, the state, parameters and parameter-level results), embeds constants, and
 //! stores only its results. Every operation is the interpreter's: the four arithmetic operations, `sqrt`,
-//! `abs`, `neg`, `copysign`, `trunc`, comparisons and selections are single IEEE instructions with the same rounding (products
-//! and sums stay separate instructions — Cranelift fuses nothing it is not asked to), and every other
-//! operation calls [`Op::apply`] through an `extern "C"` wrapper, so JIT and interpreter give the same bits.
+//! `abs`, `neg`, `copysign`, `trunc`, `min`, `max`, comparisons and selections are single IEEE instructions (or
+//! a comparison and a selection) with the same rounding (products and sums stay separate instructions —
+//! Cranelift fuses nothing it is not asked to), reads of tables at 0, 1, 2, … are loads, and every other
+//! operation calls [`Op::apply`] (or [`LookupTable::apply`]) through an `extern "C"` wrapper, so JIT and
+//! interpreter give the same bits.
+//!
+//! A projection's month loop ([`compile_month_loop`]) is one function: the state is carried in machine
+//! registers from month to month, and calls whose operands do not depend on the state are remembered with
+//! their operands and made again only when those change.
 //!
 //! This is the one module of the crate allowed `unsafe`: calling generated code through a function pointer
 //! and releasing its memory. Each block says why it is sound.
@@ -15,7 +21,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlags, Value, condcodes::FloatCC, types};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    AbiParam, BlockArg, FuncRef, InstBuilder, InstructionData, MemFlags, Opcode, Value, types,
+};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -27,6 +36,10 @@ use crate::system::LookupMode;
 
 /// How many instructions a value loaded from outside a section is reused for before it is loaded again.
 const RELOAD_AFTER: usize = 64;
+
+/// The most policy values a month loop loads once before its first month; past this it loads them where
+/// they are read.
+const MAX_PRELOADED: usize = 48;
 
 /// A compiled section: `f(regs, t, y, out)` reads parameter-level registers from `regs`, the state from
 /// `y` and writes its results, in order, to `out`.
@@ -150,7 +163,7 @@ macro_rules! wrappers {
 }
 
 wrappers! {
-    parfit_pow Pow, parfit_min Min, parfit_max Max, parfit_exp Exp, parfit_log Log, parfit_log10 Log10,
+    parfit_pow Pow, parfit_exp Exp, parfit_log Log, parfit_log10 Log10,
     parfit_sin Sin, parfit_cos Cos, parfit_tan Tan, parfit_sinh Sinh, parfit_cosh Cosh, parfit_tanh Tanh,
     parfit_asinh Asinh, parfit_acosh Acosh, parfit_sigmoid Sigmoid, parfit_asin Asin, parfit_acos Acos,
     parfit_atan Atan, parfit_modulo Modulo, parfit_erf Erf, parfit_erfc Erfc,
@@ -269,6 +282,136 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     })
 }
 
+/// A projection's month loop as one native function: `f(regs, rows, months, state, cells, scratch)` runs
+/// `months` months from the state in `state` and leaves the state after the last month there. It reads the
+/// policy's registers from `regs`, month `t`'s month-only values from row `t` of `rows`, writes month `t`'s
+/// cells to row `t` of `cells` (the variant with cells) and uses a row per month of `scratch`.
+type LoopEntry = unsafe extern "C" fn(*const f64, *const f64, u64, *mut f64, *mut f64, *mut f64);
+
+/// What a projection's month code is: the program's right-hand side run once per month, with `f` the cells
+/// (the first `width` registers) then each state's next value, `t` in register 0, the state in registers
+/// `1..=n_states` and the month-only values in the `n_inputs` registers from `first_input`.
+#[derive(Debug, Clone, Copy)]
+pub struct MonthCode {
+    pub width: usize,
+    pub first_input: u32,
+    pub n_inputs: usize,
+}
+
+/// A projection's month loop in native code (see [`compile_month_loop`]): two functions, one storing every
+/// month's cells and one computing only what the state needs (present values and recursions).
+pub struct MonthLoop {
+    /// Each function and the width of its scratch rows.
+    with_cells: (LoopEntry, usize),
+    state_only: (LoopEntry, usize),
+    code: MonthCode,
+    n_states: usize,
+    n_regs: usize,
+    /// Owns the code memory; released on drop.
+    module: Option<JITModule>,
+    /// The tables the code reads by address: kept alive as long as the code.
+    _tables: Arc<[LookupTable]>,
+}
+
+// SAFETY: as `Native`'s: the finalized code is read-only, keeps no state and reads nothing mutable.
+unsafe impl Send for MonthLoop {}
+// SAFETY: as above.
+unsafe impl Sync for MonthLoop {}
+
+impl Drop for MonthLoop {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the entry points are only reachable through `self`, which is being dropped.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+impl std::fmt::Debug for MonthLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonthLoop").field("code", &self.code).field("n_states", &self.n_states).finish()
+    }
+}
+
+impl MonthLoop {
+    /// Run `months` months: `regs` the policy's register file after its setup code, `rows` the month-only
+    /// values (a row of `n_inputs` per month), `state` the start values (the final values after), `cells` a
+    /// row of `width` values per month, `scratch` room the loop grows as it needs (kept between runs). Panics
+    /// (a bug, not a model error) if a slice is too short; the error is a scratch size over the limits.
+    pub fn run(
+        &self,
+        regs: &[f64],
+        rows: &[f64],
+        months: usize,
+        state: &mut [f64],
+        cells: Option<&mut [f64]>,
+        scratch: &mut Vec<f64>,
+    ) -> Result<(), String> {
+        let c = &self.code;
+        assert!(regs.len() >= self.n_regs && state.len() >= self.n_states);
+        assert!(rows.len() >= months.saturating_mul(c.n_inputs));
+        let ((entry, room), out) = match cells {
+            Some(cells) => {
+                assert!(cells.len() >= months.saturating_mul(c.width));
+                (self.with_cells, cells.as_mut_ptr())
+            }
+            None => (self.state_only, std::ptr::null_mut()),
+        };
+        let room = months.saturating_mul(room);
+        if scratch.len() < room {
+            parfit_core::limits::check_allocation("the month loop's scratch rows", room as f64, 8.0)?;
+            scratch.resize(room, 0.0);
+        }
+        // SAFETY: the code reads registers below `n_regs` from `regs`, `n_inputs` values of each of the
+        // `months` rows of `rows`, the `n_states` values of `state`, writes `state`, (the first function only)
+        // `width` values of each row of `cells` and its scratch rows, `room` values: all checked above. It keeps
+        // no pointer after returning and was generated for the host's C calling convention, which `LoopEntry`
+        // declares.
+        unsafe { entry(regs.as_ptr(), rows.as_ptr(), months as u64, state.as_mut_ptr(), out, scratch.as_mut_ptr()) };
+        Ok(())
+    }
+}
+
+/// Compile a projection's month loop (`p.rhs` as [`MonthCode`] describes it): the state stays in machine
+/// registers across months, the month-only values are read from their rows, and calls (powers, exponentials,
+/// table reads by search) whose operands do not depend on the state are made again only when an operand
+/// changes (a rate by policy year is computed once per year), each bit for bit the interpreter's.
+pub fn compile_month_loop(p: &Program, code: MonthCode) -> Result<MonthLoop, String> {
+    let operations = 2 * p.rhs.len() + p.f.len() + code.width;
+    if operations > MAX_OPERATIONS {
+        return Err(format!(
+            "the model has {operations} operations, more than the {MAX_OPERATIONS} the JIT compiles; it runs in \
+             the interpreter (same results)"
+        ));
+    }
+    if p.f.len() != code.width + p.n_states {
+        return Err("internal: the month code's results are not the cells and the next states".into());
+    }
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let consts: HashMap<u32, f64> = p.consts.iter().copied().collect();
+    let mut jit = Jit::new("speed")?;
+    let mut ctx = jit.generator(p, &consts);
+    let with_cells = ctx.month_loop("months_cells", &p.rhs, &p.f, code, true)?;
+    let state_only = ctx.month_loop("months_state", &p.rhs, &p.f, code, false)?;
+    jit.module.finalize_definitions().map_err(|x| e(&x))?;
+    let entry = |id| {
+        let ptr = jit.module.get_finalized_function(id);
+        // SAFETY: `ptr` is the finalized code of a function declared with `LoopEntry`'s signature (two
+        // pointers, a 64-bit count and three pointers, no return) in the host's default calling convention.
+        unsafe { std::mem::transmute::<*const u8, LoopEntry>(ptr) }
+    };
+    let (with_cells, state_only) = ((entry(with_cells.0), with_cells.1), (entry(state_only.0), state_only.1));
+    Ok(MonthLoop {
+        with_cells,
+        state_only,
+        code,
+        n_states: p.n_states,
+        n_regs: p.n_regs,
+        module: Some(jit.module),
+        _tables: p.tables.clone(),
+    })
+}
+
 /// A JIT module with the helpers generated code calls declared in it.
 struct Jit {
     module: JITModule,
@@ -329,6 +472,15 @@ impl Jit {
     }
 }
 
+/// The value of `v` when it is a constant made in the function.
+fn constant(b: &FunctionBuilder<'_>, v: Value) -> Option<f64> {
+    let inst = b.func.dfg.value_def(v).inst()?;
+    match b.func.dfg.insts[inst] {
+        InstructionData::UnaryIeee64 { opcode: Opcode::F64const, imm } => Some(f64::from_bits(imm.bits())),
+        _ => None,
+    }
+}
+
 /// 1.0 where the comparison result `holds`, else 0.0.
 fn truth(b: &mut FunctionBuilder<'_>, holds: Value) -> Value {
     let (one, zero) = (b.ins().f64const(1.0), b.ins().f64const(0.0));
@@ -366,8 +518,7 @@ impl Gen<'_> {
         let mut computed: HashMap<u32, Value> = HashMap::new();
         // Values loaded (or constants made) from outside the section, with the instruction count when made.
         let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
-        let mut refs = HashMap::new();
-        let mut table_ref = None;
+        let mut calls = Calls::default();
         let (n_states, consts) = (self.n_states, self.consts);
         // The value of a register: computed here, or loaded (constants embedded). A load is reused only
         // within `RELOAD_AFTER` instructions: reloading is cheap, while one value live across a long
@@ -408,95 +559,7 @@ impl Gen<'_> {
             for (slot, r) in o.iter_mut().zip([i.a, i.b, i.c, i.d]).take(n) {
                 *slot = get(&mut b, &computed, &mut loaded, r, now);
             }
-            let [a, x, c, d] = o;
-            let v = match i.op {
-                Op::Add => b.ins().fadd(a, x),
-                Op::Sub => b.ins().fsub(a, x),
-                Op::Mul => b.ins().fmul(a, x),
-                Op::Div => b.ins().fdiv(a, x),
-                Op::Copysign => b.ins().fcopysign(a, x),
-                Op::Neg => b.ins().fneg(a),
-                Op::Sqrt => b.ins().sqrt(a),
-                Op::Abs => b.ins().fabs(a),
-                Op::Heaviside | Op::Select => {
-                    let (yes, no) =
-                        if i.op == Op::Select { (x, c) } else { (b.ins().f64const(1.0), b.ins().f64const(0.0)) };
-                    let z = b.ins().f64const(0.0);
-                    // `a >= 0` is false for NaN, as in Rust.
-                    let ge = b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, z);
-                    b.ins().select(ge, yes, no)
-                }
-                Op::Trunc => b.ins().trunc(a),
-                // Comparisons as Rust's: ordered (false for NaN), except `!=`, which is unordered.
-                Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-                    let cc = match i.op {
-                        Op::Eq => FloatCC::Equal,
-                        Op::Ne => FloatCC::NotEqual,
-                        Op::Lt => FloatCC::LessThan,
-                        Op::Le => FloatCC::LessThanOrEqual,
-                        Op::Gt => FloatCC::GreaterThan,
-                        _ => FloatCC::GreaterThanOrEqual,
-                    };
-                    let holds = b.ins().fcmp(cc, a, x);
-                    truth(&mut b, holds)
-                }
-                Op::And | Op::Or | Op::Not => {
-                    let z = b.ins().f64const(0.0);
-                    let holds = if i.op == Op::Not {
-                        b.ins().fcmp(FloatCC::Equal, a, z)
-                    } else {
-                        // `!= 0` is true for NaN, as in the interpreter.
-                        let (p, q) = (b.ins().fcmp(FloatCC::NotEqual, a, z), b.ins().fcmp(FloatCC::NotEqual, x, z));
-                        if i.op == Op::And { b.ins().band(p, q) } else { b.ins().bor(p, q) }
-                    };
-                    truth(&mut b, holds)
-                }
-                Op::If => {
-                    let z = b.ins().f64const(0.0);
-                    let holds = b.ins().fcmp(FloatCC::NotEqual, a, z);
-                    b.ins().select(holds, x, c)
-                }
-                Op::NanElse => {
-                    let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
-                    b.ins().select(nan, x, a)
-                }
-                // Two roundings, as the interpreter: no fused multiply-add.
-                Op::MulAdd => {
-                    let m = b.ins().fmul(a, x);
-                    b.ins().fadd(m, c)
-                }
-                Op::MulSub => {
-                    let m = b.ins().fmul(a, x);
-                    b.ins().fsub(m, c)
-                }
-                Op::NegMulAdd => {
-                    let m = b.ins().fmul(a, x);
-                    b.ins().fsub(c, m)
-                }
-                Op::MulMulAdd | Op::MulMulSub => {
-                    let m = b.ins().fmul(a, x);
-                    let n = b.ins().fmul(c, d);
-                    if i.op == Op::MulMulAdd { b.ins().fadd(m, n) } else { b.ins().fsub(m, n) }
-                }
-                op if op.reads_table() => {
-                    let table = self.tables.get(i.d as usize).ok_or_else(|| format!("no table {}", i.d))?;
-                    let number = TABLE_OPS.iter().position(|&o| o == op).ok_or("not a table operation")?;
-                    let ptr = self.module.target_config().pointer_type();
-                    let addr = b.ins().iconst(ptr, table as *const LookupTable as i64);
-                    let number = b.ins().iconst(types::I32, number as i64);
-                    let x = if n == 2 { x } else { b.ins().f64const(0.0) };
-                    let f = *table_ref.get_or_insert_with(|| self.module.declare_func_in_func(self.table_fn, b.func));
-                    let call = b.ins().call(f, &[addr, number, a, x]);
-                    b.inst_results(call)[0]
-                }
-                op => {
-                    let id = *self.imports.get(&op).ok_or_else(|| format!("no native form for {op:?}"))?;
-                    let x = if n == 2 { x } else { b.ins().f64const(0.0) };
-                    let f = *refs.entry(op).or_insert_with(|| self.module.declare_func_in_func(id, b.func));
-                    let call = b.ins().call(f, &[a, x]);
-                    b.inst_results(call)[0]
-                }
-            };
+            let v = self.lower(&mut b, i, o, &mut calls)?;
             computed.insert(i.dst, v);
             for k in slots.remove(&i.dst).unwrap_or_default() {
                 b.ins().store(mem, v, out, 8 * k as i32);
@@ -516,6 +579,670 @@ impl Gen<'_> {
         b.finalize();
         self.module.define_function(id, &mut fctx).map_err(|x| e(&x))?;
         Ok((id, results.len()))
+    }
+
+    /// Define a month loop (see [`LoopEntry`]) over `code` with results `f` ([`MonthCode`]); `cells`: whether
+    /// it stores the cells (else only what the next states need is computed).
+    ///
+    /// The function runs two loops over the months. The first computes what does not depend on the state
+    /// (functions of `t`, the month-only values and the policy: rates, table reads, their calls, remembered)
+    /// and hands what the second reads to it through `scratch`, a row per month; the second carries the state
+    /// in machine registers, with no call in it unless a call depends on the state.
+    fn month_loop(
+        &mut self,
+        name: &str,
+        code: &[Instr],
+        f: &[u32],
+        shape: MonthCode,
+        cells: bool,
+    ) -> Result<(FuncId, usize), String> {
+        use std::collections::HashSet;
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        let n_states = self.n_states;
+        let width = shape.width;
+        let operands = |i: &Instr| [i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op));
+        // What is needed: the next states (and the cells), and what they read.
+        let roots = &f[if cells { 0 } else { width }..];
+        let mut needed: HashSet<u32> = roots.iter().copied().collect();
+        let mut live = vec![false; code.len()];
+        for (k, i) in code.iter().enumerate().rev() {
+            if needed.contains(&i.dst) {
+                live[k] = true;
+                needed.extend(operands(i));
+            }
+        }
+        // What depends on the state (the second loop) and what does not (the first).
+        let mut stateful: HashSet<u32> = (1..=n_states as u32).collect();
+        for i in code {
+            if operands(i).any(|r| stateful.contains(&r)) {
+                stateful.insert(i.dst);
+            }
+        }
+        let first: Vec<usize> = (0..code.len()).filter(|&k| live[k] && !stateful.contains(&code[k].dst)).collect();
+        let second: Vec<usize> = (0..code.len()).filter(|&k| live[k] && stateful.contains(&code[k].dst)).collect();
+        let first_dst: HashSet<u32> = first.iter().map(|&k| code[k].dst).collect();
+        let mut handed: Vec<u32> = second
+            .iter()
+            .flat_map(|&k| operands(&code[k]))
+            .chain(f[width..].iter().copied())
+            .filter(|r| first_dst.contains(r))
+            .collect();
+        handed.sort_unstable();
+        handed.dedup();
+        let slots: HashMap<u32, i32> = handed.iter().enumerate().map(|(k, &r)| (r, 8 * k as i32)).collect();
+        // What depends on the month only through one whole-number value (a policy year) is computed again only
+        // when that value changes: a block whose results (those read outside it) are carried from month to month.
+        let inputs = shape.first_input..shape.first_input + shape.n_inputs as u32;
+        let mut regions = regions(code, &first, |r| r as usize == Program::T || inputs.contains(&r));
+        let mut read_outside: HashSet<u32> = handed.iter().copied().collect();
+        if cells {
+            read_outside.extend(f[..width].iter().copied());
+        }
+        let member: HashMap<usize, usize> =
+            regions.iter().enumerate().flat_map(|(n, g)| g.members.iter().map(move |&k| (k, n))).collect();
+        for &k in &first {
+            if !member.contains_key(&k) {
+                read_outside.extend(operands(&code[k]));
+            }
+        }
+        for g in &mut regions {
+            g.outputs = g.members.iter().map(|&k| code[k].dst).filter(|r| read_outside.contains(r)).collect();
+        }
+        let key_of: HashMap<u32, usize> = regions.iter().enumerate().map(|(n, g)| (g.key, n)).collect();
+        let remembered: Vec<usize> =
+            first.iter().copied().filter(|&k| self.is_call(&code[k]) && !member.contains_key(&k)).collect();
+        // A cell is stored by the second loop when it is the state or depends on it, else by the first.
+        let stored_late = |r: u32| stateful.contains(&r);
+
+        let ptr = self.module.target_config().pointer_type();
+        let mut sig = self.module.make_signature();
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(types::I64)]);
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
+        let id = self.module.declare_function(name, Linkage::Local, &sig).map_err(|x| e(&x))?;
+        let mut fctx = self.module.make_context();
+        fctx.func.signature = sig;
+        let mut fb_ctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut fctx.func, &mut fb_ctx);
+        let mem = MemFlags::trusted();
+
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let [regs, rows, months, state, out, scratch] =
+            b.block_params(entry).try_into().map_err(|_| "signature".to_string())?;
+        // The policy's values the loops read, loaded once before them (so what depends only on them is
+        // computed once too), unless there are so many that keeping them live would cost more.
+        let consts = self.consts;
+        let computed_here: HashSet<u32> = code.iter().map(|i| i.dst).collect();
+        let mut outside: Vec<u32> = first
+            .iter()
+            .chain(&second)
+            .flat_map(|&k| operands(&code[k]))
+            .chain(roots.iter().copied())
+            .filter(|&r| {
+                r as usize != Program::T
+                    && !(1..=n_states as u32).contains(&r)
+                    && !inputs.contains(&r)
+                    && !consts.contains_key(&r)
+                    && !computed_here.contains(&r)
+            })
+            .collect();
+        outside.sort_unstable();
+        outside.dedup();
+        let invariant: HashMap<u32, Value> = if outside.len() <= MAX_PRELOADED {
+            outside.iter().map(|&r| (r, b.ins().load(types::F64, mem, regs, 8 * r as i32))).collect()
+        } else {
+            HashMap::new()
+        };
+        let mut calls = Calls::default();
+        let row_of = |b: &mut FunctionBuilder<'_>, base: Value, month: Value, len: usize| {
+            let bytes = b.ins().imul_imm(month, 8 * len as i64);
+            let bytes = if ptr == types::I64 { bytes } else { b.ins().ireduce(ptr, bytes) };
+            b.ins().iadd(base, bytes)
+        };
+
+        // The first loop: the month number and each remembered call's last operands (as bits) and value.
+        let header = b.create_block();
+        let month = b.append_block_param(header, types::I64);
+        let mut args: Vec<BlockArg> = vec![b.ins().iconst(types::I64, 0).into()];
+        let mut memo: Vec<[Value; 3]> = vec![];
+        for &k in &remembered {
+            // Start with the call's value at operands 0: a pair it really makes.
+            let i = &code[k];
+            let value = match self.tables.get(i.d as usize) {
+                Some(t) if i.op.reads_table() => t.apply(i.op, 0.0, 0.0),
+                _ => i.op.apply(0.0, 0.0, 0.0, 0.0),
+            };
+            let zero = b.ins().iconst(types::I64, 0);
+            args.extend([zero, zero, b.ins().f64const(value)].map(BlockArg::from));
+            let (x, y) = (b.append_block_param(header, types::I64), b.append_block_param(header, types::I64));
+            memo.push([x, y, b.append_block_param(header, types::F64)]);
+        }
+        let mut carried: Vec<(Value, Vec<Value>)> = vec![];
+        for g in &regions {
+            // Month 0 computes the region whatever these are.
+            args.push(b.ins().iconst(types::I64, 0).into());
+            let key = b.append_block_param(header, types::I64);
+            let mut values = vec![];
+            for _ in &g.outputs {
+                args.push(b.ins().f64const(0.0).into());
+                values.push(b.append_block_param(header, types::F64));
+            }
+            carried.push((key, values));
+        }
+        b.ins().jump(header, &args);
+        b.switch_to_block(header);
+        let (body, done) = (b.create_block(), b.create_block());
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, month, months);
+        b.ins().brif(more, body, &[], done, &[]);
+        b.switch_to_block(body);
+        b.seal_block(body);
+        let env = Env {
+            t: b.ins().fcvt_from_sint(types::F64, month),
+            row: row_of(&mut b, rows, month, shape.n_inputs),
+            inputs: inputs.clone(),
+            state: &[],
+            invariant: &invariant,
+            consts,
+            regs,
+            handed: None,
+        };
+        let mut computed: HashMap<u32, Value> = HashMap::new();
+        let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
+        let mut next_memo: Vec<BlockArg> = vec![];
+        let mut memo_of = remembered.iter().zip(&memo).peekable();
+        let mut next_carried: Vec<BlockArg> = vec![];
+        for &now in &first {
+            if member.contains_key(&now) {
+                continue;
+            }
+            let i = &code[now];
+            let n = operand_count(i.op);
+            let mut o = [env.t; 4];
+            for (slot, r) in o.iter_mut().zip(operands(i)) {
+                *slot = env.get(&mut b, &computed, &mut loaded, r, now);
+            }
+            let v = match memo_of.next_if(|(k, _)| **k == now) {
+                Some((_, &[last_a, last_b, last_v])) => {
+                    // The call again only when an operand it reads changed (compared as bits: -0 is not 0).
+                    let a = b.ins().bitcast(types::I64, MemFlags::new(), o[0]);
+                    let x = if n == 2 { b.ins().bitcast(types::I64, MemFlags::new(), o[1]) } else { last_b };
+                    let same_a = b.ins().icmp(IntCC::Equal, a, last_a);
+                    let same_b = b.ins().icmp(IntCC::Equal, x, last_b);
+                    let same = b.ins().band(same_a, same_b);
+                    let (call, join) = (b.create_block(), b.create_block());
+                    let v = b.append_block_param(join, types::F64);
+                    b.ins().brif(same, join, &[last_v.into()], call, &[]);
+                    b.switch_to_block(call);
+                    b.seal_block(call);
+                    let fresh = self.lower(&mut b, i, o, &mut calls)?;
+                    b.ins().jump(join, &[fresh.into()]);
+                    b.switch_to_block(join);
+                    b.seal_block(join);
+                    next_memo.extend([a, x, v].map(BlockArg::from));
+                    v
+                }
+                None => self.lower(&mut b, i, o, &mut calls)?,
+            };
+            computed.insert(i.dst, v);
+            let Some(&n) = key_of.get(&i.dst) else { continue };
+            // The region of this value: again when its bits changed, or in the first month.
+            let (g, (last_key, last_values)) = (&regions[n], &carried[n]);
+            let key = b.ins().bitcast(types::I64, MemFlags::new(), v);
+            let same_key = b.ins().icmp(IntCC::Equal, key, *last_key);
+            let later = b.ins().icmp_imm(IntCC::NotEqual, month, 0);
+            let same = b.ins().band(same_key, later);
+            let (again, join) = (b.create_block(), b.create_block());
+            let values: Vec<Value> = g.outputs.iter().map(|_| b.append_block_param(join, types::F64)).collect();
+            let last: Vec<BlockArg> = last_values.iter().map(|&v| v.into()).collect();
+            b.ins().brif(same, join, &last, again, &[]);
+            b.switch_to_block(again);
+            b.seal_block(again);
+            // Values made in the block are not available after it: its own maps.
+            let (mut inside, mut inside_loaded) = (computed.clone(), loaded.clone());
+            for &k in &g.members {
+                let i = &code[k];
+                let mut o = [env.t; 4];
+                for (slot, r) in o.iter_mut().zip(operands(i)) {
+                    *slot = env.get(&mut b, &inside, &mut inside_loaded, r, k);
+                }
+                let v = self.lower(&mut b, i, o, &mut calls)?;
+                inside.insert(i.dst, v);
+            }
+            let results: Vec<BlockArg> = g.outputs.iter().map(|r| inside[r].into()).collect();
+            b.ins().jump(join, &results);
+            b.switch_to_block(join);
+            b.seal_block(join);
+            for (&r, &v) in g.outputs.iter().zip(&values) {
+                computed.insert(r, v);
+            }
+            next_carried.push(key.into());
+            next_carried.extend(values.iter().map(|&v| BlockArg::from(v)));
+        }
+        let end = code.len();
+        if cells {
+            let row = row_of(&mut b, out, month, width);
+            for (k, &r) in f[..width].iter().enumerate() {
+                if !stored_late(r) {
+                    let v = env.get(&mut b, &computed, &mut loaded, r, end);
+                    b.ins().store(mem, v, row, 8 * k as i32);
+                }
+            }
+        }
+        if !handed.is_empty() {
+            let row = row_of(&mut b, scratch, month, handed.len());
+            for &r in &handed {
+                let v = env.get(&mut b, &computed, &mut loaded, r, end);
+                b.ins().store(mem, v, row, slots[&r]);
+            }
+        }
+        let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
+        args.extend(next_memo);
+        args.extend(next_carried);
+        b.ins().jump(header, &args);
+        b.seal_block(header);
+        b.switch_to_block(done);
+        b.seal_block(done);
+
+        // The second loop: the month number and the state.
+        let header = b.create_block();
+        let month = b.append_block_param(header, types::I64);
+        let mut args: Vec<BlockArg> = vec![b.ins().iconst(types::I64, 0).into()];
+        for k in 0..n_states {
+            args.push(b.ins().load(types::F64, mem, state, 8 * k as i32).into());
+        }
+        let state_vals: Vec<Value> = (0..n_states).map(|_| b.append_block_param(header, types::F64)).collect();
+        b.ins().jump(header, &args);
+        b.switch_to_block(header);
+        let (body, exit) = (b.create_block(), b.create_block());
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, month, months);
+        b.ins().brif(more, body, &[], exit, &[]);
+        b.switch_to_block(body);
+        b.seal_block(body);
+        let env = Env {
+            t: b.ins().fcvt_from_sint(types::F64, month),
+            row: row_of(&mut b, rows, month, shape.n_inputs),
+            state: &state_vals,
+            handed: if handed.is_empty() { None } else { Some((row_of(&mut b, scratch, month, handed.len()), &slots)) },
+            ..env
+        };
+        let mut computed: HashMap<u32, Value> = HashMap::new();
+        let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
+        for &now in &second {
+            let i = &code[now];
+            let mut o = [env.t; 4];
+            for (slot, r) in o.iter_mut().zip(operands(i)) {
+                *slot = env.get(&mut b, &computed, &mut loaded, r, now);
+            }
+            let v = self.lower(&mut b, i, o, &mut calls)?;
+            computed.insert(i.dst, v);
+        }
+        if cells {
+            let row = row_of(&mut b, out, month, width);
+            for (k, &r) in f[..width].iter().enumerate() {
+                if stored_late(r) {
+                    let v = env.get(&mut b, &computed, &mut loaded, r, end);
+                    b.ins().store(mem, v, row, 8 * k as i32);
+                }
+            }
+        }
+        let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
+        for &r in &f[width..] {
+            args.push(env.get(&mut b, &computed, &mut loaded, r, end).into());
+        }
+        b.ins().jump(header, &args);
+        b.seal_block(header);
+
+        b.switch_to_block(exit);
+        b.seal_block(exit);
+        for (k, &v) in state_vals.iter().enumerate() {
+            b.ins().store(mem, v, state, 8 * k as i32);
+        }
+        b.ins().return_(&[]);
+        b.finalize();
+        self.module.define_function(id, &mut fctx).map_err(|x| e(&x))?;
+        Ok((id, handed.len()))
+    }
+
+    /// Whether native code calls a function for the instruction (rather than computing it inline).
+    fn is_call(&self, i: &Instr) -> bool {
+        match i.op {
+            Op::Lookup(LookupMode::Backward) => {
+                self.tables.get(i.d as usize).is_none_or(|t| t.indexed_values().is_none())
+            }
+            op if op.reads_table() => true,
+            op => self.imports.contains_key(&op),
+        }
+    }
+
+    /// The native form of one instruction with its operand values `o` (those past its operand count unused).
+    fn lower(
+        &mut self,
+        b: &mut FunctionBuilder<'_>,
+        i: &Instr,
+        o: [Value; 4],
+        calls: &mut Calls,
+    ) -> Result<Value, String> {
+        let n = operand_count(i.op);
+        let [a, x, c, d] = o;
+        Ok(match i.op {
+            Op::Add => b.ins().fadd(a, x),
+            Op::Sub => b.ins().fsub(a, x),
+            Op::Mul => b.ins().fmul(a, x),
+            Op::Div => b.ins().fdiv(a, x),
+            Op::Copysign => b.ins().fcopysign(a, x),
+            Op::Neg => b.ins().fneg(a),
+            Op::Sqrt => b.ins().sqrt(a),
+            Op::Abs => b.ins().fabs(a),
+            Op::Heaviside | Op::Select => {
+                let (yes, no) =
+                    if i.op == Op::Select { (x, c) } else { (b.ins().f64const(1.0), b.ins().f64const(0.0)) };
+                let z = b.ins().f64const(0.0);
+                // `a >= 0` is false for NaN, as in Rust.
+                let ge = b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, z);
+                b.ins().select(ge, yes, no)
+            }
+            Op::Trunc => b.ins().trunc(a),
+            Op::Min | Op::Max => {
+                // As the interpreter: `x` when it is beyond `a` or `a` is NaN, else `a`.
+                let beyond = b.ins().fcmp(if i.op == Op::Min { FloatCC::LessThan } else { FloatCC::GreaterThan }, x, a);
+                let take = if constant(b, a).is_some_and(|c| !c.is_nan()) {
+                    beyond
+                } else {
+                    let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                    b.ins().bor(beyond, nan)
+                };
+                b.ins().select(take, x, a)
+            }
+            // Comparisons as Rust's: ordered (false for NaN), except `!=`, which is unordered.
+            Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                let cc = match i.op {
+                    Op::Eq => FloatCC::Equal,
+                    Op::Ne => FloatCC::NotEqual,
+                    Op::Lt => FloatCC::LessThan,
+                    Op::Le => FloatCC::LessThanOrEqual,
+                    Op::Gt => FloatCC::GreaterThan,
+                    _ => FloatCC::GreaterThanOrEqual,
+                };
+                let holds = b.ins().fcmp(cc, a, x);
+                calls.truth(b, holds)
+            }
+            Op::And | Op::Or | Op::Not => {
+                let p = calls.holds(b, a);
+                let holds = match i.op {
+                    Op::Not => b.ins().bxor_imm(p, 1),
+                    Op::And => {
+                        let q = calls.holds(b, x);
+                        b.ins().band(p, q)
+                    }
+                    _ => {
+                        let q = calls.holds(b, x);
+                        b.ins().bor(p, q)
+                    }
+                };
+                calls.truth(b, holds)
+            }
+            Op::If => {
+                let holds = calls.holds(b, a);
+                b.ins().select(holds, x, c)
+            }
+            Op::NanElse => {
+                let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                b.ins().select(nan, x, a)
+            }
+            // Two roundings, as the interpreter: no fused multiply-add.
+            Op::MulAdd => {
+                let m = b.ins().fmul(a, x);
+                b.ins().fadd(m, c)
+            }
+            Op::MulSub => {
+                let m = b.ins().fmul(a, x);
+                b.ins().fsub(m, c)
+            }
+            Op::NegMulAdd => {
+                let m = b.ins().fmul(a, x);
+                b.ins().fsub(c, m)
+            }
+            Op::MulMulAdd | Op::MulMulSub => {
+                let m = b.ins().fmul(a, x);
+                let n = b.ins().fmul(c, d);
+                if i.op == Op::MulMulAdd { b.ins().fadd(m, n) } else { b.ins().fsub(m, n) }
+            }
+            Op::Lookup(LookupMode::Backward)
+                if let Some(ys) = self.tables.get(i.d as usize).and_then(LookupTable::indexed_values) =>
+            {
+                // A table at 0, 1, 2, … read in place, as `LookupTable::read` does: NaN at NaN, the first value
+                // before 0, else the value at the whole part, at most the last.
+                let (zero, last) = (b.ins().f64const(0.0), b.ins().f64const((ys.len() - 1) as f64));
+                let whole = b.ins().floor(a);
+                let past = b.ins().fcmp(FloatCC::GreaterThan, whole, last);
+                let at = b.ins().select(past, last, whole);
+                let before = b.ins().fcmp(FloatCC::LessThan, a, zero);
+                let at = b.ins().select(before, zero, at);
+                let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                let at = b.ins().select(nan, zero, at);
+                // `at` is a whole number in 0..=last, so the load is inside the values, which live as long as the
+                // code (`Native::tables` holds them, never mutated).
+                let ptr = self.module.target_config().pointer_type();
+                let k = b.ins().fcvt_to_uint_sat(ptr, at);
+                let offset = b.ins().imul_imm(k, 8);
+                let base = b.ins().iconst(ptr, ys.as_ptr() as i64);
+                let addr = b.ins().iadd(base, offset);
+                let v = b.ins().load(types::F64, MemFlags::trusted().with_readonly(), addr, 0);
+                let nan_value = b.ins().f64const(f64::NAN);
+                b.ins().select(nan, nan_value, v)
+            }
+            op if op.reads_table() => {
+                let table = self.tables.get(i.d as usize).ok_or_else(|| format!("no table {}", i.d))?;
+                let number = TABLE_OPS.iter().position(|&o| o == op).ok_or("not a table operation")?;
+                let ptr = self.module.target_config().pointer_type();
+                let addr = b.ins().iconst(ptr, table as *const LookupTable as i64);
+                let number = b.ins().iconst(types::I32, number as i64);
+                let x = if n == 2 { x } else { b.ins().f64const(0.0) };
+                let f = *calls.table.get_or_insert_with(|| self.module.declare_func_in_func(self.table_fn, b.func));
+                let call = b.ins().call(f, &[addr, number, a, x]);
+                b.inst_results(call)[0]
+            }
+            op => {
+                let id = *self.imports.get(&op).ok_or_else(|| format!("no native form for {op:?}"))?;
+                let x = if n == 2 { x } else { b.ins().f64const(0.0) };
+                let f = *calls.imports.entry(op).or_insert_with(|| self.module.declare_func_in_func(id, b.func));
+                let call = b.ins().call(f, &[a, x]);
+                b.inst_results(call)[0]
+            }
+        })
+    }
+}
+
+/// A block of the first month loop computed again only when its key's bits change.
+struct Region {
+    /// The register of the key: a whole number (a policy year, an age) every other value of the block
+    /// depends on the month through.
+    key: u32,
+    /// The instructions of the block, in order.
+    members: Vec<usize>,
+    /// The registers of its values read outside it.
+    outputs: Vec<u32>,
+}
+
+/// The fewest instructions a region has: below this the comparison costs about what it saves.
+const MIN_REGION: usize = 6;
+
+/// The most instructions of a first pass searched for regions (the search is quadratic in the worst case, a
+/// chain of values each reading the one before); a larger pass runs without regions.
+const MAX_REGION_ANALYSIS: usize = 5000;
+
+/// The regions of `first` (instructions of `code` in order, none depending on the state): `source` tells
+/// the registers through which values vary by month (`t`, the month-only values). A value's region key is
+/// the nearest value every path from a source to it passes through (its dominator in the data flow) that is
+/// a whole number by construction (a truncation, or sums and products of one with comparisons and
+/// constants); keys are taken outermost first, so regions do not nest.
+fn regions(code: &[Instr], first: &[usize], source: impl Fn(u32) -> bool) -> Vec<Region> {
+    // The walks up the dominator tree are as long as the data flow is deep: bounded by the pass's size.
+    if first.len() > MAX_REGION_ANALYSIS {
+        return vec![];
+    }
+    const ROOT: u32 = u32::MAX;
+    let mut idom: HashMap<u32, u32> = HashMap::new();
+    let mut depth: HashMap<u32, usize> = HashMap::from([(ROOT, 0)]);
+    let index: HashMap<u32, usize> = first.iter().map(|&k| (code[k].dst, k)).collect();
+    let mut whole: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    let lca = |mut a: u32, mut b: u32, idom: &HashMap<u32, u32>, depth: &HashMap<u32, usize>| {
+        while a != b {
+            if depth[&a] >= depth[&b] {
+                a = idom[&a];
+            } else {
+                b = idom[&b];
+            }
+        }
+        a
+    };
+    for &k in first {
+        let i = &code[k];
+        let dynamic: Vec<u32> = [i.a, i.b, i.c, i.d]
+            .into_iter()
+            .take(operand_count(i.op))
+            .filter_map(|r| if source(r) { Some(ROOT) } else { index.contains_key(&r).then_some(r) })
+            .collect();
+        let d = dynamic.iter().copied().reduce(|a, b| lca(a, b, &idom, &depth)).unwrap_or(ROOT);
+        idom.insert(i.dst, d);
+        depth.insert(i.dst, depth[&d] + 1);
+        let flag = |r: &u32| {
+            index.get(r).is_some_and(|&j| {
+                matches!(code[j].op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::And | Op::Or | Op::Not)
+            })
+        };
+        let is_whole = match i.op {
+            Op::Trunc => true,
+            Op::Add | Op::Sub | Op::Mul => {
+                dynamic.iter().any(|r| whole.contains(r)) && dynamic.iter().all(|r| whole.contains(r) || flag(r))
+            }
+            _ => false,
+        };
+        if is_whole {
+            whole.insert(i.dst);
+        }
+    }
+    // Each value's nearest whole-number dominator.
+    let mut taken: HashMap<u32, usize> = HashMap::new();
+    let mut regions: Vec<Region> = vec![];
+    let mut members: HashMap<u32, Vec<usize>> = HashMap::new();
+    for &k in first {
+        let mut d = idom[&code[k].dst];
+        let mut key = None;
+        while d != ROOT {
+            if whole.contains(&d) {
+                key = Some(d);
+            }
+            d = idom[&d];
+        }
+        // The outermost whole-number dominator, unless that key is itself inside another region.
+        if let Some(key) = key {
+            members.entry(key).or_default().push(k);
+        }
+    }
+    for &k in first {
+        let key = code[k].dst;
+        if let Some(m) = members.remove(&key)
+            && m.len() >= MIN_REGION
+            && !taken.contains_key(&key)
+        {
+            for &j in &m {
+                taken.insert(code[j].dst, regions.len());
+            }
+            regions.push(Region { key, members: m, outputs: vec![] });
+        }
+    }
+    regions
+}
+
+/// Where a month loop's values come from: `t`, the month's row of month-only values, the state (the second
+/// loop), the policy's values loaded before the loops, constants, the register file, and the values the
+/// first loop handed over (the month's scratch row and each register's offset in it).
+#[derive(Clone)]
+struct Env<'a> {
+    t: Value,
+    row: Value,
+    inputs: std::ops::Range<u32>,
+    state: &'a [Value],
+    invariant: &'a HashMap<u32, Value>,
+    consts: &'a HashMap<u32, f64>,
+    regs: Value,
+    handed: Option<(Value, &'a HashMap<u32, i32>)>,
+}
+
+impl Env<'_> {
+    /// The value of register `r` at instruction `now`: computed in this loop, or read (a read is reused
+    /// within `RELOAD_AFTER` instructions).
+    fn get(
+        &self,
+        b: &mut FunctionBuilder<'_>,
+        computed: &HashMap<u32, Value>,
+        loaded: &mut HashMap<u32, (Value, usize)>,
+        r: u32,
+        now: usize,
+    ) -> Value {
+        if let Some(&v) = computed.get(&r) {
+            return v;
+        }
+        if r as usize == Program::T {
+            return self.t;
+        }
+        if let Some(&v) = (r as usize).checked_sub(1).and_then(|k| self.state.get(k)) {
+            return v;
+        }
+        if let Some(&v) = self.invariant.get(&r) {
+            return v;
+        }
+        if let Some(&(v, at)) = loaded.get(&r)
+            && now - at < RELOAD_AFTER
+        {
+            return v;
+        }
+        let mem = MemFlags::trusted();
+        let v = if let Some((row, &offset)) = self.handed.and_then(|(row, slots)| Some(row).zip(slots.get(&r))) {
+            b.ins().load(types::F64, mem, row, offset)
+        } else if self.inputs.contains(&r) {
+            b.ins().load(types::F64, mem, self.row, 8 * (r - self.inputs.start) as i32)
+        } else {
+            match self.consts.get(&r) {
+                Some(&c) => b.ins().f64const(c),
+                None => b.ins().load(types::F64, mem, self.regs, 8 * r as i32),
+            }
+        };
+        loaded.insert(r, (v, now));
+        v
+    }
+}
+
+/// What lowering keeps per generated function: the helper functions it calls, declared in it on first use,
+/// and the condition behind each truth value (1.0 or 0.0) it made.
+#[derive(Default)]
+struct Calls {
+    table: Option<FuncRef>,
+    imports: HashMap<Op, FuncRef>,
+    conditions: HashMap<Value, Value>,
+}
+
+impl Calls {
+    /// 1.0 where the condition `holds`, else 0.0; remembered, so that a condition, a logical operation or a
+    /// choice reading it uses `holds` itself (`truth(h) != 0` is `h`).
+    fn truth(&mut self, b: &mut FunctionBuilder<'_>, holds: Value) -> Value {
+        let v = truth(b, holds);
+        self.conditions.insert(v, holds);
+        v
+    }
+
+    /// Whether `v` counts as true: `v != 0` (true for NaN, as in the interpreter).
+    fn holds(&self, b: &mut FunctionBuilder<'_>, v: Value) -> Value {
+        match self.conditions.get(&v) {
+            Some(&h) => h,
+            None => {
+                let z = b.ins().f64const(0.0);
+                b.ins().fcmp(FloatCC::NotEqual, v, z)
+            }
+        }
     }
 }
 
@@ -608,14 +1335,61 @@ out_i { x * y - z * t, sigmoid(x) + pow(y, 2), x }
 
 #[cfg(test)]
 mod op_tests {
-    use crate::{Instr, Op, Program};
+    use crate::system::LookupMode;
+    use crate::{Instr, LookupTable, Op, Program};
+
+    /// A table at 0, 1, 2, … read backward (inlined in native code) and one at other points (a call), at
+    /// every kind of position: native code gives the interpreter's bits.
+    #[test]
+    fn table_reads_match_the_interpreter_bit_for_bit() {
+        let indexed = LookupTable::new(&[(0.0, 3.5), (1.0, -1.0), (2.0, 7.25)]).unwrap();
+        let searched = LookupTable::new(&[(0.0, 3.5), (1.5, -1.0), (2.0, 7.25)]).unwrap();
+        assert!(indexed.indexed_values().is_some() && searched.indexed_values().is_none());
+        let mut p = Program::new(1, 0);
+        for (k, table) in [0, 1].into_iter().enumerate() {
+            let dst = 2 + k as u32;
+            p.out.push(Instr { op: Op::Lookup(LookupMode::Backward), dst, a: 1, b: 1, c: 1, d: table });
+            p.out_regs.push(dst);
+        }
+        p.n_regs = 4;
+        p.f = vec![2];
+        p.rhs = p.out.clone();
+        p.tables = vec![indexed, searched].into();
+        let mut native = p.clone();
+        native.compile_native().expect("the JIT compiles table reads");
+        let (mut ri, mut rn) = (vec![0.0; p.n_regs], vec![0.0; p.n_regs]);
+        let (mut a, mut b) = ([0.0; 2], [0.0; 2]);
+        for x in [
+            f64::NAN,
+            -f64::NAN,
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.0,
+            -0.5,
+            -0.0,
+            0.0,
+            0.25,
+            1.0,
+            1.5,
+            1.9999999999999998,
+            2.0,
+            2.5,
+            3.0,
+            1e300,
+            f64::INFINITY,
+        ] {
+            p.outputs(&mut ri, 0.0, &[x], &mut a);
+            native.outputs(&mut rn, 0.0, &[x], &mut b);
+            assert_eq!(crate::bits(&a), crate::bits(&b), "read at {x}");
+        }
+    }
 
     /// Every operation the DiffSL language has no syntax for, each over all pairs (and triples) of special
     /// values: native code gives the interpreter's bits.
     #[test]
     fn the_vensim_operations_match_the_interpreter_bit_for_bit() {
         use Op::*;
-        let ops = [Eq, Ne, Lt, Le, Gt, Ge, And, Or, Not, If, Trunc, Modulo, Asin, Acos, Atan, NanElse];
+        let ops = [Eq, Ne, Lt, Le, Gt, Ge, And, Or, Not, If, Trunc, Modulo, Asin, Acos, Atan, NanElse, Min, Max];
         // States x, y, z in registers 1..=3; one output per operation, reading them.
         let mut p = Program::new(3, 0);
         for (k, &op) in ops.iter().enumerate() {

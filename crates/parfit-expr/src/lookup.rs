@@ -73,6 +73,13 @@ impl LookupTable {
         Ok(LookupTable { xs, ys, areas, indexed })
     }
 
+    /// The values of a table whose points are at 0, 1, 2, … (a projection's column, read by position), which
+    /// native code reads in place; `None` for other tables.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn indexed_values(&self) -> Option<&[f64]> {
+        self.indexed.then_some(&self.ys[..])
+    }
+
     fn last(&self) -> usize {
         self.xs.len() - 1
     }

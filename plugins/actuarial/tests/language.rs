@@ -19,7 +19,15 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A file of the repository as text (gzip-compressed files, `.gz`, decompressed).
 fn text(path: &str) -> String {
+    if path.ends_with(".gz") {
+        use std::io::Read;
+        let bytes = std::fs::read(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut s).unwrap_or_else(|e| panic!("{path}: {e}"));
+        return s;
+    }
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -236,4 +244,95 @@ fn per_point_month_cost_against_the_engine() {
             best[2] / best[0],
         );
     }
+}
+
+/// This thread's CPU time in nanoseconds (Linux's scheduler statistics; 0 elsewhere): timings that other
+/// processes on the machine disturb less than wall time.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// The engine (present values only) and the native language model (present values only) on the CashValue_ME
+/// points of `file`, split over `threads` threads, best of three: (engine, language) wall seconds, (engine,
+/// language) CPU seconds and the point-months.
+fn cashvalue_race(file: &str, threads: usize) -> ([f64; 2], [f64; 2], usize) {
+    let c = case(Kind::CashValue, file, true);
+    let returns = c.pf.scenario_returns(1).unwrap();
+    let months: usize = c.pf.points.iter().map(|p| run_length(&c.pf, p)).sum();
+    let attrs: Vec<Vec<AttrValue>> = (0..c.pf.points.len()).map(|i| values(&c.points, i)).collect();
+    let share = c.pf.points.len().div_ceil(threads);
+    let (points, attrs) = (c.pf.points.chunks(share).collect::<Vec<_>>(), attrs.chunks(share).collect::<Vec<_>>());
+    let (c, returns) = (&c, returns);
+    let (mut wall, mut cpu) = ([f64::INFINITY; 2], [f64::INFINITY; 2]);
+    let mut sums = [0.0f64; 2];
+    for _ in 0..3 {
+        for which in 0..2 {
+            let start = Instant::now();
+            let (sum, ns) = std::thread::scope(|s| {
+                let runs: Vec<_> = points
+                    .iter()
+                    .zip(&attrs)
+                    .map(|(&ps, &attrs)| {
+                        s.spawn(move || {
+                            let start = thread_cpu_ns();
+                            let mut sum = 0.0;
+                            if which == 0 {
+                                for p in ps {
+                                    let mut pv = PvSink::default();
+                                    project(&c.pf, p, returns, run_length(&c.pf, p), &mut pv);
+                                    sum += pv.premiums;
+                                }
+                            } else {
+                                let mut run = c.program.runner();
+                                for (p, a) in ps.iter().zip(attrs) {
+                                    run.run(a, run_length(&c.pf, p), None).unwrap();
+                                    sum += run.pvs().next().unwrap_or(0.0);
+                                }
+                            }
+                            (sum, thread_cpu_ns() - start)
+                        })
+                    })
+                    .collect();
+                runs.into_iter().map(|r| r.join().unwrap()).fold((0.0, 0), |(a, b), (x, y)| (a + x, b + y))
+            });
+            wall[which] = wall[which].min(start.elapsed().as_secs_f64());
+            cpu[which] = cpu[which].min(ns as f64 * 1e-9);
+            sums[which] = sum;
+        }
+    }
+    assert_eq!(sums[0].to_bits(), sums[1].to_bits(), "the same premiums' present value");
+    (wall, cpu, months)
+}
+
+fn report_race(file: &str, threads: usize) {
+    let (wall, cpu, months) = cashvalue_race(file, threads);
+    let ns = |s: f64| s * 1e9 / months as f64;
+    println!(
+        "CashValue_ME, {file}, {months} point-months, {threads} threads: wall engine {:.3} s, language native {:.3} s, \
+         ratio {:.2}; CPU engine {:.2} ns per point-month, language {:.2} ns, ratio {:.2}",
+        wall[0],
+        wall[1],
+        wall[1] / wall[0],
+        ns(cpu[0]),
+        ns(cpu[1]),
+        cpu[1] / cpu[0]
+    );
+}
+
+/// Issue 20's acceptance measure: lifelib's 100K CashValue_ME model points on 2 threads, the engine and the
+/// native language model in the same run; the ratio is the language's time over the engine's.
+#[test]
+#[ignore = "a timing, not a check: cargo test --release -p parfit-actuarial --test language -- --ignored --nocapture"]
+fn cashvalue_me_100k_points_on_2_threads_against_the_engine() {
+    report_race("examples/savings/model_point_100K_ipp_demo.csv.gz", 2);
+}
+
+/// The same on the 10,000 points and one thread (quick).
+#[test]
+#[ignore = "a timing, not a check: cargo test --release -p parfit-actuarial --test language -- --ignored --nocapture"]
+fn cashvalue_me_10k_points_on_1_thread_against_the_engine() {
+    report_race("examples/savings/model_point_10000.csv", 1);
 }

@@ -140,6 +140,9 @@ pub struct ProjectionProgram {
     symbols: HashMap<String, f64>,
     /// The model's `output NAME = cell [as "label"], …` declarations, in order: (name, [(cell, label)]).
     outputs: Vec<(String, Vec<(String, String)>)>,
+    /// The month loop in native code, after [`ProjectionProgram::compile_native`].
+    #[cfg(not(target_arch = "wasm32"))]
+    native: Option<crate::jit::MonthLoop>,
 }
 
 const T_REG: u32 = 0;
@@ -1328,6 +1331,8 @@ pub fn compile_projection(
                 results: result_regs,
                 symbols: c.symbols,
                 outputs,
+                #[cfg(not(target_arch = "wasm32"))]
+                native: None,
             });
         }
         passes.push(pass);
@@ -1362,17 +1367,31 @@ impl ProjectionProgram {
         (self.program.setup.len(), self.program.rhs.len())
     }
 
-    /// Compile the month code to native code (native targets; the same results to the bit). On failure the
+    /// Compile the month loop to native code (native targets; the same results to the bit). On failure the
     /// program keeps interpreting and the message says why.
     pub fn compile_native(&mut self) -> Result<(), String> {
         for pass in &mut self.pre_passes {
             pass.program.compile_native()?;
         }
-        self.program.compile_native()
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let code = crate::jit::MonthCode {
+                width: self.cells.len(),
+                first_input: (1 + self.program.n_states + self.attributes.len()) as u32,
+                n_inputs: self.month_only.f.len(),
+            };
+            self.native = Some(crate::jit::compile_month_loop(&self.program, code)?);
+            Ok(())
+        }
+        #[cfg(target_arch = "wasm32")]
+        Err("no JIT on wasm32".into())
     }
 
     pub fn is_native(&self) -> bool {
-        self.program.is_native()
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.native.is_some();
+        #[cfg(target_arch = "wasm32")]
+        false
     }
 
     /// A runner with its own register file (one per thread).
@@ -1406,6 +1425,8 @@ impl ProjectionProgram {
             out: vec![0.0; p.f.len()],
             month_regs,
             months: vec![],
+            #[cfg(not(target_arch = "wasm32"))]
+            scratch: vec![],
         }
     }
 }
@@ -1421,6 +1442,9 @@ pub struct Projection<'p> {
     /// The month-only cells of months 0, 1, … computed so far, a row per month, and their program's registers.
     months: Vec<f64>,
     month_regs: Vec<f64>,
+    /// The native month loop's room.
+    #[cfg(not(target_arch = "wasm32"))]
+    scratch: Vec<f64>,
 }
 
 impl Projection<'_> {
@@ -1510,6 +1534,18 @@ impl Projection<'_> {
             *s = self.regs[r as usize];
         }
         let n = run_length(&self.regs, pp.proj_len, months, &pp.proj_len_at)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(native) = &pp.native {
+            let width_rows = monthly.as_deref_mut();
+            native.run(&self.regs, &self.months, n, &mut self.state, width_rows, &mut self.scratch)?;
+            // Months past the policy's projection length are not projected: their rows are zero.
+            if let Some(rows) = monthly {
+                rows[n * width..months * width].fill(0.0);
+            }
+            self.regs[1..base].copy_from_slice(&self.state);
+            run(&pp.finish, &mut self.regs, &p.tables);
+            return Ok(());
+        }
         for t in 0..n {
             self.regs[inputs..inputs + n_month].copy_from_slice(&self.months[t * n_month..(t + 1) * n_month]);
             p.rhs(&mut self.regs, t as f64, &self.state, &mut self.out);
@@ -1946,6 +1982,49 @@ result r = s
         let p = compile("proj_len = mp.count - 0.5\nx = 1\n").unwrap();
         let e = p.runner().run(&[AttrValue::Number(2.0), AttrValue::Text("A")], 3, None).unwrap_err();
         assert!(e.starts_with("m.prj:1:1: the projection length 'proj_len' of this policy is 1.5, not a whole"), "{e}");
+    }
+
+    /// The native month loop (cells stored or not; calls remembered across months) gives the interpreter's
+    /// cells, present values and results to the bit.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn the_native_month_loop_matches_the_interpreter_to_the_bit() {
+        let src = "param rate = 0.25
+year = floor((mp.count + t) / 12)
+age = 40 + year
+q = mort[age, year]
+q_mth = 1 - (1 - q) ^ (1 / 12)
+lapse = max(0.1 - 0.02 * year, 0.02) ^ (1 / 12)
+grow = (1 + rate) ^ (t / 12)
+n[0] = mp.count
+n[t+1] = n * (1 - q_mth) * (1 - lapse) + min(t, 3) * 0.5
+v[0] = 1
+v[t+1] = exp(log(v + 1) / 3) + terms[10 + 5 * year] + spec[mp.product].charge
+out = n * v * grow - max(n, -0.0)
+pv total = out * grow
+pv count = n
+result r = total / (count + 1)
+";
+        let interp = compile(src).unwrap();
+        let mut native = compile(src).unwrap();
+        native.compile_native().unwrap();
+        assert!(native.is_native() && !interp.is_native());
+        let width = interp.cells().count();
+        for (count, product, months) in [(0.0, "A", 40), (7.0, "B", 300), (11.0, "Z", 1), (3.0, "A", 0)] {
+            let attrs = [AttrValue::Number(count), AttrValue::Text(product)];
+            let (mut a, mut b) = (interp.runner(), native.runner());
+            let (mut rows_a, mut rows_b) = (vec![0.0; months * width], vec![1.0; months * width]);
+            a.run(&attrs, months, Some(&mut rows_a)).unwrap();
+            b.run(&attrs, months, Some(&mut rows_b)).unwrap();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&rows_a), bits(&rows_b), "cells of {count}, {product}");
+            let got = |r: &Projection| (bits(&r.pvs().collect::<Vec<_>>()), bits(&r.results().collect::<Vec<_>>()));
+            let want = got(&a);
+            assert_eq!(got(&b), want, "present values and results of {count}, {product}");
+            // Without the cells: the same present values and results, also after another policy.
+            b.run(&attrs, months, None).unwrap();
+            assert_eq!(got(&b), want, "present values and results of {count}, {product}, no cells");
+        }
     }
 
     #[test]
