@@ -136,7 +136,7 @@ fn inputs(spec: &Spec, points: Option<&str>) -> (Points, Vec<Table>, Vec<Attribu
 struct Spec {
     folder: &'static str,
     model: &'static str,
-    /// Scenarios 1..=n, each a run with the parameter `scen_id` (0: the model has none).
+    /// Scenarios 1..=n, each a run with the attribute `scenario` (0: the model has none).
     scenarios: usize,
     /// The goldens' suffix: `_first100` for the savings examples' runs of their first 100 scenarios.
     suffix: &'static str,
