@@ -1,7 +1,8 @@
-//! `parfit` under `mpirun` (feature `mpi` of this crate; `cargo xtask test` runs it): the county fits and the
-//! 10K-policy projection on 1, 2 and 3 ranks give byte-identical files to the plain build, whatever the
-//! threads per rank; a run whose ranks are killed resumes, on another rank count, to identical results; one fit's
-//! or sample's batches spread over ranks give the single-process answer bit for bit; only rank 0 reads inputs.
+//! `parfit` under `mpirun` (feature `mpi` of this crate; `cargo xtask test` runs it): the county fits, the
+//! 10K-policy projection and two of lifelib's models as model files on 1, 2 and 3 ranks give byte-identical files
+//! to the plain build, whatever the threads per rank; a run whose ranks are killed resumes, on another rank count,
+//! to identical results; one fit's or sample's batches spread over ranks give the single-process answer bit for
+//! bit; only rank 0 reads inputs.
 #![cfg(feature = "mpi")]
 
 use std::path::{Path, PathBuf};
@@ -128,6 +129,36 @@ fn the_policy_projection_on_1_2_3_ranks_matches_the_plain_run_byte_for_byte() {
         assert_eq!(report["ranks"].as_u64(), Some(np as u64));
         same_files(&plain, &out, &files, &format!("np {np}"));
         assert_eq!(totals(&plain), totals(&out), "totals.json: np {np} differs from the plain run");
+    }
+}
+
+/// lifelib's models as model files (examples/lifelib, checked against lifelib's goldens by lifelib_models.rs) on
+/// 1–3 ranks: CashValue_SE (seriatim, every point over its own length, ten scenarios) and BasicTerm_M (two passes:
+/// the premium solved from the projection) write the same files as the plain run.
+#[test]
+fn lifelib_model_files_on_1_2_3_ranks_match_the_plain_run_byte_for_byte() {
+    for model in ["cashvalue_se", "basicterm_m"] {
+        let dir = scratch(&format!("mpi-lifelib-{model}"));
+        let config = format!("examples/lifelib/{model}/run.toml");
+        let plain = dir.join("plain");
+        parfit(&["run", &config, "--threads", "2", "--output", plain.to_str().unwrap()]).assert_ok();
+        // Every file the plain run wrote (BasicTerm_M has no policy counts, so no result_pols.csv or plot).
+        let mut files: Vec<String> = std::fs::read_dir(&plain)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f != "totals.json")
+            .collect();
+        files.sort();
+        assert!(["pv.csv", "result_cf.csv", "audit.csv"].iter().all(|f| files.iter().any(|x| x == f)), "{files:?}");
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        for (np, threads) in [(1, "2"), (2, "1"), (3, "2")] {
+            let out = dir.join(format!("np{np}"));
+            let args = ["run", &config, "--threads", threads, "--format", "json", "--output", out.to_str().unwrap()];
+            let report = run_mpi(np, &args).assert_ok().json();
+            assert_eq!(report["ranks"].as_u64(), Some(np as u64));
+            same_files(&plain, &out, &files, &format!("{model}, np {np}"));
+            assert_eq!(totals(&plain), totals(&out), "totals.json: {model}, np {np} differs from the plain run");
+        }
     }
 }
 

@@ -11,14 +11,18 @@
 //!   discount_factors)` adds the months one by one from 0, which is the language's order, so their present
 //!   values come out bit for bit (the test counts them and reports; it asserts the tolerance).
 //!
-//! The tables are built here from the committed CSVs (`tables` below, the one place that knows their layout).
+//! The model points and tables are read as each model declares them (`table …`, LANGUAGE.md), from the files its
+//! folder's `run.toml` names (the configuration `parfit run` reads), by the reader the plugin uses.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use parfit_expr::projection::{AttrValue, Attribute, ColumnData, Key, Table, ValueKind, compile_projection};
+use parfit_expr::projection::{
+    AttrValue, Attribute, Points, SCENARIO, Table, ValueKind, compile_projection, read_points, read_table,
+    table_declarations,
+};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -79,114 +83,60 @@ impl Folder {
     }
 }
 
-/// The assumption tables, from the models' CSVs (lifelib's layouts).
-mod tables {
-    use super::*;
-
-    fn ints(values: impl IntoIterator<Item = i64>, ultimate: bool) -> Key {
-        Key::Ints { values: values.into_iter().collect(), ultimate }
-    }
-
-    /// `mort[age, duration]`: rates by attained age (rows) × policy year (columns 0..; the last ultimate), 0
-    /// outside the table.
-    pub fn mort(f: &Csv) -> Table {
-        let first = num(&f.rows[0][0]) as i64;
-        Table {
-            name: "mort".into(),
-            keys: vec![
-                ("age".into(), ints(first..first + f.rows.len() as i64, false)),
-                ("duration".into(), ints(0..f.header.len() as i64 - 1, true)),
-            ],
-            columns: vec![(
-                "rate".into(),
-                ColumnData::Numbers(f.rows.iter().flat_map(|r| r[1..].iter().map(|c| num(c))).collect()),
-            )],
-            missing: Some(0.0),
+/// A model's points and tables, read as the model declares them from the files its `run.toml` names
+/// (`[projection] model_points` and `[projection.tables]`, paths relative to the folder), with the scenario
+/// attribute the host adds last; `points` replaces the model-point file (EX1's moneyness points).
+fn inputs(spec: &Spec, points: Option<&str>) -> (Points, Vec<Table>, Vec<Attribute>, String) {
+    let dir = root().join("examples/lifelib").join(spec.folder);
+    let config = text(&dir.join("run.toml"));
+    let mut files: HashMap<String, PathBuf> = HashMap::new();
+    let mut section = String::new();
+    for line in config.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.to_string();
+        } else if let Some((k, v)) = line.split_once(" = ")
+            && v.starts_with('"')
+        {
+            let path = dir.join(v.trim_matches('"'));
+            match (section.as_str(), k) {
+                ("[projection]", "model_points") => files.insert("mp".into(), path),
+                ("[projection]", "model") => files.insert("\0model".into(), path),
+                ("[projection.tables]", _) => files.insert(k.to_string(), path),
+                _ => None,
+            };
         }
     }
-
-    /// `disc_rate_ann[year]`: the annual spot rate by year.
-    pub fn disc(f: &Csv) -> Table {
-        Table {
-            name: "disc_rate_ann".into(),
-            keys: vec![("year".into(), ints(f.rows.iter().map(|r| num(&r[0]) as i64), false))],
-            columns: vec![("zero_spot".into(), ColumnData::Numbers(f.rows.iter().map(|r| num(&r[1])).collect()))],
-            missing: None,
+    assert_eq!(files["\0model"], dir.join(spec.model), "{}: run.toml runs another model", spec.folder);
+    if let Some(p) = points {
+        files.insert("mp".into(), dir.join(p));
+    }
+    let source = text(&dir.join(spec.model));
+    let decls = table_declarations(spec.model, &source).unwrap_or_else(|e| panic!("{e}"));
+    let mut tables = vec![];
+    let mut mp = None;
+    for d in &decls {
+        let path =
+            files.get(&d.name).unwrap_or_else(|| panic!("{}: run.toml has no file for '{}'", spec.folder, d.name));
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if d.name == "mp" {
+            // Another point file (EX1's moneyness points, keyed `point_id`) is read by its cells' kinds.
+            let decl = if points.is_some() { None } else { Some(d) };
+            mp = Some(read_points(decl, &name, &text(path)).unwrap_or_else(|e| panic!("{e}")));
+        } else {
+            tables.push(read_table(d, &name, &text(path)).unwrap_or_else(|e| panic!("{e}")));
         }
     }
-
-    /// `product[spec_id]`: the product's premium type, surrender charge and whole-life flag.
-    pub fn product(f: &Csv) -> Table {
-        let texts = |c: &str| ColumnData::Texts(f.rows.iter().map(|r| r[f.col(c)].clone()).collect());
-        let bools = |c: &str| ColumnData::Bools(f.rows.iter().map(|r| r[f.col(c)] == "True").collect());
-        Table {
-            name: "product".into(),
-            keys: vec![("spec_id".into(), Key::Texts(f.rows.iter().map(|r| r[0].clone()).collect()))],
-            columns: vec![
-                ("premium_type".into(), texts("premium_type")),
-                ("has_surr_charge".into(), bools("has_surr_charge")),
-                ("surr_charge_id".into(), texts("surr_charge_id")),
-                (
-                    "load_prem_rate".into(),
-                    ColumnData::Numbers(f.rows.iter().map(|r| num(&r[f.col("load_prem_rate")])).collect()),
-                ),
-                ("is_wl".into(), bools("is_wl")),
-            ],
-            missing: None,
-        }
-    }
-
-    /// `surr_charge_table[duration, type]`: the charge by policy year (the last ultimate) and charge type.
-    pub fn surr_charge(f: &Csv) -> Table {
-        Table {
-            name: "surr_charge_table".into(),
-            keys: vec![
-                ("duration".into(), ints(0..f.rows.len() as i64, true)),
-                ("type".into(), Key::Texts(f.header[1..].to_vec())),
-            ],
-            columns: vec![(
-                "rate".into(),
-                ColumnData::Numbers(f.rows.iter().flat_map(|r| r[1..].iter().map(|c| num(c))).collect()),
-            )],
-            missing: Some(0.0),
-        }
-    }
-
-    /// `std_norm_rand[scen_id, t]`: the standard normal draws by scenario and month, scenario-major.
-    pub fn draws(f: &Csv) -> Table {
-        let scenarios = f.rows.iter().map(|r| num(&r[0]) as i64).max().unwrap();
-        let months = f.rows.len() as i64 / scenarios;
-        Table {
-            name: "std_norm_rand".into(),
-            keys: vec![("scen_id".into(), ints(1..=scenarios, false)), ("t".into(), ints(0..months, false))],
-            columns: vec![("std_norm_rand".into(), ColumnData::Numbers(f.rows.iter().map(|r| num(&r[2])).collect()))],
-            missing: None,
-        }
-    }
-
-    /// `premium_table[age_at_entry, policy_term]`: a full grid, age-major.
-    pub fn premium(f: &Csv) -> Table {
-        let mut ages: Vec<i64> = f.rows.iter().map(|r| num(&r[0]) as i64).collect();
-        let mut terms: Vec<i64> = f.rows.iter().map(|r| num(&r[1]) as i64).collect();
-        ages.dedup();
-        terms.sort();
-        terms.dedup();
-        assert_eq!(ages.len() * terms.len(), f.rows.len(), "the premium table is a full grid, age-major");
-        Table {
-            name: "premium_table".into(),
-            keys: vec![("age_at_entry".into(), ints(ages, false)), ("policy_term".into(), ints(terms, false))],
-            columns: vec![("premium_rate".into(), ColumnData::Numbers(f.rows.iter().map(|r| num(&r[2])).collect()))],
-            missing: None,
-        }
-    }
+    let points = mp.unwrap_or_else(|| panic!("{}: no model-point declaration", spec.model));
+    let mut attributes = points.attributes.clone();
+    attributes.push(Attribute { name: SCENARIO.into(), kind: ValueKind::Number });
+    (points, tables, attributes, source)
 }
 
 /// One model: its folder, its file, the tables it reads and how its goldens' columns name its cells.
 struct Spec {
     folder: &'static str,
     model: &'static str,
-    tables: fn(&Folder) -> Vec<Table>,
-    /// Scenarios 1..=n, each a run with the parameter `scen_id` (0: the model has none).
+    /// Scenarios 1..=n, each a run with the attribute `scenario` (0: the model has none).
     scenarios: usize,
     /// The goldens' suffix: `_first100` for the savings examples' runs of their first 100 scenarios.
     suffix: &'static str,
@@ -226,27 +176,13 @@ fn run(spec: &Spec, native: bool, limit: Option<usize>) -> Run {
 /// [`run`] with parameters of the model set (EX2's `sim_id`).
 fn run_with(spec: &Spec, native: bool, limit: Option<usize>, extra: &[(&str, f64)]) -> Run {
     let f = folder(spec.folder);
-    let points = f.csv("model_point_table");
     let cf = f.csv(&format!("result_cf{}", spec.suffix));
     let months = cf.rows.iter().map(|r| num(&r[cf.col("t")]) as usize + 1).max().unwrap();
-    // Model-point columns after the index: numbers, or text where any value is not one.
-    let attributes: Vec<Attribute> = points.header[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let number = points.rows.iter().all(|r| r[i + 1].parse::<f64>().is_ok());
-            Attribute { name: name.clone(), kind: if number { ValueKind::Number } else { ValueKind::Text } }
-        })
-        .collect();
-    let source = text(&f.dir.join(spec.model));
-    let tables = (spec.tables)(&f);
+    let (points, tables, attributes, source) = inputs(spec, None);
     let mut out = Run { cells: vec![], months, results: HashMap::new(), totals: HashMap::new(), audit: vec![] };
     let scenarios: Vec<usize> = if spec.scenarios == 0 { vec![0] } else { (1..=spec.scenarios).collect() };
     for scenario in scenarios {
-        let mut params: Vec<(&str, f64)> = extra.to_vec();
-        if scenario > 0 {
-            params.push(("scen_id", scenario as f64));
-        }
+        let params: Vec<(&str, f64)> = extra.to_vec();
         let mut program =
             compile_projection(spec.model, &source, &attributes, &tables, &params).unwrap_or_else(|e| panic!("{e}"));
         if native {
@@ -257,18 +193,14 @@ fn run_with(spec: &Spec, native: bool, limit: Option<usize>, extra: &[(&str, f64
         let mut rows = vec![0.0; months * width];
         let mut totals = vec![vec![0.0; months]; width];
         let mut runner = program.runner();
-        let n = limit.unwrap_or(points.rows.len()).min(points.rows.len());
-        for (p, row) in points.rows[..n].iter().enumerate() {
-            let values: Vec<AttrValue> = attributes
-                .iter()
-                .zip(&row[1..])
-                .map(|(a, v)| match a.kind {
-                    ValueKind::Text => AttrValue::Text(v),
-                    _ => AttrValue::Number(num(v)),
-                })
-                .collect();
-            runner.run(&values, months, Some(&mut rows)).unwrap_or_else(|e| panic!("point {}: {e}", row[0]));
-            let key = if scenario == 0 { row[0].clone() } else { format!("{},{scenario}", row[0]) };
+        let n = limit.unwrap_or(points.len()).min(points.len());
+        let mut values = vec![];
+        for p in 0..n {
+            points.row(p, &mut values);
+            values.push(AttrValue::Number(scenario.max(1) as f64));
+            let id = &points.ids[p];
+            runner.run(&values, months, Some(&mut rows)).unwrap_or_else(|e| panic!("point {id}: {e}"));
+            let key = if scenario == 0 { id.clone() } else { format!("{id},{scenario}") };
             out.results.insert(key, runner.results().collect());
             for (c, total) in totals.iter_mut().enumerate() {
                 for (t, x) in total.iter_mut().enumerate() {
@@ -429,34 +361,6 @@ fn interpreted_is_native(spec: &Spec) {
     assert!(bits(&a) == bits(&b), "{}: interpreted and native differ", spec.model);
 }
 
-fn basic_term(f: &Folder) -> Vec<Table> {
-    vec![tables::mort(&f.csv("mort_table")), tables::disc(&f.csv("disc_rate_ann"))]
-}
-
-fn basic_term_premium(f: &Folder) -> Vec<Table> {
-    let mut t = basic_term(f);
-    t.push(tables::premium(&f.csv("premium_table")));
-    t
-}
-
-fn savings(f: &Folder) -> Vec<Table> {
-    let mut t = basic_term(f);
-    t.push(tables::product(&f.csv("product_spec_table")));
-    t.push(tables::surr_charge(&f.csv("surr_charge_table")));
-    t.push(tables::draws(&f.csv("std_norm_rand")));
-    t
-}
-
-/// The savings examples: their own product and discount tables, the draws of their first 100 scenarios.
-fn savings_examples(f: &Folder) -> Vec<Table> {
-    vec![
-        tables::disc(&f.csv("disc_rate_ann")),
-        tables::product(&f.csv("product_spec_table")),
-        tables::surr_charge(&f.csv("surr_charge_table")),
-        tables::draws(&f.csv("std_norm_rand_first100")),
-    ]
-}
-
 const EXAMPLE_CF: &[(&str, &str)] = &[
     ("Premiums", "premiums"),
     ("Claims", "claims"),
@@ -468,7 +372,6 @@ const EXAMPLE_CF: &[(&str, &str)] = &[
 const CASH_VALUE_EX1: Spec = Spec {
     folder: "cashvalue_me_ex1",
     model: "cashvalue_me_ex1.prj",
-    tables: savings_examples,
     scenarios: 100,
     suffix: "_first100",
     cf: EXAMPLE_CF,
@@ -521,19 +424,11 @@ fn the_committed_draws_are_the_checked_ones() {
 #[test]
 fn cashvalue_me_ex1_closed_form_put_matches_lifelib() {
     let f = folder("cashvalue_me_ex1");
-    let points = f.csv("model_point_moneyness");
     let golden = f.csv("option_values_moneyness");
-    let attributes: Vec<Attribute> = points.header[1..]
-        .iter()
-        .map(|name| {
-            let kind = if name == "spec_id" || name == "sex" { ValueKind::Text } else { ValueKind::Number };
-            Attribute { name: name.clone(), kind }
-        })
-        .collect();
-    let source = text(&f.dir.join(CASH_VALUE_EX1.model));
+    let (points, tables, attributes, source) = inputs(&CASH_VALUE_EX1, Some("model_point_moneyness.csv"));
     let months = of_scenario(&f.csv("result_cf_first100"), 1).len();
     for native in [false, true] {
-        let mut program = compile_projection(CASH_VALUE_EX1.model, &source, &attributes, &savings_examples(&f), &[])
+        let mut program = compile_projection(CASH_VALUE_EX1.model, &source, &attributes, &tables, &[])
             .unwrap_or_else(|e| panic!("{e}"));
         if native {
             program.compile_native().unwrap();
@@ -541,19 +436,18 @@ fn cashvalue_me_ex1_closed_form_put_matches_lifelib() {
         assert_eq!(program.results().last(), Some("option_put"));
         let mut runner = program.runner();
         let mut worst = 0.0f64;
-        for (row, want) in points.rows.iter().zip(&golden.rows) {
-            assert_eq!(row[0], want[0]);
-            let values: Vec<AttrValue> = attributes
-                .iter()
-                .zip(&row[1..])
-                .map(|(a, v)| if a.kind == ValueKind::Text { AttrValue::Text(v) } else { AttrValue::Number(num(v)) })
-                .collect();
+        let mut values = vec![];
+        assert_eq!(points.len(), golden.rows.len());
+        for (p, want) in golden.rows.iter().enumerate() {
+            assert_eq!(points.ids[p], want[0]);
+            points.row(p, &mut values);
+            values.push(AttrValue::Number(1.0));
             runner.run(&values, months, None).unwrap();
             let put = runner.results().last().unwrap();
             let want: Vec<f64> = want[1..].iter().map(|c| num(c)).collect();
             let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
             let bs = want[golden.col("black_scholes") - 1];
-            assert!((put - bs).abs() <= 1e-12 * scale, "point {}: put {put}, lifelib {bs}", row[0]);
+            assert!((put - bs).abs() <= 1e-12 * scale, "point {}: put {put}, lifelib {bs}", want[0]);
             worst = worst.max((put - bs).abs() / scale);
         }
         eprintln!(
@@ -566,7 +460,6 @@ fn cashvalue_me_ex1_closed_form_put_matches_lifelib() {
 const CASH_VALUE_EX4: Spec = Spec {
     folder: "cashvalue_me_ex4",
     model: "cashvalue_me_ex4.prj",
-    tables: savings_examples,
     scenarios: 100,
     suffix: "_first100",
     cf: EXAMPLE_CF,
@@ -581,30 +474,9 @@ fn cashvalue_me_ex4_reproduces_lifelib_on_its_first_100_scenarios() {
     interpreted_is_native(&CASH_VALUE_EX4);
 }
 
-fn savings_ex2(f: &Folder) -> Vec<Table> {
-    let mut t = savings_examples(f);
-    t.push(tables::mort(&f.csv("mort_table")));
-    let sims = f.csv("sim_param_table");
-    let bools = |c: &str| ColumnData::Bools(sims.rows.iter().map(|r| r[sims.col(c)] == "True").collect());
-    t.push(Table {
-        name: "sim_param_table".into(),
-        keys: vec![(
-            "sim_id".into(),
-            Key::Ints { values: sims.rows.iter().map(|r| num(&r[0]) as i64).collect(), ultimate: false },
-        )],
-        columns: ["has_fees", "has_mortality", "has_lapse", "is_lapse_dynamic"]
-            .iter()
-            .map(|c| (c.to_string(), bools(c)))
-            .collect(),
-        missing: None,
-    });
-    t
-}
-
 const CASH_VALUE_EX2: Spec = Spec {
     folder: "cashvalue_me_ex2",
     model: "cashvalue_me_ex2.prj",
-    tables: savings_ex2,
     scenarios: 100,
     suffix: "_first100",
     cf: EXAMPLE_CF,
@@ -680,7 +552,6 @@ const POLS: &[(&str, &str)] = &[
 const CASH_VALUE_SE: Spec = Spec {
     folder: "cashvalue_se",
     model: "cashvalue_se.prj",
-    tables: savings,
     scenarios: 10,
     suffix: "",
     cf: &[
@@ -716,7 +587,6 @@ const BASIC_CF: &[(&str, &str)] = &[
 const BASIC_TERM_M: Spec = Spec {
     folder: "basicterm_m",
     model: "basicterm_m.prj",
-    tables: basic_term,
     scenarios: 0,
     suffix: "",
     cf: BASIC_CF,
@@ -728,7 +598,6 @@ const BASIC_TERM_M: Spec = Spec {
 const BASIC_TERM_S: Spec = Spec {
     folder: "basicterm_s",
     model: "basicterm_s.prj",
-    tables: basic_term,
     scenarios: 0,
     suffix: "",
     cf: BASIC_CF,
@@ -746,7 +615,6 @@ fn basicterm_s_reproduces_lifelib() {
 const BASIC_TERM_SE: Spec = Spec {
     folder: "basicterm_se",
     model: "basicterm_se.prj",
-    tables: basic_term_premium,
     scenarios: 0,
     suffix: "",
     cf: BASIC_CF,
