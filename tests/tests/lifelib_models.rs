@@ -258,9 +258,7 @@ fn check_monthly(what: &str, ours: &Path, golden: &Csv, factor: f64, worst: &mut
 
 /// Our audit.csv against lifelib's cells of the audit point, cell by cell over the months lifelib has a value.
 /// The folder's own models list every cell lifelib evaluated, by lifelib's names; the bundled ME models list their
-/// cells by the model's names (`pols_if_at(BEF_MAT)` is `pols_if_bef_mat`), and only some, and project a point
-/// only over its months (`output months`: zeros after, where lifelib goes on counting ages and durations): they
-/// are compared over the months up to the last row with a value.
+/// cells by the model's names (`pols_if_at(BEF_MAT)` is `pols_if_bef_mat`), and only some.
 fn check_audit(what: &str, ours: &Path, golden: &Csv, every: bool, worst: &mut Worst) {
     let ours = csv(ours);
     let cell = |h: &str| h.replace("_at(", "_").replace('(', "_").replace(')', "").to_lowercase();
@@ -275,10 +273,7 @@ fn check_audit(what: &str, ours: &Path, golden: &Csv, every: bool, worst: &mut W
         })
         .collect();
     assert!(cols.len() > 15 && ours.rows.len() >= golden.rows.len(), "{what}: audit {} cells", cols.len());
-    let months = match every {
-        true => golden.rows.len(),
-        false => ours.rows.iter().rposition(|r| r[1..].iter().any(|c| num(c) != 0.0)).map_or(0, |t| t + 1),
-    };
+    let months = golden.rows.len();
     assert!(months >= 12, "{what}: the audit point runs {months} months");
     for (g, o) in cols {
         let (got, want): (Vec<f64>, Vec<f64>) = golden
