@@ -187,14 +187,11 @@ fn bad_edits_of_the_example_are_refused_at_their_place() {
             "'competitor_known'",
         ],
     );
-    // A constant the model does not have.
-    refused(
-        "constant",
-        "dyn_lapse_sensitivty = 5",
-        same,
-        same,
-        &["constants: unknown parameter 'dyn_lapse_sensitivty'"],
-    );
+    // A constant the model does not have, placed at its value: the line after `[projection.constants]`, column 24.
+    let config = read(&root().join("examples/dynamic_lapse/run.toml"));
+    let line = config.lines().position(|l| l.starts_with("# [projection.constants]")).unwrap() + 2;
+    let at = format!("run.toml:{line}:24: constants: unknown parameter 'dyn_lapse_sensitivty'");
+    refused("constant", "dyn_lapse_sensitivty = 5", same, same, &[&at]);
     // The configuration without the competitor's table.
     let dir = copy("no-table", "model_point_samples.csv", "", same, same);
     let config = read(&dir.join("run.toml")).replace("competitor_rate = \"competitor_rate.csv\"\n", "");
