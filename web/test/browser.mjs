@@ -143,7 +143,8 @@ try {
   const dynCli = JSON.parse(readFileSync(join(expected, 'dynamic_lapse/totals.json'), 'utf8'));
   const dynColumns = Object.keys(dynCli.totals);
   console.log(`dynamic lapse: ${dynColumns.every((k) => same(dyn.totals[k], dynCli.totals[k])) ? 'bit-identical to the CLI' : 'differs from the CLI in the last digits (libm)'}: ` +
-    `Surrender wasm ${dyn.totals.Surrender}, native ${dynCli.totals.Surrender}`);
+    `Surrender wasm ${dyn.totals.Surrender}, native ${dynCli.totals.Surrender}; ${dyn.seconds.toFixed(3)} s on ${dyn.threads} workers ` +
+    `(the savings kind ${projection.seconds.toFixed(3)} s)`);
   check('dynamic lapse: the model file ran, as many points and months as the CLI', dyn.model === dynCli.model && dyn.points === dynCli.points && dyn.horizon_months === dynCli.horizon_months && dynColumns.length > 0,
     `model ${dyn.model}, ${dyn.points} points, ${dyn.horizon_months} months`);
   check('dynamic lapse: every portfolio total equals the CLI\'s (relative 1e-12)', dynColumns.every((k) => rel(dyn.totals[k], dynCli.totals[k]) <= 1e-12),
