@@ -155,8 +155,10 @@ function showRegions(r) {
     r.rows.map((row) => [...row.ids, ...(row.error ? r.parameters.map(() => '') : row.x.map(fmt)), row.value == null ? row.error : fmt(row.value)]));
 }
 
+// A projection (the savings kind, or a model file such as dynamic_lapse.prj): present values, cash flows, policies.
 function showProjection(r) {
   only('projection');
+  $('projection-note').textContent = `${r.config} (model ${r.model}), model points ${r.model_points}`;
   $('projection-table').innerHTML = table(['present value', 'total'], Object.entries(r.totals).map(([k, v]) => [k, v.toLocaleString('en', { maximumFractionDigits: 0 })]));
   const months = (r.monthly['Net Cashflow'] || []).map((_, t) => t);
   const cf = ['Premiums', 'Claims', 'Expenses', 'Commissions', 'Net Cashflow'].filter((c) => r.monthly[c]);
@@ -188,7 +190,7 @@ function showWealth(r) {
   }), { xlabel: xName, ylabel: 'wealth' });
 }
 
-const UNITS = { counties: 'counties', regions: 'replicates', projection: 'model points', wealth: 'paths', 'wealth-sweep': 'paths' };
+const UNITS = { counties: 'counties', regions: 'replicates', projection: 'model points', dynlapse: 'model points', wealth: 'paths', 'wealth-sweep': 'paths' };
 const status = (text) => { $('status').textContent = text; };
 
 async function runFromForm() {
@@ -216,7 +218,7 @@ async function runFromForm() {
     } else if (workload === 'regions') {
       showRegions(r);
       status(`${r.done} of ${r.cases} replicates fitted, ${r.failed} failed${r.cancelled ? ' (cancelled)' : ''}; ${wall} s on ${r.threads} thread(s); replicates per worker: ${r.work.join(', ')}`);
-    } else if (workload === 'projection') {
+    } else if (workload === 'projection' || workload === 'dynlapse') {
       showProjection(r);
       status(`${r.points} model points × ${r.scenarios.length} scenario(s), ${r.horizon_months} months; ${wall} s on ${r.threads} thread(s); blocks of points per worker: ${r.work.join(', ')}`);
     } else {

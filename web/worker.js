@@ -14,11 +14,19 @@ const JOBS = {
     files: ['savings/run.toml', 'savings/model_point_10000.csv', 'savings/product_spec_table.csv', 'savings/mort_table.csv',
       'savings/surr_charge_table.csv', 'savings/disc_rate_ann.csv', 'savings/std_norm_rand.csv'],
   },
+  // A model file (dynamic_lapse.prj) whose run.toml reads the savings tables as ../savings/…: the façade reads
+  // paths with their `..` resolved, so those are the files savings/… here.
+  dynlapse: {
+    config: 'dynamic_lapse/run.toml',
+    files: ['dynamic_lapse/run.toml', 'dynamic_lapse/dynamic_lapse.prj', 'dynamic_lapse/competitor_rate.csv',
+      'savings/model_point_10000.csv', 'savings/product_spec_table.csv', 'savings/mort_table.csv',
+      'savings/surr_charge_table.csv', 'savings/disc_rate_ann.csv', 'savings/std_norm_rand.csv'],
+  },
   wealth: { config: 'wealth/run.toml', files: ['wealth/run.toml', 'wealth/wealth.mc'] },
   'wealth-sweep': { config: 'wealth/sweep.toml', files: ['wealth/sweep.toml', 'wealth/wealth.mc'] },
 };
 // Which façade function runs each workload.
-const RUN = { lv: fit, dosing: fit, robertson: fit, counties: fitMany, regions: fitMany, projection: project, wealth: runPaths, 'wealth-sweep': runPaths };
+const RUN = { lv: fit, dosing: fit, robertson: fit, counties: fitMany, regions: fitMany, projection: project, dynlapse: project, wealth: runPaths, 'wealth-sweep': runPaths };
 
 async function files(job) {
   const out = {};

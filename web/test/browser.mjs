@@ -1,6 +1,6 @@
 // The browser test `cargo xtask test` runs: headless Chromium (Debian's) driven by playwright-core opens the page
 // served cross-origin isolated, runs the Lotka–Volterra, dosing and Robertson DAE fits, the first county fits, the
-// savings projection and the Monte Carlo wealth runs on 2 workers, and checks the numbers against the native CLI's
+// savings projection, the dynamic-lapse model file and the Monte Carlo wealth runs on 2 workers, and checks the numbers against the native CLI's
 // for the same configuration and seed (PARFIT_EXPECTED holds them).
 import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
@@ -136,6 +136,28 @@ try {
   check('projection: every monthly cash flow equals result_cf.csv (1e-12 of the column\'s largest)', cfWorst.every((d) => d <= 1e-12), `worst ${Math.max(...cfWorst)}`);
   check('projection: more than one worker projected', projection.work.slice(0, projection.threads).filter((n) => n > 0).length > 1, `blocks per worker: ${projection.work.join(', ')}`);
   await page.locator('#projection').screenshot({ path: join(expected, 'screenshots/projection.png') });
+
+  // A model file with tables: examples/dynamic_lapse (dynamic_lapse.prj, the savings tables read as ../savings/…),
+  // as `parfit run examples/dynamic_lapse/run.toml`; the same tolerance and bit-identity report as the savings run.
+  const dyn = await page.evaluate(async () => { const r = await window.parfit.run('dynlapse'); window.parfit.showProjection(r); return r; });
+  const dynCli = JSON.parse(readFileSync(join(expected, 'dynamic_lapse/totals.json'), 'utf8'));
+  const dynColumns = Object.keys(dynCli.totals);
+  console.log(`dynamic lapse: ${dynColumns.every((k) => same(dyn.totals[k], dynCli.totals[k])) ? 'bit-identical to the CLI' : 'differs from the CLI in the last digits (libm)'}: ` +
+    `Surrender wasm ${dyn.totals.Surrender}, native ${dynCli.totals.Surrender}; ${dyn.seconds.toFixed(3)} s on ${dyn.threads} workers ` +
+    `(the savings kind ${projection.seconds.toFixed(3)} s)`);
+  check('dynamic lapse: the model file ran, as many points and months as the CLI', dyn.model === dynCli.model && dyn.points === dynCli.points && dyn.horizon_months === dynCli.horizon_months && dynColumns.length > 0,
+    `model ${dyn.model}, ${dyn.points} points, ${dyn.horizon_months} months`);
+  check('dynamic lapse: every portfolio total equals the CLI\'s (relative 1e-12)', dynColumns.every((k) => rel(dyn.totals[k], dynCli.totals[k]) <= 1e-12),
+    dynColumns.map((k) => `${k} ${dyn.totals[k]} vs ${dynCli.totals[k]}`).join('; '));
+  check('dynamic lapse: its surrenders differ from the savings model\'s (the lapse is dynamic)', dyn.totals.Surrender !== projection.totals.Surrender,
+    `${dyn.totals.Surrender} vs ${projection.totals.Surrender}`);
+  const dynPols = readFileSync(join(expected, 'dynamic_lapse/result_pols.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
+  const lapseCol = dynPols[0].indexOf('pols_lapse');
+  const nativeLapse = dynPols.slice(1).map((row) => Number(row[lapseCol])), wasmLapse = dyn.monthly.pols_lapse || [];
+  const lapseScale = Math.max(...nativeLapse.map(Math.abs), 1e-300);
+  const lapseWorst = wasmLapse.length === nativeLapse.length && lapseCol > 0 ? Math.max(...nativeLapse.map((v, t) => Math.abs(wasmLapse[t] - v) / lapseScale)) : Infinity;
+  check('dynamic lapse: the monthly lapses equal result_pols.csv (1e-12 of the largest)', lapseWorst <= 1e-12, `worst ${lapseWorst}`);
+  await page.locator('#projection').screenshot({ path: join(expected, 'screenshots/dynamic_lapse.png') });
 
   // Monte Carlo wealth: `parfit run examples/wealth/run.toml` and its sweep. Each draw of lognormal() calls exp,
   // so the same libm caveat applies; statistics agree to a tolerance.

@@ -54,6 +54,10 @@ const EXAMPLES: &[&str] = &[
     "savings/surr_charge_table.csv",
     "savings/disc_rate_ann.csv",
     "savings/std_norm_rand.csv",
+    // A model file with its own table; it reads the savings tables above (../savings/…).
+    "dynamic_lapse/run.toml",
+    "dynamic_lapse/dynamic_lapse.prj",
+    "dynamic_lapse/competitor_rate.csv",
     "wealth/run.toml",
     "wealth/sweep.toml",
     "wealth/wealth.mc",
@@ -371,7 +375,7 @@ pub fn chromium() -> Result<PathBuf> {
 }
 
 /// The CLI's answers for the page's jobs, written to `out`: the LV, dosing and Robertson fits (2 threads), the first `counties`
-/// rows of the county fits, the regional bootstrap (`regions/results`), the savings projection (totals.json, result_cf.csv) and the wealth runs (JSON).
+/// rows of the county fits, the regional bootstrap (`regions/results`), the savings and dynamic-lapse projections (totals.json, result_cf.csv, result_pols.csv) and the wealth runs (JSON).
 fn cli_reference(out: &Path, counties: usize) -> Result {
     run(cargo().args(["build", "-p", "parfit-cli", "-p", "parfit-ode", "-p", "parfit-vensim"]))?;
     run(cargo().args(["build", "-p", "parfit-montecarlo", "-p", "parfit-actuarial"]))?;
@@ -408,6 +412,10 @@ fn cli_reference(out: &Path, counties: usize) -> Result {
         .current_dir(root())
         .args(["run", "examples/savings/run.toml", "--threads", "2", "--output"])
         .arg(out.join("savings")))?;
+    run(Command::new(&parfit)
+        .current_dir(root())
+        .args(["run", "examples/dynamic_lapse/run.toml", "--threads", "2", "--output"])
+        .arg(out.join("dynamic_lapse")))?;
     run(Command::new(&parfit)
         .current_dir(root())
         .args(["fit-many", "examples/regions/fit_many.toml", "--threads", "2", "--output"])

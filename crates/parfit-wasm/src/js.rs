@@ -25,7 +25,7 @@ fn files_from(object: &Object) -> Result<Files, JsError> {
         let pair = js_sys::Array::from(&entry);
         let path = pair.get(0).as_string().unwrap_or_default();
         let text = pair.get(1).as_string().ok_or_else(|| JsError::new(&format!("files[{path:?}] is not a string")))?;
-        files.insert(PathBuf::from(path), text);
+        files.insert(crate::lexical(&PathBuf::from(path)), text);
     }
     Ok(files)
 }

@@ -19,7 +19,7 @@ pub mod throttle;
 pub use wasm_bindgen_rayon::init_thread_pool;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -43,6 +43,32 @@ use parfit_core::{Model, ModelSpec};
 use serde::Serialize;
 
 pub use parfit_app::MemoryLoader as Files;
+
+/// `path` with its `.` dropped and each `..` taking away the name before it (text only: a file map has no links),
+/// so `dynamic_lapse/../savings/mort_table.csv`, a configuration's table beside another example, is
+/// `savings/mort_table.csv`. A `..` with nothing before it stays.
+pub fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A loader reading every path by its [`lexical`] form (the browser's file map is keyed by those).
+struct Lexical<'a>(&'a dyn Loader);
+
+impl Loader for Lexical<'_> {
+    fn read(&self, path: &Path) -> parfit_app::Result<String> {
+        self.0.read(&lexical(path))
+    }
+}
 
 type Factory = fn(&str, &str) -> Result<Box<dyn Model>, String>;
 type ProjectionFactory = fn(&str, &str) -> Result<Box<dyn Projector>, String>;
@@ -641,6 +667,7 @@ pub fn project(
     clock: &dyn Fn() -> f64,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<RunReport, String> {
+    let files = &Lexical(files);
     let path = Path::new(config_path);
     let config = ProjectConfig::parse(path, &files.read(path).map_err(|e| e.0)?).map_err(|e| e.0)?;
     let p = &config.projection;
@@ -701,6 +728,35 @@ mod tests {
 
     fn clock() -> f64 {
         0.0
+    }
+
+    #[test]
+    fn lexical_paths_drop_dots_and_climb_back() {
+        assert_eq!(lexical(Path::new("dynamic_lapse/../savings/mort_table.csv")), Path::new("savings/mort_table.csv"));
+        assert_eq!(lexical(Path::new("./a/./b.csv")), Path::new("a/b.csv"));
+        assert_eq!(lexical(Path::new("../a.csv")), Path::new("../a.csv"));
+        assert_eq!(lexical(Path::new("a/../../b.csv")), Path::new("../b.csv"));
+    }
+
+    /// The dynamic-lapse example names the savings tables `../savings/…`: a file map keyed by plain paths
+    /// serves them (the projection itself runs on wasm only, where the actuarial plugin is linked: the browser
+    /// test projects the example against the CLI).
+    #[test]
+    fn a_configuration_reads_files_beside_another_example() {
+        let files = example("savings", &["mort_table.csv"]);
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/savings/mort_table.csv"),
+        )
+        .unwrap();
+        let lexical = Lexical(&files);
+        assert_eq!(lexical.read(Path::new("dynamic_lapse/../savings/mort_table.csv")).unwrap(), text);
+        let e = lexical.read(Path::new("dynamic_lapse/../savings/nope.csv")).unwrap_err();
+        assert!(e.0.starts_with("savings/nope.csv: no such file"), "{}", e.0);
+        let config = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/dynamic_lapse/run.toml"),
+        )
+        .unwrap();
+        assert!(config.contains("mort = \"../savings/mort_table.csv\""), "{config}");
     }
 
     #[test]
