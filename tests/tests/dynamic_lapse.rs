@@ -78,8 +78,8 @@ fn the_example_runs_and_without_sensitivity_is_cashvalue_me_byte_for_byte() {
     for (row, cv) in rows.iter().zip(&cv_rows) {
         assert!(row[..cv.len()].iter().zip(cv).all(|(a, b)| a.to_bits() == b.to_bits()), "{row:?} vs {cv:?}");
     }
-    // The multiplier is 1 in every month the point is projected (the audit's later rows are 0: it has matured).
-    let months = column(&zero.join("audit.csv"), "base_lapse_rate").iter().take_while(|&&r| r > 0.0).count();
+    // The multiplier is 1 in every month of the policy's life (the audit goes on to the horizon, as lifelib's).
+    let months = column(&zero.join("audit.csv"), "duration_mth").iter().take_while(|&&d| d <= 120.0).count();
     assert_eq!(months, 121, "policy 1's ten years and its maturity month");
     assert!(column(&zero.join("audit.csv"), "dyn_lapse_mult")[..months].iter().all(|&m| m == 1.0));
 }
@@ -97,8 +97,8 @@ fn a_higher_competitor_rate_raises_lapses_where_the_fund_underperforms() {
         (column(&b, "rate_gap"), column(&b, "dyn_lapse_mult"), column(&b, "lapse_rate"), column(&b, "base_lapse_rate"));
     let (lapse_before, mult_before) = (column(&a, "lapse_rate"), column(&a, "dyn_lapse_mult"));
     let (threshold, cap, floor) = (0.01, 3.0, 0.5);
-    // Policy 1's ten years and its maturity month (the audit's later rows are 0).
-    let months = base_rate.iter().take_while(|&&r| r > 0.0).count();
+    // Policy 1's ten years and its maturity month (the audit goes on to the horizon, as lifelib's).
+    let months = column(&b, "duration_mth").iter().take_while(|&&d| d <= 120.0).count();
     assert_eq!(months, 121);
     let mut under = 0;
     for t in 0..months {
