@@ -103,7 +103,10 @@ fn engine_vs_language() -> Result<Value> {
         return Err(format!("the engine-vs-language timings failed:\n{text}{}", String::from_utf8_lossy(&out.stderr)));
     }
     let missing = |what: &str| format!("no {what} in the timing tests' output:\n{text}");
-    let race = text.lines().find(|l| l.starts_with("CashValue_ME, ")).ok_or_else(|| missing("100K race"))?;
+    // A line's figures, from `marker` on (the test harness may print the test's name before them).
+    let from = |marker: &str| text.lines().find_map(|l| l.find(marker).map(|i| l[i..].to_string()));
+    let race = from("CashValue_ME, ").ok_or_else(|| missing("100K race"))?;
+    let race = race.as_str();
     let get = |line: &str, label: &str| number_after(line, label).ok_or_else(|| missing(label));
     let mut r = json!({
         "cashvalue_100k_threads_2": {
@@ -115,7 +118,8 @@ fn engine_vs_language() -> Result<Value> {
         }
     });
     for kind in ["CashValue", "BasicTerm"] {
-        let line = text.lines().find(|l| l.starts_with(&format!("{kind}: "))).ok_or_else(|| missing(kind))?;
+        let line = from(&format!("{kind}: ")).ok_or_else(|| missing(kind))?;
+        let line = line.as_str();
         r[format!("{}_10k_threads_1", kind.to_lowercase())] = json!({
             "point_months": get(line, ": ")?,
             "ns_per_point_month_engine": get(line, "engine ")?,
