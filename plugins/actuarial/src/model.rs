@@ -336,9 +336,13 @@ impl Projector for ModelProjector {
                 let fail = |e: String| SimError::BadInput(format!("point {}: {e}", self.points.ids[i]));
                 let months = self.months[i];
                 if !pv_out.is_empty() || want_monthly {
-                    rows.clear();
-                    rows.resize(months * width, 0.0);
-                    run.run(&attrs, months, want_monthly.then_some(&mut rows[..])).map_err(fail)?;
+                    // The runner writes every value of the rows it is given: they are only grown, never cleared.
+                    let need = months * width;
+                    if want_monthly && rows.len() < need {
+                        rows.resize(need, 0.0);
+                    }
+                    let cells = if want_monthly { Some(&mut rows[..need]) } else { None };
+                    run.run(&attrs, months, cells).map_err(fail)?;
                     results.clear();
                     results.extend(run.results());
                     for (c, &r) in self.pv.iter().enumerate() {
