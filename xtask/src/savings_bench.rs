@@ -1,7 +1,9 @@
 //! The savings projection benchmark of BENCHMARKS.md: parfit's `run` over lifelib's 10K and the 100K model points,
 //! one and two threads (wall, CPU, peak memory of the whole process, median of several runs), and with
 //! `--peers` lifelib's own `result_pv()` on the 10K points in the same run. It also measures a plain memory
-//! bandwidth, to say whether the projection is bound by memory or by arithmetic.
+//! bandwidth, to say whether the projection is bound by memory or by arithmetic, and the projection language's
+//! models (what `parfit run` runs for the kinds) against the hand-written engine they replaced
+//! (`plugins/actuarial/reference`), in the same process: the timing tests of `plugins/actuarial/tests/language.rs`.
 
 use std::process::Command;
 
@@ -79,6 +81,55 @@ fn read_bandwidth_gb_s() -> f64 {
     (data.len() * 8) as f64 / best / 1e9
 }
 
+/// The number after `label` in `line` (up to the next space, comma, semicolon, `x` or parenthesis).
+fn number_after(line: &str, label: &str) -> Option<f64> {
+    let rest = &line[line.find(label)? + label.len()..];
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e')).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// The engine against the native language model: CashValue_ME on the 100K points on 2 threads (issue 20's
+/// acceptance measure) and both kinds' models on their 10K points on 1 thread, present values only, each pair in
+/// the same process (best of three; CPU time per thread).
+fn engine_vs_language() -> Result<Value> {
+    let out = crate::cargo()
+        .current_dir(root())
+        .args(["test", "--release", "-p", "parfit-actuarial", "--test", "language", "--", "--ignored", "--nocapture"])
+        .args(["--test-threads", "1", "cashvalue_me_100k_points_on_2_threads", "per_point_month_cost"])
+        .output()
+        .map_err(|e| format!("cargo test: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("the engine-vs-language timings failed:\n{text}{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let missing = |what: &str| format!("no {what} in the timing tests' output:\n{text}");
+    // A line's figures, from `marker` on (the test harness may print the test's name before them).
+    let from = |marker: &str| text.lines().find_map(|l| l.find(marker).map(|i| l[i..].to_string()));
+    let race = from("CashValue_ME, ").ok_or_else(|| missing("100K race"))?;
+    let race = race.as_str();
+    let get = |line: &str, label: &str| number_after(line, label).ok_or_else(|| missing(label));
+    let mut r = json!({
+        "cashvalue_100k_threads_2": {
+            "point_months": get(race, "model_point_100K_ipp_demo.csv.gz, ")?,
+            "wall_s_engine": get(race, "wall engine ")?,
+            "wall_s_language": get(race, "language native ")?,
+            "cpu_ns_per_point_month_engine": get(race, "CPU engine ")?,
+            "cpu_ns_per_point_month_language": get(race, "point-month, language ")?,
+        }
+    });
+    for kind in ["CashValue", "BasicTerm"] {
+        let line = from(&format!("{kind}: ")).ok_or_else(|| missing(kind))?;
+        let line = line.as_str();
+        r[format!("{}_10k_threads_1", kind.to_lowercase())] = json!({
+            "point_months": get(line, ": ")?,
+            "ns_per_point_month_engine": get(line, "engine ")?,
+            "ns_per_point_month_interpreted": get(line, "interpreted ")?,
+            "ns_per_point_month_native": get(line, "native ")?,
+        });
+    }
+    Ok(r)
+}
+
 pub fn run(peers: bool) -> Result<Value> {
     let mut r = json!({
         "parfit_10k_threads_1": parfit_runs("bench/actuarial/pv_10k.toml", 1)?,
@@ -86,6 +137,7 @@ pub fn run(peers: bool) -> Result<Value> {
         "parfit_100k_threads_1": parfit_runs("examples/savings/run_100k.toml", 1)?,
         "parfit_100k_threads_2": parfit_runs("examples/savings/run_100k.toml", 2)?,
         "read_bandwidth_gb_s": read_bandwidth_gb_s(),
+        "engine_vs_language": engine_vs_language()?,
     });
     if peers {
         let script = root().join("bench/peers/lifelib_savings.sh");
@@ -132,6 +184,33 @@ pub fn print(r: &Value) {
         println!("\nlifelib CPU ÷ parfit CPU on 10K (one thread, whole process): {:.0}×", f(&l["cpu_s_median"]) / p1);
     }
     println!("plain memory read bandwidth: {:.1} GB/s", f(&r["read_bandwidth_gb_s"]));
+    let e = &r["engine_vs_language"];
+    let race = &e["cashvalue_100k_threads_2"];
+    println!(
+        "\n| the language's native code against the hand-written engine (present values only) | engine | language \
+         | ratio |\n|---|---|---|---|"
+    );
+    println!(
+        "| CashValue_ME, 100K points, 2 threads, wall s | {:.3} | {:.3} | {:.2}× |",
+        f(&race["wall_s_engine"]),
+        f(&race["wall_s_language"]),
+        f(&race["wall_s_language"]) / f(&race["wall_s_engine"])
+    );
+    println!(
+        "| CashValue_ME, 100K points, 2 threads, CPU ns per point-month | {:.2} | {:.2} | {:.2}× |",
+        f(&race["cpu_ns_per_point_month_engine"]),
+        f(&race["cpu_ns_per_point_month_language"]),
+        f(&race["cpu_ns_per_point_month_language"]) / f(&race["cpu_ns_per_point_month_engine"])
+    );
+    for (key, name) in [("cashvalue_10k_threads_1", "CashValue_ME"), ("basicterm_10k_threads_1", "BasicTerm_ME")] {
+        let v = &e[key];
+        println!(
+            "| {name}, 10K points, 1 thread, ns per point-month | {:.1} | {:.1} | {:.2}× |",
+            f(&v["ns_per_point_month_engine"]),
+            f(&v["ns_per_point_month_native"]),
+            f(&v["ns_per_point_month_native"]) / f(&v["ns_per_point_month_engine"])
+        );
+    }
 }
 
 /// `cargo xtask bench-savings`: build, run this section alone, print it and write target/bench/savings.json.

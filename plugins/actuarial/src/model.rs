@@ -1,6 +1,7 @@
 //! Projections of model files (`.prj`, the projection language of `LANGUAGE.md`): the model is compiled once per
 //! projection (natively where the JIT is available), its declared tables are read by the language's one CSV
-//! reader, and blocks of points run on a runner of their own.
+//! reader, and blocks of points run on a runner each workspace keeps (it holds the program, so a host that keeps
+//! a workspace per thread compiles and sets up nothing per block).
 //!
 //! What the host is told comes from the model's `output` declarations: `horizon` (a per-policy cell; the run's
 //! horizon is its largest value over the points), `months` (a per-policy cell: how many months each point is
@@ -9,13 +10,14 @@
 //! a monthly table summed over the points, e.g. `result_cf`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use parfit_core::model::downcast_workspace;
 use parfit_core::projection::{ProjectionSpec, Projector, ResultTable, Scope};
 use parfit_core::{SimError, Workspace};
 use parfit_expr::projection::{
-    AttrValue, Attribute, Points, ProjectionProgram, SCENARIO, Table, ValueKind, compile_projection, read_points,
-    read_table, scenario_ids, table_declarations,
+    AttrValue, Attribute, OwnedProjection, Points, ProjectionProgram, SCENARIO, Table, ValueKind, compile_projection,
+    read_points, read_table, scenario_ids, table_declarations,
 };
 use serde::Deserialize;
 
@@ -48,7 +50,7 @@ type Columns = Vec<Option<usize>>;
 /// A model file's projection of a model-point table.
 #[derive(Debug)]
 pub struct ModelProjector {
-    program: ProjectionProgram,
+    program: Arc<ProjectionProgram>,
     points: Points,
     /// Each point's months (at most the horizon).
     months: Vec<usize>,
@@ -61,8 +63,8 @@ pub struct ModelProjector {
     spec: ProjectionSpec,
 }
 
-/// Per-thread scratch: one point's monthly rows of every cell.
-struct Rows(Vec<f64>);
+/// Per-thread scratch: one point's monthly rows of every cell, and the runner.
+struct Rows(Vec<f64>, OwnedProjection);
 
 /// The position of cell `name` in the program's monthly rows.
 fn cell_index(program: &ProjectionProgram, name: &str) -> Option<usize> {
@@ -251,7 +253,7 @@ impl ModelProjector {
             point_months: months.iter().map(|&m| m as u64).sum(),
             tables: described,
         };
-        Ok(ModelProjector { program, points, months, horizon, pv, monthly, audit, spec })
+        Ok(ModelProjector { program: Arc::new(program), points, months, horizon, pv, monthly, audit, spec })
     }
 }
 
@@ -273,7 +275,7 @@ impl Projector for ModelProjector {
     }
 
     fn workspace(&self) -> Workspace {
-        Box::new(Rows(Vec::new()))
+        Box::new(Rows(Vec::new(), self.program.owned_runner()))
     }
 
     fn project(
@@ -322,8 +324,7 @@ impl Projector for ModelProjector {
         let want_monthly = monthly_out.iter().any(|p| !p.is_empty());
         let width = self.program.cells().count();
         let horizon = self.horizon;
-        let Rows(rows) = downcast_workspace::<Rows>(ws, &spec.name)?;
-        let mut run = self.program.runner();
+        let Rows(rows, run) = downcast_workspace::<Rows>(ws, &spec.name)?;
         let mut attrs = vec![];
         let n_pv = self.pv.len();
         let mut results = vec![];
@@ -335,9 +336,13 @@ impl Projector for ModelProjector {
                 let fail = |e: String| SimError::BadInput(format!("point {}: {e}", self.points.ids[i]));
                 let months = self.months[i];
                 if !pv_out.is_empty() || want_monthly {
-                    rows.clear();
-                    rows.resize(months * width, 0.0);
-                    run.run(&attrs, months, want_monthly.then_some(&mut rows[..])).map_err(fail)?;
+                    // The runner writes every value of the rows it is given: they are only grown, never cleared.
+                    let need = months * width;
+                    if want_monthly && rows.len() < need {
+                        rows.resize(need, 0.0);
+                    }
+                    let cells = if want_monthly { Some(&mut rows[..need]) } else { None };
+                    run.run(&attrs, months, cells).map_err(fail)?;
                     results.clear();
                     results.extend(run.results());
                     for (c, &r) in self.pv.iter().enumerate() {

@@ -23,6 +23,8 @@ pub use read::{Points, read_points, read_table, scenario_ids};
 pub use syntax::{KeyDecl, TableDecl};
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::emit::{Emitter, Level, Val};
 use crate::eval::{Instr, Op, Program, run};
@@ -123,6 +125,8 @@ pub struct ProjectionProgram {
     /// The cells that vary by month only: `rhs` computes them for month `t` into `f`, once per month of a run;
     /// the month code reads them from the input registers after the attributes.
     month_only: Program,
+    /// The scenario attribute (index, kind), which the month-only cells may read.
+    scenario: Option<(usize, ValueKind)>,
     /// The passes over the months before this one, in order: each sums the present values that monthly values
     /// of later passes read (see [`stages`]).
     pre_passes: Vec<Pass>,
@@ -884,7 +888,8 @@ impl<'a> Compiler<'a> {
 const POLICY: u8 = 1;
 const MONTH: u8 = 2;
 
-/// The cells that read `t` (themselves or through other cells) and nothing of the policy.
+/// The cells that read `t` (themselves or through other cells) and nothing of the policy but the run's scenario
+/// (a runner keeps their months per scenario).
 fn month_only_cells<'a>(
     stmts: &'a [Stmt],
     defs: &HashMap<&'a str, (usize, Option<usize>)>,
@@ -931,6 +936,7 @@ fn month_only_cells<'a>(
         fn walk(&mut self, (e, _): &Node) -> u8 {
             match e {
                 Expr::Num(_) | Expr::Text(_) => 0,
+                Expr::Attr(a) if a == SCENARIO => 0,
                 Expr::Attr(_) => POLICY,
                 Expr::Name(n, when) => self.cell(n, *when),
                 Expr::Table { name, keys, column } => match keys.as_slice() {
@@ -1181,19 +1187,26 @@ pub fn compile_projection(
     // run once per month of the run rather than once per policy-month.
     let month_only = month_only_cells(&stmts, &defs, &param_values);
     let month_names: Vec<&str> = order.iter().copied().filter(|n| month_only.contains(n)).collect();
-    let mut m = new_compiler(0, 0)?;
+    // Its registers 1..=attributes hold the attributes (of which it reads only the scenario).
+    let mut m = new_compiler(0, attributes.len())?;
     let mut month_cells = vec![];
     for n in &month_names {
         let pos = stmts[m.defs[n].0].pos;
         month_cells.push(m.name(n, When::Now, pos)?);
     }
-    let mut month_program = Program::new(0, 0);
+    let mut month_program = Program::new(0, attributes.len());
     month_program.f = month_cells.iter().map(|&(v, _)| m.em.reg(v)).collect();
     month_program.rhs = m.em.take_dynamic();
     month_program.setup = std::mem::take(&mut m.em.setup);
     month_program.n_regs = m.em.n_regs as usize;
     month_program.consts = std::mem::take(&mut m.em.consts);
     month_program.tables = std::mem::take(&mut m.em.tables).into();
+    // Whether the month-only cells read the scenario (an operand naming its register; a table index or fourth
+    // operand that happens to equal it only costs recomputing the months when the scenario changes).
+    let month_scenario = attrs.get(SCENARIO).copied().filter(|&(i, _)| {
+        let r = (1 + i) as u32;
+        month_program.setup.iter().chain(&month_program.rhs).any(|x| [x.a, x.b, x.c, x.d].contains(&r))
+    });
 
     // Inputs of every pass: the attributes, the month-only cells, then the present values (read by monthly
     // values of later passes). States: the recursions, last month's values, then the present values' sums.
@@ -1324,6 +1337,7 @@ pub fn compile_projection(
                     .get(PROJ_LEN)
                     .map_or(String::new(), |&(i, _)| format!("{file}:{}:{}", stmts[i].pos.line, stmts[i].pos.col)),
                 month_only: month_program,
+                scenario: month_scenario,
                 finish,
                 starts: pass.starts,
                 cells: cells.into_iter().map(|(n, _)| n).collect(),
@@ -1396,17 +1410,32 @@ impl ProjectionProgram {
 
     /// A runner with its own register file (one per thread).
     pub fn runner(&self) -> Projection<'_> {
-        let p = &self.program;
+        Runner::new(self)
+    }
+
+    /// A runner that holds the program (no borrow: one a thread may keep across calls).
+    pub fn owned_runner(self: &Arc<Self>) -> OwnedProjection {
+        Runner::new(Arc::clone(self))
+    }
+}
+
+/// The most month-only values a runner keeps for scenarios other than its last (8 MB).
+const MONTH_CACHE: usize = 1 << 20;
+
+impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
+    fn new(program: P) -> Runner<P> {
+        let pp = &*program;
+        let p = &pp.program;
         let mut regs = vec![0.0; p.n_regs];
         for &(r, v) in &p.consts {
             regs[r as usize] = v;
         }
-        let mut month_regs = vec![0.0; self.month_only.n_regs];
-        for &(r, v) in &self.month_only.consts {
+        let mut month_regs = vec![0.0; pp.month_only.n_regs];
+        for &(r, v) in &pp.month_only.consts {
             month_regs[r as usize] = v;
         }
-        run(&self.month_only.setup, &mut month_regs, &self.month_only.tables);
-        let pre_regs = self
+        run(&pp.month_only.setup, &mut month_regs, &pp.month_only.tables);
+        let pre_regs = pp
             .pre_passes
             .iter()
             .map(|pass| {
@@ -1417,23 +1446,27 @@ impl ProjectionProgram {
                 regs
             })
             .collect();
-        Projection {
-            program: self,
+        let (state, out) = (vec![0.0; p.n_states], vec![0.0; p.f.len()]);
+        Runner {
+            program,
             pre_regs,
             regs,
-            state: vec![0.0; p.n_states],
-            out: vec![0.0; p.f.len()],
+            state,
+            out,
             month_regs,
             months: vec![],
+            month_scenario: None,
+            other_months: vec![],
             #[cfg(not(target_arch = "wasm32"))]
             scratch: vec![],
         }
     }
 }
 
-/// Runs policies of one program.
-pub struct Projection<'p> {
-    program: &'p ProjectionProgram,
+/// Runs policies of one program, which it borrows ([`ProjectionProgram::runner`]) or holds
+/// ([`ProjectionProgram::owned_runner`]).
+pub struct Runner<P> {
+    program: P,
     /// The register files of the passes before the last.
     pre_regs: Vec<Vec<f64>>,
     regs: Vec<f64>,
@@ -1442,18 +1475,48 @@ pub struct Projection<'p> {
     /// The month-only cells of months 0, 1, … computed so far, a row per month, and their program's registers.
     months: Vec<f64>,
     month_regs: Vec<f64>,
+    /// The scenario (its bits) `months` are of, when the month-only cells read it, and the months of other
+    /// scenarios run before (at most [`MONTH_CACHE`] values).
+    month_scenario: Option<u64>,
+    other_months: Vec<(u64, Vec<f64>)>,
     /// The native month loop's room.
     #[cfg(not(target_arch = "wasm32"))]
     scratch: Vec<f64>,
 }
 
-impl Projection<'_> {
+/// Make `months` (the month-only values of scenario `from`) those of scenario `to`: kept from an earlier run of
+/// it in `others`, else none yet (computed as months are asked for). `from`'s are kept while `others` holds at most
+/// [`MONTH_CACHE`] values.
+fn switch_scenario(months: &mut Vec<f64>, others: &mut Vec<(u64, Vec<f64>)>, from: Option<u64>, to: u64) {
+    let old = std::mem::take(months);
+    if let Some(k) = from
+        && !old.is_empty()
+    {
+        let held: usize = others.iter().map(|(_, v)| v.len()).sum();
+        if held + old.len() > MONTH_CACHE {
+            others.clear();
+        }
+        if old.len() <= MONTH_CACHE {
+            others.push((k, old));
+        }
+    }
+    if let Some(j) = others.iter().position(|(k, _)| *k == to) {
+        *months = others.swap_remove(j).1;
+    }
+}
+
+/// A runner borrowing its program.
+pub type Projection<'p> = Runner<&'p ProjectionProgram>;
+/// A runner holding its program.
+pub type OwnedProjection = Runner<Arc<ProjectionProgram>>;
+
+impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
     /// Project one policy for `months` months. `attrs` are its model-point values in the order of the
     /// attributes the program was compiled with; `monthly`, if given, receives `months` rows of
     /// [`ProjectionProgram::cells`] values. Present values and results are then in [`Projection::pvs`] and
     /// [`Projection::results`].
     pub fn run(&mut self, attrs: &[AttrValue], months: usize, mut monthly: Option<&mut [f64]>) -> Result<(), String> {
-        let pp = self.program;
+        let pp = &*self.program;
         let p = &pp.program;
         if attrs.len() != pp.attributes.len() {
             return Err(format!(
@@ -1494,6 +1557,20 @@ impl Projection<'_> {
         }
         let m = &pp.month_only;
         let n_month = m.f.len();
+        if n_month > 0
+            && let Some(&(i, _)) = pp.scenario.as_ref()
+        {
+            let key = self.regs[base + i].to_bits();
+            if self.month_scenario != Some(key) {
+                switch_scenario(&mut self.months, &mut self.other_months, self.month_scenario, key);
+                for &(r, v) in &m.consts {
+                    self.month_regs[r as usize] = v;
+                }
+                self.month_regs[1 + i] = f64::from_bits(key);
+                run(&m.setup, &mut self.month_regs, &m.tables);
+                self.month_scenario = Some(key);
+            }
+        }
         if n_month > 0 && self.months.len() < months * n_month {
             parfit_core::limits::check_allocation("the month-only values", (months * n_month) as f64, 8.0)?;
             let mut row = vec![0.0; n_month];
@@ -1985,6 +2062,37 @@ result r = s
     }
 
     /// The native month loop (cells stored or not; calls remembered across months) gives the interpreter's
+    /// Cells of the month and the scenario only are computed once per month and scenario: right whichever
+    /// scenario ran before, on a borrowed and an owned runner alike.
+    #[test]
+    fn month_cells_of_the_scenario_follow_the_scenario() {
+        let mut with_scenario = attrs();
+        with_scenario.push(Attribute { name: SCENARIO.into(), kind: ValueKind::Number });
+        let src = "g = 1 + scenario / 100 * (t + 1)\nd = 0.5 ^ t\nn[0] = mp.count\nn[t+1] = n * g\npv v = n * d\n";
+        let p = Arc::new(compile_projection("m.prj", src, &with_scenario, &tables(), &[]).unwrap());
+        assert!(p.scenario.is_some(), "the month-only cells read the scenario");
+        let expect = |s: f64, months: usize| {
+            let (mut n, mut v) = (3.0, 0.0);
+            for t in 0..months {
+                v += n * 0.5f64.powi(t as i32);
+                n *= 1.0 + s / 100.0 * (t as f64 + 1.0);
+            }
+            v
+        };
+        let (mut borrowed, mut owned) = (p.runner(), p.owned_runner());
+        for (s, months) in [(1.0, 4), (2.0, 6), (1.0, 7), (3.0, 2), (2.0, 3), (1.0, 7)] {
+            let a = [AttrValue::Number(3.0), AttrValue::Text("A"), AttrValue::Number(s)];
+            borrowed.run(&a, months, None).unwrap();
+            owned.run(&a, months, None).unwrap();
+            let want = expect(s, months);
+            assert_eq!(borrowed.pvs().collect::<Vec<_>>(), [want], "scenario {s}, {months} months");
+            assert_eq!(owned.pvs().collect::<Vec<_>>(), [want], "scenario {s}, {months} months");
+        }
+        // Without a month-only cell reading it, the scenario does not key the months.
+        let p = compile_projection("m.prj", "d = 0.5 ^ t\nn = mp.count * d\n", &with_scenario, &tables(), &[]).unwrap();
+        assert!(p.scenario.is_none());
+    }
+
     /// cells, present values and results to the bit.
     #[cfg(not(target_arch = "wasm32"))]
     #[test]
