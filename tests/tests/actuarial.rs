@@ -225,7 +225,8 @@ fn refused(name: &str, table: &str, edit: impl Fn(&str) -> String, expected: &[&
 
 #[test]
 fn bad_model_points_are_refused_with_file_row_and_column() {
-    // The bundled model's checks of each point, named by file, line and policy id.
+    // The bundled model's checks of each point, named by file, line and policy id; a cell outside the range its
+    // table declares, by file, line and column.
     refused(
         "product",
         "model_point_samples.csv",
@@ -242,7 +243,7 @@ fn bad_model_points_are_refused_with_file_row_and_column() {
         "count",
         "model_point_samples.csv",
         |t| t.replace("4,D,50,M,9999,100", "4,D,50,M,9999,-100"),
-        &["model_point_samples.csv:5: policy 4: its policy_count, sum_assured, premium_pp or av_pp_init is negative"],
+        &["model_point_samples.csv:5:6: column 'policy_count': -100 is not between 0 and 1e100"],
     );
     // A column the model reads and the table lacks: the model's line and column.
     refused(

@@ -178,7 +178,7 @@ fn bad_models_tables_and_constants_are_refused_at_their_place() {
         "count",
         same,
         ("model_point_samples.csv", &|t: &str| t.replace("4,D,50,M,9999,100", "4,D,50,M,9999,-100")),
-        &["model_point_samples.csv:5: policy 4: its policy_count, sum_assured, premium_pp or av_pp_init is negative"],
+        &["model_point_samples.csv:5:6: column 'policy_count': -100 is not between 0 and 1e100"],
     );
     refused(
         "curve",

@@ -148,7 +148,7 @@ fn a_negative_initial_account_value_is_refused_at_its_cell() {
         &[("model_point_samples.csv", first, "1,A,20,M,10,100,500000,0,500000,-1e308,0")],
     );
     let run = parfit_in(&dir, &["run", "samples.toml", "--output", "out"]);
-    refused(&run, 2, &["model_point_samples.csv:2 (row 1), column 'av_pp_init'", "-1e308 is negative"]);
+    refused(&run, 2, &["model_point_samples.csv:2:10: column 'av_pp_init': -1e308 is not between 0 and 1e100"]);
     nothing_written(&dir.join("out"));
 }
 
@@ -157,7 +157,7 @@ fn a_spot_rate_of_minus_one_is_refused_at_its_cell() {
     // (1 + rate)^(-t) has no value: every present value was NaN, with exit 0.
     let dir = example("spot-rate", "savings", &[("disc_rate_ann.csv", "3,0.00788", "3,-1")]);
     let run = parfit_in(&dir, &["run", "samples.toml", "--output", "out"]);
-    refused(&run, 2, &["disc_rate_ann.csv:5 (row 4), column", "the spot rate -1.0 must be greater than -1"]);
+    refused(&run, 2, &["disc_rate_ann.csv:5:2: column 'zero_spot': -1 is not > -1"]);
     nothing_written(&dir.join("out"));
 }
 
@@ -328,7 +328,7 @@ fn a_policy_count_of_1e308_or_a_premium_load_above_one_is_refused_at_its_cell() 
         &[("model_point_samples.csv", first, "1,A,20,M,10,1e308,500000,0,500000,0,0")],
     );
     let run = parfit_in(&dir, &["run", "samples.toml", "--output", "out"]);
-    refused(&run, 2, &["model_point_samples.csv:2 (row 1), column 'policy_count': 1e308 is beyond 1e100"]);
+    refused(&run, 2, &["model_point_samples.csv:2:6: column 'policy_count': 1e308 is not between 0 and 1e100"]);
     nothing_written(&dir.join("out"));
     let dir = example(
         "premium-load",
@@ -336,11 +336,7 @@ fn a_policy_count_of_1e308_or_a_premium_load_above_one_is_refused_at_its_cell() 
         &[("product_spec_table.csv", "A,SINGLE,False,,0.1,", "A,SINGLE,False,,-1e308,")],
     );
     let run = parfit_in(&dir, &["run", "samples.toml", "--output", "out"]);
-    refused(
-        &run,
-        2,
-        &["product_spec_table.csv:2 (row 1), column 'load_prem_rate': the premium load -1e308 is outside 0..=1"],
-    );
+    refused(&run, 2, &["product_spec_table.csv:2:5: column 'load_prem_rate': -1e308 is not between 0 and 1"]);
     nothing_written(&dir.join("out"));
 }
 

@@ -261,7 +261,7 @@ fn basic_term(name: &str, points: &str, constants: &str) -> (Run, std::path::Pat
 #[test]
 fn an_actuarial_duration_beyond_200_years_is_refused_at_its_cell() {
     let (run, dir) = basic_term("act-duration", "1,47,10,86,622000,1\n2,29,20,56,752000,9223372036854775807\n", "");
-    refused(&run, 2, &["mp.csv:3 (row 2), column 'duration_mth'", "9223372036854775807 is outside -2400..=2400"]);
+    refused(&run, 2, &["mp.csv:3:6: column 'duration_mth': 9223372036854775807 is not between -2400 and 2400"]);
     nothing_written(&dir.join("out"));
 }
 
@@ -275,6 +275,6 @@ fn a_negative_lapse_floor_is_refused_with_its_range() {
 #[test]
 fn duplicate_policy_ids_are_refused_naming_both_rows() {
     let (run, dir) = basic_term("act-ids", "1,47,10,86,622000,1\n2,29,20,56,752000,3\n1,30,10,5,1000,0\n", "");
-    refused(&run, 2, &["mp.csv:4 (row 3), column 'policy_id': policy id '1' is also row 1 (line 2)"]);
+    refused(&run, 2, &["mp.csv:4:1: column 'policy_id': the policy id '1' is also row 1 (line 2)"]);
     nothing_written(&dir.join("out"));
 }

@@ -20,7 +20,7 @@ mod read;
 mod syntax;
 
 pub use read::{Points, read_points, read_table, scenario_ids};
-pub use syntax::{KeyDecl, TableDecl};
+pub use syntax::{KeyDecl, Range, TableDecl};
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Deref;

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::syntax::{KeyDecl, TableDecl};
+use super::syntax::{KeyDecl, Range, TableDecl};
 use super::{AttrValue, Attribute, ColumnData, Key, Table, ValueKind};
 
 /// A CSV file's header and data rows (blank lines skipped), each row with its 1-based line.
@@ -118,6 +118,20 @@ fn whole(cell: &str) -> Result<i64, String> {
     }
 }
 
+/// A finite number within the column's declared range (if any), or what was expected and found.
+fn ranged(cell: &str, range: Option<&Range>) -> Result<f64, String> {
+    let v = number(cell)?;
+    match range {
+        Some(r) if !r.contains(v) => Err(format!("{cell} is not {r}")),
+        _ => Ok(v),
+    }
+}
+
+/// The declared range of column `column`, if any.
+fn range_of<'a>(decl: &'a TableDecl, column: &str) -> Option<&'a Range> {
+    decl.ranges.iter().find(|r| r.0 == column).map(|r| &r.1)
+}
+
 /// `True`/`False` as pandas writes conditions (also `true`/`false`, `TRUE`/`FALSE`, `1`/`0`).
 fn boolean(cell: &str) -> Result<bool, String> {
     match cell {
@@ -189,17 +203,9 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
                 .map(|&c| key_value(k, &csv.header[c]).map_err(|e| format!("{file}:1:{}: column label: {e}", c + 1)))
                 .collect::<Result<_, _>>()?
         }
-        None => {
-            for (c, _, _) in &decl.columns {
-                if !value_cols.iter().any(|&v| csv.header[v] == *c) {
-                    return Err(format!(
-                        "{file}:1: no column '{c}', which table '{tname}' of the model declares (the header has: {})",
-                        csv.header.join(", ")
-                    ));
-                }
-            }
-            vec![]
-        }
+        // A declared column the file lacks is refused only where the model reads it (the compiler names the
+        // read): a model need not be given what it never reads.
+        None => vec![],
     };
     // The distinct values of each key: whole numbers increasing, text in order of first appearance.
     let mut row_keys: Vec<Vec<KeyValue>> = Vec::with_capacity(csv.rows.len());
@@ -287,7 +293,10 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
             }
             let cell = &row[c];
             match &mut data[d] {
-                ColumnData::Numbers(v) => v[at] = number(cell).map_err(|e| csv.cell_error(*line, c, e))?,
+                ColumnData::Numbers(v) => {
+                    let range = if across.is_some() { None } else { range_of(decl, &csv.header[c]) };
+                    v[at] = ranged(cell, range).map_err(|e| csv.cell_error(*line, c, e))?
+                }
                 ColumnData::Bools(v) => v[at] = boolean(cell).map_err(|e| csv.cell_error(*line, c, e))?,
                 ColumnData::Texts(v) => v[at] = cell.clone(),
             }
@@ -399,23 +408,19 @@ pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<P
     }
     // The id is the first column, as the host reads it (lifelib's sample table calls it `poind_id`).
     let id = 0;
-    if let Some(d) = decl {
-        for (c, _, _) in &d.columns {
-            if !csv.header.iter().any(|h| h == c) {
-                return Err(format!(
-                    "{file}:1: no column '{c}', which table '{}' of the model declares (the header has: {})",
-                    d.name,
-                    csv.header.join(", ")
-                ));
-            }
-        }
-    }
+    // A declared column the file lacks is refused only where the model reads it (`mp.sex`: the compiler names the
+    // read), so a table without a column the model never reads is accepted.
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (line, row) in &csv.rows {
-        if let Some(first) = seen.insert(&row[id], *line)
+    for (row, (line, cells)) in csv.rows.iter().enumerate() {
+        if let Some(first) = seen.insert(&cells[id], row)
             && decl.is_some()
         {
-            return Err(csv.cell_error(*line, id, format!("the policy id '{}' is also line {first}", row[id])));
+            let first_line = csv.rows.get(first).map_or(0, |r| r.0);
+            return Err(csv.cell_error(
+                *line,
+                id,
+                format!("the policy id '{}' is also row {} (line {first_line})", cells[id], first + 1),
+            ));
         }
     }
     let mut attributes = vec![];
@@ -434,7 +439,9 @@ pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<P
             ValueKind::Number => PointColumn::Numbers(
                 csv.rows
                     .iter()
-                    .map(|(l, r)| number(&r[c]).map_err(|e| csv.cell_error(*l, c, e)))
+                    .map(|(l, r)| {
+                        ranged(&r[c], decl.and_then(|d| range_of(d, name))).map_err(|e| csv.cell_error(*l, c, e))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
             ValueKind::Bool => PointColumn::Numbers(
@@ -557,12 +564,34 @@ mod tests {
         let e = read_points(Some(&d), "mp.csv", "policy_id,spec_id,age,sex\n1,A,4x,M\n").unwrap_err();
         assert_eq!(e, "mp.csv:2:3: column 'age': expected a number, found '4x'");
         let e = read_points(Some(&d), "mp.csv", "policy_id,spec_id,age,sex\n1,A,4,M\n1,A,5,M\n").unwrap_err();
-        assert_eq!(e, "mp.csv:3:1: column 'policy_id': the policy id '1' is also line 2");
-        let e = read_points(Some(&d), "mp.csv", "policy_id,age,sex\n1,4,M\n").unwrap_err();
-        assert!(e.starts_with("mp.csv:1: no column 'spec_id'"), "{e}");
+        assert_eq!(e, "mp.csv:3:1: column 'policy_id': the policy id '1' is also row 1 (line 2)");
+        // A declared column the file lacks is refused only where the model reads it.
+        let p = read_points(Some(&d), "mp.csv", "policy_id,age\n1,4\n").unwrap();
+        assert_eq!(p.attributes.len(), 1);
+        let e = compile_projection("m.prj", "y = mp.sex\n", &p.attributes, &[], &[]).map(|_| ()).unwrap_err();
+        assert!(e.starts_with("m.prj:1:8: unknown attribute 'mp.sex' (the model points have: age)"), "{e}");
         // Undeclared: numbers where every cell is one, else text.
         let p = read_points(None, "mp.csv", "id,a,b\n1,2,x\n").unwrap();
         assert_eq!(p.attributes.iter().map(|a| a.kind).collect::<Vec<_>>(), [ValueKind::Number, ValueKind::Text]);
+    }
+
+    #[test]
+    fn declared_ranges_are_checked_at_each_cell() {
+        let d = decl("table mp(id) with count number between 0 and 1e100, age number >= 18 and < 120, s text");
+        let p = read_points(Some(&d), "mp.csv", "id,count,age,s\n1,0,18,M\n2,1e100,119.5,F\n").unwrap();
+        assert_eq!(p.number("count", 1), Some(1e100));
+        let e = |text: &str| read_points(Some(&d), "mp.csv", text).map(|_| ()).unwrap_err();
+        assert_eq!(
+            e("id,count,age,s\n1,0,18,M\n2,1e308,30,F\n"),
+            "mp.csv:3:2: column 'count': 1e308 is not between 0 and 1e100"
+        );
+        assert_eq!(e("id,count,age,s\n1,-0.5,18,M\n"), "mp.csv:2:2: column 'count': -0.5 is not between 0 and 1e100");
+        assert_eq!(e("id,count,age,s\n1,1,120,M\n"), "mp.csv:2:3: column 'age': 120 is not >= 18 and < 120");
+        assert_eq!(e("id,count,age,s\n1,1,17,M\n"), "mp.csv:2:3: column 'age': 17 is not >= 18 and < 120");
+        // In a table's value columns too.
+        let e = read("table d(year) with zero_spot number > -1", "year,zero_spot\n0,0.01\n1,-1\n").unwrap_err();
+        assert_eq!(e, "t.csv:3:2: column 'zero_spot': -1 is not > -1");
+        assert!(read("table d(year) with zero_spot number > -1", "year,zero_spot\n0,-0.99\n").is_ok());
     }
 
     #[test]
@@ -575,6 +604,11 @@ mod tests {
         assert_eq!(e("table m(a across, b across)"), "m.prj:1:7: only one key can be 'across' (the header's labels)");
         assert_eq!(e("table m(a) with b colour"), "m.prj:1:19: expected the column's kind: text, bool or number");
         assert_eq!(e("table m(a) missing x"), "m.prj:1:20: 'missing' is followed by a number");
+        assert_eq!(e("table m(a) with b number between 1 and 0"), "m.prj:1:26: the range is empty: 1 is above 0");
+        assert_eq!(e("table m(a) with b number > 1 and < 1"), "m.prj:1:26: the range is empty: > 1 and < 1");
+        assert_eq!(e("table m(a) with b number between 1"), "m.prj:1:35: expected 'and', found the end of the line");
+        assert_eq!(e("table m(a) with b number > x"), "m.prj:1:28: expected a number, found 'x'");
+        assert_eq!(e("table m(a) with b number > 0 and > 1"), "m.prj:1:34: the column's lower bound is given twice");
         assert_eq!(e("table m(a)\ntable m(b)"), "m.prj:2:7: table 'm' is declared twice (first at line 1)");
         assert_eq!(
             e("table m(a text ultimate)"),

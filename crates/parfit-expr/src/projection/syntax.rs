@@ -163,6 +163,47 @@ pub struct TableDecl {
     pub columns: Vec<(String, ValueKind, Pos)>,
     /// The value of a read at a key the table does not have.
     pub missing: Option<f64>,
+    /// The ranges of number columns (`with policy_count number between 0 and 1e100`), checked where each cell is
+    /// read.
+    pub ranges: Vec<(String, Range)>,
+}
+
+/// The values a number column may hold: `between LOW and HIGH` (both included), or one or two bounds
+/// (`> -1`, `>= 0 and < 1`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Range {
+    /// The lower bound and whether it is included.
+    pub low: Option<(f64, bool)>,
+    /// The upper bound and whether it is included.
+    pub high: Option<(f64, bool)>,
+    /// Written `between … and …`.
+    pub between: bool,
+}
+
+/// A bound as written in a model (`1e100`, `-2400`, `0.5`).
+fn bound(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) { format!("{v:e}") } else { format!("{v}") }
+}
+
+impl Range {
+    /// Whether `v` is within the range.
+    pub fn contains(&self, v: f64) -> bool {
+        let low = self.low.is_none_or(|(l, inc)| if inc { v >= l } else { v > l });
+        let high = self.high.is_none_or(|(h, inc)| if inc { v <= h } else { v < h });
+        low && high
+    }
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let (true, Some((l, _)), Some((h, _))) = (self.between, self.low, self.high) {
+            return write!(f, "between {} and {}", bound(l), bound(h));
+        }
+        let low = self.low.map(|(l, inc)| format!("{} {}", if inc { ">=" } else { ">" }, bound(l)));
+        let high = self.high.map(|(h, inc)| format!("{} {}", if inc { "<=" } else { "<" }, bound(h)));
+        let parts: Vec<String> = low.into_iter().chain(high).collect();
+        write!(f, "{}", parts.join(" and "))
+    }
 }
 
 /// One key of a declared table.
@@ -320,6 +361,7 @@ impl Parser {
             return Err(Located::new(pos, "only one key can list the 'scenarios'"));
         }
         let mut columns: Vec<(String, ValueKind, Pos)> = vec![];
+        let mut ranges = vec![];
         if self.is_word("with") {
             self.bump();
             loop {
@@ -332,6 +374,11 @@ impl Parser {
                 };
                 if columns.iter().any(|c| c.0 == col) || keys.iter().any(|k| k.name == col) {
                     return Err(Located::new(cpos, format!("column '{col}' is given twice")));
+                }
+                if kind == ValueKind::Number
+                    && let Some(range) = self.range()?
+                {
+                    ranges.push((col.clone(), range));
                 }
                 columns.push((col, kind, cpos));
                 if !self.is_sym(",") {
@@ -356,8 +403,73 @@ impl Parser {
             Tok::Newline | Tok::End => {}
             _ => return self.unexpected("'with', 'missing' or the end of the line"),
         }
-        let decl = TableDecl { name: name.clone(), pos, keys, columns, missing };
+        let decl = TableDecl { name: name.clone(), pos, keys, columns, missing, ranges };
         Ok(Stmt { kind: Kind::Table, name, pos, expr: (Expr::Num(0.0), at), table: Some(decl), list: vec![] })
+    }
+
+    /// A number, perhaps negative (a range's bound).
+    fn signed_number(&mut self) -> Result<f64, Located> {
+        let neg = self.is_sym("-");
+        if neg {
+            self.bump();
+        }
+        match self.peek().clone() {
+            Tok::Num(v) => {
+                self.bump();
+                Ok(if neg { -v } else { v })
+            }
+            _ => self.unexpected("a number"),
+        }
+    }
+
+    /// A number column's range after its kind: `between LOW and HIGH`, or `> LOW`, `>= LOW`, `< HIGH`, `<= HIGH`,
+    /// two of them joined by `and` (`None`: no range).
+    fn range(&mut self) -> Result<Option<Range>, Located> {
+        let at = self.pos();
+        if self.is_word("between") {
+            self.bump();
+            let low = self.signed_number()?;
+            self.expect_word("and")?;
+            let high = self.signed_number()?;
+            if low > high {
+                return Err(Located::new(at, format!("the range is empty: {} is above {}", bound(low), bound(high))));
+            }
+            return Ok(Some(Range { low: Some((low, true)), high: Some((high, true)), between: true }));
+        }
+        let mut range = Range { low: None, high: None, between: false };
+        loop {
+            let (low, inclusive) = match self.peek() {
+                Tok::Sym(">") => (true, false),
+                Tok::Sym(">=") => (true, true),
+                Tok::Sym("<") => (false, false),
+                Tok::Sym("<=") => (false, true),
+                _ if range.low.is_none() && range.high.is_none() => return Ok(None),
+                _ => return self.unexpected("'>', '>=', '<' or '<=' and a bound"),
+            };
+            let p = self.bump().1;
+            let v = self.signed_number()?;
+            let side = if low { &mut range.low } else { &mut range.high };
+            if side.is_some() {
+                return Err(Located::new(
+                    p,
+                    format!("the column's {} bound is given twice", if low { "lower" } else { "upper" }),
+                ));
+            }
+            *side = Some((v, inclusive));
+            // `and` joins a second bound; a column's `,` or the line's end closes the range.
+            if self.is_word("and") && matches!(self.toks.get(self.at + 1), Some((Tok::Sym(">" | ">=" | "<" | "<="), _)))
+            {
+                self.bump();
+                continue;
+            }
+            break;
+        }
+        if let (Some((l, li)), Some((h, hi))) = (range.low, range.high)
+            && (l > h || (l == h && !(li && hi)))
+        {
+            return Err(Located::new(at, format!("the range is empty: {range}")));
+        }
+        Ok(Some(range))
     }
 
     /// `output NAME = NAME [as "LABEL"], …`
