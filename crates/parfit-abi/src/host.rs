@@ -136,99 +136,113 @@ impl LoadedPlugin {
 
     /// Create a model of `kind` from its JSON configuration.
     pub fn create(&self, kind: &str, config_json: &str) -> Result<PluginModel, String> {
-        // SAFETY: the pointers and lengths describe live UTF-8 buffers for the duration of the call.
-        let handle = unsafe { (self.table.create)(kind.as_ptr(), kind.len(), config_json.as_ptr(), config_json.len()) };
-        if handle.is_null() {
-            return Err(self.last_error());
-        }
-        // SAFETY: `describe` returns the model's spec as a NUL-terminated string owned by the live handle.
-        let spec_json = unsafe { owned_string((self.table.describe)(handle)) }.unwrap_or_default();
-        match serde_json::from_str::<ModelSpec>(&spec_json) {
-            Ok(spec) => Ok(PluginModel {
-                handle,
-                table: self.table,
-                spec: spec.normalise(),
-                _library: Arc::clone(&self.library),
-            }),
-            Err(e) => {
-                // SAFETY: the handle came from `create` above and is not used again.
-                unsafe { (self.table.model_free)(handle) };
-                Err(format!("{}: the model's spec is unreadable ({e})", self.path.display()))
-            }
-        }
+        let t = self.table;
+        let (instance, spec) = self.instantiate(
+            t.create,
+            t.describe,
+            t.model_free,
+            kind,
+            config_json,
+            "the model's spec",
+            |s: ModelSpec| Ok(s.normalise()),
+        )?;
+        Ok(PluginModel { instance, spec })
     }
-}
 
-impl LoadedPlugin {
     /// Create a projection of `kind` (a kind made by the projection entry point) from its JSON configuration.
     pub fn create_projection(&self, kind: &str, config_json: &str) -> Result<PluginProjection, String> {
+        let t = self.table;
+        let (new, describe, free) = (t.projection_new, t.projection_describe, t.projection_free);
+        let what = "the projection's description";
+        let (instance, spec) =
+            self.instantiate(new, describe, free, kind, config_json, what, |s: ProjectionSpec| s.check().map(|()| s))?;
+        Ok(PluginProjection { instance, spec })
+    }
+
+    /// Create the Monte Carlo paths of `kind` (a kind made by the paths entry point) from its JSON configuration.
+    pub fn create_paths(&self, kind: &str, config_json: &str) -> Result<PluginPaths, String> {
+        let t = self.table;
+        let (new, describe, free) = (t.paths_new, t.paths_describe, t.paths_free);
+        let (instance, spec) =
+            self.instantiate(new, describe, free, kind, config_json, "the paths' description", |s: PathsSpec| {
+                let s = s.normalise();
+                s.check().map(|()| s)
+            })?;
+        Ok(PluginPaths { instance, spec })
+    }
+
+    /// Make an object through one entry point (`new`, `describe`, `free`): the object, owned by an [`Instance`]
+    /// (freed if its description is unreadable or fails `check`), and its description.
+    #[allow(clippy::too_many_arguments)]
+    fn instantiate<S: serde::de::DeserializeOwned>(
+        &self,
+        new: NewFn,
+        describe: DescribeFn,
+        free: FreeFn,
+        kind: &str,
+        config_json: &str,
+        what: &str,
+        check: impl FnOnce(S) -> Result<S, String>,
+    ) -> Result<(Instance, S), String> {
         // SAFETY: the pointers and lengths describe live UTF-8 buffers for the duration of the call.
-        let handle =
-            unsafe { (self.table.projection_new)(kind.as_ptr(), kind.len(), config_json.as_ptr(), config_json.len()) };
+        let handle = unsafe { new(kind.as_ptr(), kind.len(), config_json.as_ptr(), config_json.len()) };
         if handle.is_null() {
             return Err(self.last_error());
         }
-        // SAFETY: `projection_describe` returns a NUL-terminated string owned by the live handle.
-        let spec_json = unsafe { owned_string((self.table.projection_describe)(handle)) }.unwrap_or_default();
-        let spec = serde_json::from_str::<ProjectionSpec>(&spec_json)
-            .map_err(|e| format!("{}: the projection's description is unreadable ({e})", self.path.display()))
-            .and_then(|spec| spec.check().map(|()| spec).map_err(|e| format!("{}: {e}", self.path.display())));
-        match spec {
-            Ok(spec) => Ok(PluginProjection { handle, table: self.table, spec, _library: Arc::clone(&self.library) }),
-            Err(e) => {
-                // SAFETY: the handle came from `projection_new` above and is not used again.
-                unsafe { (self.table.projection_free)(handle) };
-                Err(e)
-            }
-        }
+        let instance = Instance { handle, table: self.table, free, library: Arc::clone(&self.library) };
+        // SAFETY: `describe` returns a NUL-terminated string owned by the live handle.
+        let text = unsafe { owned_string(describe(handle)) }.unwrap_or_default();
+        let spec = serde_json::from_str::<S>(&text)
+            .map_err(|e| format!("{}: {what} is unreadable ({e})", self.path.display()))?;
+        let spec = check(spec).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        Ok((instance, spec))
     }
 }
 
-impl LoadedPlugin {
-    /// Create the Monte Carlo paths of `kind` (a kind made by the paths entry point) from its JSON configuration.
-    pub fn create_paths(&self, kind: &str, config_json: &str) -> Result<PluginPaths, String> {
-        // SAFETY: the pointers and lengths describe live UTF-8 buffers for the duration of the call.
-        let handle =
-            unsafe { (self.table.paths_new)(kind.as_ptr(), kind.len(), config_json.as_ptr(), config_json.len()) };
-        if handle.is_null() {
-            return Err(self.last_error());
-        }
-        // SAFETY: `paths_describe` returns a NUL-terminated string owned by the live handle.
-        let spec_json = unsafe { owned_string((self.table.paths_describe)(handle)) }.unwrap_or_default();
-        let spec = serde_json::from_str::<PathsSpec>(&spec_json)
-            .map_err(|e| format!("{}: the paths' description is unreadable ({e})", self.path.display()))
-            .map(PathsSpec::normalise)
-            .and_then(|spec| spec.check().map(|()| spec).map_err(|e| format!("{}: {e}", self.path.display())));
-        match spec {
-            Ok(spec) => Ok(PluginPaths { handle, table: self.table, spec, _library: Arc::clone(&self.library) }),
-            Err(e) => {
-                // SAFETY: the handle came from `paths_new` above and is not used again.
-                unsafe { (self.table.paths_free)(handle) };
-                Err(e)
-            }
-        }
+/// An entry point's constructor, describer and destructor, and its workspace constructor (see [`PluginTable`]).
+type NewFn =
+    unsafe extern "C" fn(kind: *const u8, kind_len: usize, config: *const u8, config_len: usize) -> *mut c_void;
+type DescribeFn = unsafe extern "C" fn(object: *const c_void) -> *const c_char;
+type FreeFn = unsafe extern "C" fn(object: *mut c_void);
+type WorkspaceNewFn = unsafe extern "C" fn(object: *const c_void) -> *mut c_void;
+
+/// One object a plugin made — a model, a projection or Monte Carlo paths: its handle, freed exactly once when
+/// dropped by its entry point's `free`, and the library, kept loaded while the object lives.
+struct Instance {
+    handle: *mut c_void,
+    table: &'static PluginTable,
+    free: FreeFn,
+    library: Arc<Library>,
+}
+
+// SAFETY: the handle wraps a Rust `dyn Model`, `dyn Projector` or `dyn PathRunner`, each `Send + Sync` by its
+// trait's bounds; it is only read concurrently (every call takes a per-thread workspace), and freed once in `Drop`.
+unsafe impl Send for Instance {}
+// SAFETY: as above.
+unsafe impl Sync for Instance {}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from the `new` of the entry point whose `free` this is, and is freed exactly
+        // once, here.
+        unsafe { (self.free)(self.handle) };
+    }
+}
+
+impl Instance {
+    /// A fresh per-thread workspace made by `new`, the object's entry point's workspace constructor. A null one
+    /// (a panic while making it) is reported by the next call as an error, not a panic here.
+    fn workspace(&self, new: WorkspaceNewFn) -> Workspace {
+        // SAFETY: the handle is live for `self`'s lifetime, and `new` belongs to the entry point that made it.
+        let handle = unsafe { new(self.handle) };
+        Box::new(PluginWorkspace { handle, table: self.table, _library: Arc::clone(&self.library) })
     }
 }
 
 /// Monte Carlo paths living in a plugin, usable wherever a core [`PathRunner`] is.
 pub struct PluginPaths {
-    handle: *mut c_void,
-    table: &'static PluginTable,
+    instance: Instance,
     spec: PathsSpec,
-    _library: Arc<Library>,
-}
-
-// SAFETY: plugin paths wrap a Rust `dyn PathRunner`, which is `Send + Sync` by the trait's bounds; the handle is
-// only read concurrently (a block takes a per-thread workspace), and freed once in `Drop`.
-unsafe impl Send for PluginPaths {}
-// SAFETY: as above.
-unsafe impl Sync for PluginPaths {}
-
-impl Drop for PluginPaths {
-    fn drop(&mut self) {
-        // SAFETY: the handle came from `paths_new` and is freed exactly once, here.
-        unsafe { (self.table.paths_free)(self.handle) };
-    }
 }
 
 impl PathRunner for PluginPaths {
@@ -237,10 +251,7 @@ impl PathRunner for PluginPaths {
     }
 
     fn workspace(&self) -> Workspace {
-        // SAFETY: the paths handle is live for `self`'s lifetime.
-        let handle = unsafe { (self.table.paths_workspace_new)(self.handle) };
-        // A null workspace (a panic while making it) is reported by `run` as an error, not a panic here.
-        Box::new(PluginWorkspace { handle, table: self.table, _library: Arc::clone(&self._library) })
+        self.instance.workspace(self.instance.table.paths_workspace_new)
     }
 
     fn run(
@@ -255,12 +266,15 @@ impl PathRunner for PluginPaths {
     ) -> Result<(), SimError> {
         let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
         if ws.handle.is_null() {
-            return Err(SimError::Other(format!("the plugin could not make a workspace: {}", table_error(self.table))));
+            return Err(SimError::Other(format!(
+                "the plugin could not make a workspace: {}",
+                table_error(self.instance.table)
+            )));
         }
         // SAFETY: live handles; every pointer/length pair describes a live buffer, and `out` is exclusive.
         let code = unsafe {
-            (self.table.paths_block)(
-                self.handle,
+            (self.instance.table.paths_block)(
+                self.instance.handle,
                 ws.handle,
                 params.as_ptr(),
                 params.len(),
@@ -272,29 +286,14 @@ impl PathRunner for PluginPaths {
                 out.len(),
             )
         };
-        status_result(self.table, code)
+        status_result(self.instance.table, code)
     }
 }
 
 /// A projection living in a plugin, usable wherever a core [`Projector`] is.
 pub struct PluginProjection {
-    handle: *mut c_void,
-    table: &'static PluginTable,
+    instance: Instance,
     spec: ProjectionSpec,
-    _library: Arc<Library>,
-}
-
-// SAFETY: a plugin projection wraps a Rust `dyn Projector`, which is `Send + Sync` by the trait's bounds; the
-// handle is only read concurrently (a block takes a per-thread workspace), and freed once in `Drop`.
-unsafe impl Send for PluginProjection {}
-// SAFETY: as above.
-unsafe impl Sync for PluginProjection {}
-
-impl Drop for PluginProjection {
-    fn drop(&mut self) {
-        // SAFETY: the handle came from `projection_new` and is freed exactly once, here.
-        unsafe { (self.table.projection_free)(self.handle) };
-    }
 }
 
 impl Projector for PluginProjection {
@@ -303,10 +302,7 @@ impl Projector for PluginProjection {
     }
 
     fn workspace(&self) -> Workspace {
-        // SAFETY: the projection handle is live for `self`'s lifetime.
-        let handle = unsafe { (self.table.projection_workspace_new)(self.handle) };
-        // A null workspace (a panic while making it) is reported by `project` as an error, not a panic here.
-        Box::new(PluginWorkspace { handle, table: self.table, _library: Arc::clone(&self._library) })
+        self.instance.workspace(self.instance.table.projection_workspace_new)
     }
 
     fn project(
@@ -320,12 +316,15 @@ impl Projector for PluginProjection {
     ) -> Result<(), SimError> {
         let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
         if ws.handle.is_null() {
-            return Err(SimError::Other(format!("the plugin could not make a workspace: {}", table_error(self.table))));
+            return Err(SimError::Other(format!(
+                "the plugin could not make a workspace: {}",
+                table_error(self.instance.table)
+            )));
         }
         // SAFETY: live handles; every pointer/length pair describes a live buffer, and `out` is exclusive.
         let code = unsafe {
-            (self.table.projection_block)(
-                self.handle,
+            (self.instance.table.projection_block)(
+                self.instance.handle,
                 ws.handle,
                 first,
                 count,
@@ -336,7 +335,7 @@ impl Projector for PluginProjection {
                 out.len(),
             )
         };
-        status_result(self.table, code)
+        status_result(self.instance.table, code)
     }
 }
 
@@ -360,23 +359,8 @@ fn status_result(table: &PluginTable, code: i32) -> Result<(), SimError> {
 
 /// A model living in a plugin, usable wherever a core [`Model`] is.
 pub struct PluginModel {
-    handle: *mut c_void,
-    table: &'static PluginTable,
+    instance: Instance,
     spec: ModelSpec,
-    _library: Arc<Library>,
-}
-
-// SAFETY: a plugin model wraps a Rust `dyn Model`, which is `Send + Sync` by the `Model` trait's bounds; the
-// handle is only read concurrently (simulate takes a per-thread workspace), and freed once in `Drop`.
-unsafe impl Send for PluginModel {}
-// SAFETY: as above.
-unsafe impl Sync for PluginModel {}
-
-impl Drop for PluginModel {
-    fn drop(&mut self) {
-        // SAFETY: the handle came from `create` and is freed exactly once, here.
-        unsafe { (self.table.model_free)(self.handle) };
-    }
 }
 
 /// A workspace living in a plugin.
@@ -402,10 +386,7 @@ impl Model for PluginModel {
     }
 
     fn workspace(&self) -> Workspace {
-        // SAFETY: the model handle is live for `self`'s lifetime.
-        let handle = unsafe { (self.table.workspace_new)(self.handle) };
-        // A null workspace (a panic while making it) is reported by `simulate` as an error, not a panic here.
-        Box::new(PluginWorkspace { handle, table: self.table, _library: Arc::clone(&self._library) })
+        self.instance.workspace(self.instance.table.workspace_new)
     }
 
     fn simulate(
@@ -419,8 +400,8 @@ impl Model for PluginModel {
         let ws = self.plugin_workspace(ws)?;
         // SAFETY: live handles; every pointer/length pair describes a live buffer, and `out` is exclusive.
         let code = unsafe {
-            (self.table.simulate)(
-                self.handle,
+            (self.instance.table.simulate)(
+                self.instance.handle,
                 ws,
                 params.as_ptr(),
                 params.len(),
@@ -432,12 +413,12 @@ impl Model for PluginModel {
                 out.len(),
             )
         };
-        status_result(self.table, code)
+        status_result(self.instance.table, code)
     }
 
     fn has_sensitivities(&self) -> bool {
         // SAFETY: the model handle is live for `self`'s lifetime.
-        unsafe { (self.table.has_sensitivities)(self.handle) != 0 }
+        unsafe { (self.instance.table.has_sensitivities)(self.instance.handle) != 0 }
     }
 
     fn simulate_sensitivities(
@@ -452,8 +433,8 @@ impl Model for PluginModel {
         let ws = self.plugin_workspace(ws)?;
         // SAFETY: as in `simulate`; `sens` is exclusive too.
         let code = unsafe {
-            (self.table.simulate_sensitivities)(
-                self.handle,
+            (self.instance.table.simulate_sensitivities)(
+                self.instance.handle,
                 ws,
                 params.as_ptr(),
                 params.len(),
@@ -467,14 +448,14 @@ impl Model for PluginModel {
                 sens.len(),
             )
         };
-        status_result(self.table, code)
+        status_result(self.instance.table, code)
     }
 
     fn stats(&self, ws: &Workspace) -> Option<SimStats> {
         let ws = ws.downcast_ref::<PluginWorkspace>().filter(|w| !w.handle.is_null())?;
         let mut stats = SimStats::default();
         // SAFETY: live handles; `stats` is a valid, writable `#[repr(C)]` value.
-        let code = unsafe { (self.table.stats)(self.handle, ws.handle, &mut stats) };
+        let code = unsafe { (self.instance.table.stats)(self.instance.handle, ws.handle, &mut stats) };
         (code == status::OK).then_some(stats)
     }
 }
@@ -487,7 +468,10 @@ impl PluginModel {
     fn plugin_workspace(&self, ws: &mut Workspace) -> Result<*mut c_void, SimError> {
         let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
         if ws.handle.is_null() {
-            return Err(SimError::Other(format!("the plugin could not make a workspace: {}", table_error(self.table))));
+            return Err(SimError::Other(format!(
+                "the plugin could not make a workspace: {}",
+                table_error(self.instance.table)
+            )));
         }
         Ok(ws.handle)
     }
