@@ -264,13 +264,7 @@ impl PathRunner for PluginPaths {
         count: usize,
         out: &mut [f64],
     ) -> Result<(), SimError> {
-        let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
-        if ws.handle.is_null() {
-            return Err(SimError::Other(format!(
-                "the plugin could not make a workspace: {}",
-                table_error(self.instance.table)
-            )));
-        }
+        let ws = PluginWorkspace::live(ws, &self.spec.name)?;
         // SAFETY: live handles; every pointer/length pair describes a live buffer, and `out` is exclusive.
         let code = unsafe {
             (self.instance.table.paths_block)(
@@ -314,13 +308,7 @@ impl Projector for PluginProjection {
         mask: u64,
         out: &mut [f64],
     ) -> Result<(), SimError> {
-        let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
-        if ws.handle.is_null() {
-            return Err(SimError::Other(format!(
-                "the plugin could not make a workspace: {}",
-                table_error(self.instance.table)
-            )));
-        }
+        let ws = PluginWorkspace::live(ws, &self.spec.name)?;
         // SAFETY: live handles; every pointer/length pair describes a live buffer, and `out` is exclusive.
         let code = unsafe {
             (self.instance.table.projection_block)(
@@ -372,6 +360,18 @@ struct PluginWorkspace {
 
 // SAFETY: the workspace is a plugin-side `Workspace` (`Box<dyn Any + Send>`), used by one thread at a time.
 unsafe impl Send for PluginWorkspace {}
+
+impl PluginWorkspace {
+    /// The plugin workspace in `ws`, if the plugin could make one (a null one, from a panic while making it, is
+    /// reported here as an error).
+    fn live<'w>(ws: &'w mut Workspace, name: &str) -> Result<&'w mut PluginWorkspace, SimError> {
+        let ws = downcast_workspace::<PluginWorkspace>(ws, name)?;
+        if ws.handle.is_null() {
+            return Err(SimError::Other(format!("the plugin could not make a workspace: {}", table_error(ws.table))));
+        }
+        Ok(ws)
+    }
+}
 
 impl Drop for PluginWorkspace {
     fn drop(&mut self) {
@@ -466,13 +466,7 @@ const _: () = assert!(crate::sim_stats_has_abi_layout(), "SimStats changed: bump
 impl PluginModel {
     /// The plugin-side workspace handle inside a host workspace, or why there is none.
     fn plugin_workspace(&self, ws: &mut Workspace) -> Result<*mut c_void, SimError> {
-        let ws = downcast_workspace::<PluginWorkspace>(ws, &self.spec.name)?;
-        if ws.handle.is_null() {
-            return Err(SimError::Other(format!(
-                "the plugin could not make a workspace: {}",
-                table_error(self.instance.table)
-            )));
-        }
+        let ws = PluginWorkspace::live(ws, &self.spec.name)?;
         Ok(ws.handle)
     }
 }

@@ -336,8 +336,8 @@ impl std::fmt::Debug for MonthLoop {
 impl MonthLoop {
     /// Run `months` months: `regs` the policy's register file after its setup code, `rows` the month-only
     /// values (a row of `n_inputs` per month), `state` the start values (the final values after), `cells` a
-    /// row of `width` values per month, `scratch` room the loop grows as it needs (kept between runs). Panics
-    /// (a bug, not a model error) if a slice is too short; the error is a scratch size over the limits.
+    /// row of `width` values per month, `scratch` room the loop grows as it needs (kept between runs). An error
+    /// if a slice is too short for the code (a caller's bug) or the scratch size is over the limits.
     pub fn run(
         &self,
         regs: &[f64],
@@ -348,11 +348,18 @@ impl MonthLoop {
         scratch: &mut Vec<f64>,
     ) -> Result<(), String> {
         let c = &self.code;
-        assert!(regs.len() >= self.n_regs && state.len() >= self.n_states);
-        assert!(rows.len() >= months.saturating_mul(c.n_inputs));
+        let short = |what: &str| Err(format!("internal: the month loop's {what} are too short"));
+        if regs.len() < self.n_regs || state.len() < self.n_states {
+            return short("registers or states");
+        }
+        if rows.len() < months.saturating_mul(c.n_inputs) {
+            return short("month-only rows");
+        }
         let ((entry, room), out) = match cells {
             Some(cells) => {
-                assert!(cells.len() >= months.saturating_mul(c.width));
+                if cells.len() < months.saturating_mul(c.width) {
+                    return short("monthly rows");
+                }
                 (self.with_cells, cells.as_mut_ptr())
             }
             None => (self.state_only, std::ptr::null_mut()),
