@@ -9,6 +9,7 @@ pub mod cost;
 pub mod dataset;
 pub mod limits;
 pub mod model;
+pub mod numpy_rng;
 pub mod objective;
 pub mod optimise;
 pub mod parallel;
