@@ -167,10 +167,25 @@ fn run_twice(name: &str, config: &Path) -> (PathBuf, serde_json::Value) {
 /// A copy of `folder`'s run.toml in `dir` with its paths made absolute, `scenarios = …` replaced by
 /// `scenarios` (when given) and `append` added at the end.
 fn variant(f: &Folder, dir: &Path, name: &str, scenarios: Option<&str>, append: &str) -> PathBuf {
+    variant_of_points(f, dir, name, scenarios, None, append)
+}
+
+/// [`variant`] with the model points read from `points` (when given; then without the audit point).
+fn variant_of_points(
+    f: &Folder,
+    dir: &Path,
+    name: &str,
+    scenarios: Option<&str>,
+    points: Option<&Path>,
+    append: &str,
+) -> PathBuf {
     let mut out = String::new();
     for line in text(&f.dir.join("run.toml")).lines() {
         let line = match line.split_once(" = ") {
             Some(("scenarios", _)) if scenarios.is_some() => format!("scenarios = {}", scenarios.unwrap()),
+            Some(("model_points", _)) if points.is_some() => format!("model_points = '{}'", points.unwrap().display()),
+            // Another point file may not have the audit point.
+            Some(("audit_point", _)) if points.is_some() => continue,
             Some((k, v)) if v.starts_with('"') && [".prj\"", ".csv\"", ".gz\""].iter().any(|e| v.ends_with(e)) => {
                 format!("{k} = '{}'", f.dir.join(v.trim_matches('"')).display())
             }
@@ -338,15 +353,15 @@ fn scenario_count(report: &serde_json::Value) -> usize {
 /// A model over its scenarios: the run of every scenario (twice) for the audit point, the totals and, where
 /// lifelib sums the scenarios, the monthly tables; each point's present values per scenario, from the report
 /// for one point, else from one run per scenario (with the monthly tables where lifelib's are per scenario).
-fn over_scenarios(name: &'static str, suffix: &str) {
+fn over_scenarios(name: &'static str) {
     let f = folder(name);
     let (out, all) = run_twice(name, &f.dir.join("run.toml"));
     let n = scenario_count(&all);
     let mut worst = Worst::default();
     check_audit(name, &out.join("audit.csv"), &f.golden("audit_point1"), own_model(&f), &mut worst);
-    check_totals(name, &all, &f.golden(&format!("result_pv_totals{suffix}")), n as f64, &mut worst);
-    let pv = f.golden(&format!("result_pv{suffix}"));
-    let (cf, pols) = (f.golden(&format!("result_cf{suffix}")), f.golden(&format!("result_pols{suffix}")));
+    check_totals(name, &all, &f.golden("result_pv_totals"), n as f64, &mut worst);
+    let pv = f.golden("result_pv");
+    let (cf, pols) = (f.golden("result_cf"), f.golden("result_pols"));
     let per_scenario = cf.col("scen_id").is_some();
     if !per_scenario {
         check_monthly(name, &out.join("result_cf.csv"), &cf, n as f64, &mut worst);
@@ -354,6 +369,19 @@ fn over_scenarios(name: &'static str, suffix: &str) {
     }
     if all["points"].as_u64() == Some(1) && !per_scenario {
         check_scenario_totals(name, &all, &pv, &mut worst);
+    } else if !per_scenario && all["points"].as_u64().is_some_and(|p| (p as usize) < n) {
+        // Fewer points than scenarios (EX4: 9 × 1,000): a run per point, whose per-scenario totals are its
+        // present values per scenario.
+        let dir = scratch(&format!("{name}-points"));
+        let points = csv(&model_points(&f));
+        for row in &points.rows {
+            let file = dir.join(format!("point{}.csv", row[0]));
+            std::fs::write(&file, format!("{}\n{}\n", points.header.join(","), row.join(","))).unwrap();
+            let config = variant_of_points(&f, &dir, &format!("point{}", row[0]), None, Some(&file), "");
+            let report_ = run(&config, &dir.join(format!("out{}", row[0])), "1");
+            let what = format!("{name}, point {}", row[0]);
+            check_scenario_totals(&what, &report_, &pv.filter(&pv.header[0], num(&row[0]) as usize), &mut worst);
+        }
     } else {
         let dir = scratch(&format!("{name}-scenarios"));
         for k in 1..=n {
@@ -371,6 +399,13 @@ fn over_scenarios(name: &'static str, suffix: &str) {
     report(name, &worst);
 }
 
+/// The model point file a folder's run.toml names.
+fn model_points(f: &Folder) -> PathBuf {
+    let config = text(&f.dir.join("run.toml"));
+    let line = config.lines().find_map(|l| l.strip_prefix("model_points = ")).expect("model_points in run.toml");
+    f.dir.join(line.trim_matches('"'))
+}
+
 /// The bundled models (plugins/actuarial/models) against lifelib's ME goldens.
 #[test]
 fn basicterm_me_reproduces_lifelib() {
@@ -379,34 +414,35 @@ fn basicterm_me_reproduces_lifelib() {
 
 #[test]
 fn cashvalue_me_reproduces_lifelib_per_scenario() {
-    over_scenarios("cashvalue_me", "");
+    over_scenarios("cashvalue_me");
 }
 
 #[test]
 fn cashvalue_se_reproduces_lifelib_per_scenario() {
-    over_scenarios("cashvalue_se", "");
+    over_scenarios("cashvalue_se");
+}
+
+/// The savings examples on every scenario of lifelib's runs: their draws are numpy's `default_rng(1234)`, which
+/// run.toml generates (`[projection.tables] std_norm_rand = { generate = "numpy.standard_normal", … }`).
+#[test]
+fn cashvalue_me_ex1_reproduces_lifelib_on_every_scenario() {
+    over_scenarios("cashvalue_me_ex1");
 }
 
 #[test]
-fn cashvalue_me_ex1_reproduces_lifelib_on_its_first_100_scenarios() {
-    over_scenarios("cashvalue_me_ex1", "_first100");
-}
-
-#[test]
-fn cashvalue_me_ex4_reproduces_lifelib_on_its_first_100_scenarios() {
-    over_scenarios("cashvalue_me_ex4", "_first100");
+fn cashvalue_me_ex4_reproduces_lifelib_on_every_scenario() {
+    over_scenarios("cashvalue_me_ex4");
 }
 
 /// EX2 simulation by simulation (its parameter `sim_id`, 1 in run.toml, 2–5 by `[projection.constants]`): the
 /// one point's present values per scenario, the totals, the monthly tables, the audit point (simulation 1) and
 /// `Summary.result()`'s means over the scenarios of the guarantees' costs and the fees (the report's totals).
 #[test]
-fn cashvalue_me_ex2_reproduces_lifelib_on_its_first_100_scenarios() {
+fn cashvalue_me_ex2_reproduces_lifelib_on_every_scenario() {
     let name = "cashvalue_me_ex2";
     let f = folder(name);
     let dir = scratch(&format!("{name}-sims"));
-    let (cf, pols, summary) =
-        (f.golden("result_cf_first100"), f.golden("result_pols_first100"), f.golden("summary_result_first100"));
+    let (cf, pols, summary) = (f.golden("result_cf"), f.golden("result_pols"), f.golden("summary_result"));
     let mut worst = Worst::default();
     for sim in 1..=5 {
         let (out, report_) = if sim == 1 {
@@ -423,9 +459,9 @@ fn cashvalue_me_ex2_reproduces_lifelib_on_its_first_100_scenarios() {
         if sim == 1 {
             check_audit(&what, &out.join("audit.csv"), &f.golden("audit_point1"), true, &mut worst);
         }
-        let pv = f.golden(&format!("result_pv_sim{sim}_first100"));
+        let pv = f.golden(&format!("result_pv_sim{sim}"));
         check_scenario_totals(&what, &report_, &pv, &mut worst);
-        check_totals(&what, &report_, &f.golden(&format!("result_pv_totals_sim{sim}_first100")), n, &mut worst);
+        check_totals(&what, &report_, &f.golden(&format!("result_pv_totals_sim{sim}")), n, &mut worst);
         check_monthly(&what, &out.join("result_cf.csv"), &cf.filter("sim_id", sim), n, &mut worst);
         check_monthly(&what, &out.join("result_pols.csv"), &pols.filter("sim_id", sim), n, &mut worst);
         let row = &summary.filter("sim_id", sim).rows[0];
@@ -435,4 +471,74 @@ fn cashvalue_me_ex2_reproduces_lifelib_on_its_first_100_scenarios() {
         worst.row(&format!("{what}: summary"), &got, &want);
     }
     report(name, &worst);
+}
+
+/// A generated table's request is checked where run.toml writes it: `file:line:column`, what is allowed and
+/// what was given; a size beyond the memory budget is refused before anything is drawn.
+#[test]
+fn generated_draws_are_checked_where_they_are_written() {
+    let f = folder("cashvalue_me_ex4");
+    let dir = scratch("numpy-draws-errors");
+    let base = text(&variant(&f, &dir, "base", None, ""));
+    let line = base.lines().position(|l| l.starts_with("std_norm_rand = ")).expect("the draws' line") + 1;
+    // The error is placed at the value of key `at` within the request (at the request itself without one).
+    let fails = |name: &str, value: &str, at: Option<&str>, message: &str| {
+        let prefix = "std_norm_rand = ".len() + 1;
+        let column = at.map_or(prefix, |k| prefix + value.find(&format!("{k} = ")).expect("the key") + k.len() + 3);
+        let config = dir.join(format!("{name}.toml"));
+        let text: Vec<String> = base
+            .lines()
+            .map(|l| if l.starts_with("std_norm_rand = ") { format!("std_norm_rand = {value}") } else { l.into() })
+            .collect();
+        std::fs::write(&config, text.join("\n")).unwrap();
+        let out = parfit(&["run", config.to_str().unwrap(), "--output", dir.join(name).to_str().unwrap()]);
+        assert_ne!(out.code, 0, "{name}: parfit accepted it");
+        let place = format!("error: {}:{line}:{column}: ", config.display());
+        assert!(
+            out.stderr.starts_with(&place) && out.stderr.contains(message),
+            "{name}: expected {place}…{message}\ngot: {}",
+            out.stderr
+        );
+    };
+    let g = r#"generate = "numpy.standard_normal""#;
+    fails(
+        "generator",
+        r#"{ generate = "numpy.uniform", seed = 1, size = [1000, 242] }"#,
+        Some("generate"),
+        "generate = \"numpy.uniform\": the generator is \"numpy.standard_normal\"",
+    );
+    fails(
+        "seed",
+        &format!("{{ {g}, seed = -1, size = [1000, 242] }}"),
+        Some("seed"),
+        "seed must be a whole number from 0 up, not -1",
+    );
+    fails(
+        "size",
+        &format!("{{ {g}, seed = 1, size = [1000, 0] }}"),
+        Some("size"),
+        "size must be a whole number from 1 up, not 0",
+    );
+    fails(
+        "memory",
+        &format!("{{ {g}, seed = 1, size = [100000000, 100000000] }}"),
+        Some("size"),
+        "more than the limit",
+    );
+    fails(
+        "start",
+        &format!("{{ {g}, seed = 1, size = [1000, 242], start = [1] }}"),
+        Some("start"),
+        "start has 1 values but size has 2 (one per key)",
+    );
+    fails("key", &format!("{{ {g}, seeds = 1, size = [1000, 242] }}"), Some("seeds"), "unknown key 'seeds'");
+    fails("no seed", &format!("{{ {g}, size = [1000, 242] }}"), None, "numpy.standard_normal needs seed");
+    fails("not a table", "5", None, "a table is a file name");
+    // What only the model's declaration can tell (its keys) is placed at the request, naming the declaration.
+    fails(
+        "keys",
+        &format!("{{ {g}, seed = 1, size = [10, 242, 3], start = [1, 0, 0] }}"),
+        None,
+        "cashvalue_me_ex4.prj:19:7) has 2 keys, so the draws need 2 extents in size and start; given 3 and 3",
+    );
 }

@@ -53,9 +53,10 @@ pub struct ProjectionSection {
     /// The model point table (CSV, or gzip-compressed CSV ending in `.gz` where the loader gunzips); its first
     /// column is the point id.
     pub model_points: PathBuf,
-    /// Table role → file (see the plugin's README for the roles a kind needs; a model file names its own).
+    /// Table role → file (see the plugin's README for the roles a kind needs; a model file names its own), or a
+    /// table made by a generator (numpy's normal draws).
     #[serde(default)]
-    pub tables: BTreeMap<String, PathBuf>,
+    pub tables: BTreeMap<String, TableSource>,
     /// Overrides of the model's named constants.
     #[serde(default)]
     pub constants: BTreeMap<String, f64>,
@@ -67,6 +68,103 @@ pub struct ProjectionSection {
     pub monthly: bool,
     /// Id (first-column value) of a point whose every monthly quantity is reported.
     pub audit_point: Option<toml::Value>,
+}
+
+/// Where a table comes from: a file (`mort = "mort_table.csv"`) or a generator
+/// (`std_norm_rand = { generate = "numpy.standard_normal", seed = 1234, size = [10000, 242], start = [1, 0] }`),
+/// whose keys are checked with the rest of the configuration.
+#[derive(Debug, Clone)]
+pub enum TableSource {
+    File(PathBuf),
+    Generated(toml::Table),
+}
+
+impl<'de> Deserialize<'de> for TableSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(TableSource::File(s.into())),
+            toml::Value::Table(t) => Ok(TableSource::Generated(t)),
+            other => Err(serde::de::Error::custom(format!(
+                "a table is a file name (\"mort_table.csv\") or a generator ({{ generate = \"{NUMPY_NORMAL}\", \
+                 seed = …, size = […] }}), not {}",
+                other.type_str()
+            ))),
+        }
+    }
+}
+
+/// The generator of numpy's standard normal draws (`parfit_core::numpy_rng`).
+pub const NUMPY_NORMAL: &str = "numpy.standard_normal";
+
+/// A generated table's request checked key by key, placed at `file:line:column`: the JSON the plugin reads
+/// (`{ name, numpy_standard_normal: { seed, size, start } }`, `name` the request's place).
+fn generated_table(path: &Path, text: &str, role: &str, spec: &toml::Table) -> Result<Value> {
+    let at = |key: &str| locate(path, text, &["projection", "tables", role, key]);
+    let whole = |key: &str, v: &toml::Value, min: i64| -> Result<i64> {
+        match v.as_integer() {
+            Some(i) if i >= min => Ok(i),
+            _ => Err(input(format!(
+                "{}: [projection.tables] {role}: {key} must be a whole number from {min} up, not {v}",
+                at(key)
+            ))),
+        }
+    };
+    let list = |key: &str, min: i64| -> Result<Option<Vec<i64>>> {
+        let Some(v) = spec.get(key) else { return Ok(None) };
+        let items = v.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+            input(format!("{}: [projection.tables] {role}: {key} must be a list of whole numbers, not {v}", at(key)))
+        })?;
+        items.iter().map(|i| whole(key, i, min)).collect::<Result<Vec<_>>>().map(Some)
+    };
+    for key in spec.keys() {
+        if !["generate", "seed", "size", "start"].contains(&key.as_str()) {
+            return Err(input(format!(
+                "{}: [projection.tables] {role}: unknown key '{key}' (a generated table has generate, seed, size and \
+                 start)",
+                at(key)
+            )));
+        }
+    }
+    match spec.get("generate") {
+        Some(toml::Value::String(g)) if g == NUMPY_NORMAL => {}
+        Some(g) => {
+            return Err(input(format!(
+                "{}: [projection.tables] {role}: generate = {g}: the generator is \"{NUMPY_NORMAL}\" (numpy's \
+                 default_rng(seed).standard_normal(size))",
+                at("generate")
+            )));
+        }
+        None => {
+            return Err(input(format!(
+                "{}: [projection.tables] {role}: a generated table needs generate = \"{NUMPY_NORMAL}\"",
+                locate(path, text, &["projection", "tables", role])
+            )));
+        }
+    }
+    let needs = |key: &str| {
+        input(format!(
+            "{}: [projection.tables] {role}: {NUMPY_NORMAL} needs {key}",
+            locate(path, text, &["projection", "tables", role])
+        ))
+    };
+    let seed = whole("seed", spec.get("seed").ok_or_else(|| needs("seed"))?, 0)?;
+    let size = list("size", 1)?.ok_or_else(|| needs("size (one extent per key of the table, e.g. [10000, 242])"))?;
+    let start = list("start", i64::MIN)?.unwrap_or_else(|| vec![0; size.len()]);
+    if start.len() != size.len() {
+        return Err(input(format!(
+            "{}: [projection.tables] {role}: start has {} values but size has {} (one per key)",
+            at("start"),
+            start.len(),
+            size.len()
+        )));
+    }
+    let count = size.iter().map(|&n| n as f64).product::<f64>();
+    parfit_core::limits::check_allocation(&format!("{}: [projection.tables] {role}", at("size")), count, 8.0)
+        .map_err(input)?;
+    Ok(json!({
+        "name": locate(path, text, &["projection", "tables", role]),
+        "numpy_standard_normal": { "seed": seed, "size": size, "start": start },
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -262,9 +360,15 @@ impl Projection {
         let points_text = files.read(&points_path)?;
         let ids = point_ids(&points_name, &points_text)?;
         let mut tables = Map::new();
-        for (role, file) in &p.tables {
-            let file = resolve(file);
-            tables.insert(role.clone(), json!({ "name": file.display().to_string(), "text": files.read(&file)? }));
+        for (role, source) in &p.tables {
+            let table = match source {
+                TableSource::File(file) => {
+                    let file = resolve(file);
+                    json!({ "name": file.display().to_string(), "text": files.read(&file)? })
+                }
+                TableSource::Generated(spec) => generated_table(path, &config.text, role, spec)?,
+            };
+            tables.insert(role.clone(), table);
         }
         tables.insert("model_points".into(), json!({ "name": points_name, "text": points_text }));
         let mut json = json!({ "tables": tables, "constants": p.constants });
@@ -286,6 +390,8 @@ impl Projection {
                 Some((section, k)) => {
                     input(format!("{}: {e}", locate(path, &config.text, &["projection", section.as_str(), k.as_str()])))
                 }
+                // A generated table's error is already placed in this file.
+                None if e.starts_with(&format!("{origin}:")) => input(e),
                 None => input(format!("{origin}: {e}")),
             }
         })?;

@@ -161,7 +161,7 @@ pub fn bundled_projection(kind: Kind, config: ProjectionConfig) -> Result<ModelP
     {
         params.insert("mort_table_last_age".into(), mortality_last_age(text, mort)?);
     }
-    let model = TextFile { name: file.into(), text: text.into() };
+    let model = TextFile { name: file.into(), text: text.into(), ..TextFile::default() };
     Ok(ModelProjector::new(ModelConfig { model, tables, constants: params })?.rename(kind_name(kind)))
 }
 

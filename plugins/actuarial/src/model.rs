@@ -17,17 +17,31 @@ use parfit_core::projection::{ProjectionSpec, Projector, ResultTable, Scope};
 use parfit_core::{SimError, Workspace};
 use parfit_expr::projection::{
     AttrValue, Attribute, OwnedProjection, Points, ProjectionProgram, SCENARIO, Table, ValueKind, compile_projection,
-    read_points, read_table, scenario_ids, table_declarations,
+    numpy_normal_table, read_points, read_table, scenario_ids, table_declarations,
 };
 use serde::Deserialize;
 
 /// A table's or model's text and the name it came from (the file path as the user wrote it), as the host passes
 /// it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TextFile {
     pub name: String,
+    #[serde(default)]
     pub text: String,
+    /// A table made rather than read: numpy's normal draws (`[projection.tables] NAME = { generate =
+    /// "numpy.standard_normal", … }`; `name` is where the request was written).
+    #[serde(default)]
+    pub numpy_standard_normal: Option<NumpyNormal>,
+}
+
+/// `numpy.random.default_rng(seed).standard_normal(size)`, key *k* from `start[k]` (`numpy_normal_table`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumpyNormal {
+    pub seed: u64,
+    pub size: Vec<usize>,
+    pub start: Vec<i64>,
 }
 
 /// The longest horizon a model may give: 200 years.
@@ -103,7 +117,10 @@ impl ModelProjector {
                 points = Some(read_points(Some(d), &f.name, &f.text)?);
                 continue;
             }
-            let t = read_table(d, &f.name, &f.text)?;
+            let t = match &f.numpy_standard_normal {
+                Some(g) => numpy_normal_table(d, &f.name, file, g.seed, &g.size, &g.start)?,
+                None => read_table(d, &f.name, &f.text)?,
+            };
             if let Some(ids) = scenario_ids(d, &t) {
                 scenarios = ids;
             }

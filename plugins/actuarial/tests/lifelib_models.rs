@@ -20,8 +20,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use parfit_expr::projection::{
-    AttrValue, Attribute, Points, SCENARIO, Table, ValueKind, compile_projection, read_points, read_table,
-    table_declarations,
+    AttrValue, Attribute, Points, SCENARIO, Table, ValueKind, compile_projection, numpy_normal_table, read_points,
+    read_table, table_declarations,
 };
 
 fn root() -> PathBuf {
@@ -90,10 +90,25 @@ fn inputs(spec: &Spec, points: Option<&str>) -> (Points, Vec<Table>, Vec<Attribu
     let dir = root().join("examples/lifelib").join(spec.folder);
     let config = text(&dir.join("run.toml"));
     let mut files: HashMap<String, PathBuf> = HashMap::new();
+    // Tables generated as run.toml asks: numpy's normal draws (`{ generate = "numpy.standard_normal", … }`).
+    let mut generated: HashMap<String, (u64, Vec<usize>, Vec<i64>)> = HashMap::new();
     let mut section = String::new();
     for line in config.lines().map(str::trim) {
         if line.starts_with('[') {
             section = line.to_string();
+        } else if let Some((k, v)) = line.split_once(" = ")
+            && v.starts_with('{')
+            && section == "[projection.tables]"
+        {
+            assert!(v.contains("generate = \"numpy.standard_normal\""), "{line}");
+            let after = |key: &str| v.split_once(&format!("{key} = ")).unwrap_or_else(|| panic!("{line}")).1;
+            let list = |key: &str| -> Vec<i64> {
+                let inner = after(key).trim_start_matches('[').split(']').next().unwrap();
+                inner.split(',').map(|x| x.trim().parse().unwrap()).collect()
+            };
+            let seed = after("seed").split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
+            let size = list("size").into_iter().map(|n| n as usize).collect();
+            generated.insert(k.to_string(), (seed, size, list("start")));
         } else if let Some((k, v)) = line.split_once(" = ")
             && v.starts_with('"')
         {
@@ -115,6 +130,11 @@ fn inputs(spec: &Spec, points: Option<&str>) -> (Points, Vec<Table>, Vec<Attribu
     let mut tables = vec![];
     let mut mp = None;
     for d in &decls {
+        if let Some((seed, size, start)) = generated.get(&d.name) {
+            let t = numpy_normal_table(d, "run.toml", spec.model, *seed, size, start).unwrap_or_else(|e| panic!("{e}"));
+            tables.push(t);
+            continue;
+        }
         let path =
             files.get(&d.name).unwrap_or_else(|| panic!("{}: run.toml has no file for '{}'", spec.folder, d.name));
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -138,8 +158,6 @@ struct Spec {
     model: &'static str,
     /// Scenarios 1..=n, each a run with the attribute `scenario` (0: the model has none).
     scenarios: usize,
-    /// The goldens' suffix: `_first100` for the savings examples' runs of their first 100 scenarios.
-    suffix: &'static str,
     /// `result_cf` / `result_pols` columns → the cells summed over the points each month.
     cf: &'static [(&'static str, &'static str)],
     pols: &'static [(&'static str, &'static str)],
@@ -176,23 +194,24 @@ fn run(spec: &Spec, native: bool, limit: Option<usize>) -> Run {
 /// [`run`] with parameters of the model set (EX2's `sim_id`).
 fn run_with(spec: &Spec, native: bool, limit: Option<usize>, extra: &[(&str, f64)]) -> Run {
     let f = folder(spec.folder);
-    let cf = f.csv(&format!("result_cf{}", spec.suffix));
+    let cf = f.csv("result_cf");
     let months = cf.rows.iter().map(|r| num(&r[cf.col("t")]) as usize + 1).max().unwrap();
     let (points, tables, attributes, source) = inputs(spec, None);
     let mut out = Run { cells: vec![], months, results: HashMap::new(), totals: HashMap::new(), audit: vec![] };
     let scenarios: Vec<usize> = if spec.scenarios == 0 { vec![0] } else { (1..=spec.scenarios).collect() };
+    let sum_scenarios = spec.scenarios > 1 && !cf.header.iter().any(|h| h == "scen_id");
+    let params: Vec<(&str, f64)> = extra.to_vec();
+    let mut program =
+        compile_projection(spec.model, &source, &attributes, &tables, &params).unwrap_or_else(|e| panic!("{e}"));
+    if native {
+        program.compile_native().unwrap();
+    }
+    out.cells = program.cells().map(str::to_string).collect();
+    let width = out.cells.len();
+    let mut runner = program.runner();
+    let mut rows = vec![0.0; months * width];
     for scenario in scenarios {
-        let params: Vec<(&str, f64)> = extra.to_vec();
-        let mut program =
-            compile_projection(spec.model, &source, &attributes, &tables, &params).unwrap_or_else(|e| panic!("{e}"));
-        if native {
-            program.compile_native().unwrap();
-        }
-        out.cells = program.cells().map(str::to_string).collect();
-        let width = out.cells.len();
-        let mut rows = vec![0.0; months * width];
         let mut totals = vec![vec![0.0; months]; width];
-        let mut runner = program.runner();
         let n = limit.unwrap_or(points.len()).min(points.len());
         let mut values = vec![];
         for p in 0..n {
@@ -211,7 +230,16 @@ fn run_with(spec: &Spec, native: bool, limit: Option<usize>, extra: &[(&str, f64
                 out.audit = rows.clone();
             }
         }
-        out.totals.insert(scenario, totals);
+        // Where lifelib's monthly tables sum the scenarios (the savings examples), so does the run, scenario by
+        // scenario in order (10,000 scenarios' monthly rows of every cell would not fit in memory).
+        match out.totals.get_mut(&0) {
+            Some(sum) if sum_scenarios => {
+                sum.iter_mut().flatten().zip(totals.iter().flatten()).for_each(|(a, b)| *a += b);
+            }
+            _ => {
+                out.totals.insert(if sum_scenarios { 0 } else { scenario }, totals);
+            }
+        }
     }
     out
 }
@@ -270,11 +298,10 @@ fn check(spec: &Spec) {
     let start = std::time::Instant::now();
     let run = run(spec, true, None);
     let took = start.elapsed();
-    let (same, all, worst) =
-        check_pvs(spec, &run, &f, &format!("result_pv{}", spec.suffix), &format!("result_pv_totals{}", spec.suffix));
-    check_monthly(spec, &run, &f.csv(&format!("result_cf{}", spec.suffix)), spec.cf);
+    let (same, all, worst) = check_pvs(spec, &run, &f, "result_pv", "result_pv_totals");
+    check_monthly(spec, &run, &f.csv("result_cf"), spec.cf);
     if !spec.pols.is_empty() {
-        check_monthly(spec, &run, &f.csv(&format!("result_pols{}", spec.suffix)), spec.pols);
+        check_monthly(spec, &run, &f.csv("result_pols"), spec.pols);
     }
     check_audit(spec, &run, &f);
     eprintln!(
@@ -346,8 +373,9 @@ fn check_audit(spec: &Spec, run: &Run, f: &Folder) {
     assert!(cells_checked > 10);
 }
 
-/// The same bits interpreted and native, on the first points.
+/// The same bits interpreted and native, on the first points and scenarios.
 fn interpreted_is_native(spec: &Spec) {
+    let spec = &Spec { scenarios: spec.scenarios.min(100), ..*spec };
     let (a, b) = (run(spec, false, Some(300)), run(spec, true, Some(300)));
     let bits = |r: &Run| {
         let mut keys: Vec<&String> = r.results.keys().collect();
@@ -372,8 +400,7 @@ const EXAMPLE_CF: &[(&str, &str)] = &[
 const CASH_VALUE_EX1: Spec = Spec {
     folder: "cashvalue_me_ex1",
     model: "cashvalue_me_ex1.prj",
-    scenarios: 100,
-    suffix: "_first100",
+    scenarios: 10_000,
     cf: EXAMPLE_CF,
     pols: POLS,
     audit_skip: &[],
@@ -381,41 +408,9 @@ const CASH_VALUE_EX1: Spec = Spec {
 };
 
 #[test]
-fn cashvalue_me_ex1_reproduces_lifelib_on_its_first_100_scenarios() {
+fn cashvalue_me_ex1_reproduces_lifelib_on_every_scenario() {
     check(&CASH_VALUE_EX1);
     interpreted_is_native(&CASH_VALUE_EX1);
-}
-
-/// The committed draws are the ones their check describes (made with them by `make_goldens.py`, which asserts
-/// they are the first 100 scenarios of the full runs, whose SHA-256 is `std_norm_rand_check.csv`'s): count,
-/// first, last and sum (numpy's pairwise sum, so within an ulp or so of this one).
-#[test]
-fn the_committed_draws_are_the_checked_ones() {
-    // EX2 reads the same file.
-    let path = |model: &str| folder(model).files["std_norm_rand_first100"].canonicalize().unwrap();
-    assert_eq!(path("cashvalue_me_ex2"), path("cashvalue_me_ex4"));
-    assert_eq!(path("cashvalue_me_ex1"), path("cashvalue_me_ex4"));
-    for model in ["cashvalue_me_ex1", "cashvalue_me_ex4"] {
-        let f = folder(model);
-        let draws = f.csv("std_norm_rand_first100");
-        let check = f.csv("std_norm_rand_first100_check");
-        let z: Vec<f64> = draws.rows.iter().map(|r| num(&r[draws.col("std_norm_rand")])).collect();
-        let row = &check.rows[0];
-        assert_eq!(z.len(), num(&row[check.col("count")]) as usize, "{model}");
-        assert_eq!(z.first().copied(), Some(num(&row[check.col("first")])), "{model}");
-        assert_eq!(z.last().copied(), Some(num(&row[check.col("last")])), "{model}");
-        let sum: f64 = z.iter().sum();
-        let want = num(&row[check.col("sum")]);
-        assert!((sum - want).abs() <= 1e-12 * z.iter().map(|x| x.abs()).sum::<f64>(), "{model}: sum {sum}, {want}");
-        // Scenario-major, 242 months each.
-        assert!(
-            draws
-                .rows
-                .iter()
-                .enumerate()
-                .all(|(i, r)| num(&r[0]) as usize == i / 242 + 1 && num(&r[1]) as usize == i % 242)
-        );
-    }
 }
 
 /// EX1's closed-form value of the maturity guarantee (its last result, `option_put`) over the moneyness points,
@@ -426,7 +421,7 @@ fn cashvalue_me_ex1_closed_form_put_matches_lifelib() {
     let f = folder("cashvalue_me_ex1");
     let golden = f.csv("option_values_moneyness");
     let (points, tables, attributes, source) = inputs(&CASH_VALUE_EX1, Some("model_point_moneyness.csv"));
-    let months = of_scenario(&f.csv("result_cf_first100"), 1).len();
+    let months = of_scenario(&f.csv("result_cf"), 1).len();
     for native in [false, true] {
         let mut program = compile_projection(CASH_VALUE_EX1.model, &source, &attributes, &tables, &[])
             .unwrap_or_else(|e| panic!("{e}"));
@@ -460,8 +455,7 @@ fn cashvalue_me_ex1_closed_form_put_matches_lifelib() {
 const CASH_VALUE_EX4: Spec = Spec {
     folder: "cashvalue_me_ex4",
     model: "cashvalue_me_ex4.prj",
-    scenarios: 100,
-    suffix: "_first100",
+    scenarios: 1_000,
     cf: EXAMPLE_CF,
     pols: POLS,
     audit_skip: &[],
@@ -469,7 +463,7 @@ const CASH_VALUE_EX4: Spec = Spec {
 };
 
 #[test]
-fn cashvalue_me_ex4_reproduces_lifelib_on_its_first_100_scenarios() {
+fn cashvalue_me_ex4_reproduces_lifelib_on_every_scenario() {
     check(&CASH_VALUE_EX4);
     interpreted_is_native(&CASH_VALUE_EX4);
 }
@@ -477,8 +471,7 @@ fn cashvalue_me_ex4_reproduces_lifelib_on_its_first_100_scenarios() {
 const CASH_VALUE_EX2: Spec = Spec {
     folder: "cashvalue_me_ex2",
     model: "cashvalue_me_ex2.prj",
-    scenarios: 100,
-    suffix: "_first100",
+    scenarios: 10_000,
     cf: EXAMPLE_CF,
     pols: POLS,
     audit_skip: &[],
@@ -488,26 +481,20 @@ const CASH_VALUE_EX2: Spec = Spec {
 /// EX2, simulation by simulation (`sim_id` 1..=5): present values, monthly vectors, the audit point (simulation
 /// 1) and `Summary.result()`, the means over the scenarios of the guarantees' costs and the fees.
 #[test]
-fn cashvalue_me_ex2_reproduces_lifelib_on_its_first_100_scenarios() {
+fn cashvalue_me_ex2_reproduces_lifelib_on_every_scenario() {
     let spec = &CASH_VALUE_EX2;
     let f = folder(spec.folder);
     let filter = |golden: &Csv, sim: usize| Csv {
         header: golden.header.clone(),
         rows: golden.rows.iter().filter(|r| num(&r[golden.col("sim_id")]) as usize == sim).cloned().collect(),
     };
-    let (cf, pols, summary) =
-        (f.csv("result_cf_first100"), f.csv("result_pols_first100"), f.csv("summary_result_first100"));
+    let (cf, pols, summary) = (f.csv("result_cf"), f.csv("result_pols"), f.csv("summary_result"));
     let sims = f.csv("sim_param_table").rows.len();
     assert_eq!(sims, 5);
     for sim in 1..=sims {
         let run = run_with(spec, true, None, &[("sim_id", sim as f64)]);
-        let (same, all, worst) = check_pvs(
-            spec,
-            &run,
-            &f,
-            &format!("result_pv_sim{sim}_first100"),
-            &format!("result_pv_totals_sim{sim}_first100"),
-        );
+        let (same, all, worst) =
+            check_pvs(spec, &run, &f, &format!("result_pv_sim{sim}"), &format!("result_pv_totals_sim{sim}"));
         check_monthly(spec, &run, &filter(&cf, sim), spec.cf);
         check_monthly(spec, &run, &filter(&pols, sim), spec.pols);
         if sim == 1 {
@@ -553,7 +540,6 @@ const CASH_VALUE_SE: Spec = Spec {
     folder: "cashvalue_se",
     model: "cashvalue_se.prj",
     scenarios: 10,
-    suffix: "",
     cf: &[
         ("Premiums", "premiums"),
         ("Death", "claims_death"),
@@ -588,7 +574,6 @@ const BASIC_TERM_M: Spec = Spec {
     folder: "basicterm_m",
     model: "basicterm_m.prj",
     scenarios: 0,
-    suffix: "",
     cf: BASIC_CF,
     pols: &[],
     audit_skip: &[],
@@ -599,7 +584,6 @@ const BASIC_TERM_S: Spec = Spec {
     folder: "basicterm_s",
     model: "basicterm_s.prj",
     scenarios: 0,
-    suffix: "",
     cf: BASIC_CF,
     pols: &[],
     audit_skip: &[],
@@ -616,7 +600,6 @@ const BASIC_TERM_SE: Spec = Spec {
     folder: "basicterm_se",
     model: "basicterm_se.prj",
     scenarios: 0,
-    suffix: "",
     cf: BASIC_CF,
     pols: POLS,
     audit_skip: &[],

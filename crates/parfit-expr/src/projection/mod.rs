@@ -19,7 +19,7 @@ mod passes;
 mod read;
 mod syntax;
 
-pub use read::{Points, read_points, read_table, scenario_ids};
+pub use read::{Points, numpy_normal_table, read_points, read_table, scenario_ids};
 pub use syntax::{KeyDecl, Range, TableDecl};
 
 use std::collections::{HashMap, HashSet};

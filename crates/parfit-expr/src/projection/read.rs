@@ -335,6 +335,71 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
     Ok(Table { name: decl.name.clone(), keys, columns: names.into_iter().zip(data).collect(), missing: decl.missing })
 }
 
+/// A table of numpy's standard normal draws: `numpy.random.default_rng(seed).standard_normal(size)`, made rather
+/// than read. `size` has one extent per declared key and `start` each key's first value: key *k* runs over
+/// `start[k] .. start[k] + size[k]`, the last key fastest, as numpy fills an array of that shape (lifelib's
+/// savings examples: `size = [10000, 242]`, `start = [1, 0]` for `std_norm_rand[scen_id, t]`). Its one value
+/// column is named after the table. `name` says where the request was written (errors begin with it) and
+/// `model` names the file of the declaration; the draws are made once, whatever the threads or ranks that read
+/// them (see `parfit_core::numpy_rng`).
+pub fn numpy_normal_table(
+    decl: &TableDecl,
+    name: &str,
+    model: &str,
+    seed: u64,
+    size: &[usize],
+    start: &[i64],
+) -> Result<Table, String> {
+    let tname = decl.name.as_str();
+    let at = format!("{model}:{}:{}", decl.pos.line, decl.pos.col);
+    if size.len() != decl.keys.len() || start.len() != size.len() {
+        return Err(format!(
+            "{name}: table '{tname}' ({at}) has {} keys, so the draws need {0} extents in size and \
+             start; given {} and {}",
+            decl.keys.len(),
+            size.len(),
+            start.len()
+        ));
+    }
+    if let Some(k) = decl.keys.iter().find(|k| k.text || k.across) {
+        return Err(format!(
+            "{name}: table '{tname}' ({at}): key '{}' is {}, but generated draws have whole-number \
+             keys",
+            k.name,
+            if k.text { "text" } else { "across" }
+        ));
+    }
+    if let Some((c, _, _)) = decl.columns.first() {
+        return Err(format!(
+            "{name}: table '{tname}' ({at}): its values are the draws (one number column named \
+             after the table); 'with {c} …' does not apply"
+        ));
+    }
+    // The size is checked against the memory budget before any key or draw is allocated.
+    let count = size.iter().try_fold(1usize, |n, &s| n.checked_mul(s)).unwrap_or(usize::MAX);
+    let extents = size.iter().map(usize::to_string).collect::<Vec<_>>().join(" × ");
+    let what = format!("{name}: table '{tname}' ({extents} draws)");
+    parfit_core::limits::check_allocation(&what, count as f64 + size.iter().sum::<usize>() as f64, 8.0)?;
+    let mut keys = Vec::with_capacity(size.len());
+    for ((k, &n), &first) in decl.keys.iter().zip(size).zip(start) {
+        let last =
+            i64::try_from(n).ok().filter(|&n| n > 0).and_then(|n| first.checked_add(n - 1)).ok_or_else(|| {
+                format!(
+                    "{name}: key '{}' from {first} over {n} values is outside the whole numbers a key can hold",
+                    k.name
+                )
+            })?;
+        keys.push((k.name.clone(), Key::Ints { values: (first..=last).collect(), ultimate: k.ultimate }));
+    }
+    let draws = parfit_core::numpy_rng::standard_normal(&what, seed, count)?;
+    Ok(Table {
+        name: tname.to_string(),
+        keys,
+        columns: vec![(tname.to_string(), ColumnData::Numbers(draws))],
+        missing: decl.missing,
+    })
+}
+
 /// The ids of a scenario table: the values of its key marked `scenarios`, in order (`None`: the declaration
 /// marks no key).
 pub fn scenario_ids(decl: &TableDecl, table: &Table) -> Option<Vec<i64>> {
@@ -592,6 +657,56 @@ mod tests {
         let e = read("table d(year) with zero_spot number > -1", "year,zero_spot\n0,0.01\n1,-1\n").unwrap_err();
         assert_eq!(e, "t.csv:3:2: column 'zero_spot': -1 is not > -1");
         assert!(read("table d(year) with zero_spot number > -1", "year,zero_spot\n0,-0.99\n").is_ok());
+    }
+
+    #[test]
+    fn numpy_draws_are_a_table_the_model_reads() {
+        let d = decl("table z(scen scenarios, t)");
+        let t = numpy_normal_table(&d, "run.toml:9:5", "m.prj", 1234, &[3, 4], &[1, 0]).unwrap();
+        assert_eq!((ints(&t, 0), ints(&t, 1)), (vec![1, 2, 3], vec![0, 1, 2, 3]));
+        assert_eq!(scenario_ids(&d, &t), Some(vec![1, 2, 3]));
+        // Row-major, the last key fastest: z[scen, t] is draw (scen − 1) × 4 + t of numpy's stream.
+        let mut g = parfit_core::numpy_rng::Generator::default_rng(1234);
+        let want: Vec<f64> = (0..12).map(|_| g.standard_normal()).collect();
+        assert!(matches!(&t.columns[..], [(n, ColumnData::Numbers(v))] if n == "z" && v == &want));
+        let src = "table z(scen scenarios, t)\nx = z[scenario, t]\n";
+        let attrs = [Attribute { name: super::super::SCENARIO.into(), kind: ValueKind::Number }];
+        let p = compile_projection("m.prj", src, &attrs, &[t], &[]).unwrap();
+        let mut rows = [0.0; 4];
+        p.runner().run(&[AttrValue::Number(2.0)], 4, Some(&mut rows)).unwrap();
+        assert_eq!(rows[..], want[4..8]);
+    }
+
+    #[test]
+    fn numpy_draws_that_do_not_fit_the_declaration_are_refused() {
+        let e = |src: &str, size: &[usize], start: &[i64]| {
+            numpy_normal_table(&decl(src), "run.toml:9:5", "m.prj", 1, size, start).map(|_| ()).unwrap_err()
+        };
+        assert_eq!(
+            e("table z(s scenarios, t, u)", &[2, 3], &[1, 0]),
+            "run.toml:9:5: table 'z' (m.prj:1:7) has 3 keys, so the draws need 3 extents in size and \
+             start; given 2 and 2"
+        );
+        assert_eq!(
+            e("table z(s, kind text)", &[2, 3], &[1, 0]),
+            "run.toml:9:5: table 'z' (m.prj:1:7): key 'kind' is text, but generated draws have \
+             whole-number keys"
+        );
+        assert_eq!(
+            e("table z(s) with v number > 0", &[2], &[0]),
+            "run.toml:9:5: table 'z' (m.prj:1:7): its values are the draws (one number column named \
+             after the table); 'with v …' does not apply"
+        );
+        assert_eq!(
+            e("table z(s)", &[3], &[i64::MAX - 1]),
+            format!(
+                "run.toml:9:5: key 's' from {} over 3 values is outside the whole numbers a key can hold",
+                i64::MAX - 1
+            )
+        );
+        // A size beyond the memory budget is refused before anything is allocated.
+        let big = e("table z(s, t)", &[1 << 40, 1 << 20], &[0, 0]);
+        assert!(big.starts_with("run.toml:9:5: table 'z' (1099511627776 × 1048576 draws)"), "{big}");
     }
 
     #[test]
