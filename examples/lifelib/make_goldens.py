@@ -13,9 +13,9 @@ the model as shipped (its own model points, tables and references) and writes in
 - result_cf and result_pols (monthly portfolio vectors) where the model defines them;
 - audit_point1.csv.gz: every cell of the model that takes `t` (and, for cells of two parameters, each value the
   formula compares its second parameter with), for model point 1 (scenario 1, simulation 1), month by month;
-- for the savings examples EX1, EX2 and EX4, whose draws are too many to commit: their first 100 scenarios'
-  draws (`std_norm_rand_first100`, with a checksum for EX1/EX4) and the results of a run of only those scenarios
-  (`*_first100`);
+- for the savings examples EX1, EX2 and EX4, whose draws are too many to commit: the draws' checksum
+  (`std_norm_rand_check`; parfit makes the same draws itself, `parfit_core::numpy_rng`, and checks them against
+  it);
 - manifest.csv: every file of the model (name, role, path relative to the model's folder). A table or golden whose
   values are already in the repository (examples/savings, examples/basicterm, tests/data/lifelib_*, or another
   model's folder) is not written again: the manifest points to the existing file.
@@ -357,43 +357,14 @@ def run_seriatim(folder, model, scenarios=None):
 
 
 def random_draws(out, P):
-    """The EX models draw their scenarios with numpy (default_rng(1234)): too many to commit, so their checksum."""
+    """The EX models draw their scenarios with numpy (default_rng(1234)): too many to commit, so their checksum
+    (which parfit's own draws, parfit_core::numpy_rng, are checked against)."""
     rnd = np.asarray(P.std_norm_rand(), dtype="<f8").reshape(-1)
     digest = hashlib.sha256(rnd.tobytes()).hexdigest()
     frame = pd.DataFrame({"count": [rnd.size], "sha256_f64le": [digest],
                           "first": [rnd[0]], "last": [rnd[-1]], "sum": [float(np.sum(rnd))]})
     frame.index.name = "draws"
     out.write("std_norm_rand_check", "draws_check", frame)
-
-
-# The EX models' first scenarios, which parfit's tests run (the full draws are too many to commit).
-FIRST_SCENARIOS = 100
-
-
-def first_scenarios(out, P):
-    """EX1/EX4 again with only their first FIRST_SCENARIOS scenarios (scen_size): the draws as a table (scen_id, t,
-    std_norm_rand), checked to be the first scenarios' of the full run (numpy's stream does not depend on how many
-    are drawn), with their checksum, and the run's results under the suffix _first<N>."""
-    n = FIRST_SCENARIOS
-    full = np.asarray(P.std_norm_rand(), dtype="<f8").reshape(-1)
-    size = P.scen_size
-    P.scen_size = n
-    rnd = np.asarray(P.std_norm_rand(), dtype="<f8").reshape(-1)
-    assert np.array_equal(rnd, full[: rnd.size]), "the first scenarios' draws differ from the full run's"
-    months = rnd.size // n
-    idx = pd.MultiIndex.from_product([range(1, n + 1), range(months)], names=["scen_id", "t"])
-    out.write(f"std_norm_rand_first{n}", "input", pd.Series(rnd, index=idx).to_frame("std_norm_rand"))
-    digest = hashlib.sha256(rnd.tobytes()).hexdigest()
-    check = pd.DataFrame({"count": [rnd.size], "sha256_f64le": [digest],
-                          "first": [rnd[0]], "last": [rnd[-1]], "sum": [float(np.sum(rnd))]})
-    check.index.name = "draws"
-    out.write(f"std_norm_rand_first{n}_check", "draws_check", check)
-    pv = P.result_pv()
-    out.write(f"result_pv_first{n}", "result_pv", pv)
-    out.write(f"result_pv_totals_first{n}", "result_pv_totals", totals(pv))
-    out.write(f"result_cf_first{n}", "result_cf", cf_index(P.result_cf()))
-    out.write(f"result_pols_first{n}", "result_pols", cf_index(P.result_pols()))
-    P.scen_size = size
 
 
 def option_values(out, P):
@@ -428,7 +399,6 @@ def make(folder, library, name, kind, tmp):
         out = run_vectorised(folder, model)
     if name in ("CashValue_ME_EX1", "CashValue_ME_EX4"):
         random_draws(out, P)
-        first_scenarios(out, P)
     if name == "CashValue_ME_EX1":
         option_values(out, P)
     out.finish()
@@ -458,35 +428,7 @@ def run_ex2(folder, model):
     key = first_key(item.model_point())
     out.write("audit_point1", "audit", audit(item, int(item.max_proj_len()), key, 0))
     random_draws(out, item)
-    first_scenarios_ex2(out, model, sims)
     return out
-
-
-def first_scenarios_ex2(out, model, sims):
-    """EX2 on its first FIRST_SCENARIOS scenarios, as first_scenarios does for EX1/EX4: per simulation its
-    present values, the monthly vectors and Summary.result() (the Monte Carlo means over those scenarios)."""
-    n = FIRST_SCENARIOS
-    P = model.Projection
-    full = np.asarray(P[sims[0]].std_norm_rand(), dtype="<f8").reshape(-1)
-    size = P.scen_size
-    P.scen_size = n
-    rnd = np.asarray(P[sims[0]].std_norm_rand(), dtype="<f8").reshape(-1)
-    assert np.array_equal(rnd, full[: rnd.size]), "the first scenarios' draws differ from the full run's"
-    months = rnd.size // n
-    idx = pd.MultiIndex.from_product([range(1, n + 1), range(months)], names=["scen_id", "t"])
-    out.write(f"std_norm_rand_first{n}", "input", pd.Series(rnd, index=idx).to_frame("std_norm_rand"))
-    cfs, pols = {}, {}
-    for s in sims:
-        item = P[s]
-        pv = item.result_pv()
-        out.write(f"result_pv_sim{s}_first{n}", "result_pv", pv)
-        out.write(f"result_pv_totals_sim{s}_first{n}", "result_pv_totals", totals(pv))
-        cfs[s] = item.result_cf()
-        pols[s] = item.result_pols()
-    out.write(f"result_cf_first{n}", "result_cf", cf_index(pd.concat(cfs, names=["sim_id"])))
-    out.write(f"result_pols_first{n}", "result_pols", cf_index(pd.concat(pols, names=["sim_id"])))
-    out.write(f"summary_result_first{n}", "summary", model.Summary.result())
-    P.scen_size = size
 
 
 def main(argv):

@@ -7,14 +7,18 @@
 //! Scenarios: a run with `scenarios = "all"` reports the mean over the scenarios (`pv.csv`, the monthly tables)
 //! and each scenario's totals (the JSON's `scenario_totals`). For a model of one point those totals are the point's
 //! present values per scenario; for several points the test runs the model once per scenario (a copy of run.toml
-//! with `scenarios = [k]`). lifelib's monthly tables of the savings examples sum over the scenarios: they are
-//! compared with the mean times the scenario count. EX2's simulations are its parameter `sim_id`
-//! (`[projection.constants]`), one run each.
+//! with `scenarios = [k]`), or, where lifelib's monthly tables sum the scenarios and there are fewer points than
+//! scenarios (EX4: 9 points × 1,000 scenarios), once per point (a copy reading a one-point file). The savings
+//! examples run on every scenario of lifelib's (EX1 and EX2 10,000, EX4 1,000): their run.toml makes numpy's
+//! draws. lifelib's monthly tables of the savings examples sum over the scenarios: they are compared with the
+//! mean times the scenario count. EX2's simulations are its parameter `sim_id` (`[projection.constants]`), one
+//! run each.
 //!
 //! Measured (debug build, 2026-12-07; the test prints each model's line): the worst difference relative to its
-//! row is 8.7e-15 (BasicTerm_M and _S), 7.2e-15 BasicTerm_SE and _ME, 2.6e-15 CashValue_ME, 2.0e-15 EX4,
-//! 1.8e-15 EX2, 1.2e-15 EX1, 1.6e-16 CashValue_SE; most values are lifelib's to the bit (CashValue_SE 166,679 of
-//! 166,682; BasicTerm_M 14,007 of 55,306, whose present values numpy sums as matrix products).
+//! row is 1.2e-13 EX2 (on every scenario, with its means over 10,000 of them), 3.9e-14 EX1, 2.2e-14 EX4,
+//! 8.7e-15 (BasicTerm_M and _S), 7.2e-15 BasicTerm_SE and _ME, 2.6e-15 CashValue_ME, 1.6e-16 CashValue_SE; most
+//! values are lifelib's to the bit (EX4 89,716 of 89,721; CashValue_SE 166,679 of 166,682; BasicTerm_M 14,007 of
+//! 55,306, whose present values numpy sums as matrix products).
 
 use std::collections::HashMap;
 use std::io::Read;
