@@ -404,7 +404,7 @@ const CASH_VALUE_EX1: Spec = Spec {
     cf: EXAMPLE_CF,
     pols: POLS,
     audit_skip: &[],
-    extra_results: 1,
+    extra_results: 2,
 };
 
 #[test]
@@ -450,6 +450,40 @@ fn cashvalue_me_ex1_closed_form_put_matches_lifelib() {
             if native { "native" } else { "interpreted" }
         );
     }
+}
+
+/// EX1's Monte Carlo value of the maturity guarantee over the moneyness points: per point, the mean over all
+/// 10,000 scenarios of its cost (the result `guarantee_cost`, lifelib's `pv_claims_over_av('MATURITY')`), against
+/// lifelib's (`option_values_moneyness.csv`, column `monte_carlo`, the notebook's `groupby(point_id).mean()`).
+#[test]
+fn cashvalue_me_ex1_monte_carlo_guarantee_matches_lifelib() {
+    let f = folder("cashvalue_me_ex1");
+    let golden = f.csv("option_values_moneyness");
+    let (points, tables, attributes, source) = inputs(&CASH_VALUE_EX1, Some("model_point_moneyness.csv"));
+    let months = of_scenario(&f.csv("result_cf"), 1).len();
+    let mut program =
+        compile_projection(CASH_VALUE_EX1.model, &source, &attributes, &tables, &[]).unwrap_or_else(|e| panic!("{e}"));
+    program.compile_native().unwrap();
+    let k = program.results().position(|r| r == "guarantee_cost").expect("the result guarantee_cost");
+    let mut runner = program.runner();
+    let mut values = vec![];
+    let mut worst = 0.0f64;
+    assert_eq!(points.len(), golden.rows.len());
+    for (p, row) in golden.rows.iter().enumerate() {
+        assert_eq!(points.ids[p], row[0]);
+        let mut sum = 0.0;
+        for scenario in 1..=CASH_VALUE_EX1.scenarios {
+            points.row(p, &mut values);
+            values.push(AttrValue::Number(scenario as f64));
+            runner.run(&values, months, None).unwrap();
+            sum += runner.results().nth(k).unwrap();
+        }
+        let mc = sum / CASH_VALUE_EX1.scenarios as f64;
+        let want = num(&row[golden.col("monte_carlo")]);
+        assert!((mc - want).abs() <= 1e-12 * want.abs(), "point {}: {mc}, lifelib {want}", row[0]);
+        worst = worst.max((mc - want).abs() / want.abs());
+    }
+    eprintln!("EX1's Monte Carlo guarantee over 10,000 scenarios: within {worst:.1e} of lifelib's");
 }
 
 const CASH_VALUE_EX4: Spec = Spec {
