@@ -103,10 +103,13 @@ fn generated_table(path: &Path, text: &str, role: &str, spec: &toml::Table) -> R
     let whole = |key: &str, v: &toml::Value, min: i64| -> Result<i64> {
         match v.as_integer() {
             Some(i) if i >= min => Ok(i),
-            _ => Err(input(format!(
-                "{}: [projection.tables] {role}: {key} must be a whole number from {min} up, not {v}",
-                at(key)
-            ))),
+            _ => {
+                let from = if min == i64::MIN { String::new() } else { format!(" from {min} up") };
+                Err(input(format!(
+                    "{}: [projection.tables] {role}: {key} must be a whole number{from}, not {v}",
+                    at(key)
+                )))
+            }
         }
     };
     let list = |key: &str, min: i64| -> Result<Option<Vec<i64>>> {
