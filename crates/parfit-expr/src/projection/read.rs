@@ -354,8 +354,8 @@ pub fn numpy_normal_table(
     let at = format!("{model}:{}:{}", decl.pos.line, decl.pos.col);
     if size.len() != decl.keys.len() || start.len() != size.len() {
         return Err(format!(
-            "{name}: table '{tname}' ({at}) has {} keys, so the draws need {0} extents in size and \
-             start; given {} and {}",
+            "{name}: table '{tname}' ({at}) has {} keys, so the draws need {0} extents in size and start; given {} \
+             and {}",
             decl.keys.len(),
             size.len(),
             start.len()
@@ -363,32 +363,32 @@ pub fn numpy_normal_table(
     }
     if let Some(k) = decl.keys.iter().find(|k| k.text || k.across) {
         return Err(format!(
-            "{name}: table '{tname}' ({at}): key '{}' is {}, but generated draws have whole-number \
-             keys",
+            "{name}: table '{tname}' ({at}): key '{}' is {}, but generated draws have whole-number keys",
             k.name,
             if k.text { "text" } else { "across" }
         ));
     }
     if let Some((c, _, _)) = decl.columns.first() {
         return Err(format!(
-            "{name}: table '{tname}' ({at}): its values are the draws (one number column named \
-             after the table); 'with {c} …' does not apply"
+            "{name}: table '{tname}' ({at}): its values are the draws (one number column named after the \
+             table); 'with {c} …' does not apply"
         ));
     }
-    // The size is checked against the memory budget before any key or draw is allocated.
+    // The size is checked against the memory budget before any key or draw is allocated (in floating point: a
+    // size from input may overflow any integer sum or product).
     let count = size.iter().try_fold(1usize, |n, &s| n.checked_mul(s)).unwrap_or(usize::MAX);
     let extents = size.iter().map(usize::to_string).collect::<Vec<_>>().join(" × ");
     let what = format!("{name}: table '{tname}' ({extents} draws)");
-    parfit_core::limits::check_allocation(&what, count as f64 + size.iter().sum::<usize>() as f64, 8.0)?;
+    let cells = size.iter().map(|&n| n as f64).product::<f64>() + size.iter().map(|&n| n as f64).sum::<f64>();
+    parfit_core::limits::check_allocation(&what, cells, 8.0)?;
     let mut keys = Vec::with_capacity(size.len());
     for ((k, &n), &first) in decl.keys.iter().zip(size).zip(start) {
-        let last =
-            i64::try_from(n).ok().filter(|&n| n > 0).and_then(|n| first.checked_add(n - 1)).ok_or_else(|| {
-                format!(
-                    "{name}: key '{}' from {first} over {n} values is outside the whole numbers a key can hold",
-                    k.name
-                )
-            })?;
+        if n == 0 {
+            return Err(format!("{name}: key '{}' has 0 values (each extent of size is at least 1)", k.name));
+        }
+        let last = i64::try_from(n - 1).ok().and_then(|m| first.checked_add(m)).ok_or_else(|| {
+            format!("{name}: key '{}' from {first} over {n} values is outside the whole numbers a key can hold", k.name)
+        })?;
         keys.push((k.name.clone(), Key::Ints { values: (first..=last).collect(), ultimate: k.ultimate }));
     }
     let draws = parfit_core::numpy_rng::standard_normal(&what, seed, count)?;
@@ -704,7 +704,13 @@ mod tests {
                 i64::MAX - 1
             )
         );
-        // A size beyond the memory budget is refused before anything is allocated.
+        assert_eq!(
+            e("table z(s, t)", &[2, 0], &[0, 0]),
+            "run.toml:9:5: key 't' has 0 values (each extent of size is at least 1)"
+        );
+        // A size beyond the memory budget (or beyond any integer) is refused before anything is allocated.
+        let huge = e("table z(s, t)", &[usize::MAX, usize::MAX], &[0, 0]);
+        assert!(huge.contains("more than the limit"), "{huge}");
         let big = e("table z(s, t)", &[1 << 40, 1 << 20], &[0, 0]);
         assert!(big.starts_with("run.toml:9:5: table 'z' (1099511627776 × 1048576 draws)"), "{big}");
     }
