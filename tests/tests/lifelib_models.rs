@@ -276,17 +276,26 @@ fn check_monthly(what: &str, ours: &Path, golden: &Csv, factor: f64, worst: &mut
 }
 
 /// Our audit.csv against lifelib's cells of the audit point, cell by cell over the months lifelib has a value.
-/// The folder's own models list every cell lifelib evaluated, by lifelib's names; the bundled ME models list their
-/// cells by the model's names (`pols_if_at(BEF_MAT)` is `pols_if_bef_mat`), and only some.
+/// Every model labels its audit columns as lifelib's audit trail names them (`pols_if_bef_mat` as
+/// `pols_if_at(BEF_MAT)`), so a column lifelib has under another name is an error; the folder's own models list
+/// every cell lifelib evaluated (`every`), the bundled ME models some.
 fn check_audit(what: &str, ours: &Path, golden: &Csv, every: bool, worst: &mut Worst) {
     let ours = csv(ours);
     let cell = |h: &str| h.replace("_at(", "_").replace('(', "_").replace(')', "").to_lowercase();
+    for h in &golden.header {
+        let renamed = cell(h);
+        assert!(
+            renamed == *h || ours.col(&renamed).is_none(),
+            "{what}: the audit names '{renamed}' where lifelib's says '{h}'"
+        );
+    }
+    assert!(ours.col("claims_total").is_none(), "{what}: the audit names 'claims_total' where lifelib's says 'claims'");
     let cols: Vec<(usize, usize)> = golden
         .header
         .iter()
         .enumerate()
         .filter_map(|(g, h)| {
-            let o = ours.col(h).or_else(|| ours.col(&cell(h)));
+            let o = ours.col(h);
             assert!(o.is_some() || !every, "{what}: the audit has no '{h}' ({:?})", ours.header);
             o.map(|o| (g, o))
         })

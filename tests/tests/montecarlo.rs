@@ -124,6 +124,39 @@ fn bad_configurations_are_explained_with_file_and_place() {
     assert!(run.stderr.contains("random draw 'normal' takes 0 arguments"), "{}", run.stderr);
 }
 
+/// A Monte Carlo model runs only as paths: `parfit run` on the model file, and a fit, a sample or a simulation at
+/// times of a `[model]` naming it, are refused (exit 2) at the file or at `[model] kind`, naming `[montecarlo]`.
+#[test]
+fn a_monte_carlo_model_is_refused_where_a_model_is_simulated_at_times_or_fitted() {
+    let dir = scratch("mc-not-a-model");
+    let model = wealth_model().display().to_string();
+    let run = parfit(&["run", &model, "--times", "0:9:10"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let message = "model kind 'montecarlo' is a Monte Carlo model: it runs as paths, from a configuration with a \
+                   [montecarlo] section (paths, periods), not as a model simulated at times, fitted or sampled";
+    assert!(run.stderr.contains(&format!("{model}: {message}")), "{}", run.stderr);
+
+    std::fs::write(dir.join("data.csv"), "t,w\n0,1\n1,2\n").unwrap();
+    let config = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("seed = 1\n[model]\nkind = \"montecarlo\"\nsource = {model:?}\n{text}")).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let times = config("times.toml", "[model.options]\nperiods = 40\n");
+    let fit = config(
+        "fit.toml",
+        "[data]\npath = \"data.csv\"\ntime = \"t\"\noutputs = [\"w\"]\n[parameters]\ns = { start = 0.3, lower = 0.0, \
+         upper = 1.0 }\n",
+    );
+    for (command, path, args) in
+        [("run", &times, &["--times", "0:9:10"][..]), ("fit", &fit, &[]), ("sample", &fit, &[])]
+    {
+        let run = parfit(&[&[command, path.as_str()][..], args].concat());
+        assert_eq!(run.code, 2, "{command}: {run:?}");
+        assert!(run.stderr.contains(&format!("{path}:3:8: {message}")), "{command}: {}", run.stderr);
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn an_interrupted_run_writes_nothing() {

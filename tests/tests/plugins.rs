@@ -249,29 +249,31 @@ fn a_third_party_monte_carlo_plugin_runs_through_the_paths_entry_point() {
     assert!(bad.stderr.contains("the gbm model takes no option 'colour'"), "{}", bad.stderr);
 }
 
-/// The Monte Carlo plugin's paths entry point gives the rows its model entry gives for the same path indices.
+/// The Monte Carlo plugin through the ABI: its model entry refuses (a Monte Carlo model has no times to simulate
+/// at) and says what runs it; its paths entry gives the same rows however the paths are split into blocks.
 #[test]
-fn monte_carlo_blocks_match_the_model_entry_bit_for_bit() {
+fn monte_carlo_runs_only_through_the_paths_entry() {
     use parfit_abi::core::paths::PathRunner;
     let file = format!("{}parfit_montecarlo{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
     let plugin = LoadedPlugin::load(&parfit_bin().parent().unwrap().join(file)).unwrap();
+    assert_eq!(plugin.entry("montecarlo"), Some(parfit_abi::Entry::Paths));
     let source = std::fs::read_to_string(root().join("examples/wealth/wealth.mc")).unwrap();
     let config = serde_json::json!({ "source": source, "source_name": "wealth.mc" }).to_string();
+    let e = plugin.create("montecarlo", &config).err().unwrap();
+    assert!(e.contains("kind 'montecarlo' is a Monte Carlo model: it runs as paths"), "{e}");
     let paths = plugin.create_paths("montecarlo", &config).unwrap();
-    let model = plugin.create("montecarlo", &config).unwrap();
-    assert_eq!(paths.spec().outputs, model.spec().outputs);
-    assert_eq!(paths.spec().params, model.spec().params);
-    let params = model.spec().defaults();
-    let ids: Vec<f64> = (0..200).map(f64::from).collect();
-    let mut by_model = vec![0.0; 200];
-    model.simulate(&mut model.workspace(), &params, &[11.0, 30.0], &ids, &mut by_model).unwrap();
+    assert_eq!(paths.spec().outputs, ["w"]);
+    let params = paths.spec().defaults();
+    let mut whole = vec![0.0; 200];
+    paths.run(&mut paths.workspace(), &params, 11, 30, 0, 200, &mut whole).unwrap();
     let mut by_blocks = vec![0.0; 200];
     let mut ws = paths.workspace();
     for (first, count) in [(0, 7), (7, 64), (71, 129)] {
         paths.run(&mut ws, &params, 11, 30, first as u64, count, &mut by_blocks[first..first + count]).unwrap();
     }
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&by_model), bits(&by_blocks));
+    assert_eq!(bits(&whole), bits(&by_blocks));
+    assert!(whole.windows(2).all(|w| w[0] != w[1]), "each path draws its own numbers");
 }
 
 #[test]

@@ -106,6 +106,16 @@ pub fn not_monte_carlo(config: &McConfig) -> crate::InputError {
     ))
 }
 
+/// What a host says when asked to make a Monte Carlo model (a kind its plugin makes through the paths entry
+/// point) as a model to simulate at times, fit or sample: `place` is where the kind was named (a
+/// configuration's `[model] kind`, or a model file).
+pub fn paths_not_a_model(place: &str, kind: &str) -> String {
+    format!(
+        "{place}: model kind '{kind}' is a Monte Carlo model: it runs as paths, from a configuration with a \
+         [montecarlo] section (paths, periods), not as a model simulated at times, fitted or sampled"
+    )
+}
+
 /// Whether a configuration's text has a `[montecarlo]` section.
 pub fn is_monte_carlo(text: &str) -> bool {
     text.parse::<toml::Table>().is_ok_and(|t| t.contains_key("montecarlo"))
@@ -251,6 +261,40 @@ impl Plan {
             None => mc.paths.div_ceil(16 * threads.max(1) as u64).max(64),
         };
         Ok(Plan { paths: mc.paths, periods: mc.periods, seeds, swept, points, outputs, stats, chunk })
+    }
+}
+
+impl Plan {
+    /// The plan of one point outside a configuration (Python's `MonteCarloModel.simulate`): paths `0..paths`
+    /// of `params` under `seed`, every output kept, no statistics; the arguments checked as a configuration's
+    /// are, each named as `name` spells it.
+    pub fn one_point(
+        paths: u64,
+        periods: u64,
+        seed: u64,
+        params: Vec<f64>,
+        n_outputs: usize,
+        threads: usize,
+        name: &dyn Fn(&str) -> String,
+    ) -> Result<Plan> {
+        for (key, value, least) in [("paths", paths, 1), ("periods", periods, 0), ("seed", seed, 0)] {
+            if !(least..=MAX_SEED).contains(&value) {
+                return Err(input(format!("{} must be in {least}..=2^53 (got {value})", name(key))));
+            }
+        }
+        let what = format!("{paths} paths × {n_outputs} output(s)");
+        check_allocation(&what, paths as f64, (n_outputs * 8) as f64)
+            .map_err(|e| input(format!("{}: {e}", name("paths"))))?;
+        Ok(Plan {
+            paths,
+            periods,
+            seeds: vec![seed],
+            swept: Vec::new(),
+            points: vec![Point { seed, params, swept: Vec::new() }],
+            outputs: (0..n_outputs).collect(),
+            stats: Vec::new(),
+            chunk: paths.div_ceil(16 * threads.max(1) as u64).max(64),
+        })
     }
 }
 
@@ -566,6 +610,20 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_of_one_point_checks_its_arguments() {
+        let name = |k: &str| format!("{k}=");
+        let plan = Plan::one_point(1000, 10, 7, vec![0.3, 1.0], 2, 2, &name).unwrap();
+        assert_eq!((plan.points.len(), plan.points[0].seed, plan.outputs.clone(), plan.chunk), (1, 7, vec![0, 1], 64));
+        assert!(plan.swept.is_empty() && plan.stats.is_empty());
+        let e = Plan::one_point(0, 10, 7, vec![], 1, 1, &name).unwrap_err().0;
+        assert_eq!(e, "paths= must be in 1..=2^53 (got 0)");
+        let e = Plan::one_point(1, 10, MAX_SEED + 1, vec![], 1, 1, &name).unwrap_err().0;
+        assert_eq!(e, format!("seed= must be in 0..=2^53 (got {})", MAX_SEED + 1));
+        let e = Plan::one_point(1 << 50, 10, 1, vec![], 3, 1, &name).unwrap_err().0;
+        assert!(e.starts_with("paths=: 1125899906842624 paths × 3 output(s) would need about"), "{e}");
+    }
+
+    #[test]
     fn bad_plans_are_refused_with_what_to_fix() {
         let err = |text: &str, seed: Option<u64>| Plan::new(&config(text), &spec(), seed, &[], 1).unwrap_err().0;
         let ok = "[montecarlo]\npaths = 10\nperiods = 5\n";
@@ -574,6 +632,8 @@ mod tests {
             e.starts_with("mc.toml:2:8: [montecarlo] needs a Monte Carlo model, but model kind 'montecarlo'"),
             "{e}"
         );
+        let e = paths_not_a_model("fit.toml:2:8", "montecarlo");
+        assert!(e.starts_with("fit.toml:2:8: model kind 'montecarlo' is a Monte Carlo model: it runs as paths"), "{e}");
         let e = err(&format!("{ok}[parameters]\nr = 1.0\n"), None);
         assert_eq!(e, "mc.toml:7:5: [parameters] the model has no parameter 'r' (it has: s, v2)");
         let e = err(ok, Some(MAX_SEED + 1));

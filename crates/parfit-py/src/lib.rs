@@ -14,6 +14,7 @@ mod fit_many;
 mod inputs;
 mod minimise;
 mod model;
+mod paths;
 mod plugins;
 mod project;
 mod run;
@@ -26,6 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plugins::set_bundled_plugins, m)?)?;
     m.add_function(wrap_pyfunction!(engine::default_threads, m)?)?;
     m.add_class::<model::NativeModel>()?;
+    m.add_class::<paths::NativeMonteCarloModel>()?;
     m.add_function(wrap_pyfunction!(minimise::minimise, m)?)?;
     m.add_function(wrap_pyfunction!(fit::fit, m)?)?;
     m.add_function(wrap_pyfunction!(fit_many::fit_many, m)?)?;

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use parfit_abi::Entry;
 use parfit_app::config::{check_output_size, check_plain_values, check_times};
 use parfit_core::{Model, ModelSpec, OutputKind, SimError, Workspace};
 use pyo3::prelude::*;
@@ -46,37 +47,18 @@ impl NativeModel {
         options: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let found = plugins::find(py, &plugins)?;
-        let (chosen, kind) = match (&kind, &path) {
-            (Some(kind), _) => (plugins::choose(&found, plugin.as_deref(), kind)?, kind.clone()),
-            (None, Some(path)) => {
-                let (by_extension, kind) = plugins::for_file(&found, path)?;
-                match &plugin {
-                    Some(name) if *name != by_extension.info().name => {
-                        (plugins::choose(&found, Some(name), &kind)?, kind)
-                    }
-                    _ => (by_extension, kind),
-                }
-            }
-            (None, None) => {
-                return Err(ConfigError::new_err(
-                    "Model needs a model file or kind= (a kind `parfit.plugins()` lists)",
-                ));
-            }
-        };
-        let table = match options {
-            Some(dict) => match config::to_toml(dict.as_any(), "options")? {
-                toml::Value::Table(table) => table,
-                _ => toml::Table::new(),
-            },
-            None => toml::Table::new(),
-        };
-        let origin = match &path {
-            Some(path) => format!("{} ({OPTIONS})", path.display()),
-            None => format!("kind '{kind}' ({OPTIONS})"),
-        };
-        // Plugin options travel as JSON, which has no NaN or infinities: refused as a configuration's are.
-        check_plain_values(&PathBuf::from(&origin), "", &table, &["model", "options"]).map_err(errors::config)?;
-        let json = parfit_app::fitting::model_options(&table, &origin).map_err(errors::config)?;
+        let (chosen, kind) = plugins::for_model(&found, path.as_deref(), kind, plugin.as_deref())?;
+        let (json, origin) = plugin_options(path.as_deref(), &kind, options)?;
+        if chosen.entry(&kind) == Some(Entry::Paths) {
+            let place =
+                path.as_ref().map_or_else(|| format!("parfit.Model(kind={kind:?})"), |p| p.display().to_string());
+            return Err(not_a_model(
+                &place,
+                &kind,
+                "open it with parfit.MonteCarloModel (its simulate(paths=, periods=, seed=) gives every path's \
+                 outputs), or run a configuration with a [montecarlo] section with parfit.run",
+            ));
+        }
         let model = plugins::create_model(chosen, &kind, path.as_deref(), &Files::default(), json, &origin)?;
         Ok(NativeModel { model, path, kind, plugin: chosen.info().name.clone(), workspaces: Mutex::new(Vec::new()) })
     }
@@ -269,8 +251,39 @@ fn rows(spec: &ModelSpec, n_times: usize) -> usize {
     }
 }
 
+/// The refusal of a Monte Carlo kind (made by its plugin's paths entry point) where a model to simulate at times
+/// was asked for, at `place`, with what to do `instead`.
+pub fn not_a_model(place: &str, kind: &str, instead: &str) -> PyErr {
+    ConfigError::new_err(format!(
+        "{place}: model kind '{kind}' is a Monte Carlo model, which runs as paths, not at times: {instead}"
+    ))
+}
+
+/// A model's keyword options as its plugin's JSON configuration, refused as a configuration's `[model.options]`
+/// are (JSON has no NaN or infinities); with the name errors about them go by.
+pub fn plugin_options(
+    path: Option<&std::path::Path>,
+    kind: &str,
+    options: Option<Bound<'_, PyDict>>,
+) -> PyResult<(serde_json::Map<String, serde_json::Value>, String)> {
+    let table = match options {
+        Some(dict) => match config::to_toml(dict.as_any(), "options")? {
+            toml::Value::Table(table) => table,
+            _ => toml::Table::new(),
+        },
+        None => toml::Table::new(),
+    };
+    let origin = match path {
+        Some(path) => format!("{} ({OPTIONS})", path.display()),
+        None => format!("kind '{kind}' ({OPTIONS})"),
+    };
+    check_plain_values(&PathBuf::from(&origin), "", &table, &["model", "options"]).map_err(errors::config)?;
+    let json = parfit_app::fitting::model_options(&table, &origin).map_err(errors::config)?;
+    Ok((json, origin))
+}
+
 /// Values for `names` from a dict by name (the rest as in `defaults`) or a sequence in order.
-fn by_name(
+pub fn by_name(
     given: Option<Bound<'_, PyAny>>,
     names: &[&str],
     mut values: Vec<f64>,

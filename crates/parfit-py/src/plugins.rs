@@ -4,10 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use parfit_abi::host::{Discovery, LoadedPlugin, discover, search_path};
+use parfit_abi::Entry;
+use parfit_abi::host::{Discovery, LoadedPlugin, PluginPaths, discover, search_path};
 use parfit_app::Loader;
 use parfit_app::config::LoadedConfig;
 use parfit_app::fitting::{model_options, model_origin};
+use parfit_app::montecarlo::paths_not_a_model;
 use parfit_core::Model;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -51,6 +53,62 @@ pub fn for_file<'a>(found: &'a Discovery, path: &Path) -> PyResult<(&'a LoadedPl
     found.for_file(path).map_err(|e| errors::ConfigError::new_err(format!("{e}; {HINT}")))
 }
 
+/// The plugin and kind of a model made from a file (the plugin reading its extension, unless `plugin` names
+/// another) or from `kind` (the first plugin offering it, or the one named `plugin`).
+pub fn for_model<'a>(
+    found: &'a Discovery,
+    path: Option<&Path>,
+    kind: Option<String>,
+    plugin: Option<&str>,
+) -> PyResult<(&'a LoadedPlugin, String)> {
+    match (kind, path) {
+        (Some(kind), _) => Ok((choose(found, plugin, &kind)?, kind)),
+        (None, Some(path)) => {
+            let (by_extension, kind) = for_file(found, path)?;
+            match plugin {
+                Some(name) if name != by_extension.info().name => Ok((choose(found, Some(name), &kind)?, kind)),
+                _ => Ok((by_extension, kind)),
+            }
+        }
+        (None, None) => {
+            Err(errors::ConfigError::new_err("Model needs a model file or kind= (a kind `parfit.plugins()` lists)"))
+        }
+    }
+}
+
+/// The plugin's JSON configuration of a model: `options` plus the source text (if any).
+fn plugin_config(
+    source: Option<&Path>,
+    files: &Files,
+    options: serde_json::Map<String, serde_json::Value>,
+) -> PyResult<String> {
+    let text = source.map(|path| files.read(path)).transpose().map_err(errors::config)?;
+    Ok(parfit_app::fitting::model_config(options, source.zip(text.as_deref())))
+}
+
+/// A plugin's refusal to make a model: about the source text, the model's ([`errors::ModelError`], placed in
+/// it); any other about the kind or options `origin` names ([`errors::ConfigError`]).
+fn refused(source: Option<&Path>, origin: &str, e: String) -> PyErr {
+    match source {
+        Some(path) if e.starts_with(&format!("{}:", path.display())) => errors::model(e),
+        _ => errors::ConfigError::new_err(format!("{origin}: {e}")),
+    }
+}
+
+/// The Monte Carlo paths of `kind` from `plugin` (a kind its paths entry point makes), as [`create_model`]
+/// makes a model.
+pub fn create_paths(
+    plugin: &LoadedPlugin,
+    kind: &str,
+    source: Option<&Path>,
+    files: &Files,
+    options: serde_json::Map<String, serde_json::Value>,
+    origin: &str,
+) -> PyResult<PluginPaths> {
+    let json = plugin_config(source, files, options)?;
+    plugin.create_paths(kind, &json).map_err(|e| refused(source, origin, e))
+}
+
 /// A model of `kind` from `plugin`: `options` plus the source text (if any) as the plugin's configuration. An
 /// error about the source text is the model's ([`errors::ModelError`]), placed in it; any other is about the
 /// kind or options `origin` names ([`errors::ConfigError`]).
@@ -62,12 +120,8 @@ pub fn create_model(
     options: serde_json::Map<String, serde_json::Value>,
     origin: &str,
 ) -> PyResult<Arc<dyn Model>> {
-    let text = source.map(|path| files.read(path)).transpose().map_err(errors::config)?;
-    let json = parfit_app::fitting::model_config(options, source.zip(text.as_deref()));
-    let model = plugin.create(kind, &json).map_err(|e| match source {
-        Some(path) if e.starts_with(&format!("{}:", path.display())) => errors::model(e),
-        _ => errors::ConfigError::new_err(format!("{origin}: {e}")),
-    })?;
+    let json = plugin_config(source, files, options)?;
+    let model = plugin.create(kind, &json).map_err(|e| refused(source, origin, e))?;
     Ok(Arc::new(model))
 }
 
@@ -120,6 +174,10 @@ pub fn configured_model(
     let section = &loaded.config.model;
     let found = find(py, explicit)?;
     let plugin = choose(&found, section.plugin.as_deref(), &section.kind)?;
+    if plugin.entry(&section.kind) == Some(Entry::Paths) {
+        let place = loaded.locate(&["model", "kind"]);
+        return Err(errors::ConfigError::new_err(paths_not_a_model(&place, &section.kind)));
+    }
     let options = model_options(&section.options, &loaded.path.display().to_string()).map_err(errors::config)?;
     let source = section.source.as_ref().map(|s| loaded.resolve(s));
     let model = create_model(plugin, &section.kind, source.as_deref(), files, options, &model_origin(loaded))?;

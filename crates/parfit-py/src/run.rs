@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use parfit_abi::Entry;
-use parfit_app::Loader;
 use parfit_app::config::{LoadedConfig, parse_times};
 use parfit_app::dispatch::Local;
 use parfit_app::montecarlo::{McConfig, Plan, not_monte_carlo, report, simulate_all, summarise_points, summary_table};
@@ -76,6 +75,14 @@ pub fn run_model<'py>(
             let path: PathBuf = config.extract()?;
             let found = plugins::find(py, &plugins)?;
             let (plugin, kind) = plugins::for_file(&found, &path)?;
+            if plugin.entry(&kind) == Some(Entry::Paths) {
+                let place = path.display().to_string();
+                let instead = format!(
+                    "run a configuration with [model] source = {place:?} and a [montecarlo] section, or open it \
+                     with parfit.MonteCarloModel"
+                );
+                return Err(crate::model::not_a_model(&place, &kind, &instead));
+            }
             let model = plugins::create_model(plugin, &kind, Some(&path), &files, Default::default(), "run()")?;
             let params = model.spec().defaults();
             (model, params, None, path.display().to_string())
@@ -137,12 +144,7 @@ pub fn run_montecarlo<'py>(
         return Err(errors::config(not_monte_carlo(&mc)));
     }
     // The model through the plugin's paths entry point: its options and source text as its JSON configuration.
-    let text = source.as_ref().map(|p| files.read(p)).transpose().map_err(errors::config)?;
-    let json = parfit_app::fitting::model_config(options, source.as_deref().zip(text.as_deref()));
-    let model = plugin.create_paths(&mc.model.kind, &json).map_err(|e| match &source {
-        Some(path) if e.starts_with(&format!("{}:", path.display())) => errors::model(e),
-        _ => ConfigError::new_err(format!("{origin}: {e}")),
-    })?;
+    let model = plugins::create_paths(plugin, &mc.model.kind, source.as_deref(), &files, options, &origin)?;
     let spec = parfit_core::paths::PathRunner::spec(&model);
     let plan = Plan::new(&mc, spec, seed, &crate::config::sets(set)?, threads).map_err(errors::config)?;
 

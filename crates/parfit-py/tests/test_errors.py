@@ -33,11 +33,18 @@ def test_the_hierarchy():
 def test_a_model_file_with_an_error_is_a_model_error_at_its_place(cli, tmp_path, name, text, place, message):
     path = tmp_path / name
     path.write_text(text)
+    monte_carlo = name.endswith(".mc")
     with pytest.raises(parfit.ModelError) as raised:
-        parfit.Model(path)
+        (parfit.MonteCarloModel if monte_carlo else parfit.Model)(path)
     assert str(raised.value).startswith(f"{path}:{place}: {message}")
-    # The CLI says the same of the same file.
-    assert f"{path}:{place}: {message}" in cli("run", path, "--times", "0:1:2", check=False).stderr
+    # The CLI says the same of the same file (a Monte Carlo model runs from a [montecarlo] configuration).
+    if monte_carlo:
+        config = tmp_path / "run.toml"
+        config.write_text(f'[model]\nkind = "montecarlo"\nsource = "{path}"\n[montecarlo]\npaths = 1\nperiods = 1\n')
+        stderr = cli("run", config, check=False).stderr
+    else:
+        stderr = cli("run", path, "--times", "0:1:2", check=False).stderr
+    assert f"{path}:{place}: {message}" in stderr
 
 
 def test_a_file_that_cannot_be_read_or_has_no_plugin_is_a_config_error(tmp_path):

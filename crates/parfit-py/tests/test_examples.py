@@ -57,6 +57,10 @@ def test_wealth_prints_the_cli_median(root, cli, tmp_path):
     out = script(root, "wealth.py")
     assert f"median wealth after 1000 periods: {median[0]:.6f} (seed 1, 50000 households)" in out
     assert f"saving rate 0.35: median {median[1]:.6f}" in out
+    # MonteCarloModel's households are the run's: their extremes are the run's min and max.
+    stats = json.loads((tmp_path / "default" / "summary.json").read_text())["points"][0]["statistics"]["w"]
+    assert f"richest household: {stats['max']:.6f} (household " in out
+    assert f"poorest: {stats['min']:.6f}" in out
 
 
 def test_minimise_finds_the_oscillation_scalar_and_batched_alike(root):

@@ -55,24 +55,81 @@ def test_vensim_aging_chain_simulates_as_the_cli_prints_it(cli, examples):
     assert not np.array_equal(other, values)
 
 
-def test_monte_carlo_paths_simulate_as_the_cli_prints_them(cli, examples, tmp_path):
-    # `parfit run` on a model file passes no plugin options beyond tolerances, and a .mc model needs `periods`:
-    # so the CLI runs it from a model configuration with [model.options], which Model(...) takes as keywords.
+def test_monte_carlo_paths_are_the_cli_s_per_path_values(cli, examples, tmp_path):
+    # MonteCarloModel runs blocks of paths through the plugin's paths entry: the values `parfit run` writes to
+    # paths.csv for the same seed, parameters and periods, bit for bit, on any thread count.
     source = examples / "wealth" / "wealth.mc"
     config = tmp_path / "wealth.toml"
     config.write_text(
-        f'[model]\nkind = "montecarlo"\nsource = "{source}"\n\n[model.options]\nperiods = 40\nseed = 7\n'
+        f'seed = 7\n[model]\nkind = "montecarlo"\nsource = "{source}"\n'
+        "[montecarlo]\npaths = 300\nperiods = 40\nper_path = true\nchunk = 7\n[parameters]\ns = 0.35\n"
     )
-    header, table = cli_run(cli, config, "--times", "0:99:100")
-    model = parfit.Model(source, periods=40, seed=7)
-    assert header == ["time", "w"]
-    paths = model.simulate(times=np.arange(100))
-    assert same_bits(paths.to_numpy(), table[:, 1:])
-    # The same run with seed and periods given as the model's inputs instead of options.
-    by_inputs = parfit.Model(source).simulate(times=np.arange(100), inputs={"seed": 7, "periods": 40})
-    assert same_bits(by_inputs.to_numpy(), table[:, 1:])
-    # Another seed draws other paths.
-    assert not np.array_equal(parfit.Model(source, periods=40, seed=8).simulate(times=[0, 1]).to_numpy(), table[:2, 1:])
+    out = tmp_path / "out"
+    cli("run", config, "--output", out, "--threads", "1")
+    table = pd.read_csv(out / "paths.csv")
+    model = parfit.MonteCarloModel(source)
+    assert (model.kind, model.plugin, model.outputs) == ("montecarlo", "montecarlo", ["w"])
+    assert model.parameters == ["r", "s", "v1", "v2"] and model.spec["name"] == "wealth"
+    paths = model.simulate({"s": 0.35}, paths=300, periods=40, seed=7, threads=2, progress=False)
+    assert list(paths.columns) == ["w"] and paths.index.name == "path"
+    assert list(paths.index) == list(table["path"])
+    assert same_bits(paths["w"].to_numpy(), table["w"].to_numpy())
+    # One thread, parameters in spec order and numpy integers give the same bits; the first paths of a larger
+    # run are the paths of a smaller one.
+    again = model.simulate([0.1, 0.35, 0.1, 1.0], paths=np.int64(100), periods=40, seed=7, threads=1, progress=False)
+    assert same_bits(again.to_numpy(), paths.to_numpy()[:100])
+    # Another seed draws other paths; the defaults are the model's.
+    assert not np.array_equal(model.simulate({"s": 0.35}, paths=5, periods=40, seed=8, progress=False).to_numpy(),
+                              paths.to_numpy()[:5])
+    default = model.simulate(paths=5, periods=40, seed=7, progress=False).to_numpy()
+    assert same_bits(default, model.simulate({"s": 0.3}, paths=5, periods=40, seed=7, progress=False).to_numpy())
+    assert "wealth.mc" in repr(model) and "per path" in model._repr_html_()
+
+
+def test_monte_carlo_arguments_are_checked(examples):
+    model = parfit.MonteCarloModel(examples / "wealth" / "wealth.mc")
+    with pytest.raises(parfit.ConfigError, match=r"paths= must be in 1\.\.=2\^53 \(got 0\)"):
+        model.simulate(paths=0, periods=5)
+    with pytest.raises(parfit.ConfigError, match=r"periods= must be in 0\.\.=2\^53 \(got -1\)"):
+        model.simulate(paths=1, periods=-1)
+    with pytest.raises(parfit.ConfigError, match=r"seed= must be in 0\.\.=2\^53 \(got 9007199254740993\)"):
+        model.simulate(paths=1, periods=1, seed=2**53 + 1)
+    with pytest.raises(parfit.ConfigError, match=r"paths= must be a whole number \(got 10\.0\)"):
+        model.simulate(paths=10.0, periods=1)
+    with pytest.raises(parfit.ConfigError, match=r"params: the model has no parameter named 'q' \(it has: r, s, v1, v2\)"):
+        model.simulate({"q": 1.0}, paths=1, periods=1)
+    with pytest.raises(parfit.ConfigError, match=r"params: s must be a finite number \(got inf\)"):
+        model.simulate({"s": np.inf}, paths=1, periods=1)
+    with pytest.raises(parfit.ConfigError, match=r"paths=: 1125899906842624 paths × 1 output\(s\) would need about"):
+        model.simulate(paths=2**50, periods=1)
+    with pytest.raises(TypeError):
+        model.simulate(paths=1)
+
+
+def test_a_monte_carlo_model_is_no_model_to_simulate_at_times(cli, examples, tmp_path):
+    # The montecarlo plugin has no model entry: Model, run() on the file, and a [model] without [montecarlo] are
+    # refused with what runs it instead; the CLI refuses the same configuration at the same place.
+    source = examples / "wealth" / "wealth.mc"
+    with pytest.raises(parfit.ConfigError, match=r"wealth\.mc: model kind 'montecarlo' is a Monte Carlo model, which "
+                       r"runs as paths, not at times: open it with parfit\.MonteCarloModel"):
+        parfit.Model(source)
+    with pytest.raises(parfit.ConfigError, match=r"parfit\.Model\(kind=\"montecarlo\"\): model kind 'montecarlo'"):
+        parfit.Model(kind="montecarlo")
+    with pytest.raises(parfit.ConfigError, match=r"\[montecarlo\] section, or open it with parfit\.MonteCarloModel"):
+        parfit.run(source)
+    config = tmp_path / "wealth.toml"
+    config.write_text(f'[model]\nkind = "montecarlo"\nsource = "{source}"\n\n[model.options]\nperiods = 40\n')
+    with pytest.raises(parfit.ConfigError) as raised:
+        parfit.run(config, times="0:9:10")
+    message = f"{config}:2:8: model kind 'montecarlo' is a Monte Carlo model: it runs as paths, from a configuration " \
+              "with a [montecarlo] section (paths, periods)"
+    assert str(raised.value).startswith(message)
+    assert message in cli("run", config, "--times", "0:9:10", check=False).stderr
+    # MonteCarloModel refuses what is not a Monte Carlo model, naming what opens it.
+    with pytest.raises(parfit.ConfigError, match=r"lotka_volterra\.ds: model kind 'diffsl' is not a Monte Carlo model .*parfit\.Model"):
+        parfit.MonteCarloModel(examples / "lotka_volterra" / "lotka_volterra.ds")
+    with pytest.raises(parfit.ConfigError, match=r"kind 'basicterm' is a projection, not a Monte Carlo model: run it with parfit\.project"):
+        parfit.MonteCarloModel(kind="basicterm")
 
 
 def test_spec_properties_and_repr(examples):
@@ -173,9 +230,17 @@ def test_a_failed_simulation_is_a_model_error(examples):
     model = parfit.Model(examples / "lotka_volterra" / "lotka_volterra.ds", max_steps=3)
     with pytest.raises(parfit.ModelError, match=r"lotka_volterra\.ds: simulation failed: more than 3 steps"):
         model.simulate(times=[0.0, 50.0])
-    mc = parfit.Model(examples / "pi" / "pi.mc")
-    with pytest.raises(parfit.ModelError, match="the number of periods is not set"):
-        mc.simulate(times=[0])
+
+
+
+def test_a_monte_carlo_path_that_overflows_is_a_model_error_naming_it(tmp_path):
+    path = tmp_path / "grow.mc"
+    path.write_text("in_i { g = 1e300 }\nu_i { x = 1 }\nnext_i { g * x }\nout_i { x }\n")
+    model = parfit.MonteCarloModel(path)
+    assert same_bits(model.simulate(paths=3, periods=1, progress=False).to_numpy(), np.full((3, 1), 1e300))
+    with pytest.raises(parfit.ModelError, match=r"grow\.mc: simulation failed \(sweep point 1, paths 0–2\): path 0: "
+                       r"output 'x' is inf after 2 periods"):
+        model.simulate(paths=3, periods=2, progress=False)
 
 
 def test_a_model_without_sensitivities_says_so(examples):

@@ -31,7 +31,9 @@ use parfit_app::fitting::{
     CaseFitter, CaseRecord, FitOutcome, cost_from_config, data_case, fit_staged, model_config, model_options,
     plot_times,
 };
-use parfit_app::montecarlo::{McConfig, Plan, not_monte_carlo, simulate_all, summarise_points, summary_table};
+use parfit_app::montecarlo::{
+    McConfig, Plan, not_monte_carlo, paths_not_a_model, simulate_all, summarise_points, summary_table,
+};
 use parfit_app::projection::{ProjectConfig, Projection};
 use parfit_app::{Loader, RunError};
 use parfit_core::model::{SimError, SimStats, Workspace};
@@ -157,7 +159,12 @@ fn model_from_section(
 /// The configured model, made by the built-in plugin that offers its kind. Returns the model with its plugin's
 /// name.
 fn model_from_config(loaded: &LoadedConfig, files: &dyn Loader) -> Result<(Arc<dyn Model>, String), String> {
-    model_from_section(&loaded.config.model, &loaded.path, files)
+    let section = &loaded.config.model;
+    let (info, ..) = entries(&section.kind, section.plugin.as_deref(), &loaded.path.display().to_string())?;
+    if info.kinds.iter().any(|k| k.kind == section.kind && k.entry == parfit_abi::Entry::Paths) {
+        return Err(paths_not_a_model(&loaded.locate(&["model", "kind"]), &section.kind));
+    }
+    model_from_section(section, &loaded.path, files)
 }
 
 /// How much work each thread did: slot 0 is the calling thread, slot `i + 1` rayon worker `i`.

@@ -197,9 +197,15 @@ fn times_a_model_refuses_are_bad_input_naming_the_model_file() {
     let dir = example("off-grid", "counties", &[]);
     let run = parfit_in(&dir, &["run", "Aging_Chain.mdl", "--times", "1999:2010:3"]);
     refused(&run, 2, &["Aging_Chain.mdl: bad input: time 1999 is not on the model's step grid"]);
+    // A Monte Carlo model has no times: it runs as paths from a [montecarlo] configuration, which is named.
     let dir = example("mc-file", "pi", &[]);
     let run = parfit_in(&dir, &["run", "pi.mc", "--times", "0:1:2"]);
-    refused(&run, 2, &["pi.mc: bad input: pi: the number of periods is not set"]);
+    refused(
+        &run,
+        2,
+        &["pi.mc: model kind 'montecarlo' is a Monte Carlo model: it runs as paths, from a configuration \
+                        with a [montecarlo] section (paths, periods)"],
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use parfit_core::Model;
 
 use crate::Common;
 use crate::config::LoadedConfig;
-use crate::error::CliResult;
+use crate::error::{CliResult, input};
 use crate::inputs::FsLoader;
 use crate::plugins::{choose, create_model, find_plugins};
 
@@ -46,6 +46,10 @@ pub fn model_from_config(explicit: &[PathBuf], loaded: &LoadedConfig, common: &C
     let section = &loaded.config.model;
     let found = find_plugins(explicit)?;
     let plugin = choose(&found, section.plugin.as_deref(), &section.kind)?;
+    if plugin.entry(&section.kind) == Some(parfit_abi::Entry::Paths) {
+        let place = loaded.locate(&["model", "kind"]);
+        return Err(input(parfit_app::montecarlo::paths_not_a_model(&place, &section.kind)));
+    }
     let origin = loaded.path.display().to_string();
     let options = plugin_options(&section.options, common, &origin)?;
     let source = section.source.as_ref().map(|s| loaded.resolve(s));

@@ -36,6 +36,9 @@ pub fn run(explicit: &[PathBuf], path: &Path, times_flag: Option<&str>, common: 
     } else {
         let found = find_plugins(explicit)?;
         let (plugin, kind) = kind_for_file(&found, path)?;
+        if plugin.entry(&kind) == Some(parfit_abi::Entry::Paths) {
+            return Err(input(parfit_app::montecarlo::paths_not_a_model(&path.display().to_string(), &kind)));
+        }
         let options = plugin_options(&toml::Table::new(), common, &path.display().to_string())?;
         let model = create_model(plugin, &kind, Some(path), options, "the command line (--rtol, --atol)")?;
         let params = model.spec().defaults();

@@ -191,7 +191,7 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
     let across = decl.keys.iter().position(|k| k.across);
     let across_labels: Vec<KeyValue> = match across {
         Some(a) => {
-            if let Some((c, _, _)) = decl.columns.first() {
+            if let Some((c, ..)) = decl.columns.iter().find(|(c, kind, _)| c != tname || *kind != ValueKind::Number) {
                 return Err(format!(
                     "{file}: table '{tname}' runs across the header, so its values are numbers; 'with {c} …' \
                      does not apply"
@@ -294,7 +294,8 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
             let cell = &row[c];
             match &mut data[d] {
                 ColumnData::Numbers(v) => {
-                    let range = if across.is_some() { None } else { range_of(decl, &csv.header[c]) };
+                    // A wide table's cells are all its one value column, named after the table.
+                    let range = range_of(decl, if across.is_some() { tname } else { &csv.header[c] });
                     v[at] = ranged(cell, range).map_err(|e| csv.cell_error(*line, c, e))?
                 }
                 ColumnData::Bools(v) => v[at] = boolean(cell).map_err(|e| csv.cell_error(*line, c, e))?,
@@ -716,6 +717,26 @@ mod tests {
     }
 
     #[test]
+    fn a_wide_table_s_range_is_checked_at_every_cell_across() {
+        // lifelib's mort_table.csv shape: every cell across the header is the table's one value column.
+        let src = "table mort(age, duration ultimate across) with mort number between 0 and 1 missing 0";
+        let t = read(src, "Age,0,1\n18,0,0.5\n19,0.25,1\n").unwrap();
+        assert_eq!(t.columns[0].0, "mort");
+        let e = |text: &str| read(src, text).unwrap_err();
+        assert_eq!(e("Age,0,1\n18,0.1,0.2\n19,0.3,1.5\n"), "t.csv:3:3: column '1': 1.5 is not between 0 and 1");
+        assert_eq!(e("Age,0,1\n18,-0.1,0.2\n"), "t.csv:2:2: column '0': -0.1 is not between 0 and 1");
+        // Text labels across, and one bound.
+        let src = "table s(duration ultimate, type text across) with s number >= 0";
+        assert!(read(src, "duration,type_1,type_2\n0,0.1,0\n").is_ok());
+        assert_eq!(
+            read(src, "duration,type_1,type_2\n0,0.1,0\n1,0.05,-0.01\n").unwrap_err(),
+            "t.csv:3:3: column 'type_2': -0.01 is not >= 0"
+        );
+        // Without a range any finite number is read, as before.
+        assert!(read("table m(a, b across)", "a,0\n1,-5\n").is_ok());
+    }
+
+    #[test]
     fn declarations_are_checked_where_they_are_written() {
         let e = |src: &str| table_declarations("m.prj", src).unwrap_err();
         assert_eq!(
@@ -735,6 +756,11 @@ mod tests {
             e("table m(a text ultimate)"),
             "m.prj:1:9: a text key cannot be 'ultimate' or 'scenarios' (whole numbers only)"
         );
+        // A wide table's `with` names its one value column, the table, as a number.
+        let wide = "m.prj:1:39: table 'mort' runs across the header: its one value column is 'mort', a number \
+                    ('with mort number RANGE')";
+        assert_eq!(e("table mort(age, duration across) with rate number > 0"), wide);
+        assert_eq!(e("table mort(age, duration across) with mort text"), wide);
         // `table` alone is still a name.
         assert!(table_declarations("m.prj", "table = 1\n").unwrap().is_empty());
     }

@@ -375,6 +375,17 @@ impl Parser {
                 if columns.iter().any(|c| c.0 == col) || keys.iter().any(|k| k.name == col) {
                     return Err(Located::new(cpos, format!("column '{col}' is given twice")));
                 }
+                // A wide table's one value column is named after the table and holds numbers: `with` may give
+                // only its range.
+                if keys.iter().any(|k| k.across) && (col != name || kind != ValueKind::Number) {
+                    return Err(Located::new(
+                        cpos,
+                        format!(
+                            "table '{name}' runs across the header: its one value column is '{name}', a number \
+                             ('with {name} number RANGE')"
+                        ),
+                    ));
+                }
                 if kind == ValueKind::Number
                     && let Some(range) = self.range()?
                 {

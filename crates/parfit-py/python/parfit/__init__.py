@@ -16,7 +16,7 @@ import os as _os
 
 from . import _native
 from ._minimise import MinimiseResult, minimise
-from ._model import Model
+from ._model import Model, MonteCarloModel
 from ._native import ConfigError, ModelError, ParfitError, RunError
 from ._fit import FitManyResult, FitResult, fit, fit_many
 from ._run import MonteCarloResult, ProjectionResult, project, run
@@ -42,6 +42,7 @@ __all__ = [
     "MinimiseResult",
     "Model",
     "ModelError",
+    "MonteCarloModel",
     "MonteCarloResult",
     "ParfitError",
     "ProjectionResult",

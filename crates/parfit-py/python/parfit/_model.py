@@ -1,13 +1,15 @@
-"""``parfit.Model``: a model file (DiffSL ``.ds``, Vensim ``.mdl``, Monte Carlo ``.mc``, …) simulated from Python."""
+"""``parfit.Model``: a model file (DiffSL ``.ds``, Vensim ``.mdl``, …) simulated from Python; and
+``parfit.MonteCarloModel``: a Monte Carlo model file (``.mc``) whose paths are run from Python."""
 
 from __future__ import annotations
 
+import operator
 import os
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
-from . import _native, _tables
+from . import _arguments, _native, _tables
 from ._native import ConfigError
 
 Values = Union[Mapping[str, float], Sequence[float], np.ndarray, None]
@@ -19,8 +21,9 @@ class Model:
     Parameters
     ----------
     path : str or os.PathLike, optional
-        The model file. The plugin is the one reading its extension (``.ds`` DiffSL, ``.mdl`` Vensim, ``.mc``
-        Monte Carlo, …) unless ``kind`` says otherwise. May be None for a kind that needs no file.
+        The model file. The plugin is the one reading its extension (``.ds`` DiffSL, ``.mdl`` Vensim, …) unless
+        ``kind`` says otherwise. May be None for a kind that needs no file. A Monte Carlo model (``.mc``) has no
+        times to simulate at: open it with :class:`MonteCarloModel`.
     kind : str, optional
         The model kind (as :func:`parfit.plugins` lists them), instead of choosing by extension.
     plugin : str, optional
@@ -30,14 +33,15 @@ class Model:
         the plugins bundled with this package.
     **options
         The plugin's options, as a configuration's ``[model.options]`` table: ``rtol``, ``atol``, ``solver`` for
-        DiffSL models; ``periods`` and ``seed`` for Monte Carlo models; and so on.
+        DiffSL models; and so on.
 
     Raises
     ------
     ModelError
         The model file has an error (the message is placed at ``file:line:column``) or the plugin refused it.
     ConfigError
-        No plugin reads the file or offers the kind, the file cannot be read, or an option is refused.
+        No plugin reads the file or offers the kind, the file cannot be read, an option is refused, or the kind is
+        a Monte Carlo model (the message names :class:`MonteCarloModel`).
 
     Examples
     --------
@@ -114,8 +118,7 @@ class Model:
             Parameter values: a dict (or Series) of name -> value (the others keep their defaults) or a sequence
             of every parameter in spec order. Default: the model's defaults.
         times : array-like, optional
-            Output times: finite and non-decreasing. Required for time-series models (for a Monte Carlo model
-            they are path indices); ignored by scalar models.
+            Output times: finite and non-decreasing. Required for time-series models; ignored by scalar models.
         inputs : dict, pandas.Series or sequence, optional
             Per-case inputs by name or in spec order; an input not given (or NaN) takes the model's own value.
 
@@ -185,6 +188,183 @@ class Model:
             ],
             "parfit.Model",
         )
+
+
+class MonteCarloModel:
+    """A Monte Carlo model (``.mc``, or a plugin's Monte Carlo kind): many independent paths of a stochastic model
+    stepped over periods, each path drawing from its own random stream keyed by (seed, path index).
+
+    :meth:`simulate` runs paths ``0 … paths − 1`` in parallel and gives every path's outputs after the last period:
+    the numbers ``parfit run`` writes to ``paths.csv`` for a configuration with ``per_path = true`` and the same
+    seed, bit for bit, whatever the thread count. For statistics over many paths, sweeps and several seeds, run a
+    configuration with a ``[montecarlo]`` section with :func:`parfit.run`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        The model file; the plugin is the one reading its extension unless ``kind`` says otherwise.
+    kind : str, optional
+        The model kind (a Monte Carlo kind :func:`parfit.plugins` lists), instead of choosing by extension.
+    plugin : str, optional
+        The plugin's name, when several offer the kind.
+    plugins : list of paths, optional
+        Plugin files or directories searched first (the CLI's ``--plugin``).
+    **options
+        The plugin's options, as a configuration's ``[model.options]`` table (the ``.mc`` plugin takes none).
+
+    Raises
+    ------
+    ModelError
+        The model file has an error (placed at ``file:line:column``) or the plugin refused it.
+    ConfigError
+        No plugin reads the file or offers the kind, the file cannot be read, an option is refused, or the kind is
+        not a Monte Carlo model (the message names what opens it).
+
+    Examples
+    --------
+    >>> wealth = parfit.MonteCarloModel("examples/wealth/wealth.mc")
+    >>> w = wealth.simulate({"s": 0.35}, paths=10_000, periods=1_000, seed=1)  # doctest: +SKIP
+    >>> w["w"].median()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        kind: str | None = None,
+        plugin: str | None = None,
+        plugins: Sequence[str | os.PathLike] | None = None,
+        **options: Any,
+    ) -> None:
+        self._native = _native.NativeMonteCarloModel(
+            None if path is None else os.fspath(path),
+            kind=kind,
+            plugin=plugin,
+            plugins=[os.fspath(p) for p in (plugins or [])],
+            options=options,
+        )
+        self._spec = self._native.spec
+
+    @property
+    def path(self) -> str | None:
+        """The model file, as given (None for a model made from a kind alone)."""
+        path = self._native.path
+        return None if path is None else os.fspath(path)
+
+    @property
+    def kind(self) -> str:
+        """The model kind, e.g. ``"montecarlo"``."""
+        return self._native.kind
+
+    @property
+    def plugin(self) -> str:
+        """The name of the plugin that made the model."""
+        return self._native.plugin
+
+    @property
+    def spec(self) -> dict:
+        """What the model declares: ``name``, ``parameters`` (each a dict of ``name``, ``default``, ``lower``,
+        ``upper``) and ``outputs`` (each path's, by name)."""
+        return {
+            "name": self._spec["name"],
+            "parameters": [dict(p) for p in self._spec["parameters"]],
+            "outputs": list(self._spec["outputs"]),
+        }
+
+    @property
+    def parameters(self) -> list[str]:
+        """The parameter names, in spec order."""
+        return [p["name"] for p in self._spec["parameters"]]
+
+    @property
+    def outputs(self) -> list[str]:
+        """The output names, in spec order."""
+        return list(self._spec["outputs"])
+
+    def simulate(
+        self,
+        params: Values = None,
+        *,
+        paths: int,
+        periods: int,
+        seed: int = 0,
+        threads: int | None = None,
+        progress: Any = None,
+    ):
+        """Run paths ``0 … paths − 1`` over ``periods`` periods, in parallel with the GIL released.
+
+        Parameters
+        ----------
+        params : dict, pandas.Series or sequence, optional
+            Parameter values: a dict (or Series) of name -> value (the others keep their defaults) or a sequence
+            of every parameter in spec order. Default: the model's defaults.
+        paths : int
+            The number of paths (1 to 2^53).
+        periods : int
+            The number of periods each path is stepped over (0 to 2^53).
+        seed : int, optional
+            The seed (0 to 2^53; default 0). A path's values depend only on the seed, its index, the parameters
+            and the number of periods, so the first ``n`` paths of a larger run are the ``n`` paths of a smaller.
+        threads : int, optional
+            Worker threads (default: every core); the numbers do not depend on it.
+        progress : None, False or callable
+            None shows a tqdm bar (after 1 s) when tqdm is installed; False nothing; a callable gets
+            ``(done, total)`` in paths.
+
+        Returns
+        -------
+        pandas.DataFrame or numpy.ndarray
+            One row per path (index ``path``) and one column per output. Without pandas, the ``[paths, outputs]``
+            array.
+
+        Raises
+        ------
+        ConfigError
+            Bad parameters, or ``paths``, ``periods`` or ``seed`` out of range (or more paths than memory allows).
+        ModelError
+            A path's outputs were not finite (the message names the path and output).
+        """
+        with _arguments.Progress(progress, "paths") as bar:
+            data, rows, cols = self._native.simulate(
+                _values(params, "params"),
+                paths=_whole(paths, "paths"),
+                periods=_whole(periods, "periods"),
+                seed=_whole(seed, "seed"),
+                threads=threads,
+                progress=bar,
+            )
+        values = np.frombuffer(data, dtype=np.float64).reshape(rows, cols).copy()
+        if not _tables.has_pandas():
+            return values
+        import pandas as pd
+
+        return pd.DataFrame(values, columns=self.outputs, index=pd.RangeIndex(rows, name="path"))
+
+    def __repr__(self) -> str:
+        where = self.path if self.path is not None else f"kind={self.kind!r}"
+        return (
+            f"parfit.MonteCarloModel({where}: {self.kind} via plugin {self.plugin}; {len(self.parameters)} "
+            f"parameters, outputs {self.outputs})"
+        )
+
+    def _repr_html_(self) -> str:
+        return _tables.html_table(
+            [
+                ("path", self.path),
+                ("kind", f"{self.kind} (plugin {self.plugin})"),
+                ("parameters", ", ".join(f"{p['name']} = {p['default']:g}" for p in self._spec["parameters"])),
+                ("outputs", ", ".join(self.outputs) + " (per path, after the last period)"),
+            ],
+            "parfit.MonteCarloModel",
+        )
+
+
+def _whole(value: Any, name: str) -> int:
+    """An integer argument (a Python or numpy integer), or a ConfigError naming it."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ConfigError(f"{name}= must be a whole number (got {value!r})") from None
 
 
 def _times(times: Any) -> np.ndarray | None:

@@ -45,6 +45,35 @@ class NativeModel:
         inputs: Mapping[str, float] | Sequence[float] | None = ...,
     ) -> tuple[bytes, bytes, int, int, int]: ...
 
+class NativeMonteCarloModel:
+    def __init__(
+        self,
+        path: str | None = ...,
+        *,
+        kind: str | None = ...,
+        plugin: str | None = ...,
+        plugins: list[str] = ...,
+        options: dict[str, Any] | None = ...,
+    ) -> None: ...
+    @property
+    def path(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def plugin(self) -> str: ...
+    @property
+    def spec(self) -> dict[str, Any]: ...
+    def simulate(
+        self,
+        params: Mapping[str, float] | Sequence[float] | None = ...,
+        *,
+        paths: int,
+        periods: int,
+        seed: int = ...,
+        threads: int | None = ...,
+        progress: Callable[[int, int], Any] | None = ...,
+    ) -> tuple[bytes, int, int]: ...
+
 def minimise(
     evaluate: Callable[[bytes, int, int], Sequence[float]],
     x0: list[float],
