@@ -9,11 +9,13 @@ use std::collections::{BTreeSet, HashMap};
 use super::syntax::{KeyDecl, Range, TableDecl};
 use super::{AttrValue, Attribute, ColumnData, Key, Table, ValueKind};
 
-/// A CSV file's header and data rows (blank lines skipped), each row with its 1-based line.
+/// A CSV file's header and data rows (blank lines skipped, cells trimmed), each row with its 1-based line. A
+/// row is one record (its cells in one buffer), not a string per cell: the model points are most of a run's
+/// input, and a string each made reading them cost as much as projecting them.
 struct Csv<'a> {
     file: &'a str,
     header: Vec<String>,
-    rows: Vec<(usize, Vec<String>)>,
+    rows: Vec<(usize, csv::StringRecord)>,
 }
 
 fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
@@ -70,7 +72,12 @@ fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
                 header.len()
             ));
         }
-        rows.push((line, record.iter().map(|c| c.trim().to_string()).collect()));
+        let row = if record.iter().any(|c| c.trim().len() != c.len()) {
+            record.iter().map(str::trim).collect()
+        } else {
+            record.clone()
+        };
+        rows.push((line, row));
     }
     if rows.is_empty() {
         return Err(format!("{file}: the table has a header but no data rows"));
@@ -298,7 +305,7 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
                     v[at] = ranged(cell, range).map_err(|e| csv.cell_error(*line, c, e))?
                 }
                 ColumnData::Bools(v) => v[at] = boolean(cell).map_err(|e| csv.cell_error(*line, c, e))?,
-                ColumnData::Texts(v) => v[at] = cell.clone(),
+                ColumnData::Texts(v) => v[at] = cell.to_string(),
             }
             if d + 1 == data.len() || across.is_some() {
                 from[at] = *line;
@@ -419,7 +426,7 @@ pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<P
             return Err(csv.cell_error(
                 *line,
                 id,
-                format!("the policy id '{}' is also row {} (line {first_line})", cells[id], first + 1),
+                format!("the policy id '{}' is also row {} (line {first_line})", &cells[id], first + 1),
             ));
         }
     }
@@ -435,7 +442,7 @@ pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<P
             None => ValueKind::Text,
         };
         let column = match kind {
-            ValueKind::Text => PointColumn::Texts(csv.rows.iter().map(|(_, r)| r[c].clone()).collect()),
+            ValueKind::Text => PointColumn::Texts(csv.rows.iter().map(|(_, r)| r[c].to_string()).collect()),
             ValueKind::Number => PointColumn::Numbers(
                 csv.rows
                     .iter()
@@ -456,7 +463,7 @@ pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<P
     }
     Ok(Points {
         id_column: csv.header[id].clone(),
-        ids: csv.rows.iter().map(|(_, r)| r[id].clone()).collect(),
+        ids: csv.rows.iter().map(|(_, r)| r[id].to_string()).collect(),
         lines: csv.rows.iter().map(|(l, _)| *l).collect(),
         attributes,
         columns,
