@@ -120,8 +120,9 @@ pub fn is_projection(text: &str) -> bool {
 fn point_ids(name: &str, text: &str) -> Result<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
     let mut ids = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| input(format!("{name}: {e}")))?;
+    // One record reused for every row: the table may have millions.
+    let mut record = csv::StringRecord::new();
+    while reader.read_record(&mut record).map_err(|e| input(format!("{name}: {e}")))? {
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
