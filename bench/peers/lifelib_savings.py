@@ -1,12 +1,15 @@
-"""lifelib's savings model CashValue_ME: time result_pv() over a model point table, as lifelib users run it.
+"""lifelib's savings model CashValue_ME (or its term-life model BasicTerm_ME): time result_pv() over a model point
+table, as lifelib users run it.
 
 Run through `bench/peers/lifelib_savings.sh` (it makes the venv). Usage:
 
-    python bench/peers/lifelib_savings.py [--points CSV] [--reps N]
+    python bench/peers/lifelib_savings.py [--model cashvalue|basicterm] [--points CSV] [--reps N]
 
 The model is created from the installed lifelib (`lifelib.create("savings", tmp)`, then
-`modelx.read_model(".../CashValue_ME")`), its `model_point_table` is set to the given table (default: the shipped
-10K points, `examples/savings/model_point_10000.csv`, identical to the model's own `model_point_10000`), and
+`modelx.read_model(".../CashValue_ME")`; for `basicterm` the library `basiclife` and `BasicTerm_ME`), its
+`model_point_table` is set to the given table (default: the shipped 10K points,
+`examples/savings/model_point_10000.csv`, identical to the model's own `model_point_10000`, or for `basicterm`
+`examples/basicterm/basicterm_me_model_point_table.csv`, identical to BasicTerm_ME's own table), and
 `Projection.result_pv()` is timed: wall seconds, CPU seconds of the process (user + system) and the peak
 resident memory. Each repetition reads the model afresh (modelx caches every cell). Prints one JSON object with
 the median and every repetition, the column totals (to check against parfit's), and the versions.
@@ -32,6 +35,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# kind → (library, model, default model points)
+MODELS = {
+    "cashvalue": ("savings", "CashValue_ME", ROOT / "examples" / "savings" / "model_point_10000.csv"),
+    "basicterm": ("basiclife", "BasicTerm_ME", ROOT / "examples" / "basicterm" / "basicterm_me_model_point_table.csv"),
+}
 
 
 def cpu_seconds():
@@ -41,16 +49,18 @@ def cpu_seconds():
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--points", default=str(ROOT / "examples" / "savings" / "model_point_10000.csv"))
+    parser.add_argument("--model", choices=sorted(MODELS), default="cashvalue")
+    parser.add_argument("--points")
     parser.add_argument("--reps", type=int, default=1)
     args = parser.parse_args()
-    points = pd.read_csv(args.points, index_col=0)
+    library, name, default_points = MODELS[args.model]
+    points = pd.read_csv(args.points or default_points, index_col=0)
     runs = []
     totals = None
     with tempfile.TemporaryDirectory() as tmp:
-        lifelib.create("savings", os.path.join(tmp, "savings"))
+        lifelib.create(library, os.path.join(tmp, library))
         for rep in range(args.reps):
-            model = mx.read_model(os.path.join(tmp, "savings", "CashValue_ME"), name=f"CashValue_ME_{rep}")
+            model = mx.read_model(os.path.join(tmp, library, name), name=f"{name}_{rep}")
             model.Projection.model_point_table = points
             wall, cpu = time.perf_counter(), cpu_seconds()
             result = model.Projection.result_pv()
@@ -59,6 +69,7 @@ def main():
             model.close()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
+        "model": name,
         "points": len(points),
         "reps": args.reps,
         "wall_s_median": statistics.median(r["wall_s"] for r in runs),

@@ -46,7 +46,8 @@ commands:
                        process, and parfit.fit against the release CLI on the LV fit (--runs N, default 20;
                        on --threads N, default all, and on 1), into target/bench/python.json (needs PyPI on
                        first use)
-  bench-savings [--peers]   only the savings projection section of bench (parfit 10K/100K; lifelib with --peers)
+  bench-savings [--peers]   only the actuarial projection section of bench (parfit CashValue_ME 10K/100K and
+                            BasicTerm_ME 10K; lifelib beside them with --peers or when its venv is there)
   fuzz [--seconds N] [target…]   run the fuzz targets of fuzz/ (cargo-fuzz on the pinned nightly; installs
           cargo-fuzz when missing) for N seconds each (default 30; `test` runs this pass after the tests):
           diffsl, montecarlo, vensim, config, observations, cases, projection; fails with the saved input on

@@ -1,6 +1,7 @@
-//! The savings projection benchmark of BENCHMARKS.md: parfit's `run` over lifelib's 10K and the 100K model points,
-//! one and two threads (wall, CPU, peak memory of the whole process, median of several runs), and with
-//! `--peers` lifelib's own `result_pv()` on the 10K points in the same run. It also measures a plain memory
+//! The actuarial projection benchmark of BENCHMARKS.md: parfit's `run` over lifelib's 10K and the 100K savings
+//! model points and the 10K term-life points, one and two threads (wall, CPU, peak memory of the whole process,
+//! median of several runs), and lifelib's own `result_pv()` of both models on their 10K points in the same run
+//! (with `--peers`, or whenever the lifelib venv `target/peers/lifelib-venv` is there). It also measures a plain memory
 //! bandwidth, to say whether the projection is bound by memory or by arithmetic, and the projection language's
 //! models (what `parfit run` runs for the kinds) against the hand-written engine they replaced
 //! (`plugins/actuarial/reference`), in the same process: the timing tests of `plugins/actuarial/tests/language.rs`.
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 use crate::bench::median;
 use crate::{Result, root, target_dir};
 
-const REPS: usize = 5;
+const REPS: usize = 7;
 
 /// Run `parfit run CONFIG --threads N --format json` under GNU time: (report, wall s, CPU s, peak RSS MB).
 fn measure(config: &str, threads: usize) -> Result<(Value, f64, f64, f64)> {
@@ -52,6 +53,8 @@ fn parfit_runs(config: &str, threads: usize) -> Result<Value> {
         "wall_s_median": median(runs.iter().map(|r| r.1).collect()),
         "wall_s_best": runs.iter().map(|r| r.1).fold(f64::INFINITY, f64::min),
         "cpu_s_median": cpu,
+        // GNU time prints CPU seconds to 10 ms: the mean of the runs resolves a 10K run better than the median.
+        "cpu_s_mean": runs.iter().map(|r| r.2).sum::<f64>() / REPS as f64,
         "peak_rss_mb_max": runs.iter().map(|r| r.3).fold(0.0, f64::max),
         "projection_s_median": projection_s,
         "point_months_per_cpu_s": point_months / cpu,
@@ -130,24 +133,42 @@ fn engine_vs_language() -> Result<Value> {
     Ok(r)
 }
 
+/// lifelib's `result_pv()` of `model` (`cashvalue` or `basicterm`) on its 10K points (`bench/peers/lifelib_savings.sh`).
+fn lifelib(model: &str) -> Result<Value> {
+    let script = root().join("bench/peers/lifelib_savings.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(["--model", model])
+        .current_dir(root())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("lifelib_savings.sh --model {model} failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+    serde_json::from_str(line).map_err(|e| format!("lifelib's JSON: {e}\n{text}"))
+}
+
+/// Whether lifelib runs beside parfit: asked for (`--peers`, which installs it), or already installed.
+fn with_lifelib(peers: bool) -> bool {
+    peers || target_dir().join("peers/lifelib-venv/bin/python").exists()
+}
+
 pub fn run(peers: bool) -> Result<Value> {
     let mut r = json!({
         "parfit_10k_threads_1": parfit_runs("bench/actuarial/pv_10k.toml", 1)?,
         "parfit_10k_threads_2": parfit_runs("bench/actuarial/pv_10k.toml", 2)?,
         "parfit_100k_threads_1": parfit_runs("examples/savings/run_100k.toml", 1)?,
         "parfit_100k_threads_2": parfit_runs("examples/savings/run_100k.toml", 2)?,
+        "parfit_basicterm_10k_threads_1": parfit_runs("bench/actuarial/basicterm_10k.toml", 1)?,
+        "parfit_basicterm_10k_threads_2": parfit_runs("bench/actuarial/basicterm_10k.toml", 2)?,
         "read_bandwidth_gb_s": read_bandwidth_gb_s(),
         "engine_vs_language": engine_vs_language()?,
     });
-    if peers {
-        let script = root().join("bench/peers/lifelib_savings.sh");
-        let out = Command::new("bash").arg(script).current_dir(root()).output().map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!("lifelib_savings.sh failed:\n{}", String::from_utf8_lossy(&out.stderr)));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
-        r["lifelib_10k"] = serde_json::from_str(line).map_err(|e| format!("lifelib's JSON: {e}\n{text}"))?;
+    if with_lifelib(peers) {
+        r["lifelib_10k"] = lifelib("cashvalue")?;
+        r["lifelib_basicterm_10k"] = lifelib("basicterm")?;
     }
     Ok(r)
 }
@@ -155,13 +176,21 @@ pub fn run(peers: bool) -> Result<Value> {
 pub fn print(r: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
-        "\n| savings projection (CashValue_ME result_pv) | threads | wall s (median) | CPU s (median) | peak MB | \
-         point-months per CPU s |\n|---|---|---|---|---|---|"
+        "\n| actuarial projection (`result_pv`) | threads | wall s (median) | CPU s (median) | peak MB | point-months \
+         per CPU s |\n|---|---|---|---|---|---|"
     );
-    for key in ["parfit_10k_threads_1", "parfit_10k_threads_2", "parfit_100k_threads_1", "parfit_100k_threads_2"] {
+    let rows = [
+        ("parfit_10k_threads_1", "CashValue_ME"),
+        ("parfit_10k_threads_2", "CashValue_ME"),
+        ("parfit_100k_threads_1", "CashValue_ME"),
+        ("parfit_100k_threads_2", "CashValue_ME"),
+        ("parfit_basicterm_10k_threads_1", "BasicTerm_ME"),
+        ("parfit_basicterm_10k_threads_2", "BasicTerm_ME"),
+    ];
+    for (key, model) in rows {
         let v = &r[key];
         println!(
-            "| parfit, {} points | {} | {:.3} | {:.3} | {:.0} | {:.3e} |",
+            "| parfit {model}, {} points | {} | {:.3} | {:.3} | {:.0} | {:.3e} |",
             v["points"],
             v["threads"],
             f(&v["wall_s_median"]),
@@ -170,18 +199,27 @@ pub fn print(r: &Value) {
             f(&v["point_months_per_cpu_s"])
         );
     }
-    if let Some(l) = r.get("lifelib_10k") {
+    let peers = [("lifelib_10k", "parfit_10k_threads_1"), ("lifelib_basicterm_10k", "parfit_basicterm_10k_threads_1")];
+    for (key, parfit) in peers {
+        let Some(l) = r.get(key) else { continue };
         println!(
-            "| lifelib {} `result_pv()`, {} points | 1 | {:.3} | {:.3} | {:.0} | {:.3e} |",
+            "| lifelib {} {} `result_pv()`, {} points | 1 | {:.3} | {:.3} | {:.0} | {:.3e} |",
             l["versions"]["lifelib"].as_str().unwrap_or(""),
+            l["model"].as_str().unwrap_or("CashValue_ME"),
             l["points"],
             f(&l["wall_s_median"]),
             f(&l["cpu_s_median"]),
             f(&l["peak_rss_mb"]),
-            f(&r["parfit_10k_threads_1"]["point_months"]) / f(&l["cpu_s_median"])
+            f(&r[parfit]["point_months"]) / f(&l["cpu_s_median"])
         );
-        let p1 = f(&r["parfit_10k_threads_1"]["cpu_s_median"]);
-        println!("\nlifelib CPU ÷ parfit CPU on 10K (one thread, whole process): {:.0}×", f(&l["cpu_s_median"]) / p1);
+    }
+    for (key, parfit) in peers {
+        let Some(l) = r.get(key) else { continue };
+        println!(
+            "lifelib CPU ÷ parfit CPU, {} on 10K (one thread, whole process, parfit's mean of {REPS} runs): {:.0}×",
+            l["model"].as_str().unwrap_or("CashValue_ME"),
+            f(&l["cpu_s_median"]) / f(&r[parfit]["cpu_s_mean"])
+        );
     }
     println!("plain memory read bandwidth: {:.1} GB/s", f(&r["read_bandwidth_gb_s"]));
     let e = &r["engine_vs_language"];

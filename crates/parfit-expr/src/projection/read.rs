@@ -9,11 +9,42 @@ use std::collections::{BTreeSet, HashMap};
 use super::syntax::{KeyDecl, Range, TableDecl};
 use super::{AttrValue, Attribute, ColumnData, Key, Table, ValueKind};
 
-/// A CSV file's header and data rows (blank lines skipped), each row with its 1-based line.
+/// A CSV file's header and data rows (blank lines skipped, cells trimmed). The cells of every row are kept one
+/// after the other in one string, with where each ends: the model points are most of a run's input, and an
+/// allocation per cell or row made reading them cost as much as projecting them.
 struct Csv<'a> {
     file: &'a str,
     header: Vec<String>,
-    rows: Vec<(usize, Vec<String>)>,
+    /// Each data row's 1-based line.
+    lines: Vec<usize>,
+    cells: String,
+    /// Where each cell ends in `cells` (`header.len()` per row).
+    ends: Vec<usize>,
+}
+
+/// One data row's cells, indexed by column.
+#[derive(Clone, Copy)]
+struct Row<'a> {
+    cells: &'a str,
+    /// The end of the previous row's last cell, and the ends of this row's cells.
+    start: usize,
+    ends: &'a [usize],
+}
+
+impl<'a> Row<'a> {
+    /// Column `c`'s cell, borrowed from the table.
+    fn cell(&self, c: usize) -> &'a str {
+        let from = if c == 0 { self.start } else { self.ends[c - 1] };
+        &self.cells[from..self.ends[c]]
+    }
+}
+
+impl std::ops::Index<usize> for Row<'_> {
+    type Output = str;
+
+    fn index(&self, c: usize) -> &str {
+        self.cell(c)
+    }
 }
 
 fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
@@ -43,7 +74,7 @@ fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
         }
         line
     };
-    let mut rows = vec![];
+    let (mut lines, mut cells, mut ends) = (vec![], String::with_capacity(text.len()), vec![]);
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -70,15 +101,34 @@ fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
                 header.len()
             ));
         }
-        rows.push((line, record.iter().map(|c| c.trim().to_string()).collect()));
+        lines.push(line);
+        for c in record.iter() {
+            cells.push_str(c.trim());
+            ends.push(cells.len());
+        }
     }
-    if rows.is_empty() {
+    if lines.is_empty() {
         return Err(format!("{file}: the table has a header but no data rows"));
     }
-    Ok(Csv { file, header, rows })
+    Ok(Csv { file, header, lines, cells, ends })
 }
 
 impl Csv<'_> {
+    /// Row `i` (0-based among the data rows).
+    fn row(&self, i: usize) -> Row<'_> {
+        let w = self.header.len();
+        Row {
+            cells: &self.cells,
+            start: if i == 0 { 0 } else { self.ends[i * w - 1] },
+            ends: &self.ends[i * w..(i + 1) * w],
+        }
+    }
+
+    /// Every data row with its line.
+    fn rows(&self) -> impl Iterator<Item = (usize, Row<'_>)> + '_ {
+        self.lines.iter().enumerate().map(|(i, &line)| (line, self.row(i)))
+    }
+
     /// An error about a cell: `file:line:column: column 'name': message`.
     fn cell_error(&self, line: usize, col: usize, message: impl std::fmt::Display) -> String {
         let name = self.header.get(col).map_or("?", String::as_str);
@@ -167,6 +217,31 @@ fn key_value(k: &KeyDecl, cell: &str) -> Result<KeyValue, String> {
     }
 }
 
+/// A row key's value as read from its cell (text borrowed from the table).
+#[derive(Clone, Copy)]
+enum RawKey<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+fn raw_key<'a>(k: &KeyDecl, cell: &'a str) -> Result<RawKey<'a>, String> {
+    if k.text {
+        Ok(RawKey::Text(cell))
+    } else {
+        whole(cell)
+            .map(RawKey::Int)
+            .map_err(|e| format!("{e} (key '{}'; a text key is declared '{} text')", k.name, k.name))
+    }
+}
+
+/// How a row key's value finds its position among the key's distinct values; the key across the header is
+/// placed by column instead.
+enum Find<'a> {
+    Ints(Vec<i64>),
+    Texts(HashMap<&'a str, usize>),
+    Across,
+}
+
 /// The kind of a value column: what the declaration says, else a number.
 fn kind_of(decl: &TableDecl, column: &str) -> ValueKind {
     decl.columns.iter().find(|c| c.0 == column).map_or(ValueKind::Number, |c| c.1)
@@ -207,43 +282,54 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
         // read): a model need not be given what it never reads.
         None => vec![],
     };
-    // The distinct values of each key: whole numbers increasing, text in order of first appearance.
-    let mut row_keys: Vec<Vec<KeyValue>> = Vec::with_capacity(csv.rows.len());
-    for (line, cells) in &csv.rows {
-        let mut vals = vec![];
+    // Each row key's value in each row (rows × row keys, one after the other), each cell parsed once.
+    let n_row_keys = key_cols.iter().filter(|c| c.is_some()).count();
+    let mut raw: Vec<RawKey<'_>> = Vec::with_capacity(csv.lines.len() * n_row_keys);
+    for (line, cells) in csv.rows() {
         for (k, col) in decl.keys.iter().zip(&key_cols) {
             if let Some(c) = *col {
-                vals.push(key_value(k, &cells[c]).map_err(|e| csv.cell_error(*line, c, e))?);
+                raw.push(raw_key(k, cells.cell(c)).map_err(|e| csv.cell_error(line, c, e))?);
             }
         }
-        row_keys.push(vals);
     }
+    // The distinct values of each key (whole numbers increasing, text in order of first appearance) and how a
+    // row key's value finds its position among them.
     let mut values: Vec<Vec<KeyValue>> = vec![];
+    let mut finds: Vec<Find<'_>> = vec![];
     let mut row_key_index = 0;
     for (i, k) in decl.keys.iter().enumerate() {
-        let vals: Vec<KeyValue> = if k.across {
-            across_labels.clone()
-        } else {
-            let j = row_key_index;
-            row_key_index += 1;
-            let all = row_keys.iter().map(|r| r[j].clone());
-            if k.text {
-                let mut seen = std::collections::HashSet::new();
-                all.filter(|v| seen.insert(v.clone())).collect()
-            } else {
-                all.collect::<BTreeSet<_>>().into_iter().collect()
-            }
-        };
         if k.across {
-            let distinct: BTreeSet<&KeyValue> = vals.iter().collect();
-            if distinct.len() != vals.len() {
+            let distinct: BTreeSet<&KeyValue> = across_labels.iter().collect();
+            if distinct.len() != across_labels.len() {
                 return Err(format!("{file}:1: a column label is given twice (key '{}')", decl.keys[i].name));
             }
+            values.push(across_labels.clone());
+            finds.push(Find::Across);
+            continue;
         }
-        values.push(vals);
+        let column = raw.iter().skip(row_key_index).step_by(n_row_keys);
+        row_key_index += 1;
+        if k.text {
+            let mut at: HashMap<&str, usize> = HashMap::new();
+            let mut vals = vec![];
+            for v in column {
+                if let RawKey::Text(s) = *v
+                    && !at.contains_key(s)
+                {
+                    at.insert(s, vals.len());
+                    vals.push(KeyValue::Text(s.to_string()));
+                }
+            }
+            values.push(vals);
+            finds.push(Find::Texts(at));
+        } else {
+            let mut ints: Vec<i64> = column.map(|v| if let RawKey::Int(x) = *v { x } else { 0 }).collect();
+            ints.sort_unstable();
+            ints.dedup();
+            values.push(ints.iter().map(|&x| KeyValue::Int(x)).collect());
+            finds.push(Find::Ints(ints));
+        }
     }
-    let positions: Vec<HashMap<&KeyValue, usize>> =
-        values.iter().map(|v| v.iter().enumerate().map(|(i, x)| (x, i)).collect()).collect();
     let cells = values.iter().try_fold(1usize, |n, v| n.checked_mul(v.len())).unwrap_or(usize::MAX);
     let n_cols = if across.is_some() { 1 } else { value_cols.len() };
     parfit_core::limits::check_allocation(&format!("table '{tname}' ({file})"), cells as f64 * n_cols as f64, 16.0)?;
@@ -270,20 +356,28 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
         }
         parts.join(", ")
     };
-    for ((line, row), keys) in csv.rows.iter().zip(&row_keys) {
+    // Each value column's declared range; a wide table's cells are all its one value column, named after the table.
+    let ranges: Vec<Option<&Range>> =
+        value_cols.iter().map(|&c| range_of(decl, if across.is_some() { tname } else { &csv.header[c] })).collect();
+    for (row, (line, cells)) in csv.rows().enumerate() {
+        let keys = &raw[row * n_row_keys..(row + 1) * n_row_keys];
         let mut base = 0;
         let mut r = 0;
-        for (k, key) in decl.keys.iter().enumerate() {
-            if !key.across {
-                base += positions[k][&keys[r]] * strides[k];
-                r += 1;
-            }
+        for (find, stride) in finds.iter().zip(&strides) {
+            let position = match (find, keys.get(r)) {
+                (Find::Across, _) => continue,
+                (Find::Ints(v), Some(RawKey::Int(x))) => v.binary_search(x).unwrap_or(0),
+                (Find::Texts(at), Some(RawKey::Text(s))) => at.get(s).copied().unwrap_or(0),
+                _ => 0,
+            };
+            base += position * stride;
+            r += 1;
         }
-        let targets: Vec<(usize, usize, usize)> = match across {
-            Some(a) => value_cols.iter().enumerate().map(|(i, &c)| (base + i * strides[a], 0, c)).collect(),
-            None => value_cols.iter().enumerate().map(|(i, &c)| (base, i, c)).collect(),
-        };
-        for (at, d, c) in targets {
+        for (i, &c) in value_cols.iter().enumerate() {
+            let (at, d) = match across {
+                Some(a) => (base + i * strides[a], 0),
+                None => (base, i),
+            };
             if from[at] != 0 {
                 return Err(format!(
                     "{file}:{line}: a second row for {} (the first is line {})",
@@ -291,18 +385,14 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
                     from[at]
                 ));
             }
-            let cell = &row[c];
+            let cell = &cells[c];
             match &mut data[d] {
-                ColumnData::Numbers(v) => {
-                    // A wide table's cells are all its one value column, named after the table.
-                    let range = range_of(decl, if across.is_some() { tname } else { &csv.header[c] });
-                    v[at] = ranged(cell, range).map_err(|e| csv.cell_error(*line, c, e))?
-                }
-                ColumnData::Bools(v) => v[at] = boolean(cell).map_err(|e| csv.cell_error(*line, c, e))?,
-                ColumnData::Texts(v) => v[at] = cell.clone(),
+                ColumnData::Numbers(v) => v[at] = ranged(cell, ranges[i]).map_err(|e| csv.cell_error(line, c, e))?,
+                ColumnData::Bools(v) => v[at] = boolean(cell).map_err(|e| csv.cell_error(line, c, e))?,
+                ColumnData::Texts(v) => v[at] = cell.to_string(),
             }
             if d + 1 == data.len() || across.is_some() {
-                from[at] = *line;
+                from[at] = line;
             }
         }
     }
@@ -476,17 +566,17 @@ pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<P
     let id = 0;
     // A declared column the file lacks is refused only where the model reads it (`mp.sex`: the compiler names the
     // read), so a table without a column the model never reads is accepted.
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (row, (line, cells)) in csv.rows.iter().enumerate() {
-        if let Some(first) = seen.insert(&cells[id], row)
-            && decl.is_some()
-        {
-            let first_line = csv.rows.get(first).map_or(0, |r| r.0);
-            return Err(csv.cell_error(
-                *line,
-                id,
-                format!("the policy id '{}' is also row {} (line {first_line})", cells[id], first + 1),
-            ));
+    if decl.is_some() {
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(csv.lines.len());
+        for (row, (line, cells)) in csv.rows().enumerate() {
+            if let Some(first) = seen.insert(cells.cell(id), row) {
+                let first_line = csv.lines.get(first).copied().unwrap_or(0);
+                return Err(csv.cell_error(
+                    line,
+                    id,
+                    format!("the policy id '{}' is also row {} (line {first_line})", &cells[id], first + 1),
+                ));
+            }
         }
     }
     let mut attributes = vec![];
@@ -497,23 +587,20 @@ pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<P
         }
         let kind = match decl {
             Some(d) => kind_of(d, name),
-            None if csv.rows.iter().all(|(_, r)| number(&r[c]).is_ok()) => ValueKind::Number,
+            None if csv.rows().all(|(_, r)| number(&r[c]).is_ok()) => ValueKind::Number,
             None => ValueKind::Text,
         };
+        let range = decl.and_then(|d| range_of(d, name));
         let column = match kind {
-            ValueKind::Text => PointColumn::Texts(csv.rows.iter().map(|(_, r)| r[c].clone()).collect()),
+            ValueKind::Text => PointColumn::Texts(csv.rows().map(|(_, r)| r[c].to_string()).collect()),
             ValueKind::Number => PointColumn::Numbers(
-                csv.rows
-                    .iter()
-                    .map(|(l, r)| {
-                        ranged(&r[c], decl.and_then(|d| range_of(d, name))).map_err(|e| csv.cell_error(*l, c, e))
-                    })
+                csv.rows()
+                    .map(|(l, r)| ranged(&r[c], range).map_err(|e| csv.cell_error(l, c, e)))
                     .collect::<Result<_, _>>()?,
             ),
             ValueKind::Bool => PointColumn::Numbers(
-                csv.rows
-                    .iter()
-                    .map(|(l, r)| boolean(&r[c]).map(f64::from).map_err(|e| csv.cell_error(*l, c, e)))
+                csv.rows()
+                    .map(|(l, r)| boolean(&r[c]).map(f64::from).map_err(|e| csv.cell_error(l, c, e)))
                     .collect::<Result<_, _>>()?,
             ),
         };
@@ -522,8 +609,8 @@ pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<P
     }
     Ok(Points {
         id_column: csv.header[id].clone(),
-        ids: csv.rows.iter().map(|(_, r)| r[id].clone()).collect(),
-        lines: csv.rows.iter().map(|(l, _)| *l).collect(),
+        ids: csv.rows().map(|(_, r)| r[id].to_string()).collect(),
+        lines: csv.lines,
         attributes,
         columns,
     })
