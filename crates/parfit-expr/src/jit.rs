@@ -10,8 +10,8 @@
 //! operation calls [`Op::apply`] (or [`LookupTable::apply`]) through an `extern "C"` wrapper, so JIT and
 //! interpreter give the same bits.
 //!
-//! A projection's month loop ([`compile_month_loop`]) is one function: the state is carried in machine
-//! registers from month to month, and calls whose operands do not depend on the state are remembered with
+//! A projection's month loop ([`compile_month_loop`]) is one function: the recursions are carried in machine
+//! registers from month to month (sums, which nothing else reads, are added to in memory), and calls whose operands do not depend on the state are remembered with
 //! their operands and made again only when those change.
 //!
 //! This is the one module of the crate allowed `unsafe`: calling generated code through a function pointer
@@ -593,8 +593,8 @@ impl Gen<'_> {
     ///
     /// The function runs two loops over the months. The first computes what does not depend on the state
     /// (functions of `t`, the month-only values and the policy: rates, table reads, their calls, remembered)
-    /// and hands what the second reads to it through `scratch`, a row per month; the second carries the state
-    /// in machine registers, with no call in it unless a call depends on the state.
+    /// and hands what the second reads to it through `scratch`, a row per month; the second carries the
+    /// recursions in machine registers (the sums in memory), with no call in it unless a call depends on the state.
     fn month_loop(
         &mut self,
         name: &str,
@@ -750,6 +750,7 @@ impl Gen<'_> {
             row: row_of(&mut b, rows, month, shape.n_inputs),
             inputs: inputs.clone(),
             state: &[],
+            sums: None,
             invariant: &invariant,
             consts,
             regs,
@@ -852,14 +853,29 @@ impl Gen<'_> {
         b.switch_to_block(done);
         b.seal_block(done);
 
-        // The second loop: the month number and the state.
+        // The second loop: the month number and the state. A sum (a present value: a state whose value only its
+        // own next value reads, and whose next value nothing else reads) stays in `state`, added to in place:
+        // off the recursions' chains, it would only take registers they need (and push them onto the stack).
+        let mut reads: HashMap<u32, usize> = HashMap::new();
+        for r in second.iter().flat_map(|&k| operands(&code[k])).chain(f.iter().copied()) {
+            *reads.entry(r).or_default() += 1;
+        }
+        let in_memory: Vec<bool> = (0..n_states)
+            .map(|k| {
+                let (s, next) = ((k + 1) as u32, f[width + k]);
+                reads.get(&next) == Some(&1)
+                    && reads.get(&s).copied().unwrap_or(0) <= 1
+                    && second.iter().any(|&j| code[j].dst == next && operands(&code[j]).any(|r| r == s))
+            })
+            .collect();
         let header = b.create_block();
         let month = b.append_block_param(header, types::I64);
         let mut args: Vec<BlockArg> = vec![b.ins().iconst(types::I64, 0).into()];
-        for k in 0..n_states {
+        let mut carried_state = vec![];
+        for k in (0..n_states).filter(|&k| !in_memory[k]) {
             args.push(b.ins().load(types::F64, mem, state, 8 * k as i32).into());
+            carried_state.push((k, b.append_block_param(header, types::F64)));
         }
-        let state_vals: Vec<Value> = (0..n_states).map(|_| b.append_block_param(header, types::F64)).collect();
         b.ins().jump(header, &args);
         b.switch_to_block(header);
         let (body, exit) = (b.create_block(), b.create_block());
@@ -867,7 +883,11 @@ impl Gen<'_> {
         b.ins().brif(more, body, &[], exit, &[]);
         b.switch_to_block(body);
         b.seal_block(body);
+        // A sum kept in memory is loaded where it is read (loaded at the top, it would be live through the month).
+        let state_vals: Vec<Option<Value>> =
+            (0..n_states).map(|k| carried_state.iter().find(|(j, _)| *j == k).map(|&(_, v)| v)).collect();
         let env = Env {
+            sums: Some(state),
             t: b.ins().fcvt_from_sint(types::F64, month),
             row: row_of(&mut b, rows, month, shape.n_inputs),
             state: &state_vals,
@@ -895,15 +915,20 @@ impl Gen<'_> {
             }
         }
         let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
-        for &r in &f[width..] {
-            args.push(env.get(&mut b, &computed, &mut loaded, r, end).into());
+        for (k, &r) in f[width..].iter().enumerate() {
+            let v = env.get(&mut b, &computed, &mut loaded, r, end);
+            if in_memory[k] {
+                b.ins().store(mem, v, state, 8 * k as i32);
+            } else {
+                args.push(v.into());
+            }
         }
         b.ins().jump(header, &args);
         b.seal_block(header);
 
         b.switch_to_block(exit);
         b.seal_block(exit);
-        for (k, &v) in state_vals.iter().enumerate() {
+        for &(k, v) in &carried_state {
             b.ins().store(mem, v, state, 8 * k as i32);
         }
         b.ins().return_(&[]);
@@ -1172,7 +1197,9 @@ struct Env<'a> {
     t: Value,
     row: Value,
     inputs: std::ops::Range<u32>,
-    state: &'a [Value],
+    state: &'a [Option<Value>],
+    /// Where the states not carried in registers are (`None` in the first loop, which reads no state).
+    sums: Option<Value>,
     invariant: &'a HashMap<u32, Value>,
     consts: &'a HashMap<u32, f64>,
     regs: Value,
@@ -1196,7 +1223,8 @@ impl Env<'_> {
         if r as usize == Program::T {
             return self.t;
         }
-        if let Some(&v) = (r as usize).checked_sub(1).and_then(|k| self.state.get(k)) {
+        let state = (r as usize).checked_sub(1).filter(|&k| k < self.state.len());
+        if let Some(&Some(v)) = state.and_then(|k| self.state.get(k)) {
             return v;
         }
         if let Some(&v) = self.invariant.get(&r) {
@@ -1208,7 +1236,9 @@ impl Env<'_> {
             return v;
         }
         let mem = MemFlags::trusted();
-        let v = if let Some((row, &offset)) = self.handed.and_then(|(row, slots)| Some(row).zip(slots.get(&r))) {
+        let v = if let Some((k, sums)) = state.zip(self.sums) {
+            b.ins().load(types::F64, mem, sums, 8 * k as i32)
+        } else if let Some((row, &offset)) = self.handed.and_then(|(row, slots)| Some(row).zip(slots.get(&r))) {
             b.ins().load(types::F64, mem, row, offset)
         } else if self.inputs.contains(&r) {
             b.ins().load(types::F64, mem, self.row, 8 * (r - self.inputs.start) as i32)
