@@ -133,11 +133,12 @@ fn the_policy_projection_on_1_2_3_ranks_matches_the_plain_run_byte_for_byte() {
 }
 
 /// lifelib's models as model files (examples/lifelib, checked against lifelib's goldens by lifelib_models.rs) on
-/// 1–3 ranks: CashValue_SE (seriatim, every point over its own length, ten scenarios) and BasicTerm_M (two passes:
-/// the premium solved from the projection) write the same files as the plain run.
+/// 1–3 ranks: CashValue_SE (seriatim, every point over its own length, ten scenarios), BasicTerm_M (two passes:
+/// the premium solved from the projection) and CashValue_ME_EX4 (numpy's draws made by every rank from the seed,
+/// 1,000 scenarios) write the same files as the plain run.
 #[test]
 fn lifelib_model_files_on_1_2_3_ranks_match_the_plain_run_byte_for_byte() {
-    for model in ["cashvalue_se", "basicterm_m"] {
+    for model in ["cashvalue_se", "basicterm_m", "cashvalue_me_ex4"] {
         let dir = scratch(&format!("mpi-lifelib-{model}"));
         let config = format!("examples/lifelib/{model}/run.toml");
         let plain = dir.join("plain");
