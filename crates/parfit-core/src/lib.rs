@@ -8,6 +8,7 @@ pub mod check;
 pub mod cost;
 pub mod dataset;
 pub mod limits;
+pub mod math;
 pub mod model;
 pub mod objective;
 pub mod optimise;
