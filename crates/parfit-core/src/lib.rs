@@ -20,6 +20,7 @@ pub mod runner;
 pub mod sample;
 pub mod source;
 pub mod statistics;
+pub mod ziggurat;
 
 pub use cost::Cost;
 pub use dataset::{Case, Dataset};

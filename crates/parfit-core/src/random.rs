@@ -14,7 +14,8 @@
 //! random access inside a stream buys nothing. With a period of 2^256 − 1, the chance that two of a
 //! run's streams overlap is negligible (for 10^6 streams of 10^9 draws each, below 2^-180).
 //!
-//! Normals come from `rand_distr`'s `StandardNormal`: the Marsaglia–Tsang ziggurat with 256 layers,
+//! Normals come from `ziggurat::standard_normal` (`rand_distr`'s `StandardNormal` draw for draw, with
+//! `crate::math`'s `exp` and `ln`): the Marsaglia–Tsang ziggurat with 256 layers,
 //! exact (rejection, and Marsaglia's method for the tail), usually one 64-bit draw per normal. Uniforms
 //! are the 53 high bits of one 64-bit draw scaled to `[0, 1)` (rand's `StandardUniform`).
 //!
@@ -22,7 +23,6 @@
 //! and uniforms drawn across neighbouring streams, and correlations between neighbouring streams.
 
 use rand::{Rng, RngCore, SeedableRng};
-use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// One keyed random stream.
@@ -59,7 +59,7 @@ impl Stream {
     /// A standard normal draw (ziggurat).
     #[inline]
     pub fn normal(&mut self) -> f64 {
-        self.rng.sample(StandardNormal)
+        crate::ziggurat::standard_normal(&mut self.rng)
     }
 
     /// A uniform draw on `[0, 1)` with 53 random bits.

@@ -15,9 +15,9 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 
+use crate::ziggurat::standard_normal;
 use nalgebra::{DMatrix, SymmetricEigen};
 use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -485,7 +485,7 @@ impl Cmaes {
             for draw in 0..MAX_DRAWS {
                 self.truncated |= draw > 0;
                 for zi in &mut self.z {
-                    *zi = self.rng.sample(StandardNormal);
+                    *zi = standard_normal(&mut self.rng);
                 }
                 // y = B · (D ∘ z), x = m + σ y
                 for (i, (yi, xi)) in y.iter_mut().zip(x.iter_mut()).enumerate() {

@@ -6,9 +6,9 @@
 //! the volume — recursively, so separate modes and curved degeneracies get their own ellipsoids.
 
 use crate::math;
+use crate::ziggurat::standard_normal;
 use nalgebra::{DMatrix, SymmetricEigen};
 use rand::Rng;
-use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// Largest eigenvalue ratio kept in a covariance: flatter point sets are thickened to this, so the
@@ -168,7 +168,7 @@ fn unit_ball(rng: &mut Xoshiro256PlusPlus, v: &mut [f64]) {
     loop {
         let mut norm2 = 0.0;
         for x in v.iter_mut() {
-            *x = rng.sample(StandardNormal);
+            *x = standard_normal(rng);
             norm2 += *x * *x;
         }
         if norm2 > 0.0 {
@@ -383,9 +383,7 @@ mod tests {
     }
 
     fn cloud(rng: &mut Xoshiro256PlusPlus, n: usize, center: &[f64], scale: &[f64]) -> Vec<Vec<f64>> {
-        (0..n)
-            .map(|_| center.iter().zip(scale).map(|(c, s)| c + s * rng.sample::<f64, _>(StandardNormal)).collect())
-            .collect()
+        (0..n).map(|_| center.iter().zip(scale).map(|(c, s)| c + s * standard_normal(rng)).collect()).collect()
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //! posteriors cost no tuning.
 
 use crate::math;
+use crate::ziggurat::standard_normal;
 use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
@@ -197,7 +197,7 @@ impl EnsembleSampler {
             Some((start, spread)) => {
                 for attempt in 0..MAX_INIT_ATTEMPTS {
                     for (j, p) in self.prior.params().iter().enumerate() {
-                        let z: f64 = self.rng.sample(StandardNormal);
+                        let z: f64 = standard_normal(&mut self.rng);
                         self.positions[w][j] = start[j] + spread * p.mean_sd().1 * z;
                     }
                     if self.prior.contains(&self.positions[w]) {
