@@ -3,6 +3,7 @@
 //! problem in horizon stages with an optional polish, or one case of a table. Front ends supply the model,
 //! the data (through a [`Loader`]) and a [`Monitor`]; they own files, clocks and display.
 
+use parfit_core::math;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -237,7 +238,7 @@ pub fn no_finite_cost(objective: &Objective, x0: &[f64]) -> String {
 pub fn plot_times(t0: f64, t1: f64) -> Vec<f64> {
     if t0 > 0.0 && t1 >= 1e3 * t0 {
         let ratio = t1 / t0;
-        let mut times: Vec<f64> = (0..=1000).map(|i| t0 * ratio.powf(i as f64 / 1000.0)).collect();
+        let mut times: Vec<f64> = (0..=1000).map(|i| t0 * math::powf(ratio, i as f64 / 1000.0)).collect();
         times[1000] = t1; // the data's last time itself, not its rounding through powf
         times
     } else {

@@ -1,5 +1,6 @@
 //! Costs: how far predictions are from observations, as one number.
 
+use crate::math;
 use serde::{Deserialize, Serialize};
 
 /// A cost over the residuals `predicted − observed` of every observed (non-NaN) point.
@@ -24,7 +25,9 @@ impl Cost {
             Cost::Rmse if n == 0 => 0.0,
             Cost::Rmse => (sum_sq / n_f).sqrt(),
             Cost::GaussianNll { sigma } => {
-                0.5 * sum_sq / (sigma * sigma) + n_f * sigma.ln() + 0.5 * n_f * (2.0 * std::f64::consts::PI).ln()
+                0.5 * sum_sq / (sigma * sigma)
+                    + n_f * math::ln(sigma)
+                    + 0.5 * n_f * math::ln(2.0 * std::f64::consts::PI)
             }
         }
     }
@@ -89,7 +92,7 @@ mod tests {
         let nll = Cost::GaussianNll { sigma: 2.0 }.from_sum_of_squares(ss, n);
         let expected: f64 = [1.0f64, -2.0]
             .iter()
-            .map(|r| -(-0.5 * (r / 2.0).powi(2) - 2.0f64.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()))
+            .map(|r| -(-0.5 * math::powi(r / 2.0, 2) - math::ln(2.0f64) - 0.5 * math::ln(2.0 * std::f64::consts::PI)))
             .sum();
         assert!((nll - expected).abs() < 1e-12, "{nll} vs {expected}");
     }

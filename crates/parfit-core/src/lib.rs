@@ -8,6 +8,7 @@ pub mod check;
 pub mod cost;
 pub mod dataset;
 pub mod limits;
+pub mod math;
 pub mod model;
 pub mod numpy_rng;
 pub mod objective;
@@ -20,6 +21,7 @@ pub mod runner;
 pub mod sample;
 pub mod source;
 pub mod statistics;
+pub mod ziggurat;
 
 pub use cost::Cost;
 pub use dataset::{Case, Dataset};

@@ -8,6 +8,7 @@
 //! check the variable with [`limit_from_environment`] before any work, so a bad value is an error there, not
 //! silently the default. (On wasm32 there is no environment: always the default.)
 
+use crate::math;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The default budget: 8 GiB.
@@ -69,7 +70,7 @@ pub fn check_allocation(what: &str, count: f64, bytes_each: f64) -> Result<(), S
 /// `1.5 GB`, `12 MB`, `7.2e30 bytes`: binary units, two significant digits.
 pub fn human_bytes(bytes: f64) -> String {
     const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    if !bytes.is_finite() || bytes >= 1024f64.powi(6) {
+    if !bytes.is_finite() || bytes >= math::powi(1024f64, 6) {
         return format!("{bytes:.1e} bytes");
     }
     let mut value = bytes;

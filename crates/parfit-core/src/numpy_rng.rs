@@ -176,8 +176,8 @@ impl Generator {
             if layer == 0 {
                 // The tail beyond r: 1 − U keeps log1p's argument above −1. Its sign is another bit of the draw.
                 loop {
-                    let xx = -NOR_INV_R * libm::log1p(-self.bits.next_double());
-                    let yy = -libm::log1p(-self.bits.next_double());
+                    let xx = -NOR_INV_R * crate::math::ln_1p(-self.bits.next_double());
+                    let yy = -crate::math::ln_1p(-self.bits.next_double());
                     if yy + yy > xx * xx {
                         return if (magnitude >> 8) & 1 == 1 { -(NOR_R + xx) } else { NOR_R + xx };
                     }
@@ -185,7 +185,7 @@ impl Generator {
             }
             // The wedge between this layer's rectangle and the curve.
             let u = self.bits.next_double();
-            if (FI[layer - 1] - FI[layer]) * u + FI[layer] < libm::exp(-0.5 * x * x) {
+            if (FI[layer - 1] - FI[layer]) * u + FI[layer] < crate::math::exp(-0.5 * x * x) {
                 return x;
             }
         }

@@ -1,6 +1,7 @@
 //! The objective: a model, one case, a cost and which parameters are searched. It maps search-space points
 //! to costs, one at a time or as a batch that runs in parallel.
 
+use crate::math;
 use std::sync::Arc;
 
 use crate::cost::{Cost, sum_of_squares};
@@ -220,14 +221,14 @@ impl Objective {
                 if f.log_scale && (start <= 0.0 || f.lower < 0.0) {
                     return Err(SetupError::LogScaleNotPositive { name: name.clone(), start, lower: f.lower });
                 }
-                Ok(if f.log_scale { start.ln() } else { start })
+                Ok(if f.log_scale { math::ln(start) } else { start })
             })
             .collect()
     }
 
     /// The search-space box.
     pub fn bounds(&self) -> Bounds {
-        let to_search = |f: &FreeParameter, v: f64| if f.log_scale { v.ln() } else { v };
+        let to_search = |f: &FreeParameter, v: f64| if f.log_scale { math::ln(v) } else { v };
         Bounds {
             lower: self.free.iter().map(|f| to_search(f, f.lower)).collect(),
             upper: self.free.iter().map(|f| to_search(f, f.upper)).collect(),
@@ -239,7 +240,7 @@ impl Objective {
         params.clear();
         params.extend_from_slice(&self.base);
         for (f, &x) in self.free.iter().zip(theta) {
-            params[f.index] = if f.log_scale { x.exp() } else { x };
+            params[f.index] = if f.log_scale { math::exp(x) } else { x };
         }
     }
 
@@ -518,7 +519,7 @@ mod tests {
                 return Err(SimError::BadParameter { name: "k".into(), reason: "too fast".into() });
             }
             for (o, t) in out.iter_mut().zip(times) {
-                *o = p[0] * (-p[1] * t).exp();
+                *o = p[0] * math::exp(-p[1] * t);
             }
             Ok(())
         }
@@ -538,8 +539,8 @@ mod tests {
         ) -> Result<(), SimError> {
             self.simulate(ws, p, inputs, times, out)?;
             for (s, t) in sens.chunks_exact_mut(2).zip(times) {
-                s[0] = (-p[1] * t).exp();
-                s[1] = -p[0] * t * (-p[1] * t).exp();
+                s[0] = math::exp(-p[1] * t);
+                s[1] = -p[0] * t * math::exp(-p[1] * t);
             }
             Ok(())
         }
@@ -547,7 +548,7 @@ mod tests {
 
     fn objective() -> Objective {
         let times: Vec<f64> = (0..5).map(f64::from).collect();
-        let observations = times.iter().map(|t| 2.0 * (-0.3 * t).exp()).collect();
+        let observations = times.iter().map(|t| 2.0 * math::exp(-0.3 * t)).collect();
         let case = Case { id: "c".into(), inputs: vec![], times, observations };
         Objective::new(Arc::new(Decay::new()), case, &["y".to_string()], Cost::Sse).unwrap()
     }
@@ -623,7 +624,7 @@ mod tests {
     fn residuals_follow_the_cost_order_and_match_it() {
         // Two observed columns of the same output, with missing observations.
         let times: Vec<f64> = (0..4).map(f64::from).collect();
-        let mut observations: Vec<f64> = times.iter().flat_map(|t| [2.0 * (-0.3 * t).exp(), 0.5 * t]).collect();
+        let mut observations: Vec<f64> = times.iter().flat_map(|t| [2.0 * math::exp(-0.3 * t), 0.5 * t]).collect();
         observations[1] = f64::NAN;
         observations[4] = f64::NAN;
         let case = Case { id: "c".into(), inputs: vec![], times: times.clone(), observations: observations.clone() };
@@ -634,7 +635,7 @@ mod tests {
         let mut s = obj.scratch();
         let mut r = vec![0.0; 6];
         obj.residuals_into(&mut s, &theta, &mut r);
-        let predicted: Vec<f64> = times.iter().map(|t| 1.5 * (-0.2 * t).exp()).collect();
+        let predicted: Vec<f64> = times.iter().map(|t| 1.5 * math::exp(-0.2 * t)).collect();
         let expected: Vec<f64> =
             (0..8).filter(|&k| !observations[k].is_nan()).map(|k| predicted[k / 2] - observations[k]).collect();
         assert_eq!(r, expected);
@@ -670,12 +671,12 @@ mod tests {
 
     #[test]
     fn exact_jacobians_follow_the_residual_order_and_the_log_scale() {
-        let mut obs: Vec<f64> = (0..4).map(|t| 2.0 * (-0.3 * f64::from(t)).exp()).collect();
+        let mut obs: Vec<f64> = (0..4).map(|t| 2.0 * math::exp(-0.3 * f64::from(t))).collect();
         obs[2] = f64::NAN;
         let mut obj = objective_with(&["y".to_string()], obs);
         obj.set_log_scale("k", true).unwrap();
         assert!(obj.has_jacobian());
-        let batch = vec![vec![1.5, 0.2f64.ln()], vec![2.5, 0.7f64.ln()]];
+        let batch = vec![vec![1.5, math::ln(0.2f64)], vec![2.5, math::ln(0.7f64)]];
         let m = obj.residual_count();
         assert_eq!(m, 3);
         let (mut r, mut j) = (vec![0.0; 2 * m], vec![0.0; 2 * m * 2]);
@@ -708,8 +709,8 @@ mod tests {
         obj.set_bounds("k", 0.01, 10.0).unwrap();
         obj.set_start("k", 0.3).unwrap();
         let x0 = obj.start().unwrap();
-        assert!((x0[1] - 0.3f64.ln()).abs() < 1e-15);
-        assert!((obj.bounds().upper[1] - 10f64.ln()).abs() < 1e-15);
+        assert!((x0[1] - math::ln(0.3f64)).abs() < 1e-15);
+        assert!((obj.bounds().upper[1] - math::ln(10f64)).abs() < 1e-15);
         assert!((obj.params(&x0)[1] - 0.3).abs() < 1e-15);
     }
 

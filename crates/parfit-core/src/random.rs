@@ -14,7 +14,8 @@
 //! random access inside a stream buys nothing. With a period of 2^256 − 1, the chance that two of a
 //! run's streams overlap is negligible (for 10^6 streams of 10^9 draws each, below 2^-180).
 //!
-//! Normals come from `rand_distr`'s `StandardNormal`: the Marsaglia–Tsang ziggurat with 256 layers,
+//! Normals come from `ziggurat::standard_normal` (`rand_distr`'s `StandardNormal` draw for draw, with
+//! `crate::math`'s `exp` and `ln`): the Marsaglia–Tsang ziggurat with 256 layers,
 //! exact (rejection, and Marsaglia's method for the tail), usually one 64-bit draw per normal. Uniforms
 //! are the 53 high bits of one 64-bit draw scaled to `[0, 1)` (rand's `StandardUniform`).
 //!
@@ -22,7 +23,6 @@
 //! and uniforms drawn across neighbouring streams, and correlations between neighbouring streams.
 
 use rand::{Rng, RngCore, SeedableRng};
-use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// One keyed random stream.
@@ -59,7 +59,7 @@ impl Stream {
     /// A standard normal draw (ziggurat).
     #[inline]
     pub fn normal(&mut self) -> f64 {
-        self.rng.sample(StandardNormal)
+        crate::ziggurat::standard_normal(&mut self.rng)
     }
 
     /// A uniform draw on `[0, 1)` with 53 random bits.
@@ -78,6 +78,7 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::math;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -127,7 +128,7 @@ mod tests {
             m4 += d2 * d2;
         }
         let (m2, m3, m4) = (m2 / n, m3 / n, m4 / n);
-        (mean, m2, m3 / m2.powf(1.5), m4 / (m2 * m2) - 3.0)
+        (mean, m2, m3 / math::powf(m2, 1.5), m4 / (m2 * m2) - 3.0)
     }
 
     /// The Kolmogorov–Smirnov statistic `sqrt(n) · D` of `x` against `cdf` (sorts `x`).
@@ -165,7 +166,7 @@ mod tests {
         let tail = x.iter().filter(|v| v.abs() > 3.0).count() as f64 / n;
         // P(|Z| > 3) = 0.0026998; the ziggurat's tail method is exercised beyond 3.6542.
         assert!(within_5se(tail, 0.0026998, (0.0027 * 0.9973 / n).sqrt()), "P(|z|>3) {tail}");
-        let d = ks(&mut x, |z| 0.5 * libm::erfc(-z / std::f64::consts::SQRT_2));
+        let d = ks(&mut x, |z| 0.5 * math::erfc(-z / std::f64::consts::SQRT_2));
         assert!(d < KS_CRITICAL_0_001, "KS sqrt(n)·D = {d}");
     }
 

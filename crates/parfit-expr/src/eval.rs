@@ -3,6 +3,7 @@
 //! Every instruction writes a fresh register (no register reuse), so programs are plain SSA and each
 //! result stays readable after its program ran.
 
+use parfit_core::math;
 use std::sync::Arc;
 
 use crate::lookup::LookupTable;
@@ -117,7 +118,7 @@ impl Op {
             Op::Sub => a - b(),
             Op::Mul => a * b(),
             Op::Div => a / b(),
-            Op::Pow => a.powf(b()),
+            Op::Pow => math::powf(a, b()),
             // The other operand when `a` is NaN, else the smaller (larger); `a` when they are equal (so of two
             // zeros, `a`'s sign): what `f64::min`/`max` give on x86-64, written out so that every target and the
             // JIT, which computes them inline, agree to the bit.
@@ -131,21 +132,21 @@ impl Op {
             }
             Op::Copysign => a.copysign(b()),
             Op::Neg => -a,
-            Op::Exp => a.exp(),
-            Op::Log => a.ln(),
-            Op::Log10 => a.log10(),
+            Op::Exp => math::exp(a),
+            Op::Log => math::ln(a),
+            Op::Log10 => math::log10(a),
             Op::Sqrt => a.sqrt(),
-            Op::Sin => a.sin(),
-            Op::Cos => a.cos(),
-            Op::Tan => a.tan(),
-            Op::Sinh => a.sinh(),
-            Op::Cosh => a.cosh(),
-            Op::Tanh => a.tanh(),
-            Op::Asinh => a.asinh(),
-            Op::Acosh => a.acosh(),
-            Op::Asin => a.asin(),
-            Op::Acos => a.acos(),
-            Op::Atan => a.atan(),
+            Op::Sin => math::sin(a),
+            Op::Cos => math::cos(a),
+            Op::Tan => math::tan(a),
+            Op::Sinh => math::sinh(a),
+            Op::Cosh => math::cosh(a),
+            Op::Tanh => math::tanh(a),
+            Op::Asinh => math::asinh(a),
+            Op::Acosh => math::acosh(a),
+            Op::Asin => math::asin(a),
+            Op::Acos => math::acos(a),
+            Op::Atan => math::atan(a),
             Op::Abs => a.abs(),
             Op::Trunc => a.trunc(),
             Op::Modulo => a % b(),
@@ -166,7 +167,7 @@ impl Op {
             Op::Or => truth(a != 0.0 || b() != 0.0),
             Op::Not => truth(a == 0.0),
             // As DiffSL defines them.
-            Op::Sigmoid => 1.0 / (1.0 + (-a).exp()),
+            Op::Sigmoid => 1.0 / (1.0 + math::exp(-a)),
             Op::Erf => libm::erf(a),
             Op::Erfc => libm::erfc(a),
             Op::Heaviside => {

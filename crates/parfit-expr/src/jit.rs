@@ -1294,7 +1294,7 @@ u_i { x = a, y = 1, z = b }
 F_i {
   a * x + b * y - k * z + x * y - z + pow(x, a) + min(x, y) + max(y, z) + copysign(x, z) - x / y,
   exp(-x) + log(y) + log10(abs(z)) + sqrt(abs(x)) + sin(x) * cos(y) + tan(z) + sinh(x) - cosh(y) + tanh(z),
-  arcsinh(x) + arccosh(abs(y) + 1) + sigmoid(z) + heaviside(x) + piecewise(x - y, z, y - z, x, t) - x * y * z,
+  arcsinh(x) + arccosh(abs(y) + 1) + arctan(y) + sigmoid(z) + heaviside(x) + piecewise(x - y, z, y - z, x, t) - x * y * z,
 }
 out_i { x * y - z * t, sigmoid(x) + pow(y, 2), x }
 ";

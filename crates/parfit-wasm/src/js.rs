@@ -5,6 +5,7 @@
 //! runs on the calling thread. Call the fitting functions from a dedicated web worker: the pool's workers
 //! block while they wait, which a page's main thread may not do.
 
+use parfit_core::math;
 use std::path::PathBuf;
 
 use js_sys::{Function, JSON, Object, Reflect};
@@ -40,7 +41,7 @@ fn whole(options: &JsValue, key: &str) -> Result<Option<u64>, JsError> {
         return Ok(None);
     }
     match value.as_f64() {
-        Some(v) if v >= 0.0 && v.fract() == 0.0 && v <= 2f64.powi(53) => Ok(Some(v as u64)),
+        Some(v) if v >= 0.0 && v.fract() == 0.0 && v <= math::powi(2f64, 53) => Ok(Some(v as u64)),
         _ => Err(JsError::new(&format!("options.{key} must be a whole number ≥ 0"))),
     }
 }

@@ -722,6 +722,7 @@ pub fn project(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parfit_core::math;
 
     fn example(dir: &str, names: &[&str]) -> Files {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(dir);
@@ -806,7 +807,7 @@ mod tests {
         let rows: Vec<String> = (1..=5)
             .map(|i| {
                 let k = 0.1 * i as f64;
-                format!("case{i},1,{},{}", (-k).exp(), (-2.0 * k).exp())
+                format!("case{i},1,{},{}", math::exp(-k), math::exp(-2.0 * k))
             })
             .collect();
         files.insert("cases.csv", format!("id,y0,y1,y2\n{}\n", rows.join("\n")));

@@ -2,6 +2,10 @@
 //! normals, `f64::exp` — with no interpreter: the floor `cargo xtask bench` compares parfit's runner against
 //! (issue 7's "plain C scalar loop" in Rust). Prints `{"seconds": …, "median": …}` for 50,000 households ×
 //! 1,000 periods on one thread.
+//!
+//! A peer, not a result: it keeps the platform's `exp` (glibc here), the floor parfit's libm-based runner is
+//! measured against.
+#![allow(clippy::disallowed_methods)]
 
 use parfit_core::random::Stream;
 use parfit_core::statistics::{Statistic, summarise};

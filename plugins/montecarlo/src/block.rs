@@ -6,6 +6,7 @@
 //! every path. Every lane computes exactly what [`parfit_expr::run`] computes for one path (the same
 //! [`Op`] definitions, operation by operation), so results do not depend on the lane a path ran in.
 
+use parfit_core::math;
 use parfit_expr::{Instr, Op, Program};
 
 use crate::runner::{DrawKind, LANES, PathProgram};
@@ -64,8 +65,8 @@ fn apply(op: Op, out: &mut Lanes, a: &Lanes, b: impl Fn() -> Lanes, c: impl Fn()
             (0..LANES).for_each(|l| out[l] = a[l] / b[l]);
         }
         Op::Neg => (0..LANES).for_each(|l| out[l] = -a[l]),
-        Op::Exp => (0..LANES).for_each(|l| out[l] = a[l].exp()),
-        Op::Log => (0..LANES).for_each(|l| out[l] = a[l].ln()),
+        Op::Exp => (0..LANES).for_each(|l| out[l] = math::exp(a[l])),
+        Op::Log => (0..LANES).for_each(|l| out[l] = math::ln(a[l])),
         Op::Sqrt => (0..LANES).for_each(|l| out[l] = a[l].sqrt()),
         Op::Abs => (0..LANES).for_each(|l| out[l] = a[l].abs()),
         Op::Heaviside => (0..LANES).for_each(|l| out[l] = if a[l] >= 0.0 { 1.0 } else { 0.0 }),

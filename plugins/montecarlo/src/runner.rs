@@ -131,6 +131,7 @@ pub fn simulate_paths<P: PathProgram>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use parfit_core::math;
     use parfit_core::statistics::{Statistic, summarise};
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -167,8 +168,8 @@ pub(crate) mod tests {
         fn step(&self, s: &mut NativeScratch, _t: f64) {
             let [r, sv, v1, v2] = s.params;
             for l in 0..LANES {
-                let big_r = (1.0 + r) * (v1 * s.z[l]).exp();
-                let y = (v2 * s.z[LANES + l]).exp();
+                let big_r = (1.0 + r) * math::exp(v1 * s.z[l]);
+                let y = math::exp(v2 * s.z[LANES + l]);
                 s.w[l] = big_r * sv * s.w[l] + y;
             }
         }

@@ -22,6 +22,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use parfit_core::SimError;
+use parfit_core::math;
 
 use crate::events::{Event, RootFinder};
 use crate::linear::IterationMatrix;
@@ -321,7 +322,7 @@ impl Bdf {
                 sys.stats().rejected_steps += 1;
                 self.note_rejection();
                 let factor = if err.is_finite() {
-                    (safety * err.powf(-1.0 / (order + 1) as f64)).max(MIN_FACTOR)
+                    (safety * math::powf(err, -1.0 / (order + 1) as f64)).max(MIN_FACTOR)
                 } else {
                     MIN_FACTOR
                 };
@@ -389,9 +390,9 @@ impl Bdf {
                 f64::INFINITY
             };
             let factors = [
-                err_down.powf(-1.0 / order as f64),
-                err.powf(-1.0 / (order + 1) as f64),
-                err_up.powf(-1.0 / (order + 2) as f64),
+                math::powf(err_down, -1.0 / order as f64),
+                math::powf(err, -1.0 / (order + 1) as f64),
+                math::powf(err_up, -1.0 / (order + 2) as f64),
             ];
             let mut best = 0;
             for k in 1..3 {
@@ -509,7 +510,7 @@ impl Bdf {
                 for (j, &algebraic) in self.algebraic.iter().enumerate() {
                     if algebraic {
                         self.y[o + j] += d[j];
-                        sum += (d[j] * self.weight[o + j]).powi(2);
+                        sum += math::powi(d[j] * self.weight[o + j], 2);
                     } else {
                         self.yp[o + j] += d[j];
                     }
@@ -571,7 +572,7 @@ impl Bdf {
             let stalled = !self.mass.is_empty() && it > 0 && norm <= STALLED_NORM;
             if let Some(rate) = rate
                 && !stalled
-                && (rate >= 1.0 || rate.powi((NEWTON_MAXITER - it) as i32) / (1.0 - rate) * norm > tol)
+                && (rate >= 1.0 || math::powi(rate, (NEWTON_MAXITER - it) as i32) / (1.0 - rate) * norm > tol)
             {
                 return Newton::Failed { non_finite: !norm.is_finite() };
             }

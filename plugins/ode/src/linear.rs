@@ -214,6 +214,7 @@ impl IterationMatrix {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parfit_core::math;
 
     /// The diffusion chain's pattern (tridiagonal) goes to the band LU, a full one to the dense LU; both
     /// solve the same system alike.
@@ -235,7 +236,7 @@ mod tests {
         let jac_full: Vec<f64> =
             full.iter().map(|&(i, j)| tri.iter().position(|&e| e == (i, j)).map_or(0.0, |k| jac_tri[k])).collect();
         assert!(band.factor(0.7, &jac_tri, &[]) && dense.factor(0.7, &jac_full, &[]));
-        let b: Vec<f64> = (0..n).map(|i| (i as f64).sin()).collect();
+        let b: Vec<f64> = (0..n).map(|i| math::sin(i as f64)).collect();
         let (mut x, mut y) = (b.clone(), b.clone());
         band.solve(&mut x);
         dense.solve(&mut y);
@@ -309,7 +310,7 @@ mod tests {
         let mut dense = IterationMatrix::new(n, full.iter().copied(), &[]);
         for c in [0.01, 0.7, 1e6] {
             assert!(sparse.factor(c, &jac, &[]) && dense.factor(c, &jac_full, &[]));
-            let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..n).map(|i| math::sin(i as f64 * 0.37)).collect();
             let (mut x, mut z) = (b.clone(), b.clone());
             sparse.solve(&mut x);
             dense.solve(&mut z);
@@ -328,7 +329,7 @@ mod tests {
         for m in [10, 30, 60] {
             let (n, pattern) = ((m * m) as usize, grid(m));
             let jac = heat(&pattern);
-            let b: Vec<f64> = (0..n).map(|i| (i as f64).sin()).collect();
+            let b: Vec<f64> = (0..n).map(|i| math::sin(i as f64)).collect();
             let chosen = IterationMatrix::new(n, pattern.iter().copied(), &[]).storage_kind();
             for kind in ["band", "sparse", "dense"] {
                 if kind == "dense" && m > 30 {

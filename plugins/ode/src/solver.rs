@@ -2,6 +2,7 @@
 //! Hairer's initial-step heuristic, the 4th-order continuous extension for output between steps, and
 //! Hairer's stiffness detection (which hands a stiff problem over to BDF in `auto` mode).
 
+use parfit_core::math;
 use parfit_core::{ComponentError, SimError};
 use serde::{Deserialize, Serialize};
 
@@ -230,8 +231,8 @@ pub(crate) fn initial_step<S: System>(
     let (mut d0, mut d1) = (0.0, 0.0);
     for i in 0..n {
         let sc = opts.atol + opts.rtol * y[i].abs();
-        d0 += (y[i] / sc).powi(2);
-        d1 += (f0[i] / sc).powi(2);
+        d0 += math::powi(y[i] / sc, 2);
+        d1 += math::powi(f0[i] / sc, 2);
     }
     let (d0, d1) = ((d0 / n as f64).sqrt(), (d1 / n as f64).sqrt());
     let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 }.min(max_step).min(span);
@@ -242,11 +243,11 @@ pub(crate) fn initial_step<S: System>(
     let mut d2 = 0.0;
     for i in 0..n {
         let sc = opts.atol + opts.rtol * y[i].abs();
-        d2 += ((f1[i] - f0[i]) / sc).powi(2);
+        d2 += math::powi((f1[i] - f0[i]) / sc, 2);
     }
     let d2 = (d2 / n as f64).sqrt() / h0;
     let dmax = d1.max(d2);
-    let h1 = if dmax <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / dmax).powf(1.0 / (order + 1) as f64) };
+    let h1 = if dmax <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { math::powf(0.01 / dmax, 1.0 / (order + 1) as f64) };
     // NaN from a non-finite trial falls through `min` to the other candidates; the result stays clear of
     // the smallest step allowed at `t`.
     (100.0 * h0).min(h1).min(max_step).min(span).max(2.0 * MIN_STEP_ULPS * f64::EPSILON * t.abs())
@@ -436,7 +437,7 @@ impl Dopri5 {
         };
         // ln(err_prev): the controller works with logarithms, one `ln` and one `exp` per step instead of
         // two `powf`.
-        let mut ln_err_prev: f64 = 1e-4f64.ln();
+        let mut ln_err_prev: f64 = math::ln(1e-4f64);
         let mut rejected = false;
         let mut failed_non_finite = false;
 
@@ -531,13 +532,13 @@ impl Dopri5 {
                 if next == times.len() {
                     return Ok(Dopri5End::Done);
                 }
-                let ln_err = 0.5 * err2.ln();
-                let mut fac = (SAFETY * (BETA * ln_err_prev - ALPHA * ln_err).exp()).clamp(FAC_MIN, FAC_MAX);
+                let ln_err = 0.5 * math::ln(err2);
+                let mut fac = (SAFETY * math::exp(BETA * ln_err_prev - ALPHA * ln_err)).clamp(FAC_MIN, FAC_MAX);
                 if rejected {
                     fac = fac.min(1.0); // don't grow straight after a rejection
                 }
                 rejected = false;
-                ln_err_prev = ln_err.max(1e-4f64.ln());
+                ln_err_prev = ln_err.max(math::ln(1e-4f64));
                 h *= fac;
                 if last {
                     // The step was cut to hit an output time; its error says little about the next one.
@@ -548,7 +549,7 @@ impl Dopri5 {
             } else {
                 rejected = true;
                 sys.stats().rejected_steps += 1;
-                h *= (SAFETY * err2.powf(-0.1)).max(FAC_MIN); // err^-0.2
+                h *= (SAFETY * math::powf(err2, -0.1)).max(FAC_MIN); // err^-0.2
             }
         }
     }
@@ -689,8 +690,8 @@ impl Dopri5 {
         let n = width::<N>(self.dim());
         let (mut num, mut den) = (0.0, 0.0);
         for ((kr, &y_new), &y_stage) in self.k[..n].iter().zip(&self.y_new[..n]).zip(&self.y_stage[..n]) {
-            num += (kr[6] - kr[5]).powi(2);
-            den += (y_new - y_stage).powi(2);
+            num += math::powi(kr[6] - kr[5], 2);
+            den += math::powi(y_new - y_stage, 2);
         }
         // h·√(num/den) > STIFF_HLAMBDA, squared.
         den > 0.0 && (h * h) * num > STIFF_HLAMBDA * STIFF_HLAMBDA * den
@@ -725,7 +726,7 @@ mod tests {
     struct Forced(SolverStats);
     impl System for Forced {
         fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
-            dy[0] = -y[0] + t.sin();
+            dy[0] = -y[0] + math::sin(t);
         }
         fn jacobian(&mut self, _: f64, _: &[f64], jac: &mut [f64]) {
             jac[0] = -1.0;
@@ -737,7 +738,7 @@ mod tests {
     }
     fn exact(t: f64) -> f64 {
         // y(0) = 1
-        1.5 * (-t).exp() + 0.5 * (t.sin() - t.cos())
+        1.5 * math::exp(-t) + 0.5 * (math::sin(t) - math::cos(t))
     }
 
     /// Local error of one step of size `h` from the exact solution at `t`: (at the end, in the middle).

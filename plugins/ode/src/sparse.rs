@@ -457,6 +457,7 @@ fn minimum_degree(n: usize, cols: &[Vec<usize>], max_work: f64) -> Option<(Vec<u
 mod tests {
     use super::*;
     use nalgebra::{DMatrix, DVector};
+    use parfit_core::math;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -478,7 +479,7 @@ mod tests {
             dense[(i, j)] += v;
         }
         assert!(lu.factor());
-        let b: Vec<f64> = (0..n).map(|i| 1.0 + (i as f64).cos()).collect();
+        let b: Vec<f64> = (0..n).map(|i| 1.0 + math::cos(i as f64)).collect();
         let mut x = b.clone();
         lu.solve(&mut x);
         let (mut residual, mut size) = (b.iter().map(|v| -v).collect::<Vec<f64>>(), vec![0.0; n]);
@@ -568,7 +569,7 @@ mod tests {
                 lu.storage()[k] += v;
             }
             assert!(lu.factor());
-            let mut x: Vec<f64> = (0..n).map(|i| (i as f64).sin()).collect();
+            let mut x: Vec<f64> = (0..n).map(|i| math::sin(i as f64)).collect();
             lu.solve(&mut x);
             x
         };

@@ -16,6 +16,7 @@ mod mdl;
 mod parser;
 mod subscripts;
 
+use parfit_core::math;
 use parfit_core::model::downcast_workspace;
 use parfit_core::random::Stream;
 use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
@@ -304,7 +305,7 @@ impl VensimModel {
         let Control { initial_time: t0, time_step: dt, .. } = self.control;
         let n = ((t - t0) / dt).round();
         let tolerance = 1e-9 * dt + 4.0 * f64::EPSILON * t.abs().max(t0.abs());
-        if !(n >= 0.0 && n < 2f64.powi(52)) || (t - (t0 + n * dt)).abs() > tolerance {
+        if !(n >= 0.0 && n < math::powi(2f64, 52)) || (t - (t0 + n * dt)).abs() > tolerance {
             return None;
         }
         Some(n as u64)

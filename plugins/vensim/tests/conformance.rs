@@ -13,6 +13,7 @@
 //! Native only: it reads the corpus from disk and catches panics (wasm32 aborts on one).
 #![cfg(not(target_arch = "wasm32"))]
 
+use parfit_core::math;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -151,7 +152,7 @@ fn parse_reference(text: &str, separator: char) -> Result<Reference, String> {
         times.push(row.next().flatten().ok_or(format!("{}: no time", i + 2))?.0);
         rows.push(row.collect::<Vec<_>>());
     }
-    let half_unit = |place: i32| 0.5 * 10f64.powi(place.clamp(-300, 300));
+    let half_unit = |place: i32| 0.5 * math::powi(10f64, place.clamp(-300, 300));
     let rows = rows
         .into_iter()
         .map(|row| {

@@ -10,13 +10,14 @@
 //! step-size adaptation with the `h_σ` stall of the evolution path, and a lazy eigendecomposition
 //! of `C`. Every generation is one batch of λ candidates.
 
+use crate::math;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 
+use crate::ziggurat::standard_normal;
 use nalgebra::{DMatrix, SymmetricEigen};
 use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -171,7 +172,7 @@ const MAX_FREE_SIGMA0: f64 = 1e300;
 impl CmaesOptions {
     /// The first run's population λ₀ for `n` parameters.
     pub fn population(&self, n: usize) -> usize {
-        self.population.unwrap_or_else(|| 4 + (3.0 * (n.max(1) as f64).ln()) as usize)
+        self.population.unwrap_or_else(|| 4 + (3.0 * math::ln(n.max(1) as f64)) as usize)
     }
 
     /// Check every option against its allowed range on `bounds`.
@@ -196,7 +197,7 @@ impl CmaesOptions {
         if let Restarts::Ipop { max_restarts, factor } | Restarts::Bipop { max_restarts, factor } = self.restarts {
             let key = "restarts.factor";
             require(factor >= 1.0 && factor.is_finite(), key, "a finite number ≥ 1", factor)?;
-            let largest = lambda as f64 * factor.powi(max_restarts.min(i32::MAX as usize) as i32);
+            let largest = lambda as f64 * math::powi(factor, max_restarts.min(i32::MAX as usize) as i32);
             let value = format!("{factor:?} (a population of {largest:.3e} after {max_restarts} restarts)");
             require_memory(key, value, largest, bytes_each)?;
         }
@@ -236,7 +237,7 @@ impl Params {
         let lambda = lambda.max(2);
         let lf = lambda as f64;
         let mu = lambda / 2;
-        let raw: Vec<f64> = (1..=lambda).map(|i| ((lf + 1.0) / 2.0).ln() - (i as f64).ln()).collect();
+        let raw: Vec<f64> = (1..=lambda).map(|i| math::ln((lf + 1.0) / 2.0) - math::ln(i as f64)).collect();
         let sum: f64 = raw[..mu].iter().sum();
         let weights: Vec<f64> = raw[..mu].iter().map(|w| w / sum).collect();
         let mueff = 1.0 / weights.iter().map(|w| w * w).sum::<f64>();
@@ -247,8 +248,8 @@ impl Params {
         let cs = (mueff + 2.0) / (nf + mueff + 3.0);
         let ds = 1.0 + 2.0 * (((mueff - 1.0) / (nf + 1.0)).sqrt() - 1.0).max(0.0) + cs;
         let cc = (4.0 + mueff / nf) / (nf + 4.0 + 2.0 * mueff / nf);
-        let c1 = 2.0 / ((nf + 1.3).powi(2) + mueff);
-        let cmu = (1.0 - c1).min(2.0 * (0.25 + mueff - 2.0 + 1.0 / mueff) / ((nf + 2.0).powi(2) + mueff));
+        let c1 = 2.0 / (math::powi(nf + 1.3, 2) + mueff);
+        let cmu = (1.0 - c1).min(2.0 * (0.25 + mueff - 2.0 + 1.0 / mueff) / (math::powi(nf + 2.0, 2) + mueff));
         // Negative weights (Hansen 2016, eq. 53): scaled so they sum to −min(α_μ⁻, α_μeff⁻, α_posdef⁻),
         // which keeps C positive definite and the decay of C no faster than without them.
         let negative = &raw[mu..];
@@ -445,9 +446,9 @@ impl Cmaes {
                     // Two draws per small run, in a fixed order, before the start point's draws.
                     let (u, v): (f64, f64) = (self.rng.random(), self.rng.random());
                     let ratio = regime.large_lambda as f64 / (2.0 * regime.default_lambda as f64);
-                    let lambda = (regime.default_lambda as f64 * ratio.powf(u * u)).floor() as usize;
+                    let lambda = (regime.default_lambda as f64 * math::powf(ratio, u * u)).floor() as usize;
                     regime.start_small();
-                    (lambda, self.sigma0 * 10f64.powf(-2.0 * v))
+                    (lambda, self.sigma0 * math::powf(10f64, -2.0 * v))
                 } else {
                     regime.start_large(factor);
                     (regime.large_lambda, self.sigma0)
@@ -484,7 +485,7 @@ impl Cmaes {
             for draw in 0..MAX_DRAWS {
                 self.truncated |= draw > 0;
                 for zi in &mut self.z {
-                    *zi = self.rng.sample(StandardNormal);
+                    *zi = standard_normal(&mut self.rng);
                 }
                 // y = B · (D ∘ z), x = m + σ y
                 for (i, (yi, xi)) in y.iter_mut().zip(x.iter_mut()).enumerate() {
@@ -642,7 +643,7 @@ impl Regime {
     fn start_large(&mut self, factor: f64) {
         self.small = false;
         self.large_restarts += 1;
-        let growth = factor.powi(self.large_restarts.min(i32::MAX as usize) as i32);
+        let growth = math::powi(factor, self.large_restarts.min(i32::MAX as usize) as i32);
         self.large_lambda = (self.default_lambda as f64 * growth).round() as usize;
     }
 
@@ -739,7 +740,7 @@ impl Optimiser for Cmaes {
 
         // Stall the covariance path while σ is growing fast (h_σ = 0), so C does not overshoot.
         self.generation += 1;
-        let bias = 1.0 - (1.0 - p.cs).powi(2 * self.generation.min(i32::MAX as usize / 2) as i32);
+        let bias = 1.0 - math::powi(1.0 - p.cs, 2 * self.generation.min(i32::MAX as usize / 2) as i32);
         let hsig = ps_norm / bias.sqrt() / p.chi_n < 1.4 + 2.0 / (n as f64 + 1.0);
         let cc_norm = (p.cc * (2.0 - p.cc) * p.mueff).sqrt();
         for (pc, s) in self.pc.iter_mut().zip(&self.step_w) {
@@ -782,7 +783,7 @@ impl Optimiser for Cmaes {
 
         // σ ← σ exp((c_σ/d_σ)(‖p_σ‖/E‖N(0,I)‖ − 1)), the exponent capped so one bad generation
         // cannot blow σ up.
-        self.sigma *= ((p.cs / p.ds) * (ps_norm / p.chi_n - 1.0)).min(1.0).exp();
+        self.sigma *= math::exp(((p.cs / p.ds) * (ps_norm / p.chi_n - 1.0)).min(1.0));
 
         if self.generation - self.last_decomposition >= p.eigen_interval {
             self.decompose();
@@ -1082,7 +1083,7 @@ mod tests {
         assert_eq!(constant.termination, Termination::FunctionTolerance);
         let flat = unbounded(vec![1.0; 3], CmaesOptions::default(), |x| x[0] * x[0]);
         assert!(flat.termination != Termination::MaxEvaluations, "{:?}", flat.termination);
-        let one_d = run(vec![1.0], Bounds::unbounded(1), CmaesOptions::default(), &stop, |x| (x[0] - 3.0).powi(2));
+        let one_d = run(vec![1.0], Bounds::unbounded(1), CmaesOptions::default(), &stop, |x| math::powi(x[0] - 3.0, 2));
         assert!((one_d.x[0] - 3.0).abs() < 1e-6);
         let zero_d = run(vec![], Bounds::unbounded(0), CmaesOptions::default(), &stop, |_| 2.0);
         assert_eq!((zero_d.value, zero_d.termination), (2.0, Termination::FunctionTolerance));
@@ -1158,7 +1159,7 @@ mod tests {
 
     #[test]
     fn the_largest_allowed_sigma0_still_finds_the_optimum_inside_the_box() {
-        let f = |x: &[f64]| x.iter().map(|v| (v - 0.3).powi(2)).sum::<f64>();
+        let f = |x: &[f64]| x.iter().map(|v| math::powi(v - 0.3, 2)).sum::<f64>();
         for seed in 0..10 {
             let bounds = Bounds { lower: vec![0.0; 4], upper: vec![1.0; 4] };
             let options = CmaesOptions { sigma0: MAX_SIGMA0_PER_SIDE, seed, ..CmaesOptions::default() };

@@ -303,6 +303,7 @@ impl Optimiser for DifferentialEvolution {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::math;
     use crate::optimise::test_functions::{ellipsoid, evaluator, rosenbrock, sphere};
     use crate::optimise::{OptimResult, Silent, minimise};
     #[cfg(target_arch = "wasm32")]
@@ -455,7 +456,8 @@ mod tests {
         let mut de =
             DifferentialEvolution::new(vec![0.0], Bounds::unbounded(1), DifferentialEvolutionOptions::default())
                 .unwrap();
-        let r = minimise(&mut de, &mut evaluator(|x| (x[0] - 3.0).powi(2)), &Stopping::default(), &mut Silent, false);
+        let r =
+            minimise(&mut de, &mut evaluator(|x| math::powi(x[0] - 3.0, 2)), &Stopping::default(), &mut Silent, false);
         assert!((r.x[0] - 3.0).abs() < 1e-5, "{:?} {:?}", r.x, r.termination);
     }
 

@@ -15,6 +15,7 @@
 //! [`least_squares`](super::least_squares)) the Jacobian comes with each trial point instead, so
 //! every batch is a single point.
 
+use crate::math;
 use serde::{Deserialize, Serialize};
 
 use super::finite_diff::{Differences, FiniteDifferences, check_step};
@@ -381,7 +382,7 @@ impl LeastSquaresOptimiser for LevenbergMarquardt {
                     self.x.copy_from_slice(&self.points[0]);
                     self.r.copy_from_slice(batch.row(0));
                     self.f = f_trial;
-                    self.damping *= (1.0 - (2.0 * gain - 1.0).powi(3)).max(1.0 / 3.0);
+                    self.damping *= (1.0 - math::powi(2.0 * gain - 1.0, 3)).max(1.0 / 3.0);
                     self.damping_growth = 2.0;
                     self.next_jacobian(batch);
                 } else {
@@ -439,7 +440,7 @@ mod tests {
     fn ellipsoid(x: &[f64], r: &mut [f64]) {
         let denom = (x.len().max(2) - 1) as f64;
         for (i, (ri, xi)) in r.iter_mut().zip(x).enumerate() {
-            *ri = 10f64.powf(3.0 * i as f64 / denom) * xi;
+            *ri = math::powf(10f64, 3.0 * i as f64 / denom) * xi;
         }
     }
 

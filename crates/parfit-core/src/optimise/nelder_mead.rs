@@ -325,6 +325,7 @@ impl Optimiser for NelderMead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::math;
     use crate::optimise::test_functions::{evaluator, rosenbrock, sphere};
     use crate::optimise::{Silent, minimise};
     #[cfg(target_arch = "wasm32")]
@@ -380,7 +381,7 @@ mod tests {
         let mut nm = NelderMead::new(vec![1.0], bounds, NelderMeadOptions::default()).unwrap();
         let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
             for (x, o) in batch.iter().zip(out.iter_mut()) {
-                *o = (x[0] - 0.1).powi(2);
+                *o = math::powi(x[0] - 0.1, 2);
             }
         };
         let r = minimise(&mut nm, &mut eval, &tight(), &mut Silent, false);
@@ -411,13 +412,13 @@ mod tests {
         let mut failures = 0;
         let mut eval = |batch: &[Vec<f64>], out: &mut [f64]| {
             for (x, o) in batch.iter().zip(out.iter_mut()) {
-                let outside = (x[0] - 2.0).powi(2) + (x[1] - 2.0).powi(2) > 1.0;
+                let outside = math::powi(x[0] - 2.0, 2) + math::powi(x[1] - 2.0, 2) > 1.0;
                 failures += usize::from(outside);
                 *o = if outside { f64::NAN } else { sphere(x) };
             }
         };
         let r = minimise(&mut nm, &mut eval, &tight(), &mut Silent, false);
-        let constrained_min = (2.0 * 2f64.sqrt() - 1.0).powi(2);
+        let constrained_min = math::powi(2.0 * 2f64.sqrt() - 1.0, 2);
         assert!(failures > 0);
         assert!((r.value - constrained_min).abs() < 1e-3, "{} vs {constrained_min}", r.value);
         assert!(nm.values.iter().all(|v| v.is_finite()), "{:?}", nm.values);

@@ -6,6 +6,7 @@
 //! Every function takes `chains[m][i]`: draw `i` of chain `m`, all chains of one length.
 
 use super::prior::normal_quantile;
+use crate::math;
 
 /// Rank-normalised split-R̂: the larger of the bulk R̂ (split chains, rank-normalised draws) and the
 /// tail R̂ (the same for |draw − median|). Near 1 when the chains agree; NaN with fewer than 4 draws.
@@ -141,7 +142,7 @@ fn geyer_ess(chains: &[Vec<f64>]) -> f64 {
     }
     let total = (m * n) as f64;
     // Antithetic chains can have τ < 1; Stan caps the ESS at S·log10(S).
-    (total / tau.max(1.0 / total.log10())).min(total * total.log10())
+    (total / tau.max(1.0 / math::log10(total))).min(total * math::log10(total))
 }
 
 /// Biased autocovariance `(1/n) Σ (x_i − x̄)(x_{i+t} − x̄)` at every lag, by FFT.
@@ -188,7 +189,7 @@ fn fft(re: &mut [f64], im: &mut [f64], inverse: bool) {
         for start in (0..n).step_by(len) {
             for k in 0..len / 2 {
                 // Twiddles from the angle directly, not by repeated multiplication, to keep rounding flat.
-                let (s, c) = (angle * k as f64).sin_cos();
+                let (s, c) = math::sin_cos(angle * k as f64);
                 let (a, b) = (start + k, start + k + len / 2);
                 let (tr, ti) = (re[b] * c - im[b] * s, re[b] * s + im[b] * c);
                 re[b] = re[a] - tr;
@@ -204,8 +205,8 @@ fn fft(re: &mut [f64], im: &mut [f64], inverse: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ziggurat::standard_normal;
     use rand::SeedableRng;
-    use rand_distr::{Distribution, StandardNormal};
     use rand_xoshiro::Xoshiro256PlusPlus;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -215,7 +216,7 @@ mod tests {
         let scale = (1.0 - phi * phi).sqrt();
         (0..n)
             .map(|_| {
-                let z: f64 = StandardNormal.sample(rng);
+                let z: f64 = standard_normal(rng);
                 x = phi * x + scale * z;
                 x + offset
             })

@@ -5,9 +5,10 @@
 //! splits the points in two by k-means, bounds each half, and keeps the split when it at least halves
 //! the volume — recursively, so separate modes and curved degeneracies get their own ellipsoids.
 
+use crate::math;
+use crate::ziggurat::standard_normal;
 use nalgebra::{DMatrix, SymmetricEigen};
 use rand::Rng;
-use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// Largest eigenvalue ratio kept in a covariance: flatter point sets are thickened to this, so the
@@ -30,14 +31,14 @@ pub(crate) struct Ellipsoid {
 /// ln of the volume of the unit ball in `d` dimensions, `π^(d/2) / Γ(d/2 + 1)`.
 pub(crate) fn ln_unit_ball_volume(d: usize) -> f64 {
     // Γ(d/2 + 1) by its recurrence from Γ(1) = 1 or Γ(1/2) = √π.
-    let mut ln_gamma = if d.is_multiple_of(2) { 0.0 } else { 0.5 * std::f64::consts::PI.ln() };
+    let mut ln_gamma = if d.is_multiple_of(2) { 0.0 } else { 0.5 * math::ln(std::f64::consts::PI) };
     let mut a = if d.is_multiple_of(2) { 1.0 } else { 0.5 };
     let target = d as f64 / 2.0 + 1.0;
     while a < target - 0.25 {
-        ln_gamma += a.ln();
+        ln_gamma += math::ln(a);
         a += 1.0;
     }
-    0.5 * d as f64 * std::f64::consts::PI.ln() - ln_gamma
+    0.5 * d as f64 * math::ln(std::f64::consts::PI) - ln_gamma
 }
 
 impl Ellipsoid {
@@ -90,7 +91,7 @@ impl Ellipsoid {
     }
 
     fn update_volume(&mut self) {
-        self.log_volume = ln_unit_ball_volume(self.dim()) + self.radii.iter().map(|r| r.ln()).sum::<f64>();
+        self.log_volume = ln_unit_ball_volume(self.dim()) + self.radii.iter().map(|&r| math::ln(r)).sum::<f64>();
     }
 
     pub fn dim(&self) -> usize {
@@ -103,7 +104,7 @@ impl Ellipsoid {
 
     /// Grow or shrink about the centre to the given log-volume.
     pub fn scale_to_log_volume(&mut self, log_volume: f64) {
-        let factor = ((log_volume - self.log_volume) / self.dim() as f64).exp();
+        let factor = math::exp((log_volume - self.log_volume) / self.dim() as f64);
         self.radii.iter_mut().for_each(|r| *r *= factor);
         self.update_volume();
     }
@@ -126,7 +127,7 @@ impl Ellipsoid {
         for k in 0..self.dim() {
             let axis = self.axes.column(k);
             let proj: f64 = axis.iter().zip(x).zip(&self.center).map(|((a, xi), c)| a * (xi - c)).sum();
-            r2 += (proj / self.radii[k]).powi(2);
+            r2 += math::powi(proj / self.radii[k], 2);
         }
         r2
     }
@@ -167,12 +168,12 @@ fn unit_ball(rng: &mut Xoshiro256PlusPlus, v: &mut [f64]) {
     loop {
         let mut norm2 = 0.0;
         for x in v.iter_mut() {
-            *x = rng.sample(StandardNormal);
+            *x = standard_normal(rng);
             norm2 += *x * *x;
         }
         if norm2 > 0.0 {
             let u: f64 = rng.random();
-            let scale = u.powf(1.0 / v.len() as f64) / norm2.sqrt();
+            let scale = math::powf(u, 1.0 / v.len() as f64) / norm2.sqrt();
             v.iter_mut().for_each(|x| *x *= scale);
             return;
         }
@@ -212,8 +213,8 @@ impl Bound {
         let ellipsoids: Vec<Ellipsoid> = parts
             .into_iter()
             .map(|(mut e, count)| {
-                let floor = settings.log_volume_floor + (count as f64 / total).ln();
-                let target = e.log_volume().max(floor) + settings.enlarge.max(1.0).ln();
+                let floor = settings.log_volume_floor + math::ln(count as f64 / total);
+                let target = e.log_volume().max(floor) + math::ln(settings.enlarge.max(1.0));
                 e.scale_to_log_volume(target);
                 e
             })
@@ -222,11 +223,11 @@ impl Bound {
         let mut cumulative = Vec::with_capacity(ellipsoids.len());
         let mut sum = 0.0;
         for e in &ellipsoids {
-            sum += (e.log_volume() - max).exp();
+            sum += math::exp(e.log_volume() - max);
             cumulative.push(sum);
         }
         cumulative.iter_mut().for_each(|c| *c /= sum);
-        Some(Bound { ellipsoids, cumulative, log_volume_sum: max + sum.ln() })
+        Some(Bound { ellipsoids, cumulative, log_volume_sum: max + math::ln(sum) })
     }
 
     pub fn len(&self) -> usize {
@@ -297,7 +298,7 @@ fn split(points: Vec<&[f64]>, ell: Ellipsoid, min_points: usize) -> Vec<(Ellipso
     };
     let d = ell.dim() as f64;
     let nf = n as f64;
-    let penalty = 0.5 * d * (d + 3.0) * nf.ln() / nf;
+    let penalty = 0.5 * d * (d + 3.0) * math::ln(nf) / nf;
     let pair_gain = ell.log_volume() - log_add(e1.log_volume(), e2.log_volume());
     let mut parts = split(first, e1, min_points);
     parts.extend(split(second, e2, min_points));
@@ -308,7 +309,7 @@ fn split(points: Vec<&[f64]>, ell: Ellipsoid, min_points: usize) -> Vec<(Ellipso
 
 fn log_add(a: f64, b: f64) -> f64 {
     let m = a.max(b);
-    if m == f64::NEG_INFINITY { m } else { m + ((a - m).exp() + (b - m).exp()).ln() }
+    if m == f64::NEG_INFINITY { m } else { m + math::ln(math::exp(a - m) + math::exp(b - m)) }
 }
 
 /// k-means with two clusters in the parent ellipsoid's unit-ball frame (so distances are Mahalanobis
@@ -373,18 +374,16 @@ mod tests {
     #[test]
     fn unit_ball_volumes() {
         let expected =
-            [2.0, std::f64::consts::PI, 4.0 / 3.0 * std::f64::consts::PI, 0.5 * std::f64::consts::PI.powi(2)];
+            [2.0, std::f64::consts::PI, 4.0 / 3.0 * std::f64::consts::PI, 0.5 * math::powi(std::f64::consts::PI, 2)];
         for (d, v) in expected.iter().enumerate() {
-            assert!((ln_unit_ball_volume(d + 1) - v.ln()).abs() < 1e-14, "d = {}", d + 1);
+            assert!((ln_unit_ball_volume(d + 1) - math::ln(*v)).abs() < 1e-14, "d = {}", d + 1);
         }
         // V_10 = π⁵/120.
-        assert!((ln_unit_ball_volume(10) - (std::f64::consts::PI.powi(5) / 120.0).ln()).abs() < 1e-13);
+        assert!((ln_unit_ball_volume(10) - math::ln(math::powi(std::f64::consts::PI, 5) / 120.0)).abs() < 1e-13);
     }
 
     fn cloud(rng: &mut Xoshiro256PlusPlus, n: usize, center: &[f64], scale: &[f64]) -> Vec<Vec<f64>> {
-        (0..n)
-            .map(|_| center.iter().zip(scale).map(|(c, s)| c + s * rng.sample::<f64, _>(StandardNormal)).collect())
-            .collect()
+        (0..n).map(|_| center.iter().zip(scale).map(|(c, s)| c + s * standard_normal(rng)).collect()).collect()
     }
 
     #[test]
@@ -445,9 +444,10 @@ mod tests {
         let enlarged =
             Bound::new(&refs, BoundSettings { multi: false, enlarge: 2.0, log_volume_floor: f64::NEG_INFINITY })
                 .unwrap();
-        assert!((enlarged.log_volume_sum() - tight.log_volume_sum() - 2f64.ln()).abs() < 1e-12);
+        assert!((enlarged.log_volume_sum() - tight.log_volume_sum() - math::ln(2f64)).abs() < 1e-12);
         let floored =
-            Bound::new(&refs, BoundSettings { multi: false, enlarge: 1.0, log_volume_floor: 0.1f64.ln() }).unwrap();
-        assert!((floored.log_volume_sum() - 0.1f64.ln()).abs() < 1e-12);
+            Bound::new(&refs, BoundSettings { multi: false, enlarge: 1.0, log_volume_floor: math::ln(0.1f64) })
+                .unwrap();
+        assert!((floored.log_volume_sum() - math::ln(0.1f64)).abs() < 1e-12);
     }
 }

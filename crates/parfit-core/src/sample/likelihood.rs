@@ -1,5 +1,6 @@
 //! The Gaussian likelihood of a model's residuals, with the noise level known or sampled.
 
+use crate::math;
 use serde::{Deserialize, Serialize};
 
 use super::LogLikelihoodEvaluator;
@@ -48,7 +49,7 @@ impl<E: BatchEvaluator> GaussianLikelihood<E> {
             return f64::NEG_INFINITY;
         }
         let n = self.observations as f64;
-        -0.5 * sse / (sigma * sigma) - n * (sigma.ln() + LN_SQRT_2PI)
+        -0.5 * sse / (sigma * sigma) - n * (math::ln(sigma) + LN_SQRT_2PI)
     }
 }
 
@@ -94,7 +95,7 @@ mod tests {
     #[test]
     fn known_and_fitted_sigma() {
         let expected = |a: f64, s: f64| {
-            let r: f64 = [a, -2.0 * a].iter().map(|r| -0.5 * (r / s).powi(2) - s.ln() - LN_SQRT_2PI).sum();
+            let r: f64 = [a, -2.0 * a].iter().map(|r| -0.5 * math::powi(r / s, 2) - math::ln(s) - LN_SQRT_2PI).sum();
             r
         };
         let mut known = GaussianLikelihood::new(sse, 2, NoiseSigma::Known(0.5));

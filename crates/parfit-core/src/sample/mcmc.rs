@@ -9,8 +9,9 @@
 //! batch. The stretch move is invariant under affine maps, so strongly correlated or badly scaled
 //! posteriors cost no tuning.
 
+use crate::math;
+use crate::ziggurat::standard_normal;
 use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
@@ -196,7 +197,7 @@ impl EnsembleSampler {
             Some((start, spread)) => {
                 for attempt in 0..MAX_INIT_ATTEMPTS {
                     for (j, p) in self.prior.params().iter().enumerate() {
-                        let z: f64 = self.rng.sample(StandardNormal);
+                        let z: f64 = standard_normal(&mut self.rng);
                         self.positions[w][j] = start[j] + spread * p.mean_sd().1 * z;
                     }
                     if self.prior.contains(&self.positions[w]) {
@@ -223,8 +224,8 @@ impl EnsembleSampler {
             let c = other.start + self.rng.random_range(0..half);
             // Inverse CDF of g(z) ∝ 1/√z on [1/a, a].
             let u: f64 = self.rng.random();
-            let z = ((a - 1.0) * u + 1.0).powi(2) / a;
-            let ln_u = self.rng.random::<f64>().ln();
+            let z = math::powi((a - 1.0) * u + 1.0, 2) / a;
+            let ln_u = math::ln(self.rng.random::<f64>());
             let y: Vec<f64> =
                 self.positions[c].iter().zip(&self.positions[j]).map(|(xc, xj)| xc + z * (xj - xc)).collect();
             let ln_prior = self.prior.ln_pdf(&y);
@@ -232,7 +233,7 @@ impl EnsembleSampler {
             if ln_prior == f64::NEG_INFINITY {
                 continue;
             }
-            self.proposals.push(Proposal { walker: j, ln_z_term: (d - 1.0) * z.ln(), ln_u, ln_prior });
+            self.proposals.push(Proposal { walker: j, ln_z_term: (d - 1.0) * math::ln(z), ln_u, ln_prior });
             self.batch.push(y);
         }
     }

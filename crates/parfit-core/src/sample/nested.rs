@@ -54,6 +54,7 @@
 //! and used by later iterations if they still lie above the then-current contour (valid: uniform above
 //! `L₁` and above `L₂ > L₁` means uniform above `L₂`).
 
+use crate::math;
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 
@@ -415,7 +416,7 @@ impl RunKey {
 
 fn log_add(a: f64, b: f64) -> f64 {
     let m = a.max(b);
-    if m == f64::NEG_INFINITY { m } else { m + ((a - m).exp() + (b - m).exp()).ln() }
+    if m == f64::NEG_INFINITY { m } else { m + math::ln(math::exp(a - m) + math::exp(b - m)) }
 }
 
 /// Integrate a run given each point's key and birth (any order).
@@ -437,8 +438,8 @@ fn integrate(keys: &[RunKey], births: &[RunKey]) -> Integral {
         // Every point counted as dead is one whose own birth is counted too, so this is at least 1.
         let live = born.saturating_sub(i).max(1);
         let nf = live as f64;
-        let w = if key.logl == f64::NEG_INFINITY { f64::NEG_INFINITY } else { key.logl + x_prev - (nf + 1.0).ln() };
-        x_prev += (nf / (nf + 1.0)).ln();
+        let w = if key.logl == f64::NEG_INFINITY { f64::NEG_INFINITY } else { key.logl + x_prev - math::ln(nf + 1.0) };
+        x_prev += math::ln(nf / (nf + 1.0));
         ln_w.push(w);
         ln_x.push(x_prev);
         n_live.push(live);
@@ -447,7 +448,7 @@ fn integrate(keys: &[RunKey], births: &[RunKey]) -> Integral {
 
     let (mut ln_z_err, mut information) = (f64::NAN, f64::NAN);
     if ln_z.is_finite() {
-        let p: Vec<f64> = ln_w.iter().map(|w| (w - ln_z).exp()).collect();
+        let p: Vec<f64> = ln_w.iter().map(|w| math::exp(w - ln_z)).collect();
         information =
             p.iter().zip(&order).filter(|(pi, _)| **pi > 0.0).map(|(pi, &k)| pi * keys[k].logl).sum::<f64>() - ln_z;
         // Var ln Z ≈ Σ_k (P_{>k} − n_k p_k)² / n_k², P_{>k} the posterior mass after k.
@@ -516,7 +517,7 @@ impl NestedSampler {
             bound: None,
             deaths_since_bound: 0,
             walking: false,
-            efficiency_prior: ln_x.exp().clamp(1e-4, 1.0),
+            efficiency_prior: math::exp(ln_x).clamp(1e-4, 1.0),
             trials: 0,
             hits: 0,
             spares: VecDeque::new(),
@@ -614,7 +615,7 @@ impl NestedSampler {
             let accepted: usize = demand.walkers.iter().map(|w| w.accepted).sum();
             let rate = accepted as f64 / steps.max(1) as f64;
             // Multiplicative adaptation towards half the steps accepted.
-            self.walk_scale = (self.walk_scale * (2.0 * (rate - 0.5)).exp()).clamp(1e-6, 4.0);
+            self.walk_scale = (self.walk_scale * math::exp(2.0 * (rate - 0.5))).clamp(1e-6, 4.0);
         }
         // The pool only serves the fill of a batch: later walkers start from live points.
         self.segment.pool = Vec::new();
@@ -662,7 +663,7 @@ impl NestedSampler {
         s.hits = 0;
         if self.options.bounding == Bounding::None && !force {
             s.bound = None;
-            s.efficiency_prior = s.ln_x.exp().clamp(1e-4, 1.0);
+            s.efficiency_prior = math::exp(s.ln_x).clamp(1e-4, 1.0);
             return;
         }
         let points: Vec<&[f64]> = if s.live.is_empty() {
@@ -677,7 +678,7 @@ impl NestedSampler {
         };
         s.bound = Bound::new(&points, settings).filter(|b| force || b.log_volume_sum() < 0.0);
         let log_volume = s.bound.as_ref().map_or(0.0, Bound::log_volume_sum);
-        s.efficiency_prior = (s.ln_x - log_volume.max(s.ln_x)).exp().clamp(1e-4, 1.0);
+        s.efficiency_prior = math::exp(s.ln_x - log_volume.max(s.ln_x)).clamp(1e-4, 1.0);
     }
 
     /// Whether the current segment should end now, and why.
@@ -746,9 +747,9 @@ impl NestedSampler {
             let n = s.live.len() as f64;
             let p = s.live.pop().expect("more live points than removed");
             if p.key.logl > f64::NEG_INFINITY {
-                s.ln_z = log_add(s.ln_z, p.key.logl + s.ln_x - (n + 1.0).ln());
+                s.ln_z = log_add(s.ln_z, p.key.logl + s.ln_x - math::ln(n + 1.0));
             }
-            s.ln_x += (n / (n + 1.0)).ln();
+            s.ln_x += math::ln(n / (n + 1.0));
             contour = p.key;
             threads.push(p.thread);
             self.dead.push(p);
@@ -759,7 +760,7 @@ impl NestedSampler {
         let due = if s.bounded {
             s.deaths_since_bound as f64 >= self.options.update_interval * s.live_points as f64
         } else {
-            s.ln_x < self.options.first_update.ln()
+            s.ln_x < math::ln(self.options.first_update)
         };
         if due {
             s.bounded = true;
@@ -793,7 +794,7 @@ impl NestedSampler {
         }
         let (keys, births) = self.run_keys();
         let run = integrate(&keys, &births);
-        let weights: Vec<f64> = run.ln_w.iter().map(|w| (w - run.ln_z).exp()).collect();
+        let weights: Vec<f64> = run.ln_w.iter().map(|w| math::exp(w - run.ln_z)).collect();
         if !run.ln_z.is_finite() {
             // Nothing but zero likelihoods: no posterior to refine.
             self.stop = Some(NestedStop::Evidence);
@@ -868,7 +869,7 @@ impl NestedSampler {
                     s.pool.push(Candidate { u: p.u.clone(), x: p.x.clone(), logl: p.key.logl });
                 }
             }
-            if ln_x < self.options.first_update.ln() {
+            if ln_x < math::ln(self.options.first_update) {
                 s.bounded = true;
                 s.walking = self.options.sampling == Sampling::Walk;
                 self.rebuild_bound(self.segment.walking);
@@ -925,7 +926,7 @@ impl NestedSampler {
             let mut mean = vec![0.0; d];
             if run.ln_z.is_finite() {
                 for (pos, &k) in run.order.iter().enumerate() {
-                    let w = (run.ln_w[pos] - run.ln_z).exp();
+                    let w = math::exp(run.ln_w[pos] - run.ln_z);
                     for (m, x) in mean.iter_mut().zip(&points[index[k]].x) {
                         *m += w * x;
                     }
@@ -1053,7 +1054,7 @@ impl Sampler for NestedSampler {
         let mut log_likelihoods = Vec::with_capacity(points.len());
         for (pos, &k) in run.order.iter().enumerate() {
             xs.push(points[k].x.clone());
-            weights.push(if run.ln_z.is_finite() { (run.ln_w[pos] - run.ln_z).exp() } else { 0.0 });
+            weights.push(if run.ln_z.is_finite() { math::exp(run.ln_w[pos] - run.ln_z) } else { 0.0 });
             log_likelihoods.push(points[k].key.logl);
         }
         let mut summary = summarise(&xs, &weights);

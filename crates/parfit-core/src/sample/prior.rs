@@ -12,6 +12,7 @@
 //! gamma = { kind = "log_normal", mu = -1.0, sigma = 0.5 }   # mu, sigma of ln(gamma)
 //! ```
 
+use crate::math;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{OptionError, positive, require};
@@ -79,20 +80,20 @@ impl ParamPrior {
         match *self {
             ParamPrior::Uniform { lower, upper } => {
                 if (lower..=upper).contains(&x) {
-                    -(upper - lower).ln()
+                    -math::ln(upper - lower)
                 } else {
                     f64::NEG_INFINITY
                 }
             }
             ParamPrior::Normal { mu, sigma } => {
                 let z = (x - mu) / sigma;
-                -0.5 * z * z - sigma.ln() - LN_SQRT_2PI
+                -0.5 * z * z - math::ln(sigma) - LN_SQRT_2PI
             }
             ParamPrior::LogNormal { mu, sigma } => {
                 if x > 0.0 {
-                    let ln_x = x.ln();
+                    let ln_x = math::ln(x);
                     let z = (ln_x - mu) / sigma;
-                    -0.5 * z * z - sigma.ln() - LN_SQRT_2PI - ln_x
+                    -0.5 * z * z - math::ln(sigma) - LN_SQRT_2PI - ln_x
                 } else {
                     f64::NEG_INFINITY
                 }
@@ -107,7 +108,7 @@ impl ParamPrior {
             ParamPrior::Normal { mu, sigma } => normal_cdf((x - mu) / sigma),
             ParamPrior::LogNormal { mu, sigma } => {
                 if x > 0.0 {
-                    normal_cdf((x.ln() - mu) / sigma)
+                    normal_cdf((math::ln(x) - mu) / sigma)
                 } else {
                     0.0
                 }
@@ -121,7 +122,7 @@ impl ParamPrior {
         match *self {
             ParamPrior::Uniform { lower, upper } => lower + u.clamp(0.0, 1.0) * (upper - lower),
             ParamPrior::Normal { mu, sigma } => mu + sigma * normal_quantile(clamp_open(u)),
-            ParamPrior::LogNormal { mu, sigma } => (mu + sigma * normal_quantile(clamp_open(u))).exp(),
+            ParamPrior::LogNormal { mu, sigma } => math::exp(mu + sigma * normal_quantile(clamp_open(u))),
         }
     }
 
@@ -141,8 +142,8 @@ impl ParamPrior {
             ParamPrior::Normal { mu, sigma } => (mu, sigma),
             ParamPrior::LogNormal { mu, sigma } => {
                 let s2 = sigma * sigma;
-                let mean = (mu + 0.5 * s2).exp();
-                (mean, mean * s2.exp_m1().sqrt())
+                let mean = math::exp(mu + 0.5 * s2);
+                (mean, mean * math::exp_m1(s2).sqrt())
             }
         }
     }
@@ -260,7 +261,7 @@ pub fn erfc(z: f64) -> f64 {
             term *= 2.0 * z2 / (2.0 * k + 1.0);
             sum += term;
         }
-        1.0 - 2.0 / PI.sqrt() * (-z2).exp() * sum
+        1.0 - 2.0 / PI.sqrt() * math::exp(-z2) * sum
     } else if z > 27.3 {
         0.0 // below the smallest subnormal
     } else {
@@ -268,7 +269,7 @@ pub fn erfc(z: f64) -> f64 {
         for k in (1..=100).rev() {
             f = z + 0.5 * k as f64 / f;
         }
-        (-z * z).exp() / (PI.sqrt() * f)
+        math::exp(-z * z) / (PI.sqrt() * f)
     }
 }
 
@@ -318,19 +319,19 @@ pub fn normal_quantile(p: f64) -> f64 {
             / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
     };
     let x = if p < P_LOW {
-        tail((-2.0 * p.ln()).sqrt())
+        tail((-2.0 * math::ln(p)).sqrt())
     } else if p <= 1.0 - P_LOW {
         let q = p - 0.5;
         let r = q * q;
         (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
             / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     } else {
-        -tail((-2.0 * (-p).ln_1p()).sqrt())
+        -tail((-2.0 * math::ln_1p(-p)).sqrt())
     };
     // Halley: with e = Φ(x) − p and u = e/φ(x), x ← x − u/(1 + x u/2). The residual is taken in
     // the tail nearer to x so that it keeps its relative accuracy.
     let e = if x < 0.0 { 0.5 * erfc(-x / SQRT_2) - p } else { (1.0 - p) - 0.5 * erfc(x / SQRT_2) };
-    let u = e * (2.0 * PI).sqrt() * (0.5 * x * x).exp();
+    let u = e * (2.0 * PI).sqrt() * math::exp(0.5 * x * x);
     x - u / (1.0 + 0.5 * x * u)
 }
 
@@ -389,7 +390,7 @@ mod tests {
             assert!((normal_cdf(x) - p).abs() < 2e-15, "p {p}");
         }
         for k in 1..300 {
-            let p = 10f64.powi(-k);
+            let p = math::powi(10f64, -k);
             let x = normal_quantile(p);
             assert!(((normal_cdf(x) - p) / p).abs() < 1e-12, "p {p:e}");
         }
@@ -399,21 +400,21 @@ mod tests {
     fn priors_have_the_right_densities_and_quantiles() {
         let u = ParamPrior::Uniform { lower: -1.0, upper: 3.0 };
         assert_eq!(u.quantile(0.25), 0.0);
-        assert_eq!(u.ln_pdf(0.0), -(4f64.ln()));
+        assert_eq!(u.ln_pdf(0.0), -(math::ln(4f64)));
         assert_eq!(u.ln_pdf(3.5), f64::NEG_INFINITY);
 
         let n = ParamPrior::Normal { mu: 1.0, sigma: 0.1 };
         assert!((n.quantile(0.975) - (1.0 + 0.1 * 1.959_963_984_540_054)).abs() < 1e-14);
-        assert!((n.ln_pdf(1.0) - (-(0.1f64.ln()) - LN_SQRT_2PI)).abs() < 1e-14);
+        assert!((n.ln_pdf(1.0) - (-(math::ln(0.1f64)) - LN_SQRT_2PI)).abs() < 1e-14);
 
         let l = ParamPrior::LogNormal { mu: 0.5, sigma: 2.0 };
-        assert!((l.quantile(0.5) - 0.5f64.exp()).abs() < 1e-14);
+        assert!((l.quantile(0.5) - math::exp(0.5f64)).abs() < 1e-14);
         assert!((l.cdf(l.quantile(0.3)) - 0.3).abs() < 1e-14);
         assert_eq!(l.ln_pdf(-1.0), f64::NEG_INFINITY);
         // d/dx Φ((ln x − μ)/σ) = φ(z)/(σx).
         let x: f64 = 3.0;
-        let z = (x.ln() - 0.5) / 2.0;
-        assert!((l.ln_pdf(x) - (-0.5 * z * z - LN_SQRT_2PI - 2f64.ln() - x.ln())).abs() < 1e-14);
+        let z = (math::ln(x) - 0.5) / 2.0;
+        assert!((l.ln_pdf(x) - (-0.5 * z * z - LN_SQRT_2PI - math::ln(2f64) - math::ln(x))).abs() < 1e-14);
         // Extreme cube coordinates stay finite.
         assert!(n.quantile(0.0).is_finite() && n.quantile(1.0).is_finite());
     }
@@ -431,7 +432,7 @@ mod tests {
         let mut u = [0.0; 3];
         prior.to_unit(&x, &mut u);
         assert!(u.iter().all(|&v| (v - 0.5).abs() < 1e-15));
-        let expected = -(2f64.ln()) + (-(0.1f64.ln()) - LN_SQRT_2PI) + (-LN_SQRT_2PI);
+        let expected = -(math::ln(2f64)) + (-(math::ln(0.1f64)) - LN_SQRT_2PI) + (-LN_SQRT_2PI);
         assert!((prior.ln_pdf(&x) - expected).abs() < 1e-14);
 
         let bad_key = r#"[{"kind": "normal", "mu": 1.0, "sigma": 0.1, "lower": 0.0}]"#;

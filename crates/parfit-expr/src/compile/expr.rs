@@ -289,6 +289,7 @@ impl<'a> Gen<'a> {
                     Func::Tanh => Op::Tanh,
                     Func::Arcsinh => Op::Asinh,
                     Func::Arccosh => Op::Acosh,
+                    Func::Arctan => Op::Atan,
                     Func::Abs => Op::Abs,
                     Func::Sigmoid => Op::Sigmoid,
                     Func::Heaviside => Op::Heaviside,

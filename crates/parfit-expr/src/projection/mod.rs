@@ -152,11 +152,12 @@ pub struct ProjectionProgram {
 const T_REG: u32 = 0;
 
 /// Functions of the language and their number of arguments.
-const FUNCTIONS: [(&str, usize); 11] = [
+const FUNCTIONS: [(&str, usize); 12] = [
     ("min", 2),
     ("max", 2),
     ("exp", 1),
     ("log", 1),
+    ("atan", 1),
     ("sqrt", 1),
     ("abs", 1),
     ("floor", 1),
@@ -463,6 +464,7 @@ impl<'a> Compiler<'a> {
             }
             "exp" => self.op(Op::Exp, a, a),
             "log" => self.op(Op::Log, a, a),
+            "atan" => self.op(Op::Atan, a, a),
             "sqrt" => self.op(Op::Sqrt, a, a),
             "abs" => self.op(Op::Abs, a, a),
             "erfc" => self.op(Op::Erfc, a, a),
@@ -1656,6 +1658,7 @@ impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parfit_core::math;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -1894,7 +1897,7 @@ q3 = q2 * 2 + spec[mp.product].charge
         );
         // q, q2, q3 of each month: q2 and q3 computed once per table cell give what the month code would.
         for r in &rows {
-            let q2 = 1.0 - (1.0 - r[0]).powf(1.0 / 12.0);
+            let q2 = 1.0 - math::powf(1.0 - r[0], 1.0 / 12.0);
             assert_eq!(r[1].to_bits(), q2.to_bits(), "{r:?}");
             assert_eq!(r[2].to_bits(), (q2 * 2.0 + 7.0).to_bits(), "{r:?}");
         }
@@ -1976,6 +1979,16 @@ result net = pv_premiums - pv_claims
         let src3 = format!("{src}pv pv_prem2 = premiums * 2\nextra = pv_prem2 + n\npv pv_extra = extra\n");
         let (_, pvs, _) = run_both(&src3, 8.0, 3);
         assert_eq!(pvs, [42.0, 14.0, 63.0, 126.0, 126.0 * 3.0 + 14.0]);
+    }
+
+    #[test]
+    fn atan_for_an_arctan_dynamic_lapse() {
+        // The arctan lapse form: base × (a + b · atan(m · (crediting − fund return) − n)), here over a spread.
+        let (rows, _, _) = run_both("s = t / 4 - 2\nk = 0.5 + atan(3 * s - 1) / 3.25\n", 0.0, 17);
+        for r in &rows {
+            assert_eq!(r[1].to_bits(), (0.5 + libm::atan(3.0 * r[0] - 1.0) / 3.25).to_bits(), "s = {}", r[0]);
+        }
+        assert!(error("y = atan(1, 2)\n").starts_with("m.prj:1:5: atan takes 1 argument, not 2"));
     }
 
     #[test]
@@ -2074,7 +2087,7 @@ result r = s
         let expect = |s: f64, months: usize| {
             let (mut n, mut v) = (3.0, 0.0);
             for t in 0..months {
-                v += n * 0.5f64.powi(t as i32);
+                v += n * math::powi(0.5f64, t as i32);
                 n *= 1.0 + s / 100.0 * (t as f64 + 1.0);
             }
             v

@@ -1,6 +1,7 @@
 //! The model's data, read once and checked: assumption tables (precomputed into the monthly rates the
 //! projection indexes directly), named constants, and the model points.
 
+use parfit_core::math;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
@@ -289,7 +290,7 @@ impl Portfolio {
         let horizon = points.iter().map(|p| p.proj_len as usize).max().unwrap_or(0);
         let disc = read_discount(need(&files.discount, "discount", kind)?, horizon)?;
         let inflation: Vec<f64> =
-            (0..horizon).map(|t| (1.0 + constants.inflation_rate).powf(t as f64 / 12.0)).collect();
+            (0..horizon).map(|t| math::powf(1.0 + constants.inflation_rate, t as f64 / 12.0)).collect();
         let (returns, first_scenario, scenarios) = match kind {
             Kind::CashValue => read_scenarios(need(&files.scenarios, "scenarios", kind)?, horizon, &constants)?,
             Kind::BasicTerm => (vec![], 1, 1),
@@ -302,7 +303,7 @@ impl Portfolio {
             let c = &constants;
             let rate = (c.lapse_initial - c.lapse_decrement * year as f64).max(c.lapse_floor);
             lapse_annual.push(rate);
-            lapse_monthly.push(1.0 - (1.0 - rate).powf(1.0 / 12.0));
+            lapse_monthly.push(1.0 - math::powf(1.0 - rate, 1.0 / 12.0));
         }
         Ok(Portfolio {
             kind,
@@ -381,7 +382,7 @@ fn read_mortality(file: &TextFile) -> Result<Mortality, String> {
             Ok(())
         },
     )?;
-    let monthly = annual.iter().map(|q| 1.0 - (1.0 - q).powf(1.0 / 12.0)).collect();
+    let monthly = annual.iter().map(|q| 1.0 - math::powf(1.0 - q, 1.0 / 12.0)).collect();
     let last_age = (0..ages).find(|&a| annual[a * cols..(a + 1) * cols].iter().all(|&q| q == 1.0)).unwrap_or(ages - 1)
         as i64
         + first_age;
@@ -518,8 +519,8 @@ fn read_discount(file: &TextFile, horizon: usize) -> Result<Vec<f64>, String> {
     }
     Ok((0..horizon)
         .map(|t| {
-            let monthly = (1.0 + spot[t / 12]).powf(1.0 / 12.0) - 1.0;
-            (1.0 + monthly).powf(-(t as f64))
+            let monthly = math::powf(1.0 + spot[t / 12], 1.0 / 12.0) - 1.0;
+            math::powf(1.0 + monthly, -(t as f64))
         })
         .collect())
 }
@@ -529,8 +530,8 @@ fn read_discount(file: &TextFile, horizon: usize) -> Result<Vec<f64>, String> {
 /// consecutively and each must cover months 0..horizon in order.
 fn read_scenarios(file: &TextFile, horizon: usize, c: &Constants) -> Result<(Vec<f64>, i64, usize), String> {
     let dt = 1.0 / 12.0;
-    let drift = (c.fund_mu - 0.5 * c.fund_sigma.powf(2.0)) * dt;
-    let vol = c.fund_sigma * dt.powf(0.5);
+    let drift = (c.fund_mu - 0.5 * math::powf(c.fund_sigma, 2.0)) * dt;
+    let vol = c.fund_sigma * math::powf(dt, 0.5);
     let mut returns = vec![];
     let mut first = None;
     let mut current: Option<(i64, usize)> = None; // (scenario, next month)
@@ -577,7 +578,7 @@ fn read_scenarios(file: &TextFile, horizon: usize, c: &Constants) -> Result<(Vec
                 }
             }
             if (month as usize) < horizon {
-                returns.push((drift + vol * z).exp() - 1.0);
+                returns.push(math::exp(drift + vol * z) - 1.0);
             }
             Ok(())
         },
