@@ -59,8 +59,8 @@ pub enum Op {
     /// `a == 0`.
     Not,
     Sigmoid,
-    /// The error function and its complement (libm's, as musl computes them): the projection language's
-    /// `erfc` and normal distribution function.
+    /// The error function and its complement (`parfit_core::math`, the same bits on every target): the
+    /// projection language's `erfc` and normal distribution function.
     Erf,
     Erfc,
     Heaviside,
@@ -168,8 +168,8 @@ impl Op {
             Op::Not => truth(a == 0.0),
             // As DiffSL defines them.
             Op::Sigmoid => 1.0 / (1.0 + math::exp(-a)),
-            Op::Erf => libm::erf(a),
-            Op::Erfc => libm::erfc(a),
+            Op::Erf => math::erf(a),
+            Op::Erfc => math::erfc(a),
             Op::Heaviside => {
                 if a >= 0.0 {
                     1.0
