@@ -61,6 +61,24 @@ impl LookupTable {
             }
         }
         let (xs, ys): (Vec<f64>, Vec<f64>) = points.iter().copied().unzip();
+        Ok(LookupTable::with_points(xs, ys))
+    }
+
+    /// [`LookupTable::new`] of the points (0, `ys[0]`), (1, `ys[1]`), … without building the points (a
+    /// projection's column, which may be large).
+    pub fn from_values(ys: Vec<f64>) -> Result<LookupTable, String> {
+        if ys.is_empty() {
+            return Err("the lookup table has no points".into());
+        }
+        if let Some(k) = ys.iter().position(|y| !y.is_finite()) {
+            return Err(format!("point {} of the lookup table, ({k}, {}), is not finite", k + 1, ys[k]));
+        }
+        let xs = (0..ys.len()).map(|k| k as f64).collect();
+        Ok(LookupTable::with_points(xs, ys))
+    }
+
+    /// The table of checked points, with its running areas.
+    fn with_points(xs: Vec<f64>, ys: Vec<f64>) -> LookupTable {
         let mut areas = Vec::with_capacity(xs.len());
         let mut sum = 0.0;
         for k in 0..xs.len() {
@@ -70,7 +88,7 @@ impl LookupTable {
             areas.push(sum);
         }
         let indexed = xs.iter().enumerate().all(|(k, &x)| x == k as f64);
-        Ok(LookupTable { xs, ys, areas, indexed })
+        LookupTable { xs, ys, areas, indexed }
     }
 
     /// The values of a table whose points are at 0, 1, 2, … (a projection's column, read by position), which
