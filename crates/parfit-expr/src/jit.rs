@@ -431,7 +431,14 @@ impl Jit {
     fn new(opt_level: &str) -> Result<Jit, String> {
         let e = |e: &dyn std::fmt::Display| e.to_string();
         let mut flags = settings::builder();
-        for (k, v) in [("opt_level", opt_level), ("use_colocated_libcalls", "false"), ("is_pic", "false")] {
+        // The verifier checks Cranelift's own output (≈ 0.5 ms a compile): kept in debug builds and tests.
+        let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+        for (k, v) in [
+            ("opt_level", opt_level),
+            ("use_colocated_libcalls", "false"),
+            ("is_pic", "false"),
+            ("enable_verifier", verify),
+        ] {
             flags.set(k, v).map_err(|x| e(&x))?;
         }
         let isa = cranelift_native::builder()?.finish(settings::Flags::new(flags)).map_err(|x| e(&x))?;

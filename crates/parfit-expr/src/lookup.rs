@@ -27,19 +27,29 @@
 //! `Extrapolate`, 0 for `Forward` and `Backward`, and `dx/dy` of the segment found for `Invert` (0 on a flat
 //! segment, NaN outside); `Area`'s are ∓ the `Interpolate` value at its bounds.
 
+use std::sync::OnceLock;
+
 use crate::eval::Op;
 use crate::system::LookupMode;
 
 /// A validated table with its running areas.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct LookupTable {
+    /// The points' `x`, empty when they are 0, 1, 2, … (`indexed`).
     xs: Vec<f64>,
     ys: Vec<f64>,
-    /// `areas[k]`: the integral from `xs[0]` to `xs[k]`.
-    areas: Vec<f64>,
-    /// Whether `xs` are 0, 1, 2, …: a point is then found by rounding down instead of a search (projection
-    /// tables read by position).
+    /// `areas[k]`: the integral from the first point to point `k`, made on the first area read (only Vensim's
+    /// `LOOKUP AREA` reads it; a projection's column may be large).
+    areas: OnceLock<Vec<f64>>,
+    /// Whether the points' `x` are 0, 1, 2, …: a point is then found by rounding down instead of a search
+    /// (projection tables read by position), and `x` is not stored.
     indexed: bool,
+}
+
+impl PartialEq for LookupTable {
+    fn eq(&self, other: &LookupTable) -> bool {
+        (self.indexed, &self.xs, &self.ys) == (other.indexed, &other.xs, &other.ys)
+    }
 }
 
 impl LookupTable {
@@ -61,16 +71,47 @@ impl LookupTable {
             }
         }
         let (xs, ys): (Vec<f64>, Vec<f64>) = points.iter().copied().unzip();
-        let mut areas = Vec::with_capacity(xs.len());
-        let mut sum = 0.0;
-        for k in 0..xs.len() {
-            if k > 0 {
-                sum += (xs[k] - xs[k - 1]) * (ys[k - 1] + ys[k]) / 2.0;
-            }
-            areas.push(sum);
+        Ok(LookupTable::with_points(xs, ys))
+    }
+
+    /// [`LookupTable::new`] of the points (0, `ys[0]`), (1, `ys[1]`), … without building the points (a
+    /// projection's column, which may be large).
+    pub fn from_values(ys: Vec<f64>) -> Result<LookupTable, String> {
+        if ys.is_empty() {
+            return Err("the lookup table has no points".into());
         }
-        let indexed = xs.iter().enumerate().all(|(k, &x)| x == k as f64);
-        Ok(LookupTable { xs, ys, areas, indexed })
+        if let Some(k) = ys.iter().position(|y| !y.is_finite()) {
+            return Err(format!("point {} of the lookup table, ({k}, {}), is not finite", k + 1, ys[k]));
+        }
+        Ok(LookupTable { xs: Vec::new(), ys, areas: OnceLock::new(), indexed: true })
+    }
+
+    /// The table of checked points.
+    fn with_points(xs: Vec<f64>, ys: Vec<f64>) -> LookupTable {
+        // To the bit, so that `x` need not be kept (a first point at -0 is kept).
+        let indexed = xs.iter().enumerate().all(|(k, &x)| x.to_bits() == (k as f64).to_bits());
+        let xs = if indexed { Vec::new() } else { xs };
+        LookupTable { xs, ys, areas: OnceLock::new(), indexed }
+    }
+
+    /// Point `k`'s `x`.
+    fn x(&self, k: usize) -> f64 {
+        if self.indexed { k as f64 } else { self.xs[k] }
+    }
+
+    /// The running areas at the points.
+    fn areas(&self) -> &[f64] {
+        self.areas.get_or_init(|| {
+            let mut areas = Vec::with_capacity(self.ys.len());
+            let mut sum = 0.0;
+            for k in 0..self.ys.len() {
+                if k > 0 {
+                    sum += (self.x(k) - self.x(k - 1)) * (self.ys[k - 1] + self.ys[k]) / 2.0;
+                }
+                areas.push(sum);
+            }
+            areas
+        })
     }
 
     /// The values of a table whose points are at 0, 1, 2, … (a projection's column, read by position), which
@@ -81,7 +122,7 @@ impl LookupTable {
     }
 
     fn last(&self) -> usize {
-        self.xs.len() - 1
+        self.ys.len() - 1
     }
 
     /// The index of the last point at or before `x` (`None` before the table); `x` is not NaN.
@@ -95,7 +136,7 @@ impl LookupTable {
 
     /// The slope of the segment from point `j` to `j + 1` (0 if vertical: a jump has no slope to follow).
     fn slope(&self, j: usize) -> f64 {
-        let dx = self.xs[j + 1] - self.xs[j];
+        let dx = self.x(j + 1) - self.x(j);
         if dx == 0.0 { 0.0 } else { (self.ys[j + 1] - self.ys[j]) / dx }
     }
 
@@ -107,28 +148,35 @@ impl LookupTable {
         let n = self.last();
         match mode {
             LookupMode::Interpolate | LookupMode::Extrapolate => match self.at_or_before(x) {
-                None if mode == LookupMode::Extrapolate && n > 0 => self.ys[0] + self.slope(0) * (x - self.xs[0]),
+                None if mode == LookupMode::Extrapolate && n > 0 => self.ys[0] + self.slope(0) * (x - self.x(0)),
                 None => self.ys[0],
                 Some(j) if j == n => {
-                    if mode == LookupMode::Extrapolate && n > 0 && x > self.xs[n] {
-                        self.ys[n] + self.slope(n - 1) * (x - self.xs[n])
+                    if mode == LookupMode::Extrapolate && n > 0 && x > self.x(n) {
+                        self.ys[n] + self.slope(n - 1) * (x - self.x(n))
                     } else {
                         self.ys[n]
                     }
                 }
-                Some(j) if x == self.xs[j] => self.ys[j],
-                Some(j) => self.slope(j) * (x - self.xs[j]) + self.ys[j],
+                Some(j) if x == self.x(j) => self.ys[j],
+                Some(j) => self.slope(j) * (x - self.x(j)) + self.ys[j],
             },
             LookupMode::Forward => {
-                let k = self.xs.partition_point(|&p| p < x);
+                // The number of points before `x`.
+                let k = if !self.indexed {
+                    self.xs.partition_point(|&p| p < x)
+                } else if x <= 0.0 {
+                    0
+                } else {
+                    (x.ceil() as usize).min(n + 1)
+                };
                 self.ys[k.min(n)]
             }
             LookupMode::Backward => self.ys[self.at_or_before(x).unwrap_or(0)],
             LookupMode::Invert => match self.invert_segment(x) {
-                Some((j, None)) => self.xs[j],
+                Some((j, None)) => self.x(j),
                 Some((j, Some(k))) => {
                     let dy = self.ys[k] - self.ys[j];
-                    self.xs[j] + (x - self.ys[j]) * (self.xs[k] - self.xs[j]) / dy
+                    self.x(j) + (x - self.ys[j]) * (self.x(k) - self.x(j)) / dy
                 }
                 None => f64::NAN,
             },
@@ -154,7 +202,7 @@ impl LookupTable {
                 Some(j) => self.slope(j),
             },
             LookupMode::Invert => match self.invert_segment(x) {
-                Some((j, Some(k))) => (self.xs[k] - self.xs[j]) / (self.ys[k] - self.ys[j]),
+                Some((j, Some(k))) => (self.x(k) - self.x(j)) / (self.ys[k] - self.ys[j]),
                 Some((_, None)) => 0.0,
                 None => f64::NAN,
             },
@@ -184,11 +232,11 @@ impl LookupTable {
     fn running_area(&self, x: f64) -> f64 {
         let n = self.last();
         match self.at_or_before(x) {
-            None => (x - self.xs[0]) * self.ys[0],
-            Some(j) if j == n => self.areas[n] + (x - self.xs[n]) * self.ys[n],
+            None => (x - self.x(0)) * self.ys[0],
+            Some(j) if j == n => self.areas()[n] + (x - self.x(n)) * self.ys[n],
             Some(j) => {
                 let y = self.read(LookupMode::Interpolate, x);
-                self.areas[j] + (x - self.xs[j]) * (self.ys[j] + y) / 2.0
+                self.areas()[j] + (x - self.x(j)) * (self.ys[j] + y) / 2.0
             }
         }
     }
@@ -228,7 +276,10 @@ mod tests {
     fn tables_at_0_1_2_read_as_a_search_would() {
         let fast = table(&[(0.0, 3.0), (1.0, -1.0), (2.0, 7.0), (3.0, 0.5)]);
         assert!(fast.indexed);
-        let slow = LookupTable { indexed: false, ..fast.clone() };
+        assert!(fast.xs.is_empty(), "the points' x are not kept");
+        let slow = LookupTable { indexed: false, xs: vec![0.0, 1.0, 2.0, 3.0], ..fast.clone() };
+        let values = LookupTable::from_values(vec![3.0, -1.0, 7.0, 0.5]).unwrap();
+        assert_eq!(values, fast);
         for x in [
             -1e300,
             -1.0,

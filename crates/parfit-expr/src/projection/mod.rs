@@ -175,8 +175,9 @@ struct Compiler<'a> {
     params: HashMap<String, f64>,
     attrs: HashMap<&'a str, (usize, ValueKind)>,
     tables: HashMap<&'a str, &'a Table>,
-    /// Each table column's lookup table, and each non-arithmetic key's position and membership tables.
-    columns: HashMap<(String, String), (u32, ValueKind)>,
+    /// Each table column's lookup table (numbers and conditions: made when first read, so a program holds only
+    /// the columns it reads), and each non-arithmetic key's position and membership tables.
+    columns: HashMap<(String, String), (Option<u32>, ValueKind)>,
     key_tables: HashMap<(String, usize), (u32, u32)>,
     symbols: HashMap<String, f64>,
     em: Emitter,
@@ -200,10 +201,8 @@ struct Compiler<'a> {
     /// Whether cells that are functions of one table read become reads of a column of their values
     /// (`mort_rate_mth = 1 - (1 - mort[age, duration]) ^ (1/12)` is computed once per table cell).
     derive: bool,
-    /// Each numeric or boolean column's values, for deriving columns from them.
-    column_values: HashMap<(String, String), (Vec<f64>, f64)>,
     /// While deriving: the table read (by its position) that reads this value instead.
-    substitute: Option<(Pos, f64)>,
+    substitute: Option<(Pos, Val)>,
     /// While emitting a derived read: the column (lookup table, kind, value for a missing key) read instead.
     derived_column: Option<(u32, ValueKind, f64)>,
     /// What each cell is a function of, once known.
@@ -252,7 +251,42 @@ impl<'a> Compiler<'a> {
         Ok((self.em.tables.len() - 1) as u32)
     }
 
-    /// Turn a table's keys and columns into lookup tables.
+    /// A lookup table read by position: `values[i]` at `i`.
+    fn column(&mut self, values: Vec<f64>) -> Result<u32, String> {
+        self.em.tables.push(LookupTable::from_values(values)?);
+        Ok((self.em.tables.len() - 1) as u32)
+    }
+
+    /// A number or condition column's values (conditions as 1 and 0) and the value a read outside the table
+    /// gives; `None` for a text column. Numbers are the host's, not a copy.
+    fn column_values(&self, table: &str, col: &str) -> Option<(std::borrow::Cow<'a, [f64]>, f64)> {
+        let t: &'a Table = self.tables.get(table)?;
+        match &t.columns.iter().find(|(n, _)| n == col)?.1 {
+            ColumnData::Numbers(v) => Some((v.as_slice().into(), t.missing.unwrap_or(f64::NAN))),
+            ColumnData::Bools(v) => Some((v.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect(), 0.0)),
+            ColumnData::Texts(_) => None,
+        }
+    }
+
+    /// The lookup table of a column, made on its first read.
+    fn column_table(&mut self, table: &str, col: &str) -> Result<u32, String> {
+        let key = (table.to_string(), col.to_string());
+        match self.columns.get(&key) {
+            Some(&(Some(id), _)) => return Ok(id),
+            Some(_) => {}
+            None => return Err(format!("internal: table '{table}' has no column '{col}'")),
+        }
+        let Some((values, _)) = self.column_values(table, col) else {
+            return Err(format!("internal: column '{col}' of table '{table}' has no lookup table"));
+        };
+        let id = self.column(values.into_owned())?;
+        if let Some(c) = self.columns.get_mut(&key) {
+            c.0 = Some(id);
+        }
+        Ok(id)
+    }
+
+    /// Turn a table's keys into lookup tables and check its columns (whose lookup tables are made when read).
     fn load(&mut self, t: &'a Table) -> Result<(), String> {
         let name = &t.name;
         let cells: usize = t.keys.iter().fold(1usize, |n, (_, k)| n.saturating_mul(k.len()));
@@ -296,22 +330,24 @@ impl<'a> Compiler<'a> {
                     data.len()
                 ));
             }
-            let (ys, kind): (Vec<f64>, ValueKind) = match data {
+            let key = (name.clone(), cname.clone());
+            match data {
                 ColumnData::Numbers(v) => {
                     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
                         return Err(format!("table '{name}': column '{cname}', value {} is not finite", i + 1));
                     }
-                    (v.clone(), ValueKind::Number)
+                    self.columns.insert(key, (None, ValueKind::Number));
                 }
-                ColumnData::Bools(v) => (v.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect(), ValueKind::Bool),
-                ColumnData::Texts(v) => (v.iter().map(|s| self.symbol(s)).collect(), ValueKind::Text),
-            };
-            if kind != ValueKind::Text {
-                let missing = if kind == ValueKind::Bool { 0.0 } else { t.missing.unwrap_or(f64::NAN) };
-                self.column_values.insert((name.clone(), cname.clone()), (ys.clone(), missing));
+                ColumnData::Bools(_) => {
+                    self.columns.insert(key, (None, ValueKind::Bool));
+                }
+                ColumnData::Texts(v) => {
+                    // Numbered now, so that every program numbers the texts alike.
+                    let ys: Vec<f64> = v.iter().map(|s| self.symbol(s)).collect();
+                    let id = self.column(ys)?;
+                    self.columns.insert(key, (Some(id), ValueKind::Text));
+                }
             }
-            let id = self.table(ys.into_iter().enumerate().map(|(i, y)| (i as f64, y)).collect())?;
-            self.columns.insert((name.clone(), cname.clone()), (id, kind));
         }
         Ok(())
     }
@@ -553,10 +589,10 @@ impl<'a> Compiler<'a> {
             && at == pos
             && let Some(&(_, kind)) = self.columns.get(&(name.to_string(), col.clone()))
         {
-            return Ok((Val::Const(v), kind));
+            return Ok((v, kind));
         }
         let derived = self.derived_column.take();
-        let Some(&(col_table, kind)) = self.columns.get(&(name.to_string(), col.clone())) else {
+        let Some(&(_, kind)) = self.columns.get(&(name.to_string(), col.clone())) else {
             let names: Vec<&str> = table.columns.iter().map(|(n, _)| n.as_str()).collect();
             return Err(self.e(pos, format!("table '{name}' has no column '{col}' (it has: {})", names.join(", "))));
         };
@@ -611,7 +647,10 @@ impl<'a> Compiler<'a> {
             ValueKind::Bool => 0.0,
             ValueKind::Text => -1.0,
         };
-        let (col_table, kind, missing) = derived.unwrap_or((col_table, kind, missing));
+        let (col_table, kind, missing) = match derived {
+            Some(d) => d,
+            None => (self.column_table(name, &col).map_err(|m| self.e(pos, m))?, kind, missing),
+        };
         let read = self.em.table_op(Op::Lookup(LookupMode::Backward), col_table, index, index);
         Ok((self.em.op3(Op::If, ok, read, Val::Const(missing)), kind))
     }
@@ -800,9 +839,9 @@ impl<'a> Compiler<'a> {
         None
     }
 
-    /// A cell that is a function of one table read, as a read of a column of its values (computed here by
-    /// constant folding, so with the operations the month code would have run); `None` when it is not such a
-    /// cell (or is the read itself).
+    /// A cell that is a function of one table read, as a read of a column of its values (computed here with
+    /// the operations the month code would have run); `None` when it is not such a cell (or is the read
+    /// itself).
     fn derived(&mut self, name: &str, expr: &Node) -> Result<Option<(Val, ValueKind)>, String> {
         let Source::Read(at) = self.cell_source(name) else { return Ok(None) };
         if expr.1 == at {
@@ -814,37 +853,57 @@ impl<'a> Compiler<'a> {
             (None, Some(t)) if t.columns.len() == 1 => t.columns[0].0.clone(),
             _ => return Ok(None),
         };
-        let Some((values, missing)) = self.column_values.get(&(table.clone(), col)).cloned() else { return Ok(None) };
+        let Some((values, missing)) = self.column_values(&table, &col) else { return Ok(None) };
+        // The cell compiled once with the read as the input register of a program of its own (its code, folded
+        // as far as the constants go), then run by the interpreter per value: the same operations constant
+        // folding would have done per value, so the same bits.
         let saved = std::mem::take(&mut self.done);
-        let mut out = Vec::with_capacity(values.len());
-        let mut kind = ValueKind::Number;
-        let mut failed = None;
-        for v in values.iter().chain([&missing]) {
-            // Each value anew: the cells between the read and this one were memoised for the previous value.
-            self.done.clear();
-            self.substitute = Some((at, *v));
-            match self.expr(expr) {
-                Ok((Val::Const(x), k)) if k != ValueKind::Text && (x.is_finite() || v.is_nan()) => {
-                    kind = k;
-                    out.push(x);
-                }
-                Ok(_) => {
-                    failed = Some(Ok(None));
-                    break;
-                }
-                Err(e) => {
-                    failed = Some(Err(e));
-                    break;
-                }
-            }
-        }
+        // Its registers after the model's, so that reading one of those (an attribute's, `t`'s) shows.
+        let (tables, model_regs) = (std::mem::take(&mut self.em.tables), self.em.n_regs as usize);
+        let main = std::mem::replace(&mut self.em, Emitter::new(0, model_regs - 1, tables));
+        let input = self.em.fresh();
+        self.substitute = Some((at, Val::Reg(input, Level::Param)));
+        let compiled = self.expr(expr);
         self.substitute = None;
         self.done = saved;
-        if let Some(f) = failed {
-            return f;
+        let small = std::mem::replace(&mut self.em, main);
+        self.em.tables = small.tables;
+        let (v, kind) = compiled?;
+        if kind == ValueKind::Text || !small.dynamic.is_empty() {
+            return Ok(None);
+        }
+        // Only the input, constants and what the code computed may be read (a register of the model's own
+        // layout, such as `t`'s, means the cell is not a function of the read alone).
+        let mut known: HashSet<u32> = small.consts.iter().map(|&(r, _)| r).chain([input]).collect();
+        for i in &small.setup {
+            // The emitter writes `d` only for a table read (its table) or a two-product operation (none here).
+            let two_products = matches!(i.op, Op::MulMulAdd | Op::MulMulSub);
+            if two_products || ![i.a, i.b, i.c].iter().all(|r| known.contains(r)) {
+                return Ok(None);
+            }
+            known.insert(i.dst);
+        }
+        let result = match v {
+            Val::Const(_) => return Ok(None),
+            Val::Reg(r, _) if known.contains(&r) => r,
+            Val::Reg(..) => return Ok(None),
+        };
+        let mut regs = vec![0.0; small.n_regs as usize];
+        for &(r, c) in &small.consts {
+            regs[r as usize] = c;
+        }
+        let mut out = Vec::with_capacity(values.len() + 1);
+        for &v in values.iter().chain([&missing]) {
+            regs[input as usize] = v;
+            run(&small.setup, &mut regs, &self.em.tables);
+            let x = regs[result as usize];
+            if !(x.is_finite() || v.is_nan()) {
+                return Ok(None);
+            }
+            out.push(x);
         }
         let missing = out.pop().unwrap_or(f64::NAN);
-        let Ok(id) = self.table(out.into_iter().enumerate().map(|(i, y)| (i as f64, y)).collect()) else {
+        let Ok(id) = self.column(out) else {
             return Ok(None);
         };
         self.derived_column = Some((id, kind, missing));
@@ -1159,7 +1218,6 @@ pub fn compile_projection(
             month_inputs: HashMap::new(),
             depth: 0,
             derive: false,
-            column_values: HashMap::new(),
             substitute: None,
             derived_column: None,
             sources: HashMap::new(),
