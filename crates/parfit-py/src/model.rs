@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use parfit_abi::Entry;
 use parfit_app::config::{check_output_size, check_plain_values, check_times};
-use parfit_core::{Model, ModelSpec, OutputKind, SimError, Workspace};
+use parfit_core::{Model, ModelSpec, OutputKind, ParamSpec, SimError, Workspace};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -89,18 +89,7 @@ impl NativeModel {
     #[getter]
     fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let spec = self.model.spec();
-        let parameters = spec
-            .params
-            .iter()
-            .map(|p| {
-                let d = PyDict::new(py);
-                d.set_item("name", &p.name)?;
-                d.set_item("default", p.default)?;
-                d.set_item("lower", p.lower)?;
-                d.set_item("upper", p.upper)?;
-                Ok(d)
-            })
-            .collect::<PyResult<Vec<_>>>()?;
+        let parameters = parameter_dicts(py, &spec.params)?;
         let d = PyDict::new(py);
         d.set_item("parameters", parameters)?;
         d.set_item("inputs", &spec.inputs)?;
@@ -234,6 +223,21 @@ impl NativeModel {
     fn failed(&self, e: SimError) -> PyErr {
         errors::model(format!("{}: simulation failed: {e}", self.origin()))
     }
+}
+
+/// A spec's parameters as Python dicts (`name`, `default`, `lower`, `upper`), for both kinds of model.
+pub fn parameter_dicts<'py>(py: Python<'py>, params: &[ParamSpec]) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    params
+        .iter()
+        .map(|p| {
+            let d = PyDict::new(py);
+            d.set_item("name", &p.name)?;
+            d.set_item("default", p.default)?;
+            d.set_item("lower", p.lower)?;
+            d.set_item("upper", p.upper)?;
+            Ok(d)
+        })
+        .collect()
 }
 
 fn kind_name(kind: OutputKind) -> &'static str {

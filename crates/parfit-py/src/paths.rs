@@ -16,7 +16,7 @@ use pyo3::types::{PyBytes, PyDict};
 
 use crate::errors::{self, ConfigError};
 use crate::inputs::Files;
-use crate::model::{by_name, bytes, plugin_options};
+use crate::model::{by_name, bytes, parameter_dicts, plugin_options};
 use crate::{engine, plugins};
 
 /// A Monte Carlo model made by a plugin; the Python class `parfit.MonteCarloModel` wraps it.
@@ -93,18 +93,7 @@ impl NativeMonteCarloModel {
     #[getter]
     fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let spec = self.model.spec();
-        let parameters = spec
-            .params
-            .iter()
-            .map(|p| {
-                let d = PyDict::new(py);
-                d.set_item("name", &p.name)?;
-                d.set_item("default", p.default)?;
-                d.set_item("lower", p.lower)?;
-                d.set_item("upper", p.upper)?;
-                Ok(d)
-            })
-            .collect::<PyResult<Vec<_>>>()?;
+        let parameters = parameter_dicts(py, &spec.params)?;
         let d = PyDict::new(py);
         d.set_item("name", &spec.name)?;
         d.set_item("parameters", parameters)?;

@@ -15,7 +15,48 @@ from ._native import ConfigError
 Values = Union[Mapping[str, float], Sequence[float], np.ndarray, None]
 
 
-class Model:
+class _Opened:
+    """What both kinds of model share: the plugin opens the file (or the kind) with its options; ``_open`` is the
+    native class that does it."""
+
+    _open: Any
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        kind: str | None = None,
+        plugin: str | None = None,
+        plugins: Sequence[str | os.PathLike] | None = None,
+        **options: Any,
+    ) -> None:
+        self._native = type(self)._open(
+            None if path is None else os.fspath(path),
+            kind=kind,
+            plugin=plugin,
+            plugins=[os.fspath(p) for p in (plugins or [])],
+            options=options,
+        )
+        self._spec = self._native.spec
+
+    @property
+    def path(self) -> str | None:
+        """The model file, as given (None for a model made from a kind alone)."""
+        path = self._native.path
+        return None if path is None else os.fspath(path)
+
+    @property
+    def kind(self) -> str:
+        """The model kind, e.g. ``"diffsl"`` or ``"montecarlo"``."""
+        return self._native.kind
+
+    @property
+    def plugin(self) -> str:
+        """The name of the plugin that made the model."""
+        return self._native.plugin
+
+
+class Model(_Opened):
     """A model made by a plugin, as ``parfit run FILE`` makes it.
 
     Parameters
@@ -49,39 +90,7 @@ class Model:
     >>> lv.simulate({"alpha": 1.0}, times=np.linspace(0, 10, 101))  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike | None = None,
-        *,
-        kind: str | None = None,
-        plugin: str | None = None,
-        plugins: Sequence[str | os.PathLike] | None = None,
-        **options: Any,
-    ) -> None:
-        self._native = _native.NativeModel(
-            None if path is None else os.fspath(path),
-            kind=kind,
-            plugin=plugin,
-            plugins=[os.fspath(p) for p in (plugins or [])],
-            options=options,
-        )
-        self._spec = self._native.spec
-
-    @property
-    def path(self) -> str | None:
-        """The model file, as given (None for a model made from a kind alone)."""
-        path = self._native.path
-        return None if path is None else os.fspath(path)
-
-    @property
-    def kind(self) -> str:
-        """The model kind, e.g. ``"diffsl"``."""
-        return self._native.kind
-
-    @property
-    def plugin(self) -> str:
-        """The name of the plugin that made the model."""
-        return self._native.plugin
+    _open = _native.NativeModel
 
     @property
     def spec(self) -> dict:
@@ -190,7 +199,7 @@ class Model:
         )
 
 
-class MonteCarloModel:
+class MonteCarloModel(_Opened):
     """A Monte Carlo model (``.mc``, or a plugin's Monte Carlo kind): many independent paths of a stochastic model
     stepped over periods, each path drawing from its own random stream keyed by (seed, path index).
 
@@ -227,39 +236,7 @@ class MonteCarloModel:
     >>> w["w"].median()  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike | None = None,
-        *,
-        kind: str | None = None,
-        plugin: str | None = None,
-        plugins: Sequence[str | os.PathLike] | None = None,
-        **options: Any,
-    ) -> None:
-        self._native = _native.NativeMonteCarloModel(
-            None if path is None else os.fspath(path),
-            kind=kind,
-            plugin=plugin,
-            plugins=[os.fspath(p) for p in (plugins or [])],
-            options=options,
-        )
-        self._spec = self._native.spec
-
-    @property
-    def path(self) -> str | None:
-        """The model file, as given (None for a model made from a kind alone)."""
-        path = self._native.path
-        return None if path is None else os.fspath(path)
-
-    @property
-    def kind(self) -> str:
-        """The model kind, e.g. ``"montecarlo"``."""
-        return self._native.kind
-
-    @property
-    def plugin(self) -> str:
-        """The name of the plugin that made the model."""
-        return self._native.plugin
+    _open = _native.NativeMonteCarloModel
 
     @property
     def spec(self) -> dict:
