@@ -903,6 +903,10 @@ impl Gen<'_> {
         };
         let mut computed: HashMap<u32, Value> = HashMap::new();
         let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
+        // A sum is stored as soon as its next value is made: Cranelift keeps loads and stores in program order
+        // and places arithmetic just before its first use by one, so sums all stored at the end would have
+        // every sum's load at the top of the month and its value live (spilled) through the month.
+        let sum_of: HashMap<u32, usize> = (0..n_states).filter(|&k| in_memory[k]).map(|k| (f[width + k], k)).collect();
         for &now in &second {
             let i = &code[now];
             let mut o = [env.t; 4];
@@ -911,6 +915,9 @@ impl Gen<'_> {
             }
             let v = self.lower(&mut b, i, o, &mut calls)?;
             computed.insert(i.dst, v);
+            if let Some(&k) = sum_of.get(&i.dst) {
+                b.ins().store(mem, v, state, 8 * k as i32);
+            }
         }
         if cells {
             let row = row_of(&mut b, out, month, width);
@@ -922,13 +929,9 @@ impl Gen<'_> {
             }
         }
         let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
-        for (k, &r) in f[width..].iter().enumerate() {
-            let v = env.get(&mut b, &computed, &mut loaded, r, end);
-            if in_memory[k] {
-                b.ins().store(mem, v, state, 8 * k as i32);
-            } else {
-                args.push(v.into());
-            }
+        // (A sum's next value is made in this loop, and stored where it was made.)
+        for (_, &r) in f[width..].iter().enumerate().filter(|&(k, _)| !in_memory[k]) {
+            args.push(env.get(&mut b, &computed, &mut loaded, r, end).into());
         }
         b.ins().jump(header, &args);
         b.seal_block(header);
