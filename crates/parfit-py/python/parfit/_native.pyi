@@ -1,7 +1,11 @@
 """Types of parfit's extension module (the Rust side). The public API is the package ``parfit``."""
 
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
 from os import PathLike
+from typing import Any, Callable, Mapping, Sequence, Union
+
+# A path as the Rust side takes it (a `PathBuf`), and a configuration: a TOML file's path or the parsed table.
+StrPath = Union[str, PathLike[str]]
+Config = Union[StrPath, dict[str, Any]]
 
 class ParfitError(Exception): ...
 class ConfigError(ParfitError): ...
@@ -9,7 +13,7 @@ class ModelError(ParfitError): ...
 class RunError(ParfitError): ...
 
 def set_bundled_plugins(dir: str) -> None: ...
-def plugins(paths: list[str] = ...) -> list[dict[str, Any]]: ...
+def plugins(paths: list[StrPath] = ...) -> list[dict[str, Any]]: ...
 def default_threads() -> int: ...
 
 class NativeModel:
@@ -19,7 +23,7 @@ class NativeModel:
         *,
         kind: str | None = ...,
         plugin: str | None = ...,
-        plugins: list[str] = ...,
+        plugins: list[StrPath] = ...,
         options: dict[str, Any] | None = ...,
     ) -> None: ...
     @property
@@ -52,7 +56,7 @@ class NativeMonteCarloModel:
         *,
         kind: str | None = ...,
         plugin: str | None = ...,
-        plugins: list[str] = ...,
+        plugins: list[StrPath] = ...,
         options: dict[str, Any] | None = ...,
     ) -> None: ...
     @property
@@ -86,32 +90,70 @@ def minimise(
     options: dict[str, Any] | None = ...,
     max_evaluations: int | None = ...,
     progress: Callable[[int, int], Any] | None = ...,
+) -> dict[str, Any]: ...
 def fit(
-    config: Union[str, PathLike[str], dict[str, Any]],
+    config: Config,
+    *,
     files: dict[str, str],
-    data: Optional[str] = ...,
-    algorithm: Optional[str] = ...,
-    sets: list[tuple[str, float]] = ...,
-    seed: Optional[int] = ...,
-    threads: Optional[int] = ...,
-    plugins: list[str] = ...,
-    progress: Optional[Callable[[int, int], Any]] = ...,
-    history: Optional[bool] = ...,
+    data: StrPath | None = ...,
+    algorithm: str | None = ...,
+    set: dict[str, float] | None = ...,
+    seed: int | None = ...,
+    threads: int | None = ...,
+    plugins: list[StrPath] = ...,
+    progress: Callable[[int, int], Any] | None = ...,
+    history: bool | None = ...,
 ) -> dict[str, Any]: ...
 def fit_many(
-    cases: Optional[str] = ...,
-    output: Optional[str] = ...,
+    config: Config,
+    *,
+    files: dict[str, str],
+    cases: StrPath | None = ...,
+    output: StrPath | None = ...,
     resume: bool = ...,
+    algorithm: str | None = ...,
+    set: dict[str, float] | None = ...,
+    seed: int | None = ...,
+    threads: int | None = ...,
+    plugins: list[StrPath] = ...,
+    progress: Callable[[int, int], Any] | None = ...,
+) -> dict[str, Any]: ...
 def sample(
-    config: str | dict[str, Any],
+    config: Config,
+    *,
     data: str | None = ...,
     set: dict[str, float] | None = ...,
     seed: int | None = ...,
+    threads: int | None = ...,
+    plugins: list[StrPath] = ...,
+    progress: Callable[[int, int], Any] | None = ...,
     files: dict[str, str] = ...,
-def run_kind(config: str | dict[str, Any], *, files: dict[str, str] = ...) -> str: ...
+) -> dict[str, Any]: ...
+def run_kind(config: Config, *, files: dict[str, str] = ...) -> str: ...
 def run_model(
+    config: Config,
+    *,
     times: str | None = ...,
+    set: dict[str, float] | None = ...,
+    plugins: list[StrPath] = ...,
+    files: dict[str, str] = ...,
+) -> dict[str, Any]: ...
 def run_montecarlo(
+    config: Config,
+    *,
+    set: dict[str, float] | None = ...,
+    seed: int | None = ...,
+    threads: int | None = ...,
+    plugins: list[StrPath] = ...,
+    progress: Callable[[int, int], Any] | None = ...,
+    files: dict[str, str] = ...,
+) -> dict[str, Any]: ...
 def project(
+    config: Config,
+    *,
     model_points: str | None = ...,
+    threads: int | None = ...,
+    plugins: list[StrPath] = ...,
+    progress: Callable[[int, int], Any] | None = ...,
+    files: dict[str, str] = ...,
 ) -> dict[str, Any]: ...
