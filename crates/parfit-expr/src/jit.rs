@@ -23,8 +23,7 @@ use std::sync::Arc;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    AbiParam, BlockArg, Endianness, FuncRef, InstBuilder, InstructionData, MemFlags, Opcode, StackSlot, StackSlotData,
-    StackSlotKind, Value, types,
+    AbiParam, BlockArg, Endianness, FuncRef, InstBuilder, InstructionData, MemFlags, Opcode, Value, types,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -292,7 +291,7 @@ type LoopEntry = unsafe extern "C" fn(*const f64, *const f64, u64, u64, *mut f64
 /// The month loop of [`LANES`] policies at once: `f(regs, rows, months, states, scratch)` runs months
 /// `0..months` of each lane `l` from the state at `states[l]` (left there after the last month), reading its
 /// registers at `regs[l]`; the month-only rows are shared (the lanes have the same scenario), and `scratch`
-/// has a row of every lane's handed values per month.
+/// holds the sums (`LANES` values per state) then a row of every lane's handed values per month.
 type LanesEntry = unsafe extern "C" fn(*const *const f64, *const f64, u64, *const *mut f64, *mut f64);
 
 /// What a projection's month code is: the program's right-hand side run once per month, with `f` the cells
@@ -431,7 +430,8 @@ impl MonthLoop {
             return short("month-only rows");
         }
         let (entry, room) = self.lanes;
-        let room = months.saturating_mul(room);
+        // The lanes' sums, then a row per month.
+        let room = months.saturating_mul(room).saturating_add(LANES * self.n_states);
         if scratch.len() < room {
             parfit_core::limits::check_allocation("the month loop's scratch rows", room as f64, 8.0)?;
             scratch.resize(room, 0.0);
@@ -440,7 +440,7 @@ impl MonthLoop {
         let states = states.map(<[f64]>::as_mut_ptr);
         // SAFETY: as `run_from`'s, per lane: the code reads registers below `n_regs` from each `regs[l]`,
         // `n_inputs` values of each of the `months` rows of `rows`, reads and writes the `n_states` values of
-        // each `states[l]` (distinct slices: two `&mut`) and its scratch rows, `room` values (rows of
+        // each `states[l]` (distinct slices: two `&mut`) and `room` values of scratch (the sums, then rows of
         // `handed × LANES`): all checked above. It reads the two arrays of pointers, which live through the call.
         unsafe { entry(regs.as_ptr(), rows.as_ptr(), months as u64, states.as_ptr(), scratch.as_mut_ptr()) };
         Ok(())
@@ -1101,6 +1101,9 @@ impl<'g> Gen<'g> {
         let regs = lane_ptrs(&mut b, regs_at);
         let states = lane_ptrs(&mut b, state_at);
         let zero = b.ins().iconst(types::I64, 0);
+        // The sums first in `scratch` (a vector each, addressed from its start), then the handed rows.
+        let sums = scratch;
+        let scratch = b.ins().iadd_imm(sums, (VECTOR_BYTES * n_states) as i64);
         let mut calls = Calls::default();
         for (lane, &lane_regs) in regs.iter().enumerate() {
             let invariant: HashMap<u32, Value> =
@@ -1109,10 +1112,9 @@ impl<'g> Gen<'g> {
             self.first_loop(&mut b, &plan, code, f, shape, at, (zero, months), &invariant, (LANES, lane), &mut calls)?;
         }
 
-        // The second loop, on vectors: the month number and the states not in memory; the sums in a stack slot.
+        // The second loop, on vectors: the month number and the states not in memory (the sums in `sums`).
         let Plan { second, handed, in_memory, .. } = &plan;
-        let bytes = u32::try_from(VECTOR_BYTES * n_states.max(1)).map_err(|_| "too many states".to_string())?;
-        let sums = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, bytes, 4));
+        let vmem = MemFlags::new().with_notrap();
         let invariant: HashMap<u32, Value> = plan
             .outside
             .iter()
@@ -1129,7 +1131,7 @@ impl<'g> Gen<'g> {
             let lanes: Vec<Value> = states.iter().map(|&s| b.ins().load(types::F64, mem, s, 8 * k as i32)).collect();
             let v = gather(&mut b, &lanes);
             if in_memory {
-                b.ins().stack_store(v, sums, (VECTOR_BYTES * k) as i32);
+                b.ins().store(vmem, v, sums, (VECTOR_BYTES * k) as i32);
             } else {
                 args.push(v.into());
                 carried.push((k, b.append_block_param(header, VECTOR)));
@@ -1171,7 +1173,7 @@ impl<'g> Gen<'g> {
             let v = self.lower_lanes(&mut b, i, o, &mut masks, &mut calls)?;
             computed.insert(i.dst, v);
             if let Some(&k) = sum_of.get(&i.dst) {
-                b.ins().stack_store(v, sums, (VECTOR_BYTES * k) as i32);
+                b.ins().store(vmem, v, sums, (VECTOR_BYTES * k) as i32);
             }
         }
         let end = code.len();
@@ -1187,7 +1189,7 @@ impl<'g> Gen<'g> {
         for (k, &carried) in state.iter().enumerate() {
             let v = match carried {
                 Some(v) => v,
-                None => b.ins().stack_load(VECTOR, sums, (VECTOR_BYTES * k) as i32),
+                None => b.ins().load(VECTOR, vmem, sums, (VECTOR_BYTES * k) as i32),
             };
             for (l, &s) in states.iter().enumerate() {
                 let x = b.ins().extractlane(v, l as u8);
@@ -1550,7 +1552,8 @@ struct LaneEnv<'a> {
     row: Value,
     inputs: std::ops::Range<u32>,
     state: &'a [Option<Value>],
-    sums: StackSlot,
+    /// Where the sums are, a vector each (8-byte aligned only).
+    sums: Value,
     invariant: &'a HashMap<u32, Value>,
     consts: &'a HashMap<u32, f64>,
     /// Each lane's register file.
@@ -1589,11 +1592,12 @@ impl LaneEnv<'_> {
             return v;
         }
         let mem = MemFlags::trusted();
+        // Scratch rows are 8-byte aligned only: no alignment promised for vectors.
+        let vmem = MemFlags::new().with_notrap();
         let v = if let Some(k) = state {
-            b.ins().stack_load(VECTOR, self.sums, (VECTOR_BYTES * k) as i32)
+            b.ins().load(VECTOR, vmem, self.sums, (VECTOR_BYTES * k) as i32)
         } else if let Some(&offset) = self.slots.get(&r) {
-            // Scratch rows are 8-byte aligned only: no alignment promised.
-            b.ins().load(VECTOR, MemFlags::new().with_notrap(), self.handed, offset)
+            b.ins().load(VECTOR, vmem, self.handed, offset)
         } else if self.inputs.contains(&r) {
             let x = b.ins().load(types::F64, mem, self.row, 8 * (r - self.inputs.start) as i32);
             b.ins().splat(VECTOR, x)
