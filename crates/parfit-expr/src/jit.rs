@@ -12,7 +12,8 @@
 //!
 //! A projection's month loop ([`compile_month_loop`]) is one function: the recursions are carried in machine
 //! registers from month to month (sums, which nothing else reads, are added to in memory), and calls whose operands do not depend on the state are remembered with
-//! their operands and made again only when those change.
+//! their operands and made again only when those change. A third variant runs two policies at once, the state
+//! in the f64 lanes of vector registers ([`MonthLoop::run_lanes`]), each lane to the bit its own run.
 //!
 //! This is the one module of the crate allowed `unsafe`: calling generated code through a function pointer
 //! and releasing its memory. Each block says why it is sound.
