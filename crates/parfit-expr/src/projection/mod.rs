@@ -1635,7 +1635,10 @@ impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
     /// other. An error names the policy it is of (0 for `a`, 1 for `b`).
     pub fn run_pair(&mut self, a: (&[AttrValue], usize), b: (&[AttrValue], usize)) -> Result<(), (usize, String)> {
         #[cfg(not(target_arch = "wasm32"))]
-        if self.program.native.is_some() && self.scenario_key(a.0) == self.scenario_key(b.0) {
+        if self.program.native.is_some()
+            && let (Some(x), Some(y)) = (self.scenario_key(a.0), self.scenario_key(b.0))
+            && x == y
+        {
             return self.run_lanes(a, b);
         }
         self.run(b.0, b.1, None).map_err(|e| (1, e))?;
