@@ -809,8 +809,7 @@ impl<'g> Gen<'g> {
             plan.outside.iter().map(|&r| (r, b.ins().load(types::F64, mem, regs, 8 * r as i32))).collect();
         let mut calls = Calls::default();
         let at = Pointers { regs, rows, out: cells.then_some(out), scratch };
-        let env =
-            self.first_loop(&mut b, &plan, code, f, shape, at, (start, months), &invariant, (1, 0), &mut calls)?;
+        let env = self.first_loop(&mut b, &plan, code, f, shape, at, (start, months), &invariant, &mut calls)?;
         let end = code.len();
 
         // The second loop: the month number and the state, a sum in `state`.
@@ -890,10 +889,10 @@ impl<'g> Gen<'g> {
         Ok((id, handed.len()))
     }
 
-    /// Emit the first loop of a month loop ([`Gen::month_loop`]) for months `start..months` of one lane of
-    /// `lanes` (`(lanes, lane)`): it stores the cells that do not depend on the state (when `at.out` is given)
-    /// and each handed value `k` of month `t` at `scratch[(t × handed + k) × lanes + lane]`. Leaves the builder
-    /// after the loop and returns the loop's environment (without the month's values) for the second loop.
+    /// Emit the first loop of a month loop ([`Gen::month_loop`]) for months `start..months`: it stores the cells
+    /// that do not depend on the state (when `at.out` is given) and each handed value `k` of month `t` at
+    /// `scratch[t × handed + k]`. Leaves the builder after the loop and returns the loop's environment (without
+    /// the month's values) for the second loop.
     #[allow(clippy::too_many_arguments)]
     fn first_loop<'e>(
         &mut self,
@@ -905,7 +904,6 @@ impl<'g> Gen<'g> {
         at: Pointers,
         (start, months): (Value, Value),
         invariant: &'e HashMap<u32, Value>,
-        (lanes, lane): (usize, usize),
         calls: &mut Calls,
     ) -> Result<Env<'e>, String>
     where
@@ -1045,10 +1043,10 @@ impl<'g> Gen<'g> {
             }
         }
         if !handed.is_empty() {
-            let row = row_of(b, ptr, at.scratch, month, handed.len() * lanes);
+            let row = row_of(b, ptr, at.scratch, month, handed.len());
             for (k, &r) in handed.iter().enumerate() {
                 let v = env.get(b, &computed, &mut loaded, r, end);
-                b.ins().store(mem, v, row, 8 * (k * lanes + lane) as i32);
+                b.ins().store(mem, v, row, 8 * k as i32);
             }
         }
         let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
@@ -1062,12 +1060,12 @@ impl<'g> Gen<'g> {
     }
 
     /// Define the month loop of [`LANES`] policies at once (see [`LanesEntry`]), computing only what the state
-    /// needs. The first loop runs once per lane, scalar as [`Gen::first_loop`], each handing its values to an
-    /// interleaved row per month (value `k` of lane `l` at `k × LANES + l`); the second loop carries every lane's
-    /// state in one vector register per state and does each operation on all lanes at once. IEEE operations on
-    /// a lane round as the scalar ones, comparisons become lane masks and choices bit selections with the
-    /// scalar lowering's treatment of NaN, and what has no vector form (a call, a table read, a truncation)
-    /// is made per lane by the scalar lowering: each lane gets the bits its own run would.
+    /// needs, both loops on vectors of the lanes' values: the first ([`Gen::first_loop_lanes`]) hands a vector
+    /// per value and month to the second through `scratch` (value `k` of lane `l` at `k × LANES + l`); the second
+    /// carries every lane's state in one vector register per state (a sum in `scratch`'s head). IEEE operations
+    /// on a lane round as the scalar ones, comparisons become lane masks and choices bit selections with the
+    /// scalar lowering's treatment of NaN, and what has no vector form (a call, a table read, a truncation) is
+    /// made per lane by the scalar lowering: each lane gets the bits its own run would.
     fn month_loop_lanes(
         &mut self,
         name: &str,
@@ -1106,12 +1104,11 @@ impl<'g> Gen<'g> {
         let sums = scratch;
         let scratch = b.ins().iadd_imm(sums, (VECTOR_BYTES * n_states) as i64);
         let mut calls = Calls::default();
-        for (lane, &lane_regs) in regs.iter().enumerate() {
-            let invariant: HashMap<u32, Value> =
-                plan.outside.iter().map(|&r| (r, b.ins().load(types::F64, mem, lane_regs, 8 * r as i32))).collect();
-            let at = Pointers { regs: lane_regs, rows, out: None, scratch };
-            self.first_loop(&mut b, &plan, code, f, shape, at, (zero, months), &invariant, (LANES, lane), &mut calls)?;
-        }
+        let lane_invariant: Vec<HashMap<u32, Value>> = regs
+            .iter()
+            .map(|&g| plan.outside.iter().map(|&r| (r, b.ins().load(types::F64, mem, g, 8 * r as i32))).collect())
+            .collect();
+        self.first_loop_lanes(&mut b, &plan, code, shape, (rows, scratch, months), &regs, &lane_invariant, &mut calls)?;
 
         // The second loop, on vectors: the month number and the states not in memory (the sums in `sums`).
         let Plan { second, handed, in_memory, .. } = &plan;
@@ -1201,6 +1198,220 @@ impl<'g> Gen<'g> {
         b.finalize();
         self.module.define_function(id, &mut fctx).map_err(|x| e(&x))?;
         Ok((id, handed.len() * LANES))
+    }
+
+    /// The first loop of the lanes month loop, on vectors: what has a vector form is computed for both lanes
+    /// at once; a remembered call and a region are per lane (each lane's operands or key compared with its own
+    /// last ones, the call or the region's scalar code run for that lane only), their values gathered into
+    /// vectors. Stores each handed value `k` of month `t` as the vector at `scratch[(t × handed + k) × LANES]`.
+    #[allow(clippy::too_many_arguments)]
+    fn first_loop_lanes(
+        &mut self,
+        b: &mut FunctionBuilder<'_>,
+        plan: &Plan,
+        code: &[Instr],
+        shape: MonthCode,
+        (rows, scratch, months): (Value, Value, Value),
+        regs: &[Value],
+        lane_invariant: &[HashMap<u32, Value>],
+        calls: &mut Calls,
+    ) -> Result<(), String> {
+        let Plan { first, handed, regions, member, key_of, remembered, inputs, .. } = plan;
+        let ptr = self.module.target_config().pointer_type();
+        // The policy values as vectors of the lanes', made before the loop.
+        let invariant: HashMap<u32, Value> = plan
+            .outside
+            .iter()
+            .map(|r| {
+                let lanes: Vec<Value> = lane_invariant.iter().filter_map(|m| m.get(r).copied()).collect();
+                (*r, gather(b, &lanes))
+            })
+            .collect();
+        let header = b.create_block();
+        let month = b.append_block_param(header, types::I64);
+        let mut args: Vec<BlockArg> = vec![b.ins().iconst(types::I64, 0).into()];
+        // Per remembered call, per lane: its last operands' bits and value.
+        let mut memo: Vec<Vec<[Value; 3]>> = vec![];
+        for &k in remembered {
+            let i = &code[k];
+            let value = match self.tables.get(i.d as usize) {
+                Some(t) if i.op.reads_table() => t.apply(i.op, 0.0, 0.0),
+                _ => i.op.apply(0.0, 0.0, 0.0, 0.0),
+            };
+            let mut lanes = vec![];
+            for _ in 0..LANES {
+                let zero = b.ins().iconst(types::I64, 0);
+                args.extend([zero, zero, b.ins().f64const(value)].map(BlockArg::from));
+                let (x, y) = (b.append_block_param(header, types::I64), b.append_block_param(header, types::I64));
+                lanes.push([x, y, b.append_block_param(header, types::F64)]);
+            }
+            memo.push(lanes);
+        }
+        // Per region, per lane: its last key's bits and its outputs.
+        let mut carried: Vec<Vec<(Value, Vec<Value>)>> = vec![];
+        for g in regions {
+            let mut lanes = vec![];
+            for _ in 0..LANES {
+                args.push(b.ins().iconst(types::I64, 0).into());
+                let key = b.append_block_param(header, types::I64);
+                let mut values = vec![];
+                for _ in &g.outputs {
+                    args.push(b.ins().f64const(0.0).into());
+                    values.push(b.append_block_param(header, types::F64));
+                }
+                lanes.push((key, values));
+            }
+            carried.push(lanes);
+        }
+        b.ins().jump(header, &args);
+        b.switch_to_block(header);
+        let (body, done) = (b.create_block(), b.create_block());
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, month, months);
+        b.ins().brif(more, body, &[], done, &[]);
+        b.switch_to_block(body);
+        b.seal_block(body);
+        let t = b.ins().fcvt_from_sint(types::F64, month);
+        let env = LaneEnv {
+            t: b.ins().splat(VECTOR, t),
+            row: row_of(b, ptr, rows, month, shape.n_inputs),
+            inputs: inputs.clone(),
+            state: &[],
+            sums: scratch,
+            invariant: &invariant,
+            consts: self.consts,
+            regs,
+            handed: scratch,
+            slots: HashMap::new(),
+        };
+        // A lane's scalar value of `r`: made in the lane's region code, `t`, the lane's policy value, else the
+        // lane of the vector.
+        let lane_get = |b: &mut FunctionBuilder<'_>,
+                        l: usize,
+                        r: u32,
+                        inside: &HashMap<u32, Value>,
+                        computed: &HashMap<u32, Value>,
+                        loaded: &mut HashMap<u32, (Value, usize)>,
+                        now: usize| {
+            if let Some(&v) = inside.get(&r) {
+                return v;
+            }
+            if r as usize == Program::T {
+                return t;
+            }
+            if let Some(&v) = lane_invariant.get(l).and_then(|m| m.get(&r)) {
+                return v;
+            }
+            let v = env.get(b, computed, loaded, r, now);
+            b.ins().extractlane(v, l as u8)
+        };
+        let mut computed: HashMap<u32, Value> = HashMap::new();
+        let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
+        let mut masks: HashMap<Value, Value> = HashMap::new();
+        let mut next: Vec<BlockArg> = vec![];
+        let mut next_carried: Vec<BlockArg> = vec![];
+        let mut memo_of = remembered.iter().zip(&memo).peekable();
+        let no_inside = HashMap::new();
+        for &now in first {
+            if member.contains_key(&now) {
+                continue;
+            }
+            let i = &code[now];
+            let n = operand_count(i.op);
+            let v = match memo_of.next_if(|(k, _)| **k == now) {
+                Some((_, lanes)) => {
+                    let mut values = vec![];
+                    for (l, &[last_a, last_b, last_v]) in lanes.iter().enumerate() {
+                        let mut o = [t; 4];
+                        for (slot, r) in o.iter_mut().zip(operands(i)) {
+                            *slot = lane_get(b, l, r, &no_inside, &computed, &mut loaded, now);
+                        }
+                        let a = b.ins().bitcast(types::I64, MemFlags::new(), o[0]);
+                        let x = if n == 2 { b.ins().bitcast(types::I64, MemFlags::new(), o[1]) } else { last_b };
+                        let same_a = b.ins().icmp(IntCC::Equal, a, last_a);
+                        let same_b = b.ins().icmp(IntCC::Equal, x, last_b);
+                        let same = b.ins().band(same_a, same_b);
+                        let (call, join) = (b.create_block(), b.create_block());
+                        let v = b.append_block_param(join, types::F64);
+                        b.ins().brif(same, join, &[last_v.into()], call, &[]);
+                        b.switch_to_block(call);
+                        b.seal_block(call);
+                        let fresh = self.lower(b, i, o, calls)?;
+                        b.ins().jump(join, &[fresh.into()]);
+                        b.switch_to_block(join);
+                        b.seal_block(join);
+                        next.extend([a, x, v].map(BlockArg::from));
+                        values.push(v);
+                    }
+                    gather(b, &values)
+                }
+                None => {
+                    let mut o = [env.t; 4];
+                    for (slot, r) in o.iter_mut().zip(operands(i)) {
+                        *slot = env.get(b, &computed, &mut loaded, r, now);
+                    }
+                    self.lower_lanes(b, i, o, &mut masks, calls)?
+                }
+            };
+            computed.insert(i.dst, v);
+            let Some(&g) = key_of.get(&i.dst) else { continue };
+            // The region of this value, per lane: again when the lane's key bits changed, or in month 0.
+            let region = &regions[g];
+            let mut outputs: Vec<Vec<Value>> = vec![vec![]; region.outputs.len()];
+            for (l, (last_key, last_values)) in carried[g].iter().enumerate() {
+                let key = b.ins().extractlane(v, l as u8);
+                let key = b.ins().bitcast(types::I64, MemFlags::new(), key);
+                let same_key = b.ins().icmp(IntCC::Equal, key, *last_key);
+                let later = b.ins().icmp_imm(IntCC::NotEqual, month, 0);
+                let same = b.ins().band(same_key, later);
+                let (again, join) = (b.create_block(), b.create_block());
+                let values: Vec<Value> =
+                    region.outputs.iter().map(|_| b.append_block_param(join, types::F64)).collect();
+                let last: Vec<BlockArg> = last_values.iter().map(|&v| v.into()).collect();
+                b.ins().brif(same, join, &last, again, &[]);
+                b.switch_to_block(again);
+                b.seal_block(again);
+                // Values made in the block are not available after it: its own maps.
+                let (mut inside, mut inside_loaded) = (HashMap::new(), loaded.clone());
+                for &k in &region.members {
+                    let i = &code[k];
+                    let mut o = [t; 4];
+                    for (slot, r) in o.iter_mut().zip(operands(i)) {
+                        *slot = lane_get(b, l, r, &inside, &computed, &mut inside_loaded, k);
+                    }
+                    let v = self.lower(b, i, o, calls)?;
+                    inside.insert(i.dst, v);
+                }
+                let results: Vec<BlockArg> = region.outputs.iter().map(|r| inside[r].into()).collect();
+                b.ins().jump(join, &results);
+                b.switch_to_block(join);
+                b.seal_block(join);
+                next_carried.push(key.into());
+                next_carried.extend(values.iter().map(|&v| BlockArg::from(v)));
+                for (out, &v) in outputs.iter_mut().zip(&values) {
+                    out.push(v);
+                }
+            }
+            for (&r, lanes) in region.outputs.iter().zip(&outputs) {
+                let v = gather(b, lanes);
+                computed.insert(r, v);
+            }
+        }
+        let end = code.len();
+        if !handed.is_empty() {
+            let row = row_of(b, ptr, scratch, month, handed.len() * LANES);
+            for (k, &r) in handed.iter().enumerate() {
+                let v = env.get(b, &computed, &mut loaded, r, end);
+                b.ins().store(MemFlags::new().with_notrap(), v, row, (VECTOR_BYTES * k) as i32);
+            }
+        }
+        let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
+        args.extend(next);
+        args.extend(next_carried);
+        b.ins().jump(header, &args);
+        b.seal_block(header);
+        b.switch_to_block(done);
+        b.seal_block(done);
+        Ok(())
     }
 
     /// Lower `i` on vectors of [`LANES`] values (`o` its operands, unused past its operand count): `masks` the
