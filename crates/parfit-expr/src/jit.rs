@@ -12,18 +12,19 @@
 //!
 //! A projection's month loop ([`compile_month_loop`]) is one function: the recursions are carried in machine
 //! registers from month to month (sums, which nothing else reads, are added to in memory), and calls whose operands do not depend on the state are remembered with
-//! their operands and made again only when those change.
+//! their operands and made again only when those change. A third variant runs two policies at once, the state
+//! in the f64 lanes of vector registers ([`MonthLoop::run_lanes`]), each lane to the bit its own run.
 //!
 //! This is the one module of the crate allowed `unsafe`: calling generated code through a function pointer
 //! and releasing its memory. Each block says why it is sound.
 #![allow(unsafe_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    AbiParam, BlockArg, FuncRef, InstBuilder, InstructionData, MemFlags, Opcode, Value, types,
+    AbiParam, BlockArg, Endianness, FuncRef, InstBuilder, InstructionData, MemFlags, Opcode, Value, types,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -282,11 +283,17 @@ pub fn compile(p: &Program) -> Result<Native, String> {
     })
 }
 
-/// A projection's month loop as one native function: `f(regs, rows, months, state, cells, scratch)` runs
-/// `months` months from the state in `state` and leaves the state after the last month there. It reads the
-/// policy's registers from `regs`, month `t`'s month-only values from row `t` of `rows`, writes month `t`'s
-/// cells to row `t` of `cells` (the variant with cells) and uses a row per month of `scratch`.
-type LoopEntry = unsafe extern "C" fn(*const f64, *const f64, u64, *mut f64, *mut f64, *mut f64);
+/// A projection's month loop as one native function: `f(regs, rows, start, months, state, cells, scratch)`
+/// runs months `start..months` from the state in `state` and leaves the state after the last month there. It
+/// reads the policy's registers from `regs`, month `t`'s month-only values from row `t` of `rows`, writes month
+/// `t`'s cells to row `t` of `cells` (the variant with cells) and uses a row per month of `scratch`.
+type LoopEntry = unsafe extern "C" fn(*const f64, *const f64, u64, u64, *mut f64, *mut f64, *mut f64);
+
+/// The month loop of [`LANES`] policies at once: `f(regs, rows, months, states, scratch)` runs months
+/// `0..months` of each lane `l` from the state at `states[l]` (left there after the last month), reading its
+/// registers at `regs[l]`; the month-only rows are shared (the lanes have the same scenario), and `scratch`
+/// holds the sums (`LANES` values per state) then a row of every lane's handed values per month.
+type LanesEntry = unsafe extern "C" fn(*const *const f64, *const f64, u64, *const *mut f64, *mut f64);
 
 /// What a projection's month code is: the program's right-hand side run once per month, with `f` the cells
 /// (the first `width` registers) then each state's next value, `t` in register 0, the state in registers
@@ -304,6 +311,7 @@ pub struct MonthLoop {
     /// Each function and the width of its scratch rows.
     with_cells: (LoopEntry, usize),
     state_only: (LoopEntry, usize),
+    lanes: (LanesEntry, usize),
     code: MonthCode,
     n_states: usize,
     n_regs: usize,
@@ -347,6 +355,21 @@ impl MonthLoop {
         cells: Option<&mut [f64]>,
         scratch: &mut Vec<f64>,
     ) -> Result<(), String> {
+        self.run_from(regs, rows, 0, months, state, cells, scratch)
+    }
+
+    /// As [`MonthLoop::run`], from month `start` (`state` the state at `start`): the months `start..months`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_from(
+        &self,
+        regs: &[f64],
+        rows: &[f64],
+        start: usize,
+        months: usize,
+        state: &mut [f64],
+        cells: Option<&mut [f64]>,
+        scratch: &mut Vec<f64>,
+    ) -> Result<(), String> {
         let c = &self.code;
         let short = |what: &str| Err(format!("internal: the month loop's {what} are too short"));
         if regs.len() < self.n_regs || state.len() < self.n_states {
@@ -374,7 +397,53 @@ impl MonthLoop {
         // `width` values of each row of `cells` and its scratch rows, `room` values: all checked above. It keeps
         // no pointer after returning and was generated for the host's C calling convention, which `LoopEntry`
         // declares.
-        unsafe { entry(regs.as_ptr(), rows.as_ptr(), months as u64, state.as_mut_ptr(), out, scratch.as_mut_ptr()) };
+        unsafe {
+            entry(
+                regs.as_ptr(),
+                rows.as_ptr(),
+                start as u64,
+                months as u64,
+                state.as_mut_ptr(),
+                out,
+                scratch.as_mut_ptr(),
+            )
+        };
+        Ok(())
+    }
+
+    /// Run months `0..months` of [`LANES`] policies at once, computing only the state: `regs[l]` lane `l`'s
+    /// register file after its setup code, `rows` the month-only values (shared: the lanes have the same
+    /// scenario), `states[l]` its start values (the values after month `months - 1` after). Each lane's state
+    /// is to the bit what [`MonthLoop::run`] leaves for it. An error as [`MonthLoop::run`]'s.
+    pub fn run_lanes(
+        &self,
+        regs: [&[f64]; LANES],
+        rows: &[f64],
+        months: usize,
+        states: [&mut [f64]; LANES],
+        scratch: &mut Vec<f64>,
+    ) -> Result<(), String> {
+        let short = |what: &str| Err(format!("internal: the month loop's {what} are too short"));
+        if regs.iter().any(|r| r.len() < self.n_regs) || states.iter().any(|s| s.len() < self.n_states) {
+            return short("registers or states");
+        }
+        if rows.len() < months.saturating_mul(self.code.n_inputs) {
+            return short("month-only rows");
+        }
+        let (entry, room) = self.lanes;
+        // The lanes' sums, then a row per month.
+        let room = months.saturating_mul(room).saturating_add(LANES * self.n_states);
+        if scratch.len() < room {
+            parfit_core::limits::check_allocation("the month loop's scratch rows", room as f64, 8.0)?;
+            scratch.resize(room, 0.0);
+        }
+        let regs = regs.map(<[f64]>::as_ptr);
+        let states = states.map(<[f64]>::as_mut_ptr);
+        // SAFETY: as `run_from`'s, per lane: the code reads registers below `n_regs` from each `regs[l]`,
+        // `n_inputs` values of each of the `months` rows of `rows`, reads and writes the `n_states` values of
+        // each `states[l]` (distinct slices: two `&mut`) and `room` values of scratch (the sums, then rows of
+        // `handed × LANES`): all checked above. It reads the two arrays of pointers, which live through the call.
+        unsafe { entry(regs.as_ptr(), rows.as_ptr(), months as u64, states.as_ptr(), scratch.as_mut_ptr()) };
         Ok(())
     }
 }
@@ -400,17 +469,23 @@ pub fn compile_month_loop(p: &Program, code: MonthCode) -> Result<MonthLoop, Str
     let mut ctx = jit.generator(p, &consts);
     let with_cells = ctx.month_loop("months_cells", &p.rhs, &p.f, code, true)?;
     let state_only = ctx.month_loop("months_state", &p.rhs, &p.f, code, false)?;
+    let lanes = ctx.month_loop_lanes("months_state_lanes", &p.rhs, &p.f, code)?;
     jit.module.finalize_definitions().map_err(|x| e(&x))?;
     let entry = |id| {
         let ptr = jit.module.get_finalized_function(id);
         // SAFETY: `ptr` is the finalized code of a function declared with `LoopEntry`'s signature (two
-        // pointers, a 64-bit count and three pointers, no return) in the host's default calling convention.
+        // pointers, two 64-bit counts and three pointers, no return) in the host's default calling convention.
         unsafe { std::mem::transmute::<*const u8, LoopEntry>(ptr) }
     };
     let (with_cells, state_only) = ((entry(with_cells.0), with_cells.1), (entry(state_only.0), state_only.1));
+    let ptr = jit.module.get_finalized_function(lanes.0);
+    // SAFETY: `ptr` is the finalized code of a function declared with `LanesEntry`'s signature (two pointers,
+    // a 64-bit count and two pointers, no return) in the host's default calling convention.
+    let lanes = (unsafe { std::mem::transmute::<*const u8, LanesEntry>(ptr) }, lanes.1);
     Ok(MonthLoop {
         with_cells,
         state_only,
+        lanes,
         code,
         n_states: p.n_states,
         n_regs: p.n_regs,
@@ -510,7 +585,7 @@ struct Gen<'a> {
     n_states: usize,
 }
 
-impl Gen<'_> {
+impl<'g> Gen<'g> {
     /// Define one function running `code` (sections in order) and storing the registers `results`.
     fn section(&mut self, name: &str, code: &[&[Instr]], results: &[u32]) -> Result<(FuncId, usize), String> {
         let e = |e: &dyn std::fmt::Display| e.to_string();
@@ -595,28 +670,13 @@ impl Gen<'_> {
         Ok((id, results.len()))
     }
 
-    /// Define a month loop (see [`LoopEntry`]) over `code` with results `f` ([`MonthCode`]); `cells`: whether
-    /// it stores the cells (else only what the next states need is computed).
-    ///
-    /// The function runs two loops over the months. The first computes what does not depend on the state
-    /// (functions of `t`, the month-only values and the policy: rates, table reads, their calls, remembered)
-    /// and hands what the second reads to it through `scratch`, a row per month; the second carries the
-    /// recursions in machine registers (the sums in memory), with no call in it unless a call depends on the state.
-    fn month_loop(
-        &mut self,
-        name: &str,
-        code: &[Instr],
-        f: &[u32],
-        shape: MonthCode,
-        cells: bool,
-    ) -> Result<(FuncId, usize), String> {
-        use std::collections::HashSet;
-        let e = |e: &dyn std::fmt::Display| e.to_string();
+    /// What a month loop over `code` with results `f` computes where (see [`Plan`]); `cells`: whether it
+    /// stores the cells (else only what the next states need is computed).
+    fn plan(&self, code: &[Instr], f: &[u32], shape: MonthCode, cells: bool) -> Plan {
         let n_states = self.n_states;
         let width = shape.width;
-        let operands = |i: &Instr| [i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op));
         // What is needed: the next states (and the cells), and what they read.
-        let roots = &f[if cells { 0 } else { width }..];
+        let roots: Vec<u32> = f[if cells { 0 } else { width }..].to_vec();
         let mut needed: HashSet<u32> = roots.iter().copied().collect();
         let mut live = vec![false; code.len()];
         for (k, i) in code.iter().enumerate().rev() {
@@ -643,7 +703,6 @@ impl Gen<'_> {
             .collect();
         handed.sort_unstable();
         handed.dedup();
-        let slots: HashMap<u32, i32> = handed.iter().enumerate().map(|(k, &r)| (r, 8 * k as i32)).collect();
         // What depends on the month only through one whole-number value (a policy year) is computed again only
         // when that value changes: a block whose results (those read outside it) are carried from month to month.
         let inputs = shape.first_input..shape.first_input + shape.n_inputs as u32;
@@ -665,28 +724,8 @@ impl Gen<'_> {
         let key_of: HashMap<u32, usize> = regions.iter().enumerate().map(|(n, g)| (g.key, n)).collect();
         let remembered: Vec<usize> =
             first.iter().copied().filter(|&k| self.is_call(&code[k]) && !member.contains_key(&k)).collect();
-        // A cell is stored by the second loop when it is the state or depends on it, else by the first.
-        let stored_late = |r: u32| stateful.contains(&r);
-
-        let ptr = self.module.target_config().pointer_type();
-        let mut sig = self.module.make_signature();
-        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(types::I64)]);
-        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
-        let id = self.module.declare_function(name, Linkage::Local, &sig).map_err(|x| e(&x))?;
-        let mut fctx = self.module.make_context();
-        fctx.func.signature = sig;
-        let mut fb_ctx = FunctionBuilderContext::new();
-        let mut b = FunctionBuilder::new(&mut fctx.func, &mut fb_ctx);
-        let mem = MemFlags::trusted();
-
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let [regs, rows, months, state, out, scratch] =
-            b.block_params(entry).try_into().map_err(|_| "signature".to_string())?;
-        // The policy's values the loops read, loaded once before them (so what depends only on them is
-        // computed once too), unless there are so many that keeping them live would cost more.
+        // The policy's values the loops read: loaded once before them (so what depends only on them is computed
+        // once too), unless there are so many that keeping them live would cost more.
         let consts = self.consts;
         let computed_here: HashSet<u32> = code.iter().map(|i| i.dst).collect();
         let mut outside: Vec<u32> = first
@@ -704,165 +743,12 @@ impl Gen<'_> {
             .collect();
         outside.sort_unstable();
         outside.dedup();
-        let invariant: HashMap<u32, Value> = if outside.len() <= MAX_PRELOADED {
-            outside.iter().map(|&r| (r, b.ins().load(types::F64, mem, regs, 8 * r as i32))).collect()
-        } else {
-            HashMap::new()
-        };
-        let mut calls = Calls::default();
-        let row_of = |b: &mut FunctionBuilder<'_>, base: Value, month: Value, len: usize| {
-            let bytes = b.ins().imul_imm(month, 8 * len as i64);
-            let bytes = if ptr == types::I64 { bytes } else { b.ins().ireduce(ptr, bytes) };
-            b.ins().iadd(base, bytes)
-        };
-
-        // The first loop: the month number and each remembered call's last operands (as bits) and value.
-        let header = b.create_block();
-        let month = b.append_block_param(header, types::I64);
-        let mut args: Vec<BlockArg> = vec![b.ins().iconst(types::I64, 0).into()];
-        let mut memo: Vec<[Value; 3]> = vec![];
-        for &k in &remembered {
-            // Start with the call's value at operands 0: a pair it really makes.
-            let i = &code[k];
-            let value = match self.tables.get(i.d as usize) {
-                Some(t) if i.op.reads_table() => t.apply(i.op, 0.0, 0.0),
-                _ => i.op.apply(0.0, 0.0, 0.0, 0.0),
-            };
-            let zero = b.ins().iconst(types::I64, 0);
-            args.extend([zero, zero, b.ins().f64const(value)].map(BlockArg::from));
-            let (x, y) = (b.append_block_param(header, types::I64), b.append_block_param(header, types::I64));
-            memo.push([x, y, b.append_block_param(header, types::F64)]);
+        if outside.len() > MAX_PRELOADED {
+            outside.clear();
         }
-        let mut carried: Vec<(Value, Vec<Value>)> = vec![];
-        for g in &regions {
-            // Month 0 computes the region whatever these are.
-            args.push(b.ins().iconst(types::I64, 0).into());
-            let key = b.append_block_param(header, types::I64);
-            let mut values = vec![];
-            for _ in &g.outputs {
-                args.push(b.ins().f64const(0.0).into());
-                values.push(b.append_block_param(header, types::F64));
-            }
-            carried.push((key, values));
-        }
-        b.ins().jump(header, &args);
-        b.switch_to_block(header);
-        let (body, done) = (b.create_block(), b.create_block());
-        let more = b.ins().icmp(IntCC::UnsignedLessThan, month, months);
-        b.ins().brif(more, body, &[], done, &[]);
-        b.switch_to_block(body);
-        b.seal_block(body);
-        let env = Env {
-            t: b.ins().fcvt_from_sint(types::F64, month),
-            row: row_of(&mut b, rows, month, shape.n_inputs),
-            inputs: inputs.clone(),
-            state: &[],
-            sums: None,
-            invariant: &invariant,
-            consts,
-            regs,
-            handed: None,
-        };
-        let mut computed: HashMap<u32, Value> = HashMap::new();
-        let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
-        let mut next_memo: Vec<BlockArg> = vec![];
-        let mut memo_of = remembered.iter().zip(&memo).peekable();
-        let mut next_carried: Vec<BlockArg> = vec![];
-        for &now in &first {
-            if member.contains_key(&now) {
-                continue;
-            }
-            let i = &code[now];
-            let n = operand_count(i.op);
-            let mut o = [env.t; 4];
-            for (slot, r) in o.iter_mut().zip(operands(i)) {
-                *slot = env.get(&mut b, &computed, &mut loaded, r, now);
-            }
-            let v = match memo_of.next_if(|(k, _)| **k == now) {
-                Some((_, &[last_a, last_b, last_v])) => {
-                    // The call again only when an operand it reads changed (compared as bits: -0 is not 0).
-                    let a = b.ins().bitcast(types::I64, MemFlags::new(), o[0]);
-                    let x = if n == 2 { b.ins().bitcast(types::I64, MemFlags::new(), o[1]) } else { last_b };
-                    let same_a = b.ins().icmp(IntCC::Equal, a, last_a);
-                    let same_b = b.ins().icmp(IntCC::Equal, x, last_b);
-                    let same = b.ins().band(same_a, same_b);
-                    let (call, join) = (b.create_block(), b.create_block());
-                    let v = b.append_block_param(join, types::F64);
-                    b.ins().brif(same, join, &[last_v.into()], call, &[]);
-                    b.switch_to_block(call);
-                    b.seal_block(call);
-                    let fresh = self.lower(&mut b, i, o, &mut calls)?;
-                    b.ins().jump(join, &[fresh.into()]);
-                    b.switch_to_block(join);
-                    b.seal_block(join);
-                    next_memo.extend([a, x, v].map(BlockArg::from));
-                    v
-                }
-                None => self.lower(&mut b, i, o, &mut calls)?,
-            };
-            computed.insert(i.dst, v);
-            let Some(&n) = key_of.get(&i.dst) else { continue };
-            // The region of this value: again when its bits changed, or in the first month.
-            let (g, (last_key, last_values)) = (&regions[n], &carried[n]);
-            let key = b.ins().bitcast(types::I64, MemFlags::new(), v);
-            let same_key = b.ins().icmp(IntCC::Equal, key, *last_key);
-            let later = b.ins().icmp_imm(IntCC::NotEqual, month, 0);
-            let same = b.ins().band(same_key, later);
-            let (again, join) = (b.create_block(), b.create_block());
-            let values: Vec<Value> = g.outputs.iter().map(|_| b.append_block_param(join, types::F64)).collect();
-            let last: Vec<BlockArg> = last_values.iter().map(|&v| v.into()).collect();
-            b.ins().brif(same, join, &last, again, &[]);
-            b.switch_to_block(again);
-            b.seal_block(again);
-            // Values made in the block are not available after it: its own maps.
-            let (mut inside, mut inside_loaded) = (computed.clone(), loaded.clone());
-            for &k in &g.members {
-                let i = &code[k];
-                let mut o = [env.t; 4];
-                for (slot, r) in o.iter_mut().zip(operands(i)) {
-                    *slot = env.get(&mut b, &inside, &mut inside_loaded, r, k);
-                }
-                let v = self.lower(&mut b, i, o, &mut calls)?;
-                inside.insert(i.dst, v);
-            }
-            let results: Vec<BlockArg> = g.outputs.iter().map(|r| inside[r].into()).collect();
-            b.ins().jump(join, &results);
-            b.switch_to_block(join);
-            b.seal_block(join);
-            for (&r, &v) in g.outputs.iter().zip(&values) {
-                computed.insert(r, v);
-            }
-            next_carried.push(key.into());
-            next_carried.extend(values.iter().map(|&v| BlockArg::from(v)));
-        }
-        let end = code.len();
-        if cells {
-            let row = row_of(&mut b, out, month, width);
-            for (k, &r) in f[..width].iter().enumerate() {
-                if !stored_late(r) {
-                    let v = env.get(&mut b, &computed, &mut loaded, r, end);
-                    b.ins().store(mem, v, row, 8 * k as i32);
-                }
-            }
-        }
-        if !handed.is_empty() {
-            let row = row_of(&mut b, scratch, month, handed.len());
-            for &r in &handed {
-                let v = env.get(&mut b, &computed, &mut loaded, r, end);
-                b.ins().store(mem, v, row, slots[&r]);
-            }
-        }
-        let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
-        args.extend(next_memo);
-        args.extend(next_carried);
-        b.ins().jump(header, &args);
-        b.seal_block(header);
-        b.switch_to_block(done);
-        b.seal_block(done);
-
-        // The second loop: the month number and the state. A sum (a present value: a state whose value only its
-        // own next value reads, and whose next value nothing else reads) stays in `state`, added to in place:
-        // off the recursions' chains, it would only take registers they need (and push them onto the stack).
+        // A sum (a present value: a state whose value only its own next value reads, and whose next value
+        // nothing else reads) stays in memory, added to in place: off the recursions' chains, it would only take
+        // registers they need (and push them onto the stack).
         let mut reads: HashMap<u32, usize> = HashMap::new();
         for r in second.iter().flat_map(|&k| operands(&code[k])).chain(f.iter().copied()) {
             *reads.entry(r).or_default() += 1;
@@ -875,9 +761,61 @@ impl Gen<'_> {
                     && second.iter().any(|&j| code[j].dst == next && operands(&code[j]).any(|r| r == s))
             })
             .collect();
+        Plan { first, second, handed, regions, member, key_of, remembered, stateful, outside, in_memory, inputs }
+    }
+
+    /// Define a month loop (see [`LoopEntry`]) over `code` with results `f` ([`MonthCode`]); `cells`: whether
+    /// it stores the cells (else only what the next states need is computed).
+    ///
+    /// The function runs two loops over the months. The first computes what does not depend on the state
+    /// (functions of `t`, the month-only values and the policy: rates, table reads, their calls, remembered)
+    /// and hands what the second reads to it through `scratch`, a row per month; the second carries the
+    /// recursions in machine registers (the sums in memory), with no call in it unless a call depends on the state.
+    fn month_loop(
+        &mut self,
+        name: &str,
+        code: &[Instr],
+        f: &[u32],
+        shape: MonthCode,
+        cells: bool,
+    ) -> Result<(FuncId, usize), String> {
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        let n_states = self.n_states;
+        let width = shape.width;
+        let plan = self.plan(code, f, shape, cells);
+        let Plan { second, handed, stateful, in_memory, .. } = &plan;
+        let slots: HashMap<u32, i32> = handed.iter().enumerate().map(|(k, &r)| (r, 8 * k as i32)).collect();
+        // A cell is stored by the second loop when it is the state or depends on it, else by the first.
+        let stored_late = |r: u32| stateful.contains(&r);
+
+        let ptr = self.module.target_config().pointer_type();
+        let mut sig = self.module.make_signature();
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(types::I64)]);
+        sig.params.extend([AbiParam::new(types::I64), AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
+        let id = self.module.declare_function(name, Linkage::Local, &sig).map_err(|x| e(&x))?;
+        let mut fctx = self.module.make_context();
+        fctx.func.signature = sig;
+        let mut fb_ctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut fctx.func, &mut fb_ctx);
+        let mem = MemFlags::trusted();
+
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let [regs, rows, start, months, state, out, scratch] =
+            b.block_params(entry).try_into().map_err(|_| "signature".to_string())?;
+        let invariant: HashMap<u32, Value> =
+            plan.outside.iter().map(|&r| (r, b.ins().load(types::F64, mem, regs, 8 * r as i32))).collect();
+        let mut calls = Calls::default();
+        let at = Pointers { regs, rows, out: cells.then_some(out), scratch };
+        let env = self.first_loop(&mut b, &plan, code, f, shape, at, (start, months), &invariant, &mut calls)?;
+        let end = code.len();
+
+        // The second loop: the month number and the state, a sum in `state`.
         let header = b.create_block();
         let month = b.append_block_param(header, types::I64);
-        let mut args: Vec<BlockArg> = vec![b.ins().iconst(types::I64, 0).into()];
+        let mut args: Vec<BlockArg> = vec![start.into()];
         let mut carried_state = vec![];
         for k in (0..n_states).filter(|&k| !in_memory[k]) {
             args.push(b.ins().load(types::F64, mem, state, 8 * k as i32).into());
@@ -896,9 +834,13 @@ impl Gen<'_> {
         let env = Env {
             sums: Some(state),
             t: b.ins().fcvt_from_sint(types::F64, month),
-            row: row_of(&mut b, rows, month, shape.n_inputs),
+            row: row_of(&mut b, ptr, rows, month, shape.n_inputs),
             state: &state_vals,
-            handed: if handed.is_empty() { None } else { Some((row_of(&mut b, scratch, month, handed.len()), &slots)) },
+            handed: if handed.is_empty() {
+                None
+            } else {
+                Some((row_of(&mut b, ptr, scratch, month, handed.len()), &slots))
+            },
             ..env
         };
         let mut computed: HashMap<u32, Value> = HashMap::new();
@@ -907,7 +849,7 @@ impl Gen<'_> {
         // and places arithmetic just before its first use by one, so sums all stored at the end would have
         // every sum's load at the top of the month and its value live (spilled) through the month.
         let sum_of: HashMap<u32, usize> = (0..n_states).filter(|&k| in_memory[k]).map(|k| (f[width + k], k)).collect();
-        for &now in &second {
+        for &now in second {
             let i = &code[now];
             let mut o = [env.t; 4];
             for (slot, r) in o.iter_mut().zip(operands(i)) {
@@ -920,7 +862,7 @@ impl Gen<'_> {
             }
         }
         if cells {
-            let row = row_of(&mut b, out, month, width);
+            let row = row_of(&mut b, ptr, out, month, width);
             for (k, &r) in f[..width].iter().enumerate() {
                 if stored_late(r) {
                     let v = env.get(&mut b, &computed, &mut loaded, r, end);
@@ -945,6 +887,654 @@ impl Gen<'_> {
         b.finalize();
         self.module.define_function(id, &mut fctx).map_err(|x| e(&x))?;
         Ok((id, handed.len()))
+    }
+
+    /// Emit the first loop of a month loop ([`Gen::month_loop`]) for months `start..months`: it stores the cells
+    /// that do not depend on the state (when `at.out` is given) and each handed value `k` of month `t` at
+    /// `scratch[t × handed + k]`. Leaves the builder after the loop and returns the loop's environment (without
+    /// the month's values) for the second loop.
+    #[allow(clippy::too_many_arguments)]
+    fn first_loop<'e>(
+        &mut self,
+        b: &mut FunctionBuilder<'_>,
+        plan: &'e Plan,
+        code: &[Instr],
+        f: &[u32],
+        shape: MonthCode,
+        at: Pointers,
+        (start, months): (Value, Value),
+        invariant: &'e HashMap<u32, Value>,
+        calls: &mut Calls,
+    ) -> Result<Env<'e>, String>
+    where
+        'g: 'e,
+    {
+        let Plan { first, handed, regions, member, key_of, remembered, stateful, inputs, .. } = plan;
+        let mem = MemFlags::trusted();
+        let ptr = self.module.target_config().pointer_type();
+        let width = shape.width;
+        // The month number and each remembered call's last operands (as bits) and value.
+        let header = b.create_block();
+        let month = b.append_block_param(header, types::I64);
+        let mut args: Vec<BlockArg> = vec![start.into()];
+        let mut memo: Vec<[Value; 3]> = vec![];
+        for &k in remembered {
+            // Start with the call's value at operands 0: a pair it really makes.
+            let i = &code[k];
+            let value = match self.tables.get(i.d as usize) {
+                Some(t) if i.op.reads_table() => t.apply(i.op, 0.0, 0.0),
+                _ => i.op.apply(0.0, 0.0, 0.0, 0.0),
+            };
+            let zero = b.ins().iconst(types::I64, 0);
+            args.extend([zero, zero, b.ins().f64const(value)].map(BlockArg::from));
+            let (x, y) = (b.append_block_param(header, types::I64), b.append_block_param(header, types::I64));
+            memo.push([x, y, b.append_block_param(header, types::F64)]);
+        }
+        let mut carried: Vec<(Value, Vec<Value>)> = vec![];
+        for g in regions {
+            // The first month computes the region whatever these are.
+            args.push(b.ins().iconst(types::I64, 0).into());
+            let key = b.append_block_param(header, types::I64);
+            let mut values = vec![];
+            for _ in &g.outputs {
+                args.push(b.ins().f64const(0.0).into());
+                values.push(b.append_block_param(header, types::F64));
+            }
+            carried.push((key, values));
+        }
+        b.ins().jump(header, &args);
+        b.switch_to_block(header);
+        let (body, done) = (b.create_block(), b.create_block());
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, month, months);
+        b.ins().brif(more, body, &[], done, &[]);
+        b.switch_to_block(body);
+        b.seal_block(body);
+        let env = Env {
+            t: b.ins().fcvt_from_sint(types::F64, month),
+            row: row_of(b, ptr, at.rows, month, shape.n_inputs),
+            inputs: inputs.clone(),
+            state: &[],
+            sums: None,
+            invariant,
+            consts: self.consts,
+            regs: at.regs,
+            handed: None,
+        };
+        let mut computed: HashMap<u32, Value> = HashMap::new();
+        let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
+        let mut next_memo: Vec<BlockArg> = vec![];
+        let mut memo_of = remembered.iter().zip(&memo).peekable();
+        let mut next_carried: Vec<BlockArg> = vec![];
+        for &now in first {
+            if member.contains_key(&now) {
+                continue;
+            }
+            let i = &code[now];
+            let n = operand_count(i.op);
+            let mut o = [env.t; 4];
+            for (slot, r) in o.iter_mut().zip(operands(i)) {
+                *slot = env.get(b, &computed, &mut loaded, r, now);
+            }
+            let v = match memo_of.next_if(|(k, _)| **k == now) {
+                Some((_, &[last_a, last_b, last_v])) => {
+                    // The call again only when an operand it reads changed (compared as bits: -0 is not 0).
+                    let a = b.ins().bitcast(types::I64, MemFlags::new(), o[0]);
+                    let x = if n == 2 { b.ins().bitcast(types::I64, MemFlags::new(), o[1]) } else { last_b };
+                    let same_a = b.ins().icmp(IntCC::Equal, a, last_a);
+                    let same_b = b.ins().icmp(IntCC::Equal, x, last_b);
+                    let same = b.ins().band(same_a, same_b);
+                    let (call, join) = (b.create_block(), b.create_block());
+                    let v = b.append_block_param(join, types::F64);
+                    b.ins().brif(same, join, &[last_v.into()], call, &[]);
+                    b.switch_to_block(call);
+                    b.seal_block(call);
+                    let fresh = self.lower(b, i, o, calls)?;
+                    b.ins().jump(join, &[fresh.into()]);
+                    b.switch_to_block(join);
+                    b.seal_block(join);
+                    next_memo.extend([a, x, v].map(BlockArg::from));
+                    v
+                }
+                None => self.lower(b, i, o, calls)?,
+            };
+            computed.insert(i.dst, v);
+            let Some(&n) = key_of.get(&i.dst) else { continue };
+            // The region of this value: again when its bits changed, or in the first month.
+            let (g, (last_key, last_values)) = (&regions[n], &carried[n]);
+            let key = b.ins().bitcast(types::I64, MemFlags::new(), v);
+            let same_key = b.ins().icmp(IntCC::Equal, key, *last_key);
+            let later = b.ins().icmp(IntCC::NotEqual, month, start);
+            let same = b.ins().band(same_key, later);
+            let (again, join) = (b.create_block(), b.create_block());
+            let values: Vec<Value> = g.outputs.iter().map(|_| b.append_block_param(join, types::F64)).collect();
+            let last: Vec<BlockArg> = last_values.iter().map(|&v| v.into()).collect();
+            b.ins().brif(same, join, &last, again, &[]);
+            b.switch_to_block(again);
+            b.seal_block(again);
+            // Values made in the block are not available after it: its own maps.
+            let (mut inside, mut inside_loaded) = (computed.clone(), loaded.clone());
+            for &k in &g.members {
+                let i = &code[k];
+                let mut o = [env.t; 4];
+                for (slot, r) in o.iter_mut().zip(operands(i)) {
+                    *slot = env.get(b, &inside, &mut inside_loaded, r, k);
+                }
+                let v = self.lower(b, i, o, calls)?;
+                inside.insert(i.dst, v);
+            }
+            let results: Vec<BlockArg> = g.outputs.iter().map(|r| inside[r].into()).collect();
+            b.ins().jump(join, &results);
+            b.switch_to_block(join);
+            b.seal_block(join);
+            for (&r, &v) in g.outputs.iter().zip(&values) {
+                computed.insert(r, v);
+            }
+            next_carried.push(key.into());
+            next_carried.extend(values.iter().map(|&v| BlockArg::from(v)));
+        }
+        let end = code.len();
+        if let Some(out) = at.out {
+            let row = row_of(b, ptr, out, month, width);
+            for (k, &r) in f[..width].iter().enumerate() {
+                if !stateful.contains(&r) {
+                    let v = env.get(b, &computed, &mut loaded, r, end);
+                    b.ins().store(mem, v, row, 8 * k as i32);
+                }
+            }
+        }
+        if !handed.is_empty() {
+            let row = row_of(b, ptr, at.scratch, month, handed.len());
+            for (k, &r) in handed.iter().enumerate() {
+                let v = env.get(b, &computed, &mut loaded, r, end);
+                b.ins().store(mem, v, row, 8 * k as i32);
+            }
+        }
+        let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
+        args.extend(next_memo);
+        args.extend(next_carried);
+        b.ins().jump(header, &args);
+        b.seal_block(header);
+        b.switch_to_block(done);
+        b.seal_block(done);
+        Ok(env)
+    }
+
+    /// Define the month loop of [`LANES`] policies at once (see [`LanesEntry`]), computing only what the state
+    /// needs, both loops on vectors of the lanes' values: the first ([`Gen::first_loop_lanes`]) hands a vector
+    /// per value and month to the second through `scratch` (value `k` of lane `l` at `k × LANES + l`); the second
+    /// carries every lane's state in one vector register per state (a sum in `scratch`'s head). IEEE operations
+    /// on a lane round as the scalar ones, comparisons become lane masks and choices bit selections with the
+    /// scalar lowering's treatment of NaN, and what has no vector form (a call, a table read, a truncation) is
+    /// made per lane by the scalar lowering: each lane gets the bits its own run would.
+    fn month_loop_lanes(
+        &mut self,
+        name: &str,
+        code: &[Instr],
+        f: &[u32],
+        shape: MonthCode,
+    ) -> Result<(FuncId, usize), String> {
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        let n_states = self.n_states;
+        let width = shape.width;
+        let plan = self.plan(code, f, shape, false);
+        let ptr = self.module.target_config().pointer_type();
+        let mut sig = self.module.make_signature();
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(types::I64)]);
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
+        let id = self.module.declare_function(name, Linkage::Local, &sig).map_err(|x| e(&x))?;
+        let mut fctx = self.module.make_context();
+        fctx.func.signature = sig;
+        let mut fb_ctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut fctx.func, &mut fb_ctx);
+        let mem = MemFlags::trusted();
+
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let [regs_at, rows, months, state_at, scratch] =
+            b.block_params(entry).try_into().map_err(|_| "signature".to_string())?;
+        let lane_ptrs = |b: &mut FunctionBuilder<'_>, at: Value| -> Vec<Value> {
+            (0..LANES).map(|l| b.ins().load(ptr, mem, at, (l * ptr.bytes() as usize) as i32)).collect()
+        };
+        let regs = lane_ptrs(&mut b, regs_at);
+        let states = lane_ptrs(&mut b, state_at);
+        let zero = b.ins().iconst(types::I64, 0);
+        // The sums first in `scratch` (a vector each, addressed from its start), then the handed rows.
+        let sums = scratch;
+        let scratch = b.ins().iadd_imm(sums, (VECTOR_BYTES * n_states) as i64);
+        let mut calls = Calls::default();
+        let lane_invariant: Vec<HashMap<u32, Value>> = regs
+            .iter()
+            .map(|&g| plan.outside.iter().map(|&r| (r, b.ins().load(types::F64, mem, g, 8 * r as i32))).collect())
+            .collect();
+        self.first_loop_lanes(&mut b, &plan, code, shape, (rows, scratch, months), &regs, &lane_invariant, &mut calls)?;
+
+        // The second loop, on vectors: the month number and the states not in memory (the sums in `sums`).
+        let Plan { second, handed, in_memory, .. } = &plan;
+        let vmem = MemFlags::new().with_notrap();
+        let invariant: HashMap<u32, Value> = plan
+            .outside
+            .iter()
+            .map(|&r| {
+                let lanes: Vec<Value> = regs.iter().map(|&g| b.ins().load(types::F64, mem, g, 8 * r as i32)).collect();
+                (r, gather(&mut b, &lanes))
+            })
+            .collect();
+        let header = b.create_block();
+        let month = b.append_block_param(header, types::I64);
+        let mut args: Vec<BlockArg> = vec![zero.into()];
+        let mut carried = vec![];
+        for (k, &in_memory) in in_memory.iter().enumerate() {
+            let lanes: Vec<Value> = states.iter().map(|&s| b.ins().load(types::F64, mem, s, 8 * k as i32)).collect();
+            let v = gather(&mut b, &lanes);
+            if in_memory {
+                b.ins().store(vmem, v, sums, (VECTOR_BYTES * k) as i32);
+            } else {
+                args.push(v.into());
+                carried.push((k, b.append_block_param(header, VECTOR)));
+            }
+        }
+        b.ins().jump(header, &args);
+        b.switch_to_block(header);
+        let (body, exit) = (b.create_block(), b.create_block());
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, month, months);
+        b.ins().brif(more, body, &[], exit, &[]);
+        b.switch_to_block(body);
+        b.seal_block(body);
+        let t = b.ins().fcvt_from_sint(types::F64, month);
+        let state: Vec<Option<Value>> =
+            (0..n_states).map(|k| carried.iter().find(|(j, _)| *j == k).map(|&(_, v)| v)).collect();
+        let env = LaneEnv {
+            t: b.ins().splat(VECTOR, t),
+            row: row_of(&mut b, ptr, rows, month, shape.n_inputs),
+            inputs: plan.inputs.clone(),
+            state: &state,
+            sums,
+            invariant: &invariant,
+            consts: self.consts,
+            regs: &regs,
+            handed: row_of(&mut b, ptr, scratch, month, handed.len() * LANES),
+            slots: handed.iter().enumerate().map(|(k, &r)| (r, (VECTOR_BYTES * k) as i32)).collect(),
+        };
+        let mut computed: HashMap<u32, Value> = HashMap::new();
+        let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
+        let mut masks: HashMap<Value, Value> = HashMap::new();
+        // A sum is stored where its next value is made, as in the scalar loop.
+        let sum_of: HashMap<u32, usize> = (0..n_states).filter(|&k| in_memory[k]).map(|k| (f[width + k], k)).collect();
+        for &now in second {
+            let i = &code[now];
+            let mut o = [env.t; 4];
+            for (slot, r) in o.iter_mut().zip(operands(i)) {
+                *slot = env.get(&mut b, &computed, &mut loaded, r, now);
+            }
+            let v = self.lower_lanes(&mut b, i, o, &mut masks, &mut calls)?;
+            computed.insert(i.dst, v);
+            if let Some(&k) = sum_of.get(&i.dst) {
+                b.ins().store(vmem, v, sums, (VECTOR_BYTES * k) as i32);
+            }
+        }
+        let end = code.len();
+        let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
+        for (_, &r) in f[width..].iter().enumerate().filter(|&(k, _)| !in_memory[k]) {
+            args.push(env.get(&mut b, &computed, &mut loaded, r, end).into());
+        }
+        b.ins().jump(header, &args);
+        b.seal_block(header);
+
+        b.switch_to_block(exit);
+        b.seal_block(exit);
+        for (k, &carried) in state.iter().enumerate() {
+            let v = match carried {
+                Some(v) => v,
+                None => b.ins().load(VECTOR, vmem, sums, (VECTOR_BYTES * k) as i32),
+            };
+            for (l, &s) in states.iter().enumerate() {
+                let x = b.ins().extractlane(v, l as u8);
+                b.ins().store(mem, x, s, 8 * k as i32);
+            }
+        }
+        b.ins().return_(&[]);
+        b.finalize();
+        self.module.define_function(id, &mut fctx).map_err(|x| e(&x))?;
+        Ok((id, handed.len() * LANES))
+    }
+
+    /// The first loop of the lanes month loop, on vectors: what has a vector form is computed for both lanes
+    /// at once; a remembered call and a region are per lane (each lane's operands or key compared with its own
+    /// last ones, the call or the region's scalar code run for that lane only), their values gathered into
+    /// vectors. Stores each handed value `k` of month `t` as the vector at `scratch[(t × handed + k) × LANES]`.
+    #[allow(clippy::too_many_arguments)]
+    fn first_loop_lanes(
+        &mut self,
+        b: &mut FunctionBuilder<'_>,
+        plan: &Plan,
+        code: &[Instr],
+        shape: MonthCode,
+        (rows, scratch, months): (Value, Value, Value),
+        regs: &[Value],
+        lane_invariant: &[HashMap<u32, Value>],
+        calls: &mut Calls,
+    ) -> Result<(), String> {
+        let Plan { first, handed, regions, member, key_of, remembered, inputs, .. } = plan;
+        let ptr = self.module.target_config().pointer_type();
+        // The policy values as vectors of the lanes', made before the loop.
+        let invariant: HashMap<u32, Value> = plan
+            .outside
+            .iter()
+            .map(|r| {
+                let lanes: Vec<Value> = lane_invariant.iter().filter_map(|m| m.get(r).copied()).collect();
+                (*r, gather(b, &lanes))
+            })
+            .collect();
+        let header = b.create_block();
+        let month = b.append_block_param(header, types::I64);
+        let mut args: Vec<BlockArg> = vec![b.ins().iconst(types::I64, 0).into()];
+        // Per remembered call, per lane: its last operands' bits and value.
+        let mut memo: Vec<Vec<[Value; 3]>> = vec![];
+        for &k in remembered {
+            let i = &code[k];
+            let value = match self.tables.get(i.d as usize) {
+                Some(t) if i.op.reads_table() => t.apply(i.op, 0.0, 0.0),
+                _ => i.op.apply(0.0, 0.0, 0.0, 0.0),
+            };
+            let mut lanes = vec![];
+            for _ in 0..LANES {
+                let zero = b.ins().iconst(types::I64, 0);
+                args.extend([zero, zero, b.ins().f64const(value)].map(BlockArg::from));
+                let (x, y) = (b.append_block_param(header, types::I64), b.append_block_param(header, types::I64));
+                lanes.push([x, y, b.append_block_param(header, types::F64)]);
+            }
+            memo.push(lanes);
+        }
+        // Per region, per lane: its last key's bits and its outputs.
+        let mut carried: Vec<Vec<(Value, Vec<Value>)>> = vec![];
+        for g in regions {
+            let mut lanes = vec![];
+            for _ in 0..LANES {
+                args.push(b.ins().iconst(types::I64, 0).into());
+                let key = b.append_block_param(header, types::I64);
+                let mut values = vec![];
+                for _ in &g.outputs {
+                    args.push(b.ins().f64const(0.0).into());
+                    values.push(b.append_block_param(header, types::F64));
+                }
+                lanes.push((key, values));
+            }
+            carried.push(lanes);
+        }
+        b.ins().jump(header, &args);
+        b.switch_to_block(header);
+        let (body, done) = (b.create_block(), b.create_block());
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, month, months);
+        b.ins().brif(more, body, &[], done, &[]);
+        b.switch_to_block(body);
+        b.seal_block(body);
+        let t = b.ins().fcvt_from_sint(types::F64, month);
+        let env = LaneEnv {
+            t: b.ins().splat(VECTOR, t),
+            row: row_of(b, ptr, rows, month, shape.n_inputs),
+            inputs: inputs.clone(),
+            state: &[],
+            sums: scratch,
+            invariant: &invariant,
+            consts: self.consts,
+            regs,
+            handed: scratch,
+            slots: HashMap::new(),
+        };
+        // A lane's scalar value of `r`: made in the lane's region code, `t`, the lane's policy value, else the
+        // lane of the vector.
+        let lane_get = |b: &mut FunctionBuilder<'_>,
+                        l: usize,
+                        r: u32,
+                        inside: &HashMap<u32, Value>,
+                        computed: &HashMap<u32, Value>,
+                        loaded: &mut HashMap<u32, (Value, usize)>,
+                        now: usize| {
+            if let Some(&v) = inside.get(&r) {
+                return v;
+            }
+            if r as usize == Program::T {
+                return t;
+            }
+            if let Some(&v) = lane_invariant.get(l).and_then(|m| m.get(&r)) {
+                return v;
+            }
+            let v = env.get(b, computed, loaded, r, now);
+            b.ins().extractlane(v, l as u8)
+        };
+        let mut computed: HashMap<u32, Value> = HashMap::new();
+        let mut loaded: HashMap<u32, (Value, usize)> = HashMap::new();
+        let mut masks: HashMap<Value, Value> = HashMap::new();
+        let mut next: Vec<BlockArg> = vec![];
+        let mut next_carried: Vec<BlockArg> = vec![];
+        let mut memo_of = remembered.iter().zip(&memo).peekable();
+        let no_inside = HashMap::new();
+        for &now in first {
+            if member.contains_key(&now) {
+                continue;
+            }
+            let i = &code[now];
+            let n = operand_count(i.op);
+            let v = match memo_of.next_if(|(k, _)| **k == now) {
+                Some((_, lanes)) => {
+                    let mut values = vec![];
+                    for (l, &[last_a, last_b, last_v]) in lanes.iter().enumerate() {
+                        let mut o = [t; 4];
+                        for (slot, r) in o.iter_mut().zip(operands(i)) {
+                            *slot = lane_get(b, l, r, &no_inside, &computed, &mut loaded, now);
+                        }
+                        let a = b.ins().bitcast(types::I64, MemFlags::new(), o[0]);
+                        let x = if n == 2 { b.ins().bitcast(types::I64, MemFlags::new(), o[1]) } else { last_b };
+                        let same_a = b.ins().icmp(IntCC::Equal, a, last_a);
+                        let same_b = b.ins().icmp(IntCC::Equal, x, last_b);
+                        let same = b.ins().band(same_a, same_b);
+                        let (call, join) = (b.create_block(), b.create_block());
+                        let v = b.append_block_param(join, types::F64);
+                        b.ins().brif(same, join, &[last_v.into()], call, &[]);
+                        b.switch_to_block(call);
+                        b.seal_block(call);
+                        let fresh = self.lower(b, i, o, calls)?;
+                        b.ins().jump(join, &[fresh.into()]);
+                        b.switch_to_block(join);
+                        b.seal_block(join);
+                        next.extend([a, x, v].map(BlockArg::from));
+                        values.push(v);
+                    }
+                    gather(b, &values)
+                }
+                None => {
+                    let mut o = [env.t; 4];
+                    for (slot, r) in o.iter_mut().zip(operands(i)) {
+                        *slot = env.get(b, &computed, &mut loaded, r, now);
+                    }
+                    self.lower_lanes(b, i, o, &mut masks, calls)?
+                }
+            };
+            computed.insert(i.dst, v);
+            let Some(&g) = key_of.get(&i.dst) else { continue };
+            // The region of this value, per lane: again when the lane's key bits changed, or in month 0.
+            let region = &regions[g];
+            let mut outputs: Vec<Vec<Value>> = vec![vec![]; region.outputs.len()];
+            for (l, (last_key, last_values)) in carried[g].iter().enumerate() {
+                let key = b.ins().extractlane(v, l as u8);
+                let key = b.ins().bitcast(types::I64, MemFlags::new(), key);
+                let same_key = b.ins().icmp(IntCC::Equal, key, *last_key);
+                let later = b.ins().icmp_imm(IntCC::NotEqual, month, 0);
+                let same = b.ins().band(same_key, later);
+                let (again, join) = (b.create_block(), b.create_block());
+                let values: Vec<Value> =
+                    region.outputs.iter().map(|_| b.append_block_param(join, types::F64)).collect();
+                let last: Vec<BlockArg> = last_values.iter().map(|&v| v.into()).collect();
+                b.ins().brif(same, join, &last, again, &[]);
+                b.switch_to_block(again);
+                b.seal_block(again);
+                // Values made in the block are not available after it: its own maps.
+                let (mut inside, mut inside_loaded) = (HashMap::new(), loaded.clone());
+                for &k in &region.members {
+                    let i = &code[k];
+                    let mut o = [t; 4];
+                    for (slot, r) in o.iter_mut().zip(operands(i)) {
+                        *slot = lane_get(b, l, r, &inside, &computed, &mut inside_loaded, k);
+                    }
+                    let v = self.lower(b, i, o, calls)?;
+                    inside.insert(i.dst, v);
+                }
+                let results: Vec<BlockArg> = region.outputs.iter().map(|r| inside[r].into()).collect();
+                b.ins().jump(join, &results);
+                b.switch_to_block(join);
+                b.seal_block(join);
+                next_carried.push(key.into());
+                next_carried.extend(values.iter().map(|&v| BlockArg::from(v)));
+                for (out, &v) in outputs.iter_mut().zip(&values) {
+                    out.push(v);
+                }
+            }
+            for (&r, lanes) in region.outputs.iter().zip(&outputs) {
+                let v = gather(b, lanes);
+                computed.insert(r, v);
+            }
+        }
+        let end = code.len();
+        if !handed.is_empty() {
+            let row = row_of(b, ptr, scratch, month, handed.len() * LANES);
+            for (k, &r) in handed.iter().enumerate() {
+                let v = env.get(b, &computed, &mut loaded, r, end);
+                b.ins().store(MemFlags::new().with_notrap(), v, row, (VECTOR_BYTES * k) as i32);
+            }
+        }
+        let mut args: Vec<BlockArg> = vec![b.ins().iadd_imm(month, 1).into()];
+        args.extend(next);
+        args.extend(next_carried);
+        b.ins().jump(header, &args);
+        b.seal_block(header);
+        b.switch_to_block(done);
+        b.seal_block(done);
+        Ok(())
+    }
+
+    /// Lower `i` on vectors of [`LANES`] values (`o` its operands, unused past its operand count): `masks` the
+    /// lane mask behind each truth vector (1.0 or 0.0 per lane) made, as [`Calls::truth`] for scalars.
+    fn lower_lanes(
+        &mut self,
+        b: &mut FunctionBuilder<'_>,
+        i: &Instr,
+        o: [Value; 4],
+        masks: &mut HashMap<Value, Value>,
+        calls: &mut Calls,
+    ) -> Result<Value, String> {
+        let [a, x, c, d] = o;
+        let splat = |b: &mut FunctionBuilder<'_>, v: f64| {
+            let s = b.ins().f64const(v);
+            b.ins().splat(VECTOR, s)
+        };
+        // Whether a lane counts as true: `v != 0` (true for NaN).
+        let holds = |b: &mut FunctionBuilder<'_>, masks: &HashMap<Value, Value>, v: Value| match masks.get(&v) {
+            Some(&m) => m,
+            None => {
+                let z = splat(b, 0.0);
+                b.ins().fcmp(FloatCC::NotEqual, v, z)
+            }
+        };
+        let truth = |b: &mut FunctionBuilder<'_>, masks: &mut HashMap<Value, Value>, m: Value| {
+            let one = b.ins().iconst(types::I64, 1.0f64.to_bits() as i64);
+            let one = b.ins().splat(MASK, one);
+            let bits = b.ins().band(m, one);
+            let v = b.ins().bitcast(VECTOR, lane_order(), bits);
+            masks.insert(v, m);
+            v
+        };
+        Ok(match i.op {
+            Op::Add => b.ins().fadd(a, x),
+            Op::Sub => b.ins().fsub(a, x),
+            Op::Mul => b.ins().fmul(a, x),
+            Op::Div => b.ins().fdiv(a, x),
+            Op::Neg => b.ins().fneg(a),
+            Op::Sqrt => b.ins().sqrt(a),
+            Op::Abs => b.ins().fabs(a),
+            Op::Heaviside | Op::Select => {
+                let (yes, no) = if i.op == Op::Select { (x, c) } else { (splat(b, 1.0), splat(b, 0.0)) };
+                let z = splat(b, 0.0);
+                // `a >= 0` is false for NaN, as in Rust.
+                let ge = b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, z);
+                choose(b, ge, yes, no)
+            }
+            Op::Min | Op::Max => {
+                // As the interpreter: `x` when it is beyond `a` or `a` is NaN, else `a`.
+                let beyond = b.ins().fcmp(if i.op == Op::Min { FloatCC::LessThan } else { FloatCC::GreaterThan }, x, a);
+                let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                let take = b.ins().bor(beyond, nan);
+                choose(b, take, x, a)
+            }
+            Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                let cc = match i.op {
+                    Op::Eq => FloatCC::Equal,
+                    Op::Ne => FloatCC::NotEqual,
+                    Op::Lt => FloatCC::LessThan,
+                    Op::Le => FloatCC::LessThanOrEqual,
+                    Op::Gt => FloatCC::GreaterThan,
+                    _ => FloatCC::GreaterThanOrEqual,
+                };
+                let m = b.ins().fcmp(cc, a, x);
+                truth(b, masks, m)
+            }
+            Op::And | Op::Or | Op::Not => {
+                let p = holds(b, masks, a);
+                let m = match i.op {
+                    Op::Not => b.ins().bnot(p),
+                    Op::And => {
+                        let q = holds(b, masks, x);
+                        b.ins().band(p, q)
+                    }
+                    _ => {
+                        let q = holds(b, masks, x);
+                        b.ins().bor(p, q)
+                    }
+                };
+                truth(b, masks, m)
+            }
+            Op::If => {
+                let m = holds(b, masks, a);
+                choose(b, m, x, c)
+            }
+            Op::NanElse => {
+                let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                choose(b, nan, x, a)
+            }
+            // Two roundings, as the interpreter: no fused multiply-add.
+            Op::MulAdd => {
+                let m = b.ins().fmul(a, x);
+                b.ins().fadd(m, c)
+            }
+            Op::MulSub => {
+                let m = b.ins().fmul(a, x);
+                b.ins().fsub(m, c)
+            }
+            Op::NegMulAdd => {
+                let m = b.ins().fmul(a, x);
+                b.ins().fsub(c, m)
+            }
+            Op::MulMulAdd | Op::MulMulSub => {
+                let m = b.ins().fmul(a, x);
+                let n = b.ins().fmul(c, d);
+                if i.op == Op::MulMulAdd { b.ins().fadd(m, n) } else { b.ins().fsub(m, n) }
+            }
+            // Per lane, as the scalar code: calls, table reads, truncation, copysign.
+            _ => {
+                let n = operand_count(i.op);
+                let mut lanes = vec![];
+                for l in 0..LANES {
+                    let first = b.ins().extractlane(a, l as u8);
+                    let mut s = [first; 4];
+                    for (slot, &v) in s.iter_mut().zip(&o).take(n).skip(1) {
+                        *slot = b.ins().extractlane(v, l as u8);
+                    }
+                    lanes.push(self.lower(b, i, s, calls)?);
+                }
+                gather(b, &lanes)
+            }
+        })
     }
 
     /// Whether native code calls a function for the instruction (rather than computing it inline).
@@ -1094,6 +1684,144 @@ impl Gen<'_> {
                 b.inst_results(call)[0]
             }
         })
+    }
+}
+
+/// How many policies the lanes month loop ([`compile_month_loop`]'s third function) runs at once: the f64
+/// lanes of a 128-bit vector register.
+pub const LANES: usize = 2;
+
+/// The vector of [`LANES`] values, its lane masks, and its size.
+const VECTOR: types::Type = types::F64X2;
+const MASK: types::Type = types::I64X2;
+const VECTOR_BYTES: usize = 8 * LANES;
+
+/// The flags of a bitcast between a vector of values and its mask (same lanes, the host's order).
+fn lane_order() -> MemFlags {
+    MemFlags::new().with_endianness(Endianness::Little)
+}
+
+/// A vector of the scalars `lanes` (one per lane, in order).
+fn gather(b: &mut FunctionBuilder<'_>, lanes: &[Value]) -> Value {
+    let mut v = b.ins().scalar_to_vector(VECTOR, lanes[0]);
+    for (l, &x) in lanes.iter().enumerate().skip(1) {
+        v = b.ins().insertlane(v, x, l as u8);
+    }
+    v
+}
+
+/// Per lane, `yes` where the lane mask `m` is set, else `no`.
+fn choose(b: &mut FunctionBuilder<'_>, m: Value, yes: Value, no: Value) -> Value {
+    let (y, n) = (b.ins().bitcast(MASK, lane_order(), yes), b.ins().bitcast(MASK, lane_order(), no));
+    let r = b.ins().bitselect(m, y, n);
+    b.ins().bitcast(VECTOR, lane_order(), r)
+}
+
+/// The address of row `month` of rows of `len` values from `base`.
+fn row_of(b: &mut FunctionBuilder<'_>, ptr: types::Type, base: Value, month: Value, len: usize) -> Value {
+    let bytes = b.ins().imul_imm(month, 8 * len as i64);
+    let bytes = if ptr == types::I64 { bytes } else { b.ins().ireduce(ptr, bytes) };
+    b.ins().iadd(base, bytes)
+}
+
+/// The registers an instruction reads.
+fn operands(i: &Instr) -> impl Iterator<Item = u32> {
+    [i.a, i.b, i.c, i.d].into_iter().take(operand_count(i.op))
+}
+
+/// The pointers a month loop's first loop reads and writes: the policy's registers, the month-only rows, the
+/// cells' rows (when it stores cells) and the scratch rows.
+#[derive(Clone, Copy)]
+struct Pointers {
+    regs: Value,
+    rows: Value,
+    out: Option<Value>,
+    scratch: Value,
+}
+
+/// Where a month loop's values are computed: the first loop's instructions (not depending on the state) and
+/// the second's, the values the first hands to the second (in scratch-row order), the first loop's regions
+/// and what each instruction is a member of, the key register of each region, the calls remembered outside
+/// regions, the registers that depend on the state, the policy values loaded before the loops (none when
+/// there are too many), which states are sums kept in memory, and the month-only values' registers.
+struct Plan {
+    first: Vec<usize>,
+    second: Vec<usize>,
+    handed: Vec<u32>,
+    regions: Vec<Region>,
+    member: HashMap<usize, usize>,
+    key_of: HashMap<u32, usize>,
+    remembered: Vec<usize>,
+    stateful: HashSet<u32>,
+    outside: Vec<u32>,
+    in_memory: Vec<bool>,
+    inputs: std::ops::Range<u32>,
+}
+
+/// Where the lanes month loop's second loop reads its vectors: [`Env`] with every value a vector of the lanes'.
+struct LaneEnv<'a> {
+    t: Value,
+    row: Value,
+    inputs: std::ops::Range<u32>,
+    state: &'a [Option<Value>],
+    /// Where the sums are, a vector each (8-byte aligned only).
+    sums: Value,
+    invariant: &'a HashMap<u32, Value>,
+    consts: &'a HashMap<u32, f64>,
+    /// Each lane's register file.
+    regs: &'a [Value],
+    /// The month's interleaved scratch row and each handed register's offset in it.
+    handed: Value,
+    slots: HashMap<u32, i32>,
+}
+
+impl LaneEnv<'_> {
+    /// The vector of register `r` at instruction `now` (a read is reused within `RELOAD_AFTER` instructions).
+    fn get(
+        &self,
+        b: &mut FunctionBuilder<'_>,
+        computed: &HashMap<u32, Value>,
+        loaded: &mut HashMap<u32, (Value, usize)>,
+        r: u32,
+        now: usize,
+    ) -> Value {
+        if let Some(&v) = computed.get(&r) {
+            return v;
+        }
+        if r as usize == Program::T {
+            return self.t;
+        }
+        let state = (r as usize).checked_sub(1).filter(|&k| k < self.state.len());
+        if let Some(&Some(v)) = state.and_then(|k| self.state.get(k)) {
+            return v;
+        }
+        if let Some(&v) = self.invariant.get(&r) {
+            return v;
+        }
+        if let Some(&(v, at)) = loaded.get(&r)
+            && now - at < RELOAD_AFTER
+        {
+            return v;
+        }
+        let mem = MemFlags::trusted();
+        // Scratch rows are 8-byte aligned only: no alignment promised for vectors.
+        let vmem = MemFlags::new().with_notrap();
+        let v = if let Some(k) = state {
+            b.ins().load(VECTOR, vmem, self.sums, (VECTOR_BYTES * k) as i32)
+        } else if let Some(&offset) = self.slots.get(&r) {
+            b.ins().load(VECTOR, vmem, self.handed, offset)
+        } else if self.inputs.contains(&r) {
+            let x = b.ins().load(types::F64, mem, self.row, 8 * (r - self.inputs.start) as i32);
+            b.ins().splat(VECTOR, x)
+        } else if let Some(&c) = self.consts.get(&r) {
+            let x = b.ins().f64const(c);
+            b.ins().splat(VECTOR, x)
+        } else {
+            let lanes: Vec<Value> = self.regs.iter().map(|&g| b.ins().load(types::F64, mem, g, 8 * r as i32)).collect();
+            gather(b, &lanes)
+        };
+        loaded.insert(r, (v, now));
+        v
     }
 }
 

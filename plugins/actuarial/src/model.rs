@@ -345,6 +345,43 @@ impl Projector for ModelProjector {
         let mut attrs = vec![];
         let n_pv = self.pv.len();
         let mut results = vec![];
+        let audit_wanted = self.audit.is_some() && audit_out.first().is_some_and(|p| !p.is_empty());
+        if !want_monthly && !audit_wanted && !pv_out.is_empty() {
+            // Only present values: the points run in pairs (two at once in the native month loop), each pair of
+            // one scenario and of points next in length, so that both lanes run most of their months together.
+            let mut order: Vec<usize> = (first..end).collect();
+            order.sort_by_key(|&i| self.months[i]);
+            let mut other = vec![];
+            let fail = |p: usize, e: String| SimError::BadInput(format!("point {}: {e}", self.points.ids[p]));
+            for (k, &s) in scenarios.iter().enumerate() {
+                // Point `p`'s present values from its results.
+                let mut put = |p: usize, values: &mut dyn Iterator<Item = f64>| {
+                    results.clear();
+                    results.extend(values);
+                    let at = ((p - first) * n_scen + k) * n_pv;
+                    for (o, &r) in pv_out[at..at + n_pv].iter_mut().zip(&self.pv) {
+                        *o = results[r];
+                    }
+                };
+                for pair in order.chunks(2) {
+                    let i = pair[0];
+                    self.points.row(i, &mut attrs);
+                    attrs.push(AttrValue::Number(s as f64));
+                    let Some(&j) = pair.get(1) else {
+                        run.run(&attrs, self.months[i], None).map_err(|e| fail(i, e))?;
+                        put(i, &mut run.results());
+                        continue;
+                    };
+                    self.points.row(j, &mut other);
+                    other.push(AttrValue::Number(s as f64));
+                    run.run_pair((&attrs, self.months[i]), (&other, self.months[j]))
+                        .map_err(|(lane, e)| fail(if lane == 0 { i } else { j }, e))?;
+                    put(i, &mut run.results());
+                    put(j, &mut run.lane_results());
+                }
+            }
+            return Ok(());
+        }
         for (j, i) in (first..end).enumerate() {
             for (k, &s) in scenarios.iter().enumerate() {
                 let case = j * n_scen + k;

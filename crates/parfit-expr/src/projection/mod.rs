@@ -1510,6 +1510,8 @@ impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
         Runner {
             program,
             pre_regs,
+            lane_regs: regs.clone(),
+            lane_state: state.clone(),
             regs,
             state,
             out,
@@ -1531,6 +1533,9 @@ pub struct Runner<P> {
     pre_regs: Vec<Vec<f64>>,
     regs: Vec<f64>,
     state: Vec<f64>,
+    /// The registers and state of the second policy of a pair ([`Runner::run_pair`]).
+    lane_regs: Vec<f64>,
+    lane_state: Vec<f64>,
     out: Vec<f64>,
     /// The month-only cells of months 0, 1, … computed so far, a row per month, and their program's registers.
     months: Vec<f64>,
@@ -1576,16 +1581,7 @@ impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
     /// [`ProjectionProgram::cells`] values. Present values and results are then in [`Projection::pvs`] and
     /// [`Projection::results`].
     pub fn run(&mut self, attrs: &[AttrValue], months: usize, mut monthly: Option<&mut [f64]>) -> Result<(), String> {
-        let pp = &*self.program;
-        let p = &pp.program;
-        if attrs.len() != pp.attributes.len() {
-            return Err(format!(
-                "{} attribute values given, the model points have {}",
-                attrs.len(),
-                pp.attributes.len()
-            ));
-        }
-        let width = pp.cells.len();
+        let width = self.program.cells.len();
         if let Some(rows) = &monthly
             && rows.len() < months.saturating_mul(width)
         {
@@ -1593,6 +1589,116 @@ impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
                 "the monthly buffer holds {} values, {months} months need {}",
                 rows.len(),
                 months * width
+            ));
+        }
+        let n = self.prepare(attrs, months)?;
+        let pp = &*self.program;
+        let p = &pp.program;
+        let base = 1 + p.n_states;
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(native) = &pp.native {
+            let width_rows = monthly.as_deref_mut();
+            native.run(&self.regs, &self.months, n, &mut self.state, width_rows, &mut self.scratch)?;
+            // Months past the policy's projection length are not projected: their rows are zero.
+            if let Some(rows) = monthly {
+                rows[n * width..months * width].fill(0.0);
+            }
+            self.regs[1..base].copy_from_slice(&self.state);
+            run(&pp.finish, &mut self.regs, &p.tables);
+            return Ok(());
+        }
+        let n_month = pp.month_only.f.len();
+        let inputs = base + pp.attributes.len();
+        for t in 0..n {
+            self.regs[inputs..inputs + n_month].copy_from_slice(&self.months[t * n_month..(t + 1) * n_month]);
+            p.rhs(&mut self.regs, t as f64, &self.state, &mut self.out);
+            let (cells, next) = self.out.split_at(width);
+            if let Some(rows) = monthly.as_deref_mut() {
+                rows[t * width..(t + 1) * width].copy_from_slice(cells);
+            }
+            self.state.copy_from_slice(next);
+        }
+        // Months past the policy's projection length are not projected: their rows are zero.
+        if let Some(rows) = monthly {
+            rows[n * width..months * width].fill(0.0);
+        }
+        self.regs[1..base].copy_from_slice(&self.state);
+        run(&pp.finish, &mut self.regs, &p.tables);
+        Ok(())
+    }
+
+    /// Project two policies, `a` and `b` (each its attribute values and months, as [`Runner::run`]'s), keeping
+    /// only their present values and results: then [`Runner::pvs`] and [`Runner::results`] are `a`'s and
+    /// [`Runner::lane_pvs`] and [`Runner::lane_results`] `b`'s, each to the bit what [`Runner::run`] gives for
+    /// it. With the native month loop and the same scenario (the month-only values are shared) both run in the
+    /// lanes of one loop for the months both are projected, the longer one alone after; else one after the
+    /// other. An error names the policy it is of (0 for `a`, 1 for `b`).
+    pub fn run_pair(&mut self, a: (&[AttrValue], usize), b: (&[AttrValue], usize)) -> Result<(), (usize, String)> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.program.native.is_some()
+            && let (Some(x), Some(y)) = (self.scenario_key(a.0), self.scenario_key(b.0))
+            && x == y
+        {
+            return self.run_lanes(a, b);
+        }
+        self.run(b.0, b.1, None).map_err(|e| (1, e))?;
+        std::mem::swap(&mut self.regs, &mut self.lane_regs);
+        std::mem::swap(&mut self.state, &mut self.lane_state);
+        self.run(a.0, a.1, None).map_err(|e| (0, e))
+    }
+
+    /// [`Runner::run_pair`] in the native month loop's lanes.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn run_lanes(&mut self, a: (&[AttrValue], usize), b: (&[AttrValue], usize)) -> Result<(), (usize, String)> {
+        let n_b = self.prepare(b.0, b.1).map_err(|e| (1, e))?;
+        std::mem::swap(&mut self.regs, &mut self.lane_regs);
+        std::mem::swap(&mut self.state, &mut self.lane_state);
+        let n_a = self.prepare(a.0, a.1).map_err(|e| (0, e))?;
+        let pp = &*self.program;
+        let Some(native) = &pp.native else { return Err((0, "internal: no native month loop".into())) };
+        let both = n_a.min(n_b);
+        let (regs, states) = ([&self.regs[..], &self.lane_regs[..]], [&mut self.state[..], &mut self.lane_state[..]]);
+        native.run_lanes(regs, &self.months, both, states, &mut self.scratch).map_err(|e| (0, e))?;
+        // The longer policy's months after the shorter's end, alone.
+        if n_a > both {
+            native.run_from(&self.regs, &self.months, both, n_a, &mut self.state, None, &mut self.scratch)
+        } else {
+            native.run_from(&self.lane_regs, &self.months, both, n_b, &mut self.lane_state, None, &mut self.scratch)
+        }
+        .map_err(|e| (0, e))?;
+        let base = 1 + pp.program.n_states;
+        for (regs, state) in [(&mut self.regs, &self.state), (&mut self.lane_regs, &self.lane_state)] {
+            regs[1..base].copy_from_slice(state);
+            run(&pp.finish, regs, &pp.program.tables);
+        }
+        Ok(())
+    }
+
+    /// What the month-only values of a policy with `attrs` depend on: its scenario (as bits) when they read
+    /// it, else nothing (`Some(0)`); `None` for a scenario given as text (then no two policies share them).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn scenario_key(&self, attrs: &[AttrValue]) -> Option<u64> {
+        let pp = &*self.program;
+        match pp.scenario {
+            Some((i, _)) if !pp.month_only.f.is_empty() => match attrs.get(i) {
+                Some(AttrValue::Number(x)) => Some(x.to_bits()),
+                _ => None,
+            },
+            _ => Some(0),
+        }
+    }
+
+    /// Set up one policy for `months` months: its registers after the passes before the last and the policy
+    /// code, its start state, and the month-only values of its scenario up to `months`. Returns the months it
+    /// is projected (its projection length, at most `months`).
+    fn prepare(&mut self, attrs: &[AttrValue], months: usize) -> Result<usize, String> {
+        let pp = &*self.program;
+        let p = &pp.program;
+        if attrs.len() != pp.attributes.len() {
+            return Err(format!(
+                "{} attribute values given, the model points have {}",
+                attrs.len(),
+                pp.attributes.len()
             ));
         }
         let base = 1 + p.n_states;
@@ -1670,35 +1776,7 @@ impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
         for (s, &r) in self.state.iter_mut().zip(&pp.starts) {
             *s = self.regs[r as usize];
         }
-        let n = run_length(&self.regs, pp.proj_len, months, &pp.proj_len_at)?;
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Some(native) = &pp.native {
-            let width_rows = monthly.as_deref_mut();
-            native.run(&self.regs, &self.months, n, &mut self.state, width_rows, &mut self.scratch)?;
-            // Months past the policy's projection length are not projected: their rows are zero.
-            if let Some(rows) = monthly {
-                rows[n * width..months * width].fill(0.0);
-            }
-            self.regs[1..base].copy_from_slice(&self.state);
-            run(&pp.finish, &mut self.regs, &p.tables);
-            return Ok(());
-        }
-        for t in 0..n {
-            self.regs[inputs..inputs + n_month].copy_from_slice(&self.months[t * n_month..(t + 1) * n_month]);
-            p.rhs(&mut self.regs, t as f64, &self.state, &mut self.out);
-            let (cells, next) = self.out.split_at(width);
-            if let Some(rows) = monthly.as_deref_mut() {
-                rows[t * width..(t + 1) * width].copy_from_slice(cells);
-            }
-            self.state.copy_from_slice(next);
-        }
-        // Months past the policy's projection length are not projected: their rows are zero.
-        if let Some(rows) = monthly {
-            rows[n * width..months * width].fill(0.0);
-        }
-        self.regs[1..base].copy_from_slice(&self.state);
-        run(&pp.finish, &mut self.regs, &p.tables);
-        Ok(())
+        run_length(&self.regs, pp.proj_len, months, &pp.proj_len_at)
     }
 
     /// The present values of the last run, in [`ProjectionProgram::pvs`] order.
@@ -1710,6 +1788,17 @@ impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
     /// The results of the last run, in [`ProjectionProgram::results`] order.
     pub fn results(&self) -> impl Iterator<Item = f64> + '_ {
         self.program.results.iter().map(|&(_, r)| self.regs[r as usize])
+    }
+
+    /// The present values of the second policy of the last [`Runner::run_pair`].
+    pub fn lane_pvs(&self) -> impl Iterator<Item = f64> + '_ {
+        let n = self.program.pvs.len();
+        self.lane_state[self.lane_state.len() - n..].iter().copied()
+    }
+
+    /// The results of the second policy of the last [`Runner::run_pair`].
+    pub fn lane_results(&self) -> impl Iterator<Item = f64> + '_ {
+        self.program.results.iter().map(|&(_, r)| self.lane_regs[r as usize])
     }
 }
 
@@ -2209,6 +2298,82 @@ result r = total / (count + 1)
             b.run(&attrs, months, None).unwrap();
             assert_eq!(got(&b), want, "present values and results of {count}, {product}, no cells");
         }
+    }
+
+    /// Two policies run as a pair (in the native loop's lanes when they have the same scenario, the longer one
+    /// alone after the shorter ends) give each the present values and results of its own run, to the bit: with
+    /// different lengths, texts, missing and NaN values, calls and table reads that depend on the state.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn a_pair_of_policies_gives_each_its_own_run_to_the_bit() {
+        let mut with_scenario = attrs();
+        with_scenario.push(Attribute { name: SCENARIO.into(), kind: ValueKind::Number });
+        let src = "param rate = 0.25
+proj_len = 5 + mp.count * 7
+year = floor((mp.count + t) / 12)
+age = 40 + year
+q = mort[age, year]
+q_mth = 1 - (1 - q) ^ (1 / 12)
+g = 1 + scenario / 100 * (t + 1) + rate
+h = exp(mp.count * t / 100) + log(1 + min(t, 5))
+n[0] = mp.count
+n[t+1] = n * (1 - q_mth) * g + min(t, 3) * 0.5 + h
+v[0] = 1
+v[t+1] = exp(log(v + 1) / 3) + terms[10 + 5 * floor(v)] + spec[mp.product].charge
+w[0] = mp.count - 5
+w[t+1] = if w > 0 and not (n < 2) or w != w then max(w, n / (w - w)) - sqrt(abs(n)) else min(w + 1, 0 / (n - n)) + round(w * 10) / 10
+k = if n >= 3 and has(mort[age, 0]) then 1 else 0
+out = n * v * g - max(n, -0.0)
+pv total = out * g + k
+pv count = n + w
+pv wild = max(w, v) + min(v, w)
+result r = total / (count + 1)
+";
+        let interp = compile_projection("m.prj", src, &with_scenario, &tables(), &[]).unwrap();
+        let mut native = compile_projection("m.prj", src, &with_scenario, &tables(), &[]).unwrap();
+        native.compile_native().unwrap();
+        assert!(native.is_native() && native.scenario.is_some());
+        let bits = |v: Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let points: Vec<(f64, &str, f64, usize)> = vec![
+            (0.0, "A", 1.0, 40),
+            (3.0, "B", 1.0, 40),
+            (6.0, "Z", 1.0, 40),
+            (1.0, "B", 2.0, 12),
+            (2.0, "A", 1.0, 0),
+            (5.0, "Z", 2.0, 60),
+            (4.0, "A", 1.0, 60),
+        ];
+        fn attrs_of<'a>(&(count, product, s, _): &(f64, &'a str, f64, usize)) -> [AttrValue<'a>; 3] {
+            [AttrValue::Number(count), AttrValue::Text(product), AttrValue::Number(s)]
+        }
+        // Each point alone, interpreted and native: the same bits.
+        let mut want = vec![];
+        for pt in &points {
+            let (mut a, mut b) = (interp.runner(), native.runner());
+            a.run(&attrs_of(pt), pt.3, None).unwrap();
+            b.run(&attrs_of(pt), pt.3, None).unwrap();
+            let got = |r: &Projection| (bits(r.pvs().collect()), bits(r.results().collect()));
+            assert_eq!(got(&a), got(&b), "point {pt:?} interpreted and native");
+            want.push(got(&a));
+        }
+        // Every ordered pair, on one runner (scenarios changing between pairs), native and interpreted.
+        for program in [&native, &interp] {
+            let mut r = program.runner();
+            for (i, pa) in points.iter().enumerate() {
+                for (j, pb) in points.iter().enumerate() {
+                    r.run_pair((&attrs_of(pa), pa.3), (&attrs_of(pb), pb.3)).unwrap();
+                    assert_eq!((bits(r.pvs().collect()), bits(r.results().collect())), want[i], "{pa:?} with {pb:?}");
+                    let lane = (bits(r.lane_pvs().collect()), bits(r.lane_results().collect()));
+                    assert_eq!(lane, want[j], "{pb:?} after {pa:?}");
+                }
+            }
+        }
+        // An error names the policy it is of.
+        let mut r = native.runner();
+        let bad = [AttrValue::Text("A"), AttrValue::Text("A"), AttrValue::Number(1.0)];
+        let good = attrs_of(&points[0]);
+        assert_eq!(r.run_pair((&good, 4), (&bad, 4)).unwrap_err().0, 1);
+        assert_eq!(r.run_pair((&bad, 4), (&good, 4)).unwrap_err().0, 0);
     }
 
     #[test]
