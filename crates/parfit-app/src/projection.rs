@@ -240,16 +240,23 @@ fn point_ids(name: &str, text: &str) -> Result<Vec<String>> {
 /// reader reads it (a byte-order mark aside), without its state machine.
 fn unquoted_point_ids(text: &str) -> Vec<String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    text.split(['\n', '\r'])
-        .filter(|record| !record.is_empty())
-        .skip(1)
-        .filter_map(|record| {
-            let id = record.find(',').map_or(record, |end| &record[..end]).trim();
-            // A record whose cells are all blank is skipped.
-            let blank = id.is_empty() && record.split(',').all(|c| c.trim().is_empty());
-            (!blank).then(|| id.to_string())
-        })
-        .collect()
+    let bytes = text.as_bytes();
+    let (mut ids, mut at, mut header) = (Vec::new(), 0, true);
+    while at < bytes.len() {
+        let end = bytes[at..].iter().position(|&b| matches!(b, b'\n' | b'\r')).map_or(bytes.len(), |n| at + n);
+        // `at` and `end` are at ASCII bytes (or the text's end), so they are character boundaries.
+        let record = &text[at..end];
+        at = end + 1;
+        if record.is_empty() || std::mem::take(&mut header) {
+            continue;
+        }
+        let id = record.as_bytes().iter().position(|&b| b == b',').map_or(record, |n| &record[..n]).trim();
+        // A record whose cells are all blank is skipped.
+        if !(id.is_empty() && record.split(',').all(|c| c.trim().is_empty())) {
+            ids.push(id.to_string());
+        }
+    }
+    ids
 }
 
 /// Makes the plugin's projection from its JSON configuration (the caller's plugin for the configured kind).

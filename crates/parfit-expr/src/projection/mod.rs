@@ -148,7 +148,8 @@ pub struct ProjectionProgram {
     #[cfg(not(target_arch = "wasm32"))]
     native: Option<crate::jit::MonthLoop>,
     /// The policy code in native code, after [`ProjectionProgram::compile_native_setup`]: a program whose
-    /// right-hand side is the policy code and whose results are the registers it writes, in order.
+    /// right-hand side is the policy code and whose results are the registers it writes that are read after
+    /// it, in order.
     #[cfg(not(target_arch = "wasm32"))]
     native_setup: Option<(Program, Vec<u32>)>,
 }
@@ -1475,14 +1476,27 @@ impl ProjectionProgram {
         #[cfg(not(target_arch = "wasm32"))]
         {
             let p = &self.program;
-            let writes: Vec<u32> = p.setup.iter().map(|i| i.dst).collect();
             // Native code gives a register's first value as the result and embeds the constant registers, so
             // each register is written once and no constant is.
-            let mut written = HashSet::new();
+            let mut written = HashMap::new();
             let consts: HashSet<u32> = p.consts.iter().map(|c| c.0).collect();
-            if !writes.iter().all(|r| written.insert(*r) && !consts.contains(r)) {
-                return Err("the policy code writes a register twice or over a constant".into());
+            for (k, i) in p.setup.iter().enumerate() {
+                if written.insert(i.dst, k).is_some() || consts.contains(&i.dst) {
+                    return Err("the policy code writes a register twice or over a constant".into());
+                }
             }
+            // Its results are the registers read after it — by the month code and its results (a per-policy
+            // cell is a register of the policy code), the results' code, the states' starts, the results, the
+            // projection length — and any it reads before writing (none, as compiled; its value then is the
+            // last policy's). Counting every operand field over-counts, which costs only a store.
+            let operands = |i: &Instr| [i.a, i.b, i.c, i.d];
+            let mut read: HashSet<u32> = p.rhs.iter().chain(&p.out).chain(&self.finish).flat_map(operands).collect();
+            read.extend(p.f.iter().chain(&p.out_regs).chain(&self.starts).chain(&self.proj_len));
+            read.extend(self.results.iter().map(|r| r.1));
+            for (k, i) in p.setup.iter().enumerate() {
+                read.extend(operands(i).into_iter().filter(|r| written.get(r).is_some_and(|&w| w >= k)));
+            }
+            let writes: Vec<u32> = p.setup.iter().map(|i| i.dst).filter(|r| read.contains(r)).collect();
             let mut code = Program::new(p.n_states, 0);
             code.n_regs = p.n_regs;
             code.consts = p.consts.clone();
