@@ -330,6 +330,38 @@ fn a_broken_plugin_file_in_a_plugin_directory_is_reported() {
     assert!(on_path.stderr.contains("; skipped"), "{}", on_path.stderr);
 }
 
+/// A projection opens the plugin libraries along the search path only until one makes its kind (each costs
+/// milliseconds to map): a library after that one is never opened, so a broken one there goes unreported,
+/// while the same directory before the plugin is scanned and its broken file reported as before.
+#[test]
+fn a_projection_opens_no_plugin_library_after_the_one_that_makes_it() {
+    let dir = scratch("after-the-projection-plugin");
+    let broken = dir.join(format!("{}parfit_broken{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    std::fs::write(&broken, "truncated: not a shared library").unwrap();
+    let warning = format!("warning: {}: not a loadable shared library (", broken.to_str().unwrap());
+    let actuarial = parfit_bin().parent().unwrap().join(parfit_abi::host::plugin_file_name("actuarial"));
+    let run = |named: bool| -> Run {
+        let mut args = vec![];
+        if named {
+            args.extend(["--plugin", actuarial.to_str().unwrap()]);
+        }
+        args.extend(["run", "examples/savings/samples.toml", "--format", "csv"]);
+        std::process::Command::new(parfit_bin())
+            .current_dir(root())
+            .env("PARFIT_PLUGIN_PATH", &dir)
+            .args(&args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let (first, after) = (run(true), run(false));
+    first.assert_ok();
+    assert!(!first.stderr.contains("warning"), "{}", first.stderr);
+    after.assert_ok();
+    assert_eq!(after.stderr.matches(&warning).count(), 1, "{}", after.stderr);
+    assert_eq!(first.stdout, after.stdout);
+}
+
 /// A library in a plugin directory that exports a plugin not named by its file (as a native build of the
 /// browser façade, linking the ODE plugin, once did) is not that plugin: skipped, listed by `parfit plugins`,
 /// neither shadowing the real plugin nor failing a run, even in a `--plugin` directory. Named as a file, it loads.

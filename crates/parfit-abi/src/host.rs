@@ -558,6 +558,20 @@ impl Discovery {
 /// `problems` and skipped. In a directory, a library is a plugin only if its file is named for the plugin it
 /// exports ([`plugin_file_name`]); a file the user names is loaded whatever its name.
 pub fn discover(explicit: &[PathBuf], search: &[PathBuf]) -> Result<Discovery, LoadError> {
+    discover_until(explicit, search, &|_| false)
+}
+
+/// [`discover`], opening no more libraries beside the paths the user named once `enough` says the plugins found
+/// so far answer what the caller asks (each plugin library loaded costs milliseconds: its code is mapped and
+/// relocated). Plugins are chosen by the first in search order that fits ([`Discovery::choose`],
+/// [`Discovery::for_file`]), so a question answered by the plugins found so far has the answer a full scan
+/// gives; one that is not answered scans everything, and its error lists every plugin. A library never opened
+/// is not reported in `problems`.
+pub fn discover_until(
+    explicit: &[PathBuf],
+    search: &[PathBuf],
+    enough: &dyn Fn(&Discovery) -> bool,
+) -> Result<Discovery, LoadError> {
     let mut found = Discovery::default();
     let add = |plugin: LoadedPlugin, found: &mut Discovery| {
         if let Some(first) = found.plugins.iter().find(|p| p.info.name == plugin.info.name) {
@@ -580,6 +594,9 @@ pub fn discover(explicit: &[PathBuf], search: &[PathBuf]) -> Result<Discovery, L
         }
         scanned.push(canonical);
         let named = explicit.contains(path);
+        if !named && enough(&found) {
+            continue;
+        }
         if path.is_file() || (named && !path.is_dir()) {
             add(LoadedPlugin::load(path)?, &mut found);
             continue;
@@ -591,6 +608,9 @@ pub fn discover(explicit: &[PathBuf], search: &[PathBuf]) -> Result<Discovery, L
             .collect();
         files.sort(); // a stable order, whatever the file system returns
         for file in files {
+            if !named && enough(&found) {
+                break;
+            }
             match LoadedPlugin::load(&file) {
                 Ok(plugin) if file.file_name().is_some_and(|n| *n != *plugin_file_name(&plugin.info.name)) => {
                     found.ignored.push(format!(

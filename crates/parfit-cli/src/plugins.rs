@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parfit_abi::host::{Discovery, LoadedPlugin, discover, search_path};
+use parfit_abi::host::{Discovery, LoadedPlugin, discover_until, search_path};
 use parfit_core::Model;
 
 use parfit_app::Loader;
@@ -13,10 +13,16 @@ use crate::inputs::FsLoader;
 
 /// The plugins on the search path: `--plugin` paths, then `PARFIT_PLUGIN_PATH`, then the executable's directory.
 pub fn find_plugins(explicit: &[PathBuf]) -> CliResult<Discovery> {
+    find_plugins_until(explicit, &|_| false)
+}
+
+/// [`find_plugins`], loading no more of the libraries found along `PARFIT_PLUGIN_PATH` or beside the executable
+/// once `enough` says the plugins so far answer the caller's question (`discover_until`).
+pub fn find_plugins_until(explicit: &[PathBuf], enough: &dyn Fn(&Discovery) -> bool) -> CliResult<Discovery> {
     let env = std::env::var_os("PARFIT_PLUGIN_PATH");
     let exe = std::env::current_exe().ok();
     let search = search_path(explicit, env.as_deref(), exe.as_deref());
-    let found = discover(explicit, &search).map_err(|e| input(e.to_string()))?;
+    let found = discover_until(explicit, &search, enough).map_err(|e| input(e.to_string()))?;
     // Broken plugin files found along PARFIT_PLUGIN_PATH or beside the executable: said once, not fatal.
     if crate::ranks::is_root() {
         for problem in &found.problems {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parfit_abi::host::Discovery;
 use parfit_app::RunError;
 use parfit_app::montecarlo::csv_text;
 use parfit_app::projection::{ProjectConfig, Projection};
@@ -22,7 +23,7 @@ use crate::console;
 use crate::error::{CliError, CliResult, failed};
 use crate::outputs::{OutputDir, write_error};
 use crate::plot;
-use crate::plugins::{choose, find_plugins};
+use crate::plugins::{choose, find_plugins_until};
 use crate::signals;
 use crate::{Common, Format, init_threads};
 
@@ -57,12 +58,16 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
     let config = ProjectConfig::parse(path, &text)?;
     let threads = init_threads(common.threads, config.threads, path)?;
     let p = &config.projection;
-    let found = find_plugins(explicit)?;
     let model = |m: &Path| match path.parent() {
         Some(dir) if m.is_relative() => dir.join(m),
         _ => m.to_path_buf(),
     };
-    let kind = p.resolve_kind(path, |m| found.for_file(&model(m)).map(|(_, k)| k))?;
+    let resolve = |found: &Discovery| p.resolve_kind(path, |m| found.for_file(&model(m)).map(|(_, k)| k));
+    // The plugins are loaded until one makes the projection (or all are, and the error lists them).
+    let found = find_plugins_until(explicit, &|found| {
+        resolve(found).is_ok_and(|kind| found.choose(p.plugin.as_deref(), &kind).is_ok())
+    })?;
+    let kind = resolve(&found)?;
     let plugin = choose(&found, p.plugin.as_deref(), &kind)?;
     // Read every input before any work: the plugin checks each table cell by cell.
     let projection = Projection::new(&config, path, &GzLoader, &kind, &|json| {

@@ -44,6 +44,11 @@ pub struct NumpyNormal {
     pub start: Vec<i64>,
 }
 
+/// The fewest points for which the policy code is compiled to native code: compiling it costs about as much as
+/// interpreting it for a thousand points (it runs twice per point: for the point's months and checks, then in
+/// the projection).
+const NATIVE_POLICY_CODE: usize = 1000;
+
 /// The longest horizon a model may give: 200 years.
 const MAX_MONTHS: f64 = 12.0 * 200.0;
 
@@ -143,8 +148,12 @@ impl ModelProjector {
         }
         let mut program = compile_projection(file, &model.text, &attributes, &tables, &params)
             .map_err(|e| e.replace(&format!("{file}: unknown parameter"), "constants: unknown parameter"))?;
-        // Natively where the JIT is available; the interpreter gives the same bits elsewhere.
+        // Natively where the JIT is available; the interpreter gives the same bits elsewhere. The policy code
+        // too when there are enough points to repay its compilation.
         let _ = program.compile_native();
+        if points.len() >= NATIVE_POLICY_CODE {
+            let _ = program.compile_native_setup();
+        }
         let output = |name: &str| program.outputs().find(|(n, _)| *n == name).map(|(_, c)| c.to_vec());
         let cell = |list: &[(String, String)], what: &str| -> Result<Columns, String> {
             list.iter()

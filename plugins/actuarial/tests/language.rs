@@ -105,6 +105,7 @@ fn case(kind: Kind, points: &str, native: bool) -> Case {
         compile_projection(model, &text(model), &attributes, &tables, &params).unwrap_or_else(|e| panic!("{e}"));
     if native {
         program.compile_native().unwrap();
+        program.compile_native_setup().unwrap();
         assert!(program.is_native());
     }
     Case { kind, program, pf, points }

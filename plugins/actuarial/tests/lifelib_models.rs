@@ -205,6 +205,7 @@ fn run_with(spec: &Spec, native: bool, limit: Option<usize>, extra: &[(&str, f64
         compile_projection(spec.model, &source, &attributes, &tables, &params).unwrap_or_else(|e| panic!("{e}"));
     if native {
         program.compile_native().unwrap();
+        program.compile_native_setup().unwrap();
     }
     out.cells = program.cells().map(str::to_string).collect();
     let width = out.cells.len();

@@ -147,6 +147,11 @@ pub struct ProjectionProgram {
     /// The month loop in native code, after [`ProjectionProgram::compile_native`].
     #[cfg(not(target_arch = "wasm32"))]
     native: Option<crate::jit::MonthLoop>,
+    /// The policy code in native code, after [`ProjectionProgram::compile_native_setup`]: a program whose
+    /// right-hand side is the policy code and whose results are the registers it writes that are read after
+    /// it, in order.
+    #[cfg(not(target_arch = "wasm32"))]
+    native_setup: Option<(Program, Vec<u32>)>,
 }
 
 const T_REG: u32 = 0;
@@ -1407,6 +1412,8 @@ pub fn compile_projection(
                 outputs,
                 #[cfg(not(target_arch = "wasm32"))]
                 native: None,
+                #[cfg(not(target_arch = "wasm32"))]
+                native_setup: None,
             });
         }
         passes.push(pass);
@@ -1459,6 +1466,69 @@ impl ProjectionProgram {
         }
         #[cfg(target_arch = "wasm32")]
         Err("no JIT on wasm32".into())
+    }
+
+    /// Compile the policy code, which runs once per policy before its months, to native code as well (native
+    /// targets; the same results to the bit). Compiling it costs about as much as interpreting it for a
+    /// thousand policies, so a host calls this for runs of more. On failure the policy code keeps being
+    /// interpreted and the message says why.
+    pub fn compile_native_setup(&mut self) -> Result<(), String> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let p = &self.program;
+            // Native code gives a register's first value as the result and embeds the constant registers, so
+            // each register is written once and no constant is.
+            let mut written = HashMap::new();
+            let consts: HashSet<u32> = p.consts.iter().map(|c| c.0).collect();
+            for (k, i) in p.setup.iter().enumerate() {
+                if written.insert(i.dst, k).is_some() || consts.contains(&i.dst) {
+                    return Err("the policy code writes a register twice or over a constant".into());
+                }
+            }
+            // Its results are the registers read after it — by the month code and its results (a per-policy
+            // cell is a register of the policy code), the results' code, the states' starts, the results, the
+            // projection length — and any it reads before writing (none, as compiled; its value then is the
+            // last policy's). Counting every operand field over-counts, which costs only a store.
+            let operands = |i: &Instr| [i.a, i.b, i.c, i.d];
+            let mut read: HashSet<u32> = p.rhs.iter().chain(&p.out).chain(&self.finish).flat_map(operands).collect();
+            read.extend(p.f.iter().chain(&p.out_regs).chain(&self.starts).chain(&self.proj_len));
+            read.extend(self.results.iter().map(|r| r.1));
+            for (k, i) in p.setup.iter().enumerate() {
+                read.extend(operands(i).into_iter().filter(|r| written.get(r).is_some_and(|&w| w >= k)));
+            }
+            let writes: Vec<u32> = p.setup.iter().map(|i| i.dst).filter(|r| read.contains(r)).collect();
+            let mut code = Program::new(p.n_states, 0);
+            code.n_regs = p.n_regs;
+            code.consts = p.consts.clone();
+            code.rhs = p.setup.clone();
+            code.f = writes.clone();
+            code.tables = Arc::clone(&p.tables);
+            code.compile_native()?;
+            self.native_setup = Some((code, writes));
+            Ok(())
+        }
+        #[cfg(target_arch = "wasm32")]
+        Err("no JIT on wasm32".into())
+    }
+
+    /// Run the policy code over `regs`: natively after [`ProjectionProgram::compile_native_setup`] (its
+    /// results through `scratch`), else interpreted.
+    #[inline]
+    fn policy_code(&self, regs: &mut [f64], scratch: &mut Vec<f64>) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some((code, writes)) = &self.native_setup
+            && let Some(native) = &code.native
+        {
+            scratch.resize(writes.len(), 0.0);
+            let inputs: &[f64] = regs;
+            native.rhs(inputs, inputs[0], &inputs[1..], scratch);
+            for (&r, &v) in writes.iter().zip(scratch.iter()) {
+                regs[r as usize] = v;
+            }
+            return;
+        }
+        let _ = scratch;
+        run(&self.program.setup, regs, &self.program.tables);
     }
 
     pub fn is_native(&self) -> bool {
@@ -1521,6 +1591,7 @@ impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
             other_months: vec![],
             #[cfg(not(target_arch = "wasm32"))]
             scratch: vec![],
+            setup_out: vec![],
         }
     }
 }
@@ -1547,6 +1618,8 @@ pub struct Runner<P> {
     /// The native month loop's room.
     #[cfg(not(target_arch = "wasm32"))]
     scratch: Vec<f64>,
+    /// The native policy code's results.
+    setup_out: Vec<f64>,
 }
 
 /// Make `months` (the month-only values of scenario `from`) those of scenario `to`: kept from an earlier run of
@@ -1772,7 +1845,7 @@ impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
                 }
             }
         }
-        run(&p.setup, &mut self.regs, &p.tables);
+        pp.policy_code(&mut self.regs, &mut self.setup_out);
         for (s, &r) in self.state.iter_mut().zip(&pp.starts) {
             *s = self.regs[r as usize];
         }
@@ -2061,7 +2134,10 @@ q3 = q2 * 2 + spec[mp.product].charge
             let mut p = compile(src).unwrap_or_else(|e| panic!("{e}"));
             if native {
                 #[cfg(not(target_arch = "wasm32"))]
-                p.compile_native().unwrap();
+                {
+                    p.compile_native().unwrap();
+                    p.compile_native_setup().unwrap();
+                }
             }
             let width = p.cells().count();
             let mut rows = vec![f64::NAN; months * width];
