@@ -219,9 +219,6 @@ pub fn is_projection(text: &str) -> bool {
 
 /// The first-column values (point ids) of the model point table's data rows.
 fn point_ids(name: &str, text: &str) -> Result<Vec<String>> {
-    if !text.as_bytes().contains(&b'"') {
-        return Ok(unquoted_point_ids(text));
-    }
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
     let mut ids = Vec::new();
     // One record reused for every row: the table may have millions.
@@ -233,30 +230,6 @@ fn point_ids(name: &str, text: &str) -> Result<Vec<String>> {
         ids.push(record.get(0).unwrap_or("").trim().to_string());
     }
     Ok(ids)
-}
-
-/// [`point_ids`] of a text without a quote character: every line is a record (one ending at `\n`, `\r` or
-/// `\r\n`, empty lines skipped, the first the header) and its first cell runs to the first comma, as the CSV
-/// reader reads it (a byte-order mark aside), without its state machine.
-fn unquoted_point_ids(text: &str) -> Vec<String> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let bytes = text.as_bytes();
-    let (mut ids, mut at, mut header) = (Vec::new(), 0, true);
-    while at < bytes.len() {
-        let end = bytes[at..].iter().position(|&b| matches!(b, b'\n' | b'\r')).map_or(bytes.len(), |n| at + n);
-        // `at` and `end` are at ASCII bytes (or the text's end), so they are character boundaries.
-        let record = &text[at..end];
-        at = end + 1;
-        if record.is_empty() || std::mem::take(&mut header) {
-            continue;
-        }
-        let id = record.as_bytes().iter().position(|&b| b == b',').map_or(record, |n| &record[..n]).trim();
-        // A record whose cells are all blank is skipped.
-        if !(id.is_empty() && record.split(',').all(|c| c.trim().is_empty())) {
-            ids.push(id.to_string());
-        }
-    }
-    ids
 }
 
 /// Makes the plugin's projection from its JSON configuration (the caller's plugin for the configured kind).
@@ -707,39 +680,5 @@ impl Projection {
             "totals": by_column(&totals.mean),
             "scenario_totals": per_scenario,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unquoted_point_ids_are_the_csv_reader_s() {
-        let by_reader = |text: &str| {
-            let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-            let mut ids = vec![];
-            for record in reader.records() {
-                let record = record.unwrap();
-                if !record.iter().all(|c| c.trim().is_empty()) {
-                    ids.push(record.get(0).unwrap_or("").trim().to_string());
-                }
-            }
-            ids
-        };
-        let texts = [
-            "id,a\n1,2\n 2 ,3\n",
-            "\u{feff}id,a\r\n1,2\r\n\r\n2,3",
-            "\u{feff}\n\nid\r1\r\r 2\r , \r",
-            " \n1,2\n3\n,4\n",
-            "id,a\n,,\n  \n x ,\n",
-            "",
-            "id\n",
-        ];
-        for text in texts {
-            assert_eq!(unquoted_point_ids(text), by_reader(text), "{text:?}");
-            assert_eq!(point_ids("mp.csv", text).unwrap(), by_reader(text), "{text:?}");
-        }
-        assert_eq!(point_ids("mp.csv", "id,a\n\"1,5\",2\n").unwrap(), ["1,5"]);
     }
 }

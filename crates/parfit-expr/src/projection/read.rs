@@ -52,11 +52,6 @@ impl std::ops::Index<usize> for Row<'_> {
 fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
     parfit_core::limits::check_allocation(&format!("table {file}"), text.len() as f64, 8.0)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if text.as_bytes().contains(&b'"') { parse_quoted(file, text) } else { parse_unquoted(file, text) }
-}
-
-/// [`parse_csv`] through the CSV reader, which undoes quoting.
-fn parse_quoted<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
     let header: Vec<String> = reader
         .headers()
@@ -120,77 +115,6 @@ fn parse_quoted<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
     Ok(Csv { file, header, lines, cells, ends })
 }
 
-/// [`parse_csv`] of a text without a quote character, where no cell can hold a comma or a line break: every
-/// line is a record and every comma ends a cell, so the text is split where it lies rather than through the CSV
-/// reader's state machine (most of a model-point table's reading). Gives what the CSV reader gives, to the
-/// cell, line and message.
-fn parse_unquoted<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
-    let bytes = text.as_bytes();
-    let mut header: Option<Vec<String>> = None;
-    let (mut lines, mut cells, mut ends) = (vec![], String::with_capacity(text.len()), vec![]);
-    // The line of `at`: 1 + the line feeds before it (a lone carriage return ends a record, not a line).
-    let (mut at, mut line) = (0, 1);
-    while let Some(&b) = bytes.get(at) {
-        if matches!(b, b'\n' | b'\r') {
-            line += usize::from(b == b'\n');
-            at += 1;
-            continue;
-        }
-        // One record: its cells go after the rows before it, and are taken back if it is the header or blank.
-        let (first_cell, mut blank, mut from) = (ends.len(), true, at);
-        loop {
-            let b = bytes.get(at).copied();
-            if matches!(b, Some(b',' | b'\n' | b'\r') | None) {
-                // `from` and `at` are at ASCII bytes (or the text's end), so they are character boundaries.
-                let cell = text[from..at].trim();
-                blank &= cell.is_empty();
-                cells.push_str(cell);
-                ends.push(cells.len());
-                if b != Some(b',') {
-                    break;
-                }
-                from = at + 1;
-            }
-            at += 1;
-        }
-        let start = if first_cell == 0 { 0 } else { ends[first_cell - 1] };
-        let Some(header) = &header else {
-            let names: Vec<String> = ends[first_cell..]
-                .iter()
-                .scan(start, |from, &end| Some(cells[std::mem::replace(from, end)..end].to_string()))
-                .collect();
-            if blank {
-                return Err(format!("{file}: the file is empty (a header row is needed)"));
-            }
-            header = Some(names);
-            cells.truncate(start);
-            ends.truncate(first_cell);
-            continue;
-        };
-        let n = ends.len() - first_cell;
-        if blank {
-            cells.truncate(start);
-            ends.truncate(first_cell);
-            continue;
-        }
-        if n != header.len() {
-            return Err(format!(
-                "{file}:{line}:{}: the row has {n} cells but the header has {}",
-                n.min(header.len()) + 1,
-                header.len()
-            ));
-        }
-        lines.push(line);
-    }
-    let Some(header) = header else {
-        return Err(format!("{file}: the file is empty (a header row is needed)"));
-    };
-    if lines.is_empty() {
-        return Err(format!("{file}: the table has a header but no data rows"));
-    }
-    Ok(Csv { file, header, lines, cells, ends })
-}
-
 impl Csv<'_> {
     /// Row `i` (0-based among the data rows).
     fn row(&self, i: usize) -> Row<'_> {
@@ -227,54 +151,11 @@ impl Csv<'_> {
 
 /// A finite number, or what was expected and found.
 fn number(cell: &str) -> Result<f64, String> {
-    if let Some(v) = plain_decimal(cell) {
-        return Ok(v);
-    }
     match cell.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
         _ if cell.is_empty() => Err("expected a number, found an empty cell".into()),
         _ => Err(format!("expected a number, found '{cell}'")),
     }
-}
-
-/// The value of a plain decimal (`622000`, `-0.5`, `0.0002310671048780701`: an optional sign, digits, at most
-/// one point) whose digits make a whole number m ≤ 2^53 with at most 22 of them after the point: m and the
-/// power of ten are then exact doubles, so one division rounds the exact value once, to the double `str::parse`
-/// gives (Clinger's fast path: W. D. Clinger, "How to read floating point numbers accurately", PLDI 1990).
-/// `None` for any other text, which `str::parse` reads. Most cells of model points and tables are such
-/// decimals.
-fn plain_decimal(cell: &str) -> Option<f64> {
-    const POWERS: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-        1e20, 1e21, 1e22,
-    ];
-    const EXACT: u64 = 1 << 53;
-    let (negative, digits) = match cell.as_bytes() {
-        [b'-', rest @ ..] => (true, rest),
-        [b'+', rest @ ..] => (false, rest),
-        all => (false, all),
-    };
-    let (mut m, mut n, mut after_point, mut point) = (0u64, 0usize, 0usize, false);
-    for &c in digits {
-        match c {
-            b'0'..=b'9' => {
-                // m only grows with each digit: past 2^53 it stays past.
-                if m > EXACT {
-                    return None;
-                }
-                m = m * 10 + u64::from(c - b'0');
-                n += 1;
-                after_point += usize::from(point);
-            }
-            b'.' if !point => point = true,
-            _ => return None,
-        }
-    }
-    if n == 0 || m > EXACT {
-        return None;
-    }
-    let v = m as f64 / *POWERS.get(after_point)?;
-    Some(if negative { -v } else { v })
 }
 
 /// A whole number (`47` or `47.0`).
@@ -786,75 +667,6 @@ mod tests {
         let t = read_table(&d, "z.csv", "scen_id,t,z\n1,0,0.5\n1,1,0.6\n2,0,0.7\n2,1,0.8\n").unwrap();
         assert_eq!(scenario_ids(&d, &t), Some(vec![1, 2]));
         assert_eq!(scenario_ids(&decl("table y(a)"), &t), None);
-    }
-
-    #[test]
-    fn plain_decimals_read_to_the_bits_str_parse_gives() {
-        let same = |text: &str| {
-            let fast = plain_decimal(text).map(f64::to_bits);
-            let full = text.parse::<f64>().ok().map(f64::to_bits);
-            assert!(fast.is_none() || fast == full, "{text}: {fast:?} against {full:?}");
-            fast.is_some()
-        };
-        for text in ["0", "-0", "-0.0", "+5", "5.", ".5", "622000", "0.0002310671048780701", "-0.44330390652468"] {
-            assert!(same(text), "{text} is read by the fast path");
-        }
-        // 2^53 exactly, and 22 digits after the point, are the fast path's limits.
-        assert!(same("9007199254740992") && same("0.0000000000000000000001"));
-        for text in ["9007199254740993", "0.00000000000000000000001", "1e5", ".", "-", "", "1.2.3", "0x10", "inf", " 1"]
-        {
-            assert!(!same(text), "{text} is left to str::parse");
-        }
-        // Random decimals of every length up to the limits (a fixed-seed LCG, Knuth's MMIX constants).
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            state >> 11
-        };
-        let mut fast = 0;
-        for _ in 0..200_000 {
-            let digits = 1 + next() % 17;
-            let m = next() % 10u64.pow(digits as u32);
-            let text = format!("{m:0width$}", width = digits as usize);
-            let point = (next() % (digits + 1)) as usize;
-            let sign = ["", "-", "+"][(next() % 3) as usize];
-            fast += usize::from(same(&format!("{sign}{}.{}", &text[..point], &text[point..])));
-        }
-        assert!(fast > 190_000, "{fast}");
-    }
-
-    #[test]
-    fn unquoted_text_is_split_as_the_csv_reader_reads_it() {
-        type Read = Result<(Vec<String>, Vec<usize>, String, Vec<usize>), String>;
-        let both = |text: &str| -> (Read, Read) {
-            let parts = |c: Csv<'_>| (c.header, c.lines, c.cells, c.ends);
-            (parse_unquoted("t.csv", text).map(parts), parse_quoted("t.csv", text).map(parts))
-        };
-        let texts = [
-            "a,b\n1,2\n3,4\n",
-            "a,b\r\n1,2\r\n\r\n3,4",
-            "a,b\r1,2\r\r3,4\r",
-            "\n\n a , b \n\n 1 ,2\n , \n   \n3, 4 \n",
-            "a,b,\n1,2,\n,,\n",
-            "a,b\n1,2,3\n",
-            "a,b\n\n1\n",
-            "a\n1,\n",
-            " \n1,2\n",
-            " , \n1,2\n",
-            "",
-            "\r\n\n",
-            "a,b\n",
-            "a,b\n ,\n\n",
-            "é,ü\nà,\u{3000}x\u{3000}\n",
-            "a\tb,c\n1\t2,3\n",
-        ];
-        for text in texts {
-            let (fast, reader) = both(text);
-            assert_eq!(fast, reader, "{text:?}");
-        }
-        // A quote sends the text through the reader, which undoes it.
-        let c = parse_csv("t.csv", "a,b\n\"1,5\",2\n").unwrap();
-        assert_eq!((c.cells.as_str(), c.ends), ("1,52", vec![3, 4]));
     }
 
     #[test]
