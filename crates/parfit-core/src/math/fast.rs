@@ -22,7 +22,9 @@
 //! `r_hi` has at most 26 bits, so `r_hi²` is exact too. Then
 //! `ln x = k·ln2 + ln c + r − r²/2 + r³·P(r)` with `|r| ≤ 2^-7` and `P` the Taylor coefficients of
 //! `ln(1 + r)` up to `r^10`; the large terms are summed with exact two-sums (Knuth, Dekker) and the small ones
-//! in plain f64, giving `ln x` as `hi + lo` within about 2^-68 relative. `ln` returns `hi + lo` rounded.
+//! in plain f64, giving `ln x` as `hi + lo` within about 2^-68 relative, for `pow`. `ln` itself takes the same
+//! reduction with a lighter sum (`−r²/2` inside the polynomial, which stops at `r^9`; about 2^-60 before its
+//! one rounding).
 //!
 //! **pow** `x^y = e^(y·ln x)` with `ln x` in double-double (the approach of glibc ≥ 2.28 / optimized-routines).
 //! `y` and `ln x`'s `hi` are each cut to 26 bits so `y_hi · l_hi` is exact, and the rest of the product is
@@ -35,7 +37,7 @@
 //! special case), which is as deterministic as the rest: `exp` for `|x| ≥ 708` and NaN (overflow, subnormal
 //! results); `ln` for zero, negative, infinite and NaN arguments (subnormal ones are scaled and stay here);
 //! `pow` for `x` that is zero, subnormal, infinite, NaN or negative with a non-integer `y`, for `y` that is zero,
-//! infinite, NaN, below 2^-65 or above 2^63 in magnitude, and when `|y·ln x| ≥ 708` (overflow, underflow,
+//! infinite, NaN, below 2^-65 or at least 2^63 in magnitude, and when `|y·ln x| ≥ 708` (overflow, underflow,
 //! subnormal results).
 //!
 //! # The tables
@@ -197,7 +199,7 @@ fn ln_rounded(ix: u64, k_extra: i64) -> f64 {
 #[inline]
 pub fn pow(x: f64, y: f64) -> f64 {
     let (ix, iy) = (x.to_bits(), y.to_bits());
-    // `|y|` in `[2^-65, 2^64)`: the exponent field in `0x3FF − 65 ..= 0x3FF + 63`.
+    // `|y|` in `[2^-65, 2^63)`: the exponent field in `0x3FF − 65 ..= 0x3FF + 62`.
     let y_ok = ((iy >> 52) & 0x7FF).wrapping_sub(0x3FF - 65) < 128;
     let x_normal = (ix & !(1 << 63)).wrapping_sub(0x0010_0000_0000_0000) < 0x7FE0_0000_0000_0000;
     if !(y_ok && x_normal) {
