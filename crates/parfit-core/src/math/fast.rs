@@ -123,9 +123,19 @@ fn exp_core(hi: f64, lo: f64, whole: f64) -> f64 {
     scale + scale * (tail + p)
 }
 
-/// `ln x` as `hi + lo` (`|lo|` below about `2^-25 |hi|`, not normalised) for `ix`, the representation of a positive normal double, times `2^k_extra`.
+/// `x = 2^k · z` reduced by the table entry `c` nearest `z`: `ln x = k·ln 2 + ln c + ln(1 + r)`, `r = z/c − 1`
+/// carried as `r_hi + r_lo`.
+struct Reduced {
+    kd: f64,
+    logc_hi: f64,
+    logc_lo: f64,
+    r_hi: f64,
+    r_lo: f64,
+}
+
+/// The reduction of `ix`, the representation of a positive normal double, times `2^k_extra`.
 #[inline(always)]
-fn ln_core(ix: u64, k_extra: i64) -> (f64, f64) {
+fn reduce(ix: u64, k_extra: i64) -> Reduced {
     let t = ix.wrapping_sub(LOG_OFF);
     // In bounds whatever `t`: the table has 128 entries.
     let (invc, logc_hi, logc_lo) = LOG_TABLE[((t >> 45) & 127) as usize];
@@ -135,10 +145,14 @@ fn ln_core(ix: u64, k_extra: i64) -> (f64, f64) {
     // `z` rounded to 21 bits: the rest is at most half of `z_hi`'s last bit, so when `c = 1` the exact `r` is
     // at least half of `r_hi` (or is `r_lo` alone) and the sums below cannot cancel.
     let z_hi = f64::from_bits((iz + (1 << 31)) & !0xFFFF_FFFF);
-    let z_lo = z - z_hi;
     // Both exact: 21 × 12 and 32 × 12 bits, and the subtraction of 1 by Sterbenz's lemma.
-    let r_hi = z_hi * invc - 1.0;
-    let r_lo = z_lo * invc;
+    Reduced { kd, logc_hi, logc_lo, r_hi: z_hi * invc - 1.0, r_lo: (z - z_hi) * invc }
+}
+
+/// `ln x` as `hi + lo` (`|lo|` below about `2^-25 |hi|`, not normalised) for `ix`, the representation of a positive normal double, times `2^k_extra`.
+#[inline(always)]
+fn ln_core(ix: u64, k_extra: i64) -> (f64, f64) {
+    let Reduced { kd, logc_hi, logc_lo, r_hi, r_lo } = reduce(ix, k_extra);
     // `r_hi` has at most 26 bits, so `q = −r_hi²/2` is exact.
     let q = -0.5 * r_hi * r_hi;
 
@@ -177,15 +191,7 @@ pub fn ln(x: f64) -> f64 {
 /// (error about 2^-60 before the last rounding): `r²/2` goes into the polynomial, which stops at `r^9`.
 #[inline(always)]
 fn ln_rounded(ix: u64, k_extra: i64) -> f64 {
-    let t = ix.wrapping_sub(LOG_OFF);
-    // In bounds whatever `t`: the table has 128 entries.
-    let (invc, logc_hi, logc_lo) = LOG_TABLE[((t >> 45) & 127) as usize];
-    let kd = (((t as i64) >> 52) + k_extra) as f64;
-    let iz = ix.wrapping_sub(t & (0xFFF << 52));
-    let z = f64::from_bits(iz);
-    let z_hi = f64::from_bits((iz + (1 << 31)) & !0xFFFF_FFFF);
-    let r_hi = z_hi * invc - 1.0;
-    let r_lo = (z - z_hi) * invc;
+    let Reduced { kd, logc_hi, logc_lo, r_hi, r_lo } = reduce(ix, k_extra);
     let (t1, e1) = fast_two_sum(kd * LN2_HI, logc_hi);
     let (t2, e2) = fast_two_sum(t1, r_hi);
     let (t3, e3) = two_sum(t2, r_lo);
