@@ -11,8 +11,9 @@
 //! interpreter give the same bits.
 //!
 //! A projection's month loop ([`compile_month_loop`]) is one function: the recursions are carried in machine
-//! registers from month to month (sums, which nothing else reads, are added to in memory), and calls whose operands do not depend on the state are remembered with
-//! their operands and made again only when those change. A third variant runs two policies at once, the state
+//! registers from month to month (sums, which nothing else reads, are added to in memory), and calls whose
+//! operands do not depend on the state are remembered with their operands and made again only when those
+//! change, through a cache kept from one policy to the next ([`CallCache`]). A third variant runs two policies at once, the state
 //! in the f64 lanes of vector registers ([`MonthLoop::run_lanes`]), each lane to the bit its own run.
 //!
 //! This is the one module of the crate allowed `unsafe`: calling generated code through a function pointer
@@ -21,6 +22,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
@@ -292,7 +294,8 @@ type LoopEntry = unsafe extern "C" fn(*const f64, *const f64, u64, u64, *mut f64
 /// The month loop of [`LANES`] policies at once: `f(regs, rows, months, states, scratch)` runs months
 /// `0..months` of each lane `l` from the state at `states[l]` (left there after the last month), reading its
 /// registers at `regs[l]`; the month-only rows are shared (the lanes have the same scenario), and `scratch`
-/// holds the sums (`LANES` values per state) then a row of every lane's handed values per month.
+/// holds the sums (`LANES` values per state), the lanes' policy values the loops read (`LANES` values each), then
+/// a row of every lane's handed values per month.
 type LanesEntry = unsafe extern "C" fn(*const *const f64, *const f64, u64, *const *mut f64, *mut f64);
 
 /// What a projection's month code is: the program's right-hand side run once per month, with `f` the cells
@@ -311,7 +314,11 @@ pub struct MonthLoop {
     /// Each function and the width of its scratch rows.
     with_cells: (LoopEntry, usize),
     state_only: (LoopEntry, usize),
-    lanes: (LanesEntry, usize),
+    /// The function, the width of its scratch rows and the size of the head before them.
+    lanes: (LanesEntry, usize, usize),
+    /// The head of every scratch: a stamp (this loop's, as bits), then the calls' caches, empty as they start
+    /// ([`CallCache`]); copied in when a scratch does not hold this loop's stamp.
+    caches: Vec<f64>,
     code: MonthCode,
     n_states: usize,
     n_regs: usize,
@@ -387,11 +394,8 @@ impl MonthLoop {
             }
             None => (self.state_only, std::ptr::null_mut()),
         };
-        let room = months.saturating_mul(room);
-        if scratch.len() < room {
-            parfit_core::limits::check_allocation("the month loop's scratch rows", room as f64, 8.0)?;
-            scratch.resize(room, 0.0);
-        }
+        let room = months.saturating_mul(room).saturating_add(self.caches.len());
+        self.prepare(scratch, room)?;
         // SAFETY: the code reads registers below `n_regs` from `regs`, `n_inputs` values of each of the
         // `months` rows of `rows`, the `n_states` values of `state`, writes `state`, (the first function only)
         // `width` values of each row of `cells` and its scratch rows, `room` values: all checked above. It keeps
@@ -408,6 +412,21 @@ impl MonthLoop {
                 scratch.as_mut_ptr(),
             )
         };
+        Ok(())
+    }
+
+    /// Grow `scratch` to `room` values, its head holding this loop's caches (kept from its last run when the
+    /// scratch last served this loop, else empty).
+    fn prepare(&self, scratch: &mut Vec<f64>, room: usize) -> Result<(), String> {
+        if scratch.len() < room {
+            parfit_core::limits::check_allocation("the month loop's scratch rows", room as f64, 8.0)?;
+            scratch.resize(room, 0.0);
+        }
+        if let (Some(stamp), Some(head)) = (self.caches.first(), scratch.get_mut(..self.caches.len()))
+            && head[0].to_bits() != stamp.to_bits()
+        {
+            head.copy_from_slice(&self.caches);
+        }
         Ok(())
     }
 
@@ -430,19 +449,17 @@ impl MonthLoop {
         if rows.len() < months.saturating_mul(self.code.n_inputs) {
             return short("month-only rows");
         }
-        let (entry, room) = self.lanes;
-        // The lanes' sums, then a row per month.
-        let room = months.saturating_mul(room).saturating_add(LANES * self.n_states);
-        if scratch.len() < room {
-            parfit_core::limits::check_allocation("the month loop's scratch rows", room as f64, 8.0)?;
-            scratch.resize(room, 0.0);
-        }
+        let (entry, room, head) = self.lanes;
+        // The head (the lanes' sums and policy values), then a row per month.
+        let room = months.saturating_mul(room).saturating_add(head).saturating_add(self.caches.len());
+        self.prepare(scratch, room)?;
         let regs = regs.map(<[f64]>::as_ptr);
         let states = states.map(<[f64]>::as_mut_ptr);
         // SAFETY: as `run_from`'s, per lane: the code reads registers below `n_regs` from each `regs[l]`,
         // `n_inputs` values of each of the `months` rows of `rows`, reads and writes the `n_states` values of
         // each `states[l]` (distinct slices: two `&mut`) and `room` values of scratch (the sums, then rows of
-        // `handed × LANES`): all checked above. It reads the two arrays of pointers, which live through the call.
+        // `handed × LANES` after the head): all checked above. It reads the two arrays of pointers, which live
+        // through the call.
         unsafe { entry(regs.as_ptr(), rows.as_ptr(), months as u64, states.as_ptr(), scratch.as_mut_ptr()) };
         Ok(())
     }
@@ -467,6 +484,8 @@ pub fn compile_month_loop(p: &Program, code: MonthCode) -> Result<MonthLoop, Str
     let consts: HashMap<u32, f64> = p.consts.iter().copied().collect();
     let mut jit = Jit::new("speed")?;
     let mut ctx = jit.generator(p, &consts);
+    let caches = CallCache::new(&ctx, &p.rhs);
+    ctx.caches = caches.clone();
     let with_cells = ctx.month_loop("months_cells", &p.rhs, &p.f, code, true)?;
     let state_only = ctx.month_loop("months_state", &p.rhs, &p.f, code, false)?;
     let lanes = ctx.month_loop_lanes("months_state_lanes", &p.rhs, &p.f, code)?;
@@ -481,11 +500,12 @@ pub fn compile_month_loop(p: &Program, code: MonthCode) -> Result<MonthLoop, Str
     let ptr = jit.module.get_finalized_function(lanes.0);
     // SAFETY: `ptr` is the finalized code of a function declared with `LanesEntry`'s signature (two pointers,
     // a 64-bit count and two pointers, no return) in the host's default calling convention.
-    let lanes = (unsafe { std::mem::transmute::<*const u8, LanesEntry>(ptr) }, lanes.1);
+    let lanes = (unsafe { std::mem::transmute::<*const u8, LanesEntry>(ptr) }, lanes.1, lanes.2);
     Ok(MonthLoop {
         with_cells,
         state_only,
         lanes,
+        caches: caches.head(),
         code,
         n_states: p.n_states,
         n_regs: p.n_regs,
@@ -548,6 +568,7 @@ impl Jit {
             tables: &p.tables,
             consts,
             n_states: p.n_states,
+            caches: CallCache::default(),
         }
     }
 
@@ -570,6 +591,12 @@ fn constant(b: &FunctionBuilder<'_>, v: Value) -> Option<f64> {
     }
 }
 
+/// For `min(a, x)` / `max(a, x)` with `x` a number: the comparison of `a` with `x` that holds when `x` is taken,
+/// that is when `a` is beyond `x` (min), short of it (max), or NaN.
+fn unless_reaching(op: Op) -> FloatCC {
+    if op == Op::Min { FloatCC::UnorderedOrGreaterThan } else { FloatCC::UnorderedOrLessThan }
+}
+
 /// 1.0 where the comparison result `holds`, else 0.0.
 fn truth(b: &mut FunctionBuilder<'_>, holds: Value) -> Value {
     let (one, zero) = (b.ins().f64const(1.0), b.ins().f64const(0.0));
@@ -583,6 +610,8 @@ struct Gen<'a> {
     tables: &'a [LookupTable],
     consts: &'a HashMap<u32, f64>,
     n_states: usize,
+    /// The month loops' cached calls.
+    caches: CallCache,
 }
 
 impl<'g> Gen<'g> {
@@ -805,10 +834,13 @@ impl<'g> Gen<'g> {
         b.seal_block(entry);
         let [regs, rows, start, months, state, out, scratch] =
             b.block_params(entry).try_into().map_err(|_| "signature".to_string())?;
+        // The caches at the head of scratch (after the stamp), then the rows.
+        let caches = b.ins().iadd_imm(scratch, 8);
+        let scratch = b.ins().iadd_imm(scratch, 8 * self.caches.words as i64);
         let invariant: HashMap<u32, Value> =
             plan.outside.iter().map(|&r| (r, b.ins().load(types::F64, mem, regs, 8 * r as i32))).collect();
         let mut calls = Calls::default();
-        let at = Pointers { regs, rows, out: cells.then_some(out), scratch };
+        let at = Pointers { regs, rows, out: cells.then_some(out), scratch, caches };
         let env = self.first_loop(&mut b, &plan, code, f, shape, at, (start, months), &invariant, &mut calls)?;
         let end = code.len();
 
@@ -921,10 +953,7 @@ impl<'g> Gen<'g> {
         for &k in remembered {
             // Start with the call's value at operands 0: a pair it really makes.
             let i = &code[k];
-            let value = match self.tables.get(i.d as usize) {
-                Some(t) if i.op.reads_table() => t.apply(i.op, 0.0, 0.0),
-                _ => i.op.apply(0.0, 0.0, 0.0, 0.0),
-            };
+            let value = value_at_zero(self.tables, i);
             let zero = b.ins().iconst(types::I64, 0);
             args.extend([zero, zero, b.ins().f64const(value)].map(BlockArg::from));
             let (x, y) = (b.append_block_param(header, types::I64), b.append_block_param(header, types::I64));
@@ -988,7 +1017,7 @@ impl<'g> Gen<'g> {
                     b.ins().brif(same, join, &[last_v.into()], call, &[]);
                     b.switch_to_block(call);
                     b.seal_block(call);
-                    let fresh = self.lower(b, i, o, calls)?;
+                    let fresh = self.lower_cached(b, (now, i), o, calls, at.caches)?;
                     b.ins().jump(join, &[fresh.into()]);
                     b.switch_to_block(join);
                     b.seal_block(join);
@@ -1019,7 +1048,7 @@ impl<'g> Gen<'g> {
                 for (slot, r) in o.iter_mut().zip(operands(i)) {
                     *slot = env.get(b, &inside, &mut inside_loaded, r, k);
                 }
-                let v = self.lower(b, i, o, calls)?;
+                let v = self.lower_cached(b, (k, i), o, calls, at.caches)?;
                 inside.insert(i.dst, v);
             }
             let results: Vec<BlockArg> = g.outputs.iter().map(|r| inside[r].into()).collect();
@@ -1072,7 +1101,7 @@ impl<'g> Gen<'g> {
         code: &[Instr],
         f: &[u32],
         shape: MonthCode,
-    ) -> Result<(FuncId, usize), String> {
+    ) -> Result<(FuncId, usize, usize), String> {
         let e = |e: &dyn std::fmt::Display| e.to_string();
         let n_states = self.n_states;
         let width = shape.width;
@@ -1100,27 +1129,30 @@ impl<'g> Gen<'g> {
         let regs = lane_ptrs(&mut b, regs_at);
         let states = lane_ptrs(&mut b, state_at);
         let zero = b.ins().iconst(types::I64, 0);
-        // The sums first in `scratch` (a vector each, addressed from its start), then the handed rows.
-        let sums = scratch;
-        let scratch = b.ins().iadd_imm(sums, (VECTOR_BYTES * n_states) as i64);
+        // The caches at the head of scratch (after the stamp), then the sums (a vector each), then the policy
+        // values the loops read, interleaved here once (a vector each: gathered where used, they would be put
+        // together again every month), then the handed rows.
+        let caches = b.ins().iadd_imm(scratch, 8);
+        let sums = b.ins().iadd_imm(scratch, 8 * self.caches.words as i64);
+        let policy = b.ins().iadd_imm(sums, (VECTOR_BYTES * n_states) as i64);
+        let mut invariant: HashMap<u32, i32> = HashMap::new();
+        for (k, &r) in plan.outside.iter().enumerate() {
+            let at = (VECTOR_BYTES * k) as i32;
+            for (l, &g) in regs.iter().enumerate() {
+                let x = b.ins().load(types::F64, mem, g, 8 * r as i32);
+                b.ins().store(mem, x, policy, at + 8 * l as i32);
+            }
+            invariant.insert(r, at);
+        }
+        let head = LANES * (n_states + plan.outside.len());
+        let scratch = b.ins().iadd_imm(sums, (8 * head) as i64);
         let mut calls = Calls::default();
-        let lane_invariant: Vec<HashMap<u32, Value>> = regs
-            .iter()
-            .map(|&g| plan.outside.iter().map(|&r| (r, b.ins().load(types::F64, mem, g, 8 * r as i32))).collect())
-            .collect();
-        self.first_loop_lanes(&mut b, &plan, code, shape, (rows, scratch, months), &regs, &lane_invariant, &mut calls)?;
+        let lanes = Lanes { rows, scratch, months, regs: &regs, policy, invariant: &invariant, caches };
+        self.first_loop_lanes(&mut b, &plan, code, shape, lanes, &mut calls)?;
 
         // The second loop, on vectors: the month number and the states not in memory (the sums in `sums`).
         let Plan { second, handed, in_memory, .. } = &plan;
         let vmem = MemFlags::new().with_notrap();
-        let invariant: HashMap<u32, Value> = plan
-            .outside
-            .iter()
-            .map(|&r| {
-                let lanes: Vec<Value> = regs.iter().map(|&g| b.ins().load(types::F64, mem, g, 8 * r as i32)).collect();
-                (r, gather(&mut b, &lanes))
-            })
-            .collect();
         let header = b.create_block();
         let month = b.append_block_param(header, types::I64);
         let mut args: Vec<BlockArg> = vec![zero.into()];
@@ -1151,6 +1183,7 @@ impl<'g> Gen<'g> {
             inputs: plan.inputs.clone(),
             state: &state,
             sums,
+            policy,
             invariant: &invariant,
             consts: self.consts,
             regs: &regs,
@@ -1197,7 +1230,7 @@ impl<'g> Gen<'g> {
         b.ins().return_(&[]);
         b.finalize();
         self.module.define_function(id, &mut fctx).map_err(|x| e(&x))?;
-        Ok((id, handed.len() * LANES))
+        Ok((id, handed.len() * LANES, head))
     }
 
     /// The first loop of the lanes month loop, on vectors: what has a vector form is computed for both lanes
@@ -1211,22 +1244,12 @@ impl<'g> Gen<'g> {
         plan: &Plan,
         code: &[Instr],
         shape: MonthCode,
-        (rows, scratch, months): (Value, Value, Value),
-        regs: &[Value],
-        lane_invariant: &[HashMap<u32, Value>],
+        at: Lanes<'_>,
         calls: &mut Calls,
     ) -> Result<(), String> {
         let Plan { first, handed, regions, member, key_of, remembered, inputs, .. } = plan;
+        let Lanes { rows, scratch, months, regs, policy, invariant, caches } = at;
         let ptr = self.module.target_config().pointer_type();
-        // The policy values as vectors of the lanes', made before the loop.
-        let invariant: HashMap<u32, Value> = plan
-            .outside
-            .iter()
-            .map(|r| {
-                let lanes: Vec<Value> = lane_invariant.iter().filter_map(|m| m.get(r).copied()).collect();
-                (*r, gather(b, &lanes))
-            })
-            .collect();
         let header = b.create_block();
         let month = b.append_block_param(header, types::I64);
         let mut args: Vec<BlockArg> = vec![b.ins().iconst(types::I64, 0).into()];
@@ -1234,10 +1257,7 @@ impl<'g> Gen<'g> {
         let mut memo: Vec<Vec<[Value; 3]>> = vec![];
         for &k in remembered {
             let i = &code[k];
-            let value = match self.tables.get(i.d as usize) {
-                Some(t) if i.op.reads_table() => t.apply(i.op, 0.0, 0.0),
-                _ => i.op.apply(0.0, 0.0, 0.0, 0.0),
-            };
+            let value = value_at_zero(self.tables, i);
             let mut lanes = vec![];
             for _ in 0..LANES {
                 let zero = b.ins().iconst(types::I64, 0);
@@ -1277,14 +1297,15 @@ impl<'g> Gen<'g> {
             inputs: inputs.clone(),
             state: &[],
             sums: scratch,
-            invariant: &invariant,
+            policy,
+            invariant,
             consts: self.consts,
             regs,
             handed: scratch,
             slots: HashMap::new(),
         };
-        // A lane's scalar value of `r`: made in the lane's region code, `t`, the lane's policy value, else the
-        // lane of the vector.
+        // A lane's scalar value of `r`: made in the lane's region code, `t`, the lane's policy value (read from
+        // its registers: a region or a remembered call's operands are rarely new), else the lane of the vector.
         let lane_get = |b: &mut FunctionBuilder<'_>,
                         l: usize,
                         r: u32,
@@ -1298,8 +1319,8 @@ impl<'g> Gen<'g> {
             if r as usize == Program::T {
                 return t;
             }
-            if let Some(&v) = lane_invariant.get(l).and_then(|m| m.get(&r)) {
-                return v;
+            if let Some(&g) = invariant.get(&r).and(regs.get(l)) {
+                return b.ins().load(types::F64, MemFlags::trusted(), g, 8 * r as i32);
             }
             let v = env.get(b, computed, loaded, r, now);
             b.ins().extractlane(v, l as u8)
@@ -1335,7 +1356,7 @@ impl<'g> Gen<'g> {
                         b.ins().brif(same, join, &[last_v.into()], call, &[]);
                         b.switch_to_block(call);
                         b.seal_block(call);
-                        let fresh = self.lower(b, i, o, calls)?;
+                        let fresh = self.lower_cached(b, (now, i), o, calls, caches)?;
                         b.ins().jump(join, &[fresh.into()]);
                         b.switch_to_block(join);
                         b.seal_block(join);
@@ -1378,7 +1399,7 @@ impl<'g> Gen<'g> {
                     for (slot, r) in o.iter_mut().zip(operands(i)) {
                         *slot = lane_get(b, l, r, &inside, &computed, &mut inside_loaded, k);
                     }
-                    let v = self.lower(b, i, o, calls)?;
+                    let v = self.lower_cached(b, (k, i), o, calls, caches)?;
                     inside.insert(i.dst, v);
                 }
                 let results: Vec<BlockArg> = region.outputs.iter().map(|r| inside[r].into()).collect();
@@ -1462,11 +1483,17 @@ impl<'g> Gen<'g> {
             }
             Op::Min | Op::Max => {
                 // As the interpreter: `x` when it is beyond `a` or `a` is NaN, else `a`.
-                let beyond = b.ins().fcmp(if i.op == Op::Min { FloatCC::LessThan } else { FloatCC::GreaterThan }, x, a);
-                let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
-                let take = b.ins().bor(beyond, nan);
+                let take = if self.is_number(i.b) {
+                    b.ins().fcmp(unless_reaching(i.op), a, x)
+                } else {
+                    let beyond =
+                        b.ins().fcmp(if i.op == Op::Min { FloatCC::LessThan } else { FloatCC::GreaterThan }, x, a);
+                    let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                    b.ins().bor(beyond, nan)
+                };
                 choose(b, take, x, a)
             }
+            Op::Trunc if self.has_vector_trunc() => b.ins().trunc(a),
             Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
                 let cc = match i.op {
                     Op::Eq => FloatCC::Equal,
@@ -1537,6 +1564,69 @@ impl<'g> Gen<'g> {
         })
     }
 
+    /// Instruction `i` (number `k` of the month code) with operands `o`, through its cache when it has one (see
+    /// [`CallCache`]; `caches` their start).
+    fn lower_cached(
+        &mut self,
+        b: &mut FunctionBuilder<'_>,
+        (k, i): (usize, &Instr),
+        o: [Value; 4],
+        calls: &mut Calls,
+        caches: Value,
+    ) -> Result<Value, String> {
+        let Some(&at) = self.caches.sites.get(&k) else { return self.lower(b, i, o, calls) };
+        let mem = MemFlags::trusted();
+        let a = b.ins().bitcast(types::I64, MemFlags::new(), o[0]);
+        let x = if operand_count(i.op) == 2 {
+            b.ins().bitcast(types::I64, MemFlags::new(), o[1])
+        } else {
+            b.ins().iconst(types::I64, 0)
+        };
+        // The entry: `cache_slot` of the operands' bits.
+        let turned = b.ins().rotl_imm(x, 32);
+        let mixed = b.ins().bxor(a, turned);
+        let h = b.ins().imul_imm(mixed, CACHE_HASH as i64);
+        let h = b.ins().ushr_imm(h, i64::from(64 - CACHE_BITS));
+        let offset = b.ins().imul_imm(h, ENTRY_BYTES as i64);
+        let ptr = self.module.target_config().pointer_type();
+        let offset = if ptr == types::I64 { offset } else { b.ins().ireduce(ptr, offset) };
+        let entry = b.ins().iadd(caches, offset);
+        let (last_a, last_x) = (b.ins().load(types::I64, mem, entry, at), b.ins().load(types::I64, mem, entry, at + 8));
+        let last = b.ins().load(types::F64, mem, entry, at + 16);
+        let same_a = b.ins().icmp(IntCC::Equal, a, last_a);
+        let same_x = b.ins().icmp(IntCC::Equal, x, last_x);
+        let same = b.ins().band(same_a, same_x);
+        let (miss, join) = (b.create_block(), b.create_block());
+        let v = b.append_block_param(join, types::F64);
+        b.ins().brif(same, join, &[last.into()], miss, &[]);
+        b.switch_to_block(miss);
+        b.seal_block(miss);
+        let fresh = self.lower(b, i, o, calls)?;
+        b.ins().store(mem, a, entry, at);
+        b.ins().store(mem, x, entry, at + 8);
+        b.ins().store(mem, fresh, entry, at + 16);
+        b.ins().jump(join, &[fresh.into()]);
+        b.switch_to_block(join);
+        b.seal_block(join);
+        Ok(v)
+    }
+
+    /// Whether register `r` is a constant that is a number (not NaN).
+    fn is_number(&self, r: u32) -> bool {
+        self.consts.get(&r).is_some_and(|c| !c.is_nan())
+    }
+
+    /// Whether the target truncates vectors of f64 in one instruction (SSE4.1's `roundpd`, AArch64's `frintz`);
+    /// elsewhere each lane is truncated as a scalar.
+    /// (The module's target is the host: `cranelift_native`.)
+    fn has_vector_trunc(&self) -> bool {
+        if cfg!(target_arch = "aarch64") {
+            return true;
+        }
+        cfg!(target_arch = "x86_64")
+            && self.module.isa().isa_flags().iter().any(|f| f.name == "has_sse41" && f.as_bool() == Some(true))
+    }
+
     /// Whether native code calls a function for the instruction (rather than computing it inline).
     fn is_call(&self, i: &Instr) -> bool {
         match i.op {
@@ -1581,6 +1671,8 @@ impl<'g> Gen<'g> {
                 let beyond = b.ins().fcmp(if i.op == Op::Min { FloatCC::LessThan } else { FloatCC::GreaterThan }, x, a);
                 let take = if constant(b, a).is_some_and(|c| !c.is_nan()) {
                     beyond
+                } else if self.is_number(i.b) {
+                    b.ins().fcmp(unless_reaching(i.op), a, x)
                 } else {
                     let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
                     b.ins().bor(beyond, nan)
@@ -1730,13 +1822,28 @@ fn operands(i: &Instr) -> impl Iterator<Item = u32> {
 }
 
 /// The pointers a month loop's first loop reads and writes: the policy's registers, the month-only rows, the
-/// cells' rows (when it stores cells) and the scratch rows.
+/// cells' rows (when it stores cells), the scratch rows and the calls' caches.
 #[derive(Clone, Copy)]
 struct Pointers {
     regs: Value,
     rows: Value,
     out: Option<Value>,
     scratch: Value,
+    caches: Value,
+}
+
+/// What the lanes month loop's first loop reads and writes: the month-only rows, the scratch rows, the number
+/// of months, each lane's registers, the policy values interleaved as vectors (at `policy`, each register's
+/// offset in `invariant`) and the calls' caches.
+#[derive(Clone, Copy)]
+struct Lanes<'a> {
+    rows: Value,
+    scratch: Value,
+    months: Value,
+    regs: &'a [Value],
+    policy: Value,
+    invariant: &'a HashMap<u32, i32>,
+    caches: Value,
 }
 
 /// Where a month loop's values are computed: the first loop's instructions (not depending on the state) and
@@ -1766,7 +1873,9 @@ struct LaneEnv<'a> {
     state: &'a [Option<Value>],
     /// Where the sums are, a vector each (8-byte aligned only).
     sums: Value,
-    invariant: &'a HashMap<u32, Value>,
+    /// Where the policy values the loops read are, a vector each at its offset in `invariant`.
+    policy: Value,
+    invariant: &'a HashMap<u32, i32>,
     consts: &'a HashMap<u32, f64>,
     /// Each lane's register file.
     regs: &'a [Value],
@@ -1795,9 +1904,6 @@ impl LaneEnv<'_> {
         if let Some(&Some(v)) = state.and_then(|k| self.state.get(k)) {
             return v;
         }
-        if let Some(&v) = self.invariant.get(&r) {
-            return v;
-        }
         if let Some(&(v, at)) = loaded.get(&r)
             && now - at < RELOAD_AFTER
         {
@@ -1808,6 +1914,8 @@ impl LaneEnv<'_> {
         let vmem = MemFlags::new().with_notrap();
         let v = if let Some(k) = state {
             b.ins().load(VECTOR, vmem, self.sums, (VECTOR_BYTES * k) as i32)
+        } else if let Some(&offset) = self.invariant.get(&r) {
+            b.ins().load(VECTOR, vmem, self.policy, offset)
         } else if let Some(&offset) = self.slots.get(&r) {
             b.ins().load(VECTOR, vmem, self.handed, offset)
         } else if self.inputs.contains(&r) {
@@ -1822,6 +1930,77 @@ impl LaneEnv<'_> {
         };
         loaded.insert(r, (v, now));
         v
+    }
+}
+
+/// The value instruction `i` (a call) makes at operands (0, 0): where a remembered call starts.
+fn value_at_zero(tables: &[LookupTable], i: &Instr) -> f64 {
+    match tables.get(i.d as usize) {
+        Some(t) if i.op.reads_table() => t.apply(i.op, 0.0, 0.0),
+        _ => i.op.apply(0.0, 0.0, 0.0, 0.0),
+    }
+}
+
+/// How many calls of a month loop keep a cache (the first in the code).
+const CACHED_CALLS: usize = 8;
+/// A cache has 2^`CACHE_BITS` entries of `ENTRY_BYTES` (the operands' bits and the value, padded): 16 KiB.
+const CACHE_BITS: u32 = 9;
+const ENTRY_BYTES: i32 = 32;
+/// The multiplier of the caches' hash (2^64 over the golden ratio, odd: Knuth's multiplicative hashing).
+const CACHE_HASH: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The entry of a cache for operands with bits `a` and `x` (the code [`Gen::lower_cached`] generates).
+fn cache_slot(a: u64, x: u64) -> u64 {
+    (a ^ x.rotate_left(32)).wrapping_mul(CACHE_HASH) >> (64 - CACHE_BITS)
+}
+
+/// The calls of a projection's month loops (powers, exponentials, table reads by search) that do not depend on
+/// the state each keep a cache of operands and values, kept at the head of the runner's scratch from one policy
+/// to the next and shared by the loop's functions: a rate by policy year another policy already computed (the
+/// lapse rate of the same duration) is read, not computed again. A cache is direct-mapped by a hash of the
+/// operands' bits ([`cache_slot`]). An entry starts with operands whose slot is another entry, so it is never
+/// hit before the call fills it: a hit gives the call's own bits. The head starts with a stamp of its loop (see
+/// [`MonthLoop::prepare`]): a scratch another loop used is emptied first.
+#[derive(Clone, Default)]
+struct CallCache {
+    /// Each cached instruction's byte offset from the caches' start.
+    sites: HashMap<usize, i32>,
+    /// The head's size in values: the stamp and the entries (0 with no cached call).
+    words: usize,
+}
+
+impl CallCache {
+    fn new(g: &Gen<'_>, code: &[Instr]) -> CallCache {
+        let mut stateful: HashSet<u32> = (1..=g.n_states as u32).collect();
+        let mut sites = HashMap::new();
+        for (k, i) in code.iter().enumerate() {
+            if operands(i).any(|r| stateful.contains(&r)) {
+                stateful.insert(i.dst);
+            } else if g.is_call(i) && sites.len() < CACHED_CALLS {
+                sites.insert(k, sites.len() as i32 * (ENTRY_BYTES << CACHE_BITS));
+            }
+        }
+        let words = if sites.is_empty() { 0 } else { 1 + sites.len() * ((ENTRY_BYTES as usize / 8) << CACHE_BITS) };
+        CallCache { sites, words }
+    }
+
+    /// The head a scratch starts with: a new stamp, then each call's entries, each at operands of another slot:
+    /// (0, 0), or (1, 0) in the slot of (0, 0).
+    fn head(&self) -> Vec<f64> {
+        static STAMPS: AtomicU64 = AtomicU64::new(1);
+        let mut head = vec![0.0; self.words];
+        if let Some((stamp, entries)) = head.split_first_mut() {
+            *stamp = f64::from_bits(STAMPS.fetch_add(1, Ordering::Relaxed));
+            for (n, entry) in entries.chunks_exact_mut(ENTRY_BYTES as usize / 8).enumerate() {
+                let slot = n as u64 % (1 << CACHE_BITS);
+                if let Some(a) = entry.first_mut()
+                    && slot == cache_slot(0, 0)
+                {
+                    *a = f64::from_bits(1);
+                }
+            }
+        }
+        head
     }
 }
 
@@ -2038,6 +2217,21 @@ out_i { x * y - z * t, sigmoid(x) + pow(y, 2), x }
 ";
 
     use crate::bits;
+
+    /// A call cache's entries start with operands whose slot is another entry, so none is hit before it is filled;
+    /// each head has its own stamp.
+    #[test]
+    fn cache_entries_start_unreachable() {
+        let sites = (0..3).map(|k| (k, k as i32 * (super::ENTRY_BYTES << super::CACHE_BITS))).collect();
+        let cache = super::CallCache { sites, words: 1 + 3 * ((super::ENTRY_BYTES as usize / 8) << super::CACHE_BITS) };
+        let (head, again) = (cache.head(), cache.head());
+        assert_ne!(head[0].to_bits(), again[0].to_bits());
+        assert_ne!(head[0].to_bits(), 0, "a zeroed scratch is not stamped");
+        for (n, entry) in head[1..].chunks_exact(super::ENTRY_BYTES as usize / 8).enumerate() {
+            let slot = n as u64 % (1 << super::CACHE_BITS);
+            assert_ne!(super::cache_slot(entry[0].to_bits(), entry[1].to_bits()), slot, "entry {n}");
+        }
+    }
 
     /// Native and interpreted right-hand side, Jacobian and outputs agree bit for bit, also at zeros of
     /// both signs, infinities and NaN.

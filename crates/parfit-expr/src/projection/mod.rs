@@ -2452,6 +2452,44 @@ result r = total / (count + 1)
         assert_eq!(r.run_pair((&bad, 4), (&good, 4)).unwrap_err().0, 0);
     }
 
+    /// Calls that do not depend on the state keep their values across policies in caches (`jit::CallCache`):
+    /// a runner that ran other policies before gives each policy the bits of its own interpreted run, alone and
+    /// in pairs, with more operand pairs than a cache has entries (entries replaced) and calls of one and two
+    /// operands.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn cached_calls_give_every_policy_its_own_bits() {
+        let src = "year = floor((mp.count + t) / 12)
+lapse = max(0.1 - 0.02 * year, 0) ^ (1 / 12)
+r = (mp.count / 1000 + year / 7) ^ (year / 3)
+e = exp(mp.count * year / 5000)
+n[0] = 1
+n[t+1] = n * (1 - lapse) * e + r
+pv total = n
+";
+        let interp = compile(src).unwrap();
+        let mut native = compile(src).unwrap();
+        native.compile_native().unwrap();
+        let bits = |r: &Projection| r.pvs().map(f64::to_bits).collect::<Vec<_>>();
+        let mut shared = native.runner();
+        let point = |k: usize| ((k * 37 % 2000) as f64, 1 + k % 90);
+        for k in 0..3000 {
+            let (count, months) = point(k);
+            let attrs = [AttrValue::Number(count), AttrValue::Text("A")];
+            let mut alone = interp.runner();
+            alone.run(&attrs, months, None).unwrap();
+            if k % 2 == 0 {
+                shared.run(&attrs, months, None).unwrap();
+                assert_eq!(bits(&shared), bits(&alone), "count {count}, {months} months");
+            } else {
+                let (other, other_months) = point(k + 1);
+                let b = [AttrValue::Number(other), AttrValue::Text("A")];
+                shared.run_pair((&attrs, months), (&b, other_months)).unwrap();
+                assert_eq!(bits(&shared), bits(&alone), "count {count}, {months} months, in a pair");
+            }
+        }
+    }
+
     #[test]
     fn syntax_errors_and_bad_parameters_name_their_place() {
         assert_eq!(error("y = (1 + \n"), "m.prj:1:10: expected a value, found the end of the line");
