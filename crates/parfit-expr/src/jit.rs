@@ -1144,10 +1144,16 @@ impl<'g> Gen<'g> {
             }
             invariant.insert(r, at);
         }
-        let head = LANES * (n_states + plan.outside.len());
+        // After them, the regions' outputs: each lane's stored where its region is computed and read as a vector
+        // (carried from month to month in registers, the lanes' values would be put together every month).
+        let mut held = invariant.clone();
+        for (k, &r) in plan.regions.iter().flat_map(|g| &g.outputs).enumerate() {
+            held.insert(r, (VECTOR_BYTES * (plan.outside.len() + k)) as i32);
+        }
+        let head = LANES * (n_states + held.len());
         let scratch = b.ins().iadd_imm(sums, (8 * head) as i64);
         let mut calls = Calls::default();
-        let lanes = Lanes { rows, scratch, months, regs: &regs, policy, invariant: &invariant, caches };
+        let lanes = Lanes { rows, scratch, months, regs: &regs, policy, invariant: &held, caches };
         self.first_loop_lanes(&mut b, &plan, code, shape, lanes, &mut calls)?;
 
         // The second loop, on vectors: the month number and the states not in memory (the sums in `sums`).
@@ -1235,8 +1241,8 @@ impl<'g> Gen<'g> {
 
     /// The first loop of the lanes month loop, on vectors: what has a vector form is computed for both lanes
     /// at once; a remembered call and a region are per lane (each lane's operands or key compared with its own
-    /// last ones, the call or the region's scalar code run for that lane only), their values gathered into
-    /// vectors. Stores each handed value `k` of month `t` as the vector at `scratch[(t × handed + k) × LANES]`.
+    /// last ones, the call or the region's scalar code run for that lane only), a call's values gathered into
+    /// a vector, a region's stored in its lane of the vectors `at.invariant` places. Stores each handed value `k` of month `t` as the vector at `scratch[(t × handed + k) × LANES]`.
     #[allow(clippy::too_many_arguments)]
     fn first_loop_lanes(
         &mut self,
@@ -1267,19 +1273,13 @@ impl<'g> Gen<'g> {
             }
             memo.push(lanes);
         }
-        // Per region, per lane: its last key's bits and its outputs.
-        let mut carried: Vec<Vec<(Value, Vec<Value>)>> = vec![];
-        for g in regions {
+        // Per region, per lane: its last key's bits (its outputs are in memory).
+        let mut carried: Vec<Vec<Value>> = vec![];
+        for _ in regions {
             let mut lanes = vec![];
             for _ in 0..LANES {
                 args.push(b.ins().iconst(types::I64, 0).into());
-                let key = b.append_block_param(header, types::I64);
-                let mut values = vec![];
-                for _ in &g.outputs {
-                    args.push(b.ins().f64const(0.0).into());
-                    values.push(b.append_block_param(header, types::F64));
-                }
-                lanes.push((key, values));
+                lanes.push(b.append_block_param(header, types::I64));
             }
             carried.push(lanes);
         }
@@ -1304,8 +1304,9 @@ impl<'g> Gen<'g> {
             handed: scratch,
             slots: HashMap::new(),
         };
-        // A lane's scalar value of `r`: made in the lane's region code, `t`, the lane's policy value (read from
-        // its registers: a region or a remembered call's operands are rarely new), else the lane of the vector.
+        // A lane's scalar value of `r`: made in the lane's region code, `t`, the lane's policy value or region
+        // output (read from memory: a region or a remembered call's operands are rarely new), else the lane of
+        // the vector.
         let lane_get = |b: &mut FunctionBuilder<'_>,
                         l: usize,
                         r: u32,
@@ -1319,8 +1320,8 @@ impl<'g> Gen<'g> {
             if r as usize == Program::T {
                 return t;
             }
-            if let Some(&g) = invariant.get(&r).and(regs.get(l)) {
-                return b.ins().load(types::F64, MemFlags::trusted(), g, 8 * r as i32);
+            if let Some(&at) = invariant.get(&r) {
+                return b.ins().load(types::F64, MemFlags::trusted(), policy, at + 8 * l as i32);
             }
             let v = env.get(b, computed, loaded, r, now);
             b.ins().extractlane(v, l as u8)
@@ -1377,18 +1378,14 @@ impl<'g> Gen<'g> {
             let Some(&g) = key_of.get(&i.dst) else { continue };
             // The region of this value, per lane: again when the lane's key bits changed, or in month 0.
             let region = &regions[g];
-            let mut outputs: Vec<Vec<Value>> = vec![vec![]; region.outputs.len()];
-            for (l, (last_key, last_values)) in carried[g].iter().enumerate() {
+            let later = b.ins().icmp_imm(IntCC::NotEqual, month, 0);
+            for (l, last_key) in carried[g].iter().enumerate() {
                 let key = b.ins().extractlane(v, l as u8);
                 let key = b.ins().bitcast(types::I64, MemFlags::new(), key);
                 let same_key = b.ins().icmp(IntCC::Equal, key, *last_key);
-                let later = b.ins().icmp_imm(IntCC::NotEqual, month, 0);
                 let same = b.ins().band(same_key, later);
                 let (again, join) = (b.create_block(), b.create_block());
-                let values: Vec<Value> =
-                    region.outputs.iter().map(|_| b.append_block_param(join, types::F64)).collect();
-                let last: Vec<BlockArg> = last_values.iter().map(|&v| v.into()).collect();
-                b.ins().brif(same, join, &last, again, &[]);
+                b.ins().brif(same, join, &[], again, &[]);
                 b.switch_to_block(again);
                 b.seal_block(again);
                 // Values made in the block are not available after it: its own maps.
@@ -1402,19 +1399,14 @@ impl<'g> Gen<'g> {
                     let v = self.lower_cached(b, (k, i), o, calls, caches)?;
                     inside.insert(i.dst, v);
                 }
-                let results: Vec<BlockArg> = region.outputs.iter().map(|r| inside[r].into()).collect();
-                b.ins().jump(join, &results);
+                for r in &region.outputs {
+                    let at = invariant.get(r).ok_or("internal: a region output has no place")?;
+                    b.ins().store(MemFlags::trusted(), inside[r], policy, at + 8 * l as i32);
+                }
+                b.ins().jump(join, &[]);
                 b.switch_to_block(join);
                 b.seal_block(join);
                 next_carried.push(key.into());
-                next_carried.extend(values.iter().map(|&v| BlockArg::from(v)));
-                for (out, &v) in outputs.iter_mut().zip(&values) {
-                    out.push(v);
-                }
-            }
-            for (&r, lanes) in region.outputs.iter().zip(&outputs) {
-                let v = gather(b, lanes);
-                computed.insert(r, v);
             }
         }
         let end = code.len();
