@@ -1475,15 +1475,23 @@ impl<'g> Gen<'g> {
             }
             Op::Min | Op::Max => {
                 // As the interpreter: `x` when it is beyond `a` or `a` is NaN, else `a`.
-                let take = if self.is_number(i.b) {
-                    b.ins().fcmp(unless_reaching(i.op), a, x)
+                if self.is_number(i.b) {
+                    let take = b.ins().fcmp(unless_reaching(i.op), a, x);
+                    choose(b, take, x, a)
                 } else {
-                    let beyond =
-                        b.ins().fcmp(if i.op == Op::Min { FloatCC::LessThan } else { FloatCC::GreaterThan }, x, a);
-                    let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
-                    b.ins().bor(beyond, nan)
-                };
-                choose(b, take, x, a)
+                    // `x` where beyond `a`, else `a`, in the form x86 makes one `minpd`/`maxpd` of; then `x`
+                    // where `a` is NaN.
+                    let (low, high) = if i.op == Op::Min { (x, a) } else { (a, x) };
+                    let beyond = b.ins().fcmp(FloatCC::LessThan, low, high);
+                    let beyond = b.ins().bitcast(VECTOR, lane_order(), beyond);
+                    let v = b.ins().bitselect(beyond, x, a);
+                    if self.is_number(i.a) {
+                        v
+                    } else {
+                        let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+                        choose(b, nan, x, v)
+                    }
+                }
             }
             Op::Trunc if self.has_vector_trunc() => b.ins().trunc(a),
             Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
