@@ -389,44 +389,54 @@ impl Projection {
         let points_name = points_path.display().to_string();
         let points_text = files.read(&points_path)?;
         let ids = point_ids(&points_name, &points_text)?;
+        // The files' texts are most of the configuration: each is moved into it (`json!` would copy it) and the
+        // JSON is written into a buffer sized for them once.
+        let mut text_bytes = 0;
+        let mut text_file = |name: String, text: String| {
+            text_bytes += text.len();
+            Value::Object(Map::from_iter([("name".into(), Value::String(name)), ("text".into(), Value::String(text))]))
+        };
         let mut tables = Map::new();
         for (role, source) in &p.tables {
             let table = match source {
                 TableSource::File(file) => {
                     let file = resolve(file);
-                    json!({ "name": file.display().to_string(), "text": files.read(&file)? })
+                    text_file(file.display().to_string(), files.read(&file)?)
                 }
                 TableSource::Generated(spec) => generated_table(path, &config.text, role, spec)?,
             };
             tables.insert(role.clone(), table);
         }
-        tables.insert("model_points".into(), json!({ "name": points_name, "text": points_text }));
-        let mut json = json!({ "tables": tables, "constants": p.constants });
+        let mut json = json!({ "constants": p.constants });
         if let Some(model) = &p.model {
             let model = resolve(model);
-            json["model"] = json!({ "name": model.display().to_string(), "text": files.read(&model)? });
+            json["model"] = text_file(model.display().to_string(), files.read(&model)?);
         }
-        let projector =
-            create(&serde_json::to_string(&json).map_err(|e| input(format!("{origin}: {e}")))?).map_err(|e| {
-                // A plugin's error about one of the constants or tables is placed at its key.
-                let names = |section: &str, keys: Vec<&String>| {
-                    let prefix = format!("{section}: ");
-                    keys.into_iter()
-                        .find(|k| e.starts_with(&prefix) && e.contains(&format!("'{k}'")))
-                        .map(|k| (section.to_string(), k.clone()))
-                };
-                let key = names("constants", p.constants.keys().collect())
-                    .or_else(|| names("tables", p.tables.keys().collect()));
-                match key {
-                    Some((section, k)) => input(format!(
-                        "{}: {e}",
-                        locate(path, &config.text, &["projection", section.as_str(), k.as_str()])
-                    )),
-                    // A generated table's error is already placed in this file.
-                    None if e.starts_with(&format!("{origin}:")) => input(e),
-                    None => input(format!("{origin}: {e}")),
+        tables.insert("model_points".into(), text_file(points_name.clone(), points_text));
+        json["tables"] = Value::Object(tables);
+        // Escaping adds a byte per line ending (`\n`); the rest is names and constants.
+        let mut config_json = Vec::with_capacity(text_bytes + text_bytes / 8 + 4096);
+        serde_json::to_writer(&mut config_json, &json).map_err(|e| input(format!("{origin}: {e}")))?;
+        let config_json = String::from_utf8(config_json).map_err(|e| input(format!("{origin}: {e}")))?;
+        let projector = create(&config_json).map_err(|e| {
+            // A plugin's error about one of the constants or tables is placed at its key.
+            let names = |section: &str, keys: Vec<&String>| {
+                let prefix = format!("{section}: ");
+                keys.into_iter()
+                    .find(|k| e.starts_with(&prefix) && e.contains(&format!("'{k}'")))
+                    .map(|k| (section.to_string(), k.clone()))
+            };
+            let key =
+                names("constants", p.constants.keys().collect()).or_else(|| names("tables", p.tables.keys().collect()));
+            match key {
+                Some((section, k)) => {
+                    input(format!("{}: {e}", locate(path, &config.text, &["projection", section.as_str(), k.as_str()])))
                 }
-            })?;
+                // A generated table's error is already placed in this file.
+                None if e.starts_with(&format!("{origin}:")) => input(e),
+                None => input(format!("{origin}: {e}")),
+            }
+        })?;
         let spec = projector.spec();
         let n_points = spec.points;
         if n_points != ids.len() {

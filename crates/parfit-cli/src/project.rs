@@ -21,7 +21,7 @@ use parfit_core::projection::Projector;
 use crate::commands::{cell, show};
 use crate::console;
 use crate::error::{CliError, CliResult, failed};
-use crate::outputs::{OutputDir, write_error};
+use crate::outputs::{FloatText, OutputDir, write_error};
 use crate::plot;
 use crate::plugins::{choose, find_plugins_until};
 use crate::signals;
@@ -93,6 +93,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
         None => None,
     };
 
+    let mut pv_text = FloatText::default();
     let start = Instant::now();
     let bar = ProgressBar::with_draw_target(Some(projection.ids.len() as u64), ProgressDrawTarget::hidden());
     bar.set_style(
@@ -113,9 +114,16 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
             signals::stop_requested()
         },
         &mut |id, pv| match pv_writer.as_mut() {
-            Some(w) => w
-                .write_record(std::iter::once(id.to_string()).chain(pv.iter().map(|v| cell(*v))))
-                .map_err(|e| format!("pv.csv: cannot write ({e})")),
+            Some(w) => {
+                let mut row = || -> csv::Result<()> {
+                    w.write_field(id)?;
+                    for &v in pv {
+                        w.write_field(pv_text.format(v))?;
+                    }
+                    w.write_record(None::<&[u8]>)
+                };
+                row().map_err(|e| format!("pv.csv: cannot write ({e})"))
+            }
             None => Ok(()),
         },
     );
@@ -141,11 +149,8 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
             for table in projection.monthly_tables(&totals) {
                 let header: Vec<&str> = std::iter::once("t").chain(table.columns.iter().map(String::as_str)).collect();
                 let width = table.columns.len();
-                let rows = (0..table.months).map(|t| {
-                    let row = table.rows.get(t * width..(t + 1) * width).unwrap_or(&[]);
-                    std::iter::once(t.to_string()).chain(row.iter().map(|v| cell(*v))).collect::<Vec<_>>()
-                });
-                o.write_csv(&table.name, &header, rows)?;
+                let rows = (0..table.months).map(|t| table.rows.get(t * width..(t + 1) * width).unwrap_or(&[]));
+                o.write_numbers(&table.name, &header, rows, true)?;
             }
             // The plot needs a net cash flow and a policy count among the monthly columns (lifelib's "Net
             // Cashflow" and "pols_if"; any spelling with spaces or underscores, in any case).
@@ -162,8 +167,7 @@ pub fn run(explicit: &[PathBuf], path: &Path, common: &Common) -> CliResult<()> 
             RunError::Failed(m) | RunError::Interrupted(m) => failed(m),
         })? {
             let header: Vec<&str> = audit.columns.iter().map(String::as_str).collect();
-            let rows = audit.rows.chunks_exact(audit.columns.len().max(1)).map(|row| row.iter().map(|v| cell(*v)));
-            o.write_csv("audit.csv", &header, rows)?;
+            o.write_numbers("audit.csv", &header, audit.rows.chunks_exact(audit.columns.len().max(1)), false)?;
         }
     }
 

@@ -230,7 +230,7 @@ impl ModelProjector {
         for i in 0..points.len() {
             points.row(i, &mut attrs);
             attrs.push(AttrValue::Number(first));
-            let at = |e: String| format!("{} (line {}): {e}", points.ids[i], points.lines[i]);
+            let at = |e: String| format!("{} (line {}): {e}", points.id(i), points.lines[i]);
             let (mut end, mut len) = (0.0, f64::INFINITY);
             if horizon_cell.is_some() || months_cell.is_some() || !checks.is_empty() {
                 run.run(&attrs, 1, Some(&mut row)).map_err(at)?;
@@ -244,7 +244,7 @@ impl ModelProjector {
                         "{}:{}: policy {}: {label} (the check '{cell}' of {file})",
                         points_name(&files),
                         points.lines[i],
-                        points.ids[i]
+                        points.id(i)
                     ));
                 }
             }
@@ -252,7 +252,7 @@ impl ModelProjector {
                 return Err(format!(
                     "{}: point {} (line {}): the horizon {end} is not a number of months in 0..={MAX_MONTHS}",
                     points_name(&files),
-                    points.ids[i],
+                    points.id(i),
                     points.lines[i]
                 ));
             }
@@ -260,7 +260,7 @@ impl ModelProjector {
                 return Err(format!(
                     "{}: point {} (line {}): its months are not a number",
                     points_name(&files),
-                    points.ids[i],
+                    points.id(i),
                     points.lines[i]
                 ));
             }
@@ -361,7 +361,7 @@ impl Projector for ModelProjector {
             let mut order: Vec<usize> = (first..end).collect();
             order.sort_by_key(|&i| self.months[i]);
             let mut other = vec![];
-            let fail = |p: usize, e: String| SimError::BadInput(format!("point {}: {e}", self.points.ids[p]));
+            let fail = |p: usize, e: String| SimError::BadInput(format!("point {}: {e}", self.points.id(p)));
             for (k, &s) in scenarios.iter().enumerate() {
                 // Point `p`'s present values from its results.
                 let mut put = |p: usize, values: &mut dyn Iterator<Item = f64>| {
@@ -396,7 +396,7 @@ impl Projector for ModelProjector {
                 let case = j * n_scen + k;
                 self.points.row(i, &mut attrs);
                 attrs.push(AttrValue::Number(s as f64));
-                let fail = |e: String| SimError::BadInput(format!("point {}: {e}", self.points.ids[i]));
+                let fail = |e: String| SimError::BadInput(format!("point {}: {e}", self.points.id(i)));
                 let months = self.months[i];
                 if !pv_out.is_empty() || want_monthly {
                     // The runner writes every value of the rows it is given: they are only grown, never cleared.

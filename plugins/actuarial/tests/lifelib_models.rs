@@ -218,9 +218,9 @@ fn run_with(spec: &Spec, native: bool, limit: Option<usize>, extra: &[(&str, f64
         for p in 0..n {
             points.row(p, &mut values);
             values.push(AttrValue::Number(scenario.max(1) as f64));
-            let id = &points.ids[p];
+            let id = points.id(p);
             runner.run(&values, months, Some(&mut rows)).unwrap_or_else(|e| panic!("point {id}: {e}"));
-            let key = if scenario == 0 { id.clone() } else { format!("{id},{scenario}") };
+            let key = if scenario == 0 { id.to_string() } else { format!("{id},{scenario}") };
             out.results.insert(key, runner.results().collect());
             for (c, total) in totals.iter_mut().enumerate() {
                 for (t, x) in total.iter_mut().enumerate() {
@@ -435,7 +435,7 @@ fn cashvalue_me_ex1_closed_form_put_matches_lifelib() {
         let mut values = vec![];
         assert_eq!(points.len(), golden.rows.len());
         for (p, want) in golden.rows.iter().enumerate() {
-            assert_eq!(points.ids[p], want[0]);
+            assert_eq!(points.id(p), want[0]);
             points.row(p, &mut values);
             values.push(AttrValue::Number(1.0));
             runner.run(&values, months, None).unwrap();
@@ -471,7 +471,7 @@ fn cashvalue_me_ex1_monte_carlo_guarantee_matches_lifelib() {
     let mut worst = 0.0f64;
     assert_eq!(points.len(), golden.rows.len());
     for (p, row) in golden.rows.iter().enumerate() {
-        assert_eq!(points.ids[p], row[0]);
+        assert_eq!(points.id(p), row[0]);
         let mut sum = 0.0;
         for scenario in 1..=CASH_VALUE_EX1.scenarios {
             points.row(p, &mut values);

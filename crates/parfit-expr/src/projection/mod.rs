@@ -26,6 +26,8 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use crate::emit::{Emitter, Level, Val};
 use crate::eval::{Instr, Op, Program, run};
 use crate::lexer::{Located, Pos};
@@ -141,7 +143,8 @@ pub struct ProjectionProgram {
     cells: Vec<String>,
     pvs: Vec<String>,
     results: Vec<(String, u32)>,
-    symbols: HashMap<String, f64>,
+    /// Each text's number, looked up for every text attribute of every point.
+    symbols: FxHashMap<String, f64>,
     /// The model's `output NAME = cell [as "label"], …` declarations, in order: (name, [(cell, label)]).
     outputs: Vec<(String, Vec<(String, String)>)>,
     /// The month loop in native code, after [`ProjectionProgram::compile_native`].
@@ -184,7 +187,7 @@ struct Compiler<'a> {
     /// the columns it reads), and each non-arithmetic key's position and membership tables.
     columns: HashMap<(String, String), (Option<u32>, ValueKind)>,
     key_tables: HashMap<(String, usize), (u32, u32)>,
-    symbols: HashMap<String, f64>,
+    symbols: FxHashMap<String, f64>,
     em: Emitter,
     state_regs: HashMap<&'a str, u32>,
     /// The registers holding last month's value of the cells and recursions read as `x[t-1]`.
@@ -1210,7 +1213,7 @@ pub fn compile_projection(
             tables: tables.iter().map(|t| (t.name.as_str(), t)).collect(),
             columns: HashMap::new(),
             key_tables: HashMap::new(),
-            symbols: HashMap::new(),
+            symbols: FxHashMap::default(),
             em: Emitter::new(n_states, n_inputs, vec![]),
             state_regs: HashMap::new(),
             lag_regs: HashMap::new(),

@@ -4,22 +4,44 @@
 //! value columns are text or conditions; every cell is checked where it is read and a bad one is reported as
 //! `file:line:column: column 'name': expected …, found '…'`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap;
 
 use super::syntax::{KeyDecl, Range, TableDecl};
 use super::{AttrValue, Attribute, ColumnData, Key, Table, ValueKind};
 
-/// A CSV file's header and data rows (blank lines skipped, cells trimmed). The cells of every row are kept one
-/// after the other in one string, with where each ends: the model points are most of a run's input, and an
-/// allocation per cell or row made reading them cost as much as projecting them.
+/// A CSV file's header and data rows (blank lines skipped, cells trimmed).
 struct Csv<'a> {
     file: &'a str,
     header: Vec<String>,
     /// Each data row's 1-based line.
     lines: Vec<usize>,
-    cells: String,
-    /// Where each cell ends in `cells` (`header.len()` per row).
+    cells: Cells,
+}
+
+/// The cells of every data row, one after the other in one string, with where each ends: the model points are
+/// most of a run's input, and an allocation per cell or row made reading them cost as much as projecting them.
+/// The model points keep it for their ids and text columns.
+#[derive(Debug, Clone)]
+struct Cells {
+    /// Cells per row.
+    width: usize,
+    text: String,
+    /// Where each cell ends in `text`.
     ends: Vec<usize>,
+}
+
+impl Cells {
+    /// Row `i`.
+    fn row(&self, i: usize) -> Row<'_> {
+        let w = self.width;
+        Row {
+            cells: &self.text,
+            start: if i == 0 { 0 } else { self.ends[i * w - 1] },
+            ends: &self.ends[i * w..(i + 1) * w],
+        }
+    }
 }
 
 /// One data row's cells, indexed by column.
@@ -76,7 +98,11 @@ fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
         }
         line
     };
-    let (mut lines, mut cells, mut ends) = (vec![], String::with_capacity(text.len()), vec![]);
+    // The vectors are sized once, from the line count (a data row has at most one cell per byte of the text).
+    let rows = memchr::memchr_iter(b'\n', bytes).count() + 1;
+    let mut lines = Vec::with_capacity(rows);
+    let mut cells = String::with_capacity(text.len());
+    let mut ends = Vec::with_capacity(rows.saturating_mul(header.len()).min(text.len() + 1));
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -91,7 +117,18 @@ fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
                 return Err(format!("{file}:{}: {what}", line_at(at)));
             }
         }
-        if record.iter().all(|c| c.trim().is_empty()) {
+        // The row's cells are kept as they are trimmed; a row of blank cells is taken back out.
+        let (cells_before, ends_before) = (cells.len(), ends.len());
+        let mut blank = true;
+        for c in record.iter() {
+            let c = c.trim();
+            blank &= c.is_empty();
+            cells.push_str(c);
+            ends.push(cells.len());
+        }
+        if blank {
+            cells.truncate(cells_before);
+            ends.truncate(ends_before);
             continue;
         }
         let line = line_at(record.position().map_or(0, |p| p.byte() as usize));
@@ -104,31 +141,18 @@ fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
             ));
         }
         lines.push(line);
-        for c in record.iter() {
-            cells.push_str(c.trim());
-            ends.push(cells.len());
-        }
     }
     if lines.is_empty() {
         return Err(format!("{file}: the table has a header but no data rows"));
     }
-    Ok(Csv { file, header, lines, cells, ends })
+    let width = header.len();
+    Ok(Csv { file, header, lines, cells: Cells { width, text: cells, ends } })
 }
 
 impl Csv<'_> {
-    /// Row `i` (0-based among the data rows).
-    fn row(&self, i: usize) -> Row<'_> {
-        let w = self.header.len();
-        Row {
-            cells: &self.cells,
-            start: if i == 0 { 0 } else { self.ends[i * w - 1] },
-            ends: &self.ends[i * w..(i + 1) * w],
-        }
-    }
-
     /// Every data row with its line.
     fn rows(&self) -> impl Iterator<Item = (usize, Row<'_>)> + '_ {
-        self.lines.iter().enumerate().map(|(i, &line)| (line, self.row(i)))
+        self.lines.iter().enumerate().map(|(i, &line)| (line, self.cells.row(i)))
     }
 
     /// An error about a cell: `file:line:column: column 'name': message`.
@@ -240,7 +264,7 @@ fn raw_key<'a>(k: &KeyDecl, cell: &'a str) -> Result<RawKey<'a>, String> {
 /// placed by column instead.
 enum Find<'a> {
     Ints(Vec<i64>),
-    Texts(HashMap<&'a str, usize>),
+    Texts(FxHashMap<&'a str, usize>),
     Across,
 }
 
@@ -312,7 +336,7 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
         let column = raw.iter().skip(row_key_index).step_by(n_row_keys);
         row_key_index += 1;
         if k.text {
-            let mut at: HashMap<&str, usize> = HashMap::new();
+            let mut at: FxHashMap<&str, usize> = FxHashMap::default();
             let mut vals = vec![];
             for v in column {
                 if let RawKey::Text(s) = *v
@@ -503,33 +527,47 @@ pub fn scenario_ids(decl: &TableDecl, table: &Table) -> Option<Vec<i64>> {
     }
 }
 
-/// One column of the model points.
+/// One column of the model points: its numbers, or where its text is among the cells.
 #[derive(Debug, Clone)]
 enum PointColumn {
     Numbers(Vec<f64>),
-    Texts(Vec<String>),
+    Texts { column: usize },
 }
 
 /// The model-point table: one row per policy, its id and its attributes (`mp.NAME`).
 #[derive(Debug, Clone)]
 pub struct Points {
-    /// The id column's name and each row's id.
+    /// The id column's name.
     pub id_column: String,
-    pub ids: Vec<String>,
     /// Each row's line in the file.
     pub lines: Vec<usize>,
     /// The attributes, in the header's order (every column but the id).
     pub attributes: Vec<Attribute>,
     columns: Vec<PointColumn>,
+    /// The table's cells: the ids and the text columns are read from them.
+    cells: Cells,
 }
+
+/// The model points' id column: the first.
+const ID: usize = 0;
 
 impl Points {
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.lines.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.lines.is_empty()
+    }
+
+    /// Row `i`'s id (empty past the last row).
+    pub fn id(&self, i: usize) -> &str {
+        self.text(i, ID)
+    }
+
+    /// The cell of row `i` in column `column` (empty past the last row).
+    fn text(&self, i: usize, column: usize) -> &str {
+        if i < self.len() && column < self.cells.width { self.cells.row(i).cell(column) } else { "" }
     }
 
     /// Row `i`'s attributes into `out` (cleared), in [`Points::attributes`] order.
@@ -538,7 +576,7 @@ impl Points {
         for c in &self.columns {
             out.push(match c {
                 PointColumn::Numbers(v) => AttrValue::Number(v.get(i).copied().unwrap_or(f64::NAN)),
-                PointColumn::Texts(v) => AttrValue::Text(v.get(i).map_or("", String::as_str)),
+                PointColumn::Texts { column } => AttrValue::Text(self.text(i, *column)),
             });
         }
     }
@@ -548,7 +586,7 @@ impl Points {
         let c = self.attributes.iter().position(|a| a.name == name)?;
         match &self.columns[c] {
             PointColumn::Numbers(v) => v.get(i).copied(),
-            PointColumn::Texts(_) => None,
+            PointColumn::Texts { .. } => None,
         }
     }
 }
@@ -565,11 +603,11 @@ pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<P
         return Err(format!("table '{}' (the model points) has one key, the policy id column", d.name));
     }
     // The id is the first column, as the host reads it (lifelib's sample table calls it `poind_id`).
-    let id = 0;
+    let id = ID;
     // A declared column the file lacks is refused only where the model reads it (`mp.sex`: the compiler names the
     // read), so a table without a column the model never reads is accepted.
     if decl.is_some() {
-        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(csv.lines.len());
+        let mut seen: FxHashMap<&str, usize> = FxHashMap::with_capacity_and_hasher(csv.lines.len(), Default::default());
         for (row, (line, cells)) in csv.rows().enumerate() {
             if let Some(first) = seen.insert(cells.cell(id), row) {
                 let first_line = csv.lines.get(first).copied().unwrap_or(0);
@@ -583,6 +621,8 @@ pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<P
     }
     let mut attributes = vec![];
     let mut columns = vec![];
+    // The columns whose text is kept (the id, then each text column), copied into one string below.
+    let mut kept = vec![id];
     for (c, name) in csv.header.iter().enumerate() {
         if c == id {
             continue;
@@ -594,28 +634,36 @@ pub fn read_points(decl: Option<&TableDecl>, file: &str, text: &str) -> Result<P
         };
         let range = decl.and_then(|d| range_of(d, name));
         let column = match kind {
-            ValueKind::Text => PointColumn::Texts(csv.rows().map(|(_, r)| r[c].to_string()).collect()),
-            ValueKind::Number => PointColumn::Numbers(
-                csv.rows()
-                    .map(|(l, r)| ranged(&r[c], range).map_err(|e| csv.cell_error(l, c, e)))
-                    .collect::<Result<_, _>>()?,
-            ),
-            ValueKind::Bool => PointColumn::Numbers(
-                csv.rows()
-                    .map(|(l, r)| boolean(&r[c]).map(f64::from).map_err(|e| csv.cell_error(l, c, e)))
-                    .collect::<Result<_, _>>()?,
-            ),
+            ValueKind::Text => {
+                kept.push(c);
+                PointColumn::Texts { column: kept.len() - 1 }
+            }
+            ValueKind::Number | ValueKind::Bool => {
+                let mut values = Vec::with_capacity(csv.lines.len());
+                for (l, r) in csv.rows() {
+                    let value = match kind {
+                        ValueKind::Bool => boolean(&r[c]).map(f64::from),
+                        _ => ranged(&r[c], range),
+                    };
+                    values.push(value.map_err(|e| csv.cell_error(l, c, e))?);
+                }
+                PointColumn::Numbers(values)
+            }
         };
         attributes.push(Attribute { name: name.clone(), kind });
         columns.push(column);
     }
-    Ok(Points {
-        id_column: csv.header[id].clone(),
-        ids: csv.rows().map(|(_, r)| r[id].to_string()).collect(),
-        lines: csv.lines,
-        attributes,
-        columns,
-    })
+    // The numbers are parsed, so only the kept columns' cells stay (a 100K-point table's every cell would be
+    // megabytes held for the whole run).
+    let mut cells =
+        Cells { width: kept.len(), text: String::new(), ends: Vec::with_capacity(csv.lines.len() * kept.len()) };
+    for (_, r) in csv.rows() {
+        for &c in &kept {
+            cells.text.push_str(r.cell(c));
+            cells.ends.push(cells.text.len());
+        }
+    }
+    Ok(Points { id_column: csv.header[id].clone(), lines: csv.lines, attributes, columns, cells })
 }
 
 #[cfg(test)]
