@@ -288,14 +288,15 @@ pub fn compile(p: &Program) -> Result<Native, String> {
 /// A projection's month loop as one native function: `f(regs, rows, start, months, state, cells, scratch)`
 /// runs months `start..months` from the state in `state` and leaves the state after the last month there. It
 /// reads the policy's registers from `regs`, month `t`'s month-only values from row `t` of `rows`, writes month
-/// `t`'s cells to row `t` of `cells` (the variant with cells) and uses a row per month of `scratch`.
+/// `t`'s cells to row `t` of `cells` (the variant with cells) and uses a row per month of `scratch`, after the
+/// calls' caches at its head.
 type LoopEntry = unsafe extern "C" fn(*const f64, *const f64, u64, u64, *mut f64, *mut f64, *mut f64);
 
 /// The month loop of [`LANES`] policies at once: `f(regs, rows, months, states, scratch)` runs months
 /// `0..months` of each lane `l` from the state at `states[l]` (left there after the last month), reading its
 /// registers at `regs[l]`; the month-only rows are shared (the lanes have the same scenario), and `scratch`
-/// holds the sums (`LANES` values per state), the lanes' policy values the loops read (`LANES` values each), then
-/// a row of every lane's handed values per month.
+/// holds the calls' caches ([`CallCache`]), the sums (`LANES` values per state), the lanes' policy values the loops
+/// read and the regions' outputs (`LANES` values each), then a row of every lane's handed values per month.
 type LanesEntry = unsafe extern "C" fn(*const *const f64, *const f64, u64, *const *mut f64, *mut f64);
 
 /// What a projection's month code is: the program's right-hand side run once per month, with `f` the cells
@@ -457,8 +458,8 @@ impl MonthLoop {
         let states = states.map(<[f64]>::as_mut_ptr);
         // SAFETY: as `run_from`'s, per lane: the code reads registers below `n_regs` from each `regs[l]`,
         // `n_inputs` values of each of the `months` rows of `rows`, reads and writes the `n_states` values of
-        // each `states[l]` (distinct slices: two `&mut`) and `room` values of scratch (the sums, then rows of
-        // `handed × LANES` after the head): all checked above. It reads the two arrays of pointers, which live
+        // each `states[l]` (distinct slices: two `&mut`) and `room` values of scratch (the caches, sums, policy
+        // values and region outputs, then rows of `handed × LANES`): all checked above. It reads the two arrays of pointers, which live
         // through the call.
         unsafe { entry(regs.as_ptr(), rows.as_ptr(), months as u64, states.as_ptr(), scratch.as_mut_ptr()) };
         Ok(())
