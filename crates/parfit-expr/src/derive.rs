@@ -193,6 +193,7 @@ impl Emitter {
                 Op::LookupSlope(_) => continue,
                 Op::Heaviside
                 | Op::Trunc
+                | Op::Floor
                 | Op::Eq
                 | Op::Ne
                 | Op::Lt

@@ -41,6 +41,8 @@ pub enum Op {
     Abs,
     /// Rounding toward zero (Vensim's `INTEGER`).
     Trunc,
+    /// Rounding down (the projection language's `floor`).
+    Floor,
     /// The remainder of `a / b` with the sign of `a` (C's `fmod`, exact): Vensim's `MODULO`, whose reference
     /// output gives `MODULO(-10, 3) = -1` (test-models' `tests/rounding`). NaN when `b = 0`.
     Modulo,
@@ -149,6 +151,7 @@ impl Op {
             Op::Atan => math::atan(a),
             Op::Abs => a.abs(),
             Op::Trunc => a.trunc(),
+            Op::Floor => a.floor(),
             Op::Modulo => a % b(),
             Op::NanElse => {
                 if a.is_nan() {
@@ -1153,5 +1156,7 @@ mod tests {
         assert_eq!(bits(t(NanElse, -0.0, 4.0)), bits(-0.0));
         assert_eq!((t(Trunc, -2.7, 0.0), t(Trunc, 2.7, 0.0)), (-2.0, 2.0));
         assert_eq!(bits(t(Trunc, -0.5, 0.0)), bits(-0.0));
+        assert_eq!((t(Floor, -2.5, 0.0), t(Floor, 2.7, 0.0), t(Floor, -3.0, 0.0)), (-3.0, 2.0, -3.0));
+        assert_eq!(bits(t(Floor, -0.0, 0.0)), bits(-0.0));
     }
 }

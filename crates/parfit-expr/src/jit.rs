@@ -37,6 +37,9 @@ use crate::eval::{Instr, Op, Program, operand_count};
 use crate::lookup::LookupTable;
 use crate::system::LookupMode;
 
+/// 2^52: a whole number below it added to it is exact and lands in the mantissa's low bits.
+const TWO_TO_52: f64 = 4_503_599_627_370_496.0;
+
 /// How many instructions a value loaded from outside a section is reused for before it is loaded again.
 const RELOAD_AFTER: usize = 64;
 
@@ -1274,15 +1277,12 @@ impl<'g> Gen<'g> {
             }
             memo.push(lanes);
         }
-        // Per region, per lane: its last key's bits (its outputs are in memory).
-        let mut carried: Vec<Vec<Value>> = vec![];
+        // Per region: its last key's bits in each lane (its outputs are in memory).
+        let mut carried: Vec<Value> = vec![];
         for _ in regions {
-            let mut lanes = vec![];
-            for _ in 0..LANES {
-                args.push(b.ins().iconst(types::I64, 0).into());
-                lanes.push(b.append_block_param(header, types::I64));
-            }
-            carried.push(lanes);
+            let zero = b.ins().iconst(types::I64, 0);
+            args.push(b.ins().splat(MASK, zero).into());
+            carried.push(b.append_block_param(header, MASK));
         }
         b.ins().jump(header, &args);
         b.switch_to_block(header);
@@ -1377,13 +1377,21 @@ impl<'g> Gen<'g> {
             };
             computed.insert(i.dst, v);
             let Some(&g) = key_of.get(&i.dst) else { continue };
-            // The region of this value, per lane: again when the lane's key bits changed, or in month 0.
+            // The region of this value, per lane: again when the lane's key bits changed, or in month 0. Most
+            // months no key changed: one comparison of the vectors' bits passes over every lane.
             let region = &regions[g];
             let later = b.ins().icmp_imm(IntCC::NotEqual, month, 0);
-            for (l, last_key) in carried[g].iter().enumerate() {
-                let key = b.ins().extractlane(v, l as u8);
-                let key = b.ins().bitcast(types::I64, MemFlags::new(), key);
-                let same_key = b.ins().icmp(IntCC::Equal, key, *last_key);
+            let key = b.ins().bitcast(MASK, lane_order(), v);
+            let same_keys = b.ins().icmp(IntCC::Equal, key, carried[g]);
+            let all_same = b.ins().vall_true(same_keys);
+            let unchanged = b.ins().band(all_same, later);
+            let (some_lane, after) = (b.create_block(), b.create_block());
+            b.ins().brif(unchanged, after, &[], some_lane, &[]);
+            b.switch_to_block(some_lane);
+            b.seal_block(some_lane);
+            for l in 0..LANES {
+                let same_key = b.ins().extractlane(same_keys, l as u8);
+                let same_key = b.ins().icmp_imm(IntCC::NotEqual, same_key, 0);
                 let same = b.ins().band(same_key, later);
                 let (again, join) = (b.create_block(), b.create_block());
                 b.ins().brif(same, join, &[], again, &[]);
@@ -1407,8 +1415,11 @@ impl<'g> Gen<'g> {
                 b.ins().jump(join, &[]);
                 b.switch_to_block(join);
                 b.seal_block(join);
-                next_carried.push(key.into());
             }
+            b.ins().jump(after, &[]);
+            b.switch_to_block(after);
+            b.seal_block(after);
+            next_carried.push(key.into());
         }
         let end = code.len();
         if !handed.is_empty() {
@@ -1495,6 +1506,7 @@ impl<'g> Gen<'g> {
                 }
             }
             Op::Trunc if self.has_vector_trunc() => b.ins().trunc(a),
+            Op::Floor if self.has_vector_trunc() => b.ins().floor(a),
             Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
                 let cc = match i.op {
                     Op::Eq => FloatCC::Equal,
@@ -1667,6 +1679,7 @@ impl<'g> Gen<'g> {
                 b.ins().select(ge, yes, no)
             }
             Op::Trunc => b.ins().trunc(a),
+            Op::Floor => b.ins().floor(a),
             Op::Min | Op::Max => {
                 // As the interpreter: `x` when it is beyond `a` or `a` is NaN, else `a`.
                 let beyond = b.ins().fcmp(if i.op == Op::Min { FloatCC::LessThan } else { FloatCC::GreaterThan }, x, a);
@@ -1749,8 +1762,14 @@ impl<'g> Gen<'g> {
                 let at = b.ins().select(nan, zero, at);
                 // `at` is a whole number in 0..=last, so the load is inside the values, which live as long as the
                 // code (`Native::tables` holds them, never mutated).
+                // Its index without a saturating conversion's range checks: `at` + 2^52 is exact and holds `at`
+                // in the mantissa's low bits (tables are far shorter than 2^52).
                 let ptr = self.module.target_config().pointer_type();
-                let k = b.ins().fcvt_to_uint_sat(ptr, at);
+                let biased = b.ins().f64const(TWO_TO_52);
+                let biased = b.ins().fadd(at, biased);
+                let bits = b.ins().bitcast(types::I64, MemFlags::new(), biased);
+                let k = b.ins().band_imm(bits, (1 << 52) - 1);
+                let k = if ptr == types::I64 { k } else { b.ins().ireduce(ptr, k) };
                 let offset = b.ins().imul_imm(k, 8);
                 let base = b.ins().iconst(ptr, ys.as_ptr() as i64);
                 let addr = b.ins().iadd(base, offset);
@@ -2064,7 +2083,7 @@ fn regions(code: &[Instr], first: &[usize], source: impl Fn(u32) -> bool) -> Vec
             })
         };
         let is_whole = match i.op {
-            Op::Trunc => true,
+            Op::Trunc | Op::Floor => true,
             Op::Add | Op::Sub | Op::Mul => {
                 dynamic.iter().any(|r| whole.contains(r)) && dynamic.iter().all(|r| whole.contains(r) || flag(r))
             }
@@ -2359,7 +2378,7 @@ mod op_tests {
     #[test]
     fn the_vensim_operations_match_the_interpreter_bit_for_bit() {
         use Op::*;
-        let ops = [Eq, Ne, Lt, Le, Gt, Ge, And, Or, Not, If, Trunc, Modulo, Asin, Acos, Atan, NanElse, Min, Max];
+        let ops = [Eq, Ne, Lt, Le, Gt, Ge, And, Or, Not, If, Trunc, Floor, Modulo, Asin, Acos, Atan, NanElse, Min, Max];
         // States x, y, z in registers 1..=3; one output per operation, reading them.
         let mut p = Program::new(3, 0);
         for (k, &op) in ops.iter().enumerate() {

@@ -529,12 +529,7 @@ impl<'a> Compiler<'a> {
                 let small = self.op(Op::Lt, z, Val::Const(std::f64::consts::FRAC_1_SQRT_2));
                 self.em.op3(Op::If, small, near, far)
             }
-            "floor" => {
-                // trunc(a) − (a < trunc(a)): exact.
-                let tr = self.op(Op::Trunc, a, a);
-                let below = self.op(Op::Lt, a, tr);
-                self.op(Op::Sub, tr, below)
-            }
+            "floor" => self.op(Op::Floor, a, a),
             _ => {
                 // Half to even (numpy's `around`): the whole part, one away from zero when the fraction is past
                 // one half, or exactly one half from an odd whole part.
