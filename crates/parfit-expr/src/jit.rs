@@ -21,8 +21,8 @@
 #![allow(unsafe_code)]
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
@@ -312,36 +312,62 @@ pub struct MonthCode {
     pub n_inputs: usize,
 }
 
-/// A projection's month loop in native code (see [`compile_month_loop`]): two functions, one storing every
-/// month's cells and one computing only what the state needs (present values and recursions).
+/// A projection's month loop in native code (see [`compile_month_loop`]): three functions, one computing only
+/// what the state needs (present values and recursions), compiled first, and two compiled when a run first
+/// needs them: one storing every month's cells, one running two policies in the lanes of vectors.
 pub struct MonthLoop {
-    /// Each function and the width of its scratch rows.
-    with_cells: (LoopEntry, usize),
+    /// The function and the width of its scratch rows.
     state_only: (LoopEntry, usize),
+    with_cells: OnceLock<Result<(LoopEntry, usize), String>>,
     /// The function, the width of its scratch rows and the size of the head before them.
-    lanes: (LanesEntry, usize, usize),
+    lanes: OnceLock<Result<(LanesEntry, usize, usize), String>>,
+    /// What compiles the later functions; its module owns the code memory, released on drop.
+    compiler: Mutex<LoopCompiler>,
     /// The head of every scratch: a stamp (this loop's, as bits), then the calls' caches, empty as they start
     /// ([`CallCache`]); copied in when a scratch does not hold this loop's stamp.
     caches: Vec<f64>,
     code: MonthCode,
     n_states: usize,
     n_regs: usize,
-    /// Owns the code memory; released on drop.
-    module: Option<JITModule>,
-    /// The tables the code reads by address: kept alive as long as the code.
-    _tables: Arc<[LookupTable]>,
 }
 
-// SAFETY: as `Native`'s: the finalized code is read-only, keeps no state and reads nothing mutable.
+/// The module of a month loop's functions and what generates them.
+struct LoopCompiler {
+    jit: Option<Jit>,
+    program: Program,
+    consts: HashMap<u32, f64>,
+    caches: CallCache,
+}
+
+impl LoopCompiler {
+    /// Define a function with `define`, finalize it and return its address.
+    fn add<T>(
+        &mut self,
+        define: impl FnOnce(&mut Gen<'_>, &Program) -> Result<(FuncId, T), String>,
+    ) -> Result<(*const u8, T), String> {
+        let LoopCompiler { jit, program, consts, caches } = self;
+        let jit = jit.as_mut().ok_or("internal: the month loop's module is gone")?;
+        let mut ctx = jit.generator(program, consts);
+        ctx.caches = caches.clone();
+        let (id, shape) = define(&mut ctx, program)?;
+        jit.module.finalize_definitions().map_err(|x| x.to_string())?;
+        Ok((jit.module.get_finalized_function(id), shape))
+    }
+}
+
+// SAFETY: as `Native`'s: the finalized code is read-only, keeps no state and reads nothing mutable; the module
+// that compiles more of it is only used under `compiler`'s lock, and code it finalizes later leaves the code
+// already finalized as it is.
 unsafe impl Send for MonthLoop {}
 // SAFETY: as above.
 unsafe impl Sync for MonthLoop {}
 
 impl Drop for MonthLoop {
     fn drop(&mut self) {
-        if let Some(m) = self.module.take() {
+        let jit = self.compiler.get_mut().map_or_else(|poisoned| poisoned.into_inner().jit.take(), |c| c.jit.take());
+        if let Some(j) = jit {
             // SAFETY: the entry points are only reachable through `self`, which is being dropped.
-            unsafe { m.free_memory() };
+            unsafe { j.module.free_memory() };
         }
     }
 }
@@ -394,7 +420,7 @@ impl MonthLoop {
                 if cells.len() < months.saturating_mul(c.width) {
                     return short("monthly rows");
                 }
-                (self.with_cells, cells.as_mut_ptr())
+                (self.with_cells()?, cells.as_mut_ptr())
             }
             None => (self.state_only, std::ptr::null_mut()),
         };
@@ -417,6 +443,45 @@ impl MonthLoop {
             )
         };
         Ok(())
+    }
+
+    /// The function storing every month's cells, compiled on first use.
+    fn with_cells(&self) -> Result<(LoopEntry, usize), String> {
+        self.with_cells
+            .get_or_init(|| {
+                let code = self.code;
+                let (ptr, room) = self.compile(|g, p| g.month_loop("months_cells", &p.rhs, &p.f, code, true))?;
+                // SAFETY: `ptr` is the finalized code of a function declared with `LoopEntry`'s signature (two
+                // pointers, two 64-bit counts and three pointers, no return) in the host's default calling
+                // convention.
+                Ok((unsafe { std::mem::transmute::<*const u8, LoopEntry>(ptr) }, room))
+            })
+            .clone()
+    }
+
+    /// The function running two policies in the lanes of vectors, compiled on first use.
+    fn lanes(&self) -> Result<(LanesEntry, usize, usize), String> {
+        self.lanes
+            .get_or_init(|| {
+                let code = self.code;
+                let (ptr, (room, head)) = self.compile(|g, p| {
+                    let (id, room, head) = g.month_loop_lanes("months_state_lanes", &p.rhs, &p.f, code)?;
+                    Ok((id, (room, head)))
+                })?;
+                // SAFETY: `ptr` is the finalized code of a function declared with `LanesEntry`'s signature (two
+                // pointers, a 64-bit count and two pointers, no return) in the host's default calling convention.
+                Ok((unsafe { std::mem::transmute::<*const u8, LanesEntry>(ptr) }, room, head))
+            })
+            .clone()
+    }
+
+    /// Compile one more function into this loop's module.
+    fn compile<T>(
+        &self,
+        define: impl FnOnce(&mut Gen<'_>, &Program) -> Result<(FuncId, T), String>,
+    ) -> Result<(*const u8, T), String> {
+        let mut compiler = self.compiler.lock().map_err(|_| "internal: a month loop's compile failed".to_string())?;
+        compiler.add(define)
     }
 
     /// Grow `scratch` to `room` values, its head holding this loop's caches (kept from its last run when the
@@ -453,7 +518,7 @@ impl MonthLoop {
         if rows.len() < months.saturating_mul(self.code.n_inputs) {
             return short("month-only rows");
         }
-        let (entry, room, head) = self.lanes;
+        let (entry, room, head) = self.lanes()?;
         // The head (the lanes' sums and policy values), then a row per month.
         let room = months.saturating_mul(room).saturating_add(head).saturating_add(self.caches.len());
         self.prepare(scratch, room)?;
@@ -484,37 +549,25 @@ pub fn compile_month_loop(p: &Program, code: MonthCode) -> Result<MonthLoop, Str
     if p.f.len() != code.width + p.n_states {
         return Err("internal: the month code's results are not the cells and the next states".into());
     }
-    let e = |e: &dyn std::fmt::Display| e.to_string();
     let consts: HashMap<u32, f64> = p.consts.iter().copied().collect();
     let mut jit = Jit::new("speed")?;
-    let mut ctx = jit.generator(p, &consts);
-    let caches = CallCache::new(&ctx, &p.rhs);
-    ctx.caches = caches.clone();
-    let with_cells = ctx.month_loop("months_cells", &p.rhs, &p.f, code, true)?;
-    let state_only = ctx.month_loop("months_state", &p.rhs, &p.f, code, false)?;
-    let lanes = ctx.month_loop_lanes("months_state_lanes", &p.rhs, &p.f, code)?;
-    jit.module.finalize_definitions().map_err(|x| e(&x))?;
-    let entry = |id| {
-        let ptr = jit.module.get_finalized_function(id);
-        // SAFETY: `ptr` is the finalized code of a function declared with `LoopEntry`'s signature (two
-        // pointers, two 64-bit counts and three pointers, no return) in the host's default calling convention.
-        unsafe { std::mem::transmute::<*const u8, LoopEntry>(ptr) }
-    };
-    let (with_cells, state_only) = ((entry(with_cells.0), with_cells.1), (entry(state_only.0), state_only.1));
-    let ptr = jit.module.get_finalized_function(lanes.0);
-    // SAFETY: `ptr` is the finalized code of a function declared with `LanesEntry`'s signature (two pointers,
-    // a 64-bit count and two pointers, no return) in the host's default calling convention.
-    let lanes = (unsafe { std::mem::transmute::<*const u8, LanesEntry>(ptr) }, lanes.1, lanes.2);
+    let caches = CallCache::new(&jit.generator(p, &consts), &p.rhs);
+    // The program (and so the tables its code reads by address) lives as long as the code.
+    let mut compiler = LoopCompiler { jit: Some(jit), program: p.clone(), consts, caches };
+    let caches = compiler.caches.head();
+    let (ptr, room) = compiler.add(|g, p| g.month_loop("months_state", &p.rhs, &p.f, code, false))?;
+    // SAFETY: `ptr` is the finalized code of a function declared with `LoopEntry`'s signature (two pointers, two
+    // 64-bit counts and three pointers, no return) in the host's default calling convention.
+    let state_only = (unsafe { std::mem::transmute::<*const u8, LoopEntry>(ptr) }, room);
     Ok(MonthLoop {
-        with_cells,
         state_only,
-        lanes,
-        caches: caches.head(),
+        with_cells: OnceLock::new(),
+        lanes: OnceLock::new(),
+        compiler: Mutex::new(compiler),
+        caches,
         code,
         n_states: p.n_states,
         n_regs: p.n_regs,
-        module: Some(jit.module),
-        _tables: p.tables.clone(),
     })
 }
 

@@ -226,14 +226,16 @@ impl ModelProjector {
         let mut run = program.runner();
         let mut attrs = vec![];
         let (mut lengths, mut ends) = (vec![], vec![]);
+        let wanted: Vec<usize> =
+            [horizon_cell, months_cell].into_iter().flatten().chain(checks.iter().map(|c| c.0)).collect();
         let first = scenarios.first().copied().unwrap_or(1) as f64;
         for i in 0..points.len() {
             points.row(i, &mut attrs);
             attrs.push(AttrValue::Number(first));
             let at = |e: String| format!("{} (line {}): {e}", points.id(i), points.lines[i]);
             let (mut end, mut len) = (0.0, f64::INFINITY);
-            if horizon_cell.is_some() || months_cell.is_some() || !checks.is_empty() {
-                run.run(&attrs, 1, Some(&mut row)).map_err(at)?;
+            if !wanted.is_empty() {
+                run.first_month(&attrs, &wanted, &mut row).map_err(at)?;
                 for (cell, slot) in [(horizon_cell, &mut end), (months_cell, &mut len)] {
                     if let Some(c) = cell {
                         *slot = row[c];

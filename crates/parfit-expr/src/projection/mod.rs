@@ -141,6 +141,9 @@ pub struct ProjectionProgram {
     /// Where each state's start value is after the policy code.
     starts: Vec<u32>,
     cells: Vec<String>,
+    /// Per cell, whether it is the policy's alone (no month changes it): the policy code leaves it in its
+    /// register, so its value in month 0 needs no month run.
+    policy_cells: Vec<bool>,
     pvs: Vec<String>,
     results: Vec<(String, u32)>,
     /// Each text's number, looked up for every text attribute of every point.
@@ -1391,6 +1394,14 @@ pub fn compile_projection(
         debug_assert!(states.iter().enumerate().all(|(k, s)| s.0 as usize == 1 + k));
         let pass = Pass { program, starts: states.iter().map(|s| s.1).collect(), proj_len, sums };
         if last {
+            // A register the month code writes, `t`, a state or a month-only value changes by month.
+            let month_written: HashSet<u32> = pass.program.rhs.iter().map(|i| i.dst).collect();
+            let first_month_value = (1 + n_states + attributes.len()) as u32;
+            let month_values = first_month_value..first_month_value + month_names.len() as u32;
+            let policy_cells = cells
+                .iter()
+                .map(|&(_, r)| r > n_states as u32 && !month_values.contains(&r) && !month_written.contains(&r))
+                .collect();
             return Ok(ProjectionProgram {
                 attributes: attributes.to_vec(),
                 program: pass.program,
@@ -1404,6 +1415,7 @@ pub fn compile_projection(
                 finish,
                 starts: pass.starts,
                 cells: cells.into_iter().map(|(n, _)| n).collect(),
+                policy_cells,
                 pvs: pv_terms,
                 results: result_regs,
                 symbols: c.symbols,
@@ -1698,6 +1710,23 @@ impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
         Ok(())
     }
 
+    /// Month 0 of the policy with `attrs` as a one-month [`Runner::run`] gives it, at least the `cells` (indices
+    /// into [`ProjectionProgram::cells`]) of `row`: when each of them is the policy's alone, only those, from the
+    /// registers after the policy code, without running the month.
+    pub fn first_month(&mut self, attrs: &[AttrValue], cells: &[usize], row: &mut [f64]) -> Result<(), String> {
+        let pp = &*self.program;
+        if !cells.iter().all(|&c| pp.policy_cells.get(c) == Some(&true)) || row.len() < pp.cells.len() {
+            return self.run(attrs, 1, Some(row));
+        }
+        // A policy projected for no month has a row of zeros.
+        let projected = self.prepare(attrs, 1)? > 0;
+        let f = &self.program.program.f;
+        for &c in cells {
+            row[c] = if projected { self.regs[f[c] as usize] } else { 0.0 };
+        }
+        Ok(())
+    }
+
     /// Project two policies, `a` and `b` (each its attribute values and months, as [`Runner::run`]'s), keeping
     /// only their present values and results: then [`Runner::pvs`] and [`Runner::results`] are `a`'s and
     /// [`Runner::lane_pvs`] and [`Runner::lane_results`] `b`'s, each to the bit what [`Runner::run`] gives for
@@ -1733,8 +1762,10 @@ impl<P: Deref<Target = ProjectionProgram>> Runner<P> {
         // The longer policy's months after the shorter's end, alone.
         if n_a > both {
             native.run_from(&self.regs, &self.months, both, n_a, &mut self.state, None, &mut self.scratch)
-        } else {
+        } else if n_b > both {
             native.run_from(&self.lane_regs, &self.months, both, n_b, &mut self.lane_state, None, &mut self.scratch)
+        } else {
+            Ok(())
         }
         .map_err(|e| (0, e))?;
         let base = 1 + pp.program.n_states;
@@ -1934,6 +1965,47 @@ mod tests {
         let mut r = p.runner();
         r.run(&[AttrValue::Number(count), AttrValue::Text(product)], months, Some(&mut rows)).unwrap();
         (rows.chunks(width.max(1)).map(<[f64]>::to_vec).collect(), r.results().collect())
+    }
+
+    /// A policy's own cells in month 0 come from its registers, bit for bit what a month's run gives, zero when
+    /// it is projected for no month; a cell that varies by month runs the month.
+    #[test]
+    fn first_month_reads_the_policys_own_cells_as_a_one_month_run_gives_them() {
+        let src = "charge = spec[mp.product].charge * mp.count / 3
+term = mp.count - 2
+proj_len = max(term, 0)
+n[0] = mp.count
+n[t+1] = n * 0.5
+now = n + t
+";
+        let mut p = compile(src).unwrap();
+        let at = |name: &str| p.cells().position(|c| c == name).unwrap();
+        let (charge, term, now) = (at("charge"), at("term"), at("now"));
+        assert!(p.policy_cells[charge] && p.policy_cells[term] && !p.policy_cells[now]);
+        for native in [false, true] {
+            if native && p.compile_native().is_err() {
+                continue;
+            }
+            let width = p.cells().count();
+            let mut r = p.runner();
+            for (count, product) in [(7.0, "A"), (2.0, "B"), (1.0, "A"), (5.5, "Z")] {
+                let attrs = [AttrValue::Number(count), AttrValue::Text(product)];
+                let mut want = vec![0.0; width];
+                let ran = r.run(&attrs, 1, Some(&mut want));
+                for cells in [vec![charge, term], vec![term, now]] {
+                    let mut row = vec![f64::NAN; width];
+                    let read = r.first_month(&attrs, &cells, &mut row);
+                    // A bad projection length is the same error.
+                    assert_eq!(ran.as_ref().err(), read.as_ref().err());
+                    if ran.is_err() {
+                        continue;
+                    }
+                    for &c in &cells {
+                        assert_eq!(row[c].to_bits(), want[c].to_bits(), "{count} {product}: cell {c}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
