@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parfit_core::SimError;
+use parfit_core::parallel::Pool;
 use parfit_core::paths::{PathRunner, PathsSpec};
 use parfit_core::statistics::{Statistic, summarise};
 use serde::Deserialize;
@@ -335,7 +336,8 @@ pub fn simulate_all(
     let results: Mutex<Vec<Vec<f64>>> =
         Mutex::new(points.iter().filter(|_| here).map(|_| vec![0.0; paths as usize * n_out]).collect());
     let errors: Mutex<BTreeMap<usize, SimError>> = Mutex::new(BTreeMap::new());
-    let workspaces = Workspaces::new(model);
+    // Kept across tasks: a workspace per worker that ran at once.
+    let workspaces = Pool::default();
     let periods = plan.periods;
     let ran = AtomicUsize::new(0);
     let tasks: Vec<usize> = (0..n_tasks).collect();
@@ -351,7 +353,8 @@ pub fn simulate_all(
             let count = ((first + chunk).min(paths) - first) as usize;
             let mut rows = vec![0.0; count * n_out];
             let (params, seed) = (&points[point].params, points[point].seed);
-            let outcome = workspaces.with(|ws| model.run(ws, params, seed, periods, first, count, &mut rows));
+            let outcome = workspaces
+                .with(|| model.workspace(), |ws| model.run(ws, params, seed, periods, first, count, &mut rows));
             TaskOutcome { rows: outcome.map(|()| rows), paths: count as u64 }
         },
         &|task, outcome: TaskOutcome| {
@@ -424,25 +427,6 @@ impl Wire for TaskOutcome {
             }
             _ => Err("a task result of unknown form".into()),
         }
-    }
-}
-
-/// One model workspace per rayon thread, made on first use.
-struct Workspaces<'a> {
-    model: &'a dyn PathRunner,
-    slots: Vec<Mutex<Option<parfit_core::Workspace>>>,
-}
-
-impl<'a> Workspaces<'a> {
-    fn new(model: &'a dyn PathRunner) -> Self {
-        // One slot per pool thread plus one for a caller outside the pool; each is only ever locked by its thread.
-        Workspaces { model, slots: (0..=rayon::current_num_threads()).map(|_| Mutex::new(None)).collect() }
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut parfit_core::Workspace) -> T) -> T {
-        let slot = rayon::current_thread_index().unwrap_or(self.slots.len() - 1).min(self.slots.len() - 1);
-        let mut guard = self.slots[slot].lock().unwrap_or_else(|p| p.into_inner());
-        f(guard.get_or_insert_with(|| self.model.workspace()))
     }
 }
 

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use parfit_core::parallel::Pool;
 use parfit_core::projection::{Projector, Scope};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -263,32 +264,6 @@ pub struct Projection {
     /// The present value table and the audit table, by index.
     pv_table: usize,
     audit_table: Option<usize>,
-}
-
-/// The projector's workspaces, kept across blocks and waves so a worker sets nothing up per block (the actuarial
-/// plugin's runner keeps the month-only values it computed). A block takes an idle one (or makes one) and gives
-/// it back, so there are as many as blocks ever ran at once, whichever pool or thread runs them: rayon's thread
-/// index would name a slot only inside the pool it indexes, and an MPI job's rank 0 runs blocks from a thread of
-/// its own. A block's result depends on its arguments alone (the [`Projector`] contract), not on the workspace's
-/// history.
-struct Workspaces<'a> {
-    projector: &'a dyn Projector,
-    idle: std::sync::Mutex<Vec<parfit_core::Workspace>>,
-}
-
-impl<'a> Workspaces<'a> {
-    fn new(projector: &'a dyn Projector) -> Self {
-        Workspaces { projector, idle: std::sync::Mutex::new(Vec::new()) }
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut parfit_core::Workspace) -> T) -> T {
-        let idle = || self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let taken = idle().pop();
-        let mut ws = taken.unwrap_or_else(|| self.projector.workspace());
-        let result = f(&mut ws);
-        idle().push(ws);
-        result
-    }
 }
 
 /// One block's per-point rows (`points × scenarios × columns`) and its summed monthly rows, or what failed.
@@ -555,13 +530,19 @@ impl Projection {
         let (ids, horizon, scenarios) = (&self.ids, self.horizon, &self.scenarios);
         let (n_cols, n_mcols, n_scen) = (self.columns.len(), self.monthly_columns.len(), scenarios.len());
         let spec = self.projector.spec();
-        let workspaces = Workspaces::new(&*self.projector);
+        // The projector's workspaces, kept across blocks and waves so a worker sets nothing up per block (the
+        // actuarial plugin's runner keeps the month-only values it computed); an MPI job's rank 0 runs blocks from
+        // a thread of its own. A block's result depends on its arguments alone (the [`Projector`] contract).
+        let workspaces = Pool::default();
         let project_block = |b: usize| -> BlockOutcome {
             let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(ids.len()));
             let n = spec.block_len(self.mask, hi - lo, n_scen).ok_or("a block's size overflows")?;
             let mut out = vec![0.0; n];
             workspaces
-                .with(|ws| self.projector.project(ws, lo, hi - lo, scenarios, self.mask, &mut out))
+                .with(
+                    || self.projector.workspace(),
+                    |ws| self.projector.project(ws, lo, hi - lo, scenarios, self.mask, &mut out),
+                )
                 .map_err(|e| format!("points {}..={} (rows {}..={}): {e}", ids[lo], ids[hi - 1], lo + 1, hi))?;
             // The tables come in table order: the present values first or between monthly tables.
             let mut rows = Vec::new();

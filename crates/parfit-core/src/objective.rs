@@ -76,6 +76,8 @@ pub struct Objective {
     parallel: bool,
     /// Spreads batches over processes as well as threads (see [`Spread`]); `None` in one process.
     spread: Option<Arc<dyn Spread>>,
+    /// The batch methods' scratch, kept from batch to batch: a model workspace per worker that ran at once.
+    scratches: parallel::Pool<Scratch>,
 }
 
 impl Objective {
@@ -97,7 +99,17 @@ impl Objective {
             .enumerate()
             .map(|(index, p)| FreeParameter { index, lower: p.lower, upper: p.upper, log_scale: p.log_scale })
             .collect();
-        Ok(Objective { base: spec.defaults(), model, case, observed, cost, free, parallel: true, spread: None })
+        Ok(Objective {
+            base: spec.defaults(),
+            model,
+            case,
+            observed,
+            cost,
+            free,
+            parallel: true,
+            spread: None,
+            scratches: parallel::Pool::default(),
+        })
     }
 
     fn index_of(&self, name: &str) -> Result<usize, SetupError> {
@@ -307,6 +319,7 @@ impl Objective {
             parallel::fill_with(
                 self.parallel,
                 share,
+                &self.scratches,
                 || self.scratch(),
                 |scratch, i| self.value(scratch, &batch[first + i]),
             )
@@ -359,6 +372,7 @@ impl Objective {
                 self.parallel,
                 share,
                 m,
+                &self.scratches,
                 || self.scratch(),
                 |scratch, i, row| self.residuals_into(scratch, &batch[first + i], row),
             )
@@ -455,6 +469,7 @@ impl ResidualEvaluator for Objective {
                 self.parallel,
                 share,
                 m * (1 + n),
+                &self.scratches,
                 || self.scratch(),
                 |scratch, i, row| {
                     let (r, j) = row.split_at_mut(m);
@@ -483,11 +498,14 @@ mod tests {
     /// y(t) = a·exp(-k t): a closed form, so the objective can be checked by hand.
     struct Decay {
         spec: ModelSpec,
+        /// Workspaces made.
+        made: std::sync::atomic::AtomicUsize,
     }
 
     impl Decay {
         fn new() -> Self {
             Decay {
+                made: std::sync::atomic::AtomicUsize::new(0),
                 spec: ModelSpec {
                     name: "decay".into(),
                     params: vec![ParamSpec::new("a", 1.0), ParamSpec { lower: 0.0, ..ParamSpec::new("k", 0.5) }],
@@ -504,6 +522,7 @@ mod tests {
             &self.spec
         }
         fn workspace(&self) -> Workspace {
+            self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Box::new(0usize)
         }
         fn simulate(
@@ -551,6 +570,36 @@ mod tests {
         let observations = times.iter().map(|t| 2.0 * math::exp(-0.3 * t)).collect();
         let case = Case { id: "c".into(), inputs: vec![], times, observations };
         Objective::new(Arc::new(Decay::new()), case, &["y".to_string()], Cost::Sse).unwrap()
+    }
+
+    /// The batch methods keep their scratch from batch to batch: a model workspace per worker that ran at once,
+    /// not one per rayon split or per batch; the values stay those of fresh scratch.
+    #[test]
+    fn batches_reuse_their_workspaces() {
+        let decay = Arc::new(Decay::new());
+        let times: Vec<f64> = (0..5).map(f64::from).collect();
+        let observations = times.iter().map(|t| 2.0 * math::exp(-0.3 * t)).collect();
+        let case = Case { id: "c".into(), inputs: vec![], times, observations };
+        let model: Arc<dyn Model> = decay.clone();
+        let obj = Objective::new(model, case, &["y".to_string()], Cost::Sse).unwrap();
+        let batch: Vec<Vec<f64>> = (0..300).map(|k| vec![2.0, 0.002 * k as f64]).collect();
+        let fresh: Vec<f64> = batch.iter().map(|theta| obj.value(&mut obj.scratch(), theta)).collect();
+        let made = || decay.made.load(std::sync::atomic::Ordering::Relaxed);
+        let before = made();
+        let (mut values, mut residuals) = (vec![0.0; batch.len()], vec![0.0; batch.len() * obj.residual_count()]);
+        obj.values(&batch, &mut values);
+        let after_one = made() - before;
+        for _ in 0..4 {
+            obj.values(&batch, &mut values);
+            obj.residuals(&batch, &mut residuals);
+            assert!(values.iter().zip(&fresh).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+        #[cfg(feature = "parallel")]
+        let workers = rayon::current_num_threads();
+        #[cfg(not(feature = "parallel"))]
+        let workers = 1;
+        assert!((1..=workers).contains(&after_one), "{after_one} workspaces for one batch on {workers} workers");
+        assert!(made() - before <= workers, "{} workspaces for five batches on {workers} workers", made() - before);
     }
 
     #[test]

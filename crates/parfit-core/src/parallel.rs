@@ -2,6 +2,8 @@
 //! feature is on and sequentially otherwise. Results land in input order either way, and each item's result
 //! depends only on its index, so outputs are identical for any thread count.
 
+use std::sync::Mutex;
+
 /// Spreads a batch's rows over processes — the CLI's MPI ranks — on top of each process's own threads. The
 /// core only calls it; the transport lives with the front end. Every process runs the same ask–tell driver and
 /// calls `fill_rows` with the same batch, so each must end with every row, bit for bit.
@@ -11,38 +13,73 @@ pub trait Spread: Send + Sync + std::fmt::Debug {
     fn fill_rows(&self, width: usize, out: &mut [f64], local: &mut dyn FnMut(usize, &mut [f64]));
 }
 
-/// Compute `out[i] = f(scratch, i)` for every `i`. Each worker thread gets its own scratch from `make_scratch`.
+/// Scratch kept across batches: a worker takes an idle one (or makes one) and gives it back when done, so there
+/// are as many as ever ran at once, whichever pool or thread ran them — not one per rayon split or per batch.
+/// Whatever a scratch holds, a result must depend on its arguments alone (the models' workspace contract).
+#[derive(Debug)]
+pub struct Pool<S>(Mutex<Vec<S>>);
+
+impl<S> Default for Pool<S> {
+    fn default() -> Self {
+        Pool(Mutex::new(Vec::new()))
+    }
+}
+
+impl<S> Pool<S> {
+    /// `f` on an idle scratch, or a new one from `make`, given back after (not if `f` panics).
+    pub fn with<T>(&self, make: impl FnOnce() -> S, f: impl FnOnce(&mut S) -> T) -> T {
+        let mut s = self.idle().pop().unwrap_or_else(make);
+        let result = f(&mut s);
+        self.idle().push(s);
+        result
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<S>> {
+        // A panic elsewhere while holding the lock leaves the list whole: a push or a pop either happened or not.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Compute `out[i] = f(scratch, i)` for every `i`, each call on a scratch of `scratches` (a new one from `make`
+/// when none is idle).
 #[cfg(feature = "parallel")]
-pub fn fill_with<T, S>(
+pub fn fill_with<T: Send, S: Send>(
     parallel: bool,
     out: &mut [T],
-    make_scratch: impl Fn() -> S + Sync + Send,
+    scratches: &Pool<S>,
+    make: impl Fn() -> S + Sync + Send,
     f: impl Fn(&mut S, usize) -> T + Sync + Send,
-) where
-    T: Send,
-{
+) {
     use rayon::prelude::*;
     if parallel && out.len() > 1 && rayon::current_num_threads() > 1 {
-        out.par_iter_mut().enumerate().for_each_init(make_scratch, |scratch, (i, slot)| *slot = f(scratch, i));
+        out.par_iter_mut().enumerate().for_each(|(i, slot)| *slot = scratches.with(&make, |s| f(s, i)));
     } else {
-        fill_sequential(out, make_scratch, f);
+        fill_sequential(out, scratches, make, f);
     }
 }
 
 /// Compute `out[i] = f(scratch, i)` for every `i`, sequentially (the `parallel` feature is off).
 #[cfg(not(feature = "parallel"))]
-pub fn fill_with<T, S>(_parallel: bool, out: &mut [T], make_scratch: impl Fn() -> S, f: impl Fn(&mut S, usize) -> T) {
-    fill_sequential(out, make_scratch, f);
+pub fn fill_with<T, S>(
+    _parallel: bool,
+    out: &mut [T],
+    scratches: &Pool<S>,
+    make: impl Fn() -> S,
+    f: impl Fn(&mut S, usize) -> T,
+) {
+    fill_sequential(out, scratches, make, f);
 }
 
 /// Call `f(scratch, i, row)` for every row `i` of `out` split into rows of `width`, in parallel when the
-/// `parallel` feature is on. Each row is written by exactly one call, so no locking is needed.
+/// `parallel` feature is on, each call on a scratch of `scratches` (a new one from `make` when none is idle).
+/// Each row is written by exactly one call, so no locking is needed.
 #[cfg(feature = "parallel")]
-pub fn fill_rows_with<S>(
+pub fn fill_rows_with<S: Send>(
     parallel: bool,
     out: &mut [f64],
     width: usize,
-    make_scratch: impl Fn() -> S + Sync + Send,
+    scratches: &Pool<S>,
+    make: impl Fn() -> S + Sync + Send,
     f: impl Fn(&mut S, usize, &mut [f64]) + Sync + Send,
 ) {
     use rayon::prelude::*;
@@ -50,10 +87,9 @@ pub fn fill_rows_with<S>(
         return;
     }
     if parallel && out.len() > width && rayon::current_num_threads() > 1 {
-        out.par_chunks_exact_mut(width).enumerate().for_each_init(make_scratch, |scratch, (i, row)| f(scratch, i, row));
+        out.par_chunks_exact_mut(width).enumerate().for_each(|(i, row)| scratches.with(&make, |s| f(s, i, row)));
     } else {
-        let mut scratch = make_scratch();
-        out.chunks_exact_mut(width).enumerate().for_each(|(i, row)| f(&mut scratch, i, row));
+        scratches.with(make, |s| out.chunks_exact_mut(width).enumerate().for_each(|(i, row)| f(s, i, row)));
     }
 }
 
@@ -63,21 +99,22 @@ pub fn fill_rows_with<S>(
     _parallel: bool,
     out: &mut [f64],
     width: usize,
-    make_scratch: impl Fn() -> S,
+    scratches: &Pool<S>,
+    make: impl Fn() -> S,
     f: impl Fn(&mut S, usize, &mut [f64]),
 ) {
     if width == 0 {
         return;
     }
-    let mut scratch = make_scratch();
-    out.chunks_exact_mut(width).enumerate().for_each(|(i, row)| f(&mut scratch, i, row));
+    scratches.with(make, |s| out.chunks_exact_mut(width).enumerate().for_each(|(i, row)| f(s, i, row)));
 }
 
-fn fill_sequential<T, S>(out: &mut [T], make_scratch: impl Fn() -> S, f: impl Fn(&mut S, usize) -> T) {
-    let mut scratch = make_scratch();
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = f(&mut scratch, i);
-    }
+fn fill_sequential<T, S>(out: &mut [T], scratches: &Pool<S>, make: impl Fn() -> S, f: impl Fn(&mut S, usize) -> T) {
+    scratches.with(make, |s| {
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = f(s, i);
+        }
+    });
 }
 
 #[cfg(test)]
@@ -90,8 +127,9 @@ mod tests {
     fn results_are_in_input_order_with_or_without_threads() {
         let mut seq = vec![0u64; 1000];
         let mut par = vec![0u64; 1000];
-        fill_with(false, &mut seq, || 0u64, |_, i| (i as u64).wrapping_mul(2654435761));
-        fill_with(true, &mut par, || 0u64, |_, i| (i as u64).wrapping_mul(2654435761));
+        let pool = Pool::default();
+        fill_with(false, &mut seq, &pool, || 0u64, |_, i| (i as u64).wrapping_mul(2654435761));
+        fill_with(true, &mut par, &pool, || 0u64, |_, i| (i as u64).wrapping_mul(2654435761));
         assert_eq!(seq, par);
         assert_eq!(seq[3], 3 * 2654435761);
     }
@@ -104,6 +142,7 @@ mod tests {
                 parallel,
                 &mut out,
                 3,
+                &Pool::default(),
                 || (),
                 |_, i, row| row.iter_mut().enumerate().for_each(|(j, v)| *v = (i * 3 + j) as f64),
             );

@@ -30,7 +30,9 @@ fn reversed(f: impl Fn(&[f64]) -> f64) -> impl FnMut(&[Vec<f64>], &mut [f64]) {
 
 /// Evaluate a batch on rayon's pool (sequentially without the `parallel` feature).
 fn threaded(f: impl Fn(&[f64]) -> f64 + Sync + Send) -> impl FnMut(&[Vec<f64>], &mut [f64]) {
-    move |batch: &[Vec<f64>], out: &mut [f64]| parallel::fill_with(true, out, || (), |_, i| f(&batch[i]))
+    move |batch: &[Vec<f64>], out: &mut [f64]| {
+        parallel::fill_with(true, out, &parallel::Pool::default(), || (), |_, i| f(&batch[i]))
+    }
 }
 
 fn run(sampler: &mut dyn Sampler, f: impl Fn(&[f64]) -> f64) -> SampleResult {
