@@ -44,7 +44,9 @@
 //!   points, the horizon in months, the scenario ids (the first the default), and the result tables: for each,
 //!   a name, the column names and a scope: `"point"` (a row per point and scenario of the block),
 //!   `"month"` (a row per month, summed over the block's points and scenarios) or `"point_month"` (a row per
-//!   point, scenario and month). At most 64 tables, each with at least one column.
+//!   point, scenario and month). At most 64 tables, each with at least one column. Optionally `ids`: the points'
+//!   ids (the first column of `model_points`), one per point in table order; without them the host reads the
+//!   table a second time for them.
 //! - `projection_workspace_new(projection)` → a per-thread workspace, freed with `workspace_free`.
 //! - `projection_block(projection, workspace, first, count, scenarios, n_scenarios, mask, out, n_out)`:
 //!   project points `first..first + count` under the scenario ids `scenarios`, writing the tables whose bit is

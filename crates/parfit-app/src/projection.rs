@@ -233,6 +233,53 @@ fn point_ids(name: &str, text: &str) -> Result<Vec<String>> {
     Ok(ids)
 }
 
+/// `{"name": name, "text": text}` appended to `json`: a table's or model's file as the plugin reads it.
+fn json_text_file(json: &mut String, name: &str, text: &str) {
+    json.reserve(text.len() + text.len() / 8 + name.len() + 24);
+    json.push_str("{\"name\":");
+    json_string(json, name);
+    json.push_str(",\"text\":");
+    json_string(json, text);
+    json.push('}');
+}
+
+/// `text` as a JSON string appended to `json`. The texts of the tables are most of a projection's configuration,
+/// and serde_json's writer, which escapes byte by byte, took as long over them as the plugin takes to read them;
+/// here each line (a table's text escapes little but its line endings) is found by `memchr` and copied whole.
+fn json_string(json: &mut String, text: &str) {
+    let escape = |json: &mut String, b: u8| match b {
+        b'"' => json.push_str("\\\""),
+        b'\\' => json.push_str("\\\\"),
+        b'\n' => json.push_str("\\n"),
+        b'\r' => json.push_str("\\r"),
+        b'\t' => json.push_str("\\t"),
+        _ => json.push_str(&format!("\\u{b:04x}")),
+    };
+    json.push('"');
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = memchr::memchr3(b'\n', b'"', b'\\', rest.as_bytes()).unwrap_or(rest.len());
+        let (run, after) = rest.split_at(end);
+        // Other control characters are rare: a run holding one is written character by character.
+        // (The smallest byte, found without an early exit, so the compiler vectorises it.)
+        if run.bytes().fold(u8::MAX, u8::min) >= 0x20 {
+            json.push_str(run);
+        } else {
+            for c in run.chars() {
+                match u8::try_from(c) {
+                    Ok(b) if b < 0x20 => escape(json, b),
+                    _ => json.push(c),
+                }
+            }
+        }
+        if let Some(&b) = after.as_bytes().first() {
+            escape(json, b);
+        }
+        rest = after.get(1..).unwrap_or_default();
+    }
+    json.push('"');
+}
+
 /// Makes the plugin's projection from its JSON configuration (the caller's plugin for the configured kind).
 pub type MakeProjector<'a> = dyn Fn(&str) -> std::result::Result<Box<dyn Projector>, String> + 'a;
 /// Receives one point's present values (its id, one value per column); an error stops the run.
@@ -363,36 +410,40 @@ impl Projection {
         let points_path = resolve(&p.model_points);
         let points_name = points_path.display().to_string();
         let points_text = files.read(&points_path)?;
-        let ids = point_ids(&points_name, &points_text)?;
-        // The files' texts are most of the configuration: each is moved into it (`json!` would copy it) and the
-        // JSON is written into a buffer sized for them once.
-        let mut text_bytes = 0;
-        let mut text_file = |name: String, text: String| {
-            text_bytes += text.len();
-            Value::Object(Map::from_iter([("name".into(), Value::String(name)), ("text".into(), Value::String(text))]))
-        };
-        let mut tables = Map::new();
+        // The plugin's JSON: `{"constants": …, "tables": {role: {"name", "text"} or a generated table's request},
+        // "model": {"name", "text"}}`, the model points under the role `model_points`. The files' texts are most
+        // of it and are written straight into it (see `json_text_file`).
+        let mut config_json = String::from("{\"constants\":");
+        let constants = serde_json::to_string(&p.constants).map_err(|e| input(format!("{origin}: {e}")))?;
+        config_json.push_str(&constants);
+        config_json.push_str(",\"tables\":{");
         for (role, source) in &p.tables {
-            let table = match source {
+            let mut table = String::new();
+            match source {
                 TableSource::File(file) => {
                     let file = resolve(file);
-                    text_file(file.display().to_string(), files.read(&file)?)
+                    json_text_file(&mut table, &file.display().to_string(), &files.read(&file)?);
                 }
-                TableSource::Generated(spec) => generated_table(path, &config.text, role, spec)?,
-            };
-            tables.insert(role.clone(), table);
+                TableSource::Generated(spec) => table = generated_table(path, &config.text, role, spec)?.to_string(),
+            }
+            // The model points are the configuration's `model_points`, whatever the tables say.
+            if role != "model_points" {
+                json_string(&mut config_json, role);
+                config_json.push(':');
+                config_json.push_str(&table);
+                config_json.push(',');
+            }
         }
-        let mut json = json!({ "constants": p.constants });
+        json_string(&mut config_json, "model_points");
+        config_json.push(':');
+        json_text_file(&mut config_json, &points_name, &points_text);
+        config_json.push('}');
         if let Some(model) = &p.model {
             let model = resolve(model);
-            json["model"] = text_file(model.display().to_string(), files.read(&model)?);
+            config_json.push_str(",\"model\":");
+            json_text_file(&mut config_json, &model.display().to_string(), &files.read(&model)?);
         }
-        tables.insert("model_points".into(), text_file(points_name.clone(), points_text));
-        json["tables"] = Value::Object(tables);
-        // Escaping adds a byte per line ending (`\n`); the rest is names and constants.
-        let mut config_json = Vec::with_capacity(text_bytes + text_bytes / 8 + 4096);
-        serde_json::to_writer(&mut config_json, &json).map_err(|e| input(format!("{origin}: {e}")))?;
-        let config_json = String::from_utf8(config_json).map_err(|e| input(format!("{origin}: {e}")))?;
+        config_json.push('}');
         let projector = create(&config_json).map_err(|e| {
             // A plugin's error about one of the constants or tables is placed at its key.
             let names = |section: &str, keys: Vec<&String>| {
@@ -413,6 +464,8 @@ impl Projection {
             }
         })?;
         let spec = projector.spec();
+        // The ids the projection read with the points; a projection that does not give them has them read here.
+        let ids = if spec.ids.is_empty() { point_ids(&points_name, &points_text)? } else { spec.ids.clone() };
         let n_points = spec.points;
         if n_points != ids.len() {
             return Err(input(format!(
@@ -671,5 +724,21 @@ impl Projection {
             "totals": by_column(&totals.mean),
             "scenario_totals": per_scenario,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_are_written_as_the_json_strings_serde_json_reads_back() {
+        let control: String = (0u8..0x20).map(char::from).collect();
+        for text in ["", "a,b\n1,2\r\n", "\"quoted\" \\ back", "é – ü\u{2028}\u{7f}", control.as_str()] {
+            let mut json = String::new();
+            json_text_file(&mut json, "dir/t.csv", text);
+            let back: Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, json!({ "name": "dir/t.csv", "text": text }));
+        }
     }
 }

@@ -51,6 +51,10 @@ pub struct ProjectionSpec {
     pub point_months: u64,
     /// At most 64 tables (a block names the ones it wants by bit).
     pub tables: Vec<ResultTable>,
+    /// The points' ids (their table's first column), in table order, so the host need not read the table again
+    /// for them; a projector may leave it empty (the host then reads the ids itself), else it has one per point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<String>,
 }
 
 /// The most tables a projection may describe: a block's request is a 64-bit mask.
@@ -91,6 +95,9 @@ impl ProjectionSpec {
         }
         if let Some(t) = self.tables.iter().find(|t| t.columns.is_empty()) {
             return Err(format!("{}: result table '{}' has no columns", self.name, t.name));
+        }
+        if !self.ids.is_empty() && self.ids.len() != self.points {
+            return Err(format!("{}: {} point ids for {} points", self.name, self.ids.len(), self.points));
         }
         Ok(())
     }
@@ -141,6 +148,7 @@ mod tests {
                 table("cf", Scope::Month, 2),
                 table("audit", Scope::PointMonth, 4),
             ],
+            ids: vec![],
         }
     }
 

@@ -169,6 +169,8 @@ impl Endowment {
                 result("cashflows", Scope::Month, &CF_COLUMNS),
                 result("audit", Scope::PointMonth, &AUDIT_COLUMNS),
             ],
+            // The host reads the ids from the table itself when a projection does not give them.
+            ids: Vec::new(),
         };
         Ok(Endowment { points, qx, first_age, interest, loading, spec })
     }

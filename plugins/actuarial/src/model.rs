@@ -280,6 +280,7 @@ impl ModelProjector {
             scenarios,
             point_months: months.iter().map(|&m| m as u64).sum(),
             tables: described,
+            ids: (0..points.len()).map(|i| points.id(i).to_string()).collect(),
         };
         Ok(ModelProjector { program: Arc::new(program), points, months, horizon, pv, monthly, audit, spec })
     }

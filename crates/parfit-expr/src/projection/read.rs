@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::syntax::{KeyDecl, Range, TableDecl};
 use super::{AttrValue, Attribute, ColumnData, Key, Table, ValueKind};
@@ -93,7 +93,7 @@ fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
             at += 1;
         }
         if at > counted {
-            line += bytes[counted..at].iter().filter(|&&b| b == b'\n').count();
+            line += memchr::memchr_iter(b'\n', &bytes[counted..at]).count();
             counted = at;
         }
         line
@@ -101,11 +101,13 @@ fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
     // The vectors are sized once, from the line count (a data row has at most one cell per byte of the text).
     let rows = memchr::memchr_iter(b'\n', bytes).count() + 1;
     let mut lines = Vec::with_capacity(rows);
-    let mut cells = String::with_capacity(text.len());
+    // The cells are kept as bytes and checked as UTF-8 once at the end: `text` is already UTF-8 and cells end at
+    // ASCII delimiters, so the per-record check of a `StringRecord` would only repeat it.
+    let mut cells: Vec<u8> = Vec::with_capacity(text.len());
     let mut ends = Vec::with_capacity(rows.saturating_mul(header.len()).min(text.len() + 1));
-    let mut record = csv::StringRecord::new();
+    let mut record = csv::ByteRecord::new();
     loop {
-        match reader.read_record(&mut record) {
+        match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
@@ -121,9 +123,9 @@ fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
         let (cells_before, ends_before) = (cells.len(), ends.len());
         let mut blank = true;
         for c in record.iter() {
-            let c = c.trim();
+            let c = trim(c);
             blank &= c.is_empty();
-            cells.push_str(c);
+            cells.extend_from_slice(c);
             ends.push(cells.len());
         }
         if blank {
@@ -142,11 +144,27 @@ fn parse_csv<'a>(file: &'a str, text: &str) -> Result<Csv<'a>, String> {
         }
         lines.push(line);
     }
+    let cells = String::from_utf8(cells).map_err(|_| format!("{file}: the text is not valid UTF-8"))?;
     if lines.is_empty() {
         return Err(format!("{file}: the table has a header but no data rows"));
     }
     let width = header.len();
     Ok(Csv { file, header, lines, cells: Cells { width, text: cells, ends } })
+}
+
+/// A cell's bytes trimmed as `str::trim` trims its text: ASCII whitespace here, and a cell that still begins or ends
+/// with a non-ASCII byte as text (Unicode whitespace).
+fn trim(cell: &[u8]) -> &[u8] {
+    let space = |b: &u8| matches!(b, b' ' | b'\t'..=b'\r');
+    let start = cell.iter().position(|b| !space(b)).unwrap_or(cell.len());
+    let end = cell.iter().rposition(|b| !space(b)).map_or(start, |e| e + 1);
+    let cell = &cell[start..end];
+    match (cell.first(), cell.last()) {
+        (Some(a), Some(z)) if !a.is_ascii() || !z.is_ascii() => {
+            std::str::from_utf8(cell).map_or(cell, |s| s.trim().as_bytes())
+        }
+        _ => cell,
+    }
 }
 
 impl Csv<'_> {
@@ -175,6 +193,13 @@ impl Csv<'_> {
 
 /// A finite number, or what was expected and found.
 fn number(cell: &str) -> Result<f64, String> {
+    // Whole numbers (most model-point cells) parse faster as integers and convert to the float the float parse
+    // gives (both round to nearest, ties to even), but for "-0", whose sign only the float keeps.
+    if let Ok(i) = cell.parse::<i64>()
+        && (i != 0 || !cell.starts_with('-'))
+    {
+        return Ok(i as f64);
+    }
     match cell.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
         _ if cell.is_empty() => Err("expected a number, found an empty cell".into()),
@@ -350,8 +375,14 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
             finds.push(Find::Texts(at));
         } else {
             let mut ints: Vec<i64> = column.map(|v| if let RawKey::Int(x) = *v { x } else { 0 }).collect();
-            ints.sort_unstable();
             ints.dedup();
+            // Files are mostly written in key order, so the column is sorted only when it is not: otherwise its
+            // distinct values (far fewer than its rows, a key repeating for every value of the others) are.
+            if !ints.is_sorted() {
+                let distinct: FxHashSet<i64> = ints.iter().copied().collect();
+                ints = distinct.into_iter().collect();
+                ints.sort_unstable();
+            }
             values.push(ints.iter().map(|&x| KeyValue::Int(x)).collect());
             finds.push(Find::Ints(ints));
         }
@@ -385,14 +416,24 @@ pub fn read_table(decl: &TableDecl, file: &str, text: &str) -> Result<Table, Str
     // Each value column's declared range; a wide table's cells are all its one value column, named after the table.
     let ranges: Vec<Option<&Range>> =
         value_cols.iter().map(|&c| range_of(decl, if across.is_some() { tname } else { &csv.header[c] })).collect();
+    // Each key's position in the previous row: in a file in key order a key's value is that of the row before or
+    // the next one, found without a search.
+    let mut previous = vec![0usize; finds.len()];
     for (row, (line, cells)) in csv.rows().enumerate() {
         let keys = &raw[row * n_row_keys..(row + 1) * n_row_keys];
         let mut base = 0;
         let mut r = 0;
-        for (find, stride) in finds.iter().zip(&strides) {
+        for ((find, stride), previous) in finds.iter().zip(&strides).zip(&mut previous) {
             let position = match (find, keys.get(r)) {
                 (Find::Across, _) => continue,
-                (Find::Ints(v), Some(RawKey::Int(x))) => v.binary_search(x).unwrap_or(0),
+                (Find::Ints(v), Some(RawKey::Int(x))) => {
+                    *previous = match v.get(*previous..) {
+                        Some([a, ..]) if a == x => *previous,
+                        Some([_, b, ..]) if b == x => *previous + 1,
+                        _ => v.binary_search(x).unwrap_or(0),
+                    };
+                    *previous
+                }
                 (Find::Texts(at), Some(RawKey::Text(s))) => at.get(s).copied().unwrap_or(0),
                 _ => 0,
             };
@@ -715,6 +756,26 @@ mod tests {
         let t = read_table(&d, "z.csv", "scen_id,t,z\n1,0,0.5\n1,1,0.6\n2,0,0.7\n2,1,0.8\n").unwrap();
         assert_eq!(scenario_ids(&d, &t), Some(vec![1, 2]));
         assert_eq!(scenario_ids(&decl("table y(a)"), &t), None);
+    }
+
+    #[test]
+    fn keys_in_any_order_and_cells_trimmed_as_text() {
+        // Whole-number keys out of order and repeating (each key's values found without sorting the rows).
+        let t = read("table z(s, t)", "s,t,z\n2,1,4\n1,0,1\n2,0,3\n1,1,2\n").unwrap();
+        assert_eq!((ints(&t, 0), ints(&t, 1)), (vec![1, 2], vec![0, 1]));
+        assert!(matches!(&t.columns[0].1, ColumnData::Numbers(v) if v == &[1.0, 2.0, 3.0, 4.0]));
+        // Cells lose leading and trailing whitespace as `str::trim` strips it, Unicode spaces included.
+        let t = read("table p(k text) with v text", "k,v\n\u{a0}a\u{2003},\x0b b \u{e9}\t\n").unwrap();
+        assert!(matches!(&t.keys[0].1, Key::Texts(l) if l == &["a"]));
+        assert!(matches!(&t.columns[0].1, ColumnData::Texts(v) if v == &["b \u{e9}"]));
+    }
+
+    #[test]
+    fn whole_numbers_read_as_the_float_parse_reads_them() {
+        for cell in ["0", "-0", "+7", "007", "-47", "622000", "9007199254740993", "-9223372036854775808", "1e3"] {
+            let want: f64 = cell.parse().unwrap();
+            assert_eq!(number(cell).unwrap().to_bits(), want.to_bits(), "{cell}");
+        }
     }
 
     #[test]
