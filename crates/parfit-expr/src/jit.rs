@@ -37,6 +37,9 @@ use crate::eval::{Instr, Op, Program, operand_count};
 use crate::lookup::LookupTable;
 use crate::system::LookupMode;
 
+/// A signaling NaN's bits: no region key has them (keys are results of arithmetic, which gives quiet NaNs only).
+const NO_KEY: u64 = 0x7FF0_0000_0000_0001;
+
 /// 2^52: a whole number below it added to it is exact and lands in the mantissa's low bits.
 const TWO_TO_52: f64 = 4_503_599_627_370_496.0;
 
@@ -1330,11 +1333,12 @@ impl<'g> Gen<'g> {
             }
             memo.push(lanes);
         }
-        // Per region: its last key's bits in each lane (its outputs are in memory).
+        // Per region: its last key's bits in each lane (its outputs are in memory), at first `NO_KEY`'s, so each
+        // lane computes its region in month 0.
         let mut carried: Vec<Value> = vec![];
         for _ in regions {
-            let zero = b.ins().iconst(types::I64, 0);
-            args.push(b.ins().splat(MASK, zero).into());
+            let none = b.ins().iconst(types::I64, NO_KEY as i64);
+            args.push(b.ins().splat(MASK, none).into());
             carried.push(b.append_block_param(header, MASK));
         }
         b.ins().jump(header, &args);
@@ -1430,22 +1434,20 @@ impl<'g> Gen<'g> {
             };
             computed.insert(i.dst, v);
             let Some(&g) = key_of.get(&i.dst) else { continue };
-            // The region of this value, per lane: again when the lane's key bits changed, or in month 0. Most
-            // months no key changed: one comparison of the vectors' bits passes over every lane.
+            // The region of this value, per lane: again when the lane's key bits changed. Most months no key
+            // changed: one comparison of the vectors' bits passes over every lane.
             let region = &regions[g];
-            let later = b.ins().icmp_imm(IntCC::NotEqual, month, 0);
             let key = b.ins().bitcast(MASK, lane_order(), v);
             let same_keys = b.ins().icmp(IntCC::Equal, key, carried[g]);
-            let all_same = b.ins().vall_true(same_keys);
-            let unchanged = b.ins().band(all_same, later);
+            let same_lanes = b.ins().vhigh_bits(types::I32, same_keys);
+            let unchanged = b.ins().icmp_imm(IntCC::Equal, same_lanes, (1 << LANES) - 1);
             let (some_lane, after) = (b.create_block(), b.create_block());
             b.ins().brif(unchanged, after, &[], some_lane, &[]);
             b.switch_to_block(some_lane);
             b.seal_block(some_lane);
             for l in 0..LANES {
                 let same_key = b.ins().extractlane(same_keys, l as u8);
-                let same_key = b.ins().icmp_imm(IntCC::NotEqual, same_key, 0);
-                let same = b.ins().band(same_key, later);
+                let same = b.ins().icmp_imm(IntCC::NotEqual, same_key, 0);
                 let (again, join) = (b.create_block(), b.create_block());
                 b.ins().brif(same, join, &[], again, &[]);
                 b.switch_to_block(again);
