@@ -215,10 +215,16 @@ pub fn print(r: &Value) {
     }
     for (key, parfit) in peers {
         let Some(l) = r.get(key) else { continue };
+        let p = &r[parfit];
+        // Like with like: whole process against whole process (lifelib's start, imports and model read; parfit's
+        // start, tables read and code compiled), and `result_pv()` against the projection run (one thread, so
+        // its wall seconds are its CPU seconds); and lifelib's `result_pv()` against parfit's whole process.
         println!(
-            "lifelib CPU ÷ parfit CPU, {} on 10K (one thread, whole process, parfit's mean of {REPS} runs): {:.0}×",
+            "lifelib CPU ÷ parfit CPU, {} on 10K, one thread (parfit's mean or median of {REPS} runs): whole process              ÷ whole process {:.0}×, result_pv() ÷ projection run {:.0}×, result_pv() ÷ whole process {:.0}×",
             l["model"].as_str().unwrap_or("CashValue_ME"),
-            f(&l["cpu_s_median"]) / f(&r[parfit]["cpu_s_mean"])
+            f(&l["process_cpu_s"]) / f(&p["cpu_s_mean"]),
+            f(&l["cpu_s_median"]) / f(&p["projection_s_median"]),
+            f(&l["cpu_s_median"]) / f(&p["cpu_s_mean"])
         );
     }
     println!("plain memory read bandwidth: {:.1} GB/s", f(&r["read_bandwidth_gb_s"]));
