@@ -1069,18 +1069,9 @@ impl<'g> Gen<'g> {
                     // The call again only when an operand it reads changed (compared as bits: -0 is not 0).
                     let a = b.ins().bitcast(types::I64, MemFlags::new(), o[0]);
                     let x = if n == 2 { b.ins().bitcast(types::I64, MemFlags::new(), o[1]) } else { last_b };
-                    let same_a = b.ins().icmp(IntCC::Equal, a, last_a);
-                    let same_b = b.ins().icmp(IntCC::Equal, x, last_b);
-                    let same = b.ins().band(same_a, same_b);
-                    let (call, join) = (b.create_block(), b.create_block());
-                    let v = b.append_block_param(join, types::F64);
-                    b.ins().brif(same, join, &[last_v.into()], call, &[]);
-                    b.switch_to_block(call);
-                    b.seal_block(call);
-                    let fresh = self.lower_cached(b, (now, i), o, calls, at.caches)?;
-                    b.ins().jump(join, &[fresh.into()]);
-                    b.switch_to_block(join);
-                    b.seal_block(join);
+                    let v = unless_same(b, [a, x], [last_a, last_b], last_v, |b| {
+                        self.lower_cached(b, (now, i), o, calls, at.caches)
+                    })?;
                     next_memo.extend([a, x, v].map(BlockArg::from));
                     v
                 }
@@ -1407,18 +1398,9 @@ impl<'g> Gen<'g> {
                         }
                         let a = b.ins().bitcast(types::I64, MemFlags::new(), o[0]);
                         let x = if n == 2 { b.ins().bitcast(types::I64, MemFlags::new(), o[1]) } else { last_b };
-                        let same_a = b.ins().icmp(IntCC::Equal, a, last_a);
-                        let same_b = b.ins().icmp(IntCC::Equal, x, last_b);
-                        let same = b.ins().band(same_a, same_b);
-                        let (call, join) = (b.create_block(), b.create_block());
-                        let v = b.append_block_param(join, types::F64);
-                        b.ins().brif(same, join, &[last_v.into()], call, &[]);
-                        b.switch_to_block(call);
-                        b.seal_block(call);
-                        let fresh = self.lower_cached(b, (now, i), o, calls, caches)?;
-                        b.ins().jump(join, &[fresh.into()]);
-                        b.switch_to_block(join);
-                        b.seal_block(join);
+                        let v = unless_same(b, [a, x], [last_a, last_b], last_v, |b| {
+                            self.lower_cached(b, (now, i), o, calls, caches)
+                        })?;
                         next.extend([a, x, v].map(BlockArg::from));
                         values.push(v);
                     }
@@ -1661,22 +1643,13 @@ impl<'g> Gen<'g> {
         let entry = b.ins().iadd(caches, offset);
         let (last_a, last_x) = (b.ins().load(types::I64, mem, entry, at), b.ins().load(types::I64, mem, entry, at + 8));
         let last = b.ins().load(types::F64, mem, entry, at + 16);
-        let same_a = b.ins().icmp(IntCC::Equal, a, last_a);
-        let same_x = b.ins().icmp(IntCC::Equal, x, last_x);
-        let same = b.ins().band(same_a, same_x);
-        let (miss, join) = (b.create_block(), b.create_block());
-        let v = b.append_block_param(join, types::F64);
-        b.ins().brif(same, join, &[last.into()], miss, &[]);
-        b.switch_to_block(miss);
-        b.seal_block(miss);
-        let fresh = self.lower(b, i, o, calls)?;
-        b.ins().store(mem, a, entry, at);
-        b.ins().store(mem, x, entry, at + 8);
-        b.ins().store(mem, fresh, entry, at + 16);
-        b.ins().jump(join, &[fresh.into()]);
-        b.switch_to_block(join);
-        b.seal_block(join);
-        Ok(v)
+        unless_same(b, [a, x], [last_a, last_x], last, |b| {
+            let fresh = self.lower(b, i, o, calls)?;
+            b.ins().store(mem, a, entry, at);
+            b.ins().store(mem, x, entry, at + 8);
+            b.ins().store(mem, fresh, entry, at + 16);
+            Ok(fresh)
+        })
     }
 
     /// Whether register `r` is a constant that is a number (not NaN).
@@ -1875,6 +1848,30 @@ fn gather(b: &mut FunctionBuilder<'_>, lanes: &[Value]) -> Value {
         v = b.ins().insertlane(v, x, l as u8);
     }
     v
+}
+
+/// `last` when the operands' bits `[a, x]` are `[last_a, last_x]`, else the value `fresh` makes in a block of its own (a
+/// remembered call, or a cache entry).
+fn unless_same(
+    b: &mut FunctionBuilder<'_>,
+    [a, x]: [Value; 2],
+    [last_a, last_x]: [Value; 2],
+    last: Value,
+    fresh: impl FnOnce(&mut FunctionBuilder<'_>) -> Result<Value, String>,
+) -> Result<Value, String> {
+    let same_a = b.ins().icmp(IntCC::Equal, a, last_a);
+    let same_x = b.ins().icmp(IntCC::Equal, x, last_x);
+    let same = b.ins().band(same_a, same_x);
+    let (miss, join) = (b.create_block(), b.create_block());
+    let v = b.append_block_param(join, types::F64);
+    b.ins().brif(same, join, &[last.into()], miss, &[]);
+    b.switch_to_block(miss);
+    b.seal_block(miss);
+    let made = fresh(b)?;
+    b.ins().jump(join, &[made.into()]);
+    b.switch_to_block(join);
+    b.seal_block(join);
+    Ok(v)
 }
 
 /// Per lane, `yes` where the lane mask `m` is set, else `no`.
