@@ -233,51 +233,16 @@ fn point_ids(name: &str, text: &str) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// `{"name": name, "text": text}` appended to `json`: a table's or model's file as the plugin reads it.
-fn json_text_file(json: &mut String, name: &str, text: &str) {
+/// `{"name": name, "text": text}` appended to `json`: a table's or model's file as the plugin reads it, written
+/// straight into the buffer (a `Value` would copy the text).
+fn json_text_file(json: &mut Vec<u8>, name: &str, text: &str) -> serde_json::Result<()> {
     json.reserve(text.len() + text.len() / 8 + name.len() + 24);
-    json.push_str("{\"name\":");
-    json_string(json, name);
-    json.push_str(",\"text\":");
-    json_string(json, text);
-    json.push('}');
-}
-
-/// `text` as a JSON string appended to `json`. The texts of the tables are most of a projection's configuration,
-/// and serde_json's writer, which escapes byte by byte, took as long over them as the plugin takes to read them;
-/// here each line (a table's text escapes little but its line endings) is found by `memchr` and copied whole.
-fn json_string(json: &mut String, text: &str) {
-    let escape = |json: &mut String, b: u8| match b {
-        b'"' => json.push_str("\\\""),
-        b'\\' => json.push_str("\\\\"),
-        b'\n' => json.push_str("\\n"),
-        b'\r' => json.push_str("\\r"),
-        b'\t' => json.push_str("\\t"),
-        _ => json.push_str(&format!("\\u{b:04x}")),
-    };
-    json.push('"');
-    let mut rest = text;
-    while !rest.is_empty() {
-        let end = memchr::memchr3(b'\n', b'"', b'\\', rest.as_bytes()).unwrap_or(rest.len());
-        let (run, after) = rest.split_at(end);
-        // Other control characters are rare: a run holding one is written character by character.
-        // (The smallest byte, found without an early exit, so the compiler vectorises it.)
-        if run.bytes().fold(u8::MAX, u8::min) >= 0x20 {
-            json.push_str(run);
-        } else {
-            for c in run.chars() {
-                match u8::try_from(c) {
-                    Ok(b) if b < 0x20 => escape(json, b),
-                    _ => json.push(c),
-                }
-            }
-        }
-        if let Some(&b) = after.as_bytes().first() {
-            escape(json, b);
-        }
-        rest = after.get(1..).unwrap_or_default();
-    }
-    json.push('"');
+    json.extend_from_slice(b"{\"name\":");
+    serde_json::to_writer(&mut *json, name)?;
+    json.extend_from_slice(b",\"text\":");
+    serde_json::to_writer(&mut *json, text)?;
+    json.push(b'}');
+    Ok(())
 }
 
 /// Makes the plugin's projection from its JSON configuration (the caller's plugin for the configured kind).
@@ -413,37 +378,40 @@ impl Projection {
         // The plugin's JSON: `{"constants": …, "tables": {role: {"name", "text"} or a generated table's request},
         // "model": {"name", "text"}}`, the model points under the role `model_points`. The files' texts are most
         // of it and are written straight into it (see `json_text_file`).
-        let mut config_json = String::from("{\"constants\":");
-        let constants = serde_json::to_string(&p.constants).map_err(|e| input(format!("{origin}: {e}")))?;
-        config_json.push_str(&constants);
-        config_json.push_str(",\"tables\":{");
+        let json_error = |e: serde_json::Error| input(format!("{origin}: {e}"));
+        let mut config_json = b"{\"constants\":".to_vec();
+        serde_json::to_writer(&mut config_json, &p.constants).map_err(json_error)?;
+        config_json.extend_from_slice(b",\"tables\":{");
         for (role, source) in &p.tables {
-            let mut table = String::new();
+            let mut table = Vec::new();
             match source {
                 TableSource::File(file) => {
                     let file = resolve(file);
-                    json_text_file(&mut table, &file.display().to_string(), &files.read(&file)?);
+                    json_text_file(&mut table, &file.display().to_string(), &files.read(&file)?).map_err(json_error)?;
                 }
-                TableSource::Generated(spec) => table = generated_table(path, &config.text, role, spec)?.to_string(),
+                TableSource::Generated(spec) => {
+                    serde_json::to_writer(&mut table, &generated_table(path, &config.text, role, spec)?)
+                        .map_err(json_error)?;
+                }
             }
             // The model points are the configuration's `model_points`, whatever the tables say.
             if role != "model_points" {
-                json_string(&mut config_json, role);
-                config_json.push(':');
-                config_json.push_str(&table);
-                config_json.push(',');
+                serde_json::to_writer(&mut config_json, role).map_err(json_error)?;
+                config_json.push(b':');
+                config_json.extend_from_slice(&table);
+                config_json.push(b',');
             }
         }
-        json_string(&mut config_json, "model_points");
-        config_json.push(':');
-        json_text_file(&mut config_json, &points_name, &points_text);
-        config_json.push('}');
+        config_json.extend_from_slice(b"\"model_points\":");
+        json_text_file(&mut config_json, &points_name, &points_text).map_err(json_error)?;
+        config_json.push(b'}');
         if let Some(model) = &p.model {
             let model = resolve(model);
-            config_json.push_str(",\"model\":");
-            json_text_file(&mut config_json, &model.display().to_string(), &files.read(&model)?);
+            config_json.extend_from_slice(b",\"model\":");
+            json_text_file(&mut config_json, &model.display().to_string(), &files.read(&model)?).map_err(json_error)?;
         }
-        config_json.push('}');
+        config_json.push(b'}');
+        let config_json = String::from_utf8(config_json).map_err(|e| input(format!("{origin}: {e}")))?;
         let projector = create(&config_json).map_err(|e| {
             // A plugin's error about one of the constants or tables is placed at its key.
             let names = |section: &str, keys: Vec<&String>| {
@@ -735,9 +703,9 @@ mod tests {
     fn texts_are_written_as_the_json_strings_serde_json_reads_back() {
         let control: String = (0u8..0x20).map(char::from).collect();
         for text in ["", "a,b\n1,2\r\n", "\"quoted\" \\ back", "é – ü\u{2028}\u{7f}", control.as_str()] {
-            let mut json = String::new();
-            json_text_file(&mut json, "dir/t.csv", text);
-            let back: Value = serde_json::from_str(&json).unwrap();
+            let mut json = Vec::new();
+            json_text_file(&mut json, "dir/t.csv", text).unwrap();
+            let back: Value = serde_json::from_slice(&json).unwrap();
             assert_eq!(back, json!({ "name": "dir/t.csv", "text": text }));
         }
     }
